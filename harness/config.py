@@ -1,0 +1,91 @@
+"""Harness configuration: defaults, an optional TOML file, then command-line overrides.
+
+The file (``socle-harness.toml`` in the working directory, or ``--config PATH``) looks like::
+
+    journal = "sqlite:///.socle/journal.sqlite"
+    run_dir = ".socle"
+    reports_dir = "reports"
+    sut = "reference"
+    bind_host = "127.0.0.1"
+    http_port = 0            # 0 = ephemeral
+    tls = true
+
+    [ports.mssante]
+    smtp = 0
+
+    [services.mssante]       # settings handed to the simulator
+    max_message_bytes = 20971520
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_FILE = "socle-harness.toml"
+
+
+def package_root() -> Path:
+    """Folder holding ``scenarios/`` and ``fixtures/`` (the repository, or the installed copy)."""
+    here = Path(__file__).resolve().parent
+    repo = here.parent
+    if (repo / "scenarios").is_dir() and (repo / "fixtures").is_dir():
+        return repo
+    return here / "_catalogue"
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    journal: str = "sqlite:///.socle/journal.sqlite"
+    run_dir: Path = Path(".socle")
+    reports_dir: Path = Path("reports")
+    sut: str = "reference"
+    bind_host: str = "127.0.0.1"
+    http_port: int = 0
+    tls: bool = True
+    services: tuple[str, ...] = ()  # empty = every registered simulator
+    ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scenarios_dir: Path = field(default_factory=lambda: package_root() / "scenarios")
+    fixtures_dir: Path = field(default_factory=lambda: package_root() / "fixtures")
+    step_timeout: float = 10.0
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.run_dir / "pki"
+
+    def with_overrides(self, **overrides: Any) -> HarnessConfig:
+        """Return a copy with the non-None overrides applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_PATH_FIELDS = {"run_dir", "reports_dir", "scenarios_dir", "fixtures_dir"}
+
+
+def load_config(path: Path | None = None) -> HarnessConfig:
+    """Load ``path`` (or ``./socle-harness.toml`` when it exists) over the defaults."""
+    if path is None:
+        candidate = Path(DEFAULT_CONFIG_FILE)
+        if not candidate.is_file():
+            return HarnessConfig()
+        path = candidate
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ValueError(f"fichier de configuration introuvable / config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"configuration TOML invalide / invalid TOML in {path}: {exc}") from exc
+    known = {f.name for f in fields(HarnessConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"clés inconnues dans {path} / unknown keys: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _PATH_FIELDS:
+            value = (path.parent / value) if not Path(value).is_absolute() else Path(value)
+        elif key == "services":
+            value = tuple(value)
+        values[key] = value
+    return replace(HarnessConfig(), **values)

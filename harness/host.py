@@ -1,0 +1,192 @@
+"""The service host: runs any set of simulators in one process on one asyncio loop.
+
+All HTTP simulators share one ASGI app (Starlette) on one HTTPS port, each mounted under ``/<name>``; TCP
+protocols (SMTP, IMAP, MLLP) open their own listeners. Every port may be 0 (ephemeral) so that parallel runs
+never collide; the real addresses come back as the endpoints map that ``serve --endpoints-file`` writes.
+Nothing is global: two hosts in one process are independent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from harness.journal import Journal
+from harness.pki import TestPKI
+from harness.testdata import TestData
+from harness.simulator import FaultBoard, RunState, Simulator, SimulatorContext, available_simulators
+
+Endpoints = dict[str, dict[str, str]]
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn server that leaves signal handling to its owner (the CLI or a test)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # type: ignore[override]
+        yield
+
+
+@dataclass
+class HostOptions:
+    bind_host: str = "127.0.0.1"
+    http_port: int = 0
+    tls: bool = True
+    services: Sequence[str] = ()  # empty = all registered
+    ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class ServiceHost:
+    """Start and stop simulators; expose their endpoints."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        pki: TestPKI,
+        testdata: TestData,
+        options: HostOptions,
+        run: RunState,
+        registry: Mapping[str, type[Simulator]] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.testdata = testdata
+        self.registry = registry
+        self.pki = pki
+        self.options = options
+        self.run = run
+        self.faults = FaultBoard()
+        self.simulators: dict[str, Simulator] = {}
+        self.endpoints: Endpoints = {}
+        self._http_server: _QuietServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    def _select(self) -> dict[str, type[Simulator]]:
+        registry = self.registry if self.registry is not None else available_simulators()
+        wanted = list(self.options.services) or list(registry)
+        unknown = [name for name in wanted if name not in registry]
+        if unknown:
+            raise ValueError(
+                f"simulateur inconnu / unknown simulator: {', '.join(unknown)} "
+                f"(disponibles / available: {', '.join(registry) or 'none'})"
+            )
+        return {name: registry[name] for name in wanted}
+
+    async def start(self) -> Endpoints:
+        selected = self._select()
+        opts = self.options
+        sock = socket.socket(socket.AF_INET6 if ":" in opts.bind_host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((opts.bind_host, opts.http_port))
+        sock.listen(128)
+        sock.setblocking(False)
+        http_port = sock.getsockname()[1]
+        scheme = "https" if opts.tls else "http"
+        host_for_url = f"[{opts.bind_host}]" if ":" in opts.bind_host else opts.bind_host
+        http_root = f"{scheme}://{host_for_url}:{http_port}"
+
+        mounts: list[Mount | Route] = [
+            Route("/_harness/health", self._health),
+            Route("/_harness/endpoints", self._endpoints),
+        ]
+        try:
+            for name, cls in selected.items():
+                ctx = SimulatorContext(
+                    name=name,
+                    journal=self.journal,
+                    pki=self.pki,
+                    bind_host=opts.bind_host,
+                    ports=opts.ports.get(name, {}),
+                    http_base=f"{http_root}/{name}",
+                    faults=self.faults,
+                    run=self.run,
+                    testdata=self.testdata,
+                    settings=opts.settings.get(name, {}),
+                )
+                sim = cls(ctx)
+                self.simulators[name] = sim
+                app = sim.http_app()
+                endpoints = await sim.start()
+                if app is not None:
+                    mounts.append(Mount(f"/{name}", app=app))
+                    endpoints = {"base": ctx.http_base, **endpoints}
+                    endpoints.update({k: ctx.http_base + v for k, v in sim.http_endpoints().items()})
+                self.endpoints[name] = endpoints
+            self.endpoints["harness"] = {"base": http_root, "health": f"{http_root}/_harness/health"}
+
+            config = uvicorn.Config(
+                Starlette(routes=mounts),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                ssl_certfile=str(self.pki.server.chain_path) if opts.tls else None,
+                ssl_keyfile=str(self.pki.server.key_path) if opts.tls else None,
+            )
+            self._http_server = _QuietServer(config)
+            self._http_task = asyncio.create_task(self._http_server.serve(sockets=[sock]))
+            while not self._http_server.started:
+                if self._http_task.done():
+                    self._http_task.result()
+                    raise RuntimeError("the HTTP server stopped while starting")
+                await asyncio.sleep(0.005)
+        except BaseException:
+            sock.close()
+            await self.stop()
+            raise
+        return self.endpoints
+
+    async def stop(self) -> None:
+        if self._http_server is not None and self._http_task is not None:
+            self._http_server.should_exit = True
+            with contextlib.suppress(Exception):
+                await self._http_task
+        for sim in reversed(list(self.simulators.values())):
+            with contextlib.suppress(Exception):
+                await sim.stop()
+        self.simulators.clear()
+
+    async def _health(self, request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "services": sorted(self.simulators)})
+
+    async def _endpoints(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.endpoints)
+
+
+class BackgroundHost:
+    """A :class:`ServiceHost` on its own loop in a daemon thread, for synchronous callers (pytest steps)."""
+
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="socle-host", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> Endpoints:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.host.start(), self._loop).result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.host.stop(), self._loop).result(timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            self._loop.close()
+
+    def __enter__(self) -> Endpoints:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

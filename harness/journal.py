@@ -1,0 +1,326 @@
+"""The journal: the single record of every exchange any simulator sees.
+
+One :class:`Exchange` per exchange (an SMTP submission, an ITI-41 request, an INSi call...). Simulators
+acknowledge an exchange to the DUI only after :meth:`Journal.record` has returned, i.e. after the event is
+committed. Payloads are kept as evidence, deduplicated by SHA-256 digest.
+
+A journal is opened by URL with :func:`open_journal`. ``sqlite:///path`` (WAL mode) is built in; another
+backend (``postgresql://``) implements the :class:`Journal` protocol and registers in ``_BACKENDS`` without
+any simulator changing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+
+class Direction(StrEnum):
+    """Who initiated the exchange, seen from the DUI under test."""
+
+    FROM_DUI = "from_dui"  # the DUI called a socle service (SMTP submission, ITI-41...)
+    TO_DUI = "to_dui"  # the socle service (or the harness playing a partner) reached the DUI
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One exchange observed by a simulator.
+
+    ``operation`` is ``<protocol>.<transaction>`` (``smtp.submit``, ``iti41.provide_and_register``...).
+    ``essms`` is the FINESS géographique of the establishment the DUI acted for, ``person`` the INS (15 digits)
+    or a local identifier when no INS is known. ``details`` carries service-specific facts (recipients,
+    findings...) as JSON-serialisable data.
+    """
+
+    service: str
+    operation: str
+    direction: Direction
+    outcome: Outcome
+    actor: str | None = None
+    essms: str | None = None
+    person: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    payload: bytes | None = field(default=None, repr=False)
+    payload_type: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    scenario_id: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    digest: str | None = None
+
+    @property
+    def month(self) -> str:
+        return self.ts.astimezone(UTC).strftime("%Y-%m")
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly view without the payload bytes (for reports and the CLI)."""
+        data = asdict(self)
+        data.pop("payload")
+        data["ts"] = self.ts.isoformat()
+        data["month"] = self.month
+        data["direction"] = str(self.direction)
+        data["outcome"] = str(self.outcome)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFilter:
+    """Selection of exchanges; every field left ``None`` matches everything."""
+
+    service: str | None = None
+    operation: str | None = None
+    outcome: Outcome | None = None
+    essms: str | None = None
+    person: str | None = None
+    month: str | None = None  # YYYY-MM
+    run_id: str | None = None
+    scenario_id: str | None = None
+    since_seq: int | None = None  # exclusive
+    limit: int | None = None
+
+
+class Journal(Protocol):
+    """What every journal backend provides. All methods are thread-safe."""
+
+    url: str
+
+    def record(self, exchange: Exchange) -> Exchange:
+        """Commit one exchange (and its payload) durably; return it with ``digest`` set."""
+
+    def query(self, flt: JournalFilter = ...) -> list[Exchange]:
+        """Exchanges in recording order (payloads loaded lazily: use :meth:`payload`)."""
+
+    def count(self, flt: JournalFilter = ...) -> int: ...
+
+    def payload(self, digest: str) -> bytes | None: ...
+
+    def last_seq(self) -> int:
+        """Sequence number of the newest exchange (0 when empty)."""
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS exchanges (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    ts            TEXT NOT NULL,
+    month         TEXT NOT NULL,
+    service       TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    direction     TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    actor         TEXT,
+    essms         TEXT,
+    person        TEXT,
+    error_code    TEXT,
+    error_message TEXT,
+    digest        TEXT,
+    payload_type  TEXT,
+    details       TEXT NOT NULL DEFAULT '{}',
+    run_id        TEXT,
+    scenario_id   TEXT
+);
+CREATE TABLE IF NOT EXISTS evidence (
+    digest TEXT PRIMARY KEY,
+    size   INTEGER NOT NULL,
+    data   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome);
+CREATE INDEX IF NOT EXISTS ix_exchanges_person ON exchanges (person, month);
+CREATE INDEX IF NOT EXISTS ix_exchanges_service_month ON exchanges (service, operation, month);
+CREATE INDEX IF NOT EXISTS ix_exchanges_run ON exchanges (run_id, scenario_id);
+"""
+
+_COLUMNS = (
+    "seq, id, ts, service, operation, direction, outcome, actor, essms, person, error_code, "
+    "error_message, digest, payload_type, details, run_id, scenario_id"
+)
+
+
+class SQLiteJournal:
+    """The embedded journal: one SQLite file in WAL mode.
+
+    One connection guarded by a lock serves every thread (simulators run on an asyncio loop, steps on the
+    pytest thread). ``synchronous=NORMAL`` in WAL mode survives a crash of the harness process; pass
+    ``durable=True`` (``?synchronous=full`` in the URL) to survive a power loss too.
+    """
+
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def record(self, exchange: Exchange) -> Exchange:
+        digest = exchange.digest
+        if exchange.payload is not None:
+            digest = hashlib.sha256(exchange.payload).hexdigest()
+        exchange = replace(exchange, digest=digest)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if exchange.payload is not None:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)",
+                        (digest, len(exchange.payload), exchange.payload),
+                    )
+                self._db.execute(
+                    "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, actor, essms,"
+                    " person, error_code, error_message, digest, payload_type, details, run_id, scenario_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        exchange.id,
+                        exchange.ts.astimezone(UTC).isoformat(),
+                        exchange.month,
+                        exchange.service,
+                        exchange.operation,
+                        str(exchange.direction),
+                        str(exchange.outcome),
+                        exchange.actor,
+                        exchange.essms,
+                        exchange.person,
+                        exchange.error_code,
+                        exchange.error_message,
+                        digest,
+                        exchange.payload_type,
+                        json.dumps(exchange.details, ensure_ascii=False, sort_keys=True, default=str),
+                        exchange.run_id,
+                        exchange.scenario_id,
+                    ),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return exchange
+
+    def _where(self, flt: JournalFilter) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("service", "operation", "essms", "person", "month", "run_id", "scenario_id"):
+            value = getattr(flt, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if flt.outcome is not None:
+            clauses.append("outcome = ?")
+            params.append(str(flt.outcome))
+        if flt.since_seq is not None:
+            clauses.append("seq > ?")
+            params.append(flt.since_seq)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def query(self, flt: JournalFilter = JournalFilter()) -> list[Exchange]:
+        where, params = self._where(flt)
+        sql = f"SELECT {_COLUMNS} FROM exchanges{where} ORDER BY seq"
+        if flt.limit is not None:
+            sql += f" LIMIT {int(flt.limit)}"
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [_row_to_exchange(row) for row in rows]
+
+    def count(self, flt: JournalFilter = JournalFilter()) -> int:
+        where, params = self._where(flt)
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM exchanges{where}", params).fetchone()[0])
+
+    def payload(self, digest: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM evidence WHERE digest = ?", (digest,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _row_to_exchange(row: Sequence[Any]) -> Exchange:
+    (
+        _seq, id_, ts, service, operation, direction, outcome, actor, essms, person,
+        error_code, error_message, digest, payload_type, details, run_id, scenario_id,
+    ) = row  # fmt: skip
+    return Exchange(
+        id=id_,
+        ts=datetime.fromisoformat(ts),
+        service=service,
+        operation=operation,
+        direction=Direction(direction),
+        outcome=Outcome(outcome),
+        actor=actor,
+        essms=essms,
+        person=person,
+        error_code=error_code,
+        error_message=error_message,
+        digest=digest,
+        payload_type=payload_type,
+        details=json.loads(details),
+        run_id=run_id,
+        scenario_id=scenario_id,
+    )
+
+
+def open_journal(url: str) -> Journal:
+    """Open a journal by URL: ``sqlite:///relative/or/absolute.sqlite`` or ``sqlite:///:memory:``.
+
+    Options go in the query string: ``?synchronous=full`` for power-loss durability.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        raw = unquote(parsed.path)
+        path = raw[1:] if raw.startswith("/") else raw  # sqlite:///rel.db -> rel.db; sqlite:////abs -> /abs
+        durable = "synchronous=full" in parsed.query.lower()
+        return SQLiteJournal(path or ":memory:", durable=durable)
+    if parsed.scheme in {"postgresql", "postgres"}:
+        raise ValueError(
+            "le journal PostgreSQL n'est pas encore disponible (PostgreSQL journal not implemented yet); "
+            "use sqlite:///path/journal.sqlite"
+        )
+    raise ValueError(f"unknown journal URL {url!r}: expected sqlite:///path/to/journal.sqlite")
+
+
+def wait_for(
+    journal: Journal, flt: JournalFilter, *, count: int = 1, timeout: float = 5.0, poll: float = 0.02
+) -> list[Exchange]:
+    """Wait until at least ``count`` exchanges match ``flt`` (the "wait for the DUI's request" primitive).
+
+    Returns the matching exchanges (possibly fewer than ``count`` when the timeout expires).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = journal.query(flt)
+        if len(found) >= count or time.monotonic() >= deadline:
+            return found
+        time.sleep(poll)
+
+
+def iter_exchanges(journal: Journal, flt: JournalFilter = JournalFilter()) -> Iterator[Exchange]:
+    yield from journal.query(flt)

@@ -1,0 +1,250 @@
+"""socle-harness as a pytest plugin (entry point ``pytest11: socle_harness``).
+
+Provides the options ``--socle-sut``, ``--socle-config``, ``--socle-journal``, ``--socle-run-dir``,
+``--socle-run-id`` and ``--socle-events``; the fixtures ``socle_config``, ``socle_env`` (running simulators,
+journal, PKI, fixtures), ``socle_sut`` (the SUT driver) and ``socle`` (the per-scenario context); and the
+bilingual step library. With ``--socle-events FILE`` it writes the run's typed event stream
+(:mod:`harness.events`) as JSON lines, which ``socle-harness run`` turns into progress and reports.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import pytest
+
+from harness import __version__
+from harness.config import HarnessConfig, load_config
+from harness.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    ScenarioFinished,
+    ScenarioStarted,
+    Status,
+    StepFinished,
+)
+from harness.runtime import ScenarioContext, SocleEnvironment, SutUnavailable
+from harness.sut import SutDriver, make_driver
+
+pytest_plugins = ["harness.steps.common", "harness.steps.mssante"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("socle", "socle-harness (DUI conformance)")
+    group.addoption("--socle-sut", default=None, help="SUT driver: reference (default) or faulty:<defect>[,...]")
+    group.addoption("--socle-config", default=None, help="socle-harness TOML configuration file")
+    group.addoption("--socle-journal", default=None, help="journal URL, e.g. sqlite:///.socle/journal.sqlite")
+    group.addoption("--socle-run-dir", default=None, help="folder for the journal, PKI and run files")
+    group.addoption("--socle-run-id", default=None, help="identifier of this run in the journal")
+    group.addoption("--socle-events", default=None, help="write the run's event stream (JSON lines) to this file")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "socle_tag(name): Gherkin tag of a socle-harness scenario")
+    events = config.getoption("--socle-events", default=None)
+    if events:
+        config.pluginmanager.register(EventRecorder(Path(events)), "socle-harness-events")
+
+
+def pytest_bdd_apply_tag(tag: str, function: Any) -> bool:
+    """Keep every Gherkin tag (``@mssante``, ``@exigence:MSS-01``) as a ``socle_tag`` mark, no warnings."""
+    pytest.mark.socle_tag(tag)(function)
+    return True
+
+
+def _config_from(pytestconfig: pytest.Config) -> HarnessConfig:
+    path = pytestconfig.getoption("--socle-config")
+    config = load_config(Path(path) if path else None)
+    run_dir = pytestconfig.getoption("--socle-run-dir")
+    overrides: dict[str, Any] = {
+        "sut": pytestconfig.getoption("--socle-sut"),
+        "journal": pytestconfig.getoption("--socle-journal"),
+    }
+    if run_dir:
+        overrides["run_dir"] = Path(run_dir)
+        if not pytestconfig.getoption("--socle-journal"):
+            overrides["journal"] = f"sqlite:///{Path(run_dir).resolve() / 'journal.sqlite'}"
+    return config.with_overrides(**overrides)
+
+
+@pytest.fixture(scope="session")
+def socle_config(pytestconfig: pytest.Config) -> HarnessConfig:
+    return _config_from(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def socle_env(socle_config: HarnessConfig, pytestconfig: pytest.Config) -> Iterator[SocleEnvironment]:
+    env = SocleEnvironment(socle_config, run_id=pytestconfig.getoption("--socle-run-id"))
+    env.start()
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
+@pytest.fixture(scope="session")
+def socle_sut(socle_env: SocleEnvironment, socle_config: HarnessConfig) -> Iterator[SutDriver]:
+    driver = make_driver(socle_config.sut)
+    driver.setup(socle_env.sut_environment())
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture
+def socle(socle_env: SocleEnvironment, socle_sut: SutDriver, request: pytest.FixtureRequest) -> Iterator[ScenarioContext]:
+    ctx = ScenarioContext(env=socle_env, sut=socle_sut, scenario_id=request.node.nodeid)
+    socle_env.run.scenario_id = ctx.scenario_id
+    try:
+        yield ctx
+    finally:
+        socle_env.run.scenario_id = None
+
+
+def _template_of(item: pytest.Item) -> Any | None:
+    """The pytest-bdd scenario template behind a test item (None for ordinary tests)."""
+    try:
+        from pytest_bdd.scenario import scenario_wrapper_template_registry
+    except ImportError:  # pragma: no cover - pytest-bdd internals moved
+        return None
+    function = getattr(item, "function", None)
+    return scenario_wrapper_template_registry.get(function) if function is not None else None
+
+
+def _tags(scenario: Any) -> list[str]:
+    return sorted(set(scenario.tags) | set(scenario.feature.tags))
+
+
+class EventRecorder:
+    """pytest hooks -> typed events, one JSON line each (flushed, so the parent can follow live)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._out: TextIO = path.open("w", encoding="utf-8")
+        self._started_run = False
+        self._t0 = time.monotonic()
+        self._run_id = ""
+        self._scenario_t0: dict[str, float] = {}
+        self._scenarios: dict[str, Any] = {}
+        self._steps_done: dict[str, int] = {}
+        self._step_t0: dict[str, float] = {}
+        self._failure: dict[str, tuple[Status, str]] = {}
+        self._counts = {s.value: 0 for s in Status}
+
+    def emit(self, event: Event) -> None:
+        self._out.write(event.to_json() + "\n")
+        self._out.flush()
+
+    def _ensure_run_started(self, request: pytest.FixtureRequest | None) -> None:
+        if self._started_run:
+            return
+        self._started_run = True
+        env: SocleEnvironment | None = None
+        if request is not None:
+            try:
+                env = request.getfixturevalue("socle_env")
+            except Exception:  # noqa: BLE001 - the setup error is reported on the scenario itself
+                env = None
+        self._run_id = env.run_id if env else ""
+        self.emit(
+            RunStarted(
+                run_id=self._run_id,
+                started_at=datetime.now(UTC).isoformat(),
+                sut=env.config.sut if env else "",
+                journal_url=env.journal.url if env else "",
+                harness_version=__version__,
+                scenarios_dir=str(env.config.scenarios_dir) if env else "",
+                endpoints=env.endpoints if env else {},
+            )
+        )
+
+    # pytest-bdd hooks ----------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_bdd_before_scenario(self, request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+        self._ensure_run_started(request)
+        sid = request.node.nodeid
+        self._scenarios[sid] = scenario
+        self._scenario_t0[sid] = time.monotonic()
+        self._step_t0[sid] = time.monotonic()
+        self._steps_done[sid] = 0
+        self.emit(ScenarioStarted(sid, feature.name, scenario.name, _tags(scenario), feature.rel_filename))
+
+    def _ctx_evidence(self, request: pytest.FixtureRequest) -> list[Any]:
+        try:
+            ctx: ScenarioContext = request.getfixturevalue("socle")
+        except Exception:  # noqa: BLE001
+            return []
+        return ctx.drain_evidence()
+
+    def _step_event(self, request: pytest.FixtureRequest, step: Any, status: Status, message: str = "") -> None:
+        sid = request.node.nodeid
+        now = time.monotonic()
+        duration = now - self._step_t0.get(sid, now)
+        self._step_t0[sid] = now
+        self._steps_done[sid] = self._steps_done.get(sid, 0) + 1
+        self.emit(StepFinished(sid, step.keyword.strip(), step.name, status, duration, message, self._ctx_evidence(request)))
+
+    def pytest_bdd_after_step(self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any) -> None:
+        self._step_event(request, step, Status.PASSED)
+
+    def pytest_bdd_step_error(self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any, exception: BaseException) -> None:
+        if isinstance(exception, AssertionError):
+            status, message = Status.FAILED, str(exception)
+        elif isinstance(exception, SutUnavailable):
+            status, message = Status.ERROR, f"SUT injoignable ou en erreur / SUT unreachable or failing: {exception}"
+        else:
+            status, message = Status.ERROR, f"{type(exception).__name__}: {exception}"
+        self._failure[request.node.nodeid] = (status, message)
+        self._step_event(request, step, status, message)
+
+    def pytest_bdd_step_func_lookup_error(self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, exception: BaseException) -> None:
+        message = f"étape non définie / undefined step: {step.keyword.strip()} {step.name}"
+        self._failure[request.node.nodeid] = (Status.ERROR, message)
+        self._step_event(request, step, Status.ERROR, message)
+
+    # pytest hooks --------------------------------------------------------------------------------
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        sid = item.nodeid
+        scenario = self._scenarios.get(sid) or _template_of(item)
+        if scenario is None:
+            return
+        done = report.when == "call" or (report.when == "setup" and not report.passed)
+        if not done:
+            return
+        if sid not in self._scenario_t0:  # failed before the scenario started (fixture/setup error)
+            self._ensure_run_started(None)
+            self._scenario_t0[sid] = time.monotonic()
+            self.emit(ScenarioStarted(sid, scenario.feature.name, scenario.name, _tags(scenario), scenario.feature.rel_filename))
+        if report.skipped:
+            status, message = Status.SKIPPED, str(report.longrepr)[-500:]
+        elif report.passed:
+            status, message = Status.PASSED, ""
+        else:
+            status, message = self._failure.get(sid, (Status.ERROR, str(report.longrepr)[-2000:]))
+        for step in scenario.steps[self._steps_done.get(sid, 0) :]:
+            self.emit(StepFinished(sid, step.keyword.strip(), step.name, Status.SKIPPED, 0.0, "non exécutée / not run"))
+        self._counts[status.value] += 1
+        self.emit(
+            ScenarioFinished(sid, scenario.feature.name, scenario.name, status, time.monotonic() - self._scenario_t0[sid], message, _tags(scenario))
+        )
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._ensure_run_started(None)
+        self.emit(
+            RunFinished(
+                run_id=self._run_id,
+                finished_at=datetime.now(UTC).isoformat(),
+                duration=time.monotonic() - self._t0,
+                counts=dict(self._counts),
+            )
+        )
+        self._out.close()

@@ -1,0 +1,125 @@
+"""The scenario runtime: the running environment of one run and the per-scenario context steps share.
+
+:class:`SocleEnvironment` opens the journal, ensures the test PKI, loads the fixtures and starts the simulators
+(on their own loop thread). :class:`ScenarioContext` is what every step receives: the chosen person and
+establishment, the SUT driver's reports, the journal mark of the last action, and the evidence attached to
+the current step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import HarnessConfig
+from harness.events import Evidence
+from harness.host import BackgroundHost, Endpoints, HostOptions, ServiceHost
+from harness.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
+from harness.pki import TestPKI
+from harness.simulator import RunState
+from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
+from harness.testdata import Establishment, Person, TestData, load_testdata
+
+
+class SutUnavailable(Exception):
+    """The SUT could not be driven (unreachable, broken control API): no conformance verdict."""
+
+
+class SocleEnvironment:
+    """Journal + PKI + fixtures + running simulators for one run."""
+
+    def __init__(self, config: HarnessConfig, run_id: str | None = None) -> None:
+        self.config = config
+        self.run = RunState(run_id or uuid.uuid4().hex[:12])
+        self.journal: Journal = open_journal(config.journal)
+        self.pki = TestPKI.ensure(Path(config.pki_dir))
+        self.testdata: TestData = load_testdata(Path(config.fixtures_dir))
+        self.host = ServiceHost(
+            self.journal,
+            self.pki,
+            self.testdata,
+            HostOptions(
+                bind_host=config.bind_host,
+                http_port=config.http_port,
+                tls=config.tls,
+                services=config.services,
+                ports=config.ports,
+                settings=config.settings,
+            ),
+            self.run,
+        )
+        self._background = BackgroundHost(self.host)
+        self.endpoints: Endpoints = {}
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def start(self) -> Endpoints:
+        self.endpoints = self._background.start()
+        return self.endpoints
+
+    def stop(self) -> None:
+        self._background.stop()
+        self.journal.close()
+
+    def sut_environment(self) -> SutEnvironment:
+        return SutEnvironment(
+            endpoints=self.endpoints,
+            ca_bundle=self.pki.ca_bundle_path,
+            client_certificates={n: (c.cert_path, c.key_path) for n, c in self.pki.clients.items()},
+            credentials={m.address: m.password for m in self.testdata.mailboxes if m.password},
+        )
+
+
+@dataclass
+class ScenarioContext:
+    """State shared by the steps of one scenario."""
+
+    env: SocleEnvironment
+    sut: SutDriver
+    scenario_id: str
+    person: Person | None = None
+    establishment: Establishment | None = None
+    last_action: ActionResult | None = None
+    mark: int = 0  # journal sequence number before the last action
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def attach(self, label: str, text: str = "", exchange: Exchange | None = None) -> None:
+        self.evidence.append(Evidence(label=label, text=text, exchange_id=exchange.id if exchange else None))
+
+    def drain_evidence(self) -> list[Evidence]:
+        drained, self.evidence = self.evidence, []
+        return drained
+
+    def require_person(self) -> Person:
+        if self.person is None:
+            raise AssertionError("aucune personne accompagnée choisie (étape « Soit la personne accompagnée ... » manquante)")
+        return self.person
+
+    def require_establishment(self) -> Establishment:
+        if self.establishment is not None:
+            return self.establishment
+        return self.env.testdata.establishment(self.require_person().essms)
+
+    def act(self, action: str, call) -> ActionResult:  # noqa: ANN001 - a zero-argument callable
+        """Run a SUT action, remembering the journal mark so that steps judge only what follows."""
+        self.mark = self.env.journal.last_seq()
+        result: ActionResult = call()
+        self.last_action = result
+        self.attach(f"DUI: {action}", f"{result.status}: {result.detail}")
+        if result.status in (ActionStatus.UNREACHABLE, ActionStatus.ERROR):
+            raise SutUnavailable(f"SUT {result.status}: {result.detail}")
+        return result
+
+    def exchanges_since_action(self, service: str, operation: str | None = None, *, count: int = 1) -> list[Exchange]:
+        """The exchanges recorded for this scenario since the last action (waiting for them if needed)."""
+        flt = JournalFilter(
+            service=service, operation=operation, run_id=self.env.run_id, scenario_id=self.scenario_id, since_seq=self.mark
+        )
+        delegated = self.last_action is not None and self.last_action.status is ActionStatus.DELEGATED
+        # A synchronous driver has finished its exchange when it reports; a delegated action (a human at the
+        # DUI) gets the configured step timeout.
+        timeout = self.env.config.step_timeout if delegated else 1.0
+        return wait_for(self.env.journal, flt, count=count, timeout=timeout)

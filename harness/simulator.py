@@ -1,0 +1,161 @@
+"""What a socle-service simulator is, and how simulators are found.
+
+A simulator is one sub-package of ``mock_services`` exposing a :class:`Simulator` subclass, registered by name
+in the ``socle_harness.simulators`` entry-point group (one line in ``pyproject.toml``). The service host gives
+each simulator a :class:`SimulatorContext` (journal, test PKI, ports, faults, the current scenario) and
+mounts its ASGI app under ``/<name>`` on the shared HTTPS port; TCP protocols (SMTP, IMAP, MLLP) start their
+own listeners in :meth:`Simulator.start`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from starlette.types import ASGIApp
+
+from harness.journal import Exchange, Journal
+from harness.pki import TestPKI
+from harness.testdata import TestData
+
+ENTRY_POINT_GROUP = "socle_harness.simulators"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault a scenario asks a simulator to inject on its next matching exchange(s).
+
+    ``kind`` is simulator-specific (``smtp.reply`` for MSSanté...); ``params`` gives its parameters.
+    """
+
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    remaining: int = 1
+
+
+class FaultBoard:
+    """Per-run, thread-safe queue of injected faults, keyed by service name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[str, deque[Fault]] = {}
+
+    def inject(self, service: str, fault: Fault) -> None:
+        with self._lock:
+            self._faults.setdefault(service, deque()).append(fault)
+
+    def take(self, service: str, kind: str) -> Fault | None:
+        """Consume one occurrence of the first pending fault of ``kind`` for ``service``."""
+        with self._lock:
+            queue = self._faults.get(service)
+            if not queue:
+                return None
+            for index, fault in enumerate(queue):
+                if fault.kind == kind:
+                    if fault.remaining <= 1:
+                        del queue[index]
+                    else:
+                        queue[index] = replace(fault, remaining=fault.remaining - 1)
+                    return fault
+            return None
+
+    def clear(self, service: str | None = None) -> None:
+        with self._lock:
+            if service is None:
+                self._faults.clear()
+            else:
+                self._faults.pop(service, None)
+
+
+class RunState:
+    """Which run and scenario the exchanges seen now belong to (set by the scenario runtime)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._scenario_id: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def scenario_id(self) -> str | None:
+        with self._lock:
+            return self._scenario_id
+
+    @scenario_id.setter
+    def scenario_id(self, value: str | None) -> None:
+        with self._lock:
+            self._scenario_id = value
+
+
+@dataclass
+class SimulatorContext:
+    """Everything a simulator gets from the host. One per simulator per run: nothing is shared globally."""
+
+    name: str
+    journal: Journal
+    pki: TestPKI
+    bind_host: str
+    ports: Mapping[str, int]  # named TCP ports this simulator should bind (0 = ephemeral)
+    http_base: str  # public base URL of this simulator's ASGI mount, e.g. https://127.0.0.1:8443/mssante
+    faults: FaultBoard
+    run: RunState
+    testdata: TestData  # synthetic persons, establishments and directories shared by all simulators
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self, exchange: Exchange) -> Exchange:
+        """Commit an exchange to the journal, stamped with the service, run and scenario."""
+        return self.journal.record(
+            replace(exchange, service=self.name, run_id=self.run.run_id, scenario_id=self.run.scenario_id)
+        )
+
+    def port(self, name: str) -> int:
+        return int(self.ports.get(name, 0))
+
+    def take_fault(self, kind: str) -> Fault | None:
+        return self.faults.take(self.name, kind)
+
+
+class Simulator:
+    """Base class of every socle-service simulator.
+
+    Subclasses set ``name`` (the registry key and URL prefix) and ``title``, and override what they need:
+    :meth:`http_app` for HTTP services, :meth:`start` / :meth:`stop` for TCP listeners. ``start`` returns
+    the simulator's named endpoints (``{"smtp": "127.0.0.1:2587"}``); the host adds ``base`` for HTTP ones.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    tcp_ports: ClassVar[tuple[str, ...]] = ()  # names of the TCP ports it binds
+
+    def __init__(self, ctx: SimulatorContext) -> None:
+        self.ctx = ctx
+
+    def http_app(self) -> ASGIApp | None:
+        return None
+
+    def http_endpoints(self) -> dict[str, str]:
+        """Named HTTP endpoints relative to the mount (``{"registry": "/registry"}``)."""
+        return {}
+
+    async def start(self) -> dict[str, str]:
+        return {}
+
+    async def stop(self) -> None:
+        return None
+
+
+SimulatorFactory = Callable[[SimulatorContext], Simulator]
+
+
+def available_simulators() -> dict[str, type[Simulator]]:
+    """The registered simulators, keyed by name (entry-point group ``socle_harness.simulators``)."""
+    found: dict[str, type[Simulator]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Simulator)):
+            raise TypeError(f"entry point {ep.name!r} ({ep.value}) is not a Simulator subclass")
+        found[ep.name] = cls
+    return dict(sorted(found.items()))

@@ -1,0 +1,34 @@
+"""Validators: plain library code that takes bytes and returns findings.
+
+Simulators, scenario steps and the command line all call the same functions. A validator never raises on bad
+input: it returns :class:`Finding` objects (the hardened XML helper's errors become findings too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the real service would refuse the exchange
+    WARNING = "warning"  # accepted, but not what the specification asks
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation about an artefact: a stable ``code``, a French message, where it was found."""
+
+    code: str
+    message: str
+    severity: Severity = Severity.ERROR
+    location: str = ""
+
+    def __str__(self) -> str:
+        where = f" [{self.location}]" if self.location else ""
+        return f"{self.severity.value.upper()} {self.code}{where}: {self.message}"
+
+
+def errors(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity is Severity.ERROR]

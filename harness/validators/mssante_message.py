@@ -1,0 +1,233 @@
+"""Validation of an MSSanté e-mail that carries health documents.
+
+Rules followed (see ``docs/specs/mssante.md`` for sources):
+- RFC 5322 / RFC 2045-2049 message structure (parsed with the standard library's ``email`` package);
+- Référentiel socle MSSanté #2 v1.0.1 §3.1 and §3.8 (ECO.2.1.1, ECO.2.1.3, ECO.2.4.1-3), as quoted by public
+  secondary sources: one person per message, an ``IHE_XDM.ZIP`` attachment with the CDA documents and their PDF,
+  ``X-MSS-CODECDA`` = the CDA ``code/@code`` values, ``X-MSS-INS`` = ``O``/``N``, ``X-MSS-NIL`` on every
+  message, Subject ``XDM/1.0/DDM+...``;
+- ANS volet "Transmission d'un document CDA-R2 en HL7v2", mapping MSSanté: ``X-MSS-MES: FIN`` only towards a
+  person's Mon espace santé mailbox;
+- IHE XDM (ITI-32) for the archive (:mod:`harness.validators.xdm`).
+
+Findings of severity ERROR are what the harness refuses in strict mode; WARNINGs are recorded only (the rules
+known only second-hand are warnings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email import policy
+from email.errors import MessageDefect
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from harness.identity import INS
+from harness.validators import Finding, Severity
+from harness.validators.cda import CdaHeader, read_cda_header
+from harness.validators.xdm import XdmLimits, XdmReport, validate_xdm
+
+PATIENT_DOMAIN = "patient.mssante.fr"
+XDM_NAME = "IHE_XDM.ZIP"
+SUBJECT_PREFIX = "XDM/1.0/DDM+"
+
+# Defects that make the MIME structure unusable (the other defects are reported as warnings).
+_FATAL_DEFECTS = {
+    "StartBoundaryNotFoundDefect",
+    "CloseBoundaryNotFoundDefect",
+    "MultipartInvariantViolationDefect",
+    "NoBoundaryInMultipartDefect",
+    "InvalidBase64CharactersDefect",
+    "InvalidBase64PaddingDefect",
+    "InvalidBase64LengthDefect",
+}
+
+
+@dataclass
+class MessageReport:
+    findings: list[Finding] = field(default_factory=list)
+    message_id: str | None = None
+    subject: str | None = None
+    attachments: list[str] = field(default_factory=list)
+    xdm: XdmReport | None = None
+    cda: list[CdaHeader] = field(default_factory=list)
+    person: INS | None = None  # the one person the message concerns, when known
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+
+def parse_message(data: bytes) -> EmailMessage:
+    return BytesParser(policy=policy.default).parsebytes(data)  # type: ignore[return-value]
+
+
+def _defects(msg: EmailMessage) -> list[MessageDefect]:
+    found: list[MessageDefect] = []
+    for part in msg.walk():
+        found.extend(part.defects)
+    return found
+
+
+def validate_message(
+    data: bytes, *, recipients: list[str] | None = None, limits: XdmLimits = XdmLimits()
+) -> MessageReport:
+    """Validate one MSSanté message (the DATA of an SMTP transaction) sent to ``recipients``."""
+    report = MessageReport()
+    f = report.findings
+    try:
+        msg = parse_message(data)
+        parts = list(msg.walk())
+    except Exception as exc:  # the email package is lenient; anything it raises means unusable input
+        f.append(Finding("MIME-UNPARSABLE", f"message MIME illisible: {exc}"))
+        return report
+    for defect in _defects(msg):
+        name = type(defect).__name__
+        fatal = name in _FATAL_DEFECTS
+        f.append(
+            Finding(
+                "MIME-DEFECT" if fatal else "MIME-WARNING",
+                f"{name}: {defect}",
+                Severity.ERROR if fatal else Severity.WARNING,
+            )
+        )
+    try:
+        report.message_id = msg.get("Message-ID")
+        report.subject = msg.get("Subject")
+        header_values = {name: msg.get_all(name) or [] for name in ("From", "Date", "Message-ID")}
+    except Exception as exc:  # undecodable header bytes
+        f.append(Finding("MIME-HEADER", f"en-tête illisible: {exc}"))
+        return report
+    for name, values in header_values.items():
+        if len(values) != 1:
+            f.append(Finding("RFC5322-HEADER", f"en-tête {name} absent ou multiple (RFC 5322 §3.6)"))
+
+    xdm_parts = []
+    pdf_count = 0
+    for part in parts:
+        if part.is_multipart():
+            continue
+        filename = part.get_filename()
+        if filename:
+            report.attachments.append(filename)
+        if filename and filename.upper() == XDM_NAME:
+            xdm_parts.append(part)
+        elif part.get_content_type() == "application/pdf":
+            pdf_count += 1
+
+    if len(xdm_parts) > 1:
+        f.append(Finding("MSS-XDM-MULTIPLE", "plusieurs pièces jointes IHE_XDM.ZIP (une seule attendue)"))
+    cda_codes: list[str] = []
+    if xdm_parts:
+        try:
+            payload = xdm_parts[0].get_payload(decode=True)
+        except Exception as exc:
+            payload = None
+            f.append(Finding("MIME-DEFECT", f"pièce jointe IHE_XDM.ZIP non décodable: {exc}"))
+        if payload is not None:
+            report.xdm = validate_xdm(payload, limits)
+            f.extend(report.xdm.findings)
+            for doc in report.xdm.documents:
+                if doc.mime_type == "text/xml":
+                    header = read_cda_header(doc.data, location=doc.path)
+                    report.cda.append(header)
+                    f.extend(header.findings)
+                    if header.code:
+                        cda_codes.append(header.code)
+                    if header.ins and doc.patient and header.ins.value != doc.patient.value:
+                        f.append(
+                            Finding(
+                                "MSS-INS-METADATA-CDA",
+                                f"patientId de METADATA.XML ({doc.patient.value}) différent de l'INS du CDA ({header.ins.value})",
+                                location=doc.path,
+                            )
+                        )
+        if pdf_count == 0:
+            f.append(
+                Finding(
+                    "MSS-PDF-MISSING",
+                    "les documents doivent aussi être joints en PDF (Réf. socle MSSanté #2 ECO.2.1.1)",
+                    Severity.WARNING,
+                )
+            )
+        if not (report.subject or "").startswith(SUBJECT_PREFIX):
+            f.append(
+                Finding(
+                    "MSS-SUBJECT",
+                    f"l'objet devrait commencer par {SUBJECT_PREFIX} (Réf. socle MSSanté #2 ECO.2.1.3)",
+                    Severity.WARNING,
+                )
+            )
+
+    _check_headers(msg, report, cda_codes)
+    _check_person(report, recipients or [])
+    if msg.get("X-MSS-NIL") is None:
+        f.append(
+            Finding("MSS-NIL-MISSING", "en-tête X-MSS-NIL absent (Réf. socle MSSanté #2 ECO.2.4.3)", Severity.WARNING)
+        )
+    return report
+
+
+def _check_headers(msg: EmailMessage, report: MessageReport, cda_codes: list[str]) -> None:
+    f = report.findings
+    codecda = msg.get("X-MSS-CODECDA")
+    ins_flag = msg.get("X-MSS-INS")
+    if report.xdm is None:
+        if codecda is not None or ins_flag is not None:
+            f.append(Finding("MSS-HEADER-UNEXPECTED", "X-MSS-CODECDA / X-MSS-INS présents sans document CDA en XDM (ECO.2.4.1)"))
+    elif cda_codes:
+        if codecda is None:
+            f.append(Finding("MSS-CODECDA-MISSING", "en-tête X-MSS-CODECDA absent alors que le message porte un CDA (ECO.2.4.1)"))
+        else:
+            declared = sorted(v.strip() for v in str(codecda).split(",") if v.strip())
+            if declared != sorted(cda_codes):
+                f.append(
+                    Finding(
+                        "MSS-CODECDA-MISMATCH",
+                        f"X-MSS-CODECDA={codecda!s} mais le(s) CDA ont le(s) code(s) {', '.join(cda_codes)} (ECO.2.4.1)",
+                    )
+                )
+        if ins_flag is None:
+            f.append(Finding("MSS-INS-MISSING", "en-tête X-MSS-INS absent alors que le message porte un CDA (ECO.2.4.2)"))
+        elif str(ins_flag).strip() not in {"O", "N"}:
+            f.append(Finding("MSS-INS-VALUE", f"X-MSS-INS doit valoir O ou N, trouvé {ins_flag!s} (ECO.2.4.2)"))
+        elif str(ins_flag).strip() == "O" and not any(h.ins for h in report.cda):
+            f.append(Finding("MSS-INS-FLAG", "X-MSS-INS=O mais aucun INS valide dans les documents CDA (ECO.2.4.2)"))
+    mes = msg.get("X-MSS-MES")
+    if mes is not None and str(mes).strip() != "FIN":
+        f.append(Finding("MSS-MES-VALUE", f"X-MSS-MES doit valoir FIN, trouvé {mes!s}"))
+
+
+def _check_person(report: MessageReport, recipients: list[str]) -> None:
+    """One person per message: every INS in the documents, metadata and patient mailboxes must agree."""
+    f = report.findings
+    seen: dict[str, str] = {}
+    for header in report.cda:
+        if header.ins:
+            seen.setdefault(header.ins.value, "CDA")
+    if report.xdm:
+        for doc in report.xdm.documents:
+            if doc.patient:
+                seen.setdefault(doc.patient.value, "METADATA.XML")
+        if report.xdm.submission_patient:
+            seen.setdefault(report.xdm.submission_patient.value, "SubmissionSet")
+    if len(seen) > 1:
+        f.append(Finding("MSS-ONE-PERSON", f"le message concerne plusieurs INS ({', '.join(sorted(seen))}): un seul usager par courriel (ECO.2.1.1)"))
+    ins_values = {h.ins.value: h.ins for h in report.cda if h.ins}
+    if report.xdm and report.xdm.submission_patient:
+        ins_values.setdefault(report.xdm.submission_patient.value, report.xdm.submission_patient)
+    if len(ins_values) == 1:
+        report.person = next(iter(ins_values.values()))
+    for rcpt in recipients:
+        local, _, domain = rcpt.rpartition("@")
+        if domain.lower() == PATIENT_DOMAIN and ins_values and local not in ins_values:
+            f.append(
+                Finding(
+                    "MSS-PATIENT-MAILBOX",
+                    f"la messagerie patient {rcpt} ne correspond pas à l'INS des documents ({', '.join(ins_values)})",
+                )
+            )

@@ -1,0 +1,53 @@
+# language: fr
+@mssante
+Fonctionnalité: Envoi de documents par MSSanté depuis le DUI
+  Le DUI d'un ESSMS envoie les documents de la personne accompagnée par la messagerie sécurisée de santé:
+  aux professionnels qui la suivent et à sa messagerie Mon espace santé. Chaque message porte une archive
+  IHE_XDM.ZIP (CDA + METADATA.XML), sa copie PDF et les en-têtes X-MSS-* du Référentiel socle MSSanté.
+
+  Contexte:
+    Soit l'ESSMS "EHPAD Les Tilleuls" équipé du DUI sous test
+    Et la personne accompagnée "Jeanne MARTIN"
+
+  @exigence:MSS-ENVOI-PRO
+  Scénario: Envoi d'un DLU à un professionnel de santé
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
+    Alors le simulateur MSSanté accepte le message
+    Et l'archive IHE_XDM.ZIP du message est conforme
+    Et les en-têtes X-MSS du message correspondent au document CDA
+    Et le DUI indique que le message est envoyé
+
+  @exigence:MSS-ENVOI-PATIENT
+  Scénario: Envoi d'un DLU dans la messagerie Mon espace santé de la personne
+    Quand le DUI envoie le document "DLU" de la personne à sa messagerie Mon espace santé
+    Alors le simulateur MSSanté accepte le message
+    Et le message est adressé à la messagerie Mon espace santé de la personne
+    Et le DUI indique que le message est envoyé
+
+  @exigence:MSS-ADRESSE-INCONNUE
+  Scénario: Un message vers une adresse inconnue de l'annuaire est refusé et le DUI le signale
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "inconnu@nulle-part.mssante.fr" par MSSanté
+    Alors le simulateur MSSanté refuse le message avec le code "550 5.1.1"
+    Et le DUI signale l'échec de l'envoi
+
+  @exigence:MSS-XDM
+  Scénario: L'archive IHE_XDM.ZIP contient METADATA.XML (une archive sans METADATA.XML est refusée)
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "claire.bernard@ch-exemple.mssante.fr" par MSSanté
+    Alors le simulateur MSSanté accepte le message
+    Et l'archive IHE_XDM.ZIP du message est conforme
+
+  @exigence:MSS-REFUS-SERVEUR
+  Scénario: Le DUI signale un refus du serveur MSSanté
+    Soit le simulateur MSSanté refusera le prochain message avec la réponse "554 5.6.0 Message refuse par le serveur"
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
+    Alors le simulateur MSSanté refuse le message avec le code "554 5.6.0"
+    Et le DUI signale l'échec de l'envoi
+
+  @exigence:MSS-INDICATEUR
+  Scénario: Le journal compte un message MSSanté envoyé par message accepté et par personne
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
+    Et le DUI envoie le document "DLU" de la personne à sa messagerie Mon espace santé
+    Et le DUI envoie le document "DLU" de la personne "Paul LEROY" à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
+    Alors le journal compte 2 messages MSSanté envoyés pour la personne "Jeanne MARTIN"
+    Et le journal compte 1 message MSSanté envoyé pour la personne "Paul LEROY"
+    Et le journal compte 3 messages MSSanté envoyés par l'ESSMS "EHPAD Les Tilleuls"
