@@ -173,7 +173,13 @@ class BackgroundHost:
 
     def start(self, timeout: float = 30.0) -> Endpoints:
         self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.host.start(), self._loop).result(timeout)
+        try:
+            return asyncio.run_coroutine_threadsafe(self.host.start(), self._loop).result(timeout)
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            self._loop.close()
+            raise
 
     def stop(self, timeout: float = 30.0) -> None:
         if not self._thread.is_alive():

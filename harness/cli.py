@@ -1,0 +1,224 @@
+"""The ``socle-harness`` command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness import __version__
+from harness.config import HarnessConfig, load_config
+from harness.console import ConsoleReporter
+from harness.journal import JournalFilter, Outcome, open_journal
+from harness.reports import writers_for
+from harness.runner import run_catalogue
+from harness.runtime import SocleEnvironment
+from harness.sut import DEFECTS
+
+app = typer.Typer(
+    name="socle-harness",
+    help=(
+        "Simulateurs des services socles et recette d'interopérabilité des DUI (ESMS numérique).\n\n"
+        "Interoperability simulators and conformance scenarios for French DUI software: MSSanté, DMP, INSi, "
+        "Pro Santé Connect, e-Prescription, e-Parcours."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Fichier de configuration TOML / TOML config file (default: ./socle-harness.toml if present).")
+]
+JournalOpt = Annotated[
+    str | None, typer.Option("--journal", help="URL du journal / journal URL, e.g. sqlite:///.socle/journal.sqlite.")
+]
+
+
+def _load(config_path: Path | None) -> HarnessConfig:
+    try:
+        return load_config(config_path)
+    except ValueError as exc:
+        err.print(f"[red]Configuration invalide / invalid configuration:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"socle-harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """socle-harness."""
+
+
+_DEFECT_HELP = "; ".join(f"{d.name}" for d in DEFECTS.values())
+
+
+@app.command()
+def run(
+    config_path: ConfigOpt = None,
+    sut: Annotated[
+        str | None,
+        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI) or 'faulty:<defect>[,...]' with defects: {_DEFECT_HELP}."),
+    ] = None,
+    journal: JournalOpt = None,
+    scenarios: Annotated[Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue).")] = None,
+    reports: Annotated[Path | None, typer.Option(help="Dossier des rapports / report folder (junit.xml, results.json, report.html).")] = None,
+    select: Annotated[str | None, typer.Option("-k", help="Sélection de scénarios (expression pytest -k) / scenario selection.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Afficher chaque étape / show every step.")] = False,
+) -> None:
+    """Exécute le catalogue de scénarios Gherkin contre le DUI / run the Gherkin scenario catalogue against the DUI.
+
+    Starts the simulators on ephemeral ports, drives the DUI under test, judges every exchange recorded in the
+    journal, prints progress and a summary, and writes reports/junit.xml, reports/results.json and
+    reports/report.html. Exits 1 if any scenario fails or errors.
+    """
+    config = _load(config_path).with_overrides(sut=sut, journal=journal, scenarios_dir=scenarios, reports_dir=reports)
+    if not Path(config.scenarios_dir).is_dir():
+        err.print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
+        raise typer.Exit(2)
+    handlers = [ConsoleReporter(console, verbose=verbose), *writers_for(Path(config.reports_dir))]
+    with console.status("Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…", spinner="dots"):
+        result = run_catalogue(config, handlers, config_file=config_path, select=select)
+    for handler in handlers:
+        handler.close()
+    console.print(f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html}}")
+    if not result.counts and result.exit_code != 0:
+        err.print(f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); log: {result.log_path}")
+        raise typer.Exit(2)
+    if result.exit_code == 5 or not result.scenarios:
+        err.print("[yellow]Aucun scénario sélectionné / no scenario selected.[/]")
+        raise typer.Exit(5)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def serve(
+    config_path: ConfigOpt = None,
+    journal: JournalOpt = None,
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute / bind address.")] = None,
+    port: Annotated[int, typer.Option(help="Port HTTPS commun aux simulateurs HTTP / shared HTTPS port (0 = ephemeral).")] = 8443,
+    smtp_port: Annotated[int, typer.Option(help="Port SMTP (soumission MSSanté) / SMTP submission port (0 = ephemeral).")] = 2587,
+    ephemeral: Annotated[bool, typer.Option(help="Tous les ports éphémères / every port ephemeral (parallel runs never collide).")] = False,
+    service: Annotated[list[str] | None, typer.Option("--service", "-s", help="Ne démarrer que ces simulateurs / only these simulators (repeatable).")] = None,
+    endpoints_file: Annotated[Path | None, typer.Option(help="Écrire les points d'accès en JSON / write the endpoints as JSON to this file.")] = None,
+    no_tls: Annotated[bool, typer.Option("--no-tls", help="HTTP en clair (déconseillé) / plain HTTP for the HTTP simulators.")] = False,
+) -> None:
+    """Démarre les simulateurs et attend / start the simulators and wait (Ctrl-C to stop).
+
+    Prints the table of endpoints and, with --endpoints-file, writes them as JSON: one object per service with
+    its named endpoints. The test PKI's CA is in the run folder: `socle-harness pki` tells how to trust it.
+    """
+    base = _load(config_path)
+    ports = {**base.ports, "mssante": {**base.ports.get("mssante", {}), "smtp": 0 if ephemeral else smtp_port}}
+    config = base.with_overrides(
+        journal=journal, bind_host=host, http_port=0 if ephemeral else port, ports=ports,
+        services=tuple(service) if service else None, tls=False if no_tls else None,
+    )
+    env = SocleEnvironment(config)
+    try:
+        endpoints = env.start()
+    except OSError as exc:
+        err.print(f"[red]Impossible de démarrer / cannot start:[/] {exc}. Port déjà utilisé ? Essayez --ephemeral / port in use? try --ephemeral.")
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"Simulateurs / simulators — journal {env.journal.url}")
+    table.add_column("service")
+    table.add_column("point d'accès / endpoint")
+    table.add_column("adresse / address")
+    for name, named in endpoints.items():
+        for key, value in named.items():
+            table.add_row(name, key, value)
+    console.print(table)
+    console.print(f"CA de test / test CA: {env.pki.ca_bundle_path}")
+    if endpoints_file is not None:
+        endpoints_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = endpoints_file.with_suffix(endpoints_file.suffix + ".tmp")
+        tmp.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
+        tmp.replace(endpoints_file)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print("Prêt / ready. Ctrl-C pour arrêter / to stop.")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        console.print("Arrêt des simulateurs / stopping simulators…")
+        env.stop()
+
+
+@app.command("journal")
+def journal_cmd(
+    config_path: ConfigOpt = None,
+    journal: JournalOpt = None,
+    service: Annotated[str | None, typer.Option(help="Service (mssante, dmp, insi, psc, eprescription, eparcours).")] = None,
+    essms: Annotated[str | None, typer.Option(help="FINESS géographique de l'ESSMS / establishment FINESS.")] = None,
+    person: Annotated[str | None, typer.Option(help="INS (15 caractères) ou identifiant local / INS or local id.")] = None,
+    month: Annotated[str | None, typer.Option(help="Mois / month, YYYY-MM.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Identifiant d'exécution / run id.")] = None,
+    outcome: Annotated[Outcome | None, typer.Option(help="accepted / rejected.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Nombre maximum de lignes / maximum rows.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+) -> None:
+    """Liste les échanges enregistrés / list the recorded exchanges."""
+    if fmt not in {"table", "json", "csv"}:
+        err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
+        raise typer.Exit(2)
+    if month is not None and not (len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit()):
+        err.print(f"[red]--month attend AAAA-MM / expects YYYY-MM, reçu / got {month!r}[/]")
+        raise typer.Exit(2)
+    config = _load(config_path).with_overrides(journal=journal)
+    try:
+        store = open_journal(config.journal)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    try:
+        rows = [e.summary() for e in store.query(JournalFilter(service=service, essms=essms, person=person, month=month, run_id=run_id, outcome=outcome, limit=limit))]
+    finally:
+        store.close()
+    columns = ["ts", "service", "operation", "outcome", "error_code", "essms", "person", "actor", "run_id", "id"]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=[*columns, "error_message"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = Table(title=f"Journal — {len(rows)} échange(s) / exchange(s)")
+        for column in columns[:-1]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(str(row.get(c) or "") for c in columns[:-1]))
+        console.print(table)
+
+
+@app.command()
+def pki(config_path: ConfigOpt = None) -> None:
+    """Crée si besoin la PKI de test et explique comment lui faire confiance / create the test PKI and print how to trust it."""
+    from harness.pki import TestPKI
+
+    config = _load(config_path)
+    console.print(TestPKI.ensure(Path(config.pki_dir)).trust_instructions(), soft_wrap=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

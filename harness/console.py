@@ -1,0 +1,62 @@
+"""Console output of a run: live progress and the final summary (French first, English second)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.events import Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted, Status, StepFinished
+
+_MARK = {
+    Status.PASSED: "[green]✔ réussi / passed[/]",
+    Status.FAILED: "[red]✘ échoué / failed[/]",
+    Status.ERROR: "[magenta]⚠ erreur / error[/]",
+    Status.SKIPPED: "[yellow]– ignoré / skipped[/]",
+}
+
+
+class ConsoleReporter:
+    """Prints each scenario as it finishes, the failing step's message, and a totals table at the end."""
+
+    def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
+        self.console = console or Console(highlight=False)
+        self.verbose = verbose
+        self._index = 0
+        self._failed_step: dict[str, StepFinished] = {}
+        self._status = None
+
+    def handle(self, event: Event) -> None:
+        c = self.console
+        if isinstance(event, RunStarted):
+            c.print(f"[bold]socle-harness {event.harness_version}[/] — exécution / run [cyan]{event.run_id}[/]")
+            c.print(f"  SUT: [bold]{event.sut}[/]   journal: {event.journal_url}")
+            for service, endpoints in sorted(event.endpoints.items()):
+                c.print(f"  {service}: " + ", ".join(f"{k}={v}" for k, v in endpoints.items()))
+        elif isinstance(event, ScenarioStarted):
+            self._index += 1
+            if self.verbose:
+                c.print(f"[dim]→ {self._index}. {event.feature} › {event.name}[/]")
+        elif isinstance(event, StepFinished):
+            if event.status in (Status.FAILED, Status.ERROR):
+                self._failed_step[event.scenario_id] = event
+            if self.verbose:
+                c.print(f"     {event.keyword} {event.text}  [dim]{event.status}[/]")
+        elif isinstance(event, ScenarioFinished):
+            c.print(f"{_MARK[event.status]}  {event.name} [dim]({event.duration:.2f} s)[/]")
+            step = self._failed_step.get(event.scenario_id)
+            if event.status in (Status.FAILED, Status.ERROR):
+                where = f"{step.keyword} {step.text}: " if step else ""
+                c.print(f"      [red]{where}{event.message or (step.message if step else '')}[/]", soft_wrap=True)
+        elif isinstance(event, RunFinished):
+            table = Table(title="Résumé / Summary", show_header=True)
+            for label in ("réussis / passed", "échoués / failed", "erreurs / errors", "ignorés / skipped", "durée / time"):
+                table.add_column(label, justify="right")
+            counts = event.counts
+            table.add_row(
+                str(counts.get("passed", 0)), str(counts.get("failed", 0)), str(counts.get("error", 0)),
+                str(counts.get("skipped", 0)), f"{event.duration:.1f} s",
+            )
+            c.print(table)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,122 @@
+"""Runs the scenario catalogue in a child pytest process and turns its event stream into reports.
+
+The child is ``python -m pytest harness/catalogue.py`` with only pytest-bdd and the socle-harness plugin loaded
+(``PYTEST_DISABLE_PLUGIN_AUTOLOAD``, an ini file of our own) so that the user's pytest setup cannot change the
+verdicts. It writes typed events as JSON lines; this module follows that file while the child runs and hands
+each event to every handler (console progress, JUnit, JSON, HTML writers).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import HarnessConfig
+from harness.events import Event, EventHandler, RunFinished, ScenarioFinished, Status, event_from_json
+
+CATALOGUE_MODULE = Path(__file__).resolve().parent / "catalogue.py"  # imported by the child pytest only
+
+_INI = """[pytest]
+disable_test_id_escaping_and_forfeit_all_rights_to_community_support = true
+console_output_style = classic
+"""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    exit_code: int  # the child pytest's exit code
+    counts: dict[str, int] = field(default_factory=dict)
+    events_path: Path | None = None
+    log_path: Path | None = None
+    scenarios: list[ScenarioFinished] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.counts.get(Status.FAILED.value, 0) == 0 and self.counts.get(Status.ERROR.value, 0) == 0
+
+    def status_of(self, name: str) -> Status | None:
+        for scenario in self.scenarios:
+            if scenario.name == name:
+                return scenario.status
+        return None
+
+
+def run_catalogue(
+    config: HarnessConfig,
+    handlers: Sequence[EventHandler] = (),
+    *,
+    run_id: str | None = None,
+    config_file: Path | None = None,
+    select: str | None = None,
+    timeout: float = 3600.0,
+) -> RunResult:
+    """Run every scenario of ``config.scenarios_dir`` against ``config.sut``; feed ``handlers`` live.
+
+    ``select`` is a pytest ``-k`` expression over scenario test names (optional).
+    """
+    run_id = run_id or uuid.uuid4().hex[:12]
+    run_dir = Path(config.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    events_path = run_dir / f"events-{run_id}.jsonl"
+    log_path = run_dir / f"pytest-{run_id}.log"
+    ini_path = run_dir / "pytest-socle.ini"
+    ini_path.write_text(_INI, encoding="utf-8")
+    events_path.write_text("", encoding="utf-8")
+    cmd = [
+        sys.executable, "-m", "pytest", str(CATALOGUE_MODULE),
+        "-c", str(ini_path), "--rootdir", str(run_dir),
+        "-p", "pytest_bdd.plugin", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+        "-q", "--no-header", "-rN",
+        "--socle-events", str(events_path), "--socle-run-id", run_id,
+        "--socle-run-dir", str(run_dir), "--socle-journal", config.journal,
+        "--socle-sut", config.sut,
+    ]
+    if config_file is not None:
+        cmd += ["--socle-config", str(config_file.resolve())]
+    if select:
+        cmd += ["-k", select]
+    env = {
+        **os.environ,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "SOCLE_SCENARIOS_DIR": str(Path(config.scenarios_dir).resolve()),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = RunResult(run_id=run_id, exit_code=-1, events_path=events_path, log_path=log_path)
+    with log_path.open("w", encoding="utf-8") as log, events_path.open("r", encoding="utf-8") as events:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + timeout
+        buffer = ""
+        while True:
+            finished = proc.poll() is not None
+            chunk = events.read()
+            if chunk:
+                buffer += chunk
+                *lines, buffer = buffer.split("\n")
+                for line in lines:
+                    if line.strip():
+                        _dispatch(event_from_json(line), handlers, result)
+            if finished:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                break
+            time.sleep(0.05)
+        result.exit_code = proc.returncode
+    return result
+
+
+def _dispatch(event: Event, handlers: Sequence[EventHandler], result: RunResult) -> None:
+    if isinstance(event, ScenarioFinished):
+        result.scenarios.append(event)
+    if isinstance(event, RunFinished):
+        result.counts = dict(event.counts)
+    for handler in handlers:
+        handler.handle(event)

@@ -1,0 +1,17 @@
+"""Shared test helpers: paths to the public corpus (read from ../shared/corpus, never copied)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus absent: {CORPUS} (the ANS public examples are read from ../shared/corpus)")
+    return CORPUS

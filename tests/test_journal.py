@@ -1,0 +1,80 @@
+"""The journal: recording, filters, evidence, durability across reopen, URL parsing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from harness.journal import Direction, Exchange, JournalFilter, Outcome, SQLiteJournal, open_journal, wait_for
+
+
+def _exchange(**overrides: object) -> Exchange:
+    base = dict(service="mssante", operation="smtp.submit", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED)
+    return Exchange(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+def test_record_and_query_with_filters(tmp_path: Path) -> None:
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
+    march = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+    journal.record(_exchange(essms="990000016", person="238047505612394", ts=march, payload=b"hello"))
+    journal.record(_exchange(essms="990000016", person="142036912304505", outcome=Outcome.REJECTED, error_code="550 5.1.1"))
+    journal.record(_exchange(service="dmp", operation="iti41.provide_and_register", essms="990000024"))
+    assert journal.count() == 3
+    assert journal.count(JournalFilter(service="mssante")) == 2
+    assert journal.count(JournalFilter(month="2026-03")) == 1
+    assert journal.count(JournalFilter(essms="990000016", outcome=Outcome.ACCEPTED)) == 1
+    [rejected] = journal.query(JournalFilter(outcome=Outcome.REJECTED))
+    assert rejected.error_code == "550 5.1.1" and rejected.direction is Direction.FROM_DUI
+    [first] = journal.query(JournalFilter(person="238047505612394"))
+    assert first.month == "2026-03" and first.ts == march
+    assert journal.payload(first.digest or "") == b"hello"
+    assert journal.query(JournalFilter(limit=2))[-1].operation == "smtp.submit"
+
+
+def test_evidence_is_deduplicated_and_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = SQLiteJournal(path)
+    a = journal.record(_exchange(payload=b"same bytes", details={"k": "é"}))
+    b = journal.record(_exchange(payload=b"same bytes"))
+    assert a.digest == b.digest
+    journal.close()
+    reopened = SQLiteJournal(path)
+    assert [e.id for e in reopened.query()] == [a.id, b.id]
+    assert reopened.query()[0].details == {"k": "é"}
+    assert reopened.payload(a.digest or "") == b"same bytes"
+
+
+def test_since_seq_and_wait_for(tmp_path: Path) -> None:
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
+    journal.record(_exchange())
+    mark = journal.last_seq()
+    timer = threading.Timer(0.1, lambda: journal.record(_exchange(operation="later")))
+    timer.start()
+    found = wait_for(journal, JournalFilter(since_seq=mark), timeout=5)
+    timer.join()
+    assert [e.operation for e in found] == ["later"]
+    assert wait_for(journal, JournalFilter(operation="never"), timeout=0.05) == []
+
+
+def test_concurrent_writers(tmp_path: Path) -> None:
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
+    threads = [threading.Thread(target=lambda: [journal.record(_exchange()) for _ in range(50)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert journal.count() == 200
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite", "nonsense"])
+def test_unknown_urls_are_refused_clearly(url: str) -> None:
+    with pytest.raises(ValueError, match="journal|sqlite"):
+        open_journal(url)
+
+
+def test_postgresql_is_announced_not_silently_ignored() -> None:
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        open_journal("postgresql://127.0.0.1/test")
