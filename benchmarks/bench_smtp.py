@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["a", "b", "both"], default="both")
     parser.add_argument("--messages", type=int, default=None, help="messages per measured round (default: a=300, b=100)")
     parser.add_argument("--clients", type=int, default=1, help="client threads sharing the messages (default 1)")
-    parser.add_argument("--rounds", type=int, default=1, help="measured rounds per server, median reported (default 1)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per server, median reported (default 3)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
     if args.messages is not None and not 1 <= args.messages <= 5000:

@@ -80,6 +80,7 @@ def run(
     scenarios: Annotated[Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue).")] = None,
     reports: Annotated[Path | None, typer.Option(help="Dossier des rapports / report folder (junit.xml, results.json, report.html).")] = None,
     select: Annotated[str | None, typer.Option("-k", help="Sélection de scénarios (expression pytest -k) / scenario selection.")] = None,
+    tags: Annotated[str | None, typer.Option("--tags", "-t", help="Sélection par étiquettes Gherkin / tag expression, e.g. 'mssante and not lent'.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Afficher chaque étape / show every step.")] = False,
 ) -> None:
     """Exécute le catalogue de scénarios Gherkin contre le DUI / run the Gherkin scenario catalogue against the DUI.
@@ -94,7 +95,7 @@ def run(
         raise typer.Exit(2)
     handlers = [ConsoleReporter(console, verbose=verbose), *writers_for(Path(config.reports_dir))]
     with console.status("Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…", spinner="dots"):
-        result = run_catalogue(config, handlers, config_file=config_path, select=select)
+        result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags)
     for handler in handlers:
         handler.close()
     console.print(f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html}}")

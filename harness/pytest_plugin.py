@@ -9,6 +9,7 @@ bilingual step library. With ``--socle-events FILE`` it writes the run's typed e
 
 from __future__ import annotations
 
+import pkgutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 
 import pytest
 
+import harness.steps
 from harness import __version__
 from harness.config import HarnessConfig, load_config
 from harness.events import (
@@ -31,7 +33,8 @@ from harness.events import (
 from harness.runtime import ScenarioContext, SocleEnvironment, SutUnavailable
 from harness.sut import SutDriver, make_driver
 
-pytest_plugins = ["harness.steps.common", "harness.steps.mssante"]
+# Every module of harness.steps is a step library (one per capability): all are loaded.
+pytest_plugins = [f"harness.steps.{m.name}" for m in pkgutil.iter_modules(harness.steps.__path__) if not m.name.startswith("_")]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,8 +55,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool:
-    """Keep every Gherkin tag (``@mssante``, ``@exigence:MSS-01``) as a ``socle_tag`` mark, no warnings."""
+    """Keep every Gherkin tag (``@mssante``, ``@exigence:MSS-01``) as a ``socle_tag`` mark; tags that are
+    identifiers also become plain marks, so that ``-m "mssante and not lent"`` selects scenarios by tag."""
     pytest.mark.socle_tag(tag)(function)
+    if tag.isidentifier():
+        getattr(pytest.mark, tag)(function)
     return True
 
 

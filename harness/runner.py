@@ -25,6 +25,7 @@ CATALOGUE_MODULE = Path(__file__).resolve().parent / "catalogue.py"  # imported 
 _INI = """[pytest]
 disable_test_id_escaping_and_forfeit_all_rights_to_community_support = true
 console_output_style = classic
+filterwarnings = ignore::pytest.PytestUnknownMarkWarning
 """
 
 
@@ -55,11 +56,13 @@ def run_catalogue(
     run_id: str | None = None,
     config_file: Path | None = None,
     select: str | None = None,
+    tags: str | None = None,
     timeout: float = 3600.0,
 ) -> RunResult:
     """Run every scenario of ``config.scenarios_dir`` against ``config.sut``; feed ``handlers`` live.
 
-    ``select`` is a pytest ``-k`` expression over scenario test names (optional).
+    ``select`` is a pytest ``-k`` expression over scenario test names, ``tags`` a pytest ``-m`` expression
+    over the Gherkin tags (``"mssante and not dmp"``); both optional.
     """
     run_id = run_id or uuid.uuid4().hex[:12]
     run_dir = Path(config.run_dir).resolve()
@@ -82,6 +85,8 @@ def run_catalogue(
         cmd += ["--socle-config", str(config_file.resolve())]
     if select:
         cmd += ["-k", select]
+    if tags:
+        cmd += ["-m", tags]
     env = {
         **os.environ,
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",

@@ -12,7 +12,7 @@ import pytest
 from harness.config import HarnessConfig
 from harness.events import Status
 from harness.runner import RunResult, run_catalogue
-from harness.sut import DEFECTS
+from harness.sut.mssante_actions import MSSANTE_DEFECTS as MSSANTE_DEFECT_LIST
 
 ENVOI_PRO = "Envoi d'un DLU à un professionnel de santé"
 ENVOI_PATIENT = "Envoi d'un DLU dans la messagerie Mon espace santé de la personne"
@@ -35,22 +35,34 @@ EXPECTED_FAILURES = {
 }
 
 
-def _run(tmp_path: Path, sut: str) -> RunResult:
+def _run(tmp_path: Path, sut: str, tags: str | None = None, scenarios: Path | None = None) -> RunResult:
     config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
-    return run_catalogue(config, timeout=300)
+    if scenarios is not None:
+        config = config.with_overrides(scenarios_dir=scenarios)
+    return run_catalogue(config, tags=tags, timeout=300)
 
 
-def test_every_scenario_passes_against_the_reference_dui(tmp_path: Path) -> None:
+def test_the_whole_catalogue_passes_against_the_reference_dui(tmp_path: Path) -> None:
     result = _run(tmp_path, "reference")
     statuses = {s.name: s.status for s in result.scenarios}
-    assert set(statuses) == ALL, f"catalogue changed: {sorted(statuses)}"
+    assert ALL <= set(statuses), f"MSSanté scenarios missing: {ALL - set(statuses)}"
     assert all(s is Status.PASSED for s in statuses.values()), statuses
     assert result.ok and result.exit_code == 0
 
 
-@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_tags_select_scenarios(tmp_path: Path) -> None:
+    result = _run(tmp_path / "a", "reference", tags="mssante")
+    assert {s.name for s in result.scenarios} == ALL
+    none = _run(tmp_path / "b", "reference", tags="not mssante and dmp_only_tag_that_does_not_exist")
+    assert none.scenarios == [] and none.exit_code == 5
+
+
+MSSANTE_DEFECTS = sorted(EXPECTED_FAILURES)
+
+
+@pytest.mark.parametrize("defect", MSSANTE_DEFECTS)
 def test_faulty_dui_fails_the_expected_scenarios(tmp_path: Path, defect: str) -> None:
-    result = _run(tmp_path, f"faulty:{defect}")
+    result = _run(tmp_path, f"faulty:{defect}", tags="mssante")
     failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
     errored = {s.name: s.status for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
     assert not errored, f"a defect must give conformance failures, not errors: {errored}"
@@ -61,4 +73,48 @@ def test_faulty_dui_fails_the_expected_scenarios(tmp_path: Path, defect: str) ->
 def test_every_scenario_is_failed_by_some_defect() -> None:
     covered = set().union(*EXPECTED_FAILURES.values())
     assert covered == ALL, f"scenarios no defect can fail: {ALL - covered}"
-    assert set(EXPECTED_FAILURES) == set(DEFECTS)
+    assert {d.name for d in MSSANTE_DEFECT_LIST} == set(EXPECTED_FAILURES)
+
+
+ENGLISH_FEATURE = """\
+@mssante
+Feature: English aliases of the MSSanté steps
+
+  Background:
+    Given the establishment "EHPAD Les Tilleuls" equipped with the DUI under test
+    And the accompanied person "Jeanne MARTIN"
+
+  Scenario: Send a DLU to a professional
+    When the DUI sends the person's "DLU" document to "jean.dupont@medecin.mssante.fr" by MSSanté
+    Then the MSSanté simulator accepts the message
+    And the message's IHE_XDM.ZIP archive is valid
+    And the message's X-MSS headers match the CDA document
+    And the DUI reports the message as sent
+    And the journal counts 1 MSSanté message sent for the person "Jeanne MARTIN"
+
+  Scenario: Unknown address
+    When the DUI sends the person's "DLU" document to "nobody@nowhere.mssante.fr" by MSSanté
+    Then the MSSanté simulator rejects the message with code "550 5.1.1"
+    And the DUI reports the sending failure
+"""
+
+
+def test_english_aliases_run_and_can_fail(tmp_path: Path) -> None:
+    folder = tmp_path / "features"
+    folder.mkdir()
+    (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
+    ok = _run(tmp_path / "ok", "reference", scenarios=folder)
+    assert [s.status for s in ok.scenarios] == [Status.PASSED, Status.PASSED]
+    bad = _run(tmp_path / "bad", "faulty:xdm-hash-faux,ignore-refus-smtp", scenarios=folder)
+    assert [s.status for s in bad.scenarios] == [Status.FAILED, Status.FAILED]
+
+
+def test_undefined_step_is_an_error_not_a_failure(tmp_path: Path) -> None:
+    folder = tmp_path / "features"
+    folder.mkdir()
+    (folder / "undefined.feature").write_text(
+        "# language: fr\nFonctionnalité: F\n  Scénario: S\n    Soit une étape que personne n'a écrite\n", encoding="utf-8"
+    )
+    result = _run(tmp_path, "reference", scenarios=folder)
+    [scenario] = result.scenarios
+    assert scenario.status is Status.ERROR and "non définie" in scenario.message

@@ -19,7 +19,8 @@ from lxml import etree
 
 from harness.config import package_root
 from harness.identity import INS_OIDS
-from harness.testdata import Establishment, Person, TestData, load_testdata
+from harness.testdata import Establishment, Person, load_testdata
+from harness.testdata import TestData as Fixtures  # not named Test* so that pytest does not try to collect it
 from harness.validators import Finding, Severity
 from harness.validators import xdm as X
 from harness.validators.cda import read_cda_header
@@ -38,12 +39,12 @@ EXAMPLES = sorted(EXAMPLES_DIR.glob("*.xml")) if EXAMPLES_DIR.is_dir() else []
 
 
 @pytest.fixture(scope="module")
-def testdata() -> TestData:
+def testdata() -> Fixtures:
     return load_testdata(package_root() / "fixtures")
 
 
 @pytest.fixture(scope="module")
-def p001(testdata: TestData) -> tuple[Person, Establishment]:
+def p001(testdata: Fixtures) -> tuple[Person, Establishment]:
     person = testdata.person("P001")
     return person, testdata.establishment(person.essms)
 
@@ -225,6 +226,19 @@ def test_reference_message_has_no_error(p001: tuple[Person, Establishment], to_p
     assert report.message_id == msg["Message-ID"]
 
 
+def test_folded_headers_are_unfolded(p001: tuple[Person, Establishment]) -> None:
+    """``Subject:`` / ``Message-ID:`` whose value starts on a continuation line (RFC 5322 §2.2.3 folding)."""
+    msg = _message(p001, [DOCTOR])
+    data = msg.as_bytes(policy=policy.SMTP)
+    subject = str(msg["Subject"]).encode()
+    data = data.replace(b"Subject: " + subject, b"Subject:\r\n " + subject)
+    assert b"Subject:\r\n XDM/1.0/DDM+" in data
+    report = validate_message(data, recipients=[DOCTOR])
+    assert report.subject == str(msg["Subject"])
+    assert report.message_id == str(msg["Message-ID"]).strip()
+    assert "MSS-SUBJECT" not in [f.code for f in report.findings]
+
+
 def test_codecda_mismatch(p001: tuple[Person, Establishment]) -> None:
     msg = _message(p001, [DOCTOR], options=BuildOptions(codecda_override="11502-2"))
     report = validate_message(msg.as_bytes(policy=policy.SMTP), recipients=[DOCTOR])
@@ -238,7 +252,7 @@ def test_ins_flag_value(p001: tuple[Person, Establishment]) -> None:
     assert error_codes(report.findings) == ["MSS-INS-VALUE"]
 
 
-def test_two_persons_in_one_message(testdata: TestData, p001: tuple[Person, Establishment]) -> None:
+def test_two_persons_in_one_message(testdata: Fixtures, p001: tuple[Person, Establishment]) -> None:
     """Two submission sets, each consistent, for two different persons: one person per message is broken."""
     first, establishment = p001
     second = testdata.person("P002")
@@ -253,7 +267,7 @@ def test_two_persons_in_one_message(testdata: TestData, p001: tuple[Person, Esta
     assert report.person is None
 
 
-def test_cda_and_metadata_of_different_persons(testdata: TestData, p001: tuple[Person, Establishment]) -> None:
+def test_cda_and_metadata_of_different_persons(testdata: Fixtures, p001: tuple[Person, Establishment]) -> None:
     person, establishment = p001
     other = testdata.person("P002")
     archive = build_xdm(other, establishment, "DLU", build_cda(person, establishment, "DLU"))
@@ -262,7 +276,7 @@ def test_cda_and_metadata_of_different_persons(testdata: TestData, p001: tuple[P
     assert sorted(codes) == ["MSS-INS-METADATA-CDA", "MSS-ONE-PERSON"]
 
 
-def test_patient_mailbox_of_another_person(testdata: TestData, p001: tuple[Person, Establishment]) -> None:
+def test_patient_mailbox_of_another_person(testdata: Fixtures, p001: tuple[Person, Establishment]) -> None:
     other = testdata.person("P002")
     recipients = [DOCTOR, other.mailbox]
     msg = _message(p001, recipients)

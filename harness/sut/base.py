@@ -21,6 +21,14 @@ from typing import Any, Protocol
 from harness.testdata import Establishment, Person
 
 
+@dataclass(frozen=True)
+class Defect:
+    """A named, switchable defect of the faulty reference DUI."""
+
+    name: str
+    description: str  # French: what the faulty DUI does wrong
+
+
 class ActionStatus(StrEnum):
     DONE = "done"  # the DUI reports success
     FAILED = "failed"  # the DUI reports that the action failed (and shows it to its user)

@@ -73,6 +73,10 @@ def _defects(msg: EmailMessage) -> list[MessageDefect]:
     return found
 
 
+def _unfolded(value: object) -> str | None:
+    return None if value is None else str(value).strip()
+
+
 def validate_message(
     data: bytes, *, recipients: list[str] | None = None, limits: XdmLimits = XdmLimits()
 ) -> MessageReport:
@@ -96,8 +100,10 @@ def validate_message(
             )
         )
     try:
-        report.message_id = msg.get("Message-ID")
-        report.subject = msg.get("Subject")
+        # A header whose value starts on a continuation line ("Subject:\r\n XDM/...", legal folding, RFC 5322
+        # §2.2.3) comes back from the email package with the folding space in front: drop it.
+        report.message_id = _unfolded(msg.get("Message-ID"))
+        report.subject = _unfolded(msg.get("Subject"))
         header_values = {name: msg.get_all(name) or [] for name in ("From", "Date", "Message-ID")}
     except Exception as exc:  # undecodable header bytes
         f.append(Finding("MIME-HEADER", f"en-tête illisible: {exc}"))

@@ -1,0 +1,226 @@
+"""Cold start of ``socle-harness serve`` to the first accepted SMTP connection, vs a bare aiosmtpd process.
+
+One repetition: in a fresh temporary working directory, start
+``socle-harness serve --ephemeral --endpoints-file F --config C`` (C points run_dir and the journal into that
+directory, so the test PKI and the journal are created from scratch), poll until F appears, connect to the
+MSSanté SMTP endpoint and read its 220 greeting. The figure is the wall time from spawning the process to the
+greeting. The server is then stopped with SIGINT and must exit 0 within a few seconds.
+
+Baseline, measured the same way and interleaved with it: a bare Python process that imports aiosmtpd, uvicorn
+and starlette, starts a plain aiosmtpd server on an ephemeral port and writes the port to a file. The
+difference is what socle-harness adds (typer/rich CLI, harness imports, PKI, journal, fixtures, uvicorn
+start-up, the endpoints table).
+
+Run from the repository root:  python benchmarks/bench_cold_start.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+START_TIMEOUT = 30.0  # seconds to wait for the endpoints / port file
+STOP_TIMEOUT = 5.0  # seconds for a clean exit after SIGINT
+
+BASELINE_SERVER = r"""
+import asyncio, os, signal, sys
+import aiosmtpd.smtp, uvicorn, starlette.applications  # the same heavy imports the harness needs
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+async def main(path):
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: aiosmtpd.smtp.SMTP(Sink(), hostname="baseline.test"), "127.0.0.1", 0)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(str(server.sockets[0].getsockname()[1]))
+    os.replace(tmp, path)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@dataclass
+class Sample:
+    to_ready_file: float  # spawn -> endpoints/port file present
+    to_greeting: float  # spawn -> 220 greeting read
+    stop_seconds: float
+    exit_code: int | None
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("socle-harness")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("socle-harness")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from harness.cli import app; app()"]
+
+
+def _smtp_address_from_endpoints(path: Path) -> tuple[str, int]:
+    endpoints = json.loads(path.read_text(encoding="utf-8"))
+    host, _, port = endpoints["mssante"]["smtp"].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _read_greeting(host: str, port: int) -> bytes:
+    with socket.create_connection((host, port), timeout=10) as sock:
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = sock.recv(512)
+            if not chunk:
+                break
+            data += chunk
+        try:
+            sock.sendall(b"QUIT\r\n")
+        except OSError:
+            pass
+    if not data.startswith(b"220"):
+        raise RuntimeError(f"unexpected greeting from {host}:{port}: {data!r}")
+    return data
+
+
+def _one(kind: str) -> Sample:
+    work = Path(tempfile.mkdtemp(prefix=f"bench-cold-{kind}-"))
+    ready = work / "ready.json"
+    log = (work / "server.log").open("wb")
+    try:
+        if kind == "harness":
+            config = work / "socle-harness.bench.toml"
+            config.write_text(
+                f'journal = "sqlite:///{work / "run" / "journal.sqlite"}"\n'
+                f'run_dir = "{work / "run"}"\n'
+                f'reports_dir = "{work / "reports"}"\n',
+                encoding="utf-8",
+            )
+            cmd = [*_cli(), "serve", "--ephemeral", "--endpoints-file", str(ready), "--config", str(config)]
+        else:
+            cmd = [sys.executable, "-c", BASELINE_SERVER, str(ready)]
+        env = {**os.environ, "COLUMNS": "120"}
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not ready.exists():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{kind} server exited early ({proc.returncode}); log: {_tail(work / 'server.log')}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{kind} server not ready after {START_TIMEOUT}s")
+                time.sleep(0.002)
+            t_ready = time.perf_counter() - start
+            if kind == "harness":
+                host, port = _smtp_address_from_endpoints(ready)
+            else:
+                host, port = "127.0.0.1", int(ready.read_text(encoding="utf-8"))
+            _read_greeting(host, port)
+            t_greeting = time.perf_counter() - start
+        finally:
+            stop_start = time.perf_counter()
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            try:
+                code: int | None = proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                code = None
+            stop_seconds = time.perf_counter() - stop_start
+        return Sample(t_ready, t_greeting, stop_seconds, code)
+    finally:
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-800:]
+    except OSError:
+        return "(no log)"
+
+
+def _import_only() -> float:
+    """Informational: the bare cost of importing the CLI module in a fresh interpreter."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import harness.cli"], check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def run(repeat: int) -> dict[str, Any]:
+    samples: dict[str, list[Sample]] = {"harness": [], "baseline": []}
+    imports: list[float] = []
+    # One untimed start of each to warm the OS page cache and __pycache__.
+    _one("baseline")
+    _one("harness")
+    for _ in range(repeat):
+        for kind in ("baseline", "harness"):
+            samples[kind].append(_one(kind))
+        imports.append(_import_only())
+
+    print(f"Cold start to the first SMTP greeting — {repeat} repetition(s) each, fresh temp cwd every time")
+    out: dict[str, Any] = {"benchmark": "cold_start", "repeat": repeat}
+    labels = {
+        "harness": "socle-harness serve --ephemeral",
+        "baseline": "bare python + aiosmtpd/uvicorn/starlette",
+    }
+    for kind in ("baseline", "harness"):
+        greet = [s.to_greeting for s in samples[kind]]
+        ready = [s.to_ready_file for s in samples[kind]]
+        stops = [s.stop_seconds for s in samples[kind]]
+        codes = [s.exit_code for s in samples[kind]]
+        clean = all(c == 0 for c in codes) and max(stops) <= STOP_TIMEOUT
+        print(f"  {labels[kind]:<42} greeting median {statistics.median(greet) * 1000:7.0f} ms  "
+              f"min {min(greet) * 1000:6.0f} ms  (file ready median {statistics.median(ready) * 1000:.0f} ms; "
+              f"SIGINT exit codes {codes}, stop max {max(stops):.2f} s)")
+        out[kind] = {
+            "median_s": round(statistics.median(greet), 4), "min_s": round(min(greet), 4),
+            "ready_file_median_s": round(statistics.median(ready), 4),
+            "exit_codes": codes, "stop_max_s": round(max(stops), 3), "clean_exit": clean,
+        }
+    ratio = out["harness"]["median_s"] / out["baseline"]["median_s"]
+    extra = out["harness"]["median_s"] - out["baseline"]["median_s"]
+    print(f"  harness / baseline = {ratio:.2f}x  (+{extra * 1000:.0f} ms)")
+    print(f"  (informational) python -c 'import harness.cli': median {statistics.median(imports) * 1000:.0f} ms")
+    out["ratio"] = round(ratio, 3)
+    out["import_cli_median_s"] = round(statistics.median(imports), 4)
+    if not out["harness"]["clean_exit"]:
+        print("  WARNING: socle-harness serve did not exit 0 within "
+              f"{STOP_TIMEOUT:.0f} s of SIGINT in every repetition")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions of each (default 5, max 20)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
+    args = parser.parse_args(argv)
+    if not 1 <= args.repeat <= 20:
+        parser.error("--repeat must be within 1..20")
+    out = run(args.repeat)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
+    return 0 if out["harness"]["clean_exit"] and out["baseline"]["clean_exit"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,754 @@
+"""The MSSanté SMTP submission simulator over real sockets: protocol behaviour and hostile input.
+
+Every case checks the exact reply code, then that the server still accepts a fresh, correct submission (250)
+and that the exchanges recorded before the case are still in the journal, unchanged and in order. smtplib is
+used wherever it can produce the bytes; a small raw client covers what it cannot (8-bit command lines...).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import smtplib
+import socket
+import ssl
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from harness.config import HarnessConfig
+from harness.journal import Exchange, JournalFilter, Outcome
+from harness.runtime import SocleEnvironment
+from harness.simulator import Fault
+from harness.sut.documents import build_cda, build_message, build_xdm
+
+SENDER = "dui@ehpad-tilleuls.mssante.fr"  # BAL APP of EHPAD Les Tilleuls (990000016)
+PASSWORD = "dui-tilleuls-test"
+DOCTOR = "jean.dupont@medecin.mssante.fr"
+P001_INS = "238047505612394"
+DEFAULT_LIMIT = 20 * 1024 * 1024
+META = "IHE_XDM/SUBSET01/METADATA.XML"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# environment and clients
+
+
+def _start(tmp: Path, **settings: dict) -> SocleEnvironment:
+    cfg = HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("mssante",), settings=settings)
+    env = SocleEnvironment(cfg)
+    env.start()
+    return env
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
+    env = _start(tmp_path_factory.mktemp("mssante-smtp"))
+    yield env
+    env.stop()
+
+
+@pytest.fixture(scope="module")
+def small_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
+    env = _start(tmp_path_factory.mktemp("mssante-smtp-small"), mssante={"max_message_bytes": 1_000_000})
+    yield env
+    env.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_fault(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    for name in ("env", "small_env"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).host.faults.clear()
+
+
+def endpoint(env: SocleEnvironment) -> tuple[str, int]:
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def tls_context(env: SocleEnvironment) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+
+
+def connect(env: SocleEnvironment, *, tls: bool = True, user: str | None = SENDER, password: str = PASSWORD) -> smtplib.SMTP:
+    host, port = endpoint(env)
+    smtp = smtplib.SMTP(host, port, local_hostname="dui.test", timeout=15)
+    smtp.ehlo()
+    if tls:
+        smtp.starttls(context=tls_context(env))
+        smtp.ehlo()
+        if user is not None:
+            smtp.login(user, password)
+    return smtp
+
+
+def close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+@dataclass
+class Reply:
+    code: int
+    text: str
+    stage: str  # MAIL, RCPT or DATA: the command that got the final reply
+
+
+def transaction(smtp: smtplib.SMTP, data: bytes, *, sender: str = SENDER, recipients: tuple[str, ...] = (DOCTOR,)) -> Reply:
+    """MAIL, RCPT..., DATA on an open session; stops at the first refusal and returns that reply."""
+    code, text = smtp.mail(sender)
+    if code != 250:
+        return Reply(code, text.decode("ascii"), "MAIL")
+    for rcpt in recipients:
+        code, text = smtp.rcpt(rcpt)
+        if code not in (250, 251):
+            smtp.rset()
+            return Reply(code, text.decode("ascii"), "RCPT")
+    code, text = smtp.data(data)
+    return Reply(code, text.decode("ascii"), "DATA")
+
+
+def submit(env: SocleEnvironment, data: bytes, **kwargs: object) -> Reply:
+    smtp = connect(env)
+    try:
+        return transaction(smtp, data, **kwargs)  # type: ignore[arg-type]
+    finally:
+        close(smtp)
+
+
+def message(env: SocleEnvironment, person: str = "P001", recipients: tuple[str, ...] = (DOCTOR,)) -> EmailMessage:
+    p = env.testdata.person(person)
+    return build_message(p, env.testdata.establishment(p.essms), SENDER, list(recipients))
+
+
+def to_bytes(msg: EmailMessage) -> bytes:
+    return msg.as_bytes(policy=policy.SMTP)  # CRLF line endings, as on the wire
+
+
+def good_bytes(env: SocleEnvironment) -> bytes:
+    return to_bytes(message(env))
+
+
+def with_xdm(msg: EmailMessage, archive: bytes) -> EmailMessage:
+    for part in msg.iter_attachments():
+        if (part.get_filename() or "").upper() == "IHE_XDM.ZIP":
+            part.set_content(archive, maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+            return msg
+    raise AssertionError("no IHE_XDM.ZIP attachment")
+
+
+def rezip(archive: bytes, edit: Callable[[dict[str, bytes]], None]) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(archive)) as source:
+        entries = {i.filename: source.read(i) for i in source.infolist()}
+    edit(entries)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, content in entries.items():
+            target.writestr(zipfile.ZipInfo(name), content)  # ZipInfo keeps the name exactly as given
+    return out.getvalue()
+
+
+def reference_xdm(env: SocleEnvironment, person: str = "P001") -> bytes:
+    p = env.testdata.person(person)
+    e = env.testdata.establishment(p.essms)
+    return build_xdm(p, e, "DLU", build_cda(p, e, "DLU"))
+
+
+def since(env: SocleEnvironment, mark: int) -> list[Exchange]:
+    return env.journal.query(JournalFilter(since_seq=mark))
+
+
+def finding_codes(exchange: Exchange) -> list[str]:
+    return [f["code"] for f in exchange.details.get("findings", [])]
+
+
+class JournalGuard:
+    """Snapshot of the journal before a case; :meth:`check` proves the server survived the case."""
+
+    def __init__(self, env: SocleEnvironment) -> None:
+        self.env = env
+        self.before = env.journal.query()
+        self.mark = env.journal.last_seq()
+
+    def new(self) -> list[Exchange]:
+        return since(self.env, self.mark)
+
+    def check(self, *, added: int) -> None:
+        """``added`` exchanges were recorded by the case; then a fresh correct submission is accepted."""
+        data = good_bytes(self.env)
+        reply = submit(self.env, data)
+        assert reply.code == 250, reply
+        after = self.env.journal.query()
+        assert len(after) == len(self.before) + added + 1
+        assert [e.id for e in after[: len(self.before)]] == [e.id for e in self.before]
+        assert [e.summary() for e in after[: len(self.before)]] == [e.summary() for e in self.before]
+        fresh = after[-1]
+        assert (fresh.operation, fresh.outcome) == ("smtp.submit", Outcome.ACCEPTED)
+        assert reply.text.endswith(fresh.id)
+        assert fresh.digest is not None and self.env.journal.payload(fresh.digest) == data
+
+
+# --------------------------------------------------------------------------------------------------------------
+# raw client for bytes smtplib will not send
+
+
+class RawClient:
+    def __init__(self, env: SocleEnvironment, *, login: bool = True) -> None:
+        host, port = endpoint(env)
+        self.sock: socket.socket = socket.create_connection((host, port), timeout=15)
+        self.reader = self.sock.makefile("rb")
+        assert self.reply()[0] == 220
+        assert self.command(b"EHLO raw.test")[0] == 250
+        assert self.command(b"STARTTLS")[0] == 220
+        self.sock = tls_context(env).wrap_socket(self.sock, server_hostname=host)
+        self.reader = self.sock.makefile("rb")
+        assert self.command(b"EHLO raw.test")[0] == 250
+        if login:
+            token = base64.b64encode(f"\0{SENDER}\0{PASSWORD}".encode()).decode()
+            assert self.command(f"AUTH PLAIN {token}".encode())[0] == 235
+
+    def reply(self) -> tuple[int, bytes]:
+        lines = []
+        while True:
+            line = self.reader.readline(4096)
+            if not line:
+                raise ConnectionError("connection closed by the server")
+            lines.append(line[4:].rstrip(b"\r\n"))
+            if line[3:4] != b"-":
+                return int(line[:3]), b"\n".join(lines)
+
+    def command(self, line: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(line + b"\r\n")
+        return self.reply()
+
+    def close(self) -> None:
+        try:
+            self.command(b"QUIT")
+        except OSError:
+            pass
+        self.reader.close()
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# protocol
+
+
+def test_ehlo_before_starttls_offers_starttls_and_default_size(env: SocleEnvironment) -> None:
+    smtp = connect(env, tls=False)
+    try:
+        assert smtp.has_extn("starttls")
+        assert not smtp.has_extn("auth")  # AUTH is only offered under TLS
+        assert smtp.esmtp_features["size"] == str(DEFAULT_LIMIT)  # default limit: 20 MiB
+    finally:
+        close(smtp)
+
+
+def test_mail_before_starttls(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    smtp = connect(env, tls=False)
+    try:
+        assert smtp.mail(SENDER)[0] == 530
+        assert smtp.rcpt(DOCTOR)[0] == 530
+        assert smtp.docmd("DATA")[0] == 530
+    finally:
+        close(smtp)
+    guard.check(added=0)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_auth_before_starttls(env: SocleEnvironment, mechanism: str) -> None:
+    guard = JournalGuard(env)
+    smtp = connect(env, tls=False)
+    try:
+        token = base64.b64encode(f"\0{SENDER}\0{PASSWORD}".encode()).decode()
+        code, _ = smtp.docmd("AUTH", f"{mechanism} {token}" if mechanism == "PLAIN" else mechanism)
+        assert code == 530
+        with pytest.raises(smtplib.SMTPNotSupportedError):
+            smtp.login(SENDER, PASSWORD)
+    finally:
+        close(smtp)
+    guard.check(added=0)
+
+
+def test_mail_without_auth_after_starttls(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    smtp = connect(env, user=None)
+    try:
+        code, text = smtp.mail(SENDER)
+        assert (code, text[:5]) == (530, b"5.7.0")
+    finally:
+        close(smtp)
+    guard.check(added=0)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_wrong_password(env: SocleEnvironment, mechanism: str) -> None:
+    guard = JournalGuard(env)
+    smtp = connect(env, user=None)
+    try:
+        smtp.user, smtp.password = SENDER, "not-the-password"
+        authobject = smtp.auth_plain if mechanism == "PLAIN" else smtp.auth_login
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            smtp.auth(mechanism, authobject)
+        assert refused.value.smtp_code == 535
+        assert refused.value.smtp_error.startswith(b"5.7.8")
+        assert smtp.mail(SENDER)[0] == 530  # still not authenticated
+    finally:
+        close(smtp)
+    (auth,) = guard.new()
+    assert (auth.operation, auth.outcome, auth.error_code) == ("smtp.auth", Outcome.REJECTED, "535 5.7.8")
+    assert auth.actor == SENDER
+    assert auth.essms == "990000016"
+    assert auth.run_id == env.run_id
+    assert "not-the-password" not in json.dumps(auth.summary())
+    guard.check(added=1)
+
+
+def test_unknown_login(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    smtp = connect(env, user=None)
+    try:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            smtp.user, smtp.password = "inconnu@nulle-part.mssante.fr", "x"
+            smtp.auth("PLAIN", smtp.auth_plain)
+        assert refused.value.smtp_code == 535
+    finally:
+        close(smtp)
+    (auth,) = guard.new()
+    assert (auth.operation, auth.outcome, auth.actor, auth.essms) == (
+        "smtp.auth", Outcome.REJECTED, "inconnu@nulle-part.mssante.fr", None,
+    )
+    guard.check(added=1)
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "sender"),
+    [
+        pytest.param(SENDER, PASSWORD, "coordination@ssiad-val.mssante.fr", id="APP-of-another-establishment"),
+        pytest.param(DOCTOR, "dupont-test", "secretariat@ehpad-tilleuls.mssante.fr", id="PER-as-ORG"),
+        pytest.param(SENDER, PASSWORD, "inconnu@ehpad-tilleuls.mssante.fr", id="unknown-sender"),
+    ],
+)
+def test_sender_not_allowed(env: SocleEnvironment, user: str, password: str, sender: str) -> None:
+    guard = JournalGuard(env)
+    smtp = connect(env, user=user, password=password)
+    try:
+        reply = transaction(smtp, good_bytes(env), sender=sender)
+    finally:
+        close(smtp)
+    assert (reply.stage, reply.code) == ("MAIL", 550)
+    assert reply.text.startswith("5.7.1 ")
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "550 5.7.1")
+    assert refusal.actor == user
+    assert refusal.details == {"stage": "mail", "from": sender}
+    guard.check(added=1)
+
+
+def test_app_mailbox_may_send_for_its_organisation(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    data = good_bytes(env)
+    reply = submit(env, data, sender="secretariat@ehpad-tilleuls.mssante.fr")
+    assert reply.code == 250
+    (accepted,) = guard.new()
+    assert (accepted.outcome, accepted.actor, accepted.essms) == (Outcome.ACCEPTED, SENDER, "990000016")
+    guard.check(added=1)
+
+
+def test_unknown_recipient(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    unknown = "inconnu@medecin.mssante.fr"
+    reply = submit(env, good_bytes(env), recipients=(unknown,))
+    assert (reply.stage, reply.code) == ("RCPT", 550)
+    assert reply.text.startswith("5.1.1 ") and unknown in reply.text
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "550 5.1.1")
+    assert refusal.details["recipient"] == unknown
+    assert refusal.details["stage"] == "rcpt"
+    assert unknown in (refusal.error_message or "")
+    guard.check(added=1)
+
+
+def test_patient_mailbox_of_a_person_without_mailbox_is_unknown(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    p004 = env.testdata.person("P004")  # has not activated the Mon espace santé mailbox
+    reply = submit(env, good_bytes(env), recipients=(DOCTOR, p004.mailbox))
+    assert (reply.stage, reply.code) == ("RCPT", 550)
+    (refusal,) = guard.new()
+    assert refusal.details["recipient"] == p004.mailbox
+    guard.check(added=1)
+
+
+def test_correct_message_is_accepted_and_journaled_verbatim(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    msg = message(env)
+    data = to_bytes(msg)
+    reply = submit(env, data)
+    assert (reply.stage, reply.code) == ("DATA", 250)
+    assert re.fullmatch(r"2\.0\.0 Ok: queued as [0-9a-f]{32}", reply.text)
+    (accepted,) = guard.new()
+    assert reply.text.endswith(accepted.id)
+    assert (accepted.service, accepted.operation, accepted.outcome) == ("mssante", "smtp.submit", Outcome.ACCEPTED)
+    assert accepted.person == P001_INS
+    assert (accepted.actor, accepted.essms, accepted.run_id) == (SENDER, "990000016", env.run_id)
+    assert accepted.error_code is None
+    assert accepted.digest is not None and env.journal.payload(accepted.digest) == data
+    assert accepted.payload_type == "message/rfc822"
+    assert accepted.details["recipients"] == [{"address": DOCTOR, "type": "PER"}]
+    assert accepted.details["message_id"] == str(msg["Message-ID"]).strip()
+    assert accepted.details["documents"] == [{"code": "74207-2", "ins": P001_INS}]
+    assert not [f for f in accepted.details["findings"] if f["severity"] == "error"]
+    guard.check(added=1)
+
+
+def test_message_to_the_persons_own_mailbox(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    p001 = env.testdata.person("P001")
+    reply = submit(env, to_bytes(message(env, recipients=(p001.mailbox,))), recipients=(p001.mailbox,))
+    assert reply.code == 250
+    (accepted,) = guard.new()
+    assert accepted.details["to_patient_mailbox"] is True
+    guard.check(added=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# hostile content
+
+
+def _refused_554(env: SocleEnvironment, guard: JournalGuard, data: bytes) -> Exchange:
+    reply = submit(env, data)
+    assert (reply.stage, reply.code) == ("DATA", 554), reply
+    assert reply.text.startswith("5.6.0 ")
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "554 5.6.0")
+    assert refusal.digest is not None and env.journal.payload(refusal.digest) == data
+    assert reply.text[len("5.6.0 "):].split(":")[0] == refusal.error_message.split(":")[0]
+    return refusal
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda d: d.replace(b'boundary="', b'x-boundary="', 1), id="no-boundary-parameter"),
+        pytest.param(lambda d: d.replace(b'boundary="', b'boundary="BOGUS', 1), id="boundary-not-in-body"),
+        pytest.param(
+            lambda d: d.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\nplain text, no parts at all\r\n", id="multipart-without-parts"
+        ),
+    ],
+)
+def test_malformed_mime(env: SocleEnvironment, mangle: Callable[[bytes], bytes]) -> None:
+    guard = JournalGuard(env)
+    refusal = _refused_554(env, guard, mangle(good_bytes(env)))
+    assert refusal.error_message.startswith("MIME-DEFECT")
+    assert "MIME-DEFECT" in finding_codes(refusal)
+    guard.check(added=1)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda d: b"X-Garbage: \xff\xfe\xc0\xaf\x80 \x01\x7f end\r\n" + d, id="extra-header"),
+        pytest.param(lambda d: d.replace(b"Subject: XDM/1.0/DDM+", b"Subject: XDM/1.0/DDM+\xff\xfe\xe9\xc3("), id="subject"),
+        pytest.param(lambda d: d.replace(b"From: EHPAD", b"From: \xff\xfe\x80 EHPAD"), id="from"),
+        pytest.param(lambda d: d.replace(b"Message-ID: <", b"Message-ID: <\xff\xfe", 1).replace(
+            b"Message-ID:\r\n <", b"Message-ID:\r\n <\xff\xfe", 1), id="message-id"),
+        pytest.param(lambda d: b"X-\xff\xfe\x80: v\r\n" + d, id="header-name"),
+        pytest.param(lambda d: d.replace(b"filename=\"IHE_XDM.ZIP\"", b"filename=\"IHE_\xff\xfe.ZIP\""), id="filename"),
+        pytest.param(lambda d: d.replace(b"Content-Type: multipart/mixed", b"Content-Type: multipart/\xff\xfe", 1), id="content-type"),
+    ],
+)
+def test_8bit_garbage_in_headers(env: SocleEnvironment, mangle: Callable[[bytes], bytes]) -> None:
+    guard = JournalGuard(env)
+    data = mangle(good_bytes(env))
+    assert any(b > 0x7F for b in data.split(b"\r\n\r\n", 1)[0])
+    reply = submit(env, data)
+    assert reply.stage == "DATA"
+    assert reply.code in (250, 554), reply  # a clean verdict, not a "500 Error: (SomeException)"
+    (exchange,) = guard.new()
+    assert exchange.operation == "smtp.submit"
+    assert exchange.outcome is (Outcome.ACCEPTED if reply.code == 250 else Outcome.REJECTED)
+    assert exchange.digest is not None and env.journal.payload(exchange.digest) == data
+    json.dumps(exchange.summary())  # the recorded details are serialisable
+    guard.check(added=1)
+
+
+def _zeros_archive(size: int, *, level: int = 9) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
+        archive.writestr("README.TXT", "bombe\r\n")
+        archive.writestr("INDEX.HTM", "<html/>")
+        with archive.open("IHE_XDM/SUBSET01/DOC0001.XML", "w", force_zip64=True) as handle:
+            chunk = bytes(1024 * 1024)
+            for _ in range(size // len(chunk)):
+                handle.write(chunk)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bomb_200mb() -> bytes:
+    return _zeros_archive(200 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(("size_mb", "codes"), [(200, {"XDM-TOO-LARGE"}), (20, {"XDM-ZIP-BOMB"})])
+def test_zip_bomb(env: SocleEnvironment, bomb_200mb: bytes, size_mb: int, codes: set[str]) -> None:
+    archive = bomb_200mb if size_mb == 200 else _zeros_archive(size_mb * 1024 * 1024)
+    assert len(archive) < 1024 * 1024
+    guard = JournalGuard(env)
+    data = to_bytes(with_xdm(message(env), archive))
+    started = time.monotonic()
+    refusal = _refused_554(env, guard, data)
+    assert time.monotonic() - started < 3.0
+    assert set(finding_codes(refusal)) & {"XDM-ZIP-BOMB", "XDM-TOO-LARGE"} == codes
+    assert refusal.error_message.split(":")[0] in {"XDM-ZIP-BOMB", "XDM-TOO-LARGE"}
+    guard.check(added=1)
+
+
+def _passwd_lines() -> list[str]:
+    try:
+        lines = Path("/etc/passwd").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if line.strip()][:5]
+
+
+XXE = b"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE lcm:SubmitObjectsRequest [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>
+<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
+    xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">
+  <rim:RegistryObjectList><rim:ExtrinsicObject id="&xxe;"/></rim:RegistryObjectList>
+</lcm:SubmitObjectsRequest>
+"""
+
+XXE_PARAMETER = b"""<?xml version="1.0"?>
+<!DOCTYPE r [ <!ENTITY % p SYSTEM "file:///etc/passwd"> %p; ]>
+<r>&x;</r>
+"""
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<lolz>&lol9;</lolz>
+"""
+
+
+@pytest.mark.parametrize(
+    ("entry", "payload"),
+    [
+        pytest.param(META, XXE, id="metadata-xxe"),
+        pytest.param(META, XXE_PARAMETER, id="metadata-xxe-parameter-entity"),
+        pytest.param(META, BILLION_LAUGHS, id="metadata-billion-laughs"),
+        pytest.param("IHE_XDM/SUBSET01/DOC0001.XML", XXE, id="cda-xxe"),
+        pytest.param("IHE_XDM/SUBSET01/DOC0001.XML", BILLION_LAUGHS, id="cda-billion-laughs"),
+    ],
+)
+def test_hostile_xml(env: SocleEnvironment, entry: str, payload: bytes) -> None:
+    guard = JournalGuard(env)
+    p = env.testdata.person("P001")
+    e = env.testdata.establishment(p.essms)
+    if entry == META:
+        archive = rezip(reference_xdm(env), lambda entries: entries.__setitem__(META, payload))
+    else:  # a consistent archive (size and hash match) whose CDA document is the hostile XML
+        archive = build_xdm(p, e, "DLU", payload)
+    started = time.monotonic()
+    refusal = _refused_554(env, guard, to_bytes(with_xdm(message(env), archive)))
+    assert time.monotonic() - started < 3.0
+    assert re.fullmatch(r"XML-[A-Z-]+", refusal.error_message.split(":")[0]), refusal.error_message
+    assert any(code.startswith("XML-") for code in finding_codes(refusal))
+    recorded = (refusal.error_message or "") + json.dumps(refusal.details, ensure_ascii=False)
+    for line in _passwd_lines():
+        assert line not in recorded
+    assert "root:" not in recorded
+    guard.check(added=1)
+
+
+@pytest.mark.parametrize(
+    "name", ["../evil.txt", "IHE_XDM/SUBSET01/../../evil.txt", "/etc/evil.txt", "..\\evil.txt", "C:/evil.txt"]
+)
+def test_unsafe_zip_path(env: SocleEnvironment, name: str) -> None:
+    guard = JournalGuard(env)
+    archive = rezip(reference_xdm(env), lambda entries: entries.__setitem__(name, b"pwned\r\n"))
+    with zipfile.ZipFile(io.BytesIO(archive)) as check:
+        assert name in check.namelist()
+    refusal = _refused_554(env, guard, to_bytes(with_xdm(message(env), archive)))
+    assert refusal.error_message.startswith("XDM-UNSAFE-PATH")
+    unsafe = [f for f in refusal.details["findings"] if f["code"] == "XDM-UNSAFE-PATH"]
+    assert [f["location"] for f in unsafe] == [name]
+    guard.check(added=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# size limit
+
+
+def _big_message(env: SocleEnvironment, size: int) -> bytes:
+    msg = message(env)
+    blob = (bytes(range(256)) * (size // 256 + 1))[:size]
+    msg.add_attachment(blob, maintype="application", subtype="octet-stream", filename="annexe.bin")
+    return to_bytes(msg)
+
+
+def test_size_limit_is_configurable(small_env: SocleEnvironment) -> None:
+    smtp = connect(small_env)
+    try:
+        assert smtp.esmtp_features["size"] == "1000000"
+    finally:
+        close(smtp)
+
+
+def test_oversized_message_announced_with_size(small_env: SocleEnvironment) -> None:
+    """smtplib announces SIZE=<n> on MAIL FROM: the server refuses before the data is sent."""
+    guard = JournalGuard(small_env)
+    data = _big_message(small_env, 2_000_000)
+    assert len(data) > 2_000_000
+    smtp = connect(small_env)
+    try:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            smtp.sendmail(SENDER, [DOCTOR], data)
+        assert refused.value.smtp_code == 552
+    finally:
+        close(smtp)
+    guard.check(added=0)
+
+
+def test_oversized_message_without_size(small_env: SocleEnvironment) -> None:
+    """No SIZE parameter: the data is read (and discarded) and the end of DATA gets 552."""
+    guard = JournalGuard(small_env)
+    data = _big_message(small_env, 2_000_000)
+    reply = submit(small_env, data)
+    assert (reply.stage, reply.code) == ("DATA", 552)
+    guard.check(added=0)
+
+
+def test_message_just_under_the_limit_is_accepted(small_env: SocleEnvironment) -> None:
+    guard = JournalGuard(small_env)
+    data = _big_message(small_env, 600_000)
+    assert len(data) < 1_000_000
+    assert submit(small_env, data).code == 250
+    guard.check(added=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# raw command lines
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        pytest.param(b"MAIL FROM:<\xff\xfe@ehpad-tilleuls.mssante.fr>", 500, id="8bit-mail-from"),
+        pytest.param(b"RCPT TO:<jean.dupont\xc3\xa9@medecin.mssante.fr>", 500, id="utf8-rcpt-without-smtputf8"),
+        pytest.param(b"\xff\xfe\xfd", 500, id="8bit-verb"),
+        pytest.param(b"MAIL FROM:<" + b"a" * 5000 + b"@x.fr>", 500, id="overlong-command"),
+        pytest.param(b"MAIL FROM:<a\x00b@x.fr>", 550, id="nul-in-address"),
+        pytest.param(b"", 500, id="empty-line"),
+        pytest.param(b"XYZZY", 500, id="unknown-verb"),
+    ],
+)
+def test_raw_hostile_command(env: SocleEnvironment, line: bytes, code: int) -> None:
+    guard = JournalGuard(env)
+    client = RawClient(env)
+    try:
+        got, _ = client.command(line)
+        assert got == code
+        assert client.command(b"NOOP")[0] == 250  # same session still usable
+    finally:
+        client.close()
+    guard.check(added=len(guard.new()))
+    assert len(guard.before) + len(guard.new()) <= len(env.journal.query())
+
+
+def test_raw_data_with_bare_lf_and_nul(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    client = RawClient(env)
+    try:
+        assert client.command(f"MAIL FROM:<{SENDER}>".encode())[0] == 250
+        assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
+        assert client.command(b"DATA")[0] == 354
+        body = good_bytes(env).replace(b"\r\n", b"\n").replace(b"X-MSS-NIL", b"X-\x00-NIL") + b"\r\n.\r\n"
+        client.sock.sendall(body)
+        code, _ = client.reply()
+        assert code in (250, 554)
+    finally:
+        client.close()
+    (exchange,) = guard.new()
+    assert exchange.outcome is (Outcome.ACCEPTED if code == 250 else Outcome.REJECTED)
+    guard.check(added=1)
+
+
+def test_raw_data_line_too_long(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    client = RawClient(env)
+    try:
+        assert client.command(f"MAIL FROM:<{SENDER}>".encode())[0] == 250
+        assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
+        assert client.command(b"DATA")[0] == 354
+        client.sock.sendall(b"Subject: x\r\n\r\n" + b"A" * 5000 + b"\r\n.\r\n")
+        assert client.reply()[0] == 500
+    finally:
+        client.close()
+    guard.check(added=0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fault injection and concurrency
+
+
+def test_injected_fault_applies_to_the_next_data_only(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    env.host.faults.inject("mssante", Fault("smtp.reply", {"code": "451 4.3.0", "message": "panne"}))
+    data = good_bytes(env)
+    reply = submit(env, data)
+    assert (reply.stage, reply.code) == ("DATA", 451)
+    assert reply.text == "4.3.0 panne"
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "451 4.3.0")
+    assert refusal.error_message == "panne"
+    assert refusal.details["fault"] is True
+    assert env.journal.payload(refusal.digest) == data
+    guard.check(added=1)  # the following submission is accepted again
+
+
+def test_concurrent_submissions_are_all_journaled(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    persons = ["P001", "P002", "P005"]  # the Tilleuls residents
+    payloads = [to_bytes(message(env, persons[i % len(persons)])) for i in range(20)]
+
+    def send(data: bytes) -> Reply:
+        return submit(env, data)
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        replies = list(pool.map(send, payloads))
+    assert [r.code for r in replies] == [250] * 20
+    recorded = guard.new()
+    assert len(recorded) == 20
+    assert env.journal.count(JournalFilter(operation="smtp.submit", outcome=Outcome.ACCEPTED, since_seq=guard.mark)) == 20
+    by_id = {e.id: e for e in recorded}
+    assert len(by_id) == 20
+    for reply, data in zip(replies, payloads, strict=True):
+        exchange = by_id[reply.text.rsplit(" ", 1)[1]]
+        assert env.journal.payload(exchange.digest) == data
+    assert {e.person for e in recorded} == {env.testdata.person(p).ins.value for p in persons}
+    guard.check(added=20)
