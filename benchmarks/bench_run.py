@@ -3,7 +3,8 @@
 One repetition: in a fresh temporary working directory (no socle-harness.toml, so the defaults apply: journal
 and test PKI under ./.socle, reports under ./reports), run ``socle-harness run`` and time it from spawn to
 exit; it must exit 0. The median of the repetitions is reported, with scenarios/s (scenarios / wall time) and
-the scenario time the child pytest itself reports in results.json.
+the duration the child pytest itself reports in results.json (its session: collection, simulators start,
+scenarios, simulators stop).
 
 Baseline, measured in the same run and interleaved with it: ``python -m pytest --collect-only -q`` of an empty
 test file in a temporary directory with plugin auto-loading disabled (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1), i.e.
@@ -100,10 +101,10 @@ def run(repeat: int, with_autoload: bool) -> dict[str, Any]:
     print(f"socle-harness run (catalogue, reference DUI) — {repeat} repetition(s), fresh temp cwd every time")
     print(f"  socle-harness run                        median {med_wall:6.2f} s  min {min(walls):5.2f} s  "
           f"({scenarios} scenarios: {scenarios / med_wall:.1f} scenarios/s wall; "
-          f"scenario phase in the child {med_inner:.2f} s = {scenarios / med_inner:.1f} scenarios/s)")
+          f"child pytest session {med_inner:.2f} s = {scenarios / med_inner:.1f} scenarios/s)")
     print(f"  baseline: bare pytest --collect-only    median {med_bare:6.2f} s  min {min(bare):5.2f} s  "
           "(empty test file, PYTEST_DISABLE_PLUGIN_AUTOLOAD=1)")
-    print(f"  run / bare pytest = {med_wall / med_bare:.1f}x  (+{med_wall - med_bare:.2f} s over bare pytest start-up)")
+    print(f"  run / bare pytest = {med_wall / med_bare:.2f}x  (+{med_wall - med_bare:.2f} s over bare pytest start-up)")
     out: dict[str, Any] = {
         "benchmark": "run", "repeat": repeat, "scenarios": scenarios,
         "run_median_s": round(med_wall, 3), "run_min_s": round(min(walls), 3),

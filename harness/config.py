@@ -13,8 +13,11 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
     [ports.mssante]
     smtp = 0
 
-    [services.mssante]       # settings handed to the simulator
+    services = ["mssante"]   # simulators to start (default: every registered one)
+
+    [settings.mssante]       # settings handed to the simulator
     max_message_bytes = 20971520
+    strict = true
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ class HarnessConfig:
     scenarios_dir: Path = field(default_factory=lambda: package_root() / "scenarios")
     fixtures_dir: Path = field(default_factory=lambda: package_root() / "fixtures")
     step_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in _PATH_FIELDS:  # accept str paths from callers and TOML alike
+            object.__setattr__(self, name, Path(getattr(self, name)))
 
     @property
     def pki_dir(self) -> Path:

@@ -14,6 +14,7 @@ import re
 import smtplib
 import socket
 import ssl
+import struct
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -248,6 +249,7 @@ class RawClient:
 
 
 def test_ehlo_before_starttls_offers_starttls_and_default_size(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
     smtp = connect(env, tls=False)
     try:
         assert smtp.has_extn("starttls")
@@ -255,6 +257,13 @@ def test_ehlo_before_starttls_offers_starttls_and_default_size(env: SocleEnviron
         assert smtp.esmtp_features["size"] == str(DEFAULT_LIMIT)  # default limit: 20 MiB
     finally:
         close(smtp)
+    smtp = connect(env, user=None)
+    try:
+        assert smtp.has_extn("auth") and {"PLAIN", "LOGIN"} <= set(smtp.esmtp_features["auth"].split())
+        assert smtp.esmtp_features["size"] == str(DEFAULT_LIMIT)
+    finally:
+        close(smtp)
+    guard.check(added=0)
 
 
 def test_mail_before_starttls(env: SocleEnvironment) -> None:
@@ -473,8 +482,9 @@ def test_malformed_mime(env: SocleEnvironment, mangle: Callable[[bytes], bytes])
 )
 def test_8bit_garbage_in_headers(env: SocleEnvironment, mangle: Callable[[bytes], bytes]) -> None:
     guard = JournalGuard(env)
-    data = mangle(good_bytes(env))
-    assert any(b > 0x7F for b in data.split(b"\r\n\r\n", 1)[0])
+    good = good_bytes(env)
+    data = mangle(good)
+    assert data != good and b"\xff\xfe" in data
     reply = submit(env, data)
     assert reply.stage == "DATA"
     assert reply.code in (250, 554), reply  # a clean verdict, not a "500 Error: (SomeException)"
@@ -600,6 +610,48 @@ def test_unsafe_zip_path(env: SocleEnvironment, name: str) -> None:
     guard.check(added=1)
 
 
+def _corrupt_stream(archive: bytes, name: str, method: int) -> bytes:
+    """Re-zip with ``method`` and overwrite ``name``'s compressed bytes with 0xFF (headers and sizes stay valid)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as source:
+        entries = {i.filename: source.read(i) for i in source.infolist()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as target:
+        for entry, content in entries.items():
+            target.writestr(entry, content)
+    data = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(name)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    keep = 0 if method == zipfile.ZIP_DEFLATED else 4  # keep the bzip2 / LZMA stream header
+    data[start + keep : start + info.compress_size] = b"\xff" * (info.compress_size - keep)
+    return bytes(data)
+
+
+def _future_zip_version(archive: bytes) -> bytes:
+    data = bytearray(archive)
+    central = data.index(b"PK\x01\x02")
+    data[central + 6 : central + 8] = struct.pack("<H", 245)  # "version needed to extract" 24.5
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "code"),
+    [
+        pytest.param(lambda a: _corrupt_stream(a, "README.TXT", zipfile.ZIP_DEFLATED), "XDM-ENTRY-UNREADABLE", id="deflate"),
+        pytest.param(lambda a: _corrupt_stream(a, "README.TXT", zipfile.ZIP_BZIP2), "XDM-ENTRY-UNREADABLE", id="bzip2"),
+        pytest.param(lambda a: _corrupt_stream(a, "README.TXT", zipfile.ZIP_LZMA), "XDM-ENTRY-UNREADABLE", id="lzma"),
+        pytest.param(_future_zip_version, "XDM-NOT-ZIP", id="unsupported-zip-version"),
+        pytest.param(lambda a: a[: len(a) // 2], "XDM-NOT-ZIP", id="truncated"),
+    ],
+)
+def test_corrupt_zip(env: SocleEnvironment, corrupt: Callable[[bytes], bytes], code: str) -> None:
+    """A damaged archive is a journaled 554 with a finding, not a "500 Error: (error) ..." from an exception."""
+    guard = JournalGuard(env)
+    refusal = _refused_554(env, guard, to_bytes(with_xdm(message(env), corrupt(reference_xdm(env)))))
+    assert refusal.error_message.startswith(code)
+    assert code in finding_codes(refusal)
+    guard.check(added=1)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # size limit
 
@@ -612,11 +664,13 @@ def _big_message(env: SocleEnvironment, size: int) -> bytes:
 
 
 def test_size_limit_is_configurable(small_env: SocleEnvironment) -> None:
+    guard = JournalGuard(small_env)
     smtp = connect(small_env)
     try:
         assert smtp.esmtp_features["size"] == "1000000"
     finally:
         close(smtp)
+    guard.check(added=0)
 
 
 def test_oversized_message_announced_with_size(small_env: SocleEnvironment) -> None:
@@ -631,7 +685,10 @@ def test_oversized_message_announced_with_size(small_env: SocleEnvironment) -> N
         assert refused.value.smtp_code == 552
     finally:
         close(smtp)
-    guard.check(added=0)
+    refusals = guard.new()  # refused at MAIL, before any data: journaling it is optional
+    assert len(refusals) <= 1
+    assert all(e.outcome is Outcome.REJECTED and (e.error_code or "").startswith("552") for e in refusals)
+    guard.check(added=len(refusals))
 
 
 def test_oversized_message_without_size(small_env: SocleEnvironment) -> None:
@@ -640,7 +697,11 @@ def test_oversized_message_without_size(small_env: SocleEnvironment) -> None:
     data = _big_message(small_env, 2_000_000)
     reply = submit(small_env, data)
     assert (reply.stage, reply.code) == ("DATA", 552)
-    guard.check(added=0)
+    (refusal,) = guard.new()  # a refused message is journaled like any other refusal
+    assert (refusal.operation, refusal.outcome) == ("smtp.submit", Outcome.REJECTED)
+    assert refusal.error_code is not None and refusal.error_code.startswith("552")
+    assert refusal.details["from"] == SENDER
+    guard.check(added=1)
 
 
 def test_message_just_under_the_limit_is_accepted(small_env: SocleEnvironment) -> None:
@@ -656,41 +717,44 @@ def test_message_just_under_the_limit_is_accepted(small_env: SocleEnvironment) -
 
 
 @pytest.mark.parametrize(
-    ("line", "code"),
+    ("line", "code", "journaled"),
     [
-        pytest.param(b"MAIL FROM:<\xff\xfe@ehpad-tilleuls.mssante.fr>", 500, id="8bit-mail-from"),
-        pytest.param(b"RCPT TO:<jean.dupont\xc3\xa9@medecin.mssante.fr>", 500, id="utf8-rcpt-without-smtputf8"),
-        pytest.param(b"\xff\xfe\xfd", 500, id="8bit-verb"),
-        pytest.param(b"MAIL FROM:<" + b"a" * 5000 + b"@x.fr>", 500, id="overlong-command"),
-        pytest.param(b"MAIL FROM:<a\x00b@x.fr>", 550, id="nul-in-address"),
-        pytest.param(b"", 500, id="empty-line"),
-        pytest.param(b"XYZZY", 500, id="unknown-verb"),
+        pytest.param(b"MAIL FROM:<\xff\xfe@ehpad-tilleuls.mssante.fr>", 500, 0, id="8bit-mail-from"),
+        pytest.param(b"RCPT TO:<jean.dupont\xc3\xa9@medecin.mssante.fr>", 500, 0, id="utf8-rcpt-without-smtputf8"),
+        pytest.param(b"\xff\xfe\xfd", 500, 0, id="8bit-verb"),
+        pytest.param(b"MAIL FROM:<" + b"a" * 5000 + b"@x.fr>", 500, 0, id="overlong-command"),
+        pytest.param(b"MAIL FROM:<a\x00b@x.fr>", 550, 1, id="nul-in-address"),
+        pytest.param(b"", 500, 0, id="empty-line"),
+        pytest.param(b"XYZZY", 500, 0, id="unknown-verb"),
     ],
 )
-def test_raw_hostile_command(env: SocleEnvironment, line: bytes, code: int) -> None:
+def test_raw_hostile_command(env: SocleEnvironment, line: bytes, code: int, journaled: int) -> None:
     guard = JournalGuard(env)
     client = RawClient(env)
     try:
-        got, _ = client.command(line)
-        assert got == code
+        assert client.command(line)[0] == code
         assert client.command(b"NOOP")[0] == 250  # same session still usable
     finally:
         client.close()
-    guard.check(added=len(guard.new()))
-    assert len(guard.before) + len(guard.new()) <= len(env.journal.query())
+    assert all(e.outcome is Outcome.REJECTED for e in guard.new())
+    guard.check(added=journaled)
 
 
 def test_raw_data_with_bare_lf_and_nul(env: SocleEnvironment) -> None:
+    """Header section with bare LF line ends and a NUL byte (smtplib would normalise both)."""
     guard = JournalGuard(env)
+    head, body = good_bytes(env).split(b"\r\n\r\n", 1)
+    head = head.replace(b"\r\n", b"\n").replace(b"X-MSS-NIL", b"X-\x00-NIL")
+    assert len(head) < 1000  # one SMTP line (bare LFs do not end a line), under the 1000-octet limit
     client = RawClient(env)
     try:
         assert client.command(f"MAIL FROM:<{SENDER}>".encode())[0] == 250
         assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
         assert client.command(b"DATA")[0] == 354
-        body = good_bytes(env).replace(b"\r\n", b"\n").replace(b"X-MSS-NIL", b"X-\x00-NIL") + b"\r\n.\r\n"
-        client.sock.sendall(body)
+        client.sock.sendall(head + b"\r\n\r\n" + body + b".\r\n")
         code, _ = client.reply()
         assert code in (250, 554)
+        assert client.command(b"NOOP")[0] == 250
     finally:
         client.close()
     (exchange,) = guard.new()
@@ -706,10 +770,14 @@ def test_raw_data_line_too_long(env: SocleEnvironment) -> None:
         assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
         assert client.command(b"DATA")[0] == 354
         client.sock.sendall(b"Subject: x\r\n\r\n" + b"A" * 5000 + b"\r\n.\r\n")
-        assert client.reply()[0] == 500
+        assert client.reply()[0] == 500  # RFC 5321 §4.5.3.1.6: 1000 octets per line
+        assert client.command(b"NOOP")[0] == 250
     finally:
         client.close()
-    guard.check(added=0)
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.outcome) == ("smtp.submit", Outcome.REJECTED)
+    assert refusal.error_code is not None and refusal.error_code.startswith("500")
+    guard.check(added=1)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -752,3 +820,22 @@ def test_concurrent_submissions_are_all_journaled(env: SocleEnvironment) -> None
         assert env.journal.payload(exchange.digest) == data
     assert {e.person for e in recorded} == {env.testdata.person(p).ins.value for p in persons}
     guard.check(added=20)
+
+
+def test_internal_validator_error_is_a_journaled_451(env: SocleEnvironment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a validator must not leak a traceback nor skip the journal: 451 (retry later), recorded."""
+    import mock_services.mssante.smtp as smtp_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("validator exploded")
+
+    guard = JournalGuard(env)
+    data = good_bytes(env)
+    monkeypatch.setattr(smtp_module, "validate_message", broken)
+    reply = submit(env, data)
+    monkeypatch.undo()
+    assert reply.code == 451 and "erreur interne" in reply.text
+    (refusal,) = guard.new()
+    assert refusal.outcome is Outcome.REJECTED and refusal.error_code == "451 4.3.0"
+    assert "validator exploded" in refusal.details["internal_error"]
+    guard.check(added=1)

@@ -8,6 +8,7 @@ its own finding code. The CDA header reader is also run on the ANS CI-SIS public
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from collections.abc import Callable
 from email import policy
@@ -191,6 +192,45 @@ def test_builder_defect_switches_give_their_codes(p001: tuple[Person, Establishm
 def test_not_a_zip(data: bytes) -> None:
     report = validate_xdm(data)
     assert error_codes(report.findings) == ["XDM-NOT-ZIP"]
+
+
+def corrupt_stream(archive: bytes, name: str, method: int) -> bytes:
+    """Re-zip ``archive`` with ``method``, then overwrite the compressed bytes of ``name`` with 0xFF.
+
+    Sizes, names and offsets stay valid: only the decompressor can notice (the stream header of bzip2 and
+    LZMA, 4 bytes, is kept so that the failure happens inside the stream).
+    """
+    entries = zip_entries(archive)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as target:
+        for entry, content in entries.items():
+            target.writestr(entry, content)
+    data = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(name)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    keep = 0 if method == zipfile.ZIP_DEFLATED else 4
+    data[start + keep : start + info.compress_size] = b"\xff" * (info.compress_size - keep)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA],
+    ids=["deflate", "bzip2", "lzma"],
+)
+def test_corrupt_compressed_stream_is_a_finding(good_archive: bytes, method: int) -> None:
+    """zlib.error / OSError (bz2) / LZMAError while inflating must become a finding, never escape."""
+    report = validate_xdm(corrupt_stream(good_archive, "IHE_XDM/SUBSET01/DOC0001.XML", method))
+    assert error_codes(report.findings) == ["XDM-ENTRY-UNREADABLE", "XDM-DOCUMENT-MISSING"]
+    assert report.findings[0].location == "IHE_XDM/SUBSET01/DOC0001.XML"
+
+
+def test_unsupported_zip_version_is_not_a_zip(good_archive: bytes) -> None:
+    """A central directory asking for "version needed to extract" 24.5 (zipfile raises NotImplementedError)."""
+    data = bytearray(good_archive)
+    central = data.index(b"PK\x01\x02")
+    data[central + 6 : central + 8] = struct.pack("<H", 245)
+    assert error_codes(validate_xdm(bytes(data)).findings) == ["XDM-NOT-ZIP"]
 
 
 def test_patient_id_with_foreign_oid_is_refused(good_archive: bytes) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from email import policy
 from email.errors import MessageDefect
-from email.message import EmailMessage
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import Message
 from email.parser import BytesParser
 
 from harness.identity import INS
@@ -62,19 +64,29 @@ class MessageReport:
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
 
-def parse_message(data: bytes) -> EmailMessage:
-    return BytesParser(policy=policy.default).parsebytes(data)  # type: ignore[return-value]
+def parse_message(data: bytes) -> Message:
+    """Parse with the ``compat32`` policy: headers stay raw strings (decoded on demand by :func:`header_value`),
+    which is several times faster than ``policy.default``'s header objects for the same checks."""
+    return BytesParser(policy=policy.compat32).parsebytes(data)
 
 
-def _defects(msg: EmailMessage) -> list[MessageDefect]:
+def header_value(msg: Message, name: str) -> str | None:
+    """A header's value, RFC 2047-decoded and unfolded (RFC 5322 §2.2.3); None when absent."""
+    raw = msg.get(name)
+    if raw is None:
+        return None
+    try:
+        text = str(make_header(decode_header(str(raw))))
+    except (HeaderParseError, UnicodeError, LookupError, ValueError):
+        text = str(raw).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def _defects(msg: Message) -> list[MessageDefect]:
     found: list[MessageDefect] = []
     for part in msg.walk():
         found.extend(part.defects)
     return found
-
-
-def _unfolded(value: object) -> str | None:
-    return None if value is None else str(value).strip()
 
 
 def validate_message(
@@ -102,8 +114,8 @@ def validate_message(
     try:
         # A header whose value starts on a continuation line ("Subject:\r\n XDM/...", legal folding, RFC 5322
         # §2.2.3) comes back from the email package with the folding space in front: drop it.
-        report.message_id = _unfolded(msg.get("Message-ID"))
-        report.subject = _unfolded(msg.get("Subject"))
+        report.message_id = header_value(msg, "Message-ID")
+        report.subject = header_value(msg, "Subject")
         header_values = {name: msg.get_all(name) or [] for name in ("From", "Date", "Message-ID")}
     except Exception as exc:  # undecodable header bytes
         f.append(Finding("MIME-HEADER", f"en-tête illisible: {exc}"))
@@ -171,17 +183,17 @@ def validate_message(
 
     _check_headers(msg, report, cda_codes)
     _check_person(report, recipients or [])
-    if msg.get("X-MSS-NIL") is None:
+    if header_value(msg, "X-MSS-NIL") is None:
         f.append(
             Finding("MSS-NIL-MISSING", "en-tête X-MSS-NIL absent (Réf. socle MSSanté #2 ECO.2.4.3)", Severity.WARNING)
         )
     return report
 
 
-def _check_headers(msg: EmailMessage, report: MessageReport, cda_codes: list[str]) -> None:
+def _check_headers(msg: Message, report: MessageReport, cda_codes: list[str]) -> None:
     f = report.findings
-    codecda = msg.get("X-MSS-CODECDA")
-    ins_flag = msg.get("X-MSS-INS")
+    codecda = header_value(msg, "X-MSS-CODECDA")
+    ins_flag = header_value(msg, "X-MSS-INS")
     if report.xdm is None:
         if codecda is not None or ins_flag is not None:
             f.append(Finding("MSS-HEADER-UNEXPECTED", "X-MSS-CODECDA / X-MSS-INS présents sans document CDA en XDM (ECO.2.4.1)"))
@@ -203,7 +215,7 @@ def _check_headers(msg: EmailMessage, report: MessageReport, cda_codes: list[str
             f.append(Finding("MSS-INS-VALUE", f"X-MSS-INS doit valoir O ou N, trouvé {ins_flag!s} (ECO.2.4.2)"))
         elif str(ins_flag).strip() == "O" and not any(h.ins for h in report.cda):
             f.append(Finding("MSS-INS-FLAG", "X-MSS-INS=O mais aucun INS valide dans les documents CDA (ECO.2.4.2)"))
-    mes = msg.get("X-MSS-MES")
+    mes = header_value(msg, "X-MSS-MES")
     if mes is not None and str(mes).strip() != "FIN":
         f.append(Finding("MSS-MES-VALUE", f"X-MSS-MES doit valoir FIN, trouvé {mes!s}"))
 

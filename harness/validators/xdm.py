@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import posixpath
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -88,7 +90,8 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, EOFError, OSError) as exc:
+        # NotImplementedError: unsupported "version needed" in the central directory
         return {}, [Finding("XDM-NOT-ZIP", f"l'archive IHE_XDM.ZIP n'est pas un ZIP lisible: {exc}")]
     if len(infos) > limits.max_entries:
         return {}, [Finding("XDM-TOO-MANY-ENTRIES", f"{len(infos)} entrées (maximum {limits.max_entries})")]
@@ -113,7 +116,10 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
         try:
             with archive.open(info) as handle:
                 content = handle.read(limits.max_entry_bytes + 1)  # never trust the declared size
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError,
+            zlib.error, lzma.LZMAError, OSError,  # corrupt deflate / LZMA / bzip2 stream (bz2 raises OSError)
+        ) as exc:
             findings.append(Finding("XDM-ENTRY-UNREADABLE", str(exc), location=info.filename))
             continue
         if len(content) > limits.max_entry_bytes:

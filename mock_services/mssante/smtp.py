@@ -148,7 +148,15 @@ class SubmissionHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return await asyncio.to_thread(self._data, str(session.auth_data or ""), envelope)
+        login = str(session.auth_data or "")
+        try:
+            return await asyncio.to_thread(self._data, login, envelope)
+        except Exception as exc:  # a validator bug must not leak a traceback nor skip the journal
+            return await asyncio.to_thread(
+                self._reject, code="451 4.3.0", actor=login,
+                message=f"erreur interne du simulateur ({type(exc).__name__}); message non accepte, reessayez",
+                details={"stage": "data", "from": envelope.mail_from, "internal_error": repr(exc)[:500]},
+            )
 
     def _data(self, login: str, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content
@@ -191,6 +199,32 @@ def _finding_dict(finding: Finding) -> dict[str, str]:
     return {"code": finding.code, "severity": str(finding.severity), "message": finding.message, "location": finding.location}
 
 
+class JournalingSMTP(SMTP):
+    """aiosmtpd's SMTP that also journals the DATA refusals it decides itself (size, line length, RFC 5321
+    §4.5.3.1) and answers them with RFC 3463 enhanced status codes."""
+
+    def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._submission = handler
+
+    async def push(self, status: Any) -> None:
+        text = status.decode("ascii", "replace") if isinstance(status, bytes) else str(status)
+        refusal = None
+        if text.startswith("552 Error: Too much mail data"):
+            refusal = ("552 5.3.4", f"message trop volumineux (limite {self.data_size_limit} octets)")
+        elif text.startswith("500 Line too long"):
+            refusal = ("500 5.5.2", "ligne trop longue (RFC 5321 4.5.3.1.6)")
+        if refusal is not None:
+            envelope = self.envelope
+            status = await asyncio.to_thread(
+                self._submission._reject, code=refusal[0], message=refusal[1],
+                actor=str(getattr(self.session, "auth_data", "") or ""),
+                details={"stage": "data", "from": envelope.mail_from if envelope else None,
+                         "recipients": [{"address": r} for r in (envelope.rcpt_tos if envelope else [])]},
+            )
+        await super().push(status)
+
+
 class SubmissionServer:
     """The SMTP submission listener (one aiosmtpd protocol instance per connection)."""
 
@@ -200,14 +234,15 @@ class SubmissionServer:
         self.directory = MailboxDirectory(ctx)
         self.handler = SubmissionHandler(ctx, self.directory, self.settings)
         self.authenticator = Authenticator(ctx, self.directory)
+        self.tls_context = ctx.pki.server_ssl_context()  # built once: loading the chain costs ~1 ms
         self._server: asyncio.base_events.Server | None = None
 
     def _protocol(self) -> SMTP:
-        return SMTP(
+        return JournalingSMTP(
             self.handler,
             hostname=self.settings.hostname,
             ident="socle-harness MSSante simulator",
-            tls_context=self.ctx.pki.server_ssl_context(),
+            tls_context=self.tls_context,
             require_starttls=True,
             auth_required=True,
             auth_require_tls=True,
