@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -321,6 +321,3 @@ def wait_for(
             return found
         time.sleep(poll)
 
-
-def iter_exchanges(journal: Journal, flt: JournalFilter = JournalFilter()) -> Iterator[Exchange]:
-    yield from journal.query(flt)

@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hostile import BILLION_LAUGHS, corrupt_stream
 
 from harness.config import HarnessConfig
 from harness.journal import Exchange, JournalFilter, Outcome
@@ -548,21 +549,7 @@ XXE_PARAMETER = b"""<?xml version="1.0"?>
 <r>&x;</r>
 """
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<lolz>&lol9;</lolz>
-"""
+
 
 
 @pytest.mark.parametrize(
@@ -610,22 +597,6 @@ def test_unsafe_zip_path(env: SocleEnvironment, name: str) -> None:
     guard.check(added=1)
 
 
-def _corrupt_stream(archive: bytes, name: str, method: int) -> bytes:
-    """Re-zip with ``method`` and overwrite ``name``'s compressed bytes with 0xFF (headers and sizes stay valid)."""
-    with zipfile.ZipFile(io.BytesIO(archive)) as source:
-        entries = {i.filename: source.read(i) for i in source.infolist()}
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", method) as target:
-        for entry, content in entries.items():
-            target.writestr(entry, content)
-    data = bytearray(buffer.getvalue())
-    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(name)
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-    keep = 0 if method == zipfile.ZIP_DEFLATED else 4  # keep the bzip2 / LZMA stream header
-    data[start + keep : start + info.compress_size] = b"\xff" * (info.compress_size - keep)
-    return bytes(data)
-
-
 def _future_zip_version(archive: bytes) -> bytes:
     data = bytearray(archive)
     central = data.index(b"PK\x01\x02")
@@ -636,9 +607,9 @@ def _future_zip_version(archive: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("corrupt", "code"),
     [
-        pytest.param(lambda a: _corrupt_stream(a, "README.TXT", zipfile.ZIP_DEFLATED), "XDM-ENTRY-UNREADABLE", id="deflate"),
-        pytest.param(lambda a: _corrupt_stream(a, "README.TXT", zipfile.ZIP_BZIP2), "XDM-ENTRY-UNREADABLE", id="bzip2"),
-        pytest.param(lambda a: _corrupt_stream(a, "README.TXT", zipfile.ZIP_LZMA), "XDM-ENTRY-UNREADABLE", id="lzma"),
+        pytest.param(lambda a: corrupt_stream(a, "README.TXT", zipfile.ZIP_DEFLATED), "XDM-ENTRY-UNREADABLE", id="deflate"),
+        pytest.param(lambda a: corrupt_stream(a, "README.TXT", zipfile.ZIP_BZIP2), "XDM-ENTRY-UNREADABLE", id="bzip2"),
+        pytest.param(lambda a: corrupt_stream(a, "README.TXT", zipfile.ZIP_LZMA), "XDM-ENTRY-UNREADABLE", id="lzma"),
         pytest.param(_future_zip_version, "XDM-NOT-ZIP", id="unsupported-zip-version"),
         pytest.param(lambda a: a[: len(a) // 2], "XDM-NOT-ZIP", id="truncated"),
     ],

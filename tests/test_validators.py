@@ -16,18 +16,27 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hostile import corrupt_stream, zip_entries
 from lxml import etree
 
 from harness.config import package_root
 from harness.identity import INS_OIDS
+from harness.sut.documents import (
+    BuildOptions,
+    build_cda,
+    build_message,
+    build_metadata,
+    build_xdm,
+)
 from harness.testdata import Establishment, Person, load_testdata
-from harness.testdata import TestData as Fixtures  # not named Test* so that pytest does not try to collect it
+from harness.testdata import (
+    TestData as Fixtures,  # not named Test* so that pytest does not try to collect it
+)
 from harness.validators import Finding, Severity
 from harness.validators import xdm as X
 from harness.validators.cda import read_cda_header
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import validate_xdm
-from harness.sut.documents import BuildOptions, build_cda, build_message, build_metadata, build_xdm
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 META = "IHE_XDM/SUBSET01/METADATA.XML"
@@ -52,11 +61,6 @@ def p001(testdata: Fixtures) -> tuple[Person, Establishment]:
 
 def error_codes(findings: list[Finding]) -> list[str]:
     return [f.code for f in findings if f.severity is Severity.ERROR]
-
-
-def zip_entries(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {info.filename: archive.read(info) for info in archive.infolist()}
 
 
 def make_zip(entries: dict[str, bytes]) -> bytes:
@@ -192,25 +196,6 @@ def test_builder_defect_switches_give_their_codes(p001: tuple[Person, Establishm
 def test_not_a_zip(data: bytes) -> None:
     report = validate_xdm(data)
     assert error_codes(report.findings) == ["XDM-NOT-ZIP"]
-
-
-def corrupt_stream(archive: bytes, name: str, method: int) -> bytes:
-    """Re-zip ``archive`` with ``method``, then overwrite the compressed bytes of ``name`` with 0xFF.
-
-    Sizes, names and offsets stay valid: only the decompressor can notice (the stream header of bzip2 and
-    LZMA, 4 bytes, is kept so that the failure happens inside the stream).
-    """
-    entries = zip_entries(archive)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", method) as target:
-        for entry, content in entries.items():
-            target.writestr(entry, content)
-    data = bytearray(buffer.getvalue())
-    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(name)
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-    keep = 0 if method == zipfile.ZIP_DEFLATED else 4
-    data[start + keep : start + info.compress_size] = b"\xff" * (info.compress_size - keep)
-    return bytes(data)
 
 
 @pytest.mark.parametrize(
