@@ -53,7 +53,9 @@ class HarnessConfig:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     scenarios_dir: Path = field(default_factory=lambda: package_root() / "scenarios")
     fixtures_dir: Path = field(default_factory=lambda: package_root() / "fixtures")
-    step_timeout: float = 10.0
+    step_timeout: float = 10.0  # how long a step waits for an exchange a human or an external DUI triggers
+    sut_timeout: float = 30.0  # HTTP driver: per-call timeout of the DUI control API
+    sut_retries: int = 2  # HTTP driver: retries when a call could not be delivered
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:  # accept str paths from callers and TOML alike

@@ -95,7 +95,7 @@ def socle_env(socle_config: HarnessConfig, pytestconfig: pytest.Config) -> Itera
 
 @pytest.fixture(scope="session")
 def socle_sut(socle_env: SocleEnvironment, socle_config: HarnessConfig) -> Iterator[SutDriver]:
-    driver = make_driver(socle_config.sut)
+    driver = make_driver(socle_config.sut, timeout=socle_config.sut_timeout, retries=socle_config.sut_retries)
     driver.setup(socle_env.sut_environment())
     try:
         yield driver

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutDriver, SutEnvironment
+from harness.sut.http_driver import HttpDriver
 from harness.sut.reference import DEFECTS, FaultyDUI, ReferenceDUI
 
 __all__ = [
-    "DEFECTS", "ActionResult", "ActionStatus", "FaultyDUI", "MssanteSend", "ReferenceDUI", "SutDriver",
+    "DEFECTS", "ActionResult", "ActionStatus", "FaultyDUI", "HttpDriver", "MssanteSend", "ReferenceDUI", "SutDriver",
     "SutEnvironment", "make_driver",
 ]
 
 
-def make_driver(spec: str) -> SutDriver:
-    """Build a driver from its command-line form: ``reference`` or ``faulty:<defect>[,<defect>...]``."""
+def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2) -> SutDriver:
+    """Build a driver from its command-line form: ``reference``, ``faulty:<defect>[,<defect>...]`` or
+    ``http:<base URL>`` (``timeout`` and ``retries`` apply to the HTTP driver)."""
     kind, _, args = spec.partition(":")
     if kind == "reference" and not args:
         return ReferenceDUI()
+    if kind == "http" and args:
+        return HttpDriver(args, timeout=timeout, retries=retries)
     if kind == "faulty":
         defects = frozenset(a.strip() for a in args.split(",") if a.strip())
         if not defects:
             raise ValueError(f"--sut faulty needs defects, e.g. faulty:{next(iter(DEFECTS))} (available: {', '.join(DEFECTS)})")
         return FaultyDUI(defects)
     raise ValueError(
-        f"SUT inconnu / unknown SUT {spec!r}: use 'reference' or 'faulty:<defect>' "
-        "(the HTTP and manual drivers come with the 'Testing a real DUI' issue)"
+        f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]' or "
+        "'http:<base URL of the DUI control API>' (contract: docs/control-api.openapi.json)"
     )

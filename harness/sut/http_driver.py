@@ -1,0 +1,147 @@
+"""The HTTP driver: drives a real DUI's test build through its socle-harness control API (contract v1).
+
+The contract is published in ``docs/control-api.openapi.json`` (OpenAPI 3.1). In short:
+
+- ``POST {base}/socle/v1/session``: the harness gives the DUI the simulators' endpoints, the test CA (PEM),
+  the organisation client certificates and the test credentials; the DUI answers 200/204 once configured.
+- ``POST {base}/socle/v1/actions/{action}``: one business action (``mssante-send``...), with an
+  ``Idempotency-Key`` header; the DUI performs it against the simulators and answers
+  ``{"status": "done" | "failed" | "delegated", "detail": "...", "data": {...}}`` — ``failed`` meaning the DUI
+  itself reports the failure to its user (a conformant behaviour when the service refused), not a crash.
+- An unknown action is 404; anything else than 200 with a valid body is a *SUT error*; a connection that cannot
+  be established (after retries) is *SUT unreachable*. Both are reported as errors, never as conformance
+  failures, and the run goes on with the next scenario.
+
+Retries: only when the request could not be delivered (connection refused / reset before sending), so that an
+action is never performed twice; a read timeout is not retried. The DUI should also deduplicate on
+``Idempotency-Key``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+
+from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutEnvironment
+
+CONTRACT_VERSION = "1"
+PREFIX = "/socle/v1"
+_STATUSES = {"done": ActionStatus.DONE, "failed": ActionStatus.FAILED, "delegated": ActionStatus.DELEGATED}
+
+
+class HttpDriver:
+    """A :class:`~harness.sut.base.SutDriver` speaking the control API over HTTP(S)."""
+
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, retries: int = 2, backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.name = f"http:{self.base_url}"
+        self.retries = retries
+        self.backoff = backoff
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._env: SutEnvironment | None = None
+        self._session_sent = False
+
+    # SutDriver ----------------------------------------------------------------------------------
+    def setup(self, env: SutEnvironment) -> None:
+        """Remember the environment; it is sent lazily before the first action, so that a DUI that is down at
+        the start makes each scenario an error of its own instead of aborting the run."""
+        self._env = env
+        self._session_sent = False
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send_mssante(self, action: MssanteSend) -> ActionResult:
+        return self.perform("mssante-send", mssante_send_payload(action))
+
+    # Protocol -----------------------------------------------------------------------------------
+    def perform(self, action: str, payload: dict[str, Any]) -> ActionResult:
+        if not self._session_sent:
+            failure = self._send_session()
+            if failure is not None:
+                return failure
+        response = self._post(f"{PREFIX}/actions/{action}", payload, {"Idempotency-Key": uuid.uuid4().hex})
+        if isinstance(response, ActionResult):
+            return response
+        if response.status_code == 404:
+            return ActionResult(ActionStatus.ERROR, f"le DUI n'implémente pas l'action « {action} » (404) / action not implemented")
+        if response.status_code != 200:
+            return ActionResult(ActionStatus.ERROR, f"réponse HTTP {response.status_code} du DUI: {response.text[:300]}")
+        return parse_outcome(response)
+
+    def _send_session(self) -> ActionResult | None:
+        if self._env is None:
+            raise RuntimeError("setup() must be called before any action")
+        response = self._post(f"{PREFIX}/session", session_payload(self._env), {})
+        if isinstance(response, ActionResult):
+            return response
+        if response.status_code not in (200, 204):
+            return ActionResult(ActionStatus.ERROR, f"le DUI a refusé la session de test (HTTP {response.status_code}): {response.text[:300]}")
+        self._session_sent = True
+        return None
+
+    def _post(self, path: str, payload: dict[str, Any], headers: dict[str, str]) -> httpx.Response | ActionResult:
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                return self._client.post(path, json=payload, headers={"X-Socle-Contract": CONTRACT_VERSION, **headers})
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never delivered: safe to retry
+                last = exc
+                if attempt < self.retries:
+                    time.sleep(self.backoff * (2**attempt))
+            except httpx.TimeoutException as exc:
+                return ActionResult(ActionStatus.UNREACHABLE, f"le DUI n'a pas répondu à temps ({path}): {exc!r}")
+            except httpx.HTTPError as exc:
+                return ActionResult(ActionStatus.UNREACHABLE, f"échange HTTP interrompu avec le DUI ({path}): {exc!r}")
+        return ActionResult(
+            ActionStatus.UNREACHABLE,
+            f"DUI injoignable à {self.base_url} après {self.retries + 1} tentative(s): {last!r} / SUT unreachable",
+        )
+
+
+def parse_outcome(response: httpx.Response) -> ActionResult:
+    """Validate the action outcome body: ``{"status", "detail"?, "data"?}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ActionResult(ActionStatus.ERROR, f"réponse du DUI qui n'est pas du JSON: {response.text[:200]!r}")
+    if not isinstance(body, dict) or body.get("status") not in _STATUSES:
+        return ActionResult(ActionStatus.ERROR, f"réponse du DUI hors contrat (status attendu done|failed|delegated): {str(body)[:200]}")
+    detail, data = body.get("detail", ""), body.get("data", {})
+    if not isinstance(detail, str) or not isinstance(data, dict):
+        return ActionResult(ActionStatus.ERROR, "réponse du DUI hors contrat: detail doit être une chaîne et data un objet")
+    return ActionResult(_STATUSES[body["status"]], detail, data)
+
+
+def session_payload(env: SutEnvironment) -> dict[str, Any]:
+    return {
+        "contract": CONTRACT_VERSION,
+        "endpoints": env.endpoints,
+        "ca_bundle_pem": env.ca_bundle.read_text(encoding="ascii"),
+        "client_certificates": {
+            name: {"cert_pem": cert.read_text(encoding="ascii"), "key_pem": key.read_text(encoding="ascii")}
+            for name, (cert, key) in env.client_certificates.items()
+        },
+        "credentials": env.credentials,
+    }
+
+
+def mssante_send_payload(action: MssanteSend) -> dict[str, Any]:
+    person, establishment = action.person, action.establishment
+    return {
+        "person": {
+            "local_id": person.id, "family": person.family, "given": person.given, "sex": person.sex,
+            "birth_date": person.birth_date.isoformat(), "ins": person.ins.value, "ins_oid": person.ins.oid,
+        },
+        "establishment": {k: v for k, v in asdict(establishment).items()},
+        "document_kind": action.document_kind,
+        "recipients": list(action.recipients),
+        "end_of_exchange": action.end_of_exchange,
+    }

@@ -1,0 +1,177 @@
+"""The HTTP driver: the MSSanté catalogue through the example control API, and broken DUIs give SUT errors.
+
+The example DUI (tests/example_dui.py) shares no code with the reference DUI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from example_dui import ExampleDUI
+from harness.config import HarnessConfig, package_root
+from harness.events import Status
+from harness.runner import RunResult, run_catalogue
+from harness.sut.base import ActionStatus, MssanteSend
+from harness.sut.http_driver import HttpDriver, mssante_send_payload
+from harness.testdata import load_testdata
+
+CONTRACT_FILE = Path(__file__).resolve().parents[1] / "docs" / "control-api.openapi.json"
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29 name; harmless otherwise
+        return None
+
+
+@pytest.fixture
+def serve_app() -> Iterator:
+    """Start ASGI apps on ephemeral loopback ports, in a thread each; stop them at the end."""
+    servers: list[tuple[_Server, threading.Thread]] = []
+
+    def start(app: Starlette) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+        thread.start()
+        while not server.started:
+            threading.Event().wait(0.01)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _run(tmp_path: Path, sut: str, **config: object) -> RunResult:
+    config_file = tmp_path / "socle-harness.toml"
+    config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()), encoding="utf-8")
+    cfg = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
+    return run_catalogue(cfg, tags="mssante", config_file=config_file, timeout=300)
+
+
+def test_mssante_catalogue_passes_through_the_example_control_api(tmp_path: Path, serve_app) -> None:  # noqa: ANN001
+    url = serve_app(ExampleDUI().app())
+    result = _run(tmp_path, f"http:{url}")
+    statuses = {s.name: s.status for s in result.scenarios}
+    assert len(statuses) == 6
+    assert set(statuses.values()) == {Status.PASSED}, {n: (s, m) for n, s, m in ((x.name, x.status, x.message) for x in result.scenarios)}
+
+
+def test_unreachable_dui_is_an_error_for_every_scenario_not_a_failure(tmp_path: Path) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there any more
+    result = _run(tmp_path, f"http:http://127.0.0.1:{port}", sut_retries=0, sut_timeout=2)
+    assert len(result.scenarios) == 6, "the run must go on with every scenario"
+    assert {s.status for s in result.scenarios} == {Status.ERROR}
+    assert all("injoignable" in s.message for s in result.scenarios)
+
+
+def test_server_errors_and_broken_json_are_sut_errors(tmp_path: Path, serve_app) -> None:  # noqa: ANN001
+    async def session(request: Request) -> Response:
+        return Response(status_code=204)
+
+    async def broken(request: Request) -> Response:
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    url = serve_app(Starlette(routes=[Route("/socle/v1/session", session, methods=["POST"]),
+                                      Route("/socle/v1/actions/{a}", broken, methods=["POST"])]))
+    result = _run(tmp_path, f"http:{url}", sut_retries=0, sut_timeout=5)
+    assert {s.status for s in result.scenarios} == {Status.ERROR}
+    assert all("SUT" in s.message and "500" in s.message for s in result.scenarios)
+
+
+def _driver(handler) -> HttpDriver:  # noqa: ANN001
+    driver = HttpDriver("http://dui.test", retries=1, backoff=0.0, transport=httpx.MockTransport(handler))
+    from harness.sut.base import SutEnvironment
+
+    ca = Path(tempfile.mkdtemp()) / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n(test)\n-----END CERTIFICATE-----\n", encoding="ascii")
+    driver.setup(SutEnvironment(endpoints={}, ca_bundle=ca, client_certificates={}, credentials={}))
+    return driver
+
+
+def _action() -> MssanteSend:
+    data = load_testdata(package_root() / "fixtures")
+    person = data.person("P001")
+    return MssanteSend(person, data.establishment(person.essms), "DLU", ("jean.dupont@medecin.mssante.fr",))
+
+
+@pytest.mark.parametrize(
+    ("response", "status", "words"),
+    [
+        (httpx.Response(200, json={"status": "done", "detail": "ok"}), ActionStatus.DONE, "ok"),
+        (httpx.Response(200, json={"status": "failed", "detail": "refusé"}), ActionStatus.FAILED, "refusé"),
+        (httpx.Response(200, json={"status": "delegated"}), ActionStatus.DELEGATED, ""),
+        (httpx.Response(200, text="<html>oops"), ActionStatus.ERROR, "JSON"),
+        (httpx.Response(200, json={"status": "great"}), ActionStatus.ERROR, "hors contrat"),
+        (httpx.Response(200, json={"status": "done", "data": []}), ActionStatus.ERROR, "hors contrat"),
+        (httpx.Response(404), ActionStatus.ERROR, "n'implémente pas"),
+        (httpx.Response(503, text="maintenance"), ActionStatus.ERROR, "503"),
+    ],
+)
+def test_outcome_mapping(response: httpx.Response, status: ActionStatus, words: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204) if request.url.path.endswith("/session") else response
+
+    result = _driver(handler).send_mssante(_action())
+    assert result.status is status and words in result.detail
+    action_request = seen[-1]
+    assert action_request.headers["X-Socle-Contract"] == "1" and len(action_request.headers["Idempotency-Key"]) >= 8
+
+
+def test_connect_errors_are_retried_then_unreachable_but_timeouts_are_not_retried() -> None:
+    calls: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise httpx.ConnectError("refused", request=request)
+
+    assert _driver(refuse).send_mssante(_action()).status is ActionStatus.UNREACHABLE
+    assert len(calls) == 2  # 1 try + 1 retry
+
+    calls.clear()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/session"):
+            return httpx.Response(204)
+        raise httpx.ReadTimeout("slow", request=request)
+
+    result = _driver(slow).send_mssante(_action())
+    assert result.status is ActionStatus.UNREACHABLE and "à temps" in result.detail
+    assert calls.count("/socle/v1/actions/mssante-send") == 1  # never performed twice
+
+
+def test_payloads_follow_the_published_contract() -> None:
+    spec = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+    schemas = spec["components"]["schemas"]
+    payload = mssante_send_payload(_action())
+    for name in schemas["MssanteSend"]["required"]:
+        assert name in payload
+    for name in schemas["Person"]["required"]:
+        assert name in payload["person"]
+    for name in schemas["Establishment"]["required"]:
+        assert name in payload["establishment"]
+    assert "/socle/v1/actions/mssante-send" in spec["paths"] and "/socle/v1/session" in spec["paths"]
