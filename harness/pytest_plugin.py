@@ -31,6 +31,7 @@ from harness.events import (
     StepFinished,
 )
 from harness.runtime import ScenarioContext, SocleEnvironment, SutUnavailable
+from harness.simulator import available_simulators
 from harness.sut import SutDriver, make_driver
 
 # Every module of harness.steps is a step library (one per capability): all are loaded.
@@ -49,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "socle_tag(name): Gherkin tag of a socle-harness scenario")
+    for service in (*available_simulators(), "indicateurs"):  # the catalogue's capability tags
+        config.addinivalue_line("markers", f"{service}: socle-harness scenarios of {service}")
     events = config.getoption("--socle-events", default=None)
     if events:
         config.pluginmanager.register(EventRecorder(Path(events)), "socle-harness-events")
