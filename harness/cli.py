@@ -7,11 +7,13 @@ import json
 import signal
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 
 from harness import __version__
@@ -19,7 +21,9 @@ from harness.config import HarnessConfig, load_config
 from harness.console import ConsoleReporter
 from harness.journal import JournalFilter, Outcome, open_journal
 from harness.reports import writers_for
-from harness.runner import run_catalogue
+from harness.guided import ReplyBox
+from harness.guided_ui import GuidedConsole, GuidedState, GuidedWebServer
+from harness.runner import RunResult, run_catalogue
 from harness.runtime import SocleEnvironment
 from harness.sut import DEFECTS
 
@@ -74,7 +78,7 @@ def run(
     config_path: ConfigOpt = None,
     sut: Annotated[
         str | None,
-        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI) or 'faulty:<defect>[,...]' with defects: {_DEFECT_HELP}."),
+        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI), 'manual' (guided recette: a person at the DUI follows the instructions), 'http:<url>' (the DUI's control API, docs/control-api.openapi.json) or 'faulty:<defect>[,...]' with defects: {_DEFECT_HELP}."),
     ] = None,
     journal: JournalOpt = None,
     scenarios: Annotated[Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue).")] = None,
@@ -82,6 +86,8 @@ def run(
     select: Annotated[str | None, typer.Option("-k", help="Sélection de scénarios (expression pytest -k) / scenario selection.")] = None,
     tags: Annotated[str | None, typer.Option("--tags", "-t", help="Sélection par étiquettes Gherkin / tag expression, e.g. 'mssante and not lent'.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Afficher chaque étape / show every step.")] = False,
+    step_timeout: Annotated[float | None, typer.Option(help="Attente maximale d'un échange déclenché par une personne ou un DUI externe, en secondes (défaut 10, 300 en recette guidée) / how long a step waits for an exchange.")] = None,
+    guide_port: Annotated[int, typer.Option(help="Recette guidée: port de la page web locale (0 = éphémère) / guided mode web page port.")] = 0,
 ) -> None:
     """Exécute le catalogue de scénarios Gherkin contre le DUI / run the Gherkin scenario catalogue against the DUI.
 
@@ -89,13 +95,18 @@ def run(
     journal, prints progress and a summary, and writes reports/junit.xml, reports/results.json and
     reports/report.html. Exits 1 if any scenario fails or errors.
     """
-    config = _load(config_path).with_overrides(sut=sut, journal=journal, scenarios_dir=scenarios, reports_dir=reports)
+    config = _load(config_path).with_overrides(sut=sut, journal=journal, scenarios_dir=scenarios, reports_dir=reports, step_timeout=step_timeout)
     if not Path(config.scenarios_dir).is_dir():
         err.print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
         raise typer.Exit(2)
-    handlers = [ConsoleReporter(console, verbose=verbose), *writers_for(Path(config.reports_dir))]
-    with console.status("Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…", spinner="dots"):
-        result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags)
+    handlers: list = [ConsoleReporter(console, verbose=verbose), *writers_for(Path(config.reports_dir))]
+    if config.sut == "manual":
+        if step_timeout is None and config.step_timeout == HarnessConfig.step_timeout:
+            config = config.with_overrides(step_timeout=300.0)
+        result = _run_guided(config, handlers, config_path, select, tags, guide_port)
+    else:
+        with console.status("Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…", spinner="dots"):
+            result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags)
     for handler in handlers:
         handler.close()
     console.print(f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html}}")
@@ -106,6 +117,26 @@ def run(
         err.print("[yellow]Aucun scénario sélectionné / no scenario selected.[/]")
         raise typer.Exit(5)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _run_guided(config: HarnessConfig, handlers: list, config_path: Path | None, select: str | None, tags: str | None, guide_port: int) -> RunResult:
+    """Guided recette: the terminal and a local web page tell the operator what to do in the DUI."""
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    box = ReplyBox(run_dir / f"operator-{uuid.uuid4().hex[:8]}.jsonl")
+    state = GuidedState(box)
+    web = GuidedWebServer(state, guide_port)
+    url = web.start()
+    console.print(Panel(
+        f"Recette guidée : suivez les instructions ici ou sur [bold]{url}[/] (page locale).\n"
+        f"Chaque étape attend l'échange jusqu'à {config.step_timeout:.0f} s. Entrée = fait, o/n = réponses, "
+        "b <commentaire> = bloquer l'étape.", title="socle-harness — recette guidée / guided acceptance test",
+    ))
+    try:
+        return run_catalogue(config, [state, GuidedConsole(state, console), *handlers], config_file=config_path,
+                             select=select, tags=tags, operator_replies=box.path)
+    finally:
+        web.stop()
 
 
 @app.command()

@@ -95,8 +95,35 @@ class RunFinished(Event):
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class OperatorPrompt(Event):
+    """Guided recette: the harness asks the person at the DUI to act (``action``) or to say what the DUI showed
+    (``question``, with ``choices``), and waits up to ``timeout`` seconds from ``asked_at`` (epoch seconds)."""
+
+    kind: ClassVar[str] = "operator_prompt"
+    prompt_id: str
+    scenario_id: str
+    step: str
+    mode: str  # "action" | "question"
+    text: str
+    timeout: float
+    asked_at: float
+    choices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OperatorPromptClosed(Event):
+    """The prompt is over: the exchange arrived, the operator answered or blocked the step, or time ran out."""
+
+    kind: ClassVar[str] = "operator_prompt_closed"
+    prompt_id: str
+    outcome: str  # "observed" | "answered" | "blocked" | "timeout"
+    comment: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (RunStarted, ScenarioStarted, StepFinished, ScenarioFinished, RunFinished)
+    cls.kind: cls
+    for cls in (RunStarted, ScenarioStarted, StepFinished, ScenarioFinished, RunFinished, OperatorPrompt, OperatorPromptClosed)
 }
 
 

@@ -30,8 +30,9 @@ from harness.events import (
     Status,
     StepFinished,
 )
+from harness.guided import OperatorChannel, ReplyBox, StepBlocked
 from harness.runtime import ScenarioContext, SocleEnvironment, SutUnavailable
-from harness.simulator import available_simulators
+from harness.simulator import simulator_names
 from harness.sut import SutDriver, make_driver
 
 # Every module of harness.steps is a step library (one per capability): all are loaded.
@@ -46,11 +47,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--socle-run-dir", default=None, help="folder for the journal, PKI and run files")
     group.addoption("--socle-run-id", default=None, help="identifier of this run in the journal")
     group.addoption("--socle-events", default=None, help="write the run's event stream (JSON lines) to this file")
+    group.addoption("--socle-step-timeout", default=None, type=float, help="seconds a step waits for an exchange triggered by a person or an external DUI")
+    group.addoption("--socle-operator-replies", default=None, help="guided recette: file the operator's replies are appended to")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "socle_tag(name): Gherkin tag of a socle-harness scenario")
-    for service in (*available_simulators(), "indicateurs"):  # the catalogue's capability tags
+    for service in (*simulator_names(), "indicateurs"):  # the catalogue's capability tags
         config.addinivalue_line("markers", f"{service}: socle-harness scenarios of {service}")
     events = config.getoption("--socle-events", default=None)
     if events:
@@ -73,6 +76,7 @@ def _config_from(pytestconfig: pytest.Config) -> HarnessConfig:
     overrides: dict[str, Any] = {
         "sut": pytestconfig.getoption("--socle-sut"),
         "journal": pytestconfig.getoption("--socle-journal"),
+        "step_timeout": pytestconfig.getoption("--socle-step-timeout"),
     }
     if run_dir:
         overrides["run_dir"] = Path(run_dir)
@@ -97,8 +101,13 @@ def socle_env(socle_config: HarnessConfig, pytestconfig: pytest.Config) -> Itera
 
 
 @pytest.fixture(scope="session")
-def socle_sut(socle_env: SocleEnvironment, socle_config: HarnessConfig) -> Iterator[SutDriver]:
-    driver = make_driver(socle_config.sut, timeout=socle_config.sut_timeout, retries=socle_config.sut_retries)
+def socle_sut(socle_env: SocleEnvironment, socle_config: HarnessConfig, pytestconfig: pytest.Config) -> Iterator[SutDriver]:
+    channel = None
+    recorder = pytestconfig.pluginmanager.get_plugin("socle-harness-events")
+    replies = pytestconfig.getoption("--socle-operator-replies")
+    if recorder is not None and replies:
+        channel = OperatorChannel(recorder.emit, ReplyBox(Path(replies)), timeout=socle_config.step_timeout)
+    driver = make_driver(socle_config.sut, timeout=socle_config.sut_timeout, retries=socle_config.sut_retries, channel=channel)
     driver.setup(socle_env.sut_environment())
     try:
         yield driver
@@ -205,6 +214,8 @@ class EventRecorder:
     def pytest_bdd_step_error(self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any, exception: BaseException) -> None:
         if isinstance(exception, AssertionError):
             status, message = Status.FAILED, str(exception)
+        elif isinstance(exception, StepBlocked):
+            status, message = Status.ERROR, f"étape bloquée par l'opérateur / step blocked by the operator: {exception}"
         elif isinstance(exception, SutUnavailable):
             status, message = Status.ERROR, f"SUT injoignable ou en erreur / SUT unreachable or failing: {exception}"
         else:

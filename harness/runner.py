@@ -57,6 +57,7 @@ def run_catalogue(
     config_file: Path | None = None,
     select: str | None = None,
     tags: str | None = None,
+    operator_replies: Path | None = None,
     timeout: float = 3600.0,
 ) -> RunResult:
     """Run every scenario of ``config.scenarios_dir`` against ``config.sut``; feed ``handlers`` live.
@@ -87,6 +88,9 @@ def run_catalogue(
         cmd += ["-k", select]
     if tags:
         cmd += ["-m", tags]
+    if operator_replies is not None:
+        cmd += ["--socle-operator-replies", str(operator_replies.resolve())]
+    cmd += ["--socle-step-timeout", str(config.step_timeout)]
     env = {
         **os.environ,
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",

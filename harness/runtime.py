@@ -8,12 +8,14 @@ the current step.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import HarnessConfig
-from harness.events import Evidence
+from harness.events import Evidence, OperatorPrompt
+from harness.guided import OperatorChannel, StepBlocked
 from harness.host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
 from harness.pki import TestPKI
@@ -84,6 +86,7 @@ class ScenarioContext:
     establishment: Establishment | None = None
     last_action: ActionResult | None = None
     mark: int = 0  # journal sequence number before the last action
+    prompt: OperatorPrompt | None = None  # the operator prompt of the last delegated action, until observed
     evidence: list[Evidence] = field(default_factory=list)
 
     def attach(self, label: str, text: str = "", exchange: Exchange | None = None) -> None:
@@ -104,14 +107,36 @@ class ScenarioContext:
         return self.env.testdata.establishment(self.require_person().essms)
 
     def act(self, action: str, call) -> ActionResult:  # noqa: ANN001 - a zero-argument callable
-        """Run a SUT action, remembering the journal mark so that steps judge only what follows."""
+        """Run a SUT action, remembering the journal mark so that steps judge only what follows.
+
+        A delegated action (guided recette) is shown to the operator; the next wait for exchanges follows it.
+        """
         self.mark = self.env.journal.last_seq()
         result: ActionResult = call()
         self.last_action = result
         self.attach(f"DUI: {action}", f"{result.status}: {result.detail}")
         if result.status in (ActionStatus.UNREACHABLE, ActionStatus.ERROR):
             raise SutUnavailable(f"SUT {result.status}: {result.detail}")
+        channel = self._channel()
+        if result.status is ActionStatus.DELEGATED and channel is not None:
+            self.prompt = channel.ask(self.scenario_id, action, result.detail)
         return result
+
+    def _channel(self) -> OperatorChannel | None:
+        return getattr(self.sut, "channel", None)
+
+    def dui_reported_success(self, question: str) -> bool:
+        """What the DUI showed its user: its own report, or the operator's answer in guided recette."""
+        if self.last_action is None:
+            raise AssertionError("le DUI n'a effectué aucune action dans ce scénario")
+        channel = self._channel()
+        if self.last_action.status is not ActionStatus.DELEGATED or channel is None:
+            return self.last_action.reported_success
+        reply = channel.answer(channel.ask(self.scenario_id, question, question, mode="question", choices=("oui", "non")))
+        if reply is None:
+            raise StepBlocked("pas de réponse de l'opérateur dans le délai / no answer from the operator in time")
+        self.attach("Réponse de l'opérateur", f"{question} → {reply.answer} {reply.comment}".strip())
+        return reply.answer == "oui"
 
     def exchanges_since_action(self, service: str, operation: str | None = None, *, count: int = 1) -> list[Exchange]:
         """The exchanges recorded for this scenario since the last action (waiting for them if needed)."""
@@ -119,7 +144,24 @@ class ScenarioContext:
             service=service, operation=operation, run_id=self.env.run_id, scenario_id=self.scenario_id, since_seq=self.mark
         )
         delegated = self.last_action is not None and self.last_action.status is ActionStatus.DELEGATED
-        # A synchronous driver has finished its exchange when it reports; a delegated action (a human at the
-        # DUI) gets the configured step timeout.
-        timeout = self.env.config.step_timeout if delegated else 1.0
-        return wait_for(self.env.journal, flt, count=count, timeout=timeout)
+        prompt, channel = self.prompt, self._channel()
+        if not (delegated and prompt is not None and channel is not None):
+            # A synchronous driver has finished its exchange when it reports; a delegated action without an
+            # operator channel (an external system) gets the configured step timeout.
+            return wait_for(self.env.journal, flt, count=count, timeout=self.env.config.step_timeout if delegated else 1.0)
+        self.prompt = None
+        deadline = prompt.asked_at + prompt.timeout
+        while True:
+            found = wait_for(self.env.journal, flt, count=count, timeout=0.0)
+            if len(found) >= count:
+                channel.close(prompt, "observed")
+                return found
+            reply = channel.reply(prompt)
+            if reply is not None and reply.answer == "blocked":
+                channel.close(prompt, "blocked", reply.comment)
+                self.attach("Étape bloquée par l'opérateur", reply.comment)
+                raise StepBlocked(reply.comment or "sans commentaire")
+            if time.time() >= deadline:
+                channel.close(prompt, "timeout")
+                return found
+            time.sleep(0.1)

@@ -150,6 +150,11 @@ class Simulator:
 SimulatorFactory = Callable[[SimulatorContext], Simulator]
 
 
+def simulator_names() -> list[str]:
+    """Names of the registered simulators, without importing them."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
 def available_simulators() -> dict[str, type[Simulator]]:
     """The registered simulators, keyed by name (entry-point group ``socle_harness.simulators``)."""
     found: dict[str, type[Simulator]] = {}

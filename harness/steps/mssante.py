@@ -143,17 +143,15 @@ def to_patient_mailbox(socle: ScenarioContext) -> None:
 @then("le DUI indique que le message est envoyé")
 @then("the DUI reports the message as sent")
 def dui_reports_sent(socle: ScenarioContext) -> None:
-    result = socle.last_action
-    if result is None or not result.reported_success:
-        raise AssertionError(f"le DUI n'indique pas l'envoi: {result}")
+    if not socle.dui_reported_success("Le DUI indique-t-il que le message a été envoyé ?"):
+        raise AssertionError(f"le DUI n'indique pas l'envoi: {socle.last_action}")
 
 
 @then("le DUI signale l'échec de l'envoi")
 @then("the DUI reports the sending failure")
 def dui_reports_failure(socle: ScenarioContext) -> None:
-    result = socle.last_action
-    if result is None or result.reported_success:
-        detail = result.data.get("hidden_failure", "") if result else ""
+    if socle.dui_reported_success("Le DUI indique-t-il que le message a été envoyé ? (« non » s'il signale un échec)"):
+        detail = socle.last_action.data.get("hidden_failure", "") if socle.last_action else ""
         raise AssertionError(f"le DUI indique « envoyé » alors que le serveur a refusé le message {detail}".strip())
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutDriver, SutEnvironment
+from harness.guided import OperatorChannel
 from harness.sut.http_driver import HttpDriver
+from harness.sut.manual import ManualDriver
 from harness.sut.reference import DEFECTS, FaultyDUI, ReferenceDUI
 
 __all__ = [
@@ -12,10 +14,12 @@ __all__ = [
 ]
 
 
-def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2) -> SutDriver:
-    """Build a driver from its command-line form: ``reference``, ``faulty:<defect>[,<defect>...]`` or
-    ``http:<base URL>`` (``timeout`` and ``retries`` apply to the HTTP driver)."""
+def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2, channel: OperatorChannel | None = None) -> SutDriver:
+    """Build a driver from its command-line form: ``reference``, ``faulty:<defect>[,<defect>...]``,
+    ``http:<base URL>`` (``timeout`` and ``retries`` apply) or ``manual`` (guided recette through ``channel``)."""
     kind, _, args = spec.partition(":")
+    if kind == "manual" and not args:
+        return ManualDriver(channel)
     if kind == "reference" and not args:
         return ReferenceDUI()
     if kind == "http" and args:
@@ -26,6 +30,6 @@ def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2) -> SutDri
             raise ValueError(f"--sut faulty needs defects, e.g. faulty:{next(iter(DEFECTS))} (available: {', '.join(DEFECTS)})")
         return FaultyDUI(defects)
     raise ValueError(
-        f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]' or "
+        f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]', 'manual' or "
         "'http:<base URL of the DUI control API>' (contract: docs/control-api.openapi.json)"
     )

@@ -1,0 +1,43 @@
+"""The manual driver: a recette operator at the DUI does what each step asks (guided recette).
+
+Each action becomes a French instruction with the data to use (person, INS, document, address). The driver
+returns :attr:`ActionStatus.DELEGATED`; the step then waits for the resulting exchange on the simulators
+(``step_timeout``), while the operator may mark the step as blocked with a comment.
+"""
+
+from __future__ import annotations
+
+from harness.guided import OperatorChannel
+from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutEnvironment
+from harness.validators.cda import DOCUMENT_TYPES
+
+
+class ManualDriver:
+    name = "manual"
+
+    def __init__(self, channel: OperatorChannel | None) -> None:
+        self.channel = channel
+        self.env: SutEnvironment | None = None
+
+    def setup(self, env: SutEnvironment) -> None:
+        if self.channel is None:
+            raise RuntimeError(
+                "le mode guidé se lance avec « socle-harness run --sut manual » / "
+                "guided mode needs `socle-harness run --sut manual` (it provides the operator channel)"
+            )
+        self.env = env
+
+    def close(self) -> None:
+        self.env = None
+
+    def send_mssante(self, action: MssanteSend) -> ActionResult:
+        person, doc = action.person, DOCUMENT_TYPES[action.document_kind]
+        recipients = [f"sa messagerie Mon espace santé ({person.mailbox})" if r == "patient" else r for r in action.recipients]
+        text = (
+            f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {person.display_name} "
+            f"(né(e) le {person.birth_date:%d/%m/%Y}, INS {person.ins.value}) et envoyez par MSSanté le document "
+            f"« {doc.display} » ({action.document_kind}) à : {', '.join(recipients)}."
+        )
+        if action.end_of_exchange:
+            text += " Indiquez que la personne ne doit pas répondre (X-MSS-MES: FIN)."
+        return ActionResult(ActionStatus.DELEGATED, text, {"instruction": text})

@@ -1,0 +1,187 @@
+"""Guided recette: a person at the DUI follows the instructions (terminal and local web page).
+
+The tests play the person: when the harness asks for an action, they perform it with the reference DUI (as a
+person would in their DUI), then answer the harness's questions through stdin or through the web page in a
+real headless Chromium driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.config import package_root
+from harness.guided import ReplyBox
+from harness.guided_ui import GuidedState, guided_app
+from harness.events import OperatorPrompt
+from harness.sut import MssanteSend, SutEnvironment, make_driver
+from harness.testdata import load_testdata
+
+UNKNOWN = "inconnu@nulle-part.mssante.fr"
+
+
+class GuidedRun:
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.cwd = cwd
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "run", "--sut", "manual", "-k", "inconnue", "--step-timeout", "60", *args],
+            cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "COLUMNS": "160"},
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        found = []
+        for path in (self.cwd / ".socle").glob("events-*.jsonl"):
+            found += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return found
+
+    def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            matching = [e for e in self.events() if predicate(e)]
+            if matching:
+                return matching[-1]
+            assert self.proc.poll() is None, self.proc.stdout.read() if self.proc.stdout else ""
+            time.sleep(0.05)
+        raise AssertionError("the guided run did not get there in time")
+
+    def act_like_the_person(self) -> None:
+        """Do in 'the DUI' what the instruction says: send the DLU to the unknown address."""
+        started = self.wait(lambda e: e["kind"] == "run_started")
+        data = load_testdata(package_root() / "fixtures")
+        env = SutEnvironment(started["endpoints"], self.cwd / ".socle" / "pki" / "ca-bundle.pem", {},
+                             {m.address: m.password for m in data.mailboxes if m.password})
+        dui = make_driver("reference")
+        dui.setup(env)
+        person = data.person("Jeanne MARTIN")
+        dui.send_mssante(MssanteSend(person, data.establishment(person.essms), "DLU", (UNKNOWN,)))
+
+    def finish(self) -> tuple[int, str, dict[str, Any]]:
+        out, _ = self.proc.communicate(timeout=120)
+        results = json.loads((self.cwd / "reports" / "results.json").read_text(encoding="utf-8"))
+        return self.proc.returncode, out, results
+
+
+def test_terminal_guidance_action_then_question(tmp_path: Path) -> None:
+    run = GuidedRun(tmp_path)
+    action = run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "action")
+    assert "Jeanne MARTIN" in action["text"] and UNKNOWN in action["text"] and "238047505612394" in action["text"]
+    run.act_like_the_person()
+    run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "question")
+    assert run.proc.stdin is not None
+    run.proc.stdin.write("n\n")
+    run.proc.stdin.flush()
+    code, out, results = run.finish()
+    assert code == 0, out
+    assert "Action à réaliser dans le DUI" in out and "restantes" not in out.split("Résumé")[-1]
+    [scenario] = results["scenarios"]
+    assert scenario["status"] == "passed"
+    evidence = [e["label"] for step in scenario["steps"] for e in step["evidence"]]
+    assert "Réponse de l'opérateur" in evidence
+
+
+def test_operator_blocks_a_step_with_a_comment(tmp_path: Path) -> None:
+    run = GuidedRun(tmp_path)
+    run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "action")
+    assert run.proc.stdin is not None
+    run.proc.stdin.write("b le poste du DUI est en panne\n")
+    run.proc.stdin.flush()
+    code, out, results = run.finish()
+    assert code == 1
+    [scenario] = results["scenarios"]
+    assert scenario["status"] == "error" and "le poste du DUI est en panne" in scenario["message"]
+    assert "le poste du DUI est en panne" in (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
+
+
+def test_web_page_shows_the_prompt_and_takes_answers(tmp_path: Path) -> None:
+    """The web app alone (no browser): page content, answers, closed prompts, oversized posts."""
+    from starlette.testclient import TestClient
+
+    state = GuidedState(ReplyBox(tmp_path / "replies.jsonl"))
+    client = TestClient(guided_app(state))
+    assert "Aucune action" in client.get("/").text
+    state.handle(OperatorPrompt("p1", "s1", "step", "question", "Le DUI affiche-t-il <b>l'échec</b> ?", 60, time.time(), ["oui", "non"]))
+    page = client.get("/").text
+    assert "&lt;b&gt;l&#x27;échec&lt;/b&gt;" in page and 'value="non"' in page and "restantes" in page
+    assert client.post("/reply", content="prompt_id=p1&answer=peut-etre").status_code == 409
+    assert client.post("/reply", content="prompt_id=zzz&answer=non").status_code == 409
+    assert client.post("/reply", content="x" * 20_000).status_code == 413
+    response = client.post("/reply", content="prompt_id=p1&answer=non&comment=vu+%C3%A0+l%27%C3%A9cran", follow_redirects=False)
+    assert response.status_code == 303
+    [reply] = state.box.replies("p1")
+    assert (reply.answer, reply.comment) == ("non", "vu à l'écran")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium absent (Debian package 'chromium'): the browser test of the guided page is skipped")
+def test_guided_page_in_headless_chromium(tmp_path: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) absent: browser test skipped")
+    run = GuidedRun(tmp_path, "--guide-port", "0")
+    action = run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "action")
+    url = _guide_url(run)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+        ])
+        page = browser.new_page()
+        page.goto(url)
+        assert action["text"] in page.inner_text("#instruction")
+        assert "restantes" in page.inner_text("#countdown")
+        run.act_like_the_person()
+        run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "question")
+        deadline = time.monotonic() + 30
+        while "indique-t-il" not in page.content() and time.monotonic() < deadline:
+            page.reload()
+        page.fill("textarea[name=comment]", "message d'erreur affiché")
+        page.click("button[value=non]")
+        page.wait_for_url(url)
+        browser.close()
+    code, out, results = run.finish()
+    assert code == 0, out
+    [scenario] = results["scenarios"]
+    assert scenario["status"] == "passed"
+    answers = [e["text"] for step in scenario["steps"] for e in step["evidence"] if e["label"] == "Réponse de l'opérateur"]
+    assert answers and "message d'erreur affiché" in answers[0]
+
+
+def _guide_url(run: GuidedRun) -> str:
+    """The page URL the run printed (read from its output as it goes)."""
+    assert run.proc.stdout is not None
+    buffer = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        buffer += run.proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", buffer)
+        if match:
+            return match.group(0)
+    raise AssertionError(f"no guide URL printed: {buffer}")
+
+
+def test_manual_driver_outside_the_runner_says_how_to_use_it() -> None:
+    with pytest.raises(RuntimeError, match="--sut manual"):
+        make_driver("manual").setup(SutEnvironment({}, Path("ca.pem"), {}, {}))
+
+
+def test_web_client_reaches_a_running_guide(tmp_path: Path) -> None:
+    from harness.guided_ui import GuidedWebServer
+
+    server = GuidedWebServer(GuidedState(ReplyBox(tmp_path / "r.jsonl")))
+    url = server.start()
+    try:
+        assert "Recette guidée" in httpx.get(url).text
+    finally:
+        server.stop()
