@@ -50,6 +50,7 @@ class RunStarted(Event):
     harness_version: str
     scenarios_dir: str
     endpoints: dict[str, dict[str, str]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # the run's configuration, for the archive
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ScenarioStarted(Event):
     name: str
     tags: list[str] = field(default_factory=list)
     feature_file: str = ""
+    started_at: str = ""  # ISO 8601, UTC
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class ScenarioFinished(Event):
     duration: float
     message: str = ""
     tags: list[str] = field(default_factory=list)
+    finished_at: str = ""  # ISO 8601, UTC
 
 
 @dataclass(frozen=True)

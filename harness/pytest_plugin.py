@@ -12,6 +12,7 @@ from __future__ import annotations
 import pkgutil
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -139,6 +140,15 @@ def _tags(scenario: Any) -> list[str]:
     return sorted(set(scenario.tags) | set(scenario.feature.tags))
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _archived_config(config: HarnessConfig) -> dict[str, Any]:
+    """The configuration a recette archive records (every field, paths as text; no secrets live there)."""
+    return {f.name: (str(v) if isinstance(v, Path) else v) for f in fields(config) for v in [getattr(config, f.name)]}
+
+
 class EventRecorder:
     """pytest hooks -> typed events, one JSON line each (flushed, so the parent can follow live)."""
 
@@ -179,6 +189,7 @@ class EventRecorder:
                 harness_version=__version__,
                 scenarios_dir=str(env.config.scenarios_dir) if env else "",
                 endpoints=env.endpoints if env else {},
+                config=_archived_config(env.config) if env else {},
             )
         )
 
@@ -191,7 +202,7 @@ class EventRecorder:
         self._scenario_t0[sid] = time.monotonic()
         self._step_t0[sid] = time.monotonic()
         self._steps_done[sid] = 0
-        self.emit(ScenarioStarted(sid, feature.name, scenario.name, _tags(scenario), feature.rel_filename))
+        self.emit(ScenarioStarted(sid, feature.name, scenario.name, _tags(scenario), feature.rel_filename, _now()))
 
     def _ctx_evidence(self, request: pytest.FixtureRequest) -> list[Any]:
         try:
@@ -243,7 +254,7 @@ class EventRecorder:
         if sid not in self._scenario_t0:  # failed before the scenario started (fixture/setup error)
             self._ensure_run_started(None)
             self._scenario_t0[sid] = time.monotonic()
-            self.emit(ScenarioStarted(sid, scenario.feature.name, scenario.name, _tags(scenario), scenario.feature.rel_filename))
+            self.emit(ScenarioStarted(sid, scenario.feature.name, scenario.name, _tags(scenario), scenario.feature.rel_filename, _now()))
         if report.skipped:
             status, message = Status.SKIPPED, str(report.longrepr)[-500:]
         elif report.passed:
@@ -254,7 +265,7 @@ class EventRecorder:
             self.emit(StepFinished(sid, step.keyword.strip(), step.name, Status.SKIPPED, 0.0, "non exécutée / not run"))
         self._counts[status.value] += 1
         self.emit(
-            ScenarioFinished(sid, scenario.feature.name, scenario.name, status, time.monotonic() - self._scenario_t0[sid], message, _tags(scenario))
+            ScenarioFinished(sid, scenario.feature.name, scenario.name, status, time.monotonic() - self._scenario_t0[sid], message, _tags(scenario), _now())
         )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -163,3 +163,29 @@ def test_unfinished_scenario_is_an_error(tmp_path: Path) -> None:
     (scenario,) = json.loads(writer.path.read_text(encoding="utf-8"))["scenarios"]
     assert scenario["status"] == "error" and "did not finish" in scenario["message"]
     assert len(scenario["steps"]) == 1
+
+
+def test_coverage_by_tag_timestamps_and_configuration(tmp_path: Path) -> None:
+    from harness.events import RunStarted, ScenarioFinished, ScenarioStarted, Status
+    from harness.reports import writers_for
+
+    writers = writers_for(tmp_path)
+    events = [
+        RunStarted("r1", "2026-11-23T10:00:00+00:00", "reference", "sqlite:///j", "0.1.0", "/s", {}, {"sut": "reference", "step_timeout": 10.0}),
+        ScenarioStarted("a", "F", "A", ["mssante", "exigence:MSS-1"], "f.feature", "2026-11-23T10:00:01+00:00"),
+        ScenarioFinished("a", "F", "A", Status.PASSED, 0.1, "", ["mssante", "exigence:MSS-1"], "2026-11-23T10:00:02+00:00"),
+        ScenarioStarted("b", "F", "B", ["mssante"], "f.feature", "2026-11-23T10:00:03+00:00"),
+        ScenarioFinished("b", "F", "B", Status.FAILED, 0.1, "non", ["mssante"], "2026-11-23T10:00:04+00:00"),
+    ]
+    for writer in writers:
+        for event in events:
+            writer.handle(event)
+        writer.close()
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert results["run"]["coverage"]["mssante"] == {"total": 2, "passed": 1, "failed": 1, "error": 0, "skipped": 0}
+    assert results["run"]["coverage"]["exigence:MSS-1"]["passed"] == 1
+    assert results["run"]["config"]["step_timeout"] == 10.0
+    assert results["scenarios"][0]["started_at"] == "2026-11-23T10:00:01+00:00"
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Couverture par étiquette" in page and "@exigence:MSS-1" in page and "step_timeout" in page
+    assert "2026-11-23T10:00:03+00:00 → 2026-11-23T10:00:04+00:00" in page

@@ -36,6 +36,8 @@ class ScenarioRecord:
     duration: float = 0.0
     message: str = UNFINISHED
     feature_file: str = ""
+    started_at: str = ""
+    finished_at: str = ""
     steps: list[StepFinished] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +49,8 @@ class ScenarioRecord:
             "status": str(self.status),
             "duration": self.duration,
             "message": self.message,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
             "steps": [
                 {
                     "keyword": s.keyword,
@@ -89,7 +93,7 @@ class ReportWriter:
                 self.finished = event
             case ScenarioStarted():
                 rec = self._record(event.scenario_id, event.feature, event.name)
-                rec.tags, rec.feature_file = list(event.tags), event.feature_file
+                rec.tags, rec.feature_file, rec.started_at = list(event.tags), event.feature_file, event.started_at
             case StepFinished():
                 self._record(event.scenario_id).steps.append(event)
             case ScenarioFinished():
@@ -97,6 +101,7 @@ class ReportWriter:
                 rec.feature, rec.name = event.feature, event.name
                 rec.status, rec.duration, rec.message = event.status, event.duration, event.message
                 rec.tags = list(event.tags) or rec.tags
+                rec.finished_at = event.finished_at
 
     def counts(self) -> dict[str, int]:
         """Totals computed from the scenarios seen (``total`` + one key per :class:`Status`)."""
@@ -113,6 +118,16 @@ class ReportWriter:
             groups.setdefault(rec.feature, []).append(rec)
         return groups
 
+    def coverage(self) -> dict[str, dict[str, int]]:
+        """Verdicts per Gherkin tag (``@mssante``, ``@exigence:...``): the traceability table."""
+        table: dict[str, dict[str, int]] = {}
+        for rec in self.scenarios.values():
+            for tag in rec.tags:
+                row = table.setdefault(tag, {"total": 0} | {str(s): 0 for s in Status})
+                row["total"] += 1
+                row[str(rec.status)] += 1
+        return dict(sorted(table.items()))
+
     def run_info(self) -> dict[str, Any]:
         """The run's metadata (``run`` object of results.json)."""
         r, f = self.run, self.finished
@@ -125,7 +140,9 @@ class ReportWriter:
             "journal_url": r.journal_url if r else "",
             "harness_version": r.harness_version if r else "",
             "endpoints": dict(r.endpoints) if r else {},
+            "config": dict(r.config) if r else {},
             "counts": self.counts(),
+            "coverage": self.coverage(),
         }
 
     def render(self) -> bytes:
