@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from harness.asgi_tls import TLSAwareH11Protocol
 from harness.journal import Journal
 from harness.pki import TestPKI
 from harness.testdata import TestData
@@ -86,7 +88,10 @@ class ServiceHost:
     async def start(self) -> Endpoints:
         selected = self._select()
         opts = self.options
-        sock = socket.socket(socket.AF_INET6 if ":" in opts.bind_host else socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto is IPPROTO_TCP, and without
+        # it Nagle + delayed ACK add ~40 ms to every HTTPS answer written in two TLS records.
+        family = socket.AF_INET6 if ":" in opts.bind_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((opts.bind_host, opts.http_port))
         sock.listen(128)
@@ -132,6 +137,12 @@ class ServiceHost:
                 lifespan="off",
                 ssl_certfile=str(self.pki.server.chain_path) if opts.tls else None,
                 ssl_keyfile=str(self.pki.server.key_path) if opts.tls else None,
+                # Mutual TLS, optional: a client certificate of the test PKI is verified when presented and
+                # reaches the apps as scope["extensions"]["tls"] (see harness.asgi_tls; INSi needs INSI-AUTO).
+                ssl_cert_reqs=ssl.CERT_OPTIONAL if opts.tls else ssl.CERT_NONE,
+                ssl_ca_certs=str(self.pki.ca_bundle_path) if opts.tls else None,
+                http=TLSAwareH11Protocol,
+                timeout_graceful_shutdown=5,  # an idle keep-alive TLS client must not block stop() forever
             )
             self._http_server = _QuietServer(config)
             self._http_task = asyncio.create_task(self._http_server.serve(sockets=[sock]))

@@ -124,6 +124,7 @@ def socle(socle_env: SocleEnvironment, socle_sut: SutDriver, request: pytest.Fix
         yield ctx
     finally:
         socle_env.run.scenario_id = None
+        socle_env.host.faults.clear()  # a fault a scenario injected but never triggered must not leak
 
 
 def _template_of(item: pytest.Item) -> Any | None:

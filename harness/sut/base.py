@@ -69,6 +69,85 @@ class MssanteSend:
     end_of_exchange: bool = False  # X-MSS-MES: FIN (no reply expected)
 
 
+@dataclass(frozen=True)
+class PscLogin:
+    """A professional logs in to the DUI with Pro Santé Connect, to work for ``establishment``.
+
+    Who authenticates is chosen at PSC (the harness pre-selects the professional at the simulator): the DUI only
+    learns it from the id token and userinfo.
+    """
+
+    establishment: Establishment
+
+
+@dataclass(frozen=True)
+class InsiTraits:
+    """Identity traits a DUI sends to INSi: birth name, first names in order, sex ``M``/``F``, lunar birth date
+    ``YYYY-MM-DD``, optional COG birth place."""
+
+    birth_name: str
+    first_names: tuple[str, ...]
+    sex: str
+    birth_date: str
+    birth_place: str | None = None
+
+
+@dataclass(frozen=True)
+class InsiSearch:
+    """Search the person's INS by traits (a conformant DUI refines with the birth place on CR 02).
+
+    ``client_certificate`` names another organisation certificate to present instead of the DUI's INSi one
+    (negative scenarios only).
+    """
+
+    traits: InsiTraits
+    establishment: Establishment
+    client_certificate: str | None = None
+
+
+@dataclass(frozen=True)
+class InsiVerify:
+    """Verify the INS the DUI holds (``ins``: 15 characters, ``oid``): re-send the complete traits to INSi and
+    compare the INS returned; a different active INS whose history holds ``ins`` replaces it."""
+
+    traits: InsiTraits
+    ins: str
+    oid: str
+    establishment: Establishment
+    client_certificate: str | None = None
+
+
+@dataclass(frozen=True)
+class DmpFeed:
+    """Feed the person's DMP with a document of ``document_kind`` (TD0.2 check, then ITI-41). With ``replaces``
+    (the uniqueId of a document the DUI sent before) the document is a new version replacing it (TD2.1, RPLC)."""
+
+    person: Person
+    establishment: Establishment
+    document_kind: str
+    replaces: str | None = None
+
+
+@dataclass(frozen=True)
+class DmpQuery:
+    """Find the person's documents in the DMP (ITI-18 FindDocuments), or fetch one (``unique_id``: ITI-43)."""
+
+    person: Person
+    establishment: Establishment
+    unique_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DmpUpdate:
+    """Update a document the DUI sent (ITI-57): ``change`` is ``masquer`` / ``demasquer`` (professionals),
+    ``invisible-patient``, ``archiver`` or ``supprimer``."""
+
+    person: Person
+    establishment: Establishment
+    unique_id: str
+    change: str
+
+
 class SutDriver(Protocol):
     """What every SUT driver implements. Unknown actions raise NotImplementedError with a clear message."""
 
@@ -77,5 +156,29 @@ class SutDriver(Protocol):
     def setup(self, env: SutEnvironment) -> None: ...
 
     def send_mssante(self, action: MssanteSend) -> ActionResult: ...
+
+    def psc_login(self, action: PscLogin) -> ActionResult: ...
+
+    def psc_refresh(self) -> ActionResult: ...
+
+    def psc_logout(self) -> ActionResult: ...
+
+    def search_ins(self, action: InsiSearch) -> ActionResult: ...
+
+    def dmp_feed(self, action: DmpFeed) -> ActionResult: ...
+
+    def dmp_find(self, action: DmpQuery) -> ActionResult: ...
+
+    def dmp_retrieve(self, action: DmpQuery) -> ActionResult: ...
+
+    def dmp_update(self, action: DmpUpdate) -> ActionResult: ...
+
+    def verify_ins(self, action: InsiVerify) -> ActionResult: ...
+
+    def qualify_identity(self, action: InsiSearch) -> ActionResult:
+        """Search the INS, then verify it: the identity becomes qualified (RNIV)."""
+
+    def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
+        """Qualify the person's identity through INSi if needed, then send by MSSanté (never an unqualified INS)."""
 
     def close(self) -> None: ...

@@ -1,0 +1,103 @@
+"""The client certificate of a mutual-TLS connection, handed to ASGI apps (ASGI "TLS extension" 0.2).
+
+uvicorn 0.54 verifies an optional client certificate when configured with ``ssl_cert_reqs=ssl.CERT_OPTIONAL``
+and ``ssl_ca_certs=...``, but none of its HTTP protocols puts the peer certificate in the ASGI scope (its h11
+protocol builds ``scope`` without ``extensions``). :class:`TLSAwareH11Protocol` is uvicorn's h11 protocol with
+one addition: when a connection is made (asyncio calls ``connection_made`` once the TLS handshake, client
+certificate included, has completed), it reads the certificate from the transport's ``ssl_object`` and wraps
+this connection's app so that every request scope carries ``scope["extensions"]["tls"]`` as the ASGI TLS
+extension specifies (asgiref "TLS Extension"):
+
+    {"server_cert": None, "client_cert_chain": [<leaf PEM>], "client_cert_name": "CN=INSI-AUTO,...",
+     "client_cert_error": None, "tls_version": 0x0304, "cipher_suite": None}
+
+Python 3.11's ``ssl`` gives the leaf only (``get_verified_chain`` arrived in 3.13), so the chain holds the leaf.
+A connection without a client certificate gets ``client_cert_chain == []``. Use it with
+``uvicorn.Config(..., http=TLSAwareH11Protocol)``; plain-HTTP connections get no ``tls`` extension.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["TLSAwareH11Protocol", "client_certificate", "client_common_name", "tls_extension"]
+
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI TLS extension dict for a transport, or ``None`` when the connection is not TLS."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    chain: list[str] = []
+    name: str | None = None
+    if der:
+        chain.append(ssl.DER_cert_to_PEM_cert(der))
+        try:
+            name = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+        except ValueError:
+            name = None
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": name,
+        "client_cert_error": None,  # with CERT_OPTIONAL an unverifiable certificate fails the handshake
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+    }
+
+
+class _WithTLSExtension:
+    """ASGI middleware bound to one connection: adds that connection's TLS facts to each scope."""
+
+    __slots__ = ("app", "tls")
+
+    def __init__(self, app: Any, tls: dict[str, Any]) -> None:
+        self.app = app
+        self.tls = tls
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["extensions"] = {**(scope.get("extensions") or {}), "tls": self.tls}
+        await self.app(scope, receive, send)
+
+
+class TLSAwareH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus the ASGI TLS extension (client certificate) in every request scope."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        tls = tls_extension(transport)
+        if tls is not None:
+            self.app = _WithTLSExtension(self.app, tls)
+
+
+def client_certificate(scope: Mapping[str, Any]) -> x509.Certificate | None:
+    """The client certificate of the request's connection (``None``: no TLS, or no certificate presented)."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    if not chain:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(chain[0].encode("ascii"))
+    except ValueError:
+        return None
+
+
+def client_common_name(scope: Mapping[str, Any]) -> str | None:
+    """The subject CN of the request's client certificate, if any."""
+    cert = client_certificate(scope)
+    if cert is None:
+        return None
+    values = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    if not values:
+        return ""
+    value = values[0].value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

@@ -1,0 +1,50 @@
+"""Pro Santé Connect simulator: the national OpenID Connect provider of health and social-care professionals.
+
+Mounted at ``/psc`` on the harness's HTTPS port; the realm is ``/psc/auth/realms/esante-wallet`` (discovery at
+``.well-known/openid-configuration`` and PSC's ``.well-known/wallet-openid-configuration``). See
+:mod:`mock_services.psc.provider` for the endpoints, flows, faults and specifications followed, and
+:mod:`mock_services.psc.model` for the professionals and their PSC claims. The MSSanté XOAUTH2 and DMP VIHF
+uses of the PSC identity come with later issues.
+
+Settings (``[services.psc]``): ``fixtures_dir`` (folder with ``users.json`` / ``clients.json``; default the
+harness's ``fixtures/psc``) and the fields of :class:`mock_services.psc.provider.Settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from harness.config import package_root
+from harness.simulator import Simulator, SimulatorContext
+from mock_services.psc.model import load_fixtures
+from mock_services.psc.provider import PROTOCOL, REALM, Provider, Settings
+
+
+class PSCSimulator(Simulator):
+    name = "psc"
+    title = "Pro Santé Connect (fournisseur d'identité OpenID Connect des professionnels)"
+
+    def __init__(self, ctx: SimulatorContext) -> None:
+        super().__init__(ctx)
+        folder = Path(ctx.settings.get("fixtures_dir") or package_root() / "fixtures" / "psc")
+        self.provider = Provider(ctx, load_fixtures(folder), Settings.from_mapping(ctx.settings))
+
+    def http_app(self) -> ASGIApp:
+        return Starlette(routes=self.provider.routes())
+
+    def http_endpoints(self) -> dict[str, str]:
+        return {
+            "issuer": REALM,
+            "discovery": REALM + "/.well-known/openid-configuration",
+            "wallet_discovery": REALM + "/.well-known/wallet-openid-configuration",
+            "authorize": PROTOCOL + "/auth",
+            "token": PROTOCOL + "/token",
+            "userinfo": PROTOCOL + "/userinfo",
+            "introspect": PROTOCOL + "/token/introspect",
+            "logout": PROTOCOL + "/logout",
+            "jwks": PROTOCOL + "/certs",
+            "admin": "/_admin",
+        }

@@ -1,0 +1,69 @@
+"""The Pro Santé Connect scenarios against the reference DUI (all pass) and against each PSC defect (the right
+scenarios fail, as conformance failures, not errors). Every scenario is failed by at least one named defect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import HarnessConfig
+from harness.events import Status
+from harness.runner import RunResult, run_catalogue
+from harness.sut.psc_actions import PSC_DEFECTS
+
+CONNEXION = "Un professionnel se connecte avec Pro Santé Connect et le DUI lit son RPPS et son FINESS"
+SOCIAL = "Un professionnel du social sans RPPS se connecte avec Pro Santé Connect"
+AUDIENCE = "Le DUI refuse un id token émis pour une autre audience"
+STATE = "Le DUI refuse une réponse d'autorisation dont le state a été altéré"
+ACR = "Le DUI refuse une authentification qui n'atteint pas le niveau eidas1"
+ACTIVITE = "Un professionnel sans activité dans l'établissement est refusé"
+ACTIVITE_AJOUTEE = "Un professionnel dont l'activité dans l'établissement vient d'être enregistrée est accepté"
+RAFRAICHISSEMENT = "La session Pro Santé Connect est rafraîchie avec le refresh token renouvelé"
+DECONNEXION = "La déconnexion du DUI termine la session Pro Santé Connect"
+ROTATION = "Le DUI suit la rotation des clés de signature de Pro Santé Connect"
+
+ALL = {CONNEXION, SOCIAL, AUDIENCE, STATE, ACR, ACTIVITE, ACTIVITE_AJOUTEE, RAFRAICHISSEMENT, DECONNEXION, ROTATION}
+
+# defect -> the scenarios it must make fail (every other PSC scenario must still pass)
+EXPECTED_FAILURES = {
+    "psc-sans-pkce": ALL,
+    "psc-audience-non-verifiee": {AUDIENCE},
+    "psc-state-non-verifie": {STATE},
+    "psc-acr-non-verifie": {ACR},
+    "psc-rpps-mal-lu": {CONNEXION, SOCIAL, ACTIVITE_AJOUTEE},
+    "psc-finess-ignore": {ACTIVITE},
+    "psc-cles-en-cache": {ROTATION},
+    "psc-refresh-reutilise": {RAFRAICHISSEMENT},
+    "psc-deconnexion-locale": {DECONNEXION},
+}
+
+
+def _run(tmp_path: Path, sut: str) -> RunResult:
+    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
+    return run_catalogue(config, tags="psc", timeout=300)
+
+
+def test_psc_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
+    result = _run(tmp_path, "reference")
+    statuses = {s.name: s.status for s in result.scenarios}
+    assert set(statuses) == ALL
+    assert all(s is Status.PASSED for s in statuses.values()), {n: (s, m.message) for n, s, m in
+                                                                ((x.name, x.status, x) for x in result.scenarios)}
+    assert result.ok and result.exit_code == 0
+
+
+@pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
+def test_faulty_dui_fails_the_expected_psc_scenarios(tmp_path: Path, defect: str) -> None:
+    result = _run(tmp_path, f"faulty:{defect}")
+    failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
+    errored = {s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
+    assert not errored, f"a defect must give conformance failures, not errors: {errored}"
+    assert failed == EXPECTED_FAILURES[defect], {s.name: s.message for s in result.scenarios if s.status is Status.FAILED}
+    assert not result.ok and result.exit_code == 1
+
+
+def test_every_psc_scenario_is_failed_by_some_defect() -> None:
+    covered = set().union(*EXPECTED_FAILURES.values())
+    assert covered == ALL, f"scenarios no defect can fail: {ALL - covered}"
+    assert {d.name for d in PSC_DEFECTS} == set(EXPECTED_FAILURES)
