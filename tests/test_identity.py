@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,8 +15,8 @@ from harness.identity import (
     INS,
     INS_OIDS,
     OID_INS_NIA,
-    OID_INS_NIR_DEMO,
     OID_INS_NIR,
+    OID_INS_NIR_DEMO,
     OID_INS_NIR_TEST,
     InsError,
     InsKind,
@@ -25,6 +27,7 @@ from harness.identity import (
     parse_xds_patient_id,
     refuse_production,
 )
+from harness.xmlsafe import parse_xml
 
 # Public test identities (INSi qualification environment) whose keys match 97 - (N mod 97).
 PUBLIC_IDENTITIES = [
@@ -266,3 +269,101 @@ def test_any_single_digit_mutation_is_detected(ins: INS, data: st.DataObject) ->
     digit = data.draw(st.sampled_from([d for d in "0123456789" if d != value[position]]))
     mutated = value[:position] + digit + value[position + 1 :]
     assert not is_valid_ins(mutated, ins.oid)
+
+
+# -- INS key and format rules against the public corpus (INSi qualification identities) ---------------------
+
+_CORPUS_INS = re.compile(r"\b([0-9]{6}[0-9AB][0-9]{6}) ([0-9]{2})\b")
+# Listed in the corpus, but their keys fail 97 - (N mod 97): served as given by the INSi simulator, and flagged.
+_INCONSISTENT_IN_CORPUS = {
+    ("1090763220834", "39"),  # README table (the response TEST_2.04 gives 89, which is right)
+    ("1810363220456", "10"),  # README table
+    ("1810363220456", "60"),  # response TEST_2.08 cas 2 (active and history)
+    ("2810363220456", "60"),  # README table (history)
+    ("2810363220456", "10"),  # response TEST_2.08 cas 2 (history)
+}
+
+
+def _corpus_matricules(corpus: Path) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    readme = corpus / "README.md"
+    if readme.is_file():
+        found |= set(_CORPUS_INS.findall(readme.read_text(encoding="utf-8")))
+    for response in sorted((corpus / "insi" / "responses").glob("*.xml")):
+        root = parse_xml(response.read_bytes())
+        ns = {"r": "http://www.cnamts.fr/INSiResultat"}
+        for ident in root.iterfind(".//r:IdIndividu", ns):
+            number, key = ident.findtext("r:NumIdentifiant", namespaces=ns), ident.findtext("r:Cle", namespaces=ns)
+            if number and key:
+                found.add((number, key))
+    return found
+
+
+def test_corpus_matricules_follow_the_key_rule_except_the_known_inconsistencies(corpus_dir: Path) -> None:
+    matricules = _corpus_matricules(corpus_dir)
+    if not matricules:
+        pytest.skip("aucun matricule INS lisible dans le corpus")
+    wrong = {(n, k) for n, k in matricules if compute_key(n) != k}
+    assert wrong <= _INCONSISTENT_IN_CORPUS, wrong - _INCONSISTENT_IN_CORPUS
+    assert ("1090763220834", "89") in matricules  # the key the response gives for ECETINSI is the right one
+    for number, key in matricules - wrong:
+        assert is_valid_ins(number + key, OID_INS_NIR)
+
+
+def test_identity_base_flags_exactly_the_keys_that_fail_the_rule() -> None:
+    from mock_services.insi.identities import QUALIFICATION_IDENTITIES
+
+    for identity in QUALIFICATION_IDENTITIES:
+        entries = [(identity.number, identity.key), *((h.number, h.key) for h in identity.history)]
+        bad = {n + " " + k for n, k in entries if compute_key(n) != k}
+        flagged = {f.split(": ", 1)[1].split(" (")[0] for f in identity.flags if f.startswith("CLE-NON-CONFORME")}
+        assert flagged == bad, identity.birth_name
+    hermann = next(i for i in QUALIFICATION_IDENTITIES if i.birth_name == "HERMANN")
+    assert hermann.flags and (hermann.number, hermann.key) == ("1810363220456", "60")
+
+
+@given(numbers13)
+def test_exactly_one_key_validates_a_number(number: str) -> None:
+    valid = [f"{k:02d}" for k in range(100) if is_valid_ins(number + f"{k:02d}")]
+    assert valid == [compute_key(number)]
+
+
+@given(numbers13)
+def test_key_formula_with_corsica_substitution(number: str) -> None:
+    digits = number[:5] + {"2A": "19", "2B": "18"}.get(number[5:7], number[5:7]) + number[7:]
+    assert int(compute_key(number)) == 97 - int(digits) % 97
+
+
+@given(numbers13, st.data())
+def test_adjacent_transpositions_in_the_number_are_detected(number: str, data: st.DataObject) -> None:
+    value = number + compute_key(number)
+    swappable = [i for i in range(12) if value[i].isdigit() and value[i + 1].isdigit() and value[i] != value[i + 1]]
+    if not swappable:
+        return
+    i = data.draw(st.sampled_from(swappable))
+    swapped = value[:i] + value[i + 1] + value[i] + value[i + 2 :]
+    assert not is_valid_ins(swapped)
+
+
+@given(numbers13, st.lists(st.integers(min_value=0, max_value=15), max_size=4))
+def test_spaces_and_lower_case_corsica_do_not_change_the_ins(number: str, cuts: list[int]) -> None:
+    value = number + compute_key(number)
+    spaced = value
+    for cut in sorted(set(cuts), reverse=True):
+        spaced = spaced[:cut] + " " + spaced[cut:]
+    assert parse_ins(spaced.lower()) == parse_ins(value)
+
+
+def test_synthetic_insi_identities_carry_valid_test_ins_consistent_with_their_traits() -> None:
+    from mock_services.insi.identities import synthetic_identities
+
+    identities = synthetic_identities(300, 12345)
+    assert len(identities) == 300 and len({i.number for i in identities}) == 300
+    assert identities == synthetic_identities(300, 12345)  # seeded: reproducible
+    for identity in identities:
+        ins = parse_ins(identity.value, identity.oid)
+        assert ins.oid == OID_INS_NIR_TEST and ins.is_test and not identity.flags
+        assert ins.number[0] == {"M": "1", "F": "2"}[identity.sex]
+        assert ins.number[1:5] == identity.birth_date[2:4] + identity.birth_date[5:7]
+        assert identity.birth_place == ins.number[5:10]
+        assert identity.birth_name == identity.birth_name.upper() and identity.birth_name.isascii()

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from harness.identity_status import unqualified_ins_finding
 from harness.journal import Direction, Exchange, Outcome
 from harness.simulator import SimulatorContext
 from harness.testdata import Mailbox, MailboxType
@@ -185,6 +186,13 @@ class SubmissionHandler:
             more = f" (+{len(report.errors) - 1})" if len(report.errors) > 1 else ""
             return self._reject(code="554 5.6.0", message=f"{first.code}: {first.message}{more}", actor=login, details=details, payload=data)
         sender = self.directory.get(envelope.mail_from or "")
+        # RNIV: only a qualified identity's INS may be used; a warning (never a refusal) when this DUI did not
+        # qualify it through INSi in this run (harness.identity_status derives it from the journal).
+        unqualified = unqualified_ins_finding(
+            self.ctx.journal, run_id=self.ctx.run.run_id, essms=sender.finess if sender else None, ins_value=details["person"]
+        )
+        if unqualified is not None:
+            details["findings"].append(_finding_dict(unqualified))
         exchange = self.ctx.record(
             Exchange(
                 service=self.ctx.name, operation=SUBMIT, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,

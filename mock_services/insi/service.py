@@ -1,0 +1,356 @@
+"""The INSi teleservice endpoint: ``POST /insi/lps`` on the shared HTTPS port (mutual TLS), SOAP 1.2.
+
+Behaviour (WSDL ``DESIR_ICIR_EXP_1.5.0``, operation ``rechercherInsAvecTraitsIdentite``; the same operation serves
+the *verification* of an INS the DUI already holds: it re-sends the identity's complete traits and compares the INS
+returned). Each request is decided in this order, and every outcome — answer or fault — is committed to the
+journal before the reply is sent:
+
+1. a fault injected by the scenario (``insi.indisponible``: ``env:Receiver`` / ``siram_40`` / ``insi_102`` with
+   HTTP 500, or a bare HTTP 503 with ``{"mode": "http"}``);
+2. the client certificate of the TLS connection: its CN must be ``INSI-AUTO`` or ``INSI-MANU`` (``desir_560``);
+3. the HTTP request: body size (HTTP 413), media type ``application/soap+xml`` (HTTP 415);
+4. the SOAP request (:func:`harness.validators.insi.parse_request`): XML safety, SOAP 1.2 envelope, the
+   ``ContexteBAM`` / ``ContexteLPS`` headers, the body ``RECSANSVITALE`` and its traits — harness faults;
+5. the software authorisation number ``ContexteLPS/LPS/IDAM`` (settings ``authorised_idam``): ``desir_550``;
+6. a CNAM fault injected by the scenario (``insi.faute`` ``{"code": "desir_550"}``...);
+7. the search in the identity base (:mod:`mock_services.insi.identities`): ``RESULTAT`` CR 00 / 01 / 02.
+
+``insi.delai`` (``{"seconds": 12}``) delays the answer after the journal commit (a DUI timeout test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from harness.asgi_tls import client_common_name
+from harness.journal import Direction, Exchange, Outcome
+from harness.simulator import SimulatorContext
+from harness.validators import Finding
+from harness.validators.insi import InsiRequest, parse_request
+from mock_services.insi.identities import (
+    IdentityBase,
+    build_identity_base,
+    settings_bool,
+)
+from mock_services.insi.soap import (
+    CONTENT_TYPE,
+    KNOWN_FAULTS,
+    FaultSpec,
+    fault_envelope,
+    request_fault,
+    result_envelope,
+)
+
+logger = logging.getLogger("socle_harness.insi")
+
+INSI_CERTIFICATE_NAMES = ("INSI-AUTO", "INSI-MANU")
+REFERENCE_DUI_IDAM = "SOCLE-HARNESS-DUI-REF"  # the IDAM the built-in reference DUI presents
+OPERATION_PREFIX = "soap."
+DEFAULT_OPERATION = "soap.rechercherInsAvecTraitsIdentite"
+EVIDENCE_PAYLOAD_BYTES = 64 * 1024  # what is kept of an oversized request
+
+
+@dataclass(frozen=True)
+class InsiSettings:
+    """``[settings.insi]`` of the harness configuration."""
+
+    authorised_idam: tuple[str, ...] = (REFERENCE_DUI_IDAM,)  # "*" accepts any IDAM
+    qualification_identities: bool = True
+    refuse_production_ins: bool = True
+    synthetic_identities: int = 200
+    seed: int = 20240101
+    max_request_bytes: int = 256 * 1024
+    max_delay_seconds: float = 120.0
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> InsiSettings:
+        idam = raw.get("authorised_idam", cls.authorised_idam)
+        return cls(
+            authorised_idam=(idam,) if isinstance(idam, str) else tuple(str(i) for i in idam),
+            qualification_identities=settings_bool(raw, "qualification_identities", True),
+            refuse_production_ins=settings_bool(raw, "refuse_production_ins", True),
+            synthetic_identities=max(0, min(int(raw.get("synthetic_identities", 200)), 100_000)),
+            seed=int(raw.get("seed", 20240101)),
+            max_request_bytes=max(4096, int(raw.get("max_request_bytes", 256 * 1024))),
+            max_delay_seconds=float(raw.get("max_delay_seconds", 120.0)),
+        )
+
+
+@dataclass
+class Reply:
+    """What the handler decided: status, headers and body, plus a delay to apply after the journal commit."""
+
+    status: int
+    body: bytes
+    media_type: str = CONTENT_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    main, *params = content_type.split(";")
+    parsed: dict[str, str] = {}
+    for param in params:
+        name, _, value = param.partition("=")
+        parsed[name.strip().lower()] = value.strip().strip('"')
+    return main.strip().lower(), parsed
+
+
+class InsiService:
+    """The ASGI side of the INSi simulator (one per simulator instance: no shared state between runs)."""
+
+    def __init__(self, ctx: SimulatorContext, settings: InsiSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self._base: IdentityBase | None = None
+        self._base_lock = threading.Lock()
+        self._essms_by_emitter = {e.finess: e.finess for e in ctx.testdata.establishments}
+        self._essms_by_emitter.update({m.address.casefold(): m.finess for m in ctx.testdata.mailboxes if m.finess})
+
+    # ------------------------------------------------------------------------------------------- state
+
+    @property
+    def base(self) -> IdentityBase:
+        """The identity base, built on first use (Faker is only imported then)."""
+        with self._base_lock:
+            if self._base is None:
+                self._base = build_identity_base(
+                    self.ctx.testdata,
+                    qualification=self.settings.qualification_identities,
+                    refuse_production_ins=self.settings.refuse_production_ins,
+                    synthetic=self.settings.synthetic_identities,
+                    seed=self.settings.seed,
+                )
+                for reason in self._base.refused:
+                    logger.warning("INSi: identité refusée (OID de production) : %s", reason)
+            return self._base
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/lps", self.endpoint, methods=["POST"])])
+
+    # ------------------------------------------------------------------------------------------- HTTP
+
+    async def endpoint(self, request: Request) -> Response:
+        limit = self.settings.max_request_bytes
+        chunks: list[bytes] = []
+        size = 0
+        too_large = False
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                too_large = True
+                break
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        call = _Call(
+            body=body,
+            size=size,
+            too_large=too_large,
+            content_type=request.headers.get("content-type", ""),
+            client_cn=client_common_name(request.scope),
+            tls=bool((request.scope.get("extensions") or {}).get("tls")),
+        )
+        reply = await asyncio.to_thread(self.handle, call)
+        if reply.delay > 0:
+            await asyncio.sleep(reply.delay)
+        headers = dict(reply.headers)
+        if too_large:
+            headers["Connection"] = "close"  # the rest of the body was not read
+        return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=headers)
+
+    # ------------------------------------------------------------------------------------------- decision
+
+    def handle(self, call: _Call) -> Reply:
+        """Decide, record, and return the reply (runs in a worker thread: the journal commit blocks)."""
+        try:
+            return self._decide(call)
+        except Exception as exc:  # a simulator bug must neither lose the exchange nor take the service down
+            logger.exception("INSi: erreur interne")
+            fault = request_fault("INSI-ERREUR-INTERNE", f"erreur interne du simulateur ({type(exc).__name__})")
+            return self._refuse(call, None, fault, {"internal_error": repr(exc)[:500]})
+
+    def _decide(self, call: _Call) -> Reply:
+        delay_fault = self.ctx.take_fault("insi.delai")
+        delay = 0.0
+        if delay_fault is not None:
+            delay = max(0.0, min(float(delay_fault.params.get("seconds", 30.0)), self.settings.max_delay_seconds))
+        media, params = _media_type(call.content_type)
+        request = parse_request(call.body, content_action=params.get("action")) if not call.too_large else InsiRequest()
+        extra: dict[str, Any] = {"delay_seconds": delay} if delay else {}
+
+        unavailable = self.ctx.take_fault("insi.indisponible")
+        if unavailable is not None:
+            extra["fault_injected"] = "insi.indisponible"
+            if str(unavailable.params.get("mode", "soap")) == "http":
+                return self._refuse_http(call, request, 503, "Service Unavailable", extra, delay)
+            return self._refuse(call, request, KNOWN_FAULTS["insi_102"], extra, delay)
+        if call.client_cn not in INSI_CERTIFICATE_NAMES:
+            shown = "aucun certificat client" if call.client_cn is None else f"certificat client CN={call.client_cn}"
+            extra["certificate_problem"] = shown
+            return self._refuse(call, request, KNOWN_FAULTS["desir_560"], extra, delay)
+        if call.too_large:
+            fault = request_fault("INSI-XML-TROP-VOLUMINEUX", f"requête de plus de {self.settings.max_request_bytes} octets")
+            return self._refuse(call, request, fault, extra, delay)
+        if media != "application/soap+xml":
+            hint = " (text/xml est le type de SOAP 1.1 ; le service est en SOAP 1.2)" if media == "text/xml" else ""
+            fault = request_fault("INSI-CONTENT-TYPE", f"type de contenu {media or '(absent)'!r} : application/soap+xml attendu{hint}")
+            return self._refuse(call, request, fault, extra, delay)
+        if request.errors:
+            first = request.errors[0]
+            more = f" (+{len(request.errors) - 1} autre(s))" if len(request.errors) > 1 else ""
+            return self._refuse(call, request, request_fault(first.code, f"{first.location}: {first.message}{more}"), extra, delay)
+        lps = request.lps.lps if request.lps is not None else None
+        idam = lps.idam if lps is not None else None
+        if "*" not in self.settings.authorised_idam and idam not in self.settings.authorised_idam:
+            extra["idam_refused"] = idam
+            return self._refuse(call, request, KNOWN_FAULTS["desir_550"], extra, delay)
+        injected = self.ctx.take_fault("insi.faute")
+        if injected is not None:
+            code = str(injected.params.get("code", "insi_102"))
+            fault = KNOWN_FAULTS.get(code) or request_fault(code, str(injected.params.get("message", "faute simulée")))
+            extra["fault_injected"] = f"insi.faute:{code}"
+            return self._refuse(call, request, fault, extra, delay)
+        if request.operation != "rechercherInsAvecTraitsIdentite" or request.traits is None:
+            fault = request_fault("INSI-OPERATION-NON-SIMULEE", f"opération {request.operation} non simulée (seule la recherche par traits l'est)")
+            return self._refuse(call, request, fault, extra, delay)
+        return self._answer(call, request, extra, delay)
+
+    # ------------------------------------------------------------------------------------------- outcomes
+
+    def _common(self, call: _Call, request: InsiRequest | None) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "client_cn": call.client_cn,
+            "tls": call.tls,
+            "content_type": call.content_type[:200],
+            "request_bytes": call.size,
+        }
+        if request is None:
+            return details
+        details["message_id"] = request.message_id
+        details["action"] = request.action
+        if request.lps is not None:
+            lps = request.lps.lps
+            details["lps"] = {
+                "emetteur": request.lps.emetteur,
+                "idam": lps.idam if lps else None,
+                "nom": lps.nom if lps else None,
+                "version": lps.version if lps else None,
+                "instance": lps.instance if lps else None,
+            }
+        if request.bam is not None:
+            details["bam"] = {"emetteur": request.bam.emetteur, "version": request.bam.version}
+        if request.traits is not None:
+            details["request"] = request.traits.as_dict()
+        if request.findings:
+            details["findings"] = [_finding_dict(f) for f in request.findings]
+        return details
+
+    def _who(self, request: InsiRequest | None, call: _Call) -> tuple[str | None, str | None]:
+        """(actor, essms): the software (IDAM/instance) and the establishment named in the contexts' Emetteur."""
+        actor = call.client_cn
+        essms = None
+        if request is not None and request.lps is not None:
+            lps = request.lps.lps
+            if lps is not None and lps.idam:
+                actor = f"{lps.idam[:64]}/{(lps.instance or '')[:64]}"
+            for emitter in (request.lps.emetteur, request.bam.emetteur if request.bam else None):
+                if emitter:
+                    essms = self._essms_by_emitter.get(emitter.strip()) or self._essms_by_emitter.get(emitter.strip().casefold())
+                    if essms:
+                        break
+        return actor, essms
+
+    def _payload(self, call: _Call) -> bytes:
+        return call.body[:EVIDENCE_PAYLOAD_BYTES] if call.too_large else call.body
+
+    def _operation(self, request: InsiRequest | None) -> str:
+        return OPERATION_PREFIX + request.operation if request is not None and request.operation else DEFAULT_OPERATION
+
+    def _refuse(
+        self, call: _Call, request: InsiRequest | None, fault: FaultSpec, extra: dict[str, Any], delay: float = 0.0
+    ) -> Reply:
+        body = fault_envelope(
+            fault,
+            message_id=request.message_id if request is not None else None,
+            not_understood=request.not_understood if request is not None and fault.code == "MustUnderstand" else (),
+        )
+        actor, essms = self._who(request, call)
+        details = {**self._common(call, request), **extra, "fault": {
+            "soap_code": f"env:{fault.code}", "subcode": fault.subcode, "code": fault.error_code, "http_status": fault.http_status,
+        }, "response": body.decode("utf-8")}
+        self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=self._operation(request), direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED, actor=actor, essms=essms, error_code=fault.error_code,
+                error_message=f"env:{fault.code}{'/' + fault.subcode if fault.subcode else ''}: {fault.error_text}"[:1000],
+                payload=self._payload(call) or None, payload_type="application/soap+xml", details=details,
+            )
+        )
+        return Reply(fault.http_status, body, delay=delay)
+
+    def _refuse_http(self, call: _Call, request: InsiRequest, status: int, text: str, extra: dict[str, Any], delay: float) -> Reply:
+        actor, essms = self._who(request, call)
+        self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=self._operation(request), direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED, actor=actor, essms=essms, error_code=f"HTTP {status}", error_message=text,
+                payload=self._payload(call) or None, payload_type="application/soap+xml",
+                details={**self._common(call, request), **extra, "fault": {"http_status": status}},
+            )
+        )
+        return Reply(status, f"{status} {text}\n".encode(), media_type="text/plain", headers={"Retry-After": "30"}, delay=delay)
+
+    def _answer(self, call: _Call, request: InsiRequest, extra: dict[str, Any], delay: float) -> Reply:
+        assert request.traits is not None
+        match = self.base.search(request.traits)
+        identity = match.identity
+        body = result_envelope(match.code, identity)
+        details = {**self._common(call, request), **extra, "cr": match.code, "candidates": match.candidates}
+        if match.trigger:
+            details["qualification_trigger"] = match.trigger
+        if identity is not None:
+            details["ins"] = {"value": identity.value, "number": identity.number, "key": identity.key, "oid": identity.oid}
+            details["history"] = [{"value": h.value, "oid": h.oid, "start": h.start, "end": h.end} for h in identity.history]
+            details["tiq"] = {
+                "nom_naissance": identity.birth_name, "liste_prenoms": identity.first_names, "sexe": identity.sex,
+                "date_naissance": identity.birth_date, "lieu_naissance": identity.birth_place,
+            }
+            details["identity_source"] = identity.source
+            if identity.flags:
+                details["identity_flags"] = list(identity.flags)
+        details["response"] = body.decode("utf-8")
+        actor, essms = self._who(request, call)
+        self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=self._operation(request), direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED, actor=actor, essms=essms, person=identity.value if identity else None,
+                payload=call.body, payload_type="application/soap+xml", details=details,
+            )
+        )
+        return Reply(200, body, delay=delay)
+
+
+@dataclass(frozen=True)
+class _Call:
+    body: bytes
+    size: int
+    too_large: bool
+    content_type: str
+    client_cn: str | None
+    tls: bool
+
+
+def _finding_dict(finding: Finding) -> dict[str, str]:
+    return {"code": finding.code, "severity": str(finding.severity), "message": finding.message[:500], "location": finding.location}
+
+
+__all__ = ["INSI_CERTIFICATE_NAMES", "REFERENCE_DUI_IDAM", "InsiService", "InsiSettings", "Reply"]

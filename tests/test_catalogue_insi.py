@@ -1,0 +1,114 @@
+"""The INSi scenarios against the reference DUI (all pass) and against each INSi defect (the right scenarios fail,
+as conformance failures, not errors). Every scenario is failed by at least one named defect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import HarnessConfig
+from harness.events import Status
+from harness.runner import RunResult, run_catalogue
+from harness.sut.insi_actions import INSI_DEFECTS
+
+RECHERCHE = "Recherche de l'INS d'une personne par ses traits d'identité"
+AUCUNE = "Aucune identité ne correspond aux traits : le DUI n'attribue pas d'INS"
+PLUSIEURS = "Plusieurs identités correspondent : le DUI affine la recherche avec le lieu de naissance"
+NIA = "Une identité provisoire (NIA) reste provisoire dans le DUI"
+HISTORIQUE = "INS avec historique : le DUI remplace l'ancien INS par l'INS actif"
+VERIFICATION = "Vérification de l'INS : après recherche puis vérification, l'identité est qualifiée"
+LOGICIEL = "Un logiciel dont le numéro d'autorisation (IDAM) est inconnu est refusé, et le DUI le signale"
+CERTIFICAT = "Un certificat client qui n'est pas un certificat INSi est refusé, et le DUI le signale"
+INDISPONIBLE = "Le DUI signale l'indisponibilité du téléservice INSi"
+NON_QUALIFIE = "Le DUI n'utilise pas un INS non qualifié : il qualifie l'identité avant l'envoi MSSanté"
+
+ALL = {RECHERCHE, AUCUNE, PLUSIEURS, NIA, HISTORIQUE, VERIFICATION, LOGICIEL, CERTIFICAT, INDISPONIBLE, NON_QUALIFIE}
+TRANSPORT = {RECHERCHE, AUCUNE, PLUSIEURS, NIA, HISTORIQUE, VERIFICATION, NON_QUALIFIE}
+
+# defect -> the scenarios it must make fail (every other INSi scenario must still pass)
+EXPECTED_FAILURES = {
+    "idam-inconnu": TRANSPORT,
+    "sans-certificat-client": TRANSPORT | {LOGICIEL},  # desir_560 comes before the IDAM check
+    "certificat-non-insi": TRANSPORT | {LOGICIEL},
+    "contexte-lps-absent": TRANSPORT | {LOGICIEL},
+    "ignore-cr02": {PLUSIEURS},
+    "nia-comme-ins": {NIA},
+    "ignore-historique": {HISTORIQUE},
+    "sans-verification": {HISTORIQUE, VERIFICATION, NON_QUALIFIE},
+    "ignore-faute-insi": {LOGICIEL, CERTIFICAT, INDISPONIBLE},
+    "envoi-sans-qualification": {NON_QUALIFIE},
+}
+
+
+def _run(tmp_path: Path, sut: str, scenarios: Path | None = None) -> RunResult:
+    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
+    if scenarios is not None:
+        config = config.with_overrides(scenarios_dir=scenarios)
+    return run_catalogue(config, tags=None if scenarios else "insi", timeout=300)
+
+
+def test_insi_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
+    result = _run(tmp_path, "reference")
+    statuses = {s.name: s.status for s in result.scenarios}
+    assert set(statuses) == ALL
+    assert all(s is Status.PASSED for s in statuses.values()), {s.name: (s.status, s.message) for s in result.scenarios}
+    assert result.ok and result.exit_code == 0
+
+
+@pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
+def test_faulty_dui_fails_the_expected_insi_scenarios(tmp_path: Path, defect: str) -> None:
+    result = _run(tmp_path, f"faulty:{defect}")
+    failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
+    errored = {s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
+    assert not errored, f"a defect must give conformance failures, not errors: {errored}"
+    assert failed == EXPECTED_FAILURES[defect], {s.name: s.message for s in result.scenarios if s.status is Status.FAILED}
+    assert not result.ok and result.exit_code == 1
+
+
+def test_every_insi_scenario_is_failed_by_some_defect() -> None:
+    covered = set().union(*EXPECTED_FAILURES.values())
+    assert covered == ALL, f"scenarios no defect can fail: {ALL - covered}"
+    assert {d.name for d in INSI_DEFECTS} == set(EXPECTED_FAILURES)
+
+
+ENGLISH_FEATURE = """\
+@insi
+Feature: English aliases of the INSi steps
+
+  Background:
+    Given the establishment "EHPAD Les Tilleuls" equipped with the DUI under test
+
+  Scenario: Search, then several matches refined with the birth place
+    Given the person to identify "DURAND" "CAMILLE" of sex "F" born on "1948-05-10" in "13055"
+    When the DUI searches the person's INS by identity traits
+    Then the INSi teleservice first answers "02" (several identities)
+    And the DUI refines the search with the birth place and gets a single identity
+    And the DUI records the INS returned by the teleservice
+
+  Scenario: Qualification, history and faults
+    Given the accompanied person "Jeanne MARTIN"
+    And the person's identity has not been qualified by the DUI yet
+    When the DUI qualifies the person's identity with the INSi teleservice
+    Then the INSi teleservice receives a valid call with the ContexteBAM and ContexteLPS contexts
+    And the INSi teleservice received a search then a verification of the person's INS
+    And the person's identity has the status "qualifiée" for the DUI
+    And the person's identity has at least the status "récupérée" for the DUI
+
+  Scenario: Unavailable teleservice
+    Given the accompanied person "Jeanne MARTIN"
+    And the INSi teleservice is unavailable
+    When the DUI searches the person's INS by identity traits
+    Then the INSi teleservice rejects the call with the fault "insi_102"
+    And the DUI reports the INSi call failure to its user
+"""
+
+
+def test_english_aliases_run_and_can_fail(tmp_path: Path) -> None:
+    folder = tmp_path / "features"
+    folder.mkdir()
+    (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
+    ok = _run(tmp_path / "ok", "reference", scenarios=folder)
+    assert [s.status for s in ok.scenarios] == [Status.PASSED] * 3, [(s.name, s.message) for s in ok.scenarios]
+    bad = _run(tmp_path / "bad", "faulty:ignore-cr02,sans-verification,ignore-faute-insi", scenarios=folder)
+    assert [s.status for s in bad.scenarios] == [Status.FAILED] * 3, [(s.name, s.message) for s in bad.scenarios]
