@@ -47,11 +47,26 @@ def _el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
     return etree.SubElement(parent, f"{{{HL7}}}{tag}", {k: v for k, v in attrs.items()})
 
 
+AUTHOR = ("DUPONT", "Claire", "Infirmier")  # the DUI's fictitious author (a nurse of the establishment)
+
+
+def author_id(establishment: Establishment) -> str:
+    """Identifiant national of the author without RPPS: ``3`` + FINESS + ``/`` + local id (IDNPS rules)."""
+    return f"3{establishment.finess}/DUI-REF-001"
+
+
 def build_cda(
     person: Person, establishment: Establishment, kind: str = "DLU", *, when: datetime | None = None,
-    document_id: str | None = None, options: BuildOptions = BuildOptions(),
+    document_id: str | None = None, options: BuildOptions = BuildOptions(), set_id: str | None = None,
+    version: int = 1, replaces: str | None = None, padding: int = 0,
 ) -> bytes:
-    """A CDA R2 document of ``kind`` for ``person``, authored in ``establishment``."""
+    """A CDA R2 document of ``kind`` for ``person``, authored in ``establishment``.
+
+    The header follows the CI-SIS Structuration minimale (realm, typeId, templateIds, author with assignedPerson,
+    custodian, legalAuthenticator, documentationOf, componentOf/healthCareFacility); ``replaces`` adds the
+    ``relatedDocument typeCode="RPLC"`` of a new version (same ``set_id``, ``version`` + 1); ``padding`` adds
+    that many characters of narrative (benchmarks).
+    """
     doc_type = DOCUMENT_TYPES[kind]
     when = when or datetime.now(UTC)
     stamp = when.strftime("%Y%m%d%H%M%S+0000")
@@ -69,8 +84,8 @@ def build_cda(
     _el(root, "effectiveTime", value=stamp)
     _el(root, "confidentialityCode", code="N", codeSystem="2.16.840.1.113883.5.25", displayName="Normal")
     _el(root, "languageCode", code="fr-FR")
-    _el(root, "setId", root=f"2.25.{uuid.uuid4().int}")
-    _el(root, "versionNumber", value="1")
+    _el(root, "setId", root=set_id or f"2.25.{uuid.uuid4().int}")
+    _el(root, "versionNumber", value=str(version))
     role = _el(_el(root, "recordTarget"), "patientRole")
     _el(role, "id", root=options.patient_id_oid or person.ins.oid, extension=person.ins.value)
     _el(role, "id", root=f"1.2.250.1.999.{establishment.finess}", extension=person.id)  # local IPP
@@ -80,20 +95,44 @@ def build_cda(
     _el(name, "family", qualifier="BR").text = person.family
     _el(patient, "administrativeGenderCode", code=person.sex, codeSystem="2.16.840.1.113883.5.1")
     _el(patient, "birthTime", value=person.birth_date.strftime("%Y%m%d"))
+    family, given, profession = AUTHOR
     author = _el(root, "author")
     _el(author, "time", value=stamp)
     assigned = _el(author, "assignedAuthor")
-    _el(assigned, "id", root="1.2.250.1.71.4.2.2", extension=f"1{establishment.finess}")
+    _el(assigned, "id", root="1.2.250.1.71.4.2.1", extension=author_id(establishment))
+    _el(assigned, "code", code="60", codeSystem="1.2.250.1.71.1.2.7", displayName=profession)
+    author_name = _el(_el(assigned, "assignedPerson"), "name")
+    _el(author_name, "given").text = given
+    _el(author_name, "family").text = family
     org = _el(assigned, "representedOrganization")
     _el(org, "id", root="1.2.250.1.71.4.2.2", extension=f"1{establishment.finess}")
     _el(org, "name").text = establishment.name
     custodian = _el(_el(_el(root, "custodian"), "assignedCustodian"), "representedCustodianOrganization")
     _el(custodian, "id", root="1.2.250.1.71.4.2.2", extension=f"1{establishment.finess}")
     _el(custodian, "name").text = establishment.name
+    legal = _el(root, "legalAuthenticator")
+    _el(legal, "time", value=stamp)
+    _el(legal, "signatureCode", code="S")
+    legal_entity = _el(legal, "assignedEntity")
+    _el(legal_entity, "id", root="1.2.250.1.71.4.2.1", extension=author_id(establishment))
+    legal_name = _el(_el(legal_entity, "assignedPerson"), "name")
+    _el(legal_name, "given").text = given
+    _el(legal_name, "family").text = family
+    event = _el(_el(root, "documentationOf"), "serviceEvent", classCode="PCPR")
+    period = _el(event, "effectiveTime")
+    _el(period, "low", value=stamp)
+    if replaces:
+        parent = _el(_el(root, "relatedDocument", typeCode="RPLC"), "parentDocument")
+        _el(parent, "id", root=replaces)
+    encounter = _el(_el(root, "componentOf"), "encompassingEncounter")
+    encounter_time = _el(encounter, "effectiveTime")
+    _el(encounter_time, "low", value=stamp)
+    facility = _el(_el(encounter, "location"), "healthCareFacility")
+    _el(facility, "code", code="SA17", codeSystem="1.2.250.1.71.4.2.4", displayName="Etablissement pour personnes âgées")
     body = _el(_el(root, "component"), "structuredBody")
     section = _el(_el(body, "component"), "section")
     _el(section, "title").text = "Motif de transfert"
-    _el(section, "text").text = f"Document produit par le DUI de référence pour {person.display_name}."
+    _el(section, "text").text = f"Document produit par le DUI de référence pour {person.display_name}." + " Observation." * (padding // 13)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 

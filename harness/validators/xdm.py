@@ -17,33 +17,36 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 
-from lxml import etree
-
 from harness.identity import INS, InsError, parse_xds_patient_id
 from harness.validators import Finding, Severity
 from harness.xmlsafe import XMLSafetyError, parse_xml
 
-LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
-RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
-NS = {"lcm": LCM, "rim": RIM}
+# The ebRIM vocabulary lives in harness.validators.ebrim (shared with the XDS.b validator); re-exported here.
+from harness.validators.ebrim import (  # noqa: F401 - re-exported names
+    CLASS_CODE,
+    CONFIDENTIALITY_CODE,
+    DOC_AUTHOR,
+    DOC_ENTRY_OBJECT_TYPE,
+    DOC_PATIENT_ID,
+    DOC_UNIQUE_ID,
+    FORMAT_CODE,
+    HAS_MEMBER,
+    HEALTHCARE_FACILITY_TYPE,
+    LCM,
+    PRACTICE_SETTING,
+    RIM,
+    SS_CONTENT_TYPE,
+    SS_PATIENT_ID,
+    SS_SOURCE_ID,
+    SS_UNIQUE_ID,
+    SUBMISSION_SET_NODE,
+    TYPE_CODE,
+)
+from harness.validators.ebrim import classification_code as _classification_code
+from harness.validators.ebrim import external_id as _external_id
+from harness.validators.ebrim import slot as _slot
 
-# ITI TF-3 §4.2.5: identifiers of the XDS metadata classifications and external identifiers.
-DOC_ENTRY_OBJECT_TYPE = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
-SUBMISSION_SET_NODE = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
-DOC_PATIENT_ID = "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427"
-DOC_UNIQUE_ID = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
-SS_PATIENT_ID = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
-SS_UNIQUE_ID = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
-SS_SOURCE_ID = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
-CLASS_CODE = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
-TYPE_CODE = "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983"
-FORMAT_CODE = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
-CONFIDENTIALITY_CODE = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
-HEALTHCARE_FACILITY_TYPE = "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1"
-PRACTICE_SETTING = "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead"
-DOC_AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
-SS_CONTENT_TYPE = "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500"
-HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
+NS = {"lcm": LCM, "rim": RIM}
 
 
 @dataclass(frozen=True)
@@ -127,20 +130,6 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
             continue
         files[info.filename.upper()] = content
     return files, findings
-
-
-def _slot(element: etree._Element, name: str) -> list[str]:
-    return [v.text or "" for v in element.xpath(f"rim:Slot[@name='{name}']/rim:ValueList/rim:Value", namespaces=NS)]
-
-
-def _external_id(element: etree._Element, scheme: str) -> str | None:
-    found = element.xpath(f"rim:ExternalIdentifier[@identificationScheme='{scheme}']/@value", namespaces=NS)
-    return str(found[0]) if found else None
-
-
-def _classification_code(element: etree._Element, scheme: str) -> str | None:
-    found = element.xpath(f"rim:Classification[@classificationScheme='{scheme}']/@nodeRepresentation", namespaces=NS)
-    return str(found[0]) if found else None
 
 
 def _patient(value: str | None, what: str, location: str, findings: list[Finding]) -> INS | None:

@@ -1,0 +1,245 @@
+"""DMP actions of the reference DUI: TD0.2 check, ITI-41 feed (TD2 / TD2.1 replace), ITI-18, ITI-43, ITI-57.
+
+Over HTTPS with the organisation client certificate of the test PKI (``env.client_certificates``), SOAP 1.2 +
+WS-Addressing + MTOM, a VIHF 3.0 assertion signed with that certificate, the CDA from
+:func:`harness.sut.documents.build_cda`. Defects of the faulty DUI for this capability are declared here and
+checked with ``self.has(...)``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+import httpx
+from lxml import etree
+
+from harness.sut.base import ActionResult, ActionStatus, Defect, DmpFeed, DmpQuery, DmpUpdate, SutEnvironment
+from harness.sut.documents import build_cda
+from harness.sut import dmp_messages as M
+from harness.validators import ebrim as E
+from harness.validators.cda import DOCUMENT_TYPES
+
+DMP_DEFECTS = (
+    Defect("vihf-non-signe", "envoie au DMP une assertion VIHF sans signature"),
+    Defect("cle-ins-erronee-dmp", "met dans le patientId XDS un INS dont la clé est fausse"),
+    Defect("sans-document-signature", "verse le document au DMP sans le document de signature XAdES (ni l'association signs)"),
+    Defect("typecode-errone", "déclare un typeCode XDS qui ne correspond pas au code du document CDA"),
+    Defect("ignore-dmp-ferme", "ne tient pas compte du test d'existence du DMP et indique « versé » même quand le DMP refuse"),
+    Defect("remplacement-sans-rplc", "remplace un document sans association RPLC (la nouvelle version s'ajoute à l'ancienne)"),
+    Defect("masquage-errone", "pour masquer un document aux professionnels, envoie INVISIBLE_PATIENT au lieu de MASQUE_PS"),
+    Defect("recherche-sans-statut", "recherche les documents (FindDocuments) sans le paramètre obligatoire $XDSDocumentEntryStatus"),
+)
+
+ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
+ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
+TD02 = "urn:hl7-org:v3:PRPA_IN201307UV02"
+CHANGES = {
+    "masquer": [("N", "2.16.840.1.113883.5.25"), ("MASQUE_PS", "1.2.250.1.213.1.1.4.13")],
+    "demasquer": [("N", "2.16.840.1.113883.5.25")],
+    "invisible-patient": [("N", "2.16.840.1.113883.5.25"), ("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13")],
+}
+STATUS_CHANGES = {"archiver": "urn:asip:ci-sis:2010:StatusType:Archived", "supprimer": "urn:asip:ci-sis:2010:StatusType:Deleted"}
+
+
+@dataclass
+class SentDocument:
+    """What the DUI remembers of a document it fed (its own record, as a real DUI keeps one)."""
+
+    unique_id: str
+    entry_uuid: str
+    kind: str
+    set_id: str
+    version: int = 1
+    metadata_version: int = 1
+    status: str = E.STATUS_APPROVED
+    data: bytes = field(default=b"", repr=False)
+
+
+class DmpActions:
+    """Mixin of :class:`harness.sut.reference.ReferenceDUI`."""
+
+    env: SutEnvironment | None
+
+    def has(self, defect: str) -> bool:  # provided by ReferenceDUI
+        raise NotImplementedError
+
+    # transport -----------------------------------------------------------------------------------
+    def _dmp_sent(self) -> dict[str, SentDocument]:
+        sent = getattr(self, "_dmp_documents", None)
+        if sent is None:
+            sent = {}
+            self._dmp_documents = sent
+        return sent
+
+    def _dmp_credentials(self) -> M.OrgCredentials:
+        assert self.env is not None  # noqa: S101
+        if not self.env.client_certificates:
+            raise RuntimeError("aucun certificat d'organisation (IGC de test) pour le DMP")
+        name = "DMP" if "DMP" in self.env.client_certificates else sorted(self.env.client_certificates)[0]
+        cert, key = self.env.client_certificates[name]
+        return M.OrgCredentials(str(cert), str(key))
+
+    def _dmp_post(self, service: str, action: str, body: etree._Element, action_for: DmpFeed | DmpQuery | DmpUpdate,
+                  attachments: dict[str, bytes] | None = None) -> tuple[etree._Element | None, dict[str, bytes], str | None]:
+        """Send one SOAP request; returns (response body element, attachments, transport error)."""
+        assert self.env is not None  # noqa: S101
+        url = self.env.endpoints["dmp"][service]
+        credentials = self._dmp_credentials()
+        vihf = M.build_vihf(action_for.person, action_for.establishment, credentials, sign=not self.has("vihf-non-signe"))
+        envelope = M.envelope(action, url, body, vihf)
+        content, content_type = M.mtom(envelope, attachments or {}, action)
+        context = ssl.create_default_context(cafile=str(self.env.ca_bundle))
+        context.load_cert_chain(credentials.cert_path, credentials.key_path)
+        try:
+            with httpx.Client(verify=context, timeout=30.0) as client:
+                response = client.post(url, content=content, headers={"Content-Type": content_type})
+        except httpx.HTTPError as exc:
+            return None, {}, f"DMP injoignable: {exc}"
+        try:
+            element, parts = M.read_response(response.headers.get("content-type", ""), response.content)
+        except ValueError as exc:
+            return None, {}, f"réponse du DMP illisible (HTTP {response.status_code}): {exc}"
+        fault = M.fault_text(element)
+        if fault is not None:
+            return None, {}, f"faute SOAP du DMP: {fault}"
+        return element, parts, None
+
+    @staticmethod
+    def _registry_result(element: etree._Element, success_detail: str, data: dict) -> ActionResult:
+        status, errors = M.registry_errors(element)
+        data = {**data, "status": status, "errors": [{"code": c, "context": x, "severity": s} for c, x, s in errors]}
+        if status.endswith(":Success"):
+            return ActionResult(ActionStatus.DONE, success_detail, data)
+        return ActionResult(ActionStatus.FAILED, "refus du DMP: " + "; ".join(f"{c} {x}" for c, x, s in errors if s == "Error"), data)
+
+    # TD0.2 ---------------------------------------------------------------------------------------
+    def _dmp_check(self, action: DmpFeed) -> ActionResult | None:
+        """TD0.2: ``None`` when the DMP exists, is open and the authorisation is valid; else the refusal to show."""
+        element, _, error = self._dmp_post("patients", TD02, M.build_td02(action.person, action.establishment), action)
+        if error:
+            return ActionResult(ActionStatus.FAILED, error)
+        facts = M.read_td02(element)
+        if facts["detail"] == "DMPClosed":
+            return ActionResult(ActionStatus.FAILED, "le DMP de la personne est fermé : document non versé", {"td02": facts})
+        if facts["query_response"] != "OK":
+            return ActionResult(ActionStatus.FAILED, "la personne n'a pas de DMP : document non versé", {"td02": facts})
+        if facts["authorisation"] != "VALIDE":
+            return ActionResult(ActionStatus.FAILED, f"autorisation d'accès au DMP {facts['authorisation']} : document non versé", {"td02": facts})
+        return None
+
+    # ITI-41 --------------------------------------------------------------------------------------
+    def dmp_feed(self, action: DmpFeed) -> ActionResult:
+        if self.env is None:
+            raise RuntimeError("setup() must be called before any action")
+        refusal = self._dmp_check(action)
+        if refusal is not None and not self.has("ignore-dmp-ferme"):
+            return refusal
+        sent = self._dmp_sent()
+        previous = sent.get(action.replaces) if action.replaces else None
+        if action.replaces and previous is None:
+            return ActionResult(ActionStatus.ERROR, f"le DUI n'a pas versé de document {action.replaces}")
+        cda = build_cda(
+            action.person, action.establishment, action.document_kind,
+            set_id=previous.set_id if previous else None, version=previous.version + 1 if previous else 1,
+            replaces=previous.unique_id if previous else None,
+        )
+        options = M.FeedOptions(
+            wrong_ins_key=self.has("cle-ins-erronee-dmp"), signature_document=not self.has("sans-document-signature"),
+            type_code_override="11488-4" if self.has("typecode-errone") else None,
+            rplc_association=not self.has("remplacement-sans-rplc"),
+        )
+        body, attachments, entry_uuid, unique_id = M.build_iti41(
+            action.person, action.establishment, action.document_kind, cda, self._dmp_credentials(),
+            replaces_entry=previous.entry_uuid if previous else None, options=options,
+        )
+        element, _, error = self._dmp_post("repository", ITI41, body, action, attachments)
+        if error:
+            result = ActionResult(ActionStatus.FAILED, error)
+        else:
+            result = self._registry_result(element, "document versé au DMP", {"unique_id": unique_id, "entry_uuid": entry_uuid})
+        if result.status is ActionStatus.DONE:
+            set_id = M.parse_xml(cda).find(f"{{{M.HL7}}}setId").get("root", "")
+            sent[unique_id] = SentDocument(unique_id, entry_uuid, action.document_kind, set_id, previous.version + 1 if previous else 1, data=cda)
+            if previous is not None and not self.has("remplacement-sans-rplc"):
+                previous.status = E.STATUS_DEPRECATED
+        if self.has("ignore-dmp-ferme") and result.status is ActionStatus.FAILED:
+            return ActionResult(ActionStatus.DONE, "document versé au DMP", {"hidden_failure": result.detail, "unique_id": unique_id})
+        return result
+
+    # ITI-18 / ITI-43 -----------------------------------------------------------------------------
+    def dmp_find(self, action: DmpQuery) -> ActionResult:
+        if self.env is None:
+            raise RuntimeError("setup() must be called before any action")
+        body = M.build_find_documents(action.person, with_status=not self.has("recherche-sans-statut"))
+        element, _, error = self._dmp_post("registry", ITI18, body, action)
+        if error:
+            return ActionResult(ActionStatus.FAILED, error)
+        found = [
+            {"entry_uuid": e.get("id"), "unique_id": E.external_id(e, E.DOC_UNIQUE_ID), "typeCode": E.classification_code(e, E.TYPE_CODE),
+             "status": e.get("status"), "repository": next(iter(E.slot(e, "repositoryUniqueId")), None)}
+            for e in element.iter(E.rim("ExtrinsicObject"))
+        ]
+        result = self._registry_result(element, f"{len(found)} document(s) trouvé(s) dans le DMP", {"documents": found})
+        if result.status is ActionStatus.DONE:
+            for item in found:
+                if item["unique_id"] in self._dmp_sent() and item["repository"]:
+                    self._dmp_repository = item["repository"]
+        return result
+
+    def dmp_retrieve(self, action: DmpQuery) -> ActionResult:
+        if self.env is None:
+            raise RuntimeError("setup() must be called before any action")
+        if not action.unique_id:
+            return ActionResult(ActionStatus.ERROR, "identifiant du document à récupérer manquant")
+        repository = getattr(self, "_dmp_repository", None)
+        if repository is None:
+            found = self.dmp_find(DmpQuery(action.person, action.establishment))
+            repository = next((d["repository"] for d in found.data.get("documents", []) if d["unique_id"] == action.unique_id), None)
+        if repository is None:
+            return ActionResult(ActionStatus.FAILED, f"document {action.unique_id} introuvable dans le DMP")
+        element, parts, error = self._dmp_post("repository", ITI43, M.build_retrieve(repository, action.unique_id), action)
+        if error:
+            return ActionResult(ActionStatus.FAILED, error)
+        documents = {}
+        for item in element.iter(f"{{{E.XDSB}}}DocumentResponse"):
+            include = item.find(f"{{{E.XDSB}}}Document/{{{M.XOP}}}Include")
+            cid = include.get("href", "")[4:] if include is not None else ""
+            documents[item.findtext(f"{{{E.XDSB}}}DocumentUniqueId") or ""] = parts.get(cid, b"")
+        result = self._registry_result(element, f"{len(documents)} document(s) récupéré(s)", {"retrieved": list(documents)})
+        if result.status is ActionStatus.DONE:
+            content = documents.get(action.unique_id, b"")
+            sent = self._dmp_sent().get(action.unique_id)
+            same = sent is not None and sent.data == content
+            return ActionResult(ActionStatus.DONE, result.detail, {**result.data, "identical": same, "size": len(content)})
+        return result
+
+    # ITI-57 --------------------------------------------------------------------------------------
+    def dmp_update(self, action: DmpUpdate) -> ActionResult:
+        if self.env is None:
+            raise RuntimeError("setup() must be called before any action")
+        sent = self._dmp_sent().get(action.unique_id)
+        if sent is None:
+            return ActionResult(ActionStatus.ERROR, f"le DUI n'a pas versé de document {action.unique_id}")
+        change = "invisible-patient" if action.change == "masquer" and self.has("masquage-errone") else action.change
+        if change in CHANGES:
+            body = M.build_confidentiality_update(action.person, action.establishment, sent.entry_uuid, sent.metadata_version,
+                                                  sent.unique_id, DOCUMENT_TYPES[sent.kind].code, CHANGES[change])
+        elif change in STATUS_CHANGES:
+            body = M.build_status_update(action.person, action.establishment, sent.entry_uuid, sent.status, STATUS_CHANGES[change])
+        else:
+            return ActionResult(ActionStatus.ERROR, f"modification inconnue {action.change!r} ({', '.join([*CHANGES, *STATUS_CHANGES])})")
+        element, _, error = self._dmp_post("registry", ITI57, body, action)
+        if error:
+            return ActionResult(ActionStatus.FAILED, error)
+        done = {"masquer": "masqué aux professionnels", "demasquer": "rendu visible aux professionnels", "invisible-patient": "rendu invisible à la personne",
+                "archiver": "archivé", "supprimer": "supprimé"}.get(action.change, action.change)
+        result = self._registry_result(element, f"document {done} dans le DMP", {"unique_id": sent.unique_id})
+        if result.status is ActionStatus.DONE:
+            if change in CHANGES:
+                sent.metadata_version += 1
+            else:
+                sent.status = STATUS_CHANGES[change]
+        return result

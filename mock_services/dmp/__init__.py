@@ -1,0 +1,201 @@
+"""DMP (Dossier Médical Partagé, Mon espace santé's document store) simulator: XDS.b over SOAP 1.2 + MTOM.
+
+Mounted at ``/dmp`` on the harness HTTPS port, with service paths shaped like the real ones:
+``/dmp/si-dmp-server/v2/services/repository`` (ITI-41, ITI-43), ``.../registry`` (ITI-18, ITI-57) and
+``.../patients`` (TD0.2, HL7 v3 ``PRPA_IN201307UV02``). Every request needs an organisation client certificate
+of the test PKI (mutual TLS) and a VIHF 3.0 assertion; see :mod:`mock_services.dmp.transactions` for the
+transactions and :mod:`mock_services.dmp.soap` for the transport.
+
+Settings (``[settings.dmp]``): ``cda_xsd_dir`` (folder holding ``CDA_extended.xsd``), ``schematron_dir`` (CI-SIS
+``schematrons/`` folder), ``jdv_dir`` (ANS value sets ``JDV_*.xml``), ``vihf`` (``strict`` / ``lenient`` /
+``off``), ``require_client_certificate`` (default true), ``max_request_bytes``, ``persons`` (``{INS: {"state":
+"closed", "authorisation": "INTERDITE"}}``). Faults (``FaultBoard`` kinds): ``dmp.closed``,
+``dmp.authorisation_refused``, ``soap.fault`` (params ``code``, ``reason``), ``timeout`` (param ``seconds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from harness.asgi_tls import client_certificate
+from harness.journal import Direction, Exchange, Outcome
+from harness.simulator import Simulator, SimulatorContext
+from harness.validators.cda import CdaSchema
+from harness.validators.schematron import SchematronEngine
+from harness.validators.vihf import SignatureCache, Strictness, VihfPolicy, check_vihf
+from harness.validators.xds_metadata import ValueSets
+from mock_services.dmp.soap import SoapFault, SoapLimits, SoapRequest, fault_bytes, parse_soap_request, read_body
+from mock_services.dmp.store import Authorisation, DmpState, DmpStore, PersonDmp
+from mock_services.dmp.transactions import ITI18, ITI41, ITI43, ITI57, OPERATIONS, TD02, Caller, Reply, Transactions
+
+BASE_PATH = "/si-dmp-server/v2/services"
+ENDPOINT_ACTIONS = {
+    "repository": (ITI41, ITI43),
+    "registry": (ITI18, ITI57),
+    "patients": (TD02,),
+}
+
+
+class DMPSimulator(Simulator):
+    name = "dmp"
+    title = "DMP (XDS.b, SOAP 1.2 + MTOM, VIHF)"
+    repository_unique_id = "1.2.250.1.213.4.1.1.2"  # the simulator's repositoryUniqueId (fictitious)
+
+    def __init__(self, ctx: SimulatorContext) -> None:
+        super().__init__(ctx)
+        settings = dict(ctx.settings)
+        self.store = DmpStore(self._initial_persons(settings.get("persons") or {}))
+        self.limits = SoapLimits(max_request_bytes=int(settings.get("max_request_bytes", SoapLimits.max_request_bytes)))
+        self.require_client_certificate = bool(settings.get("require_client_certificate", True))
+        self.vihf_policy = VihfPolicy(strictness=Strictness(settings.get("vihf", "strict")))
+        self.cda_schema = CdaSchema(settings["cda_xsd_dir"]) if settings.get("cda_xsd_dir") else None
+        self.schematron = SchematronEngine(settings["schematron_dir"]) if settings.get("schematron_dir") else None
+        jdv = settings.get("jdv_dir") or (Path(settings["schematron_dir"]).parent / "jeuxDeValeurs" if settings.get("schematron_dir") else None)
+        self.value_sets = ValueSets(jdv) if jdv and Path(jdv).is_dir() else None
+        self.anchors: list[x509.Certificate] = [ctx.pki.intermediate.cert, ctx.pki.root.cert]
+        self.signatures = SignatureCache()
+        self.transactions = Transactions(self)
+
+    def _initial_persons(self, overrides: dict[str, Any]) -> list[PersonDmp]:
+        persons = {p.ins.value: PersonDmp(p.ins.value) for p in self.ctx.testdata.persons}
+        for ins, conf in overrides.items():
+            persons[ins] = PersonDmp(ins, DmpState(conf.get("state", "active")), Authorisation(conf.get("authorisation", "VALIDE")))
+        return list(persons.values())
+
+    # public controls for scenario steps ---------------------------------------------------------
+    def set_person(self, ins: str, *, state: DmpState | None = None, authorisation: Authorisation | None = None) -> PersonDmp:
+        """Put the person's DMP in a state (absent / active / closed) and set the structure's authorisation."""
+        return self.store.set_person(ins, state=state, authorisation=authorisation)
+
+    # HTTP ----------------------------------------------------------------------------------------
+    def http_app(self) -> Starlette:
+        routes = [Route(f"{BASE_PATH}/{name}", self._endpoint(name), methods=["POST"]) for name in ENDPOINT_ACTIONS]
+        return Starlette(routes=routes)
+
+    def http_endpoints(self) -> dict[str, str]:
+        return {name: f"{BASE_PATH}/{name}" for name in ENDPOINT_ACTIONS}
+
+    def _endpoint(self, name: str):  # noqa: ANN202
+        async def handle(request: Request) -> Response:
+            return await self._serve(request, name)
+
+        return handle
+
+    async def start(self) -> dict[str, str]:
+        # One worker thread per simulator: parsing and validation run off the shared event loop.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dmp")
+        return {}
+
+    async def stop(self) -> None:
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _serve(self, request: Request, endpoint: str) -> Response:
+        cert = client_certificate(request.scope)
+        loop = asyncio.get_running_loop()
+        executor = getattr(self, "_executor", None)
+        try:
+            body = await read_body(request.headers, request.stream(), self.limits)
+        except SoapFault as fault:
+            reply = await loop.run_in_executor(executor, self._fault, fault, endpoint, None, cert)
+            return _response(reply)
+        content_type = request.headers.get("content-type", "")
+        timeout = self.ctx.take_fault("timeout")
+        if timeout is not None:
+            seconds = float(timeout.params.get("seconds", 30))
+            await loop.run_in_executor(executor, self._record_timeout, cert, seconds)
+            await asyncio.sleep(seconds)
+            return Response(status_code=504)
+        return _response(await loop.run_in_executor(executor, self._handle, content_type, body, endpoint, cert))
+
+    def _handle(self, content_type: str, body: bytes, endpoint: str, cert: x509.Certificate | None) -> Reply:
+        """Parse, check transport and security, run the transaction (journal first), build the reply."""
+        soap: SoapRequest | None = None
+        try:
+            soap = parse_soap_request(content_type, body, self.limits)
+            if soap.action not in ENDPOINT_ACTIONS[endpoint]:
+                raise SoapFault(
+                    "Sender", f"Action {soap.action!r} non prise en charge par le service {endpoint}",
+                    subcode="wsa:ActionNotSupported" if soap.action else "wsa:MessageAddressingHeaderRequired",
+                )
+            if not soap.message_id:
+                raise SoapFault("Sender", "en-tête WS-Addressing MessageID absent", subcode="wsa:MessageAddressingHeaderRequired")
+            if not soap.to:
+                raise SoapFault("Sender", "en-tête WS-Addressing To absent", subcode="wsa:MessageAddressingHeaderRequired")
+            if self.require_client_certificate and cert is None:
+                raise SoapFault("Sender", "aucun certificat client d'organisation présenté (TLS mutuel requis)", subcode="wsse:FailedAuthentication", error_code="TLS-CLIENT-CERT")
+            fault = self.ctx.take_fault("soap.fault")
+            if fault is not None:
+                raise SoapFault(str(fault.params.get("code", "Receiver")), str(fault.params.get("reason", "erreur simulée du DMP")), error_code="SIMULATED-FAULT")
+            return self._dispatch(soap, Caller(certificate_cn=_cn(cert), certificate_structure=_ou(cert)))
+        except SoapFault as fault:
+            return self._fault(fault, endpoint, soap, cert)
+
+    def _record_timeout(self, cert: x509.Certificate | None, seconds: float) -> None:
+        self.ctx.record(
+            Exchange(service=self.name, operation="soap.request", direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
+                     actor=_cn(cert), error_code="SIMULATED-TIMEOUT", error_message=f"pas de réponse avant {seconds} s (panne simulée)")
+        )
+
+    def _dispatch(self, soap: SoapRequest, caller: Caller) -> Reply:
+        caller.vihf = check_vihf(soap.security, anchors=self.anchors, policy=self.vihf_policy, cache=self.signatures)  # real time
+        vihf_errors = [f for f in caller.vihf.findings if f.severity.value == "error"]
+        if vihf_errors:
+            raise SoapFault(
+                "Sender", "VIHF refusé: " + "; ".join(f"{f.code}: {f.message}" for f in vihf_errors),
+                subcode="wsse:InvalidSecurity" if caller.vihf.present else "wsse:SecurityTokenUnavailable",
+                error_code=vihf_errors[0].code, findings=caller.vihf.findings,
+            )
+        raw = soap.raw
+        payload_type = "multipart/related" if soap.mtom else "application/soap+xml"
+        handlers = {
+            ITI41: self.transactions.provide_and_register,
+            ITI18: self.transactions.stored_query,
+            ITI43: self.transactions.retrieve,
+            ITI57: self.transactions.update,
+            TD02: self.transactions.test_existence,
+        }
+        return handlers[soap.action or ""](soap, caller, raw, payload_type)
+
+    def _fault(self, fault: SoapFault, endpoint: str, soap: SoapRequest | None, cert: x509.Certificate | None) -> Reply:
+        operation = OPERATIONS.get(soap.action or "", "soap.request") if soap else "soap.request"
+        self.ctx.record(
+            Exchange(
+                service=self.name, operation=operation, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
+                actor=_cn(cert), error_code=fault.error_code, error_message=fault.reason,
+                payload=soap.raw if soap else None, payload_type="application/soap+xml" if soap else None,
+                details={"endpoint": endpoint, "soap_fault": fault.code, "subcode": fault.subcode,
+                         "findings": [{"code": f.code, "message": f.message, "severity": f.severity.value, "location": f.location} for f in fault.findings]},
+            )
+        )
+        # An oversized body is not read to its end: close the connection instead of draining it.
+        headers = {"Connection": "close"} if fault.error_code == "HTTP-TOO-LARGE" else {}
+        return Reply(fault_bytes(fault, soap.message_id if soap else None), "application/soap+xml; charset=UTF-8", fault.http_status, headers)
+
+
+def _response(reply: Reply) -> Response:
+    return Response(reply.body, status_code=reply.status, media_type=reply.content_type, headers=reply.headers or None)
+
+
+def _cn(cert: x509.Certificate | None) -> str | None:
+    if cert is None:
+        return None
+    values = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    return str(values[0].value) if values else None
+
+
+def _ou(cert: x509.Certificate | None) -> str | None:
+    if cert is None:
+        return None
+    values = cert.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return str(values[0].value) if values else None

@@ -1,0 +1,73 @@
+"""The DMP scenarios against the reference DUI (all pass) and against each DMP defect (the right ones fail).
+
+The runs configure the CDA XSD from the public corpus when it is present (``[settings.dmp] cda_xsd_dir``), so
+that the reference DUI's documents are also XSD-checked; without the corpus the XSD layer is reported as not
+configured and the scenarios still run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import HarnessConfig
+from harness.events import Status
+from harness.runner import RunResult, run_catalogue
+from harness.sut.dmp_actions import DMP_DEFECTS
+from tests.conftest import CORPUS
+
+VERSEMENT = "Versement d'un DLU dans le DMP actif de la personne"
+FERME = "Le DMP de la personne est fermé : le DUI affiche le refus"
+FERME_ENTRE_TEMPS = "Le DMP se ferme entre le test d'existence et le versement : le DUI affiche le refus"
+REMPLACEMENT = "Remplacement d'un document par une nouvelle version"
+MASQUAGE = "Masquage d'un document aux professionnels"
+INS = "Le patientId transmis au DMP est un INS à clé valide (un INS à clé erronée est refusé)"
+SIGNATURE = "Le lot versé contient le document de signature (un lot sans signature est refusé)"
+CONSULTATION = "Recherche et récupération du document versé"
+
+ALL = {VERSEMENT, FERME, FERME_ENTRE_TEMPS, REMPLACEMENT, MASQUAGE, INS, SIGNATURE, CONSULTATION}
+FEEDING = {VERSEMENT, REMPLACEMENT, MASQUAGE, INS, SIGNATURE, CONSULTATION}
+
+# defect -> the scenarios it must make fail (every other @dmp scenario must still pass)
+EXPECTED_FAILURES = {
+    "vihf-non-signe": ALL,
+    "cle-ins-erronee-dmp": FEEDING | {FERME_ENTRE_TEMPS},  # refused as XDSUnknownPatientId, not DMPClosed
+    "sans-document-signature": FEEDING,
+    "typecode-errone": FEEDING,
+    "ignore-dmp-ferme": {FERME, FERME_ENTRE_TEMPS},
+    "remplacement-sans-rplc": {REMPLACEMENT},
+    "masquage-errone": {MASQUAGE},
+    "recherche-sans-statut": {CONSULTATION},
+}
+
+
+def _run(tmp_path: Path, sut: str) -> RunResult:
+    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
+    config_file = None
+    xsd = CORPUS / "cisis-cda" / "infrastructure" / "cda"
+    if xsd.is_dir():
+        config_file = tmp_path / "socle-harness.toml"
+        config_file.write_text(f'[settings.dmp]\ncda_xsd_dir = "{xsd}"\n', encoding="utf-8")
+    return run_catalogue(config, tags="dmp", timeout=300, config_file=config_file)
+
+
+def test_dmp_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
+    result = _run(tmp_path, "reference")
+    statuses = {s.name: s.status for s in result.scenarios}
+    assert set(statuses) == ALL
+    assert all(s is Status.PASSED for s in statuses.values()), {n: (s.status, s.message) for n, s in ((x.name, x) for x in result.scenarios) if s.status is not Status.PASSED}
+
+
+@pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
+def test_faulty_dui_fails_the_expected_dmp_scenarios(tmp_path: Path, defect: str) -> None:
+    result = _run(tmp_path, f"faulty:{defect}")
+    failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
+    errored = {s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
+    assert not errored, f"a defect must give conformance failures, not errors: {errored}"
+    assert failed == EXPECTED_FAILURES[defect]
+
+
+def test_every_dmp_scenario_is_failed_by_some_defect() -> None:
+    assert set().union(*EXPECTED_FAILURES.values()) == ALL
+    assert {d.name for d in DMP_DEFECTS} == set(EXPECTED_FAILURES)
