@@ -10,10 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalogue_matrix import (
+    assert_all_pass,
+    assert_fails_exactly,
+    assert_matrix_covers,
+    run_tagged,
+)
 
-from harness.config import HarnessConfig
-from harness.events import Status
-from harness.runner import RunResult, run_catalogue
+from harness.runner import RunResult
 from harness.sut.dmp_actions import DMP_DEFECTS
 from tests.conftest import CORPUS
 
@@ -43,31 +47,22 @@ EXPECTED_FAILURES = {
 
 
 def _run(tmp_path: Path, sut: str) -> RunResult:
-    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
     config_file = None
     xsd = CORPUS / "cisis-cda" / "infrastructure" / "cda"
     if xsd.is_dir():
         config_file = tmp_path / "socle-harness.toml"
         config_file.write_text(f'[settings.dmp]\ncda_xsd_dir = "{xsd}"\n', encoding="utf-8")
-    return run_catalogue(config, tags="dmp", timeout=300, config_file=config_file)
+    return run_tagged(tmp_path, sut, "dmp", config_file=config_file)
 
 
 def test_dmp_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
-    result = _run(tmp_path, "reference")
-    statuses = {s.name: s.status for s in result.scenarios}
-    assert set(statuses) == ALL
-    assert all(s is Status.PASSED for s in statuses.values()), {n: (s.status, s.message) for n, s in ((x.name, x) for x in result.scenarios) if s.status is not Status.PASSED}
+    assert_all_pass(_run(tmp_path, "reference"), ALL)
 
 
 @pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
 def test_faulty_dui_fails_the_expected_dmp_scenarios(tmp_path: Path, defect: str) -> None:
-    result = _run(tmp_path, f"faulty:{defect}")
-    failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
-    errored = {s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
-    assert not errored, f"a defect must give conformance failures, not errors: {errored}"
-    assert failed == EXPECTED_FAILURES[defect]
+    assert_fails_exactly(_run(tmp_path, f"faulty:{defect}"), EXPECTED_FAILURES[defect])
 
 
 def test_every_dmp_scenario_is_failed_by_some_defect() -> None:
-    assert set().union(*EXPECTED_FAILURES.values()) == ALL
-    assert {d.name for d in DMP_DEFECTS} == set(EXPECTED_FAILURES)
+    assert_matrix_covers(EXPECTED_FAILURES, ALL, {d.name for d in DMP_DEFECTS})
