@@ -27,7 +27,7 @@ from harness.asgi_tls import TLSAwareH11Protocol
 from harness.journal import Journal
 from harness.pki import TestPKI
 from harness.testdata import TestData
-from harness.simulator import FaultBoard, RunState, Simulator, SimulatorContext, available_simulators
+from harness.simulator import FaultBoard, RunState, ServiceRegistry, Simulator, SimulatorContext, available_simulators
 
 Endpoints = dict[str, dict[str, str]]
 
@@ -69,6 +69,7 @@ class ServiceHost:
         self.options = options
         self.run = run
         self.faults = FaultBoard()
+        self.services = ServiceRegistry()  # capabilities simulators offer each other (PSC token check...)
         self.simulators: dict[str, Simulator] = {}
         self.endpoints: Endpoints = {}
         self._http_server: _QuietServer | None = None
@@ -115,6 +116,7 @@ class ServiceHost:
                     ports=opts.ports.get(name, {}),
                     http_base=f"{http_root}/{name}",
                     faults=self.faults,
+                    services=self.services,
                     run=self.run,
                     testdata=self.testdata,
                     settings=opts.settings.get(name, {}),

@@ -71,6 +71,27 @@ class FaultBoard:
                 self._faults.pop(service, None)
 
 
+class ServiceRegistry:
+    """What simulators of one host offer each other in-process, by name (thread-safe).
+
+    A simulator ``provide``s a capability when it is built (PSC: ``"psc.access_token"``, a callable that
+    introspects an access token) and another looks it up when it needs it (MSSanté XOAUTH2), so that no
+    simulator imports another's internals and nothing is global: each host has its own registry.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, Any] = {}
+
+    def provide(self, name: str, value: Any) -> None:
+        with self._lock:
+            self._items[name] = value
+
+    def get(self, name: str) -> Any | None:
+        with self._lock:
+            return self._items.get(name)
+
+
 class RunState:
     """Which run and scenario the exchanges seen now belong to (set by the scenario runtime)."""
 
@@ -104,6 +125,7 @@ class SimulatorContext:
     run: RunState
     testdata: TestData  # synthetic persons, establishments and directories shared by all simulators
     settings: Mapping[str, Any] = field(default_factory=dict)
+    services: ServiceRegistry = field(default_factory=ServiceRegistry)  # shared by the simulators of one host
 
     def record(self, exchange: Exchange) -> Exchange:
         """Commit an exchange to the journal, stamped with the service, run and scenario."""

@@ -20,18 +20,53 @@ ADRESSE_INCONNUE = "Un message vers une adresse inconnue de l'annuaire est refus
 XDM = "L'archive IHE_XDM.ZIP contient METADATA.XML (une archive sans METADATA.XML est refusée)"
 REFUS_SERVEUR = "Le DUI signale un refus du serveur MSSanté"
 COMPTAGE = "Le journal compte un message MSSanté envoyé par message accepté et par personne"
+ENVOI_VSM = "Envoi d'un volet de synthèse médicale (VSM) au médecin traitant"
+ENVOI_NON_STRUCTURE = "Envoi d'un document non structuré (CDA R2 niveau 1) à un professionnel"
+ENVOI_MULTI = "Envoi de deux documents de la personne dans une seule archive IHE_XDM.ZIP"
+COMPTAGE_PATIENT = "Envoi à la messagerie Mon espace santé sans possibilité de réponse, compté à part"
+ENVOI_FIN = "Le message vers Mon espace santé porte X-MSS-MES: FIN"
+BAL_PLEINE = "Le DUI signale qu'une boîte aux lettres pleine a refusé le message"
+ANNUAIRE = "Le DUI trouve l'adresse MSSanté d'un professionnel dans l'annuaire"
+RECEPTION_MDN = "Le DUI intègre un document reçu et renvoie un accusé MDN « processed »"
+RECEPTION_MTLS = "Le DUI relève sa BAL applicative avec son certificat d'organisation (TLS mutuel)"
+RECEPTION_902 = "Un document d'une personne non suivie par l'ESSMS est refusé avec l'erreur 902 (patient inconnu)"
+RECEPTION_904 = "Un document dont les traits d'identité ne correspondent pas à l'INS connu est refusé avec l'erreur 904"
+HL7_ORU = "Transmission d'un DLU en ORU^R01 vers un professionnel et la messagerie Mon espace santé, avec accusés ZAM"
+HL7_MDM = "Transmission d'un VSM en MDM^T02 (volet LPS) vers un professionnel"
 
-ALL = {ENVOI_PRO, ENVOI_PATIENT, ADRESSE_INCONNUE, XDM, REFUS_SERVEUR, COMPTAGE}
+ALL = {
+    ENVOI_PRO, ENVOI_PATIENT, ADRESSE_INCONNUE, XDM, REFUS_SERVEUR, COMPTAGE, ENVOI_VSM, ENVOI_NON_STRUCTURE,
+    ENVOI_MULTI, COMPTAGE_PATIENT, ENVOI_FIN, BAL_PLEINE, ANNUAIRE, RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902,
+    RECEPTION_904, HL7_ORU, HL7_MDM,
+}
+
+# every scenario where the DUI sends a CDA document by SMTP, and every scenario where it receives one
+SENT_DOCUMENTS = {
+    ENVOI_PRO, ENVOI_PATIENT, XDM, COMPTAGE, ENVOI_VSM, ENVOI_NON_STRUCTURE, ENVOI_MULTI, COMPTAGE_PATIENT, ENVOI_FIN,
+}
+RECEIVED_DOCUMENTS = {RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902, RECEPTION_904}
 
 # defect -> the scenarios it must make fail (every other scenario must still pass)
 EXPECTED_FAILURES = {
-    "entetes-mss-absents": {ENVOI_PRO, ENVOI_PATIENT, XDM, COMPTAGE},
-    "codecda-errone": {ENVOI_PRO, ENVOI_PATIENT, XDM, COMPTAGE},
-    "oid-ins-errone": {ENVOI_PRO, ENVOI_PATIENT, XDM, COMPTAGE},
-    "xdm-sans-metadata": {ENVOI_PRO, ENVOI_PATIENT, XDM, COMPTAGE},
-    "xdm-hash-faux": {ENVOI_PRO, ENVOI_PATIENT, XDM, COMPTAGE},
-    "messagerie-patient-erronee": {ENVOI_PATIENT, COMPTAGE},
-    "ignore-refus-smtp": {ADRESSE_INCONNUE, REFUS_SERVEUR},
+    "entetes-mss-absents": SENT_DOCUMENTS,
+    "codecda-errone": SENT_DOCUMENTS,
+    "oid-ins-errone": SENT_DOCUMENTS | {HL7_ORU, HL7_MDM},
+    "xdm-sans-metadata": SENT_DOCUMENTS,
+    "xdm-hash-faux": SENT_DOCUMENTS,
+    "messagerie-patient-erronee": {ENVOI_PATIENT, COMPTAGE, COMPTAGE_PATIENT, ENVOI_FIN},
+    "ignore-refus-smtp": {ADRESSE_INCONNUE, REFUS_SERVEUR, BAL_PLEINE},
+    "fin-ignore": {ENVOI_FIN},
+    "xdm-un-seul-document": {ENVOI_MULTI},
+    "imap-sans-starttls": RECEIVED_DOCUMENTS,
+    "mdn-absent": RECEIVED_DOCUMENTS,
+    "mdn-toujours-traite": {RECEPTION_902, RECEPTION_904},
+    "traits-non-compares": {RECEPTION_904},
+    "mdn-sans-original-message-id": RECEIVED_DOCUMENTS,
+    "mdn-objet-sans-code": {RECEPTION_902, RECEPTION_904},
+    "message-non-marque-lu": {RECEPTION_MDN, RECEPTION_902},
+    "hl7-zam-ignore": {HL7_ORU},
+    "hl7-sans-destinataire-patient": {HL7_ORU},
+    "annuaire-non-consulte": {ANNUAIRE},
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import tempfile
 import threading
@@ -63,6 +64,11 @@ def _run(tmp_path: Path, sut: str, **config: object) -> RunResult:
     config_file = tmp_path / "socle-harness.toml"
     config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()), encoding="utf-8")
     cfg = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
+    # the control API example implements the sending action (mssante-send): its feature only
+    features = tmp_path / "features"
+    features.mkdir(exist_ok=True)
+    shutil.copy(package_root() / "scenarios" / "mssante_envoi.feature", features)
+    cfg = cfg.with_overrides(scenarios_dir=features)
     return run_catalogue(cfg, tags="mssante", config_file=config_file, timeout=300)
 
 

@@ -67,6 +67,40 @@ class MssanteSend:
     document_kind: str  # a key of harness.validators.cda.DOCUMENT_TYPES ("DLU"...)
     recipients: tuple[str, ...]
     end_of_exchange: bool = False  # X-MSS-MES: FIN (no reply expected)
+    extra_kinds: tuple[str, ...] = ()  # more documents of the same person in the same IHE_XDM.ZIP ("DOC-NS": CDA N1)
+
+
+@dataclass(frozen=True)
+class MssanteReceive:
+    """Read the establishment's MSSanté mailbox (IMAP), integrate the documents received into the records of
+    ``patients`` (the persons the DUI knows) and answer each message that asks for it with an MDN (RFC 8098).
+    ``auth``: ``password`` or ``certificate`` (AUTHENTICATE EXTERNAL with the organisation certificate)."""
+
+    establishment: Establishment
+    patients: tuple[Person, ...]
+    auth: str = "password"
+
+
+@dataclass(frozen=True)
+class MssanteRelay:
+    """Hand the person's document to the integration platform as HL7 v2 over MLLP (``message_type``
+    ``ORU^R01`` or ``MDM^T02``), for MSSanté delivery to ``recipients`` (and the person's Mon espace santé
+    mailbox when ``to_patient``), asking for the ZAM receipts."""
+
+    person: Person
+    establishment: Establishment
+    document_kind: str
+    recipients: tuple[str, ...]
+    to_patient: bool = False
+    message_type: str = "ORU^R01"
+
+
+@dataclass(frozen=True)
+class DirectoryLookup:
+    """Find MSSanté addresses in the directory (Annuaire Santé FHIR search) from an address prefix."""
+
+    query: str
+    mailbox_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +182,53 @@ class DmpUpdate:
     change: str
 
 
+@dataclass(frozen=True)
+class EprescriptionImport:
+    """Import the electronic prescription whose identifier (EPU) the professional scanned from its QR code, for the
+    person: retrieve it from the e-Prescription service, check it (right person, not cancelled), integrate it and
+    confirm the integration. ``document``: retrieve the CDA eP-MED-DM document instead of the FHIR lines."""
+
+    person: Person
+    establishment: Establishment
+    identifier: str
+    document: bool = False
+
+
+@dataclass(frozen=True)
+class CdlNotePost:
+    """Write a note in the person's cahier de liaison on the e-Parcours platform (``note_type``: JDV_J23 code
+    OBS, GEN, INST, INTERV, DEM-AVIS; ``visibility``: JDV_J110 code), as one transaction Bundle or RESTful."""
+
+    person: Person
+    establishment: Establishment
+    note_type: str
+    text: str
+    urgent: bool = False
+    visibility: str | None = None
+    transaction: bool = True
+
+
+@dataclass(frozen=True)
+class CdlNoteUpdate:
+    """Change the text of a note the DUI wrote (``note_id``: the platform's id), with the version it last saw."""
+
+    person: Person
+    establishment: Establishment
+    note_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CdlNotesRead:
+    """Search the person's notes in the cahier de liaison (optionally of one ``note_type``, since ``since``) and
+    read each one; the DUI shows its user the notes found, urgent ones flagged."""
+
+    person: Person
+    establishment: Establishment
+    note_type: str | None = None
+    since: str | None = None
+
+
 class SutDriver(Protocol):
     """What every SUT driver implements. Unknown actions raise NotImplementedError with a clear message."""
 
@@ -156,6 +237,12 @@ class SutDriver(Protocol):
     def setup(self, env: SutEnvironment) -> None: ...
 
     def send_mssante(self, action: MssanteSend) -> ActionResult: ...
+
+    def receive_mssante(self, action: MssanteReceive) -> ActionResult: ...
+
+    def relay_mssante_hl7(self, action: MssanteRelay) -> ActionResult: ...
+
+    def lookup_directory(self, action: DirectoryLookup) -> ActionResult: ...
 
     def psc_login(self, action: PscLogin) -> ActionResult: ...
 
@@ -180,5 +267,13 @@ class SutDriver(Protocol):
 
     def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
         """Qualify the person's identity through INSi if needed, then send by MSSanté (never an unqualified INS)."""
+
+    def import_eprescription(self, action: EprescriptionImport) -> ActionResult: ...
+
+    def cdl_post_note(self, action: CdlNotePost) -> ActionResult: ...
+
+    def cdl_update_note(self, action: CdlNoteUpdate) -> ActionResult: ...
+
+    def cdl_read_notes(self, action: CdlNotesRead) -> ActionResult: ...
 
     def close(self) -> None: ...

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutEnvironment
+from harness.sut.base import ActionResult, ActionStatus, DirectoryLookup, MssanteReceive, MssanteRelay, MssanteSend, SutEnvironment
 
 CONTRACT_VERSION = "1"
 PREFIX = "/socle/v1"
@@ -60,6 +60,16 @@ class HttpDriver:
 
     def send_mssante(self, action: MssanteSend) -> ActionResult:
         return self.perform("mssante-send", mssante_send_payload(action))
+
+    def receive_mssante(self, action: MssanteReceive) -> ActionResult:
+        return self.perform("mssante-receive", {"establishment": asdict(action.establishment), "auth": action.auth})
+
+    def relay_mssante_hl7(self, action: MssanteRelay) -> ActionResult:
+        payload = mssante_send_payload(MssanteSend(action.person, action.establishment, action.document_kind, action.recipients))
+        return self.perform("mssante-hl7-relay", {**payload, "to_patient": action.to_patient, "message_type": action.message_type})
+
+    def lookup_directory(self, action: DirectoryLookup) -> ActionResult:
+        return self.perform("mssante-directory-lookup", {"query": action.query, "mailbox_type": action.mailbox_type})
 
     # Protocol -----------------------------------------------------------------------------------
     def perform(self, action: str, payload: dict[str, Any]) -> ActionResult:
@@ -144,4 +154,5 @@ def mssante_send_payload(action: MssanteSend) -> dict[str, Any]:
         "document_kind": action.document_kind,
         "recipients": list(action.recipients),
         "end_of_exchange": action.end_of_exchange,
+        "extra_kinds": list(action.extra_kinds),
     }

@@ -8,7 +8,8 @@ returns :attr:`ActionStatus.DELEGATED`; the step then waits for the resulting ex
 from __future__ import annotations
 
 from harness.guided import OperatorChannel
-from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutEnvironment
+from harness.sut.base import ActionResult, ActionStatus, DirectoryLookup, MssanteReceive, MssanteRelay, MssanteSend, SutEnvironment
+from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
 from harness.validators.cda import DOCUMENT_TYPES
 
 
@@ -31,7 +32,8 @@ class ManualDriver:
         self.env = None
 
     def send_mssante(self, action: MssanteSend) -> ActionResult:
-        person, doc = action.person, DOCUMENT_TYPES[action.document_kind]
+        person = action.person
+        doc = DOCUMENT_TYPES.get(action.document_kind) or UNSTRUCTURED_TYPE
         recipients = [f"sa messagerie Mon espace santé ({person.mailbox})" if r == "patient" else r for r in action.recipients]
         text = (
             f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {person.display_name} "
@@ -41,3 +43,24 @@ class ManualDriver:
         if action.end_of_exchange:
             text += " Indiquez que la personne ne doit pas répondre (X-MSS-MES: FIN)."
         return ActionResult(ActionStatus.DELEGATED, text, {"instruction": text})
+
+    def _delegate(self, text: str) -> ActionResult:
+        return ActionResult(ActionStatus.DELEGATED, text, {"instruction": text})
+
+    def receive_mssante(self, action: MssanteReceive) -> ActionResult:
+        how = "avec le certificat d'organisation de l'établissement" if action.auth == "certificate" else "avec son mot de passe"
+        return self._delegate(
+            f"Faites relever par le DUI de « {action.establishment.name} » la messagerie MSSanté "
+            f"{action.establishment.dui_mailbox} ({how}) : il doit intégrer les documents reçus et renvoyer les accusés de lecture demandés."
+        )
+
+    def relay_mssante_hl7(self, action: MssanteRelay) -> ActionResult:
+        patient = " et à sa messagerie Mon espace santé" if action.to_patient else ""
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », transmettez à la plateforme d'intégration ({action.message_type}) "
+            f"le document « {action.document_kind} » de {action.person.display_name} pour {', '.join(action.recipients)}{patient}, "
+            "avec accusés de réception et de lecture."
+        )
+
+    def lookup_directory(self, action: DirectoryLookup) -> ActionResult:
+        return self._delegate(f"Dans le DUI, cherchez l'adresse MSSanté « {action.query} » dans l'annuaire.")

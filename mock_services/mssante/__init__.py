@@ -1,26 +1,73 @@
 """MSSanté simulator: the secure health messaging space as a DUI sees it.
 
-This package currently implements the SMTP submission side (the DUI sends a message); IMAP, receipts (MDN),
-the directory lookup and the HL7 v2 relay come with the "MSSanté simulator, complete" issue.
+One instance per run holds a mailbox store (:mod:`.store`) and the test directory (:mod:`.directory`), shared by:
+- SMTP submission with STARTTLS (:mod:`.smtp`, :mod:`.smtp_auth`): validation of what the DUI sends, delivery
+  into the store, MDN receipts (:mod:`.mailflow`);
+- IMAP4rev1 with STARTTLS (:mod:`.imap`, pymap): the DUI reads its organisation / applicative mailbox;
+- the directory lookup ``GET /mssante/fhir/PractitionerRole`` (Annuaire Santé FHIR search shape);
+- the HL7 v2 relay over MLLP (:mod:`.hl7relay`) for DUIs that hand documents to an integration platform.
+
+Endpoints: ``smtp``, ``imap``, ``mllp`` (host:port, ephemeral by default) and ``directory`` (HTTPS).
+Organisation certificates ``MSS-<FINESS>`` (``OU`` = ``1`` + FINESS) are issued in the test PKI for each
+establishment of the fixtures, for ``AUTHENTICATE EXTERNAL`` (mutual TLS).
 """
 
 from __future__ import annotations
 
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
 from harness.simulator import Simulator, SimulatorContext
-from mock_services.mssante.smtp import SubmissionServer
+from mock_services.mssante.directory import DirectoryApi, MailboxDirectory
+from mock_services.mssante.hl7relay import Hl7Relay
+from mock_services.mssante.imap import ImapServer
+from mock_services.mssante.mailflow import MailFlow
+from mock_services.mssante.smtp import SmtpSettings, SubmissionServer
+from mock_services.mssante.smtp_auth import refusing_context
+from mock_services.mssante.store import MailStore
+
+
+def certificate_name(finess: str) -> str:
+    """Name of the MSSanté organisation certificate of an establishment in the test PKI."""
+    return f"MSS-{finess}"
 
 
 class MSSanteSimulator(Simulator):
     name = "mssante"
     title = "MSSanté (messagerie sécurisée de santé)"
-    tcp_ports = ("smtp",)
+    tcp_ports = ("smtp", "imap", "mllp")
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
-        self.smtp = SubmissionServer(ctx)
+        settings = SmtpSettings.from_mapping(dict(ctx.settings))
+        self.store = MailStore()
+        self.directory = MailboxDirectory(ctx)
+        for mailbox in self.directory.all():
+            self.store.ensure_mailbox(mailbox.address)
+        self.flow = MailFlow(ctx, self.store, self.directory, strict=settings.strict, hostname=settings.hostname)
+        tls = ctx.pki.server_ssl_context()
+        refusing = refusing_context(str(ctx.pki.server.chain_path), str(ctx.pki.server.key_path))
+        self.smtp = SubmissionServer(ctx, self.directory, self.flow, tls)
+        self.imap = ImapServer(ctx, self.store, self.directory, tls, refusing)
+        self.relay = Hl7Relay(ctx, self.flow)
+        self.api = DirectoryApi(ctx, self.directory)
+
+    def http_app(self) -> ASGIApp:
+        return Starlette(routes=self.api.routes())
+
+    def http_endpoints(self) -> dict[str, str]:
+        return {"directory": "/fhir"}
 
     async def start(self) -> dict[str, str]:
-        return {"smtp": await self.smtp.start()}
+        for establishment in self.ctx.testdata.establishments:
+            name = certificate_name(establishment.finess)
+            if name not in self.ctx.pki.clients:
+                self.ctx.pki.issue_client(name, establishment.name, structure_id="1" + establishment.finess)
+        endpoints = {"smtp": await self.smtp.start(), "imap": await self.imap.start()}
+        endpoints["mllp"] = await self.relay.start()
+        return endpoints
 
     async def stop(self) -> None:
+        await self.relay.stop()
+        await self.imap.stop()
         await self.smtp.stop()

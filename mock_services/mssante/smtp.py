@@ -15,6 +15,7 @@ Every acceptance and refusal is committed to the journal *before* the reply is s
 from __future__ import annotations
 
 import asyncio
+import ssl
 import unicodedata
 import logging
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from harness.testdata import Mailbox, MailboxType
 from harness.validators import Finding
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
+from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
 
 SUBMIT = "smtp.submit"
 
@@ -107,10 +109,11 @@ class Authenticator:
 class SubmissionHandler:
     """aiosmtpd handler: envelope checks, DATA validation, journal, replies."""
 
-    def __init__(self, ctx: SimulatorContext, directory: MailboxDirectory, settings: SmtpSettings) -> None:
+    def __init__(self, ctx: SimulatorContext, directory: MailboxDirectory, settings: SmtpSettings, flow: MailFlow | None = None) -> None:
         self.ctx = ctx
         self.directory = directory
         self.settings = settings
+        self.flow = flow  # delivery into the store, MDN receipts, faults (mailflow.py)
         self.limits = XdmLimits(max_total_bytes=max(settings.max_message_bytes * 4, 1024 * 1024))
 
     def _reject(self, *, code: str, message: str, actor: str | None, details: dict[str, Any], payload: bytes | None = None) -> str:
@@ -127,6 +130,10 @@ class SubmissionHandler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]) -> str:
         login = str(session.auth_data or "")
+        refusal = self.flow.refuse_sender() if self.flow is not None else None
+        if refusal is not None:
+            return await asyncio.to_thread(self._reject, code=refusal[0], actor=login, message=refusal[1],
+                                           details={"stage": "mail", "from": address, "fault": True})
         if not self.directory.may_send_as(login, address):
             return await asyncio.to_thread(
                 self._reject, code="550 5.7.1", actor=login,
@@ -144,12 +151,21 @@ class SubmissionHandler:
                 message=f"{address}: adresse inconnue de l'annuaire MSSante",
                 details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address},
             )
+        full = self.flow.refuse_recipient(address) if self.flow is not None else None
+        if full is not None:
+            return await asyncio.to_thread(
+                self._reject, code=full[0], actor=str(session.auth_data or ""), message=full[1],
+                details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address, "fault": True},
+            )
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         login = str(session.auth_data or "")
+        slow = self.ctx.take_fault("server.slow")
+        if slow is not None:
+            await asyncio.sleep(float(slow.params.get("seconds", 2.0)))
         try:
             return await asyncio.to_thread(self._data, login, envelope)
         except Exception as exc:  # a validator bug must not leak a traceback nor skip the journal
@@ -171,6 +187,8 @@ class SubmissionHandler:
             code = str(fault.params.get("code", "554 5.6.0"))
             text = str(fault.params.get("message", "Message refuse (panne simulee)"))
             return self._reject(code=code, message=text, actor=login, details={**details, "fault": True}, payload=data)
+        if self.flow is not None and looks_like_mdn(data):  # a read receipt (RFC 8098): judged as such
+            return self.flow.receive_mdn(login, envelope.mail_from, list(envelope.rcpt_tos), data)[1]
         report = validate_message(data, recipients=list(envelope.rcpt_tos), limits=self.limits)
         details.update(
             message_id=report.message_id,
@@ -179,6 +197,7 @@ class SubmissionHandler:
             documents=[{"code": h.code, "ins": h.ins.value if h.ins else None} for h in report.cda],
             findings=[_finding_dict(f) for f in report.findings],
             to_patient_mailbox=any(r["type"] == "PAT" for r in recipients),
+            recipient_counts=MailFlow.counts(recipients),
             person=report.person.value if report.person else None,
         )
         if self.settings.strict and report.errors:
@@ -200,6 +219,8 @@ class SubmissionHandler:
                 payload=data, payload_type="message/rfc822", details=details,
             )
         )
+        if self.flow is not None:
+            self.flow.deliver(envelope.mail_from, list(envelope.rcpt_tos), data, exchange.id)
         return f"250 2.0.0 Ok: queued as {exchange.id}"
 
 
@@ -236,17 +257,20 @@ class JournalingSMTP(SMTP):
 class SubmissionServer:
     """The SMTP submission listener (one aiosmtpd protocol instance per connection)."""
 
-    def __init__(self, ctx: SimulatorContext) -> None:
+    def __init__(self, ctx: SimulatorContext, directory: MailboxDirectory | None = None, flow: MailFlow | None = None,
+                 tls_context: ssl.SSLContext | None = None) -> None:
         self.ctx = ctx
         self.settings = SmtpSettings.from_mapping(dict(ctx.settings))
-        self.directory = MailboxDirectory(ctx)
-        self.handler = SubmissionHandler(ctx, self.directory, self.settings)
+        self.directory = directory or MailboxDirectory(ctx)
+        self.handler = SubmissionHandler(ctx, self.directory, self.settings, flow)
         self.authenticator = Authenticator(ctx, self.directory)
-        self.tls_context = ctx.pki.server_ssl_context()  # built once: loading the chain costs ~1 ms
+        self.tls_context = tls_context or ctx.pki.server_ssl_context()  # built once: loading the chain costs ~1 ms
         self._server: asyncio.base_events.Server | None = None
 
     def _protocol(self) -> SMTP:
-        return JournalingSMTP(
+        from mock_services.mssante.smtp_auth import MssanteSMTP  # STARTTLS faults, AUTH EXTERNAL / XOAUTH2
+
+        return MssanteSMTP(
             self.handler,
             hostname=self.settings.hostname,
             ident="socle-harness MSSante simulator",

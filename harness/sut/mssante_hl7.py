@@ -1,0 +1,137 @@
+"""The reference DUI as an HL7 v2 "CREATEUR": it hands a CDA document to the integration platform (ORU^R01 or
+MDM^T02 over MLLP, ANS volets "Transmission d'un document CDA-R2 en HL7 v2" v2.1 and "Transmission LPS par
+courriel MSSanté"), reads the ACK, then acknowledges each business acknowledgement (ZAM^Z02 / ZAM^Z03) it gets.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from harness import hl7v2
+from harness.sut.base import ActionResult, ActionStatus, MssanteRelay
+from harness.sut.documents import build_cda, author_id
+from harness.validators.cda import DOCUMENT_TYPES, LOINC
+
+if TYPE_CHECKING:
+    from harness.sut.mssante_actions import MssanteActions
+
+FLAG = "OBX|{n}|CE|{code}^{label}^MetaDMPMSS||{value}^^expandedYes-NoIndicator||||||F"
+FLAG_LABELS = {
+    "MASQUE_PS": "Masqué aux professionnels de Santé",
+    "INVISIBLE_PATIENT": "Document Non Visible par le patient",
+    "INVISIBLE_REP_LEGAUX": "Non visible par les représentants Légaux du patient",
+    "CONNEXION_SECRETE": "Connexion Secrete",
+    "MODIF_CONF_CODE": "Modification Confidentiality Code",
+    "DESTDMP": "Destinataire DMP",
+    "DESTMSSANTEPS": "Destinataire (Professionnel de Santé, organisation ou BAL applicative)",
+    "DESTMSSANTEPAT": "Destinataire Patient",
+    "ACK_RECEPTION": "Accusé de réception",
+    "ACK_LECTURE_MSS": "Accusé de lecture",
+}
+
+
+def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id: str) -> str:
+    """The ORU^R01 (or MDM^T02) carrying the person's CDA document and the MetaDMPMSS routing flags."""
+    person, establishment = action.person, action.establishment
+    doc = DOCUMENT_TYPES[action.document_kind]
+    cda = build_cda(person, establishment, action.document_kind, options=dui._mss_options())
+    system = "LN" if doc.code_system == LOINC else doc.code_system
+    code = f"{doc.code}^{hl7v2.escape(doc.display)}^{system}"
+    ed = f"^TEXT^XML^Base64^{base64.b64encode(cda).decode('ascii')}"
+    pro = [r for r in action.recipients if r != "patient"]
+    to_patient = action.to_patient and not dui.has("hl7-sans-destinataire-patient")
+    flags = {
+        "MASQUE_PS": "N", "INVISIBLE_PATIENT": "N" if action.to_patient else "Y", "INVISIBLE_REP_LEGAUX": "N",
+        "CONNEXION_SECRETE": "N", "MODIF_CONF_CODE": "N", "DESTDMP": "N",
+        "DESTMSSANTEPS": "Y" if pro else "N", "DESTMSSANTEPAT": "Y" if to_patient else "N",
+        "ACK_RECEPTION": "Y", "ACK_LECTURE_MSS": "Y",
+    }
+    mdm = action.message_type.startswith("MDM")
+    structure = f"{hl7v2.escape(establishment.name)}^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^1{establishment.finess}"
+    author = f"{author_id(establishment)}^DUPONT^Claire^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
+    segments = [
+        hl7v2.msh("DUI-REF", establishment.finess, "PFI", "SIMULATEUR",
+                  f"{action.message_type}^{'MDM_T02' if mdm else 'ORU_R01'}", control_id, "2.6" if mdm else "2.5",
+                  profile="1.0^CISIS_CDA_HL7_LPS" if mdm else "2.1^CISIS_CDA_HL7_V2"),
+    ]
+    if mdm:
+        segments.append(f"EVN||{hl7v2.timestamp()}")
+    segments += [
+        f"PID|||{person.ins.to_hl7v2_cx()}||{hl7v2.escape(person.family.upper())}^{hl7v2.escape(person.given)}^^^^^L||"
+        f"{person.birth_date:%Y%m%d}|{person.sex}",
+        "PV1|1|N",
+    ]
+    if mdm:
+        segments.append(f"TXA|1|{doc.code}|TEXT|{hl7v2.timestamp()}||||||||2.25.{uuid.uuid4().int}||||||LA")
+    else:
+        segments += [f"ORC|NW|{control_id}^DUI-REF", f"OBR|1|{control_id}^DUI-REF||{code}|||{hl7v2.timestamp()}"]
+    segments.append(f"PRT||UC||SB^^participation|{author}|||{structure}|||||||^^X.400^{establishment.dui_mailbox}")
+    for address in pro:
+        segments.append(f"PRT||UC||RCT^^participation|||||||||||^^X.400^{address}")
+    if to_patient:
+        segments.append(f"PRT||UC||RCT^^participation|{person.ins.value}^{hl7v2.escape(person.family.upper())}^"
+                        f"{hl7v2.escape(person.given)}|||||||||||^^X.400^{person.mailbox}")
+    number = 1
+    segments.append(f"OBX|{number}|ED|{code}||{ed}||||||F")
+    if not mdm:
+        for name, value in flags.items():
+            number += 1
+            segments.append(FLAG.format(n=number, code=name, label=hl7v2.escape(FLAG_LABELS[name]), value=value))
+    return "\r".join(segments)
+
+
+def _ack(zam: hl7v2.Hl7Message) -> str:
+    return hl7v2.build_ack(hl7v2.Header.of(zam), "AA", control_id=f"DUI{uuid.uuid4().hex[:10]}")
+
+
+def _read_block(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
+    sock.settimeout(timeout)
+    while True:
+        blocks = hl7v2.split_frames(bytes(buffer))
+        if blocks:
+            end = buffer.find(hl7v2.FS + hl7v2.CR) + 2
+            del buffer[:end]
+            return blocks[0]
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, socket.timeout):
+            return None
+        if not chunk:
+            return None
+        buffer += chunk
+
+
+def relay_document(dui: MssanteActions, action: MssanteRelay) -> ActionResult:
+    env = dui._env()
+    host, _, port = env.endpoints["mssante"]["mllp"].rpartition(":")
+    control = f"DUI{uuid.uuid4().hex[:12]}"
+    text = build_document_message(dui, action, control)
+    data: dict[str, Any] = {"control_id": control, "zam": []}
+    buffer = bytearray()
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=30) as sock:
+            sock.sendall(hl7v2.frame(text))
+            block = _read_block(sock, buffer, 30)
+            if block is None:
+                return ActionResult(ActionStatus.FAILED, "pas d'acquittement HL7 de la plateforme d'intégration", data)
+            ack = hl7v2.parse(block)
+            msa, err = ack.first("MSA"), ack.first("ERR")
+            code = hl7v2.field_text(msa, 1) if msa is not None else ""
+            data["ack"] = code
+            if code != "AA":
+                reason = hl7v2.field_text(err, 3) if err is not None else ""
+                return ActionResult(ActionStatus.FAILED, f"message HL7 refusé par la plateforme: {code} {reason}", data)
+            while True:
+                block = _read_block(sock, buffer, 1.0)
+                if block is None:
+                    break
+                zam = hl7v2.parse(block)
+                data["zam"].append(zam.message_type)
+                if not dui.has("hl7-zam-ignore"):
+                    sock.sendall(hl7v2.frame(_ack(zam)))
+    except (OSError, hl7v2.Hl7Error) as exc:
+        return ActionResult(ActionStatus.FAILED, f"échange HL7 v2 impossible: {exc}", data)
+    return ActionResult(ActionStatus.DONE, f"document transmis (ACK {data['ack']}, accusés métier: {', '.join(data['zam']) or 'aucun'})", data)

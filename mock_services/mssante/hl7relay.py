@@ -1,0 +1,440 @@
+"""HL7 v2 relay of the MSSanté simulator: the integration platform (PFI, "GESTIONNAIRE") a DUI hands documents to.
+
+Specifications: ANS "Transmission d'un document CDA-R2 en HL7 v2" (IG v2.1: ORU^R01, ``MetaDMPMSS`` OBX flags,
+matrix ``regles-gestion-mssante``, ZAM business acknowledgements ``ack-metier-zam``) and "Transmission d'un
+document CDA par un LPS par courriel MSSanté" (MDM^T02 / T10 / T04, recipients in ``PRT`` RCT); HL7 v2.5
+original acknowledgement mode; MLLP release 2 framing.
+
+One MLLP listener (endpoint ``mllp``). For each block:
+1. parse (:mod:`harness.hl7v2`); unusable text → ``ACK`` ``AR`` with ``ERR`` (table 0357), connection kept;
+2. ORU^R01 (ORC-1 ``NW`` initial, ``RO``/``RP``/``XO`` replacement, ``CA``/``OC`` deletion) or MDM^T02 / T10 / T04:
+   recipients from the ``DESTMSSANTEPS`` / ``DESTMSSANTEPAT`` flags (ORU) or the ``PRT`` RCT participations
+   (MDM); a flag combination outside the volet's matrix, a CDA without INS or no recipient → ``AE``;
+3. the journal gets ``hl7.document`` (and ``smtp.relay`` for the e-mail built: IHE_XDM.ZIP, X-MSS-* headers,
+   Subject ``XDM/1.0/DDM+``) **before** the ``ACK`` is written; the e-mail is delivered into the recipients'
+   mailboxes of the store (a deletion sends no e-mail: a message cannot be recalled);
+4. then, on the same connection, one ``ZAM^Z02`` per recipient when ``ACK_RECEPTION`` = Y (MSSanté reception)
+   and one ``ZAM^Z03`` per professional recipient when ``ACK_LECTURE_MSS`` = Y (the simulated professionals
+   read at once); each must be acknowledged by the DUI (``ACK`` ``AA``), journaled as ``hl7.zam``.
+Bytes outside MLLP blocks are discarded and journaled (``hl7.framing``); an oversize or unterminated block ends
+the connection after being journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import itertools
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
+
+from lxml import etree
+
+from harness import hl7v2
+from harness.identity import INS_OIDS, InsError, parse_ins
+from harness.journal import Direction, Exchange, Outcome
+from harness.simulator import SimulatorContext
+from harness.testdata import MailboxType
+from harness.validators import xdm as X
+from harness.validators.cda import read_cda_header
+from mock_services.mssante.mailflow import MailFlow
+
+DOCUMENT = "hl7.document"
+ZAM = "hl7.zam"
+FRAMING = "hl7.framing"
+RELAY = "smtp.relay"
+PFI_NIL = "PFI-SOCLE-HARNESS"
+TYPES = {"ORU^R01", "MDM^T02", "MDM^T10", "MDM^T04"}
+ORC_EVENTS = {"NW": "initial", "RO": "remplacement", "RP": "remplacement", "XO": "remplacement", "CA": "suppression", "OC": "suppression"}
+MDM_EVENTS = {"T02": "initial", "T10": "remplacement", "T04": "suppression"}
+
+
+@dataclass
+class Routed:
+    """What the relay made of one message."""
+
+    ack: str
+    ack_code: str
+    exchange: Exchange
+    zams: list[tuple[str, list[hl7v2.ZamItem]]] = field(default_factory=list)
+    header: hl7v2.Header | None = None
+
+
+class RelayRefusal(Exception):
+    def __init__(self, ack_code: str, err_code: str, message: str) -> None:
+        super().__init__(message)
+        self.ack_code = ack_code
+        self.err_code = err_code
+
+
+def _flag_value(fields: list[str]) -> tuple[str, str] | None:
+    """``(code, Y|N)`` of a ``MetaDMPMSS`` OBX, else ``None``."""
+    if len(fields) < 6 or fields[2] not in ("CE", "CWE"):
+        return None
+    code = fields[3]
+    if hl7v2.component(code, 3) != "MetaDMPMSS":
+        return None
+    return hl7v2.component(code, 1), hl7v2.component(fields[5], 1).upper()
+
+
+def _check_matrix(flags: dict[str, str]) -> None:
+    """The volet's management matrix (``regles-gestion-mssante``): every other combination is an error."""
+    def y(name: str) -> bool:
+        return flags.get(name, "N") == "Y"
+
+    ps, pat = y("DESTMSSANTEPS"), y("DESTMSSANTEPAT")
+    masked, invisible, legal, secret = y("MASQUE_PS"), y("INVISIBLE_PATIENT"), y("INVISIBLE_REP_LEGAUX"), y("CONNEXION_SECRETE")
+    if ps and pat:
+        ok = not (masked or invisible or legal or secret)
+    elif ps:
+        ok = not masked and invisible and not legal and not secret
+    elif pat:
+        ok = not invisible and not secret and not y("DESTDMP")
+    else:
+        raise RelayRefusal("AE", "207", "aucun destinataire MSSanté (DESTMSSANTEPS et DESTMSSANTEPAT à N)")
+    if not ok:
+        shown = ", ".join(f"{k}={flags.get(k, 'N')}" for k in ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REP_LEGAUX",
+                                                                 "CONNEXION_SECRETE", "DESTDMP", "DESTMSSANTEPS", "DESTMSSANTEPAT"))
+        raise RelayRefusal("AE", "207", f"combinaison de drapeaux MetaDMPMSS hors de la matrice de gestion MSSanté: {shown}")
+
+
+def _xtn_address(value: str) -> str | None:
+    """The e-mail address of an XTN ``^^X.400^address`` (first repetition with X.400)."""
+    for repetition in value.split("~"):
+        if hl7v2.component(repetition, 3).upper() in ("X.400", "INTERNET") and hl7v2.component(repetition, 4):
+            return hl7v2.component(repetition, 4)
+    return None
+
+
+def build_xdm(documents: list[tuple[bytes, Any]], patient_cx: str, source: str) -> bytes:
+    """The PFI's IHE_XDM.ZIP: README, INDEX, one submission set with its METADATA.XML (IHE ITI-32)."""
+    rim, lcm = X.RIM, X.LCM
+    root = etree.Element(f"{{{lcm}}}SubmitObjectsRequest", nsmap={"lcm": lcm, "rim": rim})
+    objects = etree.SubElement(root, f"{{{rim}}}RegistryObjectList")
+
+    def slot(parent: etree._Element, name: str, value: str) -> None:
+        el = etree.SubElement(etree.SubElement(parent, f"{{{rim}}}Slot", name=name), f"{{{rim}}}ValueList")
+        etree.SubElement(el, f"{{{rim}}}Value").text = value
+
+    def ext(parent: etree._Element, obj: str, scheme: str, value: str) -> None:
+        etree.SubElement(parent, f"{{{rim}}}ExternalIdentifier", id=f"ei-{uuid.uuid4().hex[:10]}", registryObject=obj,
+                         identificationScheme=scheme, value=value)
+
+    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    for index, (cda, header) in enumerate(documents, start=1):
+        oid = f"Document{index:02d}"
+        entry = etree.SubElement(objects, f"{{{rim}}}ExtrinsicObject", id=oid, mimeType="text/xml", objectType=X.DOC_ENTRY_OBJECT_TYPE)
+        slot(entry, "creationTime", now)
+        slot(entry, "hash", hashlib.sha1(cda).hexdigest())  # noqa: S324 - the XDS hash slot is SHA-1
+        slot(entry, "size", str(len(cda)))
+        slot(entry, "URI", f"DOC{index:04d}.XML")
+        cl = etree.SubElement(entry, f"{{{rim}}}Classification", id=f"cl-{index}", classifiedObject=oid,
+                              classificationScheme=X.TYPE_CODE, nodeRepresentation=header.code or "")
+        slot(cl, "codingScheme", header.code_system or "")
+        ext(entry, oid, X.DOC_PATIENT_ID, patient_cx)
+        ext(entry, oid, X.DOC_UNIQUE_ID, f"2.25.{uuid.uuid4().int}")
+    package = etree.SubElement(objects, f"{{{rim}}}RegistryPackage", id="SubmissionSet01")
+    slot(package, "submissionTime", now)
+    ext(package, "SubmissionSet01", X.SS_PATIENT_ID, patient_cx)
+    ext(package, "SubmissionSet01", X.SS_SOURCE_ID, source)
+    ext(package, "SubmissionSet01", X.SS_UNIQUE_ID, f"2.25.{uuid.uuid4().int}")
+    etree.SubElement(objects, f"{{{rim}}}Classification", id="cl-ss", classifiedObject="SubmissionSet01", classificationNode=X.SUBMISSION_SET_NODE)
+    for index in range(1, len(documents) + 1):
+        assoc = etree.SubElement(objects, f"{{{rim}}}Association", id=f"as-{index}", associationType=X.HAS_MEMBER,
+                                 sourceObject="SubmissionSet01", targetObject=f"Document{index:02d}")
+        slot(assoc, "SubmissionSetStatus", "Original")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.TXT", "Plateforme d'integration (simulateur socle-harness)\r\n")
+        archive.writestr("INDEX.HTM", "<html><body><a href=\"README.TXT\">README</a></body></html>")
+        archive.writestr("IHE_XDM/SUBSET01/METADATA.XML", etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+        for index, (cda, _) in enumerate(documents, start=1):
+            archive.writestr(f"IHE_XDM/SUBSET01/DOC{index:04d}.XML", cda)
+    return buffer.getvalue()
+
+
+class Hl7Relay:
+    """The MLLP listener and the routing of HL7 v2 documents to MSSanté."""
+
+    def __init__(self, ctx: SimulatorContext, flow: MailFlow) -> None:
+        self.ctx = ctx
+        self.flow = flow
+        self.ack_timeout = float(ctx.settings.get("hl7_ack_timeout", 5.0))
+        self.max_frame = int(ctx.settings.get("hl7_max_frame", 32 * 1024 * 1024))
+        self._ids = itertools.count(1)
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _control_id(self) -> str:
+        return f"PFI{next(self._ids):06d}"
+
+    # -- network --------------------------------------------------------------------------------------------------
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._connection, host=self.ctx.bind_host, port=self.ctx.port("mllp"))
+        port = self._server.sockets[0].getsockname()[1]
+        host = f"[{self.ctx.bind_host}]" if ":" in self.ctx.bind_host else self.ctx.bind_host
+        return f"{host}:{port}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        stream = hl7v2.MllpReader(reader, max_frame=self.max_frame)
+        try:
+            while True:
+                try:
+                    block = await stream.read()
+                except hl7v2.MllpError as exc:
+                    await asyncio.to_thread(self._record_framing, str(exc), stream.discarded)
+                    break
+                if stream.discarded:
+                    await asyncio.to_thread(self._record_framing, "octets hors bloc MLLP ignorés", stream.discarded)
+                    stream.discarded = 0
+                if block is None:
+                    break
+                routed = await asyncio.to_thread(self.handle, block)
+                writer.write(hl7v2.frame(routed.ack))
+                await writer.drain()
+                for trigger, items in routed.zams:
+                    await self._send_zam(stream, writer, routed, trigger, items)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _send_zam(self, stream: hl7v2.MllpReader, writer: asyncio.StreamWriter, routed: Routed, trigger: str,
+                        items: list[hl7v2.ZamItem]) -> None:
+        assert routed.header is not None
+        control = self._control_id()
+        text = hl7v2.build_zam(trigger, routed.header, control_id=control, items=items, original_control_id=routed.header.control_id)
+        writer.write(hl7v2.frame(text))
+        await writer.drain()
+        answer: bytes | None = None
+        with contextlib.suppress(asyncio.TimeoutError, hl7v2.MllpError):
+            answer = await asyncio.wait_for(stream.read(), self.ack_timeout)
+        code = None
+        if answer is not None:
+            with contextlib.suppress(hl7v2.Hl7Error):
+                ack = hl7v2.parse(answer)
+                msa = ack.first("MSA")
+                if msa is not None and hl7v2.field_text(msa, 2) == control:
+                    code = hl7v2.field_text(msa, 1)
+        await asyncio.to_thread(
+            self.ctx.record,
+            Exchange(
+                service=self.ctx.name, operation=ZAM, direction=Direction.TO_DUI,
+                outcome=Outcome.ACCEPTED if code == "AA" else Outcome.REJECTED,
+                person=routed.exchange.person, essms=routed.exchange.essms, payload=text.encode("utf-8"),
+                payload_type="application/hl7-v2",
+                error_code=None if code == "AA" else (code or "sans-acquittement"),
+                error_message=None if code == "AA" else "le DUI n'a pas acquitté l'accusé métier",
+                details={"trigger": f"ZAM^{trigger}", "control_id": control, "document": routed.exchange.id,
+                         "items": [{"code": i.code, "ok": i.ok, "address": i.address} for i in items], "ack": code},
+            ),
+        )
+
+    def _record_framing(self, message: str, discarded: int) -> None:
+        self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=FRAMING, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
+                error_code="MLLP", error_message=message, details={"discarded_bytes": discarded},
+            )
+        )
+
+    # -- routing --------------------------------------------------------------------------------------------------
+    def handle(self, block: bytes) -> Routed:
+        """Parse, check, journal and route one HL7 message; returns the ACK to send and the ZAMs to follow."""
+        header = hl7v2.Header(receiving_app="PFI-SOCLE", receiving_facility="SIMULATEUR", trigger="")
+        details: dict[str, Any] = {}
+        try:
+            message = hl7v2.parse(block)
+            header = hl7v2.Header.of(message)
+            details.update(message_type=message.message_type, control_id=message.control_id)
+            return self._route(message, header, block, details)
+        except hl7v2.Hl7Error as exc:
+            return self._refuse(block, header, details, RelayRefusal("AR", exc.code, str(exc)))
+        except RelayRefusal as exc:
+            return self._refuse(block, header, details, exc)
+
+    def _refuse(self, block: bytes, header: hl7v2.Header, details: dict[str, Any], exc: RelayRefusal) -> Routed:
+        severity = "E"
+        ack = hl7v2.build_ack(header, exc.ack_code, control_id=self._control_id(), error=(exc.err_code, str(exc), severity))
+        exchange = self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=DOCUMENT, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
+                person=details.get("person"), essms=details.get("essms"),
+                error_code=f"{exc.ack_code} {exc.err_code}", error_message=str(exc),
+                payload=block, payload_type="application/hl7-v2", details={**details, "ack": exc.ack_code},
+            )
+        )
+        return Routed(ack, exc.ack_code, exchange, header=header)
+
+    def _route(self, message: hl7v2.Hl7Message, header: hl7v2.Header, block: bytes, details: dict[str, Any]) -> Routed:
+        if message.message_type not in TYPES:
+            raise RelayRefusal("AR", "200", f"type de message non pris en charge: {message.message_type}")
+        if message.message_type == "ORU^R01":
+            orc = message.first("ORC")
+            event = ORC_EVENTS.get(hl7v2.field_text(orc, 1) if orc is not None else "", "")
+        else:
+            event = MDM_EVENTS.get(header.trigger, "")
+        if not event:
+            raise RelayRefusal("AE", "103", "événement non reconnu (ORC-1 ou type MDM)")
+        details["event"] = event
+        person = self._patient(message)
+        details["person"] = person
+        flags: dict[str, str] = {}
+        documents: list[tuple[bytes, Any]] = []
+        bodies: dict[str, str] = {}
+        for obx in message.all("OBX"):
+            fields = hl7v2.fields_of(obx)
+            flag = _flag_value(fields)
+            if flag is not None:
+                flags[flag[0]] = flag[1]
+                continue
+            data = hl7v2.ed_data(obx)
+            if data is None:
+                continue
+            code = hl7v2.component(fields[3], 1)
+            if code.startswith("CORPSMAIL") or hl7v2.component(fields[3], 2).startswith("XDM/1.0/DDM"):
+                bodies[code] = data.decode("utf-8", "replace")
+            elif data.lstrip().startswith(b"<"):
+                documents.append((data, read_cda_header(data, location=f"OBX-{fields[1]}")))
+        details["flags"] = flags
+        participations = self._participations(message)
+        details["reply_to"] = participations["reply"]
+        essms = participations["finess"] or (header.sending_facility if header.sending_facility.isdigit() else None)
+        details["essms"] = essms
+        if message.message_type == "ORU^R01":
+            _check_matrix(flags)
+            recipients = [a for a in participations["rct"] if not a.lower().endswith("@patient.mssante.fr")] if flags.get("DESTMSSANTEPS") == "Y" else []
+            if flags.get("DESTMSSANTEPAT") == "Y":
+                if person is None:
+                    raise RelayRefusal("AE", "207", "DESTMSSANTEPAT=Y mais aucun INS dans PID-3 (903)")
+                recipients.append(f"{person}@patient.mssante.fr")
+        else:
+            recipients = participations["rct"]
+        if not recipients:
+            raise RelayRefusal("AE", "101", "aucun destinataire MSSanté (PRT RCT avec adresse X.400)")
+        if event != "suppression":
+            if not documents:
+                raise RelayRefusal("AE", "101", "aucun document CDA (OBX de type ED) dans le message")
+            problems = [f for _, h in documents for f in h.findings if str(f.severity) == "error"]
+            if problems:
+                raise RelayRefusal("AE", "207", f"document CDA refusé: {problems[0].code}: {problems[0].message}")
+        details["recipients"] = [{"address": r} for r in recipients]
+        want_reception = flags.get("ACK_RECEPTION", "N") == "Y" or message.message_type != "ORU^R01"
+        want_read = flags.get("ACK_LECTURE_MSS", "N") == "Y"
+        control = self._control_id()
+        ack = hl7v2.build_ack(header, "AA", control_id=control)
+        exchange = self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=DOCUMENT, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
+                person=person, essms=essms, payload=block, payload_type="application/hl7-v2",
+                details={**details, "ack": "AA", "documents": [h.code for _, h in documents]},
+            )
+        )
+        routed = Routed(ack, "AA", exchange, header=header)
+        if event == "suppression":
+            return routed
+        delivered = self._send_mail(exchange, documents, person, essms, recipients, participations, bodies, flags)
+        if want_reception:
+            for address in recipients:
+                routed.zams.append(("Z02", [hl7v2.ZamItem("ACK_RECEPTION_MSS", "Accusé de réception MSSanté", address in delivered,
+                                                          "DESTINATAIRE_MSS", "Destinataire MSSanté", address)]))
+        if want_read:
+            for address in recipients:
+                if address in delivered and not address.lower().endswith("@patient.mssante.fr"):
+                    routed.zams.append(("Z03", [hl7v2.ZamItem("ACK_LECTURE_MSS", "Accusé de lecture", True,
+                                                              "LECTEUR_MSS", "Lecteur du courriel MSSanté", address)]))
+        return routed
+
+    @staticmethod
+    def _patient(message: hl7v2.Hl7Message) -> str | None:
+        pid = message.first("PID")
+        if pid is None:
+            return None
+        for cx in hl7v2.field_text(pid, 3).split("~"):
+            authority = hl7v2.component(cx, 4)
+            oid = authority.split("&")[1] if "&" in authority else ""
+            if oid in INS_OIDS:
+                with contextlib.suppress(InsError):
+                    return parse_ins(hl7v2.component(cx, 1), oid).value
+        return None
+
+    @staticmethod
+    def _participations(message: hl7v2.Hl7Message) -> dict[str, Any]:
+        found: dict[str, Any] = {"rct": [], "reply": None, "finess": None, "sender": None}
+        for prt in message.all("PRT"):
+            fields = hl7v2.fields_of(prt)
+            role = hl7v2.component(fields[4] if len(fields) > 4 else "", 1)
+            address = _xtn_address(fields[15]) if len(fields) > 15 else None
+            if role == "RCT" and address:
+                found["rct"].append(address)
+            elif role == "REPLY" and address:
+                found["reply"] = address
+            elif role == "SB":
+                found["sender"] = address
+                org = fields[8] if len(fields) > 8 else ""
+                structure = hl7v2.component(org, 10)
+                if structure.startswith("1") and len(structure) == 10:
+                    found["finess"] = structure[1:]
+        return found
+
+    def _send_mail(self, document_exchange: Exchange, documents: list[tuple[bytes, Any]], person: str | None,
+                   essms: str | None, recipients: list[str], participations: dict[str, Any], bodies: dict[str, str],
+                   flags: dict[str, str]) -> set[str]:
+        directory = self.flow.directory
+        sender = next((m for m in directory.all() if m.type is MailboxType.APP and essms and m.finess == essms), None)
+        from_address = sender.address if sender else f"pfi@{self.flow.hostname}"
+        first = documents[0][1]
+        ins = next((h.ins for _, h in documents if h.ins), None)
+        msg = EmailMessage()
+        msg["From"] = formataddr((sender.name if sender else "Plateforme d'intégration", from_address))
+        msg["To"] = ", ".join(recipients)
+        if participations["reply"]:
+            msg["Reply-To"] = participations["reply"]
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Message-ID"] = make_msgid(domain=from_address.rpartition("@")[2])
+        msg["Subject"] = f"XDM/1.0/DDM+{first.display or first.title or 'Document'}"
+        msg["X-MSS-NIL"] = PFI_NIL
+        msg["X-MSS-CODECDA"] = ",".join(h.code or "" for _, h in documents)
+        msg["X-MSS-INS"] = "O" if ins else "N"
+        body = bodies.get("CORPSMAIL_PS") or next(iter(bodies.values()), "") or "Document transmis par la plateforme d'intégration."
+        msg.set_content(body)
+        patient_cx = ins.to_xds() if ins else ""
+        msg.add_attachment(build_xdm(documents, patient_cx, f"1.2.250.1.999.{essms or '0'}"), maintype="application",
+                           subtype="zip", filename="IHE_XDM.ZIP")
+        data = msg.as_bytes()
+        known = [r for r in recipients if directory.get(r) is not None]
+        counts = MailFlow.counts([{"address": r, "type": str(directory.get(r).type)} for r in known])  # type: ignore[union-attr]
+        exchange = self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=RELAY, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
+                actor=from_address, essms=essms, person=person, payload=data, payload_type="message/rfc822",
+                details={"from": from_address, "recipients": [{"address": r, "known": r in known} for r in recipients],
+                         "recipient_counts": counts, "document": document_exchange.id, "flags": flags,
+                         "message_id": str(msg["Message-ID"])},
+            )
+        )
+        delivered = self.flow.deliver(from_address, known, data, exchange.id)
+        return set(delivered) | {r for r in known if r.casefold() in {d.casefold() for d in delivered}}

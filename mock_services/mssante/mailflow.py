@@ -1,0 +1,214 @@
+"""Mail flow of the MSSanté simulator around its store: delivery, MDN receipts, mail sent to the DUI, faults.
+
+- An accepted submission is delivered to every recipient mailbox of the directory (``Return-Path`` and
+  ``Received`` trace fields added as the delivering MTA does, RFC 5321 §4.4), after its journal commit.
+- A submission that is a disposition notification (RFC 8098) is judged by :func:`harness.validators.mdn.validate_mdn`
+  and must answer a message this simulator delivered (its ``Original-Message-ID``), from the mailbox that
+  received it, to the original's ``Disposition-Notification-To``: journaled as ``smtp.mdn``; in strict mode an
+  ERROR refuses it (``554 5.6.0``).
+- The harness plays a partner and sends the DUI a message (:meth:`MailFlow.send_to_dui`): journaled as
+  ``smtp.inbound`` (direction ``to_dui``) with its Message-ID, then delivered to the DUI's mailbox.
+- Faults a scenario injects (``ctx.faults``): ``mailbox.full`` (``552 5.2.2`` at RCPT, RFC 3463),
+  ``tls.required`` (``530 5.7.0`` at MAIL, RFC 3207), ``smtp.reply`` (any code, at DATA; see smtp.py),
+  ``server.slow`` (delayed greeting), ``tls.certificate_refused`` (TLS alert at the next handshake).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from harness.journal import Direction, Exchange, JournalFilter, Outcome
+from harness.simulator import SimulatorContext
+from harness.testdata import MailboxType
+from harness.validators import Finding, Severity
+from harness.validators.mdn import validate_mdn
+from harness.validators.mssante_message import header_value, parse_message
+from mock_services.mssante.directory import MailboxDirectory
+from mock_services.mssante.store import INBOX, MailStore, StoredMessage, message_id_of
+
+MDN = "smtp.mdn"
+INBOUND = "smtp.inbound"
+DELIVER = "smtp.deliver"
+
+
+def trace_headers(sender: str | None, recipient: str, hostname: str, exchange_id: str | None) -> bytes:
+    """``Return-Path`` and ``Received`` fields a final delivery prepends (RFC 5321 §4.4)."""
+    stamp = format_datetime(datetime.now(UTC))
+    return (
+        f"Return-Path: <{sender or ''}>\r\n"
+        f"Received: from dui by {hostname} with ESMTPSA id {exchange_id or '-'}\r\n\tfor <{recipient}>; {stamp}\r\n"
+    ).encode("ascii", "replace")
+
+
+def looks_like_mdn(data: bytes) -> bool:
+    """Cheap check on the header section: ``Content-Type: multipart/report; report-type=disposition-notification``."""
+    head = data[:16384].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
+    return b"multipart/report" in head and b"disposition-notification" in head
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message the harness sent to the DUI, as delivered."""
+
+    exchange: Exchange
+    message: StoredMessage
+    mailbox: str
+
+
+class MailFlow:
+    def __init__(self, ctx: SimulatorContext, store: MailStore, directory: MailboxDirectory, *, strict: bool, hostname: str) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.directory = directory
+        self.strict = strict
+        self.hostname = hostname
+
+    # -- faults on the SMTP dialogue --------------------------------------------------------------------------------
+    def refuse_sender(self) -> tuple[str, str] | None:
+        if self.ctx.take_fault("tls.required") is not None:
+            return "530 5.7.0", "Must issue a STARTTLS command first (TLS requis, panne simulee)"
+        return None
+
+    def refuse_recipient(self, address: str) -> tuple[str, str] | None:
+        fault = self.ctx.take_fault("mailbox.full")
+        if fault is None:
+            return None
+        wanted = str(fault.params.get("address") or "")
+        if wanted and wanted.casefold() != address.casefold():
+            self.ctx.faults.inject(self.ctx.name, fault)  # not this recipient: keep it for the right one
+            return None
+        return "552 5.2.2", f"{address}: boite aux lettres pleine (panne simulee)"
+
+    # -- delivery -----------------------------------------------------------------------------------------------
+    def deliver(self, sender: str | None, recipients: list[str], data: bytes, exchange_id: str | None) -> dict[str, int]:
+        """Deliver an accepted submission to each recipient's INBOX; returns ``{address: uid}``."""
+        delivered: dict[str, int] = {}
+        for rcpt in recipients:
+            mailbox = self.directory.get(rcpt)
+            if mailbox is None:
+                continue
+            stored = self.store.deliver(
+                mailbox.address, trace_headers(sender, mailbox.address, self.hostname, exchange_id) + data,
+                exchange_id=exchange_id,
+            )
+            delivered[mailbox.address] = stored.uid
+        if sender is not None and self.directory.get(sender) is not None:
+            self.store.deliver(sender, data, folder="Sent", flags=("\\Seen",), exchange_id=exchange_id, recent=False)
+        return delivered
+
+    @staticmethod
+    def counts(recipients: list[dict[str, str]]) -> dict[str, int]:
+        """Recipients by kind: the persons' Mon espace santé mailboxes feed the MSSanté usage indicator apart."""
+        patient = sum(1 for r in recipients if r.get("type") == str(MailboxType.PAT))
+        return {"patient": patient, "professional": len(recipients) - patient}
+
+    # -- MDN ----------------------------------------------------------------------------------------------------
+    def originals(self, message_id: str) -> list[Exchange]:
+        """The inbound exchanges (harness -> DUI) of this run that sent ``message_id``."""
+        found = self.ctx.journal.query(JournalFilter(service=self.ctx.name, operation=INBOUND, run_id=self.ctx.run.run_id))
+        return [e for e in found if e.details.get("message_id") == message_id]
+
+    def receive_mdn(self, login: str, sender: str | None, recipients: list[str], data: bytes) -> tuple[Exchange, str]:
+        """Judge and journal an MDN submission; returns the exchange and the SMTP reply."""
+        report = validate_mdn(data)
+        findings = list(report.findings)
+        original = self.originals(report.original_message_id)[-1:] if report.original_message_id else []
+        details: dict[str, Any] = {
+            "from": sender, "recipients": [{"address": r} for r in recipients],
+            "original_message_id": report.original_message_id, "disposition": report.disposition,
+            "processed": report.processed, "error_code": report.error_code, "error_label": report.error_label,
+            "final_recipient": report.final_recipient, "original_recipient": report.original_recipient,
+            "subject": report.subject,
+        }
+        person = None
+        if report.original_message_id and not original:
+            findings.append(_finding("MDN-ORIGINAL-UNKNOWN", f"l'accusé désigne un message inconnu: {report.original_message_id}"))
+        if original:
+            inbound = original[0]
+            person = inbound.person
+            details["original_exchange"] = inbound.id
+            dui_mailbox = str(inbound.details.get("to", ""))
+            expected_to = str(inbound.details.get("disposition_notification_to", ""))
+            if report.final_recipient and report.final_recipient.casefold() != dui_mailbox.casefold():
+                findings.append(_finding("MDN-FINAL-RECIPIENT", f"Final-Recipient {report.final_recipient}: le message avait été remis à {dui_mailbox}"))
+            if sender and not self.directory.may_send_as(sender, dui_mailbox) and sender.casefold() != dui_mailbox.casefold():
+                findings.append(_finding("MDN-FROM", f"accusé envoyé par {sender}, le message avait été remis à {dui_mailbox}"))
+            if expected_to and expected_to.casefold() not in {r.casefold() for r in recipients}:
+                findings.append(_finding("MDN-TO", f"accusé adressé à {', '.join(recipients)} au lieu de {expected_to} (Disposition-Notification-To)"))
+        details["findings"] = [
+            {"code": f.code, "severity": str(f.severity), "message": f.message, "location": f.location} for f in findings
+        ]
+        errors = [f for f in findings if f.severity is Severity.ERROR]
+        if self.strict and errors:
+            exchange = self.ctx.record(
+                Exchange(
+                    service=self.ctx.name, operation=MDN, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
+                    actor=login, person=person, error_code="554 5.6.0", error_message=f"{errors[0].code}: {errors[0].message}",
+                    payload=data, payload_type="message/rfc822", details=details,
+                )
+            )
+            return exchange, _ascii(f"554 5.6.0 {errors[0].code}: {errors[0].message}")
+        exchange = self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=MDN, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED, actor=login,
+                person=person, payload=data, payload_type="message/rfc822", details=details,
+                essms=(self.directory.get(sender).finess if sender and self.directory.get(sender) else None),
+            )
+        )
+        self.deliver(sender, recipients, data, exchange.id)
+        return exchange, f"250 2.0.0 Ok: MDN queued as {exchange.id}"
+
+    # -- mail sent by the harness to the DUI --------------------------------------------------------------------
+    def send_to_dui(self, data: bytes, *, sender: str, mailbox: str, person: str | None = None,
+                    details: dict[str, Any] | None = None) -> Inbound:
+        """Deliver a message a (simulated) professional sends to the DUI's mailbox; journaled first."""
+        target = self.directory.get(mailbox)
+        if target is None:
+            raise LookupError(f"BAL inconnue de l'annuaire: {mailbox}")
+        msg = parse_message(data)
+        info: dict[str, Any] = {
+            "from": sender, "to": target.address, "message_id": message_id_of(data),
+            "subject": header_value(msg, "Subject"),
+            "disposition_notification_to": (header_value(msg, "Disposition-Notification-To") or "").strip().strip("<>") or None,
+            **(details or {}),
+        }
+        full = self.refuse_recipient(target.address)
+        if full is not None:
+            exchange = self.ctx.record(
+                Exchange(
+                    service=self.ctx.name, operation=INBOUND, direction=Direction.TO_DUI, outcome=Outcome.REJECTED,
+                    actor=sender, essms=target.finess, person=person, error_code=full[0], error_message=full[1],
+                    payload=data, payload_type="message/rfc822", details=info,
+                )
+            )
+            raise MailboxFullError(exchange)
+        exchange = self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=INBOUND, direction=Direction.TO_DUI, outcome=Outcome.ACCEPTED,
+                actor=sender, essms=target.finess, person=person, payload=data, payload_type="message/rfc822", details=info,
+            )
+        )
+        stored = self.store.deliver(
+            target.address, trace_headers(sender, target.address, self.hostname, exchange.id) + data, folder=INBOX,
+            exchange_id=exchange.id,
+        )
+        return Inbound(exchange, stored, target.address)
+
+
+class MailboxFullError(Exception):
+    def __init__(self, exchange: Exchange) -> None:
+        super().__init__(f"{exchange.error_code} {exchange.error_message}")
+        self.exchange = exchange
+
+
+def _ascii(text: str) -> str:
+    """SMTP replies are 7-bit ASCII (RFC 5321 §4.2)."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").replace("\r", " ").replace("\n", " ")
+
+
+def _finding(code: str, message: str) -> Finding:
+    return Finding(code, message)

@@ -1,0 +1,226 @@
+"""MDN validation (RFC 8098 + ANS volet), MDN submissions judged by the simulator, mail sent to the DUI, the
+directory FHIR search and the SMTP faults a scenario can inject."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import urllib.request
+from collections.abc import Iterator
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+
+from harness.config import HarnessConfig
+from harness.journal import JournalFilter, Outcome
+from harness.runtime import SocleEnvironment
+from harness.simulator import Fault
+from harness.sut.mssante_messages import MdnOptions, build_mdn, build_message
+from harness.validators.mdn import validate_mdn
+
+DUI = "dui@ehpad-tilleuls.mssante.fr"
+DUI_PASSWORD = "dui-tilleuls-test"
+DOCTOR = "jean.dupont@medecin.mssante.fr"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
+    tmp = tmp_path_factory.mktemp("mssante-receipts")
+    env = SocleEnvironment(HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("mssante",)))
+    env.start()
+    yield env
+    env.stop()
+
+
+def original(env: SocleEnvironment) -> bytes:
+    person = env.testdata.person("P001")
+    partner = env.testdata.establishment("990000016")
+    return build_message(person, partner, DOCTOR, [DUI], ("DLU",), read_receipt_to=DOCTOR).as_bytes()
+
+
+def submit(env: SocleEnvironment, data: bytes, recipients: list[str], sender: str = DUI) -> tuple[int, str]:
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
+        smtp.login(sender, DUI_PASSWORD)
+        smtp.mail(sender)
+        for rcpt in recipients:
+            smtp.rcpt(rcpt)
+        code, text = smtp.data(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))  # CRLF on the wire
+    return code, text.decode("ascii", "replace")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the validator alone
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_error_mdn_in_both_volet_forms(legacy: bool) -> None:
+    mdn = build_mdn(b"Message-ID: <a@b>\r\nSubject: XDM/1.0/DDM+DLU\r\nDisposition-Notification-To: x@y\r\n\r\nbody",
+                    reporter=DUI, reporter_name="EHPAD", error=("904", "INS discordant"), options=MdnOptions(legacy_error_form=legacy))
+    report = validate_mdn(mdn.as_bytes())
+    assert report.errors == [] and report.error_code == "904" and not report.processed
+    assert report.original_message_id == "<a@b>" and report.final_recipient == DUI
+
+
+def test_processed_mdn_is_clean() -> None:
+    report = validate_mdn(build_mdn(b"Message-ID: <a@b>\r\nSubject: s\r\n\r\nx", reporter=DUI, reporter_name="E").as_bytes())
+    assert report.processed and report.errors == []
+
+
+def _mdn(disposition: str, *, subject: str = "XDM/1.0/DDM+x", extra: str = "", content_type: str = "multipart/report; report-type=disposition-notification") -> bytes:
+    return (
+        f"From: {DUI}\r\nTo: {DOCTOR}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: {content_type}; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nlisible\r\n"
+        "--b\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        f"Final-Recipient: rfc822;{DUI}\r\nOriginal-Recipient: rfc822;{DUI}\r\nOriginal-Message-ID: <m@x>\r\n"
+        f"Disposition: {disposition}\r\n{extra}\r\n--b--\r\n"
+    ).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (_mdn("automatic-action/MDN-sent-automatically; processed/Error: 999^inconnu", subject="[KO Intégration système !][999] x"), "MDN-ERROR-CODE"),
+        (_mdn("automatic-action/MDN-sent-automatically; processed/error"), "MDN-ERROR-FIELD"),
+        (_mdn("automatic-action/MDN-sent-automatically; processed/Error: 902^inconnu"), "MDN-SUBJECT"),
+        (_mdn("automatic-action/MDN-sent-automatically; processed/Error: 902^x", subject="[KO Intégration système !][904] x"), "MDN-SUBJECT"),
+        (_mdn("n'importe quoi"), "MDN-DISPOSITION"),
+        (_mdn("automatic-action/MDN-sent-automatically; displayed"), "MDN-NOT-PROCESSED"),
+        (_mdn("automatic-action/MDN-sent-automatically; processed", content_type="multipart/mixed"), "MDN-NOT-REPORT"),
+        (b"\xff\xfe\x00garbage\r\n\r\n", "MDN-NOT-REPORT"),
+    ],
+)
+def test_bad_mdns_give_findings(data: bytes, code: str) -> None:
+    assert code in {f.code for f in validate_mdn(data).errors}
+
+
+def test_broken_boundaries_and_8bit_headers_do_not_crash() -> None:
+    broken = _mdn("automatic-action/MDN-sent-automatically; processed").replace(b"--b--", b"")
+    broken = broken.replace(b"Subject: XDM", b"Subject: \xe9\xff XDM")
+    report = validate_mdn(broken)
+    assert report.is_mdn  # still read; the missing close boundary is not fatal for the fields
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the simulator
+
+
+def test_mdn_for_a_message_sent_to_the_dui_is_accepted_and_delivered(env: SocleEnvironment) -> None:
+    sim = env.host.simulators["mssante"]
+    inbound = sim.flow.send_to_dui(original(env), sender=DOCTOR, mailbox=DUI, person="238047505612394")  # type: ignore[attr-defined]
+    copy = sim.store.messages(DUI)[-1]  # type: ignore[attr-defined]
+    assert copy.exchange_id == inbound.exchange.id and copy.data.startswith(b"Return-Path: <" + DOCTOR.encode())
+    mdn = build_mdn(inbound.message.data, reporter=DUI, reporter_name="EHPAD Les Tilleuls", error=("902", "Identifiant patient inconnu"))
+    code, text = submit(env, mdn.as_bytes(), [DOCTOR])
+    assert code == 250, text
+    [judged] = [e for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn")) if e.details.get("original_exchange") == inbound.exchange.id]
+    assert judged.outcome is Outcome.ACCEPTED and judged.details["error_code"] == "902" and judged.person == "238047505612394"
+    assert any(m.exchange_id == judged.id for m in sim.store.messages(DOCTOR))  # type: ignore[attr-defined]
+
+
+def test_mdn_referencing_an_unknown_message_is_refused(env: SocleEnvironment) -> None:
+    mdn = build_mdn(b"Message-ID: <jamais-vu@nulle-part>\r\nSubject: s\r\nDisposition-Notification-To: " + DOCTOR.encode() + b"\r\n\r\nx",
+                    reporter=DUI, reporter_name="E")
+    code, text = submit(env, mdn.as_bytes(), [DOCTOR])
+    assert code == 554 and "MDN-ORIGINAL-UNKNOWN" in text
+    refused = env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn", outcome=Outcome.REJECTED))
+    assert refused and refused[-1].error_code == "554 5.6.0"
+
+
+def test_mdn_sent_to_the_wrong_address_is_refused(env: SocleEnvironment) -> None:
+    sim = env.host.simulators["mssante"]
+    inbound = sim.flow.send_to_dui(original(env), sender=DOCTOR, mailbox=DUI)  # type: ignore[attr-defined]
+    mdn = build_mdn(inbound.message.data, reporter=DUI, reporter_name="E")
+    code, text = submit(env, mdn.as_bytes(), ["claire.bernard@ch-exemple.mssante.fr"])
+    assert code == 554 and "MDN-TO" in text
+
+
+def test_directory_fhir_search(env: SocleEnvironment) -> None:
+    base = env.endpoints["mssante"]["directory"]
+    ctx = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+
+    def get(query: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"{base}/PractitionerRole?{query}", context=ctx, timeout=15) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    status, bundle = get("mailbox-mss=jean.dupont")
+    assert status == 200 and bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset" and bundle["total"] == 1
+    telecom = bundle["entry"][0]["resource"]["telecom"][0]
+    assert telecom["value"] == DOCTOR and telecom["extension"][0]["extension"][0] == {"url": "type", "valueString": "PER"}
+    assert get("mailbox-mss:exact=JEAN.DUPONT@medecin.mssante.fr")[1]["total"] == 0
+    assert get("mailbox-mss:contains=ehpad-tilleuls&mailbox-mss-type=ORG,APP")[1]["total"] == 2
+    assert get("mailbox-mss:contains=patient.mssante.fr")[1]["total"] == 0  # patient mailboxes are not published
+    status, outcome = get("name=dupont")
+    assert status == 400 and outcome["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    ("fault", "stage_code"),
+    [
+        (Fault("mailbox.full", {"address": DOCTOR}), 552),
+        (Fault("tls.required"), 530),
+        (Fault("smtp.reply", {"code": "451 4.3.0", "message": "reessayez"}), 451),
+    ],
+)
+def test_smtp_faults_give_the_protocol_reply_and_are_journaled(env: SocleEnvironment, fault: Fault, stage_code: int) -> None:
+    env.host.faults.inject("mssante", fault)
+    person = env.testdata.person("P001")
+    establishment = env.testdata.establishment("990000016")
+    msg = build_message(person, establishment, DUI, [DOCTOR], ("DLU",))
+    before = env.journal.count(JournalFilter(run_id=env.run_id, outcome=Outcome.REJECTED))
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
+        smtp.login(DUI, DUI_PASSWORD)
+        with pytest.raises((smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused)) as caught:
+            smtp.send_message(msg, from_addr=DUI, to_addrs=[DOCTOR])
+    exc = caught.value
+    code = exc.recipients[DOCTOR][0] if isinstance(exc, smtplib.SMTPRecipientsRefused) else exc.smtp_code
+    assert code == stage_code
+    assert env.journal.count(JournalFilter(run_id=env.run_id, outcome=Outcome.REJECTED)) == before + 1
+    env.host.faults.clear()
+
+
+def test_slow_server_still_answers(env: SocleEnvironment) -> None:
+    env.host.faults.inject("mssante", Fault("server.slow", {"seconds": 0.2}))
+    person = env.testdata.person("P001")
+    msg = build_message(person, env.testdata.establishment("990000016"), DUI, [DOCTOR], ("DLU",))
+    code, _ = submit(env, msg.as_bytes(), [DOCTOR])
+    assert code == 250
+
+
+def test_certificate_refused_fault_on_smtp_starttls(env: SocleEnvironment) -> None:
+    env.host.faults.inject("mssante", Fault("tls.certificate_refused"))
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    ctx = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+    issued = env.pki.client("MSS-990000016")
+    ctx.load_cert_chain(issued.chain_path, issued.key_path)
+    with pytest.raises((ssl.SSLError, smtplib.SMTPException, OSError)):
+        with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+            smtp.starttls(context=ctx)
+            smtp.ehlo()
+            smtp.noop()
+    assert env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.starttls", outcome=Outcome.REJECTED))
+    msg = build_message(env.testdata.person("P001"), env.testdata.establishment("990000016"), DUI, [DOCTOR], ("DLU",))
+    assert submit(env, msg.as_bytes(), [DOCTOR])[0] == 250  # the next client is served normally
+
+
+def test_external_auth_on_smtp_with_the_organisation_certificate(env: SocleEnvironment) -> None:
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    ctx = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+    issued = env.pki.client("MSS-990000016")
+    ctx.load_cert_chain(issued.chain_path, issued.key_path)
+    with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+        smtp.starttls(context=ctx)
+        smtp.ehlo()
+        code, _ = smtp.auth("EXTERNAL", lambda challenge=None: DUI)
+        assert code == 235
+    parsed = BytesParser(policy=policy.compat32).parsebytes(original(env))
+    assert parsed["Disposition-Notification-To"] == DOCTOR
