@@ -252,5 +252,10 @@ def pki(config_path: ConfigOpt = None) -> None:
     console.print(TestPKI.ensure(Path(config.pki_dir)).trust_instructions(), soft_wrap=True)
 
 
+# Usage indicators, funding forecast and grappe simulation (harness/cli_indicators.py).
+from harness.cli_indicators import register as _register_indicators  # noqa: E402
+
+_register_indicators(app)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -18,6 +18,9 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
     [settings.mssante]       # settings handed to the simulator
     max_message_bytes = 20971520
     strict = true
+
+    [indicator_targets]      # usage-indicator targets in % (harness.indicators); "none" = no target
+    dossiers_actifs = 80
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class HarnessConfig:
     scenarios_dir: Path = field(default_factory=lambda: package_root() / "scenarios")
     fixtures_dir: Path = field(default_factory=lambda: package_root() / "fixtures")
     step_timeout: float = 10.0  # how long a step waits for an exchange a human or an external DUI triggers
+    indicator_targets: dict[str, Any] = field(default_factory=dict)  # [indicator_targets] dossiers_actifs = 80
     sut_timeout: float = 30.0  # HTTP driver: per-call timeout of the DUI control API
     sut_retries: int = 2  # HTTP driver: retries when a call could not be delivered
 

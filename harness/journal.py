@@ -45,7 +45,9 @@ class Exchange:
     ``operation`` is ``<protocol>.<transaction>`` (``smtp.submit``, ``iti41.provide_and_register``...).
     ``essms`` is the FINESS géographique of the establishment the DUI acted for, ``person`` the INS (15 digits)
     or a local identifier when no INS is known. ``details`` carries service-specific facts (recipients,
-    findings...) as JSON-serialisable data.
+    findings...) as JSON-serialisable data. ``details["fact"]``, when present, is the business fact the exchange
+    carries, with the producer's own dates: ``{"key", "date", "start", "end", "status"}`` (strings or null);
+    the SQLite journal mirrors it into indexed columns (``fact_*``) for analytics (:mod:`harness.indicators`).
     """
 
     service: str
@@ -105,6 +107,9 @@ class Journal(Protocol):
     def record(self, exchange: Exchange) -> Exchange:
         """Commit one exchange (and its payload) durably; return it with ``digest`` set."""
 
+    def record_many(self, exchanges: Sequence[Exchange]) -> list[Exchange]:
+        """Commit several exchanges atomically (one transaction); return them with ``digest`` set."""
+
     def query(self, flt: JournalFilter = ...) -> list[Exchange]:
         """Exchanges in recording order (payloads loaded lazily: use :meth:`payload`)."""
 
@@ -137,17 +142,39 @@ CREATE TABLE IF NOT EXISTS exchanges (
     payload_type  TEXT,
     details       TEXT NOT NULL DEFAULT '{}',
     run_id        TEXT,
-    scenario_id   TEXT
+    scenario_id   TEXT,
+    fact_key      TEXT,
+    fact_date     TEXT,
+    fact_start    TEXT,
+    fact_end      TEXT,
+    fact_status   TEXT
 );
 CREATE TABLE IF NOT EXISTS evidence (
     digest TEXT PRIMARY KEY,
     size   INTEGER NOT NULL,
     data   BLOB NOT NULL
 );
+"""
+
+#: ``details["fact"]`` keys mirrored into the ``fact_*`` columns (see :class:`Exchange`).
+FACT_KEYS = ("key", "date", "start", "end", "status")
+
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome);
 CREATE INDEX IF NOT EXISTS ix_exchanges_person ON exchanges (person, month);
 CREATE INDEX IF NOT EXISTS ix_exchanges_service_month ON exchanges (service, operation, month);
 CREATE INDEX IF NOT EXISTS ix_exchanges_run ON exchanges (run_id, scenario_id);
+-- Usage indicators (harness/indicators.py): persons per establishment and month for an exchange kind, read
+-- index-only in (essms, person) order.
+CREATE INDEX IF NOT EXISTS ix_exchanges_usage ON exchanges (service, operation, outcome, essms, person, month);
+-- Business facts (details.fact, e.g. the DUI's séjours, projets, events): versions of one fact by key, and
+-- every fact of a person in (essms, person) order, both index-only.
+CREATE INDEX IF NOT EXISTS ix_exchanges_fact_versions ON exchanges
+    (service, outcome, operation, essms, person, fact_key, fact_date, seq, fact_start, fact_end, fact_status)
+    WHERE fact_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_exchanges_fact_person ON exchanges
+    (service, outcome, essms, person, operation, fact_date, fact_start, fact_status, fact_key)
+    WHERE fact_key IS NOT NULL;
 """
 
 _COLUMNS = (
@@ -175,49 +202,50 @@ class SQLiteJournal:
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+        self._db.executescript(_INDEXES)
 
-    def record(self, exchange: Exchange) -> Exchange:
-        digest = exchange.digest
-        if exchange.payload is not None:
-            digest = hashlib.sha256(exchange.payload).hexdigest()
-        exchange = replace(exchange, digest=digest)
+    def _migrate(self) -> None:
+        """Journals created before the ``fact_*`` columns get them, filled from ``details.fact``."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(exchanges)")}
+        missing = [k for k in FACT_KEYS if f"fact_{k}" not in present]
+        if not missing:
+            return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                if exchange.payload is not None:
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)",
-                        (digest, len(exchange.payload), exchange.payload),
-                    )
-                self._db.execute(
-                    "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, actor, essms,"
-                    " person, error_code, error_message, digest, payload_type, details, run_id, scenario_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        exchange.id,
-                        exchange.ts.astimezone(UTC).isoformat(),
-                        exchange.month,
-                        exchange.service,
-                        exchange.operation,
-                        str(exchange.direction),
-                        str(exchange.outcome),
-                        exchange.actor,
-                        exchange.essms,
-                        exchange.person,
-                        exchange.error_code,
-                        exchange.error_message,
-                        digest,
-                        exchange.payload_type,
-                        json.dumps(exchange.details, ensure_ascii=False, sort_keys=True, default=str),
-                        exchange.run_id,
-                        exchange.scenario_id,
-                    ),
-                )
+                for key in missing:
+                    self._db.execute(f"ALTER TABLE exchanges ADD COLUMN fact_{key} TEXT")
+                sets = ", ".join(f"fact_{k} = json_extract(details, '$.fact.{k}')" for k in FACT_KEYS)
+                self._db.execute(f"UPDATE exchanges SET {sets} WHERE json_type(details, '$.fact') = 'object'")
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return exchange
+
+    def record(self, exchange: Exchange) -> Exchange:
+        return self.record_many([exchange])[0]
+
+    def record_many(self, exchanges: Sequence[Exchange]) -> list[Exchange]:
+        """Commit several exchanges in one transaction (all or none): a FHIR transaction's entries, a bulk load."""
+        stamped = [
+            replace(e, digest=hashlib.sha256(e.payload).hexdigest()) if e.payload is not None else e for e in exchanges
+        ]
+        evidence = {e.digest: e.payload for e in stamped if e.payload is not None}
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if evidence:
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)",
+                        [(d, len(p), p) for d, p in evidence.items()],
+                    )
+                self._db.executemany(_INSERT, [_row(e) for e in stamped])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return stamped
 
     def _where(self, flt: JournalFilter) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -261,6 +289,41 @@ class SQLiteJournal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+_INSERT = (
+    "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, actor, essms, person, error_code,"
+    " error_message, digest, payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end,"
+    " fact_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(exchange: Exchange) -> tuple[Any, ...]:
+    """The ``exchanges`` row of an exchange (``fact_*`` mirrored from ``details["fact"]``)."""
+    fact = exchange.details.get("fact")
+    facts = tuple(
+        (None if (v := fact.get(k)) is None else str(v)) if isinstance(fact, dict) else None for k in FACT_KEYS
+    )
+    return (
+        exchange.id,
+        exchange.ts.astimezone(UTC).isoformat(),
+        exchange.month,
+        exchange.service,
+        exchange.operation,
+        str(exchange.direction),
+        str(exchange.outcome),
+        exchange.actor,
+        exchange.essms,
+        exchange.person,
+        exchange.error_code,
+        exchange.error_message,
+        exchange.digest,
+        exchange.payload_type,
+        json.dumps(exchange.details, ensure_ascii=False, sort_keys=True, default=str),
+        exchange.run_id,
+        exchange.scenario_id,
+        *facts,
+    )
 
 
 def _row_to_exchange(row: Sequence[Any]) -> Exchange:

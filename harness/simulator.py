@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -98,7 +99,25 @@ class RunState:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self._scenario_id: str | None = None
+        self._clock: Callable[[], datetime] | None = None
         self._lock = threading.Lock()
+
+    @property
+    def clock(self) -> Callable[[], datetime] | None:
+        """Simulated time (``None`` = real time): the indicator scenarios and ``socle-harness simulate`` replay
+        months of activity in seconds, so the exchanges they cause are stamped with the simulated date."""
+        with self._lock:
+            return self._clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], datetime] | None) -> None:
+        with self._lock:
+            self._clock = value
+
+    def now(self) -> datetime | None:
+        """The simulated time, or ``None`` when the run follows the real clock."""
+        clock = self.clock
+        return clock() if clock is not None else None
 
     @property
     def scenario_id(self) -> str | None:
@@ -128,10 +147,17 @@ class SimulatorContext:
     services: ServiceRegistry = field(default_factory=ServiceRegistry)  # shared by the simulators of one host
 
     def record(self, exchange: Exchange) -> Exchange:
-        """Commit an exchange to the journal, stamped with the service, run and scenario."""
-        return self.journal.record(
-            replace(exchange, service=self.name, run_id=self.run.run_id, scenario_id=self.run.scenario_id)
-        )
+        """Commit an exchange to the journal, stamped with the service, run, scenario (and simulated time)."""
+        return self.journal.record(self._stamp(exchange))
+
+    def record_many(self, exchanges: list[Exchange]) -> list[Exchange]:
+        """Commit several exchanges atomically (a FHIR transaction and its entries), stamped like :meth:`record`."""
+        return self.journal.record_many([self._stamp(e) for e in exchanges])
+
+    def _stamp(self, exchange: Exchange) -> Exchange:
+        stamped = replace(exchange, service=self.name, run_id=self.run.run_id, scenario_id=self.run.scenario_id)
+        simulated = self.run.now()
+        return replace(stamped, ts=simulated) if simulated is not None else stamped
 
     def port(self, name: str) -> int:
         return int(self.ports.get(name, 0))

@@ -14,10 +14,12 @@ alone: steps judge the exchange the simulators recorded in the journal. Drivers:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.dui import DuiRecord
 from harness.testdata import Establishment, Person
 
 
@@ -183,6 +185,16 @@ class DmpUpdate:
 
 
 @dataclass(frozen=True)
+class TdduiExport:
+    """Export the establishment's records, as they stand at ``exported_at``, to the national "transfert de
+    données DUI" endpoint (ANS TDDUI FHIR transaction): the facts behind the usage indicators."""
+
+    establishment: Establishment
+    records: tuple[DuiRecord, ...]
+    exported_at: datetime
+
+
+@dataclass(frozen=True)
 class EprescriptionImport:
     """Import the electronic prescription whose identifier (EPU) the professional scanned from its QR code, for the
     person: retrieve it from the e-Prescription service, check it (right person, not cancelled), integrate it and
@@ -267,6 +279,8 @@ class SutDriver(Protocol):
 
     def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
         """Qualify the person's identity through INSi if needed, then send by MSSanté (never an unqualified INS)."""
+
+    def export_tddui(self, action: TdduiExport) -> ActionResult: ...
 
     def import_eprescription(self, action: EprescriptionImport) -> ActionResult: ...
 

@@ -1,0 +1,298 @@
+"""``socle-harness indicators``, ``forecast`` and ``simulate``: the usage indicators from the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.config import HarnessConfig, load_config
+from harness.forecast import FundingForecast, Grappe, forecast, load_grappe
+from harness.indicators import (
+    INDICATORS, IndicatorEngine, IndicatorReport, Kind, Period, Scope, TargetStatus,
+    campaign_periods, format_value, parse_month, parse_target_options, period_ending,
+)
+from harness.journal import open_journal
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+UNOBSERVED_NOTE = "pas encore de simulateur ou aucun échange observé / no simulator yet or nothing observed"
+
+
+def _load(config_path: Path | None) -> HarnessConfig:
+    try:
+        return load_config(config_path)
+    except ValueError as exc:
+        err.print(f"[red]Configuration invalide / invalid configuration:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _cell(figure) -> str:  # noqa: ANN001
+    text = format_value(figure)
+    if not figure.observed:  # nothing of this service in the journal: no verdict
+        return f"[dim]{text} *[/]"
+    if figure.status is TargetStatus.MET:
+        return f"[green]{text} ✓[/]"
+    if figure.status is TargetStatus.NOT_MET:
+        return f"[red]{text} ✗[/]"
+    return f"[dim]{text}[/]" if figure.status is TargetStatus.NOT_COMPUTABLE else text
+
+
+def print_report(report: IndicatorReport, names: dict[str, str], out: Console = console) -> None:
+    """One rich table per period: ESSMS (and the grappe) x the seven indicators, targets marked ✓ / ✗."""
+    for period in report.periods:
+        title = f"Indicateurs d'usage — {period.label}" + (" (première mesure, 3 mois)" if period.initial else "")
+        table = Table(title=title, caption="✓ cible atteinte / target met · ✗ non atteinte / not met · — non calculable")
+        table.add_column("ESSMS")
+        for d in INDICATORS:
+            target = report.targets.get(d.key)
+            head = d.label
+            sub = "pas de cible" if target is None else f"cible {target:g}{' %' if d.kind is Kind.RATE else ''}"
+            table.add_column(f"{head}\n[dim]{sub}[/]", justify="right")
+        for essms in [*report.essms, None]:
+            label = "[bold]Grappe[/]" if essms is None else f"{names.get(essms, essms)} [dim]{essms if essms in names else ''}[/]"
+            table.add_row(label, *[_cell(report.get(d.key, period, essms)) for d in INDICATORS],
+                          end_section=essms == report.essms[-1] if report.essms else False)
+        out.print(table)
+    unobserved = [next(d.label for d in INDICATORS if d.key == k) for k in report.unobserved]
+    if unobserved:
+        out.print(f"* {', '.join(unobserved)}: {UNOBSERVED_NOTE}")
+
+
+def print_forecast(result: FundingForecast, out: Console = console) -> None:
+    table = Table(title=f"Prévision de financement — {result.grappe.name}", caption=result.notes[0])
+    table.add_column("Poste / item")
+    table.add_column("k€", justify="right")
+    rows = [
+        ("Financement d'usage du porteur", result.owner_usage),
+        ("  dont versé à la signature (50 %)", result.first_half),
+        ("  dont solde conditionné aux cibles (50 %)", result.balance),
+        (f"[bold]Solde à risque[/] (période {result.period or '—'})", result.balance_at_risk),
+        ("Solde non sécurisé (cibles non mesurées)", result.balance_uncertain),
+        ("Éditeur(s)", result.editeur),
+        ("Équipement (petit OG)", result.equipment),
+        ("Accompagnement achat (petit OG)", result.procurement_support),
+        ("Accompagnement pilotage (petit OG)", result.steering_support),
+        ("[bold]Total[/]", result.total),
+    ]
+    for label, amount in rows:
+        table.add_row(label, f"{amount:.1f}")
+    out.print(table)
+    if result.targets:
+        words = {"met": "[green]atteinte[/]", "not_met": "[red]non atteinte[/]", "unmeasured": "[yellow]non mesurée[/]"}
+        out.print("Cibles de la grappe: " + "; ".join(f"{k} {words[v]}" for k, v in result.targets.items()))
+    missing = [e for e in result.essms if e.missed]
+    if missing:
+        out.print("ESSMS sous les cibles: " + "; ".join(f"{e.name} ({', '.join(e.missed)}, solde {e.balance:.1f} k€)" for e in missing))
+    for note in result.notes[1:]:
+        out.print(f"[dim]- {note}[/]")
+
+
+def _periods(engine: IndicatorEngine, scope: Scope, start: str | None, month: str | None, first: str | None,
+             last: str | None, grappe: Grappe | None) -> tuple[str, list[Period]]:
+    span = engine.data_span(scope)
+    campaign = start or (grappe.campaign_start if grappe else None) or first or (span[0] if span else None)
+    if campaign is None:
+        raise ValueError("journal vide pour cette sélection / nothing in the journal for this selection; give --start")
+    parse_month(campaign)
+    if month is not None:
+        return campaign, [period_ending(campaign, parse_month(month))]
+    until = parse_month(last) if last else (span[1] if span else campaign)
+    periods = [p for p in campaign_periods(campaign, until) if first is None or p.end >= parse_month(first)]
+    if not periods:
+        raise ValueError(f"aucune mesure due entre {campaign} et {until}: la première mesure couvre 3 mois "
+                         f"/ no measure due yet (the first one covers 3 months)")
+    return campaign, periods
+
+
+def _names(config: HarnessConfig, grappe: Grappe | None) -> dict[str, str]:
+    names: dict[str, str] = {}
+    try:
+        from harness.testdata import load_testdata
+
+        names = {e.finess: e.name for e in load_testdata(Path(config.fixtures_dir)).establishments}
+    except (OSError, ValueError, KeyError):
+        pass
+    if grappe is not None:
+        names.update(grappe.names)
+    return names
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Fichier de configuration TOML / TOML config file.")]
+JournalOpt = Annotated[str | None, typer.Option("--journal", help="URL du journal / journal URL.")]
+GrappeOpt = Annotated[Path | None, typer.Option("--grappe", help="Composition de la grappe (grappe.json écrit par simulate) / grappe file.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the indicator commands to the ``socle-harness`` application."""
+
+    @app.command()
+    def indicators(
+        config_path: ConfigOpt = None,
+        journal: JournalOpt = None,
+        month: Annotated[str | None, typer.Option("--month", help="La mesure de fin de ce mois / the measure at the end of this month (YYYY-MM).")] = None,
+        first: Annotated[str | None, typer.Option("--from", help="Première fin de période / first period end (YYYY-MM).")] = None,
+        last: Annotated[str | None, typer.Option("--to", help="Dernière fin de période / last period end (YYYY-MM).")] = None,
+        start: Annotated[str | None, typer.Option("--start", help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut: --from, la grappe, ou le premier mois du journal.")] = None,
+        essms: Annotated[list[str] | None, typer.Option("--essms", help="FINESS géographique (répétable) / establishment FINESS (repeatable).")] = None,
+        run_id: Annotated[str | None, typer.Option("--run", help="Seulement cette exécution / only this run id.")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+        target: Annotated[list[str] | None, typer.Option("--target", help="Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none) / target override.")] = None,
+        grappe_file: GrappeOpt = None,
+        html: Annotated[Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")] = None,
+        detail: Annotated[str | None, typer.Option("--detail", help="Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS) / drill-down.")] = None,
+    ) -> None:
+        """Indicateurs d'usage ESMS numérique par ESSMS et pour la grappe / the seven usage indicators.
+
+        Measured over the past month at each month end (the first measure covers 3 months) from the exchanges
+        the journal observed and the DUI data received in the TDDUI format. Each figure comes with its numerator,
+        denominator and period; --detail lists the journal exchanges behind one.
+        """
+        if fmt not in {"table", "json", "csv"}:
+            err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
+            raise typer.Exit(2)
+        config = _load(config_path).with_overrides(journal=journal)
+        try:
+            grappe = load_grappe(grappe_file) if grappe_file else None
+            targets = {**config.indicator_targets, **parse_target_options(target or [])}
+            store = open_journal(config.journal)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from exc
+        try:
+            engine = IndicatorEngine(store, targets)
+            scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
+            campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
+            report = engine.compute(periods, scope, grappe=tuple(e.finess for e in grappe.essms) if grappe else (),
+                                    campaign_start=campaign)
+            evidence = None
+            if detail is not None:
+                if len(periods) != 1:
+                    raise ValueError("--detail demande --month / --detail needs --month")
+                evidence = engine.evidence(detail, periods[0], essms[0] if essms else None, scope)
+        except (ValueError, NotImplementedError) as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from exc
+        finally:
+            store.close()
+        names = _names(config, grappe)
+        funding = forecast(grappe, report) if grappe and not essms else None  # the forecast is for the grappe
+        if html is not None:
+            from harness.reports.indicators_html import render_indicators_html
+
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_bytes(render_indicators_html(report, names=names, journal_url=config.journal, forecast=funding,
+                                                    title=f"Indicateurs d'usage — {grappe.name}" if grappe else ""))
+        if fmt == "json":
+            data = report.to_dict()
+            if evidence is not None:
+                data["detail"] = evidence.to_dict()
+            if funding is not None:
+                data["forecast"] = funding.to_dict()
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        elif fmt == "csv":
+            writer = csv.writer(sys.stdout)
+            writer.writerow(["period_start", "period_end", "essms", "indicator", "numerator", "denominator", "value",
+                             "unit", "target", "status", "observed"])
+            for f in report.figures:
+                writer.writerow([f.period.start, f.period.end, f.essms or "grappe", f.indicator, f.numerator,
+                                 "" if f.denominator is None else f.denominator,
+                                 "" if f.value is None else round(f.value, 4),
+                                 "%" if f.definition.kind is Kind.RATE else "count",
+                                 "" if f.target is None else f.target, str(f.status), int(f.observed)])
+        else:
+            print_report(report, names)
+            if evidence is not None:
+                table = Table(title=f"Détail — {evidence.figure.definition.label}, {evidence.figure.period.label}, "
+                                    f"{names.get(evidence.figure.essms or '', evidence.figure.essms or 'grappe')}: "
+                                    f"{evidence.figure.numerator} / {evidence.figure.denominator}")
+                for column in ("rôle / role", "personne / person", "échanges du journal / journal exchanges"):
+                    table.add_column(column)
+                for item in evidence.items:
+                    table.add_row(item.role, item.person or "", ", ".join(item.exchange_ids))
+                console.print(table)
+                if evidence.truncated:
+                    console.print("[dim](liste tronquée / truncated)[/]")
+            if funding is not None:
+                print_forecast(funding)
+            if html is not None:
+                console.print(f"Rapport HTML / HTML report: {html.resolve()}")
+
+    @app.command("forecast")
+    def forecast_cmd(
+        grappe_file: Annotated[Path, typer.Option("--grappe", help="Composition de la grappe (JSON) / grappe file.")],
+        config_path: ConfigOpt = None,
+        journal: JournalOpt = None,
+        month: Annotated[str | None, typer.Option("--month", help="Juger le risque sur la mesure de ce mois / judge the risk on this month's measure.")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    ) -> None:
+        """Prévision du financement et du solde à risque / funding forecast and balance at risk (indicative)."""
+        config = _load(config_path).with_overrides(journal=journal)
+        try:
+            grappe = load_grappe(grappe_file)
+            store = open_journal(config.journal)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from exc
+        try:
+            engine = IndicatorEngine(store, config.indicator_targets)
+            scope = Scope(run_id=grappe.run_id)
+            try:
+                campaign, periods = _periods(engine, scope, None, month, None, None, grappe)
+                report: IndicatorReport | None = engine.compute(periods[-1:], scope, tuple(e.finess for e in grappe.essms),
+                                                                campaign_start=campaign)
+            except ValueError:
+                report = None  # nothing measured yet: amounts only
+        finally:
+            store.close()
+        result = forecast(grappe, report)
+        if fmt == "json":
+            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        else:
+            print_forecast(result)
+
+    @app.command()
+    def simulate(
+        config_path: ConfigOpt = None,
+        journal: JournalOpt = None,
+        essms: Annotated[int, typer.Option("--essms", min=1, max=400, help="Nombre d'ESSMS de la grappe synthétique.")] = 20,
+        persons: Annotated[int, typer.Option("--persons", min=1, max=500, help="Personnes accompagnées par ESSMS.")] = 60,
+        months: Annotated[int, typer.Option("--months", min=3, max=36, help="Mois d'activité (la première mesure en couvre 3).")] = 6,
+        seed: Annotated[int, typer.Option("--seed", help="Graine: même graine, mêmes données et mêmes indicateurs.")] = 1,
+        profile: Annotated[str, typer.Option("--profile", help="good (adoption rapide) | lagging (grappe en retard sur les cibles)")] = "good",
+        start: Annotated[str, typer.Option("--start", help="Premier mois simulé / first simulated month (YYYY-MM).")] = "2025-01",
+        out: Annotated[Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")] = Path("simulation"),
+        sut: Annotated[str, typer.Option("--sut", help="DUI piloté / driven DUI: reference ou faulty:<défaut>.")] = "reference",
+        workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Envois MSSanté en parallèle.")] = 8,
+    ) -> None:
+        """Simule une grappe et son activité à travers les vrais simulateurs / simulate a grappe's months of activity.
+
+        Creates a synthetic grappe (FINESS, persons with test INS, admissions and exits), drives the DUI through the
+        simulators over the network (MSSanté messages, monthly TDDUI exports) at simulated dates, then computes the
+        indicators from what the journal observed. Writes <out>/grappe.json and <out>/indicateurs.html.
+        """
+        from harness.simulate import SimulationOptions, run_simulation
+
+        if profile not in {"good", "lagging"}:
+            err.print("[red]--profile doit valoir good ou lagging[/]")
+            raise typer.Exit(2)
+        base = _load(config_path)
+        options = SimulationOptions(essms=essms, persons=persons, months=months, seed=seed, profile=profile,
+                                    start=parse_month(start), out=out, sut=sut, workers=workers, journal=journal)
+        try:
+            result = run_simulation(base, options, console)
+        except (ValueError, OSError) as exc:
+            err.print(f"[red]Simulation impossible:[/] {exc}")
+            raise typer.Exit(2) from exc
+        print_report(result.report, result.grappe.names)
+        print_forecast(forecast(result.grappe, result.report))
+        console.print("Indicateurs que la simulation ne pilote pas encore (aucun échange observé) / not driven by the "
+                      f"simulation yet: {', '.join(result.no_simulator) or 'aucun'}")
+        console.print(f"Journal: {result.journal_url}\nGrappe: {result.grappe_path}\nRapport HTML: {result.html_path}")
+        console.print(f"Rejouer / again: socle-harness indicators --journal {result.journal_url} --grappe {result.grappe_path}")

@@ -1,0 +1,747 @@
+"""The ESMS numérique usage indicators, computed from the exchanges the journal observed.
+
+The seven measures of the programme's *cibles d'usage* (funding balance paid once they are met), for each ESSMS
+(FINESS géographique), each measurement period and the grappe as a whole. Every indicator is **measured over
+the past month at each month end, except the first measure, which covers 3 months** (:func:`campaign_periods`).
+
+Definitions (numerator / denominator, target):
+
+=====================  ========================================================================  ======
+indicator              computation                                                               target
+=====================  ========================================================================  ======
+mssante                persons accompanied with ≥ 1 MSSanté message sent for them / persons      70 %
+                       accompanied (a person is counted once whatever the number of messages)
+dmp                    persons accompanied whose DMP received ≥ 1 document / persons accompanied 70 %
+eprescription          e-prescriptions imported into the DUI (count)                             none
+cahier_liaison         cahier de liaison exchanges with the e-Parcours platform (count)          none
+dossiers_actifs        active records / persons accompanied                                      not in
+                                                                                                 sources
+projet_personnalise    active records with a projet personnalisé in preparation or active /      90 %
+                       active records
+agenda                 active records with ≥ 1 agenda event in the period / active records       90 %
+=====================  ========================================================================  ======
+
+*Persons accompanied* (the *file active*) = persons accompanied at the end of the period plus the definitive
+exits during it, each counted once: persons with a séjour overlapping the period, from the DUI's TDDUI exports
+(latest version of each séjour received). An *active record* belongs to a person accompanied and was updated at
+least once during the period, by the **producer's** dates (:mod:`harness.dui`). Numerators only count persons
+accompanied (so rates stay within 0–100 %); persons seen in exchanges but absent from the file active are
+reported as ``outside`` for the auditor. At grappe level, numerators and denominators are the sums of the
+establishments' (a person accompanied by two ESSMS counts in each).
+
+Exchanges counted (the exact journal records the simulators must write — see docs/ARCHITECTURE.md):
+accepted exchanges of :data:`MSSANTE`, :data:`DMP`, :data:`EPRESCRIPTION`, :data:`CAHIER_LIAISON` (operation
+prefix) and the TDDUI facts of :mod:`harness.dui`; the month of a socle exchange is its journal ``month`` (UTC).
+
+The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.journal`),
+run in one read transaction on its own connection: no Python loop over journal rows.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Any
+
+from harness import dui
+from harness.journal import Journal, SQLiteJournal
+
+
+# ------------------------------------------------------------------------------------------ definitions
+@dataclass(frozen=True)
+class Source:
+    """The journal exchanges an indicator counts: ``service`` and an exact ``operation`` or a prefix."""
+
+    service: str
+    operation: str | None = None
+    operation_prefix: str | None = None
+
+    def describe(self) -> str:
+        op = self.operation if self.operation else f"{self.operation_prefix}*"
+        return f"{self.service} / {op} (accepted)"
+
+
+#: MSSanté messages the DUI submitted (the MSSanté simulator records them: person = INS, essms = FINESS).
+MSSANTE = Source("mssante", "smtp.submit")
+#: Documents the DUI fed into the DMP (IHE ITI-41 Provide and Register Document Set-b).
+DMP = Source("dmp", "iti41.provide_and_register")
+#: Electronic prescriptions imported into the DUI (the DUI confirmed the import to the e-Prescription service).
+EPRESCRIPTION = Source("eprescription", "eprescription.import_confirmed")
+#: Cahier de liaison exchanges with the regional e-Parcours platform (every operation ``cdl.*``).
+CAHIER_LIAISON = Source("eparcours", operation_prefix="cdl.")
+#: The DUI's own records (TDDUI exports): séjours, projets personnalisés, agenda events, record updates.
+DUI_RECORDS = Source(dui.SERVICE, operation_prefix="fhir.create.")
+
+
+class Kind(StrEnum):
+    RATE = "rate"
+    COUNT = "count"
+
+
+@dataclass(frozen=True)
+class IndicatorDef:
+    key: str
+    label: str  # French (users)
+    label_en: str
+    kind: Kind
+    source: Source
+    numerator: str  # French description
+    denominator: str | None
+
+
+INDICATORS: tuple[IndicatorDef, ...] = (
+    IndicatorDef("mssante", "Taux d'utilisation de la MSSanté", "MSSanté usage rate", Kind.RATE, MSSANTE,
+                 "personnes accompagnées avec au moins un message MSSanté envoyé", "personnes accompagnées"),
+    IndicatorDef("dmp", "Taux d'utilisation du DMP", "DMP usage rate", Kind.RATE, DMP,
+                 "personnes accompagnées dont le DMP a reçu au moins un document", "personnes accompagnées"),
+    IndicatorDef("eprescription", "Ordonnances électroniques importées", "e-prescriptions imported", Kind.COUNT,
+                 EPRESCRIPTION, "imports d'ordonnances électroniques dans le DUI", None),
+    IndicatorDef("cahier_liaison", "Échanges par le cahier de liaison", "cahier de liaison exchanges", Kind.COUNT,
+                 CAHIER_LIAISON, "échanges du cahier de liaison avec la plateforme e-Parcours", None),
+    IndicatorDef("dossiers_actifs", "Taux de dossiers actifs", "active records rate", Kind.RATE, DUI_RECORDS,
+                 "dossiers actifs (mis à jour pendant la période)", "personnes accompagnées"),
+    IndicatorDef("projet_personnalise", "Dossiers actifs avec un projet personnalisé",
+                 "active records with a projet personnalisé", Kind.RATE, DUI_RECORDS,
+                 "dossiers actifs avec un projet personnalisé en préparation ou actif", "dossiers actifs"),
+    IndicatorDef("agenda", "Dossiers actifs avec un événement d'agenda", "active records with an agenda event",
+                 Kind.RATE, DUI_RECORDS, "dossiers actifs avec au moins un événement d'agenda", "dossiers actifs"),
+)
+BY_KEY: Mapping[str, IndicatorDef] = {d.key: d for d in INDICATORS}
+
+#: The targets the sources state. The active-records target is not stated in them (one seed's table is
+#: garbled): it has none until configured (``[indicators.targets]`` or ``--target dossiers_actifs=…``).
+DEFAULT_TARGETS: Mapping[str, float | None] = {
+    "mssante": 70.0, "dmp": 70.0, "eprescription": None, "cahier_liaison": None,
+    "dossiers_actifs": None, "projet_personnalise": 90.0, "agenda": 90.0,
+}
+
+
+def resolve_targets(overrides: Mapping[str, Any] | None = None) -> dict[str, float | None]:
+    """Default targets with ``overrides`` applied (values: a percentage, or ``None``/"none"/"" for no target)."""
+    targets: dict[str, float | None] = dict(DEFAULT_TARGETS)
+    for key, value in (overrides or {}).items():
+        if key not in BY_KEY:
+            raise ValueError(f"indicateur inconnu / unknown indicator {key!r} (connus / known: {', '.join(BY_KEY)})")
+        if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "aucune", "aucun"}):
+            targets[key] = None
+            continue
+        try:
+            number = float(str(value).replace(",", ".").rstrip("% "))
+        except ValueError as exc:
+            raise ValueError(f"cible invalide pour {key}: {value!r} (pourcentage attendu)") from exc
+        if BY_KEY[key].kind is Kind.RATE and not 0 <= number <= 100:
+            raise ValueError(f"cible hors bornes pour {key}: {number} (0 à 100 %)")
+        targets[key] = number
+    return targets
+
+
+def parse_target_options(items: Iterable[str]) -> dict[str, str]:
+    """``["mssante=75", "dossiers_actifs=none"]`` -> mapping (for :func:`resolve_targets`)."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--target attend NOM=VALEUR / expects NAME=VALUE, reçu {item!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+# ------------------------------------------------------------------------------------------ periods
+_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def parse_month(text: str) -> str:
+    """Validate ``YYYY-MM``."""
+    if not _MONTH_RE.match(text or ""):
+        raise ValueError(f"mois attendu au format AAAA-MM / month expected as YYYY-MM, reçu {text!r}")
+    return text
+
+
+def add_months(month: str, n: int) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    index = year * 12 + (mon - 1) + n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def months_between(first: str, last: str) -> list[str]:
+    out, current = [], first
+    while current <= last:
+        out.append(current)
+        current = add_months(current, 1)
+    return out
+
+
+def last_day(month: str) -> date:
+    nxt = add_months(month, 1)
+    return date(int(nxt[:4]), int(nxt[5:7]), 1) - timedelta(days=1)
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """A measurement period: whole months ``start``..``end`` (the first measure covers 3 months)."""
+
+    end: str
+    start: str
+
+    @property
+    def months(self) -> tuple[str, ...]:
+        return tuple(months_between(self.start, self.end))
+
+    @property
+    def first_day(self) -> date:
+        return date(int(self.start[:4]), int(self.start[5:7]), 1)
+
+    @property
+    def last_day(self) -> date:
+        return last_day(self.end)
+
+    @property
+    def label(self) -> str:
+        return self.end if self.start == self.end else f"{self.start}..{self.end}"
+
+    @property
+    def initial(self) -> bool:
+        return self.start != self.end
+
+
+def first_period(campaign_start: str) -> Period:
+    start = parse_month(campaign_start)
+    return Period(end=add_months(start, 2), start=start)
+
+
+def campaign_periods(campaign_start: str, until: str) -> list[Period]:
+    """The periods whose measure is due by the end of ``until``: the first covers the campaign's first three
+    months, each next one the following month. Empty if the first measure is not due yet."""
+    first = first_period(campaign_start)
+    parse_month(until)
+    if until < first.end:
+        return []
+    return [first] + [Period(end=m, start=m) for m in months_between(add_months(first.end, 1), until)]
+
+
+def period_ending(campaign_start: str, month: str) -> Period:
+    """The period measured at the end of ``month``."""
+    first = first_period(campaign_start)
+    parse_month(month)
+    if month < first.end:
+        raise ValueError(
+            f"la première mesure couvre 3 mois ({first.start} à {first.end}): aucune mesure n'est due fin {month}"
+            f" / the first measure covers {first.label}"
+        )
+    return first if month == first.end else Period(end=month, start=month)
+
+
+# ------------------------------------------------------------------------------------------ results
+class TargetStatus(StrEnum):
+    MET = "met"
+    NOT_MET = "not_met"
+    NO_TARGET = "no_target"
+    NOT_COMPUTABLE = "not_computable"  # no denominator (nobody accompanied / no active record)
+
+
+STATUS_LABELS: Mapping[TargetStatus, str] = {
+    TargetStatus.MET: "cible atteinte",
+    TargetStatus.NOT_MET: "cible non atteinte",
+    TargetStatus.NO_TARGET: "pas de cible",
+    TargetStatus.NOT_COMPUTABLE: "non calculable",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One indicator value, with what an auditor needs to check it."""
+
+    indicator: str
+    period: Period
+    essms: str | None  # None = the whole grappe
+    numerator: int
+    denominator: int | None  # None for counts
+    target: float | None
+    observed: bool  # the journal holds exchanges of this indicator's source (False: nothing to measure yet)
+    outside: int = 0  # persons in the numerator's exchanges but not in the file active (rates only)
+
+    @property
+    def definition(self) -> IndicatorDef:
+        return BY_KEY[self.indicator]
+
+    @property
+    def value(self) -> float | None:
+        if self.definition.kind is Kind.COUNT:
+            return float(self.numerator)
+        if not self.denominator:
+            return None
+        return 100.0 * self.numerator / self.denominator
+
+    @property
+    def status(self) -> TargetStatus:
+        value = self.value
+        if value is None:
+            return TargetStatus.NOT_COMPUTABLE
+        if self.target is None:
+            return TargetStatus.NO_TARGET
+        return TargetStatus.MET if value + 1e-9 >= self.target else TargetStatus.NOT_MET
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.definition
+        return {
+            "indicator": self.indicator, "label": d.label, "kind": str(d.kind),
+            "period": {"start": self.period.start, "end": self.period.end, "label": self.period.label,
+                       "first_day": self.period.first_day.isoformat(), "last_day": self.period.last_day.isoformat()},
+            "essms": self.essms, "scope": "grappe" if self.essms is None else "essms",
+            "numerator": self.numerator, "denominator": self.denominator,
+            "numerator_definition": d.numerator, "denominator_definition": d.denominator,
+            "value": None if self.value is None else round(self.value, 4),
+            "unit": "%" if d.kind is Kind.RATE else "count",
+            "target": self.target, "status": str(self.status), "observed": self.observed,
+            "outside_file_active": self.outside, "source": d.source.describe(),
+        }
+
+
+@dataclass(frozen=True)
+class IndicatorReport:
+    campaign_start: str
+    periods: tuple[Period, ...]
+    essms: tuple[str, ...]
+    figures: tuple[Figure, ...]
+    observed: Mapping[str, bool]
+    targets: Mapping[str, float | None]
+
+    def get(self, indicator: str, period: Period | str, essms: str | None = None) -> Figure:
+        end = period.end if isinstance(period, Period) else period
+        for f in self.figures:
+            if f.indicator == indicator and f.period.end == end and f.essms == essms:
+                return f
+        raise LookupError(f"aucune valeur pour {indicator} / {end} / {essms or 'grappe'}")
+
+    def series(self, indicator: str, essms: str | None = None) -> list[Figure]:
+        return sorted((f for f in self.figures if f.indicator == indicator and f.essms == essms), key=lambda f: f.period)
+
+    @property
+    def unobserved(self) -> list[str]:
+        return [k for k, seen in self.observed.items() if not seen]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_start": self.campaign_start,
+            "periods": [p.label for p in self.periods],
+            "essms": list(self.essms),
+            "targets": dict(self.targets),
+            "observed": dict(self.observed),
+            "figures": [f.to_dict() for f in self.figures],
+        }
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which exchanges count: a run (and scenario) of the journal, and/or some establishments."""
+
+    run_id: str | None = None
+    scenario_id: str | None = None
+    essms: tuple[str, ...] = ()
+
+    def sql(self, alias: str = "x") -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if self.run_id is not None:
+            clauses.append(f"{alias}.run_id = ?")
+            params.append(self.run_id)
+        if self.scenario_id is not None:
+            clauses.append(f"{alias}.scenario_id = ?")
+            params.append(self.scenario_id)
+        if self.essms:
+            clauses.append(f"{alias}.essms IN ({', '.join('?' * len(self.essms))})")
+            params.extend(self.essms)
+        return "".join(f" AND {c}" for c in clauses), params
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One line of a drill-down: a person (or an exchange) and the journal exchanges behind it."""
+
+    role: str  # "denominator" | "numerator" | "outside" | "counted"
+    person: str | None
+    exchange_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    figure: Figure
+    items: tuple[EvidenceItem, ...] = field(default=())
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "figure": self.figure.to_dict(), "truncated": self.truncated,
+            "items": [{"role": i.role, "person": i.person, "exchanges": list(i.exchange_ids)} for i in self.items],
+        }
+
+
+# ------------------------------------------------------------------------------------------ the engine
+# Literal conditions (not parameters): they let SQLite prove the partial fact indexes apply.
+_FACTS = "x.service = 'tddui' AND x.outcome = 'accepted' AND x.fact_key IS NOT NULL"
+assert dui.SERVICE == "tddui"
+_MAX_BITS = 30  # periods per pass: one bit each; updates and agenda share one 64-bit mask
+
+# one row per (ESSMS, person, kind of fact): bit k set = true during periods[k]
+_SETUP = (
+    "CREATE TEMP TABLE m (essms TEXT, person TEXT, kind INTEGER, mask INTEGER,"
+    " PRIMARY KEY (essms, person, kind)) WITHOUT ROWID",
+)
+_TEMP_TABLES = ("m",)
+_FA, _MSSANTE, _DMP, _UPDATED, _PLAN = range(5)  # kinds of mask (_UPDATED also holds the agenda bits)
+# per period bit k: what the wide aggregation returns for one ESSMS, in this order
+_MEASURES = ("fa", "mssante", "dmp", "act", "projet_personnalise", "agenda", "out_mssante", "out_dmp")
+
+
+class _Months:
+    """Month -> period lookups as SQL CASE chains on the text of a ``YYYY-MM`` or ``YYYY-MM-DD`` column,
+    compared with month bounds (``'2025-03' <= '2025-03-15' < '2025-04'``). Periods are sorted and disjoint."""
+
+    def __init__(self, periods: Sequence[Period]) -> None:
+        self.periods = list(periods)
+        self.n = len(periods)
+
+    def bit(self, column: str) -> str:
+        """``1 << k`` for the period k containing the date/month in ``column``; 0 outside every period or NULL."""
+        whens = " ".join(f"WHEN {column} < '{p.start}' THEN 0 WHEN {column} < '{add_months(p.end, 1)}' THEN {1 << k}"
+                         for k, p in enumerate(self.periods))
+        return f"(CASE WHEN {column} IS NULL THEN 0 {whens} ELSE 0 END)"
+
+    def index(self, column: str) -> str:
+        """k of the period containing ``column``, -1 outside."""
+        whens = " ".join(f"WHEN {column} < '{p.start}' THEN -1 WHEN {column} < '{add_months(p.end, 1)}' THEN {k}"
+                         for k, p in enumerate(self.periods))
+        return f"(CASE WHEN {column} IS NULL THEN -1 {whens} ELSE -1 END)"
+
+    def first_ending_on_or_after(self, column: str) -> str:
+        """Index of the first period whose last day is on or after the date in ``column`` (n if none)."""
+        whens = " ".join(f"WHEN {column} < '{add_months(p.end, 1)}' THEN {k}" for k, p in enumerate(self.periods))
+        return f"(CASE {whens} ELSE {self.n} END)"
+
+    def last_starting_on_or_before(self, column: str) -> str:
+        """Index of the last period whose first day is on or before the date in ``column`` (-1 if none)."""
+        whens = " ".join(f"WHEN {column} < '{p.start}' THEN {k - 1}" for k, p in enumerate(self.periods))
+        return f"(CASE {whens} ELSE {self.n - 1} END)"
+
+
+def _range_mask(low: str, high: str) -> str:
+    """Bits ``low``..``high`` (SQL integer expressions) set, 0 when ``low > high``."""
+    return f"(CASE WHEN {low} <= {high} THEN ((1 << ({high} + 1)) - 1) - ((1 << ({low})) - 1) ELSE 0 END)"
+
+
+def _bit_or(column: str, bits: int) -> str:
+    """Aggregate bitwise OR of ``column`` over a group (SQLite has none): one MAX per bit."""
+    return "(" + " | ".join(f"(MAX(({column} >> {k}) & 1) << {k})" for k in range(bits)) + ")"
+
+
+class IndicatorEngine:
+    """Computes :class:`IndicatorReport` s and drill-downs from a SQLite journal.
+
+    Method: per (ESSMS, person), one 64-bit mask per fact (in the file active, used MSSanté, used the DMP,
+    record updated, projet personnalisé in force, agenda event) with one bit per period, each built by one
+    index-only pass in (essms, person) order; then one aggregation counts the bits per ESSMS and period.
+    """
+
+    def __init__(self, journal: Journal, targets: Mapping[str, Any] | None = None) -> None:
+        if not isinstance(journal, SQLiteJournal):
+            raise NotImplementedError("le moteur d'indicateurs lit le journal SQLite / the engine needs the SQLite journal")
+        if str(journal.path) == ":memory:":
+            raise ValueError("journal en mémoire non lisible par le moteur / an in-memory journal cannot be read by the engine")
+        self.path = journal.path
+        self.targets = resolve_targets(targets)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA busy_timeout=10000")
+        con.execute("PRAGMA temp_store=MEMORY")
+        con.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes read and the masks built stay in memory
+        con.execute("PRAGMA mmap_size=1073741824")
+        return con
+
+    # -------------------------------------------------------------------------------------- data span
+    def data_span(self, scope: Scope = Scope()) -> tuple[str, str] | None:
+        """First and last month with socle exchanges or DUI exports in ``scope`` (``None`` when empty)."""
+        where, params = scope.sql()
+        services = sorted({d.source.service for d in INDICATORS})
+        with closing(self._connect()) as con:
+            row = con.execute(
+                f"SELECT MIN(x.month), MAX(x.month) FROM exchanges x WHERE x.service IN ({', '.join('?' * len(services))}){where}",
+                [*services, *params],
+            ).fetchone()
+        return (row[0], row[1]) if row and row[0] else None
+
+    # -------------------------------------------------------------------------------------- compute
+    def compute(self, periods: Sequence[Period], scope: Scope = Scope(), grappe: Sequence[str] = (),
+                campaign_start: str | None = None) -> IndicatorReport:
+        """All indicators for ``periods`` (disjoint), for each ESSMS in ``scope`` (plus ``grappe``) and the grappe."""
+        periods = tuple(sorted(set(periods)))
+        for a, b in zip(periods, periods[1:], strict=False):
+            if b.start <= a.end:
+                raise ValueError(f"périodes qui se chevauchent / overlapping periods: {a.label} et {b.label}")
+        numbers: dict[tuple[str, str, str], int] = {}  # (measure, period label, essms) -> n
+        essms_seen: set[str] = set()
+        observed: dict[str, bool] = {}
+        with closing(self._connect()) as con:
+            con.execute("BEGIN")  # one read snapshot for every statement
+            try:
+                for i in range(0, len(periods), _MAX_BITS):
+                    chunk = periods[i:i + _MAX_BITS]
+                    self._prepare(con, chunk, scope)
+                    essms_seen |= self._collect(con, chunk, scope, numbers)
+                observed = self._observed(con, scope)
+            finally:
+                con.execute("ROLLBACK")
+        essms = set(grappe) | essms_seen
+        if scope.essms:
+            essms &= set(scope.essms)
+        essms_list = tuple(sorted(e for e in essms if e))
+        figures: list[Figure] = []
+        for period in periods:
+            for d in INDICATORS:
+                target = self.targets.get(d.key)
+                totals = [0, 0, 0]
+                for e in essms_list:
+                    num, den, out = self._numbers(d, numbers, period.label, e)
+                    totals[0] += num
+                    totals[1] += den or 0
+                    totals[2] += out
+                    figures.append(Figure(d.key, period, e, num, den, target, observed[d.key], out))
+                figures.append(Figure(d.key, period, None, totals[0], None if d.kind is Kind.COUNT else totals[1],
+                                      target, observed[d.key], totals[2]))
+        return IndicatorReport(
+            campaign_start=campaign_start or (periods[0].start if periods else ""),
+            periods=periods, essms=essms_list, figures=tuple(figures), observed=observed, targets=dict(self.targets),
+        )
+
+    @staticmethod
+    def _numbers(d: IndicatorDef, numbers: Mapping[tuple[str, str, str], int], period: str,
+                 essms: str) -> tuple[int, int | None, int]:
+        def get(measure: str) -> int:
+            return numbers.get((measure, period, essms), 0)
+
+        if d.kind is Kind.COUNT:
+            return get(d.key), None, 0
+        if d.key in ("mssante", "dmp"):
+            return get(d.key), get("fa"), get(f"out_{d.key}")
+        if d.key == "dossiers_actifs":
+            return get("act"), get("fa"), 0
+        return get(d.key), get("act"), 0
+
+    def _prepare(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> None:
+        """Build the per-person masks for ``periods`` (bit k = periods[k]) in the temp table ``m``."""
+        for table in _TEMP_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        for statement in _SETUP:
+            con.execute(statement)
+        where, params = scope.sql()
+        n = len(periods)
+        months = _Months(periods)
+        # File active: the current version of each séjour (latest producer date, then reception order; bare
+        # columns of MAX()) covers the periods from the first ending on/after its admission to the last
+        # starting on/before its exit.
+        con.execute(
+            f"""INSERT INTO m SELECT essms, person, {_FA}, {_bit_or('mask', n)} FROM (
+                  SELECT essms, person, {_range_mask('ka', 'kb')} AS mask FROM (
+                    SELECT essms, person, {months.first_ending_on_or_after('s')} AS ka,
+                           CASE WHEN e IS NULL THEN {n - 1} ELSE {months.last_starting_on_or_before('e')} END AS kb
+                    FROM (SELECT x.essms AS essms, x.person AS person,
+                                 MAX(COALESCE(x.fact_date, '') || printf('#%019d', x.seq)) AS version,
+                                 x.fact_start AS s, x.fact_end AS e
+                          FROM exchanges x INDEXED BY ix_exchanges_fact_versions
+                          WHERE {_FACTS} AND x.operation = ? AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
+                          GROUP BY x.essms, x.person, x.fact_key)
+                    WHERE s IS NOT NULL))
+                GROUP BY essms, person HAVING {_bit_or('mask', n)} <> 0""",
+            [str(dui.FactKind.SEJOUR), *params],
+        )
+        # MSSanté / DMP: persons with at least one accepted exchange, per period.
+        first, last = periods[0].start, periods[-1].end
+        for kind, source in ((_MSSANTE, MSSANTE), (_DMP, DMP)):
+            con.execute(
+                f"""INSERT INTO m SELECT x.essms, x.person, {kind},
+                           SUM(DISTINCT {months.bit('x.month')}) AS mask
+                    FROM exchanges x INDEXED BY ix_exchanges_usage
+                    WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
+                      AND x.essms IS NOT NULL AND x.person IS NOT NULL AND x.month BETWEEN ? AND ?{where}
+                    GROUP BY x.essms, x.person HAVING mask <> 0""",
+                [source.service, source.operation, first, last, *params],
+            )
+        # One pass over every DUI fact of each person: record updated (any fact dated, by the producer, in the
+        # period) in the low bits, agenda (an événement not cancelled starting in the period) in the high bits.
+        excluded = ", ".join(f"'{s}'" for s in dui.EVENT_STATUSES_NOT_COUNTED)
+        con.execute(
+            f"""INSERT INTO m SELECT essms, person, {_UPDATED}, upd | (ag << {_MAX_BITS}) FROM (
+                  SELECT x.essms AS essms, x.person AS person, SUM(DISTINCT {months.bit('x.fact_date')}) AS upd,
+                         SUM(DISTINCT CASE WHEN x.operation = '{dui.FactKind.EVENEMENT}'
+                                            AND (x.fact_status IS NULL OR x.fact_status NOT IN ({excluded}))
+                                           THEN {months.bit('x.fact_start')} ELSE 0 END) AS ag
+                  FROM exchanges x INDEXED BY ix_exchanges_fact_person
+                  WHERE {_FACTS} AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
+                  GROUP BY x.essms, x.person)
+                WHERE upd <> 0 OR ag <> 0""",
+            params,
+        )
+        # Projets personnalisés: each version is in force from its (producer) date to the next version's; it
+        # counts for the periods whose last day falls in that span, when "en préparation" or "actif".
+        statuses = ", ".join(f"'{s}'" for s in dui.PLAN_STATUSES_COUNTED)
+        con.execute(
+            f"""INSERT INTO m SELECT essms, person, {_PLAN}, {_bit_or('mask', n)} FROM (
+                  SELECT essms, person, {_range_mask('ka', 'kb')} AS mask FROM (
+                    SELECT essms, person, {months.first_ending_on_or_after('d')} AS ka,
+                           CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after('nd')} - 1 END AS kb
+                    FROM (SELECT x.essms AS essms, x.person AS person, x.fact_date AS d, x.fact_status AS st,
+                                 LEAD(x.fact_date) OVER (PARTITION BY x.essms, x.person, x.fact_key
+                                                         ORDER BY x.fact_date, x.seq) AS nd
+                          FROM exchanges x INDEXED BY ix_exchanges_fact_versions
+                          WHERE {_FACTS} AND x.operation = ? AND x.fact_date IS NOT NULL
+                            AND x.essms IS NOT NULL AND x.person IS NOT NULL{where})
+                    WHERE st IN ({statuses})))
+                GROUP BY essms, person HAVING {_bit_or('mask', n)} <> 0""",
+            [str(dui.FactKind.PROJET), *params],
+        )
+
+    def _collect(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope,
+                 numbers: dict[tuple[str, str, str], int]) -> set[str]:
+        """Count the mask bits per ESSMS and period (one wide aggregation), and the exchange counts."""
+        columns = []
+        for k in range(len(periods)):
+            columns += [
+                f"SUM((fa >> {k}) & 1)", f"SUM(((fa & ms) >> {k}) & 1)", f"SUM(((fa & dm) >> {k}) & 1)",
+                f"SUM(((fa & up) >> {k}) & 1)", f"SUM(((fa & up & pp) >> {k}) & 1)", f"SUM(((fa & up & ag) >> {k}) & 1)",
+                f"SUM(((ms & ~fa) >> {k}) & 1)", f"SUM(((dm & ~fa) >> {k}) & 1)",
+            ]
+        low = (1 << _MAX_BITS) - 1
+        pivot = ", ".join(f"MAX(CASE kind WHEN {kind} THEN {value} ELSE 0 END) AS {name}" for kind, value, name in (
+            (_FA, "mask", "fa"), (_MSSANTE, "mask", "ms"), (_DMP, "mask", "dm"), (_UPDATED, f"mask & {low}", "up"),
+            (_PLAN, "mask", "pp"), (_UPDATED, f"mask >> {_MAX_BITS}", "ag")))
+        rows = con.execute(
+            f"""SELECT essms, {', '.join(columns)} FROM (
+                  SELECT essms, {pivot} FROM m GROUP BY essms, person)
+                GROUP BY essms"""
+        ).fetchall()
+        seen: set[str] = set()
+        width = len(_MEASURES)
+        for row in rows:
+            essms = row[0]
+            seen.add(essms)
+            for k, period in enumerate(periods):
+                for i, measure in enumerate(_MEASURES):
+                    value = row[1 + k * width + i]
+                    if value:
+                        numbers[(measure, period.label, essms)] = int(value)
+        where, params = scope.sql()
+        for key, source in (("eprescription", EPRESCRIPTION), ("cahier_liaison", CAHIER_LIAISON)):
+            op_sql, op_params = _operation_sql(source)
+            for k, essms, count in con.execute(
+                f"""SELECT {_Months(periods).index('x.month')} AS k, x.essms, COUNT(*)
+                    FROM exchanges x INDEXED BY ix_exchanges_usage
+                    WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted' AND x.essms IS NOT NULL
+                      AND x.month BETWEEN ? AND ?{where}
+                    GROUP BY 1, 2""",
+                [source.service, *op_params, periods[0].start, periods[-1].end, *params],
+            ):
+                if k >= 0:
+                    numbers[(key, periods[k].label, essms)] = count
+                    seen.add(essms)
+        return seen
+
+    @staticmethod
+    def _observed(con: sqlite3.Connection, scope: Scope) -> dict[str, bool]:
+        where, params = scope.sql()
+        observed: dict[str, bool] = {}
+        for d in INDICATORS:
+            op_sql, op_params = _operation_sql(d.source)
+            observed[d.key] = bool(con.execute(
+                f"SELECT EXISTS (SELECT 1 FROM exchanges x WHERE x.service = ? AND {op_sql}{where})",
+                [d.source.service, *op_params, *params],
+            ).fetchone()[0])
+        return observed
+
+    # -------------------------------------------------------------------------------------- drill-down
+    def evidence(self, indicator: str, period: Period, essms: str | None, scope: Scope = Scope(),
+                 limit: int = 500) -> Evidence:
+        """The journal exchanges behind one figure: who is in the denominator (séjour facts, or the facts that
+        make a record active), who in the numerator (the exchanges that put them there), who was seen but is
+        outside the file active. Exchange ids can be looked up with ``socle-harness journal``."""
+        if indicator not in BY_KEY:
+            raise ValueError(f"indicateur inconnu / unknown indicator {indicator!r}")
+        narrowed = Scope(scope.run_id, scope.scenario_id, (essms,) if essms else scope.essms)
+        figure = self.compute([period], narrowed, grappe=(essms,) if essms else ()).get(indicator, period, essms)
+        where, params = narrowed.sql()
+        d = BY_KEY[indicator]
+        pstart, pend = period.first_day.isoformat(), period.last_day.isoformat()
+        rows: list[tuple[str, str | None, str | None]] = []
+        with closing(self._connect()) as con:
+            con.execute("BEGIN")
+            try:
+                self._prepare(con, [period], narrowed)
+                if d.kind is Kind.COUNT:
+                    op_sql, op_params = _operation_sql(d.source)
+                    rows = [("counted", person, ident) for person, ident in con.execute(
+                        f"""SELECT x.person, x.id FROM exchanges x
+                            WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted' AND x.essms IS NOT NULL
+                              AND x.month BETWEEN ? AND ?{where} ORDER BY x.seq""",
+                        [d.source.service, *op_params, period.start, period.end, *params])]
+                else:
+                    def has(kind: int) -> str:
+                        bit, kind = (1 << _MAX_BITS, _UPDATED) if kind == -1 else (1, kind)  # -1: agenda bits
+                        return (f"EXISTS (SELECT 1 FROM m WHERE m.essms = x.essms AND m.person = x.person "
+                                f"AND m.kind = {kind} AND m.mask & {bit})")
+
+                    in_fa = has(_FA)
+                    active = f"{in_fa} AND {has(_UPDATED)}"
+                    if indicator in ("mssante", "dmp", "dossiers_actifs"):
+                        rows += [("denominator", person, ids) for person, ids in con.execute(
+                            f"""SELECT x.person, group_concat(x.id) FROM exchanges x
+                                WHERE {_FACTS} AND x.operation = ? AND {in_fa}{where}
+                                GROUP BY x.essms, x.person ORDER BY x.person""",
+                            [str(dui.FactKind.SEJOUR), *params])]
+                    if indicator in ("mssante", "dmp"):
+                        source = d.source
+                        rows += [("numerator" if inside else "outside", person, ids) for person, inside, ids in con.execute(
+                            f"""SELECT x.person, {in_fa}, group_concat(x.id) FROM exchanges x
+                                WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
+                                  AND x.essms IS NOT NULL AND x.person IS NOT NULL AND x.month BETWEEN ? AND ?{where}
+                                GROUP BY x.essms, x.person ORDER BY x.person""",
+                            [source.service, source.operation, period.start, period.end, *params])]
+                    else:
+                        role = "numerator" if indicator == "dossiers_actifs" else "denominator"
+                        rows += [(role, person, ids) for person, ids in con.execute(
+                            f"""SELECT x.person, group_concat(x.id) FROM exchanges x
+                                WHERE {_FACTS} AND x.fact_date BETWEEN ? AND ? AND {in_fa}{where}
+                                GROUP BY x.essms, x.person ORDER BY x.person""",
+                            [pstart, pend, *params])]
+                        kind = _PLAN if indicator == "projet_personnalise" else -1
+                        op = dui.FactKind.PROJET if indicator == "projet_personnalise" else dui.FactKind.EVENEMENT
+                        rows += [("numerator", person, ids) for person, ids in con.execute(
+                            f"""SELECT x.person, group_concat(x.id) FROM exchanges x
+                                WHERE {_FACTS} AND x.operation = ? AND {active} AND {has(kind)}{where}
+                                GROUP BY x.essms, x.person ORDER BY x.person""",
+                            [str(op), *params])]
+            finally:
+                con.execute("ROLLBACK")
+        items = [EvidenceItem(role, person, tuple(ids.split(",")) if ids else ()) for role, person, ids in rows]
+        return Evidence(figure, tuple(items[:limit]), truncated=len(items) > limit)
+
+
+def _operation_sql(source: Source) -> tuple[str, list[Any]]:
+    if source.operation is not None:
+        return "x.operation = ?", [source.operation]
+    prefix = source.operation_prefix or ""
+    # a range on the indexed column instead of LIKE: operation >= 'cdl.' AND operation < 'cdl/'
+    return "x.operation >= ? AND x.operation < ?", [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+
+
+def format_value(figure: Figure) -> str:
+    """French rendering: ``75 %``, ``66,7 %``, ``12``, ``—`` (not computable)."""
+    value = figure.value
+    if value is None:
+        return "—"
+    if figure.definition.kind is Kind.COUNT:
+        return str(int(value))
+    text = f"{value:.1f}".rstrip("0").rstrip(".")
+    return text.replace(".", ",") + " %"

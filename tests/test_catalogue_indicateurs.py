@@ -1,0 +1,95 @@
+"""The @indicateurs scenarios against the reference DUI (all pass) and against faulty DUIs (the right ones fail)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import HarnessConfig
+from harness.events import Status
+from harness.runner import RunResult, run_catalogue
+from harness.sut.tddui_actions import TDDUI_DEFECTS
+
+MSS_TAUX = "Taux d'utilisation de la MSSanté d'un ESSMS sur un mois"
+MSS_PERSONNE = "Une personne ne compte qu'une fois quel que soit le nombre de messages envoyés pour elle"
+PREMIERE = "La première mesure couvre les trois premiers mois de la campagne, les suivantes un mois"
+FILE_ACTIVE = "Les sorties définitives de la période comptent parmi les personnes accompagnées"
+SANS_ACTIVITE = "Un ESSMS sans activité est à 0 % et tire la grappe vers le bas"
+DOSSIERS_ACTIFS = "Dossiers actifs et projets personnalisés d'après les dates de modification du DUI"
+AGENDA = "Dossiers actifs ayant au moins un événement d'agenda dans le mois"
+TDDUI_FORMAT = "Le DUI transmet ses données au format national TDDUI"
+
+ALL = {MSS_TAUX, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, DOSSIERS_ACTIFS, AGENDA, TDDUI_FORMAT}
+MSSANTE_BASED = {MSS_TAUX, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE}
+
+# defect -> the scenarios it must make fail (every other @indicateurs scenario must still pass)
+EXPECTED_FAILURES = {
+    "tddui-sans-sorties": {FILE_ACTIVE},
+    "tddui-date-export": {DOSSIERS_ACTIFS, AGENDA},
+    "tddui-pp-brouillon-absent": {DOSSIERS_ACTIFS},
+    "tddui-url-profil": {TDDUI_FORMAT},
+    "xdm-sans-metadata": MSSANTE_BASED,  # an MSSanté defect: the messages are refused, the usage falls to 0
+}
+
+
+def _run(tmp_path: Path, sut: str) -> RunResult:
+    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
+    return run_catalogue(config, tags="indicateurs", timeout=300)
+
+
+def test_indicator_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
+    result = _run(tmp_path, "reference")
+    statuses = {s.name: s.status for s in result.scenarios}
+    assert set(statuses) == ALL
+    assert all(s is Status.PASSED for s in statuses.values()), statuses
+
+
+@pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
+def test_faulty_dui_fails_the_expected_indicator_scenarios(tmp_path: Path, defect: str) -> None:
+    result = _run(tmp_path, f"faulty:{defect}")
+    failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
+    errored = {s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
+    assert not errored, f"a defect must give conformance failures, not errors: {errored}"
+    assert failed == EXPECTED_FAILURES[defect]
+
+
+def test_every_indicator_scenario_is_failed_by_some_defect() -> None:
+    assert set().union(*EXPECTED_FAILURES.values()) == ALL
+    assert {d.name for d in TDDUI_DEFECTS} <= set(EXPECTED_FAILURES)
+
+
+ENGLISH_FEATURE = """\
+@indicateurs
+Feature: English aliases of the indicator steps
+
+  Background:
+    Given a grappe of 2 establishments equipped with the DUI under test
+    And the measurement campaign starts in January 2025
+
+  Scenario: MSSanté usage rate
+    Given the persons accompanied by the establishment "EHPAD Les Tilleuls":
+      | person        | admission  | exit       | updated on | personal plan           | events                |
+      | Jeanne MARTIN | 2024-06-01 |            | 2025-04-03 | active since 2024-12-01 | 2025-04-10            |
+      | Paul LEROY    | 2024-09-15 | 2025-04-10 | 2025-04-08 | completed on 2025-04-09 | 2025-04-02 cancelled  |
+    When in April 2025 the DUI sends a document by MSSanté for "Jeanne MARTIN"
+    And in April 2025 the DUI sends 2 documents by MSSanté for "Paul LEROY"
+    And the DUI exports its TDDUI data at the end of April 2025
+    Then the TDDUI simulator accepts the data without warning
+    And for April 2025 the number of persons accompanied by the establishment "EHPAD Les Tilleuls" is 2
+    And for April 2025 the MSSanté usage rate of the establishment "EHPAD Les Tilleuls" is 100 % and the target is met
+    And for April 2025 the rate of active records with a projet personnalisé of the grappe is 50 % and the target is not met
+    And for April 2025 the rate of active records with an agenda event of the grappe is 50 % and the target is not met
+    And for the period from January to March 2025 the active records rate of the grappe is 0 % with no target
+    And the journal ties the exported data to the establishment "EHPAD Les Tilleuls" and the person "Jeanne MARTIN"
+"""
+
+
+def test_english_aliases(tmp_path: Path) -> None:
+    folder = tmp_path / "features"
+    folder.mkdir()
+    (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
+    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite",
+                           sut="reference", scenarios_dir=folder)
+    result = run_catalogue(config, timeout=300)
+    assert [(s.status, s.message) for s in result.scenarios] == [(Status.PASSED, "")]

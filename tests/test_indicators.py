@@ -1,0 +1,439 @@
+"""The indicator engine on journal events inserted directly, with hand-computed expectations."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness import dui
+from harness.indicators import (
+    DEFAULT_TARGETS, IndicatorEngine, Period, Scope, TargetStatus, campaign_periods, format_value,
+    parse_target_options, period_ending, resolve_targets,
+)
+from harness.journal import Direction, Exchange, Outcome, SQLiteJournal
+
+A, B = "990000016", "990000024"  # two ESSMS
+P1, P2, P3, P4, P5 = "238047505612394", "142036912304505", "245123306321037", "150011305533332", "229081320107805"
+
+
+def _ts(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
+
+
+class World:
+    """Writes exchanges as the simulators do (socle exchanges, and the TDDUI simulator's DUI facts)."""
+
+    def __init__(self, path: Path) -> None:
+        self.journal = SQLiteJournal(path)
+        self.pending: list[Exchange] = []
+        self.counter = 0
+
+    def _add(self, exchange: Exchange) -> Exchange:
+        self.pending.append(exchange)
+        return exchange
+
+    def socle(self, service: str, operation: str, day: str, essms: str | None, person: str | None,
+              outcome: Outcome = Outcome.ACCEPTED, run_id: str | None = None) -> Exchange:
+        return self._add(Exchange(service=service, operation=operation, direction=Direction.FROM_DUI, outcome=outcome,
+                                  essms=essms, person=person, ts=_ts(day), run_id=run_id))
+
+    def mss(self, day: str, essms: str, person: str | None, **kw) -> Exchange:  # noqa: ANN003
+        return self.socle("mssante", "smtp.submit", day, essms, person, **kw)
+
+    def fact(self, kind: dui.FactKind, essms: str, person: str, *, key: str | None = None, date: str | None,
+             start: str | None = None, end: str | None = None, status: str | None = None,
+             received: str = "2025-12-31", run_id: str | None = None) -> Exchange:
+        self.counter += 1
+        fact = {dui.KEY: key or f"{kind}|{essms}|{person}|{self.counter}", dui.DATE: date, dui.START: start,
+                dui.END: end, dui.STATUS: status}
+        return self._add(Exchange(service=dui.SERVICE, operation=str(kind), direction=Direction.FROM_DUI,
+                                  outcome=Outcome.ACCEPTED, essms=essms, person=person, ts=_ts(received),
+                                  details={dui.FACT: fact}, run_id=run_id))
+
+    def stay(self, essms: str, person: str, start: str, end: str | None = None, *, key: str | None = None,
+             date: str | None = None, **kw) -> Exchange:  # noqa: ANN003
+        return self.fact(dui.FactKind.SEJOUR, essms, person, key=key or f"sej|{essms}|{person}",
+                         date=date or end or start, start=start, end=end, **kw)
+
+    def update(self, essms: str, person: str, date: str, **kw) -> Exchange:  # noqa: ANN003
+        return self.fact(dui.FactKind.USAGER, essms, person, key=f"pat|{person}", date=date, **kw)
+
+    def plan(self, essms: str, person: str, status: str, date: str, *, key: str = "pp", **kw) -> Exchange:  # noqa: ANN003
+        return self.fact(dui.FactKind.PROJET, essms, person, key=f"{key}|{essms}|{person}", date=date, status=status, **kw)
+
+    def event(self, essms: str, person: str, start: str, *, status: str = "finished", date: str | None = None,
+              **kw) -> Exchange:  # noqa: ANN003
+        return self.fact(dui.FactKind.EVENEMENT, essms, person, date=date or start, start=start, end=start,
+                         status=status, **kw)
+
+    def commit(self, order: list[int] | None = None) -> None:
+        items = self.pending if order is None else [self.pending[i] for i in order]
+        self.journal.record_many(items)
+        self.pending = []
+
+    def report(self, start: str = "2025-01", until: str = "2025-06", **kw):  # noqa: ANN003, ANN201
+        self.commit()
+        return IndicatorEngine(self.journal, kw.pop("targets", None)).compute(campaign_periods(start, until), **kw)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path / "journal.sqlite")
+    yield w
+    w.journal.close()
+
+
+APRIL = "2025-04"
+
+
+def four_persons(w: World, essms: str = A) -> None:
+    for p in (P1, P2, P3, P4):
+        w.stay(essms, p, "2024-06-01")
+
+
+# ------------------------------------------------------------------------------------------ periods
+def test_periods_first_covers_three_months_then_monthly() -> None:
+    periods = campaign_periods("2025-01", "2025-06")
+    assert [(p.start, p.end) for p in periods] == [("2025-01", "2025-03"), ("2025-04", "2025-04"),
+                                                   ("2025-05", "2025-05"), ("2025-06", "2025-06")]
+    assert periods[0].initial and periods[0].label == "2025-01..2025-03" and periods[0].months == ("2025-01", "2025-02", "2025-03")
+    assert periods[0].first_day.isoformat() == "2025-01-01" and periods[0].last_day.isoformat() == "2025-03-31"
+    assert campaign_periods("2025-01", "2025-02") == []
+    assert campaign_periods("2024-12", "2025-02")[0].months == ("2024-12", "2025-01", "2025-02")
+    assert period_ending("2025-01", "2025-03") == periods[0]
+    assert period_ending("2025-01", "2025-05") == Period(end="2025-05", start="2025-05")
+    with pytest.raises(ValueError, match="3 mois"):
+        period_ending("2025-01", "2025-02")
+    with pytest.raises(ValueError, match="AAAA-MM"):
+        campaign_periods("2025-13", "2026-01")
+
+
+def test_targets_known_ones_shipped_and_configurable() -> None:
+    assert DEFAULT_TARGETS["mssante"] == 70 and DEFAULT_TARGETS["dmp"] == 70
+    assert DEFAULT_TARGETS["projet_personnalise"] == 90 and DEFAULT_TARGETS["agenda"] == 90
+    assert DEFAULT_TARGETS["dossiers_actifs"] is None  # not stated in the sources: no invented target
+    targets = resolve_targets(parse_target_options(["dossiers_actifs=80", "mssante=75,5", "dmp=none"]))
+    assert targets["dossiers_actifs"] == 80 and targets["mssante"] == 75.5 and targets["dmp"] is None
+    with pytest.raises(ValueError, match="inconnu"):
+        resolve_targets({"nope": 1})
+    with pytest.raises(ValueError, match="bornes"):
+        resolve_targets({"mssante": 120})
+    with pytest.raises(ValueError):
+        parse_target_options(["mssante"])
+
+
+# ------------------------------------------------------------------------------------------ MSSanté / DMP
+def test_mssante_rate_person_counted_once_and_target(world: World) -> None:
+    four_persons(world)
+    world.mss("2025-04-02", A, P1)
+    world.mss("2025-04-03", A, P1)
+    world.mss("2025-04-20", A, P1)  # three messages, one person
+    world.mss("2025-04-05", A, P2)
+    world.mss("2025-04-06", A, P3)
+    world.mss("2025-04-07", A, P4, outcome=Outcome.REJECTED)  # refused: not sent
+    world.mss("2025-05-02", A, P4)  # next month
+    report = world.report()
+    april = report.get("mssante", APRIL, A)
+    assert (april.numerator, april.denominator) == (3, 4)
+    assert april.value == 75.0 and april.status is TargetStatus.MET and format_value(april) == "75 %"
+    may = report.get("mssante", "2025-05", A)
+    assert (may.numerator, may.denominator, may.status) == (1, 4, TargetStatus.NOT_MET)
+
+
+def test_first_measure_covers_three_months(world: World) -> None:
+    four_persons(world)
+    world.mss("2025-01-10", A, P1)
+    world.mss("2025-02-10", A, P2)
+    world.mss("2025-03-10", A, P1)
+    world.mss("2025-04-10", A, P3)
+    report = world.report()
+    first = report.get("mssante", "2025-03", A)
+    assert first.period.months == ("2025-01", "2025-02", "2025-03")
+    assert (first.numerator, first.denominator) == (2, 4) and first.value == 50.0
+    assert report.get("mssante", APRIL, A).numerator == 1
+
+
+def test_file_active_counts_exits_during_the_period_and_admissions(world: World) -> None:
+    world.stay(A, P1, "2023-01-10")  # present
+    world.stay(A, P2, "2024-02-01", "2025-04-10")  # definitive exit during April: counted
+    world.stay(A, P3, "2024-02-01", "2025-02-20")  # left before April: not counted in April
+    world.stay(A, P4, "2025-04-15")  # admitted during April: counted
+    world.stay(A, P5, "2025-05-01")  # admitted after April
+    world.mss("2025-04-03", A, P2)  # before the exit
+    world.mss("2025-04-04", A, P3)  # a person no longer accompanied: outside the file active
+    report = world.report()
+    april = report.get("mssante", APRIL, A)
+    assert (april.numerator, april.denominator, april.outside) == (1, 3, 1)
+    first = report.get("mssante", "2025-03", A)  # Jan-Mar: P1, P2, P3 (exit in February)
+    assert first.denominator == 3
+    assert report.get("mssante", "2025-05", A).denominator == 3  # P1, P4, P5
+
+
+def test_latest_stay_version_wins_by_producer_date(world: World) -> None:
+    world.stay(A, P1, "2024-01-01", key="s1", date="2024-01-01", received="2025-01-31")
+    world.stay(A, P1, "2024-01-01", "2025-03-15", key="s1", date="2025-03-15", received="2025-03-31")
+    world.stay(A, P2, "2024-01-01", key="s2", date="2024-01-01", received="2025-04-30")  # re-sent, unchanged
+    report = world.report()
+    assert report.get("mssante", APRIL, A).denominator == 1
+    assert report.get("mssante", "2025-03", A).denominator == 2
+
+
+def test_essms_with_no_activity_and_grappe_sums(world: World) -> None:
+    four_persons(world, A)
+    world.stay(B, P5, "2024-01-01")
+    world.stay(B, "250011305533399", "2024-01-01")
+    for p in (P1, P2, P3):
+        world.mss("2025-04-10", A, p)
+    report = world.report(grappe=(A, B, "990000032"))
+    idle = report.get("mssante", APRIL, B)
+    assert (idle.numerator, idle.denominator, idle.value, idle.status) == (0, 2, 0.0, TargetStatus.NOT_MET)
+    empty = report.get("mssante", APRIL, "990000032")  # in the grappe, nobody accompanied
+    assert empty.value is None and empty.status is TargetStatus.NOT_COMPUTABLE and format_value(empty) == "—"
+    grappe = report.get("mssante", APRIL, None)
+    assert (grappe.numerator, grappe.denominator, grappe.value) == (3, 6, 50.0)
+    assert report.essms == (A, B, "990000032")
+
+
+def test_dmp_rate_distinct_persons(world: World) -> None:
+    four_persons(world)
+    for person, day in ((P1, "2025-04-01"), (P1, "2025-04-02"), (P2, "2025-04-03")):
+        world.socle("dmp", "iti41.provide_and_register", day, A, person)
+    world.socle("dmp", "iti41.provide_and_register", "2025-04-04", A, P3, outcome=Outcome.REJECTED)
+    world.socle("dmp", "iti18.find_documents", "2025-04-05", A, P4)  # a query is not a document fed
+    report = world.report()
+    fig = report.get("dmp", APRIL, A)
+    assert (fig.numerator, fig.denominator, fig.value, fig.status) == (2, 4, 50.0, TargetStatus.NOT_MET)
+    assert report.observed["dmp"] and not report.observed["eprescription"]
+
+
+def test_counts_eprescription_and_cahier_de_liaison(world: World) -> None:
+    four_persons(world)
+    for day in ("2025-04-01", "2025-04-02", "2025-05-03"):
+        world.socle("eprescription", "eprescription.import_confirmed", day, A, P1)
+    world.socle("eprescription", "eprescription.import_confirmed", "2025-04-05", A, P1, outcome=Outcome.REJECTED)
+    world.socle("eprescription", "eprescription.search", "2025-04-05", A, P1)
+    world.socle("eparcours", "cdl.entry.create", "2025-04-05", A, P2)
+    world.socle("eparcours", "cdl.entry.read", "2025-04-06", A, P2)
+    world.socle("eparcours", "cdl", "2025-04-06", A, P2)  # not "cdl." prefixed
+    world.socle("eparcours", "pds.search", "2025-04-06", A, P2)
+    world.socle("eparcours", "cdl.entry.create", "2025-04-07", B, P5)
+    report = world.report()
+    ep = report.get("eprescription", APRIL, A)
+    assert (ep.numerator, ep.denominator, ep.value, ep.target, ep.status) == (2, None, 2.0, None, TargetStatus.NO_TARGET)
+    assert format_value(ep) == "2"
+    assert report.get("cahier_liaison", APRIL, A).numerator == 2
+    assert report.get("cahier_liaison", APRIL, None).numerator == 3
+    assert report.get("eprescription", "2025-05", A).numerator == 1
+
+
+# ------------------------------------------------------------------------------------------ DUI records
+def test_active_records_projet_personnalise_and_agenda(world: World) -> None:
+    for p in (P1, P2, P3, P4, P5):
+        world.stay(A, p, "2024-01-01")
+    world.update(A, P1, "2025-04-03")
+    world.update(A, P2, "2025-04-20")
+    world.event(A, P3, "2025-04-11")  # an agenda event also updates the record
+    world.plan(A, P4, "active", "2025-04-28")  # a status change too
+    world.update(A, P5, "2025-03-30")  # modified in March only: not active in April
+    world.update(A, "299999999999999", "2025-04-03")  # not accompanied here
+    world.plan(A, P1, "active", "2024-12-01")
+    world.plan(A, P2, "draft", "2025-02-01")
+    world.plan(A, P3, "completed", "2025-01-01")
+    world.event(A, P1, "2025-04-15")
+    world.event(A, P2, "2025-04-16", status="cancelled")
+    world.event(A, P4, "2025-03-31")  # March
+    report = world.report()
+    act = report.get("dossiers_actifs", APRIL, A)
+    assert (act.numerator, act.denominator, act.value) == (4, 5, 80.0)
+    assert act.target is None and act.status is TargetStatus.NO_TARGET
+    pp = report.get("projet_personnalise", APRIL, A)  # P1 active, P2 draft, P4 active; P3 completed
+    assert (pp.numerator, pp.denominator, pp.value, pp.status) == (3, 4, 75.0, TargetStatus.NOT_MET)
+    agenda = report.get("agenda", APRIL, A)  # P1, P3 (P2's event cancelled)
+    assert (agenda.numerator, agenda.denominator, agenda.value) == (2, 4, 50.0)
+    assert report.get("dossiers_actifs", APRIL, A, ).value == 80.0
+    configured = IndicatorEngine(world.journal, {"dossiers_actifs": 75}).compute([period_ending("2025-01", APRIL)])
+    assert configured.get("dossiers_actifs", APRIL, A).status is TargetStatus.MET
+
+
+def test_projet_personnalise_status_in_force_at_period_end(world: World) -> None:
+    world.stay(A, P1, "2024-01-01")
+    world.update(A, P1, "2025-03-02")
+    world.update(A, P1, "2025-04-02")
+    world.update(A, P1, "2025-05-02")
+    world.plan(A, P1, "draft", "2025-01-10", received="2025-01-31")
+    world.plan(A, P1, "active", "2025-02-10", received="2025-02-28")
+    world.plan(A, P1, "completed", "2025-04-10", received="2025-04-30")
+    world.plan(A, P1, "active", "2025-02-10", received="2025-05-31")  # an old version re-sent later
+    world.plan(A, P1, "active", "2025-05-20", key="pp2", received="2025-05-31")  # a new projet
+    report = world.report()
+    assert report.get("projet_personnalise", "2025-03", A).numerator == 1
+    assert report.get("projet_personnalise", APRIL, A).numerator == 0  # completed on the 10th
+    assert report.get("projet_personnalise", "2025-05", A).numerator == 1
+
+
+def test_dates_are_the_producers(world: World) -> None:
+    """The fact date decides, not when the simulator received it."""
+    world.stay(A, P1, "2024-01-01")
+    world.update(A, P1, "2025-02-15", received="2025-04-30")  # exported in April, modified in February
+    report = world.report()
+    assert report.get("dossiers_actifs", APRIL, A).numerator == 0
+    assert report.get("dossiers_actifs", "2025-03", A).numerator == 1
+
+
+def test_scope_by_run_and_essms(world: World) -> None:
+    world.stay(A, P1, "2024-01-01", run_id="r1")
+    world.stay(A, P2, "2024-01-01", run_id="r2")
+    world.mss("2025-04-01", A, P1, run_id="r1")
+    world.mss("2025-04-01", A, P2, run_id="r2")
+    world.stay(B, P3, "2024-01-01", run_id="r1")
+    report = world.report(scope=Scope(run_id="r1"))
+    assert report.get("mssante", APRIL, A).denominator == 1 and report.essms == (A, B)
+    only_b = IndicatorEngine(world.journal).compute([period_ending("2025-01", APRIL)], Scope(essms=(B,)))
+    assert only_b.essms == (B,) and only_b.get("mssante", APRIL, None).denominator == 1
+
+
+def test_evidence_lists_the_exchanges_behind_a_figure(world: World) -> None:
+    stays = [world.stay(A, p, "2024-01-01") for p in (P1, P2)]
+    sends = [world.mss("2025-04-02", A, P1), world.mss("2025-04-03", A, P1)]
+    outsider = world.mss("2025-04-03", A, P5)
+    world.commit()
+    engine = IndicatorEngine(world.journal)
+    evidence = engine.evidence("mssante", period_ending("2025-01", APRIL), A)
+    assert (evidence.figure.numerator, evidence.figure.denominator) == (1, 2)
+    by_role = {(i.role, i.person): set(i.exchange_ids) for i in evidence.items}
+    assert by_role[("denominator", P1)] == {stays[0].id} and by_role[("denominator", P2)] == {stays[1].id}
+    assert by_role[("numerator", P1)] == {s.id for s in sends}
+    assert by_role[("outside", P5)] == {outsider.id}
+    count = engine.evidence("eprescription", period_ending("2025-01", APRIL), A)
+    assert count.items == ()
+
+
+def test_evidence_for_record_indicators(world: World) -> None:
+    world.stay(A, P1, "2024-01-01")
+    world.stay(A, P2, "2024-01-01")
+    upd = world.update(A, P1, "2025-04-03")
+    plan = world.plan(A, P1, "active", "2025-01-01")
+    ev = world.event(A, P2, "2025-04-05")
+    world.commit()
+    engine = IndicatorEngine(world.journal)
+    period = period_ending("2025-01", APRIL)
+    pp = engine.evidence("projet_personnalise", period, A)
+    roles = {(i.role, i.person): set(i.exchange_ids) for i in pp.items}
+    assert roles[("denominator", P1)] == {upd.id} and roles[("numerator", P1)] == {plan.id}
+    agenda = engine.evidence("agenda", period, A)
+    assert ("numerator", P2) in {(i.role, i.person) for i in agenda.items}
+    assert {ev.id} <= {x for i in agenda.items for x in i.exchange_ids}
+
+
+def test_the_engine_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        IndicatorEngine(SQLiteJournal(":memory:"))
+    world = World(tmp_path / "j.sqlite")
+    with pytest.raises(ValueError, match="chevauchent"):
+        IndicatorEngine(world.journal).compute([Period("2025-03", "2025-01"), Period("2025-03", "2025-03")])
+    assert IndicatorEngine(world.journal).data_span() is None
+
+
+# ------------------------------------------------------------------------------------------ properties
+PERSONS = [P1, P2, P3, P4, P5]
+DAYS = [f"2025-{m:02d}-{d:02d}" for m in range(1, 7) for d in (1, 14, 28)]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> list[tuple]:
+    specs: list[tuple] = []
+    for essms in (A, B):
+        for person in draw(st.lists(st.sampled_from(PERSONS), unique=True, max_size=5)):
+            start = draw(st.sampled_from(["2024-06-01", *DAYS]))
+            end = draw(st.one_of(st.none(), st.sampled_from([d for d in DAYS if d >= start] or [start])))
+            specs.append(("stay", essms, person, start, end))
+            plan_days = draw(st.lists(st.sampled_from(DAYS), unique=True, max_size=3))
+            for day in plan_days:  # versions of one projet with distinct producer dates
+                specs.append(("plan", essms, person, draw(st.sampled_from(["draft", "active", "on-hold", "completed"])), day))
+    for _ in range(draw(st.integers(0, 40))):
+        kind = draw(st.sampled_from(["mss", "dmp", "update", "event", "epresc", "cdl"]))
+        specs.append((kind, draw(st.sampled_from([A, B])), draw(st.sampled_from(PERSONS + ["299999999999999"])),
+                      draw(st.sampled_from(DAYS)), draw(st.sampled_from(["accepted", "rejected", "cancelled"]))))
+    return specs
+
+
+def _load(world: World, specs: list[tuple]) -> None:
+    for spec in specs:
+        kind, essms, person = spec[:3]
+        if kind == "stay":
+            world.stay(essms, person, spec[3], spec[4])
+        elif kind == "plan":
+            world.plan(essms, person, spec[3], spec[4])
+        elif kind in ("mss", "dmp", "epresc", "cdl"):
+            service, op = {"mss": ("mssante", "smtp.submit"), "dmp": ("dmp", "iti41.provide_and_register"),
+                           "epresc": ("eprescription", "eprescription.import_confirmed"),
+                           "cdl": ("eparcours", "cdl.entry.create")}[kind]
+            world.socle(service, op, spec[3], essms, person,
+                        outcome=Outcome.REJECTED if spec[4] == "rejected" else Outcome.ACCEPTED)
+        elif kind == "update":
+            world.update(essms, person, spec[3])
+        else:
+            world.event(essms, person, spec[3], status="cancelled" if spec[4] == "cancelled" else "finished")
+
+
+def _numbers(report) -> dict:  # noqa: ANN001
+    return {(f.indicator, f.period.label, f.essms): (f.numerator, f.denominator) for f in report.figures}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=worlds(), seed=st.integers(0, 2**32 - 1))
+def test_indicators_stay_in_bounds_and_ignore_event_order(specs: list[tuple], seed: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        first = World(Path(folder) / "a.sqlite")
+        second = World(Path(folder) / "b.sqlite")
+        _load(first, specs)
+        _load(second, specs)
+        order = list(range(len(second.pending)))
+        random.Random(seed).shuffle(order)
+        first.commit()
+        second.commit(order)
+        periods = campaign_periods("2025-01", "2025-06")
+        one = IndicatorEngine(first.journal).compute(periods, grappe=(A, B))
+        two = IndicatorEngine(second.journal).compute(periods, grappe=(A, B))
+        first.journal.close()
+        second.journal.close()
+    assert _numbers(one) == _numbers(two)
+    for figure in one.figures:
+        assert figure.numerator >= 0
+        if figure.denominator is not None:
+            assert 0 <= figure.numerator <= figure.denominator
+            if figure.value is not None:
+                assert 0.0 <= figure.value <= 100.0
+        if figure.indicator in ("projet_personnalise", "agenda"):
+            active = one.get("dossiers_actifs", figure.period, figure.essms)
+            assert figure.denominator == active.numerator
+
+
+def test_journals_from_before_the_fact_columns_are_migrated(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE exchanges (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, ts TEXT NOT NULL,
+          month TEXT NOT NULL, service TEXT NOT NULL, operation TEXT NOT NULL, direction TEXT NOT NULL,
+          outcome TEXT NOT NULL, actor TEXT, essms TEXT, person TEXT, error_code TEXT, error_message TEXT,
+          digest TEXT, payload_type TEXT, details TEXT NOT NULL DEFAULT '{}', run_id TEXT, scenario_id TEXT);
+    """)
+    fact = {"fact": {"key": "s1", "date": "2024-01-01", "start": "2024-01-01", "end": None, "status": "in-progress"}}
+    old.execute("INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, essms, person, details)"
+                " VALUES ('a', '2025-04-30T18:00:00+00:00', '2025-04', 'tddui', 'fhir.create.sejour', 'from_dui',"
+                " 'accepted', ?, ?, ?)", (A, P1, json.dumps(fact)))
+    old.commit()
+    old.close()
+    journal = SQLiteJournal(path)
+    report = IndicatorEngine(journal).compute([period_ending("2025-01", APRIL)])
+    assert report.get("mssante", APRIL, A).denominator == 1
+    journal.close()
