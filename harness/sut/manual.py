@@ -8,7 +8,19 @@ returns :attr:`ActionStatus.DELEGATED`; the step then waits for the resulting ex
 from __future__ import annotations
 
 from harness.guided import OperatorChannel
-from harness.sut.base import ActionResult, ActionStatus, DirectoryLookup, MssanteReceive, MssanteRelay, MssanteSend, SutEnvironment
+from harness.sut.base import (
+    ActionResult,
+    ActionStatus,
+    CdlNotePost,
+    CdlNotesRead,
+    CdlNoteUpdate,
+    DirectoryLookup,
+    EprescriptionImport,
+    MssanteReceive,
+    MssanteRelay,
+    MssanteSend,
+    SutEnvironment,
+)
 from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
 from harness.validators.cda import DOCUMENT_TYPES
 
@@ -64,3 +76,33 @@ class ManualDriver:
 
     def lookup_directory(self, action: DirectoryLookup) -> ActionResult:
         return self._delegate(f"Dans le DUI, cherchez l'adresse MSSanté « {action.query} » dans l'annuaire.")
+
+    def import_eprescription(self, action: EprescriptionImport) -> ActionResult:
+        base = ((self.env.endpoints if self.env else {}).get("eprescription") or {}).get("base", "")
+        form = "son document CDA (eP-MED-DM)" if action.document else "l'ordonnance"
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {action.person.display_name} (INS "
+            f"{action.person.ins.value}) et scannez le QR code de l'ordonnance numérique {action.identifier} (page à "
+            f"afficher ou imprimer : {base}/ordonnances/{action.identifier}). Importez {form} si elle est valide et "
+            "celle de la personne ; sinon le DUI doit le signaler."
+        )
+
+    def cdl_post_note(self, action: CdlNotePost) -> ActionResult:
+        urgent = " urgente" if action.urgent else ""
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », écrivez dans le cahier de liaison e-Parcours de "
+            f"{action.person.display_name} une note{urgent} de type {action.note_type} : « {action.text} »."
+        )
+
+    def cdl_update_note(self, action: CdlNoteUpdate) -> ActionResult:
+        return self._delegate(
+            f"Dans le DUI, modifiez la note du cahier de liaison de {action.person.display_name} que vous venez d'écrire "
+            f"(note {action.note_id}) : « {action.text} »."
+        )
+
+    def cdl_read_notes(self, action: CdlNotesRead) -> ActionResult:
+        kind = f" de type {action.note_type}" if action.note_type else ""
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », consultez le cahier de liaison e-Parcours de "
+            f"{action.person.display_name} (notes{kind}) et ouvrez les notes trouvées."
+        )

@@ -11,17 +11,19 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from harness.sut.base import Defect, SutEnvironment
-from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
 from harness.sut.dmp_actions import DMP_DEFECTS, DmpActions
+from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
+from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
 from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
+from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
 from harness.sut.psc_actions import PSC_DEFECTS, PscActions
 from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
 
 #: Named defects the faulty DUI can switch on (``--sut faulty:<name>[,<name>]``), all capabilities together.
-DEFECTS: MappingProxyType[str, Defect] = MappingProxyType({d.name: d for group in (MSSANTE_DEFECTS, PSC_DEFECTS, INSI_DEFECTS, DMP_DEFECTS, TDDUI_DEFECTS) for d in group})
+DEFECTS: MappingProxyType[str, Defect] = MappingProxyType({d.name: d for group in (MSSANTE_DEFECTS, PSC_DEFECTS, INSI_DEFECTS, DMP_DEFECTS, TDDUI_DEFECTS, EPRESCRIPTION_DEFECTS, EPARCOURS_DEFECTS) for d in group})
 
 
-class ReferenceDUI(MssanteActions, PscActions, InsiActions, DmpActions, TdduiActions):
+class ReferenceDUI(MssanteActions, PscActions, InsiActions, DmpActions, TdduiActions, EprescriptionActions, EparcoursActions):
     """A DUI that does everything right."""
 
     name = "reference"

@@ -1,0 +1,100 @@
+"""Structure and datatype checks of FHIR resources against the ``fhir.resources`` R4B models.
+
+``fhir.resources`` 8.x ships R5 by default plus ``fhir.resources.R4B``; there is no R4 (4.0.1) model set, and the
+R4B models read the usual R4 payloads of the resources the harness serves (Patient, Practitioner,
+PractitionerRole, Organization, RelatedPerson, Device, DocumentReference, MedicationRequest, Medication, Task,
+AuditEvent, Bundle). Profile rules (FR Core, ANS guides) are separate validators in :mod:`harness.validators`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.fhir.wire import model_class
+from harness.validators import Finding, Severity
+
+MAX_REPORTED = 20
+
+
+def narrative_findings(resource: Any, path: str = "") -> list[Finding]:
+    """Narrative ``div`` strings that the hardened XML parser refuses (a DOCTYPE or entity smuggled in JSON would
+    otherwise reach lxml's default parser when the resource is rendered as XML by the R4B models)."""
+    from harness.xmlsafe import XMLSafetyError, parse_xml
+
+    out: list[Finding] = []
+    if isinstance(resource, dict):
+        for key, value in resource.items():
+            where = f"{path}.{key}" if path else key
+            if key == "div" and isinstance(value, str):
+                try:
+                    parse_xml(value.encode("utf-8"), max_bytes=1024 * 1024)
+                except XMLSafetyError as exc:
+                    out.append(Finding(exc.code, f"narratif XHTML refusé : {exc.message_fr}", Severity.ERROR, where))
+            else:
+                out.extend(narrative_findings(value, where))
+    elif isinstance(resource, list):
+        for index, item in enumerate(resource):
+            out.extend(narrative_findings(item, f"{path}[{index}]"))
+    return out
+
+
+def structure_findings(resource: dict[str, Any], *, location: str | None = None) -> list[Finding]:
+    """Findings ``FHIR-STRUCTURE`` / ``FHIR-RESOURCETYPE`` for ``resource`` (empty when the model accepts it);
+    unsafe narratives give the hardened parser's codes (``XML-DOCTYPE-FORBIDDEN``...)."""
+    from pydantic import ValidationError
+
+    resource_type = str(resource.get("resourceType", ""))
+    where = location or resource_type or "resource"
+    unsafe = narrative_findings(resource, where)
+    if unsafe:
+        return unsafe
+    cls = model_class(resource_type)
+    if cls is None:
+        return [Finding("FHIR-RESOURCETYPE", f"type de ressource inconnu : {resource_type or '(absent)'}", Severity.ERROR, where)]
+    try:
+        cls.model_validate(resource)
+    except ValidationError as exc:
+        errors = exc.errors()
+        out = [
+            Finding("FHIR-STRUCTURE", str(error.get("msg", "invalide"))[:300], Severity.ERROR,
+                    ".".join([where, *(str(p) for p in error.get("loc", ()) if p != "__root__")]))
+            for error in errors[:MAX_REPORTED]
+        ]
+        if len(errors) > MAX_REPORTED:
+            out.append(Finding("FHIR-STRUCTURE", f"… et {len(errors) - MAX_REPORTED} autres erreurs", Severity.ERROR, where))
+        return out
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        return [Finding("FHIR-STRUCTURE", str(exc)[:300], Severity.ERROR, where)]
+    return []
+
+
+def references_in(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every ``Reference.reference`` string inside ``value``, with its dotted path (contained resources excluded)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str):  # in FHIR only the Reference datatype has an element named "reference"
+            found.append((path or "reference", ref))
+        for key, item in value.items():
+            if key in ("contained", "reference"):
+                continue
+            found.extend(references_in(item, f"{path}.{key}" if path else key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(references_in(item, f"{path}[{index}]"))
+    return found
+
+
+def rewrite_references(value: Any, mapping: dict[str, str]) -> Any:
+    """A copy of ``value`` with every ``reference`` found in ``mapping`` replaced (transaction ``urn:uuid:`` ids)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and item in mapping:
+                out[key] = mapping[item]
+            else:
+                out[key] = rewrite_references(item, mapping)
+        return out
+    if isinstance(value, list):
+        return [rewrite_references(item, mapping) for item in value]
+    return value

@@ -1,0 +1,697 @@
+"""A small FHIR R4 REST server (Starlette) over a :class:`~harness.fhir.store.ResourceStore`.
+
+FHIR R4 (4.0.1) RESTful API (http://hl7.org/fhir/R4/http.html): ``read``, ``vread``, ``update`` (``If-Match``),
+``delete`` (and conditional delete), ``create`` (and ``If-None-Exist``), ``search-type`` (GET and
+``POST _search``), ``history-instance``, ``capabilities`` (``GET /metadata``) and ``transaction`` / ``batch``
+(``POST /``, :mod:`harness.fhir.bundle`). JSON and XML (:mod:`harness.fhir.wire`), ``OperationOutcome`` on every
+error with the HTTP status of the specification (400 bad syntax, 404 unknown type or id, 405, 406, 409, 410,
+412 ``If-Match`` mismatch, 413 body or Bundle too large, 415 content type, 422 profile or business rule).
+
+A simulator describes its resources (:class:`ResourceType`) and plugs its rules in :class:`FhirHooks`: profile
+validation, business rules before a write, and the journal entries of each interaction. Every interaction is
+committed to the journal **before** the answer, with the store change applied in the same critical section: a
+journal failure leaves the store untouched and answers 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from harness.asgi_tls import client_certificate
+from harness.fhir.model import references_in, structure_findings
+from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity, fail, issues_from_findings, operation_outcome
+from harness.fhir.search import (
+    Criterion,
+    Matcher,
+    ParamType,
+    SearchParam,
+    SearchQuery,
+    SearchRegistry,
+    describe_criteria,
+    parse_query,
+    resolver_of,
+    run_search,
+    searchset,
+)
+from harness.fhir.store import ResourceStore, UnitOfWork, Version, instant, parse_etag, valid_id
+from harness.fhir.wire import Format, Limits, check_entry_count, parse_resource, read_body, render, rendered_mime, response_format
+from harness.journal import Direction, Exchange, Outcome
+from harness.validators import Finding, Severity
+
+logger = logging.getLogger("socle_harness.fhir")
+
+EVIDENCE_BYTES = 256 * 1024  # what the journal keeps of a refused oversized body
+
+
+class Interaction(StrEnum):
+    READ = "read"
+    VREAD = "vread"
+    UPDATE = "update"
+    DELETE = "delete"
+    CREATE = "create"
+    SEARCH = "search-type"
+    HISTORY = "history-instance"
+    TRANSACTION = "transaction"
+    BATCH = "batch"
+    CAPABILITIES = "capabilities"
+    INVALID = "invalid"  # a request that is not a FHIR interaction (unknown type, bad method...)
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """What the server supports for one resource type (it also drives the CapabilityStatement and OpenAPI)."""
+
+    name: str
+    interactions: frozenset[Interaction]
+    search_params: tuple[SearchParam, ...] = ()
+    profile: str | None = None
+    documentation: str = ""
+    conditional_create: bool = True
+    conditional_delete: bool = False
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """The HTTP request behind an interaction (what the journal and the hooks need)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes = b""
+    content_type: str | None = None
+    caller_finess: str | None = None  # FINESS from the client certificate (IGC-Santé organisation certificate OU)
+
+    @property
+    def prefer_minimal(self) -> bool:
+        return "return=minimal" in self.headers.get("prefer", "")
+
+    @property
+    def strict(self) -> bool:
+        return "handling=strict" in self.headers.get("prefer", "")
+
+
+@dataclass
+class FhirInteraction:
+    """One interaction as processed: what was asked, what came out (a Bundle's entries are interactions too)."""
+
+    interaction: Interaction
+    method: str
+    resource_type: str | None = None
+    resource_id: str | None = None
+    status: int = 200
+    request: dict[str, Any] | None = None  # the resource sent (references rewritten in a transaction)
+    result: Version | None = None  # the version written or read
+    matches: list[Version] = field(default_factory=list)
+    included: list[dict[str, Any]] = field(default_factory=list)
+    total: int | None = None
+    query: dict[str, list[str]] | None = None
+    error: FhirError | None = None
+    warnings: list[Finding] = field(default_factory=list)
+    entries: list[FhirInteraction] = field(default_factory=list)
+    index: int | None = None  # position in a Bundle
+    noop: bool = False  # conditional create that found the resource, delete of nothing
+    response: dict[str, Any] | None = None  # the response body (OperationOutcome, Bundle...)
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+    @property
+    def resource(self) -> dict[str, Any] | None:
+        """The resource this interaction is about: the version written or read, else the one sent."""
+        if self.result is not None and self.result.resource is not None:
+            return self.result.resource
+        return self.request
+
+
+class FhirHooks:
+    """What a simulator plugs into the server. Every method may raise :class:`FhirError`."""
+
+    service: str = "fhir"
+
+    def validate(self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction) -> list[Finding]:
+        """Profile and terminology checks of a resource about to be written (errors -> HTTP 422)."""
+        return []
+
+    def before_write(self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo) -> dict[str, Any]:
+        """Business rules before a create or update; returns the resource to store."""
+        return resource
+
+    def visible(self, version: Version, *, request: RequestInfo) -> bool:
+        """Whether a read or search may return this resource."""
+        return True
+
+    def after_interaction(self, item: FhirInteraction, *, uow: UnitOfWork, request: RequestInfo) -> None:
+        """Called once an interaction succeeded, before the journal (e.g. to stage side effects)."""
+
+    def validate_bundle(self, bundle: dict[str, Any], *, request: RequestInfo) -> list[Finding]:
+        """Profile checks of a whole transaction / batch Bundle before its entries run (errors -> HTTP 422)."""
+        return []
+
+    def exchanges(self, item: FhirInteraction, *, request: RequestInfo, body: bytes, uow: UnitOfWork) -> list[Exchange]:
+        """The journal entries of an interaction (default: one ``fhir.<interaction>[.<Type>]`` exchange). ``uow``
+        shows the state the interaction produced (staged writes included). A Bundle gives its own exchange plus one
+        per entry (payload: the entry's resource)."""
+        out = [default_exchange(item, request=request, body=body)]
+        for sub in item.entries:
+            payload = json_body(sub.request) if sub.request else b""
+            entry_request = RequestInfo(sub.method or "POST", request.path, "", request.headers, content_type="application/fhir+json",
+                                        caller_finess=request.caller_finess)
+            out.append(default_exchange(sub, request=entry_request, body=payload))
+        return out
+
+
+def default_operation(item: FhirInteraction) -> str:
+    suffix = f".{item.resource_type}" if item.resource_type else ""
+    return f"fhir.{item.interaction}{suffix}"
+
+
+def default_exchange(item: FhirInteraction, *, request: RequestInfo, body: bytes, operation: str | None = None,
+                     person: str | None = None, essms: str | None = None, details: dict[str, Any] | None = None) -> Exchange:
+    """A journal :class:`Exchange` for an interaction: outcome, error, evidence and the usual details."""
+    info: dict[str, Any] = {"method": request.method, "path": request.path, "status": item.status}
+    if request.query:
+        info["query"] = request.query[:2000]
+    if item.resource_type:
+        info["resourceType"] = item.resource_type
+    if item.resource_id:
+        info["id"] = item.resource_id
+    if item.result is not None:
+        info["versionId"] = item.result.version_id
+    if item.query is not None:
+        info["criteria"] = item.query
+        info["matches"] = [f"{v.resource_type}/{v.id}" for v in item.matches]
+        info["total"] = item.total
+        if item.included:
+            info["included"] = [f"{r.get('resourceType')}/{r.get('id')}" for r in item.included]
+    if item.index is not None:
+        info["entry"] = item.index
+    if item.noop:
+        info["noop"] = True
+    findings = list(item.warnings)
+    if item.error is not None:
+        info["issues"] = [i.to_json() for i in item.error.issues[:20]]
+    if findings:
+        info["findings"] = [{"code": f.code, "message": f.message, "severity": str(f.severity), "location": f.location} for f in findings[:50]]
+    info.update(details or {})
+    return Exchange(
+        service="",  # stamped by SimulatorContext.record
+        operation=operation or default_operation(item),
+        direction=Direction.FROM_DUI,
+        outcome=Outcome.ACCEPTED if item.accepted else Outcome.REJECTED,
+        essms=essms or request.caller_finess,
+        person=person,
+        error_code=item.error.error_code if item.error else None,
+        error_message=item.error.message[:1000] if item.error else None,
+        payload=body[:EVIDENCE_BYTES] if body else None,
+        payload_type=(request.content_type or "application/octet-stream") if body else None,
+        details=info,
+    )
+
+
+def caller_finess(scope: dict[str, Any]) -> str | None:
+    """The FINESS of the organisation client certificate of the connection (OU ``1`` + FINESS, IGC-Santé style)."""
+    cert = client_certificate(scope)
+    if cert is None:
+        return None
+    from cryptography.x509.oid import NameOID
+
+    values = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if not values:
+        return None
+    value = values[0].value
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text[1:] if len(text) == 10 and text.startswith("1") else None
+
+
+Recorder = Callable[[list[Exchange]], object]
+
+
+class FhirServer:
+    """The FHIR REST endpoints of one simulator (mount :meth:`app` where the FHIR base should be)."""
+
+    def __init__(
+        self,
+        *,
+        resources: Sequence[ResourceType],
+        store: ResourceStore,
+        hooks: FhirHooks,
+        record: Recorder,
+        base_url: Callable[[], str],
+        limits: Limits = Limits(),
+        software: str = "socle-harness",
+        title: str = "FHIR",
+        implementation_guides: Sequence[str] = (),
+    ) -> None:
+        self.resources = {r.name: r for r in resources}
+        self.store = store
+        self.hooks = hooks
+        self.record = record
+        self.base_url = base_url
+        self.limits = limits
+        self.software = software
+        self.title = title
+        self.implementation_guides = tuple(implementation_guides)
+        self.registry = SearchRegistry()
+        for r in resources:
+            self.registry.add(r.name, r.search_params)
+
+    # --------------------------------------------------------------------------------------------- routing
+    def app(self) -> Starlette:
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+        return Starlette(routes=[
+            Route("/", self._root, methods=methods),
+            Route("/metadata", self._metadata, methods=methods),
+            Route("/{rtype}", self._type, methods=methods),
+            Route("/{rtype}/_search", self._search_post, methods=methods),
+            Route("/{rtype}/{rid}", self._instance, methods=methods),
+            Route("/{rtype}/{rid}/_history", self._history, methods=methods),
+            Route("/{rtype}/{rid}/_history/{vid}", self._vread, methods=methods),
+        ])
+
+    def routes(self, prefix: str = "/fhir") -> list[Route | Mount]:
+        """Routes mounting the server at ``prefix`` (``POST [base]`` answered without a trailing slash too)."""
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+        return [Route(prefix, self._root, methods=methods), Mount(prefix, app=self.app())]
+
+    async def _root(self, request: Request) -> Response:
+        if request.method != "POST":
+            return await self._handle(request, Interaction.INVALID, None, None, self._not_allowed)
+        return await self._handle(request, Interaction.TRANSACTION, None, None, self._bundle, read=True)
+
+    async def _metadata(self, request: Request) -> Response:
+        if request.method != "GET":
+            return await self._handle(request, Interaction.INVALID, None, None, self._not_allowed)
+        return await self._handle(request, Interaction.CAPABILITIES, None, None, self._capabilities)
+
+    async def _type(self, request: Request) -> Response:
+        rtype = request.path_params["rtype"]
+        if request.method == "GET":
+            return await self._handle(request, Interaction.SEARCH, rtype, None, self._search)
+        if request.method == "POST":
+            return await self._handle(request, Interaction.CREATE, rtype, None, self._create, read=True)
+        if request.method == "DELETE":
+            return await self._handle(request, Interaction.DELETE, rtype, None, self._conditional_delete)
+        return await self._handle(request, Interaction.INVALID, rtype, None, self._not_allowed)
+
+    async def _search_post(self, request: Request) -> Response:
+        rtype = request.path_params["rtype"]
+        if request.method in ("POST", "GET"):
+            return await self._handle(request, Interaction.SEARCH, rtype, None, self._search, read=request.method == "POST")
+        return await self._handle(request, Interaction.INVALID, rtype, None, self._not_allowed)
+
+    async def _instance(self, request: Request) -> Response:
+        rtype, rid = request.path_params["rtype"], request.path_params["rid"]
+        if request.method == "GET":
+            return await self._handle(request, Interaction.READ, rtype, rid, self._read)
+        if request.method == "PUT":
+            return await self._handle(request, Interaction.UPDATE, rtype, rid, self._update, read=True)
+        if request.method == "DELETE":
+            return await self._handle(request, Interaction.DELETE, rtype, rid, self._delete)
+        return await self._handle(request, Interaction.INVALID, rtype, rid, self._not_allowed)
+
+    async def _history(self, request: Request) -> Response:
+        rtype, rid = request.path_params["rtype"], request.path_params["rid"]
+        if request.method != "GET":
+            return await self._handle(request, Interaction.INVALID, rtype, rid, self._not_allowed)
+        return await self._handle(request, Interaction.HISTORY, rtype, rid, self._history_instance)
+
+    async def _vread(self, request: Request) -> Response:
+        rtype, rid = request.path_params["rtype"], request.path_params["rid"]
+        if request.method != "GET":
+            return await self._handle(request, Interaction.INVALID, rtype, rid, self._not_allowed)
+        vid = request.path_params["vid"]
+        return await self._handle(request, Interaction.VREAD, rtype, rid, lambda item, info, uow: self._do_vread(item, info, uow, vid))
+
+    # --------------------------------------------------------------------------------------------- core
+    async def _handle(self, request: Request, interaction: Interaction, rtype: str | None, rid: str | None,
+                      action: Callable[..., FhirInteraction], *, read: bool = False) -> Response:
+        item = FhirInteraction(interaction, request.method, rtype, rid)
+        body = b""
+        info = RequestInfo(request.method, request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()},
+                           content_type=request.headers.get("content-type"), caller_finess=caller_finess(request.scope))
+        try:
+            fmt = response_format(request)
+        except FhirError as exc:
+            fmt = Format.JSON
+            item.error = exc
+        if item.error is None and (read or request.method in ("POST", "PUT", "PATCH")):  # a refused body is evidence too
+            try:
+                body = await read_body(request, self.limits)
+            except FhirError as exc:
+                item.error = exc
+        info = RequestInfo(info.method, info.path, info.query, info.headers, body, info.content_type, info.caller_finess)
+        with self.store._lock:  # noqa: SLF001 - one critical section: process, journal, apply
+            uow = self.store.begin()
+            if item.error is None:
+                try:
+                    item = action(item, info, uow)
+                    if item.error is None:
+                        self.hooks.after_interaction(item, uow=uow, request=info)
+                except FhirError as exc:
+                    item.error = exc
+                except Exception as exc:  # noqa: BLE001 - a bug must still be answered and journaled
+                    logger.exception("FHIR interaction failed")
+                    item.error = fail(500, IssueCode.EXCEPTION, f"erreur interne du simulateur : {type(exc).__name__}: {exc}",
+                                      error_code="FHIR-INTERNAL")
+            if item.error is not None:
+                item.status = item.error.status
+                item.response = item.error.outcome()
+            try:
+                self.record(self.hooks.exchanges(item, request=info, body=body, uow=uow))
+                if item.error is None:
+                    uow.commit()
+            except FhirError as exc:
+                item.error, item.status, item.response = exc, exc.status, exc.outcome()
+            except Exception as exc:  # noqa: BLE001 - journal down: refuse rather than acknowledge unrecorded
+                logger.exception("journal write failed")
+                error = fail(500, IssueCode.EXCEPTION, f"journal indisponible : {type(exc).__name__}", error_code="JOURNAL")
+                item.error, item.status, item.response = error, 500, error.outcome()
+        return self._respond(item, fmt, info)
+
+    def _respond(self, item: FhirInteraction, fmt: Format, info: RequestInfo) -> Response:
+        headers: dict[str, str] = {}
+        if item.error is not None:
+            headers.update(item.error.headers)
+        elif item.result is not None:
+            headers["ETag"] = item.result.etag
+            headers["Last-Modified"] = format_datetime(item.result.last_updated, usegmt=True)
+            if item.status == 201 or item.interaction in (Interaction.UPDATE, Interaction.CREATE):
+                headers["Location"] = f"{self.base_url()}/{item.result.location}"
+        payload = item.response
+        if payload is None:
+            return Response(status_code=item.status, headers=headers)
+        if info.prefer_minimal and item.error is None and item.interaction in (Interaction.CREATE, Interaction.UPDATE):
+            return Response(status_code=item.status, headers=headers)
+        body = render(payload, fmt)
+        return Response(body, status_code=item.status, headers=headers, media_type=rendered_mime(payload, fmt, body))
+
+    # --------------------------------------------------------------------------------------------- helpers
+    def _type_of(self, rtype: str | None, interaction: Interaction) -> ResourceType:
+        known = self.resources.get(rtype or "")
+        if known is None:
+            raise fail(404, IssueCode.NOT_SUPPORTED, f"type de ressource non pris en charge : {rtype!r}", error_code="FHIR-UNKNOWN-TYPE")
+        if interaction not in known.interactions:
+            raise fail(405, IssueCode.NOT_SUPPORTED, f"interaction {interaction} non prise en charge pour {rtype}",
+                       error_code="FHIR-NOT-ALLOWED")
+        return known
+
+    def _not_allowed(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        raise fail(405, IssueCode.NOT_SUPPORTED, f"méthode {info.method} non prise en charge sur {info.path}", error_code="FHIR-NOT-ALLOWED")
+
+    def _capabilities(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        from harness.fhir.capability import capability_statement
+
+        item.response = capability_statement(self)
+        return item
+
+    def parse_body(self, info: RequestInfo) -> dict[str, Any]:
+        resource, _ = parse_resource(info.body, info.content_type, self.limits)
+        check_entry_count(resource, self.limits)
+        return resource
+
+    def _check_references(self, resource: dict[str, Any], uow: UnitOfWork, where: str) -> None:
+        """Relative references to hosted types must resolve (store or staged), else HTTP 422."""
+        contained = {f"#{c.get('id')}" for c in resource.get("contained") or [] if isinstance(c, dict)}
+        missing: list[Issue] = []
+        for path, ref in references_in(resource):
+            if ref.startswith("#"):
+                if ref not in contained:
+                    missing.append(Issue(IssueSeverity.ERROR, IssueCode.NOT_FOUND, f"référence contenue introuvable : {ref}", f"{where}.{path}",
+                                         "FHIR-REFERENCE"))
+                continue
+            if ref.startswith(("urn:uuid:", "urn:oid:")):
+                missing.append(Issue(IssueSeverity.ERROR, IssueCode.NOT_FOUND,
+                                     f"référence {ref} ne correspond à aucune entrée (fullUrl) de la transaction", f"{where}.{path}",
+                                     "FHIR-REFERENCE"))
+                continue
+            if "://" in ref and not ref.startswith(self.base_url() + "/"):
+                continue  # another server: not ours to check
+            local = ref[len(self.base_url()) + 1:] if ref.startswith(self.base_url() + "/") else ref
+            parts = local.split("/")
+            if len(parts) >= 2 and parts[0] in self.resources and not uow.exists(parts[0], parts[1]):
+                missing.append(Issue(IssueSeverity.ERROR, IssueCode.NOT_FOUND, f"référence non résolue : {ref}", f"{where}.{path}", "FHIR-REFERENCE"))
+        if missing:
+            raise FhirError(422, missing, error_code="FHIR-REFERENCE")
+
+    def prepare_write(self, item: FhirInteraction, resource: dict[str, Any], uow: UnitOfWork, info: RequestInfo, *,
+                      structure_checked: bool = False, where: str | None = None) -> dict[str, Any]:
+        """Structure (400), profile (422) and business checks of a resource about to be written."""
+        rtype = item.resource_type or ""
+        where = where or rtype
+        if resource.get("resourceType") != rtype:
+            raise fail(400, IssueCode.INVALID, f"resourceType {resource.get('resourceType')!r} reçu sur le point d'accès {rtype}",
+                       expression=f"{where}.resourceType", error_code="FHIR-RESOURCETYPE")
+        if not structure_checked:
+            structure = structure_findings(resource, location=where)
+            if structure:
+                raise FhirError(400, issues_from_findings(structure), error_code=structure[0].code)
+        findings = self.hooks.validate(rtype, resource, uow=uow, interaction=item.interaction)
+        item.warnings.extend(f for f in findings if f.severity is not Severity.ERROR)
+        errors = [f for f in findings if f.severity is Severity.ERROR]
+        if errors:
+            raise FhirError(422, issues_from_findings(findings), error_code=errors[0].code)
+        return self.hooks.before_write(item, resource, uow=uow, request=info)
+
+    # --------------------------------------------------------------------------------------------- interactions
+    def _create(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        rtype = self._type_of(item.resource_type, Interaction.CREATE)
+        resource = self.parse_body(info)
+        item.request = resource
+        condition = info.headers.get("if-none-exist")
+        return self.do_create(item, resource, uow, info, condition=condition if rtype.conditional_create else None, check_refs=True)
+
+    def do_create(self, item: FhirInteraction, resource: dict[str, Any], uow: UnitOfWork, info: RequestInfo, *,
+                  condition: str | None = None, resource_id: str | None = None, check_refs: bool = True,
+                  structure_checked: bool = False, where: str | None = None) -> FhirInteraction:
+        rtype = item.resource_type or ""
+        item.request = resource
+        if condition:
+            existing = self._conditional_matches(rtype, condition, uow, info)
+            if len(existing) > 1:
+                raise fail(412, IssueCode.DUPLICATE, f"If-None-Exist {condition!r} : {len(existing)} ressources correspondent",
+                           error_code="FHIR-CONDITIONAL")
+            if existing:
+                item.result, item.resource_id, item.noop, item.status = existing[0], existing[0].id, True, 200
+                item.response = existing[0].body()
+                return item
+        prepared = self.prepare_write(item, resource, uow, info, structure_checked=structure_checked, where=where)
+        if check_refs:
+            self._check_references(prepared, uow, where or rtype)
+        version = uow.create(rtype, prepared, resource_id=resource_id)
+        item.result, item.resource_id, item.status = version, version.id, 201
+        item.response = version.body()
+        return item
+
+    def _conditional_matches(self, rtype: str, condition: str, uow: UnitOfWork, info: RequestInfo) -> list[Version]:
+        query = parse_query(rtype, parse_qsl(condition.lstrip("?"), keep_blank_values=True), self.registry, strict=True)
+        if not query.criteria:
+            raise fail(400, IssueCode.INVALID, f"condition vide : {condition!r}", error_code="FHIR-CONDITIONAL")
+        matcher = Matcher(self.registry, resolver_of(uow.current))
+        hits, _ = run_search(query, uow.all(rtype), matcher)
+        return hits
+
+    def _read(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        self._type_of(item.resource_type, Interaction.READ)
+        rid = item.resource_id or ""
+        if not valid_id(rid):
+            raise fail(404, IssueCode.NOT_FOUND, f"identifiant invalide : {rid!r}", error_code="FHIR-NOT-FOUND")
+        version = uow.read(item.resource_type or "", rid)
+        if not self.hooks.visible(version, request=info):
+            raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{rid} inconnu", error_code="FHIR-NOT-FOUND")
+        item.result, item.response = version, version.body()
+        return item
+
+    def _do_vread(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork, vid: str) -> FhirInteraction:
+        self._type_of(item.resource_type, Interaction.VREAD)
+        version = self.store.vread(item.resource_type or "", item.resource_id or "", vid)
+        if not self.hooks.visible(version, request=info):
+            raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{item.resource_id} inconnu", error_code="FHIR-NOT-FOUND")
+        item.result, item.response = version, version.body()
+        return item
+
+    def _history_instance(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        self._type_of(item.resource_type, Interaction.HISTORY)
+        versions = self.store.history(item.resource_type or "", item.resource_id or "")
+        if not versions:
+            raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{item.resource_id} inconnu", error_code="FHIR-NOT-FOUND")
+        base = self.base_url()
+        entries = []
+        for v in reversed(versions):
+            entry: dict[str, Any] = {"fullUrl": f"{base}/{v.resource_type}/{v.id}",
+                                     "request": {"method": "DELETE" if v.deleted else ("POST" if v.version_id == 1 else "PUT"),
+                                                 "url": f"{v.resource_type}/{v.id}"},
+                                     "response": {"status": "200 OK", "etag": v.etag, "lastModified": instant(v.last_updated)}}
+            if not v.deleted:
+                entry["resource"] = v.body()
+            entries.append(entry)
+        item.response = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "history", "total": len(entries), "entry": entries}
+        return item
+
+    def _update(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        self._type_of(item.resource_type, Interaction.UPDATE)
+        resource = self.parse_body(info)
+        if_match = info.headers.get("if-match")
+        return self.do_update(item, resource, uow, info, if_match=parse_etag(if_match) if if_match else None)
+
+    def do_update(self, item: FhirInteraction, resource: dict[str, Any], uow: UnitOfWork, info: RequestInfo, *,
+                  if_match: str | None, check_refs: bool = True, structure_checked: bool = False, where: str | None = None) -> FhirInteraction:
+        rtype, rid = item.resource_type or "", item.resource_id or ""
+        item.request = resource
+        if not valid_id(rid):
+            raise fail(400, IssueCode.INVALID, f"identifiant invalide : {rid!r}", error_code="FHIR-ID")
+        if resource.get("id") != rid:
+            raise fail(400, IssueCode.INVALID,
+                       f"l'id de la ressource ({resource.get('id')!r}) doit être celui de l'URL ({rid!r})",
+                       expression=f"{where or rtype}.id", error_code="FHIR-ID")
+        prepared = self.prepare_write(item, resource, uow, info, structure_checked=structure_checked, where=where)
+        if check_refs:
+            self._check_references(prepared, uow, where or rtype)
+        version, created = uow.update(rtype, rid, prepared, if_match=if_match)
+        item.result, item.status = version, 201 if created else 200
+        item.response = version.body()
+        return item
+
+    def _delete(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        self._type_of(item.resource_type, Interaction.DELETE)
+        if_match = info.headers.get("if-match")
+        return self.do_delete(item, uow, info, if_match=parse_etag(if_match) if if_match else None)
+
+    def do_delete(self, item: FhirInteraction, uow: UnitOfWork, info: RequestInfo, *, if_match: str | None) -> FhirInteraction:
+        before = uow.current(item.resource_type or "", item.resource_id or "")
+        version = uow.delete(item.resource_type or "", item.resource_id or "", if_match=if_match)
+        item.noop = version is None
+        item.result = version
+        if before is not None and before.resource is not None:
+            item.request = before.resource  # what was deleted (journal: person, author)
+        item.status = 200
+        item.response = operation_outcome([Issue(IssueSeverity.INFORMATION, IssueCode.INFORMATIONAL,
+                                                 "suppression effectuée" if version else "rien à supprimer")])
+        return item
+
+    def _conditional_delete(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        rtype = self._type_of(item.resource_type, Interaction.DELETE)
+        if not rtype.conditional_delete:
+            raise fail(405, IssueCode.NOT_SUPPORTED, f"suppression conditionnelle non prise en charge pour {rtype.name}",
+                       error_code="FHIR-NOT-ALLOWED")
+        hits = self._conditional_matches(rtype.name, info.query, uow, info)
+        if len(hits) > 1:
+            raise fail(412, IssueCode.DUPLICATE, f"{len(hits)} ressources correspondent à la condition de suppression",
+                       error_code="FHIR-CONDITIONAL")
+        if not hits:
+            item.noop, item.status = True, 200
+            item.response = operation_outcome([Issue(IssueSeverity.INFORMATION, IssueCode.INFORMATIONAL, "rien à supprimer")])
+            return item
+        item.resource_id = hits[0].id
+        return self.do_delete(item, uow, info, if_match=None)
+
+    def _search(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        self._type_of(item.resource_type, Interaction.SEARCH)
+        items = parse_qsl(info.query, keep_blank_values=True)
+        if info.method == "POST":
+            if info.body:
+                mime = (info.content_type or "").split(";")[0].strip().lower()
+                if mime != "application/x-www-form-urlencoded":
+                    raise fail(415, IssueCode.NOT_SUPPORTED, "POST _search attend application/x-www-form-urlencoded",
+                               error_code="FHIR-CONTENT-TYPE")
+                try:
+                    items += parse_qsl(info.body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise fail(400, IssueCode.INVALID, f"paramètres de recherche illisibles : {exc}", error_code="FHIR-SEARCH") from None
+        query = parse_query(item.resource_type or "", items, self.registry, strict=info.strict, max_count=self.limits.max_search_results)
+        return self.do_search(item, query, uow, info, query_string=info.query)
+
+    def do_search(self, item: FhirInteraction, query: SearchQuery, uow: UnitOfWork, info: RequestInfo, *, query_string: str) -> FhirInteraction:
+        matcher = Matcher(self.registry, resolver_of(uow.current))
+        candidates = uow.all(query.resource_type)
+        narrowed = self._by_reference(query, uow, matcher)
+        if narrowed is not None:
+            candidates = [v for v in candidates if v.id in narrowed]
+        candidates = [v for v in candidates if self.hooks.visible(v, request=info)]
+        if query.count is None:
+            query.count = self.limits.max_search_results
+        matches, total = run_search(query, candidates, matcher)
+        included = matcher.included([m.resource for m in matches if m.resource is not None], query.includes)
+        item.matches, item.included, item.total, item.query = matches, included, total, describe_criteria(query)
+        item.warnings.extend(Finding("FHIR-SEARCH-PARAM", w.diagnostics, Severity.WARNING) for w in query.warnings)
+        item.response = searchset(self.base_url(), query_string, query.resource_type, matches, included, total, query.warnings,
+                                  str(uuid.uuid4()), instant(uow.now))
+        return item
+
+    def _by_reference(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> set[str] | None:
+        """Ids that can match the reference criteria (chains resolved on the target type first), from the store's
+        reference index; ``None`` when no criterion allows narrowing (or writes are staged: the index lags)."""
+        if query.resource_type in uow.staged_types():
+            return None
+        narrowed: set[str] | None = None
+        for criterion in query.criteria:
+            param = criterion.param
+            if param.type is not ParamType.REFERENCE or criterion.modifier in ("missing", "identifier"):
+                continue
+            targets: set[str] = set()
+            if criterion.chain:
+                chained_types = (criterion.chain_type,) if criterion.chain_type else param.targets
+                if not chained_types or uow.staged_types() & set(chained_types):
+                    continue
+                for target_type in chained_types:
+                    chained = self.registry.of(target_type).get(criterion.chain)
+                    if chained is None:
+                        continue
+                    sub = Criterion(chained, None, criterion.values)
+                    targets |= {f"{target_type}/{v.id}" for v in uow.all(target_type) if v.resource is not None and matcher.matches(v.resource, sub)}
+            else:
+                for raw in criterion.values:
+                    parts = [p for p in raw.split("/_history/")[0].split("/") if p]
+                    if len(parts) >= 2:
+                        targets.add(f"{parts[-2]}/{parts[-1]}")
+                    else:
+                        targets |= {f"{t}/{raw}" for t in (criterion.modifier,) if t} or {f"{t}/{raw}" for t in param.targets}
+                if not targets:
+                    continue
+            ids: set[str] = set()
+            for target in targets:
+                ids |= self.store.referencing(query.resource_type, target)
+            narrowed = ids if narrowed is None else narrowed & ids
+        return narrowed
+
+    def _bundle(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        from harness.fhir.bundle import process_bundle
+
+        bundle = self.parse_body(info)
+        return process_bundle(self, item, bundle, uow, info)
+
+
+def json_body(resource: dict[str, Any]) -> bytes:
+    return json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+ESTABLISHMENT_CERTIFICATE_PREFIX = "ESSMS-"
+
+
+def establishment_certificate(finess: str) -> str:
+    """Name of the test-PKI organisation certificate of an ESSMS (``ESSMS-<FINESS>``, OU ``1`` + FINESS)."""
+    return f"{ESTABLISHMENT_CERTIFICATE_PREFIX}{finess}"
+
+
+def ensure_establishment_certificates(pki: Any, finesses: Sequence[str]) -> None:
+    """Issue the missing organisation certificates of the establishments (what a DUI presents to FHIR services, so
+    that the service knows which ESSMS calls: :func:`caller_finess`)."""
+    for finess in finesses:
+        name = establishment_certificate(finess)
+        current = pki.clients.get(name)
+        if current is None or current.organisational_unit != f"1{finess}":
+            pki.issue_client(name, structure_id=f"1{finess}")

@@ -1,0 +1,309 @@
+"""The per-run FHIR resource store: versioned resources, ETags, all-or-nothing units of work.
+
+FHIR R4 (4.0.1) RESTful API §3.1.0.4 (versions): every write makes a new version, ``meta.versionId`` (1, 2, ...)
+and ``meta.lastUpdated`` are set by the server, the ``ETag`` is ``W/"<versionId>"`` and an update or delete with
+``If-Match`` on another version is refused with HTTP 412. A delete keeps the history (a read answers 410 Gone).
+
+One store per simulator per run (nothing global). Writes go through a :class:`UnitOfWork`: changes are staged,
+the simulator commits the journal, then :meth:`UnitOfWork.commit` applies them at once (HTTP 409 if another writer
+changed a resource the unit read in between) — a transaction Bundle is all or nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.fhir.outcome import IssueCode, fail
+
+_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_ETAG_RE = re.compile(r'^\s*(?:W/)?"?([^"]*)"?\s*$')
+
+
+def valid_id(value: str) -> bool:
+    """FHIR ``id`` datatype: 1 to 64 characters among ``A-Z a-z 0-9 - .``."""
+    return bool(_ID_RE.match(value))
+
+
+def etag(version_id: int | str) -> str:
+    return f'W/"{version_id}"'
+
+
+def parse_etag(value: str) -> str:
+    """``W/"3"`` (or ``"3"``, ``3``) -> ``"3"``; HTTP 400 when it is not an ETag."""
+    match = _ETAG_RE.match(value or "")
+    if not match or not match.group(1):
+        raise fail(400, IssueCode.INVALID, f"en-tête If-Match invalide : {value!r} (attendu W/\"<versionId>\")",
+                   error_code="FHIR-IF-MATCH")
+    return match.group(1)
+
+
+def instant(moment: datetime) -> str:
+    """A FHIR ``instant`` (UTC, milliseconds)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a resource; ``resource`` is ``None`` for a deletion."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    resource: dict[str, Any] | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.resource is None
+
+    @property
+    def etag(self) -> str:
+        return etag(self.version_id)
+
+    @property
+    def location(self) -> str:
+        return f"{self.resource_type}/{self.id}/_history/{self.version_id}"
+
+    def body(self) -> dict[str, Any]:
+        """A copy of the resource (never the stored object)."""
+        if self.resource is None:
+            raise ValueError("deleted version has no body")
+        return copy.deepcopy(self.resource)
+
+
+Key = tuple[str, str]
+
+
+class ResourceStore:
+    """Versioned resources of one simulator for one run (thread-safe)."""
+
+    def __init__(self, clock: Callable[[], datetime | None] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._versions: dict[Key, list[Version]] = {}
+        self._by_type: dict[str, dict[str, None]] = {}  # insertion-ordered ids per type
+        self._refs: dict[str, dict[str, set[str]]] = {}  # type -> "Target/id" -> ids of resources referencing it
+        self._clock = clock
+
+    def now(self) -> datetime:
+        moment = self._clock() if self._clock is not None else None
+        return moment or datetime.now(UTC)
+
+    # reads --------------------------------------------------------------------------------------
+    def current(self, resource_type: str, resource_id: str) -> Version | None:
+        with self._lock:
+            history = self._versions.get((resource_type, resource_id))
+            return history[-1] if history else None
+
+    def read(self, resource_type: str, resource_id: str) -> Version:
+        """The current version (HTTP 404 unknown, HTTP 410 deleted)."""
+        found = self.current(resource_type, resource_id)
+        return _readable(found, resource_type, resource_id)
+
+    def vread(self, resource_type: str, resource_id: str, version_id: str) -> Version:
+        with self._lock:
+            history = list(self._versions.get((resource_type, resource_id), ()))
+        for version in history:
+            if str(version.version_id) == version_id:
+                if version.deleted:
+                    raise fail(410, IssueCode.DELETED, f"{resource_type}/{resource_id} version {version_id} : suppression")
+                return version
+        raise fail(404, IssueCode.NOT_FOUND, f"{resource_type}/{resource_id}/_history/{version_id} inconnu", error_code="FHIR-NOT-FOUND")
+
+    def history(self, resource_type: str, resource_id: str) -> list[Version]:
+        with self._lock:
+            return list(self._versions.get((resource_type, resource_id), ()))
+
+    def all(self, resource_type: str) -> list[Version]:
+        """Current, non-deleted versions of every resource of a type, in creation order."""
+        with self._lock:
+            ids = list(self._by_type.get(resource_type, ()))
+            out = [self._versions[(resource_type, i)][-1] for i in ids]
+        return [v for v in out if not v.deleted]
+
+    def referencing(self, resource_type: str, target: str) -> set[str]:
+        """Ids of the current resources of ``resource_type`` that reference ``target`` (``Type/id``) anywhere."""
+        with self._lock:
+            return set(self._refs.get(resource_type, {}).get(target, ()))
+
+    def count(self, resource_type: str | None = None) -> int:
+        with self._lock:
+            types = [resource_type] if resource_type else list(self._by_type)
+            return sum(1 for t in types for i in self._by_type.get(t, ()) if not self._versions[(t, i)][-1].deleted)
+
+    # writes -------------------------------------------------------------------------------------
+    def begin(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+    def _apply(self, staged: dict[Key, list[Version]], expected: dict[Key, int]) -> None:
+        with self._lock:
+            for key, version_id in expected.items():
+                history = self._versions.get(key)
+                now_at = history[-1].version_id if history else 0
+                if now_at != version_id:
+                    raise fail(409, IssueCode.CONFLICT,
+                               f"{key[0]}/{key[1]} modifié par une autre requête pendant le traitement (version {now_at})",
+                               error_code="FHIR-CONFLICT")
+            for key, versions in staged.items():
+                history = self._versions.setdefault(key, [])
+                before = history[-1].resource if history else None
+                history.extend(versions)
+                self._by_type.setdefault(key[0], {})[key[1]] = None
+                index = self._refs.setdefault(key[0], {})
+                for target in reference_targets(before):
+                    index.get(target, set()).discard(key[1])
+                for target in reference_targets(versions[-1].resource):
+                    index.setdefault(target, set()).add(key[1])
+
+
+def reference_targets(resource: Any) -> set[str]:
+    """Every ``Type/id`` a resource references (absolute URLs and ``/_history`` reduced; contained ones ignored)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            ref = value.get("reference")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                parts = [p for p in ref.split("/_history/")[0].split("/") if p]
+                if len(parts) >= 2:
+                    found.add(f"{parts[-2]}/{parts[-1]}")
+            for key, item in value.items():
+                if key != "contained":
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(resource)
+    return found
+
+
+def _readable(found: Version | None, resource_type: str, resource_id: str) -> Version:
+    if found is None:
+        raise fail(404, IssueCode.NOT_FOUND, f"{resource_type}/{resource_id} inconnu", error_code="FHIR-NOT-FOUND")
+    if found.deleted:
+        raise fail(410, IssueCode.DELETED, f"{resource_type}/{resource_id} a été supprimé", error_code="FHIR-DELETED")
+    return found
+
+
+class UnitOfWork:
+    """Staged writes on a :class:`ResourceStore`; reads see the staged state. Nothing is visible before commit.
+
+    A child unit (:meth:`child`) reads through its parent and is merged into it with :meth:`absorb` (the entries
+    of a batch: each one succeeds or fails alone)."""
+
+    def __init__(self, store: ResourceStore, parent: UnitOfWork | None = None) -> None:
+        self.store = store
+        self.parent = parent
+        self._staged: dict[Key, list[Version]] = {}
+        self._expected: dict[Key, int] = {}  # store version each touched key was read at (conflict check)
+        self._committed = False
+        self.now = parent.now if parent is not None else store.now()
+
+    def child(self) -> UnitOfWork:
+        return UnitOfWork(self.store, self)
+
+    def absorb(self, child: UnitOfWork) -> None:
+        for key, versions in child._staged.items():
+            self._staged.setdefault(key, []).extend(versions)
+        for key, version_id in child._expected.items():
+            self._expected.setdefault(key, version_id)
+
+    def current(self, resource_type: str, resource_id: str) -> Version | None:
+        staged = self._staged.get((resource_type, resource_id))
+        if staged:
+            return staged[-1]
+        if self.parent is not None:
+            return self.parent.current(resource_type, resource_id)
+        return self.store.current(resource_type, resource_id)
+
+    def read(self, resource_type: str, resource_id: str) -> Version:
+        return _readable(self.current(resource_type, resource_id), resource_type, resource_id)
+
+    def exists(self, resource_type: str, resource_id: str) -> bool:
+        found = self.current(resource_type, resource_id)
+        return found is not None and not found.deleted
+
+    def all(self, resource_type: str) -> list[Version]:
+        base = {v.id: v for v in (self.parent.all(resource_type) if self.parent is not None else self.store.all(resource_type))}
+        for (rtype, rid), versions in self._staged.items():
+            if rtype != resource_type:
+                continue
+            if versions[-1].deleted:
+                base.pop(rid, None)
+            else:
+                base[rid] = versions[-1]
+        return list(base.values())
+
+    def _touch(self, key: Key) -> int:
+        """Remember the store version of ``key`` (conflict check) and return the version the next write follows."""
+        if key not in self._expected:
+            base = self.store.current(*key)
+            self._expected[key] = base.version_id if base else 0
+        found = self.current(*key)
+        return found.version_id if found is not None else 0
+
+    def _stage(self, resource_type: str, resource_id: str, resource: dict[str, Any] | None) -> Version:
+        key = (resource_type, resource_id)
+        version_id = self._touch(key) + 1
+        body = None
+        if resource is not None:
+            body = copy.deepcopy(resource)
+            body["resourceType"] = resource_type
+            body["id"] = resource_id
+            meta = dict(body.get("meta") or {})
+            meta["versionId"] = str(version_id)
+            meta["lastUpdated"] = instant(self.now)
+            body["meta"] = meta
+        version = Version(resource_type, resource_id, version_id, self.now, body)
+        self._staged.setdefault(key, []).append(version)
+        return version
+
+    def create(self, resource_type: str, resource: dict[str, Any], *, resource_id: str | None = None) -> Version:
+        """A new resource with a server-assigned id (the ``id`` sent by the client is ignored, FHIR §3.1.0.5)."""
+        new_id = resource_id or str(uuid.uuid4())
+        return self._stage(resource_type, new_id, resource)
+
+    def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *, if_match: str | None = None) -> tuple[Version, bool]:
+        """Update (or create with the client's id); ``if_match`` is the bare version id. Returns (version, created)."""
+        found = self.current(resource_type, resource_id)
+        self._touch((resource_type, resource_id))
+        if if_match is not None and (found is None or found.deleted or str(found.version_id) != if_match):
+            at = "inexistante" if found is None or found.deleted else f"version courante {found.version_id}"
+            raise fail(412, IssueCode.CONFLICT,
+                       f"If-Match W/\"{if_match}\" ne correspond pas à {resource_type}/{resource_id} ({at}) : "
+                       "la ressource a changé depuis sa lecture", error_code="FHIR-PRECONDITION")
+        created = found is None or found.deleted
+        return self._stage(resource_type, resource_id, resource), created
+
+    def delete(self, resource_type: str, resource_id: str, *, if_match: str | None = None) -> Version | None:
+        """Delete (``None`` when nothing to delete: FHIR answers 200/204 all the same)."""
+        found = self.current(resource_type, resource_id)
+        self._touch((resource_type, resource_id))
+        if if_match is not None and (found is None or found.deleted or str(found.version_id) != if_match):
+            raise fail(412, IssueCode.CONFLICT, f"If-Match W/\"{if_match}\" ne correspond pas à {resource_type}/{resource_id}",
+                       error_code="FHIR-PRECONDITION")
+        if found is None or found.deleted:
+            return None
+        return self._stage(resource_type, resource_id, None)
+
+    def staged_types(self) -> set[str]:
+        """Types with staged writes here or in a parent unit (an index of the store does not see them)."""
+        own = {rtype for rtype, _ in self._staged}
+        return own | (self.parent.staged_types() if self.parent is not None else set())
+
+    @property
+    def changes(self) -> list[Version]:
+        return [v for versions in self._staged.values() for v in versions]
+
+    def commit(self) -> None:
+        if self._committed:
+            raise RuntimeError("unit of work already committed")
+        self.store._apply(self._staged, self._expected)  # noqa: SLF001 - the store's own commit path
+        self._committed = True

@@ -1,0 +1,378 @@
+"""The e-Prescription FHIR service: prescriptions served to the DUI, the DUI's integration confirmations.
+
+See :mod:`mock_services.eprescription` for the contract. Journal (service ``eprescription``):
+
+=====================================  =====================================================================
+operation                              exchange
+=====================================  =====================================================================
+``eprescription.retrieve``             the DUI retrieves a prescription by its EPU: FHIR search
+                                       ``MedicationRequest?group-identifier=...`` or CDA ``Binary/<EPU>``;
+                                       ``person`` = the prescription's INS, ``details.found`` / ``epu`` /
+                                       ``status`` / ``format`` (never counted as an import)
+``eprescription.import_confirmed``     the DUI confirms the integration (``POST Task``, ``status`` completed):
+                                       **the import the usage indicator counts** (accepted ones)
+``eprescription.import_refused``       the DUI tells it refused the prescription (``Task`` ``rejected``)
+``fhir.<interaction>.<Type>``          any other FHIR request (reads of Patient, Medication...)
+=====================================  =====================================================================
+
+``essms`` is the FINESS of the DUI's organisation certificate (else the ``Task.owner`` FINESS), ``person`` the
+INS (15 characters) when known.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from harness.fhir import FhirError, FhirHooks, FhirInteraction, FhirServer, Interaction, Limits, RequestInfo, ResourceStore, ResourceType
+from harness.fhir.outcome import IssueCode, fail
+from harness.fhir.search import ParamType, SearchParam
+from harness.fhir.server import caller_finess, default_exchange
+from harness.fhir.store import UnitOfWork
+from harness.fhir.wire import Format, render, response_format
+from harness.journal import Exchange
+from harness.simulator import SimulatorContext
+from harness.testdata import Person
+from harness.validators import Finding
+from harness.validators.eprescription import (
+    EPU_SYSTEM,
+    IMPLEMENTATION_GUIDE,
+    PROFILE_MEDICATION,
+    PROFILE_MEDICATION_REQUEST,
+    check_confirmation,
+    is_epu,
+    read_confirmation,
+)
+from mock_services.eprescription.prescriptions import (
+    Prescription,
+    cda_document,
+    fhir_resources,
+    generate,
+    new_epu,
+    qr_png,
+    synthetic_person,
+)
+
+SERVICE = "eprescription"
+OP_RETRIEVE = "eprescription.retrieve"
+OP_CONFIRMED = "eprescription.import_confirmed"
+OP_REFUSED = "eprescription.import_refused"
+CDA_MEDIA_TYPE = "application/xml"
+GROUP_IDENTIFIER = "group-identifier"
+_READ = frozenset({Interaction.READ, Interaction.VREAD})
+
+
+@dataclass(frozen=True)
+class EprescriptionSettings:
+    """``[settings.eprescription]`` of the harness configuration."""
+
+    seed: int = 20250101
+    max_body_bytes: int = 1024 * 1024
+    max_bundle_entries: int = 100
+    require_retrieval: bool = True  # a confirmation must follow a retrieval of the same prescription
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> EprescriptionSettings:
+        return cls(
+            seed=int(raw.get("seed", cls.seed)),
+            max_body_bytes=max(4096, int(raw.get("max_body_bytes", cls.max_body_bytes))),
+            max_bundle_entries=max(1, int(raw.get("max_bundle_entries", cls.max_bundle_entries))),
+            require_retrieval=str(raw.get("require_retrieval", True)).lower() not in ("0", "false", "no", "non"),
+        )
+
+
+RESOURCES = (
+    ResourceType("MedicationRequest", _READ | {Interaction.SEARCH}, (
+        SearchParam(GROUP_IDENTIFIER, ParamType.TOKEN, ("groupIdentifier",),
+                    documentation="identifiant de l'ordonnance (EPU, urn:oid:1.2.250.1.215.500.1.1) : toutes ses lignes",
+                    definition="https://socle-harness.test/fhir/SearchParameter/MedicationRequest-group-identifier"),
+        SearchParam("status", ParamType.TOKEN, ("status",), definition="http://hl7.org/fhir/SearchParameter/medications-status"),
+        SearchParam("subject", ParamType.REFERENCE, ("subject",), ("Patient",), definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-subject"),
+        SearchParam("patient", ParamType.REFERENCE, ("subject",), ("Patient",), definition="http://hl7.org/fhir/SearchParameter/clinical-patient"),
+        SearchParam("medication", ParamType.REFERENCE, ("medicationReference",), ("Medication",),
+                    definition="http://hl7.org/fhir/SearchParameter/medications-medication"),
+        SearchParam("requester", ParamType.REFERENCE, ("requester",), ("Practitioner",),
+                    definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-requester"),
+        SearchParam("authoredon", ParamType.DATE, ("authoredOn",), definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-authoredon"),
+    ), profile=PROFILE_MEDICATION_REQUEST, documentation="Lignes de prescription (ans.fhir.fr.eprescription)"),
+    ResourceType("Medication", _READ, profile=PROFILE_MEDICATION),
+    ResourceType("Patient", _READ, (SearchParam("identifier", ParamType.TOKEN, ("identifier",)),),
+                 profile="https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins"),
+    ResourceType("Practitioner", _READ),
+    ResourceType("Task", _READ | {Interaction.CREATE, Interaction.SEARCH}, (
+        SearchParam("status", ParamType.TOKEN, ("status",)),
+        SearchParam("focus", ParamType.REFERENCE, ("focus",)),
+        SearchParam("focus-identifier", ParamType.TOKEN, ("focus.identifier",), documentation="EPU de l'ordonnance confirmée"),
+    ), documentation="Confirmation d'intégration d'une ordonnance par le DUI (contrat du harness)", conditional_create=False),
+    ResourceType("Binary", frozenset({Interaction.READ}), documentation="Binary/<EPU> : le document CDA eP-MED-DM de l'ordonnance"),
+)
+
+
+class EprescriptionService(FhirHooks):
+    """The simulator's state for one run: prescriptions, FHIR store, retrievals and confirmations."""
+
+    service = SERVICE
+
+    def __init__(self, ctx: SimulatorContext, settings: EprescriptionSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._rng = random.Random(settings.seed)
+        self.prescriptions: dict[str, Prescription] = {}
+        self.retrieved: set[str] = set()
+        self.confirmed: dict[str, str] = {}  # EPU -> Task id
+        self.store = ResourceStore(clock=ctx.run.now)
+        self.fhir = FhirServer(
+            resources=RESOURCES, store=self.store, hooks=self, record=ctx.record_many, base_url=self.base_url,
+            limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
+            software="socle-harness e-Prescription", title="Simulateur e-Prescription (ordonnance numérique)",
+            implementation_guides=(IMPLEMENTATION_GUIDE,),
+        )
+
+    def base_url(self) -> str:
+        return f"{self.ctx.http_base}/fhir"
+
+    # ------------------------------------------------------------------------------------ prescriptions
+    def issue(self, person: Person, *, lines: int = 2, status: str = "active", medicines: tuple[str, ...] = (),
+              authored: datetime | None = None) -> Prescription:
+        """A new prescription for ``person`` (its FHIR resources stored at once), as the prescriber issues it."""
+        with self._lock:
+            moment = authored or self.ctx.run.now() or datetime.now(UTC)
+            prescription = generate(person, rng=self._rng, authored=moment, lines=lines, status=status, medicines=medicines)
+            while prescription.epu in self.prescriptions:
+                prescription.epu = new_epu(self._rng)
+            self.prescriptions[prescription.epu] = prescription
+        self._store_resources(prescription)
+        return prescription
+
+    def _store_resources(self, prescription: Prescription) -> None:
+        with self.store._lock:  # noqa: SLF001 - seeding shares the server's critical section
+            uow = self.store.begin()
+            for resource in fhir_resources(prescription):
+                existing = uow.current(resource["resourceType"], resource["id"])
+                if existing is not None and existing.resource is not None and resource["resourceType"] in ("Patient", "Practitioner"):
+                    continue
+                uow.update(resource["resourceType"], resource["id"], resource)
+            uow.commit()
+
+    def cancel(self, epu: str) -> Prescription:
+        """The prescriber cancels the prescription: every line becomes ``cancelled``."""
+        with self._lock:
+            prescription = self.prescriptions[epu]
+            prescription.status = "cancelled"
+        self._store_resources(prescription)
+        return prescription
+
+    def other_person(self, essms: str) -> Person:
+        with self._lock:
+            return synthetic_person(self._rng, essms)
+
+    def unknown_epu(self) -> str:
+        with self._lock:
+            while True:
+                epu = new_epu(self._rng)
+                if epu not in self.prescriptions:
+                    return epu
+
+    def prescription(self, epu: str) -> Prescription | None:
+        with self._lock:
+            return self.prescriptions.get(epu)
+
+    # ------------------------------------------------------------------------------------ FHIR hooks
+    def validate(self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction) -> list[Finding]:
+        if resource_type == "Task":
+            return check_confirmation(resource)
+        return []
+
+    def before_write(self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo) -> dict[str, Any]:
+        if item.resource_type != "Task":
+            return resource
+        confirmation = read_confirmation(resource)
+        prescription = self.prescription(confirmation.epu or "")
+        if prescription is None:
+            raise fail(422, IssueCode.BUSINESS_RULE, f"ordonnance {confirmation.epu} inconnue du service e-Prescription",
+                       expression="Task.focus", error_code="EP-ORDONNANCE-INCONNUE")
+        if confirmation.integrated:
+            if prescription.cancelled:
+                raise fail(422, IssueCode.BUSINESS_RULE, f"ordonnance {prescription.epu} annulée par le prescripteur : "
+                           "elle ne peut pas être intégrée", expression="Task.focus", error_code="EP-ORDONNANCE-ANNULEE")
+            if confirmation.ins != prescription.person.ins.value:
+                raise fail(422, IssueCode.BUSINESS_RULE, f"l'ordonnance {prescription.epu} n'est pas celle de la personne "
+                           f"{confirmation.ins} : intégration refusée", expression="Task.for", error_code="EP-PATIENT-DIFFERENT")
+            with self._lock:
+                retrieved = prescription.epu in self.retrieved
+                already = self.confirmed.get(prescription.epu)
+            if self.settings.require_retrieval and not retrieved:
+                raise fail(422, IssueCode.BUSINESS_RULE, f"ordonnance {prescription.epu} confirmée sans avoir été récupérée",
+                           expression="Task.focus", error_code="EP-NON-RECUPEREE")
+            if already is not None:
+                raise fail(422, IssueCode.DUPLICATE, f"ordonnance {prescription.epu} déjà intégrée (Task/{already})",
+                           expression="Task.focus", error_code="EP-DEJA-INTEGREE")
+        return resource
+
+    def after_interaction(self, item: FhirInteraction, *, uow: UnitOfWork, request: RequestInfo) -> None:
+        if item.resource_type == "MedicationRequest" and item.interaction is Interaction.SEARCH:
+            epus = {str((m.resource or {}).get("groupIdentifier", {}).get("value")) for m in item.matches}
+            with self._lock:
+                self.retrieved.update(e for e in epus if e in self.prescriptions)
+        if item.resource_type == "Task" and item.interaction is Interaction.CREATE and item.result is not None and not item.noop:
+            confirmation = read_confirmation(item.result.resource or {})
+            if confirmation.integrated and confirmation.epu:
+                with self._lock:
+                    self.confirmed[confirmation.epu] = item.result.id
+
+    def _epu_of_search(self, item: FhirInteraction) -> str | None:
+        for value in (item.query or {}).get(GROUP_IDENTIFIER, []):
+            system, sep, code = value.partition("|")
+            return code if sep else system
+        return None
+
+    def exchanges(self, item: FhirInteraction, *, request: RequestInfo, body: bytes, uow: UnitOfWork) -> list[Exchange]:
+        if item.resource_type == "MedicationRequest" and item.interaction is Interaction.SEARCH and item.query and GROUP_IDENTIFIER in item.query:
+            epu = self._epu_of_search(item)
+            prescription = self.prescription(epu or "")
+            details = {"epu": epu, "format": "fhir", "found": bool(item.matches) and prescription is not None,
+                       "lines": len(item.matches), "status": prescription.status if prescription else None}
+            return [default_exchange(item, request=request, body=body, operation=OP_RETRIEVE, details=details,
+                                     person=prescription.person.ins.value if prescription else None)]
+        if item.resource_type == "Task" and item.interaction is Interaction.CREATE:
+            confirmation = None
+            resource = item.request if isinstance(item.request, dict) else None
+            if resource is not None and resource.get("resourceType") == "Task":
+                confirmation = read_confirmation(resource)
+            operation = OP_REFUSED if confirmation is not None and confirmation.status == "rejected" else OP_CONFIRMED
+            details: dict[str, Any] = {}
+            if confirmation is not None:
+                details = {"epu": confirmation.epu, "task_status": confirmation.status, "reason": confirmation.reason}
+            return [default_exchange(item, request=request, body=body, operation=operation, details=details,
+                                     person=confirmation.ins if confirmation is not None else None,
+                                     essms=request.caller_finess or (confirmation.finess if confirmation else None))]
+        return [default_exchange(item, request=request, body=body)]
+
+    # ------------------------------------------------------------------------------------ HTTP app
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/fhir/Binary/{epu}", self._binary, methods=["GET"]),
+            Route("/openapi.json", self._openapi, methods=["GET"]),
+            Route("/ordonnances", self._list_page, methods=["GET"]),
+            Route("/ordonnances/{epu}", self._page, methods=["GET"]),
+            Route("/ordonnances/{epu}/qr.png", self._qr, methods=["GET"]),
+            Route("/_admin/ordonnances", self._admin_issue, methods=["POST"]),
+            *self.fhir.routes("/fhir"),
+        ])
+
+    async def _binary(self, request: Request) -> Response:
+        """``GET [base]/Binary/<EPU>``: the eP-MED-DM document (native CDA, or a FHIR Binary when FHIR is asked)."""
+        epu = request.path_params["epu"]
+        info = RequestInfo("GET", request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()},
+                           caller_finess=caller_finess(request.scope))
+        item = FhirInteraction(Interaction.READ, "GET", "Binary", epu)
+        prescription = self.prescription(epu)
+        wants_fhir = request.query_params.get("_format") is not None or any(
+            t in request.headers.get("accept", "") for t in ("application/fhir+json", "application/fhir+xml", "application/json"))
+        body: bytes | None = None
+        if prescription is None:
+            item.error = fail(404, IssueCode.NOT_FOUND, f"ordonnance {epu} inconnue", error_code="EP-ORDONNANCE-INCONNUE")
+        elif prescription.cancelled:
+            item.error = fail(410, IssueCode.DELETED, f"ordonnance {epu} annulée par le prescripteur", error_code="EP-ORDONNANCE-ANNULEE")
+        else:
+            body = cda_document(prescription)
+        item.status = item.error.status if item.error else 200
+        details = {"epu": epu, "format": "cda", "found": prescription is not None,
+                   "lines": len(prescription.lines) if prescription else 0, "status": prescription.status if prescription else None}
+        exchange = default_exchange(item, request=info, body=b"", operation=OP_RETRIEVE, details=details,
+                                    person=prescription.person.ins.value if prescription else None)
+        try:
+            fmt = response_format(request) if wants_fhir else Format.JSON
+        except FhirError:
+            fmt = Format.JSON
+        self.ctx.record_many([exchange])
+        if item.error is None and prescription is not None:
+            with self._lock:
+                self.retrieved.add(epu)
+        if item.error is not None:
+            payload = item.error.outcome()
+            return Response(render(payload, fmt), status_code=item.status,
+                            media_type="application/fhir+xml" if fmt is Format.XML else "application/fhir+json")
+        assert body is not None  # noqa: S101
+        if wants_fhir:
+            import base64
+
+            binary = {"resourceType": "Binary", "id": epu, "contentType": CDA_MEDIA_TYPE, "data": base64.b64encode(body).decode("ascii")}
+            return Response(render(binary, fmt), media_type="application/fhir+xml" if fmt is Format.XML else "application/fhir+json")
+        return Response(body, media_type=CDA_MEDIA_TYPE)
+
+    async def _openapi(self, request: Request) -> JSONResponse:
+        from harness.fhir.openapi import openapi_document
+
+        return JSONResponse(openapi_document(self.fhir, title="e-Prescription (simulateur FHIR)", server_url=self.base_url()))
+
+    def _find(self, request: Request) -> Prescription:
+        prescription = self.prescription(request.path_params["epu"])
+        if prescription is None:
+            raise LookupError(request.path_params["epu"])
+        return prescription
+
+    async def _qr(self, request: Request) -> Response:
+        try:
+            prescription = self._find(request)
+        except LookupError:
+            return Response("ordonnance inconnue", status_code=404, media_type="text/plain; charset=utf-8")
+        return Response(qr_png(prescription.epu), media_type="image/png")
+
+    async def _page(self, request: Request) -> Response:
+        """A printable page for manual recette: the QR code to scan at the DUI, the lines, the status."""
+        try:
+            p = self._find(request)
+        except LookupError:
+            return HTMLResponse("<p>Ordonnance inconnue</p>", status_code=404)
+        e = html.escape
+        rows = "".join(f"<tr><td>{e(line.medicine.display)}</td><td>{e(line.posology.text)}</td></tr>" for line in p.lines)
+        state = "ANNULÉE" if p.cancelled else "valide"
+        page = (
+            "<!doctype html><html lang='fr'><meta charset='utf-8'><title>Ordonnance numérique</title><body>"
+            f"<h1>Ordonnance numérique {e(p.epu)}</h1><p>Statut : <strong>{state}</strong></p>"
+            f"<p>Patient : {e(p.person.given)} {e(p.person.family)} — INS {e(p.person.ins.value)} — né(e) le {p.person.birth_date:%d/%m/%Y}</p>"
+            f"<p>Prescripteur : Dr {e(p.prescriber.given)} {e(p.prescriber.family)} (RPPS {e(p.prescriber.rpps)})</p>"
+            f"<img src='{e(p.epu)}/qr.png' alt='QR code {e(p.epu)}' width='240' height='240'>"
+            f"<table border='1'><tr><th>Médicament</th><th>Posologie</th></tr>{rows}</table></body></html>"
+        )
+        return HTMLResponse(page)
+
+    async def _list_page(self, request: Request) -> Response:
+        with self._lock:
+            items = list(self.prescriptions.values())
+        e = html.escape
+        rows = "".join(f"<li><a href='ordonnances/{e(p.epu)}'>{e(p.epu)}</a> — {e(p.person.given)} {e(p.person.family)}"
+                       f"{' (annulée)' if p.cancelled else ''}</li>" for p in items)
+        return HTMLResponse(f"<!doctype html><html lang='fr'><meta charset='utf-8'><title>Ordonnances</title><body>"
+                            f"<h1>Ordonnances numériques du simulateur</h1><ul>{rows}</ul></body></html>")
+
+    async def _admin_issue(self, request: Request) -> JSONResponse:
+        """Manual recette: ``{"personne": "P001" | INS | nom, "lignes": 2, "statut": "active" | "cancelled"}``."""
+        try:
+            raw = json.loads((await request.body())[:65536] or b"{}")
+            person = self.ctx.testdata.person(str(raw.get("personne", "")))
+            lines = max(1, min(int(raw.get("lignes", 2)), 8))
+            status = raw.get("statut", "active")
+            if status not in ("active", "cancelled"):
+                raise ValueError(f"statut inconnu {status!r}")
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+            return JSONResponse({"erreur": str(exc)}, status_code=400)
+        prescription = self.issue(person, lines=lines, status=status)
+        base = self.ctx.http_base
+        return JSONResponse({"epu": prescription.epu, "page": f"{base}/ordonnances/{prescription.epu}",
+                             "qr": f"{base}/ordonnances/{prescription.epu}/qr.png"}, status_code=201)
+
+
+__all__ = ["EPU_SYSTEM", "EprescriptionService", "EprescriptionSettings", "OP_CONFIRMED", "OP_REFUSED", "OP_RETRIEVE", "SERVICE", "is_epu"]
