@@ -68,6 +68,7 @@ class Mailbox:
 
 @dataclass(frozen=True)
 class TestData:
+    __test__ = False  # not a pytest test class, whatever its name
     persons: tuple[Person, ...]
     establishments: tuple[Establishment, ...]
     mailboxes: tuple[Mailbox, ...]

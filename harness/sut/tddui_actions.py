@@ -12,6 +12,7 @@ Defects of the faulty DUI for this capability are declared here and checked with
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
 from datetime import date, datetime, time
 from typing import Any
@@ -20,7 +21,13 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from harness.dui import EventStatus, PersonalPlan, PlanStatus
-from harness.sut.base import ActionResult, ActionStatus, Defect, SutEnvironment, TdduiExport
+from harness.sut.base import (
+    ActionResult,
+    ActionStatus,
+    Defect,
+    SutEnvironment,
+    TdduiExport,
+)
 from harness.testdata import Establishment
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -168,7 +175,7 @@ class TdduiActions:
         )
         body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
         try:
-            with httpx.Client(verify=str(self.env.ca_bundle), timeout=60) as client:
+            with httpx.Client(verify=ssl.create_default_context(cafile=str(self.env.ca_bundle)), timeout=60) as client:
                 response = client.post(endpoint, content=body, headers={
                     "Content-Type": "application/fhir+json; charset=utf-8", "Accept": "application/fhir+json"})
         except httpx.HTTPError as exc:
