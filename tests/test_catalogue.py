@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalogue_matrix import assert_fails_exactly, assert_matrix_covers, run_tagged
 
-from harness.config import HarnessConfig
 from harness.events import Status
-from harness.runner import RunResult, run_catalogue
+from harness.runner import RunResult
 from harness.sut.mssante_actions import MSSANTE_DEFECTS as MSSANTE_DEFECT_LIST
 
 ENVOI_PRO = "Envoi d'un DLU à un professionnel de santé"
@@ -71,10 +71,7 @@ EXPECTED_FAILURES = {
 
 
 def _run(tmp_path: Path, sut: str, tags: str | None = None, scenarios: Path | None = None) -> RunResult:
-    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
-    if scenarios is not None:
-        config = config.with_overrides(scenarios_dir=scenarios)
-    return run_catalogue(config, tags=tags, timeout=300)
+    return run_tagged(tmp_path, sut, tags, scenarios=scenarios)
 
 
 def test_the_whole_catalogue_passes_against_the_reference_dui(tmp_path: Path) -> None:
@@ -97,18 +94,11 @@ MSSANTE_DEFECTS = sorted(EXPECTED_FAILURES)
 
 @pytest.mark.parametrize("defect", MSSANTE_DEFECTS)
 def test_faulty_dui_fails_the_expected_scenarios(tmp_path: Path, defect: str) -> None:
-    result = _run(tmp_path, f"faulty:{defect}", tags="mssante")
-    failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
-    errored = {s.name: s.status for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
-    assert not errored, f"a defect must give conformance failures, not errors: {errored}"
-    assert failed == EXPECTED_FAILURES[defect]
-    assert not result.ok and result.exit_code == 1
+    assert_fails_exactly(_run(tmp_path, f"faulty:{defect}", tags="mssante"), EXPECTED_FAILURES[defect])
 
 
 def test_every_scenario_is_failed_by_some_defect() -> None:
-    covered = set().union(*EXPECTED_FAILURES.values())
-    assert covered == ALL, f"scenarios no defect can fail: {ALL - covered}"
-    assert {d.name for d in MSSANTE_DEFECT_LIST} == set(EXPECTED_FAILURES)
+    assert_matrix_covers(EXPECTED_FAILURES, ALL, {d.name for d in MSSANTE_DEFECT_LIST})
 
 
 ENGLISH_FEATURE = """\

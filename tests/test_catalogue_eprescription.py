@@ -6,10 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalogue_matrix import (
+    assert_all_pass,
+    assert_fails_exactly,
+    assert_matrix_covers,
+    run_tagged,
+)
 
-from harness.config import HarnessConfig
 from harness.events import Status
-from harness.runner import RunResult, run_catalogue
+from harness.runner import RunResult
 from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS
 
 IMPORT = "Import d'une ordonnance numérique par son identifiant"
@@ -29,34 +34,20 @@ EXPECTED_FAILURES = {
 
 
 def _run(tmp_path: Path, sut: str, scenarios: Path | None = None) -> RunResult:
-    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
-    if scenarios is not None:
-        config = config.with_overrides(scenarios_dir=scenarios)
-    return run_catalogue(config, tags=None if scenarios else "eprescription", timeout=300)
+    return run_tagged(tmp_path, sut, None if scenarios else "eprescription", scenarios=scenarios)
 
 
 def test_eprescription_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
-    result = _run(tmp_path, "reference")
-    statuses = {s.name: s.status for s in result.scenarios}
-    assert set(statuses) == ALL
-    assert all(s is Status.PASSED for s in statuses.values()), {s.name: (s.status, s.message) for s in result.scenarios}
-    assert result.ok and result.exit_code == 0
+    assert_all_pass(_run(tmp_path, "reference"), ALL)
 
 
 @pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
 def test_faulty_dui_fails_the_expected_eprescription_scenarios(tmp_path: Path, defect: str) -> None:
-    result = _run(tmp_path, f"faulty:{defect}")
-    failed = {s.name for s in result.scenarios if s.status is Status.FAILED}
-    errored = {s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
-    assert not errored, f"a defect must give conformance failures, not errors: {errored}"
-    assert failed == EXPECTED_FAILURES[defect], {s.name: s.message for s in result.scenarios if s.status is Status.FAILED}
-    assert not result.ok and result.exit_code == 1
+    assert_fails_exactly(_run(tmp_path, f"faulty:{defect}"), EXPECTED_FAILURES[defect])
 
 
 def test_every_eprescription_scenario_is_failed_by_some_defect() -> None:
-    covered = set().union(*EXPECTED_FAILURES.values())
-    assert covered == ALL, f"scenarios no defect can fail: {ALL - covered}"
-    assert {d.name for d in EPRESCRIPTION_DEFECTS} == set(EXPECTED_FAILURES)
+    assert_matrix_covers(EXPECTED_FAILURES, ALL, {d.name for d in EPRESCRIPTION_DEFECTS})
 
 
 ENGLISH_FEATURE = """\
