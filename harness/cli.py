@@ -70,7 +70,7 @@ def main(
     """socle-harness."""
 
 
-_DEFECT_HELP = "; ".join(f"{d.name}" for d in DEFECTS.values())
+_DEFECT_HELP = "see `socle-harness defects`"
 
 
 @app.command()
@@ -78,7 +78,7 @@ def run(
     config_path: ConfigOpt = None,
     sut: Annotated[
         str | None,
-        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI), 'manual' (guided recette: a person at the DUI follows the instructions), 'http:<url>' (the DUI's control API, docs/control-api.openapi.json) or 'faulty:<defect>[,...]' with defects: {_DEFECT_HELP}."),
+        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI), 'manual' (guided recette: a person at the DUI follows the instructions), 'http:<url>' (the DUI's control API, docs/control-api.openapi.json) or 'faulty:<defect>[,...]' ({_DEFECT_HELP})."),
     ] = None,
     journal: JournalOpt = None,
     scenarios: Annotated[Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue).")] = None,
@@ -241,6 +241,17 @@ def journal_cmd(
         for row in rows:
             table.add_row(*(str(row.get(c) or "") for c in columns[:-1]))
         console.print(table)
+
+
+@app.command()
+def defects() -> None:
+    """Liste les défauts du DUI défectueux de référence / list the faulty reference DUI's defects (--sut faulty:<nom>)."""
+    table = Table(title=f"Défauts du DUI de référence / faulty DUI defects ({len(DEFECTS)})")
+    table.add_column("nom / name", no_wrap=True)
+    table.add_column("ce que fait le DUI / what the DUI does wrong")
+    for defect in DEFECTS.values():
+        table.add_row(defect.name, defect.description)
+    console.print(table)
 
 
 @app.command()

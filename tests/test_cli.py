@@ -103,3 +103,12 @@ def test_pki_prints_trust_instructions(tmp_path: Path) -> None:
     result = subprocess.run([*CLI, "pki"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=WIDE)
     assert result.returncode == 0
     assert "ca-bundle.pem" in result.stdout
+
+
+def test_defects_lists_every_named_defect() -> None:
+    from harness.sut import DEFECTS
+
+    result = CliRunner().invoke(app, ["defects"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    for name in DEFECTS:
+        assert name in result.stdout
