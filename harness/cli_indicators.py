@@ -269,12 +269,13 @@ def register(app: typer.Typer) -> None:
         start: Annotated[str, typer.Option("--start", help="Premier mois simulé / first simulated month (YYYY-MM).")] = "2025-01",
         out: Annotated[Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")] = Path("simulation"),
         sut: Annotated[str, typer.Option("--sut", help="DUI piloté / driven DUI: reference ou faulty:<défaut>.")] = "reference",
-        workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Envois MSSanté en parallèle.")] = 8,
+        workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Actions du DUI en parallèle (MSSanté, DMP, e-Prescription, e-Parcours).")] = 8,
     ) -> None:
         """Simule une grappe et son activité à travers les vrais simulateurs / simulate a grappe's months of activity.
 
         Creates a synthetic grappe (FINESS, persons with test INS, admissions and exits), drives the DUI through the
-        simulators over the network (MSSanté messages, monthly TDDUI exports) at simulated dates, then computes the
+        simulators over the network (MSSanté messages, DMP feeds, e-prescription imports, cahier de liaison notes,
+        monthly TDDUI exports) at simulated dates, then computes the
         indicators from what the journal observed. Writes <out>/grappe.json and <out>/indicateurs.html.
         """
         from harness.simulate import SimulationOptions, run_simulation
@@ -292,7 +293,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from exc
         print_report(result.report, result.grappe.names)
         print_forecast(forecast(result.grappe, result.report))
-        console.print("Indicateurs que la simulation ne pilote pas encore (aucun échange observé) / not driven by the "
-                      f"simulation yet: {', '.join(result.no_simulator) or 'aucun'}")
+        console.print(f"Échanges pilotés / driven: {result.messages} messages MSSanté, {result.dmp_feeds} versements DMP, "
+                      f"{result.prescriptions} imports d'ordonnances, {result.notes} notes du cahier de liaison, "
+                      f"{result.exports} exports TDDUI ; actions en échec / failed: {result.failed_actions}")
+        if result.unobserved:
+            console.print(f"[yellow]Indicateurs sans aucun échange observé / nothing observed:[/] {', '.join(result.unobserved)}")
         console.print(f"Journal: {result.journal_url}\nGrappe: {result.grappe_path}\nRapport HTML: {result.html_path}")
         console.print(f"Rejouer / again: socle-harness indicators --journal {result.journal_url} --grappe {result.grappe_path}")

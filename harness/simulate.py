@@ -3,11 +3,14 @@
 The grappe (FINESS géographique in the fictitious department 99 with a valid Luhn key, persons from faker
 ``fr_FR`` with test INS from :func:`harness.identity.generate_test_ins`, admissions and definitive exits) lives
 in a fixtures folder of its own; the simulators are started on ephemeral ports with it; the DUI under test
-(the reference DUI by default) sends the MSSanté messages and exports its records in the TDDUI format at the
-end of each month, with the run's clock set to the simulated date. The indicators then come out of the
-exchanges the journal observed, like for a real grappe. Same seed, same grappe, same indicators.
+(the reference DUI by default) sends the MSSanté messages, feeds the persons' DMP (TD0.2 + ITI-41, every
+simulated person has an active DMP with a valid authorisation), imports the e-prescriptions the prescribers issued
+on the e-Prescription service (retrieval + confirmation ``Task``), writes notes in the e-Parcours cahier de liaison
+(FHIR transaction) and exports its records in the TDDUI format at the end of each month, with the run's clock set
+to the simulated date. The indicators then come out of the exchanges the journal observed, like for a real grappe.
+Same seed, same grappe, same indicators.
 
-Adoption follows a logistic curve per ESSMS; ``lagging`` gives a grappe that misses its targets.
+Adoption follows a logistic curve per ESSMS and service; ``lagging`` gives a grappe that misses its targets.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from harness.indicators import (
 )
 from harness.runtime import SocleEnvironment
 from harness.sut import make_driver
-from harness.sut.base import ActionStatus, MssanteSend, TdduiExport
+from harness.sut.base import ActionStatus, CdlNotePost, DmpFeed, EprescriptionImport, MssanteSend, TdduiExport
 from harness.testdata import Establishment, Person
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -45,14 +48,24 @@ BIRTH_YEARS = {"EHPAD": (1925, 1948), "SSIAD": (1930, 1955), "MAS": (1955, 1995)
                "IME": (2006, 2016), "SESSAD": (2008, 2018), "ESAT": (1965, 2002)}
 PROFILES = {  # adoption ceiling range, curve midpoint range (months), monthly probabilities
     "good": {"mss_max": (0.86, 0.97), "mss_mid": (-1.0, 1.0), "update": 0.96, "event": 0.97, "pp_activate": 0.7,
-             "pp_initial": 0.97, "pp_none": 0.0},
+             "pp_initial": 0.97, "pp_none": 0.0,
+             # DMP feeds, e-prescription imports and cahier de liaison notes: monthly probability per person at the
+             # curve's ceiling. Scaled down so that the default run stays near 3 min (a DMP feed costs ~1.7 MSSanté
+             # sends): with them the DMP rate stays well under its 70 % target even for this profile.
+             "dmp_max": (0.14, 0.2), "dmp_mid": (-0.5, 1.5), "ep_max": (0.04, 0.07), "ep_mid": (0.0, 2.0),
+             "cdl_max": (0.08, 0.14), "cdl_mid": (-0.5, 1.5)},
     "lagging": {"mss_max": (0.35, 0.6), "mss_mid": (2.0, 4.0), "update": 0.7, "event": 0.55, "pp_activate": 0.2,
-                "pp_initial": 0.6, "pp_none": 0.2},
+                "pp_initial": 0.6, "pp_none": 0.2,
+                "dmp_max": (0.04, 0.08), "dmp_mid": (2.5, 4.5), "ep_max": (0.01, 0.03), "ep_mid": (3.0, 5.0),
+                "cdl_max": (0.02, 0.05), "cdl_mid": (2.5, 4.5)},
 }
 EXIT_RATE = 0.02  # definitive exits per person and month
-# What the simulation does not drive yet (DMP, e-Prescription and e-Parcours come from their own issues):
-# the output says so, and these indicators stay "unobserved" rather than 0 %.
-NOT_DRIVEN = ("dmp", "eprescription", "cahier_liaison")
+SERVICES = ("mssante", "tddui", "dmp", "eprescription", "eparcours")
+DMP_KINDS = ("DLU", "DLU", "VSM")
+NOTE_TYPES = ("OBS", "OBS", "GEN", "INTERV", "DEM-AVIS")
+NOTE_TEXTS = ("Nuit calme, pas de douleur signalée.", "Visite de l'infirmière : pansement refait.",
+              "Appétit en baisse ce midi, à surveiller.", "Rendez-vous chez le kinésithérapeute confirmé.",
+              "Famille informée du changement de traitement.", "Chute sans gravité dans la chambre, médecin prévenu.")
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,9 @@ class PersonTimeline:
     plans: list[PersonalPlan] = field(default_factory=list)
     events: list[AgendaEvent] = field(default_factory=list)
     sends: list[datetime] = field(default_factory=list)
+    dmp_feeds: list[tuple[date, str]] = field(default_factory=list)  # day, CDA document kind
+    prescriptions: list[date] = field(default_factory=list)
+    notes: list[tuple[date, str, str]] = field(default_factory=list)  # day, JDV_J23 note type, text
 
     def present_in(self, first: date, last: date) -> bool:
         return self.admission <= last and (self.exit is None or self.exit >= first)
@@ -96,6 +112,11 @@ class EssmsTimeline:
     mss_max: float
     mss_mid: float
     people: list[PersonTimeline] = field(default_factory=list)
+    curves: dict[str, tuple[float, float]] = field(default_factory=dict)  # service -> (ceiling, midpoint)
+
+    def adoption(self, service: str, month_index: int) -> float:
+        ceiling, midpoint = self.curves[service]
+        return ceiling / (1 + math.exp(-1.6 * (month_index - midpoint)))
 
 
 @dataclass(frozen=True)
@@ -106,10 +127,13 @@ class SimulationResult:
     journal_url: str
     html_path: Path
     run_id: str
-    no_simulator: list[str]
+    unobserved: list[str]  # indicators without any exchange observed (none when every service was driven)
     messages: int
     exports: int
     failed_actions: int
+    dmp_feeds: int = 0
+    prescriptions: int = 0
+    notes: int = 0
 
 
 def _luhn(payload: str) -> str:
@@ -139,6 +163,9 @@ class GrappeBuilder:
         self.profile = PROFILES[options.profile]
         self.ins_seen: set[str] = set()
         self.counter = 0
+        # DMP, e-Prescription and e-Parcours activity draws from a generator of its own, so that adding it left
+        # the MSSanté / TDDUI activity of a seed unchanged
+        self.services_rng = random.Random(f"{options.seed}-services")
 
     def person(self, essms: Establishment) -> Person:
         rng = self.rng
@@ -177,6 +204,10 @@ class GrappeBuilder:
                 rng.random() < 0.85,
                 rng.uniform(*self.profile["mss_max"]), rng.uniform(*self.profile["mss_mid"]),
             ))
+        other = self.services_rng
+        for item in out:
+            item.curves = {key: (other.uniform(*self.profile[f"{key}_max"]), other.uniform(*self.profile[f"{key}_mid"]))
+                           for key in ("dmp", "ep", "cdl")}
         return out
 
     def timeline(self, grappe: list[EssmsTimeline]) -> None:
@@ -217,10 +248,22 @@ class GrappeBuilder:
                                                                datetime.combine(newcomer.admission, time(15), tzinfo=PARIS)))
                         item.people.append(newcomer)
                     self._activity(person, window_start, window_end, adoption)
+                    self._services(person, window_start, window_end, item, i)
                     plan = person.plans[-1] if person.plans else None
                     if plan is not None and plan.status is PlanStatus.EN_PREPARATION and rng.random() < profile["pp_activate"]:
                         day = _random_day(rng, window_start, window_end)
                         person.plans.append(PersonalPlan("1", PlanStatus.ENCOURS, datetime.combine(day, time(16), tzinfo=PARIS)))
+
+    def _services(self, person: PersonTimeline, first: date, last: date, item: EssmsTimeline, month_index: int) -> None:
+        """DMP feeds, e-prescriptions to import and cahier de liaison notes of one person in one month."""
+        rng = self.services_rng
+        if rng.random() < item.adoption("dmp", month_index):
+            person.dmp_feeds.append((_random_day(rng, first, last), rng.choice(DMP_KINDS)))
+        if rng.random() < item.adoption("ep", month_index):
+            person.prescriptions.append(_random_day(rng, first, last))
+        if rng.random() < item.adoption("cdl", month_index):
+            for _ in range(1 + (rng.random() < 0.25)):
+                person.notes.append((_random_day(rng, first, last), rng.choice(NOTE_TYPES), rng.choice(NOTE_TEXTS)))
 
     def _activity(self, person: PersonTimeline, first: date, last: date, adoption: float) -> None:
         rng, profile = self.rng, self.profile
@@ -292,23 +335,29 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
     write_fixtures(fixtures, grappe_items, Path(base.fixtures_dir), name)
     journal_url = options.journal or f"sqlite:///{out / 'journal.sqlite'}"
     config = replace(base, run_dir=out / ".socle", journal=journal_url, fixtures_dir=fixtures,
-                     services=("mssante", "tddui"), http_port=0, ports={"mssante": {"smtp": 0}})
+                     services=SERVICES, http_port=0, ports={"mssante": {"smtp": 0}})
     run_id = f"sim-{options.seed}-{uuid.uuid4().hex[:6]}"
     env = SocleEnvironment(config, run_id=run_id)
     env.start()
     sut = make_driver(options.sut)
-    if not hasattr(sut, "export_tddui"):
+    missing = [name for name in ("export_tddui", "dmp_feed", "import_eprescription", "cdl_post_note") if not hasattr(sut, name)]
+    if missing:
         env.stop()
-        raise ValueError(f"le DUI piloté ({options.sut}) ne sait pas exporter ses données TDDUI / cannot export TDDUI data")
+        raise ValueError(f"le DUI piloté ({options.sut}) ne sait pas faire {', '.join(missing)} / cannot do {', '.join(missing)}")
     sut.setup(env.sut_environment())
+    prescriber = env.host.simulators["eprescription"].service
     months = [add_months(options.start, i) for i in range(options.months)]
-    total_sends = sum(1 for i in grappe_items for p in i.people for s in p.sends)
-    failures = sends = exports = 0
+    people = [(i.establishment, p) for i in grappe_items for p in i.people]
+    total_sends = sum(len(p.sends) for _, p in people)
+    failures = sends = exports = feeds = imports = notes = 0
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as progress:
             t_months = progress.add_task("Mois simulés / months", total=len(months))
             t_sends = progress.add_task("Messages MSSanté", total=total_sends)
+            t_dmp = progress.add_task("Documents versés au DMP", total=sum(len(p.dmp_feeds) for _, p in people))
+            t_ep = progress.add_task("Ordonnances électroniques importées", total=sum(len(p.prescriptions) for _, p in people))
+            t_cdl = progress.add_task("Notes du cahier de liaison", total=sum(len(p.notes) for _, p in people))
             t_exports = progress.add_task("Exports TDDUI", total=len(months) * len(grappe_items))
             with ThreadPoolExecutor(max_workers=options.workers) as pool:
                 for month in months:
@@ -323,6 +372,28 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
                         sends += 1
                         failures += result.status is not ActionStatus.DONE
                         progress.advance(t_sends)
+                    feed_jobs = [DmpFeed(p.person, est, kind) for est, p in people for day, kind in p.dmp_feeds if first <= day <= last]
+                    for result in pool.map(sut.dmp_feed, feed_jobs):
+                        feeds += 1
+                        failures += result.status is not ActionStatus.DONE
+                        progress.advance(t_dmp)
+                    # the prescribers issue the prescriptions (in a fixed order: same seed, same EPU), then the
+                    # ESSMS professionals scan them and the DUI imports them
+                    import_jobs = [
+                        EprescriptionImport(p.person, est, prescriber.issue(
+                            p.person, lines=1 + k % 3, authored=datetime.combine(day, time(10), tzinfo=PARIS)).epu)
+                        for est, p in people for k, day in enumerate(p.prescriptions) if first <= day <= last
+                    ]
+                    for result in pool.map(sut.import_eprescription, import_jobs):
+                        imports += 1
+                        failures += result.status is not ActionStatus.DONE
+                        progress.advance(t_ep)
+                    note_jobs = [CdlNotePost(p.person, est, kind, text, urgent=kind == "DEM-AVIS")
+                                 for est, p in people for day, kind, text in p.notes if first <= day <= last]
+                    for result in pool.map(sut.cdl_post_note, note_jobs):
+                        notes += 1
+                        failures += result.status is not ActionStatus.DONE
+                        progress.advance(t_cdl)
                     exported_at = datetime.combine(last, time(20), tzinfo=PARIS)
                     env.run.clock = lambda at=exported_at: at
                     actions = [
@@ -363,5 +434,6 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
     html_path = out / "indicateurs.html"
     html_path.write_bytes(render_indicators_html(report, names=grappe.names, journal_url=journal_url,
                                                  forecast=forecast(grappe, report), title=f"Indicateurs d'usage — {name}"))
-    no_simulator = [d.label for d in INDICATORS if d.key in NOT_DRIVEN and not report.observed.get(d.key)]
-    return SimulationResult(grappe, grappe_path, report, journal_url, html_path, run_id, no_simulator, sends, exports, failures)
+    unobserved = [d.label for d in INDICATORS if not report.observed.get(d.key)]
+    return SimulationResult(grappe, grappe_path, report, journal_url, html_path, run_id, unobserved, sends, exports, failures,
+                            feeds, imports, notes)

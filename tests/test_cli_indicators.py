@@ -135,7 +135,7 @@ def test_simulate_is_reproducible_with_a_seed(tmp_path: Path) -> None:
         result = runner.invoke(app, ["simulate", "--essms", "2", "--persons", "4", "--months", "3", "--seed", "5",
                                      "--out", str(out), "--workers", "2"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
-        assert "ne pilote pas encore" in result.stdout and "DMP" in result.stdout
+        assert "versements DMP" in result.stdout and "ne pilote pas encore" not in result.stdout
         grappe = json.loads((out / "grappe.json").read_text(encoding="utf-8"))
         assert len(grappe["essms"]) == 2 and grappe["campaign_start"] == "2025-01"
         assert (out / "indicateurs.html").is_file()
@@ -146,3 +146,36 @@ def test_simulate_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(outputs[0][1])))
     mss = [r for r in rows if r["indicator"] == "mssante" and r["essms"] == "grappe"]
     assert mss and int(mss[0]["denominator"]) >= 8 and int(mss[0]["numerator"]) > 0  # real exchanges behind it
+
+
+def test_simulate_drives_dmp_eprescription_and_cahier_de_liaison(tmp_path: Path) -> None:
+    """The three indicators come out of real DMP, e-Prescription and e-Parcours exchanges, and match the journal."""
+    from rich.console import Console
+
+    from harness.config import HarnessConfig
+    from harness.journal import JournalFilter, open_journal
+    from harness.simulate import SimulationOptions, run_simulation
+
+    options = SimulationOptions(essms=2, persons=4, months=3, seed=2, out=tmp_path / "sim", workers=2)
+    result = run_simulation(HarnessConfig(), options, Console(file=io.StringIO()))
+    assert result.failed_actions == 0 and result.unobserved == []
+    period = result.report.periods[-1]
+    store = open_journal(result.journal_url)
+    try:
+        def accepted(service: str, operation: str | None = None) -> list[Exchange]:
+            found = store.query(JournalFilter(service=service, operation=operation, run_id=result.run_id))
+            return [x for x in found if x.outcome == Outcome.ACCEPTED and (operation or x.operation.startswith("cdl."))]
+
+        feeds = accepted("dmp", "iti41.provide_and_register")
+        imports = accepted("eprescription", "eprescription.import_confirmed")
+        notes = accepted("eparcours")
+    finally:
+        store.close()
+    assert len(feeds) == result.dmp_feeds > 0 and len(imports) == result.prescriptions > 0 and len(notes) >= result.notes > 0
+    dmp = result.report.get("dmp", period)
+    assert dmp.observed and dmp.numerator == len({x.person for x in feeds}) > 0 and dmp.denominator >= 8
+    assert result.report.get("eprescription", period).numerator == len(imports)
+    assert result.report.get("cahier_liaison", period).numerator == len(notes)
+    for essms in result.report.essms:  # per ESSMS too: the journal's FINESS of each exchange
+        assert result.report.get("eprescription", period, essms).numerator == sum(x.essms == essms for x in imports)
+        assert result.report.get("dmp", period, essms).numerator == len({x.person for x in feeds if x.essms == essms})

@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import format_datetime
 from enum import StrEnum
 from typing import Any
@@ -389,7 +390,7 @@ class FhirServer:
             headers.update(item.error.headers)
         elif item.result is not None:
             headers["ETag"] = item.result.etag
-            headers["Last-Modified"] = format_datetime(item.result.last_updated, usegmt=True)
+            headers["Last-Modified"] = format_datetime(item.result.last_updated.astimezone(UTC), usegmt=True)  # RFC 9110 HTTP-date: GMT
             if item.status == 201 or item.interaction in (Interaction.UPDATE, Interaction.CREATE):
                 headers["Location"] = f"{self.base_url()}/{item.result.location}"
         payload = item.response
