@@ -19,7 +19,7 @@ from harness.guided import OperatorChannel, StepBlocked
 from harness.host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
 from harness.pki import TestPKI
-from harness.simulator import RunState
+from harness.simulator import RunState, Simulator
 from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
 from harness.testdata import Establishment, Person, TestData, load_testdata
 
@@ -95,6 +95,16 @@ class ScenarioContext:
     def drain_evidence(self) -> list[Evidence]:
         drained, self.evidence = self.evidence, []
         return drained
+
+    def simulator(self, name: str) -> Simulator:
+        """The running simulator ``name``; a configuration that did not start it is an error, not a verdict."""
+        sim = self.env.host.simulators.get(name)
+        if sim is None:
+            raise LookupError(
+                f"le simulateur « {name} » n'est pas démarré dans cette exécution (voir `services` dans la "
+                "configuration) / simulator not started in this run"
+            )
+        return sim
 
     def require_person(self) -> Person:
         if self.person is None:

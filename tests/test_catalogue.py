@@ -143,3 +143,12 @@ def test_undefined_step_is_an_error_not_a_failure(tmp_path: Path) -> None:
     result = _run(tmp_path, "reference", scenarios=folder)
     [scenario] = result.scenarios
     assert scenario.status is Status.ERROR and "non définie" in scenario.message
+
+
+def test_a_scenario_whose_simulator_is_not_started_is_an_error(tmp_path: Path) -> None:
+    config_file = tmp_path / "socle-harness.toml"
+    config_file.write_text('services = ["mssante", "insi", "psc"]\n', encoding="utf-8")
+    result = run_tagged(tmp_path, "reference", "dmp", config_file=config_file)
+    assert result.scenarios, "the DMP scenarios must still be reported"
+    assert {s.status for s in result.scenarios} == {Status.ERROR}
+    assert all("« dmp » n'est pas démarré" in s.message for s in result.scenarios)

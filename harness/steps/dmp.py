@@ -34,10 +34,7 @@ def _describe(exchange: Exchange) -> str:
 
 
 def _simulator(socle: ScenarioContext):  # noqa: ANN202 - mock_services.dmp.DMPSimulator
-    sim = socle.env.host.simulators.get(SERVICE)
-    if sim is None:
-        raise AssertionError("le simulateur DMP n'est pas démarré (services de la configuration)")
-    return sim
+    return socle.simulator(SERVICE)
 
 
 def _since_action(socle: ScenarioContext, operation: str) -> list[Exchange]:

@@ -33,10 +33,7 @@ def cdl_scene() -> Iterator[CdlScene]:
 
 
 def _service(socle: ScenarioContext):  # noqa: ANN202 - mock_services.eparcours.service.EparcoursService
-    sim = socle.env.host.simulators.get(SERVICE)
-    if sim is None:
-        raise AssertionError("le simulateur e-Parcours n'est pas démarré (services de la configuration)")
-    return sim.service
+    return socle.simulator(SERVICE).service  # type: ignore[attr-defined]
 
 
 def _describe(exchange: Exchange) -> str:

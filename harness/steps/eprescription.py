@@ -36,10 +36,7 @@ def ep_scene() -> Iterator[PrescriptionScene]:
 
 
 def _service(socle: ScenarioContext):  # noqa: ANN202 - mock_services.eprescription.service.EprescriptionService
-    sim = socle.env.host.simulators.get(SERVICE)
-    if sim is None:
-        raise AssertionError("le simulateur e-Prescription n'est pas démarré (services de la configuration)")
-    return sim.service
+    return socle.simulator(SERVICE).service  # type: ignore[attr-defined]
 
 
 def _describe(exchange: Exchange) -> str:

@@ -201,10 +201,7 @@ PARTNER_FINESS = "990000990"
 
 
 def _simulator(socle: ScenarioContext):  # noqa: ANN202 - the running MSSanteSimulator
-    sim = socle.env.host.simulators.get(SERVICE)
-    if sim is None:
-        raise AssertionError("le simulateur MSSanté n'est pas démarré dans cette campagne")
-    return sim
+    return socle.simulator(SERVICE)
 
 
 def _partner(socle: ScenarioContext, address: str) -> Establishment:

@@ -28,10 +28,7 @@ SERVICE = "psc"
 
 
 def _provider(socle: ScenarioContext) -> Provider:
-    sim = socle.env.host.simulators.get(SERVICE)
-    if sim is None:
-        raise LookupError("le simulateur Pro Santé Connect (psc) n'est pas démarré dans cette exécution")
-    provider: Provider = sim.provider  # type: ignore[attr-defined]
+    provider: Provider = socle.simulator(SERVICE).provider  # type: ignore[attr-defined]
     return provider
 
 
