@@ -207,7 +207,7 @@ def default_exchange(item: FhirInteraction, *, request: RequestInfo, body: bytes
     if item.error is not None:
         info["issues"] = [i.to_json() for i in item.error.issues[:20]]
     if findings:
-        info["findings"] = [{"code": f.code, "message": f.message, "severity": str(f.severity), "location": f.location} for f in findings[:50]]
+        info["findings"] = [f.to_dict() for f in findings[:50]]
     info.update(details or {})
     return Exchange(
         service="",  # stamped by SimulatorContext.record

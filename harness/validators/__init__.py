@@ -25,6 +25,11 @@ class Finding:
     severity: Severity = Severity.ERROR
     location: str = ""
 
+    def to_dict(self, *, max_message: int | None = None) -> dict[str, str]:
+        """The JSON form journaled in an exchange's ``details["findings"]``."""
+        message = self.message if max_message is None else self.message[:max_message]
+        return {"code": self.code, "severity": str(self.severity), "message": message, "location": self.location}
+
     def __str__(self) -> str:
         where = f" [{self.location}]" if self.location else ""
         return f"{self.severity.value.upper()} {self.code}{where}: {self.message}"

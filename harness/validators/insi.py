@@ -355,6 +355,22 @@ def _is_xsd_date(value: str) -> bool:
 # ---------------------------------------------------------------------------------------------- requests
 
 
+def _context_common(
+    element: etree._Element, found: dict[str, list[etree._Element]], ns: str, nature_expected: str, loc: str, code: str, findings: list[Finding]
+) -> tuple[str | None, str | None, str | None]:
+    """Checks ContexteBAM and ContexteLPS share: ``Version`` present, ``Nature`` if given, ``Temps`` a dateTime."""
+    version = element.get("Version")
+    nature = element.get("Nature")
+    if not version:
+        findings.append(Finding(code, "attribut Version obligatoire absent", Severity.ERROR, loc))
+    if nature is not None and nature != nature_expected:
+        findings.append(Finding(code, f"attribut Nature = {nature!r}, attendu '{nature_expected}'", Severity.ERROR, loc))
+    temps = _leaf(found, f"{{{ns}}}Temps", loc, code, findings)
+    if temps is not None and not _is_datetime(temps):
+        findings.append(Finding(code, f"Temps n'est pas un xsd:dateTime : {temps[:40]!r}", Severity.ERROR, f"{loc}/Temps"))
+    return version, nature, temps
+
+
 def _check_bam(element: etree._Element, findings: list[Finding]) -> ContexteBAM:
     loc = "Header/ContexteBAM"
     code = "INSI-ENTETE-INVALIDE"
@@ -364,15 +380,7 @@ def _check_bam(element: etree._Element, findings: list[Finding]) -> ContexteBAM:
         [(f"{{{ns}}}Id", 1, 1), (f"{{{ns}}}Temps", 1, 1), (f"{{{ns}}}Emetteur", 0, 1), (f"{{{ns}}}DateRef", 0, 1), (f"{{{ns}}}COUVERTURE", 1, 1)],
         loc, code, findings,
     )
-    version = element.get("Version")
-    nature = element.get("Nature")
-    if not version:
-        findings.append(Finding(code, "attribut Version obligatoire absent", Severity.ERROR, loc))
-    if nature is not None and nature != "CTXBAM":
-        findings.append(Finding(code, f"attribut Nature = {nature!r}, attendu 'CTXBAM'", Severity.ERROR, loc))
-    temps = _leaf(found, f"{{{ns}}}Temps", loc, code, findings)
-    if temps is not None and not _is_datetime(temps):
-        findings.append(Finding(code, f"Temps n'est pas un xsd:dateTime : {temps[:40]!r}", Severity.ERROR, f"{loc}/Temps"))
+    version, nature, temps = _context_common(element, found, ns, "CTXBAM", loc, code, findings)
     date_ref = _leaf(found, f"{{{ns}}}DateRef", loc, code, findings)
     if date_ref is not None and not _is_datetime(date_ref):
         findings.append(Finding(code, f"DateRef n'est pas un xsd:dateTime : {date_ref[:40]!r}", Severity.ERROR, f"{loc}/DateRef"))
@@ -401,15 +409,7 @@ def _check_lps(element: etree._Element, findings: list[Finding]) -> ContexteLPS:
         [(f"{{{ns}}}Id", 1, 1), (f"{{{ns}}}Temps", 1, 1), (f"{{{ns}}}Emetteur", 0, 1), (f"{{{ns}}}LPS", 0, 1)],
         loc, code, findings,
     )
-    version = element.get("Version")
-    nature = element.get("Nature")
-    if not version:
-        findings.append(Finding(code, "attribut Version obligatoire absent", Severity.ERROR, loc))
-    if nature is not None and nature != "CTXLPS":
-        findings.append(Finding(code, f"attribut Nature = {nature!r}, attendu 'CTXLPS'", Severity.ERROR, loc))
-    temps = _leaf(found, f"{{{ns}}}Temps", loc, code, findings)
-    if temps is not None and not _is_datetime(temps):
-        findings.append(Finding(code, f"Temps n'est pas un xsd:dateTime : {temps[:40]!r}", Severity.ERROR, f"{loc}/Temps"))
+    version, nature, temps = _context_common(element, found, ns, "CTXLPS", loc, code, findings)
     logiciel: Logiciel | None = None
     lps = _first(found, f"{{{ns}}}LPS")
     if lps is None:

@@ -175,7 +175,7 @@ class DMPSimulator(Simulator):
                 actor=_cn(cert), error_code=fault.error_code, error_message=fault.reason,
                 payload=soap.raw if soap else None, payload_type="application/soap+xml" if soap else None,
                 details={"endpoint": endpoint, "soap_fault": fault.code, "subcode": fault.subcode,
-                         "findings": [{"code": f.code, "message": f.message, "severity": f.severity.value, "location": f.location} for f in fault.findings]},
+                         "findings": [f.to_dict() for f in fault.findings]},
             )
         )
         # An oversized body is not read to its end: close the connection instead of draining it.

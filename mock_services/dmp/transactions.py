@@ -122,7 +122,7 @@ def registry_response(findings: list[Finding], tag: str = f"{{{E.RS}}}RegistryRe
 
 
 def _findings_json(findings: list[Finding]) -> list[dict[str, str]]:
-    return [{"code": f.code, "message": f.message, "severity": f.severity.value, "location": f.location} for f in findings]
+    return [f.to_dict() for f in findings]
 
 
 def _first_error(findings: list[Finding]) -> Finding | None:

@@ -34,7 +34,6 @@ from starlette.routing import Route
 from harness.asgi_tls import client_common_name
 from harness.journal import Direction, Exchange, Outcome
 from harness.simulator import SimulatorContext
-from harness.validators import Finding
 from harness.validators.insi import InsiRequest, parse_request
 from mock_services.insi.identities import (
     IdentityBase,
@@ -251,7 +250,7 @@ class InsiService:
         if request.traits is not None:
             details["request"] = request.traits.as_dict()
         if request.findings:
-            details["findings"] = [_finding_dict(f) for f in request.findings]
+            details["findings"] = [f.to_dict(max_message=500) for f in request.findings]
         return details
 
     def _who(self, request: InsiRequest | None, call: _Call) -> tuple[str | None, str | None]:
@@ -348,9 +347,6 @@ class _Call:
     client_cn: str | None
     tls: bool
 
-
-def _finding_dict(finding: Finding) -> dict[str, str]:
-    return {"code": finding.code, "severity": str(finding.severity), "message": finding.message[:500], "location": finding.location}
 
 
 __all__ = ["INSI_CERTIFICATE_NAMES", "REFERENCE_DUI_IDAM", "InsiService", "InsiSettings", "Reply"]

@@ -140,7 +140,7 @@ class MailFlow:
             if expected_to and expected_to.casefold() not in {r.casefold() for r in recipients}:
                 findings.append(_finding("MDN-TO", f"accusé adressé à {', '.join(recipients)} au lieu de {expected_to} (Disposition-Notification-To)"))
         details["findings"] = [
-            {"code": f.code, "severity": str(f.severity), "message": f.message, "location": f.location} for f in findings
+            f.to_dict() for f in findings
         ]
         errors = [f for f in findings if f.severity is Severity.ERROR]
         if self.strict and errors:

@@ -27,7 +27,6 @@ from harness.identity_status import unqualified_ins_finding
 from harness.journal import Direction, Exchange, Outcome
 from harness.simulator import SimulatorContext
 from harness.testdata import Mailbox, MailboxType
-from harness.validators import Finding
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
@@ -195,7 +194,7 @@ class SubmissionHandler:
             subject=report.subject,
             attachments=report.attachments,
             documents=[{"code": h.code, "ins": h.ins.value if h.ins else None} for h in report.cda],
-            findings=[_finding_dict(f) for f in report.findings],
+            findings=[f.to_dict() for f in report.findings],
             to_patient_mailbox=any(r["type"] == "PAT" for r in recipients),
             recipient_counts=MailFlow.counts(recipients),
             person=report.person.value if report.person else None,
@@ -211,7 +210,7 @@ class SubmissionHandler:
             self.ctx.journal, run_id=self.ctx.run.run_id, essms=sender.finess if sender else None, ins_value=details["person"]
         )
         if unqualified is not None:
-            details["findings"].append(_finding_dict(unqualified))
+            details["findings"].append(unqualified.to_dict())
         exchange = self.ctx.record(
             Exchange(
                 service=self.ctx.name, operation=SUBMIT, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
@@ -223,9 +222,6 @@ class SubmissionHandler:
             self.flow.deliver(envelope.mail_from, list(envelope.rcpt_tos), data, exchange.id)
         return f"250 2.0.0 Ok: queued as {exchange.id}"
 
-
-def _finding_dict(finding: Finding) -> dict[str, str]:
-    return {"code": finding.code, "severity": str(finding.severity), "message": finding.message, "location": finding.location}
 
 
 class JournalingSMTP(SMTP):

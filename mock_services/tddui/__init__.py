@@ -100,7 +100,7 @@ class TdduiSimulator(Simulator):
             actor=actor, essms=report.essms[0] if report and len(report.essms) == 1 else None,
             error_code=str(status), error_message=f"{first.code}: {first.message}" if first else None,
             payload=body or None, payload_type=FHIR_JSON if body else None,
-            details={"findings": [_finding(f) for f in findings], **(extra or {})},
+            details={"findings": [f.to_dict() for f in findings], **(extra or {})},
         ))
         return _fhir(outcome.to_json(), status)
 
@@ -119,7 +119,7 @@ class TdduiSimulator(Simulator):
             service=self.ctx.name, operation=dui.OP_TRANSACTION, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
             actor=actor, essms=report.essms[0] if len(report.essms) == 1 else None,
             payload=body, payload_type=FHIR_JSON,
-            details={"findings": [_finding(f) for f in report.findings], "entries": len(report.entries),
+            details={"findings": [f.to_dict() for f in report.findings], "entries": len(report.entries),
                      "facts": len(report.facts), "essms": list(report.essms)},
         )
         evidence = hashlib.sha256(body).hexdigest()  # the entries point to the Bundle's evidence
@@ -158,6 +158,3 @@ def _entry_index(location: str) -> int:
             return int(number)
     return -1
 
-
-def _finding(finding: Finding) -> dict[str, str]:
-    return {"code": finding.code, "severity": str(finding.severity), "message": finding.message, "location": finding.location}
