@@ -74,7 +74,6 @@ def active_dmp(socle: ScenarioContext) -> None:
     from mock_services.dmp.store import Authorisation, DmpState
 
     person = socle.require_person()
-    socle.env.host.faults.clear(SERVICE)  # no fault left over from a previous scenario
     _simulator(socle).set_person(person.ins.value, state=DmpState.ACTIVE, authorisation=Authorisation.VALID)
     socle.attach("DMP", f"DMP actif, autorisation VALIDE pour {person.display_name}")
 

@@ -39,10 +39,8 @@ class InsiScene:
 
 
 @pytest.fixture
-def insi_scene(socle: ScenarioContext) -> Iterator[InsiScene]:
-    scene = InsiScene()
-    yield scene
-    socle.env.host.faults.clear(SERVICE)  # an injected fault never leaks into the next scenario
+def insi_scene() -> Iterator[InsiScene]:
+    yield InsiScene()  # injected faults are cleared after every scenario by the `socle` fixture
 
 
 # ---------------------------------------------------------------------------------------------- helpers
