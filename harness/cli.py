@@ -263,6 +263,23 @@ def pki(config_path: ConfigOpt = None) -> None:
     console.print(TestPKI.ensure(Path(config.pki_dir)).trust_instructions(), soft_wrap=True)
 
 
+@app.command("control-api")
+def control_api(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Écrire dans ce fichier / write to this file (default: stdout).")] = None,
+) -> None:
+    """Contrat de l'API de pilotage qu'expose le DUI sous test (OpenAPI 3.1) / the DUI control API contract (--sut http:<url>)."""
+    import json
+
+    from harness.sut.control_api import openapi
+
+    text = json.dumps(openapi(), ensure_ascii=False, indent=1) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"contrat écrit dans {output} / contract written")
+
+
 # Usage indicators, funding forecast and grappe simulation (harness/cli_indicators.py).
 from harness.cli_indicators import register as _register_indicators  # noqa: E402
 

@@ -8,6 +8,8 @@ the current step.
 
 from __future__ import annotations
 
+import json
+
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -72,7 +74,28 @@ class SocleEnvironment:
             ca_bundle=self.pki.ca_bundle_path,
             client_certificates={n: (c.cert_path, c.key_path) for n, c in self.pki.clients.items()},
             credentials={m.address: m.password for m in self.testdata.mailboxes if m.password},
+            psc_client=self.psc_client(),
         )
+
+    def psc_client(self) -> dict[str, str]:
+        """The DUI under test's registration at the PSC simulator: client ``[settings.psc] sut_client``
+        (default ``dui-reference``) of ``clients.json`` in the PSC fixtures; empty when there is none."""
+        settings = self.config.settings.get("psc", {})
+        folder = Path(settings.get("fixtures_dir") or Path(self.config.fixtures_dir) / "psc")
+        wanted = settings.get("sut_client", "dui-reference")
+        try:
+            clients = json.loads((folder / "clients.json").read_text(encoding="utf-8")).get("clients", [])
+        except (OSError, ValueError):
+            return {}
+        for client in clients:
+            if client.get("client_id") == wanted:
+                return {
+                    "client_id": client["client_id"], "client_secret": client.get("client_secret", ""),
+                    "redirect_uri": (client.get("redirect_uris") or [""])[0],
+                    "post_logout_redirect_uri": (client.get("post_logout_redirect_uris") or [""])[0],
+                    "token_endpoint_auth_method": (client.get("token_endpoint_auth_methods") or ["client_secret_basic"])[0],
+                }
+        return {}
 
 
 @dataclass

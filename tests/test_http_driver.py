@@ -60,24 +60,30 @@ def serve_app() -> Iterator:
         thread.join(10)
 
 
-def _run(tmp_path: Path, sut: str, **config: object) -> RunResult:
+FEATURES = ["mssante_envoi.feature"]  # the example DUI implements the other capabilities next
+
+
+def _run(tmp_path: Path, sut: str, features: tuple[str, ...] = ("mssante_envoi.feature",), **config: object) -> RunResult:
     config_file = tmp_path / "socle-harness.toml"
     config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()), encoding="utf-8")
     cfg = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
-    # the control API example implements the sending action (mssante-send): its feature only
-    features = tmp_path / "features"
-    features.mkdir(exist_ok=True)
-    shutil.copy(package_root() / "scenarios" / "mssante_envoi.feature", features)
-    cfg = cfg.with_overrides(scenarios_dir=features)
-    return run_catalogue(cfg, tags="mssante", config_file=config_file, timeout=300)
+    folder = tmp_path / "features"
+    folder.mkdir(exist_ok=True)
+    for name in features:
+        shutil.copy(package_root() / "scenarios" / name, folder)
+    cfg = cfg.with_overrides(scenarios_dir=folder)
+    return run_catalogue(cfg, config_file=config_file, timeout=600)
 
 
-def test_mssante_catalogue_passes_through_the_example_control_api(tmp_path: Path, serve_app) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("feature", FEATURES)
+def test_catalogue_passes_through_the_example_control_api(feature: str, tmp_path: Path, serve_app) -> None:  # noqa: ANN001
+    """The whole catalogue, one feature file at a time, against the example DUI over real HTTP."""
     url = serve_app(ExampleDUI().app())
-    result = _run(tmp_path, f"http:{url}")
-    statuses = {s.name: s.status for s in result.scenarios}
-    assert len(statuses) == 6
-    assert set(statuses.values()) == {Status.PASSED}, {n: (s, m) for n, s, m in ((x.name, x.status, x.message) for x in result.scenarios)}
+    result = _run(tmp_path, f"http:{url}", (feature,))
+    expected = (package_root() / "scenarios" / feature).read_text(encoding="utf-8").count("Scénario:")
+    assert len(result.scenarios) == expected > 0, f"{len(result.scenarios)} scénario(s) exécuté(s) sur {expected}"
+    failed = {s.name: (str(s.status), s.message[:400]) for s in result.scenarios if s.status is not Status.PASSED}
+    assert not failed, failed
 
 
 def test_unreachable_dui_is_an_error_for_every_scenario_not_a_failure(tmp_path: Path) -> None:
@@ -181,3 +187,15 @@ def test_payloads_follow_the_published_contract() -> None:
     for name in schemas["Establishment"]["required"]:
         assert name in payload["establishment"]
     assert "/socle/v1/actions/mssante-send" in spec["paths"] and "/socle/v1/session" in spec["paths"]
+
+
+def test_published_contract_is_the_generated_one_and_covers_every_driver_action() -> None:
+    from harness.sut.base import SutDriver
+    from harness.sut.control_api import ACTIONS, openapi
+
+    assert json.loads(CONTRACT_FILE.read_text(encoding="utf-8")) == openapi(), (
+        "docs/control-api.openapi.json is stale: regenerate it with `socle-harness control-api -o docs/control-api.openapi.json`"
+    )
+    driver_methods = {name for name in vars(SutDriver) if not name.startswith("_")} - {"setup", "close", "name"}
+    assert driver_methods == {spec.method for spec in ACTIONS}
+    assert all(callable(getattr(HttpDriver, spec.method)) for spec in ACTIONS)

@@ -58,6 +58,7 @@ class SutEnvironment:
     ca_bundle: Path
     client_certificates: dict[str, tuple[Path, Path]]  # name -> (cert, key)
     credentials: dict[str, str]  # MSSanté mailbox address -> password
+    psc_client: dict[str, str] = field(default_factory=dict)  # the DUI's registration at Pro Santé Connect
 
 
 @dataclass(frozen=True)

@@ -21,20 +21,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict
 from typing import Any
 
 import httpx
 
-from harness.sut.base import ActionResult, ActionStatus, DirectoryLookup, MssanteReceive, MssanteRelay, MssanteSend, SutEnvironment
+from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutEnvironment
+from harness.sut.control_api import ACTIONS, CONTRACT_VERSION, PREFIX, ActionSpec, to_payload
 
-CONTRACT_VERSION = "1"
-PREFIX = "/socle/v1"
 _STATUSES = {"done": ActionStatus.DONE, "failed": ActionStatus.FAILED, "delegated": ActionStatus.DELEGATED}
 
 
 class HttpDriver:
-    """A :class:`~harness.sut.base.SutDriver` speaking the control API over HTTP(S)."""
+    """A :class:`~harness.sut.base.SutDriver` speaking the control API over HTTP(S).
+
+    Every driver method (``send_mssante``, ``dmp_feed``...) is generated from
+    :data:`harness.sut.control_api.ACTIONS`: it posts the action dataclass as JSON to its URL.
+    """
 
     def __init__(
         self, base_url: str, *, timeout: float = 30.0, retries: int = 2, backoff: float = 0.5,
@@ -57,19 +59,6 @@ class HttpDriver:
 
     def close(self) -> None:
         self._client.close()
-
-    def send_mssante(self, action: MssanteSend) -> ActionResult:
-        return self.perform("mssante-send", mssante_send_payload(action))
-
-    def receive_mssante(self, action: MssanteReceive) -> ActionResult:
-        return self.perform("mssante-receive", {"establishment": asdict(action.establishment), "auth": action.auth})
-
-    def relay_mssante_hl7(self, action: MssanteRelay) -> ActionResult:
-        payload = mssante_send_payload(MssanteSend(action.person, action.establishment, action.document_kind, action.recipients))
-        return self.perform("mssante-hl7-relay", {**payload, "to_patient": action.to_patient, "message_type": action.message_type})
-
-    def lookup_directory(self, action: DirectoryLookup) -> ActionResult:
-        return self.perform("mssante-directory-lookup", {"query": action.query, "mailbox_type": action.mailbox_type})
 
     # Protocol -----------------------------------------------------------------------------------
     def perform(self, action: str, payload: dict[str, Any]) -> ActionResult:
@@ -116,6 +105,22 @@ class HttpDriver:
         )
 
 
+def _action_method(spec: ActionSpec):  # noqa: ANN202 - a driver method
+    if spec.request is None:
+        def call(self: HttpDriver) -> ActionResult:
+            return self.perform(spec.name, {})
+    else:
+        def call(self: HttpDriver, action: Any) -> ActionResult:  # type: ignore[misc]
+            return self.perform(spec.name, to_payload(action))
+    call.__name__ = spec.method
+    call.__doc__ = f"``POST {PREFIX}/actions/{spec.name}``: {spec.summary}"
+    return call
+
+
+for _spec in ACTIONS:
+    setattr(HttpDriver, _spec.method, _action_method(_spec))
+
+
 def parse_outcome(response: httpx.Response) -> ActionResult:
     """Validate the action outcome body: ``{"status", "detail"?, "data"?}``."""
     try:
@@ -140,19 +145,10 @@ def session_payload(env: SutEnvironment) -> dict[str, Any]:
             for name, (cert, key) in env.client_certificates.items()
         },
         "credentials": env.credentials,
+        **({"psc_client": env.psc_client} if env.psc_client else {}),
     }
 
 
 def mssante_send_payload(action: MssanteSend) -> dict[str, Any]:
-    person, establishment = action.person, action.establishment
-    return {
-        "person": {
-            "local_id": person.id, "family": person.family, "given": person.given, "sex": person.sex,
-            "birth_date": person.birth_date.isoformat(), "ins": person.ins.value, "ins_oid": person.ins.oid,
-        },
-        "establishment": {k: v for k, v in asdict(establishment).items()},
-        "document_kind": action.document_kind,
-        "recipients": list(action.recipients),
-        "end_of_exchange": action.end_of_exchange,
-        "extra_kinds": list(action.extra_kinds),
-    }
+    """The JSON body of ``mssante-send`` (kept for callers of contract 1's first release)."""
+    return to_payload(action)

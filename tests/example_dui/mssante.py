@@ -1,8 +1,7 @@
-"""A tiny example of a DUI test build implementing the socle-harness control API (contract 1).
+"""Example DUI, MSSanté sending: SMTP submission of an IHE XDM archive (CDA R2 + METADATA.XML) and its PDF.
 
-Written from docs/control-api.openapi.json and the MSSanté rules only: it shares no code with the reference
-DUI, so that running the catalogue through it proves the contract end to end. Editors can read it as a
-starting point for their own test build.
+Follows the DST MSSanté v1.7 (X-MSS-* headers, XDM/1.0/DDM subject) and IHE ITI TF-1 XDM; shares no code with
+the reference DUI.
 """
 
 from __future__ import annotations
@@ -10,21 +9,15 @@ from __future__ import annotations
 import hashlib
 import io
 import smtplib
-import ssl
-import tempfile
 import uuid
 import zipfile
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from example_dui import Outcome, Session
 
 DOCUMENTS = {"DLU": ("74207-2", "2.16.840.1.113883.6.1", "Dossier de liaison d'urgence", "1.2.250.1.213.1.1.1.22", "2022.01")}
 XDS = {
@@ -35,57 +28,27 @@ XDS = {
 }
 
 
-class ExampleDUI:
-    def __init__(self) -> None:
-        self.session: dict[str, Any] | None = None
-        self.ca_file: Path | None = None
-        self.seen_keys: dict[str, dict[str, Any]] = {}
+def mssante_send(session: Session, body: dict[str, Any]) -> Outcome:
+    """SMTP submission (STARTTLS, AUTH) of one document of the person, as an IHE XDM archive plus its PDF."""
+    person, establishment = body["person"], body["establishment"]
+    recipients = [person["patient_mailbox"] or f"{person['ins']}@patient.mssante.fr" if r == "patient" else r
+                  for r in body["recipients"]]
+    sender = establishment["dui_mailbox"]
+    message = build_message(person, establishment, sender, recipients, body["document_kind"])
+    host, _, port = session.endpoint("mssante", "smtp").rpartition(":")
+    try:
+        with smtplib.SMTP(host, int(port), timeout=20) as smtp:
+            smtp.starttls(context=session.ssl_context())
+            smtp.login(sender, session.body["credentials"][sender])
+            smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return {"status": "failed", "detail": f"destinataire refusé: {list(exc.recipients)}"}
+    except smtplib.SMTPResponseException as exc:
+        return {"status": "failed", "detail": f"refus {exc.smtp_code}"}
+    return {"status": "done", "detail": "envoyé", "data": {"message_id": message["Message-ID"]}}
 
-    def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/socle/v1/session", self.open_session, methods=["POST"]),
-            Route("/socle/v1/actions/{action}", self.action, methods=["POST"]),
-        ])
 
-    async def open_session(self, request: Request) -> Response:
-        body = await request.json()
-        if body.get("contract") != "1":
-            return JSONResponse({"title": "unsupported contract"}, status_code=400)
-        self.session = body
-        handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115
-        handle.write(body["ca_bundle_pem"])
-        handle.close()
-        self.ca_file = Path(handle.name)
-        return Response(status_code=204)
-
-    async def action(self, request: Request) -> Response:
-        key = request.headers.get("Idempotency-Key", "")
-        if key in self.seen_keys:
-            return JSONResponse(self.seen_keys[key])
-        if request.path_params["action"] != "mssante-send":
-            return JSONResponse({"title": "unknown action"}, status_code=404)
-        outcome = self.mssante_send(await request.json())
-        self.seen_keys[key] = outcome
-        return JSONResponse(outcome)
-
-    # The DUI's own MSSanté implementation ---------------------------------------------------------------
-    def mssante_send(self, body: dict[str, Any]) -> dict[str, Any]:
-        assert self.session is not None and self.ca_file is not None
-        person, establishment = body["person"], body["establishment"]
-        recipients = [f"{person['ins']}@patient.mssante.fr" if r == "patient" else r for r in body["recipients"]]
-        sender = establishment["dui_mailbox"]
-        message = build_message(person, establishment, sender, recipients, body["document_kind"])
-        host, _, port = self.session["endpoints"]["mssante"]["smtp"].rpartition(":")
-        try:
-            with smtplib.SMTP(host, int(port), timeout=20) as smtp:
-                smtp.starttls(context=ssl.create_default_context(cafile=str(self.ca_file)))
-                smtp.login(sender, self.session["credentials"][sender])
-                smtp.send_message(message, from_addr=sender, to_addrs=recipients)
-        except smtplib.SMTPRecipientsRefused as exc:
-            return {"status": "failed", "detail": f"destinataire refusé: {list(exc.recipients)}"}
-        except smtplib.SMTPResponseException as exc:
-            return {"status": "failed", "detail": f"refus {exc.smtp_code}"}
-        return {"status": "done", "detail": "envoyé", "data": {"message_id": message["Message-ID"]}}
+ACTIONS = {"mssante-send": mssante_send}
 
 
 def build_cda(person: dict[str, Any], establishment: dict[str, Any], kind: str) -> bytes:
