@@ -25,7 +25,7 @@ from harness.guided import ReplyBox
 from harness.guided_ui import GuidedConsole, GuidedState, GuidedWebServer
 from harness.runner import RunResult, run_catalogue
 from harness.runtime import SocleEnvironment
-from harness.sut import DEFECTS
+from harness.sut import DEFECTS, make_driver
 
 app = typer.Typer(
     name="socle-harness",
@@ -88,14 +88,36 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Afficher chaque étape / show every step.")] = False,
     step_timeout: Annotated[float | None, typer.Option(help="Attente maximale d'un échange déclenché par une personne ou un DUI externe, en secondes (défaut 10, 300 en recette guidée) / how long a step waits for an exchange.")] = None,
     guide_port: Annotated[int, typer.Option(help="Recette guidée: port de la page web locale (0 = éphémère) / guided mode web page port.")] = 0,
+    observe_from: Annotated[str | None, typer.Option("--from", help="Mode observation: début de la fenêtre du journal à juger (ISO 8601, heure de Paris si sans fuseau), avec --to / observe-only mode: window start.")] = None,
+    observe_to: Annotated[str | None, typer.Option("--to", help="Mode observation: fin de la fenêtre (exclue) / observe-only mode: window end (exclusive).")] = None,
 ) -> None:
     """Exécute le catalogue de scénarios Gherkin contre le DUI / run the Gherkin scenario catalogue against the DUI.
 
     Starts the simulators on ephemeral ports, drives the DUI under test, judges every exchange recorded in the
     journal, prints progress and a summary, and writes reports/junit.xml, reports/results.json and
     reports/report.html. Exits 1 if any scenario fails or errors.
+
+    Observe-only mode (--from/--to, or --sut observe:<from>/<to>): the DUI worked on its own against
+    `socle-harness serve`; the scenarios tagged @observable judge what the journal (--journal) recorded in the
+    window; a scenario whose exchange is absent is skipped as « non observé », never passed.
     """
+    if (observe_from is None) != (observe_to is None):
+        err.print("[red]--from et --to vont ensemble / --from and --to go together[/] (ex. --from 2026-11-23T08:00 --to 2026-11-23T18:00)")
+        raise typer.Exit(2)
+    if observe_from is not None:
+        if sut is not None:
+            err.print("[red]--from/--to (mode observation) remplacent --sut / replace --sut[/]")
+            raise typer.Exit(2)
+        sut = f"observe:{observe_from}/{observe_to}"
     config = _load(config_path).with_overrides(sut=sut, journal=journal, scenarios_dir=scenarios, reports_dir=reports, step_timeout=step_timeout)
+    if config.sut.startswith("observe"):
+        try:
+            make_driver(config.sut)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from exc
+        console.print("Mode observation: seuls les scénarios @observable sont joués sur le journal "
+                      f"{config.journal} / observe-only mode: @observable scenarios only.")
     if not Path(config.scenarios_dir).is_dir():
         err.print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
         raise typer.Exit(2)

@@ -96,6 +96,8 @@ class JournalFilter:
     run_id: str | None = None
     scenario_id: str | None = None
     since_seq: int | None = None  # exclusive
+    ts_from: datetime | None = None  # recording time, inclusive (observe-only mode windows)
+    ts_to: datetime | None = None  # exclusive
     limit: int | None = None
 
 
@@ -261,6 +263,12 @@ class SQLiteJournal:
         if flt.since_seq is not None:
             clauses.append("seq > ?")
             params.append(flt.since_seq)
+        if flt.ts_from is not None:  # ts is stored as UTC ISO 8601 text: the order of the text is the time order
+            clauses.append("ts >= ?")
+            params.append(flt.ts_from.astimezone(UTC).isoformat())
+        if flt.ts_to is not None:
+            clauses.append("ts < ?")
+            params.append(flt.ts_to.astimezone(UTC).isoformat())
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(self, flt: JournalFilter = JournalFilter()) -> list[Exchange]:

@@ -32,7 +32,7 @@ from harness.events import (
     StepFinished,
 )
 from harness.guided import OperatorChannel, ReplyBox, StepBlocked
-from harness.runtime import ScenarioContext, SocleEnvironment, SutUnavailable
+from harness.runtime import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.simulator import simulator_names
 from harness.sut import SutDriver, make_driver
 
@@ -110,9 +110,13 @@ def socle_sut(socle_env: SocleEnvironment, socle_config: HarnessConfig, pytestco
         channel = OperatorChannel(recorder.emit, ReplyBox(Path(replies)), timeout=socle_config.step_timeout)
     driver = make_driver(socle_config.sut, timeout=socle_config.sut_timeout, retries=socle_config.sut_retries, channel=channel)
     driver.setup(socle_env.sut_environment())
+    if getattr(driver, "window", None) is not None:  # observe-only mode: a past activity had no injected fault
+        socle_env.host.faults.guard = lambda service, fault: not_observable(
+            f"le scénario injecte une panne ({service}: {fault.kind})")
     try:
         yield driver
     finally:
+        socle_env.host.faults.guard = None
         driver.close()
 
 

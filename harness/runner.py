@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.config import HarnessConfig
 from harness.events import Event, EventHandler, RunFinished, ScenarioFinished, Status, event_from_json
+from harness.observe import OBSERVABLE_TAG
 
 CATALOGUE_MODULE = Path(__file__).resolve().parent / "catalogue.py"  # imported by the child pytest only
 
@@ -86,6 +87,8 @@ def run_catalogue(
         cmd += ["--socle-config", str(config_file.resolve())]
     if select:
         cmd += ["-k", select]
+    if config.sut.startswith("observe:"):  # observe-only mode judges only the scenarios that can be observed
+        tags = f"({tags}) and {OBSERVABLE_TAG}" if tags else OBSERVABLE_TAG
     if tags:
         cmd += ["-m", tags]
     if operator_replies is not None:

@@ -13,7 +13,10 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness.config import HarnessConfig
 from harness.events import Evidence, OperatorPrompt
@@ -24,6 +27,9 @@ from harness.pki import TestPKI
 from harness.simulator import RunState, Simulator
 from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
 from harness.testdata import Establishment, Person, TestData, load_testdata
+
+if TYPE_CHECKING:
+    from harness.observe import ObservationWindow
 
 
 class SutUnavailable(Exception):
@@ -129,6 +135,23 @@ class ScenarioContext:
             )
         return sim
 
+    def _observed(self, window: ObservationWindow, service: str, operation: str | None, count: int) -> list[Exchange]:
+        expectation = self.last_action.data.get("expectation") if self.last_action is not None else None
+        flt = JournalFilter(service=service, operation=operation, ts_from=window.start, ts_to=window.end)
+        live = window.end > datetime.now(UTC)  # observing while the DUI works: wait for the exchange
+        deadline = time.monotonic() + (min(self.env.config.step_timeout, (window.end - datetime.now(UTC)).total_seconds()) if live else 0)
+        while True:
+            found = [e for e in self.env.journal.query(flt) if expectation is None or expectation.matches(e)]
+            if len(found) >= count or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        what = expectation.describe() if expectation is not None else f"{service} {operation or ''}".strip()
+        if len(found) < count:
+            not_observed(f"{len(found)}/{count} échange(s) {service}/{operation or '*'} observé(s) pour « {what} » "
+                         f"dans la fenêtre {window.describe()}")
+        self.attach("Observation", f"{len(found)} échange(s) retenu(s) dans la fenêtre {window.describe()} pour « {what} »")
+        return found
+
     def require_person(self) -> Person:
         if self.person is None:
             raise AssertionError("aucune personne accompagnée choisie (étape « Soit la personne accompagnée ... » manquante)")
@@ -158,10 +181,16 @@ class ScenarioContext:
     def _channel(self) -> OperatorChannel | None:
         return getattr(self.sut, "channel", None)
 
+    def observation(self) -> ObservationWindow | None:
+        """The journal window judged in observe-only mode (``--sut observe:<from>/<to>``), else ``None``."""
+        return getattr(self.sut, "window", None)
+
     def dui_reported_success(self, question: str) -> bool:
         """What the DUI showed its user: its own report, or the operator's answer in guided recette."""
         if self.last_action is None:
             raise AssertionError("le DUI n'a effectué aucune action dans ce scénario")
+        if self.observation() is not None:
+            not_observable(f"ce que le DUI montre à son utilisateur ({question})")
         channel = self._channel()
         if self.last_action.status is not ActionStatus.DELEGATED or channel is None:
             return self.last_action.reported_success
@@ -171,8 +200,28 @@ class ScenarioContext:
         self.attach("Réponse de l'opérateur", f"{question} → {reply.answer} {reply.comment}".strip())
         return reply.answer == "oui"
 
+    def dui_shows(self, question: str, check: Callable[[dict[str, Any]], str | None]) -> None:
+        """Judge what the DUI showed its user: ``check`` reads the driver's report (``data``) and returns an error
+        or ``None``; in guided recette the operator answers ``question`` (oui/non) instead; in observe-only mode
+        this cannot be judged (the scenario is skipped, never passed)."""
+        if self.last_action is not None and self.last_action.status is ActionStatus.DELEGATED:
+            if not self.dui_reported_success(question):
+                raise AssertionError(f"{question} — réponse : non")
+            return
+        if self.last_action is None:
+            raise AssertionError("le DUI n'a effectué aucune action dans ce scénario")
+        error = check(self.last_action.data)
+        if error:
+            raise AssertionError(error)
+
     def exchanges_since_action(self, service: str, operation: str | None = None, *, count: int = 1) -> list[Exchange]:
-        """The exchanges recorded for this scenario since the last action (waiting for them if needed)."""
+        """The exchanges recorded for this scenario since the last action (waiting for them if needed).
+
+        In observe-only mode: the exchanges of the observation window that meet the last action's expectation.
+        """
+        window = self.observation()
+        if window is not None:
+            return self._observed(window, service, operation, count)
         flt = JournalFilter(
             service=service, operation=operation, run_id=self.env.run_id, scenario_id=self.scenario_id, since_seq=self.mark
         )
@@ -198,3 +247,18 @@ class ScenarioContext:
                 channel.close(prompt, "timeout")
                 return found
             time.sleep(0.1)
+
+
+def not_observed(reason: str) -> NoReturn:
+    """Observe-only mode: the exchange a step needs was not recorded in the window. The scenario is skipped
+    (« non observé »), never passed."""
+    import pytest
+
+    pytest.skip(f"non observé / not observed: {reason}")
+
+
+def not_observable(reason: str) -> NoReturn:
+    """Observe-only mode: a check that the journal cannot answer (what the DUI showed, an injected fault)."""
+    import pytest
+
+    pytest.skip(f"non vérifiable en observation / not checkable in observe-only mode: {reason}")

@@ -44,8 +44,12 @@ class FaultBoard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = {}
+        # called before every injection; raises to refuse it (observe-only mode: a past activity has no faults)
+        self.guard: Callable[[str, Fault], None] | None = None
 
     def inject(self, service: str, fault: Fault) -> None:
+        if self.guard is not None:
+            self.guard(service, fault)
         with self._lock:
             self._faults.setdefault(service, deque()).append(fault)
 

@@ -10,7 +10,7 @@ Fonctionnalité: e-Parcours : le cahier de liaison partagé avec la plateforme r
     Soit l'ESSMS "EHPAD Les Tilleuls" équipé du DUI sous test
     Et la personne accompagnée "Jeanne MARTIN"
 
-  @exigence:CDL-CREATION
+  @exigence:CDL-CREATION @observable
   Scénario: Écriture d'une note dans le cahier de liaison (transaction)
     Quand le DUI écrit une note "OBS" dans le cahier de liaison de la personne
     Alors la plateforme e-Parcours enregistre la note conforme au profil CdLDocumentReference

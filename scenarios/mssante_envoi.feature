@@ -30,7 +30,7 @@ Fonctionnalité: Envoi de documents par MSSanté depuis le DUI
     Alors le simulateur MSSanté refuse le message avec le code "550 5.1.1"
     Et le DUI signale l'échec de l'envoi
 
-  @exigence:MSS-XDM
+  @exigence:MSS-XDM @observable
   Scénario: L'archive IHE_XDM.ZIP contient METADATA.XML (une archive sans METADATA.XML est refusée)
     Quand le DUI envoie le document "DLU" de la personne à l'adresse "claire.bernard@ch-exemple.mssante.fr" par MSSanté
     Alors le simulateur MSSanté accepte le message

@@ -10,14 +10,14 @@ Fonctionnalité: Envoi par MSSanté des différents types de documents
     Soit l'ESSMS "EHPAD Les Tilleuls" équipé du DUI sous test
     Et la personne accompagnée "Jeanne MARTIN"
 
-  @exigence:MSS-ENVOI-VSM
+  @exigence:MSS-ENVOI-VSM @observable
   Scénario: Envoi d'un volet de synthèse médicale (VSM) au médecin traitant
     Quand le DUI envoie le document "VSM" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
     Alors le simulateur MSSanté accepte le message
     Et l'archive IHE_XDM.ZIP du message est conforme
     Et les en-têtes X-MSS du message correspondent au document CDA
 
-  @exigence:MSS-ENVOI-NON-STRUCTURE
+  @exigence:MSS-ENVOI-NON-STRUCTURE @observable
   Scénario: Envoi d'un document non structuré (CDA R2 niveau 1) à un professionnel
     Quand le DUI envoie le document "DOC-NS" de la personne à l'adresse "claire.bernard@ch-exemple.mssante.fr" par MSSanté
     Alors le simulateur MSSanté accepte le message

@@ -276,9 +276,9 @@ def retrieved_identical(socle: ScenarioContext, dmp_documents: list[dict[str, st
     found = [e for e in _since_action(socle, RETRIEVE) if e.outcome is Outcome.ACCEPTED]
     if not any(document["unique_id"] in e.details.get("retrieved", []) for e in found):
         raise AssertionError(f"le DMP n'a pas renvoyé le document {document['unique_id']}")
-    result = socle.last_action
-    if result is None or not result.reported_success or not result.data.get("identical", False):
-        raise AssertionError(f"le DUI n'a pas récupéré un document identique à celui qu'il a versé: {result}")
+    socle.dui_shows("Le document affiché par le DUI est-il identique à celui qu'il a versé ?",
+                    lambda data: None if socle.last_action.reported_success and data.get("identical", False)
+                    else f"le DUI n'a pas récupéré un document identique à celui qu'il a versé: {socle.last_action}")
 
 
 @then(parsers.re(r'le journal compte (?P<n>\d+) documents? versés? au DMP pour la personne "(?P<ref>[^"]+)"'), converters={"n": int})

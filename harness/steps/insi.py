@@ -268,17 +268,17 @@ def dui_records_returned_ins(socle: ScenarioContext) -> None:
     if not found:
         raise AssertionError("le téléservice INSi n'a renvoyé aucun INS")
     expected = _returned_ins(found[-1])
-    report = _dui_report(socle)
-    if report.data.get("ins") != expected:
-        raise AssertionError(f"le DUI indique l'INS {report.data.get('ins')!r}, le téléservice a renvoyé {expected}")
+    _dui_report(socle)
+    socle.dui_shows(f"Le DUI a-t-il enregistré l'INS {expected} renvoyé par le téléservice ?", lambda data: None if data.get("ins") == expected
+                    else f"le DUI indique l'INS {data.get('ins')!r}, le téléservice a renvoyé {expected}")
 
 
 @then("le DUI n'attribue pas d'INS à la personne")
 @then("the DUI assigns no INS to the person")
 def dui_assigns_no_ins(socle: ScenarioContext) -> None:
-    report = _dui_report(socle)
-    if report.data.get("ins"):
-        raise AssertionError(f"le DUI a attribué l'INS {report.data['ins']} alors qu'INSi n'a renvoyé aucune identité")
+    _dui_report(socle)
+    socle.dui_shows("Le DUI laisse-t-il la personne sans INS ?", lambda data: None if not data.get("ins")
+                    else f"le DUI a attribué l'INS {data['ins']} alors qu'INSi n'a renvoyé aucune identité")
 
 
 @then("le téléservice INSi renvoie une identité provisoire (NIA)")
@@ -292,9 +292,10 @@ def returns_nia(socle: ScenarioContext) -> None:
 @then("le DUI conserve l'identité au statut provisoire sans utiliser le NIA comme INS")
 @then("the DUI keeps the identity provisional without using the NIA as an INS")
 def keeps_provisional(socle: ScenarioContext) -> None:
-    report = _dui_report(socle)
-    if report.data.get("ins") or report.data.get("statut") != "provisoire":
-        raise AssertionError(f"le DUI utilise le NIA comme INS (INS {report.data.get('ins')!r}, statut {report.data.get('statut')!r})")
+    _dui_report(socle)
+    socle.dui_shows("L'identité reste-t-elle au statut provisoire, sans INS, dans le DUI ?",
+                    lambda data: None if not data.get("ins") and data.get("statut") == "provisoire"
+                    else f"le DUI utilise le NIA comme INS (INS {data.get('ins')!r}, statut {data.get('statut')!r})")
 
 
 @then("le téléservice INSi renvoie un INS actif différent, avec l'INS enregistré par le DUI dans son historique")
@@ -319,9 +320,9 @@ def replaces_with_active(socle: ScenarioContext) -> None:
     if not answers:
         raise AssertionError("le téléservice INSi n'a renvoyé aucun INS")
     active = _returned_ins(answers[0])
-    report = _dui_report(socle)
-    if report.data.get("ins") != active:
-        raise AssertionError(f"le DUI garde l'INS {report.data.get('ins')!r} au lieu de l'INS actif {active}")
+    _dui_report(socle)
+    socle.dui_shows(f"Le DUI affiche-t-il maintenant l'INS actif {active} ?", lambda data: None if data.get("ins") == active
+                    else f"le DUI garde l'INS {data.get('ins')!r} au lieu de l'INS actif {active}")
 
 
 def _status_target(socle: ScenarioContext) -> str:

@@ -443,9 +443,8 @@ def offers(socle: ScenarioContext, address: str) -> None:
         socle.attach("Recherche dans l'annuaire", f"{exchange.details}", exchange)
     if not searches:
         raise AssertionError("le DUI n'a pas consulté l'annuaire MSSanté (aucune recherche FHIR)")
-    addresses = socle.last_action.data.get("addresses", []) if socle.last_action else []
-    if address not in addresses:
-        raise AssertionError(f"{address} absent des adresses proposées {addresses}")
+    socle.dui_shows(f"Le DUI propose-t-il l'adresse {address} ?", lambda data: None if address in data.get("addresses", [])
+                    else f"{address} absent des adresses proposées {data.get('addresses', [])}")
 
 
 # -- HL7 v2 relay ---------------------------------------------------------------------------------------------

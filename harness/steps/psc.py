@@ -66,6 +66,13 @@ def _login(socle: ScenarioContext, label: str) -> None:
     socle.act(f"{label} ({socle.establishment.name})", lambda: socle.sut.psc_login(action))
 
 
+def _require_done(socle: ScenarioContext, what: str) -> None:
+    """The action did not fail (a delegated action is judged by the operator's answer)."""
+    result = socle.last_action
+    if result is None or result.status not in (ActionStatus.DONE, ActionStatus.DELEGATED):
+        raise AssertionError(f"{what}: le DUI indique un échec: {result.detail if result else 'aucune action'}")
+
+
 def _last_done(socle: ScenarioContext, what: str) -> dict:
     result = socle.last_action
     if result is None or result.status is not ActionStatus.DONE:
@@ -194,23 +201,31 @@ def userinfo_read(socle: ScenarioContext) -> None:
 @then(parsers.parse('le DUI identifie le professionnel par son RPPS "{rpps}" dans l\'ESSMS de FINESS "{finess}"'))
 @then(parsers.parse('the DUI identifies the professional by RPPS "{rpps}" in the establishment with FINESS "{finess}"'))
 def identified_rpps(socle: ScenarioContext, rpps: str, finess: str) -> None:
-    data = _last_done(socle, "connexion PSC")
-    socle.attach("Identité lue par le DUI", json.dumps(data, ensure_ascii=False, sort_keys=True))
-    if data.get("rpps") != rpps:
-        raise AssertionError(f"RPPS lu par le DUI: {data.get('rpps')!r}, attendu {rpps!r} (idNat_PS {data.get('id_nat_ps')})")
-    if data.get("finess") != finess:
-        raise AssertionError(f"FINESS de l'activité retenue par le DUI: {data.get('finess')!r}, attendu {finess!r}")
+    def check(data: dict) -> str | None:
+        socle.attach("Identité lue par le DUI", json.dumps(data, ensure_ascii=False, sort_keys=True))
+        if data.get("rpps") != rpps:
+            return f"RPPS lu par le DUI: {data.get('rpps')!r}, attendu {rpps!r} (idNat_PS {data.get('id_nat_ps')})"
+        if data.get("finess") != finess:
+            return f"FINESS de l'activité retenue par le DUI: {data.get('finess')!r}, attendu {finess!r}"
+        return None
+
+    _require_done(socle, "connexion PSC")
+    socle.dui_shows(f"Le DUI affiche-t-il le professionnel connecté avec le RPPS {rpps}, pour l'établissement de FINESS {finess} ?", check)
 
 
 @then(parsers.parse('le DUI identifie le professionnel par son identifiant national "{id_nat}" sans RPPS'))
 @then(parsers.parse('the DUI identifies the professional by the national identifier "{id_nat}" without RPPS'))
 def identified_without_rpps(socle: ScenarioContext, id_nat: str) -> None:
-    data = _last_done(socle, "connexion PSC")
-    socle.attach("Identité lue par le DUI", json.dumps(data, ensure_ascii=False, sort_keys=True))
-    if data.get("id_nat_ps") != id_nat:
-        raise AssertionError(f"idNat_PS lu par le DUI: {data.get('id_nat_ps')!r}, attendu {id_nat!r}")
-    if data.get("rpps") is not None:
-        raise AssertionError(f"le DUI attribue un RPPS ({data.get('rpps')!r}) à un professionnel qui n'en a pas")
+    def check(data: dict) -> str | None:
+        socle.attach("Identité lue par le DUI", json.dumps(data, ensure_ascii=False, sort_keys=True))
+        if data.get("id_nat_ps") != id_nat:
+            return f"idNat_PS lu par le DUI: {data.get('id_nat_ps')!r}, attendu {id_nat!r}"
+        if data.get("rpps") is not None:
+            return f"le DUI attribue un RPPS ({data.get('rpps')!r}) à un professionnel qui n'en a pas"
+        return None
+
+    _require_done(socle, "connexion PSC")
+    socle.dui_shows(f"Le DUI affiche-t-il le professionnel connecté avec l'identifiant national {id_nat}, sans RPPS ?", check)
 
 
 @then('le DUI indique que le professionnel est connecté')

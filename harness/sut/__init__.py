@@ -16,8 +16,16 @@ __all__ = [
 
 def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2, channel: OperatorChannel | None = None) -> SutDriver:
     """Build a driver from its command-line form: ``reference``, ``faulty:<defect>[,<defect>...]``,
-    ``http:<base URL>`` (``timeout`` and ``retries`` apply) or ``manual`` (guided recette through ``channel``)."""
+    ``http:<base URL>`` (``timeout`` and ``retries`` apply), ``manual`` (guided recette through ``channel``) or
+    ``observe:<from>/<to>`` (judge what the journal recorded in that window, :mod:`harness.observe`)."""
     kind, _, args = spec.partition(":")
+    if kind == "observe" and args:
+        from harness.observe import ObservationWindow, ObserveDriver
+
+        start, sep, end = args.partition("/")
+        if not sep:
+            raise ValueError("--sut observe:<début>/<fin>, ex. observe:2026-11-23T08:00/2026-11-23T18:00 (ou --from/--to)")
+        return ObserveDriver(ObservationWindow.parse(start, end))
     if kind == "manual" and not args:
         return ManualDriver(channel)
     if kind == "reference" and not args:
@@ -30,6 +38,7 @@ def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2, channel: 
             raise ValueError(f"--sut faulty needs defects, e.g. faulty:{next(iter(DEFECTS))} (available: {', '.join(DEFECTS)})")
         return FaultyDUI(defects)
     raise ValueError(
-        f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]', 'manual' or "
+        f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]', 'manual', "
+        "'observe:<from>/<to>' or "
         "'http:<base URL of the DUI control API>' (contract: docs/control-api.openapi.json)"
     )

@@ -15,11 +15,19 @@ from harness.sut.base import (
     CdlNotesRead,
     CdlNoteUpdate,
     DirectoryLookup,
+    DmpFeed,
+    DmpQuery,
+    DmpUpdate,
     EprescriptionImport,
+    InsiSearch,
+    InsiTraits,
+    InsiVerify,
     MssanteReceive,
     MssanteRelay,
     MssanteSend,
+    PscLogin,
     SutEnvironment,
+    TdduiExport,
 )
 from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
 from harness.validators.cda import DOCUMENT_TYPES
@@ -106,3 +114,63 @@ class ManualDriver:
             f"Dans le DUI de « {action.establishment.name} », consultez le cahier de liaison e-Parcours de "
             f"{action.person.display_name} (notes{kind}) et ouvrez les notes trouvées."
         )
+
+    # Identity, PSC, DMP, TDDUI ------------------------------------------------------------------------------
+    def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
+        sent = self.send_mssante(action)
+        text = ("Si l'identité de la personne n'est pas encore qualifiée dans le DUI, qualifiez-la d'abord par le "
+                "téléservice INSi (recherche puis vérification). " + sent.detail)
+        return self._delegate(text)
+
+    def psc_login(self, action: PscLogin) -> ActionResult:
+        return self._delegate(
+            f"Déconnectez-vous du DUI si besoin, puis connectez-vous au DUI de « {action.establishment.name} » avec "
+            "« Pro Santé Connect » (le simulateur vous connecte avec le professionnel indiqué par le scénario)."
+        )
+
+    def psc_refresh(self) -> ActionResult:
+        return self._delegate("Restez connecté au DUI et poursuivez votre travail jusqu'au renouvellement de la session "
+                              "Pro Santé Connect (ou déclenchez-le depuis le DUI s'il le propose).")
+
+    def psc_logout(self) -> ActionResult:
+        return self._delegate("Déconnectez-vous du DUI (bouton de déconnexion) : la session Pro Santé Connect doit être fermée aussi.")
+
+    def _traits(self, traits: InsiTraits) -> str:
+        place = f", lieu de naissance (code INSEE) {traits.birth_place}" if traits.birth_place else ""
+        return (f"nom de naissance {traits.birth_name}, prénom(s) {' '.join(traits.first_names)}, sexe {traits.sex}, "
+                f"né(e) le {traits.birth_date[8:10]}/{traits.birth_date[5:7]}/{traits.birth_date[:4]}{place}")
+
+    def search_ins(self, action: InsiSearch) -> ActionResult:
+        return self._delegate(f"Dans le DUI de « {action.establishment.name} », créez ou ouvrez l'identité ({self._traits(action.traits)}) "
+                              "et lancez l'appel au téléservice INSi (recherche de l'INS).")
+
+    def verify_ins(self, action: InsiVerify) -> ActionResult:
+        return self._delegate(f"Dans le DUI de « {action.establishment.name} », ouvrez l'identité ({self._traits(action.traits)}) "
+                              f"qui porte l'INS {action.ins} et lancez la vérification de l'INS auprès du téléservice INSi.")
+
+    def qualify_identity(self, action: InsiSearch) -> ActionResult:
+        return self._delegate(f"Dans le DUI de « {action.establishment.name} », qualifiez l'identité ({self._traits(action.traits)}) : "
+                              "recherche de l'INS par le téléservice INSi, puis vérification, puis validation de l'identité.")
+
+    def dmp_feed(self, action: DmpFeed) -> ActionResult:
+        doc = DOCUMENT_TYPES.get(action.document_kind)
+        what = f"« {doc.display} » ({action.document_kind})" if doc else action.document_kind
+        verb = f"une nouvelle version du document {action.replaces}, qui remplace le précédent," if action.replaces else f"le document {what}"
+        return self._delegate(f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {action.person.display_name} "
+                              f"(INS {action.person.ins.value}) et versez {verb} dans son DMP.")
+
+    def dmp_find(self, action: DmpQuery) -> ActionResult:
+        return self._delegate(f"Dans le DUI, consultez la liste des documents du DMP de {action.person.display_name}.")
+
+    def dmp_retrieve(self, action: DmpQuery) -> ActionResult:
+        return self._delegate(f"Dans le DUI, ouvrez le document {action.unique_id} du DMP de {action.person.display_name}.")
+
+    def dmp_update(self, action: DmpUpdate) -> ActionResult:
+        changes = {"masquer": "masquez-le aux professionnels", "demasquer": "rendez-le de nouveau visible aux professionnels",
+                   "invisible-patient": "rendez-le invisible à la personne", "archiver": "archivez-le", "supprimer": "supprimez-le"}
+        return self._delegate(f"Dans le DUI, retrouvez le document {action.unique_id} versé au DMP de {action.person.display_name} "
+                              f"et {changes.get(action.change, action.change)}.")
+
+    def export_tddui(self, action: TdduiExport) -> ActionResult:
+        return self._delegate(f"Dans le DUI de « {action.establishment.name} », lancez la transmission des données du DUI au "
+                              f"format national TDDUI (situation au {action.exported_at:%d/%m/%Y}, {len(action.records)} dossier(s)).")
