@@ -144,6 +144,7 @@ def register(app: typer.Typer) -> None:
         run_id: Annotated[str | None, typer.Option("--run", help="Seulement cette exécution / only this run id.")] = None,
         fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
         target: Annotated[list[str] | None, typer.Option("--target", help="Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none) / target override.")] = None,
+        mssante: Annotated[str | None, typer.Option("--mssante", help="Numérateur du taux MSSanté: 'messages' (instruction nationale, défaut) ou 'personnes' (chaque personne une fois) / MSSanté rate numerator.")] = None,
         grappe_file: GrappeOpt = None,
         html: Annotated[Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")] = None,
         detail: Annotated[str | None, typer.Option("--detail", help="Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS) / drill-down.")] = None,
@@ -166,7 +167,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
         try:
-            engine = IndicatorEngine(store, targets)
+            engine = IndicatorEngine(store, targets, mssante or config.mssante_counting)
             scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
             campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
             report = engine.compute(periods, scope, grappe=tuple(e.finess for e in grappe.essms) if grappe else (),
@@ -241,7 +242,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
         try:
-            engine = IndicatorEngine(store, config.indicator_targets)
+            engine = IndicatorEngine(store, config.indicator_targets, config.mssante_counting)
             scope = Scope(run_id=grappe.run_id)
             try:
                 campaign, periods = _periods(engine, scope, None, month, None, None, grappe)

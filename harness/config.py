@@ -19,6 +19,8 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
     max_message_bytes = 20971520
     strict = true
 
+    mssante_counting = "messages"  # MSSanté rate numerator: messages sent (instruction) or "personnes"
+
     [indicator_targets]      # usage-indicator targets in % (harness.indicators); "none" = no target
     dossiers_actifs = 80
 """
@@ -58,6 +60,7 @@ class HarnessConfig:
     fixtures_dir: Path = field(default_factory=lambda: package_root() / "fixtures")
     step_timeout: float = 10.0  # how long a step waits for an exchange a human or an external DUI triggers
     indicator_targets: dict[str, Any] = field(default_factory=dict)  # [indicator_targets] dossiers_actifs = 80
+    mssante_counting: str = "messages"  # MSSanté rate: "messages" (national instruction) or "personnes"
     sut_timeout: float = 30.0  # HTTP driver: per-call timeout of the DUI control API
     sut_retries: int = 2  # HTTP driver: retries when a call could not be delivered
 

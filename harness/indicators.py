@@ -9,8 +9,8 @@ Definitions (numerator / denominator, target):
 =====================  ========================================================================  ======
 indicator              computation                                                               target
 =====================  ========================================================================  ======
-mssante                persons accompanied with ≥ 1 MSSanté message sent for them / persons      70 %
-                       accompanied (a person is counted once whatever the number of messages)
+mssante                MSSanté messages sent / persons accompanied (instruction §6.1; option     70 %
+                       ``personnes``: persons with ≥ 1 message, each counted once)
 dmp                    persons accompanied whose DMP received ≥ 1 document / persons accompanied 70 %
 eprescription          e-prescriptions imported into the DUI (count)                             none
 cahier_liaison         cahier de liaison exchanges with the e-Parcours platform (count)          none
@@ -24,26 +24,33 @@ agenda                 active records with ≥ 1 agenda event in the period / ac
 *Persons accompanied* (the *file active*) = persons accompanied at the end of the period plus the definitive
 exits during it, each counted once: persons with a séjour overlapping the period, from the DUI's TDDUI exports
 (latest version of each séjour received). An *active record* belongs to a person accompanied and was updated at
-least once during the period, by the **producer's** dates (:mod:`harness.dui`). Numerators only count persons
-accompanied (so rates stay within 0–100 %); persons seen in exchanges but absent from the file active are
-reported as ``outside`` for the auditor. At grappe level, numerators and denominators are the sums of the
+least once during the period, by the **producer's** dates (:mod:`harness.dui`). The MSSanté rate counts
+**messages** by default, as the national instruction words it (it may pass 100 %; :class:`MssanteCounting`
+``personnes`` counts persons instead). Person-based numerators only count persons accompanied (so those rates
+stay within 0–100 %); persons seen in exchanges but absent from the file active are reported as ``outside`` for
+the auditor. At grappe level, numerators and denominators are the sums of the
 establishments' (a person accompanied by two ESSMS counts in each).
 
 Exchanges counted (the exact journal records the simulators must write — see docs/ARCHITECTURE.md):
 accepted exchanges of :data:`MSSANTE`, :data:`DMP`, :data:`EPRESCRIPTION`, :data:`CAHIER_LIAISON` (operation
 prefix) and the TDDUI facts of :mod:`harness.dui`; the month of a socle exchange is its journal ``month`` (UTC).
 
-The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.journal`),
-run in one read transaction on its own connection: no Python loop over journal rows.
+The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.journal`):
+index scans that build one bit mask per person and kind of fact (one bit per period), run at once on their own
+connections within one journal snapshot, then a lane-wise sum of those per-person masks per ESSMS (no Python
+loop over journal rows).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
@@ -78,6 +85,16 @@ CAHIER_LIAISON = Source("eparcours", operation_prefix="cdl.")
 DUI_RECORDS = Source(dui.SERVICE, operation_prefix="fhir.create.")
 
 
+class MssanteCounting(StrEnum):
+    """What the MSSanté rate counts. The national instruction (ESMS numérique, §6.1) reads « nombre de messages
+    envoyés via la MS Santé / nombre de personnes accompagnées »: every accepted message counts, so the rate may
+    pass 100 % (``messages``, the default). ``personnes`` counts each person accompanied once, however many
+    messages were sent for them (the reading of the DMP rate, and a stricter one some ARS may apply)."""
+
+    MESSAGES = "messages"
+    PERSONNES = "personnes"
+
+
 class Kind(StrEnum):
     RATE = "rate"
     COUNT = "count"
@@ -96,7 +113,8 @@ class IndicatorDef:
 
 INDICATORS: tuple[IndicatorDef, ...] = (
     IndicatorDef("mssante", "Taux d'utilisation de la MSSanté", "MSSanté usage rate", Kind.RATE, MSSANTE,
-                 "personnes accompagnées avec au moins un message MSSanté envoyé", "personnes accompagnées"),
+                 "messages MSSanté envoyés (option « personnes » : personnes accompagnées avec au moins un message)",
+                 "personnes accompagnées"),
     IndicatorDef("dmp", "Taux d'utilisation du DMP", "DMP usage rate", Kind.RATE, DMP,
                  "personnes accompagnées dont le DMP a reçu au moins un document", "personnes accompagnées"),
     IndicatorDef("eprescription", "Ordonnances électroniques importées", "e-prescriptions imported", Kind.COUNT,
@@ -343,9 +361,13 @@ class Scope:
     run_id: str | None = None
     scenario_id: str | None = None
     essms: tuple[str, ...] = ()
+    max_seq: int | None = None  # a journal snapshot: exchanges recorded up to this sequence number
 
     def sql(self, alias: str = "x") -> tuple[str, list[Any]]:
         clauses, params = [], []
+        if self.max_seq is not None:
+            clauses.append(f"{alias}.seq <= ?")
+            params.append(self.max_seq)
         if self.run_id is not None:
             clauses.append(f"{alias}.run_id = ?")
             params.append(self.run_id)
@@ -384,6 +406,7 @@ class Evidence:
 # Literal conditions (not parameters): they let SQLite prove the partial fact indexes apply.
 _FACTS = "x.service = 'tddui' AND x.outcome = 'accepted' AND x.fact_key IS NOT NULL"
 assert dui.SERVICE == "tddui"
+_WORKERS = min(5, os.cpu_count() or 1)  # connections computing the masks at once
 _MAX_BITS = 30  # periods per pass: one bit each; updates and agenda share one 64-bit mask
 
 # one row per (ESSMS, person, kind of fact): bit k set = true during periods[k]
@@ -398,44 +421,63 @@ _MEASURES = ("fa", "mssante", "dmp", "act", "projet_personnalise", "agenda", "ou
 
 
 class _Months:
-    """Month -> period lookups as SQL CASE chains on the text of a ``YYYY-MM`` or ``YYYY-MM-DD`` column,
-    compared with month bounds (``'2025-03' <= '2025-03-15' < '2025-04'``). Periods are sorted and disjoint."""
+    """Month -> period lookups as SQL on the text of a ``YYYY-MM`` or ``YYYY-MM-DD`` column, compared with month
+    bounds (``'2025-03' <= '2025-03-15' < '2025-04'``). Periods are sorted and disjoint. Each lookup is a step
+    function of the column, written as a balanced tree of ``CASE`` (about log2(2n) comparisons per row instead
+    of a chain of 2n): the engine evaluates it on every fact row."""
 
     def __init__(self, periods: Sequence[Period]) -> None:
         self.periods = list(periods)
         self.n = len(periods)
 
+    def _segments(self, inside: Callable[[int], int], outside: int) -> tuple[list[str], list[int]]:
+        """Bounds and values of the step function worth ``inside(k)`` in period k and ``outside`` elsewhere."""
+        bounds: list[str] = []
+        values = [outside]
+        for k, p in enumerate(self.periods):
+            if bounds and bounds[-1] == p.start:  # contiguous with the previous period
+                values[-1] = inside(k)
+            else:
+                bounds.append(p.start)
+                values.append(inside(k))
+            bounds.append(add_months(p.end, 1))
+            values.append(outside)
+        return bounds, values
+
+    @staticmethod
+    def _tree(column: str, bounds: Sequence[str], values: Sequence[int], lo: int, hi: int) -> str:
+        if lo == hi:
+            return str(values[lo])
+        mid = (lo + hi) // 2  # values[lo..mid] below bounds[mid], values[mid+1..hi] from it on
+        return (f"(CASE WHEN {column} < '{bounds[mid]}' THEN {_Months._tree(column, bounds, values, lo, mid)} "
+                f"ELSE {_Months._tree(column, bounds, values, mid + 1, hi)} END)")
+
+    def _lookup(self, column: str, inside: Callable[[int], int], outside: int) -> str:
+        bounds, values = self._segments(inside, outside)
+        return f"(CASE WHEN {column} IS NULL THEN {outside} ELSE {self._tree(column, bounds, values, 0, len(values) - 1)} END)"
+
     def bit(self, column: str) -> str:
         """``1 << k`` for the period k containing the date/month in ``column``; 0 outside every period or NULL."""
-        whens = " ".join(f"WHEN {column} < '{p.start}' THEN 0 WHEN {column} < '{add_months(p.end, 1)}' THEN {1 << k}"
-                         for k, p in enumerate(self.periods))
-        return f"(CASE WHEN {column} IS NULL THEN 0 {whens} ELSE 0 END)"
+        return self._lookup(column, lambda k: 1 << k, 0)
 
     def index(self, column: str) -> str:
         """k of the period containing ``column``, -1 outside."""
-        whens = " ".join(f"WHEN {column} < '{p.start}' THEN -1 WHEN {column} < '{add_months(p.end, 1)}' THEN {k}"
-                         for k, p in enumerate(self.periods))
-        return f"(CASE WHEN {column} IS NULL THEN -1 {whens} ELSE -1 END)"
+        return self._lookup(column, lambda k: k, -1)
 
     def first_ending_on_or_after(self, column: str) -> str:
         """Index of the first period whose last day is on or after the date in ``column`` (n if none)."""
-        whens = " ".join(f"WHEN {column} < '{add_months(p.end, 1)}' THEN {k}" for k, p in enumerate(self.periods))
-        return f"(CASE {whens} ELSE {self.n} END)"
+        bounds = [add_months(p.end, 1) for p in self.periods]
+        return self._tree(column, bounds, [*range(self.n), self.n], 0, self.n)
 
     def last_starting_on_or_before(self, column: str) -> str:
         """Index of the last period whose first day is on or before the date in ``column`` (-1 if none)."""
-        whens = " ".join(f"WHEN {column} < '{p.start}' THEN {k - 1}" for k, p in enumerate(self.periods))
-        return f"(CASE {whens} ELSE {self.n - 1} END)"
+        bounds = [p.start for p in self.periods]
+        return self._tree(column, bounds, list(range(-1, self.n)), 0, self.n)
 
 
 def _range_mask(low: str, high: str) -> str:
     """Bits ``low``..``high`` (SQL integer expressions) set, 0 when ``low > high``."""
     return f"(CASE WHEN {low} <= {high} THEN ((1 << ({high} + 1)) - 1) - ((1 << ({low})) - 1) ELSE 0 END)"
-
-
-def _bit_or(column: str, bits: int) -> str:
-    """Aggregate bitwise OR of ``column`` over a group (SQLite has none): one MAX per bit."""
-    return "(" + " | ".join(f"(MAX(({column} >> {k}) & 1) << {k})" for k in range(bits)) + ")"
 
 
 class IndicatorEngine:
@@ -446,13 +488,18 @@ class IndicatorEngine:
     index-only pass in (essms, person) order; then one aggregation counts the bits per ESSMS and period.
     """
 
-    def __init__(self, journal: Journal, targets: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, journal: Journal, targets: Mapping[str, Any] | None = None,
+                 mssante_counting: MssanteCounting | str = MssanteCounting.MESSAGES) -> None:
         if not isinstance(journal, SQLiteJournal):
             raise NotImplementedError("le moteur d'indicateurs lit le journal SQLite / the engine needs the SQLite journal")
         if str(journal.path) == ":memory:":
             raise ValueError("journal en mémoire non lisible par le moteur / an in-memory journal cannot be read by the engine")
         self.path = journal.path
         self.targets = resolve_targets(targets)
+        try:
+            self.mssante_counting = MssanteCounting(mssante_counting)
+        except ValueError:
+            raise ValueError(f"mssante_counting: {mssante_counting!r} inconnu (messages ou personnes)") from None
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
@@ -488,10 +535,12 @@ class IndicatorEngine:
         with closing(self._connect()) as con:
             con.execute("BEGIN")  # one read snapshot for every statement
             try:
+                if scope.max_seq is None:  # the statements on other connections see exactly this snapshot
+                    scope = replace(scope, max_seq=con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0])
                 for i in range(0, len(periods), _MAX_BITS):
                     chunk = periods[i:i + _MAX_BITS]
-                    self._prepare(con, chunk, scope)
-                    essms_seen |= self._collect(con, chunk, scope, numbers)
+                    essms_seen |= _count_masks(self._mask_rows(con, chunk, scope), chunk, numbers)
+                    essms_seen |= self._count_exchanges(con, chunk, scope, numbers)
                 observed = self._observed(con, scope)
             finally:
                 con.execute("ROLLBACK")
@@ -517,14 +566,15 @@ class IndicatorEngine:
             periods=periods, essms=essms_list, figures=tuple(figures), observed=observed, targets=dict(self.targets),
         )
 
-    @staticmethod
-    def _numbers(d: IndicatorDef, numbers: Mapping[tuple[str, str, str], int], period: str,
+    def _numbers(self, d: IndicatorDef, numbers: Mapping[tuple[str, str, str], int], period: str,
                  essms: str) -> tuple[int, int | None, int]:
         def get(measure: str) -> int:
             return numbers.get((measure, period, essms), 0)
 
         if d.kind is Kind.COUNT:
             return get(d.key), None, 0
+        if d.key == "mssante" and self.mssante_counting is MssanteCounting.MESSAGES:
+            return get("mssante_messages"), get("fa"), 0
         if d.key in ("mssante", "dmp"):
             return get(d.key), get("fa"), get(f"out_{d.key}")
         if d.key == "dossiers_actifs":
@@ -532,19 +582,48 @@ class IndicatorEngine:
         return get(d.key), get("act"), 0
 
     def _prepare(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> None:
-        """Build the per-person masks for ``periods`` (bit k = periods[k]) in the temp table ``m``."""
+        """Load the per-person masks for ``periods`` (bit k = periods[k]) into the temp table ``m`` (drill-down)."""
         for table in _TEMP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
         for statement in _SETUP:
             con.execute(statement)
+        con.executemany("INSERT INTO m VALUES (?, ?, ?, ?)", self._mask_rows(con, periods, scope))
+
+    def _mask_rows(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> list[tuple[str, str, int, int]]:
+        """``(essms, person, kind, mask)`` rows, bit k of the mask = true during ``periods[k]``.
+
+        The five mask queries are independent index scans: they run at once on connections of their own
+        (sqlite3 releases the GIL while a statement steps), all bounded by the same journal snapshot
+        (``scope.max_seq``, taken on ``con``)."""
+        if scope.max_seq is None:
+            scope = replace(scope, max_seq=con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0])
+        queries = self._mask_queries(periods, scope)
+        if len(queries) == 1 or _WORKERS == 1:
+            rows = [r for sql, params in queries for r in con.execute(sql, params).fetchall()]
+        else:
+            def run(query: tuple[str, list[Any]]) -> list[Any]:
+                with closing(self._connect()) as own:
+                    return own.execute(*query).fetchall()
+
+            with ThreadPoolExecutor(max_workers=min(_WORKERS, len(queries))) as pool:
+                rows = [r for result in pool.map(run, queries) for r in result]
+        masks: dict[tuple[str, str, int], int] = {}  # several séjours / projets of one person: OR of their masks
+        for essms, person, kind, mask in rows:
+            key = (essms, person, kind)
+            masks[key] = masks.get(key, 0) | mask
+        return [(*key, mask) for key, mask in masks.items()]
+
+    def _mask_queries(self, periods: Sequence[Period], scope: Scope) -> list[tuple[str, list[Any]]]:
+        """``SELECT essms, person, kind, mask`` statements, one per kind of mask."""
+        queries: list[tuple[str, list[Any]]] = []
         where, params = scope.sql()
         n = len(periods)
         months = _Months(periods)
         # File active: the current version of each séjour (latest producer date, then reception order; bare
         # columns of MAX()) covers the periods from the first ending on/after its admission to the last
         # starting on/before its exit.
-        con.execute(
-            f"""INSERT INTO m SELECT essms, person, {_FA}, {_bit_or('mask', n)} FROM (
+        queries.append((
+            f"""SELECT essms, person, {_FA}, mask FROM (
                   SELECT essms, person, {_range_mask('ka', 'kb')} AS mask FROM (
                     SELECT essms, person, {months.first_ending_on_or_after('s')} AS ka,
                            CASE WHEN e IS NULL THEN {n - 1} ELSE {months.last_starting_on_or_before('e')} END AS kb
@@ -555,26 +634,27 @@ class IndicatorEngine:
                           WHERE {_FACTS} AND x.operation = ? AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
                           GROUP BY x.essms, x.person, x.fact_key)
                     WHERE s IS NOT NULL))
-                GROUP BY essms, person HAVING {_bit_or('mask', n)} <> 0""",
+                WHERE mask <> 0""",
             [str(dui.FactKind.SEJOUR), *params],
-        )
+        ))
         # MSSanté / DMP: persons with at least one accepted exchange, per period.
         first, last = periods[0].start, periods[-1].end
-        for kind, source in ((_MSSANTE, MSSANTE), (_DMP, DMP)):
-            con.execute(
-                f"""INSERT INTO m SELECT x.essms, x.person, {kind},
+        usage = ((_MSSANTE, MSSANTE), (_DMP, DMP)) if self.mssante_counting is MssanteCounting.PERSONNES else ((_DMP, DMP),)
+        for kind, source in usage:
+            queries.append((
+                f"""SELECT x.essms, x.person, {kind},
                            SUM(DISTINCT {months.bit('x.month')}) AS mask
                     FROM exchanges x INDEXED BY ix_exchanges_usage
                     WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
                       AND x.essms IS NOT NULL AND x.person IS NOT NULL AND x.month BETWEEN ? AND ?{where}
                     GROUP BY x.essms, x.person HAVING mask <> 0""",
                 [source.service, source.operation, first, last, *params],
-            )
+            ))
         # One pass over every DUI fact of each person: record updated (any fact dated, by the producer, in the
         # period) in the low bits, agenda (an événement not cancelled starting in the period) in the high bits.
         excluded = ", ".join(f"'{s}'" for s in dui.EVENT_STATUSES_NOT_COUNTED)
-        con.execute(
-            f"""INSERT INTO m SELECT essms, person, {_UPDATED}, upd | (ag << {_MAX_BITS}) FROM (
+        queries.append((
+            f"""SELECT essms, person, {_UPDATED}, upd | (ag << {_MAX_BITS}) FROM (
                   SELECT x.essms AS essms, x.person AS person, SUM(DISTINCT {months.bit('x.fact_date')}) AS upd,
                          SUM(DISTINCT CASE WHEN x.operation = '{dui.FactKind.EVENEMENT}'
                                             AND (x.fact_status IS NULL OR x.fact_status NOT IN ({excluded}))
@@ -584,12 +664,12 @@ class IndicatorEngine:
                   GROUP BY x.essms, x.person)
                 WHERE upd <> 0 OR ag <> 0""",
             params,
-        )
+        ))
         # Projets personnalisés: each version is in force from its (producer) date to the next version's; it
         # counts for the periods whose last day falls in that span, when "en préparation" or "actif".
         statuses = ", ".join(f"'{s}'" for s in dui.PLAN_STATUSES_COUNTED)
-        con.execute(
-            f"""INSERT INTO m SELECT essms, person, {_PLAN}, {_bit_or('mask', n)} FROM (
+        queries.append((
+            f"""SELECT essms, person, {_PLAN}, mask FROM (
                   SELECT essms, person, {_range_mask('ka', 'kb')} AS mask FROM (
                     SELECT essms, person, {months.first_ending_on_or_after('d')} AS ka,
                            CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after('nd')} - 1 END AS kb
@@ -600,41 +680,20 @@ class IndicatorEngine:
                           WHERE {_FACTS} AND x.operation = ? AND x.fact_date IS NOT NULL
                             AND x.essms IS NOT NULL AND x.person IS NOT NULL{where})
                     WHERE st IN ({statuses})))
-                GROUP BY essms, person HAVING {_bit_or('mask', n)} <> 0""",
+                WHERE mask <> 0""",
             [str(dui.FactKind.PROJET), *params],
-        )
+        ))
+        return queries
 
-    def _collect(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope,
-                 numbers: dict[tuple[str, str, str], int]) -> set[str]:
-        """Count the mask bits per ESSMS and period (one wide aggregation), and the exchange counts."""
-        columns = []
-        for k in range(len(periods)):
-            columns += [
-                f"SUM((fa >> {k}) & 1)", f"SUM(((fa & ms) >> {k}) & 1)", f"SUM(((fa & dm) >> {k}) & 1)",
-                f"SUM(((fa & up) >> {k}) & 1)", f"SUM(((fa & up & pp) >> {k}) & 1)", f"SUM(((fa & up & ag) >> {k}) & 1)",
-                f"SUM(((ms & ~fa) >> {k}) & 1)", f"SUM(((dm & ~fa) >> {k}) & 1)",
-            ]
-        low = (1 << _MAX_BITS) - 1
-        pivot = ", ".join(f"MAX(CASE kind WHEN {kind} THEN {value} ELSE 0 END) AS {name}" for kind, value, name in (
-            (_FA, "mask", "fa"), (_MSSANTE, "mask", "ms"), (_DMP, "mask", "dm"), (_UPDATED, f"mask & {low}", "up"),
-            (_PLAN, "mask", "pp"), (_UPDATED, f"mask >> {_MAX_BITS}", "ag")))
-        rows = con.execute(
-            f"""SELECT essms, {', '.join(columns)} FROM (
-                  SELECT essms, {pivot} FROM m GROUP BY essms, person)
-                GROUP BY essms"""
-        ).fetchall()
+    def _count_exchanges(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope,
+                         numbers: dict[tuple[str, str, str], int]) -> set[str]:
+        """The exchange counts (e-prescriptions imported, cahier de liaison exchanges) per ESSMS and period."""
         seen: set[str] = set()
-        width = len(_MEASURES)
-        for row in rows:
-            essms = row[0]
-            seen.add(essms)
-            for k, period in enumerate(periods):
-                for i, measure in enumerate(_MEASURES):
-                    value = row[1 + k * width + i]
-                    if value:
-                        numbers[(measure, period.label, essms)] = int(value)
         where, params = scope.sql()
-        for key, source in (("eprescription", EPRESCRIPTION), ("cahier_liaison", CAHIER_LIAISON)):
+        counted = [("eprescription", EPRESCRIPTION), ("cahier_liaison", CAHIER_LIAISON)]
+        if self.mssante_counting is MssanteCounting.MESSAGES:
+            counted.append(("mssante_messages", MSSANTE))
+        for key, source in counted:
             op_sql, op_params = _operation_sql(source)
             for k, essms, count in con.execute(
                 f"""SELECT {_Months(periods).index('x.month')} AS k, x.essms, COUNT(*)
@@ -702,10 +761,12 @@ class IndicatorEngine:
                             [str(dui.FactKind.SEJOUR), *params])]
                     if indicator in ("mssante", "dmp"):
                         source = d.source
-                        rows += [("numerator" if inside else "outside", person, ids) for person, inside, ids in con.execute(
+                        every = indicator == "mssante" and self.mssante_counting is MssanteCounting.MESSAGES
+                        rows += [("numerator" if inside or every else "outside", person, ids) for person, inside, ids in con.execute(
                             f"""SELECT x.person, {in_fa}, group_concat(x.id) FROM exchanges x
                                 WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
-                                  AND x.essms IS NOT NULL AND x.person IS NOT NULL AND x.month BETWEEN ? AND ?{where}
+                                  AND x.essms IS NOT NULL{"" if every else " AND x.person IS NOT NULL"}
+                                  AND x.month BETWEEN ? AND ?{where}
                                 GROUP BY x.essms, x.person ORDER BY x.person""",
                             [source.service, source.operation, period.start, period.end, *params])]
                     else:
@@ -726,6 +787,53 @@ class IndicatorEngine:
                 con.execute("ROLLBACK")
         items = [EvidenceItem(role, person, tuple(ids.split(",")) if ids else ()) for role, person, ids in rows]
         return Evidence(figure, tuple(items[:limit]), truncated=len(items) > limit)
+
+
+_LANE = 32  # bits per period counter when masks are summed lane-wise (no count reaches 2**32)
+_SPREAD = tuple(sum(1 << (_LANE * k) for k in range(10) if m >> k & 1) for m in range(1 << 10))  # 10 bits -> lanes
+
+
+def _spread(mask: int) -> int:
+    """The mask with bit k moved to the low bit of lane k: summing spread masks counts every bit at once."""
+    if mask < 1024:
+        return _SPREAD[mask]
+    total, shift = 0, 0
+    while mask:
+        total += _SPREAD[mask & 1023] << shift
+        mask >>= 10
+        shift += 10 * _LANE
+    return total
+
+
+def _count_masks(rows: Iterable[tuple[str, str, int, int]], periods: Sequence[Period],
+                 numbers: dict[tuple[str, str, str], int]) -> set[str]:
+    """Count, per ESSMS and period, the persons behind each measure of :data:`_MEASURES` from their masks.
+
+    Each person's measure mask is spread into one counter lane per period (:func:`_spread`) and the spread
+    masks are summed per ESSMS and measure: one addition per person and measure, whatever the number of
+    periods. Returns the ESSMS seen."""
+    low = (1 << _MAX_BITS) - 1
+    by_kind: dict[int, dict[tuple[str, str], int]] = {kind: {} for kind in (_FA, _MSSANTE, _DMP, _UPDATED, _PLAN)}
+    for essms, person, kind, mask in rows:
+        by_kind[kind][(essms, person)] = mask
+    fa, ms, dm, upd, pp = (by_kind[k].get for k in (_FA, _MSSANTE, _DMP, _UPDATED, _PLAN))
+    keys: set[tuple[str, str]] = set().union(*by_kind.values())
+    sums: dict[tuple[str, int], int] = defaultdict(int)
+    for key in keys:
+        essms = key[0]
+        fa_m, ms_m, dm_m, upd_m, pp_m = fa(key, 0), ms(key, 0), dm(key, 0), upd(key, 0), pp(key, 0)
+        act = fa_m & upd_m & low
+        for i, mask in enumerate((fa_m, fa_m & ms_m, fa_m & dm_m, act, act & pp_m, act & (upd_m >> _MAX_BITS),
+                                  ms_m & ~fa_m, dm_m & ~fa_m)):
+            if mask:
+                sums[(essms, i)] += _spread(mask)
+    lane = (1 << _LANE) - 1
+    for (essms, i), total in sums.items():
+        for k, period in enumerate(periods):
+            count = (total >> (_LANE * k)) & lane
+            if count:
+                numbers[(_MEASURES[i], period.label, essms)] = count
+    return {k[0] for k in keys}
 
 
 def _operation_sql(source: Source) -> tuple[str, list[Any]]:

@@ -23,9 +23,22 @@ Fonctionnalité: Indicateurs d'usage ESMS numérique calculés à partir des éc
     Et le DUI transmet ses données TDDUI de fin avril 2025
     Alors pour avril 2025 le taux d'utilisation de la MSSanté de l'ESSMS "EHPAD Les Tilleuls" est de 75 % et la cible est atteinte
 
-  @exigence:IND-MSS-PERSONNE
-  Scénario: Une personne ne compte qu'une fois quel que soit le nombre de messages envoyés pour elle
+  @exigence:IND-MSS-MESSAGES
+  Scénario: Chaque message MSSanté envoyé compte, comme dans l'instruction nationale (messages / personnes accompagnées)
     Soit les personnes accompagnées par l'ESSMS "EHPAD Les Tilleuls":
+      | personne      | admission  |
+      | Jeanne MARTIN | 2024-06-01 |
+      | Paul LEROY    | 2024-09-15 |
+      | Lucie BONNET  | 2023-01-10 |
+      | Marcel BLANC  | 2024-11-02 |
+    Quand en avril 2025 le DUI envoie par MSSanté 3 documents pour "Jeanne MARTIN"
+    Et le DUI transmet ses données TDDUI de fin avril 2025
+    Alors pour avril 2025 le taux d'utilisation de la MSSanté de l'ESSMS "EHPAD Les Tilleuls" est de 75 % et la cible est atteinte
+
+  @exigence:IND-MSS-PERSONNE
+  Scénario: Compté par personne (option), une personne ne compte qu'une fois quel que soit le nombre de messages
+    Soit le taux d'utilisation de la MSSanté est compté par personne accompagnée
+    Et les personnes accompagnées par l'ESSMS "EHPAD Les Tilleuls":
       | personne      | admission  |
       | Jeanne MARTIN | 2024-06-01 |
       | Paul LEROY    | 2024-09-15 |
@@ -46,7 +59,7 @@ Fonctionnalité: Indicateurs d'usage ESMS numérique calculés à partir des éc
       | Marcel BLANC  | 2024-11-02 |
     Quand en janvier 2025 le DUI envoie par MSSanté un document pour "Jeanne MARTIN"
     Et en février 2025 le DUI envoie par MSSanté un document pour "Paul LEROY"
-    Et en mars 2025 le DUI envoie par MSSanté un document pour "Lucie BONNET" et "Jeanne MARTIN"
+    Et en mars 2025 le DUI envoie par MSSanté un document pour "Lucie BONNET"
     Et en avril 2025 le DUI envoie par MSSanté un document pour "Marcel BLANC"
     Et le DUI transmet ses données TDDUI de fin avril 2025
     Alors pour la période de janvier à mars 2025 le taux d'utilisation de la MSSanté de l'ESSMS "EHPAD Les Tilleuls" est de 75 % et la cible est atteinte

@@ -13,7 +13,8 @@ from harness.runner import RunResult, run_catalogue
 from harness.sut.tddui_actions import TDDUI_DEFECTS
 
 MSS_TAUX = "Taux d'utilisation de la MSSanté d'un ESSMS sur un mois"
-MSS_PERSONNE = "Une personne ne compte qu'une fois quel que soit le nombre de messages envoyés pour elle"
+MSS_MESSAGES = "Chaque message MSSanté envoyé compte, comme dans l'instruction nationale (messages / personnes accompagnées)"
+MSS_PERSONNE = "Compté par personne (option), une personne ne compte qu'une fois quel que soit le nombre de messages"
 PREMIERE = "La première mesure couvre les trois premiers mois de la campagne, les suivantes un mois"
 FILE_ACTIVE = "Les sorties définitives de la période comptent parmi les personnes accompagnées"
 SANS_ACTIVITE = "Un ESSMS sans activité est à 0 % et tire la grappe vers le bas"
@@ -21,8 +22,8 @@ DOSSIERS_ACTIFS = "Dossiers actifs et projets personnalisés d'après les dates 
 AGENDA = "Dossiers actifs ayant au moins un événement d'agenda dans le mois"
 TDDUI_FORMAT = "Le DUI transmet ses données au format national TDDUI"
 
-ALL = {MSS_TAUX, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, DOSSIERS_ACTIFS, AGENDA, TDDUI_FORMAT}
-MSSANTE_BASED = {MSS_TAUX, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE}
+ALL = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, DOSSIERS_ACTIFS, AGENDA, TDDUI_FORMAT}
+MSSANTE_BASED = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE}
 
 # defect -> the scenarios it must make fail (every other @indicateurs scenario must still pass)
 EXPECTED_FAILURES = {
@@ -71,7 +72,7 @@ Feature: English aliases of the indicator steps
     And the DUI exports its TDDUI data at the end of April 2025
     Then the TDDUI simulator accepts the data without warning
     And for April 2025 the number of persons accompanied by the establishment "EHPAD Les Tilleuls" is 2
-    And for April 2025 the MSSanté usage rate of the establishment "EHPAD Les Tilleuls" is 100 % and the target is met
+    And for April 2025 the MSSanté usage rate of the establishment "EHPAD Les Tilleuls" is 150 % and the target is met
     And for April 2025 the rate of active records with a projet personnalisé of the grappe is 50 % and the target is not met
     And for April 2025 the rate of active records with an agenda event of the grappe is 50 % and the target is not met
     And for the period from January to March 2025 the active records rate of the grappe is 0 % with no target

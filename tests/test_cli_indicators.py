@@ -179,3 +179,13 @@ def test_simulate_drives_dmp_eprescription_and_cahier_de_liaison(tmp_path: Path)
     for essms in result.report.essms:  # per ESSMS too: the journal's FINESS of each exchange
         assert result.report.get("eprescription", period, essms).numerator == sum(x.essms == essms for x in imports)
         assert result.report.get("dmp", period, essms).numerator == len({x.person for x in feeds if x.essms == essms})
+
+
+def test_indicators_mssante_counting_option(journal_url: str) -> None:
+    base = ["indicators", "--journal", journal_url, "--month", "2025-04", "--start", "2025-01", "--essms", A, "--format", "json"]
+    for counting in ("messages", "personnes"):
+        data = json.loads(runner.invoke(app, [*base, "--mssante", counting]).stdout)
+        figure = next(f for f in data["figures"] if f["indicator"] == "mssante" and f["essms"] == A)
+        assert (figure["numerator"], figure["denominator"]) == (3, 4)  # one message per person in this journal
+    result = runner.invoke(app, [*base, "--mssante", "lettres"])
+    assert result.exit_code == 2 and "messages ou personnes" in result.output

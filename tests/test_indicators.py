@@ -79,7 +79,8 @@ class World:
 
     def report(self, start: str = "2025-01", until: str = "2025-06", **kw):  # noqa: ANN003, ANN201
         self.commit()
-        return IndicatorEngine(self.journal, kw.pop("targets", None)).compute(campaign_periods(start, until), **kw)
+        engine = IndicatorEngine(self.journal, kw.pop("targets", None), kw.pop("mssante_counting", "messages"))
+        return engine.compute(campaign_periods(start, until), **kw)
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_targets_known_ones_shipped_and_configurable() -> None:
 
 
 # ------------------------------------------------------------------------------------------ MSSanté / DMP
-def test_mssante_rate_person_counted_once_and_target(world: World) -> None:
+def _april_messages(world: World) -> None:
     four_persons(world)
     world.mss("2025-04-02", A, P1)
     world.mss("2025-04-03", A, P1)
@@ -138,12 +139,31 @@ def test_mssante_rate_person_counted_once_and_target(world: World) -> None:
     world.mss("2025-04-06", A, P3)
     world.mss("2025-04-07", A, P4, outcome=Outcome.REJECTED)  # refused: not sent
     world.mss("2025-05-02", A, P4)  # next month
+
+
+def test_mssante_rate_counts_messages_as_the_national_instruction_words_it(world: World) -> None:
+    _april_messages(world)
+    world.mss("2025-04-08", A, "PERSONNE-HORS-FILE-ACTIVE")  # a message sent is a message sent
     report = world.report()
+    april = report.get("mssante", APRIL, A)
+    assert (april.numerator, april.denominator, april.outside) == (6, 4, 0)
+    assert april.value == 150.0 and april.status is TargetStatus.MET  # messages per person: may pass 100 %
+    may = report.get("mssante", "2025-05", A)
+    assert (may.numerator, may.denominator, may.status) == (1, 4, TargetStatus.NOT_MET)
+    evidence = IndicatorEngine(world.journal).evidence("mssante", april.period, A)
+    assert sum(len(i.exchange_ids) for i in evidence.items if i.role == "numerator") == 6
+
+
+def test_mssante_rate_person_counted_once_and_target_when_counting_persons(world: World) -> None:
+    _april_messages(world)
+    report = world.report(mssante_counting="personnes")
     april = report.get("mssante", APRIL, A)
     assert (april.numerator, april.denominator) == (3, 4)
     assert april.value == 75.0 and april.status is TargetStatus.MET and format_value(april) == "75 %"
     may = report.get("mssante", "2025-05", A)
     assert (may.numerator, may.denominator, may.status) == (1, 4, TargetStatus.NOT_MET)
+    with pytest.raises(ValueError, match="messages ou personnes"):
+        IndicatorEngine(world.journal, mssante_counting="lettres")
 
 
 def test_first_measure_covers_three_months(world: World) -> None:
@@ -155,8 +175,10 @@ def test_first_measure_covers_three_months(world: World) -> None:
     report = world.report()
     first = report.get("mssante", "2025-03", A)
     assert first.period.months == ("2025-01", "2025-02", "2025-03")
-    assert (first.numerator, first.denominator) == (2, 4) and first.value == 50.0
+    assert (first.numerator, first.denominator) == (3, 4) and first.value == 75.0  # three messages
     assert report.get("mssante", APRIL, A).numerator == 1
+    by_person = world.report(mssante_counting="personnes").get("mssante", "2025-03", A)
+    assert (by_person.numerator, by_person.denominator) == (2, 4)  # P1 and P2
 
 
 def test_file_active_counts_exits_during_the_period_and_admissions(world: World) -> None:
@@ -167,7 +189,7 @@ def test_file_active_counts_exits_during_the_period_and_admissions(world: World)
     world.stay(A, P5, "2025-05-01")  # admitted after April
     world.mss("2025-04-03", A, P2)  # before the exit
     world.mss("2025-04-04", A, P3)  # a person no longer accompanied: outside the file active
-    report = world.report()
+    report = world.report(mssante_counting="personnes")
     april = report.get("mssante", APRIL, A)
     assert (april.numerator, april.denominator, april.outside) == (1, 3, 1)
     first = report.get("mssante", "2025-03", A)  # Jan-Mar: P1, P2, P3 (exit in February)
@@ -303,7 +325,7 @@ def test_evidence_lists_the_exchanges_behind_a_figure(world: World) -> None:
     sends = [world.mss("2025-04-02", A, P1), world.mss("2025-04-03", A, P1)]
     outsider = world.mss("2025-04-03", A, P5)
     world.commit()
-    engine = IndicatorEngine(world.journal)
+    engine = IndicatorEngine(world.journal, mssante_counting="personnes")
     evidence = engine.evidence("mssante", period_ending("2025-01", APRIL), A)
     assert (evidence.figure.numerator, evidence.figure.denominator) == (1, 2)
     by_role = {(i.role, i.person): set(i.exchange_ids) for i in evidence.items}
@@ -399,11 +421,20 @@ def test_indicators_stay_in_bounds_and_ignore_event_order(specs: list[tuple], se
         first.commit()
         second.commit(order)
         periods = campaign_periods("2025-01", "2025-06")
-        one = IndicatorEngine(first.journal).compute(periods, grappe=(A, B))
-        two = IndicatorEngine(second.journal).compute(periods, grappe=(A, B))
+        one = IndicatorEngine(first.journal, mssante_counting="personnes").compute(periods, grappe=(A, B))
+        two = IndicatorEngine(second.journal, mssante_counting="personnes").compute(periods, grappe=(A, B))
+        messages_one = IndicatorEngine(first.journal).compute(periods, grappe=(A, B))
+        messages_two = IndicatorEngine(second.journal).compute(periods, grappe=(A, B))
         first.journal.close()
         second.journal.close()
     assert _numbers(one) == _numbers(two)
+    assert _numbers(messages_one) == _numbers(messages_two)
+    for figure in messages_one.figures:  # counting messages: only the MSSanté rate may pass 100 %
+        other = one.get(figure.indicator, figure.period, figure.essms)
+        if figure.indicator == "mssante":
+            assert figure.numerator >= other.numerator and figure.denominator == other.denominator
+        else:
+            assert (figure.numerator, figure.denominator) == (other.numerator, other.denominator)
     for figure in one.figures:
         assert figure.numerator >= 0
         if figure.denominator is not None:

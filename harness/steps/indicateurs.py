@@ -85,6 +85,7 @@ class IndicatorScenario:
     grappe: list[Establishment] = field(default_factory=list)
     campaign_start: str = "2000-01"
     records: dict[str, RecordDraft] = field(default_factory=dict)  # display name -> record
+    mssante_counting: str | None = None  # None: the run's configuration (default "messages")
     _tick: int = 0
 
     def person(self, ref: str, essms: str) -> Person:
@@ -127,7 +128,8 @@ class IndicatorScenario:
         return period_ending(self.campaign_start, parse_month_words(words))
 
     def report(self, period: Period):  # noqa: ANN201
-        engine = IndicatorEngine(self.socle.env.journal, self.socle.env.config.indicator_targets)
+        engine = IndicatorEngine(self.socle.env.journal, self.socle.env.config.indicator_targets,
+                                 self.mssante_counting or self.socle.env.config.mssante_counting)
         scope = Scope(run_id=self.socle.env.run_id, scenario_id=self.socle.scenario_id)
         return engine, scope, engine.compute([period], scope, grappe=tuple(e.finess for e in self.grappe))
 
@@ -165,6 +167,14 @@ def campaign(indicateurs: IndicatorScenario, month: str) -> None:
     indicateurs.campaign_start = parse_month_words(month)
     first = period_ending(indicateurs.campaign_start, add_months(indicateurs.campaign_start, 2))
     indicateurs.socle.attach("Campagne", f"première mesure: {first.start} à {first.end} (3 mois), puis chaque mois")
+
+
+@given("le taux d'utilisation de la MSSanté est compté par personne accompagnée")
+@given("the MSSanté usage rate is counted per person accompanied")
+def mssante_per_person(indicateurs: IndicatorScenario) -> None:
+    indicateurs.mssante_counting = "personnes"
+    indicateurs.socle.attach("Taux MSSanté", "option « personnes » : chaque personne accompagnée compte une fois, "
+                             "quel que soit le nombre de messages envoyés pour elle")
 
 
 def _cell(row: dict[str, str], *names: str) -> str:
