@@ -299,8 +299,10 @@ _FIXED_SCHEMAS: dict[str, Any] = {
             "ca_bundle_pem": {"type": "string", "description": "The test PKI's CA chain (PEM) to trust for every simulator."},
             "client_certificates": {
                 "type": "object",
-                "description": "Organisation client certificates of the test PKI by name (INSI-AUTO, DMP-<FINESS>, "
-                               "MSS-<FINESS>, ESSMS-<FINESS>...).",
+                "description": "Organisation client certificates of the test PKI by name: INSI-AUTO / INSI-MANU "
+                               "(INSi), MSS-<FINESS> (MSSanté AUTHENTICATE EXTERNAL), ESSMS-<FINESS> (the "
+                               "establishment's organisation certificate: DMP, e-Prescription, e-Parcours), "
+                               "ORG-ETABLISSEMENT (negative INSi scenarios).",
                 "additionalProperties": {"type": "object", "required": ["cert_pem", "key_pem"],
                                          "properties": {"cert_pem": {"type": "string"}, "key_pem": {"type": "string"}}},
             },
