@@ -1,6 +1,6 @@
-"""The HTTP driver: the MSSanté catalogue through the example control API, and broken DUIs give SUT errors.
+"""The HTTP driver: the whole catalogue through the example control API, and broken DUIs give SUT errors.
 
-The example DUI (tests/example_dui.py) shares no code with the reference DUI.
+The example DUI (tests/example_dui/) imports nothing from the harness: it is written from the published contract.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from example_dui import ExampleDUI
+from example_dui.insi import IDAM as EXAMPLE_IDAM
 from harness.config import HarnessConfig, package_root
 from harness.events import Status
 from harness.runner import RunResult, run_catalogue
@@ -60,12 +61,14 @@ def serve_app() -> Iterator:
         thread.join(10)
 
 
-FEATURES = ["mssante_envoi.feature"]  # the example DUI implements the other capabilities next
+FEATURES = sorted(p.name for p in (package_root() / "scenarios").glob("*.feature"))
 
 
 def _run(tmp_path: Path, sut: str, features: tuple[str, ...] = ("mssante_envoi.feature",), **config: object) -> RunResult:
     config_file = tmp_path / "socle-harness.toml"
-    config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()), encoding="utf-8")
+    # the example DUI is software of its own: its INSi authorisation number (IDAM) is declared to the simulator
+    config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items())
+                           + f"[settings.insi]\nauthorised_idam = [{json.dumps(EXAMPLE_IDAM)}]\n", encoding="utf-8")
     cfg = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
     folder = tmp_path / "features"
     folder.mkdir(exist_ok=True)
@@ -199,3 +202,17 @@ def test_published_contract_is_the_generated_one_and_covers_every_driver_action(
     driver_methods = {name for name in vars(SutDriver) if not name.startswith("_")} - {"setup", "close", "name"}
     assert driver_methods == {spec.method for spec in ACTIONS}
     assert all(callable(getattr(HttpDriver, spec.method)) for spec in ACTIONS)
+
+
+def test_the_example_dui_implements_every_action_of_the_contract_without_the_harness() -> None:
+    from harness.sut.control_api import ACTIONS
+
+    assert set(ExampleDUI().handlers) == {spec.name for spec in ACTIONS}
+    import ast
+
+    folder = Path(__file__).parent / "example_dui"
+    for module in folder.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not {m for m in imported if m.split(".")[0] in ("harness", "mock_services")}, module.name
