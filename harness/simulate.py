@@ -10,7 +10,9 @@ on the e-Prescription service (retrieval + confirmation ``Task``), writes notes 
 to the simulated date. The indicators then come out of the exchanges the journal observed, like for a real grappe.
 Same seed, same grappe, same indicators.
 
-Adoption follows a logistic curve per ESSMS and service; ``lagging`` gives a grappe that misses its targets.
+Adoption follows a logistic curve per ESSMS and service (see :data:`PROFILES`): ``good`` (the default) gives a
+grappe that meets the MSSanté, DMP and DUI record targets once adopted, from the first monthly measure on;
+``lagging`` gives a grappe that misses them.
 """
 
 from __future__ import annotations
@@ -47,16 +49,20 @@ CATEGORIES = ("EHPAD", "EHPAD", "EHPAD", "SSIAD", "MAS", "FAM", "IME", "SESSAD",
 BIRTH_YEARS = {"EHPAD": (1925, 1948), "SSIAD": (1930, 1955), "MAS": (1955, 1995), "FAM": (1955, 1995),
                "IME": (2006, 2016), "SESSAD": (2008, 2018), "ESAT": (1965, 2002)}
 PROFILES = {  # adoption ceiling range, curve midpoint range (months), monthly probabilities
-    "good": {"mss_max": (0.86, 0.97), "mss_mid": (-1.0, 1.0), "update": 0.96, "event": 0.97, "pp_activate": 0.7,
-             "pp_initial": 0.97, "pp_none": 0.0,
-             # DMP feeds, e-prescription imports and cahier de liaison notes: monthly probability per person at the
-             # curve's ceiling. Scaled down so that the default run stays near 3 min (a DMP feed costs ~1.7 MSSanté
-             # sends): with them the DMP rate stays well under its 70 % target even for this profile.
-             "dmp_max": (0.14, 0.2), "dmp_mid": (-0.5, 1.5), "ep_max": (0.04, 0.07), "ep_mid": (0.0, 2.0),
+    # DMP feeds, e-prescription imports and cahier de liaison notes: monthly probability per person at the curve's
+    # ceiling. Once adopted, "good" feeds the DMP of 82-94 % of its persons each month (DMP rate ~80-85 %, target
+    # 70 %), sends about one MSSanté message per person and month (the rate counts messages: ~100 %, target 70 %)
+    # and keeps its records up to date (projet personnalisé and agenda above 90 %), from the first monthly measure
+    # on; "lagging" misses these targets. The DMP feeds (TD0.2 + ITI-41, ~5,100 with the default options) and the
+    # MSSanté sends (~6,400, each its own SMTP session) make most of the default run (~4-4.5 min on 2 cores), hence
+    # a second message in the month for 10 % of the "good" persons only ("mss_extra").
+    "good": {"mss_max": (0.86, 0.97), "mss_mid": (-1.0, 1.0), "mss_extra": 0.1, "update": 0.96, "event": 0.985,
+             "pp_activate": 0.7, "pp_initial": 0.97, "pp_none": 0.0,
+             "dmp_max": (0.82, 0.94), "dmp_mid": (-0.5, 1.5), "ep_max": (0.04, 0.07), "ep_mid": (0.0, 2.0),
              "cdl_max": (0.08, 0.14), "cdl_mid": (-0.5, 1.5)},
-    "lagging": {"mss_max": (0.35, 0.6), "mss_mid": (2.0, 4.0), "update": 0.7, "event": 0.55, "pp_activate": 0.2,
-                "pp_initial": 0.6, "pp_none": 0.2,
-                "dmp_max": (0.04, 0.08), "dmp_mid": (2.5, 4.5), "ep_max": (0.01, 0.03), "ep_mid": (3.0, 5.0),
+    "lagging": {"mss_max": (0.35, 0.6), "mss_mid": (2.0, 4.0), "mss_extra": 0.3, "update": 0.7, "event": 0.55,
+                "pp_activate": 0.2, "pp_initial": 0.6, "pp_none": 0.2,
+                "dmp_max": (0.2, 0.45), "dmp_mid": (2.5, 4.5), "ep_max": (0.01, 0.03), "ep_mid": (3.0, 5.0),
                 "cdl_max": (0.02, 0.05), "cdl_mid": (2.5, 4.5)},
 }
 EXIT_RATE = 0.02  # definitive exits per person and month
@@ -163,9 +169,9 @@ class GrappeBuilder:
         self.profile = PROFILES[options.profile]
         self.ins_seen: set[str] = set()
         self.counter = 0
-        # DMP, e-Prescription and e-Parcours activity draws from a generator of its own, so that adding it left
-        # the MSSanté / TDDUI activity of a seed unchanged
-        self.services_rng = random.Random(f"{options.seed}-services")
+        # DMP, e-Prescription and e-Parcours activity: one generator per service, apart from the MSSanté / TDDUI one,
+        # so that tuning one service's probabilities leaves the other services' draws for the same persons unchanged
+        self.services_rng = {key: random.Random(f"{options.seed}-services-{key}") for key in ("dmp", "ep", "cdl")}
 
     def person(self, essms: Establishment) -> Person:
         rng = self.rng
@@ -204,10 +210,9 @@ class GrappeBuilder:
                 rng.random() < 0.85,
                 rng.uniform(*self.profile["mss_max"]), rng.uniform(*self.profile["mss_mid"]),
             ))
-        other = self.services_rng
         for item in out:
             item.curves = {key: (other.uniform(*self.profile[f"{key}_max"]), other.uniform(*self.profile[f"{key}_mid"]))
-                           for key in ("dmp", "ep", "cdl")}
+                           for key, other in self.services_rng.items()}
         return out
 
     def timeline(self, grappe: list[EssmsTimeline]) -> None:
@@ -256,11 +261,13 @@ class GrappeBuilder:
 
     def _services(self, person: PersonTimeline, first: date, last: date, item: EssmsTimeline, month_index: int) -> None:
         """DMP feeds, e-prescriptions to import and cahier de liaison notes of one person in one month."""
-        rng = self.services_rng
+        rng = self.services_rng["dmp"]
         if rng.random() < item.adoption("dmp", month_index):
             person.dmp_feeds.append((_random_day(rng, first, last), rng.choice(DMP_KINDS)))
+        rng = self.services_rng["ep"]
         if rng.random() < item.adoption("ep", month_index):
             person.prescriptions.append(_random_day(rng, first, last))
+        rng = self.services_rng["cdl"]
         if rng.random() < item.adoption("cdl", month_index):
             for _ in range(1 + (rng.random() < 0.25)):
                 person.notes.append((_random_day(rng, first, last), rng.choice(NOTE_TYPES), rng.choice(NOTE_TEXTS)))
@@ -268,7 +275,7 @@ class GrappeBuilder:
     def _activity(self, person: PersonTimeline, first: date, last: date, adoption: float) -> None:
         rng, profile = self.rng, self.profile
         if rng.random() < adoption:
-            for _ in range(1 + (rng.random() < 0.3)):
+            for _ in range(1 + (rng.random() < profile["mss_extra"])):
                 person.sends.append(datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 18)), tzinfo=PARIS))
         if rng.random() < profile["update"]:
             for _ in range(rng.randint(1, 3)):
@@ -426,7 +433,7 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
 
     store = open_journal(journal_url)
     try:
-        engine = IndicatorEngine(store, base.indicator_targets)
+        engine = IndicatorEngine(store, base.indicator_targets, base.mssante_counting)
         report = engine.compute(campaign_periods(options.start, months[-1]), Scope(run_id=run_id),
                                 grappe=tuple(e.finess for e in grappe.essms), campaign_start=options.start)
     finally:

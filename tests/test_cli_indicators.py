@@ -189,3 +189,24 @@ def test_indicators_mssante_counting_option(journal_url: str) -> None:
         assert (figure["numerator"], figure["denominator"]) == (3, 4)  # one message per person in this journal
     result = runner.invoke(app, [*base, "--mssante", "lettres"])
     assert result.exit_code == 2 and "messages ou personnes" in result.output
+
+
+def test_simulate_good_profile_meets_the_dmp_target_and_lagging_misses_it(tmp_path: Path) -> None:
+    """Seeded: the good grappe feeds enough DMP to meet the 70 % target in a measured month, the lagging one never."""
+    from rich.console import Console
+
+    from harness.config import HarnessConfig
+    from harness.indicators import TargetStatus
+    from harness.simulate import SimulationOptions, run_simulation
+
+    statuses, fed = {}, {}
+    for profile in ("good", "lagging"):
+        options = SimulationOptions(essms=2, persons=4, months=4, seed=5, profile=profile, out=tmp_path / profile, workers=2)
+        result = run_simulation(HarnessConfig(), options, Console(file=io.StringIO()))
+        assert result.failed_actions == 0
+        figures = [result.report.get("dmp", period) for period in result.report.periods]
+        assert len(figures) == 2 and all(f.observed and f.denominator and f.target == 70 for f in figures)
+        statuses[profile] = [f.status for f in figures]
+        fed[profile] = sum(f.numerator for f in figures)
+    assert TargetStatus.MET in statuses["good"]
+    assert statuses["lagging"] == [TargetStatus.NOT_MET] * 2 and fed["lagging"] > 0  # fed some DMP, too few

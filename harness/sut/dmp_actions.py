@@ -4,11 +4,25 @@ Over HTTPS with the organisation client certificate of the test PKI (``env.clien
 WS-Addressing + MTOM, a VIHF 3.0 assertion signed with that certificate, the CDA from
 :func:`harness.sut.documents.build_cda`. Defects of the faulty DUI for this capability are declared here and
 checked with ``self.has(...)``.
+
+Like a real DUI, the driver does not redo per request what belongs to its session: the TLS client context
+(CA bundle + organisation certificate) is loaded once per set of credential files; the requests of one action
+(TD0.2 then ITI-41 of a feed) share one HTTP/1.1 persistent connection (RFC 9112 §9.3), hence one mutual TLS
+handshake, the connection being closed at the end of the action; and the signed VIHF assertion of a (person,
+structure) is sent again, as signed, for :data:`VIHF_REUSE` seconds, well inside the 2 hours the DMP simulator
+accepts after the ``IssueInstant`` of an assertion without ``saml2:Conditions`` (see
+:class:`harness.validators.vihf.VihfPolicy`), instead of being signed anew for every request. The DMP still checks
+every request as before (transport, VIHF attributes, age and signer, metadata, documents); only the XML signature of
+bytes it has already verified is taken from its :class:`harness.validators.vihf.SignatureCache`, built for this.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import httpx
@@ -17,6 +31,7 @@ from lxml import etree
 from harness.sut.base import ActionResult, ActionStatus, Defect, DmpFeed, DmpQuery, DmpUpdate, SutEnvironment
 from harness.sut.documents import build_cda
 from harness.sut import dmp_messages as M
+from harness.testdata import Establishment, Person
 from harness.validators import ebrim as E
 from harness.validators.cda import DOCUMENT_TYPES
 
@@ -41,6 +56,8 @@ CHANGES = {
     "demasquer": [("N", "2.16.840.1.113883.5.25")],
     "invisible-patient": [("N", "2.16.840.1.113883.5.25"), ("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13")],
 }
+VIHF_REUSE = 600.0  # seconds a signed VIHF assertion is sent again for the same person and structure
+VIHF_CACHE_SIZE = 4096  # assertions kept (least recently used dropped first)
 STATUS_CHANGES = {"archiver": "urn:asip:ci-sis:2010:StatusType:Archived", "supprimer": "urn:asip:ci-sis:2010:StatusType:Deleted"}
 
 
@@ -82,20 +99,35 @@ class DmpActions:
         cert, key = self.env.client_certificates[name]
         return M.OrgCredentials(str(cert), str(key))
 
-    def _dmp_post(self, service: str, action: str, body: etree._Element, action_for: DmpFeed | DmpQuery | DmpUpdate,
-                  attachments: dict[str, bytes] | None = None) -> tuple[etree._Element | None, dict[str, bytes], str | None]:
-        """Send one SOAP request; returns (response body element, attachments, transport error)."""
+    def _dmp_session(self) -> _DmpSession:
+        session = getattr(self, "_dmp_session_state", None)
+        if session is None:
+            session = _DmpSession()
+            self._dmp_session_state = session
+        return session
+
+    def _dmp_client(self) -> httpx.Client:
+        """An HTTP client for the requests of one action: one keep-alive connection, mutual TLS."""
         assert self.env is not None  # noqa: S101
+        context = self._dmp_session().tls_context(str(self.env.ca_bundle), self._dmp_credentials())
+        return httpx.Client(verify=context, timeout=30.0)
+
+    def _dmp_post(self, service: str, action: str, body: etree._Element, action_for: DmpFeed | DmpQuery | DmpUpdate,
+                  attachments: dict[str, bytes] | None = None,
+                  client: httpx.Client | None = None) -> tuple[etree._Element | None, dict[str, bytes], str | None]:
+        """Send one SOAP request (on ``client`` when the action holds one); returns (response body element,
+        attachments, transport error)."""
+        assert self.env is not None  # noqa: S101
+        if client is None:
+            with self._dmp_client() as own:
+                return self._dmp_post(service, action, body, action_for, attachments, own)
         url = self.env.endpoints["dmp"][service]
-        credentials = self._dmp_credentials()
-        vihf = M.build_vihf(action_for.person, action_for.establishment, credentials, sign=not self.has("vihf-non-signe"))
+        vihf = self._dmp_session().vihf(action_for.person, action_for.establishment, self._dmp_credentials(),
+                                        sign=not self.has("vihf-non-signe"))
         envelope = M.envelope(action, url, body, vihf)
         content, content_type = M.mtom(envelope, attachments or {}, action)
-        context = ssl.create_default_context(cafile=str(self.env.ca_bundle))
-        context.load_cert_chain(credentials.cert_path, credentials.key_path)
         try:
-            with httpx.Client(verify=context, timeout=30.0) as client:
-                response = client.post(url, content=content, headers={"Content-Type": content_type})
+            response = client.post(url, content=content, headers={"Content-Type": content_type})
         except httpx.HTTPError as exc:
             return None, {}, f"DMP injoignable: {exc}"
         try:
@@ -116,9 +148,9 @@ class DmpActions:
         return ActionResult(ActionStatus.FAILED, "refus du DMP: " + "; ".join(f"{c} {x}" for c, x, s in errors if s == "Error"), data)
 
     # TD0.2 ---------------------------------------------------------------------------------------
-    def _dmp_check(self, action: DmpFeed) -> ActionResult | None:
+    def _dmp_check(self, action: DmpFeed, client: httpx.Client | None = None) -> ActionResult | None:
         """TD0.2: ``None`` when the DMP exists, is open and the authorisation is valid; else the refusal to show."""
-        element, _, error = self._dmp_post("patients", TD02, M.build_td02(action.person, action.establishment), action)
+        element, _, error = self._dmp_post("patients", TD02, M.build_td02(action.person, action.establishment), action, client=client)
         if error:
             return ActionResult(ActionStatus.FAILED, error)
         facts = M.read_td02(element)
@@ -134,7 +166,11 @@ class DmpActions:
     def dmp_feed(self, action: DmpFeed) -> ActionResult:
         if self.env is None:
             raise RuntimeError("setup() must be called before any action")
-        refusal = self._dmp_check(action)
+        with self._dmp_client() as client:  # TD0.2 and ITI-41 on one connection
+            return self._dmp_feed(action, client)
+
+    def _dmp_feed(self, action: DmpFeed, client: httpx.Client) -> ActionResult:
+        refusal = self._dmp_check(action, client)
         if refusal is not None and not self.has("ignore-dmp-ferme"):
             return refusal
         sent = self._dmp_sent()
@@ -155,7 +191,7 @@ class DmpActions:
             action.person, action.establishment, action.document_kind, cda, self._dmp_credentials(),
             replaces_entry=previous.entry_uuid if previous else None, options=options,
         )
-        element, _, error = self._dmp_post("repository", ITI41, body, action, attachments)
+        element, _, error = self._dmp_post("repository", ITI41, body, action, attachments, client)
         if error:
             result = ActionResult(ActionStatus.FAILED, error)
         else:
@@ -243,3 +279,56 @@ class DmpActions:
             else:
                 sent.status = STATUS_CHANGES[change]
         return result
+
+
+def _file_stamp(path: str) -> tuple[str, int, int]:
+    """A credential file as a cache key: its path, modification time and size (a re-issued PKI is a new key)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return path, 0, -1
+    return path, stat.st_mtime_ns, stat.st_size
+
+
+class _DmpSession:
+    """What the DUI keeps between its DMP requests: TLS client contexts and recently signed VIHF assertions.
+
+    Per driver instance (no module state), thread-safe: the simulation drives one DUI from several threads. An
+    assertion is kept as bytes and parsed again for each request (an lxml element moves when appended to an
+    envelope, so one element cannot be shared between requests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._contexts: dict[tuple, ssl.SSLContext] = {}
+        self._assertions: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
+
+    def tls_context(self, ca_bundle: str, credentials: M.OrgCredentials) -> ssl.SSLContext:
+        key = (_file_stamp(ca_bundle), _file_stamp(credentials.cert_path), _file_stamp(credentials.key_path))
+        with self._lock:
+            context = self._contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(cafile=ca_bundle)
+            context.load_cert_chain(credentials.cert_path, credentials.key_path)
+            with self._lock:
+                if len(self._contexts) >= 16:  # credentials re-issued many times over: start afresh
+                    self._contexts.clear()
+                self._contexts[key] = context
+        return context
+
+    def vihf(self, person: Person, establishment: Establishment, credentials: M.OrgCredentials, *, sign: bool) -> etree._Element:
+        """A VIHF for this person and structure: the one signed less than :data:`VIHF_REUSE` seconds ago, else a new one."""
+        key = (person.ins.value, person.ins.oid, establishment.finess, sign,
+               _file_stamp(credentials.cert_path), _file_stamp(credentials.key_path))
+        now = time.monotonic()
+        with self._lock:
+            kept = self._assertions.get(key)
+            if kept is not None and now - kept[0] < VIHF_REUSE:
+                self._assertions.move_to_end(key)
+                return M.parse_xml(kept[1])
+        assertion = M.build_vihf(person, establishment, credentials, sign=sign)
+        with self._lock:
+            self._assertions[key] = (now, etree.tostring(assertion))
+            self._assertions.move_to_end(key)
+            while len(self._assertions) > VIHF_CACHE_SIZE:
+                self._assertions.popitem(last=False)
+        return assertion
