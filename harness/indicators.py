@@ -36,21 +36,19 @@ accepted exchanges of :data:`MSSANTE`, :data:`DMP`, :data:`EPRESCRIPTION`, :data
 prefix) and the TDDUI facts of :mod:`harness.dui`; the month of a socle exchange is its journal ``month`` (UTC).
 
 The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.journal`):
-index scans that build one bit mask per person and kind of fact (one bit per period), run at once on their own
-connections within one journal snapshot, then a lane-wise sum of those per-person masks per ESSMS (no Python
-loop over journal rows).
+index scans in one read transaction that build one bit mask per person and kind of fact (one bit per period),
+then a lane-wise sum of those per-person masks per ESSMS, and index-only counts per month and ESSMS for the
+counted indicators (no Python loop over journal rows).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
@@ -361,13 +359,9 @@ class Scope:
     run_id: str | None = None
     scenario_id: str | None = None
     essms: tuple[str, ...] = ()
-    max_seq: int | None = None  # a journal snapshot: exchanges recorded up to this sequence number
 
     def sql(self, alias: str = "x") -> tuple[str, list[Any]]:
         clauses, params = [], []
-        if self.max_seq is not None:
-            clauses.append(f"{alias}.seq <= ?")
-            params.append(self.max_seq)
         if self.run_id is not None:
             clauses.append(f"{alias}.run_id = ?")
             params.append(self.run_id)
@@ -406,7 +400,6 @@ class Evidence:
 # Literal conditions (not parameters): they let SQLite prove the partial fact indexes apply.
 _FACTS = "x.service = 'tddui' AND x.outcome = 'accepted' AND x.fact_key IS NOT NULL"
 assert dui.SERVICE == "tddui"
-_WORKERS = min(5, os.cpu_count() or 1)  # connections computing the masks at once
 _MAX_BITS = 30  # periods per pass: one bit each; updates and agenda share one 64-bit mask
 
 # one row per (ESSMS, person, kind of fact): bit k set = true during periods[k]
@@ -535,11 +528,9 @@ class IndicatorEngine:
         with closing(self._connect()) as con:
             con.execute("BEGIN")  # one read snapshot for every statement
             try:
-                if scope.max_seq is None:  # the statements on other connections see exactly this snapshot
-                    scope = replace(scope, max_seq=con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0])
                 for i in range(0, len(periods), _MAX_BITS):
                     chunk = periods[i:i + _MAX_BITS]
-                    essms_seen |= _count_masks(self._mask_rows(con, chunk, scope), chunk, numbers)
+                    essms_seen |= _count_masks(self._masks(con, chunk, scope), chunk, numbers)
                     essms_seen |= self._count_exchanges(con, chunk, scope, numbers)
                 observed = self._observed(con, scope)
             finally:
@@ -548,38 +539,42 @@ class IndicatorEngine:
         if scope.essms:
             essms &= set(scope.essms)
         essms_list = tuple(sorted(e for e in essms if e))
+        by_cell: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)  # (period, essms) -> measure -> n
+        for (measure, label, e), n in numbers.items():
+            by_cell[(label, e)][measure] = n
+        empty: dict[str, int] = {}
         figures: list[Figure] = []
         for period in periods:
+            cells = [(e, by_cell.get((period.label, e), empty)) for e in essms_list]
             for d in INDICATORS:
-                target = self.targets.get(d.key)
+                target, seen = self.targets.get(d.key), observed[d.key]
+                num_key, den_key, out_key = self._measures(d)
                 totals = [0, 0, 0]
-                for e in essms_list:
-                    num, den, out = self._numbers(d, numbers, period.label, e)
+                for e, cell in cells:
+                    num, out = cell.get(num_key, 0), cell.get(out_key, 0) if out_key else 0
+                    den = cell.get(den_key, 0) if den_key else None
                     totals[0] += num
                     totals[1] += den or 0
                     totals[2] += out
-                    figures.append(Figure(d.key, period, e, num, den, target, observed[d.key], out))
+                    figures.append(Figure(d.key, period, e, num, den, target, seen, out))
                 figures.append(Figure(d.key, period, None, totals[0], None if d.kind is Kind.COUNT else totals[1],
-                                      target, observed[d.key], totals[2]))
+                                      target, seen, totals[2]))
         return IndicatorReport(
             campaign_start=campaign_start or (periods[0].start if periods else ""),
             periods=periods, essms=essms_list, figures=tuple(figures), observed=observed, targets=dict(self.targets),
         )
 
-    def _numbers(self, d: IndicatorDef, numbers: Mapping[tuple[str, str, str], int], period: str,
-                 essms: str) -> tuple[int, int | None, int]:
-        def get(measure: str) -> int:
-            return numbers.get((measure, period, essms), 0)
-
+    def _measures(self, d: IndicatorDef) -> tuple[str, str | None, str | None]:
+        """The measures behind an indicator: numerator, denominator (``None`` for counts), outside (or ``None``)."""
         if d.kind is Kind.COUNT:
-            return get(d.key), None, 0
+            return d.key, None, None
         if d.key == "mssante" and self.mssante_counting is MssanteCounting.MESSAGES:
-            return get("mssante_messages"), get("fa"), 0
+            return "mssante_messages", "fa", None
         if d.key in ("mssante", "dmp"):
-            return get(d.key), get("fa"), get(f"out_{d.key}")
+            return d.key, "fa", f"out_{d.key}"
         if d.key == "dossiers_actifs":
-            return get("act"), get("fa"), 0
-        return get(d.key), get("act"), 0
+            return "act", "fa", None
+        return d.key, "act", None
 
     def _prepare(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> None:
         """Load the per-person masks for ``periods`` (bit k = periods[k]) into the temp table ``m`` (drill-down)."""
@@ -587,31 +582,27 @@ class IndicatorEngine:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
         for statement in _SETUP:
             con.execute(statement)
-        con.executemany("INSERT INTO m VALUES (?, ?, ?, ?)", self._mask_rows(con, periods, scope))
+        con.executemany("INSERT INTO m VALUES (?, ?, ?, ?)", [
+            (essms, person, kind, mask) for kind, masks in self._masks(con, periods, scope).items()
+            for (essms, person), mask in masks.items()])
 
-    def _mask_rows(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> list[tuple[str, str, int, int]]:
-        """``(essms, person, kind, mask)`` rows, bit k of the mask = true during ``periods[k]``.
+    def _masks(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> dict[int, dict[tuple[str, str], int]]:
+        """Kind of mask -> ``{(essms, person): mask}``, bit k = true during ``periods[k]``: one index scan per kind,
+        in ``con``'s read transaction; the masks of several séjours / projets of one person are OR-ed."""
+        out: dict[int, dict[tuple[str, str], int]] = {}
+        for kind, (sql, params) in zip((_FA, *self._usage_kinds(), _UPDATED, _PLAN), self._mask_queries(periods, scope),
+                                       strict=True):
+            rows = con.execute(sql, params).fetchall()
+            masks = {(essms, person): mask for essms, person, _, mask in rows}
+            if len(masks) < len(rows):  # a key seen twice: OR its masks
+                masks = {}
+                for essms, person, _, mask in rows:
+                    masks[(essms, person)] = masks.get((essms, person), 0) | mask
+            out[kind] = masks
+        return out
 
-        The five mask queries are independent index scans: they run at once on connections of their own
-        (sqlite3 releases the GIL while a statement steps), all bounded by the same journal snapshot
-        (``scope.max_seq``, taken on ``con``)."""
-        if scope.max_seq is None:
-            scope = replace(scope, max_seq=con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0])
-        queries = self._mask_queries(periods, scope)
-        if len(queries) == 1 or _WORKERS == 1:
-            rows = [r for sql, params in queries for r in con.execute(sql, params).fetchall()]
-        else:
-            def run(query: tuple[str, list[Any]]) -> list[Any]:
-                with closing(self._connect()) as own:
-                    return own.execute(*query).fetchall()
-
-            with ThreadPoolExecutor(max_workers=min(_WORKERS, len(queries))) as pool:
-                rows = [r for result in pool.map(run, queries) for r in result]
-        masks: dict[tuple[str, str, int], int] = {}  # several séjours / projets of one person: OR of their masks
-        for essms, person, kind, mask in rows:
-            key = (essms, person, kind)
-            masks[key] = masks.get(key, 0) | mask
-        return [(*key, mask) for key, mask in masks.items()]
+    def _usage_kinds(self) -> tuple[int, ...]:
+        return (_MSSANTE, _DMP) if self.mssante_counting is MssanteCounting.PERSONNES else (_DMP,)
 
     def _mask_queries(self, periods: Sequence[Period], scope: Scope) -> list[tuple[str, list[Any]]]:
         """``SELECT essms, person, kind, mask`` statements, one per kind of mask."""
@@ -639,8 +630,8 @@ class IndicatorEngine:
         ))
         # MSSanté / DMP: persons with at least one accepted exchange, per period.
         first, last = periods[0].start, periods[-1].end
-        usage = ((_MSSANTE, MSSANTE), (_DMP, DMP)) if self.mssante_counting is MssanteCounting.PERSONNES else ((_DMP, DMP),)
-        for kind, source in usage:
+        for kind in self._usage_kinds():
+            source = MSSANTE if kind == _MSSANTE else DMP
             queries.append((
                 f"""SELECT x.essms, x.person, {kind},
                            SUM(DISTINCT {months.bit('x.month')}) AS mask
@@ -690,21 +681,23 @@ class IndicatorEngine:
         """The exchange counts (e-prescriptions imported, cahier de liaison exchanges) per ESSMS and period."""
         seen: set[str] = set()
         where, params = scope.sql()
+        period_of = {month: k for k, p in enumerate(periods) for month in p.months}
         counted = [("eprescription", EPRESCRIPTION), ("cahier_liaison", CAHIER_LIAISON)]
         if self.mssante_counting is MssanteCounting.MESSAGES:
             counted.append(("mssante_messages", MSSANTE))
         for key, source in counted:
             op_sql, op_params = _operation_sql(source)
-            for k, essms, count in con.execute(
-                f"""SELECT {_Months(periods).index('x.month')} AS k, x.essms, COUNT(*)
-                    FROM exchanges x INDEXED BY ix_exchanges_usage
+            for month, essms, count in con.execute(
+                f"""SELECT x.month, x.essms, COUNT(*)
+                    FROM exchanges x INDEXED BY ix_exchanges_counts
                     WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted' AND x.essms IS NOT NULL
                       AND x.month BETWEEN ? AND ?{where}
-                    GROUP BY 1, 2""",
+                    GROUP BY x.month, x.essms""",
                 [source.service, *op_params, periods[0].start, periods[-1].end, *params],
             ):
-                if k >= 0:
-                    numbers[(key, periods[k].label, essms)] = count
+                k = period_of.get(month)
+                if k is not None:
+                    numbers[(key, periods[k].label, essms)] = numbers.get((key, periods[k].label, essms), 0) + count
                     seen.add(essms)
         return seen
 
@@ -805,35 +798,50 @@ def _spread(mask: int) -> int:
     return total
 
 
-def _count_masks(rows: Iterable[tuple[str, str, int, int]], periods: Sequence[Period],
+def _count_masks(masks: Mapping[int, Mapping[tuple[str, str], int]], periods: Sequence[Period],
                  numbers: dict[tuple[str, str, str], int]) -> set[str]:
     """Count, per ESSMS and period, the persons behind each measure of :data:`_MEASURES` from their masks.
 
     Each person's measure mask is spread into one counter lane per period (:func:`_spread`) and the spread
     masks are summed per ESSMS and measure: one addition per person and measure, whatever the number of
     periods. Returns the ESSMS seen."""
+    empty: dict[tuple[str, str], int] = {}
+    fa_d, ms_d, dm_d, upd_d, pp_d = (masks.get(k, empty) for k in (_FA, _MSSANTE, _DMP, _UPDATED, _PLAN))
+    ms_get, dm_get, upd_get, pp_get = ms_d.get, dm_d.get, upd_d.get, pp_d.get
+    spread = _SPREAD.__getitem__ if len(periods) <= 10 else _spread
     low = (1 << _MAX_BITS) - 1
-    by_kind: dict[int, dict[tuple[str, str], int]] = {kind: {} for kind in (_FA, _MSSANTE, _DMP, _UPDATED, _PLAN)}
-    for essms, person, kind, mask in rows:
-        by_kind[kind][(essms, person)] = mask
-    fa, ms, dm, upd, pp = (by_kind[k].get for k in (_FA, _MSSANTE, _DMP, _UPDATED, _PLAN))
-    keys: set[tuple[str, str]] = set().union(*by_kind.values())
-    sums: dict[tuple[str, int], int] = defaultdict(int)
-    for key in keys:
-        essms = key[0]
-        fa_m, ms_m, dm_m, upd_m, pp_m = fa(key, 0), ms(key, 0), dm(key, 0), upd(key, 0), pp(key, 0)
-        act = fa_m & upd_m & low
-        for i, mask in enumerate((fa_m, fa_m & ms_m, fa_m & dm_m, act, act & pp_m, act & (upd_m >> _MAX_BITS),
-                                  ms_m & ~fa_m, dm_m & ~fa_m)):
-            if mask:
-                sums[(essms, i)] += _spread(mask)
+    acc: dict[str, list[int]] = {}
+    for key, fa in fa_d.items():
+        a = acc.get(key[0])
+        if a is None:
+            a = acc[key[0]] = [0] * len(_MEASURES)
+        a[0] += spread(fa)
+        ms, dm, upd = ms_get(key, 0), dm_get(key, 0), upd_get(key, 0)
+        if ms:
+            a[1] += spread(fa & ms)
+            a[6] += spread(ms & ~fa)
+        if dm:
+            a[2] += spread(fa & dm)
+            a[7] += spread(dm & ~fa)
+        act = fa & upd & low
+        if act:
+            a[3] += spread(act)
+            a[4] += spread(act & pp_get(key, 0))
+            a[5] += spread(act & (upd >> _MAX_BITS))
+    for key in (ms_d.keys() | dm_d.keys()) - fa_d.keys():  # seen in exchanges, never in the file active
+        a = acc.get(key[0])
+        if a is None:
+            a = acc[key[0]] = [0] * len(_MEASURES)
+        a[6] += spread(ms_get(key, 0))
+        a[7] += spread(dm_get(key, 0))
     lane = (1 << _LANE) - 1
-    for (essms, i), total in sums.items():
-        for k, period in enumerate(periods):
-            count = (total >> (_LANE * k)) & lane
-            if count:
-                numbers[(_MEASURES[i], period.label, essms)] = count
-    return {k[0] for k in keys}
+    for essms, sums in acc.items():
+        for i, total in enumerate(sums):
+            for k in range(len(periods)):
+                count = (total >> (_LANE * k)) & lane
+                if count:
+                    numbers[(_MEASURES[i], periods[k].label, essms)] = count
+    return set(acc) | {key[0] for d in (upd_d, pp_d) for key in d}
 
 
 def _operation_sql(source: Source) -> tuple[str, list[Any]]:

@@ -165,6 +165,8 @@ _INDEXES = """
 CREATE INDEX IF NOT EXISTS ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome);
 CREATE INDEX IF NOT EXISTS ix_exchanges_person ON exchanges (person, month);
 CREATE INDEX IF NOT EXISTS ix_exchanges_service_month ON exchanges (service, operation, month);
+-- Exchanges of one kind per month and establishment (the counted indicators), index-only in (month, essms) order.
+CREATE INDEX IF NOT EXISTS ix_exchanges_counts ON exchanges (service, operation, outcome, month, essms);
 CREATE INDEX IF NOT EXISTS ix_exchanges_run ON exchanges (run_id, scenario_id);
 -- Usage indicators (harness/indicators.py): persons per establishment and month for an exchange kind, read
 -- index-only in (essms, person) order.
