@@ -33,7 +33,8 @@ establishments' (a person accompanied by two ESSMS counts in each).
 
 Exchanges counted (the exact journal records the simulators must write — see docs/ARCHITECTURE.md):
 accepted exchanges of :data:`MSSANTE`, :data:`DMP`, :data:`EPRESCRIPTION`, :data:`CAHIER_LIAISON` (operation
-prefix) and the TDDUI facts of :mod:`harness.dui`; the month of a socle exchange is its journal ``month`` (UTC).
+prefix) and the TDDUI facts of :mod:`harness.dui`; the month of a socle exchange is its journal ``month``: the
+French calendar month (Europe/Paris) of its recording time.
 
 The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.journal`):
 index scans in one read transaction that build one bit mask per person and kind of fact (one bit per period),

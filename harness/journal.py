@@ -24,7 +24,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
+from zoneinfo import ZoneInfo
 
+
+PARIS = ZoneInfo("Europe/Paris")  # the month of an exchange is a French calendar month (Exchange.month)
 
 class Direction(StrEnum):
     """Who initiated the exchange, seen from the DUI under test."""
@@ -70,7 +73,9 @@ class Exchange:
 
     @property
     def month(self) -> str:
-        return self.ts.astimezone(UTC).strftime("%Y-%m")
+        """The month of the exchange in French time (Europe/Paris): the months of the ESMS numérique indicators
+        are calendar months in France (a message sent on 1 April at 00:30 in Paris is an April message)."""
+        return self.ts.astimezone(PARIS).strftime("%Y-%m")
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly view without the payload bytes (for reports and the CLI)."""
@@ -161,6 +166,8 @@ CREATE TABLE IF NOT EXISTS evidence (
 #: ``details["fact"]`` keys mirrored into the ``fact_*`` columns (see :class:`Exchange`).
 FACT_KEYS = ("key", "date", "start", "end", "status")
 
+_LAYOUT = 1  # PRAGMA user_version of the current journal layout (1: month in French time)
+
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome);
 CREATE INDEX IF NOT EXISTS ix_exchanges_person ON exchanges (person, month);
@@ -210,7 +217,28 @@ class SQLiteJournal:
         self._db.executescript(_INDEXES)
 
     def _migrate(self) -> None:
-        """Journals created before the ``fact_*`` columns get them, filled from ``details.fact``."""
+        """Bring an older journal to the current layout: ``fact_*`` columns (filled from ``details.fact``) and,
+        from layout 1 on, ``month`` in French time (it was the UTC month)."""
+        self._migrate_facts()
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= _LAYOUT:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # only the last hours of a UTC month can fall in the next month in Paris (UTC+1 / UTC+2)
+                candidates = self._db.execute(
+                    "SELECT seq, ts, month FROM exchanges WHERE substr(ts, 9, 2) >= '28' AND substr(ts, 12, 2) >= '22'"
+                ).fetchall()
+                changes = [(m, seq) for seq, ts, month in candidates
+                           if (m := datetime.fromisoformat(ts).astimezone(PARIS).strftime("%Y-%m")) != month]
+                self._db.executemany("UPDATE exchanges SET month = ? WHERE seq = ?", changes)
+                self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _migrate_facts(self) -> None:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(exchanges)")}
         missing = [k for k in FACT_KEYS if f"fact_{k}" not in present]
         if not missing:

@@ -18,7 +18,7 @@ def _exchange(**overrides: object) -> Exchange:
 
 def test_record_and_query_with_filters(tmp_path: Path) -> None:
     journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
-    march = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+    march = datetime(2026, 3, 31, 21, 30, tzinfo=UTC)  # 23:30 in Paris
     journal.record(_exchange(essms="990000016", person="238047505612394", ts=march, payload=b"hello"))
     journal.record(_exchange(essms="990000016", person="142036912304505", outcome=Outcome.REJECTED, error_code="550 5.1.1"))
     journal.record(_exchange(service="dmp", operation="iti41.provide_and_register", essms="990000024"))
@@ -32,6 +32,30 @@ def test_record_and_query_with_filters(tmp_path: Path) -> None:
     assert first.month == "2026-03" and first.ts == march
     assert journal.payload(first.digest or "") == b"hello"
     assert journal.query(JournalFilter(limit=2))[-1].operation == "smtp.submit"
+
+
+def test_the_month_is_the_french_calendar_month_and_older_journals_are_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "j.sqlite"
+    journal = SQLiteJournal(path)
+    late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)  # 1 April, 01:30 in Paris
+    summer = datetime(2026, 6, 30, 22, 15, tzinfo=UTC)  # 1 July, 00:15 in Paris (UTC+2)
+    day = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+    for ts in (late, summer, day):
+        journal.record(_exchange(ts=ts))
+    assert [e.month for e in journal.query()] == ["2026-04", "2026-07", "2026-03"]
+    journal.close()
+    # a journal written before layout 1 stored the UTC month: reopening it fixes the months
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE exchanges SET month = substr(ts, 1, 7)")
+    raw.execute("PRAGMA user_version = 0")
+    raw.commit()
+    raw.close()
+    journal = SQLiteJournal(path)
+    assert [e.month for e in journal.query()] == ["2026-04", "2026-07", "2026-03"]
+    assert journal.count(JournalFilter(month="2026-04")) == 1
+    journal.close()
 
 
 def test_evidence_is_deduplicated_and_survives_reopen(tmp_path: Path) -> None:
