@@ -78,7 +78,7 @@ def run(
     config_path: ConfigOpt = None,
     sut: Annotated[
         str | None,
-        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI), 'manual' (guided recette: a person at the DUI follows the instructions), 'http:<url>' (the DUI's control API, docs/control-api.openapi.json) or 'faulty:<defect>[,...]' ({_DEFECT_HELP})."),
+        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI), 'manual' (guided recette: a person at the DUI follows the instructions), 'http:<url>' (the DUI's control API, docs/control-api.openapi.json; `socle-harness control-api`), 'observe:<from>/<to>' (judge the journal in a window, see --from/--to) or 'faulty:<defect>[,...]' ({_DEFECT_HELP})."),
     ] = None,
     journal: JournalOpt = None,
     scenarios: Annotated[Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue).")] = None,

@@ -1,9 +1,9 @@
 """Observe-only mode: the DUI works on its own against ``socle-harness serve`` (or replays a day of activity),
 and the scenarios judge what the journal recorded in a time window.
 
-``socle-harness run --sut observe --from 2026-11-23T08:00 --to 2026-11-23T18:00`` runs the scenarios tagged
-``@observable`` (those whose checks rest on the exchanges alone: no injected fault, no stimulus from the harness,
-nothing that only the DUI's screen shows). Each ``Quand`` step becomes an :class:`Expectation` (person, ESSMS,
+``socle-harness run --from 2026-11-23T08:00 --to 2026-11-23T18:00`` (or ``--sut observe:<from>/<to>``) runs the
+scenarios tagged ``@observable`` (those whose checks rest on the exchanges alone: no injected fault, no stimulus
+from the harness, nothing that only the DUI's screen shows). Each ``Quand`` step becomes an :class:`Expectation` (person, ESSMS,
 recipients, document types of the action); the ``Alors`` steps judge the exchanges of the window that meet it.
 A scenario whose exchange was not observed is *skipped* with « non observé » — never passed — and a check that
 needs what the DUI showed its user is skipped as « non vérifiable en observation ».

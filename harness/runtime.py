@@ -9,13 +9,12 @@ the current step.
 from __future__ import annotations
 
 import json
-
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness.config import HarnessConfig
@@ -138,8 +137,9 @@ class ScenarioContext:
     def _observed(self, window: ObservationWindow, service: str, operation: str | None, count: int) -> list[Exchange]:
         expectation = self.last_action.data.get("expectation") if self.last_action is not None else None
         flt = JournalFilter(service=service, operation=operation, ts_from=window.start, ts_to=window.end)
-        live = window.end > datetime.now(UTC)  # observing while the DUI works: wait for the exchange
-        deadline = time.monotonic() + (min(self.env.config.step_timeout, (window.end - datetime.now(UTC)).total_seconds()) if live else 0)
+        # observing while the DUI works (the window ends in the future): wait for the exchange, at most step_timeout
+        remaining = (window.end - datetime.now(UTC)).total_seconds()
+        deadline = time.monotonic() + max(0.0, min(self.env.config.step_timeout, remaining))
         while True:
             found = [e for e in self.env.journal.query(flt) if expectation is None or expectation.matches(e)]
             if len(found) >= count or time.monotonic() >= deadline:
