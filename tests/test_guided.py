@@ -185,3 +185,42 @@ def test_web_client_reaches_a_running_guide(tmp_path: Path) -> None:
         assert "Recette guidée" in httpx.get(url).text
     finally:
         server.stop()
+
+
+def test_manual_driver_gives_a_french_instruction_for_every_action_of_the_contract() -> None:
+    from datetime import UTC, datetime
+
+    from harness.dui import DuiRecord
+    from harness.guided import OperatorChannel
+    from harness.sut import base
+    from harness.sut.control_api import ACTIONS
+    from harness.sut.insi_actions import traits_of_person
+    from harness.sut.manual import ManualDriver
+
+    data = load_testdata(package_root() / "fixtures")
+    person = data.person("P001")
+    where = data.establishment(person.essms)
+    traits = traits_of_person(person)
+    samples: dict[type, Any] = {
+        base.MssanteSend: base.MssanteSend(person, where, "DLU", ("jean.dupont@medecin.mssante.fr",)),
+        base.MssanteReceive: base.MssanteReceive(where, (person,)),
+        base.MssanteRelay: base.MssanteRelay(person, where, "DLU", ("jean.dupont@medecin.mssante.fr",)),
+        base.DirectoryLookup: base.DirectoryLookup("marie.curie"),
+        base.PscLogin: base.PscLogin(where),
+        base.InsiSearch: base.InsiSearch(traits, where),
+        base.InsiVerify: base.InsiVerify(traits, person.ins.value, person.ins.oid, where),
+        base.DmpFeed: base.DmpFeed(person, where, "DLU"),
+        base.DmpQuery: base.DmpQuery(person, where, "2.25.1"),
+        base.DmpUpdate: base.DmpUpdate(person, where, "2.25.1", "masquer"),
+        base.TdduiExport: base.TdduiExport(where, (DuiRecord(person, "L1"),), datetime(2025, 4, 30, tzinfo=UTC)),
+        base.EprescriptionImport: base.EprescriptionImport(person, where, "123456789012345678"),
+        base.CdlNotePost: base.CdlNotePost(person, where, "OBS", "Nuit calme"),
+        base.CdlNoteUpdate: base.CdlNoteUpdate(person, where, "n1", "Nuit agitée"),
+        base.CdlNotesRead: base.CdlNotesRead(person, where),
+    }
+    driver = ManualDriver(OperatorChannel(lambda event: None, ReplyBox(Path("/nonexistent/replies")), timeout=1))
+    for spec in ACTIONS:
+        call = getattr(driver, spec.method)
+        result = call() if spec.request is None else call(samples[spec.request])
+        assert result.status.value == "delegated", spec.name
+        assert result.detail.startswith(("Dans le DUI", "Si l'identité", "Déconnectez", "Restez", "Faites")), (spec.name, result.detail)
