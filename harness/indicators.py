@@ -37,17 +37,22 @@ prefix) and the TDDUI facts of :mod:`harness.dui`; the month of a socle exchange
 French calendar month (Europe/Paris) of its recording time.
 
 The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.journal`):
-index scans in one read transaction that build one bit mask per person and kind of fact (one bit per period),
-then a lane-wise sum of those per-person masks per ESSMS, and index-only counts per month and ESSMS for the
-counted indicators (no Python loop over journal rows).
+index scans that build one bit mask per person and kind of fact (one bit per period), then a lane-wise sum of
+those per-person masks per ESSMS, and index-only counts per month and ESSMS for the counted indicators (no Python
+loop over journal rows). On a large journal (:data:`PARALLEL_FROM` exchanges) the mask scans run in worker
+processes, all bounded by the snapshot of the engine's read transaction (``seq``).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -360,9 +365,13 @@ class Scope:
     run_id: str | None = None
     scenario_id: str | None = None
     essms: tuple[str, ...] = ()
+    max_seq: int | None = None  # a journal snapshot: exchanges recorded up to this sequence number
 
     def sql(self, alias: str = "x") -> tuple[str, list[Any]]:
         clauses, params = [], []
+        if self.max_seq is not None:
+            clauses.append(f"{alias}.seq <= ?")
+            params.append(self.max_seq)
         if self.run_id is not None:
             clauses.append(f"{alias}.run_id = ?")
             params.append(self.run_id)
@@ -401,6 +410,7 @@ class Evidence:
 # Literal conditions (not parameters): they let SQLite prove the partial fact indexes apply.
 _FACTS = "x.service = 'tddui' AND x.outcome = 'accepted' AND x.fact_key IS NOT NULL"
 assert dui.SERVICE == "tddui"
+PARALLEL_FROM = 200_000  # journal size (exchanges) from which the mask scans run in worker processes
 _MAX_BITS = 30  # periods per pass: one bit each; updates and agenda share one 64-bit mask
 
 # one row per (ESSMS, person, kind of fact): bit k set = true during periods[k]
@@ -483,25 +493,23 @@ class IndicatorEngine:
     """
 
     def __init__(self, journal: Journal, targets: Mapping[str, Any] | None = None,
-                 mssante_counting: MssanteCounting | str = MssanteCounting.MESSAGES) -> None:
+                 mssante_counting: MssanteCounting | str = MssanteCounting.MESSAGES, *,
+                 workers: int | None = None, parallel_from: int = PARALLEL_FROM) -> None:
         if not isinstance(journal, SQLiteJournal):
             raise NotImplementedError("le moteur d'indicateurs lit le journal SQLite / the engine needs the SQLite journal")
         if str(journal.path) == ":memory:":
             raise ValueError("journal en mémoire non lisible par le moteur / an in-memory journal cannot be read by the engine")
         self.path = journal.path
         self.targets = resolve_targets(targets)
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self.parallel_from = parallel_from
         try:
             self.mssante_counting = MssanteCounting(mssante_counting)
         except ValueError:
             raise ValueError(f"mssante_counting: {mssante_counting!r} inconnu (messages ou personnes)") from None
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        con.execute("PRAGMA busy_timeout=10000")
-        con.execute("PRAGMA temp_store=MEMORY")
-        con.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes read and the masks built stay in memory
-        con.execute("PRAGMA mmap_size=1073741824")
-        return con
+        return _open(str(self.path))
 
     # -------------------------------------------------------------------------------------- data span
     def data_span(self, scope: Scope = Scope()) -> tuple[str, str] | None:
@@ -529,11 +537,21 @@ class IndicatorEngine:
         with closing(self._connect()) as con:
             con.execute("BEGIN")  # one read snapshot for every statement
             try:
-                for i in range(0, len(periods), _MAX_BITS):
-                    chunk = periods[i:i + _MAX_BITS]
-                    essms_seen |= _count_masks(self._masks(con, chunk, scope), chunk, numbers)
-                    essms_seen |= self._count_exchanges(con, chunk, scope, numbers)
-                observed = self._observed(con, scope)
+                snapshot = con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0]
+                pool = _pool(self.workers) if self.workers > 1 and snapshot >= self.parallel_from else None
+                if pool is not None:  # the other processes read exactly this snapshot
+                    scope = Scope(scope.run_id, scope.scenario_id, scope.essms, snapshot)
+                try:
+                    for i in range(0, len(periods), _MAX_BITS):
+                        chunk = periods[i:i + _MAX_BITS]
+                        pending = self._start_masks(pool, chunk, scope) if pool is not None else None
+                        essms_seen |= self._count_exchanges(con, chunk, scope, numbers)
+                        masks = self._collect_masks(pending) if pending is not None else self._masks(con, chunk, scope)
+                        essms_seen |= _count_masks(masks, chunk, numbers)
+                    observed = self._observed(con, scope)
+                finally:
+                    if pool is not None:
+                        pool.shutdown()
             finally:
                 con.execute("ROLLBACK")
         essms = set(grappe) | essms_seen
@@ -589,18 +607,22 @@ class IndicatorEngine:
 
     def _masks(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> dict[int, dict[tuple[str, str], int]]:
         """Kind of mask -> ``{(essms, person): mask}``, bit k = true during ``periods[k]``: one index scan per kind,
-        in ``con``'s read transaction; the masks of several séjours / projets of one person are OR-ed."""
-        out: dict[int, dict[tuple[str, str], int]] = {}
-        for kind, (sql, params) in zip((_FA, *self._usage_kinds(), _UPDATED, _PLAN), self._mask_queries(periods, scope),
-                                       strict=True):
-            rows = con.execute(sql, params).fetchall()
-            masks = {(essms, person): mask for essms, person, _, mask in rows}
-            if len(masks) < len(rows):  # a key seen twice: OR its masks
-                masks = {}
-                for essms, person, _, mask in rows:
-                    masks[(essms, person)] = masks.get((essms, person), 0) | mask
-            out[kind] = masks
-        return out
+        in ``con``'s read transaction."""
+        kinds = (_FA, *self._usage_kinds(), _UPDATED, _PLAN)
+        return {kind: _by_person(con.execute(sql, params).fetchall())
+                for kind, (sql, params) in zip(kinds, self._mask_queries(periods, scope), strict=True)}
+
+    def _start_masks(self, pool: ProcessPoolExecutor, periods: Sequence[Period], scope: Scope) -> dict[int, Future]:
+        """The same scans on worker processes (large journals: they are independent and CPU-bound; threads do not
+        help, SQLite serialises them), the costliest first."""
+        kinds = (_FA, *self._usage_kinds(), _UPDATED, _PLAN)
+        queries = dict(zip(kinds, self._mask_queries(periods, scope), strict=True))
+        order = sorted(kinds, key=lambda k: (k != _UPDATED, k != _PLAN))
+        return {kind: pool.submit(_scan_masks, str(self.path), *queries[kind]) for kind in order}
+
+    @staticmethod
+    def _collect_masks(pending: Mapping[int, Future]) -> dict[int, dict[tuple[str, str], int]]:
+        return {kind: future.result() for kind, future in pending.items()}
 
     def _usage_kinds(self) -> tuple[int, ...]:
         return (_MSSANTE, _DMP) if self.mssante_counting is MssanteCounting.PERSONNES else (_DMP,)
@@ -781,6 +803,40 @@ class IndicatorEngine:
                 con.execute("ROLLBACK")
         items = [EvidenceItem(role, person, tuple(ids.split(",")) if ids else ()) for role, person, ids in rows]
         return Evidence(figure, tuple(items[:limit]), truncated=len(items) > limit)
+
+
+def _open(path: str) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout=10000")
+    con.execute("PRAGMA temp_store=MEMORY")
+    con.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes read and the masks built stay in memory
+    con.execute("PRAGMA mmap_size=1073741824")
+    return con
+
+
+def _by_person(rows: Sequence[tuple[str, str, int, int]]) -> dict[tuple[str, str], int]:
+    """``{(essms, person): mask}``; the masks of several séjours / projets of one person are OR-ed."""
+    masks = {(essms, person): mask for essms, person, _, mask in rows}
+    if len(masks) < len(rows):  # a key seen twice
+        masks = {}
+        for essms, person, _, mask in rows:
+            masks[(essms, person)] = masks.get((essms, person), 0) | mask
+    return masks
+
+
+def _scan_masks(path: str, sql: str, params: Sequence[Any]) -> dict[tuple[str, str], int]:
+    """One mask scan in a worker process, on a connection of its own."""
+    with closing(_open(path)) as con:
+        return _by_person(con.execute(sql, params).fetchall())
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for the mask scans: forked when this process has a single thread (instant), else from a
+    fork server (forking a process that runs threads, such as the simulators' host, is unsafe)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    return ProcessPoolExecutor(workers, mp_context=context)
 
 
 _LANE = 32  # bits per period counter when masks are summed lane-wise (no count reaches 2**32)

@@ -468,3 +468,32 @@ def test_journals_from_before_the_fact_columns_are_migrated(tmp_path: Path) -> N
     report = IndicatorEngine(journal).compute([period_ending("2025-01", APRIL)])
     assert report.get("mssante", APRIL, A).denominator == 1
     journal.close()
+
+
+@pytest.mark.parametrize("threads", [1, 3])  # a lone thread forks its workers, a threaded process uses a fork server
+def test_worker_processes_give_the_same_figures_as_one_connection(world: World, threads: int, monkeypatch) -> None:  # noqa: ANN001
+    import harness.indicators as indicators
+
+    rng = random.Random(7)
+    for essms in (A, B):
+        for person in PERSONS:
+            world.stay(essms, person, "2024-06-01", rng.choice([None, "2025-03-10", "2025-05-20"]))
+            for month in range(1, 7):
+                day = f"2025-{month:02d}-{rng.randint(1, 28):02d}"
+                if rng.random() < 0.7:
+                    world.mss(day, essms, person)
+                if rng.random() < 0.5:
+                    world.update(essms, person, day)
+                if rng.random() < 0.4:
+                    world.event(essms, person, day, status=rng.choice(["finished", "cancelled"]))
+            world.plan(essms, person, rng.choice(["draft", "active", "completed"]), "2025-02-01")
+    world.commit()
+    periods = campaign_periods("2025-01", "2025-06")
+    for counting in ("messages", "personnes"):
+        alone = IndicatorEngine(world.journal, mssante_counting=counting, workers=1).compute(periods, grappe=(A, B))
+        monkeypatch.setattr(indicators.threading, "active_count", lambda: threads)
+        pooled = IndicatorEngine(world.journal, mssante_counting=counting, workers=2, parallel_from=0).compute(
+            periods, grappe=(A, B))
+        monkeypatch.undo()
+        assert _numbers(pooled) == _numbers(alone)
+        assert any(f.numerator for f in alone.figures)
