@@ -40,12 +40,15 @@ def original(env: SocleEnvironment) -> bytes:
     return build_message(person, partner, DOCTOR, [DUI], ("DLU",), read_receipt_to=DOCTOR).as_bytes()
 
 
-def submit(env: SocleEnvironment, data: bytes, recipients: list[str], sender: str = DUI) -> tuple[int, str]:
+def submit(env: SocleEnvironment, data: bytes, recipients: list[str], sender: str = DUI,
+           envelope_sender: str | None = None) -> tuple[int, str]:
     host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
     with smtplib.SMTP(host, int(port), timeout=15) as smtp:
         smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
         smtp.login(sender, DUI_PASSWORD)
-        smtp.mail(sender)
+        code, text = smtp.mail(sender if envelope_sender is None else envelope_sender)
+        if code != 250:
+            return code, text.decode("ascii", "replace")
         for rcpt in recipients:
             smtp.rcpt(rcpt)
         code, text = smtp.data(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))  # CRLF on the wire
@@ -120,6 +123,22 @@ def test_mdn_for_a_message_sent_to_the_dui_is_accepted_and_delivered(env: SocleE
     [judged] = [e for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn")) if e.details.get("original_exchange") == inbound.exchange.id]
     assert judged.outcome is Outcome.ACCEPTED and judged.details["error_code"] == "902" and judged.person == "238047505612394"
     assert any(m.exchange_id == judged.id for m in sim.store.messages(DOCTOR))  # type: ignore[attr-defined]
+
+
+def test_mdn_with_a_null_envelope_sender_is_accepted_but_only_for_read_receipts(env: SocleEnvironment) -> None:
+    """RFC 8098 §3: the envelope sender of an MDN is null (MAIL FROM:<>); the authenticated mailbox answers for it."""
+    sim = env.host.simulators["mssante"]
+    inbound = sim.flow.send_to_dui(original(env), sender=DOCTOR, mailbox=DUI, person="238047505612394")  # type: ignore[attr-defined]
+    mdn = build_mdn(inbound.message.data, reporter=DUI, reporter_name="EHPAD Les Tilleuls")
+    code, text = submit(env, mdn.as_bytes(), [DOCTOR], envelope_sender="")
+    assert code == 250, text
+    [judged] = [e for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn"))
+                if e.details.get("original_exchange") == inbound.exchange.id]
+    assert judged.outcome is Outcome.ACCEPTED and judged.details["from"] is None
+    code, text = submit(env, original(env), [DOCTOR], envelope_sender="")  # not a read receipt
+    assert code == 550 and "RFC 8098" in text
+    refused = env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.submit", outcome=Outcome.REJECTED))
+    assert refused and refused[-1].error_code == "550 5.7.1"
 
 
 def test_mdn_referencing_an_unknown_message_is_refused(env: SocleEnvironment) -> None:

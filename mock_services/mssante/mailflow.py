@@ -135,8 +135,9 @@ class MailFlow:
             expected_to = str(inbound.details.get("disposition_notification_to", ""))
             if report.final_recipient and report.final_recipient.casefold() != dui_mailbox.casefold():
                 findings.append(_finding("MDN-FINAL-RECIPIENT", f"Final-Recipient {report.final_recipient}: le message avait été remis à {dui_mailbox}"))
-            if sender and not self.directory.may_send_as(sender, dui_mailbox) and sender.casefold() != dui_mailbox.casefold():
-                findings.append(_finding("MDN-FROM", f"accusé envoyé par {sender}, le message avait été remis à {dui_mailbox}"))
+            who = sender or login  # a null envelope sender (RFC 8098 §3): the authenticated mailbox answers for it
+            if who and not self.directory.may_send_as(who, dui_mailbox) and who.casefold() != dui_mailbox.casefold():
+                findings.append(_finding("MDN-FROM", f"accusé envoyé par {who}, le message avait été remis à {dui_mailbox}"))
             if expected_to and expected_to.casefold() not in {r.casefold() for r in recipients}:
                 findings.append(_finding("MDN-TO", f"accusé adressé à {', '.join(recipients)} au lieu de {expected_to} (Disposition-Notification-To)"))
         details["findings"] = [

@@ -32,6 +32,7 @@ from harness.validators.xdm import XdmLimits
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
 
 SUBMIT = "smtp.submit"
+NULL_SENDER = "<>"  # the null reverse-path of MAIL FROM:<>
 
 
 
@@ -133,7 +134,11 @@ class SubmissionHandler:
         if refusal is not None:
             return await asyncio.to_thread(self._reject, code=refusal[0], actor=login, message=refusal[1],
                                            details={"stage": "mail", "from": address, "fault": True})
-        if not self.directory.may_send_as(login, address):
+        # RFC 8098 §3: an MDN's envelope sender is null (MAIL FROM:<>); accepted from an authenticated mailbox,
+        # and at DATA only for a read receipt
+        if address.strip() in ("", NULL_SENDER):
+            address = NULL_SENDER  # kept as "<>": aiosmtpd takes an empty mail_from for a missing MAIL command
+        if address != NULL_SENDER and not self.directory.may_send_as(login, address):
             return await asyncio.to_thread(
                 self._reject, code="550 5.7.1", actor=login,
                 message=f"expediteur {address} non autorise pour le compte {login}",
@@ -187,7 +192,11 @@ class SubmissionHandler:
             text = str(fault.params.get("message", "Message refuse (panne simulee)"))
             return self._reject(code=code, message=text, actor=login, details={**details, "fault": True}, payload=data)
         if self.flow is not None and looks_like_mdn(data):  # a read receipt (RFC 8098): judged as such
-            return self.flow.receive_mdn(login, envelope.mail_from, list(envelope.rcpt_tos), data)[1]
+            sender = None if envelope.mail_from == NULL_SENDER else envelope.mail_from
+            return self.flow.receive_mdn(login, sender, list(envelope.rcpt_tos), data)[1]
+        if envelope.mail_from == NULL_SENDER:
+            return self._reject(code="550 5.7.1", actor=login, details=details, payload=data,
+                                message="expediteur vide (MAIL FROM:<>) reserve aux accuses de lecture (RFC 8098)")
         report = validate_message(data, recipients=list(envelope.rcpt_tos), limits=self.limits)
         details.update(
             message_id=report.message_id,

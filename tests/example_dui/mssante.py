@@ -97,10 +97,11 @@ ACTIONS = {"mssante-send": mssante_send}
 
 
 def submit(session: Session, message: Message, sender: str, recipients: list[str], *,
-           certificate: str | None = None) -> str | None:
+           certificate: str | None = None, envelope_sender: str | None = None) -> str | None:
     """Submit ``message`` (RFC 6409): STARTTLS, then AUTH PLAIN with the mailbox password, or AUTH EXTERNAL
-    (RFC 4422 appendix A) with the organisation certificate presented in TLS. Returns the French reason of a
-    refusal, ``None`` when every recipient was accepted."""
+    (RFC 4422 appendix A) with the organisation certificate presented in TLS; ``envelope_sender`` ``""`` sends
+    ``MAIL FROM:<>`` (read receipts, RFC 8098 §3). Returns the French reason of a refusal, ``None`` when every
+    recipient was accepted."""
     host, _, port = session.endpoint("mssante", "smtp").rpartition(":")
     try:
         with smtplib.SMTP(host.strip("[]"), int(port), timeout=30) as smtp:
@@ -110,7 +111,8 @@ def submit(session: Session, message: Message, sender: str, recipients: list[str
                 smtp.auth("EXTERNAL", lambda challenge=None: sender)
             else:
                 smtp.login(sender, session.body["credentials"][sender])
-            refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+            envelope = sender if envelope_sender is None else envelope_sender
+            refused = smtp.send_message(message, from_addr=envelope, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         return "destinataire(s) refusé(s): " + "; ".join(f"{a} ({c} {_text(t)})" for a, (c, t) in exc.recipients.items())
     except smtplib.SMTPResponseException as exc:

@@ -156,7 +156,7 @@ def handle_message(session: Session, raw: bytes, establishment: dict[str, Any], 
         return outcome
     mailbox = establishment["dui_mailbox"]
     mdn = build_mdn(msg, reporter=mailbox, reporter_name=establishment["name"], to=notify, error=error)
-    failure = submit(session, mdn, mailbox, [notify], certificate=certificate)
+    failure = submit(session, mdn, mailbox, [notify], certificate=certificate, envelope_sender="")  # RFC 8098 §3
     outcome["mdn"] = f"échec: {failure}" if failure else "envoyé"
     return outcome
 
