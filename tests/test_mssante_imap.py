@@ -103,6 +103,30 @@ def test_smtp_submission_reaches_the_recipient_mailbox_over_imap(env: SocleEnvir
     client.logout()
 
 
+def test_a_message_marked_seen_is_journaled_as_read(env: SocleEnvironment) -> None:
+    message_id = send(env, [ORG])
+    delivered = {e.id for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.submit"))
+                 if e.details.get("message_id") == message_id}
+    client = imap(env)
+    client.login(ORG, ORG_PASSWORD)
+    client.select("INBOX")
+    uid = client.uid("SEARCH", None, f'HEADER Message-ID "{message_id}"')[1][0].split()[-1].decode()
+
+    def reads() -> list:
+        return [e for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="imap.read"))
+                if e.details.get("message_id") == message_id]
+
+    typ, fetched = client.uid("FETCH", uid, "(BODY.PEEK[])")
+    assert typ == "OK" and message_id.encode() in next(part[1] for part in fetched if isinstance(part, tuple))
+    assert reads() == [], "a .PEEK fetch leaves the message unread (RFC 3501 §6.4.5)"
+    client.uid("FETCH", uid, "(BODY[])")  # sets \Seen: read
+    client.uid("STORE", uid, "+FLAGS", "(\\Seen)")  # already seen: not read twice
+    client.logout()
+    [read] = reads()
+    assert read.actor == ORG and read.essms == "990000016" and read.details["uid"] == int(uid)
+    assert read.details["delivered_by"] in delivered
+
+
 def test_uids_validity_and_folders_behave_like_a_real_server(env: SocleEnvironment) -> None:
     client = imap(env)
     client.login(ORG, ORG_PASSWORD)

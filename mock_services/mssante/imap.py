@@ -14,7 +14,9 @@ store the SMTP submission delivers into) plus the MSSanté rules around it:
   ``max_literal_bytes`` gets a tagged ``BAD [TOOBIG]`` then ``BYE`` (the stream cannot be resynchronised);
   synchronizing literals are refused by pymap before the continuation (``[TOOBIG]``);
 - every authentication (accepted or refused) and every input refusal is journaled (``imap.auth``,
-  ``imap.protocol``) before the answer.
+  ``imap.protocol``) before the answer, and when a message becomes ``\\Seen`` (RFC 3501 §2.3.2: ``STORE
+  +FLAGS (\\Seen)`` or a ``FETCH BODY[]`` without ``.PEEK``) an ``imap.read`` exchange records that the DUI read
+  it (mailbox, UID, Message-ID, the exchange that delivered it).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.store import INBOX, MailStore, StoreError, StoredMessage
 
 AUTH = "imap.auth"
+READ = "imap.read"  # a message of a mailbox became \Seen
 PROTOCOL = "imap.protocol"
 #: Name under which the Pro Santé Connect simulator offers its access-token verifier (``ctx.services``).
 PSC_TOKEN_VERIFIER = "psc.access_token"
@@ -139,10 +142,12 @@ class StoreMessage(BaseMessage):
 class StoreMailboxData(MailboxDataInterface[StoreMessage]):
     """One folder of one mailbox, as pymap sees it."""
 
-    def __init__(self, store: MailStore, address: str, folder: str, settings: ImapSettings) -> None:
+    def __init__(self, store: MailStore, address: str, folder: str, settings: ImapSettings,
+                 record_read: Callable[[str, str, StoredMessage], None] | None = None) -> None:
         self.store = store
         self.address = address
         self.folder = folder
+        self._record_read = record_read
         self._settings = settings
         self._mailbox_id = ObjectId(b"F" + store.folder_id(address, folder).encode("ascii"))
         self._selected_set = SelectedSet()
@@ -225,7 +230,10 @@ class StoreMailboxData(MailboxDataInterface[StoreMessage]):
         if current.expunged:
             return current
         flags = mode.apply(current.permanent_flags, flag_set)
+        before = self.store.get(self.address, self.folder, uid)
         stored = self.store.set_flags(self.address, self.folder, uid, (bytes(f).decode("ascii", "replace") for f in flags))
+        if stored is not None and stored.seen and before is not None and not before.seen and self._record_read is not None:
+            await asyncio.to_thread(self._record_read, self.address, self.folder, stored)  # the DUI read it
         return self._message(stored) if stored is not None else current
 
     async def delete(self, uids: Iterable[int]) -> None:
@@ -407,7 +415,8 @@ class StoreBackend(LoginInterface):
         adapter = self._folders.get(key)
         folder_id = self.store.folder_id(address, real)  # raises StoreError when the folder does not exist
         if adapter is None or adapter.mailbox_id.value != b"F" + folder_id.encode("ascii"):
-            adapter = self._folders[key] = StoreMailboxData(self.store, address, real, self.config.settings)
+            adapter = self._folders[key] = StoreMailboxData(self.store, address, real, self.config.settings,
+                                                            record_read=self._record_read)
         return adapter
 
     async def authenticate(self, credentials: ServerCredentials) -> StoreIdentity:
@@ -476,6 +485,17 @@ class StoreBackend(LoginInterface):
         if mailbox not in self.directory.for_professional(id_nat_ps):
             raise _Refused(f"la BAL {mailbox.address} n'appartient pas au professionnel {id_nat_ps}")
         return mailbox
+
+    def _record_read(self, address: str, folder: str, stored: StoredMessage) -> None:
+        mailbox = self.directory.get(address)
+        self.ctx.record(
+            Exchange(
+                service=self.ctx.name, operation=READ, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
+                actor=address, essms=mailbox.finess if mailbox else None,
+                details={"protocol": "imap", "mailbox": address, "folder": folder, "uid": stored.uid,
+                         "message_id": stored.message_id, "delivered_by": stored.exchange_id},
+            )
+        )
 
     def _record_auth(self, outcome: Outcome, actor: str, mechanism: str, detail: str, mailbox: Mailbox | None) -> None:
         self.ctx.record(
