@@ -66,18 +66,22 @@ def _login(socle: ScenarioContext, label: str) -> None:
     socle.act(f"{label} ({socle.establishment.name})", lambda: socle.sut.psc_login(action))
 
 
+def _reported(socle: ScenarioContext, status: ActionStatus, what: str):  # noqa: ANN202 - a dui_shows check
+    """A check of :meth:`ScenarioContext.dui_shows`: the driver reported ``status`` for the last action."""
+    def check(data: dict) -> str | None:
+        result = socle.last_action
+        if result is not None and result.status is status:
+            return None
+        return f"{what}: le DUI indique {result.status if result else 'rien'}: {result.detail if result else 'aucune action'}"
+
+    return check
+
+
 def _require_done(socle: ScenarioContext, what: str) -> None:
     """The action did not fail (a delegated action is judged by the operator's answer)."""
     result = socle.last_action
     if result is None or result.status not in (ActionStatus.DONE, ActionStatus.DELEGATED):
         raise AssertionError(f"{what}: le DUI indique un échec: {result.detail if result else 'aucune action'}")
-
-
-def _last_done(socle: ScenarioContext, what: str) -> dict:
-    result = socle.last_action
-    if result is None or result.status is not ActionStatus.DONE:
-        raise AssertionError(f"{what}: le DUI indique un échec: {result.detail if result else 'aucune action'}")
-    return result.data
 
 
 # Given -------------------------------------------------------------------------------------------
@@ -231,24 +235,24 @@ def identified_without_rpps(socle: ScenarioContext, id_nat: str) -> None:
 @then('le DUI indique que le professionnel est connecté')
 @then('the DUI reports the professional as logged in')
 def logged_in(socle: ScenarioContext) -> None:
-    _last_done(socle, "connexion PSC")
+    socle.dui_shows("Le DUI indique-t-il que le professionnel est connecté ?", _reported(socle, ActionStatus.DONE, "connexion PSC"))
 
 
 @then('le DUI refuse la connexion du professionnel')
 @then("the DUI refuses the professional's login")
 def refused(socle: ScenarioContext) -> None:
-    result = socle.last_action
-    if result is None or result.status is not ActionStatus.FAILED:
-        raise AssertionError(f"le DUI a accepté la connexion: {result.detail if result else 'aucune action'}")
-    socle.attach("Refus du DUI", result.detail)
+    socle.dui_shows("Le DUI a-t-il refusé la connexion du professionnel ?",
+                    _reported(socle, ActionStatus.FAILED, "refus de la connexion (le DUI a accepté la connexion)"))
+    socle.attach("Refus du DUI", socle.last_action.detail if socle.last_action else "")
 
 
 @then(parsers.parse('le motif du refus mentionne "{text}"'))
 @then(parsers.parse('the reason of the refusal mentions "{text}"'))
 def refusal_reason(socle: ScenarioContext, text: str) -> None:
-    result = socle.last_action
-    if result is None or text.casefold() not in result.detail.casefold():
-        raise AssertionError(f"motif attendu contenant {text!r}, obtenu: {result.detail if result else 'aucune action'}")
+    detail = socle.last_action.detail if socle.last_action else "aucune action"
+    socle.dui_shows(f"Le motif du refus affiché par le DUI mentionne-t-il « {text} » ?",
+                    lambda data: None if text.casefold() in detail.casefold()
+                    else f"motif attendu contenant {text!r}, obtenu: {detail}")
 
 
 @then(parsers.re(r'le simulateur PSC a accepté (?P<n>\d+) rafraîchissements? de la session'), converters={"n": int})
@@ -264,7 +268,8 @@ def refreshes_accepted(socle: ScenarioContext, n: int) -> None:
 @then('le DUI indique que la session est rafraîchie')
 @then('the DUI reports the session as refreshed')
 def refreshed(socle: ScenarioContext) -> None:
-    _last_done(socle, "rafraîchissement PSC")
+    socle.dui_shows("Le DUI indique-t-il que la session est toujours ouverte (rafraîchie) ?",
+                    _reported(socle, ActionStatus.DONE, "rafraîchissement PSC"))
 
 
 @then('le simulateur PSC a terminé la session du professionnel')
@@ -280,13 +285,14 @@ def session_ended(socle: ScenarioContext) -> None:
         raise AssertionError("déconnexion sans post_logout_redirect_uri ni state")
     if _provider(socle).session_active(str(exchange.details.get("sid"))):
         raise AssertionError("la session PSC est toujours active après la déconnexion")
-    _last_done(socle, "déconnexion PSC")
+    socle.dui_shows("Le DUI indique-t-il que vous êtes déconnecté ?", _reported(socle, ActionStatus.DONE, "déconnexion PSC"))
 
 
 @then('la connexion est vérifiée avec la nouvelle clé de signature')
 @then('the login is verified with the new signing key')
 def new_key_used(socle: ScenarioContext) -> None:
-    data = _last_done(socle, "connexion PSC après rotation des clés")
+    _require_done(socle, "connexion PSC après rotation des clés")
     current = _provider(socle).keys.current("RS256").kid
-    if data.get("kid") != current:
-        raise AssertionError(f"id token vérifié avec la clé {data.get('kid')!r}, clé courante {current!r}")
+    socle.dui_shows("Le DUI a-t-il accepté la connexion signée avec la nouvelle clé de Pro Santé Connect ?",
+                    lambda data: None if data.get("kid") == current
+                    else f"id token vérifié avec la clé {data.get('kid')!r}, clé courante {current!r}")
