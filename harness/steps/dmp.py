@@ -188,30 +188,32 @@ def _accepted_feed(socle: ScenarioContext) -> Exchange:
 @then("le DUI indique que le document est versé au DMP")
 @then("the DUI reports the document as fed to the DMP")
 def dui_reports_fed(socle: ScenarioContext) -> None:
-    result = socle.last_action
-    if result is None or not result.reported_success:
-        raise AssertionError(f"le DUI n'indique pas le versement: {result}")
+    socle.dui_shows("Le DUI indique-t-il que le document est versé au DMP ?",
+                    lambda data: None if socle.last_action.reported_success
+                    else f"le DUI n'indique pas le versement: {socle.last_action}")
 
 
 @then("le DUI signale que le DMP de la personne est fermé")
 @then("the DUI reports that the person's DMP is closed")
 def dui_reports_closed(socle: ScenarioContext) -> None:
-    result = socle.last_action
-    if result is None or result.reported_success:
-        detail = result.data.get("hidden_failure", "") if result else ""
-        raise AssertionError(f"le DUI indique « versé » alors que le DMP de la personne est fermé {detail}".strip())
-    socle.attach("Message du DUI", result.detail)
-    if "fermé" not in result.detail and "DMPClosed" not in result.detail:
-        raise AssertionError(f"le DUI signale un échec sans dire que le DMP est fermé: {result.detail}")
+    def check(data: dict) -> str | None:
+        result = socle.last_action
+        if result.reported_success:
+            return f"le DUI indique « versé » alors que le DMP de la personne est fermé {data.get('hidden_failure', '')}".strip()
+        socle.attach("Message du DUI", result.detail)
+        if "fermé" not in result.detail and "DMPClosed" not in result.detail:
+            return f"le DUI signale un échec sans dire que le DMP est fermé: {result.detail}"
+        return None
+
+    socle.dui_shows("Le DUI signale-t-il que le DMP de la personne est fermé (document non versé) ?", check)
 
 
 @then("le DUI signale le refus du DMP")
 @then("the DUI reports the DMP's refusal")
 def dui_reports_refusal(socle: ScenarioContext) -> None:
-    result = socle.last_action
-    if result is None or result.reported_success:
-        detail = result.data.get("hidden_failure", "") if result else ""
-        raise AssertionError(f"le DUI indique un succès alors que le DMP a refusé {detail}".strip())
+    socle.dui_shows("Le DUI signale-t-il que le DMP a refusé le document ?",
+                    lambda data: f"le DUI indique un succès alors que le DMP a refusé {data.get('hidden_failure', '')}".strip()
+                    if socle.last_action.reported_success else None)
 
 
 @then("aucun document n'est versé au DMP pour la personne")
