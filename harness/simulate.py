@@ -237,7 +237,10 @@ class GrappeBuilder:
                 month = add_months(options.start, i)
                 first, last = _month_days(month)
                 adoption = item.mss_max / (1 + math.exp(-1.6 * (i - item.mss_mid)))
-                for person in list(item.people):
+                index = 0
+                while index < len(item.people):  # newcomers admitted this month are appended and live it too
+                    person = item.people[index]
+                    index += 1
                     if not person.present_in(first, last) or person.admission > last:
                         continue
                     window_start = max(first, person.admission)
