@@ -28,7 +28,8 @@ from harness.config import HarnessConfig, package_root
 from harness.events import Status
 from harness.runner import RunResult, run_catalogue
 from harness.sut.base import ActionStatus, MssanteSend
-from harness.sut.http_driver import HttpDriver, mssante_send_payload
+from harness.sut.control_api import to_payload
+from harness.sut.http_driver import HttpDriver
 from harness.testdata import load_testdata
 
 CONTRACT_FILE = Path(__file__).resolve().parents[1] / "docs" / "control-api.openapi.json"
@@ -182,7 +183,7 @@ def test_connect_errors_are_retried_then_unreachable_but_timeouts_are_not_retrie
 def test_payloads_follow_the_published_contract() -> None:
     spec = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
     schemas = spec["components"]["schemas"]
-    payload = mssante_send_payload(_action())
+    payload = to_payload(_action())
     for name in schemas["MssanteSend"]["required"]:
         assert name in payload
     for name in schemas["Person"]["required"]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutEnvironment
+from harness.sut.base import ActionResult, ActionStatus, SutEnvironment
 from harness.sut.control_api import ACTIONS, CONTRACT_VERSION, PREFIX, ActionSpec, to_payload
 
 _STATUSES = {"done": ActionStatus.DONE, "failed": ActionStatus.FAILED, "delegated": ActionStatus.DELEGATED}
@@ -147,8 +147,3 @@ def session_payload(env: SutEnvironment) -> dict[str, Any]:
         "credentials": env.credentials,
         **({"psc_client": env.psc_client} if env.psc_client else {}),
     }
-
-
-def mssante_send_payload(action: MssanteSend) -> dict[str, Any]:
-    """The JSON body of ``mssante-send`` (kept for callers of contract 1's first release)."""
-    return to_payload(action)
