@@ -75,7 +75,7 @@ def _cli() -> list[str]:
     found = shutil.which("socle-harness")
     if found:
         return [found]
-    return [sys.executable, "-c", "from harness.cli import app; app()"]
+    return [sys.executable, "-c", "from harness.front.cli import app; app()"]
 
 
 def _smtp_address_from_endpoints(path: Path) -> tuple[str, int]:
@@ -162,7 +162,7 @@ def _tail(path: Path) -> str:
 def _import_only() -> float:
     """Informational: the bare cost of importing the CLI module in a fresh interpreter."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import harness.cli"], check=True, stdin=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-c", "import harness.front.cli"], check=True, stdin=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -200,7 +200,7 @@ def run(repeat: int) -> dict[str, Any]:
     ratio = out["harness"]["median_s"] / out["baseline"]["median_s"]
     extra = out["harness"]["median_s"] - out["baseline"]["median_s"]
     print(f"  harness / baseline = {ratio:.2f}x  (+{extra * 1000:.0f} ms)")
-    print(f"  (informational) python -c 'import harness.cli': median {statistics.median(imports) * 1000:.0f} ms")
+    print(f"  (informational) python -c 'import harness.front.cli': median {statistics.median(imports) * 1000:.0f} ms")
     out["ratio"] = round(ratio, 3)
     out["import_cli_median_s"] = round(statistics.median(imports), 4)
     if not out["harness"]["clean_exit"]:

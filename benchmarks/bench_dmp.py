@@ -1,6 +1,6 @@
 """DMP ITI-41 throughput with full validation, vs a bare Starlette endpoint measured in the same run.
 
-Both servers run in a :class:`harness.host.ServiceHost` (same uvicorn, same mutual TLS with the test PKI, same
+Both servers run in a :class:`harness.host.service_host.ServiceHost` (same uvicorn, same mutual TLS with the test PKI, same
 h11 protocol) and receive the same pre-built ITI-41 requests (SOAP 1.2 + WS-Addressing + MTOM, VIHF signed by the
 organisation certificate, XAdES signature document). The sink reads the whole ``multipart/related`` body and
 answers a fixed RegistryResponse; the DMP simulator parses MTOM, checks VIHF (XML signature), the French XDS
@@ -37,15 +37,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.config import package_root
-from harness.host import BackgroundHost, HostOptions, ServiceHost
-from harness.identity import parse_ins
-from harness.journal import open_journal
-from harness.pki import TestPKI
-from harness.simulator import RunState, Simulator
+from harness.core.config import package_root
+from harness.core.journal import open_journal
+from harness.fields.identity import parse_ins
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
+from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
+from harness.host.simulator import RunState, Simulator
 from harness.sut import dmp_messages as M
 from harness.sut.documents import build_cda
-from harness.testdata import load_testdata
 from harness.validators.schematron import SchematronEngine
 from mock_services.dmp import DMPSimulator
 from mock_services.dmp.store import Authorisation, DmpState

@@ -42,13 +42,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from harness.config import package_root
+from harness.core.config import package_root
+from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.fhir.server import establishment_certificate
-from harness.host import BackgroundHost, HostOptions, ServiceHost
-from harness.journal import JournalFilter, Outcome, open_journal
-from harness.pki import TestPKI
-from harness.simulator import RunState, Simulator
-from harness.testdata import load_testdata
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
+from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
+from harness.host.simulator import RunState, Simulator
 from harness.validators import cdl as C
 from mock_services.eparcours import EparcoursSimulator
 

@@ -37,14 +37,15 @@ from typing import Any
 from proxyprotocol.reader import ProxyProtocolReader
 from proxyprotocol.version import ProxyProtocolVersion
 from pymap.backend.dict import Config as DictConfig
-from pymap.backend.dict import DictBackend, Login as DictLogin
+from pymap.backend.dict import DictBackend
+from pymap.backend.dict import Login as DictLogin
 from pymap.concurrent import Subsystem
 from pymap.imap import IMAPServer
 from pymap.parsing.message import AppendMessage
 from pysasl.hashing import BuiltinHash
 
-from harness.config import HarnessConfig
-from harness.runtime import SocleEnvironment
+from harness.core.config import HarnessConfig
+from harness.runtime.environment import SocleEnvironment
 from harness.sut.documents import build_message
 
 MAILBOX = "secretariat@ehpad-tilleuls.mssante.fr"

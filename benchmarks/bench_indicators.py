@@ -6,7 +6,7 @@ The journal is a real ``SQLiteJournal`` file (its schema and indexes); the data 
 - 500 ESSMS of 60 places, persons admitted and leaving every month (file active ~ 33,000 persons);
 - MSSanté submissions and DMP ITI-41 documents for most persons each month (some rejected), e-prescription
   imports and cahier de liaison exchanges per ESSMS;
-- one TDDUI export per ESSMS and month (``fhir.transaction``) and its DUI facts (harness.dui): séjours
+- one TDDUI export per ESSMS and month (``fhir.transaction``) and its DUI facts (harness.fields.dui): séjours
   (all at the first export, then admissions and exits), projets personnalisés (then status changes), record
   updates and agenda events, with the producer's dates;
 - the remainder up to exactly N exchanges: extra MSSanté messages (a person counted once however many).
@@ -34,10 +34,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import dui
-from harness.indicators import IndicatorEngine, campaign_periods, period_ending
-from harness.journal import FACT_KEYS, SQLiteJournal
-from harness.journal import _INSERT as INSERT  # the journal's own row layout
+from harness.analytics.indicators import IndicatorEngine, campaign_periods, period_ending
+from harness.core.journal import _INSERT as INSERT  # the journal's own row layout
+from harness.core.journal import FACT_KEYS, SQLiteJournal
+from harness.fields import dui
 
 GOAL_SECONDS = 1.0
 YEAR = 2025

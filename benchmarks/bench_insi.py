@@ -39,14 +39,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from harness.config import package_root
-from harness.host import BackgroundHost, HostOptions, ServiceHost
-from harness.journal import JournalFilter, Outcome, open_journal
-from harness.pki import TestPKI
-from harness.simulator import RunState, Simulator
+from harness.core.config import package_root
+from harness.core.journal import JournalFilter, Outcome, open_journal
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
+from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
+from harness.host.simulator import RunState, Simulator
 from harness.sut.base import InsiTraits
 from harness.sut.insi_actions import REFERENCE_IDAM, build_request
-from harness.testdata import load_testdata
 from mock_services.insi import InsiSimulator
 from mock_services.insi.identities import identity_from_person
 from mock_services.insi.soap import CONTENT_TYPE, result_envelope

@@ -52,9 +52,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from harness.config import HarnessConfig
-from harness.pki import TestPKI
-from harness.runtime import SocleEnvironment
+from harness.core.config import HarnessConfig
+from harness.fields.pki import TestPKI
+from harness.runtime.environment import SocleEnvironment
 
 CLIENT = ("dui-reference", "dui-reference-secret-essai")
 REDIRECT = "https://dui-reference.test/psc/callback"
@@ -179,7 +179,7 @@ import json, sys, uvicorn
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from harness.pki import TestPKI
+from harness.fields.pki import TestPKI
 from pathlib import Path
 pki = TestPKI.ensure(Path(sys.argv[2]))
 async def doc(request):
@@ -192,7 +192,7 @@ uvicorn.Server(config).run()
 
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("socle-harness")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from harness.cli import app; app()"]
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from harness.front.cli import app; app()"]
 
 
 def _free_port() -> int:

@@ -39,7 +39,7 @@ def _cli() -> list[str]:
     found = shutil.which("socle-harness")
     if found:
         return [found]
-    return [sys.executable, "-c", "from harness.cli import app; app()"]
+    return [sys.executable, "-c", "from harness.front.cli import app; app()"]
 
 
 def _timed(cmd: list[str], cwd: Path, env: dict[str, str], expect: set[int]) -> float:

@@ -34,11 +34,11 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from harness.config import HarnessConfig, package_root
-from harness.journal import JournalFilter, Outcome
-from harness.runtime import SocleEnvironment
+from harness.core.config import HarnessConfig, package_root
+from harness.core.journal import JournalFilter, Outcome
+from harness.fields.testdata import load_testdata
+from harness.runtime.environment import SocleEnvironment
 from harness.sut.documents import build_message
-from harness.testdata import load_testdata
 
 LOGIN = "dui@ehpad-tilleuls.mssante.fr"
 PASSWORD = "dui-tilleuls-test"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from pathlib import Path
 
-from harness.config import HarnessConfig
-from harness.events import Status
-from harness.runner import RunResult, run_catalogue
+from harness.core.config import HarnessConfig
+from harness.core.events import Status
+from harness.front.runner import RunResult, run_catalogue
 
 
 def run_tagged(tmp_path: Path, sut: str, tags: str | None, *, config_file: Path | None = None,

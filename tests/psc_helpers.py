@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from harness.config import HarnessConfig
-from harness.journal import Exchange, JournalFilter
-from harness.runtime import SocleEnvironment
+from harness.core.config import HarnessConfig
+from harness.core.journal import Exchange, JournalFilter
+from harness.runtime.environment import SocleEnvironment
 from mock_services.psc.provider import Provider
 
 CLIENT_ID = "dui-reference"

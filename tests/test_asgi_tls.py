@@ -1,4 +1,4 @@
-"""harness.asgi_tls: the client certificate of the (optional) mutual-TLS connection reaches ASGI apps."""
+"""harness.host.asgi_tls: the client certificate of the (optional) mutual-TLS connection reaches ASGI apps."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from harness.asgi_tls import client_common_name
-from harness.config import package_root
-from harness.host import BackgroundHost, HostOptions, ServiceHost
-from harness.journal import open_journal
-from harness.pki import TestPKI
-from harness.simulator import RunState, Simulator
-from harness.testdata import load_testdata
+from harness.core.config import package_root
+from harness.core.journal import open_journal
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
+from harness.host.asgi_tls import client_common_name
+from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
+from harness.host.simulator import RunState, Simulator
 
 
 class Echo(Simulator):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from catalogue_matrix import assert_fails_exactly, assert_matrix_covers, run_tagged
 
-from harness.events import Status
-from harness.runner import RunResult
+from harness.core.events import Status
+from harness.front.runner import RunResult
 from harness.sut.mssante_actions import MSSANTE_DEFECTS as MSSANTE_DEFECT_LIST
 
 ENVOI_PRO = "Envoi d'un DLU à un professionnel de santé"

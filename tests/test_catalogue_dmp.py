@@ -17,7 +17,7 @@ from catalogue_matrix import (
     run_tagged,
 )
 
-from harness.runner import RunResult
+from harness.front.runner import RunResult
 from harness.sut.dmp_actions import DMP_DEFECTS
 from tests.conftest import CORPUS
 

@@ -13,8 +13,8 @@ from catalogue_matrix import (
     run_tagged,
 )
 
-from harness.events import Status
-from harness.runner import RunResult
+from harness.core.events import Status
+from harness.front.runner import RunResult
 from harness.sut.eparcours_actions import EPARCOURS_DEFECTS
 
 CREATION = "Écriture d'une note dans le cahier de liaison (transaction)"

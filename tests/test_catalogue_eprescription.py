@@ -13,8 +13,8 @@ from catalogue_matrix import (
     run_tagged,
 )
 
-from harness.events import Status
-from harness.runner import RunResult
+from harness.core.events import Status
+from harness.front.runner import RunResult
 from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS
 
 IMPORT = "Import d'une ordonnance numérique par son identifiant"

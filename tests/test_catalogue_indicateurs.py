@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from catalogue_matrix import assert_all_pass, assert_fails_exactly, run_tagged
 
-from harness.config import HarnessConfig
-from harness.events import Status
-from harness.runner import RunResult, run_catalogue
+from harness.core.config import HarnessConfig
+from harness.core.events import Status
+from harness.front.runner import RunResult, run_catalogue
 from harness.sut.tddui_actions import TDDUI_DEFECTS
 
 MSS_TAUX = "Taux d'utilisation de la MSSanté d'un ESSMS sur un mois"

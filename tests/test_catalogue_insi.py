@@ -13,8 +13,8 @@ from catalogue_matrix import (
     run_tagged,
 )
 
-from harness.events import Status
-from harness.runner import RunResult
+from harness.core.events import Status
+from harness.front.runner import RunResult
 from harness.sut.insi_actions import INSI_DEFECTS
 
 RECHERCHE = "Recherche de l'INS d'une personne par ses traits d'identité"

@@ -13,7 +13,7 @@ from catalogue_matrix import (
     run_tagged,
 )
 
-from harness.runner import RunResult
+from harness.front.runner import RunResult
 from harness.sut.psc_actions import PSC_DEFECTS
 
 CONNEXION = "Un professionnel se connecte avec Pro Santé Connect et le DUI lit son RPPS et son FINESS"

@@ -16,10 +16,10 @@ import httpx
 from lxml import etree
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.journal import Direction, Exchange, Outcome, open_journal
+from harness.core.journal import Direction, Exchange, Outcome, open_journal
+from harness.front.cli import app
 
-CLI = [sys.executable, "-m", "harness.cli"]
+CLI = [sys.executable, "-m", "harness.front.cli"]
 WIDE = {**os.environ, "COLUMNS": "200"}
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness import dui
-from harness.cli import app
-from harness.forecast import Grappe, GrappeEssms, ProjectKind, forecast, load_grappe
-from harness.indicators import IndicatorEngine, campaign_periods
-from harness.journal import Direction, Exchange, Outcome, SQLiteJournal
+from harness.analytics.forecast import Grappe, GrappeEssms, ProjectKind, forecast, load_grappe
+from harness.analytics.indicators import IndicatorEngine, campaign_periods
+from harness.core.journal import Direction, Exchange, Outcome, SQLiteJournal
+from harness.fields import dui
+from harness.front.cli import app
 from harness.reports.indicators_html import render_indicators_html
 
 A, B = "990000016", "990000024"
@@ -152,9 +152,9 @@ def test_simulate_drives_dmp_eprescription_and_cahier_de_liaison(tmp_path: Path)
     """The three indicators come out of real DMP, e-Prescription and e-Parcours exchanges, and match the journal."""
     from rich.console import Console
 
-    from harness.config import HarnessConfig
-    from harness.journal import JournalFilter, open_journal
-    from harness.simulate import SimulationOptions, run_simulation
+    from harness.analytics.simulate import SimulationOptions, run_simulation
+    from harness.core.config import HarnessConfig
+    from harness.core.journal import JournalFilter, open_journal
 
     options = SimulationOptions(essms=2, persons=4, months=3, seed=2, out=tmp_path / "sim", workers=2)
     result = run_simulation(HarnessConfig(), options, Console(file=io.StringIO()))
@@ -195,9 +195,9 @@ def test_simulate_good_profile_meets_the_dmp_target_and_lagging_misses_it(tmp_pa
     """Seeded: the good grappe feeds enough DMP to meet the 70 % target in a measured month, the lagging one never."""
     from rich.console import Console
 
-    from harness.config import HarnessConfig
-    from harness.indicators import TargetStatus
-    from harness.simulate import SimulationOptions, run_simulation
+    from harness.analytics.indicators import TargetStatus
+    from harness.analytics.simulate import SimulationOptions, run_simulation
+    from harness.core.config import HarnessConfig
 
     statuses, fed = {}, {}
     for profile in ("good", "lagging"):

@@ -12,16 +12,16 @@ import httpx
 import pytest
 from lxml import etree
 
-from harness.config import package_root
-from harness.host import BackgroundHost, HostOptions, ServiceHost
-from harness.journal import JournalFilter, Outcome, open_journal
-from harness.pki import TestPKI
-from harness.simulator import Fault, RunState
+from harness.core.config import package_root
+from harness.core.journal import JournalFilter, Outcome, open_journal
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
+from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
+from harness.host.simulator import Fault, RunState
 from harness.sut import dmp_messages as M
 from harness.sut.base import ActionStatus, DmpFeed, DmpQuery, DmpUpdate, SutEnvironment
 from harness.sut.documents import build_cda
 from harness.sut.reference import FaultyDUI, ReferenceDUI
-from harness.testdata import load_testdata
 from mock_services.dmp.store import Authorisation, DmpState
 from tests.conftest import CORPUS
 from tests.hostile import BILLION_LAUGHS

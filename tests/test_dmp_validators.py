@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from harness.config import package_root
-from harness.pki import TestPKI
+from harness.core.config import package_root
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
 from harness.sut import dmp_messages as M
 from harness.sut.documents import build_cda
-from harness.testdata import load_testdata
 from harness.validators import Severity
 from harness.validators.cda import CdaSchema, validate_cda
 from harness.validators.schematron import SchematronEngine

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from harness.journal import JournalFilter, Outcome, SQLiteJournal
-from harness.simulator import FaultBoard, RunState, SimulatorContext
-from harness.testdata import TestData, load_testdata
+from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
+from harness.fields.testdata import TestData, load_testdata
+from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from harness.validators import Severity
 from harness.validators import cdl as C
 from mock_services.eparcours import EparcoursSimulator

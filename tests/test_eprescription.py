@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
 from harness.fhir.model import structure_findings
-from harness.journal import JournalFilter, Outcome, SQLiteJournal
-from harness.simulator import FaultBoard, RunState, SimulatorContext
-from harness.testdata import TestData, load_testdata
+from harness.fields.testdata import TestData, load_testdata
+from harness.fields.xmlsafe import parse_xml
+from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from harness.validators import Severity
 from harness.validators.cda import check_french_header
 from harness.validators.eprescription import (
@@ -27,7 +28,6 @@ from harness.validators.eprescription import (
     is_epu,
     read_prescription_cda,
 )
-from harness.xmlsafe import parse_xml
 from mock_services.eprescription import EprescriptionSimulator
 from mock_services.eprescription.prescriptions import catalogue, qr_png
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from harness.core.journal import Exchange, Outcome
 from harness.fhir import FhirHooks, FhirServer, Interaction, Limits, ResourceStore, ResourceType
 from harness.fhir.search import ParamType, SearchParam, date_range
-from harness.journal import Exchange, Outcome
 
 JSON = {"content-type": "application/fhir+json"}
 XML = {"content-type": "application/fhir+xml"}

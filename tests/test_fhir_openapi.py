@@ -9,12 +9,17 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
+from harness.core.journal import SQLiteJournal
 from harness.fhir.openapi import openapi_document
-from harness.journal import SQLiteJournal
-from harness.simulator import FaultBoard, RunState, SimulatorContext
-from harness.testdata import load_testdata
+from harness.fields.testdata import load_testdata
+from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from mock_services.eparcours import EparcoursSimulator
 from mock_services.eprescription import EprescriptionSimulator
 

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.config import package_root
-from harness.guided import ReplyBox
-from harness.guided_ui import GuidedState, guided_app
-from harness.events import OperatorPrompt
+from harness.core.config import package_root
+from harness.core.events import OperatorPrompt
+from harness.fields.testdata import load_testdata
+from harness.runtime.guided import ReplyBox
+from harness.runtime.guided_ui import GuidedState, guided_app
 from harness.sut import MssanteSend, SutEnvironment, make_driver
-from harness.testdata import load_testdata
 
 UNKNOWN = "inconnu@nulle-part.mssante.fr"
 
@@ -35,7 +35,7 @@ class GuidedRun:
     def __init__(self, cwd: Path, *args: str) -> None:
         self.cwd = cwd
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "run", "--sut", "manual", "-k", "inconnue", "--step-timeout", "60", *args],
+            [sys.executable, "-m", "harness.front.cli", "run", "--sut", "manual", "-k", "inconnue", "--step-timeout", "60", *args],
             cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "COLUMNS": "160"},
         )
@@ -177,7 +177,7 @@ def test_manual_driver_outside_the_runner_says_how_to_use_it() -> None:
 
 
 def test_web_client_reaches_a_running_guide(tmp_path: Path) -> None:
-    from harness.guided_ui import GuidedWebServer
+    from harness.runtime.guided_ui import GuidedWebServer
 
     server = GuidedWebServer(GuidedState(ReplyBox(tmp_path / "r.jsonl")))
     url = server.start()
@@ -190,8 +190,8 @@ def test_web_client_reaches_a_running_guide(tmp_path: Path) -> None:
 def test_manual_driver_gives_a_french_instruction_for_every_action_of_the_contract() -> None:
     from datetime import UTC, datetime
 
-    from harness.dui import DuiRecord
-    from harness.guided import OperatorChannel
+    from harness.fields.dui import DuiRecord
+    from harness.runtime.guided import OperatorChannel
     from harness.sut import base
     from harness.sut.control_api import ACTIONS
     from harness.sut.insi_actions import traits_of_person

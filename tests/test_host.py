@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from harness.config import package_root
-from harness.host import BackgroundHost, HostOptions, ServiceHost
-from harness.journal import Direction, Exchange, Outcome, open_journal
-from harness.pki import TestPKI
-from harness.simulator import RunState, Simulator, available_simulators
-from harness.testdata import load_testdata
+from harness.core.config import package_root
+from harness.core.journal import Direction, Exchange, Outcome, open_journal
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
+from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
+from harness.host.simulator import RunState, Simulator, available_simulators
 
 
 class EchoSimulator(Simulator):

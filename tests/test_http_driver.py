@@ -17,20 +17,20 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from example_dui import ExampleDUI
+from example_dui.insi import IDAM as EXAMPLE_IDAM
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from example_dui import ExampleDUI
-from example_dui.insi import IDAM as EXAMPLE_IDAM
-from harness.config import HarnessConfig, package_root
-from harness.events import Status
-from harness.runner import RunResult, run_catalogue
+from harness.core.config import HarnessConfig, package_root
+from harness.core.events import Status
+from harness.fields.testdata import load_testdata
+from harness.front.runner import RunResult, run_catalogue
 from harness.sut.base import ActionStatus, MssanteSend
 from harness.sut.control_api import to_payload
 from harness.sut.http_driver import HttpDriver
-from harness.testdata import load_testdata
 
 CONTRACT_FILE = Path(__file__).resolve().parents[1] / "docs" / "control-api.openapi.json"
 

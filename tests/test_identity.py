@@ -1,4 +1,4 @@
-"""Tests for harness.identity: INS key, OIDs, renderings and test-identity generation."""
+"""Tests for harness.fields.identity: INS key, OIDs, renderings and test-identity generation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.identity import (
+from harness.fields.identity import (
     INS,
     INS_OIDS,
     OID_INS_NIA,
@@ -27,7 +27,7 @@ from harness.identity import (
     parse_xds_patient_id,
     refuse_production,
 )
-from harness.xmlsafe import parse_xml
+from harness.fields.xmlsafe import parse_xml
 
 # Public test identities (INSi qualification environment) whose keys match 97 - (N mod 97).
 PUBLIC_IDENTITIES = [

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from harness.config import HarnessConfig
-from harness.identity_status import (
+from harness.core.config import HarnessConfig
+from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, open_journal
+from harness.fields.identity_status import (
     IdentityStatus,
     ins_status,
     is_verification,
     status_from_exchanges,
     unqualified_ins_finding,
 )
-from harness.journal import Direction, Exchange, JournalFilter, Outcome, open_journal
-from harness.runtime import SocleEnvironment
+from harness.runtime.environment import SocleEnvironment
 from harness.sut import make_driver
 from harness.sut.base import ActionStatus, InsiSearch, MssanteSend
 from harness.sut.insi_actions import traits_of_person

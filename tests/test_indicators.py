@@ -11,12 +11,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import dui
-from harness.indicators import (
-    DEFAULT_TARGETS, IndicatorEngine, Period, Scope, TargetStatus, campaign_periods, format_value,
-    parse_target_options, period_ending, resolve_targets,
+from harness.analytics.indicators import (
+    DEFAULT_TARGETS,
+    IndicatorEngine,
+    Period,
+    Scope,
+    TargetStatus,
+    campaign_periods,
+    format_value,
+    parse_target_options,
+    period_ending,
+    resolve_targets,
 )
-from harness.journal import Direction, Exchange, Outcome, SQLiteJournal
+from harness.core.journal import Direction, Exchange, Outcome, SQLiteJournal
+from harness.fields import dui
 
 A, B = "990000016", "990000024"  # two ESSMS
 P1, P2, P3, P4, P5 = "238047505612394", "142036912304505", "245123306321037", "150011305533332", "229081320107805"
@@ -472,7 +480,7 @@ def test_journals_from_before_the_fact_columns_are_migrated(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("threads", [1, 3])  # a lone thread forks its workers, a threaded process uses a fork server
 def test_worker_processes_give_the_same_figures_as_one_connection(world: World, threads: int, monkeypatch) -> None:  # noqa: ANN001
-    import harness.indicators as indicators
+    import harness.analytics.indicators as indicators
 
     rng = random.Random(7)
     for essms in (A, B):

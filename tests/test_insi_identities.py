@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from harness.config import package_root
-from harness.identity import OID_INS_NIR, parse_ins
-from harness.testdata import Person, load_testdata
+from harness.core.config import package_root
+from harness.fields.identity import OID_INS_NIR, parse_ins
+from harness.fields.testdata import Person, load_testdata
 from harness.validators.insi import Traits
 from mock_services.insi.identities import (
     QUALIFICATION_IDENTITIES,

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from hostile import BILLION_LAUGHS
 
-from harness.config import HarnessConfig
-from harness.journal import Exchange, JournalFilter, Outcome
-from harness.runtime import SocleEnvironment
-from harness.simulator import Fault
+from harness.core.config import HarnessConfig
+from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.fields.xmlsafe import parse_xml
+from harness.host.simulator import Fault
+from harness.runtime.environment import SocleEnvironment
 from harness.sut.base import InsiTraits
 from harness.sut.insi_actions import REFERENCE_IDAM, build_request
 from harness.validators.insi import InsiFault, InsiResult, parse_result, validate_result
-from harness.xmlsafe import parse_xml
 from mock_services.insi.service import REFERENCE_DUI_IDAM
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -250,7 +250,7 @@ def test_unknown_idam_gets_the_real_fault(env: SocleEnvironment) -> None:
 
 
 def test_a_client_certificate_from_another_ca_fails_the_handshake(env: SocleEnvironment, tmp_path: Path) -> None:
-    from harness.pki import TestPKI
+    from harness.fields.pki import TestPKI
 
     other = TestPKI.create(tmp_path / "other", organisation_clients=("INSI-AUTO",))
     ctx = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))

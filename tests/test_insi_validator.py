@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from harness.fields.xmlsafe import parse_xml
 from harness.sut.base import InsiTraits
 from harness.sut.insi_actions import REFERENCE_IDAM, build_request
 from harness.validators import Severity
@@ -25,7 +26,6 @@ from harness.validators.insi import (
     parse_result,
     validate_result,
 )
-from harness.xmlsafe import parse_xml
 from mock_services.insi.identities import (
     HOMONYMS,
     QUALIFICATION_IDENTITIES,

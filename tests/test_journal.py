@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.journal import Direction, Exchange, JournalFilter, Outcome, SQLiteJournal, open_journal, wait_for
+from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, SQLiteJournal, open_journal, wait_for
 
 
 def _exchange(**overrides: object) -> Exchange:

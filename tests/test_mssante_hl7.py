@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import hl7v2
-from harness.config import HarnessConfig
-from harness.journal import JournalFilter, Outcome
-from harness.runtime import SocleEnvironment
+from harness.core.config import HarnessConfig
+from harness.core.journal import JournalFilter, Outcome
+from harness.fields import hl7v2
+from harness.runtime.environment import SocleEnvironment
 from harness.sut.base import MssanteRelay
 from harness.sut.mssante_hl7 import build_document_message
 from harness.sut.reference import ReferenceDUI

@@ -16,9 +16,9 @@ import pytest
 from imapclient import IMAPClient
 from psc_helpers import RP
 
-from harness.config import HarnessConfig
-from harness.journal import JournalFilter, Outcome
-from harness.runtime import SocleEnvironment
+from harness.core.config import HarnessConfig
+from harness.core.journal import JournalFilter, Outcome
+from harness.runtime.environment import SocleEnvironment
 from harness.sut.documents import build_message
 
 DUI = "dui@ehpad-tilleuls.mssante.fr"
@@ -223,7 +223,7 @@ def test_certificate_of_another_structure_or_none_is_refused(env: SocleEnvironme
 
 
 def test_certificate_refused_fault_ends_the_tls_handshake(env: SocleEnvironment) -> None:
-    from harness.simulator import Fault
+    from harness.host.simulator import Fault
 
     env.host.faults.inject("mssante", Fault("tls.certificate_refused"))
     client = imaplib.IMAP4(*endpoint(env, "imap"), timeout=15)

@@ -13,10 +13,10 @@ from email.parser import BytesParser
 
 import pytest
 
-from harness.config import HarnessConfig
-from harness.journal import JournalFilter, Outcome
-from harness.runtime import SocleEnvironment
-from harness.simulator import Fault
+from harness.core.config import HarnessConfig
+from harness.core.journal import JournalFilter, Outcome
+from harness.host.simulator import Fault
+from harness.runtime.environment import SocleEnvironment
 from harness.sut.mssante_messages import MdnOptions, build_mdn, build_message
 from harness.validators.mdn import validate_mdn
 

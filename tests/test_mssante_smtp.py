@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 from hostile import BILLION_LAUGHS, corrupt_stream
 
-from harness.config import HarnessConfig
-from harness.journal import Exchange, JournalFilter, Outcome
-from harness.runtime import SocleEnvironment
-from harness.simulator import Fault
+from harness.core.config import HarnessConfig
+from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.host.simulator import Fault
+from harness.runtime.environment import SocleEnvironment
 from harness.sut.documents import build_cda, build_message, build_xdm
 
 SENDER = "dui@ehpad-tilleuls.mssante.fr"  # BAL APP of EHPAD Les Tilleuls (990000016)

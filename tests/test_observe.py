@@ -1,4 +1,4 @@
-"""Observe-only mode: the scenarios judge what the journal recorded in a time window (harness/observe.py)."""
+"""Observe-only mode: the scenarios judge what the journal recorded in a time window (harness/runtime/observe.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.config import HarnessConfig, package_root
-from harness.events import Status
-from harness.journal import Direction, Exchange, Outcome, open_journal
-from harness.observe import ObservationWindow, ObserveDriver, expectation_of
-from harness.runner import RunResult, run_catalogue
+from harness.core.config import HarnessConfig, package_root
+from harness.core.events import Status
+from harness.core.journal import Direction, Exchange, Outcome, open_journal
+from harness.fields.testdata import load_testdata
+from harness.front.cli import app
+from harness.front.runner import RunResult, run_catalogue
+from harness.runtime.observe import ObservationWindow, ObserveDriver, expectation_of
 from harness.sut import make_driver
 from harness.sut.base import ActionStatus, MssanteSend
-from harness.testdata import load_testdata
 
 OBSERVABLE = {
     "L'archive IHE_XDM.ZIP contient METADATA.XML (une archive sans METADATA.XML est refusée)",
@@ -112,7 +112,7 @@ def test_observe_window_filters_the_journal_by_recording_time(tmp_path: Path) ->
     for minutes in (0, 30, 60, 61):
         journal.record(Exchange(service="insi", operation="insi.search", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
                                 ts=t0 + timedelta(minutes=minutes, microseconds=minutes % 2)))
-    from harness.journal import JournalFilter
+    from harness.core.journal import JournalFilter
 
     found = journal.query(JournalFilter(ts_from=t0, ts_to=t0 + timedelta(minutes=60)))
     assert [e.ts for e in found] == [t0, t0 + timedelta(minutes=30)]

@@ -1,4 +1,4 @@
-"""Tests of harness.pki: the throw-away test PKI imitating the IGC-Santé TEST hierarchy."""
+"""Tests of harness.fields.pki: the throw-away test PKI imitating the IGC-Santé TEST hierarchy."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from harness.pki import INTERMEDIATE_CN, ROOT_CN, IssuedCert, TestPKI
+from harness.fields.pki import INTERMEDIATE_CN, ROOT_CN, IssuedCert, TestPKI
 
 TIMEOUT = 5.0
 
@@ -421,7 +421,7 @@ def test_trust_instructions(pki: TestPKI) -> None:
 
 
 def test_no_module_level_mutable_state() -> None:
-    import harness.pki as module
+    import harness.fields.pki as module
 
     mutable = {
         name: value

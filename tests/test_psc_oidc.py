@@ -13,12 +13,12 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
-
-from harness.journal import JournalFilter, Outcome
-from harness.runtime import SocleEnvironment
-from harness.simulator import Fault
-from mock_services.psc.model import Professional, load_fixtures
 from psc_helpers import CLIENT_ID, LOGOUT_REDIRECT, RP, JournalMark, pkce, provider, start_env
+
+from harness.core.journal import JournalFilter, Outcome
+from harness.host.simulator import Fault
+from harness.runtime.environment import SocleEnvironment
+from mock_services.psc.model import Professional, load_fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-
-from harness.journal import Outcome
-from harness.runtime import SocleEnvironment
 from psc_helpers import CLIENT_ID, LOGOUT_REDIRECT, REDIRECT, RP, SECRET, JournalMark, provider, start_env
+
+from harness.core.journal import Outcome
+from harness.runtime.environment import SocleEnvironment
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_bad_authorization_request_redirects_with_the_error(env: SocleEnvironmen
 
 
 def test_expired_code_is_invalid_grant(env: SocleEnvironment, rp: RP) -> None:
-    from harness.simulator import Fault
+    from harness.host.simulator import Fault
 
     env.host.faults.inject("psc", Fault("psc.code-expired"))
     response, verifier = rp.authorize()
@@ -367,7 +367,7 @@ def test_oversized_query_is_refused(env: SocleEnvironment, rp: RP) -> None:
 
 
 def test_provider_down_answers_503_and_recovers(env: SocleEnvironment, rp: RP) -> None:
-    from harness.simulator import Fault
+    from harness.host.simulator import Fault
 
     env.host.faults.inject("psc", Fault("psc.down", {}, remaining=2))
     mark = JournalMark(env)

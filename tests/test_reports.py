@@ -10,7 +10,7 @@ from lxml import etree
 from lxml import html as lhtml
 from markupsafe import escape
 
-from harness.events import (
+from harness.core.events import (
     Event,
     Evidence,
     RunFinished,
@@ -166,7 +166,7 @@ def test_unfinished_scenario_is_an_error(tmp_path: Path) -> None:
 
 
 def test_coverage_by_tag_timestamps_and_configuration(tmp_path: Path) -> None:
-    from harness.events import RunStarted, ScenarioFinished, ScenarioStarted, Status
+    from harness.core.events import RunStarted, ScenarioFinished, ScenarioStarted, Status
     from harness.reports import writers_for
 
     writers = writers_for(tmp_path)

@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from starlette.testclient import TestClient
 
-from harness import dui
-from harness.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
-from harness.identity import parse_ins
-from harness.journal import JournalFilter, Outcome, SQLiteJournal
-from harness.simulator import Fault, FaultBoard, RunState, SimulatorContext
+from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
+from harness.fields import dui
+from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
+from harness.fields.identity import parse_ins
+from harness.fields.testdata import Establishment, Person
+from harness.fields.testdata import TestData as Fixtures
+from harness.host.simulator import Fault, FaultBoard, RunState, SimulatorContext
 from harness.sut.base import TdduiExport
 from harness.sut.tddui_actions import build_tddui_bundle
-from harness.testdata import Establishment, Person
-from harness.testdata import TestData as Fixtures
 from harness.validators.tddui import validate_bundle
 from mock_services.tddui import TdduiSimulator
 

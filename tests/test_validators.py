@@ -19,18 +19,18 @@ import pytest
 from hostile import corrupt_stream, zip_entries
 from lxml import etree
 
-from harness.config import package_root
-from harness.identity import INS_OIDS
+from harness.core.config import package_root
+from harness.fields.identity import INS_OIDS
+from harness.fields.testdata import Establishment, Person, load_testdata
+from harness.fields.testdata import (
+    TestData as Fixtures,  # not named Test* so that pytest does not try to collect it
+)
 from harness.sut.documents import (
     BuildOptions,
     build_cda,
     build_message,
     build_metadata,
     build_xdm,
-)
-from harness.testdata import Establishment, Person, load_testdata
-from harness.testdata import (
-    TestData as Fixtures,  # not named Test* so that pytest does not try to collect it
 )
 from harness.validators import Finding, Severity
 from harness.validators import xdm as X

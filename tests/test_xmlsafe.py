@@ -1,4 +1,4 @@
-"""Tests for harness.xmlsafe: the hardened parser refuses XXE, DTD fetches and entity bombs."""
+"""Tests for harness.fields.xmlsafe: the hardened parser refuses XXE, DTD fetches and entity bombs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hostile import BILLION_LAUGHS
 from lxml import etree
 
-from harness.xmlsafe import XMLSafetyError, parse_xml, text_of
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml, text_of
 
 CDA_NS = {"hl7": "urn:hl7-org:v3"}
 

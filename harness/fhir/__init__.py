@@ -5,7 +5,7 @@ Specification: HL7 FHIR R4 (4.0.1) RESTful API and search (http://hl7.org/fhir/R
 Modules, lower first:
 
 - :mod:`~harness.fhir.outcome`: ``OperationOutcome`` and :class:`~harness.fhir.outcome.FhirError` (status + issues);
-- :mod:`~harness.fhir.wire`: bounded body reading, JSON / XML (XML only through :func:`harness.xmlsafe.parse_xml`,
+- :mod:`~harness.fhir.wire`: bounded body reading, JSON / XML (XML only through :func:`harness.fields.xmlsafe.parse_xml`,
   then the ``fhir.resources`` R4B models), content negotiation, :class:`~harness.fhir.wire.Limits`;
 - :mod:`~harness.fhir.model`: structure checks against the R4B models, reference helpers;
 - :mod:`~harness.fhir.store`: the per-run versioned store (``meta.versionId``, ``ETag``, ``If-Match``, units of work);
@@ -19,7 +19,15 @@ Profile rules of the French guides live in :mod:`harness.validators` (``frcore``
 
 from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity, fail, operation_outcome
 from harness.fhir.search import ParamType, SearchParam
-from harness.fhir.server import FhirHooks, FhirInteraction, FhirServer, Interaction, RequestInfo, ResourceType, default_exchange
+from harness.fhir.server import (
+    FhirHooks,
+    FhirInteraction,
+    FhirServer,
+    Interaction,
+    RequestInfo,
+    ResourceType,
+    default_exchange,
+)
 from harness.fhir.store import ResourceStore, UnitOfWork, Version
 from harness.fhir.wire import Format, Limits
 

@@ -19,7 +19,7 @@ MAX_REPORTED = 20
 def narrative_findings(resource: Any, path: str = "") -> list[Finding]:
     """Narrative ``div`` strings that the hardened XML parser refuses (a DOCTYPE or entity smuggled in JSON would
     otherwise reach lxml's default parser when the resource is rendered as XML by the R4B models)."""
-    from harness.xmlsafe import XMLSafetyError, parse_xml
+    from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 
     out: list[Finding] = []
     if isinstance(resource, dict):

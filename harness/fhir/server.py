@@ -31,9 +31,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from harness.asgi_tls import client_certificate
+from harness.core.journal import Direction, Exchange, Outcome
 from harness.fhir.model import references_in, structure_findings
-from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity, fail, issues_from_findings, operation_outcome
+from harness.fhir.outcome import (
+    FhirError,
+    Issue,
+    IssueCode,
+    IssueSeverity,
+    fail,
+    issues_from_findings,
+    operation_outcome,
+)
 from harness.fhir.search import (
     Criterion,
     Matcher,
@@ -48,8 +56,17 @@ from harness.fhir.search import (
     searchset,
 )
 from harness.fhir.store import ResourceStore, UnitOfWork, Version, instant, parse_etag, valid_id
-from harness.fhir.wire import Format, Limits, check_entry_count, parse_resource, read_body, render, rendered_mime, response_format
-from harness.journal import Direction, Exchange, Outcome
+from harness.fhir.wire import (
+    Format,
+    Limits,
+    check_entry_count,
+    parse_resource,
+    read_body,
+    render,
+    rendered_mime,
+    response_format,
+)
+from harness.host.asgi_tls import client_certificate
 from harness.validators import Finding, Severity
 
 logger = logging.getLogger("socle_harness.fhir")

@@ -5,7 +5,7 @@ FHIR R4 (4.0.1) §2.6 formats and RESTful API §3.1.0.1.5 (mime types ``applicat
 
 - Bodies are read with a byte bound before any parsing (HTTP 413 beyond it).
 - JSON: an object with ``resourceType``; ``NaN``/``Infinity`` refused; nesting bombs end as a structure error.
-- XML: only through :func:`harness.xmlsafe.parse_xml` (no DTD, no entities: XXE refused), then converted to the
+- XML: only through :func:`harness.fields.xmlsafe.parse_xml` (no DTD, no entities: XXE refused), then converted to the
   JSON form with the ``fhir.resources`` R4B models (``fhir.resources`` 8 ships R5 by default and R4B, which reads
   the usual R4 payloads; there is no R4 4.0.1 model set).
 - Rendering: JSON as is; XML through the R4B model of the resource.
@@ -22,7 +22,7 @@ from typing import Any
 from starlette.requests import Request
 
 from harness.fhir.outcome import FhirError, IssueCode, fail
-from harness.xmlsafe import XMLSafetyError, parse_xml
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 
 FHIR_NS = "http://hl7.org/fhir"
 MIME_JSON = "application/fhir+json"

@@ -1,4 +1,4 @@
-"""Report writers: independent :class:`~harness.events.EventHandler` s, each writing one file at ``close()``.
+"""Report writers: independent :class:`~harness.core.events.EventHandler` s, each writing one file at ``close()``.
 
 ``junit`` -> ``junit.xml``, ``json`` -> ``results.json``, ``html`` -> ``report.html``.
 """
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from harness.events import EventHandler
+from harness.core.events import EventHandler
 from harness.reports.html import HtmlWriter
 from harness.reports.json_report import JsonWriter, ReportWriter
 from harness.reports.junit import JUnitWriter

@@ -10,8 +10,16 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from harness.forecast import FundingForecast
-from harness.indicators import INDICATORS, STATUS_LABELS, Figure, IndicatorReport, Kind, TargetStatus, format_value
+from harness.analytics.forecast import FundingForecast
+from harness.analytics.indicators import (
+    INDICATORS,
+    STATUS_LABELS,
+    Figure,
+    IndicatorReport,
+    Kind,
+    TargetStatus,
+    format_value,
+)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 WIDTH, HEIGHT = 640, 260

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.events import (
+from harness.core.events import (
     Event,
     RunFinished,
     RunStarted,

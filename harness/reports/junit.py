@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from harness.events import Status
+from harness.core.events import Status
 from harness.reports.json_report import ReportWriter, ScenarioRecord
 
 # Characters XML 1.0 forbids (control characters from logs, lone surrogates...).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers
 
-from harness.runtime import ScenarioContext
+from harness.runtime.environment import ScenarioContext
 
 
 @given(parsers.parse("l'ESSMS \"{name}\" équipé du DUI sous test"))

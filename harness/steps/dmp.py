@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.journal import Exchange, JournalFilter, Outcome
-from harness.runtime import ScenarioContext
-from harness.simulator import Fault
+from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.host.simulator import Fault
+from harness.runtime.environment import ScenarioContext
 from harness.sut.base import DmpFeed, DmpQuery, DmpUpdate
 
 SERVICE = "dmp"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.journal import Exchange, Outcome
-from harness.runtime import ScenarioContext
+from harness.core.journal import Exchange, Outcome
+from harness.runtime.environment import ScenarioContext
 from harness.sut.base import ActionResult, ActionStatus, CdlNotePost, CdlNotesRead, CdlNoteUpdate
 
 SERVICE = "eparcours"

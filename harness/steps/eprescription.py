@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.journal import Exchange, JournalFilter, Outcome
-from harness.runtime import ScenarioContext
+from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.runtime.environment import ScenarioContext
 from harness.sut.base import ActionResult, ActionStatus, EprescriptionImport
 
 SERVICE = "eprescription"

@@ -1,6 +1,6 @@
 """Usage-indicator steps: set up a grappe's DUI records, replay months of activity through the simulators (at a
 simulated date), export the records in the national TDDUI format, then judge the indicators the engine computes
-from what the journal observed (:mod:`harness.indicators`)."""
+from what the journal observed (:mod:`harness.analytics.indicators`)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,24 @@ from zoneinfo import ZoneInfo
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness import dui
-from harness.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
-from harness.identity import generate_test_ins
-from harness.indicators import (
-    BY_KEY, IndicatorEngine, Period, Scope, TargetStatus, add_months, format_value, last_day, period_ending,
+from harness.analytics.indicators import (
+    BY_KEY,
+    IndicatorEngine,
+    Period,
+    Scope,
+    TargetStatus,
+    add_months,
+    format_value,
+    last_day,
+    period_ending,
 )
-from harness.journal import JournalFilter, Outcome
-from harness.runtime import ScenarioContext
+from harness.core.journal import JournalFilter, Outcome
+from harness.fields import dui
+from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
+from harness.fields.identity import generate_test_ins
+from harness.fields.testdata import Establishment, Person
+from harness.runtime.environment import ScenarioContext
 from harness.sut.base import MssanteSend, TdduiExport
-from harness.testdata import Establishment, Person
 
 PARIS = ZoneInfo("Europe/Paris")
 RECIPIENT = "jean.dupont@medecin.mssante.fr"

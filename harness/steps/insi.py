@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.identity import OID_INS_NIA
-from harness.identity_status import IdentityStatus, ins_status, is_verification
-from harness.journal import Exchange, Outcome
-from harness.runtime import ScenarioContext
-from harness.simulator import Fault
+from harness.core.journal import Exchange, Outcome
+from harness.fields.identity import OID_INS_NIA
+from harness.fields.identity_status import IdentityStatus, ins_status, is_verification
+from harness.host.simulator import Fault
+from harness.runtime.environment import ScenarioContext
 from harness.sut.base import (
     ActionResult,
     ActionStatus,

@@ -10,13 +10,13 @@ from datetime import date
 
 from pytest_bdd import given, parsers, then, when
 
-from harness.identity import generate_test_ins
-from harness.journal import Exchange, JournalFilter, Outcome
-from harness.runtime import ScenarioContext
-from harness.simulator import Fault
+from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.fields.identity import generate_test_ins
+from harness.fields.testdata import Establishment, Person
+from harness.host.simulator import Fault
+from harness.runtime.environment import ScenarioContext
 from harness.sut.base import DirectoryLookup, MssanteReceive, MssanteRelay, MssanteSend
 from harness.sut.mssante_messages import build_message as build_multi_message
-from harness.testdata import Establishment, Person
 from harness.validators import Severity
 from harness.validators.mssante_message import header_value, parse_message, validate_message
 from mock_services.mssante.directory import mailbox_from_mapping

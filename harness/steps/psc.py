@@ -9,10 +9,11 @@ from dataclasses import replace
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.journal import Exchange, JournalFilter, Outcome
-from harness.runtime import ScenarioContext
-from harness.simulator import Fault
+from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.host.simulator import Fault
+from harness.runtime.environment import ScenarioContext
 from harness.sut.base import ActionStatus, PscLogin
+from mock_services.psc.model import Activity, Exercice
 from mock_services.psc.provider import (
     FAULT_ACR,
     FAULT_CODE_EXPIRED,
@@ -22,7 +23,6 @@ from mock_services.psc.provider import (
     FAULT_WRONG_STATE,
     Provider,
 )
-from mock_services.psc.model import Activity, Exercice
 
 SERVICE = "psc"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from harness.runtime.guided import OperatorChannel
 from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutDriver, SutEnvironment
-from harness.guided import OperatorChannel
 from harness.sut.http_driver import HttpDriver
 from harness.sut.manual import ManualDriver
 from harness.sut.reference import DEFECTS, FaultyDUI, ReferenceDUI
@@ -17,10 +17,10 @@ __all__ = [
 def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2, channel: OperatorChannel | None = None) -> SutDriver:
     """Build a driver from its command-line form: ``reference``, ``faulty:<defect>[,<defect>...]``,
     ``http:<base URL>`` (``timeout`` and ``retries`` apply), ``manual`` (guided recette through ``channel``) or
-    ``observe:<from>/<to>`` (judge what the journal recorded in that window, :mod:`harness.observe`)."""
+    ``observe:<from>/<to>`` (judge what the journal recorded in that window, :mod:`harness.runtime.observe`)."""
     kind, _, args = spec.partition(":")
     if kind == "observe" and args:
-        from harness.observe import ObservationWindow, ObserveDriver
+        from harness.runtime.observe import ObservationWindow, ObserveDriver
 
         start, sep, end = args.partition("/")
         if not sep:

@@ -19,8 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.dui import DuiRecord
-from harness.testdata import Establishment, Person
+from harness.fields.dui import DuiRecord
+from harness.fields.testdata import Establishment, Person
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from harness.dui import DuiRecord
+from harness.fields.dui import DuiRecord
+from harness.fields.testdata import Establishment, Person
 from harness.sut import base
 from harness.sut.base import InsiTraits
-from harness.testdata import Establishment, Person
 
 CONTRACT_VERSION = "1"
 PREFIX = "/socle/v1"

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import httpx
 from lxml import etree
 
+from harness.fields.testdata import Establishment, Person
+from harness.sut import dmp_messages as M
 from harness.sut.base import ActionResult, ActionStatus, Defect, DmpFeed, DmpQuery, DmpUpdate, SutEnvironment
 from harness.sut.documents import build_cda
-from harness.sut import dmp_messages as M
-from harness.testdata import Establishment, Person
 from harness.validators import ebrim as E
 from harness.validators.cda import DOCUMENT_TYPES
 

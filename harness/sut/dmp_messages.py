@@ -21,12 +21,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from harness.identity import INS
+from harness.fields.identity import INS
+from harness.fields.testdata import Establishment, Person
+from harness.fields.xmlsafe import parse_xml
 from harness.sut.documents import AUTHOR, author_id
-from harness.testdata import Establishment, Person
 from harness.validators import ebrim as E
 from harness.validators.cda import DOCUMENT_TYPES
-from harness.xmlsafe import parse_xml
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSA = "http://www.w3.org/2005/08/addressing"

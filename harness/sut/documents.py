@@ -23,9 +23,9 @@ from email.utils import format_datetime, make_msgid
 
 from lxml import etree
 
-from harness.testdata import Establishment, Person
-from harness.validators.cda import DOCUMENT_TYPES
+from harness.fields.testdata import Establishment, Person
 from harness.validators import xdm as X
+from harness.validators.cda import DOCUMENT_TYPES
 
 HL7 = "urn:hl7-org:v3"
 NIL = "DEV-SOCLE-HARNESS-REF"  # the reference DUI's (fictitious) X-MSS-NIL product reference

@@ -21,10 +21,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.sut.base import ActionResult, ActionStatus, CdlNotePost, CdlNotesRead, CdlNoteUpdate, Defect, SutEnvironment
+from harness.fields.testdata import Establishment, Person
+from harness.sut.base import (
+    ActionResult,
+    ActionStatus,
+    CdlNotePost,
+    CdlNotesRead,
+    CdlNoteUpdate,
+    Defect,
+    SutEnvironment,
+)
 from harness.sut.documents import AUTHOR, author_id
 from harness.sut.fhir_client import FhirClient
-from harness.testdata import Establishment, Person
 
 EPARCOURS_DEFECTS = (
     Defect("note-type-hors-jdv", "type de note codé avec une nomenclature locale au lieu du JDV_J23 (TRE_R234)"),

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from harness import __version__
-from harness.identity import OID_INS_NIA
+from harness.fields.identity import OID_INS_NIA
+from harness.fields.testdata import Person
 from harness.sut.base import (
     ActionResult,
     ActionStatus,
@@ -38,7 +39,6 @@ from harness.sut.base import (
     MssanteSend,
     SutEnvironment,
 )
-from harness.testdata import Person
 from harness.validators.insi import (
     ACTION_TRAITS,
     InsiFault,

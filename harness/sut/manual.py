@@ -7,7 +7,7 @@ returns :attr:`ActionStatus.DELEGATED`; the step then waits for the resulting ex
 
 from __future__ import annotations
 
-from harness.guided import OperatorChannel
+from harness.runtime.guided import OperatorChannel
 from harness.sut.base import (
     ActionResult,
     ActionStatus,

@@ -27,14 +27,23 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
-from harness.identity import INS_OIDS
-from harness.sut.base import ActionResult, ActionStatus, Defect, DirectoryLookup, MssanteReceive, MssanteRelay, MssanteSend, SutEnvironment
+from harness.fields.identity import INS_OIDS
+from harness.fields.testdata import Person
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
+from harness.sut.base import (
+    ActionResult,
+    ActionStatus,
+    Defect,
+    DirectoryLookup,
+    MssanteReceive,
+    MssanteRelay,
+    MssanteSend,
+    SutEnvironment,
+)
 from harness.sut.documents import BuildOptions, build_message
 from harness.sut.mssante_messages import MdnOptions, build_mdn
 from harness.sut.mssante_messages import build_message as build_multi_message
-from harness.testdata import Person
 from harness.validators import xdm as X
-from harness.xmlsafe import XMLSafetyError, parse_xml
 
 MSSANTE_DEFECTS = (
     Defect("entetes-mss-absents", "n'ajoute pas les en-têtes X-MSS-CODECDA et X-MSS-INS"),

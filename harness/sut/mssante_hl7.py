@@ -10,9 +10,9 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from harness import hl7v2
+from harness.fields import hl7v2
 from harness.sut.base import ActionResult, ActionStatus, MssanteRelay
-from harness.sut.documents import build_cda, author_id
+from harness.sut.documents import author_id, build_cda
 from harness.validators.cda import DOCUMENT_TYPES, LOINC
 
 if TYPE_CHECKING:

@@ -13,29 +13,39 @@ Builders only: the harness judges these messages with :mod:`harness.validators`,
 from __future__ import annotations
 
 import base64
-import unicodedata
 import hashlib
 import io
+import unicodedata
 import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.parser import BytesParser
-from email import policy
 from email.utils import format_datetime, formataddr, make_msgid
 
 from lxml import etree
 
-from harness.sut.documents import HL7, NIL, BuildOptions, _classification, _external_id, _name, _slot, build_cda, minimal_pdf
-from harness.testdata import Establishment, Person
+from harness.fields.testdata import Establishment, Person
+from harness.fields.xmlsafe import parse_xml
+from harness.sut.documents import (
+    HL7,
+    NIL,
+    BuildOptions,
+    _classification,
+    _external_id,
+    _name,
+    _slot,
+    build_cda,
+    minimal_pdf,
+)
 from harness.validators import xdm as X
 from harness.validators.cda import DOCUMENT_TYPES, LOINC, DocumentType
-from harness.xmlsafe import parse_xml
 
 #: The unstructured document kind (CDA R2 level 1 with a PDF body).
 UNSTRUCTURED = "DOC-NS"

@@ -22,11 +22,10 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import jwt
+from authlib.deprecate import AuthlibDeprecationWarning
 from jwt import PyJWKClient, PyJWKSet
 
 from harness.sut.base import ActionResult, ActionStatus, Defect, PscLogin, SutEnvironment
-
-from authlib.deprecate import AuthlibDeprecationWarning
 
 with warnings.catch_warnings():  # authlib prefers the httpx2 package and warns when it falls back to httpx
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)

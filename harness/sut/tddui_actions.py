@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from harness.dui import EventStatus, PersonalPlan, PlanStatus
+from harness.fields.dui import EventStatus, PersonalPlan, PlanStatus
+from harness.fields.testdata import Establishment
 from harness.sut.base import (
     ActionResult,
     ActionStatus,
@@ -28,7 +29,6 @@ from harness.sut.base import (
     SutEnvironment,
     TdduiExport,
 )
-from harness.testdata import Establishment
 
 PARIS = ZoneInfo("Europe/Paris")
 PROFILE = "https://interop.esante.gouv.fr/ig/fhir/tddui/StructureDefinition/"

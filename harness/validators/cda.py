@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from harness.identity import INS, INS_OIDS, InsError, parse_ins
+from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
-from harness.xmlsafe import XMLSafetyError, parse_xml
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.validators.schematron import SchematronEngine

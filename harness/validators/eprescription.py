@@ -24,10 +24,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.identity import INS
+from harness.fields.identity import INS
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
 from harness.validators.frcore import INS_SYSTEMS, identifier_finess
-from harness.xmlsafe import XMLSafetyError, parse_xml
 
 OID_EPU = "1.2.250.1.215.500.1.1"
 EPU_SYSTEM = f"urn:oid:{OID_EPU}"
@@ -131,7 +131,7 @@ def check_confirmation(task: dict[str, Any], *, where: str = "Task") -> list[Fin
     need(confirmation.ins is not None, "EP-TASK-INS", "Task.for.identifier doit porter l'INS de la personne (urn:oid:1.2.250.1.213.1.4.x)",
          "for")
     if confirmation.ins is not None:
-        from harness.identity import InsError, parse_ins
+        from harness.fields.identity import InsError, parse_ins
 
         try:
             parse_ins(confirmation.ins, confirmation.ins_oid or "")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from harness.identity import INS, INS_OIDS, OID_INS_NIA, InsError, parse_ins
+from harness.fields.identity import INS, INS_OIDS, OID_INS_NIA, InsError, parse_ins
 from harness.validators import Finding, Severity
 
 OID_IDNPS = "1.2.250.1.71.4.2.1"

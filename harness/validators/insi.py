@@ -32,8 +32,8 @@ from datetime import date, datetime
 
 from lxml import etree
 
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
-from harness.xmlsafe import XMLSafetyError, parse_xml
 
 __all__ = [
     "ACTION_CARTE_VITALE",

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email import policy
-from email.errors import MessageDefect
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, MessageDefect
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 
-from harness.identity import INS
+from harness.fields.identity import INS
 from harness.validators import Finding, Severity
 from harness.validators.cda import CdaHeader, read_cda_header
 from harness.validators.xdm import XdmLimits, XdmReport, validate_xdm

@@ -10,7 +10,7 @@ natively. The result is SVRL; each ``failed-assert`` / ``successful-report`` bec
 
 Safety: Saxon's own XML parser resolves external entities by default, so (1) the processor is configured with
 the Xerces feature ``disallow-doctype-decl`` and (2) the CDA document handed to Saxon is always re-serialised
-from a tree parsed by :func:`harness.xmlsafe.parse_xml`. Saxon's loop-lifting optimisation is switched off
+from a tree parsed by :func:`harness.fields.xmlsafe.parse_xml`. Saxon's loop-lifting optimisation is switched off
 (``optimizationLevel=-l``): with it, SaxonC-HE 13.1 aborts the process while compiling some generated
 validators. Compiled validators are cached per volet; compiling is done once under a lock.
 """
@@ -166,7 +166,7 @@ class SchematronEngine:
 
     # ------------------------------------------------------------------ running
     def validate(self, root: etree._Element, volet: str, *, location: str = "") -> list[Finding]:
-        """Run the volet's schematron on a document parsed by :func:`harness.xmlsafe.parse_xml`."""
+        """Run the volet's schematron on a document parsed by :func:`harness.fields.xmlsafe.parse_xml`."""
         try:
             compiled = self.compile(volet)
         except SchematronUnavailable as exc:

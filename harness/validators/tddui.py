@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import dui
-from harness.identity import INS_OIDS, InsError, InsKind, parse_ins
+from harness.fields import dui
+from harness.fields.identity import INS_OIDS, InsError, InsKind, parse_ins
 from harness.validators import Finding, Severity
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -56,7 +56,7 @@ _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 @dataclass(frozen=True)
 class DuiFact:
-    """One fact extracted from a Bundle entry (see :mod:`harness.dui` for the meaning of each field)."""
+    """One fact extracted from a Bundle entry (see :mod:`harness.fields.dui` for the meaning of each field)."""
 
     kind: dui.FactKind
     essms: str

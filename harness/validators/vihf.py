@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
-from harness.identity import INS, InsError, parse_xds_patient_id
+from harness.fields.identity import INS, InsError, parse_xds_patient_id
 from harness.validators import Finding, Severity
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -195,7 +195,8 @@ def _verify_signature(assertion: etree._Element, anchors: Sequence[x509.Certific
         add("VIHF-CERTIFICAT-EXPIRE", "le certificat signataire n'est pas valide à cette date")
         return
     from signxml import DigestAlgorithm, SignatureMethod, XMLVerifier
-    from signxml.exceptions import InvalidInput, InvalidSignature as XmlInvalidSignature
+    from signxml.exceptions import InvalidInput
+    from signxml.exceptions import InvalidSignature as XmlInvalidSignature
     from signxml.verifier import SignatureConfiguration
 
     config = SignatureConfiguration(

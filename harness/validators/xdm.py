@@ -17,9 +17,9 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 
-from harness.identity import INS, InsError, parse_xds_patient_id
+from harness.fields.identity import INS, InsError, parse_xds_patient_id
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
-from harness.xmlsafe import XMLSafetyError, parse_xml
 
 # The ebRIM vocabulary lives in harness.validators.ebrim (shared with the XDS.b validator); re-exported here.
 from harness.validators.ebrim import (  # noqa: F401 - re-exported names

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from lxml import etree
 
-from harness.identity import INS, InsError, parse_xds_patient_id
+from harness.fields.identity import INS, InsError, parse_xds_patient_id
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
 from harness.validators import ebrim as E
-from harness.xmlsafe import XMLSafetyError, parse_xml
 
 META = "XDSRegistryMetadataError"
 PATIENT_MISMATCH = "XDSPatientIdDoesNotMatch"

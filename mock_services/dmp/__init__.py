@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.asgi_tls import client_certificate
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import Simulator, SimulatorContext
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.host.asgi_tls import client_certificate
+from harness.host.simulator import Simulator, SimulatorContext
 from harness.validators.cda import CdaSchema
 from harness.validators.schematron import SchematronEngine
 from harness.validators.vihf import SignatureCache, Strictness, VihfPolicy, check_vihf

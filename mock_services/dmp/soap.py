@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from lxml import etree
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from harness.xmlsafe import XMLSafetyError, parse_xml
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"

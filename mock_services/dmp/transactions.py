@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from harness.identity import INS, InsError, parse_ins, parse_xds_patient_id
-from harness.journal import Direction, Exchange, Outcome
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields.identity import INS, InsError, parse_ins, parse_xds_patient_id
+from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
 from harness.validators import ebrim as E
 from harness.validators.cda import validate_cda
 from harness.validators.vihf import VihfReport
 from harness.validators.xds_metadata import SIGNATURE_TYPE, XdsDocumentEntry, XdsSubmission, read_submission
-from harness.xmlsafe import XMLSafetyError, parse_xml
 from mock_services.dmp.soap import SoapFault, SoapRequest, mtom_bytes, resolve_xop, soap_bytes
 from mock_services.dmp.store import STATUS_ARCHIVED, STATUS_DELETED, Authorisation, DmpState, StoredDocument
 

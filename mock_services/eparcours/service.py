@@ -25,13 +25,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from harness.fhir import FhirHooks, FhirInteraction, FhirServer, Interaction, Limits, RequestInfo, ResourceStore, ResourceType, Version
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fhir import (
+    FhirHooks,
+    FhirInteraction,
+    FhirServer,
+    Interaction,
+    Limits,
+    RequestInfo,
+    ResourceStore,
+    ResourceType,
+    Version,
+)
 from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.server import default_exchange
 from harness.fhir.store import UnitOfWork
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import SimulatorContext
-from harness.testdata import Person
+from harness.fields.testdata import Person
+from harness.host.simulator import SimulatorContext
 from harness.validators import Finding
 from harness.validators import cdl as C
 from harness.validators.frcore import (

@@ -31,8 +31,8 @@ from importlib import resources
 from typing import Any
 from xml.sax.saxutils import escape
 
-from harness.identity import INS, generate_test_ins
-from harness.testdata import Person
+from harness.fields.identity import INS, generate_test_ins
+from harness.fields.testdata import Person
 from harness.validators.eprescription import (
     CDA_CODE,
     CDA_TEMPLATE,

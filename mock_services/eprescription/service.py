@@ -34,15 +34,25 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from harness.fhir import FhirError, FhirHooks, FhirInteraction, FhirServer, Interaction, Limits, RequestInfo, ResourceStore, ResourceType
+from harness.core.journal import Exchange
+from harness.fhir import (
+    FhirError,
+    FhirHooks,
+    FhirInteraction,
+    FhirServer,
+    Interaction,
+    Limits,
+    RequestInfo,
+    ResourceStore,
+    ResourceType,
+)
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.server import caller_finess, default_exchange
 from harness.fhir.store import UnitOfWork
 from harness.fhir.wire import Format, render, response_format
-from harness.journal import Exchange
-from harness.simulator import SimulatorContext
-from harness.testdata import Person
+from harness.fields.testdata import Person
+from harness.host.simulator import SimulatorContext
 from harness.validators import Finding
 from harness.validators.eprescription import (
     EPU_SYSTEM,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
-from harness.simulator import Simulator, SimulatorContext
+from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.insi.service import INSI_CERTIFICATE_NAMES, InsiService, InsiSettings
 
 #: Organisation certificates the INSi simulator makes sure the run's test PKI holds: the two INSi profiles, and an

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from harness.identity import (
+from harness.fields.identity import (
     INS,
     OID_INS_NIA,
     OID_INS_NIR,
@@ -48,7 +48,7 @@ from harness.identity import (
     generate_test_ins,
     refuse_production,
 )
-from harness.testdata import Person, TestData
+from harness.fields.testdata import Person, TestData
 from harness.validators.insi import Traits, normalise_trait
 
 __all__ = [

@@ -31,9 +31,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.asgi_tls import client_common_name
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import SimulatorContext
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.host.asgi_tls import client_common_name
+from harness.host.simulator import SimulatorContext
 from harness.validators.insi import InsiRequest, parse_request
 from mock_services.insi.identities import (
     IdentityBase,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from harness.simulator import Simulator, SimulatorContext
+from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.mssante.directory import DirectoryApi, MailboxDirectory
 from mock_services.mssante.hl7relay import Hl7Relay
 from mock_services.mssante.imap import ImapServer

@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import SimulatorContext
-from harness.testdata import Mailbox, MailboxType
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields.testdata import Mailbox, MailboxType
+from harness.host.simulator import SimulatorContext
 
 META_EXTENSION = "https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-ext-mailbox-mss-metadata"
 PUBLISHED_TYPES = (MailboxType.PER, MailboxType.ORG, MailboxType.APP, MailboxType.CAB)

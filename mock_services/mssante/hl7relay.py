@@ -6,7 +6,7 @@ document CDA par un LPS par courriel MSSanté" (MDM^T02 / T10 / T04, recipients 
 original acknowledgement mode; MLLP release 2 framing.
 
 One MLLP listener (endpoint ``mllp``). For each block:
-1. parse (:mod:`harness.hl7v2`); unusable text → ``ACK`` ``AR`` with ``ERR`` (table 0357), connection kept;
+1. parse (:mod:`harness.fields.hl7v2`); unusable text → ``ACK`` ``AR`` with ``ERR`` (table 0357), connection kept;
 2. ORU^R01 (ORC-1 ``NW`` initial, ``RO``/``RP``/``XO`` replacement, ``CA``/``OC`` deletion) or MDM^T02 / T10 / T04:
    recipients from the ``DESTMSSANTEPS`` / ``DESTMSSANTEPAT`` flags (ORU) or the ``PRT`` RCT participations
    (MDM); a flag combination outside the volet's matrix, a CDA without INS or no recipient → ``AE``;
@@ -37,11 +37,11 @@ from typing import Any
 
 from lxml import etree
 
-from harness import hl7v2
-from harness.identity import INS_OIDS, InsError, parse_ins
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import SimulatorContext
-from harness.testdata import MailboxType
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields import hl7v2
+from harness.fields.identity import INS_OIDS, InsError, parse_ins
+from harness.fields.testdata import MailboxType
+from harness.host.simulator import SimulatorContext
 from harness.validators import xdm as X
 from harness.validators.cda import read_cda_header
 from mock_services.mssante.mailflow import MailFlow

@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from proxyprotocol.sock import SocketInfo
 from proxyprotocol.reader import ProxyProtocolReader
+from proxyprotocol.sock import SocketInfo
 from proxyprotocol.version import ProxyProtocolVersion
+from pymap.backend.mailbox import MailboxDataInterface, MailboxSetInterface
+from pymap.backend.session import BaseSession
 from pymap.concurrent import Event, Subsystem
 from pymap.config import BackendCapability, IMAPConfig
 from pymap.context import current_command, socket_info, subsystem
@@ -54,8 +56,6 @@ from pymap.parsing.specials import FetchRequirement, ObjectId
 from pymap.parsing.specials.flag import Flag
 from pymap.selected import SelectedMailbox, SelectedSet
 from pymap.token import AllTokens
-from pymap.backend.session import BaseSession
-from pymap.backend.mailbox import MailboxDataInterface, MailboxSetInterface
 from pysasl import SASLAuth
 from pysasl.creds.external import ExternalCredentials, ExternalVerificationRequired
 from pysasl.creds.plain import PlainCredentials
@@ -67,11 +67,11 @@ from pysasl.mechanism.login import LoginMechanism
 from pysasl.mechanism.oauth import OAuth2Mechanism
 from pysasl.mechanism.plain import PlainMechanism
 
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import SimulatorContext
-from harness.testdata import Mailbox, MailboxType
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields.testdata import Mailbox, MailboxType
+from harness.host.simulator import SimulatorContext
 from mock_services.mssante.directory import MailboxDirectory
-from mock_services.mssante.store import INBOX, MailStore, StoreError, StoredMessage
+from mock_services.mssante.store import INBOX, MailStore, StoredMessage, StoreError
 
 AUTH = "imap.auth"
 READ = "imap.read"  # a message of a mailbox became \Seen

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from harness.journal import Direction, Exchange, JournalFilter, Outcome
-from harness.simulator import SimulatorContext
-from harness.testdata import MailboxType
+from harness.core.journal import Direction, Exchange, JournalFilter, Outcome
+from harness.fields.testdata import MailboxType
+from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators.mdn import validate_mdn
 from harness.validators.mssante_message import header_value, parse_message

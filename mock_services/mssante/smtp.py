@@ -15,18 +15,18 @@ Every acceptance and refusal is committed to the journal *before* the reply is s
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import unicodedata
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from harness.identity_status import unqualified_ins_finding
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import SimulatorContext
-from harness.testdata import Mailbox, MailboxType
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields.identity_status import unqualified_ins_finding
+from harness.fields.testdata import Mailbox, MailboxType
+from harness.host.simulator import SimulatorContext
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
@@ -214,7 +214,7 @@ class SubmissionHandler:
             return self._reject(code="554 5.6.0", message=f"{first.code}: {first.message}{more}", actor=login, details=details, payload=data)
         sender = self.directory.get(envelope.mail_from or "")
         # RNIV: only a qualified identity's INS may be used; a warning (never a refusal) when this DUI did not
-        # qualify it through INSi in this run (harness.identity_status derives it from the journal).
+        # qualify it through INSi in this run (harness.fields.identity_status derives it from the journal).
         unqualified = unqualified_ins_finding(
             self.ctx.journal, run_id=self.ctx.run.run_id, essms=sender.finess if sender else None, ins_value=details["person"]
         )

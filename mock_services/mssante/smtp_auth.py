@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import binascii
+import collections
 import re
 import ssl
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
-from harness.journal import Direction, Exchange, Outcome
-from harness.testdata import Mailbox, MailboxType
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields.testdata import Mailbox, MailboxType
 from mock_services.mssante.imap import certificate_mailboxes, certificate_structure, verify_bearer
 from mock_services.mssante.smtp import JournalingSMTP
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from harness.config import package_root
-from harness.simulator import Simulator, SimulatorContext
+from harness.core.config import package_root
+from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.psc.model import load_fixtures
 from mock_services.psc.provider import PROTOCOL, REALM, Provider, Settings
 

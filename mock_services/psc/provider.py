@@ -34,8 +34,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import Fault, SimulatorContext
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.host.simulator import Fault, SimulatorContext
 from mock_services.psc import pages
 from mock_services.psc.keys import KeyRing
 from mock_services.psc.model import Client, FixtureError, Professional, PscFixtures

@@ -6,7 +6,7 @@ TDDUIBundle transaction (``application/fhir+json``) answers ``200`` with a ``tra
 profile rules, unresolvable references, invalid or production INS). ``GET <base>/metadata`` returns the
 CapabilityStatement. Validation: :mod:`harness.validators.tddui`.
 
-Journal (:mod:`harness.dui`): one ``fhir.transaction`` exchange per Bundle (payload = the Bundle, findings),
+Journal (:mod:`harness.fields.dui`): one ``fhir.transaction`` exchange per Bundle (payload = the Bundle, findings),
 and, when accepted, one exchange per entry the usage indicators use (``fhir.create.<kind>``, ``essms`` = FINESS,
 ``person`` = INS, the producer's facts in ``details["fact"]``), all committed together before the answer. The
 ``lastModified`` the response gives is the server's; the facts keep the DUI's own dates.
@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness import dui
-from harness.journal import Direction, Exchange, Outcome
-from harness.simulator import Simulator, SimulatorContext
+from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields import dui
+from harness.host.simulator import Simulator, SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators.tddui import MAX_BYTES, TdduiReport, operation_outcome, validate_bundle
 

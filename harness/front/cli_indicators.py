@@ -12,13 +12,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.config import HarnessConfig, load_config
-from harness.forecast import FundingForecast, Grappe, forecast, load_grappe
-from harness.indicators import (
-    INDICATORS, IndicatorEngine, IndicatorReport, Kind, Period, Scope, TargetStatus,
-    campaign_periods, format_value, parse_month, parse_target_options, period_ending,
+from harness.analytics.forecast import FundingForecast, Grappe, forecast, load_grappe
+from harness.analytics.indicators import (
+    INDICATORS,
+    IndicatorEngine,
+    IndicatorReport,
+    Kind,
+    Period,
+    Scope,
+    TargetStatus,
+    campaign_periods,
+    format_value,
+    parse_month,
+    parse_target_options,
+    period_ending,
 )
-from harness.journal import open_journal
+from harness.core.config import HarnessConfig, load_config
+from harness.core.journal import open_journal
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -114,7 +124,7 @@ def _periods(engine: IndicatorEngine, scope: Scope, start: str | None, month: st
 def _names(config: HarnessConfig, grappe: Grappe | None) -> dict[str, str]:
     names: dict[str, str] = {}
     try:
-        from harness.testdata import load_testdata
+        from harness.fields.testdata import load_testdata
 
         names = {e.finess: e.name for e in load_testdata(Path(config.fixtures_dir)).establishments}
     except (OSError, ValueError, KeyError):
@@ -279,7 +289,7 @@ def register(app: typer.Typer) -> None:
         monthly TDDUI exports) at simulated dates, then computes the
         indicators from what the journal observed. Writes <out>/grappe.json and <out>/indicateurs.html.
         """
-        from harness.simulate import SimulationOptions, run_simulation
+        from harness.analytics.simulate import SimulationOptions, run_simulation
 
         if profile not in {"good", "lagging"}:
             err.print("[red]--profile doit valoir good ou lagging[/]")

@@ -23,11 +23,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from harness.asgi_tls import TLSAwareH11Protocol
-from harness.journal import Journal
-from harness.pki import TestPKI
-from harness.testdata import TestData
-from harness.simulator import FaultBoard, RunState, ServiceRegistry, Simulator, SimulatorContext, available_simulators
+from harness.core.journal import Journal
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import TestData
+from harness.host.asgi_tls import TLSAwareH11Protocol
+from harness.host.simulator import (
+    FaultBoard,
+    RunState,
+    ServiceRegistry,
+    Simulator,
+    SimulatorContext,
+    available_simulators,
+)
 
 Endpoints = dict[str, dict[str, str]]
 
@@ -140,7 +147,7 @@ class ServiceHost:
                 ssl_certfile=str(self.pki.server.chain_path) if opts.tls else None,
                 ssl_keyfile=str(self.pki.server.key_path) if opts.tls else None,
                 # Mutual TLS, optional: a client certificate of the test PKI is verified when presented and
-                # reaches the apps as scope["extensions"]["tls"] (see harness.asgi_tls; INSi needs INSI-AUTO).
+                # reaches the apps as scope["extensions"]["tls"] (see harness.host.asgi_tls; INSi needs INSI-AUTO).
                 ssl_cert_reqs=ssl.CERT_OPTIONAL if opts.tls else ssl.CERT_NONE,
                 ssl_ca_certs=str(self.pki.ca_bundle_path) if opts.tls else None,
                 http=TLSAwareH11Protocol,

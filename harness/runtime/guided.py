@@ -1,7 +1,7 @@
 """Guided recette: a person at the DUI performs each action the harness asks for, and answers its questions.
 
 Two processes take part. The *child* (the pytest run) asks through an :class:`OperatorChannel`: it emits an
-:class:`~harness.events.OperatorPrompt` event and polls a replies file. The *parent* (``socle-harness run --sut
+:class:`~harness.core.events.OperatorPrompt` event and polls a replies file. The *parent* (``socle-harness run --sut
 manual``) shows the prompt in the terminal and on a local web page, and appends the operator's replies to that
 file with :class:`ReplyBox`. A reply is ``done`` (I did it), ``blocked`` (with a comment), or a choice
 (``oui``/``non``) for a question. The verdict still comes from the exchanges the simulators record.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.events import Event, OperatorPrompt, OperatorPromptClosed
+from harness.core.events import Event, OperatorPrompt, OperatorPromptClosed
 
 
 @dataclass(frozen=True)

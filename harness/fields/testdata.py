@@ -8,7 +8,7 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
-from harness.identity import INS, parse_ins
+from harness.fields.identity import INS, parse_ins
 
 PATIENT_DOMAIN = "patient.mssante.fr"
 

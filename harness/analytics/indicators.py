@@ -24,7 +24,7 @@ agenda                 active records with ≥ 1 agenda event in the period / ac
 *Persons accompanied* (the *file active*) = persons accompanied at the end of the period plus the definitive
 exits during it, each counted once: persons with a séjour overlapping the period, from the DUI's TDDUI exports
 (latest version of each séjour received). An *active record* belongs to a person accompanied and was updated at
-least once during the period, by the **producer's** dates (:mod:`harness.dui`). The MSSanté rate counts
+least once during the period, by the **producer's** dates (:mod:`harness.fields.dui`). The MSSanté rate counts
 **messages** by default, as the national instruction words it (it may pass 100 %; :class:`MssanteCounting`
 ``personnes`` counts persons instead). Person-based numerators only count persons accompanied (so those rates
 stay within 0–100 %); persons seen in exchanges but absent from the file active are reported as ``outside`` for
@@ -33,10 +33,10 @@ establishments' (a person accompanied by two ESSMS counts in each).
 
 Exchanges counted (the exact journal records the simulators must write — see docs/ARCHITECTURE.md):
 accepted exchanges of :data:`MSSANTE`, :data:`DMP`, :data:`EPRESCRIPTION`, :data:`CAHIER_LIAISON` (operation
-prefix) and the TDDUI facts of :mod:`harness.dui`; the month of a socle exchange is its journal ``month``: the
+prefix) and the TDDUI facts of :mod:`harness.fields.dui`; the month of a socle exchange is its journal ``month``: the
 French calendar month (Europe/Paris) of its recording time.
 
-The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.journal`):
+The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.core.journal`):
 index scans that build one bit mask per person and kind of fact (one bit per period), then a lane-wise sum of
 those per-person masks per ESSMS, and index-only counts per month and ESSMS for the counted indicators (no Python
 loop over journal rows). On a large journal (:data:`PARALLEL_FROM` exchanges) the mask scans run in worker
@@ -59,8 +59,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
-from harness import dui
-from harness.journal import Journal, SQLiteJournal
+from harness.core.journal import Journal, SQLiteJournal
+from harness.fields import dui
 
 
 # ------------------------------------------------------------------------------------------ definitions

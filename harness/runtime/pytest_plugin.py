@@ -4,7 +4,7 @@ Provides the options ``--socle-sut``, ``--socle-config``, ``--socle-journal``, `
 ``--socle-run-id`` and ``--socle-events``; the fixtures ``socle_config``, ``socle_env`` (running simulators,
 journal, PKI, fixtures), ``socle_sut`` (the SUT driver) and ``socle`` (the per-scenario context); and the
 bilingual step library. With ``--socle-events FILE`` it writes the run's typed event stream
-(:mod:`harness.events`) as JSON lines, which ``socle-harness run`` turns into progress and reports.
+(:mod:`harness.core.events`) as JSON lines, which ``socle-harness run`` turns into progress and reports.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 
 import harness.steps
 from harness import __version__
-from harness.config import HarnessConfig, load_config
-from harness.events import (
+from harness.core.config import HarnessConfig, load_config
+from harness.core.events import (
     Event,
     RunFinished,
     RunStarted,
@@ -31,9 +31,9 @@ from harness.events import (
     Status,
     StepFinished,
 )
-from harness.guided import OperatorChannel, ReplyBox, StepBlocked
-from harness.runtime import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
-from harness.simulator import simulator_names
+from harness.host.simulator import simulator_names
+from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
+from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
 from harness.sut import SutDriver, make_driver
 
 # Every module of harness.steps is a step library (one per capability): all are loaded.

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import IntEnum
 
-from harness.identity import OID_INS_NIA
-from harness.journal import Exchange, Journal, JournalFilter, Outcome
+from harness.core.journal import Exchange, Journal, JournalFilter, Outcome
+from harness.fields.identity import OID_INS_NIA
 from harness.validators import Finding, Severity
 from harness.validators.insi import normalise_trait
 

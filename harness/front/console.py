@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from harness.events import Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted, Status, StepFinished
+from harness.core.events import Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted, Status, StepFinished
 
 _MARK = {
     Status.PASSED: "[green]✔ réussi / passed[/]",

@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from harness.indicators import BY_KEY, IndicatorReport, Kind, TargetStatus
+from harness.analytics.indicators import BY_KEY, IndicatorReport, Kind, TargetStatus
 
 LABEL = "Prévision indicative, non contractuelle / forecast, not a commitment"
 

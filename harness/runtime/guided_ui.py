@@ -1,7 +1,7 @@
 """Guided recette, the operator's side: the terminal prompt with its countdown, and the local web page.
 
 Both read one :class:`GuidedState` (fed by the run's event stream) and post replies to the run's
-:class:`~harness.guided.ReplyBox`. The web page is plain HTML refreshed every two seconds (no JavaScript) and is
+:class:`~harness.runtime.guided.ReplyBox`. The web page is plain HTML refreshed every two seconds (no JavaScript) and is
 served on loopback only.
 """
 
@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from harness.events import (
+from harness.core.events import (
     Event,
     OperatorPrompt,
     OperatorPromptClosed,
@@ -35,7 +35,7 @@ from harness.events import (
     ScenarioFinished,
     ScenarioStarted,
 )
-from harness.guided import OperatorReply, ReplyBox
+from harness.runtime.guided import OperatorReply, ReplyBox
 
 _STATUS_FR = {"passed": "réussi", "failed": "échoué", "error": "erreur", "skipped": "ignoré", "running": "en cours"}
 

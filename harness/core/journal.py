@@ -26,7 +26,6 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
-
 PARIS = ZoneInfo("Europe/Paris")  # the month of an exchange is a French calendar month (Exchange.month)
 
 class Direction(StrEnum):
@@ -50,7 +49,7 @@ class Exchange:
     or a local identifier when no INS is known. ``details`` carries service-specific facts (recipients,
     findings...) as JSON-serialisable data. ``details["fact"]``, when present, is the business fact the exchange
     carries, with the producer's own dates: ``{"key", "date", "start", "end", "status"}`` (strings or null);
-    the SQLite journal mirrors it into indexed columns (``fact_*``) for analytics (:mod:`harness.indicators`).
+    the SQLite journal mirrors it into indexed columns (``fact_*``) for analytics (:mod:`harness.analytics.indicators`).
     """
 
     service: str
@@ -175,7 +174,7 @@ CREATE INDEX IF NOT EXISTS ix_exchanges_service_month ON exchanges (service, ope
 -- Exchanges of one kind per month and establishment (the counted indicators), index-only in (month, essms) order.
 CREATE INDEX IF NOT EXISTS ix_exchanges_counts ON exchanges (service, operation, outcome, month, essms);
 CREATE INDEX IF NOT EXISTS ix_exchanges_run ON exchanges (run_id, scenario_id);
--- Usage indicators (harness/indicators.py): persons per establishment and month for an exchange kind, read
+-- Usage indicators (harness/analytics/indicators.py): persons per establishment and month for an exchange kind, read
 -- index-only in (essms, person) order.
 CREATE INDEX IF NOT EXISTS ix_exchanges_usage ON exchanges (service, operation, outcome, essms, person, month);
 -- Business facts (details.fact, e.g. the DUI's séjours, projets, events): versions of one fact by key, and

@@ -17,14 +17,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from harness import __version__
-from harness.config import HarnessConfig, load_config
-from harness.console import ConsoleReporter
-from harness.journal import JournalFilter, Outcome, open_journal
+from harness.core.config import HarnessConfig, load_config
+from harness.core.journal import JournalFilter, Outcome, open_journal
+from harness.front.console import ConsoleReporter
+from harness.front.runner import RunResult, run_catalogue
 from harness.reports import writers_for
-from harness.guided import ReplyBox
-from harness.guided_ui import GuidedConsole, GuidedState, GuidedWebServer
-from harness.runner import RunResult, run_catalogue
-from harness.runtime import SocleEnvironment
+from harness.runtime.environment import SocleEnvironment
+from harness.runtime.guided import ReplyBox
+from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer
 from harness.sut import DEFECTS, make_driver
 
 app = typer.Typer(
@@ -279,7 +279,7 @@ def defects() -> None:
 @app.command()
 def pki(config_path: ConfigOpt = None) -> None:
     """Crée si besoin la PKI de test et explique comment lui faire confiance / create the test PKI and print how to trust it."""
-    from harness.pki import TestPKI
+    from harness.fields.pki import TestPKI
 
     config = _load(config_path)
     console.print(TestPKI.ensure(Path(config.pki_dir)).trust_instructions(), soft_wrap=True)
@@ -302,8 +302,8 @@ def control_api(
         console.print(f"contrat écrit dans {output} / contract written")
 
 
-# Usage indicators, funding forecast and grappe simulation (harness/cli_indicators.py).
-from harness.cli_indicators import register as _register_indicators  # noqa: E402
+# Usage indicators, funding forecast and grappe simulation (harness/front/cli_indicators.py).
+from harness.front.cli_indicators import register as _register_indicators  # noqa: E402
 
 _register_indicators(app)
 

@@ -21,7 +21,7 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
 
     mssante_counting = "messages"  # MSSanté rate numerator: messages sent (instruction) or "personnes"
 
-    [indicator_targets]      # usage-indicator targets in % (harness.indicators); "none" = no target
+    [indicator_targets]      # usage-indicator targets in % (harness.analytics.indicators); "none" = no target
     dossiers_actifs = 80
 """
 
@@ -37,7 +37,7 @@ DEFAULT_CONFIG_FILE = "socle-harness.toml"
 
 def package_root() -> Path:
     """Folder holding ``scenarios/`` and ``fixtures/`` (the repository, or the installed copy)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the harness package (this file is harness/core/config.py)
     repo = here.parent
     if (repo / "scenarios").is_dir() and (repo / "fixtures").is_dir():
         return repo

@@ -9,6 +9,6 @@ import os
 
 from pytest_bdd import scenarios
 
-from harness.config import HarnessConfig
+from harness.core.config import HarnessConfig
 
 scenarios(os.environ.get("SOCLE_SCENARIOS_DIR") or str(HarnessConfig().scenarios_dir))

@@ -5,7 +5,7 @@ simulator records what it receives, the indicator engine reads it):
 
 - the **record model** (:class:`DuiRecord` and its stays, projets personnalisés and agenda events): what a DUI
   holds for one accompanied person in one ESSMS, with the producer's own dates;
-- the **fact contract**: the TDDUI simulator journals one :class:`~harness.journal.Exchange` per FHIR entry the
+- the **fact contract**: the TDDUI simulator journals one :class:`~harness.core.journal.Exchange` per FHIR entry the
   indicators use (operation :class:`FactKind`), with ``essms`` = FINESS géographique, ``person`` = INS (or the
   local identifier when the DUI sent no INS) and the producer's facts in ``details["fact"]`` (keys below), which
   the SQLite journal mirrors into indexed ``fact_*`` columns.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from harness.testdata import Person
+from harness.fields.testdata import Person
 
 SERVICE = "tddui"
 OP_TRANSACTION = "fhir.transaction"  # the whole transaction Bundle (payload = the Bundle, findings)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from harness.journal import Exchange
+from harness.core.journal import Exchange
 from harness.sut.base import ActionResult, ActionStatus, SutEnvironment
 from harness.sut.control_api import BY_METHOD
 from harness.validators.cda import DOCUMENT_TYPES

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 from starlette.types import ASGIApp
 
-from harness.journal import Exchange, Journal
-from harness.pki import TestPKI
-from harness.testdata import TestData
+from harness.core.journal import Exchange, Journal
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import TestData
 
 ENTRY_POINT_GROUP = "socle_harness.simulators"
 

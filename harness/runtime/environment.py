@@ -17,18 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from harness.config import HarnessConfig
-from harness.events import Evidence, OperatorPrompt
-from harness.guided import OperatorChannel, StepBlocked
-from harness.host import BackgroundHost, Endpoints, HostOptions, ServiceHost
-from harness.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
-from harness.pki import TestPKI
-from harness.simulator import RunState, Simulator
+from harness.core.config import HarnessConfig
+from harness.core.events import Evidence, OperatorPrompt
+from harness.core.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import Establishment, Person, TestData, load_testdata
+from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
+from harness.host.simulator import RunState, Simulator
+from harness.runtime.guided import OperatorChannel, StepBlocked
 from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
-from harness.testdata import Establishment, Person, TestData, load_testdata
 
 if TYPE_CHECKING:
-    from harness.observe import ObservationWindow
+    from harness.runtime.observe import ObservationWindow
 
 
 class SutUnavailable(Exception):

@@ -1,7 +1,7 @@
 """``socle-harness simulate``: a synthetic grappe and months of its activity, driven through the real simulators.
 
 The grappe (FINESS géographique in the fictitious department 99 with a valid Luhn key, persons from faker
-``fr_FR`` with test INS from :func:`harness.identity.generate_test_ins`, admissions and definitive exits) lives
+``fr_FR`` with test INS from :func:`harness.fields.identity.generate_test_ins`, admissions and definitive exits) lives
 in a fixtures folder of its own; the simulators are started on ephemeral ports with it; the DUI under test
 (the reference DUI by default) sends the MSSanté messages, feeds the persons' DMP (TD0.2 + ITI-41, every
 simulated person has an active DMP with a valid authorisation), imports the e-prescriptions the prescribers issued
@@ -32,17 +32,23 @@ from faker import Faker
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.config import HarnessConfig
-from harness.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
-from harness.forecast import Grappe, GrappeEssms, ProjectKind
-from harness.identity import generate_test_ins
-from harness.indicators import (
-    INDICATORS, IndicatorEngine, IndicatorReport, Scope, add_months, campaign_periods, last_day,
+from harness.analytics.forecast import Grappe, GrappeEssms, ProjectKind
+from harness.analytics.indicators import (
+    INDICATORS,
+    IndicatorEngine,
+    IndicatorReport,
+    Scope,
+    add_months,
+    campaign_periods,
+    last_day,
 )
-from harness.runtime import SocleEnvironment
+from harness.core.config import HarnessConfig
+from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
+from harness.fields.identity import generate_test_ins
+from harness.fields.testdata import Establishment, Person
+from harness.runtime.environment import SocleEnvironment
 from harness.sut import make_driver
 from harness.sut.base import ActionStatus, CdlNotePost, DmpFeed, EprescriptionImport, MssanteSend, TdduiExport
-from harness.testdata import Establishment, Person
 
 PARIS = ZoneInfo("Europe/Paris")
 CATEGORIES = ("EHPAD", "EHPAD", "EHPAD", "SSIAD", "MAS", "FAM", "IME", "SESSAD", "ESAT")
@@ -430,9 +436,9 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
     )
     grappe_path = out / "grappe.json"
     grappe_path.write_text(json.dumps(grappe.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-    from harness.journal import open_journal
+    from harness.analytics.forecast import forecast
+    from harness.core.journal import open_journal
     from harness.reports.indicators_html import render_indicators_html
-    from harness.forecast import forecast
 
     store = open_journal(journal_url)
     try:

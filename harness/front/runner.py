@@ -1,6 +1,6 @@
 """Runs the scenario catalogue in a child pytest process and turns its event stream into reports.
 
-The child is ``python -m pytest harness/catalogue.py`` with only pytest-bdd and the socle-harness plugin loaded
+The child is ``python -m pytest harness/runtime/catalogue.py`` with only pytest-bdd and the socle-harness plugin loaded
 (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``, an ini file of our own) so that the user's pytest setup cannot change the
 verdicts. It writes typed events as JSON lines; this module follows that file while the child runs and hands
 each event to every handler (console progress, JUnit, JSON, HTML writers).
@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import HarnessConfig
-from harness.events import Event, EventHandler, RunFinished, ScenarioFinished, Status, event_from_json
-from harness.observe import OBSERVABLE_TAG
+from harness.core.config import HarnessConfig
+from harness.core.events import Event, EventHandler, RunFinished, ScenarioFinished, Status, event_from_json
+from harness.runtime.observe import OBSERVABLE_TAG
 
-CATALOGUE_MODULE = Path(__file__).resolve().parent / "catalogue.py"  # imported by the child pytest only
+CATALOGUE_MODULE = Path(__file__).resolve().parents[1] / "runtime" / "catalogue.py"  # imported by the child pytest only
 
 _INI = """[pytest]
 disable_test_id_escaping_and_forfeit_all_rights_to_community_support = true
@@ -77,7 +77,7 @@ def run_catalogue(
     cmd = [
         sys.executable, "-m", "pytest", str(CATALOGUE_MODULE),
         "-c", str(ini_path), "--rootdir", str(run_dir),
-        "-p", "pytest_bdd.plugin", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+        "-p", "pytest_bdd.plugin", "-p", "harness.runtime.pytest_plugin", "-p", "no:cacheprovider",
         "-q", "--no-header", "-rN",
         "--socle-events", str(events_path), "--socle-run-id", run_id,
         "--socle-run-dir", str(run_dir), "--socle-journal", config.journal,

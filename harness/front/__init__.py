@@ -1,0 +1,1 @@
+"""Front: the command line, the child-pytest runner and the console."""

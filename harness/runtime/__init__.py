@@ -1,0 +1,1 @@
+"""Scenario runtime: the environment and scenario context, the pytest plugin, the catalogue, observe-only and guided modes."""
