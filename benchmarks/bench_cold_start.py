@@ -124,7 +124,9 @@ def _one(kind: str) -> Sample:
             deadline = time.monotonic() + START_TIMEOUT
             while not ready.exists():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{kind} server exited early ({proc.returncode}); log: {_tail(work / 'server.log')}")
+                    raise RuntimeError(
+                        f"{kind} server exited early ({proc.returncode}); log: {_tail(work / 'server.log')}"
+                    )
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} server not ready after {START_TIMEOUT}s")
                 time.sleep(0.002)
@@ -189,13 +191,18 @@ def run(repeat: int) -> dict[str, Any]:
         stops = [s.stop_seconds for s in samples[kind]]
         codes = [s.exit_code for s in samples[kind]]
         clean = all(c == 0 for c in codes) and max(stops) <= STOP_TIMEOUT
-        print(f"  {labels[kind]:<42} greeting median {statistics.median(greet) * 1000:7.0f} ms  "
-              f"min {min(greet) * 1000:6.0f} ms  (file ready median {statistics.median(ready) * 1000:.0f} ms; "
-              f"SIGINT exit codes {codes}, stop max {max(stops):.2f} s)")
+        print(
+            f"  {labels[kind]:<42} greeting median {statistics.median(greet) * 1000:7.0f} ms  "
+            f"min {min(greet) * 1000:6.0f} ms  (file ready median {statistics.median(ready) * 1000:.0f} ms; "
+            f"SIGINT exit codes {codes}, stop max {max(stops):.2f} s)"
+        )
         out[kind] = {
-            "median_s": round(statistics.median(greet), 4), "min_s": round(min(greet), 4),
+            "median_s": round(statistics.median(greet), 4),
+            "min_s": round(min(greet), 4),
             "ready_file_median_s": round(statistics.median(ready), 4),
-            "exit_codes": codes, "stop_max_s": round(max(stops), 3), "clean_exit": clean,
+            "exit_codes": codes,
+            "stop_max_s": round(max(stops), 3),
+            "clean_exit": clean,
         }
     ratio = out["harness"]["median_s"] / out["baseline"]["median_s"]
     extra = out["harness"]["median_s"] - out["baseline"]["median_s"]
@@ -204,8 +211,9 @@ def run(repeat: int) -> dict[str, Any]:
     out["ratio"] = round(ratio, 3)
     out["import_cli_median_s"] = round(statistics.median(imports), 4)
     if not out["harness"]["clean_exit"]:
-        print("  WARNING: socle-harness serve did not exit 0 within "
-              f"{STOP_TIMEOUT:.0f} s of SIGINT in every repetition")
+        print(
+            f"  WARNING: socle-harness serve did not exit 0 within {STOP_TIMEOUT:.0f} s of SIGINT in every repetition"
+        )
     return out
 
 

@@ -81,7 +81,9 @@ class SinkSimulator(Simulator):
         return {"repository": "/si-dmp-server/v2/services/repository"}
 
 
-def _requests(person, establishment, credentials, url: str, cdas: list[bytes], *, session_vihf: bool = False) -> list[tuple[bytes, str]]:  # noqa: ANN001
+def _requests(
+    person, establishment, credentials, url: str, cdas: list[bytes], *, session_vihf: bool = False
+) -> list[tuple[bytes, str]]:  # noqa: ANN001
     """Pre-built requests; ``session_vihf``: one VIHF for all of them (a DUI session), else a fresh one each."""
     out = []
     shared = M.build_vihf(person, establishment, credentials) if session_vihf else None
@@ -116,7 +118,12 @@ def _measure(url: str, requests: list[tuple[bytes, str]], context: ssl.SSLContex
             if time.perf_counter() - started > TIME_CAP:
                 break
     elapsed = time.perf_counter() - started
-    return {"documents": done, "accepted": accepted, "seconds": round(elapsed, 3), "per_second": round(done / elapsed, 1)}
+    return {
+        "documents": done,
+        "accepted": accepted,
+        "seconds": round(elapsed, 3),
+        "per_second": round(done / elapsed, 1),
+    }
 
 
 def main() -> int:
@@ -136,10 +143,19 @@ def main() -> int:
         context.load_cert_chain(credentials.cert_path, credentials.key_path)
         settings: dict[str, Any] = {}
         if corpus:
-            settings = {"cda_xsd_dir": str(CORPUS / "infrastructure" / "cda"), "schematron_dir": str(CORPUS / "schematrons")}
+            settings = {
+                "cda_xsd_dir": str(CORPUS / "infrastructure" / "cda"),
+                "schematron_dir": str(CORPUS / "schematrons"),
+            }
         journal = open_journal(f"sqlite:///{tmp}/journal.sqlite")
-        host = ServiceHost(journal, pki, testdata, HostOptions(services=["dmp", "sink"], settings={"dmp": settings}),
-                           RunState("bench-dmp"), registry={"dmp": DMPSimulator, "sink": SinkSimulator})
+        host = ServiceHost(
+            journal,
+            pki,
+            testdata,
+            HostOptions(services=["dmp", "sink"], settings={"dmp": settings}),
+            RunState("bench-dmp"),
+            registry={"dmp": DMPSimulator, "sink": SinkSimulator},
+        )
         background = BackgroundHost(host)
         endpoints = background.start()
         try:
@@ -149,27 +165,44 @@ def main() -> int:
             n = args.documents
             print(f"building {n} ITI-41 requests (50 KB DLU, signed VIHF, XAdES signature document)...", flush=True)
             cdas = [build_cda(person, establishment, "DLU", padding=48_000) for _ in range(n)]
-            print(f"  CDA size {len(cdas[0]) // 1024} KB, request size {len(_requests(person, establishment, credentials, 'x', cdas[:1])[0][0]) // 1024} KB")
-            for name, url in (("sink", endpoints["sink"]["repository"]), ("xsd+header", endpoints["dmp"]["repository"])):
+            print(
+                f"  CDA size {len(cdas[0]) // 1024} KB, request size {len(_requests(person, establishment, credentials, 'x', cdas[:1])[0][0]) // 1024} KB"
+            )
+            for name, url in (
+                ("sink", endpoints["sink"]["repository"]),
+                ("xsd+header", endpoints["dmp"]["repository"]),
+            ):
                 requests = _requests(person, establishment, credentials, url, cdas)
                 schematron, dmp.schematron = dmp.schematron, None  # layer (1) only
                 figures[name] = _measure(url, requests, context)
                 dmp.schematron = schematron
-                print(f"  {name:12s} {figures[name]['per_second']:8.1f} documents/s ({figures[name]['accepted']}/{figures[name]['documents']} accepted)")
-            requests = _requests(person, establishment, credentials, endpoints["dmp"]["repository"],
-                                 [build_cda(person, establishment, "DLU", padding=48_000) for _ in range(n)], session_vihf=True)
+                print(
+                    f"  {name:12s} {figures[name]['per_second']:8.1f} documents/s ({figures[name]['accepted']}/{figures[name]['documents']} accepted)"
+                )
+            requests = _requests(
+                person,
+                establishment,
+                credentials,
+                endpoints["dmp"]["repository"],
+                [build_cda(person, establishment, "DLU", padding=48_000) for _ in range(n)],
+                session_vihf=True,
+            )
             schematron, dmp.schematron = dmp.schematron, None
             figures["xsd+header, session VIHF"] = _measure(endpoints["dmp"]["repository"], requests, context)
             dmp.schematron = schematron
-            print(f"  {'same, one VIHF per session':12s} {figures['xsd+header, session VIHF']['per_second']:8.1f} documents/s "
-                  "(the VIHF signature is verified once, then cached by digest)")
+            print(
+                f"  {'same, one VIHF per session':12s} {figures['xsd+header, session VIHF']['per_second']:8.1f} documents/s "
+                "(the VIHF signature is verified once, then cached by digest)"
+            )
             ratio = figures["xsd+header"]["per_second"] / figures["sink"]["per_second"]
             figures["ratio_to_sink"] = round(ratio, 3)
             figures["goal_met"] = figures["xsd+header"]["per_second"] >= GOAL
             figures["goal_met_session_vihf"] = figures["xsd+header, session VIHF"]["per_second"] >= GOAL
-            print(f"  xsd+header = {ratio:.0%} of the sink; goal >= {GOAL:.0f}/s: fresh VIHF {'met' if figures['goal_met'] else 'NOT met'}, "
-                  f"session VIHF {'met' if figures['goal_met_session_vihf'] else 'NOT met'}"
-                  + ("" if corpus else " (no corpus: XSD layer not configured)"))
+            print(
+                f"  xsd+header = {ratio:.0%} of the sink; goal >= {GOAL:.0f}/s: fresh VIHF {'met' if figures['goal_met'] else 'NOT met'}, "
+                f"session VIHF {'met' if figures['goal_met_session_vihf'] else 'NOT met'}"
+                + ("" if corpus else " (no corpus: XSD layer not configured)")
+            )
             if corpus:
                 fludt = CORPUS / "examples" / "DLU-EHPAD-FLUDT_2022.01.xml"
                 root = etree.fromstring(fludt.read_bytes())
@@ -177,18 +210,30 @@ def main() -> int:
                 corpus_person = replace(person, ins=parse_ins(ins_el.get("extension"), ins_el.get("root")))
                 dmp.set_person(corpus_person.ins.value, state=DmpState.ACTIVE, authorisation=Authorisation.VALID)
                 count = max(20, n // 4)
-                requests = _requests(corpus_person, establishment, credentials, endpoints["dmp"]["repository"], _corpus_copies(fludt, count))
+                requests = _requests(
+                    corpus_person,
+                    establishment,
+                    credentials,
+                    endpoints["dmp"]["repository"],
+                    _corpus_copies(fludt, count),
+                )
                 dmp.schematron.compile("DLU-EHPAD-FLUDT_2022.01")  # compile outside the measurement
                 figures["schematron"] = _measure(endpoints["dmp"]["repository"], requests, context)
-                print(f"  {'schematron':12s} {figures['schematron']['per_second']:8.1f} documents/s (52 KB corpus FLUDT, XSD + header + schematron; "
-                      f"{figures['schematron']['accepted']}/{figures['schematron']['documents']} accepted)")
+                print(
+                    f"  {'schematron':12s} {figures['schematron']['per_second']:8.1f} documents/s (52 KB corpus FLUDT, XSD + header + schematron; "
+                    f"{figures['schematron']['accepted']}/{figures['schematron']['documents']} accepted)"
+                )
                 big = CORPUS / "examples" / "DLU-EHPAD-DLU_2022.01.xml"
-                requests = _requests(corpus_person, establishment, credentials, endpoints["dmp"]["repository"], _corpus_copies(big, 30))
+                requests = _requests(
+                    corpus_person, establishment, credentials, endpoints["dmp"]["repository"], _corpus_copies(big, 30)
+                )
                 schematron, dmp.schematron = dmp.schematron, None
                 figures["1MB DLU"] = _measure(endpoints["dmp"]["repository"], requests, context)
                 dmp.schematron = schematron
-                print(f"  {'1 MB DLU':12s} {figures['1MB DLU']['per_second']:8.1f} documents/s (1.1 MB corpus DLU, XSD + header; "
-                      f"{figures['1MB DLU']['accepted']}/{figures['1MB DLU']['documents']} accepted)")
+                print(
+                    f"  {'1 MB DLU':12s} {figures['1MB DLU']['per_second']:8.1f} documents/s (1.1 MB corpus DLU, XSD + header; "
+                    f"{figures['1MB DLU']['accepted']}/{figures['1MB DLU']['documents']} accepted)"
+                )
                 engine = SchematronEngine(CORPUS / "schematrons")
                 t0 = time.perf_counter()
                 engine.compile("DLU-EHPAD-DLU_2022.01")
@@ -197,9 +242,15 @@ def main() -> int:
                 t2 = time.perf_counter()
                 engine.compile("DLU-EHPAD-DLU_2022.01")
                 t3 = time.perf_counter()
-                figures["compile_ms"] = {"cold": round((t1 - t0) * 1000, 1), "second_volet": round((t2 - t1) * 1000, 1), "cached": round((t3 - t2) * 1000, 4)}
-                print(f"  schematron compile: cold {figures['compile_ms']['cold']} ms (Saxon + ISO skeleton + DLU volet), "
-                      f"another volet {figures['compile_ms']['second_volet']} ms, cached {figures['compile_ms']['cached']} ms")
+                figures["compile_ms"] = {
+                    "cold": round((t1 - t0) * 1000, 1),
+                    "second_volet": round((t2 - t1) * 1000, 1),
+                    "cached": round((t3 - t2) * 1000, 4),
+                }
+                print(
+                    f"  schematron compile: cold {figures['compile_ms']['cold']} ms (Saxon + ISO skeleton + DLU volet), "
+                    f"another volet {figures['compile_ms']['second_volet']} ms, cached {figures['compile_ms']['cached']} ms"
+                )
         finally:
             background.stop()
             journal.close()

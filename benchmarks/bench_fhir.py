@@ -72,8 +72,12 @@ class BareEndpoint(Simulator):
 
         async def create(request: Request) -> Response:
             await request.body()
-            return Response(bodies["create"], status_code=201, media_type="application/fhir+json",
-                            headers={"ETag": 'W/"1"', "Location": "DocumentReference/x/_history/1"})
+            return Response(
+                bodies["create"],
+                status_code=201,
+                media_type="application/fhir+json",
+                headers={"ETag": 'W/"1"', "Location": "DocumentReference/x/_history/1"},
+            )
 
         async def search(request: Request) -> Response:
             return Response(bodies["search"], media_type="application/fhir+json")
@@ -81,9 +85,13 @@ class BareEndpoint(Simulator):
         async def read(request: Request) -> Response:
             return Response(bodies["create"], media_type="application/fhir+json", headers={"ETag": 'W/"1"'})
 
-        return Starlette(routes=[Route("/fhir/DocumentReference", create, methods=["POST"]),
-                                 Route("/fhir/DocumentReference", search, methods=["GET"]),
-                                 Route("/fhir/DocumentReference/{id}", read, methods=["GET"])])
+        return Starlette(
+            routes=[
+                Route("/fhir/DocumentReference", create, methods=["POST"]),
+                Route("/fhir/DocumentReference", search, methods=["GET"]),
+                Route("/fhir/DocumentReference/{id}", read, methods=["GET"]),
+            ]
+        )
 
 
 @dataclass
@@ -101,24 +109,51 @@ class Measure:
 
 def _note(subject: str, author: str, n: int) -> bytes:
     text = f"Transmission n°{n} : nuit calme, bonne hydratation."
-    return json.dumps({
-        "resourceType": "DocumentReference", "meta": {"profile": [C.PROFILE_DOCUMENT_REFERENCE]},
-        "extension": [{"url": C.EXT_IS_EMERGENCY, "valueBoolean": False}],
-        "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
-        "status": "current", "type": {"coding": [{"system": C.TRE_R234, "code": "OBS", "display": "Note d'observation"}]},
-        "subject": {"reference": subject}, "date": "2025-02-03T08:30:00+01:00", "author": [{"reference": author}],
-        "content": [{"attachment": {"contentType": "text/plain", "language": "fr", "data": base64.b64encode(text.encode()).decode()}}],
-    }).encode()
+    return json.dumps(
+        {
+            "resourceType": "DocumentReference",
+            "meta": {"profile": [C.PROFILE_DOCUMENT_REFERENCE]},
+            "extension": [{"url": C.EXT_IS_EMERGENCY, "valueBoolean": False}],
+            "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
+            "status": "current",
+            "type": {"coding": [{"system": C.TRE_R234, "code": "OBS", "display": "Note d'observation"}]},
+            "subject": {"reference": subject},
+            "date": "2025-02-03T08:30:00+01:00",
+            "author": [{"reference": author}],
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "text/plain",
+                        "language": "fr",
+                        "data": base64.b64encode(text.encode()).decode(),
+                    }
+                }
+            ],
+        }
+    ).encode()
 
 
-def _request(connection: http.client.HTTPSConnection, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+def _request(
+    connection: http.client.HTTPSConnection, method: str, path: str, body: bytes | None = None
+) -> tuple[int, bytes]:
     connection.request(method, path, body=body, headers=JSON_HEADERS)
     response = connection.getresponse()
     return response.status, response.read()
 
 
-def measure(server: str, interaction: str, port: int, base: str, context: ssl.SSLContext, count: int, clients: int,
-            subject: str, author: str, ins: str, note_ids: list[str]) -> Measure:
+def measure(
+    server: str,
+    interaction: str,
+    port: int,
+    base: str,
+    context: ssl.SSLContext,
+    count: int,
+    clients: int,
+    subject: str,
+    author: str,
+    ins: str,
+    note_ids: list[str],
+) -> Measure:
     shares = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
     results: list[tuple[int, int]] = [(0, 0)] * clients
     errors: list[BaseException] = []
@@ -172,7 +207,14 @@ def run(requests: int, clients: int, rounds: int) -> dict[str, Any]:
     pki.issue_client(certificate, structure_id=f"1{establishment.finess}")
     journal = open_journal(f"sqlite:///{tmp}/journal.sqlite")
     run_state = RunState(uuid.uuid4().hex[:12])
-    host = ServiceHost(journal, pki, testdata, HostOptions(), run_state, registry={"eparcours": EparcoursSimulator, "bare": BareEndpoint})
+    host = ServiceHost(
+        journal,
+        pki,
+        testdata,
+        HostOptions(),
+        run_state,
+        registry={"eparcours": EparcoursSimulator, "bare": BareEndpoint},
+    )
     background = BackgroundHost(host)
     try:
         endpoints = background.start()
@@ -184,24 +226,48 @@ def run(requests: int, clients: int, rounds: int) -> dict[str, Any]:
         seed = service.publish_note(person, note_type="OBS", text="note de départ")
         subject, author = seed.resource["subject"]["reference"], seed.resource["author"][0]["reference"]
         note_ids: list[str] = [seed.id]
-        BareEndpoint.bodies.update({  # the bare app holds this very dict
-            "create": json.dumps(seed.resource).encode(),
-            "search": json.dumps({"resourceType": "Bundle", "type": "searchset", "total": 10,
-                                  "entry": [{"resource": seed.resource, "search": {"mode": "match"}}] * 10}).encode(),
-        })
-        print(f"FHIR requests/s — e-Parcours cahier de liaison vs bare Starlette, {clients} client thread(s), keep-alive TLS "
-              f"with {certificate}, {requests} requests x {rounds} round(s), goal simulator >= {GOAL:.0%} of bare for create and read")
+        BareEndpoint.bodies.update(
+            {  # the bare app holds this very dict
+                "create": json.dumps(seed.resource).encode(),
+                "search": json.dumps(
+                    {
+                        "resourceType": "Bundle",
+                        "type": "searchset",
+                        "total": 10,
+                        "entry": [{"resource": seed.resource, "search": {"mode": "match"}}] * 10,
+                    }
+                ).encode(),
+            }
+        )
+        print(
+            f"FHIR requests/s — e-Parcours cahier de liaison vs bare Starlette, {clients} client thread(s), keep-alive TLS "
+            f"with {certificate}, {requests} requests x {rounds} round(s), goal simulator >= {GOAL:.0%} of bare for create and read"
+        )
         received = 0
         for interaction in INTERACTIONS:
             for name, base in (("bare", "/bare/fhir"), ("simulator", "/eparcours/fhir")):
-                warm = measure(name, interaction, port, base, context, WARMUP, 1, subject, author, person.ins.value, note_ids)
+                warm = measure(
+                    name, interaction, port, base, context, WARMUP, 1, subject, author, person.ins.value, note_ids
+                )
                 if warm.bad:
                     raise RuntimeError(f"{name} {interaction}: {warm.bad} bad warm-up answer(s)")
                 received += warm.requests if (name, interaction) == ("simulator", "create") else 0
             runs: dict[str, list[Measure]] = {"bare": [], "simulator": []}
             for _ in range(rounds):
                 for name, base in (("bare", "/bare/fhir"), ("simulator", "/eparcours/fhir")):
-                    m = measure(name, interaction, port, base, context, requests, clients, subject, author, person.ins.value, note_ids)
+                    m = measure(
+                        name,
+                        interaction,
+                        port,
+                        base,
+                        context,
+                        requests,
+                        clients,
+                        subject,
+                        author,
+                        person.ins.value,
+                        note_ids,
+                    )
                     if m.bad:
                         raise RuntimeError(f"{name} {interaction}: {m.bad} bad answer(s)")
                     runs[name].append(m)
@@ -210,7 +276,9 @@ def run(requests: int, clients: int, rounds: int) -> dict[str, Any]:
             bare = statistics.median(m.rate for m in runs["bare"])
             ratio = sim / bare if bare else 0.0
             goal = GOALS[interaction]
-            scanned = f" — {service.store.count('DocumentReference')} notes of the person" if interaction == "search" else ""
+            scanned = (
+                f" — {service.store.count('DocumentReference')} notes of the person" if interaction == "search" else ""
+            )
             print(f"\n{interaction}{scanned}:")
             for name in ("bare", "simulator"):
                 median = statistics.median(m.rate for m in runs[name])
@@ -218,16 +286,33 @@ def run(requests: int, clients: int, rounds: int) -> dict[str, Any]:
                 print(f"  {name:<9} {median:8.1f} req/s  ({1000.0 / median:.2f} ms/req; rounds: {rates})")
             verdict = "no goal" if goal is None else f"goal >= {goal:.0%}: {'OK' if ratio >= goal else 'BELOW GOAL'}"
             print(f"  ratio simulator/bare = {ratio:.1%}  ({verdict})")
-            out["interactions"][interaction] = {"requests": requests, "rounds": rounds, "clients": clients,
-                                                "simulator_req_per_s": round(sim, 1), "bare_req_per_s": round(bare, 1),
-                                                "ratio": round(ratio, 4), "goal": goal,
-                                                "meets_goal": None if goal is None else ratio >= goal}
-        created = journal.count(JournalFilter(service="eparcours", operation="cdl.create", run_id=run_state.run_id, outcome=Outcome.ACCEPTED))
+            out["interactions"][interaction] = {
+                "requests": requests,
+                "rounds": rounds,
+                "clients": clients,
+                "simulator_req_per_s": round(sim, 1),
+                "bare_req_per_s": round(bare, 1),
+                "ratio": round(ratio, 4),
+                "goal": goal,
+                "meets_goal": None if goal is None else ratio >= goal,
+            }
+        created = journal.count(
+            JournalFilter(
+                service="eparcours", operation="cdl.create", run_id=run_state.run_id, outcome=Outcome.ACCEPTED
+            )
+        )
         rejected = journal.count(JournalFilter(service="eparcours", run_id=run_state.run_id, outcome=Outcome.REJECTED))
         consistent = created == received and rejected == 0
-        print(f"\njournal check: {created} accepted cdl.create recorded, {received} 201 answers received, {rejected} rejected "
-              f"-> {'OK' if consistent else 'MISMATCH'}")
-        out["journal"] = {"creates_recorded": created, "creates_answered": received, "rejected_recorded": rejected, "consistent": consistent}
+        print(
+            f"\njournal check: {created} accepted cdl.create recorded, {received} 201 answers received, {rejected} rejected "
+            f"-> {'OK' if consistent else 'MISMATCH'}"
+        )
+        out["journal"] = {
+            "creates_recorded": created,
+            "creates_answered": received,
+            "rejected_recorded": rejected,
+            "consistent": consistent,
+        }
         return out
     finally:
         background.stop()
@@ -237,9 +322,13 @@ def run(requests: int, clients: int, rounds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300, help="requests per measured round and interaction (default 300)")
+    parser.add_argument(
+        "--requests", type=int, default=300, help="requests per measured round and interaction (default 300)"
+    )
     parser.add_argument("--clients", type=int, default=4, help="client threads sharing the requests (default 4)")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per endpoint, median reported (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measured rounds per endpoint, median reported (default 3)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 20000 or not 1 <= args.clients <= 32 or not 1 <= args.rounds <= 10:

@@ -60,10 +60,22 @@ class BareServer:
 
     def __init__(self, tls: ssl.SSLContext) -> None:
         args = Namespace(passlib_cfg=None, proxy_protocol=None, debug=False)
-        self.config = DictConfig(args, host="127.0.0.1", port=0, demo_data=False, demo_user=MAILBOX, demo_password=PASSWORD,
-                                 ssl_context=tls, tls_enabled=True, reject_dnsbl=False, hash_context=BuiltinHash(),
-                                 cpu_subsystem=Subsystem.for_asyncio(), invalid_user_sleep=0.0,
-                                 proxy_protocol=ProxyProtocolVersion.get(None), max_append_len=50_000_000)
+        self.config = DictConfig(
+            args,
+            host="127.0.0.1",
+            port=0,
+            demo_data=False,
+            demo_user=MAILBOX,
+            demo_password=PASSWORD,
+            ssl_context=tls,
+            tls_enabled=True,
+            reject_dnsbl=False,
+            hash_context=BuiltinHash(),
+            cpu_subsystem=Subsystem.for_asyncio(),
+            invalid_user_sleep=0.0,
+            proxy_protocol=ProxyProtocolVersion.get(None),
+            max_append_len=50_000_000,
+        )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.port = 0
@@ -151,7 +163,9 @@ def main() -> None:
         sim_port = int(env.endpoints["mssante"]["imap"].rpartition(":")[2])
         for name, port in (("simulator", sim_port), ("bare", bare.port)):
             imap = client(port, cafile)
-            figures[f"{name}_fetch_meta_s"] = timed(lambda: imap.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)"), args.repeat)
+            figures[f"{name}_fetch_meta_s"] = timed(
+                lambda: imap.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)"), args.repeat
+            )
             figures[f"{name}_fetch_full_s"] = timed(lambda: imap.uid("FETCH", "1:*", "(BODY.PEEK[])"), args.repeat)
             imap.logout()
 
@@ -184,11 +198,17 @@ def main() -> None:
     print(f"IMAP, {n} messages of {len(data)} bytes, best of {args.repeat} (simulator vs bare pymap dict backend)")
     for what in ("fetch_meta", "fetch_full"):
         sim, base = figures[f"simulator_{what}_s"], figures[f"bare_{what}_s"]
-        print(f"  {what:<11} simulator {sim * 1000:8.1f} ms ({n / sim:8.0f} msg/s)   bare {base * 1000:8.1f} ms ({n / base:8.0f} msg/s)"
-              f"   ratio {base / sim:5.2f}")
+        print(
+            f"  {what:<11} simulator {sim * 1000:8.1f} ms ({n / sim:8.0f} msg/s)   bare {base * 1000:8.1f} ms ({n / base:8.0f} msg/s)"
+            f"   ratio {base / sim:5.2f}"
+        )
     print(f"SMTP -> IMAP visible, {args.rounds} rounds (bare: IMAP APPEND -> visible)")
-    print(f"  simulator median {figures['simulator_round_trip_median_ms']:7.1f} ms  p95 {figures['simulator_round_trip_p95_ms']:7.1f} ms")
-    print(f"  bare      median {figures['bare_round_trip_median_ms']:7.1f} ms  p95 {figures['bare_round_trip_p95_ms']:7.1f} ms")
+    print(
+        f"  simulator median {figures['simulator_round_trip_median_ms']:7.1f} ms  p95 {figures['simulator_round_trip_p95_ms']:7.1f} ms"
+    )
+    print(
+        f"  bare      median {figures['bare_round_trip_median_ms']:7.1f} ms  p95 {figures['bare_round_trip_p95_ms']:7.1f} ms"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
 

@@ -42,6 +42,8 @@ from harness.fields import dui
 GOAL_SECONDS = 1.0
 YEAR = 2025
 MONTHS = [f"{YEAR}-{m:02d}" for m in range(1, 13)]
+
+
 class Loader:
     """Builds the rows (tuples in the journal's column order) with a deterministic random generator."""
 
@@ -57,21 +59,44 @@ class Loader:
         self.counter += 1
         return f"{self.counter:032x}"
 
-    def add(self, day: date, service: str, operation: str, essms: str, person: str | None,
-            fact: dict[str, Any] | None = None, outcome: str = "accepted", bundle: str | None = None) -> str:
+    def add(
+        self,
+        day: date,
+        service: str,
+        operation: str,
+        essms: str,
+        person: str | None,
+        fact: dict[str, Any] | None = None,
+        outcome: str = "accepted",
+        bundle: str | None = None,
+    ) -> str:
         ident = self._id()
         ts = datetime(day.year, day.month, day.day, 8 + self.counter % 10, self.counter % 60, tzinfo=UTC)
         details: dict[str, Any] = {}
         if fact is not None:
             details = {dui.FACT: fact, dui.BUNDLE: bundle}
-        self.rows.append((
-            ident, ts.isoformat(), ts.strftime("%Y-%m"), service, operation,
-            "to_dui" if operation == "eprescription.import_confirmed" else "from_dui", outcome,
-            "dui@bench.test", essms, person, None if outcome == "accepted" else "554 5.6.0",
-            None, None, "application/fhir+json" if service == dui.SERVICE else None,
-            json.dumps(details, separators=(",", ":")) if details else "{}", "bench", None,
-            *(fact.get(k) if fact else None for k in FACT_KEYS),
-        ))
+        self.rows.append(
+            (
+                ident,
+                ts.isoformat(),
+                ts.strftime("%Y-%m"),
+                service,
+                operation,
+                "to_dui" if operation == "eprescription.import_confirmed" else "from_dui",
+                outcome,
+                "dui@bench.test",
+                essms,
+                person,
+                None if outcome == "accepted" else "554 5.6.0",
+                None,
+                None,
+                "application/fhir+json" if service == dui.SERVICE else None,
+                json.dumps(details, separators=(",", ":")) if details else "{}",
+                "bench",
+                None,
+                *(fact.get(k) if fact else None for k in FACT_KEYS),
+            )
+        )
         self.counts[service] = self.counts.get(service, 0) + 1
         return ident
 
@@ -87,7 +112,9 @@ class Loader:
             residents: dict[str, date] = {}  # person -> admission
             for _ in range(self.places):
                 serial += 1
-                residents[f"2{serial:014d}"] = date(YEAR - 1 - rng.randint(0, 5), rng.randint(1, 12), rng.randint(1, 28))
+                residents[f"2{serial:014d}"] = date(
+                    YEAR - 1 - rng.randint(0, 5), rng.randint(1, 12), rng.randint(1, 28)
+                )
             plans: dict[str, str] = {}
             for index, month in enumerate(MONTHS):
                 month_end = date.fromisoformat(f"{month}-28")
@@ -104,14 +131,36 @@ class Loader:
                     leaving = person in exits
                     if index == 0 or leaving:
                         exit_day = self._day(month).isoformat() if leaving else None
-                        self.add(month_end, dui.SERVICE, dui.FactKind.SEJOUR, finess, person,
-                                 {"key": f"sej|{person}", "date": exit_day or admission.isoformat(),
-                                  "start": admission.isoformat(), "end": exit_day}, bundle=bundle)
+                        self.add(
+                            month_end,
+                            dui.SERVICE,
+                            dui.FactKind.SEJOUR,
+                            finess,
+                            person,
+                            {
+                                "key": f"sej|{person}",
+                                "date": exit_day or admission.isoformat(),
+                                "start": admission.isoformat(),
+                                "end": exit_day,
+                            },
+                            bundle=bundle,
+                        )
                 for person, admission in residents.items():
                     if person not in present:
-                        self.add(month_end, dui.SERVICE, dui.FactKind.SEJOUR, finess, person,
-                                 {"key": f"sej|{person}", "date": admission.isoformat(),
-                                  "start": admission.isoformat(), "end": None}, bundle=bundle)
+                        self.add(
+                            month_end,
+                            dui.SERVICE,
+                            dui.FactKind.SEJOUR,
+                            finess,
+                            person,
+                            {
+                                "key": f"sej|{person}",
+                                "date": admission.isoformat(),
+                                "start": admission.isoformat(),
+                                "end": None,
+                            },
+                            bundle=bundle,
+                        )
                 month_persons = list(present) + [p for p in residents if p not in present]
                 for person in month_persons:
                     all_persons.append((finess, person, month))
@@ -119,30 +168,70 @@ class Loader:
                     if person not in plans or rng.random() < 0.04:
                         status = rng.choices(["draft", "active", "on-hold", "completed"], [3, 14, 1, 1])[0]
                         plans[person] = status
-                        self.add(month_end, dui.SERVICE, dui.FactKind.PROJET, finess, person,
-                                 {"key": f"pp|{person}", "date": self._day(month).isoformat(), "status": status},
-                                 bundle=bundle)
+                        self.add(
+                            month_end,
+                            dui.SERVICE,
+                            dui.FactKind.PROJET,
+                            finess,
+                            person,
+                            {"key": f"pp|{person}", "date": self._day(month).isoformat(), "status": status},
+                            bundle=bundle,
+                        )
                     if rng.random() < 0.45:  # record updated (usager resource with its modification date)
-                        self.add(month_end, dui.SERVICE, dui.FactKind.USAGER, finess, person,
-                                 {"key": f"pat|{person}", "date": self._day(month).isoformat()}, bundle=bundle)
+                        self.add(
+                            month_end,
+                            dui.SERVICE,
+                            dui.FactKind.USAGER,
+                            finess,
+                            person,
+                            {"key": f"pat|{person}", "date": self._day(month).isoformat()},
+                            bundle=bundle,
+                        )
                     if rng.random() < 0.5:  # agenda event(s)
                         day = self._day(month).isoformat()
                         cancelled = rng.random() < 0.05
-                        fact = {"key": f"evt|{self.counter}", "date": day, "start": day, "end": day,
-                                "status": "cancelled" if cancelled else "finished"}
+                        fact = {
+                            "key": f"evt|{self.counter}",
+                            "date": day,
+                            "start": day,
+                            "end": day,
+                            "status": "cancelled" if cancelled else "finished",
+                        }
                         self.add(month_end, dui.SERVICE, dui.FactKind.EVENEMENT, finess, person, fact, bundle=bundle)
                     if rng.random() < 0.62:
-                        self.add(self._day(month), "mssante", "smtp.submit", finess, person,
-                                 outcome="accepted" if rng.random() < 0.97 else "rejected")
+                        self.add(
+                            self._day(month),
+                            "mssante",
+                            "smtp.submit",
+                            finess,
+                            person,
+                            outcome="accepted" if rng.random() < 0.97 else "rejected",
+                        )
                     if rng.random() < 0.5:
-                        self.add(self._day(month), "dmp", "iti41.provide_and_register", finess, person,
-                                 outcome="accepted" if rng.random() < 0.97 else "rejected")
+                        self.add(
+                            self._day(month),
+                            "dmp",
+                            "iti41.provide_and_register",
+                            finess,
+                            person,
+                            outcome="accepted" if rng.random() < 0.97 else "rejected",
+                        )
                 for _ in range(rng.randint(2, 8)):
-                    self.add(self._day(month), "eprescription", "eprescription.import_confirmed", finess,
-                             rng.choice(month_persons))
+                    self.add(
+                        self._day(month),
+                        "eprescription",
+                        "eprescription.import_confirmed",
+                        finess,
+                        rng.choice(month_persons),
+                    )
                 for _ in range(rng.randint(4, 12)):
-                    self.add(self._day(month), "eparcours", rng.choice(["cdl.entry.create", "cdl.entry.read"]),
-                             finess, rng.choice(month_persons))
+                    self.add(
+                        self._day(month),
+                        "eparcours",
+                        rng.choice(["cdl.entry.create", "cdl.entry.read"]),
+                        finess,
+                        rng.choice(month_persons),
+                    )
         if len(self.rows) > target:
             raise SystemExit(f"generated {len(self.rows)} rows > target {target}: lower the rates")
         while len(self.rows) < target:
@@ -175,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         con.execute("ANALYZE")
         t2 = time.perf_counter()
         total = con.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0]
-        print(f"journal: {total:,} exchanges, {args.essms} ESSMS, 12 months — generated in {t1 - t0:.1f} s, "
-              f"loaded in {t2 - t1:.1f} s (executemany, one transaction, indexes on)")
+        print(
+            f"journal: {total:,} exchanges, {args.essms} ESSMS, 12 months — generated in {t1 - t0:.1f} s, "
+            f"loaded in {t2 - t1:.1f} s (executemany, one transaction, indexes on)"
+        )
         print("  by service: " + ", ".join(f"{k} {v:,}" for k, v in sorted(loader.counts.items())))
         del loader
 
@@ -193,33 +284,59 @@ def main(argv: list[str] | None = None) -> int:
         runs = [timed(lambda: engine.compute(periods)) for _ in range(args.repeat)]
         full = statistics.median(r[0] for r in runs)
         report = runs[-1][1]
-        one = statistics.median(timed(lambda: engine.compute([period_ending(MONTHS[0], "2025-06")]))[0]
-                                for _ in range(args.repeat))
+        one = statistics.median(
+            timed(lambda: engine.compute([period_ending(MONTHS[0], "2025-06")]))[0] for _ in range(args.repeat)
+        )
         single = IndicatorEngine(journal, workers=1)  # the same statements on one connection, no worker process
         alone = statistics.median(timed(lambda: single.compute(periods))[0] for _ in range(args.repeat))
-        drill_time, evidence = timed(lambda: engine.evidence("mssante", period_ending(MONTHS[0], "2025-06"), report.essms[0]))
+        drill_time, evidence = timed(
+            lambda: engine.evidence("mssante", period_ending(MONTHS[0], "2025-06"), report.essms[0])
+        )
         journal.close()
 
-        print(f"\nall indicators, {len(periods)} periods x {len(report.essms)} ESSMS + grappe "
-              f"({len(report.figures):,} figures): median {full:.3f} s over {args.repeat} runs "
-              f"(runs: {', '.join(f'{r[0]:.3f}' for r in runs)})")
+        print(
+            f"\nall indicators, {len(periods)} periods x {len(report.essms)} ESSMS + grappe "
+            f"({len(report.figures):,} figures): median {full:.3f} s over {args.repeat} runs "
+            f"(runs: {', '.join(f'{r[0]:.3f}' for r in runs)})"
+        )
         print(f"  the same on one connection, no worker process:          {alone:.3f} s")
         print(f"one period (June):                                        {one:.3f} s")
-        print(f"drill-down of one figure (MSSanté, June, one ESSMS):      {drill_time:.3f} s "
-              f"({len(evidence.items)} lines)")
+        print(
+            f"drill-down of one figure (MSSanté, June, one ESSMS):      {drill_time:.3f} s "
+            f"({len(evidence.items)} lines)"
+        )
         print(f"baseline: full GROUP BY service, month over every row:    {baseline:.3f} s")
         print(f"ratio all-indicators / baseline:                          {full / baseline:.2f}")
         verdict = "OK" if full <= GOAL_SECONDS else "ABOVE GOAL"
         print(f"goal <= {GOAL_SECONDS:.1f} s: {verdict}")
         print("\ngrappe, sample:")
-        for key in ("mssante", "dmp", "dossiers_actifs", "projet_personnalise", "agenda", "eprescription", "cahier_liaison"):
+        for key in (
+            "mssante",
+            "dmp",
+            "dossiers_actifs",
+            "projet_personnalise",
+            "agenda",
+            "eprescription",
+            "cahier_liaison",
+        ):
             fig = report.get(key, periods[-1])
-            print(f"  {key:<20} {periods[-1].label}: {fig.numerator:>7,} / {fig.denominator if fig.denominator is not None else '-':>7} "
-                  f"-> {fig.value:.1f}")
+            print(
+                f"  {key:<20} {periods[-1].label}: {fig.numerator:>7,} / {fig.denominator if fig.denominator is not None else '-':>7} "
+                f"-> {fig.value:.1f}"
+            )
         figures = {
-            "events": total, "essms": args.essms, "periods": len(periods), "figures": len(report.figures),
-            "all_indicators_s": full, "one_connection_s": alone, "one_period_s": one, "drilldown_s": drill_time, "baseline_s": baseline,
-            "ratio": full / baseline, "goal_s": GOAL_SECONDS, "ok": full <= GOAL_SECONDS,
+            "events": total,
+            "essms": args.essms,
+            "periods": len(periods),
+            "figures": len(report.figures),
+            "all_indicators_s": full,
+            "one_connection_s": alone,
+            "one_period_s": one,
+            "drilldown_s": drill_time,
+            "baseline_s": baseline,
+            "ratio": full / baseline,
+            "goal_s": GOAL_SECONDS,
+            "ok": full <= GOAL_SECONDS,
         }
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")

@@ -55,7 +55,9 @@ GOAL = 0.50
 TIME_CAP = 20.0  # seconds: hard cap of one measurement
 DEFAULT_REQUESTS = {"a": 600, "b": 200}
 WARMUP = {"a": 30, "b": 10}
-HEADERS = {"Content-Type": 'application/soap+xml; charset=utf-8; action="urn:ServiceIdentiteCertifiee:1.0.0:rechercherInsAvecTraitsIdentite"'}
+HEADERS = {
+    "Content-Type": 'application/soap+xml; charset=utf-8; action="urn:ServiceIdentiteCertifiee:1.0.0:rechercherInsAvecTraitsIdentite"'
+}
 
 
 class BareEndpoint(Simulator):
@@ -99,7 +101,9 @@ def _post(connection: http.client.HTTPSConnection, path: str, body: bytes) -> bo
     return response.status == 200 and b"<CodeCR>00</CodeCR>" in data
 
 
-def _client(port: int, path: str, context: ssl.SSLContext, body: bytes, count: int, mode: str, deadline: float) -> tuple[int, int]:
+def _client(
+    port: int, path: str, context: ssl.SSLContext, body: bytes, count: int, mode: str, deadline: float
+) -> tuple[int, int]:
     ok = bad = 0
     connection = _connection(port, context) if mode == "a" else None
     try:
@@ -121,7 +125,9 @@ def _client(port: int, path: str, context: ssl.SSLContext, body: bytes, count: i
     return ok, bad
 
 
-def measure(server: str, port: int, path: str, context: ssl.SSLContext, body: bytes, mode: str, count: int, clients: int) -> Measure:
+def measure(
+    server: str, port: int, path: str, context: ssl.SSLContext, body: bytes, mode: str, count: int, clients: int
+) -> Measure:
     shares = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
     results: list[tuple[int, int]] = [(0, 0)] * clients
     errors: list[BaseException] = []
@@ -154,7 +160,9 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
     pki = TestPKI.ensure(tmp / "pki", organisation_clients=("INSI-AUTO",))
     journal = open_journal(f"sqlite:///{tmp}/journal.sqlite")
     run_state = RunState(uuid.uuid4().hex[:12])
-    host = ServiceHost(journal, pki, testdata, HostOptions(), run_state, registry={"insi": InsiSimulator, "bare": BareEndpoint})
+    host = ServiceHost(
+        journal, pki, testdata, HostOptions(), run_state, registry={"insi": InsiSimulator, "bare": BareEndpoint}
+    )
     background = BackgroundHost(host)
     try:
         endpoints = background.start()
@@ -163,12 +171,18 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
         client = pki.client("INSI-AUTO")
         context.load_cert_chain(str(client.cert_path), str(client.key_path))
         traits = InsiTraits("MARTIN", ("JEANNE",), "F", "1938-04-12")
-        body = build_request(traits, emitter=person.essms, idam=REFERENCE_IDAM, instance=str(uuid.uuid4()), message_id=str(uuid.uuid4()))
+        body = build_request(
+            traits, emitter=person.essms, idam=REFERENCE_IDAM, instance=str(uuid.uuid4()), message_id=str(uuid.uuid4())
+        )
         out["request_bytes"] = len(body)
         out["response_bytes"] = len(BareEndpoint.fixed)
-        print(f"INSi searches/s — request {len(body)} bytes (MARTIN JEANNE), answer {len(BareEndpoint.fixed)} bytes, "
-              f"{clients} client thread(s), {rounds} round(s), goal simulator >= {GOAL:.0%} of the bare endpoint")
-        print(f"  one host, https://127.0.0.1:{port}: /insi/lps (simulator, journal {journal.url}) and /bare/lps (fixed body)")
+        print(
+            f"INSi searches/s — request {len(body)} bytes (MARTIN JEANNE), answer {len(BareEndpoint.fixed)} bytes, "
+            f"{clients} client thread(s), {rounds} round(s), goal simulator >= {GOAL:.0%} of the bare endpoint"
+        )
+        print(
+            f"  one host, https://127.0.0.1:{port}: /insi/lps (simulator, journal {journal.url}) and /bare/lps (fixed body)"
+        )
         targets = (("bare", "/bare/lps"), ("simulator", "/insi/lps"))
         sim_ok = 0
         for mode in modes:
@@ -195,15 +209,32 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
                 rates = ", ".join(f"{m.rate:.0f}" for m in runs[name])
                 median = statistics.median(m.rate for m in runs[name])
                 print(f"  {name:<9} {median:8.1f} req/s  ({1000.0 / median:.2f} ms/req; rounds: {rates})")
-            print(f"  ratio simulator/bare = {ratio:.1%}  (goal >= {GOAL:.0%}: {'OK' if ratio >= GOAL else 'BELOW GOAL'})")
-            out["modes"][mode] = {"requests": count, "rounds": rounds, "clients": clients, "simulator_req_per_s": round(sim, 1),
-                                  "bare_req_per_s": round(bare, 1), "ratio": round(ratio, 4), "goal": GOAL, "meets_goal": ratio >= GOAL}
+            print(
+                f"  ratio simulator/bare = {ratio:.1%}  (goal >= {GOAL:.0%}: {'OK' if ratio >= GOAL else 'BELOW GOAL'})"
+            )
+            out["modes"][mode] = {
+                "requests": count,
+                "rounds": rounds,
+                "clients": clients,
+                "simulator_req_per_s": round(sim, 1),
+                "bare_req_per_s": round(bare, 1),
+                "ratio": round(ratio, 4),
+                "goal": GOAL,
+                "meets_goal": ratio >= GOAL,
+            }
         recorded = journal.count(JournalFilter(service="insi", run_id=run_state.run_id, outcome=Outcome.ACCEPTED))
         rejected = journal.count(JournalFilter(service="insi", run_id=run_state.run_id, outcome=Outcome.REJECTED))
         consistent = recorded == sim_ok and rejected == 0
-        print(f"\njournal check: {recorded} accepted INSi exchange(s) recorded, {sim_ok} CR 00 answer(s) received, "
-              f"{rejected} rejected -> {'OK' if consistent else 'MISMATCH'}")
-        out["journal"] = {"accepted_recorded": recorded, "answers_received": sim_ok, "rejected_recorded": rejected, "consistent": consistent}
+        print(
+            f"\njournal check: {recorded} accepted INSi exchange(s) recorded, {sim_ok} CR 00 answer(s) received, "
+            f"{rejected} rejected -> {'OK' if consistent else 'MISMATCH'}"
+        )
+        out["journal"] = {
+            "accepted_recorded": recorded,
+            "answers_received": sim_ok,
+            "rejected_recorded": rejected,
+            "consistent": consistent,
+        }
         return out
     finally:
         background.stop()
@@ -214,9 +245,13 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["a", "b", "both"], default="both")
-    parser.add_argument("--requests", type=int, default=None, help="requests per measured round (default: a=600, b=200)")
+    parser.add_argument(
+        "--requests", type=int, default=None, help="requests per measured round (default: a=600, b=200)"
+    )
     parser.add_argument("--clients", type=int, default=4, help="client threads sharing the requests (default 4)")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per endpoint, median reported (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measured rounds per endpoint, median reported (default 3)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
     if args.requests is not None and not 1 <= args.requests <= 20000:

@@ -68,15 +68,31 @@ async def _bare_token(request: Request) -> JSONResponse:
     form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     if not request.headers.get("authorization", "").startswith("Basic ") or "grant_type" not in form:
         return JSONResponse({"error": "invalid_request"}, status_code=400)
-    return JSONResponse({"access_token": "a" * 600, "token_type": "Bearer", "expires_in": 300, "refresh_token": "r" * 43,
-                         "id_token": "i" * 700}, headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {
+            "access_token": "a" * 600,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "refresh_token": "r" * 43,
+            "id_token": "i" * 700,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @contextlib.contextmanager
 def bare_server(pki: TestPKI) -> Iterator[str]:
     app = Starlette(routes=[Route("/token", _bare_token, methods=["POST"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="off",
-                            ssl_certfile=str(pki.server.chain_path), ssl_keyfile=str(pki.server.key_path))
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ssl_certfile=str(pki.server.chain_path),
+        ssl_keyfile=str(pki.server.key_path),
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     loop = asyncio.new_event_loop()
@@ -129,12 +145,24 @@ def _codes(env: SocleEnvironment, ctx: ssl.SSLContext, n: int) -> list[dict[str,
     with httpx.Client(verify=ctx, timeout=60) as http:
         for _ in range(n):
             verifier, challenge = _pkce()
-            r = http.get(ep["authorize"], params={
-                "client_id": CLIENT[0], "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid scope_all",
-                "acr_values": "eidas1", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
-                "login_hint": "claire.durand"})
+            r = http.get(
+                ep["authorize"],
+                params={
+                    "client_id": CLIENT[0],
+                    "redirect_uri": REDIRECT,
+                    "response_type": "code",
+                    "scope": "openid scope_all",
+                    "acr_values": "eidas1",
+                    "state": "s",
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                    "login_hint": "claire.durand",
+                },
+            )
             code = parse_qs(urlparse(r.headers["location"]).query)["code"][0]
-            bodies.append({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier})
+            bodies.append(
+                {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+            )
     return bodies
 
 
@@ -157,15 +185,36 @@ def throughput(requests: int, clients: int) -> dict[str, Any]:
     try:
         with bare_server(env.pki) as bare_url:
             runs: dict[str, Callable[[], tuple[float, int]]] = {
-                "baseline": lambda: _load(requests, clients, ctx, bare_url,
-                                          [{"grant_type": "authorization_code", "code": "x" * 43, "redirect_uri": REDIRECT,
-                                            "code_verifier": "v" * 64}] * requests),
-                "authorization_code": lambda: _load(requests, clients, ctx, env.endpoints["psc"]["token"], _codes(env, ctx, requests)),
-                "refresh_token": lambda: _load(requests, clients, ctx, env.endpoints["psc"]["token"], _refresh_tokens(env, ctx, requests)),
+                "baseline": lambda: _load(
+                    requests,
+                    clients,
+                    ctx,
+                    bare_url,
+                    [
+                        {
+                            "grant_type": "authorization_code",
+                            "code": "x" * 43,
+                            "redirect_uri": REDIRECT,
+                            "code_verifier": "v" * 64,
+                        }
+                    ]
+                    * requests,
+                ),
+                "authorization_code": lambda: _load(
+                    requests, clients, ctx, env.endpoints["psc"]["token"], _codes(env, ctx, requests)
+                ),
+                "refresh_token": lambda: _load(
+                    requests, clients, ctx, env.endpoints["psc"]["token"], _refresh_tokens(env, ctx, requests)
+                ),
             }
             for name, run in runs.items():
                 seconds, ok = run()
-                out[name] = {"requests": requests, "ok": ok, "seconds": round(seconds, 3), "rps": round(requests / seconds, 1)}
+                out[name] = {
+                    "requests": requests,
+                    "ok": ok,
+                    "seconds": round(seconds, 3),
+                    "rps": round(requests / seconds, 1),
+                }
     finally:
         env.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -209,21 +258,41 @@ def _cold(kind: str) -> float:
     log = (work / "server.log").open("wb")
     try:
         if kind == "harness":
-            (work / "c.toml").write_text(f'journal = "sqlite:///{work}/run/journal.sqlite"\nrun_dir = "{work}/run"\n', encoding="utf-8")
-            cmd = [*_cli(), "serve", "--ephemeral", "--service", "psc", "--endpoints-file", str(ready), "--config", str(work / "c.toml")]
+            (work / "c.toml").write_text(
+                f'journal = "sqlite:///{work}/run/journal.sqlite"\nrun_dir = "{work}/run"\n', encoding="utf-8"
+            )
+            cmd = [
+                *_cli(),
+                "serve",
+                "--ephemeral",
+                "--service",
+                "psc",
+                "--endpoints-file",
+                str(ready),
+                "--config",
+                str(work / "c.toml"),
+            ]
             ca = work / "run" / "pki" / "ca-bundle.pem"
         else:
             port = _free_port()
             cmd = [sys.executable, "-c", BARE_PROCESS, str(port), str(work / "pki")]
             ca = work / "pki" / "ca-bundle.pem"
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "COLUMNS": "120"})
+        proc = subprocess.Popen(
+            cmd,
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "COLUMNS": "120"},
+        )
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{kind} exited early: {(work / 'server.log').read_text(errors='replace')[-500:]}")
+                    raise RuntimeError(
+                        f"{kind} exited early: {(work / 'server.log').read_text(errors='replace')[-500:]}"
+                    )
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} not ready after {START_TIMEOUT} s")
                 url = None
@@ -233,7 +302,10 @@ def _cold(kind: str) -> float:
                     url = f"https://127.0.0.1:{port}/doc"
                 if url:
                     with contextlib.suppress(httpx.HTTPError, ssl.SSLError, OSError):
-                        if httpx.get(url, verify=ssl.create_default_context(cafile=str(ca)), timeout=5).status_code == 200:
+                        if (
+                            httpx.get(url, verify=ssl.create_default_context(cafile=str(ca)), timeout=5).status_code
+                            == 200
+                        ):
                             return time.perf_counter() - start
                 time.sleep(0.005)
         finally:
@@ -268,20 +340,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("1 <= clients <= 64, clients <= requests <= 100000, 1 <= repeat <= 20")
     tp = throughput(args.requests, args.clients)
     base = tp["baseline"]["rps"]
-    print(f"Token endpoint — {args.requests} requests, {args.clients} keep-alive TLS clients, same process, same certificate")
+    print(
+        f"Token endpoint — {args.requests} requests, {args.clients} keep-alive TLS clients, same process, same certificate"
+    )
     print(f"  baseline: bare Starlette form endpoint           {base:8.1f} req/s")
     for name in ("authorization_code", "refresh_token"):
         r = tp[name]
-        print(f"  PSC simulator, grant_type={name:<19} {r['rps']:8.1f} req/s  ({r['rps'] / base:.0%} of baseline, "
-              f"{r['ok']}/{r['requests']} answered 200)")
+        print(
+            f"  PSC simulator, grant_type={name:<19} {r['rps']:8.1f} req/s  ({r['rps'] / base:.0%} of baseline, "
+            f"{r['ok']}/{r['requests']} answered 200)"
+        )
     cs = cold_start(args.repeat)
     print(f"Cold start to the first 200 — median of {args.repeat}, fresh temp folder each (new PKI, journal, keys)")
-    print(f"  baseline: bare python + uvicorn + Starlette (TLS)  median {cs['bare']['median_s'] * 1000:6.0f} ms  min {cs['bare']['min_s'] * 1000:6.0f} ms")
-    print(f"  socle-harness serve --service psc (discovery)     median {cs['harness']['median_s'] * 1000:6.0f} ms  min {cs['harness']['min_s'] * 1000:6.0f} ms")
+    print(
+        f"  baseline: bare python + uvicorn + Starlette (TLS)  median {cs['bare']['median_s'] * 1000:6.0f} ms  min {cs['bare']['min_s'] * 1000:6.0f} ms"
+    )
+    print(
+        f"  socle-harness serve --service psc (discovery)     median {cs['harness']['median_s'] * 1000:6.0f} ms  min {cs['harness']['min_s'] * 1000:6.0f} ms"
+    )
     print(f"  harness / baseline = {cs['harness']['median_s'] / cs['bare']['median_s']:.2f}x")
     print("  (oidc-provider from npm: not compared — needs a Node.js runtime and an equivalent provider configuration)")
     if args.json:
-        args.json.write_text(json.dumps({"benchmark": "psc", "throughput": tp, "cold_start": cs}, indent=2), encoding="utf-8")
+        args.json.write_text(
+            json.dumps({"benchmark": "psc", "throughput": tp, "cold_start": cs}, indent=2), encoding="utf-8"
+        )
     ok = all(tp[n]["ok"] == tp[n]["requests"] for n in tp)
     return 0 if ok else 1
 

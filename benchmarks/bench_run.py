@@ -99,23 +99,33 @@ def run(repeat: int, with_autoload: bool) -> dict[str, Any]:
     med_wall, med_bare = statistics.median(walls), statistics.median(bare)
     med_inner = statistics.median(inner)
     print(f"socle-harness run (catalogue, reference DUI) — {repeat} repetition(s), fresh temp cwd every time")
-    print(f"  socle-harness run                        median {med_wall:6.2f} s  min {min(walls):5.2f} s  "
-          f"({scenarios} scenarios: {scenarios / med_wall:.1f} scenarios/s wall; "
-          f"child pytest session {med_inner:.2f} s = {scenarios / med_inner:.1f} scenarios/s)")
-    print(f"  baseline: bare pytest --collect-only    median {med_bare:6.2f} s  min {min(bare):5.2f} s  "
-          "(empty test file, PYTEST_DISABLE_PLUGIN_AUTOLOAD=1)")
+    print(
+        f"  socle-harness run                        median {med_wall:6.2f} s  min {min(walls):5.2f} s  "
+        f"({scenarios} scenarios: {scenarios / med_wall:.1f} scenarios/s wall; "
+        f"child pytest session {med_inner:.2f} s = {scenarios / med_inner:.1f} scenarios/s)"
+    )
+    print(
+        f"  baseline: bare pytest --collect-only    median {med_bare:6.2f} s  min {min(bare):5.2f} s  "
+        "(empty test file, PYTEST_DISABLE_PLUGIN_AUTOLOAD=1)"
+    )
     print(f"  run / bare pytest = {med_wall / med_bare:.2f}x  (+{med_wall - med_bare:.2f} s over bare pytest start-up)")
     out: dict[str, Any] = {
-        "benchmark": "run", "repeat": repeat, "scenarios": scenarios,
-        "run_median_s": round(med_wall, 3), "run_min_s": round(min(walls), 3),
+        "benchmark": "run",
+        "repeat": repeat,
+        "scenarios": scenarios,
+        "run_median_s": round(med_wall, 3),
+        "run_min_s": round(min(walls), 3),
         "scenarios_per_s": round(scenarios / med_wall, 2),
         "child_duration_median_s": round(med_inner, 3),
-        "bare_pytest_median_s": round(med_bare, 3), "ratio": round(med_wall / med_bare, 2),
+        "bare_pytest_median_s": round(med_bare, 3),
+        "ratio": round(med_wall / med_bare, 2),
     }
     if with_autoload:
         med_auto = statistics.median(auto)
-        print(f"  (informational) same pytest, plugin autoload ON: median {med_auto:.2f} s "
-              "(every pytest11 plugin of this environment is imported)")
+        print(
+            f"  (informational) same pytest, plugin autoload ON: median {med_auto:.2f} s "
+            "(every pytest11 plugin of this environment is imported)"
+        )
         out["autoload_pytest_median_s"] = round(med_auto, 3)
     return out
 

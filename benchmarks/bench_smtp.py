@@ -58,7 +58,11 @@ class _SinkHandler:
 
 
 def _sink_authenticator(server: SMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-    if isinstance(auth_data, LoginPassword) and auth_data.login == LOGIN.encode() and auth_data.password == PASSWORD.encode():
+    if (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == LOGIN.encode()
+        and auth_data.password == PASSWORD.encode()
+    ):
         return AuthResult(success=True, auth_data=LOGIN)
     return AuthResult(success=False, handled=False)
 
@@ -165,7 +169,9 @@ def _client_mode_b(port: int, context: ssl.SSLContext, message: bytes, count: in
 CLIENTS: dict[str, Callable[..., tuple[int, int]]] = {"a": _client_mode_a, "b": _client_mode_b}
 
 
-def measure(server: str, port: int, mode: str, context: ssl.SSLContext, message: bytes, count: int, clients: int) -> Measure:
+def measure(
+    server: str, port: int, mode: str, context: ssl.SSLContext, message: bytes, count: int, clients: int
+) -> Measure:
     """Send ``count`` messages split over ``clients`` threads; wall time of the whole batch."""
     client = CLIENTS[mode]
     shares = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
@@ -220,8 +226,10 @@ def run(modes: list[str], messages: int | None, clients: int, rounds: int) -> di
         # SMTP DATA needs CRLF line ends (smtplib sends bytes as they are): serialise as send_message() would.
         message = built.as_bytes(policy=built.policy.clone(linesep="\r\n"))
         out["message_bytes"] = len(message)
-        print(f"SMTP submission throughput — message {len(message)} bytes (P001, DLU to {RECIPIENT}), "
-              f"{clients} client thread(s), {rounds} round(s), goal simulator >= {GOAL:.0%} of the sink")
+        print(
+            f"SMTP submission throughput — message {len(message)} bytes (P001, DLU to {RECIPIENT}), "
+            f"{clients} client thread(s), {rounds} round(s), goal simulator >= {GOAL:.0%} of the sink"
+        )
         print(f"  simulator 127.0.0.1:{sim_port} (SocleEnvironment, journal {env.journal.url})")
         print(f"  sink      127.0.0.1:{sink_port} (bare aiosmtpd, handle_DATA -> 250 OK)")
 
@@ -253,14 +261,21 @@ def run(modes: list[str], messages: int | None, clients: int, rounds: int) -> di
             for name in ("sink", "simulator"):
                 rates = ", ".join(f"{m.rate:.0f}" for m in runs[name])
                 per = 1000.0 / statistics.median(m.rate for m in runs[name])
-                print(f"  {name:<9} {statistics.median(m.rate for m in runs[name]):8.1f} msg/s  "
-                      f"({per:.2f} ms/msg; rounds: {rates})")
+                print(
+                    f"  {name:<9} {statistics.median(m.rate for m in runs[name]):8.1f} msg/s  "
+                    f"({per:.2f} ms/msg; rounds: {rates})"
+                )
             verdict = "OK" if ratio >= GOAL else "BELOW GOAL"
             print(f"  ratio simulator/sink = {ratio:.1%}  (goal >= {GOAL:.0%}: {verdict})")
             out["modes"][mode] = {
-                "messages": count, "rounds": rounds, "clients": clients,
-                "simulator_msgs_per_s": round(sim, 1), "sink_msgs_per_s": round(sink, 1),
-                "ratio": round(ratio, 4), "goal": GOAL, "meets_goal": ratio >= GOAL,
+                "messages": count,
+                "rounds": rounds,
+                "clients": clients,
+                "simulator_msgs_per_s": round(sim, 1),
+                "sink_msgs_per_s": round(sink, 1),
+                "ratio": round(ratio, 4),
+                "goal": GOAL,
+                "meets_goal": ratio >= GOAL,
             }
 
         # The simulator commits before it replies: the journal must hold exactly the accepted messages.
@@ -268,11 +283,17 @@ def run(modes: list[str], messages: int | None, clients: int, rounds: int) -> di
         journal_accepted = env.journal.count(replace(flt, outcome=Outcome.ACCEPTED))
         journal_rejected = env.journal.count(replace(flt, outcome=Outcome.REJECTED))
         consistent = journal_accepted == sim_accepted and journal_rejected == 0
-        print(f"\njournal check: {journal_accepted} accepted smtp.submit exchange(s) recorded, "
-              f"{sim_accepted} message(s) accepted by the simulator (250), {journal_rejected} rejected -> "
-              f"{'OK' if consistent else 'MISMATCH'}")
-        out["journal"] = {"accepted_recorded": journal_accepted, "accepted_replied": sim_accepted,
-                          "rejected_recorded": journal_rejected, "consistent": consistent}
+        print(
+            f"\njournal check: {journal_accepted} accepted smtp.submit exchange(s) recorded, "
+            f"{sim_accepted} message(s) accepted by the simulator (250), {journal_rejected} rejected -> "
+            f"{'OK' if consistent else 'MISMATCH'}"
+        )
+        out["journal"] = {
+            "accepted_recorded": journal_accepted,
+            "accepted_replied": sim_accepted,
+            "rejected_recorded": journal_rejected,
+            "consistent": consistent,
+        }
         return out
     finally:
         if sink_server is not None:
@@ -290,7 +311,9 @@ def run(modes: list[str], messages: int | None, clients: int, rounds: int) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["a", "b", "both"], default="both")
-    parser.add_argument("--messages", type=int, default=None, help="messages per measured round (default: a=300, b=100)")
+    parser.add_argument(
+        "--messages", type=int, default=None, help="messages per measured round (default: a=300, b=100)"
+    )
     parser.add_argument("--clients", type=int, default=1, help="client threads sharing the messages (default 1)")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per server, median reported (default 3)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")

@@ -43,7 +43,9 @@ def _pct(x: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer messages / repetitions (smoke check of the scripts)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer messages / repetitions (smoke check of the scripts)"
+    )
     args = parser.parse_args(argv)
     smtp_args = ["--rounds", "1", "--messages", "50"] if args.quick else []
     cold_args = ["--repeat", "2"] if args.quick else []
@@ -66,17 +68,46 @@ def main(argv: list[str] | None = None) -> int:
             m = smtp["modes"].get(mode)
             if m:
                 goal = f"goal >= {_pct(m['goal'])}: {'OK' if m['meets_goal'] else 'BELOW'}"
-                rows.append((label, f"{m['simulator_msgs_per_s']:.0f}", f"{m['sink_msgs_per_s']:.0f} (sink)", _pct(m["ratio"]), goal))
+                rows.append(
+                    (
+                        label,
+                        f"{m['simulator_msgs_per_s']:.0f}",
+                        f"{m['sink_msgs_per_s']:.0f} (sink)",
+                        _pct(m["ratio"]),
+                        goal,
+                    )
+                )
         j = smtp.get("journal", {})
-        rows.append(("journal = accepted messages", f"{j.get('accepted_recorded')}", f"{j.get('accepted_replied')} (250s)",
-                     "", "OK" if j.get("consistent") else "MISMATCH"))
+        rows.append(
+            (
+                "journal = accepted messages",
+                f"{j.get('accepted_recorded')}",
+                f"{j.get('accepted_replied')} (250s)",
+                "",
+                "OK" if j.get("consistent") else "MISMATCH",
+            )
+        )
     if cold:
         h, b = cold["harness"], cold["baseline"]
-        rows.append(("cold start -> 220 greeting (median)", f"{h['median_s'] * 1000:.0f} ms", f"{b['median_s'] * 1000:.0f} ms (bare)",
-                     f"{cold['ratio']:.2f}x", f"min {h['min_s'] * 1000:.0f} ms; SIGINT exit {'OK' if h['clean_exit'] else 'NOT CLEAN'}"))
+        rows.append(
+            (
+                "cold start -> 220 greeting (median)",
+                f"{h['median_s'] * 1000:.0f} ms",
+                f"{b['median_s'] * 1000:.0f} ms (bare)",
+                f"{cold['ratio']:.2f}x",
+                f"min {h['min_s'] * 1000:.0f} ms; SIGINT exit {'OK' if h['clean_exit'] else 'NOT CLEAN'}",
+            )
+        )
     if run:
-        rows.append(("socle-harness run, catalogue (median)", f"{run['run_median_s']:.2f} s", f"{run['bare_pytest_median_s']:.2f} s (pytest)",
-                     f"{run['ratio']:.2f}x", f"{run['scenarios']} scenarios, {run['scenarios_per_s']:.1f}/s wall"))
+        rows.append(
+            (
+                "socle-harness run, catalogue (median)",
+                f"{run['run_median_s']:.2f} s",
+                f"{run['bare_pytest_median_s']:.2f} s (pytest)",
+                f"{run['ratio']:.2f}x",
+                f"{run['scenarios']} scenarios, {run['scenarios_per_s']:.1f}/s wall",
+            )
+        )
 
     headers = ("figure", "socle-harness", "baseline", "ratio", "goal / note")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
@@ -88,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     print(line)
-    print(f"benchmark wall times: smtp {t_smtp:.1f} s, cold start {t_cold:.1f} s, run {t_run:.1f} s; "
-          f"total {time.perf_counter() - total_start:.1f} s")
+    print(
+        f"benchmark wall times: smtp {t_smtp:.1f} s, cold start {t_cold:.1f} s, run {t_run:.1f} s; "
+        f"total {time.perf_counter() - total_start:.1f} s"
+    )
     for failure in failures:
         print(f"FAILED: {failure}")
     return 1 if failures else 0

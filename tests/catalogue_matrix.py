@@ -14,8 +14,9 @@ from harness.core.events import Status
 from harness.front.runner import RunResult, run_catalogue
 
 
-def run_tagged(tmp_path: Path, sut: str, tags: str | None, *, config_file: Path | None = None,
-               scenarios: Path | None = None) -> RunResult:
+def run_tagged(
+    tmp_path: Path, sut: str, tags: str | None, *, config_file: Path | None = None, scenarios: Path | None = None
+) -> RunResult:
     config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
     if scenarios is not None:
         config = config.with_overrides(scenarios_dir=scenarios)
@@ -24,21 +25,27 @@ def run_tagged(tmp_path: Path, sut: str, tags: str | None, *, config_file: Path 
 
 def assert_all_pass(result: RunResult, expected: Set[str]) -> None:
     statuses = {s.name: s.status for s in result.scenarios}
-    assert set(statuses) == expected, f"catalogue changed: missing {expected - set(statuses)}, extra {set(statuses) - expected}"
+    assert set(statuses) == expected, (
+        f"catalogue changed: missing {expected - set(statuses)}, extra {set(statuses) - expected}"
+    )
     failing = {s.name: (s.status, s.message) for s in result.scenarios if s.status is not Status.PASSED}
     assert not failing, failing
     assert result.ok and result.exit_code == 0
 
 
 def assert_fails_exactly(result: RunResult, expected_failed: Set[str]) -> None:
-    errored = {s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)}
+    errored = {
+        s.name: (s.status, s.message) for s in result.scenarios if s.status not in (Status.FAILED, Status.PASSED)
+    }
     assert not errored, f"a defect must give conformance failures, not errors: {errored}"
     failed = {s.name: s.message for s in result.scenarios if s.status is Status.FAILED}
     assert set(failed) == expected_failed, failed
     assert not result.ok and result.exit_code == 1
 
 
-def assert_matrix_covers(expected_failures: Mapping[str, Set[str]], all_scenarios: Set[str], defect_names: Set[str]) -> None:
+def assert_matrix_covers(
+    expected_failures: Mapping[str, Set[str]], all_scenarios: Set[str], defect_names: Set[str]
+) -> None:
     covered = set().union(*expected_failures.values())
     assert covered == all_scenarios, f"scenarios no defect can fail: {all_scenarios - covered}"
     assert defect_names == set(expected_failures)

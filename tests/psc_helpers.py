@@ -26,8 +26,12 @@ LOGOUT_REDIRECT = "https://dui-reference.test/psc/deconnexion"
 
 
 def start_env(tmp: Path, **settings: Any) -> SocleEnvironment:
-    cfg = HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("psc",),
-                        settings={"psc": settings} if settings else {})
+    cfg = HarnessConfig(
+        run_dir=tmp,
+        journal=f"sqlite:///{tmp}/journal.sqlite",
+        services=("psc",),
+        settings={"psc": settings} if settings else {},
+    )
     env = SocleEnvironment(cfg)
     env.start()
     return env
@@ -63,9 +67,16 @@ class RP:
     def authorize(self, login: str | None = "claire.durand", **overrides: str | None) -> tuple[httpx.Response, str]:
         verifier, challenge = pkce()
         params: dict[str, str | None] = {
-            "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid scope_all",
-            "acr_values": "eidas1", "state": "etat-1", "nonce": "nonce-1", "code_challenge": challenge,
-            "code_challenge_method": "S256", "login_hint": login,
+            "client_id": CLIENT_ID,
+            "redirect_uri": REDIRECT,
+            "response_type": "code",
+            "scope": "openid scope_all",
+            "acr_values": "eidas1",
+            "state": "etat-1",
+            "nonce": "nonce-1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "login_hint": login,
         }
         params.update(overrides)
         clean = {k: v for k, v in params.items() if v is not None}
@@ -76,7 +87,9 @@ class RP:
         assert response.status_code == 302, response.text[:300]
         return {k: v[0] for k, v in parse_qs(urlparse(response.headers["location"]).query).items()}
 
-    def token(self, data: dict[str, str], auth: tuple[str, str] | None = (CLIENT_ID, SECRET), **kw: Any) -> httpx.Response:
+    def token(
+        self, data: dict[str, str], auth: tuple[str, str] | None = (CLIENT_ID, SECRET), **kw: Any
+    ) -> httpx.Response:
         return self.http.post(self.url("token"), data=data, auth=auth, **kw)
 
     def code_exchange(self, code: str, verifier: str | None, **extra: str) -> httpx.Response:

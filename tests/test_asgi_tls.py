@@ -39,8 +39,14 @@ class Echo(Simulator):
 
 def _host(tmp: Path, tls: bool) -> tuple[BackgroundHost, TestPKI, int]:
     pki = TestPKI.ensure(tmp / "pki", organisation_clients=("INSI-AUTO", "AUTRE"))
-    host = ServiceHost(open_journal("sqlite:///:memory:"), pki, load_testdata(package_root() / "fixtures"),
-                       HostOptions(tls=tls), RunState("r"), registry={"echo": Echo})
+    host = ServiceHost(
+        open_journal("sqlite:///:memory:"),
+        pki,
+        load_testdata(package_root() / "fixtures"),
+        HostOptions(tls=tls),
+        RunState("r"),
+        registry={"echo": Echo},
+    )
     background = BackgroundHost(host)
     endpoints = background.start()
     port = int(endpoints["echo"]["base"].rsplit(":", 1)[1].split("/")[0])
@@ -55,8 +61,11 @@ def tls_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestPKI
 
 
 def _get(port: int, context: ssl.SSLContext | None) -> dict:
-    connection = (http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10) if context
-                  else http.client.HTTPConnection("127.0.0.1", port, timeout=10))
+    connection = (
+        http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        if context
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    )
     try:
         connection.request("GET", "/echo/")
         return json.loads(connection.getresponse().read())

@@ -35,14 +35,38 @@ HL7_ORU = "Transmission d'un DLU en ORU^R01 vers un professionnel et la messager
 HL7_MDM = "Transmission d'un VSM en MDM^T02 (volet LPS) vers un professionnel"
 
 ALL = {
-    ENVOI_PRO, ENVOI_PATIENT, ADRESSE_INCONNUE, XDM, REFUS_SERVEUR, COMPTAGE, ENVOI_VSM, ENVOI_NON_STRUCTURE,
-    ENVOI_MULTI, COMPTAGE_PATIENT, ENVOI_FIN, BAL_PLEINE, ANNUAIRE, RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902,
-    RECEPTION_904, HL7_ORU, HL7_MDM,
+    ENVOI_PRO,
+    ENVOI_PATIENT,
+    ADRESSE_INCONNUE,
+    XDM,
+    REFUS_SERVEUR,
+    COMPTAGE,
+    ENVOI_VSM,
+    ENVOI_NON_STRUCTURE,
+    ENVOI_MULTI,
+    COMPTAGE_PATIENT,
+    ENVOI_FIN,
+    BAL_PLEINE,
+    ANNUAIRE,
+    RECEPTION_MDN,
+    RECEPTION_MTLS,
+    RECEPTION_902,
+    RECEPTION_904,
+    HL7_ORU,
+    HL7_MDM,
 }
 
 # every scenario where the DUI sends a CDA document by SMTP, and every scenario where it receives one
 SENT_DOCUMENTS = {
-    ENVOI_PRO, ENVOI_PATIENT, XDM, COMPTAGE, ENVOI_VSM, ENVOI_NON_STRUCTURE, ENVOI_MULTI, COMPTAGE_PATIENT, ENVOI_FIN,
+    ENVOI_PRO,
+    ENVOI_PATIENT,
+    XDM,
+    COMPTAGE,
+    ENVOI_VSM,
+    ENVOI_NON_STRUCTURE,
+    ENVOI_MULTI,
+    COMPTAGE_PATIENT,
+    ENVOI_FIN,
 }
 RECEIVED_DOCUMENTS = {RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902, RECEPTION_904}
 
@@ -138,7 +162,8 @@ def test_undefined_step_is_an_error_not_a_failure(tmp_path: Path) -> None:
     folder = tmp_path / "features"
     folder.mkdir()
     (folder / "undefined.feature").write_text(
-        "# language: fr\nFonctionnalité: F\n  Scénario: S\n    Soit une étape que personne n'a écrite\n", encoding="utf-8"
+        "# language: fr\nFonctionnalité: F\n  Scénario: S\n    Soit une étape que personne n'a écrite\n",
+        encoding="utf-8",
     )
     result = _run(tmp_path, "reference", scenarios=folder)
     [scenario] = result.scenarios

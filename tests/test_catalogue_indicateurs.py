@@ -13,7 +13,9 @@ from harness.front.runner import RunResult, run_catalogue
 from harness.sut.tddui_actions import TDDUI_DEFECTS
 
 MSS_TAUX = "Taux d'utilisation de la MSSanté d'un ESSMS sur un mois"
-MSS_MESSAGES = "Chaque message MSSanté envoyé compte, comme dans l'instruction nationale (messages / personnes accompagnées)"
+MSS_MESSAGES = (
+    "Chaque message MSSanté envoyé compte, comme dans l'instruction nationale (messages / personnes accompagnées)"
+)
 MSS_PERSONNE = "Compté par personne (option), une personne ne compte qu'une fois quel que soit le nombre de messages"
 PREMIERE = "La première mesure couvre les trois premiers mois de la campagne, les suivantes un mois"
 FILE_ACTIVE = "Les sorties définitives de la période comptent parmi les personnes accompagnées"
@@ -22,7 +24,17 @@ DOSSIERS_ACTIFS = "Dossiers actifs et projets personnalisés d'après les dates 
 AGENDA = "Dossiers actifs ayant au moins un événement d'agenda dans le mois"
 TDDUI_FORMAT = "Le DUI transmet ses données au format national TDDUI"
 
-ALL = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, DOSSIERS_ACTIFS, AGENDA, TDDUI_FORMAT}
+ALL = {
+    MSS_TAUX,
+    MSS_MESSAGES,
+    MSS_PERSONNE,
+    PREMIERE,
+    FILE_ACTIVE,
+    SANS_ACTIVITE,
+    DOSSIERS_ACTIFS,
+    AGENDA,
+    TDDUI_FORMAT,
+}
 MSSANTE_BASED = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE}
 
 # defect -> the scenarios it must make fail (every other @indicateurs scenario must still pass)
@@ -84,7 +96,11 @@ def test_english_aliases(tmp_path: Path) -> None:
     folder = tmp_path / "features"
     folder.mkdir()
     (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
-    config = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite",
-                           sut="reference", scenarios_dir=folder)
+    config = HarnessConfig(
+        run_dir=tmp_path / ".socle",
+        journal=f"sqlite:///{tmp_path}/journal.sqlite",
+        sut="reference",
+        scenarios_dir=folder,
+    )
     result = run_catalogue(config, timeout=300)
     assert [(s.status, s.message) for s in result.scenarios] == [(Status.PASSED, "")]

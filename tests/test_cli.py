@@ -37,20 +37,34 @@ def test_run_writes_the_three_reports_and_exits_0(tmp_path: Path) -> None:
 
 
 def test_run_against_a_faulty_dui_exits_1_with_the_reason(tmp_path: Path) -> None:
-    proc = subprocess.run([*CLI, "run", "--sut", "faulty:xdm-sans-metadata"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=WIDE)
+    proc = subprocess.run(
+        [*CLI, "run", "--sut", "faulty:xdm-sans-metadata"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=WIDE,
+    )
     assert proc.returncode == 1
     assert "XDM-METADATA-MISSING" in proc.stdout
 
 
 def test_run_refuses_an_unknown_sut(tmp_path: Path) -> None:
-    proc = subprocess.run([*CLI, "run", "--sut", "faulty:pas-un-defaut"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*CLI, "run", "--sut", "faulty:pas-un-defaut"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode != 0
 
 
 def test_serve_writes_endpoints_and_stops_on_sigint(tmp_path: Path) -> None:
     endpoints_file = tmp_path / "endpoints.json"
-    proc = subprocess.Popen([*CLI, "serve", "--ephemeral", "--endpoints-file", str(endpoints_file)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--ephemeral", "--endpoints-file", str(endpoints_file)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not endpoints_file.exists():
@@ -76,8 +90,26 @@ def test_serve_writes_endpoints_and_stops_on_sigint(tmp_path: Path) -> None:
 def test_journal_formats(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/j.sqlite"
     journal = open_journal(url)
-    journal.record(Exchange(service="mssante", operation="smtp.submit", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED, essms="990000016", person="238047505612394"))
-    journal.record(Exchange(service="mssante", operation="smtp.submit", direction=Direction.FROM_DUI, outcome=Outcome.REJECTED, essms="990000024", error_code="550 5.1.1"))
+    journal.record(
+        Exchange(
+            service="mssante",
+            operation="smtp.submit",
+            direction=Direction.FROM_DUI,
+            outcome=Outcome.ACCEPTED,
+            essms="990000016",
+            person="238047505612394",
+        )
+    )
+    journal.record(
+        Exchange(
+            service="mssante",
+            operation="smtp.submit",
+            direction=Direction.FROM_DUI,
+            outcome=Outcome.REJECTED,
+            essms="990000024",
+            error_code="550 5.1.1",
+        )
+    )
     journal.close()
     runner = CliRunner()
     as_json = runner.invoke(app, ["journal", "--journal", url, "--format", "json", "--essms", "990000016"])

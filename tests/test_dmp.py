@@ -37,14 +37,20 @@ class Dmp:
     def __init__(self, tmp: Path) -> None:
         self.pki = TestPKI.ensure(tmp / "pki")
         self.journal = open_journal(f"sqlite:///{tmp}/journal.sqlite")
-        settings = {"dmp": {"max_request_bytes": 8 * 1024 * 1024, **({"cda_xsd_dir": str(XSD_DIR)} if XSD_DIR.is_dir() else {})}}
-        self.host = ServiceHost(self.journal, self.pki, TESTDATA, HostOptions(services=["dmp"], settings=settings), RunState("dmp-tests"))
+        settings = {
+            "dmp": {"max_request_bytes": 8 * 1024 * 1024, **({"cda_xsd_dir": str(XSD_DIR)} if XSD_DIR.is_dir() else {})}
+        }
+        self.host = ServiceHost(
+            self.journal, self.pki, TESTDATA, HostOptions(services=["dmp"], settings=settings), RunState("dmp-tests")
+        )
         self.background = BackgroundHost(self.host)
         self.endpoints = self.background.start()
         self.sim = self.host.simulators["dmp"]
         self.env = SutEnvironment(
-            endpoints=self.endpoints, ca_bundle=self.pki.ca_bundle_path,
-            client_certificates={n: (c.cert_path, c.key_path) for n, c in self.pki.clients.items()}, credentials={},
+            endpoints=self.endpoints,
+            ca_bundle=self.pki.ca_bundle_path,
+            client_certificates={n: (c.cert_path, c.key_path) for n, c in self.pki.clients.items()},
+            credentials={},
         )
         self.dui = ReferenceDUI()
         self.dui.setup(self.env)
@@ -60,7 +66,9 @@ class Dmp:
     def url(self, service: str = "repository") -> str:
         return self.endpoints["dmp"][service]
 
-    def post(self, content: bytes, content_type: str, service: str = "repository", *, with_cert: bool = True) -> httpx.Response:
+    def post(
+        self, content: bytes, content_type: str, service: str = "repository", *, with_cert: bool = True
+    ) -> httpx.Response:
         with self.client(with_cert=with_cert) as client:
             return client.post(self.url(service), content=content, headers={"Content-Type": content_type})
 
@@ -71,7 +79,9 @@ class Dmp:
         body, attachments, _, _ = M.build_iti41(person, establishment, "DLU", cda, self.credentials, **kwargs)  # type: ignore[arg-type]
         return body, attachments
 
-    def envelope(self, body: etree._Element, person_index: int = 0, action: str = ITI41, *, sign: bool = True) -> etree._Element:
+    def envelope(
+        self, body: etree._Element, person_index: int = 0, action: str = ITI41, *, sign: bool = True
+    ) -> etree._Element:
         person = TESTDATA.persons[person_index]
         vihf = M.build_vihf(person, TESTDATA.establishment(person.essms), self.credentials, sign=sign)
         return M.envelope(action, self.url(), body, vihf)
@@ -113,7 +123,11 @@ def test_reference_dui_feeds_and_the_journal_records_it_for_the_indicator(dmp: D
     person, establishment = _person(0)
     result = dmp.dui.dmp_feed(DmpFeed(person, establishment, "DLU"))
     assert result.status is ActionStatus.DONE, result.detail
-    [exchange] = dmp.journal.query(JournalFilter(service="dmp", operation="iti41.provide_and_register", outcome=Outcome.ACCEPTED, person=person.ins.value))[-1:]
+    [exchange] = dmp.journal.query(
+        JournalFilter(
+            service="dmp", operation="iti41.provide_and_register", outcome=Outcome.ACCEPTED, person=person.ins.value
+        )
+    )[-1:]
     assert exchange.service == "dmp" and exchange.essms == establishment.finess and exchange.person == person.ins.value
     assert dmp.sim.store.by_unique_id(result.data["unique_id"]) is not None
 
@@ -129,10 +143,19 @@ def test_search_retrieve_replace_mask_archive_delete(dmp: Dmp) -> None:
     assert second.data["unique_id"] in unique_ids and first.data["unique_id"] not in unique_ids
     retrieved = dmp.dui.dmp_retrieve(DmpQuery(person, establishment, unique_id=second.data["unique_id"]))
     assert retrieved.status is ActionStatus.DONE and retrieved.data["identical"]
-    assert dmp.dui.dmp_update(DmpUpdate(person, establishment, second.data["unique_id"], "masquer")).status is ActionStatus.DONE
+    assert (
+        dmp.dui.dmp_update(DmpUpdate(person, establishment, second.data["unique_id"], "masquer")).status
+        is ActionStatus.DONE
+    )
     assert dmp.sim.store.by_unique_id(second.data["unique_id"]).masked_to_professionals
-    assert dmp.dui.dmp_update(DmpUpdate(person, establishment, second.data["unique_id"], "archiver")).status is ActionStatus.DONE
-    assert dmp.dui.dmp_update(DmpUpdate(person, establishment, second.data["unique_id"], "supprimer")).status is ActionStatus.DONE
+    assert (
+        dmp.dui.dmp_update(DmpUpdate(person, establishment, second.data["unique_id"], "archiver")).status
+        is ActionStatus.DONE
+    )
+    assert (
+        dmp.dui.dmp_update(DmpUpdate(person, establishment, second.data["unique_id"], "supprimer")).status
+        is ActionStatus.DONE
+    )
     after = dmp.dui.dmp_find(DmpQuery(person, establishment))
     assert second.data["unique_id"] not in {d["unique_id"] for d in after.data["documents"]}
     gone = dmp.dui.dmp_retrieve(DmpQuery(person, establishment, unique_id=second.data["unique_id"]))
@@ -146,7 +169,9 @@ def test_masked_documents_are_hidden_from_other_structures(dmp: Dmp) -> None:
     other = next(e for e in TESTDATA.establishments if e.finess != establishment.finess)
     found = dmp.dui.dmp_find(DmpQuery(person, other))
     assert fed.data["unique_id"] not in {d["unique_id"] for d in found.data["documents"]}
-    assert fed.data["unique_id"] in {d["unique_id"] for d in dmp.dui.dmp_find(DmpQuery(person, establishment)).data["documents"]}
+    assert fed.data["unique_id"] in {
+        d["unique_id"] for d in dmp.dui.dmp_find(DmpQuery(person, establishment)).data["documents"]
+    }
 
 
 # --------------------------------------------------------------------------------------------- states, TD0.2
@@ -158,7 +183,9 @@ def test_masked_documents_are_hidden_from_other_structures(dmp: Dmp) -> None:
         (DmpState.ACTIVE, Authorisation.FORBIDDEN, "INTERDITE"),
     ],
 )
-def test_td02_states_stop_the_reference_dui(dmp: Dmp, state: DmpState, authorisation: Authorisation, expected: str) -> None:
+def test_td02_states_stop_the_reference_dui(
+    dmp: Dmp, state: DmpState, authorisation: Authorisation, expected: str
+) -> None:
     person, establishment = _person(3)
     dmp.sim.set_person(person.ins.value, state=state, authorisation=authorisation)
     try:
@@ -168,12 +195,17 @@ def test_td02_states_stop_the_reference_dui(dmp: Dmp, state: DmpState, authorisa
     assert result.status is ActionStatus.FAILED and expected in result.detail
 
 
-@pytest.mark.parametrize(("state", "authorisation", "code"), [
-    (DmpState.CLOSED, Authorisation.VALID, "DMPClosed"),
-    (DmpState.ABSENT, Authorisation.NONE, "XDSUnknownPatientId"),
-    (DmpState.ACTIVE, Authorisation.FORBIDDEN, "DMPAccessDenied"),
-])
-def test_iti41_refused_by_state_even_when_the_dui_skips_td02(dmp: Dmp, state: DmpState, authorisation: Authorisation, code: str) -> None:
+@pytest.mark.parametrize(
+    ("state", "authorisation", "code"),
+    [
+        (DmpState.CLOSED, Authorisation.VALID, "DMPClosed"),
+        (DmpState.ABSENT, Authorisation.NONE, "XDSUnknownPatientId"),
+        (DmpState.ACTIVE, Authorisation.FORBIDDEN, "DMPAccessDenied"),
+    ],
+)
+def test_iti41_refused_by_state_even_when_the_dui_skips_td02(
+    dmp: Dmp, state: DmpState, authorisation: Authorisation, code: str
+) -> None:
     person, establishment = _person(3)
     faulty = FaultyDUI(frozenset({"ignore-dmp-ferme"}))
     faulty.setup(dmp.env)
@@ -210,7 +242,9 @@ def test_unsigned_vihf_and_missing_client_certificate_are_soap_faults(dmp: Dmp) 
     response = dmp.post(content, content_type)
     assert response.status_code == 400 and _fault_code(response) == "VIHF-SIGNATURE-ABSENTE"
     [journaled] = dmp.journal.query(JournalFilter(service="dmp"))[-1:]
-    assert journaled.error_code == "VIHF-SIGNATURE-ABSENTE" and "VIHF-SIGNATURE-ABSENTE" in {f["code"] for f in journaled.details["findings"]}
+    assert journaled.error_code == "VIHF-SIGNATURE-ABSENTE" and "VIHF-SIGNATURE-ABSENTE" in {
+        f["code"] for f in journaled.details["findings"]
+    }
     content, content_type = M.mtom(dmp.envelope(body), attachments, ITI41)
     response = dmp.post(content, content_type, with_cert=False)
     assert response.status_code == 400 and _fault_code(response) == "TLS-CLIENT-CERT"
@@ -256,7 +290,9 @@ def test_metadata_defects_come_back_as_registry_errors(dmp: Dmp) -> None:
 def test_cda_defects_are_refused_as_invalid_document_content(dmp: Dmp) -> None:
     person, establishment = _person(0)
     cda = build_cda(person, establishment, "DLU")
-    broken = cda.replace(b'extension="' + person.ins.value.encode(), b'extension="' + person.ins.number.encode() + b"00", 1)
+    broken = cda.replace(
+        b'extension="' + person.ins.value.encode(), b'extension="' + person.ins.number.encode() + b"00", 1
+    )
     body, attachments = dmp.iti41(0, cda=broken)
     content, content_type = M.mtom(dmp.envelope(body), attachments, ITI41)
     status, codes = _registry_codes(dmp.post(content, content_type))
@@ -265,16 +301,26 @@ def test_cda_defects_are_refused_as_invalid_document_content(dmp: Dmp) -> None:
 
 # --------------------------------------------------------------------------------------------- hostile input
 def _hostile_envelopes(dmp: Dmp) -> list[tuple[bytes, str, str]]:
-    xxe = (b'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-           b'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body>&x;</e:Body></e:Envelope>')
+    xxe = (
+        b'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body>&x;</e:Body></e:Envelope>'
+    )
     no_body = b'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Header/></e:Envelope>'
     return [
         (xxe, "application/soap+xml", "XML-DOCTYPE-FORBIDDEN"),
         (BILLION_LAUGHS, "application/soap+xml", "XML-DOCTYPE-FORBIDDEN"),
         (no_body, "application/soap+xml", "SOAP-NO-BODY"),
         (b"not xml at all", "application/soap+xml", "XML-MALFORMED"),
-        (b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n", 'multipart/related; boundary="b"; type="application/xop+xml"', "MTOM-ROOT-TYPE"),
-        (b"--b\r\nContent-Type: application/xop+xml\r\n\r\n<x/>", 'multipart/related; boundary="b"; type="application/xop+xml"', "MTOM-MALFORMED"),
+        (
+            b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n",
+            'multipart/related; boundary="b"; type="application/xop+xml"',
+            "MTOM-ROOT-TYPE",
+        ),
+        (
+            b"--b\r\nContent-Type: application/xop+xml\r\n\r\n<x/>",
+            'multipart/related; boundary="b"; type="application/xop+xml"',
+            "MTOM-MALFORMED",
+        ),
         (b"garbage", "multipart/related", "MTOM-BOUNDARY"),
         (b"{}", "application/json", "HTTP-CONTENT-TYPE"),
     ]
@@ -320,7 +366,7 @@ def test_oversized_request_is_refused_before_being_read(dmp: Dmp) -> None:
 
     def hundred_megabytes() -> Iterator[bytes]:
         nonlocal sent
-        head = b'--b\r\nContent-Type: application/xop+xml\r\n\r\n<x/>\r\n--b\r\nContent-ID: <big>\r\n\r\n'
+        head = b"--b\r\nContent-Type: application/xop+xml\r\n\r\n<x/>\r\n--b\r\nContent-ID: <big>\r\n\r\n"
         sent += len(head)
         yield head
         chunk = b"A" * (1024 * 1024)
@@ -330,7 +376,11 @@ def test_oversized_request_is_refused_before_being_read(dmp: Dmp) -> None:
 
     with dmp.client() as client:
         try:
-            response = client.post(dmp.url(), content=hundred_megabytes(), headers={"Content-Type": 'multipart/related; boundary="b"; type="application/xop+xml"'})
+            response = client.post(
+                dmp.url(),
+                content=hundred_megabytes(),
+                headers={"Content-Type": 'multipart/related; boundary="b"; type="application/xop+xml"'},
+            )
             assert response.status_code == 400 and _fault_code(response) == "HTTP-TOO-LARGE"
         except httpx.HTTPError:
             pass  # the server answered and closed the connection while the client was still writing
@@ -340,7 +390,10 @@ def test_oversized_request_is_refused_before_being_read(dmp: Dmp) -> None:
     url = httpx.URL(dmp.url())
     context = ssl.create_default_context(cafile=str(dmp.pki.ca_bundle_path))
     context.load_cert_chain(dmp.credentials.cert_path, dmp.credentials.key_path)
-    with socket.create_connection((url.host, url.port), timeout=10) as raw, context.wrap_socket(raw, server_hostname=url.host) as tls:
+    with (
+        socket.create_connection((url.host, url.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=url.host) as tls,
+    ):
         tls.sendall(
             f"POST {url.raw_path.decode()} HTTP/1.1\r\nHost: {url.host}\r\nContent-Type: multipart/related; boundary=b\r\n"
             f"Content-Length: {200 * 1024 * 1024}\r\n\r\n--b\r\n".encode()
@@ -364,4 +417,10 @@ def test_per_run_state_is_not_shared_between_hosts(tmp_path: Path, dmp: Dmp) -> 
 def test_faulty_reference_defects_are_declared() -> None:
     from harness.sut.reference import DEFECTS
 
-    assert {"vihf-non-signe", "cle-ins-erronee-dmp", "sans-document-signature", "typecode-errone", "ignore-dmp-ferme"} <= set(DEFECTS)
+    assert {
+        "vihf-non-signe",
+        "cle-ins-erronee-dmp",
+        "sans-document-signature",
+        "typecode-errone",
+        "ignore-dmp-ferme",
+    } <= set(DEFECTS)

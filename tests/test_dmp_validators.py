@@ -146,7 +146,9 @@ def _credentials(pki: TestPKI) -> M.OrgCredentials:
 
 
 def _security(assertion: etree._Element) -> etree._Element:
-    security = etree.Element("{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}Security")
+    security = etree.Element(
+        "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}Security"
+    )
     security.append(assertion)
     return security
 
@@ -167,14 +169,25 @@ def test_vihf_deviations_are_each_named(pki: TestPKI, tmp_path: Path) -> None:
             attribute.getparent().remove(attribute)
     report = check_vihf(_security(unsigned), anchors=[pki.intermediate.cert])
     codes = {f.code for f in report.findings}
-    assert {"VIHF-SIGNATURE-ABSENTE", "VIHF-ATTRIBUT-ABSENT:Ressource_URN", "VIHF-ATTRIBUT-ABSENT:LPS_ID_HOMOLOGATION_DMP"} <= codes
-    lenient = check_vihf(_security(unsigned), anchors=[pki.intermediate.cert], policy=VihfPolicy(strictness=Strictness.LENIENT))
+    assert {
+        "VIHF-SIGNATURE-ABSENTE",
+        "VIHF-ATTRIBUT-ABSENT:Ressource_URN",
+        "VIHF-ATTRIBUT-ABSENT:LPS_ID_HOMOLOGATION_DMP",
+    } <= codes
+    lenient = check_vihf(
+        _security(unsigned), anchors=[pki.intermediate.cert], policy=VihfPolicy(strictness=Strictness.LENIENT)
+    )
     assert lenient.ok and {f.severity for f in lenient.findings} == {Severity.WARNING}
     stranger = TestPKI.create(tmp_path / "other")
     foreign = M.build_vihf(person, establishment, _credentials(stranger))
-    assert "VIHF-CERTIFICAT-NON-RECONNU" in {f.code for f in check_vihf(_security(foreign), anchors=[pki.intermediate.cert]).findings}
-    late = check_vihf(_security(M.build_vihf(person, establishment, _credentials(pki))), anchors=[pki.intermediate.cert],
-                      now=datetime.now(UTC) + timedelta(hours=3))
+    assert "VIHF-CERTIFICAT-NON-RECONNU" in {
+        f.code for f in check_vihf(_security(foreign), anchors=[pki.intermediate.cert]).findings
+    }
+    late = check_vihf(
+        _security(M.build_vihf(person, establishment, _credentials(pki))),
+        anchors=[pki.intermediate.cert],
+        now=datetime.now(UTC) + timedelta(hours=3),
+    )
     assert "VIHF-EXPIREE" in {f.code for f in late.findings}
     assert {f.code for f in check_vihf(None, anchors=[pki.intermediate.cert]).findings} == {"VIHF-ABSENT"}
 
@@ -184,7 +197,9 @@ def _submission(pki: TestPKI, **options: object) -> etree._Element:
     person = TESTDATA.persons[0]
     establishment = TESTDATA.establishment(person.essms)
     cda = build_cda(person, establishment, "DLU")
-    body, _, _, _ = M.build_iti41(person, establishment, "DLU", cda, _credentials(pki), options=M.FeedOptions(**options))
+    body, _, _, _ = M.build_iti41(
+        person, establishment, "DLU", cda, _credentials(pki), options=M.FeedOptions(**options)
+    )
     return body.find("{urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0}SubmitObjectsRequest")
 
 

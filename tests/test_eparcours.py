@@ -30,11 +30,22 @@ def testdata() -> TestData:
     return load_testdata(REPO / "fixtures")
 
 
-def _context(tmp_path: Path, testdata: TestData, settings: dict[str, Any] | None = None) -> tuple[SimulatorContext, SQLiteJournal]:
+def _context(
+    tmp_path: Path, testdata: TestData, settings: dict[str, Any] | None = None
+) -> tuple[SimulatorContext, SQLiteJournal]:
     journal = SQLiteJournal(tmp_path / "journal.sqlite")
-    ctx = SimulatorContext(name="eparcours", journal=journal, pki=None, bind_host="127.0.0.1", ports={},  # type: ignore[arg-type]
-                           http_base="https://127.0.0.1/eparcours", faults=FaultBoard(), run=RunState("run1"), testdata=testdata,
-                           settings=settings or {})
+    ctx = SimulatorContext(
+        name="eparcours",
+        journal=journal,
+        pki=None,
+        bind_host="127.0.0.1",
+        ports={},  # type: ignore[arg-type]
+        http_base="https://127.0.0.1/eparcours",
+        faults=FaultBoard(),
+        run=RunState("run1"),
+        testdata=testdata,
+        settings=settings or {},
+    )
     return ctx, journal
 
 
@@ -49,24 +60,67 @@ def sim(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, S
 
 def actors(ins: str = "238047505612394") -> dict[str, dict[str, Any]]:
     return {
-        "Patient": {"resourceType": "Patient", "identifier": [{"use": "official", "system": INS_SYSTEM, "value": ins}],
-                    "name": [{"family": "MARTIN", "given": ["Jeanne"]}], "gender": "female", "birthDate": "1938-04-12"},
-        "Practitioner": {"resourceType": "Practitioner", "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810001234567"}],
-                         "name": [{"family": "DURAND", "given": ["Luc"]}]},
-        "Organization": {"resourceType": "Organization", "identifier": [{"system": "http://finess.esante.gouv.fr", "value": FINESS}],
-                         "name": "EHPAD Les Tilleuls"},
-        "PractitionerRole": {"resourceType": "PractitionerRole", "active": True,
-                             "code": [{"coding": [{"system": "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante", "code": "60"}]}]},
+        "Patient": {
+            "resourceType": "Patient",
+            "identifier": [{"use": "official", "system": INS_SYSTEM, "value": ins}],
+            "name": [{"family": "MARTIN", "given": ["Jeanne"]}],
+            "gender": "female",
+            "birthDate": "1938-04-12",
+        },
+        "Practitioner": {
+            "resourceType": "Practitioner",
+            "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810001234567"}],
+            "name": [{"family": "DURAND", "given": ["Luc"]}],
+        },
+        "Organization": {
+            "resourceType": "Organization",
+            "identifier": [{"system": "http://finess.esante.gouv.fr", "value": FINESS}],
+            "name": "EHPAD Les Tilleuls",
+        },
+        "PractitionerRole": {
+            "resourceType": "PractitionerRole",
+            "active": True,
+            "code": [
+                {
+                    "coding": [
+                        {
+                            "system": "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante",
+                            "code": "60",
+                        }
+                    ]
+                }
+            ],
+        },
     }
 
 
-def note(subject: str, author: str, *, code: str = "OBS", urgent: bool = False, text: str = "Bonne nuit", label: str | None = None) -> dict[str, Any]:
+def note(
+    subject: str,
+    author: str,
+    *,
+    code: str = "OBS",
+    urgent: bool = False,
+    text: str = "Bonne nuit",
+    label: str | None = None,
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
-        "resourceType": "DocumentReference", "extension": [{"url": C.EXT_IS_EMERGENCY, "valueBoolean": urgent}],
+        "resourceType": "DocumentReference",
+        "extension": [{"url": C.EXT_IS_EMERGENCY, "valueBoolean": urgent}],
         "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{abs(hash(text)):032x}"[:45]},
-        "status": "current", "type": {"coding": [{"system": C.TRE_R234, "code": code}]},
-        "subject": {"reference": subject}, "date": "2025-02-03T08:30:00+01:00", "author": [{"reference": author}],
-        "content": [{"attachment": {"contentType": "text/plain", "language": "fr", "data": base64.b64encode(text.encode()).decode()}}],
+        "status": "current",
+        "type": {"coding": [{"system": C.TRE_R234, "code": code}]},
+        "subject": {"reference": subject},
+        "date": "2025-02-03T08:30:00+01:00",
+        "author": [{"reference": author}],
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/plain",
+                    "language": "fr",
+                    "data": base64.b64encode(text.encode()).decode(),
+                }
+            }
+        ],
     }
     if label:
         resource["securityLabel"] = [{"coding": [{"system": C.TRE_A07, "code": label}]}]
@@ -77,16 +131,31 @@ def creation_bundle(ins: str = "238047505612394", **note_options: Any) -> dict[s
     resources = actors(ins)
     resources["PractitionerRole"]["practitioner"] = {"reference": "urn:uuid:pr"}
     resources["PractitionerRole"]["organization"] = {"reference": "urn:uuid:org"}
-    urls = {"Patient": "urn:uuid:pat", "Practitioner": "urn:uuid:pr", "Organization": "urn:uuid:org", "PractitionerRole": "urn:uuid:role"}
-    entries = [{"fullUrl": "urn:uuid:note", "resource": note("urn:uuid:pat", "urn:uuid:role", **note_options),
-                "request": {"method": "POST", "url": "DocumentReference"}}]
+    urls = {
+        "Patient": "urn:uuid:pat",
+        "Practitioner": "urn:uuid:pr",
+        "Organization": "urn:uuid:org",
+        "PractitionerRole": "urn:uuid:role",
+    }
+    entries = [
+        {
+            "fullUrl": "urn:uuid:note",
+            "resource": note("urn:uuid:pat", "urn:uuid:role", **note_options),
+            "request": {"method": "POST", "url": "DocumentReference"},
+        }
+    ]
     for name, resource in resources.items():
         identifier = (resource.get("identifier") or [{}])[0]
         request = {"method": "POST", "url": name}
         if identifier:
             request["ifNoneExist"] = f"identifier={identifier['system']}|{identifier['value']}"
         entries.append({"fullUrl": urls[name], "resource": resource, "request": request})
-    return {"resourceType": "Bundle", "type": "transaction", "meta": {"profile": [C.PROFILE_BUNDLE_CREATION]}, "entry": entries}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "meta": {"profile": [C.PROFILE_BUNDLE_CREATION]},
+        "entry": entries,
+    }
 
 
 def test_transaction_creation_of_a_note_with_its_actors(sim) -> None:  # noqa: ANN001
@@ -98,27 +167,40 @@ def test_transaction_creation_of_a_note_with_its_actors(sim) -> None:  # noqa: A
     assert all(e["response"]["status"] == "201 Created" for e in result["entry"])
     note_id = result["entry"][0]["response"]["location"].split("/")[1]
     stored = service.note(note_id).resource
-    assert stored["subject"]["reference"].startswith("Patient/") and stored["author"][0]["reference"].startswith("PractitionerRole/")
+    assert stored["subject"]["reference"].startswith("Patient/") and stored["author"][0]["reference"].startswith(
+        "PractitionerRole/"
+    )
     exchanges = journal.query(JournalFilter(service="eparcours"))
-    assert [e.operation for e in exchanges] == ["fhir.transaction", "cdl.create", "fhir.create.Patient", "fhir.create.Practitioner",
-                                                "fhir.create.Organization", "fhir.create.PractitionerRole"]
+    assert [e.operation for e in exchanges] == [
+        "fhir.transaction",
+        "cdl.create",
+        "fhir.create.Patient",
+        "fhir.create.Practitioner",
+        "fhir.create.Organization",
+        "fhir.create.PractitionerRole",
+    ]
     created = exchanges[1]
     assert (created.outcome, created.person, created.essms) == (Outcome.ACCEPTED, "238047505612394", FINESS)
     assert created.details["note"]["type"] == "OBS" and created.details["note"]["urgent"] is True
     again = client.post("/fhir", json=creation_bundle(), headers=JSON).json()  # actors exist: reused
-    assert [e["response"]["status"] for e in again["entry"][1:]] == ["200 OK"] * 3 + ["201 Created"]  # no identifier on the role
+    assert [e["response"]["status"] for e in again["entry"][1:]] == ["200 OK"] * 3 + [
+        "201 Created"
+    ]  # no identifier on the role
     assert service.store.count("Patient") == 1 and service.store.count("DocumentReference") == 2
     assert service.store.count("PractitionerRole") == 2
 
 
-@pytest.mark.parametrize(("mutate", "code"), [
-    (lambda n: n.update(type={"coding": [{"system": "urn:local", "code": "TRANS"}]}), "CDL-TYPE-JDV"),
-    (lambda n: n.pop("type"), "CDL-TYPE-ABSENT"),
-    (lambda n: n.update(docStatus="final"), "CDL-INTERDIT"),
-    (lambda n: n.update(securityLabel=[{"coding": [{"system": "urn:x", "code": "N"}]}]), "CDL-SECURITYLABEL-JDV"),
-    (lambda n: n.update(extension=[{"url": C.EXT_IS_EMERGENCY, "valueString": "oui"}]), "CDL-URGENCE"),
-    (lambda n: n.update(author=[]), "CDL-AUTHOR-ABSENT"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda n: n.update(type={"coding": [{"system": "urn:local", "code": "TRANS"}]}), "CDL-TYPE-JDV"),
+        (lambda n: n.pop("type"), "CDL-TYPE-ABSENT"),
+        (lambda n: n.update(docStatus="final"), "CDL-INTERDIT"),
+        (lambda n: n.update(securityLabel=[{"coding": [{"system": "urn:x", "code": "N"}]}]), "CDL-SECURITYLABEL-JDV"),
+        (lambda n: n.update(extension=[{"url": C.EXT_IS_EMERGENCY, "valueString": "oui"}]), "CDL-URGENCE"),
+        (lambda n: n.update(author=[]), "CDL-AUTHOR-ABSENT"),
+    ],
+)
 def test_profile_violations_are_refused_and_journaled(sim, mutate, code: str) -> None:  # noqa: ANN001
     client, service, journal = sim
     bundle = creation_bundle()
@@ -134,7 +216,9 @@ def test_profile_violations_are_refused_and_journaled(sim, mutate, code: str) ->
 
 def test_bundle_profile_rules() -> None:
     bundle = creation_bundle()
-    bundle["entry"].append({"resource": note("urn:uuid:pat", "urn:uuid:role"), "request": {"method": "POST", "url": "DocumentReference"}})
+    bundle["entry"].append(
+        {"resource": note("urn:uuid:pat", "urn:uuid:role"), "request": {"method": "POST", "url": "DocumentReference"}}
+    )
     bundle["entry"][1]["request"]["method"] = "DELETE"
     codes = {f.code for f in C.check_bundle(bundle) if f.severity is Severity.ERROR}
     assert {"CDL-BUNDLE-NOTE", "CDL-REQ-MET-1"} <= codes
@@ -147,11 +231,17 @@ def _restful_note(client: TestClient, **note_options: Any) -> tuple[str, dict[st
     resources = actors()
     for name in ("Patient", "Practitioner", "Organization"):
         ids[name] = client.post(f"/fhir/{name}", json=resources[name], headers=JSON).json()["id"]
-    role = {**resources["PractitionerRole"], "practitioner": {"reference": f"Practitioner/{ids['Practitioner']}"},
-            "organization": {"reference": f"Organization/{ids['Organization']}"}}
+    role = {
+        **resources["PractitionerRole"],
+        "practitioner": {"reference": f"Practitioner/{ids['Practitioner']}"},
+        "organization": {"reference": f"Organization/{ids['Organization']}"},
+    }
     ids["PractitionerRole"] = client.post("/fhir/PractitionerRole", json=role, headers=JSON).json()["id"]
-    created = client.post("/fhir/DocumentReference", json=note(f"Patient/{ids['Patient']}", f"PractitionerRole/{ids['PractitionerRole']}",
-                                                               **note_options), headers=JSON)
+    created = client.post(
+        "/fhir/DocumentReference",
+        json=note(f"Patient/{ids['Patient']}", f"PractitionerRole/{ids['PractitionerRole']}", **note_options),
+        headers=JSON,
+    )
     assert created.status_code == 201, created.text
     return created.json()["id"], ids
 
@@ -169,10 +259,20 @@ def test_restful_update_with_etags_and_deletion(sim) -> None:  # noqa: ANN001
     assert fresh.status_code == 200 and fresh.json()["meta"]["versionId"] == "3"
     assert client.delete(f"/fhir/DocumentReference/{note_id}").status_code == 200
     assert client.get(f"/fhir/DocumentReference/{note_id}").status_code == 410
-    operations = [(e.operation, e.outcome) for e in journal.query(JournalFilter(service="eparcours")) if e.operation.startswith(("cdl.", "platform."))]
-    assert operations == [("cdl.create", Outcome.ACCEPTED), ("cdl.read", Outcome.ACCEPTED), ("platform.note_update", Outcome.ACCEPTED),
-                          ("cdl.update", Outcome.REJECTED), ("cdl.update", Outcome.ACCEPTED), ("cdl.delete", Outcome.ACCEPTED),
-                          ("cdl.read", Outcome.REJECTED)]
+    operations = [
+        (e.operation, e.outcome)
+        for e in journal.query(JournalFilter(service="eparcours"))
+        if e.operation.startswith(("cdl.", "platform."))
+    ]
+    assert operations == [
+        ("cdl.create", Outcome.ACCEPTED),
+        ("cdl.read", Outcome.ACCEPTED),
+        ("platform.note_update", Outcome.ACCEPTED),
+        ("cdl.update", Outcome.REJECTED),
+        ("cdl.update", Outcome.ACCEPTED),
+        ("cdl.delete", Outcome.ACCEPTED),
+        ("cdl.read", Outcome.REJECTED),
+    ]
     people = {e.person for e in journal.query(JournalFilter(service="eparcours")) if e.operation.startswith("cdl.")}
     assert people == {"238047505612394"}
 
@@ -205,11 +305,18 @@ def test_search_by_person_author_type_date_label_with_include(sim, testdata: Tes
     assert search([("subject.identifier", "142036912304505")])["total"] == 1
     assert search([person, ("type", f"{C.TRE_R234}|OBS")])["total"] == 1
     assert search([person, ("security-label", "INVISIBLE_PATIENT")])["total"] == 1
-    assert search([("author:Practitioner.identifier", "810001234567")])["total"] == 0  # the author is a PractitionerRole
-    assert search([("author:PractitionerRole.practitioner.identifier", "x")])["total"] == 4  # not a supported chain: ignored, warned
+    assert (
+        search([("author:Practitioner.identifier", "810001234567")])["total"] == 0
+    )  # the author is a PractitionerRole
+    assert (
+        search([("author:PractitionerRole.practitioner.identifier", "x")])["total"] == 4
+    )  # not a supported chain: ignored, warned
     assert search([person, ("date", "ge2025-02-03"), ("date", "lt2025-02-04")])["total"] == 2
     included = search([person, ("type", "GEN"), ("_include", "*")])
-    assert sorted(e["resource"]["resourceType"] for e in included["entry"] if e["search"]["mode"] == "include") == ["Patient", "PractitionerRole"]
+    assert sorted(e["resource"]["resourceType"] for e in included["entry"] if e["search"]["mode"] == "include") == [
+        "Patient",
+        "PractitionerRole",
+    ]
     searches = journal.query(JournalFilter(operation="cdl.search"))
     assert searches[0].person == "238047505612394" and searches[0].outcome is Outcome.ACCEPTED
     assert searches[2].person == "142036912304505"  # the only person of the results
@@ -218,12 +325,18 @@ def test_search_by_person_author_type_date_label_with_include(sim, testdata: Tes
 def test_xml_note_creation_and_search(sim) -> None:  # noqa: ANN001
     client, service, journal = sim
     _, ids = _restful_note(client)
-    xml = (f'<DocumentReference xmlns="http://hl7.org/fhir"><extension url="{C.EXT_IS_EMERGENCY}"><valueBoolean value="true"/></extension>'
-           f'<status value="current"/><type><coding><system value="{C.TRE_R234}"/><code value="INST"/></coding></type>'
-           f'<subject><reference value="Patient/{ids["Patient"]}"/></subject><date value="2025-02-04T09:00:00+01:00"/>'
-           f'<author><reference value="PractitionerRole/{ids["PractitionerRole"]}"/></author>'
-           '<content><attachment><contentType value="text/plain"/><data value="VXJnZW50"/></attachment></content></DocumentReference>').encode()
-    created = client.post("/fhir/DocumentReference", content=xml, headers={"content-type": "application/fhir+xml", "accept": "application/fhir+xml"})
+    xml = (
+        f'<DocumentReference xmlns="http://hl7.org/fhir"><extension url="{C.EXT_IS_EMERGENCY}"><valueBoolean value="true"/></extension>'
+        f'<status value="current"/><type><coding><system value="{C.TRE_R234}"/><code value="INST"/></coding></type>'
+        f'<subject><reference value="Patient/{ids["Patient"]}"/></subject><date value="2025-02-04T09:00:00+01:00"/>'
+        f'<author><reference value="PractitionerRole/{ids["PractitionerRole"]}"/></author>'
+        '<content><attachment><contentType value="text/plain"/><data value="VXJnZW50"/></attachment></content></DocumentReference>'
+    ).encode()
+    created = client.post(
+        "/fhir/DocumentReference",
+        content=xml,
+        headers={"content-type": "application/fhir+xml", "accept": "application/fhir+xml"},
+    )
     assert created.status_code == 201, created.text
     assert created.content.startswith(b"<?xml") and b"cdl-ext-is-emergency" in created.content
     found = client.get("/fhir/DocumentReference", params={"type": "INST", "_format": "xml"})
@@ -233,7 +346,9 @@ def test_xml_note_creation_and_search(sim) -> None:  # noqa: ANN001
 
 def test_platform_notes_are_journaled_to_the_dui(sim, testdata: TestData) -> None:  # noqa: ANN001
     _, service, journal = sim
-    version = service.publish_note(testdata.person("Jeanne MARTIN"), note_type="INST", text="Chute", urgent=True, visibility="MASQUE_PS")
+    version = service.publish_note(
+        testdata.person("Jeanne MARTIN"), note_type="INST", text="Chute", urgent=True, visibility="MASQUE_PS"
+    )
     assert C.check_note(version.resource) == []
     published = journal.query(JournalFilter(operation="platform.note"))[0]
     assert published.direction.value == "to_dui" and published.person == "238047505612394"
@@ -249,6 +364,12 @@ def test_capability_statement_is_the_gestionnaire(sim) -> None:  # noqa: ANN001
     assert {"update", "create", "delete", "read", "search-type"} <= {i["code"] for i in documents["interaction"]}
     assert {"date", "type", "security-label", "patient", "author"} <= {p["name"] for p in documents["searchParam"]}
     assert {"DocumentReference:subject", "DocumentReference:author"} <= set(documents["searchInclude"])
-    assert {r["type"] for r in statement["rest"][0]["resource"]} >= {"Patient", "RelatedPerson", "Practitioner", "PractitionerRole",
-                                                                     "Organization", "Device"}
+    assert {r["type"] for r in statement["rest"][0]["resource"]} >= {
+        "Patient",
+        "RelatedPerson",
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+        "Device",
+    }
     assert client.get("/openapi.json").json()["openapi"].startswith("3.")

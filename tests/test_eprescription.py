@@ -44,8 +44,17 @@ def testdata() -> TestData:
 @pytest.fixture
 def sim(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, SQLiteJournal]]:
     journal = SQLiteJournal(tmp_path / "journal.sqlite")
-    ctx = SimulatorContext(name="eprescription", journal=journal, pki=None, bind_host="127.0.0.1", ports={},  # type: ignore[arg-type]
-                           http_base="https://127.0.0.1/eprescription", faults=FaultBoard(), run=RunState("run1"), testdata=testdata)
+    ctx = SimulatorContext(
+        name="eprescription",
+        journal=journal,
+        pki=None,
+        bind_host="127.0.0.1",
+        ports={},  # type: ignore[arg-type]
+        http_base="https://127.0.0.1/eprescription",
+        faults=FaultBoard(),
+        run=RunState("run1"),
+        testdata=testdata,
+    )
     simulator = EprescriptionSimulator(ctx)
     with TestClient(simulator.http_app()) as client:
         yield client, simulator.service, journal
@@ -53,8 +62,12 @@ def sim(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, S
 
 
 def retrieve(client: TestClient, epu: str) -> dict[str, Any]:
-    params = [("group-identifier", f"{EPU_SYSTEM}|{epu}"), ("_include", "MedicationRequest:medication"),
-              ("_include", "MedicationRequest:subject"), ("_include", "MedicationRequest:requester")]
+    params = [
+        ("group-identifier", f"{EPU_SYSTEM}|{epu}"),
+        ("_include", "MedicationRequest:medication"),
+        ("_include", "MedicationRequest:subject"),
+        ("_include", "MedicationRequest:requester"),
+    ]
     response = client.get("/fhir/MedicationRequest", params=params)
     assert response.status_code == 200
     return response.json()
@@ -62,7 +75,9 @@ def retrieve(client: TestClient, epu: str) -> dict[str, Any]:
 
 def task(epu: str, ins: str, status: str = "completed", finess: str = FINESS) -> dict[str, Any]:
     resource = {
-        "resourceType": "Task", "status": status, "intent": "order",
+        "resourceType": "Task",
+        "status": status,
+        "intent": "order",
         "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": TASK_CODE_INTEGRATION}]},
         "focus": {"identifier": {"system": EPU_SYSTEM, "value": epu}},
         "for": {"identifier": {"system": "urn:oid:1.2.250.1.213.1.4.10", "value": ins}},
@@ -89,9 +104,13 @@ def test_prescription_lines_follow_the_eprescription_guide(sim, testdata: TestDa
     lines = [r for r in resources if r["resourceType"] == "MedicationRequest"]
     assert all(check_medication_request(line) == [] for line in lines)
     assert {line["groupIdentifier"]["value"] for line in lines} == {prescription.epu}
-    assert all(line["dosageInstruction"][0]["text"] and line["dosageInstruction"][0]["timing"]["repeat"] for line in lines)
+    assert all(
+        line["dosageInstruction"][0]["text"] and line["dosageInstruction"][0]["timing"]["repeat"] for line in lines
+    )
     patient = next(r for r in resources if r["resourceType"] == "Patient")
-    assert {"system": "urn:oid:1.2.250.1.213.1.4.10", "value": person.ins.value, "use": "official"} in patient["identifier"]
+    assert {"system": "urn:oid:1.2.250.1.213.1.4.10", "value": person.ins.value, "use": "official"} in patient[
+        "identifier"
+    ]
     assert retrieve(client, service.unknown_epu())["total"] == 0
 
 
@@ -100,7 +119,11 @@ def test_catalogue_posologies_are_all_renderable(sim, testdata: TestData) -> Non
     names = tuple(m.display for m in catalogue())
     prescription = service.issue(testdata.person("P002"), medicines=names)
     assert len(prescription.lines) == len(names)
-    lines = [e["resource"] for e in retrieve(client, prescription.epu)["entry"] if e["resource"]["resourceType"] == "MedicationRequest"]
+    lines = [
+        e["resource"]
+        for e in retrieve(client, prescription.epu)["entry"]
+        if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
     assert all(structure_findings(line) == [] and check_medication_request(line) == [] for line in lines)
 
 
@@ -115,7 +138,9 @@ def test_confirmation_is_the_counted_import(sim, testdata: TestData) -> None:  #
     assert confirmed.status_code == 201, confirmed.text
     twice = client.post("/fhir/Task", json=task(prescription.epu, person.ins.value), headers=JSON)
     assert twice.status_code == 422 and twice.json()["issue"][0]["code"] == "duplicate"
-    imports = journal.query(JournalFilter(service="eprescription", operation="eprescription.import_confirmed", outcome=Outcome.ACCEPTED))
+    imports = journal.query(
+        JournalFilter(service="eprescription", operation="eprescription.import_confirmed", outcome=Outcome.ACCEPTED)
+    )
     assert len(imports) == 1
     assert (imports[0].person, imports[0].essms) == (person.ins.value, FINESS)  # INS (15 chars) and FINESS
     retrievals = journal.query(JournalFilter(service="eprescription", operation="eprescription.retrieve"))
@@ -123,11 +148,14 @@ def test_confirmation_is_the_counted_import(sim, testdata: TestData) -> None:  #
     assert journal.count(JournalFilter(operation="eprescription.import_confirmed", outcome=Outcome.REJECTED)) == 2
 
 
-@pytest.mark.parametrize(("case", "code"), [
-    ("other-person", "EP-PATIENT-DIFFERENT"),
-    ("cancelled", "EP-ORDONNANCE-ANNULEE"),
-    ("unknown", "EP-ORDONNANCE-INCONNUE"),
-])
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("other-person", "EP-PATIENT-DIFFERENT"),
+        ("cancelled", "EP-ORDONNANCE-ANNULEE"),
+        ("unknown", "EP-ORDONNANCE-INCONNUE"),
+    ],
+)
 def test_confirmations_the_service_refuses(sim, testdata: TestData, case: str, code: str) -> None:  # noqa: ANN001
     client, service, journal = sim
     person = testdata.person("Jeanne MARTIN")
@@ -157,9 +185,16 @@ def test_refusal_by_the_dui_and_invalid_tasks(sim, testdata: TestData) -> None: 
     assert response.status_code == 422
     codes = {f.code for f in check_confirmation(bad) if f.severity is Severity.ERROR}
     assert {"EP-TASK-STATUS", "EP-TASK-CODE", "EP-TASK-INS-KEY"} <= codes
-    garbage = client.post("/fhir/Task", content=b"<Task xmlns='http://hl7.org/fhir'><status value='completed'/>", headers={"content-type": "application/fhir+xml"})
+    garbage = client.post(
+        "/fhir/Task",
+        content=b"<Task xmlns='http://hl7.org/fhir'><status value='completed'/>",
+        headers={"content-type": "application/fhir+xml"},
+    )
     assert garbage.status_code == 400
-    assert client.post("/fhir/MedicationRequest", json={"resourceType": "MedicationRequest"}, headers=JSON).status_code == 405
+    assert (
+        client.post("/fhir/MedicationRequest", json={"resourceType": "MedicationRequest"}, headers=JSON).status_code
+        == 405
+    )
 
 
 def test_cda_document_retrieval(sim, testdata: TestData) -> None:  # noqa: ANN001
@@ -187,8 +222,16 @@ def test_cancelled_prescription_lines_are_cancelled(sim, testdata: TestData) -> 
     client, service, _ = sim
     prescription = service.issue(testdata.person("P001"))
     service.cancel(prescription.epu)
-    lines = [e["resource"] for e in retrieve(client, prescription.epu)["entry"] if e["resource"]["resourceType"] == "MedicationRequest"]
-    assert lines and {line["status"] for line in lines} == {"cancelled"} and all(line["meta"]["versionId"] == "2" for line in lines)
+    lines = [
+        e["resource"]
+        for e in retrieve(client, prescription.epu)["entry"]
+        if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    assert (
+        lines
+        and {line["status"] for line in lines} == {"cancelled"}
+        and all(line["meta"]["versionId"] == "2" for line in lines)
+    )
 
 
 def test_qr_code_and_recette_pages(sim, testdata: TestData) -> None:  # noqa: ANN001

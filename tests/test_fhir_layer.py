@@ -17,7 +17,12 @@ from harness.fhir.search import ParamType, SearchParam, date_range
 JSON = {"content-type": "application/fhir+json"}
 XML = {"content-type": "application/fhir+xml"}
 INS = {"system": "urn:oid:1.2.250.1.213.1.4.10", "value": "238047505612394"}
-ALL = frozenset(Interaction) - {Interaction.TRANSACTION, Interaction.BATCH, Interaction.CAPABILITIES, Interaction.INVALID}
+ALL = frozenset(Interaction) - {
+    Interaction.TRANSACTION,
+    Interaction.BATCH,
+    Interaction.CAPABILITIES,
+    Interaction.INVALID,
+}
 
 
 class Recorder:
@@ -31,27 +36,42 @@ class Recorder:
         self.exchanges.extend(exchanges)
 
 
-def make_server(limits: Limits = Limits(max_body_bytes=256 * 1024, max_bundle_entries=50)) -> tuple[FhirServer, Recorder]:
+def make_server(
+    limits: Limits = Limits(max_body_bytes=256 * 1024, max_bundle_entries=50),
+) -> tuple[FhirServer, Recorder]:
     recorder = Recorder()
     server = FhirServer(
         resources=[
-            ResourceType("Patient", ALL, (
-                SearchParam("identifier", ParamType.TOKEN, ("identifier",)),
-                SearchParam("family", ParamType.STRING, ("name.family",)),
-                SearchParam("name", ParamType.STRING, ("name",)),
-                SearchParam("birthdate", ParamType.DATE, ("birthDate",)),
-            )),
+            ResourceType(
+                "Patient",
+                ALL,
+                (
+                    SearchParam("identifier", ParamType.TOKEN, ("identifier",)),
+                    SearchParam("family", ParamType.STRING, ("name.family",)),
+                    SearchParam("name", ParamType.STRING, ("name",)),
+                    SearchParam("birthdate", ParamType.DATE, ("birthDate",)),
+                ),
+            ),
             ResourceType("Practitioner", ALL, (SearchParam("identifier", ParamType.TOKEN, ("identifier",)),)),
-            ResourceType("DocumentReference", ALL, (
-                SearchParam("patient", ParamType.REFERENCE, ("subject",), ("Patient",)),
-                SearchParam("subject", ParamType.REFERENCE, ("subject",), ("Patient",)),
-                SearchParam("author", ParamType.REFERENCE, ("author",), ("Practitioner", "Patient")),
-                SearchParam("date", ParamType.DATE, ("date",)),
-                SearchParam("type", ParamType.TOKEN, ("type",)),
-                SearchParam("identifier", ParamType.TOKEN, ("masterIdentifier",)),
-            ), conditional_delete=True),
+            ResourceType(
+                "DocumentReference",
+                ALL,
+                (
+                    SearchParam("patient", ParamType.REFERENCE, ("subject",), ("Patient",)),
+                    SearchParam("subject", ParamType.REFERENCE, ("subject",), ("Patient",)),
+                    SearchParam("author", ParamType.REFERENCE, ("author",), ("Practitioner", "Patient")),
+                    SearchParam("date", ParamType.DATE, ("date",)),
+                    SearchParam("type", ParamType.TOKEN, ("type",)),
+                    SearchParam("identifier", ParamType.TOKEN, ("masterIdentifier",)),
+                ),
+                conditional_delete=True,
+            ),
         ],
-        store=ResourceStore(), hooks=FhirHooks(), record=recorder, base_url=lambda: "https://test/fhir", limits=limits,
+        store=ResourceStore(),
+        hooks=FhirHooks(),
+        record=recorder,
+        base_url=lambda: "https://test/fhir",
+        limits=limits,
     )
     return server, recorder
 
@@ -64,13 +84,27 @@ def fhir() -> Iterator[tuple[TestClient, FhirServer, Recorder]]:
 
 
 def patient(family: str = "Dupré", ins: dict[str, str] = INS, birth: str = "1938-04-12") -> dict[str, Any]:
-    return {"resourceType": "Patient", "identifier": [ins], "name": [{"family": family, "given": ["Élise"]}], "birthDate": birth}
+    return {
+        "resourceType": "Patient",
+        "identifier": [ins],
+        "name": [{"family": family, "given": ["Élise"]}],
+        "birthDate": birth,
+    }
 
 
-def note(subject: str, *, code: str = "OBS", date: str = "2024-03-05T10:00:00+01:00", author: str | None = None) -> dict[str, Any]:
+def note(
+    subject: str, *, code: str = "OBS", date: str = "2024-03-05T10:00:00+01:00", author: str | None = None
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
-        "resourceType": "DocumentReference", "status": "current", "subject": {"reference": subject}, "date": date,
-        "type": {"coding": [{"system": "https://mos.esante.gouv.fr/NOS/TRE_R234-TypeNote/FHIR/TRE-R234-TypeNote", "code": code}]},
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "subject": {"reference": subject},
+        "date": date,
+        "type": {
+            "coding": [
+                {"system": "https://mos.esante.gouv.fr/NOS/TRE_R234-TypeNote/FHIR/TRE-R234-TypeNote", "code": code}
+            ]
+        },
         "content": [{"attachment": {"contentType": "text/plain", "data": "Qm9uam91cg=="}}],
     }
     if author:
@@ -111,7 +145,10 @@ def test_create_read_update_delete_with_versions_and_etags(fhir) -> None:  # noq
     assert gone.status_code == 410 and outcome_of(gone)["issue"][0]["code"] == "deleted"
     assert client.get("/Patient/unknown-id").status_code == 404
     operations = [(e.operation, e.outcome) for e in recorder.exchanges]
-    assert ("fhir.create.Patient", Outcome.ACCEPTED) in operations and ("fhir.update.Patient", Outcome.REJECTED) in operations
+    assert ("fhir.create.Patient", Outcome.ACCEPTED) in operations and (
+        "fhir.update.Patient",
+        Outcome.REJECTED,
+    ) in operations
     assert server.store.count("Patient") == 0
 
 
@@ -131,48 +168,92 @@ def test_conditional_create_and_conditional_delete(fhir) -> None:  # noqa: ANN00
     pid = first.json()["id"]
     doc = {**note(f"Patient/{pid}"), "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:n1"}}
     assert client.post("/DocumentReference", json=doc, headers=JSON).status_code == 201
-    assert client.delete("/DocumentReference", params={"identifier": "urn:ietf:rfc:3986|urn:uuid:n1"}).status_code == 200
+    assert (
+        client.delete("/DocumentReference", params={"identifier": "urn:ietf:rfc:3986|urn:uuid:n1"}).status_code == 200
+    )
     assert server.store.count("DocumentReference") == 0
     assert client.delete("/Patient", params={"identifier": "x"}).status_code == 405  # not allowed for Patient
 
 
 # ------------------------------------------------------------------------------------------ bad input
-XXE = (b'<?xml version="1.0"?><!DOCTYPE Patient [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-       b'<Patient xmlns="http://hl7.org/fhir"><name><family value="&xxe;"/></name></Patient>')
-LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>'
-          b'<Patient xmlns="http://hl7.org/fhir"><name><family value="&lol2;"/></name></Patient>')
+XXE = (
+    b'<?xml version="1.0"?><!DOCTYPE Patient [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    b'<Patient xmlns="http://hl7.org/fhir"><name><family value="&xxe;"/></name></Patient>'
+)
+LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>'
+    b'<Patient xmlns="http://hl7.org/fhir"><name><family value="&lol2;"/></name></Patient>'
+)
 
 
-@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "issue"), [
-    ("POST", "/Patient", b"{not json", JSON, 400, "structure"),
-    ("POST", "/Patient", b"[1, 2]", JSON, 400, "structure"),
-    ("POST", "/Patient", b'{"name": []}', JSON, 400, "structure"),
-    ("POST", "/Patient", b'{"resourceType": "Patient", "birthDate": NaN}', JSON, 400, "structure"),
-    ("POST", "/Patient", b"", JSON, 400, "structure"),
-    ("POST", "/Patient", b"\xff\xfe\x00garbage", JSON, 400, "structure"),
-    ("POST", "/Patient", json.dumps({"resourceType": "Observation", "status": "final", "code": {}}).encode(), JSON, 400, "invalid"),
-    ("POST", "/Patient", json.dumps({"resourceType": "Patient", "birthDate": "12/04/1938"}).encode(), JSON, 400, "structure"),
-    ("POST", "/Patient", json.dumps({"resourceType": "Patient", "gender": ["male"]}).encode(), JSON, 400, "structure"),
-    ("POST", "/Patient", b'{"resourceType": "Patient"}', {"content-type": "text/plain"}, 415, "not-supported"),
-    ("POST", "/Patient", b'{"resourceType": "Patient"}', {}, 415, "not-supported"),
-    ("POST", "/Patient", XXE, XML, 400, "security"),
-    ("POST", "/Patient", LAUGHS, XML, 400, "security"),
-    ("POST", "/Patient", b"<Patient xmlns='http://hl7.org/fhir'><name>", XML, 400, "structure"),
-    ("POST", "/Patient", b"<Patient xmlns='urn:other'/>", XML, 400, "structure"),
-    ("POST", "/Patient", b"<Nope xmlns='http://hl7.org/fhir'/>", XML, 400, "not-supported"),
-    ("POST", "/Observation", b'{"resourceType": "Observation"}', JSON, 404, "not-supported"),
-    ("PATCH", "/Patient/x", b"{}", JSON, 405, "not-supported"),
-    ("GET", "/Patient?_format=yaml", b"", {}, 406, "not-supported"),
-    ("PUT", "/Patient/p1", json.dumps({**patient(), "id": "p1"}).encode(), {**JSON, "If-Match": "garbage\"\""}, 400, "invalid"),
-    ("POST", "/DocumentReference", json.dumps(note("Patient/does-not-exist")).encode(), JSON, 422, "not-found"),
-    ("POST", "/DocumentReference", json.dumps(note("urn:uuid:0000")).encode(), JSON, 422, "not-found"),
-    ("POST", "/", json.dumps({"resourceType": "Bundle", "type": "collection"}).encode(), JSON, 400, "invalid"),
-    ("POST", "/", json.dumps(patient()).encode(), JSON, 400, "invalid"),
-    ("GET", "/Patient?birthdate=yesterday", b"", {}, 400, "invalid"),
-    ("GET", "/Patient?_count=-1", b"", {}, 400, "invalid"),
-])
-def test_bad_input_gets_an_operation_outcome_and_is_journaled(fhir, method: str, path: str, body: bytes, headers: dict[str, str],  # noqa: ANN001
-                                                             status: int, issue: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "issue"),
+    [
+        ("POST", "/Patient", b"{not json", JSON, 400, "structure"),
+        ("POST", "/Patient", b"[1, 2]", JSON, 400, "structure"),
+        ("POST", "/Patient", b'{"name": []}', JSON, 400, "structure"),
+        ("POST", "/Patient", b'{"resourceType": "Patient", "birthDate": NaN}', JSON, 400, "structure"),
+        ("POST", "/Patient", b"", JSON, 400, "structure"),
+        ("POST", "/Patient", b"\xff\xfe\x00garbage", JSON, 400, "structure"),
+        (
+            "POST",
+            "/Patient",
+            json.dumps({"resourceType": "Observation", "status": "final", "code": {}}).encode(),
+            JSON,
+            400,
+            "invalid",
+        ),
+        (
+            "POST",
+            "/Patient",
+            json.dumps({"resourceType": "Patient", "birthDate": "12/04/1938"}).encode(),
+            JSON,
+            400,
+            "structure",
+        ),
+        (
+            "POST",
+            "/Patient",
+            json.dumps({"resourceType": "Patient", "gender": ["male"]}).encode(),
+            JSON,
+            400,
+            "structure",
+        ),
+        ("POST", "/Patient", b'{"resourceType": "Patient"}', {"content-type": "text/plain"}, 415, "not-supported"),
+        ("POST", "/Patient", b'{"resourceType": "Patient"}', {}, 415, "not-supported"),
+        ("POST", "/Patient", XXE, XML, 400, "security"),
+        ("POST", "/Patient", LAUGHS, XML, 400, "security"),
+        ("POST", "/Patient", b"<Patient xmlns='http://hl7.org/fhir'><name>", XML, 400, "structure"),
+        ("POST", "/Patient", b"<Patient xmlns='urn:other'/>", XML, 400, "structure"),
+        ("POST", "/Patient", b"<Nope xmlns='http://hl7.org/fhir'/>", XML, 400, "not-supported"),
+        ("POST", "/Observation", b'{"resourceType": "Observation"}', JSON, 404, "not-supported"),
+        ("PATCH", "/Patient/x", b"{}", JSON, 405, "not-supported"),
+        ("GET", "/Patient?_format=yaml", b"", {}, 406, "not-supported"),
+        (
+            "PUT",
+            "/Patient/p1",
+            json.dumps({**patient(), "id": "p1"}).encode(),
+            {**JSON, "If-Match": 'garbage""'},
+            400,
+            "invalid",
+        ),
+        ("POST", "/DocumentReference", json.dumps(note("Patient/does-not-exist")).encode(), JSON, 422, "not-found"),
+        ("POST", "/DocumentReference", json.dumps(note("urn:uuid:0000")).encode(), JSON, 422, "not-found"),
+        ("POST", "/", json.dumps({"resourceType": "Bundle", "type": "collection"}).encode(), JSON, 400, "invalid"),
+        ("POST", "/", json.dumps(patient()).encode(), JSON, 400, "invalid"),
+        ("GET", "/Patient?birthdate=yesterday", b"", {}, 400, "invalid"),
+        ("GET", "/Patient?_count=-1", b"", {}, 400, "invalid"),
+    ],
+)
+def test_bad_input_gets_an_operation_outcome_and_is_journaled(
+    fhir,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],  # noqa: ANN001
+    status: int,
+    issue: str,
+) -> None:
     client, server, recorder = fhir
     before = len(recorder.exchanges)
     response = client.request(method, path, content=body or None, headers=headers)
@@ -191,8 +272,11 @@ def test_body_and_bundle_bounds_are_checked_before_processing() -> None:
     server, recorder = make_server(Limits(max_body_bytes=8 * 1024 * 1024, max_bundle_entries=1000))
     entries = [{"request": {"method": "GET", "url": "Patient/1"}}] * 100_000
     bundle = json.dumps({"resourceType": "Bundle", "type": "batch", "entry": entries}).encode()
-    xml = (b'<Bundle xmlns="http://hl7.org/fhir"><type value="batch"/>'
-           + b'<entry><request><method value="GET"/><url value="Patient/1"/></request></entry>' * 100_000 + b"</Bundle>")
+    xml = (
+        b'<Bundle xmlns="http://hl7.org/fhir"><type value="batch"/>'
+        + b'<entry><request><method value="GET"/><url value="Patient/1"/></request></entry>' * 100_000
+        + b"</Bundle>"
+    )
     with TestClient(server.app()) as client:
         for body, headers in ((bundle, JSON), (xml, XML)):
             response = client.post("/", content=body, headers=headers)
@@ -200,7 +284,11 @@ def test_body_and_bundle_bounds_are_checked_before_processing() -> None:
             assert outcome_of(response)["issue"][0]["code"] == "too-costly"
         small, _ = make_server(Limits(max_body_bytes=1024))
         with TestClient(small.app()) as tiny:
-            big = tiny.post("/Patient", content=json.dumps({**patient(), "text": {"status": "generated", "div": "x" * 5000}}), headers=JSON)
+            big = tiny.post(
+                "/Patient",
+                content=json.dumps({**patient(), "text": {"status": "generated", "div": "x" * 5000}}),
+                headers=JSON,
+            )
             assert big.status_code == 413
     assert [e.error_code for e in recorder.exchanges] == ["FHIR-TOO-MANY-ENTRIES", "FHIR-TOO-MANY-ENTRIES"]
 
@@ -218,17 +306,23 @@ def test_a_journal_failure_is_a_500_and_leaves_the_store_untouched(fhir) -> None
 # ------------------------------------------------------------------------------------------ formats
 def test_xml_in_and_out(fhir) -> None:  # noqa: ANN001
     client, _, _ = fhir
-    xml = (b'<?xml version="1.0" encoding="ISO-8859-1"?><Patient xmlns="http://hl7.org/fhir">'
-           b'<identifier><system value="urn:oid:1.2.250.1.213.1.4.10"/><value value="238047505612394"/></identifier>'
-           b'<name><family value="Dupr\xe9"/><given value="\xc9lise"/><given value="Marie"/></name></Patient>')
+    xml = (
+        b'<?xml version="1.0" encoding="ISO-8859-1"?><Patient xmlns="http://hl7.org/fhir">'
+        b'<identifier><system value="urn:oid:1.2.250.1.213.1.4.10"/><value value="238047505612394"/></identifier>'
+        b'<name><family value="Dupr\xe9"/><given value="\xc9lise"/><given value="Marie"/></name></Patient>'
+    )
     created = client.post("/Patient", content=xml, headers={**XML, "accept": "application/fhir+xml"})
     assert created.status_code == 201 and created.headers["content-type"].startswith("application/fhir+xml")
-    assert b"<family value=\"Dupr\xc3\xa9\"/>" in created.content
+    assert b'<family value="Dupr\xc3\xa9"/>' in created.content
     pid = created.headers["location"].split("/")[-3]
     as_json = client.get(f"/Patient/{pid}").json()
     assert as_json["name"][0]["given"] == ["Élise", "Marie"]  # a repeated XML element is a JSON array
     assert client.get(f"/Patient/{pid}?_format=xml").text.startswith("<?xml")
-    assert client.get("/metadata", headers={"accept": "application/fhir+xml"}).headers["content-type"].startswith("application/fhir+xml")
+    assert (
+        client.get("/metadata", headers={"accept": "application/fhir+xml"})
+        .headers["content-type"]
+        .startswith("application/fhir+xml")
+    )
 
 
 # ------------------------------------------------------------------------------------------ search
@@ -236,12 +330,31 @@ def test_xml_in_and_out(fhir) -> None:  # noqa: ANN001
 def seeded(fhir):  # noqa: ANN001, ANN201
     client, server, recorder = fhir
     ids = {}
-    for family, value, birth in (("Dupré", "238047505612394", "1938-04-12"), ("Leroy", "142036912304505", "1942-03-30")):
-        ids[family] = client.post("/Patient", json=patient(family, {**INS, "value": value}, birth), headers=JSON).json()["id"]
-    ids["dr"] = client.post("/Practitioner", json={"resourceType": "Practitioner", "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"}]},
-                            headers=JSON).json()["id"]
-    for code, when, who in (("OBS", "2024-03-05T10:00:00+01:00", "Dupré"), ("GEN", "2024-04-01T08:00:00Z", "Dupré"), ("OBS", "2023-12-31T09:00:00Z", "Leroy")):
-        client.post("/DocumentReference", json=note(f"Patient/{ids[who]}", code=code, date=when, author=f"Practitioner/{ids['dr']}"), headers=JSON)
+    for family, value, birth in (
+        ("Dupré", "238047505612394", "1938-04-12"),
+        ("Leroy", "142036912304505", "1942-03-30"),
+    ):
+        ids[family] = client.post(
+            "/Patient", json=patient(family, {**INS, "value": value}, birth), headers=JSON
+        ).json()["id"]
+    ids["dr"] = client.post(
+        "/Practitioner",
+        json={
+            "resourceType": "Practitioner",
+            "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810000000001"}],
+        },
+        headers=JSON,
+    ).json()["id"]
+    for code, when, who in (
+        ("OBS", "2024-03-05T10:00:00+01:00", "Dupré"),
+        ("GEN", "2024-04-01T08:00:00Z", "Dupré"),
+        ("OBS", "2023-12-31T09:00:00Z", "Leroy"),
+    ):
+        client.post(
+            "/DocumentReference",
+            json=note(f"Patient/{ids[who]}", code=code, date=when, author=f"Practitioner/{ids['dr']}"),
+            headers=JSON,
+        )
     return client, ids
 
 
@@ -251,7 +364,9 @@ def _ids(bundle: dict[str, Any], mode: str = "match") -> list[str]:
 
 def test_search_by_token_string_date_chain_and_include(seeded) -> None:  # noqa: ANN001
     client, ids = seeded
-    assert client.get("/Patient", params={"family": "dupre"}).json()["total"] == 1  # accent- and case-insensitive prefix
+    assert (
+        client.get("/Patient", params={"family": "dupre"}).json()["total"] == 1
+    )  # accent- and case-insensitive prefix
     assert client.get("/Patient", params={"family:exact": "dupre"}).json()["total"] == 0
     assert client.get("/Patient", params={"name": "lis"}).json()["total"] == 0
     assert client.get("/Patient", params={"name:contains": "lis"}).json()["total"] == 2
@@ -261,21 +376,31 @@ def test_search_by_token_string_date_chain_and_include(seeded) -> None:  # noqa:
     chained = client.get("/DocumentReference", params={"patient.identifier": f"{INS['system']}|238047505612394"}).json()
     assert chained["total"] == 2
     assert client.get("/DocumentReference", params={"subject:Patient.family": "leroy"}).json()["total"] == 1
-    assert client.get("/DocumentReference", params={"author:Practitioner.identifier": "810000000001"}).json()["total"] == 3
+    assert (
+        client.get("/DocumentReference", params={"author:Practitioner.identifier": "810000000001"}).json()["total"] == 3
+    )
     assert client.get("/DocumentReference", params={"date": "ge2024-03", "type": "OBS"}).json()["total"] == 1
     assert client.get("/DocumentReference", params={"date": "2024"}).json()["total"] == 2
     assert client.get("/DocumentReference", params={"date": "sa2024-03-31"}).json()["total"] == 1
     assert client.get("/DocumentReference", params={"subject": f"Patient/{ids['Leroy']}"}).json()["total"] == 1
     assert client.get("/DocumentReference", params={"subject": ids["Leroy"]}).json()["total"] == 1
-    included = client.get("/DocumentReference", params=[("patient.identifier", "238047505612394"), ("_include", "DocumentReference:subject"),
-                                                        ("_include", "DocumentReference:author")]).json()
+    included = client.get(
+        "/DocumentReference",
+        params=[
+            ("patient.identifier", "238047505612394"),
+            ("_include", "DocumentReference:subject"),
+            ("_include", "DocumentReference:author"),
+        ],
+    ).json()
     assert sorted(_ids(included, "include")) == ["Patient", "Practitioner"]  # each included resource once
     star = client.get("/DocumentReference", params={"_include": "*", "type": "GEN"}).json()
     assert sorted(_ids(star, "include")) == ["Patient", "Practitioner"]
     counted = client.get("/DocumentReference", params={"_count": "1", "_sort": "-date"}).json()
     assert counted["total"] == 3 and len(_ids(counted)) == 1
     assert counted["entry"][0]["resource"]["date"] == "2024-04-01T08:00:00Z"
-    posted = client.post("/DocumentReference/_search", content="type=GEN", headers={"content-type": "application/x-www-form-urlencoded"})
+    posted = client.post(
+        "/DocumentReference/_search", content="type=GEN", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert posted.json()["total"] == 1
 
 
@@ -287,12 +412,15 @@ def test_unknown_search_parameters_are_warned_or_refused_when_strict(seeded) -> 
     assert strict.status_code == 400 and outcome_of(strict)["issue"][0]["code"] == "not-supported"
 
 
-@pytest.mark.parametrize(("text", "start", "end"), [
-    ("2024", "2024-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
-    ("2024-02", "2024-02-01T00:00:00+00:00", "2024-03-01T00:00:00+00:00"),
-    ("2024-12-31", "2024-12-31T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
-    ("2024-03-05T10:00:00+01:00", "2024-03-05T10:00:00+01:00", "2024-03-05T10:00:01+01:00"),
-])
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("2024", "2024-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
+        ("2024-02", "2024-02-01T00:00:00+00:00", "2024-03-01T00:00:00+00:00"),
+        ("2024-12-31", "2024-12-31T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
+        ("2024-03-05T10:00:00+01:00", "2024-03-05T10:00:00+01:00", "2024-03-05T10:00:01+01:00"),
+    ],
+)
 def test_partial_dates_are_ranges(text: str, start: str, end: str) -> None:
     found = date_range(text)
     assert found is not None and (found[0].isoformat(), found[1].isoformat()) == (start, end)
@@ -307,9 +435,20 @@ def _transaction(*entries: dict[str, Any]) -> dict[str, Any]:
 def test_transaction_rewrites_references_and_answers_in_request_order(fhir) -> None:  # noqa: ANN001
     client, server, recorder = fhir
     bundle = _transaction(
-        {"fullUrl": "urn:uuid:n", "resource": note("urn:uuid:p"), "request": {"method": "POST", "url": "DocumentReference"}},
-        {"fullUrl": "urn:uuid:p", "resource": patient(), "request": {"method": "POST", "url": "Patient",
-                                                                     "ifNoneExist": f"identifier={INS['system']}|{INS['value']}"}},
+        {
+            "fullUrl": "urn:uuid:n",
+            "resource": note("urn:uuid:p"),
+            "request": {"method": "POST", "url": "DocumentReference"},
+        },
+        {
+            "fullUrl": "urn:uuid:p",
+            "resource": patient(),
+            "request": {
+                "method": "POST",
+                "url": "Patient",
+                "ifNoneExist": f"identifier={INS['system']}|{INS['value']}",
+            },
+        },
     )
     response = client.post("/", json=bundle, headers=JSON)
     assert response.status_code == 200, response.text
@@ -323,7 +462,11 @@ def test_transaction_rewrites_references_and_answers_in_request_order(fhir) -> N
     again = client.post("/", json=bundle, headers=JSON).json()  # the Patient exists now: reused, not duplicated
     assert again["entry"][1]["response"]["status"] == "200 OK" and server.store.count("Patient") == 1
     assert server.store.count("DocumentReference") == 2
-    assert [e.operation for e in recorder.exchanges[:3]] == ["fhir.transaction", "fhir.create.DocumentReference", "fhir.create.Patient"]
+    assert [e.operation for e in recorder.exchanges[:3]] == [
+        "fhir.transaction",
+        "fhir.create.DocumentReference",
+        "fhir.create.Patient",
+    ]
 
 
 def test_transaction_is_all_or_nothing(fhir) -> None:  # noqa: ANN001
@@ -337,24 +480,35 @@ def test_transaction_is_all_or_nothing(fhir) -> None:  # noqa: ANN001
     assert outcome_of(response)["issue"][0]["expression"] == ["Bundle.entry[1].resource.subject"]
     assert server.store.count() == 0
     assert [(e.operation, e.outcome) for e in recorder.exchanges] == [
-        ("fhir.transaction", Outcome.REJECTED), ("fhir.create.Patient", Outcome.REJECTED), ("fhir.create.DocumentReference", Outcome.REJECTED)]
-    duplicate = _transaction(*[{"resource": {**patient(), "id": "a"}, "request": {"method": "PUT", "url": "Patient/a"}}] * 2)
+        ("fhir.transaction", Outcome.REJECTED),
+        ("fhir.create.Patient", Outcome.REJECTED),
+        ("fhir.create.DocumentReference", Outcome.REJECTED),
+    ]
+    duplicate = _transaction(
+        *[{"resource": {**patient(), "id": "a"}, "request": {"method": "PUT", "url": "Patient/a"}}] * 2
+    )
     assert client.post("/", json=duplicate, headers=JSON).status_code == 400
     missing = _transaction({"resource": patient()})
     assert client.post("/", json=missing, headers=JSON).status_code == 400
-    stale = _transaction({"resource": {**patient(), "id": "a"}, "request": {"method": "PUT", "url": "Patient/a", "ifMatch": 'W/"3"'}})
+    stale = _transaction(
+        {"resource": {**patient(), "id": "a"}, "request": {"method": "PUT", "url": "Patient/a", "ifMatch": 'W/"3"'}}
+    )
     assert client.post("/", json=stale, headers=JSON).status_code == 412
     assert server.store.count() == 0
 
 
 def test_batch_entries_succeed_or_fail_alone(fhir) -> None:  # noqa: ANN001
     client, server, _ = fhir
-    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
-        {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
-        {"resource": note("Patient/nowhere"), "request": {"method": "POST", "url": "DocumentReference"}},
-        {"request": {"method": "GET", "url": "Patient?family=dupre"}},
-        {"request": {"method": "GET", "url": "Patient/nope"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": note("Patient/nowhere"), "request": {"method": "POST", "url": "DocumentReference"}},
+            {"request": {"method": "GET", "url": "Patient?family=dupre"}},
+            {"request": {"method": "GET", "url": "Patient/nope"}},
+        ],
+    }
     response = client.post("/", json=bundle, headers=JSON)
     assert response.status_code == 200
     statuses = [e["response"]["status"] for e in response.json()["entry"]]
@@ -369,7 +523,9 @@ def test_capability_statement_describes_the_server(fhir) -> None:  # noqa: ANN00
     client, server, _ = fhir
     statement = client.get("/metadata").json()
     CapabilityStatement.model_validate(statement)
-    assert statement["fhirVersion"] == "4.0.1" and {"application/fhir+json", "application/fhir+xml"} <= set(statement["format"])
+    assert statement["fhirVersion"] == "4.0.1" and {"application/fhir+json", "application/fhir+xml"} <= set(
+        statement["format"]
+    )
     documents = next(r for r in statement["rest"][0]["resource"] if r["type"] == "DocumentReference")
     assert documents["versioning"] == "versioned-update" and documents["conditionalDelete"] == "single"
     assert {"patient", "date", "type"} <= {p["name"] for p in documents["searchParam"]}
@@ -383,6 +539,9 @@ def test_a_narrative_smuggling_a_doctype_in_json_is_refused(fhir) -> None:  # no
     response = client.post("/Patient", json={**patient(), "text": {"status": "generated", "div": div}}, headers=JSON)
     assert response.status_code == 400 and outcome_of(response)["issue"][0]["code"] == "structure"
     assert server.store.count() == 0
-    safe = {**patient(), "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Élise</div>'}}
+    safe = {
+        **patient(),
+        "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Élise</div>'},
+    }
     created = client.post("/Patient", json=safe, headers={**JSON, "accept": "application/fhir+xml"})
-    assert created.status_code == 201 and b"<div xmlns=\"http://www.w3.org/1999/xhtml\">" in created.content
+    assert created.status_code == 201 and b'<div xmlns="http://www.w3.org/1999/xhtml">' in created.content

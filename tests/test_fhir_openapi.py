@@ -29,8 +29,17 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 def _schema(simulator_class: type, name: str, title: str) -> schemathesis.BaseSchema:
     testdata = load_testdata(REPO / "fixtures")
-    ctx = SimulatorContext(name=name, journal=SQLiteJournal(":memory:"), pki=None, bind_host="127.0.0.1", ports={},  # type: ignore[arg-type]
-                           http_base=f"https://127.0.0.1/{name}", faults=FaultBoard(), run=RunState("openapi"), testdata=testdata)
+    ctx = SimulatorContext(
+        name=name,
+        journal=SQLiteJournal(":memory:"),
+        pki=None,
+        bind_host="127.0.0.1",
+        ports={},  # type: ignore[arg-type]
+        http_base=f"https://127.0.0.1/{name}",
+        faults=FaultBoard(),
+        run=RunState("openapi"),
+        testdata=testdata,
+    )
     simulator = simulator_class(ctx)
     if name == "eprescription":
         simulator.service.issue(testdata.person("P001"))
@@ -43,8 +52,9 @@ def _schema(simulator_class: type, name: str, title: str) -> schemathesis.BaseSc
 
 EPRESCRIPTION = _schema(EprescriptionSimulator, "eprescription", "e-Prescription")
 EPARCOURS = _schema(EparcoursSimulator, "eparcours", "e-Parcours")
-BOUNDED = settings(max_examples=4, derandomize=True, deadline=None, database=None,
-                   suppress_health_check=list(HealthCheck))
+BOUNDED = settings(
+    max_examples=4, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @EPRESCRIPTION.parametrize()
@@ -60,7 +70,10 @@ def test_eparcours_fhir_api_conforms_to_its_openapi(case: schemathesis.Case) -> 
 
 
 def test_openapi_documents_every_resource_type() -> None:
-    for schema, types in ((EPRESCRIPTION, {"MedicationRequest", "Task"}), (EPARCOURS, {"DocumentReference", "Patient", "Device"})):
+    for schema, types in (
+        (EPRESCRIPTION, {"MedicationRequest", "Task"}),
+        (EPARCOURS, {"DocumentReference", "Patient", "Device"}),
+    ):
         paths = set(schema.raw_schema["paths"])
         assert {"/metadata", "/"} <= paths
         assert {f"/{t}" for t in types} <= paths and {f"/{t}/{{id}}" for t in types} <= paths

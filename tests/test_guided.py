@@ -35,8 +35,24 @@ class GuidedRun:
     def __init__(self, cwd: Path, *args: str) -> None:
         self.cwd = cwd
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.front.cli", "run", "--sut", "manual", "-k", "inconnue", "--step-timeout", "60", *args],
-            cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "harness.front.cli",
+                "run",
+                "--sut",
+                "manual",
+                "-k",
+                "inconnue",
+                "--step-timeout",
+                "60",
+                *args,
+            ],
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "COLUMNS": "160"},
         )
 
@@ -60,8 +76,12 @@ class GuidedRun:
         """Do in 'the DUI' what the instruction says: send the DLU to the unknown address."""
         started = self.wait(lambda e: e["kind"] == "run_started")
         data = load_testdata(package_root() / "fixtures")
-        env = SutEnvironment(started["endpoints"], self.cwd / ".socle" / "pki" / "ca-bundle.pem", {},
-                             {m.address: m.password for m in data.mailboxes if m.password})
+        env = SutEnvironment(
+            started["endpoints"],
+            self.cwd / ".socle" / "pki" / "ca-bundle.pem",
+            {},
+            {m.address: m.password for m in data.mailboxes if m.password},
+        )
         dui = make_driver("reference")
         dui.setup(env)
         person = data.person("Jeanne MARTIN")
@@ -111,13 +131,19 @@ def test_web_page_shows_the_prompt_and_takes_answers(tmp_path: Path) -> None:
     state = GuidedState(ReplyBox(tmp_path / "replies.jsonl"))
     client = TestClient(guided_app(state))
     assert "Aucune action" in client.get("/").text
-    state.handle(OperatorPrompt("p1", "s1", "step", "question", "Le DUI affiche-t-il <b>l'échec</b> ?", 60, time.time(), ["oui", "non"]))
+    state.handle(
+        OperatorPrompt(
+            "p1", "s1", "step", "question", "Le DUI affiche-t-il <b>l'échec</b> ?", 60, time.time(), ["oui", "non"]
+        )
+    )
     page = client.get("/").text
     assert "&lt;b&gt;l&#x27;échec&lt;/b&gt;" in page and 'value="non"' in page and "restantes" in page
     assert client.post("/reply", content="prompt_id=p1&answer=peut-etre").status_code == 409
     assert client.post("/reply", content="prompt_id=zzz&answer=non").status_code == 409
     assert client.post("/reply", content="x" * 20_000).status_code == 413
-    response = client.post("/reply", content="prompt_id=p1&answer=non&comment=vu+%C3%A0+l%27%C3%A9cran", follow_redirects=False)
+    response = client.post(
+        "/reply", content="prompt_id=p1&answer=non&comment=vu+%C3%A0+l%27%C3%A9cran", follow_redirects=False
+    )
     assert response.status_code == 303
     [reply] = state.box.replies("p1")
     assert (reply.answer, reply.comment) == ("non", "vu à l'écran")
@@ -126,17 +152,28 @@ def test_web_page_shows_the_prompt_and_takes_answers(tmp_path: Path) -> None:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium absent (Debian package 'chromium'): the browser test of the guided page is skipped")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium absent (Debian package 'chromium'): the browser test of the guided page is skipped",
+)
 def test_guided_page_in_headless_chromium(tmp_path: Path) -> None:
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) absent: browser test skipped")
     run = GuidedRun(tmp_path, "--guide-port", "0")
     action = run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "action")
     url = _guide_url(run)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync",
-        ])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page()
         page.goto(url)
         assert action["text"] in page.inner_text("#instruction")
@@ -154,7 +191,9 @@ def test_guided_page_in_headless_chromium(tmp_path: Path) -> None:
     assert code == 0, out
     [scenario] = results["scenarios"]
     assert scenario["status"] == "passed"
-    answers = [e["text"] for step in scenario["steps"] for e in step["evidence"] if e["label"] == "Réponse de l'opérateur"]
+    answers = [
+        e["text"] for step in scenario["steps"] for e in step["evidence"] if e["label"] == "Réponse de l'opérateur"
+    ]
     assert answers and "message d'erreur affiché" in answers[0]
 
 
@@ -223,4 +262,7 @@ def test_manual_driver_gives_a_french_instruction_for_every_action_of_the_contra
         call = getattr(driver, spec.method)
         result = call() if spec.request is None else call(samples[spec.request])
         assert result.status.value == "delegated", spec.name
-        assert result.detail.startswith(("Dans le DUI", "Si l'identité", "Déconnectez", "Restez", "Faites")), (spec.name, result.detail)
+        assert result.detail.startswith(("Dans le DUI", "Si l'identité", "Déconnectez", "Restez", "Faites")), (
+            spec.name,
+            result.detail,
+        )

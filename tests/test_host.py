@@ -28,7 +28,9 @@ class EchoSimulator(Simulator):
 
     def http_app(self) -> Starlette:
         async def ping(request: Request) -> PlainTextResponse:
-            self.ctx.record(Exchange(service="", operation="http.ping", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED))
+            self.ctx.record(
+                Exchange(service="", operation="http.ping", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED)
+            )
             return PlainTextResponse(f"pong {self.ctx.run.run_id}")
 
         return Starlette(routes=[Route("/ping", ping)])
@@ -45,7 +47,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
 def _host(tmp_path: Path, pki: TestPKI, run_id: str) -> ServiceHost:
     journal = open_journal(f"sqlite:///{tmp_path}/{run_id}.sqlite")
     testdata = load_testdata(package_root() / "fixtures")
-    return ServiceHost(journal, pki, testdata, HostOptions(), RunState(run_id), registry={"echo": EchoSimulator, **available_simulators()})
+    return ServiceHost(
+        journal,
+        pki,
+        testdata,
+        HostOptions(),
+        RunState(run_id),
+        registry={"echo": EchoSimulator, **available_simulators()},
+    )
 
 
 def test_registry_lists_the_mssante_simulator() -> None:
@@ -71,6 +80,8 @@ def test_two_hosts_run_side_by_side_on_ephemeral_ports(tmp_path: Path, pki: Test
 
 def test_unknown_service_is_refused(tmp_path: Path, pki: TestPKI) -> None:
     journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
-    host = ServiceHost(journal, pki, load_testdata(package_root() / "fixtures"), HostOptions(services=("nope",)), RunState("r"))
+    host = ServiceHost(
+        journal, pki, load_testdata(package_root() / "fixtures"), HostOptions(services=("nope",)), RunState("r")
+    )
     with pytest.raises(ValueError, match="nope"):
         BackgroundHost(host).start()

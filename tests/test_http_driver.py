@@ -65,11 +65,16 @@ def serve_app() -> Iterator:
 FEATURES = sorted(p.name for p in (package_root() / "scenarios").glob("*.feature"))
 
 
-def _run(tmp_path: Path, sut: str, features: tuple[str, ...] = ("mssante_envoi.feature",), **config: object) -> RunResult:
+def _run(
+    tmp_path: Path, sut: str, features: tuple[str, ...] = ("mssante_envoi.feature",), **config: object
+) -> RunResult:
     config_file = tmp_path / "socle-harness.toml"
     # the example DUI is software of its own: its INSi authorisation number (IDAM) is declared to the simulator
-    config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items())
-                           + f"[settings.insi]\nauthorised_idam = [{json.dumps(EXAMPLE_IDAM)}]\n", encoding="utf-8")
+    config_file.write_text(
+        "".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items())
+        + f"[settings.insi]\nauthorised_idam = [{json.dumps(EXAMPLE_IDAM)}]\n",
+        encoding="utf-8",
+    )
     cfg = HarnessConfig(run_dir=tmp_path / ".socle", journal=f"sqlite:///{tmp_path}/journal.sqlite", sut=sut)
     folder = tmp_path / "features"
     folder.mkdir(exist_ok=True)
@@ -108,8 +113,14 @@ def test_server_errors_and_broken_json_are_sut_errors(tmp_path: Path, serve_app)
     async def broken(request: Request) -> Response:
         return PlainTextResponse("Internal Server Error", status_code=500)
 
-    url = serve_app(Starlette(routes=[Route("/socle/v1/session", session, methods=["POST"]),
-                                      Route("/socle/v1/actions/{a}", broken, methods=["POST"])]))
+    url = serve_app(
+        Starlette(
+            routes=[
+                Route("/socle/v1/session", session, methods=["POST"]),
+                Route("/socle/v1/actions/{a}", broken, methods=["POST"]),
+            ]
+        )
+    )
     result = _run(tmp_path, f"http:{url}", sut_retries=0, sut_timeout=5)
     assert {s.status for s in result.scenarios} == {Status.ERROR}
     assert all("SUT" in s.message and "500" in s.message for s in result.scenarios)

@@ -238,9 +238,7 @@ generated = st.builds(
     departments,
     st.integers(min_value=0, max_value=999),
 )
-numbers13 = st.from_regex(
-    r"[123478][0-9]{2}(0[1-9]|1[0-2]|[2-9][0-9])([0-9]{2}|2[AB])[0-9]{6}", fullmatch=True
-)
+numbers13 = st.from_regex(r"[123478][0-9]{2}(0[1-9]|1[0-2]|[2-9][0-9])([0-9]{2}|2[AB])[0-9]{6}", fullmatch=True)
 
 
 @given(generated)

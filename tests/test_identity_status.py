@@ -25,17 +25,49 @@ from harness.sut.insi_actions import traits_of_person
 from harness.validators import Severity
 
 X = "238047505612394"
-TIQ = {"nom_naissance": "MARTIN", "liste_prenoms": "JEANNE MARIE", "sexe": "F", "date_naissance": "1938-04-12", "lieu_naissance": "75056"}
-SEARCH = {"nom_naissance": "MARTIN", "prenoms": ["JEANNE"], "sexe": "F", "date_naissance": "1938-04-12", "lieu_naissance": None}
-VERIFY = {"nom_naissance": "martin", "prenoms": ["Jeanne", "Marie"], "sexe": "F", "date_naissance": "1938-04-12", "lieu_naissance": "75056"}
+TIQ = {
+    "nom_naissance": "MARTIN",
+    "liste_prenoms": "JEANNE MARIE",
+    "sexe": "F",
+    "date_naissance": "1938-04-12",
+    "lieu_naissance": "75056",
+}
+SEARCH = {
+    "nom_naissance": "MARTIN",
+    "prenoms": ["JEANNE"],
+    "sexe": "F",
+    "date_naissance": "1938-04-12",
+    "lieu_naissance": None,
+}
+VERIFY = {
+    "nom_naissance": "martin",
+    "prenoms": ["Jeanne", "Marie"],
+    "sexe": "F",
+    "date_naissance": "1938-04-12",
+    "lieu_naissance": "75056",
+}
 
 
-def answer(request: dict[str, Any], *, ins: str = X, oid: str = "1.2.250.1.213.1.4.10", cr: str = "00", outcome: Outcome = Outcome.ACCEPTED) -> Exchange:
+def answer(
+    request: dict[str, Any],
+    *,
+    ins: str = X,
+    oid: str = "1.2.250.1.213.1.4.10",
+    cr: str = "00",
+    outcome: Outcome = Outcome.ACCEPTED,
+) -> Exchange:
     details: dict[str, Any] = {"cr": cr, "request": request}
     if cr == "00":
         details.update(ins={"value": ins, "oid": oid}, tiq=TIQ)
-    return Exchange(service="insi", operation="soap.rechercherInsAvecTraitsIdentite", direction=Direction.FROM_DUI,
-                    outcome=outcome, essms="990000016", person=ins if cr == "00" else None, details=details)
+    return Exchange(
+        service="insi",
+        operation="soap.rechercherInsAvecTraitsIdentite",
+        direction=Direction.FROM_DUI,
+        outcome=outcome,
+        essms="990000016",
+        person=ins if cr == "00" else None,
+        details=details,
+    )
 
 
 def test_verification_means_the_complete_reference_traits() -> None:
@@ -58,7 +90,10 @@ def test_verification_means_the_complete_reference_traits() -> None:
         ([answer(VERIFY), answer(VERIFY)], IdentityStatus.QUALIFIED),
         ([answer(VERIFY), answer(SEARCH)], IdentityStatus.VALIDATED),  # a later plain search does not verify
         ([answer(SEARCH), answer(VERIFY, ins="123456789012345")], IdentityStatus.RECOVERED),  # another INS
-        ([answer(SEARCH, oid="1.2.250.1.213.1.4.9"), answer(VERIFY, oid="1.2.250.1.213.1.4.9")], IdentityStatus.PROVISIONAL),  # NIA
+        (
+            [answer(SEARCH, oid="1.2.250.1.213.1.4.9"), answer(VERIFY, oid="1.2.250.1.213.1.4.9")],
+            IdentityStatus.PROVISIONAL,
+        ),  # NIA
         ([answer(SEARCH), answer(VERIFY, outcome=Outcome.REJECTED)], IdentityStatus.RECOVERED),
     ],
 )
@@ -95,8 +130,14 @@ def test_status_is_per_run_and_per_establishment(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
     tmp = tmp_path_factory.mktemp("identity-status")
-    env = SocleEnvironment(HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/j.sqlite", services=("insi", "mssante"),
-                                         settings={"insi": {"synthetic_identities": 0}}))
+    env = SocleEnvironment(
+        HarnessConfig(
+            run_dir=tmp,
+            journal=f"sqlite:///{tmp}/j.sqlite",
+            services=("insi", "mssante"),
+            settings={"insi": {"synthetic_identities": 0}},
+        )
+    )
     env.start()
     yield env
     env.stop()
@@ -128,7 +169,10 @@ def test_mssante_warns_about_an_unqualified_ins_and_not_after_qualification(env:
     assert "INS-NON-QUALIFIE" in _codes(_last_submission(env))  # recovered is not enough
 
     assert dui.qualify_identity(InsiSearch(traits_of_person(person), establishment)).data["statut"] == "qualifiée"
-    assert ins_status(env.journal, run_id=env.run_id, essms=establishment.finess, ins_value=person.ins.value) is IdentityStatus.QUALIFIED
+    assert (
+        ins_status(env.journal, run_id=env.run_id, essms=establishment.finess, ins_value=person.ins.value)
+        is IdentityStatus.QUALIFIED
+    )
     assert dui.send_mssante(send).status is ActionStatus.DONE
     assert "INS-NON-QUALIFIE" not in _codes(_last_submission(env))
     dui.close()
@@ -141,6 +185,9 @@ def test_qualification_by_another_establishment_does_not_count(env: SocleEnviron
     other = env.testdata.establishment("SSIAD du Val")
     assert dui.qualify_identity(InsiSearch(traits_of_person(person), other)).data["statut"] == "qualifiée"
     home = env.testdata.establishment(person.essms)
-    assert dui.send_mssante(MssanteSend(person, home, "DLU", ("jean.dupont@medecin.mssante.fr",))).status is ActionStatus.DONE
+    assert (
+        dui.send_mssante(MssanteSend(person, home, "DLU", ("jean.dupont@medecin.mssante.fr",))).status
+        is ActionStatus.DONE
+    )
     assert "INS-NON-QUALIFIE" in _codes(_last_submission(env))
     dui.close()

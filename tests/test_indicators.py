@@ -46,39 +46,104 @@ class World:
         self.pending.append(exchange)
         return exchange
 
-    def socle(self, service: str, operation: str, day: str, essms: str | None, person: str | None,
-              outcome: Outcome = Outcome.ACCEPTED, run_id: str | None = None) -> Exchange:
-        return self._add(Exchange(service=service, operation=operation, direction=Direction.FROM_DUI, outcome=outcome,
-                                  essms=essms, person=person, ts=_ts(day), run_id=run_id))
+    def socle(
+        self,
+        service: str,
+        operation: str,
+        day: str,
+        essms: str | None,
+        person: str | None,
+        outcome: Outcome = Outcome.ACCEPTED,
+        run_id: str | None = None,
+    ) -> Exchange:
+        return self._add(
+            Exchange(
+                service=service,
+                operation=operation,
+                direction=Direction.FROM_DUI,
+                outcome=outcome,
+                essms=essms,
+                person=person,
+                ts=_ts(day),
+                run_id=run_id,
+            )
+        )
 
     def mss(self, day: str, essms: str, person: str | None, **kw) -> Exchange:  # noqa: ANN003
         return self.socle("mssante", "smtp.submit", day, essms, person, **kw)
 
-    def fact(self, kind: dui.FactKind, essms: str, person: str, *, key: str | None = None, date: str | None,
-             start: str | None = None, end: str | None = None, status: str | None = None,
-             received: str = "2025-12-31", run_id: str | None = None) -> Exchange:
+    def fact(
+        self,
+        kind: dui.FactKind,
+        essms: str,
+        person: str,
+        *,
+        key: str | None = None,
+        date: str | None,
+        start: str | None = None,
+        end: str | None = None,
+        status: str | None = None,
+        received: str = "2025-12-31",
+        run_id: str | None = None,
+    ) -> Exchange:
         self.counter += 1
-        fact = {dui.KEY: key or f"{kind}|{essms}|{person}|{self.counter}", dui.DATE: date, dui.START: start,
-                dui.END: end, dui.STATUS: status}
-        return self._add(Exchange(service=dui.SERVICE, operation=str(kind), direction=Direction.FROM_DUI,
-                                  outcome=Outcome.ACCEPTED, essms=essms, person=person, ts=_ts(received),
-                                  details={dui.FACT: fact}, run_id=run_id))
+        fact = {
+            dui.KEY: key or f"{kind}|{essms}|{person}|{self.counter}",
+            dui.DATE: date,
+            dui.START: start,
+            dui.END: end,
+            dui.STATUS: status,
+        }
+        return self._add(
+            Exchange(
+                service=dui.SERVICE,
+                operation=str(kind),
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                essms=essms,
+                person=person,
+                ts=_ts(received),
+                details={dui.FACT: fact},
+                run_id=run_id,
+            )
+        )
 
-    def stay(self, essms: str, person: str, start: str, end: str | None = None, *, key: str | None = None,
-             date: str | None = None, **kw) -> Exchange:  # noqa: ANN003
-        return self.fact(dui.FactKind.SEJOUR, essms, person, key=key or f"sej|{essms}|{person}",
-                         date=date or end or start, start=start, end=end, **kw)
+    def stay(
+        self,
+        essms: str,
+        person: str,
+        start: str,
+        end: str | None = None,
+        *,
+        key: str | None = None,
+        date: str | None = None,
+        **kw,
+    ) -> Exchange:  # noqa: ANN003
+        return self.fact(
+            dui.FactKind.SEJOUR,
+            essms,
+            person,
+            key=key or f"sej|{essms}|{person}",
+            date=date or end or start,
+            start=start,
+            end=end,
+            **kw,
+        )
 
     def update(self, essms: str, person: str, date: str, **kw) -> Exchange:  # noqa: ANN003
         return self.fact(dui.FactKind.USAGER, essms, person, key=f"pat|{person}", date=date, **kw)
 
     def plan(self, essms: str, person: str, status: str, date: str, *, key: str = "pp", **kw) -> Exchange:  # noqa: ANN003
-        return self.fact(dui.FactKind.PROJET, essms, person, key=f"{key}|{essms}|{person}", date=date, status=status, **kw)
+        return self.fact(
+            dui.FactKind.PROJET, essms, person, key=f"{key}|{essms}|{person}", date=date, status=status, **kw
+        )
 
-    def event(self, essms: str, person: str, start: str, *, status: str = "finished", date: str | None = None,
-              **kw) -> Exchange:  # noqa: ANN003
-        return self.fact(dui.FactKind.EVENEMENT, essms, person, date=date or start, start=start, end=start,
-                         status=status, **kw)
+    def event(
+        self, essms: str, person: str, start: str, *, status: str = "finished", date: str | None = None, **kw
+    ) -> Exchange:  # noqa: ANN003
+        return self.fact(
+            dui.FactKind.EVENEMENT, essms, person, date=date or start, start=start, end=start, status=status, **kw
+        )
 
     def commit(self, order: list[int] | None = None) -> None:
         items = self.pending if order is None else [self.pending[i] for i in order]
@@ -109,9 +174,17 @@ def four_persons(w: World, essms: str = A) -> None:
 # ------------------------------------------------------------------------------------------ periods
 def test_periods_first_covers_three_months_then_monthly() -> None:
     periods = campaign_periods("2025-01", "2025-06")
-    assert [(p.start, p.end) for p in periods] == [("2025-01", "2025-03"), ("2025-04", "2025-04"),
-                                                   ("2025-05", "2025-05"), ("2025-06", "2025-06")]
-    assert periods[0].initial and periods[0].label == "2025-01..2025-03" and periods[0].months == ("2025-01", "2025-02", "2025-03")
+    assert [(p.start, p.end) for p in periods] == [
+        ("2025-01", "2025-03"),
+        ("2025-04", "2025-04"),
+        ("2025-05", "2025-05"),
+        ("2025-06", "2025-06"),
+    ]
+    assert (
+        periods[0].initial
+        and periods[0].label == "2025-01..2025-03"
+        and periods[0].months == ("2025-01", "2025-02", "2025-03")
+    )
     assert periods[0].first_day.isoformat() == "2025-01-01" and periods[0].last_day.isoformat() == "2025-03-31"
     assert campaign_periods("2025-01", "2025-02") == []
     assert campaign_periods("2024-12", "2025-02")[0].months == ("2024-12", "2025-01", "2025-02")
@@ -255,7 +328,13 @@ def test_counts_eprescription_and_cahier_de_liaison(world: World) -> None:
     world.socle("eparcours", "cdl.entry.create", "2025-04-07", B, P5)
     report = world.report()
     ep = report.get("eprescription", APRIL, A)
-    assert (ep.numerator, ep.denominator, ep.value, ep.target, ep.status) == (2, None, 2.0, None, TargetStatus.NO_TARGET)
+    assert (ep.numerator, ep.denominator, ep.value, ep.target, ep.status) == (
+        2,
+        None,
+        2.0,
+        None,
+        TargetStatus.NO_TARGET,
+    )
     assert format_value(ep) == "2"
     assert report.get("cahier_liaison", APRIL, A).numerator == 2
     assert report.get("cahier_liaison", APRIL, None).numerator == 3
@@ -286,7 +365,14 @@ def test_active_records_projet_personnalise_and_agenda(world: World) -> None:
     assert (pp.numerator, pp.denominator, pp.value, pp.status) == (3, 4, 75.0, TargetStatus.NOT_MET)
     agenda = report.get("agenda", APRIL, A)  # P1, P3 (P2's event cancelled)
     assert (agenda.numerator, agenda.denominator, agenda.value) == (2, 4, 50.0)
-    assert report.get("dossiers_actifs", APRIL, A, ).value == 80.0
+    assert (
+        report.get(
+            "dossiers_actifs",
+            APRIL,
+            A,
+        ).value
+        == 80.0
+    )
     configured = IndicatorEngine(world.journal, {"dossiers_actifs": 75}).compute([period_ending("2025-01", APRIL)])
     assert configured.get("dossiers_actifs", APRIL, A).status is TargetStatus.MET
 
@@ -385,11 +471,20 @@ def worlds(draw: st.DrawFn) -> list[tuple]:
             specs.append(("stay", essms, person, start, end))
             plan_days = draw(st.lists(st.sampled_from(DAYS), unique=True, max_size=3))
             for day in plan_days:  # versions of one projet with distinct producer dates
-                specs.append(("plan", essms, person, draw(st.sampled_from(["draft", "active", "on-hold", "completed"])), day))
+                specs.append(
+                    ("plan", essms, person, draw(st.sampled_from(["draft", "active", "on-hold", "completed"])), day)
+                )
     for _ in range(draw(st.integers(0, 40))):
         kind = draw(st.sampled_from(["mss", "dmp", "update", "event", "epresc", "cdl"]))
-        specs.append((kind, draw(st.sampled_from([A, B])), draw(st.sampled_from(PERSONS + ["299999999999999"])),
-                      draw(st.sampled_from(DAYS)), draw(st.sampled_from(["accepted", "rejected", "cancelled"]))))
+        specs.append(
+            (
+                kind,
+                draw(st.sampled_from([A, B])),
+                draw(st.sampled_from(PERSONS + ["299999999999999"])),
+                draw(st.sampled_from(DAYS)),
+                draw(st.sampled_from(["accepted", "rejected", "cancelled"])),
+            )
+        )
     return specs
 
 
@@ -401,11 +496,20 @@ def _load(world: World, specs: list[tuple]) -> None:
         elif kind == "plan":
             world.plan(essms, person, spec[3], spec[4])
         elif kind in ("mss", "dmp", "epresc", "cdl"):
-            service, op = {"mss": ("mssante", "smtp.submit"), "dmp": ("dmp", "iti41.provide_and_register"),
-                           "epresc": ("eprescription", "eprescription.import_confirmed"),
-                           "cdl": ("eparcours", "cdl.entry.create")}[kind]
-            world.socle(service, op, spec[3], essms, person,
-                        outcome=Outcome.REJECTED if spec[4] == "rejected" else Outcome.ACCEPTED)
+            service, op = {
+                "mss": ("mssante", "smtp.submit"),
+                "dmp": ("dmp", "iti41.provide_and_register"),
+                "epresc": ("eprescription", "eprescription.import_confirmed"),
+                "cdl": ("eparcours", "cdl.entry.create"),
+            }[kind]
+            world.socle(
+                service,
+                op,
+                spec[3],
+                essms,
+                person,
+                outcome=Outcome.REJECTED if spec[4] == "rejected" else Outcome.ACCEPTED,
+            )
         elif kind == "update":
             world.update(essms, person, spec[3])
         else:
@@ -467,9 +571,12 @@ def test_journals_from_before_the_fact_columns_are_migrated(tmp_path: Path) -> N
           digest TEXT, payload_type TEXT, details TEXT NOT NULL DEFAULT '{}', run_id TEXT, scenario_id TEXT);
     """)
     fact = {"fact": {"key": "s1", "date": "2024-01-01", "start": "2024-01-01", "end": None, "status": "in-progress"}}
-    old.execute("INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, essms, person, details)"
-                " VALUES ('a', '2025-04-30T18:00:00+00:00', '2025-04', 'tddui', 'fhir.create.sejour', 'from_dui',"
-                " 'accepted', ?, ?, ?)", (A, P1, json.dumps(fact)))
+    old.execute(
+        "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, essms, person, details)"
+        " VALUES ('a', '2025-04-30T18:00:00+00:00', '2025-04', 'tddui', 'fhir.create.sejour', 'from_dui',"
+        " 'accepted', ?, ?, ?)",
+        (A, P1, json.dumps(fact)),
+    )
     old.commit()
     old.close()
     journal = SQLiteJournal(path)
@@ -501,7 +608,8 @@ def test_worker_processes_give_the_same_figures_as_one_connection(world: World, 
         alone = IndicatorEngine(world.journal, mssante_counting=counting, workers=1).compute(periods, grappe=(A, B))
         monkeypatch.setattr(indicators.threading, "active_count", lambda: threads)
         pooled = IndicatorEngine(world.journal, mssante_counting=counting, workers=2, parallel_from=0).compute(
-            periods, grappe=(A, B))
+            periods, grappe=(A, B)
+        )
         monkeypatch.undo()
         assert _numbers(pooled) == _numbers(alone)
         assert any(f.numerator for f in alone.figures)

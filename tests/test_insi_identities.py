@@ -21,12 +21,16 @@ FIXTURES = load_testdata(package_root() / "fixtures")
 
 def _traits(identity, *, all_names: bool = False, place: bool = False) -> Traits:
     names = tuple(identity.first_names.split(" ")) if all_names else (identity.first_name,)
-    return Traits(identity.birth_name, names, identity.sex, identity.birth_date, identity.birth_place if place else None)
+    return Traits(
+        identity.birth_name, names, identity.sex, identity.birth_date, identity.birth_place if place else None
+    )
 
 
 def test_every_identity_of_the_base_is_found_by_its_own_traits() -> None:
     base = build_identity_base(FIXTURES, synthetic=150, seed=3)
-    assert len(base.of_source(SOURCE_SYNTHETIC)) == 150 and len(base.of_source(SOURCE_FIXTURES)) == len(FIXTURES.persons)
+    assert len(base.of_source(SOURCE_SYNTHETIC)) == 150 and len(base.of_source(SOURCE_FIXTURES)) == len(
+        FIXTURES.persons
+    )
     for identity in base.identities:
         if identity.source == "homonymes":
             continue
@@ -44,7 +48,9 @@ def test_homonyms_need_the_birth_place() -> None:
 
 
 def test_a_production_ins_outside_the_qualification_set_is_refused() -> None:
-    real_looking = Person("P999", "REEL", "Personne", "M", date(1950, 1, 1), parse_ins("150017505600118", OID_INS_NIR), "990000016", False)
+    real_looking = Person(
+        "P999", "REEL", "Personne", "M", date(1950, 1, 1), parse_ins("150017505600118", OID_INS_NIR), "990000016", False
+    )
     data = replace(FIXTURES, persons=(*FIXTURES.persons, real_looking))
     base = build_identity_base(data, synthetic=0)
     assert base.refused and base.refused[0].startswith("P999")

@@ -38,8 +38,12 @@ TILLEULS = "990000016"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
     tmp = tmp_path_factory.mktemp("insi")
-    cfg = HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("insi", "mssante"),
-                        settings={"insi": {"synthetic_identities": 50, "max_delay_seconds": 1.5}})
+    cfg = HarnessConfig(
+        run_dir=tmp,
+        journal=f"sqlite:///{tmp}/journal.sqlite",
+        services=("insi", "mssante"),
+        settings={"insi": {"synthetic_identities": 50, "max_delay_seconds": 1.5}},
+    )
     env = SocleEnvironment(cfg)
     env.start()
     yield env
@@ -85,55 +89,89 @@ def context(env: SocleEnvironment, certificate: str | None = "INSI-AUTO") -> ssl
     return ctx
 
 
-def post(env: SocleEnvironment, body: bytes, *, certificate: str | None = "INSI-AUTO", content_type: str = CONTENT_TYPE,
-         method: str = "POST", timeout: float = 30.0) -> Answer:
+def post(
+    env: SocleEnvironment,
+    body: bytes,
+    *,
+    certificate: str | None = "INSI-AUTO",
+    content_type: str = CONTENT_TYPE,
+    method: str = "POST",
+    timeout: float = 30.0,
+) -> Answer:
     url = env.endpoints["insi"]["soap"]
     port = int(url.split(":")[2].split("/")[0])
     connection = http.client.HTTPSConnection("127.0.0.1", port, context=context(env, certificate), timeout=timeout)
     try:
         connection.request(method, "/insi/lps", body=body, headers={"Content-Type": content_type})
         response = connection.getresponse()
-        return Answer(response.status, response.getheader("Content-Type") or "", response.read(), {k.lower(): v for k, v in response.getheaders()})
+        return Answer(
+            response.status,
+            response.getheader("Content-Type") or "",
+            response.read(),
+            {k.lower(): v for k, v in response.getheaders()},
+        )
     finally:
         connection.close()
 
 
 def request(traits: InsiTraits = MARTIN, **shape: object) -> bytes:
-    options = {"emitter": TILLEULS, "idam": REFERENCE_IDAM, "instance": str(uuid.uuid4()), "message_id": str(uuid.uuid4())}
+    options = {
+        "emitter": TILLEULS,
+        "idam": REFERENCE_IDAM,
+        "instance": str(uuid.uuid4()),
+        "message_id": str(uuid.uuid4()),
+    }
     options.update(shape)
     return build_request(traits, **options)  # type: ignore[arg-type]
 
 
 def envelope(header: str, body: str, *, soap_ns: str = SOAP12) -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{soap_ns}"><soap:Header>{header}</soap:Header>'
-            f"<soap:Body>{body}</soap:Body></soap:Envelope>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{soap_ns}"><soap:Header>{header}</soap:Header>'
+        f"<soap:Body>{body}</soap:Body></soap:Envelope>"
+    ).encode()
 
 
 def headers(*, idam: str = REFERENCE_IDAM, bam: bool = True, lps: bool = True, extra: str = "") -> str:
     parts = []
     if bam:
-        parts.append('<ctxbam:ContexteBAM xmlns:ctxbam="urn:siram:bam:ctxbam" Version="01_02"><ctxbam:Id>1</ctxbam:Id>'
-                     f'<ctxbam:Temps>2024-01-01T10:00:00.000Z</ctxbam:Temps><ctxbam:Emetteur>{TILLEULS}</ctxbam:Emetteur>'
-                     '<ctxbam:COUVERTURE/></ctxbam:ContexteBAM>')
+        parts.append(
+            '<ctxbam:ContexteBAM xmlns:ctxbam="urn:siram:bam:ctxbam" Version="01_02"><ctxbam:Id>1</ctxbam:Id>'
+            f"<ctxbam:Temps>2024-01-01T10:00:00.000Z</ctxbam:Temps><ctxbam:Emetteur>{TILLEULS}</ctxbam:Emetteur>"
+            "<ctxbam:COUVERTURE/></ctxbam:ContexteBAM>"
+        )
     if lps:
-        parts.append('<ctxlps:ContexteLPS xmlns:ctxlps="urn:siram:lps:ctxlps" Nature="CTXLPS" Version="01_00"><ctxlps:Id>2</ctxlps:Id>'
-                     f'<ctxlps:Temps>2024-01-01T10:00:00Z</ctxlps:Temps><ctxlps:Emetteur>{TILLEULS}</ctxlps:Emetteur><ctxlps:LPS>'
-                     f'<ctxlps:IDAM R="4">{idam}</ctxlps:IDAM><ctxlps:Version>1</ctxlps:Version><ctxlps:Instance>i-1</ctxlps:Instance>'
-                     '<ctxlps:Nom>urn:lps:test:1</ctxlps:Nom></ctxlps:LPS></ctxlps:ContexteLPS>')
+        parts.append(
+            '<ctxlps:ContexteLPS xmlns:ctxlps="urn:siram:lps:ctxlps" Nature="CTXLPS" Version="01_00"><ctxlps:Id>2</ctxlps:Id>'
+            f"<ctxlps:Temps>2024-01-01T10:00:00Z</ctxlps:Temps><ctxlps:Emetteur>{TILLEULS}</ctxlps:Emetteur><ctxlps:LPS>"
+            f'<ctxlps:IDAM R="4">{idam}</ctxlps:IDAM><ctxlps:Version>1</ctxlps:Version><ctxlps:Instance>i-1</ctxlps:Instance>'
+            "<ctxlps:Nom>urn:lps:test:1</ctxlps:Nom></ctxlps:LPS></ctxlps:ContexteLPS>"
+        )
     parts.append('<wsa:MessageID xmlns:wsa="http://www.w3.org/2005/08/addressing">uuid:m-1</wsa:MessageID>')
     return "".join(parts) + extra
 
 
-def recsans(name: str = "MARTIN", first: str = "JEANNE", sex: str = "F", birth: str = "1938-04-12", *, ns: str = "http://www.cnamts.fr/INSiRecSans") -> str:
-    return (f'<RECSANSVITALE xmlns="{ns}"><NomNaissance>{name}</NomNaissance><Prenom>{first}</Prenom>'
-            f"<Sexe>{sex}</Sexe><DateNaissance>{birth}</DateNaissance></RECSANSVITALE>")
+def recsans(
+    name: str = "MARTIN",
+    first: str = "JEANNE",
+    sex: str = "F",
+    birth: str = "1938-04-12",
+    *,
+    ns: str = "http://www.cnamts.fr/INSiRecSans",
+) -> str:
+    return (
+        f'<RECSANSVITALE xmlns="{ns}"><NomNaissance>{name}</NomNaissance><Prenom>{first}</Prenom>'
+        f"<Sexe>{sex}</Sexe><DateNaissance>{birth}</DateNaissance></RECSANSVITALE>"
+    )
 
 
 def journal_since(env: SocleEnvironment, mark: int) -> list[Exchange]:
     return env.journal.query(JournalFilter(service="insi", since_seq=mark))
 
 
-def assert_fault(answer: Answer, soap_code: str, error_code: str, *, status: int = 500, subcode: str | None = None) -> InsiFault:
+def assert_fault(
+    answer: Answer, soap_code: str, error_code: str, *, status: int = 500, subcode: str | None = None
+) -> InsiFault:
     assert answer.status == status, (answer.status, answer.body[:400])
     assert answer.content_type.startswith("application/soap+xml"), answer.content_type
     fault = answer.fault
@@ -161,8 +199,18 @@ def test_search_returns_one_identity_and_is_journaled_before_the_answer(env: Soc
     assert answer.status == 200 and answer.content_type.startswith("application/soap+xml")
     result = answer.result
     assert (result.code, result.label) == ("00", "OK")
-    assert result.active is not None and result.active.value == "238047505612394" and result.active.oid == "1.2.250.1.213.1.4.10"
-    assert result.tiq == {"NomNaissance": "MARTIN", "ListePrenom": "JEANNE", "Sexe": "F", "DateNaissance": "1938-04-12", "LieuNaissance": "75056"}
+    assert (
+        result.active is not None
+        and result.active.value == "238047505612394"
+        and result.active.oid == "1.2.250.1.213.1.4.10"
+    )
+    assert result.tiq == {
+        "NomNaissance": "MARTIN",
+        "ListePrenom": "JEANNE",
+        "Sexe": "F",
+        "DateNaissance": "1938-04-12",
+        "LieuNaissance": "75056",
+    }
     assert validate_result(answer.body) == []
     [exchange] = journal_since(env, mark)
     assert exchange.outcome is Outcome.ACCEPTED and exchange.person == "238047505612394" and exchange.essms == TILLEULS
@@ -192,7 +240,10 @@ def test_insi_manu_certificate_is_accepted(env: SocleEnvironment) -> None:
         (InsiTraits("tchitchi", ("Catarina", "Bella"), "F", "1936-06-21"), "00"),  # whole list, case-insensitive
         (InsiTraits("ADRTROIS", ("TOUSSAINT",), "F", "1960-01-01"), "01"),  # wrong sex
         (InsiTraits("HOUILLES", ("PIERRE",), "M", "1993-01-27"), "01"),
-        (InsiTraits("LEROY", ("PAUL",), "M", "1942-03-30"), "00"),  # PAUL triggers CR 01 for qualification identities only
+        (
+            InsiTraits("LEROY", ("PAUL",), "M", "1942-03-30"),
+            "00",
+        ),  # PAUL triggers CR 01 for qualification identities only
         (InsiTraits("ANYONE", ("MATRICULE",), "M", "2001-01-01"), "00"),  # qualification trigger: provisional NIA
     ],
 )
@@ -205,13 +256,19 @@ def test_search_outcomes(env: SocleEnvironment, traits: InsiTraits, code: str) -
 def test_responses_have_the_corpus_shape(env: SocleEnvironment) -> None:
     """Same envelope layout as the qualification responses; XSD order IdIndividu, OID, DateDeb, DateFin."""
     body = post(env, request(InsiTraits("ECETINSI", ("PIERRE-ALAIN",), "M", "2009-07-14"))).body.decode()
-    assert body.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">'
-                           '<S:Body xmlns:S="http://www.w3.org/2003/05/soap-envelope"><RESULTAT xmlns:ns3="http://www.cnamts.fr/INSiRecVit" '
-                           'xmlns:ns2="http://www.cnamts.fr/INSiRecSans" xmlns="http://www.cnamts.fr/INSiResultat"><CR><CodeCR>00</CodeCR>')
-    assert ("<INSHISTO><IdIndividu><NumIdentifiant>2090763220834</NumIdentifiant><Cle>39</Cle></IdIndividu>"
-            "<OID>1.2.250.1.213.1.4.8</OID><DateDeb>2019-03-01</DateDeb><DateFin>2019-02-28</DateFin></INSHISTO>") in body
+    assert body.startswith(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">'
+        '<S:Body xmlns:S="http://www.w3.org/2003/05/soap-envelope"><RESULTAT xmlns:ns3="http://www.cnamts.fr/INSiRecVit" '
+        'xmlns:ns2="http://www.cnamts.fr/INSiRecSans" xmlns="http://www.cnamts.fr/INSiResultat"><CR><CodeCR>00</CodeCR>'
+    )
+    assert (
+        "<INSHISTO><IdIndividu><NumIdentifiant>2090763220834</NumIdentifiant><Cle>39</Cle></IdIndividu>"
+        "<OID>1.2.250.1.213.1.4.8</OID><DateDeb>2019-03-01</DateDeb><DateFin>2019-02-28</DateFin></INSHISTO>"
+    ) in body
     cr01 = post(env, request(InsiTraits("DE VINCI", ("LEONARDO",), "M", "2014-02-01"))).body.decode()
-    assert cr01.endswith("<CR><CodeCR>01</CodeCR><LibelleCR>Aucune identite trouvee</LibelleCR></CR></RESULTAT></S:Body></soap:Envelope>")
+    assert cr01.endswith(
+        "<CR><CodeCR>01</CodeCR><LibelleCR>Aucune identite trouvee</LibelleCR></CR></RESULTAT></S:Body></soap:Envelope>"
+    )
 
 
 def test_flagged_corpus_identity_is_served_as_given_and_flagged_in_the_journal(env: SocleEnvironment) -> None:
@@ -237,7 +294,9 @@ def test_no_client_certificate_is_refused_with_desir_560(env: SocleEnvironment) 
 
 
 def test_a_certificate_that_is_not_an_insi_one_is_refused_with_desir_560(env: SocleEnvironment) -> None:
-    fault = assert_fault(post(env, request(), certificate="ORG-ETABLISSEMENT"), "Sender", "desir_560", subcode="siram_100")
+    fault = assert_fault(
+        post(env, request(), certificate="ORG-ETABLISSEMENT"), "Sender", "desir_560", subcode="siram_100"
+    )
     assert fault.error_text == "Niveau d'accès insuffisant."
 
 
@@ -274,28 +333,81 @@ BAD_INPUTS = {
     "missing ContexteBAM": (envelope(headers(bam=False), recsans()), "Sender", "INSI-ENTETE-ABSENTE", 500),
     "missing ContexteLPS": (envelope(headers(lps=False), recsans()), "Sender", "INSI-ENTETE-ABSENTE", 500),
     "no header at all": (envelope("", recsans()), "Sender", "INSI-ENTETE-ABSENTE", 500),
-    "SOAP 1.1 envelope": (envelope(headers(), recsans(), soap_ns="http://schemas.xmlsoap.org/soap/envelope/"), "VersionMismatch", "INSI-SOAP-VERSION", 500),
+    "SOAP 1.1 envelope": (
+        envelope(headers(), recsans(), soap_ns="http://schemas.xmlsoap.org/soap/envelope/"),
+        "VersionMismatch",
+        "INSI-SOAP-VERSION",
+        500,
+    ),
     "body in no namespace": (envelope(headers(), recsans(ns="")), "Sender", "INSI-CORPS-INVALIDE", 500),
-    "body in the response namespace": (envelope(headers(), recsans(ns="http://www.cnamts.fr/INSiResultat")), "Sender", "INSI-CORPS-INVALIDE", 500),
-    "headers in the wrong namespace": (envelope(headers().replace("urn:siram:bam:ctxbam", "urn:x"), recsans()), "Sender", "INSI-ENTETE-ABSENTE", 500),
+    "body in the response namespace": (
+        envelope(headers(), recsans(ns="http://www.cnamts.fr/INSiResultat")),
+        "Sender",
+        "INSI-CORPS-INVALIDE",
+        500,
+    ),
+    "headers in the wrong namespace": (
+        envelope(headers().replace("urn:siram:bam:ctxbam", "urn:x"), recsans()),
+        "Sender",
+        "INSI-ENTETE-ABSENTE",
+        500,
+    ),
     "date 1990-13-45": (envelope(headers(), recsans(birth="1990-13-45")), "Sender", "INSI-TRAIT-INVALIDE", 500),
     "date 31/12/1990": (envelope(headers(), recsans(birth="31/12/1990")), "Sender", "INSI-TRAIT-INVALIDE", 500),
     "10,000-character name": (envelope(headers(), recsans(name="A" * 10_000)), "Sender", "INSI-TRAIT-INVALIDE", 500),
-    "10,000-character first name": (envelope(headers(), recsans(first="B" * 10_000)), "Sender", "INSI-TRAIT-INVALIDE", 500),
+    "10,000-character first name": (
+        envelope(headers(), recsans(first="B" * 10_000)),
+        "Sender",
+        "INSI-TRAIT-INVALIDE",
+        500,
+    ),
     "digits in the name": (envelope(headers(), recsans(name="MART1N")), "Sender", "INSI-TRAIT-INVALIDE", 500),
     "sex X": (envelope(headers(), recsans(sex="X")), "Sender", "INSI-TRAIT-INVALIDE", 500),
-    "no birth date": (envelope(headers(), recsans().replace("<DateNaissance>1938-04-12</DateNaissance>", "")), "Sender", "INSI-TRAIT-ABSENT", 500),
-    "traits out of order": (envelope(headers(), recsans().replace("<Sexe>F</Sexe>", "").replace("</RECSANSVITALE>", "<Sexe>F</Sexe></RECSANSVITALE>")), "Sender", "INSI-CORPS-INVALIDE", 500),
-    "IDAM missing": (envelope(headers().replace('<ctxlps:IDAM R="4">' + REFERENCE_IDAM + "</ctxlps:IDAM>", ""), recsans()), "Sender", "INSI-LPS-INCOMPLET", 500),
-    "Temps not a dateTime": (envelope(headers().replace("2024-01-01T10:00:00Z", "hier"), recsans()), "Sender", "INSI-ENTETE-INVALIDE", 500),
-    "unknown mustUnderstand header": (envelope(headers(extra='<x:Secret xmlns:x="urn:x" soap:mustUnderstand="true"/>'), recsans()), "MustUnderstand", "INSI-MUST-UNDERSTAND", 500),
+    "no birth date": (
+        envelope(headers(), recsans().replace("<DateNaissance>1938-04-12</DateNaissance>", "")),
+        "Sender",
+        "INSI-TRAIT-ABSENT",
+        500,
+    ),
+    "traits out of order": (
+        envelope(
+            headers(),
+            recsans().replace("<Sexe>F</Sexe>", "").replace("</RECSANSVITALE>", "<Sexe>F</Sexe></RECSANSVITALE>"),
+        ),
+        "Sender",
+        "INSI-CORPS-INVALIDE",
+        500,
+    ),
+    "IDAM missing": (
+        envelope(headers().replace('<ctxlps:IDAM R="4">' + REFERENCE_IDAM + "</ctxlps:IDAM>", ""), recsans()),
+        "Sender",
+        "INSI-LPS-INCOMPLET",
+        500,
+    ),
+    "Temps not a dateTime": (
+        envelope(headers().replace("2024-01-01T10:00:00Z", "hier"), recsans()),
+        "Sender",
+        "INSI-ENTETE-INVALIDE",
+        500,
+    ),
+    "unknown mustUnderstand header": (
+        envelope(headers(extra='<x:Secret xmlns:x="urn:x" soap:mustUnderstand="true"/>'), recsans()),
+        "MustUnderstand",
+        "INSI-MUST-UNDERSTAND",
+        500,
+    ),
     "XXE": (XXE, "Sender", "INSI-XML-DOCTYPE", 500),
     "billion laughs": (BILLION_LAUGHS, "Sender", "INSI-XML-DOCTYPE", 500),
     "not XML": (b"\x00\xffnot xml at all", "Sender", "INSI-XML-MALFORME", 500),
     "truncated XML": (request()[:300], "Sender", "INSI-XML-MALFORME", 500),
     "empty body": (b"", "Sender", "INSI-XML-MALFORME", 500),
     "not an envelope": (b"<RECSANSVITALE/>", "Sender", "INSI-SOAP-ENVELOPPE", 500),
-    "body of another operation": (envelope(headers(), '<RECVITALE xmlns="http://www.cnamts.fr/INSiRecVit"/>'), "Sender", "INSI-ACTION-INCONNUE", 500),
+    "body of another operation": (
+        envelope(headers(), '<RECVITALE xmlns="http://www.cnamts.fr/INSiRecVit"/>'),
+        "Sender",
+        "INSI-ACTION-INCONNUE",
+        500,
+    ),
     "too large": (b"<a>" + b"x" * 300_000 + b"</a>", "Sender", "INSI-XML-TROP-VOLUMINEUX", 413),
 }
 
@@ -311,15 +423,21 @@ def test_bad_input_gets_a_soap_12_fault_is_journaled_and_the_service_stays_up(en
 
 
 def test_wrong_action_and_content_type(env: SocleEnvironment) -> None:
-    assert_fault(post(env, request(), content_type='application/soap+xml; action="urn:autre"'), "Sender", "INSI-ACTION-INCONNUE")
-    assert_fault(post(env, request(), content_type="text/xml; charset=utf-8"), "Sender", "INSI-CONTENT-TYPE", status=415)
+    assert_fault(
+        post(env, request(), content_type='application/soap+xml; action="urn:autre"'), "Sender", "INSI-ACTION-INCONNUE"
+    )
+    assert_fault(
+        post(env, request(), content_type="text/xml; charset=utf-8"), "Sender", "INSI-CONTENT-TYPE", status=415
+    )
     assert post(env, request(), content_type="application/soap+xml").result.code == "00"  # action only in wsa:Action
 
 
 def test_carte_vitale_operation_is_not_simulated(env: SocleEnvironment) -> None:
     body = envelope(headers(), '<RECVITALE xmlns="http://www.cnamts.fr/INSiRecVit"/>')
     action = "urn:ServiceIdentiteCertifiee:1.0.0:rechercherInsAvecCarteVitale"
-    assert_fault(post(env, body, content_type=f'application/soap+xml; action="{action}"'), "Sender", "INSI-OPERATION-NON-SIMULEE")
+    assert_fault(
+        post(env, body, content_type=f'application/soap+xml; action="{action}"'), "Sender", "INSI-OPERATION-NON-SIMULEE"
+    )
 
 
 def test_version_mismatch_carries_the_upgrade_header(env: SocleEnvironment) -> None:
@@ -397,8 +515,12 @@ def test_delay_makes_the_client_time_out_but_the_exchange_is_recorded(env: Socle
 
 
 def test_qualification_identities_can_be_switched_off(tmp_path: Path) -> None:
-    cfg = HarnessConfig(run_dir=tmp_path, journal=f"sqlite:///{tmp_path}/j.sqlite", services=("insi",),
-                        settings={"insi": {"qualification_identities": False, "synthetic_identities": 0, "authorised_idam": ["*"]}})
+    cfg = HarnessConfig(
+        run_dir=tmp_path,
+        journal=f"sqlite:///{tmp_path}/j.sqlite",
+        services=("insi",),
+        settings={"insi": {"qualification_identities": False, "synthetic_identities": 0, "authorised_idam": ["*"]}},
+    )
     env = SocleEnvironment(cfg)
     env.start()
     try:

@@ -100,9 +100,18 @@ MARTIN = InsiTraits("MARTIN", ("JEANNE",), "F", "1938-04-12", "75056")
 
 
 @pytest.mark.parametrize("shape", [{}, {"with_place": True}, {"all_first_names": True}])
-def test_reference_dui_requests_are_valid_against_the_corpus_xsds(schemas: dict[str, etree.XMLSchema], shape: dict[str, bool]) -> None:
+def test_reference_dui_requests_are_valid_against_the_corpus_xsds(
+    schemas: dict[str, etree.XMLSchema], shape: dict[str, bool]
+) -> None:
     traits = InsiTraits("ECETINSI", ("PIERRE-ALAIN", "MURIEL", "FLORIANT"), "M", "2009-07-14", "63220")
-    body = build_request(traits, emitter="990000016", idam=REFERENCE_IDAM, instance=str(uuid.uuid4()), message_id=str(uuid.uuid4()), **shape)
+    body = build_request(
+        traits,
+        emitter="990000016",
+        idam=REFERENCE_IDAM,
+        instance=str(uuid.uuid4()),
+        message_id=str(uuid.uuid4()),
+        **shape,
+    )
     parts = _parts(body)
     assert _validate(schemas["bam"], parts["ContexteBAM"]) == []
     assert _validate(schemas["lps"], parts["ContexteLPS"]) == []
@@ -117,7 +126,9 @@ ALL_IDENTITIES = [*QUALIFICATION_IDENTITIES, *HOMONYMS, *synthetic_identities(25
 
 
 @pytest.mark.parametrize("identity", ALL_IDENTITIES, ids=lambda i: f"{i.birth_name}-{i.first_name}-{i.number}")
-def test_simulator_answers_are_valid_against_the_resultat_xsd(schemas: dict[str, etree.XMLSchema], identity: object) -> None:
+def test_simulator_answers_are_valid_against_the_resultat_xsd(
+    schemas: dict[str, etree.XMLSchema], identity: object
+) -> None:
     body = result_envelope("00", identity)  # type: ignore[arg-type]
     assert _validate(schemas["resultat"], _parts(body)["RESULTAT"]) == []
     assert validate_result(body) == []
@@ -130,7 +141,11 @@ def test_no_identity_answers_are_valid(schemas: dict[str, etree.XMLSchema], code
     assert validate_result(body) == []
 
 
-@pytest.mark.parametrize("fault", [*KNOWN_FAULTS.values(), request_fault("INSI-TRAIT-INVALIDE", "date <invalide> & \"x\"")], ids=lambda f: f.error_code)
+@pytest.mark.parametrize(
+    "fault",
+    [*KNOWN_FAULTS.values(), request_fault("INSI-TRAIT-INVALIDE", 'date <invalide> & "x"')],
+    ids=lambda f: f.error_code,
+)
 def test_simulator_faults_carry_a_valid_siram_erreur(schemas: dict[str, etree.XMLSchema], fault: object) -> None:
     body = fault_envelope(fault, message_id="uuid:1")  # type: ignore[arg-type]
     assert _validate(schemas["fault"], _parts(body)["Erreur"]) == []
@@ -142,7 +157,9 @@ def test_simulator_faults_carry_a_valid_siram_erreur(schemas: dict[str, etree.XM
 # the corpus responses: the hand-written checks agree with the XSD, and the simulator answers the same
 
 
-def test_structural_checks_agree_with_the_xsd_on_the_corpus_responses(schemas: dict[str, etree.XMLSchema], corpus_responses: dict[str, bytes]) -> None:
+def test_structural_checks_agree_with_the_xsd_on_the_corpus_responses(
+    schemas: dict[str, etree.XMLSchema], corpus_responses: dict[str, bytes]
+) -> None:
     verdicts = {}
     for name, data in corpus_responses.items():
         xsd_errors = _validate(schemas["resultat"], _parts(data)["RESULTAT"])
@@ -184,12 +201,21 @@ def test_simulator_answers_like_the_corpus_responses(corpus_responses: dict[str,
 # structural checks vs the XSD on generated requests (hypothesis)
 
 RECSANS_CHILDREN = ["NomNaissance", "Prenom", "Sexe", "DateNaissance", "LieuNaissance", "Inconnu"]
-VALUES = {"NomNaissance": "MARTIN", "Prenom": "JEANNE", "Sexe": "F", "DateNaissance": "1938-04-12", "LieuNaissance": "75056", "Inconnu": "x"}
+VALUES = {
+    "NomNaissance": "MARTIN",
+    "Prenom": "JEANNE",
+    "Sexe": "F",
+    "DateNaissance": "1938-04-12",
+    "LieuNaissance": "75056",
+    "Inconnu": "x",
+}
 
 
 def _wrap(body: str, header_blocks: str = "") -> bytes:
-    return (f'<soap:Envelope xmlns:soap="{SOAP12}"><soap:Header>{header_blocks}</soap:Header>'
-            f"<soap:Body>{body}</soap:Body></soap:Envelope>").encode()
+    return (
+        f'<soap:Envelope xmlns:soap="{SOAP12}"><soap:Header>{header_blocks}</soap:Header>'
+        f"<soap:Body>{body}</soap:Body></soap:Envelope>"
+    ).encode()
 
 
 @settings(max_examples=150, deadline=None)
@@ -205,13 +231,20 @@ def test_body_structure_verdict_matches_the_xsd(schemas: dict[str, etree.XMLSche
 
 
 LPS_CHILDREN = ["Id", "Temps", "Emetteur", "LPS", "Autre"]
-LPS_VALUES = {"Id": "1", "Temps": "2024-01-01T10:00:00Z", "Emetteur": "990000016", "Autre": "x",
-              "LPS": "<ctxlps:IDAM>I</ctxlps:IDAM><ctxlps:Version>1</ctxlps:Version><ctxlps:Instance>i</ctxlps:Instance><ctxlps:Nom>n</ctxlps:Nom>"}
+LPS_VALUES = {
+    "Id": "1",
+    "Temps": "2024-01-01T10:00:00Z",
+    "Emetteur": "990000016",
+    "Autre": "x",
+    "LPS": "<ctxlps:IDAM>I</ctxlps:IDAM><ctxlps:Version>1</ctxlps:Version><ctxlps:Instance>i</ctxlps:Instance><ctxlps:Nom>n</ctxlps:Nom>",
+}
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.sampled_from(LPS_CHILDREN), max_size=6), st.booleans())
-def test_contexte_lps_structure_verdict_matches_the_xsd(schemas: dict[str, etree.XMLSchema], children: list[str], with_version: bool) -> None:
+def test_contexte_lps_structure_verdict_matches_the_xsd(
+    schemas: dict[str, etree.XMLSchema], children: list[str], with_version: bool
+) -> None:
     schema = schemas["lps"]
     inner = "".join(f"<ctxlps:{c}>{LPS_VALUES[c]}</ctxlps:{c}>" for c in children)
     version = ' Version="01_00"' if with_version else ""
@@ -236,7 +269,9 @@ def test_months_above_12_are_refused(year: int, month: int, day: int) -> None:
     assert not is_lunar_date(f"{year:04d}-{month:02d}-{day:02d}")
 
 
-@pytest.mark.parametrize("value", ["1990-13-45", "1990-01-32", "1849-01-01", "3000-01-01", "90-01-01", "1990-1-1", "1990/01/01", ""])
+@pytest.mark.parametrize(
+    "value", ["1990-13-45", "1990-01-32", "1849-01-01", "3000-01-01", "90-01-01", "1990-1-1", "1990/01/01", ""]
+)
 def test_invalid_dates(value: str) -> None:
     assert not is_lunar_date(value)
 

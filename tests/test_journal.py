@@ -20,7 +20,9 @@ def test_record_and_query_with_filters(tmp_path: Path) -> None:
     journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
     march = datetime(2026, 3, 31, 21, 30, tzinfo=UTC)  # 23:30 in Paris
     journal.record(_exchange(essms="990000016", person="238047505612394", ts=march, payload=b"hello"))
-    journal.record(_exchange(essms="990000016", person="142036912304505", outcome=Outcome.REJECTED, error_code="550 5.1.1"))
+    journal.record(
+        _exchange(essms="990000016", person="142036912304505", outcome=Outcome.REJECTED, error_code="550 5.1.1")
+    )
     journal.record(_exchange(service="dmp", operation="iti41.provide_and_register", essms="990000024"))
     assert journal.count() == 3
     assert journal.count(JournalFilter(service="mssante")) == 2

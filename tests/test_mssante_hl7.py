@@ -25,7 +25,11 @@ def corpus_messages(corpus: Path) -> list[Path]:
     folder = corpus / "hl7v2"
     if not folder.is_dir():
         pytest.skip(f"exemples HL7 v2 absents: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix in (".hl7", ".er7") or p.name.startswith("Message metier")))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and (p.suffix in (".hl7", ".er7") or p.name.startswith("Message metier"))
+    )
 
 
 def _trimmed(text: str) -> list[str]:
@@ -60,11 +64,25 @@ def test_business_acknowledgements_match_the_examples(corpus_dir: Path) -> None:
     if not folder.is_dir():
         pytest.skip("exemple ZAM absent")
     example = hl7v2.parse((folder / "Message metier reception MSS").read_bytes())
-    ours = hl7v2.parse(hl7v2.build_zam(
-        "Z02", hl7v2.Header("SIL-Y", "labo", "PFI-X", "Organisation-X", "015", "R01"), control_id="018", original_control_id="015",
-        items=[hl7v2.ZamItem("ACK_RECEPTION_MSS", "Accusé de réception MSSanté", True, "DESTINATAIRE_MSS", "Destinataire MSSanté",
-                             "adam.hoda@test-ci-sis.mssante.fr", "801234567897")],
-    ))
+    ours = hl7v2.parse(
+        hl7v2.build_zam(
+            "Z02",
+            hl7v2.Header("SIL-Y", "labo", "PFI-X", "Organisation-X", "015", "R01"),
+            control_id="018",
+            original_control_id="015",
+            items=[
+                hl7v2.ZamItem(
+                    "ACK_RECEPTION_MSS",
+                    "Accusé de réception MSSanté",
+                    True,
+                    "DESTINATAIRE_MSS",
+                    "Destinataire MSSanté",
+                    "adam.hoda@test-ci-sis.mssante.fr",
+                    "801234567897",
+                )
+            ],
+        )
+    )
     assert ours.message_type == example.message_type == "ZAM^Z02"
     for mine, theirs in zip(ours.all("OBX"), example.all("OBX"), strict=True):
         assert hl7v2.fields_of(mine)[2:6] == hl7v2.fields_of(theirs)[2:6]
@@ -77,8 +95,12 @@ def test_business_acknowledgements_match_the_examples(corpus_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
     tmp = tmp_path_factory.mktemp("mssante-hl7")
-    cfg = HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("mssante",),
-                        settings={"mssante": {"hl7_ack_timeout": 1.0}})
+    cfg = HarnessConfig(
+        run_dir=tmp,
+        journal=f"sqlite:///{tmp}/journal.sqlite",
+        services=("mssante",),
+        settings={"mssante": {"hl7_ack_timeout": 1.0}},
+    )
     env = SocleEnvironment(cfg)
     env.start()
     yield env
@@ -102,8 +124,13 @@ def read_block(sock: socket.socket, buffer: bytearray) -> hl7v2.Hl7Message:
 
 def document(env: SocleEnvironment, **overrides: object) -> str:
     dui = ReferenceDUI()
-    fields = {"person": env.testdata.person("P001"), "establishment": env.testdata.establishment("990000016"),
-              "document_kind": "DLU", "recipients": (DOCTOR,), "to_patient": True}
+    fields = {
+        "person": env.testdata.person("P001"),
+        "establishment": env.testdata.establishment("990000016"),
+        "document_kind": "DLU",
+        "recipients": (DOCTOR,),
+        "to_patient": True,
+    }
     fields.update(overrides)
     return build_document_message(dui, MssanteRelay(**fields), "CTRL-1")  # type: ignore[arg-type]
 
@@ -133,7 +160,9 @@ def test_oru_is_acknowledged_routed_and_followed_by_zams(env: SocleEnvironment) 
 
 
 def test_flags_outside_the_matrix_are_refused_with_an_error(env: SocleEnvironment) -> None:
-    text = document(env).replace("DESTMSSANTEPAT^Destinataire Patient^MetaDMPMSS||Y", "DESTMSSANTEPAT^Destinataire Patient^MetaDMPMSS||N")
+    text = document(env).replace(
+        "DESTMSSANTEPAT^Destinataire Patient^MetaDMPMSS||Y", "DESTMSSANTEPAT^Destinataire Patient^MetaDMPMSS||N"
+    )
     sock, buffer = connect(env), bytearray()
     sock.sendall(hl7v2.frame(text))
     ack = read_block(sock, buffer)
@@ -142,13 +171,20 @@ def test_flags_outside_the_matrix_are_refused_with_an_error(env: SocleEnvironmen
     sock.close()
 
 
-@pytest.mark.parametrize("payload", [b"ceci n'est pas du HL7", b"MSH|^~\\&|X", "MSH|^~\\&|A|B|C|D|2026||ZZZ^Z99|1|P|2.5".encode()])
+@pytest.mark.parametrize(
+    "payload", [b"ceci n'est pas du HL7", b"MSH|^~\\&|X", "MSH|^~\\&|A|B|C|D|2026||ZZZ^Z99|1|P|2.5".encode()]
+)
 def test_unusable_messages_get_an_ack_ar(env: SocleEnvironment, payload: bytes) -> None:
     sock, buffer = connect(env), bytearray()
     sock.sendall(hl7v2.VT + payload + hl7v2.FS + hl7v2.CR)
     ack = read_block(sock, buffer)
     assert hl7v2.field_text(ack.first("MSA"), 1) == "AR" and ack.first("ERR") is not None
-    sock.sendall(hl7v2.frame(document(env, to_patient=False, recipients=(DOCTOR,))).replace(b"INVISIBLE_PATIENT^Document Non Visible par le patient^MetaDMPMSS||N", b"INVISIBLE_PATIENT^Document Non Visible par le patient^MetaDMPMSS||Y"))
+    sock.sendall(
+        hl7v2.frame(document(env, to_patient=False, recipients=(DOCTOR,))).replace(
+            b"INVISIBLE_PATIENT^Document Non Visible par le patient^MetaDMPMSS||N",
+            b"INVISIBLE_PATIENT^Document Non Visible par le patient^MetaDMPMSS||Y",
+        )
+    )
     assert hl7v2.field_text(read_block(sock, buffer).first("MSA"), 1) == "AA"  # same connection still served
     sock.close()
 

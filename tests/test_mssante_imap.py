@@ -32,8 +32,12 @@ PSC_DOCTOR = "claire.durand@ehpad-tilleuls.mssante.fr"  # PER mailbox of the PSC
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
     tmp = tmp_path_factory.mktemp("mssante-imap")
-    cfg = HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("mssante", "psc"),
-                        settings={"mssante": {"imap_max_line_bytes": 8192, "imap_max_literal_bytes": 2_000_000}})
+    cfg = HarnessConfig(
+        run_dir=tmp,
+        journal=f"sqlite:///{tmp}/journal.sqlite",
+        services=("mssante", "psc"),
+        settings={"mssante": {"imap_max_line_bytes": 8192, "imap_max_literal_bytes": 2_000_000}},
+    )
     env = SocleEnvironment(cfg)
     env.start()
     yield env
@@ -105,16 +109,22 @@ def test_smtp_submission_reaches_the_recipient_mailbox_over_imap(env: SocleEnvir
 
 def test_a_message_marked_seen_is_journaled_as_read(env: SocleEnvironment) -> None:
     message_id = send(env, [ORG])
-    delivered = {e.id for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.submit"))
-                 if e.details.get("message_id") == message_id}
+    delivered = {
+        e.id
+        for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.submit"))
+        if e.details.get("message_id") == message_id
+    }
     client = imap(env)
     client.login(ORG, ORG_PASSWORD)
     client.select("INBOX")
     uid = client.uid("SEARCH", None, f'HEADER Message-ID "{message_id}"')[1][0].split()[-1].decode()
 
     def reads() -> list:
-        return [e for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="imap.read"))
-                if e.details.get("message_id") == message_id]
+        return [
+            e
+            for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="imap.read"))
+            if e.details.get("message_id") == message_id
+        ]
 
     typ, fetched = client.uid("FETCH", uid, "(BODY.PEEK[])")
     assert typ == "OK" and message_id.encode() in next(part[1] for part in fetched if isinstance(part, tuple))
@@ -290,7 +300,7 @@ def read_until(sock: ssl.SSLSocket, marker: bytes) -> bytes:
         (b"c FROBNICATE\r\n", b"c BAD"),
         (b"c SELECT\r\n", b"c BAD"),
         (b"c UID FETCH 1:* (BODY[\r\n", b"c BAD"),
-        (b"c SELECT \"\xff\xfe\xc3(\"\r\n", b"c "),
+        (b'c SELECT "\xff\xfe\xc3("\r\n', b"c "),
         (b"c FETCH 1 (FLAGS)\r\n", b"c BAD"),  # no mailbox selected
         (b"c CREATE {999999999}\r\n", b"c BAD"),  # synchronizing literal over the limit: refused before "+"
     ],
@@ -331,8 +341,10 @@ def test_overlong_command_line_is_refused(env: SocleEnvironment) -> None:
 
 
 def test_broken_mime_message_is_still_served(env: SocleEnvironment) -> None:
-    broken = (b"From: x@y\r\nSubject: =?utf-8?q?\xff\xfe?=\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n"
-              b"--zz\r\nContent-Type: text/plain\r\n\r\nno closing boundary\r\n")
+    broken = (
+        b'From: x@y\r\nSubject: =?utf-8?q?\xff\xfe?=\r\nContent-Type: multipart/mixed; boundary="zz"\r\n\r\n'
+        b"--zz\r\nContent-Type: text/plain\r\n\r\nno closing boundary\r\n"
+    )
     env.host.simulators["mssante"].store.deliver(ORG, broken)  # type: ignore[attr-defined]
     client = imap(env)
     client.login(ORG, ORG_PASSWORD)

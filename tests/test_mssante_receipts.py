@@ -40,8 +40,9 @@ def original(env: SocleEnvironment) -> bytes:
     return build_message(person, partner, DOCTOR, [DUI], ("DLU",), read_receipt_to=DOCTOR).as_bytes()
 
 
-def submit(env: SocleEnvironment, data: bytes, recipients: list[str], sender: str = DUI,
-           envelope_sender: str | None = None) -> tuple[int, str]:
+def submit(
+    env: SocleEnvironment, data: bytes, recipients: list[str], sender: str = DUI, envelope_sender: str | None = None
+) -> tuple[int, str]:
     host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
     with smtplib.SMTP(host, int(port), timeout=15) as smtp:
         smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
@@ -61,19 +62,32 @@ def submit(env: SocleEnvironment, data: bytes, recipients: list[str], sender: st
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_error_mdn_in_both_volet_forms(legacy: bool) -> None:
-    mdn = build_mdn(b"Message-ID: <a@b>\r\nSubject: XDM/1.0/DDM+DLU\r\nDisposition-Notification-To: x@y\r\n\r\nbody",
-                    reporter=DUI, reporter_name="EHPAD", error=("904", "INS discordant"), options=MdnOptions(legacy_error_form=legacy))
+    mdn = build_mdn(
+        b"Message-ID: <a@b>\r\nSubject: XDM/1.0/DDM+DLU\r\nDisposition-Notification-To: x@y\r\n\r\nbody",
+        reporter=DUI,
+        reporter_name="EHPAD",
+        error=("904", "INS discordant"),
+        options=MdnOptions(legacy_error_form=legacy),
+    )
     report = validate_mdn(mdn.as_bytes())
     assert report.errors == [] and report.error_code == "904" and not report.processed
     assert report.original_message_id == "<a@b>" and report.final_recipient == DUI
 
 
 def test_processed_mdn_is_clean() -> None:
-    report = validate_mdn(build_mdn(b"Message-ID: <a@b>\r\nSubject: s\r\n\r\nx", reporter=DUI, reporter_name="E").as_bytes())
+    report = validate_mdn(
+        build_mdn(b"Message-ID: <a@b>\r\nSubject: s\r\n\r\nx", reporter=DUI, reporter_name="E").as_bytes()
+    )
     assert report.processed and report.errors == []
 
 
-def _mdn(disposition: str, *, subject: str = "XDM/1.0/DDM+x", extra: str = "", content_type: str = "multipart/report; report-type=disposition-notification") -> bytes:
+def _mdn(
+    disposition: str,
+    *,
+    subject: str = "XDM/1.0/DDM+x",
+    extra: str = "",
+    content_type: str = "multipart/report; report-type=disposition-notification",
+) -> bytes:
     return (
         f"From: {DUI}\r\nTo: {DOCTOR}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
         f'Content-Type: {content_type}; boundary="b"\r\n\r\n'
@@ -87,10 +101,22 @@ def _mdn(disposition: str, *, subject: str = "XDM/1.0/DDM+x", extra: str = "", c
 @pytest.mark.parametrize(
     ("data", "code"),
     [
-        (_mdn("automatic-action/MDN-sent-automatically; processed/Error: 999^inconnu", subject="[KO Intégration système !][999] x"), "MDN-ERROR-CODE"),
+        (
+            _mdn(
+                "automatic-action/MDN-sent-automatically; processed/Error: 999^inconnu",
+                subject="[KO Intégration système !][999] x",
+            ),
+            "MDN-ERROR-CODE",
+        ),
         (_mdn("automatic-action/MDN-sent-automatically; processed/error"), "MDN-ERROR-FIELD"),
         (_mdn("automatic-action/MDN-sent-automatically; processed/Error: 902^inconnu"), "MDN-SUBJECT"),
-        (_mdn("automatic-action/MDN-sent-automatically; processed/Error: 902^x", subject="[KO Intégration système !][904] x"), "MDN-SUBJECT"),
+        (
+            _mdn(
+                "automatic-action/MDN-sent-automatically; processed/Error: 902^x",
+                subject="[KO Intégration système !][904] x",
+            ),
+            "MDN-SUBJECT",
+        ),
         (_mdn("n'importe quoi"), "MDN-DISPOSITION"),
         (_mdn("automatic-action/MDN-sent-automatically; displayed"), "MDN-NOT-PROCESSED"),
         (_mdn("automatic-action/MDN-sent-automatically; processed", content_type="multipart/mixed"), "MDN-NOT-REPORT"),
@@ -117,11 +143,24 @@ def test_mdn_for_a_message_sent_to_the_dui_is_accepted_and_delivered(env: SocleE
     inbound = sim.flow.send_to_dui(original(env), sender=DOCTOR, mailbox=DUI, person="238047505612394")  # type: ignore[attr-defined]
     copy = sim.store.messages(DUI)[-1]  # type: ignore[attr-defined]
     assert copy.exchange_id == inbound.exchange.id and copy.data.startswith(b"Return-Path: <" + DOCTOR.encode())
-    mdn = build_mdn(inbound.message.data, reporter=DUI, reporter_name="EHPAD Les Tilleuls", error=("902", "Identifiant patient inconnu"))
+    mdn = build_mdn(
+        inbound.message.data,
+        reporter=DUI,
+        reporter_name="EHPAD Les Tilleuls",
+        error=("902", "Identifiant patient inconnu"),
+    )
     code, text = submit(env, mdn.as_bytes(), [DOCTOR])
     assert code == 250, text
-    [judged] = [e for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn")) if e.details.get("original_exchange") == inbound.exchange.id]
-    assert judged.outcome is Outcome.ACCEPTED and judged.details["error_code"] == "902" and judged.person == "238047505612394"
+    [judged] = [
+        e
+        for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn"))
+        if e.details.get("original_exchange") == inbound.exchange.id
+    ]
+    assert (
+        judged.outcome is Outcome.ACCEPTED
+        and judged.details["error_code"] == "902"
+        and judged.person == "238047505612394"
+    )
     assert any(m.exchange_id == judged.id for m in sim.store.messages(DOCTOR))  # type: ignore[attr-defined]
 
 
@@ -132,8 +171,11 @@ def test_mdn_with_a_null_envelope_sender_is_accepted_but_only_for_read_receipts(
     mdn = build_mdn(inbound.message.data, reporter=DUI, reporter_name="EHPAD Les Tilleuls")
     code, text = submit(env, mdn.as_bytes(), [DOCTOR], envelope_sender="")
     assert code == 250, text
-    [judged] = [e for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn"))
-                if e.details.get("original_exchange") == inbound.exchange.id]
+    [judged] = [
+        e
+        for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn"))
+        if e.details.get("original_exchange") == inbound.exchange.id
+    ]
     assert judged.outcome is Outcome.ACCEPTED and judged.details["from"] is None
     code, text = submit(env, original(env), [DOCTOR], envelope_sender="")  # not a read receipt
     assert code == 550 and "RFC 8098" in text
@@ -142,8 +184,13 @@ def test_mdn_with_a_null_envelope_sender_is_accepted_but_only_for_read_receipts(
 
 
 def test_mdn_referencing_an_unknown_message_is_refused(env: SocleEnvironment) -> None:
-    mdn = build_mdn(b"Message-ID: <jamais-vu@nulle-part>\r\nSubject: s\r\nDisposition-Notification-To: " + DOCTOR.encode() + b"\r\n\r\nx",
-                    reporter=DUI, reporter_name="E")
+    mdn = build_mdn(
+        b"Message-ID: <jamais-vu@nulle-part>\r\nSubject: s\r\nDisposition-Notification-To: "
+        + DOCTOR.encode()
+        + b"\r\n\r\nx",
+        reporter=DUI,
+        reporter_name="E",
+    )
     code, text = submit(env, mdn.as_bytes(), [DOCTOR])
     assert code == 554 and "MDN-ORIGINAL-UNKNOWN" in text
     refused = env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn", outcome=Outcome.REJECTED))
@@ -170,9 +217,14 @@ def test_directory_fhir_search(env: SocleEnvironment) -> None:
             return exc.code, json.loads(exc.read())
 
     status, bundle = get("mailbox-mss=jean.dupont")
-    assert status == 200 and bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset" and bundle["total"] == 1
+    assert (
+        status == 200 and bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset" and bundle["total"] == 1
+    )
     telecom = bundle["entry"][0]["resource"]["telecom"][0]
-    assert telecom["value"] == DOCTOR and telecom["extension"][0]["extension"][0] == {"url": "type", "valueString": "PER"}
+    assert telecom["value"] == DOCTOR and telecom["extension"][0]["extension"][0] == {
+        "url": "type",
+        "valueString": "PER",
+    }
     assert get("mailbox-mss:exact=JEAN.DUPONT@medecin.mssante.fr")[1]["total"] == 0
     assert get("mailbox-mss:contains=ehpad-tilleuls&mailbox-mss-type=ORG,APP")[1]["total"] == 2
     assert get("mailbox-mss:contains=patient.mssante.fr")[1]["total"] == 0  # patient mailboxes are not published
@@ -188,7 +240,9 @@ def test_directory_fhir_search(env: SocleEnvironment) -> None:
         (Fault("smtp.reply", {"code": "451 4.3.0", "message": "reessayez"}), 451),
     ],
 )
-def test_smtp_faults_give_the_protocol_reply_and_are_journaled(env: SocleEnvironment, fault: Fault, stage_code: int) -> None:
+def test_smtp_faults_give_the_protocol_reply_and_are_journaled(
+    env: SocleEnvironment, fault: Fault, stage_code: int
+) -> None:
     env.host.faults.inject("mssante", fault)
     person = env.testdata.person("P001")
     establishment = env.testdata.establishment("990000016")
@@ -198,7 +252,9 @@ def test_smtp_faults_give_the_protocol_reply_and_are_journaled(env: SocleEnviron
     with smtplib.SMTP(host, int(port), timeout=15) as smtp:
         smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
         smtp.login(DUI, DUI_PASSWORD)
-        with pytest.raises((smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused)) as caught:
+        with pytest.raises(
+            (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused)
+        ) as caught:
             smtp.send_message(msg, from_addr=DUI, to_addrs=[DOCTOR])
     exc = caught.value
     code = exc.recipients[DOCTOR][0] if isinstance(exc, smtplib.SMTPRecipientsRefused) else exc.smtp_code

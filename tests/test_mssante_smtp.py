@@ -46,7 +46,9 @@ META = "IHE_XDM/SUBSET01/METADATA.XML"
 
 
 def _start(tmp: Path, **settings: dict) -> SocleEnvironment:
-    cfg = HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("mssante",), settings=settings)
+    cfg = HarnessConfig(
+        run_dir=tmp, journal=f"sqlite:///{tmp}/journal.sqlite", services=("mssante",), settings=settings
+    )
     env = SocleEnvironment(cfg)
     env.start()
     return env
@@ -83,7 +85,9 @@ def tls_context(env: SocleEnvironment) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
 
 
-def connect(env: SocleEnvironment, *, tls: bool = True, user: str | None = SENDER, password: str = PASSWORD) -> smtplib.SMTP:
+def connect(
+    env: SocleEnvironment, *, tls: bool = True, user: str | None = SENDER, password: str = PASSWORD
+) -> smtplib.SMTP:
     host, port = endpoint(env)
     smtp = smtplib.SMTP(host, port, local_hostname="dui.test", timeout=15)
     smtp.ehlo()
@@ -109,7 +113,9 @@ class Reply:
     stage: str  # MAIL, RCPT or DATA: the command that got the final reply
 
 
-def transaction(smtp: smtplib.SMTP, data: bytes, *, sender: str = SENDER, recipients: tuple[str, ...] = (DOCTOR,)) -> Reply:
+def transaction(
+    smtp: smtplib.SMTP, data: bytes, *, sender: str = SENDER, recipients: tuple[str, ...] = (DOCTOR,)
+) -> Reply:
     """MAIL, RCPT..., DATA on an open session; stops at the first refusal and returns that reply."""
     code, text = smtp.mail(sender)
     if code != 250:
@@ -340,7 +346,10 @@ def test_unknown_login(env: SocleEnvironment) -> None:
         close(smtp)
     (auth,) = guard.new()
     assert (auth.operation, auth.outcome, auth.actor, auth.essms) == (
-        "smtp.auth", Outcome.REJECTED, "inconnu@nulle-part.mssante.fr", None,
+        "smtp.auth",
+        Outcome.REJECTED,
+        "inconnu@nulle-part.mssante.fr",
+        None,
     )
     guard.check(added=1)
 
@@ -446,7 +455,7 @@ def _refused_554(env: SocleEnvironment, guard: JournalGuard, data: bytes) -> Exc
     (refusal,) = guard.new()
     assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "554 5.6.0")
     assert refusal.digest is not None and env.journal.payload(refusal.digest) == data
-    assert reply.text[len("5.6.0 "):].split(":")[0] == refusal.error_message.split(":")[0]
+    assert reply.text[len("5.6.0 ") :].split(":")[0] == refusal.error_message.split(":")[0]
     return refusal
 
 
@@ -456,7 +465,8 @@ def _refused_554(env: SocleEnvironment, guard: JournalGuard, data: bytes) -> Exc
         pytest.param(lambda d: d.replace(b'boundary="', b'x-boundary="', 1), id="no-boundary-parameter"),
         pytest.param(lambda d: d.replace(b'boundary="', b'boundary="BOGUS', 1), id="boundary-not-in-body"),
         pytest.param(
-            lambda d: d.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\nplain text, no parts at all\r\n", id="multipart-without-parts"
+            lambda d: d.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\nplain text, no parts at all\r\n",
+            id="multipart-without-parts",
         ),
     ],
 )
@@ -472,13 +482,22 @@ def test_malformed_mime(env: SocleEnvironment, mangle: Callable[[bytes], bytes])
     "mangle",
     [
         pytest.param(lambda d: b"X-Garbage: \xff\xfe\xc0\xaf\x80 \x01\x7f end\r\n" + d, id="extra-header"),
-        pytest.param(lambda d: d.replace(b"Subject: XDM/1.0/DDM+", b"Subject: XDM/1.0/DDM+\xff\xfe\xe9\xc3("), id="subject"),
+        pytest.param(
+            lambda d: d.replace(b"Subject: XDM/1.0/DDM+", b"Subject: XDM/1.0/DDM+\xff\xfe\xe9\xc3("), id="subject"
+        ),
         pytest.param(lambda d: d.replace(b"From: EHPAD", b"From: \xff\xfe\x80 EHPAD"), id="from"),
-        pytest.param(lambda d: d.replace(b"Message-ID: <", b"Message-ID: <\xff\xfe", 1).replace(
-            b"Message-ID:\r\n <", b"Message-ID:\r\n <\xff\xfe", 1), id="message-id"),
+        pytest.param(
+            lambda d: d.replace(b"Message-ID: <", b"Message-ID: <\xff\xfe", 1).replace(
+                b"Message-ID:\r\n <", b"Message-ID:\r\n <\xff\xfe", 1
+            ),
+            id="message-id",
+        ),
         pytest.param(lambda d: b"X-\xff\xfe\x80: v\r\n" + d, id="header-name"),
-        pytest.param(lambda d: d.replace(b"filename=\"IHE_XDM.ZIP\"", b"filename=\"IHE_\xff\xfe.ZIP\""), id="filename"),
-        pytest.param(lambda d: d.replace(b"Content-Type: multipart/mixed", b"Content-Type: multipart/\xff\xfe", 1), id="content-type"),
+        pytest.param(lambda d: d.replace(b'filename="IHE_XDM.ZIP"', b'filename="IHE_\xff\xfe.ZIP"'), id="filename"),
+        pytest.param(
+            lambda d: d.replace(b"Content-Type: multipart/mixed", b"Content-Type: multipart/\xff\xfe", 1),
+            id="content-type",
+        ),
     ],
 )
 def test_8bit_garbage_in_headers(env: SocleEnvironment, mangle: Callable[[bytes], bytes]) -> None:
@@ -550,8 +569,6 @@ XXE_PARAMETER = b"""<?xml version="1.0"?>
 """
 
 
-
-
 @pytest.mark.parametrize(
     ("entry", "payload"),
     [
@@ -607,7 +624,9 @@ def _future_zip_version(archive: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("corrupt", "code"),
     [
-        pytest.param(lambda a: corrupt_stream(a, "README.TXT", zipfile.ZIP_DEFLATED), "XDM-ENTRY-UNREADABLE", id="deflate"),
+        pytest.param(
+            lambda a: corrupt_stream(a, "README.TXT", zipfile.ZIP_DEFLATED), "XDM-ENTRY-UNREADABLE", id="deflate"
+        ),
         pytest.param(lambda a: corrupt_stream(a, "README.TXT", zipfile.ZIP_BZIP2), "XDM-ENTRY-UNREADABLE", id="bzip2"),
         pytest.param(lambda a: corrupt_stream(a, "README.TXT", zipfile.ZIP_LZMA), "XDM-ENTRY-UNREADABLE", id="lzma"),
         pytest.param(_future_zip_version, "XDM-NOT-ZIP", id="unsupported-zip-version"),
@@ -783,7 +802,9 @@ def test_concurrent_submissions_are_all_journaled(env: SocleEnvironment) -> None
     assert [r.code for r in replies] == [250] * 20
     recorded = guard.new()
     assert len(recorded) == 20
-    assert env.journal.count(JournalFilter(operation="smtp.submit", outcome=Outcome.ACCEPTED, since_seq=guard.mark)) == 20
+    assert (
+        env.journal.count(JournalFilter(operation="smtp.submit", outcome=Outcome.ACCEPTED, since_seq=guard.mark)) == 20
+    )
     by_id = {e.id: e for e in recorded}
     assert len(by_id) == 20
     for reply, data in zip(replies, payloads, strict=True):

@@ -45,12 +45,15 @@ def _observe(tmp_path: Path, start: datetime, end: datetime) -> RunResult:
     return run_catalogue(_config(tmp_path, f"observe:{start.isoformat()}/{end.isoformat()}"), timeout=600)
 
 
-def test_observable_scenarios_pass_on_a_conformant_activity_and_are_not_observed_outside_the_window(tmp_path: Path) -> None:
+def test_observable_scenarios_pass_on_a_conformant_activity_and_are_not_observed_outside_the_window(
+    tmp_path: Path,
+) -> None:
     start, end = _activity(tmp_path, "reference")
     observed = _observe(tmp_path, start, end)
     assert {s.name for s in observed.scenarios} == OBSERVABLE, "observe mode runs the @observable scenarios only"
     assert {s.name: s.status for s in observed.scenarios} == dict.fromkeys(OBSERVABLE, Status.PASSED), [
-        (s.name, s.message[:300]) for s in observed.scenarios if s.status is not Status.PASSED]
+        (s.name, s.message[:300]) for s in observed.scenarios if s.status is not Status.PASSED
+    ]
 
     before = _observe(tmp_path, start - timedelta(days=2), start - timedelta(days=1))
     assert {s.status for s in before.scenarios} == {Status.SKIPPED}, "nothing recorded in that window: never passed"
@@ -69,7 +72,9 @@ def test_a_defective_activity_fails_in_observe_mode(tmp_path: Path) -> None:
 def test_window_parsing_and_the_driver_form() -> None:
     window = ObservationWindow.parse("2026-11-23T08:00", "2026-11-23T18:00")
     assert window.start == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Paris local time (UTC+1 in November)
-    assert ObservationWindow.parse("2026-07-01", "2026-07-02T00:00+00:00").start == datetime(2026, 6, 30, 22, 0, tzinfo=UTC)
+    assert ObservationWindow.parse("2026-07-01", "2026-07-02T00:00+00:00").start == datetime(
+        2026, 6, 30, 22, 0, tzinfo=UTC
+    )
     with pytest.raises(ValueError, match="vide"):
         ObservationWindow.parse("2026-11-23T18:00", "2026-11-23T08:00")
     with pytest.raises(ValueError, match="date invalide"):
@@ -86,32 +91,55 @@ def test_expectation_matches_person_establishment_recipients_and_documents() -> 
     other = next(p for p in data.persons if p.id != "P001")
     establishment = data.establishment(person.essms)
     driver = make_driver("observe:2026-11-23/2026-11-24")
-    result = driver.send_mssante(MssanteSend(person, establishment, "DLU", ("patient", "jean.dupont@medecin.mssante.fr")))
+    result = driver.send_mssante(
+        MssanteSend(person, establishment, "DLU", ("patient", "jean.dupont@medecin.mssante.fr"))
+    )
     assert result.status is ActionStatus.DELEGATED and "observation" in result.detail
     expectation = result.data["expectation"]
-    assert expectation == expectation_of("send_mssante", MssanteSend(person, establishment, "DLU", ("patient", "jean.dupont@medecin.mssante.fr")))
+    assert expectation == expectation_of(
+        "send_mssante", MssanteSend(person, establishment, "DLU", ("patient", "jean.dupont@medecin.mssante.fr"))
+    )
 
     def message(**changes: object) -> Exchange:
-        base = Exchange(service="mssante", operation="smtp.submit", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-                        essms=establishment.finess, person=person.ins.value,
-                        details={"recipients": [{"address": person.mailbox}, {"address": "Jean.Dupont@medecin.mssante.fr"}],
-                                 "documents": [{"code": "74207-2"}]})
+        base = Exchange(
+            service="mssante",
+            operation="smtp.submit",
+            direction=Direction.FROM_DUI,
+            outcome=Outcome.ACCEPTED,
+            essms=establishment.finess,
+            person=person.ins.value,
+            details={
+                "recipients": [{"address": person.mailbox}, {"address": "Jean.Dupont@medecin.mssante.fr"}],
+                "documents": [{"code": "74207-2"}],
+            },
+        )
         return replace(base, **changes)
 
     assert expectation.matches(message())
     assert not expectation.matches(message(person=other.ins.value))
     assert not expectation.matches(message(essms="990000999"))
-    assert not expectation.matches(message(details={"recipients": [{"address": person.mailbox}], "documents": [{"code": "74207-2"}]}))
+    assert not expectation.matches(
+        message(details={"recipients": [{"address": person.mailbox}], "documents": [{"code": "74207-2"}]})
+    )
     assert not expectation.matches(message(details={**message().details, "documents": [{"code": "SYNTH"}]}))
-    assert expectation.matches(message(person=None, details={**message().details, "documents": []}))  # unreadable archive
+    assert expectation.matches(
+        message(person=None, details={**message().details, "documents": []})
+    )  # unreadable archive
 
 
 def test_observe_window_filters_the_journal_by_recording_time(tmp_path: Path) -> None:
     journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
     t0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     for minutes in (0, 30, 60, 61):
-        journal.record(Exchange(service="insi", operation="insi.search", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-                                ts=t0 + timedelta(minutes=minutes, microseconds=minutes % 2)))
+        journal.record(
+            Exchange(
+                service="insi",
+                operation="insi.search",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                ts=t0 + timedelta(minutes=minutes, microseconds=minutes % 2),
+            )
+        )
     from harness.core.journal import JournalFilter
 
     found = journal.query(JournalFilter(ts_from=t0, ts_to=t0 + timedelta(minutes=60)))

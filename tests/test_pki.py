@@ -429,4 +429,3 @@ def test_no_module_level_mutable_state() -> None:
         if not name.startswith("__") and isinstance(value, (list, dict, set, bytearray))
     }
     assert mutable == {}
-

@@ -71,8 +71,14 @@ def test_both_discovery_documents_describe_the_realm(env: SocleEnvironment, rp: 
     wallet = rp.http.get(rp.url("wallet_discovery")).json()
     assert standard == wallet
     assert standard["issuer"].endswith("/psc/auth/realms/esante-wallet")
-    for name, suffix in [("authorization_endpoint", "/auth"), ("token_endpoint", "/token"), ("userinfo_endpoint", "/userinfo"),
-                         ("introspection_endpoint", "/token/introspect"), ("end_session_endpoint", "/logout"), ("jwks_uri", "/certs")]:
+    for name, suffix in [
+        ("authorization_endpoint", "/auth"),
+        ("token_endpoint", "/token"),
+        ("userinfo_endpoint", "/userinfo"),
+        ("introspection_endpoint", "/token/introspect"),
+        ("end_session_endpoint", "/logout"),
+        ("jwks_uri", "/certs"),
+    ]:
         assert standard[name] == standard["issuer"] + "/protocol/openid-connect" + suffix
     assert standard["code_challenge_methods_supported"] == ["S256"]
     assert standard["acr_values_supported"] == ["eidas1"]
@@ -103,24 +109,43 @@ def test_code_flow_with_basic_auth_gives_verifiable_psc_tokens(env: SocleEnviron
     assert activity["numeroFinessSite"] == "990000016" and activity["numeroFinessetablissementJuridique"] == "990000008"
     assert info["SubjectRole"] == ["10^1.2.250.1.213.1.1.5.5"] and info["Palier_Authentification"]
     ops = [(e.operation, e.outcome, e.essms, e.details.get("id_nat_ps")) for e in mark.new()]
-    assert ops == [("oidc.authorize", Outcome.ACCEPTED, "990000016", "819900000019"),
-                   ("oidc.token", Outcome.ACCEPTED, "990000016", "819900000019"),
-                   ("oidc.jwks", Outcome.ACCEPTED, None, None),
-                   ("oidc.userinfo", Outcome.ACCEPTED, "990000016", "819900000019")]
+    assert ops == [
+        ("oidc.authorize", Outcome.ACCEPTED, "990000016", "819900000019"),
+        ("oidc.token", Outcome.ACCEPTED, "990000016", "819900000019"),
+        ("oidc.jwks", Outcome.ACCEPTED, None, None),
+        ("oidc.userinfo", Outcome.ACCEPTED, "990000016", "819900000019"),
+    ]
     evidence = env.journal.payload(mark.new("oidc.userinfo")[0].digest or "")
     assert evidence is not None and json.loads(evidence)["SubjectNameID"] == "819900000019"
 
 
 def test_client_secret_post_and_es256_and_signed_userinfo(env: SocleEnvironment, rp: RP) -> None:
     verifier, challenge = pkce()
-    response = rp.http.get(rp.url("authorize"), params={
-        "client_id": "dui-recette-es256", "redirect_uri": "https://dui-recette.test/callback", "response_type": "code",
-        "scope": "openid scope_all", "acr_values": "eidas1", "state": "x", "code_challenge": challenge,
-        "code_challenge_method": "S256"})  # pre-selected per client (default_login)
+    response = rp.http.get(
+        rp.url("authorize"),
+        params={
+            "client_id": "dui-recette-es256",
+            "redirect_uri": "https://dui-recette.test/callback",
+            "response_type": "code",
+            "scope": "openid scope_all",
+            "acr_values": "eidas1",
+            "state": "x",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )  # pre-selected per client (default_login)
     code = rp.callback(response)["code"]
-    answer = rp.token({"grant_type": "authorization_code", "code": code, "redirect_uri": "https://dui-recette.test/callback",
-                       "code_verifier": verifier, "client_id": "dui-recette-es256",
-                       "client_secret": "dui-recette-es256-secret-essai"}, auth=None)
+    answer = rp.token(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": "https://dui-recette.test/callback",
+            "code_verifier": verifier,
+            "client_id": "dui-recette-es256",
+            "client_secret": "dui-recette-es256-secret-essai",
+        },
+        auth=None,
+    )
     assert answer.status_code == 200, answer.text
     tokens = answer.json()
     assert pyjwt.get_unverified_header(tokens["id_token"])["alg"] == "ES256"
@@ -128,8 +153,10 @@ def test_client_secret_post_and_es256_and_signed_userinfo(env: SocleEnvironment,
     info = rp.userinfo(tokens["access_token"])
     assert info.headers["content-type"].startswith("application/jwt")
     assert _verify(rp, info.text, "dui-recette-es256")["SubjectNameID"] == "819900000035"
-    basic = rp.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                     auth=("dui-recette-es256", "dui-recette-es256-secret-essai"))
+    basic = rp.token(
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=("dui-recette-es256", "dui-recette-es256-secret-essai"),
+    )
     assert basic.status_code == 401 and basic.json()["error"] == "invalid_client"  # basic not registered for it
 
 
@@ -157,7 +184,9 @@ def test_refresh_rotates_and_reuse_revokes_the_session(rp: RP) -> None:
 
 def test_refresh_cannot_widen_the_scope(rp: RP) -> None:
     tokens = rp.login()
-    answer = rp.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "openid scope_all admin"})
+    answer = rp.token(
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "openid scope_all admin"}
+    )
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_scope"
 
 
@@ -174,8 +203,10 @@ def test_introspection_of_access_and_refresh_tokens(rp: RP) -> None:
 def test_logout_ends_the_session_and_redirects_with_state(env: SocleEnvironment, rp: RP) -> None:
     tokens = rp.login()
     mark = JournalMark(env)
-    response = rp.http.get(rp.url("logout"), params={"id_token_hint": tokens["id_token"],
-                                                     "post_logout_redirect_uri": LOGOUT_REDIRECT, "state": "au-revoir"})
+    response = rp.http.get(
+        rp.url("logout"),
+        params={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": LOGOUT_REDIRECT, "state": "au-revoir"},
+    )
     assert response.status_code == 302 and response.headers["location"] == LOGOUT_REDIRECT + "?state=au-revoir"
     assert rp.introspect(tokens["access_token"]) == {"active": False}
     assert rp.userinfo(tokens["access_token"]).status_code == 401
@@ -260,8 +291,13 @@ def test_admin_rejects_unknown_fault(rp: RP) -> None:
 
 # professionals at run time, pre-selection, login page --------------------------------------------------------------
 def test_admin_changes_a_professional_at_run_time(env: SocleEnvironment, rp: RP) -> None:
-    raw = {"SubjectNameID": "819900000050", "given_name": "Inès", "family_name": "NOUVELLE", "SubjectRole": ["60^1.2.250.1.213.1.1.5.5"],
-           "exercices": [{"codeProfession": "60", "activities": [{"numeroFinessSite": "990000024"}]}]}
+    raw = {
+        "SubjectNameID": "819900000050",
+        "given_name": "Inès",
+        "family_name": "NOUVELLE",
+        "SubjectRole": ["60^1.2.250.1.213.1.1.5.5"],
+        "exercices": [{"codeProfession": "60", "activities": [{"numeroFinessSite": "990000024"}]}],
+    }
     assert rp.http.put(rp.url("admin") + "/users/ines.nouvelle", json=raw).status_code == 200
     info = rp.userinfo(rp.login("ines.nouvelle")["access_token"]).json()
     assert info["given_name"] == "Inès" and info["SubjectNameID"] == "819900000050"
@@ -325,6 +361,14 @@ def test_every_endpoint_call_is_journaled(env: SocleEnvironment, rp: RP) -> None
     rp.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     rp.http.get(rp.url("logout"), params={"id_token_hint": tokens["id_token"]})
     ops = [e.operation for e in mark.new()]
-    assert ops == ["oidc.authorize", "oidc.token", "oidc.userinfo", "oidc.introspect", "oidc.jwks", "oidc.discovery",
-                   "oidc.token", "oidc.logout"]
+    assert ops == [
+        "oidc.authorize",
+        "oidc.token",
+        "oidc.userinfo",
+        "oidc.introspect",
+        "oidc.jwks",
+        "oidc.discovery",
+        "oidc.token",
+        "oidc.logout",
+    ]
     assert env.journal.count(JournalFilter(service="psc", since_seq=mark.seq)) == len(ops)

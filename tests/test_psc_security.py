@@ -161,8 +161,10 @@ def test_forged_token_is_inactive_at_introspection(env: SocleEnvironment, rp: RP
 @pytest.mark.parametrize("forgery", ["alg-none", "hs256-signed-with-public-key", "unknown-kid", "wrong-issuer"])
 def test_forged_id_token_hint_is_refused_at_logout(env: SocleEnvironment, rp: RP, forgery: str) -> None:
     mark = JournalMark(env)
-    response = rp.http.get(rp.url("logout"), params={"id_token_hint": FORGERIES[forgery](env),
-                                                     "post_logout_redirect_uri": LOGOUT_REDIRECT, "state": "s"})
+    response = rp.http.get(
+        rp.url("logout"),
+        params={"id_token_hint": FORGERIES[forgery](env), "post_logout_redirect_uri": LOGOUT_REDIRECT, "state": "s"},
+    )
     assert response.status_code == 400 and "location" not in response.headers
     assert "invalid_request" in response.text
     assert [e.outcome for e in mark.new("oidc.logout")] == [Outcome.REJECTED]
@@ -177,7 +179,10 @@ def test_id_token_of_another_client_is_refused_at_logout(env: SocleEnvironment, 
 def test_missing_bearer_token_gets_a_bare_challenge(env: SocleEnvironment, rp: RP) -> None:
     response = rp.http.get(rp.url("userinfo"))
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer") and "error=" not in response.headers["www-authenticate"]
+    assert (
+        response.headers["www-authenticate"].startswith("Bearer")
+        and "error=" not in response.headers["www-authenticate"]
+    )
 
 
 # authorization codes and PKCE ---------------------------------------------------------------------------------
@@ -227,7 +232,9 @@ def test_pkce_verifier_mismatch_is_invalid_grant(env: SocleEnvironment, rp: RP, 
         pytest.param({"prompt": "none", "login_hint": None}, "login_required", id="prompt-none"),
     ],
 )
-def test_bad_authorization_request_redirects_with_the_error(env: SocleEnvironment, rp: RP, overrides: dict[str, Any], error: str) -> None:
+def test_bad_authorization_request_redirects_with_the_error(
+    env: SocleEnvironment, rp: RP, overrides: dict[str, Any], error: str
+) -> None:
     mark = JournalMark(env)
     response, _ = rp.authorize(**overrides)
     params = rp.callback(response)
@@ -249,8 +256,17 @@ def test_expired_code_is_invalid_grant(env: SocleEnvironment, rp: RP) -> None:
 def test_code_bound_to_redirect_uri_and_client(env: SocleEnvironment, rp: RP) -> None:
     response, verifier = rp.authorize()
     code = rp.callback(response)["code"]
-    other = rp.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier,
-                      "client_id": "dui-recette-es256", "client_secret": "dui-recette-es256-secret-essai"}, auth=None)
+    other = rp.token(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            "client_id": "dui-recette-es256",
+            "client_secret": "dui-recette-es256-secret-essai",
+        },
+        auth=None,
+    )
     assert other.status_code == 400 and other.json()["error"] == "invalid_grant"
     response, verifier = rp.authorize()
     wrong_uri = rp.code_exchange(rp.callback(response)["code"], verifier, redirect_uri=REDIRECT + "/autre")
@@ -288,7 +304,9 @@ def test_unknown_client_is_refused_without_redirecting(env: SocleEnvironment, rp
 
 def test_post_logout_open_redirect_is_refused(env: SocleEnvironment, rp: RP) -> None:
     id_token = rp.login()["id_token"]
-    response = rp.http.get(rp.url("logout"), params={"id_token_hint": id_token, "post_logout_redirect_uri": "https://attaquant.example/"})
+    response = rp.http.get(
+        rp.url("logout"), params={"id_token_hint": id_token, "post_logout_redirect_uri": "https://attaquant.example/"}
+    )
     assert response.status_code == 400 and "location" not in response.headers
 
 
@@ -300,7 +318,9 @@ def test_wrong_secret_is_invalid_client_401(env: SocleEnvironment, rp: RP) -> No
 
 
 def test_two_client_authentication_methods_are_refused(env: SocleEnvironment, rp: RP) -> None:
-    response = rp.token({"grant_type": "refresh_token", "refresh_token": "x", "client_id": CLIENT_ID, "client_secret": SECRET})
+    response = rp.token(
+        {"grant_type": "refresh_token", "refresh_token": "x", "client_id": CLIENT_ID, "client_secret": SECRET}
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
@@ -310,8 +330,11 @@ def test_no_client_authentication_is_invalid_client(env: SocleEnvironment, rp: R
 
 
 def test_garbled_basic_header_is_invalid_client(env: SocleEnvironment, rp: RP) -> None:
-    response = rp.http.post(rp.url("token"), data={"grant_type": "refresh_token", "refresh_token": "x"},
-                            headers={"Authorization": "Basic !!!pas-du-base64"})
+    response = rp.http.post(
+        rp.url("token"),
+        data={"grant_type": "refresh_token", "refresh_token": "x"},
+        headers={"Authorization": "Basic !!!pas-du-base64"},
+    )
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
@@ -345,8 +368,12 @@ def test_oversized_token_body_is_413(env: SocleEnvironment, rp: RP) -> None:
     ],
 )
 def test_malformed_token_request_is_invalid_request(env: SocleEnvironment, rp: RP, body: str | bytes) -> None:
-    response = rp.http.post(rp.url("token"), content=body, auth=(CLIENT_ID, SECRET),
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = rp.http.post(
+        rp.url("token"),
+        content=body,
+        auth=(CLIENT_ID, SECRET),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
@@ -356,7 +383,9 @@ def test_json_token_request_is_invalid_request(env: SocleEnvironment, rp: RP) ->
 
 
 def test_repeated_authorization_parameter_is_refused(env: SocleEnvironment, rp: RP) -> None:
-    url = httpx.URL(rp.url("authorize"), params=[("client_id", CLIENT_ID), ("redirect_uri", REDIRECT), ("redirect_uri", REDIRECT)])
+    url = httpx.URL(
+        rp.url("authorize"), params=[("client_id", CLIENT_ID), ("redirect_uri", REDIRECT), ("redirect_uri", REDIRECT)]
+    )
     response = rp.http.get(url)
     assert response.status_code == 400 and "location" not in response.headers
 
@@ -377,7 +406,9 @@ def test_provider_down_answers_503_and_recovers(env: SocleEnvironment, rp: RP) -
     assert [e.error_code for e in mark.new()] == ["temporarily_unavailable", "temporarily_unavailable"]
 
 
-@pytest.mark.parametrize(("method", "name"), [("GET", "token"), ("PUT", "userinfo"), ("DELETE", "jwks"), ("GET", "introspect")])
+@pytest.mark.parametrize(
+    ("method", "name"), [("GET", "token"), ("PUT", "userinfo"), ("DELETE", "jwks"), ("GET", "introspect")]
+)
 def test_wrong_method_is_405_and_journaled(env: SocleEnvironment, rp: RP, method: str, name: str) -> None:
     mark = JournalMark(env)
     response = rp.http.request(method, rp.url(name))

@@ -31,29 +31,69 @@ BIG = "x" * (EVIDENCE_LIMIT + 500) + "FIN-NON-AFFICHÉE"
 
 # (feature, scenario id, name, status, message, steps)
 SCENARIOS = [
-    (F1, "s1", "Envoi d'un message à un professionnel", Status.PASSED, "", [
-        ("Étant donné", "un DUI connecté à l'opérateur", Status.PASSED, "", []),
-        ("Quand", "le DUI envoie un message", Status.PASSED, "",
-         [Evidence("SMTP submission", "Subject: Compte-rendu élève", exchange_id="ex-1")]),
-    ]),
-    (F1, "s2", "Accusé de réception — élément manquant", Status.FAILED, "Disposition-Notification-To absent", [
-        ("Quand", "le DUI envoie un message", Status.PASSED, "", []),
-        ("Alors", "le message demande un accusé", Status.FAILED, "Disposition-Notification-To absent",
-         [Evidence("Corps reçu", f"corps: {SCRIPT} \x1b[31m fin", exchange_id="ex-2", media_type="text/html"),
-          Evidence("Gros journal", BIG)]),
-    ]),
-    (F2, "s3", "Appel INSi : qualification de l'identité", Status.ERROR, "TimeoutError: pilote SUT", [
-        ("Étant donné", "un patient « Zoé Lefèvre »", Status.ERROR, "TimeoutError: pilote SUT", []),
-    ]),
+    (
+        F1,
+        "s1",
+        "Envoi d'un message à un professionnel",
+        Status.PASSED,
+        "",
+        [
+            ("Étant donné", "un DUI connecté à l'opérateur", Status.PASSED, "", []),
+            (
+                "Quand",
+                "le DUI envoie un message",
+                Status.PASSED,
+                "",
+                [Evidence("SMTP submission", "Subject: Compte-rendu élève", exchange_id="ex-1")],
+            ),
+        ],
+    ),
+    (
+        F1,
+        "s2",
+        "Accusé de réception — élément manquant",
+        Status.FAILED,
+        "Disposition-Notification-To absent",
+        [
+            ("Quand", "le DUI envoie un message", Status.PASSED, "", []),
+            (
+                "Alors",
+                "le message demande un accusé",
+                Status.FAILED,
+                "Disposition-Notification-To absent",
+                [
+                    Evidence("Corps reçu", f"corps: {SCRIPT} \x1b[31m fin", exchange_id="ex-2", media_type="text/html"),
+                    Evidence("Gros journal", BIG),
+                ],
+            ),
+        ],
+    ),
+    (
+        F2,
+        "s3",
+        "Appel INSi : qualification de l'identité",
+        Status.ERROR,
+        "TimeoutError: pilote SUT",
+        [
+            ("Étant donné", "un patient « Zoé Lefèvre »", Status.ERROR, "TimeoutError: pilote SUT", []),
+        ],
+    ),
     (F2, "s4", "Téléservice indisponible", Status.SKIPPED, "non applicable", []),
 ]
 
 
 def events() -> list[Event]:
-    out: list[Event] = [RunStarted(
-        run_id="run-42", started_at="2025-01-02T10:00:00+01:00", sut="DUI Démo", journal_url="sqlite:///j.sqlite",
-        harness_version="0.1.0", scenarios_dir="scenarios", endpoints={"mssante": {"smtp": "127.0.0.1:2525"}},
-    )]
+    out: list[Event] = [
+        RunStarted(
+            run_id="run-42",
+            started_at="2025-01-02T10:00:00+01:00",
+            sut="DUI Démo",
+            journal_url="sqlite:///j.sqlite",
+            harness_version="0.1.0",
+            scenarios_dir="scenarios",
+            endpoints={"mssante": {"smtp": "127.0.0.1:2525"}},
+        )
+    ]
     for feature, sid, name, status, message, steps in SCENARIOS:
         out.append(ScenarioStarted(sid, feature, name, tags=["mssante"], feature_file="f.feature"))
         out += [StepFinished(sid, kw, text, st, 0.25, msg, ev) for kw, text, st, msg, ev in steps]
@@ -91,11 +131,17 @@ def test_junit(tmp_path: Path) -> None:
     root = etree.parse(str(path)).getroot()
     assert root.tag == "testsuites"
     assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "4", "failures": "1", "errors": "1", "skipped": "1"}
+        "tests": "4",
+        "failures": "1",
+        "errors": "1",
+        "skipped": "1",
+    }
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == [F1, F2]
     assert [(s.get("tests"), s.get("failures"), s.get("errors"), s.get("skipped")) for s in suites] == [
-        ("2", "1", "0", "0"), ("2", "0", "1", "1")]
+        ("2", "1", "0", "0"),
+        ("2", "0", "1", "1"),
+    ]
     cases = {c.get("name"): c for c in root.iter("testcase")}
     assert all(c.get("classname") in (F1, F2) and c.get("time") == "1.500" for c in cases.values())
     passed, failed = cases[SCENARIOS[0][2]], cases[SCENARIOS[1][2]]
@@ -122,13 +168,21 @@ def test_json(tmp_path: Path) -> None:
     assert r["finished_at"] == "2025-01-02T10:00:06+01:00" and r["endpoints"]["mssante"]["smtp"] == "127.0.0.1:2525"
     assert r["counts"] == {"total": 4, "passed": 1, "failed": 1, "error": 1, "skipped": 1}
     assert [(s["id"], s["feature"], s["status"]) for s in data["scenarios"]] == [
-        ("s1", F1, "passed"), ("s2", F1, "failed"), ("s3", F2, "error"), ("s4", F2, "skipped")]
+        ("s1", F1, "passed"),
+        ("s2", F1, "failed"),
+        ("s3", F2, "error"),
+        ("s4", F2, "skipped"),
+    ]
     s2 = data["scenarios"][1]
     assert s2["tags"] == ["mssante"] and s2["message"] == "Disposition-Notification-To absent"
     step = s2["steps"][1]
     assert (step["keyword"], step["status"], step["duration"]) == ("Alors", "failed", 0.25)
-    assert step["evidence"][0] == {"label": "Corps reçu", "text": f"corps: {SCRIPT} \x1b[31m fin",
-                                   "exchange_id": "ex-2", "media_type": "text/html"}
+    assert step["evidence"][0] == {
+        "label": "Corps reçu",
+        "text": f"corps: {SCRIPT} \x1b[31m fin",
+        "exchange_id": "ex-2",
+        "media_type": "text/html",
+    }
     assert data["scenarios"][3]["steps"] == []
 
 
@@ -171,9 +225,20 @@ def test_coverage_by_tag_timestamps_and_configuration(tmp_path: Path) -> None:
 
     writers = writers_for(tmp_path)
     events = [
-        RunStarted("r1", "2026-11-23T10:00:00+00:00", "reference", "sqlite:///j", "0.1.0", "/s", {}, {"sut": "reference", "step_timeout": 10.0}),
+        RunStarted(
+            "r1",
+            "2026-11-23T10:00:00+00:00",
+            "reference",
+            "sqlite:///j",
+            "0.1.0",
+            "/s",
+            {},
+            {"sut": "reference", "step_timeout": 10.0},
+        ),
         ScenarioStarted("a", "F", "A", ["mssante", "exigence:MSS-1"], "f.feature", "2026-11-23T10:00:01+00:00"),
-        ScenarioFinished("a", "F", "A", Status.PASSED, 0.1, "", ["mssante", "exigence:MSS-1"], "2026-11-23T10:00:02+00:00"),
+        ScenarioFinished(
+            "a", "F", "A", Status.PASSED, 0.1, "", ["mssante", "exigence:MSS-1"], "2026-11-23T10:00:02+00:00"
+        ),
         ScenarioStarted("b", "F", "B", ["mssante"], "f.feature", "2026-11-23T10:00:03+00:00"),
         ScenarioFinished("b", "F", "B", Status.FAILED, 0.1, "non", ["mssante"], "2026-11-23T10:00:04+00:00"),
     ]

@@ -23,12 +23,34 @@ from harness.validators.tddui import validate_bundle
 from mock_services.tddui import TdduiSimulator
 
 PARIS = ZoneInfo("Europe/Paris")
-EST = Establishment(finess="990000016", finess_juridique="990000008", name="EHPAD Les Tilleuls", category="EHPAD",
-                    mailbox="secretariat@ehpad-tilleuls.mssante.fr", dui_mailbox="dui@ehpad-tilleuls.mssante.fr")
-JEANNE = Person(id="P001", family="MARTIN", given="Jeanne", sex="F", birth_date=date(1938, 4, 12),
-                ins=parse_ins("238047505612394", "1.2.250.1.213.1.4.10"), essms=EST.finess, patient_mailbox=True)
-PAUL = Person(id="P002", family="LEROY", given="Paul", sex="M", birth_date=date(1942, 3, 30),
-              ins=parse_ins("142036912304505", "1.2.250.1.213.1.4.10"), essms=EST.finess, patient_mailbox=True)
+EST = Establishment(
+    finess="990000016",
+    finess_juridique="990000008",
+    name="EHPAD Les Tilleuls",
+    category="EHPAD",
+    mailbox="secretariat@ehpad-tilleuls.mssante.fr",
+    dui_mailbox="dui@ehpad-tilleuls.mssante.fr",
+)
+JEANNE = Person(
+    id="P001",
+    family="MARTIN",
+    given="Jeanne",
+    sex="F",
+    birth_date=date(1938, 4, 12),
+    ins=parse_ins("238047505612394", "1.2.250.1.213.1.4.10"),
+    essms=EST.finess,
+    patient_mailbox=True,
+)
+PAUL = Person(
+    id="P002",
+    family="LEROY",
+    given="Paul",
+    sex="M",
+    birth_date=date(1942, 3, 30),
+    ins=parse_ins("142036912304505", "1.2.250.1.213.1.4.10"),
+    essms=EST.finess,
+    patient_mailbox=True,
+)
 
 
 def at(text: str) -> datetime:
@@ -37,11 +59,22 @@ def at(text: str) -> datetime:
 
 def records() -> tuple[DuiRecord, ...]:
     return (
-        DuiRecord(JEANNE, "U1", (at("2025-04-03T10:00"),), (Stay("1", date(2024, 6, 1)),),
-                  (PersonalPlan("1", PlanStatus.EN_PREPARATION, at("2024-06-10T14:00")),
-                   PersonalPlan("1", PlanStatus.ENCOURS, at("2024-12-01T14:00"))),
-                  (AgendaEvent("1", at("2025-04-10T10:00"), at("2025-04-10T11:00"), at("2025-04-10T11:05")),
-                   AgendaEvent("2", at("2025-04-12T10:00"), at("2025-04-12T11:00"), at("2025-04-11T09:00"), EventStatus.ANNULE))),
+        DuiRecord(
+            JEANNE,
+            "U1",
+            (at("2025-04-03T10:00"),),
+            (Stay("1", date(2024, 6, 1)),),
+            (
+                PersonalPlan("1", PlanStatus.EN_PREPARATION, at("2024-06-10T14:00")),
+                PersonalPlan("1", PlanStatus.ENCOURS, at("2024-12-01T14:00")),
+            ),
+            (
+                AgendaEvent("1", at("2025-04-10T10:00"), at("2025-04-10T11:00"), at("2025-04-10T11:05")),
+                AgendaEvent(
+                    "2", at("2025-04-12T10:00"), at("2025-04-12T11:00"), at("2025-04-11T09:00"), EventStatus.ANNULE
+                ),
+            ),
+        ),
         DuiRecord(PAUL, "U2", (at("2025-02-01T10:00"),), (Stay("2", date(2024, 9, 15), date(2025, 4, 10)),)),
     )
 
@@ -86,18 +119,29 @@ def test_profile_name_in_request_url_is_tolerated_with_a_warning() -> None:
     assert report.warnings[0].location.startswith("Bundle.entry[")
 
 
-@pytest.mark.parametrize(("mutate", "code", "structural"), [
-    (lambda b: b.update(type="batch"), "TDDUI-BUNDLE-TYPE", True),
-    (lambda b: b.update(resourceType="Patient"), "TDDUI-BUNDLE", True),
-    (lambda b: b["entry"][1]["resource"].update(gender=12), "FHIR-STRUCTURE", True),
-    (lambda b: b["entry"][1]["request"].update(method="PUT"), "TDDUI-METHOD", False),
-    (lambda b: b["entry"][1]["request"].update(url="Observation"), "TDDUI-URL", False),
-    (lambda b: b["entry"][2]["resource"].update(subject={"reference": "urn:uuid:nowhere"}), "TDDUI-REFERENCE", False),
-    (lambda b: b["entry"][1]["resource"]["identifier"][0].update(value="238047505612395"), "TDDUI-INS", False),
-    (lambda b: b["entry"][1]["resource"]["identifier"][0].update(system="urn:oid:1.2.250.1.213.1.4.8"), "TDDUI-INS-PRODUCTION", False),
-    (lambda b: b["entry"][0]["resource"].update(identifier=[]), "TDDUI-FINESS", False),
-    (lambda b: b["entry"][2]["resource"].pop("period"), "TDDUI-SEJOUR-DEBUT", False),
-])
+@pytest.mark.parametrize(
+    ("mutate", "code", "structural"),
+    [
+        (lambda b: b.update(type="batch"), "TDDUI-BUNDLE-TYPE", True),
+        (lambda b: b.update(resourceType="Patient"), "TDDUI-BUNDLE", True),
+        (lambda b: b["entry"][1]["resource"].update(gender=12), "FHIR-STRUCTURE", True),
+        (lambda b: b["entry"][1]["request"].update(method="PUT"), "TDDUI-METHOD", False),
+        (lambda b: b["entry"][1]["request"].update(url="Observation"), "TDDUI-URL", False),
+        (
+            lambda b: b["entry"][2]["resource"].update(subject={"reference": "urn:uuid:nowhere"}),
+            "TDDUI-REFERENCE",
+            False,
+        ),
+        (lambda b: b["entry"][1]["resource"]["identifier"][0].update(value="238047505612395"), "TDDUI-INS", False),
+        (
+            lambda b: b["entry"][1]["resource"]["identifier"][0].update(system="urn:oid:1.2.250.1.213.1.4.8"),
+            "TDDUI-INS-PRODUCTION",
+            False,
+        ),
+        (lambda b: b["entry"][0]["resource"].update(identifier=[]), "TDDUI-FINESS", False),
+        (lambda b: b["entry"][2]["resource"].pop("period"), "TDDUI-SEJOUR-DEBUT", False),
+    ],
+)
 def test_invalid_bundles_are_refused_with_a_stable_code(mutate, code: str, structural: bool) -> None:  # noqa: ANN001
     bundle = export()
     mutate(bundle)
@@ -107,7 +151,15 @@ def test_invalid_bundles_are_refused_with_a_stable_code(mutate, code: str, struc
 
 
 def test_garbage_never_raises() -> None:
-    for data in (b"", b"{", b"[]", b"\xff\xfe", json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Nope"}}]}).encode()):
+    for data in (
+        b"",
+        b"{",
+        b"[]",
+        b"\xff\xfe",
+        json.dumps(
+            {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Nope"}}]}
+        ).encode(),
+    ):
         report = validate_bundle(data)
         assert report.errors
 
@@ -127,9 +179,17 @@ def test_bundle_without_profiles_is_read_with_warnings() -> None:
 @pytest.fixture
 def sim(tmp_path: Path):  # noqa: ANN201
     journal = SQLiteJournal(tmp_path / "journal.sqlite")
-    ctx = SimulatorContext(name="tddui", journal=journal, pki=None, bind_host="127.0.0.1", ports={},  # type: ignore[arg-type]
-                           http_base="https://127.0.0.1/tddui", faults=FaultBoard(), run=RunState("run1"),
-                           testdata=Fixtures((), (), (), "G", "G"))
+    ctx = SimulatorContext(
+        name="tddui",
+        journal=journal,
+        pki=None,
+        bind_host="127.0.0.1",
+        ports={},  # type: ignore[arg-type]
+        http_base="https://127.0.0.1/tddui",
+        faults=FaultBoard(),
+        run=RunState("run1"),
+        testdata=Fixtures((), (), (), "G", "G"),
+    )
     simulator = TdduiSimulator(ctx)
     with TestClient(simulator.http_app()) as client:
         yield client, journal, ctx
@@ -170,12 +230,17 @@ def test_profile_quirk_answered_with_an_outcome_per_entry(sim) -> None:  # noqa:
     assert {f["code"] for f in bundle.details["findings"]} == {"TDDUI-URL-PROFIL"}
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "issue_code"), [
-    (b"{}", {"Content-Type": "text/plain"}, 415, "not-supported"),
-    (b"not json", HEADERS, 400, "structure"),
-    (json.dumps({"resourceType": "Bundle", "type": "collection"}).encode(), HEADERS, 400, "structure"),
-])
-def test_refusals_are_operation_outcomes_and_journaled(sim, body: bytes, headers: dict, status: int, issue_code: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "issue_code"),
+    [
+        (b"{}", {"Content-Type": "text/plain"}, 415, "not-supported"),
+        (b"not json", HEADERS, 400, "structure"),
+        (json.dumps({"resourceType": "Bundle", "type": "collection"}).encode(), HEADERS, 400, "structure"),
+    ],
+)
+def test_refusals_are_operation_outcomes_and_journaled(
+    sim, body: bytes, headers: dict, status: int, issue_code: str
+) -> None:  # noqa: ANN001
     client, journal, _ = sim
     response = client.post("/", content=body, headers=headers)
     assert response.status_code == status
@@ -202,6 +267,7 @@ def test_fault_injection_and_metadata(sim) -> None:  # noqa: ANN001
     assert client.post("/", content=as_bytes(export()), headers=HEADERS).status_code == 503
     assert client.post("/", content=as_bytes(export()), headers=HEADERS).status_code == 200
     assert client.get("/metadata").json()["fhirVersion"] == "4.0.1"
-    assert [e.outcome for e in journal.query(JournalFilter(operation=dui.OP_TRANSACTION))] == [Outcome.REJECTED, Outcome.ACCEPTED]
-
-
+    assert [e.outcome for e in journal.query(JournalFilter(operation=dui.OP_TRANSACTION))] == [
+        Outcome.REJECTED,
+        Outcome.ACCEPTED,
+    ]

@@ -325,14 +325,18 @@ def test_patient_mailbox_without_key(p001: tuple[Person, Establishment]) -> None
 
 def test_corpus_examples_present() -> None:
     if not EXAMPLES_DIR.is_dir():
-        pytest.skip(f"corpus folder absent: {EXAMPLES_DIR} (ANS CI-SIS CDA examples, ../shared/corpus/cisis-cda/examples)")
+        pytest.skip(
+            f"corpus folder absent: {EXAMPLES_DIR} (ANS CI-SIS CDA examples, ../shared/corpus/cisis-cda/examples)"
+        )
     assert EXAMPLES, f"no *.xml in {EXAMPLES_DIR}"
 
 
 @pytest.mark.parametrize("path", EXAMPLES or [None], ids=[p.name for p in EXAMPLES] or ["corpus-absent"])
 def test_read_cda_header_on_corpus_example(path: Path | None) -> None:
     if path is None:
-        pytest.skip(f"corpus folder absent: {EXAMPLES_DIR} (ANS CI-SIS CDA examples, ../shared/corpus/cisis-cda/examples)")
+        pytest.skip(
+            f"corpus folder absent: {EXAMPLES_DIR} (ANS CI-SIS CDA examples, ../shared/corpus/cisis-cda/examples)"
+        )
     header = read_cda_header(path.read_bytes(), location=path.name)
     assert error_codes(header.findings) == [], [str(f) for f in header.findings]
     assert header.ok
@@ -352,6 +356,8 @@ def test_read_cda_header_on_reference_cda(p001: tuple[Person, Establishment]) ->
 
 def test_read_cda_header_with_local_oid_only(p001: tuple[Person, Establishment]) -> None:
     person, establishment = p001
-    header = read_cda_header(build_cda(person, establishment, "DLU", options=BuildOptions(patient_id_oid="1.2.250.1.999.1.1")))
+    header = read_cda_header(
+        build_cda(person, establishment, "DLU", options=BuildOptions(patient_id_oid="1.2.250.1.999.1.1"))
+    )
     assert error_codes(header.findings) == ["CDA-NO-INS"]
     assert header.ins is None

@@ -28,7 +28,6 @@ NORMAL_DOC = b"""<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-
 QUADRATIC = b'<!DOCTYPE r [<!ENTITY a "' + b"x" * 50_000 + b'">]><r>' + b"&a;" * 50_000 + b"</r>"
 
 

@@ -64,9 +64,20 @@ class Grappe:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "og_essms": self.og_essms, "campaign_start": self.campaign_start, "run_id": self.run_id,
-            "essms": [{"finess": e.finess, "name": e.name, "category": e.category, "project": str(e.project),
-                       "editeur_referenced": e.editeur_referenced} for e in self.essms],
+            "name": self.name,
+            "og_essms": self.og_essms,
+            "campaign_start": self.campaign_start,
+            "run_id": self.run_id,
+            "essms": [
+                {
+                    "finess": e.finess,
+                    "name": e.name,
+                    "category": e.category,
+                    "project": str(e.project),
+                    "editeur_referenced": e.editeur_referenced,
+                }
+                for e in self.essms
+            ],
             **self.extra,
         }
 
@@ -78,18 +89,29 @@ def load_grappe(path: Path) -> Grappe:
         raise ValueError(f"fichier de grappe illisible / unreadable grappe file {path}: {exc}") from exc
     try:
         essms = tuple(
-            GrappeEssms(finess=str(e["finess"]), name=str(e.get("name") or e["finess"]), category=str(e.get("category", "")),
-                        project=ProjectKind(e.get("project", "acquisition")),
-                        editeur_referenced=bool(e.get("editeur_referenced", True)))
+            GrappeEssms(
+                finess=str(e["finess"]),
+                name=str(e.get("name") or e["finess"]),
+                category=str(e.get("category", "")),
+                project=ProjectKind(e.get("project", "acquisition")),
+                editeur_referenced=bool(e.get("editeur_referenced", True)),
+            )
             for e in raw["essms"]
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"grappe {path}: liste « essms » de {{finess, name, project: acquisition|conformite, "
-                         f"editeur_referenced}} attendue ({exc})") from exc
+        raise ValueError(
+            f"grappe {path}: liste « essms » de {{finess, name, project: acquisition|conformite, "
+            f"editeur_referenced}} attendue ({exc})"
+        ) from exc
     known = {"name", "essms", "og_essms", "campaign_start", "run_id"}
-    return Grappe(name=str(raw.get("name", path.stem)), essms=essms, og_essms=raw.get("og_essms"),
-                  campaign_start=raw.get("campaign_start"), run_id=raw.get("run_id"),
-                  extra={k: v for k, v in raw.items() if k not in known})
+    return Grappe(
+        name=str(raw.get("name", path.stem)),
+        essms=essms,
+        og_essms=raw.get("og_essms"),
+        campaign_start=raw.get("campaign_start"),
+        run_id=raw.get("run_id"),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
 
 
 @dataclass(frozen=True)
@@ -163,19 +185,39 @@ class FundingForecast:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "label": LABEL, "grappe": self.grappe.name, "small_og": self.grappe.small_og, "period": self.period,
+            "label": LABEL,
+            "grappe": self.grappe.name,
+            "small_og": self.grappe.small_og,
+            "period": self.period,
             "amounts_keur": {
-                "owner_usage": self.owner_usage, "first_half_at_signature": self.first_half,
-                "balance_on_targets": self.balance, "balance_at_risk": self.balance_at_risk,
-                "balance_uncertain": self.balance_uncertain, "editeur": self.editeur, "equipment": self.equipment,
-                "procurement_support": self.procurement_support, "steering_support": self.steering_support,
+                "owner_usage": self.owner_usage,
+                "first_half_at_signature": self.first_half,
+                "balance_on_targets": self.balance,
+                "balance_at_risk": self.balance_at_risk,
+                "balance_uncertain": self.balance_uncertain,
+                "editeur": self.editeur,
+                "equipment": self.equipment,
+                "procurement_support": self.procurement_support,
+                "steering_support": self.steering_support,
                 "total": self.total,
             },
-            "targets": self.targets, "notes": list(self.notes),
-            "essms": [{"finess": e.finess, "name": e.name, "rank": e.rank, "project": str(e.project),
-                       "owner_usage": e.owner_usage, "balance": e.balance, "editeur": e.editeur,
-                       "editeur_note": e.editeur_note, "equipment": e.equipment, "missed_targets": list(e.missed)}
-                      for e in self.essms],
+            "targets": self.targets,
+            "notes": list(self.notes),
+            "essms": [
+                {
+                    "finess": e.finess,
+                    "name": e.name,
+                    "rank": e.rank,
+                    "project": str(e.project),
+                    "owner_usage": e.owner_usage,
+                    "balance": e.balance,
+                    "editeur": e.editeur,
+                    "editeur_note": e.editeur_note,
+                    "equipment": e.equipment,
+                    "missed_targets": list(e.missed),
+                }
+                for e in self.essms
+            ],
         }
 
 
@@ -186,7 +228,11 @@ def _amounts(rank: int, item: GrappeEssms) -> tuple[float, float, str]:
             return owner, (3.0 if item.editeur_referenced else 1.0), "à partir du 50e ESSMS"
         return owner, 0.0, "éditeur financé par le SONS"
     if item.project is ProjectKind.ACQUISITION:
-        return 7.0, (14.5 if item.editeur_referenced else 12.0), ("référencé Ségur" if item.editeur_referenced else "jusqu'à 12 k€, non référencé")
+        return (
+            7.0,
+            (14.5 if item.editeur_referenced else 12.0),
+            ("référencé Ségur" if item.editeur_referenced else "jusqu'à 12 k€, non référencé"),
+        )
     return 5.0, 0.0, "éditeur financé par le SONS"
 
 
@@ -215,8 +261,19 @@ def forecast(grappe: Grappe, report: IndicatorReport | None = None) -> FundingFo
     rows = []
     for rank, item in enumerate(grappe.essms, start=1):
         owner, editeur, note = _amounts(rank, item)
-        rows.append(EssmsFunding(item.finess, item.name, rank, item.project, owner, editeur, note,
-                                 20.0 if small else 0.0, tuple(missed_by_essms.get(item.finess, ()))))
+        rows.append(
+            EssmsFunding(
+                item.finess,
+                item.name,
+                rank,
+                item.project,
+                owner,
+                editeur,
+                note,
+                20.0 if small else 0.0,
+                tuple(missed_by_essms.get(item.finess, ())),
+            )
+        )
     notes = [
         LABEL,
         "Montants par ESSMS de l'appel à projets régional; le solde (50 %) du financement d'usage du porteur est "
@@ -225,9 +282,18 @@ def forecast(grappe: Grappe, report: IndicatorReport | None = None) -> FundingFo
         "3 k€ / 1 k€ pour les acquisitions seulement.",
     ]
     if small:
-        notes.append("Petit OG (moins de 15 ESSMS): équipement 20 k€ par ESSMS, accompagnement achat 15 k€ et "
-                     "pilotage 100 k€ par projet.")
+        notes.append(
+            "Petit OG (moins de 15 ESSMS): équipement 20 k€ par ESSMS, accompagnement achat 15 k€ et "
+            "pilotage 100 k€ par projet."
+        )
     if any(v == "unmeasured" for v in targets.values()):
         notes.append("Cibles non mesurées (aucun échange observé pour ces services): le solde n'est pas acquis.")
-    return FundingForecast(grappe, tuple(rows), 15.0 if small else 0.0, 100.0 if small else 0.0,
-                           period.label if period else None, targets, tuple(notes))
+    return FundingForecast(
+        grappe,
+        tuple(rows),
+        15.0 if small else 0.0,
+        100.0 if small else 0.0,
+        period.label if period else None,
+        targets,
+        tuple(notes),
+    )

@@ -116,30 +116,82 @@ class IndicatorDef:
 
 
 INDICATORS: tuple[IndicatorDef, ...] = (
-    IndicatorDef("mssante", "Taux d'utilisation de la MSSanté", "MSSanté usage rate", Kind.RATE, MSSANTE,
-                 "messages MSSanté envoyés (option « personnes » : personnes accompagnées avec au moins un message)",
-                 "personnes accompagnées"),
-    IndicatorDef("dmp", "Taux d'utilisation du DMP", "DMP usage rate", Kind.RATE, DMP,
-                 "personnes accompagnées dont le DMP a reçu au moins un document", "personnes accompagnées"),
-    IndicatorDef("eprescription", "Ordonnances électroniques importées", "e-prescriptions imported", Kind.COUNT,
-                 EPRESCRIPTION, "imports d'ordonnances électroniques dans le DUI", None),
-    IndicatorDef("cahier_liaison", "Échanges par le cahier de liaison", "cahier de liaison exchanges", Kind.COUNT,
-                 CAHIER_LIAISON, "échanges du cahier de liaison avec la plateforme e-Parcours", None),
-    IndicatorDef("dossiers_actifs", "Taux de dossiers actifs", "active records rate", Kind.RATE, DUI_RECORDS,
-                 "dossiers actifs (mis à jour pendant la période)", "personnes accompagnées"),
-    IndicatorDef("projet_personnalise", "Dossiers actifs avec un projet personnalisé",
-                 "active records with a projet personnalisé", Kind.RATE, DUI_RECORDS,
-                 "dossiers actifs avec un projet personnalisé en préparation ou actif", "dossiers actifs"),
-    IndicatorDef("agenda", "Dossiers actifs avec un événement d'agenda", "active records with an agenda event",
-                 Kind.RATE, DUI_RECORDS, "dossiers actifs avec au moins un événement d'agenda", "dossiers actifs"),
+    IndicatorDef(
+        "mssante",
+        "Taux d'utilisation de la MSSanté",
+        "MSSanté usage rate",
+        Kind.RATE,
+        MSSANTE,
+        "messages MSSanté envoyés (option « personnes » : personnes accompagnées avec au moins un message)",
+        "personnes accompagnées",
+    ),
+    IndicatorDef(
+        "dmp",
+        "Taux d'utilisation du DMP",
+        "DMP usage rate",
+        Kind.RATE,
+        DMP,
+        "personnes accompagnées dont le DMP a reçu au moins un document",
+        "personnes accompagnées",
+    ),
+    IndicatorDef(
+        "eprescription",
+        "Ordonnances électroniques importées",
+        "e-prescriptions imported",
+        Kind.COUNT,
+        EPRESCRIPTION,
+        "imports d'ordonnances électroniques dans le DUI",
+        None,
+    ),
+    IndicatorDef(
+        "cahier_liaison",
+        "Échanges par le cahier de liaison",
+        "cahier de liaison exchanges",
+        Kind.COUNT,
+        CAHIER_LIAISON,
+        "échanges du cahier de liaison avec la plateforme e-Parcours",
+        None,
+    ),
+    IndicatorDef(
+        "dossiers_actifs",
+        "Taux de dossiers actifs",
+        "active records rate",
+        Kind.RATE,
+        DUI_RECORDS,
+        "dossiers actifs (mis à jour pendant la période)",
+        "personnes accompagnées",
+    ),
+    IndicatorDef(
+        "projet_personnalise",
+        "Dossiers actifs avec un projet personnalisé",
+        "active records with a projet personnalisé",
+        Kind.RATE,
+        DUI_RECORDS,
+        "dossiers actifs avec un projet personnalisé en préparation ou actif",
+        "dossiers actifs",
+    ),
+    IndicatorDef(
+        "agenda",
+        "Dossiers actifs avec un événement d'agenda",
+        "active records with an agenda event",
+        Kind.RATE,
+        DUI_RECORDS,
+        "dossiers actifs avec au moins un événement d'agenda",
+        "dossiers actifs",
+    ),
 )
 BY_KEY: Mapping[str, IndicatorDef] = {d.key: d for d in INDICATORS}
 
 #: The targets the sources state. The active-records target is not stated in them (one seed's table is
 #: garbled): it has none until configured (``[indicators.targets]`` or ``--target dossiers_actifs=…``).
 DEFAULT_TARGETS: Mapping[str, float | None] = {
-    "mssante": 70.0, "dmp": 70.0, "eprescription": None, "cahier_liaison": None,
-    "dossiers_actifs": None, "projet_personnalise": 90.0, "agenda": 90.0,
+    "mssante": 70.0,
+    "dmp": 70.0,
+    "eprescription": None,
+    "cahier_liaison": None,
+    "dossiers_actifs": None,
+    "projet_personnalise": 90.0,
+    "agenda": 90.0,
 }
 
 
@@ -311,16 +363,29 @@ class Figure:
     def to_dict(self) -> dict[str, Any]:
         d = self.definition
         return {
-            "indicator": self.indicator, "label": d.label, "kind": str(d.kind),
-            "period": {"start": self.period.start, "end": self.period.end, "label": self.period.label,
-                       "first_day": self.period.first_day.isoformat(), "last_day": self.period.last_day.isoformat()},
-            "essms": self.essms, "scope": "grappe" if self.essms is None else "essms",
-            "numerator": self.numerator, "denominator": self.denominator,
-            "numerator_definition": d.numerator, "denominator_definition": d.denominator,
+            "indicator": self.indicator,
+            "label": d.label,
+            "kind": str(d.kind),
+            "period": {
+                "start": self.period.start,
+                "end": self.period.end,
+                "label": self.period.label,
+                "first_day": self.period.first_day.isoformat(),
+                "last_day": self.period.last_day.isoformat(),
+            },
+            "essms": self.essms,
+            "scope": "grappe" if self.essms is None else "essms",
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "numerator_definition": d.numerator,
+            "denominator_definition": d.denominator,
             "value": None if self.value is None else round(self.value, 4),
             "unit": "%" if d.kind is Kind.RATE else "count",
-            "target": self.target, "status": str(self.status), "observed": self.observed,
-            "outside_file_active": self.outside, "source": d.source.describe(),
+            "target": self.target,
+            "status": str(self.status),
+            "observed": self.observed,
+            "outside_file_active": self.outside,
+            "source": d.source.describe(),
         }
 
 
@@ -341,7 +406,9 @@ class IndicatorReport:
         raise LookupError(f"aucune valeur pour {indicator} / {end} / {essms or 'grappe'}")
 
     def series(self, indicator: str, essms: str | None = None) -> list[Figure]:
-        return sorted((f for f in self.figures if f.indicator == indicator and f.essms == essms), key=lambda f: f.period)
+        return sorted(
+            (f for f in self.figures if f.indicator == indicator and f.essms == essms), key=lambda f: f.period
+        )
 
     @property
     def unobserved(self) -> list[str]:
@@ -401,7 +468,8 @@ class Evidence:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "figure": self.figure.to_dict(), "truncated": self.truncated,
+            "figure": self.figure.to_dict(),
+            "truncated": self.truncated,
             "items": [{"role": i.role, "person": i.person, "exchanges": list(i.exchange_ids)} for i in self.items],
         }
 
@@ -453,8 +521,10 @@ class _Months:
         if lo == hi:
             return str(values[lo])
         mid = (lo + hi) // 2  # values[lo..mid] below bounds[mid], values[mid+1..hi] from it on
-        return (f"(CASE WHEN {column} < '{bounds[mid]}' THEN {_Months._tree(column, bounds, values, lo, mid)} "
-                f"ELSE {_Months._tree(column, bounds, values, mid + 1, hi)} END)")
+        return (
+            f"(CASE WHEN {column} < '{bounds[mid]}' THEN {_Months._tree(column, bounds, values, lo, mid)} "
+            f"ELSE {_Months._tree(column, bounds, values, mid + 1, hi)} END)"
+        )
 
     def _lookup(self, column: str, inside: Callable[[int], int], outside: int) -> str:
         bounds, values = self._segments(inside, outside)
@@ -492,13 +562,23 @@ class IndicatorEngine:
     index-only pass in (essms, person) order; then one aggregation counts the bits per ESSMS and period.
     """
 
-    def __init__(self, journal: Journal, targets: Mapping[str, Any] | None = None,
-                 mssante_counting: MssanteCounting | str = MssanteCounting.MESSAGES, *,
-                 workers: int | None = None, parallel_from: int = PARALLEL_FROM) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        targets: Mapping[str, Any] | None = None,
+        mssante_counting: MssanteCounting | str = MssanteCounting.MESSAGES,
+        *,
+        workers: int | None = None,
+        parallel_from: int = PARALLEL_FROM,
+    ) -> None:
         if not isinstance(journal, SQLiteJournal):
-            raise NotImplementedError("le moteur d'indicateurs lit le journal SQLite / the engine needs the SQLite journal")
+            raise NotImplementedError(
+                "le moteur d'indicateurs lit le journal SQLite / the engine needs the SQLite journal"
+            )
         if str(journal.path) == ":memory:":
-            raise ValueError("journal en mémoire non lisible par le moteur / an in-memory journal cannot be read by the engine")
+            raise ValueError(
+                "journal en mémoire non lisible par le moteur / an in-memory journal cannot be read by the engine"
+            )
         self.path = journal.path
         self.targets = resolve_targets(targets)
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
@@ -524,8 +604,13 @@ class IndicatorEngine:
         return (row[0], row[1]) if row and row[0] else None
 
     # -------------------------------------------------------------------------------------- compute
-    def compute(self, periods: Sequence[Period], scope: Scope = Scope(), grappe: Sequence[str] = (),
-                campaign_start: str | None = None) -> IndicatorReport:
+    def compute(
+        self,
+        periods: Sequence[Period],
+        scope: Scope = Scope(),
+        grappe: Sequence[str] = (),
+        campaign_start: str | None = None,
+    ) -> IndicatorReport:
         """All indicators for ``periods`` (disjoint), for each ESSMS in ``scope`` (plus ``grappe``) and the grappe."""
         periods = tuple(sorted(set(periods)))
         for a, b in zip(periods, periods[1:], strict=False):
@@ -543,7 +628,7 @@ class IndicatorEngine:
                     scope = Scope(scope.run_id, scope.scenario_id, scope.essms, snapshot)
                 try:
                     for i in range(0, len(periods), _MAX_BITS):
-                        chunk = periods[i:i + _MAX_BITS]
+                        chunk = periods[i : i + _MAX_BITS]
                         pending = self._start_masks(pool, chunk, scope) if pool is not None else None
                         essms_seen |= self._count_exchanges(con, chunk, scope, numbers)
                         masks = self._collect_masks(pending) if pending is not None else self._masks(con, chunk, scope)
@@ -576,11 +661,25 @@ class IndicatorEngine:
                     totals[1] += den or 0
                     totals[2] += out
                     figures.append(Figure(d.key, period, e, num, den, target, seen, out))
-                figures.append(Figure(d.key, period, None, totals[0], None if d.kind is Kind.COUNT else totals[1],
-                                      target, seen, totals[2]))
+                figures.append(
+                    Figure(
+                        d.key,
+                        period,
+                        None,
+                        totals[0],
+                        None if d.kind is Kind.COUNT else totals[1],
+                        target,
+                        seen,
+                        totals[2],
+                    )
+                )
         return IndicatorReport(
             campaign_start=campaign_start or (periods[0].start if periods else ""),
-            periods=periods, essms=essms_list, figures=tuple(figures), observed=observed, targets=dict(self.targets),
+            periods=periods,
+            essms=essms_list,
+            figures=tuple(figures),
+            observed=observed,
+            targets=dict(self.targets),
         )
 
     def _measures(self, d: IndicatorDef) -> tuple[str, str | None, str | None]:
@@ -601,16 +700,25 @@ class IndicatorEngine:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
         for statement in _SETUP:
             con.execute(statement)
-        con.executemany("INSERT INTO m VALUES (?, ?, ?, ?)", [
-            (essms, person, kind, mask) for kind, masks in self._masks(con, periods, scope).items()
-            for (essms, person), mask in masks.items()])
+        con.executemany(
+            "INSERT INTO m VALUES (?, ?, ?, ?)",
+            [
+                (essms, person, kind, mask)
+                for kind, masks in self._masks(con, periods, scope).items()
+                for (essms, person), mask in masks.items()
+            ],
+        )
 
-    def _masks(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope) -> dict[int, dict[tuple[str, str], int]]:
+    def _masks(
+        self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope
+    ) -> dict[int, dict[tuple[str, str], int]]:
         """Kind of mask -> ``{(essms, person): mask}``, bit k = true during ``periods[k]``: one index scan per kind,
         in ``con``'s read transaction."""
         kinds = (_FA, *self._usage_kinds(), _UPDATED, _PLAN)
-        return {kind: _by_person(con.execute(sql, params).fetchall())
-                for kind, (sql, params) in zip(kinds, self._mask_queries(periods, scope), strict=True)}
+        return {
+            kind: _by_person(con.execute(sql, params).fetchall())
+            for kind, (sql, params) in zip(kinds, self._mask_queries(periods, scope), strict=True)
+        }
 
     def _start_masks(self, pool: ProcessPoolExecutor, periods: Sequence[Period], scope: Scope) -> dict[int, Future]:
         """The same scans on worker processes (large journals: they are independent and CPU-bound; threads do not
@@ -636,11 +744,12 @@ class IndicatorEngine:
         # File active: the current version of each séjour (latest producer date, then reception order; bare
         # columns of MAX()) covers the periods from the first ending on/after its admission to the last
         # starting on/before its exit.
-        queries.append((
-            f"""SELECT essms, person, {_FA}, mask FROM (
-                  SELECT essms, person, {_range_mask('ka', 'kb')} AS mask FROM (
-                    SELECT essms, person, {months.first_ending_on_or_after('s')} AS ka,
-                           CASE WHEN e IS NULL THEN {n - 1} ELSE {months.last_starting_on_or_before('e')} END AS kb
+        queries.append(
+            (
+                f"""SELECT essms, person, {_FA}, mask FROM (
+                  SELECT essms, person, {_range_mask("ka", "kb")} AS mask FROM (
+                    SELECT essms, person, {months.first_ending_on_or_after("s")} AS ka,
+                           CASE WHEN e IS NULL THEN {n - 1} ELSE {months.last_starting_on_or_before("e")} END AS kb
                     FROM (SELECT x.essms AS essms, x.person AS person,
                                  MAX(COALESCE(x.fact_date, '') || printf('#%019d', x.seq)) AS version,
                                  x.fact_start AS s, x.fact_end AS e
@@ -649,44 +758,50 @@ class IndicatorEngine:
                           GROUP BY x.essms, x.person, x.fact_key)
                     WHERE s IS NOT NULL))
                 WHERE mask <> 0""",
-            [str(dui.FactKind.SEJOUR), *params],
-        ))
+                [str(dui.FactKind.SEJOUR), *params],
+            )
+        )
         # MSSanté / DMP: persons with at least one accepted exchange, per period.
         first, last = periods[0].start, periods[-1].end
         for kind in self._usage_kinds():
             source = MSSANTE if kind == _MSSANTE else DMP
-            queries.append((
-                f"""SELECT x.essms, x.person, {kind},
-                           SUM(DISTINCT {months.bit('x.month')}) AS mask
+            queries.append(
+                (
+                    f"""SELECT x.essms, x.person, {kind},
+                           SUM(DISTINCT {months.bit("x.month")}) AS mask
                     FROM exchanges x INDEXED BY ix_exchanges_usage
                     WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
                       AND x.essms IS NOT NULL AND x.person IS NOT NULL AND x.month BETWEEN ? AND ?{where}
                     GROUP BY x.essms, x.person HAVING mask <> 0""",
-                [source.service, source.operation, first, last, *params],
-            ))
+                    [source.service, source.operation, first, last, *params],
+                )
+            )
         # One pass over every DUI fact of each person: record updated (any fact dated, by the producer, in the
         # period) in the low bits, agenda (an événement not cancelled starting in the period) in the high bits.
         excluded = ", ".join(f"'{s}'" for s in dui.EVENT_STATUSES_NOT_COUNTED)
-        queries.append((
-            f"""SELECT essms, person, {_UPDATED}, upd | (ag << {_MAX_BITS}) FROM (
-                  SELECT x.essms AS essms, x.person AS person, SUM(DISTINCT {months.bit('x.fact_date')}) AS upd,
+        queries.append(
+            (
+                f"""SELECT essms, person, {_UPDATED}, upd | (ag << {_MAX_BITS}) FROM (
+                  SELECT x.essms AS essms, x.person AS person, SUM(DISTINCT {months.bit("x.fact_date")}) AS upd,
                          SUM(DISTINCT CASE WHEN x.operation = '{dui.FactKind.EVENEMENT}'
                                             AND (x.fact_status IS NULL OR x.fact_status NOT IN ({excluded}))
-                                           THEN {months.bit('x.fact_start')} ELSE 0 END) AS ag
+                                           THEN {months.bit("x.fact_start")} ELSE 0 END) AS ag
                   FROM exchanges x INDEXED BY ix_exchanges_fact_person
                   WHERE {_FACTS} AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
                   GROUP BY x.essms, x.person)
                 WHERE upd <> 0 OR ag <> 0""",
-            params,
-        ))
+                params,
+            )
+        )
         # Projets personnalisés: each version is in force from its (producer) date to the next version's; it
         # counts for the periods whose last day falls in that span, when "en préparation" or "actif".
         statuses = ", ".join(f"'{s}'" for s in dui.PLAN_STATUSES_COUNTED)
-        queries.append((
-            f"""SELECT essms, person, {_PLAN}, mask FROM (
-                  SELECT essms, person, {_range_mask('ka', 'kb')} AS mask FROM (
-                    SELECT essms, person, {months.first_ending_on_or_after('d')} AS ka,
-                           CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after('nd')} - 1 END AS kb
+        queries.append(
+            (
+                f"""SELECT essms, person, {_PLAN}, mask FROM (
+                  SELECT essms, person, {_range_mask("ka", "kb")} AS mask FROM (
+                    SELECT essms, person, {months.first_ending_on_or_after("d")} AS ka,
+                           CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after("nd")} - 1 END AS kb
                     FROM (SELECT x.essms AS essms, x.person AS person, x.fact_date AS d, x.fact_status AS st,
                                  LEAD(x.fact_date) OVER (PARTITION BY x.essms, x.person, x.fact_key
                                                          ORDER BY x.fact_date, x.seq) AS nd
@@ -695,12 +810,14 @@ class IndicatorEngine:
                             AND x.essms IS NOT NULL AND x.person IS NOT NULL{where})
                     WHERE st IN ({statuses})))
                 WHERE mask <> 0""",
-            [str(dui.FactKind.PROJET), *params],
-        ))
+                [str(dui.FactKind.PROJET), *params],
+            )
+        )
         return queries
 
-    def _count_exchanges(self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope,
-                         numbers: dict[tuple[str, str, str], int]) -> set[str]:
+    def _count_exchanges(
+        self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope, numbers: dict[tuple[str, str, str], int]
+    ) -> set[str]:
         """The exchange counts (e-prescriptions imported, cahier de liaison exchanges) per ESSMS and period."""
         seen: set[str] = set()
         where, params = scope.sql()
@@ -730,15 +847,18 @@ class IndicatorEngine:
         observed: dict[str, bool] = {}
         for d in INDICATORS:
             op_sql, op_params = _operation_sql(d.source)
-            observed[d.key] = bool(con.execute(
-                f"SELECT EXISTS (SELECT 1 FROM exchanges x WHERE x.service = ? AND {op_sql}{where})",
-                [d.source.service, *op_params, *params],
-            ).fetchone()[0])
+            observed[d.key] = bool(
+                con.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM exchanges x WHERE x.service = ? AND {op_sql}{where})",
+                    [d.source.service, *op_params, *params],
+                ).fetchone()[0]
+            )
         return observed
 
     # -------------------------------------------------------------------------------------- drill-down
-    def evidence(self, indicator: str, period: Period, essms: str | None, scope: Scope = Scope(),
-                 limit: int = 500) -> Evidence:
+    def evidence(
+        self, indicator: str, period: Period, essms: str | None, scope: Scope = Scope(), limit: int = 500
+    ) -> Evidence:
         """The journal exchanges behind one figure: who is in the denominator (séjour facts, or the facts that
         make a record active), who in the numerator (the exchanges that put them there), who was seen but is
         outside the file active. Exchange ids can be looked up with ``socle-harness journal``."""
@@ -756,49 +876,72 @@ class IndicatorEngine:
                 self._prepare(con, [period], narrowed)
                 if d.kind is Kind.COUNT:
                     op_sql, op_params = _operation_sql(d.source)
-                    rows = [("counted", person, ident) for person, ident in con.execute(
-                        f"""SELECT x.person, x.id FROM exchanges x
+                    rows = [
+                        ("counted", person, ident)
+                        for person, ident in con.execute(
+                            f"""SELECT x.person, x.id FROM exchanges x
                             WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted' AND x.essms IS NOT NULL
                               AND x.month BETWEEN ? AND ?{where} ORDER BY x.seq""",
-                        [d.source.service, *op_params, period.start, period.end, *params])]
+                            [d.source.service, *op_params, period.start, period.end, *params],
+                        )
+                    ]
                 else:
+
                     def has(kind: int) -> str:
                         bit, kind = (1 << _MAX_BITS, _UPDATED) if kind == -1 else (1, kind)  # -1: agenda bits
-                        return (f"EXISTS (SELECT 1 FROM m WHERE m.essms = x.essms AND m.person = x.person "
-                                f"AND m.kind = {kind} AND m.mask & {bit})")
+                        return (
+                            f"EXISTS (SELECT 1 FROM m WHERE m.essms = x.essms AND m.person = x.person "
+                            f"AND m.kind = {kind} AND m.mask & {bit})"
+                        )
 
                     in_fa = has(_FA)
                     active = f"{in_fa} AND {has(_UPDATED)}"
                     if indicator in ("mssante", "dmp", "dossiers_actifs"):
-                        rows += [("denominator", person, ids) for person, ids in con.execute(
-                            f"""SELECT x.person, group_concat(x.id) FROM exchanges x
+                        rows += [
+                            ("denominator", person, ids)
+                            for person, ids in con.execute(
+                                f"""SELECT x.person, group_concat(x.id) FROM exchanges x
                                 WHERE {_FACTS} AND x.operation = ? AND {in_fa}{where}
                                 GROUP BY x.essms, x.person ORDER BY x.person""",
-                            [str(dui.FactKind.SEJOUR), *params])]
+                                [str(dui.FactKind.SEJOUR), *params],
+                            )
+                        ]
                     if indicator in ("mssante", "dmp"):
                         source = d.source
                         every = indicator == "mssante" and self.mssante_counting is MssanteCounting.MESSAGES
-                        rows += [("numerator" if inside or every else "outside", person, ids) for person, inside, ids in con.execute(
-                            f"""SELECT x.person, {in_fa}, group_concat(x.id) FROM exchanges x
+                        rows += [
+                            ("numerator" if inside or every else "outside", person, ids)
+                            for person, inside, ids in con.execute(
+                                f"""SELECT x.person, {in_fa}, group_concat(x.id) FROM exchanges x
                                 WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
                                   AND x.essms IS NOT NULL{"" if every else " AND x.person IS NOT NULL"}
                                   AND x.month BETWEEN ? AND ?{where}
                                 GROUP BY x.essms, x.person ORDER BY x.person""",
-                            [source.service, source.operation, period.start, period.end, *params])]
+                                [source.service, source.operation, period.start, period.end, *params],
+                            )
+                        ]
                     else:
                         role = "numerator" if indicator == "dossiers_actifs" else "denominator"
-                        rows += [(role, person, ids) for person, ids in con.execute(
-                            f"""SELECT x.person, group_concat(x.id) FROM exchanges x
+                        rows += [
+                            (role, person, ids)
+                            for person, ids in con.execute(
+                                f"""SELECT x.person, group_concat(x.id) FROM exchanges x
                                 WHERE {_FACTS} AND x.fact_date BETWEEN ? AND ? AND {in_fa}{where}
                                 GROUP BY x.essms, x.person ORDER BY x.person""",
-                            [pstart, pend, *params])]
+                                [pstart, pend, *params],
+                            )
+                        ]
                         kind = _PLAN if indicator == "projet_personnalise" else -1
                         op = dui.FactKind.PROJET if indicator == "projet_personnalise" else dui.FactKind.EVENEMENT
-                        rows += [("numerator", person, ids) for person, ids in con.execute(
-                            f"""SELECT x.person, group_concat(x.id) FROM exchanges x
+                        rows += [
+                            ("numerator", person, ids)
+                            for person, ids in con.execute(
+                                f"""SELECT x.person, group_concat(x.id) FROM exchanges x
                                 WHERE {_FACTS} AND x.operation = ? AND {active} AND {has(kind)}{where}
                                 GROUP BY x.essms, x.person ORDER BY x.person""",
-                            [str(op), *params])]
+                                [str(op), *params],
+                            )
+                        ]
             finally:
                 con.execute("ROLLBACK")
         items = [EvidenceItem(role, person, tuple(ids.split(",")) if ids else ()) for role, person, ids in rows]
@@ -835,7 +978,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     fork server (forking a process that runs threads, such as the simulators' host, is unsafe)."""
     if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    context = multiprocessing.get_context(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
     return ProcessPoolExecutor(workers, mp_context=context)
 
 
@@ -855,8 +1000,11 @@ def _spread(mask: int) -> int:
     return total
 
 
-def _count_masks(masks: Mapping[int, Mapping[tuple[str, str], int]], periods: Sequence[Period],
-                 numbers: dict[tuple[str, str, str], int]) -> set[str]:
+def _count_masks(
+    masks: Mapping[int, Mapping[tuple[str, str], int]],
+    periods: Sequence[Period],
+    numbers: dict[tuple[str, str, str], int],
+) -> set[str]:
     """Count, per ESSMS and period, the persons behind each measure of :data:`_MEASURES` from their masks.
 
     Each person's measure mask is spread into one counter lane per period (:func:`_spread`) and the spread

@@ -52,8 +52,15 @@ from harness.sut.base import ActionStatus, CdlNotePost, DmpFeed, EprescriptionIm
 
 PARIS = ZoneInfo("Europe/Paris")
 CATEGORIES = ("EHPAD", "EHPAD", "EHPAD", "SSIAD", "MAS", "FAM", "IME", "SESSAD", "ESAT")
-BIRTH_YEARS = {"EHPAD": (1925, 1948), "SSIAD": (1930, 1955), "MAS": (1955, 1995), "FAM": (1955, 1995),
-               "IME": (2006, 2016), "SESSAD": (2008, 2018), "ESAT": (1965, 2002)}
+BIRTH_YEARS = {
+    "EHPAD": (1925, 1948),
+    "SSIAD": (1930, 1955),
+    "MAS": (1955, 1995),
+    "FAM": (1955, 1995),
+    "IME": (2006, 2016),
+    "SESSAD": (2008, 2018),
+    "ESAT": (1965, 2002),
+}
 PROFILES = {  # adoption ceiling range, curve midpoint range (months), monthly probabilities
     # DMP feeds, e-prescription imports and cahier de liaison notes: monthly probability per person at the curve's
     # ceiling. Once adopted, "good" feeds the DMP of 82-94 % of its persons each month (DMP rate ~80-85 %, target
@@ -62,22 +69,51 @@ PROFILES = {  # adoption ceiling range, curve midpoint range (months), monthly p
     # on; "lagging" misses these targets. The DMP feeds (TD0.2 + ITI-41, ~5,100 with the default options) and the
     # MSSanté sends (~6,400, each its own SMTP session) make most of the default run (~4-4.5 min on 2 cores), hence
     # a second message in the month for 10 % of the "good" persons only ("mss_extra").
-    "good": {"mss_max": (0.86, 0.97), "mss_mid": (-1.0, 1.0), "mss_extra": 0.1, "update": 0.96, "event": 0.985,
-             "pp_activate": 0.7, "pp_initial": 0.97, "pp_none": 0.0,
-             "dmp_max": (0.82, 0.94), "dmp_mid": (-0.5, 1.5), "ep_max": (0.04, 0.07), "ep_mid": (0.0, 2.0),
-             "cdl_max": (0.08, 0.14), "cdl_mid": (-0.5, 1.5)},
-    "lagging": {"mss_max": (0.35, 0.6), "mss_mid": (2.0, 4.0), "mss_extra": 0.3, "update": 0.7, "event": 0.55,
-                "pp_activate": 0.2, "pp_initial": 0.6, "pp_none": 0.2,
-                "dmp_max": (0.2, 0.45), "dmp_mid": (2.5, 4.5), "ep_max": (0.01, 0.03), "ep_mid": (3.0, 5.0),
-                "cdl_max": (0.02, 0.05), "cdl_mid": (2.5, 4.5)},
+    "good": {
+        "mss_max": (0.86, 0.97),
+        "mss_mid": (-1.0, 1.0),
+        "mss_extra": 0.1,
+        "update": 0.96,
+        "event": 0.985,
+        "pp_activate": 0.7,
+        "pp_initial": 0.97,
+        "pp_none": 0.0,
+        "dmp_max": (0.82, 0.94),
+        "dmp_mid": (-0.5, 1.5),
+        "ep_max": (0.04, 0.07),
+        "ep_mid": (0.0, 2.0),
+        "cdl_max": (0.08, 0.14),
+        "cdl_mid": (-0.5, 1.5),
+    },
+    "lagging": {
+        "mss_max": (0.35, 0.6),
+        "mss_mid": (2.0, 4.0),
+        "mss_extra": 0.3,
+        "update": 0.7,
+        "event": 0.55,
+        "pp_activate": 0.2,
+        "pp_initial": 0.6,
+        "pp_none": 0.2,
+        "dmp_max": (0.2, 0.45),
+        "dmp_mid": (2.5, 4.5),
+        "ep_max": (0.01, 0.03),
+        "ep_mid": (3.0, 5.0),
+        "cdl_max": (0.02, 0.05),
+        "cdl_mid": (2.5, 4.5),
+    },
 }
 EXIT_RATE = 0.02  # definitive exits per person and month
 SERVICES = ("mssante", "tddui", "dmp", "eprescription", "eparcours")
 DMP_KINDS = ("DLU", "DLU", "VSM")
 NOTE_TYPES = ("OBS", "OBS", "GEN", "INTERV", "DEM-AVIS")
-NOTE_TEXTS = ("Nuit calme, pas de douleur signalée.", "Visite de l'infirmière : pansement refait.",
-              "Appétit en baisse ce midi, à surveiller.", "Rendez-vous chez le kinésithérapeute confirmé.",
-              "Famille informée du changement de traitement.", "Chute sans gravité dans la chambre, médecin prévenu.")
+NOTE_TEXTS = (
+    "Nuit calme, pas de douleur signalée.",
+    "Visite de l'infirmière : pansement refait.",
+    "Appétit en baisse ce midi, à surveiller.",
+    "Rendez-vous chez le kinésithérapeute confirmé.",
+    "Famille informée du changement de traitement.",
+    "Chute sans gravité dans la chambre, médecin prévenu.",
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +148,14 @@ class PersonTimeline:
         return self.admission <= last and (self.exit is None or self.exit >= first)
 
     def record(self, events_from: date) -> DuiRecord:
-        return DuiRecord(self.person, self.local_id, tuple(self.updates), (Stay("1", self.admission, self.exit),),
-                         tuple(self.plans), tuple(e for e in self.events if e.start.date() >= events_from))
+        return DuiRecord(
+            self.person,
+            self.local_id,
+            tuple(self.updates),
+            (Stay("1", self.admission, self.exit),),
+            tuple(self.plans),
+            tuple(e for e in self.events if e.start.date() >= events_from),
+        )
 
 
 @dataclass
@@ -186,14 +228,24 @@ class GrappeBuilder:
         birth = date(rng.randint(low, high), rng.randint(1, 12), rng.randint(1, 28))
         department = rng.choice([f"{d:02d}" for d in range(1, 96) if d != 20])
         while True:
-            ins = generate_test_ins(rng, sex=sex, birth_date=birth, department=department, commune=f"{rng.randint(1, 999):03d}")
+            ins = generate_test_ins(
+                rng, sex=sex, birth_date=birth, department=department, commune=f"{rng.randint(1, 999):03d}"
+            )
             if ins.value not in self.ins_seen:
                 self.ins_seen.add(ins.value)
                 break
         self.counter += 1
         given = self.fake.first_name_female() if sex == "F" else self.fake.first_name_male()
-        return Person(id=f"SIM{self.counter:05d}", family=self.fake.last_name().upper(), given=given, sex=sex,
-                      birth_date=birth, ins=ins, essms=essms.finess, patient_mailbox=False)
+        return Person(
+            id=f"SIM{self.counter:05d}",
+            family=self.fake.last_name().upper(),
+            given=given,
+            sex=sex,
+            birth_date=birth,
+            ins=ins,
+            essms=essms.finess,
+            patient_mailbox=False,
+        )
 
     def establishments(self) -> list[EssmsTimeline]:
         rng = self.rng
@@ -208,17 +260,28 @@ class GrappeBuilder:
                 name += " bis"
             names.add(name)
             slug = f"{category.lower()}-{finess}"
-            establishment = Establishment(finess=finess, finess_juridique="990000008", name=name, category=category,
-                                          mailbox=f"secretariat@{slug}.mssante.fr", dui_mailbox=f"dui@{slug}.mssante.fr")
-            out.append(EssmsTimeline(
-                establishment,
-                ProjectKind.ACQUISITION if rng.random() < 0.7 else ProjectKind.CONFORMITE,
-                rng.random() < 0.85,
-                rng.uniform(*self.profile["mss_max"]), rng.uniform(*self.profile["mss_mid"]),
-            ))
+            establishment = Establishment(
+                finess=finess,
+                finess_juridique="990000008",
+                name=name,
+                category=category,
+                mailbox=f"secretariat@{slug}.mssante.fr",
+                dui_mailbox=f"dui@{slug}.mssante.fr",
+            )
+            out.append(
+                EssmsTimeline(
+                    establishment,
+                    ProjectKind.ACQUISITION if rng.random() < 0.7 else ProjectKind.CONFORMITE,
+                    rng.random() < 0.85,
+                    rng.uniform(*self.profile["mss_max"]),
+                    rng.uniform(*self.profile["mss_mid"]),
+                )
+            )
         for item in out:
-            item.curves = {key: (other.uniform(*self.profile[f"{key}_max"]), other.uniform(*self.profile[f"{key}_mid"]))
-                           for key, other in self.services_rng.items()}
+            item.curves = {
+                key: (other.uniform(*self.profile[f"{key}_max"]), other.uniform(*self.profile[f"{key}_mid"]))
+                for key, other in self.services_rng.items()
+            }
         return out
 
     def timeline(self, grappe: list[EssmsTimeline]) -> None:
@@ -233,11 +296,21 @@ class GrappeBuilder:
                 person.updates.append(datetime.combine(admission, time(9), tzinfo=PARIS))
                 if rng.random() >= profile["pp_none"]:
                     active = rng.random() < profile["pp_initial"]
-                    person.plans.append(PersonalPlan("1", PlanStatus.EN_PREPARATION,
-                                                     datetime.combine(admission + timedelta(days=10), time(14), tzinfo=PARIS)))
+                    person.plans.append(
+                        PersonalPlan(
+                            "1",
+                            PlanStatus.EN_PREPARATION,
+                            datetime.combine(admission + timedelta(days=10), time(14), tzinfo=PARIS),
+                        )
+                    )
                     if active:
-                        person.plans.append(PersonalPlan("1", PlanStatus.ENCOURS,
-                                                         datetime.combine(admission + timedelta(days=60), time(14), tzinfo=PARIS)))
+                        person.plans.append(
+                            PersonalPlan(
+                                "1",
+                                PlanStatus.ENCOURS,
+                                datetime.combine(admission + timedelta(days=60), time(14), tzinfo=PARIS),
+                            )
+                        )
                 item.people.append(person)
             for i in range(options.months):
                 month = add_months(options.start, i)
@@ -254,19 +327,31 @@ class GrappeBuilder:
                     if person.exit is None and rng.random() < EXIT_RATE:
                         person.exit = _random_day(rng, window_start, last)
                         window_end = person.exit
-                        newcomer = PersonTimeline(self.person(est), f"U{len(item.people) + 1:05d}",
-                                                  _random_day(rng, person.exit, last))
+                        newcomer = PersonTimeline(
+                            self.person(est), f"U{len(item.people) + 1:05d}", _random_day(rng, person.exit, last)
+                        )
                         newcomer.updates.append(datetime.combine(newcomer.admission, time(9), tzinfo=PARIS))
                         if rng.random() >= profile["pp_none"]:
-                            newcomer.plans.append(PersonalPlan("1", PlanStatus.EN_PREPARATION,
-                                                               datetime.combine(newcomer.admission, time(15), tzinfo=PARIS)))
+                            newcomer.plans.append(
+                                PersonalPlan(
+                                    "1",
+                                    PlanStatus.EN_PREPARATION,
+                                    datetime.combine(newcomer.admission, time(15), tzinfo=PARIS),
+                                )
+                            )
                         item.people.append(newcomer)
                     self._activity(person, window_start, window_end, adoption)
                     self._services(person, window_start, window_end, item, i)
                     plan = person.plans[-1] if person.plans else None
-                    if plan is not None and plan.status is PlanStatus.EN_PREPARATION and rng.random() < profile["pp_activate"]:
+                    if (
+                        plan is not None
+                        and plan.status is PlanStatus.EN_PREPARATION
+                        and rng.random() < profile["pp_activate"]
+                    ):
                         day = _random_day(rng, window_start, window_end)
-                        person.plans.append(PersonalPlan("1", PlanStatus.ENCOURS, datetime.combine(day, time(16), tzinfo=PARIS)))
+                        person.plans.append(
+                            PersonalPlan("1", PlanStatus.ENCOURS, datetime.combine(day, time(16), tzinfo=PARIS))
+                        )
 
     def _services(self, person: PersonTimeline, first: date, last: date, item: EssmsTimeline, month_index: int) -> None:
         """DMP feeds, e-prescriptions to import and cahier de liaison notes of one person in one month."""
@@ -285,44 +370,91 @@ class GrappeBuilder:
         rng, profile = self.rng, self.profile
         if rng.random() < adoption:
             for _ in range(1 + (rng.random() < profile["mss_extra"])):
-                person.sends.append(datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 18)), tzinfo=PARIS))
+                person.sends.append(
+                    datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 18)), tzinfo=PARIS)
+                )
         if rng.random() < profile["update"]:
             for _ in range(rng.randint(1, 3)):
-                person.updates.append(datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 19)), tzinfo=PARIS))
+                person.updates.append(
+                    datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 19)), tzinfo=PARIS)
+                )
         if rng.random() < profile["event"]:
             for _ in range(rng.randint(1, 3)):
                 start = datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 17)), tzinfo=PARIS)
                 status = EventStatus.ANNULE if rng.random() < 0.03 else EventStatus.REALISE
-                person.events.append(AgendaEvent(f"{len(person.events) + 1}", start, start + timedelta(minutes=45),
-                                                 start + timedelta(minutes=50), status))
+                person.events.append(
+                    AgendaEvent(
+                        f"{len(person.events) + 1}",
+                        start,
+                        start + timedelta(minutes=45),
+                        start + timedelta(minutes=50),
+                        status,
+                    )
+                )
 
 
 def write_fixtures(folder: Path, grappe: list[EssmsTimeline], base_fixtures: Path, name: str) -> None:
     """The synthetic grappe as a fixtures folder the simulators load (persons, ESSMS, MSSanté directory)."""
     (folder / "mssante").mkdir(parents=True, exist_ok=True)
     persons = [
-        {"id": p.person.id, "family": p.person.family, "given": p.person.given, "sex": p.person.sex,
-         "birth_date": p.person.birth_date.isoformat(), "ins": p.person.ins.value, "ins_oid": p.person.ins.oid,
-         "essms": p.person.essms, "patient_mailbox": False}
-        for item in grappe for p in item.people
+        {
+            "id": p.person.id,
+            "family": p.person.family,
+            "given": p.person.given,
+            "sex": p.person.sex,
+            "birth_date": p.person.birth_date.isoformat(),
+            "ins": p.person.ins.value,
+            "ins_oid": p.person.ins.oid,
+            "essms": p.person.essms,
+            "patient_mailbox": False,
+        }
+        for item in grappe
+        for p in item.people
     ]
     (folder / "persons.json").write_text(json.dumps(persons, ensure_ascii=False, indent=1), encoding="utf-8")
-    essms = [{"finess": i.establishment.finess, "finess_juridique": i.establishment.finess_juridique,
-              "name": i.establishment.name, "category": i.establishment.category, "mailbox": i.establishment.mailbox,
-              "dui_mailbox": i.establishment.dui_mailbox} for i in grappe]
-    (folder / "essms.json").write_text(json.dumps({"grappe": {"id": "GRAPPE-SIMULEE", "name": name}, "essms": essms},
-                                                  ensure_ascii=False, indent=1), encoding="utf-8")
-    professionals = [m for m in json.loads((base_fixtures / "mssante" / "annuaire.json").read_text(encoding="utf-8"))
-                     if m.get("type") in {"PER", "CAB"}]
+    essms = [
+        {
+            "finess": i.establishment.finess,
+            "finess_juridique": i.establishment.finess_juridique,
+            "name": i.establishment.name,
+            "category": i.establishment.category,
+            "mailbox": i.establishment.mailbox,
+            "dui_mailbox": i.establishment.dui_mailbox,
+        }
+        for i in grappe
+    ]
+    (folder / "essms.json").write_text(
+        json.dumps({"grappe": {"id": "GRAPPE-SIMULEE", "name": name}, "essms": essms}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    professionals = [
+        m
+        for m in json.loads((base_fixtures / "mssante" / "annuaire.json").read_text(encoding="utf-8"))
+        if m.get("type") in {"PER", "CAB"}
+    ]
     directory = professionals + [
-        entry for i in grappe for entry in (
-            {"address": i.establishment.mailbox, "type": "ORG", "name": f"Secrétariat {i.establishment.name}",
-             "finess": i.establishment.finess, "password": f"org-{i.establishment.finess}"},
-            {"address": i.establishment.dui_mailbox, "type": "APP", "name": f"DUI {i.establishment.name}",
-             "finess": i.establishment.finess, "password": f"dui-{i.establishment.finess}"},
+        entry
+        for i in grappe
+        for entry in (
+            {
+                "address": i.establishment.mailbox,
+                "type": "ORG",
+                "name": f"Secrétariat {i.establishment.name}",
+                "finess": i.establishment.finess,
+                "password": f"org-{i.establishment.finess}",
+            },
+            {
+                "address": i.establishment.dui_mailbox,
+                "type": "APP",
+                "name": f"DUI {i.establishment.name}",
+                "finess": i.establishment.finess,
+                "password": f"dui-{i.establishment.finess}",
+            },
         )
     ]
-    (folder / "mssante" / "annuaire.json").write_text(json.dumps(directory, ensure_ascii=False, indent=1), encoding="utf-8")
+    (folder / "mssante" / "annuaire.json").write_text(
+        json.dumps(directory, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
 
 
 class _MonthClock:
@@ -350,16 +482,27 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
     fixtures = out / "fixtures"
     write_fixtures(fixtures, grappe_items, Path(base.fixtures_dir), name)
     journal_url = options.journal or f"sqlite:///{out / 'journal.sqlite'}"
-    config = replace(base, run_dir=out / ".socle", journal=journal_url, fixtures_dir=fixtures,
-                     services=SERVICES, http_port=0, ports={"mssante": {"smtp": 0}})
+    config = replace(
+        base,
+        run_dir=out / ".socle",
+        journal=journal_url,
+        fixtures_dir=fixtures,
+        services=SERVICES,
+        http_port=0,
+        ports={"mssante": {"smtp": 0}},
+    )
     run_id = f"sim-{options.seed}-{uuid.uuid4().hex[:6]}"
     env = SocleEnvironment(config, run_id=run_id)
     env.start()
     sut = make_driver(options.sut)
-    missing = [name for name in ("export_tddui", "dmp_feed", "import_eprescription", "cdl_post_note") if not hasattr(sut, name)]
+    missing = [
+        name for name in ("export_tddui", "dmp_feed", "import_eprescription", "cdl_post_note") if not hasattr(sut, name)
+    ]
     if missing:
         env.stop()
-        raise ValueError(f"le DUI piloté ({options.sut}) ne sait pas faire {', '.join(missing)} / cannot do {', '.join(missing)}")
+        raise ValueError(
+            f"le DUI piloté ({options.sut}) ne sait pas faire {', '.join(missing)} / cannot do {', '.join(missing)}"
+        )
     sut.setup(env.sut_environment())
     prescriber = env.host.simulators["eprescription"].service
     months = [add_months(options.start, i) for i in range(options.months)]
@@ -367,12 +510,20 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
     total_sends = sum(len(p.sends) for _, p in people)
     failures = sends = exports = feeds = imports = notes = 0
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
             t_months = progress.add_task("Mois simulés / months", total=len(months))
             t_sends = progress.add_task("Messages MSSanté", total=total_sends)
             t_dmp = progress.add_task("Documents versés au DMP", total=sum(len(p.dmp_feeds) for _, p in people))
-            t_ep = progress.add_task("Ordonnances électroniques importées", total=sum(len(p.prescriptions) for _, p in people))
+            t_ep = progress.add_task(
+                "Ordonnances électroniques importées", total=sum(len(p.prescriptions) for _, p in people)
+            )
             t_cdl = progress.add_task("Notes du cahier de liaison", total=sum(len(p.notes) for _, p in people))
             t_exports = progress.add_task("Exports TDDUI", total=len(months) * len(grappe_items))
             with ThreadPoolExecutor(max_workers=options.workers) as pool:
@@ -380,15 +531,27 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
                     first, last = _month_days(month)
                     env.run.clock = _MonthClock(month)
                     jobs = [
-                        MssanteSend(person=p.person, establishment=i.establishment, document_kind="DLU",
-                                    recipients=("jean.dupont@medecin.mssante.fr",))
-                        for i in grappe_items for p in i.people for s in p.sends if first <= s.date() <= last
+                        MssanteSend(
+                            person=p.person,
+                            establishment=i.establishment,
+                            document_kind="DLU",
+                            recipients=("jean.dupont@medecin.mssante.fr",),
+                        )
+                        for i in grappe_items
+                        for p in i.people
+                        for s in p.sends
+                        if first <= s.date() <= last
                     ]
                     for result in pool.map(sut.send_mssante, jobs):
                         sends += 1
                         failures += result.status is not ActionStatus.DONE
                         progress.advance(t_sends)
-                    feed_jobs = [DmpFeed(p.person, est, kind) for est, p in people for day, kind in p.dmp_feeds if first <= day <= last]
+                    feed_jobs = [
+                        DmpFeed(p.person, est, kind)
+                        for est, p in people
+                        for day, kind in p.dmp_feeds
+                        if first <= day <= last
+                    ]
                     for result in pool.map(sut.dmp_feed, feed_jobs):
                         feeds += 1
                         failures += result.status is not ActionStatus.DONE
@@ -396,16 +559,27 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
                     # the prescribers issue the prescriptions (in a fixed order: same seed, same EPU), then the
                     # ESSMS professionals scan them and the DUI imports them
                     import_jobs = [
-                        EprescriptionImport(p.person, est, prescriber.issue(
-                            p.person, lines=1 + k % 3, authored=datetime.combine(day, time(10), tzinfo=PARIS)).epu)
-                        for est, p in people for k, day in enumerate(p.prescriptions) if first <= day <= last
+                        EprescriptionImport(
+                            p.person,
+                            est,
+                            prescriber.issue(
+                                p.person, lines=1 + k % 3, authored=datetime.combine(day, time(10), tzinfo=PARIS)
+                            ).epu,
+                        )
+                        for est, p in people
+                        for k, day in enumerate(p.prescriptions)
+                        if first <= day <= last
                     ]
                     for result in pool.map(sut.import_eprescription, import_jobs):
                         imports += 1
                         failures += result.status is not ActionStatus.DONE
                         progress.advance(t_ep)
-                    note_jobs = [CdlNotePost(p.person, est, kind, text, urgent=kind == "DEM-AVIS")
-                                 for est, p in people for day, kind, text in p.notes if first <= day <= last]
+                    note_jobs = [
+                        CdlNotePost(p.person, est, kind, text, urgent=kind == "DEM-AVIS")
+                        for est, p in people
+                        for day, kind, text in p.notes
+                        if first <= day <= last
+                    ]
                     for result in pool.map(sut.cdl_post_note, note_jobs):
                         notes += 1
                         failures += result.status is not ActionStatus.DONE
@@ -413,8 +587,11 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
                     exported_at = datetime.combine(last, time(20), tzinfo=PARIS)
                     env.run.clock = lambda at=exported_at: at
                     actions = [
-                        TdduiExport(i.establishment,
-                                    tuple(p.record(first) for p in i.people if p.present_in(first, last)), exported_at)
+                        TdduiExport(
+                            i.establishment,
+                            tuple(p.record(first) for p in i.people if p.present_in(first, last)),
+                            exported_at,
+                        )
                         for i in grappe_items
                     ]
                     for result in pool.map(sut.export_tddui, actions):
@@ -428,11 +605,20 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
         env.stop()
     grappe = Grappe(
         name=name,
-        essms=tuple(GrappeEssms(i.establishment.finess, i.establishment.name, i.establishment.category, i.project,
-                                i.referenced) for i in grappe_items),
-        og_essms=len(grappe_items), campaign_start=options.start, run_id=run_id,
-        extra={"seed": options.seed, "profile": options.profile, "persons_per_essms": options.persons,
-               "months": options.months, "sut": options.sut},
+        essms=tuple(
+            GrappeEssms(i.establishment.finess, i.establishment.name, i.establishment.category, i.project, i.referenced)
+            for i in grappe_items
+        ),
+        og_essms=len(grappe_items),
+        campaign_start=options.start,
+        run_id=run_id,
+        extra={
+            "seed": options.seed,
+            "profile": options.profile,
+            "persons_per_essms": options.persons,
+            "months": options.months,
+            "sut": options.sut,
+        },
     )
     grappe_path = out / "grappe.json"
     grappe_path.write_text(json.dumps(grappe.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
@@ -443,13 +629,37 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
     store = open_journal(journal_url)
     try:
         engine = IndicatorEngine(store, base.indicator_targets, base.mssante_counting)
-        report = engine.compute(campaign_periods(options.start, months[-1]), Scope(run_id=run_id),
-                                grappe=tuple(e.finess for e in grappe.essms), campaign_start=options.start)
+        report = engine.compute(
+            campaign_periods(options.start, months[-1]),
+            Scope(run_id=run_id),
+            grappe=tuple(e.finess for e in grappe.essms),
+            campaign_start=options.start,
+        )
     finally:
         store.close()
     html_path = out / "indicateurs.html"
-    html_path.write_bytes(render_indicators_html(report, names=grappe.names, journal_url=journal_url,
-                                                 forecast=forecast(grappe, report), title=f"Indicateurs d'usage — {name}"))
+    html_path.write_bytes(
+        render_indicators_html(
+            report,
+            names=grappe.names,
+            journal_url=journal_url,
+            forecast=forecast(grappe, report),
+            title=f"Indicateurs d'usage — {name}",
+        )
+    )
     unobserved = [d.label for d in INDICATORS if not report.observed.get(d.key)]
-    return SimulationResult(grappe, grappe_path, report, journal_url, html_path, run_id, unobserved, sends, exports, failures,
-                            feeds, imports, notes)
+    return SimulationResult(
+        grappe,
+        grappe_path,
+        report,
+        journal_url,
+        html_path,
+        run_id,
+        unobserved,
+        sends,
+        exports,
+        failures,
+        feeds,
+        imports,
+        notes,
+    )

@@ -126,7 +126,15 @@ class OperatorPromptClosed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, ScenarioStarted, StepFinished, ScenarioFinished, RunFinished, OperatorPrompt, OperatorPromptClosed)
+    for cls in (
+        RunStarted,
+        ScenarioStarted,
+        StepFinished,
+        ScenarioFinished,
+        RunFinished,
+        OperatorPrompt,
+        OperatorPromptClosed,
+    )
 }
 
 

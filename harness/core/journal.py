@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")  # the month of an exchange is a French calendar month (Exchange.month)
 
+
 class Direction(StrEnum):
     """Who initiated the exchange, seen from the DUI under test."""
 
@@ -228,8 +229,11 @@ class SQLiteJournal:
                 candidates = self._db.execute(
                     "SELECT seq, ts, month FROM exchanges WHERE substr(ts, 9, 2) >= '28' AND substr(ts, 12, 2) >= '22'"
                 ).fetchall()
-                changes = [(m, seq) for seq, ts, month in candidates
-                           if (m := datetime.fromisoformat(ts).astimezone(PARIS).strftime("%Y-%m")) != month]
+                changes = [
+                    (m, seq)
+                    for seq, ts, month in candidates
+                    if (m := datetime.fromisoformat(ts).astimezone(PARIS).strftime("%Y-%m")) != month
+                ]
                 self._db.executemany("UPDATE exchanges SET month = ? WHERE seq = ?", changes)
                 self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
                 self._db.execute("COMMIT")
@@ -420,4 +424,3 @@ def wait_for(
         if len(found) >= count or time.monotonic() >= deadline:
             return found
         time.sleep(poll)
-

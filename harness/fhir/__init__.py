@@ -32,7 +32,24 @@ from harness.fhir.store import ResourceStore, UnitOfWork, Version
 from harness.fhir.wire import Format, Limits
 
 __all__ = [
-    "FhirError", "FhirHooks", "FhirInteraction", "FhirServer", "Format", "Interaction", "Issue", "IssueCode", "IssueSeverity",
-    "Limits", "ParamType", "RequestInfo", "ResourceStore", "ResourceType", "SearchParam", "UnitOfWork", "Version",
-    "default_exchange", "fail", "operation_outcome",
+    "FhirError",
+    "FhirHooks",
+    "FhirInteraction",
+    "FhirServer",
+    "Format",
+    "Interaction",
+    "Issue",
+    "IssueCode",
+    "IssueSeverity",
+    "Limits",
+    "ParamType",
+    "RequestInfo",
+    "ResourceStore",
+    "ResourceType",
+    "SearchParam",
+    "UnitOfWork",
+    "Version",
+    "default_exchange",
+    "fail",
+    "operation_outcome",
 ]

@@ -66,64 +66,125 @@ def _status_line(status: int) -> str:
 
 def _relocate(error: FhirError, where: str) -> FhirError:
     """The same error with each issue located in the entry (``Bundle.entry[i]...``)."""
-    issues = [Issue(i.severity, i.code, i.diagnostics, i.expression if i.expression.startswith("Bundle.") else
-                    (f"{where}.{i.expression}" if i.expression else where), i.detail) for i in error.issues]
+    issues = [
+        Issue(
+            i.severity,
+            i.code,
+            i.diagnostics,
+            i.expression
+            if i.expression.startswith("Bundle.")
+            else (f"{where}.{i.expression}" if i.expression else where),
+            i.detail,
+        )
+        for i in error.issues
+    ]
     return FhirError(error.status, issues, error_code=error.error_code, headers=error.headers)
 
 
 def _plan(server: FhirServer, index: int, entry: Any) -> EntryPlan:
     where = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict):
-        raise fail(400, IssueCode.STRUCTURE, "entrée de Bundle invalide", expression=where, error_code="FHIR-BUNDLE-ENTRY")
+        raise fail(
+            400, IssueCode.STRUCTURE, "entrée de Bundle invalide", expression=where, error_code="FHIR-BUNDLE-ENTRY"
+        )
     request = entry.get("request")
     if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
-        raise fail(400, IssueCode.REQUIRED, "request.method et request.url sont obligatoires dans une transaction",
-                   expression=f"{where}.request", error_code="FHIR-BUNDLE-REQUEST")
+        raise fail(
+            400,
+            IssueCode.REQUIRED,
+            "request.method et request.url sont obligatoires dans une transaction",
+            expression=f"{where}.request",
+            error_code="FHIR-BUNDLE-REQUEST",
+        )
     method = str(request["method"]).upper()
     if method not in _ORDER:
-        raise fail(400, IssueCode.NOT_SUPPORTED, f"méthode {method} non prise en charge", expression=f"{where}.request.method",
-                   error_code="FHIR-BUNDLE-REQUEST")
+        raise fail(
+            400,
+            IssueCode.NOT_SUPPORTED,
+            f"méthode {method} non prise en charge",
+            expression=f"{where}.request.method",
+            error_code="FHIR-BUNDLE-REQUEST",
+        )
     if method == "PATCH":
-        raise fail(400, IssueCode.NOT_SUPPORTED, "PATCH n'est pas pris en charge", expression=f"{where}.request.method",
-                   error_code="FHIR-BUNDLE-REQUEST")
+        raise fail(
+            400,
+            IssueCode.NOT_SUPPORTED,
+            "PATCH n'est pas pris en charge",
+            expression=f"{where}.request.method",
+            error_code="FHIR-BUNDLE-REQUEST",
+        )
     url = str(request["url"])
     base = server.base_url()
     if url.startswith(base + "/"):
-        url = url[len(base) + 1:]
+        url = url[len(base) + 1 :]
     path, _, query = url.lstrip("/").partition("?")
     parts = [p for p in path.split("/") if p]
     if not parts or len(parts) > 4:
-        raise fail(400, IssueCode.INVALID, f"request.url invalide : {request['url']!r}", expression=f"{where}.request.url",
-                   error_code="FHIR-BUNDLE-REQUEST")
+        raise fail(
+            400,
+            IssueCode.INVALID,
+            f"request.url invalide : {request['url']!r}",
+            expression=f"{where}.request.url",
+            error_code="FHIR-BUNDLE-REQUEST",
+        )
     resource = entry.get("resource")
     if method in ("POST", "PUT") and not isinstance(resource, dict):
-        raise fail(400, IssueCode.REQUIRED, f"une entrée {method} doit contenir une ressource", expression=f"{where}.resource",
-                   error_code="FHIR-BUNDLE-RESOURCE")
+        raise fail(
+            400,
+            IssueCode.REQUIRED,
+            f"une entrée {method} doit contenir une ressource",
+            expression=f"{where}.resource",
+            error_code="FHIR-BUNDLE-RESOURCE",
+        )
     rtype = parts[0]
     rid = parts[1] if len(parts) >= 2 else None
     if method == "POST" and rid is not None:
         # The ANS CdL guide's example Bundle puts "Type/uuid" in request.url of a POST: the id is the server's to assign.
         rid = None
     if method == "PUT" and rid is None and not query:
-        raise fail(400, IssueCode.INVALID, "une entrée PUT doit viser Type/id", expression=f"{where}.request.url",
-                   error_code="FHIR-BUNDLE-REQUEST")
+        raise fail(
+            400,
+            IssueCode.INVALID,
+            "une entrée PUT doit viser Type/id",
+            expression=f"{where}.request.url",
+            error_code="FHIR-BUNDLE-REQUEST",
+        )
     if_match = request.get("ifMatch")
-    return EntryPlan(index, method, rtype, rid, query, resource if isinstance(resource, dict) else None,
-                     entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None,
-                     parse_etag(if_match) if if_match else None,
-                     request.get("ifNoneExist") if isinstance(request.get("ifNoneExist"), str) else None)
+    return EntryPlan(
+        index,
+        method,
+        rtype,
+        rid,
+        query,
+        resource if isinstance(resource, dict) else None,
+        entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None,
+        parse_etag(if_match) if if_match else None,
+        request.get("ifNoneExist") if isinstance(request.get("ifNoneExist"), str) else None,
+    )
 
 
-def process_bundle(server: FhirServer, item: FhirInteraction, bundle: dict[str, Any], uow: UnitOfWork, info: RequestInfo) -> FhirInteraction:
+def process_bundle(
+    server: FhirServer, item: FhirInteraction, bundle: dict[str, Any], uow: UnitOfWork, info: RequestInfo
+) -> FhirInteraction:
     from harness.fhir.server import Interaction
 
     if bundle.get("resourceType") != "Bundle":
-        raise fail(400, IssueCode.INVALID, f"POST sur la racine attend un Bundle transaction ou batch, reçu {bundle.get('resourceType')!r}",
-                   expression="resourceType", error_code="FHIR-RESOURCETYPE")
+        raise fail(
+            400,
+            IssueCode.INVALID,
+            f"POST sur la racine attend un Bundle transaction ou batch, reçu {bundle.get('resourceType')!r}",
+            expression="resourceType",
+            error_code="FHIR-RESOURCETYPE",
+        )
     kind = bundle.get("type")
     if kind not in ("transaction", "batch"):
-        raise fail(400, IssueCode.INVALID, f"Bundle.type {kind!r} : seuls transaction et batch sont traités",
-                   expression="Bundle.type", error_code="FHIR-BUNDLE-TYPE")
+        raise fail(
+            400,
+            IssueCode.INVALID,
+            f"Bundle.type {kind!r} : seuls transaction et batch sont traités",
+            expression="Bundle.type",
+            error_code="FHIR-BUNDLE-TYPE",
+        )
     item.interaction = Interaction.TRANSACTION if kind == "transaction" else Interaction.BATCH
     item.request = bundle
     structure = structure_findings(bundle, location="Bundle")
@@ -140,7 +201,9 @@ def process_bundle(server: FhirServer, item: FhirInteraction, bundle: dict[str, 
     return _transaction(server, item, entries, uow, info)
 
 
-def _run_entry(server: FhirServer, plan: EntryPlan, uow: UnitOfWork, info: RequestInfo, *, check_refs: bool) -> FhirInteraction:
+def _run_entry(
+    server: FhirServer, plan: EntryPlan, uow: UnitOfWork, info: RequestInfo, *, check_refs: bool
+) -> FhirInteraction:
     from harness.fhir.server import FhirInteraction, Interaction
 
     where = f"{plan.where}.resource"
@@ -156,11 +219,25 @@ def _run_entry(server: FhirServer, plan: EntryPlan, uow: UnitOfWork, info: Reque
         assert plan.resource is not None  # noqa: S101 - checked by _plan
         if plan.noop_target is not None:
             version = uow.read(plan.resource_type, plan.noop_target)
-            sub.result, sub.resource_id, sub.noop, sub.status, sub.request = version, version.id, True, 200, plan.resource
+            sub.result, sub.resource_id, sub.noop, sub.status, sub.request = (
+                version,
+                version.id,
+                True,
+                200,
+                plan.resource,
+            )
             sub.response = version.body()
             return sub
-        return server.do_create(sub, plan.resource, uow, info, resource_id=plan.assigned_id, check_refs=check_refs,
-                                structure_checked=True, where=where)
+        return server.do_create(
+            sub,
+            plan.resource,
+            uow,
+            info,
+            resource_id=plan.assigned_id,
+            check_refs=check_refs,
+            structure_checked=True,
+            where=where,
+        )
     if plan.method == "PUT":
         sub = FhirInteraction(Interaction.UPDATE, "PUT", plan.resource_type, plan.resource_id, index=plan.index)
         server._type_of(plan.resource_type, Interaction.UPDATE)  # noqa: SLF001
@@ -168,20 +245,36 @@ def _run_entry(server: FhirServer, plan: EntryPlan, uow: UnitOfWork, info: Reque
         if plan.resource_id is None:  # conditional update
             hits = server._conditional_matches(plan.resource_type, plan.query, uow, info)  # noqa: SLF001
             if len(hits) > 1:
-                raise fail(412, IssueCode.DUPLICATE, "plusieurs ressources correspondent à la mise à jour conditionnelle",
-                           error_code="FHIR-CONDITIONAL")
+                raise fail(
+                    412,
+                    IssueCode.DUPLICATE,
+                    "plusieurs ressources correspondent à la mise à jour conditionnelle",
+                    error_code="FHIR-CONDITIONAL",
+                )
             sub.resource_id = hits[0].id if hits else str(uuid.uuid4())
             plan.resource = {**plan.resource, "id": sub.resource_id}
-        return server.do_update(sub, plan.resource, uow, info, if_match=plan.if_match, check_refs=check_refs,
-                                structure_checked=True, where=where)
+        return server.do_update(
+            sub,
+            plan.resource,
+            uow,
+            info,
+            if_match=plan.if_match,
+            check_refs=check_refs,
+            structure_checked=True,
+            where=where,
+        )
     # GET / HEAD
     if plan.resource_id is not None:
         sub = FhirInteraction(Interaction.READ, "GET", plan.resource_type, plan.resource_id, index=plan.index)
         return server._read(sub, info, uow)  # noqa: SLF001
     sub = FhirInteraction(Interaction.SEARCH, "GET", plan.resource_type, None, index=plan.index)
     server._type_of(plan.resource_type, Interaction.SEARCH)  # noqa: SLF001
-    query = parse_query(plan.resource_type, parse_qsl(plan.query, keep_blank_values=True), server.registry,
-                        max_count=server.limits.max_search_results)
+    query = parse_query(
+        plan.resource_type,
+        parse_qsl(plan.query, keep_blank_values=True),
+        server.registry,
+        max_count=server.limits.max_search_results,
+    )
     return server.do_search(sub, query, uow, info, query_string=plan.query)
 
 
@@ -191,7 +284,9 @@ def _with_query(info: RequestInfo, query: str) -> RequestInfo:
     return RequestInfo(info.method, info.path, query, info.headers, info.body, info.content_type, info.caller_finess)
 
 
-def _transaction(server: FhirServer, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo) -> FhirInteraction:
+def _transaction(
+    server: FhirServer, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo
+) -> FhirInteraction:
     from harness.fhir.server import FhirInteraction
 
     plans = [_plan(server, index, entry) for index, entry in enumerate(entries)]
@@ -206,8 +301,13 @@ def _transaction(server: FhirServer, item: FhirInteraction, entries: list[Any], 
                 except FhirError as exc:
                     raise _relocate(exc, f"{plan.where}.request.ifNoneExist") from None
                 if len(hits) > 1:
-                    raise fail(412, IssueCode.DUPLICATE, f"ifNoneExist : {len(hits)} ressources correspondent",
-                               expression=f"{plan.where}.request.ifNoneExist", error_code="FHIR-CONDITIONAL")
+                    raise fail(
+                        412,
+                        IssueCode.DUPLICATE,
+                        f"ifNoneExist : {len(hits)} ressources correspondent",
+                        expression=f"{plan.where}.request.ifNoneExist",
+                        error_code="FHIR-CONDITIONAL",
+                    )
                 if hits:
                     plan.noop_target = hits[0].id
             plan.assigned_id = plan.noop_target or str(uuid.uuid4())
@@ -216,15 +316,25 @@ def _transaction(server: FhirServer, item: FhirInteraction, entries: list[Any], 
         elif plan.method in ("PUT", "DELETE") and plan.resource_id:
             key = (plan.resource_type, plan.resource_id)
             if key in targets:
-                raise fail(400, IssueCode.DUPLICATE, f"{key[0]}/{key[1]} visé par deux entrées ({targets[key]} et {plan.index})",
-                           expression=plan.where, error_code="FHIR-BUNDLE-DUPLICATE")
+                raise fail(
+                    400,
+                    IssueCode.DUPLICATE,
+                    f"{key[0]}/{key[1]} visé par deux entrées ({targets[key]} et {plan.index})",
+                    expression=plan.where,
+                    error_code="FHIR-BUNDLE-DUPLICATE",
+                )
             targets[key] = plan.index
             if plan.full_url and plan.method == "PUT":
                 mapping[plan.full_url] = f"{plan.resource_type}/{plan.resource_id}"
     full_urls = [p.full_url for p in plans if p.full_url]
     if len(full_urls) != len(set(full_urls)):
-        raise fail(400, IssueCode.DUPLICATE, "deux entrées ont le même fullUrl", expression="Bundle.entry.fullUrl",
-                   error_code="FHIR-BUNDLE-DUPLICATE")
+        raise fail(
+            400,
+            IssueCode.DUPLICATE,
+            "deux entrées ont le même fullUrl",
+            expression="Bundle.entry.fullUrl",
+            error_code="FHIR-BUNDLE-DUPLICATE",
+        )
     if mapping:
         for plan in plans:
             if plan.resource is not None:
@@ -236,8 +346,14 @@ def _transaction(server: FhirServer, item: FhirInteraction, entries: list[Any], 
             try:
                 results[plan.index] = _run_entry(server, plan, uow, info, check_refs=False)
             except FhirError as exc:
-                failed = FhirInteraction(_interaction_of(plan), plan.method, plan.resource_type, plan.resource_id, index=plan.index,
-                                         request=plan.resource)
+                failed = FhirInteraction(
+                    _interaction_of(plan),
+                    plan.method,
+                    plan.resource_type,
+                    plan.resource_id,
+                    index=plan.index,
+                    request=plan.resource,
+                )
                 failed.error, failed.status = _relocate(exc, plan.where), exc.status
                 results[plan.index] = failed
                 raise failed.error from None
@@ -251,12 +367,20 @@ def _transaction(server: FhirServer, item: FhirInteraction, entries: list[Any], 
                     done.error, done.status = exc, exc.status
                     raise
     except FhirError as exc:
-        item.entries = [results.get(p.index) or FhirInteraction(_interaction_of(p), p.method, p.resource_type, p.resource_id,
-                                                                index=p.index, request=p.resource) for p in plans]
+        item.entries = [
+            results.get(p.index)
+            or FhirInteraction(
+                _interaction_of(p), p.method, p.resource_type, p.resource_id, index=p.index, request=p.resource
+            )
+            for p in plans
+        ]
         cancelled = Issue(IssueSeverity.ERROR, IssueCode.PROCESSING, "transaction annulée : une autre entrée a échoué")
         for sub in item.entries:
             if sub.error is None:
-                sub.error, sub.status = FhirError(exc.status, [cancelled, *exc.issues], error_code=exc.error_code), exc.status
+                sub.error, sub.status = (
+                    FhirError(exc.status, [cancelled, *exc.issues], error_code=exc.error_code),
+                    exc.status,
+                )
         raise
     item.entries = [results[p.index] for p in plans]
     item.status = 200
@@ -276,7 +400,9 @@ def _interaction_of(plan: EntryPlan) -> Any:
     return Interaction.READ if plan.resource_id else Interaction.SEARCH
 
 
-def _batch(server: FhirServer, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo) -> FhirInteraction:
+def _batch(
+    server: FhirServer, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo
+) -> FhirInteraction:
     from harness.fhir.server import FhirInteraction, Interaction
 
     item.entries = []
@@ -287,7 +413,12 @@ def _batch(server: FhirServer, item: FhirInteraction, entries: list[Any], uow: U
             if plan.method == "POST" and plan.if_none_exist:
                 hits = server._conditional_matches(plan.resource_type, plan.if_none_exist, child, info)  # noqa: SLF001
                 if len(hits) > 1:
-                    raise fail(412, IssueCode.DUPLICATE, "ifNoneExist : plusieurs ressources correspondent", error_code="FHIR-CONDITIONAL")
+                    raise fail(
+                        412,
+                        IssueCode.DUPLICATE,
+                        "ifNoneExist : plusieurs ressources correspondent",
+                        error_code="FHIR-CONDITIONAL",
+                    )
                 plan.noop_target = hits[0].id if hits else None
             sub = _run_entry(server, plan, child, info, check_refs=True)
             uow.absorb(child)
@@ -296,7 +427,9 @@ def _batch(server: FhirServer, item: FhirInteraction, entries: list[Any], uow: U
             if isinstance(entry, dict) and isinstance(entry.get("request"), dict):
                 sub.method = str(entry["request"].get("method", "")).upper()
             sub.error, sub.status = _relocate(exc, f"Bundle.entry[{index}]"), exc.status
-            sub.request = entry.get("resource") if isinstance(entry, dict) and isinstance(entry.get("resource"), dict) else None
+            sub.request = (
+                entry.get("resource") if isinstance(entry, dict) and isinstance(entry.get("resource"), dict) else None
+            )
         item.entries.append(sub)
     item.status = 200
     item.response = _response_bundle("batch-response", item.entries, info, server.base_url())

@@ -24,7 +24,9 @@ def capability_statement(server: FhirServer) -> dict[str, Any]:
     for rtype in server.resources.values():
         entry: dict[str, Any] = {
             "type": rtype.name,
-            "interaction": [{"code": code} for code in _RESOURCE_INTERACTIONS if code in {str(i) for i in rtype.interactions}],
+            "interaction": [
+                {"code": code} for code in _RESOURCE_INTERACTIONS if code in {str(i) for i in rtype.interactions}
+            ],
             "versioning": "versioned-update",
             "readHistory": "history-instance" in {str(i) for i in rtype.interactions},
             "updateCreate": True,
@@ -38,8 +40,12 @@ def capability_statement(server: FhirServer) -> dict[str, Any]:
         params = [p for p in server.registry.of(rtype.name).values()]
         if params and "search-type" in {str(i) for i in rtype.interactions}:
             entry["searchParam"] = [
-                {"name": p.name, "type": str(p.type), **({"definition": p.definition} if p.definition else {}),
-                 **({"documentation": p.documentation} if p.documentation else {})}
+                {
+                    "name": p.name,
+                    "type": str(p.type),
+                    **({"definition": p.definition} if p.definition else {}),
+                    **({"documentation": p.documentation} if p.documentation else {}),
+                }
                 for p in params
             ]
             refs = [p.name for p in params if p.type is ParamType.REFERENCE]
@@ -56,14 +62,16 @@ def capability_statement(server: FhirServer) -> dict[str, Any]:
         "implementation": {"description": server.title, "url": server.base_url()},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/fhir+xml"],
-        "rest": [{
-            "mode": "server",
-            "documentation": "Simulateur : erreurs en OperationOutcome, ETag W/\"versionId\" et If-Match (412), "
-                             f"corps limité à {server.limits.max_body_bytes} octets, Bundle limité à "
-                             f"{server.limits.max_bundle_entries} entrées (413).",
-            "resource": resources,
-            "interaction": [{"code": "transaction"}, {"code": "batch"}],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": 'Simulateur : erreurs en OperationOutcome, ETag W/"versionId" et If-Match (412), '
+                f"corps limité à {server.limits.max_body_bytes} octets, Bundle limité à "
+                f"{server.limits.max_bundle_entries} entrées (413).",
+                "resource": resources,
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
     }
     if server.implementation_guides:
         statement["implementationGuide"] = list(server.implementation_guides)

@@ -50,18 +50,28 @@ def structure_findings(resource: dict[str, Any], *, location: str | None = None)
         return unsafe
     cls = model_class(resource_type)
     if cls is None:
-        return [Finding("FHIR-RESOURCETYPE", f"type de ressource inconnu : {resource_type or '(absent)'}", Severity.ERROR, where)]
+        return [
+            Finding(
+                "FHIR-RESOURCETYPE", f"type de ressource inconnu : {resource_type or '(absent)'}", Severity.ERROR, where
+            )
+        ]
     try:
         cls.model_validate(resource)
     except ValidationError as exc:
         errors = exc.errors()
         out = [
-            Finding("FHIR-STRUCTURE", str(error.get("msg", "invalide"))[:300], Severity.ERROR,
-                    ".".join([where, *(str(p) for p in error.get("loc", ()) if p != "__root__")]))
+            Finding(
+                "FHIR-STRUCTURE",
+                str(error.get("msg", "invalide"))[:300],
+                Severity.ERROR,
+                ".".join([where, *(str(p) for p in error.get("loc", ()) if p != "__root__")]),
+            )
             for error in errors[:MAX_REPORTED]
         ]
         if len(errors) > MAX_REPORTED:
-            out.append(Finding("FHIR-STRUCTURE", f"… et {len(errors) - MAX_REPORTED} autres erreurs", Severity.ERROR, where))
+            out.append(
+                Finding("FHIR-STRUCTURE", f"… et {len(errors) - MAX_REPORTED} autres erreurs", Severity.ERROR, where)
+            )
         return out
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         return [Finding("FHIR-STRUCTURE", str(exc)[:300], Severity.ERROR, where)]

@@ -75,8 +75,14 @@ class FhirError(Exception):
     ``error_code`` is the stable code the journal records (a finding code such as ``CDL-TYPE`` or the issue code).
     """
 
-    def __init__(self, status: int, issues: Sequence[Issue] | Issue, *, error_code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        issues: Sequence[Issue] | Issue,
+        *,
+        error_code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status = status
         self.issues: tuple[Issue, ...] = (issues,) if isinstance(issues, Issue) else tuple(issues)
         first = self.issues[0] if self.issues else Issue(IssueSeverity.ERROR, IssueCode.EXCEPTION, "erreur")
@@ -86,37 +92,60 @@ class FhirError(Exception):
 
     @property
     def message(self) -> str:
-        return "; ".join(i.diagnostics for i in self.issues if i.severity in (IssueSeverity.ERROR, IssueSeverity.FATAL)) or (
-            self.issues[0].diagnostics if self.issues else "")
+        return "; ".join(
+            i.diagnostics for i in self.issues if i.severity in (IssueSeverity.ERROR, IssueSeverity.FATAL)
+        ) or (self.issues[0].diagnostics if self.issues else "")
 
     def outcome(self) -> dict[str, Any]:
         return operation_outcome(self.issues)
 
 
-def fail(status: int, code: IssueCode, diagnostics: str, *, expression: str = "", error_code: str | None = None,
-         headers: dict[str, str] | None = None) -> FhirError:
+def fail(
+    status: int,
+    code: IssueCode,
+    diagnostics: str,
+    *,
+    expression: str = "",
+    error_code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> FhirError:
     """A :class:`FhirError` with one error issue (``raise fail(404, IssueCode.NOT_FOUND, "...")``)."""
-    return FhirError(status, Issue(IssueSeverity.ERROR, code, diagnostics, expression, error_code or ""), error_code=error_code,
-                     headers=headers)
+    return FhirError(
+        status,
+        Issue(IssueSeverity.ERROR, code, diagnostics, expression, error_code or ""),
+        error_code=error_code,
+        headers=headers,
+    )
 
 
 def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
     """An R4 ``OperationOutcome`` (at least one issue: ``issue`` is 1..*)."""
-    listed = [i.to_json() for i in issues] or [Issue(IssueSeverity.INFORMATION, IssueCode.INFORMATIONAL, "OK").to_json()]
+    listed = [i.to_json() for i in issues] or [
+        Issue(IssueSeverity.INFORMATION, IssueCode.INFORMATIONAL, "OK").to_json()
+    ]
     return {"resourceType": "OperationOutcome", "issue": listed}
 
 
-_SEVERITY = {Severity.ERROR: IssueSeverity.ERROR, Severity.WARNING: IssueSeverity.WARNING, Severity.INFO: IssueSeverity.INFORMATION}
+_SEVERITY = {
+    Severity.ERROR: IssueSeverity.ERROR,
+    Severity.WARNING: IssueSeverity.WARNING,
+    Severity.INFO: IssueSeverity.INFORMATION,
+}
 
 
 @dataclass(frozen=True)
 class FindingCodes:
     """How finding codes map to issue codes: a prefix table, first match wins (default ``invalid``)."""
 
-    prefixes: tuple[tuple[str, IssueCode], ...] = field(default=(
-        ("FHIR-STRUCTURE", IssueCode.STRUCTURE), ("FHIR-REQUIRED", IssueCode.REQUIRED), ("FHIR-JSON", IssueCode.STRUCTURE),
-        ("XML-", IssueCode.STRUCTURE), ("FHIR-REFERENCE", IssueCode.NOT_FOUND),
-    ))
+    prefixes: tuple[tuple[str, IssueCode], ...] = field(
+        default=(
+            ("FHIR-STRUCTURE", IssueCode.STRUCTURE),
+            ("FHIR-REQUIRED", IssueCode.REQUIRED),
+            ("FHIR-JSON", IssueCode.STRUCTURE),
+            ("XML-", IssueCode.STRUCTURE),
+            ("FHIR-REFERENCE", IssueCode.NOT_FOUND),
+        )
+    )
 
     def code_of(self, finding: Finding) -> IssueCode:
         for prefix, code in self.prefixes:
@@ -134,8 +163,16 @@ DEFAULT_FINDING_CODES = FindingCodes()
 
 def issues_from_findings(findings: Iterable[Finding], codes: FindingCodes = DEFAULT_FINDING_CODES) -> list[Issue]:
     """Validator findings as ``OperationOutcome`` issues (``diagnostics`` = ``CODE: message``)."""
-    return [Issue(_SEVERITY.get(f.severity, IssueSeverity.INFORMATION), codes.code_of(f), f"{f.code}: {f.message}", f.location, f.code)
-            for f in findings]
+    return [
+        Issue(
+            _SEVERITY.get(f.severity, IssueSeverity.INFORMATION),
+            codes.code_of(f),
+            f"{f.code}: {f.message}",
+            f.location,
+            f.code,
+        )
+        for f in findings
+    ]
 
 
 def reject_findings(findings: Sequence[Finding], *, status: int = 422) -> None:

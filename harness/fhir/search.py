@@ -23,8 +23,21 @@ from typing import Any
 from harness.fhir.outcome import Issue, IssueCode, IssueSeverity, fail
 from harness.fhir.store import Version
 
-RESULT_PARAMETERS = frozenset({"_include", "_revinclude", "_count", "_sort", "_total", "_summary", "_elements",
-                               "_format", "_pretty", "_contained", "_containedType"})
+RESULT_PARAMETERS = frozenset(
+    {
+        "_include",
+        "_revinclude",
+        "_count",
+        "_sort",
+        "_total",
+        "_summary",
+        "_elements",
+        "_format",
+        "_pretty",
+        "_contained",
+        "_containedType",
+    }
+)
 
 
 class ParamType(StrEnum):
@@ -48,10 +61,20 @@ class SearchParam:
 
 
 COMMON_PARAMS: tuple[SearchParam, ...] = (
-    SearchParam("_id", ParamType.TOKEN, ("id",), documentation="identifiant logique",
-                definition="http://hl7.org/fhir/SearchParameter/Resource-id"),
-    SearchParam("_lastUpdated", ParamType.DATE, ("meta.lastUpdated",), documentation="date de dernière mise à jour",
-                definition="http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),
+    SearchParam(
+        "_id",
+        ParamType.TOKEN,
+        ("id",),
+        documentation="identifiant logique",
+        definition="http://hl7.org/fhir/SearchParameter/Resource-id",
+    ),
+    SearchParam(
+        "_lastUpdated",
+        ParamType.DATE,
+        ("meta.lastUpdated",),
+        documentation="date de dernière mise à jour",
+        definition="http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+    ),
 )
 
 
@@ -182,7 +205,9 @@ def _token_matches(value: Any, system: str | None, code: str | None) -> bool:
     candidates: list[tuple[str | None, str | None]] = []
     if isinstance(value, dict):
         if "coding" in value:
-            candidates.extend((c.get("system"), c.get("code")) for c in value.get("coding") or [] if isinstance(c, dict))
+            candidates.extend(
+                (c.get("system"), c.get("code")) for c in value.get("coding") or [] if isinstance(c, dict)
+            )
         if "value" in value or "system" in value:  # Identifier (or ContactPoint)
             candidates.append((value.get("system"), value.get("value") if "value" in value else value.get("code")))
         if "code" in value and "coding" not in value:  # Coding
@@ -212,7 +237,19 @@ def _string_values(value: Any) -> list[str]:
         return [value]
     if isinstance(value, dict):  # HumanName, Address...
         out: list[str] = []
-        for key in ("text", "family", "given", "prefix", "suffix", "line", "city", "postalCode", "country", "display", "value"):
+        for key in (
+            "text",
+            "family",
+            "given",
+            "prefix",
+            "suffix",
+            "line",
+            "city",
+            "postalCode",
+            "country",
+            "display",
+            "value",
+        ):
             item = value.get(key)
             out.extend(item if isinstance(item, list) else [item] if isinstance(item, str) else [])
         return [o for o in out if isinstance(o, str)]
@@ -249,8 +286,14 @@ class SearchQuery:
     warnings: list[Issue] = field(default_factory=list)
 
 
-def parse_query(resource_type: str, items: Sequence[tuple[str, str]], registry: SearchRegistry, *,
-                strict: bool = False, max_count: int = 1000) -> SearchQuery:
+def parse_query(
+    resource_type: str,
+    items: Sequence[tuple[str, str]],
+    registry: SearchRegistry,
+    *,
+    strict: bool = False,
+    max_count: int = 1000,
+) -> SearchQuery:
     """Parse the query string of a type-level search (unknown parameters: warning, or HTTP 400 when strict)."""
     query = SearchQuery(resource_type)
     table = registry.of(resource_type)
@@ -274,7 +317,9 @@ def parse_query(resource_type: str, items: Sequence[tuple[str, str]], registry: 
             try:
                 count = int(raw)
             except ValueError:
-                raise fail(400, IssueCode.INVALID, f"_count invalide : {raw!r}", error_code="FHIR-SEARCH-COUNT") from None
+                raise fail(
+                    400, IssueCode.INVALID, f"_count invalide : {raw!r}", error_code="FHIR-SEARCH-COUNT"
+                ) from None
             if count < 0:
                 raise fail(400, IssueCode.INVALID, f"_count invalide : {raw!r}", error_code="FHIR-SEARCH-COUNT")
             query.count = min(count, max_count)
@@ -315,7 +360,12 @@ def parse_query(resource_type: str, items: Sequence[tuple[str, str]], registry: 
         if param.type is ParamType.DATE and modifier != "missing":
             for value in _split_values(raw):
                 if date_range(value[2:] if value[:2] in _PREFIXES else value) is None:
-                    raise fail(400, IssueCode.INVALID, f"date de recherche invalide : {key}={value!r}", error_code="FHIR-SEARCH-DATE")
+                    raise fail(
+                        400,
+                        IssueCode.INVALID,
+                        f"date de recherche invalide : {key}={value!r}",
+                        error_code="FHIR-SEARCH-DATE",
+                    )
         query.criteria.append(Criterion(param, modifier or None, tuple(_split_values(raw))))
     return query
 
@@ -346,11 +396,16 @@ class Matcher:
 
     def matches(self, resource: dict[str, Any], criterion: Criterion) -> bool:
         param = criterion.param
-        found = values_at(resource, param.paths[0]) if len(param.paths) == 1 else [
-            v for path in param.paths for v in values_at(resource, path)]
+        found = (
+            values_at(resource, param.paths[0])
+            if len(param.paths) == 1
+            else [v for path in param.paths for v in values_at(resource, path)]
+        )
         return any(self._matches_value(resource, criterion, value, found) for value in criterion.values)
 
-    def _matches_value(self, resource: dict[str, Any], criterion: Criterion, raw: str, found: list[Any] | None = None) -> bool:
+    def _matches_value(
+        self, resource: dict[str, Any], criterion: Criterion, raw: str, found: list[Any] | None = None
+    ) -> bool:
         param = criterion.param
         if found is None:
             found = [v for path in param.paths for v in values_at(resource, path)]
@@ -361,7 +416,12 @@ class Matcher:
                 ref = v.get("reference") if isinstance(v, dict) else None
                 if not isinstance(ref, str):
                     continue
-                key = (ref if not ref.startswith("#") else f"{id(resource)}{ref}", criterion.chain, criterion.chain_type, raw)
+                key = (
+                    ref if not ref.startswith("#") else f"{id(resource)}{ref}",
+                    criterion.chain,
+                    criterion.chain_type,
+                    raw,
+                )
                 hit = self._chain_cache.get(key)
                 if hit is None:  # many resources point to the same target: evaluate each chain once per search
                     hit = False
@@ -391,12 +451,16 @@ class Matcher:
             text = raw[2:] if raw[:2] in _PREFIXES else raw
             wanted_range = date_range(text)
             if wanted_range is None:
-                raise fail(400, IssueCode.INVALID, f"date de recherche invalide : {raw!r}", error_code="FHIR-SEARCH-DATE")
+                raise fail(
+                    400, IssueCode.INVALID, f"date de recherche invalide : {raw!r}", error_code="FHIR-SEARCH-DATE"
+                )
             return any(r is not None and _date_matches(prefix, wanted_range, r) for r in map(_value_range, found))
         if param.type is ParamType.REFERENCE:
             if criterion.modifier == "identifier":
                 system, code = _split_token(raw)
-                return any(isinstance(v, dict) and _token_matches(v.get("identifier") or {}, system, code) for v in found)
+                return any(
+                    isinstance(v, dict) and _token_matches(v.get("identifier") or {}, system, code) for v in found
+                )
             wanted_target = _reference_target(raw)
             for v in found:
                 ref = v.get("reference") if isinstance(v, dict) else None
@@ -414,7 +478,9 @@ class Matcher:
             return False
         return any(isinstance(v, str) and v == raw for v in found)  # uri
 
-    def _targets(self, resource: dict[str, Any], refs: list[Any], only: str | None, allowed: Sequence[str]) -> list[dict[str, Any]]:
+    def _targets(
+        self, resource: dict[str, Any], refs: list[Any], only: str | None, allowed: Sequence[str]
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for v in refs:
             ref = v.get("reference") if isinstance(v, dict) else None
@@ -441,7 +507,9 @@ class Matcher:
         target = _reference_target(reference)
         return self.resolve(*target) if target else None
 
-    def included(self, matches: Sequence[dict[str, Any]], includes: Sequence[tuple[str, str, str | None]]) -> list[dict[str, Any]]:
+    def included(
+        self, matches: Sequence[dict[str, Any]], includes: Sequence[tuple[str, str, str | None]]
+    ) -> list[dict[str, Any]]:
         """Resources ``_include`` asks for (each once, never one of the matches)."""
         seen = {(m.get("resourceType"), m.get("id")) for m in matches}
         out: list[dict[str, Any]] = []
@@ -469,7 +537,9 @@ class Matcher:
 
 def run_search(query: SearchQuery, candidates: Sequence[Version], matcher: Matcher) -> tuple[list[Version], int]:
     """The matching versions (sorted, cut at ``_count``) and the total number of matches."""
-    hits = [v for v in candidates if v.resource is not None and all(matcher.matches(v.resource, c) for c in query.criteria)]
+    hits = [
+        v for v in candidates if v.resource is not None and all(matcher.matches(v.resource, c) for c in query.criteria)
+    ]
     for name, descending in reversed(query.sort):
         param = matcher.registry.of(query.resource_type)[name]
 
@@ -484,11 +554,21 @@ def run_search(query: SearchQuery, candidates: Sequence[Version], matcher: Match
     return hits, total
 
 
-def searchset(base: str, query_string: str, resource_type: str, matches: Sequence[Version], included: Sequence[dict[str, Any]],
-              total: int, warnings: Sequence[Issue], bundle_id: str, now: str) -> dict[str, Any]:
+def searchset(
+    base: str,
+    query_string: str,
+    resource_type: str,
+    matches: Sequence[Version],
+    included: Sequence[dict[str, Any]],
+    total: int,
+    warnings: Sequence[Issue],
+    bundle_id: str,
+    now: str,
+) -> dict[str, Any]:
     """A ``searchset`` Bundle: matches (``search.mode = match``), includes, warnings (``outcome``)."""
     entries: list[dict[str, Any]] = [
-        {"fullUrl": f"{base}/{v.resource_type}/{v.id}", "resource": v.body(), "search": {"mode": "match"}} for v in matches
+        {"fullUrl": f"{base}/{v.resource_type}/{v.id}", "resource": v.body(), "search": {"mode": "match"}}
+        for v in matches
     ]
     entries.extend(
         {"fullUrl": f"{base}/{r.get('resourceType')}/{r.get('id')}", "resource": r, "search": {"mode": "include"}}
@@ -500,7 +580,11 @@ def searchset(base: str, query_string: str, resource_type: str, matches: Sequenc
         entries.append({"resource": operation_outcome(warnings), "search": {"mode": "outcome"}})
     link = f"{base}/{resource_type}" + (f"?{query_string}" if query_string else "")
     bundle: dict[str, Any] = {
-        "resourceType": "Bundle", "id": bundle_id, "meta": {"lastUpdated": now}, "type": "searchset", "total": total,
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "meta": {"lastUpdated": now},
+        "type": "searchset",
+        "total": total,
         "link": [{"relation": "self", "url": link}],
     }
     if entries:
@@ -522,13 +606,31 @@ def describe_criteria(query: SearchQuery) -> dict[str, list[str]]:
     """The criteria as ``{"name[:modifier][.chain]": [values]}`` (journal details)."""
     out: dict[str, list[str]] = {}
     for c in query.criteria:
-        key = c.param.name + (f":{c.modifier}" if c.modifier else "") + (
-            f":{c.chain_type}" if c.chain_type else "") + (f".{c.chain}" if c.chain else "")
+        key = (
+            c.param.name
+            + (f":{c.modifier}" if c.modifier else "")
+            + (f":{c.chain_type}" if c.chain_type else "")
+            + (f".{c.chain}" if c.chain else "")
+        )
         out.setdefault(key, []).extend(c.values)
     return out
 
 
 __all__ = [
-    "COMMON_PARAMS", "Criterion", "Matcher", "ParamType", "Resolver", "SearchParam", "SearchQuery", "SearchRegistry",
-    "date_range", "describe_criteria", "normalise", "parse_query", "resolver_of", "run_search", "searchset", "values_at",
+    "COMMON_PARAMS",
+    "Criterion",
+    "Matcher",
+    "ParamType",
+    "Resolver",
+    "SearchParam",
+    "SearchQuery",
+    "SearchRegistry",
+    "date_range",
+    "describe_criteria",
+    "normalise",
+    "parse_query",
+    "resolver_of",
+    "run_search",
+    "searchset",
+    "values_at",
 ]

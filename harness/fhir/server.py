@@ -161,11 +161,15 @@ class FhirHooks:
 
     service: str = "fhir"
 
-    def validate(self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction) -> list[Finding]:
+    def validate(
+        self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
+    ) -> list[Finding]:
         """Profile and terminology checks of a resource about to be written (errors -> HTTP 422)."""
         return []
 
-    def before_write(self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo) -> dict[str, Any]:
+    def before_write(
+        self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo
+    ) -> dict[str, Any]:
         """Business rules before a create or update; returns the resource to store."""
         return resource
 
@@ -187,8 +191,14 @@ class FhirHooks:
         out = [default_exchange(item, request=request, body=body)]
         for sub in item.entries:
             payload = json_body(sub.request) if sub.request else b""
-            entry_request = RequestInfo(sub.method or "POST", request.path, "", request.headers, content_type="application/fhir+json",
-                                        caller_finess=request.caller_finess)
+            entry_request = RequestInfo(
+                sub.method or "POST",
+                request.path,
+                "",
+                request.headers,
+                content_type="application/fhir+json",
+                caller_finess=request.caller_finess,
+            )
             out.append(default_exchange(sub, request=entry_request, body=payload))
         return out
 
@@ -198,8 +208,16 @@ def default_operation(item: FhirInteraction) -> str:
     return f"fhir.{item.interaction}{suffix}"
 
 
-def default_exchange(item: FhirInteraction, *, request: RequestInfo, body: bytes, operation: str | None = None,
-                     person: str | None = None, essms: str | None = None, details: dict[str, Any] | None = None) -> Exchange:
+def default_exchange(
+    item: FhirInteraction,
+    *,
+    request: RequestInfo,
+    body: bytes,
+    operation: str | None = None,
+    person: str | None = None,
+    essms: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Exchange:
     """A journal :class:`Exchange` for an interaction: outcome, error, evidence and the usual details."""
     info: dict[str, Any] = {"method": request.method, "path": request.path, "status": item.status}
     if request.query:
@@ -291,15 +309,17 @@ class FhirServer:
     # --------------------------------------------------------------------------------------------- routing
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-        return Starlette(routes=[
-            Route("/", self._root, methods=methods),
-            Route("/metadata", self._metadata, methods=methods),
-            Route("/{rtype}", self._type, methods=methods),
-            Route("/{rtype}/_search", self._search_post, methods=methods),
-            Route("/{rtype}/{rid}", self._instance, methods=methods),
-            Route("/{rtype}/{rid}/_history", self._history, methods=methods),
-            Route("/{rtype}/{rid}/_history/{vid}", self._vread, methods=methods),
-        ])
+        return Starlette(
+            routes=[
+                Route("/", self._root, methods=methods),
+                Route("/metadata", self._metadata, methods=methods),
+                Route("/{rtype}", self._type, methods=methods),
+                Route("/{rtype}/_search", self._search_post, methods=methods),
+                Route("/{rtype}/{rid}", self._instance, methods=methods),
+                Route("/{rtype}/{rid}/_history", self._history, methods=methods),
+                Route("/{rtype}/{rid}/_history/{vid}", self._vread, methods=methods),
+            ]
+        )
 
     def routes(self, prefix: str = "/fhir") -> list[Route | Mount]:
         """Routes mounting the server at ``prefix`` (``POST [base]`` answered without a trailing slash too)."""
@@ -329,7 +349,9 @@ class FhirServer:
     async def _search_post(self, request: Request) -> Response:
         rtype = request.path_params["rtype"]
         if request.method in ("POST", "GET"):
-            return await self._handle(request, Interaction.SEARCH, rtype, None, self._search, read=request.method == "POST")
+            return await self._handle(
+                request, Interaction.SEARCH, rtype, None, self._search, read=request.method == "POST"
+            )
         return await self._handle(request, Interaction.INVALID, rtype, None, self._not_allowed)
 
     async def _instance(self, request: Request) -> Response:
@@ -353,26 +375,46 @@ class FhirServer:
         if request.method != "GET":
             return await self._handle(request, Interaction.INVALID, rtype, rid, self._not_allowed)
         vid = request.path_params["vid"]
-        return await self._handle(request, Interaction.VREAD, rtype, rid, lambda item, info, uow: self._do_vread(item, info, uow, vid))
+        return await self._handle(
+            request, Interaction.VREAD, rtype, rid, lambda item, info, uow: self._do_vread(item, info, uow, vid)
+        )
 
     # --------------------------------------------------------------------------------------------- core
-    async def _handle(self, request: Request, interaction: Interaction, rtype: str | None, rid: str | None,
-                      action: Callable[..., FhirInteraction], *, read: bool = False) -> Response:
+    async def _handle(
+        self,
+        request: Request,
+        interaction: Interaction,
+        rtype: str | None,
+        rid: str | None,
+        action: Callable[..., FhirInteraction],
+        *,
+        read: bool = False,
+    ) -> Response:
         item = FhirInteraction(interaction, request.method, rtype, rid)
         body = b""
-        info = RequestInfo(request.method, request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()},
-                           content_type=request.headers.get("content-type"), caller_finess=caller_finess(request.scope))
+        info = RequestInfo(
+            request.method,
+            request.url.path,
+            request.url.query,
+            {k.lower(): v for k, v in request.headers.items()},
+            content_type=request.headers.get("content-type"),
+            caller_finess=caller_finess(request.scope),
+        )
         try:
             fmt = response_format(request)
         except FhirError as exc:
             fmt = Format.JSON
             item.error = exc
-        if item.error is None and (read or request.method in ("POST", "PUT", "PATCH")):  # a refused body is evidence too
+        if item.error is None and (
+            read or request.method in ("POST", "PUT", "PATCH")
+        ):  # a refused body is evidence too
             try:
                 body = await read_body(request, self.limits)
             except FhirError as exc:
                 item.error = exc
-        info = RequestInfo(info.method, info.path, info.query, info.headers, body, info.content_type, info.caller_finess)
+        info = RequestInfo(
+            info.method, info.path, info.query, info.headers, body, info.content_type, info.caller_finess
+        )
         with self.store._lock:  # noqa: SLF001 - one critical section: process, journal, apply
             uow = self.store.begin()
             if item.error is None:
@@ -384,8 +426,12 @@ class FhirServer:
                     item.error = exc
                 except Exception as exc:  # noqa: BLE001 - a bug must still be answered and journaled
                     logger.exception("FHIR interaction failed")
-                    item.error = fail(500, IssueCode.EXCEPTION, f"erreur interne du simulateur : {type(exc).__name__}: {exc}",
-                                      error_code="FHIR-INTERNAL")
+                    item.error = fail(
+                        500,
+                        IssueCode.EXCEPTION,
+                        f"erreur interne du simulateur : {type(exc).__name__}: {exc}",
+                        error_code="FHIR-INTERNAL",
+                    )
             if item.error is not None:
                 item.status = item.error.status
                 item.response = item.error.outcome()
@@ -397,7 +443,9 @@ class FhirServer:
                 item.error, item.status, item.response = exc, exc.status, exc.outcome()
             except Exception as exc:  # noqa: BLE001 - journal down: refuse rather than acknowledge unrecorded
                 logger.exception("journal write failed")
-                error = fail(500, IssueCode.EXCEPTION, f"journal indisponible : {type(exc).__name__}", error_code="JOURNAL")
+                error = fail(
+                    500, IssueCode.EXCEPTION, f"journal indisponible : {type(exc).__name__}", error_code="JOURNAL"
+                )
                 item.error, item.status, item.response = error, 500, error.outcome()
         return self._respond(item, fmt, info)
 
@@ -407,7 +455,9 @@ class FhirServer:
             headers.update(item.error.headers)
         elif item.result is not None:
             headers["ETag"] = item.result.etag
-            headers["Last-Modified"] = format_datetime(item.result.last_updated.astimezone(UTC), usegmt=True)  # RFC 9110 HTTP-date: GMT
+            headers["Last-Modified"] = format_datetime(
+                item.result.last_updated.astimezone(UTC), usegmt=True
+            )  # RFC 9110 HTTP-date: GMT
             if item.status == 201 or item.interaction in (Interaction.UPDATE, Interaction.CREATE):
                 headers["Location"] = f"{self.base_url()}/{item.result.location}"
         payload = item.response
@@ -422,14 +472,28 @@ class FhirServer:
     def _type_of(self, rtype: str | None, interaction: Interaction) -> ResourceType:
         known = self.resources.get(rtype or "")
         if known is None:
-            raise fail(404, IssueCode.NOT_SUPPORTED, f"type de ressource non pris en charge : {rtype!r}", error_code="FHIR-UNKNOWN-TYPE")
+            raise fail(
+                404,
+                IssueCode.NOT_SUPPORTED,
+                f"type de ressource non pris en charge : {rtype!r}",
+                error_code="FHIR-UNKNOWN-TYPE",
+            )
         if interaction not in known.interactions:
-            raise fail(405, IssueCode.NOT_SUPPORTED, f"interaction {interaction} non prise en charge pour {rtype}",
-                       error_code="FHIR-NOT-ALLOWED")
+            raise fail(
+                405,
+                IssueCode.NOT_SUPPORTED,
+                f"interaction {interaction} non prise en charge pour {rtype}",
+                error_code="FHIR-NOT-ALLOWED",
+            )
         return known
 
     def _not_allowed(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        raise fail(405, IssueCode.NOT_SUPPORTED, f"méthode {info.method} non prise en charge sur {info.path}", error_code="FHIR-NOT-ALLOWED")
+        raise fail(
+            405,
+            IssueCode.NOT_SUPPORTED,
+            f"méthode {info.method} non prise en charge sur {info.path}",
+            error_code="FHIR-NOT-ALLOWED",
+        )
 
     def _capabilities(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         from harness.fhir.capability import capability_statement
@@ -449,31 +513,65 @@ class FhirServer:
         for path, ref in references_in(resource):
             if ref.startswith("#"):
                 if ref not in contained:
-                    missing.append(Issue(IssueSeverity.ERROR, IssueCode.NOT_FOUND, f"référence contenue introuvable : {ref}", f"{where}.{path}",
-                                         "FHIR-REFERENCE"))
+                    missing.append(
+                        Issue(
+                            IssueSeverity.ERROR,
+                            IssueCode.NOT_FOUND,
+                            f"référence contenue introuvable : {ref}",
+                            f"{where}.{path}",
+                            "FHIR-REFERENCE",
+                        )
+                    )
                 continue
             if ref.startswith(("urn:uuid:", "urn:oid:")):
-                missing.append(Issue(IssueSeverity.ERROR, IssueCode.NOT_FOUND,
-                                     f"référence {ref} ne correspond à aucune entrée (fullUrl) de la transaction", f"{where}.{path}",
-                                     "FHIR-REFERENCE"))
+                missing.append(
+                    Issue(
+                        IssueSeverity.ERROR,
+                        IssueCode.NOT_FOUND,
+                        f"référence {ref} ne correspond à aucune entrée (fullUrl) de la transaction",
+                        f"{where}.{path}",
+                        "FHIR-REFERENCE",
+                    )
+                )
                 continue
             if "://" in ref and not ref.startswith(self.base_url() + "/"):
                 continue  # another server: not ours to check
-            local = ref[len(self.base_url()) + 1:] if ref.startswith(self.base_url() + "/") else ref
+            local = ref[len(self.base_url()) + 1 :] if ref.startswith(self.base_url() + "/") else ref
             parts = local.split("/")
             if len(parts) >= 2 and parts[0] in self.resources and not uow.exists(parts[0], parts[1]):
-                missing.append(Issue(IssueSeverity.ERROR, IssueCode.NOT_FOUND, f"référence non résolue : {ref}", f"{where}.{path}", "FHIR-REFERENCE"))
+                missing.append(
+                    Issue(
+                        IssueSeverity.ERROR,
+                        IssueCode.NOT_FOUND,
+                        f"référence non résolue : {ref}",
+                        f"{where}.{path}",
+                        "FHIR-REFERENCE",
+                    )
+                )
         if missing:
             raise FhirError(422, missing, error_code="FHIR-REFERENCE")
 
-    def prepare_write(self, item: FhirInteraction, resource: dict[str, Any], uow: UnitOfWork, info: RequestInfo, *,
-                      structure_checked: bool = False, where: str | None = None) -> dict[str, Any]:
+    def prepare_write(
+        self,
+        item: FhirInteraction,
+        resource: dict[str, Any],
+        uow: UnitOfWork,
+        info: RequestInfo,
+        *,
+        structure_checked: bool = False,
+        where: str | None = None,
+    ) -> dict[str, Any]:
         """Structure (400), profile (422) and business checks of a resource about to be written."""
         rtype = item.resource_type or ""
         where = where or rtype
         if resource.get("resourceType") != rtype:
-            raise fail(400, IssueCode.INVALID, f"resourceType {resource.get('resourceType')!r} reçu sur le point d'accès {rtype}",
-                       expression=f"{where}.resourceType", error_code="FHIR-RESOURCETYPE")
+            raise fail(
+                400,
+                IssueCode.INVALID,
+                f"resourceType {resource.get('resourceType')!r} reçu sur le point d'accès {rtype}",
+                expression=f"{where}.resourceType",
+                error_code="FHIR-RESOURCETYPE",
+            )
         if not structure_checked:
             structure = structure_findings(resource, location=where)
             if structure:
@@ -491,18 +589,34 @@ class FhirServer:
         resource = self.parse_body(info)
         item.request = resource
         condition = info.headers.get("if-none-exist")
-        return self.do_create(item, resource, uow, info, condition=condition if rtype.conditional_create else None, check_refs=True)
+        return self.do_create(
+            item, resource, uow, info, condition=condition if rtype.conditional_create else None, check_refs=True
+        )
 
-    def do_create(self, item: FhirInteraction, resource: dict[str, Any], uow: UnitOfWork, info: RequestInfo, *,
-                  condition: str | None = None, resource_id: str | None = None, check_refs: bool = True,
-                  structure_checked: bool = False, where: str | None = None) -> FhirInteraction:
+    def do_create(
+        self,
+        item: FhirInteraction,
+        resource: dict[str, Any],
+        uow: UnitOfWork,
+        info: RequestInfo,
+        *,
+        condition: str | None = None,
+        resource_id: str | None = None,
+        check_refs: bool = True,
+        structure_checked: bool = False,
+        where: str | None = None,
+    ) -> FhirInteraction:
         rtype = item.resource_type or ""
         item.request = resource
         if condition:
             existing = self._conditional_matches(rtype, condition, uow, info)
             if len(existing) > 1:
-                raise fail(412, IssueCode.DUPLICATE, f"If-None-Exist {condition!r} : {len(existing)} ressources correspondent",
-                           error_code="FHIR-CONDITIONAL")
+                raise fail(
+                    412,
+                    IssueCode.DUPLICATE,
+                    f"If-None-Exist {condition!r} : {len(existing)} ressources correspondent",
+                    error_code="FHIR-CONDITIONAL",
+                )
             if existing:
                 item.result, item.resource_id, item.noop, item.status = existing[0], existing[0].id, True, 200
                 item.response = existing[0].body()
@@ -538,7 +652,12 @@ class FhirServer:
         self._type_of(item.resource_type, Interaction.VREAD)
         version = self.store.vread(item.resource_type or "", item.resource_id or "", vid)
         if not self.hooks.visible(version, request=info):
-            raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{item.resource_id} inconnu", error_code="FHIR-NOT-FOUND")
+            raise fail(
+                404,
+                IssueCode.NOT_FOUND,
+                f"{item.resource_type}/{item.resource_id} inconnu",
+                error_code="FHIR-NOT-FOUND",
+            )
         item.result, item.response = version, version.body()
         return item
 
@@ -546,18 +665,33 @@ class FhirServer:
         self._type_of(item.resource_type, Interaction.HISTORY)
         versions = self.store.history(item.resource_type or "", item.resource_id or "")
         if not versions:
-            raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{item.resource_id} inconnu", error_code="FHIR-NOT-FOUND")
+            raise fail(
+                404,
+                IssueCode.NOT_FOUND,
+                f"{item.resource_type}/{item.resource_id} inconnu",
+                error_code="FHIR-NOT-FOUND",
+            )
         base = self.base_url()
         entries = []
         for v in reversed(versions):
-            entry: dict[str, Any] = {"fullUrl": f"{base}/{v.resource_type}/{v.id}",
-                                     "request": {"method": "DELETE" if v.deleted else ("POST" if v.version_id == 1 else "PUT"),
-                                                 "url": f"{v.resource_type}/{v.id}"},
-                                     "response": {"status": "200 OK", "etag": v.etag, "lastModified": instant(v.last_updated)}}
+            entry: dict[str, Any] = {
+                "fullUrl": f"{base}/{v.resource_type}/{v.id}",
+                "request": {
+                    "method": "DELETE" if v.deleted else ("POST" if v.version_id == 1 else "PUT"),
+                    "url": f"{v.resource_type}/{v.id}",
+                },
+                "response": {"status": "200 OK", "etag": v.etag, "lastModified": instant(v.last_updated)},
+            }
             if not v.deleted:
                 entry["resource"] = v.body()
             entries.append(entry)
-        item.response = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "history", "total": len(entries), "entry": entries}
+        item.response = {
+            "resourceType": "Bundle",
+            "id": str(uuid.uuid4()),
+            "type": "history",
+            "total": len(entries),
+            "entry": entries,
+        }
         return item
 
     def _update(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
@@ -566,16 +700,30 @@ class FhirServer:
         if_match = info.headers.get("if-match")
         return self.do_update(item, resource, uow, info, if_match=parse_etag(if_match) if if_match else None)
 
-    def do_update(self, item: FhirInteraction, resource: dict[str, Any], uow: UnitOfWork, info: RequestInfo, *,
-                  if_match: str | None, check_refs: bool = True, structure_checked: bool = False, where: str | None = None) -> FhirInteraction:
+    def do_update(
+        self,
+        item: FhirInteraction,
+        resource: dict[str, Any],
+        uow: UnitOfWork,
+        info: RequestInfo,
+        *,
+        if_match: str | None,
+        check_refs: bool = True,
+        structure_checked: bool = False,
+        where: str | None = None,
+    ) -> FhirInteraction:
         rtype, rid = item.resource_type or "", item.resource_id or ""
         item.request = resource
         if not valid_id(rid):
             raise fail(400, IssueCode.INVALID, f"identifiant invalide : {rid!r}", error_code="FHIR-ID")
         if resource.get("id") != rid:
-            raise fail(400, IssueCode.INVALID,
-                       f"l'id de la ressource ({resource.get('id')!r}) doit être celui de l'URL ({rid!r})",
-                       expression=f"{where or rtype}.id", error_code="FHIR-ID")
+            raise fail(
+                400,
+                IssueCode.INVALID,
+                f"l'id de la ressource ({resource.get('id')!r}) doit être celui de l'URL ({rid!r})",
+                expression=f"{where or rtype}.id",
+                error_code="FHIR-ID",
+            )
         prepared = self.prepare_write(item, resource, uow, info, structure_checked=structure_checked, where=where)
         if check_refs:
             self._check_references(prepared, uow, where or rtype)
@@ -589,7 +737,9 @@ class FhirServer:
         if_match = info.headers.get("if-match")
         return self.do_delete(item, uow, info, if_match=parse_etag(if_match) if if_match else None)
 
-    def do_delete(self, item: FhirInteraction, uow: UnitOfWork, info: RequestInfo, *, if_match: str | None) -> FhirInteraction:
+    def do_delete(
+        self, item: FhirInteraction, uow: UnitOfWork, info: RequestInfo, *, if_match: str | None
+    ) -> FhirInteraction:
         before = uow.current(item.resource_type or "", item.resource_id or "")
         version = uow.delete(item.resource_type or "", item.resource_id or "", if_match=if_match)
         item.noop = version is None
@@ -597,22 +747,39 @@ class FhirServer:
         if before is not None and before.resource is not None:
             item.request = before.resource  # what was deleted (journal: person, author)
         item.status = 200
-        item.response = operation_outcome([Issue(IssueSeverity.INFORMATION, IssueCode.INFORMATIONAL,
-                                                 "suppression effectuée" if version else "rien à supprimer")])
+        item.response = operation_outcome(
+            [
+                Issue(
+                    IssueSeverity.INFORMATION,
+                    IssueCode.INFORMATIONAL,
+                    "suppression effectuée" if version else "rien à supprimer",
+                )
+            ]
+        )
         return item
 
     def _conditional_delete(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         rtype = self._type_of(item.resource_type, Interaction.DELETE)
         if not rtype.conditional_delete:
-            raise fail(405, IssueCode.NOT_SUPPORTED, f"suppression conditionnelle non prise en charge pour {rtype.name}",
-                       error_code="FHIR-NOT-ALLOWED")
+            raise fail(
+                405,
+                IssueCode.NOT_SUPPORTED,
+                f"suppression conditionnelle non prise en charge pour {rtype.name}",
+                error_code="FHIR-NOT-ALLOWED",
+            )
         hits = self._conditional_matches(rtype.name, info.query, uow, info)
         if len(hits) > 1:
-            raise fail(412, IssueCode.DUPLICATE, f"{len(hits)} ressources correspondent à la condition de suppression",
-                       error_code="FHIR-CONDITIONAL")
+            raise fail(
+                412,
+                IssueCode.DUPLICATE,
+                f"{len(hits)} ressources correspondent à la condition de suppression",
+                error_code="FHIR-CONDITIONAL",
+            )
         if not hits:
             item.noop, item.status = True, 200
-            item.response = operation_outcome([Issue(IssueSeverity.INFORMATION, IssueCode.INFORMATIONAL, "rien à supprimer")])
+            item.response = operation_outcome(
+                [Issue(IssueSeverity.INFORMATION, IssueCode.INFORMATIONAL, "rien à supprimer")]
+            )
             return item
         item.resource_id = hits[0].id
         return self.do_delete(item, uow, info, if_match=None)
@@ -624,16 +791,26 @@ class FhirServer:
             if info.body:
                 mime = (info.content_type or "").split(";")[0].strip().lower()
                 if mime != "application/x-www-form-urlencoded":
-                    raise fail(415, IssueCode.NOT_SUPPORTED, "POST _search attend application/x-www-form-urlencoded",
-                               error_code="FHIR-CONTENT-TYPE")
+                    raise fail(
+                        415,
+                        IssueCode.NOT_SUPPORTED,
+                        "POST _search attend application/x-www-form-urlencoded",
+                        error_code="FHIR-CONTENT-TYPE",
+                    )
                 try:
                     items += parse_qsl(info.body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
                 except (UnicodeDecodeError, ValueError) as exc:
-                    raise fail(400, IssueCode.INVALID, f"paramètres de recherche illisibles : {exc}", error_code="FHIR-SEARCH") from None
-        query = parse_query(item.resource_type or "", items, self.registry, strict=info.strict, max_count=self.limits.max_search_results)
+                    raise fail(
+                        400, IssueCode.INVALID, f"paramètres de recherche illisibles : {exc}", error_code="FHIR-SEARCH"
+                    ) from None
+        query = parse_query(
+            item.resource_type or "", items, self.registry, strict=info.strict, max_count=self.limits.max_search_results
+        )
         return self.do_search(item, query, uow, info, query_string=info.query)
 
-    def do_search(self, item: FhirInteraction, query: SearchQuery, uow: UnitOfWork, info: RequestInfo, *, query_string: str) -> FhirInteraction:
+    def do_search(
+        self, item: FhirInteraction, query: SearchQuery, uow: UnitOfWork, info: RequestInfo, *, query_string: str
+    ) -> FhirInteraction:
         matcher = Matcher(self.registry, resolver_of(uow.current))
         candidates = uow.all(query.resource_type)
         narrowed = self._by_reference(query, uow, matcher)
@@ -646,8 +823,17 @@ class FhirServer:
         included = matcher.included([m.resource for m in matches if m.resource is not None], query.includes)
         item.matches, item.included, item.total, item.query = matches, included, total, describe_criteria(query)
         item.warnings.extend(Finding("FHIR-SEARCH-PARAM", w.diagnostics, Severity.WARNING) for w in query.warnings)
-        item.response = searchset(self.base_url(), query_string, query.resource_type, matches, included, total, query.warnings,
-                                  str(uuid.uuid4()), instant(uow.now))
+        item.response = searchset(
+            self.base_url(),
+            query_string,
+            query.resource_type,
+            matches,
+            included,
+            total,
+            query.warnings,
+            str(uuid.uuid4()),
+            instant(uow.now),
+        )
         return item
 
     def _by_reference(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> set[str] | None:
@@ -670,14 +856,20 @@ class FhirServer:
                     if chained is None:
                         continue
                     sub = Criterion(chained, None, criterion.values)
-                    targets |= {f"{target_type}/{v.id}" for v in uow.all(target_type) if v.resource is not None and matcher.matches(v.resource, sub)}
+                    targets |= {
+                        f"{target_type}/{v.id}"
+                        for v in uow.all(target_type)
+                        if v.resource is not None and matcher.matches(v.resource, sub)
+                    }
             else:
                 for raw in criterion.values:
                     parts = [p for p in raw.split("/_history/")[0].split("/") if p]
                     if len(parts) >= 2:
                         targets.add(f"{parts[-2]}/{parts[-1]}")
                     else:
-                        targets |= {f"{t}/{raw}" for t in (criterion.modifier,) if t} or {f"{t}/{raw}" for t in param.targets}
+                        targets |= {f"{t}/{raw}" for t in (criterion.modifier,) if t} or {
+                            f"{t}/{raw}" for t in param.targets
+                        }
                 if not targets:
                     continue
             ids: set[str] = set()

@@ -39,8 +39,12 @@ def parse_etag(value: str) -> str:
     """``W/"3"`` (or ``"3"``, ``3``) -> ``"3"``; HTTP 400 when it is not an ETag."""
     match = _ETAG_RE.match(value or "")
     if not match or not match.group(1):
-        raise fail(400, IssueCode.INVALID, f"en-tête If-Match invalide : {value!r} (attendu W/\"<versionId>\")",
-                   error_code="FHIR-IF-MATCH")
+        raise fail(
+            400,
+            IssueCode.INVALID,
+            f'en-tête If-Match invalide : {value!r} (attendu W/"<versionId>")',
+            error_code="FHIR-IF-MATCH",
+        )
     return match.group(1)
 
 
@@ -112,9 +116,16 @@ class ResourceStore:
         for version in history:
             if str(version.version_id) == version_id:
                 if version.deleted:
-                    raise fail(410, IssueCode.DELETED, f"{resource_type}/{resource_id} version {version_id} : suppression")
+                    raise fail(
+                        410, IssueCode.DELETED, f"{resource_type}/{resource_id} version {version_id} : suppression"
+                    )
                 return version
-        raise fail(404, IssueCode.NOT_FOUND, f"{resource_type}/{resource_id}/_history/{version_id} inconnu", error_code="FHIR-NOT-FOUND")
+        raise fail(
+            404,
+            IssueCode.NOT_FOUND,
+            f"{resource_type}/{resource_id}/_history/{version_id} inconnu",
+            error_code="FHIR-NOT-FOUND",
+        )
 
     def history(self, resource_type: str, resource_id: str) -> list[Version]:
         with self._lock:
@@ -147,9 +158,12 @@ class ResourceStore:
                 history = self._versions.get(key)
                 now_at = history[-1].version_id if history else 0
                 if now_at != version_id:
-                    raise fail(409, IssueCode.CONFLICT,
-                               f"{key[0]}/{key[1]} modifié par une autre requête pendant le traitement (version {now_at})",
-                               error_code="FHIR-CONFLICT")
+                    raise fail(
+                        409,
+                        IssueCode.CONFLICT,
+                        f"{key[0]}/{key[1]} modifié par une autre requête pendant le traitement (version {now_at})",
+                        error_code="FHIR-CONFLICT",
+                    )
             for key, versions in staged.items():
                 history = self._versions.setdefault(key, [])
                 before = history[-1].resource if history else None
@@ -231,7 +245,10 @@ class UnitOfWork:
         return found is not None and not found.deleted
 
     def all(self, resource_type: str) -> list[Version]:
-        base = {v.id: v for v in (self.parent.all(resource_type) if self.parent is not None else self.store.all(resource_type))}
+        base = {
+            v.id: v
+            for v in (self.parent.all(resource_type) if self.parent is not None else self.store.all(resource_type))
+        }
         for (rtype, rid), versions in self._staged.items():
             if rtype != resource_type:
                 continue
@@ -270,15 +287,21 @@ class UnitOfWork:
         new_id = resource_id or str(uuid.uuid4())
         return self._stage(resource_type, new_id, resource)
 
-    def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *, if_match: str | None = None) -> tuple[Version, bool]:
+    def update(
+        self, resource_type: str, resource_id: str, resource: dict[str, Any], *, if_match: str | None = None
+    ) -> tuple[Version, bool]:
         """Update (or create with the client's id); ``if_match`` is the bare version id. Returns (version, created)."""
         found = self.current(resource_type, resource_id)
         self._touch((resource_type, resource_id))
         if if_match is not None and (found is None or found.deleted or str(found.version_id) != if_match):
             at = "inexistante" if found is None or found.deleted else f"version courante {found.version_id}"
-            raise fail(412, IssueCode.CONFLICT,
-                       f"If-Match W/\"{if_match}\" ne correspond pas à {resource_type}/{resource_id} ({at}) : "
-                       "la ressource a changé depuis sa lecture", error_code="FHIR-PRECONDITION")
+            raise fail(
+                412,
+                IssueCode.CONFLICT,
+                f'If-Match W/"{if_match}" ne correspond pas à {resource_type}/{resource_id} ({at}) : '
+                "la ressource a changé depuis sa lecture",
+                error_code="FHIR-PRECONDITION",
+            )
         created = found is None or found.deleted
         return self._stage(resource_type, resource_id, resource), created
 
@@ -287,8 +310,12 @@ class UnitOfWork:
         found = self.current(resource_type, resource_id)
         self._touch((resource_type, resource_id))
         if if_match is not None and (found is None or found.deleted or str(found.version_id) != if_match):
-            raise fail(412, IssueCode.CONFLICT, f"If-Match W/\"{if_match}\" ne correspond pas à {resource_type}/{resource_id}",
-                       error_code="FHIR-PRECONDITION")
+            raise fail(
+                412,
+                IssueCode.CONFLICT,
+                f'If-Match W/"{if_match}" ne correspond pas à {resource_type}/{resource_id}',
+                error_code="FHIR-PRECONDITION",
+            )
         if found is None or found.deleted:
             return None
         return self._stage(resource_type, resource_id, None)

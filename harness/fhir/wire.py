@@ -30,9 +30,16 @@ MIME_XML = "application/fhir+xml"
 JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir", "text/json"})
 XML_TYPES = frozenset({"application/fhir+xml", "application/xml", "application/xml+fhir", "text/xml"})
 _FORMAT_ALIASES = {
-    "json": "json", "application/json": "json", "application/fhir+json": "json", "application/json+fhir": "json",
+    "json": "json",
+    "application/json": "json",
+    "application/fhir+json": "json",
+    "application/json+fhir": "json",
     "text/json": "json",
-    "xml": "xml", "application/xml": "xml", "application/fhir+xml": "xml", "application/xml+fhir": "xml", "text/xml": "xml",
+    "xml": "xml",
+    "application/xml": "xml",
+    "application/fhir+xml": "xml",
+    "application/xml+fhir": "xml",
+    "text/xml": "xml",
 }
 
 
@@ -66,9 +73,12 @@ def body_format(content_type: str | None) -> Format:
         return Format.JSON
     if mime in XML_TYPES:
         return Format.XML
-    raise fail(415, IssueCode.NOT_SUPPORTED,
-               f"type de contenu non pris en charge : {mime or 'absent'} (attendu {MIME_JSON} ou {MIME_XML})",
-               error_code="FHIR-CONTENT-TYPE")
+    raise fail(
+        415,
+        IssueCode.NOT_SUPPORTED,
+        f"type de contenu non pris en charge : {mime or 'absent'} (attendu {MIME_JSON} ou {MIME_XML})",
+        error_code="FHIR-CONTENT-TYPE",
+    )
 
 
 def response_format(request: Request) -> Format:
@@ -77,7 +87,9 @@ def response_format(request: Request) -> Format:
     if requested is not None:
         known = _FORMAT_ALIASES.get(requested.strip().lower())
         if known is None:
-            raise fail(406, IssueCode.NOT_SUPPORTED, f"_format inconnu : {requested!r} (json ou xml)", error_code="FHIR-FORMAT")
+            raise fail(
+                406, IssueCode.NOT_SUPPORTED, f"_format inconnu : {requested!r} (json ou xml)", error_code="FHIR-FORMAT"
+            )
         return Format(known)
     accept = request.headers.get("accept", "")
     best: tuple[float, Format] | None = None
@@ -106,7 +118,9 @@ async def read_body(request: Request, limits: Limits) -> bytes:
         try:
             size = int(declared)
         except ValueError:
-            raise fail(400, IssueCode.STRUCTURE, "en-tête Content-Length invalide", error_code="HTTP-CONTENT-LENGTH") from None
+            raise fail(
+                400, IssueCode.STRUCTURE, "en-tête Content-Length invalide", error_code="HTTP-CONTENT-LENGTH"
+            ) from None
         if size > limits.max_body_bytes:
             raise _too_large(size, limits)
     chunks: list[bytes] = []
@@ -120,8 +134,12 @@ async def read_body(request: Request, limits: Limits) -> bytes:
 
 
 def _too_large(size: int, limits: Limits) -> FhirError:
-    return fail(413, IssueCode.TOO_COSTLY, f"corps de requête trop volumineux ({size} octets > {limits.max_body_bytes})",
-                error_code="FHIR-TOO-LARGE")
+    return fail(
+        413,
+        IssueCode.TOO_COSTLY,
+        f"corps de requête trop volumineux ({size} octets > {limits.max_body_bytes})",
+        error_code="FHIR-TOO-LARGE",
+    )
 
 
 def _reject_constant(name: str) -> Any:
@@ -131,18 +149,26 @@ def _reject_constant(name: str) -> Any:
 def parse_json(data: bytes) -> dict[str, Any]:
     """A FHIR JSON resource (an object with ``resourceType``), or HTTP 400."""
     if not data.strip():
-        raise fail(400, IssueCode.STRUCTURE, "corps de requête vide (une ressource FHIR est attendue)", error_code="FHIR-JSON")
+        raise fail(
+            400, IssueCode.STRUCTURE, "corps de requête vide (une ressource FHIR est attendue)", error_code="FHIR-JSON"
+        )
     try:
         text = data.decode("utf-8-sig")
         value = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise fail(400, IssueCode.STRUCTURE, f"JSON invalide : {str(exc)[:300]}", error_code="FHIR-JSON") from None
     if not isinstance(value, dict):
-        raise fail(400, IssueCode.STRUCTURE, "le JSON reçu n'est pas un objet (une ressource FHIR est attendue)",
-                   error_code="FHIR-JSON")
+        raise fail(
+            400,
+            IssueCode.STRUCTURE,
+            "le JSON reçu n'est pas un objet (une ressource FHIR est attendue)",
+            error_code="FHIR-JSON",
+        )
     resource_type = value.get("resourceType")
     if not isinstance(resource_type, str) or not resource_type:
-        raise fail(400, IssueCode.STRUCTURE, "resourceType absent", expression="resourceType", error_code="FHIR-RESOURCETYPE")
+        raise fail(
+            400, IssueCode.STRUCTURE, "resourceType absent", expression="resourceType", error_code="FHIR-RESOURCETYPE"
+        )
     return value
 
 
@@ -167,13 +193,21 @@ def parse_xml_resource(data: bytes, *, max_bytes: int, max_entries: int | None =
     try:
         root = parse_xml(data, max_bytes=max_bytes)
     except XMLSafetyError as exc:
-        raise fail(400, IssueCode.SECURITY if exc.code in ("XML-DOCTYPE-FORBIDDEN", "XML-ENTITY") else IssueCode.STRUCTURE,
-                   f"XML refusé : {exc.message_fr}", error_code=exc.code) from None
+        raise fail(
+            400,
+            IssueCode.SECURITY if exc.code in ("XML-DOCTYPE-FORBIDDEN", "XML-ENTITY") else IssueCode.STRUCTURE,
+            f"XML refusé : {exc.message_fr}",
+            error_code=exc.code,
+        ) from None
     tag = root.tag if isinstance(root.tag, str) else ""
     namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
     if namespace != FHIR_NS:
-        raise fail(400, IssueCode.STRUCTURE, f"élément racine hors de l'espace de noms FHIR ({FHIR_NS}) : {tag}",
-                   error_code="FHIR-XML-NAMESPACE")
+        raise fail(
+            400,
+            IssueCode.STRUCTURE,
+            f"élément racine hors de l'espace de noms FHIR ({FHIR_NS}) : {tag}",
+            error_code="FHIR-XML-NAMESPACE",
+        )
     if local == "Bundle" and max_entries is not None:
         count = sum(1 for child in root if child.tag == f"{{{FHIR_NS}}}entry")
         if count > max_entries:
@@ -184,7 +218,9 @@ def parse_xml_resource(data: bytes, *, max_bytes: int, max_entries: int | None =
     try:
         model = Node.from_element(root, fhir_class=cls).to_fhir(cls)
     except (ValidationError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-        raise fail(400, IssueCode.STRUCTURE, f"XML FHIR invalide : {str(exc)[:400]}", error_code="FHIR-STRUCTURE") from None
+        raise fail(
+            400, IssueCode.STRUCTURE, f"XML FHIR invalide : {str(exc)[:400]}", error_code="FHIR-STRUCTURE"
+        ) from None
     return model.model_dump(mode="json", exclude_none=True)
 
 
@@ -199,7 +235,12 @@ def parse_resource(data: bytes, content_type: str | None, limits: Limits) -> tup
 
 
 def too_many_entries(count: int, maximum: int) -> FhirError:
-    return fail(413, IssueCode.TOO_COSTLY, f"Bundle de {count} entrées refusé (au plus {maximum})", error_code="FHIR-TOO-MANY-ENTRIES")
+    return fail(
+        413,
+        IssueCode.TOO_COSTLY,
+        f"Bundle de {count} entrées refusé (au plus {maximum})",
+        error_code="FHIR-TOO-MANY-ENTRIES",
+    )
 
 
 def check_entry_count(resource: dict[str, Any], limits: Limits) -> None:

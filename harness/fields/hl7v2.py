@@ -96,7 +96,9 @@ def parse(raw: bytes | str) -> Hl7Message:
     version = fields[11].split("^")[0] or "2.5"
     fields[11] = PARSE_VERSION
     try:
-        message = parse_message("|".join(fields) + sep + rest, find_groups=False, validation_level=VALIDATION_LEVEL.TOLERANT)
+        message = parse_message(
+            "|".join(fields) + sep + rest, find_groups=False, validation_level=VALIDATION_LEVEL.TOLERANT
+        )
     except (HL7apyException, ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
         raise Hl7Error("100", f"message HL7 illisible: {type(exc).__name__}: {exc}") from None
     return Hl7Message(message, version)
@@ -141,7 +143,13 @@ def timestamp(now: datetime | None = None) -> str:
 
 def escape(text: str) -> str:
     """HL7 v2 escape sequences for the default delimiters (§2.7)."""
-    return text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\").replace("~", "\\R\\")
+    return (
+        text.replace("\\", "\\E\\")
+        .replace("|", "\\F\\")
+        .replace("^", "\\S\\")
+        .replace("&", "\\T\\")
+        .replace("~", "\\R\\")
+    )
 
 
 @dataclass
@@ -163,18 +171,55 @@ class Header:
         return cls(get(3), get(4), get(5), get(6), get(10), component(get(9), 2), msg.version)
 
 
-def msh(sending_app: str, sending_facility: str, receiving_app: str, receiving_facility: str, message_type: str,
-        control_id: str, version: str, *, profile: str = "") -> str:
-    fields = ["MSH", "^~\\&", sending_app, sending_facility, receiving_app, receiving_facility, timestamp(), "",
-              message_type, control_id, "P", version, "", "", "", "", "FRA", "UNICODE UTF-8", "", "", profile]
+def msh(
+    sending_app: str,
+    sending_facility: str,
+    receiving_app: str,
+    receiving_facility: str,
+    message_type: str,
+    control_id: str,
+    version: str,
+    *,
+    profile: str = "",
+) -> str:
+    fields = [
+        "MSH",
+        "^~\\&",
+        sending_app,
+        sending_facility,
+        receiving_app,
+        receiving_facility,
+        timestamp(),
+        "",
+        message_type,
+        control_id,
+        "P",
+        version,
+        "",
+        "",
+        "",
+        "",
+        "FRA",
+        "UNICODE UTF-8",
+        "",
+        "",
+        profile,
+    ]
     return "|".join(fields).rstrip("|")
 
 
 def build_ack(received: Header, code: str, *, control_id: str, error: tuple[str, str, str] | None = None) -> str:
     """ACK (original mode): ``MSA-1`` ``AA`` / ``AE`` / ``AR``; ``error`` = (ERR-3 code, text, ERR-4 severity)."""
     segments = [
-        msh(received.receiving_app, received.receiving_facility, received.sending_app, received.sending_facility,
-            f"ACK^{received.trigger}^ACK", control_id, received.version),
+        msh(
+            received.receiving_app,
+            received.receiving_facility,
+            received.sending_app,
+            received.sending_facility,
+            f"ACK^{received.trigger}^ACK",
+            control_id,
+            received.version,
+        ),
         f"MSA|{code}|{received.control_id}",
     ]
     if error is not None:
@@ -195,11 +240,21 @@ class ZamItem:
     who_id: str = ""
 
 
-def build_zam(trigger: str, received: Header, *, control_id: str, items: list[ZamItem], original_control_id: str) -> str:
+def build_zam(
+    trigger: str, received: Header, *, control_id: str, items: list[ZamItem], original_control_id: str
+) -> str:
     """ZAM^Z02 (MSSanté reception) or ZAM^Z03 (MSSanté read) business acknowledgement (volet ANS, ``ack-metier-zam``)."""
     segments = [
-        msh(received.receiving_app, received.receiving_facility, received.sending_app, received.sending_facility,
-            f"ZAM^{trigger}^ZAM_Z01", control_id, "2.6", profile="2.1^CISIS_CDA_HL7_V2"),
+        msh(
+            received.receiving_app,
+            received.receiving_facility,
+            received.sending_app,
+            received.sending_facility,
+            f"ZAM^{trigger}^ZAM_Z01",
+            control_id,
+            "2.6",
+            profile="2.1^CISIS_CDA_HL7_V2",
+        ),
         f"EVN||{timestamp()}",
     ]
     index = 0

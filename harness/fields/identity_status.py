@@ -31,7 +31,14 @@ from harness.fields.identity import OID_INS_NIA
 from harness.validators import Finding, Severity
 from harness.validators.insi import normalise_trait
 
-__all__ = ["INSI_SERVICE", "IdentityStatus", "ins_status", "is_verification", "status_from_exchanges", "unqualified_ins_finding"]
+__all__ = [
+    "INSI_SERVICE",
+    "IdentityStatus",
+    "ins_status",
+    "is_verification",
+    "status_from_exchanges",
+    "unqualified_ins_finding",
+]
 
 INSI_SERVICE = "insi"
 
@@ -119,7 +126,9 @@ def ins_status(journal: Journal, *, run_id: str | None, essms: str | None, ins_v
     return status_from_exchanges(exchanges, ins_value)
 
 
-def unqualified_ins_finding(journal: Journal, *, run_id: str | None, essms: str | None, ins_value: str | None) -> Finding | None:
+def unqualified_ins_finding(
+    journal: Journal, *, run_id: str | None, essms: str | None, ins_value: str | None
+) -> Finding | None:
     """A WARNING ``INS-NON-QUALIFIE`` when a message uses an INS this DUI never qualified in this run."""
     if not ins_value:
         return None

@@ -139,8 +139,7 @@ class TestPKI:
 
     def __repr__(self) -> str:
         return (
-            f"TestPKI({str(self.directory)!r}, server={self.server.common_name!r}, "
-            f"clients={sorted(self._clients)!r})"
+            f"TestPKI({str(self.directory)!r}, server={self.server.common_name!r}, clients={sorted(self._clients)!r})"
         )
 
     # ------------------------------------------------------------------ paths and accessors
@@ -640,7 +639,7 @@ def _luhn_key(digits: str) -> str:
 
 
 def _fake_structure_id(name: str, organisation: str) -> str:
-    """"1" (FINESS identifier type) + a FINESS-like number: fictitious département "99", 6 digits, Luhn key."""
+    """ "1" (FINESS identifier type) + a FINESS-like number: fictitious département "99", 6 digits, Luhn key."""
     digest = int.from_bytes(hashlib.sha256(f"{organisation}\0{name}".encode()).digest()[:8], "big")
     body = f"99{digest % 1_000_000:06d}"
     return "1" + body + _luhn_key(body)

@@ -42,7 +42,12 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Fichier de configuration TOML / TOML config file (default: ./socle-harness.toml if present).")
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Fichier de configuration TOML / TOML config file (default: ./socle-harness.toml if present).",
+    ),
 ]
 JournalOpt = Annotated[
     str | None, typer.Option("--journal", help="URL du journal / journal URL, e.g. sqlite:///.socle/journal.sqlite.")
@@ -65,7 +70,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """socle-harness."""
 
@@ -78,18 +85,52 @@ def run(
     config_path: ConfigOpt = None,
     sut: Annotated[
         str | None,
-        typer.Option(help=f"DUI sous test / system under test: 'reference' (built-in reference DUI), 'manual' (guided recette: a person at the DUI follows the instructions), 'http:<url>' (the DUI's control API, docs/control-api.openapi.json; `socle-harness control-api`), 'observe:<from>/<to>' (judge the journal in a window, see --from/--to) or 'faulty:<defect>[,...]' ({_DEFECT_HELP})."),
+        typer.Option(
+            help=f"DUI sous test / system under test: 'reference' (built-in reference DUI), 'manual' (guided recette: a person at the DUI follows the instructions), 'http:<url>' (the DUI's control API, docs/control-api.openapi.json; `socle-harness control-api`), 'observe:<from>/<to>' (judge the journal in a window, see --from/--to) or 'faulty:<defect>[,...]' ({_DEFECT_HELP})."
+        ),
     ] = None,
     journal: JournalOpt = None,
-    scenarios: Annotated[Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue).")] = None,
-    reports: Annotated[Path | None, typer.Option(help="Dossier des rapports / report folder (junit.xml, results.json, report.html).")] = None,
-    select: Annotated[str | None, typer.Option("-k", help="Sélection de scénarios (expression pytest -k) / scenario selection.")] = None,
-    tags: Annotated[str | None, typer.Option("--tags", "-t", help="Sélection par étiquettes Gherkin / tag expression, e.g. 'mssante and not lent'.")] = None,
+    scenarios: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue)."
+        ),
+    ] = None,
+    reports: Annotated[
+        Path | None, typer.Option(help="Dossier des rapports / report folder (junit.xml, results.json, report.html).")
+    ] = None,
+    select: Annotated[
+        str | None, typer.Option("-k", help="Sélection de scénarios (expression pytest -k) / scenario selection.")
+    ] = None,
+    tags: Annotated[
+        str | None,
+        typer.Option(
+            "--tags", "-t", help="Sélection par étiquettes Gherkin / tag expression, e.g. 'mssante and not lent'."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Afficher chaque étape / show every step.")] = False,
-    step_timeout: Annotated[float | None, typer.Option(help="Attente maximale d'un échange déclenché par une personne ou un DUI externe, en secondes (défaut 10, 300 en recette guidée) / how long a step waits for an exchange.")] = None,
-    guide_port: Annotated[int, typer.Option(help="Recette guidée: port de la page web locale (0 = éphémère) / guided mode web page port.")] = 0,
-    observe_from: Annotated[str | None, typer.Option("--from", help="Mode observation: début de la fenêtre du journal à juger (ISO 8601, heure de Paris si sans fuseau), avec --to / observe-only mode: window start.")] = None,
-    observe_to: Annotated[str | None, typer.Option("--to", help="Mode observation: fin de la fenêtre (exclue) / observe-only mode: window end (exclusive).")] = None,
+    step_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Attente maximale d'un échange déclenché par une personne ou un DUI externe, en secondes (défaut 10, 300 en recette guidée) / how long a step waits for an exchange."
+        ),
+    ] = None,
+    guide_port: Annotated[
+        int, typer.Option(help="Recette guidée: port de la page web locale (0 = éphémère) / guided mode web page port.")
+    ] = 0,
+    observe_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Mode observation: début de la fenêtre du journal à juger (ISO 8601, heure de Paris si sans fuseau), avec --to / observe-only mode: window start.",
+        ),
+    ] = None,
+    observe_to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Mode observation: fin de la fenêtre (exclue) / observe-only mode: window end (exclusive)."
+        ),
+    ] = None,
 ) -> None:
     """Exécute le catalogue de scénarios Gherkin contre le DUI / run the Gherkin scenario catalogue against the DUI.
 
@@ -102,22 +143,28 @@ def run(
     window; a scenario whose exchange is absent is skipped as « non observé », never passed.
     """
     if (observe_from is None) != (observe_to is None):
-        err.print("[red]--from et --to vont ensemble / --from and --to go together[/] (ex. --from 2026-11-23T08:00 --to 2026-11-23T18:00)")
+        err.print(
+            "[red]--from et --to vont ensemble / --from and --to go together[/] (ex. --from 2026-11-23T08:00 --to 2026-11-23T18:00)"
+        )
         raise typer.Exit(2)
     if observe_from is not None:
         if sut is not None:
             err.print("[red]--from/--to (mode observation) remplacent --sut / replace --sut[/]")
             raise typer.Exit(2)
         sut = f"observe:{observe_from}/{observe_to}"
-    config = _load(config_path).with_overrides(sut=sut, journal=journal, scenarios_dir=scenarios, reports_dir=reports, step_timeout=step_timeout)
+    config = _load(config_path).with_overrides(
+        sut=sut, journal=journal, scenarios_dir=scenarios, reports_dir=reports, step_timeout=step_timeout
+    )
     if config.sut.startswith("observe"):
         try:
             make_driver(config.sut)
         except ValueError as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
-        console.print("Mode observation: seuls les scénarios @observable sont joués sur le journal "
-                      f"{config.journal} / observe-only mode: @observable scenarios only.")
+        console.print(
+            "Mode observation: seuls les scénarios @observable sont joués sur le journal "
+            f"{config.journal} / observe-only mode: @observable scenarios only."
+        )
     if not Path(config.scenarios_dir).is_dir():
         err.print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
         raise typer.Exit(2)
@@ -127,13 +174,18 @@ def run(
             config = config.with_overrides(step_timeout=300.0)
         result = _run_guided(config, handlers, config_path, select, tags, guide_port)
     else:
-        with console.status("Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…", spinner="dots"):
+        with console.status(
+            "Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…",
+            spinner="dots",
+        ):
             result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags)
     for handler in handlers:
         handler.close()
     console.print(f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html}}")
     if not result.counts and result.exit_code != 0:
-        err.print(f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); log: {result.log_path}")
+        err.print(
+            f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); log: {result.log_path}"
+        )
         raise typer.Exit(2)
     if result.exit_code == 5 or not result.scenarios:
         err.print("[yellow]Aucun scénario sélectionné / no scenario selected.[/]")
@@ -141,7 +193,14 @@ def run(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _run_guided(config: HarnessConfig, handlers: list, config_path: Path | None, select: str | None, tags: str | None, guide_port: int) -> RunResult:
+def _run_guided(
+    config: HarnessConfig,
+    handlers: list,
+    config_path: Path | None,
+    select: str | None,
+    tags: str | None,
+    guide_port: int,
+) -> RunResult:
     """Guided recette: the terminal and a local web page tell the operator what to do in the DUI."""
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -149,14 +208,23 @@ def _run_guided(config: HarnessConfig, handlers: list, config_path: Path | None,
     state = GuidedState(box)
     web = GuidedWebServer(state, guide_port)
     url = web.start()
-    console.print(Panel(
-        f"Recette guidée : suivez les instructions ici ou sur [bold]{url}[/] (page locale).\n"
-        f"Chaque étape attend l'échange jusqu'à {config.step_timeout:.0f} s. Entrée = fait, o/n = réponses, "
-        "b <commentaire> = bloquer l'étape.", title="socle-harness — recette guidée / guided acceptance test",
-    ))
+    console.print(
+        Panel(
+            f"Recette guidée : suivez les instructions ici ou sur [bold]{url}[/] (page locale).\n"
+            f"Chaque étape attend l'échange jusqu'à {config.step_timeout:.0f} s. Entrée = fait, o/n = réponses, "
+            "b <commentaire> = bloquer l'étape.",
+            title="socle-harness — recette guidée / guided acceptance test",
+        )
+    )
     try:
-        return run_catalogue(config, [state, GuidedConsole(state, console), *handlers], config_file=config_path,
-                             select=select, tags=tags, operator_replies=box.path)
+        return run_catalogue(
+            config,
+            [state, GuidedConsole(state, console), *handlers],
+            config_file=config_path,
+            select=select,
+            tags=tags,
+            operator_replies=box.path,
+        )
     finally:
         web.stop()
 
@@ -166,12 +234,25 @@ def serve(
     config_path: ConfigOpt = None,
     journal: JournalOpt = None,
     host: Annotated[str | None, typer.Option(help="Adresse d'écoute / bind address.")] = None,
-    port: Annotated[int, typer.Option(help="Port HTTPS commun aux simulateurs HTTP / shared HTTPS port (0 = ephemeral).")] = 8443,
-    smtp_port: Annotated[int, typer.Option(help="Port SMTP (soumission MSSanté) / SMTP submission port (0 = ephemeral).")] = 2587,
-    ephemeral: Annotated[bool, typer.Option(help="Tous les ports éphémères / every port ephemeral (parallel runs never collide).")] = False,
-    service: Annotated[list[str] | None, typer.Option("--service", "-s", help="Ne démarrer que ces simulateurs / only these simulators (repeatable).")] = None,
-    endpoints_file: Annotated[Path | None, typer.Option(help="Écrire les points d'accès en JSON / write the endpoints as JSON to this file.")] = None,
-    no_tls: Annotated[bool, typer.Option("--no-tls", help="HTTP en clair (déconseillé) / plain HTTP for the HTTP simulators.")] = False,
+    port: Annotated[
+        int, typer.Option(help="Port HTTPS commun aux simulateurs HTTP / shared HTTPS port (0 = ephemeral).")
+    ] = 8443,
+    smtp_port: Annotated[
+        int, typer.Option(help="Port SMTP (soumission MSSanté) / SMTP submission port (0 = ephemeral).")
+    ] = 2587,
+    ephemeral: Annotated[
+        bool, typer.Option(help="Tous les ports éphémères / every port ephemeral (parallel runs never collide).")
+    ] = False,
+    service: Annotated[
+        list[str] | None,
+        typer.Option("--service", "-s", help="Ne démarrer que ces simulateurs / only these simulators (repeatable)."),
+    ] = None,
+    endpoints_file: Annotated[
+        Path | None, typer.Option(help="Écrire les points d'accès en JSON / write the endpoints as JSON to this file.")
+    ] = None,
+    no_tls: Annotated[
+        bool, typer.Option("--no-tls", help="HTTP en clair (déconseillé) / plain HTTP for the HTTP simulators.")
+    ] = False,
 ) -> None:
     """Démarre les simulateurs et attend / start the simulators and wait (Ctrl-C to stop).
 
@@ -181,14 +262,20 @@ def serve(
     base = _load(config_path)
     ports = {**base.ports, "mssante": {**base.ports.get("mssante", {}), "smtp": 0 if ephemeral else smtp_port}}
     config = base.with_overrides(
-        journal=journal, bind_host=host, http_port=0 if ephemeral else port, ports=ports,
-        services=tuple(service) if service else None, tls=False if no_tls else None,
+        journal=journal,
+        bind_host=host,
+        http_port=0 if ephemeral else port,
+        ports=ports,
+        services=tuple(service) if service else None,
+        tls=False if no_tls else None,
     )
     env = SocleEnvironment(config)
     try:
         endpoints = env.start()
     except OSError as exc:
-        err.print(f"[red]Impossible de démarrer / cannot start:[/] {exc}. Port déjà utilisé ? Essayez --ephemeral / port in use? try --ephemeral.")
+        err.print(
+            f"[red]Impossible de démarrer / cannot start:[/] {exc}. Port déjà utilisé ? Essayez --ephemeral / port in use? try --ephemeral."
+        )
         raise typer.Exit(2) from exc
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
@@ -223,9 +310,13 @@ def serve(
 def journal_cmd(
     config_path: ConfigOpt = None,
     journal: JournalOpt = None,
-    service: Annotated[str | None, typer.Option(help="Service (mssante, dmp, insi, psc, eprescription, eparcours).")] = None,
+    service: Annotated[
+        str | None, typer.Option(help="Service (mssante, dmp, insi, psc, eprescription, eparcours).")
+    ] = None,
     essms: Annotated[str | None, typer.Option(help="FINESS géographique de l'ESSMS / establishment FINESS.")] = None,
-    person: Annotated[str | None, typer.Option(help="INS (15 caractères) ou identifiant local / INS or local id.")] = None,
+    person: Annotated[
+        str | None, typer.Option(help="INS (15 caractères) ou identifiant local / INS or local id.")
+    ] = None,
     month: Annotated[str | None, typer.Option(help="Mois / month, YYYY-MM.")] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Identifiant d'exécution / run id.")] = None,
     outcome: Annotated[Outcome | None, typer.Option(help="accepted / rejected.")] = None,
@@ -246,7 +337,20 @@ def journal_cmd(
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     try:
-        rows = [e.summary() for e in store.query(JournalFilter(service=service, essms=essms, person=person, month=month, run_id=run_id, outcome=outcome, limit=limit))]
+        rows = [
+            e.summary()
+            for e in store.query(
+                JournalFilter(
+                    service=service,
+                    essms=essms,
+                    person=person,
+                    month=month,
+                    run_id=run_id,
+                    outcome=outcome,
+                    limit=limit,
+                )
+            )
+        ]
     finally:
         store.close()
     columns = ["ts", "service", "operation", "outcome", "error_code", "essms", "person", "actor", "run_id", "id"]
@@ -287,7 +391,10 @@ def pki(config_path: ConfigOpt = None) -> None:
 
 @app.command("control-api")
 def control_api(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Écrire dans ce fichier / write to this file (default: stdout).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Écrire dans ce fichier / write to this file (default: stdout)."),
+    ] = None,
 ) -> None:
     """Contrat de l'API de pilotage qu'expose le DUI sous test (OpenAPI 3.1) / the DUI control API contract (--sut http:<url>)."""
     import json

@@ -58,7 +58,9 @@ def print_report(report: IndicatorReport, names: dict[str, str], out: Console = 
     """One rich table per period: ESSMS (and the grappe) x the seven indicators, targets marked ✓ / ✗."""
     for period in report.periods:
         title = f"Indicateurs d'usage — {period.label}" + (" (première mesure, 3 mois)" if period.initial else "")
-        table = Table(title=title, caption="✓ cible atteinte / target met · ✗ non atteinte / not met · — non calculable")
+        table = Table(
+            title=title, caption="✓ cible atteinte / target met · ✗ non atteinte / not met · — non calculable"
+        )
         table.add_column("ESSMS")
         for d in INDICATORS:
             target = report.targets.get(d.key)
@@ -66,9 +68,16 @@ def print_report(report: IndicatorReport, names: dict[str, str], out: Console = 
             sub = "pas de cible" if target is None else f"cible {target:g}{' %' if d.kind is Kind.RATE else ''}"
             table.add_column(f"{head}\n[dim]{sub}[/]", justify="right")
         for essms in [*report.essms, None]:
-            label = "[bold]Grappe[/]" if essms is None else f"{names.get(essms, essms)} [dim]{essms if essms in names else ''}[/]"
-            table.add_row(label, *[_cell(report.get(d.key, period, essms)) for d in INDICATORS],
-                          end_section=essms == report.essms[-1] if report.essms else False)
+            label = (
+                "[bold]Grappe[/]"
+                if essms is None
+                else f"{names.get(essms, essms)} [dim]{essms if essms in names else ''}[/]"
+            )
+            table.add_row(
+                label,
+                *[_cell(report.get(d.key, period, essms)) for d in INDICATORS],
+                end_section=essms == report.essms[-1] if report.essms else False,
+            )
         out.print(table)
     unobserved = [next(d.label for d in INDICATORS if d.key == k) for k in report.unobserved]
     if unobserved:
@@ -99,13 +108,23 @@ def print_forecast(result: FundingForecast, out: Console = console) -> None:
         out.print("Cibles de la grappe: " + "; ".join(f"{k} {words[v]}" for k, v in result.targets.items()))
     missing = [e for e in result.essms if e.missed]
     if missing:
-        out.print("ESSMS sous les cibles: " + "; ".join(f"{e.name} ({', '.join(e.missed)}, solde {e.balance:.1f} k€)" for e in missing))
+        out.print(
+            "ESSMS sous les cibles: "
+            + "; ".join(f"{e.name} ({', '.join(e.missed)}, solde {e.balance:.1f} k€)" for e in missing)
+        )
     for note in result.notes[1:]:
         out.print(f"[dim]- {note}[/]")
 
 
-def _periods(engine: IndicatorEngine, scope: Scope, start: str | None, month: str | None, first: str | None,
-             last: str | None, grappe: Grappe | None) -> tuple[str, list[Period]]:
+def _periods(
+    engine: IndicatorEngine,
+    scope: Scope,
+    start: str | None,
+    month: str | None,
+    first: str | None,
+    last: str | None,
+    grappe: Grappe | None,
+) -> tuple[str, list[Period]]:
     span = engine.data_span(scope)
     campaign = start or (grappe.campaign_start if grappe else None) or first or (span[0] if span else None)
     if campaign is None:
@@ -116,8 +135,10 @@ def _periods(engine: IndicatorEngine, scope: Scope, start: str | None, month: st
     until = parse_month(last) if last else (span[1] if span else campaign)
     periods = [p for p in campaign_periods(campaign, until) if first is None or p.end >= parse_month(first)]
     if not periods:
-        raise ValueError(f"aucune mesure due entre {campaign} et {until}: la première mesure couvre 3 mois "
-                         f"/ no measure due yet (the first one covers 3 months)")
+        raise ValueError(
+            f"aucune mesure due entre {campaign} et {until}: la première mesure couvre 3 mois "
+            f"/ no measure due yet (the first one covers 3 months)"
+        )
     return campaign, periods
 
 
@@ -134,9 +155,14 @@ def _names(config: HarnessConfig, grappe: Grappe | None) -> dict[str, str]:
     return names
 
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Fichier de configuration TOML / TOML config file.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Fichier de configuration TOML / TOML config file.")
+]
 JournalOpt = Annotated[str | None, typer.Option("--journal", help="URL du journal / journal URL.")]
-GrappeOpt = Annotated[Path | None, typer.Option("--grappe", help="Composition de la grappe (grappe.json écrit par simulate) / grappe file.")]
+GrappeOpt = Annotated[
+    Path | None,
+    typer.Option("--grappe", help="Composition de la grappe (grappe.json écrit par simulate) / grappe file."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -146,18 +172,55 @@ def register(app: typer.Typer) -> None:
     def indicators(
         config_path: ConfigOpt = None,
         journal: JournalOpt = None,
-        month: Annotated[str | None, typer.Option("--month", help="La mesure de fin de ce mois / the measure at the end of this month (YYYY-MM).")] = None,
-        first: Annotated[str | None, typer.Option("--from", help="Première fin de période / first period end (YYYY-MM).")] = None,
-        last: Annotated[str | None, typer.Option("--to", help="Dernière fin de période / last period end (YYYY-MM).")] = None,
-        start: Annotated[str | None, typer.Option("--start", help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut: --from, la grappe, ou le premier mois du journal.")] = None,
-        essms: Annotated[list[str] | None, typer.Option("--essms", help="FINESS géographique (répétable) / establishment FINESS (repeatable).")] = None,
-        run_id: Annotated[str | None, typer.Option("--run", help="Seulement cette exécution / only this run id.")] = None,
+        month: Annotated[
+            str | None,
+            typer.Option(
+                "--month", help="La mesure de fin de ce mois / the measure at the end of this month (YYYY-MM)."
+            ),
+        ] = None,
+        first: Annotated[
+            str | None, typer.Option("--from", help="Première fin de période / first period end (YYYY-MM).")
+        ] = None,
+        last: Annotated[
+            str | None, typer.Option("--to", help="Dernière fin de période / last period end (YYYY-MM).")
+        ] = None,
+        start: Annotated[
+            str | None,
+            typer.Option(
+                "--start",
+                help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut: --from, la grappe, ou le premier mois du journal.",
+            ),
+        ] = None,
+        essms: Annotated[
+            list[str] | None,
+            typer.Option("--essms", help="FINESS géographique (répétable) / establishment FINESS (repeatable)."),
+        ] = None,
+        run_id: Annotated[
+            str | None, typer.Option("--run", help="Seulement cette exécution / only this run id.")
+        ] = None,
         fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
-        target: Annotated[list[str] | None, typer.Option("--target", help="Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none) / target override.")] = None,
-        mssante: Annotated[str | None, typer.Option("--mssante", help="Numérateur du taux MSSanté: 'messages' (instruction nationale, défaut) ou 'personnes' (chaque personne une fois) / MSSanté rate numerator.")] = None,
+        target: Annotated[
+            list[str] | None,
+            typer.Option("--target", help="Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none) / target override."),
+        ] = None,
+        mssante: Annotated[
+            str | None,
+            typer.Option(
+                "--mssante",
+                help="Numérateur du taux MSSanté: 'messages' (instruction nationale, défaut) ou 'personnes' (chaque personne une fois) / MSSanté rate numerator.",
+            ),
+        ] = None,
         grappe_file: GrappeOpt = None,
-        html: Annotated[Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")] = None,
-        detail: Annotated[str | None, typer.Option("--detail", help="Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS) / drill-down.")] = None,
+        html: Annotated[
+            Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")
+        ] = None,
+        detail: Annotated[
+            str | None,
+            typer.Option(
+                "--detail",
+                help="Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS) / drill-down.",
+            ),
+        ] = None,
     ) -> None:
         """Indicateurs d'usage ESMS numérique par ESSMS et pour la grappe / the seven usage indicators.
 
@@ -180,8 +243,9 @@ def register(app: typer.Typer) -> None:
             engine = IndicatorEngine(store, targets, mssante or config.mssante_counting)
             scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
             campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
-            report = engine.compute(periods, scope, grappe=tuple(e.finess for e in grappe.essms) if grappe else (),
-                                    campaign_start=campaign)
+            report = engine.compute(
+                periods, scope, grappe=tuple(e.finess for e in grappe.essms) if grappe else (), campaign_start=campaign
+            )
             evidence = None
             if detail is not None:
                 if len(periods) != 1:
@@ -198,8 +262,15 @@ def register(app: typer.Typer) -> None:
             from harness.reports.indicators_html import render_indicators_html
 
             html.parent.mkdir(parents=True, exist_ok=True)
-            html.write_bytes(render_indicators_html(report, names=names, journal_url=config.journal, forecast=funding,
-                                                    title=f"Indicateurs d'usage — {grappe.name}" if grappe else ""))
+            html.write_bytes(
+                render_indicators_html(
+                    report,
+                    names=names,
+                    journal_url=config.journal,
+                    forecast=funding,
+                    title=f"Indicateurs d'usage — {grappe.name}" if grappe else "",
+                )
+            )
         if fmt == "json":
             data = report.to_dict()
             if evidence is not None:
@@ -209,20 +280,45 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         elif fmt == "csv":
             writer = csv.writer(sys.stdout)
-            writer.writerow(["period_start", "period_end", "essms", "indicator", "numerator", "denominator", "value",
-                             "unit", "target", "status", "observed"])
+            writer.writerow(
+                [
+                    "period_start",
+                    "period_end",
+                    "essms",
+                    "indicator",
+                    "numerator",
+                    "denominator",
+                    "value",
+                    "unit",
+                    "target",
+                    "status",
+                    "observed",
+                ]
+            )
             for f in report.figures:
-                writer.writerow([f.period.start, f.period.end, f.essms or "grappe", f.indicator, f.numerator,
-                                 "" if f.denominator is None else f.denominator,
-                                 "" if f.value is None else round(f.value, 4),
-                                 "%" if f.definition.kind is Kind.RATE else "count",
-                                 "" if f.target is None else f.target, str(f.status), int(f.observed)])
+                writer.writerow(
+                    [
+                        f.period.start,
+                        f.period.end,
+                        f.essms or "grappe",
+                        f.indicator,
+                        f.numerator,
+                        "" if f.denominator is None else f.denominator,
+                        "" if f.value is None else round(f.value, 4),
+                        "%" if f.definition.kind is Kind.RATE else "count",
+                        "" if f.target is None else f.target,
+                        str(f.status),
+                        int(f.observed),
+                    ]
+                )
         else:
             print_report(report, names)
             if evidence is not None:
-                table = Table(title=f"Détail — {evidence.figure.definition.label}, {evidence.figure.period.label}, "
-                                    f"{names.get(evidence.figure.essms or '', evidence.figure.essms or 'grappe')}: "
-                                    f"{evidence.figure.numerator} / {evidence.figure.denominator}")
+                table = Table(
+                    title=f"Détail — {evidence.figure.definition.label}, {evidence.figure.period.label}, "
+                    f"{names.get(evidence.figure.essms or '', evidence.figure.essms or 'grappe')}: "
+                    f"{evidence.figure.numerator} / {evidence.figure.denominator}"
+                )
                 for column in ("rôle / role", "personne / person", "échanges du journal / journal exchanges"):
                     table.add_column(column)
                 for item in evidence.items:
@@ -240,7 +336,12 @@ def register(app: typer.Typer) -> None:
         grappe_file: Annotated[Path, typer.Option("--grappe", help="Composition de la grappe (JSON) / grappe file.")],
         config_path: ConfigOpt = None,
         journal: JournalOpt = None,
-        month: Annotated[str | None, typer.Option("--month", help="Juger le risque sur la mesure de ce mois / judge the risk on this month's measure.")] = None,
+        month: Annotated[
+            str | None,
+            typer.Option(
+                "--month", help="Juger le risque sur la mesure de ce mois / judge the risk on this month's measure."
+            ),
+        ] = None,
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Prévision du financement et du solde à risque / funding forecast and balance at risk (indicative)."""
@@ -256,8 +357,9 @@ def register(app: typer.Typer) -> None:
             scope = Scope(run_id=grappe.run_id)
             try:
                 campaign, periods = _periods(engine, scope, None, month, None, None, grappe)
-                report: IndicatorReport | None = engine.compute(periods[-1:], scope, tuple(e.finess for e in grappe.essms),
-                                                                campaign_start=campaign)
+                report: IndicatorReport | None = engine.compute(
+                    periods[-1:], scope, tuple(e.finess for e in grappe.essms), campaign_start=campaign
+                )
             except ValueError:
                 report = None  # nothing measured yet: amounts only
         finally:
@@ -272,15 +374,39 @@ def register(app: typer.Typer) -> None:
     def simulate(
         config_path: ConfigOpt = None,
         journal: JournalOpt = None,
-        essms: Annotated[int, typer.Option("--essms", min=1, max=400, help="Nombre d'ESSMS de la grappe synthétique.")] = 20,
-        persons: Annotated[int, typer.Option("--persons", min=1, max=500, help="Personnes accompagnées par ESSMS.")] = 60,
-        months: Annotated[int, typer.Option("--months", min=3, max=36, help="Mois d'activité (la première mesure en couvre 3).")] = 6,
-        seed: Annotated[int, typer.Option("--seed", help="Graine: même graine, mêmes données et mêmes indicateurs.")] = 1,
-        profile: Annotated[str, typer.Option("--profile", help="good (adoption rapide) | lagging (grappe en retard sur les cibles)")] = "good",
-        start: Annotated[str, typer.Option("--start", help="Premier mois simulé / first simulated month (YYYY-MM).")] = "2025-01",
-        out: Annotated[Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")] = Path("simulation"),
-        sut: Annotated[str, typer.Option("--sut", help="DUI piloté / driven DUI: reference ou faulty:<défaut>.")] = "reference",
-        workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Actions du DUI en parallèle (MSSanté, DMP, e-Prescription, e-Parcours).")] = 8,
+        essms: Annotated[
+            int, typer.Option("--essms", min=1, max=400, help="Nombre d'ESSMS de la grappe synthétique.")
+        ] = 20,
+        persons: Annotated[
+            int, typer.Option("--persons", min=1, max=500, help="Personnes accompagnées par ESSMS.")
+        ] = 60,
+        months: Annotated[
+            int, typer.Option("--months", min=3, max=36, help="Mois d'activité (la première mesure en couvre 3).")
+        ] = 6,
+        seed: Annotated[
+            int, typer.Option("--seed", help="Graine: même graine, mêmes données et mêmes indicateurs.")
+        ] = 1,
+        profile: Annotated[
+            str, typer.Option("--profile", help="good (adoption rapide) | lagging (grappe en retard sur les cibles)")
+        ] = "good",
+        start: Annotated[
+            str, typer.Option("--start", help="Premier mois simulé / first simulated month (YYYY-MM).")
+        ] = "2025-01",
+        out: Annotated[
+            Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")
+        ] = Path("simulation"),
+        sut: Annotated[
+            str, typer.Option("--sut", help="DUI piloté / driven DUI: reference ou faulty:<défaut>.")
+        ] = "reference",
+        workers: Annotated[
+            int,
+            typer.Option(
+                "--workers",
+                min=1,
+                max=32,
+                help="Actions du DUI en parallèle (MSSanté, DMP, e-Prescription, e-Parcours).",
+            ),
+        ] = 8,
     ) -> None:
         """Simule une grappe et son activité à travers les vrais simulateurs / simulate a grappe's months of activity.
 
@@ -295,8 +421,18 @@ def register(app: typer.Typer) -> None:
             err.print("[red]--profile doit valoir good ou lagging[/]")
             raise typer.Exit(2)
         base = _load(config_path)
-        options = SimulationOptions(essms=essms, persons=persons, months=months, seed=seed, profile=profile,
-                                    start=parse_month(start), out=out, sut=sut, workers=workers, journal=journal)
+        options = SimulationOptions(
+            essms=essms,
+            persons=persons,
+            months=months,
+            seed=seed,
+            profile=profile,
+            start=parse_month(start),
+            out=out,
+            sut=sut,
+            workers=workers,
+            journal=journal,
+        )
         try:
             result = run_simulation(base, options, console)
         except (ValueError, OSError) as exc:
@@ -304,10 +440,16 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from exc
         print_report(result.report, result.grappe.names)
         print_forecast(forecast(result.grappe, result.report))
-        console.print(f"Échanges pilotés / driven: {result.messages} messages MSSanté, {result.dmp_feeds} versements DMP, "
-                      f"{result.prescriptions} imports d'ordonnances, {result.notes} notes du cahier de liaison, "
-                      f"{result.exports} exports TDDUI ; actions en échec / failed: {result.failed_actions}")
+        console.print(
+            f"Échanges pilotés / driven: {result.messages} messages MSSanté, {result.dmp_feeds} versements DMP, "
+            f"{result.prescriptions} imports d'ordonnances, {result.notes} notes du cahier de liaison, "
+            f"{result.exports} exports TDDUI ; actions en échec / failed: {result.failed_actions}"
+        )
         if result.unobserved:
-            console.print(f"[yellow]Indicateurs sans aucun échange observé / nothing observed:[/] {', '.join(result.unobserved)}")
+            console.print(
+                f"[yellow]Indicateurs sans aucun échange observé / nothing observed:[/] {', '.join(result.unobserved)}"
+            )
         console.print(f"Journal: {result.journal_url}\nGrappe: {result.grappe_path}\nRapport HTML: {result.html_path}")
-        console.print(f"Rejouer / again: socle-harness indicators --journal {result.journal_url} --grappe {result.grappe_path}")
+        console.print(
+            f"Rejouer / again: socle-harness indicators --journal {result.journal_url} --grappe {result.grappe_path}"
+        )

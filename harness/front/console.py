@@ -49,12 +49,21 @@ class ConsoleReporter:
                 c.print(f"      [red]{where}{event.message or (step.message if step else '')}[/]", soft_wrap=True)
         elif isinstance(event, RunFinished):
             table = Table(title="Résumé / Summary", show_header=True)
-            for label in ("réussis / passed", "échoués / failed", "erreurs / errors", "ignorés / skipped", "durée / time"):
+            for label in (
+                "réussis / passed",
+                "échoués / failed",
+                "erreurs / errors",
+                "ignorés / skipped",
+                "durée / time",
+            ):
                 table.add_column(label, justify="right")
             counts = event.counts
             table.add_row(
-                str(counts.get("passed", 0)), str(counts.get("failed", 0)), str(counts.get("error", 0)),
-                str(counts.get("skipped", 0)), f"{event.duration:.1f} s",
+                str(counts.get("passed", 0)),
+                str(counts.get("failed", 0)),
+                str(counts.get("error", 0)),
+                str(counts.get("skipped", 0)),
+                f"{event.duration:.1f} s",
             )
             c.print(table)
 

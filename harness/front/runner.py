@@ -41,7 +41,11 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and self.counts.get(Status.FAILED.value, 0) == 0 and self.counts.get(Status.ERROR.value, 0) == 0
+        return (
+            self.exit_code == 0
+            and self.counts.get(Status.FAILED.value, 0) == 0
+            and self.counts.get(Status.ERROR.value, 0) == 0
+        )
 
     def status_of(self, name: str) -> Status | None:
         for scenario in self.scenarios:
@@ -75,13 +79,33 @@ def run_catalogue(
     ini_path.write_text(_INI, encoding="utf-8")
     events_path.write_text("", encoding="utf-8")
     cmd = [
-        sys.executable, "-m", "pytest", str(CATALOGUE_MODULE),
-        "-c", str(ini_path), "--rootdir", str(run_dir),
-        "-p", "pytest_bdd.plugin", "-p", "harness.runtime.pytest_plugin", "-p", "no:cacheprovider",
-        "-q", "--no-header", "-rN",
-        "--socle-events", str(events_path), "--socle-run-id", run_id,
-        "--socle-run-dir", str(run_dir), "--socle-journal", config.journal,
-        "--socle-sut", config.sut,
+        sys.executable,
+        "-m",
+        "pytest",
+        str(CATALOGUE_MODULE),
+        "-c",
+        str(ini_path),
+        "--rootdir",
+        str(run_dir),
+        "-p",
+        "pytest_bdd.plugin",
+        "-p",
+        "harness.runtime.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--no-header",
+        "-rN",
+        "--socle-events",
+        str(events_path),
+        "--socle-run-id",
+        run_id,
+        "--socle-run-dir",
+        str(run_dir),
+        "--socle-journal",
+        config.journal,
+        "--socle-sut",
+        config.sut,
     ]
     if config_file is not None:
         cmd += ["--socle-config", str(config_file.resolve())]

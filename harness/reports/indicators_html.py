@@ -24,8 +24,12 @@ from harness.analytics.indicators import (
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 18, 44
-COLORS = {TargetStatus.MET: "#1a7f37", TargetStatus.NOT_MET: "#c62828", TargetStatus.NO_TARGET: "#1f5fa8",
-          TargetStatus.NOT_COMPUTABLE: "#8a8a8a"}
+COLORS = {
+    TargetStatus.MET: "#1a7f37",
+    TargetStatus.NOT_MET: "#c62828",
+    TargetStatus.NO_TARGET: "#1f5fa8",
+    TargetStatus.NOT_COMPUTABLE: "#8a8a8a",
+}
 
 
 def _number(value: float) -> str:
@@ -51,7 +55,9 @@ def svg_chart(series: list[Figure], *, title: str, kind: Kind, target: float | N
         y = TOP + plot_h - plot_h * tick / 4
         label = f"{_number(value)} %" if kind is Kind.RATE else _number(value)
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#e4e4e4"/>')
-        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#555">{escape(label)}</text>')
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#555">{escape(label)}</text>'
+        )
     for i, figure in enumerate(series):
         x = LEFT + slot * i + (slot - bar) / 2
         value = figure.value
@@ -60,23 +66,37 @@ def svg_chart(series: list[Figure], *, title: str, kind: Kind, target: float | N
         if value is not None:
             h = plot_h * min(value, top) / top
             y = TOP + plot_h - h
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
-                         f"<title>{escape(figure.period.label)}: {escape(format_value(figure))}</title></rect>")
-            parts.append(f'<text x="{label_x:.1f}" y="{y - 4:.1f}" font-size="11" text-anchor="middle" fill="#222">'
-                         f"{escape(format_value(figure))}</text>")
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
+                f"<title>{escape(figure.period.label)}: {escape(format_value(figure))}</title></rect>"
+            )
+            parts.append(
+                f'<text x="{label_x:.1f}" y="{y - 4:.1f}" font-size="11" text-anchor="middle" fill="#222">'
+                f"{escape(format_value(figure))}</text>"
+            )
         else:
-            parts.append(f'<text x="{label_x:.1f}" y="{TOP + plot_h - 6:.1f}" font-size="11" text-anchor="middle" '
-                         f'fill="#8a8a8a">—</text>')
-        parts.append(f'<text x="{label_x:.1f}" y="{TOP + plot_h + 16:.1f}" font-size="11" text-anchor="middle" '
-                     f'fill="#333">{escape(figure.period.label)}</text>')
+            parts.append(
+                f'<text x="{label_x:.1f}" y="{TOP + plot_h - 6:.1f}" font-size="11" text-anchor="middle" '
+                f'fill="#8a8a8a">—</text>'
+            )
+        parts.append(
+            f'<text x="{label_x:.1f}" y="{TOP + plot_h + 16:.1f}" font-size="11" text-anchor="middle" '
+            f'fill="#333">{escape(figure.period.label)}</text>'
+        )
     if target is not None:
         y = TOP + plot_h - plot_h * min(target, top) / top
-        parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#b26a00" '
-                     f'stroke-width="2" stroke-dasharray="6 4"/>')
-        parts.append(f'<text x="{LEFT + plot_w - 4}" y="{y - 5:.1f}" font-size="11" text-anchor="end" fill="#b26a00">'
-                     f"cible {escape(_number(target))}{' %' if kind is Kind.RATE else ''}</text>")
-    parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" font-size="11" text-anchor="middle" fill="#555">'
-                 "période de mesure / measurement period</text>")
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#b26a00" '
+            f'stroke-width="2" stroke-dasharray="6 4"/>'
+        )
+        parts.append(
+            f'<text x="{LEFT + plot_w - 4}" y="{y - 5:.1f}" font-size="11" text-anchor="end" fill="#b26a00">'
+            f"cible {escape(_number(target))}{' %' if kind is Kind.RATE else ''}</text>"
+        )
+    parts.append(
+        f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" font-size="11" text-anchor="middle" fill="#555">'
+        "période de mesure / measurement period</text>"
+    )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -92,22 +112,49 @@ class ChartBlock:
     series: list[Figure]
 
 
-def render_indicators_html(report: IndicatorReport, *, names: dict[str, str] | None = None, title: str = "",
-                           journal_url: str = "", forecast: FundingForecast | None = None) -> bytes:
+def render_indicators_html(
+    report: IndicatorReport,
+    *,
+    names: dict[str, str] | None = None,
+    title: str = "",
+    journal_url: str = "",
+    forecast: FundingForecast | None = None,
+) -> bytes:
     names = names or {}
     charts = []
     for d in INDICATORS:
         series = report.series(d.key, None)
         target = report.targets.get(d.key)
-        charts.append(ChartBlock(d.key, d.label, d.label_en, target, report.observed.get(d.key, False),
-                                 svg_chart(series, title=f"{d.label} — grappe", kind=d.kind, target=target), series))
+        charts.append(
+            ChartBlock(
+                d.key,
+                d.label,
+                d.label_en,
+                target,
+                report.observed.get(d.key, False),
+                svg_chart(series, title=f"{d.label} — grappe", kind=d.kind, target=target),
+                series,
+            )
+        )
     latest = report.periods[-1] if report.periods else None
-    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html", "j2"], default=True),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     html = env.get_template("indicators.html.j2").render(
-        report=report, charts=charts, names=names, title=title or "Indicateurs d'usage ESMS numérique",
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), journal_url=journal_url, latest=latest,
-        indicators=INDICATORS, fmt=format_value, status_labels=STATUS_LABELS, forecast=forecast,
+        report=report,
+        charts=charts,
+        names=names,
+        title=title or "Indicateurs d'usage ESMS numérique",
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        journal_url=journal_url,
+        latest=latest,
+        indicators=INDICATORS,
+        fmt=format_value,
+        status_labels=STATUS_LABELS,
+        forecast=forecast,
         TargetStatus=TargetStatus,
     )
     return html.encode("utf-8")

@@ -95,10 +95,13 @@ class SocleEnvironment:
         for client in clients:
             if client.get("client_id") == wanted:
                 return {
-                    "client_id": client["client_id"], "client_secret": client.get("client_secret", ""),
+                    "client_id": client["client_id"],
+                    "client_secret": client.get("client_secret", ""),
                     "redirect_uri": (client.get("redirect_uris") or [""])[0],
                     "post_logout_redirect_uri": (client.get("post_logout_redirect_uris") or [""])[0],
-                    "token_endpoint_auth_method": (client.get("token_endpoint_auth_methods") or ["client_secret_basic"])[0],
+                    "token_endpoint_auth_method": (
+                        client.get("token_endpoint_auth_methods") or ["client_secret_basic"]
+                    )[0],
                 }
         return {}
 
@@ -147,14 +150,20 @@ class ScenarioContext:
             time.sleep(0.2)
         what = expectation.describe() if expectation is not None else f"{service} {operation or ''}".strip()
         if len(found) < count:
-            not_observed(f"{len(found)}/{count} échange(s) {service}/{operation or '*'} observé(s) pour « {what} » "
-                         f"dans la fenêtre {window.describe()}")
-        self.attach("Observation", f"{len(found)} échange(s) retenu(s) dans la fenêtre {window.describe()} pour « {what} »")
+            not_observed(
+                f"{len(found)}/{count} échange(s) {service}/{operation or '*'} observé(s) pour « {what} » "
+                f"dans la fenêtre {window.describe()}"
+            )
+        self.attach(
+            "Observation", f"{len(found)} échange(s) retenu(s) dans la fenêtre {window.describe()} pour « {what} »"
+        )
         return found
 
     def require_person(self) -> Person:
         if self.person is None:
-            raise AssertionError("aucune personne accompagnée choisie (étape « Soit la personne accompagnée ... » manquante)")
+            raise AssertionError(
+                "aucune personne accompagnée choisie (étape « Soit la personne accompagnée ... » manquante)"
+            )
         return self.person
 
     def require_establishment(self) -> Establishment:
@@ -194,7 +203,9 @@ class ScenarioContext:
         channel = self._channel()
         if self.last_action.status is not ActionStatus.DELEGATED or channel is None:
             return self.last_action.reported_success
-        reply = channel.answer(channel.ask(self.scenario_id, question, question, mode="question", choices=("oui", "non")))
+        reply = channel.answer(
+            channel.ask(self.scenario_id, question, question, mode="question", choices=("oui", "non"))
+        )
         if reply is None:
             raise StepBlocked("pas de réponse de l'opérateur dans le délai / no answer from the operator in time")
         self.attach("Réponse de l'opérateur", f"{question} → {reply.answer} {reply.comment}".strip())
@@ -223,14 +234,20 @@ class ScenarioContext:
         if window is not None:
             return self._observed(window, service, operation, count)
         flt = JournalFilter(
-            service=service, operation=operation, run_id=self.env.run_id, scenario_id=self.scenario_id, since_seq=self.mark
+            service=service,
+            operation=operation,
+            run_id=self.env.run_id,
+            scenario_id=self.scenario_id,
+            since_seq=self.mark,
         )
         delegated = self.last_action is not None and self.last_action.status is ActionStatus.DELEGATED
         prompt, channel = self.prompt, self._channel()
         if not (delegated and prompt is not None and channel is not None):
             # A synchronous driver has finished its exchange when it reports; a delegated action without an
             # operator channel (an external system) gets the configured step timeout.
-            return wait_for(self.env.journal, flt, count=count, timeout=self.env.config.step_timeout if delegated else 1.0)
+            return wait_for(
+                self.env.journal, flt, count=count, timeout=self.env.config.step_timeout if delegated else 1.0
+            )
         self.prompt = None
         deadline = prompt.asked_at + prompt.timeout
         while True:

@@ -65,10 +65,18 @@ class OperatorChannel:
         self.box = box
         self.timeout = timeout
 
-    def ask(self, scenario_id: str, step: str, text: str, *, mode: str = "action", choices: tuple[str, ...] = ()) -> OperatorPrompt:
+    def ask(
+        self, scenario_id: str, step: str, text: str, *, mode: str = "action", choices: tuple[str, ...] = ()
+    ) -> OperatorPrompt:
         prompt = OperatorPrompt(
-            prompt_id=uuid.uuid4().hex[:12], scenario_id=scenario_id, step=step, mode=mode, text=text,
-            timeout=self.timeout, asked_at=time.time(), choices=list(choices),
+            prompt_id=uuid.uuid4().hex[:12],
+            scenario_id=scenario_id,
+            step=step,
+            mode=mode,
+            text=text,
+            timeout=self.timeout,
+            asked_at=time.time(),
+            choices=list(choices),
         )
         self.emit(prompt)
         return prompt

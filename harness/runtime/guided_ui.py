@@ -114,7 +114,9 @@ class GuidedConsole:
     def handle(self, event: Event) -> None:
         if isinstance(event, OperatorPrompt):
             self._stop_live()
-            how = ("(o)ui / (n)on" if event.mode == "question" else "Entrée quand c'est fait") + " · b <commentaire> = bloquer"
+            how = (
+                "(o)ui / (n)on" if event.mode == "question" else "Entrée quand c'est fait"
+            ) + " · b <commentaire> = bloquer"
             title = "Question à l'opérateur" if event.mode == "question" else "Action à réaliser dans le DUI"
             self.console.print(Panel(f"{event.text}\n\n[dim]{how}[/]", title=title, border_style="cyan"))
             self._live = Live(_Countdown(event), console=self.console, refresh_per_second=2, transient=True)
@@ -183,11 +185,18 @@ setInterval(() => { if (!box.value && document.activeElement !== box) location.r
 
 def _prompt_html(prompt: OperatorPrompt | None, finished: bool) -> str:
     if prompt is None:
-        return "<p><b>Exécution terminée.</b></p>" if finished else "<p>Aucune action demandée pour l'instant. / Nothing to do yet.</p>"
+        return (
+            "<p><b>Exécution terminée.</b></p>"
+            if finished
+            else "<p>Aucune action demandée pour l'instant. / Nothing to do yet.</p>"
+        )
     hidden = f'<input type="hidden" name="prompt_id" value="{html.escape(prompt.prompt_id)}">'
     comment = '<label>Commentaire / comment<br><textarea name="comment" rows="2"></textarea></label><br>'
     if prompt.mode == "question":
-        buttons = "".join(f'<button name="answer" value="{html.escape(c)}">{html.escape(c.capitalize())}</button> ' for c in prompt.choices)
+        buttons = "".join(
+            f'<button name="answer" value="{html.escape(c)}">{html.escape(c.capitalize())}</button> '
+            for c in prompt.choices
+        )
     else:
         buttons = '<button name="answer" value="done">C\'est fait / done</button> '
     buttons += '<button name="answer" value="blocked">Bloquer l\'étape / block</button>'
@@ -208,9 +217,19 @@ def guided_app(state: GuidedState) -> Starlette:
             )
             run_id, sut, finished = state.run_id, state.sut, state.finished
         prompt = state.current()
-        refresh = '<noscript><meta http-equiv="refresh" content="10"></noscript>' if prompt else '<meta http-equiv="refresh" content="2">'
-        body = _PAGE.format(run_id=html.escape(run_id), sut=html.escape(sut), prompt=_prompt_html(prompt, finished), rows=rows,
-                            refresh=refresh, script=_PROMPT_SCRIPT if prompt else "")
+        refresh = (
+            '<noscript><meta http-equiv="refresh" content="10"></noscript>'
+            if prompt
+            else '<meta http-equiv="refresh" content="2">'
+        )
+        body = _PAGE.format(
+            run_id=html.escape(run_id),
+            sut=html.escape(sut),
+            prompt=_prompt_html(prompt, finished),
+            rows=rows,
+            refresh=refresh,
+            script=_PROMPT_SCRIPT if prompt else "",
+        )
         return HTMLResponse(body)
 
     async def reply(request: Request) -> Response:
@@ -232,8 +251,12 @@ class GuidedWebServer:
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", port))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/"
-        self._server = uvicorn.Server(uvicorn.Config(guided_app(state), log_level="warning", lifespan="off", access_log=False))
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])), daemon=True)
+        self._server = uvicorn.Server(
+            uvicorn.Config(guided_app(state), log_level="warning", lifespan="off", access_log=False)
+        )
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])), daemon=True
+        )
 
     def start(self) -> str:
         self._thread.start()

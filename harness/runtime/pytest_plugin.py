@@ -37,7 +37,9 @@ from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
 from harness.sut import SutDriver, make_driver
 
 # Every module of harness.steps is a step library (one per capability): all are loaded.
-pytest_plugins = [f"harness.steps.{m.name}" for m in pkgutil.iter_modules(harness.steps.__path__) if not m.name.startswith("_")]
+pytest_plugins = [
+    f"harness.steps.{m.name}" for m in pkgutil.iter_modules(harness.steps.__path__) if not m.name.startswith("_")
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,8 +50,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--socle-run-dir", default=None, help="folder for the journal, PKI and run files")
     group.addoption("--socle-run-id", default=None, help="identifier of this run in the journal")
     group.addoption("--socle-events", default=None, help="write the run's event stream (JSON lines) to this file")
-    group.addoption("--socle-step-timeout", default=None, type=float, help="seconds a step waits for an exchange triggered by a person or an external DUI")
-    group.addoption("--socle-operator-replies", default=None, help="guided recette: file the operator's replies are appended to")
+    group.addoption(
+        "--socle-step-timeout",
+        default=None,
+        type=float,
+        help="seconds a step waits for an exchange triggered by a person or an external DUI",
+    )
+    group.addoption(
+        "--socle-operator-replies", default=None, help="guided recette: file the operator's replies are appended to"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,17 +111,22 @@ def socle_env(socle_config: HarnessConfig, pytestconfig: pytest.Config) -> Itera
 
 
 @pytest.fixture(scope="session")
-def socle_sut(socle_env: SocleEnvironment, socle_config: HarnessConfig, pytestconfig: pytest.Config) -> Iterator[SutDriver]:
+def socle_sut(
+    socle_env: SocleEnvironment, socle_config: HarnessConfig, pytestconfig: pytest.Config
+) -> Iterator[SutDriver]:
     channel = None
     recorder = pytestconfig.pluginmanager.get_plugin("socle-harness-events")
     replies = pytestconfig.getoption("--socle-operator-replies")
     if recorder is not None and replies:
         channel = OperatorChannel(recorder.emit, ReplyBox(Path(replies)), timeout=socle_config.step_timeout)
-    driver = make_driver(socle_config.sut, timeout=socle_config.sut_timeout, retries=socle_config.sut_retries, channel=channel)
+    driver = make_driver(
+        socle_config.sut, timeout=socle_config.sut_timeout, retries=socle_config.sut_retries, channel=channel
+    )
     driver.setup(socle_env.sut_environment())
     if getattr(driver, "window", None) is not None:  # observe-only mode: a past activity had no injected fault
         socle_env.host.faults.guard = lambda service, fault: not_observable(
-            f"le scénario injecte une panne ({service}: {fault.kind})")
+            f"le scénario injecte une panne ({service}: {fault.kind})"
+        )
     try:
         yield driver
     finally:
@@ -121,7 +135,9 @@ def socle_sut(socle_env: SocleEnvironment, socle_config: HarnessConfig, pytestco
 
 
 @pytest.fixture
-def socle(socle_env: SocleEnvironment, socle_sut: SutDriver, request: pytest.FixtureRequest) -> Iterator[ScenarioContext]:
+def socle(
+    socle_env: SocleEnvironment, socle_sut: SutDriver, request: pytest.FixtureRequest
+) -> Iterator[ScenarioContext]:
     ctx = ScenarioContext(env=socle_env, sut=socle_sut, scenario_id=request.node.nodeid)
     socle_env.run.scenario_id = ctx.scenario_id
     try:
@@ -222,12 +238,31 @@ class EventRecorder:
         duration = now - self._step_t0.get(sid, now)
         self._step_t0[sid] = now
         self._steps_done[sid] = self._steps_done.get(sid, 0) + 1
-        self.emit(StepFinished(sid, step.keyword.strip(), step.name, status, duration, message, self._ctx_evidence(request)))
+        self.emit(
+            StepFinished(sid, step.keyword.strip(), step.name, status, duration, message, self._ctx_evidence(request))
+        )
 
-    def pytest_bdd_after_step(self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any) -> None:
+    def pytest_bdd_after_step(
+        self,
+        request: pytest.FixtureRequest,
+        feature: Any,
+        scenario: Any,
+        step: Any,
+        step_func: Any,
+        step_func_args: Any,
+    ) -> None:
         self._step_event(request, step, Status.PASSED)
 
-    def pytest_bdd_step_error(self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any, exception: BaseException) -> None:
+    def pytest_bdd_step_error(
+        self,
+        request: pytest.FixtureRequest,
+        feature: Any,
+        scenario: Any,
+        step: Any,
+        step_func: Any,
+        step_func_args: Any,
+        exception: BaseException,
+    ) -> None:
         if isinstance(exception, AssertionError):
             status, message = Status.FAILED, str(exception)
         elif isinstance(exception, StepBlocked):
@@ -239,7 +274,9 @@ class EventRecorder:
         self._failure[request.node.nodeid] = (status, message)
         self._step_event(request, step, status, message)
 
-    def pytest_bdd_step_func_lookup_error(self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, exception: BaseException) -> None:
+    def pytest_bdd_step_func_lookup_error(
+        self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, exception: BaseException
+    ) -> None:
         message = f"étape non définie / undefined step: {step.keyword.strip()} {step.name}"
         self._failure[request.node.nodeid] = (Status.ERROR, message)
         self._step_event(request, step, Status.ERROR, message)
@@ -259,7 +296,11 @@ class EventRecorder:
         if sid not in self._scenario_t0:  # failed before the scenario started (fixture/setup error)
             self._ensure_run_started(None)
             self._scenario_t0[sid] = time.monotonic()
-            self.emit(ScenarioStarted(sid, scenario.feature.name, scenario.name, _tags(scenario), scenario.feature.rel_filename, _now()))
+            self.emit(
+                ScenarioStarted(
+                    sid, scenario.feature.name, scenario.name, _tags(scenario), scenario.feature.rel_filename, _now()
+                )
+            )
         if report.skipped:
             status, message = Status.SKIPPED, str(report.longrepr)[-500:]
         elif report.passed:
@@ -270,7 +311,16 @@ class EventRecorder:
             self.emit(StepFinished(sid, step.keyword.strip(), step.name, Status.SKIPPED, 0.0, "non exécutée / not run"))
         self._counts[status.value] += 1
         self.emit(
-            ScenarioFinished(sid, scenario.feature.name, scenario.name, status, time.monotonic() - self._scenario_t0[sid], message, _tags(scenario), _now())
+            ScenarioFinished(
+                sid,
+                scenario.feature.name,
+                scenario.name,
+                status,
+                time.monotonic() - self._scenario_t0[sid],
+                message,
+                _tags(scenario),
+                _now(),
+            )
         )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

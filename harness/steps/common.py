@@ -7,7 +7,7 @@ from pytest_bdd import given, parsers
 from harness.runtime.environment import ScenarioContext
 
 
-@given(parsers.parse("l'ESSMS \"{name}\" équipé du DUI sous test"))
+@given(parsers.parse('l\'ESSMS "{name}" équipé du DUI sous test'))
 @given(parsers.parse('the establishment "{name}" equipped with the DUI under test'))
 def establishment(socle: ScenarioContext, name: str) -> None:
     socle.establishment = socle.env.testdata.establishment(name)

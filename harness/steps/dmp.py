@@ -145,7 +145,9 @@ def accepted(socle: ScenarioContext) -> None:
     found = _since_action(socle, FEED)
     refused = [e for e in found if e.outcome is Outcome.REJECTED]
     if refused:
-        raise AssertionError("le DMP a refusé le document: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused))
+        raise AssertionError(
+            "le DMP a refusé le document: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused)
+        )
 
 
 @then(parsers.parse('le DMP refuse le document avec l\'erreur "{code}"'))
@@ -188,9 +190,12 @@ def _accepted_feed(socle: ScenarioContext) -> Exchange:
 @then("le DUI indique que le document est versé au DMP")
 @then("the DUI reports the document as fed to the DMP")
 def dui_reports_fed(socle: ScenarioContext) -> None:
-    socle.dui_shows("Le DUI indique-t-il que le document est versé au DMP ?",
-                    lambda data: None if socle.last_action.reported_success
-                    else f"le DUI n'indique pas le versement: {socle.last_action}")
+    socle.dui_shows(
+        "Le DUI indique-t-il que le document est versé au DMP ?",
+        lambda data: (
+            None if socle.last_action.reported_success else f"le DUI n'indique pas le versement: {socle.last_action}"
+        ),
+    )
 
 
 @then("le DUI signale que le DMP de la personne est fermé")
@@ -211,16 +216,23 @@ def dui_reports_closed(socle: ScenarioContext) -> None:
 @then("le DUI signale le refus du DMP")
 @then("the DUI reports the DMP's refusal")
 def dui_reports_refusal(socle: ScenarioContext) -> None:
-    socle.dui_shows("Le DUI signale-t-il que le DMP a refusé le document ?",
-                    lambda data: f"le DUI indique un succès alors que le DMP a refusé {data.get('hidden_failure', '')}".strip()
-                    if socle.last_action.reported_success else None)
+    socle.dui_shows(
+        "Le DUI signale-t-il que le DMP a refusé le document ?",
+        lambda data: (
+            f"le DUI indique un succès alors que le DMP a refusé {data.get('hidden_failure', '')}".strip()
+            if socle.last_action.reported_success
+            else None
+        ),
+    )
 
 
 @then("aucun document n'est versé au DMP pour la personne")
 @then("no document is fed to the person's DMP")
 def nothing_fed(socle: ScenarioContext) -> None:
     person = socle.require_person()
-    accepted_feeds = [e for e in _in_scenario(socle, FEED) if e.outcome is Outcome.ACCEPTED and e.person == person.ins.value]
+    accepted_feeds = [
+        e for e in _in_scenario(socle, FEED) if e.outcome is Outcome.ACCEPTED and e.person == person.ins.value
+    ]
     socle.attach("Journal", f"{len(accepted_feeds)} versement(s) accepté(s) pour {person.display_name}")
     if accepted_feeds:
         raise AssertionError(f"{len(accepted_feeds)} document(s) versé(s) alors que le DMP est fermé")
@@ -235,7 +247,9 @@ def replaced(socle: ScenarioContext, dmp_documents: list[dict[str, str]]) -> Non
     targets = set(exchange.details.get("replaced", {}).values())
     socle.attach("Remplacement", f"documents remplacés: {sorted(targets) or 'aucun'}")
     if dmp_documents[-2]["entry_uuid"] not in targets:
-        raise AssertionError(f"le versement n'a remplacé aucun document (association RPLC vers {dmp_documents[-2]['entry_uuid']} absente)")
+        raise AssertionError(
+            f"le versement n'a remplacé aucun document (association RPLC vers {dmp_documents[-2]['entry_uuid']} absente)"
+        )
 
 
 @then("le DMP accepte la mise à jour du document")
@@ -244,18 +258,26 @@ def update_accepted(socle: ScenarioContext) -> None:
     found = _since_action(socle, UPDATE)
     refused = [e for e in found if e.outcome is Outcome.REJECTED]
     if refused:
-        raise AssertionError("le DMP a refusé la mise à jour: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused))
+        raise AssertionError(
+            "le DMP a refusé la mise à jour: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused)
+        )
 
 
 @then("le document est masqué aux professionnels dans le DMP")
 @then("the document is masked from professionals in the DMP")
 def masked(socle: ScenarioContext, dmp_documents: list[dict[str, str]]) -> None:
     document = _last_document(dmp_documents)
-    changes = [c for e in _since_action(socle, UPDATE) if e.outcome is Outcome.ACCEPTED for c in e.details.get("changes", [])]
-    codes = [code for c in changes if c.get("document") == document["unique_id"] for code in c.get("confidentiality", [])]
+    changes = [
+        c for e in _since_action(socle, UPDATE) if e.outcome is Outcome.ACCEPTED for c in e.details.get("changes", [])
+    ]
+    codes = [
+        code for c in changes if c.get("document") == document["unique_id"] for code in c.get("confidentiality", [])
+    ]
     socle.attach("Confidentialité", ", ".join(codes) or "inchangée")
     if "MASQUE_PS" not in codes:
-        raise AssertionError(f"le document {document['unique_id']} n'est pas masqué aux professionnels (codes: {codes or 'aucun'})")
+        raise AssertionError(
+            f"le document {document['unique_id']} n'est pas masqué aux professionnels (codes: {codes or 'aucun'})"
+        )
 
 
 @then("la recherche dans le DMP renvoie le document versé")
@@ -265,7 +287,9 @@ def search_returns(socle: ScenarioContext, dmp_documents: list[dict[str, str]]) 
     found = _since_action(socle, FIND)
     refused = [e for e in found if e.outcome is Outcome.REJECTED]
     if refused:
-        raise AssertionError("le DMP a refusé la recherche: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused))
+        raise AssertionError(
+            "le DMP a refusé la recherche: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused)
+        )
     results = [r for e in found for r in e.details.get("results", [])]
     if document["unique_id"] not in results:
         raise AssertionError(f"la recherche n'a pas renvoyé le document {document['unique_id']} (résultats: {results})")
@@ -278,17 +302,34 @@ def retrieved_identical(socle: ScenarioContext, dmp_documents: list[dict[str, st
     found = [e for e in _since_action(socle, RETRIEVE) if e.outcome is Outcome.ACCEPTED]
     if not any(document["unique_id"] in e.details.get("retrieved", []) for e in found):
         raise AssertionError(f"le DMP n'a pas renvoyé le document {document['unique_id']}")
-    socle.dui_shows("Le document affiché par le DUI est-il identique à celui qu'il a versé ?",
-                    lambda data: None if socle.last_action.reported_success and data.get("identical", False)
-                    else f"le DUI n'a pas récupéré un document identique à celui qu'il a versé: {socle.last_action}")
+    socle.dui_shows(
+        "Le document affiché par le DUI est-il identique à celui qu'il a versé ?",
+        lambda data: (
+            None
+            if socle.last_action.reported_success and data.get("identical", False)
+            else f"le DUI n'a pas récupéré un document identique à celui qu'il a versé: {socle.last_action}"
+        ),
+    )
 
 
-@then(parsers.re(r'le journal compte (?P<n>\d+) documents? versés? au DMP pour la personne "(?P<ref>[^"]+)"'), converters={"n": int})
-@then(parsers.re(r'the journal counts (?P<n>\d+) documents? fed to the DMP for the person "(?P<ref>[^"]+)"'), converters={"n": int})
+@then(
+    parsers.re(r'le journal compte (?P<n>\d+) documents? versés? au DMP pour la personne "(?P<ref>[^"]+)"'),
+    converters={"n": int},
+)
+@then(
+    parsers.re(r'the journal counts (?P<n>\d+) documents? fed to the DMP for the person "(?P<ref>[^"]+)"'),
+    converters={"n": int},
+)
 def count_fed(socle: ScenarioContext, n: int, ref: str) -> None:
     person = socle.env.testdata.person(ref)
-    flt = JournalFilter(service=SERVICE, operation=FEED, outcome=Outcome.ACCEPTED, person=person.ins.value,
-                        run_id=socle.env.run_id, scenario_id=socle.scenario_id)
+    flt = JournalFilter(
+        service=SERVICE,
+        operation=FEED,
+        outcome=Outcome.ACCEPTED,
+        person=person.ins.value,
+        run_id=socle.env.run_id,
+        scenario_id=socle.scenario_id,
+    )
     got = socle.env.journal.count(flt)
     socle.attach("Journal", f"{got} versement(s) DMP accepté(s) pour {person.display_name}")
     if got != n:

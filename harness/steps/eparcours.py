@@ -38,8 +38,10 @@ def _service(socle: ScenarioContext):  # noqa: ANN202 - mock_services.eparcours.
 
 def _describe(exchange: Exchange) -> str:
     d = exchange.details
-    lines = [f"{exchange.operation} {exchange.outcome} (échange {exchange.id}) — {d.get('method')} {d.get('path')} → HTTP {d.get('status')}",
-             f"personne : {exchange.person or '-'} ; ESSMS : {exchange.essms or '-'}"]
+    lines = [
+        f"{exchange.operation} {exchange.outcome} (échange {exchange.id}) — {d.get('method')} {d.get('path')} → HTTP {d.get('status')}",
+        f"personne : {exchange.person or '-'} ; ESSMS : {exchange.essms or '-'}",
+    ]
     if d.get("query"):
         lines.append(f"requête : {d['query']}")
     if d.get("note"):
@@ -63,7 +65,10 @@ def _since_action(socle: ScenarioContext, operation: str) -> list[Exchange]:
 def _drive(socle: ScenarioContext, label: str, method: str, action: object) -> ActionResult:
     call = getattr(socle.sut, method, None)
     if call is None:
-        return socle.act(label, lambda: ActionResult(ActionStatus.ERROR, f"le pilote {socle.sut.name} ne sait pas faire « {method} »"))
+        return socle.act(
+            label,
+            lambda: ActionResult(ActionStatus.ERROR, f"le pilote {socle.sut.name} ne sait pas faire « {method} »"),
+        )
     return socle.act(label, lambda: call(action))
 
 
@@ -71,8 +76,10 @@ def _drive(socle: ScenarioContext, label: str, method: str, action: object) -> A
 def _publish(socle: ScenarioContext, scene: CdlScene, person, note_type: str, text: str, *, urgent: bool) -> None:  # noqa: ANN001
     version = _service(socle).publish_note(person, note_type=note_type, text=text, urgent=urgent)
     scene.platform_notes[version.id] = (note_type, urgent, text, person.ins.value)
-    socle.attach("Note publiée par la plateforme", f"DocumentReference/{version.id} — {note_type}{' URGENTE' if urgent else ''} — "
-                 f"{person.display_name} : {text}")
+    socle.attach(
+        "Note publiée par la plateforme",
+        f"DocumentReference/{version.id} — {note_type}{' URGENTE' if urgent else ''} — {person.display_name} : {text}",
+    )
 
 
 @given(parsers.parse('la plateforme e-Parcours a publié une note urgente "{note_type}" pour la personne : "{text}"'))
@@ -93,7 +100,9 @@ def platform_note_other(socle: ScenarioContext, cdl_scene: CdlScene, note_type: 
     _publish(socle, cdl_scene, socle.env.testdata.person(ref), note_type, text, urgent=False)
 
 
-def _post(socle: ScenarioContext, scene: CdlScene, note_type: str, *, transaction: bool, text: str | None = None) -> ActionResult:
+def _post(
+    socle: ScenarioContext, scene: CdlScene, note_type: str, *, transaction: bool, text: str | None = None
+) -> ActionResult:
     person = socle.require_person()
     text = text or f"Transmission du DUI : {person.given} a bien dormi, pas de douleur signalée."
     scene.note_type = note_type
@@ -123,7 +132,10 @@ def partner_changed(socle: ScenarioContext, cdl_scene: CdlScene) -> None:
         raise AssertionError("aucune note du DUI dans ce scénario")
     cdl_scene.platform_text = "Complément du SSIAD : rendez-vous de kinésithérapie déplacé à jeudi 14h."
     version = _service(socle).platform_update(cdl_scene.dui_note, cdl_scene.platform_text)
-    socle.attach("Note modifiée sur la plateforme", f"DocumentReference/{cdl_scene.dui_note} version {version.version_id} (ETag {version.etag})")
+    socle.attach(
+        "Note modifiée sur la plateforme",
+        f"DocumentReference/{cdl_scene.dui_note} version {version.version_id} (ETag {version.etag})",
+    )
 
 
 # When --------------------------------------------------------------------------------------------
@@ -142,15 +154,24 @@ def dui_writes_restful(socle: ScenarioContext, cdl_scene: CdlScene, note_type: s
 @when("le DUI consulte le cahier de liaison de la personne")
 @when("the DUI reads the person's cahier de liaison")
 def dui_reads(socle: ScenarioContext) -> None:
-    _drive(socle, "consulter le cahier de liaison", "cdl_read_notes", CdlNotesRead(socle.require_person(), socle.require_establishment()))
+    _drive(
+        socle,
+        "consulter le cahier de liaison",
+        "cdl_read_notes",
+        CdlNotesRead(socle.require_person(), socle.require_establishment()),
+    )
 
 
 @when(parsers.parse('le DUI recherche les notes "{note_type}" de la personne'))
 @when(parsers.parse('the DUI searches the person\'s "{note_type}" notes'))
 def dui_searches(socle: ScenarioContext, cdl_scene: CdlScene, note_type: str) -> None:
     cdl_scene.note_type = note_type
-    _drive(socle, f"rechercher les notes {note_type}", "cdl_read_notes",
-           CdlNotesRead(socle.require_person(), socle.require_establishment(), note_type=note_type))
+    _drive(
+        socle,
+        f"rechercher les notes {note_type}",
+        "cdl_read_notes",
+        CdlNotesRead(socle.require_person(), socle.require_establishment(), note_type=note_type),
+    )
 
 
 @when("le DUI modifie sa note")
@@ -158,8 +179,12 @@ def dui_searches(socle: ScenarioContext, cdl_scene: CdlScene, note_type: str) ->
 def dui_updates(socle: ScenarioContext, cdl_scene: CdlScene) -> None:
     if cdl_scene.dui_note is None:
         raise AssertionError("aucune note du DUI dans ce scénario")
-    action = CdlNoteUpdate(socle.require_person(), socle.require_establishment(), cdl_scene.dui_note,
-                           "Transmission corrigée : douleur légère au genou droit signalée au réveil.")
+    action = CdlNoteUpdate(
+        socle.require_person(),
+        socle.require_establishment(),
+        cdl_scene.dui_note,
+        "Transmission corrigée : douleur légère au genou droit signalée au réveil.",
+    )
     _drive(socle, "modifier sa note", "cdl_update_note", action)
 
 
@@ -172,7 +197,9 @@ def note_recorded(socle: ScenarioContext, cdl_scene: CdlScene) -> None:
         raise AssertionError("la plateforme n'a reçu aucune création de note (cdl.create)")
     accepted = [e for e in found if e.outcome is Outcome.ACCEPTED]
     if not accepted:
-        raise AssertionError("création de note refusée : " + "; ".join(f"{e.error_code} {e.error_message}" for e in found))
+        raise AssertionError(
+            "création de note refusée : " + "; ".join(f"{e.error_code} {e.error_message}" for e in found)
+        )
     note = accepted[-1].details.get("note") or {}
     if cdl_scene.note_type and note.get("type") != cdl_scene.note_type:
         raise AssertionError(f"note de type {note.get('type')!r}, attendu {cdl_scene.note_type!r} (JDV_J23)")
@@ -215,7 +242,9 @@ def flagged_urgent(socle: ScenarioContext, cdl_scene: CdlScene) -> None:
         shown = set(result.data.get("urgentes") or [])
         socle.attach("Compte rendu du DUI", f"{result.detail}\nurgentes : {sorted(shown)}")
         if not urgent <= shown:
-            raise AssertionError(f"note(s) urgente(s) non signalée(s) à l'utilisateur : {', '.join(sorted(urgent - shown))}")
+            raise AssertionError(
+                f"note(s) urgente(s) non signalée(s) à l'utilisateur : {', '.join(sorted(urgent - shown))}"
+            )
 
 
 @then(parsers.parse("la plateforme refuse la mise à jour avec le code HTTP {status:d}"))
@@ -225,8 +254,10 @@ def update_refused(socle: ScenarioContext, status: int) -> None:
     if not found:
         raise AssertionError("la plateforme n'a reçu aucune mise à jour de note (cdl.update)")
     if not any(e.outcome is Outcome.REJECTED and e.details.get("status") == status for e in found):
-        raise AssertionError(f"mise à jour non refusée avec {status} : " + "; ".join(
-            f"{e.outcome} HTTP {e.details.get('status')}" for e in found))
+        raise AssertionError(
+            f"mise à jour non refusée avec {status} : "
+            + "; ".join(f"{e.outcome} HTTP {e.details.get('status')}" for e in found)
+        )
 
 
 @then("la modification faite sur la plateforme n'est pas écrasée")
@@ -246,8 +277,12 @@ def not_overwritten(socle: ScenarioContext, cdl_scene: CdlScene) -> None:
 @then("le DUI signale le conflit de version à son utilisateur")
 @then("the DUI reports the version conflict to its user")
 def conflict_reported(socle: ScenarioContext) -> None:
-    if socle.dui_reported_success("Le DUI a-t-il enregistré la modification ? (« non » s'il signale que la note a changé entre-temps)"):
-        raise AssertionError(f"le DUI présente la mise à jour comme réussie : {socle.last_action.detail if socle.last_action else ''}")
+    if socle.dui_reported_success(
+        "Le DUI a-t-il enregistré la modification ? (« non » s'il signale que la note a changé entre-temps)"
+    ):
+        raise AssertionError(
+            f"le DUI présente la mise à jour comme réussie : {socle.last_action.detail if socle.last_action else ''}"
+        )
 
 
 @then(parsers.parse('la plateforme reçoit une recherche de notes sur l\'INS de la personne et le type "{note_type}"'))
@@ -258,19 +293,31 @@ def search_received(socle: ScenarioContext, note_type: str) -> None:
         raise AssertionError("aucune recherche de notes (cdl.search) acceptée")
     person = socle.require_person()
     criteria = searches[-1].details.get("criteria") or {}
-    on_person = any(k.split(":")[0].split(".")[0] in ("patient", "subject") and any(v.endswith(f"|{person.ins.value}") for v in values)
-                    for k, values in criteria.items())
+    on_person = any(
+        k.split(":")[0].split(".")[0] in ("patient", "subject")
+        and any(v.endswith(f"|{person.ins.value}") for v in values)
+        for k, values in criteria.items()
+    )
     if not on_person:
-        raise AssertionError(f"la recherche ne porte pas sur l'INS {person.ins.value} de la personne : {json.dumps(criteria, ensure_ascii=False)}")
-    if not any(k == "type" and any(v.endswith(f"|{note_type}") or v == note_type for v in values) for k, values in criteria.items()):
-        raise AssertionError(f"la recherche ne porte pas sur le type {note_type} : {json.dumps(criteria, ensure_ascii=False)}")
+        raise AssertionError(
+            f"la recherche ne porte pas sur l'INS {person.ins.value} de la personne : {json.dumps(criteria, ensure_ascii=False)}"
+        )
+    if not any(
+        k == "type" and any(v.endswith(f"|{note_type}") or v == note_type for v in values)
+        for k, values in criteria.items()
+    ):
+        raise AssertionError(
+            f"la recherche ne porte pas sur le type {note_type} : {json.dumps(criteria, ensure_ascii=False)}"
+        )
 
 
 @then(parsers.parse('le DUI présente les notes "{note_type}" de la personne, et elles seules'))
 @then(parsers.parse('the DUI shows the person\'s "{note_type}" notes, and only them'))
 def shows_only(socle: ScenarioContext, cdl_scene: CdlScene, note_type: str) -> None:
     person = socle.require_person()
-    expected = {v.id for v in _service(socle).notes_for(person.ins.value, note_type)}  # this scenario's and earlier ones
+    expected = {
+        v.id for v in _service(socle).notes_for(person.ins.value, note_type)
+    }  # this scenario's and earlier ones
     if not expected:
         raise AssertionError(f"aucune note {note_type} de la personne sur la plateforme : le scénario ne prouve rien")
     result = socle.last_action
@@ -278,7 +325,11 @@ def shows_only(socle: ScenarioContext, cdl_scene: CdlScene, note_type: str) -> N
         raise AssertionError("le DUI n'a pas présenté de résultat de recherche")
     if result.status is ActionStatus.DONE:
         shown = {n.get("id") for n in result.data.get("notes") or []}
-        socle.attach("Notes présentées par le DUI", json.dumps(result.data.get("notes"), ensure_ascii=False, indent=1)[:3000])
+        socle.attach(
+            "Notes présentées par le DUI", json.dumps(result.data.get("notes"), ensure_ascii=False, indent=1)[:3000]
+        )
         if shown != expected:
-            raise AssertionError(f"notes présentées {sorted(shown)}, attendues {sorted(expected)} (seulement les notes {note_type} de "
-                                 f"{person.display_name})")
+            raise AssertionError(
+                f"notes présentées {sorted(shown)}, attendues {sorted(expected)} (seulement les notes {note_type} de "
+                f"{person.display_name})"
+            )

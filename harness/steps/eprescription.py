@@ -40,8 +40,10 @@ def _service(socle: ScenarioContext):  # noqa: ANN202 - mock_services.eprescript
 
 
 def _describe(exchange: Exchange) -> str:
-    lines = [f"{exchange.operation} {exchange.outcome} (échange {exchange.id}) — HTTP {exchange.details.get('status')}",
-             f"personne : {exchange.person or '-'} ; ESSMS : {exchange.essms or '-'}"]
+    lines = [
+        f"{exchange.operation} {exchange.outcome} (échange {exchange.id}) — HTTP {exchange.details.get('status')}",
+        f"personne : {exchange.person or '-'} ; ESSMS : {exchange.essms or '-'}",
+    ]
     for key in ("epu", "format", "found", "lines", "status", "task_status", "reason", "query"):
         if exchange.details.get(key) is not None:
             lines.append(f"{key} : {exchange.details[key]}")
@@ -54,8 +56,15 @@ def _since_action(socle: ScenarioContext, operation: str, *, wait: bool = True) 
     if wait:
         found = socle.exchanges_since_action(SERVICE, operation)
     else:
-        found = socle.env.journal.query(JournalFilter(service=SERVICE, operation=operation, run_id=socle.env.run_id,
-                                                      scenario_id=socle.scenario_id, since_seq=socle.mark))
+        found = socle.env.journal.query(
+            JournalFilter(
+                service=SERVICE,
+                operation=operation,
+                run_id=socle.env.run_id,
+                scenario_id=socle.scenario_id,
+                since_seq=socle.mark,
+            )
+        )
     for exchange in found:
         socle.attach("Échange e-Prescription", _describe(exchange), exchange)
     return found
@@ -67,10 +76,13 @@ def _issue(socle: ScenarioContext, scene: PrescriptionScene, person, *, status: 
     if status == "cancelled":
         service.cancel(prescription.epu)
     scene.epu, scene.ins, scene.lines = prescription.epu, person.ins.value, len(prescription.lines)
-    socle.attach("Ordonnance numérique", f"EPU {prescription.epu} — {person.display_name} (INS {person.ins.value}) — "
-                 f"{'ANNULÉE' if status == 'cancelled' else 'valide'}\n" + "\n".join(
-                     f"- {line.medicine.display} : {line.posology.text}" for line in prescription.lines)
-                 + f"\nPage à scanner (recette manuelle) : {socle.env.endpoints.get(SERVICE, {}).get('base', '')}/ordonnances/{prescription.epu}")
+    socle.attach(
+        "Ordonnance numérique",
+        f"EPU {prescription.epu} — {person.display_name} (INS {person.ins.value}) — "
+        f"{'ANNULÉE' if status == 'cancelled' else 'valide'}\n"
+        + "\n".join(f"- {line.medicine.display} : {line.posology.text}" for line in prescription.lines)
+        + f"\nPage à scanner (recette manuelle) : {socle.env.endpoints.get(SERVICE, {}).get('base', '')}/ordonnances/{prescription.epu}",
+    )
 
 
 # Given -------------------------------------------------------------------------------------------
@@ -102,11 +114,16 @@ def unknown_identifier(socle: ScenarioContext, ep_scene: PrescriptionScene) -> N
 # When --------------------------------------------------------------------------------------------
 def _import(socle: ScenarioContext, scene: PrescriptionScene, *, document: bool) -> ActionResult:
     if scene.epu is None:
-        raise AssertionError("aucune ordonnance dans ce scénario (étape « Soit une ordonnance numérique ... » manquante)")
+        raise AssertionError(
+            "aucune ordonnance dans ce scénario (étape « Soit une ordonnance numérique ... » manquante)"
+        )
     action = EprescriptionImport(socle.require_person(), socle.require_establishment(), scene.epu, document=document)
     call = getattr(socle.sut, "import_eprescription", None)
     if call is None:
-        return socle.act("importer l'ordonnance", lambda: ActionResult(ActionStatus.ERROR, f"le pilote {socle.sut.name} ne sait pas importer d'ordonnance"))
+        return socle.act(
+            "importer l'ordonnance",
+            lambda: ActionResult(ActionStatus.ERROR, f"le pilote {socle.sut.name} ne sait pas importer d'ordonnance"),
+        )
     label = "importer le document CDA de l'ordonnance" if document else "importer l'ordonnance"
     return socle.act(f"{label} {scene.epu} (QR code scanné)", lambda: call(action))
 
@@ -164,14 +181,20 @@ def confirmed(socle: ScenarioContext, ep_scene: PrescriptionScene) -> None:
     accepted = [e for e in found if e.outcome is Outcome.ACCEPTED]
     if not accepted:
         refused = "; ".join(f"{e.error_code} {e.error_message}" for e in found)
-        raise AssertionError(f"aucune confirmation d'intégration acceptée pour l'ordonnance {ep_scene.epu}"
-                             + (f" (refusées : {refused})" if refused else " (le DUI n'a rien confirmé)"))
+        raise AssertionError(
+            f"aucune confirmation d'intégration acceptée pour l'ordonnance {ep_scene.epu}"
+            + (f" (refusées : {refused})" if refused else " (le DUI n'a rien confirmé)")
+        )
 
 
 @then("l'import est rattaché à l'INS de la personne et au FINESS de l'ESSMS")
 @then("the import is attached to the person's INS and to the establishment's FINESS")
 def import_attached(socle: ScenarioContext, ep_scene: PrescriptionScene) -> None:
-    accepted = [e for e in _since_action(socle, CONFIRMED, wait=False) if e.outcome is Outcome.ACCEPTED and e.details.get("epu") == ep_scene.epu]
+    accepted = [
+        e
+        for e in _since_action(socle, CONFIRMED, wait=False)
+        if e.outcome is Outcome.ACCEPTED and e.details.get("epu") == ep_scene.epu
+    ]
     if not accepted:
         raise AssertionError("aucun import confirmé")
     exchange = accepted[-1]
@@ -188,8 +211,10 @@ def nothing_confirmed(socle: ScenarioContext, ep_scene: PrescriptionScene) -> No
     attempts = _since_action(socle, CONFIRMED, wait=False)
     refusals = _since_action(socle, REFUSED, wait=False)
     if attempts:
-        raise AssertionError("le DUI a tenté de confirmer l'intégration : " + "; ".join(
-            f"{e.outcome} {e.error_code or ''} {e.error_message or ''}".strip() for e in attempts))
+        raise AssertionError(
+            "le DUI a tenté de confirmer l'intégration : "
+            + "; ".join(f"{e.outcome} {e.error_code or ''} {e.error_message or ''}".strip() for e in attempts)
+        )
     if refusals:
         socle.attach("Refus transmis au service", "\n".join(str(e.details.get("reason") or "") for e in refusals))
 
@@ -209,13 +234,17 @@ def lines_shown(socle: ScenarioContext, ep_scene: PrescriptionScene) -> None:
 
 def _dui_refuses(socle: ScenarioContext, question: str) -> None:
     if socle.dui_reported_success(question):
-        raise AssertionError(f"le DUI a présenté l'ordonnance comme importée : {socle.last_action.detail if socle.last_action else ''}")
+        raise AssertionError(
+            f"le DUI a présenté l'ordonnance comme importée : {socle.last_action.detail if socle.last_action else ''}"
+        )
 
 
 @then("le DUI signale à son utilisateur que l'ordonnance n'est pas celle de la personne")
 @then("the DUI tells its user the prescription is not the person's")
 def dui_wrong_person(socle: ScenarioContext) -> None:
-    _dui_refuses(socle, "Le DUI a-t-il importé l'ordonnance ? (« non » s'il signale qu'elle est celle d'une autre personne)")
+    _dui_refuses(
+        socle, "Le DUI a-t-il importé l'ordonnance ? (« non » s'il signale qu'elle est celle d'une autre personne)"
+    )
 
 
 @then("le DUI signale à son utilisateur que l'ordonnance est introuvable")

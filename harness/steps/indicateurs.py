@@ -36,10 +36,34 @@ from harness.sut.base import MssanteSend, TdduiExport
 
 PARIS = ZoneInfo("Europe/Paris")
 RECIPIENT = "jean.dupont@medecin.mssante.fr"
-MONTHS_FR = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-             "novembre", "décembre"]
-MONTHS_EN = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-             "november", "december"]
+MONTHS_FR = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+]
+MONTHS_EN = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 LABELS = {  # step wording -> indicator key (longest first: the regexes try them in this order)
     "le taux de dossiers actifs avec un projet personnalisé": "projet_personnalise",
     "le taux de dossiers actifs avec un événement d'agenda": "agenda",
@@ -52,9 +76,17 @@ LABELS = {  # step wording -> indicator key (longest first: the regexes try them
     "MSSanté usage rate": "mssante",
     "DMP usage rate": "dmp",
 }
-PLAN_WORDS = {"en préparation": PlanStatus.EN_PREPARATION, "actif": PlanStatus.ENCOURS, "en cours": PlanStatus.ENCOURS,
-              "en pause": PlanStatus.ENPAUSE, "terminé": PlanStatus.TERMINE, "in preparation": PlanStatus.EN_PREPARATION,
-              "active": PlanStatus.ENCOURS, "on hold": PlanStatus.ENPAUSE, "completed": PlanStatus.TERMINE}
+PLAN_WORDS = {
+    "en préparation": PlanStatus.EN_PREPARATION,
+    "actif": PlanStatus.ENCOURS,
+    "en cours": PlanStatus.ENCOURS,
+    "en pause": PlanStatus.ENPAUSE,
+    "terminé": PlanStatus.TERMINE,
+    "in preparation": PlanStatus.EN_PREPARATION,
+    "active": PlanStatus.ENCOURS,
+    "on hold": PlanStatus.ENPAUSE,
+    "completed": PlanStatus.TERMINE,
+}
 
 
 def parse_month_words(text: str) -> str:
@@ -81,8 +113,9 @@ class RecordDraft:
     events: list[AgendaEvent] = field(default_factory=list)
 
     def freeze(self) -> DuiRecord:
-        return DuiRecord(self.person, self.local_id, tuple(self.updates), tuple(self.stays), tuple(self.plans),
-                         tuple(self.events))
+        return DuiRecord(
+            self.person, self.local_id, tuple(self.updates), tuple(self.stays), tuple(self.plans), tuple(self.events)
+        )
 
 
 @dataclass
@@ -106,8 +139,16 @@ class IndicatorScenario:
         rng = random.Random(seed)
         sex = rng.choice("MF")
         birth = date(1930 + rng.randrange(40), rng.randrange(1, 13), rng.randrange(1, 28))
-        return Person(id=f"S{seed % 100000:05d}", family=family or given, given=given, sex=sex, birth_date=birth,
-                      ins=generate_test_ins(rng, sex=sex, birth_date=birth), essms=essms, patient_mailbox=False)
+        return Person(
+            id=f"S{seed % 100000:05d}",
+            family=family or given,
+            given=given,
+            sex=sex,
+            birth_date=birth,
+            ins=generate_test_ins(rng, sex=sex, birth_date=birth),
+            essms=essms,
+            patient_mailbox=False,
+        )
 
     def record(self, ref: str) -> RecordDraft:
         for name, draft in self.records.items():
@@ -131,13 +172,18 @@ class IndicatorScenario:
             start, end = parse_month_words(f"{g[0]} {g[2]}"), parse_month_words(f"{g[1]} {g[2]}")
             period = period_ending(self.campaign_start, end)
             if period.start != start:
-                raise AssertionError(f"la période mesurée fin {end} couvre {period.start} à {period.end}, pas {start} à {end}")
+                raise AssertionError(
+                    f"la période mesurée fin {end} couvre {period.start} à {period.end}, pas {start} à {end}"
+                )
             return period
         return period_ending(self.campaign_start, parse_month_words(words))
 
     def report(self, period: Period):  # noqa: ANN201
-        engine = IndicatorEngine(self.socle.env.journal, self.socle.env.config.indicator_targets,
-                                 self.mssante_counting or self.socle.env.config.mssante_counting)
+        engine = IndicatorEngine(
+            self.socle.env.journal,
+            self.socle.env.config.indicator_targets,
+            self.mssante_counting or self.socle.env.config.mssante_counting,
+        )
         scope = Scope(run_id=self.socle.env.run_id, scenario_id=self.socle.scenario_id)
         return engine, scope, engine.compute([period], scope, grappe=tuple(e.finess for e in self.grappe))
 
@@ -181,8 +227,11 @@ def campaign(indicateurs: IndicatorScenario, month: str) -> None:
 @given("the MSSanté usage rate is counted per person accompanied")
 def mssante_per_person(indicateurs: IndicatorScenario) -> None:
     indicateurs.mssante_counting = "personnes"
-    indicateurs.socle.attach("Taux MSSanté", "option « personnes » : chaque personne accompagnée compte une fois, "
-                             "quel que soit le nombre de messages envoyés pour elle")
+    indicateurs.socle.attach(
+        "Taux MSSanté",
+        "option « personnes » : chaque personne accompagnée compte une fois, "
+        "quel que soit le nombre de messages envoyés pour elle",
+    )
 
 
 def _cell(row: dict[str, str], *names: str) -> str:
@@ -201,7 +250,7 @@ def _days(text: str) -> list[tuple[date, bool]]:
     return out
 
 
-@given(parsers.parse("les personnes accompagnées par l'ESSMS \"{name}\":"))
+@given(parsers.parse('les personnes accompagnées par l\'ESSMS "{name}":'))
 @given(parsers.parse('the persons accompanied by the establishment "{name}":'))
 def accompanied(indicateurs: IndicatorScenario, name: str, datatable: list[list[str]]) -> None:
     establishment = _essms(indicateurs, name)
@@ -223,16 +272,29 @@ def accompanied(indicateurs: IndicatorScenario, name: str, datatable: list[list[
             match = re.fullmatch(r"(.+?)\s+(?:depuis|le|since|on)\s+(\d{4}-\d{2}-\d{2})", plan_text)
             if not match or match.group(1).lower() not in PLAN_WORDS:
                 raise ValueError(f"projet personnalisé non compris: {plan_text!r} (ex. « actif depuis 2025-01-05 »)")
-            draft.plans.append(PersonalPlan(f"{number}", PLAN_WORDS[match.group(1).lower()],
-                                            datetime.combine(date.fromisoformat(match.group(2)), time(14), tzinfo=PARIS)))
+            draft.plans.append(
+                PersonalPlan(
+                    f"{number}",
+                    PLAN_WORDS[match.group(1).lower()],
+                    datetime.combine(date.fromisoformat(match.group(2)), time(14), tzinfo=PARIS),
+                )
+            )
         for index, (day, cancelled) in enumerate(_days(_cell(row, "événements", "events")), start=1):
             start = datetime.combine(day, time(10), tzinfo=PARIS)
-            draft.events.append(AgendaEvent(f"{number}-{index}", start, start + timedelta(hours=1),
-                                            start + timedelta(hours=1),
-                                            EventStatus.ANNULE if cancelled else EventStatus.REALISE))
+            draft.events.append(
+                AgendaEvent(
+                    f"{number}-{index}",
+                    start,
+                    start + timedelta(hours=1),
+                    start + timedelta(hours=1),
+                    EventStatus.ANNULE if cancelled else EventStatus.REALISE,
+                )
+            )
         indicateurs.records[person.display_name] = draft
-        lines.append(f"{person.display_name} (INS {person.ins.value}) entrée {admission}"
-                     + (f", sortie {exit_text}" if exit_text else ""))
+        lines.append(
+            f"{person.display_name} (INS {person.ins.value}) entrée {admission}"
+            + (f", sortie {exit_text}" if exit_text else "")
+        )
     indicateurs.socle.attach(f"Dossiers du DUI — {establishment.name}", "\n".join(lines))
 
 
@@ -240,9 +302,12 @@ def accompanied(indicateurs: IndicatorScenario, name: str, datatable: list[list[
 def _send(indicateurs: IndicatorScenario, month: str, ref: str) -> None:
     draft = indicateurs.record(ref)
     indicateurs.set_clock(indicateurs.at(month))
-    action = MssanteSend(person=draft.person, establishment=draft.establishment, document_kind="DLU", recipients=(RECIPIENT,))
-    indicateurs.socle.act(f"envoi MSSanté ({month}) pour {draft.person.display_name}",
-                          lambda: indicateurs.socle.sut.send_mssante(action))
+    action = MssanteSend(
+        person=draft.person, establishment=draft.establishment, document_kind="DLU", recipients=(RECIPIENT,)
+    )
+    indicateurs.socle.act(
+        f"envoi MSSanté ({month}) pour {draft.person.display_name}", lambda: indicateurs.socle.sut.send_mssante(action)
+    )
 
 
 def _refs(text: str) -> list[str]:
@@ -259,10 +324,18 @@ def send_for(indicateurs: IndicatorScenario, month: str, refs: str) -> None:
         _send(indicateurs, parse_month_words(month), ref)
 
 
-@when(parsers.re(r'en (?P<month>\S+ \d{4}|\d{4}-\d{2}) le DUI envoie par MSSanté (?P<n>\d+) documents pour "(?P<ref>[^"]+)"'),
-      converters={"n": int})
-@when(parsers.re(r'in (?P<month>\S+ \d{4}|\d{4}-\d{2}) the DUI sends (?P<n>\d+) documents by MSSanté for "(?P<ref>[^"]+)"'),
-      converters={"n": int})
+@when(
+    parsers.re(
+        r'en (?P<month>\S+ \d{4}|\d{4}-\d{2}) le DUI envoie par MSSanté (?P<n>\d+) documents pour "(?P<ref>[^"]+)"'
+    ),
+    converters={"n": int},
+)
+@when(
+    parsers.re(
+        r'in (?P<month>\S+ \d{4}|\d{4}-\d{2}) the DUI sends (?P<n>\d+) documents by MSSanté for "(?P<ref>[^"]+)"'
+    ),
+    converters={"n": int},
+)
 def send_many(indicateurs: IndicatorScenario, month: str, n: int, ref: str) -> None:
     for _ in range(n):
         _send(indicateurs, parse_month_words(month), ref)
@@ -279,17 +352,22 @@ def export(indicateurs: IndicatorScenario, month: str) -> None:
         if not records:
             continue
         action = TdduiExport(establishment, records, exported_at)
-        indicateurs.socle.act(f"export TDDUI de {establishment.name} (fin {month})",
-                              lambda action=action: indicateurs.socle.sut.export_tddui(action))
+        indicateurs.socle.act(
+            f"export TDDUI de {establishment.name} (fin {month})",
+            lambda action=action: indicateurs.socle.sut.export_tddui(action),
+        )
 
 
 # Then ----------------------------------------------------------------------------------------------
 _LABELS_FR = "|".join(re.escape(k) for k in LABELS if k.startswith("le "))
 _LABELS_EN = "|".join(re.escape(k) for k in LABELS if not k.startswith("le "))
 _VERDICTS = {
-    "et la cible est atteinte": TargetStatus.MET, "and the target is met": TargetStatus.MET,
-    "et la cible n'est pas atteinte": TargetStatus.NOT_MET, "and the target is not met": TargetStatus.NOT_MET,
-    "sans cible": TargetStatus.NO_TARGET, "with no target": TargetStatus.NO_TARGET,
+    "et la cible est atteinte": TargetStatus.MET,
+    "and the target is met": TargetStatus.MET,
+    "et la cible n'est pas atteinte": TargetStatus.NOT_MET,
+    "and the target is not met": TargetStatus.NOT_MET,
+    "sans cible": TargetStatus.NO_TARGET,
+    "with no target": TargetStatus.NO_TARGET,
 }
 
 
@@ -300,52 +378,86 @@ def _figure(indicateurs: IndicatorScenario, period_words: str, key: str, scope_w
     essms = _essms(indicateurs, match.group(1)).finess if match else None
     figure = report.get(key, period, essms)
     evidence = engine.evidence(key, period, essms, scope)
-    lines = [f"{BY_KEY[key].label} — {period.label} — {'grappe' if essms is None else 'ESSMS ' + essms}",
-             f"{figure.numerator} / {figure.denominator} = {format_value(figure)}; cible: "
-             f"{'aucune' if figure.target is None else f'{figure.target:g} %'} ({figure.status})"]
+    lines = [
+        f"{BY_KEY[key].label} — {period.label} — {'grappe' if essms is None else 'ESSMS ' + essms}",
+        f"{figure.numerator} / {figure.denominator} = {format_value(figure)}; cible: "
+        f"{'aucune' if figure.target is None else f'{figure.target:g} %'} ({figure.status})",
+    ]
     lines += [f"- {item.role}: {item.person} <- {', '.join(item.exchange_ids)}" for item in evidence.items]
     indicateurs.socle.attach("Indicateur (détail des échanges)", "\n".join(lines))
     return figure
 
 
-def _check_rate(indicateurs: IndicatorScenario, period: str, label: str, scope: str, pct: str, verdict: str | None) -> None:
+def _check_rate(
+    indicateurs: IndicatorScenario, period: str, label: str, scope: str, pct: str, verdict: str | None
+) -> None:
     figure = _figure(indicateurs, period, LABELS[label], scope)
     expected = float(pct.replace(",", "."))
     if figure.value is None:
         raise AssertionError(f"{label}: non calculable (aucune personne / aucun dossier actif), attendu {pct} %")
     if abs(round(figure.value, 1) - expected) > 0.05:
-        raise AssertionError(f"{label} {scope}: {format_value(figure)} ({figure.numerator} sur {figure.denominator}), attendu {pct} %")
+        raise AssertionError(
+            f"{label} {scope}: {format_value(figure)} ({figure.numerator} sur {figure.denominator}), attendu {pct} %"
+        )
     if verdict and figure.status is not _VERDICTS[verdict.strip()]:
         raise AssertionError(f"{label} {scope}: statut {figure.status}, attendu {_VERDICTS[verdict.strip()]}")
 
 
-@then(parsers.re(rf"pour (?P<period>.+?) (?P<label>{_LABELS_FR}) (?P<scope>de l'ESSMS \"[^\"]+\"|de la grappe) est de "
-                 r"(?P<pct>\d+(?:,\d+)?) %(?: (?P<verdict>et la cible est atteinte|et la cible n'est pas atteinte|sans cible))?$"))
-@then(parsers.re(rf"for (?P<period>.+?) the (?P<label>{_LABELS_EN}) of (?P<scope>the establishment \"[^\"]+\"|the grappe) is "
-                 r"(?P<pct>\d+(?:[.,]\d+)?) %(?: (?P<verdict>and the target is met|and the target is not met|with no target))?$"))
+@then(
+    parsers.re(
+        rf"pour (?P<period>.+?) (?P<label>{_LABELS_FR}) (?P<scope>de l'ESSMS \"[^\"]+\"|de la grappe) est de "
+        r"(?P<pct>\d+(?:,\d+)?) %(?: (?P<verdict>et la cible est atteinte|et la cible n'est pas atteinte|sans cible))?$"
+    )
+)
+@then(
+    parsers.re(
+        rf"for (?P<period>.+?) the (?P<label>{_LABELS_EN}) of (?P<scope>the establishment \"[^\"]+\"|the grappe) is "
+        r"(?P<pct>\d+(?:[.,]\d+)?) %(?: (?P<verdict>and the target is met|and the target is not met|with no target))?$"
+    )
+)
 def rate_is(indicateurs: IndicatorScenario, period: str, label: str, scope: str, pct: str, verdict: str | None) -> None:
     _check_rate(indicateurs, period, label, scope, pct, verdict)
 
 
-@then(parsers.re(r'pour (?P<period>.+?) le nombre de personnes accompagnées (?P<scope>de l\'ESSMS "[^"]+"|de la grappe) est de (?P<n>\d+)$'),
-      converters={"n": int})
-@then(parsers.re(r'for (?P<period>.+?) the number of persons accompanied by (?P<scope>the establishment "[^"]+"|the grappe) is (?P<n>\d+)$'),
-      converters={"n": int})
+@then(
+    parsers.re(
+        r'pour (?P<period>.+?) le nombre de personnes accompagnées (?P<scope>de l\'ESSMS "[^"]+"|de la grappe) est de (?P<n>\d+)$'
+    ),
+    converters={"n": int},
+)
+@then(
+    parsers.re(
+        r'for (?P<period>.+?) the number of persons accompanied by (?P<scope>the establishment "[^"]+"|the grappe) is (?P<n>\d+)$'
+    ),
+    converters={"n": int},
+)
 def file_active_is(indicateurs: IndicatorScenario, period: str, scope: str, n: int) -> None:
     figure = _figure(indicateurs, period, "mssante", scope)
     if figure.denominator != n:
-        raise AssertionError(f"{figure.denominator} personne(s) accompagnée(s) {scope} ({figure.period.label}), attendu {n}")
+        raise AssertionError(
+            f"{figure.denominator} personne(s) accompagnée(s) {scope} ({figure.period.label}), attendu {n}"
+        )
 
 
 def _transactions(indicateurs: IndicatorScenario) -> list:  # noqa: ANN202
     socle = indicateurs.socle
-    found = socle.env.journal.query(JournalFilter(service=dui.SERVICE, operation=dui.OP_TRANSACTION,
-                                                  run_id=socle.env.run_id, scenario_id=socle.scenario_id))
+    found = socle.env.journal.query(
+        JournalFilter(
+            service=dui.SERVICE, operation=dui.OP_TRANSACTION, run_id=socle.env.run_id, scenario_id=socle.scenario_id
+        )
+    )
     if not found:
         raise AssertionError("aucune transaction TDDUI reçue par le simulateur")
     for exchange in found:
-        findings = "\n".join(f"- {f['severity']} {f['code']}: {f['message']} [{f['location']}]" for f in exchange.details.get("findings", []))
-        socle.attach("Transaction TDDUI", f"{exchange.outcome} {exchange.error_code or ''} (échange {exchange.id})\n{findings}".strip(), exchange)
+        findings = "\n".join(
+            f"- {f['severity']} {f['code']}: {f['message']} [{f['location']}]"
+            for f in exchange.details.get("findings", [])
+        )
+        socle.attach(
+            "Transaction TDDUI",
+            f"{exchange.outcome} {exchange.error_code or ''} (échange {exchange.id})\n{findings}".strip(),
+            exchange,
+        )
     return found
 
 
@@ -354,7 +466,9 @@ def _transactions(indicateurs: IndicatorScenario) -> list:  # noqa: ANN202
 def tddui_accepted(indicateurs: IndicatorScenario) -> None:
     refused = [e for e in _transactions(indicateurs) if e.outcome is Outcome.REJECTED]
     if refused:
-        raise AssertionError("transaction TDDUI refusée: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused))
+        raise AssertionError(
+            "transaction TDDUI refusée: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused)
+        )
 
 
 @then("le simulateur TDDUI accepte les données transmises sans avertissement")
@@ -372,11 +486,18 @@ def facts_tied(indicateurs: IndicatorScenario, name: str, ref: str) -> None:
     socle = indicateurs.socle
     establishment = _essms(indicateurs, name)
     person = indicateurs.record(ref).person
-    facts = [e for e in socle.env.journal.query(JournalFilter(service=dui.SERVICE, run_id=socle.env.run_id,
-                                                               scenario_id=socle.scenario_id))
-             if e.operation != dui.OP_TRANSACTION]
+    facts = [
+        e
+        for e in socle.env.journal.query(
+            JournalFilter(service=dui.SERVICE, run_id=socle.env.run_id, scenario_id=socle.scenario_id)
+        )
+        if e.operation != dui.OP_TRANSACTION
+    ]
     kinds = {e.operation for e in facts if e.essms == establishment.finess and e.person == person.ins.value}
-    socle.attach("Faits DUI journalisés", "\n".join(f"{e.operation} essms={e.essms} personne={e.person} {e.details.get(dui.FACT)}" for e in facts))
+    socle.attach(
+        "Faits DUI journalisés",
+        "\n".join(f"{e.operation} essms={e.essms} personne={e.person} {e.details.get(dui.FACT)}" for e in facts),
+    )
     missing = {str(k) for k in dui.FactKind} - kinds
     if missing:
         raise AssertionError(f"faits absents pour {person.display_name} à {establishment.name}: {sorted(missing)}")

@@ -55,13 +55,18 @@ def _traits(socle: ScenarioContext, scene: InsiScene) -> InsiTraits:
 def _drive(socle: ScenarioContext, label: str, method: str, action: object) -> ActionResult:
     call = getattr(socle.sut, method, None)
     if call is None:
-        return socle.act(label, lambda: ActionResult(ActionStatus.ERROR, f"le pilote {socle.sut.name} ne sait pas faire « {method} »"))
+        return socle.act(
+            label,
+            lambda: ActionResult(ActionStatus.ERROR, f"le pilote {socle.sut.name} ne sait pas faire « {method} »"),
+        )
     return socle.act(label, lambda: call(action))
 
 
 def _describe(exchange: Exchange) -> str:
     details = exchange.details
-    lines = [f"{exchange.operation} {exchange.outcome} (échange {exchange.id}) — certificat client: {details.get('client_cn') or 'aucun'}"]
+    lines = [
+        f"{exchange.operation} {exchange.outcome} (échange {exchange.id}) — certificat client: {details.get('client_cn') or 'aucun'}"
+    ]
     if exchange.error_code:
         lines.append(f"faute: {exchange.error_code} — {exchange.error_message}")
     if "cr" in details:
@@ -100,8 +105,14 @@ def _returned_ins(exchange: Exchange) -> str | None:
 def _dui_report(socle: ScenarioContext) -> ActionResult:
     if socle.last_action is None:
         raise AssertionError("le DUI n'a effectué aucune action dans ce scénario")
-    socle.attach("Compte rendu du DUI", json.dumps({"statut": str(socle.last_action.status), "detail": socle.last_action.detail,
-                                                    **socle.last_action.data}, ensure_ascii=False, default=str)[:2000])
+    socle.attach(
+        "Compte rendu du DUI",
+        json.dumps(
+            {"statut": str(socle.last_action.status), "detail": socle.last_action.detail, **socle.last_action.data},
+            ensure_ascii=False,
+            default=str,
+        )[:2000],
+    )
     return socle.last_action
 
 
@@ -111,13 +122,19 @@ def _establishment_finess(socle: ScenarioContext) -> str:
 
 # Given -------------------------------------------------------------------------------------------
 _PERSON = r'la personne à identifier "(?P<nom>[^"]+)" "(?P<prenoms>[^"]+)" de sexe "(?P<sexe>[^"]+)" née? le "(?P<date>[^"]+)"'
-_PERSON_EN = r'the person to identify "(?P<nom>[^"]+)" "(?P<prenoms>[^"]+)" of sex "(?P<sexe>[^"]+)" born on "(?P<date>[^"]+)"'
+_PERSON_EN = (
+    r'the person to identify "(?P<nom>[^"]+)" "(?P<prenoms>[^"]+)" of sex "(?P<sexe>[^"]+)" born on "(?P<date>[^"]+)"'
+)
 
 
 @given(parsers.re(_PERSON + r'(?: à "(?P<lieu>[^"]+)")?$'))
 @given(parsers.re(_PERSON_EN + r'(?: in "(?P<lieu>[^"]+)")?$'))
-def person_to_identify(insi_scene: InsiScene, socle: ScenarioContext, nom: str, prenoms: str, sexe: str, date: str, lieu: str | None = None) -> None:
-    insi_scene.traits = InsiTraits(birth_name=nom, first_names=tuple(prenoms.split()), sex=sexe, birth_date=date, birth_place=lieu or None)
+def person_to_identify(
+    insi_scene: InsiScene, socle: ScenarioContext, nom: str, prenoms: str, sexe: str, date: str, lieu: str | None = None
+) -> None:
+    insi_scene.traits = InsiTraits(
+        birth_name=nom, first_names=tuple(prenoms.split()), sex=sexe, birth_date=date, birth_place=lieu or None
+    )
     socle.attach("Personne à identifier", f"{nom} {prenoms}, {sexe}, née le {date}" + (f" à {lieu}" if lieu else ""))
 
 
@@ -153,10 +170,14 @@ def unavailable(insi_scene: InsiScene, socle: ScenarioContext) -> None:
 @given("the person's identity has not been qualified by the DUI yet")
 def not_yet_qualified(socle: ScenarioContext) -> None:
     person = socle.require_person()
-    status = ins_status(socle.env.journal, run_id=socle.env.run_id, essms=_establishment_finess(socle), ins_value=person.ins.value)
+    status = ins_status(
+        socle.env.journal, run_id=socle.env.run_id, essms=_establishment_finess(socle), ins_value=person.ins.value
+    )
     socle.attach("Statut de l'identité", f"{person.display_name} : {status.label}")
     if status is IdentityStatus.QUALIFIED:
-        raise AssertionError(f"précondition : l'identité de {person.display_name} est déjà qualifiée dans cette campagne")
+        raise AssertionError(
+            f"précondition : l'identité de {person.display_name} est déjà qualifiée dans cette campagne"
+        )
 
 
 # When --------------------------------------------------------------------------------------------
@@ -164,7 +185,9 @@ def not_yet_qualified(socle: ScenarioContext) -> None:
 @when("the DUI searches the person's INS by identity traits")
 def search(socle: ScenarioContext, insi_scene: InsiScene) -> None:
     traits = _traits(socle, insi_scene)
-    action = InsiSearch(traits=traits, establishment=socle.require_establishment(), client_certificate=insi_scene.certificate)
+    action = InsiSearch(
+        traits=traits, establishment=socle.require_establishment(), client_certificate=insi_scene.certificate
+    )
     _drive(socle, f"recherche INSi de {traits.birth_name} {' '.join(traits.first_names)}", "search_ins", action)
 
 
@@ -177,7 +200,13 @@ def verify(socle: ScenarioContext, insi_scene: InsiScene) -> None:
     else:
         person = socle.require_person()
         ins, oid = person.ins.value, person.ins.oid
-    action = InsiVerify(traits=traits, ins=ins, oid=oid, establishment=socle.require_establishment(), client_certificate=insi_scene.certificate)
+    action = InsiVerify(
+        traits=traits,
+        ins=ins,
+        oid=oid,
+        establishment=socle.require_establishment(),
+        client_certificate=insi_scene.certificate,
+    )
     _drive(socle, f"vérification INSi de l'INS {ins}", "verify_ins", action)
 
 
@@ -185,16 +214,38 @@ def verify(socle: ScenarioContext, insi_scene: InsiScene) -> None:
 @when("the DUI qualifies the person's identity with the INSi teleservice")
 def qualify(socle: ScenarioContext, insi_scene: InsiScene) -> None:
     traits = _traits(socle, insi_scene)
-    action = InsiSearch(traits=traits, establishment=socle.require_establishment(), client_certificate=insi_scene.certificate)
-    _drive(socle, f"qualification de l'identité de {traits.birth_name} {' '.join(traits.first_names)}", "qualify_identity", action)
+    action = InsiSearch(
+        traits=traits, establishment=socle.require_establishment(), client_certificate=insi_scene.certificate
+    )
+    _drive(
+        socle,
+        f"qualification de l'identité de {traits.birth_name} {' '.join(traits.first_names)}",
+        "qualify_identity",
+        action,
+    )
 
 
-@when(parsers.parse('le DUI envoie le document "{kind}" de la personne à l\'adresse "{address}" par MSSanté en s\'assurant que son identité est qualifiée'))
-@when(parsers.parse('the DUI sends the person\'s "{kind}" document to "{address}" by MSSanté making sure the identity is qualified'))
+@when(
+    parsers.parse(
+        'le DUI envoie le document "{kind}" de la personne à l\'adresse "{address}" par MSSanté en s\'assurant que son identité est qualifiée'
+    )
+)
+@when(
+    parsers.parse(
+        'the DUI sends the person\'s "{kind}" document to "{address}" by MSSanté making sure the identity is qualified'
+    )
+)
 def send_qualified(socle: ScenarioContext, kind: str, address: str) -> None:
     person = socle.require_person()
-    action = MssanteSend(person=person, establishment=socle.require_establishment(), document_kind=kind, recipients=(address,))
-    _drive(socle, f"envoi MSSanté {kind} de {person.display_name} à {address} (identité qualifiée)", "send_mssante_qualified", action)
+    action = MssanteSend(
+        person=person, establishment=socle.require_establishment(), document_kind=kind, recipients=(address,)
+    )
+    _drive(
+        socle,
+        f"envoi MSSanté {kind} de {person.display_name} à {address} (identité qualifiée)",
+        "send_mssante_qualified",
+        action,
+    )
 
 
 # Then --------------------------------------------------------------------------------------------
@@ -212,7 +263,9 @@ def valid_call(socle: ScenarioContext) -> None:
         lps = details.get("lps") or {}
         missing = [k for k in ("idam", "nom", "version", "instance") if not lps.get(k)]
         if missing or not details.get("bam"):
-            problems.append(f"contextes incomplets (ContexteBAM {'présent' if details.get('bam') else 'absent'}, LPS sans {missing})")
+            problems.append(
+                f"contextes incomplets (ContexteBAM {'présent' if details.get('bam') else 'absent'}, LPS sans {missing})"
+            )
         errors = [f["code"] for f in details.get("findings", []) if f["severity"] == "error"]
         if errors:
             problems.append("anomalies : " + ", ".join(errors))
@@ -234,20 +287,22 @@ def answers_with_person_ins(socle: ScenarioContext, cr: str) -> None:
         raise AssertionError(f"INS renvoyé {_returned_ins(last)}, attendu {person.ins.value}")
 
 
-@then("le téléservice INSi répond \"01\" sans identité")
-@then("the INSi teleservice answers \"01\" with no identity")
+@then('le téléservice INSi répond "01" sans identité')
+@then('the INSi teleservice answers "01" with no identity')
 def answers_no_identity(socle: ScenarioContext) -> None:
     answers = _answers(socle)
     if not answers or any(e.details.get("cr") != "01" for e in answers):
         raise AssertionError(f"CR 01 attendu, reçu {[e.details.get('cr') for e in answers] or 'aucune réponse'}")
 
 
-@then("le téléservice INSi répond d'abord \"02\" (plusieurs identités)")
-@then("the INSi teleservice first answers \"02\" (several identities)")
+@then('le téléservice INSi répond d\'abord "02" (plusieurs identités)')
+@then('the INSi teleservice first answers "02" (several identities)')
 def answers_several_first(socle: ScenarioContext) -> None:
     answers = _answers(socle)
     if not answers or answers[0].details.get("cr") != "02":
-        raise AssertionError(f"CR 02 attendu en premier, reçu {[e.details.get('cr') for e in answers] or 'aucune réponse'}")
+        raise AssertionError(
+            f"CR 02 attendu en premier, reçu {[e.details.get('cr') for e in answers] or 'aucune réponse'}"
+        )
 
 
 @then("le DUI affine la recherche avec le lieu de naissance et obtient une identité unique")
@@ -269,16 +324,28 @@ def dui_records_returned_ins(socle: ScenarioContext) -> None:
         raise AssertionError("le téléservice INSi n'a renvoyé aucun INS")
     expected = _returned_ins(found[-1])
     _dui_report(socle)
-    socle.dui_shows(f"Le DUI a-t-il enregistré l'INS {expected} renvoyé par le téléservice ?", lambda data: None if data.get("ins") == expected
-                    else f"le DUI indique l'INS {data.get('ins')!r}, le téléservice a renvoyé {expected}")
+    socle.dui_shows(
+        f"Le DUI a-t-il enregistré l'INS {expected} renvoyé par le téléservice ?",
+        lambda data: (
+            None
+            if data.get("ins") == expected
+            else f"le DUI indique l'INS {data.get('ins')!r}, le téléservice a renvoyé {expected}"
+        ),
+    )
 
 
 @then("le DUI n'attribue pas d'INS à la personne")
 @then("the DUI assigns no INS to the person")
 def dui_assigns_no_ins(socle: ScenarioContext) -> None:
     _dui_report(socle)
-    socle.dui_shows("Le DUI laisse-t-il la personne sans INS ?", lambda data: None if not data.get("ins")
-                    else f"le DUI a attribué l'INS {data['ins']} alors qu'INSi n'a renvoyé aucune identité")
+    socle.dui_shows(
+        "Le DUI laisse-t-il la personne sans INS ?",
+        lambda data: (
+            None
+            if not data.get("ins")
+            else f"le DUI a attribué l'INS {data['ins']} alors qu'INSi n'a renvoyé aucune identité"
+        ),
+    )
 
 
 @then("le téléservice INSi renvoie une identité provisoire (NIA)")
@@ -293,9 +360,14 @@ def returns_nia(socle: ScenarioContext) -> None:
 @then("the DUI keeps the identity provisional without using the NIA as an INS")
 def keeps_provisional(socle: ScenarioContext) -> None:
     _dui_report(socle)
-    socle.dui_shows("L'identité reste-t-elle au statut provisoire, sans INS, dans le DUI ?",
-                    lambda data: None if not data.get("ins") and data.get("statut") == "provisoire"
-                    else f"le DUI utilise le NIA comme INS (INS {data.get('ins')!r}, statut {data.get('statut')!r})")
+    socle.dui_shows(
+        "L'identité reste-t-elle au statut provisoire, sans INS, dans le DUI ?",
+        lambda data: (
+            None
+            if not data.get("ins") and data.get("statut") == "provisoire"
+            else f"le DUI utilise le NIA comme INS (INS {data.get('ins')!r}, statut {data.get('statut')!r})"
+        ),
+    )
 
 
 @then("le téléservice INSi renvoie un INS actif différent, avec l'INS enregistré par le DUI dans son historique")
@@ -310,7 +382,9 @@ def returns_history(socle: ScenarioContext, insi_scene: InsiScene) -> None:
     first = answers[0]
     history = [h["value"] for h in first.details.get("history", [])]
     if _returned_ins(first) == held or held not in history:
-        raise AssertionError(f"INS actif {_returned_ins(first)} et historique {history} : l'INS {held} devait être dans l'historique")
+        raise AssertionError(
+            f"INS actif {_returned_ins(first)} et historique {history} : l'INS {held} devait être dans l'historique"
+        )
 
 
 @then("le DUI remplace l'INS enregistré par l'INS actif renvoyé par le téléservice")
@@ -321,8 +395,14 @@ def replaces_with_active(socle: ScenarioContext) -> None:
         raise AssertionError("le téléservice INSi n'a renvoyé aucun INS")
     active = _returned_ins(answers[0])
     _dui_report(socle)
-    socle.dui_shows(f"Le DUI affiche-t-il maintenant l'INS actif {active} ?", lambda data: None if data.get("ins") == active
-                    else f"le DUI garde l'INS {data.get('ins')!r} au lieu de l'INS actif {active}")
+    socle.dui_shows(
+        f"Le DUI affiche-t-il maintenant l'INS actif {active} ?",
+        lambda data: (
+            None
+            if data.get("ins") == active
+            else f"le DUI garde l'INS {data.get('ins')!r} au lieu de l'INS actif {active}"
+        ),
+    )
 
 
 def _status_target(socle: ScenarioContext) -> str:
@@ -366,7 +446,9 @@ def search_then_verification(socle: ScenarioContext) -> None:
     returning = [e for e in _answers(socle) if _returned_ins(e) == ins]
     if len(returning) < 2 or not is_verification(returning[-1]):
         kinds = ["vérification" if is_verification(e) else "recherche" for e in returning]
-        raise AssertionError(f"recherche puis vérification attendues pour l'INS {ins}, observé : {kinds or 'aucun appel renvoyant cet INS'}")
+        raise AssertionError(
+            f"recherche puis vérification attendues pour l'INS {ins}, observé : {kinds or 'aucun appel renvoyant cet INS'}"
+        )
 
 
 @then(parsers.parse('le téléservice INSi refuse l\'appel avec la faute "{code}"'))
@@ -384,7 +466,9 @@ def dui_reports_insi_failure(socle: ScenarioContext) -> None:
     if socle.dui_reported_success("Le DUI a-t-il indiqué que la recherche INSi avait abouti ?"):
         report = socle.last_action
         hidden = report.data.get("hidden_failure", "") if report else ""
-        raise AssertionError(f"le DUI présente l'appel INSi comme abouti alors que le téléservice l'a refusé {hidden}".strip())
+        raise AssertionError(
+            f"le DUI présente l'appel INSi comme abouti alors que le téléservice l'a refusé {hidden}".strip()
+        )
 
 
 @then("le simulateur MSSanté ne relève aucun INS non qualifié")
@@ -395,6 +479,8 @@ def no_unqualified_ins(socle: ScenarioContext) -> None:
         raise AssertionError("aucun message MSSanté accepté à examiner")
     for exchange in found:
         flagged = [f for f in exchange.details.get("findings", []) if f["code"] == "INS-NON-QUALIFIE"]
-        socle.attach("Contrôle INS du message MSSanté", "; ".join(f["message"] for f in flagged) or "INS qualifié", exchange)
+        socle.attach(
+            "Contrôle INS du message MSSanté", "; ".join(f["message"] for f in flagged) or "INS qualifié", exchange
+        )
         if flagged:
             raise AssertionError(flagged[0]["message"])

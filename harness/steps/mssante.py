@@ -38,7 +38,10 @@ def _send(socle: ScenarioContext, kind: str, recipients: tuple[str, ...], person
     person = socle.env.testdata.person(person_ref) if person_ref else socle.require_person()
     establishment = socle.establishment or socle.env.testdata.establishment(person.essms)
     action = MssanteSend(person=person, establishment=establishment, document_kind=kind, recipients=recipients)
-    socle.act(f"envoi MSSanté {kind} de {person.display_name} à {', '.join(recipients)}", lambda: socle.sut.send_mssante(action))
+    socle.act(
+        f"envoi MSSanté {kind} de {person.display_name} à {', '.join(recipients)}",
+        lambda: socle.sut.send_mssante(action),
+    )
 
 
 def _submissions(socle: ScenarioContext) -> list[Exchange]:
@@ -118,7 +121,12 @@ def xdm_valid(socle: ScenarioContext) -> None:
     report = validate_message(payload, recipients=[r["address"] for r in exchange.details.get("recipients", [])])
     if report.xdm is None:
         raise AssertionError("le message ne contient pas de pièce jointe IHE_XDM.ZIP")
-    socle.attach("Archive XDM", json.dumps({"lots": report.xdm.subsets, "documents": [d.path for d in report.xdm.documents]}, ensure_ascii=False))
+    socle.attach(
+        "Archive XDM",
+        json.dumps(
+            {"lots": report.xdm.subsets, "documents": [d.path for d in report.xdm.documents]}, ensure_ascii=False
+        ),
+    )
     problems = list(report.xdm.findings)
     if problems or not report.xdm.documents:
         raise AssertionError("archive XDM non conforme: " + ("; ".join(str(f) for f in problems) or "aucun document"))
@@ -169,23 +177,47 @@ def _count(socle: ScenarioContext, flt: JournalFilter) -> int:
     return n
 
 
-@then(parsers.re(r'le journal compte (?P<n>\d+) messages? MSSanté envoyés? pour la personne "(?P<ref>[^"]+)"'), converters={"n": int})
-@then(parsers.re(r'the journal counts (?P<n>\d+) MSSanté messages? sent for the person "(?P<ref>[^"]+)"'), converters={"n": int})
+@then(
+    parsers.re(r'le journal compte (?P<n>\d+) messages? MSSanté envoyés? pour la personne "(?P<ref>[^"]+)"'),
+    converters={"n": int},
+)
+@then(
+    parsers.re(r'the journal counts (?P<n>\d+) MSSanté messages? sent for the person "(?P<ref>[^"]+)"'),
+    converters={"n": int},
+)
 def count_for_person(socle: ScenarioContext, n: int, ref: str) -> None:
     person = socle.env.testdata.person(ref)
-    flt = JournalFilter(service=SERVICE, operation=SUBMIT, outcome=Outcome.ACCEPTED, person=person.ins.value,
-                        run_id=socle.env.run_id, scenario_id=socle.scenario_id)
+    flt = JournalFilter(
+        service=SERVICE,
+        operation=SUBMIT,
+        outcome=Outcome.ACCEPTED,
+        person=person.ins.value,
+        run_id=socle.env.run_id,
+        scenario_id=socle.scenario_id,
+    )
     got = _count(socle, flt)
     if got != n:
         raise AssertionError(f"{got} message(s) MSSanté compté(s) pour {person.display_name}, attendu {n}")
 
 
-@then(parsers.re(r'le journal compte (?P<n>\d+) messages? MSSanté envoyés? par l\'ESSMS "(?P<name>[^"]+)"'), converters={"n": int})
-@then(parsers.re(r'the journal counts (?P<n>\d+) MSSanté messages? sent by the establishment "(?P<name>[^"]+)"'), converters={"n": int})
+@then(
+    parsers.re(r'le journal compte (?P<n>\d+) messages? MSSanté envoyés? par l\'ESSMS "(?P<name>[^"]+)"'),
+    converters={"n": int},
+)
+@then(
+    parsers.re(r'the journal counts (?P<n>\d+) MSSanté messages? sent by the establishment "(?P<name>[^"]+)"'),
+    converters={"n": int},
+)
 def count_for_establishment(socle: ScenarioContext, n: int, name: str) -> None:
     essms = socle.env.testdata.establishment(name)
-    flt = JournalFilter(service=SERVICE, operation=SUBMIT, outcome=Outcome.ACCEPTED, essms=essms.finess,
-                        run_id=socle.env.run_id, scenario_id=socle.scenario_id)
+    flt = JournalFilter(
+        service=SERVICE,
+        operation=SUBMIT,
+        outcome=Outcome.ACCEPTED,
+        essms=essms.finess,
+        run_id=socle.env.run_id,
+        scenario_id=socle.scenario_id,
+    )
     got = _count(socle, flt)
     if got != n:
         raise AssertionError(f"{got} message(s) MSSanté compté(s) pour {essms.name}, attendu {n}")
@@ -208,43 +240,91 @@ def _partner(socle: ScenarioContext, address: str) -> Establishment:
     mailbox = socle.env.testdata.mailbox(address) or _simulator(socle).directory.get(address)
     if mailbox is None:
         raise AssertionError(f"{address} n'est pas dans l'annuaire MSSanté de test")
-    return Establishment(finess=mailbox.finess or PARTNER_FINESS, finess_juridique=mailbox.finess or PARTNER_FINESS,
-                         name=mailbox.name, category="PS", mailbox=mailbox.address, dui_mailbox=mailbox.address)
+    return Establishment(
+        finess=mailbox.finess or PARTNER_FINESS,
+        finess_juridique=mailbox.finess or PARTNER_FINESS,
+        name=mailbox.name,
+        category="PS",
+        mailbox=mailbox.address,
+        dui_mailbox=mailbox.address,
+    )
 
 
 def _deliver_to_dui(socle: ScenarioContext, sender: str, kind: str, person: Person, label: str) -> None:
     establishment = socle.require_establishment()
     partner = _partner(socle, sender)
-    msg = build_multi_message(person, partner, partner.mailbox, [establishment.dui_mailbox], (kind,),
-                              sender_name=partner.name, read_receipt_to=partner.mailbox)
+    msg = build_multi_message(
+        person,
+        partner,
+        partner.mailbox,
+        [establishment.dui_mailbox],
+        (kind,),
+        sender_name=partner.name,
+        read_receipt_to=partner.mailbox,
+    )
     inbound = _simulator(socle).flow.send_to_dui(
-        msg.as_bytes(), sender=partner.mailbox, mailbox=establishment.dui_mailbox, person=person.ins.value,
+        msg.as_bytes(),
+        sender=partner.mailbox,
+        mailbox=establishment.dui_mailbox,
+        person=person.ins.value,
         details={"kind": kind, "case": label},
     )
-    socle.attach("Message envoyé au DUI", f"{partner.mailbox} → {inbound.mailbox} ({label}), Message-ID {inbound.exchange.details['message_id']}", inbound.exchange)
+    socle.attach(
+        "Message envoyé au DUI",
+        f"{partner.mailbox} → {inbound.mailbox} ({label}), Message-ID {inbound.exchange.details['message_id']}",
+        inbound.exchange,
+    )
 
 
 def _other_person(socle: ScenarioContext) -> Person:
     rng = random.Random(f"{socle.env.run_id}:{socle.scenario_id}")
     birth = date(1941, 6, 3)
-    return Person(id="INCONNU", family="INCONNU", given="Marcel", sex="M", birth_date=birth,
-                  ins=generate_test_ins(rng, sex="M", birth_date=birth), essms=PARTNER_FINESS, patient_mailbox=False)
+    return Person(
+        id="INCONNU",
+        family="INCONNU",
+        given="Marcel",
+        sex="M",
+        birth_date=birth,
+        ins=generate_test_ins(rng, sex="M", birth_date=birth),
+        essms=PARTNER_FINESS,
+        patient_mailbox=False,
+    )
 
 
-@given(parsers.parse('le professionnel "{sender}" envoie au DUI le document "{kind}" de la personne avec demande d\'accusé de lecture'))
-@given(parsers.parse('the professional "{sender}" sends the DUI the person\'s "{kind}" document asking for a read receipt'))
+@given(
+    parsers.parse(
+        'le professionnel "{sender}" envoie au DUI le document "{kind}" de la personne avec demande d\'accusé de lecture'
+    )
+)
+@given(
+    parsers.parse('the professional "{sender}" sends the DUI the person\'s "{kind}" document asking for a read receipt')
+)
 def partner_sends(socle: ScenarioContext, sender: str, kind: str) -> None:
     _deliver_to_dui(socle, sender, kind, socle.require_person(), "personne connue")
 
 
-@given(parsers.parse('le professionnel "{sender}" envoie au DUI le document "{kind}" d\'une personne inconnue de l\'ESSMS'))
-@given(parsers.parse('the professional "{sender}" sends the DUI the "{kind}" document of a person unknown to the establishment'))
+@given(
+    parsers.parse('le professionnel "{sender}" envoie au DUI le document "{kind}" d\'une personne inconnue de l\'ESSMS')
+)
+@given(
+    parsers.parse(
+        'the professional "{sender}" sends the DUI the "{kind}" document of a person unknown to the establishment'
+    )
+)
 def partner_sends_unknown(socle: ScenarioContext, sender: str, kind: str) -> None:
     _deliver_to_dui(socle, sender, kind, _other_person(socle), "personne inconnue")
 
 
-@given(parsers.parse('le professionnel "{sender}" envoie au DUI le document "{kind}" de la personne avec des traits d\'identité différents'))
-@given(parsers.parse('the professional "{sender}" sends the DUI the person\'s "{kind}" document with different identity traits'))
+@given(
+    parsers.parse(
+        'le professionnel "{sender}" envoie au DUI le document "{kind}" de la personne avec des traits d\'identité différents'
+    )
+)
+@given(
+    parsers.parse(
+        'the professional "{sender}" sends the DUI the person\'s "{kind}" document with different identity traits'
+    )
+)
 def partner_sends_mismatch(socle: ScenarioContext, sender: str, kind: str) -> None:
     person = socle.require_person()
     other = replace(person, birth_date=person.birth_date.replace(year=person.birth_date.year + 1))
@@ -280,8 +360,14 @@ def certificate_refused(socle: ScenarioContext) -> None:
     socle.attach("Panne simulée", "prochaine négociation TLS: certificat client refusé")
 
 
-@given(parsers.re(r"le simulateur MSSanté répondra en (?P<seconds>\d+(?:\.\d+)?) secondes? au prochain message"), converters={"seconds": float})
-@given(parsers.re(r"the MSSanté simulator will answer the next message in (?P<seconds>\d+(?:\.\d+)?) seconds?"), converters={"seconds": float})
+@given(
+    parsers.re(r"le simulateur MSSanté répondra en (?P<seconds>\d+(?:\.\d+)?) secondes? au prochain message"),
+    converters={"seconds": float},
+)
+@given(
+    parsers.re(r"the MSSanté simulator will answer the next message in (?P<seconds>\d+(?:\.\d+)?) seconds?"),
+    converters={"seconds": float},
+)
 def slow_server(socle: ScenarioContext, seconds: float) -> None:
     socle.env.host.faults.inject(SERVICE, Fault("server.slow", {"seconds": seconds}))
     socle.attach("Panne simulée", f"réponse au prochain DATA après {seconds} s")
@@ -306,32 +392,61 @@ def _collect(socle: ScenarioContext, auth: str) -> None:
     socle.act(f"relève de la messagerie MSSanté {establishment.dui_mailbox}", lambda: socle.sut.receive_mssante(action))
 
 
-@when(parsers.parse('le DUI envoie le document "{kind}" de la personne à sa messagerie Mon espace santé sans possibilité de réponse'))
-@when(parsers.parse('the DUI sends the person\'s "{kind}" document to their Mon espace santé mailbox with no reply allowed'))
+@when(
+    parsers.parse(
+        'le DUI envoie le document "{kind}" de la personne à sa messagerie Mon espace santé sans possibilité de réponse'
+    )
+)
+@when(
+    parsers.parse(
+        'the DUI sends the person\'s "{kind}" document to their Mon espace santé mailbox with no reply allowed'
+    )
+)
 def send_to_patient_fin(socle: ScenarioContext, kind: str) -> None:
     person = socle.require_person()
     establishment = socle.require_establishment()
-    action = MssanteSend(person=person, establishment=establishment, document_kind=kind, recipients=("patient",), end_of_exchange=True)
-    socle.act(f"envoi MSSanté {kind} (X-MSS-MES: FIN) à la messagerie de {person.display_name}", lambda: socle.sut.send_mssante(action))
+    action = MssanteSend(
+        person=person, establishment=establishment, document_kind=kind, recipients=("patient",), end_of_exchange=True
+    )
+    socle.act(
+        f"envoi MSSanté {kind} (X-MSS-MES: FIN) à la messagerie de {person.display_name}",
+        lambda: socle.sut.send_mssante(action),
+    )
 
 
-@when(parsers.parse('le DUI envoie les documents "{first}" et "{second}" de la personne à l\'adresse "{address}" par MSSanté'))
+@when(
+    parsers.parse(
+        'le DUI envoie les documents "{first}" et "{second}" de la personne à l\'adresse "{address}" par MSSanté'
+    )
+)
 @when(parsers.parse('the DUI sends the person\'s "{first}" and "{second}" documents to "{address}" by MSSanté'))
 def send_two(socle: ScenarioContext, first: str, second: str, address: str) -> None:
     person = socle.require_person()
-    action = MssanteSend(person=person, establishment=socle.require_establishment(), document_kind=first,
-                         recipients=(address,), extra_kinds=(second,))
-    socle.act(f"envoi MSSanté {first} + {second} de {person.display_name} à {address}", lambda: socle.sut.send_mssante(action))
+    action = MssanteSend(
+        person=person,
+        establishment=socle.require_establishment(),
+        document_kind=first,
+        recipients=(address,),
+        extra_kinds=(second,),
+    )
+    socle.act(
+        f"envoi MSSanté {first} + {second} de {person.display_name} à {address}", lambda: socle.sut.send_mssante(action)
+    )
 
 
-@when(parsers.parse('le DUI cherche l\'adresse MSSanté "{query}" dans l\'annuaire'))
+@when(parsers.parse("le DUI cherche l'adresse MSSanté \"{query}\" dans l'annuaire"))
 @when(parsers.parse('the DUI looks up the MSSanté address "{query}" in the directory'))
 def lookup(socle: ScenarioContext, query: str) -> None:
-    socle.act(f"recherche de {query} dans l'annuaire MSSanté", lambda: socle.sut.lookup_directory(DirectoryLookup(query=query)))
+    socle.act(
+        f"recherche de {query} dans l'annuaire MSSanté",
+        lambda: socle.sut.lookup_directory(DirectoryLookup(query=query)),
+    )
 
 
 def _inbound(socle: ScenarioContext) -> Exchange:
-    found = socle.env.journal.query(JournalFilter(service=SERVICE, operation=INBOUND, run_id=socle.env.run_id, scenario_id=socle.scenario_id))
+    found = socle.env.journal.query(
+        JournalFilter(service=SERVICE, operation=INBOUND, run_id=socle.env.run_id, scenario_id=socle.scenario_id)
+    )
     if not found:
         raise AssertionError("aucun message n'a été envoyé au DUI dans ce scénario")
     return found[-1]
@@ -341,7 +456,9 @@ def _mdn_for_inbound(socle: ScenarioContext) -> Exchange:
     inbound = _inbound(socle)
     found = socle.exchanges_since_action(SERVICE, MDN)
     for exchange in found:
-        socle.attach("Accusé MDN reçu", _describe(exchange) + f"\nDisposition: {exchange.details.get('disposition')}", exchange)
+        socle.attach(
+            "Accusé MDN reçu", _describe(exchange) + f"\nDisposition: {exchange.details.get('disposition')}", exchange
+        )
     mine = [e for e in found if e.details.get("original_message_id") == inbound.details.get("message_id")]
     if not mine:
         others = [e.details.get("original_message_id") for e in found]
@@ -360,7 +477,9 @@ def _mdn_for_inbound(socle: ScenarioContext) -> Exchange:
 def mdn_processed(socle: ScenarioContext) -> None:
     mdn = _mdn_for_inbound(socle)
     if not mdn.details.get("processed"):
-        raise AssertionError(f"accusé d'erreur {mdn.details.get('error_code')} au lieu de processed: {mdn.details.get('disposition')}")
+        raise AssertionError(
+            f"accusé d'erreur {mdn.details.get('error_code')} au lieu de processed: {mdn.details.get('disposition')}"
+        )
 
 
 @then(parsers.parse('le simulateur MSSanté reçoit un accusé de lecture MDN d\'erreur "{code}" pour ce message'))
@@ -424,11 +543,23 @@ def xdm_count(socle: ScenarioContext, n: int) -> None:
         raise AssertionError(f"{len(codes)} document(s) CDA dans l'archive, attendu {n}")
 
 
-@then(parsers.re(r"le journal compte (?P<n>\d+) messages? MSSanté vers une messagerie Mon espace santé"), converters={"n": int})
-@then(parsers.re(r"the journal counts (?P<n>\d+) MSSanté messages? to a Mon espace santé mailbox"), converters={"n": int})
+@then(
+    parsers.re(r"le journal compte (?P<n>\d+) messages? MSSanté vers une messagerie Mon espace santé"),
+    converters={"n": int},
+)
+@then(
+    parsers.re(r"the journal counts (?P<n>\d+) MSSanté messages? to a Mon espace santé mailbox"), converters={"n": int}
+)
 def count_patient(socle: ScenarioContext, n: int) -> None:
-    found = socle.env.journal.query(JournalFilter(service=SERVICE, operation=SUBMIT, outcome=Outcome.ACCEPTED,
-                                                  run_id=socle.env.run_id, scenario_id=socle.scenario_id))
+    found = socle.env.journal.query(
+        JournalFilter(
+            service=SERVICE,
+            operation=SUBMIT,
+            outcome=Outcome.ACCEPTED,
+            run_id=socle.env.run_id,
+            scenario_id=socle.scenario_id,
+        )
+    )
     got = sum(1 for e in found if e.details.get("recipient_counts", {}).get("patient", 0) > 0)
     socle.attach("Journal", f"{got} message(s) vers Mon espace santé sur {len(found)} accepté(s)")
     if got != n:
@@ -443,26 +574,53 @@ def offers(socle: ScenarioContext, address: str) -> None:
         socle.attach("Recherche dans l'annuaire", f"{exchange.details}", exchange)
     if not searches:
         raise AssertionError("le DUI n'a pas consulté l'annuaire MSSanté (aucune recherche FHIR)")
-    socle.dui_shows(f"Le DUI propose-t-il l'adresse {address} ?", lambda data: None if address in data.get("addresses", [])
-                    else f"{address} absent des adresses proposées {data.get('addresses', [])}")
+    socle.dui_shows(
+        f"Le DUI propose-t-il l'adresse {address} ?",
+        lambda data: (
+            None
+            if address in data.get("addresses", [])
+            else f"{address} absent des adresses proposées {data.get('addresses', [])}"
+        ),
+    )
 
 
 # -- HL7 v2 relay ---------------------------------------------------------------------------------------------
-@when(parsers.re(r'le DUI transmet le document "(?P<kind>[^"]+)" de la personne à la plateforme d\'intégration en HL7 v2 '
-                 r'\((?P<message_type>[A-Z]{3}\^[A-Z0-9]{3})\) pour "(?P<address>[^"]+)"(?P<patient> et sa messagerie Mon espace santé)?'))
-@when(parsers.re(r'the DUI hands the person\'s "(?P<kind>[^"]+)" document to the integration platform in HL7 v2 '
-                 r'\((?P<message_type>[A-Z]{3}\^[A-Z0-9]{3})\) for "(?P<address>[^"]+)"(?P<patient> and their Mon espace santé mailbox)?'))
+@when(
+    parsers.re(
+        r'le DUI transmet le document "(?P<kind>[^"]+)" de la personne à la plateforme d\'intégration en HL7 v2 '
+        r'\((?P<message_type>[A-Z]{3}\^[A-Z0-9]{3})\) pour "(?P<address>[^"]+)"(?P<patient> et sa messagerie Mon espace santé)?'
+    )
+)
+@when(
+    parsers.re(
+        r'the DUI hands the person\'s "(?P<kind>[^"]+)" document to the integration platform in HL7 v2 '
+        r'\((?P<message_type>[A-Z]{3}\^[A-Z0-9]{3})\) for "(?P<address>[^"]+)"(?P<patient> and their Mon espace santé mailbox)?'
+    )
+)
 def relay(socle: ScenarioContext, kind: str, message_type: str, address: str, patient: str | None) -> None:
     person = socle.require_person()
-    action = MssanteRelay(person=person, establishment=socle.require_establishment(), document_kind=kind,
-                          recipients=(address,), to_patient=bool(patient), message_type=message_type)
-    socle.act(f"transmission HL7 v2 {message_type} du document {kind} de {person.display_name}", lambda: socle.sut.relay_mssante_hl7(action))
+    action = MssanteRelay(
+        person=person,
+        establishment=socle.require_establishment(),
+        document_kind=kind,
+        recipients=(address,),
+        to_patient=bool(patient),
+        message_type=message_type,
+    )
+    socle.act(
+        f"transmission HL7 v2 {message_type} du document {kind} de {person.display_name}",
+        lambda: socle.sut.relay_mssante_hl7(action),
+    )
 
 
 def _hl7_documents(socle: ScenarioContext) -> list[Exchange]:
     found = socle.exchanges_since_action(SERVICE, "hl7.document")
     for exchange in found:
-        socle.attach("Message HL7 v2 reçu par la plateforme", _describe(exchange) + f"\nACK {exchange.details.get('ack')}", exchange)
+        socle.attach(
+            "Message HL7 v2 reçu par la plateforme",
+            _describe(exchange) + f"\nACK {exchange.details.get('ack')}",
+            exchange,
+        )
     if not found:
         raise AssertionError("la plateforme d'intégration n'a reçu aucun message HL7 v2 du DUI")
     return found
@@ -473,11 +631,21 @@ def _hl7_documents(socle: ScenarioContext) -> list[Exchange]:
 def hl7_accepted(socle: ScenarioContext) -> None:
     refused = [e for e in _hl7_documents(socle) if e.outcome is Outcome.REJECTED]
     if refused:
-        raise AssertionError("message HL7 v2 refusé: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused))
+        raise AssertionError(
+            "message HL7 v2 refusé: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused)
+        )
 
 
-@then(parsers.re(r'le simulateur MSSanté remet le document à "(?P<address>[^"]+)"(?P<patient> et à la messagerie Mon espace santé de la personne)?'))
-@then(parsers.re(r'the MSSanté simulator delivers the document to "(?P<address>[^"]+)"(?P<patient> and to the person\'s Mon espace santé mailbox)?'))
+@then(
+    parsers.re(
+        r'le simulateur MSSanté remet le document à "(?P<address>[^"]+)"(?P<patient> et à la messagerie Mon espace santé de la personne)?'
+    )
+)
+@then(
+    parsers.re(
+        r'the MSSanté simulator delivers the document to "(?P<address>[^"]+)"(?P<patient> and to the person\'s Mon espace santé mailbox)?'
+    )
+)
 def relayed_to(socle: ScenarioContext, address: str, patient: str | None) -> None:
     relayed = [e for e in socle.exchanges_since_action(SERVICE, "smtp.relay") if e.outcome is Outcome.ACCEPTED]
     if not relayed:
@@ -485,7 +653,11 @@ def relayed_to(socle: ScenarioContext, address: str, patient: str | None) -> Non
     exchange = relayed[-1]
     wanted = [address] + ([socle.require_person().mailbox] if patient else [])
     store = _simulator(socle).store
-    socle.attach("Courriel MSSanté de la plateforme", json.dumps(exchange.details.get("recipients"), ensure_ascii=False), exchange)
+    socle.attach(
+        "Courriel MSSanté de la plateforme",
+        json.dumps(exchange.details.get("recipients"), ensure_ascii=False),
+        exchange,
+    )
     for target in wanted:
         copies = [m for m in store.messages(target) if m.exchange_id == exchange.id]
         if not copies:
@@ -497,10 +669,14 @@ def relayed_to(socle: ScenarioContext, address: str, patient: str | None) -> Non
 def zam_acknowledged(socle: ScenarioContext) -> None:
     zams = socle.exchanges_since_action(SERVICE, "hl7.zam")
     for exchange in zams:
-        socle.attach("Accusé métier", f"{exchange.details.get('trigger')} → ACK {exchange.details.get('ack')}", exchange)
+        socle.attach(
+            "Accusé métier", f"{exchange.details.get('trigger')} → ACK {exchange.details.get('ack')}", exchange
+        )
     triggers = {e.details.get("trigger") for e in zams if e.outcome is Outcome.ACCEPTED}
     unacknowledged = [e.details.get("trigger") for e in zams if e.outcome is Outcome.REJECTED]
     if unacknowledged:
         raise AssertionError(f"accusés métier non acquittés par le DUI: {unacknowledged}")
     if not {"ZAM^Z02", "ZAM^Z03"} <= triggers:
-        raise AssertionError(f"accusés métier acquittés: {sorted(t for t in triggers if t) or 'aucun'}, attendu ZAM^Z02 et ZAM^Z03")
+        raise AssertionError(
+            f"accusés métier acquittés: {sorted(t for t in triggers if t) or 'aucun'}, attendu ZAM^Z02 et ZAM^Z03"
+        )

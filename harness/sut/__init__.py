@@ -9,12 +9,22 @@ from harness.sut.manual import ManualDriver
 from harness.sut.reference import DEFECTS, FaultyDUI, ReferenceDUI
 
 __all__ = [
-    "DEFECTS", "ActionResult", "ActionStatus", "FaultyDUI", "HttpDriver", "MssanteSend", "ReferenceDUI", "SutDriver",
-    "SutEnvironment", "make_driver",
+    "DEFECTS",
+    "ActionResult",
+    "ActionStatus",
+    "FaultyDUI",
+    "HttpDriver",
+    "MssanteSend",
+    "ReferenceDUI",
+    "SutDriver",
+    "SutEnvironment",
+    "make_driver",
 ]
 
 
-def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2, channel: OperatorChannel | None = None) -> SutDriver:
+def make_driver(
+    spec: str, *, timeout: float = 30.0, retries: int = 2, channel: OperatorChannel | None = None
+) -> SutDriver:
     """Build a driver from its command-line form: ``reference``, ``faulty:<defect>[,<defect>...]``,
     ``http:<base URL>`` (``timeout`` and ``retries`` apply), ``manual`` (guided recette through ``channel``) or
     ``observe:<from>/<to>`` (judge what the journal recorded in that window, :mod:`harness.runtime.observe`)."""
@@ -24,7 +34,9 @@ def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2, channel: 
 
         start, sep, end = args.partition("/")
         if not sep:
-            raise ValueError("--sut observe:<début>/<fin>, ex. observe:2026-11-23T08:00/2026-11-23T18:00 (ou --from/--to)")
+            raise ValueError(
+                "--sut observe:<début>/<fin>, ex. observe:2026-11-23T08:00/2026-11-23T18:00 (ou --from/--to)"
+            )
         return ObserveDriver(ObservationWindow.parse(start, end))
     if kind == "manual" and not args:
         return ManualDriver(channel)
@@ -35,7 +47,9 @@ def make_driver(spec: str, *, timeout: float = 30.0, retries: int = 2, channel: 
     if kind == "faulty":
         defects = frozenset(a.strip() for a in args.split(",") if a.strip())
         if not defects:
-            raise ValueError(f"--sut faulty needs defects, e.g. faulty:{next(iter(DEFECTS))} (available: {', '.join(DEFECTS)})")
+            raise ValueError(
+                f"--sut faulty needs defects, e.g. faulty:{next(iter(DEFECTS))} (available: {', '.join(DEFECTS)})"
+            )
         return FaultyDUI(defects)
     raise ValueError(
         f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]', 'manual', "

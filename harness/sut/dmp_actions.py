@@ -38,12 +38,26 @@ from harness.validators.cda import DOCUMENT_TYPES
 DMP_DEFECTS = (
     Defect("vihf-non-signe", "envoie au DMP une assertion VIHF sans signature"),
     Defect("cle-ins-erronee-dmp", "met dans le patientId XDS un INS dont la clé est fausse"),
-    Defect("sans-document-signature", "verse le document au DMP sans le document de signature XAdES (ni l'association signs)"),
+    Defect(
+        "sans-document-signature",
+        "verse le document au DMP sans le document de signature XAdES (ni l'association signs)",
+    ),
     Defect("typecode-errone", "déclare un typeCode XDS qui ne correspond pas au code du document CDA"),
-    Defect("ignore-dmp-ferme", "ne tient pas compte du test d'existence du DMP et indique « versé » même quand le DMP refuse"),
-    Defect("remplacement-sans-rplc", "remplace un document sans association RPLC (la nouvelle version s'ajoute à l'ancienne)"),
-    Defect("masquage-errone", "pour masquer un document aux professionnels, envoie INVISIBLE_PATIENT au lieu de MASQUE_PS"),
-    Defect("recherche-sans-statut", "recherche les documents (FindDocuments) sans le paramètre obligatoire $XDSDocumentEntryStatus"),
+    Defect(
+        "ignore-dmp-ferme",
+        "ne tient pas compte du test d'existence du DMP et indique « versé » même quand le DMP refuse",
+    ),
+    Defect(
+        "remplacement-sans-rplc",
+        "remplace un document sans association RPLC (la nouvelle version s'ajoute à l'ancienne)",
+    ),
+    Defect(
+        "masquage-errone", "pour masquer un document aux professionnels, envoie INVISIBLE_PATIENT au lieu de MASQUE_PS"
+    ),
+    Defect(
+        "recherche-sans-statut",
+        "recherche les documents (FindDocuments) sans le paramètre obligatoire $XDSDocumentEntryStatus",
+    ),
 )
 
 ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
@@ -58,7 +72,10 @@ CHANGES = {
 }
 VIHF_REUSE = 600.0  # seconds a signed VIHF assertion is sent again for the same person and structure
 VIHF_CACHE_SIZE = 4096  # assertions kept (least recently used dropped first)
-STATUS_CHANGES = {"archiver": "urn:asip:ci-sis:2010:StatusType:Archived", "supprimer": "urn:asip:ci-sis:2010:StatusType:Deleted"}
+STATUS_CHANGES = {
+    "archiver": "urn:asip:ci-sis:2010:StatusType:Archived",
+    "supprimer": "urn:asip:ci-sis:2010:StatusType:Deleted",
+}
 
 
 @dataclass
@@ -112,9 +129,15 @@ class DmpActions:
         context = self._dmp_session().tls_context(str(self.env.ca_bundle), self._dmp_credentials())
         return httpx.Client(verify=context, timeout=30.0)
 
-    def _dmp_post(self, service: str, action: str, body: etree._Element, action_for: DmpFeed | DmpQuery | DmpUpdate,
-                  attachments: dict[str, bytes] | None = None,
-                  client: httpx.Client | None = None) -> tuple[etree._Element | None, dict[str, bytes], str | None]:
+    def _dmp_post(
+        self,
+        service: str,
+        action: str,
+        body: etree._Element,
+        action_for: DmpFeed | DmpQuery | DmpUpdate,
+        attachments: dict[str, bytes] | None = None,
+        client: httpx.Client | None = None,
+    ) -> tuple[etree._Element | None, dict[str, bytes], str | None]:
         """Send one SOAP request (on ``client`` when the action holds one); returns (response body element,
         attachments, transport error)."""
         assert self.env is not None  # noqa: S101
@@ -122,8 +145,9 @@ class DmpActions:
             with self._dmp_client() as own:
                 return self._dmp_post(service, action, body, action_for, attachments, own)
         url = self.env.endpoints["dmp"][service]
-        vihf = self._dmp_session().vihf(action_for.person, action_for.establishment, self._dmp_credentials(),
-                                        sign=not self.has("vihf-non-signe"))
+        vihf = self._dmp_session().vihf(
+            action_for.person, action_for.establishment, self._dmp_credentials(), sign=not self.has("vihf-non-signe")
+        )
         envelope = M.envelope(action, url, body, vihf)
         content, content_type = M.mtom(envelope, attachments or {}, action)
         try:
@@ -145,21 +169,31 @@ class DmpActions:
         data = {**data, "status": status, "errors": [{"code": c, "context": x, "severity": s} for c, x, s in errors]}
         if status.endswith(":Success"):
             return ActionResult(ActionStatus.DONE, success_detail, data)
-        return ActionResult(ActionStatus.FAILED, "refus du DMP: " + "; ".join(f"{c} {x}" for c, x, s in errors if s == "Error"), data)
+        return ActionResult(
+            ActionStatus.FAILED, "refus du DMP: " + "; ".join(f"{c} {x}" for c, x, s in errors if s == "Error"), data
+        )
 
     # TD0.2 ---------------------------------------------------------------------------------------
     def _dmp_check(self, action: DmpFeed, client: httpx.Client | None = None) -> ActionResult | None:
         """TD0.2: ``None`` when the DMP exists, is open and the authorisation is valid; else the refusal to show."""
-        element, _, error = self._dmp_post("patients", TD02, M.build_td02(action.person, action.establishment), action, client=client)
+        element, _, error = self._dmp_post(
+            "patients", TD02, M.build_td02(action.person, action.establishment), action, client=client
+        )
         if error:
             return ActionResult(ActionStatus.FAILED, error)
         facts = M.read_td02(element)
         if facts["detail"] == "DMPClosed":
-            return ActionResult(ActionStatus.FAILED, "le DMP de la personne est fermé : document non versé", {"td02": facts})
+            return ActionResult(
+                ActionStatus.FAILED, "le DMP de la personne est fermé : document non versé", {"td02": facts}
+            )
         if facts["query_response"] != "OK":
             return ActionResult(ActionStatus.FAILED, "la personne n'a pas de DMP : document non versé", {"td02": facts})
         if facts["authorisation"] != "VALIDE":
-            return ActionResult(ActionStatus.FAILED, f"autorisation d'accès au DMP {facts['authorisation']} : document non versé", {"td02": facts})
+            return ActionResult(
+                ActionStatus.FAILED,
+                f"autorisation d'accès au DMP {facts['authorisation']} : document non versé",
+                {"td02": facts},
+            )
         return None
 
     # ITI-41 --------------------------------------------------------------------------------------
@@ -178,31 +212,46 @@ class DmpActions:
         if action.replaces and previous is None:
             return ActionResult(ActionStatus.ERROR, f"le DUI n'a pas versé de document {action.replaces}")
         cda = build_cda(
-            action.person, action.establishment, action.document_kind,
-            set_id=previous.set_id if previous else None, version=previous.version + 1 if previous else 1,
+            action.person,
+            action.establishment,
+            action.document_kind,
+            set_id=previous.set_id if previous else None,
+            version=previous.version + 1 if previous else 1,
             replaces=previous.unique_id if previous else None,
         )
         options = M.FeedOptions(
-            wrong_ins_key=self.has("cle-ins-erronee-dmp"), signature_document=not self.has("sans-document-signature"),
+            wrong_ins_key=self.has("cle-ins-erronee-dmp"),
+            signature_document=not self.has("sans-document-signature"),
             type_code_override="11488-4" if self.has("typecode-errone") else None,
             rplc_association=not self.has("remplacement-sans-rplc"),
         )
         body, attachments, entry_uuid, unique_id = M.build_iti41(
-            action.person, action.establishment, action.document_kind, cda, self._dmp_credentials(),
-            replaces_entry=previous.entry_uuid if previous else None, options=options,
+            action.person,
+            action.establishment,
+            action.document_kind,
+            cda,
+            self._dmp_credentials(),
+            replaces_entry=previous.entry_uuid if previous else None,
+            options=options,
         )
         element, _, error = self._dmp_post("repository", ITI41, body, action, attachments, client)
         if error:
             result = ActionResult(ActionStatus.FAILED, error)
         else:
-            result = self._registry_result(element, "document versé au DMP", {"unique_id": unique_id, "entry_uuid": entry_uuid})
+            result = self._registry_result(
+                element, "document versé au DMP", {"unique_id": unique_id, "entry_uuid": entry_uuid}
+            )
         if result.status is ActionStatus.DONE:
             set_id = M.parse_xml(cda).find(f"{{{M.HL7}}}setId").get("root", "")
-            sent[unique_id] = SentDocument(unique_id, entry_uuid, action.document_kind, set_id, previous.version + 1 if previous else 1, data=cda)
+            sent[unique_id] = SentDocument(
+                unique_id, entry_uuid, action.document_kind, set_id, previous.version + 1 if previous else 1, data=cda
+            )
             if previous is not None and not self.has("remplacement-sans-rplc"):
                 previous.status = E.STATUS_DEPRECATED
         if self.has("ignore-dmp-ferme") and result.status is ActionStatus.FAILED:
-            return ActionResult(ActionStatus.DONE, "document versé au DMP", {"hidden_failure": result.detail, "unique_id": unique_id})
+            return ActionResult(
+                ActionStatus.DONE, "document versé au DMP", {"hidden_failure": result.detail, "unique_id": unique_id}
+            )
         return result
 
     # ITI-18 / ITI-43 -----------------------------------------------------------------------------
@@ -214,8 +263,13 @@ class DmpActions:
         if error:
             return ActionResult(ActionStatus.FAILED, error)
         found = [
-            {"entry_uuid": e.get("id"), "unique_id": E.external_id(e, E.DOC_UNIQUE_ID), "typeCode": E.classification_code(e, E.TYPE_CODE),
-             "status": e.get("status"), "repository": next(iter(E.slot(e, "repositoryUniqueId")), None)}
+            {
+                "entry_uuid": e.get("id"),
+                "unique_id": E.external_id(e, E.DOC_UNIQUE_ID),
+                "typeCode": E.classification_code(e, E.TYPE_CODE),
+                "status": e.get("status"),
+                "repository": next(iter(E.slot(e, "repositoryUniqueId")), None),
+            }
             for e in element.iter(E.rim("ExtrinsicObject"))
         ]
         result = self._registry_result(element, f"{len(found)} document(s) trouvé(s) dans le DMP", {"documents": found})
@@ -233,10 +287,14 @@ class DmpActions:
         repository = getattr(self, "_dmp_repository", None)
         if repository is None:
             found = self.dmp_find(DmpQuery(action.person, action.establishment))
-            repository = next((d["repository"] for d in found.data.get("documents", []) if d["unique_id"] == action.unique_id), None)
+            repository = next(
+                (d["repository"] for d in found.data.get("documents", []) if d["unique_id"] == action.unique_id), None
+            )
         if repository is None:
             return ActionResult(ActionStatus.FAILED, f"document {action.unique_id} introuvable dans le DMP")
-        element, parts, error = self._dmp_post("repository", ITI43, M.build_retrieve(repository, action.unique_id), action)
+        element, parts, error = self._dmp_post(
+            "repository", ITI43, M.build_retrieve(repository, action.unique_id), action
+        )
         if error:
             return ActionResult(ActionStatus.FAILED, error)
         documents = {}
@@ -244,12 +302,16 @@ class DmpActions:
             include = item.find(f"{{{E.XDSB}}}Document/{{{M.XOP}}}Include")
             cid = include.get("href", "")[4:] if include is not None else ""
             documents[item.findtext(f"{{{E.XDSB}}}DocumentUniqueId") or ""] = parts.get(cid, b"")
-        result = self._registry_result(element, f"{len(documents)} document(s) récupéré(s)", {"retrieved": list(documents)})
+        result = self._registry_result(
+            element, f"{len(documents)} document(s) récupéré(s)", {"retrieved": list(documents)}
+        )
         if result.status is ActionStatus.DONE:
             content = documents.get(action.unique_id, b"")
             sent = self._dmp_sent().get(action.unique_id)
             same = sent is not None and sent.data == content
-            return ActionResult(ActionStatus.DONE, result.detail, {**result.data, "identical": same, "size": len(content)})
+            return ActionResult(
+                ActionStatus.DONE, result.detail, {**result.data, "identical": same, "size": len(content)}
+            )
         return result
 
     # ITI-57 --------------------------------------------------------------------------------------
@@ -261,17 +323,34 @@ class DmpActions:
             return ActionResult(ActionStatus.ERROR, f"le DUI n'a pas versé de document {action.unique_id}")
         change = "invisible-patient" if action.change == "masquer" and self.has("masquage-errone") else action.change
         if change in CHANGES:
-            body = M.build_confidentiality_update(action.person, action.establishment, sent.entry_uuid, sent.metadata_version,
-                                                  sent.unique_id, DOCUMENT_TYPES[sent.kind].code, CHANGES[change])
+            body = M.build_confidentiality_update(
+                action.person,
+                action.establishment,
+                sent.entry_uuid,
+                sent.metadata_version,
+                sent.unique_id,
+                DOCUMENT_TYPES[sent.kind].code,
+                CHANGES[change],
+            )
         elif change in STATUS_CHANGES:
-            body = M.build_status_update(action.person, action.establishment, sent.entry_uuid, sent.status, STATUS_CHANGES[change])
+            body = M.build_status_update(
+                action.person, action.establishment, sent.entry_uuid, sent.status, STATUS_CHANGES[change]
+            )
         else:
-            return ActionResult(ActionStatus.ERROR, f"modification inconnue {action.change!r} ({', '.join([*CHANGES, *STATUS_CHANGES])})")
+            return ActionResult(
+                ActionStatus.ERROR,
+                f"modification inconnue {action.change!r} ({', '.join([*CHANGES, *STATUS_CHANGES])})",
+            )
         element, _, error = self._dmp_post("registry", ITI57, body, action)
         if error:
             return ActionResult(ActionStatus.FAILED, error)
-        done = {"masquer": "masqué aux professionnels", "demasquer": "rendu visible aux professionnels", "invisible-patient": "rendu invisible à la personne",
-                "archiver": "archivé", "supprimer": "supprimé"}.get(action.change, action.change)
+        done = {
+            "masquer": "masqué aux professionnels",
+            "demasquer": "rendu visible aux professionnels",
+            "invisible-patient": "rendu invisible à la personne",
+            "archiver": "archivé",
+            "supprimer": "supprimé",
+        }.get(action.change, action.change)
         result = self._registry_result(element, f"document {done} dans le DMP", {"unique_id": sent.unique_id})
         if result.status is ActionStatus.DONE:
             if change in CHANGES:
@@ -315,10 +394,18 @@ class _DmpSession:
                 self._contexts[key] = context
         return context
 
-    def vihf(self, person: Person, establishment: Establishment, credentials: M.OrgCredentials, *, sign: bool) -> etree._Element:
+    def vihf(
+        self, person: Person, establishment: Establishment, credentials: M.OrgCredentials, *, sign: bool
+    ) -> etree._Element:
         """A VIHF for this person and structure: the one signed less than :data:`VIHF_REUSE` seconds ago, else a new one."""
-        key = (person.ins.value, person.ins.oid, establishment.finess, sign,
-               _file_stamp(credentials.cert_path), _file_stamp(credentials.key_path))
+        key = (
+            person.ins.value,
+            person.ins.oid,
+            establishment.finess,
+            sign,
+            _file_stamp(credentials.cert_path),
+            _file_stamp(credentials.key_path),
+        )
         now = time.monotonic()
         with self._lock:
             kept = self._assertions.get(key)

@@ -61,7 +61,9 @@ def patient_cx(ins: INS, *, wrong_key: bool = False) -> str:
     return f"{ins.number}{key}^^^&{ins.oid}&ISO^NH"
 
 
-def _sub(parent: etree._Element, tag: str, text: str | None = None, nsmap: dict | None = None, **attrs: str) -> etree._Element:
+def _sub(
+    parent: etree._Element, tag: str, text: str | None = None, nsmap: dict | None = None, **attrs: str
+) -> etree._Element:
     element = etree.SubElement(parent, tag, dict(attrs), nsmap=nsmap)
     if text is not None:
         element.text = text
@@ -69,25 +71,45 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, nsmap: dict 
 
 
 # ------------------------------------------------------------------------------------------------- VIHF
-def build_vihf(person: Person, establishment: Establishment, credentials: OrgCredentials, *, sign: bool = True) -> etree._Element:
+def build_vihf(
+    person: Person, establishment: Establishment, credentials: OrgCredentials, *, sign: bool = True
+) -> etree._Element:
     """The VIHF 3.0 SAML 2.0 assertion, enveloped-signed (exclusive C14N, ECDSA-SHA256) with the org certificate."""
     cert, key = credentials.load()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     assertion_id = f"_{uuid.uuid4()}"
-    assertion = etree.Element(f"{{{SAML}}}Assertion", nsmap={"saml2": SAML, "xsi": XSI}, ID=assertion_id, IssueInstant=now, Version="2.0")
-    _sub(assertion, f"{{{SAML}}}Issuer", cert.subject.rfc4514_string(), Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName")
+    assertion = etree.Element(
+        f"{{{SAML}}}Assertion", nsmap={"saml2": SAML, "xsi": XSI}, ID=assertion_id, IssueInstant=now, Version="2.0"
+    )
+    _sub(
+        assertion,
+        f"{{{SAML}}}Issuer",
+        cert.subject.rfc4514_string(),
+        Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName",
+    )
     if sign:
         etree.SubElement(assertion, f"{{{DS}}}Signature", Id="placeholder", nsmap={"ds": DS})
     _sub(_sub(assertion, f"{{{SAML}}}Subject"), f"{{{SAML}}}NameID", author_id(establishment))
     authn = _sub(assertion, f"{{{SAML}}}AuthnStatement", AuthnInstant=now)
-    _sub(_sub(authn, f"{{{SAML}}}AuthnContext"), f"{{{SAML}}}AuthnContextClassRef", "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient")
+    _sub(
+        _sub(authn, f"{{{SAML}}}AuthnContext"),
+        f"{{{SAML}}}AuthnContextClassRef",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient",
+    )
     statement = _sub(assertion, f"{{{SAML}}}AttributeStatement")
 
     def attribute(name: str, value: str | None = None, coded: tuple[str, str, str, str] | None = None) -> None:
         element = _sub(_sub(statement, f"{{{SAML}}}Attribute", Name=name), f"{{{SAML}}}AttributeValue")
         if coded:
             tag, code, system, display = coded
-            ce = etree.SubElement(element, f"{{{HL7}}}{tag}", nsmap={None: HL7, "xsi": XSI}, code=code, codeSystem=system, displayName=display)
+            ce = etree.SubElement(
+                element,
+                f"{{{HL7}}}{tag}",
+                nsmap={None: HL7, "xsi": XSI},
+                code=code,
+                codeSystem=system,
+                displayName=display,
+            )
             ce.set(f"{{{XSI}}}type", "CE")
         else:
             element.text = value
@@ -104,14 +126,21 @@ def build_vihf(person: Person, establishment: Establishment, credentials: OrgCre
     attribute("LPS_Version", LPS_VERSION)
     attribute("urn:oasis:names:tc:xacml:2.0:resource:resource-id", person.ins.to_xds())
     attribute("Authentification_Mode", "INDIRECTE")
-    attribute("urn:oasis:names:tc:xspa:1.0:subject:purposeofuse", coded=("PurposeOfUse", "normal", "1.2.250.1.213.1.1.4.248", "Acces normal"))
+    attribute(
+        "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse",
+        coded=("PurposeOfUse", "normal", "1.2.250.1.213.1.1.4.248", "Acces normal"),
+    )
     attribute("urn:oasis:names:tc:xacml:2.0:subject:role", coded=("Role", "60", "1.2.250.1.71.1.2.7", profession))
     if not sign:
         return assertion
     from signxml import XMLSigner, methods
 
-    signer = XMLSigner(method=methods.enveloped, signature_algorithm="ecdsa-sha256", digest_algorithm="sha256",
-                       c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm="ecdsa-sha256",
+        digest_algorithm="sha256",
+        c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#",
+    )
     return signer.sign(assertion, key=key, cert=[cert], reference_uri=assertion_id, id_attribute="ID")
 
 
@@ -134,16 +163,22 @@ def mtom(envelope_el: etree._Element, attachments: dict[str, bytes], action: str
     boundary = f"MIMEBoundary_{uuid.uuid4().hex}"
     start = f"0.{uuid.uuid4().hex}@dui-reference.test"
     out = bytearray()
-    out += (f"--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"; action=\"{action}\"\r\n"
-            f"Content-Transfer-Encoding: binary\r\nContent-ID: <{start}>\r\n\r\n").encode("ascii")
+    out += (
+        f'--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"; action="{action}"\r\n'
+        f"Content-Transfer-Encoding: binary\r\nContent-ID: <{start}>\r\n\r\n"
+    ).encode("ascii")
     out += etree.tostring(envelope_el, xml_declaration=True, encoding="UTF-8")
     for cid, data in attachments.items():
-        out += (f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n"
-                f"Content-ID: <{cid}>\r\n\r\n").encode("ascii")
+        out += (
+            f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n"
+            f"Content-ID: <{cid}>\r\n\r\n"
+        ).encode("ascii")
         out += data
     out += f"\r\n--{boundary}--\r\n".encode("ascii")
-    content_type = (f'multipart/related; boundary="{boundary}"; type="application/xop+xml"; start="<{start}>"; '
-                    f'start-info="application/soap+xml"; action="{action}"')
+    content_type = (
+        f'multipart/related; boundary="{boundary}"; type="application/xop+xml"; start="<{start}>"; '
+        f'start-info="application/soap+xml"; action="{action}"'
+    )
     return bytes(out), content_type
 
 
@@ -168,10 +203,17 @@ def read_response(content_type: str, body: bytes) -> tuple[etree._Element, dict[
 
 def registry_errors(response: etree._Element) -> tuple[str, list[tuple[str, str, str]]]:
     """``(status, [(errorCode, codeContext, severity)])`` of a RegistryResponse (or an element containing one)."""
-    registry = response if response.tag.endswith("RegistryResponse") or response.tag.endswith("AdhocQueryResponse") else response.find(f"{{{E.RS}}}RegistryResponse")
+    registry = (
+        response
+        if response.tag.endswith("RegistryResponse") or response.tag.endswith("AdhocQueryResponse")
+        else response.find(f"{{{E.RS}}}RegistryResponse")
+    )
     if registry is None:
         return "", []
-    errors = [(e.get("errorCode", ""), e.get("codeContext", ""), e.get("severity", "").rsplit(":", 1)[-1]) for e in registry.iter(f"{{{E.RS}}}RegistryError")]
+    errors = [
+        (e.get("errorCode", ""), e.get("codeContext", ""), e.get("severity", "").rsplit(":", 1)[-1])
+        for e in registry.iter(f"{{{E.RS}}}RegistryError")
+    ]
     return registry.get("status", ""), errors
 
 
@@ -221,7 +263,9 @@ def read_td02(body: etree._Element) -> dict[str, str | None]:
     return {
         "ack": first("hl7:acknowledgement/@typeCode"),
         "query_response": first("hl7:controlActProcess/hl7:queryAck/hl7:queryResponseCode/@code"),
-        "authorisation": first("hl7:controlActProcess/hl7:attentionLine[hl7:keyWordText/@code='AUTORISATION']/hl7:value/@code"),
+        "authorisation": first(
+            "hl7:controlActProcess/hl7:attentionLine[hl7:keyWordText/@code='AUTORISATION']/hl7:value/@code"
+        ),
         "detail": first("hl7:acknowledgement/hl7:acknowledgementDetail/hl7:code/@code"),
     }
 
@@ -247,15 +291,29 @@ def _name(parent: etree._Element, text: str) -> None:
 
 
 def _classification(parent: etree._Element, obj: str, scheme: str, code: str, system: str, label: str) -> None:
-    cl = etree.SubElement(parent, E.rim("Classification"), id=f"urn:uuid:{uuid.uuid4()}", classifiedObject=obj,
-                          classificationScheme=scheme, nodeRepresentation=code)
+    cl = etree.SubElement(
+        parent,
+        E.rim("Classification"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        classifiedObject=obj,
+        classificationScheme=scheme,
+        nodeRepresentation=code,
+    )
     _slot(cl, "codingScheme", system)
     _name(cl, label)
 
 
-def _author(parent: etree._Element, obj: str, scheme: str, establishment: Establishment, *, person: bool = True) -> None:
-    cl = etree.SubElement(parent, E.rim("Classification"), id=f"urn:uuid:{uuid.uuid4()}", classifiedObject=obj,
-                          classificationScheme=scheme, nodeRepresentation="")
+def _author(
+    parent: etree._Element, obj: str, scheme: str, establishment: Establishment, *, person: bool = True
+) -> None:
+    cl = etree.SubElement(
+        parent,
+        E.rim("Classification"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        classifiedObject=obj,
+        classificationScheme=scheme,
+        nodeRepresentation="",
+    )
     family, given, _ = AUTHOR
     if person:
         _slot(cl, "authorPerson", f"{author_id(establishment)}^{family}^{given}^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS")
@@ -263,8 +321,14 @@ def _author(parent: etree._Element, obj: str, scheme: str, establishment: Establ
 
 
 def _external(parent: etree._Element, obj: str, scheme: str, value: str, label: str) -> None:
-    ei = etree.SubElement(parent, E.rim("ExternalIdentifier"), id=f"urn:uuid:{uuid.uuid4()}", registryObject=obj,
-                          identificationScheme=scheme, value=value)
+    ei = etree.SubElement(
+        parent,
+        E.rim("ExternalIdentifier"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        registryObject=obj,
+        identificationScheme=scheme,
+        value=value,
+    )
     _name(ei, label)
 
 
@@ -290,8 +354,14 @@ def document_unique_id(cda: bytes) -> str:
 
 
 def build_iti41(
-    person: Person, establishment: Establishment, kind: str, cda: bytes, credentials: OrgCredentials, *,
-    replaces_entry: str | None = None, options: FeedOptions = FeedOptions(),
+    person: Person,
+    establishment: Establishment,
+    kind: str,
+    cda: bytes,
+    credentials: OrgCredentials,
+    *,
+    replaces_entry: str | None = None,
+    options: FeedOptions = FeedOptions(),
 ) -> tuple[etree._Element, dict[str, bytes], str, str]:
     """The ``ProvideAndRegisterDocumentSetRequest`` body and its attachments; returns (body, attachments,
     document entryUUID, document uniqueId)."""
@@ -301,8 +371,12 @@ def build_iti41(
     ss_id, doc_id, sig_id = (f"urn:uuid:{uuid.uuid4()}" for _ in range(3))
     ss_uid = f"2.25.{uuid.uuid4().int}"
     doc_uid = document_unique_id(cda)
-    request = etree.Element(f"{{{E.XDSB}}}ProvideAndRegisterDocumentSetRequest", nsmap={"xdsb": E.XDSB, "lcm": E.LCM, "rim": E.RIM})
-    objects = etree.SubElement(etree.SubElement(request, f"{{{E.LCM}}}SubmitObjectsRequest"), E.rim("RegistryObjectList"))
+    request = etree.Element(
+        f"{{{E.XDSB}}}ProvideAndRegisterDocumentSetRequest", nsmap={"xdsb": E.XDSB, "lcm": E.LCM, "rim": E.RIM}
+    )
+    objects = etree.SubElement(
+        etree.SubElement(request, f"{{{E.LCM}}}SubmitObjectsRequest"), E.rim("RegistryObjectList")
+    )
     package = etree.SubElement(objects, E.rim("RegistryPackage"), id=ss_id)
     _slot(package, "submissionTime", now)
     _name(package, f"Versement {doc_type.display}")
@@ -311,49 +385,108 @@ def build_iti41(
     _external(package, ss_id, E.SS_PATIENT_ID, cx, "XDSSubmissionSet.patientId")
     _external(package, ss_id, E.SS_SOURCE_ID, f"1.2.250.1.999.{establishment.finess}", "XDSSubmissionSet.sourceId")
     _external(package, ss_id, E.SS_UNIQUE_ID, ss_uid, "XDSSubmissionSet.uniqueId")
-    etree.SubElement(objects, E.rim("Classification"), id=f"urn:uuid:{uuid.uuid4()}", classifiedObject=ss_id, classificationNode=E.SUBMISSION_SET_NODE)
+    etree.SubElement(
+        objects,
+        E.rim("Classification"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        classifiedObject=ss_id,
+        classificationNode=E.SUBMISSION_SET_NODE,
+    )
 
-    def entry(entry_id: str, mime: str, data: bytes, codes: dict[str, tuple[str, str, str]], unique_id: str, title: str, person_author: bool) -> None:
-        element = etree.SubElement(objects, E.rim("ExtrinsicObject"), id=entry_id, mimeType=mime, objectType=E.DOC_ENTRY_OBJECT_TYPE)
+    def entry(
+        entry_id: str,
+        mime: str,
+        data: bytes,
+        codes: dict[str, tuple[str, str, str]],
+        unique_id: str,
+        title: str,
+        person_author: bool,
+    ) -> None:
+        element = etree.SubElement(
+            objects, E.rim("ExtrinsicObject"), id=entry_id, mimeType=mime, objectType=E.DOC_ENTRY_OBJECT_TYPE
+        )
         _slot(element, "creationTime", now)
         _slot(element, "hash", hashlib.sha1(data).hexdigest())  # noqa: S324 - XDS hash is SHA-1
         _slot(element, "size", str(len(data)))
         _slot(element, "languageCode", "fr-FR")
         _slot(element, "sourcePatientId", cx)
-        _slot(element, "sourcePatientInfo", f"PID-5|{person.family}^{person.given}^^^^^L", f"PID-7|{person.birth_date:%Y%m%d}", f"PID-8|{person.sex}")
+        _slot(
+            element,
+            "sourcePatientInfo",
+            f"PID-5|{person.family}^{person.given}^^^^^L",
+            f"PID-7|{person.birth_date:%Y%m%d}",
+            f"PID-8|{person.sex}",
+        )
         _name(element, title)
         _author(element, entry_id, E.DOC_AUTHOR, establishment, person=person_author)
         for scheme, (code, system, label) in codes.items():
             _classification(element, entry_id, scheme, code, system, label)
         _external(element, entry_id, E.DOC_PATIENT_ID, cx, "XDSDocumentEntry.patientId")
         _external(element, entry_id, E.DOC_UNIQUE_ID, unique_id, "XDSDocumentEntry.uniqueId")
-        assoc = etree.SubElement(objects, E.rim("Association"), id=f"urn:uuid:{uuid.uuid4()}", associationType=E.HAS_MEMBER, sourceObject=ss_id, targetObject=entry_id)
+        assoc = etree.SubElement(
+            objects,
+            E.rim("Association"),
+            id=f"urn:uuid:{uuid.uuid4()}",
+            associationType=E.HAS_MEMBER,
+            sourceObject=ss_id,
+            targetObject=entry_id,
+        )
         _slot(assoc, "SubmissionSetStatus", "Original")
 
     type_code = options.type_code_override or doc_type.code
-    entry(doc_id, "text/xml", cda, {
-        E.CLASS_CODE: ("10", "1.2.250.1.213.1.1.4.1", "Compte rendu"),
-        E.TYPE_CODE: (type_code, doc_type.code_system, doc_type.display),
-        E.FORMAT_CODE: (f"urn:asip:ci-sis:{kind.lower()}:2022", "1.2.250.1.213.1.1.4.2.282", doc_type.display),
-        E.CONFIDENTIALITY_CODE: ("N", "2.16.840.1.113883.5.25", "Normal"),
-        E.HEALTHCARE_FACILITY_TYPE: ("SA17", "1.2.250.1.71.4.2.4", "Etablissement pour personnes âgées"),
-        E.PRACTICE_SETTING: ("ESSMS", "1.2.250.1.213.1.1.4.9", "Etablissement social ou médico-social"),
-    }, doc_uid, doc_type.title, True)
-    attachments = {f"doc.{uuid.uuid4().hex}@dui-reference.test": cda}
-    documents = {doc_id: next(iter(attachments))}
-    if replaces_entry and options.rplc_association:
-        etree.SubElement(objects, E.rim("Association"), id=f"urn:uuid:{uuid.uuid4()}", associationType=E.RPLC, sourceObject=doc_id, targetObject=replaces_entry)
-    if options.signature_document:
-        signature = signature_document(credentials, {doc_uid: cda}, ss_uid)
-        entry(sig_id, "text/xml", signature, {
-            E.CLASS_CODE: ("urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1", "URN", "Digital Signature"),
-            E.TYPE_CODE: ("E1762", "ASTM", "Full Document"),
-            E.FORMAT_CODE: ("http://www.w3.org/2000/09/xmldsig#", "URN", "Default Signature Style"),
+    entry(
+        doc_id,
+        "text/xml",
+        cda,
+        {
+            E.CLASS_CODE: ("10", "1.2.250.1.213.1.1.4.1", "Compte rendu"),
+            E.TYPE_CODE: (type_code, doc_type.code_system, doc_type.display),
+            E.FORMAT_CODE: (f"urn:asip:ci-sis:{kind.lower()}:2022", "1.2.250.1.213.1.1.4.2.282", doc_type.display),
             E.CONFIDENTIALITY_CODE: ("N", "2.16.840.1.113883.5.25", "Normal"),
             E.HEALTHCARE_FACILITY_TYPE: ("SA17", "1.2.250.1.71.4.2.4", "Etablissement pour personnes âgées"),
             E.PRACTICE_SETTING: ("ESSMS", "1.2.250.1.213.1.1.4.9", "Etablissement social ou médico-social"),
-        }, f"2.25.{uuid.uuid4().int}", "Source", False)
-        assoc = etree.SubElement(objects, E.rim("Association"), id=f"urn:uuid:{uuid.uuid4()}", associationType=E.SIGNS, sourceObject=sig_id, targetObject=ss_id)
+        },
+        doc_uid,
+        doc_type.title,
+        True,
+    )
+    attachments = {f"doc.{uuid.uuid4().hex}@dui-reference.test": cda}
+    documents = {doc_id: next(iter(attachments))}
+    if replaces_entry and options.rplc_association:
+        etree.SubElement(
+            objects,
+            E.rim("Association"),
+            id=f"urn:uuid:{uuid.uuid4()}",
+            associationType=E.RPLC,
+            sourceObject=doc_id,
+            targetObject=replaces_entry,
+        )
+    if options.signature_document:
+        signature = signature_document(credentials, {doc_uid: cda}, ss_uid)
+        entry(
+            sig_id,
+            "text/xml",
+            signature,
+            {
+                E.CLASS_CODE: ("urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1", "URN", "Digital Signature"),
+                E.TYPE_CODE: ("E1762", "ASTM", "Full Document"),
+                E.FORMAT_CODE: ("http://www.w3.org/2000/09/xmldsig#", "URN", "Default Signature Style"),
+                E.CONFIDENTIALITY_CODE: ("N", "2.16.840.1.113883.5.25", "Normal"),
+                E.HEALTHCARE_FACILITY_TYPE: ("SA17", "1.2.250.1.71.4.2.4", "Etablissement pour personnes âgées"),
+                E.PRACTICE_SETTING: ("ESSMS", "1.2.250.1.213.1.1.4.9", "Etablissement social ou médico-social"),
+            },
+            f"2.25.{uuid.uuid4().int}",
+            "Source",
+            False,
+        )
+        assoc = etree.SubElement(
+            objects,
+            E.rim("Association"),
+            id=f"urn:uuid:{uuid.uuid4()}",
+            associationType=E.SIGNS,
+            sourceObject=sig_id,
+            targetObject=ss_id,
+        )
         _slot(assoc, "SubmissionSetStatus", "Original")
         cid = f"sig.{uuid.uuid4().hex}@dui-reference.test"
         attachments[cid] = signature
@@ -383,8 +516,15 @@ def build_retrieve(repository_unique_id: str, unique_id: str) -> etree._Element:
     return request
 
 
-def build_confidentiality_update(person: Person, establishment: Establishment, entry_uuid: str, version: int,
-                                 unique_id: str, type_code: str, codes: list[tuple[str, str]]) -> etree._Element:
+def build_confidentiality_update(
+    person: Person,
+    establishment: Establishment,
+    entry_uuid: str,
+    version: int,
+    unique_id: str,
+    type_code: str,
+    codes: list[tuple[str, str]],
+) -> etree._Element:
     """ITI-57 metadata update: a new DocumentEntry version (same lid) carrying the new confidentiality codes."""
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     sor = etree.Element(f"{{{E.LCM}}}SubmitObjectsRequest", nsmap={"lcm": E.LCM, "rim": E.RIM})
@@ -396,20 +536,42 @@ def build_confidentiality_update(person: Person, establishment: Establishment, e
     _external(package, ss_id, E.SS_PATIENT_ID, person.ins.to_xds(), "XDSSubmissionSet.patientId")
     _external(package, ss_id, E.SS_SOURCE_ID, f"1.2.250.1.999.{establishment.finess}", "XDSSubmissionSet.sourceId")
     _external(package, ss_id, E.SS_UNIQUE_ID, f"2.25.{uuid.uuid4().int}", "XDSSubmissionSet.uniqueId")
-    etree.SubElement(objects, E.rim("Classification"), id=f"urn:uuid:{uuid.uuid4()}", classifiedObject=ss_id, classificationNode=E.SUBMISSION_SET_NODE)
-    element = etree.SubElement(objects, E.rim("ExtrinsicObject"), id=new_id, lid=entry_uuid, mimeType="text/xml", objectType=E.DOC_ENTRY_OBJECT_TYPE)
+    etree.SubElement(
+        objects,
+        E.rim("Classification"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        classifiedObject=ss_id,
+        classificationNode=E.SUBMISSION_SET_NODE,
+    )
+    element = etree.SubElement(
+        objects,
+        E.rim("ExtrinsicObject"),
+        id=new_id,
+        lid=entry_uuid,
+        mimeType="text/xml",
+        objectType=E.DOC_ENTRY_OBJECT_TYPE,
+    )
     for code, system in codes:
         _classification(element, new_id, E.CONFIDENTIALITY_CODE, code, system, code)
     _classification(element, new_id, E.TYPE_CODE, type_code, "2.16.840.1.113883.6.1", type_code)
     _external(element, new_id, E.DOC_PATIENT_ID, person.ins.to_xds(), "XDSDocumentEntry.patientId")
     _external(element, new_id, E.DOC_UNIQUE_ID, unique_id, "XDSDocumentEntry.uniqueId")
-    assoc = etree.SubElement(objects, E.rim("Association"), id=f"urn:uuid:{uuid.uuid4()}", associationType=E.HAS_MEMBER, sourceObject=ss_id, targetObject=new_id)
+    assoc = etree.SubElement(
+        objects,
+        E.rim("Association"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        associationType=E.HAS_MEMBER,
+        sourceObject=ss_id,
+        targetObject=new_id,
+    )
     _slot(assoc, "SubmissionSetStatus", "Original")
     _slot(assoc, "PreviousVersion", str(version))
     return sor
 
 
-def build_status_update(person: Person, establishment: Establishment, entry_uuid: str, original: str, new: str) -> etree._Element:
+def build_status_update(
+    person: Person, establishment: Establishment, entry_uuid: str, original: str, new: str
+) -> etree._Element:
     """ITI-57 availability status update (archive / delete)."""
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     sor = etree.Element(f"{{{E.LCM}}}SubmitObjectsRequest", nsmap={"lcm": E.LCM, "rim": E.RIM})
@@ -418,8 +580,21 @@ def build_status_update(person: Person, establishment: Establishment, entry_uuid
     package = etree.SubElement(objects, E.rim("RegistryPackage"), id=ss_id)
     _slot(package, "submissionTime", now)
     _external(package, ss_id, E.SS_PATIENT_ID, person.ins.to_xds(), "XDSSubmissionSet.patientId")
-    etree.SubElement(objects, E.rim("Classification"), id=f"urn:uuid:{uuid.uuid4()}", classifiedObject=ss_id, classificationNode=E.SUBMISSION_SET_NODE)
-    assoc = etree.SubElement(objects, E.rim("Association"), id=f"urn:uuid:{uuid.uuid4()}", associationType=E.UPDATE_AVAILABILITY_STATUS, sourceObject=ss_id, targetObject=entry_uuid)
+    etree.SubElement(
+        objects,
+        E.rim("Classification"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        classifiedObject=ss_id,
+        classificationNode=E.SUBMISSION_SET_NODE,
+    )
+    assoc = etree.SubElement(
+        objects,
+        E.rim("Association"),
+        id=f"urn:uuid:{uuid.uuid4()}",
+        associationType=E.UPDATE_AVAILABILITY_STATUS,
+        sourceObject=ss_id,
+        targetObject=entry_uuid,
+    )
     _slot(assoc, "OriginalStatus", original)
     _slot(assoc, "NewStatus", new)
     return sor

@@ -56,9 +56,17 @@ def author_id(establishment: Establishment) -> str:
 
 
 def build_cda(
-    person: Person, establishment: Establishment, kind: str = "DLU", *, when: datetime | None = None,
-    document_id: str | None = None, options: BuildOptions = BuildOptions(), set_id: str | None = None,
-    version: int = 1, replaces: str | None = None, padding: int = 0,
+    person: Person,
+    establishment: Establishment,
+    kind: str = "DLU",
+    *,
+    when: datetime | None = None,
+    document_id: str | None = None,
+    options: BuildOptions = BuildOptions(),
+    set_id: str | None = None,
+    version: int = 1,
+    replaces: str | None = None,
+    padding: int = 0,
 ) -> bytes:
     """A CDA R2 document of ``kind`` for ``person``, authored in ``establishment``.
 
@@ -128,11 +136,15 @@ def build_cda(
     encounter_time = _el(encounter, "effectiveTime")
     _el(encounter_time, "low", value=stamp)
     facility = _el(_el(encounter, "location"), "healthCareFacility")
-    _el(facility, "code", code="SA17", codeSystem="1.2.250.1.71.4.2.4", displayName="Etablissement pour personnes âgées")
+    _el(
+        facility, "code", code="SA17", codeSystem="1.2.250.1.71.4.2.4", displayName="Etablissement pour personnes âgées"
+    )
     body = _el(_el(root, "component"), "structuredBody")
     section = _el(_el(body, "component"), "section")
     _el(section, "title").text = "Motif de transfert"
-    _el(section, "text").text = f"Document produit par le DUI de référence pour {person.display_name}." + " Observation." * (padding // 13)
+    _el(section, "text").text = (
+        f"Document produit par le DUI de référence pour {person.display_name}." + " Observation." * (padding // 13)
+    )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -150,8 +162,12 @@ def _name(parent: etree._Element, text: str) -> None:
 
 def _classification(parent: etree._Element, obj: str, scheme: str, code: str, system: str, label: str) -> None:
     cl = etree.SubElement(
-        parent, f"{{{X.RIM}}}Classification", id=f"cl-{uuid.uuid4().hex[:12]}", classifiedObject=obj,
-        classificationScheme=scheme, nodeRepresentation=code,
+        parent,
+        f"{{{X.RIM}}}Classification",
+        id=f"cl-{uuid.uuid4().hex[:12]}",
+        classifiedObject=obj,
+        classificationScheme=scheme,
+        nodeRepresentation=code,
     )
     _slot(cl, "codingScheme", system)
     _name(cl, label)
@@ -159,20 +175,28 @@ def _classification(parent: etree._Element, obj: str, scheme: str, code: str, sy
 
 def _external_id(parent: etree._Element, obj: str, scheme: str, value: str, label: str) -> None:
     ei = etree.SubElement(
-        parent, f"{{{X.RIM}}}ExternalIdentifier", id=f"ei-{uuid.uuid4().hex[:12]}", registryObject=obj,
-        identificationScheme=scheme, value=value,
+        parent,
+        f"{{{X.RIM}}}ExternalIdentifier",
+        id=f"ei-{uuid.uuid4().hex[:12]}",
+        registryObject=obj,
+        identificationScheme=scheme,
+        value=value,
     )
     _name(ei, label)
 
 
-def build_metadata(person: Person, establishment: Establishment, kind: str, cda: bytes, *, options: BuildOptions = BuildOptions()) -> bytes:
+def build_metadata(
+    person: Person, establishment: Establishment, kind: str, cda: bytes, *, options: BuildOptions = BuildOptions()
+) -> bytes:
     """``METADATA.XML`` for one CDA document (URI ``DOC0001.XML``)."""
     doc_type = DOCUMENT_TYPES[kind]
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     patient_cx = f"{person.ins.value}^^^&{options.patient_id_oid or person.ins.oid}&ISO^NH"
     root = etree.Element(f"{{{X.LCM}}}SubmitObjectsRequest", nsmap={"lcm": X.LCM, "rim": X.RIM})
     objects = etree.SubElement(root, f"{{{X.RIM}}}RegistryObjectList")
-    doc = etree.SubElement(objects, f"{{{X.RIM}}}ExtrinsicObject", id="Document01", mimeType="text/xml", objectType=X.DOC_ENTRY_OBJECT_TYPE)
+    doc = etree.SubElement(
+        objects, f"{{{X.RIM}}}ExtrinsicObject", id="Document01", mimeType="text/xml", objectType=X.DOC_ENTRY_OBJECT_TYPE
+    )
     digest = hashlib.sha1(cda).hexdigest()  # noqa: S324 - the XDS hash slot is SHA-1 by definition
     if options.xdm_wrong_hash:
         digest = "0" * 40
@@ -184,36 +208,54 @@ def build_metadata(person: Person, establishment: Establishment, kind: str, cda:
     _slot(doc, "sourcePatientId", patient_cx)
     _name(doc, doc_type.display)
     _classification(doc, "Document01", X.TYPE_CODE, doc_type.code, doc_type.code_system, doc_type.display)
-    _classification(doc, "Document01", X.FORMAT_CODE, "urn:ihe:iti:xds-sd:text:2008", "1.3.6.1.4.1.19376.1.2.3", "Document CDA")
+    _classification(
+        doc, "Document01", X.FORMAT_CODE, "urn:ihe:iti:xds-sd:text:2008", "1.3.6.1.4.1.19376.1.2.3", "Document CDA"
+    )
     _classification(doc, "Document01", X.CONFIDENTIALITY_CODE, "N", "2.16.840.1.113883.5.25", "Normal")
     _external_id(doc, "Document01", X.DOC_PATIENT_ID, patient_cx, "XDSDocumentEntry.patientId")
     _external_id(doc, "Document01", X.DOC_UNIQUE_ID, f"2.25.{uuid.uuid4().int}", "XDSDocumentEntry.uniqueId")
     package = etree.SubElement(objects, f"{{{X.RIM}}}RegistryPackage", id="SubmissionSet01")
     _slot(package, "submissionTime", now)
     _external_id(package, "SubmissionSet01", X.SS_PATIENT_ID, patient_cx, "XDSSubmissionSet.patientId")
-    _external_id(package, "SubmissionSet01", X.SS_SOURCE_ID, f"1.2.250.1.999.{establishment.finess}", "XDSSubmissionSet.sourceId")
+    _external_id(
+        package, "SubmissionSet01", X.SS_SOURCE_ID, f"1.2.250.1.999.{establishment.finess}", "XDSSubmissionSet.sourceId"
+    )
     _external_id(package, "SubmissionSet01", X.SS_UNIQUE_ID, f"2.25.{uuid.uuid4().int}", "XDSSubmissionSet.uniqueId")
-    etree.SubElement(objects, f"{{{X.RIM}}}Classification", id="cl-ss", classifiedObject="SubmissionSet01", classificationNode=X.SUBMISSION_SET_NODE)
+    etree.SubElement(
+        objects,
+        f"{{{X.RIM}}}Classification",
+        id="cl-ss",
+        classifiedObject="SubmissionSet01",
+        classificationNode=X.SUBMISSION_SET_NODE,
+    )
     assoc = etree.SubElement(
-        objects, f"{{{X.RIM}}}Association", id="as-01", associationType=X.HAS_MEMBER,
-        sourceObject="SubmissionSet01", targetObject="Document01",
+        objects,
+        f"{{{X.RIM}}}Association",
+        id="as-01",
+        associationType=X.HAS_MEMBER,
+        sourceObject="SubmissionSet01",
+        targetObject="Document01",
     )
     _slot(assoc, "SubmissionSetStatus", "Original")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def build_xdm(person: Person, establishment: Establishment, kind: str, cda: bytes, *, options: BuildOptions = BuildOptions()) -> bytes:
+def build_xdm(
+    person: Person, establishment: Establishment, kind: str, cda: bytes, *, options: BuildOptions = BuildOptions()
+) -> bytes:
     """The ``IHE_XDM.ZIP`` archive: README.TXT, INDEX.HTM, IHE_XDM/SUBSET01/{METADATA.XML, DOC0001.XML}."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("README.TXT", f"{establishment.name}\r\nDUI de reference socle-harness 0.1\r\n")
         archive.writestr(
             "INDEX.HTM",
-            "<html><body><p>" + establishment.name + "</p><a href=\"README.TXT\">README</a>"
-            "<a href=\"IHE_XDM/SUBSET01/DOC0001.XML\">DOC0001.XML</a></body></html>",
+            "<html><body><p>" + establishment.name + '</p><a href="README.TXT">README</a>'
+            '<a href="IHE_XDM/SUBSET01/DOC0001.XML">DOC0001.XML</a></body></html>',
         )
         if options.xdm_metadata:
-            archive.writestr("IHE_XDM/SUBSET01/METADATA.XML", build_metadata(person, establishment, kind, cda, options=options))
+            archive.writestr(
+                "IHE_XDM/SUBSET01/METADATA.XML", build_metadata(person, establishment, kind, cda, options=options)
+            )
         archive.writestr("IHE_XDM/SUBSET01/DOC0001.XML", cda)
     return buffer.getvalue()
 
@@ -244,8 +286,14 @@ def minimal_pdf(text: str) -> bytes:
 
 
 def build_message(
-    person: Person, establishment: Establishment, sender: str, recipients: list[str], kind: str = "DLU", *,
-    end_of_exchange: bool = False, options: BuildOptions = BuildOptions(),
+    person: Person,
+    establishment: Establishment,
+    sender: str,
+    recipients: list[str],
+    kind: str = "DLU",
+    *,
+    end_of_exchange: bool = False,
+    options: BuildOptions = BuildOptions(),
 ) -> EmailMessage:
     """The MSSanté e-mail carrying the person's document as IHE_XDM.ZIP plus its PDF copy."""
     doc_type = DOCUMENT_TYPES[kind]
@@ -255,15 +303,29 @@ def build_message(
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "dui.test")
-    msg["Subject"] = f"XDM/1.0/DDM+{doc_type.display} {person.family.upper()} {person.given} {person.birth_date:%d/%m/%Y}"
+    msg["Subject"] = (
+        f"XDM/1.0/DDM+{doc_type.display} {person.family.upper()} {person.given} {person.birth_date:%d/%m/%Y}"
+    )
     msg["X-MSS-NIL"] = NIL
     if options.mss_headers:
         msg["X-MSS-CODECDA"] = options.codecda_override or doc_type.code
         msg["X-MSS-INS"] = "O"
     if end_of_exchange:
         msg["X-MSS-MES"] = "FIN"
-    msg.set_content(f"Bonjour,\n\nVeuillez trouver ci-joint le document « {doc_type.display} » de {person.display_name}.\n")
+    msg.set_content(
+        f"Bonjour,\n\nVeuillez trouver ci-joint le document « {doc_type.display} » de {person.display_name}.\n"
+    )
     pdf_name = f"{datetime.now(UTC):%Y%m%d}_{doc_type.display}_{person.family.upper()}_{person.given}.pdf"
-    msg.add_attachment(minimal_pdf(f"{doc_type.title} - {person.display_name}"), maintype="application", subtype="pdf", filename=pdf_name)
-    msg.add_attachment(build_xdm(person, establishment, kind, cda, options=options), maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+    msg.add_attachment(
+        minimal_pdf(f"{doc_type.title} - {person.display_name}"),
+        maintype="application",
+        subtype="pdf",
+        filename=pdf_name,
+    )
+    msg.add_attachment(
+        build_xdm(person, establishment, kind, cda, options=options),
+        maintype="application",
+        subtype="zip",
+        filename="IHE_XDM.ZIP",
+    )
     return msg

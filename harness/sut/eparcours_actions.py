@@ -51,8 +51,13 @@ IDNPS = "urn:oid:1.2.250.1.71.4.2.1"
 FINESS = "http://finess.esante.gouv.fr"
 ROLE_SYSTEM = "https://dui-reference.socle-harness.test/practitioner-role"
 NOTE_ID_SYSTEM = "urn:ietf:rfc:3986"
-NOTE_DISPLAY = {"DEM-AVIS": "Demande d'avis", "GEN": "Note générale", "INST": "Instruction", "INTERV": "Note d'intervention",
-                "OBS": "Note d'observation"}
+NOTE_DISPLAY = {
+    "DEM-AVIS": "Demande d'avis",
+    "GEN": "Note générale",
+    "INST": "Instruction",
+    "INTERV": "Note d'intervention",
+    "OBS": "Note d'observation",
+}
 
 
 def _actors(person: Person, establishment: Establishment) -> dict[str, dict[str, Any]]:
@@ -60,15 +65,29 @@ def _actors(person: Person, establishment: Establishment) -> dict[str, dict[str,
     family, given, _ = AUTHOR
     idnps = author_id(establishment)
     return {
-        "Patient": {"resourceType": "Patient", "identifier": [{"use": "official", **person.ins.to_fhir_identifier()}],
-                    "name": [{"use": "official", "family": person.family, "given": person.given.split()}],
-                    "gender": "male" if person.sex == "M" else "female", "birthDate": person.birth_date.isoformat()},
-        "Practitioner": {"resourceType": "Practitioner", "identifier": [{"system": IDNPS, "value": idnps}],
-                         "name": [{"family": family, "given": [given]}]},
-        "Organization": {"resourceType": "Organization", "identifier": [{"system": FINESS, "value": establishment.finess}],
-                         "name": establishment.name},
-        "PractitionerRole": {"resourceType": "PractitionerRole", "identifier": [{"system": ROLE_SYSTEM, "value": f"{idnps}@{establishment.finess}"}],
-                             "active": True, "code": [{"coding": [{"system": TRE_G15, "code": "60", "display": "Infirmier"}]}]},
+        "Patient": {
+            "resourceType": "Patient",
+            "identifier": [{"use": "official", **person.ins.to_fhir_identifier()}],
+            "name": [{"use": "official", "family": person.family, "given": person.given.split()}],
+            "gender": "male" if person.sex == "M" else "female",
+            "birthDate": person.birth_date.isoformat(),
+        },
+        "Practitioner": {
+            "resourceType": "Practitioner",
+            "identifier": [{"system": IDNPS, "value": idnps}],
+            "name": [{"family": family, "given": [given]}],
+        },
+        "Organization": {
+            "resourceType": "Organization",
+            "identifier": [{"system": FINESS, "value": establishment.finess}],
+            "name": establishment.name,
+        },
+        "PractitionerRole": {
+            "resourceType": "PractitionerRole",
+            "identifier": [{"system": ROLE_SYSTEM, "value": f"{idnps}@{establishment.finess}"}],
+            "active": True,
+            "code": [{"coding": [{"system": TRE_G15, "code": "60", "display": "Infirmier"}]}],
+        },
     }
 
 
@@ -99,18 +118,37 @@ class EparcoursActions:
         return FhirClient(self.env, base, establishment.finess) if base else None
 
     def _note(self, action: CdlNotePost, subject: str, author: str) -> dict[str, Any]:
-        coding = ({"system": "https://dui-reference.socle-harness.test/types-transmission", "code": "TRANSMISSION", "display": "Transmission"}
-                  if self.has("note-type-hors-jdv") else {"system": TRE_R234, "code": action.note_type, "display": NOTE_DISPLAY.get(action.note_type, "")})
+        coding = (
+            {
+                "system": "https://dui-reference.socle-harness.test/types-transmission",
+                "code": "TRANSMISSION",
+                "display": "Transmission",
+            }
+            if self.has("note-type-hors-jdv")
+            else {"system": TRE_R234, "code": action.note_type, "display": NOTE_DISPLAY.get(action.note_type, "")}
+        )
         now = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
         note: dict[str, Any] = {
-            "resourceType": "DocumentReference", "meta": {"profile": [PROFILE_NOTE]},
+            "resourceType": "DocumentReference",
+            "meta": {"profile": [PROFILE_NOTE]},
             "extension": [{"url": EXT_URGENT, "valueBoolean": action.urgent}],
             "masterIdentifier": {"system": NOTE_ID_SYSTEM, "value": f"urn:uuid:{uuid.uuid4()}"},
-            "status": "current", "type": {"coding": [coding]},
-            "subject": {"reference": subject}, "date": now, "author": [{"reference": author}],
+            "status": "current",
+            "type": {"coding": [coding]},
+            "subject": {"reference": subject},
+            "date": now,
+            "author": [{"reference": author}],
             "description": action.text[:80],
-            "content": [{"attachment": {"contentType": "text/plain", "language": "fr", "creation": now,
-                                        "data": base64.b64encode(action.text.encode("utf-8")).decode("ascii")}}],
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "text/plain",
+                        "language": "fr",
+                        "creation": now,
+                        "data": base64.b64encode(action.text.encode("utf-8")).decode("ascii"),
+                    }
+                }
+            ],
         }
         if action.visibility:
             note["securityLabel"] = [{"coding": [{"system": TRE_A07, "code": action.visibility}]}]
@@ -130,18 +168,34 @@ class EparcoursActions:
         actors["PractitionerRole"]["practitioner"] = {"reference": urls["Practitioner"]}
         actors["PractitionerRole"]["organization"] = {"reference": urls["Organization"]}
         note = self._note(action, urls["Patient"], urls["PractitionerRole"])
-        entries = [{"fullUrl": urls["DocumentReference"], "resource": note, "request": {"method": "POST", "url": "DocumentReference"}}]
-        entries += [{"fullUrl": urls[name], "resource": resource,
-                     "request": {"method": "POST", "url": name, "ifNoneExist": _condition(resource)}} for name, resource in actors.items()]
+        entries = [
+            {
+                "fullUrl": urls["DocumentReference"],
+                "resource": note,
+                "request": {"method": "POST", "url": "DocumentReference"},
+            }
+        ]
+        entries += [
+            {
+                "fullUrl": urls[name],
+                "resource": resource,
+                "request": {"method": "POST", "url": name, "ifNoneExist": _condition(resource)},
+            }
+            for name, resource in actors.items()
+        ]
         reply = client.request("POST", "", resource={"resourceType": "Bundle", "type": "transaction", "entry": entries})
         if not reply.ok:
             return ActionResult(ActionStatus.FAILED, f"note refusée par la plateforme e-Parcours : {reply.problem()}")
         answered = reply.json().get("entry") or []
         if len(answered) != len(entries):
-            return ActionResult(ActionStatus.FAILED, "réponse de transaction incomplète (une entrée par entrée de la requête attendue)")
+            return ActionResult(
+                ActionStatus.FAILED, "réponse de transaction incomplète (une entrée par entrée de la requête attendue)"
+            )
         # transaction-response entries come in request order: fullUrl -> the id the platform assigned
-        assigned = {sent["fullUrl"]: str((got.get("response") or {}).get("location", "")).split("/_history/")[0]
-                    for sent, got in zip(entries, answered, strict=True)}
+        assigned = {
+            sent["fullUrl"]: str((got.get("response") or {}).get("location", "")).split("/_history/")[0]
+            for sent, got in zip(entries, answered, strict=True)
+        }
         assigned = {url: "/".join(location.split("/")[-2:]) for url, location in assigned.items() if location}
         note["subject"] = {"reference": assigned.get(urls["Patient"], note["subject"]["reference"])}
         note["author"] = [{"reference": assigned.get(urls["PractitionerRole"], note["author"][0]["reference"])}]
@@ -160,8 +214,18 @@ class EparcoursActions:
                 resource["practitioner"] = {"reference": f"Practitioner/{ids['Practitioner']}"}
                 resource["organization"] = {"reference": f"Organization/{ids['Organization']}"}
             identifier = resource["identifier"][0]
-            found = client.request("GET", name, params=[("identifier", f"{identifier['system']}|{identifier['value']}")])
-            existing = [e["resource"] for e in found.json().get("entry") or [] if (e.get("search") or {}).get("mode") == "match"] if found.ok else []
+            found = client.request(
+                "GET", name, params=[("identifier", f"{identifier['system']}|{identifier['value']}")]
+            )
+            existing = (
+                [
+                    e["resource"]
+                    for e in found.json().get("entry") or []
+                    if (e.get("search") or {}).get("mode") == "match"
+                ]
+                if found.ok
+                else []
+            )
             if existing:
                 ids[name] = existing[0]["id"]
                 continue
@@ -180,9 +244,17 @@ class EparcoursActions:
         note_id = parts[-1]
         version = (location.split("/_history/")[1] if "/_history/" in location else (etag or "").strip('W/"')) or "1"
         stored = {**note, "id": note_id}
-        self._cdl_memory()[note_id] = {"resource": stored, "version": version, "subject": note["subject"], "author": note["author"]}
-        return ActionResult(ActionStatus.DONE, f"note {action.note_type} écrite dans le cahier de liaison (note {note_id})",
-                            {"note_id": note_id, "version": version})
+        self._cdl_memory()[note_id] = {
+            "resource": stored,
+            "version": version,
+            "subject": note["subject"],
+            "author": note["author"],
+        }
+        return ActionResult(
+            ActionStatus.DONE,
+            f"note {action.note_type} écrite dans le cahier de liaison (note {note_id})",
+            {"note_id": note_id, "version": version},
+        )
 
     def cdl_update_note(self, action: CdlNoteUpdate) -> ActionResult:
         known = self._cdl_memory().get(action.note_id)
@@ -193,8 +265,16 @@ class EparcoursActions:
             return ActionResult(ActionStatus.FAILED, "plateforme e-Parcours non configurée (point d'accès FHIR absent)")
         resource = dict(known["resource"])
         now = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
-        resource["content"] = [{"attachment": {"contentType": "text/plain", "language": "fr", "creation": now,
-                                               "data": base64.b64encode(action.text.encode("utf-8")).decode("ascii")}}]
+        resource["content"] = [
+            {
+                "attachment": {
+                    "contentType": "text/plain",
+                    "language": "fr",
+                    "creation": now,
+                    "data": base64.b64encode(action.text.encode("utf-8")).decode("ascii"),
+                }
+            }
+        ]
         resource["description"] = action.text[:80]
         resource.pop("meta", None)
         headers = {} if self.has("sans-if-match") else {"If-Match": f'W/"{known["version"]}"'}
@@ -204,12 +284,23 @@ class EparcoursActions:
                 current = client.request("GET", f"DocumentReference/{action.note_id}")
                 if current.ok:
                     known["seen"] = current.json()
-                return ActionResult(ActionStatus.FAILED, "la note a été modifiée sur la plateforme depuis votre dernière lecture : "
-                                    "relisez-la avant de la modifier (HTTP 412)", {"conflit": True, "note_id": action.note_id})
+                return ActionResult(
+                    ActionStatus.FAILED,
+                    "la note a été modifiée sur la plateforme depuis votre dernière lecture : "
+                    "relisez-la avant de la modifier (HTTP 412)",
+                    {"conflit": True, "note_id": action.note_id},
+                )
             if not reply.ok:
                 return ActionResult(ActionStatus.FAILED, f"mise à jour de la note refusée : {reply.problem()}")
-        known["resource"], known["version"] = resource, (reply.headers.get("etag") or "").strip('W/"') or known["version"]
-        return ActionResult(ActionStatus.DONE, f"note {action.note_id} mise à jour", {"note_id": action.note_id, "version": known["version"]})
+        known["resource"], known["version"] = (
+            resource,
+            (reply.headers.get("etag") or "").strip('W/"') or known["version"],
+        )
+        return ActionResult(
+            ActionStatus.DONE,
+            f"note {action.note_id} mise à jour",
+            {"note_id": action.note_id, "version": known["version"]},
+        )
 
     # -------------------------------------------------------------------------------------------- read
     def cdl_read_notes(self, action: CdlNotesRead) -> ActionResult:
@@ -224,14 +315,23 @@ class EparcoursActions:
             params.append(("type", f"{TRE_R234}|{action.note_type}"))
         if action.since:
             params.append(("date", f"ge{action.since}"))
-        params += [("_include", "DocumentReference:subject"), ("_include", "DocumentReference:author"), ("_sort", "-date")]
+        params += [
+            ("_include", "DocumentReference:subject"),
+            ("_include", "DocumentReference:author"),
+            ("_sort", "-date"),
+        ]
         with client:
             found = client.request("GET", "DocumentReference", params=params)
             if not found.ok:
-                return ActionResult(ActionStatus.FAILED, f"recherche dans le cahier de liaison refusée : {found.problem()}")
+                return ActionResult(
+                    ActionStatus.FAILED, f"recherche dans le cahier de liaison refusée : {found.problem()}"
+                )
             entries = [e for e in found.json().get("entry") or [] if isinstance(e, dict)]
-            included = {f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}": e["resource"]
-                        for e in entries if (e.get("search") or {}).get("mode") == "include" and isinstance(e.get("resource"), dict)}
+            included = {
+                f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}": e["resource"]
+                for e in entries
+                if (e.get("search") or {}).get("mode") == "include" and isinstance(e.get("resource"), dict)
+            }
             notes = []
             for entry in entries:
                 if (entry.get("search") or {}).get("mode") != "match":
@@ -239,7 +339,9 @@ class EparcoursActions:
                 note_id = entry["resource"].get("id")
                 read = client.request("GET", f"DocumentReference/{note_id}")
                 if not read.ok:
-                    return ActionResult(ActionStatus.FAILED, f"lecture de la note {note_id} impossible : {read.problem()}")
+                    return ActionResult(
+                        ActionStatus.FAILED, f"lecture de la note {note_id} impossible : {read.problem()}"
+                    )
                 notes.append(_summary(read.json(), included))
         urgent = [] if self.has("ignore-urgence") else [n["id"] for n in notes if n["urgent"]]
         detail = f"{len(notes)} note(s) dans le cahier de liaison"
@@ -251,7 +353,10 @@ class EparcoursActions:
 def _summary(note: dict[str, Any], included: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What the DUI shows of a note: type, urgency, text, author, the person's INS (from the included subject)."""
     coding = next(iter((note.get("type") or {}).get("coding") or [{}]), {})
-    urgent = any(isinstance(e, dict) and e.get("url") == EXT_URGENT and e.get("valueBoolean") is True for e in note.get("extension") or [])
+    urgent = any(
+        isinstance(e, dict) and e.get("url") == EXT_URGENT and e.get("valueBoolean") is True
+        for e in note.get("extension") or []
+    )
     text = ""
     for content in note.get("content") or []:
         data = ((content or {}).get("attachment") or {}).get("data")
@@ -262,6 +367,20 @@ def _summary(note: dict[str, Any], included: dict[str, dict[str, Any]]) -> dict[
                 text = ""
             break
     subject = included.get(str((note.get("subject") or {}).get("reference")), {})
-    ins = next((i.get("value") for i in subject.get("identifier") or [] if str(i.get("system", "")).startswith("urn:oid:1.2.250.1.213.1.4.")), None)
-    return {"id": note.get("id"), "type": coding.get("code"), "urgent": urgent, "text": text, "ins": ins,
-            "version": (note.get("meta") or {}).get("versionId"), "auteurs": [a.get("reference") for a in note.get("author") or []]}
+    ins = next(
+        (
+            i.get("value")
+            for i in subject.get("identifier") or []
+            if str(i.get("system", "")).startswith("urn:oid:1.2.250.1.213.1.4.")
+        ),
+        None,
+    )
+    return {
+        "id": note.get("id"),
+        "type": coding.get("code"),
+        "urgent": urgent,
+        "text": text,
+        "ins": ins,
+        "version": (note.get("meta") or {}).get("versionId"),
+        "auteurs": [a.get("reference") for a in note.get("author") or []],
+    }

@@ -27,13 +27,19 @@ from harness.sut.fhir_client import FhirClient, FhirReply
 EPRESCRIPTION_DEFECTS = (
     Defect("sans-confirmation", "intègre l'ordonnance sans confirmer l'intégration au service e-Prescription"),
     Defect("ignore-patient", "intègre une ordonnance sans vérifier qu'elle est celle de la personne (INS)"),
-    Defect("ignore-ordonnance-inconnue", "présente un identifiant d'ordonnance inconnu comme une ordonnance importée (vide)"),
+    Defect(
+        "ignore-ordonnance-inconnue",
+        "présente un identifiant d'ordonnance inconnu comme une ordonnance importée (vide)",
+    ),
     Defect("importe-ordonnance-annulee", "intègre une ordonnance annulée par le prescripteur"),
 )
 
 EPU_SYSTEM = "urn:oid:1.2.250.1.215.500.1.1"
-TASK_CODE = {"system": "https://socle-harness.test/fhir/CodeSystem/eprescription-task", "code": "integration",
-             "display": "Intégration de l'ordonnance dans le DUI"}
+TASK_CODE = {
+    "system": "https://socle-harness.test/fhir/CodeSystem/eprescription-task",
+    "code": "integration",
+    "display": "Intégration de l'ordonnance dans le DUI",
+}
 FINESS_SYSTEM = "http://finess.esante.gouv.fr"
 _INS_SYSTEMS = {f"urn:oid:1.2.250.1.213.1.4.{n}" for n in (8, 9, 10, 11)}
 
@@ -68,32 +74,52 @@ class EprescriptionActions:
             got = _fetch_document(client, epu) if action.document else _fetch_lines(client, epu)
             data: dict[str, Any] = {"epu": epu, "lignes": got.lines, "format": "cda" if action.document else "fhir"}
             if got.error is not None:
-                return ActionResult(ActionStatus.FAILED, f"récupération de l'ordonnance {epu} impossible : {got.error}", data)
+                return ActionResult(
+                    ActionStatus.FAILED, f"récupération de l'ordonnance {epu} impossible : {got.error}", data
+                )
             if not got.found:
                 if self.has("ignore-ordonnance-inconnue"):
                     return ActionResult(ActionStatus.DONE, f"ordonnance {epu} importée (0 ligne)", data)
-                return ActionResult(ActionStatus.FAILED, f"ordonnance {epu} introuvable : vérifiez le QR code scanné", data)
+                return ActionResult(
+                    ActionStatus.FAILED, f"ordonnance {epu} introuvable : vérifiez le QR code scanné", data
+                )
             person = action.person
             if got.ins is not None and got.ins != person.ins.value and not self.has("ignore-patient"):
                 _confirm(client, action, "rejected", f"ordonnance d'une autre personne (INS {got.ins})")
-                return ActionResult(ActionStatus.FAILED, f"l'ordonnance {epu} n'est pas celle de {person.display_name} : "
-                                    "intégration refusée", {**data, "refus": "patient"})
+                return ActionResult(
+                    ActionStatus.FAILED,
+                    f"l'ordonnance {epu} n'est pas celle de {person.display_name} : intégration refusée",
+                    {**data, "refus": "patient"},
+                )
             if got.cancelled and not self.has("importe-ordonnance-annulee"):
                 _confirm(client, action, "rejected", "ordonnance annulée par le prescripteur")
-                return ActionResult(ActionStatus.FAILED, f"l'ordonnance {epu} a été annulée par le prescripteur : intégration refusée",
-                                    {**data, "refus": "annulee"})
+                return ActionResult(
+                    ActionStatus.FAILED,
+                    f"l'ordonnance {epu} a été annulée par le prescripteur : intégration refusée",
+                    {**data, "refus": "annulee"},
+                )
             if self.has("sans-confirmation"):
                 return ActionResult(ActionStatus.DONE, f"ordonnance {epu} intégrée ({len(got.lines)} ligne(s))", data)
             reply = _confirm(client, action, "completed", None)
             if not reply.ok:
-                return ActionResult(ActionStatus.FAILED, f"intégration de l'ordonnance {epu} refusée par le service : {reply.problem()}", data)
+                return ActionResult(
+                    ActionStatus.FAILED,
+                    f"intégration de l'ordonnance {epu} refusée par le service : {reply.problem()}",
+                    data,
+                )
             data["task"] = reply.json().get("id")
-            return ActionResult(ActionStatus.DONE, f"ordonnance {epu} intégrée et confirmée ({len(got.lines)} ligne(s))", data)
+            return ActionResult(
+                ActionStatus.DONE, f"ordonnance {epu} intégrée et confirmée ({len(got.lines)} ligne(s))", data
+            )
 
 
 def _fetch_lines(client: FhirClient, epu: str) -> Retrieved:
-    params = [("group-identifier", f"{EPU_SYSTEM}|{epu}"), ("_include", "MedicationRequest:medication"),
-              ("_include", "MedicationRequest:subject"), ("_include", "MedicationRequest:requester")]
+    params = [
+        ("group-identifier", f"{EPU_SYSTEM}|{epu}"),
+        ("_include", "MedicationRequest:medication"),
+        ("_include", "MedicationRequest:subject"),
+        ("_include", "MedicationRequest:requester"),
+    ]
     reply = client.request("GET", "MedicationRequest", params=params)
     if not reply.ok:
         return Retrieved(error=reply.problem())
@@ -101,8 +127,12 @@ def _fetch_lines(client: FhirClient, epu: str) -> Retrieved:
     if bundle.get("resourceType") != "Bundle":
         return Retrieved(error="réponse inattendue (Bundle searchset attendu)")
     entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-    lines = [e["resource"] for e in entries if e["resource"].get("resourceType") == "MedicationRequest"
-             and (e["resource"].get("groupIdentifier") or {}).get("value") == epu]
+    lines = [
+        e["resource"]
+        for e in entries
+        if e["resource"].get("resourceType") == "MedicationRequest"
+        and (e["resource"].get("groupIdentifier") or {}).get("value") == epu
+    ]
     if not lines:
         return Retrieved(found=False)
     by_ref = {f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}": e["resource"] for e in entries}
@@ -116,9 +146,15 @@ def _fetch_lines(client: FhirClient, epu: str) -> Retrieved:
             out.ins, out.ins_system = identifier.get("value"), identifier.get("system")
     for line in lines:
         medication = by_ref.get(str((line.get("medicationReference") or {}).get("reference")), {})
-        name = ((medication.get("code") or {}).get("text") or (line.get("medicationCodeableConcept") or {}).get("text")
-                or (line.get("medicationReference") or {}).get("display") or "médicament")
-        posology = " ; ".join(str(d.get("text")) for d in line.get("dosageInstruction") or [] if isinstance(d, dict) and d.get("text"))
+        name = (
+            (medication.get("code") or {}).get("text")
+            or (line.get("medicationCodeableConcept") or {}).get("text")
+            or (line.get("medicationReference") or {}).get("display")
+            or "médicament"
+        )
+        posology = " ; ".join(
+            str(d.get("text")) for d in line.get("dosageInstruction") or [] if isinstance(d, dict) and d.get("text")
+        )
         out.lines.append(f"{name} — {posology}" if posology else str(name))
     return out
 
@@ -139,8 +175,12 @@ def _fetch_document(client: FhirClient, epu: str) -> Retrieved:
     if document.epu != epu:
         return Retrieved(error=f"le document porte l'identifiant {document.epu}, pas {epu}")
     lines = [f"{line.display or line.code or 'médicament'}" for line in document.lines]
-    return Retrieved(found=True, ins=document.ins.value if document.ins else None,
-                     ins_system=f"urn:oid:{document.ins.oid}" if document.ins else None, lines=lines)
+    return Retrieved(
+        found=True,
+        ins=document.ins.value if document.ins else None,
+        ins_system=f"urn:oid:{document.ins.oid}" if document.ins else None,
+        lines=lines,
+    )
 
 
 def _confirm(client: FhirClient, action: EprescriptionImport, status: str, reason: str | None) -> FhirReply:
@@ -152,7 +192,10 @@ def _confirm(client: FhirClient, action: EprescriptionImport, status: str, reaso
         "code": {"coding": [TASK_CODE]},
         "focus": {"identifier": {"system": EPU_SYSTEM, "value": action.identifier.strip()}},
         "for": {"identifier": action.person.ins.to_fhir_identifier()},
-        "owner": {"identifier": {"system": FINESS_SYSTEM, "value": action.establishment.finess}, "display": action.establishment.name},
+        "owner": {
+            "identifier": {"system": FINESS_SYSTEM, "value": action.establishment.finess},
+            "display": action.establishment.name,
+        },
         "authoredOn": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if reason:

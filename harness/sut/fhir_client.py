@@ -68,16 +68,29 @@ class FhirClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, *, params: list[tuple[str, str]] | None = None, resource: dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None, accept: str = FHIR_JSON) -> FhirReply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        resource: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        accept: str = FHIR_JSON,
+    ) -> FhirReply:
         sent = {"Accept": accept, **(headers or {})}
         content = None
         if resource is not None:
             sent["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
             content = json.dumps(resource, ensure_ascii=False).encode("utf-8")
         try:
-            response = self._client.request(method, f"{self.base}/{path.lstrip('/')}" if path else self.base + "/", params=params,
-                                            content=content, headers=sent)
+            response = self._client.request(
+                method,
+                f"{self.base}/{path.lstrip('/')}" if path else self.base + "/",
+                params=params,
+                content=content,
+                headers=sent,
+            )
         except httpx.HTTPError as exc:
             return FhirReply(None, error=f"{type(exc).__name__}: {exc}")
         return FhirReply(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)

@@ -39,7 +39,12 @@ class HttpDriver:
     """
 
     def __init__(
-        self, base_url: str, *, timeout: float = 30.0, retries: int = 2, backoff: float = 0.5,
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 2,
+        backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -70,9 +75,13 @@ class HttpDriver:
         if isinstance(response, ActionResult):
             return response
         if response.status_code == 404:
-            return ActionResult(ActionStatus.ERROR, f"le DUI n'implémente pas l'action « {action} » (404) / action not implemented")
+            return ActionResult(
+                ActionStatus.ERROR, f"le DUI n'implémente pas l'action « {action} » (404) / action not implemented"
+            )
         if response.status_code != 200:
-            return ActionResult(ActionStatus.ERROR, f"réponse HTTP {response.status_code} du DUI: {response.text[:300]}")
+            return ActionResult(
+                ActionStatus.ERROR, f"réponse HTTP {response.status_code} du DUI: {response.text[:300]}"
+            )
         return parse_outcome(response)
 
     def _send_session(self) -> ActionResult | None:
@@ -82,7 +91,10 @@ class HttpDriver:
         if isinstance(response, ActionResult):
             return response
         if response.status_code not in (200, 204):
-            return ActionResult(ActionStatus.ERROR, f"le DUI a refusé la session de test (HTTP {response.status_code}): {response.text[:300]}")
+            return ActionResult(
+                ActionStatus.ERROR,
+                f"le DUI a refusé la session de test (HTTP {response.status_code}): {response.text[:300]}",
+            )
         self._session_sent = True
         return None
 
@@ -107,11 +119,14 @@ class HttpDriver:
 
 def _action_method(spec: ActionSpec):  # noqa: ANN202 - a driver method
     if spec.request is None:
+
         def call(self: HttpDriver) -> ActionResult:
             return self.perform(spec.name, {})
     else:
+
         def call(self: HttpDriver, action: Any) -> ActionResult:  # type: ignore[misc]
             return self.perform(spec.name, to_payload(action))
+
     call.__name__ = spec.method
     call.__doc__ = f"``POST {PREFIX}/actions/{spec.name}``: {spec.summary}"
     return call
@@ -128,10 +143,14 @@ def parse_outcome(response: httpx.Response) -> ActionResult:
     except ValueError:
         return ActionResult(ActionStatus.ERROR, f"réponse du DUI qui n'est pas du JSON: {response.text[:200]!r}")
     if not isinstance(body, dict) or body.get("status") not in _STATUSES:
-        return ActionResult(ActionStatus.ERROR, f"réponse du DUI hors contrat (status attendu done|failed|delegated): {str(body)[:200]}")
+        return ActionResult(
+            ActionStatus.ERROR, f"réponse du DUI hors contrat (status attendu done|failed|delegated): {str(body)[:200]}"
+        )
     detail, data = body.get("detail", ""), body.get("data", {})
     if not isinstance(detail, str) or not isinstance(data, dict):
-        return ActionResult(ActionStatus.ERROR, "réponse du DUI hors contrat: detail doit être une chaîne et data un objet")
+        return ActionResult(
+            ActionStatus.ERROR, "réponse du DUI hors contrat: detail doit être une chaîne et data un objet"
+        )
     return ActionResult(_STATUSES[body["status"]], detail, data)
 
 

@@ -50,14 +50,20 @@ from harness.validators.insi import (
 INSI_DEFECTS = (
     Defect("idam-inconnu", "se présente à INSi avec un numéro d'autorisation logiciel (IDAM) non attribué"),
     Defect("sans-certificat-client", "appelle INSi sans certificat client (pas d'authentification mutuelle TLS)"),
-    Defect("certificat-non-insi", "appelle INSi avec le certificat d'organisation de l'établissement au lieu d'INSI-AUTO"),
+    Defect(
+        "certificat-non-insi", "appelle INSi avec le certificat d'organisation de l'établissement au lieu d'INSI-AUTO"
+    ),
     Defect("contexte-lps-absent", "n'envoie pas l'en-tête ContexteLPS (identification du logiciel)"),
     Defect("ignore-cr02", "sur un CR 02 (plusieurs identités), crée une identité provisoire sans affiner la recherche"),
     Defect("nia-comme-ins", "enregistre un NIA provisoire comme un INS récupéré"),
-    Defect("ignore-historique", "garde l'ancien INS quand INSi renvoie un INS actif différent avec l'ancien en historique"),
+    Defect(
+        "ignore-historique", "garde l'ancien INS quand INSi renvoie un INS actif différent avec l'ancien en historique"
+    ),
     Defect("sans-verification", "ne vérifie pas l'INS récupéré mais affiche l'identité comme qualifiée"),
     Defect("ignore-faute-insi", "traite une faute SOAP du téléservice INSi comme « aucune identité trouvée »"),
-    Defect("envoi-sans-qualification", "utilise l'INS dans un envoi MSSanté sans avoir qualifié l'identité auprès d'INSi"),
+    Defect(
+        "envoi-sans-qualification", "utilise l'INS dans un envoi MSSanté sans avoir qualifié l'identité auprès d'INSi"
+    ),
 )
 
 #: The reference DUI's software identification in ContexteLPS (its IDAM is authorised by the INSi simulator).
@@ -135,13 +141,17 @@ def build_request(
         f"<ctxbam:Emetteur>{e(emitter)}</ctxbam:Emetteur><ctxbam:COUVERTURE/></ctxbam:ContexteBAM>"
     )
     lps = (
-        '<ctxlps:ContexteLPS xmlns:ctxlps="urn:siram:lps:ctxlps" Nature="CTXLPS" Version="01_00">'
-        f"<ctxlps:Id>{uuid.uuid4()}</ctxlps:Id><ctxlps:Temps>{_now()}</ctxlps:Temps>"
-        f"<ctxlps:Emetteur>{e(emitter)}</ctxlps:Emetteur><ctxlps:LPS>"
-        f'<ctxlps:IDAM R="4">{e(idam)}</ctxlps:IDAM><ctxlps:Version>{e(version)}</ctxlps:Version>'
-        f"<ctxlps:Instance>{e(instance)}</ctxlps:Instance><ctxlps:Nom>urn:lps:{e(software_name)}:{e(version)}</ctxlps:Nom>"
-        "</ctxlps:LPS></ctxlps:ContexteLPS>"
-    ) if with_lps else ""
+        (
+            '<ctxlps:ContexteLPS xmlns:ctxlps="urn:siram:lps:ctxlps" Nature="CTXLPS" Version="01_00">'
+            f"<ctxlps:Id>{uuid.uuid4()}</ctxlps:Id><ctxlps:Temps>{_now()}</ctxlps:Temps>"
+            f"<ctxlps:Emetteur>{e(emitter)}</ctxlps:Emetteur><ctxlps:LPS>"
+            f'<ctxlps:IDAM R="4">{e(idam)}</ctxlps:IDAM><ctxlps:Version>{e(version)}</ctxlps:Version>'
+            f"<ctxlps:Instance>{e(instance)}</ctxlps:Instance><ctxlps:Nom>urn:lps:{e(software_name)}:{e(version)}</ctxlps:Nom>"
+            "</ctxlps:LPS></ctxlps:ContexteLPS>"
+        )
+        if with_lps
+        else ""
+    )
     wsa = (
         f'<wsa:Action xmlns:wsa="http://www.w3.org/2005/08/addressing">{ACTION_TRAITS}</wsa:Action>'
         f'<wsa:MessageID xmlns:wsa="http://www.w3.org/2005/08/addressing">uuid:{e(message_id)}</wsa:MessageID>'
@@ -167,10 +177,14 @@ def build_request(
 def post_soap(url: str, body: bytes, context: ssl.SSLContext, *, timeout: float = INSI_TIMEOUT) -> InsiCall:
     """POST a SOAP 1.2 request and parse the answer (the connection is closed after the call)."""
     parts = urlsplit(url)
-    connection = http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port or 443, context=context, timeout=timeout)
+    connection = http.client.HTTPSConnection(
+        parts.hostname or "127.0.0.1", parts.port or 443, context=context, timeout=timeout
+    )
     try:
         connection.request(
-            "POST", parts.path or "/", body=body,
+            "POST",
+            parts.path or "/",
+            body=body,
             headers={"Content-Type": f'application/soap+xml; charset=utf-8; action="{ACTION_TRAITS}"'},
         )
         response = connection.getresponse()
@@ -212,7 +226,9 @@ class InsiActions:
             context.load_cert_chain(str(cert), str(key))
         return context
 
-    def _insi_call(self, traits: InsiTraits, establishment_finess: str, certificate: str | None, **shape: bool) -> InsiCall:
+    def _insi_call(
+        self, traits: InsiTraits, establishment_finess: str, certificate: str | None, **shape: bool
+    ) -> InsiCall:
         assert self.env is not None
         url = self.env.endpoints.get("insi", {}).get("soap")
         if not url:
@@ -230,8 +246,11 @@ class InsiActions:
 
     def _insi_failure(self, call: InsiCall, what: str) -> ActionResult:
         if self.has("ignore-faute-insi") and (call.fault is not None or call.error is not None):
-            return ActionResult(ActionStatus.DONE, "aucune identité trouvée : identité provisoire créée",
-                                {"cr": "01", "ins": None, "statut": "provisoire", "hidden_failure": call.describe()})
+            return ActionResult(
+                ActionStatus.DONE,
+                "aucune identité trouvée : identité provisoire créée",
+                {"cr": "01", "ins": None, "statut": "provisoire", "hidden_failure": call.describe()},
+            )
         data: dict[str, Any] = {"statut": "provisoire", "ins": None}
         if call.fault is not None:
             data.update(fault_code=call.fault.error_code, soap_code=call.fault.code, subcode=call.fault.subcode)
@@ -244,13 +263,23 @@ class InsiActions:
             raise RuntimeError("setup() must be called before any action")
         finess = action.establishment.finess
         calls = [self._insi_call(action.traits, finess, action.client_certificate)]
-        if calls[-1].result is not None and calls[-1].result.code == "02" and action.traits.birth_place and not self.has("ignore-cr02"):
+        if (
+            calls[-1].result is not None
+            and calls[-1].result.code == "02"
+            and action.traits.birth_place
+            and not self.has("ignore-cr02")
+        ):
             calls.append(self._insi_call(action.traits, finess, action.client_certificate, with_place=True))
         last = calls[-1]
         if last.result is None:
             return self._insi_failure(last, "recherche INSi")
         result = last.result
-        data: dict[str, Any] = {"cr": result.code, "calls": [c.describe() for c in calls], "ins": None, "statut": "provisoire"}
+        data: dict[str, Any] = {
+            "cr": result.code,
+            "calls": [c.describe() for c in calls],
+            "ins": None,
+            "statut": "provisoire",
+        }
         if result.code != "00" or result.active is None:
             label = "aucune identité trouvée" if result.code == "01" else "plusieurs identités trouvées"
             return ActionResult(ActionStatus.DONE, f"{label} : identité provisoire", data)
@@ -267,44 +296,85 @@ class InsiActions:
             raise RuntimeError("setup() must be called before any action")
         held = action.ins
         if self.has("sans-verification"):
-            return ActionResult(ActionStatus.DONE, "identité qualifiée", {"ins": held, "oid": action.oid, "statut": "qualifiée", "verifie": False})
-        call = self._insi_call(action.traits, action.establishment.finess, action.client_certificate, all_first_names=True)
+            return ActionResult(
+                ActionStatus.DONE,
+                "identité qualifiée",
+                {"ins": held, "oid": action.oid, "statut": "qualifiée", "verifie": False},
+            )
+        call = self._insi_call(
+            action.traits, action.establishment.finess, action.client_certificate, all_first_names=True
+        )
         if call.result is None:
             return self._insi_failure(call, "vérification INSi")
         result = call.result
         if result.code != "00" or result.active is None:
-            return ActionResult(ActionStatus.FAILED, f"vérification INSi : CR {result.code} {result.label} — identité à contrôler",
-                                {"cr": result.code, "ins": held, "statut": "provisoire"})
+            return ActionResult(
+                ActionStatus.FAILED,
+                f"vérification INSi : CR {result.code} {result.label} — identité à contrôler",
+                {"cr": result.code, "ins": held, "statut": "provisoire"},
+            )
         active = result.active
-        data: dict[str, Any] = {"cr": "00", "oid": active.oid, "history": [h.value for h in result.history], "tiq": result.tiq}
+        data: dict[str, Any] = {
+            "cr": "00",
+            "oid": active.oid,
+            "history": [h.value for h in result.history],
+            "tiq": result.tiq,
+        }
         if active.oid == OID_INS_NIA:
-            return ActionResult(ActionStatus.FAILED, "vérification INSi : identité provisoire (NIA)", {**data, "ins": None, "statut": "provisoire"})
+            return ActionResult(
+                ActionStatus.FAILED,
+                "vérification INSi : identité provisoire (NIA)",
+                {**data, "ins": None, "statut": "provisoire"},
+            )
         if active.value == held:
-            return ActionResult(ActionStatus.DONE, f"INS vérifié : {held}", {**data, "ins": held, "statut": "qualifiée", "verifie": True})
+            return ActionResult(
+                ActionStatus.DONE,
+                f"INS vérifié : {held}",
+                {**data, "ins": held, "statut": "qualifiée", "verifie": True},
+            )
         if held in {h.value for h in result.history}:
             if self.has("ignore-historique"):
-                return ActionResult(ActionStatus.DONE, f"INS vérifié : {held}", {**data, "ins": held, "statut": "qualifiée", "verifie": True})
+                return ActionResult(
+                    ActionStatus.DONE,
+                    f"INS vérifié : {held}",
+                    {**data, "ins": held, "statut": "qualifiée", "verifie": True},
+                )
             # The active INS replaces the former one; verify it in turn so that it is qualified too.
-            again = self.verify_ins(replace(action, ins=active.value, oid=active.oid, traits=traits_from_tiq(result.tiq)))
+            again = self.verify_ins(
+                replace(action, ins=active.value, oid=active.oid, traits=traits_from_tiq(result.tiq))
+            )
             if again.status is not ActionStatus.DONE:
                 return again
-            return ActionResult(ActionStatus.DONE, f"INS mis à jour : {held} remplacé par l'INS actif {active.value}",
-                                {**again.data, "ancien_ins": held})
-        return ActionResult(ActionStatus.FAILED, f"vérification INSi : INS renvoyé {active.value} différent de l'INS enregistré {held}",
-                            {**data, "ins": held, "ins_renvoye": active.value, "statut": "provisoire"})
+            return ActionResult(
+                ActionStatus.DONE,
+                f"INS mis à jour : {held} remplacé par l'INS actif {active.value}",
+                {**again.data, "ancien_ins": held},
+            )
+        return ActionResult(
+            ActionStatus.FAILED,
+            f"vérification INSi : INS renvoyé {active.value} différent de l'INS enregistré {held}",
+            {**data, "ins": held, "ins_renvoye": active.value, "statut": "provisoire"},
+        )
 
     def qualify_identity(self, action: InsiSearch) -> ActionResult:
         found = self.search_ins(action)
         if found.status is not ActionStatus.DONE or not found.data.get("ins"):
             return found
         if self.has("sans-verification"):
-            return ActionResult(ActionStatus.DONE, "identité qualifiée", {**found.data, "statut": "qualifiée", "verifie": False})
+            return ActionResult(
+                ActionStatus.DONE, "identité qualifiée", {**found.data, "statut": "qualifiée", "verifie": False}
+            )
         verify = InsiVerify(
-            traits=traits_from_tiq(found.data.get("tiq") or {}), ins=found.data["ins"], oid=found.data.get("oid", ""),
-            establishment=action.establishment, client_certificate=action.client_certificate,
+            traits=traits_from_tiq(found.data.get("tiq") or {}),
+            ins=found.data["ins"],
+            oid=found.data.get("oid", ""),
+            establishment=action.establishment,
+            client_certificate=action.client_certificate,
         )
         verified = self.verify_ins(verify)
-        return ActionResult(verified.status, verified.detail, {**verified.data, "recherche": found.data.get("calls", [])})
+        return ActionResult(
+            verified.status, verified.detail, {**verified.data, "recherche": found.data.get("calls", [])}
+        )
 
     def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
         qualification: dict[str, Any] = {}
@@ -312,7 +382,10 @@ class InsiActions:
             qualified = self.qualify_identity(InsiSearch(traits_of_person(action.person), action.establishment))
             qualification = dict(qualified.data)
             if qualified.status is not ActionStatus.DONE or qualified.data.get("ins") != action.person.ins.value:
-                return ActionResult(ActionStatus.FAILED, f"envoi bloqué : identité non qualifiée ({qualified.detail})",
-                                    {"qualification": qualification})
+                return ActionResult(
+                    ActionStatus.FAILED,
+                    f"envoi bloqué : identité non qualifiée ({qualified.detail})",
+                    {"qualification": qualification},
+                )
         sent = self.send_mssante(action)  # type: ignore[attr-defined]  # MssanteActions, same ReferenceDUI
         return ActionResult(sent.status, sent.detail, {**sent.data, "qualification": qualification})

@@ -54,7 +54,9 @@ class ManualDriver:
     def send_mssante(self, action: MssanteSend) -> ActionResult:
         person = action.person
         doc = DOCUMENT_TYPES.get(action.document_kind) or UNSTRUCTURED_TYPE
-        recipients = [f"sa messagerie Mon espace santé ({person.mailbox})" if r == "patient" else r for r in action.recipients]
+        recipients = [
+            f"sa messagerie Mon espace santé ({person.mailbox})" if r == "patient" else r for r in action.recipients
+        ]
         text = (
             f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {person.display_name} "
             f"(né(e) le {person.birth_date:%d/%m/%Y}, INS {person.ins.value}) et envoyez par MSSanté le document "
@@ -68,7 +70,11 @@ class ManualDriver:
         return ActionResult(ActionStatus.DELEGATED, text, {"instruction": text})
 
     def receive_mssante(self, action: MssanteReceive) -> ActionResult:
-        how = "avec le certificat d'organisation de l'établissement" if action.auth == "certificate" else "avec son mot de passe"
+        how = (
+            "avec le certificat d'organisation de l'établissement"
+            if action.auth == "certificate"
+            else "avec son mot de passe"
+        )
         return self._delegate(
             f"Faites relever par le DUI de « {action.establishment.name} » la messagerie MSSanté "
             f"{action.establishment.dui_mailbox} ({how}) : il doit intégrer les documents reçus et renvoyer les accusés de lecture demandés."
@@ -118,8 +124,10 @@ class ManualDriver:
     # Identity, PSC, DMP, TDDUI ------------------------------------------------------------------------------
     def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
         sent = self.send_mssante(action)
-        text = ("Si l'identité de la personne n'est pas encore qualifiée dans le DUI, qualifiez-la d'abord par le "
-                "téléservice INSi (recherche puis vérification). " + sent.detail)
+        text = (
+            "Si l'identité de la personne n'est pas encore qualifiée dans le DUI, qualifiez-la d'abord par le "
+            "téléservice INSi (recherche puis vérification). " + sent.detail
+        )
         return self._delegate(text)
 
     def psc_login(self, action: PscLogin) -> ActionResult:
@@ -129,48 +137,77 @@ class ManualDriver:
         )
 
     def psc_refresh(self) -> ActionResult:
-        return self._delegate("Restez connecté au DUI et poursuivez votre travail jusqu'au renouvellement de la session "
-                              "Pro Santé Connect (ou déclenchez-le depuis le DUI s'il le propose).")
+        return self._delegate(
+            "Restez connecté au DUI et poursuivez votre travail jusqu'au renouvellement de la session "
+            "Pro Santé Connect (ou déclenchez-le depuis le DUI s'il le propose)."
+        )
 
     def psc_logout(self) -> ActionResult:
-        return self._delegate("Déconnectez-vous du DUI (bouton de déconnexion) : la session Pro Santé Connect doit être fermée aussi.")
+        return self._delegate(
+            "Déconnectez-vous du DUI (bouton de déconnexion) : la session Pro Santé Connect doit être fermée aussi."
+        )
 
     def _traits(self, traits: InsiTraits) -> str:
         place = f", lieu de naissance (code INSEE) {traits.birth_place}" if traits.birth_place else ""
-        return (f"nom de naissance {traits.birth_name}, prénom(s) {' '.join(traits.first_names)}, sexe {traits.sex}, "
-                f"né(e) le {traits.birth_date[8:10]}/{traits.birth_date[5:7]}/{traits.birth_date[:4]}{place}")
+        return (
+            f"nom de naissance {traits.birth_name}, prénom(s) {' '.join(traits.first_names)}, sexe {traits.sex}, "
+            f"né(e) le {traits.birth_date[8:10]}/{traits.birth_date[5:7]}/{traits.birth_date[:4]}{place}"
+        )
 
     def search_ins(self, action: InsiSearch) -> ActionResult:
-        return self._delegate(f"Dans le DUI de « {action.establishment.name} », créez ou ouvrez l'identité ({self._traits(action.traits)}) "
-                              "et lancez l'appel au téléservice INSi (recherche de l'INS).")
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », créez ou ouvrez l'identité ({self._traits(action.traits)}) "
+            "et lancez l'appel au téléservice INSi (recherche de l'INS)."
+        )
 
     def verify_ins(self, action: InsiVerify) -> ActionResult:
-        return self._delegate(f"Dans le DUI de « {action.establishment.name} », ouvrez l'identité ({self._traits(action.traits)}) "
-                              f"qui porte l'INS {action.ins} et lancez la vérification de l'INS auprès du téléservice INSi.")
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », ouvrez l'identité ({self._traits(action.traits)}) "
+            f"qui porte l'INS {action.ins} et lancez la vérification de l'INS auprès du téléservice INSi."
+        )
 
     def qualify_identity(self, action: InsiSearch) -> ActionResult:
-        return self._delegate(f"Dans le DUI de « {action.establishment.name} », qualifiez l'identité ({self._traits(action.traits)}) : "
-                              "recherche de l'INS par le téléservice INSi, puis vérification, puis validation de l'identité.")
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », qualifiez l'identité ({self._traits(action.traits)}) : "
+            "recherche de l'INS par le téléservice INSi, puis vérification, puis validation de l'identité."
+        )
 
     def dmp_feed(self, action: DmpFeed) -> ActionResult:
         doc = DOCUMENT_TYPES.get(action.document_kind)
         what = f"« {doc.display} » ({action.document_kind})" if doc else action.document_kind
-        verb = f"une nouvelle version du document {action.replaces}, qui remplace le précédent," if action.replaces else f"le document {what}"
-        return self._delegate(f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {action.person.display_name} "
-                              f"(INS {action.person.ins.value}) et versez {verb} dans son DMP.")
+        verb = (
+            f"une nouvelle version du document {action.replaces}, qui remplace le précédent,"
+            if action.replaces
+            else f"le document {what}"
+        )
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {action.person.display_name} "
+            f"(INS {action.person.ins.value}) et versez {verb} dans son DMP."
+        )
 
     def dmp_find(self, action: DmpQuery) -> ActionResult:
         return self._delegate(f"Dans le DUI, consultez la liste des documents du DMP de {action.person.display_name}.")
 
     def dmp_retrieve(self, action: DmpQuery) -> ActionResult:
-        return self._delegate(f"Dans le DUI, ouvrez le document {action.unique_id} du DMP de {action.person.display_name}.")
+        return self._delegate(
+            f"Dans le DUI, ouvrez le document {action.unique_id} du DMP de {action.person.display_name}."
+        )
 
     def dmp_update(self, action: DmpUpdate) -> ActionResult:
-        changes = {"masquer": "masquez-le aux professionnels", "demasquer": "rendez-le de nouveau visible aux professionnels",
-                   "invisible-patient": "rendez-le invisible à la personne", "archiver": "archivez-le", "supprimer": "supprimez-le"}
-        return self._delegate(f"Dans le DUI, retrouvez le document {action.unique_id} versé au DMP de {action.person.display_name} "
-                              f"et {changes.get(action.change, action.change)}.")
+        changes = {
+            "masquer": "masquez-le aux professionnels",
+            "demasquer": "rendez-le de nouveau visible aux professionnels",
+            "invisible-patient": "rendez-le invisible à la personne",
+            "archiver": "archivez-le",
+            "supprimer": "supprimez-le",
+        }
+        return self._delegate(
+            f"Dans le DUI, retrouvez le document {action.unique_id} versé au DMP de {action.person.display_name} "
+            f"et {changes.get(action.change, action.change)}."
+        )
 
     def export_tddui(self, action: TdduiExport) -> ActionResult:
-        return self._delegate(f"Dans le DUI de « {action.establishment.name} », lancez la transmission des données du DUI au "
-                              f"format national TDDUI (situation au {action.exported_at:%d/%m/%Y}, {len(action.records)} dossier(s)).")
+        return self._delegate(
+            f"Dans le DUI de « {action.establishment.name} », lancez la transmission des données du DUI au "
+            f"format national TDDUI (situation au {action.exported_at:%d/%m/%Y}, {len(action.records)} dossier(s))."
+        )

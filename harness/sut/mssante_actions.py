@@ -63,7 +63,9 @@ MSSANTE_DEFECTS = (
     Defect("mdn-objet-sans-code", "n'écrit pas [KO Intégration système !][code] dans l'objet de l'accusé d'erreur"),
     Defect("message-non-marque-lu", "laisse le message traité non lu (\\Seen) dans la messagerie"),
     Defect("hl7-zam-ignore", "n'acquitte pas les accusés métier ZAM de la plateforme d'intégration"),
-    Defect("hl7-sans-destinataire-patient", "oublie le drapeau DESTMSSANTEPAT quand la personne doit recevoir le document"),
+    Defect(
+        "hl7-sans-destinataire-patient", "oublie le drapeau DESTMSSANTEPAT quand la personne doit recevoir le document"
+    ),
     Defect("annuaire-non-consulte", "ne consulte pas l'annuaire et propose une adresse devinée"),
 )
 
@@ -125,7 +127,11 @@ def read_received(data: bytes) -> tuple[Message, list[ReceivedIdentity]] | None:
                     given = (given_el.text or "").strip() if given_el is not None else None
                     birth = (birth_el.get("value") or "")[:8] if birth_el is not None else None
                     sex = sex_el.get("code") if sex_el is not None else None
-                identities.append(ReceivedIdentity(ins or (next(iter(meta_ins)) if len(meta_ins) == 1 else None), family, given, birth, sex))
+                identities.append(
+                    ReceivedIdentity(
+                        ins or (next(iter(meta_ins)) if len(meta_ins) == 1 else None), family, given, birth, sex
+                    )
+                )
     except (zipfile.BadZipFile, XMLSafetyError, KeyError, OSError, ValueError):
         return msg, [ReceivedIdentity(None, None, None, None, None)]
     return msg, identities
@@ -173,7 +179,9 @@ class MssanteActions:
             context.load_cert_chain(cert, key)
         return context
 
-    def _submit(self, msg: Message, sender: str, recipients: list[str], *, certificate: str | None = None) -> ActionResult:
+    def _submit(
+        self, msg: Message, sender: str, recipients: list[str], *, certificate: str | None = None
+    ) -> ActionResult:
         """SMTP submission: STARTTLS, AUTH (PLAIN with the password, or EXTERNAL with the certificate), send."""
         env = self._env()
         password = env.credentials.get(sender)
@@ -191,16 +199,22 @@ class MssanteActions:
                     smtp.login(sender, password or "")
                 refused = smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
         except smtplib.SMTPRecipientsRefused as exc:
-            detail = "; ".join(f"{addr}: {code} {text.decode('ascii', 'replace')}" for addr, (code, text) in exc.recipients.items())
+            detail = "; ".join(
+                f"{addr}: {code} {text.decode('ascii', 'replace')}" for addr, (code, text) in exc.recipients.items()
+            )
             return ActionResult(ActionStatus.FAILED, f"destinataire(s) refusé(s): {detail}")
         except smtplib.SMTPResponseException as exc:
-            text = exc.smtp_error.decode("ascii", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            text = (
+                exc.smtp_error.decode("ascii", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            )
             return ActionResult(ActionStatus.FAILED, f"refus du serveur MSSanté: {exc.smtp_code} {text}")
         except (OSError, smtplib.SMTPException) as exc:
             return ActionResult(ActionStatus.FAILED, f"envoi impossible: {exc}")
         if refused:
             return ActionResult(ActionStatus.FAILED, f"destinataires refusés: {sorted(refused)}")
-        return ActionResult(ActionStatus.DONE, "message envoyé", {"message_id": str(msg["Message-ID"]), "recipients": recipients})
+        return ActionResult(
+            ActionStatus.DONE, "message envoyé", {"message_id": str(msg["Message-ID"]), "recipients": recipients}
+        )
 
     def send_mssante(self, action: MssanteSend) -> ActionResult:
         self._env()
@@ -211,15 +225,31 @@ class MssanteActions:
         if self.has("xdm-un-seul-document"):
             kinds = kinds[:1]
         if len(kinds) == 1 and kinds[0] != "DOC-NS":
-            msg = build_message(action.person, action.establishment, sender, recipients, action.document_kind,
-                                end_of_exchange=end, options=self._mss_options())
+            msg = build_message(
+                action.person,
+                action.establishment,
+                sender,
+                recipients,
+                action.document_kind,
+                end_of_exchange=end,
+                options=self._mss_options(),
+            )
         else:
-            msg = build_multi_message(action.person, action.establishment, sender, recipients, kinds,
-                                      end_of_exchange=end, options=self._mss_options())
+            msg = build_multi_message(
+                action.person,
+                action.establishment,
+                sender,
+                recipients,
+                kinds,
+                end_of_exchange=end,
+                options=self._mss_options(),
+            )
         return self._mss_report(self._submit(msg, sender, recipients))
 
     # -- receiving ----------------------------------------------------------------------------------------------
-    def _decide(self, identities: list[ReceivedIdentity], patients: tuple[Person, ...]) -> tuple[tuple[str, str] | None, Person | None]:
+    def _decide(
+        self, identities: list[ReceivedIdentity], patients: tuple[Person, ...]
+    ) -> tuple[tuple[str, str] | None, Person | None]:
         """The integration outcome of one message: ``(error or None, person)``."""
         if not identities:
             return OTHER, None
@@ -291,7 +321,9 @@ class MssanteActions:
         failed = [h for h in handled if h.get("mdn") == "failed"]
         summary = ", ".join(f"{h['message_id']}: {h['result']}" for h in handled) or "aucun message"
         status = ActionStatus.FAILED if failed else ActionStatus.DONE
-        return ActionResult(status, f"{len(handled)} message(s) traité(s) pour {establishment.name}: {summary}", {"messages": handled})
+        return ActionResult(
+            status, f"{len(handled)} message(s) traité(s) pour {establishment.name}: {summary}", {"messages": handled}
+        )
 
     def _integrate(self, action: MssanteReceive, raw: bytes) -> dict[str, Any] | None:
         read = read_received(raw)
@@ -310,7 +342,10 @@ class MssanteActions:
         if notify and not self.has("mdn-absent"):
             establishment = action.establishment
             mdn = build_mdn(
-                raw, reporter=establishment.dui_mailbox, reporter_name=establishment.name, error=error,
+                raw,
+                reporter=establishment.dui_mailbox,
+                reporter_name=establishment.name,
+                error=error,
                 options=MdnOptions(
                     original_message_id=not self.has("mdn-sans-original-message-id"),
                     ko_subject=not self.has("mdn-objet-sans-code"),
@@ -337,7 +372,9 @@ class MssanteActions:
         import http.client
 
         base = urllib.parse.urlsplit(env.endpoints["mssante"]["directory"])
-        params = [("mailbox-mss", action.query)] + ([("mailbox-mss-type", action.mailbox_type)] if action.mailbox_type else [])
+        params = [("mailbox-mss", action.query)] + (
+            [("mailbox-mss-type", action.mailbox_type)] if action.mailbox_type else []
+        )
         path = f"{base.path}/PractitionerRole?{urllib.parse.urlencode(params)}"
         conn = http.client.HTTPSConnection(base.hostname or "127.0.0.1", base.port, context=self._tls(), timeout=30)
         try:

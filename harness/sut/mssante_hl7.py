@@ -44,18 +44,33 @@ def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id
     pro = [r for r in action.recipients if r != "patient"]
     to_patient = action.to_patient and not dui.has("hl7-sans-destinataire-patient")
     flags = {
-        "MASQUE_PS": "N", "INVISIBLE_PATIENT": "N" if action.to_patient else "Y", "INVISIBLE_REP_LEGAUX": "N",
-        "CONNEXION_SECRETE": "N", "MODIF_CONF_CODE": "N", "DESTDMP": "N",
-        "DESTMSSANTEPS": "Y" if pro else "N", "DESTMSSANTEPAT": "Y" if to_patient else "N",
-        "ACK_RECEPTION": "Y", "ACK_LECTURE_MSS": "Y",
+        "MASQUE_PS": "N",
+        "INVISIBLE_PATIENT": "N" if action.to_patient else "Y",
+        "INVISIBLE_REP_LEGAUX": "N",
+        "CONNEXION_SECRETE": "N",
+        "MODIF_CONF_CODE": "N",
+        "DESTDMP": "N",
+        "DESTMSSANTEPS": "Y" if pro else "N",
+        "DESTMSSANTEPAT": "Y" if to_patient else "N",
+        "ACK_RECEPTION": "Y",
+        "ACK_LECTURE_MSS": "Y",
     }
     mdm = action.message_type.startswith("MDM")
-    structure = f"{hl7v2.escape(establishment.name)}^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^1{establishment.finess}"
+    structure = (
+        f"{hl7v2.escape(establishment.name)}^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^1{establishment.finess}"
+    )
     author = f"{author_id(establishment)}^DUPONT^Claire^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
     segments = [
-        hl7v2.msh("DUI-REF", establishment.finess, "PFI", "SIMULATEUR",
-                  f"{action.message_type}^{'MDM_T02' if mdm else 'ORU_R01'}", control_id, "2.6" if mdm else "2.5",
-                  profile="1.0^CISIS_CDA_HL7_LPS" if mdm else "2.1^CISIS_CDA_HL7_V2"),
+        hl7v2.msh(
+            "DUI-REF",
+            establishment.finess,
+            "PFI",
+            "SIMULATEUR",
+            f"{action.message_type}^{'MDM_T02' if mdm else 'ORU_R01'}",
+            control_id,
+            "2.6" if mdm else "2.5",
+            profile="1.0^CISIS_CDA_HL7_LPS" if mdm else "2.1^CISIS_CDA_HL7_V2",
+        ),
     ]
     if mdm:
         segments.append(f"EVN||{hl7v2.timestamp()}")
@@ -72,8 +87,10 @@ def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id
     for address in pro:
         segments.append(f"PRT||UC||RCT^^participation|||||||||||^^X.400^{address}")
     if to_patient:
-        segments.append(f"PRT||UC||RCT^^participation|{person.ins.value}^{hl7v2.escape(person.family.upper())}^"
-                        f"{hl7v2.escape(person.given)}|||||||||||^^X.400^{person.mailbox}")
+        segments.append(
+            f"PRT||UC||RCT^^participation|{person.ins.value}^{hl7v2.escape(person.family.upper())}^"
+            f"{hl7v2.escape(person.given)}|||||||||||^^X.400^{person.mailbox}"
+        )
     number = 1
     segments.append(f"OBX|{number}|ED|{code}||{ed}||||||F")
     if not mdm:
@@ -134,4 +151,8 @@ def relay_document(dui: MssanteActions, action: MssanteRelay) -> ActionResult:
                     sock.sendall(hl7v2.frame(_ack(zam)))
     except (OSError, hl7v2.Hl7Error) as exc:
         return ActionResult(ActionStatus.FAILED, f"échange HL7 v2 impossible: {exc}", data)
-    return ActionResult(ActionStatus.DONE, f"document transmis (ACK {data['ack']}, accusés métier: {', '.join(data['zam']) or 'aucun'})", data)
+    return ActionResult(
+        ActionStatus.DONE,
+        f"document transmis (ACK {data['ack']}, accusés métier: {', '.join(data['zam']) or 'aucun'})",
+        data,
+    )

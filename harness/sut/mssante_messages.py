@@ -50,7 +50,12 @@ from harness.validators.cda import DOCUMENT_TYPES, LOINC, DocumentType
 #: The unstructured document kind (CDA R2 level 1 with a PDF body).
 UNSTRUCTURED = "DOC-NS"
 UNSTRUCTURED_TYPE = DocumentType(
-    UNSTRUCTURED, "11488-4", LOINC, "Compte rendu de consultation", "1.3.6.1.4.1.19376.1.2.20", None,
+    UNSTRUCTURED,
+    "11488-4",
+    LOINC,
+    "Compte rendu de consultation",
+    "1.3.6.1.4.1.19376.1.2.20",
+    None,
     "COMPTE RENDU DE CONSULTATION",
 )
 FORMAT_N3 = "urn:ihe:iti:xds-sd:text:2008"
@@ -74,7 +79,9 @@ class Document:
         return document_type(self.kind)
 
 
-def build_unstructured_cda(person: Person, establishment: Establishment, pdf: bytes, *, options: BuildOptions = BuildOptions()) -> bytes:
+def build_unstructured_cda(
+    person: Person, establishment: Establishment, pdf: bytes, *, options: BuildOptions = BuildOptions()
+) -> bytes:
     """A CDA R2 level 1 document: the structured header of :func:`build_cda`, a ``nonXMLBody`` with the PDF."""
     root = parse_xml(build_cda(person, establishment, "DLU", options=options))
     ns = {"h": HL7}
@@ -84,8 +91,13 @@ def build_unstructured_cda(person: Person, establishment: Establishment, pdf: by
             tpl.attrib.clear()
             tpl.set("root", UNSTRUCTURED_TYPE.template_id)
     code = root.find("h:code", ns)
-    code.attrib.update({"code": UNSTRUCTURED_TYPE.code, "codeSystem": UNSTRUCTURED_TYPE.code_system,
-                        "displayName": UNSTRUCTURED_TYPE.display})
+    code.attrib.update(
+        {
+            "code": UNSTRUCTURED_TYPE.code,
+            "codeSystem": UNSTRUCTURED_TYPE.code_system,
+            "displayName": UNSTRUCTURED_TYPE.display,
+        }
+    )
     root.find("h:title", ns).text = UNSTRUCTURED_TYPE.title
     component = root.find("h:component", ns)
     for child in list(component):
@@ -96,19 +108,25 @@ def build_unstructured_cda(person: Person, establishment: Establishment, pdf: by
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def build_documents(person: Person, establishment: Establishment, kinds: tuple[str, ...], *, options: BuildOptions = BuildOptions()) -> list[Document]:
+def build_documents(
+    person: Person, establishment: Establishment, kinds: tuple[str, ...], *, options: BuildOptions = BuildOptions()
+) -> list[Document]:
     docs = []
     for kind in kinds:
         doc_type = document_type(kind)
         pdf = minimal_pdf(f"{doc_type.title} - {person.display_name}")
         if kind == UNSTRUCTURED:
-            docs.append(Document(kind, build_unstructured_cda(person, establishment, pdf, options=options), pdf, FORMAT_N1))
+            docs.append(
+                Document(kind, build_unstructured_cda(person, establishment, pdf, options=options), pdf, FORMAT_N1)
+            )
         else:
             docs.append(Document(kind, build_cda(person, establishment, kind, options=options), pdf, FORMAT_N3))
     return docs
 
 
-def build_metadata(person: Person, establishment: Establishment, docs: list[Document], *, options: BuildOptions = BuildOptions()) -> bytes:
+def build_metadata(
+    person: Person, establishment: Establishment, docs: list[Document], *, options: BuildOptions = BuildOptions()
+) -> bytes:
     """``METADATA.XML`` for one submission set holding ``docs`` (URIs ``DOC0001.XML``, ``DOC0002.XML``...)."""
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     patient_cx = f"{person.ins.value}^^^&{options.patient_id_oid or person.ins.oid}&ISO^NH"
@@ -116,7 +134,9 @@ def build_metadata(person: Person, establishment: Establishment, docs: list[Docu
     objects = etree.SubElement(root, f"{{{X.RIM}}}RegistryObjectList")
     for index, doc in enumerate(docs, start=1):
         oid = f"Document{index:02d}"
-        entry = etree.SubElement(objects, f"{{{X.RIM}}}ExtrinsicObject", id=oid, mimeType="text/xml", objectType=X.DOC_ENTRY_OBJECT_TYPE)
+        entry = etree.SubElement(
+            objects, f"{{{X.RIM}}}ExtrinsicObject", id=oid, mimeType="text/xml", objectType=X.DOC_ENTRY_OBJECT_TYPE
+        )
         digest = "0" * 40 if options.xdm_wrong_hash else hashlib.sha1(doc.cda).hexdigest()  # noqa: S324 - XDS hash is SHA-1
         _slot(entry, "creationTime", now)
         _slot(entry, "hash", digest)
@@ -133,34 +153,61 @@ def build_metadata(person: Person, establishment: Establishment, docs: list[Docu
     package = etree.SubElement(objects, f"{{{X.RIM}}}RegistryPackage", id="SubmissionSet01")
     _slot(package, "submissionTime", now)
     _external_id(package, "SubmissionSet01", X.SS_PATIENT_ID, patient_cx, "XDSSubmissionSet.patientId")
-    _external_id(package, "SubmissionSet01", X.SS_SOURCE_ID, f"1.2.250.1.999.{establishment.finess}", "XDSSubmissionSet.sourceId")
+    _external_id(
+        package, "SubmissionSet01", X.SS_SOURCE_ID, f"1.2.250.1.999.{establishment.finess}", "XDSSubmissionSet.sourceId"
+    )
     _external_id(package, "SubmissionSet01", X.SS_UNIQUE_ID, f"2.25.{uuid.uuid4().int}", "XDSSubmissionSet.uniqueId")
-    etree.SubElement(objects, f"{{{X.RIM}}}Classification", id="cl-ss", classifiedObject="SubmissionSet01", classificationNode=X.SUBMISSION_SET_NODE)
+    etree.SubElement(
+        objects,
+        f"{{{X.RIM}}}Classification",
+        id="cl-ss",
+        classifiedObject="SubmissionSet01",
+        classificationNode=X.SUBMISSION_SET_NODE,
+    )
     for index in range(1, len(docs) + 1):
         assoc = etree.SubElement(
-            objects, f"{{{X.RIM}}}Association", id=f"as-{index:02d}", associationType=X.HAS_MEMBER,
-            sourceObject="SubmissionSet01", targetObject=f"Document{index:02d}",
+            objects,
+            f"{{{X.RIM}}}Association",
+            id=f"as-{index:02d}",
+            associationType=X.HAS_MEMBER,
+            sourceObject="SubmissionSet01",
+            targetObject=f"Document{index:02d}",
         )
         _slot(assoc, "SubmissionSetStatus", "Original")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def build_xdm(person: Person, establishment: Establishment, docs: list[Document], *, options: BuildOptions = BuildOptions()) -> bytes:
+def build_xdm(
+    person: Person, establishment: Establishment, docs: list[Document], *, options: BuildOptions = BuildOptions()
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("README.TXT", f"{establishment.name}\r\nDUI de reference socle-harness 0.1\r\n")
-        links = "".join(f'<a href="IHE_XDM/SUBSET01/DOC{i:04d}.XML">DOC{i:04d}.XML</a>' for i in range(1, len(docs) + 1))
-        archive.writestr("INDEX.HTM", f"<html><body><p>{establishment.name}</p><a href=\"README.TXT\">README</a>{links}</body></html>")
+        links = "".join(
+            f'<a href="IHE_XDM/SUBSET01/DOC{i:04d}.XML">DOC{i:04d}.XML</a>' for i in range(1, len(docs) + 1)
+        )
+        archive.writestr(
+            "INDEX.HTM", f'<html><body><p>{establishment.name}</p><a href="README.TXT">README</a>{links}</body></html>'
+        )
         if options.xdm_metadata:
-            archive.writestr("IHE_XDM/SUBSET01/METADATA.XML", build_metadata(person, establishment, docs, options=options))
+            archive.writestr(
+                "IHE_XDM/SUBSET01/METADATA.XML", build_metadata(person, establishment, docs, options=options)
+            )
         for index, doc in enumerate(docs, start=1):
             archive.writestr(f"IHE_XDM/SUBSET01/DOC{index:04d}.XML", doc.cda)
     return buffer.getvalue()
 
 
 def build_message(
-    person: Person, establishment: Establishment, sender: str, recipients: list[str], kinds: tuple[str, ...], *,
-    end_of_exchange: bool = False, options: BuildOptions = BuildOptions(), sender_name: str | None = None,
+    person: Person,
+    establishment: Establishment,
+    sender: str,
+    recipients: list[str],
+    kinds: tuple[str, ...],
+    *,
+    end_of_exchange: bool = False,
+    options: BuildOptions = BuildOptions(),
+    sender_name: str | None = None,
     read_receipt_to: str | None = None,
 ) -> EmailMessage:
     """The MSSanté e-mail carrying ``kinds`` documents of one person (XDM + one PDF per document)."""
@@ -185,9 +232,18 @@ def build_message(
     msg.set_content(f"Bonjour,\n\nVeuillez trouver ci-joint {names} de {person.display_name}.\n")
     day = datetime.now(UTC).strftime("%Y%m%d")
     for doc in docs:
-        msg.add_attachment(doc.pdf, maintype="application", subtype="pdf",
-                           filename=f"{day}_{doc.type.display}_{person.family.upper()}_{person.given}.pdf")
-    msg.add_attachment(build_xdm(person, establishment, docs, options=options), maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+        msg.add_attachment(
+            doc.pdf,
+            maintype="application",
+            subtype="pdf",
+            filename=f"{day}_{doc.type.display}_{person.family.upper()}_{person.given}.pdf",
+        )
+    msg.add_attachment(
+        build_xdm(person, establishment, docs, options=options),
+        maintype="application",
+        subtype="zip",
+        filename="IHE_XDM.ZIP",
+    )
     return msg
 
 
@@ -197,11 +253,19 @@ class MdnOptions:
 
     original_message_id: bool = True
     ko_subject: bool = True
-    legacy_error_form: bool = False  # v1.1.2 ``processed/Error: code^label`` instead of v1.1.3 ``processed/error`` + ``Error:``
+    legacy_error_form: bool = (
+        False  # v1.1.2 ``processed/Error: code^label`` instead of v1.1.3 ``processed/error`` + ``Error:``
+    )
 
 
-def build_mdn(original: bytes, *, reporter: str, reporter_name: str, error: tuple[str, str] | None = None,
-              options: MdnOptions = MdnOptions()) -> Message:
+def build_mdn(
+    original: bytes,
+    *,
+    reporter: str,
+    reporter_name: str,
+    error: tuple[str, str] | None = None,
+    options: MdnOptions = MdnOptions(),
+) -> Message:
     """The MDN for a received message (RFC 8098, ANS volet): ``processed`` or ``processed/error`` with the code."""
     parsed = BytesParser(policy=policy.compat32).parsebytes(original)
     subject = " ".join(str(parsed.get("Subject", "")).split())
@@ -226,7 +290,10 @@ def build_mdn(original: bytes, *, reporter: str, reporter_name: str, error: tupl
         if options.legacy_error_form:
             disposition, error_field = f"automatic-action/MDN-sent-automatically; processed/Error: {code}^{label}", None
         else:
-            disposition, error_field = "automatic-action/MDN-sent-automatically; processed/error", f"{code}^{label}^applicationErrorCondition"
+            disposition, error_field = (
+                "automatic-action/MDN-sent-automatically; processed/error",
+                f"{code}^{label}^applicationErrorCondition",
+            )
     report.attach(MIMEText(text, "plain", "utf-8"))
     fields = [
         "Reporting-UA: dui-reference.test; socle-harness DUI de reference",

@@ -104,10 +104,16 @@ class PscActions:
     def _psc_client(self, metadata: dict[str, Any] | None = None, token: dict[str, Any] | None = None) -> OAuth2Client:
         cfg = REFERENCE_PSC_CLIENT
         return OAuth2Client(
-            client_id=cfg.client_id, client_secret=cfg.client_secret, token_endpoint_auth_method=cfg.auth_method,
-            scope="openid scope_all", redirect_uri=cfg.redirect_uri,
+            client_id=cfg.client_id,
+            client_secret=cfg.client_secret,
+            token_endpoint_auth_method=cfg.auth_method,
+            scope="openid scope_all",
+            redirect_uri=cfg.redirect_uri,
             code_challenge_method=None if self.has("psc-sans-pkce") else "S256",
-            token=token, verify=self._psc_ssl(), timeout=30, follow_redirects=False,
+            token=token,
+            verify=self._psc_ssl(),
+            timeout=30,
+            follow_redirects=False,
             token_endpoint=(metadata or {}).get("token_endpoint"),
         )
 
@@ -135,36 +141,53 @@ class PscActions:
         if jwks is None or jwks.uri != metadata["jwks_uri"]:
             # Keys cached for 5 minutes; an unknown kid triggers one refetch at once (rotation). PyJWT's default
             # 30 s cool-down between such refetches would refuse a login just after a rotation.
-            jwks = PyJWKClient(metadata["jwks_uri"], cache_keys=True, lifespan=300, ssl_context=self._psc_ssl(),
-                               cooldown_duration=0)
+            jwks = PyJWKClient(
+                metadata["jwks_uri"], cache_keys=True, lifespan=300, ssl_context=self._psc_ssl(), cooldown_duration=0
+            )
             self._psc_jwks = jwks
         try:
             return jwks.get_signing_key_from_jwt(id_token)
         except jwt.PyJWKClientError as exc:
             raise PscRefused(f"clé de signature introuvable: {exc}") from None
 
-    def _psc_validate_id_token(self, id_token: str, metadata: dict[str, Any], nonce: str | None,
-                               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _psc_validate_id_token(
+        self, id_token: str, metadata: dict[str, Any], nonce: str | None, previous: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """OpenID Connect Core 1.0 §3.1.3.7 (and §12.2 for an id token obtained by refresh)."""
         cfg = REFERENCE_PSC_CLIENT
         key = self._psc_signing_key(id_token, metadata)
         try:
             claims: dict[str, Any] = jwt.decode(
-                id_token, key.key, algorithms=ALGORITHMS, audience=cfg.client_id, issuer=metadata["issuer"], leeway=30,
-                options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_aud": not self.has("psc-audience-non-verifiee")},
+                id_token,
+                key.key,
+                algorithms=ALGORITHMS,
+                audience=cfg.client_id,
+                issuer=metadata["issuer"],
+                leeway=30,
+                options={
+                    "require": ["iss", "sub", "aud", "exp", "iat"],
+                    "verify_aud": not self.has("psc-audience-non-verifiee"),
+                },
             )
         except jwt.InvalidAudienceError:
             raise PscRefused("id token refusé: audience différente du client_id du DUI") from None
         except jwt.InvalidTokenError as exc:
             raise PscRefused(f"id token refusé: {exc}") from None
         aud = claims.get("aud")
-        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != cfg.client_id and not self.has("psc-audience-non-verifiee"):
+        if (
+            isinstance(aud, list)
+            and len(aud) > 1
+            and claims.get("azp") != cfg.client_id
+            and not self.has("psc-audience-non-verifiee")
+        ):
             raise PscRefused("id token refusé: azp différent du client_id du DUI")
         if nonce is not None and claims.get("nonce") != nonce:
             raise PscRefused("id token refusé: nonce différent de celui envoyé")
         if claims.get("acr") != REQUIRED_ACR and not self.has("psc-acr-non-verifie"):
             raise PscRefused(f"id token refusé: niveau d'authentification {claims.get('acr')!r} au lieu de eidas1")
-        if previous is not None and (claims.get("sub") != previous.get("sub") or claims.get("iss") != previous.get("iss")):
+        if previous is not None and (
+            claims.get("sub") != previous.get("sub") or claims.get("iss") != previous.get("iss")
+        ):
             raise PscRefused("id token de rafraîchissement: sub ou iss différents de la connexion")
         return claims
 
@@ -190,9 +213,12 @@ class PscActions:
         if activity is None:
             raise PscRefused(f"le professionnel {id_nat} n'a aucune activité dans l'établissement FINESS {finess}")
         return {
-            "id_nat_ps": id_nat, "rpps": rpps, "finess": activity.get("numeroFinessSite", ""),
+            "id_nat_ps": id_nat,
+            "rpps": rpps,
+            "finess": activity.get("numeroFinessSite", ""),
             "finess_juridique": activity.get("numeroFinessetablissementJuridique", ""),
-            "structure": activity.get("identifiantTechniqueDeLaStructure", ""), "profession": profession,
+            "structure": activity.get("identifiantTechniqueDeLaStructure", ""),
+            "profession": profession,
             "nom": f"{userinfo.get('given_name', '')} {userinfo.get('family_name', '')}".strip(),
         }
 
@@ -208,13 +234,18 @@ class PscActions:
         except (OAuth2Error, OAuthError, httpx.HTTPError, ValueError, KeyError) as exc:
             return ActionResult(ActionStatus.FAILED, f"connexion PSC impossible: {type(exc).__name__}: {exc}")
         self._psc_session = session
-        return ActionResult(ActionStatus.DONE, f"connecté: {session.facts['nom']} ({session.facts['id_nat_ps']})", dict(session.facts))
+        return ActionResult(
+            ActionStatus.DONE, f"connecté: {session.facts['nom']} ({session.facts['id_nat_ps']})", dict(session.facts)
+        )
 
     def _psc_do_login(self, client: OAuth2Client, metadata: dict[str, Any], action: PscLogin) -> PscSession:
         verifier = None if self.has("psc-sans-pkce") else secrets.token_urlsafe(48)
         nonce = secrets.token_urlsafe(16)
         url, state = client.create_authorization_url(
-            metadata["authorization_endpoint"], code_verifier=verifier, nonce=nonce, acr_values=REQUIRED_ACR,
+            metadata["authorization_endpoint"],
+            code_verifier=verifier,
+            nonce=nonce,
+            acr_values=REQUIRED_ACR,
         )
         response = client.request("GET", url, withhold_token=True)
         location = response.headers.get("location", "")
@@ -227,7 +258,9 @@ class PscActions:
             raise PscRefused("réponse d'autorisation d'un autre émetteur (iss)")
         try:
             token = client.fetch_token(
-                metadata["token_endpoint"], authorization_response=location, code_verifier=verifier,
+                metadata["token_endpoint"],
+                authorization_response=location,
+                code_verifier=verifier,
                 state="" if self.has("psc-state-non-verifie") else state,
             )
         except MismatchingStateException:
@@ -238,8 +271,14 @@ class PscActions:
         id_claims = self._psc_validate_id_token(id_token, metadata, nonce)
         userinfo = self._psc_userinfo(client, metadata)
         facts = self._psc_professional(userinfo, id_claims, action.establishment.finess)
-        facts.update({"sub": id_claims["sub"], "acr": id_claims.get("acr"), "kid": jwt.get_unverified_header(id_token).get("kid"),
-                      "sid": id_claims.get("sid")})
+        facts.update(
+            {
+                "sub": id_claims["sub"],
+                "acr": id_claims.get("acr"),
+                "kid": jwt.get_unverified_header(id_token).get("kid"),
+                "sid": id_claims.get("sid"),
+            }
+        )
         return PscSession(metadata, dict(token), id_claims, userinfo, str(token.get("refresh_token", "")), facts=facts)
 
     def _psc_userinfo(self, client: OAuth2Client, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -248,8 +287,13 @@ class PscActions:
             raise PscRefused(f"userinfo refusé (HTTP {response.status_code})")
         if response.headers.get("content-type", "").startswith("application/jwt"):
             key = self._psc_signing_key(response.text, metadata)
-            data: dict[str, Any] = jwt.decode(response.text, key.key, algorithms=ALGORITHMS,
-                                              audience=REFERENCE_PSC_CLIENT.client_id, issuer=metadata["issuer"])
+            data: dict[str, Any] = jwt.decode(
+                response.text,
+                key.key,
+                algorithms=ALGORITHMS,
+                audience=REFERENCE_PSC_CLIENT.client_id,
+                issuer=metadata["issuer"],
+            )
             return data
         result: dict[str, Any] = response.json()
         return result
@@ -258,13 +302,19 @@ class PscActions:
         session: PscSession | None = getattr(self, "_psc_session", None)
         if session is None:
             return ActionResult(ActionStatus.FAILED, "aucune session PSC à rafraîchir")
-        refresh_token = session.first_refresh_token if self.has("psc-refresh-reutilise") else str(session.token.get("refresh_token", ""))
+        refresh_token = (
+            session.first_refresh_token
+            if self.has("psc-refresh-reutilise")
+            else str(session.token.get("refresh_token", ""))
+        )
         try:
             with self._psc_client(session.metadata) as client:
                 token = client.refresh_token(session.metadata["token_endpoint"], refresh_token=refresh_token)
                 claims = session.id_claims
                 if token.get("id_token"):
-                    claims = self._psc_validate_id_token(str(token["id_token"]), session.metadata, None, previous=session.id_claims)
+                    claims = self._psc_validate_id_token(
+                        str(token["id_token"]), session.metadata, None, previous=session.id_claims
+                    )
                 userinfo = self._psc_userinfo(client, session.metadata)
         except PscRefused as exc:
             return ActionResult(ActionStatus.FAILED, f"rafraîchissement PSC refusé: {exc}")
@@ -277,8 +327,11 @@ class PscActions:
         session.token = {**session.token, **dict(token)}
         session.id_claims, session.userinfo = claims, userinfo
         session.refreshes += 1
-        return ActionResult(ActionStatus.DONE, f"session PSC rafraîchie ({session.refreshes})",
-                            {"refreshes": session.refreshes, "id_nat_ps": userinfo.get("SubjectNameID")})
+        return ActionResult(
+            ActionStatus.DONE,
+            f"session PSC rafraîchie ({session.refreshes})",
+            {"refreshes": session.refreshes, "id_nat_ps": userinfo.get("SubjectNameID")},
+        )
 
     def psc_logout(self) -> ActionResult:
         session: PscSession | None = getattr(self, "_psc_session", None)
@@ -288,11 +341,13 @@ class PscActions:
         if self.has("psc-deconnexion-locale"):
             return ActionResult(ActionStatus.DONE, "déconnecté (session locale fermée)")
         state = secrets.token_urlsafe(16)
-        query = urlencode({
-            "id_token_hint": session.token.get("id_token", ""),
-            "post_logout_redirect_uri": REFERENCE_PSC_CLIENT.post_logout_redirect_uri,
-            "state": state,
-        })
+        query = urlencode(
+            {
+                "id_token_hint": session.token.get("id_token", ""),
+                "post_logout_redirect_uri": REFERENCE_PSC_CLIENT.post_logout_redirect_uri,
+                "state": state,
+            }
+        )
         try:
             with httpx.Client(verify=self._psc_ssl(), timeout=30, follow_redirects=False) as client:
                 response = client.get(f"{session.metadata['end_session_endpoint']}?{query}")

@@ -20,10 +20,26 @@ from harness.sut.psc_actions import PSC_DEFECTS, PscActions
 from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
 
 #: Named defects the faulty DUI can switch on (``--sut faulty:<name>[,<name>]``), all capabilities together.
-DEFECTS: MappingProxyType[str, Defect] = MappingProxyType({d.name: d for group in (MSSANTE_DEFECTS, PSC_DEFECTS, INSI_DEFECTS, DMP_DEFECTS, TDDUI_DEFECTS, EPRESCRIPTION_DEFECTS, EPARCOURS_DEFECTS) for d in group})
+DEFECTS: MappingProxyType[str, Defect] = MappingProxyType(
+    {
+        d.name: d
+        for group in (
+            MSSANTE_DEFECTS,
+            PSC_DEFECTS,
+            INSI_DEFECTS,
+            DMP_DEFECTS,
+            TDDUI_DEFECTS,
+            EPRESCRIPTION_DEFECTS,
+            EPARCOURS_DEFECTS,
+        )
+        for d in group
+    }
+)
 
 
-class ReferenceDUI(MssanteActions, PscActions, InsiActions, DmpActions, TdduiActions, EprescriptionActions, EparcoursActions):
+class ReferenceDUI(
+    MssanteActions, PscActions, InsiActions, DmpActions, TdduiActions, EprescriptionActions, EparcoursActions
+):
     """A DUI that does everything right."""
 
     name = "reference"

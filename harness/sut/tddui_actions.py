@@ -42,9 +42,14 @@ HOME_CATEGORIES = {"SSIAD", "SAAD", "SPASAD", "SESSAD", "SAVS", "SAMSAH"}
 
 TDDUI_DEFECTS = (
     Defect("tddui-sans-sorties", "omet de l'export TDDUI les personnes sorties définitivement (et leurs séjours clos)"),
-    Defect("tddui-date-export", "met la date de l'export dans meta.lastUpdated au lieu de la date de modification du dossier"),
+    Defect(
+        "tddui-date-export",
+        "met la date de l'export dans meta.lastUpdated au lieu de la date de modification du dossier",
+    ),
     Defect("tddui-pp-brouillon-absent", "n'exporte pas les projets personnalisés en préparation (brouillons)"),
-    Defect("tddui-url-profil", "met le nom du profil (TDDUIEncounterSejour…) dans request.url au lieu du type de ressource"),
+    Defect(
+        "tddui-url-profil", "met le nom du profil (TDDUIEncounterSejour…) dans request.url au lieu du type de ressource"
+    ),
 )
 
 
@@ -57,8 +62,14 @@ def _at(day: date, hour: int = 12) -> datetime:
     return datetime.combine(day, time(hour, 0), tzinfo=PARIS)
 
 
-def build_tddui_bundle(action: TdduiExport, *, omit_exits: bool = False, stamp_export_time: bool = False,
-                       omit_draft_plans: bool = False, profile_in_url: bool = False) -> dict[str, Any]:
+def build_tddui_bundle(
+    action: TdduiExport,
+    *,
+    omit_exits: bool = False,
+    stamp_export_time: bool = False,
+    omit_draft_plans: bool = False,
+    profile_in_url: bool = False,
+) -> dict[str, Any]:
     """The TDDUI transaction Bundle of ``action`` (the keyword switches are the faulty DUI's defects)."""
     est: Establishment = action.establishment
     cutoff = action.exported_at if action.exported_at.tzinfo else action.exported_at.replace(tzinfo=PARIS)
@@ -74,13 +85,22 @@ def build_tddui_bundle(action: TdduiExport, *, omit_exits: bool = False, stamp_e
         entries.append({"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": url}})
         return full_url
 
-    org_url = add({
-        "resourceType": "Organization",
-        "meta": {"profile": [PROFILE + "tddui-organization"]},
-        "identifier": [{"use": "official", "type": {"coding": [{"system": CS_V2_0203, "code": "IDNST"}]},
-                        "system": "urn:oid:1.2.250.1.71.4.2.2", "value": "1" + est.finess}],
-        "name": est.name,
-    }, "TDDUIOrganization")
+    org_url = add(
+        {
+            "resourceType": "Organization",
+            "meta": {"profile": [PROFILE + "tddui-organization"]},
+            "identifier": [
+                {
+                    "use": "official",
+                    "type": {"coding": [{"system": CS_V2_0203, "code": "IDNST"}]},
+                    "system": "urn:oid:1.2.250.1.71.4.2.2",
+                    "value": "1" + est.finess,
+                }
+            ],
+            "name": est.name,
+        },
+        "TDDUIOrganization",
+    )
     encounter_class = {"system": ACT_CODE, "code": "HH" if est.category in HOME_CATEGORIES else "IMP"}
     for record in action.records:
         stays = [s for s in record.stays if s.admission <= cutoff_day]
@@ -92,67 +112,130 @@ def build_tddui_bundle(action: TdduiExport, *, omit_exits: bool = False, stamp_e
         person = record.person
         local = f"3{est.finess}/{record.local_id}"
         last_update = record.last_update(cutoff) or _at(min(s.admission for s, _ in known))
-        patient_url = add({
-            "resourceType": "Patient",
-            "meta": {"profile": [PROFILE + "tddui-patient-ins"], "lastUpdated": modified(last_update)},
-            "identifier": [
-                {"use": "official", "type": {"coding": [{"system": CS_V2_0203, "code": "INS-NIR-TEST"}]},
-                 **person.ins.to_fhir_identifier()},
-                {"use": "usual", "type": {"coding": [{"system": "https://interop.esante.gouv.fr/ig/fhir/tddui/CodeSystem/tddui-identifier-type", "code": "PLI"}]},
-                 "system": LOCAL_SYSTEM, "value": local},
-            ],
-            "name": [{"use": "official", "family": person.family, "given": [person.given]}],
-            "gender": {"M": "male", "F": "female"}.get(person.sex, "unknown"),
-            "birthDate": person.birth_date.isoformat(),
-        }, "TDDUIPatientINS")
+        patient_url = add(
+            {
+                "resourceType": "Patient",
+                "meta": {"profile": [PROFILE + "tddui-patient-ins"], "lastUpdated": modified(last_update)},
+                "identifier": [
+                    {
+                        "use": "official",
+                        "type": {"coding": [{"system": CS_V2_0203, "code": "INS-NIR-TEST"}]},
+                        **person.ins.to_fhir_identifier(),
+                    },
+                    {
+                        "use": "usual",
+                        "type": {
+                            "coding": [
+                                {
+                                    "system": "https://interop.esante.gouv.fr/ig/fhir/tddui/CodeSystem/tddui-identifier-type",
+                                    "code": "PLI",
+                                }
+                            ]
+                        },
+                        "system": LOCAL_SYSTEM,
+                        "value": local,
+                    },
+                ],
+                "name": [{"use": "official", "family": person.family, "given": [person.given]}],
+                "gender": {"M": "male", "F": "female"}.get(person.sex, "unknown"),
+                "birthDate": person.birth_date.isoformat(),
+            },
+            "TDDUIPatientINS",
+        )
         stay_url = ""
         for stay, end in known:
             last_change = end or stay.admission
-            stay_url = add({
-                "resourceType": "Encounter",
-                "meta": {"profile": [PROFILE + "tddui-encounter-sejour"], "lastUpdated": modified(_at(last_change))},
-                "identifier": [{"type": {"coding": [{"system": "https://interop.esante.gouv.fr/ig/fhir/tddui/CodeSystem/tddui-encounter-identifier-type", "code": "SEJ"}]},
-                                "system": SEJOUR_SYSTEM, "value": f"{local}-SEJOUR-{stay.id}"}],
-                "status": "finished" if end else "in-progress",
-                "class": encounter_class,
-                "subject": {"reference": patient_url},
-                "serviceProvider": {"reference": org_url},
-                "period": {"start": stay.admission.isoformat(), **({"end": end.isoformat()} if end else {})},
-            }, "TDDUIEncounterSejour")
+            stay_url = add(
+                {
+                    "resourceType": "Encounter",
+                    "meta": {
+                        "profile": [PROFILE + "tddui-encounter-sejour"],
+                        "lastUpdated": modified(_at(last_change)),
+                    },
+                    "identifier": [
+                        {
+                            "type": {
+                                "coding": [
+                                    {
+                                        "system": "https://interop.esante.gouv.fr/ig/fhir/tddui/CodeSystem/tddui-encounter-identifier-type",
+                                        "code": "SEJ",
+                                    }
+                                ]
+                            },
+                            "system": SEJOUR_SYSTEM,
+                            "value": f"{local}-SEJOUR-{stay.id}",
+                        }
+                    ],
+                    "status": "finished" if end else "in-progress",
+                    "class": encounter_class,
+                    "subject": {"reference": patient_url},
+                    "serviceProvider": {"reference": org_url},
+                    "period": {"start": stay.admission.isoformat(), **({"end": end.isoformat()} if end else {})},
+                },
+                "TDDUIEncounterSejour",
+            )
         current: dict[str, PersonalPlan] = {}  # each projet as it stands at the export (its latest status)
         for plan in record.plans:
-            if plan.status_date <= cutoff and (plan.id not in current or plan.status_date >= current[plan.id].status_date):
+            if plan.status_date <= cutoff and (
+                plan.id not in current or plan.status_date >= current[plan.id].status_date
+            ):
                 current[plan.id] = plan
         for plan in current.values():
             if omit_draft_plans and plan.status is PlanStatus.EN_PREPARATION:
                 continue
-            add({
-                "resourceType": "CarePlan",
-                "meta": {"profile": [PROFILE + "tddui-careplan-projet-personnalise"], "lastUpdated": modified(plan.status_date)},
-                "identifier": [{"system": PP_SYSTEM, "value": f"{local}-PPER-{plan.id}"}],
-                "status": str(plan.status),
-                "intent": "plan",
-                "title": plan.title,
-                "subject": {"reference": patient_url},
-            }, "TDDUICarePlanProjetPersonnalise")
+            add(
+                {
+                    "resourceType": "CarePlan",
+                    "meta": {
+                        "profile": [PROFILE + "tddui-careplan-projet-personnalise"],
+                        "lastUpdated": modified(plan.status_date),
+                    },
+                    "identifier": [{"system": PP_SYSTEM, "value": f"{local}-PPER-{plan.id}"}],
+                    "status": str(plan.status),
+                    "intent": "plan",
+                    "title": plan.title,
+                    "subject": {"reference": patient_url},
+                },
+                "TDDUICarePlanProjetPersonnalise",
+            )
         for event in record.events:
             if event.modified > cutoff:
                 continue
-            add({
-                "resourceType": "Encounter",
-                "meta": {"profile": [PROFILE + "tddui-encounter-evenement"], "lastUpdated": modified(event.modified)},
-                "identifier": [{"system": EVN_SYSTEM, "value": f"{local}-EVN-{event.id}"}],
-                "status": str(event.status) if isinstance(event.status, EventStatus) else event.status,
-                "class": encounter_class,
-                "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-permitted"}],
-                          "text": event.label}],
-                "subject": {"reference": patient_url},
-                "serviceProvider": {"reference": org_url},
-                "partOf": {"reference": stay_url},
-                "period": {"start": _instant(event.start), "end": _instant(event.end)},
-            }, "TDDUIEncounterEvenement")
-    return {"resourceType": "Bundle", "meta": {"profile": [PROFILE + "tddui-bundle"]}, "type": "transaction",
-            "timestamp": _instant(cutoff), "entry": entries}
+            add(
+                {
+                    "resourceType": "Encounter",
+                    "meta": {
+                        "profile": [PROFILE + "tddui-encounter-evenement"],
+                        "lastUpdated": modified(event.modified),
+                    },
+                    "identifier": [{"system": EVN_SYSTEM, "value": f"{local}-EVN-{event.id}"}],
+                    "status": str(event.status) if isinstance(event.status, EventStatus) else event.status,
+                    "class": encounter_class,
+                    "type": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                                    "code": "not-permitted",
+                                }
+                            ],
+                            "text": event.label,
+                        }
+                    ],
+                    "subject": {"reference": patient_url},
+                    "serviceProvider": {"reference": org_url},
+                    "partOf": {"reference": stay_url},
+                    "period": {"start": _instant(event.start), "end": _instant(event.end)},
+                },
+                "TDDUIEncounterEvenement",
+            )
+    return {
+        "resourceType": "Bundle",
+        "meta": {"profile": [PROFILE + "tddui-bundle"]},
+        "type": "transaction",
+        "timestamp": _instant(cutoff),
+        "entry": entries,
+    }
 
 
 class TdduiActions:
@@ -170,14 +253,20 @@ class TdduiActions:
         if endpoint is None:
             return ActionResult(ActionStatus.ERROR, "point d'accès TDDUI inconnu (simulateur tddui non démarré)")
         bundle = build_tddui_bundle(
-            action, omit_exits=self.has("tddui-sans-sorties"), stamp_export_time=self.has("tddui-date-export"),
-            omit_draft_plans=self.has("tddui-pp-brouillon-absent"), profile_in_url=self.has("tddui-url-profil"),
+            action,
+            omit_exits=self.has("tddui-sans-sorties"),
+            stamp_export_time=self.has("tddui-date-export"),
+            omit_draft_plans=self.has("tddui-pp-brouillon-absent"),
+            profile_in_url=self.has("tddui-url-profil"),
         )
         body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
         try:
             with httpx.Client(verify=ssl.create_default_context(cafile=str(self.env.ca_bundle)), timeout=60) as client:
-                response = client.post(endpoint, content=body, headers={
-                    "Content-Type": "application/fhir+json; charset=utf-8", "Accept": "application/fhir+json"})
+                response = client.post(
+                    endpoint,
+                    content=body,
+                    headers={"Content-Type": "application/fhir+json; charset=utf-8", "Accept": "application/fhir+json"},
+                )
         except httpx.HTTPError as exc:
             return ActionResult(ActionStatus.FAILED, f"export TDDUI impossible: {exc}")
         try:
@@ -185,10 +274,19 @@ class TdduiActions:
         except ValueError:
             answer = {}
         if response.status_code != 200 or answer.get("resourceType") != "Bundle":
-            issues = "; ".join(i.get("diagnostics", "") for i in answer.get("issue", [])) if isinstance(answer, dict) else ""
-            return ActionResult(ActionStatus.FAILED, f"export TDDUI refusé: HTTP {response.status_code} {issues}".strip())
-        warnings = [issue.get("diagnostics", "") for entry in answer.get("entry") or []
-                    for issue in (((entry.get("response") or {}).get("outcome") or {}).get("issue") or [])]
-        return ActionResult(ActionStatus.DONE, f"export TDDUI accepté ({len(bundle['entry'])} entrées)",
-                            {"entries": len(bundle["entry"]), "response_entries": len(answer.get("entry") or []),
-                             "warnings": warnings})
+            issues = (
+                "; ".join(i.get("diagnostics", "") for i in answer.get("issue", [])) if isinstance(answer, dict) else ""
+            )
+            return ActionResult(
+                ActionStatus.FAILED, f"export TDDUI refusé: HTTP {response.status_code} {issues}".strip()
+            )
+        warnings = [
+            issue.get("diagnostics", "")
+            for entry in answer.get("entry") or []
+            for issue in (((entry.get("response") or {}).get("outcome") or {}).get("issue") or [])
+        ]
+        return ActionResult(
+            ActionStatus.DONE,
+            f"export TDDUI accepté ({len(bundle['entry'])} entrées)",
+            {"entries": len(bundle["entry"]), "response_entries": len(answer.get("entry") or []), "warnings": warnings},
+        )

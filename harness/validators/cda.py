@@ -63,36 +63,77 @@ class DocumentType:
 DOCUMENT_TYPES = MappingProxyType(
     {
         "DLU": DocumentType(
-            "DLU", "74207-2", LOINC, "Dossier de liaison d'urgence", "1.2.250.1.213.1.1.1.22", "2022.01",
+            "DLU",
+            "74207-2",
+            LOINC,
+            "Dossier de liaison d'urgence",
+            "1.2.250.1.213.1.1.1.22",
+            "2022.01",
             "DOCUMENT DE LIAISON D'URGENCE",
             alternatives=("1.2.250.1.213.1.1.1.23", "1.2.250.1.213.1.1.1.24", "1.2.250.1.213.1.1.1.51"),
         ),
         "VSM": DocumentType(
-            "VSM", "SYNTH", "1.2.250.1.213.1.1.4.12", "Synthèse", "1.2.250.1.213.1.1.1.13", "201310",
+            "VSM",
+            "SYNTH",
+            "1.2.250.1.213.1.1.4.12",
+            "Synthèse",
+            "1.2.250.1.213.1.1.1.13",
+            "201310",
             "VOLET DE SYNTHESE MEDICALE",
         ),
         "LDL-SES": DocumentType(
-            "LDL-SES", "11490-0", LOINC, "Lettre de liaison à la sortie d'un établissement de soins",
-            "1.2.250.1.213.1.1.1.29", "2022.01", "LETTRE DE LIAISON A LA SORTIE",
+            "LDL-SES",
+            "11490-0",
+            LOINC,
+            "Lettre de liaison à la sortie d'un établissement de soins",
+            "1.2.250.1.213.1.1.1.29",
+            "2022.01",
+            "LETTRE DE LIAISON A LA SORTIE",
         ),
         "LDL-EES": DocumentType(
-            "LDL-EES", "18761-7", LOINC, "Note de transfert", "1.2.250.1.213.1.1.1.21", "2022.01",
+            "LDL-EES",
+            "18761-7",
+            LOINC,
+            "Note de transfert",
+            "1.2.250.1.213.1.1.1.21",
+            "2022.01",
             "LETTRE DE LIAISON A L'ENTREE",
         ),
         "VAC": DocumentType(
-            "VAC", "11369-6", LOINC, "Historique de vaccinations", "1.2.250.1.213.1.1.1.37", "2023.01",
+            "VAC",
+            "11369-6",
+            LOINC,
+            "Historique de vaccinations",
+            "1.2.250.1.213.1.1.1.37",
+            "2023.01",
             "HISTORIQUE DE VACCINATIONS",
         ),
         "CR-BIO": DocumentType(
-            "CR-BIO", "11502-2", LOINC, "CR d'examens biologiques", "1.2.250.1.213.1.1.1.55", None,
-            "COMPTE RENDU D'EXAMENS BIOLOGIQUES", alternatives=("1.3.6.1.4.1.19376.1.2.20",),
+            "CR-BIO",
+            "11502-2",
+            LOINC,
+            "CR d'examens biologiques",
+            "1.2.250.1.213.1.1.1.55",
+            None,
+            "COMPTE RENDU D'EXAMENS BIOLOGIQUES",
+            alternatives=("1.3.6.1.4.1.19376.1.2.20",),
         ),
         "EP-MED-DM": DocumentType(
-            "EP-MED-DM", "57833-6", LOINC, "Prescription de produits de santé", "1.2.250.1.213.1.1.1.39", "2024.01",
+            "EP-MED-DM",
+            "57833-6",
+            LOINC,
+            "Prescription de produits de santé",
+            "1.2.250.1.213.1.1.1.39",
+            "2024.01",
             "PRESCRIPTION",
         ),
         "EDISP-MED": DocumentType(
-            "EDISP-MED", "60593-1", LOINC, "Dispensation médicamenteuse", "1.2.250.1.213.1.1.1.54", "2024.01",
+            "EDISP-MED",
+            "60593-1",
+            LOINC,
+            "Dispensation médicamenteuse",
+            "1.2.250.1.213.1.1.1.54",
+            "2024.01",
             "DISPENSATION",
         ),
     }
@@ -164,13 +205,17 @@ def header_of(root: etree._Element, *, location: str = "") -> CdaHeader:
     findings: list[Finding] = []
     if root.tag != f"{{{HL7}}}ClinicalDocument":
         return CdaHeader(
-            findings=[Finding("CDA-NOT-CDA", f"l'élément racine est {root.tag}, pas hl7:ClinicalDocument", location=location)]
+            findings=[
+                Finding("CDA-NOT-CDA", f"l'élément racine est {root.tag}, pas hl7:ClinicalDocument", location=location)
+            ]
         )
     code_el = root.find("hl7:code", NS)
     code = code_el.get("code") if code_el is not None else None
     code_system = code_el.get("codeSystem") if code_el is not None else None
     if code is None:
-        findings.append(Finding("CDA-NO-CODE", "le document n'a pas d'élément code (type de document)", location=location))
+        findings.append(
+            Finding("CDA-NO-CODE", "le document n'a pas d'élément code (type de document)", location=location)
+        )
     elif not code_system:
         findings.append(Finding("CDA-CODE-SYSTEM", "le code du document n'a pas de codeSystem", location=location))
     template_ids = tuple(t.get("root", "") for t in root.findall("hl7:templateId", NS))
@@ -253,7 +298,9 @@ class CdaSchema:
             Finding("CDA-XSD", f"ligne {e.line}: {e.message}", location=location or "CDA") for e in errors[:limit]
         ]
         if len(errors) > limit:
-            findings.append(Finding("CDA-XSD", f"... et {len(errors) - limit} autre(s) erreur(s) XSD", location=location))
+            findings.append(
+                Finding("CDA-XSD", f"... et {len(errors) - limit} autre(s) erreur(s) XSD", location=location)
+            )
         return findings
 
 
@@ -284,7 +331,9 @@ def check_french_header(root: etree._Element, *, location: str = "") -> list[Fin
         if not condition:
             out.append(Finding(code, message, severity, location))
 
-    need(any(r.get("code") == "FR" for r in root.findall("hl7:realmCode", NS)), "CDA-REALM", "realmCode code=\"FR\" absent")
+    need(
+        any(r.get("code") == "FR" for r in root.findall("hl7:realmCode", NS)), "CDA-REALM", 'realmCode code="FR" absent'
+    )
     type_id = root.find("hl7:typeId", NS)
     need(
         type_id is not None and (type_id.get("root"), type_id.get("extension")) == CDA_TYPE_ID,
@@ -293,7 +342,11 @@ def check_french_header(root: etree._Element, *, location: str = "") -> list[Fin
     )
     declared = {t.get("root", "") for t in root.findall("hl7:templateId", NS)}
     for template in HEADER_TEMPLATES:
-        need(template in declared, "CDA-TEMPLATE-HEADER", f"templateId d'en-tête {template} absent (modèle d'en-tête CI-SIS)")
+        need(
+            template in declared,
+            "CDA-TEMPLATE-HEADER",
+            f"templateId d'en-tête {template} absent (modèle d'en-tête CI-SIS)",
+        )
     doc_id = root.find("hl7:id", NS)
     need(doc_id is not None and bool(doc_id.get("root")), "CDA-ID", "identifiant du document (id/@root) absent")
     need(root.find("hl7:effectiveTime[@value]", NS) is not None, "CDA-EFFECTIVE-TIME", "effectiveTime absent")
@@ -306,7 +359,9 @@ def check_french_header(root: etree._Element, *, location: str = "") -> list[Fin
     )
     need(
         any(lc.get("code") == "fr-FR" for lc in root.findall("hl7:languageCode", NS)),
-        "CDA-LANGUAGE", "languageCode fr-FR attendu", Severity.WARNING,
+        "CDA-LANGUAGE",
+        "languageCode fr-FR attendu",
+        Severity.WARNING,
     )
     need(root.find("hl7:setId[@root]", NS) is not None, "CDA-SETID", "setId absent")
     need(root.find("hl7:versionNumber[@value]", NS) is not None, "CDA-VERSION", "versionNumber absent")
@@ -320,13 +375,15 @@ def check_french_header(root: etree._Element, *, location: str = "") -> list[Fin
         need(
             author.find("hl7:assignedAuthor/hl7:assignedPerson", NS) is not None
             or author.find("hl7:assignedAuthor/hl7:assignedAuthoringDevice", NS) is not None,
-            "CDA-AUTHOR", f"{where}: ni assignedPerson ni assignedAuthoringDevice",
+            "CDA-AUTHOR",
+            f"{where}: ni assignedPerson ni assignedAuthoringDevice",
         )
     custodian = _ids(root, "hl7:custodian/hl7:assignedCustodian/hl7:representedCustodianOrganization/hl7:id")
     need(any(r for r, _ in custodian), "CDA-CUSTODIAN", "custodian/.../representedCustodianOrganization/id absent")
     need(
         root.find("hl7:legalAuthenticator/hl7:assignedEntity/hl7:id", NS) is not None,
-        "CDA-LEGAL-AUTHENTICATOR", "legalAuthenticator/assignedEntity/id absent",
+        "CDA-LEGAL-AUTHENTICATOR",
+        "legalAuthenticator/assignedEntity/id absent",
     )
     facility = root.find("hl7:componentOf/hl7:encompassingEncounter/hl7:location/hl7:healthCareFacility/hl7:code", NS)
     need(
@@ -334,12 +391,18 @@ def check_french_header(root: etree._Element, *, location: str = "") -> list[Fin
         "CDA-HEALTHCARE-FACILITY",
         "componentOf/encompassingEncounter/location/healthCareFacility/code absent (source du healthcareFacilityTypeCode)",
     )
-    need(root.find("hl7:documentationOf/hl7:serviceEvent", NS) is not None, "CDA-SERVICE-EVENT",
-         "documentationOf/serviceEvent absent", Severity.WARNING)
+    need(
+        root.find("hl7:documentationOf/hl7:serviceEvent", NS) is not None,
+        "CDA-SERVICE-EVENT",
+        "documentationOf/serviceEvent absent",
+        Severity.WARNING,
+    )
     body = root.find("hl7:component", NS)
     need(
-        body is not None and (body.find("hl7:structuredBody", NS) is not None or body.find("hl7:nonXMLBody", NS) is not None),
-        "CDA-BODY", "ni structuredBody ni nonXMLBody",
+        body is not None
+        and (body.find("hl7:structuredBody", NS) is not None or body.find("hl7:nonXMLBody", NS) is not None),
+        "CDA-BODY",
+        "ni structuredBody ni nonXMLBody",
     )
     return out
 
@@ -361,7 +424,9 @@ def validate_cda(
     try:
         root = parse_xml(data, max_bytes=max_bytes)
     except XMLSafetyError as exc:
-        header = CdaHeader(findings=[Finding(exc.code, f"le document n'est pas un XML lisible: {exc.message_fr}", location=location)])
+        header = CdaHeader(
+            findings=[Finding(exc.code, f"le document n'est pas un XML lisible: {exc.message_fr}", location=location)]
+        )
         return CdaReport(header=header, findings=list(header.findings), layers=["xml"])
     header = header_of(root, location=location)
     report = CdaReport(header=header, findings=list(header.findings), layers=["xml", "header"])
@@ -389,8 +454,12 @@ def validate_cda(
     if schematron is not None:
         if volet is None:
             report.findings.append(
-                Finding("SCH-NO-VOLET", "aucun volet CI-SIS reconnu dans les templateId: schématron non exécuté",
-                        Severity.INFO, location)
+                Finding(
+                    "SCH-NO-VOLET",
+                    "aucun volet CI-SIS reconnu dans les templateId: schématron non exécuté",
+                    Severity.INFO,
+                    location,
+                )
             )
         else:
             report.findings.extend(schematron.validate(root, volet.schematron, location=location))

@@ -77,7 +77,11 @@ def is_emergency(note: dict[str, Any]) -> bool | None:
 def note_type(note: dict[str, Any]) -> str | None:
     """The JDV_J23 code of a note's type (``None`` when absent or outside the value set)."""
     for coding in (note.get("type") or {}).get("coding") or []:
-        if isinstance(coding, dict) and coding.get("system") in (TRE_R234, TRE_R234_OID, JDV_J23_OID) and coding.get("code") in NOTE_TYPES:
+        if (
+            isinstance(coding, dict)
+            and coding.get("system") in (TRE_R234, TRE_R234_OID, JDV_J23_OID)
+            and coding.get("code") in NOTE_TYPES
+        ):
             return coding["code"]
     return None
 
@@ -102,23 +106,39 @@ def check_note(note: dict[str, Any], *, where: str = "DocumentReference") -> lis
         add("CDL-TYPE-ABSENT", "type de la note absent (DocumentReference.type 1..1, JDV_J23)", "type")
     elif note_type(note) is None:
         seen = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings)
-        add("CDL-TYPE-JDV", f"type de note hors du jeu de valeurs JDV_J23 TypeNoteCahierLiaison ({seen}); attendu "
-            f"{TRE_R234} parmi {', '.join(NOTE_TYPES)}", "type")
+        add(
+            "CDL-TYPE-JDV",
+            f"type de note hors du jeu de valeurs JDV_J23 TypeNoteCahierLiaison ({seen}); attendu "
+            f"{TRE_R234} parmi {', '.join(NOTE_TYPES)}",
+            "type",
+        )
     elif any(c.get("system") == JDV_J23_OID for c in codings):
-        add("CDL-TYPE-SYSTEM", f"système {JDV_J23_OID} (OID du jeu de valeurs) au lieu de {TRE_R234}", "type", Severity.WARNING)
+        add(
+            "CDL-TYPE-SYSTEM",
+            f"système {JDV_J23_OID} (OID du jeu de valeurs) au lieu de {TRE_R234}",
+            "type",
+            Severity.WARNING,
+        )
     subject_type = _type_of(note.get("subject"))
     if note.get("subject") is None:
         add("CDL-SUBJECT-ABSENT", "sujet de la note absent (subject 1..1, Reference(FRCorePatient))", "subject")
     elif subject_type not in ("Patient", "urn:uuid"):
-        add("CDL-SUBJECT-TYPE", f"le sujet doit être un Patient, reçu {subject_type or 'une référence illisible'}", "subject")
+        add(
+            "CDL-SUBJECT-TYPE",
+            f"le sujet doit être un Patient, reçu {subject_type or 'une référence illisible'}",
+            "subject",
+        )
     authors = note.get("author") or []
     if not authors:
         add("CDL-AUTHOR-ABSENT", "auteur de la note absent (author 1..*)", "author")
     for index, author in enumerate(authors):
         kind = _type_of(author)
         if kind not in (*AUTHOR_TYPES, "urn:uuid"):
-            add("CDL-AUTHOR-TYPE", f"type d'auteur non permis : {kind or 'référence illisible'} ({', '.join(AUTHOR_TYPES)})",
-                f"author[{index}]")
+            add(
+                "CDL-AUTHOR-TYPE",
+                f"type d'auteur non permis : {kind or 'référence illisible'} ({', '.join(AUTHOR_TYPES)})",
+                f"author[{index}]",
+            )
     for element in ("docStatus", "authenticator", "custodian"):
         if note.get(element) is not None:
             add("CDL-INTERDIT", f"{element} interdit dans une note du cahier de liaison (0..0)", element)
@@ -129,14 +149,27 @@ def check_note(note: dict[str, Any], *, where: str = "DocumentReference") -> lis
         codings = [c for c in (label or {}).get("coding") or [] if isinstance(c, dict)]
         for coding in codings:
             if coding.get("system") not in (TRE_A07, TRE_A07_OID):
-                add("CDL-SECURITYLABEL-JDV", f"securityLabel hors JDV_J110 (système {coding.get('system')!r})",
-                    f"securityLabel[{index}]")
+                add(
+                    "CDL-SECURITYLABEL-JDV",
+                    f"securityLabel hors JDV_J110 (système {coding.get('system')!r})",
+                    f"securityLabel[{index}]",
+                )
             elif coding.get("code") not in VISIBILITY_CODES:
-                add("CDL-SECURITYLABEL-JDV", f"code de visibilité inconnu {coding.get('code')!r} ({', '.join(VISIBILITY_CODES)})",
-                    f"securityLabel[{index}]", Severity.WARNING)
+                add(
+                    "CDL-SECURITYLABEL-JDV",
+                    f"code de visibilité inconnu {coding.get('code')!r} ({', '.join(VISIBILITY_CODES)})",
+                    f"securityLabel[{index}]",
+                    Severity.WARNING,
+                )
     for index, ext in enumerate(note.get("extension") or []):
-        if isinstance(ext, dict) and ext.get("url") == EXT_IS_EMERGENCY and not isinstance(ext.get("valueBoolean"), bool):
-            add("CDL-URGENCE", "extension isEmergency sans valueBoolean (value[x] 1..1, boolean)", f"extension[{index}]")
+        if (
+            isinstance(ext, dict)
+            and ext.get("url") == EXT_IS_EMERGENCY
+            and not isinstance(ext.get("valueBoolean"), bool)
+        ):
+            add(
+                "CDL-URGENCE", "extension isEmergency sans valueBoolean (value[x] 1..1, boolean)", f"extension[{index}]"
+            )
     for index, content in enumerate(note.get("content") or []):
         attachment = (content or {}).get("attachment") or {}
         if not attachment.get("data") and not attachment.get("url"):
@@ -153,18 +186,39 @@ def check_bundle(bundle: dict[str, Any], *, update: bool | None = None) -> list[
     told apart by the DocumentReference entry's method."""
     out: list[Finding] = []
     if bundle.get("type") != "transaction":
-        out.append(Finding("CDL-BUNDLE-TYPE", f"Bundle de note de type {bundle.get('type')!r} (attendu transaction)", Severity.ERROR, "Bundle.type"))
+        out.append(
+            Finding(
+                "CDL-BUNDLE-TYPE",
+                f"Bundle de note de type {bundle.get('type')!r} (attendu transaction)",
+                Severity.ERROR,
+                "Bundle.type",
+            )
+        )
     entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
-    notes = [(i, e) for i, e in enumerate(entries) if (e.get("resource") or {}).get("resourceType") == "DocumentReference"]
+    notes = [
+        (i, e) for i, e in enumerate(entries) if (e.get("resource") or {}).get("resourceType") == "DocumentReference"
+    ]
     if len(notes) != 1:
-        out.append(Finding("CDL-BUNDLE-NOTE", f"{len(notes)} DocumentReference dans le Bundle (exactement 1 attendue)",
-                           Severity.ERROR, "Bundle.entry"))
+        out.append(
+            Finding(
+                "CDL-BUNDLE-NOTE",
+                f"{len(notes)} DocumentReference dans le Bundle (exactement 1 attendue)",
+                Severity.ERROR,
+                "Bundle.entry",
+            )
+        )
     for index, entry in notes:
         method = str((entry.get("request") or {}).get("method", "")).upper()
         wanted = {None: ("POST", "PUT"), False: ("POST",), True: ("PUT",)}[update]
         if method not in wanted:
-            out.append(Finding("CDL-BUNDLE-METHOD", f"la note doit être envoyée en {' ou '.join(wanted)}, reçu {method or 'rien'}",
-                               Severity.ERROR, f"Bundle.entry[{index}].request.method"))
+            out.append(
+                Finding(
+                    "CDL-BUNDLE-METHOD",
+                    f"la note doit être envoyée en {' ou '.join(wanted)}, reçu {method or 'rien'}",
+                    Severity.ERROR,
+                    f"Bundle.entry[{index}].request.method",
+                )
+            )
     for index, entry in enumerate(entries):
         rtype = (entry.get("resource") or {}).get("resourceType")
         if rtype == "DocumentReference":
@@ -172,11 +226,30 @@ def check_bundle(bundle: dict[str, Any], *, update: bool | None = None) -> list[
         method = str((entry.get("request") or {}).get("method", "")).upper()
         if rtype in ACTOR_TYPES:
             if method not in ("POST", "PUT"):
-                out.append(Finding("CDL-REQ-MET-1", f"acteur {rtype} : POST si nouvel élément, PUT s'il existe (reçu {method})",
-                                   Severity.ERROR, f"Bundle.entry[{index}].request.method"))
+                out.append(
+                    Finding(
+                        "CDL-REQ-MET-1",
+                        f"acteur {rtype} : POST si nouvel élément, PUT s'il existe (reçu {method})",
+                        Severity.ERROR,
+                        f"Bundle.entry[{index}].request.method",
+                    )
+                )
         else:
-            out.append(Finding("CDL-BUNDLE-RESSOURCE", f"ressource {rtype!r} inattendue dans un Bundle de note", Severity.WARNING,
-                               f"Bundle.entry[{index}]"))
+            out.append(
+                Finding(
+                    "CDL-BUNDLE-RESSOURCE",
+                    f"ressource {rtype!r} inattendue dans un Bundle de note",
+                    Severity.WARNING,
+                    f"Bundle.entry[{index}]",
+                )
+            )
         if entry.get("response") is not None:
-            out.append(Finding("CDL-BUNDLE-RESPONSE", "entry.response interdit dans une requête", Severity.ERROR, f"Bundle.entry[{index}].response"))
+            out.append(
+                Finding(
+                    "CDL-BUNDLE-RESPONSE",
+                    "entry.response interdit dans une requête",
+                    Severity.ERROR,
+                    f"Bundle.entry[{index}].response",
+                )
+            )
     return out

@@ -54,10 +54,23 @@ def check_patient(patient: dict[str, Any], *, where: str = "Patient", require_in
     identifiers = ins_identifiers(patient)
     if not identifiers:
         severity = Severity.ERROR if require_ins else Severity.WARNING
-        out.append(Finding("FRCORE-INS-ABSENT", "le patient n'a pas d'identifiant INS (système urn:oid:1.2.250.1.213.1.4.x)",
-                           severity, f"{where}.identifier"))
+        out.append(
+            Finding(
+                "FRCORE-INS-ABSENT",
+                "le patient n'a pas d'identifiant INS (système urn:oid:1.2.250.1.213.1.4.x)",
+                severity,
+                f"{where}.identifier",
+            )
+        )
         if not patient.get("identifier"):
-            out.append(Finding("FRCORE-IDENTIFIER-ABSENT", "le patient n'a aucun identifiant", Severity.WARNING, f"{where}.identifier"))
+            out.append(
+                Finding(
+                    "FRCORE-IDENTIFIER-ABSENT",
+                    "le patient n'a aucun identifiant",
+                    Severity.WARNING,
+                    f"{where}.identifier",
+                )
+            )
         return out
     for index, identifier in enumerate(identifiers):
         at = f"{where}.identifier[{index}]"
@@ -65,17 +78,35 @@ def check_patient(patient: dict[str, Any], *, where: str = "Patient", require_in
         try:
             parse_ins(value, INS_SYSTEMS[identifier["system"]])
         except InsError as exc:
-            out.append(Finding(f"FRCORE-{exc.code}", f"INS invalide {value!r} : {exc.message}", Severity.ERROR, f"{at}.value"))
+            out.append(
+                Finding(f"FRCORE-{exc.code}", f"INS invalide {value!r} : {exc.message}", Severity.ERROR, f"{at}.value")
+            )
         if identifier.get("use") not in (None, "official"):
-            out.append(Finding("FRCORE-INS-USE", f"identifier.use de l'INS : {identifier.get('use')!r} (attendu official)",
-                               Severity.WARNING, f"{at}.use"))
+            out.append(
+                Finding(
+                    "FRCORE-INS-USE",
+                    f"identifier.use de l'INS : {identifier.get('use')!r} (attendu official)",
+                    Severity.WARNING,
+                    f"{at}.use",
+                )
+            )
     names = [n for n in patient.get("name") or [] if isinstance(n, dict)]
     if not any(n.get("family") and n.get("given") for n in names):
-        out.append(Finding("FRCORE-INS-TRAITS", "patient avec INS sans nom de famille et prénom", Severity.WARNING, f"{where}.name"))
+        out.append(
+            Finding(
+                "FRCORE-INS-TRAITS", "patient avec INS sans nom de famille et prénom", Severity.WARNING, f"{where}.name"
+            )
+        )
     if not patient.get("birthDate"):
-        out.append(Finding("FRCORE-INS-TRAITS", "patient avec INS sans date de naissance", Severity.WARNING, f"{where}.birthDate"))
+        out.append(
+            Finding(
+                "FRCORE-INS-TRAITS", "patient avec INS sans date de naissance", Severity.WARNING, f"{where}.birthDate"
+            )
+        )
     if patient.get("gender") not in ("male", "female", "other", "unknown"):
-        out.append(Finding("FRCORE-INS-TRAITS", "patient avec INS sans sexe (gender)", Severity.WARNING, f"{where}.gender"))
+        out.append(
+            Finding("FRCORE-INS-TRAITS", "patient avec INS sans sexe (gender)", Severity.WARNING, f"{where}.gender")
+        )
     return out
 
 
@@ -103,8 +134,14 @@ def identifier_finess(identifier: Any) -> str | None:
 
 def check_organization(organization: dict[str, Any], *, where: str = "Organization") -> list[Finding]:
     if organization_finess(organization) is None:
-        return [Finding("FRCORE-FINESS-ABSENT", "organisation sans identifiant FINESS (finess.esante.gouv.fr ou idNat_Struct 1+FINESS)",
-                        Severity.WARNING, f"{where}.identifier")]
+        return [
+            Finding(
+                "FRCORE-FINESS-ABSENT",
+                "organisation sans identifiant FINESS (finess.esante.gouv.fr ou idNat_Struct 1+FINESS)",
+                Severity.WARNING,
+                f"{where}.identifier",
+            )
+        ]
     return []
 
 
@@ -132,6 +169,13 @@ def practitioner_idnps(practitioner: dict[str, Any] | None) -> str | None:
 
 def check_practitioner(practitioner: dict[str, Any], *, where: str = "Practitioner") -> list[Finding]:
     if practitioner_idnps(practitioner) is None:
-        return [Finding("FRCORE-IDNPS-ABSENT", "professionnel sans identifiant national IDNPS (urn:oid:1.2.250.1.71.4.2.1 : "
-                        "8 + RPPS, ou 3 + FINESS + / + identifiant local)", Severity.WARNING, f"{where}.identifier")]
+        return [
+            Finding(
+                "FRCORE-IDNPS-ABSENT",
+                "professionnel sans identifiant national IDNPS (urn:oid:1.2.250.1.71.4.2.1 : "
+                "8 + RPPS, ou 3 + FINESS + / + identifiant local)",
+                Severity.WARNING,
+                f"{where}.identifier",
+            )
+        ]
     return []

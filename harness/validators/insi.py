@@ -79,7 +79,9 @@ MIN_BIRTH_YEAR = 1850
 
 _LUNAR_DATE = re.compile(r"([0-9]{4})-(0[0-9]|1[0-2])-(0[0-9]|[12][0-9]|3[01])")
 _COG = re.compile(r"(?:[0-9]{2}|2[AB])[0-9]{3}")
-_DATETIME = re.compile(r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})?")
+_DATETIME = re.compile(
+    r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 _NAME_EXTRA = frozenset(" -'\u2019")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'"})
 # Header blocks the service understands (WSDL binding: Security, ContexteLPS, MessageID, ContexteBAM; plus the
@@ -89,7 +91,10 @@ _UNDERSTOOD_HEADERS = frozenset(
         f"{{{NS['ctxbam']}}}ContexteBAM",
         f"{{{NS['ctxlps']}}}ContexteLPS",
         f"{{{NS['wsse']}}}Security",
-        *(f"{{{NS['wsa']}}}{name}" for name in ("Action", "MessageID", "To", "ReplyTo", "From", "FaultTo", "RelatesTo")),
+        *(
+            f"{{{NS['wsa']}}}{name}"
+            for name in ("Action", "MessageID", "To", "ReplyTo", "From", "FaultTo", "RelatesTo")
+        ),
     }
 )
 _XML_CODES = {
@@ -304,7 +309,14 @@ def _check_sequence(
             continue
         if index < position:
             expected = ", ".join(_local(name) for name in order)
-            findings.append(Finding(code, f"élément {_local(tag)} hors de l'ordre du schéma (attendu : {expected})", Severity.ERROR, location))
+            findings.append(
+                Finding(
+                    code,
+                    f"élément {_local(tag)} hors de l'ordre du schéma (attendu : {expected})",
+                    Severity.ERROR,
+                    location,
+                )
+            )
         else:
             position = index
         found[tag].append(child)
@@ -313,9 +325,17 @@ def _check_sequence(
         if count < minimum:
             findings.append(Finding(code, f"élément {_local(name)} obligatoire absent", Severity.ERROR, location))
         elif maximum is not None and count > maximum:
-            findings.append(Finding(code, f"élément {_local(name)} répété {count} fois (au plus {maximum})", Severity.ERROR, location))
+            findings.append(
+                Finding(
+                    code, f"élément {_local(name)} répété {count} fois (au plus {maximum})", Severity.ERROR, location
+                )
+            )
     if stray_text:
-        findings.append(Finding(code, f"texte inattendu dans {_local(parent.tag)} (contenu élément seulement)", Severity.ERROR, location))
+        findings.append(
+            Finding(
+                code, f"texte inattendu dans {_local(parent.tag)} (contenu élément seulement)", Severity.ERROR, location
+            )
+        )
     return found
 
 
@@ -324,13 +344,17 @@ def _first(found: dict[str, list[etree._Element]], name: str) -> etree._Element 
     return items[0] if items else None
 
 
-def _leaf(found: dict[str, list[etree._Element]], name: str, location: str, code: str, findings: list[Finding]) -> str | None:
+def _leaf(
+    found: dict[str, list[etree._Element]], name: str, location: str, code: str, findings: list[Finding]
+) -> str | None:
     """Text of a simple-content element; child elements inside it are an error."""
     element = _first(found, name)
     if element is None:
         return None
     if len(element) and any(isinstance(child.tag, str) for child in element):
-        findings.append(Finding(code, f"{_local(name)} doit être un texte simple", Severity.ERROR, f"{location}/{_local(name)}"))
+        findings.append(
+            Finding(code, f"{_local(name)} doit être un texte simple", Severity.ERROR, f"{location}/{_local(name)}")
+        )
     return _text(element)
 
 
@@ -356,7 +380,13 @@ def _is_xsd_date(value: str) -> bool:
 
 
 def _context_common(
-    element: etree._Element, found: dict[str, list[etree._Element]], ns: str, nature_expected: str, loc: str, code: str, findings: list[Finding]
+    element: etree._Element,
+    found: dict[str, list[etree._Element]],
+    ns: str,
+    nature_expected: str,
+    loc: str,
+    code: str,
+    findings: list[Finding],
 ) -> tuple[str | None, str | None, str | None]:
     """Checks ContexteBAM and ContexteLPS share: ``Version`` present, ``Nature`` if given, ``Temps`` a dateTime."""
     version = element.get("Version")
@@ -364,10 +394,14 @@ def _context_common(
     if not version:
         findings.append(Finding(code, "attribut Version obligatoire absent", Severity.ERROR, loc))
     if nature is not None and nature != nature_expected:
-        findings.append(Finding(code, f"attribut Nature = {nature!r}, attendu '{nature_expected}'", Severity.ERROR, loc))
+        findings.append(
+            Finding(code, f"attribut Nature = {nature!r}, attendu '{nature_expected}'", Severity.ERROR, loc)
+        )
     temps = _leaf(found, f"{{{ns}}}Temps", loc, code, findings)
     if temps is not None and not _is_datetime(temps):
-        findings.append(Finding(code, f"Temps n'est pas un xsd:dateTime : {temps[:40]!r}", Severity.ERROR, f"{loc}/Temps"))
+        findings.append(
+            Finding(code, f"Temps n'est pas un xsd:dateTime : {temps[:40]!r}", Severity.ERROR, f"{loc}/Temps")
+        )
     return version, nature, temps
 
 
@@ -377,19 +411,31 @@ def _check_bam(element: etree._Element, findings: list[Finding]) -> ContexteBAM:
     ns = NS["ctxbam"]
     found = _check_sequence(
         element,
-        [(f"{{{ns}}}Id", 1, 1), (f"{{{ns}}}Temps", 1, 1), (f"{{{ns}}}Emetteur", 0, 1), (f"{{{ns}}}DateRef", 0, 1), (f"{{{ns}}}COUVERTURE", 1, 1)],
-        loc, code, findings,
+        [
+            (f"{{{ns}}}Id", 1, 1),
+            (f"{{{ns}}}Temps", 1, 1),
+            (f"{{{ns}}}Emetteur", 0, 1),
+            (f"{{{ns}}}DateRef", 0, 1),
+            (f"{{{ns}}}COUVERTURE", 1, 1),
+        ],
+        loc,
+        code,
+        findings,
     )
     version, nature, temps = _context_common(element, found, ns, "CTXBAM", loc, code, findings)
     date_ref = _leaf(found, f"{{{ns}}}DateRef", loc, code, findings)
     if date_ref is not None and not _is_datetime(date_ref):
-        findings.append(Finding(code, f"DateRef n'est pas un xsd:dateTime : {date_ref[:40]!r}", Severity.ERROR, f"{loc}/DateRef"))
+        findings.append(
+            Finding(code, f"DateRef n'est pas un xsd:dateTime : {date_ref[:40]!r}", Severity.ERROR, f"{loc}/DateRef")
+        )
     couverture = _first(found, f"{{{ns}}}COUVERTURE")
     if couverture is not None:
         _check_sequence(
             couverture,
             [(f"{{{ns}}}{n}", 0, 1) for n in ("GrandRegime", "Organisme", "CodeCentre", "ASSURE", "BENEFICIAIRE")],
-            f"{loc}/COUVERTURE", code, findings,
+            f"{loc}/COUVERTURE",
+            code,
+            findings,
         )
     return ContexteBAM(
         version=version or "",
@@ -407,18 +453,30 @@ def _check_lps(element: etree._Element, findings: list[Finding]) -> ContexteLPS:
     found = _check_sequence(
         element,
         [(f"{{{ns}}}Id", 1, 1), (f"{{{ns}}}Temps", 1, 1), (f"{{{ns}}}Emetteur", 0, 1), (f"{{{ns}}}LPS", 0, 1)],
-        loc, code, findings,
+        loc,
+        code,
+        findings,
     )
     version, nature, temps = _context_common(element, found, ns, "CTXLPS", loc, code, findings)
     logiciel: Logiciel | None = None
     lps = _first(found, f"{{{ns}}}LPS")
     if lps is None:
-        findings.append(Finding("INSI-LPS-INCOMPLET", "bloc LPS absent : IDAM, Nom, Version et Instance du logiciel sont requis", Severity.ERROR, loc))
+        findings.append(
+            Finding(
+                "INSI-LPS-INCOMPLET",
+                "bloc LPS absent : IDAM, Nom, Version et Instance du logiciel sont requis",
+                Severity.ERROR,
+                loc,
+            )
+        )
     else:
         lps_loc = f"{loc}/LPS"
         inner = _check_sequence(
-            lps, [(f"{{{ns}}}IDAM", 0, 1), (f"{{{ns}}}Version", 0, 1), (f"{{{ns}}}Instance", 0, 1), (f"{{{ns}}}Nom", 0, 1)],
-            lps_loc, code, findings,
+            lps,
+            [(f"{{{ns}}}IDAM", 0, 1), (f"{{{ns}}}Version", 0, 1), (f"{{{ns}}}Instance", 0, 1), (f"{{{ns}}}Nom", 0, 1)],
+            lps_loc,
+            code,
+            findings,
         )
         idam_element = _first(inner, f"{{{ns}}}IDAM")
         logiciel = Logiciel(
@@ -428,10 +486,31 @@ def _check_lps(element: etree._Element, findings: list[Finding]) -> ContexteLPS:
             nom=_leaf(inner, f"{{{ns}}}Nom", lps_loc, code, findings),
             idam_r=idam_element.get("R") if idam_element is not None else None,
         )
-        missing = [label for label, value in (("IDAM", logiciel.idam), ("Nom", logiciel.nom), ("Version", logiciel.version), ("Instance", logiciel.instance)) if not value]
+        missing = [
+            label
+            for label, value in (
+                ("IDAM", logiciel.idam),
+                ("Nom", logiciel.nom),
+                ("Version", logiciel.version),
+                ("Instance", logiciel.instance),
+            )
+            if not value
+        ]
         if missing:
-            findings.append(Finding("INSI-LPS-INCOMPLET", f"identification du logiciel incomplète : {', '.join(missing)} absent(s)", Severity.ERROR, lps_loc))
-        for label, value in (("IDAM", logiciel.idam), ("Nom", logiciel.nom), ("Version", logiciel.version), ("Instance", logiciel.instance)):
+            findings.append(
+                Finding(
+                    "INSI-LPS-INCOMPLET",
+                    f"identification du logiciel incomplète : {', '.join(missing)} absent(s)",
+                    Severity.ERROR,
+                    lps_loc,
+                )
+            )
+        for label, value in (
+            ("IDAM", logiciel.idam),
+            ("Nom", logiciel.nom),
+            ("Version", logiciel.version),
+            ("Instance", logiciel.instance),
+        ):
             if value is not None and len(value) > 256:
                 findings.append(Finding(code, f"{label} trop long ({len(value)} caractères)", Severity.ERROR, lps_loc))
     return ContexteLPS(
@@ -449,9 +528,16 @@ def _check_traits(element: etree._Element, findings: list[Finding]) -> Traits | 
     ns = NS["recsans"]
     found = _check_sequence(
         element,
-        [(f"{{{ns}}}NomNaissance", 0, 1), (f"{{{ns}}}Prenom", 0, MAX_FIRST_NAMES), (f"{{{ns}}}Sexe", 0, 1),
-         (f"{{{ns}}}DateNaissance", 0, 1), (f"{{{ns}}}LieuNaissance", 0, 1)],
-        loc, "INSI-CORPS-INVALIDE", findings,
+        [
+            (f"{{{ns}}}NomNaissance", 0, 1),
+            (f"{{{ns}}}Prenom", 0, MAX_FIRST_NAMES),
+            (f"{{{ns}}}Sexe", 0, 1),
+            (f"{{{ns}}}DateNaissance", 0, 1),
+            (f"{{{ns}}}LieuNaissance", 0, 1),
+        ],
+        loc,
+        "INSI-CORPS-INVALIDE",
+        findings,
     )
     before = len(findings)
     name = _leaf(found, f"{{{ns}}}NomNaissance", loc, "INSI-CORPS-INVALIDE", findings)
@@ -459,26 +545,53 @@ def _check_traits(element: etree._Element, findings: list[Finding]) -> Traits | 
     sex = _leaf(found, f"{{{ns}}}Sexe", loc, "INSI-CORPS-INVALIDE", findings)
     birth_date = _leaf(found, f"{{{ns}}}DateNaissance", loc, "INSI-CORPS-INVALIDE", findings)
     birth_place = _leaf(found, f"{{{ns}}}LieuNaissance", loc, "INSI-CORPS-INVALIDE", findings)
-    for label, value in (("NomNaissance", name), ("Prenom", first_names[0] if first_names else None), ("Sexe", sex), ("DateNaissance", birth_date)):
+    for label, value in (
+        ("NomNaissance", name),
+        ("Prenom", first_names[0] if first_names else None),
+        ("Sexe", sex),
+        ("DateNaissance", birth_date),
+    ):
         if value is None:
-            findings.append(Finding("INSI-TRAIT-ABSENT", f"trait {label} obligatoire pour la recherche par traits", Severity.ERROR, f"{loc}/{label}"))
+            findings.append(
+                Finding(
+                    "INSI-TRAIT-ABSENT",
+                    f"trait {label} obligatoire pour la recherche par traits",
+                    Severity.ERROR,
+                    f"{loc}/{label}",
+                )
+            )
     if name is not None and (problem := _name_problem(name, "NomNaissance")):
         findings.append(Finding("INSI-TRAIT-INVALIDE", problem, Severity.ERROR, f"{loc}/NomNaissance"))
     for index, first in enumerate(first_names, start=1):
         if problem := _name_problem(first, f"Prenom n°{index}"):
             findings.append(Finding("INSI-TRAIT-INVALIDE", problem, Severity.ERROR, f"{loc}/Prenom[{index}]"))
     if sex is not None and sex not in ("M", "F"):
-        findings.append(Finding("INSI-TRAIT-INVALIDE", f"Sexe {sex[:20]!r} : 'M' ou 'F' attendu", Severity.ERROR, f"{loc}/Sexe"))
+        findings.append(
+            Finding("INSI-TRAIT-INVALIDE", f"Sexe {sex[:20]!r} : 'M' ou 'F' attendu", Severity.ERROR, f"{loc}/Sexe")
+        )
     if birth_date is not None and not is_lunar_date(birth_date):
         findings.append(
-            Finding("INSI-TRAIT-INVALIDE", f"DateNaissance {birth_date[:40]!r} : date lunaire AAAA-MM-JJ attendue (mois 00-12, jour 00-31)",
-                    Severity.ERROR, f"{loc}/DateNaissance")
+            Finding(
+                "INSI-TRAIT-INVALIDE",
+                f"DateNaissance {birth_date[:40]!r} : date lunaire AAAA-MM-JJ attendue (mois 00-12, jour 00-31)",
+                Severity.ERROR,
+                f"{loc}/DateNaissance",
+            )
         )
     if birth_place is not None and _COG.fullmatch(birth_place) is None:
-        findings.append(Finding("INSI-TRAIT-INVALIDE", f"LieuNaissance {birth_place[:40]!r} : code COG de 5 caractères attendu", Severity.ERROR, f"{loc}/LieuNaissance"))
+        findings.append(
+            Finding(
+                "INSI-TRAIT-INVALIDE",
+                f"LieuNaissance {birth_place[:40]!r} : code COG de 5 caractères attendu",
+                Severity.ERROR,
+                f"{loc}/LieuNaissance",
+            )
+        )
     if len(findings) > before or name is None or not first_names or sex is None or birth_date is None:
         return None
-    return Traits(birth_name=name, first_names=tuple(first_names), sex=sex, birth_date=birth_date, birth_place=birth_place)
+    return Traits(
+        birth_name=name, first_names=tuple(first_names), sex=sex, birth_date=birth_date, birth_place=birth_place
+    )
 
 
 def _must_understand(block: etree._Element) -> bool:
@@ -498,14 +611,27 @@ def parse_request(data: bytes, *, content_action: str | None = None, max_bytes: 
         findings.append(Finding(_XML_CODES.get(exc.code, "INSI-XML-MALFORME"), exc.message_fr, Severity.ERROR, "/"))
         return report
     if not isinstance(root.tag, str) or _local(root.tag) != "Envelope":
-        findings.append(Finding("INSI-SOAP-ENVELOPPE", f"élément racine {_local(root.tag)} : soap:Envelope attendu", Severity.ERROR, "/"))
+        findings.append(
+            Finding(
+                "INSI-SOAP-ENVELOPPE", f"élément racine {_local(root.tag)} : soap:Envelope attendu", Severity.ERROR, "/"
+            )
+        )
         return report
     if etree.QName(root).namespace != SOAP12:
         namespace = etree.QName(root).namespace or "(aucun)"
         hint = " (SOAP 1.1)" if namespace == SOAP11 else ""
-        findings.append(Finding("INSI-SOAP-VERSION", f"enveloppe de l'espace de noms {namespace}{hint} : SOAP 1.2 ({SOAP12}) attendu", Severity.ERROR, "/Envelope"))
+        findings.append(
+            Finding(
+                "INSI-SOAP-VERSION",
+                f"enveloppe de l'espace de noms {namespace}{hint} : SOAP 1.2 ({SOAP12}) attendu",
+                Severity.ERROR,
+                "/Envelope",
+            )
+        )
         return report
-    found = _check_sequence(root, [(_q("env", "Header"), 0, 1), (_q("env", "Body"), 1, 1)], "/Envelope", "INSI-SOAP-ENVELOPPE", findings)
+    found = _check_sequence(
+        root, [(_q("env", "Header"), 0, 1), (_q("env", "Body"), 1, 1)], "/Envelope", "INSI-SOAP-ENVELOPPE", findings
+    )
     header = _first(found, _q("env", "Header"))
     body = _first(found, _q("env", "Body"))
     if body is None:
@@ -536,20 +662,48 @@ def parse_request(data: bytes, *, content_action: str | None = None, max_bytes: 
                 report.message_id = (_text(block) or "")[:200] or None
     if report.not_understood:
         names = ", ".join(_clark_to_text(t) for t in report.not_understood)
-        findings.insert(0, Finding("INSI-MUST-UNDERSTAND", f"en-tête(s) mustUnderstand non compris : {names}", Severity.ERROR, "Header"))
+        findings.insert(
+            0,
+            Finding(
+                "INSI-MUST-UNDERSTAND", f"en-tête(s) mustUnderstand non compris : {names}", Severity.ERROR, "Header"
+            ),
+        )
     for label, present in (("ContexteBAM", report.bam), ("ContexteLPS", report.lps)):
         if present is None:
-            findings.append(Finding("INSI-ENTETE-ABSENTE", f"en-tête {label} obligatoire absent", Severity.ERROR, "Header"))
+            findings.append(
+                Finding("INSI-ENTETE-ABSENTE", f"en-tête {label} obligatoire absent", Severity.ERROR, "Header")
+            )
 
     actions = [a for a in (content_action, action_text) if a]
     if content_action and action_text and content_action != action_text:
-        findings.append(Finding("INSI-ACTION-INCONNUE", f"action du Content-Type ({content_action[:100]}) différente de wsa:Action ({action_text[:100]})", Severity.ERROR, "Header/Action"))
+        findings.append(
+            Finding(
+                "INSI-ACTION-INCONNUE",
+                f"action du Content-Type ({content_action[:100]}) différente de wsa:Action ({action_text[:100]})",
+                Severity.ERROR,
+                "Header/Action",
+            )
+        )
     for action in actions:
         if action not in OPERATIONS:
-            findings.append(Finding("INSI-ACTION-INCONNUE", f"action SOAP inconnue : {action[:200]!r} (attendu {ACTION_TRAITS})", Severity.ERROR, "Header/Action"))
+            findings.append(
+                Finding(
+                    "INSI-ACTION-INCONNUE",
+                    f"action SOAP inconnue : {action[:200]!r} (attendu {ACTION_TRAITS})",
+                    Severity.ERROR,
+                    "Header/Action",
+                )
+            )
     report.action = actions[0] if actions else None
     if not actions:
-        findings.append(Finding("INSI-ACTION-ABSENTE", "ni wsa:Action ni paramètre action du Content-Type : opération déduite du corps", Severity.WARNING, "Header"))
+        findings.append(
+            Finding(
+                "INSI-ACTION-ABSENTE",
+                "ni wsa:Action ni paramètre action du Content-Type : opération déduite du corps",
+                Severity.WARNING,
+                "Header",
+            )
+        )
     if report.message_id is None:
         findings.append(Finding("INSI-MESSAGEID-ABSENT", "en-tête wsa:MessageID absent", Severity.WARNING, "Header"))
 
@@ -557,7 +711,14 @@ def parse_request(data: bytes, *, content_action: str | None = None, max_bytes: 
     if (body.text or "").strip():
         findings.append(Finding("INSI-CORPS-INVALIDE", "texte inattendu dans soap:Body", Severity.ERROR, "Body"))
     if len(payload) != 1:
-        findings.append(Finding("INSI-CORPS-INVALIDE", f"soap:Body doit contenir exactement un élément (trouvé {len(payload)})", Severity.ERROR, "Body"))
+        findings.append(
+            Finding(
+                "INSI-CORPS-INVALIDE",
+                f"soap:Body doit contenir exactement un élément (trouvé {len(payload)})",
+                Severity.ERROR,
+                "Body",
+            )
+        )
         return report
     element = payload[0]
     if element.tag == _q("recsans", "RECSANSVITALE"):
@@ -568,12 +729,22 @@ def parse_request(data: bytes, *, content_action: str | None = None, max_bytes: 
     else:
         qname = etree.QName(element)
         findings.append(
-            Finding("INSI-CORPS-INVALIDE",
-                    f"élément {qname.localname} de l'espace de noms {qname.namespace or '(aucun)'} : RECSANSVITALE de {NS['recsans']} attendu",
-                    Severity.ERROR, "Body")
+            Finding(
+                "INSI-CORPS-INVALIDE",
+                f"élément {qname.localname} de l'espace de noms {qname.namespace or '(aucun)'} : RECSANSVITALE de {NS['recsans']} attendu",
+                Severity.ERROR,
+                "Body",
+            )
         )
     if report.action in OPERATIONS and report.operation and OPERATIONS[report.action] != report.operation:
-        findings.append(Finding("INSI-ACTION-INCONNUE", f"l'action {report.action} ne correspond pas au corps {_local(element.tag)}", Severity.ERROR, "Header/Action"))
+        findings.append(
+            Finding(
+                "INSI-ACTION-INCONNUE",
+                f"l'action {report.action} ne correspond pas au corps {_local(element.tag)}",
+                Severity.ERROR,
+                "Header/Action",
+            )
+        )
     # errors first (the simulator answers with the first one), keep each group's order
     report.findings = sorted(findings, key=lambda f: f.severity is not Severity.ERROR)
     return report
@@ -589,28 +760,47 @@ def _check_ins_entry(element: etree._Element, location: str, findings: list[Find
     ns = NS["res"]
     code = "INSI-REPONSE-STRUCTURE"
     found = _check_sequence(
-        element, [(f"{{{ns}}}IdIndividu", 1, 1), (f"{{{ns}}}OID", 1, 1), (f"{{{ns}}}DateDeb", 0, 1), (f"{{{ns}}}DateFin", 0, 1)],
-        location, code, findings,
+        element,
+        [(f"{{{ns}}}IdIndividu", 1, 1), (f"{{{ns}}}OID", 1, 1), (f"{{{ns}}}DateDeb", 0, 1), (f"{{{ns}}}DateFin", 0, 1)],
+        location,
+        code,
+        findings,
     )
     ident = _first(found, f"{{{ns}}}IdIndividu")
     number = key = None
     if ident is not None:
         inner = _check_sequence(
-            ident, [(f"{{{ns}}}NumIdentifiant", 1, 1), (f"{{{ns}}}Cle", 0, 1), (f"{{{ns}}}TypeMatricule", 0, 1)],
-            f"{location}/IdIndividu", code, findings,
+            ident,
+            [(f"{{{ns}}}NumIdentifiant", 1, 1), (f"{{{ns}}}Cle", 0, 1), (f"{{{ns}}}TypeMatricule", 0, 1)],
+            f"{location}/IdIndividu",
+            code,
+            findings,
         )
         number = _leaf(inner, f"{{{ns}}}NumIdentifiant", location, code, findings)
         key = _leaf(inner, f"{{{ns}}}Cle", location, code, findings)
         if number is not None and _NIR_PATTERN.fullmatch(number) is None:
-            findings.append(Finding("INSI-REPONSE-VALEUR", f"NumIdentifiant {number[:20]!r} hors motif \\d{{6}}[A-Za-z0-9]\\d{{6}}", Severity.ERROR, location))
+            findings.append(
+                Finding(
+                    "INSI-REPONSE-VALEUR",
+                    f"NumIdentifiant {number[:20]!r} hors motif \\d{{6}}[A-Za-z0-9]\\d{{6}}",
+                    Severity.ERROR,
+                    location,
+                )
+            )
         if key is not None and re.fullmatch(r"[0-9]{2}", key) is None:
-            findings.append(Finding("INSI-REPONSE-VALEUR", f"Cle {key[:10]!r} hors motif [0-9]{{2}}", Severity.ERROR, location))
+            findings.append(
+                Finding("INSI-REPONSE-VALEUR", f"Cle {key[:10]!r} hors motif [0-9]{{2}}", Severity.ERROR, location)
+            )
     oid = _leaf(found, f"{{{ns}}}OID", location, code, findings)
     start = _leaf(found, f"{{{ns}}}DateDeb", location, code, findings)
     end = _leaf(found, f"{{{ns}}}DateFin", location, code, findings)
     for label, value in (("DateDeb", start), ("DateFin", end)):
         if value is not None and not _is_xsd_date(value):
-            findings.append(Finding("INSI-REPONSE-VALEUR", f"{label} {value[:20]!r} n'est pas un xsd:date", Severity.ERROR, location))
+            findings.append(
+                Finding(
+                    "INSI-REPONSE-VALEUR", f"{label} {value[:20]!r} n'est pas un xsd:date", Severity.ERROR, location
+                )
+            )
     if number is None or oid is None:
         return None
     return InsRef(number=number, key=key, oid=oid, start=start, end=end)
@@ -620,20 +810,27 @@ def _result_from(root: etree._Element, findings: list[Finding]) -> InsiResult | 
     ns = NS["res"]
     code = "INSI-REPONSE-STRUCTURE"
     if root.tag != f"{{{ns}}}RESULTAT":
-        findings.append(Finding(code, f"élément {_clark_to_text(root.tag)} : RESULTAT de {ns} attendu", Severity.ERROR, "RESULTAT"))
+        findings.append(
+            Finding(code, f"élément {_clark_to_text(root.tag)} : RESULTAT de {ns} attendu", Severity.ERROR, "RESULTAT")
+        )
         return None
     found = _check_sequence(root, [(f"{{{ns}}}CR", 1, 1), (f"{{{ns}}}INDIVIDU", 0, 1)], "RESULTAT", code, findings)
     cr = _first(found, f"{{{ns}}}CR")
     result = InsiResult(code="", label="", findings=findings)
     if cr is not None:
-        cr_found = _check_sequence(cr, [(f"{{{ns}}}CodeCR", 1, 1), (f"{{{ns}}}LibelleCR", 1, 1)], "RESULTAT/CR", code, findings)
+        cr_found = _check_sequence(
+            cr, [(f"{{{ns}}}CodeCR", 1, 1), (f"{{{ns}}}LibelleCR", 1, 1)], "RESULTAT/CR", code, findings
+        )
         result.code = _leaf(cr_found, f"{{{ns}}}CodeCR", "RESULTAT/CR", code, findings) or ""
         result.label = _leaf(cr_found, f"{{{ns}}}LibelleCR", "RESULTAT/CR", code, findings) or ""
     individu = _first(found, f"{{{ns}}}INDIVIDU")
     if individu is not None:
         ind = _check_sequence(
-            individu, [(f"{{{ns}}}INSACTIF", 1, 1), (f"{{{ns}}}INSHISTO", 0, None), (f"{{{ns}}}TIQ", 1, 1)],
-            "RESULTAT/INDIVIDU", code, findings,
+            individu,
+            [(f"{{{ns}}}INSACTIF", 1, 1), (f"{{{ns}}}INSHISTO", 0, None), (f"{{{ns}}}TIQ", 1, 1)],
+            "RESULTAT/INDIVIDU",
+            code,
+            findings,
         )
         active = _first(ind, f"{{{ns}}}INSACTIF")
         if active is not None:
@@ -645,19 +842,42 @@ def _result_from(root: etree._Element, findings: list[Finding]) -> InsiResult | 
         tiq = _first(ind, f"{{{ns}}}TIQ")
         if tiq is not None:
             names = ("NomNaissance", "Prenom", "ListePrenom", "Sexe", "DateNaissance", "LieuNaissance")
-            tiq_found = _check_sequence(tiq, [(f"{{{ns}}}{n}", 0, 1) for n in names], "RESULTAT/INDIVIDU/TIQ", code, findings)
+            tiq_found = _check_sequence(
+                tiq, [(f"{{{ns}}}{n}", 0, 1) for n in names], "RESULTAT/INDIVIDU/TIQ", code, findings
+            )
             for name in names:
                 value = _leaf(tiq_found, f"{{{ns}}}{name}", "RESULTAT/INDIVIDU/TIQ", code, findings)
                 if value is not None:
                     result.tiq[name] = value
             if "Sexe" in result.tiq and re.fullmatch(r"[A-Z]", result.tiq["Sexe"]) is None:
-                findings.append(Finding("INSI-REPONSE-VALEUR", "TIQ/Sexe hors motif [A-Z]", Severity.ERROR, "RESULTAT/INDIVIDU/TIQ"))
-            if "DateNaissance" in result.tiq and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", result.tiq["DateNaissance"]) is None:
-                findings.append(Finding("INSI-REPONSE-VALEUR", "TIQ/DateNaissance hors motif \\d{4}-\\d{2}-\\d{2}", Severity.ERROR, "RESULTAT/INDIVIDU/TIQ"))
+                findings.append(
+                    Finding("INSI-REPONSE-VALEUR", "TIQ/Sexe hors motif [A-Z]", Severity.ERROR, "RESULTAT/INDIVIDU/TIQ")
+                )
+            if (
+                "DateNaissance" in result.tiq
+                and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", result.tiq["DateNaissance"]) is None
+            ):
+                findings.append(
+                    Finding(
+                        "INSI-REPONSE-VALEUR",
+                        "TIQ/DateNaissance hors motif \\d{4}-\\d{2}-\\d{2}",
+                        Severity.ERROR,
+                        "RESULTAT/INDIVIDU/TIQ",
+                    )
+                )
     if result.code not in ("00", "01", "02"):
-        findings.append(Finding("INSI-REPONSE-CR", f"CodeCR {result.code!r} : 00, 01 ou 02 attendu", Severity.ERROR, "RESULTAT/CR"))
+        findings.append(
+            Finding("INSI-REPONSE-CR", f"CodeCR {result.code!r} : 00, 01 ou 02 attendu", Severity.ERROR, "RESULTAT/CR")
+        )
     elif (result.code == "00") != (individu is not None):
-        findings.append(Finding("INSI-REPONSE-CR", f"CodeCR {result.code} {'sans' if individu is None else 'avec'} INDIVIDU", Severity.ERROR, "RESULTAT"))
+        findings.append(
+            Finding(
+                "INSI-REPONSE-CR",
+                f"CodeCR {result.code} {'sans' if individu is None else 'avec'} INDIVIDU",
+                Severity.ERROR,
+                "RESULTAT",
+            )
+        )
     return result
 
 
@@ -668,7 +888,14 @@ def _body_payload(data: bytes, findings: list[Finding]) -> etree._Element | None
         findings.append(Finding(_XML_CODES.get(exc.code, "INSI-XML-MALFORME"), exc.message_fr, Severity.ERROR, "/"))
         return None
     if root.tag != _q("env", "Envelope"):
-        findings.append(Finding("INSI-SOAP-ENVELOPPE", f"racine {_clark_to_text(root.tag)} : enveloppe SOAP 1.2 attendue", Severity.ERROR, "/"))
+        findings.append(
+            Finding(
+                "INSI-SOAP-ENVELOPPE",
+                f"racine {_clark_to_text(root.tag)} : enveloppe SOAP 1.2 attendue",
+                Severity.ERROR,
+                "/",
+            )
+        )
         return None
     bodies = [c for c in root if c.tag == _q("env", "Body")]
     if len(bodies) != 1:
@@ -676,7 +903,9 @@ def _body_payload(data: bytes, findings: list[Finding]) -> etree._Element | None
         return None
     payload = [c for c in bodies[0] if isinstance(c.tag, str)]
     if len(payload) != 1:
-        findings.append(Finding("INSI-SOAP-ENVELOPPE", f"soap:Body avec {len(payload)} éléments", Severity.ERROR, "Body"))
+        findings.append(
+            Finding("INSI-SOAP-ENVELOPPE", f"soap:Body avec {len(payload)} éléments", Severity.ERROR, "Body")
+        )
         return None
     return payload[0]
 

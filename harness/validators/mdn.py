@@ -46,7 +46,10 @@ _DISPOSITION = re.compile(
 
 def is_mdn(msg: Message) -> bool:
     """Whether a parsed message is a disposition notification report (RFC 8098 §3)."""
-    return msg.get_content_type() == "multipart/report" and (msg.get_param("report-type") or "").lower() == "disposition-notification"
+    return (
+        msg.get_content_type() == "multipart/report"
+        and (msg.get_param("report-type") or "").lower() == "disposition-notification"
+    )
 
 
 @dataclass
@@ -111,14 +114,27 @@ def validate_mdn(data: bytes) -> MdnReport:
     report.sender = header_value(msg, "From")
     report.to = header_value(msg, "To")
     if not report.is_mdn:
-        f.append(Finding("MDN-NOT-REPORT", "un MDN est un multipart/report; report-type=disposition-notification (RFC 8098 §3)"))
+        f.append(
+            Finding(
+                "MDN-NOT-REPORT", "un MDN est un multipart/report; report-type=disposition-notification (RFC 8098 §3)"
+            )
+        )
         return report
     children = msg.get_payload() if isinstance(msg.get_payload(), list) else []
     if not children or not children[0].get_content_maintype() == "text":
-        f.append(Finding("MDN-HUMAN-PART", "la première partie d'un multipart/report doit être lisible (text/*) (RFC 6522 §3)"))
+        f.append(
+            Finding(
+                "MDN-HUMAN-PART", "la première partie d'un multipart/report doit être lisible (text/*) (RFC 6522 §3)"
+            )
+        )
     notifications = [p for p in parts if p.get_content_type() == "message/disposition-notification"]
     if len(notifications) != 1:
-        f.append(Finding("MDN-NOTIFICATION-PART", f"{len(notifications)} partie(s) message/disposition-notification (une attendue, RFC 8098 §3)"))
+        f.append(
+            Finding(
+                "MDN-NOTIFICATION-PART",
+                f"{len(notifications)} partie(s) message/disposition-notification (une attendue, RFC 8098 §3)",
+            )
+        )
         return report
     fields = _fields(notifications[0])
     report.reporting_ua = fields.get("reporting-ua")
@@ -131,13 +147,24 @@ def validate_mdn(data: bytes) -> MdnReport:
     if report.original_recipient is None:
         f.append(Finding("MDN-ORIGINAL-RECIPIENT", "champ Original-Recipient absent (volet ANS struct-msg-mdn)"))
     if report.original_message_id is None:
-        f.append(Finding("MDN-ORIGINAL-MESSAGE-ID", "champ Original-Message-ID absent: l'accusé ne désigne aucun message (volet ANS struct-msg-mdn)"))
+        f.append(
+            Finding(
+                "MDN-ORIGINAL-MESSAGE-ID",
+                "champ Original-Message-ID absent: l'accusé ne désigne aucun message (volet ANS struct-msg-mdn)",
+            )
+        )
     _check_disposition(report, fields)
     _check_subject(report)
     if report.error_code and children and children[0].get_content_maintype() == "text":
         text = children[0].get_payload(decode=True) or b""
         if report.error_code.encode() not in text:
-            f.append(Finding("MDN-TEXT-CODE", f"la partie lisible ne mentionne pas le code d'erreur {report.error_code}", Severity.WARNING))
+            f.append(
+                Finding(
+                    "MDN-TEXT-CODE",
+                    f"la partie lisible ne mentionne pas le code d'erreur {report.error_code}",
+                    Severity.WARNING,
+                )
+            )
     return report
 
 
@@ -154,11 +181,15 @@ def _check_disposition(report: MdnReport, fields: dict[str, str]) -> None:
     action, sending, kind = match["action"].lower(), match["sending"].lower(), match["type"].lower()
     report.disposition_type = kind
     if action not in ACTION_MODES or sending not in SENDING_MODES:
-        f.append(Finding("MDN-DISPOSITION-MODE", f"mode {match['action']}/{match['sending']} inconnu (RFC 8098 §3.2.6.1)"))
+        f.append(
+            Finding("MDN-DISPOSITION-MODE", f"mode {match['action']}/{match['sending']} inconnu (RFC 8098 §3.2.6.1)")
+        )
     if kind not in DISPOSITION_TYPES:
         f.append(Finding("MDN-DISPOSITION-TYPE", f"type de disposition {match['type']!r} inconnu (RFC 8098 §3.2.6.2)"))
     elif kind != "processed":
-        f.append(Finding("MDN-NOT-PROCESSED", f"disposition {kind}: le volet attend processed (intégration dans le dossier)"))
+        f.append(
+            Finding("MDN-NOT-PROCESSED", f"disposition {kind}: le volet attend processed (intégration dans le dossier)")
+        )
     modifiers = (match["modifiers"] or "").strip()
     error_value = None
     if modifiers:
@@ -170,15 +201,23 @@ def _check_disposition(report: MdnReport, fields: dict[str, str]) -> None:
         else:  # v1.1.3 form: processed/error + Error: 902^label
             error_value = (fields.get("error") or "").strip()
             if not error_value:
-                f.append(Finding("MDN-ERROR-FIELD", "disposition processed/error sans champ Error: <code>^<libellé> (volet ANS)"))
+                f.append(
+                    Finding(
+                        "MDN-ERROR-FIELD", "disposition processed/error sans champ Error: <code>^<libellé> (volet ANS)"
+                    )
+                )
     elif fields.get("error"):
-        f.append(Finding("MDN-ERROR-FIELD", "champ Error présent mais Disposition sans modificateur error (RFC 8098 §3.2.7)"))
+        f.append(
+            Finding("MDN-ERROR-FIELD", "champ Error présent mais Disposition sans modificateur error (RFC 8098 §3.2.7)")
+        )
     if error_value:
         code, _, label = error_value.partition("^")
         code = code.strip()
         report.error_code, report.error_label = code, label.partition("^")[0].strip() or None
         if code not in ERROR_CODES:
-            f.append(Finding("MDN-ERROR-CODE", f"code d'erreur d'intégration {code!r} hors de la table du volet (900 à 906)"))
+            f.append(
+                Finding("MDN-ERROR-CODE", f"code d'erreur d'intégration {code!r} hors de la table du volet (900 à 906)")
+            )
 
 
 def _check_subject(report: MdnReport) -> None:
@@ -189,7 +228,10 @@ def _check_subject(report: MdnReport) -> None:
         return
     if marker is None:
         report.findings.append(
-            Finding("MDN-SUBJECT", f"l'objet d'un accusé d'erreur doit commencer par [KO Intégration système !][{report.error_code}] (volet ANS)")
+            Finding(
+                "MDN-SUBJECT",
+                f"l'objet d'un accusé d'erreur doit commencer par [KO Intégration système !][{report.error_code}] (volet ANS)",
+            )
         )
     elif marker.group(1) != report.error_code:
         report.findings.append(

@@ -195,10 +195,18 @@ def _check_headers(msg: Message, report: MessageReport, cda_codes: list[str]) ->
     ins_flag = header_value(msg, "X-MSS-INS")
     if report.xdm is None:
         if codecda is not None or ins_flag is not None:
-            f.append(Finding("MSS-HEADER-UNEXPECTED", "X-MSS-CODECDA / X-MSS-INS présents sans document CDA en XDM (ECO.2.4.1)"))
+            f.append(
+                Finding(
+                    "MSS-HEADER-UNEXPECTED", "X-MSS-CODECDA / X-MSS-INS présents sans document CDA en XDM (ECO.2.4.1)"
+                )
+            )
     elif cda_codes:
         if codecda is None:
-            f.append(Finding("MSS-CODECDA-MISSING", "en-tête X-MSS-CODECDA absent alors que le message porte un CDA (ECO.2.4.1)"))
+            f.append(
+                Finding(
+                    "MSS-CODECDA-MISSING", "en-tête X-MSS-CODECDA absent alors que le message porte un CDA (ECO.2.4.1)"
+                )
+            )
         else:
             declared = sorted(v.strip() for v in str(codecda).split(",") if v.strip())
             if declared != sorted(cda_codes):
@@ -209,7 +217,9 @@ def _check_headers(msg: Message, report: MessageReport, cda_codes: list[str]) ->
                     )
                 )
         if ins_flag is None:
-            f.append(Finding("MSS-INS-MISSING", "en-tête X-MSS-INS absent alors que le message porte un CDA (ECO.2.4.2)"))
+            f.append(
+                Finding("MSS-INS-MISSING", "en-tête X-MSS-INS absent alors que le message porte un CDA (ECO.2.4.2)")
+            )
         elif str(ins_flag).strip() not in {"O", "N"}:
             f.append(Finding("MSS-INS-VALUE", f"X-MSS-INS doit valoir O ou N, trouvé {ins_flag!s} (ECO.2.4.2)"))
         elif str(ins_flag).strip() == "O" and not any(h.ins for h in report.cda):
@@ -233,7 +243,12 @@ def _check_person(report: MessageReport, recipients: list[str]) -> None:
         if report.xdm.submission_patient:
             seen.setdefault(report.xdm.submission_patient.value, "SubmissionSet")
     if len(seen) > 1:
-        f.append(Finding("MSS-ONE-PERSON", f"le message concerne plusieurs INS ({', '.join(sorted(seen))}): un seul usager par courriel (ECO.2.1.1)"))
+        f.append(
+            Finding(
+                "MSS-ONE-PERSON",
+                f"le message concerne plusieurs INS ({', '.join(sorted(seen))}): un seul usager par courriel (ECO.2.1.1)",
+            )
+        )
     ins_values = {h.ins.value: h.ins for h in report.cda if h.ins}
     if report.xdm and report.xdm.submission_patient:
         ins_values.setdefault(report.xdm.submission_patient.value, report.xdm.submission_patient)

@@ -34,7 +34,12 @@ _DISALLOW_DOCTYPE = "http://saxon.sf.net/feature/parserFeature?uri=http://apache
 _OPTIMIZATION = "http://saxon.sf.net/feature/optimizationLevel"
 _INCLUDE_RE = re.compile(r'<(?:sch:)?include\s+href="([^"]+)"')
 _JDV_RE = re.compile(r"value\s*=\s*\"'(\.\./jeuxDeValeurs/[^']+)'\"")
-_ROLE_SEVERITY = {"warning": Severity.WARNING, "warn": Severity.WARNING, "info": Severity.INFO, "information": Severity.INFO}
+_ROLE_SEVERITY = {
+    "warning": Severity.WARNING,
+    "warn": Severity.WARNING,
+    "info": Severity.INFO,
+    "information": Severity.INFO,
+}
 
 
 class SchematronUnavailable(Exception):
@@ -106,7 +111,11 @@ class SchematronEngine:
                 continue
             seen.add(current)
             if not current.is_file():
-                missing.append(str(current.relative_to(self.folder.parent)) if current.is_relative_to(self.folder.parent) else str(current))
+                missing.append(
+                    str(current.relative_to(self.folder.parent))
+                    if current.is_relative_to(self.folder.parent)
+                    else str(current)
+                )
                 continue
             text = current.read_text(encoding="utf-8", errors="replace")
             todo.extend((current.parent / href).resolve() for href in _INCLUDE_RE.findall(text))
@@ -179,7 +188,14 @@ class SchematronEngine:
             node = processor.parse_xml(xml_text=text)
             output = compiled.executable.transform_to_string(xdm_node=node)  # type: ignore[attr-defined]
         except PySaxonApiError as exc:
-            return [Finding("SCH-RUNTIME", f"exécution du schématron CI-SIS_{volet} impossible: {exc}", Severity.WARNING, location)]
+            return [
+                Finding(
+                    "SCH-RUNTIME",
+                    f"exécution du schématron CI-SIS_{volet} impossible: {exc}",
+                    Severity.WARNING,
+                    location,
+                )
+            ]
         return _svrl_findings(output or "", volet, location)
 
     def status(self) -> dict[str, str]:

@@ -40,15 +40,23 @@ PROFILES = {
     "tddui-careplan-projet-personnalise": dui.FactKind.PROJET,
 }
 PROFILE_NAMES = {  # the published examples put these in request.url
-    "TDDUIPatient": "Patient", "TDDUIPatientINS": "Patient", "TDDUIOrganization": "Organization",
-    "TDDUIEncounterSejour": "Encounter", "TDDUIEncounterEvenement": "Encounter",
-    "TDDUICarePlanProjetPersonnalise": "CarePlan", "TDDUIPractitioner": "Practitioner",
-    "TDDUIPractitionerRole": "PractitionerRole", "TDDUIConsentAccord": "Consent",
+    "TDDUIPatient": "Patient",
+    "TDDUIPatientINS": "Patient",
+    "TDDUIOrganization": "Organization",
+    "TDDUIEncounterSejour": "Encounter",
+    "TDDUIEncounterEvenement": "Encounter",
+    "TDDUICarePlanProjetPersonnalise": "CarePlan",
+    "TDDUIPractitioner": "Practitioner",
+    "TDDUIPractitionerRole": "PractitionerRole",
+    "TDDUIConsentAccord": "Consent",
 }
 OID_IDNAT_STRUCT = "urn:oid:1.2.250.1.71.4.2.2"  # idNat_Struct: "1" + FINESS
 FINESS_SYSTEMS = {"https://finess.esante.gouv.fr", "http://finess.esante.gouv.fr", "urn:oid:1.2.250.1.71.4.2.2.1"}
 LOCAL_ID_SYSTEM = "https://identifiant-medicosocial-localusager.esante.gouv.fr"
-SEJOUR_SYSTEMS = {"https://identifiant-medicosocial-sejour.esante.gouv.fr", "https://identifiant-medicosocial-sejour.cnsa.fr"}
+SEJOUR_SYSTEMS = {
+    "https://identifiant-medicosocial-sejour.esante.gouv.fr",
+    "https://identifiant-medicosocial-sejour.cnsa.fr",
+}
 _FINESS_RE = re.compile(r"^\d[\dAB]\d{7}$")
 _LOCAL_PREFIX_RE = re.compile(r"^3(\d[\dAB]\d{7})/")  # "3" + FINESS + "/" + local id (TRE_G08 type 3)
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -71,9 +79,15 @@ class DuiFact:
 
     def as_details(self) -> dict[str, Any]:
         return {
-            dui.FACT: {dui.KEY: self.key, dui.DATE: self.date, dui.START: self.start, dui.END: self.end,
-                       dui.STATUS: self.status},
-            dui.FULL_URL: self.full_url, dui.PROFILE: self.profile,
+            dui.FACT: {
+                dui.KEY: self.key,
+                dui.DATE: self.date,
+                dui.START: self.start,
+                dui.END: self.end,
+                dui.STATUS: self.status,
+            },
+            dui.FULL_URL: self.full_url,
+            dui.PROFILE: self.profile,
         }
 
 
@@ -122,7 +136,7 @@ def _day(value: Any, *, end: bool = False) -> str | None:
 def _profile_kind(resource: dict[str, Any]) -> tuple[dui.FactKind | None, str]:
     for profile in (resource.get("meta") or {}).get("profile") or []:
         if isinstance(profile, str) and profile.startswith(PROFILE_BASE):
-            ident = profile[len(PROFILE_BASE):].split("|")[0]
+            ident = profile[len(PROFILE_BASE) :].split("|")[0]
             if ident in PROFILES:
                 return PROFILES[ident], ident
             return None, ident
@@ -183,7 +197,9 @@ class _Bundle:
         if ref in self.by_url:
             return self.by_url[ref]
         for url, resource in self.by_url.items():  # relative "Patient/x" against absolute fullUrls
-            if url.endswith("/" + ref) or (ref.count("/") == 1 and f"{resource.get('resourceType')}/{resource.get('id')}" == ref):
+            if url.endswith("/" + ref) or (
+                ref.count("/") == 1 and f"{resource.get('resourceType')}/{resource.get('id')}" == ref
+            ):
                 return resource
         return None
 
@@ -203,10 +219,14 @@ def _person_key(patient: dict[str, Any], where: str, findings: list[Finding]) ->
                 findings.append(Finding("TDDUI-INS", f"INS invalide: {exc}", Severity.ERROR, where))
                 return None
             if ins.kind in (InsKind.NIR, InsKind.NIA):
-                findings.append(Finding(
-                    "TDDUI-INS-PRODUCTION",
-                    f"INS de production (OID {oid}) refusé: seules les identités de test sont admises en recette",
-                    Severity.ERROR, where))
+                findings.append(
+                    Finding(
+                        "TDDUI-INS-PRODUCTION",
+                        f"INS de production (OID {oid}) refusé: seules les identités de test sont admises en recette",
+                        Severity.ERROR,
+                        where,
+                    )
+                )
                 return None
             return ins.value
         if system == LOCAL_ID_SYSTEM or any(
@@ -232,7 +252,16 @@ def validate_bundle(data: bytes, *, max_bytes: int = MAX_BYTES) -> TdduiReport:
         got = raw.get("resourceType") if isinstance(raw, dict) else type(raw).__name__
         return TdduiReport((Finding("TDDUI-BUNDLE", f"ressource Bundle attendue, reçu {got!r}"),), structural=True)
     if raw.get("type") != "transaction":
-        return TdduiReport((Finding("TDDUI-BUNDLE-TYPE", f"Bundle.type 'transaction' attendu (TDDUIBundle), reçu {raw.get('type')!r}", location="Bundle.type"),), structural=True)
+        return TdduiReport(
+            (
+                Finding(
+                    "TDDUI-BUNDLE-TYPE",
+                    f"Bundle.type 'transaction' attendu (TDDUIBundle), reçu {raw.get('type')!r}",
+                    location="Bundle.type",
+                ),
+            ),
+            structural=True,
+        )
     structure = _structure_findings(raw)
     if structure:
         return TdduiReport(tuple(structure), structural=True)
@@ -249,23 +278,58 @@ def validate_bundle(data: bytes, *, max_bytes: int = MAX_BYTES) -> TdduiReport:
         rtype = str(resource.get("resourceType"))
         full_url = entry.get("fullUrl")
         if not isinstance(full_url, str) or not full_url:
-            findings.append(Finding("TDDUI-FULLURL", "fullUrl absent: les références entre entrées ne peuvent être résolues", Severity.ERROR, where))
+            findings.append(
+                Finding(
+                    "TDDUI-FULLURL",
+                    "fullUrl absent: les références entre entrées ne peuvent être résolues",
+                    Severity.ERROR,
+                    where,
+                )
+            )
             full_url = ""
         request = entry.get("request") or {}
         if request.get("method") != "POST":
-            findings.append(Finding("TDDUI-METHOD", f"request.method POST attendu (le guide n'autorise que la création), reçu {request.get('method')!r}", Severity.ERROR, f"{where}.request.method"))
+            findings.append(
+                Finding(
+                    "TDDUI-METHOD",
+                    f"request.method POST attendu (le guide n'autorise que la création), reçu {request.get('method')!r}",
+                    Severity.ERROR,
+                    f"{where}.request.method",
+                )
+            )
         url = request.get("url")
         if url != rtype:
             if isinstance(url, str) and PROFILE_NAMES.get(url) == rtype:
-                findings.append(Finding("TDDUI-URL-PROFIL", f"request.url {url!r} est un nom de profil; FHIR attend le type de ressource {rtype!r} (toléré, comme dans les exemples publiés du guide)", Severity.WARNING, f"{where}.request.url"))
+                findings.append(
+                    Finding(
+                        "TDDUI-URL-PROFIL",
+                        f"request.url {url!r} est un nom de profil; FHIR attend le type de ressource {rtype!r} (toléré, comme dans les exemples publiés du guide)",
+                        Severity.WARNING,
+                        f"{where}.request.url",
+                    )
+                )
             else:
-                findings.append(Finding("TDDUI-URL", f"request.url {url!r} ne désigne pas le type {rtype!r} de la ressource créée", Severity.ERROR, f"{where}.request.url"))
+                findings.append(
+                    Finding(
+                        "TDDUI-URL",
+                        f"request.url {url!r} ne désigne pas le type {rtype!r} de la ressource créée",
+                        Severity.ERROR,
+                        f"{where}.request.url",
+                    )
+                )
         outcomes.append(EntryOutcome(rtype, full_url))
         kind, profile = _profile_kind(resource)
         if kind is None and not profile:
             kind = _infer_kind(resource)
             if kind is not None:
-                findings.append(Finding("TDDUI-PROFIL-ABSENT", f"meta.profile absent: {rtype} lu comme {kind.value.rsplit('.', 1)[-1]}", Severity.WARNING, f"{where}.meta.profile"))
+                findings.append(
+                    Finding(
+                        "TDDUI-PROFIL-ABSENT",
+                        f"meta.profile absent: {rtype} lu comme {kind.value.rsplit('.', 1)[-1]}",
+                        Severity.WARNING,
+                        f"{where}.meta.profile",
+                    )
+                )
         if kind is not None:
             classified.append((index, resource, kind, full_url, profile))
     facts = _extract(bundle, classified, findings)
@@ -289,12 +353,20 @@ def _structure_findings(raw: dict[str, Any]) -> list[Finding]:
             out.append(Finding("FHIR-STRUCTURE", f"… et {len(exc.errors()) - 20} autres erreurs", Severity.ERROR))
         return out
     except Exception as exc:  # noqa: BLE001 - fhir.resources raises KeyError/TypeError on unknown resource types
-        return [Finding("FHIR-STRUCTURE", f"ressource non reconnue ({type(exc).__name__}: {str(exc)[:300]})", Severity.ERROR, "Bundle")]
+        return [
+            Finding(
+                "FHIR-STRUCTURE",
+                f"ressource non reconnue ({type(exc).__name__}: {str(exc)[:300]})",
+                Severity.ERROR,
+                "Bundle",
+            )
+        ]
     return []
 
 
-def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.FactKind, str, str]],
-             findings: list[Finding]) -> list[DuiFact]:
+def _extract(
+    bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.FactKind, str, str]], findings: list[Finding]
+) -> list[DuiFact]:
     facts: list[DuiFact] = []
     persons: dict[int, str] = {}  # id(patient resource) -> person key
     stays_essms: dict[int, str] = {}  # id(séjour resource) -> FINESS
@@ -303,7 +375,14 @@ def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.Fa
     def person_of(resource: dict[str, Any], where: str) -> str | None:
         patient = bundle.resolve(resource.get("subject"))
         if patient is None or patient.get("resourceType") != "Patient":
-            findings.append(Finding("TDDUI-REFERENCE", f"subject {resource.get('subject')!r} ne désigne aucun Patient du Bundle", Severity.ERROR, f"{where}.subject"))
+            findings.append(
+                Finding(
+                    "TDDUI-REFERENCE",
+                    f"subject {resource.get('subject')!r} ne désigne aucun Patient du Bundle",
+                    Severity.ERROR,
+                    f"{where}.subject",
+                )
+            )
             return None
         if id(patient) not in persons:
             key = _person_key(patient, where, findings)
@@ -318,7 +397,14 @@ def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.Fa
             return None
         finess = _finess_of_organization(org)
         if finess is None:
-            findings.append(Finding("TDDUI-FINESS", "Organization sans identifiant idNatSt (1 + FINESS) ni FINESS", Severity.ERROR, where))
+            findings.append(
+                Finding(
+                    "TDDUI-FINESS",
+                    "Organization sans identifiant idNatSt (1 + FINESS) ni FINESS",
+                    Severity.ERROR,
+                    where,
+                )
+            )
         return finess
 
     # Séjours first: they tie persons to establishments.
@@ -329,7 +415,14 @@ def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.Fa
         person = person_of(resource, where)
         essms = organization_finess(resource.get("serviceProvider"), f"{where}.serviceProvider")
         if essms is None:
-            findings.append(Finding("TDDUI-SEJOUR-ESSMS", "séjour sans serviceProvider (ESSMS d'accueil) identifiable", Severity.ERROR, f"{where}.serviceProvider"))
+            findings.append(
+                Finding(
+                    "TDDUI-SEJOUR-ESSMS",
+                    "séjour sans serviceProvider (ESSMS d'accueil) identifiable",
+                    Severity.ERROR,
+                    f"{where}.serviceProvider",
+                )
+            )
         period = resource.get("period") or {}
         start = _day(period.get("start"))
         if start is None:
@@ -337,15 +430,34 @@ def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.Fa
                 if isinstance(ext, dict) and str(ext.get("url", "")).endswith("tddui-admission-date"):
                     start = _day(ext.get("valueDateTime") or ext.get("valueDate"))
         if start is None:
-            findings.append(Finding("TDDUI-SEJOUR-DEBUT", "séjour sans date d'entrée (period.start)", Severity.ERROR, f"{where}.period.start"))
+            findings.append(
+                Finding(
+                    "TDDUI-SEJOUR-DEBUT",
+                    "séjour sans date d'entrée (period.start)",
+                    Severity.ERROR,
+                    f"{where}.period.start",
+                )
+            )
         end = _day(period.get("end"), end=True)
         if person is None or essms is None or start is None:
             continue
         stays_essms[id(resource)] = essms
         person_essms.setdefault(person, set()).add(essms)
         date = _day((resource.get("meta") or {}).get("lastUpdated")) or end or start
-        facts.append(DuiFact(kind, essms, person, _identifier_key(resource, full_url), date, start, end,
-                             resource.get("status"), full_url, profile))
+        facts.append(
+            DuiFact(
+                kind,
+                essms,
+                person,
+                _identifier_key(resource, full_url),
+                date,
+                start,
+                end,
+                resource.get("status"),
+                full_url,
+                profile,
+            )
+        )
     for index, resource, kind, full_url, profile in classified:
         where = f"Bundle.entry[{index}].resource"
         updated = _day((resource.get("meta") or {}).get("lastUpdated"))
@@ -358,14 +470,32 @@ def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.Fa
             person = persons[id(resource)]
             targets = set(person_essms.get(person, set()))
             for ident in resource.get("identifier") or []:
-                match = _LOCAL_PREFIX_RE.match(str((ident or {}).get("value") or "")) if isinstance(ident, dict) else None
+                match = (
+                    _LOCAL_PREFIX_RE.match(str((ident or {}).get("value") or "")) if isinstance(ident, dict) else None
+                )
                 if match and str(ident.get("system")) == LOCAL_ID_SYSTEM:
                     targets.add(match.group(1))
             if updated is None:
-                findings.append(Finding("TDDUI-DATE-ABSENTE", "usager sans meta.lastUpdated: date de mise à jour du dossier inconnue", Severity.WARNING, f"{where}.meta.lastUpdated"))
+                findings.append(
+                    Finding(
+                        "TDDUI-DATE-ABSENTE",
+                        "usager sans meta.lastUpdated: date de mise à jour du dossier inconnue",
+                        Severity.WARNING,
+                        f"{where}.meta.lastUpdated",
+                    )
+                )
             for essms in sorted(targets):
-                facts.append(DuiFact(kind, essms, person, _identifier_key(resource, full_url), updated,
-                                     full_url=full_url, profile=profile))
+                facts.append(
+                    DuiFact(
+                        kind,
+                        essms,
+                        person,
+                        _identifier_key(resource, full_url),
+                        updated,
+                        full_url=full_url,
+                        profile=profile,
+                    )
+                )
         elif kind is dui.FactKind.EVENEMENT:
             person = person_of(resource, where)
             essms = organization_finess(resource.get("serviceProvider"), f"{where}.serviceProvider")
@@ -377,13 +507,39 @@ def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.Fa
             period = resource.get("period") or {}
             start, end = _day(period.get("start")), _day(period.get("end"), end=True)
             if start is None:
-                findings.append(Finding("TDDUI-EVENEMENT-PERIODE", "événement sans period.start (1..1 dans TDDUIEncounterEvenement)", Severity.ERROR, f"{where}.period.start"))
+                findings.append(
+                    Finding(
+                        "TDDUI-EVENEMENT-PERIODE",
+                        "événement sans period.start (1..1 dans TDDUIEncounterEvenement)",
+                        Severity.ERROR,
+                        f"{where}.period.start",
+                    )
+                )
             if essms is None:
-                findings.append(Finding("TDDUI-EVENEMENT-ESSMS", "événement sans structure: ni serviceProvider ni séjour (partOf) résolus", Severity.ERROR, where))
+                findings.append(
+                    Finding(
+                        "TDDUI-EVENEMENT-ESSMS",
+                        "événement sans structure: ni serviceProvider ni séjour (partOf) résolus",
+                        Severity.ERROR,
+                        where,
+                    )
+                )
             if person is None or essms is None or start is None:
                 continue
-            facts.append(DuiFact(kind, essms, person, _identifier_key(resource, full_url), updated or end or start,
-                                 start, end, resource.get("status"), full_url, profile))
+            facts.append(
+                DuiFact(
+                    kind,
+                    essms,
+                    person,
+                    _identifier_key(resource, full_url),
+                    updated or end or start,
+                    start,
+                    end,
+                    resource.get("status"),
+                    full_url,
+                    profile,
+                )
+            )
         elif kind is dui.FactKind.PROJET:
             person = person_of(resource, where)
             key = _identifier_key(resource, full_url)
@@ -392,16 +548,42 @@ def _extract(bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.Fa
             if essms is None and person is not None and len(person_essms.get(person, ())) == 1:
                 essms = next(iter(person_essms[person]))
             if essms is None:
-                findings.append(Finding("TDDUI-PROJET-ESSMS", "projet personnalisé: ESSMS introuvable (identifiant 3+FINESS/… ou séjour unique de l'usager)", Severity.ERROR, where))
+                findings.append(
+                    Finding(
+                        "TDDUI-PROJET-ESSMS",
+                        "projet personnalisé: ESSMS introuvable (identifiant 3+FINESS/… ou séjour unique de l'usager)",
+                        Severity.ERROR,
+                        where,
+                    )
+                )
             status = resource.get("status")
             period = resource.get("period") or {}
             date = updated or _day(resource.get("created")) or _day(period.get("start"))
             if date is None:
-                findings.append(Finding("TDDUI-DATE-ABSENTE", "projet personnalisé sans date de statut (meta.lastUpdated)", Severity.WARNING, f"{where}.meta.lastUpdated"))
+                findings.append(
+                    Finding(
+                        "TDDUI-DATE-ABSENTE",
+                        "projet personnalisé sans date de statut (meta.lastUpdated)",
+                        Severity.WARNING,
+                        f"{where}.meta.lastUpdated",
+                    )
+                )
             if person is None or essms is None:
                 continue
-            facts.append(DuiFact(kind, essms, person, key, date, _day(period.get("start")),
-                                 _day(period.get("end"), end=True), status, full_url, profile))
+            facts.append(
+                DuiFact(
+                    kind,
+                    essms,
+                    person,
+                    key,
+                    date,
+                    _day(period.get("start")),
+                    _day(period.get("end"), end=True),
+                    status,
+                    full_url,
+                    profile,
+                )
+            )
     return facts
 
 
@@ -421,8 +603,12 @@ class OperationOutcome:
         return {
             "resourceType": "OperationOutcome",
             "issue": [
-                {"severity": i.severity, "code": i.code, "diagnostics": i.diagnostics,
-                 **({"expression": [i.expression]} if i.expression else {})}
+                {
+                    "severity": i.severity,
+                    "code": i.code,
+                    "diagnostics": i.diagnostics,
+                    **({"expression": [i.expression]} if i.expression else {}),
+                }
                 for i in self.issues
             ],
         }
@@ -433,6 +619,8 @@ def operation_outcome(findings: list[Finding] | tuple[Finding, ...], *, code: st
     issues = []
     for f in findings:
         severity = {Severity.ERROR: "error", Severity.WARNING: "warning"}.get(f.severity, "information")
-        issue_code = "structure" if f.code in {"FHIR-JSON", "FHIR-STRUCTURE", "TDDUI-BUNDLE", "TDDUI-BUNDLE-TYPE"} else code
+        issue_code = (
+            "structure" if f.code in {"FHIR-JSON", "FHIR-STRUCTURE", "TDDUI-BUNDLE", "TDDUI-BUNDLE-TYPE"} else code
+        )
         issues.append(OperationOutcomeIssue(severity, issue_code, f"{f.code}: {f.message}", f.location))
     return OperationOutcome(tuple(issues))

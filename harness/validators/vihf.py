@@ -50,7 +50,16 @@ ATTR_AUTH_MODE = "Authentification_Mode"
 ATTR_PURPOSE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
 ATTR_SUBJECT_ID = "urn:oasis:names:tc:xspa:1.0:subject:subject-id"
 ATTR_STRUCTURE = "Identifiant_Structure"
-REQUIRED = (ATTR_VERSION, ATTR_SECTOR, ATTR_RESOURCE_URN, ATTR_RESOURCE_ID, ATTR_HOMOLOGATION, ATTR_ROLE, ATTR_AUTH_MODE, ATTR_PURPOSE)
+REQUIRED = (
+    ATTR_VERSION,
+    ATTR_SECTOR,
+    ATTR_RESOURCE_URN,
+    ATTR_RESOURCE_ID,
+    ATTR_HOMOLOGATION,
+    ATTR_ROLE,
+    ATTR_AUTH_MODE,
+    ATTR_PURPOSE,
+)
 AUTH_MODES = frozenset({"DIRECTE", "INDIRECTE", "AUTRE"})
 OID_SECTOR = "1.2.250.1.71.4.2.4"
 
@@ -158,8 +167,14 @@ class SignatureCache:
                 self._issued.add(fingerprint)
 
 
-def _verify_signature(assertion: etree._Element, anchors: Sequence[x509.Certificate], now: datetime, report: VihfReport, add,  # noqa: ANN001
-                      cache: SignatureCache | None = None) -> None:
+def _verify_signature(
+    assertion: etree._Element,
+    anchors: Sequence[x509.Certificate],
+    now: datetime,
+    report: VihfReport,
+    add,  # noqa: ANN001
+    cache: SignatureCache | None = None,
+) -> None:
     serialized = etree.tostring(assertion)
     key = hashlib.sha256(serialized).digest()
     known = cache.signer(key) if cache is not None else None
@@ -187,7 +202,10 @@ def _verify_signature(assertion: etree._Element, anchors: Sequence[x509.Certific
     if cache is not None and cache.issued(fingerprint):
         pass
     elif not _issued_by(cert, anchors):
-        add("VIHF-CERTIFICAT-NON-RECONNU", f"le certificat signataire ({cert.subject.rfc4514_string()}) n'est pas émis par l'IGC de test")
+        add(
+            "VIHF-CERTIFICAT-NON-RECONNU",
+            f"le certificat signataire ({cert.subject.rfc4514_string()}) n'est pas émis par l'IGC de test",
+        )
         return
     elif cache is not None:
         cache.trust(fingerprint)
@@ -200,7 +218,9 @@ def _verify_signature(assertion: etree._Element, anchors: Sequence[x509.Certific
     from signxml.verifier import SignatureConfiguration
 
     config = SignatureConfiguration(
-        expect_references=1, signature_methods=frozenset(SignatureMethod), digest_algorithms=frozenset(DigestAlgorithm),
+        expect_references=1,
+        signature_methods=frozenset(SignatureMethod),
+        digest_algorithms=frozenset(DigestAlgorithm),
         location="./",
     )
     try:

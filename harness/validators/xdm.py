@@ -100,7 +100,9 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
         return {}, [Finding("XDM-TOO-MANY-ENTRIES", f"{len(infos)} entrées (maximum {limits.max_entries})")]
     declared_total = sum(i.file_size for i in infos)
     if declared_total > limits.max_total_bytes:
-        return {}, [Finding("XDM-TOO-LARGE", f"{declared_total} octets décompressés (maximum {limits.max_total_bytes})")]
+        return {}, [
+            Finding("XDM-TOO-LARGE", f"{declared_total} octets décompressés (maximum {limits.max_total_bytes})")
+        ]
     files: dict[str, bytes] = {}
     findings: list[Finding] = []
     for info in infos:
@@ -120,8 +122,14 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
             with archive.open(info) as handle:
                 content = handle.read(limits.max_entry_bytes + 1)  # never trust the declared size
         except (
-            zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError,
-            zlib.error, lzma.LZMAError, OSError,  # corrupt deflate / LZMA / bzip2 stream (bz2 raises OSError)
+            zipfile.BadZipFile,
+            NotImplementedError,
+            RuntimeError,
+            EOFError,
+            ValueError,
+            zlib.error,
+            lzma.LZMAError,
+            OSError,  # corrupt deflate / LZMA / bzip2 stream (bz2 raises OSError)
         ) as exc:
             findings.append(Finding("XDM-ENTRY-UNREADABLE", str(exc), location=info.filename))
             continue
@@ -139,7 +147,9 @@ def _patient(value: str | None, what: str, location: str, findings: list[Finding
     try:
         return parse_xds_patient_id(value)
     except InsError as exc:
-        findings.append(Finding(f"XDM-{exc.code}", f"{what}: patientId {value!r} n'est pas un INS valide: {exc}", location=location))
+        findings.append(
+            Finding(f"XDM-{exc.code}", f"{what}: patientId {value!r} n'est pas un INS valide: {exc}", location=location)
+        )
         return None
 
 
@@ -169,7 +179,11 @@ def validate_subset(subset: str, files: dict[str, bytes], report: XdmReport) -> 
     ]
     if len(packages) != 1:
         findings.append(
-            Finding("XDM-SUBMISSION-SET", f"{len(packages)} lot(s) de soumission (SubmissionSet), attendu 1", location=meta_path)
+            Finding(
+                "XDM-SUBMISSION-SET",
+                f"{len(packages)} lot(s) de soumission (SubmissionSet), attendu 1",
+                location=meta_path,
+            )
         )
     else:
         package = packages[0]
@@ -182,7 +196,9 @@ def validate_subset(subset: str, files: dict[str, bytes], report: XdmReport) -> 
         f"rim:RegistryObjectList/rim:ExtrinsicObject[@objectType='{DOC_ENTRY_OBJECT_TYPE}']", namespaces=NS
     )
     if not entries:
-        findings.append(Finding("XDM-NO-DOCUMENT", "aucun DocumentEntry (ExtrinsicObject) dans METADATA.XML", location=meta_path))
+        findings.append(
+            Finding("XDM-NO-DOCUMENT", "aucun DocumentEntry (ExtrinsicObject) dans METADATA.XML", location=meta_path)
+        )
     members = {
         a.get("targetObject")
         for a in root.xpath(f"rim:RegistryObjectList/rim:Association[@associationType='{HAS_MEMBER}']", namespaces=NS)
@@ -191,26 +207,42 @@ def validate_subset(subset: str, files: dict[str, bytes], report: XdmReport) -> 
         entry_id = entry.get("id", "?")
         where = f"{meta_path}#{entry_id}"
         if entry_id not in members:
-            findings.append(Finding("XDM-ASSOCIATION", "DocumentEntry non rattaché au lot (HasMember absent)", location=where))
+            findings.append(
+                Finding("XDM-ASSOCIATION", "DocumentEntry non rattaché au lot (HasMember absent)", location=where)
+            )
         uris = _slot(entry, "URI")
         if len(uris) != 1 or not uris[0]:
             findings.append(Finding("XDM-URI", "slot URI absent ou multiple", location=where))
             continue
         # NIST XdmDecoder resolves URI against the subset folder; the ANS DRIM-M sample against IHE_XDM/.
-        candidates = [posixpath.normpath(f"IHE_XDM/{subset}/{uris[0]}").upper(), posixpath.normpath(f"IHE_XDM/{uris[0]}").upper()]
+        candidates = [
+            posixpath.normpath(f"IHE_XDM/{subset}/{uris[0]}").upper(),
+            posixpath.normpath(f"IHE_XDM/{uris[0]}").upper(),
+        ]
         doc_path = next((c for c in candidates if c in files), candidates[0])
         data = files.get(doc_path)
         if data is None:
-            findings.append(Finding("XDM-DOCUMENT-MISSING", f"le document {uris[0]} référencé est absent de l'archive", location=where))
+            findings.append(
+                Finding(
+                    "XDM-DOCUMENT-MISSING", f"le document {uris[0]} référencé est absent de l'archive", location=where
+                )
+            )
             continue
         sizes, hashes = _slot(entry, "size"), _slot(entry, "hash")
         if sizes and sizes[0].strip() != str(len(data)):
-            findings.append(Finding("XDM-SIZE", f"size={sizes[0]} mais le fichier fait {len(data)} octets", location=where))
+            findings.append(
+                Finding("XDM-SIZE", f"size={sizes[0]} mais le fichier fait {len(data)} octets", location=where)
+            )
         if hashes and hashes[0].strip().lower() != hashlib.sha1(data).hexdigest():  # noqa: S324 - XDS hash is SHA-1
             findings.append(Finding("XDM-HASH", "le hash SHA-1 déclaré ne correspond pas au document", location=where))
         if not sizes or not hashes:
             findings.append(
-                Finding("XDM-SIZE-HASH-MISSING", "slots size et hash attendus (ITI-32)", severity=Severity.WARNING, location=where)
+                Finding(
+                    "XDM-SIZE-HASH-MISSING",
+                    "slots size et hash attendus (ITI-32)",
+                    severity=Severity.WARNING,
+                    location=where,
+                )
             )
         unique_id = _external_id(entry, DOC_UNIQUE_ID)
         if unique_id is None:

@@ -43,7 +43,9 @@ OID_FACILITY = "1.2.250.1.71.4.2.4"
 OID_PRACTICE = "1.2.250.1.213.1.1.4.9"
 OID_IDNPS = "1.2.250.1.71.4.2.1"
 OID_IDNST = "1.2.250.1.71.4.2.2"
-DMP_CONFIDENTIALITY_CODES = frozenset({"MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX", "CONNEXION_SECRETE"})
+DMP_CONFIDENTIALITY_CODES = frozenset(
+    {"MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX", "CONNEXION_SECRETE"}
+)
 SIGNATURE_TYPE = "E1762"
 SIGNATURE_CLASS = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 SIGNATURE_FORMAT = "http://www.w3.org/2000/09/xmldsig#"
@@ -146,7 +148,10 @@ class XdsSubmission:
 
     @property
     def essms(self) -> str | None:
-        for author in (*(self.submission_set.authors if self.submission_set else ()), *(a for e in self.entries for a in e.authors)):
+        for author in (
+            *(self.submission_set.authors if self.submission_set else ()),
+            *(a for e in self.entries for a in e.authors),
+        ):
             if author.finess:
                 return author.finess
         return None
@@ -162,7 +167,12 @@ def idnst_of(xon: str) -> str | None:
 
 def _person_ok(xcn: str) -> bool:
     parts = xcn.split("^")
-    return bool(parts[0]) and len(parts) >= 13 and f"&{OID_IDNPS}&ISO" in parts[8] and parts[12] in {"IDNPS", "EI", "RPPS", "ADELI"}
+    return (
+        bool(parts[0])
+        and len(parts) >= 13
+        and f"&{OID_IDNPS}&ISO" in parts[8]
+        and parts[12] in {"IDNPS", "EI", "RPPS", "ADELI"}
+    )
 
 
 class ValueSets:
@@ -221,14 +231,24 @@ def _patient(cx: str | None, what: str, findings: list[Finding]) -> INS | None:
         return parse_xds_patient_id(cx)
     except InsError as exc:
         findings.append(
-            Finding(UNKNOWN_PATIENT, f"{what}: patientId {cx!r} n'est pas un INS valide ({exc.code}: {exc.message})", location=what)
+            Finding(
+                UNKNOWN_PATIENT,
+                f"{what}: patientId {cx!r} n'est pas un INS valide ({exc.code}: {exc.message})",
+                location=what,
+            )
         )
         return None
 
 
 def _check_coded(
-    findings: list[Finding], where: str, label: str, coded: Coded | None, schemes: tuple[str, ...],
-    value_sets: ValueSets | None = None, value_set: str | None = None, required: bool = True,
+    findings: list[Finding],
+    where: str,
+    label: str,
+    coded: Coded | None,
+    schemes: tuple[str, ...],
+    value_sets: ValueSets | None = None,
+    value_set: str | None = None,
+    required: bool = True,
 ) -> None:
     if coded is None:
         if required:
@@ -238,28 +258,46 @@ def _check_coded(
         findings.append(Finding(META, f"{label}: nodeRepresentation vide", location=where))
     if schemes and coded.scheme not in schemes:
         findings.append(
-            Finding(META, f"{label} {coded.code!r}: codingScheme {coded.scheme!r}, attendu {' ou '.join(schemes)}", location=where)
+            Finding(
+                META,
+                f"{label} {coded.code!r}: codingScheme {coded.scheme!r}, attendu {' ou '.join(schemes)}",
+                location=where,
+            )
         )
     elif value_sets is not None and value_set is not None and value_sets.contains(value_set, coded) is False:
         findings.append(
-            Finding(META, f"{label} {coded.code!r} ({coded.scheme}) absent du jeu de valeurs {ValueSets.FILES[value_set]}", location=where)
+            Finding(
+                META,
+                f"{label} {coded.code!r} ({coded.scheme}) absent du jeu de valeurs {ValueSets.FILES[value_set]}",
+                location=where,
+            )
         )
 
 
-def _check_authors(findings: list[Finding], where: str, authors: tuple[XdsAuthor, ...], *, person_required: bool) -> None:
+def _check_authors(
+    findings: list[Finding], where: str, authors: tuple[XdsAuthor, ...], *, person_required: bool
+) -> None:
     if not authors:
         findings.append(Finding(META, "author absent", location=where))
         return
     for author in authors:
         if person_required and not any(_person_ok(p) for p in author.persons):
             findings.append(
-                Finding(META, f"authorPerson {list(author.persons)!r}: identifiant national de PS attendu "
-                        f"(...^^^&{OID_IDNPS}&ISO^D^^^IDNPS)", location=where)
+                Finding(
+                    META,
+                    f"authorPerson {list(author.persons)!r}: identifiant national de PS attendu "
+                    f"(...^^^&{OID_IDNPS}&ISO^D^^^IDNPS)",
+                    location=where,
+                )
             )
         if not any(idnst_of(i) for i in author.institutions):
             findings.append(
-                Finding(META, f"authorInstitution {list(author.institutions)!r}: identifiant de structure IDNST attendu "
-                        f"(Nom^^^^^&{OID_IDNST}&ISO^IDNST^^^1<FINESS>)", location=where)
+                Finding(
+                    META,
+                    f"authorInstitution {list(author.institutions)!r}: identifiant de structure IDNST attendu "
+                    f"(Nom^^^^^&{OID_IDNST}&ISO^IDNST^^^1<FINESS>)",
+                    location=where,
+                )
             )
 
 
@@ -284,12 +322,26 @@ def _read_entry(element: etree._Element) -> XdsDocumentEntry:
     return entry
 
 
-def _check_entry(entry: XdsDocumentEntry, submission_set: XdsSubmissionSet | None, findings: list[Finding], value_sets: ValueSets | None) -> None:
+def _check_entry(
+    entry: XdsDocumentEntry,
+    submission_set: XdsSubmissionSet | None,
+    findings: list[Finding],
+    value_sets: ValueSets | None,
+) -> None:
     where = f"DocumentEntry {entry.id}"
     entry.patient = _patient(entry.patient_cx, where, findings)
-    if entry.patient is not None and submission_set is not None and submission_set.patient is not None and entry.patient != submission_set.patient:
+    if (
+        entry.patient is not None
+        and submission_set is not None
+        and submission_set.patient is not None
+        and entry.patient != submission_set.patient
+    ):
         findings.append(
-            Finding(PATIENT_MISMATCH, f"patientId {entry.patient.value} différent de celui du lot {submission_set.patient.value}", location=where)
+            Finding(
+                PATIENT_MISMATCH,
+                f"patientId {entry.patient.value} différent de celui du lot {submission_set.patient.value}",
+                location=where,
+            )
         )
     if not entry.unique_id:
         findings.append(Finding(META, "uniqueId absent", location=where))
@@ -300,9 +352,13 @@ def _check_entry(entry: XdsDocumentEntry, submission_set: XdsSubmissionSet | Non
     if entry.is_signature:
         _check_coded(findings, where, "classCode", entry.class_code, ("URN",), required=True)
         if entry.class_code is not None and entry.class_code.code != SIGNATURE_CLASS:
-            findings.append(Finding(META, f"document de signature: classCode {SIGNATURE_CLASS} attendu", location=where))
+            findings.append(
+                Finding(META, f"document de signature: classCode {SIGNATURE_CLASS} attendu", location=where)
+            )
         if entry.format_code is None or entry.format_code.code != SIGNATURE_FORMAT:
-            findings.append(Finding(META, f"document de signature: formatCode {SIGNATURE_FORMAT} attendu", location=where))
+            findings.append(
+                Finding(META, f"document de signature: formatCode {SIGNATURE_FORMAT} attendu", location=where)
+            )
         _check_authors(findings, where, entry.authors, person_required=False)
         return
     _check_coded(findings, where, "classCode", entry.class_code, (OID_CLASS_CODE,))
@@ -316,13 +372,21 @@ def _check_entry(entry: XdsDocumentEntry, submission_set: XdsSubmissionSet | Non
         if coded.scheme == OID_DMP_CONFIDENTIALITY and coded.code in DMP_CONFIDENTIALITY_CODES:
             continue
         findings.append(
-            Finding(META, f"confidentialityCode {coded.code!r} ({coded.scheme!r}) hors des codes N/R/V "
-                    f"({OID_HL7_CONFIDENTIALITY}) et {', '.join(sorted(DMP_CONFIDENTIALITY_CODES))} ({OID_DMP_CONFIDENTIALITY})", location=where)
+            Finding(
+                META,
+                f"confidentialityCode {coded.code!r} ({coded.scheme!r}) hors des codes N/R/V "
+                f"({OID_HL7_CONFIDENTIALITY}) et {', '.join(sorted(DMP_CONFIDENTIALITY_CODES))} ({OID_DMP_CONFIDENTIALITY})",
+                location=where,
+            )
         )
     if entry.confidentiality and not any(c.scheme == OID_HL7_CONFIDENTIALITY for c in entry.confidentiality):
         findings.append(Finding(META, "confidentialityCode HL7 (N, R ou V) absent", location=where))
-    _check_coded(findings, where, "healthcareFacilityTypeCode", entry.facility_type, (OID_FACILITY,), value_sets, "facility")
-    _check_coded(findings, where, "practiceSettingCode", entry.practice_setting, (OID_PRACTICE,), value_sets, "practice")
+    _check_coded(
+        findings, where, "healthcareFacilityTypeCode", entry.facility_type, (OID_FACILITY,), value_sets, "facility"
+    )
+    _check_coded(
+        findings, where, "practiceSettingCode", entry.practice_setting, (OID_PRACTICE,), value_sets, "practice"
+    )
     _check_authors(findings, where, entry.authors, person_required=True)
     if not E.slot(entry.element, "languageCode"):
         findings.append(Finding(META, "languageCode absent", location=where))
@@ -341,10 +405,15 @@ def read_submission(
     if objects is None:
         return XdsSubmission(None, [], [], [Finding(META, "rim:RegistryObjectList absent")])
     packages = [
-        p for p in objects.findall("rim:RegistryPackage", E.NS)
+        p
+        for p in objects.findall("rim:RegistryPackage", E.NS)
         if p.xpath("rim:Classification[@classificationNode=$n]", namespaces=E.NS, n=E.SUBMISSION_SET_NODE)
-        or objects.xpath("rim:Classification[@classificationNode=$n][@classifiedObject=$o]", namespaces=E.NS,
-                         n=E.SUBMISSION_SET_NODE, o=p.get("id", ""))
+        or objects.xpath(
+            "rim:Classification[@classificationNode=$n][@classifiedObject=$o]",
+            namespaces=E.NS,
+            n=E.SUBMISSION_SET_NODE,
+            o=p.get("id", ""),
+        )
     ]
     submission_set: XdsSubmissionSet | None = None
     if len(packages) != 1:
@@ -368,16 +437,25 @@ def read_submission(
         _check_coded(findings, where, "contentTypeCode", submission_set.content_type, ())
         _check_authors(findings, where, submission_set.authors, person_required=False)
     entries = [
-        _read_entry(e) for e in objects.findall("rim:ExtrinsicObject", E.NS) if e.get("objectType") == E.DOC_ENTRY_OBJECT_TYPE
+        _read_entry(e)
+        for e in objects.findall("rim:ExtrinsicObject", E.NS)
+        if e.get("objectType") == E.DOC_ENTRY_OBJECT_TYPE
     ]
     others = [e for e in objects.findall("rim:ExtrinsicObject", E.NS) if e.get("objectType") != E.DOC_ENTRY_OBJECT_TYPE]
     for other in others:
-        findings.append(Finding(META, f"ExtrinsicObject {other.get('id')}: objectType {other.get('objectType')!r} inconnu"))
+        findings.append(
+            Finding(META, f"ExtrinsicObject {other.get('id')}: objectType {other.get('objectType')!r} inconnu")
+        )
     associations = [
         XdsAssociation(
-            id=a.get("id", ""), type=a.get("associationType", ""), source=a.get("sourceObject", ""),
+            id=a.get("id", ""),
+            type=a.get("associationType", ""),
+            source=a.get("sourceObject", ""),
             target=a.get("targetObject", ""),
-            slots={s.get("name", ""): tuple(v.text or "" for v in s.findall("rim:ValueList/rim:Value", E.NS)) for s in a.findall("rim:Slot", E.NS)},
+            slots={
+                s.get("name", ""): tuple(v.text or "" for v in s.findall("rim:ValueList/rim:Value", E.NS))
+                for s in a.findall("rim:Slot", E.NS)
+            },
         )
         for a in objects.findall("rim:Association", E.NS)
     ]
@@ -394,13 +472,33 @@ def read_submission(
         members = {a.target for a in associations if a.type == E.HAS_MEMBER and a.source == submission_set.id}
         for entry in entries:
             if entry.id not in members:
-                findings.append(Finding(META, "DocumentEntry non rattaché au lot (association HasMember absente)", location=f"DocumentEntry {entry.id}"))
+                findings.append(
+                    Finding(
+                        META,
+                        "DocumentEntry non rattaché au lot (association HasMember absente)",
+                        location=f"DocumentEntry {entry.id}",
+                    )
+                )
     known = {e.id for e in entries} | ({submission_set.id} if submission_set else set())
     for assoc in associations:
-        if assoc.type == E.HAS_MEMBER and assoc.target in {e.id for e in entries} and assoc.slots.get("SubmissionSetStatus") != ("Original",):
-            findings.append(Finding(META, "association HasMember sans SubmissionSetStatus=Original", location=f"Association {assoc.id}"))
+        if (
+            assoc.type == E.HAS_MEMBER
+            and assoc.target in {e.id for e in entries}
+            and assoc.slots.get("SubmissionSetStatus") != ("Original",)
+        ):
+            findings.append(
+                Finding(
+                    META, "association HasMember sans SubmissionSetStatus=Original", location=f"Association {assoc.id}"
+                )
+            )
         if assoc.source not in known and assoc.type != E.HAS_MEMBER:
-            findings.append(Finding(META, f"association {assoc.type}: sourceObject {assoc.source!r} inconnu", location=f"Association {assoc.id}"))
+            findings.append(
+                Finding(
+                    META,
+                    f"association {assoc.type}: sourceObject {assoc.source!r} inconnu",
+                    location=f"Association {assoc.id}",
+                )
+            )
     if require_signature and entries:
         _check_signature(submission, findings)
     if not [e for e in entries if not e.is_signature] and require_signature:
@@ -412,14 +510,22 @@ def _check_signature(submission: XdsSubmission, findings: list[Finding]) -> None
     signatures = [e for e in submission.entries if e.is_signature]
     if not signatures:
         findings.append(
-            Finding(META, "document de signature absent: le lot doit contenir une signature XAdES (typeCode E1762, "
-                    "IHE DSG) reliée au lot par une association signs")
+            Finding(
+                META,
+                "document de signature absent: le lot doit contenir une signature XAdES (typeCode E1762, "
+                "IHE DSG) reliée au lot par une association signs",
+            )
         )
         return
     ss_id = submission.submission_set.id if submission.submission_set else None
     for signature in signatures:
-        if not any(a.type == E.SIGNS and a.source == signature.id and a.target == ss_id for a in submission.associations):
+        if not any(
+            a.type == E.SIGNS and a.source == signature.id and a.target == ss_id for a in submission.associations
+        ):
             findings.append(
-                Finding(META, f"association {E.SIGNS} de la signature {signature.id} vers le lot {ss_id} absente",
-                        location=f"DocumentEntry {signature.id}")
+                Finding(
+                    META,
+                    f"association {E.SIGNS} de la signature {signature.id} vers le lot {ss_id} absente",
+                    location=f"DocumentEntry {signature.id}",
+                )
             )

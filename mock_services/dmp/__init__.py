@@ -59,7 +59,9 @@ class DMPSimulator(Simulator):
         self.vihf_policy = VihfPolicy(strictness=Strictness(settings.get("vihf", "strict")))
         self.cda_schema = CdaSchema(settings["cda_xsd_dir"]) if settings.get("cda_xsd_dir") else None
         self.schematron = SchematronEngine(settings["schematron_dir"]) if settings.get("schematron_dir") else None
-        jdv = settings.get("jdv_dir") or (Path(settings["schematron_dir"]).parent / "jeuxDeValeurs" if settings.get("schematron_dir") else None)
+        jdv = settings.get("jdv_dir") or (
+            Path(settings["schematron_dir"]).parent / "jeuxDeValeurs" if settings.get("schematron_dir") else None
+        )
         self.value_sets = ValueSets(jdv) if jdv and Path(jdv).is_dir() else None
         self.anchors: list[x509.Certificate] = [ctx.pki.intermediate.cert, ctx.pki.root.cert]
         self.signatures = SignatureCache()
@@ -68,11 +70,15 @@ class DMPSimulator(Simulator):
     def _initial_persons(self, overrides: dict[str, Any]) -> list[PersonDmp]:
         persons = {p.ins.value: PersonDmp(p.ins.value) for p in self.ctx.testdata.persons}
         for ins, conf in overrides.items():
-            persons[ins] = PersonDmp(ins, DmpState(conf.get("state", "active")), Authorisation(conf.get("authorisation", "VALIDE")))
+            persons[ins] = PersonDmp(
+                ins, DmpState(conf.get("state", "active")), Authorisation(conf.get("authorisation", "VALIDE"))
+            )
         return list(persons.values())
 
     # public controls for scenario steps ---------------------------------------------------------
-    def set_person(self, ins: str, *, state: DmpState | None = None, authorisation: Authorisation | None = None) -> PersonDmp:
+    def set_person(
+        self, ins: str, *, state: DmpState | None = None, authorisation: Authorisation | None = None
+    ) -> PersonDmp:
         """Put the person's DMP in a state (absent / active / closed) and set the structure's authorisation."""
         return self.store.set_person(ins, state=state, authorisation=authorisation)
 
@@ -125,36 +131,61 @@ class DMPSimulator(Simulator):
             soap = parse_soap_request(content_type, body, self.limits)
             if soap.action not in ENDPOINT_ACTIONS[endpoint]:
                 raise SoapFault(
-                    "Sender", f"Action {soap.action!r} non prise en charge par le service {endpoint}",
+                    "Sender",
+                    f"Action {soap.action!r} non prise en charge par le service {endpoint}",
                     subcode="wsa:ActionNotSupported" if soap.action else "wsa:MessageAddressingHeaderRequired",
                 )
             if not soap.message_id:
-                raise SoapFault("Sender", "en-tête WS-Addressing MessageID absent", subcode="wsa:MessageAddressingHeaderRequired")
+                raise SoapFault(
+                    "Sender", "en-tête WS-Addressing MessageID absent", subcode="wsa:MessageAddressingHeaderRequired"
+                )
             if not soap.to:
-                raise SoapFault("Sender", "en-tête WS-Addressing To absent", subcode="wsa:MessageAddressingHeaderRequired")
+                raise SoapFault(
+                    "Sender", "en-tête WS-Addressing To absent", subcode="wsa:MessageAddressingHeaderRequired"
+                )
             if self.require_client_certificate and cert is None:
-                raise SoapFault("Sender", "aucun certificat client d'organisation présenté (TLS mutuel requis)", subcode="wsse:FailedAuthentication", error_code="TLS-CLIENT-CERT")
+                raise SoapFault(
+                    "Sender",
+                    "aucun certificat client d'organisation présenté (TLS mutuel requis)",
+                    subcode="wsse:FailedAuthentication",
+                    error_code="TLS-CLIENT-CERT",
+                )
             fault = self.ctx.take_fault("soap.fault")
             if fault is not None:
-                raise SoapFault(str(fault.params.get("code", "Receiver")), str(fault.params.get("reason", "erreur simulée du DMP")), error_code="SIMULATED-FAULT")
+                raise SoapFault(
+                    str(fault.params.get("code", "Receiver")),
+                    str(fault.params.get("reason", "erreur simulée du DMP")),
+                    error_code="SIMULATED-FAULT",
+                )
             return self._dispatch(soap, Caller(certificate_cn=_cn(cert), certificate_structure=_ou(cert)))
         except SoapFault as fault:
             return self._fault(fault, endpoint, soap, cert)
 
     def _record_timeout(self, cert: x509.Certificate | None, seconds: float) -> None:
         self.ctx.record(
-            Exchange(service=self.name, operation="soap.request", direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                     actor=_cn(cert), error_code="SIMULATED-TIMEOUT", error_message=f"pas de réponse avant {seconds} s (panne simulée)")
+            Exchange(
+                service=self.name,
+                operation="soap.request",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=_cn(cert),
+                error_code="SIMULATED-TIMEOUT",
+                error_message=f"pas de réponse avant {seconds} s (panne simulée)",
+            )
         )
 
     def _dispatch(self, soap: SoapRequest, caller: Caller) -> Reply:
-        caller.vihf = check_vihf(soap.security, anchors=self.anchors, policy=self.vihf_policy, cache=self.signatures)  # real time
+        caller.vihf = check_vihf(
+            soap.security, anchors=self.anchors, policy=self.vihf_policy, cache=self.signatures
+        )  # real time
         vihf_errors = [f for f in caller.vihf.findings if f.severity.value == "error"]
         if vihf_errors:
             raise SoapFault(
-                "Sender", "VIHF refusé: " + "; ".join(f"{f.code}: {f.message}" for f in vihf_errors),
+                "Sender",
+                "VIHF refusé: " + "; ".join(f"{f.code}: {f.message}" for f in vihf_errors),
                 subcode="wsse:InvalidSecurity" if caller.vihf.present else "wsse:SecurityTokenUnavailable",
-                error_code=vihf_errors[0].code, findings=caller.vihf.findings,
+                error_code=vihf_errors[0].code,
+                findings=caller.vihf.findings,
             )
         raw = soap.raw
         payload_type = "multipart/related" if soap.mtom else "application/soap+xml"
@@ -171,16 +202,31 @@ class DMPSimulator(Simulator):
         operation = OPERATIONS.get(soap.action or "", "soap.request") if soap else "soap.request"
         self.ctx.record(
             Exchange(
-                service=self.name, operation=operation, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                actor=_cn(cert), error_code=fault.error_code, error_message=fault.reason,
-                payload=soap.raw if soap else None, payload_type="application/soap+xml" if soap else None,
-                details={"endpoint": endpoint, "soap_fault": fault.code, "subcode": fault.subcode,
-                         "findings": [f.to_dict() for f in fault.findings]},
+                service=self.name,
+                operation=operation,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=_cn(cert),
+                error_code=fault.error_code,
+                error_message=fault.reason,
+                payload=soap.raw if soap else None,
+                payload_type="application/soap+xml" if soap else None,
+                details={
+                    "endpoint": endpoint,
+                    "soap_fault": fault.code,
+                    "subcode": fault.subcode,
+                    "findings": [f.to_dict() for f in fault.findings],
+                },
             )
         )
         # An oversized body is not read to its end: close the connection instead of draining it.
         headers = {"Connection": "close"} if fault.error_code == "HTTP-TOO-LARGE" else {}
-        return Reply(fault_bytes(fault, soap.message_id if soap else None), "application/soap+xml; charset=UTF-8", fault.http_status, headers)
+        return Reply(
+            fault_bytes(fault, soap.message_id if soap else None),
+            "application/soap+xml; charset=UTF-8",
+            fault.http_status,
+            headers,
+        )
 
 
 def _response(reply: Reply) -> Response:

@@ -46,8 +46,15 @@ class SoapFault(Exception):
     """A SOAP 1.2 fault to answer with. ``code`` is ``Sender`` / ``Receiver`` / ``MustUnderstand`` /
     ``VersionMismatch``; ``subcode`` a QName string like ``wsa:ActionNotSupported``; ``reason`` is French."""
 
-    def __init__(self, code: str, reason: str, *, subcode: str | None = None, error_code: str | None = None,
-                 findings: list | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        reason: str,
+        *,
+        subcode: str | None = None,
+        error_code: str | None = None,
+        findings: list | None = None,
+    ) -> None:
         super().__init__(reason)
         self.findings = findings or []  # the validator findings behind the fault (VIHF deviations), for the journal
         self.code = code
@@ -114,7 +121,9 @@ class _PartCollector:
 
     def _begin(self) -> None:
         if len(self.parts) >= self.limits.max_parts:
-            raise SoapFault("Sender", f"trop de parties MIME (maximum {self.limits.max_parts})", error_code="MTOM-TOO-MANY-PARTS")
+            raise SoapFault(
+                "Sender", f"trop de parties MIME (maximum {self.limits.max_parts})", error_code="MTOM-TOO-MANY-PARTS"
+            )
         self.parts.append(MimePart())
 
     def _data(self, data: bytes, start: int, end: int) -> None:
@@ -137,17 +146,25 @@ def content_length(headers: Mapping[str, str]) -> int | None:
         raise SoapFault("Sender", f"Content-Length invalide: {raw!r}", error_code="HTTP-CONTENT-LENGTH") from None
 
 
-async def read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], limits: SoapLimits = SoapLimits()) -> bytes:
+async def read_body(
+    headers: Mapping[str, str], stream: AsyncIterator[bytes], limits: SoapLimits = SoapLimits()
+) -> bytes:
     """Read the request body, bounded: a declared Content-Length over the limit is refused before reading anything,
     and reading stops as soon as the bytes received pass it (chunked bodies included)."""
     declared = content_length(headers)
     if declared is not None and declared > limits.max_request_bytes:
-        raise SoapFault("Sender", f"requête trop volumineuse ({declared} octets > {limits.max_request_bytes})", error_code="HTTP-TOO-LARGE")
+        raise SoapFault(
+            "Sender",
+            f"requête trop volumineuse ({declared} octets > {limits.max_request_bytes})",
+            error_code="HTTP-TOO-LARGE",
+        )
     body = bytearray()
     async for chunk in stream:
         body += chunk
         if len(body) > limits.max_request_bytes:
-            raise SoapFault("Sender", f"requête trop volumineuse (> {limits.max_request_bytes} octets)", error_code="HTTP-TOO-LARGE")
+            raise SoapFault(
+                "Sender", f"requête trop volumineuse (> {limits.max_request_bytes} octets)", error_code="HTTP-TOO-LARGE"
+            )
     return bytes(body)
 
 
@@ -160,12 +177,24 @@ def parse_soap_request(content_type: str, body: bytes, limits: SoapLimits = Soap
         request = _parse_mtom(params, body, limits)
     elif media_type == "application/soap+xml":
         if len(body) > limits.max_envelope_bytes:
-            raise SoapFault("Sender", f"enveloppe SOAP trop volumineuse (> {limits.max_envelope_bytes} octets)", error_code="HTTP-TOO-LARGE")
+            raise SoapFault(
+                "Sender",
+                f"enveloppe SOAP trop volumineuse (> {limits.max_envelope_bytes} octets)",
+                error_code="HTTP-TOO-LARGE",
+            )
         request = parse_envelope(body, {}, mtom=False, size=len(body), limits=limits)
     elif media_type == "text/xml":
-        raise SoapFault("VersionMismatch", "text/xml (SOAP 1.1) reçu: le DMP parle SOAP 1.2 (application/soap+xml)", error_code="SOAP-VERSION")
+        raise SoapFault(
+            "VersionMismatch",
+            "text/xml (SOAP 1.1) reçu: le DMP parle SOAP 1.2 (application/soap+xml)",
+            error_code="SOAP-VERSION",
+        )
     else:
-        raise SoapFault("Sender", f"Content-Type {media_type or 'absent'} non pris en charge (attendu multipart/related MTOM ou application/soap+xml)", error_code="HTTP-CONTENT-TYPE")
+        raise SoapFault(
+            "Sender",
+            f"Content-Type {media_type or 'absent'} non pris en charge (attendu multipart/related MTOM ou application/soap+xml)",
+            error_code="HTTP-CONTENT-TYPE",
+        )
     request.raw = body
     return request
 
@@ -183,7 +212,11 @@ def _parse_mtom(params: dict[bytes, bytes], body: bytes, limits: SoapLimits) -> 
         raise SoapFault("Sender", "multipart/related sans paramètre boundary", error_code="MTOM-BOUNDARY")
     part_type = params.get(b"type", b"").decode("latin-1").lower()
     if part_type and part_type != "application/xop+xml":
-        raise SoapFault("Sender", f"multipart/related type={part_type!r}: application/xop+xml attendu (MTOM)", error_code="MTOM-TYPE")
+        raise SoapFault(
+            "Sender",
+            f"multipart/related type={part_type!r}: application/xop+xml attendu (MTOM)",
+            error_code="MTOM-TYPE",
+        )
     start = params.get(b"start", b"").decode("latin-1").strip().strip("<>") or None
     collector = _PartCollector(limits)
     try:
@@ -198,7 +231,9 @@ def _parse_mtom(params: dict[bytes, bytes], body: bytes, limits: SoapLimits) -> 
     except Exception as exc:  # python-multipart raises MultipartParseError and friends
         raise SoapFault("Sender", f"corps multipart/related illisible: {exc}", error_code="MTOM-MALFORMED") from None
     if parser.state != MultipartState.END or not collector.parts:
-        raise SoapFault("Sender", "corps multipart/related incomplet (délimiteur de fin absent)", error_code="MTOM-MALFORMED")
+        raise SoapFault(
+            "Sender", "corps multipart/related incomplet (délimiteur de fin absent)", error_code="MTOM-MALFORMED"
+        )
     parts = collector.parts
     root = next((p for p in parts if start and p.content_id == start), None) if start else parts[0]
     if root is None:
@@ -221,14 +256,22 @@ def _parse_mtom(params: dict[bytes, bytes], body: bytes, limits: SoapLimits) -> 
             try:
                 data = base64.b64decode(b"".join(data.split()), validate=True)
             except (binascii.Error, ValueError):
-                raise SoapFault("Sender", f"partie <{cid}>: contenu base64 invalide", error_code="MTOM-BASE64") from None
+                raise SoapFault(
+                    "Sender", f"partie <{cid}>: contenu base64 invalide", error_code="MTOM-BASE64"
+                ) from None
         elif encoding not in {"binary", "8bit", "7bit"}:
-            raise SoapFault("Sender", f"partie <{cid}>: Content-Transfer-Encoding {encoding!r} non pris en charge", error_code="MTOM-ENCODING")
+            raise SoapFault(
+                "Sender",
+                f"partie <{cid}>: Content-Transfer-Encoding {encoding!r} non pris en charge",
+                error_code="MTOM-ENCODING",
+            )
         attachments[cid] = data
     return parse_envelope(bytes(root.data), attachments, mtom=True, size=len(body), limits=limits)
 
 
-def parse_envelope(data: bytes, attachments: dict[str, bytes], *, mtom: bool, size: int, limits: SoapLimits = SoapLimits()) -> SoapRequest:
+def parse_envelope(
+    data: bytes, attachments: dict[str, bytes], *, mtom: bool, size: int, limits: SoapLimits = SoapLimits()
+) -> SoapRequest:
     try:
         envelope = parse_xml(data, max_bytes=limits.max_envelope_bytes)
     except XMLSafetyError as exc:
@@ -236,7 +279,9 @@ def parse_envelope(data: bytes, attachments: dict[str, bytes], *, mtom: bool, si
     if envelope.tag == f"{{{SOAP11}}}Envelope":
         raise SoapFault("VersionMismatch", "enveloppe SOAP 1.1 reçue: SOAP 1.2 attendu", error_code="SOAP-VERSION")
     if envelope.tag != f"{{{SOAP12}}}Envelope":
-        raise SoapFault("Sender", f"élément racine {envelope.tag}: env:Envelope SOAP 1.2 attendu", error_code="SOAP-ENVELOPE")
+        raise SoapFault(
+            "Sender", f"élément racine {envelope.tag}: env:Envelope SOAP 1.2 attendu", error_code="SOAP-ENVELOPE"
+        )
     header = envelope.find("env:Header", NS)
     body = envelope.find("env:Body", NS)
     if body is None:
@@ -248,7 +293,11 @@ def parse_envelope(data: bytes, attachments: dict[str, bytes], *, mtom: bool, si
             must = block.get(f"{{{SOAP12}}}mustUnderstand") or block.get("mustUnderstand")
             namespace = etree.QName(block).namespace
             if must in {"true", "1"} and namespace not in UNDERSTOOD_HEADERS:
-                raise SoapFault("MustUnderstand", f"en-tête {block.tag} marqué mustUnderstand non compris", error_code="SOAP-MUST-UNDERSTAND")
+                raise SoapFault(
+                    "MustUnderstand",
+                    f"en-tête {block.tag} marqué mustUnderstand non compris",
+                    error_code="SOAP-MUST-UNDERSTAND",
+                )
 
     def wsa(name: str) -> str | None:
         if header is None:
@@ -257,8 +306,15 @@ def parse_envelope(data: bytes, attachments: dict[str, bytes], *, mtom: bool, si
         return value.strip() if value is not None else None
 
     return SoapRequest(
-        envelope=envelope, header=header, body=body, attachments=attachments, message_id=wsa("MessageID"),
-        to=wsa("To"), action=wsa("Action"), mtom=mtom, size=size,
+        envelope=envelope,
+        header=header,
+        body=body,
+        attachments=attachments,
+        message_id=wsa("MessageID"),
+        to=wsa("To"),
+        action=wsa("Action"),
+        mtom=mtom,
+        size=size,
     )
 
 
@@ -277,7 +333,9 @@ def resolve_xop(element: etree._Element, attachments: Mapping[str, bytes]) -> by
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise SoapFault("Sender", f"document {element.get('id')!r}: contenu base64 invalide", error_code="XDS-BASE64") from None
+        raise SoapFault(
+            "Sender", f"document {element.get('id')!r}: contenu base64 invalide", error_code="XDS-BASE64"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------- responses
@@ -298,18 +356,22 @@ def soap_bytes(action: str, relates_to: str | None, body: etree._Element) -> byt
     return etree.tostring(_envelope(action, relates_to, body), xml_declaration=True, encoding="UTF-8")
 
 
-def mtom_bytes(action: str, relates_to: str | None, body: etree._Element, attachments: Mapping[str, bytes]) -> tuple[bytes, str]:
+def mtom_bytes(
+    action: str, relates_to: str | None, body: etree._Element, attachments: Mapping[str, bytes]
+) -> tuple[bytes, str]:
     """A ``multipart/related`` MTOM message; ``attachments`` maps Content-ID -> bytes. Returns (body, content type)."""
     boundary = f"MIMEBoundary_{uuid.uuid4().hex}"
     root_id = f"root.{uuid.uuid4().hex}@dmp.simulateur"
     out = bytearray()
     out += (
-        f"--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\n"
+        f'--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"\r\n'
         f"Content-Transfer-Encoding: binary\r\nContent-ID: <{root_id}>\r\n\r\n"
     ).encode("ascii")
     out += soap_bytes(action, relates_to, body)
     for cid, data in attachments.items():
-        out += f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{cid}>\r\n\r\n".encode("ascii")
+        out += f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{cid}>\r\n\r\n".encode(
+            "ascii"
+        )
         out += data
     out += f"\r\n--{boundary}--\r\n".encode("ascii")
     content_type = (

@@ -82,10 +82,14 @@ class DmpStore:
         with self._lock:
             return self._persons.get(ins, PersonDmp(ins, DmpState.ABSENT, Authorisation.NONE))
 
-    def set_person(self, ins: str, *, state: DmpState | None = None, authorisation: Authorisation | None = None) -> PersonDmp:
+    def set_person(
+        self, ins: str, *, state: DmpState | None = None, authorisation: Authorisation | None = None
+    ) -> PersonDmp:
         with self._lock:
             current = self._persons.get(ins, PersonDmp(ins, DmpState.ABSENT, Authorisation.NONE))
-            updated = replace(current, state=state or current.state, authorisation=authorisation or current.authorisation)
+            updated = replace(
+                current, state=state or current.state, authorisation=authorisation or current.authorisation
+            )
             self._persons[ins] = updated
             return updated
 

@@ -99,7 +99,9 @@ def registry_error_code(finding: Finding) -> str:
     return "InvalidDocumentContent"
 
 
-def registry_response(findings: list[Finding], tag: str = f"{{{E.RS}}}RegistryResponse", request_id: str | None = None) -> etree._Element:
+def registry_response(
+    findings: list[Finding], tag: str = f"{{{E.RS}}}RegistryResponse", request_id: str | None = None
+) -> etree._Element:
     errors = [f for f in findings if f.severity in (Severity.ERROR, Severity.WARNING)]
     failed = any(f.severity is Severity.ERROR for f in errors)
     response = etree.Element(tag, nsmap={"rs": E.RS, "rim": E.RIM})
@@ -139,24 +141,50 @@ class Transactions:
         self.repository_id = sim.repository_unique_id
 
     # ------------------------------------------------------------------------------------------ helpers
-    def record(self, operation: str, outcome: Outcome, caller: Caller, *, person: str | None = None, essms: str | None = None,
-               findings: list[Finding] | None = None, payload: bytes | None = None, payload_type: str | None = None,
-               error: Finding | None = None, details: dict[str, Any] | None = None) -> Exchange:
+    def record(
+        self,
+        operation: str,
+        outcome: Outcome,
+        caller: Caller,
+        *,
+        person: str | None = None,
+        essms: str | None = None,
+        findings: list[Finding] | None = None,
+        payload: bytes | None = None,
+        payload_type: str | None = None,
+        error: Finding | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Exchange:
         findings = findings or []
         error = error or (_first_error(findings) if outcome is Outcome.REJECTED else None)
         return self.ctx.record(
             Exchange(
-                service=self.sim.name, operation=operation, direction=Direction.FROM_DUI, outcome=outcome,
-                actor=caller.actor, essms=essms or caller.structure, person=person,
+                service=self.sim.name,
+                operation=operation,
+                direction=Direction.FROM_DUI,
+                outcome=outcome,
+                actor=caller.actor,
+                essms=essms or caller.structure,
+                person=person,
                 error_code=registry_error_code(error) if error else None,
-                error_message=(f"[{error.code}] {error.message}" if error and registry_error_code(error) != error.code else error.message) if error else None,
-                payload=payload, payload_type=payload_type,
+                error_message=(
+                    f"[{error.code}] {error.message}"
+                    if error and registry_error_code(error) != error.code
+                    else error.message
+                )
+                if error
+                else None,
+                payload=payload,
+                payload_type=payload_type,
                 details={"findings": _findings_json(findings), **(details or {})},
             )
         )
 
     def _reply(self, action: str, soap: SoapRequest, body: etree._Element) -> Reply:
-        return Reply(soap_bytes(action + "Response", soap.message_id, body), 'application/soap+xml; charset=UTF-8; action="' + action + 'Response"')
+        return Reply(
+            soap_bytes(action + "Response", soap.message_id, body),
+            'application/soap+xml; charset=UTF-8; action="' + action + 'Response"',
+        )
 
     def _person_findings(self, ins: INS | None, caller: Caller, *, feeding: bool) -> list[Finding]:
         """DMP state and authorisation checks (and the faults on demand that imitate them)."""
@@ -171,9 +199,21 @@ class Transactions:
         if state is DmpState.ABSENT:
             return [Finding("XDSUnknownPatientId", f"aucun DMP pour l'INS {ins.value}", location="patientId")]
         if state is DmpState.CLOSED:
-            return [Finding("DMPClosed", f"le DMP de l'INS {ins.value} est fermé: alimentation et consultation refusées", location="patientId")]
+            return [
+                Finding(
+                    "DMPClosed",
+                    f"le DMP de l'INS {ins.value} est fermé: alimentation et consultation refusées",
+                    location="patientId",
+                )
+            ]
         if authorisation is not Authorisation.VALID:
-            return [Finding("DMPAccessDenied", f"autorisation d'accès au DMP {authorisation.value} pour la structure {caller.structure}", location="patientId")]
+            return [
+                Finding(
+                    "DMPAccessDenied",
+                    f"autorisation d'accès au DMP {authorisation.value} pour la structure {caller.structure}",
+                    location="patientId",
+                )
+            ]
         return []
 
     # ------------------------------------------------------------------------------------------ ITI-41
@@ -181,7 +221,9 @@ class Transactions:
         operation = OPERATIONS[ITI41]
         payload = soap.payload
         if payload is None or payload.tag != f"{{{E.XDSB}}}ProvideAndRegisterDocumentSetRequest":
-            raise SoapFault("Sender", "xdsb:ProvideAndRegisterDocumentSetRequest attendu dans env:Body", error_code="XDS-BODY")
+            raise SoapFault(
+                "Sender", "xdsb:ProvideAndRegisterDocumentSetRequest attendu dans env:Body", error_code="XDS-BODY"
+            )
         sor = payload.find("lcm:SubmitObjectsRequest", E.NS)
         findings: list[Finding] = list(caller.vihf.findings)
         if sor is None:
@@ -192,7 +234,13 @@ class Transactions:
             findings.extend(submission.findings)
         patient = submission.patient
         if caller.vihf.resource_ins is not None and patient is not None and caller.vihf.resource_ins != patient:
-            findings.append(Finding("XDSPatientIdDoesNotMatch", f"resource-id du VIHF ({caller.vihf.resource_ins.value}) différent du patientId du lot ({patient.value})", location="VIHF"))
+            findings.append(
+                Finding(
+                    "XDSPatientIdDoesNotMatch",
+                    f"resource-id du VIHF ({caller.vihf.resource_ins.value}) différent du patientId du lot ({patient.value})",
+                    location="VIHF",
+                )
+            )
         findings.extend(self._person_findings(patient, caller, feeding=True))
         contents = self._documents(payload, submission, soap, findings)
         checked: list[dict[str, Any]] = []
@@ -205,17 +253,45 @@ class Transactions:
         essms = submission.essms or caller.structure
         person = patient.value if patient else None
         details = {
-            "documents": [{"uniqueId": e.unique_id, "typeCode": e.type_code.code if e.type_code else None, "id": e.id} for e in submission.entries],
-            "validation": checked, "replaced": replaced, "mtom": soap.mtom, "message_id": soap.message_id,
+            "documents": [
+                {"uniqueId": e.unique_id, "typeCode": e.type_code.code if e.type_code else None, "id": e.id}
+                for e in submission.entries
+            ],
+            "validation": checked,
+            "replaced": replaced,
+            "mtom": soap.mtom,
+            "message_id": soap.message_id,
         }
         if errors:
-            self.record(operation, Outcome.REJECTED, caller, person=person, essms=essms, findings=findings, payload=raw, payload_type=payload_type, details=details)
+            self.record(
+                operation,
+                Outcome.REJECTED,
+                caller,
+                person=person,
+                essms=essms,
+                findings=findings,
+                payload=raw,
+                payload_type=payload_type,
+                details=details,
+            )
             return self._reply(ITI41, soap, registry_response(findings))
-        self.record(operation, Outcome.ACCEPTED, caller, person=person, essms=essms, findings=findings, payload=raw, payload_type=payload_type, details=details)
+        self.record(
+            operation,
+            Outcome.ACCEPTED,
+            caller,
+            person=person,
+            essms=essms,
+            findings=findings,
+            payload=raw,
+            payload_type=payload_type,
+            details=details,
+        )
         self._register(submission, contents, essms, replaced)
         return self._reply(ITI41, soap, registry_response(findings))
 
-    def _documents(self, payload: etree._Element, submission: XdsSubmission, soap: SoapRequest, findings: list[Finding]) -> dict[str, bytes]:
+    def _documents(
+        self, payload: etree._Element, submission: XdsSubmission, soap: SoapRequest, findings: list[Finding]
+    ) -> dict[str, bytes]:
         contents: dict[str, bytes] = {}
         entry_ids = {e.id for e in submission.entries}
         for document in payload.findall("xdsb:Document", E.NS):
@@ -223,29 +299,67 @@ class Transactions:
             try:
                 contents[doc_id] = resolve_xop(document, soap.attachments)
             except KeyError as exc:
-                findings.append(Finding("XDSMissingDocument", f"xdsb:Document {doc_id!r}: pièce MTOM <{exc.args[0]}> absente du message (Content-ID)", location=f"Document {doc_id}"))
+                findings.append(
+                    Finding(
+                        "XDSMissingDocument",
+                        f"xdsb:Document {doc_id!r}: pièce MTOM <{exc.args[0]}> absente du message (Content-ID)",
+                        location=f"Document {doc_id}",
+                    )
+                )
                 continue
             if doc_id not in entry_ids:
-                findings.append(Finding("XDSMissingDocumentMetadata", f"xdsb:Document {doc_id!r} sans DocumentEntry", location=f"Document {doc_id}"))
+                findings.append(
+                    Finding(
+                        "XDSMissingDocumentMetadata",
+                        f"xdsb:Document {doc_id!r} sans DocumentEntry",
+                        location=f"Document {doc_id}",
+                    )
+                )
         for entry in submission.entries:
             if entry.id not in contents and not any(f.location == f"Document {entry.id}" for f in findings):
-                findings.append(Finding("XDSMissingDocument", f"DocumentEntry {entry.id}: aucun xdsb:Document ne porte ce document", location=f"DocumentEntry {entry.id}"))
+                findings.append(
+                    Finding(
+                        "XDSMissingDocument",
+                        f"DocumentEntry {entry.id}: aucun xdsb:Document ne porte ce document",
+                        location=f"DocumentEntry {entry.id}",
+                    )
+                )
         return contents
 
     def _check_document(self, entry: XdsDocumentEntry, data: bytes, findings: list[Finding]) -> dict[str, Any]:
         where = f"DocumentEntry {entry.id}"
         if entry.size is not None and entry.size.strip() != str(len(data)):
-            findings.append(Finding("XDSRepositoryMetadataError", f"size={entry.size} mais le document fait {len(data)} octets", location=where))
+            findings.append(
+                Finding(
+                    "XDSRepositoryMetadataError",
+                    f"size={entry.size} mais le document fait {len(data)} octets",
+                    location=where,
+                )
+            )
         if entry.hash is not None and entry.hash.strip().lower() != hashlib.sha1(data).hexdigest():  # noqa: S324 - XDS hash is SHA-1
-            findings.append(Finding("XDSRepositoryMetadataError", "hash SHA-1 déclaré différent de celui du document", location=where))
+            findings.append(
+                Finding(
+                    "XDSRepositoryMetadataError", "hash SHA-1 déclaré différent de celui du document", location=where
+                )
+            )
         if entry.is_signature:
             try:
                 root = parse_xml(data)
             except XMLSafetyError as exc:
-                findings.append(Finding("InvalidDocumentContent", f"document de signature illisible: {exc.message_fr}", location=where))
+                findings.append(
+                    Finding(
+                        "InvalidDocumentContent", f"document de signature illisible: {exc.message_fr}", location=where
+                    )
+                )
                 return {"entry": entry.id, "kind": "signature", "ok": False}
             if root.tag != f"{{{DS}}}Signature":
-                findings.append(Finding("InvalidDocumentContent", f"document de signature: ds:Signature attendu, reçu {root.tag}", location=where))
+                findings.append(
+                    Finding(
+                        "InvalidDocumentContent",
+                        f"document de signature: ds:Signature attendu, reçu {root.tag}",
+                        location=where,
+                    )
+                )
             return {"entry": entry.id, "kind": "signature", "ok": root.tag == f"{{{DS}}}Signature"}
         if entry.mime_type not in CDA_MIME_TYPES:
             return {"entry": entry.id, "kind": entry.mime_type, "ok": True, "layers": []}
@@ -253,11 +367,29 @@ class Transactions:
         findings.extend(report.findings)
         header = report.header
         if header.ins is not None and entry.patient is not None and header.ins != entry.patient:
-            findings.append(Finding("XDSPatientIdDoesNotMatch", f"INS du document CDA ({header.ins.value}) différent du patientId ({entry.patient.value})", location=where))
+            findings.append(
+                Finding(
+                    "XDSPatientIdDoesNotMatch",
+                    f"INS du document CDA ({header.ins.value}) différent du patientId ({entry.patient.value})",
+                    location=where,
+                )
+            )
         if header.code and entry.type_code and header.code != entry.type_code.code:
-            findings.append(Finding("XDSRegistryMetadataError", f"typeCode {entry.type_code.code!r} incohérent avec le code du document CDA {header.code!r}", location=where))
+            findings.append(
+                Finding(
+                    "XDSRegistryMetadataError",
+                    f"typeCode {entry.type_code.code!r} incohérent avec le code du document CDA {header.code!r}",
+                    location=where,
+                )
+            )
         if report.document_id and entry.unique_id and report.document_id != entry.unique_id:
-            findings.append(Finding("XDSRegistryMetadataError", f"uniqueId {entry.unique_id!r} différent de l'identifiant du document CDA {report.document_id!r}", location=where))
+            findings.append(
+                Finding(
+                    "XDSRegistryMetadataError",
+                    f"uniqueId {entry.unique_id!r} différent de l'identifiant du document CDA {report.document_id!r}",
+                    location=where,
+                )
+            )
         return {"entry": entry.id, "kind": "cda", "ok": report.ok, "layers": report.layers, "volet": report.volet}
 
     def _check_replacements(self, submission: XdsSubmission, findings: list[Finding]) -> dict[str, str]:
@@ -267,37 +399,77 @@ class Transactions:
             if assoc.type != E.RPLC:
                 continue
             if assoc.source not in entry_ids:
-                findings.append(Finding("XDSRegistryMetadataError", f"RPLC: sourceObject {assoc.source!r} n'est pas un document du lot", location=f"Association {assoc.id}"))
+                findings.append(
+                    Finding(
+                        "XDSRegistryMetadataError",
+                        f"RPLC: sourceObject {assoc.source!r} n'est pas un document du lot",
+                        location=f"Association {assoc.id}",
+                    )
+                )
                 continue
             target = self.store.get(assoc.target)
             if target is None or target.status != E.STATUS_APPROVED:
-                findings.append(Finding("UnresolvedReferenceException", f"RPLC: le document remplacé {assoc.target!r} est inconnu ou n'est plus approuvé", location=f"Association {assoc.id}"))
+                findings.append(
+                    Finding(
+                        "UnresolvedReferenceException",
+                        f"RPLC: le document remplacé {assoc.target!r} est inconnu ou n'est plus approuvé",
+                        location=f"Association {assoc.id}",
+                    )
+                )
                 continue
             patient = submission.patient
             if patient is not None and target.patient != patient.value:
-                findings.append(Finding("XDSPatientIdDoesNotMatch", "RPLC: le document remplacé appartient à un autre patient", location=f"Association {assoc.id}"))
+                findings.append(
+                    Finding(
+                        "XDSPatientIdDoesNotMatch",
+                        "RPLC: le document remplacé appartient à un autre patient",
+                        location=f"Association {assoc.id}",
+                    )
+                )
                 continue
             replaced[assoc.source] = assoc.target
         for entry in submission.entries:
             if entry.unique_id and self.store.by_unique_id(entry.unique_id) is not None:
-                findings.append(Finding("XDSDocumentUniqueIdError", f"uniqueId {entry.unique_id} déjà enregistré dans le DMP", location=f"DocumentEntry {entry.id}"))
+                findings.append(
+                    Finding(
+                        "XDSDocumentUniqueIdError",
+                        f"uniqueId {entry.unique_id} déjà enregistré dans le DMP",
+                        location=f"DocumentEntry {entry.id}",
+                    )
+                )
         return replaced
 
-    def _register(self, submission: XdsSubmission, contents: dict[str, bytes], essms: str | None, replaced: dict[str, str]) -> None:
+    def _register(
+        self, submission: XdsSubmission, contents: dict[str, bytes], essms: str | None, replaced: dict[str, str]
+    ) -> None:
         patient = submission.patient
         assert patient is not None  # noqa: S101 - guaranteed: no error was found
         for entry in submission.entries:
             data = contents[entry.id]
-            entry_uuid = entry.id if entry.id.startswith("urn:uuid:") and self.store.get(entry.id) is None else f"urn:uuid:{uuid.uuid4()}"
+            entry_uuid = (
+                entry.id
+                if entry.id.startswith("urn:uuid:") and self.store.get(entry.id) is None
+                else f"urn:uuid:{uuid.uuid4()}"
+            )
             digest = hashlib.sha1(data).hexdigest()  # noqa: S324 - XDS hash is SHA-1
             self.store.add(
                 StoredDocument(
-                    entry_uuid=entry_uuid, unique_id=entry.unique_id or entry_uuid, patient=patient.value,
-                    patient_cx=entry.patient_cx or patient.to_xds(), repository_unique_id=self.repository_id,
-                    mime_type=entry.mime_type, data=data, hash=digest, size=len(data),
-                    type_code=entry.type_code.code if entry.type_code else "", metadata=etree.tostring(entry.element), essms=essms,
-                    confidentiality=tuple((c.code, c.scheme) for c in entry.confidentiality), logical_id=entry_uuid,
-                    replaced=replaced.get(entry.id), is_signature=entry.type_code is not None and entry.type_code.code == SIGNATURE_TYPE,
+                    entry_uuid=entry_uuid,
+                    unique_id=entry.unique_id or entry_uuid,
+                    patient=patient.value,
+                    patient_cx=entry.patient_cx or patient.to_xds(),
+                    repository_unique_id=self.repository_id,
+                    mime_type=entry.mime_type,
+                    data=data,
+                    hash=digest,
+                    size=len(data),
+                    type_code=entry.type_code.code if entry.type_code else "",
+                    metadata=etree.tostring(entry.element),
+                    essms=essms,
+                    confidentiality=tuple((c.code, c.scheme) for c in entry.confidentiality),
+                    logical_id=entry_uuid,
+                    replaced=replaced.get(entry.id),
+                    is_signature=entry.type_code is not None and entry.type_code.code == SIGNATURE_TYPE,
                     source_id=entry.id,
                 )
             )
@@ -311,7 +483,11 @@ class Transactions:
         element.set("id", document.entry_uuid)
         element.set("lid", document.logical_id)
         element.set("status", document.status)
-        for name, value in (("size", str(document.size)), ("hash", document.hash), ("repositoryUniqueId", document.repository_unique_id)):
+        for name, value in (
+            ("size", str(document.size)),
+            ("hash", document.hash),
+            ("repositoryUniqueId", document.repository_unique_id),
+        ):
             if not E.slot(element, name):
                 slot_el = etree.Element(E.rim("Slot"), name=name)
                 etree.SubElement(etree.SubElement(slot_el, E.rim("ValueList")), E.rim("Value")).text = value
@@ -340,14 +516,26 @@ class Transactions:
         return_type = option.get("returnType", "ObjectRef") if option is not None else "ObjectRef"
         query = payload.find("rim:AdhocQuery", E.NS)
         query_id = query.get("id") if query is not None else None
-        params = {s.get("name", ""): [v.text or "" for v in s.findall("rim:ValueList/rim:Value", E.NS)] for s in (query.findall("rim:Slot", E.NS) if query is not None else [])}
+        params = {
+            s.get("name", ""): [v.text or "" for v in s.findall("rim:ValueList/rim:Value", E.NS)]
+            for s in (query.findall("rim:Slot", E.NS) if query is not None else [])
+        }
         patient: INS | None = None
         results: list[StoredDocument] = []
         if query_id == FIND_DOCUMENTS:
-            cx = _unquote(params.get("$XDSDocumentEntryPatientId", [""])[0]) if params.get("$XDSDocumentEntryPatientId") else None
+            cx = (
+                _unquote(params.get("$XDSDocumentEntryPatientId", [""])[0])
+                if params.get("$XDSDocumentEntryPatientId")
+                else None
+            )
             statuses = {_unquote(s) for v in params.get("$XDSDocumentEntryStatus", []) for s in _list_values(v)}
             if not cx or not statuses:
-                findings.append(Finding("XDSStoredQueryParamNumber", "FindDocuments: $XDSDocumentEntryPatientId et $XDSDocumentEntryStatus sont obligatoires"))
+                findings.append(
+                    Finding(
+                        "XDSStoredQueryParamNumber",
+                        "FindDocuments: $XDSDocumentEntryPatientId et $XDSDocumentEntryStatus sont obligatoires",
+                    )
+                )
             else:
                 try:
                     patient = parse_xds_patient_id(cx)
@@ -355,15 +543,32 @@ class Transactions:
                     findings.append(Finding("XDSUnknownPatientId", f"$XDSDocumentEntryPatientId {cx!r}: {exc.message}"))
                 if patient is not None:
                     findings.extend(self._person_findings(patient, caller, feeding=False))
-                    type_codes = {_unquote(s).split("^")[0] for v in params.get("$XDSDocumentEntryTypeCode", []) for s in _list_values(v)}
+                    type_codes = {
+                        _unquote(s).split("^")[0]
+                        for v in params.get("$XDSDocumentEntryTypeCode", [])
+                        for s in _list_values(v)
+                    }
                     results = [
-                        d for d in self.store.documents(patient.value)
-                        if d.status in statuses and self._visible(d, caller) and (not type_codes or d.type_code in type_codes)
+                        d
+                        for d in self.store.documents(patient.value)
+                        if d.status in statuses
+                        and self._visible(d, caller)
+                        and (not type_codes or d.type_code in type_codes)
                     ]
         elif query_id == GET_DOCUMENTS:
-            wanted = {_unquote(s) for key in ("$XDSDocumentEntryUniqueId", "$XDSDocumentEntryEntryUUID") for v in params.get(key, []) for s in _list_values(v)}
+            wanted = {
+                _unquote(s)
+                for key in ("$XDSDocumentEntryUniqueId", "$XDSDocumentEntryEntryUUID")
+                for v in params.get(key, [])
+                for s in _list_values(v)
+            }
             if not wanted:
-                findings.append(Finding("XDSStoredQueryParamNumber", "GetDocuments: $XDSDocumentEntryUniqueId ou $XDSDocumentEntryEntryUUID obligatoire"))
+                findings.append(
+                    Finding(
+                        "XDSStoredQueryParamNumber",
+                        "GetDocuments: $XDSDocumentEntryUniqueId ou $XDSDocumentEntryEntryUUID obligatoire",
+                    )
+                )
             found = [d for d in (self.store.by_unique_id(w) or self.store.get(w) for w in wanted) if d is not None]
             if found:
                 patient = parse_xds_patient_id(found[0].patient_cx)
@@ -371,7 +576,12 @@ class Transactions:
                 findings.extend(self._person_findings(patient, caller, feeding=False))
             results = [d for d in found if d.status in VISIBLE_STATUSES and self._visible(d, caller)]
         else:
-            findings.append(Finding("XDSUnknownStoredQuery", f"requête stockée {query_id!r} non prise en charge (FindDocuments, GetDocuments)"))
+            findings.append(
+                Finding(
+                    "XDSUnknownStoredQuery",
+                    f"requête stockée {query_id!r} non prise en charge (FindDocuments, GetDocuments)",
+                )
+            )
         errors = [f for f in findings if f.severity is Severity.ERROR]
         response = registry_response(findings, tag=f"{{{E.QUERY}}}AdhocQueryResponse")
         objects = etree.SubElement(response, E.rim("RegistryObjectList"))
@@ -381,16 +591,30 @@ class Transactions:
                     objects.append(self._leaf(document))
                 else:
                     etree.SubElement(objects, E.rim("ObjectRef"), id=document.entry_uuid)
-        details = {"query": query_id, "returnType": return_type, "results": [d.unique_id for d in results] if not errors else []}
-        self.record(operation, Outcome.REJECTED if errors else Outcome.ACCEPTED, caller, person=patient.value if patient else None,
-                    findings=findings, payload=raw, payload_type=payload_type, details=details)
+        details = {
+            "query": query_id,
+            "returnType": return_type,
+            "results": [d.unique_id for d in results] if not errors else [],
+        }
+        self.record(
+            operation,
+            Outcome.REJECTED if errors else Outcome.ACCEPTED,
+            caller,
+            person=patient.value if patient else None,
+            findings=findings,
+            payload=raw,
+            payload_type=payload_type,
+            details=details,
+        )
         return self._reply(ITI18, soap, response)
 
     def _visible(self, document: StoredDocument, caller: Caller) -> bool:
         """Professionals do not see documents masked to them, except the structure that authored them."""
         if document.status == STATUS_DELETED:
             return False
-        return not document.masked_to_professionals or (caller.structure is not None and caller.structure == document.essms)
+        return not document.masked_to_professionals or (
+            caller.structure is not None and caller.structure == document.essms
+        )
 
     # ------------------------------------------------------------------------------------------ ITI-43
     def retrieve(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
@@ -405,7 +629,12 @@ class Transactions:
             repository = request.findtext("xdsb:RepositoryUniqueId", namespaces=E.NS) or ""
             unique_id = (request.findtext("xdsb:DocumentUniqueId", namespaces=E.NS) or "").strip()
             if repository.strip() != self.repository_id:
-                findings.append(Finding("XDSUnknownRepositoryId", f"RepositoryUniqueId {repository!r} inconnu (attendu {self.repository_id})"))
+                findings.append(
+                    Finding(
+                        "XDSUnknownRepositoryId",
+                        f"RepositoryUniqueId {repository!r} inconnu (attendu {self.repository_id})",
+                    )
+                )
                 continue
             document = self.store.by_unique_id(unique_id)
             if document is None or document.status == STATUS_DELETED or not self._visible(document, caller):
@@ -432,11 +661,23 @@ class Transactions:
             etree.SubElement(item, f"{{{E.XDSB}}}DocumentUniqueId").text = document.unique_id
             etree.SubElement(item, f"{{{E.XDSB}}}mimeType").text = document.mime_type
             cid = f"doc{len(attachments) + 1}.{uuid.uuid4().hex}@dmp.simulateur"
-            include = etree.SubElement(etree.SubElement(item, f"{{{E.XDSB}}}Document"), "{http://www.w3.org/2004/08/xop/include}Include", nsmap={"xop": "http://www.w3.org/2004/08/xop/include"})
+            include = etree.SubElement(
+                etree.SubElement(item, f"{{{E.XDSB}}}Document"),
+                "{http://www.w3.org/2004/08/xop/include}Include",
+                nsmap={"xop": "http://www.w3.org/2004/08/xop/include"},
+            )
             include.set("href", f"cid:{cid}")
             attachments[cid] = document.data
-        self.record(operation, Outcome.ACCEPTED if found and not errors else Outcome.REJECTED, caller, person=patient,
-                    findings=findings, payload=raw, payload_type=payload_type, details={"retrieved": [d.unique_id for d in found]})
+        self.record(
+            operation,
+            Outcome.ACCEPTED if found and not errors else Outcome.REJECTED,
+            caller,
+            person=patient,
+            findings=findings,
+            payload=raw,
+            payload_type=payload_type,
+            details={"retrieved": [d.unique_id for d in found]},
+        )
         body, content_type = mtom_bytes(ITI43 + "Response", soap.message_id, response, attachments)
         return Reply(body, content_type)
 
@@ -463,11 +704,21 @@ class Transactions:
             original = next(iter(E.slot(assoc, "OriginalStatus")), None)
             new = next(iter(E.slot(assoc, "NewStatus")), None)
             if target is None:
-                findings.append(Finding("UnresolvedReferenceException", f"UpdateAvailabilityStatus: document {assoc.get('targetObject')!r} inconnu"))
+                findings.append(
+                    Finding(
+                        "UnresolvedReferenceException",
+                        f"UpdateAvailabilityStatus: document {assoc.get('targetObject')!r} inconnu",
+                    )
+                )
                 continue
             patient, patient_cx = target.patient, target.patient_cx
             if original != target.status:
-                findings.append(Finding("XDSMetadataUpdateError", f"OriginalStatus {original!r} différent du statut actuel {target.status!r}"))
+                findings.append(
+                    Finding(
+                        "XDSMetadataUpdateError",
+                        f"OriginalStatus {original!r} différent du statut actuel {target.status!r}",
+                    )
+                )
                 continue
             if new not in {E.STATUS_APPROVED, E.STATUS_DEPRECATED, STATUS_ARCHIVED, STATUS_DELETED}:
                 findings.append(Finding("XDSMetadataUpdateError", f"NewStatus {new!r} non pris en charge"))
@@ -479,30 +730,59 @@ class Transactions:
             lid = element.get("lid", "")
             target = self.store.get(lid)
             if target is None:
-                findings.append(Finding("UnresolvedReferenceException", f"mise à jour: lid {lid!r} ne désigne aucun document"))
+                findings.append(
+                    Finding("UnresolvedReferenceException", f"mise à jour: lid {lid!r} ne désigne aucun document")
+                )
                 continue
             patient, patient_cx = target.patient, target.patient_cx
             cx = E.external_id(element, E.DOC_PATIENT_ID)
             if cx != target.patient_cx:
-                findings.append(Finding("XDSPatientIdDoesNotMatch", "mise à jour: patientId différent de celui du document"))
+                findings.append(
+                    Finding("XDSPatientIdDoesNotMatch", "mise à jour: patientId différent de celui du document")
+                )
                 continue
-            previous = [v for a in objects.findall("rim:Association", E.NS) if a.get("targetObject") == element.get("id") for v in E.slot(a, "PreviousVersion")]
+            previous = [
+                v
+                for a in objects.findall("rim:Association", E.NS)
+                if a.get("targetObject") == element.get("id")
+                for v in E.slot(a, "PreviousVersion")
+            ]
             if previous and previous[0] != str(target.version):
-                findings.append(Finding("XDSMetadataVersionError", f"PreviousVersion {previous[0]} alors que la version courante est {target.version}"))
+                findings.append(
+                    Finding(
+                        "XDSMetadataVersionError",
+                        f"PreviousVersion {previous[0]} alors que la version courante est {target.version}",
+                    )
+                )
                 continue
             codes = tuple(E.coded_values(element, E.CONFIDENTIALITY_CODE))
             if not any(s == "2.16.840.1.113883.5.25" for _, s in codes):
-                findings.append(Finding("XDSMetadataUpdateError", "confidentialityCode HL7 (N, R, V) absent de la nouvelle version"))
+                findings.append(
+                    Finding("XDSMetadataUpdateError", "confidentialityCode HL7 (N, R, V) absent de la nouvelle version")
+                )
                 continue
             planned.append({"document": target.unique_id, "confidentiality": [c for c, _ in codes]})
             changes.append(lambda t=target, c=codes: self._apply_confidentiality(t, c))
         if not changes and not findings:
-            findings.append(Finding("XDSMetadataUpdateError", "aucune mise à jour (ni UpdateAvailabilityStatus, ni nouvelle version de DocumentEntry)"))
+            findings.append(
+                Finding(
+                    "XDSMetadataUpdateError",
+                    "aucune mise à jour (ni UpdateAvailabilityStatus, ni nouvelle version de DocumentEntry)",
+                )
+            )
         if patient_cx is not None:
             findings.extend(self._person_findings(parse_xds_patient_id(patient_cx), caller, feeding=True))
         errors = [f for f in findings if f.severity is Severity.ERROR]
-        self.record(operation, Outcome.REJECTED if errors else Outcome.ACCEPTED, caller, person=patient, findings=findings,
-                    payload=raw, payload_type=payload_type, details={"changes": planned})
+        self.record(
+            operation,
+            Outcome.REJECTED if errors else Outcome.ACCEPTED,
+            caller,
+            person=patient,
+            findings=findings,
+            payload=raw,
+            payload_type=payload_type,
+            details={"changes": planned},
+        )
         if not errors:
             for change in changes:
                 change()
@@ -513,10 +793,21 @@ class Transactions:
         for old in E.classifications(element, E.CONFIDENTIALITY_CODE):
             element.remove(old)
         for code, scheme in codes:
-            cl = etree.SubElement(element, E.rim("Classification"), id=f"urn:uuid:{uuid.uuid4()}", classifiedObject=target.entry_uuid,
-                                  classificationScheme=E.CONFIDENTIALITY_CODE, nodeRepresentation=code)
-            etree.SubElement(etree.SubElement(etree.SubElement(cl, E.rim("Slot"), name="codingScheme"), E.rim("ValueList")), E.rim("Value")).text = scheme
-        self.store.update(target.entry_uuid, confidentiality=codes, metadata=etree.tostring(element), version=target.version + 1)
+            cl = etree.SubElement(
+                element,
+                E.rim("Classification"),
+                id=f"urn:uuid:{uuid.uuid4()}",
+                classifiedObject=target.entry_uuid,
+                classificationScheme=E.CONFIDENTIALITY_CODE,
+                nodeRepresentation=code,
+            )
+            etree.SubElement(
+                etree.SubElement(etree.SubElement(cl, E.rim("Slot"), name="codingScheme"), E.rim("ValueList")),
+                E.rim("Value"),
+            ).text = scheme
+        self.store.update(
+            target.entry_uuid, confidentiality=codes, metadata=etree.tostring(element), version=target.version + 1
+        )
 
     # ------------------------------------------------------------------------------------------ TD0.2
     def test_existence(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
@@ -525,7 +816,9 @@ class Transactions:
         if query is None or query.tag != f"{{{HL7}}}PRPA_IN201307UV02":
             raise SoapFault("Sender", "hl7:PRPA_IN201307UV02 attendu dans env:Body", error_code="HL7-BODY")
         ns = {"hl7": HL7}
-        value = query.find("hl7:controlActProcess/hl7:queryByParameter/hl7:parameterList/hl7:patientIdentifier/hl7:value", ns)
+        value = query.find(
+            "hl7:controlActProcess/hl7:queryByParameter/hl7:parameterList/hl7:patientIdentifier/hl7:value", ns
+        )
         findings: list[Finding] = list(caller.vihf.findings)
         ins: INS | None = None
         if value is None:
@@ -534,17 +827,40 @@ class Transactions:
             try:
                 ins = parse_ins(value.get("extension", ""), value.get("root", ""))
             except InsError as exc:
-                findings.append(Finding("HL7-PATIENT-ID", f"identifiant {value.get('extension')!r} / {value.get('root')!r}: {exc.message}"))
+                findings.append(
+                    Finding(
+                        "HL7-PATIENT-ID",
+                        f"identifiant {value.get('extension')!r} / {value.get('root')!r}: {exc.message}",
+                    )
+                )
         person = self.store.person(ins.value) if ins else None
         state = person.state if person else DmpState.ABSENT
         authorisation = person.authorisation if person else Authorisation.NONE
         errors = [f for f in findings if f.severity is Severity.ERROR]
         response = self._prpa_in201308(query, ins, state, authorisation, errors)
-        self.record(operation, Outcome.REJECTED if errors else Outcome.ACCEPTED, caller, person=ins.value if ins else None, findings=findings,
-                    payload=raw, payload_type=payload_type, details={"state": state.value, "authorisation": authorisation.value})
-        return Reply(soap_bytes("urn:hl7-org:v3:PRPA_IN201308UV02", soap.message_id, response), "application/soap+xml; charset=UTF-8")
+        self.record(
+            operation,
+            Outcome.REJECTED if errors else Outcome.ACCEPTED,
+            caller,
+            person=ins.value if ins else None,
+            findings=findings,
+            payload=raw,
+            payload_type=payload_type,
+            details={"state": state.value, "authorisation": authorisation.value},
+        )
+        return Reply(
+            soap_bytes("urn:hl7-org:v3:PRPA_IN201308UV02", soap.message_id, response),
+            "application/soap+xml; charset=UTF-8",
+        )
 
-    def _prpa_in201308(self, query: etree._Element, ins: INS | None, state: DmpState, authorisation: Authorisation, errors: list[Finding]) -> etree._Element:
+    def _prpa_in201308(
+        self,
+        query: etree._Element,
+        ins: INS | None,
+        state: DmpState,
+        authorisation: Authorisation,
+        errors: list[Finding],
+    ) -> etree._Element:
         def el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
             return etree.SubElement(parent, f"{{{HL7}}}{tag}", attrs)
 

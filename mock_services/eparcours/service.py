@@ -57,15 +57,31 @@ from harness.validators.frcore import (
 SERVICE = "eparcours"
 OP_PLATFORM_NOTE = "platform.note"
 OP_PLATFORM_UPDATE = "platform.note_update"
-_ALL = frozenset({Interaction.READ, Interaction.VREAD, Interaction.CREATE, Interaction.UPDATE, Interaction.SEARCH, Interaction.HISTORY})
+_ALL = frozenset(
+    {
+        Interaction.READ,
+        Interaction.VREAD,
+        Interaction.CREATE,
+        Interaction.UPDATE,
+        Interaction.SEARCH,
+        Interaction.HISTORY,
+    }
+)
 _VERBS = {
-    Interaction.CREATE: "create", Interaction.UPDATE: "update", Interaction.READ: "read", Interaction.VREAD: "read",
-    Interaction.HISTORY: "read", Interaction.SEARCH: "search", Interaction.DELETE: "delete",
+    Interaction.CREATE: "create",
+    Interaction.UPDATE: "update",
+    Interaction.READ: "read",
+    Interaction.VREAD: "read",
+    Interaction.HISTORY: "read",
+    Interaction.SEARCH: "search",
+    Interaction.DELETE: "delete",
 }
 _SP = "http://hl7.org/fhir/SearchParameter/"
 
 
-def _p(name: str, kind: ParamType, paths: tuple[str, ...], definition: str, targets: tuple[str, ...] = (), doc: str = "") -> SearchParam:
+def _p(
+    name: str, kind: ParamType, paths: tuple[str, ...], definition: str, targets: tuple[str, ...] = (), doc: str = ""
+) -> SearchParam:
     return SearchParam(name, kind, paths, targets, doc, _SP + definition)
 
 
@@ -77,38 +93,118 @@ _PEOPLE_PARAMS = (
 )
 
 RESOURCES = (
-    ResourceType("DocumentReference", _ALL | {Interaction.DELETE}, (
-        _p("patient", ParamType.REFERENCE, ("subject",), "clinical-patient", ("Patient",), "personne prise en charge (patient.identifier)"),
-        _p("subject", ParamType.REFERENCE, ("subject",), "DocumentReference-subject", ("Patient",), "sujet de la note"),
-        _p("author", ParamType.REFERENCE, ("author",), "DocumentReference-author", C.AUTHOR_TYPES, "auteur de la note"),
-        _p("date", ParamType.DATE, ("date",), "DocumentReference-date", doc="date de création de la note"),
-        _p("type", ParamType.TOKEN, ("type",), "clinical-type", doc="type de la note (JDV_J23)"),
-        _p("security-label", ParamType.TOKEN, ("securityLabel",), "DocumentReference-security-label", doc="restriction d'audience"),
-        _p("identifier", ParamType.TOKEN, ("masterIdentifier", "identifier"), "clinical-identifier", doc="identifiant de la note"),
-        _p("status", ParamType.TOKEN, ("status",), "DocumentReference-status"),
-    ), profile=C.PROFILE_DOCUMENT_REFERENCE, documentation="Notes du cahier de liaison (CdLDocumentReference)", conditional_delete=True),
-    ResourceType("Patient", _ALL, _PEOPLE_PARAMS, profile="https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient"),
-    ResourceType("RelatedPerson", _ALL, (
-        _p("identifier", ParamType.TOKEN, ("identifier",), "RelatedPerson-identifier"),
-        _p("name", ParamType.STRING, ("name",), "RelatedPerson-name"),
-        _p("patient", ParamType.REFERENCE, ("patient",), "RelatedPerson-patient", ("Patient",)),
-    ), profile="https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-related-person"),
-    ResourceType("Practitioner", _ALL, _PEOPLE_PARAMS, profile="https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-practitioner"),
-    ResourceType("PractitionerRole", _ALL, (
-        _p("identifier", ParamType.TOKEN, ("identifier",), "PractitionerRole-identifier"),
-        _p("practitioner", ParamType.REFERENCE, ("practitioner",), "PractitionerRole-practitioner", ("Practitioner",)),
-        _p("organization", ParamType.REFERENCE, ("organization",), "PractitionerRole-organization", ("Organization",)),
-    ), profile="https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-practitionerrole"),
-    ResourceType("Organization", _ALL, (
-        _p("identifier", ParamType.TOKEN, ("identifier",), "Organization-identifier"),
-        _p("name", ParamType.STRING, ("name",), "Organization-name"),
-    ), profile="https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-organization"),
+    ResourceType(
+        "DocumentReference",
+        _ALL | {Interaction.DELETE},
+        (
+            _p(
+                "patient",
+                ParamType.REFERENCE,
+                ("subject",),
+                "clinical-patient",
+                ("Patient",),
+                "personne prise en charge (patient.identifier)",
+            ),
+            _p(
+                "subject",
+                ParamType.REFERENCE,
+                ("subject",),
+                "DocumentReference-subject",
+                ("Patient",),
+                "sujet de la note",
+            ),
+            _p(
+                "author",
+                ParamType.REFERENCE,
+                ("author",),
+                "DocumentReference-author",
+                C.AUTHOR_TYPES,
+                "auteur de la note",
+            ),
+            _p("date", ParamType.DATE, ("date",), "DocumentReference-date", doc="date de création de la note"),
+            _p("type", ParamType.TOKEN, ("type",), "clinical-type", doc="type de la note (JDV_J23)"),
+            _p(
+                "security-label",
+                ParamType.TOKEN,
+                ("securityLabel",),
+                "DocumentReference-security-label",
+                doc="restriction d'audience",
+            ),
+            _p(
+                "identifier",
+                ParamType.TOKEN,
+                ("masterIdentifier", "identifier"),
+                "clinical-identifier",
+                doc="identifiant de la note",
+            ),
+            _p("status", ParamType.TOKEN, ("status",), "DocumentReference-status"),
+        ),
+        profile=C.PROFILE_DOCUMENT_REFERENCE,
+        documentation="Notes du cahier de liaison (CdLDocumentReference)",
+        conditional_delete=True,
+    ),
+    ResourceType(
+        "Patient", _ALL, _PEOPLE_PARAMS, profile="https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient"
+    ),
+    ResourceType(
+        "RelatedPerson",
+        _ALL,
+        (
+            _p("identifier", ParamType.TOKEN, ("identifier",), "RelatedPerson-identifier"),
+            _p("name", ParamType.STRING, ("name",), "RelatedPerson-name"),
+            _p("patient", ParamType.REFERENCE, ("patient",), "RelatedPerson-patient", ("Patient",)),
+        ),
+        profile="https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-related-person",
+    ),
+    ResourceType(
+        "Practitioner",
+        _ALL,
+        _PEOPLE_PARAMS,
+        profile="https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-practitioner",
+    ),
+    ResourceType(
+        "PractitionerRole",
+        _ALL,
+        (
+            _p("identifier", ParamType.TOKEN, ("identifier",), "PractitionerRole-identifier"),
+            _p(
+                "practitioner",
+                ParamType.REFERENCE,
+                ("practitioner",),
+                "PractitionerRole-practitioner",
+                ("Practitioner",),
+            ),
+            _p(
+                "organization",
+                ParamType.REFERENCE,
+                ("organization",),
+                "PractitionerRole-organization",
+                ("Organization",),
+            ),
+        ),
+        profile="https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-practitionerrole",
+    ),
+    ResourceType(
+        "Organization",
+        _ALL,
+        (
+            _p("identifier", ParamType.TOKEN, ("identifier",), "Organization-identifier"),
+            _p("name", ParamType.STRING, ("name",), "Organization-name"),
+        ),
+        profile="https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-organization",
+    ),
     ResourceType("Device", _ALL, (_p("identifier", ParamType.TOKEN, ("identifier",), "Device-identifier"),)),
 )
 
 #: The partner who writes the platform's own notes (a nurse of a home-care service, synthetic).
-PLATFORM_AUTHOR = {"family": "MOREAU", "given": "Hélène", "idnps": "899990001234", "profession": ("60", "Infirmier"),
-                   "finess": "990000099", "organisation": "SSIAD partenaire de la plateforme"}
+PLATFORM_AUTHOR = {
+    "family": "MOREAU",
+    "given": "Hélène",
+    "idnps": "899990001234",
+    "profession": ("60", "Infirmier"),
+    "finess": "990000099",
+    "organisation": "SSIAD partenaire de la plateforme",
+}
 
 
 @dataclass(frozen=True)
@@ -147,9 +243,14 @@ class EparcoursService(FhirHooks):
         self._lock = threading.Lock()
         self.store = ResourceStore(clock=ctx.run.now)
         self.fhir = FhirServer(
-            resources=RESOURCES, store=self.store, hooks=self, record=ctx.record_many, base_url=self.base_url,
+            resources=RESOURCES,
+            store=self.store,
+            hooks=self,
+            record=ctx.record_many,
+            base_url=self.base_url,
             limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
-            software="socle-harness e-Parcours", title="Simulateur e-Parcours : gestionnaire de cahier de liaison",
+            software="socle-harness e-Parcours",
+            title="Simulateur e-Parcours : gestionnaire de cahier de liaison",
             implementation_guides=(C.IMPLEMENTATION_GUIDE,),
         )
 
@@ -190,7 +291,9 @@ class EparcoursService(FhirHooks):
         return None
 
     # ------------------------------------------------------------------------------------ FHIR hooks
-    def validate(self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction) -> list[Finding]:
+    def validate(
+        self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
+    ) -> list[Finding]:
         if resource_type == "DocumentReference":
             return C.check_note(resource)
         if resource_type == "Patient":
@@ -203,25 +306,46 @@ class EparcoursService(FhirHooks):
 
     def validate_bundle(self, bundle: dict[str, Any], *, request: RequestInfo) -> list[Finding]:
         entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
-        if bundle.get("type") == "transaction" and any((e.get("resource") or {}).get("resourceType") == "DocumentReference" for e in entries):
+        if bundle.get("type") == "transaction" and any(
+            (e.get("resource") or {}).get("resourceType") == "DocumentReference" for e in entries
+        ):
             return C.check_bundle(bundle)
         return []
 
-    def before_write(self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo) -> dict[str, Any]:
-        if (self.settings.require_if_match and item.interaction is Interaction.UPDATE and item.resource_type == "DocumentReference"
-                and uow.exists("DocumentReference", item.resource_id or "") and "if-match" not in request.headers and item.index is None):
+    def before_write(
+        self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo
+    ) -> dict[str, Any]:
+        if (
+            self.settings.require_if_match
+            and item.interaction is Interaction.UPDATE
+            and item.resource_type == "DocumentReference"
+            and uow.exists("DocumentReference", item.resource_id or "")
+            and "if-match" not in request.headers
+            and item.index is None
+        ):
             from harness.fhir.outcome import IssueCode, fail
 
-            raise fail(412, IssueCode.CONFLICT, "mise à jour d'une note sans If-Match refusée (mise à jour versionnée exigée)",
-                       error_code="FHIR-IF-MATCH-REQUIRED")
+            raise fail(
+                412,
+                IssueCode.CONFLICT,
+                "mise à jour d'une note sans If-Match refusée (mise à jour versionnée exigée)",
+                error_code="FHIR-IF-MATCH-REQUIRED",
+            )
         return resource
 
     def _note_details(self, note: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(note, dict):
             return {}
-        return {"note": {"id": note.get("id"), "type": C.note_type(note), "urgent": C.is_emergency(note),
-                         "visibility": C.visibility(note), "version": (note.get("meta") or {}).get("versionId"),
-                         "status": note.get("status")}}
+        return {
+            "note": {
+                "id": note.get("id"),
+                "type": C.note_type(note),
+                "urgent": C.is_emergency(note),
+                "visibility": C.visibility(note),
+                "version": (note.get("meta") or {}).get("versionId"),
+                "status": note.get("status"),
+            }
+        }
 
     def _exchange_of(self, item: FhirInteraction, request: RequestInfo, body: bytes, uow: UnitOfWork) -> Exchange:
         if item.resource_type == "DocumentReference" and item.interaction in _VERBS:
@@ -230,12 +354,29 @@ class EparcoursService(FhirHooks):
             if item.interaction is Interaction.SEARCH:
                 persons = {self.person_of(m.resource, uow) for m in item.matches}
                 person = self._searched_ins(item) or (persons.pop() if len(persons) == 1 else None)
-                details: dict[str, Any] = {"notes": [
-                    {"id": m.id, "type": C.note_type(m.resource or {}), "urgent": C.is_emergency(m.resource or {}),
-                     "person": self.person_of(m.resource, uow)} for m in item.matches]}
-                return default_exchange(item, request=request, body=body, operation=f"cdl.{verb}", person=person, details=details)
-            return default_exchange(item, request=request, body=body, operation=f"cdl.{verb}", person=self.person_of(note, uow),
-                                    essms=request.caller_finess or self.author_finess(note, uow), details=self._note_details(note))
+                details: dict[str, Any] = {
+                    "notes": [
+                        {
+                            "id": m.id,
+                            "type": C.note_type(m.resource or {}),
+                            "urgent": C.is_emergency(m.resource or {}),
+                            "person": self.person_of(m.resource, uow),
+                        }
+                        for m in item.matches
+                    ]
+                }
+                return default_exchange(
+                    item, request=request, body=body, operation=f"cdl.{verb}", person=person, details=details
+                )
+            return default_exchange(
+                item,
+                request=request,
+                body=body,
+                operation=f"cdl.{verb}",
+                person=self.person_of(note, uow),
+                essms=request.caller_finess or self.author_finess(note, uow),
+                details=self._note_details(note),
+            )
         if item.interaction is Interaction.INVALID and item.resource_type == "DocumentReference":
             return default_exchange(item, request=request, body=body, operation="cdl.invalid")
         person = None
@@ -268,18 +409,31 @@ class EparcoursService(FhirHooks):
             return [self._exchange_of(item, request, body, uow)]
         out = [self._bundle_exchange(item, request, body, uow)]
         for sub in item.entries:
-            payload = json.dumps(sub.request, ensure_ascii=False, sort_keys=True).encode("utf-8") if sub.request else b""
-            entry_request = RequestInfo(sub.method or "POST", request.path, "", request.headers,
-                                        content_type="application/fhir+json", caller_finess=request.caller_finess)
+            payload = (
+                json.dumps(sub.request, ensure_ascii=False, sort_keys=True).encode("utf-8") if sub.request else b""
+            )
+            entry_request = RequestInfo(
+                sub.method or "POST",
+                request.path,
+                "",
+                request.headers,
+                content_type="application/fhir+json",
+                caller_finess=request.caller_finess,
+            )
             out.append(self._exchange_of(sub, entry_request, payload, uow))
         return out
 
     def _bundle_exchange(self, item: FhirInteraction, request: RequestInfo, body: bytes, uow: UnitOfWork) -> Exchange:
         notes = [s.resource for s in item.entries if s.resource_type == "DocumentReference"]
         person = self.person_of(notes[0], uow) if notes else None
-        return default_exchange(item, request=request, body=body, person=person,
-                                essms=request.caller_finess or (self.author_finess(notes[0], uow) if notes else None),
-                                details={"entries": len(item.entries)})
+        return default_exchange(
+            item,
+            request=request,
+            body=body,
+            person=person,
+            essms=request.caller_finess or (self.author_finess(notes[0], uow) if notes else None),
+            details={"entries": len(item.entries)},
+        )
 
     def _refused_notes(self, item: FhirInteraction, request: RequestInfo) -> list[Exchange]:
         out = []
@@ -288,55 +442,120 @@ class EparcoursService(FhirHooks):
             if not isinstance(resource, dict) or resource.get("resourceType") != "DocumentReference":
                 continue
             method = str((entry.get("request") or {}).get("method", "POST")).upper()
-            sub = FhirInteraction(Interaction.UPDATE if method == "PUT" else Interaction.CREATE, method, "DocumentReference",
-                                  resource.get("id") if method == "PUT" else None, status=item.status, request=resource, index=index)
+            sub = FhirInteraction(
+                Interaction.UPDATE if method == "PUT" else Interaction.CREATE,
+                method,
+                "DocumentReference",
+                resource.get("id") if method == "PUT" else None,
+                status=item.status,
+                request=resource,
+                index=index,
+            )
             sub.error = item.error
             payload = json.dumps(resource, ensure_ascii=False, sort_keys=True).encode("utf-8")
-            out.append(default_exchange(sub, request=request, body=payload, operation=f"cdl.{_VERBS[sub.interaction]}",
-                                        details=self._note_details(resource)))
+            out.append(
+                default_exchange(
+                    sub,
+                    request=request,
+                    body=payload,
+                    operation=f"cdl.{_VERBS[sub.interaction]}",
+                    details=self._note_details(resource),
+                )
+            )
         return out
 
     # ------------------------------------------------------------------------------------ the platform's own notes
     def _ensure(self, uow: UnitOfWork, resource_type: str, system: str, value: str, resource: dict[str, Any]) -> str:
         for version in uow.all(resource_type):
-            if any(i.get("system") == system and i.get("value") == value for i in (version.resource or {}).get("identifier") or []):
+            if any(
+                i.get("system") == system and i.get("value") == value
+                for i in (version.resource or {}).get("identifier") or []
+            ):
                 return version.id
         return uow.create(resource_type, resource).id
 
     def _platform_actors(self, uow: UnitOfWork, person: Person) -> tuple[str, str]:
-        patient_id = self._ensure(uow, "Patient", f"urn:oid:{person.ins.oid}", person.ins.value, {
-            "resourceType": "Patient", "identifier": [{"use": "official", **person.ins.to_fhir_identifier()}],
-            "name": [{"use": "official", "family": person.family, "given": person.given.split()}],
-            "gender": "male" if person.sex == "M" else "female", "birthDate": person.birth_date.isoformat(),
-        })
+        patient_id = self._ensure(
+            uow,
+            "Patient",
+            f"urn:oid:{person.ins.oid}",
+            person.ins.value,
+            {
+                "resourceType": "Patient",
+                "identifier": [{"use": "official", **person.ins.to_fhir_identifier()}],
+                "name": [{"use": "official", "family": person.family, "given": person.given.split()}],
+                "gender": "male" if person.sex == "M" else "female",
+                "birthDate": person.birth_date.isoformat(),
+            },
+        )
         a = PLATFORM_AUTHOR
-        practitioner_id = self._ensure(uow, "Practitioner", IDNPS_SYSTEM, a["idnps"], {
-            "resourceType": "Practitioner", "identifier": [{"system": IDNPS_SYSTEM, "value": a["idnps"]}],
-            "name": [{"family": a["family"], "given": [a["given"]], "prefix": ["MME"]}],
-        })
-        organization_id = self._ensure(uow, "Organization", "http://finess.esante.gouv.fr", a["finess"], {
-            "resourceType": "Organization", "identifier": [{"system": "http://finess.esante.gouv.fr", "value": a["finess"]}],
-            "name": a["organisation"],
-        })
+        practitioner_id = self._ensure(
+            uow,
+            "Practitioner",
+            IDNPS_SYSTEM,
+            a["idnps"],
+            {
+                "resourceType": "Practitioner",
+                "identifier": [{"system": IDNPS_SYSTEM, "value": a["idnps"]}],
+                "name": [{"family": a["family"], "given": [a["given"]], "prefix": ["MME"]}],
+            },
+        )
+        organization_id = self._ensure(
+            uow,
+            "Organization",
+            "http://finess.esante.gouv.fr",
+            a["finess"],
+            {
+                "resourceType": "Organization",
+                "identifier": [{"system": "http://finess.esante.gouv.fr", "value": a["finess"]}],
+                "name": a["organisation"],
+            },
+        )
         role_system = "https://socle-harness.test/eparcours/practitioner-role"
-        role_id = self._ensure(uow, "PractitionerRole", role_system, f"{a['idnps']}@{a['finess']}", {
-            "resourceType": "PractitionerRole", "identifier": [{"system": role_system, "value": f"{a['idnps']}@{a['finess']}"}],
-            "active": True, "practitioner": {"reference": f"Practitioner/{practitioner_id}"},
-            "organization": {"reference": f"Organization/{organization_id}"},
-            "code": [{"coding": [{"system": "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante",
-                                  "code": a["profession"][0], "display": a["profession"][1]}]}],
-        })
+        role_id = self._ensure(
+            uow,
+            "PractitionerRole",
+            role_system,
+            f"{a['idnps']}@{a['finess']}",
+            {
+                "resourceType": "PractitionerRole",
+                "identifier": [{"system": role_system, "value": f"{a['idnps']}@{a['finess']}"}],
+                "active": True,
+                "practitioner": {"reference": f"Practitioner/{practitioner_id}"},
+                "organization": {"reference": f"Organization/{organization_id}"},
+                "code": [
+                    {
+                        "coding": [
+                            {
+                                "system": "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante",
+                                "code": a["profession"][0],
+                                "display": a["profession"][1],
+                            }
+                        ]
+                    }
+                ],
+            },
+        )
         return patient_id, role_id
 
-    def publish_note(self, person: Person, *, note_type: str = "OBS", text: str, urgent: bool = False,
-                     visibility: str | None = None, when: datetime | None = None) -> Version:
+    def publish_note(
+        self,
+        person: Person,
+        *,
+        note_type: str = "OBS",
+        text: str,
+        urgent: bool = False,
+        visibility: str | None = None,
+        when: datetime | None = None,
+    ) -> Version:
         """A partner writes a note in the person's cahier de liaison (the DUI must then read it)."""
         moment = when or self.ctx.run.now() or datetime.now(UTC)
         with self.store._lock:  # noqa: SLF001
             uow = self.store.begin()
             patient_id, role_id = self._platform_actors(uow, person)
             note: dict[str, Any] = {
-                "resourceType": "DocumentReference", "meta": {"profile": [C.PROFILE_DOCUMENT_REFERENCE]},
+                "resourceType": "DocumentReference",
+                "meta": {"profile": [C.PROFILE_DOCUMENT_REFERENCE]},
                 "extension": [{"url": C.EXT_IS_EMERGENCY, "valueBoolean": urgent}],
                 "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
                 "status": "current",
@@ -345,15 +564,32 @@ class EparcoursService(FhirHooks):
                 "date": moment.isoformat(timespec="seconds"),
                 "author": [{"reference": f"PractitionerRole/{role_id}"}],
                 "description": text[:120],
-                "content": [{"attachment": {"contentType": "text/plain", "language": "fr",
-                                            "data": base64.b64encode(text.encode("utf-8")).decode("ascii")}}],
+                "content": [
+                    {
+                        "attachment": {
+                            "contentType": "text/plain",
+                            "language": "fr",
+                            "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+                        }
+                    }
+                ],
             }
             if visibility:
-                note["securityLabel"] = [{"coding": [{"system": C.TRE_A07, "code": visibility, "display": C.VISIBILITY_CODES[visibility]}]}]
+                note["securityLabel"] = [
+                    {"coding": [{"system": C.TRE_A07, "code": visibility, "display": C.VISIBILITY_CODES[visibility]}]}
+                ]
             version = uow.create("DocumentReference", note)
-            self.ctx.record(Exchange(service=SERVICE, operation=OP_PLATFORM_NOTE, direction=Direction.TO_DUI, outcome=Outcome.ACCEPTED,
-                                     person=person.ins.value, essms=PLATFORM_AUTHOR["finess"],
-                                     details={"note": {"id": version.id, "type": note_type, "urgent": urgent, "visibility": visibility}}))
+            self.ctx.record(
+                Exchange(
+                    service=SERVICE,
+                    operation=OP_PLATFORM_NOTE,
+                    direction=Direction.TO_DUI,
+                    outcome=Outcome.ACCEPTED,
+                    person=person.ins.value,
+                    essms=PLATFORM_AUTHOR["finess"],
+                    details={"note": {"id": version.id, "type": note_type, "urgent": urgent, "visibility": visibility}},
+                )
+            )
             uow.commit()
         return version
 
@@ -362,13 +598,27 @@ class EparcoursService(FhirHooks):
         with self.store._lock:  # noqa: SLF001
             uow = self.store.begin()
             current = uow.read("DocumentReference", note_id).body()
-            current["content"] = [{"attachment": {"contentType": "text/plain", "language": "fr",
-                                                  "data": base64.b64encode(text.encode("utf-8")).decode("ascii")}}]
+            current["content"] = [
+                {
+                    "attachment": {
+                        "contentType": "text/plain",
+                        "language": "fr",
+                        "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+                    }
+                }
+            ]
             current["description"] = text[:120]
             version, _ = uow.update("DocumentReference", note_id, current)
-            self.ctx.record(Exchange(service=SERVICE, operation=OP_PLATFORM_UPDATE, direction=Direction.TO_DUI, outcome=Outcome.ACCEPTED,
-                                     person=self.person_of(current, uow),
-                                     details={"note": {"id": note_id, "version": version.version_id}}))
+            self.ctx.record(
+                Exchange(
+                    service=SERVICE,
+                    operation=OP_PLATFORM_UPDATE,
+                    direction=Direction.TO_DUI,
+                    outcome=Outcome.ACCEPTED,
+                    person=self.person_of(current, uow),
+                    details={"note": {"id": note_id, "version": version.version_id}},
+                )
+            )
             uow.commit()
         return version
 
@@ -377,20 +627,29 @@ class EparcoursService(FhirHooks):
 
     def notes_for(self, ins: str, note_type: str | None = None) -> list[Version]:
         """The current notes whose subject carries ``ins`` (of ``note_type`` when given)."""
-        return [v for v in self.store.all("DocumentReference")
-                if self.person_of(v.resource) == ins and (note_type is None or C.note_type(v.resource or {}) == note_type)]
+        return [
+            v
+            for v in self.store.all("DocumentReference")
+            if self.person_of(v.resource) == ins and (note_type is None or C.note_type(v.resource or {}) == note_type)
+        ]
 
     # ------------------------------------------------------------------------------------ HTTP app
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/openapi.json", self._openapi, methods=["GET"]),
-            *self.fhir.routes("/fhir"),
-        ])
+        return Starlette(
+            routes=[
+                Route("/openapi.json", self._openapi, methods=["GET"]),
+                *self.fhir.routes("/fhir"),
+            ]
+        )
 
     async def _openapi(self, request: Request) -> JSONResponse:
         from harness.fhir.openapi import openapi_document
 
-        return JSONResponse(openapi_document(self.fhir, title="e-Parcours cahier de liaison (simulateur FHIR)", server_url=self.base_url()))
+        return JSONResponse(
+            openapi_document(
+                self.fhir, title="e-Parcours cahier de liaison (simulateur FHIR)", server_url=self.base_url()
+            )
+        )
 
 
 def note_text(note: dict[str, Any]) -> str:

@@ -123,20 +123,32 @@ class Prescription:
 
 @lru_cache(maxsize=1)
 def catalogue() -> tuple[Medicine, ...]:
-    raw = json.loads(resources.files("mock_services.eprescription").joinpath("catalogue.json").read_text(encoding="utf-8"))
+    raw = json.loads(
+        resources.files("mock_services.eprescription").joinpath("catalogue.json").read_text(encoding="utf-8")
+    )
     out = []
     for m in raw["medicaments"]:
         posologies = tuple(
             Posology(
-                text=p["text"], dose=float(p["dose"]), unit=p["unit"], unit_system=p["unit_system"], unit_code=p["unit_code"],
-                days=int(p["days"]), route=(p["route"][0], p["route"][1]), times=tuple(p.get("times", ())), when=tuple(p.get("when", ())),
-                as_needed=p.get("as_needed"), min_interval_hours=p.get("min_interval_hours"),
+                text=p["text"],
+                dose=float(p["dose"]),
+                unit=p["unit"],
+                unit_system=p["unit_system"],
+                unit_code=p["unit_code"],
+                days=int(p["days"]),
+                route=(p["route"][0], p["route"][1]),
+                times=tuple(p.get("times", ())),
+                when=tuple(p.get("when", ())),
+                as_needed=p.get("as_needed"),
+                min_interval_hours=p.get("min_interval_hours"),
                 max_per_day=(float(p["max_per_day"][0]), p["max_per_day"][1]) if p.get("max_per_day") else None,
                 extra=(float(p["extra"]["dose"]), tuple(p["extra"]["times"])) if p.get("extra") else None,
             )
             for p in m["posologies"]
         )
-        out.append(Medicine(m["code"], m["system"], m["display"], (m["form"]["code"], m["form"]["display"]), posologies))
+        out.append(
+            Medicine(m["code"], m["system"], m["display"], (m["form"]["code"], m["form"]["display"]), posologies)
+        )
     return tuple(out)
 
 
@@ -167,12 +179,27 @@ def synthetic_person(rng: random.Random, essms: str) -> Person:
     birth = fake.date_of_birth(minimum_age=60, maximum_age=99)
     ins: INS = generate_test_ins(rng, sex=sex, birth_date=birth)
     given = fake.first_name_male() if sex == "M" else fake.first_name_female()
-    return Person(id=f"SYN-{ins.value[-6:]}", family=fake.last_name().upper(), given=given, sex=sex, birth_date=birth, ins=ins,
-                  essms=essms, patient_mailbox=False)
+    return Person(
+        id=f"SYN-{ins.value[-6:]}",
+        family=fake.last_name().upper(),
+        given=given,
+        sex=sex,
+        birth_date=birth,
+        ins=ins,
+        essms=essms,
+        patient_mailbox=False,
+    )
 
 
-def generate(person: Person, *, rng: random.Random, authored: datetime, lines: int = 2, status: str = "active",
-             medicines: tuple[str, ...] = ()) -> Prescription:
+def generate(
+    person: Person,
+    *,
+    rng: random.Random,
+    authored: datetime,
+    lines: int = 2,
+    status: str = "active",
+    medicines: tuple[str, ...] = (),
+) -> Prescription:
     """A prescription for ``person`` with ``lines`` lines (catalogue order when ``medicines`` names them)."""
     from faker import Faker
 
@@ -184,18 +211,34 @@ def generate(person: Person, *, rng: random.Random, authored: datetime, lines: i
     else:
         chosen = rng.sample(list(catalog), k=max(1, min(lines, len(catalog))))
     prescriber = Prescriber(
-        rpps=_rpps(rng), family=fake.last_name().upper(), given=fake.first_name(),
-        finess="99" + "".join(rng.choice("0123456789") for _ in range(7)), organisation=f"Cabinet médical {fake.last_name()}",
+        rpps=_rpps(rng),
+        family=fake.last_name().upper(),
+        given=fake.first_name(),
+        finess="99" + "".join(rng.choice("0123456789") for _ in range(7)),
+        organisation=f"Cabinet médical {fake.last_name()}",
         city=fake.city(),
     )
     built = tuple(Line(str(uuid.UUID(int=rng.getrandbits(128))), m, rng.choice(m.posologies)) for m in chosen)
-    return Prescription(epu=new_epu(rng), person=person, prescriber=prescriber, authored=authored, lines=built, status=status,
-                        renewals=rng.choice((0, 0, 1, 2)))
+    return Prescription(
+        epu=new_epu(rng),
+        person=person,
+        prescriber=prescriber,
+        authored=authored,
+        lines=built,
+        status=status,
+        renewals=rng.choice((0, 0, 1, 2)),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ FHIR
-def _dosage(p: Posology, sequence: int, start: date, dose: float | None = None, times: tuple[str, ...] | None = None,
-            text: str | None = None) -> dict[str, Any]:
+def _dosage(
+    p: Posology,
+    sequence: int,
+    start: date,
+    dose: float | None = None,
+    times: tuple[str, ...] | None = None,
+    text: str | None = None,
+) -> dict[str, Any]:
     repeat: dict[str, Any] = {
         "boundsPeriod": {"start": start.isoformat(), "end": (start + timedelta(days=p.days - 1)).isoformat()},
     }
@@ -211,26 +254,45 @@ def _dosage(p: Posology, sequence: int, start: date, dose: float | None = None, 
         "text": text or p.text,
         "timing": {"repeat": repeat},
         "route": {"coding": [{"system": EDQM, "code": p.route[0], "display": p.route[1]}], "text": p.route[1]},
-        "doseAndRate": [{"doseQuantity": {"value": dose if dose is not None else p.dose, "unit": p.unit, "system": p.unit_system,
-                                          "code": p.unit_code}}],
+        "doseAndRate": [
+            {
+                "doseQuantity": {
+                    "value": dose if dose is not None else p.dose,
+                    "unit": p.unit,
+                    "system": p.unit_system,
+                    "code": p.unit_code,
+                }
+            }
+        ],
     }
     if p.as_needed:
         dosage["asNeededCodeableConcept"] = {"text": p.as_needed}
     if p.max_per_day:
-        dosage["maxDosePerPeriod"] = {"numerator": {"value": p.max_per_day[0], "unit": p.max_per_day[1], "system": UCUM,
-                                                    "code": p.max_per_day[1]},
-                                      "denominator": {"value": 1, "unit": "jour", "system": UCUM, "code": "d"}}
+        dosage["maxDosePerPeriod"] = {
+            "numerator": {
+                "value": p.max_per_day[0],
+                "unit": p.max_per_day[1],
+                "system": UCUM,
+                "code": p.max_per_day[1],
+            },
+            "denominator": {"value": 1, "unit": "jour", "system": UCUM, "code": "d"},
+        }
     return dosage
 
 
 def fhir_resources(prescription: Prescription) -> list[dict[str, Any]]:
     """Patient, Practitioner, then one Medication and one MedicationRequest per line (ids fixed by the caller)."""
     person, prescriber = prescription.person, prescription.prescriber
-    patient_id = prescription.ids.setdefault("patient", str(uuid.uuid5(uuid.NAMESPACE_URL, f"patient:{person.ins.value}")))
-    practitioner_id = prescription.ids.setdefault("practitioner", str(uuid.uuid5(uuid.NAMESPACE_URL, f"rpps:{prescriber.rpps}")))
+    patient_id = prescription.ids.setdefault(
+        "patient", str(uuid.uuid5(uuid.NAMESPACE_URL, f"patient:{person.ins.value}"))
+    )
+    practitioner_id = prescription.ids.setdefault(
+        "practitioner", str(uuid.uuid5(uuid.NAMESPACE_URL, f"rpps:{prescriber.rpps}"))
+    )
     out: list[dict[str, Any]] = [
         {
-            "resourceType": "Patient", "id": patient_id,
+            "resourceType": "Patient",
+            "id": patient_id,
             "meta": {"profile": ["https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins"]},
             "identifier": [{"use": "official", **person.ins.to_fhir_identifier()}],
             "name": [{"use": "official", "family": person.family, "given": person.given.split()}],
@@ -238,7 +300,8 @@ def fhir_resources(prescription: Prescription) -> list[dict[str, Any]]:
             "birthDate": person.birth_date.isoformat(),
         },
         {
-            "resourceType": "Practitioner", "id": practitioner_id,
+            "resourceType": "Practitioner",
+            "id": practitioner_id,
             "identifier": [{"system": IDNPS_SYSTEM, "value": f"8{prescriber.rpps}"}],
             "name": [{"prefix": ["DR"], "family": prescriber.family, "given": [prescriber.given]}],
         },
@@ -246,27 +309,43 @@ def fhir_resources(prescription: Prescription) -> list[dict[str, Any]]:
     for line in prescription.lines:
         medication_id = f"med-{line.id}"
         medicine, p = line.medicine, line.posology
-        out.append({
-            "resourceType": "Medication", "id": medication_id, "meta": {"profile": [PROFILE_MEDICATION]},
-            "code": {"coding": [{"system": medicine.system, "code": medicine.code, "display": medicine.display}], "text": medicine.display},
-            "form": {"coding": [{"system": EDQM, "code": medicine.form[0], "display": medicine.form[1]}]},
-        })
+        out.append(
+            {
+                "resourceType": "Medication",
+                "id": medication_id,
+                "meta": {"profile": [PROFILE_MEDICATION]},
+                "code": {
+                    "coding": [{"system": medicine.system, "code": medicine.code, "display": medicine.display}],
+                    "text": medicine.display,
+                },
+                "form": {"coding": [{"system": EDQM, "code": medicine.form[0], "display": medicine.form[1]}]},
+            }
+        )
         dosages = [_dosage(p, 1, prescription.start, times=p.times if p.times else None)]
         if p.extra is not None:
             dosages.append(_dosage(p, 2, prescription.start, dose=p.extra[0], times=p.extra[1]))
         request: dict[str, Any] = {
-            "resourceType": "MedicationRequest", "id": line.id, "meta": {"profile": [PROFILE_MEDICATION_REQUEST]},
+            "resourceType": "MedicationRequest",
+            "id": line.id,
+            "meta": {"profile": [PROFILE_MEDICATION_REQUEST]},
             "groupIdentifier": {"system": EPU_SYSTEM, "value": prescription.epu},
             "status": "cancelled" if prescription.cancelled else "active",
             "intent": "order",
             "medicationReference": {"reference": f"Medication/{medication_id}", "display": medicine.display},
             "subject": {"reference": f"Patient/{patient_id}", "display": f"{person.given} {person.family}"},
             "authoredOn": prescription.authored.isoformat(timespec="seconds"),
-            "requester": {"reference": f"Practitioner/{practitioner_id}", "display": f"Dr {prescriber.given} {prescriber.family}"},
+            "requester": {
+                "reference": f"Practitioner/{practitioner_id}",
+                "display": f"Dr {prescriber.given} {prescriber.family}",
+            },
             "dosageInstruction": dosages,
-            "dispenseRequest": {"numberOfRepeatsAllowed": prescription.renewals,
-                                "validityPeriod": {"start": prescription.start.isoformat(),
-                                                   "end": (prescription.start + timedelta(days=90)).isoformat()}},
+            "dispenseRequest": {
+                "numberOfRepeatsAllowed": prescription.renewals,
+                "validityPeriod": {
+                    "start": prescription.start.isoformat(),
+                    "end": (prescription.start + timedelta(days=90)).isoformat(),
+                },
+            },
         }
         if prescription.cancelled:
             request["statusReason"] = {"text": "Ordonnance annulée par le prescripteur"}
@@ -318,11 +397,11 @@ def cda_document(prescription: Prescription) -> bytes:
             f'<manufacturedMaterial classCode="MMAT" determinerCode="KIND"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.1"/>'
             f'<code code="{e(medicine.code)}" displayName="{e(medicine.display)}" codeSystem="{system}">'
             f'<originalText><reference value="#med-{index}"/></originalText></code><name>{e(medicine.display)}</name>'
-            f'</manufacturedMaterial></manufacturedProduct></consumable>'
-            f'</substanceAdministration></entry>'
+            f"</manufacturedMaterial></manufacturedProduct></consumable>"
+            f"</substanceAdministration></entry>"
         )
     qr = base64.b64encode(qr_png(p.epu, scale=3)).decode("ascii")
-    family_given = f"<family qualifier=\"BR\">{e(person.family)}</family><given>{e(person.given)}</given>"
+    family_given = f'<family qualifier="BR">{e(person.family)}</family><given>{e(person.given)}</given>'
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
@@ -332,7 +411,7 @@ def cda_document(prescription: Prescription) -> bytes:
         f'<templateId root="{CDA_TEMPLATE}" extension="{CDA_TEMPLATE_VERSION}"/>'
         f'<id root="{uuid.uuid5(uuid.NAMESPACE_URL, "cda:" + p.epu)}"/>'
         f'<code code="{CDA_CODE}" displayName="Prescription de produits de santé" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
-        '<title>Prescription de médicaments</title>'
+        "<title>Prescription de médicaments</title>"
         f'<effectiveTime value="{when}"/>'
         '<confidentialityCode code="N" displayName="Normal" codeSystem="2.16.840.1.113883.5.25"/><languageCode code="fr-FR"/>'
         f'<setId root="{uuid.uuid5(uuid.NAMESPACE_URL, "cda-set:" + p.epu)}"/><versionNumber value="1"/>'
@@ -342,36 +421,36 @@ def cda_document(prescription: Prescription) -> bytes:
         f'<birthTime value="{person.birth_date.strftime("%Y%m%d")}"/></patient></patientRole></recordTarget>'
         f'<author><time value="{when}"/><assignedAuthor classCode="ASSIGNED"><id root="1.2.250.1.71.4.2.1" extension="8{prescriber.rpps}"/>'
         '<code code="G15_10/SM26" displayName="Médecin - Qualifié en Médecine Générale (SM)" codeSystem="1.2.250.1.213.1.1.4.5"/>'
-        f'<assignedPerson><name><prefix>DR</prefix><given>{e(prescriber.given)}</given><family>{e(prescriber.family)}</family></name></assignedPerson>'
+        f"<assignedPerson><name><prefix>DR</prefix><given>{e(prescriber.given)}</given><family>{e(prescriber.family)}</family></name></assignedPerson>"
         f'<representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1{prescriber.finess}"/><name>{e(prescriber.organisation)}</name>'
-        '</representedOrganization></assignedAuthor></author>'
+        "</representedOrganization></assignedAuthor></author>"
         f'<custodian><assignedCustodian><representedCustodianOrganization><id root="1.2.250.1.71.4.2.2" extension="1{prescriber.finess}"/>'
-        f'<name>{e(prescriber.organisation)}</name></representedCustodianOrganization></assignedCustodian></custodian>'
+        f"<name>{e(prescriber.organisation)}</name></representedCustodianOrganization></assignedCustodian></custodian>"
         f'<legalAuthenticator><time value="{when}"/><signatureCode code="S"/><assignedEntity>'
         f'<id root="1.2.250.1.71.4.2.1" extension="8{prescriber.rpps}"/>'
-        f'<assignedPerson><name><given>{e(prescriber.given)}</given><family>{e(prescriber.family)}</family></name></assignedPerson>'
-        '</assignedEntity></legalAuthenticator>'
+        f"<assignedPerson><name><given>{e(prescriber.given)}</given><family>{e(prescriber.family)}</family></name></assignedPerson>"
+        "</assignedEntity></legalAuthenticator>"
         f'<documentationOf><serviceEvent classCode="ACT"><id root="{OID_EPU}" extension="{p.epu}"/>'
         f'<code code="{CDA_CODE}" displayName="Prescription de produits de santé" codeSystem="2.16.840.1.113883.6.1"/>'
         f'<effectiveTime><low value="{when}"/><high value="{_ts(p.authored + timedelta(days=90))}"/></effectiveTime>'
-        '</serviceEvent></documentationOf>'
+        "</serviceEvent></documentationOf>"
         '<componentOf><encompassingEncounter><code code="AMB" displayName="Ambulatoire (hors établissement)" codeSystem="2.16.840.1.113883.5.4"/>'
         f'<effectiveTime><high value="{when}"/></effectiveTime><location><healthCareFacility>'
         f'<id root="1.2.250.1.71.4.2.2" extension="1{prescriber.finess}"/>'
         '<code code="SA07" displayName="Cabinet individuel" codeSystem="1.2.250.1.71.4.2.4"/>'
-        '</healthCareFacility></location></encompassingEncounter></componentOf>'
-        '<component><structuredBody>'
+        "</healthCareFacility></location></encompassingEncounter></componentOf>"
+        "<component><structuredBody>"
         f'<component><section classCode="DOCSECT" moodCode="EVN"><templateId root="{SECTION_BARCODE}"/>'
         '<code code="57723-9" displayName="Numéro de code à barres unique" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
         '<title>Code 2D de la prescription</title><text><renderMultiMedia referencedObject="Code2d"/></text>'
         '<entry><observationMedia classCode="OBS" moodCode="EVN" ID="Code2d"><templateId root="2.16.840.1.113883.10.12.304"/>'
         f'<templateId root="1.2.250.1.213.1.1.3.103"/><value mediaType="image/png" representation="B64">{qr}</value>'
-        '</observationMedia></entry></section></component>'
+        "</observationMedia></entry></section></component>"
         f'<component><section><templateId root="1.3.6.1.4.1.19376.1.9.1.2.1"/><templateId root="{SECTION_PRESCRIPTION}"/>'
         '<code code="57828-6" displayName="Prescriptions" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
-        '<title>Prescription de médicaments</title>'
-        f'<text><table><thead><tr><th>Médicament</th><th>Posologie</th></tr></thead><tbody>{"".join(rows)}</tbody></table></text>'
-        f'{"".join(entries)}</section></component>'
-        '</structuredBody></component></ClinicalDocument>'
+        "<title>Prescription de médicaments</title>"
+        f"<text><table><thead><tr><th>Médicament</th><th>Posologie</th></tr></thead><tbody>{''.join(rows)}</tbody></table></text>"
+        f"{''.join(entries)}</section></component>"
+        "</structuredBody></component></ClinicalDocument>"
     )
     return xml.encode("utf-8")

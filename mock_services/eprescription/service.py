@@ -102,29 +102,90 @@ class EprescriptionSettings:
 
 
 RESOURCES = (
-    ResourceType("MedicationRequest", _READ | {Interaction.SEARCH}, (
-        SearchParam(GROUP_IDENTIFIER, ParamType.TOKEN, ("groupIdentifier",),
-                    documentation="identifiant de l'ordonnance (EPU, urn:oid:1.2.250.1.215.500.1.1) : toutes ses lignes",
-                    definition="https://socle-harness.test/fhir/SearchParameter/MedicationRequest-group-identifier"),
-        SearchParam("status", ParamType.TOKEN, ("status",), definition="http://hl7.org/fhir/SearchParameter/medications-status"),
-        SearchParam("subject", ParamType.REFERENCE, ("subject",), ("Patient",), definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-subject"),
-        SearchParam("patient", ParamType.REFERENCE, ("subject",), ("Patient",), definition="http://hl7.org/fhir/SearchParameter/clinical-patient"),
-        SearchParam("medication", ParamType.REFERENCE, ("medicationReference",), ("Medication",),
-                    definition="http://hl7.org/fhir/SearchParameter/medications-medication"),
-        SearchParam("requester", ParamType.REFERENCE, ("requester",), ("Practitioner",),
-                    definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-requester"),
-        SearchParam("authoredon", ParamType.DATE, ("authoredOn",), definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-authoredon"),
-    ), profile=PROFILE_MEDICATION_REQUEST, documentation="Lignes de prescription (ans.fhir.fr.eprescription)"),
+    ResourceType(
+        "MedicationRequest",
+        _READ | {Interaction.SEARCH},
+        (
+            SearchParam(
+                GROUP_IDENTIFIER,
+                ParamType.TOKEN,
+                ("groupIdentifier",),
+                documentation="identifiant de l'ordonnance (EPU, urn:oid:1.2.250.1.215.500.1.1) : toutes ses lignes",
+                definition="https://socle-harness.test/fhir/SearchParameter/MedicationRequest-group-identifier",
+            ),
+            SearchParam(
+                "status",
+                ParamType.TOKEN,
+                ("status",),
+                definition="http://hl7.org/fhir/SearchParameter/medications-status",
+            ),
+            SearchParam(
+                "subject",
+                ParamType.REFERENCE,
+                ("subject",),
+                ("Patient",),
+                definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-subject",
+            ),
+            SearchParam(
+                "patient",
+                ParamType.REFERENCE,
+                ("subject",),
+                ("Patient",),
+                definition="http://hl7.org/fhir/SearchParameter/clinical-patient",
+            ),
+            SearchParam(
+                "medication",
+                ParamType.REFERENCE,
+                ("medicationReference",),
+                ("Medication",),
+                definition="http://hl7.org/fhir/SearchParameter/medications-medication",
+            ),
+            SearchParam(
+                "requester",
+                ParamType.REFERENCE,
+                ("requester",),
+                ("Practitioner",),
+                definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-requester",
+            ),
+            SearchParam(
+                "authoredon",
+                ParamType.DATE,
+                ("authoredOn",),
+                definition="http://hl7.org/fhir/SearchParameter/MedicationRequest-authoredon",
+            ),
+        ),
+        profile=PROFILE_MEDICATION_REQUEST,
+        documentation="Lignes de prescription (ans.fhir.fr.eprescription)",
+    ),
     ResourceType("Medication", _READ, profile=PROFILE_MEDICATION),
-    ResourceType("Patient", _READ, (SearchParam("identifier", ParamType.TOKEN, ("identifier",)),),
-                 profile="https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins"),
+    ResourceType(
+        "Patient",
+        _READ,
+        (SearchParam("identifier", ParamType.TOKEN, ("identifier",)),),
+        profile="https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient-ins",
+    ),
     ResourceType("Practitioner", _READ),
-    ResourceType("Task", _READ | {Interaction.CREATE, Interaction.SEARCH}, (
-        SearchParam("status", ParamType.TOKEN, ("status",)),
-        SearchParam("focus", ParamType.REFERENCE, ("focus",)),
-        SearchParam("focus-identifier", ParamType.TOKEN, ("focus.identifier",), documentation="EPU de l'ordonnance confirmée"),
-    ), documentation="Confirmation d'intégration d'une ordonnance par le DUI (contrat du harness)", conditional_create=False),
-    ResourceType("Binary", frozenset({Interaction.READ}), documentation="Binary/<EPU> : le document CDA eP-MED-DM de l'ordonnance"),
+    ResourceType(
+        "Task",
+        _READ | {Interaction.CREATE, Interaction.SEARCH},
+        (
+            SearchParam("status", ParamType.TOKEN, ("status",)),
+            SearchParam("focus", ParamType.REFERENCE, ("focus",)),
+            SearchParam(
+                "focus-identifier",
+                ParamType.TOKEN,
+                ("focus.identifier",),
+                documentation="EPU de l'ordonnance confirmée",
+            ),
+        ),
+        documentation="Confirmation d'intégration d'une ordonnance par le DUI (contrat du harness)",
+        conditional_create=False,
+    ),
+    ResourceType(
+        "Binary",
+        frozenset({Interaction.READ}),
+        documentation="Binary/<EPU> : le document CDA eP-MED-DM de l'ordonnance",
+    ),
 )
 
 
@@ -143,9 +204,14 @@ class EprescriptionService(FhirHooks):
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
         self.store = ResourceStore(clock=ctx.run.now)
         self.fhir = FhirServer(
-            resources=RESOURCES, store=self.store, hooks=self, record=ctx.record_many, base_url=self.base_url,
+            resources=RESOURCES,
+            store=self.store,
+            hooks=self,
+            record=ctx.record_many,
+            base_url=self.base_url,
             limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
-            software="socle-harness e-Prescription", title="Simulateur e-Prescription (ordonnance numérique)",
+            software="socle-harness e-Prescription",
+            title="Simulateur e-Prescription (ordonnance numérique)",
             implementation_guides=(IMPLEMENTATION_GUIDE,),
         )
 
@@ -153,12 +219,21 @@ class EprescriptionService(FhirHooks):
         return f"{self.ctx.http_base}/fhir"
 
     # ------------------------------------------------------------------------------------ prescriptions
-    def issue(self, person: Person, *, lines: int = 2, status: str = "active", medicines: tuple[str, ...] = (),
-              authored: datetime | None = None) -> Prescription:
+    def issue(
+        self,
+        person: Person,
+        *,
+        lines: int = 2,
+        status: str = "active",
+        medicines: tuple[str, ...] = (),
+        authored: datetime | None = None,
+    ) -> Prescription:
         """A new prescription for ``person`` (its FHIR resources stored at once), as the prescriber issues it."""
         with self._lock:
             moment = authored or self.ctx.run.now() or datetime.now(UTC)
-            prescription = generate(person, rng=self._rng, authored=moment, lines=lines, status=status, medicines=medicines)
+            prescription = generate(
+                person, rng=self._rng, authored=moment, lines=lines, status=status, medicines=medicines
+            )
             while prescription.epu in self.prescriptions:
                 prescription.epu = new_epu(self._rng)
             self.prescriptions[prescription.epu] = prescription
@@ -170,7 +245,11 @@ class EprescriptionService(FhirHooks):
             uow = self.store.begin()
             for resource in fhir_resources(prescription):
                 existing = uow.current(resource["resourceType"], resource["id"])
-                if existing is not None and existing.resource is not None and resource["resourceType"] in ("Patient", "Practitioner"):
+                if (
+                    existing is not None
+                    and existing.resource is not None
+                    and resource["resourceType"] in ("Patient", "Practitioner")
+                ):
                     continue
                 uow.update(resource["resourceType"], resource["id"], resource)
             uow.commit()
@@ -199,35 +278,65 @@ class EprescriptionService(FhirHooks):
             return self.prescriptions.get(epu)
 
     # ------------------------------------------------------------------------------------ FHIR hooks
-    def validate(self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction) -> list[Finding]:
+    def validate(
+        self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
+    ) -> list[Finding]:
         if resource_type == "Task":
             return check_confirmation(resource)
         return []
 
-    def before_write(self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo) -> dict[str, Any]:
+    def before_write(
+        self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo
+    ) -> dict[str, Any]:
         if item.resource_type != "Task":
             return resource
         confirmation = read_confirmation(resource)
         prescription = self.prescription(confirmation.epu or "")
         if prescription is None:
-            raise fail(422, IssueCode.BUSINESS_RULE, f"ordonnance {confirmation.epu} inconnue du service e-Prescription",
-                       expression="Task.focus", error_code="EP-ORDONNANCE-INCONNUE")
+            raise fail(
+                422,
+                IssueCode.BUSINESS_RULE,
+                f"ordonnance {confirmation.epu} inconnue du service e-Prescription",
+                expression="Task.focus",
+                error_code="EP-ORDONNANCE-INCONNUE",
+            )
         if confirmation.integrated:
             if prescription.cancelled:
-                raise fail(422, IssueCode.BUSINESS_RULE, f"ordonnance {prescription.epu} annulée par le prescripteur : "
-                           "elle ne peut pas être intégrée", expression="Task.focus", error_code="EP-ORDONNANCE-ANNULEE")
+                raise fail(
+                    422,
+                    IssueCode.BUSINESS_RULE,
+                    f"ordonnance {prescription.epu} annulée par le prescripteur : elle ne peut pas être intégrée",
+                    expression="Task.focus",
+                    error_code="EP-ORDONNANCE-ANNULEE",
+                )
             if confirmation.ins != prescription.person.ins.value:
-                raise fail(422, IssueCode.BUSINESS_RULE, f"l'ordonnance {prescription.epu} n'est pas celle de la personne "
-                           f"{confirmation.ins} : intégration refusée", expression="Task.for", error_code="EP-PATIENT-DIFFERENT")
+                raise fail(
+                    422,
+                    IssueCode.BUSINESS_RULE,
+                    f"l'ordonnance {prescription.epu} n'est pas celle de la personne "
+                    f"{confirmation.ins} : intégration refusée",
+                    expression="Task.for",
+                    error_code="EP-PATIENT-DIFFERENT",
+                )
             with self._lock:
                 retrieved = prescription.epu in self.retrieved
                 already = self.confirmed.get(prescription.epu)
             if self.settings.require_retrieval and not retrieved:
-                raise fail(422, IssueCode.BUSINESS_RULE, f"ordonnance {prescription.epu} confirmée sans avoir été récupérée",
-                           expression="Task.focus", error_code="EP-NON-RECUPEREE")
+                raise fail(
+                    422,
+                    IssueCode.BUSINESS_RULE,
+                    f"ordonnance {prescription.epu} confirmée sans avoir été récupérée",
+                    expression="Task.focus",
+                    error_code="EP-NON-RECUPEREE",
+                )
             if already is not None:
-                raise fail(422, IssueCode.DUPLICATE, f"ordonnance {prescription.epu} déjà intégrée (Task/{already})",
-                           expression="Task.focus", error_code="EP-DEJA-INTEGREE")
+                raise fail(
+                    422,
+                    IssueCode.DUPLICATE,
+                    f"ordonnance {prescription.epu} déjà intégrée (Task/{already})",
+                    expression="Task.focus",
+                    error_code="EP-DEJA-INTEGREE",
+                )
         return resource
 
     def after_interaction(self, item: FhirInteraction, *, uow: UnitOfWork, request: RequestInfo) -> None:
@@ -235,7 +344,12 @@ class EprescriptionService(FhirHooks):
             epus = {str((m.resource or {}).get("groupIdentifier", {}).get("value")) for m in item.matches}
             with self._lock:
                 self.retrieved.update(e for e in epus if e in self.prescriptions)
-        if item.resource_type == "Task" and item.interaction is Interaction.CREATE and item.result is not None and not item.noop:
+        if (
+            item.resource_type == "Task"
+            and item.interaction is Interaction.CREATE
+            and item.result is not None
+            and not item.noop
+        ):
             confirmation = read_confirmation(item.result.resource or {})
             if confirmation.integrated and confirmation.epu:
                 with self._lock:
@@ -248,13 +362,31 @@ class EprescriptionService(FhirHooks):
         return None
 
     def exchanges(self, item: FhirInteraction, *, request: RequestInfo, body: bytes, uow: UnitOfWork) -> list[Exchange]:
-        if item.resource_type == "MedicationRequest" and item.interaction is Interaction.SEARCH and item.query and GROUP_IDENTIFIER in item.query:
+        if (
+            item.resource_type == "MedicationRequest"
+            and item.interaction is Interaction.SEARCH
+            and item.query
+            and GROUP_IDENTIFIER in item.query
+        ):
             epu = self._epu_of_search(item)
             prescription = self.prescription(epu or "")
-            details = {"epu": epu, "format": "fhir", "found": bool(item.matches) and prescription is not None,
-                       "lines": len(item.matches), "status": prescription.status if prescription else None}
-            return [default_exchange(item, request=request, body=body, operation=OP_RETRIEVE, details=details,
-                                     person=prescription.person.ins.value if prescription else None)]
+            details = {
+                "epu": epu,
+                "format": "fhir",
+                "found": bool(item.matches) and prescription is not None,
+                "lines": len(item.matches),
+                "status": prescription.status if prescription else None,
+            }
+            return [
+                default_exchange(
+                    item,
+                    request=request,
+                    body=body,
+                    operation=OP_RETRIEVE,
+                    details=details,
+                    person=prescription.person.ins.value if prescription else None,
+                )
+            ]
         if item.resource_type == "Task" and item.interaction is Interaction.CREATE:
             confirmation = None
             resource = item.request if isinstance(item.request, dict) else None
@@ -264,44 +396,79 @@ class EprescriptionService(FhirHooks):
             details: dict[str, Any] = {}
             if confirmation is not None:
                 details = {"epu": confirmation.epu, "task_status": confirmation.status, "reason": confirmation.reason}
-            return [default_exchange(item, request=request, body=body, operation=operation, details=details,
-                                     person=confirmation.ins if confirmation is not None else None,
-                                     essms=request.caller_finess or (confirmation.finess if confirmation else None))]
+            return [
+                default_exchange(
+                    item,
+                    request=request,
+                    body=body,
+                    operation=operation,
+                    details=details,
+                    person=confirmation.ins if confirmation is not None else None,
+                    essms=request.caller_finess or (confirmation.finess if confirmation else None),
+                )
+            ]
         return [default_exchange(item, request=request, body=body)]
 
     # ------------------------------------------------------------------------------------ HTTP app
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/fhir/Binary/{epu}", self._binary, methods=["GET"]),
-            Route("/openapi.json", self._openapi, methods=["GET"]),
-            Route("/ordonnances", self._list_page, methods=["GET"]),
-            Route("/ordonnances/{epu}", self._page, methods=["GET"]),
-            Route("/ordonnances/{epu}/qr.png", self._qr, methods=["GET"]),
-            Route("/_admin/ordonnances", self._admin_issue, methods=["POST"]),
-            *self.fhir.routes("/fhir"),
-        ])
+        return Starlette(
+            routes=[
+                Route("/fhir/Binary/{epu}", self._binary, methods=["GET"]),
+                Route("/openapi.json", self._openapi, methods=["GET"]),
+                Route("/ordonnances", self._list_page, methods=["GET"]),
+                Route("/ordonnances/{epu}", self._page, methods=["GET"]),
+                Route("/ordonnances/{epu}/qr.png", self._qr, methods=["GET"]),
+                Route("/_admin/ordonnances", self._admin_issue, methods=["POST"]),
+                *self.fhir.routes("/fhir"),
+            ]
+        )
 
     async def _binary(self, request: Request) -> Response:
         """``GET [base]/Binary/<EPU>``: the eP-MED-DM document (native CDA, or a FHIR Binary when FHIR is asked)."""
         epu = request.path_params["epu"]
-        info = RequestInfo("GET", request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()},
-                           caller_finess=caller_finess(request.scope))
+        info = RequestInfo(
+            "GET",
+            request.url.path,
+            request.url.query,
+            {k.lower(): v for k, v in request.headers.items()},
+            caller_finess=caller_finess(request.scope),
+        )
         item = FhirInteraction(Interaction.READ, "GET", "Binary", epu)
         prescription = self.prescription(epu)
         wants_fhir = request.query_params.get("_format") is not None or any(
-            t in request.headers.get("accept", "") for t in ("application/fhir+json", "application/fhir+xml", "application/json"))
+            t in request.headers.get("accept", "")
+            for t in ("application/fhir+json", "application/fhir+xml", "application/json")
+        )
         body: bytes | None = None
         if prescription is None:
-            item.error = fail(404, IssueCode.NOT_FOUND, f"ordonnance {epu} inconnue", error_code="EP-ORDONNANCE-INCONNUE")
+            item.error = fail(
+                404, IssueCode.NOT_FOUND, f"ordonnance {epu} inconnue", error_code="EP-ORDONNANCE-INCONNUE"
+            )
         elif prescription.cancelled:
-            item.error = fail(410, IssueCode.DELETED, f"ordonnance {epu} annulée par le prescripteur", error_code="EP-ORDONNANCE-ANNULEE")
+            item.error = fail(
+                410,
+                IssueCode.DELETED,
+                f"ordonnance {epu} annulée par le prescripteur",
+                error_code="EP-ORDONNANCE-ANNULEE",
+            )
         else:
             body = cda_document(prescription)
         item.status = item.error.status if item.error else 200
-        details = {"epu": epu, "format": "cda", "found": prescription is not None,
-                   "lines": len(prescription.lines) if prescription else 0, "status": prescription.status if prescription else None}
-        exchange = default_exchange(item, request=info, body=b"", operation=OP_RETRIEVE, details=details,
-                                    person=prescription.person.ins.value if prescription else None)
+        details = {
+            "epu": epu,
+            "format": "cda",
+            "found": prescription is not None,
+            "lines": len(prescription.lines) if prescription else 0,
+            "status": prescription.status if prescription else None,
+        }
+        exchange = default_exchange(
+            item,
+            request=info,
+            body=b"",
+            operation=OP_RETRIEVE,
+            details=details,
+            person=prescription.person.ins.value if prescription else None,
+        )
         try:
             fmt = response_format(request) if wants_fhir else Format.JSON
         except FhirError:
@@ -312,20 +479,32 @@ class EprescriptionService(FhirHooks):
                 self.retrieved.add(epu)
         if item.error is not None:
             payload = item.error.outcome()
-            return Response(render(payload, fmt), status_code=item.status,
-                            media_type="application/fhir+xml" if fmt is Format.XML else "application/fhir+json")
+            return Response(
+                render(payload, fmt),
+                status_code=item.status,
+                media_type="application/fhir+xml" if fmt is Format.XML else "application/fhir+json",
+            )
         assert body is not None  # noqa: S101
         if wants_fhir:
             import base64
 
-            binary = {"resourceType": "Binary", "id": epu, "contentType": CDA_MEDIA_TYPE, "data": base64.b64encode(body).decode("ascii")}
-            return Response(render(binary, fmt), media_type="application/fhir+xml" if fmt is Format.XML else "application/fhir+json")
+            binary = {
+                "resourceType": "Binary",
+                "id": epu,
+                "contentType": CDA_MEDIA_TYPE,
+                "data": base64.b64encode(body).decode("ascii"),
+            }
+            return Response(
+                render(binary, fmt), media_type="application/fhir+xml" if fmt is Format.XML else "application/fhir+json"
+            )
         return Response(body, media_type=CDA_MEDIA_TYPE)
 
     async def _openapi(self, request: Request) -> JSONResponse:
         from harness.fhir.openapi import openapi_document
 
-        return JSONResponse(openapi_document(self.fhir, title="e-Prescription (simulateur FHIR)", server_url=self.base_url()))
+        return JSONResponse(
+            openapi_document(self.fhir, title="e-Prescription (simulateur FHIR)", server_url=self.base_url())
+        )
 
     def _find(self, request: Request) -> Prescription:
         prescription = self.prescription(request.path_params["epu"])
@@ -347,7 +526,9 @@ class EprescriptionService(FhirHooks):
         except LookupError:
             return HTMLResponse("<p>Ordonnance inconnue</p>", status_code=404)
         e = html.escape
-        rows = "".join(f"<tr><td>{e(line.medicine.display)}</td><td>{e(line.posology.text)}</td></tr>" for line in p.lines)
+        rows = "".join(
+            f"<tr><td>{e(line.medicine.display)}</td><td>{e(line.posology.text)}</td></tr>" for line in p.lines
+        )
         state = "ANNULÉE" if p.cancelled else "valide"
         page = (
             "<!doctype html><html lang='fr'><meta charset='utf-8'><title>Ordonnance numérique</title><body>"
@@ -363,10 +544,15 @@ class EprescriptionService(FhirHooks):
         with self._lock:
             items = list(self.prescriptions.values())
         e = html.escape
-        rows = "".join(f"<li><a href='ordonnances/{e(p.epu)}'>{e(p.epu)}</a> — {e(p.person.given)} {e(p.person.family)}"
-                       f"{' (annulée)' if p.cancelled else ''}</li>" for p in items)
-        return HTMLResponse(f"<!doctype html><html lang='fr'><meta charset='utf-8'><title>Ordonnances</title><body>"
-                            f"<h1>Ordonnances numériques du simulateur</h1><ul>{rows}</ul></body></html>")
+        rows = "".join(
+            f"<li><a href='ordonnances/{e(p.epu)}'>{e(p.epu)}</a> — {e(p.person.given)} {e(p.person.family)}"
+            f"{' (annulée)' if p.cancelled else ''}</li>"
+            for p in items
+        )
+        return HTMLResponse(
+            f"<!doctype html><html lang='fr'><meta charset='utf-8'><title>Ordonnances</title><body>"
+            f"<h1>Ordonnances numériques du simulateur</h1><ul>{rows}</ul></body></html>"
+        )
 
     async def _admin_issue(self, request: Request) -> JSONResponse:
         """Manual recette: ``{"personne": "P001" | INS | nom, "lignes": 2, "statut": "active" | "cancelled"}``."""
@@ -381,8 +567,23 @@ class EprescriptionService(FhirHooks):
             return JSONResponse({"erreur": str(exc)}, status_code=400)
         prescription = self.issue(person, lines=lines, status=status)
         base = self.ctx.http_base
-        return JSONResponse({"epu": prescription.epu, "page": f"{base}/ordonnances/{prescription.epu}",
-                             "qr": f"{base}/ordonnances/{prescription.epu}/qr.png"}, status_code=201)
+        return JSONResponse(
+            {
+                "epu": prescription.epu,
+                "page": f"{base}/ordonnances/{prescription.epu}",
+                "qr": f"{base}/ordonnances/{prescription.epu}/qr.png",
+            },
+            status_code=201,
+        )
 
 
-__all__ = ["EPU_SYSTEM", "EprescriptionService", "EprescriptionSettings", "OP_CONFIRMED", "OP_REFUSED", "OP_RETRIEVE", "SERVICE", "is_epu"]
+__all__ = [
+    "EPU_SYSTEM",
+    "EprescriptionService",
+    "EprescriptionSettings",
+    "OP_CONFIRMED",
+    "OP_REFUSED",
+    "OP_RETRIEVE",
+    "SERVICE",
+    "is_epu",
+]

@@ -135,9 +135,15 @@ class Identity:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "nom_naissance": self.birth_name, "prenoms": self.first_names, "sexe": self.sex,
-            "date_naissance": self.birth_date, "lieu_naissance": self.birth_place, "ins": self.value,
-            "oid": self.oid, "source": self.source, "flags": list(self.flags),
+            "nom_naissance": self.birth_name,
+            "prenoms": self.first_names,
+            "sexe": self.sex,
+            "date_naissance": self.birth_date,
+            "lieu_naissance": self.birth_place,
+            "ins": self.value,
+            "oid": self.oid,
+            "source": self.source,
+            "flags": list(self.flags),
         }
 
 
@@ -147,11 +153,28 @@ def _ins(number: str, key: str, oid: str = OID_INS_NIR) -> dict[str, str]:
 
 #: The public qualification identities (facts from the public corpus; see the module docstring).
 QUALIFICATION_IDENTITIES: tuple[Identity, ...] = (
-    Identity("ADRTROIS", "DOMINIQUE", "F", "1997-02-26", "2A020", **_ins("297022A020778", "78"), source=SOURCE_QUALIFICATION),
-    Identity("ADRTROIS", "TOUSSAINT", "M", "1960-01-01", "2B020", **_ins("160012B020777", "13"), source=SOURCE_QUALIFICATION),
-    Identity("TCHITCHI", "CATARINA BELLA", "F", "1936-06-21", "63220", **_ins("2360663220836", "56"), source=SOURCE_QUALIFICATION),
     Identity(
-        "ECETINSI", "PIERRE-ALAIN MURIEL FLORIANT", "M", "2009-07-14", "63220", **_ins("1090763220834", "89"),
+        "ADRTROIS", "DOMINIQUE", "F", "1997-02-26", "2A020", **_ins("297022A020778", "78"), source=SOURCE_QUALIFICATION
+    ),
+    Identity(
+        "ADRTROIS", "TOUSSAINT", "M", "1960-01-01", "2B020", **_ins("160012B020777", "13"), source=SOURCE_QUALIFICATION
+    ),
+    Identity(
+        "TCHITCHI",
+        "CATARINA BELLA",
+        "F",
+        "1936-06-21",
+        "63220",
+        **_ins("2360663220836", "56"),
+        source=SOURCE_QUALIFICATION,
+    ),
+    Identity(
+        "ECETINSI",
+        "PIERRE-ALAIN MURIEL FLORIANT",
+        "M",
+        "2009-07-14",
+        "63220",
+        **_ins("1090763220834", "89"),
         history=(
             HistoryEntry("2090763220834", "39", OID_INS_NIR, "2019-03-01", "2019-02-28"),
             HistoryEntry("2090663220123", "55", OID_INS_NIR),
@@ -165,13 +188,26 @@ QUALIFICATION_IDENTITIES: tuple[Identity, ...] = (
         ),
     ),
     Identity(
-        "CORSE", "ANTHONY", "M", "1980-03-02", "2B020", **_ins("180032B020401", "23"),
-        history=(HistoryEntry("180032B020401", "23", OID_INS_NIR),), tiq_first_name=True, source=SOURCE_QUALIFICATION,
+        "CORSE",
+        "ANTHONY",
+        "M",
+        "1980-03-02",
+        "2B020",
+        **_ins("180032B020401", "23"),
+        history=(HistoryEntry("180032B020401", "23", OID_INS_NIR),),
+        tiq_first_name=True,
+        source=SOURCE_QUALIFICATION,
     ),
     Identity(
-        "HERMANN", "GATIEN", "M", "1981-03-24", "63220", **_ins("1810363220456", "60"),
+        "HERMANN",
+        "GATIEN",
+        "M",
+        "1981-03-24",
+        "63220",
+        **_ins("1810363220456", "60"),
         history=(HistoryEntry("1810363220456", "60", OID_INS_NIR), HistoryEntry("2810363220456", "10", OID_INS_NIR)),
-        tiq_first_name=True, source=SOURCE_QUALIFICATION,
+        tiq_first_name=True,
+        source=SOURCE_QUALIFICATION,
         notes=(
             (
                 "TABLE-CORPUS: la table du corpus donne 1810363220456 10 (historique 2810363220456 60) ; la réponse "
@@ -180,15 +216,25 @@ QUALIFICATION_IDENTITIES: tuple[Identity, ...] = (
         ),
     ),
     Identity(
-        "PROVISOIRE", NIA_FIRST_NAME, "M", "2009-07-01", "63220", **_ins("1090763220888", "35", OID_INS_NIA),
-        tiq_first_name=True, source=SOURCE_QUALIFICATION,
+        "PROVISOIRE",
+        NIA_FIRST_NAME,
+        "M",
+        "2009-07-01",
+        "63220",
+        **_ins("1090763220888", "35", OID_INS_NIA),
+        tiq_first_name=True,
+        source=SOURCE_QUALIFICATION,
     ),
 )
 
 #: Synthetic homonyms under the test OID: searching without the birth place gives CR 02.
 HOMONYMS: tuple[Identity, ...] = (
-    Identity("DURAND", "CAMILLE", "F", "1948-05-10", "69123", "2480569123045", "81", OID_INS_NIR_TEST, source=SOURCE_HOMONYMS),
-    Identity("DURAND", "CAMILLE", "F", "1948-05-10", "13055", "2480513055112", "74", OID_INS_NIR_TEST, source=SOURCE_HOMONYMS),
+    Identity(
+        "DURAND", "CAMILLE", "F", "1948-05-10", "69123", "2480569123045", "81", OID_INS_NIR_TEST, source=SOURCE_HOMONYMS
+    ),
+    Identity(
+        "DURAND", "CAMILLE", "F", "1948-05-10", "13055", "2480513055112", "74", OID_INS_NIR_TEST, source=SOURCE_HOMONYMS
+    ),
 )
 
 
@@ -222,7 +268,9 @@ def identity_from_person(person: Person) -> Identity:
     )
 
 
-def synthetic_identities(count: int, seed: int, *, taken_numbers: Iterable[str] = (), taken_traits: Iterable[tuple[str, str, str, str]] = ()) -> list[Identity]:
+def synthetic_identities(
+    count: int, seed: int, *, taken_numbers: Iterable[str] = (), taken_traits: Iterable[tuple[str, str, str, str]] = ()
+) -> list[Identity]:
     """``count`` French identities from Faker ``fr_FR`` (seeded), each with a valid test INS (OID .4.10).
 
     Traits and matricules never repeat those already ``taken``; first names that trigger qualification special
@@ -265,7 +313,17 @@ def synthetic_identities(count: int, seed: int, *, taken_numbers: Iterable[str] 
         numbers.add(ins.number)
         traits.add(key)
         out.append(
-            Identity(family, " ".join(names), sex, birth.isoformat(), dept + commune, ins.number, ins.key, ins.oid, source=SOURCE_SYNTHETIC)
+            Identity(
+                family,
+                " ".join(names),
+                sex,
+                birth.isoformat(),
+                dept + commune,
+                ins.number,
+                ins.key,
+                ins.oid,
+                source=SOURCE_SYNTHETIC,
+            )
         )
     return out
 

@@ -197,16 +197,22 @@ class InsiService:
             extra["certificate_problem"] = shown
             return self._refuse(call, request, KNOWN_FAULTS["desir_560"], extra, delay)
         if call.too_large:
-            fault = request_fault("INSI-XML-TROP-VOLUMINEUX", f"requête de plus de {self.settings.max_request_bytes} octets")
+            fault = request_fault(
+                "INSI-XML-TROP-VOLUMINEUX", f"requête de plus de {self.settings.max_request_bytes} octets"
+            )
             return self._refuse(call, request, fault, extra, delay)
         if media != "application/soap+xml":
             hint = " (text/xml est le type de SOAP 1.1 ; le service est en SOAP 1.2)" if media == "text/xml" else ""
-            fault = request_fault("INSI-CONTENT-TYPE", f"type de contenu {media or '(absent)'!r} : application/soap+xml attendu{hint}")
+            fault = request_fault(
+                "INSI-CONTENT-TYPE", f"type de contenu {media or '(absent)'!r} : application/soap+xml attendu{hint}"
+            )
             return self._refuse(call, request, fault, extra, delay)
         if request.errors:
             first = request.errors[0]
             more = f" (+{len(request.errors) - 1} autre(s))" if len(request.errors) > 1 else ""
-            return self._refuse(call, request, request_fault(first.code, f"{first.location}: {first.message}{more}"), extra, delay)
+            return self._refuse(
+                call, request, request_fault(first.code, f"{first.location}: {first.message}{more}"), extra, delay
+            )
         lps = request.lps.lps if request.lps is not None else None
         idam = lps.idam if lps is not None else None
         if "*" not in self.settings.authorised_idam and idam not in self.settings.authorised_idam:
@@ -219,7 +225,10 @@ class InsiService:
             extra["fault_injected"] = f"insi.faute:{code}"
             return self._refuse(call, request, fault, extra, delay)
         if request.operation != "rechercherInsAvecTraitsIdentite" or request.traits is None:
-            fault = request_fault("INSI-OPERATION-NON-SIMULEE", f"opération {request.operation} non simulée (seule la recherche par traits l'est)")
+            fault = request_fault(
+                "INSI-OPERATION-NON-SIMULEE",
+                f"opération {request.operation} non simulée (seule la recherche par traits l'est)",
+            )
             return self._refuse(call, request, fault, extra, delay)
         return self._answer(call, request, extra, delay)
 
@@ -263,7 +272,9 @@ class InsiService:
                 actor = f"{lps.idam[:64]}/{(lps.instance or '')[:64]}"
             for emitter in (request.lps.emetteur, request.bam.emetteur if request.bam else None):
                 if emitter:
-                    essms = self._essms_by_emitter.get(emitter.strip()) or self._essms_by_emitter.get(emitter.strip().casefold())
+                    essms = self._essms_by_emitter.get(emitter.strip()) or self._essms_by_emitter.get(
+                        emitter.strip().casefold()
+                    )
                     if essms:
                         break
         return actor, essms
@@ -283,30 +294,58 @@ class InsiService:
             not_understood=request.not_understood if request is not None and fault.code == "MustUnderstand" else (),
         )
         actor, essms = self._who(request, call)
-        details = {**self._common(call, request), **extra, "fault": {
-            "soap_code": f"env:{fault.code}", "subcode": fault.subcode, "code": fault.error_code, "http_status": fault.http_status,
-        }, "response": body.decode("utf-8")}
+        details = {
+            **self._common(call, request),
+            **extra,
+            "fault": {
+                "soap_code": f"env:{fault.code}",
+                "subcode": fault.subcode,
+                "code": fault.error_code,
+                "http_status": fault.http_status,
+            },
+            "response": body.decode("utf-8"),
+        }
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=self._operation(request), direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED, actor=actor, essms=essms, error_code=fault.error_code,
-                error_message=f"env:{fault.code}{'/' + fault.subcode if fault.subcode else ''}: {fault.error_text}"[:1000],
-                payload=self._payload(call) or None, payload_type="application/soap+xml", details=details,
+                service=self.ctx.name,
+                operation=self._operation(request),
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=actor,
+                essms=essms,
+                error_code=fault.error_code,
+                error_message=f"env:{fault.code}{'/' + fault.subcode if fault.subcode else ''}: {fault.error_text}"[
+                    :1000
+                ],
+                payload=self._payload(call) or None,
+                payload_type="application/soap+xml",
+                details=details,
             )
         )
         return Reply(fault.http_status, body, delay=delay)
 
-    def _refuse_http(self, call: _Call, request: InsiRequest, status: int, text: str, extra: dict[str, Any], delay: float) -> Reply:
+    def _refuse_http(
+        self, call: _Call, request: InsiRequest, status: int, text: str, extra: dict[str, Any], delay: float
+    ) -> Reply:
         actor, essms = self._who(request, call)
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=self._operation(request), direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED, actor=actor, essms=essms, error_code=f"HTTP {status}", error_message=text,
-                payload=self._payload(call) or None, payload_type="application/soap+xml",
+                service=self.ctx.name,
+                operation=self._operation(request),
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=actor,
+                essms=essms,
+                error_code=f"HTTP {status}",
+                error_message=text,
+                payload=self._payload(call) or None,
+                payload_type="application/soap+xml",
                 details={**self._common(call, request), **extra, "fault": {"http_status": status}},
             )
         )
-        return Reply(status, f"{status} {text}\n".encode(), media_type="text/plain", headers={"Retry-After": "30"}, delay=delay)
+        return Reply(
+            status, f"{status} {text}\n".encode(), media_type="text/plain", headers={"Retry-After": "30"}, delay=delay
+        )
 
     def _answer(self, call: _Call, request: InsiRequest, extra: dict[str, Any], delay: float) -> Reply:
         assert request.traits is not None
@@ -317,11 +356,21 @@ class InsiService:
         if match.trigger:
             details["qualification_trigger"] = match.trigger
         if identity is not None:
-            details["ins"] = {"value": identity.value, "number": identity.number, "key": identity.key, "oid": identity.oid}
-            details["history"] = [{"value": h.value, "oid": h.oid, "start": h.start, "end": h.end} for h in identity.history]
+            details["ins"] = {
+                "value": identity.value,
+                "number": identity.number,
+                "key": identity.key,
+                "oid": identity.oid,
+            }
+            details["history"] = [
+                {"value": h.value, "oid": h.oid, "start": h.start, "end": h.end} for h in identity.history
+            ]
             details["tiq"] = {
-                "nom_naissance": identity.birth_name, "liste_prenoms": identity.first_names, "sexe": identity.sex,
-                "date_naissance": identity.birth_date, "lieu_naissance": identity.birth_place,
+                "nom_naissance": identity.birth_name,
+                "liste_prenoms": identity.first_names,
+                "sexe": identity.sex,
+                "date_naissance": identity.birth_date,
+                "lieu_naissance": identity.birth_place,
             }
             details["identity_source"] = identity.source
             if identity.flags:
@@ -330,9 +379,16 @@ class InsiService:
         actor, essms = self._who(request, call)
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=self._operation(request), direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED, actor=actor, essms=essms, person=identity.value if identity else None,
-                payload=call.body, payload_type="application/soap+xml", details=details,
+                service=self.ctx.name,
+                operation=self._operation(request),
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                actor=actor,
+                essms=essms,
+                person=identity.value if identity else None,
+                payload=call.body,
+                payload_type="application/soap+xml",
+                details=details,
             )
         )
         return Reply(200, body, delay=delay)
@@ -346,7 +402,6 @@ class _Call:
     content_type: str
     client_cn: str | None
     tls: bool
-
 
 
 __all__ = ["INSI_CERTIFICATE_NAMES", "REFERENCE_DUI_IDAM", "InsiService", "InsiSettings", "Reply"]

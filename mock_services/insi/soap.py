@@ -62,14 +62,23 @@ _UNAVAILABLE_REASON = (
 
 #: The faults the CNAM service is publicly known to send (see the module docstring).
 KNOWN_FAULTS: dict[str, FaultSpec] = {
-    "desir_550": FaultSpec("Sender", "siram_100", _ACCESS_REASON, "desir_550", "Numéro d'autorisation du logiciel inconnu."),
+    "desir_550": FaultSpec(
+        "Sender", "siram_100", _ACCESS_REASON, "desir_550", "Numéro d'autorisation du logiciel inconnu."
+    ),
     "desir_560": FaultSpec(
-        "Sender", "siram_100", "Vous ne disposez pas des droits suffisants pour accéder à ce service.", "desir_560",
+        "Sender",
+        "siram_100",
+        "Vous ne disposez pas des droits suffisants pour accéder à ce service.",
+        "desir_560",
         "Niveau d'accès insuffisant.",
     ),
     "insi_102": FaultSpec(
-        "Receiver", "siram_40", _UNAVAILABLE_REASON, "insi_102",
-        "L'appel au service de recherche avec les traits d'identité renvoie une erreur technique.", "fatale",
+        "Receiver",
+        "siram_40",
+        _UNAVAILABLE_REASON,
+        "insi_102",
+        "L'appel au service de recherche avec les traits d'identité renvoie une erreur technique.",
+        "fatale",
     ),
 }
 
@@ -81,7 +90,15 @@ def request_fault(code: str, message: str) -> FaultSpec:
     """The harness fault for a request refused by the validator (finding ``code``)."""
     soap_code = _SOAP_CODES.get(code, "Receiver" if code == "INSI-ERREUR-INTERNE" else "Sender")
     reason = "Requête INSi refusée par le simulateur : " + message
-    return FaultSpec(soap_code, None, reason, code, message, "fatale" if soap_code == "Receiver" else "erreur", _HTTP_STATUS.get(code, 500))
+    return FaultSpec(
+        soap_code,
+        None,
+        reason,
+        code,
+        message,
+        "fatale" if soap_code == "Receiver" else "erreur",
+        _HTTP_STATUS.get(code, 500),
+    )
 
 
 def _e(text: str) -> str:
@@ -137,7 +154,7 @@ def fault_envelope(fault: FaultSpec, *, message_id: str | None = None, not_under
     body = (
         f'<env:Body xmlns:env="{SOAP12}"><env:Fault><env:Code><env:Value>env:{fault.code}</env:Value>{subcode}</env:Code>'
         f'<env:Reason><env:Text xml:lang="fr">{_e(fault.reason)}</env:Text></env:Reason>'
-        f'<env:Detail><siram:Erreur code={quoteattr(fault.error_code)}{message_attr} severite={quoteattr(fault.severity)} '
+        f"<env:Detail><siram:Erreur code={quoteattr(fault.error_code)}{message_attr} severite={quoteattr(fault.severity)} "
         f'xmlns:siram="urn:siram">{_e(fault.error_text)}</siram:Erreur></env:Detail></env:Fault></env:Body>'
     )
     return (_XML_DECL + f'<soap:Envelope xmlns:soap="{SOAP12}">' + header + body + "</soap:Envelope>").encode("utf-8")

@@ -175,7 +175,10 @@ class DirectoryApi:
         }
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation="fhir.search", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
+                service=self.ctx.name,
+                operation="fhir.search",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
                 details={"query": str(request.url.query)[:500], "total": len(found)},
             )
         )
@@ -184,8 +187,13 @@ class DirectoryApi:
     def _refuse(self, request: Request, status: int, code: str, text: str) -> Response:
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation="fhir.search", direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                error_code=str(status), error_message=text, details={"query": str(request.url.query)[:500]},
+                service=self.ctx.name,
+                operation="fhir.search",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                error_code=str(status),
+                error_message=text,
+                details={"query": str(request.url.query)[:500]},
             )
         )
         return _outcome(status, code, text)

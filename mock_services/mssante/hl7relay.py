@@ -52,7 +52,14 @@ FRAMING = "hl7.framing"
 RELAY = "smtp.relay"
 PFI_NIL = "PFI-SOCLE-HARNESS"
 TYPES = {"ORU^R01", "MDM^T02", "MDM^T10", "MDM^T04"}
-ORC_EVENTS = {"NW": "initial", "RO": "remplacement", "RP": "remplacement", "XO": "remplacement", "CA": "suppression", "OC": "suppression"}
+ORC_EVENTS = {
+    "NW": "initial",
+    "RO": "remplacement",
+    "RP": "remplacement",
+    "XO": "remplacement",
+    "CA": "suppression",
+    "OC": "suppression",
+}
 MDM_EVENTS = {"T02": "initial", "T10": "remplacement", "T04": "suppression"}
 
 
@@ -86,11 +93,17 @@ def _flag_value(fields: list[str]) -> tuple[str, str] | None:
 
 def _check_matrix(flags: dict[str, str]) -> None:
     """The volet's management matrix (``regles-gestion-mssante``): every other combination is an error."""
+
     def y(name: str) -> bool:
         return flags.get(name, "N") == "Y"
 
     ps, pat = y("DESTMSSANTEPS"), y("DESTMSSANTEPAT")
-    masked, invisible, legal, secret = y("MASQUE_PS"), y("INVISIBLE_PATIENT"), y("INVISIBLE_REP_LEGAUX"), y("CONNEXION_SECRETE")
+    masked, invisible, legal, secret = (
+        y("MASQUE_PS"),
+        y("INVISIBLE_PATIENT"),
+        y("INVISIBLE_REP_LEGAUX"),
+        y("CONNEXION_SECRETE"),
+    )
     if ps and pat:
         ok = not (masked or invisible or legal or secret)
     elif ps:
@@ -100,9 +113,21 @@ def _check_matrix(flags: dict[str, str]) -> None:
     else:
         raise RelayRefusal("AE", "207", "aucun destinataire MSSanté (DESTMSSANTEPS et DESTMSSANTEPAT à N)")
     if not ok:
-        shown = ", ".join(f"{k}={flags.get(k, 'N')}" for k in ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REP_LEGAUX",
-                                                                 "CONNEXION_SECRETE", "DESTDMP", "DESTMSSANTEPS", "DESTMSSANTEPAT"))
-        raise RelayRefusal("AE", "207", f"combinaison de drapeaux MetaDMPMSS hors de la matrice de gestion MSSanté: {shown}")
+        shown = ", ".join(
+            f"{k}={flags.get(k, 'N')}"
+            for k in (
+                "MASQUE_PS",
+                "INVISIBLE_PATIENT",
+                "INVISIBLE_REP_LEGAUX",
+                "CONNEXION_SECRETE",
+                "DESTDMP",
+                "DESTMSSANTEPS",
+                "DESTMSSANTEPAT",
+            )
+        )
+        raise RelayRefusal(
+            "AE", "207", f"combinaison de drapeaux MetaDMPMSS hors de la matrice de gestion MSSanté: {shown}"
+        )
 
 
 def _xtn_address(value: str) -> str | None:
@@ -124,19 +149,33 @@ def build_xdm(documents: list[tuple[bytes, Any]], patient_cx: str, source: str) 
         etree.SubElement(el, f"{{{rim}}}Value").text = value
 
     def ext(parent: etree._Element, obj: str, scheme: str, value: str) -> None:
-        etree.SubElement(parent, f"{{{rim}}}ExternalIdentifier", id=f"ei-{uuid.uuid4().hex[:10]}", registryObject=obj,
-                         identificationScheme=scheme, value=value)
+        etree.SubElement(
+            parent,
+            f"{{{rim}}}ExternalIdentifier",
+            id=f"ei-{uuid.uuid4().hex[:10]}",
+            registryObject=obj,
+            identificationScheme=scheme,
+            value=value,
+        )
 
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     for index, (cda, header) in enumerate(documents, start=1):
         oid = f"Document{index:02d}"
-        entry = etree.SubElement(objects, f"{{{rim}}}ExtrinsicObject", id=oid, mimeType="text/xml", objectType=X.DOC_ENTRY_OBJECT_TYPE)
+        entry = etree.SubElement(
+            objects, f"{{{rim}}}ExtrinsicObject", id=oid, mimeType="text/xml", objectType=X.DOC_ENTRY_OBJECT_TYPE
+        )
         slot(entry, "creationTime", now)
         slot(entry, "hash", hashlib.sha1(cda).hexdigest())  # noqa: S324 - the XDS hash slot is SHA-1
         slot(entry, "size", str(len(cda)))
         slot(entry, "URI", f"DOC{index:04d}.XML")
-        cl = etree.SubElement(entry, f"{{{rim}}}Classification", id=f"cl-{index}", classifiedObject=oid,
-                              classificationScheme=X.TYPE_CODE, nodeRepresentation=header.code or "")
+        cl = etree.SubElement(
+            entry,
+            f"{{{rim}}}Classification",
+            id=f"cl-{index}",
+            classifiedObject=oid,
+            classificationScheme=X.TYPE_CODE,
+            nodeRepresentation=header.code or "",
+        )
         slot(cl, "codingScheme", header.code_system or "")
         ext(entry, oid, X.DOC_PATIENT_ID, patient_cx)
         ext(entry, oid, X.DOC_UNIQUE_ID, f"2.25.{uuid.uuid4().int}")
@@ -145,15 +184,27 @@ def build_xdm(documents: list[tuple[bytes, Any]], patient_cx: str, source: str) 
     ext(package, "SubmissionSet01", X.SS_PATIENT_ID, patient_cx)
     ext(package, "SubmissionSet01", X.SS_SOURCE_ID, source)
     ext(package, "SubmissionSet01", X.SS_UNIQUE_ID, f"2.25.{uuid.uuid4().int}")
-    etree.SubElement(objects, f"{{{rim}}}Classification", id="cl-ss", classifiedObject="SubmissionSet01", classificationNode=X.SUBMISSION_SET_NODE)
+    etree.SubElement(
+        objects,
+        f"{{{rim}}}Classification",
+        id="cl-ss",
+        classifiedObject="SubmissionSet01",
+        classificationNode=X.SUBMISSION_SET_NODE,
+    )
     for index in range(1, len(documents) + 1):
-        assoc = etree.SubElement(objects, f"{{{rim}}}Association", id=f"as-{index}", associationType=X.HAS_MEMBER,
-                                 sourceObject="SubmissionSet01", targetObject=f"Document{index:02d}")
+        assoc = etree.SubElement(
+            objects,
+            f"{{{rim}}}Association",
+            id=f"as-{index}",
+            associationType=X.HAS_MEMBER,
+            sourceObject="SubmissionSet01",
+            targetObject=f"Document{index:02d}",
+        )
         slot(assoc, "SubmissionSetStatus", "Original")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("README.TXT", "Plateforme d'integration (simulateur socle-harness)\r\n")
-        archive.writestr("INDEX.HTM", "<html><body><a href=\"README.TXT\">README</a></body></html>")
+        archive.writestr("INDEX.HTM", '<html><body><a href="README.TXT">README</a></body></html>')
         archive.writestr("IHE_XDM/SUBSET01/METADATA.XML", etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
         for index, (cda, _) in enumerate(documents, start=1):
             archive.writestr(f"IHE_XDM/SUBSET01/DOC{index:04d}.XML", cda)
@@ -222,11 +273,19 @@ class Hl7Relay:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _send_zam(self, stream: hl7v2.MllpReader, writer: asyncio.StreamWriter, routed: Routed, trigger: str,
-                        items: list[hl7v2.ZamItem]) -> None:
+    async def _send_zam(
+        self,
+        stream: hl7v2.MllpReader,
+        writer: asyncio.StreamWriter,
+        routed: Routed,
+        trigger: str,
+        items: list[hl7v2.ZamItem],
+    ) -> None:
         assert routed.header is not None
         control = self._control_id()
-        text = hl7v2.build_zam(trigger, routed.header, control_id=control, items=items, original_control_id=routed.header.control_id)
+        text = hl7v2.build_zam(
+            trigger, routed.header, control_id=control, items=items, original_control_id=routed.header.control_id
+        )
         writer.write(hl7v2.frame(text))
         await writer.drain()
         answer: bytes | None = None
@@ -242,22 +301,36 @@ class Hl7Relay:
         await asyncio.to_thread(
             self.ctx.record,
             Exchange(
-                service=self.ctx.name, operation=ZAM, direction=Direction.TO_DUI,
+                service=self.ctx.name,
+                operation=ZAM,
+                direction=Direction.TO_DUI,
                 outcome=Outcome.ACCEPTED if code == "AA" else Outcome.REJECTED,
-                person=routed.exchange.person, essms=routed.exchange.essms, payload=text.encode("utf-8"),
+                person=routed.exchange.person,
+                essms=routed.exchange.essms,
+                payload=text.encode("utf-8"),
                 payload_type="application/hl7-v2",
                 error_code=None if code == "AA" else (code or "sans-acquittement"),
                 error_message=None if code == "AA" else "le DUI n'a pas acquitté l'accusé métier",
-                details={"trigger": f"ZAM^{trigger}", "control_id": control, "document": routed.exchange.id,
-                         "items": [{"code": i.code, "ok": i.ok, "address": i.address} for i in items], "ack": code},
+                details={
+                    "trigger": f"ZAM^{trigger}",
+                    "control_id": control,
+                    "document": routed.exchange.id,
+                    "items": [{"code": i.code, "ok": i.ok, "address": i.address} for i in items],
+                    "ack": code,
+                },
             ),
         )
 
     def _record_framing(self, message: str, discarded: int) -> None:
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=FRAMING, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                error_code="MLLP", error_message=message, details={"discarded_bytes": discarded},
+                service=self.ctx.name,
+                operation=FRAMING,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                error_code="MLLP",
+                error_message=message,
+                details={"discarded_bytes": discarded},
             )
         )
 
@@ -278,13 +351,22 @@ class Hl7Relay:
 
     def _refuse(self, block: bytes, header: hl7v2.Header, details: dict[str, Any], exc: RelayRefusal) -> Routed:
         severity = "E"
-        ack = hl7v2.build_ack(header, exc.ack_code, control_id=self._control_id(), error=(exc.err_code, str(exc), severity))
+        ack = hl7v2.build_ack(
+            header, exc.ack_code, control_id=self._control_id(), error=(exc.err_code, str(exc), severity)
+        )
         exchange = self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=DOCUMENT, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                person=details.get("person"), essms=details.get("essms"),
-                error_code=f"{exc.ack_code} {exc.err_code}", error_message=str(exc),
-                payload=block, payload_type="application/hl7-v2", details={**details, "ack": exc.ack_code},
+                service=self.ctx.name,
+                operation=DOCUMENT,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                person=details.get("person"),
+                essms=details.get("essms"),
+                error_code=f"{exc.ack_code} {exc.err_code}",
+                error_message=str(exc),
+                payload=block,
+                payload_type="application/hl7-v2",
+                details={**details, "ack": exc.ack_code},
             )
         )
         return Routed(ack, exc.ack_code, exchange, header=header)
@@ -326,7 +408,11 @@ class Hl7Relay:
         details["essms"] = essms
         if message.message_type == "ORU^R01":
             _check_matrix(flags)
-            recipients = [a for a in participations["rct"] if not a.lower().endswith("@patient.mssante.fr")] if flags.get("DESTMSSANTEPS") == "Y" else []
+            recipients = (
+                [a for a in participations["rct"] if not a.lower().endswith("@patient.mssante.fr")]
+                if flags.get("DESTMSSANTEPS") == "Y"
+                else []
+            )
             if flags.get("DESTMSSANTEPAT") == "Y":
                 if person is None:
                     raise RelayRefusal("AE", "207", "DESTMSSANTEPAT=Y mais aucun INS dans PID-3 (903)")
@@ -348,8 +434,14 @@ class Hl7Relay:
         ack = hl7v2.build_ack(header, "AA", control_id=control)
         exchange = self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=DOCUMENT, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-                person=person, essms=essms, payload=block, payload_type="application/hl7-v2",
+                service=self.ctx.name,
+                operation=DOCUMENT,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                person=person,
+                essms=essms,
+                payload=block,
+                payload_type="application/hl7-v2",
                 details={**details, "ack": "AA", "documents": [h.code for _, h in documents]},
             )
         )
@@ -359,13 +451,39 @@ class Hl7Relay:
         delivered = self._send_mail(exchange, documents, person, essms, recipients, participations, bodies, flags)
         if want_reception:
             for address in recipients:
-                routed.zams.append(("Z02", [hl7v2.ZamItem("ACK_RECEPTION_MSS", "Accusé de réception MSSanté", address in delivered,
-                                                          "DESTINATAIRE_MSS", "Destinataire MSSanté", address)]))
+                routed.zams.append(
+                    (
+                        "Z02",
+                        [
+                            hl7v2.ZamItem(
+                                "ACK_RECEPTION_MSS",
+                                "Accusé de réception MSSanté",
+                                address in delivered,
+                                "DESTINATAIRE_MSS",
+                                "Destinataire MSSanté",
+                                address,
+                            )
+                        ],
+                    )
+                )
         if want_read:
             for address in recipients:
                 if address in delivered and not address.lower().endswith("@patient.mssante.fr"):
-                    routed.zams.append(("Z03", [hl7v2.ZamItem("ACK_LECTURE_MSS", "Accusé de lecture", True,
-                                                              "LECTEUR_MSS", "Lecteur du courriel MSSanté", address)]))
+                    routed.zams.append(
+                        (
+                            "Z03",
+                            [
+                                hl7v2.ZamItem(
+                                    "ACK_LECTURE_MSS",
+                                    "Accusé de lecture",
+                                    True,
+                                    "LECTEUR_MSS",
+                                    "Lecteur du courriel MSSanté",
+                                    address,
+                                )
+                            ],
+                        )
+                    )
         return routed
 
     @staticmethod
@@ -400,9 +518,17 @@ class Hl7Relay:
                     found["finess"] = structure[1:]
         return found
 
-    def _send_mail(self, document_exchange: Exchange, documents: list[tuple[bytes, Any]], person: str | None,
-                   essms: str | None, recipients: list[str], participations: dict[str, Any], bodies: dict[str, str],
-                   flags: dict[str, str]) -> set[str]:
+    def _send_mail(
+        self,
+        document_exchange: Exchange,
+        documents: list[tuple[bytes, Any]],
+        person: str | None,
+        essms: str | None,
+        recipients: list[str],
+        participations: dict[str, Any],
+        bodies: dict[str, str],
+        flags: dict[str, str],
+    ) -> set[str]:
         directory = self.flow.directory
         sender = next((m for m in directory.all() if m.type is MailboxType.APP and essms and m.finess == essms), None)
         from_address = sender.address if sender else f"pfi@{self.flow.hostname}"
@@ -419,21 +545,41 @@ class Hl7Relay:
         msg["X-MSS-NIL"] = PFI_NIL
         msg["X-MSS-CODECDA"] = ",".join(h.code or "" for _, h in documents)
         msg["X-MSS-INS"] = "O" if ins else "N"
-        body = bodies.get("CORPSMAIL_PS") or next(iter(bodies.values()), "") or "Document transmis par la plateforme d'intégration."
+        body = (
+            bodies.get("CORPSMAIL_PS")
+            or next(iter(bodies.values()), "")
+            or "Document transmis par la plateforme d'intégration."
+        )
         msg.set_content(body)
         patient_cx = ins.to_xds() if ins else ""
-        msg.add_attachment(build_xdm(documents, patient_cx, f"1.2.250.1.999.{essms or '0'}"), maintype="application",
-                           subtype="zip", filename="IHE_XDM.ZIP")
+        msg.add_attachment(
+            build_xdm(documents, patient_cx, f"1.2.250.1.999.{essms or '0'}"),
+            maintype="application",
+            subtype="zip",
+            filename="IHE_XDM.ZIP",
+        )
         data = msg.as_bytes()
         known = [r for r in recipients if directory.get(r) is not None]
         counts = MailFlow.counts([{"address": r, "type": str(directory.get(r).type)} for r in known])  # type: ignore[union-attr]
         exchange = self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=RELAY, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-                actor=from_address, essms=essms, person=person, payload=data, payload_type="message/rfc822",
-                details={"from": from_address, "recipients": [{"address": r, "known": r in known} for r in recipients],
-                         "recipient_counts": counts, "document": document_exchange.id, "flags": flags,
-                         "message_id": str(msg["Message-ID"])},
+                service=self.ctx.name,
+                operation=RELAY,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                actor=from_address,
+                essms=essms,
+                person=person,
+                payload=data,
+                payload_type="message/rfc822",
+                details={
+                    "from": from_address,
+                    "recipients": [{"address": r, "known": r in known} for r in recipients],
+                    "recipient_counts": counts,
+                    "document": document_exchange.id,
+                    "flags": flags,
+                    "message_id": str(msg["Message-ID"]),
+                },
             )
         )
         delivered = self.flow.deliver(from_address, known, data, exchange.id)

@@ -91,7 +91,11 @@ class ImapSettings:
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> ImapSettings:
         prefixed = {k[5:]: v for k, v in raw.items() if k.startswith("imap_")}
-        known = {k: prefixed[k] for k in ("hostname", "max_line_bytes", "max_literal_bytes", "content_cache") if k in prefixed}
+        known = {
+            k: prefixed[k]
+            for k in ("hostname", "max_line_bytes", "max_literal_bytes", "content_cache")
+            if k in prefixed
+        }
         if "max_message_bytes" in raw and "max_literal_bytes" not in known:
             known["max_literal_bytes"] = int(raw["max_message_bytes"])
         return cls(**known)
@@ -126,10 +130,15 @@ class StoreMessage(BaseMessage):
 
     __slots__ = ["_stored", "_loader"]
 
-    def __init__(self, stored: StoredMessage, loader: Callable[[StoredMessage], MessageContent], *, expunged: bool = False) -> None:
+    def __init__(
+        self, stored: StoredMessage, loader: Callable[[StoredMessage], MessageContent], *, expunged: bool = False
+    ) -> None:
         super().__init__(
-            stored.uid, stored.internal_date, [Flag(f.encode("ascii", "replace")) for f in stored.flags],
-            expunged=expunged, email_id=ObjectId(b"M" + stored.email_id.encode("ascii")),
+            stored.uid,
+            stored.internal_date,
+            [Flag(f.encode("ascii", "replace")) for f in stored.flags],
+            expunged=expunged,
+            email_id=ObjectId(b"M" + stored.email_id.encode("ascii")),
             thread_id=ObjectId(b"T" + stored.email_id.encode("ascii")),
         )
         self._stored = stored
@@ -142,8 +151,14 @@ class StoreMessage(BaseMessage):
 class StoreMailboxData(MailboxDataInterface[StoreMessage]):
     """One folder of one mailbox, as pymap sees it."""
 
-    def __init__(self, store: MailStore, address: str, folder: str, settings: ImapSettings,
-                 record_read: Callable[[str, str, StoredMessage], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: MailStore,
+        address: str,
+        folder: str,
+        settings: ImapSettings,
+        record_read: Callable[[str, str, StoredMessage], None] | None = None,
+    ) -> None:
         self.store = store
         self.address = address
         self.folder = folder
@@ -204,16 +219,24 @@ class StoreMailboxData(MailboxDataInterface[StoreMessage]):
 
     async def append(self, append_msg: AppendMessage, *, recent: bool = False) -> StoreMessage:
         stored = self.store.deliver(
-            self.address, append_msg.literal, folder=self.folder, recent=recent, when=append_msg.when or None,
+            self.address,
+            append_msg.literal,
+            folder=self.folder,
+            recent=recent,
+            when=append_msg.when or None,
             flags=(bytes(f).decode("ascii", "replace") for f in append_msg.flag_set),
         )
         return self._message(stored)
 
-    async def copy(self, uid: int, destination: MailboxDataInterface[StoreMessage], *, recent: bool = False) -> int | None:
+    async def copy(
+        self, uid: int, destination: MailboxDataInterface[StoreMessage], *, recent: bool = False
+    ) -> int | None:
         assert isinstance(destination, StoreMailboxData)
         return self.store.copy(self.address, self.folder, uid, destination.folder, recent=recent)
 
-    async def move(self, uid: int, destination: MailboxDataInterface[StoreMessage], *, recent: bool = False) -> int | None:
+    async def move(
+        self, uid: int, destination: MailboxDataInterface[StoreMessage], *, recent: bool = False
+    ) -> int | None:
         assert isinstance(destination, StoreMailboxData)
         return self.store.copy(self.address, self.folder, uid, destination.folder, move=True, recent=recent)
 
@@ -225,14 +248,24 @@ class StoreMailboxData(MailboxDataInterface[StoreMessage]):
             return self._message(cached_msg._stored, expunged=True)
         raise IndexError(uid)
 
-    async def update(self, uid: int, cached_msg: CachedMessage, flag_set: frozenset[Flag], mode: FlagOp) -> StoreMessage:
+    async def update(
+        self, uid: int, cached_msg: CachedMessage, flag_set: frozenset[Flag], mode: FlagOp
+    ) -> StoreMessage:
         current = await self.get(uid, cached_msg)
         if current.expunged:
             return current
         flags = mode.apply(current.permanent_flags, flag_set)
         before = self.store.get(self.address, self.folder, uid)
-        stored = self.store.set_flags(self.address, self.folder, uid, (bytes(f).decode("ascii", "replace") for f in flags))
-        if stored is not None and stored.seen and before is not None and not before.seen and self._record_read is not None:
+        stored = self.store.set_flags(
+            self.address, self.folder, uid, (bytes(f).decode("ascii", "replace") for f in flags)
+        )
+        if (
+            stored is not None
+            and stored.seen
+            and before is not None
+            and not before.seen
+            and self._record_read is not None
+        ):
             await asyncio.to_thread(self._record_read, self.address, self.folder, stored)  # the DUI read it
         return self._message(stored) if stored is not None else current
 
@@ -256,8 +289,16 @@ class StoreMailboxData(MailboxDataInterface[StoreMessage]):
         unseen = [i for i, m in enumerate(messages, start=1) if not m.seen]
         recent = sum(1 for m in messages if m.recent)
         return MailboxSnapshot(
-            self.mailbox_id, self.readonly, self.uid_validity, self.permanent_flags, self.session_flags,
-            len(messages), recent, len(unseen), unseen[0] if unseen else None, next_uid,
+            self.mailbox_id,
+            self.readonly,
+            self.uid_validity,
+            self.permanent_flags,
+            self.session_flags,
+            len(messages),
+            recent,
+            len(unseen),
+            unseen[0] if unseen else None,
+            next_uid,
         )
 
 
@@ -340,7 +381,9 @@ class StoreIdentity(IdentityInterface):
     @contextlib.asynccontextmanager
     async def new_session(self) -> AsyncIterator[StoreSession]:
         self.backend.store.ensure_mailbox(self.mailbox.address)
-        yield StoreSession(self.mailbox.address, self.backend.config, StoreMailboxSet(self.backend, self.mailbox.address))
+        yield StoreSession(
+            self.mailbox.address, self.backend.config, StoreMailboxSet(self.backend, self.mailbox.address)
+        )
 
     async def new_token(self, *, expiration: datetime | None = None) -> str | None:
         return None
@@ -361,9 +404,17 @@ class ImapConfig(IMAPConfig):
     def __init__(self, settings: ImapSettings, tls_context: ssl.SSLContext) -> None:
         args = Namespace(passlib_cfg=None, proxy_protocol=None, debug=False)
         super().__init__(
-            args, host=None, port=0, ssl_context=tls_context, tls_enabled=True, reject_dnsbl=False,
-            hash_context=BuiltinHash(), cpu_subsystem=Subsystem.for_asyncio(), invalid_user_sleep=0.0,
-            max_append_len=settings.max_literal_bytes, proxy_protocol=ProxyProtocolVersion.get(None),
+            args,
+            host=None,
+            port=0,
+            ssl_context=tls_context,
+            tls_enabled=True,
+            reject_dnsbl=False,
+            hash_context=BuiltinHash(),
+            cpu_subsystem=Subsystem.for_asyncio(),
+            invalid_user_sleep=0.0,
+            max_append_len=settings.max_literal_bytes,
+            proxy_protocol=ProxyProtocolVersion.get(None),
             admin_key=b"socle-harness-not-used",
         )
         self.settings = settings
@@ -384,7 +435,9 @@ class ImapConfig(IMAPConfig):
 class StoreBackend(LoginInterface):
     """Authentication against the directory, and the folder adapters shared by every session of the run."""
 
-    def __init__(self, ctx: SimulatorContext, store: MailStore, directory: MailboxDirectory, config: ImapConfig) -> None:
+    def __init__(
+        self, ctx: SimulatorContext, store: MailStore, directory: MailboxDirectory, config: ImapConfig
+    ) -> None:
         self.ctx = ctx
         self.store = store
         self.directory = directory
@@ -415,8 +468,9 @@ class StoreBackend(LoginInterface):
         adapter = self._folders.get(key)
         folder_id = self.store.folder_id(address, real)  # raises StoreError when the folder does not exist
         if adapter is None or adapter.mailbox_id.value != b"F" + folder_id.encode("ascii"):
-            adapter = self._folders[key] = StoreMailboxData(self.store, address, real, self.config.settings,
-                                                            record_read=self._record_read)
+            adapter = self._folders[key] = StoreMailboxData(
+                self.store, address, real, self.config.settings, record_read=self._record_read
+            )
         return adapter
 
     async def authenticate(self, credentials: ServerCredentials) -> StoreIdentity:
@@ -443,8 +497,14 @@ class StoreBackend(LoginInterface):
             else:
                 raise _Refused("mécanisme d'authentification non pris en charge")
         except _Refused as exc:
-            await asyncio.to_thread(self._record_auth, Outcome.REJECTED, credentials.authcid or credentials.authzid,
-                                    mechanism, str(exc), None)
+            await asyncio.to_thread(
+                self._record_auth,
+                Outcome.REJECTED,
+                credentials.authcid or credentials.authzid,
+                mechanism,
+                str(exc),
+                None,
+            )
             raise InvalidAuth(_ascii(str(exc))) from None
         await asyncio.to_thread(self._record_auth, Outcome.ACCEPTED, mailbox.address, mechanism, method, mailbox)
         return StoreIdentity(self, mailbox)
@@ -490,18 +550,32 @@ class StoreBackend(LoginInterface):
         mailbox = self.directory.get(address)
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=READ, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-                actor=address, essms=mailbox.finess if mailbox else None,
-                details={"protocol": "imap", "mailbox": address, "folder": folder, "uid": stored.uid,
-                         "message_id": stored.message_id, "delivered_by": stored.exchange_id},
+                service=self.ctx.name,
+                operation=READ,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                actor=address,
+                essms=mailbox.finess if mailbox else None,
+                details={
+                    "protocol": "imap",
+                    "mailbox": address,
+                    "folder": folder,
+                    "uid": stored.uid,
+                    "message_id": stored.message_id,
+                    "delivered_by": stored.exchange_id,
+                },
             )
         )
 
     def _record_auth(self, outcome: Outcome, actor: str, mechanism: str, detail: str, mailbox: Mailbox | None) -> None:
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=AUTH, direction=Direction.FROM_DUI, outcome=outcome,
-                actor=(actor or "")[:200] or None, essms=mailbox.finess if mailbox else None,
+                service=self.ctx.name,
+                operation=AUTH,
+                direction=Direction.FROM_DUI,
+                outcome=outcome,
+                actor=(actor or "")[:200] or None,
+                essms=mailbox.finess if mailbox else None,
                 error_code="NO [AUTHENTICATIONFAILED]" if outcome is Outcome.REJECTED else None,
                 error_message=detail if outcome is Outcome.REJECTED else None,
                 details={"protocol": "imap", "mechanism": mechanism, "method": detail if mailbox else None},
@@ -549,8 +623,14 @@ class _State(ConnectionState):
     async def do_login(self, cmd: Any) -> Any:
         if b"LOGINDISABLED" in self.capability and isinstance(self.login, StoreBackend):
             user = bytes(cmd.userid).decode("utf-8", "replace")
-            await asyncio.to_thread(self.login._record_auth, Outcome.REJECTED, user, "LOGIN",
-                                    "LOGIN avant STARTTLS refusé (RFC 3501 LOGINDISABLED): mot de passe en clair", None)
+            await asyncio.to_thread(
+                self.login._record_auth,
+                Outcome.REJECTED,
+                user,
+                "LOGIN",
+                "LOGIN avant STARTTLS refusé (RFC 3501 LOGINDISABLED): mot de passe en clair",
+                None,
+            )
         return await super().do_login(cmd)
 
 
@@ -570,8 +650,13 @@ class _Connection(IMAPConnection):
                 return memoryview(buf)
             length = int(literal.group(1))
             tag = bytes(buf.split(b" ", 1)[0][:64])
-            if length > settings.max_literal_bytes or len(buf) + length > settings.max_literal_bytes + settings.max_line_bytes:
-                raise _TooBig(tag, f"littéral non synchronisant de {length} octets (limite {settings.max_literal_bytes})")
+            if (
+                length > settings.max_literal_bytes
+                or len(buf) + length > settings.max_literal_bytes + settings.max_line_bytes
+            ):
+                raise _TooBig(
+                    tag, f"littéral non synchronisant de {length} octets (limite {settings.max_literal_bytes})"
+                )
             buf += await self.reader.readexactly(length)
             buf += await self._line(tag)
 
@@ -589,7 +674,9 @@ class _Connection(IMAPConnection):
         except _TooBig as exc:
             server: ImapServer = self.server  # type: ignore[attr-defined]
             await asyncio.to_thread(server.record_protocol_error, str(exc))
-            await self.write_response(ResponseBad(exc.tag or b"*", _ascii(str(exc)).encode("ascii"), ResponseCode.of(b"TOOBIG")))
+            await self.write_response(
+                ResponseBad(exc.tag or b"*", _ascii(str(exc)).encode("ascii"), ResponseCode.of(b"TOOBIG"))
+            )
             await self.write_response(ResponseBye(b"Commande trop grande, deconnexion."))
             raise EOFError() from None
 
@@ -625,8 +712,14 @@ class _Server(IMAPServer):
 class ImapServer:
     """The IMAP listener of the MSSanté simulator."""
 
-    def __init__(self, ctx: SimulatorContext, store: MailStore, directory: MailboxDirectory,
-                 tls_context: ssl.SSLContext, refusing_context: ssl.SSLContext) -> None:
+    def __init__(
+        self,
+        ctx: SimulatorContext,
+        store: MailStore,
+        directory: MailboxDirectory,
+        tls_context: ssl.SSLContext,
+        refusing_context: ssl.SSLContext,
+    ) -> None:
         self.ctx = ctx
         self.settings = ImapSettings.from_mapping(dict(ctx.settings))
         self.config = ImapConfig(self.settings, tls_context)
@@ -643,8 +736,12 @@ class ImapServer:
             return self.tls_context
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=PROTOCOL, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                error_code="TLS bad_certificate", error_message="certificat client refusé (panne simulée)",
+                service=self.ctx.name,
+                operation=PROTOCOL,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                error_code="TLS bad_certificate",
+                error_message="certificat client refusé (panne simulée)",
                 details={"protocol": "imap", "fault": True},
             )
         )
@@ -657,8 +754,13 @@ class ImapServer:
     def record_protocol_error(self, message: str) -> None:
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=PROTOCOL, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                error_code="BAD [TOOBIG]", error_message=message, details={"protocol": "imap"},
+                service=self.ctx.name,
+                operation=PROTOCOL,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                error_code="BAD [TOOBIG]",
+                error_message=message,
+                details={"protocol": "imap"},
             )
         )
 
@@ -667,7 +769,10 @@ class ImapServer:
         self.backend.attach(loop)
         callback = ProxyProtocolReader(self.config.proxy_protocol).get_callback(_Server(self))
         self._server = await asyncio.start_server(
-            callback, host=self.ctx.bind_host, port=self.ctx.port("imap"), limit=self.settings.max_line_bytes,
+            callback,
+            host=self.ctx.bind_host,
+            port=self.ctx.port("imap"),
+            limit=self.settings.max_line_bytes,
         )
         port = self._server.sockets[0].getsockname()[1]
         host = f"[{self.ctx.bind_host}]" if ":" in self.ctx.bind_host else self.ctx.bind_host

@@ -60,7 +60,9 @@ class Inbound:
 
 
 class MailFlow:
-    def __init__(self, ctx: SimulatorContext, store: MailStore, directory: MailboxDirectory, *, strict: bool, hostname: str) -> None:
+    def __init__(
+        self, ctx: SimulatorContext, store: MailStore, directory: MailboxDirectory, *, strict: bool, hostname: str
+    ) -> None:
         self.ctx = ctx
         self.store = store
         self.directory = directory
@@ -84,7 +86,9 @@ class MailFlow:
         return "552 5.2.2", f"{address}: boite aux lettres pleine (panne simulee)"
 
     # -- delivery -----------------------------------------------------------------------------------------------
-    def deliver(self, sender: str | None, recipients: list[str], data: bytes, exchange_id: str | None) -> dict[str, int]:
+    def deliver(
+        self, sender: str | None, recipients: list[str], data: bytes, exchange_id: str | None
+    ) -> dict[str, int]:
         """Deliver an accepted submission to each recipient's INBOX; returns ``{address: uid}``."""
         delivered: dict[str, int] = {}
         for rcpt in recipients:
@@ -92,7 +96,8 @@ class MailFlow:
             if mailbox is None:
                 continue
             stored = self.store.deliver(
-                mailbox.address, trace_headers(sender, mailbox.address, self.hostname, exchange_id) + data,
+                mailbox.address,
+                trace_headers(sender, mailbox.address, self.hostname, exchange_id) + data,
                 exchange_id=exchange_id,
             )
             delivered[mailbox.address] = stored.uid
@@ -109,7 +114,9 @@ class MailFlow:
     # -- MDN ----------------------------------------------------------------------------------------------------
     def originals(self, message_id: str) -> list[Exchange]:
         """The inbound exchanges (harness -> DUI) of this run that sent ``message_id``."""
-        found = self.ctx.journal.query(JournalFilter(service=self.ctx.name, operation=INBOUND, run_id=self.ctx.run.run_id))
+        found = self.ctx.journal.query(
+            JournalFilter(service=self.ctx.name, operation=INBOUND, run_id=self.ctx.run.run_id)
+        )
         return [e for e in found if e.details.get("message_id") == message_id]
 
     def receive_mdn(self, login: str, sender: str | None, recipients: list[str], data: bytes) -> tuple[Exchange, str]:
@@ -118,15 +125,22 @@ class MailFlow:
         findings = list(report.findings)
         original = self.originals(report.original_message_id)[-1:] if report.original_message_id else []
         details: dict[str, Any] = {
-            "from": sender, "recipients": [{"address": r} for r in recipients],
-            "original_message_id": report.original_message_id, "disposition": report.disposition,
-            "processed": report.processed, "error_code": report.error_code, "error_label": report.error_label,
-            "final_recipient": report.final_recipient, "original_recipient": report.original_recipient,
+            "from": sender,
+            "recipients": [{"address": r} for r in recipients],
+            "original_message_id": report.original_message_id,
+            "disposition": report.disposition,
+            "processed": report.processed,
+            "error_code": report.error_code,
+            "error_label": report.error_label,
+            "final_recipient": report.final_recipient,
+            "original_recipient": report.original_recipient,
             "subject": report.subject,
         }
         person = None
         if report.original_message_id and not original:
-            findings.append(_finding("MDN-ORIGINAL-UNKNOWN", f"l'accusé désigne un message inconnu: {report.original_message_id}"))
+            findings.append(
+                _finding("MDN-ORIGINAL-UNKNOWN", f"l'accusé désigne un message inconnu: {report.original_message_id}")
+            )
         if original:
             inbound = original[0]
             person = inbound.person
@@ -134,29 +148,54 @@ class MailFlow:
             dui_mailbox = str(inbound.details.get("to", ""))
             expected_to = str(inbound.details.get("disposition_notification_to", ""))
             if report.final_recipient and report.final_recipient.casefold() != dui_mailbox.casefold():
-                findings.append(_finding("MDN-FINAL-RECIPIENT", f"Final-Recipient {report.final_recipient}: le message avait été remis à {dui_mailbox}"))
+                findings.append(
+                    _finding(
+                        "MDN-FINAL-RECIPIENT",
+                        f"Final-Recipient {report.final_recipient}: le message avait été remis à {dui_mailbox}",
+                    )
+                )
             who = sender or login  # a null envelope sender (RFC 8098 §3): the authenticated mailbox answers for it
             if who and not self.directory.may_send_as(who, dui_mailbox) and who.casefold() != dui_mailbox.casefold():
-                findings.append(_finding("MDN-FROM", f"accusé envoyé par {who}, le message avait été remis à {dui_mailbox}"))
+                findings.append(
+                    _finding("MDN-FROM", f"accusé envoyé par {who}, le message avait été remis à {dui_mailbox}")
+                )
             if expected_to and expected_to.casefold() not in {r.casefold() for r in recipients}:
-                findings.append(_finding("MDN-TO", f"accusé adressé à {', '.join(recipients)} au lieu de {expected_to} (Disposition-Notification-To)"))
-        details["findings"] = [
-            f.to_dict() for f in findings
-        ]
+                findings.append(
+                    _finding(
+                        "MDN-TO",
+                        f"accusé adressé à {', '.join(recipients)} au lieu de {expected_to} (Disposition-Notification-To)",
+                    )
+                )
+        details["findings"] = [f.to_dict() for f in findings]
         errors = [f for f in findings if f.severity is Severity.ERROR]
         if self.strict and errors:
             exchange = self.ctx.record(
                 Exchange(
-                    service=self.ctx.name, operation=MDN, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                    actor=login, person=person, error_code="554 5.6.0", error_message=f"{errors[0].code}: {errors[0].message}",
-                    payload=data, payload_type="message/rfc822", details=details,
+                    service=self.ctx.name,
+                    operation=MDN,
+                    direction=Direction.FROM_DUI,
+                    outcome=Outcome.REJECTED,
+                    actor=login,
+                    person=person,
+                    error_code="554 5.6.0",
+                    error_message=f"{errors[0].code}: {errors[0].message}",
+                    payload=data,
+                    payload_type="message/rfc822",
+                    details=details,
                 )
             )
             return exchange, _ascii(f"554 5.6.0 {errors[0].code}: {errors[0].message}")
         exchange = self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=MDN, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED, actor=login,
-                person=person, payload=data, payload_type="message/rfc822", details=details,
+                service=self.ctx.name,
+                operation=MDN,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                actor=login,
+                person=person,
+                payload=data,
+                payload_type="message/rfc822",
+                details=details,
                 essms=(self.directory.get(sender).finess if sender and self.directory.get(sender) else None),
             )
         )
@@ -164,37 +203,66 @@ class MailFlow:
         return exchange, f"250 2.0.0 Ok: MDN queued as {exchange.id}"
 
     # -- mail sent by the harness to the DUI --------------------------------------------------------------------
-    def send_to_dui(self, data: bytes, *, sender: str, mailbox: str, person: str | None = None,
-                    details: dict[str, Any] | None = None) -> Inbound:
+    def send_to_dui(
+        self,
+        data: bytes,
+        *,
+        sender: str,
+        mailbox: str,
+        person: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Inbound:
         """Deliver a message a (simulated) professional sends to the DUI's mailbox; journaled first."""
         target = self.directory.get(mailbox)
         if target is None:
             raise LookupError(f"BAL inconnue de l'annuaire: {mailbox}")
         msg = parse_message(data)
         info: dict[str, Any] = {
-            "from": sender, "to": target.address, "message_id": message_id_of(data),
+            "from": sender,
+            "to": target.address,
+            "message_id": message_id_of(data),
             "subject": header_value(msg, "Subject"),
-            "disposition_notification_to": (header_value(msg, "Disposition-Notification-To") or "").strip().strip("<>") or None,
+            "disposition_notification_to": (header_value(msg, "Disposition-Notification-To") or "").strip().strip("<>")
+            or None,
             **(details or {}),
         }
         full = self.refuse_recipient(target.address)
         if full is not None:
             exchange = self.ctx.record(
                 Exchange(
-                    service=self.ctx.name, operation=INBOUND, direction=Direction.TO_DUI, outcome=Outcome.REJECTED,
-                    actor=sender, essms=target.finess, person=person, error_code=full[0], error_message=full[1],
-                    payload=data, payload_type="message/rfc822", details=info,
+                    service=self.ctx.name,
+                    operation=INBOUND,
+                    direction=Direction.TO_DUI,
+                    outcome=Outcome.REJECTED,
+                    actor=sender,
+                    essms=target.finess,
+                    person=person,
+                    error_code=full[0],
+                    error_message=full[1],
+                    payload=data,
+                    payload_type="message/rfc822",
+                    details=info,
                 )
             )
             raise MailboxFullError(exchange)
         exchange = self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=INBOUND, direction=Direction.TO_DUI, outcome=Outcome.ACCEPTED,
-                actor=sender, essms=target.finess, person=person, payload=data, payload_type="message/rfc822", details=info,
+                service=self.ctx.name,
+                operation=INBOUND,
+                direction=Direction.TO_DUI,
+                outcome=Outcome.ACCEPTED,
+                actor=sender,
+                essms=target.finess,
+                person=person,
+                payload=data,
+                payload_type="message/rfc822",
+                details=info,
             )
         )
         stored = self.store.deliver(
-            target.address, trace_headers(sender, target.address, self.hostname, exchange.id) + data, folder=INBOX,
+            target.address,
+            trace_headers(sender, target.address, self.hostname, exchange.id) + data,
+            folder=INBOX,
             exchange_id=exchange.id,
         )
         return Inbound(exchange, stored, target.address)
@@ -208,7 +276,13 @@ class MailboxFullError(Exception):
 
 def _ascii(text: str) -> str:
     """SMTP replies are 7-bit ASCII (RFC 5321 §4.2)."""
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").replace("\r", " ").replace("\n", " ")
+    return (
+        unicodedata.normalize("NFKD", text)
+        .encode("ascii", "ignore")
+        .decode("ascii")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
 
 
 def _finding(code: str, message: str) -> Finding:

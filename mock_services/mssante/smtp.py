@@ -35,7 +35,6 @@ SUBMIT = "smtp.submit"
 NULL_SENDER = "<>"  # the null reverse-path of MAIL FROM:<>
 
 
-
 class _DropLoginDataNotice(logging.Filter):
     """aiosmtpd 1.4 logs a deprecation notice about its *own* use of Session.login_data on every AUTH."""
 
@@ -48,7 +47,13 @@ logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
 
 def ascii_reply(text: str) -> str:
     """SMTP replies are 7-bit ASCII (RFC 5321 §4.2): strip accents from French wording."""
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").replace("\r", " ").replace("\n", " ")
+    return (
+        unicodedata.normalize("NFKD", text)
+        .encode("ascii", "ignore")
+        .decode("ascii")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
 
 
 @dataclass(frozen=True)
@@ -88,17 +93,27 @@ class Authenticator:
         self.ctx = ctx
         self.directory = directory
 
-    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         login = auth_data.login.decode("utf-8", "replace")
         mailbox = self.directory.get(login)
-        if mailbox is not None and mailbox.password is not None and auth_data.password.decode("utf-8", "replace") == mailbox.password:
+        if (
+            mailbox is not None
+            and mailbox.password is not None
+            and auth_data.password.decode("utf-8", "replace") == mailbox.password
+        ):
             return AuthResult(success=True, auth_data=mailbox.address)
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation="smtp.auth", direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                actor=login[:200], error_code="535 5.7.8",
+                service=self.ctx.name,
+                operation="smtp.auth",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=login[:200],
+                error_code="535 5.7.8",
                 error_message="identifiant ou mot de passe MSSanté invalide",
                 essms=mailbox.finess if mailbox else None,
             )
@@ -109,38 +124,59 @@ class Authenticator:
 class SubmissionHandler:
     """aiosmtpd handler: envelope checks, DATA validation, journal, replies."""
 
-    def __init__(self, ctx: SimulatorContext, directory: MailboxDirectory, settings: SmtpSettings, flow: MailFlow | None = None) -> None:
+    def __init__(
+        self, ctx: SimulatorContext, directory: MailboxDirectory, settings: SmtpSettings, flow: MailFlow | None = None
+    ) -> None:
         self.ctx = ctx
         self.directory = directory
         self.settings = settings
         self.flow = flow  # delivery into the store, MDN receipts, faults (mailflow.py)
         self.limits = XdmLimits(max_total_bytes=max(settings.max_message_bytes * 4, 1024 * 1024))
 
-    def _reject(self, *, code: str, message: str, actor: str | None, details: dict[str, Any], payload: bytes | None = None) -> str:
+    def _reject(
+        self, *, code: str, message: str, actor: str | None, details: dict[str, Any], payload: bytes | None = None
+    ) -> str:
         sender = self.directory.get(details.get("from", "") or "")
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=SUBMIT, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                actor=actor, essms=sender.finess if sender else None, error_code=code, error_message=message,
-                payload=payload, payload_type="message/rfc822" if payload else None, details=details,
+                service=self.ctx.name,
+                operation=SUBMIT,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=actor,
+                essms=sender.finess if sender else None,
+                error_code=code,
+                error_message=message,
+                payload=payload,
+                payload_type="message/rfc822" if payload else None,
+                details=details,
                 person=details.get("person"),
             )
         )
         return ascii_reply(f"{code} {message}")
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
         login = str(session.auth_data or "")
         refusal = self.flow.refuse_sender() if self.flow is not None else None
         if refusal is not None:
-            return await asyncio.to_thread(self._reject, code=refusal[0], actor=login, message=refusal[1],
-                                           details={"stage": "mail", "from": address, "fault": True})
+            return await asyncio.to_thread(
+                self._reject,
+                code=refusal[0],
+                actor=login,
+                message=refusal[1],
+                details={"stage": "mail", "from": address, "fault": True},
+            )
         # RFC 8098 §3: an MDN's envelope sender is null (MAIL FROM:<>); accepted from an authenticated mailbox,
         # and at DATA only for a read receipt
         if address.strip() in ("", NULL_SENDER):
             address = NULL_SENDER  # kept as "<>": aiosmtpd takes an empty mail_from for a missing MAIL command
         if address != NULL_SENDER and not self.directory.may_send_as(login, address):
             return await asyncio.to_thread(
-                self._reject, code="550 5.7.1", actor=login,
+                self._reject,
+                code="550 5.7.1",
+                actor=login,
                 message=f"expediteur {address} non autorise pour le compte {login}",
                 details={"stage": "mail", "from": address},
             )
@@ -148,17 +184,24 @@ class SubmissionHandler:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         if self.directory.get(address) is None:
             return await asyncio.to_thread(
-                self._reject, code="550 5.1.1", actor=str(session.auth_data or ""),
+                self._reject,
+                code="550 5.1.1",
+                actor=str(session.auth_data or ""),
                 message=f"{address}: adresse inconnue de l'annuaire MSSante",
                 details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address},
             )
         full = self.flow.refuse_recipient(address) if self.flow is not None else None
         if full is not None:
             return await asyncio.to_thread(
-                self._reject, code=full[0], actor=str(session.auth_data or ""), message=full[1],
+                self._reject,
+                code=full[0],
+                actor=str(session.auth_data or ""),
+                message=full[1],
                 details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address, "fault": True},
             )
         envelope.rcpt_tos.append(address)
@@ -174,7 +217,9 @@ class SubmissionHandler:
             return await asyncio.to_thread(self._data, login, envelope)
         except Exception as exc:  # a validator bug must not leak a traceback nor skip the journal
             return await asyncio.to_thread(
-                self._reject, code="451 4.3.0", actor=login,
+                self._reject,
+                code="451 4.3.0",
+                actor=login,
                 message=f"erreur interne du simulateur ({type(exc).__name__}); message non accepte, reessayez",
                 details={"stage": "data", "from": envelope.mail_from, "internal_error": repr(exc)[:500]},
             )
@@ -195,8 +240,13 @@ class SubmissionHandler:
             sender = None if envelope.mail_from == NULL_SENDER else envelope.mail_from
             return self.flow.receive_mdn(login, sender, list(envelope.rcpt_tos), data)[1]
         if envelope.mail_from == NULL_SENDER:
-            return self._reject(code="550 5.7.1", actor=login, details=details, payload=data,
-                                message="expediteur vide (MAIL FROM:<>) reserve aux accuses de lecture (RFC 8098)")
+            return self._reject(
+                code="550 5.7.1",
+                actor=login,
+                details=details,
+                payload=data,
+                message="expediteur vide (MAIL FROM:<>) reserve aux accuses de lecture (RFC 8098)",
+            )
         report = validate_message(data, recipients=list(envelope.rcpt_tos), limits=self.limits)
         details.update(
             message_id=report.message_id,
@@ -211,26 +261,41 @@ class SubmissionHandler:
         if self.settings.strict and report.errors:
             first = report.errors[0]
             more = f" (+{len(report.errors) - 1})" if len(report.errors) > 1 else ""
-            return self._reject(code="554 5.6.0", message=f"{first.code}: {first.message}{more}", actor=login, details=details, payload=data)
+            return self._reject(
+                code="554 5.6.0",
+                message=f"{first.code}: {first.message}{more}",
+                actor=login,
+                details=details,
+                payload=data,
+            )
         sender = self.directory.get(envelope.mail_from or "")
         # RNIV: only a qualified identity's INS may be used; a warning (never a refusal) when this DUI did not
         # qualify it through INSi in this run (harness.fields.identity_status derives it from the journal).
         unqualified = unqualified_ins_finding(
-            self.ctx.journal, run_id=self.ctx.run.run_id, essms=sender.finess if sender else None, ins_value=details["person"]
+            self.ctx.journal,
+            run_id=self.ctx.run.run_id,
+            essms=sender.finess if sender else None,
+            ins_value=details["person"],
         )
         if unqualified is not None:
             details["findings"].append(unqualified.to_dict())
         exchange = self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=SUBMIT, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-                actor=login, essms=sender.finess if sender else None, person=details["person"],
-                payload=data, payload_type="message/rfc822", details=details,
+                service=self.ctx.name,
+                operation=SUBMIT,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                actor=login,
+                essms=sender.finess if sender else None,
+                person=details["person"],
+                payload=data,
+                payload_type="message/rfc822",
+                details=details,
             )
         )
         if self.flow is not None:
             self.flow.deliver(envelope.mail_from, list(envelope.rcpt_tos), data, exchange.id)
         return f"250 2.0.0 Ok: queued as {exchange.id}"
-
 
 
 class JournalingSMTP(SMTP):
@@ -251,10 +316,15 @@ class JournalingSMTP(SMTP):
         if refusal is not None:
             envelope = self.envelope
             status = await asyncio.to_thread(
-                self._submission._reject, code=refusal[0], message=refusal[1],
+                self._submission._reject,
+                code=refusal[0],
+                message=refusal[1],
                 actor=str(getattr(self.session, "auth_data", "") or ""),
-                details={"stage": "data", "from": envelope.mail_from if envelope else None,
-                         "recipients": [{"address": r} for r in (envelope.rcpt_tos if envelope else [])]},
+                details={
+                    "stage": "data",
+                    "from": envelope.mail_from if envelope else None,
+                    "recipients": [{"address": r} for r in (envelope.rcpt_tos if envelope else [])],
+                },
             )
         await super().push(status)
 
@@ -262,8 +332,13 @@ class JournalingSMTP(SMTP):
 class SubmissionServer:
     """The SMTP submission listener (one aiosmtpd protocol instance per connection)."""
 
-    def __init__(self, ctx: SimulatorContext, directory: MailboxDirectory | None = None, flow: MailFlow | None = None,
-                 tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        ctx: SimulatorContext,
+        directory: MailboxDirectory | None = None,
+        flow: MailFlow | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.ctx = ctx
         self.settings = SmtpSettings.from_mapping(dict(ctx.settings))
         self.directory = directory or MailboxDirectory(ctx)

@@ -49,8 +49,12 @@ class MssanteSMTP(JournalingSMTP):
             await asyncio.to_thread(
                 ctx.record,
                 Exchange(
-                    service=ctx.name, operation="smtp.starttls", direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                    error_code="TLS bad_certificate", error_message="certificat client refusé (panne simulée)",
+                    service=ctx.name,
+                    operation="smtp.starttls",
+                    direction=Direction.FROM_DUI,
+                    outcome=Outcome.REJECTED,
+                    error_code="TLS bad_certificate",
+                    error_message="certificat client refusé (panne simulée)",
                     details={"fault": True},
                 ),
             )
@@ -82,9 +86,17 @@ class MssanteSMTP(JournalingSMTP):
         allowed = certificate_mailboxes(self._submission.directory, certificate_structure(self._peercert()))
         chosen: Mailbox | None = None
         if allowed:
-            chosen = allowed[0] if not authzid else next((m for m in allowed if m.address.casefold() == authzid.casefold()), None)
+            chosen = (
+                allowed[0]
+                if not authzid
+                else next((m for m in allowed if m.address.casefold() == authzid.casefold()), None)
+            )
         if chosen is None:
-            reason = "aucun certificat client reconnu pour cette BAL" if self._peercert() else "aucun certificat client présenté"
+            reason = (
+                "aucun certificat client reconnu pour cette BAL"
+                if self._peercert()
+                else "aucun certificat client présenté"
+            )
             return await self._refuse("EXTERNAL", authzid, reason)
         return AuthResult(success=True, auth_data=chosen.address)
 
@@ -111,8 +123,14 @@ class MssanteSMTP(JournalingSMTP):
         await asyncio.to_thread(
             ctx.record,
             Exchange(
-                service=ctx.name, operation="smtp.auth", direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-                actor=actor[:200] or None, error_code="535 5.7.8", error_message=reason, details={"mechanism": mechanism},
+                service=ctx.name,
+                operation="smtp.auth",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=actor[:200] or None,
+                error_code="535 5.7.8",
+                error_message=reason,
+                details={"mechanism": mechanism},
             ),
         )
         return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")

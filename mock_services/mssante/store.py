@@ -172,13 +172,21 @@ class MailStore:
                 return
             for name in [n for n in box if n == old or n.startswith(old + "/")]:
                 folder = box.pop(name)
-                folder.name = new + name[len(old):]
+                folder.name = new + name[len(old) :]
                 box[folder.name] = folder
 
     # -- messages -----------------------------------------------------------------------------------------------
     def deliver(
-        self, address: str, data: bytes, *, folder: str = INBOX, flags: Iterable[str] = (), when: datetime | None = None,
-        exchange_id: str | None = None, recent: bool = True, email_id: str | None = None,
+        self,
+        address: str,
+        data: bytes,
+        *,
+        folder: str = INBOX,
+        flags: Iterable[str] = (),
+        when: datetime | None = None,
+        exchange_id: str | None = None,
+        recent: bool = True,
+        email_id: str | None = None,
     ) -> StoredMessage:
         """Append a message to a folder (the mailbox is created if needed); returns it with its UID."""
         with self._lock:
@@ -186,9 +194,15 @@ class MailStore:
             target = self._folder(address, folder)
             target.modseq += 1
             message = StoredMessage(
-                uid=target.next_uid, data=bytes(data), internal_date=when or datetime.now(UTC),
-                flags=frozenset(flags), modseq=target.modseq, recent=recent,
-                email_id=email_id or uuid.uuid4().hex[:24], message_id=message_id_of(data), exchange_id=exchange_id,
+                uid=target.next_uid,
+                data=bytes(data),
+                internal_date=when or datetime.now(UTC),
+                flags=frozenset(flags),
+                modseq=target.modseq,
+                recent=recent,
+                email_id=email_id or uuid.uuid4().hex[:24],
+                message_id=message_id_of(data),
+                exchange_id=exchange_id,
             )
             target.next_uid += 1
             target.messages[message.uid] = message
@@ -252,7 +266,9 @@ class MailStore:
             self._notify(address, name)
         return removed
 
-    def copy(self, address: str, folder: str, uid: int, destination: str, *, move: bool = False, recent: bool = True) -> int | None:
+    def copy(
+        self, address: str, folder: str, uid: int, destination: str, *, move: bool = False, recent: bool = True
+    ) -> int | None:
         """Copy (or move) one message to another folder of the same mailbox; returns the new UID."""
         with self._lock:
             source = self.get(address, folder, uid)
@@ -260,8 +276,14 @@ class MailStore:
                 return None
             self._folder(address, destination)  # must exist
             copied = self.deliver(
-                address, source.data, folder=destination, flags=source.flags, when=source.internal_date,
-                exchange_id=source.exchange_id, recent=recent, email_id=source.email_id,
+                address,
+                source.data,
+                folder=destination,
+                flags=source.flags,
+                when=source.internal_date,
+                exchange_id=source.exchange_id,
+                recent=recent,
+                email_id=source.email_id,
             )
             if move:
                 self.expunge(address, folder, [uid])

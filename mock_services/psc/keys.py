@@ -46,7 +46,9 @@ def _generate(alg: str, now: float, rsa_bits: int) -> SigningKey:
 class KeyRing:
     """Current and recently retired signing keys; thread-safe."""
 
-    def __init__(self, grace_seconds: float = 600.0, rsa_bits: int = 2048, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, grace_seconds: float = 600.0, rsa_bits: int = 2048, clock: Callable[[], float] = time.time
+    ) -> None:
         self.grace_seconds = grace_seconds
         self._rsa_bits = rsa_bits
         self._clock = clock
@@ -80,7 +82,10 @@ class KeyRing:
         now = self._clock()
         fresh = [_generate(alg, now, self._rsa_bits) for alg in ALGORITHMS]
         with self._lock:
-            self._keys = [k if k.retired_at is not None else SigningKey(k.alg, k.key, k.created, now) for k in self._published(now)]
+            self._keys = [
+                k if k.retired_at is not None else SigningKey(k.alg, k.key, k.created, now)
+                for k in self._published(now)
+            ]
             self._keys.extend(fresh)
         return [k.kid for k in fresh]
 

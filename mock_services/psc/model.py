@@ -130,9 +130,14 @@ class Professional:
 
     def without_activity_at(self, finess: str | None) -> Professional:
         """A copy without the activities at ``finess`` (all FINESS activities when ``finess`` is None)."""
+
         def keep(a: Activity) -> bool:
             return not a.finess_site if finess is None else a.finess_site != finess
-        return replace(self, exercices=tuple(replace(e, activities=tuple(a for a in e.activities if keep(a))) for e in self.exercices))
+
+        return replace(
+            self,
+            exercices=tuple(replace(e, activities=tuple(a for a in e.activities if keep(a))) for e in self.exercices),
+        )
 
     def userinfo(self) -> dict[str, Any]:
         """The PSC userinfo claims of this professional."""
@@ -229,7 +234,9 @@ class Client:
                 name=str(raw.get("name", raw["client_id"])),
                 redirect_uris=tuple(raw["redirect_uris"]),
                 post_logout_redirect_uris=tuple(raw.get("post_logout_redirect_uris", ())),
-                auth_methods=tuple(raw.get("token_endpoint_auth_methods", ("client_secret_basic", "client_secret_post"))),
+                auth_methods=tuple(
+                    raw.get("token_endpoint_auth_methods", ("client_secret_basic", "client_secret_post"))
+                ),
                 id_token_alg=str(raw.get("id_token_signed_response_alg", "RS256")),
                 userinfo_alg=raw.get("userinfo_signed_response_alg"),
                 require_pkce=bool(raw.get("require_pkce", True)),

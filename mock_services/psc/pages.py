@@ -56,5 +56,8 @@ def logged_out_page(detail: str) -> str:
 
 
 def down_page() -> str:
-    return _page("Pro Santé Connect indisponible", "<h1>Service momentanément indisponible</h1>"
-                 "<p>Pro Santé Connect ne répond pas (panne simulée). Réessayez plus tard.</p>")
+    return _page(
+        "Pro Santé Connect indisponible",
+        "<h1>Service momentanément indisponible</h1>"
+        "<p>Pro Santé Connect ne répond pas (panne simulée). Réessayez plus tard.</p>",
+    )

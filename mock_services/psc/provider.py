@@ -54,7 +54,15 @@ FAULT_ACR = "psc.acr-not-met"  # the next session's id token says acr=eidas0
 FAULT_NO_ACTIVITY = "psc.no-activity"  # the next session's professional loses the activities at params["finess"]
 FAULT_INACTIVE = "psc.introspection-inactive"  # the next introspection answers {"active": false}
 FAULT_WRONG_AUDIENCE = "psc.wrong-audience"  # the next id token is issued for another audience
-FAULT_KINDS = (FAULT_DOWN, FAULT_CODE_EXPIRED, FAULT_WRONG_STATE, FAULT_ACR, FAULT_NO_ACTIVITY, FAULT_INACTIVE, FAULT_WRONG_AUDIENCE)
+FAULT_KINDS = (
+    FAULT_DOWN,
+    FAULT_CODE_EXPIRED,
+    FAULT_WRONG_STATE,
+    FAULT_ACR,
+    FAULT_NO_ACTIVITY,
+    FAULT_INACTIVE,
+    FAULT_WRONG_AUDIENCE,
+)
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _CHALLENGE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -256,9 +264,17 @@ class Provider:
             essms = sites[0] if len(sites) == 1 else None
         self.ctx.record(
             Exchange(
-                service=self.ctx.name, operation=operation, direction=Direction.FROM_DUI, outcome=outcome,
-                actor=actor or client_id, essms=essms, error_code=error, error_message=message,
-                payload=payload, payload_type=payload_type, details=info,
+                service=self.ctx.name,
+                operation=operation,
+                direction=Direction.FROM_DUI,
+                outcome=outcome,
+                actor=actor or client_id,
+                essms=essms,
+                error_code=error,
+                error_message=message,
+                payload=payload,
+                payload_type=payload_type,
+                details=info,
             )
         )
 
@@ -287,34 +303,61 @@ class Provider:
         every = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
         return [Route(path, g(op, handler, methods), methods=every) for path, op, handler, methods in table]
 
-    def _guard(self, operation: str, handler: Callable[[Request], Awaitable[Response]],
-               methods: tuple[str, ...]) -> Callable[[Request], Awaitable[Response]]:
+    def _guard(
+        self, operation: str, handler: Callable[[Request], Awaitable[Response]], methods: tuple[str, ...]
+    ) -> Callable[[Request], Awaitable[Response]]:
         """Wrong method, provider-down fault, protocol errors and unexpected failures: always journaled, never a crash."""
 
         async def endpoint(request: Request) -> Response:
             allowed = (*methods, "HEAD") if "GET" in methods else methods
             if request.method not in allowed:
-                self._record(operation, Outcome.REJECTED, error="invalid_request",
-                             message=f"méthode {request.method} non permise", details={"method": request.method})
-                return JSONResponse({"error": "invalid_request", "error_description": f"méthode {request.method} non permise"},
-                                    status_code=405, headers={"Allow": ", ".join(methods), **_NO_STORE})
+                self._record(
+                    operation,
+                    Outcome.REJECTED,
+                    error="invalid_request",
+                    message=f"méthode {request.method} non permise",
+                    details={"method": request.method},
+                )
+                return JSONResponse(
+                    {"error": "invalid_request", "error_description": f"méthode {request.method} non permise"},
+                    status_code=405,
+                    headers={"Allow": ", ".join(methods), **_NO_STORE},
+                )
             if not operation.startswith("admin.") and self.ctx.take_fault(FAULT_DOWN) is not None:
-                self._record(operation, Outcome.REJECTED, error="temporarily_unavailable",
-                             message="panne simulée du fournisseur PSC", details={"fault": FAULT_DOWN})
+                self._record(
+                    operation,
+                    Outcome.REJECTED,
+                    error="temporarily_unavailable",
+                    message="panne simulée du fournisseur PSC",
+                    details={"fault": FAULT_DOWN},
+                )
                 if operation in ("oidc.authorize", "oidc.login", "oidc.logout"):
                     return HTMLResponse(pages.down_page(), status_code=503, headers={"Retry-After": "30"})
-                return JSONResponse({"error": "temporarily_unavailable", "error_description": "Pro Santé Connect indisponible"},
-                                    status_code=503, headers={"Retry-After": "30", **_NO_STORE})
+                return JSONResponse(
+                    {"error": "temporarily_unavailable", "error_description": "Pro Santé Connect indisponible"},
+                    status_code=503,
+                    headers={"Retry-After": "30", **_NO_STORE},
+                )
             try:
                 return await handler(request)
             except OAuthError as exc:
-                self._record(operation, Outcome.REJECTED, error=exc.error, message=exc.description,
-                             details={"method": request.method})
+                self._record(
+                    operation,
+                    Outcome.REJECTED,
+                    error=exc.error,
+                    message=exc.description,
+                    details={"method": request.method},
+                )
                 return self._error_json(exc)
             except Exception as exc:  # noqa: BLE001 - a simulator bug must still answer and be journaled
-                self._record(operation, Outcome.REJECTED, error="server_error", message=f"{type(exc).__name__}: {exc}"[:500])
-                return JSONResponse({"error": "server_error", "error_description": "erreur interne du simulateur"},
-                                    status_code=500, headers=_NO_STORE)
+                self._record(
+                    operation, Outcome.REJECTED, error="server_error", message=f"{type(exc).__name__}: {exc}"[:500]
+                )
+                return JSONResponse(
+                    {"error": "server_error", "error_description": "erreur interne du simulateur"},
+                    status_code=500,
+                    headers=_NO_STORE,
+                )
 
         return endpoint
 
@@ -323,7 +366,9 @@ class Provider:
         headers = dict(_NO_STORE)
         if exc.www_authenticate:
             headers["WWW-Authenticate"] = exc.www_authenticate
-        return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=exc.status, headers=headers)
+        return JSONResponse(
+            {"error": exc.error, "error_description": exc.description}, status_code=exc.status, headers=headers
+        )
 
     def _single(self, pairs: list[tuple[str, str]]) -> dict[str, str]:
         """Parameters as a dict: repeated or oversized parameters are invalid (RFC 6749 §3.1)."""
@@ -378,13 +423,26 @@ class Provider:
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                raise OAuthError("invalid_client", "en-tête Authorization Basic illisible", 401, www_authenticate=challenge) from None
+                raise OAuthError(
+                    "invalid_client", "en-tête Authorization Basic illisible", 401, www_authenticate=challenge
+                ) from None
             raw_id, sep, raw_secret = decoded.partition(":")
             if not sep:
-                raise OAuthError("invalid_client", "en-tête Authorization Basic illisible", 401, www_authenticate=challenge)
-            client_id, secret, method = unquote(raw_id.replace("+", " ")), unquote(raw_secret.replace("+", " ")), "client_secret_basic"
+                raise OAuthError(
+                    "invalid_client", "en-tête Authorization Basic illisible", 401, www_authenticate=challenge
+                )
+            client_id, secret, method = (
+                unquote(raw_id.replace("+", " ")),
+                unquote(raw_secret.replace("+", " ")),
+                "client_secret_basic",
+            )
             if "client_id" in form and form["client_id"] != client_id:
-                raise OAuthError("invalid_client", "client_id différent de celui de l'authentification", 401, www_authenticate=challenge)
+                raise OAuthError(
+                    "invalid_client",
+                    "client_id différent de celui de l'authentification",
+                    401,
+                    www_authenticate=challenge,
+                )
         elif "client_secret" in form:
             client_id, secret, method = form.get("client_id", ""), form["client_secret"], "client_secret_post"
         else:
@@ -392,11 +450,19 @@ class Provider:
         client = self.client(client_id)
         ok = client is not None and hmac.compare_digest(client.client_secret.encode(), secret.encode())
         if not ok or client is None:
-            raise OAuthError("invalid_client", "client inconnu ou secret invalide", 401,
-                             www_authenticate=challenge if basic else None)
+            raise OAuthError(
+                "invalid_client",
+                "client inconnu ou secret invalide",
+                401,
+                www_authenticate=challenge if basic else None,
+            )
         if method not in client.auth_methods:
-            raise OAuthError("invalid_client", f"méthode {method} non autorisée pour ce client", 401,
-                             www_authenticate=challenge if basic else None)
+            raise OAuthError(
+                "invalid_client",
+                f"méthode {method} non autorisée pour ce client",
+                401,
+                www_authenticate=challenge if basic else None,
+            )
         return client, method
 
     # ------------------------------------------------------------------------------------------------------------
@@ -442,22 +508,46 @@ class Provider:
             raise TokenInvalid("exp absent")
         return claims
 
-    def _issue(self, client: Client, session: Session, scope: tuple[str, ...], *, nonce: str | None,
-               audience: str | None = None) -> tuple[dict[str, Any], str, str]:
+    def _issue(
+        self,
+        client: Client,
+        session: Session,
+        scope: tuple[str, ...],
+        *,
+        nonce: str | None,
+        audience: str | None = None,
+    ) -> tuple[dict[str, Any], str, str]:
         """Access token (JWT), id token, refresh token for a session. Returns (response, jti, refresh)."""
         now = int(time.time())
         s = self.settings
         jti = secrets.token_urlsafe(16)
         access_claims = {
-            "iss": self.issuer, "sub": session.user.sub, "aud": client.client_id, "azp": client.client_id,
-            "exp": now + s.access_ttl, "iat": now, "jti": jti, "typ": "Bearer", "scope": " ".join(scope),
-            "sid": session.sid, "acr": session.acr, "preferred_username": session.user.id_nat_ps,
+            "iss": self.issuer,
+            "sub": session.user.sub,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": now + s.access_ttl,
+            "iat": now,
+            "jti": jti,
+            "typ": "Bearer",
+            "scope": " ".join(scope),
+            "sid": session.sid,
+            "acr": session.acr,
+            "preferred_username": session.user.id_nat_ps,
         }
         access_token, _ = self._sign(access_claims, "RS256")
         id_claims: dict[str, Any] = {
-            "iss": self.issuer, "sub": session.user.sub, "aud": audience or client.client_id, "azp": client.client_id,
-            "exp": now + s.id_ttl, "iat": now, "auth_time": session.auth_time, "acr": session.acr,
-            "sid": session.sid, "typ": "ID", "preferred_username": session.user.id_nat_ps,
+            "iss": self.issuer,
+            "sub": session.user.sub,
+            "aud": audience or client.client_id,
+            "azp": client.client_id,
+            "exp": now + s.id_ttl,
+            "iat": now,
+            "auth_time": session.auth_time,
+            "acr": session.acr,
+            "sid": session.sid,
+            "typ": "ID",
+            "preferred_username": session.user.id_nat_ps,
             "at_hash": self._at_hash(access_token, client.id_token_alg),
         }
         if nonce is not None:
@@ -471,9 +561,14 @@ class Provider:
             if self._issued % 512 == 0:
                 self._purge()
         response = {
-            "access_token": access_token, "token_type": "Bearer", "expires_in": s.access_ttl,
-            "refresh_token": refresh, "refresh_expires_in": s.refresh_ttl, "id_token": id_token,
-            "scope": " ".join(scope), "session_state": session.sid,
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": s.access_ttl,
+            "refresh_token": refresh,
+            "refresh_expires_in": s.refresh_ttl,
+            "id_token": id_token,
+            "scope": " ".join(scope),
+            "session_state": session.sid,
         }
         return response, jti, kid
 
@@ -488,7 +583,9 @@ class Provider:
         self._access = {j: a for j, a in self._access.items() if a.exp > now - 600}
         self._refresh = {r: g for r, g in self._refresh.items() if g.exp > now}
         live = {a.sid for a in self._access.values()} | {r.sid for r in self._refresh.values()}
-        self._sessions = {sid: sess for sid, sess in self._sessions.items() if sid in live or sess.auth_time > now - 3600}
+        self._sessions = {
+            sid: sess for sid, sess in self._sessions.items() if sid in live or sess.auth_time > now - 3600
+        }
 
     def _revoke_session(self, sid: str) -> None:
         with self._lock:
@@ -520,9 +617,25 @@ class Provider:
             "subject_types_supported": ["public"],
             "scopes_supported": list(REQUIRED_SCOPES),
             "acr_values_supported": [REQUIRED_ACR],
-            "claims_supported": ["sub", "iss", "aud", "acr", "auth_time", "SubjectNameID", "preferred_username", "given_name",
-                                 "family_name", "SubjectRole", "Secteur_Activite", "SubjectRefPro", "SubjectOrganization",
-                                 "SubjectOrganizationID", "Palier_Authentification", "PSI_Locale", "otherIds"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "acr",
+                "auth_time",
+                "SubjectNameID",
+                "preferred_username",
+                "given_name",
+                "family_name",
+                "SubjectRole",
+                "Secteur_Activite",
+                "SubjectRefPro",
+                "SubjectOrganization",
+                "SubjectOrganizationID",
+                "Palier_Authentification",
+                "PSI_Locale",
+                "otherIds",
+            ],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "userinfo_signing_alg_values_supported": ["RS256", "ES256"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -544,16 +657,35 @@ class Provider:
         self._record("oidc.jwks", Outcome.ACCEPTED, details={"kids": [k["kid"] for k in jwks["keys"]]})
         return JSONResponse(jwks, headers={"Cache-Control": "max-age=60"})
 
-    def _auth_error_page(self, error: str, description: str, client_id: str | None, details: dict[str, Any]) -> Response:
+    def _auth_error_page(
+        self, error: str, description: str, client_id: str | None, details: dict[str, Any]
+    ) -> Response:
         """Errors that must not redirect (unknown client, bad redirect_uri: RFC 6749 §4.1.2.1)."""
-        self._record("oidc.authorize", Outcome.REJECTED, client_id=client_id, error=error, message=description, details=details)
+        self._record(
+            "oidc.authorize", Outcome.REJECTED, client_id=client_id, error=error, message=description, details=details
+        )
         return HTMLResponse(pages.error_page(error, description), status_code=400, headers=_NO_STORE)
 
-    def _auth_error_redirect(self, req_client: Client, redirect_uri: str, state: str | None, error: str,
-                             description: str, details: dict[str, Any]) -> Response:
-        self._record("oidc.authorize", Outcome.REJECTED, client_id=req_client.client_id, error=error, message=description,
-                     details={**details, "redirect_uri": redirect_uri})
-        location = _with_query(redirect_uri, {"error": error, "error_description": description, "state": state, "iss": self.issuer})
+    def _auth_error_redirect(
+        self,
+        req_client: Client,
+        redirect_uri: str,
+        state: str | None,
+        error: str,
+        description: str,
+        details: dict[str, Any],
+    ) -> Response:
+        self._record(
+            "oidc.authorize",
+            Outcome.REJECTED,
+            client_id=req_client.client_id,
+            error=error,
+            message=description,
+            details={**details, "redirect_uri": redirect_uri},
+        )
+        location = _with_query(
+            redirect_uri, {"error": error, "error_description": description, "state": state, "iss": self.issuer}
+        )
         return RedirectResponse(location, status_code=302, headers=_NO_STORE)
 
     async def authorize(self, request: Request) -> Response:
@@ -568,9 +700,13 @@ class Provider:
             return self._auth_error_page("invalid_request", "client_id absent ou inconnu", client_id or None, details)
         if redirect_uri not in client.redirect_uris:  # exact string match (RFC 9700 §2.1)
             details["redirect_uri"] = redirect_uri[:300]
-            return self._auth_error_page("invalid_request", "redirect_uri absente ou non enregistrée pour ce client", client_id, details)
+            return self._auth_error_page(
+                "invalid_request", "redirect_uri absente ou non enregistrée pour ce client", client_id, details
+            )
         state = params.get("state")
-        redirect_error = lambda error, text: self._auth_error_redirect(client, redirect_uri, state, error, text, details)  # noqa: E731
+        redirect_error = lambda error, text: self._auth_error_redirect(
+            client, redirect_uri, state, error, text, details
+        )  # noqa: E731
         if "request" in params:
             return redirect_error("request_not_supported", "le paramètre request n'est pas pris en charge")
         if "request_uri" in params:
@@ -614,8 +750,12 @@ class Provider:
                 if len(self._pending) > 1000:
                     self._pending.pop(next(iter(self._pending)))
                 self._pending[request_id] = auth
-            self._record("oidc.authorize", Outcome.ACCEPTED, client_id=client.client_id,
-                         details={**details, "login_page": True, "request_id": request_id})
+            self._record(
+                "oidc.authorize",
+                Outcome.ACCEPTED,
+                client_id=client.client_id,
+                details={**details, "login_page": True, "request_id": request_id},
+            )
             action = self.ctx.http_base + REALM + "/login-actions/authenticate"
             return HTMLResponse(pages.login_page(action, request_id, client, self.users()), headers=_NO_STORE)
         return self._complete_login(auth, user, source, details)
@@ -641,17 +781,30 @@ class Provider:
             raise OAuthError("invalid_request", "demande d'authentification inconnue ou expirée")
         details: dict[str, Any] = {"method": "POST", "scope": " ".join(auth.scope), "pkce": auth.code_challenge_method}
         if form.get("cancel"):
-            self._record("oidc.login", Outcome.REJECTED, client_id=auth.client.client_id, error="access_denied",
-                         message="authentification annulée par l'utilisateur")
-            location = _with_query(auth.redirect_uri, {"error": "access_denied", "state": auth.state, "iss": self.issuer})
+            self._record(
+                "oidc.login",
+                Outcome.REJECTED,
+                client_id=auth.client.client_id,
+                error="access_denied",
+                message="authentification annulée par l'utilisateur",
+            )
+            location = _with_query(
+                auth.redirect_uri, {"error": "access_denied", "state": auth.state, "iss": self.issuer}
+            )
             return RedirectResponse(location, status_code=302, headers=_NO_STORE)
         user = self.user(form.get("login", ""))
         if user is None:
             raise OAuthError("invalid_request", "professionnel inconnu")
         return self._complete_login(auth, user, "page", details, operation="oidc.login")
 
-    def _complete_login(self, auth: AuthRequest, user: Professional, source: str, details: dict[str, Any],
-                        operation: str = "oidc.authorize") -> Response:
+    def _complete_login(
+        self,
+        auth: AuthRequest,
+        user: Professional,
+        source: str,
+        details: dict[str, Any],
+        operation: str = "oidc.authorize",
+    ) -> Response:
         faults: list[str] = []
         no_activity = self.ctx.take_fault(FAULT_NO_ACTIVITY)
         if no_activity is not None:
@@ -675,9 +828,21 @@ class Provider:
         with self._lock:
             self._sessions[session.sid] = session
             self._codes[code] = CodeGrant(auth, session.sid, expires)
-        self._record(operation, Outcome.ACCEPTED, client_id=auth.client.client_id, user=user,
-                     details={**details, "login_source": source, "acr": acr, "sid": session.sid, "faults": faults,
-                              "nonce": auth.nonce is not None, "state": auth.state is not None})
+        self._record(
+            operation,
+            Outcome.ACCEPTED,
+            client_id=auth.client.client_id,
+            user=user,
+            details={
+                **details,
+                "login_source": source,
+                "acr": acr,
+                "sid": session.sid,
+                "faults": faults,
+                "nonce": auth.nonce is not None,
+                "state": auth.state is not None,
+            },
+        )
         location = _with_query(auth.redirect_uri, {"code": code, "state": state, "iss": self.issuer})
         return RedirectResponse(location, status_code=302, headers=_NO_STORE)
 
@@ -693,10 +858,18 @@ class Provider:
             return self._refresh_grant(client, method, form)
         raise OAuthError("unsupported_grant_type", f"grant_type non pris en charge: {grant_type[:40]}")
 
-    def _token_error(self, client: Client, error: str, description: str, details: dict[str, Any],
-                     user: Professional | None = None) -> Response:
-        self._record("oidc.token", Outcome.REJECTED, client_id=client.client_id, user=user, error=error, message=description,
-                     details=details)
+    def _token_error(
+        self, client: Client, error: str, description: str, details: dict[str, Any], user: Professional | None = None
+    ) -> Response:
+        self._record(
+            "oidc.token",
+            Outcome.REJECTED,
+            client_id=client.client_id,
+            user=user,
+            error=error,
+            message=description,
+            details=details,
+        )
         return JSONResponse({"error": error, "error_description": description}, status_code=400, headers=_NO_STORE)
 
     def _code_grant(self, client: Client, method: str, form: dict[str, str]) -> Response:
@@ -720,24 +893,36 @@ class Provider:
                     self._access[jti].active = False
                 for ref in grant.refresh:
                     self._refresh[ref].active = False
-            return self._token_error(client, "invalid_grant", "code d'autorisation déjà utilisé (jetons révoqués)",
-                                     {**details, "replay": True}, user)
+            return self._token_error(
+                client,
+                "invalid_grant",
+                "code d'autorisation déjà utilisé (jetons révoqués)",
+                {**details, "replay": True},
+                user,
+            )
         if grant.request.client.client_id != client.client_id:
             return self._token_error(client, "invalid_grant", "code délivré à un autre client", details, user)
         if grant.expires_at <= now:
             return self._token_error(client, "invalid_grant", "code d'autorisation expiré", details, user)
         if form.get("redirect_uri") != grant.request.redirect_uri:
-            return self._token_error(client, "invalid_grant", "redirect_uri différente de celle de la demande", details, user)
+            return self._token_error(
+                client, "invalid_grant", "redirect_uri différente de celle de la demande", details, user
+            )
         verifier = form.get("code_verifier")
         if grant.request.code_challenge is None:
             if verifier is not None:  # PKCE downgrade (RFC 9700 §2.1.1)
-                return self._token_error(client, "invalid_grant", "code_verifier sans code_challenge initial", details, user)
+                return self._token_error(
+                    client, "invalid_grant", "code_verifier sans code_challenge initial", details, user
+                )
         else:
             if verifier is None or not _is_pkce_value(verifier):
-                return self._token_error(client, "invalid_grant", "code_verifier absent ou mal formé (PKCE)", details, user)
+                return self._token_error(
+                    client, "invalid_grant", "code_verifier absent ou mal formé (PKCE)", details, user
+                )
             if not hmac.compare_digest(_s256(verifier), grant.request.code_challenge):
-                return self._token_error(client, "invalid_grant", "code_verifier ne correspond pas au code_challenge (PKCE)",
-                                         details, user)
+                return self._token_error(
+                    client, "invalid_grant", "code_verifier ne correspond pas au code_challenge (PKCE)", details, user
+                )
             details["pkce"] = "S256"
         if session is None or not session.active:
             return self._token_error(client, "invalid_grant", "session terminée", details, user)
@@ -745,12 +930,21 @@ class Provider:
         if self.ctx.take_fault(FAULT_WRONG_AUDIENCE) is not None:
             audience = "autre-fournisseur-de-service"
             details["faults"] = [FAULT_WRONG_AUDIENCE]
-        response, jti, kid = self._issue(client, session, grant.request.scope, nonce=grant.request.nonce, audience=audience)
+        response, jti, kid = self._issue(
+            client, session, grant.request.scope, nonce=grant.request.nonce, audience=audience
+        )
         with self._lock:
             grant.access.append(jti)
             grant.refresh.append(response["refresh_token"])
-        details.update({"sid": session.sid, "acr": session.acr, "alg": client.id_token_alg, "kid": kid,
-                        "aud": audience or client.client_id})
+        details.update(
+            {
+                "sid": session.sid,
+                "acr": session.acr,
+                "alg": client.id_token_alg,
+                "kid": kid,
+                "aud": audience or client.client_id,
+            }
+        )
         self._record("oidc.token", Outcome.ACCEPTED, client_id=client.client_id, user=session.user, details=details)
         return JSONResponse(response, headers=_NO_STORE)
 
@@ -795,7 +989,12 @@ class Provider:
         realm = 'Bearer realm="esante-wallet"'
         if header[:7].lower() == "bearer ":
             if "access_token" in form:
-                raise OAuthError("invalid_request", "jeton présenté deux fois", 400, www_authenticate=f'{realm}, error="invalid_request"')
+                raise OAuthError(
+                    "invalid_request",
+                    "jeton présenté deux fois",
+                    400,
+                    www_authenticate=f'{realm}, error="invalid_request"',
+                )
             token = header[7:].strip()
         elif "access_token" in form:
             token = form["access_token"]
@@ -810,13 +1009,20 @@ class Provider:
             record = self._access.get(str(claims.get("jti")))
             session = self._sessions.get(record.sid) if record else None
         if claims.get("typ") != "Bearer" or record is None or session is None:
-            raise OAuthError("invalid_token", "ce n'est pas un jeton d'accès de ce fournisseur", 401, www_authenticate=invalid)
+            raise OAuthError(
+                "invalid_token", "ce n'est pas un jeton d'accès de ce fournisseur", 401, www_authenticate=invalid
+            )
         if claims.get("aud") != record.client_id or claims.get("azp") != record.client_id:
             raise OAuthError("invalid_token", "audience du jeton invalide", 401, www_authenticate=invalid)
         if not record.active or not session.active:
             raise OAuthError("invalid_token", "jeton révoqué (session terminée)", 401, www_authenticate=invalid)
         if "openid" not in record.scope:
-            raise OAuthError("insufficient_scope", "scope openid requis", 403, www_authenticate=f'{realm}, error="insufficient_scope"')
+            raise OAuthError(
+                "insufficient_scope",
+                "scope openid requis",
+                403,
+                www_authenticate=f'{realm}, error="insufficient_scope"',
+            )
         return claims, record, session
 
     async def userinfo(self, request: Request) -> Response:
@@ -829,8 +1035,15 @@ class Provider:
         wants_jwt = "application/jwt" in request.headers.get("accept", "") or bool(client and client.userinfo_alg)
         body = json.dumps(claims, ensure_ascii=False).encode("utf-8")
         details = {"format": "jwt" if wants_jwt else "json", "sid": session.sid}
-        self._record("oidc.userinfo", Outcome.ACCEPTED, client_id=record.client_id, user=session.user, details=details,
-                     payload=body, payload_type="application/json")
+        self._record(
+            "oidc.userinfo",
+            Outcome.ACCEPTED,
+            client_id=record.client_id,
+            user=session.user,
+            details=details,
+            payload=body,
+            payload_type="application/json",
+        )
         if wants_jwt and client is not None:
             alg = client.userinfo_alg or client.id_token_alg
             signed, _ = self._sign({**claims, "iss": self.issuer, "aud": client.client_id}, alg)
@@ -860,9 +1073,19 @@ class Provider:
             if ref is not None:
                 session = self._sessions.get(ref.sid)
                 if ref.active and ref.exp > time.time() and session is not None and session.active:
-                    return ({"active": True, "token_type": "refresh_token", "client_id": ref.client_id, "scope": " ".join(ref.scope),
-                             "sub": session.user.sub, "username": session.user.id_nat_ps, "exp": int(ref.exp), "iss": self.issuer},
-                            session.user)
+                    return (
+                        {
+                            "active": True,
+                            "token_type": "refresh_token",
+                            "client_id": ref.client_id,
+                            "scope": " ".join(ref.scope),
+                            "sub": session.user.sub,
+                            "username": session.user.id_nat_ps,
+                            "exp": int(ref.exp),
+                            "iss": self.issuer,
+                        },
+                        session.user,
+                    )
                 return {"active": False}, None
         try:
             claims = self.verify(token)
@@ -871,21 +1094,41 @@ class Provider:
         with self._lock:
             record = self._access.get(str(claims.get("jti")))
             session = self._sessions.get(record.sid) if record else None
-        if record is None or session is None or not record.active or not session.active or claims.get("typ") != "Bearer":
+        if (
+            record is None
+            or session is None
+            or not record.active
+            or not session.active
+            or claims.get("typ") != "Bearer"
+        ):
             return {"active": False}, None
         if claims.get("aud") != record.client_id or claims.get("azp") != record.client_id:
             return {"active": False}, None
-        return ({"active": True, "token_type": "Bearer", "client_id": record.client_id, "scope": " ".join(record.scope),
-                 "username": session.user.id_nat_ps, "SubjectNameID": session.user.id_nat_ps,
-                 **{k: claims[k] for k in ("sub", "aud", "iss", "exp", "iat", "jti", "acr", "sid") if k in claims}},
-                session.user)
+        return (
+            {
+                "active": True,
+                "token_type": "Bearer",
+                "client_id": record.client_id,
+                "scope": " ".join(record.scope),
+                "username": session.user.id_nat_ps,
+                "SubjectNameID": session.user.id_nat_ps,
+                **{k: claims[k] for k in ("sub", "aud", "iss", "exp", "iat", "jti", "acr", "sid") if k in claims},
+            },
+            session.user,
+        )
 
     async def logout(self, request: Request) -> Response:
         details: dict[str, Any] = {"method": request.method}
 
         def refuse(description: str, client_id: str | None = None) -> Response:
-            self._record("oidc.logout", Outcome.REJECTED, client_id=client_id, error="invalid_request", message=description,
-                         details=details)
+            self._record(
+                "oidc.logout",
+                Outcome.REJECTED,
+                client_id=client_id,
+                error="invalid_request",
+                message=description,
+                details=details,
+            )
             return HTMLResponse(pages.error_page("invalid_request", description), status_code=400, headers=_NO_STORE)
 
         try:
@@ -951,7 +1194,9 @@ class Provider:
     async def admin_put_user(self, request: Request) -> Response:
         raw = await self._json_body(request)
         try:
-            user = Professional.from_fixture({**raw, "login": request.path_params["login"]} if isinstance(raw, dict) else raw)
+            user = Professional.from_fixture(
+                {**raw, "login": request.path_params["login"]} if isinstance(raw, dict) else raw
+            )
         except (FixtureError, TypeError, ValueError, AttributeError) as exc:
             raise OAuthError("invalid_request", f"professionnel invalide: {exc}") from None
         self.put_user(user)

@@ -61,47 +61,86 @@ class TdduiSimulator(Simulator):
         self.settings = TdduiSettings.from_mapping(dict(ctx.settings))
 
     def http_app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/", self._transaction, methods=["POST"]),
-            Route("/metadata", self._metadata, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/", self._transaction, methods=["POST"]),
+                Route("/metadata", self._metadata, methods=["GET"]),
+            ]
+        )
 
     def http_endpoints(self) -> dict[str, str]:
         return {"fhir": "/", "metadata": "/metadata"}
 
     async def _metadata(self, request: Request) -> Response:
-        return _fhir({
-            "resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
-            "date": datetime.now(UTC).date().isoformat(), "format": [FHIR_JSON],
-            "implementation": {"description": "socle-harness: simulateur de réception TDDUI", "url": self.ctx.http_base},
-            "rest": [{"mode": "server", "interaction": [{"code": "transaction"}],
-                      "documentation": "TDDUIBundle (ans.fhir.fr.tddui): création seulement (POST)"}],
-        })
+        return _fhir(
+            {
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "kind": "instance",
+                "fhirVersion": "4.0.1",
+                "date": datetime.now(UTC).date().isoformat(),
+                "format": [FHIR_JSON],
+                "implementation": {
+                    "description": "socle-harness: simulateur de réception TDDUI",
+                    "url": self.ctx.http_base,
+                },
+                "rest": [
+                    {
+                        "mode": "server",
+                        "interaction": [{"code": "transaction"}],
+                        "documentation": "TDDUIBundle (ans.fhir.fr.tddui): création seulement (POST)",
+                    }
+                ],
+            }
+        )
 
     async def _transaction(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await request.body()
         actor = request.headers.get("user-agent")
         if media not in ACCEPTED_MEDIA:
-            finding = Finding("FHIR-MEDIA", f"Content-Type {media or '(absent)'} non pris en charge: application/fhir+json attendu")
+            finding = Finding(
+                "FHIR-MEDIA", f"Content-Type {media or '(absent)'} non pris en charge: application/fhir+json attendu"
+            )
             return await asyncio.to_thread(self._refuse, 415, [finding], body, actor, "not-supported")
         try:
             return await asyncio.to_thread(self._handle, body, actor)
         except Exception as exc:  # a validator bug must not leak a traceback nor skip the journal
-            finding = Finding("TDDUI-INTERNE", f"erreur interne du simulateur ({type(exc).__name__}); transaction non enregistrée, réessayez")
-            return await asyncio.to_thread(self._refuse, 500, [finding], body, actor, "exception", {"internal_error": repr(exc)[:500]})
+            finding = Finding(
+                "TDDUI-INTERNE",
+                f"erreur interne du simulateur ({type(exc).__name__}); transaction non enregistrée, réessayez",
+            )
+            return await asyncio.to_thread(
+                self._refuse, 500, [finding], body, actor, "exception", {"internal_error": repr(exc)[:500]}
+            )
 
-    def _refuse(self, status: int, findings: list[Finding], body: bytes, actor: str | None, code: str = "invalid",
-                extra: dict[str, Any] | None = None, report: TdduiReport | None = None) -> Response:
+    def _refuse(
+        self,
+        status: int,
+        findings: list[Finding],
+        body: bytes,
+        actor: str | None,
+        code: str = "invalid",
+        extra: dict[str, Any] | None = None,
+        report: TdduiReport | None = None,
+    ) -> Response:
         outcome = operation_outcome(findings, code=code)
         first = next((f for f in findings if f.severity is Severity.ERROR), findings[0] if findings else None)
-        self.ctx.record(Exchange(
-            service=self.ctx.name, operation=dui.OP_TRANSACTION, direction=Direction.FROM_DUI, outcome=Outcome.REJECTED,
-            actor=actor, essms=report.essms[0] if report and len(report.essms) == 1 else None,
-            error_code=str(status), error_message=f"{first.code}: {first.message}" if first else None,
-            payload=body or None, payload_type=FHIR_JSON if body else None,
-            details={"findings": [f.to_dict() for f in findings], **(extra or {})},
-        ))
+        self.ctx.record(
+            Exchange(
+                service=self.ctx.name,
+                operation=dui.OP_TRANSACTION,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=actor,
+                essms=report.essms[0] if report and len(report.essms) == 1 else None,
+                error_code=str(status),
+                error_message=f"{first.code}: {first.message}" if first else None,
+                payload=body or None,
+                payload_type=FHIR_JSON if body else None,
+                details={"findings": [f.to_dict() for f in findings], **(extra or {})},
+            )
+        )
         return _fhir(outcome.to_json(), status)
 
     def _handle(self, body: bytes, actor: str | None) -> Response:
@@ -112,21 +151,45 @@ class TdduiSimulator(Simulator):
             return self._refuse(status, [Finding("TDDUI-PANNE", message)], body, actor, "transient", {"fault": True})
         report = validate_bundle(body, max_bytes=self.settings.max_bytes)
         if report.errors:
-            return self._refuse(400 if report.structural else 422, list(report.findings), body, actor,
-                                "structure" if report.structural else "invalid", report=report)
+            return self._refuse(
+                400 if report.structural else 422,
+                list(report.findings),
+                body,
+                actor,
+                "structure" if report.structural else "invalid",
+                report=report,
+            )
         now = datetime.now(UTC)
         bundle = Exchange(
-            service=self.ctx.name, operation=dui.OP_TRANSACTION, direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-            actor=actor, essms=report.essms[0] if len(report.essms) == 1 else None,
-            payload=body, payload_type=FHIR_JSON,
-            details={"findings": [f.to_dict() for f in report.findings], "entries": len(report.entries),
-                     "facts": len(report.facts), "essms": list(report.essms)},
+            service=self.ctx.name,
+            operation=dui.OP_TRANSACTION,
+            direction=Direction.FROM_DUI,
+            outcome=Outcome.ACCEPTED,
+            actor=actor,
+            essms=report.essms[0] if len(report.essms) == 1 else None,
+            payload=body,
+            payload_type=FHIR_JSON,
+            details={
+                "findings": [f.to_dict() for f in report.findings],
+                "entries": len(report.entries),
+                "facts": len(report.facts),
+                "essms": list(report.essms),
+            },
         )
         evidence = hashlib.sha256(body).hexdigest()  # the entries point to the Bundle's evidence
         facts = [
-            Exchange(service=self.ctx.name, operation=str(f.kind), direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED,
-                     actor=actor, essms=f.essms, person=f.person, payload_type=FHIR_JSON, digest=evidence,
-                     details={**f.as_details(), dui.BUNDLE: bundle.id})
+            Exchange(
+                service=self.ctx.name,
+                operation=str(f.kind),
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                actor=actor,
+                essms=f.essms,
+                person=f.person,
+                payload_type=FHIR_JSON,
+                digest=evidence,
+                details={**f.as_details(), dui.BUNDLE: bundle.id},
+            )
             for f in report.facts
         ]
         recorded = self.ctx.record_many([bundle, *facts])
@@ -145,16 +208,19 @@ class TdduiSimulator(Simulator):
             if index in warnings_by_entry:
                 response["outcome"] = operation_outcome(warnings_by_entry[index]).to_json()
             response_entries.append({"response": response})
-        answer: dict[str, Any] = {"resourceType": "Bundle", "id": recorded[0].id, "type": "transaction-response",
-                                  "entry": response_entries}
+        answer: dict[str, Any] = {
+            "resourceType": "Bundle",
+            "id": recorded[0].id,
+            "type": "transaction-response",
+            "entry": response_entries,
+        }
         return _fhir(answer)
 
 
 def _entry_index(location: str) -> int:
     prefix = "Bundle.entry["
     if location.startswith(prefix):
-        number = location[len(prefix):].split("]", 1)[0]
+        number = location[len(prefix) :].split("]", 1)[0]
         if number.isdigit():
             return int(number)
     return -1
-

@@ -79,10 +79,12 @@ class ExampleDUI:
             self.handlers.update(importlib.import_module(f"{__name__}.{name}").ACTIONS)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/socle/v1/session", self.open_session, methods=["POST"]),
-            Route("/socle/v1/actions/{action}", self.action, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/socle/v1/session", self.open_session, methods=["POST"]),
+                Route("/socle/v1/actions/{action}", self.action, methods=["POST"]),
+            ]
+        )
 
     def close(self) -> None:
         if self.session is not None:

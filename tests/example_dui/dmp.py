@@ -56,10 +56,18 @@ from example_dui import Outcome, Session
 
 SOAP, WSA = "http://www.w3.org/2003/05/soap-envelope", "http://www.w3.org/2005/08/addressing"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-SAML, DS, XOP = "urn:oasis:names:tc:SAML:2.0:assertion", "http://www.w3.org/2000/09/xmldsig#", "http://www.w3.org/2004/08/xop/include"
+SAML, DS, XOP = (
+    "urn:oasis:names:tc:SAML:2.0:assertion",
+    "http://www.w3.org/2000/09/xmldsig#",
+    "http://www.w3.org/2004/08/xop/include",
+)
 HL7, XSI = "urn:hl7-org:v3", "http://www.w3.org/2001/XMLSchema-instance"
 RIM, LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0", "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
-RS, QUERY, XDSB = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0", "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0", "urn:ihe:iti:xds-b:2007"
+RS, QUERY, XDSB = (
+    "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0",
+    "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0",
+    "urn:ihe:iti:xds-b:2007",
+)
 NS = {"soap": SOAP, "rim": RIM, "rs": RS, "xdsb": XDSB, "xop": XOP, "hl7": HL7}
 
 ITI41, ITI18 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b", "urn:ihe:iti:2007:RegistryStoredQuery"
@@ -67,39 +75,97 @@ ITI43, ITI57 = "urn:ihe:iti:2007:RetrieveDocumentSet", "urn:ihe:iti:2010:UpdateD
 TD02 = "urn:hl7-org:v3:PRPA_IN201307UV02"
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 XDS = {  # ebRIM identifiers of ITI TF-3 §4.2.5
-    "entry": "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1", "ss": "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd",
-    "doc_pid": "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427", "doc_uid": "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab",
-    "ss_pid": "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446", "ss_uid": "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8",
-    "ss_src": "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832", "ss_author": "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d",
-    "ss_content": "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500", "author": "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d",
-    "class": "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a", "type": "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983",
-    "format": "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d", "conf": "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f",
-    "facility": "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1", "practice": "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead",
+    "entry": "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1",
+    "ss": "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd",
+    "doc_pid": "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427",
+    "doc_uid": "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab",
+    "ss_pid": "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446",
+    "ss_uid": "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8",
+    "ss_src": "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832",
+    "ss_author": "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d",
+    "ss_content": "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500",
+    "author": "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d",
+    "class": "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a",
+    "type": "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983",
+    "format": "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d",
+    "conf": "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f",
+    "facility": "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1",
+    "practice": "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead",
 }
 HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
 RPLC, SIGNS = "urn:ihe:iti:2007:AssociationType:RPLC", "urn:ihe:iti:2007:AssociationType:signs"
 UPDATE_STATUS = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
-APPROVED, DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved", "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
-STATUSES = {"archiver": "urn:asip:ci-sis:2010:StatusType:Archived", "supprimer": "urn:asip:ci-sis:2010:StatusType:Deleted"}
+APPROVED, DEPRECATED = (
+    "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+    "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated",
+)
+STATUSES = {
+    "archiver": "urn:asip:ci-sis:2010:StatusType:Archived",
+    "supprimer": "urn:asip:ci-sis:2010:StatusType:Deleted",
+}
 HL7_CONF, DMP_CONF = "2.16.840.1.113883.5.25", "1.2.250.1.213.1.1.4.13"
 #: ITI-57 confidentiality changes: DMP codes (1.2.250.1.213.1.1.4.13) added / removed, and what the user is told
-CONFIDENTIALITY = {"masquer": ("MASQUE_PS", True, "masqué aux professionnels"),
-                   "demasquer": ("MASQUE_PS", False, "rendu visible aux professionnels"),
-                   "invisible-patient": ("INVISIBLE_PATIENT", True, "rendu invisible à la personne")}
+CONFIDENTIALITY = {
+    "masquer": ("MASQUE_PS", True, "masqué aux professionnels"),
+    "demasquer": ("MASQUE_PS", False, "rendu visible aux professionnels"),
+    "invisible-patient": ("INVISIBLE_PATIENT", True, "rendu invisible à la personne"),
+}
 LOINC = "2.16.840.1.113883.6.1"
 #: document kinds: (code, code system, label, volet templateId, version, classCode TRE_A03, formatCode TRE_A06)
 KINDS = {
-    "DLU": ("74207-2", LOINC, "Dossier de liaison d'urgence", "1.2.250.1.213.1.1.1.22", "2022.01", "11", "urn:asip:ci-sis:dlu:2015"),
-    "VSM": ("SYNTH", "1.2.250.1.213.1.1.4.12", "Synthèse", "1.2.250.1.213.1.1.1.13", "201310", "11", "urn:asip:ci-sis:vsm:2012"),
-    "LDL-SES": ("11490-0", LOINC, "Lettre de liaison à la sortie d'un établissement de soins", "1.2.250.1.213.1.1.1.29",
-                "2022.01", "10", "urn:asip:ci-sis:ldl-ses:2017"),
-    "VAC": ("11369-6", LOINC, "Historique de vaccinations", "1.2.250.1.213.1.1.1.37", "2023.01", "11", "urn:asip:ci-sis:vac:2019"),
+    "DLU": (
+        "74207-2",
+        LOINC,
+        "Dossier de liaison d'urgence",
+        "1.2.250.1.213.1.1.1.22",
+        "2022.01",
+        "11",
+        "urn:asip:ci-sis:dlu:2015",
+    ),
+    "VSM": (
+        "SYNTH",
+        "1.2.250.1.213.1.1.4.12",
+        "Synthèse",
+        "1.2.250.1.213.1.1.1.13",
+        "201310",
+        "11",
+        "urn:asip:ci-sis:vsm:2012",
+    ),
+    "LDL-SES": (
+        "11490-0",
+        LOINC,
+        "Lettre de liaison à la sortie d'un établissement de soins",
+        "1.2.250.1.213.1.1.1.29",
+        "2022.01",
+        "10",
+        "urn:asip:ci-sis:ldl-ses:2017",
+    ),
+    "VAC": (
+        "11369-6",
+        LOINC,
+        "Historique de vaccinations",
+        "1.2.250.1.213.1.1.1.37",
+        "2023.01",
+        "11",
+        "urn:asip:ci-sis:vac:2019",
+    ),
 }
 CLASSES = {"10": "Compte rendu", "11": "Synthèse"}
 FACILITY = {"EHPAD": ("SA17", "Etablissement pour personnes âgées")}  # TRE_R02 secteur d'activité, by category
 OTHER_FACILITY = ("SA41", "Autre établissement du domaine social ou médico-social")
-USER = ("IDE-001", "LEROY", "Sophie", "60", "Infirmier")  # the staff member the DUI acts for: local id, names, G15 profession
-LPS = {"LPS_ID": "EXEMPLE-DUI", "LPS_Nom": "Exemple de DUI", "LPS_Version": "1.0.0", "LPS_ID_HOMOLOGATION_DMP": "EXEMPLE-DUI-HOMOLOGATION"}
+USER = (
+    "IDE-001",
+    "LEROY",
+    "Sophie",
+    "60",
+    "Infirmier",
+)  # the staff member the DUI acts for: local id, names, G15 profession
+LPS = {
+    "LPS_ID": "EXEMPLE-DUI",
+    "LPS_Nom": "Exemple de DUI",
+    "LPS_Version": "1.0.0",
+    "LPS_ID_HOMOLOGATION_DMP": "EXEMPLE-DUI-HOMOLOGATION",
+}
 # No DTD, no entities, no network: an answer is data, never instructions to the parser.
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True)
 
@@ -152,41 +218,64 @@ def certificate_name(session: Session, establishment: dict[str, Any]) -> str:
     for name in (f"DMP-{establishment['finess']}", "DMP", f"ESSMS-{establishment['finess']}"):
         if name in names:
             return name
-    raise DmpFailure(f"aucun certificat d'organisation pour le DMP dans la session (présents : {', '.join(sorted(names)) or 'aucun'})")
+    raise DmpFailure(
+        f"aucun certificat d'organisation pour le DMP dans la session (présents : {', '.join(sorted(names)) or 'aucun'})"
+    )
 
 
 # -- VIHF ---------------------------------------------------------------------------------------------------------
-def build_vihf(session: Session, cert_name: str, person: dict[str, Any], establishment: dict[str, Any]) -> etree._Element:
+def build_vihf(
+    session: Session, cert_name: str, person: dict[str, Any], establishment: dict[str, Any]
+) -> etree._Element:
     """The VIHF 3.0 assertion, enveloped-signed with the organisation certificate (placed after ``Issuer``)."""
     pem = session.body["client_certificates"][cert_name]
-    cert, key = x509.load_pem_x509_certificate(pem["cert_pem"].encode()), load_pem_private_key(pem["key_pem"].encode(), None)
+    cert, key = (
+        x509.load_pem_x509_certificate(pem["cert_pem"].encode()),
+        load_pem_private_key(pem["key_pem"].encode(), None),
+    )
     S = ElementMaker(namespace=SAML, nsmap={"saml2": SAML})
     assertion_id, now = f"_{uuid.uuid4()}", _now("%Y-%m-%dT%H:%M:%SZ")
 
     def coded(tag: str, code: str, system: str, label: str) -> etree._Element:
-        element = etree.Element(f"{{{HL7}}}{tag}", nsmap={None: HL7, "xsi": XSI}, code=code, codeSystem=system, displayName=label)
+        element = etree.Element(
+            f"{{{HL7}}}{tag}", nsmap={None: HL7, "xsi": XSI}, code=code, codeSystem=system, displayName=label
+        )
         element.set(f"{{{XSI}}}type", "CE")
         return element
 
     facility = FACILITY.get(establishment.get("category", ""), OTHER_FACILITY)
     attributes = {
-        "VIHF_Version": "3.0", "Secteur_Activite": f"{facility[0]}^1.2.250.1.71.4.2.4", "Ressource_URN": "urn:dmp",
+        "VIHF_Version": "3.0",
+        "Secteur_Activite": f"{facility[0]}^1.2.250.1.71.4.2.4",
+        "Ressource_URN": "urn:dmp",
         "urn:oasis:names:tc:xspa:1.0:subject:subject-id": f"{USER[2]} {USER[1]}",
-        "Identifiant_Structure": f"1{establishment['finess']}", **LPS,
-        "urn:oasis:names:tc:xacml:2.0:resource:resource-id": patient_cx(person), "Authentification_Mode": "INDIRECTE",
+        "Identifiant_Structure": f"1{establishment['finess']}",
+        **LPS,
+        "urn:oasis:names:tc:xacml:2.0:resource:resource-id": patient_cx(person),
+        "Authentification_Mode": "INDIRECTE",
         "urn:oasis:names:tc:xacml:2.0:subject:role": coded("Role", USER[3], "1.2.250.1.71.1.2.7", USER[4]),
-        "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse": coded("PurposeOfUse", "normal", "1.2.250.1.213.1.1.4.248", "Acces normal"),
+        "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse": coded(
+            "PurposeOfUse", "normal", "1.2.250.1.213.1.1.4.248", "Acces normal"
+        ),
     }
     assertion = S.Assertion(
         S.Issuer(cert.subject.rfc4514_string(), Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"),
         etree.Element(f"{{{DS}}}Signature", Id="placeholder", nsmap={"ds": DS}),  # where signxml puts the signature
         S.Subject(S.NameID(user_id(establishment))),
-        S.AuthnStatement(S.AuthnContext(S.AuthnContextClassRef("urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient")), AuthnInstant=now),
+        S.AuthnStatement(
+            S.AuthnContext(S.AuthnContextClassRef("urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient")), AuthnInstant=now
+        ),
         S.AttributeStatement(*(S.Attribute(S.AttributeValue(value), Name=name) for name, value in attributes.items())),
-        ID=assertion_id, IssueInstant=now, Version="2.0",
+        ID=assertion_id,
+        IssueInstant=now,
+        Version="2.0",
     )
-    signer = XMLSigner(method=methods.enveloped, signature_algorithm=_algorithm(key), digest_algorithm="sha256",
-                       c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=_algorithm(key),
+        digest_algorithm="sha256",
+        c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#",
+    )
     return signer.sign(assertion, key=key, cert=pem["cert_pem"], reference_uri=assertion_id, id_attribute="ID")
 
 
@@ -198,7 +287,9 @@ def _algorithm(key: object) -> str:
 def envelope(action: str, to: str, payload: etree._Element, vihf: etree._Element) -> bytes:
     S, A = ElementMaker(namespace=SOAP, nsmap={"soap": SOAP}), ElementMaker(namespace=WSA, nsmap={"wsa": WSA})
     header = S.Header(
-        A.Action(action, {f"{{{SOAP}}}mustUnderstand": "true"}), A.MessageID(_urn()), A.To(to),
+        A.Action(action, {f"{{{SOAP}}}mustUnderstand": "true"}),
+        A.MessageID(_urn()),
+        A.To(to),
         A.ReplyTo(A.Address("http://www.w3.org/2005/08/addressing/anonymous")),
         etree.Element(f"{{{WSSE}}}Security", nsmap={"wsse": WSSE}),
     )
@@ -209,13 +300,22 @@ def envelope(action: str, to: str, payload: etree._Element, vihf: etree._Element
 def mtom(soap: bytes, action: str, attachments: dict[str, bytes]) -> tuple[bytes, str]:
     """XOP package: the SOAP envelope as root part, then one binary part per ``xop:Include`` (Content-ID)."""
     boundary, start = f"MIMEBoundary_{uuid.uuid4().hex}", f"root.{uuid.uuid4().hex}@exemple-dui"
-    parts = [(f'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"\r\n'
-              f"Content-Transfer-Encoding: binary\r\nContent-ID: <{start}>", soap)]
-    parts += [(f"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{cid}>", data)
-              for cid, data in attachments.items()]
+    parts = [
+        (
+            f'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"\r\n'
+            f"Content-Transfer-Encoding: binary\r\nContent-ID: <{start}>",
+            soap,
+        )
+    ]
+    parts += [
+        (f"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{cid}>", data)
+        for cid, data in attachments.items()
+    ]
     body = b"".join(f"--{boundary}\r\n{head}\r\n\r\n".encode() + data + b"\r\n" for head, data in parts)
-    content_type = (f'multipart/related; boundary="{boundary}"; type="application/xop+xml"; start="<{start}>"; '
-                    f'start-info="application/soap+xml"; action="{action}"')
+    content_type = (
+        f'multipart/related; boundary="{boundary}"; type="application/xop+xml"; start="<{start}>"; '
+        f'start-info="application/soap+xml"; action="{action}"'
+    )
     return body + f"--{boundary}--\r\n".encode(), content_type
 
 
@@ -254,12 +354,21 @@ def read_answer(content_type: str, body: bytes) -> tuple[etree._Element, dict[st
     return element, parts
 
 
-def call(session: Session, client: httpx.Client, service: str, action: str, payload: etree._Element, body: dict[str, Any],
-         attachments: dict[str, bytes] | None = None) -> tuple[etree._Element, dict[str, bytes]]:
+def call(
+    session: Session,
+    client: httpx.Client,
+    service: str,
+    action: str,
+    payload: etree._Element,
+    body: dict[str, Any],
+    attachments: dict[str, bytes] | None = None,
+) -> tuple[etree._Element, dict[str, bytes]]:
     """One SOAP request to the DMP ``service`` (MTOM when ``attachments`` is not ``None``)."""
     url = session.endpoint("dmp", service)
     person, establishment = body["person"], body["establishment"]
-    soap = envelope(action, url, payload, build_vihf(session, certificate_name(session, establishment), person, establishment))
+    soap = envelope(
+        action, url, payload, build_vihf(session, certificate_name(session, establishment), person, establishment)
+    )
     if attachments is None:
         content, content_type = soap, f'application/soap+xml; charset=UTF-8; action="{action}"'
     else:
@@ -291,10 +400,15 @@ def check_registry(element: etree._Element) -> None:
         raise DmpFailure("réponse du DMP sans RegistryResponse")
     if response.get("status", "").endswith(":Success"):
         return
-    errors = [(e.get("errorCode", ""), e.get("codeContext", "")) for e in response.iter(f"{{{RS}}}RegistryError")
-              if not e.get("severity", "").endswith(":Warning")]
+    errors = [
+        (e.get("errorCode", ""), e.get("codeContext", ""))
+        for e in response.iter(f"{{{RS}}}RegistryError")
+        if not e.get("severity", "").endswith(":Warning")
+    ]
     reasons = [REFUSALS.get(code) or f"{code} : {context}" for code, context in errors]
-    raise DmpFailure("refus du DMP : " + ("; ".join(dict.fromkeys(reasons)) or response.get("status", "statut inconnu")))
+    raise DmpFailure(
+        "refus du DMP : " + ("; ".join(dict.fromkeys(reasons)) or response.get("status", "statut inconnu"))
+    )
 
 
 # -- TD0.2 ------------------------------------------------------------------------------------------------------------
@@ -303,15 +417,29 @@ def build_td02(person: dict[str, Any], establishment: dict[str, Any]) -> etree._
     H = ElementMaker(namespace=HL7, nsmap={None: HL7})
     device = f"1.2.250.1.999.{establishment['finess']}"  # the DUI instance of the establishment (example root)
     return H.PRPA_IN201307UV02(
-        H.id(root=f"{device}.1", extension=uuid.uuid4().hex), H.creationTime(value=_now()),
-        H.interactionId(root="2.16.840.1.113883.1.6", extension="PRPA_IN201307UV02"), H.processingCode(code="P"),
-        H.processingModeCode(code="T"), H.acceptAckCode(code="AL"),
-        H.receiver(H.device(H.id(root="1.2.250.1.213.4.1.1.1"), classCode="DEV", determinerCode="INSTANCE"), typeCode="RCV"),
+        H.id(root=f"{device}.1", extension=uuid.uuid4().hex),
+        H.creationTime(value=_now()),
+        H.interactionId(root="2.16.840.1.113883.1.6", extension="PRPA_IN201307UV02"),
+        H.processingCode(code="P"),
+        H.processingModeCode(code="T"),
+        H.acceptAckCode(code="AL"),
+        H.receiver(
+            H.device(H.id(root="1.2.250.1.213.4.1.1.1"), classCode="DEV", determinerCode="INSTANCE"), typeCode="RCV"
+        ),
         H.sender(H.device(H.id(root=device), classCode="DEV", determinerCode="INSTANCE"), typeCode="SND"),
-        H.controlActProcess(H.queryByParameter(
-            H.queryId(root=f"{device}.2", extension=uuid.uuid4().hex), H.statusCode(code="new"),
-            H.parameterList(H.patientIdentifier(H.value(root=person["ins_oid"], extension=person["ins"]), H.semanticsText("Patient.id"))),
-        ), classCode="CACT", moodCode="EVN"),
+        H.controlActProcess(
+            H.queryByParameter(
+                H.queryId(root=f"{device}.2", extension=uuid.uuid4().hex),
+                H.statusCode(code="new"),
+                H.parameterList(
+                    H.patientIdentifier(
+                        H.value(root=person["ins_oid"], extension=person["ins"]), H.semanticsText("Patient.id")
+                    )
+                ),
+            ),
+            classCode="CACT",
+            moodCode="EVN",
+        ),
         ITSVersion="XML_1.0",
     )
 
@@ -329,13 +457,19 @@ def check_dmp(session: Session, http: httpx.Client, body: dict[str, Any]) -> Non
     if response != "OK":
         text = "; ".join(answer.xpath("hl7:acknowledgement/hl7:acknowledgementDetail/hl7:text/text()", namespaces=NS))
         raise DmpFailure(f"test d'existence du DMP refusé ({response or 'sans réponse'}) {text}".strip())
-    authorisation = _first(answer, "hl7:controlActProcess/hl7:attentionLine[hl7:keyWordText/@code='AUTORISATION']/hl7:value/@code")
+    authorisation = _first(
+        answer, "hl7:controlActProcess/hl7:attentionLine[hl7:keyWordText/@code='AUTORISATION']/hl7:value/@code"
+    )
     if authorisation != "VALIDE":
-        raise DmpFailure(f"l'établissement n'est pas autorisé à alimenter le DMP de la personne (autorisation {authorisation or 'absente'})")
+        raise DmpFailure(
+            f"l'établissement n'est pas autorisé à alimenter le DMP de la personne (autorisation {authorisation or 'absente'})"
+        )
 
 
 # -- CDA --------------------------------------------------------------------------------------------------------------
-def build_cda(person: dict[str, Any], establishment: dict[str, Any], kind: str, previous: dict[str, Any] | None) -> bytes:
+def build_cda(
+    person: dict[str, Any], establishment: dict[str, Any], kind: str, previous: dict[str, Any] | None
+) -> bytes:
     """The CDA R2 document (CI-SIS header); a new version keeps the setId and declares ``relatedDocument`` RPLC."""
     code, system, label, template, version, _, _ = KINDS[kind]
     H = ElementMaker(namespace=HL7, nsmap={None: HL7})
@@ -343,37 +477,84 @@ def build_cda(person: dict[str, Any], establishment: dict[str, Any], kind: str, 
     facility = FACILITY.get(establishment.get("category", ""), OTHER_FACILITY)
 
     def organisation(tag: str) -> etree._Element:
-        return getattr(H, tag)(H.id(root="1.2.250.1.71.4.2.2", extension=f"1{establishment['finess']}"), H.name(establishment["name"]))
+        return getattr(H, tag)(
+            H.id(root="1.2.250.1.71.4.2.2", extension=f"1{establishment['finess']}"), H.name(establishment["name"])
+        )
 
     def staff(tag: str) -> etree._Element:
-        return getattr(H, tag)(H.id(root="1.2.250.1.71.4.2.1", extension=user_id(establishment)),
-                               H.code(code=USER[3], codeSystem="1.2.250.1.71.1.2.7", displayName=USER[4]),
-                               H.assignedPerson(H.name(H.given(USER[2]), H.family(USER[1]))), organisation("representedOrganization"))
+        return getattr(H, tag)(
+            H.id(root="1.2.250.1.71.4.2.1", extension=user_id(establishment)),
+            H.code(code=USER[3], codeSystem="1.2.250.1.71.1.2.7", displayName=USER[4]),
+            H.assignedPerson(H.name(H.given(USER[2]), H.family(USER[1]))),
+            organisation("representedOrganization"),
+        )
 
     set_id, number = (previous["set_id"], previous["version"] + 1) if previous else (_oid(), 1)
-    related = [H.relatedDocument(H.parentDocument(H.id(root=previous["unique_id"]), H.setId(root=set_id),
-                                                  H.versionNumber(value=str(previous["version"]))), typeCode="RPLC")] if previous else []
+    related = (
+        [
+            H.relatedDocument(
+                H.parentDocument(
+                    H.id(root=previous["unique_id"]),
+                    H.setId(root=set_id),
+                    H.versionNumber(value=str(previous["version"])),
+                ),
+                typeCode="RPLC",
+            )
+        ]
+        if previous
+        else []
+    )
     document = H.ClinicalDocument(
-        H.realmCode(code="FR"), H.typeId(root="2.16.840.1.113883.1.3", extension="POCD_HD000040"),
-        H.templateId(root="2.16.840.1.113883.2.8.2.1"), H.templateId(root="1.2.250.1.213.1.1.1.1"),
-        H.templateId(root=template, extension=version), H.id(root=_oid()),
-        H.code(code=code, codeSystem=system, displayName=label), H.title(label),
-        H.effectiveTime(value=now), H.confidentialityCode(code="N", codeSystem=HL7_CONF, displayName="Normal"),
-        H.languageCode(code="fr-FR"), H.setId(root=set_id), H.versionNumber(value=str(number)),
-        H.recordTarget(H.patientRole(H.id(root=person["ins_oid"], extension=person["ins"]), H.patient(
-            H.name(H.given(person["given"], qualifier="BR"), H.family(person["family"], qualifier="BR")),
-            H.administrativeGenderCode(code=person["sex"], codeSystem="2.16.840.1.113883.5.1"),
-            H.birthTime(value=person["birth_date"].replace("-", "")), classCode="PSN"))),
+        H.realmCode(code="FR"),
+        H.typeId(root="2.16.840.1.113883.1.3", extension="POCD_HD000040"),
+        H.templateId(root="2.16.840.1.113883.2.8.2.1"),
+        H.templateId(root="1.2.250.1.213.1.1.1.1"),
+        H.templateId(root=template, extension=version),
+        H.id(root=_oid()),
+        H.code(code=code, codeSystem=system, displayName=label),
+        H.title(label),
+        H.effectiveTime(value=now),
+        H.confidentialityCode(code="N", codeSystem=HL7_CONF, displayName="Normal"),
+        H.languageCode(code="fr-FR"),
+        H.setId(root=set_id),
+        H.versionNumber(value=str(number)),
+        H.recordTarget(
+            H.patientRole(
+                H.id(root=person["ins_oid"], extension=person["ins"]),
+                H.patient(
+                    H.name(H.given(person["given"], qualifier="BR"), H.family(person["family"], qualifier="BR")),
+                    H.administrativeGenderCode(code=person["sex"], codeSystem="2.16.840.1.113883.5.1"),
+                    H.birthTime(value=person["birth_date"].replace("-", "")),
+                    classCode="PSN",
+                ),
+            )
+        ),
         H.author(H.time(value=now), staff("assignedAuthor")),
         H.custodian(H.assignedCustodian(organisation("representedCustodianOrganization"))),
         H.legalAuthenticator(H.time(value=now), H.signatureCode(code="S"), staff("assignedEntity")),
         H.documentationOf(H.serviceEvent(H.effectiveTime(H.low(value=now)))),
         *related,
-        H.componentOf(H.encompassingEncounter(H.effectiveTime(H.low(value=now)), H.location(H.healthCareFacility(
-            H.code(code=facility[0], codeSystem="1.2.250.1.71.4.2.4", displayName=facility[1]))))),
-        H.component(H.structuredBody(H.component(H.section(
-            H.code(code="34117-2", codeSystem=LOINC, displayName="Historique et clinique"), H.title("Informations transmises"),
-            H.text(f"{label} de {person['given']} {person['family']}, établi par {establishment['name']}."))))),
+        H.componentOf(
+            H.encompassingEncounter(
+                H.effectiveTime(H.low(value=now)),
+                H.location(
+                    H.healthCareFacility(
+                        H.code(code=facility[0], codeSystem="1.2.250.1.71.4.2.4", displayName=facility[1])
+                    )
+                ),
+            )
+        ),
+        H.component(
+            H.structuredBody(
+                H.component(
+                    H.section(
+                        H.code(code="34117-2", codeSystem=LOINC, displayName="Historique et clinique"),
+                        H.title("Informations transmises"),
+                        H.text(f"{label} de {person['given']} {person['family']}, établi par {establishment['name']}."),
+                    )
+                )
+            )
+        ),
     )
     return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
 
@@ -390,27 +571,47 @@ def _name(parent: etree._Element, text: str) -> None:
 
 
 def _coded(parent: etree._Element, scheme: str, code: str, system: str, label: str) -> None:
-    element = etree.SubElement(parent, f"{{{RIM}}}Classification", id=_urn(), classificationScheme=scheme,
-                               classifiedObject=parent.get("id", ""), nodeRepresentation=code)
+    element = etree.SubElement(
+        parent,
+        f"{{{RIM}}}Classification",
+        id=_urn(),
+        classificationScheme=scheme,
+        classifiedObject=parent.get("id", ""),
+        nodeRepresentation=code,
+    )
     _slot(element, "codingScheme", system)
     _name(element, label)
 
 
 def _external(parent: etree._Element, scheme: str, value: str, label: str) -> None:
-    element = etree.SubElement(parent, f"{{{RIM}}}ExternalIdentifier", id=_urn(), registryObject=parent.get("id", ""),
-                               identificationScheme=scheme, value=value)
+    element = etree.SubElement(
+        parent,
+        f"{{{RIM}}}ExternalIdentifier",
+        id=_urn(),
+        registryObject=parent.get("id", ""),
+        identificationScheme=scheme,
+        value=value,
+    )
     _name(element, label)
 
 
 def _author(parent: etree._Element, scheme: str, establishment: dict[str, Any]) -> None:
-    element = etree.SubElement(parent, f"{{{RIM}}}Classification", id=_urn(), classificationScheme=scheme,
-                               classifiedObject=parent.get("id", ""), nodeRepresentation="")
+    element = etree.SubElement(
+        parent,
+        f"{{{RIM}}}Classification",
+        id=_urn(),
+        classificationScheme=scheme,
+        classifiedObject=parent.get("id", ""),
+        nodeRepresentation="",
+    )
     _slot(element, "authorPerson", author_person(establishment))
     _slot(element, "authorInstitution", author_institution(establishment))
 
 
 def _association(objects: etree._Element, kind: str, source: str, target: str, **slots: str) -> None:
-    element = etree.SubElement(objects, f"{{{RIM}}}Association", id=_urn(), associationType=kind, sourceObject=source, targetObject=target)
+    element = etree.SubElement(
+        objects, f"{{{RIM}}}Association", id=_urn(), associationType=kind, sourceObject=source, targetObject=target
+    )
     for name, value in slots.items():
         _slot(element, name, value)
 
@@ -426,25 +627,51 @@ def submission_set(objects: etree._Element, person: dict[str, Any], establishmen
     source = f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, 'exemple-dui.' + establishment['finess']).int}"  # this DUI instance
     _external(package, XDS["ss_src"], source, "XDSSubmissionSet.sourceId")
     _external(package, XDS["ss_uid"], _oid(), "XDSSubmissionSet.uniqueId")
-    etree.SubElement(objects, f"{{{RIM}}}Classification", id=_urn(), classifiedObject=package.get("id"), classificationNode=XDS["ss"])
+    etree.SubElement(
+        objects, f"{{{RIM}}}Classification", id=_urn(), classifiedObject=package.get("id"), classificationNode=XDS["ss"]
+    )
     return package.get("id", "")
 
 
-def document_entry(objects: etree._Element, person: dict[str, Any], establishment: dict[str, Any], data: bytes, unique_id: str,
-                   title: str, codes: dict[str, tuple[str, str, str]]) -> etree._Element:
+def document_entry(
+    objects: etree._Element,
+    person: dict[str, Any],
+    establishment: dict[str, Any],
+    data: bytes,
+    unique_id: str,
+    title: str,
+    codes: dict[str, tuple[str, str, str]],
+) -> etree._Element:
     """One XDSDocumentEntry (stable, ``text/xml``) with the French mandatory attributes."""
-    entry = etree.SubElement(objects, f"{{{RIM}}}ExtrinsicObject", id=_urn(), mimeType="text/xml", objectType=XDS["entry"])
-    slots = {"creationTime": _now(), "hash": hashlib.sha1(data).hexdigest(), "size": str(len(data)),  # noqa: S324 - XDS hash is SHA-1
-             "languageCode": "fr-FR", "legalAuthenticator": author_person(establishment), "sourcePatientId": patient_cx(person)}
+    entry = etree.SubElement(
+        objects, f"{{{RIM}}}ExtrinsicObject", id=_urn(), mimeType="text/xml", objectType=XDS["entry"]
+    )
+    slots = {
+        "creationTime": _now(),
+        "hash": hashlib.sha1(data).hexdigest(),
+        "size": str(len(data)),  # noqa: S324 - XDS hash is SHA-1
+        "languageCode": "fr-FR",
+        "legalAuthenticator": author_person(establishment),
+        "sourcePatientId": patient_cx(person),
+    }
     for name, value in slots.items():
         _slot(entry, name, value)
-    _slot(entry, "sourcePatientInfo", f"PID-5|{person['family']}^{person['given']}^^^^^L",
-          f"PID-7|{person['birth_date'].replace('-', '')}", f"PID-8|{person['sex']}")
+    _slot(
+        entry,
+        "sourcePatientInfo",
+        f"PID-5|{person['family']}^{person['given']}^^^^^L",
+        f"PID-7|{person['birth_date'].replace('-', '')}",
+        f"PID-8|{person['sex']}",
+    )
     _name(entry, title)
     _author(entry, XDS["author"], establishment)
     facility = FACILITY.get(establishment.get("category", ""), OTHER_FACILITY)
-    codes = {**codes, "conf": ("N", HL7_CONF, "Normal"), "facility": (*facility[:1], "1.2.250.1.71.4.2.4", facility[1]),
-             "practice": ("ESSMS", "1.2.250.1.213.1.1.4.9", "Etablissement ou Service Social ou Médico-Social")}
+    codes = {
+        **codes,
+        "conf": ("N", HL7_CONF, "Normal"),
+        "facility": (*facility[:1], "1.2.250.1.71.4.2.4", facility[1]),
+        "practice": ("ESSMS", "1.2.250.1.213.1.1.4.9", "Etablissement ou Service Social ou Médico-Social"),
+    }
     for scheme, (code, system, label) in codes.items():
         _coded(entry, XDS[scheme], code, system, label)
     _external(entry, XDS["doc_pid"], patient_cx(person), "XDSDocumentEntry.patientId")
@@ -459,31 +686,62 @@ def signature_document(session: Session, cert_name: str, documents: dict[str, by
     for unique_id, data in documents.items():
         reference = etree.SubElement(manifest, f"{{{DS}}}Reference", URI=f"urn:oid:{unique_id}")
         etree.SubElement(reference, f"{{{DS}}}DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
-        etree.SubElement(reference, f"{{{DS}}}DigestValue").text = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        etree.SubElement(reference, f"{{{DS}}}DigestValue").text = base64.b64encode(
+            hashlib.sha256(data).digest()
+        ).decode()
     pem = session.body["client_certificates"][cert_name]
     key = load_pem_private_key(pem["key_pem"].encode(), None)
-    signer = XAdESSigner(method=methods.enveloping, signature_algorithm=_algorithm(key), digest_algorithm="sha256",
-                         c14n_algorithm="http://www.w3.org/2006/12/xml-c14n11")  # C14N 1.1: the XAdES SignedProperties verify
+    signer = XAdESSigner(
+        method=methods.enveloping,
+        signature_algorithm=_algorithm(key),
+        digest_algorithm="sha256",
+        c14n_algorithm="http://www.w3.org/2006/12/xml-c14n11",
+    )  # C14N 1.1: the XAdES SignedProperties verify
     return etree.tostring(signer.sign(manifest, key=key, cert=pem["cert_pem"]), xml_declaration=True, encoding="UTF-8")
 
 
-def build_iti41(session: Session, body: dict[str, Any], cda: bytes, previous: dict[str, Any] | None
-                ) -> tuple[etree._Element, dict[str, bytes], etree._Element, str]:
+def build_iti41(
+    session: Session, body: dict[str, Any], cda: bytes, previous: dict[str, Any] | None
+) -> tuple[etree._Element, dict[str, bytes], etree._Element, str]:
     """``ProvideAndRegisterDocumentSetRequest``, its MTOM attachments, the CDA's DocumentEntry and uniqueId."""
     person, establishment = body["person"], body["establishment"]
     code, system, label, _, _, class_code, format_code = KINDS[body["document_kind"]]
     cda_id = etree.fromstring(cda, PARSER).find("hl7:id", NS)
     unique_id = cda_id.get("root", "") + (f"^{cda_id.get('extension')}" if cda_id.get("extension") else "")
-    request = etree.Element(f"{{{XDSB}}}ProvideAndRegisterDocumentSetRequest", nsmap={"xdsb": XDSB, "lcm": LCM, "rim": RIM})
-    objects = etree.SubElement(etree.SubElement(request, f"{{{LCM}}}SubmitObjectsRequest"), f"{{{RIM}}}RegistryObjectList")
+    request = etree.Element(
+        f"{{{XDSB}}}ProvideAndRegisterDocumentSetRequest", nsmap={"xdsb": XDSB, "lcm": LCM, "rim": RIM}
+    )
+    objects = etree.SubElement(
+        etree.SubElement(request, f"{{{LCM}}}SubmitObjectsRequest"), f"{{{RIM}}}RegistryObjectList"
+    )
     ss = submission_set(objects, person, establishment, f"Versement {label}")
-    entry = document_entry(objects, person, establishment, cda, unique_id, label, {
-        "class": (class_code, "1.2.250.1.213.1.1.4.1", CLASSES[class_code]), "type": (code, system, label),
-        "format": (format_code, "1.2.250.1.213.1.1.4.2.282", label)})
+    entry = document_entry(
+        objects,
+        person,
+        establishment,
+        cda,
+        unique_id,
+        label,
+        {
+            "class": (class_code, "1.2.250.1.213.1.1.4.1", CLASSES[class_code]),
+            "type": (code, system, label),
+            "format": (format_code, "1.2.250.1.213.1.1.4.2.282", label),
+        },
+    )
     signature = signature_document(session, certificate_name(session, establishment), {unique_id: cda})
-    sig_entry = document_entry(objects, person, establishment, signature, _oid(), "Source", {
-        "class": ("urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1", "URN", "Digital Signature"), "type": ("E1762", "ASTM", "Full Document"),
-        "format": ("http://www.w3.org/2000/09/xmldsig#", "URN", "Default Signature Style")})
+    sig_entry = document_entry(
+        objects,
+        person,
+        establishment,
+        signature,
+        _oid(),
+        "Source",
+        {
+            "class": ("urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1", "URN", "Digital Signature"),
+            "type": ("E1762", "ASTM", "Full Document"),
+            "format": ("http://www.w3.org/2000/09/xmldsig#", "URN", "Default Signature Style"),
+        },
+    )
     for member in (entry, sig_entry):
         _association(objects, HAS_MEMBER, ss, member.get("id", ""), SubmissionSetStatus="Original")
     _association(objects, SIGNS, sig_entry.get("id", ""), ss, SubmissionSetStatus="Original")
@@ -526,10 +784,18 @@ def dmp_feed(session: Session, body: dict[str, Any]) -> Outcome:
     except DmpFailure as exc:
         return _failed(str(exc))
     root = etree.fromstring(cda, PARSER)
-    sent[unique_id] = {"unique_id": unique_id, "entry_uuid": entry.get("id"), "kind": kind, "data": cda,
-                       "entry": etree.tostring(entry), "set_id": root.find("hl7:setId", NS).get("root"),
-                       "version": int(root.find("hl7:versionNumber", NS).get("value")), "metadata_version": 1,
-                       "status": APPROVED, "dmp_codes": []}
+    sent[unique_id] = {
+        "unique_id": unique_id,
+        "entry_uuid": entry.get("id"),
+        "kind": kind,
+        "data": cda,
+        "entry": etree.tostring(entry),
+        "set_id": root.find("hl7:setId", NS).get("root"),
+        "version": int(root.find("hl7:versionNumber", NS).get("value")),
+        "metadata_version": 1,
+        "status": APPROVED,
+        "dmp_codes": [],
+    }
     if previous:
         previous["status"] = DEPRECATED
     what = "nouvelle version versée au DMP (remplace la précédente)" if previous else "document versé au DMP"
@@ -550,16 +816,25 @@ def dmp_find(session: Session, body: dict[str, Any]) -> Outcome:
     except DmpFailure as exc:
         return _failed(str(exc))
     slot = "rim:Slot[@name=$n]/rim:ValueList/rim:Value/text()"
-    documents = [{
-        "unique_id": _first(e, "rim:ExternalIdentifier[@identificationScheme=$s]/@value", s=XDS["doc_uid"]),
-        "entry_uuid": e.get("id"), "status": e.get("status"),
-        "typeCode": _first(e, "rim:Classification[@classificationScheme=$s]/@nodeRepresentation", s=XDS["type"]),
-        "title": _first(e, "rim:Name/rim:LocalizedString/@value"), "creationTime": _first(e, slot, n="creationTime"),
-        "repository": _first(e, slot, n="repositoryUniqueId"),
-    } for e in answer.iter(f"{{{RIM}}}ExtrinsicObject")]
+    documents = [
+        {
+            "unique_id": _first(e, "rim:ExternalIdentifier[@identificationScheme=$s]/@value", s=XDS["doc_uid"]),
+            "entry_uuid": e.get("id"),
+            "status": e.get("status"),
+            "typeCode": _first(e, "rim:Classification[@classificationScheme=$s]/@nodeRepresentation", s=XDS["type"]),
+            "title": _first(e, "rim:Name/rim:LocalizedString/@value"),
+            "creationTime": _first(e, slot, n="creationTime"),
+            "repository": _first(e, slot, n="repositoryUniqueId"),
+        }
+        for e in answer.iter(f"{{{RIM}}}ExtrinsicObject")
+    ]
     repositories = session.state.setdefault("dmp", {}).setdefault("repositories", {})
     repositories.update({d["unique_id"]: d["repository"] for d in documents if d["unique_id"] and d["repository"]})
-    return {"status": "done", "detail": f"{len(documents)} document(s) trouvé(s) dans le DMP", "data": {"documents": documents}}
+    return {
+        "status": "done",
+        "detail": f"{len(documents)} document(s) trouvé(s) dans le DMP",
+        "data": {"documents": documents},
+    }
 
 
 def dmp_retrieve(session: Session, body: dict[str, Any]) -> Outcome:
@@ -575,7 +850,9 @@ def dmp_retrieve(session: Session, body: dict[str, Any]) -> Outcome:
     if unique_id not in repositories:
         return _failed(f"document {unique_id} introuvable dans le DMP")
     X = ElementMaker(namespace=XDSB, nsmap={"xdsb": XDSB})
-    request = X.RetrieveDocumentSetRequest(X.DocumentRequest(X.RepositoryUniqueId(repositories[unique_id]), X.DocumentUniqueId(unique_id)))
+    request = X.RetrieveDocumentSetRequest(
+        X.DocumentRequest(X.RepositoryUniqueId(repositories[unique_id]), X.DocumentUniqueId(unique_id))
+    )
     try:
         with client(session, body["establishment"]) as http:
             answer, parts = call(session, http, "repository", ITI43, request, body, attachments={})
@@ -583,8 +860,11 @@ def dmp_retrieve(session: Session, body: dict[str, Any]) -> Outcome:
             for item in answer.findall("xdsb:DocumentResponse", NS):
                 if item.findtext("xdsb:DocumentUniqueId", "", NS).strip() == unique_id:
                     include = item.find("xdsb:Document/xop:Include", NS)
-                    content = parts.get(unquote(include.get("href", ""))[4:]) if include is not None else \
-                        base64.b64decode("".join(item.findtext("xdsb:Document", "", NS).split()))
+                    content = (
+                        parts.get(unquote(include.get("href", ""))[4:])
+                        if include is not None
+                        else base64.b64decode("".join(item.findtext("xdsb:Document", "", NS).split()))
+                    )
             if content is None:
                 check_registry(answer)
                 raise DmpFailure(f"le DMP n'a pas renvoyé le document {unique_id}")
@@ -616,7 +896,14 @@ def confidentiality_update(body: dict[str, Any], document: dict[str, Any], dmp_c
     for code in dmp_codes:
         _coded(entry, XDS["conf"], code, DMP_CONF, labels.get(code, code))
     objects.append(entry)
-    _association(objects, HAS_MEMBER, ss, new_id, SubmissionSetStatus="Original", PreviousVersion=str(document["metadata_version"]))
+    _association(
+        objects,
+        HAS_MEMBER,
+        ss,
+        new_id,
+        SubmissionSetStatus="Original",
+        PreviousVersion=str(document["metadata_version"]),
+    )
     return request
 
 
@@ -625,7 +912,9 @@ def status_update(body: dict[str, Any], document: dict[str, Any], new_status: st
     request = etree.Element(f"{{{LCM}}}SubmitObjectsRequest", nsmap={"lcm": LCM, "rim": RIM})
     objects = etree.SubElement(request, f"{{{RIM}}}RegistryObjectList")
     ss = submission_set(objects, body["person"], body["establishment"], "Changement de statut")
-    _association(objects, UPDATE_STATUS, ss, document["entry_uuid"], OriginalStatus=document["status"], NewStatus=new_status)
+    _association(
+        objects, UPDATE_STATUS, ss, document["entry_uuid"], OriginalStatus=document["status"], NewStatus=new_status
+    )
     return request
 
 

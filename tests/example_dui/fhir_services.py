@@ -48,8 +48,12 @@ FHIR_JSON = "application/fhir+json"
 PARIS = ZoneInfo("Europe/Paris")  # the producer's local time: the dates the indicators read
 CS_V2_0203 = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-INS_TYPES = {"1.2.250.1.213.1.4.8": "INS-NIR", "1.2.250.1.213.1.4.9": "INS-NIA",
-             "1.2.250.1.213.1.4.10": "INS-NIR-TEST", "1.2.250.1.213.1.4.11": "INS-NIR-DEMO"}
+INS_TYPES = {
+    "1.2.250.1.213.1.4.8": "INS-NIR",
+    "1.2.250.1.213.1.4.9": "INS-NIA",
+    "1.2.250.1.213.1.4.10": "INS-NIR-TEST",
+    "1.2.250.1.213.1.4.11": "INS-NIR-DEMO",
+}
 IDNST = "urn:oid:1.2.250.1.71.4.2.2"  # idNat_Struct: "1" + FINESS
 IDNPS = "urn:oid:1.2.250.1.71.4.2.1"  # idNat_PS: "8" + RPPS, or "3" + FINESS + "/" + local id
 FINESS = "http://finess.esante.gouv.fr"
@@ -81,7 +85,9 @@ class Reply:
     def problem(self) -> str:
         """``HTTP <status>`` and the OperationOutcome diagnostics, for the user."""
         try:
-            issues = [i.get("diagnostics") or i.get("code") for i in self.json().get("issue") or [] if isinstance(i, dict)]
+            issues = [
+                i.get("diagnostics") or i.get("code") for i in self.json().get("issue") or [] if isinstance(i, dict)
+            ]
         except (ValueError, ServiceFailure):
             issues = []
         return f"HTTP {self.status}" + (" : " + " ; ".join(str(i) for i in issues if i) if issues else "")
@@ -106,8 +112,16 @@ class Fhir:
     def __exit__(self, *exc: object) -> None:
         self.http.close()
 
-    def call(self, method: str, path: str = "", *, params: list[tuple[str, str]] | None = None,
-             resource: dict[str, Any] | None = None, headers: dict[str, str] | None = None, accept: str = FHIR_JSON) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str = "",
+        *,
+        params: list[tuple[str, str]] | None = None,
+        resource: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        accept: str = FHIR_JSON,
+    ) -> Reply:
         sent = {"Accept": accept, **(headers or {})}
         content = None
         if resource is not None:
@@ -124,11 +138,17 @@ def _essms_client(session: Session, service: str, body: dict[str, Any]) -> Fhir:
 
 def _ins_identifier(person: dict[str, Any]) -> dict[str, Any]:
     """FR Core INS identifier of a person."""
-    return {"use": "official", "type": {"coding": [{"system": CS_V2_0203, "code": INS_TYPES.get(person["ins_oid"], "INS-NIR")}]},
-            "system": f"urn:oid:{person['ins_oid']}", "value": person["ins"]}
+    return {
+        "use": "official",
+        "type": {"coding": [{"system": CS_V2_0203, "code": INS_TYPES.get(person["ins_oid"], "INS-NIR")}]},
+        "system": f"urn:oid:{person['ins_oid']}",
+        "value": person["ins"],
+    }
 
 
-def _guarded(what: str, handler: Callable[[Session, dict[str, Any]], Outcome]) -> Callable[[Session, dict[str, Any]], Outcome]:
+def _guarded(
+    what: str, handler: Callable[[Session, dict[str, Any]], Outcome]
+) -> Callable[[Session, dict[str, Any]], Outcome]:
     """Protocol errors become a failure shown to the user."""
 
     def run(session: Session, body: dict[str, Any]) -> Outcome:
@@ -174,12 +194,15 @@ class TdduiBundle:
     def add(self, resource: dict[str, Any], profile: str, modified: datetime | None = None) -> str:
         resource["meta"] = {"profile": [TDDUI + profile], **({"lastUpdated": _instant(modified)} if modified else {})}
         full_url = f"urn:uuid:{uuid.uuid4()}"
-        self.entries.append({"fullUrl": full_url, "resource": resource,
-                             "request": {"method": "POST", "url": resource["resourceType"]}})
+        self.entries.append(
+            {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}}
+        )
         return full_url
 
 
-def _add_record(bundle: TdduiBundle, record: dict[str, Any], establishment: dict[str, Any], org: str, cutoff: datetime) -> None:
+def _add_record(
+    bundle: TdduiBundle, record: dict[str, Any], establishment: dict[str, Any], org: str, cutoff: datetime
+) -> None:
     """The person's Patient, séjours, projets personnalisés and agenda events as they stand at ``cutoff``."""
     today = cutoff.date()
     stays = []
@@ -194,25 +217,35 @@ def _add_record(bundle: TdduiBundle, record: dict[str, Any], establishment: dict
     local = f"3{finess}/{record['local_id']}"
     updates = [u for u in map(_local, record.get("updates") or []) if u <= cutoff]
     encounter_class = {"system": ACT_CODE, "code": "HH" if establishment.get("category") in AT_HOME else "IMP"}
-    patient = bundle.add({
-        "resourceType": "Patient",
-        "identifier": [_ins_identifier(person),
-                       {"type": {"coding": [{"system": V2_0203, "code": "PI"}]}, "system": LOCAL_SYSTEM, "value": local}],
-        "name": [{"use": "official", "family": person["family"], "given": person["given"].split()}],
-        "gender": {"M": "male", "F": "female"}.get(person["sex"], "unknown"),
-        "birthDate": person["birth_date"],
-    }, "tddui-patient-ins", max(updates) if updates else _noon(min(a for _, a, _ in stays)))
+    patient = bundle.add(
+        {
+            "resourceType": "Patient",
+            "identifier": [
+                _ins_identifier(person),
+                {"type": {"coding": [{"system": V2_0203, "code": "PI"}]}, "system": LOCAL_SYSTEM, "value": local},
+            ],
+            "name": [{"use": "official", "family": person["family"], "given": person["given"].split()}],
+            "gender": {"M": "male", "F": "female"}.get(person["sex"], "unknown"),
+            "birthDate": person["birth_date"],
+        },
+        "tddui-patient-ins",
+        max(updates) if updates else _noon(min(a for _, a, _ in stays)),
+    )
     stay_urls: list[tuple[date, date | None, str]] = []
     for stay, admission, exit_day in stays:
-        url = bundle.add({
-            "resourceType": "Encounter",
-            "identifier": [{"system": SEJOUR_SYSTEM, "value": f"{local}-SEJ-{stay['id']}"}],
-            "status": "finished" if exit_day else "in-progress",
-            "class": encounter_class,
-            "subject": {"reference": patient},
-            "serviceProvider": {"reference": org},
-            "period": {"start": admission.isoformat(), **({"end": exit_day.isoformat()} if exit_day else {})},
-        }, "tddui-encounter-sejour", _noon(exit_day or admission))
+        url = bundle.add(
+            {
+                "resourceType": "Encounter",
+                "identifier": [{"system": SEJOUR_SYSTEM, "value": f"{local}-SEJ-{stay['id']}"}],
+                "status": "finished" if exit_day else "in-progress",
+                "class": encounter_class,
+                "subject": {"reference": patient},
+                "serviceProvider": {"reference": org},
+                "period": {"start": admission.isoformat(), **({"end": exit_day.isoformat()} if exit_day else {})},
+            },
+            "tddui-encounter-sejour",
+            _noon(exit_day or admission),
+        )
         stay_urls.append((admission, exit_day, url))
     latest: dict[str, dict[str, Any]] = {}  # each projet personnalisé in its status at the export date
     for plan in record.get("plans") or []:
@@ -220,52 +253,79 @@ def _add_record(bundle: TdduiBundle, record: dict[str, Any], establishment: dict
         if when <= cutoff and (plan["id"] not in latest or when >= _local(latest[plan["id"]]["status_date"])):
             latest[plan["id"]] = plan
     for plan in latest.values():
-        bundle.add({
-            "resourceType": "CarePlan",
-            "identifier": [{"system": PLAN_SYSTEM, "value": f"{local}-PP-{plan['id']}"}],
-            "status": plan["status"], "intent": "plan", "title": plan.get("title") or "Projet personnalisé",
-            "subject": {"reference": patient},
-        }, "tddui-careplan-projet-personnalise", _local(plan["status_date"]))
+        bundle.add(
+            {
+                "resourceType": "CarePlan",
+                "identifier": [{"system": PLAN_SYSTEM, "value": f"{local}-PP-{plan['id']}"}],
+                "status": plan["status"],
+                "intent": "plan",
+                "title": plan.get("title") or "Projet personnalisé",
+                "subject": {"reference": patient},
+            },
+            "tddui-careplan-projet-personnalise",
+            _local(plan["status_date"]),
+        )
     for event in record.get("events") or []:
         modified, start, end = _local(event["modified"]), _local(event["start"]), _local(event["end"])
         if modified > cutoff:
             continue
         during = [u for a, e, u in stay_urls if a <= start.date() and (e is None or start.date() <= e)]
-        bundle.add({
-            "resourceType": "Encounter",
-            "identifier": [{"system": EVENT_SYSTEM, "value": f"{local}-EVN-{event['id']}"}],
-            "status": event.get("status") or "finished",
-            "class": encounter_class,
-            "type": [{"text": event.get("label") or "Intervention"}],
-            "subject": {"reference": patient},
-            "serviceProvider": {"reference": org},
-            "partOf": {"reference": (during or [stay_urls[-1][2]])[0]},
-            "period": {"start": _instant(start), "end": _instant(end)},
-        }, "tddui-encounter-evenement", modified)
+        bundle.add(
+            {
+                "resourceType": "Encounter",
+                "identifier": [{"system": EVENT_SYSTEM, "value": f"{local}-EVN-{event['id']}"}],
+                "status": event.get("status") or "finished",
+                "class": encounter_class,
+                "type": [{"text": event.get("label") or "Intervention"}],
+                "subject": {"reference": patient},
+                "serviceProvider": {"reference": org},
+                "partOf": {"reference": (during or [stay_urls[-1][2]])[0]},
+                "period": {"start": _instant(start), "end": _instant(end)},
+            },
+            "tddui-encounter-evenement",
+            modified,
+        )
 
 
 def build_tddui_bundle(body: dict[str, Any]) -> dict[str, Any]:
     """The TDDUIBundle of the establishment's records as they stand at ``exported_at``."""
     establishment, cutoff = body["establishment"], _local(body["exported_at"])
     bundle = TdduiBundle()
-    org = bundle.add({
-        "resourceType": "Organization",
-        "identifier": [{"use": "official", "type": {"coding": [{"system": CS_V2_0203, "code": "IDNST"}]},
-                        "system": IDNST, "value": "1" + establishment["finess"]}],
-        "name": establishment["name"],
-    }, "tddui-organization")
+    org = bundle.add(
+        {
+            "resourceType": "Organization",
+            "identifier": [
+                {
+                    "use": "official",
+                    "type": {"coding": [{"system": CS_V2_0203, "code": "IDNST"}]},
+                    "system": IDNST,
+                    "value": "1" + establishment["finess"],
+                }
+            ],
+            "name": establishment["name"],
+        },
+        "tddui-organization",
+    )
     for record in body.get("records") or []:
         _add_record(bundle, record, establishment, org, cutoff)
-    return {"resourceType": "Bundle", "meta": {"profile": [TDDUI + "tddui-bundle"]}, "type": "transaction",
-            "timestamp": _instant(cutoff), "entry": bundle.entries}
+    return {
+        "resourceType": "Bundle",
+        "meta": {"profile": [TDDUI + "tddui-bundle"]},
+        "type": "transaction",
+        "timestamp": _instant(cutoff),
+        "entry": bundle.entries,
+    }
 
 
 def tddui_export(session: Session, body: dict[str, Any]) -> Outcome:
     """POST the TDDUIBundle to the national endpoint; a 4xx OperationOutcome is a failure."""
     bundle = build_tddui_bundle(body)
     with httpx.Client(verify=session.ssl_context(), timeout=60) as http:
-        response = http.post(session.endpoint("tddui", "fhir"), content=json.dumps(bundle, ensure_ascii=False).encode("utf-8"),
-                             headers={"Content-Type": f"{FHIR_JSON}; charset=utf-8", "Accept": FHIR_JSON})
+        response = http.post(
+            session.endpoint("tddui", "fhir"),
+            content=json.dumps(bundle, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": f"{FHIR_JSON}; charset=utf-8", "Accept": FHIR_JSON},
+        )
     reply = Reply(response.status_code, dict(response.headers), response.content)
     count = len(bundle["entry"])
     if not reply.ok or reply.json().get("type") != "transaction-response":
@@ -276,8 +336,11 @@ def tddui_export(session: Session, body: dict[str, Any]) -> Outcome:
 # == e-Prescription import ======================================================================================
 OID_EPU = "1.2.250.1.215.500.1.1"
 EPU_SYSTEM = f"urn:oid:{OID_EPU}"
-TASK_CODE = {"system": "https://socle-harness.test/fhir/CodeSystem/eprescription-task", "code": "integration",
-             "display": "Intégration de l'ordonnance dans le DUI"}
+TASK_CODE = {
+    "system": "https://socle-harness.test/fhir/CodeSystem/eprescription-task",
+    "code": "integration",
+    "display": "Intégration de l'ordonnance dans le DUI",
+}
 HL7 = {"h": "urn:hl7-org:v3"}
 SECTION_PRESCRIPTION = "1.2.250.1.213.1.1.2.171"
 # No DTD, no entities, no network: a document is data, never instructions to the parser.
@@ -302,14 +365,28 @@ def _ins_of_patient(patient: dict[str, Any]) -> str | None:
 
 def fetch_lines(fhir: Fhir, epu: str) -> Prescription | None:
     """The prescription's MedicationRequest lines with their Medication and Patient (``None``: unknown EPU)."""
-    reply = fhir.call("GET", "MedicationRequest", params=[
-        ("group-identifier", f"{EPU_SYSTEM}|{epu}"), ("_include", "MedicationRequest:medication"),
-        ("_include", "MedicationRequest:subject")])
+    reply = fhir.call(
+        "GET",
+        "MedicationRequest",
+        params=[
+            ("group-identifier", f"{EPU_SYSTEM}|{epu}"),
+            ("_include", "MedicationRequest:medication"),
+            ("_include", "MedicationRequest:subject"),
+        ],
+    )
     if not reply.ok:
         raise ServiceFailure(f"recherche de l'ordonnance refusée ({reply.problem()})")
-    resources = [e["resource"] for e in reply.json().get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    resources = [
+        e["resource"]
+        for e in reply.json().get("entry") or []
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
     by_ref = {f"{r.get('resourceType')}/{r.get('id')}": r for r in resources}
-    lines = [r for r in resources if r.get("resourceType") == "MedicationRequest" and (r.get("groupIdentifier") or {}).get("value") == epu]
+    lines = [
+        r
+        for r in resources
+        if r.get("resourceType") == "MedicationRequest" and (r.get("groupIdentifier") or {}).get("value") == epu
+    ]
     if not lines:
         return None
     subjects = {(line.get("subject") or {}).get("reference") for line in lines}
@@ -323,9 +400,15 @@ def fetch_lines(fhir: Fhir, epu: str) -> Prescription | None:
     shown = []
     for line in lines:
         medication = by_ref.get((line.get("medicationReference") or {}).get("reference"), {})
-        name = ((medication.get("code") or {}).get("text") or (line.get("medicationCodeableConcept") or {}).get("text")
-                or (line.get("medicationReference") or {}).get("display") or "médicament")
-        posology = " ; ".join(d["text"] for d in line.get("dosageInstruction") or [] if isinstance(d, dict) and d.get("text"))
+        name = (
+            (medication.get("code") or {}).get("text")
+            or (line.get("medicationCodeableConcept") or {}).get("text")
+            or (line.get("medicationReference") or {}).get("display")
+            or "médicament"
+        )
+        posology = " ; ".join(
+            d["text"] for d in line.get("dosageInstruction") or [] if isinstance(d, dict) and d.get("text")
+        )
         shown.append(f"{name} — {posology}" if posology else name)
     return Prescription(_ins_of_patient(patient or {}), all(line.get("status") == "cancelled" for line in lines), shown)
 
@@ -344,13 +427,23 @@ def fetch_document(fhir: Fhir, epu: str) -> Prescription | None:
         raise ServiceFailure("le document reçu n'est pas un document CDA")
     if epu not in root.xpath(f"h:documentationOf/h:serviceEvent/h:id[@root='{OID_EPU}']/@extension", namespaces=HL7):
         raise ServiceFailure(f"le document reçu ne porte pas l'identifiant {epu}")
-    ins = next((i.get("extension") for i in root.findall("h:recordTarget/h:patientRole/h:id", HL7) if i.get("root") in INS_TYPES), None)
+    ins = next(
+        (
+            i.get("extension")
+            for i in root.findall("h:recordTarget/h:patientRole/h:id", HL7)
+            if i.get("root") in INS_TYPES
+        ),
+        None,
+    )
     texts = {e.get("ID"): "".join(e.itertext()).strip() for e in root.iter() if isinstance(e.tag, str) and e.get("ID")}
     lines = []
-    for sa in root.xpath(f"//h:section[h:templateId/@root='{SECTION_PRESCRIPTION}']/h:entry/h:substanceAdministration", namespaces=HL7):
+    for sa in root.xpath(
+        f"//h:section[h:templateId/@root='{SECTION_PRESCRIPTION}']/h:entry/h:substanceAdministration", namespaces=HL7
+    ):
         code = sa.find("h:consumable/h:manufacturedProduct/h:manufacturedMaterial/h:code", HL7)
         name = (code.get("displayName") if code is not None else None) or sa.findtext(
-            "h:consumable/h:manufacturedProduct/h:manufacturedMaterial/h:name", "médicament", HL7)
+            "h:consumable/h:manufacturedProduct/h:manufacturedMaterial/h:name", "médicament", HL7
+        )
         reference = sa.find("h:text/h:reference", HL7)
         posology = texts.get((reference.get("value") or "").lstrip("#")) if reference is not None else None
         lines.append(f"{name} — {posology}" if posology else name)
@@ -363,7 +456,10 @@ def confirm(fhir: Fhir, body: dict[str, Any], epu: str, status: str, reason: str
     """The integration ``Task``: ``completed`` (integrated) or ``rejected`` with the reason."""
     person, establishment = body["person"], body["establishment"]
     task: dict[str, Any] = {
-        "resourceType": "Task", "status": status, "intent": "order", "code": {"coding": [TASK_CODE]},
+        "resourceType": "Task",
+        "status": status,
+        "intent": "order",
+        "code": {"coding": [TASK_CODE]},
         "focus": {"identifier": {"system": EPU_SYSTEM, "value": epu}},
         "for": {"identifier": {"system": f"urn:oid:{person['ins_oid']}", "value": person["ins"]}},
         "owner": {"identifier": {"system": FINESS, "value": establishment["finess"]}, "display": establishment["name"]},
@@ -381,21 +477,39 @@ def eprescription_import(session: Session, body: dict[str, Any]) -> Outcome:
     with _essms_client(session, "eprescription", body) as fhir:
         found = fetch_document(fhir, epu) if body.get("document") else fetch_lines(fhir, epu)
         if found is None:
-            return {"status": "failed", "detail": f"ordonnance {epu} introuvable : vérifiez le QR code scanné", "data": data}
+            return {
+                "status": "failed",
+                "detail": f"ordonnance {epu} introuvable : vérifiez le QR code scanné",
+                "data": data,
+            }
         if found.ins is not None and found.ins != person["ins"]:
             confirm(fhir, body, epu, "rejected", "ordonnance d'une autre personne (INS différent)")
-            return {"status": "failed", "detail": f"l'ordonnance {epu} n'est pas celle de {person['given']} {person['family']} : "
-                    "intégration refusée", "data": {**data, "refus": "autre personne"}}
+            return {
+                "status": "failed",
+                "detail": f"l'ordonnance {epu} n'est pas celle de {person['given']} {person['family']} : "
+                "intégration refusée",
+                "data": {**data, "refus": "autre personne"},
+            }
         if found.cancelled:
             confirm(fhir, body, epu, "rejected", "ordonnance annulée par le prescripteur")
-            return {"status": "failed", "detail": f"l'ordonnance {epu} a été annulée par le prescripteur : intégration refusée",
-                    "data": {**data, "refus": "annulée"}}
+            return {
+                "status": "failed",
+                "detail": f"l'ordonnance {epu} a été annulée par le prescripteur : intégration refusée",
+                "data": {**data, "refus": "annulée"},
+            }
         reply = confirm(fhir, body, epu, "completed")
         if not reply.ok:
-            return {"status": "failed", "detail": f"intégration de l'ordonnance {epu} refusée par le service : {reply.problem()}",
-                    "data": data}
+            return {
+                "status": "failed",
+                "detail": f"intégration de l'ordonnance {epu} refusée par le service : {reply.problem()}",
+                "data": data,
+            }
     data.update(lignes=found.lines, task=reply.json().get("id"))
-    return {"status": "done", "detail": f"ordonnance {epu} intégrée et confirmée ({len(found.lines)} ligne(s))", "data": data}
+    return {
+        "status": "done",
+        "detail": f"ordonnance {epu} intégrée et confirmée ({len(found.lines)} ligne(s))",
+        "data": data,
+    }
 
 
 # == e-Parcours cahier de liaison ===============================================================================
@@ -404,8 +518,13 @@ EXT_URGENT = CDL + "cdl-ext-is-emergency"
 TRE_R234 = "https://mos.esante.gouv.fr/NOS/TRE_R234-TypeNote/FHIR/TRE-R234-TypeNote"
 TRE_A07 = "https://mos.esante.gouv.fr/NOS/TRE_A07-StatusVisibiliteDocument/FHIR/TRE-A07-StatusVisibiliteDocument"
 TRE_G15 = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
-NOTE_TYPES = {"DEM-AVIS": "Demande d'avis", "GEN": "Note générale", "INST": "Instruction", "INTERV": "Note d'intervention",
-              "OBS": "Note d'observation"}
+NOTE_TYPES = {
+    "DEM-AVIS": "Demande d'avis",
+    "GEN": "Note générale",
+    "INST": "Instruction",
+    "INTERV": "Note d'intervention",
+    "OBS": "Note d'observation",
+}
 ROLE_SYSTEM = "https://exemple-dui.test/practitioner-role"
 USER = {"family": "LEFEBVRE", "given": "Anne", "local_id": "EXEMPLE-IDE-01"}  # the DUI's user writing the notes
 
@@ -415,16 +534,29 @@ def _actors(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     person, establishment = body["person"], body["establishment"]
     idnps = f"3{establishment['finess']}/{USER['local_id']}"
     return {
-        "Patient": {"resourceType": "Patient", "identifier": [_ins_identifier(person)],
-                    "name": [{"use": "official", "family": person["family"], "given": person["given"].split()}],
-                    "gender": {"M": "male", "F": "female"}.get(person["sex"], "unknown"), "birthDate": person["birth_date"]},
-        "Practitioner": {"resourceType": "Practitioner", "identifier": [{"system": IDNPS, "value": idnps}],
-                         "name": [{"family": USER["family"], "given": [USER["given"]]}]},
-        "Organization": {"resourceType": "Organization", "identifier": [{"system": FINESS, "value": establishment["finess"]}],
-                         "name": establishment["name"]},
-        "PractitionerRole": {"resourceType": "PractitionerRole", "active": True,
-                             "identifier": [{"system": ROLE_SYSTEM, "value": f"{idnps}@{establishment['finess']}"}],
-                             "code": [{"coding": [{"system": TRE_G15, "code": "60", "display": "Infirmier"}]}]},
+        "Patient": {
+            "resourceType": "Patient",
+            "identifier": [_ins_identifier(person)],
+            "name": [{"use": "official", "family": person["family"], "given": person["given"].split()}],
+            "gender": {"M": "male", "F": "female"}.get(person["sex"], "unknown"),
+            "birthDate": person["birth_date"],
+        },
+        "Practitioner": {
+            "resourceType": "Practitioner",
+            "identifier": [{"system": IDNPS, "value": idnps}],
+            "name": [{"family": USER["family"], "given": [USER["given"]]}],
+        },
+        "Organization": {
+            "resourceType": "Organization",
+            "identifier": [{"system": FINESS, "value": establishment["finess"]}],
+            "name": establishment["name"],
+        },
+        "PractitionerRole": {
+            "resourceType": "PractitionerRole",
+            "active": True,
+            "identifier": [{"system": ROLE_SYSTEM, "value": f"{idnps}@{establishment['finess']}"}],
+            "code": [{"coding": [{"system": TRE_G15, "code": "60", "display": "Infirmier"}]}],
+        },
     }
 
 
@@ -435,26 +567,44 @@ def _search_key(resource: dict[str, Any]) -> str:
 
 def _matches(searchset: Reply, resource_type: str) -> list[dict[str, Any]]:
     """The resources of a searchset that match the search (not the ``_include``d ones)."""
-    return [e["resource"] for e in searchset.json().get("entry") or []
-            if (e.get("search") or {}).get("mode", "match") == "match" and (e.get("resource") or {}).get("resourceType") == resource_type]
+    return [
+        e["resource"]
+        for e in searchset.json().get("entry") or []
+        if (e.get("search") or {}).get("mode", "match") == "match"
+        and (e.get("resource") or {}).get("resourceType") == resource_type
+    ]
 
 
 def _attachment(text: str) -> list[dict[str, Any]]:
-    return [{"attachment": {"contentType": "text/plain", "language": "fr",
-                            "data": base64.b64encode(text.encode("utf-8")).decode("ascii")}}]
+    return [
+        {
+            "attachment": {
+                "contentType": "text/plain",
+                "language": "fr",
+                "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+            }
+        }
+    ]
 
 
 def _note(body: dict[str, Any], subject: str, author: str) -> dict[str, Any]:
     """A CdLDocumentReference."""
     note: dict[str, Any] = {
-        "resourceType": "DocumentReference", "meta": {"profile": [CDL + "cdl-document-reference"]},
+        "resourceType": "DocumentReference",
+        "meta": {"profile": [CDL + "cdl-document-reference"]},
         "extension": [{"url": EXT_URGENT, "valueBoolean": bool(body.get("urgent"))}],
         "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
         "status": "current",
-        "type": {"coding": [{"system": TRE_R234, "code": body["note_type"], "display": NOTE_TYPES.get(body["note_type"], "")}]},
-        "subject": {"reference": subject}, "author": [{"reference": author}],
+        "type": {
+            "coding": [
+                {"system": TRE_R234, "code": body["note_type"], "display": NOTE_TYPES.get(body["note_type"], "")}
+            ]
+        },
+        "subject": {"reference": subject},
+        "author": [{"reference": author}],
         "date": datetime.now(PARIS).isoformat(timespec="seconds"),
-        "description": body["text"][:80], "content": _attachment(body["text"]),
+        "description": body["text"][:80],
+        "content": _attachment(body["text"]),
     }
     if body.get("visibility"):
         note["securityLabel"] = [{"coding": [{"system": TRE_A07, "code": body["visibility"]}]}]
@@ -474,19 +624,41 @@ def _post_transaction(fhir: Fhir, body: dict[str, Any]) -> tuple[dict[str, Any],
     actors["PractitionerRole"]["practitioner"] = {"reference": urls["Practitioner"]}
     actors["PractitionerRole"]["organization"] = {"reference": urls["Organization"]}
     note = _note(body, urls["Patient"], urls["PractitionerRole"])
-    entries = [{"fullUrl": urls["DocumentReference"], "resource": note, "request": {"method": "POST", "url": "DocumentReference"}}]
-    entries += [{"fullUrl": urls[name], "resource": resource,
-                 "request": {"method": "POST", "url": name, "ifNoneExist": _search_key(resource)}} for name, resource in actors.items()]
-    reply = fhir.call("POST", "", resource={"resourceType": "Bundle", "meta": {"profile": [CDL + "cdl-bundle-creation-note"]},
-                                            "type": "transaction", "entry": entries})
+    entries = [
+        {
+            "fullUrl": urls["DocumentReference"],
+            "resource": note,
+            "request": {"method": "POST", "url": "DocumentReference"},
+        }
+    ]
+    entries += [
+        {
+            "fullUrl": urls[name],
+            "resource": resource,
+            "request": {"method": "POST", "url": name, "ifNoneExist": _search_key(resource)},
+        }
+        for name, resource in actors.items()
+    ]
+    reply = fhir.call(
+        "POST",
+        "",
+        resource={
+            "resourceType": "Bundle",
+            "meta": {"profile": [CDL + "cdl-bundle-creation-note"]},
+            "type": "transaction",
+            "entry": entries,
+        },
+    )
     if not reply.ok:
         raise ServiceFailure(f"note refusée par la plateforme e-Parcours ({reply.problem()})")
     answers = reply.json().get("entry") or []
     if len(answers) != len(entries):
         raise ServiceFailure("réponse de transaction incomplète")
     # the transaction-response entries follow the request's order: fullUrl -> the resource the platform holds
-    assigned = {sent["fullUrl"]: _relative(str((got.get("response") or {}).get("location", "")))
-                for sent, got in zip(entries, answers, strict=True)}
+    assigned = {
+        sent["fullUrl"]: _relative(str((got.get("response") or {}).get("location", "")))
+        for sent, got in zip(entries, answers, strict=True)
+    }
     note["subject"] = {"reference": assigned[urls["Patient"]][0]}
     note["author"] = [{"reference": assigned[urls["PractitionerRole"]][0]}]
     reference, version = assigned[urls["DocumentReference"]]
@@ -499,7 +671,9 @@ def _post_restful(fhir: Fhir, body: dict[str, Any]) -> tuple[dict[str, Any], str
     for name in ("Patient", "Practitioner", "Organization", "PractitionerRole"):
         resource = actors[name]
         if name == "PractitionerRole":
-            resource.update(practitioner={"reference": refs["Practitioner"]}, organization={"reference": refs["Organization"]})
+            resource.update(
+                practitioner={"reference": refs["Practitioner"]}, organization={"reference": refs["Organization"]}
+            )
         found = fhir.call("GET", name, params=[tuple(_search_key(resource).split("=", 1))])
         matches = _matches(found, name) if found.ok else []
         if matches:
@@ -529,8 +703,11 @@ def cdl_note_post(session: Session, body: dict[str, Any]) -> Outcome:
         raise ServiceFailure("la plateforme n'a pas indiqué la note créée")
     note_id = reference.split("/")[1]
     _notes_written(session)[note_id] = {"resource": {**note, "id": note_id}, "version": version or "1"}
-    return {"status": "done", "detail": f"note {body['note_type']} écrite dans le cahier de liaison (note {note_id})",
-            "data": {"note_id": note_id, "version": version or "1"}}
+    return {
+        "status": "done",
+        "detail": f"note {body['note_type']} écrite dans le cahier de liaison (note {note_id})",
+        "data": {"note_id": note_id, "version": version or "1"},
+    }
 
 
 def cdl_note_update(session: Session, body: dict[str, Any]) -> Outcome:
@@ -539,14 +716,23 @@ def cdl_note_update(session: Session, body: dict[str, Any]) -> Outcome:
     known = _notes_written(session).get(note_id)
     if known is None:
         return {"status": "failed", "detail": f"note {note_id} inconnue de ce DUI", "data": {"note_id": note_id}}
-    resource = {**known["resource"], "description": body["text"][:80], "content": _attachment(body["text"]),
-                "date": datetime.now(PARIS).isoformat(timespec="seconds")}
+    resource = {
+        **known["resource"],
+        "description": body["text"][:80],
+        "content": _attachment(body["text"]),
+        "date": datetime.now(PARIS).isoformat(timespec="seconds"),
+    }
     with _essms_client(session, "eparcours", body) as fhir:
-        reply = fhir.call("PUT", f"DocumentReference/{note_id}", resource=resource, headers={"If-Match": f'W/"{known["version"]}"'})
+        reply = fhir.call(
+            "PUT", f"DocumentReference/{note_id}", resource=resource, headers={"If-Match": f'W/"{known["version"]}"'}
+        )
     data = {"note_id": note_id, "version": known["version"]}
     if reply.status == 412:
-        return {"status": "failed", "data": {**data, "conflit": True},
-                "detail": "la note a été modifiée sur la plateforme depuis votre dernière lecture : relisez-la avant de la modifier"}
+        return {
+            "status": "failed",
+            "data": {**data, "conflit": True},
+            "detail": "la note a été modifiée sur la plateforme depuis votre dernière lecture : relisez-la avant de la modifier",
+        }
     if not reply.ok:
         return {"status": "failed", "detail": f"mise à jour de la note refusée : {reply.problem()}", "data": data}
     known["resource"] = resource
@@ -563,9 +749,19 @@ def _shown(note: dict[str, Any]) -> dict[str, Any]:
             text = base64.b64decode(data).decode("utf-8", "replace")
             break
     coding = next(iter((note.get("type") or {}).get("coding") or [{}]), {})
-    urgent = any(e.get("url") == EXT_URGENT and e.get("valueBoolean") is True for e in note.get("extension") or [] if isinstance(e, dict))
-    return {"id": note.get("id"), "type": coding.get("code"), "urgent": urgent, "text": text, "date": note.get("date"),
-            "version": (note.get("meta") or {}).get("versionId")}
+    urgent = any(
+        e.get("url") == EXT_URGENT and e.get("valueBoolean") is True
+        for e in note.get("extension") or []
+        if isinstance(e, dict)
+    )
+    return {
+        "id": note.get("id"),
+        "type": coding.get("code"),
+        "urgent": urgent,
+        "text": text,
+        "date": note.get("date"),
+        "version": (note.get("meta") or {}).get("versionId"),
+    }
 
 
 def cdl_notes_read(session: Session, body: dict[str, Any]) -> Outcome:
@@ -589,7 +785,9 @@ def cdl_notes_read(session: Session, body: dict[str, Any]) -> Outcome:
                 raise ServiceFailure(f"lecture de la note {note_id} impossible ({read.problem()})")
             notes.append(_shown(read.json()))
     urgent = [n["id"] for n in notes if n["urgent"]]
-    detail = f"{len(notes)} note(s) dans le cahier de liaison" + (f" ; URGENT : {len(urgent)} note(s) à lire en priorité" if urgent else "")
+    detail = f"{len(notes)} note(s) dans le cahier de liaison" + (
+        f" ; URGENT : {len(urgent)} note(s) à lire en priorité" if urgent else ""
+    )
     return {"status": "done", "detail": detail, "data": {"notes": notes, "urgentes": urgent}}
 
 

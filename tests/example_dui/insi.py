@@ -44,7 +44,9 @@ E = {
     "soap": ElementMaker(namespace=SOAP, nsmap={"soap": SOAP}),
     "bam": ElementMaker(namespace="urn:siram:bam:ctxbam", nsmap={"ctxbam": "urn:siram:bam:ctxbam"}),
     "lps": ElementMaker(namespace="urn:siram:lps:ctxlps", nsmap={"ctxlps": "urn:siram:lps:ctxlps"}),
-    "wsa": ElementMaker(namespace="http://www.w3.org/2005/08/addressing", nsmap={"wsa": "http://www.w3.org/2005/08/addressing"}),
+    "wsa": ElementMaker(
+        namespace="http://www.w3.org/2005/08/addressing", nsmap={"wsa": "http://www.w3.org/2005/08/addressing"}
+    ),
     "rec": ElementMaker(namespace="http://www.cnamts.fr/INSiRecSans", nsmap={None: "http://www.cnamts.fr/INSiRecSans"}),
 }
 # No DTD, no entities, no network: an answer is data, never instructions to the parser.
@@ -60,7 +62,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_request(session: Session, traits: dict[str, Any], finess: str, *, verification: bool, with_place: bool) -> bytes:
+def build_request(
+    session: Session, traits: dict[str, Any], finess: str, *, verification: bool, with_place: bool
+) -> bytes:
     """A ``rechercherInsAvecTraitsIdentite`` envelope. A search sends the first first name; a verification sends
     every first name (one ``Prenom`` each) and the birth place."""
     bam, lps, wsa, rec = E["bam"], E["lps"], E["wsa"], E["rec"]
@@ -68,18 +72,31 @@ def build_request(session: Session, traits: dict[str, Any], finess: str, *, veri
     first_names = traits["first_names"] if verification else traits["first_names"][:1]
     place = traits.get("birth_place") if (verification or with_place) else None
     header = E["soap"].Header(
-        bam.ContexteBAM(bam.Id(str(uuid.uuid4())), bam.Temps(_now()), bam.Emetteur(finess), bam.COUVERTURE(), Version="01_02"),
-        lps.ContexteLPS(
-            lps.Id(str(uuid.uuid4())), lps.Temps(_now()), lps.Emetteur(finess),
-            lps.LPS(lps.IDAM(IDAM, R="4"), lps.Version(VERSION), lps.Instance(instance),
-                    lps.Nom(f"urn:lps:{SOFTWARE}:{VERSION}")),
-            Nature="CTXLPS", Version="01_00",
+        bam.ContexteBAM(
+            bam.Id(str(uuid.uuid4())), bam.Temps(_now()), bam.Emetteur(finess), bam.COUVERTURE(), Version="01_02"
         ),
-        wsa.Action(ACTION), wsa.MessageID(f"uuid:{uuid.uuid4()}"),
+        lps.ContexteLPS(
+            lps.Id(str(uuid.uuid4())),
+            lps.Temps(_now()),
+            lps.Emetteur(finess),
+            lps.LPS(
+                lps.IDAM(IDAM, R="4"),
+                lps.Version(VERSION),
+                lps.Instance(instance),
+                lps.Nom(f"urn:lps:{SOFTWARE}:{VERSION}"),
+            ),
+            Nature="CTXLPS",
+            Version="01_00",
+        ),
+        wsa.Action(ACTION),
+        wsa.MessageID(f"uuid:{uuid.uuid4()}"),
     )
     body = rec.RECSANSVITALE(
-        rec.NomNaissance(traits["birth_name"]), *(rec.Prenom(name) for name in first_names),
-        rec.Sexe(traits["sex"]), rec.DateNaissance(traits["birth_date"]), *([rec.LieuNaissance(place)] if place else []),
+        rec.NomNaissance(traits["birth_name"]),
+        *(rec.Prenom(name) for name in first_names),
+        rec.Sexe(traits["sex"]),
+        rec.DateNaissance(traits["birth_date"]),
+        *([rec.LieuNaissance(place)] if place else []),
     )
     return etree.tostring(E["soap"].Envelope(header, E["soap"].Body(body)), xml_declaration=True, encoding="UTF-8")
 
@@ -107,8 +124,10 @@ def parse_answer(status: int, data: bytes) -> dict[str, Any]:
     result = root.find("soap:Body/res:RESULTAT", NS)
     if status != 200 or result is None:
         raise InsiFailure(f"réponse INSi inattendue (HTTP {status})")
-    answer: dict[str, Any] = {"cr": result.findtext("res:CR/res:CodeCR", "", NS),
-                              "label": result.findtext("res:CR/res:LibelleCR", "", NS)}
+    answer: dict[str, Any] = {
+        "cr": result.findtext("res:CR/res:CodeCR", "", NS),
+        "label": result.findtext("res:CR/res:LibelleCR", "", NS),
+    }
     active, tiq = result.find("res:INDIVIDU/res:INSACTIF", NS), result.find("res:INDIVIDU/res:TIQ", NS)
     if answer["cr"] == "00":
         if active is None or tiq is None:
@@ -121,18 +140,29 @@ def parse_answer(status: int, data: bytes) -> dict[str, Any]:
     return answer
 
 
-def call_insi(session: Session, body: dict[str, Any], traits: dict[str, Any], *, verification: bool = False,
-              with_place: bool = False) -> dict[str, Any]:
+def call_insi(
+    session: Session,
+    body: dict[str, Any],
+    traits: dict[str, Any],
+    *,
+    verification: bool = False,
+    with_place: bool = False,
+) -> dict[str, Any]:
     """POST one request over mutual TLS and read the answer."""
-    request = build_request(session, traits, body["establishment"]["finess"], verification=verification, with_place=with_place)
+    request = build_request(
+        session, traits, body["establishment"]["finess"], verification=verification, with_place=with_place
+    )
     try:
         context = session.ssl_context(body.get("client_certificate") or CERTIFICATE)
     except (KeyError, OSError) as exc:
         raise InsiFailure(f"certificat client INSi indisponible : {exc}") from None
     try:
         with httpx.Client(verify=context, timeout=20) as http:
-            response = http.post(session.endpoint("insi", "soap"), content=request,
-                                 headers={"Content-Type": f'application/soap+xml; charset=utf-8; action="{ACTION}"'})
+            response = http.post(
+                session.endpoint("insi", "soap"),
+                content=request,
+                headers={"Content-Type": f'application/soap+xml; charset=utf-8; action="{ACTION}"'},
+            )
     except httpx.HTTPError as exc:
         raise InsiFailure(f"téléservice INSi injoignable : {type(exc).__name__}") from None
     if not response.headers.get("content-type", "").startswith("application/soap+xml"):
@@ -142,8 +172,13 @@ def call_insi(session: Session, body: dict[str, Any], traits: dict[str, Any], *,
 
 def traits_from_tiq(tiq: dict[str, str]) -> dict[str, Any]:
     """The reference traits INSi returned: what the DUI records, and re-sends to verify."""
-    return {"birth_name": tiq.get("NomNaissance", ""), "first_names": (tiq.get("ListePrenom") or tiq.get("Prenom", "")).split(),
-            "sex": tiq.get("Sexe", ""), "birth_date": tiq.get("DateNaissance", ""), "birth_place": tiq.get("LieuNaissance")}
+    return {
+        "birth_name": tiq.get("NomNaissance", ""),
+        "first_names": (tiq.get("ListePrenom") or tiq.get("Prenom", "")).split(),
+        "sex": tiq.get("Sexe", ""),
+        "birth_date": tiq.get("DateNaissance", ""),
+        "birth_place": tiq.get("LieuNaissance"),
+    }
 
 
 def _failed(what: str, exc: InsiFailure) -> Outcome:
@@ -192,8 +227,11 @@ def insi_verify(session: Session, body: dict[str, Any]) -> Outcome:
             again["detail"] = f"INS {held} remplacé par l'INS actif {answer['ins']} ; " + again["detail"]
             again["data"]["ancien_ins"] = held
         return again
-    return {"status": "failed", "detail": f"vérification INSi : INS renvoyé {answer['ins']} différent de l'INS enregistré {held}",
-            "data": data}
+    return {
+        "status": "failed",
+        "detail": f"vérification INSi : INS renvoyé {answer['ins']} différent de l'INS enregistré {held}",
+        "data": data,
+    }
 
 
 def insi_qualify(session: Session, body: dict[str, Any]) -> Outcome:
@@ -218,8 +256,11 @@ def mssante_send_qualified(session: Session, body: dict[str, Any]) -> Outcome:
         qualification = {"status": qualified["status"], "detail": qualified["detail"], **qualified["data"]}
         data = qualified["data"]
         if qualified["status"] != "done" or data.get("ins") != person["ins"] or data.get("statut") != "qualifiée":
-            return {"status": "failed", "detail": f"envoi bloqué : identité non qualifiée ({qualified['detail']})",
-                    "data": {"qualification": qualification}}
+            return {
+                "status": "failed",
+                "detail": f"envoi bloqué : identité non qualifiée ({qualified['detail']})",
+                "data": {"qualification": qualification},
+            }
     sent = mssante_send(session, body)
     return {**sent, "data": {**sent.get("data", {}), "qualification": qualification}}
 

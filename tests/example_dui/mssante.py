@@ -53,19 +53,34 @@ class Kind:
 DOCUMENTS = {
     "DLU": Kind("74207-2", LOINC, "Dossier de liaison d'urgence", "1.2.250.1.213.1.1.1.22", "2022.01"),
     "VSM": Kind("SYNTH", "1.2.250.1.213.1.1.4.12", "Synthèse", "1.2.250.1.213.1.1.1.13", "201310"),
-    "LDL-SES": Kind("11490-0", LOINC, "Lettre de liaison à la sortie d'un établissement de soins", "1.2.250.1.213.1.1.1.29", "2022.01"),
+    "LDL-SES": Kind(
+        "11490-0",
+        LOINC,
+        "Lettre de liaison à la sortie d'un établissement de soins",
+        "1.2.250.1.213.1.1.1.29",
+        "2022.01",
+    ),
     "VAC": Kind("11369-6", LOINC, "Historique de vaccinations", "1.2.250.1.213.1.1.1.37", "2023.01"),
     # CDA R2 level 1: the PDF is the body (IHE XDS-SD)
-    "DOC-NS": Kind("11488-4", LOINC, "Compte rendu de consultation", "1.3.6.1.4.1.19376.1.2.20", None, structured=False),
+    "DOC-NS": Kind(
+        "11488-4", LOINC, "Compte rendu de consultation", "1.3.6.1.4.1.19376.1.2.20", None, structured=False
+    ),
 }
 #: healthcareFacilityTypeCode (JDV_J02, TRE_R02 secteur d'activité) by ESSMS category
-FACILITY = {"EHPAD": ("SA17", "Etablissement pour personnes âgées"), "SSIAD": ("SA17", "Etablissement pour personnes âgées")}
+FACILITY = {
+    "EHPAD": ("SA17", "Etablissement pour personnes âgées"),
+    "SSIAD": ("SA17", "Etablissement pour personnes âgées"),
+}
 OTHER_FACILITY = ("SA41", "Autre établissement du domaine social ou médico-social")
 XDS = {  # ebRIM identifiers of ITI TF-3 §4.2
-    "entry": "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1", "ss": "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd",
-    "doc_pid": "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427", "doc_uid": "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab",
-    "ss_pid": "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446", "ss_uid": "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8",
-    "ss_src": "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832", "type": "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983",
+    "entry": "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1",
+    "ss": "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd",
+    "doc_pid": "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427",
+    "doc_uid": "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab",
+    "ss_pid": "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446",
+    "ss_uid": "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8",
+    "ss_src": "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832",
+    "type": "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983",
     "format": "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d",
 }
 NIL = "EXEMPLE-DUI-1.0"
@@ -85,19 +100,31 @@ def mssante_send(session: Session, body: dict[str, Any]) -> Outcome:
     if unknown:
         return {"status": "failed", "detail": f"type de document non géré par ce DUI: {', '.join(unknown)}"}
     sender = establishment["dui_mailbox"]
-    message = build_message(person, establishment, sender, recipients, kinds, end_of_exchange=body.get("end_of_exchange", False))
+    message = build_message(
+        person, establishment, sender, recipients, kinds, end_of_exchange=body.get("end_of_exchange", False)
+    )
     failure = submit(session, message, sender, recipients)
     if failure:
         return {"status": "failed", "detail": failure}
-    return {"status": "done", "detail": f"message envoyé à {', '.join(recipients)}",
-            "data": {"message_id": message["Message-ID"]}}
+    return {
+        "status": "done",
+        "detail": f"message envoyé à {', '.join(recipients)}",
+        "data": {"message_id": message["Message-ID"]},
+    }
 
 
 ACTIONS = {"mssante-send": mssante_send}
 
 
-def submit(session: Session, message: Message, sender: str, recipients: list[str], *,
-           certificate: str | None = None, envelope_sender: str | None = None) -> str | None:
+def submit(
+    session: Session,
+    message: Message,
+    sender: str,
+    recipients: list[str],
+    *,
+    certificate: str | None = None,
+    envelope_sender: str | None = None,
+) -> str | None:
     """Submit ``message`` (RFC 6409): STARTTLS, then AUTH PLAIN with the mailbox password, or AUTH EXTERNAL
     (RFC 4422 appendix A) with the organisation certificate presented in TLS; ``envelope_sender`` ``""`` sends
     ``MAIL FROM:<>`` (read receipts, RFC 8098 §3). Returns the French reason of a refusal, ``None`` when every
@@ -114,7 +141,9 @@ def submit(session: Session, message: Message, sender: str, recipients: list[str
             envelope = sender if envelope_sender is None else envelope_sender
             refused = smtp.send_message(message, from_addr=envelope, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
-        return "destinataire(s) refusé(s): " + "; ".join(f"{a} ({c} {_text(t)})" for a, (c, t) in exc.recipients.items())
+        return "destinataire(s) refusé(s): " + "; ".join(
+            f"{a} ({c} {_text(t)})" for a, (c, t) in exc.recipients.items()
+        )
     except smtplib.SMTPResponseException as exc:
         return f"refus du serveur MSSanté: {exc.smtp_code} {_text(exc.smtp_error)}"
     except KeyError as exc:
@@ -171,10 +200,12 @@ def build_cda(person: dict[str, Any], establishment: dict[str, Any], kind: str, 
     version = f" extension={quoteattr(doc.version)}" if doc.version else ""
     facility = FACILITY.get(establishment.get("category", ""), OTHER_FACILITY)
     if doc.structured:
-        body = ("<structuredBody><component><section><code code=\"34117-2\" codeSystem=\"2.16.840.1.113883.6.1\" "
-                "displayName=\"Historique et clinique\"/><title>Informations transmises</title>"
-                f"<text>{escape(doc.label)} de {escape(person['given'])} {escape(person['family'])}.</text>"
-                "</section></component></structuredBody>")
+        body = (
+            '<structuredBody><component><section><code code="34117-2" codeSystem="2.16.840.1.113883.6.1" '
+            'displayName="Historique et clinique"/><title>Informations transmises</title>'
+            f"<text>{escape(doc.label)} de {escape(person['given'])} {escape(person['family'])}.</text>"
+            "</section></component></structuredBody>"
+        )
     else:
         body = f'<nonXMLBody><text mediaType="application/pdf" representation="B64">{base64.b64encode(pdf).decode()}</text></nonXMLBody>'
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -228,9 +259,11 @@ def _ext_id(obj: str, scheme: str, value: str) -> str:
 
 
 def _classification(obj: str, scheme: str, code: str, system: str, label: str) -> str:
-    return (f'<rim:Classification id="cl-{uuid.uuid4().hex[:8]}" classifiedObject="{obj}" classificationScheme="{scheme}" '
-            f'nodeRepresentation={quoteattr(code)}>{_slot("codingScheme", system)}'
-            f'<rim:Name><rim:LocalizedString value={quoteattr(label)}/></rim:Name></rim:Classification>')
+    return (
+        f'<rim:Classification id="cl-{uuid.uuid4().hex[:8]}" classifiedObject="{obj}" classificationScheme="{scheme}" '
+        f"nodeRepresentation={quoteattr(code)}>{_slot('codingScheme', system)}"
+        f"<rim:Name><rim:LocalizedString value={quoteattr(label)}/></rim:Name></rim:Classification>"
+    )
 
 
 def build_metadata(person: dict[str, Any], establishment: dict[str, Any], documents: list[tuple[str, bytes]]) -> bytes:
@@ -243,13 +276,16 @@ def build_metadata(person: dict[str, Any], establishment: dict[str, Any], docume
         fmt = "urn:ihe:iti:xds-sd:pdf:2008" if not doc.structured else "urn:ihe:iti:xds-sd:text:2008"
         entries.append(
             f'<rim:ExtrinsicObject id="{obj}" mimeType="text/xml" objectType="{XDS["entry"]}">'
-            f'{_slot("creationTime", now)}{_slot("hash", hashlib.sha1(cda).hexdigest())}{_slot("size", str(len(cda)))}'
-            f'{_slot("URI", f"DOC{n:04d}.XML")}{_slot("languageCode", "fr-FR")}{_slot("sourcePatientId", pid)}'
-            f'{_classification(obj, XDS["type"], doc.code, doc.system, doc.label)}'
-            f'{_classification(obj, XDS["format"], fmt, "1.3.6.1.4.1.19376.1.2.3", "Document CDA")}'
-            f'{_ext_id(obj, XDS["doc_pid"], pid)}{_ext_id(obj, XDS["doc_uid"], _oid())}</rim:ExtrinsicObject>')
-        members.append(f'<rim:Association id="as-{n:02d}" associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" '
-                       f'sourceObject="SubmissionSet01" targetObject="{obj}">{_slot("SubmissionSetStatus", "Original")}</rim:Association>')
+            f"{_slot('creationTime', now)}{_slot('hash', hashlib.sha1(cda).hexdigest())}{_slot('size', str(len(cda)))}"
+            f"{_slot('URI', f'DOC{n:04d}.XML')}{_slot('languageCode', 'fr-FR')}{_slot('sourcePatientId', pid)}"
+            f"{_classification(obj, XDS['type'], doc.code, doc.system, doc.label)}"
+            f"{_classification(obj, XDS['format'], fmt, '1.3.6.1.4.1.19376.1.2.3', 'Document CDA')}"
+            f"{_ext_id(obj, XDS['doc_pid'], pid)}{_ext_id(obj, XDS['doc_uid'], _oid())}</rim:ExtrinsicObject>"
+        )
+        members.append(
+            f'<rim:Association id="as-{n:02d}" associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" '
+            f'sourceObject="SubmissionSet01" targetObject="{obj}">{_slot("SubmissionSetStatus", "Original")}</rim:Association>'
+        )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">
  <rim:RegistryObjectList>
@@ -258,7 +294,7 @@ def build_metadata(person: dict[str, Any], establishment: dict[str, Any], docume
    {_ext_id("SubmissionSet01", XDS["ss_pid"], pid)}{_ext_id("SubmissionSet01", XDS["ss_uid"], _oid())}
    {_ext_id("SubmissionSet01", XDS["ss_src"], source_id(establishment))}
   </rim:RegistryPackage>
-  <rim:Classification id="cl-ss" classifiedObject="SubmissionSet01" classificationNode="{XDS['ss']}"/>
+  <rim:Classification id="cl-ss" classifiedObject="SubmissionSet01" classificationNode="{XDS["ss"]}"/>
   {"".join(members)}
  </rim:RegistryObjectList>
 </lcm:SubmitObjectsRequest>
@@ -270,8 +306,10 @@ def build_xdm(person: dict[str, Any], establishment: dict[str, Any], documents: 
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("README.TXT", f"{establishment['name']}\r\nExemple de DUI ({NIL})\r\n")
-        links = "".join(f"<li><a href='IHE_XDM/SUBSET01/DOC{n:04d}.XML'>{escape(DOCUMENTS[k].label)}</a></li>"
-                        for n, (k, _) in enumerate(documents, start=1))
+        links = "".join(
+            f"<li><a href='IHE_XDM/SUBSET01/DOC{n:04d}.XML'>{escape(DOCUMENTS[k].label)}</a></li>"
+            for n, (k, _) in enumerate(documents, start=1)
+        )
         z.writestr("INDEX.HTM", f"<html><body><a href='README.TXT'>README</a><ul>{links}</ul></body></html>")
         z.writestr("IHE_XDM/SUBSET01/METADATA.XML", build_metadata(person, establishment, documents))
         for n, (_, cda) in enumerate(documents, start=1):
@@ -279,8 +317,15 @@ def build_xdm(person: dict[str, Any], establishment: dict[str, Any], documents: 
     return archive.getvalue()
 
 
-def build_message(person: dict[str, Any], establishment: dict[str, Any], sender: str, recipients: list[str],
-                  kinds: list[str], *, end_of_exchange: bool = False) -> EmailMessage:
+def build_message(
+    person: dict[str, Any],
+    establishment: dict[str, Any],
+    sender: str,
+    recipients: list[str],
+    kinds: list[str],
+    *,
+    end_of_exchange: bool = False,
+) -> EmailMessage:
     """The MSSanté e-mail: body, one PDF per document, the IHE_XDM.ZIP, the X-MSS-* headers."""
     birth = datetime.strptime(person["birth_date"], "%Y-%m-%d").strftime("%d/%m/%Y")
     who = f"{person['family'].upper()} {person['given']} {birth}"
@@ -297,9 +342,17 @@ def build_message(person: dict[str, Any], establishment: dict[str, Any], sender:
     msg["X-MSS-NIL"] = NIL
     if end_of_exchange:
         msg["X-MSS-MES"] = "FIN"
-    msg.set_content(f"Bonjour,\n\nVeuillez trouver ci-joint : {', '.join(DOCUMENTS[k].label for k in kinds)} de {who}.\n")
+    msg.set_content(
+        f"Bonjour,\n\nVeuillez trouver ci-joint : {', '.join(DOCUMENTS[k].label for k in kinds)} de {who}.\n"
+    )
     for kind in kinds:
-        msg.add_attachment(pdfs[kind], maintype="application", subtype="pdf",
-                           filename=f"{DOCUMENTS[kind].label} {person['family'].upper()}.pdf")
-    msg.add_attachment(build_xdm(person, establishment, documents), maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+        msg.add_attachment(
+            pdfs[kind],
+            maintype="application",
+            subtype="pdf",
+            filename=f"{DOCUMENTS[kind].label} {person['family'].upper()}.pdf",
+        )
+    msg.add_attachment(
+        build_xdm(person, establishment, documents), maintype="application", subtype="zip", filename="IHE_XDM.ZIP"
+    )
     return msg

@@ -111,8 +111,11 @@ def mssante_receive(session: Session, body: dict[str, Any]) -> Outcome:
             imap.logout()
     summary = ", ".join(f"{m['message_id']}: {m['result']}" for m in handled) or "aucun nouveau document"
     failed = [m for m in handled if m.get("mdn", "").startswith("échec")]
-    return {"status": "failed" if failed else "done", "detail": f"{len(handled)} message(s) traité(s): {summary}",
-            "data": {"messages": handled}}
+    return {
+        "status": "failed" if failed else "done",
+        "detail": f"{len(handled)} message(s) traité(s): {summary}",
+        "data": {"messages": handled},
+    }
 
 
 def open_mailbox(session: Session, mailbox: str, certificate: str | None) -> imaplib.IMAP4:
@@ -131,8 +134,9 @@ def open_mailbox(session: Session, mailbox: str, certificate: str | None) -> ima
     return imap
 
 
-def handle_message(session: Session, raw: bytes, establishment: dict[str, Any], patients: list[dict[str, Any]],
-                   certificate: str | None) -> dict[str, Any] | None:
+def handle_message(
+    session: Session, raw: bytes, establishment: dict[str, Any], patients: list[dict[str, Any]], certificate: str | None
+) -> dict[str, Any] | None:
     """Integrate one message's documents (or refuse them with an integration code) and answer its MDN request."""
     msg = BytesParser(policy=email.policy.compat32).parsebytes(raw)
     archive = next((p for p in msg.walk() if (p.get_filename() or "").upper() == "IHE_XDM.ZIP"), None)
@@ -144,9 +148,13 @@ def handle_message(session: Session, raw: bytes, establishment: dict[str, Any], 
     if error is None and person is not None:
         records = session.state.setdefault("mssante_inbound", {}).setdefault("documents", {})
         records.setdefault(person["local_id"], []).append(
-            {"message_id": message_id, "documents": [{"code": d.code, "title": d.title} for d in documents]})
-    outcome: dict[str, Any] = {"message_id": message_id, "person": person["local_id"] if person else None,
-                               "result": "intégré" if error is None else f"{error[0]} {error[1]}"}
+            {"message_id": message_id, "documents": [{"code": d.code, "title": d.title} for d in documents]}
+        )
+    outcome: dict[str, Any] = {
+        "message_id": message_id,
+        "person": person["local_id"] if person else None,
+        "result": "intégré" if error is None else f"{error[0]} {error[1]}",
+    }
     notify = parseaddr(str(msg.get("Disposition-Notification-To", "")))[1]
     if not notify:
         outcome["mdn"] = "non demandé"
@@ -177,8 +185,17 @@ def read_xdm(data: bytes) -> list[Received]:
                     path = posixpath.normpath(f"{folder}/{uri}").upper()
                     if path in names:
                         found.append(read_cda(_read(archive, names[path])))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error,
-            etree.XMLSyntaxError, OSError, ValueError, KeyError):
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        zlib.error,
+        etree.XMLSyntaxError,
+        OSError,
+        ValueError,
+        KeyError,
+    ):
         return []  # the integration fails with 906
     return found
 
@@ -210,12 +227,20 @@ def read_cda(data: bytes) -> Received:
         return el.get(name) if el is not None else None
 
     code = root.find("h:code", HL7)
-    return Received(ins, text("h:name/h:family"), text("h:name/h:given"), (attr("h:birthTime", "value") or "")[:8] or None,
-                    attr("h:administrativeGenderCode", "code"), code.get("code") if code is not None else None,
-                    root.findtext("h:title", namespaces=HL7))
+    return Received(
+        ins,
+        text("h:name/h:family"),
+        text("h:name/h:given"),
+        (attr("h:birthTime", "value") or "")[:8] or None,
+        attr("h:administrativeGenderCode", "code"),
+        code.get("code") if code is not None else None,
+        root.findtext("h:title", namespaces=HL7),
+    )
 
 
-def decide(documents: list[Received], patients: list[dict[str, Any]]) -> tuple[tuple[str, str] | None, dict[str, Any] | None]:
+def decide(
+    documents: list[Received], patients: list[dict[str, Any]]
+) -> tuple[tuple[str, str] | None, dict[str, Any] | None]:
     """The integration outcome: ``(None, person)`` or ``(error code and label, person or None)``."""
     if not documents or len({d.ins for d in documents}) > 1:
         return OTHER, None  # unreadable archive, or documents of several persons in one message
@@ -227,13 +252,18 @@ def decide(documents: list[Received], patients: list[dict[str, Any]]) -> tuple[t
         return UNKNOWN_PATIENT, None
     if not (doc.family and doc.given and doc.birth_date and doc.sex):
         return INCOMPLETE, person
-    same = (doc.family.casefold() == person["family"].casefold()
-            and doc.given.split()[0].casefold() == person["given"].split()[0].casefold()
-            and doc.birth_date == person["birth_date"].replace("-", "") and doc.sex == person["sex"])
+    same = (
+        doc.family.casefold() == person["family"].casefold()
+        and doc.given.split()[0].casefold() == person["given"].split()[0].casefold()
+        and doc.birth_date == person["birth_date"].replace("-", "")
+        and doc.sex == person["sex"]
+    )
     return (None if same else INS_MISMATCH), person
 
 
-def build_mdn(original: Message, *, reporter: str, reporter_name: str, to: str, error: tuple[str, str] | None) -> MIMEMultipart:
+def build_mdn(
+    original: Message, *, reporter: str, reporter_name: str, to: str, error: tuple[str, str] | None
+) -> MIMEMultipart:
     """The read receipt (RFC 8098 + ANS volet) for ``original``: processed, or processed/error with the code."""
     subject = " ".join(str(make_header(decode_header(str(original.get("Subject", ""))))).split())
     report = MIMEMultipart("report", report_type="disposition-notification")
@@ -241,8 +271,12 @@ def build_mdn(original: Message, *, reporter: str, reporter_name: str, to: str, 
     report["To"] = to
     report["Date"] = format_datetime(datetime.now(UTC))
     report["Message-ID"] = make_msgid(domain=reporter.rpartition("@")[2])
-    fields = [f"Reporting-UA: {reporter.rpartition('@')[2]}; Exemple de DUI", f"Original-Recipient: rfc822;{reporter}",
-              f"Final-Recipient: rfc822;{reporter}", f"Original-Message-ID: {str(original.get('Message-ID', '')).strip()}"]
+    fields = [
+        f"Reporting-UA: {reporter.rpartition('@')[2]}; Exemple de DUI",
+        f"Original-Recipient: rfc822;{reporter}",
+        f"Final-Recipient: rfc822;{reporter}",
+        f"Original-Message-ID: {str(original.get('Message-ID', '')).strip()}",
+    ]
     if error is None:
         report["Subject"] = Header(subject, "utf-8")
         text = "Le document a été intégré dans le dossier de la personne accompagnée."
@@ -270,18 +304,29 @@ def _ascii(text: str) -> str:
 # =============================================================================================================
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 FLAG_LABELS = {
-    "MASQUE_PS": "Masqué aux professionnels de Santé", "INVISIBLE_PATIENT": "Document Non Visible par le patient",
-    "INVISIBLE_REP_LEGAUX": "Non visible par les représentants Légaux du patient", "CONNEXION_SECRETE": "Connexion Secrete",
-    "MODIF_CONF_CODE": "Modification Confidentiality Code", "DESTDMP": "Destinataire DMP",
+    "MASQUE_PS": "Masqué aux professionnels de Santé",
+    "INVISIBLE_PATIENT": "Document Non Visible par le patient",
+    "INVISIBLE_REP_LEGAUX": "Non visible par les représentants Légaux du patient",
+    "CONNEXION_SECRETE": "Connexion Secrete",
+    "MODIF_CONF_CODE": "Modification Confidentiality Code",
+    "DESTDMP": "Destinataire DMP",
     "DESTMSSANTEPS": "Destinataire (Professionnel de Santé, organisation ou BAL applicative)",
-    "DESTMSSANTEPAT": "Destinataire Patient", "ACK_RECEPTION": "Accusé de réception", "ACK_LECTURE_MSS": "Accusé de lecture",
+    "DESTMSSANTEPAT": "Destinataire Patient",
+    "ACK_RECEPTION": "Accusé de réception",
+    "ACK_LECTURE_MSS": "Accusé de lecture",
 }
 APP = "DUI-EXEMPLE"
 
 
 def esc(text: str) -> str:
     """HL7 v2 escape sequences for the default delimiters (v2.5 §2.7)."""
-    return text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\").replace("~", "\\R\\")
+    return (
+        text.replace("\\", "\\E\\")
+        .replace("|", "\\F\\")
+        .replace("^", "\\S\\")
+        .replace("&", "\\T\\")
+        .replace("~", "\\R\\")
+    )
 
 
 def _now() -> str:
@@ -298,9 +343,18 @@ def routing_flags(professionals: list[str], to_patient: bool) -> dict[str, str]:
     """MetaDMPMSS flags within the volet's management matrix: a document for the person is visible to them;
     one only for professionals is not (INVISIBLE_PATIENT=Y); nothing masked, no DMP; both receipts asked."""
     yn = {True: "Y", False: "N"}
-    return {"MASQUE_PS": "N", "INVISIBLE_PATIENT": yn[not to_patient], "INVISIBLE_REP_LEGAUX": "N", "CONNEXION_SECRETE": "N",
-            "MODIF_CONF_CODE": "N", "DESTDMP": "N", "DESTMSSANTEPS": yn[bool(professionals)], "DESTMSSANTEPAT": yn[to_patient],
-            "ACK_RECEPTION": "Y", "ACK_LECTURE_MSS": "Y"}
+    return {
+        "MASQUE_PS": "N",
+        "INVISIBLE_PATIENT": yn[not to_patient],
+        "INVISIBLE_REP_LEGAUX": "N",
+        "CONNEXION_SECRETE": "N",
+        "MODIF_CONF_CODE": "N",
+        "DESTDMP": "N",
+        "DESTMSSANTEPS": yn[bool(professionals)],
+        "DESTMSSANTEPAT": yn[to_patient],
+        "ACK_RECEPTION": "Y",
+        "ACK_LECTURE_MSS": "Y",
+    }
 
 
 def build_hl7(body: dict[str, Any], control: str) -> str:
@@ -341,8 +395,10 @@ def build_hl7(body: dict[str, Any], control: str) -> str:
 
 def _msh(est: dict[str, Any], message_type: str, control: str, version: str, profile: str) -> str:
     """MSH: the DUI (sending facility = FINESS) to the platform, French character set, the volet's profile (MSH-21)."""
-    return (f"MSH|^~\\&|{APP}|{est['finess']}|PFI|PFI|{_now()}||{message_type}|{control}|P|{version}"
-            f"|||||FRA|UNICODE UTF-8|||{profile}")
+    return (
+        f"MSH|^~\\&|{APP}|{est['finess']}|PFI|PFI|{_now()}||{message_type}|{control}|P|{version}"
+        f"|||||FRA|UNICODE UTF-8|||{profile}"
+    )
 
 
 def _prt(role: str, telecom: str, *, person: str = "", organisation: str = "") -> str:
@@ -361,8 +417,8 @@ def _read_frame(sock: socket.socket, buffer: bytearray, timeout: float) -> str |
     while True:
         start, end = buffer.find(VT), buffer.find(FS + CR)
         if start >= 0 and end > start:
-            block = bytes(buffer[start + 1:end])
-            del buffer[:end + 2]
+            block = bytes(buffer[start + 1 : end])
+            del buffer[: end + 2]
             return block.decode("utf-8", "replace")
         try:
             chunk = sock.recv(65536)
@@ -393,11 +449,13 @@ def ack_for(message: dict[str, list[list[str]]], establishment: dict[str, Any]) 
     """ACK AA (original mode) of a received message (a ZAM of the platform)."""
     msh = message["MSH"][0]
     trigger = _field(msh, 9).split("^")[1] if "^" in _field(msh, 9) else ""
-    return "\r".join([
-        f"MSH|^~\\&|{APP}|{establishment['finess']}|{_field(msh, 3)}|{_field(msh, 4)}|{_now()}||ACK^{trigger}^ACK|"
-        f"ACK{uuid.uuid4().hex[:12]}|P|{_field(msh, 12) or '2.5'}|||||FRA|UNICODE UTF-8",
-        f"MSA|AA|{_field(msh, 10)}",
-    ])
+    return "\r".join(
+        [
+            f"MSH|^~\\&|{APP}|{establishment['finess']}|{_field(msh, 3)}|{_field(msh, 4)}|{_now()}||ACK^{trigger}^ACK|"
+            f"ACK{uuid.uuid4().hex[:12]}|P|{_field(msh, 12) or '2.5'}|||||FRA|UNICODE UTF-8",
+            f"MSA|AA|{_field(msh, 10)}",
+        ]
+    )
 
 
 def zam_summary(zam: dict[str, list[list[str]]]) -> dict[str, str]:
@@ -414,7 +472,9 @@ def mssante_hl7_relay(session: Session, body: dict[str, Any]) -> Outcome:
         return {"status": "failed", "detail": f"type de document non géré: {body['document_kind']}"}
     control = f"DUI{uuid.uuid4().hex[:12]}"
     professionals, to_patient = recipients_of(body)
-    expected = len(professionals) + int(to_patient) + len(professionals)  # one Z02 per recipient, one Z03 per professional
+    expected = (
+        len(professionals) + int(to_patient) + len(professionals)
+    )  # one Z02 per recipient, one Z03 per professional
     host, _, port = session.endpoint("mssante", "mllp").rpartition(":")
     data: dict[str, Any] = {"control_id": control, "zam": []}
     buffer = bytearray()
@@ -423,13 +483,21 @@ def mssante_hl7_relay(session: Session, body: dict[str, Any]) -> Outcome:
             sock.sendall(_frame(build_hl7(body, control)))
             answer = _read_frame(sock, buffer, 30)
             if answer is None:
-                return {"status": "failed", "detail": "la plateforme d'intégration n'a pas acquitté le message", "data": data}
+                return {
+                    "status": "failed",
+                    "detail": "la plateforme d'intégration n'a pas acquitté le message",
+                    "data": data,
+                }
             msa = _segments(answer).get("MSA", [[]])[0]
             err = _segments(answer).get("ERR", [[]])[0]
             data["ack"] = _field(msa, 1)
             if _field(msa, 1) != "AA" or _field(msa, 2) != control:
                 reason = _field(err, 3).replace("^", " ")
-                return {"status": "failed", "detail": f"message HL7 refusé par la plateforme: {_field(msa, 1)} {reason}".strip(), "data": data}
+                return {
+                    "status": "failed",
+                    "detail": f"message HL7 refusé par la plateforme: {_field(msa, 1)} {reason}".strip(),
+                    "data": data,
+                }
             while len(data["zam"]) < expected:
                 text = _read_frame(sock, buffer, 5)
                 if text is None:
@@ -440,7 +508,11 @@ def mssante_hl7_relay(session: Session, body: dict[str, Any]) -> Outcome:
     except (OSError, KeyError, IndexError) as exc:
         return {"status": "failed", "detail": f"échange HL7 v2 impossible: {exc}", "data": data}
     kinds = ", ".join(z["type"] for z in data["zam"]) or "aucun"
-    return {"status": "done", "detail": f"document transmis à la plateforme (ACK AA, accusés métier: {kinds})", "data": data}
+    return {
+        "status": "done",
+        "detail": f"document transmis à la plateforme (ACK AA, accusés métier: {kinds})",
+        "data": data,
+    }
 
 
 # =============================================================================================================
@@ -452,18 +524,34 @@ def mssante_directory_lookup(session: Session, body: dict[str, Any]) -> Outcome:
     if body.get("mailbox_type"):
         params["mailbox-mss-type"] = body["mailbox_type"]
     try:
-        response = httpx.get(f"{session.endpoint('mssante', 'directory').rstrip('/')}/PractitionerRole", params=params,
-                             headers={"Accept": "application/fhir+json"}, verify=session.ssl_context(), timeout=30)
+        response = httpx.get(
+            f"{session.endpoint('mssante', 'directory').rstrip('/')}/PractitionerRole",
+            params=params,
+            headers={"Accept": "application/fhir+json"},
+            verify=session.ssl_context(),
+            timeout=30,
+        )
         response.raise_for_status()
         bundle = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         return {"status": "failed", "detail": f"annuaire MSSanté indisponible: {exc}", "data": {"addresses": []}}
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        return {"status": "failed", "detail": "réponse de l'annuaire MSSanté illisible (Bundle FHIR attendu)", "data": {"addresses": []}}
-    addresses = [t["value"] for entry in bundle.get("entry", []) for t in entry.get("resource", {}).get("telecom", [])
-                 if t.get("system") == "email" and t.get("value")]
-    return {"status": "done", "detail": f"{len(addresses)} adresse(s) trouvée(s): {', '.join(addresses)}",
-            "data": {"addresses": addresses}}
+        return {
+            "status": "failed",
+            "detail": "réponse de l'annuaire MSSanté illisible (Bundle FHIR attendu)",
+            "data": {"addresses": []},
+        }
+    addresses = [
+        t["value"]
+        for entry in bundle.get("entry", [])
+        for t in entry.get("resource", {}).get("telecom", [])
+        if t.get("system") == "email" and t.get("value")
+    ]
+    return {
+        "status": "done",
+        "detail": f"{len(addresses)} adresse(s) trouvée(s): {', '.join(addresses)}",
+        "data": {"addresses": addresses},
+    }
 
 
 ACTIONS = {

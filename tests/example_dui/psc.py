@@ -78,8 +78,10 @@ def _token_request(session: Session, http: httpx.Client, form: dict[str, str]) -
     response = http.post(_metadata(session, http)["token_endpoint"], data=form, headers=headers)
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code != 200:
-        raise Refused(f"jetons refusés par Pro Santé Connect: {body.get('error', response.status_code)} "
-                      f"{body.get('error_description', '')}".strip())
+        raise Refused(
+            f"jetons refusés par Pro Santé Connect: {body.get('error', response.status_code)} "
+            f"{body.get('error_description', '')}".strip()
+        )
     return body
 
 
@@ -108,8 +110,15 @@ def _verify_jwt(session: Session, http: httpx.Client, token: str) -> tuple[dict[
     key, kid = _signing_key(session, http, token)
     client_id = _client(session)["client_id"]
     try:
-        claims = jwt.decode(token, key, algorithms=list(ALGORITHMS), audience=client_id, leeway=LEEWAY,
-                            issuer=_metadata(session, http)["issuer"], options={"require": ["iss", "aud", "exp", "sub"]})
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=list(ALGORITHMS),
+            audience=client_id,
+            leeway=LEEWAY,
+            issuer=_metadata(session, http)["issuer"],
+            options={"require": ["iss", "aud", "exp", "sub"]},
+        )
     except jwt.InvalidAudienceError:
         raise Refused("id token refusé: audience différente du client_id du DUI") from None
     except jwt.InvalidIssuerError:
@@ -123,8 +132,9 @@ def _verify_jwt(session: Session, http: httpx.Client, token: str) -> tuple[dict[
     return claims, kid
 
 
-def _check_id_token(session: Session, http: httpx.Client, token: str, nonce: str | None,
-                    previous: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+def _check_id_token(
+    session: Session, http: httpx.Client, token: str, nonce: str | None, previous: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str]:
     """OpenID Connect Core §3.1.3.7 (nonce, acr) and §12.2 (after a refresh: same iss and sub)."""
     claims, kid = _verify_jwt(session, http, token)
     if nonce is not None and claims.get("nonce") != nonce:
@@ -139,8 +149,10 @@ def _check_id_token(session: Session, http: httpx.Client, token: str, nonce: str
 # -- userinfo -------------------------------------------------------------------------------------------------
 def _userinfo(session: Session, http: httpx.Client, access_token: str, sub: str) -> dict[str, Any]:
     """UserInfo (Core §5.3), JSON or signed JWT (§5.3.2); its ``sub`` must be the id token's."""
-    response = http.get(_metadata(session, http)["userinfo_endpoint"],
-                        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+    response = http.get(
+        _metadata(session, http)["userinfo_endpoint"],
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
     if response.status_code != 200:
         raise Refused(f"userinfo refusé par Pro Santé Connect (HTTP {response.status_code})")
     if response.headers.get("content-type", "").startswith("application/jwt"):
@@ -158,8 +170,9 @@ def _professional(userinfo: dict[str, Any], finess: str) -> dict[str, Any]:
     if not id_nat:
         raise Refused("userinfo sans SubjectNameID (idNat_PS)")
     rpps = id_nat[1:] if len(id_nat) == 12 and id_nat.isdigit() and id_nat.startswith("8") else None
-    activities = [a for e in (userinfo.get("SubjectRefPro") or {}).get("exercices") or []
-                  for a in e.get("activities") or []]
+    activities = [
+        a for e in (userinfo.get("SubjectRefPro") or {}).get("exercices") or [] for a in e.get("activities") or []
+    ]
     if not any(a.get("numeroFinessSite") == finess for a in activities):
         raise Refused(f"le professionnel {id_nat} n'a aucune activité dans l'établissement de FINESS {finess}")
     return {"id_nat_ps": id_nat, "rpps": rpps, "finess": finess, "nom": str(userinfo.get("family_name", ""))}
@@ -173,17 +186,31 @@ def _authorize(session: Session, http: httpx.Client) -> tuple[dict[str, list[str
     client, metadata = _client(session), _metadata(session, http)
     state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
-    url = metadata["authorization_endpoint"] + "?" + urlencode({
-        "response_type": "code", "client_id": client["client_id"], "redirect_uri": client["redirect_uri"],
-        "scope": SCOPE, "state": state, "nonce": nonce, "acr_values": ACR,
-        "code_challenge": challenge, "code_challenge_method": "S256",
-    })
+    url = (
+        metadata["authorization_endpoint"]
+        + "?"
+        + urlencode(
+            {
+                "response_type": "code",
+                "client_id": client["client_id"],
+                "redirect_uri": client["redirect_uri"],
+                "scope": SCOPE,
+                "state": state,
+                "nonce": nonce,
+                "acr_values": ACR,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+    )
     for _ in range(MAX_REDIRECTS):
         response = http.get(url)
         location = response.headers.get("location", "")
         if response.status_code not in (301, 302, 303, 307, 308) or not location:
-            raise Refused(f"Pro Santé Connect n'a pas renvoyé vers le DUI (HTTP {response.status_code}: "
-                          "aucun professionnel présélectionné ?)")
+            raise Refused(
+                f"Pro Santé Connect n'a pas renvoyé vers le DUI (HTTP {response.status_code}: "
+                "aucun professionnel présélectionné ?)"
+            )
         url = str(response.url.join(location))
         if url.split("?")[0] == client["redirect_uri"]:
             return parse_qs(urlsplit(url).query), state, nonce, verifier
@@ -198,13 +225,21 @@ def _login(session: Session, http: httpx.Client, finess: str) -> dict[str, Any]:
     if "iss" in params and params["iss"] != [metadata["issuer"]]:
         raise Refused("réponse d'autorisation d'un autre émetteur (iss)")
     if "error" in params:
-        raise Refused(f"authentification refusée: {params['error'][0]} {params.get('error_description', [''])[0]}".strip())
+        raise Refused(
+            f"authentification refusée: {params['error'][0]} {params.get('error_description', [''])[0]}".strip()
+        )
     if not params.get("code"):
         raise Refused("réponse d'autorisation sans code")
-    tokens = _token_request(session, http, {
-        "grant_type": "authorization_code", "code": params["code"][0],
-        "redirect_uri": client["redirect_uri"], "code_verifier": verifier,
-    })
+    tokens = _token_request(
+        session,
+        http,
+        {
+            "grant_type": "authorization_code",
+            "code": params["code"][0],
+            "redirect_uri": client["redirect_uri"],
+            "code_verifier": verifier,
+        },
+    )
     claims, kid = _check_id_token(session, http, str(tokens.get("id_token", "")), nonce)
     userinfo = _userinfo(session, http, str(tokens.get("access_token", "")), claims["sub"])
     facts = _professional(userinfo, finess)
@@ -223,7 +258,11 @@ def psc_login(session: Session, body: dict[str, Any]) -> Outcome:
     except Refused as exc:
         return {"status": "failed", "detail": f"connexion Pro Santé Connect refusée: {exc}", "data": {}}
     except (httpx.HTTPError, ValueError, KeyError, LookupError) as exc:
-        return {"status": "failed", "detail": f"connexion Pro Santé Connect impossible: {type(exc).__name__}: {exc}", "data": {}}
+        return {
+            "status": "failed",
+            "detail": f"connexion Pro Santé Connect impossible: {type(exc).__name__}: {exc}",
+            "data": {},
+        }
     state["login"] = login
     facts = login["facts"]
     return {"status": "done", "detail": f"connecté: {facts['nom']} ({facts['id_nat_ps']})", "data": dict(facts)}
@@ -236,8 +275,9 @@ def psc_refresh(session: Session, body: dict[str, Any]) -> Outcome:
         return {"status": "failed", "detail": "aucune session Pro Santé Connect à rafraîchir", "data": {}}
     try:
         with _http(session) as http:
-            tokens = _token_request(session, http, {"grant_type": "refresh_token",
-                                                    "refresh_token": login["tokens"]["refresh_token"]})
+            tokens = _token_request(
+                session, http, {"grant_type": "refresh_token", "refresh_token": login["tokens"]["refresh_token"]}
+            )
             claims = login["id_claims"]
             if tokens.get("id_token"):
                 claims, _ = _check_id_token(session, http, str(tokens["id_token"]), None, previous=claims)
@@ -248,8 +288,11 @@ def psc_refresh(session: Session, body: dict[str, Any]) -> Outcome:
     login["tokens"] = {**login["tokens"], **tokens}  # the new refresh token replaces the used one
     login["id_claims"] = claims
     login["refreshes"] = login.get("refreshes", 0) + 1
-    return {"status": "done", "detail": f"session Pro Santé Connect rafraîchie ({login['refreshes']})",
-            "data": {"refreshes": login["refreshes"], "sid": login["facts"].get("sid")}}
+    return {
+        "status": "done",
+        "detail": f"session Pro Santé Connect rafraîchie ({login['refreshes']})",
+        "data": {"refreshes": login["refreshes"], "sid": login["facts"].get("sid")},
+    }
 
 
 def psc_logout(session: Session, body: dict[str, Any]) -> Outcome:
@@ -260,17 +303,27 @@ def psc_logout(session: Session, body: dict[str, Any]) -> Outcome:
     client, state = session.body.get("psc_client") or {}, secrets.token_urlsafe(24)
     try:
         with _http(session) as http:
-            url = _metadata(session, http)["end_session_endpoint"] + "?" + urlencode({
-                "id_token_hint": login["tokens"]["id_token"],
-                "post_logout_redirect_uri": client.get("post_logout_redirect_uri", ""), "state": state,
-            })
+            url = (
+                _metadata(session, http)["end_session_endpoint"]
+                + "?"
+                + urlencode(
+                    {
+                        "id_token_hint": login["tokens"]["id_token"],
+                        "post_logout_redirect_uri": client.get("post_logout_redirect_uri", ""),
+                        "state": state,
+                    }
+                )
+            )
             response = http.get(url)
     except (httpx.HTTPError, ValueError, KeyError, LookupError, Refused) as exc:
         return {"status": "failed", "detail": f"déconnexion Pro Santé Connect impossible: {exc}", "data": {}}
     location = response.headers.get("location", "")
     if response.status_code not in (302, 303) or location.split("?")[0] != client.get("post_logout_redirect_uri"):
-        return {"status": "failed", "detail": f"déconnexion refusée par Pro Santé Connect (HTTP {response.status_code})",
-                "data": {}}
+        return {
+            "status": "failed",
+            "detail": f"déconnexion refusée par Pro Santé Connect (HTTP {response.status_code})",
+            "data": {},
+        }
     if parse_qs(urlsplit(location).query).get("state") != [state]:
         return {"status": "failed", "detail": "déconnexion: state de retour différent de celui envoyé", "data": {}}
     sid = login["facts"].get("sid")
