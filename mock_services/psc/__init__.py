@@ -32,7 +32,7 @@ class PSCSimulator(Simulator):
         folder = Path(ctx.settings.get("fixtures_dir") or package_root() / "fixtures" / "psc")
         self.provider = Provider(ctx, load_fixtures(folder), Settings.from_mapping(ctx.settings))
         # In-process access-token check for the other simulators (MSSanté SASL XOAUTH2): RFC 7662-shaped answer.
-        ctx.services.provide("psc.access_token", lambda token: self.provider._introspection(token)[0])
+        ctx.services.provide("psc.access_token", self.provider.introspection)
 
     def http_app(self) -> ASGIApp:
         return Starlette(routes=self.provider.routes())

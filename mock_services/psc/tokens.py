@@ -1,0 +1,184 @@
+"""Tokens of the PSC realm: signing (JWS through joserfc), verification, issuing an access / id / refresh token
+set, and the RFC 7662 introspection answer (also the in-process check other simulators use)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import ExpiredTokenError, JoseError
+
+from mock_services.psc.model import Client, Professional
+from mock_services.psc.realm import AccessRecord, Realm, RefreshRecord, Session, TokenInvalid
+
+
+class TokenService:
+    """Signs, verifies, issues and introspects the realm's tokens."""
+
+    def __init__(self, realm: Realm) -> None:
+        self.realm = realm
+
+    def sign(self, claims: dict[str, Any], alg: str) -> tuple[str, str]:
+        key = self.realm.keys.current(alg)
+        return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key.key, algorithms=[alg]), key.kid
+
+    def verify(self, value: str, *, allow_expired: bool = False) -> dict[str, Any]:
+        """Verify a JWT this provider issued: known ``kid``, the key's own algorithm, signature, ``iss``, times."""
+        if not value or len(value) > 16384:
+            raise TokenInvalid("jeton absent ou trop long")
+        try:
+            header = jws.extract_compact(value.encode("ascii")).headers()
+        except (JoseError, ValueError, UnicodeEncodeError) as exc:
+            raise TokenInvalid(f"jeton illisible: {exc}") from None
+        kid, alg = header.get("kid"), header.get("alg")
+        key = self.realm.keys.find(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenInvalid("kid inconnu")
+        if alg != key.alg:
+            raise TokenInvalid(f"algorithme {alg!r} refusé pour cette clé")
+        try:
+            claims = dict(jwt.decode(value, key.key, algorithms=[key.alg]).claims)
+        except (JoseError, ValueError) as exc:
+            raise TokenInvalid(f"signature invalide: {exc}") from None
+        checked = {k: v for k, v in claims.items() if not (allow_expired and k == "exp")}
+        registry = jwt.JWTClaimsRegistry(
+            leeway=self.realm.settings.leeway,
+            iss={"essential": True, "value": self.realm.issuer},
+            sub={"essential": True},
+            iat={"essential": True},
+            **({} if allow_expired else {"exp": {"essential": True}}),
+        )
+        try:
+            registry.validate(checked)
+        except ExpiredTokenError:
+            raise TokenInvalid("jeton expiré") from None
+        except (JoseError, ValueError, TypeError) as exc:
+            raise TokenInvalid(f"revendications invalides: {exc}") from None
+        if allow_expired and not isinstance(claims.get("exp"), int):
+            raise TokenInvalid("exp absent")
+        return claims
+
+    def issue(
+        self,
+        client: Client,
+        session: Session,
+        scope: tuple[str, ...],
+        *,
+        nonce: str | None,
+        audience: str | None = None,
+    ) -> tuple[dict[str, Any], str, str]:
+        """Access token (JWT), id token, refresh token for a session. Returns (response, jti, refresh)."""
+        now = int(time.time())
+        s = self.realm.settings
+        jti = secrets.token_urlsafe(16)
+        access_claims = {
+            "iss": self.realm.issuer,
+            "sub": session.user.sub,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": now + s.access_ttl,
+            "iat": now,
+            "jti": jti,
+            "typ": "Bearer",
+            "scope": " ".join(scope),
+            "sid": session.sid,
+            "acr": session.acr,
+            "preferred_username": session.user.id_nat_ps,
+        }
+        access_token, _ = self.sign(access_claims, "RS256")
+        id_claims: dict[str, Any] = {
+            "iss": self.realm.issuer,
+            "sub": session.user.sub,
+            "aud": audience or client.client_id,
+            "azp": client.client_id,
+            "exp": now + s.id_ttl,
+            "iat": now,
+            "auth_time": session.auth_time,
+            "acr": session.acr,
+            "sid": session.sid,
+            "typ": "ID",
+            "preferred_username": session.user.id_nat_ps,
+            "at_hash": self._at_hash(access_token, client.id_token_alg),
+        }
+        if nonce is not None:
+            id_claims["nonce"] = nonce
+        id_token, kid = self.sign(id_claims, client.id_token_alg)
+        refresh = secrets.token_urlsafe(32)
+        with self.realm.lock:
+            self.realm.access[jti] = AccessRecord(session.sid, client.client_id, scope, now + s.access_ttl)
+            self.realm.refresh[refresh] = RefreshRecord(
+                session.sid, client.client_id, scope, time.time() + s.refresh_ttl
+            )
+            self.realm.issued += 1
+            if self.realm.issued % 512 == 0:
+                self.realm.purge()
+        response = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": s.access_ttl,
+            "refresh_token": refresh,
+            "refresh_expires_in": s.refresh_ttl,
+            "id_token": id_token,
+            "scope": " ".join(scope),
+            "session_state": session.sid,
+        }
+        return response, jti, kid
+
+    @staticmethod
+    def _at_hash(access_token: str, alg: str) -> str:
+        digest = hashlib.sha256(access_token.encode("ascii")).digest()  # RS256 and ES256 both use SHA-256
+        return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+    def introspection(self, token: str) -> tuple[dict[str, Any], Professional | None]:
+        with self.realm.lock:
+            ref = self.realm.refresh.get(token)
+            if ref is not None:
+                session = self.realm.sessions.get(ref.sid)
+                if ref.active and ref.exp > time.time() and session is not None and session.active:
+                    return (
+                        {
+                            "active": True,
+                            "token_type": "refresh_token",
+                            "client_id": ref.client_id,
+                            "scope": " ".join(ref.scope),
+                            "sub": session.user.sub,
+                            "username": session.user.id_nat_ps,
+                            "exp": int(ref.exp),
+                            "iss": self.realm.issuer,
+                        },
+                        session.user,
+                    )
+                return {"active": False}, None
+        try:
+            claims = self.verify(token)
+        except TokenInvalid:
+            return {"active": False}, None
+        with self.realm.lock:
+            record = self.realm.access.get(str(claims.get("jti")))
+            session = self.realm.sessions.get(record.sid) if record else None
+        if (
+            record is None
+            or session is None
+            or not record.active
+            or not session.active
+            or claims.get("typ") != "Bearer"
+        ):
+            return {"active": False}, None
+        if claims.get("aud") != record.client_id or claims.get("azp") != record.client_id:
+            return {"active": False}, None
+        return (
+            {
+                "active": True,
+                "token_type": "Bearer",
+                "client_id": record.client_id,
+                "scope": " ".join(record.scope),
+                "username": session.user.id_nat_ps,
+                "SubjectNameID": session.user.id_nat_ps,
+                **{k: claims[k] for k in ("sub", "aud", "iss", "exp", "iat", "jti", "acr", "sid") if k in claims},
+            },
+            session.user,
+        )
