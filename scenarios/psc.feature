@@ -73,6 +73,15 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
     Alors le simulateur PSC a accepté 2 rafraîchissements de la session
     Et le DUI indique que la session est rafraîchie
 
+  @exigence:PSC-CODE-USAGE-UNIQUE
+  Scénario: Le DUI n'échange le code d'autorisation qu'une fois, sans quoi toute la session est révoquée
+    Soit le professionnel "sophie.lambert" s'authentifiera auprès de Pro Santé Connect
+    Quand le professionnel se connecte au DUI avec Pro Santé Connect
+    Et le DUI rafraîchit la session Pro Santé Connect
+    Alors le simulateur PSC n'a reçu aucun code d'autorisation rejoué
+    Et le simulateur PSC a accepté 1 rafraîchissement de la session
+    Et le DUI indique que la session est rafraîchie
+
   @exigence:PSC-DECONNEXION
   Scénario: La déconnexion du DUI termine la session Pro Santé Connect
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect

@@ -26,8 +26,21 @@ ACTIVITE_AJOUTEE = "Un professionnel dont l'activité dans l'établissement vien
 RAFRAICHISSEMENT = "La session Pro Santé Connect est rafraîchie avec le refresh token renouvelé"
 DECONNEXION = "La déconnexion du DUI termine la session Pro Santé Connect"
 ROTATION = "Le DUI suit la rotation des clés de signature de Pro Santé Connect"
+CODE_UNIQUE = "Le DUI n'échange le code d'autorisation qu'une fois, sans quoi toute la session est révoquée"
 
-ALL = {CONNEXION, SOCIAL, AUDIENCE, STATE, ACR, ACTIVITE, ACTIVITE_AJOUTEE, RAFRAICHISSEMENT, DECONNEXION, ROTATION}
+ALL = {
+    CONNEXION,
+    SOCIAL,
+    AUDIENCE,
+    STATE,
+    ACR,
+    ACTIVITE,
+    ACTIVITE_AJOUTEE,
+    RAFRAICHISSEMENT,
+    DECONNEXION,
+    ROTATION,
+    CODE_UNIQUE,
+}
 
 # defect -> the scenarios it must make fail (every other PSC scenario must still pass)
 EXPECTED_FAILURES = {
@@ -39,6 +52,8 @@ EXPECTED_FAILURES = {
     "psc-finess-ignore": {ACTIVITE},
     "psc-cles-en-cache": {ROTATION},
     "psc-refresh-reutilise": {RAFRAICHISSEMENT},
+    # the replay revokes the whole grant family, so the refresh that follows fails too (RFC 9700 §4.5)
+    "psc-code-rejoue": {RAFRAICHISSEMENT, CODE_UNIQUE},
     "psc-deconnexion-locale": {DECONNEXION},
 }
 

@@ -202,6 +202,32 @@ def test_replayed_code_is_refused_and_revokes_the_tokens(env: SocleEnvironment, 
     assert rp.introspect(tokens["refresh_token"]) == {"active": False}
 
 
+def test_replayed_code_revokes_the_whole_grant_family_and_ends_the_session(env: SocleEnvironment, rp: RP) -> None:
+    """RFC 6749 §4.1.2 / RFC 9700 §4.5: tokens refreshed from the code's tokens go too, and the session ends."""
+    response, verifier = rp.authorize()
+    code = rp.callback(response)["code"]
+    first = rp.code_exchange(code, verifier).json()
+    refreshed = rp.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert refreshed.status_code == 200
+    second = refreshed.json()
+    sid = provider(env).verify(second["access_token"])["sid"]
+    assert rp.userinfo(second["access_token"]).status_code == 200 and provider(env).session_active(sid)
+    mark = JournalMark(env)
+    replay = rp.code_exchange(code, verifier)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    [exchange] = mark.new("oidc.token")
+    assert exchange.outcome is Outcome.REJECTED and exchange.error_code == "invalid_grant"
+    assert exchange.details["replay"] is True and exchange.details["session_ended"] is True
+    assert exchange.details["sid"] == sid
+    assert exchange.details["revoked"] == {"access_tokens": 2, "refresh_tokens": 1}  # the first refresh was rotated
+    assert not provider(env).session_active(sid)
+    assert rp.userinfo(second["access_token"]).status_code == 401
+    assert rp.introspect(second["access_token"]) == {"active": False}
+    assert rp.introspect(second["refresh_token"]) == {"active": False}
+    again = rp.token({"grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
 @pytest.mark.parametrize(
     "verifier",
     [

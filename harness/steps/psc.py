@@ -329,6 +329,19 @@ def refreshes_accepted(socle: ScenarioContext, n: int) -> None:
         )
 
 
+@then("le simulateur PSC n'a reçu aucun code d'autorisation rejoué")
+@then("the PSC simulator received no replayed authorization code")
+def no_replayed_code(socle: ScenarioContext) -> None:
+    """RFC 6749 §4.1.2: a code is used once; a replay makes the simulator revoke the whole session (RFC 9700 §4.5)."""
+    replays = [e for e in _exchanges(socle, "oidc.token", whole_scenario=True) if e.details.get("replay")]
+    if replays:
+        revoked = replays[0].details.get("revoked", {})
+        raise AssertionError(
+            f"le DUI a renvoyé un code d'autorisation déjà échangé ({len(replays)} fois) : Pro Santé Connect a révoqué "
+            f"toute la famille de jetons ({revoked}) et terminé la session (RFC 6749 §4.1.2, RFC 9700 §4.5)"
+        )
+
+
 @then("le DUI indique que la session est rafraîchie")
 @then("the DUI reports the session as refreshed")
 def refreshed(socle: ScenarioContext) -> None:

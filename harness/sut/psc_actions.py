@@ -43,6 +43,7 @@ PSC_DEFECTS = (
     Defect("psc-cles-en-cache", "garde pour toujours le premier JWKS lu (ne suit pas la rotation des clés)"),
     Defect("psc-refresh-reutilise", "réutilise le premier refresh token au lieu du nouveau (rotation ignorée)"),
     Defect("psc-deconnexion-locale", "ferme la session localement sans appeler la déconnexion de Pro Santé Connect"),
+    Defect("psc-code-rejoue", "renvoie le code d'autorisation déjà échangé (rechargement de la page de retour)"),
 )
 
 REQUIRED_ACR = "eidas1"
@@ -83,6 +84,7 @@ class PscSession:
     first_refresh_token: str
     refreshes: int = 0
     facts: dict[str, Any] = field(default_factory=dict)
+    callback: str = ""  # the authorization response (its code may be exchanged once only)
 
 
 class PscActions:
@@ -279,7 +281,15 @@ class PscActions:
                 "sid": id_claims.get("sid"),
             }
         )
-        return PscSession(metadata, dict(token), id_claims, userinfo, str(token.get("refresh_token", "")), facts=facts)
+        return PscSession(
+            metadata,
+            dict(token),
+            id_claims,
+            userinfo,
+            str(token.get("refresh_token", "")),
+            facts=facts,
+            callback=location,
+        )
 
     def _psc_userinfo(self, client: OAuth2Client, metadata: dict[str, Any]) -> dict[str, Any]:
         response = client.get(metadata["userinfo_endpoint"], headers={"Accept": "application/json"})
@@ -309,6 +319,19 @@ class PscActions:
         )
         try:
             with self._psc_client(session.metadata) as client:
+                if self.has("psc-code-rejoue"):  # the callback page reloaded: the spent code goes to /token again
+                    code = parse_qs(urlparse(session.callback).query).get("code", [""])[0]
+                    client.request(
+                        "POST",
+                        session.metadata["token_endpoint"],
+                        withhold_token=True,
+                        data={
+                            "grant_type": "authorization_code",
+                            "code": code,
+                            "redirect_uri": REFERENCE_PSC_CLIENT.redirect_uri,
+                        },
+                        auth=(REFERENCE_PSC_CLIENT.client_id, REFERENCE_PSC_CLIENT.client_secret),
+                    )
                 token = client.refresh_token(session.metadata["token_endpoint"], refresh_token=refresh_token)
                 claims = session.id_claims
                 if token.get("id_token"):

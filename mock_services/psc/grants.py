@@ -73,17 +73,16 @@ class TokenEndpoint:
             return self._token_error(client, "invalid_grant", "code d'autorisation inconnu", details)
         session = self.realm.sessions.get(grant.sid)
         user = session.user if session else None
-        if replay:  # RFC 6749 §4.1.2 / RFC 9700 §4.5: deny, and revoke what the code gave
-            with self.realm.lock:
-                for jti in grant.access:
-                    self.realm.access[jti].active = False
-                for ref in grant.refresh:
-                    self.realm.refresh[ref].active = False
+        if replay:
+            # RFC 6749 §4.1.2 (« SHOULD revoke (when possible) all tokens previously issued based on that authorization
+            # code ») and RFC 9700 §4.5: the whole grant family goes — tokens of the first exchange and every token
+            # refreshed from them — and the session the code opened ends.
+            revoked = self.realm.revoke_session(grant.sid)
             return self._token_error(
                 client,
                 "invalid_grant",
-                "code d'autorisation déjà utilisé (jetons révoqués)",
-                {**details, "replay": True},
+                "code d'autorisation déjà utilisé : toute la famille de jetons est révoquée et la session terminée",
+                {**details, "replay": True, "sid": grant.sid, "revoked": revoked, "session_ended": True},
                 user,
             )
         if grant.request.client.client_id != client.client_id:
@@ -116,12 +115,9 @@ class TokenEndpoint:
         if self.realm.ctx.take_fault(FAULT_WRONG_AUDIENCE) is not None:
             audience = "autre-fournisseur-de-service"
             details["faults"] = [FAULT_WRONG_AUDIENCE]
-        response, jti, kid = self.tokens.issue(
+        response, _, kid = self.tokens.issue(
             client, session, grant.request.scope, nonce=grant.request.nonce, audience=audience
         )
-        with self.realm.lock:
-            grant.access.append(jti)
-            grant.refresh.append(response["refresh_token"])
         details.update(
             {
                 "sid": session.sid,

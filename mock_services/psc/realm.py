@@ -13,7 +13,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -99,8 +99,6 @@ class CodeGrant:
     sid: str
     expires_at: float
     used: bool = False
-    access: list[str] = field(default_factory=list)  # jti of the tokens issued from this code
-    refresh: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -263,13 +261,19 @@ class Realm:
         live = {a.sid for a in self.access.values()} | {r.sid for r in self.refresh.values()}
         self.sessions = {sid: sess for sid, sess in self.sessions.items() if sid in live or sess.auth_time > now - 3600}
 
-    def revoke_session(self, sid: str) -> None:
+    def revoke_session(self, sid: str) -> dict[str, int]:
+        """End session ``sid`` and revoke every token issued in it: the whole grant family of the authorization code
+        that opened it, refreshed tokens included. Returns how many tokens were still active."""
+        counts = {"access_tokens": 0, "refresh_tokens": 0}
         with self.lock:
             if sid in self.sessions:
                 self.sessions[sid].active = False
             for rec in self.access.values():
                 if rec.sid == sid:
+                    counts["access_tokens"] += rec.active
                     rec.active = False
             for ref in self.refresh.values():
                 if ref.sid == sid:
+                    counts["refresh_tokens"] += ref.active
                     ref.active = False
+        return counts
