@@ -18,7 +18,7 @@ from psc_helpers import CLIENT_ID, LOGOUT_REDIRECT, RP, JournalMark, pkce, provi
 from harness.core.journal import JournalFilter, Outcome
 from harness.host.simulator import Fault
 from harness.runtime.environment import SocleEnvironment
-from mock_services.psc.model import Professional, load_fixtures
+from mock_services.psc.model import Activity, Professional, load_fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,6 +90,36 @@ def test_jwks_publishes_rs256_and_es256_public_keys(rp: RP) -> None:
     assert all("d" not in k and k["use"] == "sig" and k["kid"] for k in keys)
 
 
+#: ``activities[]`` of the PSC test environment's userinfo (sample in ansforge/PSC-POC remote-cache, psc-data.json)
+PUBLISHED_ACTIVITY_FIELDS = (
+    "codeModeExercice codeSecteurDactivite codeSectionPharmacien codeRole codeGenreActivite numeroSiretSite "
+    "numeroSirenSite numeroFinessSite numeroFinessetablissementJuridique identifiantTechniqueDeLaStructure "
+    "raisonSocialeSite enseigneCommercialeSite complementDestinataire complementPointGeographique numeroVoie "
+    "indiceRepetitionVoie codeTypeDeVoie libelleVoie mentionDistribution bureauCedex codePostal codeCommune codePays "
+    "telephone telephone2 telecopie adresseEMail codeDepartement ancienIdentifiantDeLaStructure autoriteDenregistrement"
+).split()
+
+
+def test_activity_keeps_every_published_field_in_order() -> None:
+    raw = {
+        "numeroFinessSite": "990000016",
+        "codeGenreActivite": "GENR01",
+        "codePostal": "75009",
+        "telephone": "0102030405",
+        "libelleVoie": "DE PARIS",
+        "inconnu": "ignoré",
+    }
+    claims = Activity.from_claims(raw).claims()
+    assert len(PUBLISHED_ACTIVITY_FIELDS) == 30 and list(claims) == PUBLISHED_ACTIVITY_FIELDS
+    assert {k: v for k, v in claims.items() if v} == {
+        "codeGenreActivite": "GENR01",
+        "numeroFinessSite": "990000016",
+        "libelleVoie": "DE PARIS",
+        "codePostal": "75009",
+        "telephone": "0102030405",
+    }
+
+
 # the code flow ----------------------------------------------------------------------------------------------------
 def test_code_flow_with_basic_auth_gives_verifiable_psc_tokens(env: SocleEnvironment, rp: RP) -> None:
     mark = JournalMark(env)
@@ -103,10 +133,14 @@ def test_code_flow_with_basic_auth_gives_verifiable_psc_tokens(env: SocleEnviron
     claims = _verify(rp, tokens["id_token"])
     assert claims["nonce"] == "n-123" and claims["acr"] == "eidas1" and claims["azp"] == CLIENT_ID
     assert claims["sub"].endswith(":819900000019")
+    # Keycloak's jti and session_state (= sid) are in PSC id tokens too
+    assert len(claims["jti"]) >= 16 and claims["session_state"] == claims["sid"] == tokens["session_state"]
     info = rp.userinfo(tokens["access_token"]).json()
     assert info["sub"] == claims["sub"] and info["SubjectNameID"] == "819900000019"
     activity = info["SubjectRefPro"]["exercices"][0]["activities"][0]
+    assert list(activity) == PUBLISHED_ACTIVITY_FIELDS  # the 30 fields PSC publishes, in its order
     assert activity["numeroFinessSite"] == "990000016" and activity["numeroFinessetablissementJuridique"] == "990000008"
+    assert activity["codeGenreActivite"] == "" and activity["telephone"] == "" and activity["codePostal"] == ""
     assert info["SubjectRole"] == ["10^1.2.250.1.213.1.1.5.5"] and info["Palier_Authentification"]
     ops = [(e.operation, e.outcome, e.essms, e.details.get("id_nat_ps")) for e in mark.new()]
     assert ops == [
@@ -193,10 +227,38 @@ def test_refresh_cannot_widen_the_scope(rp: RP) -> None:
 def test_introspection_of_access_and_refresh_tokens(rp: RP) -> None:
     tokens = rp.login("sophie.lambert")
     access = rp.introspect(tokens["access_token"])
-    assert access["active"] is True and access["client_id"] == CLIENT_ID and access["username"] == "819900000035"
-    assert access["token_type"] == "Bearer" and "openid" in access["scope"].split()
+    # exactly the members of PSC's IntrospectionResponse (psc-data.json, ansforge/PSC-POC remote-cache), in its order
+    assert list(access) == [
+        "exp",
+        "iat",
+        "auth_time",
+        "jti",
+        "iss",
+        "sub",
+        "typ",
+        "azp",
+        "nonce",
+        "session_state",
+        "preferred_username",
+        "acr",
+        "scope",
+        "sid",
+        "otherIds",
+        "email_verified",
+        "client_id",
+        "username",
+        "active",
+    ]
+    claims = _verify(rp, tokens["id_token"])
+    assert access["active"] is True and access["client_id"] == CLIENT_ID and access["azp"] == CLIENT_ID
+    assert access["username"] == access["preferred_username"] == "819900000035"
+    assert access["typ"] == "Bearer" and access["scope"] == "openid scope_all" and access["email_verified"] is False
+    assert access["session_state"] == access["sid"] == claims["sid"] == claims["session_state"]
+    assert access["auth_time"] == claims["auth_time"] and access["nonce"] == "nonce-1"
+    assert access["otherIds"] == [{"identifiant": "819900000035", "origine": "RPPS", "qualite": 1}]
     refresh = rp.introspect(tokens["refresh_token"])
-    assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
+    assert refresh["active"] is True and refresh["typ"] == "Refresh" and refresh["username"] == "819900000035"
+    assert refresh["session_state"] == claims["sid"] and "token_type" not in refresh
     assert rp.introspect("inconnu") == {"active": False}
 
 

@@ -599,7 +599,9 @@ def verify_bearer(ctx: SimulatorContext, token: str) -> str | None:
     if verifier is None or not token:
         return None
     answer = verifier(token)
-    if not answer or not answer.get("active") or answer.get("token_type") != "Bearer":
+    if (
+        not answer or not answer.get("active") or answer.get("typ") != "Bearer"
+    ):  # PSC introspection: typ, not token_type
         return None
     value = answer.get("SubjectNameID") or answer.get("username")
     return str(value) if value else None

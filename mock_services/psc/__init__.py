@@ -6,8 +6,8 @@ Mounted at ``/psc`` on the harness's HTTPS port; the realm is ``/psc/auth/realms
 :mod:`mock_services.psc.model` for the professionals and their PSC claims. The MSSanté XOAUTH2 and DMP VIHF
 uses of the PSC identity come with later issues.
 
-Settings (``[services.psc]``): ``fixtures_dir`` (folder with ``users.json`` / ``clients.json``; default the
-harness's ``fixtures/psc``) and the fields of :class:`mock_services.psc.provider.Settings`.
+Settings (``[settings.psc]``): ``fixtures_dir`` (folder with ``users.json`` / ``clients.json``; default the
+harness's ``fixtures/psc``) and the fields of :class:`mock_services.psc.realm.Settings`.
 """
 
 from __future__ import annotations

@@ -257,7 +257,7 @@ class AuthorizationEndpoints:
             acr = LOWER_ACR
             faults.append(FAULT_ACR)
         now = time.time()
-        session = Session(secrets.token_urlsafe(16), user, auth.client.client_id, int(now), acr)
+        session = Session(secrets.token_urlsafe(16), user, auth.client.client_id, int(now), acr, nonce=auth.nonce)
         code = secrets.token_urlsafe(32)
         expires = now + self.realm.settings.code_ttl
         if self.realm.ctx.take_fault(FAULT_CODE_EXPIRED) is not None:

@@ -2,8 +2,8 @@
 
 The userinfo claim names follow what PSC publishes for relying parties (``SubjectNameID`` = idNat_PS,
 ``SubjectRole``, ``Secteur_Activite``, ``Palier_Authentification``, ``SubjectRefPro.exercices[].activities[]``
-with ``numeroFinessSite`` / ``numeroFinessetablissementJuridique`` / ``identifiantTechniqueDeLaStructure``).
-The fixtures are ``fixtures/psc/users.json`` and ``fixtures/psc/clients.json``; both are synthetic.
+with the 30 fields of :data:`ACTIVITY_FIELDS`), as the samples of the PSC test environment show them (JSON schema
+``psc-data.json`` and its test data in ansforge/PSC-POC, ``remote-cache``). The fixtures are ``fixtures/psc/users.json`` and ``fixtures/psc/clients.json``; both are synthetic.
 """
 
 from __future__ import annotations
@@ -30,9 +30,58 @@ class FixtureError(ValueError):
     """A professional or client description is invalid."""
 
 
+#: The 30 fields of ``SubjectRefPro.exercices[].activities[]``, in the order PSC publishes them (ANS, PSC userinfo
+#: of the test environment: JSON schema ``psc-data.json`` and its sample in ansforge/PSC-POC ``remote-cache``).
+ACTIVITY_FIELDS = (
+    "codeModeExercice",
+    "codeSecteurDactivite",
+    "codeSectionPharmacien",
+    "codeRole",
+    "codeGenreActivite",
+    "numeroSiretSite",
+    "numeroSirenSite",
+    "numeroFinessSite",
+    "numeroFinessetablissementJuridique",
+    "identifiantTechniqueDeLaStructure",
+    "raisonSocialeSite",
+    "enseigneCommercialeSite",
+    "complementDestinataire",
+    "complementPointGeographique",
+    "numeroVoie",
+    "indiceRepetitionVoie",
+    "codeTypeDeVoie",
+    "libelleVoie",
+    "mentionDistribution",
+    "bureauCedex",
+    "codePostal",
+    "codeCommune",
+    "codePays",
+    "telephone",
+    "telephone2",
+    "telecopie",
+    "adresseEMail",
+    "codeDepartement",
+    "ancienIdentifiantDeLaStructure",
+    "autoriteDenregistrement",
+)
+_TYPED_ACTIVITY_FIELDS = {
+    "numeroFinessSite": "finess_site",
+    "numeroFinessetablissementJuridique": "finess_juridique",
+    "identifiantTechniqueDeLaStructure": "structure_id",
+    "raisonSocialeSite": "raison_sociale",
+    "codeSecteurDactivite": "secteur",
+    "codeModeExercice": "mode_exercice",
+    "codeRole": "role",
+}
+
+
 @dataclass(frozen=True)
 class Activity:
-    """One activity (``SubjectRefPro.exercices[].activities[]``): where and in which sector the professional works."""
+    """One activity (``SubjectRefPro.exercices[].activities[]``): where and in which sector the professional works.
+
+    The fields the harness reads are typed; the other published fields (address, telephone, ``codeGenreActivite``...)
+    are kept in ``others`` and given back in :meth:`claims` (empty strings when the fixture has none, as PSC does).
+    """
 
     finess_site: str = ""  # numeroFinessSite (FINESS géographique)
     finess_juridique: str = ""  # numeroFinessetablissementJuridique
@@ -41,33 +90,21 @@ class Activity:
     secteur: str = ""  # codeSecteurDactivite (TRE_R02, e.g. SA17)
     mode_exercice: str = ""  # codeModeExercice (L libéral, S salarié...)
     role: str = ""  # codeRole
+    others: tuple[tuple[str, str], ...] = ()  # the other ACTIVITY_FIELDS present in the fixture
 
     @classmethod
     def from_claims(cls, raw: Mapping[str, Any]) -> Activity:
-        return cls(
-            finess_site=str(raw.get("numeroFinessSite", "")),
-            finess_juridique=str(raw.get("numeroFinessetablissementJuridique", "")),
-            structure_id=str(raw.get("identifiantTechniqueDeLaStructure", "")),
-            raison_sociale=str(raw.get("raisonSocialeSite", "")),
-            secteur=str(raw.get("codeSecteurDactivite", "")),
-            mode_exercice=str(raw.get("codeModeExercice", "")),
-            role=str(raw.get("codeRole", "")),
+        typed = {attr: str(raw.get(name, "")) for name, attr in _TYPED_ACTIVITY_FIELDS.items()}
+        others = tuple(
+            (name, str(raw[name])) for name in ACTIVITY_FIELDS if name not in _TYPED_ACTIVITY_FIELDS and name in raw
         )
+        return cls(**typed, others=others)
 
     def claims(self) -> dict[str, str]:
-        return {
-            "codeModeExercice": self.mode_exercice,
-            "codeSecteurDactivite": self.secteur,
-            "codeSectionPharmacien": "",
-            "codeRole": self.role,
-            "numeroSiretSite": "",
-            "numeroSirenSite": "",
-            "numeroFinessSite": self.finess_site,
-            "numeroFinessetablissementJuridique": self.finess_juridique,
-            "identifiantTechniqueDeLaStructure": self.structure_id,
-            "raisonSocialeSite": self.raison_sociale,
-            "enseigneCommercialeSite": "",
-        }
+        """The 30 published fields, in PSC's order."""
+        values = dict(self.others)
+        values.update({name: getattr(self, attr) for name, attr in _TYPED_ACTIVITY_FIELDS.items()})
+        return {name: values.get(name, "") for name in ACTIVITY_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -139,6 +176,10 @@ class Professional:
             exercices=tuple(replace(e, activities=tuple(a for a in e.activities if keep(a))) for e in self.exercices),
         )
 
+    def other_ids(self) -> list[dict[str, Any]]:
+        """``otherIds`` as PSC gives it in userinfo, access tokens and introspection."""
+        return [{"identifiant": self.id_nat_ps, "origine": "RPPS" if self.rpps else "EDIT", "qualite": 1}]
+
     def userinfo(self) -> dict[str, Any]:
         """The PSC userinfo claims of this professional."""
         first = next((a for e in self.exercices for a in e.activities), None)
@@ -158,7 +199,7 @@ class Professional:
             "UITVersion": "1.0",
             "Mode_Acces_Raison": "",
             "Acces_Regulation_Medicale": "FAUX",
-            "otherIds": [{"identifiant": self.id_nat_ps, "origine": "RPPS" if self.rpps else "EDIT", "qualite": 1}],
+            "otherIds": self.other_ids(),
             "SubjectRefPro": {
                 "codeCivilite": self.civilite,
                 "exercices": [

@@ -52,7 +52,7 @@ _CHALLENGE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 @dataclass(frozen=True)
 class Settings:
-    """Simulator settings (``[services.psc]`` in the harness configuration)."""
+    """Simulator settings (``[settings.psc]`` in the harness configuration)."""
 
     code_ttl: int = 60
     access_ttl: int = 300
@@ -91,6 +91,7 @@ class Session:
     auth_time: int
     acr: str
     active: bool = True
+    nonce: str | None = None  # of the authorization request that opened the session
 
 
 @dataclass

@@ -113,6 +113,6 @@ class ResourceEndpoints:
             details["faults"] = [FAULT_INACTIVE]
         else:
             answer, user = self.tokens.introspection(token)
-        details.update({"active": answer["active"], "token_type": answer.get("token_type")})
+        details.update({"active": answer["active"], "typ": answer.get("typ")})
         self.realm.record("oidc.introspect", Outcome.ACCEPTED, client_id=client.client_id, user=user, details=details)
         return JSONResponse(answer, headers=NO_STORE)

@@ -75,34 +75,43 @@ class TokenService:
         now = int(time.time())
         s = self.realm.settings
         jti = secrets.token_urlsafe(16)
+        # Claims of a PSC access token as the test environment issues them (sample decoded in ansforge/PSC-POC
+        # remote-cache): Keycloak's exp, iat, auth_time, jti, iss, sub, typ, azp, nonce, session_state, acr, scope,
+        # sid, plus PSC's otherIds and preferred_username (= idNat_PS). ``aud`` = the client, checked at userinfo.
         access_claims = {
-            "iss": self.realm.issuer,
-            "sub": session.user.sub,
-            "aud": client.client_id,
-            "azp": client.client_id,
             "exp": now + s.access_ttl,
             "iat": now,
+            "auth_time": session.auth_time,
             "jti": jti,
+            "iss": self.realm.issuer,
+            "aud": client.client_id,
+            "sub": session.user.sub,
             "typ": "Bearer",
+            "azp": client.client_id,
+            "nonce": session.nonce or "",
+            "session_state": session.sid,
+            "acr": session.acr,
             "scope": " ".join(scope),
             "sid": session.sid,
-            "acr": session.acr,
+            "otherIds": session.user.other_ids(),
             "preferred_username": session.user.id_nat_ps,
         }
         access_token, _ = self.sign(access_claims, "RS256")
         id_claims: dict[str, Any] = {
-            "iss": self.realm.issuer,
-            "sub": session.user.sub,
-            "aud": audience or client.client_id,
-            "azp": client.client_id,
             "exp": now + s.id_ttl,
             "iat": now,
             "auth_time": session.auth_time,
+            "jti": secrets.token_urlsafe(16),
+            "iss": self.realm.issuer,
+            "aud": audience or client.client_id,
+            "sub": session.user.sub,
+            "typ": "ID",
+            "azp": client.client_id,
+            "session_state": session.sid,
+            "at_hash": self._at_hash(access_token, client.id_token_alg),
             "acr": session.acr,
             "sid": session.sid,
-            "typ": "ID",
             "preferred_username": session.user.id_nat_ps,
-            "at_hash": self._at_hash(access_token, client.id_token_alg),
         }
         if nonce is not None:
             id_claims["nonce"] = nonce
@@ -134,6 +143,14 @@ class TokenService:
         return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
 
     def introspection(self, token: str) -> tuple[dict[str, Any], Professional | None]:
+        """The RFC 7662 answer for ``token`` and whose token it is.
+
+        An active access token is described with the fields of the PSC test environment's introspection answer
+        (JSON schema ``IntrospectionResponse`` of ``psc-data.json``, ansforge/PSC-POC ``remote-cache``: exp, iat,
+        auth_time, jti, iss, sub, typ, azp, nonce, session_state, preferred_username, email_verified, acr, scope,
+        sid, otherIds, client_id, username, active — no other member). A refresh token (opaque here) gets
+        ``typ`` ``Refresh`` as Keycloak says; anything else, revoked or expired is ``{"active": false}``.
+        """
         with self.realm.lock:
             ref = self.realm.refresh.get(token)
             if ref is not None:
@@ -141,14 +158,18 @@ class TokenService:
                 if ref.active and ref.exp > time.time() and session is not None and session.active:
                     return (
                         {
-                            "active": True,
-                            "token_type": "refresh_token",
-                            "client_id": ref.client_id,
-                            "scope": " ".join(ref.scope),
-                            "sub": session.user.sub,
-                            "username": session.user.id_nat_ps,
                             "exp": int(ref.exp),
+                            "iat": int(ref.exp) - self.realm.settings.refresh_ttl,
                             "iss": self.realm.issuer,
+                            "sub": session.user.sub,
+                            "typ": "Refresh",
+                            "azp": ref.client_id,
+                            "session_state": session.sid,
+                            "scope": " ".join(ref.scope),
+                            "sid": session.sid,
+                            "client_id": ref.client_id,
+                            "username": session.user.id_nat_ps,
+                            "active": True,
                         },
                         session.user,
                     )
@@ -170,15 +191,33 @@ class TokenService:
             return {"active": False}, None
         if claims.get("aud") != record.client_id or claims.get("azp") != record.client_id:
             return {"active": False}, None
-        return (
+        answer = {name: claims[name] for name in _INTROSPECTED_CLAIMS if name in claims}
+        answer.update(
             {
-                "active": True,
-                "token_type": "Bearer",
+                "email_verified": False,
                 "client_id": record.client_id,
-                "scope": " ".join(record.scope),
                 "username": session.user.id_nat_ps,
-                "SubjectNameID": session.user.id_nat_ps,
-                **{k: claims[k] for k in ("sub", "aud", "iss", "exp", "iat", "jti", "acr", "sid") if k in claims},
-            },
-            session.user,
+                "active": True,
+            }
         )
+        return answer, session.user
+
+
+#: Access-token claims the PSC introspection answer repeats (in its order; ``aud`` is not one of them).
+_INTROSPECTED_CLAIMS = (
+    "exp",
+    "iat",
+    "auth_time",
+    "jti",
+    "iss",
+    "sub",
+    "typ",
+    "azp",
+    "nonce",
+    "session_state",
+    "preferred_username",
+    "acr",
+    "scope",
+    "sid",
+    "otherIds",
+)
