@@ -9,6 +9,7 @@ import ssl
 import urllib.request
 from collections.abc import Iterator
 from email import policy
+from email.header import Header
 from email.parser import BytesParser
 
 import pytest
@@ -18,6 +19,7 @@ from harness.core.journal import JournalFilter, Outcome
 from harness.host.simulator import Fault
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.mssante_messages import MdnOptions, build_mdn, build_message
+from harness.validators import Severity
 from harness.validators.mdn import validate_mdn
 
 DUI = "dui@ehpad-tilleuls.mssante.fr"
@@ -85,46 +87,76 @@ def _mdn(
     disposition: str,
     *,
     subject: str = "XDM/1.0/DDM+x",
+    raw_subject: bool = False,
+    text: str = "lisible",
     extra: str = "",
     content_type: str = "multipart/report; report-type=disposition-notification",
 ) -> bytes:
+    """An MDN; a non-ASCII ``subject`` is RFC 2047-encoded (a 7-bit header), or sent as raw UTF-8 if asked."""
+    if not raw_subject and not subject.isascii():
+        subject = Header(subject, "utf-8").encode()
     return (
         f"From: {DUI}\r\nTo: {DOCTOR}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
         f'Content-Type: {content_type}; boundary="b"\r\n\r\n'
-        "--b\r\nContent-Type: text/plain\r\n\r\nlisible\r\n"
+        f"--b\r\nContent-Type: text/plain\r\n\r\n{text}\r\n"
         "--b\r\nContent-Type: message/disposition-notification\r\n\r\n"
         f"Final-Recipient: rfc822;{DUI}\r\nOriginal-Recipient: rfc822;{DUI}\r\nOriginal-Message-ID: <m@x>\r\n"
         f"Disposition: {disposition}\r\n{extra}\r\n--b--\r\n"
     ).encode("utf-8")
 
 
+E902 = "automatic-action/MDN-sent-automatically; processed/Error: 902^Identifiant patient inconnu"
+KO_904 = "[KO Intégration système !][904] x"
+E, W = Severity.ERROR, Severity.WARNING
+
+
 @pytest.mark.parametrize(
-    ("data", "code"),
+    ("data", "expected"),
     [
-        (
+        pytest.param(
             _mdn(
                 "automatic-action/MDN-sent-automatically; processed/Error: 999^inconnu",
                 subject="[KO Intégration système !][999] x",
             ),
-            "MDN-ERROR-CODE",
+            [("MDN-ERROR-CODE", E), ("MDN-TEXT-CODE", W)],
+            id="code-outside-table",
         ),
-        (_mdn("automatic-action/MDN-sent-automatically; processed/error"), "MDN-ERROR-FIELD"),
-        (_mdn("automatic-action/MDN-sent-automatically; processed/Error: 902^inconnu"), "MDN-SUBJECT"),
-        (
-            _mdn(
-                "automatic-action/MDN-sent-automatically; processed/Error: 902^x",
-                subject="[KO Intégration système !][904] x",
-            ),
-            "MDN-SUBJECT",
+        pytest.param(
+            _mdn("automatic-action/MDN-sent-automatically; processed/error"), [("MDN-ERROR-FIELD", E)], id="no-error"
         ),
-        (_mdn("n'importe quoi"), "MDN-DISPOSITION"),
-        (_mdn("automatic-action/MDN-sent-automatically; displayed"), "MDN-NOT-PROCESSED"),
-        (_mdn("automatic-action/MDN-sent-automatically; processed", content_type="multipart/mixed"), "MDN-NOT-REPORT"),
-        (b"\xff\xfe\x00garbage\r\n\r\n", "MDN-NOT-REPORT"),
+        pytest.param(_mdn(E902, text="erreur 902"), [("MDN-SUBJECT", E)], id="no-ko-subject"),
+        pytest.param(_mdn(E902, subject=KO_904, text="erreur 902"), [("MDN-SUBJECT", E)], id="904-vs-902-rfc2047"),
+        pytest.param(
+            _mdn(E902, subject=KO_904, raw_subject=True, text="erreur 902"),
+            [("MDN-SUBJECT-8BIT", W), ("MDN-SUBJECT", E)],
+            id="904-vs-902-raw-utf8",
+        ),
+        pytest.param(_mdn("n'importe quoi"), [("MDN-DISPOSITION", E)], id="illegible"),
+        pytest.param(
+            _mdn("automatic-action/MDN-sent-automatically; displayed"), [("MDN-NOT-PROCESSED", E)], id="displayed"
+        ),
+        pytest.param(
+            _mdn("automatic-action/MDN-sent-automatically; processed", content_type="multipart/mixed"),
+            [("MDN-NOT-REPORT", E)],
+            id="mixed",
+        ),
+        pytest.param(b"\xff\xfe\x00garbage\r\n\r\n", [("MDN-NOT-REPORT", E)], id="garbage"),
     ],
 )
-def test_bad_mdns_give_findings(data: bytes, code: str) -> None:
-    assert code in {f.code for f in validate_mdn(data).errors}
+def test_bad_mdns_give_exactly_their_findings(data: bytes, expected: list[tuple[str, Severity]]) -> None:
+    assert [(f.code, f.severity) for f in validate_mdn(data).findings] == expected
+
+
+@pytest.mark.parametrize("raw_subject", [False, True], ids=["rfc2047", "raw-utf8"])
+def test_subject_code_904_against_disposition_902_is_the_code_mismatch(raw_subject: bool) -> None:
+    """The finding names the mismatch itself (904 in the Subject, 902 in Disposition), whichever way the accents
+    travel: RFC 2047 encoded words, or raw UTF-8 (read per RFC 6532 §3.2, with a warning)."""
+    report = validate_mdn(_mdn(E902, subject=KO_904, raw_subject=raw_subject, text="erreur 902"))
+    [mismatch] = [f for f in report.findings if f.code == "MDN-SUBJECT"]
+    assert mismatch.message == "code 904 dans l'objet mais 902 dans Disposition"
+    assert report.subject == KO_904 and report.error_code == "902"
+    same_code = validate_mdn(_mdn(E902, subject=KO_904.replace("904", "902"), raw_subject=raw_subject, text="902"))
+    assert [f.code for f in same_code.findings] == (["MDN-SUBJECT-8BIT"] if raw_subject else [])
 
 
 def test_broken_boundaries_and_8bit_headers_do_not_crash() -> None:
@@ -132,6 +164,8 @@ def test_broken_boundaries_and_8bit_headers_do_not_crash() -> None:
     broken = broken.replace(b"Subject: XDM", b"Subject: \xe9\xff XDM")
     report = validate_mdn(broken)
     assert report.is_mdn  # still read; the missing close boundary is not fatal for the fields
+    assert [(f.code, f.severity) for f in report.findings] == [("MDN-SUBJECT-8BIT", W)]
+    assert report.subject == "\ufffd\ufffd XDM/1.0/DDM+x"
 
 
 # --------------------------------------------------------------------------------------------------------------

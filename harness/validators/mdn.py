@@ -11,7 +11,11 @@ Rules followed:
   ``processed`` when the document was integrated; on failure the integration error code 900–906 (page
   ``error-codes``) as ``processed/Error: <code>^<label>`` (v1.1.2) or ``processed/error`` plus an
   ``Error: <code>^<label>`` field (v1.1.3) — both accepted — and a Subject starting with
-  ``[KO Intégration système !][<code>]``.
+  ``[KO Intégration système !][<code>]``;
+- a Subject written in raw 8-bit bytes is read as UTF-8 (RFC 6532 §3.2) so that its code is judged, with the
+  warning ``MDN-SUBJECT-8BIT``: the simulator does not offer SMTPUTF8 (RFC 6531), so a non-ASCII Subject should
+  be RFC 2047 encoded words (RFC 5322 §2.2 keeps header fields US-ASCII);
+- a delivery status notification (``report-type=delivery-status``, RFC 3464) is not an MDN.
 Bytes in, findings out; the caller checks that the original message exists (it knows the mailboxes).
 """
 
@@ -23,7 +27,7 @@ from email.message import Message
 from email.parser import HeaderParser
 
 from harness.validators import Finding, Severity
-from harness.validators.mssante_message import header_value, parse_message
+from harness.validators.mssante_message import header_value, is_8bit_header, parse_message
 
 #: Integration error codes of the volet (``error-codes``, table applicationErrorCondition), labels verbatim.
 ERROR_CODES = {
@@ -114,12 +118,24 @@ def validate_mdn(data: bytes) -> MdnReport:
     report.sender = header_value(msg, "From")
     report.to = header_value(msg, "To")
     if not report.is_mdn:
+        kind = (msg.get_param("report-type") or "") if msg.get_content_type() == "multipart/report" else ""
+        what = " ; ceci est un rapport de remise (DSN, RFC 3464)" if str(kind).lower() == "delivery-status" else ""
         f.append(
             Finding(
-                "MDN-NOT-REPORT", "un MDN est un multipart/report; report-type=disposition-notification (RFC 8098 §3)"
+                "MDN-NOT-REPORT",
+                f"un MDN est un multipart/report; report-type=disposition-notification (RFC 8098 §3){what}",
             )
         )
         return report
+    if is_8bit_header(msg, "Subject"):
+        f.append(
+            Finding(
+                "MDN-SUBJECT-8BIT",
+                "objet en 8 bits bruts : sans l'extension SMTPUTF8 (RFC 6531, non annoncée) un en-tête non ASCII "
+                "s'écrit en mots encodés RFC 2047 ; lu comme UTF-8 (RFC 6532 §3.2)",
+                Severity.WARNING,
+            )
+        )
     children = msg.get_payload() if isinstance(msg.get_payload(), list) else []
     if not children or not children[0].get_content_maintype() == "text":
         f.append(

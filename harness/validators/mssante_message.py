@@ -69,15 +69,40 @@ def parse_message(data: bytes) -> Message:
     return BytesParser(policy=policy.compat32).parsebytes(data)
 
 
+def raw_header(msg: Message, name: str) -> bytes | None:
+    """A header's value as the bytes received (first occurrence), before any decoding; None when absent."""
+    wanted = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            # compat32 keeps the bytes it cannot decode as ASCII as surrogate escapes (email.parser.BytesParser)
+            return str(value).encode("utf-8", "surrogateescape")
+    return None
+
+
+def is_8bit_header(msg: Message, name: str) -> bool:
+    """Whether a header arrived as raw 8-bit bytes instead of ASCII (RFC 5322 §2.2: header fields are US-ASCII;
+    non-ASCII text is written as RFC 2047 encoded words, or as raw UTF-8 only under SMTPUTF8, RFC 6532 §3)."""
+    raw = raw_header(msg, name)
+    return raw is not None and not raw.isascii()
+
+
 def header_value(msg: Message, name: str) -> str | None:
-    """A header's value, RFC 2047-decoded and unfolded (RFC 5322 §2.2.3); None when absent."""
-    raw = msg.get(name)
+    """A header's value, RFC 2047-decoded and unfolded (RFC 5322 §2.2.3); None when absent.
+
+    Raw 8-bit bytes are read as UTF-8, as RFC 6532 §3.2 defines them (invalid sequences become U+FFFD): the
+    ``compat32`` policy would otherwise turn every such byte into U+FFFD, so that a Subject written in raw UTF-8
+    ("[KO Intégration système !][904]") lost its accents and matched nothing. Whether raw 8-bit is acceptable is
+    the caller's verdict (:func:`is_8bit_header`).
+    """
+    raw = raw_header(msg, name)
     if raw is None:
         return None
-    try:
-        text = str(make_header(decode_header(str(raw))))
-    except (HeaderParseError, UnicodeError, LookupError, ValueError):
-        text = str(raw).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = raw.decode("utf-8", "replace")
+    if "=?" in text and raw.isascii():  # RFC 2047 encoded words (only meaningful in a 7-bit header)
+        try:
+            text = str(make_header(decode_header(text)))
+        except (HeaderParseError, UnicodeError, LookupError, ValueError):
+            pass
     return " ".join(text.split())
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 from typing import Any
 
@@ -25,7 +27,7 @@ from harness.core.journal import Direction, Exchange, JournalFilter, Outcome
 from harness.fields.testdata import MailboxType
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
-from harness.validators.mdn import validate_mdn
+from harness.validators.mdn import is_mdn, validate_mdn
 from harness.validators.mssante_message import header_value, parse_message
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, message_id_of
@@ -46,8 +48,12 @@ def trace_headers(sender: str | None, recipient: str, hostname: str, exchange_id
 
 def looks_like_mdn(data: bytes) -> bool:
     """Cheap check on the header section: ``Content-Type: multipart/report; report-type=disposition-notification``."""
-    head = data[:16384].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
-    return b"multipart/report" in head and b"disposition-notification" in head
+    head = data[:16384].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    if b"multipart/report" not in head.lower():
+        return False
+    # the parameter, not a substring: a delivery-status report (RFC 3464) carrying a Disposition-Notification-To
+    # header is not a read receipt
+    return is_mdn(BytesHeaderParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n"))
 
 
 @dataclass(frozen=True)
