@@ -9,6 +9,7 @@ sizes and compression ratio are bounded; absolute paths, ``..`` and backslashes 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import lzma
@@ -118,9 +119,15 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
                 Finding("XDM-ZIP-BOMB", "entrée trop grande ou taux de compression suspect", location=info.filename)
             )
             continue
+        # Never trust the declared size: zipfile stops at ``file_size`` (and checks the CRC only there), so an entry
+        # whose stream holds more than declared, with the CRC of the declared prefix, would be silently cut short.
+        # Read it through a copy declaring one byte more than the bound: the stream itself says where it ends.
+        probe = copy.copy(info)
+        probe.file_size = limits.max_entry_bytes + 1
         try:
-            with archive.open(info) as handle:
-                content = handle.read(limits.max_entry_bytes + 1)  # never trust the declared size
+            with archive.open(probe) as handle:
+                content = handle.read(info.file_size)
+                beyond = handle.read(1)
         except (
             zipfile.BadZipFile,
             NotImplementedError,
@@ -133,8 +140,12 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
         ) as exc:
             findings.append(Finding("XDM-ENTRY-UNREADABLE", str(exc), location=info.filename))
             continue
-        if len(content) > limits.max_entry_bytes:
+        if beyond:
             findings.append(Finding("XDM-ZIP-BOMB", "entrée plus grande que déclarée", location=info.filename))
+            continue
+        if len(content) < info.file_size:
+            message = f"entrée plus courte que déclarée ({len(content)} octets sur {info.file_size})"
+            findings.append(Finding("XDM-ENTRY-UNREADABLE", message, location=info.filename))
             continue
         files[info.filename.upper()] = content
     return files, findings
