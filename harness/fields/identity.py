@@ -124,7 +124,7 @@ class INS:
     oid: str
 
     def __post_init__(self) -> None:
-        if self.oid not in INS_OIDS:
+        if not isinstance(self.oid, str) or self.oid not in INS_OIDS:  # an unhashable oid would raise TypeError
             raise InsError(
                 "INS-OID",
                 f"l'OID {self.oid!r} n'est pas une autorité d'affectation INS (identifiant local / IPP ?)",
