@@ -80,6 +80,20 @@ Fonctionnalité: Identité nationale de santé : recherche et vérification de l
     Alors le téléservice INSi refuse l'appel avec la faute "insi_102"
     Et le DUI signale l'échec de l'appel INSi à l'utilisateur
 
+  @exigence:INSI-JEU-CARACTERES
+  Scénario: Des traits hors du jeu de caractères INSi n'obtiennent pas d'INS, et le DUI le signale
+    Soit la personne à identifier "ИВАНОВА" "АННА" de sexe "F" née le "1950-03-02"
+    Quand le DUI recherche l'INS de la personne par ses traits d'identité
+    Alors les traits sont refusés, par le DUI ou par le téléservice INSi avec la faute "INSI-TRAIT-INVALIDE"
+    Et le DUI signale l'échec de l'appel INSi à l'utilisateur
+
+  @exigence:INSI-DATE-NAISSANCE
+  Scénario: Une date de naissance postérieure à la date du jour n'obtient pas d'INS, et le DUI le signale
+    Soit la personne à identifier "MARTIN" "JEANNE" de sexe "F" née le "2099-01-01"
+    Quand le DUI recherche l'INS de la personne par ses traits d'identité
+    Alors les traits sont refusés, par le DUI ou par le téléservice INSi avec la faute "INSI-TRAIT-INVALIDE"
+    Et le DUI signale l'échec de l'appel INSi à l'utilisateur
+
   @exigence:INS-QUALIFIE-AVANT-USAGE
   Scénario: Le DUI n'utilise pas un INS non qualifié : il qualifie l'identité avant l'envoi MSSanté
     Soit l'ESSMS "SSIAD du Val" équipé du DUI sous test

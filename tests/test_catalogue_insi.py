@@ -27,21 +27,40 @@ LOGICIEL = "Un logiciel dont le numéro d'autorisation (IDAM) est inconnu est re
 CERTIFICAT = "Un certificat client qui n'est pas un certificat INSi est refusé, et le DUI le signale"
 INDISPONIBLE = "Le DUI signale l'indisponibilité du téléservice INSi"
 NON_QUALIFIE = "Le DUI n'utilise pas un INS non qualifié : il qualifie l'identité avant l'envoi MSSanté"
+JEU_CARACTERES = "Des traits hors du jeu de caractères INSi n'obtiennent pas d'INS, et le DUI le signale"
+DATE_FUTURE = "Une date de naissance postérieure à la date du jour n'obtient pas d'INS, et le DUI le signale"
 
-ALL = {RECHERCHE, AUCUNE, PLUSIEURS, NIA, HISTORIQUE, VERIFICATION, LOGICIEL, CERTIFICAT, INDISPONIBLE, NON_QUALIFIE}
+ALL = {
+    RECHERCHE,
+    AUCUNE,
+    PLUSIEURS,
+    NIA,
+    HISTORIQUE,
+    VERIFICATION,
+    LOGICIEL,
+    CERTIFICAT,
+    INDISPONIBLE,
+    NON_QUALIFIE,
+    JEU_CARACTERES,
+    DATE_FUTURE,
+}
 TRANSPORT = {RECHERCHE, AUCUNE, PLUSIEURS, NIA, HISTORIQUE, VERIFICATION, NON_QUALIFIE}
+# traits refused by INSi: a defect refused earlier (certificate, headers, envelope) gets another fault than the traits'
+TRAITS = {JEU_CARACTERES, DATE_FUTURE}
 
 # defect -> the scenarios it must make fail (every other INSi scenario must still pass)
 EXPECTED_FAILURES = {
     "idam-inconnu": TRANSPORT,
-    "sans-certificat-client": TRANSPORT | {LOGICIEL},  # desir_560 comes before the IDAM check
-    "certificat-non-insi": TRANSPORT | {LOGICIEL},
-    "contexte-lps-absent": TRANSPORT | {LOGICIEL},
+    "sans-certificat-client": TRANSPORT | {LOGICIEL} | TRAITS,  # desir_560 comes before the IDAM check
+    "certificat-non-insi": TRANSPORT | {LOGICIEL} | TRAITS,
+    "contexte-lps-absent": TRANSPORT | {LOGICIEL} | TRAITS,
+    "soap-11": TRANSPORT | {LOGICIEL} | TRAITS,  # SOAP 1.1 VersionMismatch before anything else in the request
+    "version-contexte": TRANSPORT | {LOGICIEL} | TRAITS,
     "ignore-cr02": {PLUSIEURS},
     "nia-comme-ins": {NIA},
     "ignore-historique": {HISTORIQUE},
     "sans-verification": {HISTORIQUE, VERIFICATION, NON_QUALIFIE},
-    "ignore-faute-insi": {LOGICIEL, CERTIFICAT, INDISPONIBLE},
+    "ignore-faute-insi": {LOGICIEL, CERTIFICAT, INDISPONIBLE} | TRAITS,
     "envoi-sans-qualification": {NON_QUALIFIE},
 }
 

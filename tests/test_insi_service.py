@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -333,10 +334,28 @@ BAD_INPUTS = {
     "missing ContexteBAM": (envelope(headers(bam=False), recsans()), "Sender", "INSI-ENTETE-ABSENTE", 500),
     "missing ContexteLPS": (envelope(headers(lps=False), recsans()), "Sender", "INSI-ENTETE-ABSENTE", 500),
     "no header at all": (envelope("", recsans()), "Sender", "INSI-ENTETE-ABSENTE", 500),
-    "SOAP 1.1 envelope": (
-        envelope(headers(), recsans(), soap_ns="http://schemas.xmlsoap.org/soap/envelope/"),
+    "unknown envelope namespace": (
+        envelope(headers(), recsans(), soap_ns="urn:pas-soap"),
         "VersionMismatch",
         "INSI-SOAP-VERSION",
+        500,
+    ),
+    "Cyrillic name": (envelope(headers(), recsans(name="ИВАНОВ")), "Sender", "INSI-TRAIT-INVALIDE", 500),
+    "Greek first name": (envelope(headers(), recsans(first="ΕΛΕΝΗ")), "Sender", "INSI-TRAIT-INVALIDE", 500),
+    "CJK name": (envelope(headers(), recsans(name="王")), "Sender", "INSI-TRAIT-INVALIDE", 500),
+    "Arabic name": (envelope(headers(), recsans(name="محمد")), "Sender", "INSI-TRAIT-INVALIDE", 500),
+    "Hebrew name": (envelope(headers(), recsans(name="כהן")), "Sender", "INSI-TRAIT-INVALIDE", 500),
+    "birth date after today": (envelope(headers(), recsans(birth="2099-01-01")), "Sender", "INSI-TRAIT-INVALIDE", 500),
+    "ContexteBAM Version 01_01": (
+        envelope(headers().replace('Version="01_02"', 'Version="01_01"'), recsans()),
+        "Sender",
+        "INSI-ENTETE-INVALIDE",
+        500,
+    ),
+    "ContexteLPS Version 2": (
+        envelope(headers().replace('Version="01_00"', 'Version="2"'), recsans()),
+        "Sender",
+        "INSI-ENTETE-INVALIDE",
         500,
     ),
     "body in no namespace": (envelope(headers(), recsans(ns="")), "Sender", "INSI-CORPS-INVALIDE", 500),
@@ -441,10 +460,56 @@ def test_carte_vitale_operation_is_not_simulated(env: SocleEnvironment) -> None:
 
 
 def test_version_mismatch_carries_the_upgrade_header(env: SocleEnvironment) -> None:
-    body = post(env, BAD_INPUTS["SOAP 1.1 envelope"][0]).body
+    body = post(env, BAD_INPUTS["unknown envelope namespace"][0]).body
     root = parse_xml(body)
     supported = root.find(f"{{{SOAP12}}}Header/{{{SOAP12}}}Upgrade/{{{SOAP12}}}SupportedEnvelope")
     assert supported is not None and supported.get("qname") == "ns1:Envelope"
+
+
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+@pytest.mark.parametrize("content_type", ["text/xml; charset=utf-8", CONTENT_TYPE])
+def test_a_soap_11_envelope_gets_a_soap_11_version_mismatch(env: SocleEnvironment, content_type: str) -> None:
+    """SOAP 1.2 Part 1 §5.4.7 / appendix A: a SOAP/1.1 fault (faultcode VersionMismatch) with the Upgrade header."""
+    mark = env.journal.last_seq()
+    answer = post(env, envelope(headers(), recsans(), soap_ns=SOAP11), content_type=content_type)
+    assert answer.status == 500 and answer.content_type == "text/xml; charset=utf-8"
+    root = parse_xml(answer.body)
+    assert root.tag == f"{{{SOAP11}}}Envelope"
+    [fault] = root.findall(f"{{{SOAP11}}}Body/{{{SOAP11}}}Fault")
+    assert [child.tag for child in fault] == ["faultcode", "faultstring"]
+    code = fault.findtext("faultcode")
+    prefix, _, local = code.partition(":")
+    assert local == "VersionMismatch" and fault.nsmap[prefix] == SOAP11
+    [supported] = root.findall(f"{{{SOAP11}}}Header/{{{SOAP12}}}Upgrade/{{{SOAP12}}}SupportedEnvelope")
+    qprefix, _, qlocal = supported.get("qname").partition(":")
+    assert qlocal == "Envelope" and supported.nsmap[qprefix] == SOAP12
+    [exchange] = journal_since(env, mark)
+    assert exchange.outcome is Outcome.REJECTED and exchange.error_code == "INSI-SOAP-VERSION"
+    assert exchange.details["fault"]["soap_code"] == "env:VersionMismatch"
+    assert exchange.details["fault"]["soap_version"] == "1.1"
+    assert post(env, request()).result.code == "00"
+
+
+def test_trait_and_date_refusals_name_the_problem(env: SocleEnvironment) -> None:
+    cyrillic = post(env, envelope(headers(), recsans(name="ИВАНОВ"))).fault
+    assert cyrillic.error_text == (
+        "Body/RECSANSVITALE/NomNaissance: NomNaissance : caractères hors du jeu de caractères INSi ('И' (U+0418), "
+        "'В' (U+0412), 'А' (U+0410), 'Н' (U+041D), 'О' (U+041E)) : lettres latines (accents admis), espace, tiret et "
+        "apostrophe seulement"
+    )
+    future = post(env, envelope(headers(), recsans(birth="2099-01-01"))).fault
+    today = date.today().isoformat()
+    assert future.error_text == (
+        f"Body/RECSANSVITALE/DateNaissance: DateNaissance '2099-01-01' postérieure à la date du jour ({today}) : "
+        "une date de naissance est passée"
+    )
+
+
+def test_french_names_with_diacritics_and_ligatures_are_in_the_insi_character_set(env: SocleEnvironment) -> None:
+    answer = post(env, envelope(headers(), recsans(name="Œuvré D’Arc-Lefèvre", first="Hélène")))
+    assert answer.status == 200 and answer.result.code == "01"
 
 
 def test_must_understand_fault_names_the_header(env: SocleEnvironment) -> None:

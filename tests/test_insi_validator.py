@@ -20,10 +20,12 @@ from harness.validators.insi import (
     InsiFault,
     InsiResult,
     Traits,
+    birth_date_problem,
     is_lunar_date,
     normalise_trait,
     parse_request,
     parse_result,
+    trait_characters_problem,
     validate_result,
 )
 from mock_services.insi.identities import (
@@ -259,9 +261,66 @@ def test_contexte_lps_structure_verdict_matches_the_xsd(
 # trait rules
 
 
-@given(st.integers(1850, date.today().year), st.integers(0, 12), st.integers(0, 31))
+@given(st.integers(1850, date.today().year - 1), st.integers(0, 12), st.integers(0, 31))
 def test_every_lunar_date_is_accepted(year: int, month: int, day: int) -> None:
     assert is_lunar_date(f"{year:04d}-{month:02d}-{day:02d}")
+
+
+TODAY = date(2026, 6, 15)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("2026-06-15", True),  # today
+        ("2026-06-16", False),  # tomorrow: after today, in the same year
+        ("2026-06-00", True),  # day unknown, this month
+        ("2026-07-00", False),  # month after this one, day unknown
+        ("2026-00-00", True),  # only the year known
+        ("2027-00-00", False),
+        ("2099-01-01", False),
+    ],
+)
+def test_a_birth_date_after_today_is_refused(value: str, accepted: bool) -> None:
+    assert is_lunar_date(value, today=TODAY) is accepted
+
+
+def test_birth_date_problems_are_named() -> None:
+    assert birth_date_problem("2099-01-01", today=TODAY) == (
+        "DateNaissance '2099-01-01' postérieure à la date du jour (2026-06-15) : une date de naissance est passée"
+    )
+    assert birth_date_problem("1849-12-31", today=TODAY) == "DateNaissance '1849-12-31' : année antérieure à 1850"
+    assert birth_date_problem("1990-13-01", today=TODAY) == (
+        "DateNaissance '1990-13-01' : date lunaire AAAA-MM-JJ attendue (mois 00-12, jour 00-31)"
+    )
+    assert birth_date_problem("1990-00-00", today=TODAY) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["MARTIN", "Hélène", "D'ARC", "D’Arc", "LE GOFF-ÉRIC", "Œdipe", "Lætitia", "Strauß", "àâäçéèêëîïôöùûüÿ"],
+)
+def test_the_insi_character_set_accepts_latin_names(value: str) -> None:
+    assert trait_characters_problem(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "bad"),
+    [
+        ("ИВАНОВ", "'И' (U+0418), 'В' (U+0412), 'А' (U+0410), 'Н' (U+041D), 'О' (U+041E)"),
+        ("ΕΛΕΝΗ", "'Ε' (U+0395), 'Λ' (U+039B), 'Ν' (U+039D), 'Η' (U+0397)"),
+        ("王", "'王' (U+738B)"),
+        ("محمد", "'م' (U+0645), 'ح' (U+062D), 'د' (U+062F)"),
+        ("כהן", "'כ' (U+05DB), 'ה' (U+05D4), 'ן' (U+05DF)"),
+        ("MART1N", "'1' (U+0031)"),
+        ("DUPONT.", "'.' (U+002E)"),
+    ],
+)
+def test_the_insi_character_set_refuses_other_scripts_digits_and_punctuation(value: str, bad: str) -> None:
+    assert trait_characters_problem(value) == (
+        f"caractères hors du jeu de caractères INSi ({bad}) : lettres latines (accents admis), espace, tiret et "
+        "apostrophe seulement"
+    )
 
 
 @given(st.integers(0, 9999), st.integers(13, 99), st.integers(0, 99))

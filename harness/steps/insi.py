@@ -460,6 +460,23 @@ def rejected_with(socle: ScenarioContext, code: str) -> None:
         raise AssertionError(f"faute {code} attendue, observé : {codes or [e.details.get('cr') for e in calls]}")
 
 
+@then(parsers.parse('les traits sont refusés, par le DUI ou par le téléservice INSi avec la faute "{code}"'))
+@then(parsers.parse('the traits are refused, by the DUI or by the INSi teleservice with the fault "{code}"'))
+def traits_refused(socle: ScenarioContext, code: str) -> None:
+    """Traits outside the INSi rules never get an answer: the DUI checks them itself (no call) or INSi refuses them."""
+    calls = socle.exchanges_since_action(SERVICE)
+    for exchange in calls:
+        socle.attach("Échange INSi", _describe(exchange), exchange)
+    answered = [e for e in calls if e.outcome is Outcome.ACCEPTED]
+    if answered:
+        raise AssertionError(
+            f"le téléservice INSi a répondu CR {answered[-1].details.get('cr')} à des traits invalides"
+        )
+    other = [e.error_code for e in calls if e.error_code != code]
+    if other:
+        raise AssertionError(f"faute {code} attendue, observé : {other}")
+
+
 @then("le DUI signale l'échec de l'appel INSi à l'utilisateur")
 @then("the DUI reports the INSi call failure to its user")
 def dui_reports_insi_failure(socle: ScenarioContext) -> None:

@@ -54,6 +54,8 @@ INSI_DEFECTS = (
         "certificat-non-insi", "appelle INSi avec le certificat d'organisation de l'établissement au lieu d'INSI-AUTO"
     ),
     Defect("contexte-lps-absent", "n'envoie pas l'en-tête ContexteLPS (identification du logiciel)"),
+    Defect("soap-11", "appelle INSi avec une enveloppe SOAP 1.1 (text/xml, SOAPAction) au lieu de SOAP 1.2"),
+    Defect("version-contexte", "déclare ContexteBAM en Version 01_01 au lieu de 01_02 (schéma CTXBAM V01_02)"),
     Defect("ignore-cr02", "sur un CR 02 (plusieurs identités), crée une identité provisoire sans affiner la recherche"),
     Defect("nia-comme-ins", "enregistre un NIA provisoire comme un INS récupéré"),
     Defect(
@@ -72,6 +74,8 @@ UNKNOWN_IDAM = "LOGICIEL-NON-HOMOLOGUE"
 SOFTWARE_NAME = "socle-harness-dui-reference"
 INSI_CERTIFICATE = "INSI-AUTO"
 INSI_TIMEOUT = 15.0
+SOAP12_ENVELOPE = "http://www.w3.org/2003/05/soap-envelope"
+SOAP11_ENVELOPE = "http://schemas.xmlsoap.org/soap/envelope/"
 _INSTANCE_NAMESPACE = uuid.UUID("6f1c1a5e-8a86-4a8e-9d0b-5c0a1e0f2b11")
 
 
@@ -131,12 +135,14 @@ def build_request(
     with_lps: bool = True,
     with_place: bool = False,
     all_first_names: bool = False,
+    bam_version: str = "01_02",
+    soap_envelope: str = SOAP12_ENVELOPE,
 ) -> bytes:
     """A ``rechercherInsAvecTraitsIdentite`` request (SOAP 1.2). A search sends the first first name; a
     verification (``all_first_names``) sends every first name, one ``Prenom`` each, and the birth place."""
     e = escape
     bam = (
-        '<ctxbam:ContexteBAM xmlns:ctxbam="urn:siram:bam:ctxbam" Version="01_02">'
+        f'<ctxbam:ContexteBAM xmlns:ctxbam="urn:siram:bam:ctxbam" Version="{e(bam_version)}">'
         f"<ctxbam:Id>{uuid.uuid4()}</ctxbam:Id><ctxbam:Temps>{_now()}</ctxbam:Temps>"
         f"<ctxbam:Emetteur>{e(emitter)}</ctxbam:Emetteur><ctxbam:COUVERTURE/></ctxbam:ContexteBAM>"
     )
@@ -168,14 +174,17 @@ def build_request(
     )
     envelope = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">'
+        f'<soap:Envelope xmlns:soap="{soap_envelope}">'
         f"<soap:Header>{bam}{lps}{wsa}</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"
     )
     return envelope.encode("utf-8")
 
 
-def post_soap(url: str, body: bytes, context: ssl.SSLContext, *, timeout: float = INSI_TIMEOUT) -> InsiCall:
-    """POST a SOAP 1.2 request and parse the answer (the connection is closed after the call)."""
+def post_soap(
+    url: str, body: bytes, context: ssl.SSLContext, *, timeout: float = INSI_TIMEOUT, soap11: bool = False
+) -> InsiCall:
+    """POST a SOAP 1.2 request (SOAP 1.1 binding — ``text/xml`` and ``SOAPAction`` — with ``soap11``, the faulty DUI's
+    way) and parse the answer (the connection is closed after the call)."""
     parts = urlsplit(url)
     connection = http.client.HTTPSConnection(
         parts.hostname or "127.0.0.1", parts.port or 443, context=context, timeout=timeout
@@ -185,7 +194,11 @@ def post_soap(url: str, body: bytes, context: ssl.SSLContext, *, timeout: float 
             "POST",
             parts.path or "/",
             body=body,
-            headers={"Content-Type": f'application/soap+xml; charset=utf-8; action="{ACTION_TRAITS}"'},
+            headers=(
+                {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION_TRAITS}"'}
+                if soap11
+                else {"Content-Type": f'application/soap+xml; charset=utf-8; action="{ACTION_TRAITS}"'}
+            ),
         )
         response = connection.getresponse()
         data = response.read()
@@ -240,9 +253,11 @@ class InsiActions:
             instance=str(uuid.uuid5(_INSTANCE_NAMESPACE, establishment_finess)),
             message_id=str(uuid.uuid4()),
             with_lps=not self.has("contexte-lps-absent"),
+            bam_version="01_01" if self.has("version-contexte") else "01_02",
+            soap_envelope=SOAP11_ENVELOPE if self.has("soap-11") else SOAP12_ENVELOPE,
             **shape,
         )
-        return post_soap(url, body, self._insi_context(certificate))
+        return post_soap(url, body, self._insi_context(certificate), soap11=self.has("soap-11"))
 
     def _insi_failure(self, call: InsiCall, what: str) -> ActionResult:
         if self.has("ignore-faute-insi") and (call.fault is not None or call.error is not None):

@@ -11,13 +11,17 @@ them with the real XSDs from the public corpus when it is present.
 
 On top of the schemas (which make every trait optional), the rules the service applies and that the harness
 enforces — documented in ``docs/specs/insi.md``: birth name, first name(s), sex and birth date are required; the
-birth date is a *lunar* date ``YYYY-MM-DD`` with month 00-12 and day 00-31 (00 = unknown); sex is ``M`` or ``F``;
-the birth place is a 5-character COG code; names hold letters, spaces, hyphens and apostrophes, at most
-:data:`MAX_NAME_CHARS` characters; the ContexteLPS carries the software's IDAM, name, version and instance.
+birth date is a *lunar* date ``YYYY-MM-DD`` with month 00-12 and day 00-31 (00 = unknown), not after today nor
+before :data:`MIN_BIRTH_YEAR`; sex is ``M`` or ``F``; the birth place is a 5-character COG code; names are written in
+the INSi character set (:data:`INSI_ALPHABET`, see :func:`trait_characters_problem`), at most :data:`MAX_NAME_CHARS`
+characters; ``ContexteBAM/@Version`` is ``01_02`` and ``ContexteLPS/@Version`` ``01_00`` (the versions of the schemas
+``ROOT_ctxbam_CTXBAM_V01_02.xsd`` / ``ROOT_ctxlps_CTXLPS_V01_00.xsd`` the WSDL imports, as every public client sends
+them); the ContexteLPS carries the software's IDAM, name, version and instance.
 
 Codes of the findings (the simulator turns the first ERROR into its SOAP fault): ``INSI-XML-*`` (unsafe or
 malformed XML), ``INSI-SOAP-VERSION`` (not a SOAP 1.2 envelope: ``env:VersionMismatch``), ``INSI-SOAP-ENVELOPPE``,
-``INSI-MUST-UNDERSTAND`` (``env:MustUnderstand``), ``INSI-ENTETE-ABSENTE``, ``INSI-ENTETE-INVALIDE``,
+``INSI-MUST-UNDERSTAND`` (``env:MustUnderstand``; a SOAP 1.1 envelope is flagged :attr:`InsiRequest.soap11` so that
+the service answers with a SOAP 1.1 VersionMismatch fault, SOAP 1.2 Part 1 §5.4.7 and appendix A), ``INSI-ENTETE-ABSENTE``, ``INSI-ENTETE-INVALIDE``,
 ``INSI-LPS-INCOMPLET``, ``INSI-ACTION-INCONNUE``, ``INSI-CORPS-INVALIDE``, ``INSI-TRAIT-ABSENT``,
 ``INSI-TRAIT-INVALIDE``; responses: ``INSI-REPONSE-*``.
 """
@@ -47,7 +51,10 @@ __all__ = [
     "InsiResult",
     "Logiciel",
     "Traits",
+    "INSI_ALPHABET",
+    "birth_date_problem",
     "is_lunar_date",
+    "trait_characters_problem",
     "normalise_trait",
     "parse_fault",
     "parse_request",
@@ -82,8 +89,19 @@ _COG = re.compile(r"(?:[0-9]{2}|2[AB])[0-9]{3}")
 _DATETIME = re.compile(
     r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
 )
-_NAME_EXTRA = frozenset(" -'\u2019")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'"})
+_APOSTROPHES = str.maketrans(
+    {"\u2019": "'", "\u02bc": "'", "`": "'", "Œ": "OE", "œ": "OE", "Æ": "AE", "æ": "AE", "ß": "SS"}
+)
+#: The INSi character set of name traits, once folded by :func:`normalise_trait`: the 26 unaccented capital letters,
+#: space, hyphen and apostrophe — the alphabet in which the INS reference traits are written (CNAM, téléservice INSi
+#: ``rechercherInsAvecTraitsIdentite``, WSDL ``DESIR_ICIR_EXP_1.5.0``: the ``TIQ`` of every answer; ANS, *Guide
+#: d'implémentation de l'identité INS dans les logiciels*, traits INS). Lower case, French diacritics and the ligatures
+#: Œ / Æ / ß fold into it; digits, other punctuation and letters of other scripts (Cyrillic, Greek, Arabic, Hebrew,
+#: CJK...) do not, and are refused with ``INSI-TRAIT-INVALIDE``.
+INSI_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ -'")
+#: ``@Version`` of the context headers (the schema versions the WSDL imports).
+BAM_VERSION = "01_02"
+LPS_VERSION = "01_00"
 # Header blocks the service understands (WSDL binding: Security, ContexteLPS, MessageID, ContexteBAM; plus the
 # WS-Addressing headers a SOAP stack adds). Any other block flagged mustUnderstand gets env:MustUnderstand.
 _UNDERSTOOD_HEADERS = frozenset(
@@ -191,6 +209,9 @@ class InsiRequest:
     lps: ContexteLPS | None = None
     traits: Traits | None = None
     not_understood: list[str] = field(default_factory=list)
+    soap11: bool = (
+        False  # a SOAP 1.1 envelope: answered with a SOAP 1.1 VersionMismatch fault (SOAP 1.2 Part 1, app. A)
+    )
 
     @property
     def errors(self) -> list[Finding]:
@@ -251,13 +272,45 @@ def normalise_trait(value: str) -> str:
     return " ".join(stripped.upper().split())
 
 
-def is_lunar_date(value: str, *, today: date | None = None) -> bool:
-    """``YYYY-MM-DD`` with month 00-12 and day 00-31 (00 = unknown, as the INS base allows), year not in the future."""
+def birth_date_problem(value: str, *, today: date | None = None) -> str | None:
+    """Why ``value`` is not an acceptable INSi birth date (``None`` when it is).
+
+    A lunar date ``YYYY-MM-DD``: month 00-12 and day 00-31 (00 = unknown, as the INS base allows), year from
+    :data:`MIN_BIRTH_YEAR`, and not after ``today`` (compared on the known parts: a month 00 compares the year only).
+    """
     match = _LUNAR_DATE.fullmatch(value)
     if match is None:
-        return False
-    year = int(match.group(1))
-    return MIN_BIRTH_YEAR <= year <= (today or date.today()).year
+        return f"DateNaissance {value[:40]!r} : date lunaire AAAA-MM-JJ attendue (mois 00-12, jour 00-31)"
+    year, month, day = (int(part) for part in match.groups())
+    now = today or date.today()
+    if year < MIN_BIRTH_YEAR:
+        return f"DateNaissance {value!r} : année antérieure à {MIN_BIRTH_YEAR}"
+    known = (year, month or 0, day if month else 0)
+    limit = (now.year, now.month if month else 0, now.day if month and day else 0)
+    if known > limit:
+        return f"DateNaissance {value!r} postérieure à la date du jour ({now.isoformat()}) : une date de naissance est passée"
+    return None
+
+
+def is_lunar_date(value: str, *, today: date | None = None) -> bool:
+    """Whether ``value`` is an acceptable INSi birth date (:func:`birth_date_problem` finds nothing)."""
+    return birth_date_problem(value, today=today) is None
+
+
+def trait_characters_problem(value: str) -> str | None:
+    """The characters of a name trait outside the INSi character set (:data:`INSI_ALPHABET` after folding)."""
+    bad: list[str] = []
+    for ch in value:
+        folded = normalise_trait(ch) or " "
+        if any(c not in INSI_ALPHABET for c in folded) and ch not in bad:
+            bad.append(ch)
+    if not bad:
+        return None
+    shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in bad[:5])
+    return (
+        f"caractères hors du jeu de caractères INSi ({shown}) : lettres latines (accents admis), espace, tiret "
+        "et apostrophe seulement"
+    )
 
 
 def _name_problem(value: str, label: str) -> str | None:
@@ -265,10 +318,8 @@ def _name_problem(value: str, label: str) -> str | None:
         return f"{label} vide"
     if len(value) > MAX_NAME_CHARS:
         return f"{label} trop long ({len(value)} caractères > {MAX_NAME_CHARS})"
-    bad = sorted({ch for ch in value if not (ch.isalpha() or ch in _NAME_EXTRA)})
-    if bad:
-        shown = ", ".join(repr(ch) for ch in bad[:5])
-        return f"{label} : caractères non admis ({shown}) ; lettres, espace, tiret et apostrophe seulement"
+    if problem := trait_characters_problem(value):
+        return f"{label} : {problem}"
     if not any(ch.isalpha() for ch in value):
         return f"{label} sans lettre"
     return None
@@ -388,11 +439,23 @@ def _context_common(
     code: str,
     findings: list[Finding],
 ) -> tuple[str | None, str | None, str | None]:
-    """Checks ContexteBAM and ContexteLPS share: ``Version`` present, ``Nature`` if given, ``Temps`` a dateTime."""
+    """Checks ContexteBAM and ContexteLPS share: ``Version`` the schema's (01_02 / 01_00), ``Nature`` if given,
+    ``Temps`` a dateTime."""
     version = element.get("Version")
     nature = element.get("Nature")
+    expected_version = BAM_VERSION if nature_expected == "CTXBAM" else LPS_VERSION
     if not version:
         findings.append(Finding(code, "attribut Version obligatoire absent", Severity.ERROR, loc))
+    elif version != expected_version:
+        findings.append(
+            Finding(
+                code,
+                f"attribut Version = {version[:20]!r} : '{expected_version}' attendu (schéma {nature_expected} "
+                f"V{expected_version} du WSDL DESIR_ICIR_EXP_1.5.0)",
+                Severity.ERROR,
+                loc,
+            )
+        )
     if nature is not None and nature != nature_expected:
         findings.append(
             Finding(code, f"attribut Nature = {nature!r}, attendu '{nature_expected}'", Severity.ERROR, loc)
@@ -523,7 +586,7 @@ def _check_lps(element: etree._Element, findings: list[Finding]) -> ContexteLPS:
     )
 
 
-def _check_traits(element: etree._Element, findings: list[Finding]) -> Traits | None:
+def _check_traits(element: etree._Element, findings: list[Finding], today: date | None = None) -> Traits | None:
     loc = "Body/RECSANSVITALE"
     ns = NS["recsans"]
     found = _check_sequence(
@@ -569,15 +632,8 @@ def _check_traits(element: etree._Element, findings: list[Finding]) -> Traits | 
         findings.append(
             Finding("INSI-TRAIT-INVALIDE", f"Sexe {sex[:20]!r} : 'M' ou 'F' attendu", Severity.ERROR, f"{loc}/Sexe")
         )
-    if birth_date is not None and not is_lunar_date(birth_date):
-        findings.append(
-            Finding(
-                "INSI-TRAIT-INVALIDE",
-                f"DateNaissance {birth_date[:40]!r} : date lunaire AAAA-MM-JJ attendue (mois 00-12, jour 00-31)",
-                Severity.ERROR,
-                f"{loc}/DateNaissance",
-            )
-        )
+    if birth_date is not None and (problem := birth_date_problem(birth_date, today=today)):
+        findings.append(Finding("INSI-TRAIT-INVALIDE", problem, Severity.ERROR, f"{loc}/DateNaissance"))
     if birth_place is not None and _COG.fullmatch(birth_place) is None:
         findings.append(
             Finding(
@@ -598,10 +654,13 @@ def _must_understand(block: etree._Element) -> bool:
     return (block.get(f"{{{SOAP12}}}mustUnderstand") or "").strip() in ("true", "1")
 
 
-def parse_request(data: bytes, *, content_action: str | None = None, max_bytes: int = MAX_REQUEST_BYTES) -> InsiRequest:
+def parse_request(
+    data: bytes, *, content_action: str | None = None, max_bytes: int = MAX_REQUEST_BYTES, today: date | None = None
+) -> InsiRequest:
     """Parse and check an INSi SOAP 1.2 request. Never raises on bad input: problems become findings.
 
-    ``content_action`` is the ``action`` parameter of the HTTP Content-Type (SOAP 1.2 HTTP binding), if any.
+    ``content_action`` is the ``action`` parameter of the HTTP Content-Type (SOAP 1.2 HTTP binding), if any;
+    ``today`` the date birth dates are compared with (default: the system date).
     """
     report = InsiRequest()
     findings = report.findings
@@ -620,6 +679,7 @@ def parse_request(data: bytes, *, content_action: str | None = None, max_bytes: 
     if etree.QName(root).namespace != SOAP12:
         namespace = etree.QName(root).namespace or "(aucun)"
         hint = " (SOAP 1.1)" if namespace == SOAP11 else ""
+        report.soap11 = namespace == SOAP11
         findings.append(
             Finding(
                 "INSI-SOAP-VERSION",
@@ -723,7 +783,7 @@ def parse_request(data: bytes, *, content_action: str | None = None, max_bytes: 
     element = payload[0]
     if element.tag == _q("recsans", "RECSANSVITALE"):
         report.operation = OPERATIONS[ACTION_TRAITS]
-        report.traits = _check_traits(element, findings)
+        report.traits = _check_traits(element, findings, today)
     elif element.tag == _q("recvit", "RECVITALE"):
         report.operation = OPERATIONS[ACTION_CARTE_VITALE]
     else:

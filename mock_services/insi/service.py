@@ -8,7 +8,9 @@ journal before the reply is sent:
 1. a fault injected by the scenario (``insi.indisponible``: ``env:Receiver`` / ``siram_40`` / ``insi_102`` with
    HTTP 500, or a bare HTTP 503 with ``{"mode": "http"}``);
 2. the client certificate of the TLS connection: its CN must be ``INSI-AUTO`` or ``INSI-MANU`` (``desir_560``);
-3. the HTTP request: body size (HTTP 413), media type ``application/soap+xml`` (HTTP 415);
+3. the HTTP request: body size (HTTP 413); a SOAP 1.1 envelope gets a SOAP 1.1 ``VersionMismatch`` fault (``text/xml``,
+   HTTP 500, ``Upgrade`` header naming SOAP 1.2: SOAP 1.2 Part 1 §5.4.7 and appendix A); otherwise the media type
+   must be ``application/soap+xml`` (HTTP 415);
 4. the SOAP request (:func:`harness.validators.insi.parse_request`): XML safety, SOAP 1.2 envelope, the
    ``ContexteBAM`` / ``ContexteLPS`` headers, the body ``RECSANSVITALE`` and its traits — harness faults;
 5. the software authorisation number ``ContexteLPS/LPS/IDAM`` (settings ``authorised_idam``): ``desir_550``;
@@ -43,10 +45,13 @@ from mock_services.insi.identities import (
 from mock_services.insi.soap import (
     CONTENT_TYPE,
     KNOWN_FAULTS,
+    SOAP11_CONTENT_TYPE,
+    SOAP11_VERSION_MISMATCH,
     FaultSpec,
     fault_envelope,
     request_fault,
     result_envelope,
+    soap11_version_mismatch_envelope,
 )
 
 logger = logging.getLogger("socle_harness.insi")
@@ -183,7 +188,13 @@ class InsiService:
         if delay_fault is not None:
             delay = max(0.0, min(float(delay_fault.params.get("seconds", 30.0)), self.settings.max_delay_seconds))
         media, params = _media_type(call.content_type)
-        request = parse_request(call.body, content_action=params.get("action")) if not call.too_large else InsiRequest()
+        simulated = self.ctx.run.now()
+        today = simulated.date() if simulated is not None else None
+        request = (
+            parse_request(call.body, content_action=params.get("action"), today=today)
+            if not call.too_large
+            else InsiRequest()
+        )
         extra: dict[str, Any] = {"delay_seconds": delay} if delay else {}
 
         unavailable = self.ctx.take_fault("insi.indisponible")
@@ -201,6 +212,10 @@ class InsiService:
                 "INSI-XML-TROP-VOLUMINEUX", f"requête de plus de {self.settings.max_request_bytes} octets"
             )
             return self._refuse(call, request, fault, extra, delay)
+        if request.soap11:
+            # SOAP 1.2 Part 1 §5.4.7 and appendix A: a SOAP 1.2 node that does not process SOAP/1.1 answers a SOAP/1.1
+            # message with a SOAP/1.1 VersionMismatch fault (with the Upgrade header), over the SOAP 1.1 binding.
+            return self._refuse(call, request, SOAP11_VERSION_MISMATCH, extra, delay)
         if media != "application/soap+xml":
             hint = " (text/xml est le type de SOAP 1.1 ; le service est en SOAP 1.2)" if media == "text/xml" else ""
             fault = request_fault(
@@ -288,17 +303,22 @@ class InsiService:
     def _refuse(
         self, call: _Call, request: InsiRequest | None, fault: FaultSpec, extra: dict[str, Any], delay: float = 0.0
     ) -> Reply:
-        body = fault_envelope(
-            fault,
-            message_id=request.message_id if request is not None else None,
-            not_understood=request.not_understood if request is not None and fault.code == "MustUnderstand" else (),
-        )
+        if fault is SOAP11_VERSION_MISMATCH:
+            body, media_type = soap11_version_mismatch_envelope(), SOAP11_CONTENT_TYPE
+        else:
+            media_type = CONTENT_TYPE
+            body = fault_envelope(
+                fault,
+                message_id=request.message_id if request is not None else None,
+                not_understood=request.not_understood if request is not None and fault.code == "MustUnderstand" else (),
+            )
         actor, essms = self._who(request, call)
         details = {
             **self._common(call, request),
             **extra,
             "fault": {
                 "soap_code": f"env:{fault.code}",
+                "soap_version": "1.1" if fault is SOAP11_VERSION_MISMATCH else "1.2",
                 "subcode": fault.subcode,
                 "code": fault.error_code,
                 "http_status": fault.http_status,
@@ -322,7 +342,7 @@ class InsiService:
                 details=details,
             )
         )
-        return Reply(fault.http_status, body, delay=delay)
+        return Reply(fault.http_status, body, media_type=media_type, delay=delay)
 
     def _refuse_http(
         self, call: _Call, request: InsiRequest, status: int, text: str, extra: dict[str, Any], delay: float

@@ -135,6 +135,29 @@ def result_envelope(code: str, identity: Identity | None = None) -> bytes:
     return (_XML_DECL + _RESULT_OPEN + result_body(code, identity) + _RESULT_CLOSE).encode("utf-8")
 
 
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP11_CONTENT_TYPE = "text/xml; charset=utf-8"
+#: The answer to a SOAP 1.1 envelope (the journal's code is the validator's INSI-SOAP-VERSION).
+SOAP11_VERSION_MISMATCH = FaultSpec(
+    "VersionMismatch",
+    None,
+    "Requête INSi refusée : enveloppe SOAP 1.1, le téléservice INSi est en SOAP 1.2",
+    "INSI-SOAP-VERSION",
+    "enveloppe SOAP 1.1 (http://schemas.xmlsoap.org/soap/envelope/) : SOAP 1.2 attendu",
+)
+
+
+def soap11_version_mismatch_envelope() -> bytes:
+    """A SOAP/1.1 ``VersionMismatch`` fault with the SOAP 1.2 ``Upgrade`` header block listing the envelope the service
+    supports — the message SOAP 1.2 Part 1 (2nd edition) §5.4.7 and appendix A give for a SOAP/1.1 request."""
+    return (
+        _XML_DECL + f'<env:Envelope xmlns:env="{SOAP11}"><env:Header>'
+        f'<upg:Upgrade xmlns:upg="{SOAP12}"><upg:SupportedEnvelope qname="ns1:Envelope" xmlns:ns1="{SOAP12}"/>'
+        "</upg:Upgrade></env:Header><env:Body><env:Fault><faultcode>env:VersionMismatch</faultcode>"
+        f'<faultstring xml:lang="fr">{_e(SOAP11_VERSION_MISMATCH.reason)}</faultstring></env:Fault></env:Body></env:Envelope>'
+    ).encode("utf-8")
+
+
 def fault_envelope(fault: FaultSpec, *, message_id: str | None = None, not_understood: Sequence[str] = ()) -> bytes:
     """A SOAP 1.2 fault envelope (``env:`` prefix for the envelope namespace, as SOAP 1.2 Part 1 writes it)."""
     header = ""
