@@ -429,7 +429,8 @@ def test_correct_message_is_accepted_and_journaled_verbatim(env: SocleEnvironmen
     assert accepted.payload_type == "message/rfc822"
     assert accepted.details["recipients"] == [{"address": DOCTOR, "type": "PER"}]
     assert accepted.details["message_id"] == str(msg["Message-ID"]).strip()
-    assert accepted.details["documents"] == [{"code": "74207-2", "ins": P001_INS}]
+    dlu_templates = ["2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1", "1.2.250.1.213.1.1.1.22"]
+    assert accepted.details["documents"] == [{"code": "74207-2", "ins": P001_INS, "templates": dlu_templates}]
     assert not [f for f in accepted.details["findings"] if f["severity"] == "error"]
     guard.check(added=1)
 

@@ -20,6 +20,8 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
     strict = true
 
     mssante_counting = "messages"  # MSSanté rate numerator: messages sent (instruction) or "personnes"
+    observe_retry = "avertissement"  # observe-only mode: a refusal then an accepted retry passes with a warning
+                                     # ("echec": it fails); see harness.runtime.observe.RETRY_RULES
 
     [indicator_targets]      # usage-indicator targets in % (harness.analytics.indicators); "none" = no target
     dossiers_actifs = 80
@@ -63,6 +65,7 @@ class HarnessConfig:
     mssante_counting: str = "messages"  # MSSanté rate: "messages" (national instruction) or "personnes"
     sut_timeout: float = 30.0  # HTTP driver: per-call timeout of the DUI control API
     sut_retries: int = 2  # HTTP driver: retries when a call could not be delivered
+    observe_retry: str = "avertissement"  # observe-only mode: "avertissement" or "echec" (runtime.observe.RETRY_RULES)
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:  # accept str paths from callers and TOML alike

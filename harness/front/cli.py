@@ -13,11 +13,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from harness import __version__
 from harness.core.config import HarnessConfig, load_config
+from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.console import ConsoleReporter
 from harness.front.runner import RunResult, run_catalogue
@@ -25,6 +27,7 @@ from harness.reports import writers_for
 from harness.runtime.environment import SocleEnvironment
 from harness.runtime.guided import ReplyBox
 from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer
+from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, ObservationWindow, check_retry_rule, survey
 from harness.sut import DEFECTS, make_driver
 
 app = typer.Typer(
@@ -131,6 +134,14 @@ def run(
             "--to", help="Mode observation: fin de la fenêtre (exclue) / observe-only mode: window end (exclusive)."
         ),
     ] = None,
+    retry_rule: Annotated[
+        str | None,
+        typer.Option(
+            "--relance",
+            help="Mode observation: un refus suivi d'une relance acceptée fait « avertissement » (défaut : le "
+            "scénario réussit, le refus est montré) ou « echec » / observe-only mode: retry rule (observe_retry).",
+        ),
+    ] = None,
 ) -> None:
     """Exécute le catalogue de scénarios Gherkin contre le DUI / run the Gherkin scenario catalogue against the DUI.
 
@@ -140,7 +151,10 @@ def run(
 
     Observe-only mode (--from/--to, or --sut observe:<from>/<to>): the DUI worked on its own against
     `socle-harness serve`; the scenarios tagged @observable judge what the journal (--journal) recorded in the
-    window; a scenario whose exchange is absent is skipped as « non observé », never passed.
+    window; a scenario whose exchange is absent is skipped as « non observé », never passed. Exchanges of harness
+    runs are set aside and counted, refusals no scenario can be tied to are listed as « refus non attribuable ».
+    Exits 4 (« rien d'observé ») when no scenario passed and none failed; local times the daylight-saving
+    changes make ambiguous or non-existent need an explicit offset (exit 2).
     """
     if (observe_from is None) != (observe_to is None):
         err.print(
@@ -153,11 +167,18 @@ def run(
             raise typer.Exit(2)
         sut = f"observe:{observe_from}/{observe_to}"
     config = _load(config_path).with_overrides(
-        sut=sut, journal=journal, scenarios_dir=scenarios, reports_dir=reports, step_timeout=step_timeout
+        sut=sut,
+        journal=journal,
+        scenarios_dir=scenarios,
+        reports_dir=reports,
+        step_timeout=step_timeout,
+        observe_retry=retry_rule,
     )
+    window: ObservationWindow | None = None
     if config.sut.startswith("observe"):
         try:
-            make_driver(config.sut)
+            window = getattr(make_driver(config.sut), "window", None)
+            check_retry_rule(config.observe_retry)
         except ValueError as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
@@ -190,7 +211,31 @@ def run(
     if result.exit_code == 5 or not result.scenarios:
         err.print("[yellow]Aucun scénario sélectionné / no scenario selected.[/]")
         raise typer.Exit(5)
+    if window is not None:
+        _observation_summary(config, window, result)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _observation_summary(config: HarnessConfig, window: ObservationWindow, result: RunResult) -> None:
+    """Beside the verdicts: what the window held, the harness runs set aside, the refusals no scenario can be
+    tied to; « rien d'observé » (exit 4) when no scenario passed and none failed."""
+    journal = open_journal(config.journal)
+    try:
+        found = survey(journal, window)
+    finally:
+        journal.close()
+    console.print(
+        f"Mode observation — règle de relance « {config.observe_retry} » : {RETRY_RULES[config.observe_retry]}"
+    )
+    for line in found.lines():
+        console.print(("[yellow]" if line.startswith("refus") else "") + escape(line))
+    passed = sum(1 for s in result.scenarios if s.status is Status.PASSED)
+    if passed == 0 and result.ok:
+        err.print(
+            "[yellow]Rien d'observé[/] / nothing observed: aucun scénario réussi ni échoué dans la fenêtre "
+            f"{window.describe()} (code de sortie {EXIT_NOTHING_OBSERVED})"
+        )
+        raise typer.Exit(EXIT_NOTHING_OBSERVED)
 
 
 def _run_guided(

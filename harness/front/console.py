@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.core.events import Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted, Status, StepFinished
@@ -47,6 +48,8 @@ class ConsoleReporter:
             if event.status in (Status.FAILED, Status.ERROR):
                 where = f"{step.keyword} {step.text}: " if step else ""
                 c.print(f"      [red]{where}{event.message or (step.message if step else '')}[/]", soft_wrap=True)
+            elif event.message:  # why a scenario was skipped (« non observé »), a passed verdict's warning
+                c.print(f"      [yellow]{escape(event.message)}[/]", soft_wrap=True)
         elif isinstance(event, RunFinished):
             table = Table(title="Résumé / Summary", show_header=True)
             for label in (

@@ -113,6 +113,7 @@ def run_catalogue(
         cmd += ["-k", select]
     if config.sut.startswith("observe:"):  # observe-only mode judges only the scenarios that can be observed
         tags = f"({tags}) and {OBSERVABLE_TAG}" if tags else OBSERVABLE_TAG
+        cmd += ["--socle-observe-retry", config.observe_retry]
     if tags:
         cmd += ["-m", tags]
     if operator_replies is not None:

@@ -25,10 +25,11 @@ from harness.fields.testdata import Establishment, Person, TestData, load_testda
 from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.host.simulator import RunState, Simulator
 from harness.runtime.guided import OperatorChannel, StepBlocked
+from harness.runtime.observe import apply_retry_rule, describe_exchange, split_activity
 from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
 
 if TYPE_CHECKING:
-    from harness.runtime.observe import ObservationWindow
+    from harness.runtime.observe import Expectation, ObservationWindow
 
 
 class SutUnavailable(Exception):
@@ -119,6 +120,8 @@ class ScenarioContext:
     mark: int = 0  # journal sequence number before the last action
     prompt: OperatorPrompt | None = None  # the operator prompt of the last delegated action, until observed
     evidence: list[Evidence] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown beside a passed verdict (observe-only retries)
+    observation_actions: int = 0  # observe-only mode: actions made since the recorder last looked
 
     def attach(self, label: str, text: str = "", exchange: Exchange | None = None) -> None:
         self.evidence.append(Evidence(label=label, text=text, exchange_id=exchange.id if exchange else None))
@@ -138,26 +141,46 @@ class ScenarioContext:
         return sim
 
     def _observed(self, window: ObservationWindow, service: str, operation: str | None, count: int) -> list[Exchange]:
-        expectation = self.last_action.data.get("expectation") if self.last_action is not None else None
-        flt = JournalFilter(service=service, operation=operation, ts_from=window.start, ts_to=window.end)
+        """The DUI's exchanges of the window that meet the last action's expectation (README « Mode observation »):
+        a harness run's exchanges are set aside and counted; the retry rule (``observe_retry``) may forgive a
+        refusal an accepted retry followed, shown as a warning."""
+        expectation: Expectation | None = self.last_action.data.get("expectation") if self.last_action else None
+        flt = JournalFilter(service=service, ts_from=window.start, ts_to=window.end)
         # observing while the DUI works (the window ends in the future): wait for the exchange, at most step_timeout
         remaining = (window.end - datetime.now(UTC)).total_seconds()
         deadline = time.monotonic() + max(0.0, min(self.env.config.step_timeout, remaining))
         while True:
-            found = [e for e in self.env.journal.query(flt) if expectation is None or expectation.matches(e)]
-            if len(found) >= count or time.monotonic() >= deadline:
+            # harness runs are told apart on the whole service's window (a run's scenario ids), then the operation
+            activity, produced = split_activity(self.env.journal.query(flt))
+            candidates = [e for e in activity if operation is None or e.operation == operation]
+            found = [e for e in candidates if expectation is None or expectation.matches(e)]
+            judged, forgiven = apply_retry_rule(found, self.env.config.observe_retry)
+            if len(judged) >= count or time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
         what = expectation.describe() if expectation is not None else f"{service} {operation or ''}".strip()
-        if len(found) < count:
+        set_aside = sum(1 for e in produced if operation is None or e.operation == operation)
+        aside = f" ; {set_aside} échange(s) d'une exécution du harnais écarté(s)" if set_aside else ""
+        if len(judged) < count:
+            near = [f"{describe_exchange(e)} — {expectation.mismatch(e)}" for e in candidates if e not in found]
+            hint = f" ; échanges proches écartés : {' | '.join(near[:3])}" if near and expectation else ""
             not_observed(
-                f"{len(found)}/{count} échange(s) {service}/{operation or '*'} observé(s) pour « {what} » "
-                f"dans la fenêtre {window.describe()}"
+                f"{len(judged)}/{count} échange(s) {service}/{operation or '*'} observé(s) pour « {what} » "
+                f"dans la fenêtre {window.describe()}{aside}{hint}"
             )
         self.attach(
-            "Observation", f"{len(found)} échange(s) retenu(s) dans la fenêtre {window.describe()} pour « {what} »"
+            "Observation",
+            f"{len(judged)} échange(s) retenu(s) dans la fenêtre {window.describe()} pour « {what} »{aside}",
         )
-        return found
+        if forgiven:
+            warning = (
+                f"relance acceptée après {len(forgiven)} refus (règle de relance « {self.env.config.observe_retry} ») : "
+                + " | ".join(describe_exchange(e) for e in forgiven)
+            )
+            self.attach("Avertissement", warning)
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        return judged
 
     def require_person(self) -> Person:
         if self.person is None:
@@ -180,12 +203,20 @@ class ScenarioContext:
         result: ActionResult = call()
         self.last_action = result
         self.attach(f"DUI: {action}", f"{result.status}: {result.detail}")
+        if self.observation() is not None:
+            self.observation_actions += 1
         if result.status in (ActionStatus.UNREACHABLE, ActionStatus.ERROR):
             raise SutUnavailable(f"SUT {result.status}: {result.detail}")
         channel = self._channel()
         if result.status is ActionStatus.DELEGATED and channel is not None:
             self.prompt = channel.ask(self.scenario_id, action, result.detail)
         return result
+
+    def take_observation_actions(self) -> int:
+        """Observe-only mode: how many actions became expectations since the last call (the recorder gives those
+        steps their scenario's verdict: a ``Quand`` is what was observed, or not)."""
+        taken, self.observation_actions = self.observation_actions, 0
+        return taken
 
     def _channel(self) -> OperatorChannel | None:
         return getattr(self.sut, "channel", None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pkgutil
 import time
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -57,6 +57,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seconds a step waits for an exchange triggered by a person or an external DUI",
     )
     group.addoption(
+        "--socle-observe-retry",
+        default=None,
+        help="observe-only mode: what a refusal followed by an accepted retry does (avertissement | echec)",
+    )
+    group.addoption(
         "--socle-operator-replies", default=None, help="guided recette: file the operator's replies are appended to"
     )
 
@@ -87,6 +92,7 @@ def _config_from(pytestconfig: pytest.Config) -> HarnessConfig:
         "sut": pytestconfig.getoption("--socle-sut"),
         "journal": pytestconfig.getoption("--socle-journal"),
         "step_timeout": pytestconfig.getoption("--socle-step-timeout"),
+        "observe_retry": pytestconfig.getoption("--socle-observe-retry"),
     }
     if run_dir:
         overrides["run_dir"] = Path(run_dir)
@@ -184,6 +190,10 @@ class EventRecorder:
         self._steps_done: dict[str, int] = {}
         self._step_t0: dict[str, float] = {}
         self._failure: dict[str, tuple[Status, str]] = {}
+        # observe-only mode: a step whose action became an expectation, and the steps after it, wait for the
+        # scenario's verdict (the step shows it: « non observé » is not « réussi »); True marks that step
+        self._held: dict[str, list[tuple[StepFinished, bool]]] = {}
+        self._warnings: dict[str, list[str]] = {}  # what a passed scenario shows beside its verdict
         self._counts = {s.value: 0 for s in Status}
 
     def emit(self, event: Event) -> None:
@@ -225,12 +235,12 @@ class EventRecorder:
         self._steps_done[sid] = 0
         self.emit(ScenarioStarted(sid, feature.name, scenario.name, _tags(scenario), feature.rel_filename, _now()))
 
-    def _ctx_evidence(self, request: pytest.FixtureRequest) -> list[Any]:
+    @staticmethod
+    def _ctx(request: pytest.FixtureRequest) -> ScenarioContext | None:
         try:
-            ctx: ScenarioContext = request.getfixturevalue("socle")
+            return request.getfixturevalue("socle")
         except Exception:  # noqa: BLE001
-            return []
-        return ctx.drain_evidence()
+            return None
 
     def _step_event(self, request: pytest.FixtureRequest, step: Any, status: Status, message: str = "") -> None:
         sid = request.node.nodeid
@@ -238,9 +248,16 @@ class EventRecorder:
         duration = now - self._step_t0.get(sid, now)
         self._step_t0[sid] = now
         self._steps_done[sid] = self._steps_done.get(sid, 0) + 1
-        self.emit(
-            StepFinished(sid, step.keyword.strip(), step.name, status, duration, message, self._ctx_evidence(request))
-        )
+        ctx = self._ctx(request)
+        evidence = ctx.drain_evidence() if ctx is not None else []
+        if ctx is not None and ctx.warnings:
+            self._warnings[sid] = list(ctx.warnings)
+        event = StepFinished(sid, step.keyword.strip(), step.name, status, duration, message, evidence)
+        observed = ctx is not None and ctx.take_observation_actions() > 0 and status is Status.PASSED
+        if observed or sid in self._held:
+            self._held.setdefault(sid, []).append((event, observed))
+            return
+        self.emit(event)
 
     def pytest_bdd_after_step(
         self,
@@ -302,13 +319,20 @@ class EventRecorder:
                 )
             )
         if report.skipped:
-            status, message = Status.SKIPPED, str(report.longrepr)[-500:]
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            status, message = Status.SKIPPED, str(reason).removeprefix("Skipped: ")[-1500:]
         elif report.passed:
-            status, message = Status.PASSED, ""
+            warnings = self._warnings.pop(sid, [])
+            status, message = Status.PASSED, "".join(f"avertissement / warning : {w}\n" for w in warnings).strip()
         else:
             status, message = self._failure.get(sid, (Status.ERROR, str(report.longrepr)[-2000:]))
-        for step in scenario.steps[self._steps_done.get(sid, 0) :]:
-            self.emit(StepFinished(sid, step.keyword.strip(), step.name, Status.SKIPPED, 0.0, "non exécutée / not run"))
+        self._warnings.pop(sid, None)
+        for event, observed in self._held.pop(sid, []):  # an observed action shows its scenario's verdict
+            self.emit(replace(event, status=status, message=message or event.message) if observed else event)
+        for index, step in enumerate(scenario.steps[self._steps_done.get(sid, 0) :]):
+            skipped_here = index == 0 and report.skipped and report.when == "call"  # the step that skipped
+            why = message if skipped_here else "non exécutée / not run"
+            self.emit(StepFinished(sid, step.keyword.strip(), step.name, Status.SKIPPED, 0.0, why))
         self._counts[status.value] += 1
         self.emit(
             ScenarioFinished(

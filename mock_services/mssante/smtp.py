@@ -252,7 +252,11 @@ class SubmissionHandler:
             message_id=report.message_id,
             subject=report.subject,
             attachments=report.attachments,
-            documents=[{"code": h.code, "ins": h.ins.value if h.ins else None} for h in report.cda],
+            # templateIds tell a CDA R2 level 1 (IHE XDS-SD) from a structured one (observe-only mode matches them)
+            documents=[
+                {"code": h.code, "ins": h.ins.value if h.ins else None, "templates": list(h.template_ids)}
+                for h in report.cda
+            ],
             findings=[f.to_dict() for f in report.findings],
             to_patient_mailbox=any(r["type"] == "PAT" for r in recipients),
             recipient_counts=MailFlow.counts(recipients),
