@@ -217,17 +217,36 @@ STRUCTURED_CR = dui_mssante.Kind(
 )
 
 
+def vihf_broken_on_call(n: int) -> Callable[..., Any]:
+    """The example DUI's VIHF builder, whose ``n``-th assertion is altered after signing (Identifiant_Structure)."""
+    build, calls = dui_dmp.build_vihf, []
+
+    def built(*args: Any) -> Any:
+        assertion = build(*args)
+        calls.append(1)
+        if len(calls) == n:
+            for attribute in assertion.iter("{urn:oasis:names:tc:SAML:2.0:assertion}Attribute"):
+                if attribute.get("Name") == "Identifiant_Structure":
+                    attribute[0].text = "1" + SSIAD
+        return assertion
+
+    return built
+
+
 # -- the cases -----------------------------------------------------------------------------------------------------
 def test_conformant_activity_passes_and_refusals_no_scenario_can_be_tied_to_are_reported_beside(grappe: Grappe) -> None:
     """Items 6 and 9: the six pass on the DUI's own activity; refusals naming no person (an unreadable archive, an
-    archive without METADATA.XML) and another person's refusal are listed or ignored, never counted against them;
-    each ``Quand`` shows its scenario's verdict."""
+    archive without METADATA.XML, an ITI-41 refused at the VIHF check) are listed beside the verdicts, another
+    person's refusal is ignored, none is counted against them; each ``Quand`` shows its scenario's verdict."""
     start, end = hour(8)
     grappe.at(start + timedelta(minutes=1))
     assert grappe.send("DLU", HOSPITAL, tamper=unreadable_zip) == "refus du serveur MSSanté: 554 5.6.0 XDM-NOT-ZIP: " \
         "l'archive IHE_XDM.ZIP n'est pas un ZIP lisible: File is not a zip file"  # fmt: skip
     assert grappe.send("VSM", DOCTOR, tamper=without_metadata) is not None
     assert grappe.send("DLU", HOSPITAL, person="P002", tamper=wrong_codecda) is not None  # Paul LEROY's, refused
+    with pytest.MonkeyPatch.context() as patch:  # TD0.2 passes, then the ITI-41's VIHF fails its signature check
+        patch.setattr(dui_dmp, "build_vihf", vihf_broken_on_call(2))
+        assert grappe.feed("DLU")["status"] == "failed"
     assert grappe.send("DLU", HOSPITAL) is None
     assert grappe.send("VSM", DOCTOR) is None
     assert grappe.send("DOC-NS", HOSPITAL) is None
@@ -245,9 +264,14 @@ def test_conformant_activity_passes_and_refusals_no_scenario_can_be_tied_to_are_
     assert [(e.operation, e.essms, e.person, e.error_code) for e in found.unattributable] == [
         ("smtp.submit", EHPAD, None, "554 5.6.0"),
         ("smtp.submit", EHPAD, None, "554 5.6.0"),
+        (FEED, None, None, "VIHF-SIGNATURE-INVALIDE"),
     ]
-    assert [e.error_message.split(":")[0] for e in found.unattributable] == ["XDM-NOT-ZIP", "XDM-METADATA-MISSING"]
-    assert [line.split(" : ")[0] for line in found.lines()[1:]] == ["refus non attribuable"] * 2
+    assert [e.error_message.split(":")[0] for e in found.unattributable] == [
+        "XDM-NOT-ZIP",
+        "XDM-METADATA-MISSING",
+        "VIHF refusé",
+    ]
+    assert [line.split(" : ")[0] for line in found.lines()[1:]] == ["refus non attribuable"] * 3
 
 
 def test_near_misses_never_pass(grappe: Grappe) -> None:
