@@ -29,8 +29,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from harness.core.journal import Direction, Exchange, Journal, JournalFilter, Outcome
+from harness.sut import control_api
 from harness.sut.base import ActionResult, ActionStatus, SutEnvironment
-from harness.sut.control_api import BY_METHOD
 from harness.sut.mssante_messages import UNSTRUCTURED, document_type
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -214,7 +214,7 @@ def expectation_of(method: str, action: Any) -> Expectation:
         documents = (expected_document(action.document_kind),)
     note_type = action.note_type if method == "cdl_post_note" else None
     essms = establishment.finess if establishment else None
-    return Expectation(BY_METHOD[method].name, ins, essms, recipients, documents, note_type)
+    return Expectation(control_api.BY_METHOD[method].name, ins, essms, recipients, documents, note_type)
 
 
 # -- the window's exchanges -------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ class ObserveDriver:
         self.env = None
 
     def __getattr__(self, method: str) -> Any:
-        if method not in BY_METHOD:
+        if method not in control_api.BY_METHOD:
             raise AttributeError(method)
 
         def observe(action: Any = None) -> ActionResult:
