@@ -43,6 +43,7 @@ from harness.runtime.observe import (
     ObservationWindow,
     ObserveDriver,
     apply_retry_rule,
+    describe_exchange,
     expectation_of,
     split_activity,
     survey,
@@ -137,6 +138,11 @@ class Grappe:
             sut=f"observe:{start.isoformat()}/{end.isoformat()}", observe_retry=retry, reports_dir=self.tmp / "reports"
         )
         return run_catalogue(config, tags=tags, timeout=600)
+
+    def cli(self, start: datetime, end: datetime, reports: str) -> Any:
+        """``socle-harness run --from … --to …`` on the grappe's journal (in process, the catalogue in a child)."""
+        args = ["run", "--from", start.isoformat(), "--to", end.isoformat(), "--journal", self.config.journal]
+        return CliRunner().invoke(app, [*args, "--reports", str(self.tmp / reports)])
 
     def window(self, start: datetime, end: datetime) -> list[Exchange]:
         return self.env.journal.query(JournalFilter(ts_from=start, ts_to=end))
@@ -272,6 +278,18 @@ def test_conformant_activity_passes_and_refusals_no_scenario_can_be_tied_to_are_
         "VIHF refusé",
     ]
     assert [line.split(" : ")[0] for line in found.lines()[1:]] == ["refus non attribuable"] * 3
+
+    # what `socle-harness run --from … --to …` shows beside the verdicts, and writes in reports/observation.json
+    cli = grappe.cli(start, end, "reports-conformant")
+    assert cli.exit_code == 0, cli.output
+    shown = [line for line in cli.output.splitlines() if line.startswith("refus non attribuable")]
+    assert [line.split(" [échange ")[0] for line in shown] == [
+        f"refus non attribuable : {line.split(' [échange ')[0]}"
+        for line in map(describe_exchange, found.unattributable)
+    ]
+    report = json.loads((grappe.tmp / "reports-conformant" / "observation.json").read_text(encoding="utf-8"))
+    assert (report["retry_rule"], report["set_aside"]) == ("avertissement", 0)
+    assert [r["id"] for r in report["unattributable_refusals"]] == [e.id for e in found.unattributable]
 
 
 def test_near_misses_never_pass(grappe: Grappe) -> None:
@@ -410,15 +428,13 @@ def test_refused_exchanges_fail_and_the_retry_rule_is_an_option(grappe: Grappe) 
 def test_an_empty_window_exits_4_and_says_nothing_was_observed(grappe: Grappe) -> None:
     """Item 8: nothing passed -> exit code 4 (documented) and « rien d'observé »."""
     start, end = hour(14)
-    result = CliRunner().invoke(
-        app,
-        ["run", "--from", start.isoformat(), "--to", end.isoformat(), "--journal", grappe.config.journal,
-         "--reports", str(grappe.tmp / "reports-empty")],
-    )  # fmt: skip
+    result = grappe.cli(start, end, "reports-empty")
     assert result.exit_code == EXIT_NOTHING_OBSERVED == 4, result.output
     assert "Rien d'observé" in result.output
     assert "règle de relance « avertissement »" in result.output
     assert "0 échange(s) au journal" in result.output
+    report = json.loads((grappe.tmp / "reports-empty" / "observation.json").read_text(encoding="utf-8"))
+    assert (report["exchanges"], report["set_aside"], report["unattributable_refusals"]) == (0, 0, [])
 
 
 # -- pure rules ----------------------------------------------------------------------------------------------------

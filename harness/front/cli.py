@@ -217,8 +217,9 @@ def run(
 
 
 def _observation_summary(config: HarnessConfig, window: ObservationWindow, result: RunResult) -> None:
-    """Beside the verdicts: what the window held, the harness runs set aside, the refusals no scenario can be
-    tied to; « rien d'observé » (exit 4) when no scenario passed and none failed."""
+    """Beside the verdicts (console and reports/observation.json): what the window held, the harness runs set
+    aside, the refusals no scenario can be tied to; « rien d'observé » (exit 4) when no scenario passed and none
+    failed."""
     journal = open_journal(config.journal)
     try:
         found = survey(journal, window)
@@ -227,8 +228,12 @@ def _observation_summary(config: HarnessConfig, window: ObservationWindow, resul
     console.print(
         f"Mode observation — règle de relance « {config.observe_retry} » : {RETRY_RULES[config.observe_retry]}"
     )
+    report = {"retry_rule": config.observe_retry, **found.to_dict()}
+    path = Path(config.reports_dir) / "observation.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     for line in found.lines():
-        console.print(("[yellow]" if line.startswith("refus") else "") + escape(line))
+        console.print(("[yellow]" if line.startswith("refus") else "") + escape(line), soft_wrap=True)
     passed = sum(1 for s in result.scenarios if s.status is Status.PASSED)
     if passed == 0 and result.ok:
         err.print(

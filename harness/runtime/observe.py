@@ -274,6 +274,16 @@ class WindowSurvey:
     runs_set_aside: tuple[str, ...] = ()
     unattributable: tuple[Exchange, ...] = field(default_factory=tuple)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ``observation.json`` report: the window, the counts, the refusals no scenario can be tied to."""
+        return {
+            "window": {"from": self.window.start.isoformat(), "to": self.window.end.isoformat()},
+            "exchanges": self.total,
+            "set_aside": self.set_aside,
+            "runs_set_aside": list(self.runs_set_aside),
+            "unattributable_refusals": [{**e.summary(), "summary": describe_exchange(e)} for e in self.unattributable],
+        }
+
     def lines(self) -> list[str]:
         out = [f"Fenêtre {self.window.describe()} : {self.total} échange(s) au journal"]
         if self.set_aside:
