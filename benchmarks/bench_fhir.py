@@ -44,7 +44,7 @@ from starlette.types import ASGIApp
 
 from harness.core.config import package_root
 from harness.core.journal import JournalFilter, Outcome, open_journal
-from harness.fhir.server import establishment_certificate
+from harness.fhir.access import establishment_certificate
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import load_testdata
 from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost

@@ -21,19 +21,17 @@ FHIR R4 (4.0.1) RESTful API §3.1.0.11 (http://hl7.org/fhir/R4/http.html#transac
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
+from harness.fhir.interaction import FhirInteraction, Interaction, InteractionProcessor, RequestInfo
 from harness.fhir.model import rewrite_references, structure_findings
 from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity, fail, issues_from_findings
 from harness.fhir.search import parse_query
 from harness.fhir.store import UnitOfWork, instant, parse_etag
 from harness.validators import Severity
-
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.fhir.server import FhirInteraction, FhirServer, RequestInfo
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
@@ -81,7 +79,7 @@ def _relocate(error: FhirError, where: str) -> FhirError:
     return FhirError(error.status, issues, error_code=error.error_code, headers=error.headers)
 
 
-def _plan(server: FhirServer, index: int, entry: Any) -> EntryPlan:
+def _plan(server: InteractionProcessor, index: int, entry: Any) -> EntryPlan:
     where = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict):
         raise fail(
@@ -164,9 +162,8 @@ def _plan(server: FhirServer, index: int, entry: Any) -> EntryPlan:
 
 
 def process_bundle(
-    server: FhirServer, item: FhirInteraction, bundle: dict[str, Any], uow: UnitOfWork, info: RequestInfo
+    server: InteractionProcessor, item: FhirInteraction, bundle: dict[str, Any], uow: UnitOfWork, info: RequestInfo
 ) -> FhirInteraction:
-    from harness.fhir.server import Interaction
 
     if bundle.get("resourceType") != "Bundle":
         raise fail(
@@ -202,20 +199,19 @@ def process_bundle(
 
 
 def _run_entry(
-    server: FhirServer, plan: EntryPlan, uow: UnitOfWork, info: RequestInfo, *, check_refs: bool
+    server: InteractionProcessor, plan: EntryPlan, uow: UnitOfWork, info: RequestInfo, *, check_refs: bool
 ) -> FhirInteraction:
-    from harness.fhir.server import FhirInteraction, Interaction
 
     where = f"{plan.where}.resource"
     if plan.method == "DELETE":
         sub = FhirInteraction(Interaction.DELETE, "DELETE", plan.resource_type, plan.resource_id, index=plan.index)
-        server._type_of(plan.resource_type, Interaction.DELETE)  # noqa: SLF001
+        server.type_of(plan.resource_type, Interaction.DELETE)
         if plan.resource_id is None:
-            return server._conditional_delete(sub, _with_query(info, plan.query), uow)  # noqa: SLF001
+            return server.conditional_delete(sub, _with_query(info, plan.query), uow)
         return server.do_delete(sub, uow, info, if_match=plan.if_match)
     if plan.method == "POST":
         sub = FhirInteraction(Interaction.CREATE, "POST", plan.resource_type, None, index=plan.index)
-        server._type_of(plan.resource_type, Interaction.CREATE)  # noqa: SLF001
+        server.type_of(plan.resource_type, Interaction.CREATE)
         assert plan.resource is not None  # noqa: S101 - checked by _plan
         if plan.noop_target is not None:
             version = uow.read(plan.resource_type, plan.noop_target)
@@ -240,10 +236,10 @@ def _run_entry(
         )
     if plan.method == "PUT":
         sub = FhirInteraction(Interaction.UPDATE, "PUT", plan.resource_type, plan.resource_id, index=plan.index)
-        server._type_of(plan.resource_type, Interaction.UPDATE)  # noqa: SLF001
+        server.type_of(plan.resource_type, Interaction.UPDATE)
         assert plan.resource is not None  # noqa: S101
         if plan.resource_id is None:  # conditional update
-            hits = server._conditional_matches(plan.resource_type, plan.query, uow, info)  # noqa: SLF001
+            hits = server.conditional_matches(plan.resource_type, plan.query, uow, info)
             if len(hits) > 1:
                 raise fail(
                     412,
@@ -266,9 +262,9 @@ def _run_entry(
     # GET / HEAD
     if plan.resource_id is not None:
         sub = FhirInteraction(Interaction.READ, "GET", plan.resource_type, plan.resource_id, index=plan.index)
-        return server._read(sub, info, uow)  # noqa: SLF001
+        return server.read(sub, info, uow)
     sub = FhirInteraction(Interaction.SEARCH, "GET", plan.resource_type, None, index=plan.index)
-    server._type_of(plan.resource_type, Interaction.SEARCH)  # noqa: SLF001
+    server.type_of(plan.resource_type, Interaction.SEARCH)
     query = parse_query(
         plan.resource_type,
         parse_qsl(plan.query, keep_blank_values=True),
@@ -279,15 +275,13 @@ def _run_entry(
 
 
 def _with_query(info: RequestInfo, query: str) -> RequestInfo:
-    from harness.fhir.server import RequestInfo
 
-    return RequestInfo(info.method, info.path, query, info.headers, info.body, info.content_type, info.caller_finess)
+    return replace(info, query=query)
 
 
 def _transaction(
-    server: FhirServer, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo
+    server: InteractionProcessor, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo
 ) -> FhirInteraction:
-    from harness.fhir.server import FhirInteraction
 
     plans = [_plan(server, index, entry) for index, entry in enumerate(entries)]
     # 1. identities: new ids for POST, fullUrl -> Type/id, conditional creates resolved first
@@ -297,7 +291,7 @@ def _transaction(
         if plan.method == "POST":
             if plan.if_none_exist:
                 try:
-                    hits = server._conditional_matches(plan.resource_type, plan.if_none_exist, uow, info)  # noqa: SLF001
+                    hits = server.conditional_matches(plan.resource_type, plan.if_none_exist, uow, info)
                 except FhirError as exc:
                     raise _relocate(exc, f"{plan.where}.request.ifNoneExist") from None
                 if len(hits) > 1:
@@ -362,7 +356,7 @@ def _transaction(
             done = results.get(plan.index)
             if done is not None and done.result is not None and done.result.resource is not None and not done.noop:
                 try:
-                    server._check_references(done.result.resource, uow, f"{plan.where}.resource")  # noqa: SLF001
+                    server.check_references(done.result.resource, uow, f"{plan.where}.resource")
                 except FhirError as exc:
                     done.error, done.status = exc, exc.status
                     raise
@@ -389,7 +383,6 @@ def _transaction(
 
 
 def _interaction_of(plan: EntryPlan) -> Any:
-    from harness.fhir.server import Interaction
 
     if plan.method == "POST":
         return Interaction.CREATE
@@ -401,9 +394,8 @@ def _interaction_of(plan: EntryPlan) -> Any:
 
 
 def _batch(
-    server: FhirServer, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo
+    server: InteractionProcessor, item: FhirInteraction, entries: list[Any], uow: UnitOfWork, info: RequestInfo
 ) -> FhirInteraction:
-    from harness.fhir.server import FhirInteraction, Interaction
 
     item.entries = []
     for index, entry in enumerate(entries):
@@ -411,7 +403,7 @@ def _batch(
         try:
             plan = _plan(server, index, entry)
             if plan.method == "POST" and plan.if_none_exist:
-                hits = server._conditional_matches(plan.resource_type, plan.if_none_exist, child, info)  # noqa: SLF001
+                hits = server.conditional_matches(plan.resource_type, plan.if_none_exist, child, info)
                 if len(hits) > 1:
                     raise fail(
                         412,

@@ -8,12 +8,23 @@ AuditEvent, Bundle). Profile rules (FR Core, ANS guides) are separate validators
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from harness.fhir.wire import model_class
 from harness.validators import Finding, Severity
 
 MAX_REPORTED = 20
+
+
+@lru_cache(maxsize=256)
+def model_class(resource_type: str) -> type | None:
+    """The R4B model class of a resource type (``None`` when unknown)."""
+    from fhir.resources.R4B import get_fhir_model_class  # imported on first use (about 0.2 s)
+
+    try:
+        return get_fhir_model_class(resource_type)
+    except (ValueError, KeyError, AttributeError, ImportError):
+        return None
 
 
 def narrative_findings(resource: Any, path: str = "") -> list[Finding]:

@@ -49,7 +49,7 @@ _HEADERS = {
 
 
 def openapi_document(server: FhirServer, *, title: str, server_url: str = "/") -> dict[str, Any]:
-    from harness.fhir.server import Interaction
+    from harness.fhir.interaction import Interaction
 
     paths: dict[str, Any] = {
         "/metadata": {

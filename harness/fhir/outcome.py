@@ -35,6 +35,8 @@ class IssueCode(StrEnum):
     VALUE = "value"
     INVARIANT = "invariant"
     SECURITY = "security"
+    LOGIN = "login"
+    FORBIDDEN = "forbidden"
     NOT_SUPPORTED = "not-supported"
     DUPLICATE = "duplicate"
     NOT_FOUND = "not-found"

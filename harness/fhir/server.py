@@ -15,14 +15,12 @@ journal failure leaves the store untouched and answers 500.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC
 from email.utils import format_datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,7 +29,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Exchange
+from harness.fhir.access import certificate_finess
+from harness.fhir.bundle import process_bundle
+from harness.fhir.interaction import (
+    FhirHooks,
+    FhirInteraction,
+    Interaction,
+    RequestInfo,
+    ResourceType,
+)
 from harness.fhir.model import references_in, structure_findings
 from harness.fhir.outcome import (
     FhirError,
@@ -46,7 +53,6 @@ from harness.fhir.search import (
     Criterion,
     Matcher,
     ParamType,
-    SearchParam,
     SearchQuery,
     SearchRegistry,
     describe_criteria,
@@ -71,207 +77,10 @@ from harness.validators import Finding, Severity
 
 logger = logging.getLogger("socle_harness.fhir")
 
-EVIDENCE_BYTES = 256 * 1024  # what the journal keeps of a refused oversized body
-
-
-class Interaction(StrEnum):
-    READ = "read"
-    VREAD = "vread"
-    UPDATE = "update"
-    DELETE = "delete"
-    CREATE = "create"
-    SEARCH = "search-type"
-    HISTORY = "history-instance"
-    TRANSACTION = "transaction"
-    BATCH = "batch"
-    CAPABILITIES = "capabilities"
-    INVALID = "invalid"  # a request that is not a FHIR interaction (unknown type, bad method...)
-
-
-@dataclass(frozen=True)
-class ResourceType:
-    """What the server supports for one resource type (it also drives the CapabilityStatement and OpenAPI)."""
-
-    name: str
-    interactions: frozenset[Interaction]
-    search_params: tuple[SearchParam, ...] = ()
-    profile: str | None = None
-    documentation: str = ""
-    conditional_create: bool = True
-    conditional_delete: bool = False
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """The HTTP request behind an interaction (what the journal and the hooks need)."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes = b""
-    content_type: str | None = None
-    caller_finess: str | None = None  # FINESS from the client certificate (IGC-Santé organisation certificate OU)
-
-    @property
-    def prefer_minimal(self) -> bool:
-        return "return=minimal" in self.headers.get("prefer", "")
-
-    @property
-    def strict(self) -> bool:
-        return "handling=strict" in self.headers.get("prefer", "")
-
-
-@dataclass
-class FhirInteraction:
-    """One interaction as processed: what was asked, what came out (a Bundle's entries are interactions too)."""
-
-    interaction: Interaction
-    method: str
-    resource_type: str | None = None
-    resource_id: str | None = None
-    status: int = 200
-    request: dict[str, Any] | None = None  # the resource sent (references rewritten in a transaction)
-    result: Version | None = None  # the version written or read
-    matches: list[Version] = field(default_factory=list)
-    included: list[dict[str, Any]] = field(default_factory=list)
-    total: int | None = None
-    query: dict[str, list[str]] | None = None
-    error: FhirError | None = None
-    warnings: list[Finding] = field(default_factory=list)
-    entries: list[FhirInteraction] = field(default_factory=list)
-    index: int | None = None  # position in a Bundle
-    noop: bool = False  # conditional create that found the resource, delete of nothing
-    response: dict[str, Any] | None = None  # the response body (OperationOutcome, Bundle...)
-
-    @property
-    def accepted(self) -> bool:
-        return self.error is None
-
-    @property
-    def resource(self) -> dict[str, Any] | None:
-        """The resource this interaction is about: the version written or read, else the one sent."""
-        if self.result is not None and self.result.resource is not None:
-            return self.result.resource
-        return self.request
-
-
-class FhirHooks:
-    """What a simulator plugs into the server. Every method may raise :class:`FhirError`."""
-
-    service: str = "fhir"
-
-    def validate(
-        self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
-    ) -> list[Finding]:
-        """Profile and terminology checks of a resource about to be written (errors -> HTTP 422)."""
-        return []
-
-    def before_write(
-        self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo
-    ) -> dict[str, Any]:
-        """Business rules before a create or update; returns the resource to store."""
-        return resource
-
-    def visible(self, version: Version, *, request: RequestInfo) -> bool:
-        """Whether a read or search may return this resource."""
-        return True
-
-    def after_interaction(self, item: FhirInteraction, *, uow: UnitOfWork, request: RequestInfo) -> None:
-        """Called once an interaction succeeded, before the journal (e.g. to stage side effects)."""
-
-    def validate_bundle(self, bundle: dict[str, Any], *, request: RequestInfo) -> list[Finding]:
-        """Profile checks of a whole transaction / batch Bundle before its entries run (errors -> HTTP 422)."""
-        return []
-
-    def exchanges(self, item: FhirInteraction, *, request: RequestInfo, body: bytes, uow: UnitOfWork) -> list[Exchange]:
-        """The journal entries of an interaction (default: one ``fhir.<interaction>[.<Type>]`` exchange). ``uow``
-        shows the state the interaction produced (staged writes included). A Bundle gives its own exchange plus one
-        per entry (payload: the entry's resource)."""
-        out = [default_exchange(item, request=request, body=body)]
-        for sub in item.entries:
-            payload = json_body(sub.request) if sub.request else b""
-            entry_request = RequestInfo(
-                sub.method or "POST",
-                request.path,
-                "",
-                request.headers,
-                content_type="application/fhir+json",
-                caller_finess=request.caller_finess,
-            )
-            out.append(default_exchange(sub, request=entry_request, body=payload))
-        return out
-
-
-def default_operation(item: FhirInteraction) -> str:
-    suffix = f".{item.resource_type}" if item.resource_type else ""
-    return f"fhir.{item.interaction}{suffix}"
-
-
-def default_exchange(
-    item: FhirInteraction,
-    *,
-    request: RequestInfo,
-    body: bytes,
-    operation: str | None = None,
-    person: str | None = None,
-    essms: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> Exchange:
-    """A journal :class:`Exchange` for an interaction: outcome, error, evidence and the usual details."""
-    info: dict[str, Any] = {"method": request.method, "path": request.path, "status": item.status}
-    if request.query:
-        info["query"] = request.query[:2000]
-    if item.resource_type:
-        info["resourceType"] = item.resource_type
-    if item.resource_id:
-        info["id"] = item.resource_id
-    if item.result is not None:
-        info["versionId"] = item.result.version_id
-    if item.query is not None:
-        info["criteria"] = item.query
-        info["matches"] = [f"{v.resource_type}/{v.id}" for v in item.matches]
-        info["total"] = item.total
-        if item.included:
-            info["included"] = [f"{r.get('resourceType')}/{r.get('id')}" for r in item.included]
-    if item.index is not None:
-        info["entry"] = item.index
-    if item.noop:
-        info["noop"] = True
-    findings = list(item.warnings)
-    if item.error is not None:
-        info["issues"] = [i.to_json() for i in item.error.issues[:20]]
-    if findings:
-        info["findings"] = [f.to_dict() for f in findings[:50]]
-    info.update(details or {})
-    return Exchange(
-        service="",  # stamped by SimulatorContext.record
-        operation=operation or default_operation(item),
-        direction=Direction.FROM_DUI,
-        outcome=Outcome.ACCEPTED if item.accepted else Outcome.REJECTED,
-        essms=essms or request.caller_finess,
-        person=person,
-        error_code=item.error.error_code if item.error else None,
-        error_message=item.error.message[:1000] if item.error else None,
-        payload=body[:EVIDENCE_BYTES] if body else None,
-        payload_type=(request.content_type or "application/octet-stream") if body else None,
-        details=info,
-    )
-
 
 def caller_finess(scope: dict[str, Any]) -> str | None:
     """The FINESS of the organisation client certificate of the connection (OU ``1`` + FINESS, IGC-Santé style)."""
-    cert = client_certificate(scope)
-    if cert is None:
-        return None
-    from cryptography.x509.oid import NameOID
-
-    values = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
-    if not values:
-        return None
-    value = values[0].value
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return text[1:] if len(text) == 10 and text.startswith("1") else None
+    return certificate_finess(client_certificate(scope))
 
 
 Recorder = Callable[[list[Exchange]], object]
@@ -343,7 +152,7 @@ class FhirServer:
         if request.method == "POST":
             return await self._handle(request, Interaction.CREATE, rtype, None, self._create, read=True)
         if request.method == "DELETE":
-            return await self._handle(request, Interaction.DELETE, rtype, None, self._conditional_delete)
+            return await self._handle(request, Interaction.DELETE, rtype, None, self.conditional_delete)
         return await self._handle(request, Interaction.INVALID, rtype, None, self._not_allowed)
 
     async def _search_post(self, request: Request) -> Response:
@@ -357,7 +166,7 @@ class FhirServer:
     async def _instance(self, request: Request) -> Response:
         rtype, rid = request.path_params["rtype"], request.path_params["rid"]
         if request.method == "GET":
-            return await self._handle(request, Interaction.READ, rtype, rid, self._read)
+            return await self._handle(request, Interaction.READ, rtype, rid, self.read)
         if request.method == "PUT":
             return await self._handle(request, Interaction.UPDATE, rtype, rid, self._update, read=True)
         if request.method == "DELETE":
@@ -398,13 +207,16 @@ class FhirServer:
             request.url.query,
             {k.lower(): v for k, v in request.headers.items()},
             content_type=request.headers.get("content-type"),
-            caller_finess=caller_finess(request.scope),
         )
+        try:  # who calls, before anything of the body is read
+            info = replace(info, caller_finess=self.hooks.authenticate(client_certificate(request.scope), request=info))
+        except FhirError as exc:
+            item.error = exc
         try:
             fmt = response_format(request)
         except FhirError as exc:
             fmt = Format.JSON
-            item.error = exc
+            item.error = item.error or exc
         if item.error is None and (
             read or request.method in ("POST", "PUT", "PATCH")
         ):  # a refused body is evidence too
@@ -412,11 +224,8 @@ class FhirServer:
                 body = await read_body(request, self.limits)
             except FhirError as exc:
                 item.error = exc
-        info = RequestInfo(
-            info.method, info.path, info.query, info.headers, body, info.content_type, info.caller_finess
-        )
-        with self.store._lock:  # noqa: SLF001 - one critical section: process, journal, apply
-            uow = self.store.begin()
+        info = replace(info, body=body)
+        with self.store.exclusive() as uow:
             if item.error is None:
                 try:
                     item = action(item, info, uow)
@@ -469,7 +278,7 @@ class FhirServer:
         return Response(body, status_code=item.status, headers=headers, media_type=rendered_mime(payload, fmt, body))
 
     # --------------------------------------------------------------------------------------------- helpers
-    def _type_of(self, rtype: str | None, interaction: Interaction) -> ResourceType:
+    def type_of(self, rtype: str | None, interaction: Interaction) -> ResourceType:
         known = self.resources.get(rtype or "")
         if known is None:
             raise fail(
@@ -506,7 +315,7 @@ class FhirServer:
         check_entry_count(resource, self.limits)
         return resource
 
-    def _check_references(self, resource: dict[str, Any], uow: UnitOfWork, where: str) -> None:
+    def check_references(self, resource: dict[str, Any], uow: UnitOfWork, where: str) -> None:
         """Relative references to hosted types must resolve (store or staged), else HTTP 422."""
         contained = {f"#{c.get('id')}" for c in resource.get("contained") or [] if isinstance(c, dict)}
         missing: list[Issue] = []
@@ -585,7 +394,7 @@ class FhirServer:
 
     # --------------------------------------------------------------------------------------------- interactions
     def _create(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        rtype = self._type_of(item.resource_type, Interaction.CREATE)
+        rtype = self.type_of(item.resource_type, Interaction.CREATE)
         resource = self.parse_body(info)
         item.request = resource
         condition = info.headers.get("if-none-exist")
@@ -609,7 +418,7 @@ class FhirServer:
         rtype = item.resource_type or ""
         item.request = resource
         if condition:
-            existing = self._conditional_matches(rtype, condition, uow, info)
+            existing = self.conditional_matches(rtype, condition, uow, info)
             if len(existing) > 1:
                 raise fail(
                     412,
@@ -623,13 +432,13 @@ class FhirServer:
                 return item
         prepared = self.prepare_write(item, resource, uow, info, structure_checked=structure_checked, where=where)
         if check_refs:
-            self._check_references(prepared, uow, where or rtype)
+            self.check_references(prepared, uow, where or rtype)
         version = uow.create(rtype, prepared, resource_id=resource_id)
         item.result, item.resource_id, item.status = version, version.id, 201
         item.response = version.body()
         return item
 
-    def _conditional_matches(self, rtype: str, condition: str, uow: UnitOfWork, info: RequestInfo) -> list[Version]:
+    def conditional_matches(self, rtype: str, condition: str, uow: UnitOfWork, info: RequestInfo) -> list[Version]:
         query = parse_query(rtype, parse_qsl(condition.lstrip("?"), keep_blank_values=True), self.registry, strict=True)
         if not query.criteria:
             raise fail(400, IssueCode.INVALID, f"condition vide : {condition!r}", error_code="FHIR-CONDITIONAL")
@@ -637,8 +446,8 @@ class FhirServer:
         hits, _ = run_search(query, uow.all(rtype), matcher)
         return hits
 
-    def _read(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        self._type_of(item.resource_type, Interaction.READ)
+    def read(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        self.type_of(item.resource_type, Interaction.READ)
         rid = item.resource_id or ""
         if not valid_id(rid):
             raise fail(404, IssueCode.NOT_FOUND, f"identifiant invalide : {rid!r}", error_code="FHIR-NOT-FOUND")
@@ -649,7 +458,7 @@ class FhirServer:
         return item
 
     def _do_vread(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork, vid: str) -> FhirInteraction:
-        self._type_of(item.resource_type, Interaction.VREAD)
+        self.type_of(item.resource_type, Interaction.VREAD)
         version = self.store.vread(item.resource_type or "", item.resource_id or "", vid)
         if not self.hooks.visible(version, request=info):
             raise fail(
@@ -662,7 +471,7 @@ class FhirServer:
         return item
 
     def _history_instance(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        self._type_of(item.resource_type, Interaction.HISTORY)
+        self.type_of(item.resource_type, Interaction.HISTORY)
         versions = self.store.history(item.resource_type or "", item.resource_id or "")
         if not versions:
             raise fail(
@@ -695,7 +504,7 @@ class FhirServer:
         return item
 
     def _update(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        self._type_of(item.resource_type, Interaction.UPDATE)
+        self.type_of(item.resource_type, Interaction.UPDATE)
         resource = self.parse_body(info)
         if_match = info.headers.get("if-match")
         return self.do_update(item, resource, uow, info, if_match=parse_etag(if_match) if if_match else None)
@@ -726,14 +535,14 @@ class FhirServer:
             )
         prepared = self.prepare_write(item, resource, uow, info, structure_checked=structure_checked, where=where)
         if check_refs:
-            self._check_references(prepared, uow, where or rtype)
+            self.check_references(prepared, uow, where or rtype)
         version, created = uow.update(rtype, rid, prepared, if_match=if_match)
         item.result, item.status = version, 201 if created else 200
         item.response = version.body()
         return item
 
     def _delete(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        self._type_of(item.resource_type, Interaction.DELETE)
+        self.type_of(item.resource_type, Interaction.DELETE)
         if_match = info.headers.get("if-match")
         return self.do_delete(item, uow, info, if_match=parse_etag(if_match) if if_match else None)
 
@@ -758,8 +567,8 @@ class FhirServer:
         )
         return item
 
-    def _conditional_delete(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        rtype = self._type_of(item.resource_type, Interaction.DELETE)
+    def conditional_delete(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        rtype = self.type_of(item.resource_type, Interaction.DELETE)
         if not rtype.conditional_delete:
             raise fail(
                 405,
@@ -767,7 +576,7 @@ class FhirServer:
                 f"suppression conditionnelle non prise en charge pour {rtype.name}",
                 error_code="FHIR-NOT-ALLOWED",
             )
-        hits = self._conditional_matches(rtype.name, info.query, uow, info)
+        hits = self.conditional_matches(rtype.name, info.query, uow, info)
         if len(hits) > 1:
             raise fail(
                 412,
@@ -785,7 +594,7 @@ class FhirServer:
         return self.do_delete(item, uow, info, if_match=None)
 
     def _search(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        self._type_of(item.resource_type, Interaction.SEARCH)
+        self.type_of(item.resource_type, Interaction.SEARCH)
         items = parse_qsl(info.query, keep_blank_values=True)
         if info.method == "POST":
             if info.body:
@@ -879,29 +688,5 @@ class FhirServer:
         return narrowed
 
     def _bundle(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        from harness.fhir.bundle import process_bundle
-
         bundle = self.parse_body(info)
         return process_bundle(self, item, bundle, uow, info)
-
-
-def json_body(resource: dict[str, Any]) -> bytes:
-    return json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-ESTABLISHMENT_CERTIFICATE_PREFIX = "ESSMS-"
-
-
-def establishment_certificate(finess: str) -> str:
-    """Name of the test-PKI organisation certificate of an ESSMS (``ESSMS-<FINESS>``, OU ``1`` + FINESS)."""
-    return f"{ESTABLISHMENT_CERTIFICATE_PREFIX}{finess}"
-
-
-def ensure_establishment_certificates(pki: Any, finesses: Sequence[str]) -> None:
-    """Issue the missing organisation certificates of the establishments (what a DUI presents to FHIR services, so
-    that the service knows which ESSMS calls: :func:`caller_finess`)."""
-    for finess in finesses:
-        name = establishment_certificate(finess)
-        current = pki.clients.get(name)
-        if current is None or current.organisational_unit != f"1{finess}":
-            pki.issue_client(name, structure_id=f"1{finess}")

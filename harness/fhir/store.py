@@ -15,7 +15,8 @@ import copy
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -151,6 +152,14 @@ class ResourceStore:
     # writes -------------------------------------------------------------------------------------
     def begin(self) -> UnitOfWork:
         return UnitOfWork(self)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[UnitOfWork]:
+        """A unit of work inside the store's critical section (the one the server holds while it processes an
+        interaction, journals it and applies it): a simulator's own writes (seeding, a partner's note) and their
+        journal entry cannot interleave with a DUI's request. The caller commits."""
+        with self._lock:
+            yield self.begin()
 
     def _apply(self, staged: dict[Key, list[Version]], expected: dict[Key, int]) -> None:
         with self._lock:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
 
+from harness.fhir.model import model_class, narrative_findings
 from harness.fhir.outcome import FhirError, IssueCode, fail
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 
@@ -172,17 +172,6 @@ def parse_json(data: bytes) -> dict[str, Any]:
     return value
 
 
-@lru_cache(maxsize=256)
-def model_class(resource_type: str) -> type | None:
-    """The R4B model class of a resource type (``None`` when unknown)."""
-    from fhir.resources.R4B import get_fhir_model_class  # imported on first use (about 0.2 s)
-
-    try:
-        return get_fhir_model_class(resource_type)
-    except (ValueError, KeyError, AttributeError, ImportError):
-        return None
-
-
 def parse_xml_resource(data: bytes, *, max_bytes: int, max_entries: int | None = None) -> dict[str, Any]:
     """A FHIR XML resource, parsed by the hardened parser and converted to the FHIR JSON form, or HTTP 400.
 
@@ -254,8 +243,6 @@ def check_entry_count(resource: dict[str, Any], limits: Limits) -> None:
 def render(resource: dict[str, Any], fmt: Format) -> bytes:
     """Serialise a resource; XML goes through its R4B model (JSON is kept when the model refuses it)."""
     if fmt is Format.XML:
-        from harness.fhir.model import narrative_findings
-
         cls = model_class(str(resource.get("resourceType", "")))
         if cls is not None and not narrative_findings(resource):  # the R4B models re-parse narratives with lxml
             try:

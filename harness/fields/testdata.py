@@ -74,6 +74,9 @@ class TestData:
     mailboxes: tuple[Mailbox, ...]
     grappe_id: str
     grappe_name: str
+    # the grappe declares that the ESSMS of one organisme gestionnaire (same FINESS juridique) act for each other on
+    # the FHIR services (``"og_mutualise": true`` in the grappe of essms.json); by default each acts for itself only
+    og_shared: bool = False
 
     def person(self, ref: str) -> Person:
         """Find a person by id (``P001``), full name (``Jeanne MARTIN``), family name or INS."""
@@ -131,4 +134,5 @@ def load_testdata(fixtures_dir: Path) -> TestData:
         mailboxes=tuple(mailboxes),
         grappe_id=essms_raw["grappe"]["id"],
         grappe_name=essms_raw["grappe"]["name"],
+        og_shared=bool(essms_raw["grappe"].get("og_mutualise", False)),
     )

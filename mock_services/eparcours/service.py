@@ -37,8 +37,8 @@ from harness.fhir import (
     ResourceType,
     Version,
 )
+from harness.fhir.interaction import default_exchange
 from harness.fhir.search import ParamType, SearchParam
-from harness.fhir.server import default_exchange
 from harness.fhir.store import UnitOfWork
 from harness.fields.testdata import Person
 from harness.host.simulator import SimulatorContext
@@ -550,8 +550,7 @@ class EparcoursService(FhirHooks):
     ) -> Version:
         """A partner writes a note in the person's cahier de liaison (the DUI must then read it)."""
         moment = when or self.ctx.run.now() or datetime.now(UTC)
-        with self.store._lock:  # noqa: SLF001
-            uow = self.store.begin()
+        with self.store.exclusive() as uow:
             patient_id, role_id = self._platform_actors(uow, person)
             note: dict[str, Any] = {
                 "resourceType": "DocumentReference",
@@ -595,8 +594,7 @@ class EparcoursService(FhirHooks):
 
     def platform_update(self, note_id: str, text: str) -> Version:
         """The note is changed on the platform (another version): a DUI holding the old ETag is now stale."""
-        with self.store._lock:  # noqa: SLF001
-            uow = self.store.begin()
+        with self.store.exclusive() as uow:
             current = uow.read("DocumentReference", note_id).body()
             current["content"] = [
                 {

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
-from harness.fhir.server import ensure_establishment_certificates
+from harness.fhir.access import ensure_establishment_certificates
 from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.eprescription.service import EprescriptionService, EprescriptionSettings
 

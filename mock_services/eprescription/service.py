@@ -46,9 +46,10 @@ from harness.fhir import (
     ResourceStore,
     ResourceType,
 )
+from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
-from harness.fhir.server import caller_finess, default_exchange
+from harness.fhir.server import caller_finess
 from harness.fhir.store import UnitOfWork
 from harness.fhir.wire import Format, render, response_format
 from harness.fields.testdata import Person
@@ -241,8 +242,7 @@ class EprescriptionService(FhirHooks):
         return prescription
 
     def _store_resources(self, prescription: Prescription) -> None:
-        with self.store._lock:  # noqa: SLF001 - seeding shares the server's critical section
-            uow = self.store.begin()
+        with self.store.exclusive() as uow:
             for resource in fhir_resources(prescription):
                 existing = uow.current(resource["resourceType"], resource["id"])
                 if (
