@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from fhir_access import essms, presenting
+
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
 from harness.fields.testdata import TestData, load_testdata
 from harness.host.simulator import FaultBoard, RunState, SimulatorContext
@@ -53,7 +55,7 @@ def _context(
 def sim(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, SQLiteJournal]]:
     ctx, journal = _context(tmp_path, testdata)
     simulator = EparcoursSimulator(ctx)
-    with TestClient(simulator.http_app()) as client:
+    with TestClient(presenting(simulator.http_app(), essms(FINESS))) as client:
         yield client, simulator.service, journal
     journal.close()
 
@@ -279,7 +281,7 @@ def test_restful_update_with_etags_and_deletion(sim) -> None:  # noqa: ANN001
 
 def test_update_without_if_match_can_be_required(tmp_path: Path, testdata: TestData) -> None:
     ctx, journal = _context(tmp_path, testdata, {"require_if_match": "true"})
-    with TestClient(EparcoursSimulator(ctx).http_app()) as client:
+    with TestClient(presenting(EparcoursSimulator(ctx).http_app(), essms(FINESS))) as client:
         note_id, _ = _restful_note(client)
         body = client.get(f"/fhir/DocumentReference/{note_id}").json()
         refused = client.put(f"/fhir/DocumentReference/{note_id}", json=body, headers=JSON)

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from fhir_access import essms, presenting
+
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
 from harness.fhir.model import structure_findings
 from harness.fields.testdata import TestData, load_testdata
@@ -56,7 +58,7 @@ def sim(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, S
         testdata=testdata,
     )
     simulator = EprescriptionSimulator(ctx)
-    with TestClient(simulator.http_app()) as client:
+    with TestClient(presenting(simulator.http_app(), essms(FINESS))) as client:
         yield client, simulator.service, journal
     journal.close()
 

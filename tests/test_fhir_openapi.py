@@ -16,6 +16,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from fhir_access import EHPAD, essms, presenting
+
 from harness.core.journal import SQLiteJournal
 from harness.fhir.openapi import openapi_document
 from harness.fields.testdata import load_testdata
@@ -46,7 +48,7 @@ def _schema(simulator_class: type, name: str, title: str) -> schemathesis.BaseSc
     else:
         simulator.service.publish_note(testdata.person("P001"), note_type="OBS", text="note de départ")
     schema = schemathesis.openapi.from_dict(openapi_document(simulator.service.fhir, title=title, server_url="/fhir"))
-    schema.app = simulator.http_app()
+    schema.app = presenting(simulator.http_app(), essms(EHPAD))
     return schema
 
 

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from starlette.testclient import TestClient
 
+from fhir_access import essms, presenting
+
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
 from harness.fields import dui
 from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
@@ -188,10 +190,10 @@ def sim(tmp_path: Path):  # noqa: ANN201
         http_base="https://127.0.0.1/tddui",
         faults=FaultBoard(),
         run=RunState("run1"),
-        testdata=Fixtures((), (), (), "G", "G"),
+        testdata=Fixtures((), (EST,), (), "G", "G"),
     )
     simulator = TdduiSimulator(ctx)
-    with TestClient(simulator.http_app()) as client:
+    with TestClient(presenting(simulator.http_app(), essms(EST.finess))) as client:
         yield client, journal, ctx
     journal.close()
 

@@ -69,7 +69,7 @@ def capability_statement(server: FhirServer) -> dict[str, Any]:
                 f"corps limité à {server.limits.max_body_bytes} octets, Bundle limité à "
                 f"{server.limits.max_bundle_entries} entrées (413).",
                 "resource": resources,
-                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "interaction": [{"code": code} for code in server.system_interactions],
             }
         ],
     }

@@ -136,6 +136,9 @@ class FhirHooks:
         """Whether a read or search may return this resource."""
         return True
 
+    def before_delete(self, item: FhirInteraction, version: Version, *, uow: UnitOfWork, request: RequestInfo) -> None:
+        """Rules before the current ``version`` is deleted (who may delete it)."""
+
     def after_interaction(self, item: FhirInteraction, *, uow: UnitOfWork, request: RequestInfo) -> None:
         """Called once an interaction succeeded, before the journal (e.g. to stage side effects)."""
 

@@ -25,10 +25,12 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
+    statuses = tuple(sorted({403, *statuses}))  # every endpoint authenticates the establishment (mutual TLS)
     labels = {
         400: "Requête invalide",
         404: "Inconnu",
         405: "Méthode non permise",
+        403: "Certificat client absent ou non autorisé, ou FINESS d'un autre établissement",
         406: "Format non disponible",
         409: "Conflit",
         410: "Supprimé",
@@ -202,7 +204,9 @@ def openapi_document(server: FhirServer, *, title: str, server_url: str = "/") -
             "version": "1.0.0",
             "description": "FHIR R4 (4.0.1) — généré depuis la configuration du serveur (harness.fhir.openapi). "
             "Non décrit ici : l'en-tête Prefer (return=minimal : réponse sans corps ; handling=strict : "
-            "paramètre de recherche inconnu refusé en 400).",
+            "paramètre de recherche inconnu refusé en 400). Authentification : TLS mutuel avec le certificat "
+            "d'organisation de l'établissement (ESSMS-<FINESS>, OU 1 + FINESS) sur chaque point d'accès ; sans lui, "
+            "403 et un OperationOutcome.",
         },
         "servers": [{"url": server_url}],
         "paths": paths,

@@ -48,6 +48,7 @@ class IssueCode(StrEnum):
     TOO_COSTLY = "too-costly"
     PROCESSING = "processing"
     EXCEPTION = "exception"
+    TRANSIENT = "transient"
     INFORMATIONAL = "informational"
 
 

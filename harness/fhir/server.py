@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC
 from email.utils import format_datetime
@@ -38,6 +38,7 @@ from harness.fhir.interaction import (
     Interaction,
     RequestInfo,
     ResourceType,
+    default_exchange,
 )
 from harness.fhir.model import references_in, structure_findings
 from harness.fhir.outcome import (
@@ -101,6 +102,8 @@ class FhirServer:
         software: str = "socle-harness",
         title: str = "FHIR",
         implementation_guides: Sequence[str] = (),
+        transaction: Callable[[FhirInteraction, RequestInfo, UnitOfWork], FhirInteraction] | None = None,
+        system_interactions: Sequence[str] = ("transaction", "batch"),
     ) -> None:
         self.resources = {r.name: r for r in resources}
         self.store = store
@@ -111,6 +114,10 @@ class FhirServer:
         self.software = software
         self.title = title
         self.implementation_guides = tuple(implementation_guides)
+        # ``POST [base]``: the FHIR Bundle processing (:mod:`harness.fhir.bundle`) unless the service receives
+        # Bundles its own way (TDDUI: validated and journaled, not stored)
+        self.transaction = transaction
+        self.system_interactions = tuple(system_interactions)
         self.registry = SearchRegistry()
         for r in resources:
             self.registry.add(r.name, r.search_params)
@@ -129,6 +136,31 @@ class FhirServer:
                 Route("/{rtype}/{rid}/_history/{vid}", self._vread, methods=methods),
             ]
         )
+
+    def guarded(
+        self, endpoint: Callable[[Request], Awaitable[Response]], operation: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A non-FHIR endpoint of the service (its OpenAPI document...) behind the same authentication as the FHIR
+        ones: a refused caller gets the OperationOutcome and the refusal is journaled as ``operation``."""
+
+        async def checked(request: Request) -> Response:
+            info = RequestInfo(
+                request.method, request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()}
+            )
+            try:
+                self.hooks.authenticate(client_certificate(request.scope), request=info)
+            except FhirError as exc:
+                item = FhirInteraction(Interaction.INVALID, request.method, status=exc.status)
+                item.error = exc
+                self.record([default_exchange(item, request=info, body=b"", operation=operation)])
+                return Response(
+                    render(exc.outcome(), Format.JSON),
+                    status_code=exc.status,
+                    media_type=rendered_mime({}, Format.JSON, b""),
+                )
+            return await endpoint(request)
+
+        return checked
 
     def routes(self, prefix: str = "/fhir") -> list[Route | Mount]:
         """Routes mounting the server at ``prefix`` (``POST [base]`` answered without a trailing slash too)."""
@@ -451,9 +483,10 @@ class FhirServer:
         rid = item.resource_id or ""
         if not valid_id(rid):
             raise fail(404, IssueCode.NOT_FOUND, f"identifiant invalide : {rid!r}", error_code="FHIR-NOT-FOUND")
-        version = uow.read(item.resource_type or "", rid)
-        if not self.hooks.visible(version, request=info):
+        latest = uow.current(item.resource_type or "", rid)  # deleted versions included
+        if latest is not None and not self.hooks.visible(latest, request=info):  # hidden: unknown, even if deleted
             raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{rid} inconnu", error_code="FHIR-NOT-FOUND")
+        version = uow.read(item.resource_type or "", rid)
         item.result, item.response = version, version.body()
         return item
 
@@ -473,7 +506,7 @@ class FhirServer:
     def _history_instance(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         self.type_of(item.resource_type, Interaction.HISTORY)
         versions = self.store.history(item.resource_type or "", item.resource_id or "")
-        if not versions:
+        if not versions or not self.hooks.visible(versions[-1], request=info):
             raise fail(
                 404,
                 IssueCode.NOT_FOUND,
@@ -550,6 +583,8 @@ class FhirServer:
         self, item: FhirInteraction, uow: UnitOfWork, info: RequestInfo, *, if_match: str | None
     ) -> FhirInteraction:
         before = uow.current(item.resource_type or "", item.resource_id or "")
+        if before is not None:
+            self.hooks.before_delete(item, before, uow=uow, request=info)
         version = uow.delete(item.resource_type or "", item.resource_id or "", if_match=if_match)
         item.noop = version is None
         item.result = version
@@ -688,5 +723,7 @@ class FhirServer:
         return narrowed
 
     def _bundle(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        if self.transaction is not None:
+            return self.transaction(item, info, uow)
         bundle = self.parse_body(info)
         return process_bundle(self, item, bundle, uow, info)

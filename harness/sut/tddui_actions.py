@@ -260,8 +260,12 @@ class TdduiActions:
             profile_in_url=self.has("tddui-url-profil"),
         )
         body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
+        context = ssl.create_default_context(cafile=str(self.env.ca_bundle))
+        certificate = self.env.client_certificates.get(f"ESSMS-{action.establishment.finess}")
+        if certificate is not None:  # the establishment's organisation certificate: the endpoint knows who sends
+            context.load_cert_chain(str(certificate[0]), str(certificate[1]))
         try:
-            with httpx.Client(verify=ssl.create_default_context(cafile=str(self.env.ca_bundle)), timeout=60) as client:
+            with httpx.Client(verify=context, timeout=60) as client:
                 response = client.post(
                     endpoint,
                     content=body,

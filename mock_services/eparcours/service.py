@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fhir import (
+    EstablishmentAccess,
     FhirHooks,
     FhirInteraction,
     FhirServer,
@@ -37,7 +39,9 @@ from harness.fhir import (
     ResourceType,
     Version,
 )
+from harness.fhir.access import denied
 from harness.fhir.interaction import default_exchange
+from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.store import UnitOfWork
 from harness.fields.testdata import Person
@@ -55,6 +59,8 @@ from harness.validators.frcore import (
 )
 
 SERVICE = "eparcours"
+#: JDV_J110 audiences that keep a note from the other establishments' professionals (only its author sees it)
+HIDDEN_FROM_OTHERS = frozenset({"MASQUE_PS", "CONNEXION_SECRETE"})
 OP_PLATFORM_NOTE = "platform.note"
 OP_PLATFORM_UPDATE = "platform.note_update"
 _ALL = frozenset(
@@ -214,6 +220,9 @@ class EparcoursSettings:
     max_body_bytes: int = 2 * 1024 * 1024
     max_bundle_entries: int = 100
     require_if_match: bool = False  # FHIR allows a server to require version-aware updates (412 without If-Match)
+    # ans.fhir.fr.cdl 3.0.0 maj_note.md / suppr_note.md: « il est recommandé qu'une note ne puisse être modifiée
+    # [supprimée] que par son auteur » — the default follows the recommendation (403 for another establishment)
+    author_only_changes: bool = True
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> EparcoursSettings:
@@ -221,6 +230,7 @@ class EparcoursSettings:
             max_body_bytes=max(4096, int(raw.get("max_body_bytes", cls.max_body_bytes))),
             max_bundle_entries=max(1, int(raw.get("max_bundle_entries", cls.max_bundle_entries))),
             require_if_match=str(raw.get("require_if_match", False)).lower() in ("1", "true", "yes", "oui"),
+            author_only_changes=str(raw.get("author_only_changes", True)).lower() not in ("0", "false", "no", "non"),
         )
 
 
@@ -242,6 +252,7 @@ class EparcoursService(FhirHooks):
         self.settings = settings
         self._lock = threading.Lock()
         self.store = ResourceStore(clock=ctx.run.now)
+        self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
         self.fhir = FhirServer(
             resources=RESOURCES,
             store=self.store,
@@ -290,6 +301,63 @@ class EparcoursService(FhirHooks):
                 return found
         return None
 
+    # ------------------------------------------------------------------------------------ access
+    def authenticate(self, certificate: x509.Certificate | None, *, request: RequestInfo) -> str | None:
+        return self.access.authenticate(certificate)
+
+    def _accompanies(self, caller: str | None, ins: str | None) -> bool:
+        """Whether the establishment ``caller`` accompanies the person ``ins`` (the grappe's fixtures say which ESSMS
+        accompanies whom; the organisme gestionnaire's ESSMS too when the grappe declares it)."""
+        return ins is not None and any(
+            p.ins.value == ins and self.access.may_act_for(caller, p.essms) for p in self.ctx.testdata.persons
+        )
+
+    def _note_visible(self, note: dict[str, Any], caller: str | None, uow: UnitOfWork | None) -> bool:
+        author = self.author_finess(note, uow)
+        if author is not None and self.access.may_act_for(caller, author):
+            return True  # its own notes, whatever their audience
+        if C.visibility(note) in HIDDEN_FROM_OTHERS:
+            return False
+        return self._accompanies(caller, self.person_of(note, uow))
+
+    def visible(self, version: Version, *, request: RequestInfo) -> bool:
+        """What an establishment may read or find in the cahier de liaison: its own notes; the other notes of the
+        persons it accompanies, except those whose audience (securityLabel, JDV_J110) excludes the professionals
+        (``MASQUE_PS``) or that were written under a secret connection (``CONNEXION_SECRETE``); the patients it
+        accompanies and their related persons; the directory actors (professionals, roles, organisations,
+        devices)."""
+        resource = version.resource or self._last_known(version.id, version.resource_type)
+        if resource is None:
+            return False
+        caller = request.caller_finess
+        if version.resource_type == "DocumentReference":
+            return self._note_visible(resource, caller, None)
+        if version.resource_type == "Patient":
+            ins = patient_ins(resource)
+            return self._accompanies(caller, ins.value if ins else None)
+        if version.resource_type == "RelatedPerson":
+            ins = patient_ins(self._resolve(None, resource.get("patient")))
+            return self._accompanies(caller, ins.value if ins else None)
+        return True
+
+    def _require_author(self, note: dict[str, Any] | None, uow: UnitOfWork, request: RequestInfo, *, what: str) -> None:
+        """A note written (or about to be changed) by another establishment: 404 when hidden from the caller, else
+        403 when only its author may change it (``author_only_changes``)."""
+        if not isinstance(note, dict):
+            return
+        caller = request.caller_finess
+        if not self._note_visible(note, caller, uow):
+            raise fail(
+                404, IssueCode.NOT_FOUND, f"DocumentReference/{note.get('id')} inconnu", error_code="FHIR-NOT-FOUND"
+            )
+        author = self.author_finess(note, uow)
+        if self.settings.author_only_changes and author is not None and not self.access.may_act_for(caller, author):
+            raise denied(caller, author, expression="DocumentReference.author", what=what)
+
+    def before_delete(self, item: FhirInteraction, version: Version, *, uow: UnitOfWork, request: RequestInfo) -> None:
+        if version.resource_type == "DocumentReference":
+            self._require_author(version.resource, uow, request, what="suppression d'une note d'un autre auteur :")
+
     # ------------------------------------------------------------------------------------ FHIR hooks
     def validate(
         self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
@@ -304,8 +372,43 @@ class EparcoursService(FhirHooks):
             return check_practitioner(resource)
         return []
 
+    def _bundle_author_finess(self, bundle: dict[str, Any], note: dict[str, Any]) -> str | None:
+        """The FINESS of a Bundle note's author organisation, references resolved in the Bundle (``fullUrl``) first,
+        then in the store."""
+        by_url = {
+            e.get("fullUrl"): e.get("resource")
+            for e in bundle.get("entry") or []
+            if isinstance(e, dict) and isinstance(e.get("fullUrl"), str) and isinstance(e.get("resource"), dict)
+        }
+
+        def resolve(reference: Any) -> dict[str, Any] | None:
+            ref = reference.get("reference") if isinstance(reference, dict) else None
+            if isinstance(ref, str) and ref in by_url:
+                return by_url[ref]
+            return self._resolve(None, reference)
+
+        for author in note.get("author") or []:
+            resource = resolve(author)
+            if not isinstance(resource, dict):
+                continue
+            if resource.get("resourceType") == "PractitionerRole":
+                resource = resolve(resource.get("organization"))
+            found = organization_finess(resource) if isinstance(resource, dict) else None
+            if found:
+                return found
+        return None
+
     def validate_bundle(self, bundle: dict[str, Any], *, request: RequestInfo) -> list[Finding]:
         entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+        for index, entry in enumerate(entries):
+            resource = entry.get("resource")
+            if isinstance(resource, dict) and resource.get("resourceType") == "DocumentReference":
+                self.access.require(
+                    request.caller_finess,
+                    self._bundle_author_finess(bundle, resource),
+                    expression=f"Bundle.entry[{index}].resource.author",
+                    what="note :",
+                )
         if bundle.get("type") == "transaction" and any(
             (e.get("resource") or {}).get("resourceType") == "DocumentReference" for e in entries
         ):
@@ -315,6 +418,19 @@ class EparcoursService(FhirHooks):
     def before_write(
         self, item: FhirInteraction, resource: dict[str, Any], *, uow: UnitOfWork, request: RequestInfo
     ) -> dict[str, Any]:
+        if item.resource_type == "DocumentReference":
+            if item.interaction is Interaction.UPDATE:
+                existing = uow.current("DocumentReference", item.resource_id or "")
+                if existing is not None:
+                    self._require_author(
+                        existing.resource, uow, request, what="mise à jour d'une note d'un autre auteur :"
+                    )
+            self.access.require(
+                request.caller_finess,
+                self.author_finess(resource, uow),
+                expression="DocumentReference.author",
+                what="note :",
+            )
         if (
             self.settings.require_if_match
             and item.interaction is Interaction.UPDATE
@@ -323,8 +439,6 @@ class EparcoursService(FhirHooks):
             and "if-match" not in request.headers
             and item.index is None
         ):
-            from harness.fhir.outcome import IssueCode, fail
-
             raise fail(
                 412,
                 IssueCode.CONFLICT,
@@ -374,7 +488,7 @@ class EparcoursService(FhirHooks):
                 body=body,
                 operation=f"cdl.{verb}",
                 person=self.person_of(note, uow),
-                essms=request.caller_finess or self.author_finess(note, uow),
+                essms=request.caller_finess,
                 details=self._note_details(note),
             )
         if item.interaction is Interaction.INVALID and item.resource_type == "DocumentReference":
@@ -385,9 +499,9 @@ class EparcoursService(FhirHooks):
             person = ins.value if ins else None
         return default_exchange(item, request=request, body=body, person=person)
 
-    def _last_known(self, note_id: str | None) -> dict[str, Any] | None:
+    def _last_known(self, note_id: str | None, resource_type: str = "DocumentReference") -> dict[str, Any] | None:
         """The last content of a note (a read of a deleted note is still about its person)."""
-        for version in reversed(self.store.history("DocumentReference", note_id or "")):
+        for version in reversed(self.store.history(resource_type, note_id or "")):
             if version.resource is not None:
                 return version.resource
         return None
@@ -431,7 +545,7 @@ class EparcoursService(FhirHooks):
             request=request,
             body=body,
             person=person,
-            essms=request.caller_finess or (self.author_finess(notes[0], uow) if notes else None),
+            essms=request.caller_finess,
             details={"entries": len(item.entries)},
         )
 
@@ -635,7 +749,7 @@ class EparcoursService(FhirHooks):
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/openapi.json", self._openapi, methods=["GET"]),
+                Route("/openapi.json", self.fhir.guarded(self._openapi, "fhir.openapi"), methods=["GET"]),
                 *self.fhir.routes("/fhir"),
             ]
         )

@@ -25,10 +25,11 @@ import html
 import json
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -36,6 +37,7 @@ from starlette.routing import Route
 
 from harness.core.journal import Exchange
 from harness.fhir import (
+    EstablishmentAccess,
     FhirError,
     FhirHooks,
     FhirInteraction,
@@ -49,10 +51,10 @@ from harness.fhir import (
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
-from harness.fhir.server import caller_finess
-from harness.fhir.store import UnitOfWork
+from harness.fhir.store import UnitOfWork, Version
 from harness.fhir.wire import Format, render, response_format
 from harness.fields.testdata import Person
+from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding
 from harness.validators.eprescription import (
@@ -204,6 +206,7 @@ class EprescriptionService(FhirHooks):
         self.retrieved: set[str] = set()
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
         self.store = ResourceStore(clock=ctx.run.now)
+        self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
         self.fhir = FhirServer(
             resources=RESOURCES,
             store=self.store,
@@ -277,6 +280,33 @@ class EprescriptionService(FhirHooks):
         with self._lock:
             return self.prescriptions.get(epu)
 
+    # ------------------------------------------------------------------------------------ access
+    def authenticate(self, certificate: x509.Certificate | None, *, request: RequestInfo) -> str | None:
+        return self.access.authenticate(certificate)
+
+    def _essms_of_ins(self, ins: str | None) -> str | None:
+        with self._lock:
+            return next((p.person.essms for p in self.prescriptions.values() if p.person.ins.value == ins), None)
+
+    def _may_see(self, caller: str | None, essms: str | None) -> bool:
+        return essms is not None and self.access.may_act_for(caller, essms)
+
+    def visible(self, version: Version, *, request: RequestInfo) -> bool:
+        """A prescription (its lines, its patient) is visible to the establishment that accompanies its person (or
+        one of the same organisme gestionnaire when the grappe declares it); a confirmation (Task) to the
+        establishment that sent it; medicines and prescribers to every authenticated establishment."""
+        resource = version.resource or {}
+        caller = request.caller_finess
+        if version.resource_type == "MedicationRequest":
+            prescription = self.prescription(str((resource.get("groupIdentifier") or {}).get("value", "")))
+            return prescription is not None and self._may_see(caller, prescription.person.essms)
+        if version.resource_type == "Patient":
+            ins = next((i.get("value") for i in resource.get("identifier") or [] if isinstance(i, dict)), None)
+            return self._may_see(caller, self._essms_of_ins(ins))
+        if version.resource_type == "Task":
+            return self._may_see(caller, read_confirmation(resource).finess)
+        return True
+
     # ------------------------------------------------------------------------------------ FHIR hooks
     def validate(
         self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
@@ -291,8 +321,9 @@ class EprescriptionService(FhirHooks):
         if item.resource_type != "Task":
             return resource
         confirmation = read_confirmation(resource)
+        self.access.require(request.caller_finess, confirmation.finess, expression="Task.owner", what="confirmation :")
         prescription = self.prescription(confirmation.epu or "")
-        if prescription is None:
+        if prescription is None or not self._may_see(request.caller_finess, prescription.person.essms):
             raise fail(
                 422,
                 IssueCode.BUSINESS_RULE,
@@ -404,7 +435,7 @@ class EprescriptionService(FhirHooks):
                     operation=operation,
                     details=details,
                     person=confirmation.ins if confirmation is not None else None,
-                    essms=request.caller_finess or (confirmation.finess if confirmation else None),
+                    essms=request.caller_finess,
                 )
             ]
         return [default_exchange(item, request=request, body=body)]
@@ -414,7 +445,7 @@ class EprescriptionService(FhirHooks):
         return Starlette(
             routes=[
                 Route("/fhir/Binary/{epu}", self._binary, methods=["GET"]),
-                Route("/openapi.json", self._openapi, methods=["GET"]),
+                Route("/openapi.json", self.fhir.guarded(self._openapi, "fhir.openapi"), methods=["GET"]),
                 Route("/ordonnances", self._list_page, methods=["GET"]),
                 Route("/ordonnances/{epu}", self._page, methods=["GET"]),
                 Route("/ordonnances/{epu}/qr.png", self._qr, methods=["GET"]),
@@ -431,16 +462,24 @@ class EprescriptionService(FhirHooks):
             request.url.path,
             request.url.query,
             {k.lower(): v for k, v in request.headers.items()},
-            caller_finess=caller_finess(request.scope),
         )
         item = FhirInteraction(Interaction.READ, "GET", "Binary", epu)
-        prescription = self.prescription(epu)
+        prescription = None
+        try:
+            info = replace(info, caller_finess=self.access.authenticate(client_certificate(request.scope)))
+            prescription = self.prescription(epu)
+            if prescription is not None and not self._may_see(info.caller_finess, prescription.person.essms):
+                prescription = None  # another establishment's person: as unknown
+        except FhirError as exc:
+            item.error = exc
         wants_fhir = request.query_params.get("_format") is not None or any(
             t in request.headers.get("accept", "")
             for t in ("application/fhir+json", "application/fhir+xml", "application/json")
         )
         body: bytes | None = None
-        if prescription is None:
+        if item.error is not None:
+            pass
+        elif prescription is None:
             item.error = fail(
                 404, IssueCode.NOT_FOUND, f"ordonnance {epu} inconnue", error_code="EP-ORDONNANCE-INCONNUE"
             )

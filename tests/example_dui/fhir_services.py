@@ -320,7 +320,9 @@ def build_tddui_bundle(body: dict[str, Any]) -> dict[str, Any]:
 def tddui_export(session: Session, body: dict[str, Any]) -> Outcome:
     """POST the TDDUIBundle to the national endpoint; a 4xx OperationOutcome is a failure."""
     bundle = build_tddui_bundle(body)
-    with httpx.Client(verify=session.ssl_context(), timeout=60) as http:
+    certificate = f"ESSMS-{body['establishment']['finess']}"
+    known = certificate in session.body.get("client_certificates", {})
+    with httpx.Client(verify=session.ssl_context(certificate if known else None), timeout=60) as http:
         response = http.post(
             session.endpoint("tddui", "fhir"),
             content=json.dumps(bundle, ensure_ascii=False).encode("utf-8"),
