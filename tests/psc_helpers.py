@@ -16,6 +16,7 @@ import httpx
 
 from harness.core.config import HarnessConfig
 from harness.core.journal import Exchange, JournalFilter
+from harness.host.admin import admin_headers
 from harness.runtime.environment import SocleEnvironment
 from mock_services.psc.provider import Provider
 
@@ -57,9 +58,12 @@ class RP:
     def __post_init__(self) -> None:
         context = ssl.create_default_context(cafile=str(self.env.pki.ca_bundle_path))
         self.http = httpx.Client(verify=context, timeout=30, follow_redirects=False)
+        # the harness's own client of the /_admin endpoints: the host's admin token
+        self.admin = httpx.Client(verify=context, timeout=30, headers=admin_headers(self.env.admin_token))
 
     def close(self) -> None:
         self.http.close()
+        self.admin.close()
 
     def url(self, name: str) -> str:
         return self.env.endpoints["psc"][name]

@@ -36,6 +36,8 @@ from mock_services.eprescription.prescriptions import catalogue, qr_png
 REPO = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/fhir+json"}
 FINESS = "990000016"
+ADMIN_TOKEN = "jeton-admin-de-test"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,7 @@ def sim(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, S
         faults=FaultBoard(),
         run=RunState("run1"),
         testdata=testdata,
+        admin_token=ADMIN_TOKEN,
     )
     simulator = EprescriptionSimulator(ctx)
     with TestClient(presenting(simulator.http_app(), essms(FINESS))) as client:
@@ -239,7 +242,7 @@ def test_cancelled_prescription_lines_are_cancelled(sim, testdata: TestData) -> 
 def test_qr_code_and_recette_pages(sim, testdata: TestData) -> None:  # noqa: ANN001
     import segno
 
-    client, service, _ = sim
+    client, service, journal = sim
     prescription = service.issue(testdata.person("P001"))
     png = client.get(f"/ordonnances/{prescription.epu}/qr.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n\x1a\n")
@@ -248,9 +251,23 @@ def test_qr_code_and_recette_pages(sim, testdata: TestData) -> None:  # noqa: AN
     page = client.get(f"/ordonnances/{prescription.epu}")
     assert page.status_code == 200 and prescription.epu in page.text and "qr.png" in page.text
     assert prescription.epu in client.get("/ordonnances").text
-    created = client.post("/_admin/ordonnances", content=json.dumps({"personne": "Paul LEROY", "lignes": 1}))
+    order = json.dumps({"personne": "Paul LEROY", "lignes": 1})
+    for headers in ({}, {"Authorization": "Bearer autre"}):  # issue 15 item 2: the admin token, always
+        refused = client.post("/_admin/ordonnances", content=order, headers=headers)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith(
+            'Bearer realm="socle-harness-admin"'
+        )
+    assert len(service.prescriptions) == 1
+    created = client.post("/_admin/ordonnances", content=order, headers=ADMIN)
     assert created.status_code == 201 and service.prescription(created.json()["epu"]) is not None
-    assert client.post("/_admin/ordonnances", content=b"{").status_code == 400
+    assert client.post("/_admin/ordonnances", content=b"{", headers=ADMIN).status_code == 400
+    rows = journal.query(JournalFilter(operation="admin.ordonnance"))
+    assert [(r.outcome, r.error_code) for r in rows] == [
+        (Outcome.REJECTED, "invalid_request"),
+        (Outcome.REJECTED, "invalid_token"),
+        (Outcome.ACCEPTED, None),
+        (Outcome.REJECTED, "400"),
+    ]
     assert client.get("/ordonnances/INCONNU/qr.png").status_code == 404
 
 

@@ -302,7 +302,7 @@ def test_retired_keys_disappear_after_the_grace(tmp_path: Path) -> None:
     try:
         tokens = rp.login()
         old_kids = {k["kid"] for k in rp.http.get(rp.url("jwks")).json()["keys"]}
-        rp.http.post(rp.url("admin") + "/rotate-keys").raise_for_status()
+        rp.admin.post(rp.url("admin") + "/rotate-keys").raise_for_status()
         new_kids = {k["kid"] for k in rp.http.get(rp.url("jwks")).json()["keys"]}
         assert len(new_kids) == 2 and not old_kids & new_kids
         assert rp.userinfo(tokens["access_token"]).status_code == 401
@@ -341,13 +341,51 @@ def test_fault_no_activity_in_a_finess(env: SocleEnvironment, rp: RP) -> None:
 
 def test_fault_introspection_inactive_via_admin(rp: RP) -> None:
     tokens = rp.login()
-    rp.http.post(rp.url("admin") + "/faults", json={"kind": "psc.introspection-inactive"}).raise_for_status()
+    rp.admin.post(rp.url("admin") + "/faults", json={"kind": "psc.introspection-inactive"}).raise_for_status()
     assert rp.introspect(tokens["access_token"]) == {"active": False}
     assert rp.introspect(tokens["access_token"])["active"] is True
 
 
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer pas-le-bon-jeton"}, {"Authorization": "Basic eDp5"}])
+def test_admin_endpoints_require_the_admin_token(env: SocleEnvironment, rp: RP, headers: dict[str, str]) -> None:
+    """Issue 15 item 2: an injected psc.acr-not-met changed the next real login of anyone who asked."""
+    mark = JournalMark(env)
+    calls = [
+        ("POST", "/faults", {"kind": "psc.acr-not-met"}),
+        ("GET", "/users", None),
+        ("PUT", "/users/x", {}),
+        ("POST", "/next-login", {"login": "nadia.benali"}),
+        ("DELETE", "/next-login", None),
+        ("POST", "/rotate-keys", None),
+    ]
+    wrong = "Bearer pas" in headers.get("Authorization", "")
+    for method, path, body in calls:
+        response = rp.http.request(method, rp.url("admin") + path, json=body, headers=headers)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == (
+            'Bearer realm="socle-harness-admin", error="invalid_token"'
+            if wrong
+            else 'Bearer realm="socle-harness-admin"'
+        )
+        assert response.json()["error"] == ("invalid_token" if wrong else "invalid_request")
+    refused = mark.new()
+    assert [(e.operation, e.outcome, e.error_code) for e in refused] == [
+        (op, Outcome.REJECTED, "invalid_token" if wrong else "invalid_request")
+        for op in (
+            "admin.fault",
+            "admin.users",
+            "admin.user",
+            "admin.next_login",
+            "admin.next_login",
+            "admin.rotate_keys",
+        )
+    ]
+    assert _verify(rp, rp.login()["id_token"])["acr"] == "eidas1"  # the fault was not injected
+    assert rp.admin.get(rp.url("admin") + "/users").status_code == 200
+
+
 def test_admin_rejects_unknown_fault(rp: RP) -> None:
-    response = rp.http.post(rp.url("admin") + "/faults", json={"kind": "psc.inconnue"})
+    response = rp.admin.post(rp.url("admin") + "/faults", json={"kind": "psc.inconnue"})
     assert response.status_code == 400
 
 
@@ -360,10 +398,10 @@ def test_admin_changes_a_professional_at_run_time(env: SocleEnvironment, rp: RP)
         "SubjectRole": ["60^1.2.250.1.213.1.1.5.5"],
         "exercices": [{"codeProfession": "60", "activities": [{"numeroFinessSite": "990000024"}]}],
     }
-    assert rp.http.put(rp.url("admin") + "/users/ines.nouvelle", json=raw).status_code == 200
+    assert rp.admin.put(rp.url("admin") + "/users/ines.nouvelle", json=raw).status_code == 200
     info = rp.userinfo(rp.login("ines.nouvelle")["access_token"]).json()
     assert info["given_name"] == "Inès" and info["SubjectNameID"] == "819900000050"
-    bad = rp.http.put(rp.url("admin") + "/users/x", json={**raw, "SubjectNameID": "12345"})
+    bad = rp.admin.put(rp.url("admin") + "/users/x", json={**raw, "SubjectNameID": "12345"})
     assert bad.status_code == 400
 
 
@@ -379,15 +417,15 @@ def test_steps_can_change_a_professional_directly(env: SocleEnvironment, rp: RP)
 
 
 def test_next_login_preselects_the_professional(env: SocleEnvironment, rp: RP) -> None:
-    response = rp.http.post(rp.url("admin") + "/next-login", json={"login": "nadia.benali", "client_id": CLIENT_ID})
+    response = rp.admin.post(rp.url("admin") + "/next-login", json={"login": "nadia.benali", "client_id": CLIENT_ID})
     assert response.status_code == 200
     try:
         tokens = rp.login(login=None)  # type: ignore[arg-type]
         info = rp.userinfo(tokens["access_token"]).json()
         assert info["SubjectNameID"] == "3990000024/ASS0007" and info["otherIds"][0]["origine"] != "RPPS"
     finally:
-        rp.http.request("DELETE", rp.url("admin") + "/next-login", params={"client_id": CLIENT_ID})
-    assert rp.http.post(rp.url("admin") + "/next-login", json={"login": "personne"}).status_code == 400
+        rp.admin.request("DELETE", rp.url("admin") + "/next-login", params={"client_id": CLIENT_ID})
+    assert rp.admin.post(rp.url("admin") + "/next-login", json={"login": "personne"}).status_code == 400
 
 
 def test_login_page_for_manual_recette(env: SocleEnvironment, rp: RP) -> None:

@@ -23,6 +23,7 @@ from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.console import ConsoleReporter
 from harness.front.runner import RunResult, run_catalogue
+from harness.host.admin import exposure_warning, write_endpoints_file
 from harness.reports import writers_for
 from harness.runtime.environment import SocleEnvironment
 from harness.runtime.guided import ReplyBox
@@ -339,11 +340,12 @@ def serve(
             table.add_row(name, key, value)
     console.print(table)
     console.print(f"CA de test / test CA: {env.pki.ca_bundle_path}")
-    if endpoints_file is not None:
-        endpoints_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = endpoints_file.with_suffix(endpoints_file.suffix + ".tmp")
-        tmp.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
-        tmp.replace(endpoints_file)
+    warning = exposure_warning(env.config.bind_host)
+    if warning:
+        err.print(f"[yellow]{warning}[/]")
+    if endpoints_file is not None:  # with the admin token of the /_admin endpoints: owner-only
+        write_endpoints_file(endpoints_file, endpoints, env.admin_token)
+        console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

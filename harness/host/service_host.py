@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from harness.core.journal import Journal
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
+from harness.host.admin import new_admin_token
 from harness.host.asgi_tls import TLSAwareH11Protocol
 from harness.host.simulator import (
     FaultBoard,
@@ -55,6 +56,7 @@ class HostOptions:
     services: Sequence[str] = ()  # empty = all registered
     ports: dict[str, dict[str, int]] = field(default_factory=dict)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    admin_token: str = ""  # empty: a random one is generated (harness.host.admin)
 
 
 class ServiceHost:
@@ -76,6 +78,7 @@ class ServiceHost:
         self.options = options
         self.run = run
         self.faults = FaultBoard()
+        self.admin_token = options.admin_token or new_admin_token()  # every /_admin endpoint requires it
         self.services = ServiceRegistry()  # capabilities simulators offer each other (PSC token check...)
         self.simulators: dict[str, Simulator] = {}
         self.endpoints: Endpoints = {}
@@ -127,6 +130,7 @@ class ServiceHost:
                     run=self.run,
                     testdata=self.testdata,
                     settings=opts.settings.get(name, {}),
+                    admin_token=self.admin_token,
                 )
                 sim = cls(ctx)
                 self.simulators[name] = sim

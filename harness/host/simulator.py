@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from harness.core.journal import Exchange, Journal
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
+from harness.host.admin import admin_refusal
 
 ENTRY_POINT_GROUP = "socle_harness.simulators"
 
@@ -149,6 +150,12 @@ class SimulatorContext:
     testdata: TestData  # synthetic persons, establishments and directories shared by all simulators
     settings: Mapping[str, Any] = field(default_factory=dict)
     services: ServiceRegistry = field(default_factory=ServiceRegistry)  # shared by the simulators of one host
+    admin_token: str = field(default="", repr=False)  # what the /_admin endpoints require (harness.host.admin)
+
+    def admin_refusal(self, headers: Mapping[str, str]) -> tuple[str, str] | None:
+        """``None`` when a request to an admin endpoint carries the host's admin token, else ``(error,
+        WWW-Authenticate)`` for its 401 (:func:`harness.host.admin.admin_refusal`)."""
+        return admin_refusal(headers, self.admin_token)
 
     def record(self, exchange: Exchange) -> Exchange:
         """Commit an exchange to the journal, stamped with the service, run, scenario (and simulated time)."""

@@ -66,6 +66,11 @@ class SocleEnvironment:
     def run_id(self) -> str:
         return self.run.run_id
 
+    @property
+    def admin_token(self) -> str:
+        """The token the simulators' ``/_admin`` endpoints require (:mod:`harness.host.admin`)."""
+        return self.host.admin_token
+
     def start(self) -> Endpoints:
         self.endpoints = self._background.start()
         return self.endpoints

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from harness.core.journal import Exchange
+from harness.core.journal import Direction, Exchange, Outcome
 from harness.fhir import (
     EstablishmentAccess,
     FhirError,
@@ -80,6 +80,7 @@ SERVICE = "eprescription"
 OP_RETRIEVE = "eprescription.retrieve"
 OP_CONFIRMED = "eprescription.import_confirmed"
 OP_REFUSED = "eprescription.import_refused"
+OP_ADMIN_ISSUE = "admin.ordonnance"  # an operator issues a prescription for manual recette (never counted)
 CDA_MEDIA_TYPE = "application/xml"
 GROUP_IDENTIFIER = "group-identifier"
 _READ = frozenset({Interaction.READ, Interaction.VREAD})
@@ -593,8 +594,44 @@ class EprescriptionService(FhirHooks):
             f"<h1>Ordonnances numériques du simulateur</h1><ul>{rows}</ul></body></html>"
         )
 
+    def _admin_record(
+        self,
+        outcome: Outcome,
+        *,
+        error: str | None = None,
+        message: str | None = None,
+        person: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.ctx.record(
+            Exchange(
+                service=SERVICE,
+                operation=OP_ADMIN_ISSUE,
+                direction=Direction.FROM_DUI,
+                outcome=outcome,
+                actor="admin",
+                person=person,
+                error_code=error,
+                error_message=message,
+                details=details or {},
+            )
+        )
+
     async def _admin_issue(self, request: Request) -> JSONResponse:
-        """Manual recette: ``{"personne": "P001" | INS | nom, "lignes": 2, "statut": "active" | "cancelled"}``."""
+        """Manual recette: ``{"personne": "P001" | INS | nom, "lignes": 2, "statut": "active" | "cancelled"}``, with
+        the host's admin token (401 without it); journaled as ``admin.ordonnance``."""
+        refused = self.ctx.admin_refusal(request.headers)
+        if refused is not None:
+            error, challenge = refused
+            message = "jeton d'administration absent ou invalide"
+            self._admin_record(Outcome.REJECTED, error=error, message=message)
+            return JSONResponse(
+                {"erreur": message, "error": error}, status_code=401, headers={"WWW-Authenticate": challenge}
+            )
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > 65536:  # known before the body is read
+            self._admin_record(Outcome.REJECTED, error="413", message="corps absent de taille ou > 65536 octets")
+            return JSONResponse({"erreur": "corps trop volumineux (65536 octets au plus)"}, status_code=413)
         try:
             raw = json.loads((await request.body())[:65536] or b"{}")
             person = self.ctx.testdata.person(str(raw.get("personne", "")))
@@ -603,8 +640,12 @@ class EprescriptionService(FhirHooks):
             if status not in ("active", "cancelled"):
                 raise ValueError(f"statut inconnu {status!r}")
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
+            self._admin_record(Outcome.REJECTED, error="400", message=str(exc)[:300])
             return JSONResponse({"erreur": str(exc)}, status_code=400)
         prescription = self.issue(person, lines=lines, status=status)
+        self._admin_record(
+            Outcome.ACCEPTED, person=person.ins.value, details={"epu": prescription.epu, "statut": status}
+        )
         base = self.ctx.http_base
         return JSONResponse(
             {

@@ -183,7 +183,22 @@ class Provider:
                     status_code=405,
                     headers={"Allow": ", ".join(methods), **NO_STORE},
                 )
-            if not operation.startswith("admin.") and self.realm.ctx.take_fault(FAULT_DOWN) is not None:
+            if operation.startswith("admin."):
+                refused = self.realm.ctx.admin_refusal(request.headers)
+                if refused is not None:  # the host's admin token, always (harness.host.admin)
+                    error, challenge = refused
+                    message = (
+                        "jeton d'administration absent ou invalide (Authorization: Bearer, fichier des points d'accès)"
+                    )
+                    self.realm.record(
+                        operation, Outcome.REJECTED, error=error, message=message, details={"method": request.method}
+                    )
+                    return JSONResponse(
+                        {"error": error, "error_description": message},
+                        status_code=401,
+                        headers={"WWW-Authenticate": challenge, **NO_STORE},
+                    )
+            elif self.realm.ctx.take_fault(FAULT_DOWN) is not None:
                 self.realm.record(
                     operation,
                     Outcome.REJECTED,
