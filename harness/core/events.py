@@ -51,6 +51,7 @@ class RunStarted(Event):
     scenarios_dir: str
     endpoints: dict[str, dict[str, str]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # the run's configuration, for the archive
+    scenarios_total: int = 0  # scenarios selected for the run (0 when unknown)
 
 
 @dataclass(frozen=True)

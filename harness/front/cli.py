@@ -22,6 +22,14 @@ from harness.core.config import HarnessConfig, load_config
 from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.console import ConsoleReporter
+from harness.front.preflight import (
+    EXIT_USAGE,
+    PreflightError,
+    check_http_sut,
+    check_journal,
+    check_sut,
+    check_writable_dir,
+)
 from harness.front.runner import RunResult, run_catalogue
 from harness.host.admin import exposure_warning, write_endpoints_file
 from harness.reports import writers_for
@@ -29,6 +37,8 @@ from harness.runtime.environment import SocleEnvironment
 from harness.runtime.guided import ReplyBox
 from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer
 from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, ObservationWindow, check_retry_rule, survey
+from harness.runtime.selection import TagExpression, TagExpressionError, catalogue
+from harness.runtime.selection import select as select_scenarios
 from harness.sut import DEFECTS, make_driver
 
 app = typer.Typer(
@@ -101,7 +111,10 @@ def run(
         ),
     ] = None,
     reports: Annotated[
-        Path | None, typer.Option(help="Dossier des rapports / report folder (junit.xml, results.json, report.html).")
+        Path | None,
+        typer.Option(
+            help="Dossier des rapports / report folder (junit.xml, results.json, report.html, cucumber.json)."
+        ),
     ] = None,
     select: Annotated[
         str | None, typer.Option("-k", help="Sélection de scénarios (expression pytest -k) / scenario selection.")
@@ -110,6 +123,14 @@ def run(
         str | None,
         typer.Option(
             "--tags", "-t", help="Sélection par étiquettes Gherkin / tag expression, e.g. 'mssante and not lent'."
+        ),
+    ] = None,
+    title: Annotated[
+        str | None,
+        typer.Option(
+            "--titre",
+            "--title",
+            help="Jouer les scénarios dont le titre contient ce texte (sans casse ni accents) / select by title.",
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Afficher chaque étape / show every step.")] = False,
@@ -175,6 +196,17 @@ def run(
         step_timeout=step_timeout,
         observe_retry=retry_rule,
     )
+    try:
+        if tags:
+            TagExpression.parse(tags)
+        check_sut(config.sut)
+        check_writable_dir(Path(config.reports_dir), "rapports / reports")
+        check_writable_dir(Path(config.run_dir), "dossier de travail / run folder")
+        check_journal(config.journal)
+        check_http_sut(config.sut)
+    except (PreflightError, TagExpressionError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(getattr(exc, "exit_code", EXIT_USAGE)) from exc
     window: ObservationWindow | None = None
     if config.sut.startswith("observe"):
         try:
@@ -194,16 +226,18 @@ def run(
     if config.sut == "manual":
         if step_timeout is None and config.step_timeout == HarnessConfig.step_timeout:
             config = config.with_overrides(step_timeout=300.0)
-        result = _run_guided(config, handlers, config_path, select, tags, guide_port)
+        result = _run_guided(config, handlers, config_path, select, tags, guide_port, title)
     else:
         with console.status(
             "Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…",
             spinner="dots",
         ):
-            result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags)
+            result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags, title=title)
     for handler in handlers:
         handler.close()
-    console.print(f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html}}")
+    console.print(
+        f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html, cucumber.json}}"
+    )
     if not result.counts and result.exit_code != 0:
         err.print(
             f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); log: {result.log_path}"
@@ -251,6 +285,7 @@ def _run_guided(
     select: str | None,
     tags: str | None,
     guide_port: int,
+    title: str | None = None,
 ) -> RunResult:
     """Guided recette: the terminal and a local web page tell the operator what to do in the DUI."""
     run_dir = Path(config.run_dir)
@@ -274,6 +309,7 @@ def _run_guided(
             config_file=config_path,
             select=select,
             tags=tags,
+            title=title,
             operator_replies=box.path,
         )
     finally:
@@ -320,6 +356,12 @@ def serve(
         services=tuple(service) if service else None,
         tls=False if no_tls else None,
     )
+    try:
+        check_journal(config.journal)
+        check_writable_dir(Path(config.run_dir), "dossier de travail / run folder")
+    except PreflightError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(exc.exit_code) from exc
     env = SocleEnvironment(config)
     try:
         endpoints = env.start()
@@ -384,6 +426,11 @@ def journal_cmd(
         raise typer.Exit(2)
     config = _load(config_path).with_overrides(journal=journal)
     try:
+        check_journal(config.journal, create=False)
+    except PreflightError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(exc.exit_code) from exc
+    try:
         store = open_journal(config.journal)
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
@@ -413,12 +460,58 @@ def journal_cmd(
         writer.writeheader()
         writer.writerows(rows)
     else:
+        shown = [*columns[:-1], "error_message"]
         table = Table(title=f"Journal — {len(rows)} échange(s) / exchange(s)")
-        for column in columns[:-1]:
-            table.add_column(column)
+        for column in shown:
+            table.add_column(
+                "motif / reason" if column == "error_message" else column,
+                # identifiers are never cut: they fold onto a second line instead
+                overflow="fold",
+                no_wrap=column in {"essms", "person", "id", "run_id"},
+            )
         for row in rows:
-            table.add_row(*(str(row.get(c) or "") for c in columns[:-1]))
-        console.print(table)
+            table.add_row(*(str(row.get(c) or "") for c in shown))
+        Console(highlight=False, width=None if sys.stdout.isatty() else 250).print(table)
+
+
+@app.command("list")
+def list_scenarios(
+    config_path: ConfigOpt = None,
+    scenarios: Annotated[
+        Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files.")
+    ] = None,
+    tags: Annotated[
+        str | None,
+        typer.Option("--tags", "-t", help="Expression d'étiquettes, exigences comprises / tag expression."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--titre", "--title", help="Texte contenu dans le titre.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table ou json")] = "table",
+) -> None:
+    """Liste les scénarios, leurs étiquettes et exigences / list scenarios, tags and requirement ids.
+
+    The same selection as `run --tags/--titre`: `socle-harness list --tags "exigence:MSS-ENVOI-PRO"` shows what
+    `socle-harness run --tags "exigence:MSS-ENVOI-PRO"` plays.
+    """
+    config = _load(config_path).with_overrides(scenarios_dir=scenarios)
+    try:
+        expression = TagExpression.parse(tags) if tags else None
+    except TagExpressionError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(EXIT_USAGE) from exc
+    if not Path(config.scenarios_dir).is_dir():
+        err.print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
+        raise typer.Exit(EXIT_USAGE)
+    found = select_scenarios(catalogue(Path(config.scenarios_dir)), tags=expression, title=title)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([s.to_dict() for s in found], ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(found)} scénario(s) / scenario(s)")
+    for column in ("fichier / file", "scénario / scenario", "exigences / requirements", "étiquettes / tags"):
+        table.add_column(column, overflow="fold")
+    for s in found:
+        others = [t for t in s.tags if not t.startswith("exigence:")]
+        table.add_row(s.feature_file, s.title, " ".join(s.requirements), " ".join("@" + t for t in others))
+    Console(highlight=False, width=None if sys.stdout.isatty() else 250).print(table)
 
 
 @app.command()

@@ -23,6 +23,7 @@ class ConsoleReporter:
         self.console = console or Console(highlight=False)
         self.verbose = verbose
         self._index = 0
+        self._total = 0
         self._failed_step: dict[str, StepFinished] = {}
         self._status = None
 
@@ -31,6 +32,7 @@ class ConsoleReporter:
         if isinstance(event, RunStarted):
             c.print(f"[bold]socle-harness {event.harness_version}[/] — exécution / run [cyan]{event.run_id}[/]")
             c.print(f"  SUT: [bold]{event.sut}[/]   journal: {event.journal_url}")
+            self._total = event.scenarios_total
             for service, endpoints in sorted(event.endpoints.items()):
                 c.print(f"  {service}: " + ", ".join(f"{k}={v}" for k, v in endpoints.items()))
         elif isinstance(event, ScenarioStarted):
@@ -43,7 +45,8 @@ class ConsoleReporter:
             if self.verbose:
                 c.print(f"     {event.keyword} {event.text}  [dim]{event.status}[/]")
         elif isinstance(event, ScenarioFinished):
-            c.print(f"{_MARK[event.status]}  {event.name} [dim]({event.duration:.2f} s)[/]")
+            progress = f"[dim]{self._index}/{self._total}[/] " if self._total else ""
+            c.print(f"{progress}{_MARK[event.status]}  {event.name} [dim]({event.duration:.2f} s)[/]")
             step = self._failed_step.get(event.scenario_id)
             if event.status in (Status.FAILED, Status.ERROR):
                 where = f"{step.keyword} {step.text}: " if step else ""

@@ -54,6 +54,25 @@ class RunResult:
         return None
 
 
+#: How many runs' event streams, pytest logs and operator files ``run_dir`` keeps (older ones are deleted).
+KEEP_RUNS = 10
+_RUN_FILES = ("events-*.jsonl", "pytest-*.log", "operator-*")
+
+
+def prune_run_files(run_dir: Path, keep: int = KEEP_RUNS) -> list[Path]:
+    """Delete the per-run files of all but the ``keep`` most recent runs (the journal is never touched)."""
+    removed: list[Path] = []
+    for pattern in _RUN_FILES:
+        files = sorted(run_dir.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[keep:]:
+            try:
+                old.unlink()
+            except OSError:
+                continue
+            removed.append(old)
+    return removed
+
+
 def run_catalogue(
     config: HarnessConfig,
     handlers: Sequence[EventHandler] = (),
@@ -62,17 +81,20 @@ def run_catalogue(
     config_file: Path | None = None,
     select: str | None = None,
     tags: str | None = None,
+    title: str | None = None,
     operator_replies: Path | None = None,
     timeout: float = 3600.0,
 ) -> RunResult:
     """Run every scenario of ``config.scenarios_dir`` against ``config.sut``; feed ``handlers`` live.
 
-    ``select`` is a pytest ``-k`` expression over scenario test names, ``tags`` a pytest ``-m`` expression
-    over the Gherkin tags (``"mssante and not dmp"``); both optional.
+    ``select`` is a pytest ``-k`` expression over scenario test names, ``tags`` a tag expression over the
+    Gherkin tags, requirement ids included (``"mssante and not dmp"``, ``"exigence:MSS-ENVOI-PRO"``,
+    :mod:`harness.runtime.selection`), ``title`` a text the scenario title must contain; all optional.
     """
     run_id = run_id or uuid.uuid4().hex[:12]
     run_dir = Path(config.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    prune_run_files(run_dir)
     events_path = run_dir / f"events-{run_id}.jsonl"
     log_path = run_dir / f"pytest-{run_id}.log"
     ini_path = run_dir / "pytest-socle.ini"
@@ -115,7 +137,9 @@ def run_catalogue(
         tags = f"({tags}) and {OBSERVABLE_TAG}" if tags else OBSERVABLE_TAG
         cmd += ["--socle-observe-retry", config.observe_retry]
     if tags:
-        cmd += ["-m", tags]
+        cmd += ["--socle-tags", tags]
+    if title:
+        cmd += ["--socle-title", title]
     if operator_replies is not None:
         cmd += ["--socle-operator-replies", str(operator_replies.resolve())]
     cmd += ["--socle-step-timeout", str(config.step_timeout)]

@@ -34,6 +34,7 @@ from harness.core.events import (
 from harness.host.simulator import simulator_names
 from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
+from harness.runtime.selection import TagExpression, title_matches
 from harness.sut import SutDriver, make_driver
 
 # Every module of harness.steps is a step library (one per capability): all are loaded.
@@ -62,6 +63,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="observe-only mode: what a refusal followed by an accepted retry does (avertissement | echec)",
     )
     group.addoption(
+        "--socle-tags",
+        default=None,
+        help="tag expression over the Gherkin tags, requirement ids included: 'exigence:MSS-ENVOI-PRO or dmp'",
+    )
+    group.addoption("--socle-title", default=None, help="play only the scenarios whose title contains this text")
+    group.addoption(
         "--socle-operator-replies", default=None, help="guided recette: file the operator's replies are appended to"
     )
 
@@ -73,6 +80,28 @@ def pytest_configure(config: pytest.Config) -> None:
     events = config.getoption("--socle-events", default=None)
     if events:
         config.pluginmanager.register(EventRecorder(Path(events)), "socle-harness-events")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--socle-tags`` / ``--socle-title``: deselect the scenarios the selection leaves out
+    (:mod:`harness.runtime.selection`; Gherkin tags such as ``exigence:MSS-ENVOI-PRO`` are beyond ``-m``)."""
+    text = config.getoption("--socle-tags", default=None)
+    title = config.getoption("--socle-title", default=None)
+    if not text and not title:
+        return
+    expression = TagExpression.parse(text) if text else None
+    kept, dropped = [], []
+    for item in items:
+        tags = [m.args[0] for m in item.iter_markers("socle_tag") if m.args]
+        doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+        scenario_title = doc.partition(": ")[2] or item.name
+        wanted = (expression is None or expression.evaluate(tags)) and (
+            not title or title_matches(scenario_title, title)
+        )
+        (kept if wanted else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_bdd_apply_tag(tag: str, function: Any) -> bool:
@@ -195,6 +224,7 @@ class EventRecorder:
         self._held: dict[str, list[tuple[StepFinished, bool]]] = {}
         self._warnings: dict[str, list[str]] = {}  # what a passed scenario shows beside its verdict
         self._counts = {s.value: 0 for s in Status}
+        self._total = 0
 
     def emit(self, event: Event) -> None:
         self._out.write(event.to_json() + "\n")
@@ -221,8 +251,12 @@ class EventRecorder:
                 scenarios_dir=str(env.config.scenarios_dir) if env else "",
                 endpoints=env.endpoints if env else {},
                 config=_archived_config(env.config) if env else {},
+                scenarios_total=self._total,
             )
         )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._total = len(session.items)
 
     # pytest-bdd hooks ----------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)

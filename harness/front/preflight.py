@@ -1,0 +1,91 @@
+"""Checks made before a command starts anything, so that wrong usage fails at once with one clear line.
+
+Exit codes of ``socle-harness`` (documented in the README): 0 every scenario passed; 1 a conformance failure;
+2 usage error (bad option, unknown SUT or defect, unusable path or configuration); 3 the DUI under test is
+unreachable or the harness could not run; 4 observe-only mode observed nothing; 5 no scenario selected.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import httpx
+
+from harness.sut import make_driver
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_NO_SCENARIO = 5
+
+
+class PreflightError(Exception):
+    """What is wrong, in one line, and the exit code it deserves."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def check_sut(spec: str) -> None:
+    """The ``--sut`` value names a driver that can be built (unknown defects listed once, not per scenario)."""
+    if spec.startswith("observe:") or spec == "manual":
+        return
+    try:
+        make_driver(spec)
+    except ValueError as exc:
+        raise PreflightError(str(exc)) from exc
+
+
+def check_http_sut(spec: str, *, timeout: float = 5.0) -> None:
+    """An ``http:<url>`` DUI answers HTTP at all before 66 scenarios wait for it (any HTTP status counts)."""
+    if not spec.startswith("http:"):
+        return
+    base = spec[len("http:") :]
+    try:
+        httpx.get(base.rstrip("/") + "/socle/v1/session", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise PreflightError(
+            f"DUI injoignable / SUT unreachable at {base}: {type(exc).__name__} {exc}. Démarrez sa build de test "
+            "et vérifiez l'URL de son API de pilotage (docs/control-api.openapi.json).",
+            EXIT_UNREACHABLE,
+        ) from exc
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """``path`` exists or can be created, and a file can be written in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".socle-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PreflightError(
+            f"{what} : impossible d'écrire dans {path} ({exc.strerror or exc}). Choisissez un dossier accessible "
+            f"en écriture / {what}: cannot write to {path}"
+        ) from exc
+
+
+def check_journal(url: str, *, create: bool = True) -> None:
+    """A ``sqlite:///`` journal can be opened (its folder created when ``create``); other URLs are left to
+    :func:`harness.core.journal.open_journal`, which says what it supports."""
+    parsed = urlparse(url)
+    if parsed.scheme != "sqlite":
+        return
+    raw = unquote(parsed.path)
+    name = raw[1:] if raw.startswith("/") else raw
+    if not name or name == ":memory:":
+        return
+    path = Path(name)
+    if create:
+        check_writable_dir(path.parent if str(path.parent) else Path("."), "journal")
+    elif not path.is_file():
+        raise PreflightError(f"journal introuvable / journal not found: {path} (option --journal)")
+    try:
+        sqlite3.connect(f"file:{path}?mode={'rwc' if create else 'ro'}", uri=True).close()
+    except sqlite3.Error as exc:
+        raise PreflightError(f"journal {path} illisible / cannot be opened: {exc}") from exc
