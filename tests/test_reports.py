@@ -21,7 +21,7 @@ from harness.core.events import (
     StepFinished,
     event_from_json,
 )
-from harness.reports import WRITERS, HtmlWriter, JsonWriter, JUnitWriter, writers_for
+from harness.reports import WRITERS, CucumberWriter, HtmlWriter, JsonWriter, JUnitWriter, writers_for
 from harness.reports.html import EVIDENCE_LIMIT
 
 F1 = "Messagerie sécurisée MSSanté"
@@ -112,9 +112,9 @@ def run(writer_cls: type, tmp_path: Path) -> Path:
 
 
 def test_registry(tmp_path: Path) -> None:
-    assert set(WRITERS) == {"junit", "json", "html"}
+    assert set(WRITERS) == {"junit", "json", "html", "cucumber"}
     handlers = writers_for(tmp_path)
-    assert [type(h) for h in handlers] == [JUnitWriter, JsonWriter, HtmlWriter]
+    assert [type(h) for h in handlers] == [JUnitWriter, JsonWriter, HtmlWriter, CucumberWriter]
     assert writers_for(tmp_path, ["json"])[0] is not handlers[1]  # fresh instances
     with pytest.raises(ValueError, match="pdf"):
         writers_for(tmp_path, ["pdf"])
@@ -122,7 +122,7 @@ def test_registry(tmp_path: Path) -> None:
         for event in events():
             handler.handle(event)
         handler.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "report.html", "results.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cucumber.json", "junit.xml", "report.html", "results.json"]
 
 
 def test_junit(tmp_path: Path) -> None:
