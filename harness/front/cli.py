@@ -23,6 +23,7 @@ from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.console import ConsoleReporter
 from harness.front.preflight import (
+    EXIT_UNREACHABLE,
     EXIT_USAGE,
     PreflightError,
     check_http_sut,
@@ -242,7 +243,7 @@ def run(
         err.print(
             f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); log: {result.log_path}"
         )
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_UNREACHABLE)
     if result.exit_code == 5 or not result.scenarios:
         err.print("[yellow]Aucun scénario sélectionné / no scenario selected.[/]")
         raise typer.Exit(5)
