@@ -178,6 +178,11 @@ CREATE INDEX IF NOT EXISTS ix_exchanges_run ON exchanges (run_id, scenario_id);
 -- Usage indicators (harness/analytics/indicators.py): persons per establishment and month for an exchange kind, read
 -- index-only in (essms, person) order.
 CREATE INDEX IF NOT EXISTS ix_exchanges_usage ON exchanges (service, operation, outcome, essms, person, month);
+-- MSSanté messages by Message-ID per establishment (harness/analytics/indicators.py counts a message journaled
+-- twice, e.g. a retried submission, once), index-only.
+CREATE INDEX IF NOT EXISTS ix_exchanges_messages ON exchanges
+    (service, outcome, essms, json_extract(details, '$.message_id'), month, operation)
+    WHERE service = 'mssante';
 -- Business facts (details.fact, e.g. the DUI's séjours, projets, events): versions of one fact by key, and
 -- every fact of a person in (essms, person) order, both index-only.
 CREATE INDEX IF NOT EXISTS ix_exchanges_fact_versions ON exchanges
