@@ -13,14 +13,18 @@ from hypothesis import strategies as st
 
 from harness.analytics.indicators import (
     DEFAULT_TARGETS,
+    READINGS,
+    STATUS_LABELS,
     IndicatorEngine,
     Period,
     Scope,
     TargetStatus,
     campaign_periods,
     format_value,
+    parse_reading_options,
     parse_target_options,
     period_ending,
+    resolve_readings,
     resolve_targets,
 )
 from harness.core.journal import Direction, Exchange, Outcome, SQLiteJournal
@@ -55,6 +59,7 @@ class World:
         person: str | None,
         outcome: Outcome = Outcome.ACCEPTED,
         run_id: str | None = None,
+        details: dict | None = None,
     ) -> Exchange:
         return self._add(
             Exchange(
@@ -66,6 +71,7 @@ class World:
                 person=person,
                 ts=_ts(day),
                 run_id=run_id,
+                details=details or {},
             )
         )
 
@@ -152,7 +158,12 @@ class World:
 
     def report(self, start: str = "2025-01", until: str = "2025-06", **kw):  # noqa: ANN003, ANN201
         self.commit()
-        engine = IndicatorEngine(self.journal, kw.pop("targets", None), kw.pop("mssante_counting", "messages"))
+        engine = IndicatorEngine(
+            self.journal,
+            kw.pop("targets", None),
+            kw.pop("mssante_counting", "messages"),
+            readings=kw.pop("readings", None),
+        )
         return engine.compute(campaign_periods(start, until), **kw)
 
 
@@ -247,6 +258,91 @@ def test_mssante_rate_person_counted_once_and_target_when_counting_persons(world
         IndicatorEngine(world.journal, mssante_counting="lettres")
 
 
+def test_mssante_relay_messages_count_and_a_message_id_counts_once(world: World) -> None:
+    four_persons(world)
+    world.mss("2025-04-02", A, P1, details={"message_id": "<m1@essms.fr>"})
+    world.mss("2025-04-02", A, P1, details={"message_id": "<m1@essms.fr>"})  # journaled twice: one message
+    world.mss("2025-04-03", A, P2, details={"message_id": "<m2@essms.fr>"})
+    world.mss("2025-04-03", A, P2, details={"message_id": "<m2@essms.fr>"}, outcome=Outcome.REJECTED)
+    # the HL7 v2 relay's e-mails for the DUI are messages sent via MSSanté
+    world.socle("mssante", "smtp.relay", "2025-04-04", A, P3, details={"message_id": "<r1@pfi>"})
+    world.socle("mssante", "smtp.relay", "2025-05-04", A, P3, details={"message_id": "<r1@pfi>"})  # repeat in May
+    world.mss("2025-04-05", A, P4)  # no Message-ID journaled: counts on its own
+    world.mss("2025-04-05", A, P4)
+    world.socle("mssante", "smtp.inbound", "2025-04-05", A, P4, details={"message_id": "<in@x>"})  # not sent
+    report = world.report()
+    april = report.get("mssante", APRIL, A)
+    assert (april.numerator, april.denominator, april.value) == (5, 4, 125.0)  # m1, m2, r1, two without id
+    assert report.get("mssante", "2025-05", A).numerator == 0  # r1 counted in April, its first month
+    by_person = world.report(mssante_counting="personnes").get("mssante", APRIL, A)
+    assert (by_person.numerator, by_person.denominator) == (4, 4)  # P3 through the relay
+    evidence = IndicatorEngine(world.journal).evidence("mssante", april.period, A)
+    # per person: P1 (both copies of m1), P2, P3 (relay), P4 (two messages)
+    assert sorted(len(i.exchange_ids) for i in evidence.items if i.role == "numerator") == [1, 1, 2, 2]
+
+
+def test_retracted_stay_and_event_latest_status_decides(world: World) -> None:
+    for p in (P1, P2, P3):
+        world.stay(A, p, "2024-01-01")
+        world.update(A, p, "2025-04-03")
+    # P3's stay re-exported as entered-in-error: P3 was never accompanied
+    world.fact(
+        dui.FactKind.SEJOUR,
+        A,
+        P3,
+        key=f"sej|{A}|{P3}",
+        date="2025-04-20",
+        start="2024-01-01",
+        status="entered-in-error",
+    )
+    world.event(A, P1, "2025-04-10", date="2025-04-01")
+    world.event(A, P2, "2025-04-11", date="2025-04-01")
+    key = world.pending[-1].details[dui.FACT][dui.KEY]
+    world.fact(dui.FactKind.EVENEMENT, A, P2, key=key, date="2025-04-15", start="2025-04-11", status="cancelled")
+    report = world.report()
+    assert report.get("dossiers_actifs", APRIL, A).denominator == 2  # P1, P2
+    assert report.get("dossiers_actifs", "2025-03", A).denominator == 2  # retracted for every period
+    agenda = report.get("agenda", APRIL, A)
+    assert (agenda.numerator, agenda.denominator) == (1, 2)  # P2's event cancelled by its latest version
+    assert world.report(readings={"agenda": "periode"}).get("agenda", APRIL, A).numerator == 1
+
+
+def test_agenda_without_time_window_counts_from_when_the_event_is_recorded(world: World) -> None:
+    world.stay(A, P1, "2024-01-01")
+    world.stay(A, P2, "2024-01-01")
+    for p in (P1, P2):
+        for month in ("2025-03-05", "2025-04-05", "2025-05-05"):
+            world.update(A, p, month)
+    world.event(A, P1, "2025-06-20", date="2025-04-10")  # recorded in April for a June appointment
+    report = world.report()
+    assert [report.get("agenda", m, A).numerator for m in ("2025-03", APRIL, "2025-05")] == [0, 1, 1]
+    windowed = world.report(readings={"agenda": "periode"})
+    assert [windowed.get("agenda", m, A).numerator for m in ("2025-03", APRIL, "2025-05")] == [0, 0, 0]
+
+
+def test_readings_default_to_the_seed_wording_and_refuse_unknown_choices() -> None:
+    assert resolve_readings() == {
+        "mssante": "messages",
+        "cahier_liaison": "notes",
+        "projet_personnalise": "periode",
+        "agenda": "sans_fenetre",
+    }
+    assert [r.section for r in READINGS] == [
+        "appel à projets régional ESMS numérique (seed 003) §6.1",
+        "appel à projets régional ESMS numérique (seed 003) §6.2",
+        "appel à projets régional ESMS numérique (seed 003) §6.3 B",
+        "appel à projets régional ESMS numérique (seed 003) §6.3 B",
+    ]
+    assert READINGS[3].quote.startswith("« nombre de dossiers actifs sur la période de recueil ET ayant au moins")
+    assert parse_reading_options(["agenda=periode"]) == {"agenda": "periode"}
+    with pytest.raises(ValueError, match="lecture agenda: 'mois' inconnue"):
+        resolve_readings({"agenda": "mois"})
+    with pytest.raises(ValueError, match="lecture inconnue"):
+        resolve_readings({"dmp": "x"})
+    with pytest.raises(ValueError, match="NOM=VALEUR"):
+        parse_reading_options(["agenda"])
+
+
 def test_first_measure_covers_three_months(world: World) -> None:
     four_persons(world)
     world.mss("2025-01-10", A, P1)
@@ -315,30 +411,87 @@ def test_dmp_rate_distinct_persons(world: World) -> None:
     assert report.observed["dmp"] and not report.observed["eprescription"]
 
 
-def test_counts_eprescription_and_cahier_de_liaison(world: World) -> None:
+def test_counts_eprescription(world: World) -> None:
     four_persons(world)
     for day in ("2025-04-01", "2025-04-02", "2025-05-03"):
         world.socle("eprescription", "eprescription.import_confirmed", day, A, P1)
     world.socle("eprescription", "eprescription.import_confirmed", "2025-04-05", A, P1, outcome=Outcome.REJECTED)
     world.socle("eprescription", "eprescription.search", "2025-04-05", A, P1)
-    world.socle("eparcours", "cdl.entry.create", "2025-04-05", A, P2)
-    world.socle("eparcours", "cdl.entry.read", "2025-04-06", A, P2)
-    world.socle("eparcours", "cdl", "2025-04-06", A, P2)  # not "cdl." prefixed
-    world.socle("eparcours", "pds.search", "2025-04-06", A, P2)
-    world.socle("eparcours", "cdl.entry.create", "2025-04-07", B, P5)
     report = world.report()
     ep = report.get("eprescription", APRIL, A)
-    assert (ep.numerator, ep.denominator, ep.value, ep.target, ep.status) == (
+    assert (ep.numerator, ep.denominator, ep.value, ep.target, ep.status, ep.project_total) == (
         2,
         None,
         2.0,
         None,
         TargetStatus.NO_TARGET,
+        None,
     )
     assert format_value(ep) == "2"
-    assert report.get("cahier_liaison", APRIL, A).numerator == 2
-    assert report.get("cahier_liaison", APRIL, None).numerator == 3
     assert report.get("eprescription", "2025-05", A).numerator == 1
+
+
+def _cahier(world: World) -> None:
+    """A writes a note (create + update), polls five times, gets the platform's note n9 in two searches then
+    reads it; B writes one note; a refused creation, A's read of its own note and other operations."""
+    four_persons(world)
+    own = {"note": {"id": "n1"}}
+    world.socle("eparcours", "cdl.create", "2025-02-05", A, P2, details=own)  # before April: project total
+    world.socle("eparcours", "cdl.create", "2025-04-05", A, P2, details=own)
+    world.socle("eparcours", "cdl.create", "2025-04-05", A, P2, outcome=Outcome.REJECTED)
+    world.socle("eparcours", "cdl.update", "2025-04-06", A, P2, details=own)
+    world.socle("eparcours", "cdl.read", "2025-04-06", A, P2, details=own)  # its own note: nothing new
+    for day in ("2025-04-06", "2025-04-07", "2025-04-08", "2025-04-09", "2025-04-10"):
+        world.socle("eparcours", "cdl.search", day, A, P2, details={"notes": [{"id": "n1", "person": P2}]})
+    world.socle("eparcours", "platform.note", "2025-04-11", "990000099", P2, details={"note": {"id": "n9"}})
+    for day in ("2025-04-12", "2025-04-13"):
+        world.socle(
+            "eparcours",
+            "cdl.search",
+            day,
+            A,
+            P2,
+            details={"notes": [{"id": "n1", "person": P2}, {"id": "n9", "person": P2}]},
+        )
+    world.socle("eparcours", "cdl.read", "2025-05-02", A, P2, details={"note": {"id": "n9"}})  # already received
+    world.socle("eparcours", "cdl", "2025-04-06", A, P2)  # not "cdl." prefixed
+    world.socle("eparcours", "pds.search", "2025-04-06", A, P2)
+    world.socle("eparcours", "cdl.create", "2025-04-07", B, P5, details={"note": {"id": "n2"}})
+
+
+def test_cahier_de_liaison_counts_notes_exchanged_not_calls(world: World) -> None:
+    _cahier(world)
+    report = world.report()
+    april, may = report.get("cahier_liaison", APRIL, A), report.get("cahier_liaison", "2025-05", A)
+    # April, A: the creation, the update, platform note n9 first received (search of the 12th) = 3; polling = 0
+    assert (april.numerator, april.project_total, april.value) == (3, 4, 3.0)  # + February's note
+    assert (may.numerator, may.project_total) == (0, 4)  # n9 read again in May: received already
+    grappe = report.get("cahier_liaison", APRIL, None)
+    assert (grappe.numerator, grappe.project_total) == (4, 5)
+    first = report.get("cahier_liaison", "2025-03", A)  # January-March
+    assert (first.numerator, first.project_total) == (1, 1)
+    evidence = IndicatorEngine(world.journal).evidence("cahier_liaison", period_ending("2025-01", APRIL), A)
+    counted = [(i.role, i.person) for i in evidence.items]
+    assert counted == [("counted", P2), ("counted", P2), ("counted", P2)]
+
+
+def test_cahier_de_liaison_reading_appels_counts_every_call(world: World) -> None:
+    _cahier(world)
+    report = world.report(readings={"cahier_liaison": "appels"})
+    # April, A: create, update, read, 7 searches (accepted cdl.*) = 10
+    assert report.get("cahier_liaison", APRIL, A).numerator == 10
+    assert report.get("cahier_liaison", APRIL, A).project_total == 11
+    assert report.readings["cahier_liaison"] == "appels"
+
+
+def test_project_total_counts_from_the_campaign_start_not_the_first_period_asked(world: World) -> None:
+    _cahier(world)
+    world.commit()
+    engine = IndicatorEngine(world.journal)
+    alone = engine.compute([period_ending("2025-01", "2025-05")], campaign_start="2025-01")
+    assert alone.get("cahier_liaison", "2025-05", A).project_total == 4
+    later = engine.compute([period_ending("2025-01", "2025-05")], campaign_start="2025-04")  # Feb. note excluded
+    assert later.get("cahier_liaison", "2025-05", A).project_total == 3
 
 
 # ------------------------------------------------------------------------------------------ DUI records
@@ -360,11 +513,18 @@ def test_active_records_projet_personnalise_and_agenda(world: World) -> None:
     report = world.report()
     act = report.get("dossiers_actifs", APRIL, A)
     assert (act.numerator, act.denominator, act.value) == (4, 5, 80.0)
-    assert act.target is None and act.status is TargetStatus.NO_TARGET
+    assert act.target is None and act.status is TargetStatus.TARGET_MISSING  # « cible non renseignée »
+    assert (
+        STATUS_LABELS[act.status] == "cible non renseignée" and act.to_dict()["status_label"] == "cible non renseignée"
+    )
     pp = report.get("projet_personnalise", APRIL, A)  # P1 active, P2 draft, P4 active; P3 completed
     assert (pp.numerator, pp.denominator, pp.value, pp.status) == (3, 4, 75.0, TargetStatus.NOT_MET)
-    agenda = report.get("agenda", APRIL, A)  # P1, P3 (P2's event cancelled)
-    assert (agenda.numerator, agenda.denominator, agenda.value) == (2, 4, 50.0)
+    # no time window (« au moins un événement d'agenda dans son DUI »): P1, P3, and P4's March event; P2's
+    # event is cancelled
+    agenda = report.get("agenda", APRIL, A)
+    assert (agenda.numerator, agenda.denominator, agenda.value) == (3, 4, 75.0)
+    windowed = world.report(readings={"agenda": "periode"}).get("agenda", APRIL, A)  # P1, P3
+    assert (windowed.numerator, windowed.denominator, windowed.value) == (2, 4, 50.0)
     assert (
         report.get(
             "dossiers_actifs",
@@ -387,9 +547,14 @@ def test_projet_personnalise_status_in_force_at_period_end(world: World) -> None
     world.plan(A, P1, "completed", "2025-04-10", received="2025-04-30")
     world.plan(A, P1, "active", "2025-02-10", received="2025-05-31")  # an old version re-sent later
     world.plan(A, P1, "active", "2025-05-20", key="pp2", received="2025-05-31")  # a new projet
-    report = world.report()
+    report = world.report(readings={"projet_personnalise": "fin_de_periode"})
     assert report.get("projet_personnalise", "2025-03", A).numerator == 1
     assert report.get("projet_personnalise", APRIL, A).numerator == 0  # completed on the 10th
+    assert report.get("projet_personnalise", "2025-05", A).numerator == 1
+    # the seed's wording (default): active from 1 to 9 April, so « actif » during April
+    report = world.report()
+    assert report.get("projet_personnalise", "2025-03", A).numerator == 1
+    assert report.get("projet_personnalise", APRIL, A).numerator == 1
     assert report.get("projet_personnalise", "2025-05", A).numerator == 1
 
 

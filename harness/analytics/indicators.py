@@ -62,31 +62,51 @@ from typing import Any
 from harness.core.journal import Journal, SQLiteJournal
 from harness.fields import dui
 
-
 # ------------------------------------------------------------------------------------------ definitions
+#: The seed every definition quotes: the regional call for projects « Programme ESMS numérique — phase de
+#: généralisation » (ARS Bourgogne-Franche-Comté, ``../shared/seeds/003_*``), sections §6.1 to §6.3.
+SEED_CALL = "appel à projets régional ESMS numérique (seed 003)"
+
+
 @dataclass(frozen=True)
 class Source:
-    """The journal exchanges an indicator counts: ``service`` and an exact ``operation`` or a prefix."""
+    """The journal exchanges an indicator reads: ``service`` and exact ``operations`` or an operation prefix."""
 
     service: str
-    operation: str | None = None
+    operations: tuple[str, ...] = ()
     operation_prefix: str | None = None
 
+    @property
+    def operation(self) -> str | None:
+        """The first (main) operation, ``None`` for a prefix source."""
+        return self.operations[0] if self.operations else None
+
     def describe(self) -> str:
-        op = self.operation if self.operation else f"{self.operation_prefix}*"
-        return f"{self.service} / {op} (accepted)"
+        ops = " + ".join(self.operations) if self.operations else f"{self.operation_prefix}*"
+        return f"{self.service} / {ops} (accepted)"
 
 
-#: MSSanté messages the DUI submitted (the MSSanté simulator records them: person = INS, essms = FINESS).
-MSSANTE = Source("mssante", "smtp.submit")
+#: MSSanté messages the DUI sent: SMTP submissions, and the e-mails the HL7 v2 relay (the integration platform the
+#: DUI hands its documents to) built and sent for the DUI (``smtp.relay``): both are « messages envoyés via la MS
+#: Santé » (003 §6.1). The MSSanté simulator records them with person = INS, essms = FINESS and
+#: ``details.message_id``: a Message-ID journaled twice is one message.
+MSSANTE = Source("mssante", ("smtp.submit", "smtp.relay"))
 #: Documents the DUI fed into the DMP (IHE ITI-41 Provide and Register Document Set-b).
-DMP = Source("dmp", "iti41.provide_and_register")
+DMP = Source("dmp", ("iti41.provide_and_register",))
 #: Electronic prescriptions imported into the DUI (the DUI confirmed the import to the e-Prescription service).
-EPRESCRIPTION = Source("eprescription", "eprescription.import_confirmed")
-#: Cahier de liaison exchanges with the regional e-Parcours platform (every operation ``cdl.*``).
+EPRESCRIPTION = Source("eprescription", ("eprescription.import_confirmed",))
+#: Cahier de liaison exchanges with the regional e-Parcours platform (operations ``cdl.*``; which of them count
+#: depends on the ``cahier_liaison`` reading, see :data:`READINGS`).
 CAHIER_LIAISON = Source("eparcours", operation_prefix="cdl.")
+#: The e-Parcours operations of a note the DUI writes or updates (reading ``notes``).
+CDL_WRITES = ("cdl.create", "cdl.update")
+#: A partner's note published on the platform (the DUI has to read it), and the DUI's reads and searches.
+CDL_PLATFORM_NOTE, CDL_READ, CDL_SEARCH = "platform.note", "cdl.read", "cdl.search"
 #: The DUI's own records (TDDUI exports): séjours, projets personnalisés, agenda events, record updates.
 DUI_RECORDS = Source(dui.SERVICE, operation_prefix="fhir.create.")
+#: Séjour / événement statuses (Encounter.status, FHIR R4) that retract the fact: the latest version of a séjour
+#: or event decides, and a cancelled or entered-in-error one is not counted, whatever its earlier versions said.
+RETRACTED = dui.EVENT_STATUSES_NOT_COUNTED
 
 
 class MssanteCounting(StrEnum):
@@ -97,6 +117,101 @@ class MssanteCounting(StrEnum):
 
     MESSAGES = "messages"
     PERSONNES = "personnes"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A named option where the seeds' words can be read more than one way. The first choice, the default, is
+    the literal wording (``quote``, from ``section`` of the seed); every choice says what it counts."""
+
+    name: str
+    choices: Mapping[str, str]  # choice -> what it counts (French), the default first
+    quote: str
+    section: str
+
+    @property
+    def default(self) -> str:
+        return next(iter(self.choices))
+
+    def help(self) -> str:
+        """One line for ``--help``: the option, its choices (default first) and the quote."""
+        choices = " | ".join(self.choices)
+        return f"{self.name}={choices} (défaut {self.default}; {self.section} : {self.quote})"
+
+
+READINGS: tuple[Reading, ...] = (
+    Reading(
+        "mssante",
+        {
+            "messages": "chaque message envoyé (Message-ID) compte une fois ; le taux peut dépasser 100 %",
+            "personnes": "chaque personne accompagnée compte une fois, quel que soit le nombre de messages",
+        },
+        "« nombre de messages envoyés via la MS Santé / nombre de personnes accompagnées pouvant bénéficier d'un "
+        "projet d'accueil et d'accompagnement »",
+        f"{SEED_CALL} §6.1",
+    ),
+    Reading(
+        "cahier_liaison",
+        {
+            "notes": "notes échangées : note écrite ou mise à jour par le DUI, note de la plateforme reçue par le "
+            "DUI la première fois (lecture ou recherche) ; les recherches répétées ne comptent pas",
+            "appels": "chaque appel HTTP cdl.* accepté (recherches comprises)",
+        },
+        "« nombre d'échanges réalisés via le cahier de liaison entre la solution DUI et la plateforme pendant la "
+        "durée du projet »",
+        f"{SEED_CALL} §6.2",
+    ),
+    Reading(
+        "projet_personnalise",
+        {
+            "periode": "projet en préparation ou actif à un moment quelconque de la période",
+            "fin_de_periode": "projet en préparation ou actif le dernier jour de la période",
+        },
+        "« nombre de dossiers actifs sur la période de recueil ET ayant un projet personnalisé en préparation ou "
+        "actif »",
+        f"{SEED_CALL} §6.3 B",
+    ),
+    Reading(
+        "agenda",
+        {
+            "sans_fenetre": "au moins un événement d'agenda (non annulé) enregistré dans le dossier à la fin de la "
+            "période, quelle que soit sa date",
+            "periode": "au moins un événement d'agenda (non annulé) commençant pendant la période",
+        },
+        "« nombre de dossiers actifs sur la période de recueil ET ayant au moins un événement d'agenda dans son DUI »",
+        f"{SEED_CALL} §6.3 B",
+    ),
+)
+READING_BY_NAME: Mapping[str, Reading] = {r.name: r for r in READINGS}
+
+
+def resolve_readings(overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Every reading's choice: the defaults (the seeds' wording) with ``overrides`` applied."""
+    chosen = {r.name: r.default for r in READINGS}
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        reading = READING_BY_NAME.get(name)
+        if reading is None:
+            raise ValueError(
+                f"lecture inconnue / unknown reading {name!r} (connues / known: {', '.join(READING_BY_NAME)})"
+            )
+        text = str(value).strip().lower()
+        if text not in reading.choices:
+            raise ValueError(f"lecture {name}: {value!r} inconnue ({' ou '.join(reading.choices)})")
+        chosen[name] = text
+    return chosen
+
+
+def parse_reading_options(items: Iterable[str]) -> dict[str, str]:
+    """``["agenda=periode"]`` -> mapping (for :func:`resolve_readings`)."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--lecture attend NOM=VALEUR / expects NAME=VALUE, reçu {item!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
 
 
 class Kind(StrEnum):
@@ -113,6 +228,8 @@ class IndicatorDef:
     source: Source
     numerator: str  # French description
     denominator: str | None
+    quote: str = ""  # the seed's own words (« mode de calcul »)
+    section: str = ""  # where the seed says it
 
 
 INDICATORS: tuple[IndicatorDef, ...] = (
@@ -122,8 +239,11 @@ INDICATORS: tuple[IndicatorDef, ...] = (
         "MSSanté usage rate",
         Kind.RATE,
         MSSANTE,
-        "messages MSSanté envoyés (option « personnes » : personnes accompagnées avec au moins un message)",
+        "messages MSSanté envoyés, relais HL7 v2 compris, chacun une fois (lecture « personnes » : personnes "
+        "accompagnées avec au moins un message)",
         "personnes accompagnées",
+        "« (nombre de messages envoyés via la MS Santé / nombre de personnes accompagnées pouvant bénéficier d'un projet d'accueil et d'accompagnement) x 100 »",
+        f"{SEED_CALL} §6.1",
     ),
     IndicatorDef(
         "dmp",
@@ -133,6 +253,8 @@ INDICATORS: tuple[IndicatorDef, ...] = (
         DMP,
         "personnes accompagnées dont le DMP a reçu au moins un document",
         "personnes accompagnées",
+        "« (nombre de DMP alimentés avec au moins un document / nombre de personnes accompagnées pouvant bénéficier d'un projet d'accueil et d'accompagnement) x 100 »",
+        f"{SEED_CALL} §6.1",
     ),
     IndicatorDef(
         "eprescription",
@@ -142,6 +264,8 @@ INDICATORS: tuple[IndicatorDef, ...] = (
         EPRESCRIPTION,
         "imports d'ordonnances électroniques dans le DUI",
         None,
+        "« nombre de fois dans le mois où une prescription électronique est importée dans la solution DUI »",
+        f"{SEED_CALL} §6.2",
     ),
     IndicatorDef(
         "cahier_liaison",
@@ -149,8 +273,10 @@ INDICATORS: tuple[IndicatorDef, ...] = (
         "cahier de liaison exchanges",
         Kind.COUNT,
         CAHIER_LIAISON,
-        "échanges du cahier de liaison avec la plateforme e-Parcours",
+        "notes échangées avec la plateforme e-Parcours (lecture « appels » : appels cdl.*)",
         None,
+        "« nombre d'échanges réalisés via le cahier de liaison entre la solution DUI et la plateforme pendant la durée du projet »",
+        f"{SEED_CALL} §6.2",
     ),
     IndicatorDef(
         "dossiers_actifs",
@@ -160,6 +286,8 @@ INDICATORS: tuple[IndicatorDef, ...] = (
         DUI_RECORDS,
         "dossiers actifs (mis à jour pendant la période)",
         "personnes accompagnées",
+        "« (nombre de dossiers actifs / Nombre de personnes accompagnées dans la structure) x 100 »",
+        f"{SEED_CALL} §6.3 B",
     ),
     IndicatorDef(
         "projet_personnalise",
@@ -169,6 +297,8 @@ INDICATORS: tuple[IndicatorDef, ...] = (
         DUI_RECORDS,
         "dossiers actifs avec un projet personnalisé en préparation ou actif",
         "dossiers actifs",
+        "« (nombre de dossiers actifs sur la période de recueil ET ayant un projet personnalisé en préparation ou actif / nombre de dossiers actifs) x 100 »",
+        f"{SEED_CALL} §6.3 B",
     ),
     IndicatorDef(
         "agenda",
@@ -178,12 +308,16 @@ INDICATORS: tuple[IndicatorDef, ...] = (
         DUI_RECORDS,
         "dossiers actifs avec au moins un événement d'agenda",
         "dossiers actifs",
+        "« (nombre de dossiers actifs sur la période de recueil ET ayant au moins un événement d'agenda dans son DUI / nombre de dossiers actifs) x 100 »",
+        f"{SEED_CALL} §6.3 B",
     ),
 )
 BY_KEY: Mapping[str, IndicatorDef] = {d.key: d for d in INDICATORS}
 
-#: The targets the sources state. The active-records target is not stated in them (one seed's table is
-#: garbled): it has none until configured (``[indicators.targets]`` or ``--target dossiers_actifs=…``).
+#: The targets the sources state. The active-records target is lost in the seed's text (the cell of 003 §6.3 B's
+#: table is empty, « Valeur cible » with no figure): it is not invented, the figure reports « cible non
+#: renseignée » (:data:`TargetStatus.TARGET_MISSING`) until one is configured (``[indicator_targets]`` or
+#: ``--target dossiers_actifs=…``), and the forecast counts it as not secured.
 DEFAULT_TARGETS: Mapping[str, float | None] = {
     "mssante": 70.0,
     "dmp": 70.0,
@@ -193,6 +327,8 @@ DEFAULT_TARGETS: Mapping[str, float | None] = {
     "projet_personnalise": 90.0,
     "agenda": 90.0,
 }
+#: Rates whose target exists in the instruction but is lost in the seeds' text (not « pas de valeur cible »).
+TARGET_LOST: frozenset[str] = frozenset({"dossiers_actifs"})
 
 
 def resolve_targets(overrides: Mapping[str, Any] | None = None) -> dict[str, float | None]:
@@ -314,7 +450,8 @@ def period_ending(campaign_start: str, month: str) -> Period:
 class TargetStatus(StrEnum):
     MET = "met"
     NOT_MET = "not_met"
-    NO_TARGET = "no_target"
+    NO_TARGET = "no_target"  # « pas de valeur cible imposée » (003 §6.2)
+    TARGET_MISSING = "target_missing"  # a target exists but its value is lost in the seed (TARGET_LOST)
     NOT_COMPUTABLE = "not_computable"  # no denominator (nobody accompanied / no active record)
 
 
@@ -322,6 +459,7 @@ STATUS_LABELS: Mapping[TargetStatus, str] = {
     TargetStatus.MET: "cible atteinte",
     TargetStatus.NOT_MET: "cible non atteinte",
     TargetStatus.NO_TARGET: "pas de cible",
+    TargetStatus.TARGET_MISSING: "cible non renseignée",
     TargetStatus.NOT_COMPUTABLE: "non calculable",
 }
 
@@ -338,6 +476,9 @@ class Figure:
     target: float | None
     observed: bool  # the journal holds exchanges of this indicator's source (False: nothing to measure yet)
     outside: int = 0  # persons in the numerator's exchanges but not in the file active (rates only)
+    #: counts only: the total from the campaign start to the period's end (« pendant la durée du projet »,
+    #: 003 §6.2); ``None`` for rates
+    project_total: int | None = None
 
     @property
     def definition(self) -> IndicatorDef:
@@ -357,7 +498,7 @@ class Figure:
         if value is None:
             return TargetStatus.NOT_COMPUTABLE
         if self.target is None:
-            return TargetStatus.NO_TARGET
+            return TargetStatus.TARGET_MISSING if self.indicator in TARGET_LOST else TargetStatus.NO_TARGET
         return TargetStatus.MET if value + 1e-9 >= self.target else TargetStatus.NOT_MET
 
     def to_dict(self) -> dict[str, Any]:
@@ -383,9 +524,13 @@ class Figure:
             "unit": "%" if d.kind is Kind.RATE else "count",
             "target": self.target,
             "status": str(self.status),
+            "status_label": STATUS_LABELS[self.status],
             "observed": self.observed,
             "outside_file_active": self.outside,
+            "project_total": self.project_total,
             "source": d.source.describe(),
+            "quote": d.quote,
+            "section": d.section,
         }
 
 
@@ -397,6 +542,7 @@ class IndicatorReport:
     figures: tuple[Figure, ...]
     observed: Mapping[str, bool]
     targets: Mapping[str, float | None]
+    readings: Mapping[str, str] = field(default_factory=resolve_readings)  # the readings in effect
 
     def get(self, indicator: str, period: Period | str, essms: str | None = None) -> Figure:
         end = period.end if isinstance(period, Period) else period
@@ -421,6 +567,17 @@ class IndicatorReport:
             "essms": list(self.essms),
             "targets": dict(self.targets),
             "observed": dict(self.observed),
+            "readings": [
+                {
+                    "name": r.name,
+                    "choice": self.readings.get(r.name, r.default),
+                    "default": r.default,
+                    "meaning": r.choices[self.readings.get(r.name, r.default)],
+                    "quote": r.quote,
+                    "section": r.section,
+                }
+                for r in READINGS
+            ],
             "figures": [f.to_dict() for f in self.figures],
         }
 
@@ -479,7 +636,7 @@ class Evidence:
 _FACTS = "x.service = 'tddui' AND x.outcome = 'accepted' AND x.fact_key IS NOT NULL"
 assert dui.SERVICE == "tddui"
 PARALLEL_FROM = 200_000  # journal size (exchanges) from which the mask scans run in worker processes
-_MAX_BITS = 30  # periods per pass: one bit each; updates and agenda share one 64-bit mask
+_MAX_BITS = 30  # periods per pass: one bit each
 
 # one row per (ESSMS, person, kind of fact): bit k set = true during periods[k]
 _SETUP = (
@@ -487,7 +644,10 @@ _SETUP = (
     " PRIMARY KEY (essms, person, kind)) WITHOUT ROWID",
 )
 _TEMP_TABLES = ("m",)
-_FA, _MSSANTE, _DMP, _UPDATED, _PLAN = range(5)  # kinds of mask (_UPDATED also holds the agenda bits)
+_RETRACTED = ", ".join(f"'{status}'" for status in RETRACTED)
+#: Counted indicators shown with their total since the campaign start (« pendant la durée du projet », 003 §6.2).
+PROJECT_TOTALS = frozenset({"cahier_liaison"})
+_FA, _MSSANTE, _DMP, _UPDATED, _PLAN, _AGENDA = range(6)  # kinds of mask
 # per period bit k: what the wide aggregation returns for one ESSMS, in this order
 _MEASURES = ("fa", "mssante", "dmp", "act", "projet_personnalise", "agenda", "out_mssante", "out_dmp")
 
@@ -568,6 +728,7 @@ class IndicatorEngine:
         targets: Mapping[str, Any] | None = None,
         mssante_counting: MssanteCounting | str = MssanteCounting.MESSAGES,
         *,
+        readings: Mapping[str, Any] | None = None,
         workers: int | None = None,
         parallel_from: int = PARALLEL_FROM,
     ) -> None:
@@ -584,9 +745,10 @@ class IndicatorEngine:
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
         self.parallel_from = parallel_from
         try:
-            self.mssante_counting = MssanteCounting(mssante_counting)
-        except ValueError:
-            raise ValueError(f"mssante_counting: {mssante_counting!r} inconnu (messages ou personnes)") from None
+            self.readings = resolve_readings({"mssante": str(mssante_counting), **(readings or {})})
+        except ValueError as exc:
+            raise ValueError(f"mssante_counting / lectures: {exc}") from None
+        self.mssante_counting = MssanteCounting(self.readings["mssante"])
 
     def _connect(self) -> sqlite3.Connection:
         return _open(str(self.path))
@@ -618,6 +780,7 @@ class IndicatorEngine:
                 raise ValueError(f"périodes qui se chevauchent / overlapping periods: {a.label} et {b.label}")
         numbers: dict[tuple[str, str, str], int] = {}  # (measure, period label, essms) -> n
         essms_seen: set[str] = set()
+        campaign = min(campaign_start or periods[0].start, periods[0].start) if periods else ""
         observed: dict[str, bool] = {}
         with closing(self._connect()) as con:
             con.execute("BEGIN")  # one read snapshot for every statement
@@ -630,7 +793,8 @@ class IndicatorEngine:
                     for i in range(0, len(periods), _MAX_BITS):
                         chunk = periods[i : i + _MAX_BITS]
                         pending = self._start_masks(pool, chunk, scope) if pool is not None else None
-                        essms_seen |= self._count_exchanges(con, chunk, scope, numbers)
+                        if i == 0:  # the counts of every period at once (their project totals start earlier)
+                            essms_seen |= self._count_exchanges(con, periods, scope, numbers, campaign)
                         masks = self._collect_masks(pending) if pending is not None else self._masks(con, chunk, scope)
                         essms_seen |= _count_masks(masks, chunk, numbers)
                     observed = self._observed(con, scope)
@@ -653,14 +817,17 @@ class IndicatorEngine:
             for d in INDICATORS:
                 target, seen = self.targets.get(d.key), observed[d.key]
                 num_key, den_key, out_key = self._measures(d)
-                totals = [0, 0, 0]
+                with_total = d.key in PROJECT_TOTALS
+                totals = [0, 0, 0, 0]
                 for e, cell in cells:
                     num, out = cell.get(num_key, 0), cell.get(out_key, 0) if out_key else 0
                     den = cell.get(den_key, 0) if den_key else None
+                    total = cell.get(f"total_{d.key}", 0) if with_total else None
                     totals[0] += num
                     totals[1] += den or 0
                     totals[2] += out
-                    figures.append(Figure(d.key, period, e, num, den, target, seen, out))
+                    totals[3] += total or 0
+                    figures.append(Figure(d.key, period, e, num, den, target, seen, out, total))
                 figures.append(
                     Figure(
                         d.key,
@@ -671,6 +838,7 @@ class IndicatorEngine:
                         target,
                         seen,
                         totals[2],
+                        totals[3] if with_total else None,
                     )
                 )
         return IndicatorReport(
@@ -680,6 +848,7 @@ class IndicatorEngine:
             figures=tuple(figures),
             observed=observed,
             targets=dict(self.targets),
+            readings=dict(self.readings),
         )
 
     def _measures(self, d: IndicatorDef) -> tuple[str, str | None, str | None]:
@@ -714,7 +883,7 @@ class IndicatorEngine:
     ) -> dict[int, dict[tuple[str, str], int]]:
         """Kind of mask -> ``{(essms, person): mask}``, bit k = true during ``periods[k]``: one index scan per kind,
         in ``con``'s read transaction."""
-        kinds = (_FA, *self._usage_kinds(), _UPDATED, _PLAN)
+        kinds = (_FA, *self._usage_kinds(), _UPDATED, _AGENDA, _PLAN)
         return {
             kind: _by_person(con.execute(sql, params).fetchall())
             for kind, (sql, params) in zip(kinds, self._mask_queries(periods, scope), strict=True)
@@ -723,9 +892,9 @@ class IndicatorEngine:
     def _start_masks(self, pool: ProcessPoolExecutor, periods: Sequence[Period], scope: Scope) -> dict[int, Future]:
         """The same scans on worker processes (large journals: they are independent and CPU-bound; threads do not
         help, SQLite serialises them), the costliest first."""
-        kinds = (_FA, *self._usage_kinds(), _UPDATED, _PLAN)
+        kinds = (_FA, *self._usage_kinds(), _UPDATED, _AGENDA, _PLAN)
         queries = dict(zip(kinds, self._mask_queries(periods, scope), strict=True))
-        order = sorted(kinds, key=lambda k: (k != _UPDATED, k != _PLAN))
+        order = sorted(kinds, key=lambda k: (k != _UPDATED, k != _AGENDA, k != _PLAN))
         return {kind: pool.submit(_scan_masks, str(self.path), *queries[kind]) for kind in order}
 
     @staticmethod
@@ -743,7 +912,8 @@ class IndicatorEngine:
         months = _Months(periods)
         # File active: the current version of each séjour (latest producer date, then reception order; bare
         # columns of MAX()) covers the periods from the first ending on/after its admission to the last
-        # starting on/before its exit.
+        # starting on/before its exit; a séjour whose current version is cancelled or entered-in-error is
+        # retracted (no period).
         queries.append(
             (
                 f"""SELECT essms, person, {_FA}, mask FROM (
@@ -752,56 +922,86 @@ class IndicatorEngine:
                            CASE WHEN e IS NULL THEN {n - 1} ELSE {months.last_starting_on_or_before("e")} END AS kb
                     FROM (SELECT x.essms AS essms, x.person AS person,
                                  MAX(COALESCE(x.fact_date, '') || printf('#%019d', x.seq)) AS version,
-                                 x.fact_start AS s, x.fact_end AS e
+                                 x.fact_start AS s, x.fact_end AS e, x.fact_status AS st
                           FROM exchanges x INDEXED BY ix_exchanges_fact_versions
                           WHERE {_FACTS} AND x.operation = ? AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
                           GROUP BY x.essms, x.person, x.fact_key)
-                    WHERE s IS NOT NULL))
+                    WHERE s IS NOT NULL AND (st IS NULL OR st NOT IN ({_RETRACTED}))))
                 WHERE mask <> 0""",
                 [str(dui.FactKind.SEJOUR), *params],
             )
         )
-        # MSSanté / DMP: persons with at least one accepted exchange, per period.
+        # MSSanté (reading « personnes ») / DMP: persons with at least one accepted exchange, per period.
         first, last = periods[0].start, periods[-1].end
         for kind in self._usage_kinds():
             source = MSSANTE if kind == _MSSANTE else DMP
+            op_sql, op_params = _operation_sql(source)
             queries.append(
                 (
                     f"""SELECT x.essms, x.person, {kind},
                            SUM(DISTINCT {months.bit("x.month")}) AS mask
                     FROM exchanges x INDEXED BY ix_exchanges_usage
-                    WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
+                    WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted'
                       AND x.essms IS NOT NULL AND x.person IS NOT NULL AND x.month BETWEEN ? AND ?{where}
                     GROUP BY x.essms, x.person HAVING mask <> 0""",
-                    [source.service, source.operation, first, last, *params],
+                    [source.service, *op_params, first, last, *params],
                 )
             )
-        # One pass over every DUI fact of each person: record updated (any fact dated, by the producer, in the
-        # period) in the low bits, agenda (an événement not cancelled starting in the period) in the high bits.
-        excluded = ", ".join(f"'{s}'" for s in dui.EVENT_STATUSES_NOT_COUNTED)
+        # Record updated: any DUI fact dated, by the producer, in the period (one pass over every fact).
         queries.append(
             (
-                f"""SELECT essms, person, {_UPDATED}, upd | (ag << {_MAX_BITS}) FROM (
-                  SELECT x.essms AS essms, x.person AS person, SUM(DISTINCT {months.bit("x.fact_date")}) AS upd,
-                         SUM(DISTINCT CASE WHEN x.operation = '{dui.FactKind.EVENEMENT}'
-                                            AND (x.fact_status IS NULL OR x.fact_status NOT IN ({excluded}))
-                                           THEN {months.bit("x.fact_start")} ELSE 0 END) AS ag
+                f"""SELECT essms, person, {_UPDATED}, upd FROM (
+                  SELECT x.essms AS essms, x.person AS person, SUM(DISTINCT {months.bit("x.fact_date")}) AS upd
                   FROM exchanges x INDEXED BY ix_exchanges_fact_person
                   WHERE {_FACTS} AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
                   GROUP BY x.essms, x.person)
-                WHERE upd <> 0 OR ag <> 0""",
+                WHERE upd <> 0""",
                 params,
             )
         )
-        # Projets personnalisés: each version is in force from its (producer) date to the next version's; it
-        # counts for the periods whose last day falls in that span, when "en préparation" or "actif".
+        # Agenda: the latest version of each événement decides (cancelled / entered-in-error: retracted, whatever
+        # its earlier versions said). Reading « sans_fenetre » (003 §6.3 B has no time window): the record has
+        # an event from the first period ending on or after the event was first recorded (its first producer
+        # date) on; reading « periode »: an event starting in the period.
+        latest = "MAX(COALESCE(x.fact_date, '') || printf('#%019d', x.seq) || '|' || COALESCE(x.fact_status, '') || '|' || COALESCE(x.fact_start, ''))"
+        if self.readings["agenda"] == "periode":
+            per_person = f"SUM(DISTINCT {months.bit('st')})"
+        else:
+            per_person = _range_mask(f"MIN({months.first_ending_on_or_after('COALESCE(recorded, st)')})", str(n - 1))
+        queries.append(
+            (
+                f"""SELECT essms, person, {_AGENDA}, mask FROM (
+                  SELECT essms, person, {per_person} AS mask FROM (
+                    SELECT essms, person, recorded, substr(rest, 1, instr(rest, '|') - 1) AS status,
+                           NULLIF(substr(rest, instr(rest, '|') + 1), '') AS st
+                    FROM (SELECT essms, person, recorded, substr(l, instr(l, '|') + 1) AS rest
+                          FROM (SELECT x.essms AS essms, x.person AS person, MIN(x.fact_date) AS recorded,
+                                       {latest} AS l
+                                FROM exchanges x INDEXED BY ix_exchanges_fact_versions
+                                WHERE {_FACTS} AND x.operation = ?
+                                  AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
+                                GROUP BY x.essms, x.person, x.fact_key)))
+                  WHERE status NOT IN ({_RETRACTED}) AND COALESCE(recorded, st) IS NOT NULL
+                  GROUP BY essms, person)
+                WHERE mask <> 0""",
+                [str(dui.FactKind.EVENEMENT), *params],
+            )
+        )
+        # Projets personnalisés: each version is in force from its (producer) date to the day before the next
+        # version's. Reading « periode » (default): it counts for every period it was in force at any time of,
+        # when « en préparation » or « actif »; reading « fin_de_periode »: for the periods whose last day falls in
+        # that span.
         statuses = ", ".join(f"'{s}'" for s in dui.PLAN_STATUSES_COUNTED)
+        if self.readings["projet_personnalise"] == "fin_de_periode":
+            kb = f"CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after('nd')} - 1 END"
+        else:
+            until = "(CASE WHEN nd > d THEN date(nd, '-1 day') ELSE d END)"
+            kb = f"CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.last_starting_on_or_before(until)} END"
         queries.append(
             (
                 f"""SELECT essms, person, {_PLAN}, mask FROM (
                   SELECT essms, person, {_range_mask("ka", "kb")} AS mask FROM (
-                    SELECT essms, person, {months.first_ending_on_or_after("d")} AS ka,
-                           CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after("nd")} - 1 END AS kb
+                    SELECT essms, person, {months.first_ending_on_or_after("d")} AS ka, {kb} AS kb
                     FROM (SELECT x.essms AS essms, x.person AS person, x.fact_date AS d, x.fact_status AS st,
                                  LEAD(x.fact_date) OVER (PARTITION BY x.essms, x.person, x.fact_key
                                                          ORDER BY x.fact_date, x.seq) AS nd
@@ -816,30 +1016,117 @@ class IndicatorEngine:
         return queries
 
     def _count_exchanges(
-        self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope, numbers: dict[tuple[str, str, str], int]
+        self,
+        con: sqlite3.Connection,
+        periods: Sequence[Period],
+        scope: Scope,
+        numbers: dict[tuple[str, str, str], int],
+        campaign_start: str,
     ) -> set[str]:
-        """The exchange counts (e-prescriptions imported, cahier de liaison exchanges) per ESSMS and period."""
+        """The counted measures per ESSMS and period: e-prescriptions imported, cahier de liaison exchanges (and
+        their total since ``campaign_start``), MSSanté messages (reading « messages »)."""
         seen: set[str] = set()
-        where, params = scope.sql()
+        first, last = min(campaign_start, periods[0].start), periods[-1].end
         period_of = {month: k for k, p in enumerate(periods) for month in p.months}
-        counted = [("eprescription", EPRESCRIPTION), ("cahier_liaison", CAHIER_LIAISON)]
-        if self.mssante_counting is MssanteCounting.MESSAGES:
-            counted.append(("mssante_messages", MSSANTE))
-        for key, source in counted:
+        per_month: dict[str, dict[tuple[str, str], int]] = {}  # measure -> (month, essms) -> n
+        for key, sql, params in self._count_queries(scope, first, last):
+            cells = per_month.setdefault(key, {})
+            for month, essms, count in con.execute(sql, params):
+                cells[(month, essms)] = cells.get((month, essms), 0) + count
+        for key, cells in per_month.items():
+            for (month, essms), count in cells.items():
+                k = period_of.get(month)
+                if k is not None:
+                    cell = (key, periods[k].label, essms)
+                    numbers[cell] = numbers.get(cell, 0) + count
+                    seen.add(essms)
+                if key in PROJECT_TOTALS:  # « pendant la durée du projet »: every period ending on/after month
+                    for p in periods:
+                        if month >= campaign_start and month <= p.end:
+                            cell = (f"total_{key}", p.label, essms)
+                            numbers[cell] = numbers.get(cell, 0) + count
+                            seen.add(essms)
+        return seen
+
+    def _count_queries(self, scope: Scope, first: str, last: str) -> list[tuple[str, str, list[Any]]]:
+        """``(measure, SELECT month, essms, n, params)`` for the counted measures, months ``first``..``last``."""
+        where, params = scope.sql()
+        out: list[tuple[str, str, list[Any]]] = []
+
+        def plain(key: str, source: Source) -> None:
             op_sql, op_params = _operation_sql(source)
-            for month, essms, count in con.execute(
-                f"""SELECT x.month, x.essms, COUNT(*)
+            out.append(
+                (
+                    key,
+                    f"""SELECT x.month, x.essms, COUNT(*)
                     FROM exchanges x INDEXED BY ix_exchanges_counts
                     WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted' AND x.essms IS NOT NULL
                       AND x.month BETWEEN ? AND ?{where}
                     GROUP BY x.month, x.essms""",
-                [source.service, *op_params, periods[0].start, periods[-1].end, *params],
-            ):
-                k = period_of.get(month)
-                if k is not None:
-                    numbers[(key, periods[k].label, essms)] = numbers.get((key, periods[k].label, essms), 0) + count
-                    seen.add(essms)
-        return seen
+                    [source.service, *op_params, first, last, *params],
+                )
+            )
+
+        plain("eprescription", EPRESCRIPTION)
+        if self.readings["cahier_liaison"] == "appels":
+            plain("cahier_liaison", CAHIER_LIAISON)
+        else:
+            # notes the DUI writes or updates: one each
+            plain("cahier_liaison", Source(CAHIER_LIAISON.service, CDL_WRITES))
+            # a platform note counts once per ESSMS, in the month the DUI first received it (read or search result)
+            anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, (), scope.max_seq).sql()
+            out.append(
+                ("cahier_liaison", *self._cdl_receipts_sql(where, params, anywhere, anywhere_params, first, last))
+            )
+        if self.mssante_counting is MssanteCounting.MESSAGES:
+            # one per Message-ID (a message journaled twice counts once, in the month it was first journaled);
+            # an exchange without Message-ID counts on its own
+            ops = ", ".join(f"'{op}'" for op in MSSANTE.operations)
+            base = f"""FROM exchanges x INDEXED BY ix_exchanges_messages
+                       WHERE x.service = 'mssante' AND x.operation IN ({ops}) AND x.outcome = 'accepted'
+                         AND x.essms IS NOT NULL AND x.month <= ?{where}"""
+            out.append(
+                (
+                    "mssante_messages",
+                    f"""SELECT month, essms, COUNT(*) FROM (
+                          SELECT x.essms AS essms, MIN(x.month) AS month {base}
+                            AND json_extract(x.details, '$.message_id') IS NOT NULL
+                          GROUP BY x.essms, json_extract(x.details, '$.message_id'))
+                        WHERE month >= ? GROUP BY month, essms
+                        UNION ALL
+                        SELECT x.month, x.essms, COUNT(*) {base}
+                          AND json_extract(x.details, '$.message_id') IS NULL AND x.month >= ?
+                        GROUP BY x.month, x.essms""",
+                    [last, *params, first, last, *params, first],
+                )
+            )
+        return out
+
+    @staticmethod
+    def _cdl_receipts_sql(
+        where: str, params: list[Any], anywhere: str, anywhere_params: list[Any], first: str, last: str
+    ) -> tuple[str, list[Any]]:
+        """Platform notes (``platform.note``, any ESSMS: ``anywhere`` is the scope without its establishments)
+        the DUI received for the first time, per month and ESSMS: the earliest accepted ``cdl.read`` of the note
+        or ``cdl.search`` whose results held it (same run)."""
+        sql = f"""WITH platform(run, nid) AS (
+                    SELECT DISTINCT x.run_id, json_extract(x.details, '$.note.id') FROM exchanges x
+                    WHERE x.service = 'eparcours' AND x.operation = '{CDL_PLATFORM_NOTE}'{anywhere}),
+                  got(essms, run, nid, month) AS (
+                    SELECT x.essms, x.run_id, json_extract(x.details, '$.note.id'), x.month FROM exchanges x
+                    WHERE x.service = 'eparcours' AND x.operation = '{CDL_READ}' AND x.outcome = 'accepted'
+                      AND x.essms IS NOT NULL AND x.month <= ?{where}
+                    UNION ALL
+                    SELECT x.essms, x.run_id, json_extract(j.value, '$.id'), x.month
+                    FROM exchanges x, json_each(x.details, '$.notes') j
+                    WHERE x.service = 'eparcours' AND x.operation = '{CDL_SEARCH}' AND x.outcome = 'accepted'
+                      AND x.essms IS NOT NULL AND x.month <= ?{where})
+                  SELECT month, essms, COUNT(*) FROM (
+                    SELECT g.essms AS essms, MIN(g.month) AS month FROM got g
+                    JOIN platform p ON p.nid = g.nid AND p.run IS g.run
+                    GROUP BY g.essms, g.run, g.nid)
+                  WHERE month >= ? GROUP BY month, essms"""
+        return sql, [*anywhere_params, last, *params, last, *params, first]
 
     @staticmethod
     def _observed(con: sqlite3.Connection, scope: Scope) -> dict[str, bool]:
@@ -857,7 +1144,13 @@ class IndicatorEngine:
 
     # -------------------------------------------------------------------------------------- drill-down
     def evidence(
-        self, indicator: str, period: Period, essms: str | None, scope: Scope = Scope(), limit: int = 500
+        self,
+        indicator: str,
+        period: Period,
+        essms: str | None,
+        scope: Scope = Scope(),
+        limit: int = 500,
+        campaign_start: str | None = None,
     ) -> Evidence:
         """The journal exchanges behind one figure: who is in the denominator (séjour facts, or the facts that
         make a record active), who in the numerator (the exchanges that put them there), who was seen but is
@@ -865,7 +1158,9 @@ class IndicatorEngine:
         if indicator not in BY_KEY:
             raise ValueError(f"indicateur inconnu / unknown indicator {indicator!r}")
         narrowed = Scope(scope.run_id, scope.scenario_id, (essms,) if essms else scope.essms)
-        figure = self.compute([period], narrowed, grappe=(essms,) if essms else ()).get(indicator, period, essms)
+        figure = self.compute([period], narrowed, grappe=(essms,) if essms else (), campaign_start=campaign_start).get(
+            indicator, period, essms
+        )
         where, params = narrowed.sql()
         d = BY_KEY[indicator]
         pstart, pend = period.first_day.isoformat(), period.last_day.isoformat()
@@ -875,23 +1170,51 @@ class IndicatorEngine:
             try:
                 self._prepare(con, [period], narrowed)
                 if d.kind is Kind.COUNT:
-                    op_sql, op_params = _operation_sql(d.source)
+                    notes = indicator == "cahier_liaison" and self.readings["cahier_liaison"] == "notes"
+                    source = Source(CAHIER_LIAISON.service, CDL_WRITES) if notes else d.source
+                    op_sql, op_params = _operation_sql(source)
                     rows = [
                         ("counted", person, ident)
                         for person, ident in con.execute(
                             f"""SELECT x.person, x.id FROM exchanges x
                             WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted' AND x.essms IS NOT NULL
                               AND x.month BETWEEN ? AND ?{where} ORDER BY x.seq""",
-                            [d.source.service, *op_params, period.start, period.end, *params],
+                            [source.service, *op_params, period.start, period.end, *params],
                         )
                     ]
+                    if notes:  # the platform notes first received in the period, with the exchange that did
+                        anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id).sql()
+                        rows += [
+                            ("counted", person, ident)
+                            for person, ident in con.execute(
+                                f"""WITH platform(run, nid) AS (
+                                  SELECT DISTINCT x.run_id, json_extract(x.details, '$.note.id') FROM exchanges x
+                                  WHERE x.service = 'eparcours' AND x.operation = '{CDL_PLATFORM_NOTE}'{anywhere}),
+                                got(essms, run, nid, month, seq, id, person) AS (
+                                  SELECT x.essms, x.run_id, json_extract(x.details, '$.note.id'), x.month, x.seq,
+                                         x.id, x.person FROM exchanges x
+                                  WHERE x.service = 'eparcours' AND x.operation = '{CDL_READ}'
+                                    AND x.outcome = 'accepted' AND x.essms IS NOT NULL{where}
+                                  UNION ALL
+                                  SELECT x.essms, x.run_id, json_extract(j.value, '$.id'), x.month, x.seq, x.id,
+                                         json_extract(j.value, '$.person')
+                                  FROM exchanges x, json_each(x.details, '$.notes') j
+                                  WHERE x.service = 'eparcours' AND x.operation = '{CDL_SEARCH}'
+                                    AND x.outcome = 'accepted' AND x.essms IS NOT NULL{where})
+                                SELECT person, id FROM (
+                                  SELECT g.person AS person, g.id AS id, g.month AS month, MIN(g.seq) AS seq
+                                  FROM got g JOIN platform p ON p.nid = g.nid AND p.run IS g.run
+                                  GROUP BY g.essms, g.run, g.nid)
+                                WHERE month BETWEEN ? AND ? ORDER BY seq""",
+                                [*anywhere_params, *params, *params, period.start, period.end],
+                            )
+                        ]
                 else:
 
                     def has(kind: int) -> str:
-                        bit, kind = (1 << _MAX_BITS, _UPDATED) if kind == -1 else (1, kind)  # -1: agenda bits
                         return (
                             f"EXISTS (SELECT 1 FROM m WHERE m.essms = x.essms AND m.person = x.person "
-                            f"AND m.kind = {kind} AND m.mask & {bit})"
+                            f"AND m.kind = {kind} AND m.mask & 1)"
                         )
 
                     in_fa = has(_FA)
@@ -908,16 +1231,17 @@ class IndicatorEngine:
                         ]
                     if indicator in ("mssante", "dmp"):
                         source = d.source
+                        op_sql, op_params = _operation_sql(source)
                         every = indicator == "mssante" and self.mssante_counting is MssanteCounting.MESSAGES
                         rows += [
                             ("numerator" if inside or every else "outside", person, ids)
                             for person, inside, ids in con.execute(
                                 f"""SELECT x.person, {in_fa}, group_concat(x.id) FROM exchanges x
-                                WHERE x.service = ? AND x.operation = ? AND x.outcome = 'accepted'
+                                WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted'
                                   AND x.essms IS NOT NULL{"" if every else " AND x.person IS NOT NULL"}
                                   AND x.month BETWEEN ? AND ?{where}
                                 GROUP BY x.essms, x.person ORDER BY x.person""",
-                                [source.service, source.operation, period.start, period.end, *params],
+                                [source.service, *op_params, period.start, period.end, *params],
                             )
                         ]
                     else:
@@ -931,7 +1255,7 @@ class IndicatorEngine:
                                 [pstart, pend, *params],
                             )
                         ]
-                        kind = _PLAN if indicator == "projet_personnalise" else -1
+                        kind = _PLAN if indicator == "projet_personnalise" else _AGENDA
                         op = dui.FactKind.PROJET if indicator == "projet_personnalise" else dui.FactKind.EVENEMENT
                         rows += [
                             ("numerator", person, ids)
@@ -1011,10 +1335,9 @@ def _count_masks(
     masks are summed per ESSMS and measure: one addition per person and measure, whatever the number of
     periods. Returns the ESSMS seen."""
     empty: dict[tuple[str, str], int] = {}
-    fa_d, ms_d, dm_d, upd_d, pp_d = (masks.get(k, empty) for k in (_FA, _MSSANTE, _DMP, _UPDATED, _PLAN))
-    ms_get, dm_get, upd_get, pp_get = ms_d.get, dm_d.get, upd_d.get, pp_d.get
+    fa_d, ms_d, dm_d, upd_d, pp_d, ag_d = (masks.get(k, empty) for k in (_FA, _MSSANTE, _DMP, _UPDATED, _PLAN, _AGENDA))
+    ms_get, dm_get, upd_get, pp_get, ag_get = ms_d.get, dm_d.get, upd_d.get, pp_d.get, ag_d.get
     spread = _SPREAD.__getitem__ if len(periods) <= 10 else _spread
-    low = (1 << _MAX_BITS) - 1
     acc: dict[str, list[int]] = {}
     for key, fa in fa_d.items():
         a = acc.get(key[0])
@@ -1028,11 +1351,11 @@ def _count_masks(
         if dm:
             a[2] += spread(fa & dm)
             a[7] += spread(dm & ~fa)
-        act = fa & upd & low
+        act = fa & upd
         if act:
             a[3] += spread(act)
             a[4] += spread(act & pp_get(key, 0))
-            a[5] += spread(act & (upd >> _MAX_BITS))
+            a[5] += spread(act & ag_get(key, 0))
     for key in (ms_d.keys() | dm_d.keys()) - fa_d.keys():  # seen in exchanges, never in the file active
         a = acc.get(key[0])
         if a is None:
@@ -1046,12 +1369,14 @@ def _count_masks(
                 count = (total >> (_LANE * k)) & lane
                 if count:
                     numbers[(_MEASURES[i], periods[k].label, essms)] = count
-    return set(acc) | {key[0] for d in (upd_d, pp_d) for key in d}
+    return set(acc) | {key[0] for d in (upd_d, pp_d, ag_d) for key in d}
 
 
 def _operation_sql(source: Source) -> tuple[str, list[Any]]:
-    if source.operation is not None:
-        return "x.operation = ?", [source.operation]
+    if len(source.operations) == 1:
+        return "x.operation = ?", [source.operations[0]]
+    if source.operations:
+        return f"x.operation IN ({', '.join('?' * len(source.operations))})", list(source.operations)
     prefix = source.operation_prefix or ""
     # a range on the indexed column instead of LIKE: operation >= 'cdl.' AND operation < 'cdl/'
     return "x.operation >= ? AND x.operation < ?", [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
