@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.analytics.forecast import Grappe, GrappeEssms, ProjectKind, forecast, load_grappe
-from harness.analytics.indicators import IndicatorEngine, campaign_periods
+from harness.analytics.forecast import Grappe, GrappeEssms, ProjectKind, Territory, forecast, load_grappe
+from harness.analytics.indicators import (
+    DEFAULT_TARGETS,
+    Figure,
+    IndicatorEngine,
+    IndicatorReport,
+    Period,
+    campaign_periods,
+)
 from harness.core.journal import Direction, Exchange, Outcome, SQLiteJournal
 from harness.fields import dui
 from harness.front.cli import app
@@ -138,8 +145,40 @@ def test_indicators_table_html_and_forecast(journal_url: str, tmp_path: Path) ->
         app, ["forecast", "--journal", journal_url, "--grappe", str(_grappe_file(tmp_path)), "--format", "json"]
     )
     data = json.loads(result.stdout)
-    assert data["amounts_keur"]["owner_usage"] == 12.0 and data["amounts_keur"]["balance_at_risk"] == 6.0
-    assert data["targets"]["mssante"] == "not_met" and data["targets"]["dmp"] == "unmeasured"
+    # one OG managing 2 ESSMS (small): owner 7 + 5, equipment 2 x 20, steering 100 (every OG small), no
+    # procurement support (no market procedure): 152 k€ paid 50/50, the whole balance (76) at risk (MSSanté missed)
+    amounts = data["amounts_keur"]
+    assert (amounts["owner_usage"], amounts["equipment"], amounts["procurement_support"]) == (12.0, 40.0, 0.0)
+    assert (amounts["steering_support"], amounts["balance_on_targets"], amounts["balance_at_risk"]) == (
+        100.0,
+        76.0,
+        76.0,
+    )
+    assert data["targets"] == {
+        "mssante": "not_met",
+        "dmp": "unmeasured",
+        "dossiers_actifs": "target_missing",
+        "projet_personnalise": "not_met",  # one active record (updated in April), no projet personnalisé
+        "agenda": "not_met",
+    }
+    assert [line["section"] for line in data["lines"]] == [
+        "AAP 003 §5.1, §5.2, §5.4, §4.2.C",
+        "AAP 003 §5.1, §5.4",
+        "AAP 003 §5.3, article 004",
+        "AAP 003 §5.3",
+        "AAP 003 §5.3",
+    ]
+    assert data["deployment"]["measurement_month"] == "2026-06" and data["decisive_measure"] is False
+    assert data["warnings"] == [
+        "Grappe de 2 ESSMS : moins que le minimum de 15 en métropole (« au moins 15 ESSMS en métropole, 8 en Corse "
+        "et dans les départements ultramarins », article 004 ; « entre 15 et 49 ESSMS », AAP 003 §7) ; l'ARS "
+        "« appréciera ce minima » (AAP 003 §4.2.D) : financement non acquis."
+    ]
+    table = runner.invoke(
+        app, ["forecast", "--journal", journal_url, "--grappe", str(_grappe_file(tmp_path))], env={"COLUMNS": "240"}
+    )
+    assert table.exit_code == 0, table.output
+    assert "AAP 003 §5.3" in table.stdout and "Mesure décisive" in table.stdout and "fin 2026-06" in table.stdout
 
 
 def test_indicators_refuses_bad_input(journal_url: str) -> None:
@@ -150,32 +189,125 @@ def test_indicators_refuses_bad_input(journal_url: str) -> None:
     assert runner.invoke(app, ["indicators", "--journal", journal_url, "--target", "nope=1"]).exit_code == 2
 
 
-def test_forecast_amounts_by_hand() -> None:
-    essms = tuple(
-        GrappeEssms(
-            f"99{i:07d}",
-            f"E{i}",
-            project=ProjectKind.ACQUISITION if i % 2 else ProjectKind.CONFORMITE,
-            editeur_referenced=i % 3 != 0,
-        )
-        for i in range(1, 53)
+def _essms(n: int, start: int = 1, **kw) -> tuple[GrappeEssms, ...]:  # noqa: ANN003
+    return tuple(GrappeEssms(f"99{i:07d}", f"E{i}", **kw) for i in range(start, start + n))
+
+
+def test_forecast_amounts_by_hand_per_organisme_gestionnaire() -> None:
+    """16 ESSMS: OG1 manages 10 ESSMS (small), OG2 30. OG1: 6 acquisitions with a referenced éditeur, one
+    compliance upgrade with a referenced éditeur and one without (not eligible, §4.2.C); OG2: 8 acquisitions,
+    éditeur not referenced; the market procedure is used."""
+    essms = (
+        _essms(6, 1, og="OG1")
+        + _essms(1, 7, og="OG1", project=ProjectKind.CONFORMITE)
+        + _essms(1, 8, og="OG1", project=ProjectKind.CONFORMITE, editeur_referenced=False)
+        + _essms(8, 9, og="OG2", editeur_referenced=False)
     )
-    result = forecast(Grappe("G", essms, og_essms=52))
-    first49 = essms[:49]
-    owner = sum(7.0 if e.project is ProjectKind.ACQUISITION else 5.0 for e in first49) + 3 * 2.0
-    assert result.owner_usage == owner and result.balance == owner / 2 and result.first_half == owner / 2
-    editeur = sum((14.5 if e.editeur_referenced else 12.0) for e in first49 if e.project is ProjectKind.ACQUISITION)
-    editeur += sum((3.0 if e.editeur_referenced else 1.0) for e in essms[49:] if e.project is ProjectKind.ACQUISITION)
-    assert result.editeur == editeur
-    assert result.equipment == 0 and result.steering_support == 0 and not result.grappe.small_og
-    assert result.balance_at_risk == 0 and result.targets == {}  # nothing measured: amounts only
-    small = forecast(Grappe("P", essms[:3]))
-    assert (
-        small.grappe.small_og
-        and small.equipment == 60.0
-        and small.procurement_support == 15.0
-        and small.steering_support == 100.0
+    grappe = Grappe("G", essms, organismes={"OG1": 10, "OG2": 30}, procedure_marche=True, campaign_start="2025-01")
+    result = forecast(grappe)
+    assert result.owner_usage == 6 * 7 + 5 + 0 + 8 * 7 == 103
+    assert result.editeur == 6 * 14.5 + 8 * 12 == 183
+    assert result.equipment == 7 * 20 == 140  # OG1's eligible ESSMS only
+    assert (result.procurement_support, result.steering_support) == (15.0, 0.0)  # OG2 is not small
+    assert (result.on_targets, result.first_half, result.balance) == (258.0, 129.0, 129.0)
+    assert result.total == 441.0 and result.balance_at_risk == 0 and result.targets == {}
+    assert result.warnings == ()
+    assert [e.owner_note for e in result.essms if e.owner_usage == 0] == [
+        "non éligible : mise en conformité sans éditeur référencé Ségur (AAP 003 §4.2.C)"
+    ]
+    one = forecast(grappe, readings={"pilotage": "une"})  # the 100 k€ as soon as one OG is small
+    assert one.steering_support == 100.0 and one.balance == 179.0
+    without = forecast(Grappe("G", essms, organismes={"OG1": 10, "OG2": 30}))  # no market procedure
+    assert without.procurement_support == 0.0
+    assert any(n.startswith("Accompagnement achat (15 k€) non prévu") for n in without.notes)
+
+
+def test_forecast_never_defaults_the_organisme_gestionnaire_size() -> None:
+    result = forecast(Grappe("P", _essms(3)))  # no og / organismes: nothing « petit OG »
+    assert (result.equipment, result.procurement_support, result.steering_support) == (0.0, 0.0, 0.0)
+    assert (result.owner_usage, result.editeur, result.total) == (21.0, 43.5, 64.5)
+    assert any(n.startswith("Taille de l'organisme gestionnaire non renseignée pour 3 ESSMS") for n in result.notes)
+    assert result.warnings[0].startswith("Grappe de 3 ESSMS : moins que le minimum de 15 en métropole")
+    legacy = forecast(Grappe("P", _essms(3), og_essms=3))  # older files: the whole grappe is one OG of 3 ESSMS
+    assert (legacy.equipment, legacy.steering_support) == (60.0, 100.0)
+
+
+def test_forecast_eligibility_warnings() -> None:
+    assert forecast(Grappe("C", _essms(8), territoire=Territory.CORSE_OUTRE_MER)).warnings == ()
+    corse = forecast(Grappe("C", _essms(7), territoire=Territory.CORSE_OUTRE_MER)).warnings
+    assert len(corse) == 1 and corse[0].startswith(
+        "Grappe de 7 ESSMS : moins que le minimum de 8 en Corse et outre-mer"
     )
+    assert forecast(Grappe("R", _essms(49))).warnings == ()
+    national = forecast(Grappe("N", _essms(50))).warnings
+    assert national == (
+        "Grappe de 50 ESSMS : « les projets regroupant cinquante ESSMS ou plus sont déposés au niveau national » "
+        "(AAP 003 §4.3 B) : hors appel à projets régional.",
+    )
+    mixed = (*_essms(14), GrappeEssms("990000999", "Doublon", category="BOULANGERIE", dui="X"), *_essms(1, dui="Y"))
+    assert forecast(Grappe("M", mixed)).warnings == (
+        "FINESS en double dans la grappe : 990000001 (un ESSMS ne compte qu'une fois).",
+        "Type(s) d'ESSMS non reconnu(s) comme relevant de l'article L312-1 du CASF : BOULANGERIE (AAP 003 §7 : "
+        "« dont le type est mentionné à l'article L312-1 »).",
+        "Plusieurs DUI dans la grappe (X, Y) : « avec un même DUI » (AAP 003 §7).",
+    )
+
+
+def test_forecast_from_the_50th_essms() -> None:
+    essms = _essms(49, og="OG") + _essms(1, 50, og="OG") + _essms(1, 51, og="OG", editeur_referenced=False)
+    essms += _essms(1, 52, og="OG", project=ProjectKind.CONFORMITE)
+    result = forecast(Grappe("N", essms, organismes={"OG": 52}))
+    assert result.owner_usage == 49 * 7 + 3 * 2 == 349
+    assert result.editeur == 49 * 14.5 + 3 + 1 == 714.5
+
+
+def test_forecast_measurement_date_and_deployment_limit() -> None:
+    acquisitions = Grappe("A", _essms(16), campaign_start="2025-01")
+    plan = forecast(acquisitions).deployment
+    assert (plan.kind, plan.start, plan.limit, plan.end, plan.past_limit) == (
+        ProjectKind.ACQUISITION, "2025-01", "2026-06", "2026-06", False,
+    )  # fmt: skip
+    upgrades = Grappe("C", _essms(16, project=ProjectKind.CONFORMITE), campaign_start="2025-01")
+    assert forecast(upgrades).deployment.limit == "2025-09"  # 9 months: January to September
+    assert forecast(upgrades, readings={"conformite": "acquisition"}).deployment.limit == "2026-06"
+    late = Grappe("L", upgrades.essms, project_start="2025-01", deployment_end="2025-11")
+    result = forecast(late)
+    assert (result.deployment.end, result.deployment.declared, result.deployment.past_limit) == ("2025-11", True, True)
+    assert result.warnings == (
+        "Déploiement au-delà de la limite : fin déclarée 2025-11 pour un délai d'au plus 9 mois depuis 2025-01 "
+        "(fin 2025-09) (AAP 003 §3.1).",
+    )
+    # measures after the limit without a declared end: flagged; the measure of September decides
+    report = _report(["2025-09", "2025-10"], met=True)
+    judged = forecast(upgrades, report)
+    assert judged.deployment.past_limit and judged.decisive and judged.period == "2025-09"
+    trend = forecast(acquisitions, report)  # June 2026 not measured yet: the latest measure, as a trend
+    assert (trend.decisive, trend.period, trend.deployment.past_limit) == (False, "2025-10", False)
+
+
+def _report(months: list[str], *, met: bool, targets: dict | None = None) -> IndicatorReport:
+    """A hand-made report: the grappe's rates at 95 % (met) or 10 % for every period."""
+    periods = tuple(Period(end=m, start=m) for m in months)
+    chosen = {**DEFAULT_TARGETS, **(targets or {})}
+    figures = tuple(
+        Figure(key, p, None, 95 if met else 10, 100, chosen[key], True)
+        for p in periods
+        for key in ("mssante", "dmp", "dossiers_actifs", "projet_personnalise", "agenda")
+    )
+    return IndicatorReport("2025-01", periods, (), figures, {k: True for k in chosen}, chosen)
+
+
+def test_forecast_balance_includes_specific_funding_and_missing_target_is_not_secured() -> None:
+    grappe = Grappe("S", _essms(16, og="OG1"), organismes={"OG1": 14}, campaign_start="2025-01")
+    # 16 x 7 owner + 16 x 20 equipment + 100 steering = 532 paid 50/50: balance 266
+    missed = forecast(grappe, _report(["2025-04"], met=False))
+    assert (missed.balance, missed.balance_at_risk, missed.balance_uncertain) == (266.0, 266.0, 0.0)
+    no_target = forecast(grappe, _report(["2025-04"], met=True))  # « cible non renseignée » for dossiers actifs
+    assert no_target.targets["dossiers_actifs"] == "target_missing"
+    assert (no_target.balance_at_risk, no_target.balance_uncertain) == (0.0, 266.0)
+    configured = forecast(grappe, _report(["2025-04"], met=True, targets={"dossiers_actifs": 80.0}))
+    assert configured.targets["dossiers_actifs"] == "met"
+    assert (configured.balance_at_risk, configured.balance_uncertain) == (0.0, 0.0)
 
 
 def test_load_grappe_reports_errors(tmp_path: Path) -> None:

@@ -747,7 +747,7 @@ class IndicatorEngine:
         try:
             self.readings = resolve_readings({"mssante": str(mssante_counting), **(readings or {})})
         except ValueError as exc:
-            raise ValueError(f"mssante_counting / lectures: {exc}") from None
+            raise ValueError(str(exc)) from None
         self.mssante_counting = MssanteCounting(self.readings["mssante"])
 
     def _connect(self) -> sqlite3.Connection:

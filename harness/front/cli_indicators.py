@@ -12,9 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.analytics import forecast as funding_rules
 from harness.analytics.forecast import FundingForecast, Grappe, forecast, load_grappe
 from harness.analytics.indicators import (
     INDICATORS,
+    READINGS,
+    STATUS_LABELS,
+    TARGET_LOST,
     IndicatorEngine,
     IndicatorReport,
     Kind,
@@ -24,8 +28,10 @@ from harness.analytics.indicators import (
     campaign_periods,
     format_value,
     parse_month,
+    parse_reading_options,
     parse_target_options,
     period_ending,
+    resolve_readings,
 )
 from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import open_journal
@@ -33,6 +39,13 @@ from harness.core.journal import open_journal
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 UNOBSERVED_NOTE = "pas encore de simulateur ou aucun échange observé / no simulator yet or nothing observed"
+SIMULATION_DIR = Path("simulation")  # simulate --out's default: where indicators / forecast look for its journal
+READINGS_HELP = "Lecture NOM=CHOIX (répétable), défaut = le texte de l'appel à projets : " + " ; ".join(
+    r.help() for r in READINGS
+)
+FORECAST_READINGS_HELP = "Lecture NOM=CHOIX (répétable), défaut = le texte : " + " ; ".join(
+    r.help() for r in funding_rules.READINGS
+)
 
 
 def _load(config_path: Path | None) -> HarnessConfig:
@@ -45,6 +58,8 @@ def _load(config_path: Path | None) -> HarnessConfig:
 
 def _cell(figure) -> str:  # noqa: ANN001
     text = format_value(figure)
+    if figure.project_total is not None:  # « pendant la durée du projet » (003 §6.2) beside the month's count
+        text += f" [dim](projet {figure.project_total})[/]"
     if not figure.observed:  # nothing of this service in the journal: no verdict
         return f"[dim]{text} *[/]"
     if figure.status is TargetStatus.MET:
@@ -65,7 +80,10 @@ def print_report(report: IndicatorReport, names: dict[str, str], out: Console = 
         for d in INDICATORS:
             target = report.targets.get(d.key)
             head = d.label
-            sub = "pas de cible" if target is None else f"cible {target:g}{' %' if d.kind is Kind.RATE else ''}"
+            if target is None:
+                sub = STATUS_LABELS[TargetStatus.TARGET_MISSING if d.key in TARGET_LOST else TargetStatus.NO_TARGET]
+            else:
+                sub = f"cible {target:g}{' %' if d.kind is Kind.RATE else ''}"
             table.add_column(f"{head}\n[dim]{sub}[/]", justify="right")
         for essms in [*report.essms, None]:
             label = (
@@ -82,29 +100,65 @@ def print_report(report: IndicatorReport, names: dict[str, str], out: Console = 
     unobserved = [next(d.label for d in INDICATORS if d.key == k) for k in report.unobserved]
     if unobserved:
         out.print(f"* {', '.join(unobserved)}: {UNOBSERVED_NOTE}")
+    print_readings(report, out)
+
+
+def print_readings(report: IndicatorReport, out: Console = console) -> None:
+    """The readings in effect, each with the seed's words it reads (and whether it is the default)."""
+    out.print("[bold]Lectures retenues / readings[/] (défaut = le texte de l'appel à projets) :")
+    for r in READINGS:
+        choice = report.readings.get(r.name, r.default)
+        flag = "défaut" if choice == r.default else f"[yellow]option, défaut {r.default}[/]"
+        out.print(f"- {r.name} = {choice} ({flag}) : {r.choices[choice]} — {r.section} : {r.quote}")
 
 
 def print_forecast(result: FundingForecast, out: Console = console) -> None:
+    """Every amount with its condition and seed section, the balance at risk and the measure that decides it."""
     table = Table(title=f"Prévision de financement — {result.grappe.name}", caption=result.notes[0])
     table.add_column("Poste / item")
     table.add_column("k€", justify="right")
-    rows = [
-        ("Financement d'usage du porteur", result.owner_usage),
-        ("  dont versé à la signature (50 %)", result.first_half),
-        ("  dont solde conditionné aux cibles (50 %)", result.balance),
-        (f"[bold]Solde à risque[/] (période {result.period or '—'})", result.balance_at_risk),
-        ("Solde non sécurisé (cibles non mesurées)", result.balance_uncertain),
-        ("Éditeur(s)", result.editeur),
-        ("Équipement (petit OG)", result.equipment),
-        ("Accompagnement achat (petit OG)", result.procurement_support),
-        ("Accompagnement pilotage (petit OG)", result.steering_support),
-        ("[bold]Total[/]", result.total),
-    ]
-    for label, amount in rows:
-        table.add_row(label, f"{amount:.1f}")
+    table.add_column("Condition")
+    table.add_column("Source")
+    for line in result.lines:
+        label = line.label + (" [dim](maximum)[/]" if line.maximum else "")
+        paid = " ; 50 % à la signature, 50 % sur les cibles" if line.on_targets else ""
+        table.add_row(label, f"{line.amount:.1f}", line.condition + paid, line.section)
+    judged = f"période {result.period or '—'}" + ("" if result.decisive else ", tendance")
+    table.add_row(
+        "  versé à la signature (50 %)", f"{result.first_half:.1f}", "usage + spécifiques", "AAP 003 §3.1, §5.3"
+    )
+    table.add_row(
+        "  solde conditionné aux cibles (50 %)",
+        f"{result.balance:.1f}",
+        "cibles d'usage en fin du déploiement",
+        "AAP 003 §3.1",
+    )
+    table.add_row(
+        f"[bold]Solde à risque[/] ({judged})",
+        f"{result.balance_at_risk:.1f}",
+        "une cible de la grappe manquée",
+        "AAP 003 §3.1, §6",
+    )
+    table.add_row(
+        "Solde non sécurisé", f"{result.balance_uncertain:.1f}", "cible non mesurée ou non renseignée", "AAP 003 §6.3 B"
+    )
+    table.add_row("[bold]Total[/]", f"{result.total:.1f}", "", "")
     out.print(table)
+    if result.deployment is not None:
+        d = result.deployment
+        out.print(
+            f"Mesure décisive / decisive measure: fin {d.end} (début {d.start}, limite fin {d.limit}, "
+            f"{funding_rules.DEPLOYMENT_MONTHS[d.kind]} mois) — {'mesure disponible' if result.decisive else 'pas encore mesurée'}"
+        )
+    for warning in result.warnings:
+        out.print(f"[yellow]⚠ {warning}[/]")
     if result.targets:
-        words = {"met": "[green]atteinte[/]", "not_met": "[red]non atteinte[/]", "unmeasured": "[yellow]non mesurée[/]"}
+        words = {
+            "met": "[green]atteinte[/]",
+            "not_met": "[red]non atteinte[/]",
+            "unmeasured": "[yellow]non mesurée[/]",
+            "target_missing": "[yellow]cible non renseignée[/]",
+        }
         out.print("Cibles de la grappe: " + "; ".join(f"{k} {words[v]}" for k, v in result.targets.items()))
     missing = [e for e in result.essms if e.missed]
     if missing:
@@ -114,6 +168,63 @@ def print_forecast(result: FundingForecast, out: Console = console) -> None:
         )
     for note in result.notes[1:]:
         out.print(f"[dim]- {note}[/]")
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    raw = url.removeprefix("sqlite:///").split("?")[0]
+    return Path(raw) if raw and raw != ":memory:" else None
+
+
+def find_journal(config: HarnessConfig, explicit: str | None, grappe_file: Path | None) -> tuple[str, Path | None, str]:
+    """The journal to read, the grappe file to use and a note for the user.
+
+    ``--journal`` wins. Otherwise the configured journal, unless it does not exist or holds nothing the
+    indicators read while a simulation folder does (``simulate``'s ``--out``, default ``simulation/``, or the
+    current folder when it holds a simulation's ``journal.sqlite`` and ``grappe.json``): then its journal and
+    grappe."""
+    if explicit:
+        return explicit, grappe_file, ""
+    configured = config.journal
+    path = _sqlite_path(configured)
+    candidates = [
+        folder
+        for folder in ([grappe_file.parent] if grappe_file else []) + [SIMULATION_DIR, Path(".")]
+        if (folder / "journal.sqlite").is_file() and (folder / "grappe.json").is_file()
+    ]
+    if path is not None and path.is_file() and _has_data(configured):
+        return configured, grappe_file, ""
+    if candidates:
+        folder = candidates[0]
+        url = f"sqlite:///{(folder / 'journal.sqlite').resolve()}"
+        note = f"Journal de la simulation / simulation journal: {url}"
+        return url, grappe_file or folder / "grappe.json", note
+    where = "absent" if path is None or not path.is_file() else "sans échange mesurable"
+    raise ValueError(
+        f"journal {configured} {where} / configured journal empty; la simulation écrit le sien dans "
+        f"<--out>/journal.sqlite (défaut {SIMULATION_DIR / 'journal.sqlite'}) : --journal sqlite:///<dossier>/journal.sqlite"
+    )
+
+
+def _split_readings(items: list[str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """``--lecture`` values split into the indicators' and the forecast's readings (each validated)."""
+    parsed = parse_reading_options(items or [])
+    ours = {k: v for k, v in parsed.items() if k in funding_rules.READING_BY_NAME}
+    theirs = {k: v for k, v in parsed.items() if k not in ours}
+    resolve_readings(theirs)
+    funding_rules.resolve_readings(ours)
+    return theirs, ours
+
+
+def _has_data(url: str) -> bool:
+    store = open_journal(url)
+    try:
+        return IndicatorEngine(store).data_span() is not None
+    except (ValueError, NotImplementedError):
+        return True  # not the engine's to judge here: compute() says why
+    finally:
+        store.close()
 
 
 def _periods(
@@ -126,7 +237,9 @@ def _periods(
     grappe: Grappe | None,
 ) -> tuple[str, list[Period]]:
     span = engine.data_span(scope)
-    campaign = start or (grappe.campaign_start if grappe else None) or first or (span[0] if span else None)
+    # the campaign starts at --start, else the grappe's declared start, else the journal's first month (never
+    # --from: that only selects which periods are shown)
+    campaign = start or (grappe.campaign_start if grappe else None) or (span[0] if span else None)
     if campaign is None:
         raise ValueError("journal vide pour cette sélection / nothing in the journal for this selection; give --start")
     parse_month(campaign)
@@ -188,7 +301,9 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--start",
-                help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut: --from, la grappe, ou le premier mois du journal.",
+                help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut : le début déclaré "
+                "de la grappe (campaign_start), sinon le premier mois du journal ; --from ne fait que choisir les "
+                "périodes affichées.",
             ),
         ] = None,
         essms: Annotated[
@@ -211,6 +326,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         grappe_file: GrappeOpt = None,
+        reading: Annotated[list[str] | None, typer.Option("--lecture", help=READINGS_HELP)] = None,
         html: Annotated[
             Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")
         ] = None,
@@ -226,21 +342,28 @@ def register(app: typer.Typer) -> None:
 
         Measured over the past month at each month end (the first measure covers 3 months) from the exchanges
         the journal observed and the DUI data received in the TDDUI format. Each figure comes with its numerator,
-        denominator and period; --detail lists the journal exchanges behind one.
+        denominator and period; --detail lists the journal exchanges behind one. Without --journal, the journal of
+        a simulation (simulation/ or the current folder) is used when the configured one is empty. Where the
+        call for projects can be read two ways, --lecture chooses; the report lists the readings with the quote.
         """
         if fmt not in {"table", "json", "csv"}:
             err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
             raise typer.Exit(2)
-        config = _load(config_path).with_overrides(journal=journal)
+        config = _load(config_path)
         try:
+            url, grappe_file, found = find_journal(config, journal, grappe_file)
+            config = config.with_overrides(journal=url)
             grappe = load_grappe(grappe_file) if grappe_file else None
             targets = {**config.indicator_targets, **parse_target_options(target or [])}
+            readings = _split_readings(reading)
             store = open_journal(config.journal)
         except ValueError as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
+        if found:
+            err.print(found)
         try:
-            engine = IndicatorEngine(store, targets, mssante or config.mssante_counting)
+            engine = IndicatorEngine(store, targets, mssante or config.mssante_counting, readings=readings[0])
             scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
             campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
             report = engine.compute(
@@ -250,14 +373,16 @@ def register(app: typer.Typer) -> None:
             if detail is not None:
                 if len(periods) != 1:
                     raise ValueError("--detail demande --month / --detail needs --month")
-                evidence = engine.evidence(detail, periods[0], essms[0] if essms else None, scope)
+                evidence = engine.evidence(
+                    detail, periods[0], essms[0] if essms else None, scope, campaign_start=campaign
+                )
         except (ValueError, NotImplementedError) as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
         finally:
             store.close()
         names = _names(config, grappe)
-        funding = forecast(grappe, report) if grappe and not essms else None  # the forecast is for the grappe
+        funding = forecast(grappe, report, readings[1]) if grappe and not essms else None  # for the grappe
         if html is not None:
             from harness.reports.indicators_html import render_indicators_html
 
@@ -293,6 +418,7 @@ def register(app: typer.Typer) -> None:
                     "target",
                     "status",
                     "observed",
+                    "project_total",
                 ]
             )
             for f in report.figures:
@@ -309,6 +435,7 @@ def register(app: typer.Typer) -> None:
                         "" if f.target is None else f.target,
                         str(f.status),
                         int(f.observed),
+                        "" if f.project_total is None else f.project_total,
                     ]
                 )
         else:
@@ -343,28 +470,48 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+        reading: Annotated[
+            list[str] | None, typer.Option("--lecture", help=f"{FORECAST_READINGS_HELP} ; et celles d'indicators")
+        ] = None,
     ) -> None:
-        """Prévision du financement et du solde à risque / funding forecast and balance at risk (indicative)."""
-        config = _load(config_path).with_overrides(journal=journal)
+        """Prévision du financement et du solde à risque / funding forecast and balance at risk (indicative).
+
+        Each amount with its condition and the section of the call for projects it comes from; the balance is
+        judged on the measure at the end of the deployment when the journal has it (else on the latest one, as a
+        trend); eligibility and deployment-limit warnings."""
+        config = _load(config_path)
         try:
+            url, _, found = find_journal(config, journal, grappe_file)
+            config = config.with_overrides(journal=url)
             grappe = load_grappe(grappe_file)
+            readings = _split_readings(reading)
             store = open_journal(config.journal)
         except ValueError as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
+        if found:
+            err.print(found)
         try:
-            engine = IndicatorEngine(store, config.indicator_targets, config.mssante_counting)
+            engine = IndicatorEngine(store, config.indicator_targets, config.mssante_counting, readings=readings[0])
             scope = Scope(run_id=grappe.run_id)
             try:
                 campaign, periods = _periods(engine, scope, None, month, None, None, grappe)
+                plan = funding_rules.deployment(grappe, funding_rules.resolve_readings(readings[1]), periods[-1].end)
+                judged = {periods[-1]}
+                if plan is not None and plan.end <= periods[-1].end:  # the decisive measure is due: judge on it
+                    judged.add(period_ending(campaign, plan.end))
                 report: IndicatorReport | None = engine.compute(
-                    periods[-1:], scope, tuple(e.finess for e in grappe.essms), campaign_start=campaign
+                    sorted(judged), scope, tuple(e.finess for e in grappe.essms), campaign_start=campaign
                 )
             except ValueError:
                 report = None  # nothing measured yet: amounts only
         finally:
             store.close()
-        result = forecast(grappe, report)
+        try:
+            result = forecast(grappe, report, readings[1])
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from exc
         if fmt == "json":
             sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
         else:

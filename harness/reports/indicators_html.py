@@ -13,7 +13,9 @@ from markupsafe import Markup, escape
 from harness.analytics.forecast import FundingForecast
 from harness.analytics.indicators import (
     INDICATORS,
+    READINGS,
     STATUS_LABELS,
+    TARGET_LOST,
     Figure,
     IndicatorReport,
     Kind,
@@ -28,6 +30,7 @@ COLORS = {
     TargetStatus.MET: "#1a7f37",
     TargetStatus.NOT_MET: "#c62828",
     TargetStatus.NO_TARGET: "#1f5fa8",
+    TargetStatus.TARGET_MISSING: "#1f5fa8",
     TargetStatus.NOT_COMPUTABLE: "#8a8a8a",
 }
 
@@ -110,6 +113,8 @@ class ChartBlock:
     observed: bool
     svg: Markup
     series: list[Figure]
+    quote: str = ""
+    section: str = ""
 
 
 def render_indicators_html(
@@ -134,6 +139,8 @@ def render_indicators_html(
                 report.observed.get(d.key, False),
                 svg_chart(series, title=f"{d.label} — grappe", kind=d.kind, target=target),
                 series,
+                d.quote,
+                d.section,
             )
         )
     latest = report.periods[-1] if report.periods else None
@@ -156,5 +163,7 @@ def render_indicators_html(
         status_labels=STATUS_LABELS,
         forecast=forecast,
         TargetStatus=TargetStatus,
+        readings=READINGS,
+        target_lost=TARGET_LOST,
     )
     return html.encode("utf-8")
