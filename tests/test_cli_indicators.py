@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -455,3 +456,111 @@ def test_simulate_good_profile_meets_the_dmp_target_and_lagging_misses_it(tmp_pa
         fed[profile] = sum(f.numerator for f in figures)
     assert TargetStatus.MET in statuses["good"]
     assert statuses["lagging"] == [TargetStatus.NOT_MET] * 2 and fed["lagging"] > 0  # fed some DMP, too few
+
+
+def test_simulate_good_profile_is_a_realistic_grappe() -> None:
+    """The synthetic « good » grappe, seeded: a spread of ESSMS (some under the agenda / projet personnalisé
+    targets, most above), several organismes gestionnaires of different sizes; same seed, same grappe."""
+    from harness.analytics.simulate import GrappeBuilder, SimulationOptions
+
+    def build(seed: int):  # noqa: ANN202
+        builder = GrappeBuilder(SimulationOptions(essms=12, persons=30, months=4, seed=seed))
+        items = builder.establishments()
+        builder.timeline(items)
+        return items
+
+    items = build(1)
+    agenda = [sum(bool(p.events) for p in i.people) / len(i.people) for i in items]
+    plans = [sum(bool(p.plans) for p in i.people) / len(i.people) for i in items]
+    assert any(a < 0.9 for a in agenda) and sum(a >= 0.9 for a in agenda) > len(agenda) / 2
+    assert any(p < 0.9 for p in plans) and sum(p >= 0.9 for p in plans) > len(plans) / 2
+    organismes = {i.establishment.finess_juridique: i.og_size for i in items}
+    assert (
+        len(organismes) >= 3 and any(s < 15 for s in organismes.values()) and any(s >= 15 for s in organismes.values())
+    )
+    again = build(1)
+    assert [(i.establishment, i.update, i.agenda_reach, i.pp_none) for i in again] == [
+        (i.establishment, i.update, i.agenda_reach, i.pp_none) for i in items
+    ]
+    assert [len(p.events) for i in again for p in i.people] == [len(p.events) for i in items for p in i.people]
+
+
+def test_indicators_and_forecast_find_the_simulation_journal(journal_url: str, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """``simulate`` then ``indicators`` in the same folder: the simulation's journal and grappe are used."""
+    work = tmp_path / "work"
+    (work / "simulation").mkdir(parents=True)
+    shutil.copy(journal_url.removeprefix("sqlite:///"), work / "simulation" / "journal.sqlite")
+    shutil.copy(_grappe_file(tmp_path), work / "simulation" / "grappe.json")
+    monkeypatch.chdir(work)
+    result = runner.invoke(app, ["indicators", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "Journal de la simulation" in result.stderr and "simulation/journal.sqlite" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["campaign_start"] == "2025-01" and data["periods"] == ["2025-01..2025-03", "2025-04"]
+    assert data["forecast"]["grappe"] == "Grappe test"  # the simulation's grappe.json
+    assert not (work / ".socle" / "journal.sqlite").exists()  # the configured journal is not created
+    forecast_out = runner.invoke(app, ["forecast", "--grappe", "simulation/grappe.json", "--format", "json"])
+    assert forecast_out.exit_code == 0 and json.loads(forecast_out.stdout)["period"] == "2025-04"
+
+
+def test_indicators_without_journal_says_where_the_simulation_writes(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["indicators"])
+    assert result.exit_code == 2
+    assert "simulation/journal.sqlite" in result.stderr.replace("\n", "") and "--journal" in result.stderr
+
+
+def test_observe_window_does_not_move_the_campaign_start(journal_url: str) -> None:
+    """``--from`` / ``--to`` only choose the periods shown: the campaign starts at the journal's first month (the
+    README's observe-mode example), so the first measure is January-March and April is measured on its own."""
+    result = runner.invoke(
+        app, ["indicators", "--journal", journal_url, "--from", "2025-04", "--to", "2025-04", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["campaign_start"], data["periods"]) == ("2025-01", ["2025-04"])
+    figure = next(f for f in data["figures"] if f["indicator"] == "mssante" and f["essms"] == A)
+    assert (figure["numerator"], figure["denominator"]) == (3, 4)
+
+
+def test_indicators_help_lists_every_reading_with_its_quote() -> None:
+    result = runner.invoke(app, ["indicators", "--help"], env={"COLUMNS": "400"})
+    text = " ".join(result.stdout.replace("│", " ").split())  # rich wraps the help in a box
+    for name, default in (("mssante", "messages"), ("cahier_liaison", "notes"), ("projet_personnalise", "periode"),
+                          ("agenda", "sans_fenetre")):  # fmt: skip
+        assert f"défaut {default}" in text and f"{name}=" in text
+    assert "« nombre de dossiers actifs sur la période de recueil ET ayant au moins un événement d'agenda" in text
+    forecast_help = runner.invoke(app, ["forecast", "--help"], env={"COLUMNS": "400"}).stdout
+    forecast_help = " ".join(forecast_help.replace("│", " ").split())
+    assert "pilotage=toutes | une (défaut toutes" in forecast_help and "conformite=montee_de_version" in forecast_help
+
+
+def test_indicators_report_lists_readings_and_the_project_total(journal_url: str) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "indicators",
+            "--journal",
+            journal_url,
+            "--month",
+            "2025-04",
+            "--start",
+            "2025-01",
+            "--lecture",
+            "agenda=periode",
+        ],
+        env={"COLUMNS": "300"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "agenda = periode (option, défaut sans_fenetre)" in result.stdout
+    assert "cahier_liaison = notes (défaut)" in result.stdout and "cible non renseignée" in result.stdout
+    data = json.loads(
+        runner.invoke(app, ["indicators", "--journal", journal_url, "--month", "2025-04", "--format", "json"]).stdout
+    )
+    assert [r["choice"] for r in data["readings"]] == ["messages", "notes", "periode", "sans_fenetre"]
+    cdl = next(f for f in data["figures"] if f["indicator"] == "cahier_liaison" and f["essms"] is None)
+    assert (cdl["numerator"], cdl["project_total"], cdl["section"]) == (
+        0, 0, "appel à projets régional ESMS numérique (seed 003) §6.2",
+    )  # fmt: skip
+    bad = runner.invoke(app, ["indicators", "--journal", journal_url, "--lecture", "agenda=jamais"])
+    assert bad.exit_code == 2 and "lecture agenda" in bad.stderr

@@ -10,9 +10,10 @@ on the e-Prescription service (retrieval + confirmation ``Task``), writes notes 
 to the simulated date. The indicators then come out of the exchanges the journal observed, like for a real grappe.
 Same seed, same grappe, same indicators.
 
-Adoption follows a logistic curve per ESSMS and service (see :data:`PROFILES`): ``good`` (the default) gives a
-grappe that meets the MSSanté, DMP and DUI record targets once adopted, from the first monthly measure on;
-``lagging`` gives a grappe that misses them.
+Adoption follows a logistic curve per ESSMS and service (see :data:`PROFILES`), and each ESSMS has its own
+spread (:data:`SPREAD`: record updates, agenda use, projets personnalisés) and organisme gestionnaire
+(:data:`OG_SIZES`): ``good`` (the default) gives a realistic grappe, most ESSMS meeting the targets once adopted and
+a few under them; ``lagging`` gives a grappe that misses them.
 """
 
 from __future__ import annotations
@@ -66,18 +67,16 @@ PROFILES = {  # adoption ceiling range, curve midpoint range (months), monthly p
     # ceiling. Once adopted, "good" feeds the DMP of 82-94 % of its persons each month (DMP rate ~80-85 %, target
     # 70 %), sends about one MSSanté message per person and month (the rate counts messages: ~100 %, target 70 %)
     # and keeps its records up to date (projet personnalisé and agenda above 90 %), from the first monthly measure
-    # on; "lagging" misses these targets. The DMP feeds (TD0.2 + ITI-41, ~5,100 with the default options) and the
+    # on (per-ESSMS spread in SPREAD: some ESSMS stay under a target); "lagging" misses these targets. The DMP feeds (TD0.2 + ITI-41, ~5,100 with the default options) and the
     # MSSanté sends (~6,400, each its own SMTP session) make most of the default run (~4-4.5 min on 2 cores), hence
     # a second message in the month for 10 % of the "good" persons only ("mss_extra").
     "good": {
-        "mss_max": (0.86, 0.97),
+        "mss_max": (0.6, 1.0),
         "mss_mid": (-1.0, 1.0),
         "mss_extra": 0.1,
-        "update": 0.96,
         "event": 0.985,
         "pp_activate": 0.7,
         "pp_initial": 0.97,
-        "pp_none": 0.0,
         "dmp_max": (0.82, 0.94),
         "dmp_mid": (-0.5, 1.5),
         "ep_max": (0.04, 0.07),
@@ -89,11 +88,9 @@ PROFILES = {  # adoption ceiling range, curve midpoint range (months), monthly p
         "mss_max": (0.35, 0.6),
         "mss_mid": (2.0, 4.0),
         "mss_extra": 0.3,
-        "update": 0.7,
         "event": 0.55,
         "pp_activate": 0.2,
         "pp_initial": 0.6,
-        "pp_none": 0.2,
         "dmp_max": (0.2, 0.45),
         "dmp_mid": (2.5, 4.5),
         "ep_max": (0.01, 0.03),
@@ -102,6 +99,16 @@ PROFILES = {  # adoption ceiling range, curve midpoint range (months), monthly p
         "cdl_mid": (2.5, 4.5),
     },
 }
+#: Per-ESSMS spread (drawn from a generator of its own, so the other draws of a seed stay the same): how often a
+#: record is updated in a month, the share of persons whose record ever gets an agenda event, the share of persons
+#: without a projet personnalisé. In "good" most ESSMS meet the DUI targets and a few do not (a realistic grappe).
+SPREAD = {
+    "good": {"update": (0.84, 0.99), "agenda_reach": (0.86, 1.0), "pp_none": (0.0, 0.12)},
+    "lagging": {"update": (0.7, 0.7), "agenda_reach": (0.55, 0.55), "pp_none": (0.2, 0.2)},
+}
+#: Organismes gestionnaires: ESSMS of the grappe per OG (drawn in turn), and ESSMS the OG manages outside it.
+OG_SIZES = (1, 1, 2, 2, 3, 4, 6, 8)
+OG_OUTSIDE = (0, 14)
 EXIT_RATE = 0.02  # definitive exits per person and month
 SERVICES = ("mssante", "tddui", "dmp", "eprescription", "eparcours")
 DMP_KINDS = ("DLU", "DLU", "VSM")
@@ -166,6 +173,10 @@ class EssmsTimeline:
     mss_max: float
     mss_mid: float
     people: list[PersonTimeline] = field(default_factory=list)
+    update: float = 0.96  # monthly probability that a record is updated
+    agenda_reach: float = 1.0  # share of persons whose record gets agenda events
+    pp_none: float = 0.0  # share of persons without a projet personnalisé
+    og_size: int = 0  # ESSMS its organisme gestionnaire manages (in the grappe and outside)
     curves: dict[str, tuple[float, float]] = field(default_factory=dict)  # service -> (ceiling, midpoint)
 
     def adoption(self, service: str, month_index: int) -> float:
@@ -220,6 +231,8 @@ class GrappeBuilder:
         # DMP, e-Prescription and e-Parcours activity: one generator per service, apart from the MSSanté / TDDUI one,
         # so that tuning one service's probabilities leaves the other services' draws for the same persons unchanged
         self.services_rng = {key: random.Random(f"{options.seed}-services-{key}") for key in ("dmp", "ep", "cdl")}
+        self.spread_rng = random.Random(f"{options.seed}-spread")  # per-ESSMS spread, organismes gestionnaires
+        self.agenda_users: set[str] = set()  # person ids whose record gets agenda events
 
     def person(self, essms: Establishment) -> Person:
         rng = self.rng
@@ -282,6 +295,21 @@ class GrappeBuilder:
                 key: (other.uniform(*self.profile[f"{key}_max"]), other.uniform(*self.profile[f"{key}_mid"]))
                 for key, other in self.services_rng.items()
             }
+        spread, rng2 = SPREAD[self.options.profile], self.spread_rng
+        for item in out:
+            item.update = rng2.uniform(*spread["update"])
+            item.agenda_reach = rng2.uniform(*spread["agenda_reach"])
+            item.pp_none = rng2.uniform(*spread["pp_none"])
+        index = 0
+        while index < len(out):  # consecutive ESSMS of the grappe share an organisme gestionnaire
+            members = out[index : index + rng2.choice(OG_SIZES)]
+            payload = f"99{rng2.randrange(1, 999_999):06d}"
+            juridique = payload + _luhn(payload)
+            size = len(members) + rng2.randint(*OG_OUTSIDE)
+            for item in members:
+                item.establishment = replace(item.establishment, finess_juridique=juridique)
+                item.og_size = size
+            index += len(members)
         return out
 
     def timeline(self, grappe: list[EssmsTimeline]) -> None:
@@ -294,7 +322,9 @@ class GrappeBuilder:
                 admission = start_day - timedelta(days=rng.randint(30, 6 * 365))
                 person = PersonTimeline(self.person(est), f"U{index + 1:05d}", admission)
                 person.updates.append(datetime.combine(admission, time(9), tzinfo=PARIS))
-                if rng.random() >= profile["pp_none"]:
+                if self.spread_rng.random() < item.agenda_reach:
+                    self.agenda_users.add(person.person.id)
+                if rng.random() >= item.pp_none:
                     active = rng.random() < profile["pp_initial"]
                     person.plans.append(
                         PersonalPlan(
@@ -331,7 +361,9 @@ class GrappeBuilder:
                             self.person(est), f"U{len(item.people) + 1:05d}", _random_day(rng, person.exit, last)
                         )
                         newcomer.updates.append(datetime.combine(newcomer.admission, time(9), tzinfo=PARIS))
-                        if rng.random() >= profile["pp_none"]:
+                        if self.spread_rng.random() < item.agenda_reach:
+                            self.agenda_users.add(newcomer.person.id)
+                        if rng.random() >= item.pp_none:
                             newcomer.plans.append(
                                 PersonalPlan(
                                     "1",
@@ -340,7 +372,7 @@ class GrappeBuilder:
                                 )
                             )
                         item.people.append(newcomer)
-                    self._activity(person, window_start, window_end, adoption)
+                    self._activity(person, window_start, window_end, adoption, item)
                     self._services(person, window_start, window_end, item, i)
                     plan = person.plans[-1] if person.plans else None
                     if (
@@ -366,14 +398,16 @@ class GrappeBuilder:
             for _ in range(1 + (rng.random() < 0.25)):
                 person.notes.append((_random_day(rng, first, last), rng.choice(NOTE_TYPES), rng.choice(NOTE_TEXTS)))
 
-    def _activity(self, person: PersonTimeline, first: date, last: date, adoption: float) -> None:
+    def _activity(self, person: PersonTimeline, first: date, last: date, adoption: float, item: EssmsTimeline) -> None:
+        """MSSanté sends, record updates and agenda events of one person in one month. The draws are the same
+        whatever the ESSMS's spread (a record without agenda draws its events and drops them)."""
         rng, profile = self.rng, self.profile
         if rng.random() < adoption:
             for _ in range(1 + (rng.random() < profile["mss_extra"])):
                 person.sends.append(
                     datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 18)), tzinfo=PARIS)
                 )
-        if rng.random() < profile["update"]:
+        if rng.random() < item.update:
             for _ in range(rng.randint(1, 3)):
                 person.updates.append(
                     datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 19)), tzinfo=PARIS)
@@ -382,6 +416,8 @@ class GrappeBuilder:
             for _ in range(rng.randint(1, 3)):
                 start = datetime.combine(_random_day(rng, first, last), time(rng.randint(8, 17)), tzinfo=PARIS)
                 status = EventStatus.ANNULE if rng.random() < 0.03 else EventStatus.REALISE
+                if person.person.id not in self.agenda_users:
+                    continue
                 person.events.append(
                     AgendaEvent(
                         f"{len(person.events) + 1}",
@@ -606,10 +642,17 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
     grappe = Grappe(
         name=name,
         essms=tuple(
-            GrappeEssms(i.establishment.finess, i.establishment.name, i.establishment.category, i.project, i.referenced)
+            GrappeEssms(
+                i.establishment.finess,
+                i.establishment.name,
+                i.establishment.category,
+                i.project,
+                i.referenced,
+                og=i.establishment.finess_juridique,
+            )
             for i in grappe_items
         ),
-        og_essms=len(grappe_items),
+        organismes={i.establishment.finess_juridique: i.og_size for i in grappe_items},
         campaign_start=options.start,
         run_id=run_id,
         extra={
