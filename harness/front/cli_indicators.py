@@ -361,7 +361,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
         if found:
-            err.print(found)
+            err.print(found, soft_wrap=True)
         try:
             engine = IndicatorEngine(store, targets, mssante or config.mssante_counting, readings=readings[0])
             scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
@@ -490,7 +490,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
         if found:
-            err.print(found)
+            err.print(found, soft_wrap=True)
         try:
             engine = IndicatorEngine(store, config.indicator_targets, config.mssante_counting, readings=readings[0])
             scope = Scope(run_id=grappe.run_id)
