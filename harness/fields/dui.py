@@ -83,6 +83,9 @@ class Stay:
     admission: date
     exit: date | None = None
     exit_mode: str | None = None
+    #: Encounter.status when the séjour is retracted (``cancelled``, ``entered-in-error``); ``None``: in progress,
+    #: or finished once the exit is known
+    status: str | None = None
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,18 @@ TDDUI_DEFECTS = (
     Defect(
         "tddui-url-profil", "met le nom du profil (TDDUIEncounterSejour…) dans request.url au lieu du type de ressource"
     ),
+    Defect(
+        "tddui-annulation-absente",
+        "retire de l'export les séjours et événements annulés au lieu de les transmettre avec leur statut "
+        "(cancelled, entered-in-error)",
+    ),
+    Defect(
+        "tddui-evenements-du-mois",
+        "n'exporte que les événements d'agenda du mois de l'export (les plus anciens n'ont jamais été transmis)",
+    ),
 )
+#: Séjour / événement statuses that retract it (FHIR R4 Encounter.status).
+RETRACTED = ("cancelled", "entered-in-error")
 
 
 def _instant(value: datetime) -> str:
@@ -69,6 +80,8 @@ def build_tddui_bundle(
     stamp_export_time: bool = False,
     omit_draft_plans: bool = False,
     profile_in_url: bool = False,
+    omit_retracted: bool = False,
+    month_events_only: bool = False,
 ) -> dict[str, Any]:
     """The TDDUI transaction Bundle of ``action`` (the keyword switches are the faulty DUI's defects)."""
     est: Establishment = action.establishment
@@ -107,6 +120,8 @@ def build_tddui_bundle(
         known = [(s, s.exit if s.exit is not None and s.exit <= cutoff_day else None) for s in stays]
         if omit_exits:
             known = [(s, end) for s, end in known if end is None]
+        if omit_retracted:
+            known = [(s, end) for s, end in known if s.status not in RETRACTED]
         if not known:
             continue
         person = record.person
@@ -166,7 +181,7 @@ def build_tddui_bundle(
                             "value": f"{local}-SEJOUR-{stay.id}",
                         }
                     ],
-                    "status": "finished" if end else "in-progress",
+                    "status": stay.status or ("finished" if end else "in-progress"),
                     "class": encounter_class,
                     "subject": {"reference": patient_url},
                     "serviceProvider": {"reference": org_url},
@@ -200,6 +215,11 @@ def build_tddui_bundle(
             )
         for event in record.events:
             if event.modified > cutoff:
+                continue
+            if omit_retracted and str(event.status) in RETRACTED:
+                continue
+            begins = event.start if event.start.tzinfo else event.start.replace(tzinfo=PARIS)
+            if month_events_only and begins.astimezone(PARIS).strftime("%Y-%m") != cutoff_day.strftime("%Y-%m"):
                 continue
             add(
                 {
@@ -258,6 +278,8 @@ class TdduiActions:
             stamp_export_time=self.has("tddui-date-export"),
             omit_draft_plans=self.has("tddui-pp-brouillon-absent"),
             profile_in_url=self.has("tddui-url-profil"),
+            omit_retracted=self.has("tddui-annulation-absente"),
+            month_events_only=self.has("tddui-evenements-du-mois"),
         )
         body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
         context = ssl.create_default_context(cafile=str(self.env.ca_bundle))

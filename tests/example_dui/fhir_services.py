@@ -237,7 +237,7 @@ def _add_record(
             {
                 "resourceType": "Encounter",
                 "identifier": [{"system": SEJOUR_SYSTEM, "value": f"{local}-SEJ-{stay['id']}"}],
-                "status": "finished" if exit_day else "in-progress",
+                "status": stay.get("status") or ("finished" if exit_day else "in-progress"),
                 "class": encounter_class,
                 "subject": {"reference": patient},
                 "serviceProvider": {"reference": org},
