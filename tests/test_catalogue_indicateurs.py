@@ -21,8 +21,19 @@ PREMIERE = "La première mesure couvre les trois premiers mois de la campagne, l
 FILE_ACTIVE = "Les sorties définitives de la période comptent parmi les personnes accompagnées"
 SANS_ACTIVITE = "Un ESSMS sans activité est à 0 % et tire la grappe vers le bas"
 DOSSIERS_ACTIFS = "Dossiers actifs et projets personnalisés d'après les dates de modification du DUI"
-AGENDA = "Dossiers actifs ayant au moins un événement d'agenda dans le mois"
+AGENDA = "Dossiers actifs ayant au moins un événement d'agenda, un événement annulé ne compte pas"
 TDDUI_FORMAT = "Le DUI transmet ses données au format national TDDUI"
+RELAIS = "Les documents transmis au relais HL7 v2 sont des messages envoyés via la MSSanté"
+CDL_NOTES = (
+    "Le cahier de liaison compte les notes échangées, pas les consultations, et leur total sur la durée du projet"
+)
+PP_PERIODE = (
+    "Un projet personnalisé en préparation pendant une partie du mois compte, même terminé avant la fin du mois"
+)
+AGENDA_SANS_FENETRE = (
+    "Un événement d'agenda enregistré avant le mois compte : l'instruction ne fixe pas de fenêtre de temps"
+)
+RETRAIT = "Un séjour saisi par erreur et un événement annulé, transmis à nouveau, ne comptent plus"
 
 ALL = {
     MSS_TAUX,
@@ -34,16 +45,24 @@ ALL = {
     DOSSIERS_ACTIFS,
     AGENDA,
     TDDUI_FORMAT,
+    RELAIS,
+    CDL_NOTES,
+    PP_PERIODE,
+    AGENDA_SANS_FENETRE,
+    RETRAIT,
 }
-MSSANTE_BASED = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE}
+MSSANTE_BASED = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, RELAIS}
 
 # defect -> the scenarios it must make fail (every other @indicateurs scenario must still pass)
 EXPECTED_FAILURES = {
     "tddui-sans-sorties": {FILE_ACTIVE},
     "tddui-date-export": {DOSSIERS_ACTIFS, AGENDA},
-    "tddui-pp-brouillon-absent": {DOSSIERS_ACTIFS},
+    "tddui-pp-brouillon-absent": {DOSSIERS_ACTIFS, PP_PERIODE},
     "tddui-url-profil": {TDDUI_FORMAT},
+    "tddui-annulation-absente": {RETRAIT},  # the earlier version of the séjour / event still counts
+    "tddui-evenements-du-mois": {AGENDA_SANS_FENETRE},  # the March event never reached the journal
     "xdm-sans-metadata": MSSANTE_BASED,  # an MSSanté defect: the messages are refused, the usage falls to 0
+    "note-type-hors-jdv": {CDL_NOTES},  # the platform refuses the DUI's notes: only the platform's note counts
 }
 
 
@@ -87,7 +106,7 @@ Feature: English aliases of the indicator steps
     And for April 2025 the MSSanté usage rate of the establishment "EHPAD Les Tilleuls" is 150 % and the target is met
     And for April 2025 the rate of active records with a projet personnalisé of the grappe is 50 % and the target is not met
     And for April 2025 the rate of active records with an agenda event of the grappe is 50 % and the target is not met
-    And for the period from January to March 2025 the active records rate of the grappe is 0 % with no target
+    And for the period from January to March 2025 the active records rate of the grappe is 0 % and the target is not set
     And the journal ties the exported data to the establishment "EHPAD Les Tilleuls" and the person "Jeanne MARTIN"
 """
 

@@ -8,7 +8,7 @@ import hashlib
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,15 @@ from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan
 from harness.fields.identity import generate_test_ins
 from harness.fields.testdata import Establishment, Person
 from harness.runtime.environment import ScenarioContext
-from harness.sut.base import MssanteSend, TdduiExport
+from harness.sut.base import (
+    ActionResult,
+    ActionStatus,
+    CdlNotePost,
+    CdlNotesRead,
+    MssanteRelay,
+    MssanteSend,
+    TdduiExport,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 RECIPIENT = "jean.dupont@medecin.mssante.fr"
@@ -185,7 +193,13 @@ class IndicatorScenario:
             self.mssante_counting or self.socle.env.config.mssante_counting,
         )
         scope = Scope(run_id=self.socle.env.run_id, scenario_id=self.socle.scenario_id)
-        return engine, scope, engine.compute([period], scope, grappe=tuple(e.finess for e in self.grappe))
+        return (
+            engine,
+            scope,
+            engine.compute(
+                [period], scope, grappe=tuple(e.finess for e in self.grappe), campaign_start=self.campaign_start
+            ),
+        )
 
 
 @pytest.fixture
@@ -268,10 +282,10 @@ def accompanied(indicateurs: IndicatorScenario, name: str, datatable: list[list[
         for day, _ in _days(_cell(row, "modifié le", "updated on")):
             draft.updates.append(datetime.combine(day, time(11), tzinfo=PARIS))
         plan_text = _cell(row, "projet personnalisé", "personal plan")
-        if plan_text:
-            match = re.fullmatch(r"(.+?)\s+(?:depuis|le|since|on)\s+(\d{4}-\d{2}-\d{2})", plan_text)
+        for version in (v.strip() for v in plan_text.split(",") if v.strip()):  # its statuses, oldest first
+            match = re.fullmatch(r"(.+?)\s+(?:depuis|le|since|on)\s+(\d{4}-\d{2}-\d{2})", version)
             if not match or match.group(1).lower() not in PLAN_WORDS:
-                raise ValueError(f"projet personnalisé non compris: {plan_text!r} (ex. « actif depuis 2025-01-05 »)")
+                raise ValueError(f"projet personnalisé non compris: {version!r} (ex. « actif depuis 2025-01-05 »)")
             draft.plans.append(
                 PersonalPlan(
                     f"{number}",
@@ -358,6 +372,128 @@ def export(indicateurs: IndicatorScenario, month: str) -> None:
         )
 
 
+@when(
+    parsers.re(
+        r"en (?P<month>\S+ \d{4}|\d{4}-\d{2}) le DUI transmet un document au relais HL7 v2 de la MSSanté pour "
+        r"(?P<refs>.+)"
+    )
+)
+@when(
+    parsers.re(
+        r"in (?P<month>\S+ \d{4}|\d{4}-\d{2}) the DUI hands a document to the MSSanté HL7 v2 relay for (?P<refs>.+)"
+    )
+)
+def relay_for(indicateurs: IndicatorScenario, month: str, refs: str) -> None:
+    """The integration platform builds and sends the MSSanté e-mail for the DUI (journaled ``smtp.relay``)."""
+    for ref in _refs(refs):
+        draft = indicateurs.record(ref)
+        indicateurs.set_clock(indicateurs.at(parse_month_words(month)))
+        action = MssanteRelay(draft.person, draft.establishment, "DLU", (RECIPIENT,))
+        _drive(
+            indicateurs,
+            f"document au relais HL7 v2 ({month}) pour {draft.person.display_name}",
+            "relay_mssante_hl7",
+            action,
+        )
+
+
+def _drive(indicateurs: IndicatorScenario, label: str, method: str, action: object) -> ActionResult:
+    call = getattr(indicateurs.socle.sut, method, None)
+    if call is None:
+        return indicateurs.socle.act(
+            label, lambda: ActionResult(ActionStatus.ERROR, f"le pilote ne sait pas faire « {method} »")
+        )
+    return indicateurs.socle.act(label, lambda: call(action))
+
+
+@when(
+    parsers.re(
+        r'en (?P<month>\S+ \d{4}|\d{4}-\d{2}) le DUI écrit une note dans le cahier de liaison de "(?P<ref>[^"]+)"'
+    )
+)
+@when(
+    parsers.re(
+        r'in (?P<month>\S+ \d{4}|\d{4}-\d{2}) the DUI writes a note in the cahier de liaison of "(?P<ref>[^"]+)"'
+    )
+)
+def cdl_note(indicateurs: IndicatorScenario, month: str, ref: str) -> None:
+    draft = indicateurs.record(ref)
+    indicateurs.set_clock(indicateurs.at(parse_month_words(month)))
+    action = CdlNotePost(draft.person, draft.establishment, "OBS", "Nuit calme, pas de douleur signalée.")
+    _drive(
+        indicateurs, f"note du cahier de liaison ({month}) pour {draft.person.display_name}", "cdl_post_note", action
+    )
+
+
+@when(
+    parsers.re(
+        r'en (?P<month>\S+ \d{4}|\d{4}-\d{2}) le DUI consulte (?P<n>\d+) fois le cahier de liaison de "(?P<ref>[^"]+)"'
+    ),
+    converters={"n": int},
+)
+@when(
+    parsers.re(
+        r'in (?P<month>\S+ \d{4}|\d{4}-\d{2}) the DUI reads the cahier de liaison of "(?P<ref>[^"]+)" (?P<n>\d+) times'
+    ),
+    converters={"n": int},
+)
+def cdl_reads(indicateurs: IndicatorScenario, month: str, n: int, ref: str) -> None:
+    draft = indicateurs.record(ref)
+    for _ in range(n):
+        indicateurs.set_clock(indicateurs.at(parse_month_words(month)))
+        action = CdlNotesRead(draft.person, draft.establishment)
+        _drive(
+            indicateurs,
+            f"lecture du cahier de liaison ({month}) de {draft.person.display_name}",
+            "cdl_read_notes",
+            action,
+        )
+
+
+@when(
+    parsers.re(
+        r"en (?P<month>\S+ \d{4}|\d{4}-\d{2}) la plateforme e-Parcours publie une note dans le cahier de liaison de "
+        r'"(?P<ref>[^"]+)"'
+    )
+)
+@when(
+    parsers.re(
+        r"in (?P<month>\S+ \d{4}|\d{4}-\d{2}) the e-Parcours platform publishes a note in the cahier de liaison of "
+        r'"(?P<ref>[^"]+)"'
+    )
+)
+def platform_publishes(indicateurs: IndicatorScenario, month: str, ref: str) -> None:
+    draft = indicateurs.record(ref)
+    when_ = indicateurs.at(parse_month_words(month))
+    indicateurs.set_clock(when_)
+    service = indicateurs.socle.simulator("eparcours").service  # type: ignore[attr-defined]
+    version = service.publish_note(
+        draft.person, note_type="OBS", text="Passage de l'infirmière à domicile.", when=when_
+    )
+    indicateurs.socle.attach(
+        "Note publiée par la plateforme", f"DocumentReference/{version.id} — {draft.person.display_name}"
+    )
+
+
+@when(parsers.parse('le DUI annule le séjour de "{ref}" saisi par erreur'))
+@when(parsers.parse('the DUI retracts the stay of "{ref}" entered in error'))
+def stay_retracted(indicateurs: IndicatorScenario, ref: str) -> None:
+    draft = indicateurs.record(ref)
+    draft.stays = [replace(stay, status="entered-in-error") for stay in draft.stays]
+
+
+@when(parsers.parse('le DUI annule l\'événement du {day} de "{ref}"'))
+@when(parsers.parse('the DUI cancels the event of {day} of "{ref}"'))
+def event_cancelled(indicateurs: IndicatorScenario, day: str, ref: str) -> None:
+    draft = indicateurs.record(ref)
+    wanted = date.fromisoformat(day.strip())
+    found = [e for e in draft.events if e.start.date() == wanted]
+    if not found:
+        raise AssertionError(f"aucun événement du {day} dans le dossier de {ref}")
+    changed = datetime.combine(wanted, time(18), tzinfo=PARIS) + timedelta(days=1)  # cancelled the day after
+    draft.events = [replace(e, status=EventStatus.ANNULE, modified=changed) if e in found else e for e in draft.events]
+
+
 # Then ----------------------------------------------------------------------------------------------
 _LABELS_FR = "|".join(re.escape(k) for k in LABELS if k.startswith("le "))
 _LABELS_EN = "|".join(re.escape(k) for k in LABELS if not k.startswith("le "))
@@ -368,6 +504,8 @@ _VERDICTS = {
     "and the target is not met": TargetStatus.NOT_MET,
     "sans cible": TargetStatus.NO_TARGET,
     "with no target": TargetStatus.NO_TARGET,
+    "et la cible n'est pas renseignée": TargetStatus.TARGET_MISSING,
+    "and the target is not set": TargetStatus.TARGET_MISSING,
 }
 
 
@@ -377,7 +515,7 @@ def _figure(indicateurs: IndicatorScenario, period_words: str, key: str, scope_w
     match = re.search(r'"([^"]+)"', scope_words)
     essms = _essms(indicateurs, match.group(1)).finess if match else None
     figure = report.get(key, period, essms)
-    evidence = engine.evidence(key, period, essms, scope)
+    evidence = engine.evidence(key, period, essms, scope, campaign_start=indicateurs.campaign_start)
     lines = [
         f"{BY_KEY[key].label} — {period.label} — {'grappe' if essms is None else 'ESSMS ' + essms}",
         f"{figure.numerator} / {figure.denominator} = {format_value(figure)}; cible: "
@@ -406,13 +544,15 @@ def _check_rate(
 @then(
     parsers.re(
         rf"pour (?P<period>.+?) (?P<label>{_LABELS_FR}) (?P<scope>de l'ESSMS \"[^\"]+\"|de la grappe) est de "
-        r"(?P<pct>\d+(?:,\d+)?) %(?: (?P<verdict>et la cible est atteinte|et la cible n'est pas atteinte|sans cible))?$"
+        r"(?P<pct>\d+(?:,\d+)?) %(?: (?P<verdict>et la cible est atteinte|et la cible n'est pas atteinte|sans cible"
+        r"|et la cible n'est pas renseignée))?$"
     )
 )
 @then(
     parsers.re(
         rf"for (?P<period>.+?) the (?P<label>{_LABELS_EN}) of (?P<scope>the establishment \"[^\"]+\"|the grappe) is "
-        r"(?P<pct>\d+(?:[.,]\d+)?) %(?: (?P<verdict>and the target is met|and the target is not met|with no target))?$"
+        r"(?P<pct>\d+(?:[.,]\d+)?) %(?: (?P<verdict>and the target is met|and the target is not met|with no target"
+        r"|and the target is not set))?$"
     )
 )
 def rate_is(indicateurs: IndicatorScenario, period: str, label: str, scope: str, pct: str, verdict: str | None) -> None:
@@ -501,3 +641,26 @@ def facts_tied(indicateurs: IndicatorScenario, name: str, ref: str) -> None:
     missing = {str(k) for k in dui.FactKind} - kinds
     if missing:
         raise AssertionError(f"faits absents pour {person.display_name} à {establishment.name}: {sorted(missing)}")
+
+
+@then(
+    parsers.re(
+        r'pour (?P<period>.+?) le nombre d\'échanges par le cahier de liaison (?P<scope>de l\'ESSMS "[^"]+"|de la grappe) '
+        r"est de (?P<n>\d+) et de (?P<total>\d+) pendant la durée du projet$"
+    ),
+    converters={"n": int, "total": int},
+)
+@then(
+    parsers.re(
+        r'for (?P<period>.+?) the cahier de liaison exchanges of (?P<scope>the establishment "[^"]+"|the grappe) '
+        r"are (?P<n>\d+) and (?P<total>\d+) over the project$"
+    ),
+    converters={"n": int, "total": int},
+)
+def cdl_count_is(indicateurs: IndicatorScenario, period: str, scope: str, n: int, total: int) -> None:
+    figure = _figure(indicateurs, period, "cahier_liaison", scope)
+    if (figure.numerator, figure.project_total) != (n, total):
+        raise AssertionError(
+            f"échanges par le cahier de liaison {scope} ({figure.period.label}): {figure.numerator}, "
+            f"{figure.project_total} pendant la durée du projet ; attendu {n} et {total}"
+        )
