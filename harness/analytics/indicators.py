@@ -4,37 +4,40 @@ The seven measures of the programme's *cibles d'usage* (funding balance paid onc
 (FINESS géographique), each measurement period and the grappe as a whole. Every indicator is **measured over
 the past month at each month end, except the first measure, which covers 3 months** (:func:`campaign_periods`).
 
-Definitions (numerator / denominator, target):
+Definitions (numerator / denominator, target), as the regional call for projects words them (seed 003 §6.1 to
+§6.3; every definition, quote and reading in docs/specs/indicators.md):
 
 =====================  ========================================================================  ======
 indicator              computation                                                               target
 =====================  ========================================================================  ======
-mssante                MSSanté messages sent / persons accompanied (instruction §6.1; option     70 %
-                       ``personnes``: persons with ≥ 1 message, each counted once)
+mssante                MSSanté messages sent (SMTP submissions and HL7 v2 relay e-mails, one     70 %
+                       per Message-ID) / persons accompanied (reading ``personnes``: persons)
 dmp                    persons accompanied whose DMP received ≥ 1 document / persons accompanied 70 %
 eprescription          e-prescriptions imported into the DUI (count)                             none
-cahier_liaison         cahier de liaison exchanges with the e-Parcours platform (count)          none
-dossiers_actifs        active records / persons accompanied                                      not in
-                                                                                                 sources
-projet_personnalise    active records with a projet personnalisé in preparation or active /      90 %
-                       active records
-agenda                 active records with ≥ 1 agenda event in the period / active records       90 %
+cahier_liaison         notes exchanged with the platform (written or updated by the DUI, a       none
+                       platform note first received), with the total since the campaign start
+dossiers_actifs        active records / persons accompanied                                      « cible non
+                                                                                                 renseignée »
+projet_personnalise    active records with a projet personnalisé in preparation or active at     90 %
+                       any time in the period / active records
+agenda                 active records with ≥ 1 agenda event recorded by the period's end (no     90 %
+                       time window) / active records
 =====================  ========================================================================  ======
 
 *Persons accompanied* (the *file active*) = persons accompanied at the end of the period plus the definitive
-exits during it, each counted once: persons with a séjour overlapping the period, from the DUI's TDDUI exports
-(latest version of each séjour received). An *active record* belongs to a person accompanied and was updated at
-least once during the period, by the **producer's** dates (:mod:`harness.fields.dui`). The MSSanté rate counts
-**messages** by default, as the national instruction words it (it may pass 100 %; :class:`MssanteCounting`
-``personnes`` counts persons instead). Person-based numerators only count persons accompanied (so those rates
-stay within 0–100 %); persons seen in exchanges but absent from the file active are reported as ``outside`` for
-the auditor. At grappe level, numerators and denominators are the sums of the
-establishments' (a person accompanied by two ESSMS counts in each).
+exits during it, each counted once: persons with a séjour overlapping the period, from the DUI's TDDUI exports.
+The **latest version** of a séjour or agenda event decides: one re-exported as cancelled or entered-in-error is
+retracted (:data:`RETRACTED`). An *active record* belongs to a person accompanied and was updated at least once
+during the period, by the **producer's** dates (:mod:`harness.fields.dui`). Where the seed's words can be read two
+ways, a named option (:data:`READINGS`) whose default is the literal wording. Person-based numerators only count
+persons accompanied (so those rates stay within 0–100 %); persons seen in exchanges but absent from the file
+active are reported as ``outside`` for the auditor. At grappe level, numerators and denominators are the sums of
+the establishments' (a person accompanied by two ESSMS counts in each).
 
 Exchanges counted (the exact journal records the simulators must write — see docs/ARCHITECTURE.md):
-accepted exchanges of :data:`MSSANTE`, :data:`DMP`, :data:`EPRESCRIPTION`, :data:`CAHIER_LIAISON` (operation
-prefix) and the TDDUI facts of :mod:`harness.fields.dui`; the month of a socle exchange is its journal ``month``: the
-French calendar month (Europe/Paris) of its recording time.
+accepted exchanges of :data:`MSSANTE`, :data:`DMP`, :data:`EPRESCRIPTION`, :data:`CAHIER_LIAISON` and the TDDUI
+facts of :mod:`harness.fields.dui`; the month of a socle exchange is its journal ``month``: the French calendar
+month (Europe/Paris) of its recording time.
 
 The engine is a handful of set-based SQL statements on the SQLite journal (indexes in :mod:`harness.core.journal`):
 index scans that build one bit mask per person and kind of fact (one bit per period), then a lane-wise sum of
