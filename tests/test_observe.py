@@ -596,3 +596,34 @@ def test_the_observe_driver_delegates_every_action_as_an_expectation() -> None:
         "destinataires 238047505612394@patient.mssante.fr, jean.dupont@medecin.mssante.fr ; documents DLU (74207-2))"
     )
     assert json.dumps(dataclasses.asdict(result.data["expectation"]))  # plain data, reportable
+
+
+def test_notes_count_for_the_authenticated_establishment_only(grappe: Grappe) -> None:
+    """Item 5 (cahier de liaison): notes naming the EHPAD as their author, sent with no certificate or with the
+    SSIAD's, are journaled for the establishment the platform authenticated (none, the SSIAD): the EHPAD's note
+    scenario is « non observé », and those refusals are reported as « refus non attribuable »."""
+    start, end = hour(15)
+    grappe.at(start + timedelta(minutes=1))
+    for certificate in (None, f"ESSMS-{SSIAD}"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                dui_fhir,
+                "_essms_client",
+                lambda session, service, body, cert=certificate: dui_fhir.Fhir(
+                    session, session.endpoint(service, "fhir"), cert
+                ),
+            )
+            assert grappe.note("OBS")["status"] == "failed"  # the note names the EHPAD as its author
+
+    assert [(e.operation, e.outcome, e.essms, e.person, e.error_code) for e in grappe.window(start, end)] == [
+        ("fhir.transaction", Outcome.REJECTED, None, None, "FHIR-CERTIFICAT-ABSENT"),
+        ("fhir.transaction", Outcome.REJECTED, SSIAD, None, "FHIR-FINESS-AUTRE-ESSMS"),
+        ("cdl.create", Outcome.REJECTED, SSIAD, None, "FHIR-FINESS-AUTRE-ESSMS"),
+    ]
+    result = grappe.observe(start, end, tags="eparcours")
+    assert statuses(result) == {CDL: Status.SKIPPED}
+    assert scenario(result, CDL).message.split(" pour « ")[0] == NOT_OBSERVED[CDL]
+    found = survey(grappe.env.journal, ObservationWindow(start, end))
+    assert [e.error_code for e in found.unattributable] == [
+        "FHIR-CERTIFICAT-ABSENT", "FHIR-FINESS-AUTRE-ESSMS", "FHIR-FINESS-AUTRE-ESSMS"
+    ]  # fmt: skip
