@@ -220,3 +220,171 @@ def test_corpus_oru_with_real_cda_gets_a_protocol_answer(env: SocleEnvironment, 
     assert hl7v2.field_text(ack.first("MSA"), 2) == hl7v2.parse(matches[0].read_bytes()).control_id
     assert hl7v2.field_text(ack.first("MSA"), 1) in {"AA", "AE"}
     sock.close()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# identities: PID-3 against the CDA documents (issue 14 items 1-2), volet v2.0 (item 3)
+
+
+def err(ack: hl7v2.Hl7Message) -> list[str]:
+    """ERR-2, ERR-3.1, ERR-4, ERR-5.1 of an ACK."""
+    fields = hl7v2.fields_of(ack.first("ERR"))
+    fields += [""] * (6 - len(fields))
+    return [fields[2], hl7v2.component(fields[3], 1), fields[4], hl7v2.component(fields[5], 1)]
+
+
+def exchange_once(env: SocleEnvironment, text: str) -> tuple[hl7v2.Hl7Message, bytes]:
+    """Send one message, read its ACK, then whatever else the relay sends within 0.5 s (ZAMs)."""
+    sock, buffer = connect(env), bytearray()
+    try:
+        sock.sendall(hl7v2.frame(text))
+        ack = read_block(sock, buffer)
+        sock.settimeout(0.5)
+        try:
+            while chunk := sock.recv(65536):
+                buffer += chunk
+        except TimeoutError:
+            pass
+    finally:
+        sock.close()
+    return ack, bytes(buffer)
+
+
+def test_build_ack_carries_location_and_application_error() -> None:
+    header = hl7v2.Header("DUI", "990000016", "PFI", "SIM", "C-9", "R01", "2.5")
+    text = hl7v2.build_ack(
+        header,
+        "AE",
+        control_id="PFI1",
+        error=("207", "INS différent", "E"),
+        location="PID^1^3^1",
+        application_error=("904", "L'INS transmis ne correspond pas"),
+    )
+    assert text.split("\r")[1:] == [
+        "MSA|AE|C-9",
+        "ERR||PID^1^3^1|207^INS différent^HL70357|E|904^L'INS transmis ne correspond pas^applicationErrorCondition",
+    ]
+
+
+@pytest.mark.parametrize("message_type", ["ORU^R01", "MDM^T02"])
+def test_pid_ins_of_another_person_is_refused_and_nothing_is_sent(env: SocleEnvironment, message_type: str) -> None:
+    sim = env.host.simulators["mssante"]
+    p001, p002 = env.testdata.person("P001"), env.testdata.person("P002")
+    text = document(env, message_type=message_type)
+    assert text.count(p001.ins.to_hl7v2_cx()) == 1
+    text = text.replace(p001.ins.to_hl7v2_cx(), p002.ins.to_hl7v2_cx())
+    mark = env.journal.last_seq()
+    before = {m.uid for m in sim.store.messages(p002.mailbox)}  # type: ignore[attr-defined]
+    ack, rest = exchange_once(env, text)
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
+    assert err(ack) == ["PID^1^3^1", "207", "E", "904"]
+    assert rest == b""  # no ZAM: nothing was sent
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("hl7.document", Outcome.REJECTED, "AE 207")
+    assert refusal.error_message == (
+        f"INS de PID-3 ({p002.ins.value}, OID {p002.ins.oid}) différent de l'INS du document CDA "
+        f"({p001.ins.value}, OID {p001.ins.oid}): aucun envoi (904)"
+    )
+    assert (refusal.details["pid_ins"], refusal.details["cda_ins"]) == (p002.ins.value, [p001.ins.value])
+    assert refusal.person is None
+    assert {m.uid for m in sim.store.messages(p002.mailbox)} == before  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("to_patient", [True, False], ids=["DESTMSSANTEPAT=Y", "DESTMSSANTEPAT=N"])
+def test_pid_ins_with_a_wrong_key_is_refused_naming_the_key(env: SocleEnvironment, to_patient: bool) -> None:
+    p001 = env.testdata.person("P001")
+    wrong = f"{int(p001.ins.key) % 97 + 1:02d}"
+    text = document(env, to_patient=to_patient, **({} if to_patient else {"recipients": (DOCTOR,)}))
+    if not to_patient:  # the matrix wants INVISIBLE_PATIENT=Y when only professionals receive the document
+        assert "INVISIBLE_PATIENT^Document Non Visible par le patient^MetaDMPMSS||Y" in text
+    text = text.replace(f"{p001.ins.value}^^^", f"{p001.ins.number}{wrong}^^^", 1)
+    mark = env.journal.last_seq()
+    ack, rest = exchange_once(env, text)
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
+    assert err(ack) == ["PID^1^3^1", "102", "E", ""]
+    assert rest == b""
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    assert refusal.error_code == "AE 102"
+    assert refusal.error_message == (
+        f"INS de PID-3 invalide ({p001.ins.number}{wrong}): clé de contrôle INS incorrecte pour "
+        f"{p001.ins.number} : attendue {p001.ins.key}, reçue {wrong}"
+    )
+    assert refusal.details["pid_ins"] == f"{p001.ins.number}{wrong}"
+
+
+def test_matching_identities_are_journaled_with_the_person(env: SocleEnvironment) -> None:
+    p001 = env.testdata.person("P001")
+    mark = env.journal.last_seq()
+    ack, _ = exchange_once(env, document(env, to_patient=False))
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AA"
+    accepted = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))[0]
+    assert (accepted.person, accepted.details["pid_ins"], accepted.details["cda_ins"]) == (
+        p001.ins.value,
+        p001.ins.value,
+        [p001.ins.value],
+    )
+    assert accepted.details["volet"] == "2.1"
+
+
+def volet_20(text: str, status: str = "F") -> str:
+    """The same message in the shape of volet v2.0 (ansforge/hl7V2-exemples V2.0): MSH-21 2.0, ORC-1 SC, the request
+    in OBX-11 of the document, flags valued ``Y^^HL70136``."""
+    segments = []
+    for segment in text.split("\r"):
+        if segment.startswith("MSH|"):
+            segment = segment.replace("2.1^CISIS_CDA_HL7_V2", "2.0^CISIS_CDA_HL7_V2")
+        elif segment.startswith("ORC|NW|"):
+            segment = "ORC|SC|" + segment[len("ORC|NW|") :]
+        elif segment.startswith("OBX|") and segment.split("|")[2] == "ED":
+            fields = segment.split("|")
+            fields[11] = status
+            segment = "|".join(fields)
+        segments.append(segment.replace("^^expandedYes-NoIndicator", "^^HL70136"))
+    return "\r".join(segments)
+
+
+def test_volet_20_messages_are_relayed(env: SocleEnvironment) -> None:
+    text = volet_20(document(env))
+    assert "ORC|SC|" in text and "2.0^CISIS_CDA_HL7_V2" in text
+    mark = env.journal.last_seq()
+    ack, _ = exchange_once(env, text)
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AA"
+    document_exchange = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))[0]
+    assert (document_exchange.details["volet"], document_exchange.details["event"]) == ("2.0", "initial")
+    relayed = env.journal.query(JournalFilter(since_seq=mark, operation="smtp.relay"))
+    assert [r.details["document"] for r in relayed] == [document_exchange.id]
+
+
+def test_volet_20_deletion_sends_no_mail(env: SocleEnvironment) -> None:
+    mark = env.journal.last_seq()
+    ack, _ = exchange_once(env, volet_20(document(env), "D"))
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AA"
+    assert [e.details["event"] for e in env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))] == [
+        "suppression"
+    ]
+    assert env.journal.query(JournalFilter(since_seq=mark, operation="smtp.relay")) == []
+
+
+def test_volet_20_with_an_unknown_obx_11_is_refused_with_the_reason(env: SocleEnvironment) -> None:
+    ack, _ = exchange_once(env, volet_20(document(env), "X"))
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
+    assert err(ack) == ["OBX^1^11", "103", "E", ""]
+    text = hl7v2.component(hl7v2.field_text(ack.first("ERR"), 3), 2)
+    assert text == "volet 2.0 (ORC-1 SC): OBX-11 des documents ['X'], attendu F, C ou D"
+
+
+def test_volet_20_refused_with_a_clear_message_when_switched_off(env: SocleEnvironment) -> None:
+    relay = env.host.simulators["mssante"].relay  # type: ignore[attr-defined]
+    relay.accept_v20 = False
+    try:
+        mark = env.journal.last_seq()
+        ack, _ = exchange_once(env, volet_20(document(env)))
+    finally:
+        relay.accept_v20 = True
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AR"
+    assert err(ack) == ["MSH^1^21", "203", "E", ""]
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    assert (refusal.error_code, refusal.error_message) == (
+        "AR 203",
+        "version 2.0 du volet non prise en charge, 2.1 attendue",
+    )

@@ -208,8 +208,18 @@ def msh(
     return "|".join(fields).rstrip("|")
 
 
-def build_ack(received: Header, code: str, *, control_id: str, error: tuple[str, str, str] | None = None) -> str:
-    """ACK (original mode): ``MSA-1`` ``AA`` / ``AE`` / ``AR``; ``error`` = (ERR-3 code, text, ERR-4 severity)."""
+def build_ack(
+    received: Header,
+    code: str,
+    *,
+    control_id: str,
+    error: tuple[str, str, str] | None = None,
+    location: str = "",
+    application_error: tuple[str, str] | None = None,
+) -> str:
+    """ACK (original mode): ``MSA-1`` ``AA`` / ``AE`` / ``AR``; ``error`` = (ERR-3 code of HL7 table 0357, text,
+    ERR-4 severity); ``location`` = ERR-2 (``PID^1^3``); ``application_error`` = ERR-5 (code, label) of the volet's
+    ``applicationErrorCondition`` table (900-905), as the volet's acknowledgement section describes ERR."""
     segments = [
         msh(
             received.receiving_app,
@@ -223,7 +233,10 @@ def build_ack(received: Header, code: str, *, control_id: str, error: tuple[str,
         f"MSA|{code}|{received.control_id}",
     ]
     if error is not None:
-        segments.append(f"ERR|||{error[0]}^{escape(error[1])}^HL70357|{error[2]}")
+        err = f"ERR||{location}|{error[0]}^{escape(error[1])}^HL70357|{error[2]}"
+        if application_error is not None:
+            err += f"|{application_error[0]}^{escape(application_error[1])}^applicationErrorCondition"
+        segments.append(err)
     return "\r".join(segments)
 
 

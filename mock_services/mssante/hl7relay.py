@@ -39,7 +39,7 @@ from lxml import etree
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields import hl7v2
-from harness.fields.identity import INS_OIDS, InsError, parse_ins
+from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins
 from harness.fields.testdata import MailboxType
 from harness.host.simulator import SimulatorContext
 from harness.validators import xdm as X
@@ -61,6 +61,11 @@ ORC_EVENTS = {
     "OC": "suppression",
 }
 MDM_EVENTS = {"T02": "initial", "T10": "remplacement", "T04": "suppression"}
+# volet v2.0: ORC-1 = SC and the request is read from OBX-11 of the document OBX (F initial, C correction, D deletion)
+V20_ORC = "SC"
+V20_EVENTS = {"F": "initial", "C": "remplacement", "D": "suppression"}
+# volet's applicationErrorCondition table (ERR-5): the identity error of a message whose identities disagree
+INS_MISMATCH = ("904", "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur")
 
 
 @dataclass
@@ -75,10 +80,79 @@ class Routed:
 
 
 class RelayRefusal(Exception):
-    def __init__(self, ack_code: str, err_code: str, message: str) -> None:
+    """A refused message: MSA-1 ``ack_code``, ERR-3 ``err_code`` (HL7 table 0357), ERR-2 ``location``, ERR-5
+    ``application_error`` (the volet's applicationErrorCondition code and label)."""
+
+    def __init__(
+        self,
+        ack_code: str,
+        err_code: str,
+        message: str,
+        *,
+        location: str = "",
+        application_error: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.ack_code = ack_code
         self.err_code = err_code
+        self.location = location
+        self.application_error = application_error
+
+
+@dataclass(frozen=True)
+class PidIdentity:
+    """The INS of PID-3 (a CX repetition whose assigning authority is an INS OID): parsed, or the error that
+    prevented it (``raw`` keeps the text as sent)."""
+
+    raw: str | None = None
+    ins: INS | None = None
+    error: InsError | None = None
+
+
+def pid_identity(message: hl7v2.Hl7Message) -> PidIdentity:
+    """PID-3 INS per the CI-SIS INS annex / IHE PAM France: ``value^^^ASIP-SANTE-INS-NIR&<OID>&ISO^INS``."""
+    pid = message.first("PID")
+    if pid is None:
+        return PidIdentity()
+    for cx in hl7v2.field_text(pid, 3).split("~"):
+        authority = hl7v2.component(cx, 4)
+        oid = authority.split("&")[1] if "&" in authority else ""
+        if oid in INS_OIDS:
+            raw = hl7v2.component(cx, 1)
+            try:
+                return PidIdentity(raw, parse_ins(raw, oid))
+            except InsError as exc:
+                return PidIdentity(raw, error=exc)
+    return PidIdentity()
+
+
+def check_identities(pid: PidIdentity, documents: list[tuple[bytes, Any]], details: dict[str, Any]) -> None:
+    """Every identity the message carries must agree: the INS of PID-3 is that of each CDA document
+    (``recordTarget/patientRole/id``, OID and matricule). Both are journaled; a mismatch is the volet's identity
+    error (AE, ERR-3 207, ERR-5 904)."""
+    cda = sorted({(h.ins.value, h.ins.oid) for _, h in documents if h.ins is not None})
+    details["pid_ins"] = pid.raw
+    details["cda_ins"] = [value for value, _ in cda]
+    if pid.error is not None:
+        raise RelayRefusal("AE", "102", f"INS de PID-3 invalide ({pid.raw}): {pid.error.message}", location="PID^1^3^1")
+    if len(cda) > 1:
+        raise RelayRefusal(
+            "AE",
+            "207",
+            f"les documents CDA du message portent plusieurs INS ({', '.join(v for v, _ in cda)}): un seul patient par message (904)",
+            location="OBX^1^5",
+            application_error=INS_MISMATCH,
+        )
+    if pid.ins is not None and cda and cda[0] != (pid.ins.value, pid.ins.oid):
+        value, oid = cda[0]
+        raise RelayRefusal(
+            "AE",
+            "207",
+            f"INS de PID-3 ({pid.ins.value}, OID {pid.ins.oid}) différent de l'INS du document CDA "
+            f"({value}, OID {oid}): aucun envoi (904)",
+            location="PID^1^3^1",
+            application_error=INS_MISMATCH,
+        )
 
 
 def _flag_value(fields: list[str]) -> tuple[str, str] | None:
@@ -219,6 +293,9 @@ class Hl7Relay:
         self.flow = flow
         self.ack_timeout = float(ctx.settings.get("hl7_ack_timeout", 5.0))
         self.max_frame = int(ctx.settings.get("hl7_max_frame", 32 * 1024 * 1024))
+        # volet « Transmission de documents CDA en HL7 v2 » v2.0 (ORC-1 SC, OBX-11 F/C/D): accepted as the relays of
+        # the field do; false answers « version 2.0 du volet non prise en charge, 2.1 attendue » (AR 203)
+        self.accept_v20 = bool(ctx.settings.get("hl7_volet_20", True))
         self._ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -352,7 +429,12 @@ class Hl7Relay:
     def _refuse(self, block: bytes, header: hl7v2.Header, details: dict[str, Any], exc: RelayRefusal) -> Routed:
         severity = "E"
         ack = hl7v2.build_ack(
-            header, exc.ack_code, control_id=self._control_id(), error=(exc.err_code, str(exc), severity)
+            header,
+            exc.ack_code,
+            control_id=self._control_id(),
+            error=(exc.err_code, str(exc), severity),
+            location=exc.location,
+            application_error=exc.application_error,
         )
         exchange = self.ctx.record(
             Exchange(
@@ -374,16 +456,10 @@ class Hl7Relay:
     def _route(self, message: hl7v2.Hl7Message, header: hl7v2.Header, block: bytes, details: dict[str, Any]) -> Routed:
         if message.message_type not in TYPES:
             raise RelayRefusal("AR", "200", f"type de message non pris en charge: {message.message_type}")
-        if message.message_type == "ORU^R01":
-            orc = message.first("ORC")
-            event = ORC_EVENTS.get(hl7v2.field_text(orc, 1) if orc is not None else "", "")
-        else:
-            event = MDM_EVENTS.get(header.trigger, "")
-        if not event:
-            raise RelayRefusal("AE", "103", "événement non reconnu (ORC-1 ou type MDM)")
+        event = self._event(message, header, details)
         details["event"] = event
-        person = self._patient(message)
-        details["person"] = person
+        pid = pid_identity(message)
+        person = pid.ins.value if pid.ins is not None else None
         flags: dict[str, str] = {}
         documents: list[tuple[bytes, Any]] = []
         bodies: dict[str, str] = {}
@@ -402,6 +478,8 @@ class Hl7Relay:
             elif data.lstrip().startswith(b"<"):
                 documents.append((data, read_cda_header(data, location=f"OBX-{fields[1]}")))
         details["flags"] = flags
+        check_identities(pid, documents, details)
+        details["person"] = person
         participations = self._participations(message)
         details["reply_to"] = participations["reply"]
         essms = participations["finess"] or (header.sending_facility if header.sending_facility.isdigit() else None)
@@ -486,18 +564,40 @@ class Hl7Relay:
                     )
         return routed
 
-    @staticmethod
-    def _patient(message: hl7v2.Hl7Message) -> str | None:
-        pid = message.first("PID")
-        if pid is None:
-            return None
-        for cx in hl7v2.field_text(pid, 3).split("~"):
-            authority = hl7v2.component(cx, 4)
-            oid = authority.split("&")[1] if "&" in authority else ""
-            if oid in INS_OIDS:
-                with contextlib.suppress(InsError):
-                    return parse_ins(hl7v2.component(cx, 1), oid).value
-        return None
+    def _event(self, message: hl7v2.Hl7Message, header: hl7v2.Header, details: dict[str, Any]) -> str:
+        """The request (initial / replacement / deletion): ORC-1 (volet v2.1), OBX-11 of the document when ORC-1 is
+        ``SC`` (volet v2.0, accepted unless ``hl7_volet_20`` is false), the trigger event for MDM."""
+        if message.message_type != "ORU^R01":
+            return MDM_EVENTS[header.trigger]  # TYPES admits T02 / T10 / T04 only
+        orc = message.first("ORC")
+        orc1 = hl7v2.field_text(orc, 1) if orc is not None else ""
+        if orc1 != V20_ORC:
+            if orc1 not in ORC_EVENTS:
+                raise RelayRefusal(
+                    "AE", "103", f"ORC-1 « {orc1} » non reconnu (NW, RO, RP, XO, CA, OC)", location="ORC^1^1"
+                )
+            details["volet"] = "2.1"
+            return ORC_EVENTS[orc1]
+        details["volet"] = "2.0"
+        if not self.accept_v20:
+            raise RelayRefusal(
+                "AR", "203", "version 2.0 du volet non prise en charge, 2.1 attendue", location="MSH^1^21"
+            )
+        statuses = {
+            hl7v2.field_text(obx, 11)
+            for obx in message.all("OBX")
+            if hl7v2.field_text(obx, 2) == "ED"
+            and not hl7v2.component(hl7v2.field_text(obx, 3), 1).startswith("CORPSMAIL")
+        }
+        events = {V20_EVENTS.get(status, "") for status in statuses}
+        if len(events) != 1 or "" in events:
+            raise RelayRefusal(
+                "AE",
+                "103",
+                f"volet 2.0 (ORC-1 SC): OBX-11 des documents {sorted(statuses) or 'absent'}, attendu F, C ou D",
+                location="OBX^1^11",
+            )
+        return events.pop()
 
     @staticmethod
     def _participations(message: hl7v2.Hl7Message) -> dict[str, Any]:
