@@ -22,3 +22,9 @@ Fonctionnalité: Transmission de documents par HL7 v2 à une plateforme d'intég
     Quand le DUI transmet le document "VSM" de la personne à la plateforme d'intégration en HL7 v2 (MDM^T02) pour "claire.bernard@ch-exemple.mssante.fr"
     Alors la plateforme d'intégration acquitte le message HL7 v2 (AA)
     Et le simulateur MSSanté remet le document à "claire.bernard@ch-exemple.mssante.fr"
+
+  @exigence:MSS-HL7-IDENTITE
+  Scénario: Le DUI identifie la personne par le même INS dans PID-3 et dans le document CDA
+    Quand le DUI transmet le document "DLU" de la personne à la plateforme d'intégration en HL7 v2 (ORU^R01) pour "jean.dupont@medecin.mssante.fr"
+    Alors le message HL7 v2 identifie la personne par le même INS dans PID-3 et dans le document CDA
+    Et le simulateur MSSanté remet le document à "jean.dupont@medecin.mssante.fr"

@@ -33,6 +33,7 @@ RECEPTION_902 = "Un document d'une personne non suivie par l'ESSMS est refusé a
 RECEPTION_904 = "Un document dont les traits d'identité ne correspondent pas à l'INS connu est refusé avec l'erreur 904"
 HL7_ORU = "Transmission d'un DLU en ORU^R01 vers un professionnel et la messagerie Mon espace santé, avec accusés ZAM"
 HL7_MDM = "Transmission d'un VSM en MDM^T02 (volet LPS) vers un professionnel"
+HL7_IDENTITE = "Le DUI identifie la personne par le même INS dans PID-3 et dans le document CDA"
 
 ALL = {
     ENVOI_PRO,
@@ -54,6 +55,7 @@ ALL = {
     RECEPTION_904,
     HL7_ORU,
     HL7_MDM,
+    HL7_IDENTITE,
 }
 
 # every scenario where the DUI sends a CDA document by SMTP, and every scenario where it receives one
@@ -74,7 +76,7 @@ RECEIVED_DOCUMENTS = {RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902, RECEPTION_90
 EXPECTED_FAILURES = {
     "entetes-mss-absents": SENT_DOCUMENTS,
     "codecda-errone": SENT_DOCUMENTS,
-    "oid-ins-errone": SENT_DOCUMENTS | {HL7_ORU, HL7_MDM},
+    "oid-ins-errone": SENT_DOCUMENTS | {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "xdm-sans-metadata": SENT_DOCUMENTS,
     "xdm-hash-faux": SENT_DOCUMENTS,
     "messagerie-patient-erronee": {ENVOI_PATIENT, COMPTAGE, COMPTAGE_PATIENT, ENVOI_FIN},
@@ -90,6 +92,8 @@ EXPECTED_FAILURES = {
     "message-non-marque-lu": {RECEPTION_MDN, RECEPTION_902},
     "hl7-zam-ignore": {HL7_ORU},
     "hl7-sans-destinataire-patient": {HL7_ORU},
+    "hl7-pid-autre-ins": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
+    "hl7-cle-ins-pid-erronee": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "annuaire-non-consulte": {ANNUAIRE},
 }
 

@@ -680,3 +680,17 @@ def zam_acknowledged(socle: ScenarioContext) -> None:
         raise AssertionError(
             f"accusés métier acquittés: {sorted(t for t in triggers if t) or 'aucun'}, attendu ZAM^Z02 et ZAM^Z03"
         )
+
+
+@then("le message HL7 v2 identifie la personne par le même INS dans PID-3 et dans le document CDA")
+@then("the HL7 v2 message identifies the person by the same INS in PID-3 and in the CDA document")
+def hl7_same_ins(socle: ScenarioContext) -> None:
+    """Every identity the message carries agrees (volet « Transmission de documents CDA en HL7 v2 », PID-3 per the
+    CI-SIS INS annex): the relay journals the INS of PID-3 and of each CDA document and refuses a mismatch (904)."""
+    wanted = socle.require_person().ins.value
+    for exchange in _hl7_documents(socle):
+        pid, cda = exchange.details.get("pid_ins"), exchange.details.get("cda_ins")
+        if exchange.outcome is Outcome.REJECTED:
+            raise AssertionError(f"message HL7 v2 refusé: {exchange.error_code} {exchange.error_message}")
+        if pid != wanted or cda != [wanted]:
+            raise AssertionError(f"INS de PID-3 {pid}, INS des documents CDA {cda}: attendu {wanted} partout")

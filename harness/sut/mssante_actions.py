@@ -66,6 +66,8 @@ MSSANTE_DEFECTS = (
     Defect(
         "hl7-sans-destinataire-patient", "oublie le drapeau DESTMSSANTEPAT quand la personne doit recevoir le document"
     ),
+    Defect("hl7-pid-autre-ins", "met dans PID-3 l'INS d'une autre personne (dossiers mal rapprochés)"),
+    Defect("hl7-cle-ins-pid-erronee", "calcule mal la clé de l'INS qu'il met dans PID-3"),
     Defect("annuaire-non-consulte", "ne consulte pas l'annuaire et propose une adresse devinée"),
 )
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import socket
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from harness.fields import hl7v2
+from harness.fields.identity import INS, compute_key
 from harness.sut.base import ActionResult, ActionStatus, MssanteRelay
 from harness.sut.documents import author_id, build_cda
 from harness.validators.cda import DOCUMENT_TYPES, LOINC
@@ -75,7 +77,7 @@ def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id
     if mdm:
         segments.append(f"EVN||{hl7v2.timestamp()}")
     segments += [
-        f"PID|||{person.ins.to_hl7v2_cx()}||{hl7v2.escape(person.family.upper())}^{hl7v2.escape(person.given)}^^^^^L||"
+        f"PID|||{_pid_cx(dui, person.ins)}||{hl7v2.escape(person.family.upper())}^{hl7v2.escape(person.given)}^^^^^L||"
         f"{person.birth_date:%Y%m%d}|{person.sex}",
         "PV1|1|N",
     ]
@@ -98,6 +100,18 @@ def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id
             number += 1
             segments.append(FLAG.format(n=number, code=name, label=hl7v2.escape(FLAG_LABELS[name]), value=value))
     return "\r".join(segments)
+
+
+def _pid_cx(dui: MssanteActions, ins: INS) -> str:
+    """PID-3: the person's INS (CI-SIS INS annex), or what the faulty DUI puts there instead."""
+    if dui.has("hl7-pid-autre-ins"):  # a record merged with another person's: a valid INS, not this person's
+        order = f"{int(ins.number[10:]) % 999 + 1:03d}"
+        number = ins.number[:10] + order
+        return replace(ins, number=number, key=compute_key(number)).to_hl7v2_cx()
+    if dui.has("hl7-cle-ins-pid-erronee"):  # the key recomputed wrongly
+        wrong = f"{int(ins.key) % 97 + 1:02d}"
+        return ins.to_hl7v2_cx().replace(ins.value, ins.number + wrong, 1)
+    return ins.to_hl7v2_cx()
 
 
 def _ack(zam: hl7v2.Hl7Message) -> str:
