@@ -273,16 +273,38 @@ def test_ehlo_before_starttls_offers_starttls_and_default_size(env: SocleEnviron
     guard.check(added=0)
 
 
+def command_refusals(guard: JournalGuard) -> list[tuple[str, str, str, str, str]]:
+    """The ``smtp.command`` refusals of a case: (command, reply, error_code, error_message, peer host)."""
+    found = guard.new()
+    assert {(e.operation, e.outcome) for e in found} <= {
+        ("smtp.command", Outcome.REJECTED),
+        ("smtp.auth", Outcome.REJECTED),
+    }
+    return [
+        (e.details["command"], e.details["reply"], e.error_code, e.error_message, e.details["peer"].rpartition(":")[0])
+        for e in found
+        if e.operation == "smtp.command"
+    ]
+
+
 def test_mail_before_starttls(env: SocleEnvironment) -> None:
+    """RFC 3207 §4: 530 before STARTTLS, and the journal shows the DUI trying to work in clear (peer, command, reply)."""
     guard = JournalGuard(env)
     smtp = connect(env, tls=False)
     try:
-        assert smtp.mail(SENDER)[0] == 530
+        assert smtp.mail(SENDER) == (530, b"5.7.0 Must issue a STARTTLS command first")
         assert smtp.rcpt(DOCTOR)[0] == 530
         assert smtp.docmd("DATA")[0] == 530
     finally:
         close(smtp)
-    guard.check(added=0)
+    host = endpoint(env)[0]
+    reply = "530 5.7.0 Must issue a STARTTLS command first"
+    assert command_refusals(guard) == [
+        (command, reply, "530 5.7.0", f"{command} avant STARTTLS (RFC 3207 §4)", host)
+        for command in ("MAIL", "RCPT", "DATA")
+    ]
+    assert {e.details["tls"] for e in guard.new()} == {False}
+    guard.check(added=3)
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
@@ -297,7 +319,12 @@ def test_auth_before_starttls(env: SocleEnvironment, mechanism: str) -> None:
             smtp.login(SENDER, PASSWORD)
     finally:
         close(smtp)
-    guard.check(added=0)
+    reply = "530 5.7.0 Must issue a STARTTLS command first"
+    assert command_refusals(guard) == [
+        ("AUTH", reply, "530 5.7.0", "AUTH avant STARTTLS (RFC 3207 §4)", endpoint(env)[0])
+    ]
+    assert PASSWORD not in json.dumps([e.summary() for e in guard.new()])
+    guard.check(added=1)
 
 
 def test_mail_without_auth_after_starttls(env: SocleEnvironment) -> None:
@@ -305,10 +332,14 @@ def test_mail_without_auth_after_starttls(env: SocleEnvironment) -> None:
     smtp = connect(env, user=None)
     try:
         code, text = smtp.mail(SENDER)
-        assert (code, text[:5]) == (530, b"5.7.0")
+        assert (code, text) == (530, b"5.7.0 Authentication required")
     finally:
         close(smtp)
-    guard.check(added=0)
+    assert command_refusals(guard) == [
+        ("MAIL", "530 5.7.0 Authentication required", "530 5.7.0", "MAIL avant AUTH (RFC 4954 §6)", endpoint(env)[0])
+    ]
+    assert [e.details["tls"] for e in guard.new()] == [True]
+    guard.check(added=1)
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
@@ -325,13 +356,15 @@ def test_wrong_password(env: SocleEnvironment, mechanism: str) -> None:
         assert smtp.mail(SENDER)[0] == 530  # still not authenticated
     finally:
         close(smtp)
-    (auth,) = guard.new()
+    auth, mail = guard.new()
+    assert (mail.operation, mail.error_code, mail.details["command"]) == ("smtp.command", "530 5.7.0", "MAIL")
+    assert auth.details == {"mechanism": mechanism}
     assert (auth.operation, auth.outcome, auth.error_code) == ("smtp.auth", Outcome.REJECTED, "535 5.7.8")
     assert auth.actor == SENDER
     assert auth.essms == "990000016"
     assert auth.run_id == env.run_id
     assert "not-the-password" not in json.dumps(auth.summary())
-    guard.check(added=1)
+    guard.check(added=2)
 
 
 def test_unknown_login(env: SocleEnvironment) -> None:
@@ -480,40 +513,54 @@ def test_malformed_mime(env: SocleEnvironment, mangle: Callable[[bytes], bytes])
 
 
 @pytest.mark.parametrize(
-    "mangle",
+    ("mangle", "header"),
     [
-        pytest.param(lambda d: b"X-Garbage: \xff\xfe\xc0\xaf\x80 \x01\x7f end\r\n" + d, id="extra-header"),
+        pytest.param(lambda d: b"X-Garbage: \xff\xfe\xc0\xaf\x80 \x01\x7f end\r\n" + d, "X-Garbage", id="extra-header"),
         pytest.param(
-            lambda d: d.replace(b"Subject: XDM/1.0/DDM+", b"Subject: XDM/1.0/DDM+\xff\xfe\xe9\xc3("), id="subject"
+            lambda d: d.replace(b"Subject: XDM/1.0/DDM+", b"Subject: XDM/1.0/DDM+\xff\xfe\xe9\xc3("),
+            "Subject",
+            id="subject",
         ),
-        pytest.param(lambda d: d.replace(b"From: EHPAD", b"From: \xff\xfe\x80 EHPAD"), id="from"),
+        pytest.param(lambda d: d.replace(b"From: EHPAD", b"From: \xff\xfe\x80 EHPAD"), "From", id="from"),
         pytest.param(
             lambda d: d.replace(b"Message-ID: <", b"Message-ID: <\xff\xfe", 1).replace(
                 b"Message-ID:\r\n <", b"Message-ID:\r\n <\xff\xfe", 1
             ),
+            "Message-ID",
             id="message-id",
         ),
-        pytest.param(lambda d: b"X-\xff\xfe\x80: v\r\n" + d, id="header-name"),
-        pytest.param(lambda d: d.replace(b'filename="IHE_XDM.ZIP"', b'filename="IHE_\xff\xfe.ZIP"'), id="filename"),
+        # not a header field at all: the header section ends before it (From, Date... then missing)
+        pytest.param(lambda d: b"X-\xff\xfe\x80: v\r\n" + d, None, id="header-name"),
+        pytest.param(
+            lambda d: d.replace(b'filename="IHE_XDM.ZIP"', b'filename="IHE_\xff\xfe.ZIP"'),
+            "Content-Disposition",
+            id="filename",
+        ),
         pytest.param(
             lambda d: d.replace(b"Content-Type: multipart/mixed", b"Content-Type: multipart/\xff\xfe", 1),
+            "Content-Type",
             id="content-type",
         ),
     ],
 )
-def test_8bit_garbage_in_headers(env: SocleEnvironment, mangle: Callable[[bytes], bytes]) -> None:
+def test_8bit_garbage_in_headers(env: SocleEnvironment, mangle: Callable[[bytes], bytes], header: str | None) -> None:
+    """Raw 8-bit header bytes without SMTPUTF8 (RFC 5322 §2.2, RFC 6532 §3): a clean, journaled 554 naming the field,
+    not a "500 Error: (SomeException)"."""
     guard = JournalGuard(env)
     good = good_bytes(env)
     data = mangle(good)
     assert data != good and b"\xff\xfe" in data
-    reply = submit(env, data)
-    assert reply.stage == "DATA"
-    assert reply.code in (250, 554), reply  # a clean verdict, not a "500 Error: (SomeException)"
-    (exchange,) = guard.new()
-    assert exchange.operation == "smtp.submit"
-    assert exchange.outcome is (Outcome.ACCEPTED if reply.code == 250 else Outcome.REJECTED)
-    assert exchange.digest is not None and env.journal.payload(exchange.digest) == data
-    json.dumps(exchange.summary())  # the recorded details are serialisable
+    refusal = _refused_554(env, guard, data)
+    eight_bit = [f["message"] for f in refusal.details["findings"] if f["code"] == "MIME-8BIT-HEADER"]
+    if header is None:
+        assert eight_bit == [] and refusal.error_message.startswith("RFC5322-HEADER: ")
+    else:
+        assert eight_bit == [
+            f"octets 8 bits bruts dans l'en-tête {header} sans SMTPUTF8 (RFC 5322 §2.2, RFC 6532 §3): "
+            "encodage RFC 2047 attendu"
+        ]
+        assert refusal.error_message.startswith("MIME-8BIT-HEADER: ")
+    json.dumps(refusal.summary())  # the recorded details are serialisable
     guard.check(added=1)
 
 
@@ -689,9 +736,28 @@ def test_oversized_message_without_size(small_env: SocleEnvironment) -> None:
     reply = submit(small_env, data)
     assert (reply.stage, reply.code) == ("DATA", 552)
     (refusal,) = guard.new()  # a refused message is journaled like any other refusal
-    assert (refusal.operation, refusal.outcome) == ("smtp.submit", Outcome.REJECTED)
-    assert refusal.error_code is not None and refusal.error_code.startswith("552")
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "552 5.3.4")
+    assert refusal.error_message == "message trop volumineux (limite 1000000 octets)"
     assert refusal.details["from"] == SENDER
+    assert refusal.details["recipients"] == [{"address": DOCTOR}]
+    guard.check(added=1)
+
+
+def test_one_line_longer_than_the_size_limit(small_env: SocleEnvironment) -> None:
+    """A single line over the message limit: aiosmtpd stops reading it; still a journaled 552 5.3.4."""
+    guard = JournalGuard(small_env)
+    client = RawClient(small_env)
+    try:
+        assert client.command(f"MAIL FROM:<{SENDER}>".encode())[0] == 250
+        assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
+        assert client.command(b"DATA")[0] == 354
+        client.sock.sendall(b"Subject: x\r\n\r\n" + b"A" * 1_200_000 + b"\r\n.\r\n")
+        assert client.reply() == (552, b"5.3.4 message trop volumineux (limite 1000000 octets)")
+        assert client.command(b"NOOP")[0] == 250
+    finally:
+        client.close()
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.error_code) == ("smtp.submit", "552 5.3.4")
     guard.check(added=1)
 
 
@@ -743,13 +809,30 @@ def test_raw_data_with_bare_lf_and_nul(env: SocleEnvironment) -> None:
         assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
         assert client.command(b"DATA")[0] == 354
         client.sock.sendall(head + b"\r\n\r\n" + body + b".\r\n")
-        code, _ = client.reply()
-        assert code in (250, 554)
+        assert client.reply() == (500, b"5.5.2 LF seul, CRLF attendu (RFC 5321 2.3.8)")
         assert client.command(b"NOOP")[0] == 250
     finally:
         client.close()
     (exchange,) = guard.new()
-    assert exchange.outcome is (Outcome.ACCEPTED if code == 250 else Outcome.REJECTED)
+    assert (exchange.operation, exchange.outcome, exchange.error_code) == ("smtp.submit", Outcome.REJECTED, "500 5.5.2")
+    assert exchange.error_message == "LF seul, CRLF attendu (RFC 5321 §2.3.8)"
+    assert env.journal.payload(exchange.digest) == head + b"\r\n\r\n" + body
+    guard.check(added=1)
+
+
+def test_raw_data_with_a_bare_cr(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    client = RawClient(env)
+    try:
+        assert client.command(f"MAIL FROM:<{SENDER}>".encode())[0] == 250
+        assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
+        assert client.command(b"DATA")[0] == 354
+        client.sock.sendall(b"Subject: x\rBcc: y\r\n\r\nbody\r\n.\r\n")
+        assert client.reply() == (500, b"5.5.2 CR seul, CRLF attendu (RFC 5321 2.3.8)")
+    finally:
+        client.close()
+    (refusal,) = guard.new()
+    assert (refusal.error_code, refusal.error_message) == ("500 5.5.2", "CR seul, CRLF attendu (RFC 5321 §2.3.8)")
     guard.check(added=1)
 
 
@@ -761,13 +844,24 @@ def test_raw_data_line_too_long(env: SocleEnvironment) -> None:
         assert client.command(f"RCPT TO:<{DOCTOR}>".encode())[0] == 250
         assert client.command(b"DATA")[0] == 354
         client.sock.sendall(b"Subject: x\r\n\r\n" + b"A" * 5000 + b"\r\n.\r\n")
-        assert client.reply()[0] == 500  # RFC 5321 §4.5.3.1.6: 1000 octets per line
+        # RFC 5321 §4.5.3.1.6: 1000 octets per line
+        assert client.reply() == (500, b"5.5.2 ligne 3 de 5002 octets, 1000 au plus (RFC 5321 4.5.3.1.6)")
         assert client.command(b"NOOP")[0] == 250
     finally:
         client.close()
     (refusal,) = guard.new()
-    assert (refusal.operation, refusal.outcome) == ("smtp.submit", Outcome.REJECTED)
-    assert refusal.error_code is not None and refusal.error_code.startswith("500")
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "500 5.5.2")
+    assert refusal.error_message == "ligne 3 de 5002 octets, 1000 au plus (RFC 5321 §4.5.3.1.6)"
+    guard.check(added=1)
+
+
+def test_a_line_of_exactly_1000_octets_is_accepted(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    msg = message(env)
+    msg.add_attachment(b"x", maintype="application", subtype="octet-stream", filename="a.bin")
+    data = to_bytes(msg).replace(b"\r\n\r\n", b"\r\nX-Long: " + b"a" * (998 - len("X-Long: ")) + b"\r\n\r\n", 1)
+    assert max(len(line) for line in data.split(b"\r\n")) == 998
+    assert submit(env, data).code == 250
     guard.check(added=1)
 
 
@@ -831,4 +925,96 @@ def test_internal_validator_error_is_a_journaled_451(env: SocleEnvironment, monk
     (refusal,) = guard.new()
     assert refusal.outcome is Outcome.REJECTED and refusal.error_code == "451 4.3.0"
     assert "validator exploded" in refusal.details["internal_error"]
+    guard.check(added=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# content rules of issue 14 (items 5-7)
+
+
+def test_missing_message_id_is_added_with_a_warning(env: SocleEnvironment) -> None:
+    """RFC 6409 §8.3: the submission server may add Message-ID (RFC 5322 §3.6.4 makes it a SHOULD)."""
+    sim = env.host.simulators["mssante"]
+    guard = JournalGuard(env)
+    msg = message(env)
+    del msg["Message-ID"]
+    data = to_bytes(msg)
+    assert b"Message-ID" not in data
+    reply = submit(env, data)
+    assert reply.code == 250
+    (accepted,) = guard.new()
+    assert env.journal.payload(accepted.digest) == data  # what the DUI sent, unchanged
+    added = accepted.details["message_id"]
+    assert re.fullmatch(r"<[^@>]+@smtp\.mssante\.test>", added)
+    assert accepted.details["message_id_added"] is True
+    warnings = [f for f in accepted.details["findings"] if f["code"] == "RFC5322-MESSAGE-ID"]
+    assert warnings == [
+        {
+            "code": "RFC5322-MESSAGE-ID",
+            "message": "en-tête Message-ID absent (RFC 5322 §3.6.4, recommandé): ajouté par le serveur de soumission "
+            "(RFC 6409 §8.3)",
+            "severity": "warning",
+            "location": "",
+        }
+    ]
+    (copy,) = [m for m in sim.store.messages(DOCTOR) if m.exchange_id == accepted.id]  # type: ignore[attr-defined]
+    assert copy.message_id == added
+    guard.check(added=1)
+
+
+def test_a_message_with_its_message_id_is_not_amended(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    msg = message(env)
+    assert submit(env, to_bytes(msg)).code == 250
+    (accepted,) = guard.new()
+    assert "message_id_added" not in accepted.details
+    assert "RFC5322-MESSAGE-ID" not in finding_codes(accepted)
+    guard.check(added=1)
+
+
+def _xdm_typed(env: SocleEnvironment, content_type: str) -> bytes:
+    msg = message(env)
+    for part in msg.iter_attachments():
+        if (part.get_filename() or "").upper() == "IHE_XDM.ZIP":
+            part.set_type(content_type)
+    return to_bytes(msg)
+
+
+def test_xdm_attachment_as_text_plain_is_refused(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    refusal = _refused_554(env, guard, _xdm_typed(env, "text/plain"))
+    expected = (
+        "pièce jointe IHE_XDM.ZIP de type text/plain: application/zip attendu (IHE XDM ITI-32, ZIP par courriel; "
+        "volet ANS « Traitement d'un courriel MSSanté par une PFI »)"
+    )
+    assert refusal.error_message == f"MSS-XDM-CONTENT-TYPE: {expected}"
+    assert [f for f in refusal.details["findings"] if f["code"] == "MSS-XDM-CONTENT-TYPE"] == [
+        {"code": "MSS-XDM-CONTENT-TYPE", "message": expected, "severity": "error", "location": ""}
+    ]
+    guard.check(added=1)
+
+
+def test_xdm_attachment_as_octet_stream_is_a_warning(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    assert submit(env, _xdm_typed(env, "application/octet-stream")).code == 250
+    (accepted,) = guard.new()
+    found = [f for f in accepted.details["findings"] if f["code"] == "MSS-XDM-CONTENT-TYPE"]
+    assert [(f["severity"], f["message"].split(":")[0]) for f in found] == [
+        ("warning", "pièce jointe IHE_XDM.ZIP de type application/octet-stream")
+    ]
+    guard.check(added=1)
+
+
+def test_raw_8bit_subject_without_smtputf8_is_refused(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    data = good_bytes(env).replace(b"Subject: XDM/1.0/DDM+", "Subject: XDM/1.0/DDM+Résumé ".encode(), 1)
+    refusal = _refused_554(env, guard, data)
+    expected = (
+        "octets 8 bits bruts dans l'en-tête Subject sans SMTPUTF8 (RFC 5322 §2.2, RFC 6532 §3): "
+        "encodage RFC 2047 attendu"
+    )
+    assert refusal.error_message == f"MIME-8BIT-HEADER: {expected}"
+    assert [f for f in refusal.details["findings"] if f["code"] == "MIME-8BIT-HEADER"] == [
+        {"code": "MIME-8BIT-HEADER", "message": expected, "severity": "error", "location": ""}
+    ]
     guard.check(added=1)

@@ -8,7 +8,13 @@ Rules followed (see ``docs/specs/mssante.md`` for sources):
   message, Subject ``XDM/1.0/DDM+...``;
 - ANS volet "Transmission d'un document CDA-R2 en HL7v2", mapping MSSanté: ``X-MSS-MES: FIN`` only towards a
   person's Mon espace santé mailbox;
-- IHE XDM (ITI-32) for the archive (:mod:`harness.validators.xdm`).
+- IHE XDM (ITI-32) for the archive (:mod:`harness.validators.xdm`); the archive part is ``application/zip`` (ZIP
+  over e-mail: DICOM PS3.11 annex L / PS3.12 annex W that ITI-32 references; the ANS volet « Traitement d'un
+  courriel MSSanté par une PFI » shows ``Content-Type: application/zip; name="IHE_XDM.zip"``);
+- RFC 5322 §2.2 header fields are US-ASCII: raw 8-bit bytes need the SMTPUTF8 extension (RFC 6531 §3.2,
+  RFC 6532 §3), which the submission server does not offer — an ERROR, RFC 2047 encoded-words are expected;
+- Message-ID (RFC 5322 §3.6.4, a SHOULD): when absent the submission server adds it (RFC 6409 §8.3), so the
+  validator reports a WARNING and :attr:`MessageReport.message_id_missing`.
 
 Findings of severity ERROR are what the harness refuses in strict mode; WARNINGs are recorded only (the rules
 known only second-hand are warnings).
@@ -31,6 +37,9 @@ from harness.validators.xdm import XdmLimits, XdmReport, validate_xdm
 PATIENT_DOMAIN = "patient.mssante.fr"
 XDM_NAME = "IHE_XDM.ZIP"
 SUBJECT_PREFIX = "XDM/1.0/DDM+"
+ZIP_TYPE = "application/zip"
+# labels some mail clients give a ZIP: still a binary archive, but not the registered type
+_ZIP_ALIASES = frozenset({"application/x-zip-compressed", "application/x-zip", "application/octet-stream"})
 
 # Defects that make the MIME structure unusable (the other defects are reported as warnings).
 _FATAL_DEFECTS = {
@@ -53,6 +62,7 @@ class MessageReport:
     xdm: XdmReport | None = None
     cda: list[CdaHeader] = field(default_factory=list)
     person: INS | None = None  # the one person the message concerns, when known
+    message_id_missing: bool = False  # no Message-ID field: the submission server adds one (RFC 6409 §8.3)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +116,28 @@ def header_value(msg: Message, name: str) -> str | None:
     return " ".join(text.split())
 
 
+def _raw_8bit_headers(parts: list[Message]) -> list[Finding]:
+    """One ERROR per header field (of any MIME part) carrying raw 8-bit bytes: the ``compat32`` parser keeps them
+    as surrogate escapes (U+DC80-U+DCFF)."""
+    found: list[Finding] = []
+    seen: set[str] = set()
+    for part in parts:
+        for name, value in part.raw_items():  # unprocessed: compat32 would wrap 8-bit values in Header
+            if any("\udc80" <= ch <= "\udcff" for ch in f"{name}{value}"):
+                shown = str(name).encode("ascii", "surrogateescape").decode("ascii", "backslashreplace")
+                if shown in seen:
+                    continue
+                seen.add(shown)
+                found.append(
+                    Finding(
+                        "MIME-8BIT-HEADER",
+                        f"octets 8 bits bruts dans l'en-tête {shown} sans SMTPUTF8 (RFC 5322 §2.2, RFC 6532 §3): "
+                        "encodage RFC 2047 attendu",
+                    )
+                )
+    return found
+
+
 def _defects(msg: Message) -> list[MessageDefect]:
     found: list[MessageDefect] = []
     for part in msg.walk():
@@ -114,9 +146,10 @@ def _defects(msg: Message) -> list[MessageDefect]:
 
 
 def validate_message(
-    data: bytes, *, recipients: list[str] | None = None, limits: XdmLimits = XdmLimits()
+    data: bytes, *, recipients: list[str] | None = None, limits: XdmLimits = XdmLimits(), smtputf8: bool = False
 ) -> MessageReport:
-    """Validate one MSSanté message (the DATA of an SMTP transaction) sent to ``recipients``."""
+    """Validate one MSSanté message (the DATA of an SMTP transaction) sent to ``recipients``; ``smtputf8`` tells
+    whether the transaction used the SMTPUTF8 extension (RFC 6531), which allows UTF-8 header fields."""
     report = MessageReport()
     f = report.findings
     try:
@@ -145,8 +178,20 @@ def validate_message(
         f.append(Finding("MIME-HEADER", f"en-tête illisible: {exc}"))
         return report
     for name, values in header_values.items():
-        if len(values) != 1:
+        if name == "Message-ID" and not values:
+            report.message_id_missing = True
+            f.append(
+                Finding(
+                    "RFC5322-MESSAGE-ID",
+                    "en-tête Message-ID absent (RFC 5322 §3.6.4, recommandé): ajouté par le serveur de soumission "
+                    "(RFC 6409 §8.3)",
+                    Severity.WARNING,
+                )
+            )
+        elif len(values) != 1:
             f.append(Finding("RFC5322-HEADER", f"en-tête {name} absent ou multiple (RFC 5322 §3.6)"))
+    if not smtputf8:
+        f.extend(_raw_8bit_headers(parts))
 
     xdm_parts = []
     pdf_count = 0
@@ -163,6 +208,17 @@ def validate_message(
 
     if len(xdm_parts) > 1:
         f.append(Finding("MSS-XDM-MULTIPLE", "plusieurs pièces jointes IHE_XDM.ZIP (une seule attendue)"))
+    if xdm_parts:
+        content_type = xdm_parts[0].get_content_type()
+        if content_type != ZIP_TYPE:
+            f.append(
+                Finding(
+                    "MSS-XDM-CONTENT-TYPE",
+                    f"pièce jointe IHE_XDM.ZIP de type {content_type}: {ZIP_TYPE} attendu (IHE XDM ITI-32, ZIP par "
+                    "courriel; volet ANS « Traitement d'un courriel MSSanté par une PFI »)",
+                    Severity.WARNING if content_type in _ZIP_ALIASES else Severity.ERROR,
+                )
+            )
     cda_codes: list[str] = []
     if xdm_parts:
         try:

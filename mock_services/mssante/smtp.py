@@ -1,38 +1,56 @@
 """MSSanté SMTP submission (message submission port, RFC 6409) as an operator's server presents it to a DUI.
 
 Behaviour:
-- STARTTLS is mandatory before anything else (RFC 3207; 530 5.7.0), then AUTH PLAIN/LOGIN (RFC 4954; 535 5.7.8
-  on bad credentials) against the MSSanté test directory;
+- STARTTLS is mandatory before anything else (RFC 3207 §4; 530 5.7.0), then AUTH (RFC 4954; PLAIN / LOGIN /
+  EXTERNAL / XOAUTH2, :mod:`.smtp_auth`; 535 5.7.8 on bad credentials) against the MSSanté test directory;
+  MAIL / RCPT / DATA before AUTH get 530 5.7.0 (RFC 4954 §6);
 - the envelope sender must be the authenticated mailbox, or a mailbox of the same establishment when the login
   is the DUI's applicative mailbox (BAL APP sending for the BAL ORG) — 550 5.7.1 otherwise;
 - every recipient must exist in the directory (professional, organisation, applicative, practice mailboxes and
   the persons' Mon espace santé mailboxes ``<INS>@patient.mssante.fr``) — 550 5.1.1 otherwise (RFC 3463);
-- DATA is validated by :func:`harness.validators.mssante_message.validate_message`; in strict mode (default)
-  an ERROR finding refuses the message with 554 5.6.0 and the finding's code.
-Every acceptance and refusal is committed to the journal *before* the reply is sent.
+- DATA: CR and LF only as CRLF (RFC 5321 §2.3.8) and lines of at most 1000 octets (§4.5.3.1.6) — 500 5.5.2;
+  the size limit (RFC 1870) — 552 5.3.4; then the content is validated by
+  :func:`harness.validators.mssante_message.validate_message`; in strict mode (default) an ERROR finding refuses the
+  message with 554 5.6.0 and the finding's code. A message without Message-ID gets one from the server, which
+  RFC 6409 §8.3 allows (RFC 5322 §3.6.4 makes it a SHOULD), with a warning finding.
+Every acceptance and refusal — including the 530 of a DUI trying to work before STARTTLS or AUTH — is committed
+to the journal *before* the reply is sent.
+
+aiosmtpd is used through its documented seams only (1.4, ``docs/smtp.rst`` "Subclassing", ``docs/handlers.rst``,
+``docs/auth.rst``): handler hooks, AUTH mechanism hooks, ``smtp_<COMMAND>`` overrides, ``push`` and the
+``Session`` / ``Envelope`` attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import re
 import ssl
 import unicodedata
 from dataclasses import dataclass
+from email.utils import make_msgid
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields.identity_status import unqualified_ins_finding
-from harness.fields.testdata import Mailbox, MailboxType
 from harness.host.simulator import SimulatorContext
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
+from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
+from mock_services.mssante.smtp_auth import AuthMechanisms, PasswordAuthenticator, refusing_context
 
 SUBMIT = "smtp.submit"
+COMMAND = "smtp.command"  # a command refused by the session rules (530 before STARTTLS / AUTH)
 NULL_SENDER = "<>"  # the null reverse-path of MAIL FROM:<>
+AUTH_LINE = 12288  # RFC 4954 §4: an AUTH line with an initial response (a PSC bearer token) may reach 12288 octets
+MAX_LINE = 998  # RFC 5321 §4.5.3.1.6: 1000 octets with the CRLF
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
 
 
 class _DropLoginDataNotice(logging.Filter):
@@ -56,6 +74,18 @@ def ascii_reply(text: str) -> str:
     )
 
 
+def wire_problem(data: bytes) -> str | None:
+    """The first RFC 5321 rule the DATA bytes break (after dot-unstuffing), in French; ``None`` if none."""
+    if _BARE_LF.search(data):
+        return "LF seul, CRLF attendu (RFC 5321 §2.3.8)"
+    if _BARE_CR.search(data):
+        return "CR seul, CRLF attendu (RFC 5321 §2.3.8)"
+    for number, line in enumerate(data.split(b"\r\n"), start=1):
+        if len(line) > MAX_LINE:
+            return f"ligne {number} de {len(line) + 2} octets, 1000 au plus (RFC 5321 §4.5.3.1.6)"
+    return None
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     strict: bool = True
@@ -68,61 +98,9 @@ class SmtpSettings:
         return cls(**known)
 
 
-class MailboxDirectory:
-    """Read-only view of the MSSanté test directory for one run."""
-
-    def __init__(self, ctx: SimulatorContext) -> None:
-        self._by_address = {m.address.casefold(): m for m in ctx.testdata.mailboxes}
-
-    def get(self, address: str) -> Mailbox | None:
-        return self._by_address.get(address.strip().strip("<>").casefold())
-
-    def may_send_as(self, login: str, sender: str) -> bool:
-        user, mailbox = self.get(login), self.get(sender)
-        if user is None or mailbox is None:
-            return False
-        if user.address.casefold() == mailbox.address.casefold():
-            return True
-        return user.type is MailboxType.APP and user.finess is not None and user.finess == mailbox.finess
-
-
-class Authenticator:
-    """aiosmtpd authenticator checking AUTH PLAIN / LOGIN against the directory's test passwords."""
-
-    def __init__(self, ctx: SimulatorContext, directory: MailboxDirectory) -> None:
-        self.ctx = ctx
-        self.directory = directory
-
-    def __call__(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        if not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        login = auth_data.login.decode("utf-8", "replace")
-        mailbox = self.directory.get(login)
-        if (
-            mailbox is not None
-            and mailbox.password is not None
-            and auth_data.password.decode("utf-8", "replace") == mailbox.password
-        ):
-            return AuthResult(success=True, auth_data=mailbox.address)
-        self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation="smtp.auth",
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=login[:200],
-                error_code="535 5.7.8",
-                error_message="identifiant ou mot de passe MSSanté invalide",
-                essms=mailbox.finess if mailbox else None,
-            )
-        )
-        return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
-
-
-class SubmissionHandler:
-    """aiosmtpd handler: envelope checks, DATA validation, journal, replies."""
+class SubmissionHandler(AuthMechanisms):
+    """aiosmtpd handler: envelope checks, DATA validation, journal, replies; AUTH EXTERNAL / XOAUTH2 hooks
+    (:class:`~mock_services.mssante.smtp_auth.AuthMechanisms`)."""
 
     def __init__(
         self, ctx: SimulatorContext, directory: MailboxDirectory, settings: SmtpSettings, flow: MailFlow | None = None
@@ -154,6 +132,42 @@ class SubmissionHandler:
             )
         )
         return ascii_reply(f"{code} {message}")
+
+    def refuse_command(self, session: Session, command: str, reply: str, reason: str) -> str:
+        """Journal a command refused by the session rules (``smtp.command``: peer, command, reply); returns the reply."""
+        peer = session.peer
+        self.ctx.record(
+            Exchange(
+                service=self.ctx.name,
+                operation=COMMAND,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=str(session.auth_data) if session.auth_data else None,
+                error_code=reply[:9],
+                error_message=reason,
+                details={
+                    "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer),
+                    "command": command,
+                    "reply": reply,
+                    "tls": session.ssl is not None,
+                    "authenticated": bool(session.authenticated),
+                },
+            )
+        )
+        return reply
+
+    def refuse_oversize(self, session: Session, envelope: Envelope, limit: int) -> str:
+        """Journal a DATA that aiosmtpd stopped reading at the size limit (RFC 1870); returns the 552 reply."""
+        return self._reject(
+            code="552 5.3.4",
+            message=f"message trop volumineux (limite {limit} octets)",
+            actor=str(session.auth_data or ""),
+            details={
+                "stage": "data",
+                "from": envelope.mail_from,
+                "recipients": [{"address": r} for r in envelope.rcpt_tos],
+            },
+        )
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -236,6 +250,11 @@ class SubmissionHandler:
             code = str(fault.params.get("code", "554 5.6.0"))
             text = str(fault.params.get("message", "Message refuse (panne simulee)"))
             return self._reject(code=code, message=text, actor=login, details={**details, "fault": True}, payload=data)
+        problem = wire_problem(data)
+        if problem is not None:
+            return self._reject(
+                code="500 5.5.2", message=problem, actor=login, details={**details, "stage": "data"}, payload=data
+            )
         if self.flow is not None and looks_like_mdn(data):  # a read receipt (RFC 8098): judged as such
             sender = None if envelope.mail_from == NULL_SENDER else envelope.mail_from
             return self.flow.receive_mdn(login, sender, list(envelope.rcpt_tos), data)[1]
@@ -247,9 +266,15 @@ class SubmissionHandler:
                 payload=data,
                 message="expediteur vide (MAIL FROM:<>) reserve aux accuses de lecture (RFC 8098)",
             )
-        report = validate_message(data, recipients=list(envelope.rcpt_tos), limits=self.limits)
+        report = validate_message(
+            data, recipients=list(envelope.rcpt_tos), limits=self.limits, smtputf8=envelope.smtp_utf8
+        )
+        message_id = report.message_id
+        if report.message_id_missing:  # RFC 6409 §8.3: the submission server may add it
+            message_id = make_msgid(domain=self.settings.hostname)
+            details["message_id_added"] = True
         details.update(
-            message_id=report.message_id,
+            message_id=message_id,
             subject=report.subject,
             attachments=report.attachments,
             # templateIds tell a CDA R2 level 1 (IHE XDS-SD) from a structured one (observe-only mode matches them)
@@ -298,39 +323,128 @@ class SubmissionHandler:
             )
         )
         if self.flow is not None:
-            self.flow.deliver(envelope.mail_from, list(envelope.rcpt_tos), data, exchange.id)
+            delivered = (
+                f"Message-ID: {message_id}\r\n".encode("ascii") + data if details.get("message_id_added") else data
+            )
+            self.flow.deliver(envelope.mail_from, list(envelope.rcpt_tos), delivered, exchange.id)
         return f"250 2.0.0 Ok: queued as {exchange.id}"
 
 
-class JournalingSMTP(SMTP):
-    """aiosmtpd's SMTP that also journals the DATA refusals it decides itself (size, line length, RFC 5321
-    §4.5.3.1) and answers them with RFC 3463 enhanced status codes."""
+STARTTLS_FREE = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})  # RFC 3207 §4
+AUTH_NEEDED = frozenset({"MAIL", "RCPT", "DATA", "VRFY", "HELP"})  # aiosmtpd's auth_required set (RFC 4954 §6)
+
+
+class MssanteSMTP(SMTP):
+    """aiosmtpd's SMTP with the operator's session rules, so that each refusal is the handler's and is journaled:
+
+    - STARTTLS first (RFC 3207 §4) and AUTH before a transaction (RFC 4954 §6) are checked in the ``smtp_<COMMAND>``
+      overrides (aiosmtpd's own ``require_starttls`` answers before any hook, so it is off);
+    - DATA: aiosmtpd's per-line limit is raised to the message limit, so the handler gets the bytes and says which
+      RFC 5321 rule they break; what aiosmtpd still stops by itself is a message over the size limit, recognised by
+      the DATA reply that comes without the envelope's content (``push`` override) and journaled as 552 5.3.4;
+    - fault ``tls.certificate_refused``: the next STARTTLS uses a context that trusts no client certificate.
+    """
 
     def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
+        # read by SMTP.__init__ for its StreamReader: one line may be as long as the whole message (bounded by it)
+        self.line_length_limit = max(int(kwargs.get("data_size_limit") or 0), AUTH_LINE) + 3
         super().__init__(handler, **kwargs)
-        self._submission = handler
+        self.handler = handler
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit, {"AUTH": AUTH_LINE})
+        self.reading_data = False
+        self.data_envelope: Envelope | None = None
+
+    async def _session_refuses(self, command: str) -> bool:
+        """Refuse (530 5.7.0, journaled) a command the session state does not allow yet."""
+        session = self.session
+        assert session is not None
+        if session.ssl is None and command not in STARTTLS_FREE:
+            reply, reason = "530 5.7.0 Must issue a STARTTLS command first", f"{command} avant STARTTLS (RFC 3207 §4)"
+        elif command in AUTH_NEEDED and not session.authenticated:
+            reply, reason = "530 5.7.0 Authentication required", f"{command} avant AUTH (RFC 4954 §6)"
+        else:
+            return False
+        await self.push(await asyncio.to_thread(self.handler.refuse_command, session, command, reply, reason))
+        return True
+
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:  # noqa: N802 - aiosmtpd's command method names
+        if not await self._session_refuses("HELO"):
+            await super().smtp_HELO(hostname)
+
+    @syntax("RSET")
+    async def smtp_RSET(self, arg: str) -> None:  # noqa: N802
+        if not await self._session_refuses("RSET"):
+            await super().smtp_RSET(arg)
+
+    @syntax("HELP [command]")
+    async def smtp_HELP(self, arg: str) -> None:  # noqa: N802
+        if not await self._session_refuses("HELP"):
+            await super().smtp_HELP(arg)
+
+    @syntax("VRFY <address>")
+    async def smtp_VRFY(self, arg: str) -> None:  # noqa: N802
+        if not await self._session_refuses("VRFY"):
+            await super().smtp_VRFY(arg)
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:  # noqa: N802
+        if not await self._session_refuses("AUTH"):
+            await super().smtp_AUTH(arg)
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:  # noqa: N802
+        if not await self._session_refuses("MAIL"):
+            await super().smtp_MAIL(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802
+        if not await self._session_refuses("RCPT"):
+            await super().smtp_RCPT(arg)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        if await self._session_refuses("DATA"):
+            return
+        self.data_envelope = self.envelope  # aiosmtpd fills *this* envelope's content before handle_DATA
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.data_envelope = None
+            self.reading_data = False
 
     async def push(self, status: Any) -> None:
         text = status.decode("ascii", "replace") if isinstance(status, bytes) else str(status)
-        refusal = None
-        if text.startswith("552 Error: Too much mail data"):
-            refusal = ("552 5.3.4", f"message trop volumineux (limite {self.data_size_limit} octets)")
-        elif text.startswith("500 Line too long"):
-            refusal = ("500 5.5.2", "ligne trop longue (RFC 5321 4.5.3.1.6)")
-        if refusal is not None:
-            envelope = self.envelope
-            status = await asyncio.to_thread(
-                self._submission._reject,
-                code=refusal[0],
-                message=refusal[1],
-                actor=str(getattr(self.session, "auth_data", "") or ""),
-                details={
-                    "stage": "data",
-                    "from": envelope.mail_from if envelope else None,
-                    "recipients": [{"address": r} for r in (envelope.rcpt_tos if envelope else [])],
-                },
-            )
+        envelope, session = self.data_envelope, self.session
+        if envelope is not None and text.startswith("354"):
+            self.reading_data = True  # aiosmtpd is reading the message
+        elif self.reading_data and envelope is not None and session is not None:
+            self.reading_data = False
+            if envelope.original_content is None:  # the reply came before the content reached the handler
+                status = await asyncio.to_thread(
+                    self.handler.refuse_oversize, session, envelope, int(self.data_size_limit or 0)
+                )
         await super().push(status)
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:  # noqa: N802
+        ctx = self.handler.ctx
+        if not arg and self.tls_context is not None and ctx.take_fault("tls.certificate_refused") is not None:
+            await asyncio.to_thread(
+                ctx.record,
+                Exchange(
+                    service=ctx.name,
+                    operation="smtp.starttls",
+                    direction=Direction.FROM_DUI,
+                    outcome=Outcome.REJECTED,
+                    error_code="TLS bad_certificate",
+                    error_message="certificat client refusé (panne simulée)",
+                    details={"fault": True},
+                ),
+            )
+            server = ctx.pki.server
+            self.tls_context = refusing_context(str(server.chain_path), str(server.key_path))
+        await super().smtp_STARTTLS(arg)
 
 
 class SubmissionServer:
@@ -347,19 +461,17 @@ class SubmissionServer:
         self.settings = SmtpSettings.from_mapping(dict(ctx.settings))
         self.directory = directory or MailboxDirectory(ctx)
         self.handler = SubmissionHandler(ctx, self.directory, self.settings, flow)
-        self.authenticator = Authenticator(ctx, self.directory)
+        self.authenticator = PasswordAuthenticator(ctx, self.directory)
         self.tls_context = tls_context or ctx.pki.server_ssl_context()  # built once: loading the chain costs ~1 ms
         self._server: asyncio.base_events.Server | None = None
 
     def _protocol(self) -> SMTP:
-        from mock_services.mssante.smtp_auth import MssanteSMTP  # STARTTLS faults, AUTH EXTERNAL / XOAUTH2
-
         return MssanteSMTP(
             self.handler,
             hostname=self.settings.hostname,
             ident="socle-harness MSSante simulator",
             tls_context=self.tls_context,
-            require_starttls=True,
+            require_starttls=False,  # enforced by MssanteSMTP, which journals the 530
             auth_required=True,
             auth_require_tls=True,
             authenticator=self.authenticator,

@@ -1,13 +1,17 @@
-"""The MSSanté SMTP protocol object: :class:`JournalingSMTP` plus the operator's other ways in.
+"""AUTH of the MSSanté SMTP submission, through aiosmtpd's documented AUTH API (aiosmtpd 1.4, ``docs/auth.rst``):
 
-- ``AUTH EXTERNAL`` (RFC 4954 + RFC 4422 appendix A): the organisation certificate presented during STARTTLS
-  (test PKI, ``OU`` = ``1`` + FINESS) opens the ORG / APP mailboxes of that structure; the optional initial
-  response is the mailbox to act as (authorization identity);
-- ``AUTH XOAUTH2``: ``user=<PER mailbox>^Aauth=Bearer <Pro Santé Connect access token>^A^A``; the token is checked
-  in-process by the PSC simulator and must belong to the professional (idNat_PS) of that personal mailbox;
-- fault ``tls.certificate_refused``: the next STARTTLS handshake uses a context that trusts no client
-  certificate authority, so the client's certificate is refused by a TLS alert.
-Refusals are journaled (``smtp.auth``) before the ``535 5.7.8`` answer.
+- ``PLAIN`` / ``LOGIN`` (RFC 4616, draft-murchison-sasl-login): aiosmtpd's built-in mechanisms call the
+  :class:`PasswordAuthenticator` callback (``authenticator=`` of ``SMTP``) with the login and password, checked
+  against the test directory;
+- ``EXTERNAL`` (RFC 4954 + RFC 4422 appendix A) and ``XOAUTH2`` are *AUTH mechanism hooks* of the handler
+  (:class:`AuthMechanisms`, mixed into the submission handler): ``auth_<MECHANISM>(server, args) -> AuthResult``,
+  talking to the client only through ``server.challenge_auth`` and ``server.push``.
+  ``EXTERNAL``: the organisation certificate presented during STARTTLS (test PKI, ``OU`` = ``1`` + FINESS) opens the
+  ORG / APP mailboxes of that structure; the optional initial response is the mailbox to act as (authorization
+  identity). ``XOAUTH2``: ``user=<PER mailbox>^Aauth=Bearer <Pro Santé Connect access token>^A^A``; the token is
+  checked in-process by the PSC simulator and must belong to the professional (idNat_PS) of that personal mailbox.
+Every refusal is journaled (``smtp.auth``) before the ``535 5.7.8`` answer (RFC 4954 §6).
+This module does not import :mod:`mock_services.mssante.smtp` (which uses it).
 """
 
 from __future__ import annotations
@@ -15,75 +19,103 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
 import re
 import ssl
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields.testdata import Mailbox, MailboxType
+from harness.host.simulator import SimulatorContext
+from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.imap import certificate_mailboxes, certificate_structure, verify_bearer
-from mock_services.mssante.smtp import JournalingSMTP
 
+AUTH = "smtp.auth"
+INVALID = "535 5.7.8 Authentication credentials invalid"
 _XOAUTH2 = re.compile(rb"^user=(?P<user>[^\x01]*)\x01auth=[Bb]earer (?P<token>[^\x01]*)\x01\x01$")
 
 
-class MssanteSMTP(JournalingSMTP):
-    def __init__(self, handler: Any, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        # RFC 4954 §4: an AUTH line with an initial response (a PSC bearer token) may reach 12288 octets; aiosmtpd's
-        # limits dict is a class attribute, so this connection gets its own.
-        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
-        self.command_size_limits["AUTH"] = 12288
-        # The command reader was built with the DATA line limit (1001, RFC 5321 §4.5.3.1.6, still checked by DATA
-        # itself); the AUTH line needs the larger one.
-        reader = self._stream_reader
-        if reader is not None:
-            reader._limit = max(reader._limit, 12288 + 2)  # noqa: SLF001 - asyncio has no public setter
+def record_auth_refusal(
+    ctx: SimulatorContext, actor: str, reason: str, *, mechanism: str, essms: str | None = None
+) -> None:
+    """Journal one refused AUTH (never the secret)."""
+    ctx.record(
+        Exchange(
+            service=ctx.name,
+            operation=AUTH,
+            direction=Direction.FROM_DUI,
+            outcome=Outcome.REJECTED,
+            actor=actor[:200] or None,
+            essms=essms,
+            error_code="535 5.7.8",
+            error_message=reason,
+            details={"mechanism": mechanism},
+        )
+    )
 
-    async def smtp_STARTTLS(self, arg: str) -> None:
-        ctx = self._submission.ctx
-        if not arg and self.tls_context is not None and ctx.take_fault("tls.certificate_refused") is not None:
-            await asyncio.to_thread(
-                ctx.record,
-                Exchange(
-                    service=ctx.name,
-                    operation="smtp.starttls",
-                    direction=Direction.FROM_DUI,
-                    outcome=Outcome.REJECTED,
-                    error_code="TLS bad_certificate",
-                    error_message="certificat client refusé (panne simulée)",
-                    details={"fault": True},
-                ),
-            )
-            server = ctx.pki.server
-            self.tls_context = refusing_context(str(server.chain_path), str(server.key_path))
-        await super().smtp_STARTTLS(arg)
 
-    async def _initial_or_challenge(self, args: list[str]) -> bytes | None:
-        if len(args) > 1:
-            if args[1] == "=":
-                return b""
-            try:
-                return base64.b64decode(args[1], validate=True)
-            except binascii.Error:
-                await self.push("501 5.5.2 Can't decode base64")
-                return None
-        blob = await self.challenge_auth("")
-        return None if blob is MISSING else blob  # type: ignore[return-value]
+class PasswordAuthenticator:
+    """aiosmtpd authenticator callback for the built-in PLAIN / LOGIN: the directory's test passwords."""
 
-    def _peercert(self) -> dict[str, Any] | None:
-        transport = self.transport
-        return transport.get_extra_info("peercert") if transport is not None else None
+    def __init__(self, ctx: SimulatorContext, directory: MailboxDirectory) -> None:
+        self.ctx = ctx
+        self.directory = directory
 
-    async def auth_EXTERNAL(self, _server: Any, args: list[str]) -> AuthResult:
-        blob = await self._initial_or_challenge(args)
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode("utf-8", "replace")
+        mailbox = self.directory.get(login)
+        password = auth_data.password.decode("utf-8", "replace")
+        if mailbox is not None and mailbox.password is not None and password == mailbox.password:
+            return AuthResult(success=True, auth_data=mailbox.address)
+        record_auth_refusal(
+            self.ctx,
+            login,
+            "identifiant ou mot de passe MSSanté invalide",
+            mechanism=mechanism,
+            essms=mailbox.finess if mailbox else None,
+        )
+        return AuthResult(success=False, handled=False, message=INVALID)
+
+
+async def initial_or_challenge(server: SMTP, args: list[str]) -> bytes | None:
+    """The SASL initial response of ``AUTH <mech> <b64>`` (``=`` is empty, RFC 4954 §4), else one empty
+    challenge; ``None`` when the client's answer is unusable (the reply has been sent)."""
+    if len(args) > 1:
+        if args[1] == "=":
+            return b""
+        try:
+            return base64.b64decode(args[1], validate=True)
+        except binascii.Error:
+            await server.push("501 5.5.2 Can't decode base64")
+            return None
+    blob = await server.challenge_auth("")
+    return None if blob is MISSING else blob  # type: ignore[return-value]
+
+
+def peer_certificate(server: SMTP) -> dict[str, Any] | None:
+    """The client certificate of the TLS session (``SMTP.transport``, asyncio's ``get_extra_info``)."""
+    transport = server.transport
+    return transport.get_extra_info("peercert") if transport is not None else None
+
+
+class AuthMechanisms:
+    """AUTH mechanism hooks of the submission handler (aiosmtpd calls ``handler.auth_<MECHANISM>``)."""
+
+    ctx: SimulatorContext
+    directory: MailboxDirectory
+
+    async def auth_EXTERNAL(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's hook name
+        blob = await initial_or_challenge(server, args)
         if blob is None:
             return AuthResult(success=False, handled=True)
         authzid = blob.decode("utf-8", "replace").strip()
-        allowed = certificate_mailboxes(self._submission.directory, certificate_structure(self._peercert()))
+        peercert = peer_certificate(server)
+        allowed = certificate_mailboxes(self.directory, certificate_structure(peercert))
         chosen: Mailbox | None = None
         if allowed:
             chosen = (
@@ -93,47 +125,34 @@ class MssanteSMTP(JournalingSMTP):
             )
         if chosen is None:
             reason = (
-                "aucun certificat client reconnu pour cette BAL"
-                if self._peercert()
-                else "aucun certificat client présenté"
+                "aucun certificat client reconnu pour cette BAL" if peercert else "aucun certificat client présenté"
             )
-            return await self._refuse("EXTERNAL", authzid, reason)
+            return await self._refuse_auth("EXTERNAL", authzid, reason)
         return AuthResult(success=True, auth_data=chosen.address)
 
-    async def auth_XOAUTH2(self, _server: Any, args: list[str]) -> AuthResult:
-        blob = await self._initial_or_challenge(args)
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's hook name
+        blob = await initial_or_challenge(server, args)
         if blob is None:
             return AuthResult(success=False, handled=True)
         match = _XOAUTH2.match(blob)
         if match is None:
-            return await self._refuse("XOAUTH2", "", "réponse XOAUTH2 mal formée")
+            return await self._refuse_auth("XOAUTH2", "", "réponse XOAUTH2 mal formée")
         user = match["user"].decode("utf-8", "replace")
-        mailbox = self._submission.directory.get(user)
+        mailbox = self.directory.get(user)
         if mailbox is None or mailbox.type is not MailboxType.PER:
-            return await self._refuse("XOAUTH2", user, "XOAUTH2 est réservé aux BAL personnelles (PER)")
-        id_nat_ps = verify_bearer(self._submission.ctx, match["token"].decode("ascii", "replace"))
+            return await self._refuse_auth("XOAUTH2", user, "XOAUTH2 est réservé aux BAL personnelles (PER)")
+        id_nat_ps = verify_bearer(self.ctx, match["token"].decode("ascii", "replace"))
         if id_nat_ps is None:
-            return await self._refuse("XOAUTH2", user, "jeton Pro Santé Connect invalide, expiré ou révoqué")
-        if mailbox not in self._submission.directory.for_professional(id_nat_ps):
-            return await self._refuse("XOAUTH2", user, f"la BAL {user} n'appartient pas au professionnel {id_nat_ps}")
+            return await self._refuse_auth("XOAUTH2", user, "jeton Pro Santé Connect invalide, expiré ou révoqué")
+        if mailbox not in self.directory.for_professional(id_nat_ps):
+            return await self._refuse_auth(
+                "XOAUTH2", user, f"la BAL {user} n'appartient pas au professionnel {id_nat_ps}"
+            )
         return AuthResult(success=True, auth_data=mailbox.address)
 
-    async def _refuse(self, mechanism: str, actor: str, reason: str) -> AuthResult:
-        ctx = self._submission.ctx
-        await asyncio.to_thread(
-            ctx.record,
-            Exchange(
-                service=ctx.name,
-                operation="smtp.auth",
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=actor[:200] or None,
-                error_code="535 5.7.8",
-                error_message=reason,
-                details={"mechanism": mechanism},
-            ),
-        )
-        return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
+    async def _refuse_auth(self, mechanism: str, actor: str, reason: str) -> AuthResult:
+        await asyncio.to_thread(record_auth_refusal, self.ctx, actor, reason, mechanism=mechanism)
+        return AuthResult(success=False, handled=False, message=INVALID)
 
 
 def refusing_context(chain: str, key: str) -> ssl.SSLContext:
