@@ -51,3 +51,15 @@ Fonctionnalité: Envoi de documents par MSSanté depuis le DUI
     Alors le journal compte 2 messages MSSanté envoyés pour la personne "Jeanne MARTIN"
     Et le journal compte 1 message MSSanté envoyé pour la personne "Paul LEROY"
     Et le journal compte 3 messages MSSanté envoyés par l'ESSMS "EHPAD Les Tilleuls"
+
+  @exigence:MSS-ENVOI-TLS
+  Scénario: Le DUI n'envoie rien en clair: STARTTLS et authentification avant tout envoi
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
+    Alors le simulateur MSSanté accepte le message
+    Et le DUI n'a jamais tenté d'envoyer sur SMTP sans TLS ni authentification
+
+  @exigence:MSS-ENVOI-MESSAGE-ID
+  Scénario: Le message du DUI porte son propre Message-ID
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
+    Alors le simulateur MSSanté accepte le message
+    Et le message porte le Message-ID du DUI

@@ -33,6 +33,8 @@ RECEPTION_902 = "Un document d'une personne non suivie par l'ESSMS est refusé a
 RECEPTION_904 = "Un document dont les traits d'identité ne correspondent pas à l'INS connu est refusé avec l'erreur 904"
 HL7_ORU = "Transmission d'un DLU en ORU^R01 vers un professionnel et la messagerie Mon espace santé, avec accusés ZAM"
 HL7_MDM = "Transmission d'un VSM en MDM^T02 (volet LPS) vers un professionnel"
+ENVOI_TLS = "Le DUI n'envoie rien en clair: STARTTLS et authentification avant tout envoi"
+ENVOI_MESSAGE_ID = "Le message du DUI porte son propre Message-ID"
 HL7_IDENTITE = "Le DUI identifie la personne par le même INS dans PID-3 et dans le document CDA"
 
 ALL = {
@@ -56,6 +58,8 @@ ALL = {
     HL7_ORU,
     HL7_MDM,
     HL7_IDENTITE,
+    ENVOI_TLS,
+    ENVOI_MESSAGE_ID,
 }
 
 # every scenario where the DUI sends a CDA document by SMTP, and every scenario where it receives one
@@ -69,6 +73,8 @@ SENT_DOCUMENTS = {
     ENVOI_MULTI,
     COMPTAGE_PATIENT,
     ENVOI_FIN,
+    ENVOI_TLS,
+    ENVOI_MESSAGE_ID,
 }
 RECEIVED_DOCUMENTS = {RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902, RECEPTION_904}
 
@@ -92,6 +98,11 @@ EXPECTED_FAILURES = {
     "message-non-marque-lu": {RECEPTION_MDN, RECEPTION_902},
     "hl7-zam-ignore": {HL7_ORU},
     "hl7-sans-destinataire-patient": {HL7_ORU},
+    "smtp-essai-sans-tls": {ENVOI_TLS},
+    "message-id-absent": {ENVOI_MESSAGE_ID},
+    "xdm-type-texte": SENT_DOCUMENTS,
+    "smtp-lf-seul": SENT_DOCUMENTS,
+    "entetes-8bit": SENT_DOCUMENTS,
     "hl7-pid-autre-ins": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "hl7-cle-ins-pid-erronee": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "annuaire-non-consulte": {ANNUAIRE},

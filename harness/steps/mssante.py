@@ -522,6 +522,33 @@ def imap_no_cleartext(socle: ScenarioContext) -> None:
         raise AssertionError("le DUI ne s'est pas authentifié sur IMAP")
 
 
+@then("le DUI n'a jamais tenté d'envoyer sur SMTP sans TLS ni authentification")
+@then("the DUI never tried to send over SMTP without TLS or authentication")
+def smtp_no_cleartext(socle: ScenarioContext) -> None:
+    """RFC 3207 §4 / RFC 4954 §6: the simulator journals every command refused 530 (``smtp.command``)."""
+    refused = socle.exchanges_since_action(SERVICE, "smtp.command")
+    for exchange in refused:
+        socle.attach(
+            "Commande SMTP refusée", f"{exchange.details.get('peer')}: {exchange.details.get('reply')}", exchange
+        )
+    if refused:
+        shown = "; ".join(f"{e.details.get('command')} → {e.details.get('reply')}" for e in refused)
+        raise AssertionError(f"le DUI a envoyé des commandes SMTP avant STARTTLS ou AUTH: {shown}")
+
+
+@then("le message porte le Message-ID du DUI")
+@then("the message carries the DUI's own Message-ID")
+def own_message_id(socle: ScenarioContext) -> None:
+    """RFC 5322 §3.6.4: the originator should write Message-ID; the submission server adds it otherwise (RFC 6409
+    §8.3), which the simulator records."""
+    exchange, _ = _accepted_message(socle)
+    socle.attach("Message-ID", str(exchange.details.get("message_id")), exchange)
+    if exchange.details.get("message_id_added"):
+        raise AssertionError(
+            f"message sans Message-ID: le serveur a dû en ajouter un ({exchange.details['message_id']})"
+        )
+
+
 @then("le message porte l'en-tête X-MSS-MES: FIN")
 @then("the message carries the X-MSS-MES: FIN header")
 def has_fin(socle: ScenarioContext) -> None:

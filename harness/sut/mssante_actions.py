@@ -17,6 +17,7 @@ from __future__ import annotations
 import imaplib
 import io
 import json
+import re
 import smtplib
 import ssl
 import urllib.parse
@@ -66,6 +67,11 @@ MSSANTE_DEFECTS = (
     Defect(
         "hl7-sans-destinataire-patient", "oublie le drapeau DESTMSSANTEPAT quand la personne doit recevoir le document"
     ),
+    Defect("smtp-essai-sans-tls", "tente d'abord d'envoyer sur SMTP sans STARTTLS ni authentification"),
+    Defect("message-id-absent", "n'écrit pas d'en-tête Message-ID dans le message"),
+    Defect("xdm-type-texte", "joint IHE_XDM.ZIP en text/plain au lieu de application/zip"),
+    Defect("smtp-lf-seul", "termine les lignes du message par LF seul au lieu de CRLF"),
+    Defect("entetes-8bit", "écrit l'objet en UTF-8 brut sans SMTPUTF8 au lieu de l'encoder (RFC 2047)"),
     Defect("hl7-pid-autre-ins", "met dans PID-3 l'INS d'une autre personne (dossiers mal rapprochés)"),
     Defect("hl7-cle-ins-pid-erronee", "calcule mal la clé de l'INS qu'il met dans PID-3"),
     Defect("annuaire-non-consulte", "ne consulte pas l'annuaire et propose une adresse devinée"),
@@ -181,10 +187,36 @@ class MssanteActions:
             context.load_cert_chain(cert, key)
         return context
 
+    def _wire_bytes(self, msg: Message) -> bytes | None:
+        """What a faulty DUI puts on the wire instead of letting smtplib render the message (RFC 5321 / 5322)."""
+        if self.has("entetes-8bit"):
+            msg.replace_header("Subject", f"{msg['Subject']} (établissement)")
+            return msg.as_bytes(policy=policy.SMTPUTF8)  # raw UTF-8 header, though the server offers no SMTPUTF8
+        if self.has("smtp-lf-seul"):
+            return msg.as_bytes(policy=policy.SMTP).replace(b"\r\n", b"\n")
+        return None
+
+    def _try_in_clear(self, sender: str) -> None:
+        """The faulty DUI's first attempt: MAIL FROM before STARTTLS (refused 530 5.7.0)."""
+        host, _, port = self._env().endpoints["mssante"]["smtp"].rpartition(":")
+        try:
+            with smtplib.SMTP(host.strip("[]"), int(port), timeout=30) as smtp:
+                smtp.ehlo("dui-reference.test")
+                smtp.mail(sender)
+        except (OSError, smtplib.SMTPException):
+            pass
+
     def _submit(
-        self, msg: Message, sender: str, recipients: list[str], *, certificate: str | None = None
+        self,
+        msg: Message,
+        sender: str,
+        recipients: list[str],
+        *,
+        certificate: str | None = None,
+        wire: bytes | None = None,
     ) -> ActionResult:
-        """SMTP submission: STARTTLS, AUTH (PLAIN with the password, or EXTERNAL with the certificate), send."""
+        """SMTP submission: STARTTLS, AUTH (PLAIN with the password, or EXTERNAL with the certificate), send
+        (``wire``: exact bytes for DATA, dot-stuffed here, RFC 5321 §4.5.2)."""
         env = self._env()
         password = env.credentials.get(sender)
         if password is None and certificate is None:
@@ -199,7 +231,10 @@ class MssanteActions:
                     smtp.auth("EXTERNAL", lambda challenge=None: sender)
                 else:
                     smtp.login(sender, password or "")
-                refused = smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
+                if wire is None:
+                    refused = smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
+                else:
+                    refused = _send_raw(smtp, sender, recipients, wire)
         except smtplib.SMTPRecipientsRefused as exc:
             detail = "; ".join(
                 f"{addr}: {code} {text.decode('ascii', 'replace')}" for addr, (code, text) in exc.recipients.items()
@@ -246,7 +281,15 @@ class MssanteActions:
                 end_of_exchange=end,
                 options=self._mss_options(),
             )
-        return self._mss_report(self._submit(msg, sender, recipients))
+        if self.has("message-id-absent"):
+            del msg["Message-ID"]
+        if self.has("xdm-type-texte"):
+            for part in msg.walk():
+                if (part.get_filename() or "").upper() == "IHE_XDM.ZIP":
+                    part.set_type("text/plain")
+        if self.has("smtp-essai-sans-tls"):
+            self._try_in_clear(sender)
+        return self._mss_report(self._submit(msg, sender, recipients, wire=self._wire_bytes(msg)))
 
     # -- receiving ----------------------------------------------------------------------------------------------
     def _decide(
@@ -397,6 +440,25 @@ class MssanteActions:
             if telecom.get("system") == "email"
         ]
         return ActionResult(ActionStatus.DONE, f"{len(addresses)} adresse(s) trouvée(s)", {"addresses": addresses})
+
+
+def _send_raw(smtp: smtplib.SMTP, sender: str, recipients: list[str], wire: bytes) -> dict[str, Any]:
+    """MAIL, RCPT, DATA with bytes smtplib would have normalised (its ``data`` turns bare LF into CRLF)."""
+    code, text = smtp.mail(sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, text, sender)
+    for rcpt in recipients:
+        code, text = smtp.rcpt(rcpt)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({rcpt: (code, text)})
+    code, text = smtp.docmd("DATA")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, text)
+    smtp.send(re.sub(rb"(?m)^\.", b"..", wire) + (b"" if wire.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+    code, text = smtp.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, text)
+    return {}
 
 
 def _address(value: str) -> str:

@@ -498,7 +498,7 @@ class StoreBackend(LoginInterface):
                 raise _Refused("mécanisme d'authentification non pris en charge")
         except _Refused as exc:
             await asyncio.to_thread(
-                self._record_auth,
+                self.record_auth,
                 Outcome.REJECTED,
                 credentials.authcid or credentials.authzid,
                 mechanism,
@@ -506,7 +506,7 @@ class StoreBackend(LoginInterface):
                 None,
             )
             raise InvalidAuth(_ascii(str(exc))) from None
-        await asyncio.to_thread(self._record_auth, Outcome.ACCEPTED, mailbox.address, mechanism, method, mailbox)
+        await asyncio.to_thread(self.record_auth, Outcome.ACCEPTED, mailbox.address, mechanism, method, mailbox)
         return StoreIdentity(self, mailbox)
 
     async def authorize(self, authenticated: IdentityInterface, authzid: str) -> IdentityInterface:
@@ -567,7 +567,8 @@ class StoreBackend(LoginInterface):
             )
         )
 
-    def _record_auth(self, outcome: Outcome, actor: str, mechanism: str, detail: str, mailbox: Mailbox | None) -> None:
+    def record_auth(self, outcome: Outcome, actor: str, mechanism: str, detail: str, mailbox: Mailbox | None) -> None:
+        """Journal one IMAP authentication (``imap.auth``); public: the connection state records LOGIN refusals."""
         self.ctx.record(
             Exchange(
                 service=self.ctx.name,
@@ -626,7 +627,7 @@ class _State(ConnectionState):
         if b"LOGINDISABLED" in self.capability and isinstance(self.login, StoreBackend):
             user = bytes(cmd.userid).decode("utf-8", "replace")
             await asyncio.to_thread(
-                self.login._record_auth,
+                self.login.record_auth,
                 Outcome.REJECTED,
                 user,
                 "LOGIN",
