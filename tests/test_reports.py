@@ -195,7 +195,7 @@ def test_html(tmp_path: Path) -> None:
         assert str(escape(name)) in text
     assert "Résultats" in text and "DUI Démo" in text and "run-42" in text
     doc = lhtml.fromstring(text)
-    details = {d.find("summary").text_content(): d for d in doc.iter("details")}
+    details = {d.find("summary").text_content(): d for d in doc.iter("details") if "scenario" in d.get("class", "")}
     assert len(details) == 4
     opened = {name for _, _, name, *_ in SCENARIOS for n, d in details.items() if name in n and "open" in d.attrib}
     assert opened == {SCENARIOS[1][2], SCENARIOS[2][2]}  # failed and error open; passed and skipped closed
@@ -253,4 +253,45 @@ def test_coverage_by_tag_timestamps_and_configuration(tmp_path: Path) -> None:
     assert results["scenarios"][0]["started_at"] == "2026-11-23T10:00:01+00:00"
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Couverture par étiquette" in page and "@exigence:MSS-1" in page and "step_timeout" in page
-    assert "2026-11-23T10:00:03+00:00 → 2026-11-23T10:00:04+00:00" in page
+    assert "23/11/2026 11:00:03 → 23/11/2026 11:00:04" in page  # Europe/Paris, UTC+1 in November
+
+
+def test_html_summary_per_service_warnings_and_paris_time(tmp_path: Path) -> None:
+    from harness.core.events import RunFinished, RunStarted, ScenarioFinished, ScenarioStarted
+
+    writer = HtmlWriter(tmp_path)
+    stream = [
+        RunStarted(
+            "r9",
+            "2026-12-01T10:00:00+00:00",
+            "reference",
+            "sqlite://",
+            "0.1",
+            "scenarios",
+            endpoints={"mssante": {"smtp": "127.0.0.1:2587"}},
+        ),
+        ScenarioStarted("a", "Envoi", "A", ["mssante"], "a.feature"),
+        ScenarioFinished("a", "Envoi", "A", Status.PASSED, 0.1, "", ["mssante"]),
+        ScenarioStarted("b", "Envoi", "B", ["mssante"], "a.feature"),
+        ScenarioFinished(
+            "b", "Envoi", "B", Status.PASSED, 0.1, "avertissement / warning : INS non qualifié", ["mssante"]
+        ),
+        ScenarioStarted("c", "DMP", "C", ["dmp"], "b.feature"),
+        ScenarioFinished("c", "DMP", "C", Status.FAILED, 0.1, "refusé", ["dmp"]),
+        ScenarioStarted("d", "Divers", "D", [], "c.feature"),
+        ScenarioFinished("d", "Divers", "D", Status.SKIPPED, 0.0, "non observé", []),
+        RunFinished("r9", "2026-12-01T10:00:02+00:00", 2.0, {}),
+    ]
+    for event in stream:
+        writer.handle(event)
+    assert writer.services() == {
+        "mssante": {"total": 2, "passed": 2, "failed": 0, "error": 0, "skipped": 0, "warnings": 1},
+        "dmp": {"total": 1, "passed": 0, "failed": 1, "error": 0, "skipped": 0, "warnings": 0},
+        "autre": {"total": 1, "passed": 0, "failed": 0, "error": 0, "skipped": 1, "warnings": 0},
+    }
+    writer.close()
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "1 réussis avec avertissement" in page
+    assert "01/12/2026 11:00:00" in page and "2026-12-01T10:00:00" not in page  # Paris time, not UTC
+    assert "<details><summary>1 service(s)</summary>" in page  # endpoints folded
+    assert page.count('class="badge warned">avertissement') == 1
