@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
+# SOCLE_CORPUS points at another copy (a git worktree has no ../shared beside it)
+CORPUS = Path(os.environ.get("SOCLE_CORPUS") or REPO.parent / "shared" / "corpus")
 
 
 @pytest.fixture(scope="session")

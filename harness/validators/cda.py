@@ -8,7 +8,8 @@ document, in two layers: (1) always on, the CDA R2 XSD with the French extension
 from a folder the user configures: the harness cannot ship it) plus the French header rules of the CI-SIS
 "Volet Structuration minimale" (realm FR, typeId, CI-SIS header templateIds, INS with a valid key and OID, the
 volet's templateId, author, custodian, legal authenticator, confidentiality, healthcare facility); (2) when a
-CI-SIS schematron folder is configured, the volet's schematron (:mod:`harness.validators.schematron`).
+CI-SIS schematron folder is configured, the schematron of the volet and version the document declares
+(:mod:`harness.validators.schematron`); a document no schematron checks is reported, never silently passed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ OID_SECTEUR_ACTIVITE = "1.2.250.1.71.4.2.4"  # TRE_R02 secteur d'activité (heal
 CDA_TYPE_ID = ("2.16.840.1.113883.1.3", "POCD_HD000040")
 HEADER_TEMPLATES = ("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1")  # HL7 France + CI-SIS header model
 MAX_CDA_BYTES = 30 * 1024 * 1024
+SCH_NOT_VERIFIED = "SCH-NON-VERIFIE"  # the content could not be checked by a CI-SIS schematron (warning)
 
 
 @dataclass(frozen=True)
@@ -138,41 +140,6 @@ DOCUMENT_TYPES = MappingProxyType(
         ),
     }
 )
-
-
-@dataclass(frozen=True)
-class Volet:
-    """A CI-SIS content volet: the templateId (and version) a document declares, and its schematron's name."""
-
-    template_id: str
-    version: str | None  # templateId/@extension, None = any
-    schematron: str  # file stem after "CI-SIS_": CI-SIS_<schematron>.sch
-
-
-#: templateId -> volet (CI-SIS TestContenuCDA naming); the first match wins, so versioned entries come first.
-VOLETS: tuple[Volet, ...] = (
-    Volet("1.2.250.1.213.1.1.1.22", "2022.01", "DLU-EHPAD-DLU_2022.01"),
-    Volet("1.2.250.1.213.1.1.1.23", "2022.01", "DLU-EHPAD-FLUDT_2022.01"),
-    Volet("1.2.250.1.213.1.1.1.24", "2022.01", "DLU-EHPAD-FLUDR_2022.01"),
-    Volet("1.2.250.1.213.1.1.1.51", "2024.01", "IPS-FR_2024.01"),
-    Volet("1.2.250.1.213.1.1.1.21", "2022.01", "LDL-EES_2022.01"),
-    Volet("1.2.250.1.213.1.1.1.29", "2022.01", "LDL-SES_2022.01"),
-    Volet("1.2.250.1.213.1.1.1.37", "2023.01", "VAC_2023.01"),
-    Volet("1.2.250.1.213.1.1.1.13", None, "VSM_1.4_2022.01"),
-    Volet("1.2.250.1.213.1.1.1.54", "2024.01", "eDISP-MED_2024.01"),
-    Volet("1.2.250.1.213.1.1.1.39", "2024.01", "EP-MED-DM_2024.01"),
-    Volet("1.2.250.1.213.1.1.1.55", None, "BIO-CR-BIO_2024.01"),
-)
-
-
-def volet_of(root: etree._Element) -> Volet | None:
-    """The CI-SIS volet a CDA document declares through its ``templateId`` (``None``: no known volet)."""
-    declared = [(t.get("root", ""), t.get("extension")) for t in root.findall("hl7:templateId", NS)]
-    for volet in VOLETS:
-        for root_oid, extension in declared:
-            if root_oid == volet.template_id and (volet.version is None or extension == volet.version):
-                return volet
-    return None
 
 
 @dataclass(frozen=True)
@@ -311,7 +278,8 @@ class CdaReport:
     header: CdaHeader
     findings: list[Finding] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)  # "xml", "xsd", "header", "schematron:<volet>"
-    volet: str | None = None
+    volet: str | None = None  # the schematron the document was judged with (CI-SIS_<volet>.sch stem)
+    schematron_reason: str = ""  # why that schematron, or why none (French)
     document_id: str | None = None  # ClinicalDocument/id as root[^extension]
 
     @property
@@ -415,11 +383,15 @@ def validate_cda(
     location: str = "",
     max_bytes: int = MAX_CDA_BYTES,
     xsd_required: bool = True,
+    schematron_required: bool = True,
 ) -> CdaReport:
     """Validate an uploaded CDA document: well-formed (hardened parser), XSD, French header, volet schematron.
 
-    Without ``xsd`` the XSD layer is skipped and a ``CDA-XSD-NOT-CONFIGURED`` warning says so (``xsd_required``);
-    without ``schematron`` only layers (1) run. Never raises on bad input.
+    Without ``xsd`` the XSD layer is skipped and a ``CDA-XSD-NOT-CONFIGURED`` warning says so (``xsd_required``).
+    The schematron is the one of the volet and version the document declares (:meth:`SchematronEngine.select`,
+    never another version); a document no schematron checks gets a ``SCH-NON-VERIFIE`` warning « contenu non
+    vérifié par schématron » saying why (also without ``schematron``, unless ``schematron_required`` is false).
+    Never raises on bad input.
     """
     try:
         root = parse_xml(data, max_bytes=max_bytes)
@@ -449,21 +421,30 @@ def validate_cda(
             )
         )
     report.findings.extend(check_french_header(root, location=location))
-    volet = volet_of(root)
-    report.volet = volet.schematron if volet else None
-    if schematron is not None:
-        if volet is None:
+    if schematron is None:
+        if schematron_required:
             report.findings.append(
                 Finding(
-                    "SCH-NO-VOLET",
-                    "aucun volet CI-SIS reconnu dans les templateId: schématron non exécuté",
-                    Severity.INFO,
+                    SCH_NOT_VERIFIED,
+                    "contenu non vérifié par schématron : le dossier des schématrons CI-SIS n'est pas configuré "
+                    "(réglage schematron_dir)",
+                    Severity.WARNING,
                     location,
                 )
             )
-        else:
-            report.findings.extend(schematron.validate(root, volet.schematron, location=location))
-            report.layers.append(f"schematron:{volet.schematron}")
+        return report
+    choice = schematron.select(root)
+    report.volet = choice.name
+    report.schematron_reason = choice.reason
+    if choice.name is None:
+        report.findings.append(
+            Finding(
+                SCH_NOT_VERIFIED, f"contenu non vérifié par schématron : {choice.reason}", Severity.WARNING, location
+            )
+        )
+        return report
+    report.findings.extend(schematron.validate(root, choice.name, location=location))
+    report.layers.append(f"schematron:{choice.name}")
     return report
 
 

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -40,6 +41,59 @@ _ROLE_SEVERITY = {
     "info": Severity.INFO,
     "information": Severity.INFO,
 }
+
+
+_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
+_VERSION_RE = re.compile(r"^(?P<volet>.+)_(?P<version>[0-9]{4}\.[0-9]{2})$")
+# A document-level CI-SIS template (1.2.250.1.213.1.1.1.x) required by a rule, optionally with its version.
+_TEMPLATE_RE = re.compile(
+    r"templateId\s*\[\s*@root\s*=\s*['\"](1\.2\.250\.1\.213\.1\.1\.1\.[0-9]+(?:\.[0-9]+)*)['\"]"
+    r"(?:\s+and\s+@extension\s*=\s*['\"]([^'\"]+)['\"])?"
+)
+_SCHSCHEMA_RE = re.compile(r'SCHSchema\s*=\s*"[^"]*?CI-SIS_([^"/]+)\.sch"')
+CISIS_HEADER_TEMPLATE = "1.2.250.1.213.1.1.1.1"  # "modèle d'en-tête CI-SIS": every document declares it
+
+#: Volets whose schematron does not name its templateId (the rule is commented out or absent): the root each ANS
+#: example of the volet declares (ansforge/TestContenuCDA-3-0 ``ExemplesCDA/``, cross-checked with the
+#: ``mapping.properties`` of the validator the ANS CI runs, M-Priour/validateCDA). Roots only: versions always come
+#: from the schematron's file name.
+UNNAMED_VOLET_ROOTS = MappingProxyType(
+    {
+        "BIO-CR-BIO": "1.2.250.1.213.1.1.1.55",
+        "LDL-EES": "1.2.250.1.213.1.1.1.21",
+        "LDL-SES": "1.2.250.1.213.1.1.1.29",
+        "CSE-CS8": "1.2.250.1.213.1.1.1.5.1",
+        "CSE-MDE": "1.2.250.1.213.1.1.1.5.4",
+        "CANCER-FRCP": "1.2.250.1.213.1.1.1.8",
+        "CANCER-CR-GM": "1.2.250.1.213.1.1.1.32",
+        "OPH-CR-RTN": "1.2.250.1.213.1.1.1.18",
+    }
+)
+#: Versions a document declares in templateId/@extension that a schematron names otherwise: the VSM 1.4 model is
+#: "VSM 2013" (header comment of CI-SIS_VSM_1.4_2022.01.sch), declared ``extension="201310"`` by the ANS example.
+DECLARED_VERSION_ALIASES = MappingProxyType({"VSM_1.4_2022.01": ("201310",)})
+
+
+@dataclass(frozen=True)
+class SchematronVolet:
+    """What one ``CI-SIS_<volet>_<version>.sch`` of the folder checks: the document templateId and its version(s)."""
+
+    name: str  # file stem after "CI-SIS_", the engine's key (BIO-CR-BIO_2021.01)
+    volet: str  # BIO-CR-BIO
+    version: str | None  # 2021.01 (from the file name)
+    template_id: str | None  # None: the schematron names no document templateId (cannot be chosen)
+    declared_versions: tuple[str, ...] = ()  # templateId/@extension values this schematron is chosen for
+    source: str = ""  # where the templateId came from (the .sch file that requires it, or the fallback table)
+
+
+@dataclass(frozen=True)
+class SchematronChoice:
+    """The schematron a document is judged with, or why none: ``name`` is None when no schematron checks it."""
+
+    name: str | None
+    reason: str  # French, for findings and the journal
+    template_id: str | None = None
+    declared_version: str | None = None
 
 
 class SchematronUnavailable(Exception):
@@ -76,6 +130,72 @@ class SchematronEngine:
         self._failed: dict[str, str] = {}
         self._processor = None
         self._skeleton: tuple[object, object, object] | None = None
+        self._volets: tuple[SchematronVolet, ...] | None = None
+
+    # ------------------------------------------------------------------ which schematron checks what
+    def volets(self) -> tuple[SchematronVolet, ...]:
+        """Every ``CI-SIS_*.sch`` of the folder with the document templateId and version it checks (read once).
+
+        The templateId is the one the schematron's own rules require at document level (the top file and its
+        ``include/specificationsVolets`` includes, comments ignored); when several are required (CSE: ``.5`` and
+        ``.5.3``) the most specific. The version is the file name's ``_YYYY.NN`` suffix, or the ``@extension`` the
+        rule requires.
+        """
+        with self._lock:
+            if self._volets is None:
+                self._volets = tuple(_scan_volet(path) for path in sorted(self.folder.glob("CI-SIS_*.sch")))
+            return self._volets
+
+    def select(self, root: etree._Element) -> SchematronChoice:
+        """The schematron of the volet and version a CDA document declares (IHE / CI-SIS: templateId root +
+        extension). Never another version: a version the folder does not hold, or an undeclared version among
+        several, gives no schematron and says why."""
+        declared: dict[str, str | None] = {}
+        for template in root.findall("{urn:hl7-org:v3}templateId"):
+            oid = template.get("root", "")
+            if oid and oid != CISIS_HEADER_TEMPLATE:
+                declared.setdefault(oid, template.get("extension") or declared.get(oid))
+        volets = [v for v in self.volets() if v.template_id in declared]
+        if not volets:
+            roots = ", ".join(sorted(declared)) or "aucun"
+            return SchematronChoice(
+                None, f"aucun schématron CI-SIS du dossier ne porte sur les templateId déclarés ({roots})"
+            )
+        template = max({v.template_id for v in volets}, key=len)  # the most specific declared volet
+        volets = [v for v in volets if v.template_id == template]
+        version = declared[template]
+        label = volets[0].volet
+        if version:
+            chosen = [v for v in volets if version in v.declared_versions]
+            if chosen:
+                return SchematronChoice(chosen[0].name, f"volet {label} version {version} déclarée", template, version)
+            present = ", ".join(sorted(v.version or v.name for v in volets))
+            return SchematronChoice(
+                None,
+                f"volet {label} (templateId {template}) version {version} : aucun schématron de cette version dans le "
+                f"dossier (versions présentes : {present}), aucune autre version n'est substituée",
+                template,
+                version,
+            )
+        named = _schschema_names(root)
+        chosen = [v for v in volets if v.name in named]
+        if chosen:
+            return SchematronChoice(
+                chosen[0].name,
+                f"volet {label} sans version dans templateId, version déclarée par l'instruction SCHSchema",
+                template,
+            )
+        if len(volets) == 1:
+            return SchematronChoice(
+                volets[0].name, f"volet {label} sans version déclarée, seul schématron du dossier", template
+            )
+        present = ", ".join(sorted(v.version or v.name for v in volets))
+        return SchematronChoice(
+            None,
+            f"volet {label} (templateId {template}) sans version déclarée (templateId sans extension) et plusieurs "
+            f"versions dans le dossier ({present}) : aucune n'est choisie à la place du document",
+            template,
+        )
 
     # ------------------------------------------------------------------ compiling
     def _saxon(self):  # noqa: ANN202 - saxonche types
@@ -179,7 +299,9 @@ class SchematronEngine:
         try:
             compiled = self.compile(volet)
         except SchematronUnavailable as exc:
-            return [Finding("SCH-UNAVAILABLE", str(exc), Severity.WARNING, location)]
+            return [
+                Finding("SCH-UNAVAILABLE", f"contenu non vérifié par schématron : {exc}", Severity.WARNING, location)
+            ]
         from saxonche import PySaxonApiError
 
         processor = self._saxon()
@@ -206,6 +328,48 @@ class SchematronEngine:
             missing = self.missing_files(volet)
             out[volet] = "ok" if not missing else "fichiers absents: " + ", ".join(missing)
         return out
+
+
+def _scan_volet(path: Path) -> SchematronVolet:
+    name = path.stem.removeprefix("CI-SIS_")
+    match = _VERSION_RE.match(name)
+    volet, version = (match["volet"], match["version"]) if match else (name, None)
+    required: dict[str, set[str]] = {}
+    sources: dict[str, str] = {}
+    top = _COMMENT_RE.sub("", path.read_text(encoding="utf-8", errors="replace"))
+    files = [(path, top)]
+    for href in _INCLUDE_RE.findall(top):
+        if href.startswith("include/specificationsVolets/"):
+            included = path.parent / href
+            if included.is_file():
+                files.append((included, _COMMENT_RE.sub("", included.read_text(encoding="utf-8", errors="replace"))))
+    for file, text in files:
+        for root_oid, extension in _TEMPLATE_RE.findall(text):
+            if root_oid == CISIS_HEADER_TEMPLATE:
+                continue
+            required.setdefault(root_oid, set())
+            if extension:
+                required[root_oid].add(extension)
+            sources.setdefault(root_oid, file.name)
+    # the most specific: CSE requires both 1.2.250.1.213.1.1.1.5 (family) and 1.2.250.1.213.1.1.1.5.3 (CS24)
+    specific = [r for r in required if not any(o != r and o.startswith(r + ".") for o in required)]
+    template = max(specific, key=len) if specific else UNNAMED_VOLET_ROOTS.get(volet)
+    source = sources.get(template, "") if specific else ("UNNAMED_VOLET_ROOTS" if template else "")
+    declared = tuple(sorted(required.get(template, set()) if template in required else set()))
+    if not declared:
+        declared = tuple(v for v in (version,) if v)
+    declared = (*declared, *DECLARED_VERSION_ALIASES.get(name, ()))
+    return SchematronVolet(name, volet, version, template, declared, source)
+
+
+def _schschema_names(root: etree._Element) -> set[str]:
+    """The CI-SIS schematrons a document names in ``<?oxygen SCHSchema="...CI-SIS_X.sch"?>`` (the ANS examples
+    declare their model version this way when the templateId carries none)."""
+    names = set()
+    for node in root.itersiblings(preceding=True):
+        if isinstance(node, etree._ProcessingInstruction):
+            names.update(_SCHSCHEMA_RE.findall(node.text or ""))
+    return names
 
 
 def _svrl_findings(svrl: str, volet: str, location: str) -> list[Finding]:
