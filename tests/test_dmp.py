@@ -54,8 +54,12 @@ class Dmp:
         )
         self.dui = ReferenceDUI()
         self.dui.setup(self.env)
-        name = sorted(self.pki.clients)[0]
-        self.credentials = M.OrgCredentials(str(self.pki.client(name).cert_path), str(self.pki.client(name).key_path))
+        # the organisation certificate of the first test person's ESSMS (the DMP issues ESSMS-<FINESS> at start)
+        self.credentials = self.credentials_of(TESTDATA.establishment(TESTDATA.persons[0].essms).finess)
+
+    def credentials_of(self, finess: str) -> M.OrgCredentials:
+        issued = self.pki.client(f"ESSMS-{finess}")
+        return M.OrgCredentials(str(issued.cert_path), str(issued.key_path))
 
     def client(self, *, with_cert: bool = True) -> httpx.Client:
         context = ssl.create_default_context(cafile=str(self.pki.ca_bundle_path))

@@ -22,6 +22,7 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
     mssante_counting = "messages"  # MSSanté rate numerator: messages sent (instruction) or "personnes"
     observe_retry = "avertissement"  # observe-only mode: a refusal then an accepted retry passes with a warning
                                      # ("echec": it fails); see harness.runtime.observe.RETRY_RULES
+    production_ins = "warn"  # an INS under a production OID (.4.8, .4.9): "warn" (finding) or "refuse", every service
 
     [indicator_targets]      # usage-indicator targets in % (harness.analytics.indicators); "none" = no target
     dossiers_actifs = 80
@@ -66,6 +67,9 @@ class HarnessConfig:
     sut_timeout: float = 30.0  # HTTP driver: per-call timeout of the DUI control API
     sut_retries: int = 2  # HTTP driver: retries when a call could not be delivered
     observe_retry: str = "avertissement"  # observe-only mode: "avertissement" or "echec" (runtime.observe.RETRY_RULES)
+    # One production-INS policy for every simulator (harness.fields.identity.production_ins): "warn" or "refuse";
+    # handed to each simulator as its setting "production_ins" unless [settings.<service>] overrides it.
+    production_ins: str = "warn"
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:  # accept str paths from callers and TOML alike

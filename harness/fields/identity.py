@@ -44,6 +44,12 @@ __all__ = [
     "parse_ins",
     "parse_xds_patient_id",
     "refuse_production",
+    "PRODUCTION_INS_CODE",
+    "PRODUCTION_INS_SETTING",
+    "ProductionInsPolicy",
+    "ProductionIns",
+    "production_ins",
+    "production_ins_policy",
 ]
 
 
@@ -235,3 +241,52 @@ def refuse_production(ins: INS, allow: bool = False) -> None:
             f"INS de production (OID {ins.oid}) refusé : seules les identités de test (OID "
             f"{OID_INS_NIR_TEST} / {OID_INS_NIR_DEMO}) sont admises dans une campagne de test",
         )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One production-INS policy for every simulator (MSSanté SMTP and HL7 relay, DMP, e-Prescription, cahier de liaison,
+# TDDUI). A campaign runs on test identities (NIR de test .4.10, NIR de démonstration .4.11); an INS under the
+# production OIDs (.4.8 NIR, .4.9 NIA) is either reported ("warn", the default: the official ANS examples
+# eDISP-MED, OBP-SAP, OBP-SCM, OBP-SNM use .4.8 and must pass) or refused ("refuse"). INSi answering .4.8 for the
+# qualification identities is the real service's behaviour and does not go through this policy.
+
+PRODUCTION_INS_SETTING = "production_ins"  # the setting's name, in [settings.<service>] or as the harness default
+PRODUCTION_INS_CODE = "INS-PRODUCTION"  # the finding code every service records
+
+
+class ProductionInsPolicy(StrEnum):
+    WARN = "warn"  # accepted; a warning finding "INS de production" in the journal and the reports
+    REFUSE = "refuse"  # refused with the protocol's own refusal
+
+
+@dataclass(frozen=True)
+class ProductionIns:
+    """What the policy says about one production INS: the finding to record and whether to refuse."""
+
+    code: str
+    message: str
+    refuse: bool
+
+
+def production_ins_policy(settings: Mapping[str, object] | None = None) -> ProductionInsPolicy:
+    """The policy a service's settings select (``production_ins = "warn" | "refuse"``, default ``warn``); any other
+    value is a configuration error (ValueError, French message)."""
+    raw = (settings or {}).get(PRODUCTION_INS_SETTING, ProductionInsPolicy.WARN.value)
+    try:
+        return ProductionInsPolicy(str(raw).strip().lower())
+    except ValueError:
+        raise ValueError(f'réglage {PRODUCTION_INS_SETTING} = {raw!r} invalide : "warn" ou "refuse" attendu') from None
+
+
+def production_ins(ins: INS, policy: ProductionInsPolicy = ProductionInsPolicy.WARN) -> ProductionIns | None:
+    """``None`` for a test INS; for an INS under a production OID (.4.8 NIR, .4.9 NIA) the finding to record
+    (code :data:`PRODUCTION_INS_CODE`) and, under ``refuse``, the decision to refuse the exchange."""
+    if ins.kind not in (InsKind.NIR, InsKind.NIA):
+        return None
+    refuse = policy is ProductionInsPolicy.REFUSE
+    message = (
+        f"INS de production {ins.value} (OID {ins.oid}, {ins.kind.value}) : une campagne de test n'utilise que des "
+        f"identités de test (OID {OID_INS_NIR_TEST} ou {OID_INS_NIR_DEMO})"
+        + (' ; refusé (réglage production_ins = "refuse")' if refuse else "")
+    )
+    return ProductionIns(PRODUCTION_INS_CODE, message, refuse)

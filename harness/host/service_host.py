@@ -57,6 +57,7 @@ class HostOptions:
     ports: dict[str, dict[str, int]] = field(default_factory=dict)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     admin_token: str = ""  # empty: a random one is generated (harness.host.admin)
+    common_settings: dict[str, Any] = field(default_factory=dict)  # every simulator's defaults (production_ins)
 
 
 class ServiceHost:
@@ -129,8 +130,8 @@ class ServiceHost:
                     services=self.services,
                     run=self.run,
                     testdata=self.testdata,
-                    settings=opts.settings.get(name, {}),
                     admin_token=self.admin_token,
+                    settings={**opts.common_settings, **opts.settings.get(name, {})},
                 )
                 sim = cls(ctx)
                 self.simulators[name] = sim

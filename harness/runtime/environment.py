@@ -56,6 +56,7 @@ class SocleEnvironment:
                 services=config.services,
                 ports=config.ports,
                 settings=config.settings,
+                common_settings={"production_ins": config.production_ins},
             ),
             self.run,
         )

@@ -23,11 +23,12 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 from lxml import etree
 
+from harness.fields.identity import INS, compute_key
 from harness.fields.testdata import Establishment, Person
 from harness.sut import dmp_messages as M
 from harness.sut.base import ActionResult, ActionStatus, Defect, DmpFeed, DmpQuery, DmpUpdate, SutEnvironment
@@ -108,13 +109,42 @@ class DmpActions:
             self._dmp_documents = sent
         return sent
 
-    def _dmp_credentials(self) -> M.OrgCredentials:
+    def _dmp_credentials(self, establishment: Establishment) -> M.OrgCredentials:
+        """The organisation certificate of the structure that acts (``ESSMS-<FINESS>``, OU ``1`` + FINESS): the DMP
+        authenticates the structure by it, and it must be the VIHF signer and ``Identifiant_Structure``."""
         assert self.env is not None  # noqa: S101
-        if not self.env.client_certificates:
-            raise RuntimeError("aucun certificat d'organisation (IGC de test) pour le DMP")
-        name = "DMP" if "DMP" in self.env.client_certificates else sorted(self.env.client_certificates)[0]
-        cert, key = self.env.client_certificates[name]
+        certificates = self.env.client_certificates
+        wanted = (f"DMP-{establishment.finess}", f"ESSMS-{establishment.finess}", "DMP")
+        name = next((n for n in wanted if n in certificates), None)
+        if name is None:
+            raise RuntimeError(
+                f"aucun certificat d'organisation (IGC de test) pour la structure {establishment.finess} "
+                f"(attendu l'un de {', '.join(wanted)})"
+            )
+        cert, key = certificates[name]
         return M.OrgCredentials(str(cert), str(key))
+
+    def _dmp_signer(self, establishment: Establishment) -> M.OrgCredentials:
+        """The certificate that signs the VIHF (and the submission): the structure's own, or, for the faulty DUI's
+        ``vihf-autre-structure``, another ESSMS's."""
+        assert self.env is not None  # noqa: S101
+        if self.has("vihf-autre-structure"):
+            other = sorted(
+                n
+                for n in self.env.client_certificates
+                if n.startswith("ESSMS-") and n != f"ESSMS-{establishment.finess}"
+            )
+            if other:
+                cert, key = self.env.client_certificates[other[0]]
+                return M.OrgCredentials(str(cert), str(key))
+        return self._dmp_credentials(establishment)
+
+    def _vihf_person(self, action: DmpFeed | DmpQuery | DmpUpdate) -> Person:
+        """The patient the VIHF names: the action's person (the faulty DUI's ``lecture-autre-patient`` reads a
+        person's documents with the VIHF of another patient)."""
+        if self.has("lecture-autre-patient") and isinstance(action, DmpQuery):
+            return _other_patient(action.person)
+        return action.person
 
     def _dmp_session(self) -> _DmpSession:
         session = getattr(self, "_dmp_session_state", None)
@@ -123,10 +153,10 @@ class DmpActions:
             self._dmp_session_state = session
         return session
 
-    def _dmp_client(self) -> httpx.Client:
+    def _dmp_client(self, establishment: Establishment) -> httpx.Client:
         """An HTTP client for the requests of one action: one keep-alive connection, mutual TLS."""
         assert self.env is not None  # noqa: S101
-        context = self._dmp_session().tls_context(str(self.env.ca_bundle), self._dmp_credentials())
+        context = self._dmp_session().tls_context(str(self.env.ca_bundle), self._dmp_credentials(establishment))
         return httpx.Client(verify=context, timeout=30.0)
 
     def _dmp_post(
@@ -142,11 +172,14 @@ class DmpActions:
         attachments, transport error)."""
         assert self.env is not None  # noqa: S101
         if client is None:
-            with self._dmp_client() as own:
+            with self._dmp_client(action_for.establishment) as own:
                 return self._dmp_post(service, action, body, action_for, attachments, own)
         url = self.env.endpoints["dmp"][service]
         vihf = self._dmp_session().vihf(
-            action_for.person, action_for.establishment, self._dmp_credentials(), sign=not self.has("vihf-non-signe")
+            self._vihf_person(action_for),
+            action_for.establishment,
+            self._dmp_signer(action_for.establishment),
+            sign=not self.has("vihf-non-signe"),
         )
         envelope = M.envelope(action, url, body, vihf)
         content, content_type = M.mtom(envelope, attachments or {}, action)
@@ -200,7 +233,7 @@ class DmpActions:
     def dmp_feed(self, action: DmpFeed) -> ActionResult:
         if self.env is None:
             raise RuntimeError("setup() must be called before any action")
-        with self._dmp_client() as client:  # TD0.2 and ITI-41 on one connection
+        with self._dmp_client(action.establishment) as client:  # TD0.2 and ITI-41 on one connection
             return self._dmp_feed(action, client)
 
     def _dmp_feed(self, action: DmpFeed, client: httpx.Client) -> ActionResult:
@@ -230,7 +263,7 @@ class DmpActions:
             action.establishment,
             action.document_kind,
             cda,
-            self._dmp_credentials(),
+            self._dmp_signer(action.establishment),
             replaces_entry=previous.entry_uuid if previous else None,
             options=options,
         )
@@ -358,6 +391,14 @@ class DmpActions:
             else:
                 sent.status = STATUS_CHANGES[change]
         return result
+
+
+def _other_patient(person: Person) -> Person:
+    """Another (valid) test patient: the same person with the next order number in the INS."""
+    number = person.ins.number
+    order = int(number[-3:]) % 999 + 1
+    other = number[:-3] + f"{order:03d}"
+    return replace(person, ins=INS(other, compute_key(other), person.ins.oid))
 
 
 def _file_stamp(path: str) -> tuple[str, int, int]:

@@ -27,8 +27,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from harness.core.journal import Direction, Exchange, Outcome
+from harness.fhir.server import ensure_establishment_certificates
+from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_patient_id, production_ins_policy
 from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import Simulator, SimulatorContext
+from harness.validators import Finding, Severity
 from harness.validators.cda import CdaSchema
 from harness.validators.schematron import SchematronEngine
 from harness.validators.vihf import SignatureCache, Strictness, VihfPolicy, check_vihf
@@ -38,6 +41,8 @@ from mock_services.dmp.store import Authorisation, DmpState, DmpStore, PersonDmp
 from mock_services.dmp.transactions import ITI18, ITI41, ITI43, ITI57, OPERATIONS, TD02, Caller, Reply, Transactions
 
 BASE_PATH = "/si-dmp-server/v2/services"
+# Test-PKI organisation certificates whose role is another service's (INSi automated / manual calls)
+NON_DMP_CERTIFICATE_PREFIXES = ("INSI-",)
 ENDPOINT_ACTIONS = {
     "repository": (ITI41, ITI43),
     "registry": (ITI18, ITI57),
@@ -57,6 +62,12 @@ class DMPSimulator(Simulator):
         self.limits = SoapLimits(max_request_bytes=int(settings.get("max_request_bytes", SoapLimits.max_request_bytes)))
         self.require_client_certificate = bool(settings.get("require_client_certificate", True))
         self.vihf_policy = VihfPolicy(strictness=Strictness(settings.get("vihf", "strict")))
+        # IHE ITI TF-2b §3.41.4.1.3: Provide and Register shall use MTOM/XOP; "lenient" answers with a warning
+        self.mtom_policy = Strictness(settings.get("mtom", "strict"))
+        self.production_ins = production_ins_policy(settings)
+        # Every ESSMS of the test data gets its organisation certificate (CN ESSMS-<FINESS>, OU 1<FINESS>): the
+        # structure the DMP authenticates is the one the TLS certificate names.
+        ensure_establishment_certificates(ctx.pki, [e.finess for e in ctx.testdata.establishments])
         self.cda_schema = CdaSchema(settings["cda_xsd_dir"]) if settings.get("cda_xsd_dir") else None
         self.schematron = SchematronEngine(settings["schematron_dir"]) if settings.get("schematron_dir") else None
         jdv = settings.get("jdv_dir") or (
@@ -68,19 +79,33 @@ class DMPSimulator(Simulator):
         self.transactions = Transactions(self)
 
     def _initial_persons(self, overrides: dict[str, Any]) -> list[PersonDmp]:
-        persons = {p.ins.value: PersonDmp(p.ins.value) for p in self.ctx.testdata.persons}
-        for ins, conf in overrides.items():
-            persons[ins] = PersonDmp(
-                ins, DmpState(conf.get("state", "active")), Authorisation(conf.get("authorisation", "VALIDE"))
+        persons = {(p.ins.value, p.ins.oid): PersonDmp(p.ins.value, p.ins.oid) for p in self.ctx.testdata.persons}
+        for key, conf in overrides.items():
+            ins = self._ins(key)
+            persons[(ins.value, ins.oid)] = PersonDmp(
+                ins.value,
+                ins.oid,
+                DmpState(conf.get("state", "active")),
+                Authorisation(conf.get("authorisation", "VALIDE")),
             )
         return list(persons.values())
 
+    def _ins(self, ins: INS | str) -> INS:
+        """An INS given as such, as ``value^^^&oid&ISO^NH``, or as the value of a test person (their OID)."""
+        if isinstance(ins, INS):
+            return ins
+        if "^" in ins:
+            return parse_xds_patient_id(ins)
+        known = next((p.ins for p in self.ctx.testdata.persons if p.ins.value == ins), None)
+        return known or parse_ins(ins, OID_INS_NIR_TEST)
+
     # public controls for scenario steps ---------------------------------------------------------
     def set_person(
-        self, ins: str, *, state: DmpState | None = None, authorisation: Authorisation | None = None
+        self, ins: INS | str, *, state: DmpState | None = None, authorisation: Authorisation | None = None
     ) -> PersonDmp:
-        """Put the person's DMP in a state (absent / active / closed) and set the structure's authorisation."""
-        return self.store.set_person(ins, state=state, authorisation=authorisation)
+        """Put the person's DMP in a state (absent / active / closed) and set the structure's authorisation. The
+        person is the (value, OID) pair: a bare value means the test person holding it (else the test NIR OID)."""
+        return self.store.set_person(self._ins(ins), state=state, authorisation=authorisation)
 
     # HTTP ----------------------------------------------------------------------------------------
     def http_app(self) -> Starlette:
@@ -150,6 +175,14 @@ class DMPSimulator(Simulator):
                     subcode="wsse:FailedAuthentication",
                     error_code="TLS-CLIENT-CERT",
                 )
+            if cert is not None and _cn(cert) and str(_cn(cert)).upper().startswith(NON_DMP_CERTIFICATE_PREFIXES):
+                raise SoapFault(
+                    "Sender",
+                    f"certificat {_cn(cert)} réservé au téléservice INSi : le DMP attend le certificat "
+                    "d'organisation de la structure (ESSMS)",
+                    subcode="wsse:FailedAuthentication",
+                    error_code="TLS-CERT-ROLE",
+                )
             fault = self.ctx.take_fault("soap.fault")
             if fault is not None:
                 raise SoapFault(
@@ -187,6 +220,7 @@ class DMPSimulator(Simulator):
                 error_code=vihf_errors[0].code,
                 findings=caller.vihf.findings,
             )
+        self._check_identity_chain(caller)
         raw = soap.raw
         payload_type = "multipart/related" if soap.mtom else "application/soap+xml"
         handlers = {
@@ -197,6 +231,34 @@ class DMPSimulator(Simulator):
             TD02: self.transactions.test_existence,
         }
         return handlers[soap.action or ""](soap, caller, raw, payload_type)
+
+    def _check_identity_chain(self, caller: Caller) -> None:
+        """One structure per request: the TLS client certificate (OU ``1`` + FINESS), the certificate that signed the
+        VIHF and the VIHF ``Identifiant_Structure`` must name the same structure (DMP integration guide, VIHF
+        indirect authentication); a mismatch is the VIHF security fault."""
+        if self.vihf_policy.strictness is Strictness.OFF or not caller.vihf.present:
+            return
+        declared = caller.vihf.first("Identifiant_Structure")
+        signer = _ou(caller.vihf.signer)
+        named = {
+            "certificat TLS": caller.certificate_structure,
+            "signataire du VIHF": signer,
+            "Identifiant_Structure": declared,
+        }
+        present = {
+            k: v
+            for k, v in named.items()
+            if v is not None and (k != "signataire du VIHF" or self.vihf_policy.require_signature)
+        }
+        if declared is None or len(set(present.values())) > 1:
+            detail = ", ".join(f"{k} {v or 'absent'}" for k, v in named.items())
+            raise SoapFault(
+                "Sender",
+                f"VIHF refusé: la structure authentifiée n'est pas la même partout ({detail})",
+                subcode="wsse:InvalidSecurity",
+                error_code="VIHF-STRUCTURE",
+                findings=[Finding("VIHF-STRUCTURE", f"structures différentes : {detail}", Severity.ERROR, "VIHF")],
+            )
 
     def _fault(self, fault: SoapFault, endpoint: str, soap: SoapRequest | None, cert: x509.Certificate | None) -> Reply:
         operation = OPERATIONS.get(soap.action or "", "soap.request") if soap else "soap.request"

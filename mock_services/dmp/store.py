@@ -12,7 +12,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from harness.fields.identity import INS
 from harness.validators.ebrim import STATUS_APPROVED
+
+PatientKey = tuple[
+    str, str
+]  # (INS value, assigning authority OID): the same 15 digits under .4.8 and .4.10 are two DMPs
+
+
+def patient_key(ins: INS) -> PatientKey:
+    """The DMP's identity of a patient: the (value, OID) pair, never the 15 characters alone."""
+    return (ins.value, ins.oid)
+
 
 STATUS_ARCHIVED = "urn:asip:ci-sis:2010:StatusType:Archived"  # DMP TD3.3 archiving (harness reading)
 STATUS_DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"  # DMP TD3.3 deletion (harness reading)
@@ -34,7 +45,8 @@ class Authorisation(StrEnum):
 
 @dataclass(frozen=True)
 class PersonDmp:
-    ins: str
+    ins: str  # INS value
+    oid: str  # INS assigning authority
     state: DmpState = DmpState.ACTIVE
     authorisation: Authorisation = Authorisation.VALID
 
@@ -44,6 +56,7 @@ class StoredDocument:
     entry_uuid: str
     unique_id: str
     patient: str  # INS value
+    patient_oid: str  # INS assigning authority: the patient is (patient, patient_oid)
     patient_cx: str
     repository_unique_id: str
     mime_type: str
@@ -72,25 +85,28 @@ class DmpStore:
 
     def __init__(self, persons: Iterable[PersonDmp] = ()) -> None:
         self._lock = threading.Lock()
-        self._persons: dict[str, PersonDmp] = {p.ins: p for p in persons}
+        self._persons: dict[PatientKey, PersonDmp] = {(p.ins, p.oid): p for p in persons}
         self._documents: dict[str, StoredDocument] = {}
         self._by_unique: dict[str, str] = {}
 
     # persons -----------------------------------------------------------------------------------
-    def person(self, ins: str) -> PersonDmp:
-        """The DMP of ``ins`` (absent when the simulator knows no such person)."""
+    def person(self, ins: INS) -> PersonDmp:
+        """The DMP of ``ins`` (absent when the simulator knows no such person under that OID)."""
         with self._lock:
-            return self._persons.get(ins, PersonDmp(ins, DmpState.ABSENT, Authorisation.NONE))
+            return self._persons.get(
+                patient_key(ins), PersonDmp(ins.value, ins.oid, DmpState.ABSENT, Authorisation.NONE)
+            )
 
     def set_person(
-        self, ins: str, *, state: DmpState | None = None, authorisation: Authorisation | None = None
+        self, ins: INS, *, state: DmpState | None = None, authorisation: Authorisation | None = None
     ) -> PersonDmp:
+        key = patient_key(ins)
         with self._lock:
-            current = self._persons.get(ins, PersonDmp(ins, DmpState.ABSENT, Authorisation.NONE))
+            current = self._persons.get(key, PersonDmp(ins.value, ins.oid, DmpState.ABSENT, Authorisation.NONE))
             updated = replace(
                 current, state=state or current.state, authorisation=authorisation or current.authorisation
             )
-            self._persons[ins] = updated
+            self._persons[key] = updated
             return updated
 
     # documents ---------------------------------------------------------------------------------
@@ -117,6 +133,11 @@ class DmpStore:
                 setattr(document, name, value)
             return document
 
-    def documents(self, patient: str | None = None) -> list[StoredDocument]:
+    def documents(self, patient: INS | None = None) -> list[StoredDocument]:
+        """The documents of ``patient`` ((value, OID) pair), or all of them."""
         with self._lock:
-            return [d for d in self._documents.values() if patient is None or d.patient == patient]
+            return [
+                d
+                for d in self._documents.values()
+                if patient is None or (d.patient, d.patient_oid) == patient_key(patient)
+            ]

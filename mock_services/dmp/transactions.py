@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 
 from harness.core.journal import Direction, Exchange, Outcome
-from harness.fields.identity import INS, InsError, parse_ins, parse_xds_patient_id
+from harness.fields.identity import INS, PRODUCTION_INS_CODE, InsError, parse_ins, parse_xds_patient_id, production_ins
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
 from harness.validators import ebrim as E
 from harness.validators.cda import validate_cda
-from harness.validators.vihf import VihfReport
+from harness.validators.vihf import Strictness, VihfReport
 from harness.validators.xds_metadata import SIGNATURE_TYPE, XdsDocumentEntry, XdsSubmission, read_submission
 from mock_services.dmp.soap import SoapFault, SoapRequest, mtom_bytes, resolve_xop, soap_bytes
 from mock_services.dmp.store import STATUS_ARCHIVED, STATUS_DELETED, Authorisation, DmpState, StoredDocument
@@ -58,6 +58,7 @@ OPERATIONS = {
 }
 VISIBLE_STATUSES = {E.STATUS_APPROVED, E.STATUS_DEPRECATED, STATUS_ARCHIVED}
 CDA_MIME_TYPES = {"text/xml", "application/xml", "application/hl7-v3+xml"}
+MTOM_REQUIRED = "MTOM-REQUIRED"
 
 
 @dataclass
@@ -84,16 +85,32 @@ class Caller:
 
     @property
     def structure(self) -> str | None:
-        """FINESS of the calling structure (VIHF Identifiant_Structure, else the certificate's OU)."""
-        raw = self.vihf.first("Identifiant_Structure") or self.certificate_structure
+        """FINESS of the authenticated structure: the TLS certificate's OU (``1`` + FINESS), which the DMP checked
+        equal to the VIHF signer's and to ``Identifiant_Structure``; without a client certificate, the VIHF's."""
+        raw = self.certificate_structure or self.vihf.first("Identifiant_Structure")
         if raw and len(raw) == 10 and raw.startswith("1"):
             return raw[1:]
         return raw
+
+    def identities(self, requested: INS | None) -> dict[str, str | None]:
+        """Both identities of a patient-bound request, for the journal."""
+        vihf = self.vihf.resource_ins
+        return {
+            "vihf_patient": vihf.to_xds() if vihf else None,
+            "requested_patient": requested.to_xds() if requested else None,
+            "structure": self.structure,
+        }
 
 
 def registry_error_code(finding: Finding) -> str:
     """The XDS ``errorCode`` of a finding: XDS codes as they are, CDA / XML / schematron ones as InvalidDocumentContent."""
     code = finding.code
+    if code == PRODUCTION_INS_CODE:
+        return "XDSUnknownPatientId"
+    if code == MTOM_REQUIRED:
+        return "XDSRepositoryError"
+    if code.startswith("DMP-"):  # harness findings about metadata (author institution...)
+        return "XDSRegistryMetadataError"
     if code.startswith(("XDS", "DMP", "Unresolved", "InvalidDocumentContent")):
         return code
     return "InvalidDocumentContent"
@@ -190,7 +207,7 @@ class Transactions:
         """DMP state and authorisation checks (and the faults on demand that imitate them)."""
         if ins is None:
             return []
-        person = self.store.person(ins.value)
+        person = self.store.person(ins)
         state, authorisation = person.state, person.authorisation
         if feeding and self.ctx.take_fault("dmp.closed") is not None:  # faults on demand target the next feed
             state = DmpState.CLOSED
@@ -216,6 +233,28 @@ class Transactions:
             ]
         return []
 
+    def _production_ins(self, ins: INS | None, where: str) -> list[Finding]:
+        """The harness-wide production-INS policy (``production_ins``: warn / refuse), as an XDS finding."""
+        verdict = production_ins(ins, self.sim.production_ins) if ins is not None else None
+        if verdict is None:
+            return []
+        return [Finding(verdict.code, verdict.message, Severity.ERROR if verdict.refuse else Severity.WARNING, where)]
+
+    def _bound_to_vihf(self, requested: INS | None, caller: Caller, what: str) -> list[Finding]:
+        """Reads and updates are bound to the patient of the VIHF (``resource-id``): another patient is refused
+        with the DMP's access-denied error. The patient is the (value, OID) pair."""
+        vihf = caller.vihf.resource_ins
+        if requested is None or vihf is None or vihf == requested:
+            return []
+        return [
+            Finding(
+                "DMPAccessDenied",
+                f"{what} du patient {requested.to_xds()} refusée : le VIHF porte sur le patient {vihf.to_xds()} "
+                f"(resource-id), structure {caller.structure}",
+                location="VIHF resource-id",
+            )
+        ]
+
     # ------------------------------------------------------------------------------------------ ITI-41
     def provide_and_register(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
         operation = OPERATIONS[ITI41]
@@ -237,11 +276,27 @@ class Transactions:
             findings.append(
                 Finding(
                     "XDSPatientIdDoesNotMatch",
-                    f"resource-id du VIHF ({caller.vihf.resource_ins.value}) différent du patientId du lot ({patient.value})",
+                    f"resource-id du VIHF ({caller.vihf.resource_ins.to_xds()}) différent du patientId du lot "
+                    f"({patient.to_xds()})",
                     location="VIHF",
                 )
             )
+        findings.extend(self._production_ins(patient, "SubmissionSet patientId"))
         findings.extend(self._person_findings(patient, caller, feeding=True))
+        if not soap.mtom:
+            findings.extend(self._mtom_finding())
+        declared = submission.essms
+        if declared and caller.structure and declared != caller.structure:
+            findings.append(
+                Finding(
+                    "DMP-AUTEUR-STRUCTURE",
+                    f"authorInstitution déclare la structure {declared}, la structure authentifiée (certificat TLS, "
+                    f"signataire et Identifiant_Structure du VIHF) est {caller.structure} : le versement est compté "
+                    f"pour {caller.structure}",
+                    Severity.WARNING,
+                    "SubmissionSet author",
+                )
+            )
         contents = self._documents(payload, submission, soap, findings)
         checked: list[dict[str, Any]] = []
         for entry in submission.entries:
@@ -250,7 +305,7 @@ class Transactions:
                 checked.append(self._check_document(entry, data, findings))
         replaced = self._check_replacements(submission, findings)
         errors = [f for f in findings if f.severity is Severity.ERROR]
-        essms = submission.essms or caller.structure
+        essms = caller.structure or submission.essms  # the authenticated structure, not the declared one
         person = patient.value if patient else None
         details = {
             "documents": [
@@ -261,6 +316,8 @@ class Transactions:
             "replaced": replaced,
             "mtom": soap.mtom,
             "message_id": soap.message_id,
+            "declared_structure": submission.essms,
+            **caller.identities(patient),
         }
         if errors:
             self.record(
@@ -288,6 +345,21 @@ class Transactions:
         )
         self._register(submission, contents, essms, replaced)
         return self._reply(ITI41, soap, registry_response(findings))
+
+    def _mtom_finding(self) -> list[Finding]:
+        """IHE ITI TF-2b §3.41.4.1.3 / TF-2x Appendix V: Provide and Register uses MTOM/XOP (``strict``: refused;
+        ``lenient``: a warning)."""
+        if self.sim.mtom_policy is Strictness.OFF:
+            return []
+        severity = Severity.ERROR if self.sim.mtom_policy is Strictness.STRICT else Severity.WARNING
+        return [
+            Finding(
+                MTOM_REQUIRED,
+                "ITI-41 reçu sans MTOM/XOP (application/soap+xml) : IHE ITI TF-2b §3.41 impose multipart/related MTOM",
+                severity,
+                "HTTP Content-Type",
+            )
+        ]
 
     def _documents(
         self, payload: etree._Element, submission: XdsSubmission, soap: SoapRequest, findings: list[Finding]
@@ -362,7 +434,16 @@ class Transactions:
                 )
             return {"entry": entry.id, "kind": "signature", "ok": root.tag == f"{{{DS}}}Signature"}
         if entry.mime_type not in CDA_MIME_TYPES:
-            return {"entry": entry.id, "kind": entry.mime_type, "ok": True, "layers": []}
+            # The DMP stores CDA R2 documents (a PDF travels inside a CDA nonXMLBody): the declared mimeType never
+            # decides which checks run; the content is checked as a CDA whatever it is declared to be.
+            findings.append(
+                Finding(
+                    "XDSRegistryMetadataError",
+                    f"mimeType {entry.mime_type!r} : le DMP n'accepte que des documents CDA R2 (text/xml) ; le "
+                    "contenu est vérifié comme un document CDA",
+                    location=where,
+                )
+            )
         report = validate_cda(data, xsd=self.sim.cda_schema, schematron=self.sim.schematron, location=where)
         findings.extend(report.findings)
         header = report.header
@@ -370,7 +451,7 @@ class Transactions:
             findings.append(
                 Finding(
                     "XDSPatientIdDoesNotMatch",
-                    f"INS du document CDA ({header.ins.value}) différent du patientId ({entry.patient.value})",
+                    f"INS du document CDA ({header.ins.to_xds()}) différent du patientId ({entry.patient.to_xds()})",
                     location=where,
                 )
             )
@@ -418,7 +499,7 @@ class Transactions:
                 )
                 continue
             patient = submission.patient
-            if patient is not None and target.patient != patient.value:
+            if patient is not None and (target.patient, target.patient_oid) != (patient.value, patient.oid):
                 findings.append(
                     Finding(
                         "XDSPatientIdDoesNotMatch",
@@ -457,6 +538,7 @@ class Transactions:
                     entry_uuid=entry_uuid,
                     unique_id=entry.unique_id or entry_uuid,
                     patient=patient.value,
+                    patient_oid=patient.oid,
                     patient_cx=entry.patient_cx or patient.to_xds(),
                     repository_unique_id=self.repository_id,
                     mime_type=entry.mime_type,
@@ -542,7 +624,8 @@ class Transactions:
                 except InsError as exc:
                     findings.append(Finding("XDSUnknownPatientId", f"$XDSDocumentEntryPatientId {cx!r}: {exc.message}"))
                 if patient is not None:
-                    findings.extend(self._person_findings(patient, caller, feeding=False))
+                    bound = self._bound_to_vihf(patient, caller, "recherche des documents")
+                    findings.extend(bound or self._person_findings(patient, caller, feeding=False))
                     type_codes = {
                         _unquote(s).split("^")[0]
                         for v in params.get("$XDSDocumentEntryTypeCode", [])
@@ -550,7 +633,7 @@ class Transactions:
                     }
                     results = [
                         d
-                        for d in self.store.documents(patient.value)
+                        for d in self.store.documents(patient)
                         if d.status in statuses
                         and self._visible(d, caller)
                         and (not type_codes or d.type_code in type_codes)
@@ -570,9 +653,15 @@ class Transactions:
                     )
                 )
             found = [d for d in (self.store.by_unique_id(w) or self.store.get(w) for w in wanted) if d is not None]
-            if found:
-                patient = parse_xds_patient_id(found[0].patient_cx)
-            if patient is not None:
+            for document in found:
+                requested = parse_xds_patient_id(document.patient_cx)
+                bound = self._bound_to_vihf(
+                    requested, caller, f"lecture des métadonnées du document {document.unique_id}"
+                )
+                if patient is None or bound:
+                    patient = requested
+                findings.extend(bound)
+            if patient is not None and not any(f.code == "DMPAccessDenied" for f in findings):
                 findings.extend(self._person_findings(patient, caller, feeding=False))
             results = [d for d in found if d.status in VISIBLE_STATUSES and self._visible(d, caller)]
         else:
@@ -595,6 +684,7 @@ class Transactions:
             "query": query_id,
             "returnType": return_type,
             "results": [d.unique_id for d in results] if not errors else [],
+            **caller.identities(patient),
         }
         self.record(
             operation,
@@ -625,6 +715,7 @@ class Transactions:
         findings: list[Finding] = list(caller.vihf.findings)
         found: list[StoredDocument] = []
         patient: str | None = None
+        requested_patient: INS | None = None
         for request in payload.findall("xdsb:DocumentRequest", E.NS):
             repository = request.findtext("xdsb:RepositoryUniqueId", namespaces=E.NS) or ""
             unique_id = (request.findtext("xdsb:DocumentUniqueId", namespaces=E.NS) or "").strip()
@@ -641,7 +732,9 @@ class Transactions:
                 findings.append(Finding("XDSDocumentUniqueIdError", f"document {unique_id!r} introuvable"))
                 continue
             patient = document.patient
-            state_findings = self._person_findings(parse_xds_patient_id(document.patient_cx), caller, feeding=False)
+            requested_patient = parse_xds_patient_id(document.patient_cx)
+            bound = self._bound_to_vihf(requested_patient, caller, f"récupération du document {unique_id}")
+            state_findings = bound or self._person_findings(requested_patient, caller, feeding=False)
             if state_findings:
                 findings.extend(state_findings)
                 continue
@@ -676,7 +769,7 @@ class Transactions:
             findings=findings,
             payload=raw,
             payload_type=payload_type,
-            details={"retrieved": [d.unique_id for d in found]},
+            details={"retrieved": [d.unique_id for d in found], **caller.identities(requested_patient)},
         )
         body, content_type = mtom_bytes(ITI43 + "Response", soap.message_id, response, attachments)
         return Reply(body, content_type)
@@ -693,6 +786,7 @@ class Transactions:
         planned: list[dict[str, Any]] = []
         patient: str | None = None
         patient_cx: str | None = None
+        targets: set[str] = set()  # the patients (XDS CX) of every updated document
         if objects is None:
             findings.append(Finding("XDSMetadataUpdateError", "rim:RegistryObjectList absent"))
             objects = etree.Element(E.rim("RegistryObjectList"))
@@ -712,6 +806,7 @@ class Transactions:
                 )
                 continue
             patient, patient_cx = target.patient, target.patient_cx
+            targets.add(target.patient_cx)
             if original != target.status:
                 findings.append(
                     Finding(
@@ -735,6 +830,7 @@ class Transactions:
                 )
                 continue
             patient, patient_cx = target.patient, target.patient_cx
+            targets.add(target.patient_cx)
             cx = E.external_id(element, E.DOC_PATIENT_ID)
             if cx != target.patient_cx:
                 findings.append(
@@ -770,7 +866,11 @@ class Transactions:
                     "aucune mise à jour (ni UpdateAvailabilityStatus, ni nouvelle version de DocumentEntry)",
                 )
             )
-        if patient_cx is not None:
+        bound = [
+            f for cx in sorted(targets) for f in self._bound_to_vihf(parse_xds_patient_id(cx), caller, "mise à jour")
+        ]
+        findings.extend(bound)
+        if patient_cx is not None and not bound:
             findings.extend(self._person_findings(parse_xds_patient_id(patient_cx), caller, feeding=True))
         errors = [f for f in findings if f.severity is Severity.ERROR]
         self.record(
@@ -781,7 +881,7 @@ class Transactions:
             findings=findings,
             payload=raw,
             payload_type=payload_type,
-            details={"changes": planned},
+            details={"changes": planned, **caller.identities(parse_xds_patient_id(patient_cx) if patient_cx else None)},
         )
         if not errors:
             for change in changes:
@@ -833,7 +933,9 @@ class Transactions:
                         f"identifiant {value.get('extension')!r} / {value.get('root')!r}: {exc.message}",
                     )
                 )
-        person = self.store.person(ins.value) if ins else None
+        findings.extend(self._bound_to_vihf(ins, caller, "test d'existence du DMP"))
+        findings.extend(self._production_ins(ins, "patientIdentifier"))
+        person = self.store.person(ins) if ins else None
         state = person.state if person else DmpState.ABSENT
         authorisation = person.authorisation if person else Authorisation.NONE
         errors = [f for f in findings if f.severity is Severity.ERROR]
@@ -846,7 +948,7 @@ class Transactions:
             findings=findings,
             payload=raw,
             payload_type=payload_type,
-            details={"state": state.value, "authorisation": authorisation.value},
+            details={"state": state.value, "authorisation": authorisation.value, **caller.identities(ins)},
         )
         return Reply(
             soap_bytes("urn:hl7-org:v3:PRPA_IN201308UV02", soap.message_id, response),
