@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import httpx
 from lxml import etree
 
-from harness.fields.identity import INS, compute_key
+from harness.fields.identity import INS, OID_INS_NIR, compute_key
 from harness.fields.testdata import Establishment, Person
 from harness.sut import dmp_messages as M
 from harness.sut.base import ActionResult, ActionStatus, Defect, DmpFeed, DmpQuery, DmpUpdate, SutEnvironment
@@ -54,6 +54,19 @@ DMP_DEFECTS = (
     ),
     Defect(
         "masquage-errone", "pour masquer un document aux professionnels, envoie INVISIBLE_PATIENT au lieu de MASQUE_PS"
+    ),
+    Defect("mimetype-pdf", "déclare le document CDA versé au DMP avec le mimeType application/pdf"),
+    Defect(
+        "lecture-autre-patient", "recherche et récupère les documents d'une personne avec le VIHF d'un autre patient"
+    ),
+    Defect("vihf-autre-structure", "signe le VIHF (et le lot) avec le certificat d'organisation d'une autre structure"),
+    Defect(
+        "sans-mtom", "envoie le versement ITI-41 sans MTOM (application/soap+xml, documents en base64 dans l'enveloppe)"
+    ),
+    Defect("ins-production-dmp", "transmet au DMP l'INS de la personne sous l'OID de production 1.2.250.1.213.1.4.8"),
+    Defect("classcode-hors-jdv", "déclare un classCode hors du jeu de valeurs JDV_J57-ClassCode-DMP (99)"),
+    Defect(
+        "signature-falsifiee", "verse un document de signature dont les empreintes ne correspondent pas aux documents"
     ),
     Defect(
         "recherche-sans-statut",
@@ -182,7 +195,10 @@ class DmpActions:
             sign=not self.has("vihf-non-signe"),
         )
         envelope = M.envelope(action, url, body, vihf)
-        content, content_type = M.mtom(envelope, attachments or {}, action)
+        if action == ITI41 and self.has("sans-mtom"):
+            content, content_type = M.inline(envelope, attachments or {}, action)
+        else:
+            content, content_type = M.mtom(envelope, attachments or {}, action)
         try:
             response = client.post(url, content=content, headers={"Content-Type": content_type})
         except httpx.HTTPError as exc:
@@ -233,6 +249,9 @@ class DmpActions:
     def dmp_feed(self, action: DmpFeed) -> ActionResult:
         if self.env is None:
             raise RuntimeError("setup() must be called before any action")
+        if self.has("ins-production-dmp"):
+            ins = action.person.ins
+            action = replace(action, person=replace(action.person, ins=INS(ins.number, ins.key, OID_INS_NIR)))
         with self._dmp_client(action.establishment) as client:  # TD0.2 and ITI-41 on one connection
             return self._dmp_feed(action, client)
 
@@ -257,6 +276,9 @@ class DmpActions:
             signature_document=not self.has("sans-document-signature"),
             type_code_override="11488-4" if self.has("typecode-errone") else None,
             rplc_association=not self.has("remplacement-sans-rplc"),
+            mime_type="application/pdf" if self.has("mimetype-pdf") else "text/xml",
+            class_code="99" if self.has("classcode-hors-jdv") else None,
+            forged_signature=self.has("signature-falsifiee"),
         )
         body, attachments, entry_uuid, unique_id = M.build_iti41(
             action.person,

@@ -182,6 +182,17 @@ def mtom(envelope_el: etree._Element, attachments: dict[str, bytes], action: str
     return bytes(out), content_type
 
 
+def inline(envelope_el: etree._Element, attachments: dict[str, bytes], action: str) -> tuple[bytes, str]:
+    """The same message without MTOM: every ``xop:Include`` replaced by the base64 of its part, sent as
+    ``application/soap+xml`` (what IHE ITI TF-2b §3.41 does not allow for Provide and Register)."""
+    for include in list(envelope_el.iter(f"{{{XOP}}}Include")):
+        parent = include.getparent()
+        parent.remove(include)
+        parent.text = base64.b64encode(attachments[include.get("href", "")[4:]]).decode("ascii")
+    body = etree.tostring(envelope_el, xml_declaration=True, encoding="UTF-8")
+    return body, f'application/soap+xml; charset=UTF-8; action="{action}"'
+
+
 def read_response(content_type: str, body: bytes) -> tuple[etree._Element, dict[str, bytes]]:
     """Parse a SOAP response (plain or MTOM): the ``env:Body`` child and the attachments by Content-ID."""
     attachments: dict[str, bytes] = {}
@@ -271,12 +282,31 @@ def read_td02(body: etree._Element) -> dict[str, str | None]:
 
 
 # ------------------------------------------------------------------------------------------------- ITI-41
+#: XDS formatCode of each document kind (JDV_J60-FormatCode-DMP: TRE_A06 .4.2.282 / TRE_A11 IHE format codes)
+FORMAT_CODES = {
+    "DLU": ("urn:asip:ci-sis:dlu:2015", "1.2.250.1.213.1.1.4.2.282"),
+    "VSM": ("urn:asip:ci-sis:vsm:2012", "1.2.250.1.213.1.1.4.2.282"),
+    "LDL-SES": ("urn:asip:ci-sis:ldl-ses:2017", "1.2.250.1.213.1.1.4.2.282"),
+    "LDL-EES": ("urn:asip:ci-sis:ldl-ees:2017", "1.2.250.1.213.1.1.4.2.282"),
+    "VAC": ("urn:asip:ci-sis:vac:2019", "1.2.250.1.213.1.1.4.2.282"),
+    "CR-BIO": ("urn:ihe:lab:xd-lab:2008", "1.3.6.1.4.1.19376.1.2.3"),
+    "EP-MED-DM": ("urn:ihe:pharm:pre:2010", "1.3.6.1.4.1.19376.1.2.3"),
+    "EDISP-MED": ("urn:ihe:pharm:dis:2010", "1.3.6.1.4.1.19376.1.2.3"),
+}
+#: XDS classCode of each document kind (JDV_J57-ClassCode-DMP, TRE_A03): 10 compte rendu, 11 synthèse,
+#: 42 prescription, 43 dispensation
+CLASS_CODES = {"VSM": "11", "EP-MED-DM": "42", "EDISP-MED": "43"}
+
+
 @dataclass(frozen=True)
 class FeedOptions:
     wrong_ins_key: bool = False
     signature_document: bool = True
     type_code_override: str | None = None
     rplc_association: bool = True
+    mime_type: str = "text/xml"  # the DocumentEntry mimeType of the CDA document
+    class_code: str | None = None  # TRE_A03 classCode (JDV_J57); None: the kind's own (CLASS_CODES)
+    forged_signature: bool = False  # the signature's manifest digests do not match the documents
 
 
 def _slot(parent: etree._Element, name: str, *values: str) -> None:
@@ -436,12 +466,12 @@ def build_iti41(
     type_code = options.type_code_override or doc_type.code
     entry(
         doc_id,
-        "text/xml",
+        options.mime_type,
         cda,
         {
-            E.CLASS_CODE: ("10", "1.2.250.1.213.1.1.4.1", "Compte rendu"),
+            E.CLASS_CODE: (options.class_code or CLASS_CODES.get(kind, "10"), "1.2.250.1.213.1.1.4.1", "Classe"),
             E.TYPE_CODE: (type_code, doc_type.code_system, doc_type.display),
-            E.FORMAT_CODE: (f"urn:asip:ci-sis:{kind.lower()}:2022", "1.2.250.1.213.1.1.4.2.282", doc_type.display),
+            E.FORMAT_CODE: (*FORMAT_CODES[kind], doc_type.display),
             E.CONFIDENTIALITY_CODE: ("N", "2.16.840.1.113883.5.25", "Normal"),
             E.HEALTHCARE_FACILITY_TYPE: ("SA17", "1.2.250.1.71.4.2.4", "Etablissement pour personnes âgées"),
             E.PRACTICE_SETTING: ("ESSMS", "1.2.250.1.213.1.1.4.9", "Etablissement social ou médico-social"),
@@ -462,7 +492,8 @@ def build_iti41(
             targetObject=replaces_entry,
         )
     if options.signature_document:
-        signature = signature_document(credentials, {doc_uid: cda}, ss_uid)
+        signed = {doc_uid: cda + b" " if options.forged_signature else cda}
+        signature = signature_document(credentials, signed, ss_uid)
         entry(
             sig_id,
             "text/xml",

@@ -49,6 +49,91 @@ DMP_CONFIDENTIALITY_CODES = frozenset(
 SIGNATURE_TYPE = "E1762"
 SIGNATURE_CLASS = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
 SIGNATURE_FORMAT = "http://www.w3.org/2000/09/xmldsig#"
+# DMP value sets not in the TestContenuCDA jeuxDeValeurs folder, encoded from the ANS "Terminologies de Santé" guide
+# (ansforge/IG-terminologie-de-sante): codes as published, codingScheme = the OID of the TRE that defines each code.
+OID_TRE_A03 = OID_CLASS_CODE  # TRE_A03-ClasseDocument
+OID_TRE_A06 = "1.2.250.1.213.1.1.4.2.282"  # TRE_A06-FormatCodeComplementaire
+OID_TRE_A09 = "1.2.840.10008.2.6.1"  # TRE_A09-DICOMuidRegistry
+OID_TRE_A11 = "1.3.6.1.4.1.19376.1.2.3"  # TRE_A11-IheFormatCode
+#: JDV_J57_ClassCode_DMP (OID 1.2.250.1.213.1.1.5.6, version 20230922120000)
+JDV_J57_CLASS_CODE_DMP = frozenset(
+    {(code, OID_TRE_A03) for code in ("10", "11", "31", "42", "43", "44", "45", "52", "60", "90", "95")}
+    | {(SIGNATURE_CLASS, "URN")}
+)
+#: JDV_J60_FormatCode_DMP (OID 1.2.250.1.213.1.1.5.8, version 20240927120000)
+JDV_J60_FORMAT_CODE_DMP = frozenset(
+    {
+        (code, OID_TRE_A06)
+        for code in (
+            "urn:ans:ci-sis:bio-ep-bio:2022",
+            "urn:ans:ci-sis:img-da:2022",
+            "urn:asip:ci-sis:aunv:2013",
+            "urn:asip:ci-sis:avk:2009",
+            "urn:asip:ci-sis:crgm:2018",
+            "urn:asip:ci-sis:crrtn:2013",
+            "urn:asip:ci-sis:cse-cs24:2017",
+            "urn:asip:ci-sis:cse-cs8:2017",
+            "urn:asip:ci-sis:cse-cs9:2017",
+            "urn:asip:ci-sis:d2lm-fidd:2017",
+            "urn:asip:ci-sis:d2lm-fin:2017",
+            "urn:asip:ci-sis:dci:2009",
+            "urn:asip:ci-sis:dlu:2015",
+            "urn:ans:ci-sis:cse-mde:2023",
+            "urn:asip:ci-sis:eunv:2013",
+            "urn:asip:ci-sis:fludr:2017",
+            "urn:asip:ci-sis:fludt:2017",
+            "urn:asip:ci-sis:frcp:2011",
+            "urn:asip:ci-sis:hr:2019",
+            "urn:asip:ci-sis:idap:2011",
+            "urn:asip:ci-sis:ldl-ees:2017",
+            "urn:asip:ci-sis:ldl-ses:2017",
+            "urn:asip:ci-sis:pavc:2016",
+            "urn:asip:ci-sis:pps-cancer:2017",
+            "urn:asip:ci-sis:pps-paerpa:2017",
+            "urn:asip:ci-sis:ppv:2009",
+            "urn:asip:ci-sis:psc:2009",
+            "urn:asip:ci-sis:sdm-mr:2017",
+            "urn:asip:ci-sis:sunv:2013",
+            "urn:asip:ci-sis:tap:2009",
+            "urn:asip:ci-sis:vac:2019",
+            "urn:asip:ci-sis:vsm:2012",
+            "urn:asipSante:modelesHorsProfils:2011",
+            "urn:asip:ci-sis:cr-cpa:2020",
+            "urn:asip:ci-sis:cr-anest:2020",
+            "urn:asip:ci-sis:tlm-da:2020",
+            "urn:asip:ci-sis:vac-note:2021",
+            "urn:asip:ci-sis:obp-sap:2023",
+            "urn:asip:ci-sis:obp-snm:2023",
+            "urn:asip:ci-sis:obp-sne:2023",
+            "urn:asip:ci-sis:obp-scm:2023",
+            "urn:asip:ci-sis:obp-sem:2023",
+            "urn:asip:ci-sis:ppp:2023",
+            "urn:asip:ci-sis:dlu:2024",
+            "urn:asip:ci-sis:ft-su:2024",
+            "urn:asip:ci-sis:fr-su:2024",
+            "urn:ans:ci-sis:trod:2024",
+        )
+    }
+    | {
+        (code, OID_TRE_A11)
+        for code in (
+            "urn:ihe:iti:dsg:detached:2014",
+            "urn:ihe:iti:xds-sd:pdf:2008",
+            "urn:ihe:iti:xds-sd:text:2008",
+            "urn:ihe:pharm:dis:2010",
+            "urn:ihe:iti-fr:xds-sd:jpeg:2010",
+            "urn:ihe:iti-fr:xds-sd:rtf:2010",
+            "urn:ihe:iti-fr:xds-sd:tiff:2010",
+            "urn:ihe:lab:xd-lab:2008",
+            "urn:ihe:palm:apsr:2016",
+            "urn:ihe:pcc:ips:2020",
+            "urn:ihe:pharm:pre:2010",
+            "urn:ihe:eyecare:geneyeevalcn:2014",
+            "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013",
+        )
+    }
+    | {("1.2.840.10008.5.1.4.1.1.88.59", OID_TRE_A09), (SIGNATURE_FORMAT, "URN")}
+)
 _TIME_RE = re.compile(r"[0-9]{4}(?:[0-9]{2}){0,5}")
 _OID_RE = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
 
@@ -274,6 +359,17 @@ def _check_coded(
         )
 
 
+def _check_dmp_set(
+    findings: list[Finding], where: str, label: str, coded: Coded | None, values: frozenset[tuple[str, str]], name: str
+) -> None:
+    """A DMP value set encoded here (J57, J60): the (code, codingScheme) pair must be one of its concepts."""
+    if coded is None or not coded.code or (coded.code, coded.scheme) in values:
+        return
+    findings.append(
+        Finding(META, f"{label} {coded.code!r} ({coded.scheme}) absent du jeu de valeurs {name}", location=where)
+    )
+
+
 def _check_authors(
     findings: list[Finding], where: str, authors: tuple[XdsAuthor, ...], *, person_required: bool
 ) -> None:
@@ -362,11 +458,23 @@ def _check_entry(
         _check_authors(findings, where, entry.authors, person_required=False)
         return
     _check_coded(findings, where, "classCode", entry.class_code, (OID_CLASS_CODE,))
+    _check_dmp_set(findings, where, "classCode", entry.class_code, JDV_J57_CLASS_CODE_DMP, "JDV_J57-ClassCode-DMP")
     _check_coded(findings, where, "typeCode", entry.type_code, (OID_LOINC, OID_TYPE_CODE_ANS), value_sets, "type")
     _check_coded(findings, where, "formatCode", entry.format_code, ())
+    _check_dmp_set(findings, where, "formatCode", entry.format_code, JDV_J60_FORMAT_CODE_DMP, "JDV_J60-FormatCode-DMP")
     if not entry.confidentiality:
         findings.append(Finding(META, "confidentialityCode absent", location=where))
     for coded in entry.confidentiality:
+        if value_sets is not None and value_sets.contains("confidentiality", coded) is False:
+            findings.append(
+                Finding(
+                    META,
+                    f"confidentialityCode {coded.code!r} ({coded.scheme}) absent du jeu de valeurs "
+                    f"{ValueSets.FILES['confidentiality']}",
+                    location=where,
+                )
+            )
+            continue
         if coded.scheme == OID_HL7_CONFIDENTIALITY and coded.code in {"N", "R", "V"}:
             continue
         if coded.scheme == OID_DMP_CONFIDENTIALITY and coded.code in DMP_CONFIDENTIALITY_CODES:
