@@ -34,11 +34,15 @@ XSD_DIR = CORPUS / "cisis-cda" / "infrastructure" / "cda"
 class Dmp:
     """A running host with the DMP simulator, a reference DUI, and a raw HTTPS client with the org certificate."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, settings: dict[str, object] | None = None) -> None:
         self.pki = TestPKI.ensure(tmp / "pki")
         self.journal = open_journal(f"sqlite:///{tmp}/journal.sqlite")
         settings = {
-            "dmp": {"max_request_bytes": 8 * 1024 * 1024, **({"cda_xsd_dir": str(XSD_DIR)} if XSD_DIR.is_dir() else {})}
+            "dmp": {
+                "max_request_bytes": 8 * 1024 * 1024,
+                **({"cda_xsd_dir": str(XSD_DIR)} if XSD_DIR.is_dir() else {}),
+                **(settings or {}),
+            }
         }
         self.host = ServiceHost(
             self.journal, self.pki, TESTDATA, HostOptions(services=["dmp"], settings=settings), RunState("dmp-tests")
