@@ -94,19 +94,25 @@ def verify_submission_signature(
     from signxml.exceptions import InvalidSignature as XmlInvalidSignature
     from signxml.verifier import SignatureConfiguration
 
+    references = len(root.findall("ds:SignedInfo/ds:Reference", NS))  # XAdES adds SignedProperties, KeyInfo
     config = SignatureConfiguration(
-        expect_references=1,
+        expect_references=max(references, 1),
         signature_methods=frozenset(SignatureMethod),
         digest_algorithms=frozenset(DigestAlgorithm),
     )
     try:
-        result = XMLVerifier().verify(etree.tostring(root), x509_cert=cert, expect_config=config)
+        verified = XMLVerifier().verify(etree.tostring(root), x509_cert=cert, expect_config=config)
     except (XmlInvalidSignature, InvalidInput, ValueError) as exc:
         return finding("DSG-SIGNATURE-INVALIDE", f"signature XML du lot invalide: {exc}")
-    manifest = result.signed_xml  # type: ignore[union-attr]
-    if manifest is not None and manifest.tag == f"{{{DS}}}Object":  # enveloping: the reference names the ds:Object
-        manifest = manifest.find("ds:Manifest", NS)
-    if manifest is None or manifest.tag != f"{{{DS}}}Manifest":
+    manifest = None
+    for result in verified if isinstance(verified, list) else [verified]:
+        signed = result.signed_xml
+        if signed is not None and signed.tag == f"{{{DS}}}Object":  # enveloping: the reference names ds:Object
+            signed = signed.find("ds:Manifest", NS)
+        if signed is not None and signed.tag == f"{{{DS}}}Manifest":
+            manifest = signed
+            break
+    if manifest is None:
         return finding("DSG-MANIFESTE", "la signature ne porte pas sur un ds:Manifest (IHE DSG)")
     out: list[Finding] = []
     signer = _ou(cert)
