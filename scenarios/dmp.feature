@@ -65,3 +65,47 @@ Fonctionnalité: Alimentation et consultation du DMP depuis le DUI
     Alors la recherche dans le DMP renvoie le document versé
     Quand le DUI récupère ce document dans le DMP
     Alors le document récupéré est identique au document versé
+
+  @exigence:DMP-CONTENU-CDA @observable
+  Scénario: Le document versé est déclaré comme document CDA R2 et vérifié comme tel
+    Quand le DUI verse le document "DLU" de la personne dans son DMP
+    Alors le DMP accepte le document
+    Et le document est déclaré au DMP comme document CDA R2
+
+  @exigence:DMP-LECTURE-PATIENT
+  Scénario: La consultation du DMP porte sur le patient du VIHF
+    Quand le DUI verse le document "DLU" de la personne dans son DMP
+    Et le DUI recherche les documents de la personne dans le DMP
+    Alors la recherche dans le DMP renvoie le document versé
+    Et le DMP a lié la consultation au patient du VIHF
+
+  @exigence:DMP-STRUCTURE-AUTHENTIFIEE @observable
+  Scénario: Le versement est rattaché à la structure authentifiée (certificat TLS, signataire du VIHF, Identifiant_Structure)
+    Quand le DUI verse le document "DLU" de la personne dans son DMP
+    Alors le DMP accepte le document
+    Et le journal rattache le versement à l'ESSMS authentifié
+
+  @exigence:DMP-MTOM @observable
+  Scénario: Le versement ITI-41 est transmis en MTOM/XOP
+    Quand le DUI verse le document "DLU" de la personne dans son DMP
+    Alors le DMP accepte le document
+    Et le versement a été transmis en MTOM
+
+  @exigence:DMP-INS-PRODUCTION
+  Scénario: Sous la politique « refuse », le DUI ne transmet au DMP que des INS de test
+    Soit le DMP refuse les INS de production
+    Quand le DUI verse le document "DLU" de la personne dans son DMP
+    Alors le DMP accepte le document
+    Et aucun INS de production n'est transmis au DMP
+
+  @exigence:DMP-JEUX-DE-VALEURS @observable
+  Scénario: Les codes du versement sont dans les jeux de valeurs du DMP
+    Quand le DUI verse le document "DLU" de la personne dans son DMP
+    Alors le DMP accepte le document
+    Et les codes du versement sont dans les jeux de valeurs du DMP
+
+  @exigence:DMP-SIGNATURE-VERIFIEE @observable
+  Scénario: La signature du lot est vérifiée (structure signataire et empreintes des documents)
+    Quand le DUI verse le document "DLU" de la personne dans son DMP
+    Alors le DMP accepte le document
+    Et la signature du lot a été vérifiée par le DMP

@@ -30,8 +30,19 @@ INS = "Le patientId transmis au DMP est un INS à clé valide (un INS à clé er
 SIGNATURE = "Le lot versé contient le document de signature (un lot sans signature est refusé)"
 CONSULTATION = "Recherche et récupération du document versé"
 
-ALL = {VERSEMENT, FERME, FERME_ENTRE_TEMPS, REMPLACEMENT, MASQUAGE, INS, SIGNATURE, CONSULTATION}
-FEEDING = {VERSEMENT, REMPLACEMENT, MASQUAGE, INS, SIGNATURE, CONSULTATION}
+CDA = "Le document versé est déclaré comme document CDA R2 et vérifié comme tel"
+LECTURE = "La consultation du DMP porte sur le patient du VIHF"
+STRUCTURE = (
+    "Le versement est rattaché à la structure authentifiée (certificat TLS, signataire du VIHF, Identifiant_Structure)"
+)
+MTOM = "Le versement ITI-41 est transmis en MTOM/XOP"
+PRODUCTION = "Sous la politique « refuse », le DUI ne transmet au DMP que des INS de test"
+JDV = "Les codes du versement sont dans les jeux de valeurs du DMP"
+SIGNEE = "La signature du lot est vérifiée (structure signataire et empreintes des documents)"
+
+FEEDING = {VERSEMENT, REMPLACEMENT, MASQUAGE, INS, SIGNATURE, CONSULTATION, CDA, LECTURE, STRUCTURE, MTOM, PRODUCTION}
+FEEDING |= {JDV, SIGNEE}
+ALL = FEEDING | {FERME, FERME_ENTRE_TEMPS}
 
 # defect -> the scenarios it must make fail (every other @dmp scenario must still pass)
 EXPECTED_FAILURES = {
@@ -42,7 +53,14 @@ EXPECTED_FAILURES = {
     "ignore-dmp-ferme": {FERME, FERME_ENTRE_TEMPS},
     "remplacement-sans-rplc": {REMPLACEMENT},
     "masquage-errone": {MASQUAGE},
-    "recherche-sans-statut": {CONSULTATION},
+    "recherche-sans-statut": {CONSULTATION, LECTURE},
+    "mimetype-pdf": FEEDING,
+    "lecture-autre-patient": {CONSULTATION, LECTURE},
+    "vihf-autre-structure": ALL,  # every request is the VIHF security fault
+    "sans-mtom": FEEDING,
+    "ins-production-dmp": ALL,  # the production INS has no DMP: TD0.2 answers NF, nothing is fed
+    "classcode-hors-jdv": FEEDING,
+    "signature-falsifiee": FEEDING,
 }
 
 

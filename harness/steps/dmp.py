@@ -102,6 +102,18 @@ def soap_fault_next(socle: ScenarioContext, reason: str) -> None:
     socle.attach("Panne simulée", f"prochaine requête DMP: faute SOAP {reason}")
 
 
+@given("le DMP refuse les INS de production")
+@given("the DMP refuses production INS")
+def refuse_production_ins(socle: ScenarioContext, request: pytest.FixtureRequest) -> None:
+    from harness.fields.identity import ProductionInsPolicy
+
+    simulator = _simulator(socle)
+    previous = simulator.production_ins
+    simulator.production_ins = ProductionInsPolicy.REFUSE
+    request.addfinalizer(lambda: setattr(simulator, "production_ins", previous))
+    socle.attach("DMP", 'politique INS de production : « refuse » (production_ins = "refuse") pour ce scénario')
+
+
 # When --------------------------------------------------------------------------------------------
 @when(parsers.parse('le DUI verse le document "{kind}" de la personne dans son DMP'))
 @when(parsers.parse('the DUI feeds the person\'s DMP with the "{kind}" document'))
@@ -334,3 +346,83 @@ def count_fed(socle: ScenarioContext, n: int, ref: str) -> None:
     socle.attach("Journal", f"{got} versement(s) DMP accepté(s) pour {person.display_name}")
     if got != n:
         raise AssertionError(f"{got} versement(s) DMP compté(s) pour {person.display_name}, attendu {n}")
+
+
+def _no_finding(socle: ScenarioContext, exchange: Exchange, codes: tuple[str, ...], what: str) -> None:
+    found = [f for f in exchange.details.get("findings", []) if f["code"].startswith(codes)]
+    if found:
+        raise AssertionError(f"{what}: " + "; ".join(f"{f['code']} {f['message']}" for f in found))
+
+
+@then("le document est déclaré au DMP comme document CDA R2")
+@then("the document is declared to the DMP as a CDA R2 document")
+def declared_cda(socle: ScenarioContext) -> None:
+    exchange = _accepted_feed(socle)
+    kinds = [v.get("kind") for v in exchange.details.get("validation", [])]
+    mimes = [d.get("mimeType") for d in exchange.details.get("documents", []) if d.get("typeCode") != "E1762"]
+    socle.attach("Documents du lot", f"mimeType {mimes}, vérifiés comme {kinds}")
+    if not mimes or any(m != "text/xml" for m in mimes) or "cda" not in kinds:
+        raise AssertionError(f"document déclaré {mimes} au lieu de text/xml (CDA R2)")
+
+
+@then("le DMP a lié la consultation au patient du VIHF")
+@then("the DMP bound the query to the VIHF patient")
+def bound_to_vihf(socle: ScenarioContext) -> None:
+    person = socle.require_person()
+    for exchange in _since_action(socle, FIND):
+        pair = (exchange.details.get("vihf_patient"), exchange.details.get("requested_patient"))
+        if exchange.outcome is not Outcome.ACCEPTED or pair != (person.ins.to_xds(), person.ins.to_xds()):
+            raise AssertionError(
+                f"recherche {exchange.outcome} : VIHF pour {pair[0]}, patient demandé {pair[1]} "
+                f"(attendu {person.ins.to_xds()} des deux côtés)"
+            )
+
+
+@then("le journal rattache le versement à l'ESSMS authentifié")
+@then("the journal attaches the feed to the authenticated establishment")
+def authenticated_essms(socle: ScenarioContext) -> None:
+    exchange = _accepted_feed(socle)
+    finess = socle.require_establishment().finess
+    socle.attach("Structure", f"journal: {exchange.essms}, authentifiée: {exchange.details.get('structure')}")
+    if exchange.essms != finess or exchange.details.get("structure") != finess:
+        raise AssertionError(
+            f"versement rattaché à {exchange.essms} (structure authentifiée {exchange.details.get('structure')}), attendu {finess}"
+        )
+    _no_finding(
+        socle, exchange, ("DMP-AUTEUR-STRUCTURE",), "structure déclarée différente de la structure authentifiée"
+    )
+
+
+@then("le versement a été transmis en MTOM")
+@then("the feed was sent with MTOM")
+def sent_with_mtom(socle: ScenarioContext) -> None:
+    exchange = _accepted_feed(socle)
+    if exchange.details.get("mtom") is not True:
+        raise AssertionError("versement ITI-41 reçu sans MTOM/XOP (IHE ITI TF-2b §3.41)")
+    _no_finding(socle, exchange, ("MTOM-",), "MTOM")
+
+
+@then("aucun INS de production n'est transmis au DMP")
+@then("no production INS is sent to the DMP")
+def no_production_ins(socle: ScenarioContext) -> None:
+    for exchange in socle.exchanges_since_action(SERVICE):
+        _no_finding(socle, exchange, ("INS-PRODUCTION",), f"{exchange.operation}: INS de production transmis au DMP")
+
+
+@then("les codes du versement sont dans les jeux de valeurs du DMP")
+@then("the codes of the feed are in the DMP value sets")
+def codes_in_value_sets(socle: ScenarioContext) -> None:
+    exchange = _accepted_feed(socle)
+    found = [f for f in exchange.details.get("findings", []) if "jeu de valeurs" in f["message"]]
+    if found:
+        raise AssertionError("; ".join(f["message"] for f in found))
+
+
+@then("la signature du lot a été vérifiée par le DMP")
+@then("the submission's signature was verified by the DMP")
+def signature_verified(socle: ScenarioContext) -> None:
+    exchange = _accepted_feed(socle)
+    types = [d.get("typeCode") for d in exchange.details.get("documents", [])]
+    if "E1762" not in types:
+        raise AssertionError("aucun document de signature (typeCode E1762) dans le lot")
+    _no_finding(socle, exchange, ("DSG-",), "signature du lot")

@@ -311,7 +311,12 @@ class Transactions:
         person = patient.value if patient else None
         details = {
             "documents": [
-                {"uniqueId": e.unique_id, "typeCode": e.type_code.code if e.type_code else None, "id": e.id}
+                {
+                    "uniqueId": e.unique_id,
+                    "typeCode": e.type_code.code if e.type_code else None,
+                    "id": e.id,
+                    "mimeType": e.mime_type,
+                }
                 for e in submission.entries
             ],
             "validation": checked,
