@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import ssl
 import sys
 import tempfile
@@ -51,7 +52,7 @@ from mock_services.dmp import DMPSimulator
 from mock_services.dmp.store import Authorisation, DmpState
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "cisis-cda"
+CORPUS = Path(os.environ.get("SOCLE_CORPUS") or ROOT.parent / "shared" / "corpus") / "cisis-cda"
 ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 GOAL = 200.0  # documents/s, 50 KB, XSD + header
 TIME_CAP = 20.0
@@ -137,7 +138,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-dmp-") as tmp_name:
         tmp = Path(tmp_name)
         pki = TestPKI.ensure(tmp / "pki")
-        client_cert = pki.client(sorted(pki.clients)[0])
+        person = testdata.persons[0]
+        establishment = testdata.establishment(person.essms)
+        # the structure's own organisation certificate: the DMP checks TLS certificate = VIHF signer = structure
+        client_cert = pki.issue_client(f"ESSMS-{establishment.finess}", structure_id=f"1{establishment.finess}")
         credentials = M.OrgCredentials(str(client_cert.cert_path), str(client_cert.key_path))
         context = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
         context.load_cert_chain(credentials.cert_path, credentials.key_path)
@@ -160,8 +164,6 @@ def main() -> int:
         endpoints = background.start()
         try:
             dmp: DMPSimulator = host.simulators["dmp"]  # type: ignore[assignment]
-            person = testdata.persons[0]
-            establishment = testdata.establishment(person.essms)
             n = args.documents
             print(f"building {n} ITI-41 requests (50 KB DLU, signed VIHF, XAdES signature document)...", flush=True)
             cdas = [build_cda(person, establishment, "DLU", padding=48_000) for _ in range(n)]
@@ -208,7 +210,7 @@ def main() -> int:
                 root = etree.fromstring(fludt.read_bytes())
                 ins_el = root.find(f"{{{HL7}}}recordTarget/{{{HL7}}}patientRole/{{{HL7}}}id")
                 corpus_person = replace(person, ins=parse_ins(ins_el.get("extension"), ins_el.get("root")))
-                dmp.set_person(corpus_person.ins.value, state=DmpState.ACTIVE, authorisation=Authorisation.VALID)
+                dmp.set_person(corpus_person.ins, state=DmpState.ACTIVE, authorisation=Authorisation.VALID)
                 count = max(20, n // 4)
                 requests = _requests(
                     corpus_person,
