@@ -66,7 +66,7 @@ Fonctionnalité: Alimentation et consultation du DMP depuis le DUI
     Quand le DUI récupère ce document dans le DMP
     Alors le document récupéré est identique au document versé
 
-  @exigence:DMP-CONTENU-CDA @observable
+  @exigence:DMP-CONTENU-CDA
   Scénario: Le document versé est déclaré comme document CDA R2 et vérifié comme tel
     Quand le DUI verse le document "DLU" de la personne dans son DMP
     Alors le DMP accepte le document
@@ -79,13 +79,13 @@ Fonctionnalité: Alimentation et consultation du DMP depuis le DUI
     Alors la recherche dans le DMP renvoie le document versé
     Et le DMP a lié la consultation au patient du VIHF
 
-  @exigence:DMP-STRUCTURE-AUTHENTIFIEE @observable
+  @exigence:DMP-STRUCTURE-AUTHENTIFIEE
   Scénario: Le versement est rattaché à la structure authentifiée (certificat TLS, signataire du VIHF, Identifiant_Structure)
     Quand le DUI verse le document "DLU" de la personne dans son DMP
     Alors le DMP accepte le document
     Et le journal rattache le versement à l'ESSMS authentifié
 
-  @exigence:DMP-MTOM @observable
+  @exigence:DMP-MTOM
   Scénario: Le versement ITI-41 est transmis en MTOM/XOP
     Quand le DUI verse le document "DLU" de la personne dans son DMP
     Alors le DMP accepte le document
@@ -98,13 +98,13 @@ Fonctionnalité: Alimentation et consultation du DMP depuis le DUI
     Alors le DMP accepte le document
     Et aucun INS de production n'est transmis au DMP
 
-  @exigence:DMP-JEUX-DE-VALEURS @observable
+  @exigence:DMP-JEUX-DE-VALEURS
   Scénario: Les codes du versement sont dans les jeux de valeurs du DMP
     Quand le DUI verse le document "DLU" de la personne dans son DMP
     Alors le DMP accepte le document
     Et les codes du versement sont dans les jeux de valeurs du DMP
 
-  @exigence:DMP-SIGNATURE-VERIFIEE @observable
+  @exigence:DMP-SIGNATURE-VERIFIEE
   Scénario: La signature du lot est vérifiée (structure signataire et empreintes des documents)
     Quand le DUI verse le document "DLU" de la personne dans son DMP
     Alors le DMP accepte le document
