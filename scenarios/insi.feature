@@ -4,7 +4,9 @@ Fonctionnalité: Identité nationale de santé : recherche et vérification de l
   Avant d'utiliser l'INS d'une personne dans les échanges MSSanté et DMP, le DUI l'obtient et le vérifie auprès
   du téléservice INSi de l'Assurance Maladie (SOAP 1.2, authentification mutuelle TLS avec le certificat
   d'organisation INSI-AUTO, en-têtes ContexteBAM et ContexteLPS identifiant le logiciel). Seule une identité
-  qualifiée (INS récupéré puis vérifié, RNIV) peut être utilisée dans les échanges.
+  qualifiée peut être utilisée dans les échanges : selon le RNIV, qualifiée = traits contrôlés sur une pièce
+  d'identité à haut niveau de confiance (identité validée, un fait que le DUI déclare) et INS récupéré ou vérifié
+  par le téléservice INSi (identité récupérée) ; récupérée et validée sont deux états parallèles.
 
   Contexte:
     Soit l'ESSMS "EHPAD Les Tilleuls" équipé du DUI sous test
@@ -47,14 +49,24 @@ Fonctionnalité: Identité nationale de santé : recherche et vérification de l
     Quand le DUI vérifie l'INS de la personne auprès du téléservice INSi
     Alors le téléservice INSi renvoie un INS actif différent, avec l'INS enregistré par le DUI dans son historique
     Et le DUI remplace l'INS enregistré par l'INS actif renvoyé par le téléservice
-    Et l'identité de la personne est au statut "qualifiée" pour le DUI
+    Et l'identité de la personne est au statut "récupérée" pour le DUI
 
-  @exigence:INSI-VERIFICATION
-  Scénario: Vérification de l'INS : après recherche puis vérification, l'identité est qualifiée
+  @exigence:INSI-QUALIFICATION
+  Scénario: Le DUI qualifie l'identité : pièce d'identité contrôlée et INS obtenu du téléservice INSi
     Soit la personne accompagnée "Lucie BONNET"
-    Quand le DUI qualifie l'identité de la personne auprès du téléservice INSi
-    Alors le téléservice INSi a reçu une recherche puis une vérification de l'INS de la personne
+    Quand le DUI qualifie l'identité de la personne sur présentation de sa pièce d'identité "CN"
+    Alors le DUI a contrôlé la pièce d'identité "CN" de la personne
+    Et le téléservice INSi a renvoyé l'INS de la personne au DUI
     Et l'identité de la personne est au statut "qualifiée" pour le DUI
+    Et le DUI affiche le statut d'identité établi d'après le journal
+
+  @exigence:INSI-RECUPEREE-SANS-PIECE
+  Scénario: Sans pièce d'identité contrôlée, l'identité dont l'INS vient du téléservice INSi est récupérée, pas qualifiée
+    Soit la personne accompagnée "Paul LEROY"
+    Quand le DUI qualifie l'identité de la personne auprès du téléservice INSi
+    Alors le téléservice INSi a renvoyé l'INS de la personne au DUI
+    Et l'identité de la personne est au statut "récupérée" pour le DUI
+    Et le DUI affiche le statut d'identité établi d'après le journal
 
   @exigence:INSI-LOGICIEL-INCONNU
   Scénario: Un logiciel dont le numéro d'autorisation (IDAM) est inconnu est refusé, et le DUI le signale
@@ -95,11 +107,22 @@ Fonctionnalité: Identité nationale de santé : recherche et vérification de l
     Et le DUI signale l'échec de l'appel INSi à l'utilisateur
 
   @exigence:INS-QUALIFIE-AVANT-USAGE
-  Scénario: Le DUI n'utilise pas un INS non qualifié : il qualifie l'identité avant l'envoi MSSanté
+  Scénario: Le DUI n'utilise l'INS dans un envoi MSSanté qu'une fois l'identité qualifiée
     Soit l'ESSMS "SSIAD du Val" équipé du DUI sous test
     Et la personne accompagnée "André FAURE"
     Et l'identité de la personne n'a pas encore été qualifiée par le DUI
-    Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté en s'assurant que son identité est qualifiée
+    Quand le DUI qualifie l'identité de la personne sur présentation de sa pièce d'identité "PA"
+    Et le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté en s'assurant que son identité est qualifiée
     Alors le simulateur MSSanté accepte le message
     Et le simulateur MSSanté ne relève aucun INS non qualifié
     Et l'identité de la personne est au statut "qualifiée" pour le DUI
+
+  @exigence:INS-NON-QUALIFIE-PAS-D-ENVOI
+  Scénario: Le DUI refuse d'envoyer par MSSanté l'INS d'une identité seulement récupérée
+    Soit l'ESSMS "SSIAD du Val" équipé du DUI sous test
+    Et la personne accompagnée "Simone GIRAUD"
+    Et l'identité de la personne n'a pas encore été qualifiée par le DUI
+    Quand le DUI recherche l'INS de la personne par ses traits d'identité
+    Et le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté en s'assurant que son identité est qualifiée
+    Alors le DUI refuse d'envoyer par MSSanté l'INS d'une identité non qualifiée
+    Et l'identité de la personne est au statut "récupérée" pour le DUI

@@ -22,11 +22,15 @@ AUCUNE = "Aucune identité ne correspond aux traits : le DUI n'attribue pas d'IN
 PLUSIEURS = "Plusieurs identités correspondent : le DUI affine la recherche avec le lieu de naissance"
 NIA = "Une identité provisoire (NIA) reste provisoire dans le DUI"
 HISTORIQUE = "INS avec historique : le DUI remplace l'ancien INS par l'INS actif"
-VERIFICATION = "Vérification de l'INS : après recherche puis vérification, l'identité est qualifiée"
+QUALIFICATION = "Le DUI qualifie l'identité : pièce d'identité contrôlée et INS obtenu du téléservice INSi"
+RECUPEREE = (
+    "Sans pièce d'identité contrôlée, l'identité dont l'INS vient du téléservice INSi est récupérée, pas qualifiée"
+)
 LOGICIEL = "Un logiciel dont le numéro d'autorisation (IDAM) est inconnu est refusé, et le DUI le signale"
 CERTIFICAT = "Un certificat client qui n'est pas un certificat INSi est refusé, et le DUI le signale"
 INDISPONIBLE = "Le DUI signale l'indisponibilité du téléservice INSi"
-NON_QUALIFIE = "Le DUI n'utilise pas un INS non qualifié : il qualifie l'identité avant l'envoi MSSanté"
+NON_QUALIFIE = "Le DUI n'utilise l'INS dans un envoi MSSanté qu'une fois l'identité qualifiée"
+PAS_D_ENVOI = "Le DUI refuse d'envoyer par MSSanté l'INS d'une identité seulement récupérée"
 JEU_CARACTERES = "Des traits hors du jeu de caractères INSi n'obtiennent pas d'INS, et le DUI le signale"
 DATE_FUTURE = "Une date de naissance postérieure à la date du jour n'obtient pas d'INS, et le DUI le signale"
 
@@ -36,15 +40,17 @@ ALL = {
     PLUSIEURS,
     NIA,
     HISTORIQUE,
-    VERIFICATION,
+    QUALIFICATION,
+    RECUPEREE,
     LOGICIEL,
     CERTIFICAT,
     INDISPONIBLE,
     NON_QUALIFIE,
+    PAS_D_ENVOI,
     JEU_CARACTERES,
     DATE_FUTURE,
 }
-TRANSPORT = {RECHERCHE, AUCUNE, PLUSIEURS, NIA, HISTORIQUE, VERIFICATION, NON_QUALIFIE}
+TRANSPORT = {RECHERCHE, AUCUNE, PLUSIEURS, NIA, HISTORIQUE, QUALIFICATION, RECUPEREE, NON_QUALIFIE, PAS_D_ENVOI}
 # traits refused by INSi: a defect refused earlier (certificate, headers, envelope) gets another fault than the traits'
 TRAITS = {JEU_CARACTERES, DATE_FUTURE}
 
@@ -59,9 +65,11 @@ EXPECTED_FAILURES = {
     "ignore-cr02": {PLUSIEURS},
     "nia-comme-ins": {NIA},
     "ignore-historique": {HISTORIQUE},
-    "sans-verification": {HISTORIQUE, VERIFICATION, NON_QUALIFIE},
+    # RNIV: « qualifiée » needs both the document check and the INSi evidence
+    "qualifiee-sans-insi": {QUALIFICATION, NON_QUALIFIE},
+    "qualifiee-sans-piece": {QUALIFICATION, RECUPEREE, NON_QUALIFIE},
     "ignore-faute-insi": {LOGICIEL, CERTIFICAT, INDISPONIBLE} | TRAITS,
-    "envoi-sans-qualification": {NON_QUALIFIE},
+    "envoi-sans-qualification": {PAS_D_ENVOI},
 }
 
 
@@ -96,14 +104,17 @@ Feature: English aliases of the INSi steps
     And the DUI refines the search with the birth place and gets a single identity
     And the DUI records the INS returned by the teleservice
 
-  Scenario: Qualification, history and faults
+  Scenario: Qualification with an identity document
     Given the accompanied person "Jeanne MARTIN"
     And the person's identity has not been qualified by the DUI yet
-    When the DUI qualifies the person's identity with the INSi teleservice
+    When the DUI qualifies the person's identity on presentation of the identity document "passeport"
     Then the INSi teleservice receives a valid call with the ContexteBAM and ContexteLPS contexts
-    And the INSi teleservice received a search then a verification of the person's INS
+    And the DUI checked the person's identity document "PA"
+    And the INSi teleservice returned the person's INS to the DUI
     And the person's identity has the status "qualifiée" for the DUI
     And the person's identity has at least the status "récupérée" for the DUI
+    And the person's identity has at least the status "validée" for the DUI
+    And the DUI shows the identity status established from the journal
 
   Scenario: Unavailable teleservice
     Given the accompanied person "Jeanne MARTIN"
@@ -120,5 +131,5 @@ def test_english_aliases_run_and_can_fail(tmp_path: Path) -> None:
     (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
     ok = _run(tmp_path / "ok", "reference", scenarios=folder)
     assert [s.status for s in ok.scenarios] == [Status.PASSED] * 3, [(s.name, s.message) for s in ok.scenarios]
-    bad = _run(tmp_path / "bad", "faulty:ignore-cr02,sans-verification,ignore-faute-insi", scenarios=folder)
+    bad = _run(tmp_path / "bad", "faulty:ignore-cr02,qualifiee-sans-piece,ignore-faute-insi", scenarios=folder)
     assert [s.status for s in bad.scenarios] == [Status.FAILED] * 3, [(s.name, s.message) for s in bad.scenarios]

@@ -1,4 +1,5 @@
-"""Identity status (RNIV) derived from the journal, and the MSSanté warning for an INS the DUI never qualified."""
+"""Identity status (RNIV): the DUI-reported document check combined with the INSi evidence of the journal, and the
+MSSanté warning for an INS whose identity the DUI has not qualified."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from harness.core.config import HarnessConfig
 from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, open_journal
 from harness.fields.identity_status import (
     IdentityStatus,
+    document_check_exchange,
+    document_kind,
     ins_status,
-    is_verification,
     status_from_exchanges,
+    tddui_validation_mode,
     unqualified_ins_finding,
 )
 from harness.runtime.environment import SocleEnvironment
@@ -32,31 +35,14 @@ TIQ = {
     "date_naissance": "1938-04-12",
     "lieu_naissance": "75056",
 }
-SEARCH = {
-    "nom_naissance": "MARTIN",
-    "prenoms": ["JEANNE"],
-    "sexe": "F",
-    "date_naissance": "1938-04-12",
-    "lieu_naissance": None,
-}
-VERIFY = {
-    "nom_naissance": "martin",
-    "prenoms": ["Jeanne", "Marie"],
-    "sexe": "F",
-    "date_naissance": "1938-04-12",
-    "lieu_naissance": "75056",
-}
+SEARCH = {"nom_naissance": "MARTIN", "prenoms": ["JEANNE"], "sexe": "F", "date_naissance": "1938-04-12"}
+ESSMS = "990000016"
 
 
 def answer(
-    request: dict[str, Any],
-    *,
-    ins: str = X,
-    oid: str = "1.2.250.1.213.1.4.10",
-    cr: str = "00",
-    outcome: Outcome = Outcome.ACCEPTED,
+    *, ins: str = X, oid: str = "1.2.250.1.213.1.4.10", cr: str = "00", outcome: Outcome = Outcome.ACCEPTED
 ) -> Exchange:
-    details: dict[str, Any] = {"cr": cr, "request": request}
+    details: dict[str, Any] = {"cr": cr, "request": SEARCH}
     if cr == "00":
         details.update(ins={"value": ins, "oid": oid}, tiq=TIQ)
     return Exchange(
@@ -64,62 +50,127 @@ def answer(
         operation="soap.rechercherInsAvecTraitsIdentite",
         direction=Direction.FROM_DUI,
         outcome=outcome,
-        essms="990000016",
+        essms=ESSMS,
         person=ins if cr == "00" else None,
         details=details,
     )
 
 
-def test_verification_means_the_complete_reference_traits() -> None:
-    assert is_verification(answer(VERIFY))
-    assert not is_verification(answer(SEARCH))
-    assert not is_verification(answer({**VERIFY, "lieu_naissance": None}))  # the base knows a birth place
-    assert not is_verification(answer({**VERIFY, "prenoms": ["JEANNE", "MARIE", "LOUISE"]}))
-    assert not is_verification(answer(VERIFY, cr="01"))
+def document(kind: str = "CN", *, ins: str = X) -> Exchange:
+    return document_check_exchange(
+        essms=ESSMS, ins_value=ins, document=kind, reported_status="qualifiée", source="pilote"
+    )
 
 
 @pytest.mark.parametrize(
     ("sequence", "expected"),
     [
         ([], IdentityStatus.PROVISIONAL),
-        ([answer(SEARCH, cr="01")], IdentityStatus.PROVISIONAL),
-        ([answer(SEARCH)], IdentityStatus.RECOVERED),
-        ([answer(SEARCH), answer(SEARCH)], IdentityStatus.RECOVERED),
-        ([answer(VERIFY)], IdentityStatus.VALIDATED),
-        ([answer(SEARCH), answer(VERIFY)], IdentityStatus.QUALIFIED),
-        ([answer(VERIFY), answer(VERIFY)], IdentityStatus.QUALIFIED),
-        ([answer(VERIFY), answer(SEARCH)], IdentityStatus.VALIDATED),  # a later plain search does not verify
-        ([answer(SEARCH), answer(VERIFY, ins="123456789012345")], IdentityStatus.RECOVERED),  # another INS
-        (
-            [answer(SEARCH, oid="1.2.250.1.213.1.4.9"), answer(VERIFY, oid="1.2.250.1.213.1.4.9")],
-            IdentityStatus.PROVISIONAL,
-        ),  # NIA
-        ([answer(SEARCH), answer(VERIFY, outcome=Outcome.REJECTED)], IdentityStatus.RECOVERED),
+        ([answer(cr="01")], IdentityStatus.PROVISIONAL),
+        ([answer()], IdentityStatus.RECOVERED),  # INS from INSi, no document
+        ([answer(), answer()], IdentityStatus.RECOVERED),  # two INSi calls are still no document check
+        ([document()], IdentityStatus.VALIDATED),  # document checked, no INSi
+        ([document(), answer()], IdentityStatus.QUALIFIED),  # document + one INSi call
+        ([answer(), document("PA")], IdentityStatus.QUALIFIED),  # the order does not matter
+        ([document("AN"), answer(), answer()], IdentityStatus.QUALIFIED),
+        ([document("CS"), answer()], IdentityStatus.RECOVERED),  # not a document of the INS value set
+        ([document(ins="123456789012345"), answer()], IdentityStatus.RECOVERED),  # another person's document
+        ([document(), answer(ins="123456789012345")], IdentityStatus.VALIDATED),  # INSi returned another INS
+        ([document(), answer(outcome=Outcome.REJECTED)], IdentityStatus.VALIDATED),
+        ([document(), answer(oid="1.2.250.1.213.1.4.9")], IdentityStatus.PROVISIONAL),  # a NIA is never an INS
     ],
 )
 def test_status_from_exchanges(sequence: list[Exchange], expected: IdentityStatus) -> None:
     assert status_from_exchanges(sequence, X) is expected
 
 
-def test_status_labels() -> None:
+def test_recovered_and_validated_are_parallel_states() -> None:
     assert [s.label for s in IdentityStatus] == ["provisoire", "récupérée", "validée", "qualifiée"]
+    assert IdentityStatus.combine(insi=True, document=False) is IdentityStatus.RECOVERED
+    assert IdentityStatus.combine(insi=False, document=True) is IdentityStatus.VALIDATED
+    assert IdentityStatus.combine(insi=True, document=True) is IdentityStatus.QUALIFIED
+    assert IdentityStatus.combine(insi=False, document=False) is IdentityStatus.PROVISIONAL
+    assert not IdentityStatus.RECOVERED.includes(IdentityStatus.VALIDATED)
+    assert not IdentityStatus.VALIDATED.includes(IdentityStatus.RECOVERED)
+    assert IdentityStatus.QUALIFIED.includes(IdentityStatus.RECOVERED)
+    assert IdentityStatus.QUALIFIED.includes(IdentityStatus.VALIDATED)
+    assert IdentityStatus.RECOVERED.includes(IdentityStatus.PROVISIONAL)
     assert IdentityStatus.from_label("Qualifiee") is IdentityStatus.QUALIFIED
+    assert IdentityStatus.from_label("récupérée") is IdentityStatus.RECOVERED
     with pytest.raises(ValueError):
         IdentityStatus.from_label("douteuse")
 
 
+def test_document_kinds_are_the_fr_core_ins_value_set() -> None:
+    assert [document_kind(v) for v in ("CN", "passeport", "Livret de famille", "AN", "CS", "permis", "", None)] == [
+        "CN",
+        "PA",
+        "LE",
+        "AN",
+        None,
+        None,
+        None,
+        None,
+    ]
+    unknown = document("CS")
+    assert unknown.outcome is Outcome.REJECTED and unknown.error_code == "RNIV-PIECE-NON-RECONNUE"
+    known = document("passeport")
+    assert (known.service, known.operation, known.person, known.essms) == (
+        "dui",
+        "rniv.controle-piece-identite",
+        X,
+        ESSMS,
+    )
+    assert known.details == {
+        "document": "PA",
+        "document_label": "passeport",
+        "statut_declare": "qualifiée",
+        "source": "pilote",
+    }
+
+
+def test_tddui_validation_mode_reads_the_fr_core_identity_reliability_extension() -> None:
+    patient = {
+        "resourceType": "Patient",
+        "extension": [
+            {"url": "http://example.org/other", "valueString": "x"},
+            {
+                "url": "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability",
+                "extension": [
+                    {"url": "identityStatus", "valueCoding": {"code": "VALI"}},
+                    {"url": "validationMode", "valueCoding": {"code": "CN"}},
+                ],
+            },
+        ],
+    }
+    assert tddui_validation_mode(patient) == "CN"
+    assert tddui_validation_mode({"resourceType": "Patient"}) is None
+    patient["extension"][1]["extension"][1]["valueCoding"]["code"] = "PC"  # permis de conduire: not high-trust
+    assert tddui_validation_mode(patient) is None
+
+
 def test_status_is_per_run_and_per_establishment(tmp_path: Path) -> None:
     journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
-    for exchange, run in ((answer(SEARCH), "r1"), (answer(VERIFY), "r1"), (answer(SEARCH), "r2")):
+    for exchange, run in ((answer(), "r1"), (document(), "r1"), (answer(), "r2"), (document(), "r3")):
         journal.record(replace(exchange, run_id=run))
-    assert ins_status(journal, run_id="r1", essms="990000016", ins_value=X) is IdentityStatus.QUALIFIED
-    assert ins_status(journal, run_id="r2", essms="990000016", ins_value=X) is IdentityStatus.RECOVERED
+    assert ins_status(journal, run_id="r1", essms=ESSMS, ins_value=X) is IdentityStatus.QUALIFIED
+    assert ins_status(journal, run_id="r2", essms=ESSMS, ins_value=X) is IdentityStatus.RECOVERED
+    assert ins_status(journal, run_id="r3", essms=ESSMS, ins_value=X) is IdentityStatus.VALIDATED
     assert ins_status(journal, run_id="r1", essms="990000024", ins_value=X) is IdentityStatus.PROVISIONAL
     assert ins_status(journal, run_id="r1", essms=None, ins_value=X) is IdentityStatus.PROVISIONAL
-    assert unqualified_ins_finding(journal, run_id="r1", essms="990000016", ins_value=X) is None
-    finding = unqualified_ins_finding(journal, run_id="r2", essms="990000016", ins_value=X)
-    assert finding is not None and finding.code == "INS-NON-QUALIFIE" and finding.severity is Severity.WARNING
-    assert unqualified_ins_finding(journal, run_id="r2", essms="990000016", ins_value=None) is None
+    assert unqualified_ins_finding(journal, run_id="r1", essms=ESSMS, ins_value=X) is None
+    finding = unqualified_ins_finding(journal, run_id="r2", essms=ESSMS, ins_value=X)
+    assert finding is not None and (finding.code, finding.severity) == ("INS-NON-QUALIFIE", Severity.WARNING)
+    assert finding.message == (
+        f"l'INS {X} est utilisé alors que l'identité n'est pas qualifiée pour ce DUI dans cette campagne : statut "
+        "récupérée (1 réponse(s) INSi renvoyant l'INS ; aucun contrôle de pièce d'identité déclaré) ; qualifiée = "
+        "pièce d'identité à haut niveau de confiance contrôlée et INS récupéré ou vérifié par le téléservice INSi (RNIV)"
+    )
+    validated = unqualified_ins_finding(journal, run_id="r3", essms=ESSMS, ins_value=X)
+    assert validated is not None and "statut validée (aucun appel INSi ; pièce contrôlée : carte nationale" in (
+        validated.message
+    )
+    assert unqualified_ins_finding(journal, run_id="r2", essms=ESSMS, ins_value=None) is None
     journal.close()
 
 
@@ -168,7 +219,23 @@ def test_mssante_warns_about_an_unqualified_ins_and_not_after_qualification(env:
     assert dui.send_mssante(send).status is ActionStatus.DONE
     assert "INS-NON-QUALIFIE" in _codes(_last_submission(env))  # recovered is not enough
 
-    assert dui.qualify_identity(InsiSearch(traits_of_person(person), establishment)).data["statut"] == "qualifiée"
+    # two INSi calls without a document check: still récupérée (RNIV), still flagged
+    assert dui.qualify_identity(InsiSearch(traits_of_person(person), establishment)).data["statut"] == "récupérée"
+    assert dui.send_mssante(send).status is ActionStatus.DONE
+    assert "INS-NON-QUALIFIE" in _codes(_last_submission(env))
+
+    qualified = dui.qualify_identity(InsiSearch(traits_of_person(person), establishment, identity_document="CN"))
+    assert (qualified.data["statut"], qualified.data["piece_identite"]) == ("qualifiée", "CN")
+    env.journal.record(
+        document_check_exchange(
+            essms=establishment.finess,
+            ins_value=person.ins.value,
+            document="CN",
+            reported_status="qualifiée",
+            source="pilote",
+            run_id=env.run_id,
+        )
+    )
     assert (
         ins_status(env.journal, run_id=env.run_id, essms=establishment.finess, ins_value=person.ins.value)
         is IdentityStatus.QUALIFIED
@@ -183,7 +250,20 @@ def test_qualification_by_another_establishment_does_not_count(env: SocleEnviron
     dui.setup(env.sut_environment())
     person = env.testdata.person("P005")  # EHPAD Les Tilleuls
     other = env.testdata.establishment("SSIAD du Val")
-    assert dui.qualify_identity(InsiSearch(traits_of_person(person), other)).data["statut"] == "qualifiée"
+    assert (
+        dui.qualify_identity(InsiSearch(traits_of_person(person), other, identity_document="PA")).data["statut"]
+        == "qualifiée"
+    )
+    env.journal.record(
+        document_check_exchange(
+            essms=other.finess,
+            ins_value=person.ins.value,
+            document="PA",
+            reported_status=None,
+            source="pilote",
+            run_id=env.run_id,
+        )
+    )
     home = env.testdata.establishment(person.essms)
     assert (
         dui.send_mssante(MssanteSend(person, home, "DLU", ("jean.dupont@medecin.mssante.fr",))).status

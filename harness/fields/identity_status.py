@@ -1,144 +1,276 @@
-"""Identity status (RNIV) of a person for a DUI, derived from the INSi exchanges recorded in the journal.
+"""Identity status (RNIV) of a person for a DUI: the DUI's identity-document check combined with the INSi evidence
+of the journal.
 
-The Référentiel national d'identitovigilance (RNIV, volet 1 « principes communs ») gives each identity one of
-four statuses: *provisoire* (default), *récupérée* (the INS was returned by the INSi teleservice), *validée*
-(the traits were checked) and *qualifiée* (validated identity whose INS was retrieved **and** verified through
-INSi). Only a qualified identity's INS may be used in exchanges (MSSanté, DMP...).
+Référentiel national d'identitovigilance (RNIV), volet 1 « Principes d'identification des usagers communs à tous
+les acteurs de santé » (version 2024, volets 0 and 1 merged), statuts de confiance de l'identité numérique:
 
-The harness sees INSi calls only, so it derives the status from them — per DUI (the establishment named in the
-calls' contexts, journal column ``essms``) and per INS, within one run, with no state of its own:
+- *identité provisoire*: the default;
+- *identité récupérée*: the INS was retrieved or verified through the INSi teleservice, **without** the traits
+  having been checked against a high-trust identity document;
+- *identité validée*: the traits were checked against a high-trust identity document (passeport, carte nationale
+  d'identité...; the RNIV's « dispositif d'identification à haut niveau de confiance »), without INSi;
+- *identité qualifiée*: validée **and** the INS retrieved or verified through INSi — the only status whose INS may
+  be shared (MSSanté, DMP...).
 
-- ``PROVISIONAL`` — no INSi answer returned this INS to this DUI, or only as a provisional NIA
-  (OID 1.2.250.1.213.1.4.9, which never goes further);
-- ``RECOVERED`` — an answer (CR 00) returned it as the active INS (``INSACTIF``);
-- ``VALIDATED`` — an answer returned it to a call carrying the identity's *complete* reference traits (birth
-  name, the whole first-name list, sex, birth date and, when the base has one, birth place: the traits of the
-  ``TIQ``), i.e. the DUI's record matches the reference identity — the harness's observable stand-in for the
-  check the DUI user does against an identity document;
-- ``QUALIFIED`` — such a complete-traits call (the *verification*) came after an earlier answer had already
-  returned the same INS: the INS was retrieved, then verified.
+Récupérée and validée are parallel states, not rungs of a ladder: neither implies the other, both make qualifiée.
 
-Which INSi exchanges count: ``service == "insi"``, outcome accepted, CR 00, same run, same ``essms``.
+What the harness can see: the INSi answers (journal, service ``insi``) and the document check, a fact only the DUI
+knows, which it reports — through the control API or the built-in drivers (``data["piece_identite"]`` of an INSi
+action: the kind of document checked, with the status it records), from the operator in guided recette, or from the
+TDDUI export in observe-only mode (FR Core ``identityReliability.validationMode``). The INSi steps journal each
+reported check as one exchange (:data:`DOCUMENT_SERVICE` / :data:`DOCUMENT_OPERATION`, ``essms``, ``person`` = INS)
+so that every service reads one status from the journal, per DUI (establishment) and per INS, within one run.
+
+The kinds of document are the codes of the FR Core value set ``fr-core-vs-mode-validation-identity-ins`` (modes of
+validation allowed for an INS identity: PA, CN, AN, LE); another code is not a high-trust document here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from enum import IntEnum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
-from harness.core.journal import Exchange, Journal, JournalFilter, Outcome
+from harness.core.journal import Direction, Exchange, Journal, JournalFilter, Outcome
 from harness.fields.identity import OID_INS_NIA
 from harness.validators import Finding, Severity
 from harness.validators.insi import normalise_trait
 
 __all__ = [
+    "DOCUMENT_OPERATION",
+    "DOCUMENT_SERVICE",
+    "HIGH_TRUST_DOCUMENTS",
     "INSI_SERVICE",
+    "IdentityEvidence",
     "IdentityStatus",
+    "document_check_exchange",
+    "document_kind",
+    "evidence_from_exchanges",
+    "identity_evidence",
     "ins_status",
-    "is_verification",
+    "insi_returned",
     "status_from_exchanges",
+    "tddui_validation_mode",
     "unqualified_ins_finding",
 ]
 
 INSI_SERVICE = "insi"
+#: Where the DUI-reported document checks are journaled (a DUI-side fact: no simulator sees it).
+DOCUMENT_SERVICE = "dui"
+DOCUMENT_OPERATION = "rniv.controle-piece-identite"
+
+#: FR Core ValueSet ``fr-core-vs-mode-validation-identity-ins`` (CodeSystem ``fr-core-cs-mode-validation-identity``):
+#: the high-trust identity documents an INS identity may be validated with.
+HIGH_TRUST_DOCUMENTS: Mapping[str, str] = {
+    "PA": "passeport",
+    "CN": "carte nationale d'identité",
+    "AN": "extrait d'acte de naissance",
+    "LE": "livret de famille",
+}
+FR_CORE_IDENTITY_RELIABILITY = "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability"
 
 
-class IdentityStatus(IntEnum):
-    """RNIV identity statuses, ordered (a status only ever rises)."""
+class IdentityStatus(StrEnum):
+    """The four RNIV statuses; :meth:`combine` derives one from its two independent components."""
 
-    PROVISIONAL = 0
-    RECOVERED = 1
-    VALIDATED = 2
-    QUALIFIED = 3
+    PROVISIONAL = "provisoire"
+    RECOVERED = "récupérée"
+    VALIDATED = "validée"
+    QUALIFIED = "qualifiée"
 
     @property
     def label(self) -> str:
         """The French RNIV name."""
-        return _LABELS[self]
+        return self.value
+
+    @property
+    def insi(self) -> bool:
+        """The INS was retrieved or verified through INSi."""
+        return self in (IdentityStatus.RECOVERED, IdentityStatus.QUALIFIED)
+
+    @property
+    def document(self) -> bool:
+        """The traits were checked against a high-trust identity document."""
+        return self in (IdentityStatus.VALIDATED, IdentityStatus.QUALIFIED)
+
+    @classmethod
+    def combine(cls, *, insi: bool, document: bool) -> IdentityStatus:
+        if insi and document:
+            return cls.QUALIFIED
+        if insi:
+            return cls.RECOVERED
+        return cls.VALIDATED if document else cls.PROVISIONAL
+
+    def includes(self, other: IdentityStatus) -> bool:
+        """Whether this status has every component of ``other`` (qualifiée includes récupérée and validée)."""
+        return (self.insi or not other.insi) and (self.document or not other.document)
 
     @classmethod
     def from_label(cls, label: str) -> IdentityStatus:
         wanted = normalise_trait(label)
-        for status, text in _LABELS.items():
-            if normalise_trait(text) == wanted or status.name == wanted:
+        for status in cls:
+            if normalise_trait(status.value) == wanted or status.name == wanted:
                 return status
         raise ValueError(f"statut d'identité inconnu : {label!r} (provisoire, récupérée, validée, qualifiée)")
 
 
-_LABELS = {
-    IdentityStatus.PROVISIONAL: "provisoire",
-    IdentityStatus.RECOVERED: "récupérée",
-    IdentityStatus.VALIDATED: "validée",
-    IdentityStatus.QUALIFIED: "qualifiée",
-}
+def document_kind(value: str | None) -> str | None:
+    """The FR Core code of a high-trust document named by its code or its French label, else ``None``."""
+    if not value:
+        return None
+    wanted = normalise_trait(value)
+    for code, label in HIGH_TRUST_DOCUMENTS.items():
+        if wanted in (code, normalise_trait(label)):
+            return code
+    return None
 
 
-def is_verification(exchange: Exchange) -> bool:
-    """Whether an accepted CR 00 INSi exchange was asked with the complete reference traits it returned."""
-    details = exchange.details
-    request, tiq = details.get("request") or {}, details.get("tiq") or {}
-    if details.get("cr") != "00" or not request or not tiq:
-        return False
-    pairs = (
-        (request.get("nom_naissance"), tiq.get("nom_naissance")),
-        (" ".join(request.get("prenoms") or []), tiq.get("liste_prenoms")),
-        (request.get("sexe"), tiq.get("sexe")),
-        (request.get("date_naissance"), tiq.get("date_naissance")),
-    )
-    if any(a is None or b is None or normalise_trait(str(a)) != normalise_trait(str(b)) for a, b in pairs):
-        return False
-    place = tiq.get("lieu_naissance")
-    return place is None or normalise_trait(str(request.get("lieu_naissance") or "")) == normalise_trait(str(place))
+@dataclass(frozen=True)
+class IdentityEvidence:
+    """What the journal holds about one INS for one DUI: the INSi answers that returned it, the document checks."""
+
+    insi_exchanges: tuple[Exchange, ...] = ()
+    document_checks: tuple[Exchange, ...] = ()
+    nia: bool = False  # INSi returned this number as a provisional NIA: never an INS
+
+    @property
+    def document(self) -> str | None:
+        """The kind of the last high-trust document the DUI reported checking."""
+        for exchange in reversed(self.document_checks):
+            kind = document_kind(str(exchange.details.get("document") or ""))
+            if kind:
+                return kind
+        return None
+
+    @property
+    def status(self) -> IdentityStatus:
+        if self.nia:
+            return IdentityStatus.PROVISIONAL
+        return IdentityStatus.combine(insi=bool(self.insi_exchanges), document=self.document is not None)
+
+    def describe(self) -> str:
+        insi = (
+            f"{len(self.insi_exchanges)} réponse(s) INSi renvoyant l'INS" if self.insi_exchanges else "aucun appel INSi"
+        )
+        document = HIGH_TRUST_DOCUMENTS.get(self.document or "", "")
+        checked = f"pièce contrôlée : {document}" if document else "aucun contrôle de pièce d'identité déclaré"
+        return f"{self.status.label} ({insi} ; {checked})"
 
 
-def _returned(exchange: Exchange) -> tuple[str, str] | None:
+def insi_returned(exchange: Exchange) -> tuple[str, str] | None:
+    """(INS, OID) an accepted CR 00 INSi answer returned as the active INS, else ``None``."""
     ins = exchange.details.get("ins") or {}
     if exchange.outcome is not Outcome.ACCEPTED or exchange.details.get("cr") != "00" or not ins.get("value"):
         return None
     return str(ins["value"]), str(ins.get("oid") or "")
 
 
-def status_from_exchanges(exchanges: Iterable[Exchange], ins_value: str) -> IdentityStatus:
-    """The status of ``ins_value`` given one DUI's INSi exchanges in recording order (pure function)."""
-    status = IdentityStatus.PROVISIONAL
-    seen = False
+def evidence_from_exchanges(exchanges: Iterable[Exchange], ins_value: str) -> IdentityEvidence:
+    """The evidence about ``ins_value`` in one DUI's INSi answers and document checks (pure function)."""
+    insi: list[Exchange] = []
+    documents: list[Exchange] = []
+    nia = False
     for exchange in exchanges:
-        returned = _returned(exchange)
+        if exchange.service == DOCUMENT_SERVICE and exchange.operation == DOCUMENT_OPERATION:
+            if exchange.person == ins_value and exchange.outcome is Outcome.ACCEPTED:
+                documents.append(exchange)
+            continue
+        returned = insi_returned(exchange)
         if returned is None or returned[0] != ins_value:
             continue
         if returned[1] == OID_INS_NIA:
-            return IdentityStatus.PROVISIONAL
-        if is_verification(exchange):
-            status = max(status, IdentityStatus.QUALIFIED if seen else IdentityStatus.VALIDATED)
+            nia = True
         else:
-            status = max(status, IdentityStatus.RECOVERED)
-        seen = True
-    return status
+            insi.append(exchange)
+    return IdentityEvidence(tuple(insi), tuple(documents), nia)
+
+
+def status_from_exchanges(exchanges: Iterable[Exchange], ins_value: str) -> IdentityStatus:
+    """The status of ``ins_value`` given one DUI's exchanges (pure function)."""
+    return evidence_from_exchanges(exchanges, ins_value).status
+
+
+def identity_evidence(journal: Journal, *, run_id: str | None, essms: str | None, ins_value: str) -> IdentityEvidence:
+    """The evidence about ``ins_value`` for the DUI of establishment ``essms`` in run ``run_id`` (journal query)."""
+    if essms is None:
+        return IdentityEvidence()
+    found: list[Exchange] = []
+    for service in (INSI_SERVICE, DOCUMENT_SERVICE):
+        found.extend(
+            journal.query(
+                JournalFilter(service=service, run_id=run_id, essms=essms, person=ins_value, outcome=Outcome.ACCEPTED)
+            )
+        )
+    return evidence_from_exchanges(found, ins_value)
 
 
 def ins_status(journal: Journal, *, run_id: str | None, essms: str | None, ins_value: str) -> IdentityStatus:
-    """The status of ``ins_value`` for the DUI of establishment ``essms`` in run ``run_id`` (journal query)."""
-    if essms is None:
-        return IdentityStatus.PROVISIONAL
-    exchanges = journal.query(
-        JournalFilter(service=INSI_SERVICE, run_id=run_id, essms=essms, person=ins_value, outcome=Outcome.ACCEPTED)
+    """The status of ``ins_value`` for the DUI of establishment ``essms`` in run ``run_id``."""
+    return identity_evidence(journal, run_id=run_id, essms=essms, ins_value=ins_value).status
+
+
+def document_check_exchange(
+    *,
+    essms: str,
+    ins_value: str,
+    document: str,
+    reported_status: str | None,
+    source: str,
+    run_id: str | None = None,
+    scenario_id: str | None = None,
+) -> Exchange:
+    """The journal record of a document check the DUI reported (``source``: ``pilote``, ``operateur``, ``tddui``)."""
+    kind = document_kind(document)
+    details: dict[str, Any] = {
+        "document": kind or document[:40],
+        "document_label": HIGH_TRUST_DOCUMENTS.get(kind or "", ""),
+        "statut_declare": reported_status,
+        "source": source,
+    }
+    return Exchange(
+        service=DOCUMENT_SERVICE,
+        operation=DOCUMENT_OPERATION,
+        direction=Direction.FROM_DUI,
+        outcome=Outcome.ACCEPTED if kind else Outcome.REJECTED,
+        essms=essms,
+        person=ins_value,
+        run_id=run_id,
+        scenario_id=scenario_id,
+        error_code=None if kind else "RNIV-PIECE-NON-RECONNUE",
+        error_message=None
+        if kind
+        else f"pièce {document[:40]!r} : pièce à haut niveau de confiance attendue ({', '.join(HIGH_TRUST_DOCUMENTS)})",
+        details=details,
     )
-    return status_from_exchanges(exchanges, ins_value)
+
+
+def tddui_validation_mode(patient: Mapping[str, Any]) -> str | None:
+    """The document kind of a TDDUI Patient's FR Core ``identityReliability`` extension (``validationMode``)."""
+    for extension in patient.get("extension") or ():
+        if not isinstance(extension, Mapping) or extension.get("url") != FR_CORE_IDENTITY_RELIABILITY:
+            continue
+        for part in extension.get("extension") or ():
+            if isinstance(part, Mapping) and part.get("url") == "validationMode":
+                coding = part.get("valueCoding") or {}
+                return document_kind(str(coding.get("code") or "")) if isinstance(coding, Mapping) else None
+    return None
 
 
 def unqualified_ins_finding(
     journal: Journal, *, run_id: str | None, essms: str | None, ins_value: str | None
 ) -> Finding | None:
-    """A WARNING ``INS-NON-QUALIFIE`` when a message uses an INS this DUI never qualified in this run."""
+    """A WARNING ``INS-NON-QUALIFIE`` when a message uses an INS whose identity this DUI has not qualified (RNIV)."""
     if not ins_value:
         return None
-    status = ins_status(journal, run_id=run_id, essms=essms, ins_value=ins_value)
-    if status is IdentityStatus.QUALIFIED:
+    evidence = identity_evidence(journal, run_id=run_id, essms=essms, ins_value=ins_value)
+    if evidence.status is IdentityStatus.QUALIFIED:
         return None
     return Finding(
         "INS-NON-QUALIFIE",
-        f"l'INS {ins_value} est utilisé alors que l'identité n'a pas été qualifiée par le DUI dans cette campagne "
-        f"(statut {status.label} : recherche puis vérification auprès du téléservice INSi attendues ; RNIV)",
+        f"l'INS {ins_value} est utilisé alors que l'identité n'est pas qualifiée pour ce DUI dans cette campagne : "
+        f"statut {evidence.describe()} ; qualifiée = pièce d'identité à haut niveau de confiance contrôlée et INS "
+        "récupéré ou vérifié par le téléservice INSi (RNIV)",
         Severity.WARNING,
         "X-MSS-INS / CDA recordTarget",
     )

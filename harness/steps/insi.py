@@ -10,11 +10,23 @@ from dataclasses import dataclass
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.core.journal import Exchange, Outcome
+from harness.core.journal import Exchange, JournalFilter, Outcome
 from harness.fields.identity import OID_INS_NIA
-from harness.fields.identity_status import IdentityStatus, ins_status, is_verification
+from harness.fields.identity_status import (
+    DOCUMENT_OPERATION,
+    DOCUMENT_SERVICE,
+    HIGH_TRUST_DOCUMENTS,
+    IdentityEvidence,
+    IdentityStatus,
+    document_check_exchange,
+    document_kind,
+    identity_evidence,
+    ins_status,
+    insi_returned,
+    tddui_validation_mode,
+)
 from harness.host.simulator import Fault
-from harness.runtime.environment import ScenarioContext
+from harness.runtime.environment import ScenarioContext, not_observable
 from harness.sut.base import (
     ActionResult,
     ActionStatus,
@@ -59,7 +71,61 @@ def _drive(socle: ScenarioContext, label: str, method: str, action: object) -> A
             label,
             lambda: ActionResult(ActionStatus.ERROR, f"le pilote {socle.sut.name} ne sait pas faire « {method} »"),
         )
-    return socle.act(label, lambda: call(action))
+    result = socle.act(label, lambda: call(action))
+    _journal_document_check(socle, result)
+    return result
+
+
+def _journal_document_check(socle: ScenarioContext, result: ActionResult) -> None:
+    """Journal the identity-document check the DUI reports (``data["piece_identite"]``): a DUI-side fact (RNIV
+    validation) that the identity status of every service combines with the INSi answers."""
+    document = result.data.get("piece_identite") if result.status is not ActionStatus.DELEGATED else None
+    if not document:
+        return
+    ins = socle.person.ins.value if socle.person is not None else result.data.get("ins")
+    if not ins:
+        return
+    exchange = document_check_exchange(
+        essms=_establishment_finess(socle),
+        ins_value=str(ins),
+        document=str(document),
+        reported_status=result.data.get("statut"),
+        source="pilote",
+        run_id=socle.env.run_id,
+        scenario_id=socle.scenario_id,
+    )
+    socle.attach("Contrôle de pièce d'identité déclaré par le DUI", json.dumps(exchange.details, ensure_ascii=False))
+    socle.env.journal.record(exchange)
+
+
+def _operator_document_check(socle: ScenarioContext, ins: str) -> None:
+    """Guided recette: the operator says which high-trust document the DUI's user checked (journaled like above)."""
+    channel = getattr(socle.sut, "channel", None)
+    if socle.last_action is None or socle.last_action.status is not ActionStatus.DELEGATED or channel is None:
+        return
+    if socle.last_action.data.get("document_asked"):
+        return
+    question = (
+        "Quelle pièce d'identité à haut niveau de confiance l'utilisateur du DUI a-t-il contrôlée pour cette "
+        "identité ? " + ", ".join(f"{code} = {label}" for code, label in HIGH_TRUST_DOCUMENTS.items()) + ", aucune"
+    )
+    reply = channel.answer(
+        channel.ask(socle.scenario_id, question, question, mode="question", choices=(*HIGH_TRUST_DOCUMENTS, "aucune"))
+    )
+    socle.last_action.data["document_asked"] = True
+    socle.attach("Réponse de l'opérateur", f"{question} → {reply.answer if reply else 'pas de réponse'}")
+    if reply is None or document_kind(reply.answer) is None:
+        return
+    exchange = document_check_exchange(
+        essms=_establishment_finess(socle),
+        ins_value=ins,
+        document=reply.answer,
+        reported_status=None,
+        source="operateur",
+        run_id=socle.env.run_id,
+        scenario_id=socle.scenario_id,
+    )
+    socle.env.journal.record(exchange)
 
 
 def _describe(exchange: Exchange) -> str:
@@ -220,6 +286,29 @@ def qualify(socle: ScenarioContext, insi_scene: InsiScene) -> None:
     _drive(
         socle,
         f"qualification de l'identité de {traits.birth_name} {' '.join(traits.first_names)}",
+        "qualify_identity",
+        action,
+    )
+
+
+@when(parsers.parse("le DUI qualifie l'identité de la personne sur présentation de sa pièce d'identité \"{document}\""))
+@when(parsers.parse('the DUI qualifies the person\'s identity on presentation of the identity document "{document}"'))
+def qualify_with_document(socle: ScenarioContext, insi_scene: InsiScene, document: str) -> None:
+    """RNIV qualification: the person presents a high-trust document (FR Core code or label), the DUI's user checks
+    the traits against it, and the DUI obtains the INS from INSi."""
+    kind = document_kind(document)
+    if kind is None:
+        raise ValueError(f"pièce d'identité inconnue : {document!r} ({', '.join(HIGH_TRUST_DOCUMENTS)})")
+    traits = _traits(socle, insi_scene)
+    action = InsiSearch(
+        traits=traits,
+        establishment=socle.require_establishment(),
+        client_certificate=insi_scene.certificate,
+        identity_document=kind,
+    )
+    _drive(
+        socle,
+        f"qualification de l'identité sur présentation : {HIGH_TRUST_DOCUMENTS[kind]}",
         "qualify_identity",
         action,
     )
@@ -414,11 +503,56 @@ def _status_target(socle: ScenarioContext) -> str:
     return str(returned[-1])
 
 
-def _status(socle: ScenarioContext) -> IdentityStatus:
+def _evidence(socle: ScenarioContext) -> IdentityEvidence:
+    """The RNIV evidence for the person's INS: INSi answers and document checks journaled for this DUI in this run;
+    in observe-only mode, the document check comes from the TDDUI export (FR Core identityReliability), else the
+    status is « non vérifiable »."""
     ins = _status_target(socle)
-    status = ins_status(socle.env.journal, run_id=socle.env.run_id, essms=_establishment_finess(socle), ins_value=ins)
-    socle.attach("Statut de l'identité (RNIV, d'après le journal)", f"INS {ins} : {status.label}")
-    return status
+    essms = _establishment_finess(socle)
+    _operator_document_check(socle, ins)
+    window = socle.observation()
+    if window is None:
+        return identity_evidence(socle.env.journal, run_id=socle.env.run_id, essms=essms, ins_value=ins)
+    evidence = identity_evidence(socle.env.journal, run_id=None, essms=essms, ins_value=ins)
+    if evidence.document is None:
+        document = _tddui_document(socle, essms, ins)
+        if document is None:
+            not_observable(
+                f"contrôle de la pièce d'identité de l'INS {ins} (RNIV) : non vérifiable, aucun export TDDUI ne le dit"
+            )
+        check = document_check_exchange(
+            essms=essms, ins_value=ins, document=document, reported_status=None, source="tddui"
+        )
+        evidence = IdentityEvidence(evidence.insi_exchanges, (check,), evidence.nia)
+    return evidence
+
+
+def _tddui_document(socle: ScenarioContext, essms: str, ins: str) -> str | None:
+    """The validation mode of the person in the last TDDUI export the journal holds for this ESSMS."""
+    usagers = socle.env.journal.query(JournalFilter(service="tddui", essms=essms, person=ins, outcome=Outcome.ACCEPTED))
+    for exchange in reversed(usagers):
+        body = socle.env.journal.payload(exchange.digest or "") if exchange.digest else None
+        if not body:
+            continue
+        try:
+            bundle = json.loads(body)
+        except ValueError:
+            continue
+        for entry in bundle.get("entry") or ():
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+                values = {str(i.get("value")) for i in resource.get("identifier") or () if isinstance(i, dict)}
+                if ins in values and (kind := tddui_validation_mode(resource)):
+                    return kind
+    return None
+
+
+def _status(socle: ScenarioContext) -> IdentityStatus:
+    evidence = _evidence(socle)
+    socle.attach(
+        "Statut de l'identité (RNIV, d'après le journal)", f"INS {_status_target(socle)} : {evidence.describe()}"
+    )
+    return evidence.status
 
 
 @then(parsers.parse('l\'identité de la personne est au statut "{label}" pour le DUI'))
@@ -435,20 +569,72 @@ def status_is(socle: ScenarioContext, label: str) -> None:
 def status_at_least(socle: ScenarioContext, label: str) -> None:
     expected = IdentityStatus.from_label(label)
     status = _status(socle)
-    if status < expected:
+    if not status.includes(expected):
         raise AssertionError(f"statut {status.label}, au moins {expected.label} attendu")
 
 
-@then("le téléservice INSi a reçu une recherche puis une vérification de l'INS de la personne")
-@then("the INSi teleservice received a search then a verification of the person's INS")
-def search_then_verification(socle: ScenarioContext) -> None:
+@then("le téléservice INSi a renvoyé l'INS de la personne au DUI")
+@then("the INSi teleservice returned the person's INS to the DUI")
+def insi_returned_person_ins(socle: ScenarioContext) -> None:
+    """RNIV: the INS was retrieved or verified through INSi (one answer suffices)."""
     ins = socle.require_person().ins.value
-    returning = [e for e in _answers(socle) if _returned_ins(e) == ins]
-    if len(returning) < 2 or not is_verification(returning[-1]):
-        kinds = ["vérification" if is_verification(e) else "recherche" for e in returning]
+    calls = socle.exchanges_since_action(SERVICE) if socle.observation() is None else _calls(socle)
+    for exchange in calls:
+        socle.attach("Échange INSi", _describe(exchange), exchange)
+    returning = [e for e in calls if (insi_returned(e) or ("", ""))[0] == ins]
+    if not returning:
+        raise AssertionError(f"aucune réponse INSi n'a renvoyé l'INS {ins} au DUI après son action")
+
+
+@then(parsers.parse('le DUI a contrôlé la pièce d\'identité "{document}" de la personne'))
+@then(parsers.parse('the DUI checked the person\'s identity document "{document}"'))
+def document_checked(socle: ScenarioContext, document: str) -> None:
+    kind = document_kind(document)
+    ins = socle.require_person().ins.value
+    _operator_document_check(socle, ins)
+    checks = [
+        e
+        for e in socle.exchanges_since_action(DOCUMENT_SERVICE, DOCUMENT_OPERATION)
+        if e.person == ins and e.outcome is Outcome.ACCEPTED
+    ]
+    kinds = [e.details.get("document") for e in checks]
+    if kind not in kinds:
+        report = socle.last_action.data.get("piece_identite") if socle.last_action else None
         raise AssertionError(
-            f"recherche puis vérification attendues pour l'INS {ins}, observé : {kinds or 'aucun appel renvoyant cet INS'}"
+            f"le DUI ne déclare pas avoir contrôlé la pièce {kind} (contrôles déclarés : {kinds or 'aucun'} ; "
+            f"piece_identite rapportée : {report!r})"
         )
+
+
+@then("le DUI affiche le statut d'identité établi d'après le journal")
+@then("the DUI shows the identity status established from the journal")
+def dui_status_matches(socle: ScenarioContext) -> None:
+    """What the DUI calls the identity must be what the evidence supports (RNIV: no « qualifiée » without INSi and
+    without a document check)."""
+    evidence = _evidence(socle)
+    expected = evidence.status.label
+    socle.attach("Statut de l'identité (RNIV, d'après le journal)", evidence.describe())
+    socle.dui_shows(
+        f"Le DUI affiche-t-il l'identité au statut « {expected} » ?",
+        lambda data: (
+            None
+            if data.get("statut") == expected
+            else f"le DUI affiche l'identité « {data.get('statut')} », le journal établit « {evidence.describe()} »"
+        ),
+    )
+
+
+@then("le DUI refuse d'envoyer par MSSanté l'INS d'une identité non qualifiée")
+@then("the DUI refuses to send the INS of an unqualified identity by MSSanté")
+def refuses_unqualified_sending(socle: ScenarioContext) -> None:
+    sent = [e for e in socle.exchanges_since_action("mssante", "smtp.submit") if e.outcome is Outcome.ACCEPTED]
+    for exchange in sent:
+        flagged = [f["message"] for f in exchange.details.get("findings", []) if f["code"] == "INS-NON-QUALIFIE"]
+        socle.attach("Message MSSanté envoyé", "; ".join(flagged) or "INS qualifié", exchange)
+        if flagged:
+            raise AssertionError("le DUI a envoyé par MSSanté l'INS d'une identité non qualifiée : " + flagged[0])
+    if socle.dui_reported_success("Le DUI a-t-il envoyé le document malgré l'identité non qualifiée ?"):
+        raise AssertionError("le DUI indique avoir envoyé le document alors que l'identité n'est pas qualifiée")
 
 
 @then(parsers.parse('le téléservice INSi refuse l\'appel avec la faute "{code}"'))

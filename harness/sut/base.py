@@ -134,12 +134,17 @@ class InsiSearch:
     """Search the person's INS by traits (a conformant DUI refines with the birth place on CR 02).
 
     ``client_certificate`` names another organisation certificate to present instead of the DUI's INSi one
-    (negative scenarios only).
+    (negative scenarios only). ``identity_document``: the high-trust identity document the person presents to the
+    DUI's user, who checks the traits against it (RNIV validation; FR Core ``fr-core-vs-mode-validation-identity-ins``
+    code: ``CN`` carte nationale d'identité, ``PA`` passeport, ``AN`` extrait d'acte de naissance, ``LE`` livret de
+    famille); ``None``: no document presented. The DUI reports the document it checked in ``data["piece_identite"]``
+    and the status it records in ``data["statut"]``.
     """
 
     traits: InsiTraits
     establishment: Establishment
     client_certificate: str | None = None
+    identity_document: str | None = None
 
 
 @dataclass(frozen=True)
@@ -276,10 +281,10 @@ class SutDriver(Protocol):
     def verify_ins(self, action: InsiVerify) -> ActionResult: ...
 
     def qualify_identity(self, action: InsiSearch) -> ActionResult:
-        """Search the INS, then verify it: the identity becomes qualified (RNIV)."""
+        """Check the traits against the identity document presented, and obtain the INS from INSi: qualified (RNIV)."""
 
     def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
-        """Qualify the person's identity through INSi if needed, then send by MSSanté (never an unqualified INS)."""
+        """Send by MSSanté only if the person's identity is qualified in the DUI (never an unqualified INS)."""
 
     def export_tddui(self, action: TdduiExport) -> ActionResult: ...
 

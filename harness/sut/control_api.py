@@ -55,9 +55,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "mssante-send-qualified",
         "send_mssante_qualified",
         base.MssanteSend,
-        "Same as mssante-send, but the DUI first qualifies the person's identity through INSi if it is not "
-        "qualified yet (RNIV): it never sends a document with an unqualified INS.",
-        {"qualification": "outcome of the identity qualification, when one was needed"},
+        "Same as mssante-send, but only for a qualified identity (RNIV: identity document checked and INS obtained "
+        "from INSi; the DUI may call INSi first when the document was checked): otherwise the DUI refuses the "
+        "sending (status failed), it never sends a document with an unqualified INS.",
+        {"qualification": "outcome of the INSi call, when one was needed", "statut": "identity status (RNIV)"},
     ),
     ActionSpec(
         "mssante-receive",
@@ -132,8 +133,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "insi-qualify",
         "qualify_identity",
         base.InsiSearch,
-        "Search the INS, then verify it: the identity becomes qualified (RNIV).",
-        {"ins": "the INS retained", "oid": "its OID", "statut": "qualifiée / provisoire..."},
+        "Qualify the identity (RNIV): check the traits against the high-trust identity document presented "
+        "(`identity_document`, FR Core code CN, PA, AN or LE; null when none is presented) and obtain the INS from "
+        "INSi (search, or search and verification). Without a document the identity is only récupérée.",
+        {
+            "ins": "the INS retained",
+            "oid": "its OID",
+            "statut": "identity status the DUI records: provisoire, récupérée, validée, qualifiée",
+            "piece_identite": "FR Core code of the identity document the user checked (null if none)",
+        },
     ),
     ActionSpec(
         "dmp-feed",

@@ -10,7 +10,11 @@ name, version, instance; ``Emetteur`` = the establishment's FINESS). What a conf
 - CR 02: several identities — the search is refined with the birth place when the DUI knows it;
 - verification: re-send the complete traits returned (``TIQ``) and compare the INS; an active INS different from
   the one held, whose history holds it, replaces it (and is verified in turn);
-- a SOAP fault (desir_550, desir_560, insi_102...) or an HTTP error is reported to the user as a failure.
+- a SOAP fault (desir_550, desir_560, insi_102...) or an HTTP error is reported to the user as a failure;
+- identity status (RNIV volet 1): *récupérée* for an INS obtained from INSi (search or verification), *validée* for
+  traits its user checked against a high-trust identity document (``InsiSearch.identity_document``), *qualifiée* for
+  both, after checking that the INSi traits match the document; an INS goes into an MSSanté message only for a
+  qualified identity. The DUI reports the document checked (``piece_identite``) and the status it records.
 
 Defects of the faulty DUI for this capability are declared here and checked with ``self.has(...)``.
 """
@@ -28,6 +32,7 @@ from xml.sax.saxutils import escape
 
 from harness import __version__
 from harness.fields.identity import OID_INS_NIA
+from harness.fields.identity_status import document_kind
 from harness.fields.testdata import Person
 from harness.sut.base import (
     ActionResult,
@@ -61,11 +66,10 @@ INSI_DEFECTS = (
     Defect(
         "ignore-historique", "garde l'ancien INS quand INSi renvoie un INS actif différent avec l'ancien en historique"
     ),
-    Defect("sans-verification", "ne vérifie pas l'INS récupéré mais affiche l'identité comme qualifiée"),
+    Defect("qualifiee-sans-insi", "déclare qualifiée une identité dont la pièce est contrôlée, sans appeler INSi"),
+    Defect("qualifiee-sans-piece", "déclare qualifiée une identité après deux appels INSi, sans contrôle de pièce"),
     Defect("ignore-faute-insi", "traite une faute SOAP du téléservice INSi comme « aucune identité trouvée »"),
-    Defect(
-        "envoi-sans-qualification", "utilise l'INS dans un envoi MSSanté sans avoir qualifié l'identité auprès d'INSi"
-    ),
+    Defect("envoi-sans-qualification", "utilise l'INS dans un envoi MSSanté sans que l'identité soit qualifiée"),
 )
 
 #: The reference DUI's software identification in ContexteLPS (its IDAM is authorised by the INSi simulator).
@@ -273,6 +277,28 @@ class InsiActions:
 
     # -------------------------------------------------------------------------------------- actions
 
+    # -------------------------------------------------------------------------------------- identity records
+
+    def _identity_records(self) -> dict[tuple[str, str], IdentityRecord]:
+        records: dict[tuple[str, str], IdentityRecord] | None = getattr(self, "_insi_identities", None)
+        if records is None:
+            records = {}
+            self._insi_identities = records
+        return records
+
+    def _record_identity(self, finess: str, ins: str, *, insi: bool = False, document: str | None = None) -> str:
+        """Update the DUI's record of an identity; return the RNIV status it now shows."""
+        records = self._identity_records()
+        known = records.get((finess, ins), IdentityRecord())
+        updated = IdentityRecord(insi=known.insi or insi, document=document or known.document)
+        records[(finess, ins)] = updated
+        return updated.status
+
+    def _identity_status(self, finess: str, ins: str) -> str:
+        return self._identity_records().get((finess, ins), IdentityRecord()).status
+
+    # -------------------------------------------------------------------------------------- actions
+
     def search_ins(self, action: InsiSearch) -> ActionResult:
         if self.env is None:
             raise RuntimeError("setup() must be called before any action")
@@ -303,22 +329,15 @@ class InsiActions:
         if active.oid == OID_INS_NIA and not self.has("nia-comme-ins"):
             data["nia"] = active.value
             return ActionResult(ActionStatus.DONE, "identité provisoire (NIA) : pas d'INS utilisable", data)
-        data.update(ins=active.value, statut="récupérée")
+        data.update(ins=active.value, statut=self._record_identity(finess, active.value, insi=True))
         return ActionResult(ActionStatus.DONE, f"INS récupéré : {active.value} ({active.oid})", data)
 
     def verify_ins(self, action: InsiVerify) -> ActionResult:
         if self.env is None:
             raise RuntimeError("setup() must be called before any action")
         held = action.ins
-        if self.has("sans-verification"):
-            return ActionResult(
-                ActionStatus.DONE,
-                "identité qualifiée",
-                {"ins": held, "oid": action.oid, "statut": "qualifiée", "verifie": False},
-            )
-        call = self._insi_call(
-            action.traits, action.establishment.finess, action.client_certificate, all_first_names=True
-        )
+        finess = action.establishment.finess
+        call = self._insi_call(action.traits, finess, action.client_certificate, all_first_names=True)
         if call.result is None:
             return self._insi_failure(call, "vérification INSi")
         result = call.result
@@ -341,20 +360,13 @@ class InsiActions:
                 "vérification INSi : identité provisoire (NIA)",
                 {**data, "ins": None, "statut": "provisoire"},
             )
-        if active.value == held:
+        if active.value == held or (held in {h.value for h in result.history} and self.has("ignore-historique")):
+            status = self._record_identity(finess, held, insi=True)
             return ActionResult(
-                ActionStatus.DONE,
-                f"INS vérifié : {held}",
-                {**data, "ins": held, "statut": "qualifiée", "verifie": True},
+                ActionStatus.DONE, f"INS vérifié : {held}", {**data, "ins": held, "statut": status, "verifie": True}
             )
         if held in {h.value for h in result.history}:
-            if self.has("ignore-historique"):
-                return ActionResult(
-                    ActionStatus.DONE,
-                    f"INS vérifié : {held}",
-                    {**data, "ins": held, "statut": "qualifiée", "verifie": True},
-                )
-            # The active INS replaces the former one; verify it in turn so that it is qualified too.
+            # The active INS replaces the former one; verify it in turn.
             again = self.verify_ins(
                 replace(action, ins=active.value, oid=active.oid, traits=traits_from_tiq(result.tiq))
             )
@@ -372,35 +384,100 @@ class InsiActions:
         )
 
     def qualify_identity(self, action: InsiSearch) -> ActionResult:
+        """RNIV qualification: the user checks the traits against the document presented (validation), the DUI
+        obtains the INS from INSi (one search, refined on CR 02) and checks that the INS traits match the document."""
+        finess = action.establishment.finess
+        checked = None if self.has("qualifiee-sans-piece") else document_kind(action.identity_document)
+        if checked is not None and self.has("qualifiee-sans-insi"):
+            return ActionResult(
+                ActionStatus.DONE,
+                "identité qualifiée (pièce contrôlée)",
+                {"ins": None, "statut": "qualifiée", "piece_identite": checked},
+            )
         found = self.search_ins(action)
         if found.status is not ActionStatus.DONE or not found.data.get("ins"):
-            return found
-        if self.has("sans-verification"):
-            return ActionResult(
-                ActionStatus.DONE, "identité qualifiée", {**found.data, "statut": "qualifiée", "verifie": False}
+            status = "validée" if checked else found.data.get("statut", "provisoire")
+            return ActionResult(found.status, found.detail, {**found.data, "statut": status, "piece_identite": checked})
+        ins = str(found.data["ins"])
+        if self.has("qualifiee-sans-piece"):  # verifies the INS once more and calls that a qualification
+            verified = self.verify_ins(
+                InsiVerify(
+                    traits=traits_from_tiq(found.data.get("tiq") or {}),
+                    ins=ins,
+                    oid=found.data.get("oid", ""),
+                    establishment=action.establishment,
+                    client_certificate=action.client_certificate,
+                )
             )
-        verify = InsiVerify(
-            traits=traits_from_tiq(found.data.get("tiq") or {}),
-            ins=found.data["ins"],
-            oid=found.data.get("oid", ""),
-            establishment=action.establishment,
-            client_certificate=action.client_certificate,
-        )
-        verified = self.verify_ins(verify)
+            return ActionResult(verified.status, "identité qualifiée", {**verified.data, "statut": "qualifiée"})
+        if checked is None:
+            return ActionResult(
+                ActionStatus.DONE,
+                f"INS récupéré : {ins} — aucune pièce d'identité contrôlée, l'identité n'est pas qualifiée",
+                {**found.data, "piece_identite": None},
+            )
+        mismatch = _tiq_mismatch(found.data.get("tiq") or {}, action.traits)
+        if mismatch:
+            return ActionResult(
+                ActionStatus.FAILED,
+                f"traits INS incohérents avec la pièce d'identité ({mismatch}) : identité à contrôler",
+                {**found.data, "piece_identite": checked},
+            )
+        status = self._record_identity(finess, ins, insi=True, document=checked)
         return ActionResult(
-            verified.status, verified.detail, {**verified.data, "recherche": found.data.get("calls", [])}
+            ActionStatus.DONE,
+            f"identité {status} : pièce {checked} contrôlée, INS {ins} récupéré par INSi",
+            {**found.data, "statut": status, "piece_identite": checked},
         )
 
     def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
+        finess, ins = action.establishment.finess, action.person.ins.value
         qualification: dict[str, Any] = {}
         if not self.has("envoi-sans-qualification"):
-            qualified = self.qualify_identity(InsiSearch(traits_of_person(action.person), action.establishment))
-            qualification = dict(qualified.data)
-            if qualified.status is not ActionStatus.DONE or qualified.data.get("ins") != action.person.ins.value:
+            record = self._identity_records().get((finess, ins), IdentityRecord())
+            if record.document is not None and not record.insi:
+                found = self.search_ins(InsiSearch(traits_of_person(action.person), action.establishment))
+                qualification = dict(found.data)
+            status = self._identity_status(finess, ins)
+            if status != "qualifiée":
                 return ActionResult(
                     ActionStatus.FAILED,
-                    f"envoi bloqué : identité non qualifiée ({qualified.detail})",
-                    {"qualification": qualification},
+                    f"envoi refusé : l'identité de {action.person.display_name} est {status}, pas qualifiée "
+                    "(pièce d'identité contrôlée et INS obtenu par INSi requis, RNIV)",
+                    {"statut": status, "qualification": qualification},
                 )
         sent = self.send_mssante(action)  # type: ignore[attr-defined]  # MssanteActions, same ReferenceDUI
-        return ActionResult(sent.status, sent.detail, {**sent.data, "qualification": qualification})
+        return ActionResult(
+            sent.status,
+            sent.detail,
+            {**sent.data, "statut": self._identity_status(finess, ins), "qualification": qualification},
+        )
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    """What the DUI holds about an identity's trust (RNIV): INS obtained from INSi, document checked."""
+
+    insi: bool = False
+    document: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.insi and self.document:
+            return "qualifiée"
+        if self.insi:
+            return "récupérée"
+        return "validée" if self.document else "provisoire"
+
+
+def _tiq_mismatch(tiq: dict[str, str], traits: InsiTraits) -> str | None:
+    """Which INS traits differ from the document's (birth name, first first name, sex, birth date)."""
+    first_names = (tiq.get("ListePrenom") or tiq.get("Prenom") or "").split()
+    pairs = (
+        ("nom de naissance", tiq.get("NomNaissance", ""), traits.birth_name),
+        ("premier prénom", first_names[0] if first_names else "", traits.first_names[0] if traits.first_names else ""),
+        ("sexe", tiq.get("Sexe", ""), traits.sex),
+        ("date de naissance", tiq.get("DateNaissance", ""), traits.birth_date),
+    )
+    wrong = [label for label, a, b in pairs if normalise_trait(a) != normalise_trait(b)]
+    return ", ".join(wrong) or None

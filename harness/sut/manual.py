@@ -7,6 +7,7 @@ returns :attr:`ActionStatus.DELEGATED`; the step then waits for the resulting ex
 
 from __future__ import annotations
 
+from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS
 from harness.runtime.guided import OperatorChannel
 from harness.sut.base import (
     ActionResult,
@@ -125,8 +126,9 @@ class ManualDriver:
     def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
         sent = self.send_mssante(action)
         text = (
-            "Si l'identité de la personne n'est pas encore qualifiée dans le DUI, qualifiez-la d'abord par le "
-            "téléservice INSi (recherche puis vérification). " + sent.detail
+            "Si l'identité de la personne n'est pas qualifiée dans le DUI (pièce d'identité à haut niveau de "
+            "confiance contrôlée et INS obtenu du téléservice INSi), le DUI doit refuser l'envoi ; sinon : "
+            + sent.detail
         )
         return self._delegate(text)
 
@@ -167,9 +169,15 @@ class ManualDriver:
         )
 
     def qualify_identity(self, action: InsiSearch) -> ActionResult:
+        document = HIGH_TRUST_DOCUMENTS.get(action.identity_document or "")
+        check = (
+            f"contrôlez les traits sur la pièce d'identité présentée ({document}), "
+            if document
+            else "aucune pièce d'identité n'est présentée : ne déclarez pas l'identité validée, "
+        )
         return self._delegate(
             f"Dans le DUI de « {action.establishment.name} », qualifiez l'identité ({self._traits(action.traits)}) : "
-            "recherche de l'INS par le téléservice INSi, puis vérification, puis validation de l'identité."
+            f"{check}puis obtenez l'INS par le téléservice INSi et enregistrez le statut de l'identité."
         )
 
     def dmp_feed(self, action: DmpFeed) -> ActionResult:

@@ -12,7 +12,10 @@ Référentiel national d'identitovigilance (RNIV) for the identity statuses:
 - CR 00: the INS returned is *récupéré*; a NIA (OID 1.2.250.1.213.1.4.9) is a provisional identity, never an INS;
 - CR 01: no identity; CR 02: several identities — the search is refined with the birth place;
 - verification: the complete traits are sent again and the INS returned compared with the INS held; an active INS
-  whose history holds the INS held replaces it (and is verified in turn). Retrieved then verified = *qualifiée*;
+  whose history holds the INS held replaces it (and is verified in turn);
+- RNIV statuses: an INS obtained from INSi (search or verification) is *récupérée*; traits the user checked on a
+  high-trust identity document (``identity_document``: CN, PA, AN, LE) are *validée*; both = *qualifiée*, the only
+  status whose INS goes into an MSSanté message (``piece_identite`` and ``statut`` are reported);
 - a SOAP fault or an HTTP error is shown to the user as a failure.
 
 The call uses mutual TLS with the ``INSI-AUTO`` organisation certificate (or ``client_certificate`` when the
@@ -201,7 +204,8 @@ def insi_search(session: Session, body: dict[str, Any]) -> Outcome:
         return {"status": "done", "detail": f"{label} : identité provisoire, sans INS", "data": data}
     if answer["oid"] == OID_NIA:
         return {"status": "done", "detail": "identité provisoire (NIA) : pas d'INS utilisable", "data": data}
-    data.update(ins=answer["ins"], oid=answer["oid"], statut="récupérée", traits=traits_from_tiq(answer["tiq"]))
+    status = record_identity(session, body["establishment"]["finess"], answer["ins"], insi=True)
+    data.update(ins=answer["ins"], oid=answer["oid"], statut=status, traits=traits_from_tiq(answer["tiq"]))
     return {"status": "done", "detail": f"INS récupéré : {answer['ins']}", "data": data}
 
 
@@ -217,9 +221,9 @@ def insi_verify(session: Session, body: dict[str, Any]) -> Outcome:
         why = "identité provisoire (NIA)" if answer["cr"] == "00" else f"CR {answer['cr']} {answer['label']}"
         return {"status": "failed", "detail": f"vérification INSi : {why}, identité à contrôler", "data": data}
     if answer["ins"] == held:
-        data.update(oid=answer["oid"], statut="qualifiée", verifie=True)
-        mark_qualified(session, body["establishment"]["finess"], held)
-        return {"status": "done", "detail": f"INS vérifié, identité qualifiée : {held}", "data": data}
+        status = record_identity(session, body["establishment"]["finess"], held, insi=True)
+        data.update(oid=answer["oid"], statut=status, verifie=True)
+        return {"status": "done", "detail": f"INS vérifié : {held} (identité {status})", "data": data}
     if held in answer["history"]:  # the INS held is a former one: the active INS replaces it, verified in turn
         active = {"ins": answer["ins"], "oid": answer["oid"], "traits": traits_from_tiq(answer["tiq"])}
         again = insi_verify(session, {**body, **active})
@@ -234,35 +238,70 @@ def insi_verify(session: Session, body: dict[str, Any]) -> Outcome:
     }
 
 
+#: RNIV high-trust identity documents (FR Core fr-core-vs-mode-validation-identity-ins).
+DOCUMENTS = {"CN", "PA", "AN", "LE"}
+
+
 def insi_qualify(session: Session, body: dict[str, Any]) -> Outcome:
-    """Search the INS, then verify it with the reference traits INSi returned: the identity becomes qualified."""
+    """RNIV qualification: the user checks the traits against the document presented, the INS comes from INSi."""
+    document = body.get("identity_document")
+    checked = document if document in DOCUMENTS else None
     found = insi_search(session, body)
     if found["status"] != "done" or not found["data"]["ins"]:
+        found["data"].update(piece_identite=checked, statut="validée" if checked else found["data"]["statut"])
         return found
     data = found["data"]
-    return insi_verify(session, {**body, "ins": data["ins"], "oid": data["oid"], "traits": data["traits"]})
+    if checked is None:
+        data["piece_identite"] = None
+        return {"status": "done", "detail": f"INS récupéré : {data['ins']} — aucune pièce contrôlée", "data": data}
+    ins_traits, held = data["traits"], body["traits"]
+    same = [
+        ins_traits["birth_name"] == held["birth_name"].upper(),
+        ins_traits["first_names"][:1] == [n.upper() for n in held["first_names"][:1]],
+        ins_traits["sex"] == held["sex"],
+        ins_traits["birth_date"] == held["birth_date"],
+    ]
+    if not all(same):
+        return {"status": "failed", "detail": "traits INS incohérents avec la pièce d'identité", "data": data}
+    status = record_identity(session, body["establishment"]["finess"], data["ins"], document=checked)
+    data.update(statut=status, piece_identite=checked)
+    return {"status": "done", "detail": f"identité {status} (pièce {checked}, INS {data['ins']})", "data": data}
 
 
-def mark_qualified(session: Session, finess: str, ins: str) -> None:
-    session.state.setdefault("insi", {}).setdefault("qualified", set()).add((finess, ins))
+def record_identity(session: Session, finess: str, ins: str, *, insi: bool = False, document: str | None = None) -> str:
+    """Keep what the DUI knows of an identity's trust; return its RNIV status."""
+    records = session.state.setdefault("insi", {}).setdefault("identities", {})
+    known = records.get((finess, ins), {"insi": False, "document": None})
+    known = {"insi": known["insi"] or insi, "document": document or known["document"]}
+    records[(finess, ins)] = known
+    return identity_status(session, finess, ins)
+
+
+def identity_status(session: Session, finess: str, ins: str) -> str:
+    known = session.state.get("insi", {}).get("identities", {}).get((finess, ins), {})
+    insi, document = bool(known.get("insi")), bool(known.get("document"))
+    return {(True, True): "qualifiée", (True, False): "récupérée", (False, True): "validée"}.get(
+        (insi, document), "provisoire"
+    )
 
 
 def mssante_send_qualified(session: Session, body: dict[str, Any]) -> Outcome:
-    """Qualify the person's identity through INSi unless it already is, then send by MSSanté."""
+    """Send by MSSanté only for a qualified identity (an INSi search first when only the document was checked)."""
     person, finess = body["person"], body["establishment"]["finess"]
     qualification: dict[str, Any] = {}
-    if (finess, person["ins"]) not in session.state.get("insi", {}).get("qualified", set()):
-        qualified = insi_qualify(session, {"traits": person["traits"], "establishment": body["establishment"]})
-        qualification = {"status": qualified["status"], "detail": qualified["detail"], **qualified["data"]}
-        data = qualified["data"]
-        if qualified["status"] != "done" or data.get("ins") != person["ins"] or data.get("statut") != "qualifiée":
-            return {
-                "status": "failed",
-                "detail": f"envoi bloqué : identité non qualifiée ({qualified['detail']})",
-                "data": {"qualification": qualification},
-            }
+    status = identity_status(session, finess, person["ins"])
+    if status == "validée":
+        found = insi_search(session, {"traits": person["traits"], "establishment": body["establishment"]})
+        qualification = {"status": found["status"], "detail": found["detail"], **found["data"]}
+        status = identity_status(session, finess, person["ins"])
+    if status != "qualifiée":
+        return {
+            "status": "failed",
+            "detail": f"envoi refusé : identité {status}, pas qualifiée (RNIV)",
+            "data": {"statut": status, "qualification": qualification},
+        }
     sent = mssante_send(session, body)
-    return {**sent, "data": {**sent.get("data", {}), "qualification": qualification}}
+    return {**sent, "data": {**sent.get("data", {}), "statut": status, "qualification": qualification}}
 
 
 ACTIONS = {
