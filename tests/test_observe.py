@@ -36,6 +36,7 @@ from harness.front.cli import app
 from harness.front.runner import RunResult, run_catalogue
 from harness.runtime.environment import SocleEnvironment
 from harness.runtime.observe import (
+    DEFAULT_RETRY_RULE,
     EXIT_NOTHING_OBSERVED,
     XDS_SD_TEMPLATE,
     Expectation,
@@ -564,6 +565,7 @@ def test_the_retry_rule_forgives_only_refusals_an_accepted_retry_followed() -> N
     assert apply_retry_rule([refused], "avertissement") == ([refused], [])
     with pytest.raises(ValueError, match="règle de relance inconnue"):
         apply_retry_rule([], "parfois")
+    assert HarnessConfig().observe_retry == DEFAULT_RETRY_RULE == "avertissement"
 
 
 def test_observe_window_filters_the_journal_by_recording_time(tmp_path: Path) -> None:

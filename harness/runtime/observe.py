@@ -58,6 +58,7 @@ DEFAULT_RETRY_RULE = "avertissement"
 
 
 def check_retry_rule(rule: str) -> str:
+    """``rule`` when it is one of :data:`RETRY_RULES`, else a French error naming the choices."""
     if rule not in RETRY_RULES:
         raise ValueError(f"règle de relance inconnue {rule!r} : {' ou '.join(RETRY_RULES)} (observe_retry / --relance)")
     return rule
@@ -297,6 +298,7 @@ class WindowSurvey:
 
 
 def survey(journal: Journal, window: ObservationWindow) -> WindowSurvey:
+    """Read the window once for what the CLI shows after the verdicts (and writes to observation.json)."""
     exchanges = journal.query(JournalFilter(ts_from=window.start, ts_to=window.end))
     activity, produced = split_activity(exchanges)
     return WindowSurvey(
