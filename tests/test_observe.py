@@ -629,3 +629,31 @@ def test_notes_count_for_the_authenticated_establishment_only(grappe: Grappe) ->
     assert [e.error_code for e in found.unattributable] == [
         "FHIR-CERTIFICAT-ABSENT", "FHIR-FINESS-AUTRE-ESSMS", "FHIR-FINESS-AUTRE-ESSMS"
     ]  # fmt: skip
+
+
+def test_dmp_feeds_count_for_the_authenticated_establishment_only(grappe: Grappe) -> None:
+    """Item 5 (DMP): feeds made with the SSIAD's certificate but declaring the EHPAD — in the VIHF's
+    Identifiant_Structure (refused before the structure is settled: no establishment), or only as the submission's
+    author (journaled for the SSIAD, the authenticated structure) — are not the EHPAD's: its DMP scenarios are
+    « non observé »."""
+    start, end = hour(16)
+    grappe.at(start + timedelta(minutes=1))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dui_dmp, "certificate_name", lambda session, establishment: f"ESSMS-{SSIAD}")
+        patch.setattr(dui_dmp, "check_dmp", lambda *args: None)  # straight to ITI-41, no TD0.2 first
+        assert grappe.feed("DLU")["status"] == "failed"  # the EHPAD in the VIHF and as author
+        ssiad, build = to_payload(grappe.establishment(SSIAD)), dui_dmp.build_vihf
+        patch.setattr(dui_dmp, "build_vihf", lambda session, name, person, _: build(session, name, person, ssiad))
+        assert grappe.feed("DLU")["status"] == "done"  # the SSIAD in the VIHF, the EHPAD only as the author
+
+    assert [(e.operation, e.outcome, e.essms, e.person, e.error_code) for e in grappe.window(start, end)] == [
+        (FEED, Outcome.REJECTED, None, None, "VIHF-STRUCTURE"),
+        (FEED, Outcome.ACCEPTED, SSIAD, grappe.person().ins.value, None),
+    ]
+    result = grappe.observe(start, end, tags="dmp")
+    dmp = {name for name, exchange in OBSERVABLE_EXCHANGE.items() if exchange.startswith("dmp/")}
+    assert statuses(result) == dict.fromkeys(dmp, Status.SKIPPED)
+    assert {s.name: s.message.split(" pour « ")[0] for s in result.scenarios} == {n: NOT_OBSERVED[n] for n in dmp}
+    assert [e.error_code for e in survey(grappe.env.journal, ObservationWindow(start, end)).unattributable] == [
+        "VIHF-STRUCTURE"
+    ]
