@@ -52,6 +52,11 @@ class Format(StrEnum):
         return MIME_JSON if self is Format.JSON else MIME_XML
 
 
+#: JSON nesting a FHIR resource never needs (a Bundle entry's contained resource's nested extensions stay
+#: under 30); deeper is refused before any recursive processing (issue 15 item 7: 500 RecursionError at 1,000)
+MAX_JSON_DEPTH = 100
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds applied before any processing: body bytes and Bundle entries (HTTP 413 beyond them)."""
@@ -146,6 +151,22 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"valeur JSON non permise : {name}")
 
 
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep objects and arrays nest in ``value`` (iterative: a hostile document cannot exhaust the stack),
+    counting stops just beyond ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 def parse_json(data: bytes) -> dict[str, Any]:
     """A FHIR JSON resource (an object with ``resourceType``), or HTTP 400."""
     if not data.strip():
@@ -157,6 +178,14 @@ def parse_json(data: bytes) -> dict[str, Any]:
         value = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise fail(400, IssueCode.STRUCTURE, f"JSON invalide : {str(exc)[:300]}", error_code="FHIR-JSON") from None
+    depth = nesting_depth(value, MAX_JSON_DEPTH)
+    if depth > MAX_JSON_DEPTH:
+        raise fail(
+            400,
+            IssueCode.STRUCTURE,
+            f"JSON imbriqué sur plus de {MAX_JSON_DEPTH} niveaux : aucune ressource FHIR n'en a besoin",
+            error_code="FHIR-JSON-PROFONDEUR",
+        )
     if not isinstance(value, dict):
         raise fail(
             400,

@@ -1,0 +1,132 @@
+"""Password back-off for the MSSanté SMTP and IMAP listeners: a progressive delay, then a temporary refusal, per
+account and per peer address — what real servers do (Dovecot ``auth_failure_delay``, Postfix
+``smtpd_client_auth_rate_limit``, fail2ban) so that 30 wrong passwords in a row are not answered at full speed.
+
+Plain library code, no protocol: the listener asks :meth:`AuthBackoff.check` before it verifies a password (a
+refused attempt is answered without verifying), then tells :meth:`AuthBackoff.failure` or :meth:`AuthBackoff.success`
+and waits :attr:`Decision.delay` before it answers a failure. The answers the protocols give for a temporary
+refusal are here too:
+
+- SMTP AUTH (RFC 4954 §6): ``454 4.7.0 Temporary authentication failure`` (enhanced status code RFC 3463 /
+  RFC 5248 ``4.7.0``); a wrong password stays ``535 5.7.8``;
+- IMAP AUTHENTICATE / LOGIN (RFC 9051 §7.1, response codes RFC 5530): ``NO [UNAVAILABLE]`` for the temporary
+  refusal; a wrong password stays ``NO [AUTHENTICATIONFAILED]``.
+
+:meth:`Decision.details` is what the listener journals with the refused or failed attempt. Memory is bounded: at
+most ``max_tracked`` accounts and peers are remembered (the oldest forgotten first).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SMTP_TEMPORARY_REFUSAL = "454 4.7.0 Temporary authentication failure: trop d'échecs, réessayez plus tard"
+IMAP_TEMPORARY_REFUSAL = "NO [UNAVAILABLE] Trop d'échecs d'authentification, réessayez plus tard"
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """``[settings.mssante] auth_backoff`` (the defaults follow Dovecot's 2 s failure delay and a fail2ban-like
+    lockout: 10 failures in 10 minutes lock the account or the peer for 15 minutes)."""
+
+    free_failures: int = 2  # failures answered at once
+    base_delay: float = 1.0  # seconds before the next failure answer, doubled at each failure beyond the free ones
+    max_delay: float = 8.0
+    lockout_failures: int = 10  # failures within the window that refuse every attempt for lockout_seconds
+    lockout_seconds: float = 900.0
+    window_seconds: float = 600.0
+    max_tracked: int = 10_000
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> BackoffPolicy:
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one attempt: refuse it at once (``refused``, ``retry_after`` seconds), or answer a failure
+    after ``delay`` seconds. ``failures`` are those counted for the account and the peer in the window."""
+
+    refused: bool = False
+    retry_after: float = 0.0
+    delay: float = 0.0
+    account_failures: int = 0
+    peer_failures: int = 0
+    locked: tuple[str, ...] = ()  # "account", "peer"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "backoff": {
+                "refused": self.refused,
+                "retry_after": round(self.retry_after, 1),
+                "delay": round(self.delay, 2),
+                "account_failures": self.account_failures,
+                "peer_failures": self.peer_failures,
+                "locked": list(self.locked),
+            }
+        }
+
+
+@dataclass
+class _Track:
+    failures: list[float] = field(default_factory=list)
+    locked_until: float = 0.0
+
+
+class AuthBackoff:
+    """Failure counts per account and per peer, thread-safe (one per listener, or shared by SMTP and IMAP)."""
+
+    def __init__(self, policy: BackoffPolicy | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy = policy or BackoffPolicy()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()
+
+    def _track(self, kind: str, key: str, now: float) -> _Track:
+        track = self._tracks.get((kind, key))
+        if track is None:
+            track = _Track()
+            self._tracks[(kind, key)] = track
+            while len(self._tracks) > self.policy.max_tracked:
+                self._tracks.popitem(last=False)
+        else:
+            self._tracks.move_to_end((kind, key))
+        horizon = now - self.policy.window_seconds
+        track.failures = [t for t in track.failures if t > horizon]
+        return track
+
+    def _decision(self, account: _Track, peer: _Track, now: float, *, delay: float = 0.0) -> Decision:
+        locked = tuple(name for name, t in (("account", account), ("peer", peer)) if t.locked_until > now)
+        retry = max((t.locked_until - now for t in (account, peer) if t.locked_until > now), default=0.0)
+        return Decision(bool(locked), retry, delay, len(account.failures), len(peer.failures), locked)
+
+    def check(self, account: str, peer: str) -> Decision:
+        """Before a password is verified: ``refused`` when the account or the peer is locked."""
+        now = self._clock()
+        with self._lock:
+            return self._decision(self._track("account", account.casefold(), now), self._track("peer", peer, now), now)
+
+    def failure(self, account: str, peer: str) -> Decision:
+        """A wrong password: count it, lock what reached the threshold; ``delay`` before answering the failure."""
+        now = self._clock()
+        policy = self.policy
+        with self._lock:
+            tracks = (self._track("account", account.casefold(), now), self._track("peer", peer, now))
+            for track in tracks:
+                track.failures.append(now)
+                if len(track.failures) >= policy.lockout_failures:
+                    track.locked_until = max(track.locked_until, now + policy.lockout_seconds)
+            beyond = max(len(t.failures) for t in tracks) - policy.free_failures
+            delay = min(policy.max_delay, policy.base_delay * 2 ** (beyond - 1)) if beyond > 0 else 0.0
+            return self._decision(*tracks, now, delay=delay)
+
+    def success(self, account: str, peer: str) -> None:
+        """A right password: the account's failures are forgotten (the peer's stay: one peer trying many accounts
+        is still a guesser)."""
+        with self._lock:
+            self._tracks.pop(("account", account.casefold()), None)
