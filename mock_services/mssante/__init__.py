@@ -40,7 +40,8 @@ class MSSanteSimulator(Simulator):
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
         settings = SmtpSettings.from_mapping(dict(ctx.settings))
-        self.store = MailStore()
+        quota = ctx.settings.get("mailbox_quota_bytes")  # per mailbox; absent: no quota
+        self.store = MailStore(quota_bytes=int(quota) if quota else None)
         self.directory = MailboxDirectory(ctx)
         for mailbox in self.directory.all():
             self.store.ensure_mailbox(mailbox.address)
@@ -71,3 +72,4 @@ class MSSanteSimulator(Simulator):
         await self.relay.stop()
         await self.imap.stop()
         await self.smtp.stop()
+        self.store.close()

@@ -191,7 +191,7 @@ class StoreMailboxData(MailboxDataInterface[StoreMessage]):
         self._updated.set()
 
     def _content(self, stored: StoredMessage) -> MessageContent:
-        key = (stored.uid, id(stored.data))
+        key = (stored.uid, stored.body.digest)
         content = self._contents.get(key)
         if content is None:
             if len(self._contents) >= self._settings.content_cache:

@@ -82,6 +82,11 @@ class MailFlow:
         return None
 
     def refuse_recipient(self, address: str) -> tuple[str, str] | None:
+        if self.store.over_quota(address):  # [settings.mssante] mailbox_quota_bytes (RFC 3463 §3.3 X.2.2)
+            return (
+                "552 5.2.2",
+                f"{address}: boite aux lettres pleine (quota de {self.store.quota_bytes} octets atteint)",
+            )
         fault = self.ctx.take_fault("mailbox.full")
         if fault is None:
             return None
@@ -103,7 +108,8 @@ class MailFlow:
                 continue
             stored = self.store.deliver(
                 mailbox.address,
-                trace_headers(sender, mailbox.address, self.hostname, exchange_id) + data,
+                data,  # the body, kept once for every recipient and the Sent copy
+                prefix=trace_headers(sender, mailbox.address, self.hostname, exchange_id),
                 exchange_id=exchange_id,
             )
             delivered[mailbox.address] = stored.uid
@@ -267,7 +273,8 @@ class MailFlow:
         )
         stored = self.store.deliver(
             target.address,
-            trace_headers(sender, target.address, self.hostname, exchange.id) + data,
+            data,
+            prefix=trace_headers(sender, target.address, self.hostname, exchange.id),
             folder=INBOX,
             exchange_id=exchange.id,
         )

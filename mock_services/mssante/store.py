@@ -7,12 +7,21 @@ modification sequence so that an IMAP session learns what changed since it last 
 new mail). The store is plain, protocol-agnostic and thread-safe (one lock): the SMTP handler, the IMAP
 backend (:mod:`mock_services.mssante.imap`) and the harness's own deliveries (other threads) all use it.
 Listeners are told which ``(address, folder)`` changed, so that IMAP ``IDLE`` wakes up.
+
+Memory is bounded: message bodies live outside the process heap, in a content-addressed, reference-counted
+:class:`BodyStore` (files), so that a message delivered to a recipient's INBOX and kept in the sender's Sent is
+stored once (issue 15 item 4: 3,200 messages of 1 MB took 6.96 GB when each copy was kept in memory); only the
+per-copy trace headers (``prefix``) and the IMAP state stay in memory. An optional per-mailbox quota
+(``quota_bytes``) is what the SMTP side answers ``552 5.2.2`` for (RFC 3463 §3.3 "mailbox full").
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import os
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -20,10 +29,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS = (INBOX, "Sent", "Trash")
 SEEN = "\\Seen"
+HEAD_BYTES = 65536  # where the Message-ID is looked for
 DELETED = "\\Deleted"
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(.*?)\r?$", re.IGNORECASE | re.MULTILINE)
 
@@ -37,11 +48,80 @@ class MailboxFull(StoreError):
 
 
 @dataclass(frozen=True, slots=True)
+class Body:
+    """A message body held by a :class:`BodyStore`: read from disk when needed."""
+
+    digest: str
+    size: int
+    path: Path = field(repr=False)
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+    def head(self, size: int = 65536) -> bytes:
+        with open(self.path, "rb") as handle:
+            return handle.read(size)
+
+
+class BodyStore:
+    """Bodies as files named by their SHA-256, each kept once while some copy references it (thread-safe).
+
+    ``directory`` defaults to a private temporary folder removed by :meth:`close`."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="socle-mail-") if directory is None else None
+        self.directory = Path(self._tmp.name) if self._tmp is not None else Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._refs: dict[str, int] = {}
+
+    def put(self, data: bytes) -> Body:
+        """Keep ``data`` (once: a body already held gains a reference)."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.directory / digest
+        with self._lock:
+            if digest not in self._refs:
+                tmp = self.directory / f".{digest}.{threading.get_ident()}.tmp"
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            self._refs[digest] = self._refs.get(digest, 0) + 1
+        return Body(digest, len(data), path)
+
+    def retain(self, body: Body) -> Body:
+        with self._lock:
+            self._refs[body.digest] = self._refs.get(body.digest, 0) + 1
+        return body
+
+    def release(self, body: Body) -> None:
+        """One reference less; the file goes with the last one."""
+        with self._lock:
+            left = self._refs.get(body.digest, 0) - 1
+            if left > 0:
+                self._refs[body.digest] = left
+                return
+            self._refs.pop(body.digest, None)
+            body.path.unlink(missing_ok=True)
+
+    def count(self) -> int:
+        """Bodies held (files on disk)."""
+        with self._lock:
+            return len(self._refs)
+
+    def close(self) -> None:
+        with self._lock:
+            self._refs.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """One message in one folder. Immutable: a flag change replaces it (with a new ``modseq``)."""
+    """One message in one folder. Immutable: a flag change replaces it (with a new ``modseq``). The bytes are
+    ``prefix`` (this copy's trace headers, in memory) + the shared ``body`` (on disk)."""
 
     uid: int
-    data: bytes = field(repr=False)
+    body: Body
     internal_date: datetime
     flags: frozenset[str]
     modseq: int
@@ -49,6 +129,16 @@ class StoredMessage:
     email_id: str  # stable across copies (RFC 8474 EMAILID)
     message_id: str | None = None
     exchange_id: str | None = None  # the journal exchange that delivered it
+    prefix: bytes = field(default=b"", repr=False)
+
+    @property
+    def data(self) -> bytes:
+        """The RFC 5322 bytes of this copy (read from the body store)."""
+        return self.prefix + self.body.read()
+
+    @property
+    def size(self) -> int:
+        return len(self.prefix) + self.body.size
 
     @property
     def seen(self) -> bool:
@@ -80,8 +170,11 @@ def message_id_of(data: bytes) -> str | None:
 class MailStore:
     """Mailboxes of one simulator instance. Every method is thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, bodies: BodyStore | None = None, quota_bytes: int | None = None) -> None:
         self._lock = threading.RLock()
+        self.bodies = bodies or BodyStore()
+        self.quota_bytes = quota_bytes  # per mailbox, all folders; None: no quota
+        self._usage: dict[str, int] = {}
         self._boxes: dict[str, dict[str, _Folder]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
         self._validity = itertools.count(int(time.time()))
@@ -187,25 +280,34 @@ class MailStore:
         exchange_id: str | None = None,
         recent: bool = True,
         email_id: str | None = None,
+        prefix: bytes = b"",
+        body: Body | None = None,
     ) -> StoredMessage:
-        """Append a message to a folder (the mailbox is created if needed); returns it with its UID."""
+        """Append a message (``prefix`` + ``data``) to a folder (the mailbox is created if needed); returns it with its
+        UID. ``data`` is kept once in the body store whatever the number of copies; ``prefix`` (trace headers)
+        stays with this copy. ``body`` reuses a body already held (a copy)."""
+        kept = self.bodies.retain(body) if body is not None else self.bodies.put(bytes(data))
         with self._lock:
             self.ensure_mailbox(address)
             target = self._folder(address, folder)
             target.modseq += 1
             message = StoredMessage(
                 uid=target.next_uid,
-                data=bytes(data),
+                body=kept,
+                prefix=bytes(prefix),
                 internal_date=when or datetime.now(UTC),
                 flags=frozenset(flags),
                 modseq=target.modseq,
                 recent=recent,
                 email_id=email_id or uuid.uuid4().hex[:24],
-                message_id=message_id_of(data),
+                message_id=message_id_of(
+                    bytes(prefix) + (kept.head() if body is not None else bytes(data[:HEAD_BYTES]))
+                ),
                 exchange_id=exchange_id,
             )
             target.next_uid += 1
             target.messages[message.uid] = message
+            self._usage[self.key(address)] = self._usage.get(self.key(address), 0) + message.size
             target.changes.append((target.modseq, message.uid, False))
             name = target.name
         self._notify(address, name)
@@ -257,7 +359,11 @@ class MailStore:
     def expunge(self, address: str, folder: str, uids: Iterable[int]) -> list[int]:
         with self._lock:
             f = self._folder(address, folder)
-            removed = [uid for uid in uids if f.messages.pop(uid, None) is not None]
+            gone = [m for m in (f.messages.pop(uid, None) for uid in uids) if m is not None]
+            removed = [m.uid for m in gone]
+            for message in gone:
+                self._usage[self.key(address)] = self._usage.get(self.key(address), 0) - message.size
+                self.bodies.release(message.body)
             if removed:
                 f.modseq += 1
                 f.changes.extend((f.modseq, uid, True) for uid in removed)
@@ -277,7 +383,9 @@ class MailStore:
             self._folder(address, destination)  # must exist
             copied = self.deliver(
                 address,
-                source.data,
+                b"",
+                body=source.body,
+                prefix=source.prefix,
                 folder=destination,
                 flags=source.flags,
                 when=source.internal_date,
@@ -314,10 +422,22 @@ class MailStore:
             ]
 
     def size(self, address: str) -> int:
-        """Bytes held by a mailbox (all folders)."""
+        """Bytes held by a mailbox (all folders; each copy counts, as a mailbox quota counts them)."""
         with self._lock:
-            box = self._boxes.get(self.key(address), {})
-            return sum(len(m.data) for f in box.values() for m in f.messages.values())
+            return self._usage.get(self.key(address), 0)
+
+    def over_quota(self, address: str, incoming: int = 0) -> bool:
+        """Whether the mailbox is (or would be, with ``incoming`` more bytes) beyond its quota."""
+        if self.quota_bytes is None:
+            return False
+        return self.size(address) + incoming > self.quota_bytes
+
+    def close(self) -> None:
+        """Drop every body (the files go with the temporary folder)."""
+        with self._lock:
+            self._boxes.clear()
+            self._usage.clear()
+        self.bodies.close()
 
     # -- change notification ------------------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[str, str], None]) -> None:
