@@ -723,10 +723,25 @@ def test_oversized_message_announced_with_size(small_env: SocleEnvironment) -> N
         assert refused.value.smtp_code == 552
     finally:
         close(smtp)
-    refusals = guard.new()  # refused at MAIL, before any data: journaling it is optional
-    assert len(refusals) <= 1
-    assert all(e.outcome is Outcome.REJECTED and (e.error_code or "").startswith("552") for e in refusals)
-    guard.check(added=len(refusals))
+    assert (
+        refused.value.smtp_error
+        == b"5.3.4 message annonce de " + str(len(data)).encode() + b" octets (SIZE), limite 1000000 octets"
+    )
+    (refusal,) = guard.new()  # refused at MAIL, before any data, and journaled like every refusal
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.submit", Outcome.REJECTED, "552 5.3.4")
+    assert refusal.details == {"stage": "mail", "from": SENDER, "size": len(data)}
+    guard.check(added=1)
+
+
+def test_size_under_the_limit_is_not_refused_at_mail(small_env: SocleEnvironment) -> None:
+    guard = JournalGuard(small_env)
+    smtp = connect(small_env)
+    try:
+        assert smtp.mail(SENDER, ["SIZE=999999"])[0] == 250
+        assert smtp.rset()[0] == 250
+    finally:
+        close(smtp)
+    guard.check(added=0)
 
 
 def test_oversized_message_without_size(small_env: SocleEnvironment) -> None:

@@ -51,6 +51,7 @@ AUTH_LINE = 12288  # RFC 4954 §4: an AUTH line with an initial response (a PSC 
 MAX_LINE = 998  # RFC 5321 §4.5.3.1.6: 1000 octets with the CRLF
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
+_SIZE_PARAM = re.compile(r"(?:^|\s)SIZE=(\d{1,20})(?:\s|$)", re.IGNORECASE)  # RFC 1870 §3 esmtp-keyword
 
 
 class _DropLoginDataNotice(logging.Filter):
@@ -167,6 +168,16 @@ class SubmissionHandler(AuthMechanisms):
                 "from": envelope.mail_from,
                 "recipients": [{"address": r} for r in envelope.rcpt_tos],
             },
+        )
+
+    def refuse_announced_size(self, session: Session, arg: str, announced: int, limit: int) -> str:
+        """Journal a MAIL whose SIZE parameter exceeds the limit (RFC 1870 §6.1: 552 before any data)."""
+        sender = arg.partition(":")[2].split()[0] if ":" in arg else arg
+        return self._reject(
+            code="552 5.3.4",
+            message=f"message annoncé de {announced} octets (SIZE), limite {limit} octets",
+            actor=str(session.auth_data or ""),
+            details={"stage": "mail", "from": sender.strip("<>") or NULL_SENDER, "size": announced},
         )
 
     async def handle_MAIL(
@@ -394,8 +405,18 @@ class MssanteSMTP(SMTP):
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:  # noqa: N802
-        if not await self._session_refuses("MAIL"):
-            await super().smtp_MAIL(arg)
+        if await self._session_refuses("MAIL"):
+            return
+        announced = _SIZE_PARAM.search(arg or "")
+        limit = int(self.data_size_limit or 0)
+        if announced and limit and int(announced[1]) > limit and self.session is not None:  # RFC 1870 §6.1
+            await self.push(
+                await asyncio.to_thread(
+                    self.handler.refuse_announced_size, self.session, arg or "", int(announced[1]), limit
+                )
+            )
+            return
+        await super().smtp_MAIL(arg)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802
