@@ -388,3 +388,46 @@ def test_volet_20_refused_with_a_clear_message_when_switched_off(env: SocleEnvir
         "AR 203",
         "version 2.0 du volet non prise en charge, 2.1 attendue",
     )
+
+
+def _corpus_file(corpus: Path, *parts: str) -> bytes:
+    path = corpus.joinpath("hl7v2", *parts)
+    if not path.is_file():
+        pytest.skip(f"exemple HL7 v2 absent: {path}")
+    return path.read_bytes()
+
+
+def test_official_oru_whose_pid_and_cda_name_two_persons_is_refused(env: SocleEnvironment, corpus_dir: Path) -> None:
+    """The ANS V2.1 ORU replacement example carries PID-3 279035121518989 (NIR de test) but CDA documents about
+    277076322082910 (NIR .4.8): an official example's defect, refused with the reason."""
+    raw = _corpus_file(
+        corpus_dir,
+        "TRANS_DOC_CDA_HL7V2-V2.1",
+        "ORU",
+        "Remplacement ORU",
+        "message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7",
+    )
+    mark = env.journal.last_seq()
+    ack, _ = exchange_once(env, hl7v2.normalise(raw))
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
+    assert err(ack) == ["PID^1^3^1", "207", "E", "904"]
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    assert refusal.error_message == (
+        "INS de PID-3 (279035121518989, OID 1.2.250.1.213.1.4.10) différent de l'INS du document CDA "
+        "(277076322082910, OID 1.2.250.1.213.1.4.8): aucun envoi (904)"
+    )
+    assert (refusal.details["pid_ins"], refusal.details["cda_ins"]) == ("279035121518989", ["277076322082910"])
+
+
+def test_official_mdm_with_a_wrong_pid_key_is_refused_naming_it(env: SocleEnvironment, corpus_dir: Path) -> None:
+    """The ANS LPS MDM example messageDocB64.hl7 has PID-3 276037510669380: key 80, 26 expected."""
+    raw = _corpus_file(corpus_dir, "Trans_LPS_CDA_MSSante", "V1.0", "MDM", "messageDocB64.hl7")
+    mark = env.journal.last_seq()
+    ack, _ = exchange_once(env, hl7v2.normalise(raw))
+    assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
+    assert err(ack) == ["PID^1^3^1", "102", "E", ""]
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    assert refusal.error_message == (
+        "INS de PID-3 invalide (276037510669380): clé de contrôle INS incorrecte pour 2760375106693 : "
+        "attendue 26, reçue 80"
+    )
