@@ -28,6 +28,7 @@ from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import new_admin_token
 from harness.host.asgi_tls import TLSAwareH11Protocol
+from harness.host.limits import H11_MAX_HEAD_BYTES, RequestLimitGuard, RequestLimits
 from harness.host.simulator import (
     FaultBoard,
     RunState,
@@ -58,6 +59,7 @@ class HostOptions:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     admin_token: str = ""  # empty: a random one is generated (harness.host.admin)
     common_settings: dict[str, Any] = field(default_factory=dict)  # every simulator's defaults (production_ins)
+    limits: RequestLimits = field(default_factory=RequestLimits)  # request-head bounds (harness.host.limits)
 
 
 class ServiceHost:
@@ -138,7 +140,8 @@ class ServiceHost:
                 app = sim.http_app()
                 endpoints = await sim.start()
                 if app is not None:
-                    mounts.append(Mount(f"/{name}", app=app))
+                    guarded = RequestLimitGuard(app, shape=sim.http_error_shape, limits=opts.limits, record=ctx.record)
+                    mounts.append(Mount(f"/{name}", app=guarded))
                     endpoints = {"base": ctx.http_base, **endpoints}
                     endpoints.update({k: ctx.http_base + v for k, v in sim.http_endpoints().items()})
                 self.endpoints[name] = endpoints
@@ -156,6 +159,9 @@ class ServiceHost:
                 ssl_cert_reqs=ssl.CERT_OPTIONAL if opts.tls else ssl.CERT_NONE,
                 ssl_ca_certs=str(self.pki.ca_bundle_path) if opts.tls else None,
                 http=TLSAwareH11Protocol,
+                # Heads up to this size reach the simulators, whose guard answers an oversized one in the protocol's
+                # error shape, journaled (harness.host.limits); beyond it uvicorn's plain 400 remains.
+                h11_max_incomplete_event_size=H11_MAX_HEAD_BYTES,
                 timeout_graceful_shutdown=5,  # an idle keep-alive TLS client must not block stop() forever
             )
             self._http_server = _QuietServer(config)

@@ -188,6 +188,9 @@ class Simulator:
     name: ClassVar[str]
     title: ClassVar[str]
     tcp_ports: ClassVar[tuple[str, ...]] = ()  # names of the TCP ports it binds
+    #: How its protocol answers an oversized request (:func:`harness.host.limits.error_response`): ``oauth``,
+    #: ``fhir``, ``soap12`` or ``text``.
+    http_error_shape: ClassVar[str] = "text"
 
     def __init__(self, ctx: SimulatorContext) -> None:
         self.ctx = ctx

@@ -53,6 +53,7 @@ ENDPOINT_ACTIONS = {
 class DMPSimulator(Simulator):
     name = "dmp"
     title = "DMP (XDS.b, SOAP 1.2 + MTOM, VIHF)"
+    http_error_shape = "soap12"
     repository_unique_id = "1.2.250.1.213.4.1.1.2"  # the simulator's repositoryUniqueId (fictitious)
 
     def __init__(self, ctx: SimulatorContext) -> None:

@@ -36,6 +36,7 @@ from mock_services.eparcours.service import EparcoursService, EparcoursSettings
 class EparcoursSimulator(Simulator):
     name = "eparcours"
     title = "e-Parcours (cahier de liaison)"
+    http_error_shape = "fhir"
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

@@ -48,6 +48,7 @@ from mock_services.eprescription.service import EprescriptionService, Eprescript
 class EprescriptionSimulator(Simulator):
     name = "eprescription"
     title = "e-Prescription (ordonnance numérique)"
+    http_error_shape = "fhir"
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

@@ -22,6 +22,7 @@ REQUIRED_CLIENT_CERTIFICATES = (*INSI_CERTIFICATE_NAMES, OTHER_ORGANISATION_CERT
 class InsiSimulator(Simulator):
     name = "insi"
     title = "INSi (téléservice INS de l'Assurance Maladie)"
+    http_error_shape = "soap12"
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

@@ -35,6 +35,7 @@ def certificate_name(finess: str) -> str:
 class MSSanteSimulator(Simulator):
     name = "mssante"
     title = "MSSanté (messagerie sécurisée de santé)"
+    http_error_shape = "fhir"
     tcp_ports = ("smtp", "imap", "mllp")
 
     def __init__(self, ctx: SimulatorContext) -> None:

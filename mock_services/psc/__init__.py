@@ -26,6 +26,7 @@ from mock_services.psc.provider import PROTOCOL, REALM, Provider, Settings
 class PSCSimulator(Simulator):
     name = "psc"
     title = "Pro Santé Connect (fournisseur d'identité OpenID Connect des professionnels)"
+    http_error_shape = "oauth"
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

@@ -32,6 +32,7 @@ __all__ = ["FAULTS", "TdduiService", "TdduiSettings", "TdduiSimulator"]
 class TdduiSimulator(Simulator):
     name = "tddui"
     title = "TDDUI (transfert de données DUI, FHIR)"
+    http_error_shape = "fhir"
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
