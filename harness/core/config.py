@@ -7,6 +7,7 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
     reports_dir = "reports"
     sut = "reference"
     bind_host = "127.0.0.1"
+    public_host = "recette.example.org"  # the name the DUI uses (endpoints, server certificate)
     http_port = 0            # 0 = ephemeral
     tls = true
 
@@ -54,6 +55,9 @@ class HarnessConfig:
     reports_dir: Path = Path("reports")
     sut: str = "reference"
     bind_host: str = "127.0.0.1"
+    # the name the DUI must use to reach the simulators (published in every endpoint and in the server
+    # certificate); empty = the bind address. Never 0.0.0.0: binding every interface needs a real name.
+    public_host: str = ""
     http_port: int = 0
     tls: bool = True
     services: tuple[str, ...] = ()  # empty = every registered simulator

@@ -22,6 +22,7 @@ from harness.core.config import HarnessConfig, load_config
 from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.console import ConsoleReporter
+from harness.front.listening import Listening
 from harness.front.preflight import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
@@ -32,7 +33,7 @@ from harness.front.preflight import (
     check_writable_dir,
 )
 from harness.front.runner import RunResult, run_catalogue
-from harness.host.admin import exposure_warning, write_endpoints_file
+from harness.host.admin import write_endpoints_file
 from harness.reports import writers_for
 from harness.runtime.environment import SocleEnvironment
 from harness.runtime.guided import ReplyBox
@@ -55,6 +56,23 @@ app = typer.Typer(
 )
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+
+HostOpt = Annotated[str | None, typer.Option("--host", help="Adresse d'écoute / bind address (défaut 127.0.0.1).")]
+PublicHostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--public-host",
+        help="Nom que le DUI utilise pour joindre les simulateurs, publié dans les points d'accès et le certificat "
+        "serveur / the name the DUI uses (never 0.0.0.0).",
+    ),
+]
+HttpsPortOpt = Annotated[
+    int | None,
+    typer.Option("--https-port", "--port", help="Port HTTPS des simulateurs HTTP (défaut 8443, 0 = éphémère)."),
+]
+SmtpPortOpt = Annotated[int | None, typer.Option("--smtp-port", help="Port SMTP MSSanté (défaut 2587).")]
+ImapPortOpt = Annotated[int | None, typer.Option("--imap-port", help="Port IMAP MSSanté (défaut 2143).")]
+MllpPortOpt = Annotated[int | None, typer.Option("--mllp-port", help="Port MLLP du relais HL7 v2 (défaut 2575).")]
 
 ConfigOpt = Annotated[
     Path | None,
@@ -141,6 +159,12 @@ def run(
             help="Attente maximale d'un échange déclenché par une personne ou un DUI externe, en secondes (défaut 10, 300 en recette guidée) / how long a step waits for an exchange."
         ),
     ] = None,
+    host: HostOpt = None,
+    public_host: PublicHostOpt = None,
+    https_port: HttpsPortOpt = None,
+    smtp_port: SmtpPortOpt = None,
+    imap_port: ImapPortOpt = None,
+    mllp_port: MllpPortOpt = None,
     guide_port: Annotated[
         int, typer.Option(help="Recette guidée: port de la page web locale (0 = éphémère) / guided mode web page port.")
     ] = 0,
@@ -197,6 +221,12 @@ def run(
         step_timeout=step_timeout,
         observe_retry=retry_rule,
     )
+    # guided recette: the DUI is configured once, so the simulators take the stable ports (as serve does);
+    # automated runs keep ephemeral ports unless told otherwise, so that parallel runs never collide
+    listening = Listening(host, public_host, https_port, smtp_port, imap_port, mllp_port, stable=config.sut == "manual")
+    config, notices = listening.apply(config)
+    for notice in notices:
+        err.print(f"[yellow]{escape(notice)}[/]")
     try:
         if tags:
             TagExpression.parse(tags)
@@ -321,13 +351,12 @@ def _run_guided(
 def serve(
     config_path: ConfigOpt = None,
     journal: JournalOpt = None,
-    host: Annotated[str | None, typer.Option(help="Adresse d'écoute / bind address.")] = None,
-    port: Annotated[
-        int, typer.Option(help="Port HTTPS commun aux simulateurs HTTP / shared HTTPS port (0 = ephemeral).")
-    ] = 8443,
-    smtp_port: Annotated[
-        int, typer.Option(help="Port SMTP (soumission MSSanté) / SMTP submission port (0 = ephemeral).")
-    ] = 2587,
+    host: HostOpt = None,
+    public_host: PublicHostOpt = None,
+    port: HttpsPortOpt = None,
+    smtp_port: SmtpPortOpt = None,
+    imap_port: ImapPortOpt = None,
+    mllp_port: MllpPortOpt = None,
     ephemeral: Annotated[
         bool, typer.Option(help="Tous les ports éphémères / every port ephemeral (parallel runs never collide).")
     ] = False,
@@ -347,16 +376,13 @@ def serve(
     Prints the table of endpoints and, with --endpoints-file, writes them as JSON: one object per service with
     its named endpoints. The test PKI's CA is in the run folder: `socle-harness pki` tells how to trust it.
     """
-    base = _load(config_path)
-    ports = {**base.ports, "mssante": {**base.ports.get("mssante", {}), "smtp": 0 if ephemeral else smtp_port}}
-    config = base.with_overrides(
-        journal=journal,
-        bind_host=host,
-        http_port=0 if ephemeral else port,
-        ports=ports,
-        services=tuple(service) if service else None,
-        tls=False if no_tls else None,
+    listening = Listening(host, public_host, port, smtp_port, imap_port, mllp_port, stable=not ephemeral)
+    config, notices = listening.apply(_load(config_path))
+    config = config.with_overrides(
+        journal=journal, services=tuple(service) if service else None, tls=False if no_tls else None
     )
+    for notice in notices:
+        err.print(f"[yellow]{escape(notice)}[/]")
     try:
         check_journal(config.journal)
         check_writable_dir(Path(config.run_dir), "dossier de travail / run folder")
@@ -383,9 +409,6 @@ def serve(
             table.add_row(name, key, value)
     console.print(table)
     console.print(f"CA de test / test CA: {env.pki.ca_bundle_path}")
-    warning = exposure_warning(env.config.bind_host)
-    if warning:
-        err.print(f"[yellow]{warning}[/]")
     if endpoints_file is not None:  # with the admin token of the /_admin endpoints: owner-only
         write_endpoints_file(endpoints_file, endpoints, env.admin_token)
         console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")

@@ -8,6 +8,7 @@ each event to every handler (console progress, JUnit, JSON, HTML writers).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -128,6 +129,15 @@ def run_catalogue(
         config.journal,
         "--socle-sut",
         config.sut,
+        "--socle-listening",
+        json.dumps(
+            {
+                "bind_host": config.bind_host,
+                "public_host": config.public_host,
+                "http_port": config.http_port,
+                "ports": config.ports,
+            }
+        ),
     ]
     if config_file is not None:
         cmd += ["--socle-config", str(config_file.resolve())]

@@ -64,16 +64,3 @@ def write_endpoints_file(path: Path, endpoints: Mapping[str, Mapping[str, str]],
         json.dump(content, handle, indent=2)
     os.chmod(tmp, 0o600)  # whatever the umask
     tmp.replace(path)
-
-
-def exposure_warning(bind_host: str) -> str | None:
-    """A warning when the simulators listen on every interface (``0.0.0.0`` / ``::``): anyone who reaches the
-    machine reaches them, and the published endpoints carry an address no client can use."""
-    if bind_host.strip("[]") in ("0.0.0.0", "::", ""):
-        return (
-            f"Écoute sur toutes les interfaces ({bind_host}) : les simulateurs sont joignables depuis le réseau, "
-            "et les points d'accès publiés portent cette adresse. Préférez 127.0.0.1 ou l'adresse d'une interface / "
-            f"listening on every interface ({bind_host}): reachable from the network; prefer 127.0.0.1 or one "
-            "interface's address."
-        )
-    return None

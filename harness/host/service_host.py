@@ -52,6 +52,7 @@ class _QuietServer(uvicorn.Server):
 @dataclass
 class HostOptions:
     bind_host: str = "127.0.0.1"
+    public_host: str = ""  # published in every endpoint instead of bind_host (harness.core.config)
     http_port: int = 0
     tls: bool = True
     services: Sequence[str] = ()  # empty = all registered
@@ -112,7 +113,8 @@ class ServiceHost:
         sock.setblocking(False)
         http_port = sock.getsockname()[1]
         scheme = "https" if opts.tls else "http"
-        host_for_url = f"[{opts.bind_host}]" if ":" in opts.bind_host else opts.bind_host
+        published = opts.public_host or opts.bind_host
+        host_for_url = f"[{published}]" if ":" in published else published
         http_root = f"{scheme}://{host_for_url}:{http_port}"
 
         mounts: list[Mount | Route] = [
@@ -134,6 +136,7 @@ class ServiceHost:
                     testdata=self.testdata,
                     admin_token=self.admin_token,
                     settings={**opts.common_settings, **opts.settings.get(name, {})},
+                    public_host=opts.public_host,
                 )
                 sim = cls(ctx)
                 self.simulators[name] = sim

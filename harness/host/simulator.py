@@ -151,6 +151,12 @@ class SimulatorContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
     services: ServiceRegistry = field(default_factory=ServiceRegistry)  # shared by the simulators of one host
     admin_token: str = field(default="", repr=False)  # what the /_admin endpoints require (harness.host.admin)
+    public_host: str = ""  # the name published to the DUI (config public_host); empty = bind_host
+
+    def address(self, port: int) -> str:
+        """``host:port`` of a TCP listener as the DUI must write it (the public name, IPv6 in brackets)."""
+        host = self.public_host or self.bind_host
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def admin_refusal(self, headers: Mapping[str, str]) -> tuple[str, str] | None:
         """``None`` when a request to an admin endpoint carries the host's admin token, else ``(error,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from harness.core.config import HarnessConfig
 from harness.core.events import Evidence, OperatorPrompt
 from harness.core.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
-from harness.fields.pki import TestPKI
+from harness.fields.pki import DEFAULT_HOSTNAMES, TestPKI
 from harness.fields.testdata import Establishment, Person, TestData, load_testdata
 from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.host.simulator import RunState, Simulator
@@ -43,7 +43,8 @@ class SocleEnvironment:
         self.config = config
         self.run = RunState(run_id or uuid.uuid4().hex[:12])
         self.journal: Journal = open_journal(config.journal)
-        self.pki = TestPKI.ensure(Path(config.pki_dir))
+        hostnames = (*DEFAULT_HOSTNAMES, config.public_host) if config.public_host else DEFAULT_HOSTNAMES
+        self.pki = TestPKI.ensure(Path(config.pki_dir), hostnames=hostnames)
         self.testdata: TestData = load_testdata(Path(config.fixtures_dir))
         self.host = ServiceHost(
             self.journal,
@@ -51,6 +52,7 @@ class SocleEnvironment:
             self.testdata,
             HostOptions(
                 bind_host=config.bind_host,
+                public_host=config.public_host,
                 http_port=config.http_port,
                 tls=config.tls,
                 services=config.services,

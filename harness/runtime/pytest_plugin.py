@@ -9,6 +9,7 @@ bilingual step library. With ``--socle-events FILE`` it writes the run's typed e
 
 from __future__ import annotations
 
+import json
 import pkgutil
 import time
 from collections.abc import Iterator
@@ -67,6 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="tag expression over the Gherkin tags, requirement ids included: 'exigence:MSS-ENVOI-PRO or dmp'",
     )
+    group.addoption(
+        "--socle-listening",
+        default=None,
+        help='where the simulators listen, JSON: {"bind_host", "public_host", "http_port", "ports"}',
+    )
     group.addoption("--socle-title", default=None, help="play only the scenarios whose title contains this text")
     group.addoption(
         "--socle-operator-replies", default=None, help="guided recette: file the operator's replies are appended to"
@@ -123,6 +129,10 @@ def _config_from(pytestconfig: pytest.Config) -> HarnessConfig:
         "step_timeout": pytestconfig.getoption("--socle-step-timeout"),
         "observe_retry": pytestconfig.getoption("--socle-observe-retry"),
     }
+    listening = pytestconfig.getoption("--socle-listening", default=None)
+    if listening:
+        chosen = json.loads(listening)
+        overrides.update({k: chosen[k] for k in ("bind_host", "public_host", "http_port", "ports") if k in chosen})
     if run_dir:
         overrides["run_dir"] = Path(run_dir)
         if not pytestconfig.getoption("--socle-journal"):

@@ -307,8 +307,7 @@ class Hl7Relay:
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._connection, host=self.ctx.bind_host, port=self.ctx.port("mllp"))
         port = self._server.sockets[0].getsockname()[1]
-        host = f"[{self.ctx.bind_host}]" if ":" in self.ctx.bind_host else self.ctx.bind_host
-        return f"{host}:{port}"
+        return self.ctx.address(port)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -778,8 +778,7 @@ class ImapServer:
             limit=self.settings.max_line_bytes,
         )
         port = self._server.sockets[0].getsockname()[1]
-        host = f"[{self.ctx.bind_host}]" if ":" in self.ctx.bind_host else self.ctx.bind_host
-        return f"{host}:{port}"
+        return self.ctx.address(port)
 
     async def stop(self) -> None:
         self.backend.detach()

@@ -505,8 +505,7 @@ class SubmissionServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._protocol, host=self.ctx.bind_host, port=self.ctx.port("smtp"))
         port = self._server.sockets[0].getsockname()[1]
-        host = f"[{self.ctx.bind_host}]" if ":" in self.ctx.bind_host else self.ctx.bind_host
-        return f"{host}:{port}"
+        return self.ctx.address(port)
 
     async def stop(self) -> None:
         if self._server is not None:
