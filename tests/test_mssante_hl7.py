@@ -431,3 +431,36 @@ def test_official_mdm_with_a_wrong_pid_key_is_refused_naming_it(env: SocleEnviro
         "INS de PID-3 invalide (276037510669380): clé de contrôle INS incorrecte pour 2760375106693 : "
         "attendue 26, reçue 80"
     )
+
+
+@pytest.mark.parametrize("policy", ["warn", "refuse"])
+def test_production_ins_follows_the_harness_policy(env: SocleEnvironment, policy: str) -> None:
+    """Issue 14 item 8: the production-INS policy of harness.fields.identity (setting production_ins)."""
+    from dataclasses import replace
+
+    from harness.fields.identity import INS, OID_INS_NIR, ProductionInsPolicy
+
+    p001 = env.testdata.person("P001")
+    person = replace(p001, ins=INS(p001.ins.number, p001.ins.key, OID_INS_NIR))
+    relay = env.host.simulators["mssante"].relay  # type: ignore[attr-defined]
+    relay.production_ins = ProductionInsPolicy(policy)
+    try:
+        mark = env.journal.last_seq()
+        ack, _ = exchange_once(env, document(env, person=person, to_patient=False))
+    finally:
+        relay.production_ins = ProductionInsPolicy.WARN
+    message = (
+        f"INS de production {p001.ins.value} (OID {OID_INS_NIR}, INS-NIR) : une campagne de test n'utilise que des "
+        "identités de test (OID 1.2.250.1.213.1.4.10 ou 1.2.250.1.213.1.4.11)"
+    )
+    exchange = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))[0]
+    if policy == "warn":
+        assert hl7v2.field_text(ack.first("MSA"), 1) == "AA"
+        assert exchange.details["findings"] == [
+            {"code": "INS-PRODUCTION", "severity": "warning", "message": message, "location": "PID-3"}
+        ]
+    else:
+        refused = f'{message} ; refusé (réglage production_ins = "refuse")'
+        assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
+        assert err(ack) == ["PID^1^3^1", "207", "E", ""]
+        assert (exchange.error_code, exchange.error_message) == ("AE 207", refused)

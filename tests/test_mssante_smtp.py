@@ -1033,3 +1033,49 @@ def test_raw_8bit_subject_without_smtputf8_is_refused(env: SocleEnvironment) -> 
         {"code": "MIME-8BIT-HEADER", "message": expected, "severity": "error", "location": ""}
     ]
     guard.check(added=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# production INS (issue 14 item 8): the harness-wide policy of harness.fields.identity
+
+
+def _production_message(env: SocleEnvironment) -> tuple[bytes, str]:
+    from dataclasses import replace
+
+    from harness.fields.identity import INS, OID_INS_NIR
+
+    p = env.testdata.person("P001")
+    person = replace(p, ins=INS(p.ins.number, p.ins.key, OID_INS_NIR))
+    msg = build_message(person, env.testdata.establishment(p.essms), SENDER, [DOCTOR])
+    expected = (
+        f"INS de production {p.ins.value} (OID {OID_INS_NIR}, INS-NIR) : une campagne de test n'utilise que des "
+        "identités de test (OID 1.2.250.1.213.1.4.10 ou 1.2.250.1.213.1.4.11)"
+    )
+    return to_bytes(msg), expected
+
+
+def test_production_ins_is_a_warning_by_default(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    data, expected = _production_message(env)
+    assert submit(env, data).code == 250
+    (accepted,) = guard.new()
+    assert [f for f in accepted.details["findings"] if f["code"] == "INS-PRODUCTION"] == [
+        {"code": "INS-PRODUCTION", "severity": "warning", "message": expected, "location": ""}
+    ]
+    guard.check(added=1)
+
+
+def test_production_ins_refused_under_the_refuse_policy(env: SocleEnvironment) -> None:
+    from harness.fields.identity import ProductionInsPolicy
+
+    handler = env.host.simulators["mssante"].smtp.handler  # type: ignore[attr-defined]
+    guard = JournalGuard(env)
+    data, expected = _production_message(env)
+    handler.production_ins = ProductionInsPolicy.REFUSE
+    try:
+        refusal = _refused_554(env, guard, data)
+    finally:
+        handler.production_ins = ProductionInsPolicy.WARN
+    refused = f'{expected} ; refusé (réglage production_ins = "refuse")'
+    assert refusal.error_message == f"INS-PRODUCTION: {refused}"
+    guard.check(added=1)

@@ -39,9 +39,10 @@ from lxml import etree
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields import hl7v2
-from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins
+from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins, production_ins, production_ins_policy
 from harness.fields.testdata import MailboxType
 from harness.host.simulator import SimulatorContext
+from harness.validators import Finding, Severity
 from harness.validators import xdm as X
 from harness.validators.cda import read_cda_header
 from mock_services.mssante.mailflow import MailFlow
@@ -126,10 +127,10 @@ def pid_identity(message: hl7v2.Hl7Message) -> PidIdentity:
     return PidIdentity()
 
 
-def check_identities(pid: PidIdentity, documents: list[tuple[bytes, Any]], details: dict[str, Any]) -> None:
+def check_identities(pid: PidIdentity, documents: list[tuple[bytes, Any]], details: dict[str, Any]) -> INS | None:
     """Every identity the message carries must agree: the INS of PID-3 is that of each CDA document
     (``recordTarget/patientRole/id``, OID and matricule). Both are journaled; a mismatch is the volet's identity
-    error (AE, ERR-3 207, ERR-5 904)."""
+    error (AE, ERR-3 207, ERR-5 904). Returns the person's INS (PID-3, else the documents'), if any."""
     cda = sorted({(h.ins.value, h.ins.oid) for _, h in documents if h.ins is not None})
     details["pid_ins"] = pid.raw
     details["cda_ins"] = [value for value, _ in cda]
@@ -153,6 +154,7 @@ def check_identities(pid: PidIdentity, documents: list[tuple[bytes, Any]], detai
             location="PID^1^3^1",
             application_error=INS_MISMATCH,
         )
+    return pid.ins or next((h.ins for _, h in documents if h.ins is not None), None)
 
 
 def _flag_value(fields: list[str]) -> tuple[str, str] | None:
@@ -296,6 +298,7 @@ class Hl7Relay:
         # volet « Transmission de documents CDA en HL7 v2 » v2.0 (ORC-1 SC, OBX-11 F/C/D): accepted as the relays of
         # the field do; false answers « version 2.0 du volet non prise en charge, 2.1 attendue » (AR 203)
         self.accept_v20 = bool(ctx.settings.get("hl7_volet_20", True))
+        self.production_ins = production_ins_policy(dict(ctx.settings))
         self._ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -477,7 +480,13 @@ class Hl7Relay:
             elif data.lstrip().startswith(b"<"):
                 documents.append((data, read_cda_header(data, location=f"OBX-{fields[1]}")))
         details["flags"] = flags
-        check_identities(pid, documents, details)
+        identity = check_identities(pid, documents, details)
+        verdict = production_ins(identity, self.production_ins) if identity is not None else None
+        if verdict is not None:  # the harness-wide production-INS policy (setting production_ins)
+            severity = Severity.ERROR if verdict.refuse else Severity.WARNING
+            details["findings"] = [Finding(verdict.code, verdict.message, severity, "PID-3").to_dict()]
+            if verdict.refuse:
+                raise RelayRefusal("AE", "207", verdict.message, location="PID^1^3^1")
         details["person"] = person
         participations = self._participations(message)
         details["reply_to"] = participations["reply"]

@@ -36,8 +36,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from harness.core.journal import Direction, Exchange, Outcome
+from harness.fields.identity import production_ins, production_ins_policy
 from harness.fields.identity_status import unqualified_ins_finding
 from harness.host.simulator import SimulatorContext
+from harness.validators import Finding, Severity
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
 from mock_services.mssante.directory import MailboxDirectory
@@ -110,6 +112,8 @@ class SubmissionHandler(AuthMechanisms):
         self.directory = directory
         self.settings = settings
         self.flow = flow  # delivery into the store, MDN receipts, faults (mailflow.py)
+        # the harness-wide production-INS policy (setting production_ins = "warn" | "refuse", default warn)
+        self.production_ins = production_ins_policy(dict(ctx.settings))
         self.limits = XdmLimits(max_total_bytes=max(settings.max_message_bytes * 4, 1024 * 1024))
 
     def _reject(
@@ -280,6 +284,10 @@ class SubmissionHandler(AuthMechanisms):
         report = validate_message(
             data, recipients=list(envelope.rcpt_tos), limits=self.limits, smtputf8=envelope.smtp_utf8
         )
+        verdict = production_ins(report.person, self.production_ins) if report.person is not None else None
+        if verdict is not None:
+            severity = Severity.ERROR if verdict.refuse else Severity.WARNING
+            report.findings.append(Finding(verdict.code, verdict.message, severity))
         message_id = report.message_id
         if report.message_id_missing:  # RFC 6409 §8.3: the submission server may add it
             message_id = make_msgid(domain=self.settings.hostname)
@@ -298,7 +306,7 @@ class SubmissionHandler(AuthMechanisms):
             recipient_counts=MailFlow.counts(recipients),
             person=report.person.value if report.person else None,
         )
-        if self.settings.strict and report.errors:
+        if report.errors and (self.settings.strict or (verdict is not None and verdict.refuse)):
             first = report.errors[0]
             more = f" (+{len(report.errors) - 1})" if len(report.errors) > 1 else ""
             return self._reject(
