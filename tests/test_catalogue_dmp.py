@@ -1,8 +1,9 @@
 """The DMP scenarios against the reference DUI (all pass) and against each DMP defect (the right ones fail).
 
-The runs configure the CDA XSD from the public corpus when it is present (``[settings.dmp] cda_xsd_dir``), so
-that the reference DUI's documents are also XSD-checked; without the corpus the XSD layer is reported as not
-configured and the scenarios still run.
+The runs configure the CDA XSD and the CI-SIS schematrons from the public corpus when it is present
+(``[settings.dmp] cda_xsd_dir``, ``schematron_dir``), so that the reference DUI's documents are XSD- and
+schematron-checked (its DLU passes CI-SIS_DLU-EHPAD-DLU_2022.01); without the corpus both layers are reported as
+not configured (warnings) and the scenarios still run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from catalogue_matrix import (
     run_tagged,
 )
 
+from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.runner import RunResult
 from harness.sut.dmp_actions import DMP_DEFECTS
 from tests.conftest import CORPUS
@@ -67,14 +69,32 @@ EXPECTED_FAILURES = {
 def _run(tmp_path: Path, sut: str) -> RunResult:
     config_file = None
     xsd = CORPUS / "cisis-cda" / "infrastructure" / "cda"
+    schematrons = CORPUS / "cisis-cda" / "schematrons"
     if xsd.is_dir():
         config_file = tmp_path / "socle-harness.toml"
-        config_file.write_text(f'[settings.dmp]\ncda_xsd_dir = "{xsd}"\n', encoding="utf-8")
+        config_file.write_text(
+            f'[settings.dmp]\ncda_xsd_dir = "{xsd}"\n'
+            + (f'schematron_dir = "{schematrons}"\n' if schematrons.is_dir() else ""),
+            encoding="utf-8",
+        )
     return run_tagged(tmp_path, sut, "dmp", config_file=config_file)
 
 
 def test_dmp_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
     assert_all_pass(_run(tmp_path, "reference"), ALL)
+    if not (CORPUS / "cisis-cda" / "schematrons").is_dir():
+        return
+    journal = open_journal(f"sqlite:///{tmp_path}/journal.sqlite")
+    try:
+        feeds = journal.query(JournalFilter(service="dmp", operation="iti41.provide_and_register"))
+    finally:
+        journal.close()
+    accepted = [e for e in feeds if e.outcome is Outcome.ACCEPTED]
+    assert accepted
+    for exchange in accepted:  # every DLU went through the XSD and its own schematron, without a finding
+        [cda] = [v for v in exchange.details["validation"] if v["kind"] == "cda"]
+        assert cda["layers"] == ["xml", "header", "xsd", "schematron:DLU-EHPAD-DLU_2022.01"], cda
+        assert [f for f in exchange.details["findings"] if f["code"].startswith(("SCH-", "CDA-"))] == []
 
 
 @pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))

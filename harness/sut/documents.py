@@ -50,6 +50,18 @@ def _el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
 AUTHOR = ("DUPONT", "Claire", "Infirmier")  # the DUI's fictitious author (a nurse of the establishment)
 
 
+#: The sections the DLU-EHPAD 2022.01 model requires (CI-SIS_DLU-EHPAD-DLU_2022.01.sch, cardinality [1..1]):
+#: templateId and title; the reference DUI fills them with a narrative only.
+DLU_SECTIONS = (
+    ("1.3.6.1.4.1.19376.1.5.3.1.1.13.2.10", "Dispositions : établissement de santé de préférence"),
+    ("1.3.6.1.4.1.19376.1.5.3.1.3.19", "Traitements"),
+    ("1.3.6.1.4.1.19376.1.5.3.1.3.35", "Directives anticipées"),
+    ("1.3.6.1.4.1.19376.1.7.3.1.1.13.7", "Résultats d'évènements"),
+    ("1.3.6.1.4.1.19376.1.5.3.1.3.28", "Résultats d'examens : bactérie multirésistante"),
+    ("1.2.250.1.213.1.1.2.37", "Documents ajoutés"),
+)
+
+
 def author_id(establishment: Establishment) -> str:
     """Identifiant national of the author without RPPS: ``3`` + FINESS + ``/`` + local id (IDNPS rules)."""
     return f"3{establishment.finess}/DUI-REF-001"
@@ -126,7 +138,19 @@ def build_cda(
     legal_name = _el(_el(legal_entity, "assignedPerson"), "name")
     _el(legal_name, "given").text = given
     _el(legal_name, "family").text = family
+    if kind == "DLU":  # DLU-EHPAD 2022.01 header: the attending physician (participant INF / PCP)
+        participant = _el(root, "participant", typeCode="INF")
+        _el(
+            participant, "functionCode", code="PCP", codeSystem="2.16.840.1.113883.5.88", displayName="Médecin traitant"
+        )
+        doctor = _el(participant, "associatedEntity", classCode="PROV")
+        _el(doctor, "id", root="1.2.250.1.71.4.2.1", extension="810002909371")
+        doctor_name = _el(_el(doctor, "associatedPerson"), "name")
+        _el(doctor_name, "given").text = "Paul"
+        _el(doctor_name, "family").text = "MEDECIN"
     event = _el(_el(root, "documentationOf"), "serviceEvent", classCode="PCPR")
+    if kind == "DLU":
+        _el(event, "code", code="34117-2", codeSystem="2.16.840.1.113883.6.1", displayName="Histoire et clinique")
     period = _el(event, "effectiveTime")
     _el(period, "low", value=stamp)
     if replaces:
@@ -145,6 +169,12 @@ def build_cda(
     _el(section, "text").text = (
         f"Document produit par le DUI de référence pour {person.display_name}." + " Observation." * (padding // 13)
     )
+    if kind == "DLU":
+        for template, title in DLU_SECTIONS:
+            section = _el(_el(body, "component"), "section")
+            _el(section, "templateId", root=template)
+            _el(section, "title").text = title
+            _el(section, "text").text = "Non renseigné dans le DUI de référence."
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
