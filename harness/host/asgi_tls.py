@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["TLSAwareH11Protocol", "client_certificate", "client_common_name", "tls_extension"]
+__all__ = [
+    "TLSAwareH11Protocol",
+    "client_certificate",
+    "client_common_name",
+    "handshake_journaling",
+    "tls_extension",
+]
 
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -101,3 +107,81 @@ def client_common_name(scope: Mapping[str, Any]) -> str | None:
         return ""
     value = values[0].value
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+def handshake_journaling(
+    protocol_class: type[asyncio.Protocol],
+    context: ssl.SSLContext,
+    on_refusal: Callable[[str, str], None],
+    *,
+    handshake_timeout: float = 30.0,
+) -> Callable[..., asyncio.Protocol]:
+    """A uvicorn ``http`` protocol factory that does the TLS handshake itself, so that a refused handshake (client
+    certificate of another CA, plain HTTP on the HTTPS port, no common protocol version...) is reported to
+    ``on_refusal(peer, reason)`` instead of being dropped silently by asyncio; the established connection goes to
+    ``protocol_class`` exactly as if uvicorn had made it (``asyncio.loop.start_tls``, Python 3.11 API).
+
+    Use ``uvicorn.Config(http=handshake_journaling(...))`` with no ``ssl_*`` options (this gate owns TLS).
+    """
+
+    class _TLSGate(asyncio.Protocol):
+        def __init__(self, **kwargs: Any) -> None:
+            self._kwargs = kwargs
+            self._loop = kwargs.get("_loop") or asyncio.get_event_loop()
+            self._transport: asyncio.Transport | None = None
+            self._task: asyncio.Task[None] | None = None
+            self._early: list[bytes] = []  # application data decrypted before the connection is handed over
+            self._eof = False
+            self._lost: tuple[Exception | None] | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream server
+            transport.pause_reading()  # the ClientHello stays in the socket until start_tls reads it
+            self._transport = transport
+            self._task = self._loop.create_task(self._handshake(transport))
+
+        async def _handshake(self, transport: asyncio.Transport) -> None:
+            peer = _peer(transport.get_extra_info("peername"))
+            try:
+                tls = await self._loop.start_tls(
+                    transport, self, context, server_side=True, ssl_handshake_timeout=handshake_timeout
+                )
+            except ssl.SSLError as exc:
+                on_refusal(peer, exc.reason or str(exc))
+                transport.close()
+                return
+            except (OSError, TimeoutError, asyncio.CancelledError):
+                transport.close()  # closed or silent before any TLS record: no handshake to report
+                return
+            if tls is None:
+                transport.close()
+                return
+            inner = protocol_class(**self._kwargs)
+            tls.set_protocol(inner)
+            inner.connection_made(tls)
+            for chunk in self._early:  # a request sent right after the handshake's Finished
+                inner.data_received(chunk)
+            self._early.clear()
+            if self._eof:
+                inner.eof_received()
+            if self._lost is not None:
+                inner.connection_lost(self._lost[0])
+
+        def data_received(self, data: bytes) -> None:
+            self._early.append(data)
+
+        def eof_received(self) -> bool | None:
+            self._eof = True
+            return True
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._lost = (exc,)
+
+    return _TLSGate

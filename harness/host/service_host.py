@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from harness.core.journal import Journal
+from harness.core.journal import Direction, Exchange, Journal, Outcome
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import new_admin_token
-from harness.host.asgi_tls import TLSAwareH11Protocol
+from harness.host.asgi_tls import TLSAwareH11Protocol, handshake_journaling
 from harness.host.limits import H11_MAX_HEAD_BYTES, RequestLimitGuard, RequestLimits
 from harness.host.simulator import (
     FaultBoard,
@@ -150,18 +150,27 @@ class ServiceHost:
                 self.endpoints[name] = endpoints
             self.endpoints["harness"] = {"base": http_root, "health": f"{http_root}/_harness/health"}
 
+            # Mutual TLS, optional: a client certificate of the test PKI is verified when presented and reaches the
+            # apps as scope["extensions"]["tls"] (see harness.host.asgi_tls; INSi needs INSI-AUTO). The handshake is
+            # done by harness.host.asgi_tls.handshake_journaling so that a refused one is journaled (peer, reason).
+            http: Any = TLSAwareH11Protocol
+            if opts.tls:
+                context = uvicorn.config.create_ssl_context(
+                    certfile=str(self.pki.server.chain_path),
+                    keyfile=str(self.pki.server.key_path),
+                    password=None,
+                    ssl_version=ssl.PROTOCOL_TLS_SERVER,
+                    cert_reqs=ssl.CERT_OPTIONAL,
+                    ca_certs=str(self.pki.ca_bundle_path),
+                    ciphers=None,
+                )
+                http = handshake_journaling(TLSAwareH11Protocol, context, self._record_handshake_refusal)
             config = uvicorn.Config(
                 Starlette(routes=mounts),
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
-                ssl_certfile=str(self.pki.server.chain_path) if opts.tls else None,
-                ssl_keyfile=str(self.pki.server.key_path) if opts.tls else None,
-                # Mutual TLS, optional: a client certificate of the test PKI is verified when presented and
-                # reaches the apps as scope["extensions"]["tls"] (see harness.host.asgi_tls; INSi needs INSI-AUTO).
-                ssl_cert_reqs=ssl.CERT_OPTIONAL if opts.tls else ssl.CERT_NONE,
-                ssl_ca_certs=str(self.pki.ca_bundle_path) if opts.tls else None,
-                http=TLSAwareH11Protocol,
+                http=http,
                 # Heads up to this size reach the simulators, whose guard answers an oversized one in the protocol's
                 # error shape, journaled (harness.host.limits); beyond it uvicorn's plain 400 remains.
                 h11_max_incomplete_event_size=H11_MAX_HEAD_BYTES,
@@ -179,6 +188,23 @@ class ServiceHost:
             await self.stop()
             raise
         return self.endpoints
+
+    def _record_handshake_refusal(self, peer: str, reason: str) -> None:
+        """A TLS handshake the HTTPS listener refused: journaled so that a grappe sees a DUI that cannot connect."""
+        self.journal.record(
+            Exchange(
+                service="tls",
+                operation="tls.handshake",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=peer,
+                error_code="TLS-HANDSHAKE",
+                error_message=f"négociation TLS refusée ({peer}) : {reason}",
+                details={"peer": peer, "reason": reason, "listener": "https"},
+                run_id=self.run.run_id,
+                scenario_id=self.run.scenario_id,
+            )
+        )
 
     async def stop(self) -> None:
         if self._http_server is not None and self._http_task is not None:
