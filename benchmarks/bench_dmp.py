@@ -10,6 +10,8 @@ exchange (SQLite) and stores the documents.
 Figures:
   xsd+header   50 KB structured DLU built by the reference DUI, a fresh VIHF per request (goal >= 200
                documents/s); then the same with one VIHF for the session (its signature verified once);
+  xsd+sch DLU  the same 50 KB DLU with XSD + header + its CI-SIS DLU schematron (the reference DLU passes it),
+               against the sink of the same run (needs ../shared/corpus or SOCLE_CORPUS);
   schematron   the 52 KB corpus DLU-FLUDT example with its CI-SIS schematron (needs ../shared/corpus);
   1 MB DLU     the 1.1 MB corpus DLU example, XSD + header;
   compile      CI-SIS schematron compile time: cold (Saxon start + skeleton + volet), another volet, cached.
@@ -206,6 +208,26 @@ def main() -> int:
                 + ("" if corpus else " (no corpus: XSD layer not configured)")
             )
             if corpus:
+                # the reference DUI's 50 KB DLU with XSD + header + CI-SIS_DLU-EHPAD-DLU_2022.01 (it passes it), in the
+                # same run as the sink above
+                dmp.schematron.compile("DLU-EHPAD-DLU_2022.01")  # compile outside the measurement
+                requests = _requests(
+                    person,
+                    establishment,
+                    credentials,
+                    endpoints["dmp"]["repository"],
+                    [build_cda(person, establishment, "DLU", padding=48_000) for _ in range(n)],
+                )
+                figures["xsd+schematron DLU"] = _measure(endpoints["dmp"]["repository"], requests, context)
+                figures["xsd+schematron DLU"]["ratio_to_sink"] = round(
+                    figures["xsd+schematron DLU"]["per_second"] / figures["sink"]["per_second"], 3
+                )
+                print(
+                    f"  {'xsd+sch DLU':12s} {figures['xsd+schematron DLU']['per_second']:8.1f} documents/s (reference "
+                    f"50 KB DLU, XSD + header + DLU schematron; {figures['xsd+schematron DLU']['accepted']}/"
+                    f"{figures['xsd+schematron DLU']['documents']} accepted; "
+                    f"{figures['xsd+schematron DLU']['ratio_to_sink']:.0%} of the sink)"
+                )
                 fludt = CORPUS / "examples" / "DLU-EHPAD-FLUDT_2022.01.xml"
                 root = etree.fromstring(fludt.read_bytes())
                 ins_el = root.find(f"{{{HL7}}}recordTarget/{{{HL7}}}patientRole/{{{HL7}}}id")
