@@ -377,3 +377,46 @@ def test_a_forged_signature_is_refused(dmp: Dmp) -> None:
             f"[DSG-EMPREINTE] document {unique_id}: l'empreinte signée ne correspond pas au document reçu",
         )
     ]
+
+
+def test_an_update_of_another_patients_document_is_refused(dmp: Dmp) -> None:
+    person, establishment = _person(1)
+    other, _ = _person(2)
+    fed = dmp.dui.dmp_feed(DmpFeed(person, establishment, "DLU"))
+    assert fed.status is ActionStatus.DONE, fed.detail
+    stored = dmp.sim.store.by_unique_id(fed.data["unique_id"])
+    body = M.build_status_update(
+        person, establishment, stored.entry_uuid, stored.status, "urn:asip:ci-sis:2010:StatusType:Archived"
+    )
+    status, errors = _errors(_send(dmp, body, other, establishment, "urn:ihe:iti:2010:UpdateDocumentSet", "registry"))
+    assert status == "Failure" and [(c, s) for c, s, _ in errors] == [("DMPAccessDenied", "Error")]
+    assert dmp.sim.store.by_unique_id(fed.data["unique_id"]).status == stored.status  # unchanged
+    journaled = _last(dmp, "iti57.update_document_set")
+    assert (
+        journaled.details["vihf_patient"],
+        journaled.details["requested_patient"],
+        journaled.details["changes"],
+    ) == (
+        other.ins.to_xds(),
+        person.ins.to_xds(),
+        [{"document": fed.data["unique_id"], "status": "urn:asip:ci-sis:2010:StatusType:Archived"}],
+    )
+
+
+def test_a_tls_certificate_of_another_structure_than_the_vihf_is_refused(dmp: Dmp) -> None:
+    person, establishment = _person(0)
+    other = next(e for e in TESTDATA.establishments if e.finess != establishment.finess)
+    response = _send(
+        dmp,
+        M.build_find_documents(person),
+        person,
+        establishment,
+        ITI18,
+        "registry",
+        tls=dmp.credentials_of(other.finess),  # VIHF signed by the structure and naming it, TLS as another one
+    )
+    assert _fault(response) == (400, "VIHF-STRUCTURE", "wsse:InvalidSecurity")
+    assert _last(dmp, "iti18.registry_stored_query").error_message == (
+        "VIHF refusé: la structure authentifiée n'est pas la même partout (certificat TLS "
+        f"1{other.finess}, signataire du VIHF 1{establishment.finess}, Identifiant_Structure 1{establishment.finess})"
+    )

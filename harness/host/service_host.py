@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 import threading
@@ -39,6 +40,7 @@ from harness.host.simulator import (
 )
 
 Endpoints = dict[str, dict[str, str]]
+logger = logging.getLogger(__name__)
 
 
 class _QuietServer(uvicorn.Server):
@@ -190,7 +192,9 @@ class ServiceHost:
         return self.endpoints
 
     def _record_handshake_refusal(self, peer: str, reason: str) -> None:
-        """A TLS handshake the HTTPS listener refused: journaled so that a grappe sees a DUI that cannot connect."""
+        """A TLS handshake the HTTPS listener refused: journaled (and logged) so that a grappe sees a DUI that cannot
+        connect."""
+        logger.warning("négociation TLS refusée (%s) : %s", peer, reason)
         self.journal.record(
             Exchange(
                 service="tls",

@@ -8,8 +8,10 @@ transactions and :mod:`mock_services.dmp.soap` for the transport.
 
 Settings (``[settings.dmp]``): ``cda_xsd_dir`` (folder holding ``CDA_extended.xsd``), ``schematron_dir`` (CI-SIS
 ``schematrons/`` folder), ``jdv_dir`` (ANS value sets ``JDV_*.xml``), ``vihf`` (``strict`` / ``lenient`` /
-``off``), ``require_client_certificate`` (default true), ``max_request_bytes``, ``persons`` (``{INS: {"state":
-"closed", "authorisation": "INTERDITE"}}``). Faults (``FaultBoard`` kinds): ``dmp.closed``,
+``off``), ``mtom`` (``strict`` / ``lenient`` / ``off``: ITI-41 without MTOM refused / warned / accepted),
+``production_ins`` (``warn`` / ``refuse``, default from the harness configuration), ``require_client_certificate``
+(default true), ``max_request_bytes``, ``persons`` (``{INS: {"state": "closed", "authorisation": "INTERDITE"}}``,
+INS as a value of a test person or ``value^^^&oid&ISO^NH``). Rules and sources: ``docs/specs/dmp.md``. Faults (``FaultBoard`` kinds): ``dmp.closed``,
 ``dmp.authorisation_refused``, ``soap.fault`` (params ``code``, ``reason``), ``timeout`` (param ``seconds``).
 """
 
