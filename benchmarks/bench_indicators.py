@@ -4,12 +4,13 @@ The journal is a real ``SQLiteJournal`` file (its schema and indexes); the data 
 ``executemany`` in one transaction, shaped like a year of a big grappe:
 
 - 500 ESSMS of 60 places, persons admitted and leaving every month (file active ~ 33,000 persons);
-- MSSanté submissions and DMP ITI-41 documents for most persons each month (some rejected), e-prescription
-  imports and cahier de liaison exchanges per ESSMS;
+- MSSanté messages (each with its Message-ID, one in ten through the HL7 v2 relay, one in a hundred journaled
+  twice) and DMP ITI-41 documents for most persons each month (some rejected), e-prescription imports and
+  cahier de liaison exchanges per ESSMS (notes written and updated, searches listing notes, reads, platform notes);
 - one TDDUI export per ESSMS and month (``fhir.transaction``) and its DUI facts (harness.fields.dui): séjours
   (all at the first export, then admissions and exits), projets personnalisés (then status changes), record
   updates and agenda events, with the producer's dates;
-- the remainder up to exactly N exchanges: extra MSSanté messages (a person counted once however many).
+- the remainder up to exactly N exchanges: extra MSSanté messages.
 
 Measured: ``IndicatorEngine.compute`` for the 10 periods of the year (January-March, then each month) x 500
 ESSMS + the grappe (7 indicators), median of ``--repeat`` runs (the engine's mask scans run in worker processes
@@ -54,6 +55,7 @@ class Loader:
         self.counter = 0
         self.rows: list[tuple[Any, ...]] = []
         self.counts: dict[str, int] = {}
+        self.last_message: str | None = None
 
     def _id(self) -> str:
         self.counter += 1
@@ -69,10 +71,11 @@ class Loader:
         fact: dict[str, Any] | None = None,
         outcome: str = "accepted",
         bundle: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         ident = self._id()
         ts = datetime(day.year, day.month, day.day, 8 + self.counter % 10, self.counter % 60, tzinfo=UTC)
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = dict(extra or {})
         if fact is not None:
             details = {dui.FACT: fact, dui.BUNDLE: bundle}
         self.rows.append(
@@ -99,6 +102,29 @@ class Loader:
         )
         self.counts[service] = self.counts.get(service, 0) + 1
         return ident
+
+    def message(self, day: date, essms: str, person: str, outcome: str = "accepted") -> None:
+        """An MSSanté message as the simulator journals it: its Message-ID; one in ten through the HL7 v2 relay
+        (``smtp.relay``); one in a hundred journaled again with the same Message-ID (a retried submission)."""
+        operation = "smtp.relay" if self.rng.random() < 0.1 else "smtp.submit"
+        if self.last_message is not None and self.rng.random() < 0.01:
+            message_id = self.last_message
+        else:
+            message_id = self.last_message = f"<{self.counter + 1:x}@essms-{essms}.mssante.fr>"
+        self.add(day, "mssante", operation, essms, person, outcome=outcome, extra={"message_id": message_id})
+
+    def cdl(self, day: date, essms: str, person: str) -> None:
+        """A cahier de liaison exchange: the DUI writes or updates a note, searches the cahier (results listed) or
+        reads a note; now and then the platform publishes one (``platform.note``)."""
+        kind = self.rng.choice(["cdl.create", "cdl.update", "cdl.search", "cdl.search", "cdl.read", "platform.note"])
+        note = f"n{self.rng.randrange(1, 5_000)}"
+        if kind == "cdl.search":
+            extra: dict[str, Any] = {
+                "notes": [{"id": note, "person": person}, {"id": f"n{self.counter}", "person": person}]
+            }
+        else:
+            extra = {"note": {"id": note}}
+        self.add(day, "eparcours", kind, "990000099" if kind == "platform.note" else essms, person, extra=extra)
 
     def _day(self, month: str) -> date:
         return date(int(month[:4]), int(month[5:7]), self.rng.randint(1, 28))
@@ -199,13 +225,8 @@ class Loader:
                         }
                         self.add(month_end, dui.SERVICE, dui.FactKind.EVENEMENT, finess, person, fact, bundle=bundle)
                     if rng.random() < 0.62:
-                        self.add(
-                            self._day(month),
-                            "mssante",
-                            "smtp.submit",
-                            finess,
-                            person,
-                            outcome="accepted" if rng.random() < 0.97 else "rejected",
+                        self.message(
+                            self._day(month), finess, person, outcome="accepted" if rng.random() < 0.97 else "rejected"
                         )
                     if rng.random() < 0.5:
                         self.add(
@@ -225,18 +246,12 @@ class Loader:
                         rng.choice(month_persons),
                     )
                 for _ in range(rng.randint(4, 12)):
-                    self.add(
-                        self._day(month),
-                        "eparcours",
-                        rng.choice(["cdl.entry.create", "cdl.entry.read"]),
-                        finess,
-                        rng.choice(month_persons),
-                    )
+                    self.cdl(self._day(month), finess, rng.choice(month_persons))
         if len(self.rows) > target:
             raise SystemExit(f"generated {len(self.rows)} rows > target {target}: lower the rates")
         while len(self.rows) < target:
             finess, person, month = rng.choice(all_persons)
-            self.add(self._day(month), "mssante", "smtp.submit", finess, person)
+            self.message(self._day(month), finess, person)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,6 +142,9 @@ def test_indicators_table_html_and_forecast(journal_url: str, tmp_path: Path) ->
     page = html.read_text(encoding="utf-8")
     assert page.count("<svg") == 7 and "<script" not in page and "cible 70 %" in page
     assert "Prévision indicative, non contractuelle" in page
+    # readings with their quote, the forecast's conditions and sections, the lost target
+    assert "Lectures retenues" in page and "sans_fenetre" in page and "ayant au moins un événement d&#39;agenda" in page
+    assert "AAP 003 §5.3" in page and "Mesure qui décide du solde" in page and "cible non renseignée" in page
     result = runner.invoke(
         app, ["forecast", "--journal", journal_url, "--grappe", str(_grappe_file(tmp_path)), "--format", "json"]
     )

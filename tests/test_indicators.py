@@ -314,10 +314,14 @@ def test_agenda_without_time_window_counts_from_when_the_event_is_recorded(world
         for month in ("2025-03-05", "2025-04-05", "2025-05-05"):
             world.update(A, p, month)
     world.event(A, P1, "2025-06-20", date="2025-04-10")  # recorded in April for a June appointment
+    world.event(A, P1, "2025-05-20", date="2025-05-02")  # another one, recorded in May
+    world.event(A, P2, "2025-05-21", date="2025-05-03")
+    key = world.pending[-1].details[dui.FACT][dui.KEY]  # P2's event: a second version, moved
+    world.fact(dui.FactKind.EVENEMENT, A, P2, key=key, date="2025-05-10", start="2025-05-22", status="finished")
     report = world.report()
-    assert [report.get("agenda", m, A).numerator for m in ("2025-03", APRIL, "2025-05")] == [0, 1, 1]
-    windowed = world.report(readings={"agenda": "periode"})
-    assert [windowed.get("agenda", m, A).numerator for m in ("2025-03", APRIL, "2025-05")] == [0, 0, 0]
+    assert [report.get("agenda", m, A).numerator for m in ("2025-03", APRIL, "2025-05")] == [0, 1, 2]
+    windowed = world.report(readings={"agenda": "periode"})  # P1's and P2's May events start in May
+    assert [windowed.get("agenda", m, A).numerator for m in ("2025-03", APRIL, "2025-05")] == [0, 0, 2]
 
 
 def test_readings_default_to_the_seed_wording_and_refuse_unknown_choices() -> None:

@@ -706,6 +706,11 @@ class _Months:
         bounds = [add_months(p.end, 1) for p in self.periods]
         return self._tree(column, bounds, [*range(self.n), self.n], 0, self.n)
 
+    def last_starting_before(self, column: str) -> str:
+        """Index of the last period whose first day is strictly before the date in ``column`` (-1 if none)."""
+        bounds = [f"{p.start}-02" for p in self.periods]  # date < 'YYYY-MM-02' <=> date <= first day
+        return self._tree(column, bounds, list(range(-1, self.n)), 0, self.n)
+
     def last_starting_on_or_before(self, column: str) -> str:
         """Index of the last period whose first day is on or before the date in ``column`` (-1 if none)."""
         bounds = [p.start for p in self.periods]
@@ -966,25 +971,26 @@ class IndicatorEngine:
         # its earlier versions said). Reading « sans_fenetre » (003 §6.3 B has no time window): the record has
         # an event from the first period ending on or after the event was first recorded (its first producer
         # date) on; reading « periode »: an event starting in the period.
-        latest = "MAX(COALESCE(x.fact_date, '') || printf('#%019d', x.seq) || '|' || COALESCE(x.fact_status, '') || '|' || COALESCE(x.fact_start, ''))"
+        # One row per event: its latest version (latest producer date, then reception order: the bare columns of
+        # the single MAX()) and the periods its versions were recorded in (a bit each, SUM(DISTINCT) keeps the
+        # bare columns tied to the MAX), the lowest being the one it was first recorded in.
         if self.readings["agenda"] == "periode":
             per_person = f"SUM(DISTINCT {months.bit('st')})"
-        else:
-            per_person = _range_mask(f"MIN({months.first_ending_on_or_after('COALESCE(recorded, st)')})", str(n - 1))
+        else:  # every period from the first ending on or after the event was first recorded
+            # (such masks are nested: their OR is the largest)
+            per_person = f"MAX({(1 << n) - 1} & ~((recorded & -recorded) - 1))"
         queries.append(
             (
                 f"""SELECT essms, person, {_AGENDA}, mask FROM (
                   SELECT essms, person, {per_person} AS mask FROM (
-                    SELECT essms, person, recorded, substr(rest, 1, instr(rest, '|') - 1) AS status,
-                           NULLIF(substr(rest, instr(rest, '|') + 1), '') AS st
-                    FROM (SELECT essms, person, recorded, substr(l, instr(l, '|') + 1) AS rest
-                          FROM (SELECT x.essms AS essms, x.person AS person, MIN(x.fact_date) AS recorded,
-                                       {latest} AS l
-                                FROM exchanges x INDEXED BY ix_exchanges_fact_versions
-                                WHERE {_FACTS} AND x.operation = ?
-                                  AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
-                                GROUP BY x.essms, x.person, x.fact_key)))
-                  WHERE status NOT IN ({_RETRACTED}) AND COALESCE(recorded, st) IS NOT NULL
+                    SELECT x.essms AS essms, x.person AS person,
+                           MAX(COALESCE(x.fact_date, '') || printf('#%019d', x.seq)) AS version,
+                           x.fact_status AS status, x.fact_start AS st,
+                           SUM(DISTINCT 1 << {months.first_ending_on_or_after("x.fact_date")}) AS recorded
+                    FROM exchanges x INDEXED BY ix_exchanges_fact_versions
+                    WHERE {_FACTS} AND x.operation = ? AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
+                    GROUP BY x.essms, x.person, x.fact_key)
+                  WHERE status IS NULL OR status NOT IN ({_RETRACTED})
                   GROUP BY essms, person)
                 WHERE mask <> 0""",
                 [str(dui.FactKind.EVENEMENT), *params],
@@ -998,8 +1004,11 @@ class IndicatorEngine:
         if self.readings["projet_personnalise"] == "fin_de_periode":
             kb = f"CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after('nd')} - 1 END"
         else:
-            until = "(CASE WHEN nd > d THEN date(nd, '-1 day') ELSE d END)"
-            kb = f"CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.last_starting_on_or_before(until)} END"
+            # in force until the day before nd (at least on d): the last period starting before nd, or d's
+            kb = (
+                f"CASE WHEN nd IS NULL THEN {n - 1} ELSE max({months.last_starting_before('nd')}, "
+                f"{months.last_starting_on_or_before('d')}) END"
+            )
         queries.append(
             (
                 f"""SELECT essms, person, {_PLAN}, mask FROM (
@@ -1112,24 +1121,25 @@ class IndicatorEngine:
         """Platform notes (``platform.note``, any ESSMS: ``anywhere`` is the scope without its establishments)
         the DUI received for the first time, per month and ESSMS: the earliest accepted ``cdl.read`` of the note
         or ``cdl.search`` whose results held it (same run)."""
-        sql = f"""WITH platform(run, nid) AS (
-                    SELECT DISTINCT x.run_id, json_extract(x.details, '$.note.id') FROM exchanges x
-                    WHERE x.service = 'eparcours' AND x.operation = '{CDL_PLATFORM_NOTE}'{anywhere}),
-                  got(essms, run, nid, month) AS (
-                    SELECT x.essms, x.run_id, json_extract(x.details, '$.note.id'), x.month FROM exchanges x
+        # notes are keyed by run and id (each run's platform numbers its notes); IN (subquery) is one lookup each
+        sql = f"""WITH got(essms, note, month) AS (
+                    SELECT x.essms, COALESCE(x.run_id, '') || '|' || json_extract(x.details, '$.note.id'), x.month
+                    FROM exchanges x
                     WHERE x.service = 'eparcours' AND x.operation = '{CDL_READ}' AND x.outcome = 'accepted'
                       AND x.essms IS NOT NULL AND x.month <= ?{where}
                     UNION ALL
-                    SELECT x.essms, x.run_id, json_extract(j.value, '$.id'), x.month
+                    SELECT x.essms, COALESCE(x.run_id, '') || '|' || json_extract(j.value, '$.id'), x.month
                     FROM exchanges x, json_each(x.details, '$.notes') j
                     WHERE x.service = 'eparcours' AND x.operation = '{CDL_SEARCH}' AND x.outcome = 'accepted'
                       AND x.essms IS NOT NULL AND x.month <= ?{where})
                   SELECT month, essms, COUNT(*) FROM (
                     SELECT g.essms AS essms, MIN(g.month) AS month FROM got g
-                    JOIN platform p ON p.nid = g.nid AND p.run IS g.run
-                    GROUP BY g.essms, g.run, g.nid)
+                    WHERE g.note IN (
+                      SELECT COALESCE(x.run_id, '') || '|' || json_extract(x.details, '$.note.id') FROM exchanges x
+                      WHERE x.service = 'eparcours' AND x.operation = '{CDL_PLATFORM_NOTE}'{anywhere})
+                    GROUP BY g.essms, g.note)
                   WHERE month >= ? GROUP BY month, essms"""
-        return sql, [*anywhere_params, last, *params, last, *params, first]
+        return sql, [last, *params, last, *params, *anywhere_params, first]
 
     @staticmethod
     def _observed(con: sqlite3.Connection, scope: Scope) -> dict[str, bool]:
@@ -1190,26 +1200,27 @@ class IndicatorEngine:
                         rows += [
                             ("counted", person, ident)
                             for person, ident in con.execute(
-                                f"""WITH platform(run, nid) AS (
-                                  SELECT DISTINCT x.run_id, json_extract(x.details, '$.note.id') FROM exchanges x
-                                  WHERE x.service = 'eparcours' AND x.operation = '{CDL_PLATFORM_NOTE}'{anywhere}),
-                                got(essms, run, nid, month, seq, id, person) AS (
-                                  SELECT x.essms, x.run_id, json_extract(x.details, '$.note.id'), x.month, x.seq,
-                                         x.id, x.person FROM exchanges x
+                                f"""WITH got(essms, note, month, seq, id, person) AS (
+                                  SELECT x.essms, COALESCE(x.run_id, '') || '|' || json_extract(x.details, '$.note.id'),
+                                         x.month, x.seq, x.id, x.person FROM exchanges x
                                   WHERE x.service = 'eparcours' AND x.operation = '{CDL_READ}'
                                     AND x.outcome = 'accepted' AND x.essms IS NOT NULL{where}
                                   UNION ALL
-                                  SELECT x.essms, x.run_id, json_extract(j.value, '$.id'), x.month, x.seq, x.id,
-                                         json_extract(j.value, '$.person')
+                                  SELECT x.essms, COALESCE(x.run_id, '') || '|' || json_extract(j.value, '$.id'),
+                                         x.month, x.seq, x.id, json_extract(j.value, '$.person')
                                   FROM exchanges x, json_each(x.details, '$.notes') j
                                   WHERE x.service = 'eparcours' AND x.operation = '{CDL_SEARCH}'
                                     AND x.outcome = 'accepted' AND x.essms IS NOT NULL{where})
                                 SELECT person, id FROM (
                                   SELECT g.person AS person, g.id AS id, g.month AS month, MIN(g.seq) AS seq
-                                  FROM got g JOIN platform p ON p.nid = g.nid AND p.run IS g.run
-                                  GROUP BY g.essms, g.run, g.nid)
+                                  FROM got g
+                                  WHERE g.note IN (
+                                    SELECT COALESCE(x.run_id, '') || '|' || json_extract(x.details, '$.note.id')
+                                    FROM exchanges x
+                                    WHERE x.service = 'eparcours' AND x.operation = '{CDL_PLATFORM_NOTE}'{anywhere})
+                                  GROUP BY g.essms, g.note)
                                 WHERE month BETWEEN ? AND ? ORDER BY seq""",
-                                [*anywhere_params, *params, *params, period.start, period.end],
+                                [*params, *params, *anywhere_params, period.start, period.end],
                             )
                         ]
                 else:
