@@ -7,9 +7,13 @@ original acknowledgement mode; MLLP release 2 framing.
 
 One MLLP listener (endpoint ``mllp``). For each block:
 1. parse (:mod:`harness.fields.hl7v2`); unusable text → ``ACK`` ``AR`` with ``ERR`` (table 0357), connection kept;
-2. ORU^R01 (ORC-1 ``NW`` initial, ``RO``/``RP``/``XO`` replacement, ``CA``/``OC`` deletion) or MDM^T02 / T10 / T04:
-   recipients from the ``DESTMSSANTEPS`` / ``DESTMSSANTEPAT`` flags (ORU) or the ``PRT`` RCT participations
-   (MDM); a flag combination outside the volet's matrix, a CDA without INS or no recipient → ``AE``;
+2. ORU^R01 (ORC-1 ``NW`` initial, ``RO``/``RP``/``XO`` replacement, ``CA``/``OC`` deletion; volet v2.0: ORC-1 ``SC``
+   and OBX-11 ``F``/``C``/``D``, accepted unless setting ``hl7_volet_20`` is false → ``AR 203``) or MDM^T02 / T10 /
+   T04: every identity must agree — the INS of PID-3 valid (else ``AE 102`` naming the key) and equal to the INS of
+   every CDA document (else ``AE``, ERR-3 ``207``, ERR-5 ``904``, nothing sent, both INS journaled); production INS per
+   the harness-wide ``production_ins`` policy; recipients from the ``DESTMSSANTEPS`` / ``DESTMSSANTEPAT`` flags (ORU)
+   or the ``PRT`` RCT participations (MDM); a flag combination outside the volet's matrix, a CDA without INS or no
+   recipient → ``AE``;
 3. the journal gets ``hl7.document`` (and ``smtp.relay`` for the e-mail built: IHE_XDM.ZIP, X-MSS-* headers,
    Subject ``XDM/1.0/DDM+``) **before** the ``ACK`` is written; the e-mail is delivered into the recipients'
    mailboxes of the store (a deletion sends no e-mail: a message cannot be recalled);
