@@ -63,3 +63,9 @@ Fonctionnalité: Envoi de documents par MSSanté depuis le DUI
     Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
     Alors le simulateur MSSanté accepte le message
     Et le message porte le Message-ID du DUI
+
+  @exigence:MSS-INS-PRODUCTION
+  Scénario: Sous la politique « refuse », le DUI n'envoie par MSSanté que des INS de test
+    Soit la messagerie MSSanté refuse les INS de production
+    Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
+    Alors le simulateur MSSanté accepte le message

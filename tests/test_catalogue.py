@@ -35,6 +35,7 @@ HL7_ORU = "Transmission d'un DLU en ORU^R01 vers un professionnel et la messager
 HL7_MDM = "Transmission d'un VSM en MDM^T02 (volet LPS) vers un professionnel"
 ENVOI_TLS = "Le DUI n'envoie rien en clair: STARTTLS et authentification avant tout envoi"
 ENVOI_MESSAGE_ID = "Le message du DUI porte son propre Message-ID"
+MSS_INS_PRODUCTION = "Sous la politique « refuse », le DUI n'envoie par MSSanté que des INS de test"
 HL7_IDENTITE = "Le DUI identifie la personne par le même INS dans PID-3 et dans le document CDA"
 
 ALL = {
@@ -60,6 +61,7 @@ ALL = {
     HL7_IDENTITE,
     ENVOI_TLS,
     ENVOI_MESSAGE_ID,
+    MSS_INS_PRODUCTION,
 }
 
 # every scenario where the DUI sends a CDA document by SMTP, and every scenario where it receives one
@@ -75,6 +77,7 @@ SENT_DOCUMENTS = {
     ENVOI_FIN,
     ENVOI_TLS,
     ENVOI_MESSAGE_ID,
+    MSS_INS_PRODUCTION,
 }
 RECEIVED_DOCUMENTS = {RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902, RECEPTION_904}
 
@@ -103,6 +106,7 @@ EXPECTED_FAILURES = {
     "xdm-type-texte": SENT_DOCUMENTS,
     "smtp-lf-seul": SENT_DOCUMENTS,
     "entetes-8bit": SENT_DOCUMENTS,
+    "ins-production-mss": {MSS_INS_PRODUCTION},
     "hl7-pid-autre-ins": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "hl7-cle-ins-pid-erronee": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "annuaire-non-consulte": {ANNUAIRE},

@@ -8,6 +8,7 @@ import random
 from dataclasses import replace
 from datetime import date
 
+import pytest
 from pytest_bdd import given, parsers, then, when
 
 from harness.core.journal import Exchange, JournalFilter, Outcome
@@ -344,6 +345,19 @@ def directory_adds(socle: ScenarioContext, address: str, kind: str) -> None:
 def mailbox_full(socle: ScenarioContext, address: str) -> None:
     socle.env.host.faults.inject(SERVICE, Fault("mailbox.full", {"address": address}))
     socle.attach("Panne simulée", f"{address}: boîte pleine (552 5.2.2)")
+
+
+@given("la messagerie MSSanté refuse les INS de production")
+@given("the MSSanté messaging refuses production INS")
+def mss_refuses_production_ins(socle: ScenarioContext, request: pytest.FixtureRequest) -> None:
+    """The harness-wide policy ``production_ins = "refuse"`` (harness.fields.identity) for this scenario."""
+    from harness.fields.identity import ProductionInsPolicy
+
+    simulator = _simulator(socle)
+    previous = simulator.production_ins
+    simulator.production_ins = ProductionInsPolicy.REFUSE
+    request.addfinalizer(lambda: setattr(simulator, "production_ins", previous))
+    socle.attach("MSSanté", 'politique INS de production : « refuse » (production_ins = "refuse") pour ce scénario')
 
 
 @given("le simulateur MSSanté exigera TLS au prochain envoi")

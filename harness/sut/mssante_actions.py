@@ -22,13 +22,13 @@ import smtplib
 import ssl
 import urllib.parse
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
-from harness.fields.identity import INS_OIDS
+from harness.fields.identity import INS, INS_OIDS, OID_INS_NIR
 from harness.fields.testdata import Person
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.sut.base import (
@@ -72,6 +72,7 @@ MSSANTE_DEFECTS = (
     Defect("xdm-type-texte", "joint IHE_XDM.ZIP en text/plain au lieu de application/zip"),
     Defect("smtp-lf-seul", "termine les lignes du message par LF seul au lieu de CRLF"),
     Defect("entetes-8bit", "écrit l'objet en UTF-8 brut sans SMTPUTF8 au lieu de l'encoder (RFC 2047)"),
+    Defect("ins-production-mss", "envoie l'INS de la personne sous l'OID de production 1.2.250.1.213.1.4.8"),
     Defect("hl7-pid-autre-ins", "met dans PID-3 l'INS d'une autre personne (dossiers mal rapprochés)"),
     Defect("hl7-cle-ins-pid-erronee", "calcule mal la clé de l'INS qu'il met dans PID-3"),
     Defect("annuaire-non-consulte", "ne consulte pas l'annuaire et propose une adresse devinée"),
@@ -257,6 +258,9 @@ class MssanteActions:
         self._env()
         sender = action.establishment.dui_mailbox
         recipients = [self._patient_mailbox(action) if r == "patient" else r for r in action.recipients]
+        if self.has("ins-production-mss"):
+            ins = action.person.ins
+            action = replace(action, person=replace(action.person, ins=INS(ins.number, ins.key, OID_INS_NIR)))
         end = action.end_of_exchange and not self.has("fin-ignore")
         kinds = (action.document_kind, *action.extra_kinds)
         if self.has("xdm-un-seul-document"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from harness.fields.identity import ProductionInsPolicy
 from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.mssante.directory import DirectoryApi, MailboxDirectory
 from mock_services.mssante.hl7relay import Hl7Relay
@@ -53,6 +54,16 @@ class MSSanteSimulator(Simulator):
         self.imap = ImapServer(ctx, self.store, self.directory, tls, refusing)
         self.relay = Hl7Relay(ctx, self.flow)
         self.api = DirectoryApi(ctx, self.directory)
+
+    @property
+    def production_ins(self) -> ProductionInsPolicy:
+        """The production-INS policy of SMTP submission and of the HL7 relay (setting ``production_ins``)."""
+        return self.smtp.handler.production_ins
+
+    @production_ins.setter
+    def production_ins(self, policy: ProductionInsPolicy) -> None:
+        self.smtp.handler.production_ins = policy
+        self.relay.production_ins = policy
 
     def http_app(self) -> ASGIApp:
         return Starlette(routes=self.api.routes())
