@@ -3,6 +3,11 @@ MSSanté warning for an INS whose identity the DUI has not qualified."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.core.config import HarnessConfig
+from harness.core.config import HarnessConfig, package_root
 from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, open_journal
 from harness.fields.identity_status import (
     IdentityStatus,
@@ -21,9 +26,11 @@ from harness.fields.identity_status import (
     tddui_validation_mode,
     unqualified_ins_finding,
 )
+from harness.fields.pki import TestPKI
+from harness.fields.testdata import load_testdata
 from harness.runtime.environment import SocleEnvironment
 from harness.sut import make_driver
-from harness.sut.base import ActionStatus, InsiSearch, MssanteSend
+from harness.sut.base import ActionStatus, InsiSearch, MssanteSend, SutEnvironment
 from harness.sut.insi_actions import traits_of_person
 from harness.validators import Severity
 
@@ -271,3 +278,72 @@ def test_qualification_by_another_establishment_does_not_count(env: SocleEnviron
     )
     assert "INS-NON-QUALIFIE" in _codes(_last_submission(env))
     dui.close()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# guided recette: the operator says which identity document the DUI's user checked
+
+
+def test_guided_recette_asks_the_operator_which_document_was_checked(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.front.cli", "run", "--sut", "manual", "-k", "qualifie and obtenu"],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert process.stdin is not None
+
+    def events() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for path in (tmp_path / ".socle").glob("events-*.jsonl"):
+            found += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return found
+
+    def wait(predicate: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            matching = [e for e in events() if predicate(e)]
+            if matching:
+                return matching[-1]
+            assert process.poll() is None
+            time.sleep(0.05)
+        raise AssertionError("the guided run did not get there in time")
+
+    started = wait(lambda e: e["kind"] == "run_started")
+    action = wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "action")
+    assert "carte nationale d'identité" in action["text"] and "Lucie BONNET".split()[1] in action["text"]
+    # what the person at the DUI does: check the CNI and obtain the INS from INSi (the reference DUI stands for it)
+    pki = TestPKI.load(tmp_path / ".socle" / "pki")
+    data = load_testdata(package_root() / "fixtures")
+    dui = make_driver("reference")
+    dui.setup(
+        SutEnvironment(
+            started["endpoints"],
+            pki.ca_bundle_path,
+            {n: (c.cert_path, c.key_path) for n, c in pki.clients.items()},
+            {},
+        )
+    )
+    person = data.person("Lucie BONNET")
+    done = dui.qualify_identity(
+        InsiSearch(traits_of_person(person), data.establishment(person.essms), identity_document="CN")
+    )
+    assert done.data["statut"] == "qualifiée"
+    question = wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "question")
+    assert question["choices"] == ["PA", "CN", "AN", "LE", "aucune"]
+    process.stdin.write("cn\n")
+    process.stdin.flush()
+    wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "question" and "qualifiée" in e["text"])
+    process.stdin.write("o\n")
+    process.stdin.flush()
+    out, _ = process.communicate(timeout=120)
+    results = json.loads((tmp_path / "reports" / "results.json").read_text(encoding="utf-8"))
+    [scenario] = results["scenarios"]
+    assert process.returncode == 0 and scenario["status"] == "passed", out
+    answers = [
+        e["text"] for step in scenario["steps"] for e in step["evidence"] if e["label"] == "Réponse de l'opérateur"
+    ]
+    assert [a.rsplit("→ ", 1)[1] for a in answers] == ["CN", "oui"]

@@ -149,6 +149,9 @@ class GuidedConsole:
             return False
         if word in ("b", "bloque", "bloqué", "blocked"):
             return self.state.reply(prompt.prompt_id, "blocked", comment)
+        chosen = next((c for c in prompt.choices if prompt.mode == "question" and c.lower() == word), None)
+        if chosen is not None:  # a question with its own choices (the identity document checked: CN, PA...)
+            return self.state.reply(prompt.prompt_id, chosen, comment)
         if prompt.mode == "question" and word in ("o", "oui", "y", "yes"):
             return self.state.reply(prompt.prompt_id, "oui", comment)
         if prompt.mode == "question" and word in ("n", "non", "no"):

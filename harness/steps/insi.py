@@ -105,6 +105,8 @@ def _operator_document_check(socle: ScenarioContext, ins: str) -> None:
         return
     if socle.last_action.data.get("document_asked"):
         return
+    if socle.prompt is not None:  # the operator is still doing the action: wait for its INSi call first
+        socle.exchanges_since_action(SERVICE)
     question = (
         "Quelle pièce d'identité à haut niveau de confiance l'utilisateur du DUI a-t-il contrôlée pour cette "
         "identité ? " + ", ".join(f"{code} = {label}" for code, label in HIGH_TRUST_DOCUMENTS.items()) + ", aucune"
