@@ -104,3 +104,25 @@ def test_rfc2047_encoded_header_is_no_8bit_finding() -> None:
 )
 def test_wire_problem(data: bytes, problem: str | None) -> None:
     assert wire_problem(data) == problem
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"From: a\r\nMessage-ID: <abc.1@x.test>\r\nSubject: s",
+        b"From: a\r\nMessage-ID:\r\n <abc.1@x.test>\r\nSubject: s",  # folded as the email package folds a long one
+        b"From: a\nMessage-Id:\n\t<abc.1@x.test>\nSubject: s",
+    ],
+)
+def test_store_reads_a_folded_message_id(head: bytes) -> None:
+    """RFC 5322 §2.2.3: a long Message-ID starts on a continuation line; the store unfolds it (it read None, so
+    the IMAP read of such a message was journaled without its Message-ID)."""
+    from mock_services.mssante.store import message_id_of
+
+    assert message_id_of(head + b"\r\n\r\nMessage-ID: <body@x.test>\r\n") == "<abc.1@x.test>"
+
+
+def test_store_message_id_only_from_the_header_section() -> None:
+    from mock_services.mssante.store import message_id_of
+
+    assert message_id_of(b"From: a\r\nSubject: s\r\n\r\nMessage-ID: <body@x.test>\r\n") is None

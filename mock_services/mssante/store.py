@@ -36,7 +36,8 @@ DEFAULT_FOLDERS = (INBOX, "Sent", "Trash")
 SEEN = "\\Seen"
 HEAD_BYTES = 65536  # where the Message-ID is looked for
 DELETED = "\\Deleted"
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(.*?)\r?$", re.IGNORECASE | re.MULTILINE)
+# the field and its continuation lines (RFC 5322 §2.2.3 folding: a long Message-ID often starts on the next line)
+_MESSAGE_ID = re.compile(rb"^Message-ID:((?:.*?)(?:\r?\n[ \t].*?)*)\r?$", re.IGNORECASE | re.MULTILINE)
 
 
 class StoreError(Exception):
@@ -164,7 +165,7 @@ def message_id_of(data: bytes) -> str | None:
     found = _MESSAGE_ID.search(head)
     if not found:
         return None
-    return found.group(1).decode("ascii", "replace").strip() or None
+    return b"".join(found.group(1).split()).decode("ascii", "replace") or None  # unfolded: a msg-id has no spaces
 
 
 class MailStore:
