@@ -1,21 +1,24 @@
-"""A TLS handshake the harness's HTTPS listener refuses is journaled with the peer address and the reason (issue 20
+"""A TLS handshake a harness listener (HTTPS, SMTP STARTTLS, IMAP STARTTLS) refuses is journaled with the peer address and the reason (issue 20
 item 8): a DUI whose certificate comes from another CA, or that speaks plain HTTP, is seen by a grappe."""
 
 from __future__ import annotations
 
 import http.client
+import imaplib
+import smtplib
 import socket
 import ssl
 from pathlib import Path
 
 import pytest
 
-from harness.core.config import package_root
+from harness.core.config import HarnessConfig, package_root
 from harness.core.journal import JournalFilter, open_journal
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import load_testdata
 from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
 from harness.host.simulator import RunState
+from harness.runtime.environment import SocleEnvironment
 from tests.test_asgi_tls import Echo
 
 
@@ -59,3 +62,36 @@ def test_refused_handshakes_are_journaled_and_the_listener_keeps_serving(tmp_pat
     finally:
         background.stop()
         journal.close()
+
+
+def test_refused_starttls_handshakes_are_journaled_on_smtp_and_imap(tmp_path: Path) -> None:
+    config = HarnessConfig(run_dir=tmp_path, journal=f"sqlite:///{tmp_path}/journal.sqlite", services=("mssante",))
+    env = SocleEnvironment(config)
+    env.start()
+    try:
+        other = TestPKI.create(tmp_path / "other", organisation_clients=("MSS-990000016",))
+        context = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+        issued = other.client("MSS-990000016")
+        context.load_cert_chain(str(issued.chain_path), str(issued.key_path))
+        host, _, smtp_port = env.endpoints["mssante"]["smtp"].rpartition(":")
+        with pytest.raises((ssl.SSLError, smtplib.SMTPException, OSError)):
+            with smtplib.SMTP(host, int(smtp_port), timeout=15) as smtp:
+                smtp.starttls(context=context)
+                smtp.noop()
+        host, _, imap_port = env.endpoints["mssante"]["imap"].rpartition(":")
+        client = imaplib.IMAP4(host.strip("[]"), int(imap_port), timeout=15)
+        with pytest.raises((ssl.SSLError, OSError, imaplib.IMAP4.abort)):
+            client.starttls(ssl_context=context)
+            client.noop()
+        refused = [
+            e
+            for e in env.journal.query(JournalFilter(service="mssante", run_id=env.run_id))
+            if e.error_code == "TLS-HANDSHAKE"
+        ]
+        assert [(e.operation, e.outcome.value, e.details["reason"], e.details["listener"]) for e in refused] == [
+            ("smtp.starttls", "rejected", "CERTIFICATE_VERIFY_FAILED", "smtp"),
+            ("imap.starttls", "rejected", "CERTIFICATE_VERIFY_FAILED", "imap"),
+        ]
+        assert all(e.details["peer"].startswith("127.0.0.1:") for e in refused)
+    finally:
+        env.stop()

@@ -26,11 +26,14 @@ from typing import Any
 from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from harness.core.journal import Direction, Exchange, Outcome
+
 __all__ = [
     "TLSAwareH11Protocol",
     "client_certificate",
     "client_common_name",
     "handshake_journaling",
+    "handshake_refusal",
     "tls_extension",
 ]
 
@@ -109,6 +112,28 @@ def client_common_name(scope: Mapping[str, Any]) -> str | None:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def handshake_refusal(service: str, operation: str, address: Any, reason: str, listener: str) -> Exchange:
+    """The journal row of a refused TLS handshake, the same on every listener (HTTPS, SMTP STARTTLS, IMAP
+    STARTTLS): the peer address and the OpenSSL reason, so that a grappe sees a DUI that cannot connect."""
+    peer = _peer(address)
+    return Exchange(
+        service=service,
+        operation=operation,
+        direction=Direction.FROM_DUI,
+        outcome=Outcome.REJECTED,
+        actor=peer,
+        error_code="TLS-HANDSHAKE",
+        error_message=f"négociation TLS refusée ({peer}) : {reason}",
+        details={"peer": peer, "reason": reason, "listener": listener},
+    )
+
+
+def ssl_reason(error: BaseException | None) -> str:
+    """The short OpenSSL reason of a handshake error (``CERTIFICATE_VERIFY_FAILED``...), else its text."""
+    reason = getattr(error, "reason", None)
+    return str(reason) if reason else str(error)
+
+
 def _peer(address: Any) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
@@ -154,7 +179,7 @@ def handshake_journaling(
                     transport, self, context, server_side=True, ssl_handshake_timeout=handshake_timeout
                 )
             except ssl.SSLError as exc:
-                on_refusal(peer, exc.reason or str(exc))
+                on_refusal(peer, ssl_reason(exc))
                 transport.close()
                 return
             except (OSError, TimeoutError, asyncio.CancelledError):

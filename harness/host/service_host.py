@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import uvicorn
@@ -28,7 +28,7 @@ from harness.core.journal import Direction, Exchange, Journal, Outcome
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import new_admin_token
-from harness.host.asgi_tls import TLSAwareH11Protocol, handshake_journaling
+from harness.host.asgi_tls import TLSAwareH11Protocol, handshake_journaling, handshake_refusal
 from harness.host.limits import H11_MAX_HEAD_BYTES, RequestLimitGuard, RequestLimits
 from harness.host.simulator import (
     FaultBoard,
@@ -195,20 +195,8 @@ class ServiceHost:
         """A TLS handshake the HTTPS listener refused: journaled (and logged) so that a grappe sees a DUI that cannot
         connect."""
         logger.warning("négociation TLS refusée (%s) : %s", peer, reason)
-        self.journal.record(
-            Exchange(
-                service="tls",
-                operation="tls.handshake",
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=peer,
-                error_code="TLS-HANDSHAKE",
-                error_message=f"négociation TLS refusée ({peer}) : {reason}",
-                details={"peer": peer, "reason": reason, "listener": "https"},
-                run_id=self.run.run_id,
-                scenario_id=self.run.scenario_id,
-            )
-        )
+        refusal = handshake_refusal("tls", "tls.handshake", peer, reason, "https")
+        self.journal.record(replace(refusal, run_id=self.run.run_id, scenario_id=self.run.scenario_id))
 
     async def stop(self) -> None:
         if self._http_server is not None and self._http_task is not None:

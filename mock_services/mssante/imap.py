@@ -69,6 +69,7 @@ from pysasl.mechanism.plain import PlainMechanism
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields.testdata import Mailbox, MailboxType
+from harness.host.asgi_tls import handshake_refusal, ssl_reason
 from harness.host.simulator import SimulatorContext
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, StoreError
@@ -686,7 +687,13 @@ class _Connection(IMAPConnection):
     async def start_tls(self) -> None:
         server: ImapServer = self.server  # type: ignore[attr-defined]
         context = server.tls_context_for_next()
-        await self.writer.start_tls(context)
+        try:
+            await self.writer.start_tls(context)
+        except ssl.SSLError as exc:  # a refused handshake is journaled with the peer (issue 20 item 8)
+            peer = self.writer.get_extra_info("peername")
+            refusal = handshake_refusal(server.ctx.name, "imap.starttls", peer, ssl_reason(exc), "imap")
+            await asyncio.to_thread(server.ctx.record, refusal)
+            raise
 
 
 class _Server(IMAPServer):

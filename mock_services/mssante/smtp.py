@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from email.utils import make_msgid
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException, syntax
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields.identity import production_ins, production_ins_policy
 from harness.fields.identity_status import unqualified_ins_finding
+from harness.host.asgi_tls import handshake_refusal, ssl_reason
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators.mssante_message import validate_message
@@ -473,7 +474,13 @@ class MssanteSMTP(SMTP):
             )
             server = ctx.pki.server
             self.tls_context = refusing_context(str(server.chain_path), str(server.key_path))
-        await super().smtp_STARTTLS(arg)
+        try:
+            await super().smtp_STARTTLS(arg)
+        except TLSSetupException as exc:  # a refused handshake is journaled with the peer (issue 20 item 8)
+            peer = self.session.peer if self.session is not None else None
+            refusal = handshake_refusal(ctx.name, "smtp.starttls", peer, ssl_reason(exc.__cause__), "smtp")
+            await asyncio.to_thread(ctx.record, refusal)
+            raise
 
 
 class SubmissionServer:
