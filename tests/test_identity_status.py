@@ -23,6 +23,7 @@ from harness.fields.identity_status import (
     document_kind,
     ins_status,
     status_from_exchanges,
+    tddui_document,
     tddui_validation_mode,
     unqualified_ins_finding,
 )
@@ -154,6 +155,44 @@ def test_tddui_validation_mode_reads_the_fr_core_identity_reliability_extension(
     assert tddui_validation_mode({"resourceType": "Patient"}) is None
     patient["extension"][1]["extension"][1]["valueCoding"]["code"] = "PC"  # permis de conduire: not high-trust
     assert tddui_validation_mode(patient) is None
+
+
+def test_tddui_document_reads_the_last_export_of_the_person(tmp_path: Path) -> None:
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
+    reliability = {
+        "url": "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-identity-reliability",
+        "extension": [{"url": "validationMode", "valueCoding": {"code": "PA"}}],
+    }
+    patient = {"resourceType": "Patient", "identifier": [{"value": X}], "extension": [reliability]}
+    other = {"resourceType": "Patient", "identifier": [{"value": "123456789012345"}], "extension": [reliability]}
+    bundle = json.dumps({"resourceType": "Bundle", "entry": [{"resource": other}, {"resource": patient}]}).encode()
+    [stored] = journal.record_many(
+        [
+            Exchange(
+                service="tddui",
+                operation="fhir.transaction",
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.ACCEPTED,
+                essms=ESSMS,
+                payload=bundle,
+            )
+        ]
+    )
+    fact = Exchange(
+        service="tddui",
+        operation="fhir.create.usager",
+        direction=Direction.FROM_DUI,
+        outcome=Outcome.ACCEPTED,
+        essms=ESSMS,
+        person=X,
+        digest=stored.digest,
+    )
+    assert tddui_document(journal, essms=ESSMS, ins_value=X) is None  # no usager fact yet
+    journal.record(fact)
+    assert tddui_document(journal, essms=ESSMS, ins_value=X) == "PA"
+    assert tddui_document(journal, essms="990000024", ins_value=X) is None
+    assert tddui_document(journal, essms=ESSMS, ins_value="123456789012345") is None  # no usager fact for it
+    journal.close()
 
 
 def test_status_is_per_run_and_per_establishment(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ validation allowed for an INS identity: PA, CN, AN, LE); another code is not a h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,6 +52,7 @@ __all__ = [
     "ins_status",
     "insi_returned",
     "status_from_exchanges",
+    "tddui_document",
     "tddui_validation_mode",
     "unqualified_ins_finding",
 ]
@@ -254,6 +256,27 @@ def tddui_validation_mode(patient: Mapping[str, Any]) -> str | None:
             if isinstance(part, Mapping) and part.get("url") == "validationMode":
                 coding = part.get("valueCoding") or {}
                 return document_kind(str(coding.get("code") or "")) if isinstance(coding, Mapping) else None
+    return None
+
+
+def tddui_document(journal: Journal, *, essms: str, ins_value: str) -> str | None:
+    """Observe-only mode: the document kind of the person's Patient in the last TDDUI export the journal holds for
+    this establishment (the ``fhir.create.usager`` facts point to their Bundle by digest), else ``None``."""
+    usagers = journal.query(JournalFilter(service="tddui", essms=essms, person=ins_value, outcome=Outcome.ACCEPTED))
+    for exchange in reversed(usagers):
+        body = journal.payload(exchange.digest) if exchange.digest else None
+        try:
+            bundle = json.loads(body) if body else None
+        except ValueError:
+            continue
+        entries = bundle.get("entry") if isinstance(bundle, dict) else None
+        for entry in entries or ():
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
+                continue
+            values = {str(i.get("value")) for i in resource.get("identifier") or () if isinstance(i, dict)}
+            if ins_value in values and (kind := tddui_validation_mode(resource)):
+                return kind
     return None
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.core.journal import Exchange, Outcome
 from harness.fields.identity import OID_INS_NIA
 from harness.fields.identity_status import (
     DOCUMENT_OPERATION,
@@ -23,7 +23,7 @@ from harness.fields.identity_status import (
     identity_evidence,
     ins_status,
     insi_returned,
-    tddui_validation_mode,
+    tddui_document,
 )
 from harness.host.simulator import Fault
 from harness.runtime.environment import ScenarioContext, not_observable
@@ -517,7 +517,7 @@ def _evidence(socle: ScenarioContext) -> IdentityEvidence:
         return identity_evidence(socle.env.journal, run_id=socle.env.run_id, essms=essms, ins_value=ins)
     evidence = identity_evidence(socle.env.journal, run_id=None, essms=essms, ins_value=ins)
     if evidence.document is None:
-        document = _tddui_document(socle, essms, ins)
+        document = tddui_document(socle.env.journal, essms=essms, ins_value=ins)
         if document is None:
             not_observable(
                 f"contrôle de la pièce d'identité de l'INS {ins} (RNIV) : non vérifiable, aucun export TDDUI ne le dit"
@@ -527,26 +527,6 @@ def _evidence(socle: ScenarioContext) -> IdentityEvidence:
         )
         evidence = IdentityEvidence(evidence.insi_exchanges, (check,), evidence.nia)
     return evidence
-
-
-def _tddui_document(socle: ScenarioContext, essms: str, ins: str) -> str | None:
-    """The validation mode of the person in the last TDDUI export the journal holds for this ESSMS."""
-    usagers = socle.env.journal.query(JournalFilter(service="tddui", essms=essms, person=ins, outcome=Outcome.ACCEPTED))
-    for exchange in reversed(usagers):
-        body = socle.env.journal.payload(exchange.digest or "") if exchange.digest else None
-        if not body:
-            continue
-        try:
-            bundle = json.loads(body)
-        except ValueError:
-            continue
-        for entry in bundle.get("entry") or ():
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
-                values = {str(i.get("value")) for i in resource.get("identifier") or () if isinstance(i, dict)}
-                if ins in values and (kind := tddui_validation_mode(resource)):
-                    return kind
-    return None
 
 
 def _status(socle: ScenarioContext) -> IdentityStatus:
