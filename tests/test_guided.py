@@ -158,7 +158,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 )
 def test_guided_page_in_headless_chromium(tmp_path: Path) -> None:
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) absent: browser test skipped")
-    run = GuidedRun(tmp_path, "--guide-port", "0")
+    run = GuidedRun(tmp_path, "--guide-port", "0", "--keep-open")
     action = run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "action")
     url = _guide_url(run)
     with playwright.sync_playwright() as p:
@@ -178,14 +178,37 @@ def test_guided_page_in_headless_chromium(tmp_path: Path) -> None:
         page.goto(url)
         assert action["text"] in page.inner_text("#instruction")
         assert "restantes" in page.inner_text("#countdown")
+        # the connection panel tells the operator how to configure the DUI
+        page.click("#connexion summary")  # folded once the scenarios started
+        endpoints = page.inner_text("#endpoints")
+        assert "mssante" in endpoints and "smtp" in endpoints
+        assert page.get_attribute("a[href='/files/ca-bundle.pem']", "href") == "/files/ca-bundle.pem"
+        assert "dui@ehpad-tilleuls.mssante.fr" in page.inner_text("#mailboxes")
+        assert "dui-reference" in page.inner_text("#psc")
+        # « C'est fait » before the exchange: the page says it waits for it, the countdown form is gone
+        page.click("button[value=done]")
+        page.wait_for_url(url)
+        assert "En attente de l'échange" in page.inner_text("#waiting")
+        assert page.query_selector("textarea[name=comment]") is None
         run.act_like_the_person()
         run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "question")
         deadline = time.monotonic() + 30
         while "indique-t-il" not in page.content() and time.monotonic() < deadline:
             page.reload()
+        # the step the exchange decided is shown with its verdict as soon as it is judged
+        assert "réussi" in page.inner_text("#verdict")
         page.fill("textarea[name=comment]", "message d'erreur affiché")
         page.click("button[value=non]")
         page.wait_for_url(url)
+        deadline = time.monotonic() + 60
+        while page.query_selector("#summary #report") is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            page.reload()
+        assert "1 réussis" in page.inner_text("#summary")
+        report = browser.new_page()
+        report.goto(url + "report")
+        assert "Rapport de conformité" in report.content()
+        page.click("#summary button")  # « Fermer la recette »: the run ends
         browser.close()
     code, out, results = run.finish()
     assert code == 0, out
@@ -266,3 +289,71 @@ def test_manual_driver_gives_a_french_instruction_for_every_action_of_the_contra
             spec.name,
             result.detail,
         )
+
+
+def test_ctrl_c_writes_the_partial_report_marked_interrupted(tmp_path: Path) -> None:
+    import signal
+
+    run = GuidedRun(tmp_path)
+    run.wait(lambda e: e["kind"] == "operator_prompt" and e["mode"] == "action")
+    run.proc.send_signal(signal.SIGINT)
+    out, _ = run.proc.communicate(timeout=60)
+    assert run.proc.returncode == 130, out
+    assert "interrompue" in out
+    results = json.loads((tmp_path / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert results["run"]["interrupted"] is True
+    assert "Exécution interrompue" in (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_page_port_can_be_reused_right_after_a_run(tmp_path: Path) -> None:
+    from harness.runtime.guided_ui import GuidedWebServer
+
+    first = GuidedWebServer(GuidedState(ReplyBox(tmp_path / "a.jsonl")))
+    url = first.start()
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    with httpx.Client() as client:  # a connection the server closes leaves its side in TIME_WAIT
+        assert client.get(url).status_code == 200
+    first.stop()
+    second = GuidedWebServer(GuidedState(ReplyBox(tmp_path / "b.jsonl")), port)
+    try:
+        assert second.start() == url
+        assert "Recette guidée" in httpx.get(url).text
+    finally:
+        second.stop()
+
+
+def test_waiting_for_the_exchange_after_done_and_the_connection_panel(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from harness.core.events import RunFinished, RunStarted, StepFinished
+    from harness.core.events import Status as S
+    from harness.runtime.guided_ui import Connection
+
+    ca = tmp_path / "ca-bundle.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    state = GuidedState(
+        ReplyBox(tmp_path / "r.jsonl"),
+        connection=Connection(
+            files={"ca-bundle.pem": ca},
+            mailboxes=(("dui@x.mssante.fr", "APP", "secret-1"),),
+            psc_clients=(("dui-ref", "s3cret", "https://dui/cb"),),
+            insi_idam=("IDAM-42",),
+        ),
+    )
+    state.handle(RunStarted("r", "", "manual", "", "0.1", "", endpoints={"mssante": {"smtp": "h:2587"}}))
+    state.handle(OperatorPrompt("p1", "s1", "Quand", "action", "Envoyez le DLU de Jeanne MARTIN", 60, time.time()))
+    client = TestClient(guided_app(state))
+    page = client.get("/").text
+    assert "<code>h:2587</code>" in page and "secret-1" in page and "s3cret" in page and "IDAM-42" in page
+    assert client.get("/files/ca-bundle.pem").text.startswith("-----BEGIN")
+    assert client.get("/files/../etc/passwd").status_code == 404
+    assert client.get("/report").status_code == 404
+    assert client.post("/reply", content="prompt_id=p1&answer=done", follow_redirects=False).status_code == 303
+    page = client.get("/").text
+    assert "En attente de l'échange" in page and "<textarea" not in page  # no form to fill while it waits
+    state.handle(StepFinished("s1", "Alors", "la messagerie refuse le message", S.PASSED, 0.1))
+    assert "réussi</span> — <b>Alors</b> la messagerie refuse le message" in client.get("/").text
+    state.handle(RunFinished("r", "", 1.0, {"passed": 1}))
+    page = client.get("/").text
+    assert "Recette terminée" in page and "Rapport en cours d'écriture" in page
+    assert client.post("/close").status_code == 200 and state.closed.is_set()

@@ -97,6 +97,7 @@ class RunFinished(Event):
     finished_at: str
     duration: float
     counts: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False  # the operator stopped the run (Ctrl-C): the reports are partial, « interrompue »
 
 
 @dataclass(frozen=True)

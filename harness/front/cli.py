@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import signal
@@ -37,7 +38,7 @@ from harness.host.admin import write_endpoints_file
 from harness.reports import writers_for
 from harness.runtime.environment import SocleEnvironment
 from harness.runtime.guided import ReplyBox
-from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer
+from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer, connection_for
 from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, ObservationWindow, check_retry_rule, survey
 from harness.runtime.selection import TagExpression, TagExpressionError, catalogue
 from harness.runtime.selection import select as select_scenarios
@@ -165,6 +166,15 @@ def run(
     smtp_port: SmtpPortOpt = None,
     imap_port: ImapPortOpt = None,
     mllp_port: MllpPortOpt = None,
+    keep_open: Annotated[
+        bool,
+        typer.Option(
+            "--keep-open",
+            help="Recette guidée : la page reste ouverte après la fin (résumé, rapport) jusqu'à « Fermer la "
+            "recette » ou Ctrl-C, même hors d'un terminal (dans un terminal, c'est toujours le cas) / guided mode: "
+            "keep the page open at the end.",
+        ),
+    ] = False,
     guide_port: Annotated[
         int, typer.Option(help="Recette guidée: port de la page web locale (0 = éphémère) / guided mode web page port.")
     ] = 0,
@@ -257,7 +267,9 @@ def run(
     if config.sut == "manual":
         if step_timeout is None and config.step_timeout == HarnessConfig.step_timeout:
             config = config.with_overrides(step_timeout=300.0)
-        result = _run_guided(config, handlers, config_path, select, tags, guide_port, title)
+        result = _run_guided(
+            config, handlers, config_path, select, tags, guide_port, title, keep_open or sys.stdin.isatty()
+        )
     else:
         with console.status(
             "Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…",
@@ -266,6 +278,9 @@ def run(
             result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags, title=title)
     for handler in handlers:
         handler.close()
+    if result.interrupted:
+        err.print("[yellow]Exécution interrompue[/] / interrupted: rapports partiels écrits, marqués « interrompue ».")
+        raise typer.Exit(130)
     console.print(
         f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html, cucumber.json}}"
     )
@@ -317,13 +332,18 @@ def _run_guided(
     tags: str | None,
     guide_port: int,
     title: str | None = None,
+    keep_open: bool = False,
 ) -> RunResult:
     """Guided recette: the terminal and a local web page tell the operator what to do in the DUI."""
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     box = ReplyBox(run_dir / f"operator-{uuid.uuid4().hex[:8]}.jsonl")
-    state = GuidedState(box)
-    web = GuidedWebServer(state, guide_port)
+    state = GuidedState(box, connection=connection_for(config), report=Path(config.reports_dir) / "report.html")
+    try:
+        web = GuidedWebServer(state, guide_port)
+    except OSError as exc:
+        err.print(f"[red]Port de la page guidée indisponible / guide page port unavailable[/] ({guide_port}): {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
     url = web.start()
     console.print(
         Panel(
@@ -334,7 +354,7 @@ def _run_guided(
         )
     )
     try:
-        return run_catalogue(
+        result = run_catalogue(
             config,
             [state, GuidedConsole(state, console), *handlers],
             config_file=config_path,
@@ -343,6 +363,18 @@ def _run_guided(
             title=title,
             operator_replies=box.path,
         )
+        for handler in handlers:  # the report exists before the page links it
+            handler.close()
+        handlers.clear()
+        state.report_ready = True
+        if keep_open and not result.interrupted:
+            console.print(
+                f"La page {url} reste ouverte : résumé et rapport. « Fermer la recette » ou Ctrl-C pour finir / "
+                "the page stays open until closed or Ctrl-C."
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                state.closed.wait()
+        return result
     finally:
         web.stop()
 

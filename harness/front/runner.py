@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.core.config import HarnessConfig
@@ -39,11 +40,13 @@ class RunResult:
     events_path: Path | None = None
     log_path: Path | None = None
     scenarios: list[ScenarioFinished] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: the scenarios seen so far were reported, marked « interrompue »
 
     @property
     def ok(self) -> bool:
         return (
-            self.exit_code == 0
+            not self.interrupted
+            and self.exit_code == 0
             and self.counts.get(Status.FAILED.value, 0) == 0
             and self.counts.get(Status.ERROR.value, 0) == 0
         )
@@ -162,26 +165,48 @@ def run_catalogue(
     result = RunResult(run_id=run_id, exit_code=-1, events_path=events_path, log_path=log_path)
     with log_path.open("w", encoding="utf-8") as log, events_path.open("r", encoding="utf-8") as events:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         buffer = ""
-        while True:
-            finished = proc.poll() is not None
-            chunk = events.read()
-            if chunk:
-                buffer += chunk
-                *lines, buffer = buffer.split("\n")
-                for line in lines:
-                    if line.strip():
-                        _dispatch(event_from_json(line), handlers, result)
-            if finished:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                break
-            time.sleep(0.05)
+        try:
+            while True:
+                finished = proc.poll() is not None
+                chunk = events.read()
+                if chunk:
+                    buffer += chunk
+                    *lines, buffer = buffer.split("\n")
+                    for line in lines:
+                        if line.strip():
+                            _dispatch(event_from_json(line), handlers, result)
+                if finished:
+                    break
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    break
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            _interrupt(proc, handlers, result, run_id, time.monotonic() - started)
         result.exit_code = proc.returncode
     return result
+
+
+def _interrupt(
+    proc: subprocess.Popen, handlers: Sequence[EventHandler], result: RunResult, run_id: str, duration: float
+) -> None:
+    """Ctrl-C: stop the child, then close the run for every handler so the reports are written, partial and
+    marked interrupted (the scenarios judged so far keep their verdicts)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    counts = {s.value: 0 for s in Status}
+    for scenario in result.scenarios:
+        counts[scenario.status.value] += 1
+    result.interrupted = True
+    _dispatch(RunFinished(run_id, datetime.now(UTC).isoformat(), duration, counts, interrupted=True), handlers, result)
 
 
 def _dispatch(event: Event, handlers: Sequence[EventHandler], result: RunResult) -> None:

@@ -143,6 +143,7 @@ class ReportWriter:
             "config": dict(r.config) if r else {},
             "counts": self.counts(),
             "coverage": self.coverage(),
+            "interrupted": bool(f and f.interrupted),
         }
 
     def render(self) -> bytes:
