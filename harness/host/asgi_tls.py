@@ -27,9 +27,11 @@ from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from harness.core.journal import Direction, Exchange, Outcome
+from harness.host.connections import HEADER_TIMEOUT, ConnectionLimits
 
 __all__ = [
     "TLSAwareH11Protocol",
+    "bounded_protocol",
     "client_certificate",
     "client_common_name",
     "handshake_journaling",
@@ -210,3 +212,71 @@ def handshake_journaling(
             self._lost = (exc,)
 
     return _TLSGate
+
+
+_REFUSALS = {
+    503: b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    408: b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+}
+
+
+def bounded_protocol(
+    limits: ConnectionLimits, on_refusal: Callable[[str, str, str], None], listener: str = "https"
+) -> type[TLSAwareH11Protocol]:
+    """:class:`TLSAwareH11Protocol` bounded by ``limits`` (:mod:`harness.host.connections`): a connection over the
+    listener's or the peer's limit is answered 503 and closed, a request whose header section is not complete
+    ``header_timeout`` seconds after the connection (or after the previous response) is answered 408 and closed;
+    ``on_refusal(listener, peer, reason)`` is told each time. Idle keep-alive is uvicorn's ``timeout_keep_alive``."""
+
+    class BoundedH11Protocol(TLSAwareH11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _peer(self) -> str:
+            return str(self.client[0]) if self.client else "?"
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            peer = self._peer()
+            live = [
+                c for c in self.connections if not c.transport.is_closing()
+            ]  # refused ones may linger in TLS shutdown
+            same = sum(1 for c in live if c.client and str(c.client[0]) == peer)
+            reason = limits.refusal(len(live), same)
+            if reason is not None:
+                on_refusal(listener, peer, reason)
+                transport.write(_REFUSALS[503])
+                transport.close()
+                return
+            self._arm()
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(limits.header_timeout, self._header_expired)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_expired(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing():
+                return
+            on_refusal(listener, self._peer(), HEADER_TIMEOUT)
+            self.transport.write(_REFUSALS[408])
+            self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.transport.is_closing():
+                self._disarm()
+            elif self.cycle is None or self.cycle.response_complete:
+                self._arm()  # waiting for a request's header section: the clock runs, bytes do not reset it
+            else:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return BoundedH11Protocol

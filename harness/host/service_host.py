@@ -24,11 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from harness.core.journal import Direction, Exchange, Journal, Outcome
+from harness.core.journal import Journal
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import new_admin_token
-from harness.host.asgi_tls import TLSAwareH11Protocol, handshake_journaling, handshake_refusal
+from harness.host.asgi_tls import bounded_protocol, handshake_journaling, handshake_refusal
+from harness.host.connections import ConnectionLimits, RefusalJournal
 from harness.host.limits import H11_MAX_HEAD_BYTES, RequestLimitGuard, RequestLimits
 from harness.host.simulator import (
     FaultBoard,
@@ -63,6 +64,7 @@ class HostOptions:
     admin_token: str = ""  # empty: a random one is generated (harness.host.admin)
     common_settings: dict[str, Any] = field(default_factory=dict)  # every simulator's defaults (production_ins)
     limits: RequestLimits = field(default_factory=RequestLimits)  # request-head bounds (harness.host.limits)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # harness.host.connections
 
 
 class ServiceHost:
@@ -85,6 +87,7 @@ class ServiceHost:
         self.run = run
         self.faults = FaultBoard()
         self.admin_token = options.admin_token or new_admin_token()  # every /_admin endpoint requires it
+        self.refusals = RefusalJournal(journal, run_id=lambda: run.run_id)  # refused connections, coalesced
         self.services = ServiceRegistry()  # capabilities simulators offer each other (PSC token check...)
         self.simulators: dict[str, Simulator] = {}
         self.endpoints: Endpoints = {}
@@ -137,6 +140,8 @@ class ServiceHost:
                     run=self.run,
                     testdata=self.testdata,
                     admin_token=self.admin_token,
+                    connection_limits=opts.connections,
+                    refused=self.refusals.refused,
                     settings={**opts.common_settings, **opts.settings.get(name, {})},
                     public_host=opts.public_host,
                 )
@@ -155,7 +160,8 @@ class ServiceHost:
             # Mutual TLS, optional: a client certificate of the test PKI is verified when presented and reaches the
             # apps as scope["extensions"]["tls"] (see harness.host.asgi_tls; INSi needs INSI-AUTO). The handshake is
             # done by harness.host.asgi_tls.handshake_journaling so that a refused one is journaled (peer, reason).
-            http: Any = TLSAwareH11Protocol
+            bounded = bounded_protocol(opts.connections, self.refusals.refused)  # per listener / peer, header time
+            http: Any = bounded
             if opts.tls:
                 context = uvicorn.config.create_ssl_context(
                     certfile=str(self.pki.server.chain_path),
@@ -166,7 +172,12 @@ class ServiceHost:
                     ca_certs=str(self.pki.ca_bundle_path),
                     ciphers=None,
                 )
-                http = handshake_journaling(TLSAwareH11Protocol, context, self._record_handshake_refusal)
+                http = handshake_journaling(
+                    bounded,
+                    context,
+                    self._record_handshake_refusal,
+                    handshake_timeout=opts.connections.header_timeout,  # a client that never starts TLS is let go
+                )
             config = uvicorn.Config(
                 Starlette(routes=mounts),
                 log_level="warning",
@@ -177,6 +188,7 @@ class ServiceHost:
                 # error shape, journaled (harness.host.limits); beyond it uvicorn's plain 400 remains.
                 h11_max_incomplete_event_size=H11_MAX_HEAD_BYTES,
                 timeout_graceful_shutdown=5,  # an idle keep-alive TLS client must not block stop() forever
+                timeout_keep_alive=max(1, int(opts.connections.idle_timeout)),
             )
             self._http_server = _QuietServer(config)
             self._http_task = asyncio.create_task(self._http_server.serve(sockets=[sock]))

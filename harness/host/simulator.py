@@ -23,6 +23,7 @@ from harness.core.journal import Exchange, Journal
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal
+from harness.host.connections import ConnectionLimits
 
 ENTRY_POINT_GROUP = "socle_harness.simulators"
 
@@ -151,6 +152,10 @@ class SimulatorContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
     services: ServiceRegistry = field(default_factory=ServiceRegistry)  # shared by the simulators of one host
     admin_token: str = field(default="", repr=False)  # what the /_admin endpoints require (harness.host.admin)
+    # bounds of the listeners a simulator opens itself (SMTP, IMAP, MLLP) and where to report what they refuse:
+    # refused(listener, peer, reason) journals it, coalesced (harness.host.connections)
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    refused: Callable[[str, str, str], None] | None = None
     public_host: str = ""  # the name published to the DUI (config public_host); empty = bind_host
 
     def address(self, port: int) -> str:

@@ -22,6 +22,7 @@ from harness.core.events import Evidence, OperatorPrompt
 from harness.core.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
 from harness.fields.pki import DEFAULT_HOSTNAMES, TestPKI
 from harness.fields.testdata import Establishment, Person, TestData, load_testdata
+from harness.host.connections import ConnectionLimits
 from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.host.simulator import RunState, Simulator
 from harness.runtime.guided import OperatorChannel, StepBlocked
@@ -59,6 +60,7 @@ class SocleEnvironment:
                 ports=config.ports,
                 settings=config.settings,
                 common_settings={"production_ins": config.production_ins},
+                connections=ConnectionLimits.from_mapping(config.settings.get("host", {})),
             ),
             self.run,
         )

@@ -1,0 +1,88 @@
+"""Connection bounds of the host's listeners, and the journal of what they refuse (issue 15 item 5).
+
+A listener keeps at most ``max_connections`` connections, at most ``max_per_peer`` from one peer address, gives a
+client ``header_timeout`` seconds to send a request's header section (first request or next one: a slow client
+trickling bytes does not extend it) and closes a connection idle for ``idle_timeout`` seconds between requests.
+What it refuses is journaled (service ``harness``, operation ``connection.refused``, ``error_code`` the reason,
+``actor`` the peer address), coalesced per listener, peer and reason so that a flood of thousands of connections
+writes a few rows (``details.count`` says how many were refused since the previous row) instead of blocking the
+loop on the journal.
+
+HTTP answers (RFC 9110): ``503 Service Unavailable`` with ``Retry-After`` when a connection is over a limit,
+``408 Request Timeout`` when the header section did not arrive in time; both with ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.core.journal import Direction, Exchange, Journal, Outcome
+
+OPERATION = "connection.refused"
+OVER_LISTENER = "limite-connexions"
+OVER_PEER = "limite-connexions-pair"
+HEADER_TIMEOUT = "delai-en-tetes"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """``[settings.host]`` bounds of every listener of the host."""
+
+    max_connections: int = 512
+    max_per_peer: int = 64
+    header_timeout: float = 10.0
+    idle_timeout: float = 5.0
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> ConnectionLimits:
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+    def refusal(self, total: int, from_peer: int) -> str | None:
+        """Why one more connection is refused (``total`` and ``from_peer`` include it), else ``None``."""
+        if from_peer > self.max_per_peer:
+            return OVER_PEER
+        if total > self.max_connections:
+            return OVER_LISTENER
+        return None
+
+
+@dataclass
+class RefusalJournal:
+    """Journals refused connections, at most one row per (listener, peer, reason) per ``window`` seconds."""
+
+    journal: Journal
+    run_id: Callable[[], str | None] = lambda: None
+    window: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _last: dict[tuple[str, str, str], tuple[float, int]] = field(default_factory=dict, repr=False)
+
+    def refused(self, listener: str, peer: str, reason: str, **details: Any) -> None:
+        key = (listener, peer, reason)
+        now = self.clock()
+        with self._lock:
+            last, pending = self._last.get(key, (float("-inf"), 0))
+            if now - last < self.window:
+                self._last[key] = (last, pending + 1)
+                return
+            self._last[key] = (now, 0)
+            if len(self._last) > 10_000:  # bounded: forget the oldest keys
+                for old in sorted(self._last, key=lambda k: self._last[k][0])[:5_000]:
+                    del self._last[old]
+        self.journal.record(
+            Exchange(
+                service="harness",
+                operation=OPERATION,
+                direction=Direction.FROM_DUI,
+                outcome=Outcome.REJECTED,
+                actor=peer,
+                run_id=self.run_id(),
+                error_code=reason,
+                error_message=f"connexion refusée par {listener} : {reason}",
+                details={"listener": listener, "count": pending + 1, **details},
+            )
+        )
