@@ -140,7 +140,38 @@ def test_code_flow_with_basic_auth_gives_verifiable_psc_tokens(env: SocleEnviron
     activity = info["SubjectRefPro"]["exercices"][0]["activities"][0]
     assert list(activity) == PUBLISHED_ACTIVITY_FIELDS  # the 30 fields PSC publishes, in its order
     assert activity["numeroFinessSite"] == "990000016" and activity["numeroFinessetablissementJuridique"] == "990000008"
-    assert activity["codeGenreActivite"] == "" and activity["telephone"] == "" and activity["codePostal"] == ""
+    assert {
+        k: v for k, v in activity.items() if k not in ("numeroFinessSite", "numeroFinessetablissementJuridique")
+    } == {
+        "codeModeExercice": "S",
+        "codeSecteurDactivite": "SA17",
+        "codeSectionPharmacien": "",
+        "codeRole": "",
+        "codeGenreActivite": "GENR01",
+        "numeroSiretSite": "",
+        "numeroSirenSite": "",
+        "identifiantTechniqueDeLaStructure": "F990000016",
+        "raisonSocialeSite": "EHPAD Les Tilleuls",
+        "enseigneCommercialeSite": "",
+        "complementDestinataire": "",
+        "complementPointGeographique": "",
+        "numeroVoie": "12",
+        "indiceRepetitionVoie": "",
+        "codeTypeDeVoie": "R",
+        "libelleVoie": "DES TILLEULS",
+        "mentionDistribution": "",
+        "bureauCedex": "75012 PARIS",
+        "codePostal": "75012",
+        "codeCommune": "75112",
+        "codePays": "99000",
+        "telephone": "0102030405",
+        "telephone2": "",
+        "telecopie": "",
+        "adresseEMail": "",
+        "codeDepartement": "75",
+        "ancienIdentifiantDeLaStructure": "",
+        "autoriteDenregistrement": "CNOM/CNOM/ARS",
+    }
     assert info["SubjectRole"] == ["10^1.2.250.1.213.1.1.5.5"] and info["Palier_Authentification"]
     ops = [(e.operation, e.outcome, e.essms, e.details.get("id_nat_ps")) for e in mark.new()]
     assert ops == [
