@@ -1079,3 +1079,49 @@ def test_production_ins_refused_under_the_refuse_policy(env: SocleEnvironment) -
     refused = f'{expected} ; refusé (réglage production_ins = "refuse")'
     assert refusal.error_message == f"INS-PRODUCTION: {refused}"
     guard.check(added=1)
+
+
+@pytest.mark.parametrize(
+    ("commands", "refused", "reply"),
+    [
+        pytest.param([f"RCPT TO:<{DOCTOR}>"], "RCPT", "503 Error: need MAIL command", id="rcpt-before-mail"),
+        pytest.param(["DATA"], "DATA", "503 Error: need RCPT command", id="data-before-rcpt"),
+        pytest.param(
+            ["MAIL <nobody>"], "MAIL", "501 Syntax: MAIL FROM: <address> [SP <mail-parameters>]", id="mail-syntax"
+        ),
+        pytest.param(
+            [f"MAIL FROM:<{SENDER}>", f"MAIL FROM:<{SENDER}>"],
+            "MAIL",
+            "503 Error: nested MAIL command",
+            id="nested-mail",
+        ),
+    ],
+)
+def test_sequence_and_syntax_refusals_are_journaled(
+    env: SocleEnvironment, commands: list[str], refused: str, reply: str
+) -> None:
+    """Refusals aiosmtpd decides before the handler's hook (RFC 5321 §4.3.2 sequence 503, syntax 501) are journaled
+    too, as smtp.command with the reply sent."""
+    guard = JournalGuard(env)
+    client = RawClient(env)
+    try:
+        replies = [client.command(c.encode()) for c in commands]
+        assert client.command(b"NOOP")[0] == 250
+    finally:
+        client.close()
+    code, text = replies[-1]
+    assert f"{code} {text.decode()}" == reply
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.command", Outcome.REJECTED, reply[:3])
+    assert (refusal.details["command"], refusal.details["reply"]) == (refused, reply)
+    assert refusal.error_message == f"{refused} refusé par le protocole: {reply}"
+    assert refusal.actor == SENDER
+    guard.check(added=1)
+
+
+def test_reply_code_keeps_the_enhanced_status_code() -> None:
+    from mock_services.mssante.smtp import reply_code
+
+    assert reply_code("530 5.7.0 Authentication required") == "530 5.7.0"
+    assert reply_code("503 Error: need MAIL command") == "503"
+    assert reply_code("552 5.3.4") == "552 5.3.4"

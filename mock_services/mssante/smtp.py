@@ -13,8 +13,9 @@ Behaviour:
   :func:`harness.validators.mssante_message.validate_message`; in strict mode (default) an ERROR finding refuses the
   message with 554 5.6.0 and the finding's code. A message without Message-ID gets one from the server, which
   RFC 6409 §8.3 allows (RFC 5322 §3.6.4 makes it a SHOULD), with a warning finding.
-Every acceptance and refusal — including the 530 of a DUI trying to work before STARTTLS or AUTH — is committed
-to the journal *before* the reply is sent.
+Every acceptance and refusal — including the 530 of a DUI trying to work before STARTTLS or AUTH and the 501 / 503
+aiosmtpd answers to a MAIL, RCPT or DATA out of sequence — is committed to the journal *before* the reply is sent;
+only the 500s aiosmtpd sends before any command method runs (unknown or unreadable command line) are not.
 
 aiosmtpd is used through its documented seams only (1.4, ``docs/smtp.rst`` "Subclassing", ``docs/handlers.rst``,
 ``docs/auth.rst``): handler hooks, AUTH mechanism hooks, ``smtp_<COMMAND>`` overrides, ``push`` and the
@@ -76,6 +77,14 @@ def ascii_reply(text: str) -> str:
         .replace("\r", " ")
         .replace("\n", " ")
     )
+
+
+def reply_code(reply: str) -> str:
+    """``550 5.1.1`` of a reply: the basic code, and the enhanced status code (RFC 3463) when there is one."""
+    parts = reply.split(maxsplit=2)
+    if len(parts) > 1 and re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", parts[1]):
+        return f"{parts[0]} {parts[1]}"
+    return parts[0] if parts else ""
 
 
 def wire_problem(data: bytes) -> str | None:
@@ -149,7 +158,7 @@ class SubmissionHandler(AuthMechanisms):
                 direction=Direction.FROM_DUI,
                 outcome=Outcome.REJECTED,
                 actor=str(session.auth_data) if session.auth_data else None,
-                error_code=reply[:9],
+                error_code=reply_code(reply),
                 error_message=reason,
                 details={
                     "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer),
@@ -188,6 +197,7 @@ class SubmissionHandler(AuthMechanisms):
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
+        _hook_reached(server)
         login = str(session.auth_data or "")
         refusal = self.flow.refuse_sender() if self.flow is not None else None
         if refusal is not None:
@@ -217,6 +227,7 @@ class SubmissionHandler(AuthMechanisms):
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        _hook_reached(server)
         if self.directory.get(address) is None:
             return await asyncio.to_thread(
                 self._reject,
@@ -239,6 +250,7 @@ class SubmissionHandler(AuthMechanisms):
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        _hook_reached(server)
         login = str(session.auth_data or "")
         slow = self.ctx.take_fault("server.slow")
         if slow is not None:
@@ -350,6 +362,12 @@ class SubmissionHandler(AuthMechanisms):
         return f"250 2.0.0 Ok: queued as {exchange.id}"
 
 
+def _hook_reached(server: SMTP) -> None:
+    """Tell the protocol object that the handler decides this command's reply (journaled by the handler)."""
+    if isinstance(server, MssanteSMTP):
+        server.hook_reached = True
+
+
 STARTTLS_FREE = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})  # RFC 3207 §4
 AUTH_NEEDED = frozenset({"MAIL", "RCPT", "DATA", "VRFY", "HELP"})  # aiosmtpd's auth_required set (RFC 4954 §6)
 
@@ -373,6 +391,17 @@ class MssanteSMTP(SMTP):
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit, {"AUTH": AUTH_LINE})
         self.reading_data = False
         self.data_envelope: Envelope | None = None
+        self.command: str | None = None  # MAIL / RCPT / DATA being answered
+        self.hook_reached = False  # whether the handler's hook decides the reply (set by the handler)
+
+    async def _transaction_command(self, command: str, run: Any, arg: str | None) -> None:
+        """Run aiosmtpd's command; a refusal it decides before the handler's hook (syntax 501, sequence 503...)
+        is journaled as ``smtp.command`` by :meth:`push`."""
+        self.command, self.hook_reached = command, False
+        try:
+            await run(arg)
+        finally:
+            self.command = None
 
     async def _session_refuses(self, command: str) -> bool:
         """Refuse (530 5.7.0, journaled) a command the session state does not allow yet."""
@@ -425,12 +454,12 @@ class MssanteSMTP(SMTP):
                 )
             )
             return
-        await super().smtp_MAIL(arg)
+        await self._transaction_command("MAIL", super().smtp_MAIL, arg)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802
         if not await self._session_refuses("RCPT"):
-            await super().smtp_RCPT(arg)
+            await self._transaction_command("RCPT", super().smtp_RCPT, arg)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
@@ -438,7 +467,7 @@ class MssanteSMTP(SMTP):
             return
         self.data_envelope = self.envelope  # aiosmtpd fills *this* envelope's content before handle_DATA
         try:
-            await super().smtp_DATA(arg)
+            await self._transaction_command("DATA", super().smtp_DATA, arg)
         finally:
             self.data_envelope = None
             self.reading_data = False
@@ -454,6 +483,9 @@ class MssanteSMTP(SMTP):
                 status = await asyncio.to_thread(
                     self.handler.refuse_oversize, session, envelope, int(self.data_size_limit or 0)
                 )
+        elif self.command and not self.hook_reached and text[:1] in ("4", "5") and session is not None:
+            reason = f"{self.command} refusé par le protocole: {text}"
+            await asyncio.to_thread(self.handler.refuse_command, session, self.command, text, reason)
         await super().push(status)
 
     @syntax("STARTTLS", when="tls_context")
