@@ -617,3 +617,7 @@ _register_indicators(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+from harness.front.cli_validate import register as _register_validate  # noqa: E402
+
+_register_validate(app)
