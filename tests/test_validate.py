@@ -76,7 +76,7 @@ def test_an_unknown_file_is_a_finding_that_asks_for_a_type() -> None:
 def test_the_reference_dui_artefacts_pass_and_say_what_was_not_run() -> None:
     report = validate_artefact(cda())
     assert report.kind is ArtefactKind.CDA
-    assert codes(report) == [("CDA-XSD-NOT-CONFIGURED", "warning"), ("SCH-NOT-CONFIGURED", "warning")]
+    assert codes(report) == [("CDA-XSD-NOT-CONFIGURED", "warning"), ("SCH-NON-VERIFIE", "warning")]
     assert report.ok
     assert codes(validate_artefact(eml())) == []
     assert codes(validate_artefact(build_xdm(PERSON, ESTABLISHMENT, "DLU", cda()))) == []
@@ -252,6 +252,25 @@ def test_validate_gives_the_mssante_simulator_findings(mssante: SocleEnvironment
     assert journaled and any(f["severity"] == "error" for f in journaled)
 
 
+def test_every_corpus_document_gets_the_mssante_simulator_findings(mssante: SocleEnvironment, corpus_dir: Path) -> None:
+    """Each official CDA example in an MSSanté message (its IHE_XDM.ZIP): ``validate`` on the .eml gives exactly
+    the findings the SMTP simulator journals for the same bytes."""
+    examples = sorted((corpus_dir / "cisis-cda" / "examples").glob("*.xml"))
+    assert len(examples) == 13
+    for example in examples:
+        message = build_message(PERSON, ESTABLISHMENT, SENDER, [DOCTOR])
+        archive = build_xdm(PERSON, ESTABLISHMENT, "DLU", example.read_bytes())
+        for part in message.iter_attachments():
+            if (part.get_filename() or "").upper() == "IHE_XDM.ZIP":
+                part.set_content(archive, maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+        data = message.as_bytes(policy=policy.SMTP)
+        journaled = [f for f in _submit(mssante, data)["findings"] if f["code"] != "INS-NON-QUALIFIE"]
+        ours = validate_artefact(data).to_dict()["findings"]
+        assert [(f["code"], f["severity"], f["location"]) for f in ours] == [
+            (f["code"], f["severity"], f["location"]) for f in journaled
+        ], example.name
+
+
 # ------------------------------------------------------------------------------------------------ command
 def test_cli_exit_codes_and_formats(tmp_path: Path) -> None:
     good = tmp_path / "good.xml"
@@ -260,7 +279,7 @@ def test_cli_exit_codes_and_formats(tmp_path: Path) -> None:
     bad.write_text('{"resourceType": "Patient", "gender": 12}')
     result = runner.invoke(app, ["validate", str(good)])
     assert result.exit_code == 0, result.output
-    assert "conforme" in result.output and "SCH-NOT-CONFIGURED" in result.output
+    assert "conforme" in result.output and "SCH-NON-VERIFIE" in result.output
     result = runner.invoke(app, ["validate", str(good), str(bad), "--format", "json"])
     assert result.exit_code == 1
     document = json.loads(result.output)

@@ -257,7 +257,11 @@ def validate(
         raise typer.Exit(2)
     reports.extend(run_validation(files, kind, spec, jobs=jobs))
     if output_format == "table":
-        out = Console(file=output.open("w", encoding="utf-8"), width=160) if output else Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+        out = (
+            Console(file=output.open("w", encoding="utf-8"), width=160)
+            if output
+            else Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+        )
         write_table(reports, out)
     else:
         text = {"json": to_json, "junit": to_junit, "html": to_html}[output_format](reports)

@@ -211,15 +211,6 @@ def validate_artefact(
 def _validate_cda(data: bytes, settings: ValidationSettings, report: ArtefactReport) -> None:
     cda = validate_cda(data, xsd=settings.cda_schema, schematron=settings.schematron)
     report.findings.extend(cda.findings)
-    if settings.schematron is None:
-        report.findings.append(
-            Finding(
-                "SCH-NOT-CONFIGURED",
-                "schématron CI-SIS non exécuté : dossier des schématrons non configuré (--schematron-dir ou "
-                "[settings.dmp] schematron_dir)",
-                Severity.WARNING,
-            )
-        )
     report.detail = {"layers": cda.layers, "volet": cda.volet, "document_id": cda.document_id}
 
 
