@@ -1115,7 +1115,7 @@ def test_sequence_and_syntax_refusals_are_journaled(
     assert (refusal.operation, refusal.outcome, refusal.error_code) == ("smtp.command", Outcome.REJECTED, reply[:3])
     assert (refusal.details["command"], refusal.details["reply"]) == (refused, reply)
     assert refusal.error_message == f"{refused} refusé par le protocole: {reply}"
-    assert refusal.actor == SENDER
+    assert (refusal.actor, refusal.essms) == (SENDER, "990000016")
     guard.check(added=1)
 
 

@@ -151,6 +151,7 @@ class SubmissionHandler(AuthMechanisms):
     def refuse_command(self, session: Session, command: str, reply: str, reason: str) -> str:
         """Journal a command refused by the session rules (``smtp.command``: peer, command, reply); returns the reply."""
         peer = session.peer
+        login = self.directory.get(str(session.auth_data)) if session.auth_data else None
         self.ctx.record(
             Exchange(
                 service=self.ctx.name,
@@ -158,6 +159,7 @@ class SubmissionHandler(AuthMechanisms):
                 direction=Direction.FROM_DUI,
                 outcome=Outcome.REJECTED,
                 actor=str(session.auth_data) if session.auth_data else None,
+                essms=login.finess if login else None,  # known once authenticated (a 503 / 501 after AUTH)
                 error_code=reply_code(reply),
                 error_message=reason,
                 details={
