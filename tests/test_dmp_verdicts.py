@@ -28,6 +28,7 @@ from harness.sut.base import ActionStatus, DmpFeed, DmpQuery
 from harness.sut.documents import build_cda
 from harness.sut.reference import FaultyDUI
 from mock_services.dmp.store import Authorisation, DmpState
+from tests.conftest import CORPUS
 from tests.test_dmp import ITI41, TESTDATA, XSD_DIR, Dmp
 
 SOAP = "{http://www.w3.org/2003/05/soap-envelope}"
@@ -420,3 +421,23 @@ def test_a_tls_certificate_of_another_structure_than_the_vihf_is_refused(dmp: Dm
         "VIHF refusé: la structure authentifiée n'est pas la même partout (certificat TLS "
         f"1{other.finess}, signataire du VIHF 1{establishment.finess}, Identifiant_Structure 1{establishment.finess})"
     )
+
+
+def test_the_official_edisp_example_under_the_production_nir_is_accepted_by_default(dmp: Dmp) -> None:
+    """eDISP-MED (ANS example) names its patient under .4.8: accepted under the default policy, with the warning."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus absent: {CORPUS}")
+    data = (CORPUS / "cisis-cda" / "examples" / "eDISP-MED_2024.01.xml").read_bytes()
+    ins_el = etree.fromstring(data).find("{urn:hl7-org:v3}recordTarget/{urn:hl7-org:v3}patientRole/{urn:hl7-org:v3}id")
+    person, establishment = _person(3)
+    patient = replace(person, ins=parse_ins(ins_el.get("extension"), ins_el.get("root")))
+    assert patient.ins.oid == OID_INS_NIR
+    dmp.sim.set_person(patient.ins, state=DmpState.ACTIVE, authorisation=Authorisation.VALID)
+    credentials = dmp.credentials_of(establishment.finess)
+    body, attachments, _, _ = M.build_iti41(patient, establishment, "EDISP-MED", data, credentials)
+    status, errors = _errors(_send(dmp, body, patient, establishment, ITI41, "repository", attachments))
+    assert status == "Success"
+    assert [(c, s, x.split("]")[0]) for c, s, x in errors] == [
+        ("XDSUnknownPatientId", "Warning", "[INS-PRODUCTION"),
+        ("InvalidDocumentContent", "Warning", "[SCH-NON-VERIFIE"),
+    ]
