@@ -38,7 +38,7 @@ SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """The bounds of a request head (``[settings.host]`` ``max_query_bytes`` / ``max_header_bytes``)."""
+    """The bounds of a request head (:attr:`harness.host.service_host.HostOptions.limits`; not read from the TOML)."""
 
     max_query_bytes: int = 16 * 1024
     max_header_bytes: int = 32 * 1024
