@@ -154,7 +154,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     fact_date     TEXT,
     fact_start    TEXT,
     fact_end      TEXT,
-    fact_status   TEXT
+    fact_status   TEXT,
+    message_id    TEXT
 );
 CREATE TABLE IF NOT EXISTS evidence (
     digest TEXT PRIMARY KEY,
@@ -165,6 +166,8 @@ CREATE TABLE IF NOT EXISTS evidence (
 
 #: ``details["fact"]`` keys mirrored into the ``fact_*`` columns (see :class:`Exchange`).
 FACT_KEYS = ("key", "date", "start", "end", "status")
+#: ``details["message_id"]`` (an e-mail's Message-ID, RFC 5322) is mirrored into the indexed ``message_id`` column.
+MESSAGE_ID = "message_id"
 
 _LAYOUT = 1  # PRAGMA user_version of the current journal layout (1: month in French time)
 
@@ -180,8 +183,8 @@ CREATE INDEX IF NOT EXISTS ix_exchanges_run ON exchanges (run_id, scenario_id);
 CREATE INDEX IF NOT EXISTS ix_exchanges_usage ON exchanges (service, operation, outcome, essms, person, month);
 -- MSSanté messages by Message-ID per establishment (harness/analytics/indicators.py counts a message journaled
 -- twice, e.g. a retried submission, once), index-only.
-CREATE INDEX IF NOT EXISTS ix_exchanges_messages ON exchanges
-    (service, outcome, essms, json_extract(details, '$.message_id'), month, operation)
+CREATE INDEX IF NOT EXISTS ix_exchanges_message_ids ON exchanges
+    (service, outcome, essms, message_id, month, operation)
     WHERE service = 'mssante';
 -- Business facts (details.fact, e.g. the DUI's séjours, projets, events): versions of one fact by key, and
 -- every fact of a person in (essms, person) order, both index-only.
@@ -225,6 +228,7 @@ class SQLiteJournal:
         """Bring an older journal to the current layout: ``fact_*`` columns (filled from ``details.fact``) and,
         from layout 1 on, ``month`` in French time (it was the UTC month)."""
         self._migrate_facts()
+        self._migrate_message_ids()
         if self._db.execute("PRAGMA user_version").fetchone()[0] >= _LAYOUT:
             return
         with self._lock:
@@ -258,6 +262,26 @@ class SQLiteJournal:
                     self._db.execute(f"ALTER TABLE exchanges ADD COLUMN fact_{key} TEXT")
                 sets = ", ".join(f"fact_{k} = json_extract(details, '$.fact.{k}')" for k in FACT_KEYS)
                 self._db.execute(f"UPDATE exchanges SET {sets} WHERE json_type(details, '$.fact') = 'object'")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _migrate_message_ids(self) -> None:
+        """Journals from before the ``message_id`` column: add it, filled from ``details.message_id``; drop the
+        expression index that preceded it (SQLite 3.40 re-reads ``details`` for every row of such an index)."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(exchanges)")}
+        with self._lock:
+            self._db.execute("DROP INDEX IF EXISTS ix_exchanges_messages")
+            if MESSAGE_ID in present:
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(f"ALTER TABLE exchanges ADD COLUMN {MESSAGE_ID} TEXT")
+                self._db.execute(
+                    f"UPDATE exchanges SET {MESSAGE_ID} = json_extract(details, '$.message_id') "
+                    "WHERE json_type(details, '$.message_id') = 'text'"
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -340,7 +364,7 @@ class SQLiteJournal:
 _INSERT = (
     "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, actor, essms, person, error_code,"
     " error_message, digest, payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end,"
-    " fact_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " fact_status, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -369,6 +393,7 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         exchange.run_id,
         exchange.scenario_id,
         *facts,
+        message_id if isinstance(message_id := exchange.details.get(MESSAGE_ID), str) else None,
     )
 
 
