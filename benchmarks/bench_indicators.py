@@ -98,6 +98,7 @@ class Loader:
                 "bench",
                 None,
                 *(fact.get(k) if fact else None for k in FACT_KEYS),
+                details.get("message_id"),
             )
         )
         self.counts[service] = self.counts.get(service, 0) + 1

@@ -746,12 +746,29 @@ def test_journals_from_before_the_fact_columns_are_migrated(tmp_path: Path) -> N
         " 'accepted', ?, ?, ?)",
         (A, P1, json.dumps(fact)),
     )
+    for ident in ("m1", "m2"):  # one message journaled twice, before the message_id column existed
+        old.execute(
+            "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, essms, person, details)"
+            " VALUES (?, '2025-04-10T08:00:00+00:00', '2025-04', 'mssante', 'smtp.submit', 'from_dui', 'accepted',"
+            " ?, ?, ?)",
+            (ident, A, P1, json.dumps({"message_id": "<x@essms.fr>"})),
+        )
+    old.execute("CREATE INDEX ix_exchanges_messages ON exchanges (service, json_extract(details, '$.message_id'))")
     old.commit()
     old.close()
     journal = SQLiteJournal(path)
     report = IndicatorEngine(journal).compute([period_ending("2025-01", APRIL)])
     assert report.get("mssante", APRIL, A).denominator == 1
+    assert report.get("mssante", APRIL, A).numerator == 1  # one Message-ID
     journal.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT id, message_id FROM exchanges WHERE service = 'mssante' ORDER BY id").fetchall() == [
+        ("m1", "<x@essms.fr>"),
+        ("m2", "<x@essms.fr>"),
+    ]
+    indexes = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "ix_exchanges_message_ids" in indexes and "ix_exchanges_messages" not in indexes
+    check.close()
 
 
 @pytest.mark.parametrize("threads", [1, 3])  # a lone thread forks its workers, a threaded process uses a fork server

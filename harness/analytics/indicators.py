@@ -1094,7 +1094,7 @@ class IndicatorEngine:
             # one per Message-ID (a message journaled twice counts once, in the month it was first journaled);
             # an exchange without Message-ID counts on its own
             ops = ", ".join(f"'{op}'" for op in MSSANTE.operations)
-            base = f"""FROM exchanges x INDEXED BY ix_exchanges_messages
+            base = f"""FROM exchanges x INDEXED BY ix_exchanges_message_ids
                        WHERE x.service = 'mssante' AND x.operation IN ({ops}) AND x.outcome = 'accepted'
                          AND x.essms IS NOT NULL AND x.month <= ?{where}"""
             out.append(
@@ -1102,12 +1102,12 @@ class IndicatorEngine:
                     "mssante_messages",
                     f"""SELECT month, essms, COUNT(*) FROM (
                           SELECT x.essms AS essms, MIN(x.month) AS month {base}
-                            AND json_extract(x.details, '$.message_id') IS NOT NULL
-                          GROUP BY x.essms, json_extract(x.details, '$.message_id'))
+                            AND x.message_id IS NOT NULL
+                          GROUP BY x.essms, x.message_id)
                         WHERE month >= ? GROUP BY month, essms
                         UNION ALL
                         SELECT x.month, x.essms, COUNT(*) {base}
-                          AND json_extract(x.details, '$.message_id') IS NULL AND x.month >= ?
+                          AND x.message_id IS NULL AND x.month >= ?
                         GROUP BY x.month, x.essms""",
                     [last, *params, first, last, *params, first],
                 )
