@@ -17,6 +17,7 @@ validators. Compiled validators are cached per volet; compiling is done once und
 
 from __future__ import annotations
 
+import difflib
 import re
 import threading
 import time
@@ -33,6 +34,7 @@ SVRL = "http://purl.oclc.org/dsdl/svrl"
 XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _DISALLOW_DOCTYPE = "http://saxon.sf.net/feature/parserFeature?uri=http://apache.org/xml/features/disallow-doctype-decl"
 _OPTIMIZATION = "http://saxon.sf.net/feature/optimizationLevel"
+_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
 _INCLUDE_RE = re.compile(r'<(?:sch:)?include\s+href="([^"]+)"')
 _JDV_RE = re.compile(r"value\s*=\s*\"'(\.\./jeuxDeValeurs/[^']+)'\"")
 _ROLE_SEVERITY = {
@@ -237,12 +239,24 @@ class SchematronEngine:
                     else str(current)
                 )
                 continue
-            text = current.read_text(encoding="utf-8", errors="replace")
+            # commented-out includes and value sets are not needed (CI-SIS_EP-MED-DM_2024.01.sch comments out its
+            # JDV_SeverityObservation include and its let naming JDV_HL7_SeverityObservation-CISIS.xml)
+            text = _COMMENT_RE.sub("", current.read_text(encoding="utf-8", errors="replace"))
             todo.extend((current.parent / href).resolve() for href in _INCLUDE_RE.findall(text))
             for jdv in _JDV_RE.findall(text):
                 if not (self.folder / jdv).resolve().is_file():
                     missing.append(jdv.removeprefix("../"))
         return sorted(set(missing))
+
+    def _name_near(self, missing: str) -> str:
+        """A missing file (relative to the folder's parent, as :meth:`missing_files` names it), with the file of a
+        close name beside it: the ANS package ships ``JDV_HL7_SeverityObservationCode_CISIS.xml`` where a
+        schematron names ``JDV_HL7_SeverityObservation-CISIS.xml``."""
+        folder = (self.folder.parent / missing).parent
+        if not folder.is_dir():
+            return missing
+        near = difflib.get_close_matches(Path(missing).name, [f.name for f in folder.iterdir()], n=1, cutoff=0.8)
+        return f"{missing} (le dossier contient {near[0]})" if near else missing
 
     def compile(self, volet: str) -> CompiledSchematron:
         """The compiled validator of ``volet`` (cached); raises :class:`SchematronUnavailable`."""
@@ -265,7 +279,9 @@ class SchematronEngine:
             raise SchematronUnavailable(f"schématron {path.name} absent du dossier {self.folder}")
         missing = self.missing_files(volet)
         if missing:
-            raise SchematronUnavailable(f"schématron {path.name} incomplet, fichiers absents: {', '.join(missing)}")
+            raise SchematronUnavailable(
+                f"schématron {path.name} incomplet, fichiers absents: {', '.join(self._name_near(m) for m in missing)}"
+            )
         started = time.perf_counter()
         processor = self._saxon()
         include, expand, svrl = self._skeleton  # type: ignore[misc]
