@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
-
 from fhir_access import essms, presenting
+from starlette.testclient import TestClient
 
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
 from harness.fhir.model import structure_findings
@@ -31,7 +30,7 @@ from harness.validators.eprescription import (
     read_prescription_cda,
 )
 from mock_services.eprescription import EprescriptionSimulator
-from mock_services.eprescription.prescriptions import catalogue, qr_png
+from mock_services.eprescription.prescriptions import catalogue, cda_document, pdf_copy, qr_png
 
 REPO = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/fhir+json"}
@@ -286,3 +285,74 @@ def test_garbage_documents_never_raise() -> None:
     for data in (b"", b"<x/>", b"<!DOCTYPE x><x/>", b"\x00\x01", b"<ClinicalDocument xmlns='urn:hl7-org:v3'/>"):
         document = read_prescription_cda(data)
         assert not document.ok
+
+
+def test_ep_med_dm_document_passes_its_ci_sis_schematron(sim, testdata: TestData, corpus_dir: Path) -> None:  # noqa: ANN001
+    """The CDA the simulator serves passes CI-SIS_EP-MED-DM_2024.01.sch (TestContenuCDA): patient address and
+    telecom, FR-En-rapport-avec-ALD in each medicine entry, the section FR-Document-PDF-copie."""
+    pytest.importorskip("saxonche", reason="saxonche (XSLT 3.0) absent: the CI-SIS schematrons cannot run")
+    from harness.validators.schematron import SchematronEngine
+
+    schematrons = corpus_dir / "cisis-cda" / "schematrons"
+    if not (schematrons / "CI-SIS_EP-MED-DM_2024.01.sch").is_file():
+        pytest.skip(f"schématron absent du corpus : {schematrons}")
+    _, service, _ = sim
+    prescription = service.issue(testdata.person("Lucie BONNET"), lines=3)
+    engine = SchematronEngine(schematrons)
+    root = parse_xml(cda_document(prescription))
+    assert engine.missing_files("EP-MED-DM_2024.01") == []  # the commented-out value set is not needed
+    assert engine.validate(root, "EP-MED-DM_2024.01") == []
+    ns = {"h": "urn:hl7-org:v3"}
+    (media,) = root.xpath(
+        "//h:section[h:templateId/@root='1.2.250.1.213.1.1.2.243']//h:observationMedia/h:value", namespaces=ns
+    )
+    assert media.get("mediaType") == "application/pdf"
+    assert base64.b64decode(media.text) == pdf_copy(prescription)
+
+
+def test_pdf_copy_is_a_well_formed_pdf(testdata: TestData) -> None:
+    import random
+    from datetime import UTC, datetime
+
+    from mock_services.eprescription.prescriptions import generate
+
+    prescription = generate(
+        testdata.person("Lucie BONNET"), rng=random.Random(4), authored=datetime(2025, 4, 1, tzinfo=UTC)
+    )
+    pdf = pdf_copy(prescription)
+    assert pdf.startswith(b"%PDF-1.4\n") and pdf.endswith(b"%%EOF\n")
+    xref = int(pdf.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
+    table = pdf[xref:].split(b"trailer")[0].split(b"\n")
+    assert table[0] == b"xref" and table[1] == b"0 6" and table[2] == b"0000000000 65535 f "
+    for number, entry in enumerate(table[3:8], start=1):  # every offset points at its object
+        assert len(entry) + 1 == 20 and pdf[int(entry[:10]) :].startswith(f"{number} 0 obj\n".encode())
+    length = int(pdf.split(b"/Length ")[1].split(b" ")[0])
+    stream = pdf.split(b"stream\n", 1)[1][:length]
+    assert pdf.split(b"stream\n", 1)[1][length:].startswith(b"\nendstream")
+    assert f"EPU {prescription.epu}".encode() in stream and "né\\(e\\)".encode("latin-1") in stream  # escaped
+
+
+def test_a_missing_value_set_is_named_with_the_file_of_a_close_name(tmp_path: Path) -> None:
+    """A value set a schematron really reads is reported missing (warning, never a silent pass), naming the file
+    of a close name the folder holds; one it only names in a comment is not needed."""
+    from harness.validators.schematron import SchematronEngine
+
+    (tmp_path / "schematrons").mkdir()
+    (tmp_path / "jeuxDeValeurs").mkdir()
+    (tmp_path / "jeuxDeValeurs" / "JDV_HL7_SeverityObservationCode_CISIS.xml").write_text("<x/>", encoding="utf-8")
+    (tmp_path / "schematrons" / "CI-SIS_TEST_2024.01.sch").write_text(
+        '<schema xmlns="http://purl.oclc.org/dsdl/schematron" queryBinding="xslt2"><pattern id="p">'
+        '<!--<let name="old" value="\'../jeuxDeValeurs/JDV_Commented-CISIS.xml\'"/>-->'
+        '<let name="jdv" value="\'../jeuxDeValeurs/JDV_HL7_SeverityObservation-CISIS.xml\'"/>'
+        '<rule context="/"><assert test="true()">ok</assert></rule></pattern></schema>',
+        encoding="utf-8",
+    )
+    engine = SchematronEngine(tmp_path / "schematrons")
+    assert engine.missing_files("TEST_2024.01") == ["jeuxDeValeurs/JDV_HL7_SeverityObservation-CISIS.xml"]
+    findings = engine.validate(parse_xml(b"<x/>"), "TEST_2024.01")
+    assert [(f.code, f.severity) for f in findings] == [("SCH-UNAVAILABLE", Severity.WARNING)]
+    assert findings[0].message == (
+        "contenu non vérifié par schématron : schématron CI-SIS_TEST_2024.01.sch incomplet, fichiers absents: "
+        "jeuxDeValeurs/JDV_HL7_SeverityObservation-CISIS.xml (le dossier contient "
+        "JDV_HL7_SeverityObservationCode_CISIS.xml)"
+    )

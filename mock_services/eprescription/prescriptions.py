@@ -369,8 +369,54 @@ def _ts(moment: datetime) -> str:
     return local.strftime("%Y%m%d%H%M%S+0000")
 
 
+#: CI-SIS eP-MED-DM 2024.01: the mandatory section FR-Document-PDF-copie and its entry FR-Document-attache.
+SECTION_PDF_COPY = "1.2.250.1.213.1.1.2.243"
+ENTRY_ATTACHED_DOCUMENT = "1.2.250.1.213.1.1.3.18"
+ENTRY_ALD = "1.2.250.1.213.1.1.3.48.13"  # FR-En-rapport-avec-ALD, mandatory in each medicine entry
+
+
+def _pdf_text(text: str) -> str:
+    """A PDF literal string (WinAnsi / Latin-1 text, ``\\``, ``(`` and ``)`` escaped)."""
+    safe = text.encode("latin-1", "replace").decode("latin-1")
+    return "(" + safe.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+
+def pdf_copy(prescription: Prescription) -> bytes:
+    """A one-page PDF 1.4 rendering of the prescription (the « copie PDF du document » the eP-MED-DM volet
+    requires): prescriber, person, date, EPU and one line per medicine, in Helvetica (WinAnsiEncoding)."""
+    p = prescription
+    lines = [
+        f"Prescription de médicaments - {p.prescriber.organisation}",
+        f"Dr {p.prescriber.given} {p.prescriber.family} (RPPS {p.prescriber.rpps})",
+        f"Patient : {p.person.given} {p.person.family}, né(e) le {p.person.birth_date:%d/%m/%Y}",
+        f"Date : {p.authored:%d/%m/%Y} - EPU {p.epu}",
+        *[f"- {line.medicine.display} : {line.posology.text}" for line in p.lines],
+    ]
+    content = "BT /F1 11 Tf 50 800 Td 14 TL " + " ".join(f"{_pdf_text(t)} '" for t in lines) + " ET"
+    stream = content.encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
 def cda_document(prescription: Prescription) -> bytes:
-    """The prescription as a CDA R2 eP-MED-DM 2024.01 document (a reduced, well-formed instance of the volet)."""
+    """The prescription as a CDA R2 eP-MED-DM 2024.01 document (a reduced instance of the volet that passes its
+    CI-SIS schematron ``CI-SIS_EP-MED-DM_2024.01.sch``: patient address and telecom, FR-En-rapport-avec-ALD in each
+    medicine entry, the section FR-Document-PDF-copie with the PDF copy)."""
     e = escape
     p, person, prescriber = prescription, prescription.person, prescription.prescriber
     when = _ts(p.authored)
@@ -378,7 +424,10 @@ def cda_document(prescription: Prescription) -> bytes:
     entries = []
     for index, line in enumerate(p.lines, start=1):
         medicine, pos = line.medicine, line.posology
-        rows.append(f'<tr><td ID="med-{index}">{e(medicine.display)}</td><td ID="poso-{index}">{e(pos.text)}</td></tr>')
+        rows.append(
+            f'<tr><td ID="med-{index}">{e(medicine.display)}</td><td ID="poso-{index}">{e(pos.text)}</td>'
+            f'<td ID="ald-{index}">Sans rapport avec une ALD</td></tr>'
+        )
         end = p.start + timedelta(days=pos.days - 1)
         system = _CODE_SYSTEM_OIDS.get(medicine.system, "1.2.250.1.213.2.3.3")
         entries.append(
@@ -398,6 +447,12 @@ def cda_document(prescription: Prescription) -> bytes:
             f'<code code="{e(medicine.code)}" displayName="{e(medicine.display)}" codeSystem="{system}">'
             f'<originalText><reference value="#med-{index}"/></originalText></code><name>{e(medicine.display)}</name>'
             f"</manufacturedMaterial></manufacturedProduct></consumable>"
+            f'<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">'
+            f'<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/><templateId root="1.2.250.1.213.1.1.3.48"/>'
+            f'<templateId root="{ENTRY_ALD}"/><id root="{uuid.uuid5(uuid.NAMESPACE_URL, "ald:" + line.id)}"/>'
+            f'<code code="MED-574" displayName="En rapport avec une ALD" codeSystem="1.2.250.1.213.1.1.4.322" codeSystemName="TA_ASIP"/>'
+            f'<text><reference value="#ald-{index}"/></text><statusCode code="completed"/>'
+            f'<effectiveTime value="{when}"/><value xsi:type="BL" value="false"/></observation></entryRelationship>'
             f"</substanceAdministration></entry>"
         )
     qr = base64.b64encode(qr_png(p.epu, scale=3)).decode("ascii")
@@ -416,6 +471,8 @@ def cda_document(prescription: Prescription) -> bytes:
         '<confidentialityCode code="N" displayName="Normal" codeSystem="2.16.840.1.113883.5.25"/><languageCode code="fr-FR"/>'
         f'<setId root="{uuid.uuid5(uuid.NAMESPACE_URL, "cda-set:" + p.epu)}"/><versionNumber value="1"/>'
         f'<recordTarget><patientRole><id root="{person.ins.oid}" extension="{person.ins.value}"/>'
+        '<addr nullFlavor="UNK"/>'  # the prescriber's software knows it; the simulator does not
+        f'<telecom value="mailto:{person.ins.value}@patient.mssante.fr"/>'
         f'<patient classCode="PSN"><name>{family_given}</name>'
         f'<administrativeGenderCode code="{person.sex}" codeSystem="2.16.840.1.113883.5.1"/>'
         f'<birthTime value="{person.birth_date.strftime("%Y%m%d")}"/></patient></patientRole></recordTarget>'
@@ -449,8 +506,25 @@ def cda_document(prescription: Prescription) -> bytes:
         f'<component><section><templateId root="1.3.6.1.4.1.19376.1.9.1.2.1"/><templateId root="{SECTION_PRESCRIPTION}"/>'
         '<code code="57828-6" displayName="Prescriptions" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
         "<title>Prescription de médicaments</title>"
-        f"<text><table><thead><tr><th>Médicament</th><th>Posologie</th></tr></thead><tbody>{''.join(rows)}</tbody></table></text>"
+        f"<text><table><thead><tr><th>Médicament</th><th>Posologie</th><th>ALD</th></tr></thead><tbody>{''.join(rows)}</tbody></table></text>"
         f"{''.join(entries)}</section></component>"
+        f'<component><section><templateId root="{SECTION_PDF_COPY}"/><id root="{uuid.uuid5(uuid.NAMESPACE_URL, "pdf:" + p.epu)}"/>'
+        '<code code="55108-5" displayName="Copie du document" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
+        '<title>Copie du document</title><text><table><tbody><tr><td><renderMultiMedia referencedObject="doc-1"/></td></tr>'
+        '<tr><td ID="doc1">Copie PDF de la prescription</td></tr></tbody></table></text>'
+        f'<entry><organizer classCode="CLUSTER" moodCode="EVN"><templateId root="{ENTRY_ATTACHED_DOCUMENT}"/>'
+        f'<id root="{uuid.uuid5(uuid.NAMESPACE_URL, "pdf-entry:" + p.epu)}"/>'
+        '<code code="55107-7" displayName="Document attaché" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
+        '<statusCode code="completed"/><component><observation classCode="OBS" moodCode="EVN">'
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/><templateId root="1.2.250.1.213.1.1.3.48"/>'
+        '<templateId root="1.2.250.1.213.1.1.3.48.18"/>'
+        f'<id root="{uuid.uuid5(uuid.NAMESPACE_URL, "pdf-type:" + p.epu)}"/>'
+        '<code code="69764-9" displayName="Type de document" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
+        '<text><reference value="#doc1"/></text><statusCode code="completed"/><effectiveTime nullFlavor="NA"/>'
+        '<value xsi:type="CD" code="55108-5" displayName="Copie du document" codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>'
+        '</observation></component><component><observationMedia classCode="OBS" moodCode="EVN" ID="doc-1">'
+        f'<value mediaType="application/pdf" representation="B64">{base64.b64encode(pdf_copy(p)).decode("ascii")}</value>'
+        "</observationMedia></component></organizer></entry></section></component>"
         "</structuredBody></component></ClinicalDocument>"
     )
     return xml.encode("utf-8")
