@@ -132,6 +132,15 @@ def test_is_valid_ins_accepts_every_authority() -> None:
     assert is_valid_ins(" 2 97 02 2a 020 778 78 ") is True  # blanks and a lower-case Corsica letter
 
 
+def test_the_number_is_judged_before_the_key_form() -> None:
+    with pytest.raises(InsError) as info:
+        INS(number="x", key="1A", oid=OID_INS_NIR)
+    assert info.value.code == "INS-FORMAT" and info.value.message.startswith("matricule INS mal formé")
+    with pytest.raises(InsError) as info:
+        INS(number=NUMBER, key="1A", oid=OID_INS_NIR)
+    assert info.value.message == "clé INS mal formée : 2 chiffres attendus, reçu '1A'"
+
+
 def test_ins_is_immutable() -> None:
     ins = parse_ins(VALUE, OID_INS_NIR_TEST)
     for name, value in (("number", "1" * 13), ("key", "01"), ("oid", OID_INS_NIR)):
