@@ -168,15 +168,11 @@ def validate_message(
                 Severity.ERROR if fatal else Severity.WARNING,
             )
         )
-    try:
-        # A header whose value starts on a continuation line ("Subject:\r\n XDM/...", legal folding, RFC 5322
-        # §2.2.3) comes back from the email package with the folding space in front: drop it.
-        report.message_id = header_value(msg, "Message-ID")
-        report.subject = header_value(msg, "Subject")
-        header_values = {name: msg.get_all(name) or [] for name in ("From", "Date", "Message-ID")}
-    except Exception as exc:  # undecodable header bytes
-        f.append(Finding("MIME-HEADER", f"en-tête illisible: {exc}"))
-        return report
+    # header_value never raises: raw 8-bit bytes are read as UTF-8 (RFC 6532 §3.2), a folded value is unfolded
+    # (RFC 5322 §2.2.3); an undecodable header is therefore no longer a finding of its own.
+    report.message_id = header_value(msg, "Message-ID")
+    report.subject = header_value(msg, "Subject")
+    header_values = {name: msg.get_all(name) or [] for name in ("From", "Date", "Message-ID")}
     for name, values in header_values.items():
         if name == "Message-ID" and not values:
             report.message_id_missing = True
