@@ -141,6 +141,37 @@ def test_the_number_is_judged_before_the_key_form() -> None:
     assert info.value.message == "clé INS mal formée : 2 chiffres attendus, reçu '1A'"
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: parse_ins(VALUE[:14]), "matricule INS de 15 caractères attendu, reçu '297022A0207787'"),
+        (lambda: parse_ins(VALUE + "1"), "matricule INS de 15 caractères attendu, reçu '297022A020778781'"),
+        (lambda: parse_ins(None), "matricule INS attendu sous forme de texte, reçu NoneType"),
+        (
+            lambda: generate_test_ins(random.Random(1), sex="X", birth_date=date(2000, 1, 1)),
+            "sexe 'M' ou 'F' attendu, reçu 'X'",
+        ),
+        (
+            lambda: generate_test_ins(random.Random(1), sex="M", birth_date=date(2000, 1, 1), department="2C"),
+            "département de 2 caractères attendu (75, 2A...), reçu '2C'",
+        ),
+        (
+            lambda: generate_test_ins(random.Random(1), sex="M", birth_date=date(2000, 1, 1), commune="56"),
+            "code commune de 3 chiffres attendu, reçu '56'",
+        ),
+    ],
+)
+def test_refusals_say_what_is_wrong(call: Callable[[], object], message: str) -> None:
+    """The French message names the faulty part (the code alone is the same INS-FORMAT for all of them)."""
+    with pytest.raises(InsError) as info:
+        call()
+    assert (info.value.code, info.value.message) == ("INS-FORMAT", message)
+
+
+def test_kind_names_are_the_fr_core_slice_names() -> None:
+    assert [str(k) for k in InsKind] == ["INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"]
+
+
 def test_ins_is_immutable() -> None:
     ins = parse_ins(VALUE, OID_INS_NIR_TEST)
     for name, value in (("number", "1" * 13), ("key", "01"), ("oid", OID_INS_NIR)):
