@@ -1,0 +1,257 @@
+"""The journal's contract, field by field: every filter and its bound (inclusive / exclusive), the atomicity of
+``record_many``, the ``fact_*`` mirror, the JSON summary, URL parsing, ``wait_for`` — what the mutation run of
+:mod:`harness.core.journal` showed no test checked."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from harness.core import journal as J
+from harness.core.journal import (
+    Direction,
+    Exchange,
+    JournalFilter,
+    Outcome,
+    SQLiteJournal,
+    open_journal,
+    wait_for,
+)
+
+T0 = datetime(2026, 5, 10, 8, 0, tzinfo=UTC)
+
+
+def ex(**overrides: object) -> Exchange:
+    base = dict(service="mssante", operation="smtp.submit", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED)
+    return Exchange(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> SQLiteJournal:
+    j = SQLiteJournal(tmp_path / "j.sqlite")
+    j.record_many(
+        [
+            ex(ts=T0, essms="A", person="p1", run_id="r1", scenario_id="s1", id="e1"),
+            ex(ts=T0 + timedelta(hours=1), essms="B", person="p2", run_id="r1", scenario_id="s2", id="e2"),
+            ex(
+                ts=T0 + timedelta(hours=2),
+                service="dmp",
+                operation="iti41.provide_and_register",
+                outcome=Outcome.REJECTED,
+                direction=Direction.TO_DUI,
+                run_id="r2",
+                id="e3",
+            ),
+            ex(ts=datetime(2026, 6, 1, 12, tzinfo=UTC), essms="A", person="p1", id="e4"),
+        ]
+    )
+    return j
+
+
+def ids(found: list[Exchange]) -> list[str]:
+    return [e.id for e in found]
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (JournalFilter(), ["e1", "e2", "e3", "e4"]),
+        (JournalFilter(service="dmp"), ["e3"]),
+        (JournalFilter(operation="smtp.submit"), ["e1", "e2", "e4"]),
+        (JournalFilter(outcome=Outcome.REJECTED), ["e3"]),
+        (JournalFilter(outcome=Outcome.ACCEPTED, essms="A"), ["e1", "e4"]),
+        (JournalFilter(person="p2"), ["e2"]),
+        (JournalFilter(month="2026-06"), ["e4"]),
+        (JournalFilter(run_id="r1"), ["e1", "e2"]),
+        (JournalFilter(run_id="r1", scenario_id="s2"), ["e2"]),
+        (JournalFilter(since_seq=2), ["e3", "e4"]),  # exclusive
+        (JournalFilter(ts_from=T0 + timedelta(hours=1)), ["e2", "e3", "e4"]),  # inclusive
+        (JournalFilter(ts_to=T0 + timedelta(hours=1)), ["e1"]),  # exclusive
+        (JournalFilter(ts_from=(T0 + timedelta(hours=1)).astimezone(J.PARIS)), ["e2", "e3", "e4"]),  # any zone
+        (JournalFilter(limit=2), ["e1", "e2"]),
+        (JournalFilter(limit=0), []),
+        (JournalFilter(service="none"), []),
+    ],
+)
+def test_each_filter_and_its_bounds(journal: SQLiteJournal, flt: JournalFilter, expected: list[str]) -> None:
+    assert ids(journal.query(flt)) == expected
+    assert journal.count(JournalFilter(**{**_fields(flt), "limit": None})) == len(
+        journal.query(JournalFilter(**{**_fields(flt), "limit": None}))
+    )
+
+
+def _fields(flt: JournalFilter) -> dict[str, object]:
+    return {name: getattr(flt, name) for name in JournalFilter.__slots__}  # type: ignore[attr-defined]
+
+
+def test_rows_come_back_as_recorded(journal: SQLiteJournal) -> None:
+    [e3] = journal.query(JournalFilter(service="dmp"))
+    assert (e3.direction, e3.outcome, e3.run_id, e3.scenario_id) == (Direction.TO_DUI, Outcome.REJECTED, "r2", None)
+    assert e3.ts == T0 + timedelta(hours=2) and e3.payload is None and e3.digest is None
+    assert journal.last_seq() == 4
+    assert journal.count(JournalFilter(essms="A")) == 2
+
+
+def test_last_seq_of_an_empty_journal(tmp_path: Path) -> None:
+    assert SQLiteJournal(tmp_path / "e.sqlite").last_seq() == 0
+
+
+def test_record_many_is_all_or_nothing(journal: SQLiteJournal) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.record_many([ex(id="new", payload=b"p"), ex(id="e1")])  # e1 exists: the whole batch is refused
+    assert journal.count() == 4 and ids(journal.query(JournalFilter(since_seq=4))) == []
+    assert journal.payload(J.hashlib.sha256(b"p").hexdigest()) is None  # the evidence went with it
+    [stamped] = journal.record_many([ex(id="after", payload=b"p")])  # and the journal still works
+    assert stamped.digest == J.hashlib.sha256(b"p").hexdigest() and journal.payload(stamped.digest) == b"p"
+    assert journal.record_many([]) == []
+
+
+def test_payloads_are_evidence_by_digest(journal: SQLiteJournal) -> None:
+    recorded = journal.record(ex(payload=b"\x00bin", payload_type="message/rfc822"))
+    assert recorded.digest == J.hashlib.sha256(b"\x00bin").hexdigest()
+    [back] = journal.query(JournalFilter(since_seq=4))
+    assert (back.digest, back.payload_type, back.payload) == (recorded.digest, "message/rfc822", None)
+    assert journal.payload(recorded.digest) == b"\x00bin" and journal.payload("0" * 64) is None
+    empty = journal.record(ex(payload=b""))
+    assert empty.digest == J.hashlib.sha256(b"").hexdigest() and journal.payload(empty.digest) == b""
+
+
+def test_facts_are_mirrored_into_columns(tmp_path: Path) -> None:
+    path = tmp_path / "f.sqlite"
+    journal = SQLiteJournal(path)
+    journal.record_many(
+        [
+            ex(id="f1", details={"fact": {"key": "k1", "date": "2026-05-01", "start": None, "end": 7, "status": "x"}}),
+            ex(id="f2", details={"fact": "not an object"}),
+            ex(id="f3", details={"other": 1}),
+        ]
+    )
+    journal.close()
+    rows = (
+        sqlite3.connect(path)
+        .execute("SELECT id, fact_key, fact_date, fact_start, fact_end, fact_status FROM exchanges ORDER BY seq")
+        .fetchall()
+    )
+    assert rows == [
+        ("f1", "k1", "2026-05-01", None, "7", "x"),
+        ("f2", None, None, None, None, None),
+        ("f3", None, None, None, None, None),
+    ]
+
+
+def test_an_older_journal_gets_its_fact_columns_filled(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    SQLiteJournal(path).record(ex(id="o1", details={"fact": {"key": "k", "status": "actif"}}))
+    raw = sqlite3.connect(path)
+    raw.execute("DROP INDEX ix_exchanges_fact_versions")
+    raw.execute("DROP INDEX ix_exchanges_fact_person")
+    for column in ("fact_key", "fact_date", "fact_start", "fact_end", "fact_status"):
+        raw.execute(f"ALTER TABLE exchanges DROP COLUMN {column}")
+    raw.commit()
+    raw.close()
+    SQLiteJournal(path).close()
+    assert sqlite3.connect(path).execute("SELECT fact_key, fact_status, fact_date FROM exchanges").fetchall() == [
+        ("k", "actif", None)
+    ]
+
+
+def test_the_month_migration_only_touches_month_ends(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite"
+    journal = SQLiteJournal(path)
+    journal.record_many(
+        [
+            ex(id="a", ts=datetime(2026, 4, 30, 22, 30, tzinfo=UTC)),  # 1 May in Paris
+            ex(id="b", ts=datetime(2026, 4, 27, 23, 30, tzinfo=UTC)),  # 28 April in Paris: same month
+            ex(id="c", ts=datetime(2026, 4, 30, 21, 30, tzinfo=UTC)),  # 23:30 in Paris: still April
+        ]
+    )
+    journal.close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE exchanges SET month = substr(ts, 1, 7)")
+    raw.execute("PRAGMA user_version = 0")
+    raw.commit()
+    raw.close()
+    reopened = SQLiteJournal(path)
+    assert [(e.id, e.month) for e in reopened.query()] == [("a", "2026-05"), ("b", "2026-04"), ("c", "2026-04")]
+    assert reopened.count(JournalFilter(month="2026-05")) == 1
+    reopened.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_summary_is_json_friendly() -> None:
+    e = ex(ts=datetime(2026, 3, 31, 23, 30, tzinfo=UTC), payload=b"x", details={"k": 1}, id="s1", essms="A")
+    summary = e.summary()
+    assert "payload" not in summary
+    assert summary["ts"] == "2026-03-31T23:30:00+00:00" and summary["month"] == "2026-04"
+    assert (summary["direction"], summary["outcome"]) == ("from_dui", "accepted")
+    assert type(summary["direction"]) is str and type(summary["outcome"]) is str
+    assert (summary["id"], summary["essms"], summary["details"], summary["digest"]) == ("s1", "A", {"k": 1}, None)
+
+
+def test_exchange_defaults() -> None:
+    a, b = ex(), ex()
+    assert a.id != b.id and len(a.id) == 32 and a.ts.tzinfo is not None
+    assert (a.details, a.payload, a.run_id) == ({}, None, None) and a.details is not b.details
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///rel/j.sqlite", "rel/j.sqlite"),
+        ("sqlite:////abs/j.sqlite", "/abs/j.sqlite"),
+        ("sqlite:///:memory:", ":memory:"),
+        ("sqlite://", ":memory:"),
+        ("sqlite:///sp%20ace.sqlite", "sp ace.sqlite"),
+    ],
+)
+def test_open_journal_paths(monkeypatch: pytest.MonkeyPatch, url: str, path: str) -> None:
+    opened: list[tuple[str, bool]] = []
+    monkeypatch.setattr(J, "SQLiteJournal", lambda p, durable=False: opened.append((p, durable)) or "journal")
+    assert open_journal(url) == "journal" and opened == [(path, False)]
+
+
+@pytest.mark.parametrize(("query", "durable"), [("", False), ("?synchronous=full", True), ("?Synchronous=FULL", True)])
+def test_open_journal_durability_option(monkeypatch: pytest.MonkeyPatch, query: str, durable: bool) -> None:
+    opened: list[bool] = []
+    monkeypatch.setattr(J, "SQLiteJournal", lambda p, durable=False: opened.append(durable))
+    open_journal(f"sqlite:///j.sqlite{query}")
+    assert opened == [durable]
+
+
+def test_durable_journal_syncs_fully(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    class Recorder(sqlite3.Connection):
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            statements.append(sql)
+            return super().execute(sql, *args)
+
+    monkeypatch.setattr(J.sqlite3, "connect", lambda *a, **k: real_connect(*a, **k, factory=Recorder))
+    SQLiteJournal(tmp_path / "d.sqlite", durable=True).close()
+    SQLiteJournal(tmp_path / "n.sqlite").close()
+    assert [s for s in statements if "synchronous" in s] == ["PRAGMA synchronous=FULL", "PRAGMA synchronous=NORMAL"]
+    assert statements.count("PRAGMA journal_mode=WAL") == 2
+
+
+def test_url_and_memory_journal(tmp_path: Path) -> None:
+    assert SQLiteJournal(tmp_path / "u.sqlite").url == f"sqlite:///{tmp_path}/u.sqlite"
+    memory = open_journal("sqlite:///:memory:")
+    memory.record(ex())
+    assert memory.count() == 1 and not Path(":memory:").exists()
+
+
+@pytest.mark.parametrize("url", ["postgres://h/db", "postgresql://h/db"])
+def test_postgresql_urls_are_announced(url: str) -> None:
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        open_journal(url)
+
+
+def test_wait_for_counts_and_times_out(journal: SQLiteJournal) -> None:
+    assert ids(wait_for(journal, JournalFilter(essms="A"), count=2, timeout=0)) == ["e1", "e4"]
+    started = datetime.now(UTC)
+    found = wait_for(journal, JournalFilter(essms="A"), count=3, timeout=0.2, poll=0.01)
+    assert ids(found) == ["e1", "e4"] and datetime.now(UTC) - started >= timedelta(seconds=0.2)
