@@ -212,6 +212,24 @@ def test_a_clean_mdn_is_read_field_by_field() -> None:
     assert (report.error_code, report.error_label) == (None, None)
 
 
+def test_addresses_lose_their_type_and_angle_brackets_only() -> None:
+    report = validate_mdn(mdn(fields={"Final-Recipient": "rfc822; <Xavier@ehpad.fr>", "Original-Recipient": "x@y.fr"}))
+    assert (report.final_recipient, report.original_recipient) == ("Xavier@ehpad.fr", "x@y.fr")
+
+
+def test_errors_are_the_error_findings_only() -> None:
+    report = validate_mdn(mdn(ERR.format("902", "x"), subject="XDM", human=("text/plain", "lisible")))
+    assert findings(report) == [("MDN-SUBJECT", E), ("MDN-TEXT-CODE", W)]
+    assert report.errors == [report.findings[0]]
+
+
+def test_not_a_report_message() -> None:
+    [finding] = validate_mdn(mdn(content_type="multipart/mixed")).findings
+    assert finding.message == "un MDN est un multipart/report; report-type=disposition-notification (RFC 8098 §3)"
+    [dsn] = validate_mdn(mdn(content_type="multipart/report; report-type=delivery-status")).findings
+    assert dsn.message == finding.message + " ; ceci est un rapport de remise (DSN, RFC 3464)"
+
+
 def test_modes_and_types_are_case_insensitive() -> None:
     report = validate_mdn(mdn("Manual-Action/MDN-Sent-Manually; Processed"))
     assert findings(report) == [] and report.disposition_type == "processed" and report.processed
