@@ -239,8 +239,9 @@ EO = "//rim:ExtrinsicObject"
         ),
         pytest.param(adding("../EVIL.TXT"), [("XDM-UNSAFE-PATH", E)], id="dot-dot"),
         pytest.param(adding("/etc/passwd"), [("XDM-UNSAFE-PATH", E)], id="absolute"),
-        pytest.param(adding("IHE_XDM\\SUBSET01\\X.XML"), [("XDM-UNSAFE-PATH", E)], id="backslash"),
-        pytest.param(adding("C:/X.XML"), [("XDM-UNSAFE-PATH", E)], id="drive-letter"),
+        pytest.param(adding("IHE_XDM\\SUBSET01\\DOC.XML"), [("XDM-UNSAFE-PATH", E)], id="backslash"),
+        pytest.param(adding("C:/A.XML"), [("XDM-UNSAFE-PATH", E)], id="drive-letter"),
+        pytest.param(adding("IHE_XDM/A:B.TXT"), [], id="colon-after-the-first-component"),
         pytest.param(adding("IHE_XDM/SUBSET01/../../X.XML"), [("XDM-UNSAFE-PATH", E)], id="dot-dot-inside"),
         pytest.param(adding(""), [("XDM-UNSAFE-PATH", E)], id="empty-name"),
     ],
@@ -364,3 +365,71 @@ def test_an_entry_shorter_than_declared_is_unreadable(method: int) -> None:
     files, found = read_zip(lying_size(method, 2000, CONTENT), XdmLimits(max_entry_bytes=4096))
     assert files == {} and findings(found) == [("XDM-ENTRY-UNREADABLE", E)]
     assert "plus courte que déclarée (1024 octets sur 2000)" in found[0].message
+
+
+def test_default_limits() -> None:
+    assert XdmLimits() == XdmLimits(
+        max_entries=200, max_total_bytes=50 * 1024 * 1024, max_entry_bytes=25 * 1024 * 1024, max_ratio=200
+    )
+
+
+def test_ratio_bound_is_inclusive_at_an_exact_ratio() -> None:
+    stored = make_zip({"A.BIN": CONTENT}, zipfile.ZIP_STORED)  # ratio exactly 1
+    assert read_zip(stored, XdmLimits(max_ratio=1)) == ({"A.BIN": CONTENT}, [])
+    assert findings(read_zip(stored, XdmLimits(max_ratio=0))[1]) == [("XDM-ZIP-BOMB", E)]
+
+
+def test_metadata_size_bound(good: Entries) -> None:
+    """METADATA.XML is parsed with a 5 MiB bound (hardened parser): exactly 5 MiB is read, one byte more is not."""
+    bound = 5 * 1024 * 1024
+    for size, expected in ((bound, []), (bound + 1, [("XML-TOO-LARGE", E)])):
+        entries = dict(good)
+        padding = size - len(good[META]) - len(b"<!---->")
+        entries[META] = good[META] + b"<!--" + b" " * padding + b"-->"
+        assert len(entries[META]) == size
+        limits = XdmLimits(max_ratio=100_000)
+        assert findings(validate_xdm(make_zip(entries), limits).findings) == expected
+
+
+def test_submission_set_messages(good: Entries) -> None:
+    for scheme, message in (
+        (X.SS_UNIQUE_ID, "SubmissionSet sans uniqueId"),
+        (X.SS_SOURCE_ID, "SubmissionSet sans sourceId"),
+    ):
+        entries = dict(good)
+        meta(drop(f"//rim:RegistryPackage{eid(scheme)[1:]}"))(entries)
+        [finding] = validate_xdm(make_zip(entries)).findings
+        assert (finding.message, finding.location) == (message, META)
+    entries = dict(good)
+    meta(drop(eid(X.SS_PATIENT_ID)))(entries)
+    [finding] = validate_xdm(make_zip(entries)).findings
+    assert finding.message == "SubmissionSet: patientId absent"
+    entries = dict(good)
+    meta(drop(f"{EO}{eid(X.DOC_PATIENT_ID)[1:]}"))(entries)
+    [finding] = validate_xdm(make_zip(entries)).findings
+    assert (finding.message, finding.location) == ("DocumentEntry: patientId absent", f"{META}#Document01")
+
+
+def test_entry_without_id_nor_mime_type(good: Entries) -> None:
+    entries = dict(good)
+    meta(both_edits(set_attr(EO, "id", "x"), drop_attr(EO, "id"), drop_attr(EO, "mimeType")))(entries)
+    report = validate_xdm(make_zip(entries))
+    assert findings(report.findings) == [("XDM-ASSOCIATION", E)] and report.findings[0].location == f"{META}#?"
+    [doc] = report.documents
+    assert (doc.entry_id, doc.mime_type) == ("?", "")
+
+
+def drop_attr(xpath: str, name: str) -> Callable[[etree._Element], None]:
+    def edit(root: etree._Element) -> None:
+        (element,) = root.xpath(xpath, namespaces=NS)
+        del element.attrib[name]
+
+    return edit
+
+
+def both_edits(*edits: Callable[[etree._Element], None]) -> Callable[[etree._Element], None]:
+    def edit(root: etree._Element) -> None:
+        for one in edits:
+            one(root)
+
+    return edit

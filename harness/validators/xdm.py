@@ -230,15 +230,15 @@ def validate_subset(subset: str, files: dict[str, bytes], report: XdmReport) -> 
             posixpath.normpath(f"IHE_XDM/{subset}/{uris[0]}").upper(),
             posixpath.normpath(f"IHE_XDM/{uris[0]}").upper(),
         ]
-        doc_path = next((c for c in candidates if c in files), candidates[0])
-        data = files.get(doc_path)
-        if data is None:
+        doc_path = next((c for c in candidates if c in files), None)
+        if doc_path is None:
             findings.append(
                 Finding(
                     "XDM-DOCUMENT-MISSING", f"le document {uris[0]} référencé est absent de l'archive", location=where
                 )
             )
             continue
+        data = files[doc_path]
         sizes, hashes = _slot(entry, "size"), _slot(entry, "hash")
         if sizes and sizes[0].strip() != str(len(data)):
             findings.append(
