@@ -6,7 +6,7 @@ mutant, far too slow on a shared 2-core machine). For one target module it:
 1. parses the module with :mod:`ast` and lists *mutants*, one change each, of four kinds:
    ``compare`` (``<``/``<=``, ``>``/``>=``, ``==``/``!=``, ``in``/``not in``, ``is``/``is not`` flipped),
    ``boolean`` (``and``/``or`` swapped, ``not`` dropped, ``True``/``False`` swapped),
-   ``constant`` (an integer ``n`` -> ``n + 1``; a string without blanks, such as a finding code, gets an
+   ``constant`` (a number ``n`` -> ``n + 1``; a string without blanks, such as a finding code, gets an
    ``X`` appended) and ``delete`` (an expression statement, ``raise``, ``continue``, ``break`` or augmented
    assignment replaced by ``pass``). Docstrings, annotations and the text of f-strings are never mutated;
 2. runs the module's own tests once, unmutated, tracing which lines of the module they execute (a mutant on a
@@ -146,7 +146,7 @@ def _is_docstring(node: ast.AST, parent: ast.AST | None) -> bool:
 
 
 class _Points(ast.NodeVisitor):
-    """Walk a module in a fixed order; yield (node, kind, field) mutation points with their function name."""
+    """Walk a module in a fixed order, collecting (node, kind, sub-index, function) mutation points."""
 
     def __init__(self, functions: tuple[str, ...]) -> None:
         self.functions = functions
@@ -211,7 +211,7 @@ class _Points(ast.NodeVisitor):
             value = node.value
             if isinstance(value, bool):
                 self.points.append((node, "boolean", 0, function))
-            elif isinstance(value, int):
+            elif isinstance(value, (int, float)):
                 self.points.append((node, "constant", 0, function))
             elif isinstance(value, str) and not any(c.isspace() for c in value) and len(value) <= 80:
                 self.points.append((node, "constant", 0, function))
