@@ -101,7 +101,7 @@ TARGETS: dict[str, Target] = {
         ("tests/test_findings_indicators.py", "tests/test_indicators.py"),
         functions=INDICATOR_HELPERS,
     ),
-    "journal": Target("harness.core.journal", ("tests/test_journal.py",)),
+    "journal": Target("harness.core.journal", ("tests/test_journal_contract.py", "tests/test_journal.py")),
 }
 
 

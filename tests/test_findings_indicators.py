@@ -150,6 +150,7 @@ def test_value_and_status_at_the_target_exactly() -> None:
     assert figure(0, 1000, 0.001).status is TargetStatus.NOT_MET  # the tolerance is far below any real gap
     assert figure(3, 4, None).status is TargetStatus.NO_TARGET
     assert figure(0, 0, 70.0).status is TargetStatus.NOT_COMPUTABLE and figure(0, 0, 70.0).value is None
+    assert figure(0, 5, 1e-9).status is TargetStatus.MET  # within the 1e-9 tolerance: reached, not missed
     assert figure(0, None, 70.0).value is None
     assert figure(3, 4, 70.0).value == 75.0 and figure(0, 4, 0.0).status is TargetStatus.MET
     count = figure(12, None, 10.0, indicator=COUNT)
@@ -204,6 +205,7 @@ def test_figure_to_dict_keys_and_values() -> None:
     assert (grappe["scope"], grappe["essms"], grappe["unit"], grappe["kind"]) == ("grappe", None, "count", "count")
     assert (grappe["value"], grappe["observed"], grappe["status"]) == (0.0, False, "no_target")
     assert figure(1, 0, 50.0).to_dict()["value"] is None
+    assert Figure(RATE, P, None, 1, 2, None, True).outside == 0  # nobody outside the file active unless counted
 
 
 def test_source_describe() -> None:
@@ -221,8 +223,9 @@ def test_report_lookup_series_and_dict() -> None:
     )
     report = IndicatorReport("2025-01", (P, april), ("A",), figures, {RATE: True, COUNT: False}, {RATE: None})
     assert report.get(RATE, april, "A") is figures[1] and report.get(RATE, "2025-04") is figures[2]
-    with pytest.raises(LookupError, match="grappe"):
+    with pytest.raises(LookupError) as info:
         report.get(RATE, "2025-05")
+    assert str(info.value) == f"aucune valeur pour {RATE} / 2025-05 / grappe"
     with pytest.raises(LookupError):
         report.get(COUNT, P)
     assert report.series(RATE, "A") == [figures[0], figures[1]] and report.series(RATE) == [figures[2]]
