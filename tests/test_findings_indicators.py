@@ -69,6 +69,11 @@ def test_month_arithmetic() -> None:
     assert months_between("2025-04", "2025-03") == []
     assert last_day("2025-02") == date(2025, 2, 28) and last_day("2024-02") == date(2024, 2, 29)
     assert last_day("2025-12") == date(2025, 12, 31) and last_day("2025-04") == date(2025, 4, 30)
+    assert [last_day(m) for m in ("2025-09", "2025-10", "2025-11")] == [
+        date(2025, 9, 30),
+        date(2025, 10, 31),
+        date(2025, 11, 30),
+    ]
 
 
 def test_period_properties() -> None:
@@ -77,6 +82,12 @@ def test_period_properties() -> None:
     assert (P.label, P.initial) == ("2025-01..2025-03", True)
     single = Period(end="2025-04", start="2025-04")
     assert (single.label, single.initial, single.months) == ("2025-04", False, ("2025-04",))
+    autumn = Period(end="2026-01", start="2025-11")
+    assert (autumn.first_day, autumn.last_day, autumn.months) == (
+        date(2025, 11, 1),
+        date(2026, 1, 31),
+        ("2025-11", "2025-12", "2026-01"),
+    )
     assert sorted([single, P]) == [P, single]  # ordered by end first
 
 
