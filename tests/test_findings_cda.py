@@ -18,18 +18,18 @@ from harness.sut.documents import build_cda
 from harness.validators import Finding, Severity
 from harness.validators.cda import (
     DOCUMENT_TYPES,
-    VOLETS,
     CdaSchema,
     findings_summary,
     read_cda_header,
     validate_cda,
-    volet_of,
 )
+from harness.validators.schematron import SchematronChoice
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 HL7 = "urn:hl7-org:v3"
 NS = {"hl7": HL7}
 NOT_CONFIGURED = [("CDA-XSD-NOT-CONFIGURED", W)]
+NO_SCHEMATRON = [("SCH-NON-VERIFIE", W)]
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +182,14 @@ def test_each_header_defect_gives_exactly_its_findings(
     report = validate_cda(edited(dlu, edit))
     routing = [f for f in expected if _routing([f])]
     got = findings(report.findings)
-    assert got == routing + NOT_CONFIGURED + [f for f in expected if not _routing([f])], [
-        str(f) for f in report.findings
-    ]
+    french = [f for f in expected if not _routing([f])]
+    assert got == routing + NOT_CONFIGURED + french + NO_SCHEMATRON, [str(f) for f in report.findings]
     assert report.ok is (not any(s is E for _, s in expected))
 
 
 def _routing(expected: list[tuple[str, Severity]]) -> bool:
-    """Findings of the routing header come first (header_of), then the XSD layer's, then the French rules'."""
+    """Findings of the routing header come first (header_of), then the XSD layer's, then the French rules', then
+    the schematron layer's."""
     return any(code.startswith(("CDA-NO-", "CDA-CODE-", "CDA-INS-", "CDA-TEMPLATE-MISSING")) for code, _ in expected)
 
 
@@ -225,23 +225,26 @@ def test_alternative_templates_of_a_shared_code(dlu: bytes) -> None:
     assert DOCUMENT_TYPES["DLU"].accepted_templates[0] == "1.2.250.1.213.1.1.1.22"
 
 
-def test_document_id_and_volet(dlu: bytes) -> None:
-    report = validate_cda(dlu, xsd_required=False)
-    assert report.findings == [] and report.volet == "DLU-EHPAD-DLU_2022.01"
+def test_document_id(dlu: bytes) -> None:
+    report = validate_cda(dlu, xsd_required=False, schematron_required=False)
+    assert report.findings == [] and report.volet is None
     root = etree.fromstring(dlu)
     assert report.document_id == root.find("hl7:id", NS).get("root")
     with_ext = validate_cda(edited(dlu, attr(f"{D}/hl7:id", "extension", "42")), xsd_required=False)
     assert with_ext.document_id == root.find("hl7:id", NS).get("root") + "^42"
-    wrong_version = edited(dlu, attr(f"{D}/hl7:templateId[@root='1.2.250.1.213.1.1.1.22']", "extension", "2021.01"))
-    assert volet_of(etree.fromstring(wrong_version)) is None
-    vsm = [v for v in VOLETS if v.version is None][0]  # any version of an unversioned volet
-    any_version = edited(dlu, attr(f"{D}/hl7:templateId[@root='1.2.250.1.213.1.1.1.22']", "root", vsm.template_id))
-    assert volet_of(etree.fromstring(any_version)) == vsm
+    no_root = validate_cda(edited(dlu, attr(f"{D}/hl7:id", "root", "")), xsd_required=False, schematron_required=False)
+    assert no_root.document_id is None and findings(no_root.findings) == [("CDA-ID", E)]
 
 
 class _Schematron:
-    def __init__(self) -> None:
+    """A stand-in engine: ``name`` is the schematron it selects (None: none checks the document)."""
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
         self.asked: list[str] = []
+
+    def select(self, root: etree._Element) -> SchematronChoice:
+        return SchematronChoice(self.name, "choisi" if self.name else "aucun schématron pour ce volet")
 
     def validate(self, root: etree._Element, volet: str, *, location: str = "") -> list[Finding]:
         self.asked.append(volet)
@@ -249,13 +252,15 @@ class _Schematron:
 
 
 def test_schematron_layer(dlu: bytes) -> None:
-    engine = _Schematron()
+    engine = _Schematron("DLU-EHPAD-DLU_2022.01")
     report = validate_cda(dlu, schematron=engine, xsd_required=False)  # type: ignore[arg-type]
     assert engine.asked == ["DLU-EHPAD-DLU_2022.01"] and findings(report.findings) == [("SCH-ASSERT", E)]
     assert report.layers == ["xml", "header", "schematron:DLU-EHPAD-DLU_2022.01"]
-    unknown = edited(dlu, attr(f"{D}/hl7:templateId[@root='1.2.250.1.213.1.1.1.22']", "root", "1.2.3.4"))
-    report = validate_cda(unknown, schematron=_Schematron(), xsd_required=False)  # type: ignore[arg-type]
-    assert findings(report.findings) == [("CDA-TEMPLATE-MISSING", E), ("SCH-NO-VOLET", INFO)]
+    assert report.volet == "DLU-EHPAD-DLU_2022.01"
+    none = _Schematron(None)
+    report = validate_cda(dlu, schematron=none, xsd_required=False)  # type: ignore[arg-type]
+    assert findings(report.findings) == NO_SCHEMATRON and none.asked == []
+    assert report.findings[0].message == "contenu non vérifié par schématron : aucun schématron pour ce volet"
     assert report.layers == ["xml", "header"] and report.volet is None
 
 
@@ -275,10 +280,10 @@ def test_xsd_layer(tmp_path: Path, dlu: bytes) -> None:
         CdaSchema(tmp_path)
     (tmp_path / "CDA_extended.xsd").write_text(XSD, encoding="utf-8")
     schema = CdaSchema(tmp_path)
-    report = validate_cda(dlu, xsd=schema)
+    report = validate_cda(dlu, xsd=schema, schematron_required=False)
     assert report.findings == [] and report.layers == ["xml", "header", "xsd"]
     bad = edited(dlu, attr(D, "n", "pas un entier"))
-    report = validate_cda(bad, xsd=schema, location="DOC.XML")
+    report = validate_cda(bad, xsd=schema, location="DOC.XML", schematron_required=False)
     assert findings(report.findings) == [("CDA-XSD", E)] and report.findings[0].location == "DOC.XML"
     assert report.findings[0].message.startswith("ligne ")
     root = etree.fromstring(bad)

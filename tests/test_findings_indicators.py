@@ -201,7 +201,8 @@ def test_figure_to_dict_keys_and_values() -> None:
     got = figure(2, 3, 70.0, essms="990000016", outside=1).to_dict()
     assert list(got) == [
         "indicator", "label", "kind", "period", "essms", "scope", "numerator", "denominator", "numerator_definition",
-        "denominator_definition", "value", "unit", "target", "status", "observed", "outside_file_active", "source",
+        "denominator_definition", "value", "unit", "target", "status", "status_label", "observed",
+        "outside_file_active", "project_total", "source", "quote", "section",
     ]  # fmt: skip
     assert got["period"] == {
         "start": "2025-01", "end": "2025-03", "label": "2025-01..2025-03", "first_day": "2025-01-01",
@@ -212,6 +213,9 @@ def test_figure_to_dict_keys_and_values() -> None:
     assert (got["numerator_definition"], got["denominator_definition"]) == (d.numerator, d.denominator)
     assert (got["value"], got["target"], got["status"]) == (66.6667, 70.0, "not_met")
     assert (got["observed"], got["outside_file_active"], got["source"]) == (True, 1, d.source.describe())
+    assert (got["status_label"], got["project_total"]) == (I.STATUS_LABELS[TargetStatus.NOT_MET], None)
+    assert (got["quote"], got["section"]) == (d.quote, d.section)
+    assert figure(5, None, None, indicator=COUNT, project_total=12).to_dict()["project_total"] == 12
     grappe = figure(0, 0, None, indicator=COUNT, observed=False).to_dict()
     assert (grappe["scope"], grappe["essms"], grappe["unit"], grappe["kind"]) == ("grappe", None, "count", "count")
     assert (grappe["value"], grappe["observed"], grappe["status"]) == (0.0, False, "no_target")
@@ -220,8 +224,11 @@ def test_figure_to_dict_keys_and_values() -> None:
 
 
 def test_source_describe() -> None:
-    assert Source("mssante", "smtp.submit").describe() == "mssante / smtp.submit (accepted)"
-    assert Source("eparcours", operation_prefix="cdl.").describe() == "eparcours / cdl.* (accepted)"
+    assert Source("mssante", ("smtp.submit",)).describe() == "mssante / smtp.submit (accepted)"
+    two = Source("mssante", ("smtp.submit", "smtp.relay"))
+    assert two.describe() == "mssante / smtp.submit + smtp.relay (accepted)" and two.operation == "smtp.submit"
+    prefix = Source("eparcours", operation_prefix="cdl.")
+    assert prefix.describe() == "eparcours / cdl.* (accepted)" and prefix.operation is None
 
 
 def test_report_lookup_series_and_dict() -> None:
@@ -242,7 +249,8 @@ def test_report_lookup_series_and_dict() -> None:
     assert report.series(RATE, "A") == [figures[0], figures[1]] and report.series(RATE) == [figures[2]]
     assert report.unobserved == [COUNT]
     d = report.to_dict()
-    assert list(d) == ["campaign_start", "periods", "essms", "targets", "observed", "figures"]
+    assert list(d) == ["campaign_start", "periods", "essms", "targets", "observed", "readings", "figures"]
+    assert [r["name"] for r in d["readings"]] == [r.name for r in I.READINGS]
     assert (d["campaign_start"], d["periods"], d["essms"]) == ("2025-01", ["2025-01..2025-03", "2025-04"], ["A"])
     assert d["figures"] == [f.to_dict() for f in figures] and d["observed"] == {RATE: True, COUNT: False}
 

@@ -8,6 +8,7 @@ simulator's cheap MDN sniffing.
 
 from __future__ import annotations
 
+import unicodedata
 from email.header import Header
 
 import pytest
@@ -22,7 +23,7 @@ from harness.validators.mdn import (
     is_mdn,
     validate_mdn,
 )
-from harness.validators.mssante_message import header_value, is_8bit_header, parse_message
+from harness.validators.mssante_message import header_value, parse_message, raw_8bit_headers
 from mock_services.mssante.mailflow import looks_like_mdn
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -235,13 +236,26 @@ def test_modes_and_types_are_case_insensitive() -> None:
     assert findings(report) == [] and report.disposition_type == "processed" and report.processed
 
 
+def ascii_label(label: str) -> str:
+    """message/disposition-notification fields are US-ASCII (RFC 8098 §3.1): the label without its accents."""
+    return unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode("ascii")
+
+
 @pytest.mark.parametrize("code", sorted(ERROR_CODES))
 def test_every_volet_error_code_is_accepted_with_its_label(code: str) -> None:
-    label = ERROR_CODES[code]
+    label = ascii_label(ERROR_CODES[code])
     report = validate_mdn(mdn(ERR.format(code, label), subject=ko(code), human=("text/plain", f"erreur {code}")))
     assert findings(report) == []
     assert (report.error_code, report.error_label) == (code, label)
     assert not report.processed and report.disposition_type == "processed"
+
+
+def test_a_raw_utf8_label_in_the_notification_fields_is_8bit() -> None:
+    """RFC 8098 §3.1: the fields are US-ASCII (7bit); the reference DUI drops the accents of the volet's label."""
+    data = mdn(ERR.format("901", ERROR_CODES["901"]), subject=ko("901"), human=("text/plain", "erreur 901"))
+    report = validate_mdn(data)
+    assert findings(report) == [("MIME-8BIT-HEADER", E)] and "Disposition" in report.findings[0].message
+    assert report.error_label == ERROR_CODES["901"]  # still read (as UTF-8)
 
 
 def test_the_volet_tables_are_exactly_the_published_ones() -> None:
@@ -265,7 +279,8 @@ def test_error_label_stops_at_the_next_component() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# raw 8-bit Subject (RFC 6532 §3.2 reading, RFC 2047 being the 7-bit form)
+# raw 8-bit Subject: read as UTF-8 (RFC 6532 §3.2) so that its code is judged; without SMTPUTF8 (RFC 6531) the
+# raw bytes are the MIME-8BIT-HEADER error of every MSSanté message (RFC 2047 encoded words expected)
 
 
 RAW_KO_902 = "[KO Intégration système !][902] DLU".encode()
@@ -277,12 +292,12 @@ RAW_KO_904 = "[KO Intégration système !][904] DLU".encode()
     [
         pytest.param(ko("902"), [], id="rfc2047-right-code"),
         pytest.param(ko("904"), [("MDN-SUBJECT", E)], id="rfc2047-wrong-code"),
-        pytest.param(RAW_KO_902, [("MDN-SUBJECT-8BIT", W)], id="raw-utf8-right-code"),
-        pytest.param(RAW_KO_904, [("MDN-SUBJECT-8BIT", W), ("MDN-SUBJECT", E)], id="raw-utf8-wrong-code"),
-        pytest.param(b"\xe9\xff [KO]", [("MDN-SUBJECT-8BIT", W), ("MDN-SUBJECT", E)], id="raw-not-utf8"),
+        pytest.param(RAW_KO_902, [("MIME-8BIT-HEADER", E)], id="raw-utf8-right-code"),
+        pytest.param(RAW_KO_904, [("MIME-8BIT-HEADER", E), ("MDN-SUBJECT", E)], id="raw-utf8-wrong-code"),
+        pytest.param(b"\xe9\xff [KO]", [("MIME-8BIT-HEADER", E), ("MDN-SUBJECT", E)], id="raw-not-utf8"),
     ],
 )
-def test_raw_8bit_subject_is_read_as_utf8_with_a_warning(subject: bytes, expected: list) -> None:
+def test_raw_8bit_subject_is_read_as_utf8_and_refused_without_smtputf8(subject: bytes, expected: list) -> None:
     """A raw UTF-8 Subject with the right code is not a code mismatch (it was, the accents being lost)."""
     data = mdn(ERR.format("902", "Identifiant patient inconnu"), subject=subject, human=("text/plain", "902"))
     report = validate_mdn(data)
@@ -290,8 +305,10 @@ def test_raw_8bit_subject_is_read_as_utf8_with_a_warning(subject: bytes, expecte
     assert report.error_code == "902"
     if subject in (RAW_KO_902, RAW_KO_904):
         assert report.subject == subject.decode("utf-8")
-    if expected[:1] == [("MDN-SUBJECT-8BIT", W)]:
+    if expected[:1] == [("MIME-8BIT-HEADER", E)]:
         assert "RFC 6532" in report.findings[0].message and "RFC 2047" in report.findings[0].message
+    under_smtputf8 = validate_mdn(data, smtputf8=True)  # RFC 6531: UTF-8 header fields allowed
+    assert findings(under_smtputf8) == [f for f in expected if f[0] != "MIME-8BIT-HEADER"]
 
 
 def test_header_reading_helpers() -> None:
@@ -299,9 +316,10 @@ def test_header_reading_helpers() -> None:
         b"Subject: =?utf-8?q?caf=C3=A9?= au lait\r\nX-Raw: caf\xc3\xa9\r\nX-Bad: \xe9t\xe9\r\n"
         b"X-Folded:\r\n  deux\r\n  lignes\r\nX-Raw: second\r\n\r\nbody"
     )
-    assert header_value(msg, "subject") == "café au lait" and not is_8bit_header(msg, "Subject")
-    assert header_value(msg, "X-Raw") == "café" and is_8bit_header(msg, "x-raw")  # the first occurrence
-    assert header_value(msg, "X-Bad") == "\ufffdt\ufffd" and is_8bit_header(msg, "X-Bad")
+    assert header_value(msg, "subject") == "café au lait"
+    assert header_value(msg, "X-Raw") == "café"  # the first occurrence
+    assert header_value(msg, "X-Bad") == "\ufffdt\ufffd"
     assert header_value(msg, "X-Folded") == "deux lignes"
-    assert header_value(msg, "X-Absent") is None and not is_8bit_header(msg, "X-Absent")
+    assert header_value(msg, "X-Absent") is None
     assert header_value(parse_message(b"Subject: =?nope?q?x?=\r\n\r\n"), "Subject") == "=?nope?q?x?="
+    assert [f.message.split("en-tête ")[1].split(" ")[0] for f in raw_8bit_headers([msg])] == ["X-Raw", "X-Bad"]

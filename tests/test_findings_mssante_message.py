@@ -83,7 +83,7 @@ def both(*edits: Callable[[EmailMessage], None]) -> Callable[[EmailMessage], Non
         pytest.param(header("X-MSS-INS", "oui"), [("MSS-INS-VALUE", E)], id="ins-value"),
         pytest.param(header("X-MSS-MES", "FINI"), [("MSS-MES-VALUE", E)], id="mes-value"),
         pytest.param(header("Date", None), [("RFC5322-HEADER", E)], id="no-date"),
-        pytest.param(header("Message-ID", None), [("RFC5322-HEADER", E)], id="no-message-id"),
+        pytest.param(header("Message-ID", None), [("RFC5322-MESSAGE-ID", W)], id="no-message-id"),
         pytest.param(
             both(header("From", None), header("Date", None)),
             [("RFC5322-HEADER", E), ("RFC5322-HEADER", E)],
@@ -162,10 +162,12 @@ def test_the_reference_message_is_read(p001: tuple[Person, Establishment]) -> No
     assert report.xdm is not None and [h.code for h in report.cda] == ["74207-2"]
 
 
-def test_a_raw_utf8_subject_is_read_as_utf8(p001: tuple[Person, Establishment]) -> None:
+def test_a_raw_utf8_subject_is_read_as_utf8_and_refused_without_smtputf8(p001: tuple[Person, Establishment]) -> None:
     msg = message(p001)
     msg.replace_header("Subject", "XDM/1.0/DDM+Dossier de liaison d'urgence MARTIN Hélène")
     data = msg.as_bytes(policy=policy.SMTP.clone(utf8=True))  # raw UTF-8 header (RFC 6532)
     assert "Hélène".encode() in data
     report = validate_message(data, recipients=[DOCTOR])
-    assert report.subject == "XDM/1.0/DDM+Dossier de liaison d'urgence MARTIN Hélène" and report.findings == []
+    assert report.subject == "XDM/1.0/DDM+Dossier de liaison d'urgence MARTIN Hélène"
+    assert findings(report.findings) == [("MIME-8BIT-HEADER", E)]  # no SMTPUTF8: RFC 2047 expected
+    assert validate_message(data, recipients=[DOCTOR], smtputf8=True).findings == []

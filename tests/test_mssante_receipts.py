@@ -128,7 +128,7 @@ E, W = Severity.ERROR, Severity.WARNING
         pytest.param(_mdn(E902, subject=KO_904, text="erreur 902"), [("MDN-SUBJECT", E)], id="904-vs-902-rfc2047"),
         pytest.param(
             _mdn(E902, subject=KO_904, raw_subject=True, text="erreur 902"),
-            [("MDN-SUBJECT-8BIT", W), ("MDN-SUBJECT", E)],
+            [("MIME-8BIT-HEADER", E), ("MDN-SUBJECT", E)],
             id="904-vs-902-raw-utf8",
         ),
         pytest.param(_mdn("n'importe quoi"), [("MDN-DISPOSITION", E)], id="illegible"),
@@ -156,7 +156,7 @@ def test_subject_code_904_against_disposition_902_is_the_code_mismatch(raw_subje
     assert mismatch.message == "code 904 dans l'objet mais 902 dans Disposition"
     assert report.subject == KO_904 and report.error_code == "902"
     same_code = validate_mdn(_mdn(E902, subject=KO_904.replace("904", "902"), raw_subject=raw_subject, text="902"))
-    assert [f.code for f in same_code.findings] == (["MDN-SUBJECT-8BIT"] if raw_subject else [])
+    assert [f.code for f in same_code.findings] == (["MIME-8BIT-HEADER"] if raw_subject else [])
 
 
 def test_broken_boundaries_and_8bit_headers_do_not_crash() -> None:
@@ -164,7 +164,7 @@ def test_broken_boundaries_and_8bit_headers_do_not_crash() -> None:
     broken = broken.replace(b"Subject: XDM", b"Subject: \xe9\xff XDM")
     report = validate_mdn(broken)
     assert report.is_mdn  # still read; the missing close boundary is not fatal for the fields
-    assert [(f.code, f.severity) for f in report.findings] == [("MDN-SUBJECT-8BIT", W)]
+    assert [(f.code, f.severity) for f in report.findings] == [("MIME-8BIT-HEADER", E)]
     assert report.subject == "\ufffd\ufffd XDM/1.0/DDM+x"
 
 

@@ -12,9 +12,10 @@ Rules followed:
   ``error-codes``) as ``processed/Error: <code>^<label>`` (v1.1.2) or ``processed/error`` plus an
   ``Error: <code>^<label>`` field (v1.1.3) — both accepted — and a Subject starting with
   ``[KO Intégration système !][<code>]``;
-- a Subject written in raw 8-bit bytes is read as UTF-8 (RFC 6532 §3.2) so that its code is judged, with the
-  warning ``MDN-SUBJECT-8BIT``: the simulator does not offer SMTPUTF8 (RFC 6531), so a non-ASCII Subject should
-  be RFC 2047 encoded words (RFC 5322 §2.2 keeps header fields US-ASCII);
+- a Subject written in raw 8-bit bytes is read as UTF-8 (RFC 6532 §3.2) so that its integration code is judged
+  for what it says; the raw bytes themselves are the ``MIME-8BIT-HEADER`` error of every MSSanté message (RFC
+  5322 §2.2: header fields are US-ASCII; UTF-8 only under SMTPUTF8, RFC 6531, which the simulator does not
+  offer; RFC 2047 encoded words are expected);
 - a delivery status notification (``report-type=delivery-status``, RFC 3464) is not an MDN.
 Bytes in, findings out; the caller checks that the original message exists (it knows the mailboxes).
 """
@@ -27,7 +28,7 @@ from email.message import Message
 from email.parser import HeaderParser
 
 from harness.validators import Finding, Severity
-from harness.validators.mssante_message import header_value, is_8bit_header, parse_message
+from harness.validators.mssante_message import header_value, parse_message, raw_8bit_headers
 
 #: Integration error codes of the volet (``error-codes``, table applicationErrorCondition), labels verbatim.
 ERROR_CODES = {
@@ -103,8 +104,8 @@ def _fields(part: Message) -> dict[str, str]:
     return {name.lower(): header_value(parsed, name) or "" for name in parsed.keys()}
 
 
-def validate_mdn(data: bytes) -> MdnReport:
-    """Validate one MDN (the DATA of an SMTP submission)."""
+def validate_mdn(data: bytes, *, smtputf8: bool = False) -> MdnReport:
+    """Validate one MDN (the DATA of an SMTP submission); ``smtputf8``: the transaction used SMTPUTF8 (RFC 6531)."""
     report = MdnReport()
     f = report.findings
     try:
@@ -127,15 +128,8 @@ def validate_mdn(data: bytes) -> MdnReport:
             )
         )
         return report
-    if is_8bit_header(msg, "Subject"):
-        f.append(
-            Finding(
-                "MDN-SUBJECT-8BIT",
-                "objet en 8 bits bruts : sans l'extension SMTPUTF8 (RFC 6531, non annoncée) un en-tête non ASCII "
-                "s'écrit en mots encodés RFC 2047 ; lu comme UTF-8 (RFC 6532 §3.2)",
-                Severity.WARNING,
-            )
-        )
+    if not smtputf8:  # the same rule as for any MSSanté message: RFC 2047 encoded words, not raw 8-bit bytes
+        f.extend(raw_8bit_headers(parts))
     children = msg.get_payload() if isinstance(msg.get_payload(), list) else []
     if not children or not children[0].get_content_maintype() == "text":
         f.append(

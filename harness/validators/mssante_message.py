@@ -89,20 +89,13 @@ def raw_header(msg: Message, name: str) -> bytes | None:
     return None
 
 
-def is_8bit_header(msg: Message, name: str) -> bool:
-    """Whether a header arrived as raw 8-bit bytes instead of ASCII (RFC 5322 §2.2: header fields are US-ASCII;
-    non-ASCII text is written as RFC 2047 encoded words, or as raw UTF-8 only under SMTPUTF8, RFC 6532 §3)."""
-    raw = raw_header(msg, name)
-    return raw is not None and not raw.isascii()
-
-
 def header_value(msg: Message, name: str) -> str | None:
     """A header's value, RFC 2047-decoded and unfolded (RFC 5322 §2.2.3); None when absent.
 
     Raw 8-bit bytes are read as UTF-8, as RFC 6532 §3.2 defines them (invalid sequences become U+FFFD): the
     ``compat32`` policy would otherwise turn every such byte into U+FFFD, so that a Subject written in raw UTF-8
     ("[KO Intégration système !][904]") lost its accents and matched nothing. Whether raw 8-bit is acceptable is
-    the caller's verdict (:func:`is_8bit_header`).
+    the caller's verdict (:func:`raw_8bit_headers`).
     """
     raw = raw_header(msg, name)
     if raw is None:
@@ -116,7 +109,7 @@ def header_value(msg: Message, name: str) -> str | None:
     return " ".join(text.split())
 
 
-def _raw_8bit_headers(parts: list[Message]) -> list[Finding]:
+def raw_8bit_headers(parts: list[Message]) -> list[Finding]:
     """One ERROR per header field (of any MIME part) carrying raw 8-bit bytes: the ``compat32`` parser keeps them
     as surrogate escapes (U+DC80-U+DCFF)."""
     found: list[Finding] = []
@@ -187,7 +180,7 @@ def validate_message(
         elif len(values) != 1:
             f.append(Finding("RFC5322-HEADER", f"en-tête {name} absent ou multiple (RFC 5322 §3.6)"))
     if not smtputf8:
-        f.extend(_raw_8bit_headers(parts))
+        f.extend(raw_8bit_headers(parts))
 
     xdm_parts = []
     pdf_count = 0
