@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
-
 from fhir_access import essms, presenting
+from starlette.testclient import TestClient
 
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
 from harness.fields.testdata import TestData, load_testdata
@@ -375,3 +374,23 @@ def test_capability_statement_is_the_gestionnaire(sim) -> None:  # noqa: ANN001
         "Device",
     }
     assert client.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_a_production_ins_follows_the_harness_wide_policy(sim) -> None:  # noqa: ANN001
+    """issue 20: a Patient under .4.8 is accepted with an INS-PRODUCTION warning by default, refused under refuse."""
+    from harness.fields.identity import ProductionInsPolicy
+
+    client, service, journal = sim
+    for policy, status in ((ProductionInsPolicy.REFUSE, 422), (ProductionInsPolicy.WARN, 200)):
+        bundle = creation_bundle()
+        [patient] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+        patient["identifier"][0]["system"] = "urn:oid:1.2.250.1.213.1.4.8"
+        service.production_ins = policy
+        response = client.post("/fhir", json=bundle, headers=JSON)
+        assert response.status_code == status, response.text
+        if status == 422:
+            assert [i["details"]["coding"][0]["code"] for i in response.json()["issue"]] == ["INS-PRODUCTION"]
+    [created] = journal.query(
+        JournalFilter(service="eparcours", operation="fhir.create.Patient", outcome=Outcome.ACCEPTED)
+    )
+    assert [(f["code"], f["severity"]) for f in created.details["findings"]] == [("INS-PRODUCTION", "warning")]

@@ -356,3 +356,30 @@ def test_a_missing_value_set_is_named_with_the_file_of_a_close_name(tmp_path: Pa
         "jeuxDeValeurs/JDV_HL7_SeverityObservation-CISIS.xml (le dossier contient "
         "JDV_HL7_SeverityObservationCode_CISIS.xml)"
     )
+
+
+def test_a_production_ins_follows_the_harness_wide_policy(sim, testdata: TestData) -> None:  # noqa: ANN001
+    """issue 20: the default ``warn`` accepts a confirmation naming the person under .4.8 with an INS-PRODUCTION
+    warning; ``refuse`` answers 422."""
+    from harness.fields.identity import ProductionInsPolicy
+
+    client, service, journal = sim
+    person = testdata.person("Jeanne MARTIN")
+    for policy, status in ((ProductionInsPolicy.REFUSE, 422), (ProductionInsPolicy.WARN, 201)):
+        prescription = service.issue(person)
+        retrieve(client, prescription.epu)
+        resource = task(prescription.epu, person.ins.value)
+        resource["for"]["identifier"]["system"] = "urn:oid:1.2.250.1.213.1.4.8"
+        service.production_ins = policy
+        response = client.post("/fhir/Task", json=resource, headers=JSON)
+        assert response.status_code == status, response.text
+        [exchange] = journal.query(JournalFilter(service="eprescription", operation="eprescription.import_confirmed"))[
+            -1:
+        ]
+        found = [  # refused: the OperationOutcome issues; accepted: the warnings as findings
+            (coding["code"], issue["severity"])
+            for issue in exchange.details.get("issues", [])
+            for coding in (issue.get("details") or {}).get("coding", [])
+            if coding["code"] == "INS-PRODUCTION"
+        ] + [(f["code"], f["severity"]) for f in exchange.details.get("findings", []) if f["code"] == "INS-PRODUCTION"]
+        assert found == [("INS-PRODUCTION", "error" if status == 422 else "warning")], exchange.details

@@ -8,9 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from starlette.testclient import TestClient
-
 from fhir_access import essms, presenting
+from starlette.testclient import TestClient
 
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
 from harness.fields import dui
@@ -135,11 +134,6 @@ def test_profile_name_in_request_url_is_tolerated_with_a_warning() -> None:
             False,
         ),
         (lambda b: b["entry"][1]["resource"]["identifier"][0].update(value="238047505612395"), "TDDUI-INS", False),
-        (
-            lambda b: b["entry"][1]["resource"]["identifier"][0].update(system="urn:oid:1.2.250.1.213.1.4.8"),
-            "TDDUI-INS-PRODUCTION",
-            False,
-        ),
         (lambda b: b["entry"][0]["resource"].update(identifier=[]), "TDDUI-FINESS", False),
         (lambda b: b["entry"][2]["resource"].pop("period"), "TDDUI-SEJOUR-DEBUT", False),
     ],
@@ -180,8 +174,13 @@ def test_bundle_without_profiles_is_read_with_warnings() -> None:
 # ------------------------------------------------------------------------------------------ simulator
 @pytest.fixture
 def sim(tmp_path: Path):  # noqa: ANN201
+    yield from _sim(tmp_path, {})
+
+
+def _sim(tmp_path: Path, settings: dict):  # noqa: ANN202
     journal = SQLiteJournal(tmp_path / "journal.sqlite")
     ctx = SimulatorContext(
+        settings=settings,
         name="tddui",
         journal=journal,
         pki=None,
@@ -256,10 +255,10 @@ def test_refusals_are_operation_outcomes_and_journaled(
 def test_business_rule_violation_is_422_and_nothing_is_created(sim) -> None:  # noqa: ANN001
     client, journal, _ = sim
     bundle = export()
-    bundle["entry"][1]["resource"]["identifier"][0]["system"] = "urn:oid:1.2.250.1.213.1.4.8"
+    bundle["entry"][1]["resource"]["identifier"][0]["value"] = "238047505612395"  # wrong INS key
     response = client.post("/", content=as_bytes(bundle), headers=HEADERS)
     assert response.status_code == 422
-    assert any("TDDUI-INS-PRODUCTION" in i["diagnostics"] for i in response.json()["issue"])
+    assert any("TDDUI-INS" in i["diagnostics"] for i in response.json()["issue"])
     assert journal.count(JournalFilter(service="tddui", outcome=Outcome.ACCEPTED)) == 0
 
 
@@ -273,3 +272,28 @@ def test_fault_injection_and_metadata(sim) -> None:  # noqa: ANN001
         Outcome.REJECTED,
         Outcome.ACCEPTED,
     ]
+
+
+@pytest.mark.parametrize(("policy", "status", "severity"), [("warn", 200, "warning"), ("refuse", 422, "error")])
+def test_a_production_ins_follows_the_harness_wide_policy(
+    tmp_path: Path, policy: str, status: int, severity: str
+) -> None:
+    """issue 20: one production-INS policy for every simulator; the default ``warn`` accepts with a finding."""
+    client, journal, _ = next(_sim(tmp_path, {"production_ins": policy}))
+    bundle = export()
+    bundle["entry"][1]["resource"]["identifier"][0]["system"] = "urn:oid:1.2.250.1.213.1.4.8"
+    response = client.post("/", content=as_bytes(bundle), headers=HEADERS)
+    assert response.status_code == status
+    text = response.text
+    assert "INS-PRODUCTION" in text and "INS de production" in text
+    issues = [
+        i
+        for outcome in (
+            [response.json()]
+            if status != 200
+            else [e["response"].get("outcome") or {} for e in response.json()["entry"]]
+        )
+        for i in outcome.get("issue", [])
+        if "INS-PRODUCTION" in i.get("diagnostics", "")
+    ]
+    assert [i["severity"] for i in issues] == [severity]

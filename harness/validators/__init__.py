@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from harness.fields.identity import INS, InsError, ProductionInsPolicy, parse_ins, production_ins
+
 
 class Severity(StrEnum):
     ERROR = "error"  # the real service would refuse the exchange
@@ -37,3 +39,22 @@ class Finding:
 
 def errors(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR]
+
+
+def production_ins_findings(
+    ins: INS | tuple[str | None, str | None] | None,
+    policy: ProductionInsPolicy = ProductionInsPolicy.WARN,
+    location: str = "",
+) -> list[Finding]:
+    """The harness-wide production-INS policy as a finding (``INS-PRODUCTION``: a warning under ``warn``, an error
+    under ``refuse``) for an INS, or a (value, OID) pair; nothing for a test INS or an unreadable one (whose own
+    check reports it)."""
+    if isinstance(ins, tuple):
+        try:
+            ins = parse_ins(ins[0] or "", ins[1] or "")
+        except InsError:
+            return []
+    verdict = production_ins(ins, policy) if ins is not None else None
+    if verdict is None:
+        return []
+    return [Finding(verdict.code, verdict.message, Severity.ERROR if verdict.refuse else Severity.WARNING, location)]

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.fields import dui
-from harness.fields.identity import INS_OIDS, InsError, InsKind, parse_ins
-from harness.validators import Finding, Severity
+from harness.fields.identity import INS_OIDS, InsError, ProductionInsPolicy, parse_ins
+from harness.validators import Finding, Severity, production_ins_findings
 
 MAX_BYTES = 50 * 1024 * 1024
 PROFILE_BASE = "https://interop.esante.gouv.fr/ig/fhir/tddui/StructureDefinition/"
@@ -204,7 +204,9 @@ class _Bundle:
         return None
 
 
-def _person_key(patient: dict[str, Any], where: str, findings: list[Finding]) -> str | None:
+def _person_key(
+    patient: dict[str, Any], where: str, findings: list[Finding], policy: ProductionInsPolicy = ProductionInsPolicy.WARN
+) -> str | None:
     """The INS (15 characters) when the DUI sent one, else the local identifier."""
     local = None
     for ident in patient.get("identifier") or []:
@@ -218,15 +220,9 @@ def _person_key(patient: dict[str, Any], where: str, findings: list[Finding]) ->
             except InsError as exc:
                 findings.append(Finding("TDDUI-INS", f"INS invalide: {exc}", Severity.ERROR, where))
                 return None
-            if ins.kind in (InsKind.NIR, InsKind.NIA):
-                findings.append(
-                    Finding(
-                        "TDDUI-INS-PRODUCTION",
-                        f"INS de production (OID {oid}) refusé: seules les identités de test sont admises en recette",
-                        Severity.ERROR,
-                        where,
-                    )
-                )
+            production = production_ins_findings(ins, policy, where)  # harness-wide policy: warn or refuse
+            findings.extend(production)
+            if any(f.severity is Severity.ERROR for f in production):
                 return None
             return ins.value
         if system == LOCAL_ID_SYSTEM or any(
@@ -239,8 +235,11 @@ def _person_key(patient: dict[str, Any], where: str, findings: list[Finding]) ->
     return None
 
 
-def validate_bundle(data: bytes, *, max_bytes: int = MAX_BYTES) -> TdduiReport:
-    """Check a TDDUI transaction Bundle (JSON bytes) and extract its DUI facts. Never raises on bad input."""
+def validate_bundle(
+    data: bytes, *, max_bytes: int = MAX_BYTES, production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN
+) -> TdduiReport:
+    """Check a TDDUI transaction Bundle (JSON bytes) and extract its DUI facts. Never raises on bad input. An INS
+    under a production OID follows ``production_ins`` (``INS-PRODUCTION`` warning, or error under ``refuse``)."""
     findings: list[Finding] = []
     if len(data) > max_bytes:
         return TdduiReport((Finding("TDDUI-TAILLE", f"Bundle de {len(data)} octets > {max_bytes}"),), structural=True)
@@ -332,7 +331,7 @@ def validate_bundle(data: bytes, *, max_bytes: int = MAX_BYTES) -> TdduiReport:
                 )
         if kind is not None:
             classified.append((index, resource, kind, full_url, profile))
-    facts = _extract(bundle, classified, findings)
+    facts = _extract(bundle, classified, findings, production_ins)
     essms = tuple(sorted({f.essms for f in facts}))
     return TdduiReport(tuple(findings), tuple(facts), tuple(outcomes), essms)
 
@@ -365,10 +364,14 @@ def _structure_findings(raw: dict[str, Any]) -> list[Finding]:
 
 
 def _extract(
-    bundle: _Bundle, classified: list[tuple[int, dict[str, Any], dui.FactKind, str, str]], findings: list[Finding]
+    bundle: _Bundle,
+    classified: list[tuple[int, dict[str, Any], dui.FactKind, str, str]],
+    findings: list[Finding],
+    production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN,
 ) -> list[DuiFact]:
     facts: list[DuiFact] = []
     persons: dict[int, str] = {}  # id(patient resource) -> person key
+    refused: set[int] = set()  # Patient resources whose identity was refused (reported once)
     stays_essms: dict[int, str] = {}  # id(séjour resource) -> FINESS
     person_essms: dict[str, set[str]] = {}
 
@@ -384,9 +387,12 @@ def _extract(
                 )
             )
             return None
+        if id(patient) in refused:
+            return None
         if id(patient) not in persons:
-            key = _person_key(patient, where, findings)
+            key = _person_key(patient, where, findings, production_ins)
             if key is None:
+                refused.add(id(patient))
                 return None
             persons[id(patient)] = key
         return persons[id(patient)]
@@ -462,9 +468,12 @@ def _extract(
         where = f"Bundle.entry[{index}].resource"
         updated = _day((resource.get("meta") or {}).get("lastUpdated"))
         if kind is dui.FactKind.USAGER:
+            if id(resource) in refused:
+                continue
             if id(resource) not in persons:
-                key = _person_key(resource, where, findings)
+                key = _person_key(resource, where, findings, production_ins)
                 if key is None:
+                    refused.add(id(resource))
                     continue
                 persons[id(resource)] = key
             person = persons[id(resource)]

@@ -44,9 +44,10 @@ from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.store import UnitOfWork
+from harness.fields.identity import production_ins_policy
 from harness.fields.testdata import Person
 from harness.host.simulator import SimulatorContext
-from harness.validators import Finding
+from harness.validators import Finding, production_ins_findings
 from harness.validators import cdl as C
 from harness.validators.frcore import (
     IDNPS_SYSTEM,
@@ -253,6 +254,7 @@ class EparcoursService(FhirHooks):
         self._lock = threading.Lock()
         self.store = ResourceStore(clock=ctx.run.now)
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
+        self.production_ins = production_ins_policy(ctx.settings)  # harness-wide production-INS policy
         self.fhir = FhirServer(
             resources=RESOURCES,
             store=self.store,
@@ -365,7 +367,9 @@ class EparcoursService(FhirHooks):
         if resource_type == "DocumentReference":
             return C.check_note(resource)
         if resource_type == "Patient":
-            return check_patient(resource)
+            return check_patient(resource) + production_ins_findings(
+                patient_ins(resource), self.production_ins, "Patient.identifier"
+            )
         if resource_type == "Organization":
             return check_organization(resource)
         if resource_type == "Practitioner":

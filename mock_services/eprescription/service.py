@@ -53,10 +53,11 @@ from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.store import UnitOfWork, Version
 from harness.fhir.wire import Format, render, response_format
+from harness.fields.identity import production_ins_policy
 from harness.fields.testdata import Person
 from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import SimulatorContext
-from harness.validators import Finding
+from harness.validators import Finding, production_ins_findings
 from harness.validators.eprescription import (
     EPU_SYSTEM,
     IMPLEMENTATION_GUIDE,
@@ -208,6 +209,7 @@ class EprescriptionService(FhirHooks):
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
         self.store = ResourceStore(clock=ctx.run.now)
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
+        self.production_ins = production_ins_policy(ctx.settings)  # harness-wide production-INS policy
         self.fhir = FhirServer(
             resources=RESOURCES,
             store=self.store,
@@ -313,7 +315,11 @@ class EprescriptionService(FhirHooks):
         self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
     ) -> list[Finding]:
         if resource_type == "Task":
-            return check_confirmation(resource)
+            confirmation = read_confirmation(resource)
+            production = production_ins_findings(
+                (confirmation.ins, confirmation.ins_oid), self.production_ins, "Task.for"
+            )
+            return check_confirmation(resource) + production
         return []
 
     def before_write(

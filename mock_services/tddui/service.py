@@ -24,6 +24,7 @@ from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity
 from harness.fhir.store import ResourceStore, UnitOfWork
 from harness.fhir.wire import MIME_JSON, Format, body_format
 from harness.fields import dui
+from harness.fields.identity import production_ins_policy
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators.tddui import MAX_BYTES, TdduiReport, operation_outcome, validate_bundle
@@ -91,6 +92,7 @@ class TdduiService(FhirHooks):
         self.ctx = ctx
         self.settings = settings
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
+        self.production_ins = production_ins_policy(ctx.settings)  # harness-wide production-INS policy
         self.fhir = FhirServer(
             resources=(),
             store=ResourceStore(clock=ctx.run.now),
@@ -125,7 +127,7 @@ class TdduiService(FhirHooks):
         body = info.body
         if body_format(info.content_type) is Format.XML:  # validated in its JSON form
             body = json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-        report = validate_bundle(body, max_bytes=self.settings.max_bytes)
+        report = validate_bundle(body, max_bytes=self.settings.max_bytes, production_ins=self.production_ins)
         if report.errors:
             raise TdduiRefusal(
                 400 if report.structural else 422,
