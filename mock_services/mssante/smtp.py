@@ -89,13 +89,15 @@ def reply_code(reply: str) -> str:
 
 def wire_problem(data: bytes) -> str | None:
     """The first RFC 5321 rule the DATA bytes break (after dot-unstuffing), in French; ``None`` if none."""
-    if _BARE_LF.search(data):
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf and _BARE_LF.search(data):  # counts first: C-speed on the common, clean message
         return "LF seul, CRLF attendu (RFC 5321 §2.3.8)"
-    if _BARE_CR.search(data):
+    if data.count(b"\r") != crlf and _BARE_CR.search(data):
         return "CR seul, CRLF attendu (RFC 5321 §2.3.8)"
-    for number, line in enumerate(data.split(b"\r\n"), start=1):
-        if len(line) > MAX_LINE:
-            return f"ligne {number} de {len(line) + 2} octets, 1000 au plus (RFC 5321 §4.5.3.1.6)"
+    lines = data.split(b"\r\n")
+    if max(map(len, lines), default=0) > MAX_LINE:
+        number, line = next((n, x) for n, x in enumerate(lines, start=1) if len(x) > MAX_LINE)
+        return f"ligne {number} de {len(line) + 2} octets, 1000 au plus (RFC 5321 §4.5.3.1.6)"
     return None
 
 
