@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from harness.fields.identity import ProductionInsPolicy
 from harness.host.simulator import Simulator, SimulatorContext
+from mock_services.mssante.auth_backoff import shared_backoff
 from mock_services.mssante.directory import DirectoryApi, MailboxDirectory
 from mock_services.mssante.hl7relay import Hl7Relay
 from mock_services.mssante.imap import ImapServer
@@ -45,6 +46,7 @@ class MSSanteSimulator(Simulator):
         quota = ctx.settings.get("mailbox_quota_bytes")  # per mailbox; absent: no quota
         self.store = MailStore(quota_bytes=int(quota) if quota else None)
         self.directory = MailboxDirectory(ctx)
+        shared_backoff(ctx)  # password back-off shared by SMTP and IMAP (settings.mssante.auth_backoff)
         for mailbox in self.directory.all():
             self.store.ensure_mailbox(mailbox.address)
         self.flow = MailFlow(ctx, self.store, self.directory, strict=settings.strict, hostname=settings.hostname)

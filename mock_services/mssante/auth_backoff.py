@@ -25,16 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-SMTP_TEMPORARY_REFUSAL = "454 4.7.0 Temporary authentication failure: trop d'échecs, réessayez plus tard"
+SMTP_TEMPORARY_REFUSAL = (
+    "454 4.7.0 Temporary authentication failure: trop d'echecs, reessayez plus tard"  # 7-bit (RFC 5321)
+)
 IMAP_TEMPORARY_REFUSAL = "NO [UNAVAILABLE] Trop d'échecs d'authentification, réessayez plus tard"
 
 
 @dataclass(frozen=True)
 class BackoffPolicy:
-    """``[settings.mssante] auth_backoff`` (the defaults follow Dovecot's 2 s failure delay and a fail2ban-like
-    lockout: 10 failures in 10 minutes lock the account or the peer for 15 minutes)."""
+    """``[settings.mssante] auth_backoff``: after ``free_failures`` failures of an account, each failure is answered
+    after a delay doubling from ``base_delay`` up to ``max_delay`` (Dovecot delays every failure by 2 s); 10 failures
+    in 10 minutes lock the account, or the peer whatever the accounts it tries, for 15 minutes (fail2ban-like)."""
 
-    free_failures: int = 2  # failures answered at once
+    free_failures: int = 3  # failures of an account answered at once
     base_delay: float = 1.0  # seconds before the next failure answer, doubled at each failure beyond the free ones
     max_delay: float = 8.0
     lockout_failures: int = 10  # failures within the window that refuse every attempt for lockout_seconds
@@ -121,7 +124,7 @@ class AuthBackoff:
                 track.failures.append(now)
                 if len(track.failures) >= policy.lockout_failures:
                     track.locked_until = max(track.locked_until, now + policy.lockout_seconds)
-            beyond = max(len(t.failures) for t in tracks) - policy.free_failures
+            beyond = len(tracks[0].failures) - policy.free_failures  # the delay follows the account's failures
             delay = min(policy.max_delay, policy.base_delay * 2 ** (beyond - 1)) if beyond > 0 else 0.0
             return self._decision(*tracks, now, delay=delay)
 
@@ -130,3 +133,16 @@ class AuthBackoff:
         is still a guesser)."""
         with self._lock:
             self._tracks.pop(("account", account.casefold()), None)
+
+
+SERVICE_KEY = "mssante.auth_backoff"
+
+
+def shared_backoff(ctx: Any) -> AuthBackoff:
+    """The back-off of one MSSanté simulator, shared by its SMTP and IMAP listeners (the host's service registry
+    holds it: created on first use from ``[settings.mssante] auth_backoff``)."""
+    found = ctx.services.get(SERVICE_KEY)
+    if found is None:
+        found = AuthBackoff(BackoffPolicy.from_mapping(dict(ctx.settings.get("auth_backoff", {}))))
+        ctx.services.provide(SERVICE_KEY, found)
+    return found

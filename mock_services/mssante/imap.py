@@ -39,7 +39,7 @@ from pymap.backend.session import BaseSession
 from pymap.concurrent import Event, Subsystem
 from pymap.config import BackendCapability, IMAPConfig
 from pymap.context import current_command, socket_info, subsystem
-from pymap.exceptions import InvalidAuth, NotAllowedError
+from pymap.exceptions import InvalidAuth, NotAllowedError, ResponseError
 from pymap.flags import FlagOp
 from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
@@ -51,7 +51,7 @@ from pymap.message import BaseLoadedMessage, BaseMessage
 from pymap.mime import MessageContent
 from pymap.parsing.command import Command
 from pymap.parsing.message import AppendMessage
-from pymap.parsing.response import CommandResponse, ResponseBad, ResponseBye, ResponseCode, ResponseOk
+from pymap.parsing.response import CommandResponse, ResponseBad, ResponseBye, ResponseCode, ResponseNo, ResponseOk
 from pymap.parsing.specials import FetchRequirement, ObjectId
 from pymap.parsing.specials.flag import Flag
 from pymap.selected import SelectedMailbox, SelectedSet
@@ -71,6 +71,7 @@ from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields.testdata import Mailbox, MailboxType
 from harness.host.asgi_tls import handshake_refusal, ssl_reason
 from harness.host.simulator import SimulatorContext
+from mock_services.mssante.auth_backoff import IMAP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, StoreError
 
@@ -478,9 +479,26 @@ class StoreBackend(LoginInterface):
         mechanism = ""
         with contextlib.suppress(LookupError):
             mechanism = getattr(current_command.get(), "mech_name", b"LOGIN").decode("ascii", "replace").upper()
-        peercert = None
+        peercert, peer = None, "?"
         with contextlib.suppress(LookupError):
-            peercert = socket_info.get().peercert
+            info = socket_info.get()
+            peercert, peer = info.peercert, str(info.peername_ip or "?")
+        backoff = shared_backoff(self.ctx)
+        account = credentials.authcid or credentials.authzid or ""
+        if isinstance(credentials, PlainCredentials):
+            decision = backoff.check(account, peer)
+            if decision.refused:  # too many failures: refused without checking the password (RFC 5530 UNAVAILABLE)
+                await asyncio.to_thread(
+                    self.record_auth,
+                    Outcome.REJECTED,
+                    account,
+                    mechanism,
+                    "trop d'échecs d'authentification : refus temporaire",
+                    None,
+                    error_code="NO [UNAVAILABLE]",
+                    extra={**decision.details(), "peer": peer},
+                )
+                raise _Unavailable(IMAP_TEMPORARY_REFUSAL.removeprefix("NO [UNAVAILABLE] "))
         try:
             if isinstance(credentials, PlainCredentials):
                 mailbox = self._password(credentials)
@@ -498,6 +516,11 @@ class StoreBackend(LoginInterface):
             else:
                 raise _Refused("mécanisme d'authentification non pris en charge")
         except _Refused as exc:
+            extra: dict[str, Any] = {}
+            delay = 0.0
+            if isinstance(credentials, PlainCredentials):  # a wrong password: counted, answered after the delay
+                decision = backoff.failure(account, peer)
+                extra, delay = {**decision.details(), "peer": peer}, decision.delay
             await asyncio.to_thread(
                 self.record_auth,
                 Outcome.REJECTED,
@@ -505,8 +528,13 @@ class StoreBackend(LoginInterface):
                 mechanism,
                 str(exc),
                 None,
+                extra=extra,
             )
+            if delay:
+                await asyncio.sleep(delay)
             raise InvalidAuth(_ascii(str(exc))) from None
+        if isinstance(credentials, PlainCredentials):
+            backoff.success(account, peer)
         await asyncio.to_thread(self.record_auth, Outcome.ACCEPTED, mailbox.address, mechanism, method, mailbox)
         return StoreIdentity(self, mailbox)
 
@@ -568,7 +596,17 @@ class StoreBackend(LoginInterface):
             )
         )
 
-    def record_auth(self, outcome: Outcome, actor: str, mechanism: str, detail: str, mailbox: Mailbox | None) -> None:
+    def record_auth(
+        self,
+        outcome: Outcome,
+        actor: str,
+        mechanism: str,
+        detail: str,
+        mailbox: Mailbox | None,
+        *,
+        error_code: str = "NO [AUTHENTICATIONFAILED]",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Journal one IMAP authentication (``imap.auth``); public: the connection state records LOGIN refusals."""
         self.ctx.record(
             Exchange(
@@ -578,15 +616,31 @@ class StoreBackend(LoginInterface):
                 outcome=outcome,
                 actor=(actor or "")[:200] or None,
                 essms=mailbox.finess if mailbox else None,
-                error_code="NO [AUTHENTICATIONFAILED]" if outcome is Outcome.REJECTED else None,
+                error_code=error_code if outcome is Outcome.REJECTED else None,
                 error_message=detail if outcome is Outcome.REJECTED else None,
-                details={"protocol": "imap", "mechanism": mechanism, "method": detail if mailbox else None},
+                details={
+                    "protocol": "imap",
+                    "mechanism": mechanism,
+                    "method": detail if mailbox else None,
+                    **(extra or {}),
+                },
             )
         )
 
 
 class _Refused(Exception):
     pass
+
+
+class _Unavailable(ResponseError):
+    """``NO [UNAVAILABLE]`` (RFC 5530 §3): the account or the peer is temporarily refused after too many failures."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self._raw = _ascii(msg).encode("ascii")
+
+    def get_response(self, tag: bytes) -> ResponseNo:
+        return ResponseNo(tag, self._raw, ResponseCode.of(b"UNAVAILABLE"))
 
 
 def _ascii(text: str) -> str:

@@ -28,6 +28,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields.testdata import Mailbox, MailboxType
 from harness.host.simulator import SimulatorContext
+from mock_services.mssante.auth_backoff import SMTP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.imap import certificate_mailboxes, certificate_structure, verify_bearer
 
@@ -37,7 +38,14 @@ _XOAUTH2 = re.compile(rb"^user=(?P<user>[^\x01]*)\x01auth=[Bb]earer (?P<token>[^
 
 
 def record_auth_refusal(
-    ctx: SimulatorContext, actor: str, reason: str, *, mechanism: str, essms: str | None = None
+    ctx: SimulatorContext,
+    actor: str,
+    reason: str,
+    *,
+    mechanism: str,
+    essms: str | None = None,
+    error_code: str = "535 5.7.8",
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Journal one refused AUTH (never the secret)."""
     ctx.record(
@@ -48,9 +56,9 @@ def record_auth_refusal(
             outcome=Outcome.REJECTED,
             actor=actor[:200] or None,
             essms=essms,
-            error_code="535 5.7.8",
+            error_code=error_code,
             error_message=reason,
-            details={"mechanism": mechanism},
+            details={"mechanism": mechanism, **(extra or {})},
         )
     )
 
@@ -69,17 +77,44 @@ class PasswordAuthenticator:
             return AuthResult(success=False, handled=False)
         login = auth_data.login.decode("utf-8", "replace")
         mailbox = self.directory.get(login)
+        peer = str(session.peer[0]) if isinstance(session.peer, tuple) and session.peer else "?"
+        backoff = shared_backoff(self.ctx)
+        decision = backoff.check(login, peer)
+        if decision.refused:  # too many failures: refused without checking the password (RFC 4954 §6: 454 4.7.0)
+            record_auth_refusal(
+                self.ctx,
+                login,
+                "trop d'échecs d'authentification : refus temporaire",
+                mechanism=mechanism,
+                essms=mailbox.finess if mailbox else None,
+                error_code="454 4.7.0",
+                extra={**decision.details(), "peer": peer},
+            )
+            return AuthResult(success=False, handled=False, message=SMTP_TEMPORARY_REFUSAL)
         password = auth_data.password.decode("utf-8", "replace")
         if mailbox is not None and mailbox.password is not None and password == mailbox.password:
+            backoff.success(login, peer)
             return AuthResult(success=True, auth_data=mailbox.address)
+        decision = backoff.failure(login, peer)
         record_auth_refusal(
             self.ctx,
             login,
             "identifiant ou mot de passe MSSanté invalide",
             mechanism=mechanism,
             essms=mailbox.finess if mailbox else None,
+            extra={**decision.details(), "peer": peer},
         )
+        if decision.delay and server.transport is not None:
+            # this callback is synchronous (aiosmtpd): the 535 goes now, the next command is read after the delay
+            transport = server.transport
+            transport.pause_reading()
+            asyncio.get_running_loop().call_later(decision.delay, _resume, transport)
         return AuthResult(success=False, handled=False, message=INVALID)
+
+
+def _resume(transport: Any) -> None:
+    if not transport.is_closing():
+        transport.resume_reading()
 
 
 async def initial_or_challenge(server: SMTP, args: list[str]) -> bytes | None:
