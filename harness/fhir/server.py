@@ -134,6 +134,7 @@ class FhirServer:
                 Route("/{rtype}/{rid}", self._instance, methods=methods),
                 Route("/{rtype}/{rid}/_history", self._history, methods=methods),
                 Route("/{rtype}/{rid}/_history/{vid}", self._vread, methods=methods),
+                Route("/{path:path}", self._unknown_path, methods=methods),  # answered and journaled too
             ]
         )
 
@@ -327,6 +328,17 @@ class FhirServer:
                 error_code="FHIR-NOT-ALLOWED",
             )
         return known
+
+    async def _unknown_path(self, request: Request) -> Response:
+        return await self._handle(request, Interaction.INVALID, None, None, self._no_such_path)
+
+    def _no_such_path(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
+        raise fail(
+            404,
+            IssueCode.NOT_FOUND,
+            f"aucune interaction FHIR à cette adresse : {info.path[:200]}",
+            error_code="FHIR-UNKNOWN-PATH",
+        )
 
     def _not_allowed(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         raise fail(

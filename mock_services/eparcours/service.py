@@ -454,21 +454,28 @@ class EparcoursService(FhirHooks):
     def _note_details(self, note: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(note, dict):
             return {}
-        return {
-            "note": {
-                "id": note.get("id"),
-                "type": C.note_type(note),
-                "urgent": C.is_emergency(note),
-                "visibility": C.visibility(note),
-                "version": (note.get("meta") or {}).get("versionId"),
-                "status": note.get("status"),
+        try:
+            return {
+                "note": {
+                    "id": note.get("id"),
+                    "type": C.note_type(note),
+                    "urgent": C.is_emergency(note),
+                    "visibility": C.visibility(note),
+                    "version": (note.get("meta") or {}).get("versionId"),
+                    "status": note.get("status"),
+                }
             }
-        }
+        except (AttributeError, TypeError, ValueError):  # a malformed note (refused 400): described as it is
+            return {"note": {"id": str(note.get("id"))[:64], "malformed": True}}
 
     def _exchange_of(self, item: FhirInteraction, request: RequestInfo, body: bytes, uow: UnitOfWork) -> Exchange:
         if item.resource_type == "DocumentReference" and item.interaction in _VERBS:
             verb = _VERBS[item.interaction]
             note = item.resource or self._last_known(item.resource_id)
+            if not isinstance(note, dict) or note.get("resourceType") != "DocumentReference":
+                note = (
+                    None  # another resource sent to the DocumentReference endpoint (refused 400): no note to describe
+                )
             if item.interaction is Interaction.SEARCH:
                 persons = {self.person_of(m.resource, uow) for m in item.matches}
                 person = self._searched_ins(item) or (persons.pop() if len(persons) == 1 else None)
@@ -520,6 +527,17 @@ class EparcoursService(FhirHooks):
         return None
 
     def exchanges(self, item: FhirInteraction, *, request: RequestInfo, body: bytes, uow: UnitOfWork) -> list[Exchange]:
+        try:
+            return self._exchanges(item, request=request, body=body, uow=uow)
+        except (AttributeError, TypeError, ValueError, KeyError):
+            if item.accepted:
+                raise  # an accepted write is described properly or not at all (the server answers 500)
+            # a malformed request the rules refused: journaled with the generic details rather than lost
+            return [default_exchange(item, request=request, body=body)]
+
+    def _exchanges(
+        self, item: FhirInteraction, *, request: RequestInfo, body: bytes, uow: UnitOfWork
+    ) -> list[Exchange]:
         if item.interaction not in (Interaction.TRANSACTION, Interaction.BATCH) or not item.entries:
             if item.interaction is Interaction.TRANSACTION and isinstance(item.request, dict):
                 # a refused Bundle (bad structure, profile): its notes are refused creations / updates of the cahier
