@@ -673,6 +673,37 @@ class _TooBig(Exception):
         self.tag = tag
 
 
+class _TooDeep(_TooBig):
+    """A command whose parenthesised lists nest deeper than :data:`MAX_NESTING` (the connection stays in sync)."""
+
+
+#: Nesting of parenthesised lists a command may use (SEARCH keys, FETCH attributes); pymap's recursive parser
+#: answered ``BYE [SERVERBUG]`` at 300, unjournaled (issue 15 item 7)
+MAX_NESTING = 32
+
+
+def nesting_depth(line: bytes) -> int:
+    """The deepest parenthesis nesting of an IMAP command line, quoted strings skipped (RFC 9051 §4.3)."""
+    depth = deepest = 0
+    quoted = escaped = False
+    for byte in line:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                quoted = False
+        elif byte == 0x22:
+            quoted = True
+        elif byte == 0x28:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte == 0x29:
+            depth -= 1
+    return deepest
+
+
 class _State(ConnectionState):
     async def do_greeting(self) -> CommandResponse:
         # pymap lets a localhost client authenticate before STARTTLS; the MSSanté server never does.
@@ -705,6 +736,11 @@ class _Connection(IMAPConnection):
                 raise EOFError()
             literal = _LITERAL_PLUS.search(buf) if buf.endswith(b"+}\n") or buf.endswith(b"+}\r\n") else None
             if literal is None:
+                if nesting_depth(buf) > MAX_NESTING:
+                    raise _TooDeep(
+                        bytes(buf.split(b" ", 1)[0][:64]),
+                        f"listes imbriquées sur plus de {MAX_NESTING} niveaux (commande refusée)",
+                    )
                 return memoryview(buf)
             length = int(literal.group(1))
             tag = bytes(buf.split(b" ", 1)[0][:64])
@@ -729,6 +765,11 @@ class _Connection(IMAPConnection):
     async def read_command(self, state: ConnectionState) -> Command:
         try:
             return await super().read_command(state)
+        except _TooDeep as exc:  # the whole line was read: answer BAD and go on with the next command
+            server: ImapServer = self.server  # type: ignore[attr-defined]
+            await asyncio.to_thread(server.record_protocol_error, str(exc), "BAD")
+            await self.write_response(ResponseBad(exc.tag or b"*", _ascii(str(exc)).encode("ascii")))
+            return await self.read_command(state)
         except _TooBig as exc:
             server: ImapServer = self.server  # type: ignore[attr-defined]
             await asyncio.to_thread(server.record_protocol_error, str(exc))
@@ -815,14 +856,14 @@ class ImapServer:
         fault = self.ctx.take_fault("server.slow")
         return float(fault.params.get("seconds", 2.0)) if fault is not None else 0.0
 
-    def record_protocol_error(self, message: str) -> None:
+    def record_protocol_error(self, message: str, error_code: str = "BAD [TOOBIG]") -> None:
         self.ctx.record(
             Exchange(
                 service=self.ctx.name,
                 operation=PROTOCOL,
                 direction=Direction.FROM_DUI,
                 outcome=Outcome.REJECTED,
-                error_code="BAD [TOOBIG]",
+                error_code=error_code,
                 error_message=message,
                 details={"protocol": "imap"},
             )
