@@ -136,6 +136,10 @@ class FhirHooks:
         """Whether a read or search may return this resource."""
         return True
 
+    def unavailable(self, *, request: RequestInfo) -> FhirError | None:
+        """An injected outage for this request (checked once the caller is authenticated): the error to answer."""
+        return None
+
     def before_delete(self, item: FhirInteraction, version: Version, *, uow: UnitOfWork, request: RequestInfo) -> None:
         """Rules before the current ``version`` is deleted (who may delete it)."""
 

@@ -245,6 +245,8 @@ class FhirServer:
             info = replace(info, caller_finess=self.hooks.authenticate(client_certificate(request.scope), request=info))
         except FhirError as exc:
             item.error = exc
+        if item.error is None:
+            item.error = self.hooks.unavailable(request=info)
         try:
             fmt = response_format(request)
         except FhirError as exc:

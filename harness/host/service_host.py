@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import ssl
@@ -24,14 +25,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from harness.core.journal import Journal
+from harness.core.journal import Direction, Exchange, Journal, Outcome
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
-from harness.host.admin import new_admin_token
+from harness.host.admin import admin_refusal, new_admin_token
 from harness.host.asgi_tls import bounded_protocol, handshake_journaling, handshake_refusal
 from harness.host.connections import ConnectionLimits, RefusalJournal
 from harness.host.limits import H11_MAX_HEAD_BYTES, RequestLimitGuard, RequestLimits
 from harness.host.simulator import (
+    Fault,
     FaultBoard,
     RunState,
     ServiceRegistry,
@@ -125,6 +127,7 @@ class ServiceHost:
         mounts: list[Mount | Route] = [
             Route("/_harness/health", self._health),
             Route("/_harness/endpoints", self._endpoints),
+            Route("/_harness/faults", self._faults, methods=["GET", "POST"]),
         ]
         try:
             for name, cls in selected.items():
@@ -225,6 +228,55 @@ class ServiceHost:
 
     async def _endpoints(self, request: Request) -> JSONResponse:
         return JSONResponse(self.endpoints)
+
+    def _record_admin(self, outcome: Outcome, details: dict[str, Any], error: str | None = None) -> None:
+        self.journal.record(
+            Exchange(
+                service="harness",
+                operation="admin.fault",
+                direction=Direction.FROM_DUI,
+                outcome=outcome,
+                actor="admin",
+                run_id=self.run.run_id,
+                error_code=error,
+                details=details,
+            )
+        )
+
+    async def _faults(self, request: Request) -> JSONResponse:
+        """``GET``: every simulator's declared fault catalogue; ``POST {"service", "kind", "count", "params"}``:
+        inject a declared fault. The admin token always (harness.host.admin); journaled (``harness`` /
+        ``admin.fault``)."""
+        refused = admin_refusal(request.headers, self.admin_token)
+        if refused is not None:
+            self._record_admin(Outcome.REJECTED, {"method": request.method}, refused[0])
+            return JSONResponse(
+                {"error": refused[0], "error_description": "jeton d'administration absent ou invalide"},
+                status_code=401,
+                headers={"WWW-Authenticate": refused[1]},
+            )
+        catalogues = {name: dict(type(sim).fault_catalogue) for name, sim in self.simulators.items()}
+        if request.method == "GET":
+            return JSONResponse(catalogues)
+        try:
+            declared = int(request.headers.get("content-length", "0"))
+            if declared > 65536:
+                raise ValueError("corps de plus de 65536 octets")
+            raw = json.loads(await request.body() or b"{}")
+            service, kind = str(raw["service"]), str(raw["kind"])
+            count, params = int(raw.get("count", 1)), raw.get("params", {})
+            if service not in catalogues or kind not in catalogues[service]:
+                raise ValueError(
+                    f"panne non déclarée par {service}: {kind} (catalogue : {sorted(catalogues.get(service, {}))})"
+                )
+            if not 1 <= count <= 10_000 or not isinstance(params, dict):
+                raise ValueError("count entre 1 et 10000, params objet JSON")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._record_admin(Outcome.REJECTED, {"erreur": str(exc)[:300]}, "400")
+            return JSONResponse({"erreur": str(exc)[:300]}, status_code=400)
+        self.faults.inject(service, Fault(kind, params, count))
+        self._record_admin(Outcome.ACCEPTED, {"service": service, "kind": kind, "count": count})
+        return JSONResponse({"service": service, "kind": kind, "count": count}, status_code=201)
 
 
 class BackgroundHost:

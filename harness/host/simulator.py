@@ -199,6 +199,9 @@ class Simulator:
     name: ClassVar[str]
     title: ClassVar[str]
     tcp_ports: ClassVar[tuple[str, ...]] = ()  # names of the TCP ports it binds
+    #: The faults it understands, ``<service>.<fault>`` -> what it does (the host's ``/_harness/faults`` injects
+    #: only these; issue 13 item 2)
+    fault_catalogue: ClassVar[Mapping[str, str]] = {}
     #: How its protocol answers an oversized request (:func:`harness.host.limits.error_response`): ``oauth``,
     #: ``fhir``, ``soap12`` or ``text``.
     http_error_shape: ClassVar[str] = "text"

@@ -28,7 +28,6 @@ from lxml import etree
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields.identity import INS, PRODUCTION_INS_CODE, InsError, parse_ins, parse_xds_patient_id, production_ins
-from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
 from harness.validators import ebrim as E
 from harness.validators.cda import validate_cda

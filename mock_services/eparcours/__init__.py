@@ -30,10 +30,11 @@ from starlette.types import ASGIApp
 
 from harness.fhir.access import ensure_establishment_certificates
 from harness.host.simulator import Simulator, SimulatorContext
-from mock_services.eparcours.service import EparcoursService, EparcoursSettings
+from mock_services.eparcours.service import FAULTS, EparcoursService, EparcoursSettings
 
 
 class EparcoursSimulator(Simulator):
+    fault_catalogue = FAULTS
     name = "eparcours"
     title = "e-Parcours (cahier de liaison)"
     http_error_shape = "fhir"

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fhir import (
     EstablishmentAccess,
+    FhirError,
     FhirHooks,
     FhirInteraction,
     FhirServer,
@@ -60,6 +61,11 @@ from harness.validators.frcore import (
 )
 
 SERVICE = "eparcours"
+FAULT_UNAVAILABLE = "eparcours.indisponible"
+#: Declared faults (``<service>.<fault>``, issue 13 item 2), injected through the host's ``/_harness/faults``
+FAULTS = {
+    FAULT_UNAVAILABLE: "la prochaine requête FHIR (params.count requêtes) répond params.status (503) + OperationOutcome transient"
+}
 #: JDV_J110 audiences that keep a note from the other establishments' professionals (only its author sees it)
 HIDDEN_FROM_OTHERS = frozenset({"MASQUE_PS", "CONNEXION_SECRETE"})
 OP_PLATFORM_NOTE = "platform.note"
@@ -304,6 +310,18 @@ class EparcoursService(FhirHooks):
         return None
 
     # ------------------------------------------------------------------------------------ access
+    def unavailable(self, *, request: RequestInfo) -> FhirError | None:
+        fault = self.ctx.take_fault(FAULT_UNAVAILABLE)
+        if fault is None:
+            return None
+        return fail(
+            int(fault.params.get("status", 503)),
+            IssueCode.TRANSIENT,
+            str(fault.params.get("message", "service indisponible (panne simulée)")),
+            error_code="FHIR-INDISPONIBLE",
+            headers={"Retry-After": "30"},
+        )
+
     def authenticate(self, certificate: x509.Certificate | None, *, request: RequestInfo) -> str | None:
         return self.access.authenticate(certificate)
 

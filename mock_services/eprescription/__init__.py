@@ -42,10 +42,11 @@ from starlette.types import ASGIApp
 
 from harness.fhir.access import ensure_establishment_certificates
 from harness.host.simulator import Simulator, SimulatorContext
-from mock_services.eprescription.service import EprescriptionService, EprescriptionSettings
+from mock_services.eprescription.service import FAULTS, EprescriptionService, EprescriptionSettings
 
 
 class EprescriptionSimulator(Simulator):
+    fault_catalogue = FAULTS
     name = "eprescription"
     title = "e-Prescription (ordonnance numérique)"
     http_error_shape = "fhir"

@@ -78,6 +78,11 @@ from mock_services.eprescription.prescriptions import (
 )
 
 SERVICE = "eprescription"
+FAULT_UNAVAILABLE = "eprescription.indisponible"
+#: Declared faults (``<service>.<fault>``, issue 13 item 2), injected through the host's ``/_harness/faults``
+FAULTS = {
+    FAULT_UNAVAILABLE: "la prochaine requête FHIR (params.count requêtes) répond params.status (503) + OperationOutcome transient"
+}
 OP_RETRIEVE = "eprescription.retrieve"
 OP_CONFIRMED = "eprescription.import_confirmed"
 OP_REFUSED = "eprescription.import_refused"
@@ -284,6 +289,18 @@ class EprescriptionService(FhirHooks):
             return self.prescriptions.get(epu)
 
     # ------------------------------------------------------------------------------------ access
+    def unavailable(self, *, request: RequestInfo) -> FhirError | None:
+        fault = self.ctx.take_fault(FAULT_UNAVAILABLE)
+        if fault is None:
+            return None
+        return fail(
+            int(fault.params.get("status", 503)),
+            IssueCode.TRANSIENT,
+            str(fault.params.get("message", "service indisponible (panne simulée)")),
+            error_code="FHIR-INDISPONIBLE",
+            headers={"Retry-After": "30"},
+        )
+
     def authenticate(self, certificate: x509.Certificate | None, *, request: RequestInfo) -> str | None:
         return self.access.authenticate(certificate)
 

@@ -21,9 +21,11 @@ from harness.core.config import package_root
 from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.psc.model import load_fixtures
 from mock_services.psc.provider import PROTOCOL, REALM, Provider, Settings
+from mock_services.psc.realm import FAULT_CATALOGUE
 
 
 class PSCSimulator(Simulator):
+    fault_catalogue = FAULT_CATALOGUE
     name = "psc"
     title = "Pro Santé Connect (fournisseur d'identité OpenID Connect des professionnels)"
     http_error_shape = "oauth"

@@ -36,6 +36,15 @@ FAULT_ACR = "psc.acr-not-met"  # the next session's id token says acr=eidas0
 FAULT_NO_ACTIVITY = "psc.no-activity"  # the next session's professional loses the activities at params["finess"]
 FAULT_INACTIVE = "psc.introspection-inactive"  # the next introspection answers {"active": false}
 FAULT_WRONG_AUDIENCE = "psc.wrong-audience"  # the next id token is issued for another audience
+FAULT_CATALOGUE = {
+    FAULT_DOWN: "chaque point d'accès répond 503 tant que la panne est pendante (count = nombre de requêtes)",
+    FAULT_CODE_EXPIRED: "le prochain code d'autorisation est déjà expiré",
+    FAULT_WRONG_STATE: "la prochaine réponse d'autorisation porte un autre state",
+    FAULT_ACR: "le prochain id token porte acr=eidas0",
+    FAULT_NO_ACTIVITY: "le professionnel de la prochaine session perd ses activités à params.finess",
+    FAULT_INACTIVE: "la prochaine introspection répond active=false",
+    FAULT_WRONG_AUDIENCE: "le prochain id token est émis pour une autre audience",
+}
 FAULT_KINDS = (
     FAULT_DOWN,
     FAULT_CODE_EXPIRED,

@@ -31,6 +31,7 @@ __all__ = ["FAULTS", "TdduiService", "TdduiSettings", "TdduiSimulator"]
 
 class TdduiSimulator(Simulator):
     name = "tddui"
+    fault_catalogue = FAULTS
     title = "TDDUI (transfert de données DUI, FHIR)"
     http_error_shape = "fhir"
 
