@@ -795,27 +795,48 @@ def test_message_just_under_the_limit_is_accepted(small_env: SocleEnvironment) -
 
 
 @pytest.mark.parametrize(
-    ("line", "code", "journaled"),
+    ("line", "reply", "operation"),
     [
-        pytest.param(b"MAIL FROM:<\xff\xfe@ehpad-tilleuls.mssante.fr>", 500, 0, id="8bit-mail-from"),
-        pytest.param(b"RCPT TO:<jean.dupont\xc3\xa9@medecin.mssante.fr>", 500, 0, id="utf8-rcpt-without-smtputf8"),
-        pytest.param(b"\xff\xfe\xfd", 500, 0, id="8bit-verb"),
-        pytest.param(b"MAIL FROM:<" + b"a" * 5000 + b"@x.fr>", 500, 0, id="overlong-command"),
-        pytest.param(b"MAIL FROM:<a\x00b@x.fr>", 550, 1, id="nul-in-address"),
-        pytest.param(b"", 500, 0, id="empty-line"),
-        pytest.param(b"XYZZY", 500, 0, id="unknown-verb"),
+        pytest.param(
+            b"MAIL FROM:<\xff\xfe@ehpad-tilleuls.mssante.fr>",
+            "500 Error: strict ASCII mode",
+            "smtp.command",
+            id="8bit-mail-from",
+        ),
+        pytest.param(
+            b"RCPT TO:<jean.dupont\xc3\xa9@medecin.mssante.fr>",
+            "500 Error: strict ASCII mode",
+            "smtp.command",
+            id="utf8-rcpt-without-smtputf8",
+        ),
+        pytest.param(b"\xff\xfe\xfd", "500 Error: bad syntax", "smtp.command", id="8bit-verb"),
+        pytest.param(
+            b"MAIL FROM:<" + b"a" * 5000 + b"@x.fr>", "500 Command line too long", "smtp.command", id="overlong-command"
+        ),
+        pytest.param(b"MAIL FROM:<a\x00b@x.fr>", None, "smtp.submit", id="nul-in-address"),
+        pytest.param(b"", "500 Error: bad syntax", "smtp.command", id="empty-line"),
+        pytest.param(b"XYZZY", '500 Error: command "XYZZY" not recognized', "smtp.command", id="unknown-verb"),
     ],
 )
-def test_raw_hostile_command(env: SocleEnvironment, line: bytes, code: int, journaled: int) -> None:
+def test_raw_hostile_command(env: SocleEnvironment, line: bytes, reply: str | None, operation: str) -> None:
+    """Every refusal is journaled, also the 500s aiosmtpd answers before any command method runs (the command is
+    then unknown: ``command`` is empty)."""
     guard = JournalGuard(env)
     client = RawClient(env)
     try:
-        assert client.command(line)[0] == code
+        code, text = client.command(line)
         assert client.command(b"NOOP")[0] == 250  # same session still usable
     finally:
         client.close()
-    assert all(e.outcome is Outcome.REJECTED for e in guard.new())
-    guard.check(added=journaled)
+    (refusal,) = guard.new()
+    assert (refusal.operation, refusal.outcome) == (operation, Outcome.REJECTED)
+    if reply is None:
+        assert (code, refusal.error_code) == (550, "550 5.7.1")
+    else:
+        assert f"{code} {text.decode()}" == reply
+        assert (refusal.details["command"], refusal.details["reply"], refusal.error_code) == ("", reply, "500")
+        assert refusal.error_message == f"commande refusée par le protocole: {reply}"
+    guard.check(added=1)
 
 
 def test_raw_data_with_bare_lf_and_nul(env: SocleEnvironment) -> None:
@@ -1131,3 +1152,19 @@ def test_reply_code_keeps_the_enhanced_status_code() -> None:
     assert reply_code("530 5.7.0 Authentication required") == "530 5.7.0"
     assert reply_code("503 Error: need MAIL command") == "503"
     assert reply_code("552 5.3.4") == "552 5.3.4"
+
+
+def test_unknown_auth_mechanism_is_journaled_once(env: SocleEnvironment) -> None:
+    guard = JournalGuard(env)
+    client = RawClient(env, login=False)
+    try:
+        assert client.command(b"AUTH CRAM-MD5") == (504, b"5.5.4 Unrecognized authentication type")
+        assert client.command(b"AUTH XOAUTH2 %%%") == (501, b"5.5.2 Can't decode base64")
+    finally:
+        client.close()
+    found = guard.new()
+    assert [(e.operation, e.details["command"], e.details["reply"], e.error_code) for e in found] == [
+        ("smtp.command", "AUTH", "504 5.5.4 Unrecognized authentication type", "504 5.5.4"),
+        ("smtp.command", "AUTH", "501 5.5.2 Can't decode base64", "501 5.5.2"),
+    ]
+    guard.check(added=2)

@@ -13,9 +13,9 @@ Behaviour:
   :func:`harness.validators.mssante_message.validate_message`; in strict mode (default) an ERROR finding refuses the
   message with 554 5.6.0 and the finding's code. A message without Message-ID gets one from the server, which
   RFC 6409 §8.3 allows (RFC 5322 §3.6.4 makes it a SHOULD), with a warning finding.
-Every acceptance and refusal — including the 530 of a DUI trying to work before STARTTLS or AUTH and the 501 / 503
-aiosmtpd answers to a MAIL, RCPT or DATA out of sequence — is committed to the journal *before* the reply is sent;
-only the 500s aiosmtpd sends before any command method runs (unknown or unreadable command line) are not.
+Every acceptance and refusal — including the 530 of a DUI trying to work before STARTTLS or AUTH and what aiosmtpd
+answers by itself (501 / 503 / 504, the 500 of an unreadable command line) — is committed to the journal *before* the
+reply is sent.
 
 aiosmtpd is used through its documented seams only (1.4, ``docs/smtp.rst`` "Subclassing", ``docs/handlers.rst``,
 ``docs/auth.rst``): handler hooks, AUTH mechanism hooks, ``smtp_<COMMAND>`` overrides, ``push`` and the
@@ -395,17 +395,22 @@ class MssanteSMTP(SMTP):
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit, {"AUTH": AUTH_LINE})
         self.reading_data = False
         self.data_envelope: Envelope | None = None
-        self.command: str | None = None  # MAIL / RCPT / DATA being answered
+        self.command: str | None = None  # the command being answered (None: aiosmtpd's command-line reader)
         self.hook_reached = False  # whether the handler's hook decides the reply (set by the handler)
+        self.journaled_reply = False  # the next reply was journaled by whoever decided it
 
-    async def _transaction_command(self, command: str, run: Any, arg: str | None) -> None:
-        """Run aiosmtpd's command; a refusal it decides before the handler's hook (syntax 501, sequence 503...)
-        is journaled as ``smtp.command`` by :meth:`push`."""
+    async def _run(self, command: str, run: Any, arg: str | None) -> None:
+        """Run aiosmtpd's command; a refusal it decides itself (syntax 501, sequence 503...) is journaled as
+        ``smtp.command`` by :meth:`push`."""
         self.command, self.hook_reached = command, False
         try:
             await run(arg)
         finally:
             self.command = None
+
+    async def _push_journaled(self, status: str) -> None:
+        self.journaled_reply = True
+        await self.push(status)
 
     async def _session_refuses(self, command: str) -> bool:
         """Refuse (530 5.7.0, journaled) a command the session state does not allow yet."""
@@ -417,33 +422,35 @@ class MssanteSMTP(SMTP):
             reply, reason = "530 5.7.0 Authentication required", f"{command} avant AUTH (RFC 4954 §6)"
         else:
             return False
-        await self.push(await asyncio.to_thread(self.handler.refuse_command, session, command, reply, reason))
+        await self._push_journaled(
+            await asyncio.to_thread(self.handler.refuse_command, session, command, reply, reason)
+        )
         return True
 
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:  # noqa: N802 - aiosmtpd's command method names
         if not await self._session_refuses("HELO"):
-            await super().smtp_HELO(hostname)
+            await self._run("HELO", super().smtp_HELO, hostname)
 
     @syntax("RSET")
     async def smtp_RSET(self, arg: str) -> None:  # noqa: N802
         if not await self._session_refuses("RSET"):
-            await super().smtp_RSET(arg)
+            await self._run("RSET", super().smtp_RSET, arg)
 
     @syntax("HELP [command]")
     async def smtp_HELP(self, arg: str) -> None:  # noqa: N802
         if not await self._session_refuses("HELP"):
-            await super().smtp_HELP(arg)
+            await self._run("HELP", super().smtp_HELP, arg)
 
     @syntax("VRFY <address>")
     async def smtp_VRFY(self, arg: str) -> None:  # noqa: N802
         if not await self._session_refuses("VRFY"):
-            await super().smtp_VRFY(arg)
+            await self._run("VRFY", super().smtp_VRFY, arg)
 
     @syntax("AUTH <mechanism>")
     async def smtp_AUTH(self, arg: str) -> None:  # noqa: N802
         if not await self._session_refuses("AUTH"):
-            await super().smtp_AUTH(arg)
+            await self._run("AUTH", super().smtp_AUTH, arg)
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:  # noqa: N802
@@ -452,18 +459,18 @@ class MssanteSMTP(SMTP):
         announced = _SIZE_PARAM.search(arg or "")
         limit = int(self.data_size_limit or 0)
         if announced and limit and int(announced[1]) > limit and self.session is not None:  # RFC 1870 §6.1
-            await self.push(
+            await self._push_journaled(
                 await asyncio.to_thread(
                     self.handler.refuse_announced_size, self.session, arg or "", int(announced[1]), limit
                 )
             )
             return
-        await self._transaction_command("MAIL", super().smtp_MAIL, arg)
+        await self._run("MAIL", super().smtp_MAIL, arg)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802
         if not await self._session_refuses("RCPT"):
-            await self._transaction_command("RCPT", super().smtp_RCPT, arg)
+            await self._run("RCPT", super().smtp_RCPT, arg)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
@@ -471,7 +478,7 @@ class MssanteSMTP(SMTP):
             return
         self.data_envelope = self.envelope  # aiosmtpd fills *this* envelope's content before handle_DATA
         try:
-            await self._transaction_command("DATA", super().smtp_DATA, arg)
+            await self._run("DATA", super().smtp_DATA, arg)
         finally:
             self.data_envelope = None
             self.reading_data = False
@@ -487,10 +494,22 @@ class MssanteSMTP(SMTP):
                 status = await asyncio.to_thread(
                     self.handler.refuse_oversize, session, envelope, int(self.data_size_limit or 0)
                 )
-        elif self.command and not self.hook_reached and text[:1] in ("4", "5") and session is not None:
-            reason = f"{self.command} refusé par le protocole: {text}"
-            await asyncio.to_thread(self.handler.refuse_command, session, self.command, text, reason)
+        elif self.journaled_reply:
+            self.journaled_reply = False
+        elif text[:1] in ("4", "5") and session is not None and not self._journaled_elsewhere(text):
+            reason = (
+                f"{self.command} refusé par le protocole: {text}"
+                if self.command
+                else f"commande refusée par le protocole: {text}"
+            )
+            await asyncio.to_thread(self.handler.refuse_command, session, self.command or "", text, reason)
         await super().push(status)
+
+    def _journaled_elsewhere(self, reply: str) -> bool:
+        """The handler's hooks journal their MAIL / RCPT / DATA refusals, the AUTH layer its 535."""
+        if self.command in ("MAIL", "RCPT", "DATA") and self.hook_reached:
+            return True
+        return self.command == "AUTH" and reply.startswith("535")
 
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: str) -> None:  # noqa: N802
@@ -511,7 +530,7 @@ class MssanteSMTP(SMTP):
             server = ctx.pki.server
             self.tls_context = refusing_context(str(server.chain_path), str(server.key_path))
         try:
-            await super().smtp_STARTTLS(arg)
+            await self._run("STARTTLS", super().smtp_STARTTLS, arg)
         except TLSSetupException as exc:  # a refused handshake is journaled with the peer (issue 20 item 8)
             peer = self.session.peer if self.session is not None else None
             refusal = handshake_refusal(ctx.name, "smtp.starttls", peer, ssl_reason(exc.__cause__), "smtp")
