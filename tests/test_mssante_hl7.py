@@ -16,7 +16,6 @@ from harness.fields import hl7v2
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.base import MssanteRelay
 from harness.sut.mssante_hl7 import build_document_message
-from harness.sut.reference import ReferenceDUI
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 
@@ -123,7 +122,6 @@ def read_block(sock: socket.socket, buffer: bytearray) -> hl7v2.Hl7Message:
 
 
 def document(env: SocleEnvironment, **overrides: object) -> str:
-    dui = ReferenceDUI()
     fields = {
         "person": env.testdata.person("P001"),
         "establishment": env.testdata.establishment("990000016"),
@@ -132,7 +130,7 @@ def document(env: SocleEnvironment, **overrides: object) -> str:
         "to_patient": True,
     }
     fields.update(overrides)
-    return build_document_message(dui, MssanteRelay(**fields), "CTRL-1")  # type: ignore[arg-type]
+    return build_document_message(MssanteRelay(**fields), "CTRL-1")  # type: ignore[arg-type]
 
 
 def test_oru_is_acknowledged_routed_and_followed_by_zams(env: SocleEnvironment) -> None:

@@ -1,7 +1,8 @@
 """What a socle-service simulator is, and how simulators are found.
 
-A simulator is one sub-package of ``mock_services`` exposing a :class:`Simulator` subclass, registered by name
-in the ``socle_harness.simulators`` entry-point group (one line in ``pyproject.toml``). The service host gives
+A simulator is one sub-package of ``mock_services`` exposing a :class:`Simulator` subclass, named by its service's
+plugin (:class:`harness.sut.plugins.ServicePlugin`, entry-point group ``socle_harness.services``, one line in
+``pyproject.toml``). The service host gives
 each simulator a :class:`SimulatorContext` (journal, test PKI, ports, faults, the current scenario) and
 mounts its ASGI app under ``/<name>`` on the shared HTTPS port; TCP protocols (SMTP, IMAP, MLLP) start their
 own listeners in :meth:`Simulator.start`.
@@ -25,7 +26,17 @@ from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal
 from harness.host.connections import ConnectionLimits
 
-ENTRY_POINT_GROUP = "socle_harness.simulators"
+ENTRY_POINT_GROUP = "socle_harness.services"  # one ServicePlugin per service; this layer reads its ``simulator``
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One kind of fault of a service's fault catalogue (declared by its plugin): the ``kind`` a scenario injects
+    (``Fault(kind, params)``), what the simulator then does (French), and the parameters it reads."""
+
+    name: str
+    description: str
+    params: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,16 +238,17 @@ SimulatorFactory = Callable[[SimulatorContext], Simulator]
 
 
 def simulator_names() -> list[str]:
-    """Names of the registered simulators, without importing them."""
+    """Names of the registered services, without importing them."""
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
 def available_simulators() -> dict[str, type[Simulator]]:
-    """The registered simulators, keyed by name (entry-point group ``socle_harness.simulators``)."""
+    """The registered simulators, keyed by name: the ``simulator`` part of each service plugin (entry-point group
+    ``socle_harness.services``; the plugins themselves are validated by :func:`harness.sut.plugins.services`)."""
     found: dict[str, type[Simulator]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
+        cls = getattr(ep.load(), "simulator", None)
         if not (isinstance(cls, type) and issubclass(cls, Simulator)):
-            raise TypeError(f"entry point {ep.name!r} ({ep.value}) is not a Simulator subclass")
+            raise TypeError(f"service plugin {ep.name!r} ({ep.value}) names no Simulator subclass as its simulator")
         found[ep.name] = cls
     return dict(sorted(found.items()))

@@ -10,7 +10,6 @@ bilingual step library. With ``--socle-events FILE`` it writes the run's typed e
 from __future__ import annotations
 
 import json
-import pkgutil
 import time
 from collections.abc import Iterator
 from dataclasses import fields, replace
@@ -20,7 +19,6 @@ from typing import Any, TextIO
 
 import pytest
 
-import harness.steps
 from harness import __version__
 from harness.core.config import HarnessConfig, load_config
 from harness.core.events import (
@@ -36,12 +34,12 @@ from harness.host.simulator import simulator_names
 from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
 from harness.runtime.selection import TagExpression, title_matches
+from harness.steps import SHARED_STEP_MODULES
 from harness.sut import SutDriver, make_driver
+from harness.sut.plugins import services
 
-# Every module of harness.steps is a step library (one per capability): all are loaded.
-pytest_plugins = [
-    f"harness.steps.{m.name}" for m in pkgutil.iter_modules(harness.steps.__path__) if not m.name.startswith("_")
-]
+# The step libraries: the shared steps, then the step module each service plugin names (harness.sut.plugins).
+pytest_plugins = list(dict.fromkeys([*SHARED_STEP_MODULES, *(plugin.steps for plugin in services().values())]))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from harness.runtime.guided import OperatorChannel
+from typing import TYPE_CHECKING, Any
+
+from harness.sut import reference
 from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutDriver, SutEnvironment
 from harness.sut.http_driver import HttpDriver
 from harness.sut.manual import ManualDriver
-from harness.sut.reference import DEFECTS, FaultyDUI, ReferenceDUI
+
+if TYPE_CHECKING:
+    from harness.runtime.guided import OperatorChannel
 
 __all__ = [
     "DEFECTS",
@@ -41,18 +45,27 @@ def make_driver(
     if kind == "manual" and not args:
         return ManualDriver(channel)
     if kind == "reference" and not args:
-        return ReferenceDUI()
+        return reference.drivers().reference()
     if kind == "http" and args:
         return HttpDriver(args, timeout=timeout, retries=retries)
     if kind == "faulty":
+        assembled = reference.drivers()
         defects = frozenset(a.strip() for a in args.split(",") if a.strip())
         if not defects:
+            known = assembled.defects
             raise ValueError(
-                f"--sut faulty needs defects, e.g. faulty:{next(iter(DEFECTS))} (available: {', '.join(DEFECTS)})"
+                f"--sut faulty needs defects, e.g. faulty:{next(iter(known))} (available: {', '.join(known)})"
             )
-        return FaultyDUI(defects)
+        return assembled.faulty(defects)
     raise ValueError(
         f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]', 'manual', "
         "'observe:<from>/<to>' or "
         "'http:<base URL of the DUI control API>' (contract: docs/control-api.openapi.json)"
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``ReferenceDUI``, ``FaultyDUI`` and ``DEFECTS``, assembled from the service plugins when first read."""
+    if name in ("ReferenceDUI", "FaultyDUI", "DEFECTS"):
+        return getattr(reference, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,13 +6,15 @@ alone: steps judge the exchange the simulators recorded in the journal. Drivers:
 
 - ``reference``: the built-in reference DUI, an in-process client that performs every exchange correctly;
 - ``faulty:<defect>[,<defect>...]``: the reference DUI with named, switchable defects (self-test of the catalogue);
-- next (issue "Testing a real DUI"): ``http`` (the DUI's control API, for editors' CI) and ``manual`` (a recette
-  operator at the DUI, guided step by step). Both fit this interface: a manual driver returns
-  :attr:`ActionStatus.DELEGATED` and the step then waits for the exchange in the journal.
+- ``http:<url>``: the DUI's control API (:mod:`harness.sut.http_driver`, for editors' CI);
+- ``manual``: a recette operator at the DUI, guided step by step (:mod:`harness.sut.manual`): it returns
+  :attr:`ActionStatus.DELEGATED` and the step then waits for the exchange in the journal;
+- ``observe:<from>/<to>``: what the journal recorded in a window (:mod:`harness.runtime.observe`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -248,52 +250,16 @@ class CdlNotesRead:
 
 
 class SutDriver(Protocol):
-    """What every SUT driver implements. Unknown actions raise NotImplementedError with a clear message."""
+    """What every SUT driver implements: ``setup`` / ``close`` and one method per action of the registered service
+    plugins (``send_mssante(MssanteSend)``, ``psc_refresh()``..., see :mod:`harness.sut.plugins`), each returning
+    an :class:`ActionResult`. The action methods are assembled from the plugins, not listed here: the reference
+    DUI composes the plugins' mixins, the HTTP, manual and observe drivers answer every method of the action table
+    (:func:`harness.sut.control_api.contract`). An action a driver cannot do reports :attr:`ActionStatus.ERROR`."""
 
     name: str
 
     def setup(self, env: SutEnvironment) -> None: ...
 
-    def send_mssante(self, action: MssanteSend) -> ActionResult: ...
-
-    def receive_mssante(self, action: MssanteReceive) -> ActionResult: ...
-
-    def relay_mssante_hl7(self, action: MssanteRelay) -> ActionResult: ...
-
-    def lookup_directory(self, action: DirectoryLookup) -> ActionResult: ...
-
-    def psc_login(self, action: PscLogin) -> ActionResult: ...
-
-    def psc_refresh(self) -> ActionResult: ...
-
-    def psc_logout(self) -> ActionResult: ...
-
-    def search_ins(self, action: InsiSearch) -> ActionResult: ...
-
-    def dmp_feed(self, action: DmpFeed) -> ActionResult: ...
-
-    def dmp_find(self, action: DmpQuery) -> ActionResult: ...
-
-    def dmp_retrieve(self, action: DmpQuery) -> ActionResult: ...
-
-    def dmp_update(self, action: DmpUpdate) -> ActionResult: ...
-
-    def verify_ins(self, action: InsiVerify) -> ActionResult: ...
-
-    def qualify_identity(self, action: InsiSearch) -> ActionResult:
-        """Check the traits against the identity document presented, and obtain the INS from INSi: qualified (RNIV)."""
-
-    def send_mssante_qualified(self, action: MssanteSend) -> ActionResult:
-        """Send by MSSanté only if the person's identity is qualified in the DUI (never an unqualified INS)."""
-
-    def export_tddui(self, action: TdduiExport) -> ActionResult: ...
-
-    def import_eprescription(self, action: EprescriptionImport) -> ActionResult: ...
-
-    def cdl_post_note(self, action: CdlNotePost) -> ActionResult: ...
-
-    def cdl_update_note(self, action: CdlNoteUpdate) -> ActionResult: ...
-
-    def cdl_read_notes(self, action: CdlNotesRead) -> ActionResult: ...
-
     def close(self) -> None: ...
+
+    def __getattr__(self, method: str) -> Callable[..., ActionResult]: ...

@@ -4,7 +4,7 @@ so that the contract a DUI editor implements and what the harness sends cannot d
 
 A DUI test build implements ``POST /socle/v1/session`` (the simulators' endpoints, the test CA, the organisation
 certificates, the test credentials and the DUI's Pro Santé Connect registration) and ``POST
-/socle/v1/actions/{action}`` for each business action below. The request bodies are the action dataclasses of
+/socle/v1/actions/{action}`` for each business action the service plugins declare (:mod:`harness.sut.plugins`). The request bodies are the action dataclasses of
 :mod:`harness.sut.base` serialised field by field (dates in ISO 8601, persons as :func:`person_payload`); the
 answer is ``{"status": "done"|"failed"|"delegated", "detail": "...", "data": {...}}`` where ``data`` carries the
 facts listed per action (what the DUI shows its user: the INS it retained, the professional it logged in...).
@@ -12,206 +12,56 @@ facts listed per action (what the DUI shows its user: the INS it retained, the p
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
+from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from harness.fields.dui import DuiRecord
 from harness.fields.testdata import Establishment, Person
-from harness.sut import base
 from harness.sut.base import InsiTraits
+from harness.sut.plugins import ActionSpec, services
 
 CONTRACT_VERSION = "1"
 PREFIX = "/socle/v1"
 
 
 @dataclass(frozen=True)
-class ActionSpec:
-    """One action of the control API: URL segment, :class:`~harness.sut.base.SutDriver` method, request
-    dataclass (``None``: empty body), what it asks of the DUI, and the ``data`` keys the harness reads back."""
+class Contract:
+    """The actions of contract 1, assembled from the registered service plugins (in service-name order)."""
 
-    name: str
-    method: str
-    request: type | None
-    summary: str
-    data: dict[str, str] = dataclasses.field(default_factory=dict)
+    actions: tuple[ActionSpec, ...]
+    by_name: Mapping[str, ActionSpec]
+    by_method: Mapping[str, ActionSpec]
 
 
-ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec(
-        "mssante-send",
-        "send_mssante",
-        base.MssanteSend,
-        "Send documents of the person by MSSanté: SMTP submission (STARTTLS, AUTH) of a message with the "
-        "IHE_XDM.ZIP (CDA R2 + METADATA.XML) and its PDF rendering, X-MSS-* headers (DST MSSanté v1.7). "
-        "`patient` as a recipient means the person's Mon espace santé mailbox.",
-        {"message_id": "Message-ID of the message sent"},
-    ),
-    ActionSpec(
-        "mssante-send-qualified",
-        "send_mssante_qualified",
-        base.MssanteSend,
-        "Same as mssante-send, but only for a qualified identity (RNIV: identity document checked and INS obtained "
-        "from INSi; the DUI may call INSi first when the document was checked): otherwise the DUI refuses the "
-        "sending (status failed), it never sends a document with an unqualified INS.",
-        {"qualification": "outcome of the INSi call, when one was needed", "statut": "identity status (RNIV)"},
-    ),
-    ActionSpec(
-        "mssante-receive",
-        "receive_mssante",
-        base.MssanteReceive,
-        "Read the establishment's MSSanté mailbox (IMAP4rev1, STARTTLS; `auth` password or certificate = "
-        "AUTHENTICATE EXTERNAL), integrate the documents received into the records of `patients` and "
-        "answer each message asking for it with an MDN (RFC 8098, codes 900-906 of the ANS volet).",
-        {"messages": "one object per message handled (free form, shown in the report)"},
-    ),
-    ActionSpec(
-        "mssante-hl7-relay",
-        "relay_mssante_hl7",
-        base.MssanteRelay,
-        "Hand the person's document to the integration platform as HL7 v2.5 over MLLP (ORU^R01 or MDM^T02, "
-        "MetaDMPMSS), for MSSanté delivery to the recipients, asking for the ZAM receipts.",
-    ),
-    ActionSpec(
-        "mssante-directory-lookup",
-        "lookup_directory",
-        base.DirectoryLookup,
-        "Find MSSanté addresses in the directory (Annuaire Santé FHIR search on PractitionerRole).",
-        {"addresses": "list of the addresses the DUI proposes to its user"},
-    ),
-    ActionSpec(
-        "psc-login",
-        "psc_login",
-        base.PscLogin,
-        "A professional logs in to the DUI with Pro Santé Connect (OIDC code flow + PKCE, acr eidas1) to "
-        "work for the establishment. The professional is pre-selected at the simulator: the DUI follows "
-        "the redirects itself, as a browser would.",
-        {
-            "id_nat_ps": "idNat_PS from the userinfo",
-            "rpps": "RPPS (null for a non-RPPS professional)",
-            "finess": "FINESS of the activity retained",
-            "nom": "family name",
-            "sub": "id token sub",
-            "kid": "kid of the key that verified the id token",
-            "sid": "PSC session id",
-        },
-    ),
-    ActionSpec(
-        "psc-refresh",
-        "psc_refresh",
-        None,
-        "Refresh the current PSC session (refresh_token grant, rotation: use the newest refresh token).",
-    ),
-    ActionSpec(
-        "psc-logout",
-        "psc_logout",
-        None,
-        "Log the professional out: RP-initiated logout at Pro Santé Connect, then close the local session.",
-        {"sid": "PSC session id closed"},
-    ),
-    ActionSpec(
-        "insi-search",
-        "search_ins",
-        base.InsiSearch,
-        "Search the INS by traits (INSi rechercherInsAvecTraitsIdentite, mutual TLS with the INSI-AUTO "
-        "certificate or `client_certificate`); on CR 02 refine with the birth place.",
-        {"ins": "the INS retained (null if none)", "oid": "its OID", "statut": "identity status (RNIV)"},
-    ),
-    ActionSpec(
-        "insi-verify",
-        "verify_ins",
-        base.InsiVerify,
-        "Verify the INS the DUI holds by re-sending the traits; a different active INS whose history holds "
-        "the INS held replaces it.",
-        {"ins": "the INS retained", "oid": "its OID", "statut": "identity status", "verifie": "boolean"},
-    ),
-    ActionSpec(
-        "insi-qualify",
-        "qualify_identity",
-        base.InsiSearch,
-        "Qualify the identity (RNIV): check the traits against the high-trust identity document presented "
-        "(`identity_document`, FR Core code CN, PA, AN or LE; null when none is presented) and obtain the INS from "
-        "INSi (search, or search and verification). Without a document the identity is only récupérée.",
-        {
-            "ins": "the INS retained",
-            "oid": "its OID",
-            "statut": "identity status the DUI records: provisoire, récupérée, validée, qualifiée",
-            "piece_identite": "FR Core code of the identity document the user checked (null if none)",
-        },
-    ),
-    ActionSpec(
-        "dmp-feed",
-        "dmp_feed",
-        base.DmpFeed,
-        "Feed the person's DMP with a CDA document (TD0.2 then ITI-41 Provide and Register, SOAP 1.2 + MTOM, "
-        "mutual TLS, VIHF 3.0); with `replaces`, a new version of that document (RPLC).",
-        {"unique_id": "XDSDocumentEntry.uniqueId of the document sent", "entry_uuid": "its entryUUID"},
-    ),
-    ActionSpec(
-        "dmp-find",
-        "dmp_find",
-        base.DmpQuery,
-        "Find the person's documents in the DMP (ITI-18 FindDocuments).",
-        {"documents": "the documents found"},
-    ),
-    ActionSpec(
-        "dmp-retrieve",
-        "dmp_retrieve",
-        base.DmpQuery,
-        "Fetch one document from the DMP (ITI-43).",
-        {"identical": "boolean: the document retrieved is byte-identical to the one sent", "size": "size in bytes"},
-    ),
-    ActionSpec(
-        "dmp-update",
-        "dmp_update",
-        base.DmpUpdate,
-        "Update a document the DUI sent (ITI-57): masquer, demasquer, invisible-patient, archiver, supprimer.",
-    ),
-    ActionSpec(
-        "tddui-export",
-        "export_tddui",
-        base.TdduiExport,
-        "Export the establishment's records as they stand at `exported_at` to the national TDDUI endpoint "
-        "(ANS ans.fhir.fr.tddui transaction Bundle: Patient, séjours, projets personnalisés, agenda).",
-    ),
-    ActionSpec(
-        "eprescription-import",
-        "import_eprescription",
-        base.EprescriptionImport,
-        "Import the e-prescription whose EPU was scanned from its QR code (FHIR MedicationRequest lines, or "
-        "the CDA eP-MED-DM document when `document`), check it is the person's and not cancelled, integrate "
-        "it and confirm the integration (Task).",
-        {"lignes": "the prescription lines shown to the user (list)"},
-    ),
-    ActionSpec(
-        "cdl-note-post",
-        "cdl_post_note",
-        base.CdlNotePost,
-        "Write a note in the person's cahier de liaison (ans.fhir.fr.cdl 3.0.0 CdLDocumentReference), as "
-        "one transaction Bundle or RESTful.",
-        {"note_id": "the platform's id of the note created", "version": "its version"},
-    ),
-    ActionSpec(
-        "cdl-note-update",
-        "cdl_update_note",
-        base.CdlNoteUpdate,
-        "Change the text of a note the DUI wrote, with the version it last saw (If-Match).",
-        {"note_id": "the note updated", "version": "the version the update was based on"},
-    ),
-    ActionSpec(
-        "cdl-notes-read",
-        "cdl_read_notes",
-        base.CdlNotesRead,
-        "Search the person's notes (optionally of one type, since a date), read each one and show them.",
-        {"notes": "list of objects with at least `id`", "urgentes": "ids of the notes shown as urgent"},
-    ),
-)
-BY_NAME = {spec.name: spec for spec in ACTIONS}
-BY_METHOD = {spec.method: spec for spec in ACTIONS}
+@cache
+def contract() -> Contract:
+    """The control API's actions: every action each service plugin declares (:mod:`harness.sut.plugins`)."""
+    actions = tuple(spec for plugin in services().values() for spec in plugin.dui.actions)
+    return Contract(
+        actions,
+        MappingProxyType({spec.name: spec for spec in actions}),
+        MappingProxyType({spec.method: spec for spec in actions}),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``ACTIONS``, ``BY_NAME`` and ``BY_METHOD``, assembled when first read (the plugins import this package)."""
+    if name == "ACTIONS":
+        return contract().actions
+    if name == "BY_NAME":
+        return contract().by_name
+    if name == "BY_METHOD":
+        return contract().by_method
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- payloads -------------------------------------------------------------------------------------------------
@@ -330,7 +180,9 @@ def openapi() -> dict[str, Any]:
     components: dict[str, Any] = {"Person": PERSON_SCHEMA}
     for cls in (Establishment, InsiTraits, DuiRecord):
         _schema_of(cls, components)
-    components.update(_FIXED_SCHEMAS)
+    components.update(copy.deepcopy(_FIXED_SCHEMAS))
+    endpoints = components["Session"]["properties"]["endpoints"]
+    endpoints["description"] = endpoints["description"].format(services=", ".join(services()))
     outcome = {
         "200": {
             "description": "What the DUI reports to its user.",
@@ -360,7 +212,7 @@ def openapi() -> dict[str, Any]:
             }
         }
     }
-    for spec in ACTIONS:
+    for spec in contract().actions:
         if spec.request is None:
             body = {"type": "object", "maxProperties": 0}
         else:
@@ -434,7 +286,7 @@ _FIXED_SCHEMAS: dict[str, Any] = {
             "contract": {"type": "string", "const": CONTRACT_VERSION},
             "endpoints": {
                 "type": "object",
-                "description": "One object per simulator (mssante, dmp, insi, psc, tddui, eprescription, eparcours) "
+                "description": "One object per simulator ({services}) "
                 "with named endpoints, as `socle-harness serve --endpoints-file` writes them.",
                 "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
             },

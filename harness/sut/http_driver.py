@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
 
 from harness.sut.base import ActionResult, ActionStatus, SutEnvironment
-from harness.sut.control_api import ACTIONS, CONTRACT_VERSION, PREFIX, ActionSpec, to_payload
+from harness.sut.control_api import CONTRACT_VERSION, PREFIX, ActionSpec, contract, to_payload
 
 _STATUSES = {"done": ActionStatus.DONE, "failed": ActionStatus.FAILED, "delegated": ActionStatus.DELEGATED}
 
@@ -34,8 +36,9 @@ _STATUSES = {"done": ActionStatus.DONE, "failed": ActionStatus.FAILED, "delegate
 class HttpDriver:
     """A :class:`~harness.sut.base.SutDriver` speaking the control API over HTTP(S).
 
-    Every driver method (``send_mssante``, ``dmp_feed``...) is generated from
-    :data:`harness.sut.control_api.ACTIONS`: it posts the action dataclass as JSON to its URL.
+    Every driver method (``send_mssante``, ``dmp_feed``...) comes from the action table of
+    :mod:`harness.sut.control_api` (assembled from the service plugins): it posts the action dataclass as JSON to
+    its URL.
     """
 
     def __init__(
@@ -64,6 +67,12 @@ class HttpDriver:
 
     def close(self) -> None:
         self._client.close()
+
+    def __getattr__(self, method: str) -> Callable[..., ActionResult]:
+        spec = contract().by_method.get(method)
+        if spec is None:
+            raise AttributeError(f"{type(self).__name__} has no attribute {method!r}")
+        return partial(_call, self, spec)
 
     # Protocol -----------------------------------------------------------------------------------
     def perform(self, action: str, payload: dict[str, Any]) -> ActionResult:
@@ -117,23 +126,9 @@ class HttpDriver:
         )
 
 
-def _action_method(spec: ActionSpec):  # noqa: ANN202 - a driver method
-    if spec.request is None:
-
-        def call(self: HttpDriver) -> ActionResult:
-            return self.perform(spec.name, {})
-    else:
-
-        def call(self: HttpDriver, action: Any) -> ActionResult:  # type: ignore[misc]
-            return self.perform(spec.name, to_payload(action))
-
-    call.__name__ = spec.method
-    call.__doc__ = f"``POST {PREFIX}/actions/{spec.name}``: {spec.summary}"
-    return call
-
-
-for _spec in ACTIONS:
-    setattr(HttpDriver, _spec.method, _action_method(_spec))
+def _call(driver: HttpDriver, spec: ActionSpec, action: Any = None) -> ActionResult:
+    """``POST {PREFIX}/actions/<spec.name>`` with the action as JSON (an empty object for actions without body)."""
+    return driver.perform(spec.name, {} if spec.request is None else to_payload(action))
 
 
 def parse_outcome(response: httpx.Response) -> ActionResult:

@@ -42,6 +42,7 @@ from harness.sut.base import (
     SutEnvironment,
 )
 from harness.sut.documents import BuildOptions, build_message
+from harness.sut.mssante_hl7 import RelayOptions, relay_document
 from harness.sut.mssante_messages import MdnOptions, build_mdn
 from harness.sut.mssante_messages import build_message as build_multi_message
 from harness.validators import xdm as X
@@ -408,9 +409,17 @@ class MssanteActions:
 
     # -- HL7 v2 relay -------------------------------------------------------------------------------------------
     def relay_mssante_hl7(self, action: MssanteRelay) -> ActionResult:
-        from harness.sut.mssante_hl7 import relay_document
-
-        return relay_document(self, action)
+        options = RelayOptions(
+            document=self._mss_options(),
+            patient_flag=not self.has("hl7-sans-destinataire-patient"),
+            acknowledge_zam=not self.has("hl7-zam-ignore"),
+            pid_ins="other"
+            if self.has("hl7-pid-autre-ins")
+            else "wrong-key"
+            if self.has("hl7-cle-ins-pid-erronee")
+            else "person",
+        )
+        return relay_document(self._env(), action, options)
 
     # -- directory ----------------------------------------------------------------------------------------------
     def lookup_directory(self, action: DirectoryLookup) -> ActionResult:

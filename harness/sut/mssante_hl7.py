@@ -8,17 +8,14 @@ from __future__ import annotations
 import base64
 import socket
 import uuid
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from harness.fields import hl7v2
 from harness.fields.identity import INS, compute_key
-from harness.sut.base import ActionResult, ActionStatus, MssanteRelay
-from harness.sut.documents import author_id, build_cda
+from harness.sut.base import ActionResult, ActionStatus, MssanteRelay, SutEnvironment
+from harness.sut.documents import BuildOptions, author_id, build_cda
 from harness.validators.cda import DOCUMENT_TYPES, LOINC
-
-if TYPE_CHECKING:
-    from harness.sut.mssante_actions import MssanteActions
 
 FLAG = "OBX|{n}|CE|{code}^{label}^MetaDMPMSS||{value}^^expandedYes-NoIndicator||||||F"
 FLAG_LABELS = {
@@ -35,16 +32,29 @@ FLAG_LABELS = {
 }
 
 
-def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id: str) -> str:
+@dataclass(frozen=True)
+class RelayOptions:
+    """How the DUI builds and follows its HL7 v2 message: the CDA document's options, whether it sets
+    DESTMSSANTEPAT when the person is a recipient, and whether it acknowledges the ZAM business receipts (the
+    faulty DUI's ``hl7-sans-destinataire-patient`` and ``hl7-zam-ignore`` turn them off), and which INS it puts in
+    PID-3 (``hl7-pid-autre-ins``, ``hl7-cle-ins-pid-erronee``)."""
+
+    document: BuildOptions = field(default_factory=BuildOptions)
+    patient_flag: bool = True
+    acknowledge_zam: bool = True
+    pid_ins: str = "person"  # PID-3: "person" (its INS), "other" (another person's), "wrong-key" (its INS, bad key)
+
+
+def build_document_message(action: MssanteRelay, control_id: str, options: RelayOptions = RelayOptions()) -> str:
     """The ORU^R01 (or MDM^T02) carrying the person's CDA document and the MetaDMPMSS routing flags."""
     person, establishment = action.person, action.establishment
     doc = DOCUMENT_TYPES[action.document_kind]
-    cda = build_cda(person, establishment, action.document_kind, options=dui._mss_options())
+    cda = build_cda(person, establishment, action.document_kind, options=options.document)
     system = "LN" if doc.code_system == LOINC else doc.code_system
     code = f"{doc.code}^{hl7v2.escape(doc.display)}^{system}"
     ed = f"^TEXT^XML^Base64^{base64.b64encode(cda).decode('ascii')}"
     pro = [r for r in action.recipients if r != "patient"]
-    to_patient = action.to_patient and not dui.has("hl7-sans-destinataire-patient")
+    to_patient = action.to_patient and options.patient_flag
     flags = {
         "MASQUE_PS": "N",
         "INVISIBLE_PATIENT": "N" if action.to_patient else "Y",
@@ -77,7 +87,7 @@ def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id
     if mdm:
         segments.append(f"EVN||{hl7v2.timestamp()}")
     segments += [
-        f"PID|||{_pid_cx(dui, person.ins)}||{hl7v2.escape(person.family.upper())}^{hl7v2.escape(person.given)}^^^^^L||"
+        f"PID|||{_pid_cx(options.pid_ins, person.ins)}||{hl7v2.escape(person.family.upper())}^{hl7v2.escape(person.given)}^^^^^L||"
         f"{person.birth_date:%Y%m%d}|{person.sex}",
         "PV1|1|N",
     ]
@@ -102,13 +112,13 @@ def build_document_message(dui: MssanteActions, action: MssanteRelay, control_id
     return "\r".join(segments)
 
 
-def _pid_cx(dui: MssanteActions, ins: INS) -> str:
+def _pid_cx(which: str, ins: INS) -> str:
     """PID-3: the person's INS (CI-SIS INS annex), or what the faulty DUI puts there instead."""
-    if dui.has("hl7-pid-autre-ins"):  # a record merged with another person's: a valid INS, not this person's
+    if which == "other":  # a record merged with another person's: a valid INS, not this person's
         order = f"{int(ins.number[10:]) % 999 + 1:03d}"
         number = ins.number[:10] + order
         return replace(ins, number=number, key=compute_key(number)).to_hl7v2_cx()
-    if dui.has("hl7-cle-ins-pid-erronee"):  # the key recomputed wrongly
+    if which == "wrong-key":  # the key recomputed wrongly
         wrong = f"{int(ins.key) % 97 + 1:02d}"
         return ins.to_hl7v2_cx().replace(ins.value, ins.number + wrong, 1)
     return ins.to_hl7v2_cx()
@@ -135,11 +145,11 @@ def _read_block(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes
         buffer += chunk
 
 
-def relay_document(dui: MssanteActions, action: MssanteRelay) -> ActionResult:
-    env = dui._env()
+def relay_document(env: SutEnvironment, action: MssanteRelay, options: RelayOptions = RelayOptions()) -> ActionResult:
+    """Send the document message to the relay (``endpoints["mssante"]["mllp"]``), read its ACK, then each ZAM."""
     host, _, port = env.endpoints["mssante"]["mllp"].rpartition(":")
     control = f"DUI{uuid.uuid4().hex[:12]}"
-    text = build_document_message(dui, action, control)
+    text = build_document_message(action, control, options)
     data: dict[str, Any] = {"control_id": control, "zam": []}
     buffer = bytearray()
     try:
@@ -161,7 +171,7 @@ def relay_document(dui: MssanteActions, action: MssanteRelay) -> ActionResult:
                     break
                 zam = hl7v2.parse(block)
                 data["zam"].append(zam.message_type)
-                if not dui.has("hl7-zam-ignore"):
+                if options.acknowledge_zam:
                     sock.sendall(hl7v2.frame(_ack(zam)))
     except (OSError, hl7v2.Hl7Error) as exc:
         return ActionResult(ActionStatus.FAILED, f"échange HL7 v2 impossible: {exc}", data)

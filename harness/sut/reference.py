@@ -1,46 +1,29 @@
-"""The built-in reference DUI and its faulty twin.
+"""The built-in reference DUI and its faulty twin, assembled from the service plugins.
 
 The reference DUI is an in-process client that performs every exchange the way a conformant DUI does, over
 the real protocols. It is the default SUT and the harness's self-test: every scenario must pass against it,
-and fail against at least one named defect of :class:`FaultyDUI`. Each capability is a mixin in its own
-module (``mssante_actions.py``...) that declares its defects and checks them with :meth:`ReferenceDUI.has`.
+and fail against at least one named defect of :class:`FaultyDUI`. Each service plugin brings one capability
+mixin (``harness.sut.mssante_actions.MssanteActions``...) and the defects it checks with
+:meth:`ReferenceCore.has`; :func:`drivers` composes them (:mod:`harness.sut.plugins`).
+
+``ReferenceDUI``, ``FaultyDUI`` and ``DEFECTS`` are read from this module as before; they are built when first
+read, because the plugins themselves import the mixin modules of this package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 from types import MappingProxyType
+from typing import Any
 
 from harness.sut.base import Defect, SutEnvironment
-from harness.sut.dmp_actions import DMP_DEFECTS, DmpActions
-from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
-from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
-from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
-from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
-from harness.sut.psc_actions import PSC_DEFECTS, PscActions
-from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
-
-#: Named defects the faulty DUI can switch on (``--sut faulty:<name>[,<name>]``), all capabilities together.
-DEFECTS: MappingProxyType[str, Defect] = MappingProxyType(
-    {
-        d.name: d
-        for group in (
-            MSSANTE_DEFECTS,
-            PSC_DEFECTS,
-            INSI_DEFECTS,
-            DMP_DEFECTS,
-            TDDUI_DEFECTS,
-            EPRESCRIPTION_DEFECTS,
-            EPARCOURS_DEFECTS,
-        )
-        for d in group
-    }
-)
+from harness.sut.plugins import services
 
 
-class ReferenceDUI(
-    MssanteActions, PscActions, InsiActions, DmpActions, TdduiActions, EprescriptionActions, EparcoursActions
-):
-    """A DUI that does everything right."""
+class ReferenceCore:
+    """What the capability mixins share: the environment given at setup and the defect predicate."""
 
     name = "reference"
     defects: frozenset[str] = frozenset()
@@ -58,15 +41,55 @@ class ReferenceDUI(
         self.env = None
 
 
-class FaultyDUI(ReferenceDUI):
-    """The reference DUI with named defects switched on (see :data:`DEFECTS`)."""
+@dataclass(frozen=True)
+class Drivers:
+    """The assembled reference and faulty DUI classes and every named defect (``--sut faulty:<name>[,<name>]``)."""
 
-    def __init__(self, defects: frozenset[str]) -> None:
-        super().__init__()
-        unknown = sorted(defects - set(DEFECTS))
+    reference: type[ReferenceCore]
+    faulty: type[ReferenceCore]
+    defects: Mapping[str, Defect]
+
+
+@cache
+def drivers() -> Drivers:
+    """Compose the reference DUI from every plugin's mixin (in service-name order; the plugins are checked not to
+    define the same attribute twice), and the faulty DUI on top of it."""
+    plugins = services().values()
+    defects = MappingProxyType({d.name: d for plugin in plugins for d in plugin.dui.defects})
+    mixins = tuple(plugin.dui.reference for plugin in plugins)
+    reference = type(
+        "ReferenceDUI",
+        (ReferenceCore, *mixins),
+        {"__doc__": "A DUI that does everything right.", "__module__": __name__},
+    )
+
+    def faulty_init(self: Any, defects_on: frozenset[str]) -> None:
+        reference.__init__(self)
+        unknown = sorted(defects_on - set(defects))
         if unknown:
             raise ValueError(
-                f"défaut inconnu / unknown defect: {', '.join(unknown)} (disponibles / available: {', '.join(DEFECTS)})"
+                f"défaut inconnu / unknown defect: {', '.join(unknown)} (disponibles / available: {', '.join(defects)})"
             )
-        self.defects = defects
-        self.name = "faulty:" + ",".join(sorted(defects))
+        self.defects = defects_on
+        self.name = "faulty:" + ",".join(sorted(defects_on))
+
+    faulty = type(
+        "FaultyDUI",
+        (reference,),
+        {
+            "__doc__": "The reference DUI with named defects switched on (see ``DEFECTS``).",
+            "__module__": __name__,
+            "__init__": faulty_init,
+        },
+    )
+    return Drivers(reference, faulty, defects)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ReferenceDUI":
+        return drivers().reference
+    if name == "FaultyDUI":
+        return drivers().faulty
+    if name == "DEFECTS":
+        return drivers().defects
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

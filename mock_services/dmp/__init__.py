@@ -6,7 +6,7 @@ Mounted at ``/dmp`` on the harness HTTPS port, with service paths shaped like th
 of the test PKI (mutual TLS) and a VIHF 3.0 assertion; see :mod:`mock_services.dmp.transactions` for the
 transactions and :mod:`mock_services.dmp.soap` for the transport.
 
-Settings (``[settings.dmp]``): ``cda_xsd_dir`` (folder holding ``CDA_extended.xsd``), ``schematron_dir`` (CI-SIS
+Settings (``[settings.dmp]``, :class:`~mock_services.dmp.settings.DmpSettings`): ``cda_xsd_dir`` (folder holding ``CDA_extended.xsd``), ``schematron_dir`` (CI-SIS
 ``schematrons/`` folder), ``jdv_dir`` (ANS value sets ``JDV_*.xml``), ``vihf`` (``strict`` / ``lenient`` /
 ``off``), ``mtom`` (``strict`` / ``lenient`` / ``off``: ITI-41 without MTOM refused / warned / accepted),
 ``production_ins`` (``warn`` / ``refuse``, default from the harness configuration), ``require_client_certificate``
@@ -38,6 +38,7 @@ from harness.validators.cda import CdaSchema
 from harness.validators.schematron import SchematronEngine
 from harness.validators.vihf import SignatureCache, Strictness, VihfPolicy, check_vihf
 from harness.validators.xds_metadata import ValueSets
+from mock_services.dmp.settings import DmpSettings
 from mock_services.dmp.soap import SoapFault, SoapLimits, SoapRequest, fault_bytes, parse_soap_request, read_body
 from mock_services.dmp.store import Authorisation, DmpState, DmpStore, PersonDmp
 from mock_services.dmp.transactions import ITI18, ITI41, ITI43, ITI57, OPERATIONS, TD02, Caller, Reply, Transactions
@@ -60,23 +61,21 @@ class DMPSimulator(Simulator):
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
-        settings = dict(ctx.settings)
-        self.store = DmpStore(self._initial_persons(settings.get("persons") or {}))
-        self.limits = SoapLimits(max_request_bytes=int(settings.get("max_request_bytes", SoapLimits.max_request_bytes)))
-        self.require_client_certificate = bool(settings.get("require_client_certificate", True))
-        self.vihf_policy = VihfPolicy(strictness=Strictness(settings.get("vihf", "strict")))
+        settings = DmpSettings.from_mapping(ctx.settings)
+        self.store = DmpStore(self._initial_persons(dict(settings.persons)))
+        self.limits = SoapLimits(max_request_bytes=settings.max_request_bytes)
+        self.require_client_certificate = settings.require_client_certificate
+        self.vihf_policy = VihfPolicy(strictness=Strictness(settings.vihf))
         # IHE ITI TF-2b §3.41.4.1.3: Provide and Register shall use MTOM/XOP; "lenient" answers with a warning
-        self.mtom_policy = Strictness(settings.get("mtom", "strict"))
-        self.production_ins = production_ins_policy(settings)
+        self.mtom_policy = Strictness(settings.mtom)
+        self.production_ins = settings.production_ins
         # Every ESSMS of the test data gets its organisation certificate (CN ESSMS-<FINESS>, OU 1<FINESS>): the
         # structure the DMP authenticates is the one the TLS certificate names.
         ensure_establishment_certificates(ctx.pki, [e.finess for e in ctx.testdata.establishments])
-        self.cda_schema = CdaSchema(settings["cda_xsd_dir"]) if settings.get("cda_xsd_dir") else None
-        self.schematron = SchematronEngine(settings["schematron_dir"]) if settings.get("schematron_dir") else None
-        jdv = settings.get("jdv_dir") or (
-            Path(settings["schematron_dir"]).parent / "jeuxDeValeurs" if settings.get("schematron_dir") else None
-        )
-        self.value_sets = ValueSets(jdv) if jdv and Path(jdv).is_dir() else None
+        self.cda_schema = CdaSchema(settings.cda_xsd_dir) if settings.cda_xsd_dir else None
+        self.schematron = SchematronEngine(settings.schematron_dir) if settings.schematron_dir else None
+        jdv = settings.value_sets_dir
+        self.value_sets = ValueSets(jdv) if jdv and jdv.is_dir() else None
         self.anchors: list[x509.Certificate] = [ctx.pki.intermediate.cert, ctx.pki.root.cert]
         self.signatures = SignatureCache()
         self.transactions = Transactions(self)

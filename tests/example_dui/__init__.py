@@ -4,7 +4,8 @@ Written from ``docs/control-api.openapi.json`` and the public specifications onl
 ``harness`` or ``mock_services`` (only third-party libraries), so that running the catalogue through it proves
 the contract end to end over real HTTP. Editors can read it as a starting point for their own test build.
 
-One module per capability (``mssante``, ``psc``, ``insi``, ``dmp``, ``fhir_services``...) exposes ``ACTIONS``:
+Every module of this package is a capability (``mssante``, ``psc``, ``insi``, ``dmp``, ``fhir_services``...,
+found by :func:`capability_modules`, so that a new service only adds its module) and exposes ``ACTIONS``:
 action name (the URL segment) -> ``handler(session, body) -> outcome``, where ``outcome`` is the JSON answer
 ``{"status": "done"|"failed", "detail": "...", "data": {...}}``.
 """
@@ -12,6 +13,7 @@ action name (the URL segment) -> ``handler(session, body) -> outcome``, where ``
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import shutil
 import ssl
 import tempfile
@@ -28,7 +30,11 @@ from starlette.routing import Route
 
 Outcome = dict[str, Any]
 Handler = Callable[["Session", dict[str, Any]], Outcome]
-CAPABILITIES = ("mssante", "mssante_inbound", "psc", "insi", "dmp", "fhir_services")
+
+
+def capability_modules() -> list[str]:
+    """The capability modules of this package: every module beside this one (a new service adds its own)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and not m.ispkg)
 
 
 @dataclass
@@ -75,8 +81,12 @@ class ExampleDUI:
         self.session: Session | None = None
         self.seen_keys: dict[str, Outcome] = {}
         self.handlers: dict[str, Handler] = {}
-        for name in CAPABILITIES:
-            self.handlers.update(importlib.import_module(f"{__name__}.{name}").ACTIONS)
+        for name in capability_modules():
+            actions = importlib.import_module(f"{__name__}.{name}").ACTIONS
+            clash = set(actions) & set(self.handlers)
+            if clash:
+                raise ValueError(f"action(s) {sorted(clash)} implemented twice (module {name})")
+            self.handlers.update(actions)
 
     def app(self) -> Starlette:
         return Starlette(

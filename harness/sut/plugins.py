@@ -1,0 +1,200 @@
+"""One declared plugin per socle service: what it brings, registered once, checked when loaded.
+
+A service (MSSanté, DMP...) is declared by one :class:`ServicePlugin` object, registered under its name in the
+entry-point group ``socle_harness.services`` (one line in ``pyproject.toml``; the object usually lives in
+``mock_services/<service>/plugin.py``). It names every part of the service:
+
+- ``simulator``: its :class:`~harness.host.simulator.Simulator` subclass (the service host mounts it);
+- ``settings``: the types its ``[settings.<service>]`` table is read into (each with ``from_mapping``);
+- ``faults``: its fault catalogue, the :class:`~harness.host.simulator.FaultSpec` kinds it takes from the board;
+- ``dui``: the DUI side (:class:`DuiSide`): the control-API actions (:class:`ActionSpec`: request dataclass,
+  summary, ``data`` keys, French guided-recette instruction), the reference DUI's mixin implementing them and
+  the named defects of the faulty DUI;
+- ``steps``: the module of its bilingual Gherkin steps (a pytest plugin module).
+
+Everything the harness used to list by hand is assembled from the loaded plugins: the reference and faulty
+DUIs (:mod:`harness.sut.reference`), the control API and its OpenAPI document (:mod:`harness.sut.control_api`),
+the guided-recette instructions (:mod:`harness.sut.manual`), the step modules (:mod:`harness.runtime.pytest_plugin`)
+and the simulator registry (:func:`harness.host.simulator.available_simulators` reads the ``simulator`` part).
+
+Like pluggy checking hook implementations at registration, :func:`validate` refuses a plugin with a missing or
+mistyped part, and :func:`check_together` refuses duplicate action, method or defect names, two reference mixins
+defining the same attribute, or a dependency on an unregistered service; every error names the plugin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from types import MappingProxyType
+from typing import Any
+
+from harness.host.simulator import FaultSpec, Simulator
+from harness.sut.base import Defect, SutEnvironment
+
+ENTRY_POINT_GROUP = "socle_harness.services"
+
+#: A guided-recette instruction: ``(action dataclass or None, the DUI's environment or None) -> French text``.
+Instruction = Callable[[Any, SutEnvironment | None], str]
+
+# attributes every reference mixin may declare (the shared driver state and the defect predicate)
+_SHARED_MIXIN_ATTRIBUTES = frozenset({"has", "env"})
+
+
+class PluginError(TypeError):
+    """A service plugin that does not declare what it must (raised when the plugins are loaded)."""
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action of the DUI control API: URL segment (``mssante-send``), :class:`~harness.sut.base.SutDriver`
+    method (``send_mssante``), request dataclass (``None``: empty body), what it asks of the DUI, the French
+    instruction a recette operator follows in guided mode, and the ``data`` keys the harness reads back."""
+
+    name: str
+    method: str
+    request: type | None
+    summary: str
+    instruction: Instruction
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DuiSide:
+    """What a service asks of the DUI: its control-API actions, the reference DUI's mixin that implements each
+    action's method, and the named defects that mixin can switch on (``self.has(name)``)."""
+
+    actions: tuple[ActionSpec, ...]
+    reference: type
+    defects: tuple[Defect, ...]
+
+
+@dataclass(frozen=True)
+class ServicePlugin:
+    """The declaration of one socle service (see the module docstring). ``requires``: other services whose
+    actions this service's reference mixin calls (the INSi mixin sends by MSSanté after qualifying)."""
+
+    name: str
+    title: str
+    simulator: type[Simulator]
+    settings: tuple[type, ...]
+    faults: tuple[FaultSpec, ...]
+    dui: DuiSide
+    steps: str
+    requires: tuple[str, ...] = ()
+
+
+def _fail(plugin: str, message: str) -> PluginError:
+    return PluginError(f"plugin de service « {plugin} » / service plugin {plugin!r}: {message}")
+
+
+def _tuple_of(plugin: str, part: str, value: Any, kind: type) -> None:
+    if not isinstance(value, tuple):
+        raise _fail(plugin, f"{part} must be a tuple of {kind.__name__}, not {type(value).__name__}")
+    wrong = [item for item in value if not isinstance(item, kind)]
+    if wrong:
+        raise _fail(plugin, f"{part} must hold {kind.__name__} only, found {wrong[0]!r}")
+
+
+def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
+    """Check one plugin's parts (presence and types); return it. Raises :class:`PluginError` naming the plugin."""
+    label = registered_as or getattr(plugin, "name", None) or repr(plugin)
+    if not isinstance(plugin, ServicePlugin):
+        raise _fail(label, f"the entry point must name a ServicePlugin, not {type(plugin).__name__}")
+    for part in dataclasses.fields(ServicePlugin):
+        if getattr(plugin, part.name, None) is None:
+            raise _fail(label, f"part {part.name!r} is missing")
+    if registered_as is not None and plugin.name != registered_as:
+        raise _fail(label, f"declares the name {plugin.name!r} but is registered as {registered_as!r}")
+    if not (isinstance(plugin.simulator, type) and issubclass(plugin.simulator, Simulator)):
+        raise _fail(label, f"simulator must be a Simulator subclass, not {plugin.simulator!r}")
+    if getattr(plugin.simulator, "name", None) != plugin.name:
+        raise _fail(label, f"simulator {plugin.simulator.__name__}.name must be {plugin.name!r}")
+    _tuple_of(label, "settings", plugin.settings, type)
+    if not plugin.settings:
+        raise _fail(label, "settings must name at least one settings type")
+    for settings in plugin.settings:
+        if not callable(getattr(settings, "from_mapping", None)):
+            raise _fail(label, f"settings type {settings.__name__} has no from_mapping(mapping) constructor")
+    _tuple_of(label, "faults", plugin.faults, FaultSpec)
+    _unique(label, "fault", (f.name for f in plugin.faults))
+    if not isinstance(plugin.dui, DuiSide):
+        raise _fail(label, f"dui must be a DuiSide, not {type(plugin.dui).__name__}")
+    _tuple_of(label, "dui.actions", plugin.dui.actions, ActionSpec)
+    _tuple_of(label, "dui.defects", plugin.dui.defects, Defect)
+    if not isinstance(plugin.dui.reference, type):
+        raise _fail(label, f"dui.reference must be the reference DUI's mixin class, not {plugin.dui.reference!r}")
+    for spec in plugin.dui.actions:
+        if spec.request is not None and not (isinstance(spec.request, type) and dataclasses.is_dataclass(spec.request)):
+            raise _fail(label, f"action {spec.name!r}: request must be a dataclass or None, not {spec.request!r}")
+        if not callable(spec.instruction):
+            raise _fail(label, f"action {spec.name!r}: instruction must be callable")
+        if not callable(getattr(plugin.dui.reference, spec.method, None)):
+            raise _fail(label, f"action {spec.name!r}: {plugin.dui.reference.__name__} has no method {spec.method!r}")
+    _unique(label, "action", (s.name for s in plugin.dui.actions))
+    _unique(label, "driver method", (s.method for s in plugin.dui.actions))
+    _unique(label, "defect", (d.name for d in plugin.dui.defects))
+    if not isinstance(plugin.steps, str) or importlib.util.find_spec(plugin.steps) is None:
+        raise _fail(label, f"steps must name an importable module, not {plugin.steps!r}")
+    _tuple_of(label, "requires", plugin.requires, str)
+    return plugin
+
+
+def _unique(plugin: str, what: str, names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise _fail(plugin, f"{what} {name!r} is declared twice")
+        seen.add(name)
+
+
+def check_together(plugins: Iterable[ServicePlugin]) -> None:
+    """Refuse what two plugins declare twice (action, driver method, defect, reference mixin attribute) and
+    dependencies on services that are not registered. Errors name both plugins."""
+    plugins = list(plugins)
+    names = {p.name for p in plugins}
+    owners: dict[tuple[str, str], str] = {}
+
+    def claim(kind: str, name: str, plugin: str) -> None:
+        other = owners.setdefault((kind, name), plugin)
+        if other != plugin:
+            raise _fail(plugin, f"{kind} {name!r} is already declared by the plugin {other!r}")
+
+    for plugin in plugins:
+        for spec in plugin.dui.actions:
+            claim("action", spec.name, plugin.name)
+            claim("driver method", spec.method, plugin.name)
+        for defect in plugin.dui.defects:
+            claim("defect", defect.name, plugin.name)
+        for attribute in vars(plugin.dui.reference):
+            if not attribute.startswith("__") and attribute not in _SHARED_MIXIN_ATTRIBUTES:
+                claim("reference DUI attribute", attribute, plugin.name)
+        missing = [name for name in plugin.requires if name not in names]
+        if missing:
+            raise _fail(plugin.name, f"requires the service(s) {', '.join(missing)}, not registered")
+
+
+def load(found: Iterable[tuple[str, Callable[[], object]]]) -> Mapping[str, ServicePlugin]:
+    """Validate ``(registered name, loader)`` pairs into the registry, sorted by name."""
+    plugins = [validate(loader(), name) for name, loader in found]
+    _unique("*", "service", (p.name for p in plugins))
+    check_together(plugins)
+    return MappingProxyType({p.name: p for p in sorted(plugins, key=lambda p: p.name)})
+
+
+@cache
+def services() -> Mapping[str, ServicePlugin]:
+    """The registered service plugins (entry-point group ``socle_harness.services``), validated, by name.
+
+    Loaded once per process: entry points do not change while it runs."""
+    found = [(ep.name, ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    if not found:
+        raise PluginError(
+            f"aucun service enregistré (groupe d'entry points {ENTRY_POINT_GROUP}) : réinstallez le paquet avec "
+            "« pip install -e . » / no service plugin registered: reinstall the package"
+        )
+    return load(found)

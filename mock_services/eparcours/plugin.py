@@ -1,0 +1,73 @@
+"""The e-Parcours (cahier de liaison) service plugin (see :mod:`harness.sut.plugins`); imported only through its
+entry point."""
+
+from __future__ import annotations
+
+from harness.sut import base
+from harness.sut.base import SutEnvironment
+from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from mock_services.eparcours import EparcoursSimulator
+from mock_services.eparcours.service import EparcoursSettings
+
+
+def _post(action: base.CdlNotePost, env: SutEnvironment | None) -> str:
+    urgent = " urgente" if action.urgent else ""
+    return (
+        f"Dans le DUI de « {action.establishment.name} », écrivez dans le cahier de liaison e-Parcours de "
+        f"{action.person.display_name} une note{urgent} de type {action.note_type} : « {action.text} »."
+    )
+
+
+def _update(action: base.CdlNoteUpdate, env: SutEnvironment | None) -> str:
+    return (
+        f"Dans le DUI, modifiez la note du cahier de liaison de {action.person.display_name} que vous venez "
+        f"d'écrire (note {action.note_id}) : « {action.text} »."
+    )
+
+
+def _read(action: base.CdlNotesRead, env: SutEnvironment | None) -> str:
+    kind = f" de type {action.note_type}" if action.note_type else ""
+    return (
+        f"Dans le DUI de « {action.establishment.name} », consultez le cahier de liaison e-Parcours de "
+        f"{action.person.display_name} (notes{kind}) et ouvrez les notes trouvées."
+    )
+
+
+ACTIONS = (
+    ActionSpec(
+        name="cdl-note-post",
+        method="cdl_post_note",
+        request=base.CdlNotePost,
+        summary="Write a note in the person's cahier de liaison (ans.fhir.fr.cdl 3.0.0 CdLDocumentReference), as "
+        "one transaction Bundle or RESTful.",
+        instruction=_post,
+        data={"note_id": "the platform's id of the note created", "version": "its version"},
+    ),
+    ActionSpec(
+        name="cdl-note-update",
+        method="cdl_update_note",
+        request=base.CdlNoteUpdate,
+        summary="Change the text of a note the DUI wrote, with the version it last saw (If-Match).",
+        instruction=_update,
+        data={"note_id": "the note updated", "version": "the version the update was based on"},
+    ),
+    ActionSpec(
+        name="cdl-notes-read",
+        method="cdl_read_notes",
+        request=base.CdlNotesRead,
+        summary="Search the person's notes (optionally of one type, since a date), read each one and show them.",
+        instruction=_read,
+        data={"notes": "list of objects with at least `id`", "urgentes": "ids of the notes shown as urgent"},
+    ),
+)
+
+PLUGIN = ServicePlugin(
+    name="eparcours",
+    title=EparcoursSimulator.title,
+    simulator=EparcoursSimulator,
+    settings=(EparcoursSettings,),
+    faults=(),  # the service takes no fault from the board
+    dui=DuiSide(actions=ACTIONS, reference=EparcoursActions, defects=EPARCOURS_DEFECTS),
+    steps="harness.steps.eparcours",
+)

@@ -1,0 +1,126 @@
+"""The INSi service plugin (see :mod:`harness.sut.plugins`); imported only through its entry point.
+
+Its reference mixin also sends by MSSanté once the identity is qualified (``mssante-send-qualified``): the plugin
+requires the ``mssante`` service.
+"""
+
+from __future__ import annotations
+
+from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS
+from harness.host.simulator import FaultSpec
+from harness.sut import base
+from harness.sut.base import SutEnvironment
+from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from mock_services.insi import InsiSimulator
+from mock_services.insi.service import InsiSettings
+from mock_services.mssante.plugin import send_instruction
+
+
+def _traits(traits: base.InsiTraits) -> str:
+    place = f", lieu de naissance (code INSEE) {traits.birth_place}" if traits.birth_place else ""
+    return (
+        f"nom de naissance {traits.birth_name}, prénom(s) {' '.join(traits.first_names)}, sexe {traits.sex}, "
+        f"né(e) le {traits.birth_date[8:10]}/{traits.birth_date[5:7]}/{traits.birth_date[:4]}{place}"
+    )
+
+
+def _search(action: base.InsiSearch, env: SutEnvironment | None) -> str:
+    return (
+        f"Dans le DUI de « {action.establishment.name} », créez ou ouvrez l'identité ({_traits(action.traits)}) "
+        "et lancez l'appel au téléservice INSi (recherche de l'INS)."
+    )
+
+
+def _verify(action: base.InsiVerify, env: SutEnvironment | None) -> str:
+    return (
+        f"Dans le DUI de « {action.establishment.name} », ouvrez l'identité ({_traits(action.traits)}) "
+        f"qui porte l'INS {action.ins} et lancez la vérification de l'INS auprès du téléservice INSi."
+    )
+
+
+def _qualify(action: base.InsiSearch, env: SutEnvironment | None) -> str:
+    document = HIGH_TRUST_DOCUMENTS.get(action.identity_document or "")
+    check = (
+        f"contrôlez les traits sur la pièce d'identité présentée ({document}), "
+        if document
+        else "aucune pièce d'identité n'est présentée : ne déclarez pas l'identité validée, "
+    )
+    return (
+        f"Dans le DUI de « {action.establishment.name} », qualifiez l'identité ({_traits(action.traits)}) : "
+        f"{check}puis obtenez l'INS par le téléservice INSi et enregistrez le statut de l'identité."
+    )
+
+
+def _send_qualified(action: base.MssanteSend, env: SutEnvironment | None) -> str:
+    return (
+        "Si l'identité de la personne n'est pas qualifiée dans le DUI (pièce d'identité à haut niveau de "
+        "confiance contrôlée et INS obtenu du téléservice INSi), le DUI doit refuser l'envoi ; sinon : "
+        + send_instruction(action, env)
+    )
+
+
+ACTIONS = (
+    ActionSpec(
+        name="insi-search",
+        method="search_ins",
+        request=base.InsiSearch,
+        summary="Search the INS by traits (INSi rechercherInsAvecTraitsIdentite, mutual TLS with the INSI-AUTO "
+        "certificate or `client_certificate`); on CR 02 refine with the birth place.",
+        instruction=_search,
+        data={"ins": "the INS retained (null if none)", "oid": "its OID", "statut": "identity status (RNIV)"},
+    ),
+    ActionSpec(
+        name="insi-verify",
+        method="verify_ins",
+        request=base.InsiVerify,
+        summary="Verify the INS the DUI holds by re-sending the traits; a different active INS whose history holds "
+        "the INS held replaces it.",
+        instruction=_verify,
+        data={"ins": "the INS retained", "oid": "its OID", "statut": "identity status", "verifie": "boolean"},
+    ),
+    ActionSpec(
+        name="insi-qualify",
+        method="qualify_identity",
+        request=base.InsiSearch,
+        summary="Qualify the identity (RNIV): check the traits against the high-trust identity document presented "
+        "(`identity_document`, FR Core code CN, PA, AN or LE; null when none is presented) and obtain the INS from "
+        "INSi (search, or search and verification). Without a document the identity is only récupérée.",
+        instruction=_qualify,
+        data={
+            "ins": "the INS retained",
+            "oid": "its OID",
+            "statut": "identity status the DUI records: provisoire, récupérée, validée, qualifiée",
+            "piece_identite": "FR Core code of the identity document the user checked (null if none)",
+        },
+    ),
+    ActionSpec(
+        name="mssante-send-qualified",
+        method="send_mssante_qualified",
+        request=base.MssanteSend,
+        summary="Same as mssante-send, but only for a qualified identity (RNIV: identity document checked and INS "
+        "obtained from INSi; the DUI may call INSi first when the document was checked): otherwise the DUI refuses "
+        "the sending (status failed), it never sends a document with an unqualified INS.",
+        instruction=_send_qualified,
+        data={"qualification": "outcome of the INSi call, when one was needed", "statut": "identity status (RNIV)"},
+    ),
+)
+
+FAULTS = (
+    FaultSpec(
+        "insi.indisponible", "le téléservice est indisponible : faute insi_102, ou HTTP 503 (mode http)", ("mode",)
+    ),
+    FaultSpec("insi.delai", "la réponse arrive après le délai donné (borné par max_delay_seconds)", ("seconds",)),
+    FaultSpec("insi.faute", "la prochaine requête reçoit la faute SOAP de ce code", ("code", "message")),
+)
+
+PLUGIN = ServicePlugin(
+    name="insi",
+    title=InsiSimulator.title,
+    simulator=InsiSimulator,
+    settings=(InsiSettings,),
+    faults=FAULTS,
+    dui=DuiSide(actions=ACTIONS, reference=InsiActions, defects=INSI_DEFECTS),
+    steps="harness.steps.insi",
+    requires=("mssante",),
+)

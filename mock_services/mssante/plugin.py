@@ -1,0 +1,120 @@
+"""The MSSanté service plugin: simulator, settings, faults, DUI actions and steps (see :mod:`harness.sut.plugins`).
+
+Composition root of the service: imported only through its entry point (``socle_harness.services``); the
+simulator modules of this package never import it. The reference DUI's MSSanté code stays in
+:mod:`harness.sut.mssante_actions` (the DUI side is a harness layer above the simulators).
+"""
+
+from __future__ import annotations
+
+from harness.host.simulator import FaultSpec
+from harness.sut import base
+from harness.sut.base import SutEnvironment
+from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
+from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.validators.cda import DOCUMENT_TYPES
+from mock_services.mssante import MSSanteSimulator
+from mock_services.mssante.imap import ImapSettings
+from mock_services.mssante.smtp import SmtpSettings
+
+
+def send_instruction(action: base.MssanteSend, env: SutEnvironment | None = None) -> str:
+    """What a recette operator does for ``mssante-send`` (also the second half of ``mssante-send-qualified``)."""
+    person = action.person
+    doc = DOCUMENT_TYPES.get(action.document_kind) or UNSTRUCTURED_TYPE
+    recipients = [
+        f"sa messagerie Mon espace santé ({person.mailbox})" if r == "patient" else r for r in action.recipients
+    ]
+    text = (
+        f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {person.display_name} "
+        f"(né(e) le {person.birth_date:%d/%m/%Y}, INS {person.ins.value}) et envoyez par MSSanté le document "
+        f"« {doc.display} » ({action.document_kind}) à : {', '.join(recipients)}."
+    )
+    if action.end_of_exchange:
+        text += " Indiquez que la personne ne doit pas répondre (X-MSS-MES: FIN)."
+    return text
+
+
+def _receive(action: base.MssanteReceive, env: SutEnvironment | None) -> str:
+    how = (
+        "avec le certificat d'organisation de l'établissement"
+        if action.auth == "certificate"
+        else "avec son mot de passe"
+    )
+    return (
+        f"Faites relever par le DUI de « {action.establishment.name} » la messagerie MSSanté "
+        f"{action.establishment.dui_mailbox} ({how}) : il doit intégrer les documents reçus et renvoyer les accusés "
+        "de lecture demandés."
+    )
+
+
+def _relay(action: base.MssanteRelay, env: SutEnvironment | None) -> str:
+    patient = " et à sa messagerie Mon espace santé" if action.to_patient else ""
+    return (
+        f"Dans le DUI de « {action.establishment.name} », transmettez à la plateforme d'intégration "
+        f"({action.message_type}) le document « {action.document_kind} » de {action.person.display_name} pour "
+        f"{', '.join(action.recipients)}{patient}, avec accusés de réception et de lecture."
+    )
+
+
+def _lookup(action: base.DirectoryLookup, env: SutEnvironment | None) -> str:
+    return f"Dans le DUI, cherchez l'adresse MSSanté « {action.query} » dans l'annuaire."
+
+
+ACTIONS = (
+    ActionSpec(
+        name="mssante-send",
+        method="send_mssante",
+        request=base.MssanteSend,
+        summary="Send documents of the person by MSSanté: SMTP submission (STARTTLS, AUTH) of a message with the "
+        "IHE_XDM.ZIP (CDA R2 + METADATA.XML) and its PDF rendering, X-MSS-* headers (DST MSSanté v1.7). "
+        "`patient` as a recipient means the person's Mon espace santé mailbox.",
+        instruction=send_instruction,
+        data={"message_id": "Message-ID of the message sent"},
+    ),
+    ActionSpec(
+        name="mssante-receive",
+        method="receive_mssante",
+        request=base.MssanteReceive,
+        summary="Read the establishment's MSSanté mailbox (IMAP4rev1, STARTTLS; `auth` password or certificate = "
+        "AUTHENTICATE EXTERNAL), integrate the documents received into the records of `patients` and "
+        "answer each message asking for it with an MDN (RFC 8098, codes 900-906 of the ANS volet).",
+        instruction=_receive,
+        data={"messages": "one object per message handled (free form, shown in the report)"},
+    ),
+    ActionSpec(
+        name="mssante-hl7-relay",
+        method="relay_mssante_hl7",
+        request=base.MssanteRelay,
+        summary="Hand the person's document to the integration platform as HL7 v2.5 over MLLP (ORU^R01 or "
+        "MDM^T02, MetaDMPMSS), for MSSanté delivery to the recipients, asking for the ZAM receipts.",
+        instruction=_relay,
+    ),
+    ActionSpec(
+        name="mssante-directory-lookup",
+        method="lookup_directory",
+        request=base.DirectoryLookup,
+        summary="Find MSSanté addresses in the directory (Annuaire Santé FHIR search on PractitionerRole).",
+        instruction=_lookup,
+        data={"addresses": "list of the addresses the DUI proposes to its user"},
+    ),
+)
+
+FAULTS = (
+    FaultSpec("mailbox.full", "la boîte du destinataire est pleine : 552 5.2.2 au RCPT (RFC 3463)", ("address",)),
+    FaultSpec("tls.required", "le serveur exige STARTTLS : 530 5.7.0 au MAIL (RFC 3207)"),
+    FaultSpec("tls.certificate_refused", "la prochaine négociation TLS (SMTP ou IMAP) est refusée par une alerte"),
+    FaultSpec("server.slow", "le serveur répond avec retard (SMTP : réponse au DATA ; IMAP : accueil)", ("seconds",)),
+    FaultSpec("smtp.reply", "le prochain DATA reçoit la réponse SMTP donnée", ("code", "message")),
+)
+
+PLUGIN = ServicePlugin(
+    name="mssante",
+    title=MSSanteSimulator.title,
+    simulator=MSSanteSimulator,
+    settings=(SmtpSettings, ImapSettings),
+    faults=FAULTS,
+    dui=DuiSide(actions=ACTIONS, reference=MssanteActions, defects=MSSANTE_DEFECTS),
+    steps="harness.steps.mssante",
+)

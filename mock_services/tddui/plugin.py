@@ -1,0 +1,51 @@
+"""The TDDUI service plugin (see :mod:`harness.sut.plugins`); imported only through its entry point.
+
+Its steps are the usage-indicator steps (:mod:`harness.steps.indicateurs`): the TDDUI export is what the
+indicators are computed from, and the scenarios that drive it are the ``@indicateurs`` ones.
+"""
+
+from __future__ import annotations
+
+from harness.host.simulator import FaultSpec
+from harness.sut import base
+from harness.sut.base import SutEnvironment
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
+from mock_services.tddui import TdduiSettings, TdduiSimulator
+
+
+def _export(action: base.TdduiExport, env: SutEnvironment | None) -> str:
+    return (
+        f"Dans le DUI de « {action.establishment.name} », lancez la transmission des données du DUI au format "
+        f"national TDDUI (situation au {action.exported_at:%d/%m/%Y}, {len(action.records)} dossier(s))."
+    )
+
+
+ACTIONS = (
+    ActionSpec(
+        name="tddui-export",
+        method="export_tddui",
+        request=base.TdduiExport,
+        summary="Export the establishment's records as they stand at `exported_at` to the national TDDUI endpoint "
+        "(ANS ans.fhir.fr.tddui transaction Bundle: Patient, séjours, projets personnalisés, agenda).",
+        instruction=_export,
+    ),
+)
+
+FAULTS = (
+    FaultSpec(
+        "fhir.reply",
+        "la prochaine transaction est refusée avec ce statut HTTP et un OperationOutcome",
+        ("status", "message"),
+    ),
+)
+
+PLUGIN = ServicePlugin(
+    name="tddui",
+    title=TdduiSimulator.title,
+    simulator=TdduiSimulator,
+    settings=(TdduiSettings,),
+    faults=FAULTS,
+    dui=DuiSide(actions=ACTIONS, reference=TdduiActions, defects=TDDUI_DEFECTS),
+    steps="harness.steps.indicateurs",
+)

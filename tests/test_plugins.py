@@ -1,0 +1,266 @@
+"""The service plugins (issue 13 item 1): every registered service declares all its parts, the harness's tables
+are assembled from them, and a plugin that is incomplete, mistyped or clashes with another is refused with an
+error naming it, when loaded."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from harness.host.simulator import FaultSpec, Simulator, available_simulators
+from harness.steps import SHARED_STEP_MODULES
+from harness.sut import make_driver
+from harness.sut.base import ActionResult, ActionStatus, Defect
+from harness.sut.control_api import ACTIONS, openapi
+from harness.sut.plugins import (
+    ActionSpec,
+    DuiSide,
+    PluginError,
+    ServicePlugin,
+    check_together,
+    load,
+    services,
+    validate,
+)
+from harness.sut.reference import DEFECTS, FaultyDUI, ReferenceDUI
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = ["dmp", "eparcours", "eprescription", "insi", "mssante", "psc", "tddui"]
+
+
+def test_every_registered_service_declares_all_its_parts() -> None:
+    plugins = services()
+    assert list(plugins) == SERVICES
+    for name, plugin in plugins.items():
+        assert validate(plugin, name) is plugin
+        assert plugin.simulator.name == name and issubclass(plugin.simulator, Simulator)
+        assert plugin.settings and all(isinstance(s.from_mapping({}), s) for s in plugin.settings), name
+        assert all(isinstance(f, FaultSpec) and f.description for f in plugin.faults), name
+        assert plugin.dui.actions and plugin.dui.defects, f"{name}: a service asks something of the DUI"
+        for spec in plugin.dui.actions:
+            assert spec.summary and callable(spec.instruction) and callable(getattr(plugin.dui.reference, spec.method))
+        assert all(d.description for d in plugin.dui.defects), name
+    assert available_simulators() == {name: plugin.simulator for name, plugin in plugins.items()}
+
+
+def test_the_tables_are_assembled_from_the_plugins() -> None:
+    plugins = services().values()
+    assert ACTIONS == tuple(spec for p in plugins for spec in p.dui.actions)
+    assert list(DEFECTS) == [d.name for p in plugins for d in p.dui.defects] and len(DEFECTS) == 58
+    assert all(issubclass(ReferenceDUI, p.dui.reference) for p in plugins)
+    assert issubclass(FaultyDUI, ReferenceDUI)
+    endpoints = openapi()["components"]["schemas"]["Session"]["properties"]["endpoints"]["description"]
+    assert endpoints.startswith("One object per simulator (dmp, eparcours, eprescription, insi, mssante, psc, tddui) ")
+    from harness.runtime import pytest_plugin
+
+    assert pytest_plugin.pytest_plugins == [
+        "harness.steps.common",
+        "harness.steps.dmp",
+        "harness.steps.eparcours",
+        "harness.steps.eprescription",
+        "harness.steps.insi",
+        "harness.steps.mssante",
+        "harness.steps.psc",
+        "harness.steps.indicateurs",
+    ]
+
+
+def test_every_step_module_is_shared_or_named_by_a_plugin() -> None:
+    modules = {f"harness.steps.{p.stem}" for p in (REPO / "harness" / "steps").glob("*.py") if p.stem != "__init__"}
+    assert modules == set(SHARED_STEP_MODULES) | {p.steps for p in services().values()}
+
+
+@pytest.mark.parametrize(
+    "sut", ["reference", "faulty:xdm-hash-faux", "http:http://dui.test", "manual", "observe:2026-01-01/2026-01-02"]
+)
+def test_every_driver_answers_every_action_of_the_plugins(sut: str) -> None:
+    driver = make_driver(sut)
+    for spec in ACTIONS:
+        assert callable(getattr(driver, spec.method)), (sut, spec.method)
+
+
+def test_faulty_dui_names_the_unknown_defect() -> None:
+    with pytest.raises(ValueError, match=r"^défaut inconnu / unknown defect: pas-un-defaut \(disponibles"):
+        make_driver("faulty:pas-un-defaut")
+
+
+def _fault_kinds_taken(package: Path) -> set[str]:
+    """The fault kinds a simulator package takes from the board (``take_fault("kind")`` or a module constant)."""
+    kinds: set[str] = set()
+    for module in package.rglob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        constants = {
+            t.id: node.value.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "take_fault" and node.args:
+                arg = node.args[0]
+                kinds.add(arg.value if isinstance(arg, ast.Constant) else constants[arg.id])
+    return kinds
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_fault_catalogue_is_what_the_simulator_takes(name: str) -> None:
+    declared = {f.name for f in services()[name].faults}
+    assert declared == _fault_kinds_taken(REPO / "mock_services" / name)
+
+
+def test_the_steps_inject_only_declared_faults() -> None:
+    catalogue = {name: {f.name for f in p.faults} for name, p in services().items()}
+    pattern = re.compile(r'SERVICE, Fault\("([a-z_.-]+)"')
+    for plugin in services().values():
+        source = (REPO / (plugin.steps.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        service = re.search(r'^SERVICE = "([a-z]+)"', source, re.M)
+        for kind in pattern.findall(source):
+            assert service is not None and kind in catalogue[service.group(1)], (plugin.steps, kind)
+
+
+def test_simulator_modules_never_import_the_upper_layers() -> None:
+    """Only a service's ``plugin.py`` (its composition root, loaded by entry point) sees the DUI side and steps."""
+    upper = ("harness.sut", "harness.steps", "harness.runtime", "harness.front", "harness.analytics", "harness.reports")
+    for module in (REPO / "mock_services").rglob("*.py"):
+        if module.name == "plugin.py":
+            continue
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not {m for m in imported if m.startswith(upper) or m.endswith(".plugin")}, module
+
+
+# -- validation of a plugin, as pluggy validates hook implementations ------------------------------------------
+class EchoSimulator(Simulator):
+    name = "echo"
+    title = "Écho"
+
+
+@dataclass(frozen=True)
+class EchoSettings:
+    @classmethod
+    def from_mapping(cls, raw: dict) -> EchoSettings:
+        return cls()
+
+
+@dataclass(frozen=True)
+class EchoAsk:
+    text: str
+
+
+class EchoActions:
+    def has(self, defect: str) -> bool:
+        raise NotImplementedError
+
+    def echo(self, action: EchoAsk) -> ActionResult:
+        return ActionResult(ActionStatus.DONE, action.text)
+
+
+ECHO = ServicePlugin(
+    name="echo",
+    title="Écho",
+    simulator=EchoSimulator,
+    settings=(EchoSettings,),
+    faults=(FaultSpec("echo.muet", "n'écrit rien"),),
+    dui=DuiSide(
+        actions=(ActionSpec("echo-ask", "echo", EchoAsk, "Echo.", lambda a, env: f"Répétez « {a.text} »."),),
+        reference=EchoActions,
+        defects=(Defect("echo-muet", "ne répète pas"),),
+    ),
+    steps="harness.steps.common",
+)
+
+
+def test_a_complete_plugin_is_loaded_beside_the_others() -> None:
+    registry = load([*((n, lambda p=p: p) for n, p in services().items()), ("echo", lambda: ECHO)])
+    assert list(registry)[:3] == ["dmp", "echo", "eparcours"] and registry["echo"] is ECHO
+
+
+def _error(plugin: object, name: str = "echo") -> str:
+    with pytest.raises(PluginError) as caught:
+        validate(plugin, name)
+    return str(caught.value)
+
+
+PREFIX = "plugin de service « echo » / service plugin 'echo': "
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (replace(ECHO, steps=None), "part 'steps' is missing"),
+        (replace(ECHO, dui=None), "part 'dui' is missing"),
+        (replace(ECHO, simulator=object), "simulator must be a Simulator subclass, not <class 'object'>"),
+        (replace(ECHO, name="autre"), "declares the name 'autre' but is registered as 'echo'"),
+        (replace(ECHO, settings=EchoSettings), "settings must be a tuple of type, not type"),
+        (replace(ECHO, settings=(object,)), "settings type object has no from_mapping(mapping) constructor"),
+        (replace(ECHO, faults=("echo.muet",)), "faults must hold FaultSpec only, found 'echo.muet'"),
+        (replace(ECHO, faults=ECHO.faults * 2), "fault 'echo.muet' is declared twice"),
+        (
+            replace(ECHO, steps="harness.steps.inexistant"),
+            "steps must name an importable module, not 'harness.steps.inexistant'",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, reference=None)),
+            "dui.reference must be the reference DUI's mixin class, not None",
+        ),
+        (replace(ECHO, dui=replace(ECHO.dui, defects=ECHO.dui.defects * 2)), "defect 'echo-muet' is declared twice"),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], method="crier"),))),
+            "action 'echo-ask': EchoActions has no method 'crier'",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], request=str),))),
+            "action 'echo-ask': request must be a dataclass or None, not <class 'str'>",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], instruction="Répétez"),))),
+            "action 'echo-ask': instruction must be callable",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=ECHO.dui.actions * 2)),
+            "action 'echo-ask' is declared twice",
+        ),
+    ],
+)
+def test_an_incomplete_or_mistyped_plugin_is_refused_naming_it(broken: ServicePlugin, message: str) -> None:
+    assert _error(broken) == PREFIX + message
+
+
+def test_an_entry_point_that_is_not_a_plugin_is_refused() -> None:
+    assert _error(EchoSimulator) == PREFIX + "the entry point must name a ServicePlugin, not type"
+
+
+def test_what_two_plugins_declare_twice_is_refused_naming_both() -> None:
+    mssante = services()["mssante"]
+    taken = replace(ECHO.dui.actions[0], name="mssante-send")
+    cases = [
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(taken,))),
+            "action 'mssante-send' is already declared by the plugin 'mssante'",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, defects=(Defect("fin-ignore", "x"),))),
+            "defect 'fin-ignore' is already declared by the plugin 'mssante'",
+        ),
+        (replace(ECHO, requires=("ror",)), "requires the service(s) ror, not registered"),
+    ]
+    for plugin, message in cases:
+        with pytest.raises(PluginError) as caught:
+            check_together([mssante, plugin])
+        assert str(caught.value) == PREFIX + message
+
+    class Clashing(EchoActions):
+        def _env(self) -> None: ...  # MssanteActions already has it: the composed reference DUI would pick one
+
+    clash = replace(ECHO, dui=replace(ECHO.dui, reference=Clashing))
+    with pytest.raises(PluginError) as caught:
+        check_together([mssante, clash])
+    assert str(caught.value) == PREFIX + "reference DUI attribute '_env' is already declared by the plugin 'mssante'"
