@@ -176,10 +176,3 @@ def issues_from_findings(findings: Iterable[Finding], codes: FindingCodes = DEFA
         )
         for f in findings
     ]
-
-
-def reject_findings(findings: Sequence[Finding], *, status: int = 422) -> None:
-    """Raise a :class:`FhirError` when ``findings`` hold an error (its code becomes the journal's error code)."""
-    errors = [f for f in findings if f.severity is Severity.ERROR]
-    if errors:
-        raise FhirError(status, issues_from_findings(findings), error_code=errors[0].code)

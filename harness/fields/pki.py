@@ -109,10 +109,6 @@ class IssuedCert:
     def not_valid_after(self) -> dt.datetime:
         return self.cert.not_valid_after_utc
 
-    @property
-    def sha256_fingerprint(self) -> str:
-        return self.cert.fingerprint(hashes.SHA256()).hex(":").upper()
-
 
 class TestPKI:
     """A test PKI on disk: root, intermediate, one server certificate and organisation client certificates.

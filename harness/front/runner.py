@@ -51,12 +51,6 @@ class RunResult:
             and self.counts.get(Status.ERROR.value, 0) == 0
         )
 
-    def status_of(self, name: str) -> Status | None:
-        for scenario in self.scenarios:
-            if scenario.name == name:
-                return scenario.status
-        return None
-
 
 #: How many runs' event streams, pytest logs and operator files ``run_dir`` keeps (older ones are deleted).
 KEEP_RUNS = 10

@@ -234,9 +234,6 @@ class Simulator:
         return None
 
 
-SimulatorFactory = Callable[[SimulatorContext], Simulator]
-
-
 def simulator_names() -> list[str]:
     """Names of the registered services, without importing them."""
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})

@@ -99,10 +99,6 @@ def to_payload(value: Any) -> Any:
 
 
 # -- OpenAPI --------------------------------------------------------------------------------------------------
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("-"))
-
-
 def _schema_of(tp: Any, components: dict[str, Any]) -> dict[str, Any]:
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):

@@ -40,7 +40,6 @@ class BuildOptions:
     codecda_override: str | None = None
     xdm_metadata: bool = True
     xdm_wrong_hash: bool = False
-    patient_mailbox_override: str | None = None
 
 
 def _el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:

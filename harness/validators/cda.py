@@ -14,7 +14,6 @@ CI-SIS schematron folder is configured, the schematron of the volet and version 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -36,7 +35,6 @@ TRE_A05 = "1.2.250.1.213.1.1.4.12"  # ANS "types de documents" code system (SYNT
 HL7_CONFIDENTIALITY = "2.16.840.1.113883.5.25"
 OID_IDNPS = "1.2.250.1.71.4.2.1"  # identifiant national de professionnel de santé
 OID_IDNST = "1.2.250.1.71.4.2.2"  # identifiant national de structure
-OID_SECTEUR_ACTIVITE = "1.2.250.1.71.4.2.4"  # TRE_R02 secteur d'activité (healthcareFacilityTypeCode)
 CDA_TYPE_ID = ("2.16.840.1.113883.1.3", "POCD_HD000040")
 HEADER_TEMPLATES = ("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1")  # HL7 France + CI-SIS header model
 MAX_CDA_BYTES = 30 * 1024 * 1024
@@ -446,8 +444,3 @@ def validate_cda(
     report.findings.extend(schematron.validate(root, choice.name, location=location))
     report.layers.append(f"schematron:{choice.name}")
     return report
-
-
-def findings_summary(findings: Sequence[Finding]) -> str:
-    """One line per finding, for journal messages and evidence."""
-    return "\n".join(str(f) for f in findings)

@@ -24,8 +24,6 @@ from harness.validators import Finding, Severity
 CANONICAL = "https://interop.esante.gouv.fr/ig/fhir/cdl"
 PROFILE_DOCUMENT_REFERENCE = f"{CANONICAL}/StructureDefinition/cdl-document-reference"
 PROFILE_BUNDLE_CREATION = f"{CANONICAL}/StructureDefinition/cdl-bundle-creation-note"
-PROFILE_BUNDLE_MAJ = f"{CANONICAL}/StructureDefinition/cdl-bundle-maj-note"
-PROFILE_BUNDLE_SEARCH = f"{CANONICAL}/StructureDefinition/cdl-bundle-resultat-recherche-notes"
 EXT_IS_EMERGENCY = f"{CANONICAL}/StructureDefinition/cdl-ext-is-emergency"
 IMPLEMENTATION_GUIDE = f"{CANONICAL}/ImplementationGuide/ans.fhir.fr.cdl"
 

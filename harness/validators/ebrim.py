@@ -14,7 +14,6 @@ RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
 QUERY = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 XDSB = "urn:ihe:iti:xds-b:2007"
-RMD = "urn:ihe:iti:rmd:2017"
 NS = {"lcm": LCM, "rim": RIM, "rs": RS, "query": QUERY, "xdsb": XDSB}
 
 # ITI TF-3 §4.2.5: identifiers of the XDS metadata classifications and external identifiers.
@@ -33,7 +32,6 @@ FORMAT_CODE = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
 CONFIDENTIALITY_CODE = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
 HEALTHCARE_FACILITY_TYPE = "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1"
 PRACTICE_SETTING = "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead"
-EVENT_CODE = "urn:uuid:2c6b8cb7-8b2a-4051-b291-b1ae6a575ef4"
 DOC_AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
 
 # Association types (ITI TF-3 §4.2.2).
