@@ -29,7 +29,8 @@ Fonctionnalité: Alimentation et consultation du DMP depuis le DUI
   Scénario: Le DMP se ferme entre le test d'existence et le versement : le DUI affiche le refus
     Soit le DMP refusera le prochain versement : DMP fermé entre-temps
     Quand le DUI verse le document "DLU" de la personne dans son DMP
-    Alors le DUI signale que le DMP de la personne est fermé
+    Alors le DMP refuse le document avec l'erreur "DMPClosed"
+    Et le DUI signale que le DMP de la personne est fermé
     Et aucun document n'est versé au DMP pour la personne
 
   @exigence:DMP-REMPLACEMENT

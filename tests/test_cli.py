@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
@@ -23,6 +24,7 @@ CLI = [sys.executable, "-m", "harness.front.cli"]
 WIDE = {**os.environ, "COLUMNS": "200"}
 
 
+@pytest.mark.slow
 def test_run_writes_the_three_reports_and_exits_0(tmp_path: Path) -> None:
     proc = subprocess.run([*CLI, "run"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=WIDE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -36,6 +38,7 @@ def test_run_writes_the_three_reports_and_exits_0(tmp_path: Path) -> None:
     assert journal.count() > 0
 
 
+@pytest.mark.slow
 def test_run_against_a_faulty_dui_exits_1_with_the_reason(tmp_path: Path) -> None:
     proc = subprocess.run(
         [*CLI, "run", "--sut", "faulty:xdm-sans-metadata"],

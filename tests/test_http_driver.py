@@ -85,6 +85,7 @@ def _run(
     return run_catalogue(cfg, config_file=config_file, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feature", FEATURES)
 def test_catalogue_passes_through_the_example_control_api(feature: str, tmp_path: Path, serve_app) -> None:  # noqa: ANN001
     """The whole catalogue, one feature file at a time, against the example DUI over real HTTP."""
@@ -96,6 +97,7 @@ def test_catalogue_passes_through_the_example_control_api(feature: str, tmp_path
     assert not failed, failed
 
 
+@pytest.mark.slow
 def test_unreachable_dui_is_an_error_for_every_scenario_not_a_failure(tmp_path: Path) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -108,6 +110,7 @@ def test_unreachable_dui_is_an_error_for_every_scenario_not_a_failure(tmp_path: 
     assert all("injoignable" in s.message for s in result.scenarios)
 
 
+@pytest.mark.slow
 def test_server_errors_and_broken_json_are_sut_errors(tmp_path: Path, serve_app) -> None:  # noqa: ANN001
     async def session(request: Request) -> Response:
         return Response(status_code=204)

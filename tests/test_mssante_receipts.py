@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
+import time
 import urllib.request
 from collections.abc import Iterator
 from email import policy
@@ -297,12 +298,27 @@ def test_smtp_faults_give_the_protocol_reply_and_are_journaled(
     env.host.faults.clear()
 
 
-def test_slow_server_still_answers(env: SocleEnvironment) -> None:
-    env.host.faults.inject("mssante", Fault("server.slow", {"seconds": 0.2}))
-    person = env.testdata.person("P001")
-    msg = build_message(person, env.testdata.establishment("990000016"), DUI, [DOCTOR], ("DLU",))
-    code, _ = submit(env, msg.as_bytes(), [DOCTOR])
-    assert code == 250
+def _timed_data(env: SocleEnvironment, data: bytes) -> tuple[int, float]:
+    """Submit one message; the SMTP reply code to DATA and the seconds that reply took."""
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
+        smtp.login(DUI, DUI_PASSWORD)
+        smtp.mail(DUI)
+        smtp.rcpt(DOCTOR)
+        started = time.monotonic()
+        code, _ = smtp.data(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        return code, time.monotonic() - started
+
+
+def test_slow_server_delays_its_data_reply_then_accepts(env: SocleEnvironment) -> None:
+    """``server.slow``: the reply to DATA comes ``seconds`` late (then 250); the next message is answered at once."""
+    msg = build_message(env.testdata.person("P001"), env.testdata.establishment("990000016"), DUI, [DOCTOR], ("DLU",))
+    env.host.faults.inject("mssante", Fault("server.slow", {"seconds": 1.0}))
+    slow_code, slow = _timed_data(env, msg.as_bytes())
+    normal_code, normal = _timed_data(env, msg.as_bytes())
+    assert (slow_code, normal_code) == (250, 250)
+    assert slow >= 1.0 and slow - normal >= 0.5, (slow, normal)
 
 
 def test_certificate_refused_fault_on_smtp_starttls(env: SocleEnvironment) -> None:

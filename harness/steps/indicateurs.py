@@ -601,9 +601,7 @@ def _transactions(indicateurs: IndicatorScenario) -> list:  # noqa: ANN202
     return found
 
 
-@then("le simulateur TDDUI accepte les données transmises")
-@then("the TDDUI simulator accepts the data")
-def tddui_accepted(indicateurs: IndicatorScenario) -> None:
+def _tddui_accepted(indicateurs: IndicatorScenario) -> None:
     refused = [e for e in _transactions(indicateurs) if e.outcome is Outcome.REJECTED]
     if refused:
         raise AssertionError(
@@ -614,7 +612,7 @@ def tddui_accepted(indicateurs: IndicatorScenario) -> None:
 @then("le simulateur TDDUI accepte les données transmises sans avertissement")
 @then("the TDDUI simulator accepts the data without warning")
 def tddui_clean(indicateurs: IndicatorScenario) -> None:
-    tddui_accepted(indicateurs)
+    _tddui_accepted(indicateurs)
     warnings = [f for e in _transactions(indicateurs) for f in e.details.get("findings", []) if f["severity"] != "info"]
     if warnings:
         raise AssertionError("avertissements TDDUI: " + "; ".join(f"{w['code']}: {w['message']}" for w in warnings))

@@ -104,6 +104,16 @@ def rejected_with(socle: ScenarioContext, code: str) -> None:
         raise AssertionError(f"refus attendu avec le code {code}, observé: {codes or 'message accepté'}")
 
 
+@then("la messagerie MSSanté refuse la négociation TLS du DUI")
+@then("the MSSanté service refuses the DUI's TLS negotiation")
+def tls_refused(socle: ScenarioContext) -> None:
+    found = socle.exchanges_since_action(SERVICE, "smtp.starttls")
+    for exchange in found:
+        socle.attach("Échange MSSanté", _describe(exchange), exchange)
+    if not any(e.outcome is Outcome.REJECTED for e in found):
+        raise AssertionError(f"aucune négociation TLS refusée par le simulateur MSSanté: {[e.outcome for e in found]}")
+
+
 def _accepted_message(socle: ScenarioContext) -> tuple[Exchange, bytes]:
     accepted = [e for e in _submissions(socle) if e.outcome is Outcome.ACCEPTED]
     if not accepted:

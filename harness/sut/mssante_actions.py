@@ -77,7 +77,14 @@ MSSANTE_DEFECTS = (
     Defect("hl7-pid-autre-ins", "met dans PID-3 l'INS d'une autre personne (dossiers mal rapprochés)"),
     Defect("hl7-cle-ins-pid-erronee", "calcule mal la clé de l'INS qu'il met dans PID-3"),
     Defect("annuaire-non-consulte", "ne consulte pas l'annuaire et propose une adresse devinée"),
+    Defect(
+        "attente-smtp-trop-courte",
+        "abandonne l'envoi après 1 s sans réponse du serveur (la RFC 5321 §4.5.3.2 laisse 10 minutes après le DATA)",
+    ),
 )
+
+SMTP_TIMEOUT = 30.0  # seconds the reference DUI waits for each SMTP reply
+SHORT_SMTP_TIMEOUT = 1.0  # the faulty DUI's "attente-smtp-trop-courte"
 
 #: Integration codes the reference DUI returns (ANS volet, table applicationErrorCondition).
 UNKNOWN_PATIENT = ("902", "Identifiant patient inconnu")
@@ -225,7 +232,8 @@ class MssanteActions:
             return ActionResult(ActionStatus.ERROR, f"aucun mot de passe MSSanté configuré pour {sender}")
         host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
         try:
-            with smtplib.SMTP(host.strip("[]"), int(port), timeout=30) as smtp:
+            timeout = SHORT_SMTP_TIMEOUT if self.has("attente-smtp-trop-courte") else SMTP_TIMEOUT
+            with smtplib.SMTP(host.strip("[]"), int(port), timeout=timeout) as smtp:
                 smtp.ehlo("dui-reference.test")
                 smtp.starttls(context=self._tls(certificate))
                 smtp.ehlo("dui-reference.test")

@@ -44,6 +44,10 @@ PSC_DEFECTS = (
     Defect("psc-refresh-reutilise", "réutilise le premier refresh token au lieu du nouveau (rotation ignorée)"),
     Defect("psc-deconnexion-locale", "ferme la session localement sans appeler la déconnexion de Pro Santé Connect"),
     Defect("psc-code-rejoue", "renvoie le code d'autorisation déjà échangé (rechargement de la page de retour)"),
+    Defect(
+        "psc-connexion-locale-si-indisponible",
+        "connecte le professionnel avec un compte local du DUI quand Pro Santé Connect ne répond pas",
+    ),
 )
 
 REQUIRED_ACR = "eidas1"
@@ -233,7 +237,11 @@ class PscActions:
                 session = self._psc_do_login(client, metadata, action)
         except PscRefused as exc:
             return ActionResult(ActionStatus.FAILED, f"connexion PSC refusée: {exc}")
-        except (OAuth2Error, OAuthError, httpx.HTTPError, ValueError, KeyError) as exc:
+        except httpx.HTTPError as exc:
+            if self.has("psc-connexion-locale-si-indisponible"):
+                return ActionResult(ActionStatus.DONE, "connecté avec un compte local (Pro Santé Connect indisponible)")
+            return ActionResult(ActionStatus.FAILED, f"connexion PSC impossible: {type(exc).__name__}: {exc}")
+        except (OAuth2Error, OAuthError, ValueError, KeyError) as exc:
             return ActionResult(ActionStatus.FAILED, f"connexion PSC impossible: {type(exc).__name__}: {exc}")
         self._psc_session = session
         return ActionResult(

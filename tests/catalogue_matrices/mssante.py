@@ -1,18 +1,7 @@
-"""The catalogue against the reference DUI (all pass) and against each faulty DUI (the right scenarios fail).
+"""The MSSanté scenarios (``@mssante``): sending, the documents sent, receiving, the HL7 v2 relay, the
+sending incidents."""
 
-A scenario that cannot fail is a defect: every scenario must be failed by at least one named defect.
-"""
-
-from __future__ import annotations
-
-from pathlib import Path
-
-import pytest
-from catalogue_matrix import assert_fails_exactly, assert_matrix_covers, run_tagged
-
-from harness.core.events import Status
-from harness.front.runner import RunResult
-from harness.sut.mssante_actions import MSSANTE_DEFECTS as MSSANTE_DEFECT_LIST
+from catalogue_matrix import English, Matrix
 
 ENVOI_PRO = "Envoi d'un DLU à un professionnel de santé"
 ENVOI_PATIENT = "Envoi d'un DLU dans la messagerie Mon espace santé de la personne"
@@ -37,6 +26,9 @@ ENVOI_TLS = "Le DUI n'envoie rien en clair: STARTTLS et authentification avant t
 ENVOI_MESSAGE_ID = "Le message du DUI porte son propre Message-ID"
 MSS_INS_PRODUCTION = "Sous la politique « refuse », le DUI n'envoie par MSSanté que des INS de test"
 HL7_IDENTITE = "Le DUI identifie la personne par le même INS dans PID-3 et dans le document CDA"
+LENT = "Le serveur MSSanté met 2 secondes à accepter le message et le DUI l'attend"
+TLS_EXIGE = "Le serveur MSSanté exige TLS : le DUI signale le refus 530 5.7.0"
+TLS_REFUSE = "La négociation TLS avec le serveur MSSanté échoue : le DUI signale que le message n'est pas parti"
 
 ALL = {
     ENVOI_PRO,
@@ -62,6 +54,9 @@ ALL = {
     ENVOI_TLS,
     ENVOI_MESSAGE_ID,
     MSS_INS_PRODUCTION,
+    LENT,
+    TLS_EXIGE,
+    TLS_REFUSE,
 }
 
 # every scenario where the DUI sends a CDA document by SMTP, and every scenario where it receives one
@@ -78,10 +73,10 @@ SENT_DOCUMENTS = {
     ENVOI_TLS,
     ENVOI_MESSAGE_ID,
     MSS_INS_PRODUCTION,
+    LENT,
 }
 RECEIVED_DOCUMENTS = {RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902, RECEPTION_904}
 
-# defect -> the scenarios it must make fail (every other scenario must still pass)
 EXPECTED_FAILURES = {
     "entetes-mss-absents": SENT_DOCUMENTS,
     "codecda-errone": SENT_DOCUMENTS,
@@ -89,7 +84,7 @@ EXPECTED_FAILURES = {
     "xdm-sans-metadata": SENT_DOCUMENTS,
     "xdm-hash-faux": SENT_DOCUMENTS,
     "messagerie-patient-erronee": {ENVOI_PATIENT, COMPTAGE, COMPTAGE_PATIENT, ENVOI_FIN},
-    "ignore-refus-smtp": {ADRESSE_INCONNUE, REFUS_SERVEUR, BAL_PLEINE},
+    "ignore-refus-smtp": {ADRESSE_INCONNUE, REFUS_SERVEUR, BAL_PLEINE, TLS_EXIGE, TLS_REFUSE},
     "fin-ignore": {ENVOI_FIN},
     "xdm-un-seul-document": {ENVOI_MULTI},
     "imap-sans-starttls": RECEIVED_DOCUMENTS,
@@ -110,39 +105,8 @@ EXPECTED_FAILURES = {
     "hl7-pid-autre-ins": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "hl7-cle-ins-pid-erronee": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "annuaire-non-consulte": {ANNUAIRE},
+    "attente-smtp-trop-courte": {LENT},
 }
-
-
-def _run(tmp_path: Path, sut: str, tags: str | None = None, scenarios: Path | None = None) -> RunResult:
-    return run_tagged(tmp_path, sut, tags, scenarios=scenarios)
-
-
-def test_the_whole_catalogue_passes_against_the_reference_dui(tmp_path: Path) -> None:
-    result = _run(tmp_path, "reference")
-    statuses = {s.name: s.status for s in result.scenarios}
-    assert ALL <= set(statuses), f"MSSanté scenarios missing: {ALL - set(statuses)}"
-    assert all(s is Status.PASSED for s in statuses.values()), statuses
-    assert result.ok and result.exit_code == 0
-
-
-def test_tags_select_scenarios(tmp_path: Path) -> None:
-    result = _run(tmp_path / "a", "reference", tags="mssante")
-    assert {s.name for s in result.scenarios} == ALL
-    none = _run(tmp_path / "b", "reference", tags="not mssante and dmp_only_tag_that_does_not_exist")
-    assert none.scenarios == [] and none.exit_code == 5
-
-
-MSSANTE_DEFECTS = sorted(EXPECTED_FAILURES)
-
-
-@pytest.mark.parametrize("defect", MSSANTE_DEFECTS)
-def test_faulty_dui_fails_the_expected_scenarios(tmp_path: Path, defect: str) -> None:
-    assert_fails_exactly(_run(tmp_path, f"faulty:{defect}", tags="mssante"), EXPECTED_FAILURES[defect])
-
-
-def test_every_scenario_is_failed_by_some_defect() -> None:
-    assert_matrix_covers(EXPECTED_FAILURES, ALL, {d.name for d in MSSANTE_DEFECT_LIST})
-
 
 ENGLISH_FEATURE = """\
 @mssante
@@ -166,33 +130,10 @@ Feature: English aliases of the MSSanté steps
     And the DUI reports the sending failure
 """
 
-
-def test_english_aliases_run_and_can_fail(tmp_path: Path) -> None:
-    folder = tmp_path / "features"
-    folder.mkdir()
-    (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
-    ok = _run(tmp_path / "ok", "reference", scenarios=folder)
-    assert [s.status for s in ok.scenarios] == [Status.PASSED, Status.PASSED]
-    bad = _run(tmp_path / "bad", "faulty:xdm-hash-faux,ignore-refus-smtp", scenarios=folder)
-    assert [s.status for s in bad.scenarios] == [Status.FAILED, Status.FAILED]
-
-
-def test_undefined_step_is_an_error_not_a_failure(tmp_path: Path) -> None:
-    folder = tmp_path / "features"
-    folder.mkdir()
-    (folder / "undefined.feature").write_text(
-        "# language: fr\nFonctionnalité: F\n  Scénario: S\n    Soit une étape que personne n'a écrite\n",
-        encoding="utf-8",
-    )
-    result = _run(tmp_path, "reference", scenarios=folder)
-    [scenario] = result.scenarios
-    assert scenario.status is Status.ERROR and "non définie" in scenario.message
-
-
-def test_a_scenario_whose_simulator_is_not_started_is_an_error(tmp_path: Path) -> None:
-    config_file = tmp_path / "socle-harness.toml"
-    config_file.write_text('services = ["mssante", "insi", "psc"]\n', encoding="utf-8")
-    result = run_tagged(tmp_path, "reference", "dmp", config_file=config_file)
-    assert result.scenarios, "the DMP scenarios must still be reported"
-    assert {s.status for s in result.scenarios} == {Status.ERROR}
-    assert all("« dmp » n'est pas démarré" in s.message for s in result.scenarios)
+MATRIX = Matrix(
+    tag="mssante",
+    service="mssante",
+    scenarios=frozenset(ALL),
+    failures={defect: frozenset(failed) for defect, failed in EXPECTED_FAILURES.items()},
+    english=English(ENGLISH_FEATURE, 2, ("xdm-hash-faux", "ignore-refus-smtp")),
+)

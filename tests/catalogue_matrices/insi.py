@@ -1,21 +1,6 @@
-"""The INSi scenarios against the reference DUI (all pass) and against each INSi defect (the right scenarios fail,
-as conformance failures, not errors). Every scenario is failed by at least one named defect."""
+"""The INSi scenarios (``@insi``)."""
 
-from __future__ import annotations
-
-from pathlib import Path
-
-import pytest
-from catalogue_matrix import (
-    assert_all_pass,
-    assert_fails_exactly,
-    assert_matrix_covers,
-    run_tagged,
-)
-
-from harness.core.events import Status
-from harness.front.runner import RunResult
-from harness.sut.insi_actions import INSI_DEFECTS
+from catalogue_matrix import English, Matrix
 
 RECHERCHE = "Recherche de l'INS d'une personne par ses traits d'identité"
 AUCUNE = "Aucune identité ne correspond aux traits : le DUI n'attribue pas d'INS"
@@ -54,7 +39,6 @@ TRANSPORT = {RECHERCHE, AUCUNE, PLUSIEURS, NIA, HISTORIQUE, QUALIFICATION, RECUP
 # traits refused by INSi: a defect refused earlier (certificate, headers, envelope) gets another fault than the traits'
 TRAITS = {JEU_CARACTERES, DATE_FUTURE}
 
-# defect -> the scenarios it must make fail (every other INSi scenario must still pass)
 EXPECTED_FAILURES = {
     "idam-inconnu": TRANSPORT,
     "sans-certificat-client": TRANSPORT | {LOGICIEL} | TRAITS,  # desir_560 comes before the IDAM check
@@ -71,24 +55,6 @@ EXPECTED_FAILURES = {
     "ignore-faute-insi": {LOGICIEL, CERTIFICAT, INDISPONIBLE} | TRAITS,
     "envoi-sans-qualification": {PAS_D_ENVOI},
 }
-
-
-def _run(tmp_path: Path, sut: str, scenarios: Path | None = None) -> RunResult:
-    return run_tagged(tmp_path, sut, None if scenarios else "insi", scenarios=scenarios)
-
-
-def test_insi_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
-    assert_all_pass(_run(tmp_path, "reference"), ALL)
-
-
-@pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
-def test_faulty_dui_fails_the_expected_insi_scenarios(tmp_path: Path, defect: str) -> None:
-    assert_fails_exactly(_run(tmp_path, f"faulty:{defect}"), EXPECTED_FAILURES[defect])
-
-
-def test_every_insi_scenario_is_failed_by_some_defect() -> None:
-    assert_matrix_covers(EXPECTED_FAILURES, ALL, {d.name for d in INSI_DEFECTS})
-
 
 ENGLISH_FEATURE = """\
 @insi
@@ -124,12 +90,10 @@ Feature: English aliases of the INSi steps
     And the DUI reports the INSi call failure to its user
 """
 
-
-def test_english_aliases_run_and_can_fail(tmp_path: Path) -> None:
-    folder = tmp_path / "features"
-    folder.mkdir()
-    (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
-    ok = _run(tmp_path / "ok", "reference", scenarios=folder)
-    assert [s.status for s in ok.scenarios] == [Status.PASSED] * 3, [(s.name, s.message) for s in ok.scenarios]
-    bad = _run(tmp_path / "bad", "faulty:ignore-cr02,qualifiee-sans-piece,ignore-faute-insi", scenarios=folder)
-    assert [s.status for s in bad.scenarios] == [Status.FAILED] * 3, [(s.name, s.message) for s in bad.scenarios]
+MATRIX = Matrix(
+    tag="insi",
+    service="insi",
+    scenarios=frozenset(ALL),
+    failures={defect: frozenset(failed) for defect, failed in EXPECTED_FAILURES.items()},
+    english=English(ENGLISH_FEATURE, 3, ("ignore-cr02", "qualifiee-sans-piece", "ignore-faute-insi")),
+)

@@ -1,16 +1,7 @@
-"""The @indicateurs scenarios against the reference DUI (all pass) and against faulty DUIs (the right ones fail)."""
+"""The usage-indicator scenarios (``@indicateurs``): the TDDUI export and the activity of the other services
+they count; they are also failed by MSSanté and e-Parcours defects (refused messages or notes do not count)."""
 
-from __future__ import annotations
-
-from pathlib import Path
-
-import pytest
-from catalogue_matrix import assert_all_pass, assert_fails_exactly, run_tagged
-
-from harness.core.config import HarnessConfig
-from harness.core.events import Status
-from harness.front.runner import RunResult, run_catalogue
-from harness.sut.tddui_actions import TDDUI_DEFECTS
+from catalogue_matrix import English, Matrix
 
 MSS_TAUX = "Taux d'utilisation de la MSSanté d'un ESSMS sur un mois"
 MSS_MESSAGES = (
@@ -53,7 +44,6 @@ ALL = {
 }
 MSSANTE_BASED = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, RELAIS}
 
-# defect -> the scenarios it must make fail (every other @indicateurs scenario must still pass)
 EXPECTED_FAILURES = {
     "tddui-sans-sorties": {FILE_ACTIVE},
     "tddui-date-export": {DOSSIERS_ACTIFS, AGENDA},
@@ -64,26 +54,6 @@ EXPECTED_FAILURES = {
     "xdm-sans-metadata": MSSANTE_BASED,  # an MSSanté defect: the messages are refused, the usage falls to 0
     "note-type-hors-jdv": {CDL_NOTES},  # the platform refuses the DUI's notes: only the platform's note counts
 }
-
-
-def _run(tmp_path: Path, sut: str) -> RunResult:
-    return run_tagged(tmp_path, sut, "indicateurs")
-
-
-def test_indicator_scenarios_pass_against_the_reference_dui(tmp_path: Path) -> None:
-    assert_all_pass(_run(tmp_path, "reference"), ALL)
-
-
-@pytest.mark.parametrize("defect", sorted(EXPECTED_FAILURES))
-def test_faulty_dui_fails_the_expected_indicator_scenarios(tmp_path: Path, defect: str) -> None:
-    assert_fails_exactly(_run(tmp_path, f"faulty:{defect}"), EXPECTED_FAILURES[defect])
-
-
-def test_every_indicator_scenario_is_failed_by_some_defect() -> None:
-    # Indicator scenarios are also failed by MSSanté defects: every TDDUI defect must appear, not only them.
-    assert set().union(*EXPECTED_FAILURES.values()) == ALL
-    assert {d.name for d in TDDUI_DEFECTS} <= set(EXPECTED_FAILURES)
-
 
 ENGLISH_FEATURE = """\
 @indicateurs
@@ -110,16 +80,10 @@ Feature: English aliases of the indicator steps
     And the journal ties the exported data to the establishment "EHPAD Les Tilleuls" and the person "Jeanne MARTIN"
 """
 
-
-def test_english_aliases(tmp_path: Path) -> None:
-    folder = tmp_path / "features"
-    folder.mkdir()
-    (folder / "english.feature").write_text(ENGLISH_FEATURE, encoding="utf-8")
-    config = HarnessConfig(
-        run_dir=tmp_path / ".socle",
-        journal=f"sqlite:///{tmp_path}/journal.sqlite",
-        sut="reference",
-        scenarios_dir=folder,
-    )
-    result = run_catalogue(config, timeout=300)
-    assert [(s.status, s.message) for s in result.scenarios] == [(Status.PASSED, "")]
+MATRIX = Matrix(
+    tag="indicateurs",
+    service="tddui",
+    scenarios=frozenset(ALL),
+    failures={defect: frozenset(failed) for defect, failed in EXPECTED_FAILURES.items()},
+    english=English(ENGLISH_FEATURE, 1, ()),
+)
