@@ -50,7 +50,9 @@ def test_every_registered_service_declares_all_its_parts() -> None:
 def test_the_tables_are_assembled_from_the_plugins() -> None:
     plugins = services().values()
     assert ACTIONS == tuple(spec for p in plugins for spec in p.dui.actions)
-    assert list(DEFECTS) == [d.name for p in plugins for d in p.dui.defects] and len(DEFECTS) == 60
+    assert list(DEFECTS) == [d.name for p in plugins for d in p.dui.defects] and len(DEFECTS) == sum(
+        len(p.dui.defects) for p in plugins
+    )
     assert all(issubclass(ReferenceDUI, p.dui.reference) for p in plugins)
     assert issubclass(FaultyDUI, ReferenceDUI)
     endpoints = openapi()["components"]["schemas"]["Session"]["properties"]["endpoints"]["description"]
@@ -91,17 +93,16 @@ def test_faulty_dui_names_the_unknown_defect() -> None:
 def _fault_kinds_taken(package: Path) -> set[str]:
     """The fault kinds a simulator package takes from the board (``take_fault("kind")`` or a module constant)."""
     kinds: set[str] = set()
-    for module in package.rglob("*.py"):
-        tree = ast.parse(module.read_text(encoding="utf-8"))
-        constants = {
-            t.id: node.value.value
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-            for t in node.targets
-            if isinstance(t, ast.Name)
-        }
+    trees = [ast.parse(module.read_text(encoding="utf-8")) for module in package.rglob("*.py")]
+    constants = {  # module-level string constants of the package (FAULT_DOWN = "psc.down")
+        t.id: node.value.value
+        for tree in trees
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "take_fault" and node.args:
                 arg = node.args[0]

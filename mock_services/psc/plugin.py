@@ -8,7 +8,7 @@ from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from harness.sut.psc_actions import PSC_DEFECTS, PscActions
 from mock_services.psc import PSCSimulator
-from mock_services.psc.provider import (
+from mock_services.psc.realm import (
     FAULT_ACR,
     FAULT_CODE_EXPIRED,
     FAULT_DOWN,

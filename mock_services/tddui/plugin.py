@@ -12,6 +12,8 @@ from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
 from mock_services.tddui import TdduiSettings, TdduiSimulator
+from mock_services.tddui.service import FAULT_REPLY, FAULT_REPLY_LEGACY
+from mock_services.tddui.service import FAULTS as SERVICE_FAULTS
 
 
 def _export(action: base.TdduiExport, env: SutEnvironment | None) -> str:
@@ -33,11 +35,8 @@ ACTIONS = (
 )
 
 FAULTS = (
-    FaultSpec(
-        "fhir.reply",
-        "la prochaine transaction est refusée avec ce statut HTTP et un OperationOutcome",
-        ("status", "message"),
-    ),
+    *(FaultSpec(name, text, ("status", "message")) for name, text in SERVICE_FAULTS.items()),
+    FaultSpec(FAULT_REPLY_LEGACY, f"ancien nom de {FAULT_REPLY}, encore accepté", ("status", "message")),
 )
 
 PLUGIN = ServicePlugin(
