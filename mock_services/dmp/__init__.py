@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fhir.access import ensure_establishment_certificates
-from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_patient_id, production_ins_policy
+from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_patient_id
 from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import Simulator, SimulatorContext
 from harness.validators import Finding, Severity

@@ -1,6 +1,6 @@
 """The Pro Santé Connect scenarios (``@psc``)."""
 
-from catalogue_matrix import English, Matrix
+from catalogue_matrix import Matrix
 
 CONNEXION = "Un professionnel se connecte avec Pro Santé Connect et le DUI lit son RPPS et son FINESS"
 SOCIAL = "Un professionnel du social sans RPPS se connecte avec Pro Santé Connect"
