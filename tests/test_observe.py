@@ -259,6 +259,7 @@ def vihf_broken_on_call(n: int) -> Callable[..., Any]:
 
 
 # -- the cases -----------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # the grappe fixture replays a day of activity and runs the catalogue in child pytests
 def test_conformant_activity_passes_and_refusals_no_scenario_can_be_tied_to_are_reported_beside(grappe: Grappe) -> None:
     """Items 6 and 9: the six pass on the DUI's own activity; refusals naming no person (an unreadable archive, an
     archive without METADATA.XML, an ITI-41 refused at the VIHF check) are listed beside the verdicts, another
@@ -311,6 +312,7 @@ def test_conformant_activity_passes_and_refusals_no_scenario_can_be_tied_to_are_
     assert [r["id"] for r in report["unattributable_refusals"]] == [e.id for e in found.unattributable]
 
 
+@pytest.mark.slow
 def test_near_misses_never_pass(grappe: Grappe) -> None:
     """Items 1-3: wrong document type, wrong establishment, no establishment — accepted exchanges about the
     person, each close to one observable scenario's action: none of the six passes, all are « non observé », and
@@ -391,6 +393,7 @@ NOT_OBSERVED = {
 }
 
 
+@pytest.mark.slow
 def test_a_harness_run_in_the_same_journal_is_set_aside_and_counted(grappe: Grappe) -> None:
     """Item 4: with no DUI activity, the reference DUI played by `socle-harness run` into the same journal gives
     six « non observé », and the exchanges it produced are counted as set aside."""
@@ -413,6 +416,7 @@ def test_a_harness_run_in_the_same_journal_is_set_aside_and_counted(grappe: Grap
     )
 
 
+@pytest.mark.slow
 def test_refused_exchanges_fail_and_the_retry_rule_is_an_option(grappe: Grappe) -> None:
     """Item 7 (and « refused exchanges fail »): a refused message of the person fails its scenario; a refusal then
     an accepted retry passes with a warning showing the refusal (default « avertissement »), fails under « echec »."""
@@ -600,6 +604,7 @@ def test_the_observe_driver_delegates_every_action_as_an_expectation() -> None:
     assert json.dumps(dataclasses.asdict(result.data["expectation"]))  # plain data, reportable
 
 
+@pytest.mark.slow
 def test_notes_count_for_the_authenticated_establishment_only(grappe: Grappe) -> None:
     """Item 5 (cahier de liaison): notes naming the EHPAD as their author, sent with no certificate or with the
     SSIAD's, are journaled for the establishment the platform authenticated (none, the SSIAD): the EHPAD's note
@@ -631,6 +636,7 @@ def test_notes_count_for_the_authenticated_establishment_only(grappe: Grappe) ->
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_dmp_feeds_count_for_the_authenticated_establishment_only(grappe: Grappe) -> None:
     """Item 5 (DMP): feeds made with the SSIAD's certificate but declaring the EHPAD — in the VIHF's
     Identifiant_Structure (refused before the structure is settled: no establishment), or only as the submission's
