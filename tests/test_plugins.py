@@ -147,6 +147,10 @@ class EchoSimulator(Simulator):
     title = "Écho"
 
 
+class DeafEchoSimulator(EchoSimulator):
+    fault_catalogue = {"echo.sourd": "n'entend rien"}
+
+
 @dataclass(frozen=True)
 class EchoSettings:
     @classmethod
@@ -207,6 +211,10 @@ PREFIX = "plugin de service « echo » / service plugin 'echo': "
         (replace(ECHO, settings=(object,)), "settings type object has no from_mapping(mapping) constructor"),
         (replace(ECHO, faults=("echo.muet",)), "faults must hold FaultSpec only, found 'echo.muet'"),
         (replace(ECHO, faults=ECHO.faults * 2), "fault 'echo.muet' is declared twice"),
+        (
+            replace(ECHO, simulator=DeafEchoSimulator),
+            "faults must hold the simulator's fault_catalogue, missing echo.sourd",
+        ),
         (
             replace(ECHO, steps="harness.steps.inexistant"),
             "steps must name an importable module, not 'harness.steps.inexistant'",

@@ -39,6 +39,11 @@ class FaultSpec:
     params: tuple[str, ...] = ()
 
 
+def fault_specs(catalogue: Mapping[str, str]) -> tuple[FaultSpec, ...]:
+    """A simulator's declared ``fault_catalogue`` (kind -> what it does) as the plugin's fault catalogue."""
+    return tuple(FaultSpec(name, description) for name, description in catalogue.items())
+
+
 @dataclass(frozen=True)
 class Fault:
     """A fault a scenario asks a simulator to inject on its next matching exchange(s).

@@ -3,6 +3,7 @@ entry point."""
 
 from __future__ import annotations
 
+from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
@@ -67,7 +68,7 @@ PLUGIN = ServicePlugin(
     title=EparcoursSimulator.title,
     simulator=EparcoursSimulator,
     settings=(EparcoursSettings,),
-    faults=(),  # the service takes no fault from the board
+    faults=fault_specs(EparcoursSimulator.fault_catalogue),
     dui=DuiSide(actions=ACTIONS, reference=EparcoursActions, defects=EPARCOURS_DEFECTS),
     steps="harness.steps.eparcours",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
@@ -39,7 +40,7 @@ PLUGIN = ServicePlugin(
     title=EprescriptionSimulator.title,
     simulator=EprescriptionSimulator,
     settings=(EprescriptionSettings,),
-    faults=(),  # the service takes no fault from the board
+    faults=fault_specs(EprescriptionSimulator.fault_catalogue),
     dui=DuiSide(actions=ACTIONS, reference=EprescriptionActions, defects=EPRESCRIPTION_DEFECTS),
     steps="harness.steps.eprescription",
 )

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from harness.host.simulator import FaultSpec
+from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from harness.sut.psc_actions import PSC_DEFECTS, PscActions
 from mock_services.psc import PSCSimulator
-from mock_services.psc.realm import (
-    FAULT_ACR,
-    FAULT_CODE_EXPIRED,
-    FAULT_DOWN,
-    FAULT_INACTIVE,
-    FAULT_NO_ACTIVITY,
-    FAULT_WRONG_AUDIENCE,
-    FAULT_WRONG_STATE,
-    Settings,
-)
+from mock_services.psc.realm import Settings
 
 
 def _login(action: base.PscLogin, env: SutEnvironment | None) -> str:
@@ -74,24 +65,13 @@ ACTIONS = (
     ),
 )
 
-FAULTS = (
-    FaultSpec(
-        FAULT_DOWN, "chaque point d'accès répond 503 tant que la panne dure (Fault.remaining = nombre de requêtes)"
-    ),
-    FaultSpec(FAULT_CODE_EXPIRED, "le prochain code d'autorisation est déjà expiré"),
-    FaultSpec(FAULT_WRONG_STATE, "la prochaine réponse d'autorisation porte un autre state"),
-    FaultSpec(FAULT_ACR, "l'id token de la prochaine session porte acr=eidas0"),
-    FaultSpec(FAULT_NO_ACTIVITY, "le professionnel de la prochaine session perd ses activités au FINESS", ("finess",)),
-    FaultSpec(FAULT_INACTIVE, 'la prochaine introspection répond {"active": false}'),
-    FaultSpec(FAULT_WRONG_AUDIENCE, "le prochain id token est émis pour une autre audience"),
-)
 
 PLUGIN = ServicePlugin(
     name="psc",
     title=PSCSimulator.title,
     simulator=PSCSimulator,
     settings=(Settings,),
-    faults=FAULTS,
+    faults=fault_specs(PSCSimulator.fault_catalogue),
     dui=DuiSide(actions=ACTIONS, reference=PscActions, defects=PSC_DEFECTS),
     steps="harness.steps.psc",
 )

@@ -6,14 +6,13 @@ indicators are computed from, and the scenarios that drive it are the ``@indicat
 
 from __future__ import annotations
 
-from harness.host.simulator import FaultSpec
+from harness.host.simulator import FaultSpec, fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
 from mock_services.tddui import TdduiSettings, TdduiSimulator
 from mock_services.tddui.service import FAULT_REPLY, FAULT_REPLY_LEGACY
-from mock_services.tddui.service import FAULTS as SERVICE_FAULTS
 
 
 def _export(action: base.TdduiExport, env: SutEnvironment | None) -> str:
@@ -35,7 +34,7 @@ ACTIONS = (
 )
 
 FAULTS = (
-    *(FaultSpec(name, text, ("status", "message")) for name, text in SERVICE_FAULTS.items()),
+    *fault_specs(TdduiSimulator.fault_catalogue),
     FaultSpec(FAULT_REPLY_LEGACY, f"ancien nom de {FAULT_REPLY}, encore accepté", ("status", "message")),
 )
 
