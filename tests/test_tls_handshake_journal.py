@@ -8,6 +8,7 @@ import imaplib
 import smtplib
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -83,11 +84,19 @@ def test_refused_starttls_handshakes_are_journaled_on_smtp_and_imap(tmp_path: Pa
         with pytest.raises((ssl.SSLError, OSError, imaplib.IMAP4.abort)):
             client.starttls(ssl_context=context)
             client.noop()
-        refused = [
-            e
-            for e in env.journal.query(JournalFilter(service="mssante", run_id=env.run_id))
-            if e.error_code == "TLS-HANDSHAKE"
-        ]
+        # OpenSSL sends its alert during the handshake, before the listener can journal the refusal: wait for the
+        # two rows (bounded), as a grappe reading the journal a moment later would see them
+        deadline = time.monotonic() + 10.0
+        while True:
+            refused = [
+                e
+                for e in env.journal.query(JournalFilter(service="mssante", run_id=env.run_id))
+                if e.error_code == "TLS-HANDSHAKE"
+            ]
+            if len(refused) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        refused.sort(key=lambda e: e.operation, reverse=True)  # smtp.starttls, then imap.starttls
         assert [(e.operation, e.outcome.value, e.details["reason"], e.details["listener"]) for e in refused] == [
             ("smtp.starttls", "rejected", "CERTIFICATE_VERIFY_FAILED", "smtp"),
             ("imap.starttls", "rejected", "CERTIFICATE_VERIFY_FAILED", "imap"),
