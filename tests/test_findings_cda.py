@@ -19,7 +19,6 @@ from harness.validators import Finding, Severity
 from harness.validators.cda import (
     DOCUMENT_TYPES,
     CdaSchema,
-    findings_summary,
     read_cda_header,
     validate_cda,
 )
@@ -290,9 +289,3 @@ def test_xsd_layer(tmp_path: Path, dlu: bytes) -> None:
     assert findings(schema.validate(root, limit=0)) == [("CDA-XSD", E)]  # the summary line only
     assert "1 autre(s) erreur(s) XSD" in schema.validate(root, limit=0)[0].message
     assert schema.validate(root)[0].location == "CDA"
-
-
-def test_findings_summary() -> None:
-    items = [Finding("A-B", "un", Severity.WARNING, "L"), Finding("C-D", "deux")]
-    assert findings_summary(items) == "WARNING A-B [L]: un\nERROR C-D: deux"
-    assert findings_summary([]) == ""
