@@ -441,3 +441,31 @@ def test_the_official_edisp_example_under_the_production_nir_is_accepted_by_defa
         ("XDSUnknownPatientId", "Warning", "[INS-PRODUCTION"),
         ("InvalidDocumentContent", "Warning", "[SCH-NON-VERIFIE"),
     ]
+
+
+def test_a_format_code_that_does_not_fit_the_cda_template_is_refused(dmp: Dmp) -> None:
+    """ASS_A11: a DLU (templateId 1.2.250.1.213.1.1.1.22) declared with the VSM formatCode (urn:asip:ci-sis:vsm:2012,
+    in JDV_J60 but not the DLU's)."""
+    from harness.validators import ebrim as E
+
+    person, establishment = _person(0)
+    cda = build_cda(person, establishment, "DLU")
+    body, attachments, entry_id, _ = M.build_iti41(
+        person, establishment, "DLU", cda, dmp.credentials_of(establishment.finess)
+    )
+    [format_code] = [
+        c
+        for c in body.iter(E.rim("Classification"))
+        if c.get("classificationScheme") == E.FORMAT_CODE and c.get("classifiedObject") == entry_id
+    ]
+    format_code.set("nodeRepresentation", "urn:asip:ci-sis:vsm:2012")
+    status, errors = _errors(_send(dmp, body, person, establishment, ITI41, "repository", attachments))
+    assert status == "Failure"
+    assert [(c, s, x) for c, s, x in errors if s == "Error"] == [
+        (
+            "XDSRegistryMetadataError",
+            "Error",
+            "formatCode 'urn:asip:ci-sis:vsm:2012' (1.2.250.1.213.1.1.4.2.282) incohérent avec le modèle du document "
+            "CDA : urn:asip:ci-sis:dlu:2015 (1.2.250.1.213.1.1.4.2.282) attendu (ASS_A11-CorresModeleCDA-XdsFormatCode)",
+        )
+    ]

@@ -22,6 +22,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -134,6 +135,88 @@ JDV_J60_FORMAT_CODE_DMP = frozenset(
     }
     | {("1.2.840.10008.5.1.4.1.1.88.59", OID_TRE_A09), (SIGNATURE_FORMAT, "URN")}
 )
+#: ASS_A11-CorresModeleCDA-XdsFormatCode-CISIS (OID 1.2.250.1.213.1.1.4.331, version 20260629120000, ANS Terminologies
+#: de Santé): for a structured CDA, the formatCode follows from the document's templateId. CI-SIS and IHE entries.
+ASS_A11_FORMAT_CODE = MappingProxyType(
+    {
+        **{
+            f"1.2.250.1.213.1.1.1.{suffix}": (code, OID_TRE_A06)
+            for suffix, code in (
+                ("5.1", "urn:asip:ci-sis:cse-cs8:2017"),
+                ("5.2", "urn:asip:ci-sis:cse-cs9:2017"),
+                ("5.3", "urn:asip:ci-sis:cse-cs24:2017"),
+                ("5.4", "urn:ans:ci-sis:cse-mde:2023"),
+                ("8", "urn:asip:ci-sis:frcp:2011"),
+                ("9", "urn:asip:ci-sis:idap:2011"),
+                ("12.1", "urn:asip:ci-sis:obp-sap:2023"),
+                ("12.2", "urn:asip:ci-sis:obp-snm:2023"),
+                ("12.3", "urn:asip:ci-sis:obp-sne:2023"),
+                ("12.4", "urn:asip:ci-sis:obp-scm:2023"),
+                ("12.5", "urn:asip:ci-sis:obp-sem:2023"),
+                ("13", "urn:asip:ci-sis:vsm:2012"),
+                ("15", "urn:asip:ci-sis:aunv:2013"),
+                ("16", "urn:asip:ci-sis:eunv:2013"),
+                ("17", "urn:asip:ci-sis:sunv:2013"),
+                ("18", "urn:asip:ci-sis:crrtn:2013"),
+                ("2.1.1", "urn:asip:ci-sis:avk:2009"),
+                ("2.1.2", "urn:asip:ci-sis:tap:2009"),
+                ("2.1.3", "urn:asip:ci-sis:dci:2009"),
+                ("2.1.4", "urn:asip:ci-sis:psc:2009"),
+                ("2.1.5", "urn:asip:ci-sis:ppv:2009"),
+                ("20", "urn:asip:ci-sis:pps-paerpa:2017"),
+                ("21", "urn:asip:ci-sis:ldl-ees:2017"),
+                ("22", "urn:asip:ci-sis:dlu:2015"),
+                ("23", "urn:asip:ci-sis:fludt:2017"),
+                ("24", "urn:asip:ci-sis:fludr:2017"),
+                ("25", "urn:asip:ci-sis:pavc:2016"),
+                ("26", "urn:asip:ci-sis:pps-cancer:2017"),
+                ("27", "urn:asip:ci-sis:d2lm-fin:2017"),
+                ("28", "urn:asip:ci-sis:d2lm-fidd:2017"),
+                ("29", "urn:asip:ci-sis:ldl-ses:2017"),
+                ("30", "urn:asip:ci-sis:sdm-mr:2017"),
+                ("32", "urn:asip:ci-sis:crgm:2018"),
+                ("36", "urn:asip:ci-sis:hr:2019"),
+                ("37", "urn:asip:ci-sis:vac:2019"),
+                ("38", "urn:asip:ci-sis:tlm-da:2020"),
+                ("40", "urn:asip:ci-sis:cr-anest:2020"),
+                ("41", "urn:asip:ci-sis:cr-cpa:2020"),
+                ("46", "urn:asip:ci-sis:vac-note:2021"),
+                ("47", "urn:ans:ci-sis:img-da:2022"),
+                ("52", "urn:ans:ci-sis:bio-ep-bio:2022"),
+                ("56", "urn:asip:ci-sis:ppp:2023"),
+            )
+        },
+        **{
+            template: (code, OID_TRE_A11)
+            for template, code in (
+                ("1.2.250.1.213.1.1.1.39", "urn:ihe:pharm:pre:2010"),
+                ("1.2.250.1.213.1.1.1.54", "urn:ihe:pharm:dis:2010"),
+                ("1.2.250.1.213.1.1.1.42", "urn:ihe:eyecare:geneyeevalcn:2014"),
+                ("1.2.250.1.213.1.1.1.45", "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013"),
+                ("1.2.250.1.213.1.1.1.55", "urn:ihe:lab:xd-lab:2008"),
+                ("1.3.6.1.4.1.19376.1.3.3", "urn:ihe:lab:xd-lab:2008"),
+                ("1.2.250.1.213.1.1.1.51", "urn:ihe:pcc:ips:2020"),
+            )
+        },
+    }
+)
+
+
+def format_code_finding(template_ids: tuple[str, ...], format_code: Coded | None, where: str) -> Finding | None:
+    """ASS_A11: the formatCode a structured CDA's templateIds call for; a finding when the DocumentEntry declares
+    another one (``None`` when the templates name no formatCode or they agree)."""
+    expected = {ASS_A11_FORMAT_CODE[t] for t in template_ids if t in ASS_A11_FORMAT_CODE}
+    if not expected or format_code is None or (format_code.code, format_code.scheme) in expected:
+        return None
+    wanted = " ou ".join(f"{code} ({scheme})" for code, scheme in sorted(expected))
+    return Finding(
+        META,
+        f"formatCode {format_code.code!r} ({format_code.scheme}) incohérent avec le modèle du document CDA : "
+        f"{wanted} attendu (ASS_A11-CorresModeleCDA-XdsFormatCode)",
+        location=where,
+    )
+
+
 _TIME_RE = re.compile(r"[0-9]{4}(?:[0-9]{2}){0,5}")
 _OID_RE = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
 

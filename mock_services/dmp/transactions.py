@@ -33,7 +33,13 @@ from harness.validators import ebrim as E
 from harness.validators.cda import validate_cda
 from harness.validators.dsg import verify_submission_signature
 from harness.validators.vihf import Strictness, VihfReport
-from harness.validators.xds_metadata import SIGNATURE_TYPE, XdsDocumentEntry, XdsSubmission, read_submission
+from harness.validators.xds_metadata import (
+    SIGNATURE_TYPE,
+    XdsDocumentEntry,
+    XdsSubmission,
+    format_code_finding,
+    read_submission,
+)
 from mock_services.dmp.soap import SoapFault, SoapRequest, mtom_bytes, resolve_xop, soap_bytes
 from mock_services.dmp.store import STATUS_ARCHIVED, STATUS_DELETED, Authorisation, DmpState, StoredDocument
 
@@ -471,6 +477,9 @@ class Transactions:
                     location=where,
                 )
             )
+        format_finding = format_code_finding(header.template_ids, entry.format_code, where)
+        if format_finding is not None:
+            findings.append(format_finding)
         if report.document_id and entry.unique_id and report.document_id != entry.unique_id:
             findings.append(
                 Finding(
