@@ -49,6 +49,7 @@ from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
 from harness.host.simulator import RunState, Simulator
 from harness.sut import dmp_messages as M
 from harness.sut.documents import build_cda
+from harness.validators import ebrim as E
 from harness.validators.schematron import SchematronEngine
 from mock_services.dmp import DMPSimulator
 from mock_services.dmp.store import Authorisation, DmpState
@@ -85,13 +86,26 @@ class SinkSimulator(Simulator):
 
 
 def _requests(
-    person, establishment, credentials, url: str, cdas: list[bytes], *, session_vihf: bool = False
+    person,
+    establishment,
+    credentials,
+    url: str,
+    cdas: list[bytes],
+    *,
+    session_vihf: bool = False,
+    format_code: str | None = None,
 ) -> list[tuple[bytes, str]]:  # noqa: ANN001
-    """Pre-built requests; ``session_vihf``: one VIHF for all of them (a DUI session), else a fresh one each."""
+    """Pre-built requests; ``session_vihf``: one VIHF for all of them (a DUI session), else a fresh one each;
+    ``format_code``: the DocumentEntry formatCode when the CDA is not a DLU (ASS_A11: FLUDT -> fludt:2017)."""
     out = []
     shared = M.build_vihf(person, establishment, credentials) if session_vihf else None
     for cda in cdas:
-        body, attachments, _, _ = M.build_iti41(person, establishment, "DLU", cda, credentials)
+        body, attachments, entry_id, _ = M.build_iti41(person, establishment, "DLU", cda, credentials)
+        for classification in body.iter(E.rim("Classification")) if format_code else ():
+            if classification.get("classificationScheme") == E.FORMAT_CODE and (
+                classification.get("classifiedObject") == entry_id
+            ):
+                classification.set("nodeRepresentation", format_code)
         vihf = copy.deepcopy(shared) if shared is not None else M.build_vihf(person, establishment, credentials)
         out.append(M.mtom(M.envelope(ITI41, url, body, vihf), attachments, ITI41))
     return out
@@ -240,6 +254,7 @@ def main() -> int:
                     credentials,
                     endpoints["dmp"]["repository"],
                     _corpus_copies(fludt, count),
+                    format_code="urn:asip:ci-sis:fludt:2017",
                 )
                 dmp.schematron.compile("DLU-EHPAD-FLUDT_2022.01")  # compile outside the measurement
                 figures["schematron"] = _measure(endpoints["dmp"]["repository"], requests, context)
