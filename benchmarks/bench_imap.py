@@ -164,9 +164,11 @@ def main() -> None:
         for name, port in (("simulator", sim_port), ("bare", bare.port)):
             imap = client(port, cafile)
             figures[f"{name}_fetch_meta_s"] = timed(
-                lambda: imap.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)"), args.repeat
+                lambda imap=imap: imap.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE ENVELOPE)"), args.repeat
             )
-            figures[f"{name}_fetch_full_s"] = timed(lambda: imap.uid("FETCH", "1:*", "(BODY.PEEK[])"), args.repeat)
+            figures[f"{name}_fetch_full_s"] = timed(
+                lambda imap=imap: imap.uid("FETCH", "1:*", "(BODY.PEEK[])"), args.repeat
+            )
             imap.logout()
 
         smtp_host, _, smtp_port = env.endpoints["mssante"]["smtp"].rpartition(":")

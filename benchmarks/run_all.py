@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     line = "  ".join("-" * w for w in widths)
     print("\nSummary (baselines measured in this run, on this machine)")
     print(line)
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     print(line)
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     print(line)
     print(
         f"benchmark wall times: smtp {t_smtp:.1f} s, cold start {t_cold:.1f} s, run {t_run:.1f} s; "

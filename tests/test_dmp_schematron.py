@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 from harness.fields.xmlsafe import parse_xml
-from harness.validators import Finding, Severity
+from harness.validators import Finding
 from harness.validators.cda import SCH_NOT_VERIFIED, validate_cda
 from harness.validators.schematron import SchematronEngine
 

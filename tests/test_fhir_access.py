@@ -320,7 +320,7 @@ def test_a_note_for_another_establishment_is_refused(cdl: Service) -> None:
 
 def test_one_organisme_gestionnaire_shares_notes_when_the_grappe_declares_it(cdl_og: Service) -> None:
     ehpad, ssiad = cdl_og.as_(essms(EHPAD)), cdl_og.as_(essms(SSIAD))
-    mine = post_note(ehpad, EHPAD, JEANNE, "note de l'EHPAD")
+    post_note(ehpad, EHPAD, JEANNE, "note de l'EHPAD")
     post_note(ssiad, EHPAD, JEANNE, "le SSIAD écrit pour l'EHPAD")  # same organisme gestionnaire: allowed
     assert found(ssiad, JEANNE) == ["le SSIAD écrit pour l'EHPAD", "note de l'EHPAD"]
     rows = cdl_og.rows(operation="cdl.create")

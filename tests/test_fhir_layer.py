@@ -36,9 +36,10 @@ class Recorder:
         self.exchanges.extend(exchanges)
 
 
-def make_server(
-    limits: Limits = Limits(max_body_bytes=256 * 1024, max_bundle_entries=50),
-) -> tuple[FhirServer, Recorder]:
+TEST_LIMITS = Limits(max_body_bytes=256 * 1024, max_bundle_entries=50)
+
+
+def make_server(limits: Limits = TEST_LIMITS) -> tuple[FhirServer, Recorder]:
     recorder = Recorder()
     server = FhirServer(
         resources=[

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from fhir_access import EHPAD, essms, presenting
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -15,8 +16,6 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from fhir_access import EHPAD, essms, presenting
 
 from harness.core.journal import SQLiteJournal
 from harness.fhir.openapi import openapi_document

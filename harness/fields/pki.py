@@ -242,7 +242,7 @@ class TestPKI:
 
         pki = cls._assemble(directory, root_cert, inter_cert, server_cert)
         for name in organisation_clients:
-            pki._issue_client(name, DEFAULT_ORGANISATION, None, inter_key, not_before)
+            pki._issue_client(name, DEFAULT_ORGANISATION, None, inter_key, not_before)  # noqa: SLF001 - own class
         return pki
 
     @classmethod
@@ -318,9 +318,9 @@ class TestPKI:
             pki = cls.load(directory)
         except (OSError, ValueError):
             pki = None
-        if pki is not None and pki._reusable(hostnames, now + min_remaining):
+        if pki is not None and pki._reusable(hostnames, now + min_remaining):  # noqa: SLF001 - own class
             for name in organisation_clients:
-                if name not in pki._clients:
+                if name not in pki.clients:
                     pki.issue_client(name, now=now)
             return pki
         return cls.create(

@@ -174,7 +174,7 @@ def text_of(element: etree._Element, xpath: str, namespaces: Mapping[str, str]) 
         if not result:
             return None
         result = result[0]
-    if isinstance(result, etree._Element):
+    if isinstance(result, etree._Element):  # noqa: SLF001 - lxml's public element type
         return "".join(result.itertext()).strip()
     if isinstance(result, bool):
         return "true" if result else "false"

@@ -278,325 +278,324 @@ GrappeOpt = Annotated[
 ]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the indicator commands to the ``socle-harness`` application."""
+#: The indicator commands (``indicators``, ``forecast``, ``simulate``), declared once at module level and added to
+#: the ``socle-harness`` application by :func:`register`.
+commands = typer.Typer()
 
-    @app.command()
-    def indicators(
-        config_path: ConfigOpt = None,
-        journal: JournalOpt = None,
-        month: Annotated[
-            str | None,
-            typer.Option(
-                "--month", help="La mesure de fin de ce mois / the measure at the end of this month (YYYY-MM)."
-            ),
-        ] = None,
-        first: Annotated[
-            str | None, typer.Option("--from", help="Première fin de période / first period end (YYYY-MM).")
-        ] = None,
-        last: Annotated[
-            str | None, typer.Option("--to", help="Dernière fin de période / last period end (YYYY-MM).")
-        ] = None,
-        start: Annotated[
-            str | None,
-            typer.Option(
-                "--start",
-                help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut : le début déclaré "
-                "de la grappe (campaign_start), sinon le premier mois du journal ; --from ne fait que choisir les "
-                "périodes affichées.",
-            ),
-        ] = None,
-        essms: Annotated[
-            list[str] | None,
-            typer.Option("--essms", help="FINESS géographique (répétable) / establishment FINESS (repeatable)."),
-        ] = None,
-        run_id: Annotated[
-            str | None, typer.Option("--run", help="Seulement cette exécution / only this run id.")
-        ] = None,
-        fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
-        target: Annotated[
-            list[str] | None,
-            typer.Option("--target", help="Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none) / target override."),
-        ] = None,
-        mssante: Annotated[
-            str | None,
-            typer.Option(
-                "--mssante",
-                help="Numérateur du taux MSSanté: 'messages' (instruction nationale, défaut) ou 'personnes' (chaque personne une fois) / MSSanté rate numerator.",
-            ),
-        ] = None,
-        grappe_file: GrappeOpt = None,
-        reading: Annotated[list[str] | None, typer.Option("--lecture", help=READINGS_HELP)] = None,
-        html: Annotated[
-            Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")
-        ] = None,
-        detail: Annotated[
-            str | None,
-            typer.Option(
-                "--detail",
-                help="Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS) / drill-down.",
-            ),
-        ] = None,
-    ) -> None:
-        """Indicateurs d'usage ESMS numérique par ESSMS et pour la grappe / the seven usage indicators.
 
-        Measured over the past month at each month end (the first measure covers 3 months) from the exchanges
-        the journal observed and the DUI data received in the TDDUI format. Each figure comes with its numerator,
-        denominator and period; --detail lists the journal exchanges behind one. Without --journal, the journal of
-        a simulation (simulation/ or the current folder) is used when the configured one is empty. Where the
-        call for projects can be read two ways, --lecture chooses; the report lists the readings with the quote.
-        """
-        if fmt not in {"table", "json", "csv"}:
-            err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
-            raise typer.Exit(2)
-        config = _load(config_path)
-        try:
-            url, grappe_file, found = find_journal(config, journal, grappe_file)
-            config = config.with_overrides(journal=url)
-            grappe = load_grappe(grappe_file) if grappe_file else None
-            targets = {**config.indicator_targets, **parse_target_options(target or [])}
-            readings = _split_readings(reading)
-            store = open_journal(config.journal)
-        except ValueError as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from exc
-        if found:
-            err.print(found, soft_wrap=True)
-        try:
-            engine = IndicatorEngine(store, targets, mssante or config.mssante_counting, readings=readings[0])
-            scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
-            campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
-            report = engine.compute(
-                periods, scope, grappe=tuple(e.finess for e in grappe.essms) if grappe else (), campaign_start=campaign
+@commands.command()
+def indicators(
+    config_path: ConfigOpt = None,
+    journal: JournalOpt = None,
+    month: Annotated[
+        str | None,
+        typer.Option("--month", help="La mesure de fin de ce mois / the measure at the end of this month (YYYY-MM)."),
+    ] = None,
+    first: Annotated[
+        str | None, typer.Option("--from", help="Première fin de période / first period end (YYYY-MM).")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="Dernière fin de période / last period end (YYYY-MM).")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut : le début déclaré "
+            "de la grappe (campaign_start), sinon le premier mois du journal ; --from ne fait que choisir les "
+            "périodes affichées.",
+        ),
+    ] = None,
+    essms: Annotated[
+        list[str] | None,
+        typer.Option("--essms", help="FINESS géographique (répétable) / establishment FINESS (repeatable)."),
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Seulement cette exécution / only this run id.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none) / target override."),
+    ] = None,
+    mssante: Annotated[
+        str | None,
+        typer.Option(
+            "--mssante",
+            help="Numérateur du taux MSSanté: 'messages' (instruction nationale, défaut) ou 'personnes' (chaque personne une fois) / MSSanté rate numerator.",
+        ),
+    ] = None,
+    grappe_file: GrappeOpt = None,
+    reading: Annotated[list[str] | None, typer.Option("--lecture", help=READINGS_HELP)] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")
+    ] = None,
+    detail: Annotated[
+        str | None,
+        typer.Option(
+            "--detail",
+            help="Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS) / drill-down.",
+        ),
+    ] = None,
+) -> None:
+    """Indicateurs d'usage ESMS numérique par ESSMS et pour la grappe / the seven usage indicators.
+
+    Measured over the past month at each month end (the first measure covers 3 months) from the exchanges
+    the journal observed and the DUI data received in the TDDUI format. Each figure comes with its numerator,
+    denominator and period; --detail lists the journal exchanges behind one. Without --journal, the journal of
+    a simulation (simulation/ or the current folder) is used when the configured one is empty. Where the
+    call for projects can be read two ways, --lecture chooses; the report lists the readings with the quote.
+    """
+    if fmt not in {"table", "json", "csv"}:
+        err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
+        raise typer.Exit(2)
+    config = _load(config_path)
+    try:
+        url, grappe_file, found = find_journal(config, journal, grappe_file)
+        config = config.with_overrides(journal=url)
+        grappe = load_grappe(grappe_file) if grappe_file else None
+        targets = {**config.indicator_targets, **parse_target_options(target or [])}
+        readings = _split_readings(reading)
+        store = open_journal(config.journal)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    if found:
+        err.print(found, soft_wrap=True)
+    try:
+        engine = IndicatorEngine(store, targets, mssante or config.mssante_counting, readings=readings[0])
+        scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
+        campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
+        report = engine.compute(
+            periods, scope, grappe=tuple(e.finess for e in grappe.essms) if grappe else (), campaign_start=campaign
+        )
+        evidence = None
+        if detail is not None:
+            if len(periods) != 1:
+                raise ValueError("--detail demande --month / --detail needs --month")
+            evidence = engine.evidence(detail, periods[0], essms[0] if essms else None, scope, campaign_start=campaign)
+    except (ValueError, NotImplementedError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    names = _names(config, grappe)
+    funding = forecast(grappe, report, readings[1]) if grappe and not essms else None  # for the grappe
+    if html is not None:
+        from harness.reports.indicators_html import render_indicators_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_bytes(
+            render_indicators_html(
+                report,
+                names=names,
+                journal_url=config.journal,
+                forecast=funding,
+                title=f"Indicateurs d'usage — {grappe.name}" if grappe else "",
             )
-            evidence = None
-            if detail is not None:
-                if len(periods) != 1:
-                    raise ValueError("--detail demande --month / --detail needs --month")
-                evidence = engine.evidence(
-                    detail, periods[0], essms[0] if essms else None, scope, campaign_start=campaign
-                )
-        except (ValueError, NotImplementedError) as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from exc
-        finally:
-            store.close()
-        names = _names(config, grappe)
-        funding = forecast(grappe, report, readings[1]) if grappe and not essms else None  # for the grappe
-        if html is not None:
-            from harness.reports.indicators_html import render_indicators_html
-
-            html.parent.mkdir(parents=True, exist_ok=True)
-            html.write_bytes(
-                render_indicators_html(
-                    report,
-                    names=names,
-                    journal_url=config.journal,
-                    forecast=funding,
-                    title=f"Indicateurs d'usage — {grappe.name}" if grappe else "",
-                )
-            )
-        if fmt == "json":
-            data = report.to_dict()
-            if evidence is not None:
-                data["detail"] = evidence.to_dict()
-            if funding is not None:
-                data["forecast"] = funding.to_dict()
-            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-        elif fmt == "csv":
-            writer = csv.writer(sys.stdout)
+        )
+    if fmt == "json":
+        data = report.to_dict()
+        if evidence is not None:
+            data["detail"] = evidence.to_dict()
+        if funding is not None:
+            data["forecast"] = funding.to_dict()
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(
+            [
+                "period_start",
+                "period_end",
+                "essms",
+                "indicator",
+                "numerator",
+                "denominator",
+                "value",
+                "unit",
+                "target",
+                "status",
+                "observed",
+                "project_total",
+            ]
+        )
+        for f in report.figures:
             writer.writerow(
                 [
-                    "period_start",
-                    "period_end",
-                    "essms",
-                    "indicator",
-                    "numerator",
-                    "denominator",
-                    "value",
-                    "unit",
-                    "target",
-                    "status",
-                    "observed",
-                    "project_total",
+                    f.period.start,
+                    f.period.end,
+                    f.essms or "grappe",
+                    f.indicator,
+                    f.numerator,
+                    "" if f.denominator is None else f.denominator,
+                    "" if f.value is None else round(f.value, 4),
+                    "%" if f.definition.kind is Kind.RATE else "count",
+                    "" if f.target is None else f.target,
+                    str(f.status),
+                    int(f.observed),
+                    "" if f.project_total is None else f.project_total,
                 ]
             )
-            for f in report.figures:
-                writer.writerow(
-                    [
-                        f.period.start,
-                        f.period.end,
-                        f.essms or "grappe",
-                        f.indicator,
-                        f.numerator,
-                        "" if f.denominator is None else f.denominator,
-                        "" if f.value is None else round(f.value, 4),
-                        "%" if f.definition.kind is Kind.RATE else "count",
-                        "" if f.target is None else f.target,
-                        str(f.status),
-                        int(f.observed),
-                        "" if f.project_total is None else f.project_total,
-                    ]
-                )
-        else:
-            print_report(report, names)
-            if evidence is not None:
-                table = Table(
-                    title=f"Détail — {evidence.figure.definition.label}, {evidence.figure.period.label}, "
-                    f"{names.get(evidence.figure.essms or '', evidence.figure.essms or 'grappe')}: "
-                    f"{evidence.figure.numerator} / {evidence.figure.denominator}"
-                )
-                for column in ("rôle / role", "personne / person", "échanges du journal / journal exchanges"):
-                    table.add_column(column)
-                for item in evidence.items:
-                    table.add_row(item.role, item.person or "", ", ".join(item.exchange_ids))
-                console.print(table)
-                if evidence.truncated:
-                    console.print("[dim](liste tronquée / truncated)[/]")
-            if funding is not None:
-                print_forecast(funding)
-            if html is not None:
-                console.print(f"Rapport HTML / HTML report: {html.resolve()}")
-
-    @app.command("forecast")
-    def forecast_cmd(
-        grappe_file: Annotated[Path, typer.Option("--grappe", help="Composition de la grappe (JSON) / grappe file.")],
-        config_path: ConfigOpt = None,
-        journal: JournalOpt = None,
-        month: Annotated[
-            str | None,
-            typer.Option(
-                "--month", help="Juger le risque sur la mesure de ce mois / judge the risk on this month's measure."
-            ),
-        ] = None,
-        fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
-        reading: Annotated[
-            list[str] | None, typer.Option("--lecture", help=f"{FORECAST_READINGS_HELP} ; et celles d'indicators")
-        ] = None,
-    ) -> None:
-        """Prévision du financement et du solde à risque / funding forecast and balance at risk (indicative).
-
-        Each amount with its condition and the section of the call for projects it comes from; the balance is
-        judged on the measure at the end of the deployment when the journal has it (else on the latest one, as a
-        trend); eligibility and deployment-limit warnings."""
-        config = _load(config_path)
-        try:
-            url, _, found = find_journal(config, journal, grappe_file)
-            config = config.with_overrides(journal=url)
-            grappe = load_grappe(grappe_file)
-            readings = _split_readings(reading)
-            store = open_journal(config.journal)
-        except ValueError as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from exc
-        if found:
-            err.print(found, soft_wrap=True)
-        try:
-            engine = IndicatorEngine(store, config.indicator_targets, config.mssante_counting, readings=readings[0])
-            scope = Scope(run_id=grappe.run_id)
-            try:
-                campaign, periods = _periods(engine, scope, None, month, None, None, grappe)
-                plan = funding_rules.deployment(grappe, funding_rules.resolve_readings(readings[1]), periods[-1].end)
-                judged = {periods[-1]}
-                if plan is not None and plan.end <= periods[-1].end:  # the decisive measure is due: judge on it
-                    judged.add(period_ending(campaign, plan.end))
-                report: IndicatorReport | None = engine.compute(
-                    sorted(judged), scope, tuple(e.finess for e in grappe.essms), campaign_start=campaign
-                )
-            except ValueError:
-                report = None  # nothing measured yet: amounts only
-        finally:
-            store.close()
-        try:
-            result = forecast(grappe, report, readings[1])
-        except ValueError as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from exc
-        if fmt == "json":
-            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
-        else:
-            print_forecast(result)
-
-    @app.command()
-    def simulate(
-        config_path: ConfigOpt = None,
-        journal: JournalOpt = None,
-        essms: Annotated[
-            int, typer.Option("--essms", min=1, max=400, help="Nombre d'ESSMS de la grappe synthétique.")
-        ] = 20,
-        persons: Annotated[
-            int, typer.Option("--persons", min=1, max=500, help="Personnes accompagnées par ESSMS.")
-        ] = 60,
-        months: Annotated[
-            int, typer.Option("--months", min=3, max=36, help="Mois d'activité (la première mesure en couvre 3).")
-        ] = 6,
-        seed: Annotated[
-            int, typer.Option("--seed", help="Graine: même graine, mêmes données et mêmes indicateurs.")
-        ] = 1,
-        profile: Annotated[
-            str, typer.Option("--profile", help="good (adoption rapide) | lagging (grappe en retard sur les cibles)")
-        ] = "good",
-        start: Annotated[
-            str, typer.Option("--start", help="Premier mois simulé / first simulated month (YYYY-MM).")
-        ] = "2025-01",
-        out: Annotated[
-            Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")
-        ] = Path("simulation"),
-        sut: Annotated[
-            str, typer.Option("--sut", help="DUI piloté / driven DUI: reference ou faulty:<défaut>.")
-        ] = "reference",
-        workers: Annotated[
-            int,
-            typer.Option(
-                "--workers",
-                min=1,
-                max=32,
-                help="Actions du DUI en parallèle (MSSanté, DMP, e-Prescription, e-Parcours).",
-            ),
-        ] = 8,
-    ) -> None:
-        """Simule une grappe et son activité à travers les vrais simulateurs / simulate a grappe's months of activity.
-
-        Creates a synthetic grappe (FINESS, persons with test INS, admissions and exits), drives the DUI through the
-        simulators over the network (MSSanté messages, DMP feeds, e-prescription imports, cahier de liaison notes,
-        monthly TDDUI exports) at simulated dates, then computes the
-        indicators from what the journal observed. Writes <out>/grappe.json and <out>/indicateurs.html.
-        """
-        from harness.analytics.simulate import SimulationOptions, run_simulation
-
-        if profile not in {"good", "lagging"}:
-            err.print("[red]--profile doit valoir good ou lagging[/]")
-            raise typer.Exit(2)
-        base = _load(config_path)
-        options = SimulationOptions(
-            essms=essms,
-            persons=persons,
-            months=months,
-            seed=seed,
-            profile=profile,
-            start=parse_month(start),
-            out=out,
-            sut=sut,
-            workers=workers,
-            journal=journal,
-        )
-        try:
-            result = run_simulation(base, options, console)
-        except (ValueError, OSError) as exc:
-            err.print(f"[red]Simulation impossible:[/] {exc}")
-            raise typer.Exit(2) from exc
-        print_report(result.report, result.grappe.names)
-        print_forecast(forecast(result.grappe, result.report))
-        console.print(
-            f"Échanges pilotés / driven: {result.messages} messages MSSanté, {result.dmp_feeds} versements DMP, "
-            f"{result.prescriptions} imports d'ordonnances, {result.notes} notes du cahier de liaison, "
-            f"{result.exports} exports TDDUI ; actions en échec / failed: {result.failed_actions}"
-        )
-        if result.unobserved:
-            console.print(
-                f"[yellow]Indicateurs sans aucun échange observé / nothing observed:[/] {', '.join(result.unobserved)}"
+    else:
+        print_report(report, names)
+        if evidence is not None:
+            table = Table(
+                title=f"Détail — {evidence.figure.definition.label}, {evidence.figure.period.label}, "
+                f"{names.get(evidence.figure.essms or '', evidence.figure.essms or 'grappe')}: "
+                f"{evidence.figure.numerator} / {evidence.figure.denominator}"
             )
-        console.print(f"Journal: {result.journal_url}\nGrappe: {result.grappe_path}\nRapport HTML: {result.html_path}")
+            for column in ("rôle / role", "personne / person", "échanges du journal / journal exchanges"):
+                table.add_column(column)
+            for item in evidence.items:
+                table.add_row(item.role, item.person or "", ", ".join(item.exchange_ids))
+            console.print(table)
+            if evidence.truncated:
+                console.print("[dim](liste tronquée / truncated)[/]")
+        if funding is not None:
+            print_forecast(funding)
+        if html is not None:
+            console.print(f"Rapport HTML / HTML report: {html.resolve()}")
+
+
+@commands.command("forecast")
+def forecast_cmd(
+    grappe_file: Annotated[Path, typer.Option("--grappe", help="Composition de la grappe (JSON) / grappe file.")],
+    config_path: ConfigOpt = None,
+    journal: JournalOpt = None,
+    month: Annotated[
+        str | None,
+        typer.Option(
+            "--month", help="Juger le risque sur la mesure de ce mois / judge the risk on this month's measure."
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    reading: Annotated[
+        list[str] | None, typer.Option("--lecture", help=f"{FORECAST_READINGS_HELP} ; et celles d'indicators")
+    ] = None,
+) -> None:
+    """Prévision du financement et du solde à risque / funding forecast and balance at risk (indicative).
+
+    Each amount with its condition and the section of the call for projects it comes from; the balance is
+    judged on the measure at the end of the deployment when the journal has it (else on the latest one, as a
+    trend); eligibility and deployment-limit warnings."""
+    config = _load(config_path)
+    try:
+        url, _, found = find_journal(config, journal, grappe_file)
+        config = config.with_overrides(journal=url)
+        grappe = load_grappe(grappe_file)
+        readings = _split_readings(reading)
+        store = open_journal(config.journal)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    if found:
+        err.print(found, soft_wrap=True)
+    try:
+        engine = IndicatorEngine(store, config.indicator_targets, config.mssante_counting, readings=readings[0])
+        scope = Scope(run_id=grappe.run_id)
+        try:
+            campaign, periods = _periods(engine, scope, None, month, None, None, grappe)
+            plan = funding_rules.deployment(grappe, funding_rules.resolve_readings(readings[1]), periods[-1].end)
+            judged = {periods[-1]}
+            if plan is not None and plan.end <= periods[-1].end:  # the decisive measure is due: judge on it
+                judged.add(period_ending(campaign, plan.end))
+            report: IndicatorReport | None = engine.compute(
+                sorted(judged), scope, tuple(e.finess for e in grappe.essms), campaign_start=campaign
+            )
+        except ValueError:
+            report = None  # nothing measured yet: amounts only
+    finally:
+        store.close()
+    try:
+        result = forecast(grappe, report, readings[1])
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    if fmt == "json":
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        print_forecast(result)
+
+
+@commands.command()
+def simulate(
+    config_path: ConfigOpt = None,
+    journal: JournalOpt = None,
+    essms: Annotated[
+        int, typer.Option("--essms", min=1, max=400, help="Nombre d'ESSMS de la grappe synthétique.")
+    ] = 20,
+    persons: Annotated[int, typer.Option("--persons", min=1, max=500, help="Personnes accompagnées par ESSMS.")] = 60,
+    months: Annotated[
+        int, typer.Option("--months", min=3, max=36, help="Mois d'activité (la première mesure en couvre 3).")
+    ] = 6,
+    seed: Annotated[int, typer.Option("--seed", help="Graine: même graine, mêmes données et mêmes indicateurs.")] = 1,
+    profile: Annotated[
+        str, typer.Option("--profile", help="good (adoption rapide) | lagging (grappe en retard sur les cibles)")
+    ] = "good",
+    start: Annotated[
+        str, typer.Option("--start", help="Premier mois simulé / first simulated month (YYYY-MM).")
+    ] = "2025-01",
+    out: Annotated[
+        Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")
+    ] = Path("simulation"),
+    sut: Annotated[
+        str, typer.Option("--sut", help="DUI piloté / driven DUI: reference ou faulty:<défaut>.")
+    ] = "reference",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=32,
+            help="Actions du DUI en parallèle (MSSanté, DMP, e-Prescription, e-Parcours).",
+        ),
+    ] = 8,
+) -> None:
+    """Simule une grappe et son activité à travers les vrais simulateurs / simulate a grappe's months of activity.
+
+    Creates a synthetic grappe (FINESS, persons with test INS, admissions and exits), drives the DUI through the
+    simulators over the network (MSSanté messages, DMP feeds, e-prescription imports, cahier de liaison notes,
+    monthly TDDUI exports) at simulated dates, then computes the
+    indicators from what the journal observed. Writes <out>/grappe.json and <out>/indicateurs.html.
+    """
+    from harness.analytics.simulate import SimulationOptions, run_simulation
+
+    if profile not in {"good", "lagging"}:
+        err.print("[red]--profile doit valoir good ou lagging[/]")
+        raise typer.Exit(2)
+    base = _load(config_path)
+    options = SimulationOptions(
+        essms=essms,
+        persons=persons,
+        months=months,
+        seed=seed,
+        profile=profile,
+        start=parse_month(start),
+        out=out,
+        sut=sut,
+        workers=workers,
+        journal=journal,
+    )
+    try:
+        result = run_simulation(base, options, console)
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]Simulation impossible:[/] {exc}")
+        raise typer.Exit(2) from exc
+    print_report(result.report, result.grappe.names)
+    print_forecast(forecast(result.grappe, result.report))
+    console.print(
+        f"Échanges pilotés / driven: {result.messages} messages MSSanté, {result.dmp_feeds} versements DMP, "
+        f"{result.prescriptions} imports d'ordonnances, {result.notes} notes du cahier de liaison, "
+        f"{result.exports} exports TDDUI ; actions en échec / failed: {result.failed_actions}"
+    )
+    if result.unobserved:
         console.print(
-            f"Rejouer / again: socle-harness indicators --journal {result.journal_url} --grappe {result.grappe_path}"
+            f"[yellow]Indicateurs sans aucun échange observé / nothing observed:[/] {', '.join(result.unobserved)}"
         )
+    console.print(f"Journal: {result.journal_url}\nGrappe: {result.grappe_path}\nRapport HTML: {result.html_path}")
+    console.print(
+        f"Rejouer / again: socle-harness indicators --journal {result.journal_url} --grappe {result.grappe_path}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the indicator commands to the ``socle-harness`` application."""
+    app.registered_commands.extend(commands.registered_commands)

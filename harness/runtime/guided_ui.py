@@ -444,7 +444,7 @@ def connection_for(config: HarnessConfig) -> Connection:
     throw-away test PKI), the establishments' mailboxes with their passwords, the PSC clients, the INSi IDAM."""
     pki = TestPKI.ensure(Path(config.pki_dir))
     files: dict[str, Path] = {"ca-bundle.pem": pki.ca_bundle_path}
-    for name, issued in sorted(pki.clients.items()):
+    for _, issued in sorted(pki.clients.items()):
         files[issued.cert_path.name] = issued.cert_path
         files[issued.key_path.name] = issued.key_path
     testdata = load_testdata(Path(config.fixtures_dir))

@@ -654,6 +654,87 @@ def _must_understand(block: etree._Element) -> bool:
     return (block.get(f"{{{SOAP12}}}mustUnderstand") or "").strip() in ("true", "1")
 
 
+def _read_headers(header: etree._Element | None, report: InsiRequest) -> str | None:
+    """The SOAP headers: ContexteBAM and ContexteLPS checked once each, mustUnderstand blocks not understood,
+    wsa:MessageID; returns the wsa:Action text."""
+    findings = report.findings
+    action_text: str | None = None
+    if header is not None:
+        for block in header:
+            if not isinstance(block.tag, str):
+                continue
+            if block.tag not in _UNDERSTOOD_HEADERS:
+                if _must_understand(block):
+                    report.not_understood.append(block.tag)
+                continue
+            if block.tag == _q("ctxbam", "ContexteBAM"):
+                if report.bam is not None:
+                    findings.append(Finding("INSI-ENTETE-INVALIDE", "ContexteBAM répété", Severity.ERROR, "Header"))
+                else:
+                    report.bam = _check_bam(block, findings)
+            elif block.tag == _q("ctxlps", "ContexteLPS"):
+                if report.lps is not None:
+                    findings.append(Finding("INSI-ENTETE-INVALIDE", "ContexteLPS répété", Severity.ERROR, "Header"))
+                else:
+                    report.lps = _check_lps(block, findings)
+            elif block.tag == _q("wsa", "Action"):
+                action_text = _text(block)
+            elif block.tag == _q("wsa", "MessageID"):
+                report.message_id = (_text(block) or "")[:200] or None
+    if report.not_understood:
+        names = ", ".join(_clark_to_text(t) for t in report.not_understood)
+        findings.insert(
+            0,
+            Finding(
+                "INSI-MUST-UNDERSTAND", f"en-tête(s) mustUnderstand non compris : {names}", Severity.ERROR, "Header"
+            ),
+        )
+    for label, present in (("ContexteBAM", report.bam), ("ContexteLPS", report.lps)):
+        if present is None:
+            findings.append(
+                Finding("INSI-ENTETE-ABSENTE", f"en-tête {label} obligatoire absent", Severity.ERROR, "Header")
+            )
+
+    return action_text
+
+
+def _check_actions(report: InsiRequest, content_action: str | None, action_text: str | None) -> None:
+    """The operation named by the Content-Type action parameter and wsa:Action: known, and the same."""
+    findings = report.findings
+    actions = [a for a in (content_action, action_text) if a]
+    if content_action and action_text and content_action != action_text:
+        findings.append(
+            Finding(
+                "INSI-ACTION-INCONNUE",
+                f"action du Content-Type ({content_action[:100]}) différente de wsa:Action ({action_text[:100]})",
+                Severity.ERROR,
+                "Header/Action",
+            )
+        )
+    for action in actions:
+        if action not in OPERATIONS:
+            findings.append(
+                Finding(
+                    "INSI-ACTION-INCONNUE",
+                    f"action SOAP inconnue : {action[:200]!r} (attendu {ACTION_TRAITS})",
+                    Severity.ERROR,
+                    "Header/Action",
+                )
+            )
+    report.action = actions[0] if actions else None
+    if not actions:
+        findings.append(
+            Finding(
+                "INSI-ACTION-ABSENTE",
+                "ni wsa:Action ni paramètre action du Content-Type : opération déduite du corps",
+                Severity.WARNING,
+                "Header",
+            )
+        )
+    if report.message_id is None:
+        findings.append(Finding("INSI-MESSAGEID-ABSENT", "en-tête wsa:MessageID absent", Severity.WARNING, "Header"))
+
+
 def parse_request(
     data: bytes, *, content_action: str | None = None, max_bytes: int = MAX_REQUEST_BYTES, today: date | None = None
 ) -> InsiRequest:
@@ -697,75 +778,8 @@ def parse_request(
     if body is None:
         return report
 
-    action_text: str | None = None
-    if header is not None:
-        for block in header:
-            if not isinstance(block.tag, str):
-                continue
-            if block.tag not in _UNDERSTOOD_HEADERS:
-                if _must_understand(block):
-                    report.not_understood.append(block.tag)
-                continue
-            if block.tag == _q("ctxbam", "ContexteBAM"):
-                if report.bam is not None:
-                    findings.append(Finding("INSI-ENTETE-INVALIDE", "ContexteBAM répété", Severity.ERROR, "Header"))
-                else:
-                    report.bam = _check_bam(block, findings)
-            elif block.tag == _q("ctxlps", "ContexteLPS"):
-                if report.lps is not None:
-                    findings.append(Finding("INSI-ENTETE-INVALIDE", "ContexteLPS répété", Severity.ERROR, "Header"))
-                else:
-                    report.lps = _check_lps(block, findings)
-            elif block.tag == _q("wsa", "Action"):
-                action_text = _text(block)
-            elif block.tag == _q("wsa", "MessageID"):
-                report.message_id = (_text(block) or "")[:200] or None
-    if report.not_understood:
-        names = ", ".join(_clark_to_text(t) for t in report.not_understood)
-        findings.insert(
-            0,
-            Finding(
-                "INSI-MUST-UNDERSTAND", f"en-tête(s) mustUnderstand non compris : {names}", Severity.ERROR, "Header"
-            ),
-        )
-    for label, present in (("ContexteBAM", report.bam), ("ContexteLPS", report.lps)):
-        if present is None:
-            findings.append(
-                Finding("INSI-ENTETE-ABSENTE", f"en-tête {label} obligatoire absent", Severity.ERROR, "Header")
-            )
-
-    actions = [a for a in (content_action, action_text) if a]
-    if content_action and action_text and content_action != action_text:
-        findings.append(
-            Finding(
-                "INSI-ACTION-INCONNUE",
-                f"action du Content-Type ({content_action[:100]}) différente de wsa:Action ({action_text[:100]})",
-                Severity.ERROR,
-                "Header/Action",
-            )
-        )
-    for action in actions:
-        if action not in OPERATIONS:
-            findings.append(
-                Finding(
-                    "INSI-ACTION-INCONNUE",
-                    f"action SOAP inconnue : {action[:200]!r} (attendu {ACTION_TRAITS})",
-                    Severity.ERROR,
-                    "Header/Action",
-                )
-            )
-    report.action = actions[0] if actions else None
-    if not actions:
-        findings.append(
-            Finding(
-                "INSI-ACTION-ABSENTE",
-                "ni wsa:Action ni paramètre action du Content-Type : opération déduite du corps",
-                Severity.WARNING,
-                "Header",
-            )
-        )
-    if report.message_id is None:
-        findings.append(Finding("INSI-MESSAGEID-ABSENT", "en-tête wsa:MessageID absent", Severity.WARNING, "Header"))
+    action_text = _read_headers(header, report)
+    _check_actions(report, content_action, action_text)
 
     payload = [child for child in body if isinstance(child.tag, str)]
     if (body.text or "").strip():

@@ -383,7 +383,7 @@ def _schschema_names(root: etree._Element) -> set[str]:
     declare their model version this way when the templateId carries none)."""
     names = set()
     for node in root.itersiblings(preceding=True):
-        if isinstance(node, etree._ProcessingInstruction):
+        if isinstance(node, etree._ProcessingInstruction):  # noqa: SLF001 - lxml's public node type
             names.update(_SCHSCHEMA_RE.findall(node.text or ""))
     return names
 

@@ -363,7 +363,7 @@ def _structure_findings(raw: dict[str, Any]) -> list[Finding]:
     return []
 
 
-def _extract(
+def _extract(  # noqa: C901 - 37 > 25: to split into a fact extractor per kind (issue 13 item 7, pending)
     bundle: _Bundle,
     classified: list[tuple[int, dict[str, Any], dui.FactKind, str, str]],
     findings: list[Finding],

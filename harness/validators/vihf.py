@@ -21,7 +21,7 @@ import base64
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -237,6 +237,26 @@ def _verify_signature(
         cache.remember(key, cert)
 
 
+def _check_times(assertion: etree._Element, policy: VihfPolicy, now: datetime, add: Callable[[str, str], None]) -> None:
+    """IssueInstant and saml2:Conditions NotBefore / NotOnOrAfter against ``now`` (with the policy's skew);
+    without Conditions, an assertion older than ``policy.max_age`` is expired."""
+    issued = _parse_time(assertion.get("IssueInstant"))
+    if issued is None:
+        add("VIHF-ISSUE-INSTANT", "IssueInstant absent ou mal formé")
+    conditions = assertion.find("saml2:Conditions", NS)
+    not_before = _parse_time(conditions.get("NotBefore")) if conditions is not None else None
+    not_after = _parse_time(conditions.get("NotOnOrAfter")) if conditions is not None else None
+    if not_before is not None and now + policy.clock_skew < not_before:
+        add("VIHF-PAS-ENCORE-VALIDE", f"assertion pas encore valide (NotBefore {not_before.isoformat()})")
+    if not_after is not None and now - policy.clock_skew >= not_after:
+        add("VIHF-EXPIREE", f"assertion expirée (NotOnOrAfter {not_after.isoformat()})")
+    if issued is not None:
+        if issued > now + policy.clock_skew:
+            add("VIHF-DANS-LE-FUTUR", f"IssueInstant {issued.isoformat()} dans le futur")
+        elif not_after is None and now - issued > policy.max_age:
+            add("VIHF-EXPIREE", f"assertion émise il y a plus de {policy.max_age} (IssueInstant {issued.isoformat()})")
+
+
 def check_vihf(
     security: etree._Element | None,
     *,
@@ -265,21 +285,7 @@ def check_vihf(
         add("VIHF-SAML-VERSION", f"Version SAML 2.0 attendue, reçu {assertion.get('Version')!r}")
     if not assertion.get("ID"):
         add("VIHF-ID", "attribut ID de l'assertion absent")
-    issued = _parse_time(assertion.get("IssueInstant"))
-    if issued is None:
-        add("VIHF-ISSUE-INSTANT", "IssueInstant absent ou mal formé")
-    conditions = assertion.find("saml2:Conditions", NS)
-    not_before = _parse_time(conditions.get("NotBefore")) if conditions is not None else None
-    not_after = _parse_time(conditions.get("NotOnOrAfter")) if conditions is not None else None
-    if not_before is not None and now + policy.clock_skew < not_before:
-        add("VIHF-PAS-ENCORE-VALIDE", f"assertion pas encore valide (NotBefore {not_before.isoformat()})")
-    if not_after is not None and now - policy.clock_skew >= not_after:
-        add("VIHF-EXPIREE", f"assertion expirée (NotOnOrAfter {not_after.isoformat()})")
-    if issued is not None:
-        if issued > now + policy.clock_skew:
-            add("VIHF-DANS-LE-FUTUR", f"IssueInstant {issued.isoformat()} dans le futur")
-        elif not_after is None and now - issued > policy.max_age:
-            add("VIHF-EXPIREE", f"assertion émise il y a plus de {policy.max_age} (IssueInstant {issued.isoformat()})")
+    _check_times(assertion, policy, now, add)
     report.subject = assertion.findtext("saml2:Subject/saml2:NameID", namespaces=NS)
     if not report.subject:
         add("VIHF-SUBJECT", "saml2:Subject/saml2:NameID absent")

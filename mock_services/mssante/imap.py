@@ -146,6 +146,11 @@ class StoreMessage(BaseMessage):
         self._stored = stored
         self._loader = loader
 
+    @property
+    def stored(self) -> StoredMessage:
+        """The store's record behind this IMAP message."""
+        return self._stored
+
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
         return BaseLoadedMessage(self, requirement, self._loader(self._stored))
 
@@ -247,7 +252,7 @@ class StoreMailboxData(MailboxDataInterface[StoreMessage]):
         if stored is not None:
             return self._message(stored)
         if isinstance(cached_msg, StoreMessage):
-            return self._message(cached_msg._stored, expunged=True)
+            return self._message(cached_msg.stored, expunged=True)
         raise IndexError(uid)
 
     async def update(
