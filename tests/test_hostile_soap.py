@@ -1,0 +1,88 @@
+"""Hostile corpus, SOAP services (issue 15 item 9): INSi and the DMP's three endpoints under XML attacks (billion
+laughs, external entity, 5,000-deep nesting), garbage and empty bodies, with and without the client certificate.
+
+Each case asserts the pinned HTTP status, a SOAP 1.2 fault body (``application/soap+xml``, ``Fault`` element), one
+journal row for the service, and that the endpoint answers the next request (a second request gets the same
+answer: the service kept running and its state is unchanged). Statuses are each simulator's: the DMP answers
+``400`` (SOAP 1.2 Part 2 §7.5.1: ``env:Sender``), INSi ``500`` as its guide writes for every fault, ``413`` for a
+document beyond its parser's bounds once the caller is authenticated.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from hostile import BILLION_LAUGHS
+
+from harness.core.config import HarnessConfig
+from harness.core.journal import JournalFilter
+from harness.runtime.environment import SocleEnvironment
+
+SOAP = "http://www.w3.org/2003/05/soap-envelope"
+XXE = (
+    b'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b'<soap:Envelope xmlns:soap="' + SOAP.encode() + b'"><soap:Body>&x;</soap:Body></soap:Envelope>'
+)
+DEEP = (
+    b'<soap:Envelope xmlns:soap="' + SOAP.encode() + b'"><soap:Body>'
+    + b"<a>" * 5000 + b"</a>" * 5000 + b"</soap:Body></soap:Envelope>"
+)  # fmt: skip
+BODIES = {"billion-laughs": BILLION_LAUGHS, "xxe": XXE, "deep": DEEP, "garbage": b"\x00\xff" * 100, "empty": b""}
+TARGETS = {  # endpoint -> certificate the caller presents
+    ("insi", "soap"): "INSI-AUTO",
+    ("dmp", "repository"): "ESSMS-990000016",
+    ("dmp", "registry"): "ESSMS-990000016",
+    ("dmp", "patients"): "ESSMS-990000016",
+}
+
+
+def expected(service: str, body: str, authenticated: bool) -> int:
+    if service == "dmp":
+        return 400
+    return 413 if (body, authenticated) == ("deep", True) else 500
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
+    tmp = tmp_path_factory.mktemp("hostile-soap")
+    env = SocleEnvironment(HarnessConfig(run_dir=tmp, journal=f"sqlite:///{tmp}/j.sqlite", services=("insi", "dmp")))
+    env.start()
+    yield env
+    env.stop()
+
+
+def _client(env: SocleEnvironment, certificate: str | None) -> httpx.Client:
+    context = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+    if certificate:
+        issued = env.pki.client(certificate)
+        context.load_cert_chain(str(issued.cert_path), str(issued.key_path))
+    return httpx.Client(verify=context, timeout=30)
+
+
+CASES = [(s, e, b, a) for (s, e) in TARGETS for b in BODIES for a in (True, False)]
+
+
+@pytest.mark.parametrize(
+    ("service", "endpoint", "body", "authenticated"),
+    CASES,
+    ids=[f"{s}-{e}-{b}-{'cert' if a else 'anonymous'}" for s, e, b, a in CASES],
+)
+def test_hostile_soap_request(
+    env: SocleEnvironment, service: str, endpoint: str, body: str, authenticated: bool
+) -> None:
+    url = env.endpoints[service][endpoint]
+    flt = JournalFilter(service=service)
+    before = env.journal.count(flt)
+    with _client(env, TARGETS[(service, endpoint)] if authenticated else None) as http:
+        headers = {"content-type": "application/soap+xml; charset=utf-8"}
+        first = http.post(url, content=BODIES[body], headers=headers)
+        again = http.post(url, content=BODIES[body], headers=headers)
+    status = expected(service, body, authenticated)
+    assert (first.status_code, again.status_code) == (status, status)
+    assert first.headers["content-type"].startswith("application/soap+xml")
+    assert b"Fault" in first.content and SOAP.encode() in first.content
+    assert b"root:" not in first.content and b"lol" not in first.content  # nothing expanded nor disclosed
+    assert env.journal.count(flt) == before + 2
