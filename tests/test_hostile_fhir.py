@@ -286,3 +286,32 @@ def test_malformed_note_is_refused_and_journaled(running: dict[str, Running], in
     assert response.json()["resourceType"] == "OperationOutcome"
     assert service.rows() > before
     service.still_answers()
+
+
+def test_tddui_refuses_a_body_beyond_its_bound_with_413_before_reading_it(tmp_path: Path) -> None:
+    """Issue 15 item 6: TDDUI read 60 MB before answering 400 TDDUI-TAILLE; the bound is now the FHIR layer's
+    (Content-Length checked first, the stream counted otherwise): 413 too-costly, journaled."""
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    ctx = SimulatorContext(
+        name="tddui",
+        journal=journal,
+        pki=None,  # type: ignore[arg-type]
+        bind_host="127.0.0.1",
+        ports={},
+        http_base="https://127.0.0.1/tddui",
+        faults=FaultBoard(),
+        run=RunState("hostile"),
+        testdata=load_testdata(REPO / "fixtures"),
+        settings={"max_bytes": 1024 * 1024},
+    )
+    with TestClient(presenting(TdduiSimulator(ctx).http_app(), essms(EHPAD))) as client:
+        declared = client.post(
+            "/", content=b"{}", headers={"content-type": FJSON, "content-length": str(60 * 1024 * 1024)}
+        )
+        streamed = client.post("/", content=(b" " * 65536 for _ in range(40)), headers={"content-type": FJSON})
+        assert client.get("/metadata").status_code == 200
+    for response in (declared, streamed):
+        assert (response.status_code, response.json()["issue"][0]["code"]) == (413, "too-costly")
+    rows = journal.query(JournalFilter(service="tddui", operation="fhir.transaction"))
+    assert [(r.error_code, r.details["findings"][0]["code"]) for r in rows] == [("413", "FHIR-TOO-LARGE")] * 2
+    journal.close()
