@@ -42,7 +42,8 @@ from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServe
 from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, ObservationWindow, check_retry_rule, survey
 from harness.runtime.selection import TagExpression, TagExpressionError, catalogue
 from harness.runtime.selection import select as select_scenarios
-from harness.sut import DEFECTS, make_driver
+from harness.sut import make_driver
+from harness.sut.reference import drivers
 
 app = typer.Typer(
     name="socle-harness",
@@ -573,10 +574,11 @@ def list_scenarios(
 @app.command()
 def defects() -> None:
     """Liste les défauts du DUI défectueux de référence / list the faulty reference DUI's defects (--sut faulty:<nom>)."""
-    table = Table(title=f"Défauts du DUI de référence / faulty DUI defects ({len(DEFECTS)})")
+    defects = drivers().defects  # assembled from the service plugins: loaded only when this command runs
+    table = Table(title=f"Défauts du DUI de référence / faulty DUI defects ({len(defects)})")
     table.add_column("nom / name", no_wrap=True)
     table.add_column("ce que fait le DUI / what the DUI does wrong")
-    for defect in DEFECTS.values():
+    for defect in defects.values():
         table.add_row(defect.name, defect.description)
     console.print(table)
 
