@@ -124,3 +124,35 @@ def test_a_connection_that_never_starts_tls_is_closed(env: SocleEnvironment) -> 
         assert raw.recv(1024) == b""  # closed by the server once the handshake is late
     assert time.monotonic() - started < 2.0
     assert _health(env).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_mllp_listener_bounds_connections_and_silence(tmp_path: Path) -> None:
+    """1,100 idle MLLP connections exhausted the file descriptors (issue 15 item 5): now 2 per peer here, each
+    closed after 0.5 s of silence, refusals journaled, and a new connection served once they are gone."""
+    from harness.host.connections import IDLE_TIMEOUT
+
+    settings = {"host": {"max_per_peer": 2, "stream_idle_timeout": 0.5}}
+    env = SocleEnvironment(
+        HarnessConfig(
+            run_dir=tmp_path, journal=f"sqlite:///{tmp_path}/j.sqlite", services=("mssante",), settings=settings
+        )
+    )
+    try:
+        host, port = env.start()["mssante"]["mllp"].rsplit(":", 1)
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        held[1].sendall(b"\x0bMSH|^~\\&|DUI")  # half a frame, never finished
+        with socket.create_connection((host, int(port)), timeout=5) as third:
+            assert third.recv(1024) == b""  # over the peer's limit: closed at once
+        started = time.monotonic()
+        for sock in held:
+            assert sock.recv(1024) == b""  # silent: let go
+            sock.close()
+        assert time.monotonic() - started < 2.0
+        with socket.create_connection((host, int(port)), timeout=5) as fresh:
+            fresh.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                fresh.recv(1024)  # accepted and waiting for a frame
+        rows = env.journal.query(JournalFilter(service="harness", operation=OPERATION))
+        assert [(r.details["listener"], r.error_code) for r in rows] == [("mllp", OVER_PEER), ("mllp", IDLE_TIMEOUT)]
+    finally:
+        env.stop()

@@ -14,9 +14,11 @@ HTTP answers (RFC 9110): ``503 Service Unavailable`` with ``Retry-After`` when a
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ OPERATION = "connection.refused"
 OVER_LISTENER = "limite-connexions"
 OVER_PEER = "limite-connexions-pair"
 HEADER_TIMEOUT = "delai-en-tetes"
+IDLE_TIMEOUT = "delai-inactivite"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class ConnectionLimits:
     max_per_peer: int = 64
     header_timeout: float = 10.0
     idle_timeout: float = 5.0
+    # a TCP protocol's silence tolerated between bytes (MLLP, a DUI keeps its connection between messages:
+    # 5 minutes, the SMTP server timeout of RFC 5321 §4.5.3.2.7)
+    stream_idle_timeout: float = 300.0
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> ConnectionLimits:
@@ -86,3 +92,58 @@ class RefusalJournal:
                 details={"listener": listener, "count": pending + 1, **details},
             )
         )
+
+
+StreamCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class _TimedReader:
+    """A StreamReader whose reads fail (``ConnectionError``) after ``timeout`` seconds of silence."""
+
+    def __init__(self, reader: asyncio.StreamReader, timeout: float, expired: Callable[[], None]) -> None:
+        self._reader, self._timeout, self._expired = reader, timeout, expired
+
+    async def read(self, n: int = -1) -> bytes:
+        try:
+            return await asyncio.wait_for(self._reader.read(n), self._timeout)
+        except TimeoutError:
+            self._expired()
+            raise ConnectionError("délai d'inactivité dépassé") from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
+def bounded_streams(
+    callback: StreamCallback,
+    limits: ConnectionLimits,
+    refused: Callable[[str, str, str], None] | None,
+    listener: str,
+) -> StreamCallback:
+    """An ``asyncio.start_server`` callback bounded by ``limits``: a connection over the listener's or the peer's
+    limit is closed at once, a connection silent for ``stream_idle_timeout`` seconds is closed (its reads raise
+    ``ConnectionError``); ``refused(listener, peer, reason)`` is told each time (journaled, coalesced)."""
+    active: Counter[str] = Counter()
+
+    def report(peer: str, reason: str) -> None:
+        if refused is not None:
+            refused(listener, peer, reason)
+
+    async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        address = writer.get_extra_info("peername")
+        peer = str(address[0]) if isinstance(address, tuple) and address else "?"
+        reason = limits.refusal(sum(active.values()) + 1, active[peer] + 1)
+        if reason is not None:
+            report(peer, reason)
+            writer.close()
+            return
+        active[peer] += 1
+        try:
+            timed = _TimedReader(reader, limits.stream_idle_timeout, lambda: report(peer, IDLE_TIMEOUT))
+            await callback(timed, writer)  # type: ignore[arg-type] - a StreamReader for every read the callback does
+        finally:
+            active[peer] -= 1
+            if active[peer] <= 0:
+                del active[peer]
+
+    return guarded

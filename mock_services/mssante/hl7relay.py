@@ -45,6 +45,7 @@ from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields import hl7v2
 from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins, production_ins, production_ins_policy
 from harness.fields.testdata import MailboxType
+from harness.host.connections import bounded_streams
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators import xdm as X
@@ -312,7 +313,9 @@ class Hl7Relay:
 
     # -- network --------------------------------------------------------------------------------------------------
     async def start(self) -> str:
-        self._server = await asyncio.start_server(self._connection, host=self.ctx.bind_host, port=self.ctx.port("mllp"))
+        # bounded: connections per listener and per peer, silence (harness.host.connections; issue 15 item 5)
+        connection = bounded_streams(self._connection, self.ctx.connection_limits, self.ctx.refused, "mllp")
+        self._server = await asyncio.start_server(connection, host=self.ctx.bind_host, port=self.ctx.port("mllp"))
         port = self._server.sockets[0].getsockname()[1]
         return self.ctx.address(port)
 
