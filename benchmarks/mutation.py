@@ -245,7 +245,7 @@ def _apply(node: ast.AST, kind: str, sub: int) -> ast.AST:
         return ast.Constant(value=not node.value)  # type: ignore[attr-defined]
     if kind == "constant":
         value = node.value  # type: ignore[attr-defined]
-        return ast.Constant(value=value + 1 if isinstance(value, int) else value + "X")
+        return ast.Constant(value=value + "X" if isinstance(value, str) else value + 1)
     if kind == "delete":
         return ast.Pass()
     raise ValueError(kind)

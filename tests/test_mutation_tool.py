@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = '''
 """Module docstring."""
 LIMIT: int = 3
+RATIO = 0.5
 
 
 def check(value: int, flag: bool = True) -> list[str]:
@@ -43,6 +44,7 @@ def test_the_mutants_of_a_small_source() -> None:
     keys = [m.key for m in tool.list_mutants(SOURCE)]
     assert keys == [
         "<module>:constant:3->4#1",
+        "<module>:constant:0.5->1.5#1",
         "check:boolean:True->False#1",
         "check:boolean:value >= LIMIT and (not flag)->value >= LIMIT or not flag#1",
         "check:compare:value >= LIMIT [GtE]->Gt#1",
