@@ -28,6 +28,7 @@ Usage, from the repository root (the package installed, editable is fine)::
     python benchmarks/mutation.py all --json out.json   # every preset
     python benchmarks/mutation.py mdn --list            # list the mutants, run nothing
     python benchmarks/mutation.py mdn --only 'check_subject:'  # only mutants whose key contains this text
+    python benchmarks/mutation.py journal --tests tests/test_journal.py  # judged by other tests (a baseline)
 
 This is a benchmark-like script, **not** part of the test suite (it runs the tests hundreds of times).
 Linux only (``os.fork``).
@@ -44,7 +45,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -561,9 +562,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the mutants and their keys, run nothing")
     parser.add_argument("--json", type=Path, help="write the scores and survivors as JSON")
+    parser.add_argument(
+        "--tests", nargs="+", help="judge with these test files instead of the preset ones (e.g. a baseline)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per mutant run, with its time")
     args = parser.parse_args(argv)
     names = list(TARGETS) if args.targets == ["all"] else args.targets
+    if args.tests:
+        for name in names:
+            TARGETS[name] = replace(TARGETS[name], tests=tuple(args.tests))
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")

@@ -191,6 +191,13 @@ def test_summary_is_json_friendly() -> None:
     assert (summary["id"], summary["essms"], summary["details"], summary["digest"]) == ("s1", "A", {"k": 1}, None)
 
 
+def test_stored_vocabulary() -> None:
+    """The words written in every journal file and report: changing one orphans the journals already written."""
+    assert [str(d) for d in Direction] == ["from_dui", "to_dui"]
+    assert [str(o) for o in Outcome] == ["accepted", "rejected"]
+    assert J.FACT_KEYS == ("key", "date", "start", "end", "status")
+
+
 def test_exchange_defaults() -> None:
     a, b = ex(), ex()
     assert a.id != b.id and len(a.id) == 32 and a.ts.tzinfo is not None
