@@ -216,7 +216,8 @@ class _Points(ast.NodeVisitor):
                 self.points.append((node, "constant", 0, function))
             elif isinstance(value, str) and not any(c.isspace() for c in value) and len(value) <= 80:
                 self.points.append((node, "constant", 0, function))
-        if isinstance(node, _DELETABLE) and not isinstance(parent, ast.Module):
+        no_op = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)  # `...`: deleting it is no change
+        if isinstance(node, _DELETABLE) and not no_op and not isinstance(parent, ast.Module):
             body = next(
                 (
                     b

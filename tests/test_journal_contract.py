@@ -176,6 +176,7 @@ def test_the_month_migration_only_touches_month_ends(tmp_path: Path) -> None:
     raw.close()
     reopened = SQLiteJournal(path)
     assert [(e.id, e.month) for e in reopened.query()] == [("a", "2026-05"), ("b", "2026-04"), ("c", "2026-04")]
+    reopened.record(ex(id="d", ts=datetime(2026, 6, 2, tzinfo=UTC)))  # the migration left no transaction open
     assert reopened.count(JournalFilter(month="2026-05")) == 1
     reopened.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
@@ -241,6 +242,7 @@ def test_durable_journal_syncs_fully(tmp_path: Path, monkeypatch: pytest.MonkeyP
     SQLiteJournal(tmp_path / "d.sqlite", durable=True).close()
     SQLiteJournal(tmp_path / "n.sqlite").close()
     assert [s for s in statements if "synchronous" in s] == ["PRAGMA synchronous=FULL", "PRAGMA synchronous=NORMAL"]
+    assert statements.count("PRAGMA busy_timeout=10000") == 2  # concurrent writers wait instead of failing
     assert statements.count("PRAGMA journal_mode=WAL") == 2
 
 
@@ -262,3 +264,84 @@ def test_wait_for_counts_and_times_out(journal: SQLiteJournal) -> None:
     started = datetime.now(UTC)
     found = wait_for(journal, JournalFilter(essms="A"), count=3, timeout=0.2, poll=0.01)
     assert ids(found) == ["e1", "e4"] and datetime.now(UTC) - started >= timedelta(seconds=0.2)
+
+
+def test_payload_bytes_stay_out_of_repr() -> None:
+    assert "secret" not in repr(ex(payload=b"secret")) and "smtp.submit" in repr(ex(payload=b"secret"))
+
+
+def test_a_journal_in_a_folder_still_to_create(tmp_path: Path) -> None:
+    deep = SQLiteJournal(tmp_path / "a" / "b" / "j.sqlite")
+    deep.record(ex())
+    assert deep.count() == 1 and (tmp_path / "a" / "b" / "j.sqlite").is_file()
+
+
+def test_a_closed_journal_refuses_work(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "c.sqlite")
+    journal.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        journal.count()
+
+
+def test_details_are_stored_readable_and_sorted(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite"
+    journal = SQLiteJournal(path)
+    journal.record(ex(id="d1", details={"b": "é", "a": 1}))
+    journal.close()
+    [(text,)] = sqlite3.connect(path).execute("SELECT details FROM exchanges").fetchall()
+    assert text == '{"a": 1, "b": "é"}'  # UTF-8 as is, keys sorted: the file reads as it was written
+
+
+def test_message_ids_are_mirrored_and_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "mid.sqlite"
+    journal = SQLiteJournal(path)
+    journal.record_many([ex(id="m1", details={"message_id": "<a@b>"}), ex(id="m2", details={"message_id": 7})])
+    journal.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute(f"SELECT id, {J.MESSAGE_ID} FROM exchanges ORDER BY seq").fetchall() == [
+        ("m1", "<a@b>"),
+        ("m2", None),
+    ]
+    # a journal from before the column, with the expression index that preceded it
+    raw.execute("DROP INDEX IF EXISTS ix_exchanges_message_id")
+    for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%message_id%'"):
+        raw.execute(f"DROP INDEX {name}")
+    raw.execute("ALTER TABLE exchanges DROP COLUMN message_id")
+    raw.execute("CREATE INDEX ix_exchanges_messages ON exchanges (json_extract(details, '$.message_id'))")
+    raw.commit()
+    raw.close()
+    reopened = SQLiteJournal(path)
+    reopened.record(ex(id="m3"))  # the migration's transaction is closed: the journal takes new exchanges
+    reopened.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute(f"SELECT id, {J.MESSAGE_ID} FROM exchanges ORDER BY seq").fetchall() == [
+        ("m1", "<a@b>"),
+        ("m2", None),
+        ("m3", None),
+    ]
+    indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "ix_exchanges_messages" not in indexes
+
+
+class _Clock:
+    """time.monotonic / time.sleep of the journal module, on a fake clock that only sleeping moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_wait_for_defaults(journal: SQLiteJournal, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(J, "time", clock)
+    assert ids(wait_for(journal, JournalFilter(person="p2"))) == ["e2"] and clock.sleeps == []  # one is enough
+    assert ids(wait_for(journal, JournalFilter(essms="A"), count=2)) == ["e1", "e4"] and clock.sleeps == []
+    assert wait_for(journal, JournalFilter(service="never")) == []
+    assert set(clock.sleeps) == {0.02} and 5.0 <= clock.now < 5.0 + 0.021  # polls every 20 ms for 5 s
