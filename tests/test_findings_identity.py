@@ -17,13 +17,18 @@ from harness.fields.identity import (
     OID_INS_NIR,
     OID_INS_NIR_DEMO,
     OID_INS_NIR_TEST,
+    PRODUCTION_INS_CODE,
+    PRODUCTION_INS_SETTING,
     InsError,
     InsKind,
+    ProductionInsPolicy,
     compute_key,
     generate_test_ins,
     is_valid_ins,
     parse_ins,
     parse_xds_patient_id,
+    production_ins,
+    production_ins_policy,
     refuse_production,
 )
 
@@ -218,3 +223,35 @@ def test_generated_number_layout() -> None:
     assert ins.number == "207032B005999" and ins.key == compute_key("207032B005999") and ins.oid == OID_INS_NIR_TEST
     male = generate_test_ins(_Bounds(), sex="M", birth_date=date(1999, 12, 31))
     assert male.number == "199127505699" + "9" and male.number.startswith("1")
+
+
+def test_production_ins_policy_setting() -> None:
+    assert (
+        production_ins_policy(None) is ProductionInsPolicy.WARN
+        and production_ins_policy({}) is ProductionInsPolicy.WARN
+    )
+    assert production_ins_policy({"production_ins": " REFUSE "}) is ProductionInsPolicy.REFUSE
+    assert production_ins_policy({"production_ins": "warn"}) is ProductionInsPolicy.WARN
+    assert (PRODUCTION_INS_SETTING, PRODUCTION_INS_CODE) == ("production_ins", "INS-PRODUCTION")
+    assert [str(p) for p in ProductionInsPolicy] == ["warn", "refuse"]
+    with pytest.raises(ValueError) as info:
+        production_ins_policy({"production_ins": "oui"})
+    assert str(info.value) == 'réglage production_ins = \'oui\' invalide : "warn" ou "refuse" attendu'
+
+
+def test_production_ins_verdicts() -> None:
+    for oid in (OID_INS_NIR_TEST, OID_INS_NIR_DEMO):
+        assert production_ins(parse_ins(VALUE, oid)) is None
+        assert production_ins(parse_ins(VALUE, oid), ProductionInsPolicy.REFUSE) is None
+    warned = production_ins(parse_ins(VALUE, OID_INS_NIR))
+    assert warned is not None and (warned.code, warned.refuse) == ("INS-PRODUCTION", False)
+    assert warned.message == (
+        f"INS de production {VALUE} (OID {OID_INS_NIR}, INS-NIR) : une campagne de test n'utilise que des identités "
+        f"de test (OID {OID_INS_NIR_TEST} ou {OID_INS_NIR_DEMO})"
+    )
+    refused = production_ins(parse_ins(VALUE, OID_INS_NIA), ProductionInsPolicy.REFUSE)
+    assert refused is not None and (refused.code, refused.refuse) == ("INS-PRODUCTION", True)
+    assert refused.message.endswith(
+        "INS-NIA) : une campagne de test n'utilise que des identités de test (OID "
+        f'{OID_INS_NIR_TEST} ou {OID_INS_NIR_DEMO}) ; refusé (réglage production_ins = "refuse")'
+    )
