@@ -251,6 +251,15 @@ def test_report_lookup_series_and_dict() -> None:
     d = report.to_dict()
     assert list(d) == ["campaign_start", "periods", "essms", "targets", "observed", "readings", "figures"]
     assert [r["name"] for r in d["readings"]] == [r.name for r in I.READINGS]
+    for reading, shown in zip(I.READINGS, d["readings"], strict=True):
+        assert shown == {
+            "name": reading.name,
+            "choice": reading.default,
+            "default": reading.default,
+            "meaning": reading.choices[reading.default],
+            "quote": reading.quote,
+            "section": reading.section,
+        }
     assert (d["campaign_start"], d["periods"], d["essms"]) == ("2025-01", ["2025-01..2025-03", "2025-04"], ["A"])
     assert d["figures"] == [f.to_dict() for f in figures] and d["observed"] == {RATE: True, COUNT: False}
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email.message import Message
-from email.parser import HeaderParser
 
 from harness.validators import Finding, Severity
 from harness.validators.mssante_message import header_value, parse_message, raw_8bit_headers
@@ -92,16 +91,16 @@ def _address(value: str | None) -> str | None:
 
 
 def _fields(part: Message) -> dict[str, str]:
+    """The fields of a ``message/disposition-notification`` part, lower-cased names (first occurrence wins).
+
+    The email package always parses a ``message/*`` part's body as sub-message(s) whose headers are the fields
+    (whatever the Content-Transfer-Encoding): the payload is a list."""
+    found: dict[str, str] = {}
     payload = part.get_payload()
-    if isinstance(payload, list):  # the email package parses the field block as a message's headers
-        found: dict[str, str] = {}
-        for sub in payload:
-            if isinstance(sub, Message):
-                for name in sub.keys():
-                    found.setdefault(name.lower(), header_value(sub, name) or "")
-        return found
-    parsed = HeaderParser().parsestr(str(payload))
-    return {name.lower(): header_value(parsed, name) or "" for name in parsed.keys()}
+    for sub in payload if isinstance(payload, list) else []:
+        for name in sub.keys():
+            found.setdefault(name.lower(), header_value(sub, name) or "")
+    return found
 
 
 def validate_mdn(data: bytes, *, smtputf8: bool = False) -> MdnReport:
