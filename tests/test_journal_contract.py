@@ -308,6 +308,7 @@ def test_message_ids_are_mirrored_and_migrated(tmp_path: Path) -> None:
         raw.execute(f"DROP INDEX {name}")
     raw.execute("ALTER TABLE exchanges DROP COLUMN message_id")
     raw.execute("CREATE INDEX ix_exchanges_messages ON exchanges (json_extract(details, '$.message_id'))")
+    raw.execute("PRAGMA user_version = 0")  # and from before the French month too: both migrations run in turn
     raw.commit()
     raw.close()
     reopened = SQLiteJournal(path)
