@@ -346,3 +346,45 @@ def test_wait_for_defaults(journal: SQLiteJournal, monkeypatch: pytest.MonkeyPat
     assert ids(wait_for(journal, JournalFilter(essms="A"), count=2)) == ["e1", "e4"] and clock.sleeps == []
     assert wait_for(journal, JournalFilter(service="never")) == []
     assert set(clock.sleeps) == {0.02} and 5.0 <= clock.now < 5.0 + 0.021  # polls every 20 ms for 5 s
+
+
+def _old_journal(path: Path, *, drop: tuple[str, ...], user_version: int, corrupt: str) -> None:
+    """A journal of an older layout (``drop``: columns it did not have yet) with one row the migration chokes on."""
+    SQLiteJournal(path).record(ex(id="x1", ts=datetime(2026, 4, 30, 22, 30, tzinfo=UTC)))
+    raw = sqlite3.connect(path)
+    for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").fetchall():
+        raw.execute(f"DROP INDEX {name}")
+    for column in drop:
+        raw.execute(f"ALTER TABLE exchanges DROP COLUMN {column}")
+    raw.execute(corrupt)
+    raw.execute(f"PRAGMA user_version = {user_version}")
+    raw.commit()
+    raw.close()
+
+
+FACTS = ("fact_key", "fact_date", "fact_start", "fact_end", "fact_status")
+
+
+@pytest.mark.parametrize(
+    ("drop", "user_version", "corrupt", "error"),
+    [
+        ((), 0, "UPDATE exchanges SET ts = '2026-04-30T22:xx'", ValueError),  # the month migration
+        (FACTS, 1, "UPDATE exchanges SET details = '{pas du JSON'", sqlite3.OperationalError),  # the fact columns
+        (("message_id",), 1, "UPDATE exchanges SET details = '{pas du JSON'", sqlite3.OperationalError),
+    ],
+    ids=["month", "facts", "message-id"],
+)
+def test_a_failed_migration_is_rolled_back_and_reported(
+    tmp_path: Path, drop: tuple[str, ...], user_version: int, corrupt: str, error: type[Exception]
+) -> None:
+    path = tmp_path / "old.sqlite"
+    _old_journal(path, drop=drop, user_version=user_version, corrupt=corrupt)
+    before = sqlite3.connect(path).execute("PRAGMA table_info(exchanges)").fetchall()
+    with pytest.raises(error) as failed:
+        SQLiteJournal(path)
+    other = sqlite3.connect(path, timeout=0)  # the failed opening holds no write lock (its transaction is gone)
+    other.execute("BEGIN IMMEDIATE")
+    assert other.execute("PRAGMA table_info(exchanges)").fetchall() == before  # nothing half-migrated
+    assert other.execute("PRAGMA user_version").fetchone()[0] == user_version
+    other.execute("ROLLBACK")
+    del failed
