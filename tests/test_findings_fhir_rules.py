@@ -263,8 +263,6 @@ def test_organization_and_practitioner_identifiers() -> None:
     rpps = {"identifier": [{"system": F.IDNPS_SYSTEM, "value": "810001234567"}]}
     local = {"identifier": [{"system": F.IDNPS_SYSTEM, "value": "3990000016/DUI-REF-001"}]}
     assert F.check_practitioner(rpps) == [] and F.check_practitioner(local) == []
-    assert F.practitioner_rpps(rpps) == "10001234567" and F.practitioner_rpps(local) is None
-    assert F.practitioner_rpps({"identifier": [{"system": F.IDNPS_SYSTEM, "value": "81000123456"}]}) is None
     assert F.practitioner_idnps(local) == "3990000016/DUI-REF-001" and F.practitioner_idnps(None) is None
     assert findings(F.check_practitioner({"identifier": [{"system": F.IDNPS_SYSTEM, "value": ""}]})) == [
         ("FRCORE-IDNPS-ABSENT", W)
