@@ -145,18 +145,6 @@ def check_organization(organization: dict[str, Any], *, where: str = "Organizati
     return []
 
 
-def practitioner_rpps(practitioner: dict[str, Any] | None) -> str | None:
-    """The RPPS of a Practitioner (IDNPS ``8`` + RPPS)."""
-    if not isinstance(practitioner, dict):
-        return None
-    for identifier in practitioner.get("identifier") or []:
-        if isinstance(identifier, dict) and identifier.get("system") == IDNPS_SYSTEM:
-            value = str(identifier.get("value", ""))
-            if value.startswith("8") and len(value) == 12 and value[1:].isdigit():
-                return value[1:]
-    return None
-
-
 def practitioner_idnps(practitioner: dict[str, Any] | None) -> str | None:
     """The national identifier IDNPS of a Practitioner (``8`` + RPPS, or ``3`` + FINESS + ``/`` + local id)."""
     if not isinstance(practitioner, dict):
