@@ -74,9 +74,25 @@ from harness.fhir.wire import (
     response_format,
 )
 from harness.host.asgi_tls import client_certificate
+from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 
 logger = logging.getLogger("socle_harness.fhir")
+
+
+def simulated_unavailability(ctx: SimulatorContext, kind: str) -> FhirError | None:
+    """The answer of a FHIR service while the fault ``kind`` is injected: 503 (or the fault's ``status``),
+    OperationOutcome ``transient``, ``Retry-After`` (RFC 9110 §10.2.3); ``None`` when no such fault is pending."""
+    fault = ctx.take_fault(kind)
+    if fault is None:
+        return None
+    return fail(
+        int(fault.params.get("status", 503)),
+        IssueCode.TRANSIENT,
+        str(fault.params.get("message", "service indisponible (panne simulée)")),
+        error_code="FHIR-INDISPONIBLE",
+        headers={"Retry-After": "30"},
+    )
 
 
 def caller_finess(scope: dict[str, Any]) -> str | None:

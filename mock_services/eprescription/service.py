@@ -51,6 +51,7 @@ from harness.fhir import (
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
+from harness.fhir.server import simulated_unavailability
 from harness.fhir.store import UnitOfWork, Version
 from harness.fhir.wire import Format, render, response_format
 from harness.fields.identity import production_ins_policy
@@ -290,16 +291,7 @@ class EprescriptionService(FhirHooks):
 
     # ------------------------------------------------------------------------------------ access
     def unavailable(self, *, request: RequestInfo) -> FhirError | None:
-        fault = self.ctx.take_fault(FAULT_UNAVAILABLE)
-        if fault is None:
-            return None
-        return fail(
-            int(fault.params.get("status", 503)),
-            IssueCode.TRANSIENT,
-            str(fault.params.get("message", "service indisponible (panne simulée)")),
-            error_code="FHIR-INDISPONIBLE",
-            headers={"Retry-After": "30"},
-        )
+        return simulated_unavailability(self.ctx, FAULT_UNAVAILABLE)
 
     def authenticate(self, certificate: x509.Certificate | None, *, request: RequestInfo) -> str | None:
         return self.access.authenticate(certificate)
