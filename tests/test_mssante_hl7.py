@@ -277,7 +277,7 @@ def test_pid_ins_of_another_person_is_refused_and_nothing_is_sent(env: SocleEnvi
     assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
     assert err(ack) == ["PID^1^3^1", "207", "E", "904"]
     assert rest == b""  # no ZAM: nothing was sent
-    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))
     assert (refusal.operation, refusal.outcome, refusal.error_code) == ("hl7.document", Outcome.REJECTED, "AE 207")
     assert refusal.error_message == (
         f"INS de PID-3 ({p002.ins.value}, OID {p002.ins.oid}) différent de l'INS du document CDA "
@@ -301,7 +301,7 @@ def test_pid_ins_with_a_wrong_key_is_refused_naming_the_key(env: SocleEnvironmen
     assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
     assert err(ack) == ["PID^1^3^1", "102", "E", ""]
     assert rest == b""
-    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))
     assert refusal.error_code == "AE 102"
     assert refusal.error_message == (
         f"INS de PID-3 invalide ({p001.ins.number}{wrong}): clé de contrôle INS incorrecte pour "
@@ -381,7 +381,7 @@ def test_volet_20_refused_with_a_clear_message_when_switched_off(env: SocleEnvir
         relay.accept_v20 = True
     assert hl7v2.field_text(ack.first("MSA"), 1) == "AR"
     assert err(ack) == ["MSH^1^21", "203", "E", ""]
-    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))
     assert (refusal.error_code, refusal.error_message) == (
         "AR 203",
         "version 2.0 du volet non prise en charge, 2.1 attendue",
@@ -409,7 +409,7 @@ def test_official_oru_whose_pid_and_cda_name_two_persons_is_refused(env: SocleEn
     ack, _ = exchange_once(env, hl7v2.normalise(raw))
     assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
     assert err(ack) == ["PID^1^3^1", "207", "E", "904"]
-    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))
     assert refusal.error_message == (
         "INS de PID-3 (279035121518989, OID 1.2.250.1.213.1.4.10) différent de l'INS du document CDA "
         "(277076322082910, OID 1.2.250.1.213.1.4.8): aucun envoi (904)"
@@ -424,7 +424,7 @@ def test_official_mdm_with_a_wrong_pid_key_is_refused_naming_it(env: SocleEnviro
     ack, _ = exchange_once(env, hl7v2.normalise(raw))
     assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
     assert err(ack) == ["PID^1^3^1", "102", "E", ""]
-    (refusal,) = env.journal.query(JournalFilter(since_seq=mark))
+    (refusal,) = env.journal.query(JournalFilter(since_seq=mark, operation="hl7.document"))
     assert refusal.error_message == (
         "INS de PID-3 invalide (276037510669380): clé de contrôle INS incorrecte pour 2760375106693 : "
         "attendue 26, reçue 80"
