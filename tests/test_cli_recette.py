@@ -224,3 +224,22 @@ def test_only_the_last_runs_files_are_kept(tmp_path: Path) -> None:
         "pytest-02.log",
     ]
     assert (tmp_path / "journal.sqlite").exists() and (tmp_path / "events-12.jsonl").exists()
+
+
+# ------------------------------------------------------------------------------------------------ configuration
+def test_configuration_errors_name_the_key_and_the_nearest_valid_one(tmp_path: Path) -> None:
+    cases = {
+        'http_port = "abc"\n': "http_port : Input should be a valid integer",
+        'servics = ["psc"]\n': "servics (vouliez-vous dire « services » ?",
+        "[settings.pcs]\nx = 1\n": "[settings.pcs] (vouliez-vous dire « psc » ?",
+        "[services.psc]\nx = 1\n": "les réglages d'un service vont dans [settings.psc]",
+    }
+    for text, expected in cases.items():
+        config = tmp_path / "socle-harness.toml"
+        config.write_text(text, encoding="utf-8")
+        result = runner.invoke(app, ["list", "--config", str(config)], env={"COLUMNS": "400"})
+        assert result.exit_code == 2, (text, result.output)
+        assert expected in " ".join(result.output.split()), (text, result.output)
+        assert "Traceback" not in result.output
+    config.write_text('[settings.insi]\nauthorised_idam = ["X"]\n[ports.mssante]\nsmtp = 2525\n', encoding="utf-8")
+    assert runner.invoke(app, ["list", "--config", str(config), "--format", "json"]).exit_code == 0

@@ -31,7 +31,9 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -107,12 +109,43 @@ def load_config(path: Path | None = None) -> HarnessConfig:
     known = {f.name for f in fields(HarnessConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"clés inconnues dans {path} / unknown keys: {', '.join(unknown)}")
+        raise ValueError(
+            f"clés inconnues dans {path} / unknown keys: " + ", ".join(f"{key}{nearest(key, known)}" for key in unknown)
+        )
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key in _PATH_FIELDS:
             value = (path.parent / value) if not Path(value).is_absolute() else Path(value)
         elif key == "services":
+            if isinstance(value, dict):  # [services.psc]: a table where a list of names is expected
+                raise ValueError(
+                    f'{path} : « services » est une liste de noms (services = ["psc"]) ; les réglages d\'un '
+                    f"service vont dans [settings.{next(iter(value), '<service>')}] / services is a list of names; "
+                    "a service's settings go under [settings.<service>]"
+                )
             value = tuple(value)
         values[key] = value
-    return replace(HarnessConfig(), **values)
+    config = replace(HarnessConfig(), **values)
+    check_types(config, path)
+    return config
+
+
+def nearest(name: str, valid: Iterable[str]) -> str:
+    """`` (vouliez-vous dire « x » ?)`` when a valid name is close to ``name``, else an empty string."""
+    close = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
+    return f" (vouliez-vous dire « {close[0]} » ? / did you mean {close[0]!r}?)" if close else ""
+
+
+def check_types(config: HarnessConfig, path: Path | str = "configuration") -> None:
+    """Every field of the configuration has its declared type (pydantic validates the dataclass): a port written
+    ``"abc"`` or a table where a value is expected is refused here, with the key, not later in every scenario."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(HarnessConfig).validate_python({f.name: getattr(config, f.name) for f in fields(config)})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])} : {error['msg']} (reçu {error.get('input')!r})"
+            for error in exc.errors()[:5]
+        )
+        raise ValueError(f"valeurs invalides dans {path} / invalid values: {problems}") from None

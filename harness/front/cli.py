@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from harness import __version__
-from harness.core.config import HarnessConfig, load_config
+from harness.core.config import HarnessConfig, load_config, nearest
 from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.console import ConsoleReporter
@@ -91,10 +91,27 @@ JournalOpt = Annotated[
 
 def _load(config_path: Path | None) -> HarnessConfig:
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
+        check_settings_sections(config)
+        return config
     except ValueError as exc:
-        err.print(f"[red]Configuration invalide / invalid configuration:[/] {exc}")
+        err.print(f"[red]Configuration invalide / invalid configuration:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
+
+
+def check_settings_sections(config: HarnessConfig) -> None:
+    """Each ``[settings.<service>]`` table names a registered service (a table under a wrong name would be
+    silently ignored), with the nearest valid name when there is one."""
+    from harness.sut.plugins import services
+
+    registered = set(services())
+    unknown = sorted(set(config.settings) - registered)
+    if unknown:
+        raise ValueError(
+            "sections [settings.*] inconnues / unknown settings sections: "
+            + ", ".join(f"[settings.{name}]{nearest(name, registered)}" for name in unknown)
+            + f" — services : {', '.join(sorted(registered))}"
+        )
 
 
 def _version(value: bool) -> None:
