@@ -91,7 +91,8 @@ def test_faulty_dui_names_the_unknown_defect() -> None:
 
 
 def _fault_kinds_taken(package: Path) -> set[str]:
-    """The fault kinds a simulator package takes from the board (``take_fault("kind")`` or a module constant)."""
+    """The fault kinds a simulator package takes from the board (``take_fault("kind")``, or
+    ``simulated_unavailability(ctx, kind)`` for the FHIR services; the kind literal or a module constant)."""
     kinds: set[str] = set()
     trees = [ast.parse(module.read_text(encoding="utf-8")) for module in package.rglob("*.py")]
     constants = {  # module-level string constants of the package (FAULT_DOWN = "psc.down")
@@ -104,9 +105,15 @@ def _fault_kinds_taken(package: Path) -> set[str]:
     }
     for tree in trees:
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "take_fault" and node.args:
+            if not isinstance(node, ast.Call):
+                continue
+            if getattr(node.func, "attr", None) == "take_fault" and node.args:
                 arg = node.args[0]
-                kinds.add(arg.value if isinstance(arg, ast.Constant) else constants[arg.id])
+            elif getattr(node.func, "id", None) == "simulated_unavailability" and len(node.args) > 1:
+                arg = node.args[1]  # harness.fhir.server.simulated_unavailability(ctx, kind) takes it for the service
+            else:
+                continue
+            kinds.add(arg.value if isinstance(arg, ast.Constant) else constants[arg.id])
     return kinds
 
 
