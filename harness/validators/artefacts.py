@@ -49,8 +49,6 @@ from harness.validators.xdm import validate_xdm
 
 #: Upper bound of one artefact read by ``validate`` (the largest simulator limit: a DMP submission).
 MAX_ARTEFACT_BYTES = 64 * 1024 * 1024
-#: Nesting bound of JSON input (the FHIR simulators refuse deeper documents the same way).
-MAX_JSON_DEPTH = 64
 
 _SOAP_NS = ("http://www.w3.org/2003/05/soap-envelope", "http://schemas.xmlsoap.org/soap/envelope/")
 _SAML2 = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -288,7 +286,7 @@ def _hl7_documents(message: hl7v2.Hl7Message) -> list[bytes]:
 
 
 def _validate_fhir(data: bytes, settings: ValidationSettings, report: ArtefactReport) -> None:
-    findings, detail = fhir_findings(data, max_depth=MAX_JSON_DEPTH, max_bytes=MAX_ARTEFACT_BYTES)
+    findings, detail = fhir_findings(data, max_bytes=MAX_ARTEFACT_BYTES)
     report.findings.extend(findings)
     report.detail = detail
 

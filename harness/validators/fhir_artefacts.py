@@ -17,49 +17,21 @@ from typing import Any
 
 from harness.fhir.model import structure_findings
 from harness.fhir.outcome import FhirError
-from harness.fhir.wire import parse_xml_resource
+from harness.fhir.wire import parse_json, parse_xml_resource
 from harness.validators import Finding, Severity, cdl, eprescription, frcore, tddui
 
 
-def _too_deep(text: bytes, limit: int) -> bool:
-    depth = 0
-    in_string = escaped = False
-    for byte in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
-
-
-def read_resource(data: bytes, *, max_depth: int, max_bytes: int) -> tuple[dict[str, Any] | None, list[Finding]]:
-    """The resource as a JSON object (from JSON or FHIR XML), or the findings that say why it is unreadable."""
-    head = data.lstrip()[:1]
-    if head == b"<":
-        try:
-            return parse_xml_resource(data, max_bytes=max_bytes), []
-        except FhirError as exc:
-            return None, [Finding(exc.error_code, exc.message)]
-    if _too_deep(data, max_depth):
-        return None, [Finding("FHIR-JSON", f"JSON imbriqué au-delà de {max_depth} niveaux")]
+def read_resource(data: bytes, *, max_bytes: int) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """The resource as a JSON object (from JSON or FHIR XML), read by the FHIR simulators' own wire functions
+    (:func:`harness.fhir.wire.parse_json`, :func:`~harness.fhir.wire.parse_xml_resource`: empty body, invalid
+    JSON, nesting beyond ``MAX_JSON_DEPTH``, missing ``resourceType``), or the findings that say why it is
+    unreadable."""
     try:
-        value = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return None, [Finding("FHIR-JSON", f"JSON invalide : {str(exc)[:300]}")]
-    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-        return None, [Finding("FHIR-RESOURCETYPE", "le JSON n'est pas une ressource FHIR (resourceType absent)")]
-    return value, []
+        if data.lstrip()[:1] == b"<":
+            return parse_xml_resource(data, max_bytes=max_bytes), []
+        return parse_json(data), []
+    except FhirError as exc:
+        return None, [Finding(exc.error_code, exc.message)]
 
 
 def _is_tddui(bundle: dict[str, Any]) -> bool:
@@ -70,14 +42,16 @@ def _is_tddui(bundle: dict[str, Any]) -> bool:
     return any(isinstance(p, str) and p.startswith(tddui.PROFILE_BASE) for p in profiles)
 
 
-def fhir_findings(data: bytes, *, max_depth: int, max_bytes: int = tddui.MAX_BYTES) -> tuple[list[Finding], dict]:
+def fhir_findings(data: bytes, *, max_bytes: int = tddui.MAX_BYTES) -> tuple[list[Finding], dict]:
     """Structure and profile findings of one FHIR artefact, and what it was taken for."""
-    resource, unreadable = read_resource(data, max_depth=max_depth, max_bytes=max_bytes)
+    resource, unreadable = read_resource(data, max_bytes=max_bytes)
     if resource is None:
         return unreadable, {}
     resource_type = resource["resourceType"]
     if resource_type == "Bundle" and _is_tddui(resource):
-        report = tddui.validate_bundle(json.dumps(resource).encode(), max_bytes=max_bytes)
+        # the JSON exactly as given (TDDUI reads bytes); an XML Bundle goes in its JSON form
+        payload = json.dumps(resource).encode() if data.lstrip()[:1] == b"<" else data
+        report = tddui.validate_bundle(payload, max_bytes=max_bytes)
         return list(report.findings), {"resourceType": resource_type, "profile": "TDDUI"}
     findings = structure_findings(resource)
     if findings:
