@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from harness.core.config import package_root
-from harness.core.journal import Direction, Exchange, Outcome, open_journal
+from harness.core.journal import Outcome, open_journal
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import load_testdata
 from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
@@ -28,9 +28,7 @@ class EchoSimulator(Simulator):
 
     def http_app(self) -> Starlette:
         async def ping(request: Request) -> PlainTextResponse:
-            self.ctx.record(
-                Exchange(service="", operation="http.ping", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED)
-            )
+            self.ctx.record("http.ping", Outcome.ACCEPTED)
             return PlainTextResponse(f"pong {self.ctx.run.run_id}")
 
         return Starlette(routes=[Route("/ping", ping)])

@@ -153,7 +153,7 @@ class ServiceHost:
                 app = sim.http_app()
                 endpoints = await sim.start()
                 if app is not None:
-                    guarded = RequestLimitGuard(app, shape=sim.http_error_shape, limits=opts.limits, record=ctx.record)
+                    guarded = RequestLimitGuard(app, shape=sim.http_error_shape, limits=opts.limits, record=ctx.commit)
                     mounts.append(Mount(f"/{name}", app=guarded))
                     endpoints = {"base": ctx.http_base, **endpoints}
                     endpoints.update({k: ctx.http_base + v for k, v in sim.http_endpoints().items()})

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from starlette.types import ASGIApp
 
-from harness.core.journal import Exchange, Journal
+from harness.core.journal import Direction, Exchange, Journal, Outcome
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal
@@ -184,12 +184,80 @@ class SimulatorContext:
         WWW-Authenticate)`` for its 401 (:func:`harness.host.admin.admin_refusal`)."""
         return admin_refusal(headers, self.admin_token)
 
-    def record(self, exchange: Exchange) -> Exchange:
-        """Commit an exchange to the journal, stamped with the service, run, scenario (and simulated time)."""
+    def exchange(
+        self,
+        operation: str,
+        outcome: Outcome,
+        *,
+        direction: Direction = Direction.FROM_DUI,
+        actor: str | None = None,
+        essms: str | None = None,
+        person: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        payload: bytes | None = None,
+        payload_type: str | None = None,
+        details: dict[str, Any] | None = None,
+        digest: str | None = None,
+    ) -> Exchange:
+        """One exchange of this service, built but not yet journaled (for :meth:`record_many`): the service name
+        is this simulator's, the direction ``from_dui`` unless told; :meth:`commit` stamps run and time. ``digest``
+        points a row without payload at evidence another row of the same commit carries (a TDDUI fact's Bundle)."""
+        return Exchange(
+            service=self.name,
+            operation=operation,
+            direction=direction,
+            outcome=outcome,
+            actor=actor,
+            essms=essms,
+            person=person,
+            error_code=error_code,
+            error_message=error_message,
+            payload=payload,
+            payload_type=payload_type,
+            details=details if details is not None else {},
+            digest=digest,
+        )
+
+    def record(
+        self,
+        operation: str,
+        outcome: Outcome,
+        *,
+        direction: Direction = Direction.FROM_DUI,
+        actor: str | None = None,
+        essms: str | None = None,
+        person: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        payload: bytes | None = None,
+        payload_type: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Exchange:
+        """Journal one exchange of this service (built by :meth:`exchange`, stamped by :meth:`commit`); returns it
+        with its payload digest set. Every simulator journals through here, so every row has the same shape."""
+        built = self.exchange(
+            operation,
+            outcome,
+            direction=direction,
+            actor=actor,
+            essms=essms,
+            person=person,
+            error_code=error_code,
+            error_message=error_message,
+            payload=payload,
+            payload_type=payload_type,
+            details=details,
+        )
+        return self.commit(built)
+
+    def commit(self, exchange: Exchange) -> Exchange:
+        """Commit an already built exchange (a FHIR interaction, a refused handshake, an oversized request),
+        stamped with the service, run, scenario (and simulated time)."""
         return self.journal.record(self._stamp(exchange))
 
     def record_many(self, exchanges: list[Exchange]) -> list[Exchange]:
-        """Commit several exchanges atomically (a FHIR transaction and its entries), stamped like :meth:`record`."""
+        """Commit several exchanges atomically (a FHIR transaction and its entries), stamped like :meth:`commit`."""
         return self.journal.record_many([self._stamp(e) for e in exchanges])
 
     def _stamp(self, exchange: Exchange) -> Exchange:

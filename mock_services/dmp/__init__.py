@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Outcome
 from harness.fhir.access import ensure_establishment_certificates
 from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_patient_id
 from harness.host.asgi_tls import client_certificate
@@ -197,15 +197,11 @@ class DMPSimulator(Simulator):
 
     def _record_timeout(self, cert: x509.Certificate | None, seconds: float) -> None:
         self.ctx.record(
-            Exchange(
-                service=self.name,
-                operation="soap.request",
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=_cn(cert),
-                error_code="SIMULATED-TIMEOUT",
-                error_message=f"pas de réponse avant {seconds} s (panne simulée)",
-            )
+            "soap.request",
+            Outcome.REJECTED,
+            actor=_cn(cert),
+            error_code="SIMULATED-TIMEOUT",
+            error_message=f"pas de réponse avant {seconds} s (panne simulée)",
         )
 
     def _dispatch(self, soap: SoapRequest, caller: Caller) -> Reply:
@@ -264,23 +260,19 @@ class DMPSimulator(Simulator):
     def _fault(self, fault: SoapFault, endpoint: str, soap: SoapRequest | None, cert: x509.Certificate | None) -> Reply:
         operation = OPERATIONS.get(soap.action or "", "soap.request") if soap else "soap.request"
         self.ctx.record(
-            Exchange(
-                service=self.name,
-                operation=operation,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=_cn(cert),
-                error_code=fault.error_code,
-                error_message=fault.reason,
-                payload=soap.raw if soap else None,
-                payload_type="application/soap+xml" if soap else None,
-                details={
-                    "endpoint": endpoint,
-                    "soap_fault": fault.code,
-                    "subcode": fault.subcode,
-                    "findings": [f.to_dict() for f in fault.findings],
-                },
-            )
+            operation,
+            Outcome.REJECTED,
+            actor=_cn(cert),
+            error_code=fault.error_code,
+            error_message=fault.reason,
+            payload=soap.raw if soap else None,
+            payload_type="application/soap+xml" if soap else None,
+            details={
+                "endpoint": endpoint,
+                "soap_fault": fault.code,
+                "subcode": fault.subcode,
+                "findings": [f.to_dict() for f in fault.findings],
+            },
         )
         # An oversized body is not read to its end: close the connection instead of draining it.
         headers = {"Connection": "close"} if fault.error_code == "HTTP-TOO-LARGE" else {}

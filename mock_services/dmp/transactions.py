@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Exchange, Outcome
 from harness.fields.identity import INS, PRODUCTION_INS_CODE, InsError, parse_ins, parse_xds_patient_id, production_ins
 from harness.validators import Finding, Severity
 from harness.validators import ebrim as E
@@ -181,26 +181,22 @@ class Transactions:
         findings = findings or []
         error = error or (_first_error(findings) if outcome is Outcome.REJECTED else None)
         return self.ctx.record(
-            Exchange(
-                service=self.sim.name,
-                operation=operation,
-                direction=Direction.FROM_DUI,
-                outcome=outcome,
-                actor=caller.actor,
-                essms=essms or caller.structure,
-                person=person,
-                error_code=registry_error_code(error) if error else None,
-                error_message=(
-                    f"[{error.code}] {error.message}"
-                    if error and registry_error_code(error) != error.code
-                    else error.message
-                )
-                if error
-                else None,
-                payload=payload,
-                payload_type=payload_type,
-                details={"findings": _findings_json(findings), **(details or {})},
+            operation,
+            outcome,
+            actor=caller.actor,
+            essms=essms or caller.structure,
+            person=person,
+            error_code=registry_error_code(error) if error else None,
+            error_message=(
+                f"[{error.code}] {error.message}"
+                if error and registry_error_code(error) != error.code
+                else error.message
             )
+            if error
+            else None,
+            payload=payload,
+            payload_type=payload_type,
+            details={"findings": _findings_json(findings), **(details or {})},
         )
 
     def _reply(self, action: str, soap: SoapRequest, body: etree._Element) -> Reply:

@@ -725,15 +725,12 @@ class EparcoursService(FhirHooks):
                 ]
             version = uow.create("DocumentReference", note)
             self.ctx.record(
-                Exchange(
-                    service=SERVICE,
-                    operation=OP_PLATFORM_NOTE,
-                    direction=Direction.TO_DUI,
-                    outcome=Outcome.ACCEPTED,
-                    person=person.ins.value,
-                    essms=PLATFORM_AUTHOR["finess"],
-                    details={"note": {"id": version.id, "type": note_type, "urgent": urgent, "visibility": visibility}},
-                )
+                OP_PLATFORM_NOTE,
+                Outcome.ACCEPTED,
+                direction=Direction.TO_DUI,
+                person=person.ins.value,
+                essms=PLATFORM_AUTHOR["finess"],
+                details={"note": {"id": version.id, "type": note_type, "urgent": urgent, "visibility": visibility}},
             )
             uow.commit()
         return version
@@ -754,14 +751,11 @@ class EparcoursService(FhirHooks):
             current["description"] = text[:120]
             version, _ = uow.update("DocumentReference", note_id, current)
             self.ctx.record(
-                Exchange(
-                    service=SERVICE,
-                    operation=OP_PLATFORM_UPDATE,
-                    direction=Direction.TO_DUI,
-                    outcome=Outcome.ACCEPTED,
-                    person=self.person_of(current, uow),
-                    details={"note": {"id": note_id, "version": version.version_id}},
-                )
+                OP_PLATFORM_UPDATE,
+                Outcome.ACCEPTED,
+                direction=Direction.TO_DUI,
+                person=self.person_of(current, uow),
+                details={"note": {"id": note_id, "version": version.version_id}},
             )
             uow.commit()
         return version

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Exchange, Outcome
 from harness.fhir import (
     EstablishmentAccess,
     FhirError,
@@ -619,17 +619,13 @@ class EprescriptionService(FhirHooks):
         details: dict[str, Any] | None = None,
     ) -> None:
         self.ctx.record(
-            Exchange(
-                service=SERVICE,
-                operation=OP_ADMIN_ISSUE,
-                direction=Direction.FROM_DUI,
-                outcome=outcome,
-                actor="admin",
-                person=person,
-                error_code=error,
-                error_message=message,
-                details=details or {},
-            )
+            OP_ADMIN_ISSUE,
+            outcome,
+            actor="admin",
+            person=person,
+            error_code=error,
+            error_message=message,
+            details=details or {},
         )
 
     async def _admin_issue(self, request: Request) -> JSONResponse:

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Outcome
 from harness.host.asgi_tls import client_common_name
 from harness.host.simulator import SimulatorContext
 from harness.validators.insi import InsiRequest, parse_request
@@ -326,21 +326,15 @@ class InsiService:
             "response": body.decode("utf-8"),
         }
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=self._operation(request),
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=actor,
-                essms=essms,
-                error_code=fault.error_code,
-                error_message=f"env:{fault.code}{'/' + fault.subcode if fault.subcode else ''}: {fault.error_text}"[
-                    :1000
-                ],
-                payload=self._payload(call) or None,
-                payload_type="application/soap+xml",
-                details=details,
-            )
+            self._operation(request),
+            Outcome.REJECTED,
+            actor=actor,
+            essms=essms,
+            error_code=fault.error_code,
+            error_message=f"env:{fault.code}{'/' + fault.subcode if fault.subcode else ''}: {fault.error_text}"[:1000],
+            payload=self._payload(call) or None,
+            payload_type="application/soap+xml",
+            details=details,
         )
         return Reply(fault.http_status, body, media_type=media_type, delay=delay)
 
@@ -349,19 +343,15 @@ class InsiService:
     ) -> Reply:
         actor, essms = self._who(request, call)
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=self._operation(request),
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=actor,
-                essms=essms,
-                error_code=f"HTTP {status}",
-                error_message=text,
-                payload=self._payload(call) or None,
-                payload_type="application/soap+xml",
-                details={**self._common(call, request), **extra, "fault": {"http_status": status}},
-            )
+            self._operation(request),
+            Outcome.REJECTED,
+            actor=actor,
+            essms=essms,
+            error_code=f"HTTP {status}",
+            error_message=text,
+            payload=self._payload(call) or None,
+            payload_type="application/soap+xml",
+            details={**self._common(call, request), **extra, "fault": {"http_status": status}},
         )
         return Reply(
             status, f"{status} {text}\n".encode(), media_type="text/plain", headers={"Retry-After": "30"}, delay=delay
@@ -398,18 +388,14 @@ class InsiService:
         details["response"] = body.decode("utf-8")
         actor, essms = self._who(request, call)
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=self._operation(request),
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
-                actor=actor,
-                essms=essms,
-                person=identity.value if identity else None,
-                payload=call.body,
-                payload_type="application/soap+xml",
-                details=details,
-            )
+            self._operation(request),
+            Outcome.ACCEPTED,
+            actor=actor,
+            essms=essms,
+            person=identity.value if identity else None,
+            payload=call.body,
+            payload_type="application/soap+xml",
+            details=details,
         )
         return Reply(200, body, delay=delay)
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Outcome
 from harness.fields.testdata import Mailbox, MailboxType
 from harness.host.simulator import SimulatorContext
 
@@ -174,27 +174,17 @@ class DirectoryApi:
             "entry": [practitioner_role(m, base) for m in found[:count]],
         }
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation="fhir.search",
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
-                details={"query": str(request.url.query)[:500], "total": len(found)},
-            )
+            "fhir.search", Outcome.ACCEPTED, details={"query": str(request.url.query)[:500], "total": len(found)}
         )
         return JSONResponse(bundle, media_type=FHIR_JSON)
 
     def _refuse(self, request: Request, status: int, code: str, text: str) -> Response:
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation="fhir.search",
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                error_code=str(status),
-                error_message=text,
-                details={"query": str(request.url.query)[:500]},
-            )
+            "fhir.search",
+            Outcome.REJECTED,
+            error_code=str(status),
+            error_message=text,
+            details={"query": str(request.url.query)[:500]},
         )
         return _outcome(status, code, text)
 

@@ -386,38 +386,27 @@ class Hl7Relay:
                     code = hl7v2.field_text(msa, 1)
         await asyncio.to_thread(
             self.ctx.record,
-            Exchange(
-                service=self.ctx.name,
-                operation=ZAM,
-                direction=Direction.TO_DUI,
-                outcome=Outcome.ACCEPTED if code == "AA" else Outcome.REJECTED,
-                person=routed.exchange.person,
-                essms=routed.exchange.essms,
-                payload=text.encode("utf-8"),
-                payload_type="application/hl7-v2",
-                error_code=None if code == "AA" else (code or "sans-acquittement"),
-                error_message=None if code == "AA" else "le DUI n'a pas acquitté l'accusé métier",
-                details={
-                    "trigger": f"ZAM^{trigger}",
-                    "control_id": control,
-                    "document": routed.exchange.id,
-                    "items": [{"code": i.code, "ok": i.ok, "address": i.address} for i in items],
-                    "ack": code,
-                },
-            ),
+            ZAM,
+            Outcome.ACCEPTED if code == "AA" else Outcome.REJECTED,
+            direction=Direction.TO_DUI,
+            person=routed.exchange.person,
+            essms=routed.exchange.essms,
+            payload=text.encode("utf-8"),
+            payload_type="application/hl7-v2",
+            error_code=None if code == "AA" else (code or "sans-acquittement"),
+            error_message=None if code == "AA" else "le DUI n'a pas acquitté l'accusé métier",
+            details={
+                "trigger": f"ZAM^{trigger}",
+                "control_id": control,
+                "document": routed.exchange.id,
+                "items": [{"code": i.code, "ok": i.ok, "address": i.address} for i in items],
+                "ack": code,
+            },
         )
 
     def _record_framing(self, message: str, discarded: int) -> None:
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=FRAMING,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                error_code="MLLP",
-                error_message=message,
-                details={"discarded_bytes": discarded},
-            )
+            FRAMING, Outcome.REJECTED, error_code="MLLP", error_message=message, details={"discarded_bytes": discarded}
         )
 
     # -- routing --------------------------------------------------------------------------------------------------
@@ -446,19 +435,15 @@ class Hl7Relay:
             application_error=exc.application_error,
         )
         exchange = self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=DOCUMENT,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                person=details.get("person"),
-                essms=details.get("essms"),
-                error_code=f"{exc.ack_code} {exc.err_code}",
-                error_message=str(exc),
-                payload=block,
-                payload_type="application/hl7-v2",
-                details={**details, "ack": exc.ack_code},
-            )
+            DOCUMENT,
+            Outcome.REJECTED,
+            person=details.get("person"),
+            essms=details.get("essms"),
+            error_code=f"{exc.ack_code} {exc.err_code}",
+            error_message=str(exc),
+            payload=block,
+            payload_type="application/hl7-v2",
+            details={**details, "ack": exc.ack_code},
         )
         return Routed(ack, exc.ack_code, exchange, header=header)
 
@@ -526,17 +511,13 @@ class Hl7Relay:
         control = self._control_id()
         ack = hl7v2.build_ack(header, "AA", control_id=control)
         exchange = self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=DOCUMENT,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
-                person=person,
-                essms=essms,
-                payload=block,
-                payload_type="application/hl7-v2",
-                details={**details, "ack": "AA", "documents": [h.code for _, h in documents]},
-            )
+            DOCUMENT,
+            Outcome.ACCEPTED,
+            person=person,
+            essms=essms,
+            payload=block,
+            payload_type="application/hl7-v2",
+            details={**details, "ack": "AA", "documents": [h.code for _, h in documents]},
         )
         routed = Routed(ack, "AA", exchange, header=header)
         if event == "suppression":
@@ -677,25 +658,21 @@ class Hl7Relay:
         known = [r for r in recipients if directory.get(r) is not None]
         counts = MailFlow.counts([{"address": r, "type": str(directory.get(r).type)} for r in known])  # type: ignore[union-attr]
         exchange = self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=RELAY,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
-                actor=from_address,
-                essms=essms,
-                person=person,
-                payload=data,
-                payload_type="message/rfc822",
-                details={
-                    "from": from_address,
-                    "recipients": [{"address": r, "known": r in known} for r in recipients],
-                    "recipient_counts": counts,
-                    "document": document_exchange.id,
-                    "flags": flags,
-                    "message_id": str(msg["Message-ID"]),
-                },
-            )
+            RELAY,
+            Outcome.ACCEPTED,
+            actor=from_address,
+            essms=essms,
+            person=person,
+            payload=data,
+            payload_type="message/rfc822",
+            details={
+                "from": from_address,
+                "recipients": [{"address": r, "known": r in known} for r in recipients],
+                "recipient_counts": counts,
+                "document": document_exchange.id,
+                "flags": flags,
+                "message_id": str(msg["Message-ID"]),
+            },
         )
         delivered = self.flow.deliver(from_address, known, data, exchange.id)
         return set(delivered) | {r for r in known if r.casefold() in {d.casefold() for d in delivered}}

@@ -67,7 +67,7 @@ from pysasl.mechanism.login import LoginMechanism
 from pysasl.mechanism.oauth import OAuth2Mechanism
 from pysasl.mechanism.plain import PlainMechanism
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Outcome
 from harness.fields.testdata import Mailbox, MailboxType
 from harness.host.asgi_tls import handshake_refusal, ssl_reason
 from harness.host.simulator import SimulatorContext
@@ -583,22 +583,18 @@ class StoreBackend(LoginInterface):
     def _record_read(self, address: str, folder: str, stored: StoredMessage) -> None:
         mailbox = self.directory.get(address)
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=READ,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
-                actor=address,
-                essms=mailbox.finess if mailbox else None,
-                details={
-                    "protocol": "imap",
-                    "mailbox": address,
-                    "folder": folder,
-                    "uid": stored.uid,
-                    "message_id": stored.message_id,
-                    "delivered_by": stored.exchange_id,
-                },
-            )
+            READ,
+            Outcome.ACCEPTED,
+            actor=address,
+            essms=mailbox.finess if mailbox else None,
+            details={
+                "protocol": "imap",
+                "mailbox": address,
+                "folder": folder,
+                "uid": stored.uid,
+                "message_id": stored.message_id,
+                "delivered_by": stored.exchange_id,
+            },
         )
 
     def record_auth(
@@ -614,22 +610,18 @@ class StoreBackend(LoginInterface):
     ) -> None:
         """Journal one IMAP authentication (``imap.auth``); public: the connection state records LOGIN refusals."""
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=AUTH,
-                direction=Direction.FROM_DUI,
-                outcome=outcome,
-                actor=(actor or "")[:200] or None,
-                essms=mailbox.finess if mailbox else None,
-                error_code=error_code if outcome is Outcome.REJECTED else None,
-                error_message=detail if outcome is Outcome.REJECTED else None,
-                details={
-                    "protocol": "imap",
-                    "mechanism": mechanism,
-                    "method": detail if mailbox else None,
-                    **(extra or {}),
-                },
-            )
+            AUTH,
+            outcome,
+            actor=(actor or "")[:200] or None,
+            essms=mailbox.finess if mailbox else None,
+            error_code=error_code if outcome is Outcome.REJECTED else None,
+            error_message=detail if outcome is Outcome.REJECTED else None,
+            details={
+                "protocol": "imap",
+                "mechanism": mechanism,
+                "method": detail if mailbox else None,
+                **(extra or {}),
+            },
         )
 
 
@@ -792,7 +784,7 @@ class _Connection(IMAPConnection):
         except ssl.SSLError as exc:  # a refused handshake is journaled with the peer (issue 20 item 8)
             peer = self.writer.get_extra_info("peername")
             refusal = handshake_refusal(server.ctx.name, "imap.starttls", peer, ssl_reason(exc), "imap")
-            await asyncio.to_thread(server.ctx.record, refusal)
+            await asyncio.to_thread(server.ctx.commit, refusal)
             raise
 
 
@@ -845,15 +837,11 @@ class ImapServer:
         if fault is None:
             return self.tls_context
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=PROTOCOL,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                error_code="TLS bad_certificate",
-                error_message="certificat client refusé (panne simulée)",
-                details={"protocol": "imap", "fault": True},
-            )
+            PROTOCOL,
+            Outcome.REJECTED,
+            error_code="TLS bad_certificate",
+            error_message="certificat client refusé (panne simulée)",
+            details={"protocol": "imap", "fault": True},
         )
         return self.refusing_context
 
@@ -863,15 +851,7 @@ class ImapServer:
 
     def record_protocol_error(self, message: str, error_code: str = "BAD [TOOBIG]") -> None:
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=PROTOCOL,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                error_code=error_code,
-                error_message=message,
-                details={"protocol": "imap"},
-            )
+            PROTOCOL, Outcome.REJECTED, error_code=error_code, error_message=message, details={"protocol": "imap"}
         )
 
     async def start(self) -> str:

@@ -182,34 +182,26 @@ class MailFlow:
         errors = [f for f in findings if f.severity is Severity.ERROR]
         if self.strict and errors:
             exchange = self.ctx.record(
-                Exchange(
-                    service=self.ctx.name,
-                    operation=MDN,
-                    direction=Direction.FROM_DUI,
-                    outcome=Outcome.REJECTED,
-                    actor=login,
-                    person=person,
-                    error_code="554 5.6.0",
-                    error_message=f"{errors[0].code}: {errors[0].message}",
-                    payload=data,
-                    payload_type="message/rfc822",
-                    details=details,
-                )
-            )
-            return exchange, _ascii(f"554 5.6.0 {errors[0].code}: {errors[0].message}")
-        exchange = self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=MDN,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
+                MDN,
+                Outcome.REJECTED,
                 actor=login,
                 person=person,
+                error_code="554 5.6.0",
+                error_message=f"{errors[0].code}: {errors[0].message}",
                 payload=data,
                 payload_type="message/rfc822",
                 details=details,
-                essms=(self.directory.get(sender).finess if sender and self.directory.get(sender) else None),
             )
+            return exchange, _ascii(f"554 5.6.0 {errors[0].code}: {errors[0].message}")
+        exchange = self.ctx.record(
+            MDN,
+            Outcome.ACCEPTED,
+            actor=login,
+            person=person,
+            payload=data,
+            payload_type="message/rfc822",
+            details=details,
+            essms=self.directory.get(sender).finess if sender and self.directory.get(sender) else None,
         )
         self.deliver(sender, recipients, data, exchange.id)
         return exchange, f"250 2.0.0 Ok: MDN queued as {exchange.id}"
@@ -241,35 +233,29 @@ class MailFlow:
         full = self.refuse_recipient(target.address)
         if full is not None:
             exchange = self.ctx.record(
-                Exchange(
-                    service=self.ctx.name,
-                    operation=INBOUND,
-                    direction=Direction.TO_DUI,
-                    outcome=Outcome.REJECTED,
-                    actor=sender,
-                    essms=target.finess,
-                    person=person,
-                    error_code=full[0],
-                    error_message=full[1],
-                    payload=data,
-                    payload_type="message/rfc822",
-                    details=info,
-                )
-            )
-            raise MailboxFullError(exchange)
-        exchange = self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=INBOUND,
+                INBOUND,
+                Outcome.REJECTED,
                 direction=Direction.TO_DUI,
-                outcome=Outcome.ACCEPTED,
                 actor=sender,
                 essms=target.finess,
                 person=person,
+                error_code=full[0],
+                error_message=full[1],
                 payload=data,
                 payload_type="message/rfc822",
                 details=info,
             )
+            raise MailboxFullError(exchange)
+        exchange = self.ctx.record(
+            INBOUND,
+            Outcome.ACCEPTED,
+            direction=Direction.TO_DUI,
+            actor=sender,
+            essms=target.finess,
+            person=person,
+            payload=data,
+            payload_type="message/rfc822",
+            details=info,
         )
         stored = self.store.deliver(
             target.address,

@@ -36,7 +36,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException, syntax
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Outcome
 from harness.fields.identity import production_ins, production_ins_policy
 from harness.fields.identity_status import unqualified_ins_finding
 from harness.host.asgi_tls import handshake_refusal, ssl_reason
@@ -133,20 +133,16 @@ class SubmissionHandler(AuthMechanisms):
     ) -> str:
         sender = self.directory.get(details.get("from", "") or "")
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=SUBMIT,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=actor,
-                essms=sender.finess if sender else None,
-                error_code=code,
-                error_message=message,
-                payload=payload,
-                payload_type="message/rfc822" if payload else None,
-                details=details,
-                person=details.get("person"),
-            )
+            SUBMIT,
+            Outcome.REJECTED,
+            actor=actor,
+            essms=sender.finess if sender else None,
+            error_code=code,
+            error_message=message,
+            payload=payload,
+            payload_type="message/rfc822" if payload else None,
+            details=details,
+            person=details.get("person"),
         )
         return ascii_reply(f"{code} {message}")
 
@@ -155,23 +151,19 @@ class SubmissionHandler(AuthMechanisms):
         peer = session.peer
         login = self.directory.get(str(session.auth_data)) if session.auth_data else None
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=COMMAND,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
-                actor=str(session.auth_data) if session.auth_data else None,
-                essms=login.finess if login else None,  # known once authenticated (a 503 / 501 after AUTH)
-                error_code=reply_code(reply),
-                error_message=reason,
-                details={
-                    "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer),
-                    "command": command,
-                    "reply": reply,
-                    "tls": session.ssl is not None,
-                    "authenticated": bool(session.authenticated),
-                },
-            )
+            COMMAND,
+            Outcome.REJECTED,
+            actor=str(session.auth_data) if session.auth_data else None,
+            essms=login.finess if login else None,
+            error_code=reply_code(reply),
+            error_message=reason,
+            details={
+                "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer),
+                "command": command,
+                "reply": reply,
+                "tls": session.ssl is not None,
+                "authenticated": bool(session.authenticated),
+            },
         )
         return reply
 
@@ -345,18 +337,14 @@ class SubmissionHandler(AuthMechanisms):
         if unqualified is not None:
             details["findings"].append(unqualified.to_dict())
         exchange = self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=SUBMIT,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
-                actor=login,
-                essms=sender.finess if sender else None,
-                person=details["person"],
-                payload=data,
-                payload_type="message/rfc822",
-                details=details,
-            )
+            SUBMIT,
+            Outcome.ACCEPTED,
+            actor=login,
+            essms=sender.finess if sender else None,
+            person=details["person"],
+            payload=data,
+            payload_type="message/rfc822",
+            details=details,
         )
         if self.flow is not None:
             delivered = (
@@ -517,15 +505,11 @@ class MssanteSMTP(SMTP):
         if not arg and self.tls_context is not None and ctx.take_fault("tls.certificate_refused") is not None:
             await asyncio.to_thread(
                 ctx.record,
-                Exchange(
-                    service=ctx.name,
-                    operation="smtp.starttls",
-                    direction=Direction.FROM_DUI,
-                    outcome=Outcome.REJECTED,
-                    error_code="TLS bad_certificate",
-                    error_message="certificat client refusé (panne simulée)",
-                    details={"fault": True},
-                ),
+                "smtp.starttls",
+                Outcome.REJECTED,
+                error_code="TLS bad_certificate",
+                error_message="certificat client refusé (panne simulée)",
+                details={"fault": True},
             )
             server = ctx.pki.server
             self.tls_context = refusing_context(str(server.chain_path), str(server.key_path))
@@ -534,7 +518,7 @@ class MssanteSMTP(SMTP):
         except TLSSetupException as exc:  # a refused handshake is journaled with the peer (issue 20 item 8)
             peer = self.session.peer if self.session is not None else None
             refusal = handshake_refusal(ctx.name, "smtp.starttls", peer, ssl_reason(exc.__cause__), "smtp")
-            await asyncio.to_thread(ctx.record, refusal)
+            await asyncio.to_thread(ctx.commit, refusal)
             raise
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Outcome
 from harness.fields.testdata import Mailbox, MailboxType
 from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import SMTP_TEMPORARY_REFUSAL, shared_backoff
@@ -49,17 +49,13 @@ def record_auth_refusal(
 ) -> None:
     """Journal one refused AUTH (never the secret)."""
     ctx.record(
-        Exchange(
-            service=ctx.name,
-            operation=AUTH,
-            direction=Direction.FROM_DUI,
-            outcome=Outcome.REJECTED,
-            actor=actor[:200] or None,
-            essms=essms,
-            error_code=error_code,
-            error_message=reason,
-            details={"mechanism": mechanism, **(extra or {})},
-        )
+        AUTH,
+        Outcome.REJECTED,
+        actor=actor[:200] or None,
+        essms=essms,
+        error_code=error_code,
+        error_message=reason,
+        details={"mechanism": mechanism, **(extra or {})},
     )
 
 

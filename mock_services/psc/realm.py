@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Outcome
 from harness.host.simulator import SimulatorContext
 from mock_services.psc.keys import KeyRing
 from mock_services.psc.model import Client, Professional, PscFixtures
@@ -248,19 +248,15 @@ class Realm:
             info.setdefault("finess", list(sites))
             essms = sites[0] if len(sites) == 1 else None
         self.ctx.record(
-            Exchange(
-                service=self.ctx.name,
-                operation=operation,
-                direction=Direction.FROM_DUI,
-                outcome=outcome,
-                actor=actor or client_id,
-                essms=essms,
-                error_code=error,
-                error_message=message,
-                payload=payload,
-                payload_type=payload_type,
-                details=info,
-            )
+            operation,
+            outcome,
+            actor=actor or client_id,
+            essms=essms,
+            error_code=error,
+            error_message=message,
+            payload=payload,
+            payload_type=payload_type,
+            details=info,
         )
 
     def purge(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography import x509
 
-from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.journal import Exchange, Outcome
 from harness.fhir import EstablishmentAccess, FhirHooks, FhirInteraction, FhirServer, Interaction, Limits, RequestInfo
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity
@@ -140,11 +140,9 @@ class TdduiService(FhirHooks):
                 info.caller_finess, finess, expression="Bundle.entry.resource.identifier", what="TDDUI :"
             )
         now = datetime.now(UTC)
-        bundle = Exchange(
-            service=SERVICE,
-            operation=dui.OP_TRANSACTION,
-            direction=Direction.FROM_DUI,
-            outcome=Outcome.ACCEPTED,
+        bundle = self.ctx.exchange(
+            dui.OP_TRANSACTION,
+            Outcome.ACCEPTED,
             actor=info.headers.get("user-agent"),
             essms=info.caller_finess,
             payload=body,
@@ -158,11 +156,9 @@ class TdduiService(FhirHooks):
         )
         evidence = hashlib.sha256(body).hexdigest()  # the entries point to the Bundle's evidence
         facts = [
-            Exchange(
-                service=SERVICE,
-                operation=str(f.kind),
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.ACCEPTED,
+            self.ctx.exchange(
+                str(f.kind),
+                Outcome.ACCEPTED,
                 actor=bundle.actor,
                 essms=info.caller_finess,  # the authenticated establishment, always
                 person=f.person,
@@ -213,11 +209,9 @@ class TdduiService(FhirHooks):
         first = next((f for f in findings if f.severity is Severity.ERROR), findings[0] if findings else None)
         report = refusal.report if refusal is not None else None
         return [
-            Exchange(
-                service=SERVICE,
-                operation=dui.OP_TRANSACTION,
-                direction=Direction.FROM_DUI,
-                outcome=Outcome.REJECTED,
+            self.ctx.exchange(
+                dui.OP_TRANSACTION,
+                Outcome.REJECTED,
                 actor=request.headers.get("user-agent"),
                 essms=request.caller_finess,
                 error_code=str(item.status),
