@@ -89,23 +89,6 @@ def structure_findings(resource: dict[str, Any], *, location: str | None = None)
     return []
 
 
-def references_in(value: Any, path: str = "") -> list[tuple[str, str]]:
-    """Every ``Reference.reference`` string inside ``value``, with its dotted path (contained resources excluded)."""
-    found: list[tuple[str, str]] = []
-    if isinstance(value, dict):
-        ref = value.get("reference")
-        if isinstance(ref, str):  # in FHIR only the Reference datatype has an element named "reference"
-            found.append((path or "reference", ref))
-        for key, item in value.items():
-            if key in ("contained", "reference"):
-                continue
-            found.extend(references_in(item, f"{path}.{key}" if path else key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(references_in(item, f"{path}[{index}]"))
-    return found
-
-
 def rewrite_references(value: Any, mapping: dict[str, str]) -> Any:
     """A copy of ``value`` with every ``reference`` found in ``mapping`` replaced (transaction ``urn:uuid:`` ids)."""
     if isinstance(value, dict):

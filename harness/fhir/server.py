@@ -40,7 +40,7 @@ from harness.fhir.interaction import (
     ResourceType,
     default_exchange,
 )
-from harness.fhir.model import references_in, structure_findings
+from harness.fhir.model import structure_findings
 from harness.fhir.outcome import (
     FhirError,
     Issue,
@@ -73,6 +73,7 @@ from harness.fhir.wire import (
     rendered_mime,
     response_format,
 )
+from harness.fields.fhir_references import references_in
 from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity

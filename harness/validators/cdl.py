@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.validators import Finding, Severity
+from harness.fields.fhir_references import references_in
+from harness.validators import Finding, Severity, frcore
 
 CANONICAL = "https://interop.esante.gouv.fr/ig/fhir/cdl"
 PROFILE_DOCUMENT_REFERENCE = f"{CANONICAL}/StructureDefinition/cdl-document-reference"
@@ -251,3 +252,62 @@ def check_bundle(bundle: dict[str, Any], *, update: bool | None = None) -> list[
                 )
             )
     return out
+
+
+def entry_findings(resource: dict[str, Any], *, where: str) -> list[Finding]:
+    """The profile rules of one resource of a note Bundle: the note as CdLDocumentReference, the Patient,
+    Organization and Practitioner as FR Core — the rules the e-Parcours simulator applies to each entry."""
+    rules = {
+        "DocumentReference": check_note,
+        "Patient": frcore.check_patient,
+        "Organization": frcore.check_organization,
+        "Practitioner": frcore.check_practitioner,
+    }
+    rule = rules.get(str(resource.get("resourceType")))
+    return rule(resource, where=where) if rule else []
+
+
+def posted_id_references(bundle: dict[str, Any]) -> list[Finding]:
+    """References ``Type/id`` to an entry the same transaction creates by POST under a ``urn:uuid:`` fullUrl.
+
+    FHIR R4 §3.1.0.11.2 (transaction processing): a POST entry gets a new id from the server, and only references
+    to the entry's ``fullUrl`` are rewritten to it; §3.3.1 (resolving references in Bundles): a relative reference
+    in an entry whose fullUrl is a URN is not resolved inside the Bundle. So ``Patient/<id>`` naming the id a POST
+    entry carries does not reach that entry: the server answers 422 « référence non résolue » (``FHIR-REFERENCE``).
+    """
+    entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+    posted: dict[str, str] = {}
+    for entry in entries:
+        resource, url = entry.get("resource"), entry.get("fullUrl")
+        method = str((entry.get("request") or {}).get("method", "")).upper()
+        if isinstance(resource, dict) and method == "POST" and isinstance(url, str) and url.startswith("urn:"):
+            posted[f"{resource.get('resourceType')}/{resource.get('id')}"] = url
+    out: list[Finding] = []
+    for index, entry in enumerate(entries):
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        for path, ref in references_in(resource):
+            if ref in posted:
+                out.append(
+                    Finding(
+                        "FHIR-REFERENCE",
+                        f"référence non résolue : {ref} — l'entrée {posted[ref]} est créée par POST et reçoit un "
+                        f"nouvel id ; la référencer par son fullUrl ({posted[ref]})",
+                        Severity.ERROR,
+                        f"Bundle.entry[{index}].resource.{path}",
+                    )
+                )
+    return out
+
+
+def check_transaction(bundle: dict[str, Any], *, update: bool | None = None) -> list[Finding]:
+    """A note Bundle read as the e-Parcours service receives it: the Bundle profile (:func:`check_bundle`), the
+    profile rules of every entry (:func:`entry_findings`) and the references that the transaction cannot resolve
+    (:func:`posted_id_references`) — every finding, where the service stops at the first failing entry."""
+    out = check_bundle(bundle, update=update)
+    for index, entry in enumerate(bundle.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            out.extend(entry_findings(resource, where=f"Bundle.entry[{index}].resource"))
+    return out + posted_id_references(bundle)

@@ -4,7 +4,8 @@ the French profile rules of the service the resource belongs to — the same fun
 - TDDUI transaction Bundle (profiles under ``interop.esante.gouv.fr/ig/fhir/tddui``):
   :func:`harness.validators.tddui.validate_bundle` (ANS « Transfert de données DUI »);
 - cahier de liaison (``ans.fhir.fr.cdl`` 3.0.0): :func:`harness.validators.cdl.check_note` for a
-  ``DocumentReference``, :func:`harness.validators.cdl.check_bundle` for a transaction carrying notes;
+  ``DocumentReference``, :func:`harness.validators.cdl.check_transaction` (the Bundle, each entry, the references
+  the transaction cannot resolve) for a transaction carrying notes;
 - e-Prescription: :func:`harness.validators.eprescription.check_confirmation` (the integration ``Task``),
   :func:`harness.validators.eprescription.check_medication_request` (FRMedicationRequest);
 - FR Core: :mod:`harness.validators.frcore` for ``Patient`` (INS), ``Organization`` (FINESS), ``Practitioner`` (RPPS).
@@ -69,7 +70,7 @@ def fhir_findings(data: bytes, *, max_bytes: int = tddui.MAX_BYTES) -> tuple[lis
         if resource.get("type") == "transaction" and any(
             (e.get("resource") or {}).get("resourceType") == "DocumentReference" for e in entries
         ):
-            return cdl.check_bundle(resource), {"resourceType": resource_type, "profile": "CdL Bundle"}
+            return cdl.check_transaction(resource), {"resourceType": resource_type, "profile": "CdL Bundle"}
         return [], {"resourceType": resource_type}
     if resource_type in rules:
         check, profile = rules[resource_type]

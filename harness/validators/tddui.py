@@ -39,17 +39,37 @@ PROFILES = {
     "tddui-encounter-evenement": dui.FactKind.EVENEMENT,
     "tddui-careplan-projet-personnalise": dui.FactKind.PROJET,
 }
-PROFILE_NAMES = {  # the published examples put these in request.url
-    "TDDUIPatient": "Patient",
-    "TDDUIPatientINS": "Patient",
-    "TDDUIOrganization": "Organization",
-    "TDDUIEncounterSejour": "Encounter",
-    "TDDUIEncounterEvenement": "Encounter",
-    "TDDUICarePlanProjetPersonnalise": "CarePlan",
-    "TDDUIPractitioner": "Practitioner",
-    "TDDUIPractitionerRole": "PractitionerRole",
-    "TDDUIConsentAccord": "Consent",
-}
+#: FHIR R4 resource types constrained by the guide's profiles, whose names are "TDDUI" + type + qualifier
+#: (``TDDUIEncounterSejour``, ``TDDUITaskTransportUsager``, ``TDDUIPractitionerRole``…): the published examples
+#: put these names in ``request.url``.
+PROFILED_TYPES = (
+    "CarePlan",
+    "Consent",
+    "DocumentReference",
+    "Encounter",
+    "Goal",
+    "Observation",
+    "Organization",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "QuestionnaireResponse",
+    "RelatedPerson",
+    "Schedule",
+    "ServiceRequest",
+    "Slot",
+    "Task",
+)
+
+
+def profile_name_type(url: str) -> str | None:
+    """The resource type a TDDUI profile name stands for (``TDDUITaskTransportUsager`` → ``Task``), else None."""
+    if not url.startswith("TDDUI"):
+        return None
+    matches = [t for t in PROFILED_TYPES if url[len("TDDUI") :].startswith(t)]
+    return max(matches, key=len) if matches else None
+
+
 OID_IDNAT_STRUCT = "urn:oid:1.2.250.1.71.4.2.2"  # idNat_Struct: "1" + FINESS
 FINESS_SYSTEMS = {"https://finess.esante.gouv.fr", "http://finess.esante.gouv.fr", "urn:oid:1.2.250.1.71.4.2.2.1"}
 LOCAL_ID_SYSTEM = "https://identifiant-medicosocial-localusager.esante.gouv.fr"
@@ -298,7 +318,7 @@ def validate_bundle(
             )
         url = request.get("url")
         if url != rtype:
-            if isinstance(url, str) and PROFILE_NAMES.get(url) == rtype:
+            if isinstance(url, str) and profile_name_type(url) == rtype:
                 findings.append(
                     Finding(
                         "TDDUI-URL-PROFIL",

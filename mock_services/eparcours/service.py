@@ -54,9 +54,6 @@ from harness.validators import cdl as C
 from harness.validators.frcore import (
     IDNPS_SYSTEM,
     INS_SYSTEMS,
-    check_organization,
-    check_patient,
-    check_practitioner,
     organization_finess,
     patient_ins,
 )
@@ -374,17 +371,10 @@ class EparcoursService(FhirHooks):
     def validate(
         self, resource_type: str, resource: dict[str, Any], *, uow: UnitOfWork, interaction: Interaction
     ) -> list[Finding]:
-        if resource_type == "DocumentReference":
-            return C.check_note(resource)
+        findings = C.entry_findings(resource, where=resource_type)
         if resource_type == "Patient":
-            return check_patient(resource) + production_ins_findings(
-                patient_ins(resource), self.production_ins, "Patient.identifier"
-            )
-        if resource_type == "Organization":
-            return check_organization(resource)
-        if resource_type == "Practitioner":
-            return check_practitioner(resource)
-        return []
+            findings += production_ins_findings(patient_ins(resource), self.production_ins, "Patient.identifier")
+        return findings
 
     def _bundle_author_finess(self, bundle: dict[str, Any], note: dict[str, Any]) -> str | None:
         """The FINESS of a Bundle note's author organisation, references resolved in the Bundle (``fullUrl``) first,
