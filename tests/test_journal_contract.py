@@ -308,6 +308,8 @@ def test_message_ids_are_mirrored_and_migrated(tmp_path: Path) -> None:
         raw.execute(f"DROP INDEX {name}")
     raw.execute("ALTER TABLE exchanges DROP COLUMN message_id")
     raw.execute("CREATE INDEX ix_exchanges_messages ON exchanges (json_extract(details, '$.message_id'))")
+    raw.execute("DROP INDEX ix_exchanges_identity")
+    raw.execute("CREATE INDEX ix_exchanges_person ON exchanges (person, month)")  # before ix_exchanges_identity
     raw.execute("PRAGMA user_version = 0")  # and from before the French month too: both migrations run in turn
     raw.commit()
     raw.close()
@@ -322,6 +324,7 @@ def test_message_ids_are_mirrored_and_migrated(tmp_path: Path) -> None:
     ]
     indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "ix_exchanges_messages" not in indexes
+    assert "ix_exchanges_person" not in indexes and "ix_exchanges_identity" in indexes
 
 
 class _Clock:

@@ -173,7 +173,9 @@ _LAYOUT = 1  # PRAGMA user_version of the current journal layout (1: month in Fr
 
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome);
-CREATE INDEX IF NOT EXISTS ix_exchanges_person ON exchanges (person, month);
+-- A person's exchanges, per run, establishment and service: the RNIV identity status a simulator reads for each
+-- message (harness.fields.identity_status) is a lookup of a few rows whatever the size of the run.
+CREATE INDEX IF NOT EXISTS ix_exchanges_identity ON exchanges (person, run_id, essms, service, outcome);
 CREATE INDEX IF NOT EXISTS ix_exchanges_service_month ON exchanges (service, operation, month);
 -- Exchanges of one kind per month and establishment (the counted indicators), index-only in (month, essms) order.
 CREATE INDEX IF NOT EXISTS ix_exchanges_counts ON exchanges (service, operation, outcome, month, essms);
@@ -273,6 +275,7 @@ class SQLiteJournal:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(exchanges)")}
         with self._lock:
             self._db.execute("DROP INDEX IF EXISTS ix_exchanges_messages")
+            self._db.execute("DROP INDEX IF EXISTS ix_exchanges_person")  # (person, month): ix_exchanges_identity
             if MESSAGE_ID in present:
                 return
             self._db.execute("BEGIN IMMEDIATE")
