@@ -101,6 +101,6 @@ def test_unknown_urls_are_refused_clearly(url: str) -> None:
         open_journal(url)
 
 
-def test_postgresql_is_announced_not_silently_ignored() -> None:
-    with pytest.raises(ValueError, match="PostgreSQL"):
-        open_journal("postgresql://127.0.0.1/test")
+def test_an_unreachable_postgresql_journal_is_reported_not_silently_ignored() -> None:
+    with pytest.raises(ValueError, match="journal PostgreSQL injoignable"):
+        open_journal("postgresql://127.0.0.1:1/test")

@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from harness.core import journal as J
@@ -20,6 +22,7 @@ from harness.core.journal import (
     open_journal,
     wait_for,
 )
+from harness.core.journal_pg import JournalUnavailableError
 
 T0 = datetime(2026, 5, 10, 8, 0, tzinfo=UTC)
 
@@ -29,9 +32,13 @@ def ex(**overrides: object) -> Exchange:
     return Exchange(**{**base, **overrides})  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> SQLiteJournal:
-    j = SQLiteJournal(tmp_path / "j.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteJournal]:
+    """The same four exchanges in each backend: the contract holds for both (PostgreSQL: tests/conftest.py)."""
+    if request.param == "sqlite":
+        j: SQLiteJournal = SQLiteJournal(tmp_path / "j.sqlite")
+    else:
+        j = open_journal(request.getfixturevalue("pg_url"))  # type: ignore[assignment]
     j.record_many(
         [
             ex(ts=T0, essms="A", person="p1", run_id="r1", scenario_id="s1", id="e1"),
@@ -48,7 +55,8 @@ def journal(tmp_path: Path) -> SQLiteJournal:
             ex(ts=datetime(2026, 6, 1, 12, tzinfo=UTC), essms="A", person="p1", id="e4"),
         ]
     )
-    return j
+    yield j
+    j.close()
 
 
 def ids(found: list[Exchange]) -> list[str]:
@@ -100,7 +108,8 @@ def test_last_seq_of_an_empty_journal(tmp_path: Path) -> None:
 
 
 def test_record_many_is_all_or_nothing(journal: SQLiteJournal) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    duplicate = sqlite3.IntegrityError if isinstance(journal, SQLiteJournal) else psycopg.errors.UniqueViolation
+    with pytest.raises(duplicate):
         journal.record_many([ex(id="new", payload=b"p"), ex(id="e1")])  # e1 exists: the whole batch is refused
     assert journal.count() == 4 and ids(journal.query(JournalFilter(since_seq=4))) == []
     assert journal.payload(J.hashlib.sha256(b"p").hexdigest()) is None  # the evidence went with it
@@ -253,10 +262,10 @@ def test_url_and_memory_journal(tmp_path: Path) -> None:
     assert memory.count() == 1 and not Path(":memory:").exists()
 
 
-@pytest.mark.parametrize("url", ["postgres://h/db", "postgresql://h/db"])
-def test_postgresql_urls_are_announced(url: str) -> None:
-    with pytest.raises(ValueError, match="PostgreSQL"):
-        open_journal(url)
+@pytest.mark.parametrize("url", ["postgres://127.0.0.1:1/db", "postgresql://127.0.0.1:1/db"])
+def test_postgresql_urls_open_the_postgresql_journal(url: str) -> None:
+    with pytest.raises(JournalUnavailableError, match=r"^journal PostgreSQL injoignable / unreachable: "):
+        open_journal(url)  # nothing listens on port 1: the PostgreSQL backend says so, with libpq's reason
 
 
 def test_wait_for_counts_and_times_out(journal: SQLiteJournal) -> None:

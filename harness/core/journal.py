@@ -4,14 +4,15 @@ One :class:`Exchange` per exchange (an SMTP submission, an ITI-41 request, an IN
 acknowledge an exchange to the DUI only after :meth:`Journal.record` has returned, i.e. after the event is
 committed. Payloads are kept as evidence, deduplicated by SHA-256 digest.
 
-A journal is opened by URL with :func:`open_journal`. ``sqlite:///path`` (WAL mode) is built in; another
-backend (``postgresql://``) implements the :class:`Journal` protocol and registers in ``_BACKENDS`` without
-any simulator changing.
+A journal is opened by URL with :func:`open_journal`. ``sqlite:///path`` (WAL mode) is built in; the other
+backend, ``postgresql://`` (:mod:`harness.core.journal_pg`), implements the :class:`Journal` protocol and is
+registered in ``_BACKENDS``: no simulator changes with the backend.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import sqlite3
 import threading
@@ -426,9 +427,11 @@ def _row_to_exchange(row: Sequence[Any]) -> Exchange:
 
 
 def open_journal(url: str) -> Journal:
-    """Open a journal by URL: ``sqlite:///relative/or/absolute.sqlite`` or ``sqlite:///:memory:``.
+    """Open a journal by URL: ``sqlite:///relative/or/absolute.sqlite``, ``sqlite:///:memory:`` or
+    ``postgresql://user@host:5432/base`` (:mod:`harness.core.journal_pg`).
 
-    Options go in the query string: ``?synchronous=full`` for power-loss durability.
+    Options go in the query string: ``?synchronous=full`` for power-loss durability (SQLite); ``pool_max=N`` for
+    the PostgreSQL connection pool.
     """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -436,12 +439,22 @@ def open_journal(url: str) -> Journal:
         path = raw[1:] if raw.startswith("/") else raw  # sqlite:///rel.db -> rel.db; sqlite:////abs -> /abs
         durable = "synchronous=full" in parsed.query.lower()
         return SQLiteJournal(path or ":memory:", durable=durable)
-    if parsed.scheme in {"postgresql", "postgres"}:
-        raise ValueError(
-            "le journal PostgreSQL n'est pas encore disponible (PostgreSQL journal not implemented yet); "
-            "use sqlite:///path/journal.sqlite"
-        )
-    raise ValueError(f"unknown journal URL {url!r}: expected sqlite:///path/to/journal.sqlite")
+    backend = _BACKENDS.get(parsed.scheme)
+    if backend is not None:
+        module, _, function = backend.partition(":")
+        opened: Journal = getattr(importlib.import_module(module), function)(url)
+        return opened
+    raise ValueError(
+        f"unknown journal URL {url!r}: expected sqlite:///path/to/journal.sqlite or postgresql://host:5432/base"
+    )
+
+
+#: Journal backends other than the built-in SQLite one, by URL scheme: ``module:function(url) -> Journal``,
+#: imported on first use (psycopg is only loaded for a PostgreSQL journal).
+_BACKENDS: dict[str, str] = {
+    "postgresql": "harness.core.journal_pg:open_postgresql",
+    "postgres": "harness.core.journal_pg:open_postgresql",
+}
 
 
 def wait_for(

@@ -1,0 +1,410 @@
+"""The PostgreSQL journal: the :class:`~harness.core.journal.Journal` of a shared platform (issue 19).
+
+``postgresql://user@host:5432/base`` (libpq URL; ``?options=-csearch_path%3Dschema`` selects a schema). Same
+semantics as the SQLite journal: :meth:`PostgreSQLJournal.record` returns once its transaction is committed
+(``synchronous_commit`` as configured on the server, ``on`` by default), so a simulator acknowledges an exchange
+only after it is durable; payloads are evidence stored once per SHA-256 digest, compressed (zlib) when that saves
+at least an eighth. Connections come from a psycopg 3 pool (``psycopg_pool.ConnectionPool``), shared by every
+thread of the process; several processes may write the same database.
+
+Order: writers take one transaction-level advisory lock, so ``seq`` (an identity column) is assigned in commit
+order. A reader that saw ``seq = n`` committed will never see a smaller ``seq`` appear later: ``since_seq``
+polling (``wait_for``, the observe-only mode) misses nothing, whatever the number of writing processes.
+
+Schema: versioned in the table ``socle_schema`` (component ``journal``), created at start under an advisory lock
+(processes starting together do not race). A database whose journal schema is newer than this code's is refused
+with a message that says what to do (:class:`SchemaTooNewError`), never written to.
+
+PostgreSQL text cannot hold the NUL character: a text column value containing one is stored with U+FFFD in its
+place and its exact value kept in ``exact`` (JSON), from which :meth:`PostgreSQLJournal.query` restores it; the
+``details`` column is ``json`` (the text as written, keys sorted, ``\\u0000`` escapes accepted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from harness.core.journal import (
+    FACT_KEYS,
+    MESSAGE_ID,
+    Direction,
+    Exchange,
+    JournalFilter,
+    Outcome,
+)
+
+#: Version of the journal schema this code writes (``socle_schema.version`` for component ``journal``).
+SCHEMA_VERSION = 1
+#: ``pg_advisory_xact_lock`` keys: schema creation, and the writers' commit order.
+_SCHEMA_LOCK = 0x50C1E_0001
+_WRITE_LOCK = 0x50C1E_0002
+#: A payload is stored compressed when zlib (level 1: about 100 MB/s) saves at least this fraction.
+_MIN_SAVING = 1 / 8
+_COMPRESS_LEVEL = 1
+#: Pool options read from the URL's query string (removed before it reaches libpq).
+_POOL_OPTIONS = ("pool_min", "pool_max", "pool_timeout")
+
+_C = 'COLLATE "C"'  # byte order, as SQLite's BINARY: month/date ranges and version ordering compare the same way
+_DDL = (
+    f"""CREATE TABLE exchanges (
+    seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id            text {_C} NOT NULL UNIQUE,
+    ts            timestamptz NOT NULL,
+    month         text {_C} NOT NULL,
+    service       text {_C} NOT NULL,
+    operation     text {_C} NOT NULL,
+    direction     text {_C} NOT NULL,
+    outcome       text {_C} NOT NULL,
+    actor         text {_C},
+    essms         text {_C},
+    person        text {_C},
+    error_code    text {_C},
+    error_message text {_C},
+    digest        text {_C},
+    payload_type  text {_C},
+    details       json NOT NULL DEFAULT '{{}}',
+    run_id        text {_C},
+    scenario_id   text {_C},
+    fact_key      text {_C},
+    fact_date     text {_C},
+    fact_start    text {_C},
+    fact_end      text {_C},
+    fact_status   text {_C},
+    message_id    text {_C},
+    exact         json
+)""",
+    f"""CREATE TABLE evidence (
+    digest text {_C} PRIMARY KEY,
+    size   bigint NOT NULL,
+    codec  text {_C} NOT NULL,
+    data   bytea NOT NULL
+)""",
+    # compressed here when worth it: PostgreSQL does not try again (TOAST out of line, uncompressed)
+    "ALTER TABLE evidence ALTER COLUMN data SET STORAGE EXTERNAL",
+    # the same access paths as the SQLite journal's indexes (harness.core.journal), for the same readers
+    "CREATE INDEX ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome)",
+    "CREATE INDEX ix_exchanges_person ON exchanges (person, month)",
+    "CREATE INDEX ix_exchanges_service_month ON exchanges (service, operation, month)",
+    "CREATE INDEX ix_exchanges_counts ON exchanges (service, operation, outcome, month, essms)",
+    "CREATE INDEX ix_exchanges_run ON exchanges (run_id, scenario_id)",
+    "CREATE INDEX ix_exchanges_ts ON exchanges (ts)",
+    "CREATE INDEX ix_exchanges_usage ON exchanges (service, operation, outcome, essms, person, month)",
+    """CREATE INDEX ix_exchanges_message_ids ON exchanges (service, outcome, essms, message_id, month, operation)
+    WHERE service = 'mssante'""",
+    """CREATE INDEX ix_exchanges_fact_versions ON exchanges
+    (service, outcome, operation, essms, person, fact_key, fact_date, seq)
+    INCLUDE (fact_start, fact_end, fact_status) WHERE fact_key IS NOT NULL""",
+    """CREATE INDEX ix_exchanges_fact_person ON exchanges
+    (service, outcome, essms, person, operation, fact_date) INCLUDE (fact_start, fact_status, fact_key)
+    WHERE fact_key IS NOT NULL""",
+)
+#: Migrations from version ``v`` to ``v + 1`` (none yet: version 1 is the first PostgreSQL layout).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+_RESTORABLE = ("actor", "essms", "person", "error_code", "error_message", "payload_type", "run_id", "scenario_id")
+_INSERT = (
+    "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, actor, essms, person, error_code,"
+    " error_message, digest, payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end,"
+    " fact_status, message_id, exact) VALUES"
+    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_COLUMNS = (
+    "seq, id, ts, service, operation, direction, outcome, actor, essms, person, error_code, "
+    "error_message, digest, payload_type, details::text, run_id, scenario_id, exact::text"
+)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database holds a journal written by a newer socle-harness: this version must not write to it."""
+
+
+class JournalUnavailableError(ValueError):
+    """The PostgreSQL server cannot be reached (or refuses the connection)."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and reports)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _split_options(url: str) -> tuple[str, dict[str, float]]:
+    """``(libpq URL, pool options)``: ``pool_min``, ``pool_max``, ``pool_timeout`` taken out of the query string."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    options: dict[str, float] = {}
+    kept: list[tuple[str, str]] = []
+    for key, value in query:
+        if key in _POOL_OPTIONS:
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise ValueError(f"option {key}={value!r} du journal PostgreSQL : nombre attendu") from None
+        else:
+            kept.append((key, value))
+    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+    return urlunsplit(parts._replace(scheme=scheme, query=urlencode(kept))), options
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Every pooled connection reads and writes times in UTC (``ts`` comes back as an aware UTC datetime)."""
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+class PostgreSQLJournal:
+    """The journal in a PostgreSQL database, through a pool of psycopg 3 connections."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 10.0) -> None:
+        self.url = url
+        conninfo, options = _split_options(url)
+        wait = options.get("pool_timeout", timeout)
+        try:  # one direct connection first: an unreachable server fails at once, with libpq's reason
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(2, int(wait))) as conn:
+                _configure(conn)
+                _apply_schema(conn, url)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise JournalUnavailableError(
+                f"journal PostgreSQL injoignable / unreachable: {redact(url)} ({reason}). Vérifiez que le serveur "
+                "tourne, que la base existe et que l'URL --journal est la bonne."
+            ) from exc
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=int(options.get("pool_min", min_size)),
+            max_size=int(options.get("pool_max", max_size)),
+            timeout=wait,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            open=False,
+            name="socle-journal",
+        )
+        self._pool.open()
+
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT version FROM socle_schema WHERE component = 'journal'").fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------------------------------ writing
+    def record(self, exchange: Exchange) -> Exchange:
+        return self.record_many([exchange])[0]
+
+    def record_many(self, exchanges: Sequence[Exchange]) -> list[Exchange]:
+        """Commit several exchanges in one transaction (all or none); return them once committed."""
+        stamped = [
+            replace(e, digest=hashlib.sha256(e.payload).hexdigest()) if e.payload is not None else e for e in exchanges
+        ]
+        if not stamped:
+            return []
+        evidence = {e.digest: e.payload for e in stamped if e.payload is not None and e.digest is not None}
+        rows = [_row(e) for e in stamped]
+        with self._pool.connection() as conn:
+            if evidence:  # compress only what the database does not hold yet (outside the writers' lock)
+                held = {
+                    d for (d,) in conn.execute("SELECT digest FROM evidence WHERE digest = ANY(%s)", (list(evidence),))
+                }
+                blobs = [(d, len(p), *_encode(p)) for d, p in evidence.items() if d not in held]
+            else:
+                blobs = []
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                if blobs:
+                    cur.executemany(
+                        "INSERT INTO evidence (digest, size, codec, data) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT (digest) DO NOTHING",
+                        blobs,
+                    )
+                cur.executemany(_INSERT, rows)
+        return stamped
+
+    # ------------------------------------------------------------------------------------------ reading
+    @staticmethod
+    def _where(flt: JournalFilter) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("service", "operation", "essms", "person", "month", "run_id", "scenario_id"):
+            value = getattr(flt, column)
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(_text(value))
+        if flt.outcome is not None:
+            clauses.append("outcome = %s")
+            params.append(str(flt.outcome))
+        if flt.since_seq is not None:
+            clauses.append("seq > %s")
+            params.append(flt.since_seq)
+        if flt.ts_from is not None:
+            clauses.append("ts >= %s")
+            params.append(flt.ts_from)
+        if flt.ts_to is not None:
+            clauses.append("ts < %s")
+            params.append(flt.ts_to)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def query(self, flt: JournalFilter = JournalFilter()) -> list[Exchange]:
+        where, params = self._where(flt)
+        sql = f"SELECT {_COLUMNS} FROM exchanges{where} ORDER BY seq"
+        if flt.limit is not None:
+            sql += f" LIMIT {max(int(flt.limit), 0)}"
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_row_to_exchange(row) for row in rows]
+
+    def count(self, flt: JournalFilter = JournalFilter()) -> int:
+        where, params = self._where(flt)
+        with self._pool.connection() as conn:
+            row = conn.execute(f"SELECT count(*) FROM exchanges{where}", params).fetchone()
+        return int(row[0]) if row else 0
+
+    def payload(self, digest: str) -> bytes | None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT codec, data FROM evidence WHERE digest = %s", (_text(digest),)).fetchone()
+        return None if row is None else _decode(row[0], bytes(row[1]))
+
+    def last_seq(self) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()
+        return int(row[0]) if row else 0
+
+    def connection(self) -> Any:
+        """A pooled connection (context manager), for readers such as the indicator engine."""
+        return self._pool.connection()
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _apply_schema(conn: psycopg.Connection[Any], url: str) -> None:
+    """Create the journal schema, migrate an older one, refuse a newer one (one process at a time)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS socle_schema (component text PRIMARY KEY, version integer NOT NULL)")
+        row = conn.execute("SELECT version FROM socle_schema WHERE component = 'journal'").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"le journal PostgreSQL {redact(url)} a le schéma version {version}, plus récent que celui que "
+                f"connaît cette version de socle-harness ({SCHEMA_VERSION}) : elle n'y écrira pas. Mettez "
+                "socle-harness à jour (pip install -U socle-harness) sur toutes les machines de la plateforme, ou "
+                "indiquez une autre base avec --journal. / journal schema newer than this socle-harness."
+            )
+        if version == 0:
+            for statement in _DDL:
+                conn.execute(statement)
+        else:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+        if version != SCHEMA_VERSION:
+            conn.execute(
+                "INSERT INTO socle_schema (component, version) VALUES ('journal', %s) "
+                "ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
+                (SCHEMA_VERSION,),
+            )
+
+
+def _encode(payload: bytes) -> tuple[str, bytes]:
+    """``(codec, stored bytes)``: zlib when it saves at least :data:`_MIN_SAVING`, else the bytes as they are."""
+    if len(payload) >= 64:
+        packed = zlib.compress(payload, _COMPRESS_LEVEL)
+        if len(packed) <= len(payload) * (1 - _MIN_SAVING):
+            return "zlib", packed
+    return "identity", payload
+
+
+def _decode(codec: str, data: bytes) -> bytes:
+    if codec == "zlib":
+        return zlib.decompress(data)
+    if codec == "identity":
+        return data
+    raise ValueError(f"codec de preuve inconnu / unknown evidence codec {codec!r}")
+
+
+def _text(value: str | None) -> str | None:
+    """A value PostgreSQL text accepts: NUL characters replaced by U+FFFD."""
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
+
+
+def _row(exchange: Exchange) -> tuple[Any, ...]:
+    """The ``exchanges`` row of an exchange: facts and Message-ID mirrored from ``details`` (as in SQLite)."""
+    fact = exchange.details.get("fact")
+    facts = tuple(
+        (None if (v := fact.get(k)) is None else _text(str(v))) if isinstance(fact, dict) else None for k in FACT_KEYS
+    )
+    message_id = exchange.details.get(MESSAGE_ID)
+    exact = {
+        column: value
+        for column in _RESTORABLE
+        if isinstance(value := getattr(exchange, column), str) and "\x00" in value
+    }
+    return (
+        _text(exchange.id),
+        exchange.ts.astimezone(UTC),
+        exchange.month,
+        _text(exchange.service),
+        _text(exchange.operation),
+        str(exchange.direction),
+        str(exchange.outcome),
+        _text(exchange.actor),
+        _text(exchange.essms),
+        _text(exchange.person),
+        _text(exchange.error_code),
+        _text(exchange.error_message),
+        exchange.digest,
+        _text(exchange.payload_type),
+        json.dumps(exchange.details, ensure_ascii=False, sort_keys=True, default=str),
+        _text(exchange.run_id),
+        _text(exchange.scenario_id),
+        *facts,
+        _text(message_id) if isinstance(message_id, str) else None,
+        json.dumps(exact) if exact else None,
+    )
+
+
+def _row_to_exchange(row: Sequence[Any]) -> Exchange:
+    (
+        _seq, id_, ts, service, operation, direction, outcome, actor, essms, person,
+        error_code, error_message, digest, payload_type, details, run_id, scenario_id, exact,
+    ) = row  # fmt: skip
+    values = dict(
+        actor=actor,
+        essms=essms,
+        person=person,
+        error_code=error_code,
+        error_message=error_message,
+        payload_type=payload_type,
+        run_id=run_id,
+        scenario_id=scenario_id,
+    )
+    if exact:
+        values.update(json.loads(exact))
+    return Exchange(
+        id=id_,
+        ts=ts.astimezone(UTC),
+        service=service,
+        operation=operation,
+        direction=Direction(direction),
+        outcome=Outcome(outcome),
+        digest=digest,
+        details=json.loads(details),
+        **values,
+    )
+
+
+def open_postgresql(url: str) -> PostgreSQLJournal:
+    """:func:`harness.core.journal.open_journal`'s backend for ``postgresql://`` and ``postgres://`` URLs."""
+    return PostgreSQLJournal(url)
