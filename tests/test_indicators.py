@@ -562,6 +562,21 @@ def test_projet_personnalise_status_in_force_at_period_end(world: World) -> None
     assert report.get("projet_personnalise", "2025-05", A).numerator == 1
 
 
+@pytest.mark.parametrize("reading", ["periode", "fin_de_periode"])
+def test_a_projet_later_entered_in_error_never_counts(world: World, reading: str) -> None:
+    for person in (P1, P2):
+        world.stay(A, person, "2024-01-01")
+        for month in ("2025-03-02", "2025-04-02", "2025-05-02"):
+            world.update(A, person, month)
+        world.plan(A, person, "active", "2025-02-10", received="2025-02-28")
+    world.plan(A, P1, "entered-in-error", "2025-04-15", received="2025-04-30")  # P1's plan was a mistake
+    world.plan(A, P2, "revoked", "2025-04-15", received="2025-04-30")  # P2's plan stopped mid-April
+    report = world.report(readings={"projet_personnalise": reading})
+    assert [report.get("projet_personnalise", m, A).numerator for m in ("2025-03", APRIL, "2025-05")] == (
+        [1, 1, 0] if reading == "periode" else [1, 0, 0]
+    )  # P2 only, until its revocation; P1 in no period, March included
+
+
 def test_dates_are_the_producers(world: World) -> None:
     """The fact date decides, not when the simulator received it."""
     world.stay(A, P1, "2024-01-01")

@@ -27,7 +27,7 @@ agenda                 active records with ≥ 1 agenda event recorded by the pe
 *Persons accompanied* (the *file active*) = persons accompanied at the end of the period plus the definitive
 exits during it, each counted once: persons with a séjour overlapping the period, from the DUI's TDDUI exports.
 The **latest version** of a séjour or agenda event decides: one re-exported as cancelled or entered-in-error is
-retracted (:data:`RETRACTED`). An *active record* belongs to a person accompanied and was updated at least once
+retracted (:data:`RETRACTED`); so is a projet personnalisé whose latest version is entered-in-error. An *active record* belongs to a person accompanied and was updated at least once
 during the period, by the **producer's** dates (:mod:`harness.fields.dui`). Where the seed's words can be read two
 ways, a named option (:data:`READINGS`) whose default is the literal wording. Person-based numerators only count
 persons accompanied (so those rates stay within 0–100 %); persons seen in exchanges but absent from the file
@@ -999,7 +999,8 @@ class IndicatorEngine:
         # Projets personnalisés: each version is in force from its (producer) date to the day before the next
         # version's. Reading « periode » (default): it counts for every period it was in force at any time of,
         # when « en préparation » or « actif »; reading « fin_de_periode »: for the periods whose last day falls in
-        # that span.
+        # that span. A plan whose latest version is entered-in-error never existed: none of its versions counts
+        # (one completed or revoked counts until then).
         statuses = ", ".join(f"'{s}'" for s in dui.PLAN_STATUSES_COUNTED)
         if self.readings["projet_personnalise"] == "fin_de_periode":
             kb = f"CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after('nd')} - 1 END"
@@ -1015,12 +1016,14 @@ class IndicatorEngine:
                   SELECT essms, person, {_range_mask("ka", "kb")} AS mask FROM (
                     SELECT essms, person, {months.first_ending_on_or_after("d")} AS ka, {kb} AS kb
                     FROM (SELECT x.essms AS essms, x.person AS person, x.fact_date AS d, x.fact_status AS st,
-                                 LEAD(x.fact_date) OVER (PARTITION BY x.essms, x.person, x.fact_key
-                                                         ORDER BY x.fact_date, x.seq) AS nd
+                                 LEAD(x.fact_date) OVER versions AS nd,
+                                 LAST_VALUE(x.fact_status) OVER (versions ROWS BETWEEN UNBOUNDED PRECEDING
+                                                                 AND UNBOUNDED FOLLOWING) AS latest
                           FROM exchanges x INDEXED BY ix_exchanges_fact_versions
                           WHERE {_FACTS} AND x.operation = ? AND x.fact_date IS NOT NULL
-                            AND x.essms IS NOT NULL AND x.person IS NOT NULL{where})
-                    WHERE st IN ({statuses})))
+                            AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
+                          WINDOW versions AS (PARTITION BY x.essms, x.person, x.fact_key ORDER BY x.fact_date, x.seq))
+                    WHERE st IN ({statuses}) AND latest IS NOT '{dui.PLAN_RETRACTED}'))
                 WHERE mask <> 0""",
                 [str(dui.FactKind.PROJET), *params],
             )

@@ -53,6 +53,8 @@ PROFILE = "profile"
 
 #: Projet personnalisé statuses the indicator counts ("en préparation ou actif").
 PLAN_STATUSES_COUNTED = ("draft", "active")
+#: CarePlan.status of a plan recorded in error (FHIR R4 request-status): retracted with all its versions.
+PLAN_RETRACTED = "entered-in-error"
 #: Événement statuses that are not agenda events (Encounter.status, FHIR R4).
 EVENT_STATUSES_NOT_COUNTED = ("cancelled", "entered-in-error")
 
