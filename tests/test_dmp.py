@@ -227,13 +227,13 @@ def test_iti41_refused_by_state_even_when_the_dui_skips_td02(
 
 def test_faults_on_demand_soap_fault_and_timeout(dmp: Dmp) -> None:
     person, establishment = _person(4)
-    dmp.host.faults.inject("dmp", Fault("soap.fault", {"code": "Receiver", "reason": "maintenance"}))
+    dmp.host.faults.inject("dmp", Fault("dmp.soap_fault", {"code": "Receiver", "reason": "maintenance"}))
     result = dmp.dui.dmp_feed(DmpFeed(person, establishment, "DLU"))
     assert result.status is ActionStatus.FAILED and "maintenance" in result.detail
     dmp.host.faults.inject("dmp", Fault("dmp.authorisation_refused"))
     result = dmp.dui.dmp_feed(DmpFeed(person, establishment, "DLU"))
     assert result.status is ActionStatus.FAILED and "DMPAccessDenied" in result.detail
-    dmp.host.faults.inject("dmp", Fault("timeout", {"seconds": 0.3}))
+    dmp.host.faults.inject("dmp", Fault("dmp.timeout", {"seconds": 0.3}))
     started = time.monotonic()
     body, attachments = dmp.iti41(4)
     content, content_type = M.mtom(dmp.envelope(body, 4), attachments, ITI41)

@@ -235,7 +235,7 @@ def test_certificate_of_another_structure_or_none_is_refused(env: SocleEnvironme
 def test_certificate_refused_fault_ends_the_tls_handshake(env: SocleEnvironment) -> None:
     from harness.host.simulator import Fault
 
-    env.host.faults.inject("mssante", Fault("tls.certificate_refused"))
+    env.host.faults.inject("mssante", Fault("mssante.tls_certificate_refused"))
     client = imaplib.IMAP4(*endpoint(env, "imap"), timeout=15)
     with pytest.raises((ssl.SSLError, OSError, imaplib.IMAP4.abort)):
         client.starttls(ssl_context=context(env, "MSS-990000016"))

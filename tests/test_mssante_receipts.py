@@ -270,9 +270,9 @@ def test_directory_fhir_search(env: SocleEnvironment) -> None:
 @pytest.mark.parametrize(
     ("fault", "stage_code"),
     [
-        (Fault("mailbox.full", {"address": DOCTOR}), 552),
-        (Fault("tls.required"), 530),
-        (Fault("smtp.reply", {"code": "451 4.3.0", "message": "reessayez"}), 451),
+        (Fault("mssante.mailbox_full", {"address": DOCTOR}), 552),
+        (Fault("mssante.tls_required"), 530),
+        (Fault("mssante.smtp_reply", {"code": "451 4.3.0", "message": "reessayez"}), 451),
     ],
 )
 def test_smtp_faults_give_the_protocol_reply_and_are_journaled(
@@ -314,7 +314,7 @@ def _timed_data(env: SocleEnvironment, data: bytes) -> tuple[int, float]:
 def test_slow_server_delays_its_data_reply_then_accepts(env: SocleEnvironment) -> None:
     """``server.slow``: the reply to DATA comes ``seconds`` late (then 250); the next message is answered at once."""
     msg = build_message(env.testdata.person("P001"), env.testdata.establishment("990000016"), DUI, [DOCTOR], ("DLU",))
-    env.host.faults.inject("mssante", Fault("server.slow", {"seconds": 1.0}))
+    env.host.faults.inject("mssante", Fault("mssante.slow_server", {"seconds": 1.0}))
     slow_code, slow = _timed_data(env, msg.as_bytes())
     normal_code, normal = _timed_data(env, msg.as_bytes())
     assert (slow_code, normal_code) == (250, 250)
@@ -322,7 +322,7 @@ def test_slow_server_delays_its_data_reply_then_accepts(env: SocleEnvironment) -
 
 
 def test_certificate_refused_fault_on_smtp_starttls(env: SocleEnvironment) -> None:
-    env.host.faults.inject("mssante", Fault("tls.certificate_refused"))
+    env.host.faults.inject("mssante", Fault("mssante.tls_certificate_refused"))
     host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
     ctx = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
     issued = env.pki.client("MSS-990000016")

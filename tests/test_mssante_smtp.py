@@ -913,7 +913,7 @@ def test_a_line_of_exactly_1000_octets_is_accepted(env: SocleEnvironment) -> Non
 
 def test_injected_fault_applies_to_the_next_data_only(env: SocleEnvironment) -> None:
     guard = JournalGuard(env)
-    env.host.faults.inject("mssante", Fault("smtp.reply", {"code": "451 4.3.0", "message": "panne"}))
+    env.host.faults.inject("mssante", Fault("mssante.smtp_reply", {"code": "451 4.3.0", "message": "panne"}))
     data = good_bytes(env)
     reply = submit(env, data)
     assert (reply.stage, reply.code) == ("DATA", 451)

@@ -158,6 +158,10 @@ class DeafEchoSimulator(EchoSimulator):
     fault_catalogue = {"echo.sourd": "n'entend rien"}
 
 
+class MuteEchoSimulator(EchoSimulator):
+    fault_catalogue = {"muet": "n'écrit rien"}
+
+
 @dataclass(frozen=True)
 class EchoSettings:
     @classmethod
@@ -221,6 +225,10 @@ PREFIX = "plugin de service « echo » / service plugin 'echo': "
         (
             replace(ECHO, simulator=DeafEchoSimulator),
             "faults must hold the simulator's fault_catalogue, missing echo.sourd",
+        ),
+        (
+            replace(ECHO, simulator=MuteEchoSimulator, faults=(FaultSpec("muet", "n'écrit rien"),)),
+            "fault_catalogue kinds are named echo.<fault>, not muet",
         ),
         (
             replace(ECHO, steps="harness.steps.inexistant"),

@@ -44,6 +44,11 @@ def fault_specs(catalogue: Mapping[str, str]) -> tuple[FaultSpec, ...]:
     return tuple(FaultSpec(name, description) for name, description in catalogue.items())
 
 
+def catalogue_of(specs: tuple[FaultSpec, ...]) -> dict[str, str]:
+    """The ``Simulator.fault_catalogue`` (kind -> what it does) of faults declared with their parameters."""
+    return {spec.name: spec.description for spec in specs}
+
+
 @dataclass(frozen=True)
 class Fault:
     """A fault a scenario asks a simulator to inject on its next matching exchange(s).

@@ -98,7 +98,7 @@ def closed_on_next(socle: ScenarioContext) -> None:
 @given(parsers.parse('le DMP répondra à la prochaine requête par une faute SOAP "{reason}"'))
 @given(parsers.parse('the DMP will answer the next request with a SOAP fault "{reason}"'))
 def soap_fault_next(socle: ScenarioContext, reason: str) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("soap.fault", {"code": "Receiver", "reason": reason}))
+    socle.env.host.faults.inject(SERVICE, Fault("dmp.soap_fault", {"code": "Receiver", "reason": reason}))
     socle.attach("Panne simulée", f"prochaine requête DMP: faute SOAP {reason}")
 
 

@@ -60,7 +60,7 @@ def _submissions(socle: ScenarioContext) -> list[Exchange]:
 def fault_next_message(socle: ScenarioContext, reply: str) -> None:
     code = " ".join(reply.split()[:2])
     message = " ".join(reply.split()[2:]) or "Message refuse"
-    socle.env.host.faults.inject(SERVICE, Fault("smtp.reply", {"code": code, "message": message}))
+    socle.env.host.faults.inject(SERVICE, Fault("mssante.smtp_reply", {"code": code, "message": message}))
     socle.attach("Panne simulée", f"prochain DATA refusé: {reply}")
 
 
@@ -353,7 +353,7 @@ def directory_adds(socle: ScenarioContext, address: str, kind: str) -> None:
 @given(parsers.parse('la messagerie "{address}" est pleine'))
 @given(parsers.parse('the mailbox "{address}" is full'))
 def mailbox_full(socle: ScenarioContext, address: str) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("mailbox.full", {"address": address}))
+    socle.env.host.faults.inject(SERVICE, Fault("mssante.mailbox_full", {"address": address}))
     socle.attach("Panne simulée", f"{address}: boîte pleine (552 5.2.2)")
 
 
@@ -373,14 +373,14 @@ def mss_refuses_production_ins(socle: ScenarioContext, request: pytest.FixtureRe
 @given("le simulateur MSSanté exigera TLS au prochain envoi")
 @given("the MSSanté simulator will require TLS on the next message")
 def tls_required(socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("tls.required"))
+    socle.env.host.faults.inject(SERVICE, Fault("mssante.tls_required"))
     socle.attach("Panne simulée", "prochain MAIL FROM refusé: 530 5.7.0")
 
 
 @given("le simulateur MSSanté refusera le prochain certificat client")
 @given("the MSSanté simulator will refuse the next client certificate")
 def certificate_refused(socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("tls.certificate_refused"))
+    socle.env.host.faults.inject(SERVICE, Fault("mssante.tls_certificate_refused"))
     socle.attach("Panne simulée", "prochaine négociation TLS: certificat client refusé")
 
 
@@ -393,7 +393,7 @@ def certificate_refused(socle: ScenarioContext) -> None:
     converters={"seconds": float},
 )
 def slow_server(socle: ScenarioContext, seconds: float) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("server.slow", {"seconds": seconds}))
+    socle.env.host.faults.inject(SERVICE, Fault("mssante.slow_server", {"seconds": seconds}))
     socle.attach("Panne simulée", f"réponse au prochain DATA après {seconds} s")
 
 

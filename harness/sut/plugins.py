@@ -7,7 +7,8 @@ entry-point group ``socle_harness.services`` (one line in ``pyproject.toml``; th
 - ``simulator``: its :class:`~harness.host.simulator.Simulator` subclass (the service host mounts it);
 - ``settings``: the types its ``[settings.<service>]`` table is read into (each with ``from_mapping``);
 - ``faults``: its fault catalogue, the :class:`~harness.host.simulator.FaultSpec` kinds it takes from the board
-  (at least the simulator's own ``fault_catalogue``, which the host's ``/_harness/faults`` injects);
+  (at least the simulator's own ``fault_catalogue``, which the host's ``/_harness/faults`` injects, every kind
+  named ``<service>.<fault>``);
 - ``dui``: the DUI side (:class:`DuiSide`): the control-API actions (:class:`ActionSpec`: request dataclass,
   summary, ``data`` keys, French guided-recette instruction), the reference DUI's mixin implementing them and
   the named defects of the faulty DUI;
@@ -126,6 +127,11 @@ def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
     undeclared = sorted(set(getattr(plugin.simulator, "fault_catalogue", {})) - {f.name for f in plugin.faults})
     if undeclared:
         raise _fail(label, f"faults must hold the simulator's fault_catalogue, missing {', '.join(undeclared)}")
+    unprefixed = sorted(
+        k for k in getattr(plugin.simulator, "fault_catalogue", {}) if not k.startswith(f"{plugin.name}.")
+    )
+    if unprefixed:
+        raise _fail(label, f"fault_catalogue kinds are named {plugin.name}.<fault>, not {', '.join(unprefixed)}")
     if not isinstance(plugin.dui, DuiSide):
         raise _fail(label, f"dui must be a DuiSide, not {type(plugin.dui).__name__}")
     _tuple_of(label, "dui.actions", plugin.dui.actions, ActionSpec)

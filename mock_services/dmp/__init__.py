@@ -31,12 +31,13 @@ from harness.core.journal import Outcome
 from harness.fhir.access import ensure_establishment_certificates
 from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_patient_id
 from harness.host.asgi_tls import client_certificate
-from harness.host.simulator import Simulator, SimulatorContext
+from harness.host.simulator import Simulator, SimulatorContext, catalogue_of
 from harness.validators import Finding, Severity
 from harness.validators.cda import CdaSchema
 from harness.validators.schematron import SchematronEngine
 from harness.validators.vihf import SignatureCache, Strictness, VihfPolicy, check_vihf
 from harness.validators.xds_metadata import ValueSets
+from mock_services.dmp.faults import FAULT_SOAP, FAULT_TIMEOUT, FAULTS
 from mock_services.dmp.settings import DmpSettings
 from mock_services.dmp.soap import SoapFault, SoapLimits, SoapRequest, fault_bytes, parse_soap_request, read_body
 from mock_services.dmp.store import Authorisation, DmpState, DmpStore, PersonDmp
@@ -56,6 +57,7 @@ class DMPSimulator(Simulator):
     name = "dmp"
     title = "DMP (XDS.b, SOAP 1.2 + MTOM, VIHF)"
     http_error_shape = "soap12"
+    fault_catalogue = catalogue_of(FAULTS)
     repository_unique_id = "1.2.250.1.213.4.1.1.2"  # the simulator's repositoryUniqueId (fictitious)
 
     def __init__(self, ctx: SimulatorContext) -> None:
@@ -142,7 +144,7 @@ class DMPSimulator(Simulator):
             reply = await loop.run_in_executor(executor, self._fault, fault, endpoint, None, cert)
             return _response(reply)
         content_type = request.headers.get("content-type", "")
-        timeout = self.ctx.take_fault("timeout")
+        timeout = self.ctx.take_fault(FAULT_TIMEOUT)
         if timeout is not None:
             seconds = float(timeout.params.get("seconds", 30))
             await loop.run_in_executor(executor, self._record_timeout, cert, seconds)
@@ -184,7 +186,7 @@ class DMPSimulator(Simulator):
                     subcode="wsse:FailedAuthentication",
                     error_code="TLS-CERT-ROLE",
                 )
-            fault = self.ctx.take_fault("soap.fault")
+            fault = self.ctx.take_fault(FAULT_SOAP)
             if fault is not None:
                 raise SoapFault(
                     str(fault.params.get("code", "Receiver")),

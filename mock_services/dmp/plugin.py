@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from harness.host.simulator import FaultSpec
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.dmp_actions import DMP_DEFECTS, DmpActions
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from harness.validators.cda import DOCUMENT_TYPES
 from mock_services.dmp import DMPSimulator
+from mock_services.dmp.faults import FAULTS
 from mock_services.dmp.settings import DmpSettings
 
 CHANGES_FR = {
@@ -85,13 +85,6 @@ ACTIONS = (
         summary="Update a document the DUI sent (ITI-57): masquer, demasquer, invisible-patient, archiver, supprimer.",
         instruction=_update,
     ),
-)
-
-FAULTS = (
-    FaultSpec("dmp.closed", "le DMP de la personne est fermé au prochain versement"),
-    FaultSpec("dmp.authorisation_refused", "l'autorisation d'accès est refusée au prochain versement"),
-    FaultSpec("soap.fault", "la prochaine requête reçoit une faute SOAP 1.2", ("code", "reason")),
-    FaultSpec("timeout", "la prochaine requête n'a pas de réponse avant le délai donné (puis HTTP 504)", ("seconds",)),
 )
 
 PLUGIN = ServicePlugin(

@@ -40,6 +40,7 @@ from harness.validators.xds_metadata import (
     format_code_finding,
     read_submission,
 )
+from mock_services.dmp.faults import FAULT_AUTHORISATION_REFUSED, FAULT_CLOSED
 from mock_services.dmp.soap import SoapFault, SoapRequest, mtom_bytes, resolve_xop, soap_bytes
 from mock_services.dmp.store import STATUS_ARCHIVED, STATUS_DELETED, Authorisation, DmpState, StoredDocument
 
@@ -211,9 +212,9 @@ class Transactions:
             return []
         person = self.store.person(ins)
         state, authorisation = person.state, person.authorisation
-        if feeding and self.ctx.take_fault("dmp.closed") is not None:  # faults on demand target the next feed
+        if feeding and self.ctx.take_fault(FAULT_CLOSED) is not None:  # faults on demand target the next feed
             state = DmpState.CLOSED
-        if feeding and self.ctx.take_fault("dmp.authorisation_refused") is not None:
+        if feeding and self.ctx.take_fault(FAULT_AUTHORISATION_REFUSED) is not None:
             authorisation = Authorisation.FORBIDDEN
         if state is DmpState.ABSENT:
             return [Finding("XDSUnknownPatientId", f"aucun DMP pour l'INS {ins.value}", location="patientId")]

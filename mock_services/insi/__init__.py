@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
-from harness.host.simulator import Simulator, SimulatorContext
+from harness.host.simulator import Simulator, SimulatorContext, catalogue_of
+from mock_services.insi.faults import FAULTS
 from mock_services.insi.service import INSI_CERTIFICATE_NAMES, InsiService, InsiSettings
 
 #: Organisation certificates the INSi simulator makes sure the run's test PKI holds: the two INSi profiles, and an
@@ -23,6 +24,7 @@ class InsiSimulator(Simulator):
     name = "insi"
     title = "INSi (téléservice INS de l'Assurance Maladie)"
     http_error_shape = "soap12"
+    fault_catalogue = catalogue_of(FAULTS)
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

@@ -7,12 +7,12 @@ requires the ``mssante`` service.
 from __future__ import annotations
 
 from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS
-from harness.host.simulator import FaultSpec
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from mock_services.insi import InsiSimulator
+from mock_services.insi.faults import FAULTS
 from mock_services.insi.service import InsiSettings
 from mock_services.mssante.plugin import send_instruction
 
@@ -104,14 +104,6 @@ ACTIONS = (
         instruction=_send_qualified,
         data={"qualification": "outcome of the INSi call, when one was needed", "statut": "identity status (RNIV)"},
     ),
-)
-
-FAULTS = (
-    FaultSpec(
-        "insi.indisponible", "le téléservice est indisponible : faute insi_102, ou HTTP 503 (mode http)", ("mode",)
-    ),
-    FaultSpec("insi.delai", "la réponse arrive après le délai donné (borné par max_delay_seconds)", ("seconds",)),
-    FaultSpec("insi.faute", "la prochaine requête reçoit la faute SOAP de ce code", ("code", "message")),
 )
 
 PLUGIN = ServicePlugin(

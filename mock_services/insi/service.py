@@ -37,6 +37,7 @@ from harness.core.journal import Outcome
 from harness.host.asgi_tls import client_common_name
 from harness.host.simulator import SimulatorContext
 from harness.validators.insi import InsiRequest, parse_request
+from mock_services.insi.faults import FAULT_DELAY, FAULT_SOAP, FAULT_UNAVAILABLE
 from mock_services.insi.identities import (
     IdentityBase,
     build_identity_base,
@@ -183,7 +184,7 @@ class InsiService:
             return self._refuse(call, None, fault, {"internal_error": repr(exc)[:500]})
 
     def _decide(self, call: _Call) -> Reply:
-        delay_fault = self.ctx.take_fault("insi.delai")
+        delay_fault = self.ctx.take_fault(FAULT_DELAY)
         delay = 0.0
         if delay_fault is not None:
             delay = max(0.0, min(float(delay_fault.params.get("seconds", 30.0)), self.settings.max_delay_seconds))
@@ -197,9 +198,9 @@ class InsiService:
         )
         extra: dict[str, Any] = {"delay_seconds": delay} if delay else {}
 
-        unavailable = self.ctx.take_fault("insi.indisponible")
+        unavailable = self.ctx.take_fault(FAULT_UNAVAILABLE)
         if unavailable is not None:
-            extra["fault_injected"] = "insi.indisponible"
+            extra["fault_injected"] = FAULT_UNAVAILABLE
             if str(unavailable.params.get("mode", "soap")) == "http":
                 return self._refuse_http(call, request, 503, "Service Unavailable", extra, delay)
             return self._refuse(call, request, KNOWN_FAULTS["insi_102"], extra, delay)
@@ -233,11 +234,11 @@ class InsiService:
         if "*" not in self.settings.authorised_idam and idam not in self.settings.authorised_idam:
             extra["idam_refused"] = idam
             return self._refuse(call, request, KNOWN_FAULTS["desir_550"], extra, delay)
-        injected = self.ctx.take_fault("insi.faute")
+        injected = self.ctx.take_fault(FAULT_SOAP)
         if injected is not None:
             code = str(injected.params.get("code", "insi_102"))
             fault = KNOWN_FAULTS.get(code) or request_fault(code, str(injected.params.get("message", "faute simulée")))
-            extra["fault_injected"] = f"insi.faute:{code}"
+            extra["fault_injected"] = f"{FAULT_SOAP}:{code}"
             return self._refuse(call, request, fault, extra, delay)
         if request.operation != "rechercherInsAvecTraitsIdentite" or request.traits is None:
             fault = request_fault(

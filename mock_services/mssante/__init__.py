@@ -18,9 +18,10 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from harness.fields.identity import ProductionInsPolicy
-from harness.host.simulator import Simulator, SimulatorContext
+from harness.host.simulator import Simulator, SimulatorContext, catalogue_of
 from mock_services.mssante.auth_backoff import shared_backoff
 from mock_services.mssante.directory import DirectoryApi, MailboxDirectory
+from mock_services.mssante.faults import FAULTS
 from mock_services.mssante.hl7relay import Hl7Relay
 from mock_services.mssante.imap import ImapServer
 from mock_services.mssante.mailflow import MailFlow
@@ -39,6 +40,7 @@ class MSSanteSimulator(Simulator):
     title = "MSSanté (messagerie sécurisée de santé)"
     http_error_shape = "fhir"
     tcp_ports = ("smtp", "imap", "mllp")
+    fault_catalogue = catalogue_of(FAULTS)
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

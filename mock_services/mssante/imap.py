@@ -73,6 +73,7 @@ from harness.host.asgi_tls import handshake_refusal, ssl_reason
 from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import IMAP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
+from mock_services.mssante.faults import FAULT_SLOW, FAULT_TLS_REFUSED
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, StoreError
 
 AUTH = "imap.auth"
@@ -831,9 +832,9 @@ class ImapServer:
         self._server: asyncio.base_events.Server | None = None
 
     def tls_context_for_next(self) -> ssl.SSLContext:
-        """The handshake context: the normal one, or on fault ``tls.certificate_refused`` one that rejects
+        """The handshake context: the normal one, or on fault ``mssante.tls_certificate_refused`` one that rejects
         every client certificate (TLS alert)."""
-        fault = self.ctx.take_fault("tls.certificate_refused")
+        fault = self.ctx.take_fault(FAULT_TLS_REFUSED)
         if fault is None:
             return self.tls_context
         self.ctx.record(
@@ -846,7 +847,7 @@ class ImapServer:
         return self.refusing_context
 
     def slow_delay(self) -> float:
-        fault = self.ctx.take_fault("server.slow")
+        fault = self.ctx.take_fault(FAULT_SLOW)
         return float(fault.params.get("seconds", 2.0)) if fault is not None else 0.0
 
     def record_protocol_error(self, message: str, error_code: str = "BAD [TOOBIG]") -> None:

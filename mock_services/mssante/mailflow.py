@@ -30,6 +30,7 @@ from harness.validators import Finding, Severity
 from harness.validators.mdn import is_mdn, validate_mdn
 from harness.validators.mssante_message import header_value, parse_message
 from mock_services.mssante.directory import MailboxDirectory
+from mock_services.mssante.faults import FAULT_MAILBOX_FULL, FAULT_TLS_REQUIRED
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, message_id_of
 
 MDN = "smtp.mdn"
@@ -77,7 +78,7 @@ class MailFlow:
 
     # -- faults on the SMTP dialogue --------------------------------------------------------------------------------
     def refuse_sender(self) -> tuple[str, str] | None:
-        if self.ctx.take_fault("tls.required") is not None:
+        if self.ctx.take_fault(FAULT_TLS_REQUIRED) is not None:
             return "530 5.7.0", "Must issue a STARTTLS command first (TLS requis, panne simulee)"
         return None
 
@@ -87,7 +88,7 @@ class MailFlow:
                 "552 5.2.2",
                 f"{address}: boite aux lettres pleine (quota de {self.store.quota_bytes} octets atteint)",
             )
-        fault = self.ctx.take_fault("mailbox.full")
+        fault = self.ctx.take_fault(FAULT_MAILBOX_FULL)
         if fault is None:
             return None
         wanted = str(fault.params.get("address") or "")

@@ -7,7 +7,6 @@ simulator modules of this package never import it. The reference DUI's MSSanté 
 
 from __future__ import annotations
 
-from harness.host.simulator import FaultSpec
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
@@ -15,6 +14,7 @@ from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from harness.validators.cda import DOCUMENT_TYPES
 from mock_services.mssante import MSSanteSimulator
+from mock_services.mssante.faults import FAULTS
 from mock_services.mssante.imap import ImapSettings
 from mock_services.mssante.smtp import SmtpSettings
 
@@ -99,14 +99,6 @@ ACTIONS = (
         instruction=_lookup,
         data={"addresses": "list of the addresses the DUI proposes to its user"},
     ),
-)
-
-FAULTS = (
-    FaultSpec("mailbox.full", "la boîte du destinataire est pleine : 552 5.2.2 au RCPT (RFC 3463)", ("address",)),
-    FaultSpec("tls.required", "le serveur exige STARTTLS : 530 5.7.0 au MAIL (RFC 3207)"),
-    FaultSpec("tls.certificate_refused", "la prochaine négociation TLS (SMTP ou IMAP) est refusée par une alerte"),
-    FaultSpec("server.slow", "le serveur répond avec retard (SMTP : réponse au DATA ; IMAP : accueil)", ("seconds",)),
-    FaultSpec("smtp.reply", "le prochain DATA reçoit la réponse SMTP donnée", ("code", "message")),
 )
 
 PLUGIN = ServicePlugin(

@@ -45,6 +45,7 @@ from harness.validators import Finding, Severity
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
 from mock_services.mssante.directory import MailboxDirectory
+from mock_services.mssante.faults import FAULT_SLOW, FAULT_SMTP_REPLY, FAULT_TLS_REFUSED
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
 from mock_services.mssante.smtp_auth import AuthMechanisms, PasswordAuthenticator, refusing_context
 
@@ -248,7 +249,7 @@ class SubmissionHandler(AuthMechanisms):
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         _hook_reached(server)
         login = str(session.auth_data or "")
-        slow = self.ctx.take_fault("server.slow")
+        slow = self.ctx.take_fault(FAULT_SLOW)
         if slow is not None:
             await asyncio.sleep(float(slow.params.get("seconds", 2.0)))
         try:
@@ -269,7 +270,7 @@ class SubmissionHandler(AuthMechanisms):
             {"address": r, "type": str(m.type) if (m := self.directory.get(r)) else "?"} for r in envelope.rcpt_tos
         ]
         details: dict[str, Any] = {"from": envelope.mail_from, "recipients": recipients}
-        fault = self.ctx.take_fault("smtp.reply")
+        fault = self.ctx.take_fault(FAULT_SMTP_REPLY)
         if fault is not None:
             code = str(fault.params.get("code", "554 5.6.0"))
             text = str(fault.params.get("message", "Message refuse (panne simulee)"))
@@ -502,7 +503,7 @@ class MssanteSMTP(SMTP):
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: str) -> None:  # noqa: N802
         ctx = self.handler.ctx
-        if not arg and self.tls_context is not None and ctx.take_fault("tls.certificate_refused") is not None:
+        if not arg and self.tls_context is not None and ctx.take_fault(FAULT_TLS_REFUSED) is not None:
             await asyncio.to_thread(
                 ctx.record,
                 "smtp.starttls",
