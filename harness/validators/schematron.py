@@ -155,8 +155,8 @@ class SchematronEngine:
         declared: dict[str, str | None] = {}
         for template in root.findall("{urn:hl7-org:v3}templateId"):
             oid = template.get("root", "")
-            if oid and oid != CISIS_HEADER_TEMPLATE:
-                declared.setdefault(oid, template.get("extension") or declared.get(oid))
+            if oid and oid != CISIS_HEADER_TEMPLATE and declared.get(oid) is None:
+                declared[oid] = template.get("extension") or None  # the first extension given for the root
         volets = [v for v in self.volets() if v.template_id in declared]
         if not volets:
             roots = ", ".join(sorted(declared)) or "aucun"
