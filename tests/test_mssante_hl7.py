@@ -18,6 +18,7 @@ from harness.sut.base import MssanteRelay
 from harness.sut.mssante_hl7 import build_document_message
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
+FRAME_TIMEOUT = 1.0  # seconds from a block's start byte to its end (setting hl7_frame_timeout)
 
 
 def corpus_messages(corpus: Path) -> list[Path]:
@@ -98,7 +99,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SocleEnvironment]:
         run_dir=tmp,
         journal=f"sqlite:///{tmp}/journal.sqlite",
         services=("mssante",),
-        settings={"mssante": {"hl7_ack_timeout": 1.0}},
+        settings={"mssante": {"hl7_ack_timeout": 1.0, "hl7_frame_timeout": FRAME_TIMEOUT}},
     )
     env = SocleEnvironment(cfg)
     env.start()
@@ -206,6 +207,42 @@ def test_bytes_outside_blocks_and_unterminated_blocks_are_journaled(env: SocleEn
     assert {e.error_message for e in framing} >= {"octets hors bloc MLLP ignorés"}
     assert any("FS CR" in (e.error_message or "") for e in framing)
     assert [e.id for e in env.journal.query(JournalFilter(run_id=env.run_id))][: len(before)] == before
+
+
+def test_a_block_trickled_past_the_frame_deadline_is_cut_off_and_others_are_served(env: SocleEnvironment) -> None:
+    """A client opening a block (0x0B) and sending a byte every 0.1 s is closed once hl7_frame_timeout is over,
+    whatever its pace; the refusal is journaled (hl7.framing) and another connection is served meanwhile."""
+    import time
+
+    mark = env.journal.last_seq()
+    slow = connect(env)
+    slow.sendall(hl7v2.VT + b"MSH|^~\\&|")
+    started, closed_after = time.monotonic(), None
+    other, buffer = connect(env), bytearray()
+    other.sendall(hl7v2.frame(document(env, to_patient=False)))
+    assert hl7v2.field_text(read_block(other, buffer).first("MSA"), 1) == "AA"  # served while the other trickles
+    other.close()
+    try:
+        for _ in range(40):
+            slow.sendall(b"x")
+            time.sleep(0.1)
+    except OSError:  # reset by the server
+        closed_after = time.monotonic() - started
+    if closed_after is None:
+        slow.settimeout(2)
+        assert slow.recv(100) == b""
+        closed_after = time.monotonic() - started
+    slow.close()
+    assert FRAME_TIMEOUT <= closed_after < FRAME_TIMEOUT + 1.5
+    for _ in range(50):
+        framing = [
+            (e.outcome, e.error_code, e.error_message)
+            for e in env.journal.query(JournalFilter(since_seq=mark, operation="hl7.framing"))
+        ]
+        if framing:
+            break
+        time.sleep(0.05)
+    assert framing == [(Outcome.REJECTED, "MLLP", "bloc MLLP inachevé après 1 s (délai d'un bloc dépassé)")]
 
 
 def test_corpus_oru_with_real_cda_gets_a_protocol_answer(env: SocleEnvironment, corpus_dir: Path) -> None:

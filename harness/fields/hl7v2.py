@@ -291,15 +291,22 @@ def frame(text: str) -> bytes:
 
 @dataclass
 class MllpReader:
-    """Reads MLLP blocks from a stream; bytes found outside a block are counted in ``discarded``."""
+    """Reads MLLP blocks from a stream; bytes found outside a block are counted in ``discarded``.
+
+    ``frame_timeout`` bounds the time between a block's start byte (``0x0B``) and its end (``0x1C 0x0D``): a client
+    that opens a block and trickles bytes gets :class:`MllpError` once it is over, whatever its pace (a per-read
+    silence timeout alone would let it hold the connection for ever)."""
 
     reader: asyncio.StreamReader
     max_frame: int = MAX_FRAME
     discarded: int = 0
+    frame_timeout: float | None = None
     _pending: bytearray = field(default_factory=bytearray)
+    _deadline: float | None = None
 
     async def read(self) -> bytes | None:
         """The next block's content, or ``None`` at a clean end of stream; :class:`MllpError` on broken framing."""
+        loop = asyncio.get_running_loop()
         while True:
             start = self._pending.find(VT)
             if start < 0:
@@ -313,17 +320,30 @@ class MllpReader:
                 if end >= 0:
                     block = bytes(self._pending[1:end])
                     del self._pending[: end + 2]
+                    self._deadline = None
                     return block
                 if len(self._pending) > self.max_frame:
                     self._pending.clear()
                     raise MllpError(f"bloc MLLP de plus de {self.max_frame} octets")
-            chunk = await self.reader.read(65536)
+                if self._deadline is None and self.frame_timeout is not None:
+                    self._deadline = loop.time() + self.frame_timeout
+            chunk = await self._read_chunk(loop)
             if not chunk:
                 if self._pending:
                     self._pending.clear()
                     raise MllpError("flux terminé au milieu d'un bloc MLLP (FS CR manquant)")
                 return None
             self._pending += chunk
+
+    async def _read_chunk(self, loop: asyncio.AbstractEventLoop) -> bytes:
+        if self._deadline is None:
+            return await self.reader.read(65536)
+        try:
+            return await asyncio.wait_for(self.reader.read(65536), max(self._deadline - loop.time(), 0.0))
+        except TimeoutError:
+            self._pending.clear()
+            self._deadline = None
+            raise MllpError(f"bloc MLLP inachevé après {self.frame_timeout:g} s (délai d'un bloc dépassé)") from None
 
 
 def split_frames(data: bytes) -> list[bytes]:

@@ -97,6 +97,32 @@ class RefusalJournal:
 StreamCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+def peer_of(address: Any) -> str:
+    """The peer address of a socket's ``peername`` (``"?"`` when unknown)."""
+    return str(address[0]) if isinstance(address, tuple) and address else "?"
+
+
+@dataclass
+class ConnectionCount:
+    """The connections one listener holds, per peer address, against ``limits`` (used from the listener's event
+    loop only: no lock). :meth:`admit` counts a connection in or says why it is refused; :meth:`release` counts
+    it out."""
+
+    limits: ConnectionLimits
+    active: Counter[str] = field(default_factory=Counter)
+
+    def admit(self, peer: str) -> str | None:
+        reason = self.limits.refusal(self.active.total() + 1, self.active[peer] + 1)
+        if reason is None:
+            self.active[peer] += 1
+        return reason
+
+    def release(self, peer: str) -> None:
+        self.active[peer] -= 1
+        if self.active[peer] <= 0:
+            del self.active[peer]
+
+
 class _TimedReader:
     """A StreamReader whose reads fail (``ConnectionError``) after ``timeout`` seconds of silence."""
 
@@ -123,27 +149,23 @@ def bounded_streams(
     """An ``asyncio.start_server`` callback bounded by ``limits``: a connection over the listener's or the peer's
     limit is closed at once, a connection silent for ``stream_idle_timeout`` seconds is closed (its reads raise
     ``ConnectionError``); ``refused(listener, peer, reason)`` is told each time (journaled, coalesced)."""
-    active: Counter[str] = Counter()
+    count = ConnectionCount(limits)
 
     def report(peer: str, reason: str) -> None:
         if refused is not None:
             refused(listener, peer, reason)
 
     async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        address = writer.get_extra_info("peername")
-        peer = str(address[0]) if isinstance(address, tuple) and address else "?"
-        reason = limits.refusal(sum(active.values()) + 1, active[peer] + 1)
+        peer = peer_of(writer.get_extra_info("peername"))
+        reason = count.admit(peer)
         if reason is not None:
             report(peer, reason)
             writer.close()
             return
-        active[peer] += 1
         try:
             timed = _TimedReader(reader, limits.stream_idle_timeout, lambda: report(peer, IDLE_TIMEOUT))
             await callback(timed, writer)  # type: ignore[arg-type] - a StreamReader for every read the callback does
         finally:
-            active[peer] -= 1
-            if active[peer] <= 0:
-                del active[peer]
+            count.release(peer)
 
     return guarded

@@ -20,8 +20,9 @@ One MLLP listener (endpoint ``mllp``). For each block:
 4. then, on the same connection, one ``ZAM^Z02`` per recipient when ``ACK_RECEPTION`` = Y (MSSanté reception)
    and one ``ZAM^Z03`` per professional recipient when ``ACK_LECTURE_MSS`` = Y (the simulated professionals
    read at once); each must be acknowledged by the DUI (``ACK`` ``AA``), journaled as ``hl7.zam``.
-Bytes outside MLLP blocks are discarded and journaled (``hl7.framing``); an oversize or unterminated block ends
-the connection after being journaled.
+Bytes outside MLLP blocks are discarded and journaled (``hl7.framing``); an oversize or unterminated block, or a
+block not finished within ``hl7_frame_timeout`` seconds of its start byte (60 s), ends the connection after being
+journaled; the listener goes on serving the other connections.
 """
 
 from __future__ import annotations
@@ -300,6 +301,8 @@ class Hl7Relay:
         self.flow = flow
         self.ack_timeout = float(ctx.settings.get("hl7_ack_timeout", 5.0))
         self.max_frame = int(ctx.settings.get("hl7_max_frame", 32 * 1024 * 1024))
+        # from a block's 0x0B to its 0x1C 0x0D: a client trickling a block is cut off (issue 15 item 5)
+        self.frame_timeout = float(ctx.settings.get("hl7_frame_timeout", 60.0))
         # volet « Transmission de documents CDA en HL7 v2 » v2.0 (ORC-1 SC, OBX-11 F/C/D): accepted as the relays of
         # the field do; false answers « version 2.0 du volet non prise en charge, 2.1 attendue » (AR 203)
         self.accept_v20 = bool(ctx.settings.get("hl7_volet_20", True))
@@ -332,7 +335,7 @@ class Hl7Relay:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        stream = hl7v2.MllpReader(reader, max_frame=self.max_frame)
+        stream = hl7v2.MllpReader(reader, max_frame=self.max_frame, frame_timeout=self.frame_timeout)
         try:
             while True:
                 try:

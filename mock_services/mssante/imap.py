@@ -13,6 +13,11 @@ store the SMTP submission delivers into) plus the MSSanté rules around it:
 - bounded input: a command line over ``max_line_bytes`` or a non-synchronizing literal (RFC 7888) over
   ``max_literal_bytes`` gets a tagged ``BAD [TOOBIG]`` then ``BYE`` (the stream cannot be resynchronised);
   synchronizing literals are refused by pymap before the continuation (``[TOOBIG]``);
+- bounded connections (issue 15 item 5): over the listener's or the peer's limit (``[settings.host]``), the
+  greeting is ``* BYE [UNAVAILABLE] ...`` and the connection closed (RFC 9051 §7.1.5: BYE as the greeting of a
+  server not willing to accept the connection; RFC 5530 ``UNAVAILABLE``, temporary); no command (nor IDLE
+  ``DONE``) for ``imap_idle_timeout`` seconds: ``* BYE Autologout; idle for too long`` and closed (RFC 9051
+  §5.4, at least 30 minutes, the default); both told to the host's coalesced ``connection.refused`` journal;
 - every authentication (accepted or refused) and every input refusal is journaled (``imap.auth``,
   ``imap.protocol``) before the answer, and when a message becomes ``\\Seen`` (RFC 3501 §2.3.2: ``STORE
   +FLAGS (\\Seen)`` or a ``FETCH BODY[]`` without ``.PEEK``) an ``imap.read`` exchange records that the DUI read
@@ -26,10 +31,10 @@ import contextlib
 import re
 import ssl
 from argparse import Namespace
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from proxyprotocol.reader import ProxyProtocolReader
 from proxyprotocol.sock import SocketInfo
@@ -70,6 +75,7 @@ from pysasl.mechanism.plain import PlainMechanism
 from harness.core.journal import Outcome
 from harness.fields.testdata import Mailbox, MailboxType
 from harness.host.asgi_tls import handshake_refusal, ssl_reason
+from harness.host.connections import IDLE_TIMEOUT, ConnectionCount, peer_of
 from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import IMAP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
@@ -81,6 +87,7 @@ READ = "imap.read"  # a message of a mailbox became \Seen
 PROTOCOL = "imap.protocol"
 #: Name under which the Pro Santé Connect simulator offers its access-token verifier (``ctx.services``).
 PSC_TOKEN_VERIFIER = "psc.access_token"
+_T = TypeVar("_T")
 _LITERAL_PLUS = re.compile(rb"\{(\d{1,19})\+\}\r?\n$")
 
 
@@ -90,13 +97,16 @@ class ImapSettings:
     max_line_bytes: int = 64 * 1024
     max_literal_bytes: int = 20 * 1024 * 1024
     content_cache: int = 4096  # parsed messages kept per folder
+    # autologout: a connection with no command for this many seconds gets ``* BYE`` and is closed (RFC 9051 §5.4 /
+    # RFC 3501 §5.4: at least 30 minutes; setting ``imap_idle_timeout``, tests set a fraction of a second)
+    idle_timeout: float = 1800.0
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> ImapSettings:
         prefixed = {k[5:]: v for k, v in raw.items() if k.startswith("imap_")}
         known = {
             k: prefixed[k]
-            for k in ("hostname", "max_line_bytes", "max_literal_bytes", "content_cache")
+            for k in ("hostname", "max_line_bytes", "max_literal_bytes", "content_cache", "idle_timeout")
             if k in prefixed
         }
         if "max_message_bytes" in raw and "max_literal_bytes" not in known:
@@ -724,7 +734,7 @@ class _State(ConnectionState):
 class _Connection(IMAPConnection):
     """pymap's connection with bounded command lines and LITERAL+ literals."""
 
-    __slots__ = ["server"]
+    __slots__ = ["server", "autologged_out"]
 
     async def readline(self) -> memoryview:
         settings: ImapSettings = self.config.settings  # type: ignore[attr-defined]
@@ -761,21 +771,41 @@ class _Connection(IMAPConnection):
             return exc.partial
 
     async def read_command(self, state: ConnectionState) -> Command:
+        """The next command, within the autologout delay (``imap_idle_timeout``); a command nesting too deep is
+        answered BAD and the next one read (with a fresh delay)."""
+        server: ImapServer = self.server  # type: ignore[attr-defined]
+        while True:
+            try:
+                return await self._within_idle_timeout(super().read_command(state))
+            except _TooDeep as exc:  # the whole line was read: answer BAD and go on with the next command
+                await asyncio.to_thread(server.record_protocol_error, str(exc), "BAD")
+                await self.write_response(ResponseBad(exc.tag or b"*", _ascii(str(exc)).encode("ascii")))
+            except _TooBig as exc:
+                await asyncio.to_thread(server.record_protocol_error, str(exc))
+                await self.write_response(
+                    ResponseBad(exc.tag or b"*", _ascii(str(exc)).encode("ascii"), ResponseCode.of(b"TOOBIG"))
+                )
+                await self.write_response(ResponseBye(b"Commande trop grande, deconnexion."))
+                raise EOFError() from None
+
+    async def read_idle_done(self, cmd: Any) -> bool:
+        """``DONE`` of an IDLE (RFC 2177), within the same autologout delay (RFC 2177 §3: a server may log out a
+        client idle that long; the client re-issues IDLE every 29 minutes)."""
+        return await self._within_idle_timeout(super().read_idle_done(cmd))
+
+    async def _within_idle_timeout(self, reading: Awaitable[_T]) -> _T:
+        server: ImapServer = self.server  # type: ignore[attr-defined]
         try:
-            return await super().read_command(state)
-        except _TooDeep as exc:  # the whole line was read: answer BAD and go on with the next command
-            server: ImapServer = self.server  # type: ignore[attr-defined]
-            await asyncio.to_thread(server.record_protocol_error, str(exc), "BAD")
-            await self.write_response(ResponseBad(exc.tag or b"*", _ascii(str(exc)).encode("ascii")))
-            return await self.read_command(state)
-        except _TooBig as exc:
-            server: ImapServer = self.server  # type: ignore[attr-defined]
-            await asyncio.to_thread(server.record_protocol_error, str(exc))
-            await self.write_response(
-                ResponseBad(exc.tag or b"*", _ascii(str(exc)).encode("ascii"), ResponseCode.of(b"TOOBIG"))
-            )
-            await self.write_response(ResponseBye(b"Commande trop grande, deconnexion."))
+            return await asyncio.wait_for(reading, server.settings.idle_timeout)
+        except TimeoutError:
+            self.autologged_out = True
+            server.report(self.writer, IDLE_TIMEOUT)
+            await self.write_response(ResponseBye(b"Autologout; idle for too long"))
             raise EOFError() from None
+
+    async def send_error_disconnect(self) -> None:
+        if not self.autologged_out:  # the autologout already said BYE
+            await super().send_error_disconnect()
 
     async def start_tls(self) -> None:
         server: ImapServer = self.server  # type: ignore[attr-defined]
@@ -797,8 +827,21 @@ class _Server(IMAPServer):
         self.owner = owner
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sock_info: SocketInfo) -> None:
+        if not self.owner.admit(writer):  # over the listener's or the peer's limit: BYE greeting, closed
+            writer.write(b"* BYE [UNAVAILABLE] Trop de connexions, reessayez plus tard\r\n")
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        try:
+            await self._serve(reader, writer, sock_info)
+        finally:
+            self.owner.release(writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sock_info: SocketInfo) -> None:
         conn = _Connection(self.commands, self._config, reader, writer, sock_info)
         conn.server = self.owner
+        conn.autologged_out = False
         state = _State(self._login, self._config)
         async with contextlib.AsyncExitStack() as stack:
             from pymap.context import connection_exit
@@ -830,6 +873,23 @@ class ImapServer:
         self.tls_context = tls_context
         self.refusing_context = refusing_context
         self._server: asyncio.base_events.Server | None = None
+        self._connections = ConnectionCount(ctx.connection_limits)  # used from the listener's event loop only
+
+    def admit(self, writer: asyncio.StreamWriter) -> bool:
+        """Count a new connection in, or journal why it is refused (:mod:`harness.host.connections`)."""
+        reason = self._connections.admit(peer_of(writer.get_extra_info("peername")))
+        if reason is not None:
+            self.report(writer, reason)
+        return reason is None
+
+    def release(self, writer: asyncio.StreamWriter) -> None:
+        self._connections.release(peer_of(writer.get_extra_info("peername")))
+
+    def report(self, writer: asyncio.StreamWriter, reason: str) -> None:
+        """Tell the host's coalesced refusal journal (off the event loop: the commit blocks)."""
+        if self.ctx.refused is not None:
+            peer = peer_of(writer.get_extra_info("peername"))
+            asyncio.get_running_loop().run_in_executor(None, self.ctx.refused, "imap", peer, reason)
 
     def tls_context_for_next(self) -> ssl.SSLContext:
         """The handshake context: the normal one, or on fault ``mssante.tls_certificate_refused`` one that rejects

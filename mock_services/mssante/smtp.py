@@ -30,6 +30,7 @@ import logging
 import re
 import ssl
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import make_msgid
 from typing import Any
@@ -40,6 +41,7 @@ from harness.core.journal import Outcome
 from harness.fields.identity import production_ins, production_ins_policy
 from harness.fields.identity_status import unqualified_ins_finding
 from harness.host.asgi_tls import handshake_refusal, ssl_reason
+from harness.host.connections import IDLE_TIMEOUT, ConnectionCount, peer_of
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators.mssante_message import validate_message
@@ -107,10 +109,15 @@ class SmtpSettings:
     strict: bool = True
     max_message_bytes: int = 20 * 1024 * 1024
     hostname: str = "smtp.mssante.test"
+    # seconds a session may wait for its next command (a DATA block included), setting ``smtp_idle_timeout``:
+    # the server timeout of RFC 5321 §4.5.3.2.7 (5 minutes); tests set a fraction of a second
+    idle_timeout: float = 300.0
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> SmtpSettings:
-        known = {k: raw[k] for k in ("strict", "max_message_bytes", "hostname") if k in raw}
+        known: dict[str, Any] = {k: raw[k] for k in ("strict", "max_message_bytes", "hostname") if k in raw}
+        if "smtp_idle_timeout" in raw:
+            known["idle_timeout"] = float(raw["smtp_idle_timeout"])
         return cls(**known)
 
 
@@ -373,10 +380,22 @@ class MssanteSMTP(SMTP):
     - DATA: aiosmtpd's per-line limit is raised to the message limit, so the handler gets the bytes and says which
       RFC 5321 rule they break; what aiosmtpd still stops by itself is a message over the size limit, recognised by
       the DATA reply that comes without the envelope's content (``push`` override) and journaled as 552 5.3.4;
-    - fault ``tls.certificate_refused``: the next STARTTLS uses a context that trusts no client certificate.
+    - fault ``tls.certificate_refused``: the next STARTTLS uses a context that trusts no client certificate;
+    - bounds (issue 15 item 5): a connection over the listener's or the peer's limit (``connections``) gets the
+      greeting ``421 <domain> Service not available...`` and is closed (RFC 5321 §3.1 and §4.2.3: 421 is the
+      temporary refusal of a connection; no enhanced status code in a greeting, RFC 2034 §4); a session silent
+      for ``timeout`` seconds gets ``421 4.4.2 <domain> Error: timeout exceeded`` (RFC 5321 §4.5.3.2, RFC 3463
+      4.4.2; the enhanced code only after EHLO) and is closed. Both are told to ``refused(listener, peer,
+      reason)`` (the host's coalesced ``connection.refused`` journal).
     """
 
-    def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: SubmissionHandler,
+        connections: ConnectionCount | None = None,
+        refused: Callable[[str, str, str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         # read by SMTP.__init__ for its StreamReader: one line may be as long as the whole message (bounded by it)
         self.line_length_limit = max(int(kwargs.get("data_size_limit") or 0), AUTH_LINE) + 3
         super().__init__(handler, **kwargs)
@@ -387,6 +406,47 @@ class MssanteSMTP(SMTP):
         self.command: str | None = None  # the command being answered (None: aiosmtpd's command-line reader)
         self.hook_reached = False  # whether the handler's hook decides the reply (set by the handler)
         self.journaled_reply = False  # the next reply was journaled by whoever decided it
+        self.connections = connections
+        self.refused = refused
+        self.peer = "?"
+        self.counted = False  # this connection is counted in ``connections`` (released when it is lost)
+        self.turned_away = False  # refused at connection: aiosmtpd's session never started
+
+    def _report(self, reason: str) -> None:
+        if self.refused is not None:  # the journal commit blocks: off the event loop
+            asyncio.get_running_loop().run_in_executor(None, self.refused, "smtp", self.peer, reason)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None and self.connections is not None:  # the TCP connection (not its STARTTLS layer)
+            self.peer = peer_of(transport.get_extra_info("peername"))
+            reason = self.connections.admit(self.peer)
+            if reason is not None:
+                self.turned_away = True
+                greeting = f"421 {self.hostname} Service not available, too many connections, try again later"
+                transport.write(greeting.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                self._report(reason)
+                return
+            self.counted = True
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.counted and self.connections is not None:
+            self.counted = False
+            self.connections.release(self.peer)
+        if not self.turned_away:
+            super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        return False if self.turned_away else super().eof_received()
+
+    def _timeout_cb(self) -> None:
+        """aiosmtpd's idle timer (reset by each command): say 421 before closing, and journal it."""
+        if self.transport is not None and not self.transport.is_closing():
+            enhanced = "4.4.2 " if self.session is not None and self.session.extended_smtp else ""
+            self.transport.write(f"421 {enhanced}{self.hostname} Error: timeout exceeded\r\n".encode("ascii"))  # type: ignore[attr-defined]
+            self._report(IDLE_TIMEOUT)
+        super()._timeout_cb()
 
     async def _run(self, command: str, run: Any, arg: str | None) -> None:
         """Run aiosmtpd's command; a refusal it decides itself (syntax 501, sequence 503...) is journaled as
@@ -540,10 +600,14 @@ class SubmissionServer:
         self.authenticator = PasswordAuthenticator(ctx, self.directory)
         self.tls_context = tls_context or ctx.pki.server_ssl_context()  # built once: loading the chain costs ~1 ms
         self._server: asyncio.base_events.Server | None = None
+        self._connections: ConnectionCount | None = None
 
     def _protocol(self) -> SMTP:
+        assert self._connections is not None
         return MssanteSMTP(
             self.handler,
+            connections=self._connections,
+            refused=self.ctx.refused,
             hostname=self.settings.hostname,
             ident="socle-harness MSSante simulator",
             tls_context=self.tls_context,
@@ -553,11 +617,12 @@ class SubmissionServer:
             authenticator=self.authenticator,
             data_size_limit=self.settings.max_message_bytes,
             enable_SMTPUTF8=False,
-            timeout=60,
+            timeout=self.settings.idle_timeout,
         )
 
     async def start(self) -> str:
         loop = asyncio.get_running_loop()
+        self._connections = ConnectionCount(self.ctx.connection_limits)  # this listener's, used from its loop
         self._server = await loop.create_server(self._protocol, host=self.ctx.bind_host, port=self.ctx.port("smtp"))
         port = self._server.sockets[0].getsockname()[1]
         return self.ctx.address(port)
