@@ -287,7 +287,7 @@ def validate_bundle(
     entries = [e for e in raw.get("entry") or [] if isinstance(e, dict)]
     bundle = _Bundle(entries)
     outcomes: list[EntryOutcome] = []
-    classified: list[tuple[int, dict[str, Any], dui.FactKind, str, str]] = []
+    classified: list[_Classified] = []
     for index, entry in enumerate(entries):
         where = f"Bundle.entry[{index}]"
         resource = entry.get("resource")
@@ -383,71 +383,97 @@ def _structure_findings(raw: dict[str, Any]) -> list[Finding]:
     return []
 
 
-def _extract(  # noqa: C901 - 37 > 25: to split into a fact extractor per kind (issue 13 item 7, pending)
+_Classified = tuple[int, dict[str, Any], dui.FactKind, str, str]  # entry index, resource, kind, fullUrl, profile
+
+
+def _extract(
     bundle: _Bundle,
-    classified: list[tuple[int, dict[str, Any], dui.FactKind, str, str]],
+    classified: list[_Classified],
     findings: list[Finding],
     production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN,
 ) -> list[DuiFact]:
-    facts: list[DuiFact] = []
-    persons: dict[int, str] = {}  # id(patient resource) -> person key
-    refused: set[int] = set()  # Patient resources whose identity was refused (reported once)
-    stays_essms: dict[int, str] = {}  # id(séjour resource) -> FINESS
-    person_essms: dict[str, set[str]] = {}
+    """The DUI facts of the classified entries: séjours first (they tie persons to establishments), then usagers,
+    événements and projets personnalisés in entry order, one extractor per kind."""
+    extractor = _FactExtractor(bundle, findings, production_ins)
+    facts = [fact for entry in classified if entry[2] is dui.FactKind.SEJOUR for fact in extractor.sejour(*entry)]
+    by_kind = {
+        dui.FactKind.USAGER: extractor.usager,
+        dui.FactKind.EVENEMENT: extractor.evenement,
+        dui.FactKind.PROJET: extractor.projet,
+    }
+    for entry in classified:
+        extract = by_kind.get(entry[2])
+        if extract is not None:
+            facts.extend(extract(*entry))
+    return facts
 
-    def person_of(resource: dict[str, Any], where: str) -> str | None:
-        patient = bundle.resolve(resource.get("subject"))
+
+class _FactExtractor:
+    """What the extractors of one Bundle share: the persons already identified (or refused, reported once) and the
+    establishments the séjours tie them to."""
+
+    def __init__(self, bundle: _Bundle, findings: list[Finding], production_ins: ProductionInsPolicy) -> None:
+        self.bundle = bundle
+        self.findings = findings
+        self.production_ins = production_ins
+        self.persons: dict[int, str] = {}  # id(patient resource) -> person key
+        self.refused: set[int] = set()  # Patient resources whose identity was refused (reported once)
+        self.stays_essms: dict[int, str] = {}  # id(séjour resource) -> FINESS
+        self.person_essms: dict[str, set[str]] = {}
+
+    def _error(self, code: str, message: str, where: str, severity: Severity = Severity.ERROR) -> None:
+        self.findings.append(Finding(code, message, severity, where))
+
+    def identify(self, patient: dict[str, Any], where: str) -> str | None:
+        """The person key of a Patient resource (checked once; ``None`` when its identity is refused)."""
+        if id(patient) in self.refused:
+            return None
+        if id(patient) not in self.persons:
+            key = _person_key(patient, where, self.findings, self.production_ins)
+            if key is None:
+                self.refused.add(id(patient))
+                return None
+            self.persons[id(patient)] = key
+        return self.persons[id(patient)]
+
+    def person_of(self, resource: dict[str, Any], where: str) -> str | None:
+        patient = self.bundle.resolve(resource.get("subject"))
         if patient is None or patient.get("resourceType") != "Patient":
-            findings.append(
-                Finding(
-                    "TDDUI-REFERENCE",
-                    f"subject {resource.get('subject')!r} ne désigne aucun Patient du Bundle",
-                    Severity.ERROR,
-                    f"{where}.subject",
-                )
+            self._error(
+                "TDDUI-REFERENCE",
+                f"subject {resource.get('subject')!r} ne désigne aucun Patient du Bundle",
+                f"{where}.subject",
             )
             return None
-        if id(patient) in refused:
-            return None
-        if id(patient) not in persons:
-            key = _person_key(patient, where, findings, production_ins)
-            if key is None:
-                refused.add(id(patient))
-                return None
-            persons[id(patient)] = key
-        return persons[id(patient)]
+        return self.identify(patient, where)
 
-    def organization_finess(reference: Any, where: str) -> str | None:
-        org = bundle.resolve(reference)
+    def organization_finess(self, reference: Any, where: str) -> str | None:
+        org = self.bundle.resolve(reference)
         if org is None or org.get("resourceType") != "Organization":
             return None
         finess = _finess_of_organization(org)
         if finess is None:
-            findings.append(
-                Finding(
-                    "TDDUI-FINESS",
-                    "Organization sans identifiant idNatSt (1 + FINESS) ni FINESS",
-                    Severity.ERROR,
-                    where,
-                )
-            )
+            self._error("TDDUI-FINESS", "Organization sans identifiant idNatSt (1 + FINESS) ni FINESS", where)
         return finess
 
-    # Séjours first: they tie persons to establishments.
-    for index, resource, kind, full_url, profile in classified:
-        if kind is not dui.FactKind.SEJOUR:
-            continue
+    def single_essms(self, person: str | None) -> str | None:
+        """The establishment of a person's only séjour in the Bundle, if exactly one."""
+        if person is not None and len(self.person_essms.get(person, ())) == 1:
+            return next(iter(self.person_essms[person]))
+        return None
+
+    def sejour(
+        self, index: int, resource: dict[str, Any], kind: dui.FactKind, full_url: str, profile: str
+    ) -> list[DuiFact]:
+        """TDDUIEncounterSejour: period = dateEntree / dateSortie, serviceProvider = the ESSMS."""
         where = f"Bundle.entry[{index}].resource"
-        person = person_of(resource, where)
-        essms = organization_finess(resource.get("serviceProvider"), f"{where}.serviceProvider")
+        person = self.person_of(resource, where)
+        essms = self.organization_finess(resource.get("serviceProvider"), f"{where}.serviceProvider")
         if essms is None:
-            findings.append(
-                Finding(
-                    "TDDUI-SEJOUR-ESSMS",
-                    "séjour sans serviceProvider (ESSMS d'accueil) identifiable",
-                    Severity.ERROR,
-                    f"{where}.serviceProvider",
-                )
+            self._error(
+                "TDDUI-SEJOUR-ESSMS",
+                "séjour sans serviceProvider (ESSMS d'accueil) identifiable",
+                f"{where}.serviceProvider",
             )
         period = resource.get("period") or {}
         start = _day(period.get("start"))
@@ -456,164 +482,106 @@ def _extract(  # noqa: C901 - 37 > 25: to split into a fact extractor per kind (
                 if isinstance(ext, dict) and str(ext.get("url", "")).endswith("tddui-admission-date"):
                     start = _day(ext.get("valueDateTime") or ext.get("valueDate"))
         if start is None:
-            findings.append(
-                Finding(
-                    "TDDUI-SEJOUR-DEBUT",
-                    "séjour sans date d'entrée (period.start)",
-                    Severity.ERROR,
-                    f"{where}.period.start",
-                )
-            )
+            self._error("TDDUI-SEJOUR-DEBUT", "séjour sans date d'entrée (period.start)", f"{where}.period.start")
         end = _day(period.get("end"), end=True)
         if person is None or essms is None or start is None:
-            continue
-        stays_essms[id(resource)] = essms
-        person_essms.setdefault(person, set()).add(essms)
+            return []
+        self.stays_essms[id(resource)] = essms
+        self.person_essms.setdefault(person, set()).add(essms)
         date = _day((resource.get("meta") or {}).get("lastUpdated")) or end or start
-        facts.append(
-            DuiFact(
-                kind,
-                essms,
-                person,
-                _identifier_key(resource, full_url),
-                date,
-                start,
-                end,
-                resource.get("status"),
-                full_url,
-                profile,
-            )
-        )
-    for index, resource, kind, full_url, profile in classified:
+        key = _identifier_key(resource, full_url)
+        return [DuiFact(kind, essms, person, key, date, start, end, resource.get("status"), full_url, profile)]
+
+    def usager(
+        self, index: int, resource: dict[str, Any], kind: dui.FactKind, full_url: str, profile: str
+    ) -> list[DuiFact]:
+        """TDDUIPatient / TDDUIPatientINS: one fact per establishment the person is known to (séjour, or local
+        identifier ``3`` + FINESS ``/`` …)."""
         where = f"Bundle.entry[{index}].resource"
+        person = self.identify(resource, where)
+        if person is None:
+            return []
+        targets = set(self.person_essms.get(person, set()))
+        for ident in resource.get("identifier") or []:
+            match = _LOCAL_PREFIX_RE.match(str((ident or {}).get("value") or "")) if isinstance(ident, dict) else None
+            if match and str(ident.get("system")) == LOCAL_ID_SYSTEM:
+                targets.add(match.group(1))
         updated = _day((resource.get("meta") or {}).get("lastUpdated"))
-        if kind is dui.FactKind.USAGER:
-            if id(resource) in refused:
-                continue
-            if id(resource) not in persons:
-                key = _person_key(resource, where, findings, production_ins)
-                if key is None:
-                    refused.add(id(resource))
-                    continue
-                persons[id(resource)] = key
-            person = persons[id(resource)]
-            targets = set(person_essms.get(person, set()))
-            for ident in resource.get("identifier") or []:
-                match = (
-                    _LOCAL_PREFIX_RE.match(str((ident or {}).get("value") or "")) if isinstance(ident, dict) else None
-                )
-                if match and str(ident.get("system")) == LOCAL_ID_SYSTEM:
-                    targets.add(match.group(1))
-            if updated is None:
-                findings.append(
-                    Finding(
-                        "TDDUI-DATE-ABSENTE",
-                        "usager sans meta.lastUpdated: date de mise à jour du dossier inconnue",
-                        Severity.WARNING,
-                        f"{where}.meta.lastUpdated",
-                    )
-                )
-            for essms in sorted(targets):
-                facts.append(
-                    DuiFact(
-                        kind,
-                        essms,
-                        person,
-                        _identifier_key(resource, full_url),
-                        updated,
-                        full_url=full_url,
-                        profile=profile,
-                    )
-                )
-        elif kind is dui.FactKind.EVENEMENT:
-            person = person_of(resource, where)
-            essms = organization_finess(resource.get("serviceProvider"), f"{where}.serviceProvider")
-            if essms is None:
-                stay = bundle.resolve(resource.get("partOf"))
-                essms = stays_essms.get(id(stay)) if stay is not None else None
-            if essms is None and person is not None and len(person_essms.get(person, ())) == 1:
-                essms = next(iter(person_essms[person]))
-            period = resource.get("period") or {}
-            start, end = _day(period.get("start")), _day(period.get("end"), end=True)
-            if start is None:
-                findings.append(
-                    Finding(
-                        "TDDUI-EVENEMENT-PERIODE",
-                        "événement sans period.start (1..1 dans TDDUIEncounterEvenement)",
-                        Severity.ERROR,
-                        f"{where}.period.start",
-                    )
-                )
-            if essms is None:
-                findings.append(
-                    Finding(
-                        "TDDUI-EVENEMENT-ESSMS",
-                        "événement sans structure: ni serviceProvider ni séjour (partOf) résolus",
-                        Severity.ERROR,
-                        where,
-                    )
-                )
-            if person is None or essms is None or start is None:
-                continue
-            facts.append(
-                DuiFact(
-                    kind,
-                    essms,
-                    person,
-                    _identifier_key(resource, full_url),
-                    updated or end or start,
-                    start,
-                    end,
-                    resource.get("status"),
-                    full_url,
-                    profile,
-                )
+        if updated is None:
+            self._error(
+                "TDDUI-DATE-ABSENTE",
+                "usager sans meta.lastUpdated: date de mise à jour du dossier inconnue",
+                f"{where}.meta.lastUpdated",
+                Severity.WARNING,
             )
-        elif kind is dui.FactKind.PROJET:
-            person = person_of(resource, where)
-            key = _identifier_key(resource, full_url)
-            match = _LOCAL_PREFIX_RE.match(key.split("|", 1)[-1])
-            essms = match.group(1) if match else None
-            if essms is None and person is not None and len(person_essms.get(person, ())) == 1:
-                essms = next(iter(person_essms[person]))
-            if essms is None:
-                findings.append(
-                    Finding(
-                        "TDDUI-PROJET-ESSMS",
-                        "projet personnalisé: ESSMS introuvable (identifiant 3+FINESS/… ou séjour unique de l'usager)",
-                        Severity.ERROR,
-                        where,
-                    )
-                )
-            status = resource.get("status")
-            period = resource.get("period") or {}
-            date = updated or _day(resource.get("created")) or _day(period.get("start"))
-            if date is None:
-                findings.append(
-                    Finding(
-                        "TDDUI-DATE-ABSENTE",
-                        "projet personnalisé sans date de statut (meta.lastUpdated)",
-                        Severity.WARNING,
-                        f"{where}.meta.lastUpdated",
-                    )
-                )
-            if person is None or essms is None:
-                continue
-            facts.append(
-                DuiFact(
-                    kind,
-                    essms,
-                    person,
-                    key,
-                    date,
-                    _day(period.get("start")),
-                    _day(period.get("end"), end=True),
-                    status,
-                    full_url,
-                    profile,
-                )
+        key = _identifier_key(resource, full_url)
+        return [
+            DuiFact(kind, essms, person, key, updated, full_url=full_url, profile=profile) for essms in sorted(targets)
+        ]
+
+    def evenement(
+        self, index: int, resource: dict[str, Any], kind: dui.FactKind, full_url: str, profile: str
+    ) -> list[DuiFact]:
+        """TDDUIEncounterEvenement: period.start 1..1; the ESSMS is its serviceProvider, else its séjour's
+        (partOf), else the person's only séjour."""
+        where = f"Bundle.entry[{index}].resource"
+        person = self.person_of(resource, where)
+        essms = self.organization_finess(resource.get("serviceProvider"), f"{where}.serviceProvider")
+        if essms is None:
+            stay = self.bundle.resolve(resource.get("partOf"))
+            essms = self.stays_essms.get(id(stay)) if stay is not None else None
+        essms = essms or self.single_essms(person)
+        period = resource.get("period") or {}
+        start, end = _day(period.get("start")), _day(period.get("end"), end=True)
+        if start is None:
+            self._error(
+                "TDDUI-EVENEMENT-PERIODE",
+                "événement sans period.start (1..1 dans TDDUIEncounterEvenement)",
+                f"{where}.period.start",
             )
-    return facts
+        if essms is None:
+            self._error(
+                "TDDUI-EVENEMENT-ESSMS",
+                "événement sans structure: ni serviceProvider ni séjour (partOf) résolus",
+                where,
+            )
+        if person is None or essms is None or start is None:
+            return []
+        updated = _day((resource.get("meta") or {}).get("lastUpdated"))
+        key = _identifier_key(resource, full_url)
+        date = updated or end or start
+        return [DuiFact(kind, essms, person, key, date, start, end, resource.get("status"), full_url, profile)]
+
+    def projet(
+        self, index: int, resource: dict[str, Any], kind: dui.FactKind, full_url: str, profile: str
+    ) -> list[DuiFact]:
+        """TDDUICarePlanProjetPersonnalise: the ESSMS from its identifier (``3`` + FINESS ``/`` …), else the
+        person's only séjour; the status date as sent (meta.lastUpdated, else created, else period.start)."""
+        where = f"Bundle.entry[{index}].resource"
+        person = self.person_of(resource, where)
+        key = _identifier_key(resource, full_url)
+        match = _LOCAL_PREFIX_RE.match(key.split("|", 1)[-1])
+        essms = (match.group(1) if match else None) or self.single_essms(person)
+        if essms is None:
+            self._error(
+                "TDDUI-PROJET-ESSMS",
+                "projet personnalisé: ESSMS introuvable (identifiant 3+FINESS/… ou séjour unique de l'usager)",
+                where,
+            )
+        period = resource.get("period") or {}
+        updated = _day((resource.get("meta") or {}).get("lastUpdated"))
+        date = updated or _day(resource.get("created")) or _day(period.get("start"))
+        if date is None:
+            self._error(
+                "TDDUI-DATE-ABSENTE",
+                "projet personnalisé sans date de statut (meta.lastUpdated)",
+                f"{where}.meta.lastUpdated",
+                Severity.WARNING,
+            )
+        if person is None or essms is None:
+            return []
+        start, end = _day(period.get("start")), _day(period.get("end"), end=True)
+        return [DuiFact(kind, essms, person, key, date, start, end, resource.get("status"), full_url, profile)]
 
 
 @dataclass(frozen=True)
