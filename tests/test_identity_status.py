@@ -17,8 +17,11 @@ import pytest
 
 from harness.core.config import HarnessConfig, package_root
 from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, open_journal
+from harness.fields.identity import OID_INS_NIA
 from harness.fields.identity_status import (
     IdentityStatus,
+    IdentityStatusBook,
+    IdentityTally,
     document_check_exchange,
     document_kind,
     ins_status,
@@ -217,6 +220,58 @@ def test_status_is_per_run_and_per_establishment(tmp_path: Path) -> None:
         validated.message
     )
     assert unqualified_ins_finding(journal, run_id="r2", essms=ESSMS, ins_value=None) is None
+    journal.close()
+
+
+def test_the_book_keeps_each_status_up_to_date_incrementally(tmp_path: Path) -> None:
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
+    book = IdentityStatusBook(journal)
+    other = "190017512345678"
+
+    def check(run: str, expected: IdentityTally, essms: str = ESSMS, ins: str = X) -> None:
+        assert book.tally(run_id=run, essms=essms, ins_value=ins) == expected
+        # the same verdict, word for word, as the full journal query
+        assert book.unqualified_ins_finding(run_id=run, essms=essms, ins_value=ins) == unqualified_ins_finding(
+            journal, run_id=run, essms=essms, ins_value=ins
+        )
+
+    check("r1", IdentityTally())
+    journal.record(replace(answer(), run_id="r1"))
+    check("r1", IdentityTally(insi=1))
+    journal.record(replace(answer(), run_id="r1"))  # a second answer is counted once, with the first kept
+    journal.record(replace(answer(), run_id="r2"))  # another run
+    journal.record(replace(answer(ins=other), run_id="r1"))  # another person
+    journal.record(replace(answer(), essms="990000024", run_id="r1"))  # another establishment
+    check("r1", IdentityTally(insi=2))
+    check("r1", IdentityTally(insi=2))  # nothing new: nothing counted twice
+    journal.record(replace(document("XX"), run_id="r1"))  # not a high-trust document (rejected check)
+    check("r1", IdentityTally(insi=2))
+    journal.record(replace(document("PA"), run_id="r1"))
+    check("r1", IdentityTally(insi=2, document="PA"))
+    assert book.unqualified_ins_finding(run_id="r1", essms=ESSMS, ins_value=X) is None  # qualifiée
+    journal.record(replace(document("CN"), run_id="r1"))  # the last document checked is the one shown
+    check("r1", IdentityTally(insi=2, document="CN"))
+    journal.record(replace(answer(oid=OID_INS_NIA), run_id="r1"))  # returned as a NIA: never an INS
+    check("r1", IdentityTally(insi=2, nia=True, document="CN"))
+    assert book.tally(run_id="r1", essms=ESSMS, ins_value=X).status is IdentityStatus.PROVISIONAL
+    check("r2", IdentityTally(insi=1))
+    check("r1", IdentityTally(insi=1), ins=other)
+    check("r1", IdentityTally(insi=1), essms="990000024")
+    assert book.tally(run_id="r1", essms=None, ins_value=X) == IdentityTally()
+    assert book.unqualified_ins_finding(run_id="r1", essms=ESSMS, ins_value=None) is None
+    journal.close()
+
+
+def test_a_forgotten_tally_is_counted_again_from_the_journal(tmp_path: Path) -> None:
+    journal = open_journal(f"sqlite:///{tmp_path}/j.sqlite")
+    book = IdentityStatusBook(journal, max_entries=1)
+    journal.record(replace(answer(), run_id="r1"))
+    assert book.tally(run_id="r1", essms=ESSMS, ins_value=X) == IdentityTally(insi=1)
+    assert book.tally(run_id="r2", essms=ESSMS, ins_value=X) == IdentityTally()  # r1 is forgotten
+    journal.record(replace(answer(), run_id="r1"))
+    journal.record(replace(document(), run_id="r2"))
+    assert book.tally(run_id="r1", essms=ESSMS, ins_value=X) == IdentityTally(insi=2)
+    assert book.tally(run_id="r2", essms=ESSMS, ins_value=X) == IdentityTally(document="CN")
     journal.close()
 
 

@@ -76,6 +76,8 @@ def ids(found: list[Exchange]) -> list[str]:
         (JournalFilter(run_id="r1"), ["e1", "e2"]),
         (JournalFilter(run_id="r1", scenario_id="s2"), ["e2"]),
         (JournalFilter(since_seq=2), ["e3", "e4"]),  # exclusive
+        (JournalFilter(until_seq=2), ["e1", "e2"]),  # inclusive
+        (JournalFilter(since_seq=1, until_seq=3), ["e2", "e3"]),
         (JournalFilter(ts_from=T0 + timedelta(hours=1)), ["e2", "e3", "e4"]),  # inclusive
         (JournalFilter(ts_to=T0 + timedelta(hours=1)), ["e1"]),  # exclusive
         (JournalFilter(ts_from=(T0 + timedelta(hours=1)).astimezone(J.PARIS)), ["e2", "e3", "e4"]),  # any zone

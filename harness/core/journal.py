@@ -102,6 +102,7 @@ class JournalFilter:
     run_id: str | None = None
     scenario_id: str | None = None
     since_seq: int | None = None  # exclusive
+    until_seq: int | None = None  # inclusive (with since_seq: read what was journaled between two last_seq())
     ts_from: datetime | None = None  # recording time, inclusive (observe-only mode windows)
     ts_to: datetime | None = None  # exclusive
     limit: int | None = None
@@ -329,6 +330,9 @@ class SQLiteJournal:
         if flt.since_seq is not None:
             clauses.append("seq > ?")
             params.append(flt.since_seq)
+        if flt.until_seq is not None:
+            clauses.append("seq <= ?")
+            params.append(flt.until_seq)
         if flt.ts_from is not None:  # ts is stored as UTC ISO 8601 text: the order of the text is the time order
             clauses.append("ts >= ?")
             params.append(flt.ts_from.astimezone(UTC).isoformat())

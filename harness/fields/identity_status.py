@@ -28,6 +28,8 @@ validation allowed for an INS identity: PA, CN, AN, LE); another code is not a h
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,6 +46,8 @@ __all__ = [
     "HIGH_TRUST_DOCUMENTS",
     "INSI_SERVICE",
     "IdentityEvidence",
+    "IdentityStatusBook",
+    "IdentityTally",
     "IdentityStatus",
     "document_check_exchange",
     "document_kind",
@@ -129,6 +133,33 @@ def document_kind(value: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class IdentityTally:
+    """What decides a status, in short: how many INSi answers returned the INS, whether one returned it as a NIA,
+    the kind of the last high-trust document checked."""
+
+    insi: int = 0
+    nia: bool = False
+    document: str | None = None
+
+    @property
+    def status(self) -> IdentityStatus:
+        if self.nia:
+            return IdentityStatus.PROVISIONAL
+        return IdentityStatus.combine(insi=self.insi > 0, document=self.document is not None)
+
+    def describe(self) -> str:
+        insi = f"{self.insi} réponse(s) INSi renvoyant l'INS" if self.insi else "aucun appel INSi"
+        document = HIGH_TRUST_DOCUMENTS.get(self.document or "", "")
+        checked = f"pièce contrôlée : {document}" if document else "aucun contrôle de pièce d'identité déclaré"
+        return f"{self.status.label} ({insi} ; {checked})"
+
+    def add(self, exchanges: Iterable[Exchange], ins_value: str) -> IdentityTally:
+        """This tally followed by ``exchanges`` (journaled after the ones it counts, in journal order)."""
+        more = evidence_from_exchanges(exchanges, ins_value)
+        return IdentityTally(self.insi + len(more.insi_exchanges), self.nia or more.nia, more.document or self.document)
+
+
+@dataclass(frozen=True)
 class IdentityEvidence:
     """What the journal holds about one INS for one DUI: the INSi answers that returned it, the document checks."""
 
@@ -146,18 +177,15 @@ class IdentityEvidence:
         return None
 
     @property
+    def tally(self) -> IdentityTally:
+        return IdentityTally(len(self.insi_exchanges), self.nia, self.document)
+
+    @property
     def status(self) -> IdentityStatus:
-        if self.nia:
-            return IdentityStatus.PROVISIONAL
-        return IdentityStatus.combine(insi=bool(self.insi_exchanges), document=self.document is not None)
+        return self.tally.status
 
     def describe(self) -> str:
-        insi = (
-            f"{len(self.insi_exchanges)} réponse(s) INSi renvoyant l'INS" if self.insi_exchanges else "aucun appel INSi"
-        )
-        document = HIGH_TRUST_DOCUMENTS.get(self.document or "", "")
-        checked = f"pièce contrôlée : {document}" if document else "aucun contrôle de pièce d'identité déclaré"
-        return f"{self.status.label} ({insi} ; {checked})"
+        return self.tally.describe()
 
 
 def insi_returned(exchange: Exchange) -> tuple[str, str] | None:
@@ -197,14 +225,30 @@ def identity_evidence(journal: Journal, *, run_id: str | None, essms: str | None
     """The evidence about ``ins_value`` for the DUI of establishment ``essms`` in run ``run_id`` (journal query)."""
     if essms is None:
         return IdentityEvidence()
+    return evidence_from_exchanges(_evidence_exchanges(journal, run_id, essms, ins_value), ins_value)
+
+
+def _evidence_exchanges(
+    journal: Journal, run_id: str | None, essms: str, ins_value: str, since: int | None = None, until: int | None = None
+) -> list[Exchange]:
+    """The accepted INSi answers and document checks of ``ins_value`` for ``essms`` in ``run_id``, journaled after
+    seq ``since`` up to seq ``until`` (the journal's person index: a few rows whatever the size of the run)."""
     found: list[Exchange] = []
     for service in (INSI_SERVICE, DOCUMENT_SERVICE):
         found.extend(
             journal.query(
-                JournalFilter(service=service, run_id=run_id, essms=essms, person=ins_value, outcome=Outcome.ACCEPTED)
+                JournalFilter(
+                    service=service,
+                    run_id=run_id,
+                    essms=essms,
+                    person=ins_value,
+                    outcome=Outcome.ACCEPTED,
+                    since_seq=since,
+                    until_seq=until,
+                )
             )
         )
-    return evidence_from_exchanges(found, ins_value)
+    return found
 
 
 def ins_status(journal: Journal, *, run_id: str | None, essms: str | None, ins_value: str) -> IdentityStatus:
@@ -286,7 +330,10 @@ def unqualified_ins_finding(
     """A WARNING ``INS-NON-QUALIFIE`` when a message uses an INS whose identity this DUI has not qualified (RNIV)."""
     if not ins_value:
         return None
-    evidence = identity_evidence(journal, run_id=run_id, essms=essms, ins_value=ins_value)
+    return _unqualified(identity_evidence(journal, run_id=run_id, essms=essms, ins_value=ins_value).tally, ins_value)
+
+
+def _unqualified(evidence: IdentityTally, ins_value: str) -> Finding | None:
     if evidence.status is IdentityStatus.QUALIFIED:
         return None
     return Finding(
@@ -297,3 +344,42 @@ def unqualified_ins_finding(
         Severity.WARNING,
         "X-MSS-INS / CDA recordTarget",
     )
+
+
+class IdentityStatusBook:
+    """The identity tally of each (run, establishment, INS) a simulator asked about, kept up to date incrementally.
+
+    Each lookup reads only the INSi answers and document checks journaled since the previous lookup of the same key
+    (``since_seq`` / ``until_seq`` bound it to what the journal held at that moment), so the cost of the RNIV check
+    of a message stays flat however many exchanges — INSi answers for the same person included — the run holds
+    (issue 18). The verdicts are those of :func:`unqualified_ins_finding`. At most ``max_entries`` keys are kept
+    (the least recently used is forgotten, then tallied again from the journal). Thread-safe.
+    """
+
+    def __init__(self, journal: Journal, *, max_entries: int = 10_000) -> None:
+        self.journal = journal
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._tallies: OrderedDict[tuple[str | None, str, str], tuple[int, IdentityTally]] = OrderedDict()
+
+    def tally(self, *, run_id: str | None, essms: str | None, ins_value: str) -> IdentityTally:
+        if essms is None:
+            return IdentityTally()
+        key = (run_id, essms, ins_value)
+        with self._lock:
+            seen, tally = self._tallies.pop(key, (0, IdentityTally()))
+            mark = self.journal.last_seq()
+            if mark > seen:
+                tally = tally.add(_evidence_exchanges(self.journal, run_id, essms, ins_value, seen, mark), ins_value)
+            self._tallies[key] = (mark, tally)
+            while len(self._tallies) > self.max_entries:
+                self._tallies.popitem(last=False)
+            return tally
+
+    def unqualified_ins_finding(
+        self, *, run_id: str | None, essms: str | None, ins_value: str | None
+    ) -> Finding | None:
+        """:func:`unqualified_ins_finding`, from the kept tally."""
+        if not ins_value:
+            return None
+        return _unqualified(self.tally(run_id=run_id, essms=essms, ins_value=ins_value), ins_value)

@@ -39,7 +39,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException, syntax
 
 from harness.core.journal import Outcome
 from harness.fields.identity import production_ins, production_ins_policy
-from harness.fields.identity_status import unqualified_ins_finding
+from harness.fields.identity_status import IdentityStatusBook
 from harness.host.asgi_tls import handshake_refusal, ssl_reason
 from harness.host.connections import IDLE_TIMEOUT, ConnectionCount, peer_of
 from harness.host.simulator import SimulatorContext
@@ -134,6 +134,7 @@ class SubmissionHandler(AuthMechanisms):
         self.flow = flow  # delivery into the store, MDN receipts, faults (mailflow.py)
         # the harness-wide production-INS policy (setting production_ins = "warn" | "refuse", default warn)
         self.production_ins = production_ins_policy(dict(ctx.settings))
+        self.identities = IdentityStatusBook(ctx.journal)  # RNIV status per (run, ESSMS, INS), kept incrementally
         self.limits = XdmLimits(max_total_bytes=max(settings.max_message_bytes * 4, 1024 * 1024))
 
     def _reject(
@@ -336,8 +337,7 @@ class SubmissionHandler(AuthMechanisms):
         sender = self.directory.get(envelope.mail_from or "")
         # RNIV: only a qualified identity's INS may be used; a warning (never a refusal) when this DUI did not
         # qualify it through INSi in this run (harness.fields.identity_status derives it from the journal).
-        unqualified = unqualified_ins_finding(
-            self.ctx.journal,
+        unqualified = self.identities.unqualified_ins_finding(
             run_id=self.ctx.run.run_id,
             essms=sender.finess if sender else None,
             ins_value=details["person"],
