@@ -43,6 +43,7 @@ from harness.core.config import package_root
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import load_testdata
+from harness.host.asgi_tls import CN_KEY, PARSED_KEY, client_certificate, client_common_name
 from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
 from harness.host.simulator import RunState, Simulator
 from harness.sut.base import InsiTraits
@@ -151,6 +152,26 @@ def measure(
     return Measure(server, mode, sum(r[0] for r in results), elapsed, sum(r[1] for r in results))
 
 
+def certificate_identity(pki: TestPKI, calls: int = 20000) -> dict[str, float]:
+    """µs per request to get the caller's CN: parsing the connection's PEM on each request (before) against the
+    scope keys filled once per connection (:data:`harness.host.asgi_tls.CN_KEY`; after), same process."""
+    pem = pki.client("INSI-AUTO").cert_path.read_text(encoding="ascii")
+    parsed = {"extensions": {"tls": {"client_cert_chain": [pem]}}}  # no cached keys: the PEM is parsed each time
+    cached = {**parsed, CN_KEY: client_common_name(parsed), PARSED_KEY: client_certificate(parsed)}
+    figures = {}
+    for label, scope in (("parse_per_request_us", parsed), ("cached_per_connection_us", cached)):
+        assert client_common_name(scope) == "INSI-AUTO"
+        start = time.perf_counter()
+        for _ in range(calls):
+            client_common_name(scope)
+        figures[label] = round((time.perf_counter() - start) / calls * 1e6, 2)
+    print(
+        f"client certificate CN per request: {figures['parse_per_request_us']} µs parsing the PEM (before), "
+        f"{figures['cached_per_connection_us']} µs read from the connection's scope keys (after)"
+    )
+    return figures
+
+
 def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-insi-"))
     out: dict[str, Any] = {"benchmark": "insi", "modes": {}}
@@ -174,6 +195,7 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
         body = build_request(
             traits, emitter=person.essms, idam=REFERENCE_IDAM, instance=str(uuid.uuid4()), message_id=str(uuid.uuid4())
         )
+        out["certificate_identity"] = certificate_identity(pki)
         out["request_bytes"] = len(body)
         out["response_bytes"] = len(BareEndpoint.fixed)
         print(

@@ -86,3 +86,64 @@ def test_hostile_soap_request(
     assert b"Fault" in first.content and SOAP.encode() in first.content
     assert b"root:" not in first.content and b"lol" not in first.content  # nothing expanded nor disclosed
     assert env.journal.count(flt) == before + 2
+
+
+def _raw_post(env: SocleEnvironment, url: str, certificate: str | None, head_only_of: int) -> tuple[bytes, float]:
+    """POST announcing ``head_only_of`` bytes but sending 1 KB of them: the answer (until the server closes) and
+    how long it took."""
+    import socket
+    import time
+
+    context = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+    if certificate:
+        issued = env.pki.client(certificate)
+        context.load_cert_chain(str(issued.cert_path), str(issued.key_path))
+    host, port_path = url.removeprefix("https://").split(":", 1)
+    port, _, path = port_path.partition("/")
+    started = time.monotonic()
+    with context.wrap_socket(socket.create_connection((host, int(port)), timeout=10), server_hostname=host) as sock:
+        sock.sendall(
+            f"POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/soap+xml; charset=utf-8\r\n"
+            f"Content-Length: {head_only_of}\r\n\r\n".encode()
+            + b"<" * 1024
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer, time.monotonic() - started
+
+
+UNKNOWN_CALLERS = [
+    ("insi", "soap", None, "desir_560"),
+    ("insi", "soap", "ESSMS-990000016", "desir_560"),
+    ("dmp", "repository", None, "TLS-CLIENT-CERT"),
+    ("dmp", "registry", "INSI-AUTO", "TLS-CERT-ROLE"),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "endpoint", "certificate", "code"), UNKNOWN_CALLERS, ids=[f"{c[0]}-{c[2]}" for c in UNKNOWN_CALLERS]
+)
+def test_a_caller_without_the_right_certificate_is_refused_before_its_body_is_read(
+    env: SocleEnvironment, service: str, endpoint: str, certificate: str | None, code: str
+) -> None:
+    """60 MB announced, 1 KB sent: the fault comes at once (the server does not wait for, nor hold, the body), the
+    connection is closed, the refusal journaled without a payload; the service answers the next caller."""
+    mark = env.journal.last_seq()
+    answer, took = _raw_post(env, env.endpoints[service][endpoint], certificate, 60_000_000)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = 500 if service == "insi" else 400
+    assert (
+        head.split(b"\r\n")[0]
+        == f"HTTP/1.1 {status} {'Internal Server Error' if status == 500 else 'Bad Request'}".encode()
+    )
+    assert b"\r\nconnection: close" in head.lower() and took < 5
+    assert b"Fault" in body and code.encode() in body
+    [row] = env.journal.query(JournalFilter(since_seq=mark, service=service))
+    assert (row.error_code, row.payload) == (code, None)
+    assert row.details.get("request_bytes", 0) == 0
+    with _client(env, TARGETS[(service, endpoint)]) as http:  # the next, authenticated caller is served
+        again = http.post(
+            env.endpoints[service][endpoint], content=b"", headers={"content-type": "application/soap+xml"}
+        )
+    assert again.status_code == expected(service, "empty", True) and b"Fault" in again.content

@@ -14,6 +14,11 @@ extension specifies (asgiref "TLS Extension"):
 Python 3.11's ``ssl`` gives the leaf only (``get_verified_chain`` arrived in 3.13), so the chain holds the leaf.
 A connection without a client certificate gets ``client_cert_chain == []``. Use it with
 ``uvicorn.Config(..., http=TLSAwareH11Protocol)``; plain-HTTP connections get no ``tls`` extension.
+
+The certificate is parsed once per connection: each request scope of the connection also carries the parsed leaf
+under :data:`PARSED_KEY` and its subject CN under :data:`CN_KEY` (scope keys outside the ASGI extension, which stays
+as specified), which :func:`client_certificate` and :func:`client_common_name` read instead of parsing the PEM on
+every request (the INSi profile showed it on each keep-alive request).
 """
 
 from __future__ import annotations
@@ -39,24 +44,35 @@ __all__ = [
     "tls_extension",
 ]
 
+PARSED_KEY = "socle.client_cert"  # scope key: the parsed leaf (cryptography x509.Certificate), once per connection
+CN_KEY = "socle.client_cert_cn"  # scope key: its subject CN ("" without one, None without a certificate)
+
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
 def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
     """The ASGI TLS extension dict for a transport, or ``None`` when the connection is not TLS."""
+    facts = _tls_facts(transport)
+    return facts[0] if facts is not None else None
+
+
+def _tls_facts(transport: asyncio.BaseTransport) -> tuple[dict[str, Any], x509.Certificate | None] | None:
+    """The ASGI TLS extension dict and the parsed client certificate, or ``None`` when the connection is not TLS."""
     ssl_object = transport.get_extra_info("ssl_object")
     if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         return None
     der = ssl_object.getpeercert(binary_form=True)
     chain: list[str] = []
     name: str | None = None
+    leaf: x509.Certificate | None = None
     if der:
         chain.append(ssl.DER_cert_to_PEM_cert(der))
         try:
-            name = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+            leaf = x509.load_der_x509_certificate(der)
+            name = leaf.subject.rfc4514_string()
         except ValueError:
-            name = None
-    return {
+            leaf = name = None
+    extension = {
         "server_cert": None,
         "client_cert_chain": chain,
         "client_cert_name": name,
@@ -64,19 +80,25 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
         "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
         "cipher_suite": None,
     }
+    return extension, leaf
 
 
 class _WithTLSExtension:
-    """ASGI middleware bound to one connection: adds that connection's TLS facts to each scope."""
+    """ASGI middleware bound to one connection: adds that connection's TLS facts to each scope (the extension, and
+    the certificate parsed once with its CN)."""
 
-    __slots__ = ("app", "tls")
+    __slots__ = ("app", "cn", "leaf", "tls")
 
-    def __init__(self, app: Any, tls: dict[str, Any]) -> None:
+    def __init__(self, app: Any, tls: dict[str, Any], leaf: x509.Certificate | None) -> None:
         self.app = app
         self.tls = tls
+        self.leaf = leaf
+        self.cn = _common_name(leaf)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["extensions"] = {**(scope.get("extensions") or {}), "tls": self.tls}
+        scope[PARSED_KEY] = self.leaf
+        scope[CN_KEY] = self.cn
         await self.app(scope, receive, send)
 
 
@@ -85,13 +107,15 @@ class TLSAwareH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        tls = tls_extension(transport)
-        if tls is not None:
-            self.app = _WithTLSExtension(self.app, tls)
+        facts = _tls_facts(transport)
+        if facts is not None:
+            self.app = _WithTLSExtension(self.app, *facts)
 
 
 def client_certificate(scope: Mapping[str, Any]) -> x509.Certificate | None:
     """The client certificate of the request's connection (``None``: no TLS, or no certificate presented)."""
+    if PARSED_KEY in scope:  # parsed once when the connection was made
+        return scope[PARSED_KEY]
     tls = (scope.get("extensions") or {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
     if not chain:
@@ -104,7 +128,12 @@ def client_certificate(scope: Mapping[str, Any]) -> x509.Certificate | None:
 
 def client_common_name(scope: Mapping[str, Any]) -> str | None:
     """The subject CN of the request's client certificate, if any."""
-    cert = client_certificate(scope)
+    if CN_KEY in scope:
+        return scope[CN_KEY]
+    return _common_name(client_certificate(scope))
+
+
+def _common_name(cert: x509.Certificate | None) -> str | None:
     if cert is None:
         return None
     values = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)

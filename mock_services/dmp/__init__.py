@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from cryptography import x509
@@ -135,9 +136,13 @@ class DMPSimulator(Simulator):
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def _serve(self, request: Request, endpoint: str) -> Response:
-        cert = client_certificate(request.scope)
+        cert = client_certificate(request.scope)  # parsed once per connection (harness.host.asgi_tls)
         loop = asyncio.get_running_loop()
         executor = getattr(self, "_executor", None)
+        refusal = self._certificate_refusal(cert)
+        if refusal is not None:  # the client is known before its body is read (issue 15 item 6): none is read
+            reply = await loop.run_in_executor(executor, self._fault, refusal, endpoint, None, cert)
+            return _response(replace(reply, headers={**reply.headers, "Connection": "close"}))
         try:
             body = await read_body(request.headers, request.stream(), self.limits)
         except SoapFault as fault:
@@ -171,21 +176,6 @@ class DMPSimulator(Simulator):
                 raise SoapFault(
                     "Sender", "en-tête WS-Addressing To absent", subcode="wsa:MessageAddressingHeaderRequired"
                 )
-            if self.require_client_certificate and cert is None:
-                raise SoapFault(
-                    "Sender",
-                    "aucun certificat client d'organisation présenté (TLS mutuel requis)",
-                    subcode="wsse:FailedAuthentication",
-                    error_code="TLS-CLIENT-CERT",
-                )
-            if cert is not None and _cn(cert) and str(_cn(cert)).upper().startswith(NON_DMP_CERTIFICATE_PREFIXES):
-                raise SoapFault(
-                    "Sender",
-                    f"certificat {_cn(cert)} réservé au téléservice INSi : le DMP attend le certificat "
-                    "d'organisation de la structure (ESSMS)",
-                    subcode="wsse:FailedAuthentication",
-                    error_code="TLS-CERT-ROLE",
-                )
             fault = self.ctx.take_fault(FAULT_SOAP)
             if fault is not None:
                 raise SoapFault(
@@ -196,6 +186,26 @@ class DMPSimulator(Simulator):
             return self._dispatch(soap, Caller(certificate_cn=_cn(cert), certificate_structure=_ou(cert)))
         except SoapFault as fault:
             return self._fault(fault, endpoint, soap, cert)
+
+    def _certificate_refusal(self, cert: x509.Certificate | None) -> SoapFault | None:
+        """The fault for a TLS client certificate the DMP does not accept (none when required, an INSi one), checked
+        before the request's body is read."""
+        if self.require_client_certificate and cert is None:
+            return SoapFault(
+                "Sender",
+                "aucun certificat client d'organisation présenté (TLS mutuel requis)",
+                subcode="wsse:FailedAuthentication",
+                error_code="TLS-CLIENT-CERT",
+            )
+        if cert is not None and _cn(cert) and str(_cn(cert)).upper().startswith(NON_DMP_CERTIFICATE_PREFIXES):
+            return SoapFault(
+                "Sender",
+                f"certificat {_cn(cert)} réservé au téléservice INSi : le DMP attend le certificat "
+                "d'organisation de la structure (ESSMS)",
+                subcode="wsse:FailedAuthentication",
+                error_code="TLS-CERT-ROLE",
+            )
+        return None
 
     def _record_timeout(self, cert: x509.Certificate | None, seconds: float) -> None:
         self.ctx.record(

@@ -7,7 +7,8 @@ journal before the reply is sent:
 
 1. a fault injected by the scenario (``insi.indisponible``: ``env:Receiver`` / ``siram_40`` / ``insi_102`` with
    HTTP 500, or a bare HTTP 503 with ``{"mode": "http"}``);
-2. the client certificate of the TLS connection: its CN must be ``INSI-AUTO`` or ``INSI-MANU`` (``desir_560``);
+2. the client certificate of the TLS connection: its CN must be ``INSI-AUTO`` or ``INSI-MANU`` (``desir_560``),
+   checked before the body is read (an unknown caller's body is never read: ``Connection: close``);
 3. the HTTP request: body size (HTTP 413); a SOAP 1.1 envelope gets a SOAP 1.1 ``VersionMismatch`` fault (``text/xml``,
    HTTP 500, ``Upgrade`` header naming SOAP 1.2: SOAP 1.2 Part 1 §5.4.7 and appendix A); otherwise the media type
    must be ``application/soap+xml`` (HTTP 415);
@@ -145,30 +146,35 @@ class InsiService:
     # ------------------------------------------------------------------------------------------- HTTP
 
     async def endpoint(self, request: Request) -> Response:
+        client_cn = client_common_name(request.scope)  # parsed once per connection (harness.host.asgi_tls)
+        # the client is known before its body is read: a caller without an INSi certificate gets desir_560 without
+        # the server reading (nor holding) a byte of what it sends (issue 15 item 6)
+        known = client_cn in INSI_CERTIFICATE_NAMES
         limit = self.settings.max_request_bytes
         chunks: list[bytes] = []
         size = 0
         too_large = False
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                too_large = True
-                break
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        if known:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    too_large = True
+                    break
+                chunks.append(chunk)
         call = _Call(
-            body=body,
+            body=b"".join(chunks),
             size=size,
             too_large=too_large,
             content_type=request.headers.get("content-type", ""),
-            client_cn=client_common_name(request.scope),
+            client_cn=client_cn,
             tls=bool((request.scope.get("extensions") or {}).get("tls")),
+            body_read=known,
         )
         reply = await asyncio.to_thread(self.handle, call)
         if reply.delay > 0:
             await asyncio.sleep(reply.delay)
         headers = dict(reply.headers)
-        if too_large:
+        if too_large or not known:
             headers["Connection"] = "close"  # the rest of the body was not read
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=headers)
 
@@ -193,7 +199,7 @@ class InsiService:
         today = simulated.date() if simulated is not None else None
         request = (
             parse_request(call.body, content_action=params.get("action"), today=today)
-            if not call.too_large
+            if call.body_read and not call.too_large
             else InsiRequest()
         )
         extra: dict[str, Any] = {"delay_seconds": delay} if delay else {}
@@ -257,6 +263,8 @@ class InsiService:
             "content_type": call.content_type[:200],
             "request_bytes": call.size,
         }
+        if not call.body_read:
+            details["body_read"] = False
         if request is None:
             return details
         details["message_id"] = request.message_id
@@ -409,6 +417,7 @@ class _Call:
     content_type: str
     client_cn: str | None
     tls: bool
+    body_read: bool = True  # False: refused on its certificate before its body was read
 
 
 __all__ = ["INSI_CERTIFICATE_NAMES", "REFERENCE_DUI_IDAM", "InsiService", "InsiSettings", "Reply"]
