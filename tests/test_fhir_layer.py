@@ -405,6 +405,79 @@ def test_search_by_token_string_date_chain_and_include(seeded) -> None:  # noqa:
     assert posted.json()["total"] == 1
 
 
+def _links(bundle: dict[str, Any]) -> dict[str, str]:
+    return {link["relation"]: link["url"] for link in bundle["link"]}
+
+
+def _page(client: TestClient, url: str) -> dict[str, Any]:
+    response = client.get(url.removeprefix("https://test/fhir"))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_search_pages_follow_next_links_to_the_last_page(seeded) -> None:  # noqa: ANN001
+    client, ids = seeded
+    every = [e["resource"]["id"] for e in client.get("/DocumentReference").json()["entry"]]
+    assert len(every) == 3
+    first = client.get("/DocumentReference", params={"_count": "1"}).json()
+    assert first["total"] == 3 and [e["resource"]["id"] for e in first["entry"]] == every[:1]
+    assert _links(first)["self"] == "https://test/fhir/DocumentReference?_count=1"
+    assert _links(first)["next"] == "https://test/fhir/DocumentReference?_count=1&_offset=1"
+    second = _page(client, _links(first)["next"])
+    assert second["total"] == 3 and [e["resource"]["id"] for e in second["entry"]] == every[1:2]
+    last = _page(client, _links(second)["next"])
+    assert [e["resource"]["id"] for e in last["entry"]] == every[2:]
+    assert set(_links(last)) == {"self"}  # the last page has no next link
+    beyond = _page(client, "/DocumentReference?_count=1&_offset=7")
+    assert beyond["total"] == 3 and "entry" not in beyond and set(_links(beyond)) == {"self"}
+    # a page of two, sorted: the next link keeps the criteria and the sort
+    sorted_page = client.get("/DocumentReference", params={"_count": "2", "_sort": "date"}).json()
+    assert [e["resource"]["date"] for e in sorted_page["entry"]] == [
+        "2023-12-31T09:00:00Z",
+        "2024-03-05T10:00:00+01:00",
+    ]
+    tail = _page(client, _links(sorted_page)["next"])
+    assert [e["resource"]["date"] for e in tail["entry"]] == ["2024-04-01T08:00:00Z"]
+    # POST _search: the next link is a GET carrying the criteria sent in the body
+    posted = client.post(
+        "/DocumentReference/_search",
+        content=f"subject=Patient/{ids['Dupré']}&_count=1",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    ).json()
+    assert posted["total"] == 2
+    nxt = _links(posted)["next"]
+    assert nxt == f"https://test/fhir/DocumentReference?subject=Patient%2F{ids['Dupré']}&_count=1&_offset=1"
+    assert _page(client, nxt)["entry"][0]["resource"]["subject"] == {"reference": f"Patient/{ids['Dupré']}"}
+
+
+def test_search_total_none_count_zero_and_bad_paging_parameters(seeded) -> None:  # noqa: ANN001
+    client, _ = seeded
+    uncounted = client.get("/DocumentReference", params={"_count": "1", "_total": "none"}).json()
+    assert "total" not in uncounted and len(uncounted["entry"]) == 1
+    assert _links(uncounted)["next"] == "https://test/fhir/DocumentReference?_count=1&_total=none&_offset=1"
+    last = _page(client, "/DocumentReference?_count=1&_total=none&_offset=2")
+    assert "total" not in last and len(last["entry"]) == 1 and set(_links(last)) == {"self"}
+    assert client.get("/DocumentReference", params={"_total": "accurate"}).json()["total"] == 3
+    assert client.get("/DocumentReference", params={"_total": "estimate"}).json()["total"] == 3
+    only_count = client.get("/DocumentReference", params={"_count": "0"}).json()
+    assert only_count["total"] == 3 and "entry" not in only_count and set(_links(only_count)) == {"self"}
+    for params in ({"_count": "abc"}, {"_count": "1.5"}, {"_offset": "-2"}, {"_offset": "x"}, {"_total": "maybe"}):
+        response = client.get("/DocumentReference", params=params)
+        assert response.status_code == 400, params
+        assert [i["code"] for i in outcome_of(response)["issue"]] == ["invalid"]
+
+
+def test_chained_search_narrowed_by_the_index_still_reads_the_parameter_path(seeded) -> None:  # noqa: ANN001
+    """A note referencing the searched person elsewhere than at ``subject`` is in the reference index for her; the
+    chained ``patient.identifier`` must still not find it."""
+    client, ids = seeded
+    elsewhere = note(f"Patient/{ids['Leroy']}", author=f"Patient/{ids['Dupré']}")
+    assert client.post("/DocumentReference", json=elsewhere, headers=JSON).status_code == 201
+    chained = client.get("/DocumentReference", params={"patient.identifier": f"{INS['system']}|238047505612394"})
+    assert chained.json()["total"] == 2
+    assert client.get("/DocumentReference", params={"author:Patient.family": "dupre"}).json()["total"] == 1
+
+
 def test_unknown_search_parameters_are_warned_or_refused_when_strict(seeded) -> None:  # noqa: ANN001
     client, _ = seeded
     lenient = client.get("/Patient", params={"shoe-size": "42"}).json()

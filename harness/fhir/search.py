@@ -5,7 +5,11 @@ FHIR R4 (4.0.1) search (http://hl7.org/fhir/R4/search.html): parameter types ``t
 ``date`` (prefixes ``eq ne gt lt ge le sa eb ap`` over the implicit range of a partial date), ``reference``
 (``Type/id``, ``id``, absolute URL; ``:Type`` modifier) and ``uri``; chained parameters (``subject.identifier``,
 ``author:Practitioner.identifier``); a comma is OR, a repeated parameter is AND. Result parameters: ``_include``
-(``Type:param[:Target]`` and ``*``), ``_count``, ``_sort`` on a date parameter or ``_lastUpdated``, ``_total``.
+(``Type:param[:Target]`` and ``*``), ``_count``, ``_sort`` on a date parameter or ``_lastUpdated``, ``_total``
+(``accurate`` by default, ``estimate`` counted all the same, ``none``: no count, the search stops at the page).
+Paging (R4 http.html §3.1.0.1.x "Paging", search.html ``_count``): a page of ``_count`` matches with a
+``Bundle.link`` of relation ``next`` when more follow; the link carries the query and ``_offset`` (a server
+parameter: links are opaque to the client).
 Unknown parameters are ignored with a warning (an ``OperationOutcome`` entry ``search.mode = outcome``) unless
 the client sends ``Prefer: handling=strict`` (then HTTP 400), as §3.1.1.2 allows.
 """
@@ -18,7 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
 from harness.fhir.outcome import Issue, IssueCode, IssueSeverity, fail
 from harness.fhir.store import Version
@@ -28,6 +33,7 @@ RESULT_PARAMETERS = frozenset(
         "_include",
         "_revinclude",
         "_count",
+        "_offset",
         "_sort",
         "_total",
         "_summary",
@@ -282,8 +288,11 @@ class SearchQuery:
     criteria: list[Criterion] = field(default_factory=list)
     includes: list[tuple[str, str, str | None]] = field(default_factory=list)  # (source type, param or "*", target)
     count: int | None = None
+    offset: int = 0  # first match of the page (``_offset``, from a ``next`` link)
+    total: bool = True  # ``_total=none`` turns the count off
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (param name, descending)
     warnings: list[Issue] = field(default_factory=list)
+    items: list[tuple[str, str]] = field(default_factory=list)  # the query as sent (to build the page links)
 
 
 def parse_query(
@@ -295,7 +304,7 @@ def parse_query(
     max_count: int = 1000,
 ) -> SearchQuery:
     """Parse the query string of a type-level search (unknown parameters: warning, or HTTP 400 when strict)."""
-    query = SearchQuery(resource_type)
+    query = SearchQuery(resource_type, items=list(items))
     table = registry.of(resource_type)
 
     def unknown(message: str) -> None:
@@ -313,16 +322,22 @@ def parse_query(
             else:
                 unknown(f"_include non pris en charge : {raw!r}")
             continue
-        if key == "_count":
-            try:
-                count = int(raw)
-            except ValueError:
+        if key in ("_count", "_offset"):
+            number = _non_negative(key, raw)
+            if key == "_count":
+                query.count = min(number, max_count)
+            else:
+                query.offset = number
+            continue
+        if key == "_total":
+            if raw not in ("none", "estimate", "accurate"):
                 raise fail(
-                    400, IssueCode.INVALID, f"_count invalide : {raw!r}", error_code="FHIR-SEARCH-COUNT"
-                ) from None
-            if count < 0:
-                raise fail(400, IssueCode.INVALID, f"_count invalide : {raw!r}", error_code="FHIR-SEARCH-COUNT")
-            query.count = min(count, max_count)
+                    400,
+                    IssueCode.INVALID,
+                    f"_total invalide : {raw!r} (attendu none, estimate ou accurate)",
+                    error_code="FHIR-SEARCH-TOTAL",
+                )
+            query.total = raw != "none"
             continue
         if key == "_sort":
             for name in raw.split(","):
@@ -370,6 +385,13 @@ def parse_query(
     return query
 
 
+def _non_negative(key: str, raw: str) -> int:
+    """``_count`` / ``_offset``: a non-negative integer (HTTP 400 otherwise)."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise fail(400, IssueCode.INVALID, f"{key} invalide : {raw!r}", error_code="FHIR-SEARCH-COUNT")
+    return int(raw)
+
+
 def _split_values(raw: str) -> list[str]:
     """Comma-separated values (``\\,`` is a literal comma)."""
     parts = re.split(r"(?<!\\),", raw)
@@ -393,9 +415,25 @@ class Matcher:
         self.registry = registry
         self.resolve = resolve
         self._chain_cache: dict[tuple[str, str, str | None, str], bool] = {}  # one search: the store does not change
+        self._settled: dict[Criterion, frozenset[str]] = {}
+
+    def settle(self, criterion: Criterion, targets: Iterable[str]) -> None:
+        """A chained criterion already resolved on its target type (``Type/id`` of every matching target, from the
+        store's index): a resource then matches when a reference at the parameter's paths is one of them, without
+        evaluating the chain again."""
+        self._settled[criterion] = frozenset(targets)
 
     def matches(self, resource: dict[str, Any], criterion: Criterion) -> bool:
         param = criterion.param
+        settled = self._settled.get(criterion)
+        if settled is not None:
+            for path in param.paths:
+                for v in values_at(resource, path):
+                    ref = v.get("reference") if isinstance(v, dict) else None
+                    target = _reference_target(ref) if isinstance(ref, str) else None
+                    if target is not None and f"{target[0]}/{target[1]}" in settled:
+                        return True
+            return False
         found = (
             values_at(resource, param.paths[0])
             if len(param.paths) == 1
@@ -535,11 +573,33 @@ class Matcher:
         return out
 
 
-def run_search(query: SearchQuery, candidates: Sequence[Version], matcher: Matcher) -> tuple[list[Version], int]:
-    """The matching versions (sorted, cut at ``_count``) and the total number of matches."""
-    hits = [
-        v for v in candidates if v.resource is not None and all(matcher.matches(v.resource, c) for c in query.criteria)
-    ]
+class SearchResult(NamedTuple):
+    """One page of a search: its matches, the total (``None`` under ``_total=none``), whether more follow."""
+
+    matches: list[Version]
+    total: int | None
+    more: bool
+
+
+def run_search(
+    query: SearchQuery,
+    candidates: Iterable[Version],
+    matcher: Matcher,
+    visible: Callable[[Version], bool] | None = None,
+) -> SearchResult:
+    """The page of matching (and ``visible``) versions: sorted, from ``_offset``, cut at ``_count``. Without a sort
+    and with ``_total=none``, the candidates are read only until the page and one more match are found."""
+    page_end = None if query.count is None else query.offset + query.count
+    stop_early = not query.total and not query.sort and page_end is not None
+    hits: list[Version] = []
+    for v in candidates:
+        if v.resource is None or not all(matcher.matches(v.resource, c) for c in query.criteria):
+            continue
+        if visible is not None and not visible(v):
+            continue
+        hits.append(v)
+        if stop_early and page_end is not None and len(hits) > page_end:
+            break
     for name, descending in reversed(query.sort):
         param = matcher.registry.of(query.resource_type)[name]
 
@@ -549,9 +609,18 @@ def run_search(query: SearchQuery, candidates: Sequence[Version], matcher: Match
 
         hits.sort(key=key, reverse=descending)
     total = len(hits)
-    if query.count is not None:
-        hits = hits[: query.count]
-    return hits, total
+    if page_end is None:
+        return SearchResult(hits[query.offset :], total if query.total else None, False)
+    more = bool(query.count) and total > page_end  # _count=0: the count only, no page to follow
+    return SearchResult(hits[query.offset : page_end], total if query.total else None, more)
+
+
+def page_link(base: str, query: SearchQuery, offset: int) -> str:
+    """The URL of the page starting at ``offset`` (the query as sent, ``_offset`` replaced)."""
+    items = [(k, v) for k, v in query.items if k != "_offset"]
+    if offset:
+        items.append(("_offset", str(offset)))
+    return f"{base}/{query.resource_type}" + (f"?{urlencode(items)}" if items else "")
 
 
 def searchset(
@@ -560,12 +629,15 @@ def searchset(
     resource_type: str,
     matches: Sequence[Version],
     included: Sequence[dict[str, Any]],
-    total: int,
+    total: int | None,
     warnings: Sequence[Issue],
     bundle_id: str,
     now: str,
+    *,
+    next_url: str | None = None,
 ) -> dict[str, Any]:
-    """A ``searchset`` Bundle: matches (``search.mode = match``), includes, warnings (``outcome``)."""
+    """A ``searchset`` Bundle: matches (``search.mode = match``), includes, warnings (``outcome``); ``total`` when
+    counted, a ``next`` link when more matches follow the page."""
     entries: list[dict[str, Any]] = [
         {"fullUrl": f"{base}/{v.resource_type}/{v.id}", "resource": v.body(), "search": {"mode": "match"}}
         for v in matches
@@ -584,9 +656,12 @@ def searchset(
         "id": bundle_id,
         "meta": {"lastUpdated": now},
         "type": "searchset",
-        "total": total,
-        "link": [{"relation": "self", "url": link}],
     }
+    if total is not None:
+        bundle["total"] = total  # before link: the element order of the XML form
+    bundle["link"] = [{"relation": "self", "url": link}]
+    if next_url is not None:
+        bundle["link"].append({"relation": "next", "url": next_url})
     if entries:
         bundle["entry"] = entries
     return bundle
@@ -625,9 +700,11 @@ __all__ = [
     "SearchParam",
     "SearchQuery",
     "SearchRegistry",
+    "SearchResult",
     "date_range",
     "describe_criteria",
     "normalise",
+    "page_link",
     "parse_query",
     "resolver_of",
     "run_search",

@@ -57,6 +57,7 @@ from harness.fhir.search import (
     SearchQuery,
     SearchRegistry,
     describe_criteria,
+    page_link,
     parse_query,
     resolver_of,
     run_search,
@@ -506,8 +507,7 @@ class FhirServer:
         if not query.criteria:
             raise fail(400, IssueCode.INVALID, f"condition vide : {condition!r}", error_code="FHIR-CONDITIONAL")
         matcher = Matcher(self.registry, resolver_of(uow.current))
-        hits, _ = run_search(query, uow.all(rtype), matcher)
-        return hits
+        return run_search(query, uow.all(rtype), matcher).matches
 
     def read(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         self.type_of(item.resource_type, Interaction.READ)
@@ -686,34 +686,39 @@ class FhirServer:
     def do_search(
         self, item: FhirInteraction, query: SearchQuery, uow: UnitOfWork, info: RequestInfo, *, query_string: str
     ) -> FhirInteraction:
+        """A type-level search. With reference criteria (plain or chained), the candidates are the ids the store's
+        reference index gives, read directly: the cost follows the matches, not the size of the store; the
+        visibility rule runs on matches only."""
         matcher = Matcher(self.registry, resolver_of(uow.current))
-        candidates = uow.all(query.resource_type)
         narrowed = self._by_reference(query, uow, matcher)
-        if narrowed is not None:
-            candidates = [v for v in candidates if v.id in narrowed]
-        candidates = [v for v in candidates if self.hooks.visible(v, request=info)]
+        candidates = uow.scan(query.resource_type) if narrowed is None else uow.among(query.resource_type, narrowed)
         if query.count is None:
             query.count = self.limits.max_search_results
-        matches, total = run_search(query, candidates, matcher)
+        found = run_search(query, candidates, matcher, lambda v: self.hooks.visible(v, request=info))
+        matches = found.matches
         included = matcher.included([m.resource for m in matches if m.resource is not None], query.includes)
-        item.matches, item.included, item.total, item.query = matches, included, total, describe_criteria(query)
+        item.matches, item.included, item.total, item.query = matches, included, found.total, describe_criteria(query)
         item.warnings.extend(Finding("FHIR-SEARCH-PARAM", w.diagnostics, Severity.WARNING) for w in query.warnings)
+        base = self.base_url()
+        next_url = page_link(base, query, query.offset + (query.count or 0)) if found.more else None
         item.response = searchset(
-            self.base_url(),
+            base,
             query_string,
             query.resource_type,
             matches,
             included,
-            total,
+            found.total,
             query.warnings,
             str(uuid.uuid4()),
             instant(uow.now),
+            next_url=next_url,
         )
         return item
 
     def _by_reference(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> set[str] | None:
         """Ids that can match the reference criteria (chains resolved on the target type first), from the store's
-        reference index; ``None`` when no criterion allows narrowing (or writes are staged: the index lags)."""
+        reference index; ``None`` when no criterion allows narrowing (or writes are staged: the index lags). A
+        chained criterion resolved here is settled in the matcher (not evaluated again per candidate)."""
         if query.resource_type in uow.staged_types():
             return None
         narrowed: set[str] | None = None
@@ -736,6 +741,7 @@ class FhirServer:
                         for v in uow.all(target_type)
                         if v.resource is not None and matcher.matches(v.resource, sub)
                     }
+                matcher.settle(criterion, targets)
             else:
                 for raw in criterion.values:
                     parts = [p for p in raw.split("/_history/")[0].split("/") if p]

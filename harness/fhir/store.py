@@ -92,7 +92,8 @@ class ResourceStore:
     def __init__(self, clock: Callable[[], datetime | None] | None = None) -> None:
         self._lock = threading.RLock()
         self._versions: dict[Key, list[Version]] = {}
-        self._by_type: dict[str, dict[str, None]] = {}  # insertion-ordered ids per type
+        self._by_type: dict[str, dict[str, int]] = {}  # id -> creation rank, per type (insertion-ordered)
+        self._order: dict[str, list[str]] = {}  # ids per type in creation order (append-only: index = rank)
         self._refs: dict[str, dict[str, set[str]]] = {}  # type -> "Target/id" -> ids of resources referencing it
         self._clock = clock
 
@@ -139,6 +140,26 @@ class ResourceStore:
             out = [self._versions[(resource_type, i)][-1] for i in ids]
         return [v for v in out if not v.deleted]
 
+    def scan(self, resource_type: str) -> Iterator[Version]:
+        """:meth:`all`, lazily: the ids are taken at once, each version read when the caller gets to it (a search
+        that stops at its page does not read the rest)."""
+        with self._lock:
+            order = self._order.get(resource_type, [])
+            known = len(order)  # append-only: the first ``known`` ids never change, nothing to copy
+        for rank in range(known):
+            version = self.current(resource_type, order[rank])
+            if version is not None and not version.deleted:
+                yield version
+
+    def among(self, resource_type: str, ids: set[str]) -> list[Version]:
+        """Current, non-deleted versions of the given ids (unknown ones skipped), in creation order: the cost
+        follows ``len(ids)``, not the size of the store (a search narrowed by an index)."""
+        with self._lock:
+            ranks = self._by_type.get(resource_type, {})
+            found = sorted((ranks[i], i) for i in ids if i in ranks)
+            out = [self._versions[(resource_type, i)][-1] for _, i in found]
+        return [v for v in out if not v.deleted]
+
     def referencing(self, resource_type: str, target: str) -> set[str]:
         """Ids of the current resources of ``resource_type`` that reference ``target`` (``Type/id``) anywhere."""
         with self._lock:
@@ -177,7 +198,10 @@ class ResourceStore:
                 history = self._versions.setdefault(key, [])
                 before = history[-1].resource if history else None
                 history.extend(versions)
-                self._by_type.setdefault(key[0], {})[key[1]] = None
+                ranks = self._by_type.setdefault(key[0], {})
+                if key[1] not in ranks:
+                    ranks[key[1]] = len(ranks)
+                    self._order.setdefault(key[0], []).append(key[1])
                 index = self._refs.setdefault(key[0], {})
                 for target in reference_targets(before):
                     index.get(target, set()).discard(key[1])
@@ -266,6 +290,34 @@ class UnitOfWork:
             else:
                 base[rid] = versions[-1]
         return list(base.values())
+
+    def scan(self, resource_type: str) -> Iterator[Version]:
+        """:meth:`all`, lazily when nothing of the type is staged here or in a parent (see
+        :meth:`ResourceStore.scan`)."""
+        if resource_type in self.staged_types():
+            return iter(self.all(resource_type))
+        return self.store.scan(resource_type)
+
+    def among(self, resource_type: str, ids: set[str]) -> list[Version]:
+        """:meth:`ResourceStore.among` seen through this unit (staged writes of the type come last, as in
+        :meth:`all`)."""
+        base = (
+            self.parent.among(resource_type, ids) if self.parent is not None else self.store.among(resource_type, ids)
+        )
+        staged = {
+            rid: versions[-1]
+            for (rtype, rid), versions in self._staged.items()
+            if rtype == resource_type and rid in ids
+        }
+        if not staged:
+            return base
+        out = {v.id: v for v in base}
+        for rid, version in staged.items():
+            if version.deleted:
+                out.pop(rid, None)
+            else:
+                out[rid] = version
+        return list(out.values())
 
     def _touch(self, key: Key) -> int:
         """Remember the store version of ``key`` (conflict check) and return the version the next write follows."""
