@@ -142,6 +142,8 @@ def test_confirmation_is_the_counted_import(sim, testdata: TestData) -> None:  #
     assert confirmed.status_code == 201, confirmed.text
     twice = client.post("/fhir/Task", json=task(prescription.epu, person.ins.value), headers=JSON)
     assert twice.status_code == 422 and twice.json()["issue"][0]["code"] == "duplicate"
+    refused_twice = journal.query(JournalFilter(operation="eprescription.import_confirmed"))[-1]
+    assert (refused_twice.outcome, refused_twice.error_code) == (Outcome.REJECTED, "EP-DEJA-INTEGREE")
     imports = journal.query(
         JournalFilter(service="eprescription", operation="eprescription.import_confirmed", outcome=Outcome.ACCEPTED)
     )

@@ -349,3 +349,21 @@ def test_external_auth_on_smtp_with_the_organisation_certificate(env: SocleEnvir
         assert code == 235
     parsed = BytesParser(policy=policy.compat32).parsebytes(original(env))
     assert parsed["Disposition-Notification-To"] == DOCTOR
+
+
+def test_mdn_for_another_mailbox_is_refused_as_sent_by_the_wrong_mailbox(env: SocleEnvironment) -> None:
+    """The message went to the SSIAD's DUI; the EHPAD's DUI (another establishment: it may not send as it) answers
+    the read receipt: MDN-FROM (RFC 8098 §2.1: the MDN comes from the recipient's mailbox), and nothing else."""
+    sim = env.host.simulators["mssante"]
+    other = "dui@ssiad-val.mssante.fr"
+    inbound = sim.flow.send_to_dui(original(env), sender=DOCTOR, mailbox=other)  # type: ignore[attr-defined]
+    mdn = build_mdn(inbound.message.data, reporter=other, reporter_name="DUI SSIAD du Val")
+    code, text = submit(env, mdn.as_bytes(), [DOCTOR])
+    assert code == 554 and "MDN-FROM" in text
+    [judged] = [
+        e
+        for e in env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.mdn"))
+        if e.details.get("original_exchange") == inbound.exchange.id
+    ]
+    assert judged.outcome is Outcome.REJECTED
+    assert [(f["code"], f["severity"]) for f in judged.details["findings"]] == [("MDN-FROM", "error")]

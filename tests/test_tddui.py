@@ -265,13 +265,18 @@ def test_business_rule_violation_is_422_and_nothing_is_created(sim) -> None:  # 
 def test_fault_injection_and_metadata(sim) -> None:  # noqa: ANN001
     client, journal, ctx = sim
     ctx.faults.inject("tddui", Fault("fhir.reply", {"status": 503, "message": "maintenance"}))
-    assert client.post("/", content=as_bytes(export()), headers=HEADERS).status_code == 503
+    refused = client.post("/", content=as_bytes(export()), headers=HEADERS)
+    assert refused.status_code == 503
+    assert [(i["severity"], i["code"]) for i in refused.json()["issue"]] == [("error", "transient")]
+    assert refused.json()["issue"][0]["diagnostics"].startswith("TDDUI-PANNE")
     assert client.post("/", content=as_bytes(export()), headers=HEADERS).status_code == 200
     assert client.get("/metadata").json()["fhirVersion"] == "4.0.1"
     assert [e.outcome for e in journal.query(JournalFilter(operation=dui.OP_TRANSACTION))] == [
         Outcome.REJECTED,
         Outcome.ACCEPTED,
     ]
+    first = journal.query(JournalFilter(operation=dui.OP_TRANSACTION))[0]
+    assert (first.error_code, [f["code"] for f in first.details["findings"]]) == ("503", ["TDDUI-PANNE"])
 
 
 @pytest.mark.parametrize(("policy", "status", "severity"), [("warn", 200, "warning"), ("refuse", 422, "error")])
