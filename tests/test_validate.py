@@ -19,7 +19,7 @@ from harness.core.journal import JournalFilter
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import load_testdata
 from harness.front.cli import app
-from harness.front.cli_validate import SettingsSpec, run_validation
+from harness.front.cli_validate import SettingsSpec, run_validation, validate_file
 from harness.runtime.environment import SocleEnvironment
 from harness.sut import dmp_messages as M
 from harness.sut.documents import build_cda, build_message, build_xdm
@@ -71,6 +71,29 @@ def test_an_unknown_file_is_a_finding_that_asks_for_a_type() -> None:
     report = validate_artefact(b"%PDF-1.7", name="x.pdf")
     assert codes(report) == [("ARTEFACT-INCONNU", "error")]
     assert "--type" in report.findings[0].message
+
+
+@pytest.mark.parametrize("data", [b"MSH|^~\\&|A\r", b"\x0bMSH|\x1c\r"])
+def test_an_unreadable_hl7v2_message_is_one_finding(data: bytes) -> None:
+    report = validate_artefact(data, name="m.hl7")
+    assert report.kind is ArtefactKind.HL7V2 and codes(report) == [("HL7-ILLISIBLE", "error")]
+
+
+def test_the_size_bound_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.validators import artefacts
+
+    data = b"MSH|^~\\&|A|B|C|D|20240101||ACK|1|P|2.5\r"
+    monkeypatch.setattr(artefacts, "MAX_ARTEFACT_BYTES", len(data))
+    assert codes(validate_artefact(data)) == []
+    monkeypatch.setattr(artefacts, "MAX_ARTEFACT_BYTES", len(data) - 1)
+    report = validate_artefact(data, name="gros.hl7")
+    assert codes(report) == [("ARTEFACT-TAILLE", "error")] and report.kind is None
+
+
+def test_an_unreadable_file_is_a_finding(tmp_path: Path) -> None:
+    for path in (tmp_path / "absent.xml", tmp_path):  # missing, and a folder given as a file
+        report = validate_file(path, None, ValidationSettings())
+        assert codes(report) == [("ARTEFACT-LECTURE", "error")] and report.findings[0].location == str(path)
 
 
 def test_the_reference_dui_artefacts_pass_and_say_what_was_not_run() -> None:
