@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 from xml.etree import ElementTree
@@ -26,6 +26,7 @@ from harness.validators import Finding, Severity
 from harness.validators.artefacts import ArtefactKind, ArtefactReport, ValidationSettings, validate_artefact
 from harness.validators.cda import CdaSchema
 from harness.validators.schematron import SchematronEngine
+from harness.validators.xds_metadata import ValueSets
 
 #: Below this many files, validate in this process (starting workers costs more than it saves).
 PARALLEL_FROM = 4
@@ -40,6 +41,7 @@ class SettingsSpec:
     schematron_dir: str | None
     strict: bool
     ca_files: tuple[str, ...]
+    jdv_dir: str | None = None  # ANS value sets (JDV_*.xml) the XDS metadata of an ITI-41 request is checked with
 
     def build(self) -> ValidationSettings:
         anchors: list[x509.Certificate] = []
@@ -48,6 +50,7 @@ class SettingsSpec:
         return ValidationSettings(
             cda_schema=CdaSchema(self.cda_xsd_dir) if self.cda_xsd_dir else None,
             schematron=SchematronEngine(self.schematron_dir) if self.schematron_dir else None,
+            value_sets=ValueSets(self.jdv_dir) if self.jdv_dir and Path(self.jdv_dir).is_dir() else None,
             strict=self.strict,
             trust_anchors=tuple(anchors),
         )
@@ -210,6 +213,13 @@ def validate(
     schematron_dir: Annotated[
         Path | None, typer.Option(help="Dossier des schématrons CI-SIS (défaut : [settings.dmp] schematron_dir).")
     ] = None,
+    jdv_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dossier des jeux de valeurs ANS JDV_*.xml (défaut : [settings.dmp] jdv_dir, sinon jeuxDeValeurs "
+            "à côté des schématrons)."
+        ),
+    ] = None,
     ca: Annotated[
         list[Path] | None,
         typer.Option(help="Certificat(s) CA (PEM) pour vérifier les signatures VIHF (défaut : la PKI de test)."),
@@ -222,7 +232,7 @@ def validate(
     """Valider des fichiers comme les simulateurs les jugent / validate files as the simulators judge them.
 
     Détecte CDA R2, archive IHE XDM, e-mail MSSanté (.eml), MDN, FHIR R4 (JSON ou XML), assertion VIHF, requête
-    ou réponse INSi, message HL7 v2. Code de sortie : 0 sans erreur, 1 si au moins une erreur, 2 usage.
+    ou réponse INSi, message HL7 v2, requête ITI-41 du DMP (enveloppe SOAP, corps MTOM ou entité MIME). Code de sortie : 0 sans erreur, 1 si au moins une erreur, 2 usage.
     """
     err = Console(stderr=True, highlight=False)
     if output_format not in {"table", "json", "junit", "html"}:
@@ -237,10 +247,13 @@ def validate(
     spec = SettingsSpec(
         cda_xsd_dir=str(cda_xsd_dir or dmp.get("cda_xsd_dir") or "") or None,
         schematron_dir=str(schematron_dir or dmp.get("schematron_dir") or "") or None,
+        jdv_dir=str(jdv_dir or dmp.get("jdv_dir") or "") or None,
         strict=strict,
         ca_files=tuple(str(p) for p in ca) if ca else _default_ca(config),
     )
-    for folder in (spec.cda_xsd_dir, spec.schematron_dir):
+    if spec.jdv_dir is None and spec.schematron_dir:  # as the DMP simulator: jeuxDeValeurs beside schematrons/
+        spec = replace(spec, jdv_dir=str(Path(spec.schematron_dir).parent / "jeuxDeValeurs"))
+    for folder in (spec.cda_xsd_dir, spec.schematron_dir, jdv_dir):
         if folder and not Path(folder).is_dir():
             err.print(f"[red]dossier introuvable :[/] {folder}")
             raise typer.Exit(2)

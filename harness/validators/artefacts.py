@@ -17,6 +17,10 @@ Kinds and the validator each one goes through (the same functions as the simulat
                         against the trust anchors given, else reported as not verified)
 ``insi-request``        :func:`harness.validators.insi.parse_request` — CNAM INSi SOAP 1.2 request
 ``insi-response``       :func:`harness.validators.insi.validate_result` — CNAM INSi response (``RESULTAT``)
+``iti41``               :func:`harness.validators.iti41.validate_request` — ITI-41 Provide and Register request
+                        as the DMP receives it (SOAP 1.2 envelope, MTOM or inline, WS-Addressing, VIHF, XDS
+                        metadata, each document's CDA, metadata against the CDA, signature document); a
+                        saved envelope, an MTOM body starting with its ``--boundary`` line, or a MIME entity
 ``hl7v2``               HL7 v2.5 structure of the volet « Transmission de documents CDA en HL7 v2 » (MSH,
                         PID, OBX) and the CDA carried in OBX-5
 ======================  =====================================================================================
@@ -41,11 +45,13 @@ from harness.validators import Finding, Severity
 from harness.validators.cda import CdaSchema, validate_cda
 from harness.validators.fhir_artefacts import fhir_findings
 from harness.validators.insi import parse_request, validate_result
+from harness.validators.iti41 import Iti41Policy, looks_like_request, validate_request
 from harness.validators.mdn import is_mdn, validate_mdn
 from harness.validators.mssante_message import parse_message, validate_message
 from harness.validators.schematron import SchematronEngine
 from harness.validators.vihf import Strictness, VihfPolicy, check_vihf
 from harness.validators.xdm import validate_xdm
+from harness.validators.xds_metadata import ValueSets
 
 #: Upper bound of one artefact read by ``validate`` (the largest simulator limit: a DMP submission).
 MAX_ARTEFACT_BYTES = 64 * 1024 * 1024
@@ -67,6 +73,7 @@ class ArtefactKind(StrEnum):
     INSI_REQUEST = "insi-request"
     INSI_RESPONSE = "insi-response"
     HL7V2 = "hl7v2"
+    ITI41 = "iti41"
 
     @property
     def label(self) -> str:
@@ -83,6 +90,7 @@ _LABELS = {
     ArtefactKind.INSI_REQUEST: "requête INSi",
     ArtefactKind.INSI_RESPONSE: "réponse INSi",
     ArtefactKind.HL7V2: "message HL7 v2",
+    ArtefactKind.ITI41: "requête ITI-41 (DMP)",
 }
 
 
@@ -90,13 +98,14 @@ _LABELS = {
 class ValidationSettings:
     """What the validators need besides the bytes: the same settings the simulators read.
 
-    ``cda_schema`` / ``schematron``: the CDA XSD and the CI-SIS schematron folder (``[settings.dmp]``
-    ``cda_xsd_dir`` / ``schematron_dir``); ``strict``: refuse what the strict simulators refuse (VIHF strictness);
+    ``cda_schema`` / ``schematron`` / ``value_sets``: the CDA XSD, the CI-SIS schematron folder and the ANS value
+    sets (``[settings.dmp]`` ``cda_xsd_dir`` / ``schematron_dir`` / ``jdv_dir``); ``strict``: refuse what the strict simulators refuse (VIHF strictness);
     ``trust_anchors``: CA certificates a VIHF signature must chain to (the test PKI's).
     """
 
     cda_schema: CdaSchema | None = None
     schematron: SchematronEngine | None = None
+    value_sets: ValueSets | None = None
     strict: bool = True
     trust_anchors: Sequence[x509.Certificate] = ()
 
@@ -141,6 +150,8 @@ def detect(data: bytes) -> ArtefactKind | None:
         return ArtefactKind.FHIR
     if head.startswith(b"<"):
         return _detect_xml(data)
+    if looks_like_request(head):
+        return ArtefactKind.ITI41
     if _HEADER_LINE.match(head):
         try:
             return ArtefactKind.MDN if is_mdn(parse_message(data)) else ArtefactKind.EML
@@ -169,6 +180,8 @@ def _detect_xml(data: bytes) -> ArtefactKind | None:
             return ArtefactKind.INSI_REQUEST
         if name in {"RESULTAT", "Fault"} and _is_insi(root):
             return ArtefactKind.INSI_RESPONSE
+        if name == "ProvideAndRegisterDocumentSetRequest":
+            return ArtefactKind.ITI41
     return None
 
 
@@ -196,7 +209,7 @@ def validate_artefact(
         report.findings.append(
             Finding(
                 "ARTEFACT-INCONNU",
-                "type de fichier non reconnu (CDA, XDM, e-mail, MDN, FHIR, VIHF, INSi, HL7 v2) : "
+                "type de fichier non reconnu (CDA, XDM, e-mail, MDN, FHIR, VIHF, INSi, HL7 v2, ITI-41) : "
                 "préciser --type / file type not recognised, use --type",
                 location=name,
             )
@@ -244,13 +257,7 @@ def _validate_vihf(data: bytes, settings: ValidationSettings, report: ArtefactRe
     vihf = check_vihf(security, anchors=list(settings.trust_anchors), policy=VihfPolicy(strictness=strictness))
     report.findings.extend(vihf.findings)
     if not settings.trust_anchors:
-        report.findings.append(
-            Finding(
-                "VIHF-ANCRES-ABSENTES",
-                "signature non vérifiable : aucune autorité de confiance donnée (--ca, la CA de la PKI de test)",
-                Severity.WARNING,
-            )
-        )
+        report.findings.append(_no_anchors())
 
 
 def _validate_insi_request(data: bytes, settings: ValidationSettings, report: ArtefactReport) -> None:
@@ -285,6 +292,30 @@ def _hl7_documents(message: hl7v2.Hl7Message) -> list[bytes]:
     return documents
 
 
+def _validate_iti41(data: bytes, settings: ValidationSettings, report: ArtefactReport) -> None:
+    strictness = Strictness.STRICT if settings.strict else Strictness.LENIENT
+    policy = Iti41Policy(
+        cda_schema=settings.cda_schema,
+        schematron=settings.schematron,
+        value_sets=settings.value_sets,
+        mtom=strictness,
+        anchors=tuple(settings.trust_anchors),
+    )
+    result = validate_request(data, policy, vihf_policy=VihfPolicy(strictness=strictness))
+    report.findings.extend(result.findings)
+    report.detail = result.detail
+    if not settings.trust_anchors and result.detail.get("signed"):  # a VIHF or a signature document was there
+        report.findings.append(_no_anchors())
+
+
+def _no_anchors() -> Finding:
+    return Finding(
+        "VIHF-ANCRES-ABSENTES",
+        "signature non vérifiable : aucune autorité de confiance donnée (--ca, la CA de la PKI de test)",
+        Severity.WARNING,
+    )
+
+
 def _validate_fhir(data: bytes, settings: ValidationSettings, report: ArtefactReport) -> None:
     findings, detail = fhir_findings(data, max_bytes=MAX_ARTEFACT_BYTES)
     report.findings.extend(findings)
@@ -301,6 +332,7 @@ _VALIDATORS = {
     ArtefactKind.INSI_REQUEST: _validate_insi_request,
     ArtefactKind.INSI_RESPONSE: _validate_insi_response,
     ArtefactKind.HL7V2: _validate_hl7v2,
+    ArtefactKind.ITI41: _validate_iti41,
 }
 
 

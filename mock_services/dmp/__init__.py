@@ -31,16 +31,18 @@ from starlette.routing import Route
 from harness.core.journal import Outcome
 from harness.fhir.access import ensure_establishment_certificates
 from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_patient_id
+from harness.fields.soap12 import SoapFault, SoapLimits, SoapRequest, addressing_fault, parse_soap_request
 from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import Simulator, SimulatorContext, catalogue_of
 from harness.validators import Finding, Severity
 from harness.validators.cda import CdaSchema
+from harness.validators.iti41 import Iti41Policy
 from harness.validators.schematron import SchematronEngine
 from harness.validators.vihf import SignatureCache, Strictness, VihfPolicy, check_vihf
 from harness.validators.xds_metadata import ValueSets
 from mock_services.dmp.faults import FAULT_SOAP, FAULT_TIMEOUT, FAULTS
 from mock_services.dmp.settings import DmpSettings
-from mock_services.dmp.soap import SoapFault, SoapLimits, SoapRequest, fault_bytes, parse_soap_request, read_body
+from mock_services.dmp.soap import fault_bytes, read_body
 from mock_services.dmp.store import Authorisation, DmpState, DmpStore, PersonDmp
 from mock_services.dmp.transactions import ITI18, ITI41, ITI43, ITI57, OPERATIONS, TD02, Caller, Reply, Transactions
 
@@ -81,6 +83,19 @@ class DMPSimulator(Simulator):
         self.anchors: list[x509.Certificate] = [ctx.pki.intermediate.cert, ctx.pki.root.cert]
         self.signatures = SignatureCache()
         self.transactions = Transactions(self)
+
+    @property
+    def iti41_policy(self) -> Iti41Policy:
+        """The settings the ITI-41 checks of :mod:`harness.validators.iti41` read (built per request: the
+        production-INS policy may change during a run)."""
+        return Iti41Policy(
+            cda_schema=self.cda_schema,
+            schematron=self.schematron,
+            value_sets=self.value_sets,
+            mtom=self.mtom_policy,
+            production_ins=self.production_ins,
+            anchors=self.anchors,
+        )
 
     def _initial_persons(self, overrides: dict[str, Any]) -> list[PersonDmp]:
         persons = {(p.ins.value, p.ins.oid): PersonDmp(p.ins.value, p.ins.oid) for p in self.ctx.testdata.persons}
@@ -162,20 +177,9 @@ class DMPSimulator(Simulator):
         soap: SoapRequest | None = None
         try:
             soap = parse_soap_request(content_type, body, self.limits)
-            if soap.action not in ENDPOINT_ACTIONS[endpoint]:
-                raise SoapFault(
-                    "Sender",
-                    f"Action {soap.action!r} non prise en charge par le service {endpoint}",
-                    subcode="wsa:ActionNotSupported" if soap.action else "wsa:MessageAddressingHeaderRequired",
-                )
-            if not soap.message_id:
-                raise SoapFault(
-                    "Sender", "en-tête WS-Addressing MessageID absent", subcode="wsa:MessageAddressingHeaderRequired"
-                )
-            if not soap.to:
-                raise SoapFault(
-                    "Sender", "en-tête WS-Addressing To absent", subcode="wsa:MessageAddressingHeaderRequired"
-                )
+            addressing = addressing_fault(soap, ENDPOINT_ACTIONS[endpoint], endpoint)
+            if addressing is not None:
+                raise addressing
             fault = self.ctx.take_fault(FAULT_SOAP)
             if fault is not None:
                 raise SoapFault(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.fields.identity import ProductionInsPolicy, production_ins_policy
-from mock_services.dmp.soap import SoapLimits
+from harness.fields.soap12 import SoapLimits
 
 
 @dataclass(frozen=True)

@@ -28,20 +28,17 @@ from lxml import etree
 
 from harness.core.journal import Exchange, Outcome
 from harness.fields.identity import INS, PRODUCTION_INS_CODE, InsError, parse_ins, parse_xds_patient_id, production_ins
+from harness.fields.soap12 import SoapFault, SoapRequest
 from harness.validators import Finding, Severity
 from harness.validators import ebrim as E
-from harness.validators.cda import validate_cda
-from harness.validators.dsg import verify_submission_signature
-from harness.validators.vihf import Strictness, VihfReport
+from harness.validators.iti41 import MTOM_REQUIRED, check_contents, is_provide_and_register, read_provide_and_register
+from harness.validators.vihf import VihfReport
 from harness.validators.xds_metadata import (
     SIGNATURE_TYPE,
-    XdsDocumentEntry,
     XdsSubmission,
-    format_code_finding,
-    read_submission,
 )
 from mock_services.dmp.faults import FAULT_AUTHORISATION_REFUSED, FAULT_CLOSED
-from mock_services.dmp.soap import SoapFault, SoapRequest, mtom_bytes, resolve_xop, soap_bytes
+from mock_services.dmp.soap import mtom_bytes, soap_bytes
 from mock_services.dmp.store import STATUS_ARCHIVED, STATUS_DELETED, Authorisation, DmpState, StoredDocument
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,8 +61,6 @@ OPERATIONS = {
     TD02: "td02.test_existence",
 }
 VISIBLE_STATUSES = {E.STATUS_APPROVED, E.STATUS_DEPRECATED, STATUS_ARCHIVED}
-CDA_MIME_TYPES = {"text/xml", "application/xml", "application/hl7-v3+xml"}
-MTOM_REQUIRED = "MTOM-REQUIRED"
 
 
 @dataclass
@@ -260,53 +255,24 @@ class Transactions:
 
     # ------------------------------------------------------------------------------------------ ITI-41
     def provide_and_register(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
+        """The checks of the request itself are the library's (:mod:`harness.validators.iti41`, the same as
+        ``socle-harness validate``); the DMP's state (open, authorisation, replaced and known documents) is ours."""
         operation = OPERATIONS[ITI41]
         payload = soap.payload
-        if payload is None or payload.tag != f"{{{E.XDSB}}}ProvideAndRegisterDocumentSetRequest":
+        if payload is None or not is_provide_and_register(payload):
             raise SoapFault(
                 "Sender", "xdsb:ProvideAndRegisterDocumentSetRequest attendu dans env:Body", error_code="XDS-BODY"
             )
-        sor = payload.find("lcm:SubmitObjectsRequest", E.NS)
-        findings: list[Finding] = list(caller.vihf.findings)
-        if sor is None:
-            findings.append(Finding("XDSRegistryMetadataError", "lcm:SubmitObjectsRequest absent"))
-            submission = XdsSubmission(None, [], [], [])
-        else:
-            submission = read_submission(sor, value_sets=self.sim.value_sets)
-            findings.extend(submission.findings)
+        policy = self.sim.iti41_policy
+        submission, findings = read_provide_and_register(payload, caller.vihf, policy)
         patient = submission.patient
-        if caller.vihf.resource_ins is not None and patient is not None and caller.vihf.resource_ins != patient:
-            findings.append(
-                Finding(
-                    "XDSPatientIdDoesNotMatch",
-                    f"resource-id du VIHF ({caller.vihf.resource_ins.to_xds()}) différent du patientId du lot "
-                    f"({patient.to_xds()})",
-                    location="VIHF",
-                )
-            )
-        findings.extend(self._production_ins(patient, "SubmissionSet patientId"))
         findings.extend(self._person_findings(patient, caller, feeding=True))
-        if not soap.mtom:
-            findings.extend(self._mtom_finding())
-        declared = submission.essms
-        if declared and caller.structure and declared != caller.structure:
-            findings.append(
-                Finding(
-                    "DMP-AUTEUR-STRUCTURE",
-                    f"authorInstitution déclare la structure {declared}, la structure authentifiée (certificat TLS, "
-                    f"signataire et Identifiant_Structure du VIHF) est {caller.structure} : le versement est compté "
-                    f"pour {caller.structure}",
-                    Severity.WARNING,
-                    "SubmissionSet author",
-                )
-            )
-        contents = self._documents(payload, submission, soap, findings)
-        checked: list[dict[str, Any]] = []
-        for entry in submission.entries:
-            data = contents.get(entry.id)
-            if data is not None:
-                checked.append(self._check_document(entry, data, findings))
-        self._check_signatures(submission, contents, caller, findings)
+        structure = caller.certificate_structure or caller.vihf.first("Identifiant_Structure")
+        checked = check_contents(
+            payload, submission, soap.attachments, mtom=soap.mtom, structure=structure, policy=policy
+        )
+        findings.extend(checked.findings)
+        contents = checked.contents
         replaced = self._check_replacements(submission, findings)
         errors = [f for f in findings if f.severity is Severity.ERROR]
         essms = caller.structure or submission.essms  # the authenticated structure, not the declared one
@@ -321,7 +287,7 @@ class Transactions:
                 }
                 for e in submission.entries
             ],
-            "validation": checked,
+            "validation": checked.checked,
             "replaced": replaced,
             "mtom": soap.mtom,
             "message_id": soap.message_id,
@@ -354,138 +320,6 @@ class Transactions:
         )
         self._register(submission, contents, essms, replaced)
         return self._reply(ITI41, soap, registry_response(findings))
-
-    def _check_signatures(
-        self, submission: XdsSubmission, contents: dict[str, bytes], caller: Caller, findings: list[Finding]
-    ) -> None:
-        """IHE DSG: each signature document verified against the test PKI, signed by the authenticated structure,
-        with the digests of the submission's documents."""
-        documents = {e.unique_id: contents[e.id] for e in submission.documents if e.unique_id and e.id in contents}
-        structure = caller.certificate_structure or caller.vihf.first("Identifiant_Structure")
-        for entry in submission.entries:
-            if entry.is_signature and entry.id in contents:
-                findings.extend(
-                    verify_submission_signature(
-                        contents[entry.id],
-                        documents,
-                        anchors=self.sim.anchors,
-                        structure=structure,
-                        location=f"DocumentEntry {entry.id}",
-                    )
-                )
-
-    def _mtom_finding(self) -> list[Finding]:
-        """IHE ITI TF-2b §3.41.4.1.3 / TF-2x Appendix V: Provide and Register uses MTOM/XOP (``strict``: refused;
-        ``lenient``: a warning)."""
-        if self.sim.mtom_policy is Strictness.OFF:
-            return []
-        severity = Severity.ERROR if self.sim.mtom_policy is Strictness.STRICT else Severity.WARNING
-        return [
-            Finding(
-                MTOM_REQUIRED,
-                "ITI-41 reçu sans MTOM/XOP (application/soap+xml) : IHE ITI TF-2b §3.41 impose multipart/related MTOM",
-                severity,
-                "HTTP Content-Type",
-            )
-        ]
-
-    def _documents(
-        self, payload: etree._Element, submission: XdsSubmission, soap: SoapRequest, findings: list[Finding]
-    ) -> dict[str, bytes]:
-        contents: dict[str, bytes] = {}
-        entry_ids = {e.id for e in submission.entries}
-        for document in payload.findall("xdsb:Document", E.NS):
-            doc_id = document.get("id", "")
-            try:
-                contents[doc_id] = resolve_xop(document, soap.attachments)
-            except KeyError as exc:
-                findings.append(
-                    Finding(
-                        "XDSMissingDocument",
-                        f"xdsb:Document {doc_id!r}: pièce MTOM <{exc.args[0]}> absente du message (Content-ID)",
-                        location=f"Document {doc_id}",
-                    )
-                )
-                continue
-            if doc_id not in entry_ids:
-                findings.append(
-                    Finding(
-                        "XDSMissingDocumentMetadata",
-                        f"xdsb:Document {doc_id!r} sans DocumentEntry",
-                        location=f"Document {doc_id}",
-                    )
-                )
-        for entry in submission.entries:
-            if entry.id not in contents and not any(f.location == f"Document {entry.id}" for f in findings):
-                findings.append(
-                    Finding(
-                        "XDSMissingDocument",
-                        f"DocumentEntry {entry.id}: aucun xdsb:Document ne porte ce document",
-                        location=f"DocumentEntry {entry.id}",
-                    )
-                )
-        return contents
-
-    def _check_document(self, entry: XdsDocumentEntry, data: bytes, findings: list[Finding]) -> dict[str, Any]:
-        where = f"DocumentEntry {entry.id}"
-        if entry.size is not None and entry.size.strip() != str(len(data)):
-            findings.append(
-                Finding(
-                    "XDSRepositoryMetadataError",
-                    f"size={entry.size} mais le document fait {len(data)} octets",
-                    location=where,
-                )
-            )
-        if entry.hash is not None and entry.hash.strip().lower() != hashlib.sha1(data).hexdigest():  # noqa: S324 - XDS hash is SHA-1
-            findings.append(
-                Finding(
-                    "XDSRepositoryMetadataError", "hash SHA-1 déclaré différent de celui du document", location=where
-                )
-            )
-        if entry.is_signature:  # verified with the whole submission: _check_signatures (IHE DSG)
-            return {"entry": entry.id, "kind": "signature"}
-        if entry.mime_type not in CDA_MIME_TYPES:
-            # The DMP stores CDA R2 documents (a PDF travels inside a CDA nonXMLBody): the declared mimeType never
-            # decides which checks run; the content is checked as a CDA whatever it is declared to be.
-            findings.append(
-                Finding(
-                    "XDSRegistryMetadataError",
-                    f"mimeType {entry.mime_type!r} : le DMP n'accepte que des documents CDA R2 (text/xml) ; le "
-                    "contenu est vérifié comme un document CDA",
-                    location=where,
-                )
-            )
-        report = validate_cda(data, xsd=self.sim.cda_schema, schematron=self.sim.schematron, location=where)
-        findings.extend(report.findings)
-        header = report.header
-        if header.ins is not None and entry.patient is not None and header.ins != entry.patient:
-            findings.append(
-                Finding(
-                    "XDSPatientIdDoesNotMatch",
-                    f"INS du document CDA ({header.ins.to_xds()}) différent du patientId ({entry.patient.to_xds()})",
-                    location=where,
-                )
-            )
-        if header.code and entry.type_code and header.code != entry.type_code.code:
-            findings.append(
-                Finding(
-                    "XDSRegistryMetadataError",
-                    f"typeCode {entry.type_code.code!r} incohérent avec le code du document CDA {header.code!r}",
-                    location=where,
-                )
-            )
-        format_finding = format_code_finding(header.template_ids, entry.format_code, where)
-        if format_finding is not None:
-            findings.append(format_finding)
-        if report.document_id and entry.unique_id and report.document_id != entry.unique_id:
-            findings.append(
-                Finding(
-                    "XDSRegistryMetadataError",
-                    f"uniqueId {entry.unique_id!r} différent de l'identifiant du document CDA {report.document_id!r}",
-                    location=where,
-                )
-            )
-        return {"entry": entry.id, "kind": "cda", "ok": report.ok, "layers": report.layers, "volet": report.volet}
 
     def _check_replacements(self, submission: XdsSubmission, findings: list[Finding]) -> dict[str, str]:
         replaced: dict[str, str] = {}
