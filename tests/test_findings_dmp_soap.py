@@ -12,16 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from lxml import etree
 
-from mock_services.dmp.soap import (
-    NS,
-    SoapFault,
-    SoapLimits,
-    SoapRequest,
-    content_length,
-    parse_soap_request,
-    read_body,
-    resolve_xop,
-)
+from harness.fields.soap12 import NS, SoapFault, SoapLimits, SoapRequest, parse_soap_request, resolve_xop
+from mock_services.dmp.soap import content_length, read_body
 
 SOAP12 = NS["env"]
 ENVELOPE = (
