@@ -247,6 +247,9 @@ class PostgreSQLJournal:
         if flt.since_seq is not None:
             clauses.append("seq > %s")
             params.append(flt.since_seq)
+        if flt.until_seq is not None:
+            clauses.append("seq <= %s")
+            params.append(flt.until_seq)
         if flt.ts_from is not None:
             clauses.append("ts >= %s")
             params.append(flt.ts_from)
