@@ -16,8 +16,8 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
 
     services = ["mssante"]   # simulators to start (default: every registered one)
 
-    [settings.mssante]       # settings handed to the simulator
-    max_message_bytes = 20971520
+    [settings.mssante]       # settings handed to the simulator: each key is a field of one of the service's
+    max_message_bytes = 20971520  # settings types (harness.core.settings; checked by harness.sut.plugins.check_settings)
     strict = true
 
     mssante_counting = "messages"  # MSSanté rate numerator: messages sent (instruction) or "personnes"
@@ -31,12 +31,12 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
 
 from __future__ import annotations
 
-import difflib
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from harness.core.settings import nearest
 
 DEFAULT_CONFIG_FILE = "socle-harness.toml"
 
@@ -128,12 +128,6 @@ def load_config(path: Path | None = None) -> HarnessConfig:
     config = replace(HarnessConfig(), **values)
     check_types(config, path)
     return config
-
-
-def nearest(name: str, valid: Iterable[str]) -> str:
-    """`` (vouliez-vous dire « x » ?)`` when a valid name is close to ``name``, else an empty string."""
-    close = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
-    return f" (vouliez-vous dire « {close[0]} » ? / did you mean {close[0]!r}?)" if close else ""
 
 
 def check_types(config: HarnessConfig, path: Path | str = "configuration") -> None:

@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from harness import __version__
-from harness.core.config import HarnessConfig, load_config, nearest
+from harness.core.config import HarnessConfig, load_config
 from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
 from harness.front.console import ConsoleReporter
@@ -43,6 +43,7 @@ from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, Observat
 from harness.runtime.selection import TagExpression, TagExpressionError, catalogue
 from harness.runtime.selection import select as select_scenarios
 from harness.sut import make_driver
+from harness.sut.plugins import check_settings
 from harness.sut.reference import drivers
 
 app = typer.Typer(
@@ -92,26 +93,11 @@ JournalOpt = Annotated[
 def _load(config_path: Path | None) -> HarnessConfig:
     try:
         config = load_config(config_path)
-        check_settings_sections(config)
+        check_settings(config.settings)
         return config
     except ValueError as exc:
         err.print(f"[red]Configuration invalide / invalid configuration:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
-
-
-def check_settings_sections(config: HarnessConfig) -> None:
-    """Each ``[settings.<service>]`` table names a registered service (a table under a wrong name would be
-    silently ignored), with the nearest valid name when there is one."""
-    from harness.sut.plugins import services
-
-    registered = set(services())
-    unknown = sorted(set(config.settings) - registered)
-    if unknown:
-        raise ValueError(
-            "sections [settings.*] inconnues / unknown settings sections: "
-            + ", ".join(f"[settings.{name}]{nearest(name, registered)}" for name in unknown)
-            + f" — services : {', '.join(sorted(registered))}"
-        )
 
 
 def _version(value: bool) -> None:

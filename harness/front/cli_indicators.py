@@ -35,6 +35,7 @@ from harness.analytics.indicators import (
 )
 from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import open_journal
+from harness.sut.plugins import check_settings
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -50,7 +51,9 @@ FORECAST_READINGS_HELP = "Lecture NOM=CHOIX (répétable), défaut = le texte : 
 
 def _load(config_path: Path | None) -> HarnessConfig:
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
+        check_settings(config.settings)
+        return config
     except ValueError as exc:
         err.print(f"[red]Configuration invalide / invalid configuration:[/] {exc}")
         raise typer.Exit(2) from exc

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.core.config import HarnessConfig, load_config
+from harness.sut.plugins import check_settings
 from harness.validators import Finding, Severity
 from harness.validators.artefacts import ArtefactKind, ArtefactReport, ValidationSettings, validate_artefact
 from harness.validators.cda import CdaSchema
@@ -240,14 +241,17 @@ def validate(
         raise typer.Exit(2)
     try:
         config = load_config(config_path)
+        check_settings(config.settings)
     except ValueError as exc:
         err.print(f"[red]Configuration invalide / invalid configuration:[/] {exc}")
         raise typer.Exit(2) from exc
-    dmp = config.settings.get("dmp", {})
+    from mock_services.dmp.settings import DmpSettings  # the DMP plugin's settings type
+
+    dmp = DmpSettings.from_mapping(config.settings.get("dmp", {}))
     spec = SettingsSpec(
-        cda_xsd_dir=str(cda_xsd_dir or dmp.get("cda_xsd_dir") or "") or None,
-        schematron_dir=str(schematron_dir or dmp.get("schematron_dir") or "") or None,
-        jdv_dir=str(jdv_dir or dmp.get("jdv_dir") or "") or None,
+        cda_xsd_dir=str(cda_xsd_dir or dmp.cda_xsd_dir or "") or None,
+        schematron_dir=str(schematron_dir or dmp.schematron_dir or "") or None,
+        jdv_dir=str(jdv_dir or dmp.jdv_dir or "") or None,
         strict=strict,
         ca_files=tuple(str(p) for p in ca) if ca else _default_ca(config),
     )

@@ -18,11 +18,12 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.journal import Direction, Exchange, Journal, Outcome
+from harness.core.settings import read_settings
 
 OPERATION = "connection.refused"
 OVER_LISTENER = "limite-connexions"
@@ -44,8 +45,8 @@ class ConnectionLimits:
     stream_idle_timeout: float = 300.0
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> ConnectionLimits:
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in raw.items() if k in cls.__dataclass_fields__})
+    def from_mapping(cls, raw: Mapping[str, Any]) -> ConnectionLimits:
+        return read_settings(cls, raw)
 
     def refusal(self, total: int, from_peer: int) -> str | None:
         """Why one more connection is refused (``total`` and ``from_peer`` include it), else ``None``."""

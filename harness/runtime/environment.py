@@ -96,9 +96,11 @@ class SocleEnvironment:
     def psc_client(self) -> dict[str, str]:
         """The DUI under test's registration at the PSC simulator: client ``[settings.psc] sut_client``
         (default ``dui-reference``) of ``clients.json`` in the PSC fixtures; empty when there is none."""
-        settings = self.config.settings.get("psc", {})
-        folder = Path(settings.get("fixtures_dir") or Path(self.config.fixtures_dir) / "psc")
-        wanted = settings.get("sut_client", "dui-reference")
+        from mock_services.psc.realm import Settings as PscSettings  # the PSC plugin's settings type
+
+        settings = PscSettings.from_mapping(self.config.settings.get("psc", {}))
+        folder = Path(settings.fixtures_dir or Path(self.config.fixtures_dir) / "psc")
+        wanted = settings.sut_client
         try:
             clients = json.loads((folder / "clients.json").read_text(encoding="utf-8")).get("clients", [])
         except (OSError, ValueError):

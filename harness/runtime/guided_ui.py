@@ -461,10 +461,14 @@ def connection_for(config: HarnessConfig) -> Connection:
             (c.get("client_id", ""), c.get("client_secret", ""), " ".join(c.get("redirect_uris", [])))
             for c in raw.get("clients", [])
         )
-    idam = config.settings.get("insi", {}).get("authorised_idam") or ()
+    from mock_services.insi.service import InsiSettings  # the INSi plugin's settings type
+
+    idam = (
+        InsiSettings.from_mapping(config.settings.get("insi", {})).authorised_idam if "insi" in config.settings else ()
+    )
     return Connection(
         files=files,
         mailboxes=mailboxes,
         psc_clients=clients,
-        insi_idam=(idam,) if isinstance(idam, str) else tuple(idam),
+        insi_idam=idam,
     )

@@ -36,7 +36,7 @@ from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
 from harness.runtime.selection import TagExpression, title_matches
 from harness.steps import SHARED_STEP_MODULES
 from harness.sut import SutDriver, make_driver
-from harness.sut.plugins import services
+from harness.sut.plugins import check_settings, services
 
 # The step libraries: the shared steps, then the step module each service plugin names (harness.sut.plugins).
 pytest_plugins = list(dict.fromkeys([*SHARED_STEP_MODULES, *(plugin.steps for plugin in services().values())]))
@@ -120,6 +120,7 @@ def pytest_bdd_apply_tag(tag: str, function: Any) -> bool:
 def _config_from(pytestconfig: pytest.Config) -> HarnessConfig:
     path = pytestconfig.getoption("--socle-config")
     config = load_config(Path(path) if path else None)
+    check_settings(config.settings)
     run_dir = pytestconfig.getoption("--socle-run-dir")
     overrides: dict[str, Any] = {
         "sut": pytestconfig.getoption("--socle-sut"),

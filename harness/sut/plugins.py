@@ -5,7 +5,9 @@ entry-point group ``socle_harness.services`` (one line in ``pyproject.toml``; th
 ``mock_services/<service>/plugin.py``). It names every part of the service:
 
 - ``simulator``: its :class:`~harness.host.simulator.Simulator` subclass (the service host mounts it);
-- ``settings``: the types its ``[settings.<service>]`` table is read into (each with ``from_mapping``);
+- ``settings``: the types its ``[settings.<service>]`` table is read into: frozen dataclasses whose fields are
+  the table's keys (:mod:`harness.core.settings`), each with a ``from_mapping`` constructor the simulator calls;
+  :func:`check_settings` refuses at load a key none of them declares and a value of the wrong type;
 - ``faults``: its fault catalogue, the :class:`~harness.host.simulator.FaultSpec` kinds it takes from the board
   (at least the simulator's own ``fault_catalogue``, which the host's ``/_harness/faults`` injects, every kind
   named ``<service>.<fault>``);
@@ -35,6 +37,8 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any
 
+from harness.core.settings import SettingsError, nearest, settings_keys, unknown_keys
+from harness.host.connections import ConnectionLimits
 from harness.host.simulator import FaultSpec, Simulator
 from harness.sut.base import Defect, SutEnvironment
 
@@ -42,6 +46,9 @@ ENTRY_POINT_GROUP = "socle_harness.services"
 
 #: A guided-recette instruction: ``(action dataclass or None, the DUI's environment or None) -> French text``.
 Instruction = Callable[[Any, SutEnvironment | None], str]
+
+#: ``[settings.host]``: the service host's own table (bounds of every listener), beside the services' tables
+HOST_SETTINGS: Mapping[str, tuple[type, ...]] = MappingProxyType({"host": (ConnectionLimits,)})
 
 # attributes every reference mixin may declare (the shared driver state and the defect predicate)
 _SHARED_MIXIN_ATTRIBUTES = frozenset({"has", "env"})
@@ -122,6 +129,9 @@ def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
     for settings in plugin.settings:
         if not callable(getattr(settings, "from_mapping", None)):
             raise _fail(label, f"settings type {settings.__name__} has no from_mapping(mapping) constructor")
+        if not dataclasses.is_dataclass(settings):
+            raise _fail(label, f"settings type {settings.__name__} must be a dataclass (its fields are the keys)")
+    _unique(label, "settings key", (key for settings in plugin.settings for key in settings_keys(settings)))
     _tuple_of(label, "faults", plugin.faults, FaultSpec)
     _unique(label, "fault", (f.name for f in plugin.faults))
     undeclared = sorted(set(getattr(plugin.simulator, "fault_catalogue", {})) - {f.name for f in plugin.faults})
@@ -208,3 +218,34 @@ def services() -> Mapping[str, ServicePlugin]:
             "« pip install -e . » / no service plugin registered: reinstall the package"
         )
     return load(found)
+
+
+def check_settings(tables: Mapping[str, Any], registry: Mapping[str, ServicePlugin] | None = None) -> None:
+    """Refuse (ValueError, French and English) what the ``[settings.*]`` tables would silently get wrong: a table
+    for no registered service, a key no settings type of its service declares (with the nearest valid one) and a
+    value of the wrong type (with its key), by building every settings type as the simulator will."""
+    owners = {name: plugin.settings for name, plugin in (registry or services()).items()} | dict(HOST_SETTINGS)
+    unknown = sorted(set(tables) - set(owners))
+    if unknown:
+        raise ValueError(
+            "sections [settings.*] inconnues / unknown settings sections: "
+            + ", ".join(f"[settings.{name}]{nearest(name, owners)}" for name in unknown)
+            + f" — sections : {', '.join(sorted(owners))}"
+        )
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise ValueError(f"[settings.{name}] doit être une table / must be a table, not {table!r}")
+        wrong = unknown_keys(owners[name], table)
+        if wrong:
+            valid = sorted(key for settings in owners[name] for key in settings_keys(settings))
+            raise ValueError(
+                f"clés inconnues dans [settings.{name}] / unknown keys: {', '.join(wrong)} — clés valides : "
+                + ", ".join(valid)
+            )
+        for settings in owners[name]:
+            try:
+                settings.from_mapping(table)
+            except SettingsError as exc:
+                raise ValueError(
+                    f"valeur invalide dans [settings.{name}] / invalid value: {exc.key} : {exc.reason}"
+                ) from None

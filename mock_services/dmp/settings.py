@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.fields.identity import ProductionInsPolicy, production_ins_policy
+from harness.core.settings import read_settings
+from harness.fields.identity import ProductionInsPolicy
 from harness.fields.soap12 import SoapLimits
+from harness.validators.vihf import Strictness
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,8 @@ class DmpSettings:
     cda_xsd_dir: str | None = None
     schematron_dir: str | None = None
     jdv_dir: str | None = None
-    vihf: str = "strict"
-    mtom: str = "strict"
+    vihf: Strictness = Strictness.STRICT
+    mtom: Strictness = Strictness.STRICT
     production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN
     require_client_certificate: bool = True
     max_request_bytes: int = SoapLimits.max_request_bytes
@@ -31,16 +33,13 @@ class DmpSettings:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> DmpSettings:
-        return cls(
-            cda_xsd_dir=raw.get("cda_xsd_dir") or None,
-            schematron_dir=raw.get("schematron_dir") or None,
-            jdv_dir=raw.get("jdv_dir") or None,
-            vihf=str(raw.get("vihf", "strict")),
-            mtom=str(raw.get("mtom", "strict")),
-            production_ins=production_ins_policy(raw),
-            require_client_certificate=bool(raw.get("require_client_certificate", True)),
-            max_request_bytes=int(raw.get("max_request_bytes", SoapLimits.max_request_bytes)),
-            persons=dict(raw.get("persons") or {}),
+        """Typed read of the table (:func:`harness.core.settings.read_settings`); an empty folder means none."""
+        settings = read_settings(cls, raw)
+        return replace(
+            settings,
+            cda_xsd_dir=settings.cda_xsd_dir or None,
+            schematron_dir=settings.schematron_dir or None,
+            jdv_dir=settings.jdv_dir or None,
         )
 
     @property

@@ -16,7 +16,8 @@ import base64
 import json
 import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from harness.core.journal import Direction, Exchange, Outcome
+from harness.core.settings import read_settings
 from harness.fhir import (
     EstablishmentAccess,
     FhirError,
@@ -46,7 +48,7 @@ from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.server import simulated_unavailability
 from harness.fhir.store import UnitOfWork
-from harness.fields.identity import production_ins_policy
+from harness.fields.identity import ProductionInsPolicy
 from harness.fields.testdata import Person
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, production_ins_findings
@@ -228,14 +230,16 @@ class EparcoursSettings:
     # ans.fhir.fr.cdl 3.0.0 maj_note.md / suppr_note.md: « il est recommandé qu'une note ne puisse être modifiée
     # [supprimée] que par son auteur » — the default follows the recommendation (403 for another establishment)
     author_only_changes: bool = True
+    production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN  # harness-wide unless the table overrides it
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> EparcoursSettings:
-        return cls(
-            max_body_bytes=max(4096, int(raw.get("max_body_bytes", cls.max_body_bytes))),
-            max_bundle_entries=max(1, int(raw.get("max_bundle_entries", cls.max_bundle_entries))),
-            require_if_match=str(raw.get("require_if_match", False)).lower() in ("1", "true", "yes", "oui"),
-            author_only_changes=str(raw.get("author_only_changes", True)).lower() not in ("0", "false", "no", "non"),
+    def from_mapping(cls, raw: Mapping[str, Any]) -> EparcoursSettings:
+        """Typed read of the table (:func:`harness.core.settings.read_settings`), bounds floored."""
+        settings = read_settings(cls, raw)
+        return replace(
+            settings,
+            max_body_bytes=max(4096, settings.max_body_bytes),
+            max_bundle_entries=max(1, settings.max_bundle_entries),
         )
 
 
@@ -258,7 +262,7 @@ class EparcoursService(FhirHooks):
         self._lock = threading.Lock()
         self.store = ResourceStore(clock=ctx.run.now)
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
-        self.production_ins = production_ins_policy(ctx.settings)  # harness-wide production-INS policy
+        self.production_ins = settings.production_ins  # harness-wide production-INS policy
         self.fhir = FhirServer(
             resources=RESOURCES,
             store=self.store,

@@ -25,6 +25,7 @@ import html
 import json
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from harness.core.journal import Exchange, Outcome
+from harness.core.settings import read_settings
 from harness.fhir import (
     EstablishmentAccess,
     FhirError,
@@ -54,7 +56,7 @@ from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.server import simulated_unavailability
 from harness.fhir.store import UnitOfWork, Version
 from harness.fhir.wire import Format, render, response_format
-from harness.fields.identity import production_ins_policy
+from harness.fields.identity import ProductionInsPolicy
 from harness.fields.testdata import Person
 from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import SimulatorContext
@@ -101,14 +103,16 @@ class EprescriptionSettings:
     max_body_bytes: int = 1024 * 1024
     max_bundle_entries: int = 100
     require_retrieval: bool = True  # a confirmation must follow a retrieval of the same prescription
+    production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN  # harness-wide unless the table overrides it
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> EprescriptionSettings:
-        return cls(
-            seed=int(raw.get("seed", cls.seed)),
-            max_body_bytes=max(4096, int(raw.get("max_body_bytes", cls.max_body_bytes))),
-            max_bundle_entries=max(1, int(raw.get("max_bundle_entries", cls.max_bundle_entries))),
-            require_retrieval=str(raw.get("require_retrieval", True)).lower() not in ("0", "false", "no", "non"),
+    def from_mapping(cls, raw: Mapping[str, Any]) -> EprescriptionSettings:
+        """Typed read of the table (:func:`harness.core.settings.read_settings`), bounds floored."""
+        settings = read_settings(cls, raw)
+        return replace(
+            settings,
+            max_body_bytes=max(4096, settings.max_body_bytes),
+            max_bundle_entries=max(1, settings.max_bundle_entries),
         )
 
 
@@ -215,7 +219,7 @@ class EprescriptionService(FhirHooks):
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
         self.store = ResourceStore(clock=ctx.run.now)
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
-        self.production_ins = production_ins_policy(ctx.settings)  # harness-wide production-INS policy
+        self.production_ins = settings.production_ins  # harness-wide production-INS policy
         self.fhir = FhirServer(
             resources=RESOURCES,
             store=self.store,

@@ -33,7 +33,7 @@ answers) and ``MATRICULE`` always gives the provisional NIA identity.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -398,10 +398,3 @@ def build_identity_base(
         synthetic_identities(synthetic, seed, taken_numbers={i.number for i in identities}, taken_traits=taken_traits)
     )
     return IdentityBase(tuple(identities), qualification=qualification, refused=tuple(refused))
-
-
-def settings_bool(settings: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = settings.get(name, default)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "oui", "on")
-    return bool(value)

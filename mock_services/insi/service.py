@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -35,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from harness.core.journal import Outcome
+from harness.core.settings import read_settings
 from harness.host.asgi_tls import client_common_name
 from harness.host.simulator import SimulatorContext
 from harness.validators.insi import InsiRequest, parse_request
@@ -42,7 +44,6 @@ from mock_services.insi.faults import FAULT_DELAY, FAULT_SOAP, FAULT_UNAVAILABLE
 from mock_services.insi.identities import (
     IdentityBase,
     build_identity_base,
-    settings_bool,
 )
 from mock_services.insi.soap import (
     CONTENT_TYPE,
@@ -78,16 +79,15 @@ class InsiSettings:
     max_delay_seconds: float = 120.0
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> InsiSettings:
-        idam = raw.get("authorised_idam", cls.authorised_idam)
-        return cls(
-            authorised_idam=(idam,) if isinstance(idam, str) else tuple(str(i) for i in idam),
-            qualification_identities=settings_bool(raw, "qualification_identities", True),
-            refuse_production_ins=settings_bool(raw, "refuse_production_ins", True),
-            synthetic_identities=max(0, min(int(raw.get("synthetic_identities", 200)), 100_000)),
-            seed=int(raw.get("seed", 20240101)),
-            max_request_bytes=max(4096, int(raw.get("max_request_bytes", 256 * 1024))),
-            max_delay_seconds=float(raw.get("max_delay_seconds", 120.0)),
+    def from_mapping(cls, raw: Mapping[str, Any]) -> InsiSettings:
+        """Typed read of the table (:func:`harness.core.settings.read_settings`; one IDAM may be written as a
+        string), bounds clamped."""
+        idam = raw.get("authorised_idam")
+        settings = read_settings(cls, {**raw, "authorised_idam": [idam]} if isinstance(idam, str) else raw)
+        return replace(
+            settings,
+            synthetic_identities=max(0, min(settings.synthetic_identities, 100_000)),
+            max_request_bytes=max(4096, settings.max_request_bytes),
         )
 
 

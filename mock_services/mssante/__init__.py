@@ -25,6 +25,7 @@ from mock_services.mssante.faults import FAULTS
 from mock_services.mssante.hl7relay import Hl7Relay
 from mock_services.mssante.imap import ImapServer
 from mock_services.mssante.mailflow import MailFlow
+from mock_services.mssante.settings import MssanteSettings
 from mock_services.mssante.smtp import SmtpSettings, SubmissionServer
 from mock_services.mssante.smtp_auth import refusing_context
 from mock_services.mssante.store import MailStore
@@ -45,8 +46,7 @@ class MSSanteSimulator(Simulator):
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
         settings = SmtpSettings.from_mapping(dict(ctx.settings))
-        quota = ctx.settings.get("mailbox_quota_bytes")  # per mailbox; absent: no quota
-        self.store = MailStore(quota_bytes=int(quota) if quota else None)
+        self.store = MailStore(quota_bytes=MssanteSettings.from_mapping(ctx.settings).mailbox_quota_bytes or None)
         self.directory = MailboxDirectory(ctx)
         shared_backoff(ctx)  # password back-off shared by SMTP and IMAP (settings.mssante.auth_backoff)
         for mailbox in self.directory.all():

@@ -21,9 +21,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from harness.core.settings import read_settings
 
 SMTP_TEMPORARY_REFUSAL = (
     "454 4.7.0 Temporary authentication failure: trop d'echecs, reessayez plus tard"  # 7-bit (RFC 5321)
@@ -46,8 +48,8 @@ class BackoffPolicy:
     max_tracked: int = 10_000
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> BackoffPolicy:
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in raw.items() if k in cls.__dataclass_fields__})
+    def from_mapping(cls, raw: Mapping[str, Any]) -> BackoffPolicy:
+        return read_settings(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ def shared_backoff(ctx: Any) -> AuthBackoff:
     holds it: created on first use from ``[settings.mssante] auth_backoff``)."""
     found = ctx.services.get(SERVICE_KEY)
     if found is None:
-        found = AuthBackoff(BackoffPolicy.from_mapping(dict(ctx.settings.get("auth_backoff", {}))))
+        from mock_services.mssante.settings import MssanteSettings  # settings imports this module
+
+        found = AuthBackoff(MssanteSettings.from_mapping(ctx.settings).auth_backoff)
         ctx.services.provide(SERVICE_KEY, found)
     return found

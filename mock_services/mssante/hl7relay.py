@@ -44,7 +44,7 @@ from lxml import etree
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields import hl7v2
-from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins, production_ins, production_ins_policy
+from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins, production_ins
 from harness.fields.testdata import MailboxType
 from harness.host.connections import bounded_streams
 from harness.host.simulator import SimulatorContext
@@ -52,6 +52,7 @@ from harness.validators import Finding, Severity
 from harness.validators import xdm as X
 from harness.validators.cda import read_cda_header
 from mock_services.mssante.mailflow import MailFlow
+from mock_services.mssante.settings import Hl7RelaySettings, MssanteSettings
 
 DOCUMENT = "hl7.document"
 ZAM = "hl7.zam"
@@ -299,14 +300,15 @@ class Hl7Relay:
     def __init__(self, ctx: SimulatorContext, flow: MailFlow) -> None:
         self.ctx = ctx
         self.flow = flow
-        self.ack_timeout = float(ctx.settings.get("hl7_ack_timeout", 5.0))
-        self.max_frame = int(ctx.settings.get("hl7_max_frame", 32 * 1024 * 1024))
+        settings = Hl7RelaySettings.from_mapping(ctx.settings)
+        self.ack_timeout = settings.ack_timeout
+        self.max_frame = settings.max_frame
         # from a block's 0x0B to its 0x1C 0x0D: a client trickling a block is cut off (issue 15 item 5)
-        self.frame_timeout = float(ctx.settings.get("hl7_frame_timeout", 60.0))
+        self.frame_timeout = settings.frame_timeout
         # volet « Transmission de documents CDA en HL7 v2 » v2.0 (ORC-1 SC, OBX-11 F/C/D): accepted as the relays of
         # the field do; false answers « version 2.0 du volet non prise en charge, 2.1 attendue » (AR 203)
-        self.accept_v20 = bool(ctx.settings.get("hl7_volet_20", True))
-        self.production_ins = production_ins_policy(dict(ctx.settings))
+        self.accept_v20 = settings.volet_20
+        self.production_ins = MssanteSettings.from_mapping(ctx.settings).production_ins
         self._ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()

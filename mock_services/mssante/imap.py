@@ -32,7 +32,6 @@ import re
 import ssl
 from argparse import Namespace
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -80,6 +79,7 @@ from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import IMAP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.faults import FAULT_SLOW, FAULT_TLS_REFUSED
+from mock_services.mssante.settings import ImapSettings
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, StoreError
 
 AUTH = "imap.auth"
@@ -89,29 +89,6 @@ PROTOCOL = "imap.protocol"
 PSC_TOKEN_VERIFIER = "psc.access_token"
 _T = TypeVar("_T")
 _LITERAL_PLUS = re.compile(rb"\{(\d{1,19})\+\}\r?\n$")
-
-
-@dataclass(frozen=True)
-class ImapSettings:
-    hostname: str = "imap.mssante.test"
-    max_line_bytes: int = 64 * 1024
-    max_literal_bytes: int = 20 * 1024 * 1024
-    content_cache: int = 4096  # parsed messages kept per folder
-    # autologout: a connection with no command for this many seconds gets ``* BYE`` and is closed (RFC 9051 §5.4 /
-    # RFC 3501 §5.4: at least 30 minutes; setting ``imap_idle_timeout``, tests set a fraction of a second)
-    idle_timeout: float = 1800.0
-
-    @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> ImapSettings:
-        prefixed = {k[5:]: v for k, v in raw.items() if k.startswith("imap_")}
-        known = {
-            k: prefixed[k]
-            for k in ("hostname", "max_line_bytes", "max_literal_bytes", "content_cache", "idle_timeout")
-            if k in prefixed
-        }
-        if "max_message_bytes" in raw and "max_literal_bytes" not in known:
-            known["max_literal_bytes"] = int(raw["max_message_bytes"])
-        return cls(**known)
 
 
 def certificate_structure(peercert: dict[str, Any] | None) -> str | None:

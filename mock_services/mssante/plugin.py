@@ -15,8 +15,7 @@ from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
 from harness.validators.cda import DOCUMENT_TYPES
 from mock_services.mssante import MSSanteSimulator
 from mock_services.mssante.faults import FAULTS
-from mock_services.mssante.imap import ImapSettings
-from mock_services.mssante.smtp import SmtpSettings
+from mock_services.mssante.settings import Hl7RelaySettings, ImapSettings, MssanteSettings, SmtpSettings
 
 
 def send_instruction(action: base.MssanteSend, env: SutEnvironment | None = None) -> str:
@@ -105,7 +104,7 @@ PLUGIN = ServicePlugin(
     name="mssante",
     title=MSSanteSimulator.title,
     simulator=MSSanteSimulator,
-    settings=(SmtpSettings, ImapSettings),
+    settings=(SmtpSettings, ImapSettings, Hl7RelaySettings, MssanteSettings),
     faults=FAULTS,
     dui=DuiSide(actions=ACTIONS, reference=MssanteActions, defects=MSSANTE_DEFECTS),
     steps="harness.steps.mssante",

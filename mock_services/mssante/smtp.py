@@ -31,14 +31,13 @@ import re
 import ssl
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from email.utils import make_msgid
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException, syntax
 
 from harness.core.journal import Outcome
-from harness.fields.identity import production_ins, production_ins_policy
+from harness.fields.identity import production_ins
 from harness.fields.identity_status import IdentityStatusBook
 from harness.host.asgi_tls import handshake_refusal, ssl_reason
 from harness.host.connections import IDLE_TIMEOUT, ConnectionCount, peer_of
@@ -49,6 +48,7 @@ from harness.validators.xdm import XdmLimits
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.faults import FAULT_SLOW, FAULT_SMTP_REPLY, FAULT_TLS_REFUSED
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
+from mock_services.mssante.settings import MssanteSettings, SmtpSettings
 from mock_services.mssante.smtp_auth import AuthMechanisms, PasswordAuthenticator, refusing_context
 
 SUBMIT = "smtp.submit"
@@ -104,23 +104,6 @@ def wire_problem(data: bytes) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    strict: bool = True
-    max_message_bytes: int = 20 * 1024 * 1024
-    hostname: str = "smtp.mssante.test"
-    # seconds a session may wait for its next command (a DATA block included), setting ``smtp_idle_timeout``:
-    # the server timeout of RFC 5321 §4.5.3.2.7 (5 minutes); tests set a fraction of a second
-    idle_timeout: float = 300.0
-
-    @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> SmtpSettings:
-        known: dict[str, Any] = {k: raw[k] for k in ("strict", "max_message_bytes", "hostname") if k in raw}
-        if "smtp_idle_timeout" in raw:
-            known["idle_timeout"] = float(raw["smtp_idle_timeout"])
-        return cls(**known)
-
-
 class SubmissionHandler(AuthMechanisms):
     """aiosmtpd handler: envelope checks, DATA validation, journal, replies; AUTH EXTERNAL / XOAUTH2 hooks
     (:class:`~mock_services.mssante.smtp_auth.AuthMechanisms`)."""
@@ -133,7 +116,7 @@ class SubmissionHandler(AuthMechanisms):
         self.settings = settings
         self.flow = flow  # delivery into the store, MDN receipts, faults (mailflow.py)
         # the harness-wide production-INS policy (setting production_ins = "warn" | "refuse", default warn)
-        self.production_ins = production_ins_policy(dict(ctx.settings))
+        self.production_ins = MssanteSettings.from_mapping(ctx.settings).production_ins
         self.identities = IdentityStatusBook(ctx.journal)  # RNIV status per (run, ESSMS, INS), kept incrementally
         self.limits = XdmLimits(max_total_bytes=max(settings.max_message_bytes * 4, 1024 * 1024))
 

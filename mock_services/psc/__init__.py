@@ -32,8 +32,9 @@ class PSCSimulator(Simulator):
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
-        folder = Path(ctx.settings.get("fixtures_dir") or package_root() / "fixtures" / "psc")
-        self.provider = Provider(ctx, load_fixtures(folder), Settings.from_mapping(ctx.settings))
+        settings = Settings.from_mapping(ctx.settings)
+        folder = Path(settings.fixtures_dir or package_root() / "fixtures" / "psc")
+        self.provider = Provider(ctx, load_fixtures(folder), settings)
         # In-process access-token check for the other simulators (MSSanté SASL XOAUTH2): RFC 7662-shaped answer.
         ctx.services.provide("psc.access_token", self.provider.introspection)
 

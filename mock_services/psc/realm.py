@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from harness.core.journal import Outcome
+from harness.core.settings import read_settings
 from harness.host.simulator import SimulatorContext
 from mock_services.psc.keys import KeyRing
 from mock_services.psc.model import Client, Professional, PscFixtures
@@ -61,7 +62,9 @@ _CHALLENGE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 @dataclass(frozen=True)
 class Settings:
-    """Simulator settings (``[settings.psc]`` in the harness configuration)."""
+    """Simulator settings (``[settings.psc]`` in the harness configuration): lifetimes, key rotation grace, RSA
+    size, request bounds, clock leeway, the fixtures folder (default ``fixtures/psc``) and the DUI under test's
+    client in its ``clients.json`` (``sut_client``)."""
 
     code_ttl: int = 60
     access_ttl: int = 300
@@ -73,11 +76,12 @@ class Settings:
     max_query_chars: int = 8192
     max_body_bytes: int = 65536
     leeway: int = 30
+    fixtures_dir: str | None = None
+    sut_client: str = "dui-reference"
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Settings:
-        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
-        return cls(**known)
+        return read_settings(cls, raw)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,13 +19,14 @@ from typing import Any
 from cryptography import x509
 
 from harness.core.journal import Exchange, Outcome
+from harness.core.settings import read_settings
 from harness.fhir import EstablishmentAccess, FhirHooks, FhirInteraction, FhirServer, Interaction, Limits, RequestInfo
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity
 from harness.fhir.store import ResourceStore, UnitOfWork
 from harness.fhir.wire import MIME_JSON, Format, body_format
 from harness.fields import dui
-from harness.fields.identity import production_ins_policy
+from harness.fields.identity import ProductionInsPolicy
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators.tddui import MAX_BYTES, TdduiReport, operation_outcome, validate_bundle
@@ -43,12 +45,12 @@ class TdduiSettings:
 
     max_bytes: int = MAX_BYTES
     max_entries: int = 200_000  # a whole ESSMS in one Bundle: persons, stays, plans and events
+    production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN  # harness-wide unless the table overrides it
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> TdduiSettings:
-        return cls(
-            max_bytes=int(raw.get("max_bytes", MAX_BYTES)), max_entries=int(raw.get("max_entries", cls.max_entries))
-        )
+    def from_mapping(cls, raw: Mapping[str, Any]) -> TdduiSettings:
+        """Typed read of the table (:func:`harness.core.settings.read_settings`)."""
+        return read_settings(cls, raw)
 
 
 class TdduiRefusal(FhirError):
@@ -92,7 +94,7 @@ class TdduiService(FhirHooks):
         self.ctx = ctx
         self.settings = settings
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
-        self.production_ins = production_ins_policy(ctx.settings)  # harness-wide production-INS policy
+        self.production_ins = settings.production_ins  # harness-wide production-INS policy
         self.fhir = FhirServer(
             resources=(),
             store=ResourceStore(clock=ctx.run.now),

@@ -1,0 +1,105 @@
+"""Typed ``[settings.<service>]`` tables of the harness configuration.
+
+A settings type is a frozen dataclass: its fields are the keys it reads from the table (each prefixed with the
+class attribute ``settings_prefix`` when it has one: ``imap_`` for the MSSanté IMAP settings, or named by the
+field's metadata ``{"key": "smtp_idle_timeout"}``), its annotations their types. :func:`read_settings` builds one from a table, pydantic checking every value against its annotation
+(a nested dataclass reads a nested table, ``auth_backoff = {free_failures = 3}``); a wrong value raises
+:class:`SettingsError` naming the key. :func:`unknown_keys` lists the keys of a table no settings type declares,
+each with the nearest valid one, so that a misspelt key is refused at load instead of silently ignored.
+
+The simulators read their settings with the same function the configuration check uses: what the check accepts
+is exactly what the simulator receives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A value of a settings table that does not have its declared type; ``key`` is the table's key (dotted for a
+    nested table: ``auth_backoff.max_delay``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"réglage {key} : {message}")
+        self.key = key
+        self.reason = message
+
+
+def settings_prefix(settings_type: type) -> str:
+    return str(getattr(settings_type, "settings_prefix", ""))
+
+
+def _keys(settings_type: type) -> dict[str, str]:
+    """Field name → table key (the metadata's ``key``, else the prefixed field name)."""
+    prefix = settings_prefix(settings_type)
+    return {f.name: f.metadata.get("key", prefix + f.name) for f in dataclasses.fields(settings_type)}
+
+
+def settings_keys(settings_type: type) -> tuple[str, ...]:
+    """The table keys ``settings_type`` reads."""
+    return tuple(_keys(settings_type).values())
+
+
+@cache
+def _adapter(settings_type: type) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(settings_type)
+
+
+def read_settings(settings_type: type[T], raw: Mapping[str, Any]) -> T:
+    """``settings_type`` built from the keys of ``raw`` it declares (absent keys keep their defaults, other keys
+    are not its business); a value of the wrong type raises :class:`SettingsError` naming the key."""
+    from pydantic import ValidationError
+
+    keys = _keys(settings_type)
+    values = {name: raw[key] for name, key in keys.items() if key in raw}
+    try:
+        return _adapter(settings_type).validate_python(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        first, *inner = (str(part) for part in error["loc"])
+        key = ".".join((keys.get(first, first), *inner))
+        raise SettingsError(key, f"{error['msg']} (reçu {error.get('input')!r})") from None
+
+
+def unknown_keys(settings_types: Iterable[type], raw: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
+    """The keys of ``raw`` (and of its nested tables read into nested dataclasses) that none of ``settings_types``
+    declares, each followed by the nearest valid key when one is close: ``authorized_idam (vouliez-vous dire
+    « authorised_idam » ? / did you mean 'authorised_idam'?)``. ``extra``: other keys the table may hold."""
+    declared: dict[str, Any] = {key: None for key in extra}
+    for settings_type in settings_types:
+        hints = typing.get_type_hints(settings_type)
+        for name, key in _keys(settings_type).items():
+            declared[key] = _nested_dataclass(hints.get(name))
+    found: list[str] = []
+    for key, value in raw.items():
+        if key not in declared:
+            found.append(f"{key}{nearest(key, declared)}")
+        elif declared[key] is not None and isinstance(value, Mapping):
+            found.extend(f"{key}.{inner}" for inner in unknown_keys((declared[key],), value))
+    return found
+
+
+def _nested_dataclass(annotation: Any) -> type | None:
+    """The dataclass a field holds (``BackoffPolicy``, ``BackoffPolicy | None``), else ``None``."""
+    candidates = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+def nearest(name: str, valid: Iterable[str]) -> str:
+    """`` (vouliez-vous dire « x » ? / did you mean 'x'?)`` when a valid name is close to ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.6)
+    return f" (vouliez-vous dire « {close[0]} » ? / did you mean {close[0]!r}?)" if close else ""
