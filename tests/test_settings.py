@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 MSSANTE_KEYS = (
-    "auth_backoff, hl7_ack_timeout, hl7_max_frame, hl7_volet_20, hostname, imap_content_cache, imap_hostname, "
-    "imap_max_line_bytes, imap_max_literal_bytes, mailbox_quota_bytes, max_message_bytes, production_ins, strict"
+    "auth_backoff, hl7_ack_timeout, hl7_frame_timeout, hl7_max_frame, hl7_volet_20, hostname, imap_content_cache, "
+    "imap_hostname, imap_idle_timeout, imap_max_line_bytes, imap_max_literal_bytes, mailbox_quota_bytes, "
+    "max_message_bytes, production_ins, smtp_idle_timeout, strict"
 )
 INSI_KEYS = (
     "authorised_idam, max_delay_seconds, max_request_bytes, qualification_identities, refuse_production_ins, seed, "
@@ -143,6 +144,11 @@ def test_the_typed_readers_keep_what_the_tables_allowed_before() -> None:
     mssante = MssanteSettings.from_mapping({"auth_backoff": {"free_failures": 1}, "production_ins": "refuse"})
     assert mssante == MssanteSettings(ProductionInsPolicy.REFUSE, None, BackoffPolicy(free_failures=1))
     assert Hl7RelaySettings.from_mapping({"hl7_ack_timeout": 1, "ack_timeout": 9}).ack_timeout == 1.0
+    # a key named by the field's metadata: SMTP's idle timeout is smtp_idle_timeout, not idle_timeout
+    assert SmtpSettings.from_mapping({"smtp_idle_timeout": 0.5, "idle_timeout": 9}).idle_timeout == 0.5
+    with pytest.raises(SettingsError) as wrong:
+        SmtpSettings.from_mapping({"smtp_idle_timeout": "jamais"})
+    assert wrong.value.key == "smtp_idle_timeout"
     assert ConnectionLimits.from_mapping({"max_per_peer": "3"}).max_per_peer == 3
 
 
