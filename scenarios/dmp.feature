@@ -48,13 +48,13 @@ Fonctionnalité: Alimentation et consultation du DMP depuis le DUI
     Et le document est masqué aux professionnels dans le DMP
 
   @exigence:DMP-INS @observable
-  Scénario: Le patientId transmis au DMP est un INS à clé valide (un INS à clé erronée est refusé)
+  Scénario: Le patientId transmis au DMP est l'INS de la personne, avec une clé valide
     Quand le DUI verse le document "DLU" de la personne dans son DMP
     Alors le DMP accepte le document
     Et le patientId transmis au DMP est l'INS de la personne avec une clé valide
 
   @exigence:DMP-SIGNATURE @observable
-  Scénario: Le lot versé contient le document de signature (un lot sans signature est refusé)
+  Scénario: Le lot versé contient le document de signature XAdES relié au lot
     Quand le DUI verse le document "DLU" de la personne dans son DMP
     Alors le DMP accepte le document
     Et le lot versé contient le document de signature XAdES relié au lot

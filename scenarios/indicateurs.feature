@@ -127,7 +127,7 @@ Fonctionnalité: Indicateurs d'usage ESMS numérique calculés à partir des éc
       | personne      | admission  | modifié le | projet personnalisé     | événements |
       | Jeanne MARTIN | 2024-06-01 | 2025-04-03 | actif depuis 2024-12-01 | 2025-04-10 |
     Quand le DUI transmet ses données TDDUI de fin avril 2025
-    Alors le simulateur TDDUI accepte les données transmises sans avertissement
+    Alors le point de réception TDDUI accepte les données transmises sans avertissement
     Et le journal rattache les données transmises à l'ESSMS "EHPAD Les Tilleuls" et à la personne "Jeanne MARTIN"
 
   @exigence:IND-MSS-RELAIS

@@ -113,8 +113,8 @@ Fonctionnalité: Identité nationale de santé : recherche et vérification de l
     Et l'identité de la personne n'a pas encore été qualifiée par le DUI
     Quand le DUI qualifie l'identité de la personne sur présentation de sa pièce d'identité "PA"
     Et le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté en s'assurant que son identité est qualifiée
-    Alors le simulateur MSSanté accepte le message
-    Et le simulateur MSSanté ne relève aucun INS non qualifié
+    Alors la messagerie MSSanté accepte le message
+    Et la messagerie MSSanté ne relève aucun INS non qualifié
     Et l'identité de la personne est au statut "qualifiée" pour le DUI
 
   @exigence:INS-NON-QUALIFIE-PAS-D-ENVOI

@@ -13,21 +13,21 @@ Fonctionnalité: Envoi par MSSanté des différents types de documents
   @exigence:MSS-ENVOI-VSM @observable
   Scénario: Envoi d'un volet de synthèse médicale (VSM) au médecin traitant
     Quand le DUI envoie le document "VSM" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
-    Alors le simulateur MSSanté accepte le message
+    Alors la messagerie MSSanté accepte le message
     Et l'archive IHE_XDM.ZIP du message est conforme
     Et les en-têtes X-MSS du message correspondent au document CDA
 
   @exigence:MSS-ENVOI-NON-STRUCTURE @observable
   Scénario: Envoi d'un document non structuré (CDA R2 niveau 1) à un professionnel
     Quand le DUI envoie le document "DOC-NS" de la personne à l'adresse "claire.bernard@ch-exemple.mssante.fr" par MSSanté
-    Alors le simulateur MSSanté accepte le message
+    Alors la messagerie MSSanté accepte le message
     Et l'archive IHE_XDM.ZIP du message est conforme
     Et les en-têtes X-MSS du message correspondent au document CDA
 
   @exigence:MSS-ENVOI-MULTI
   Scénario: Envoi de deux documents de la personne dans une seule archive IHE_XDM.ZIP
     Quand le DUI envoie les documents "DLU" et "VSM" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
-    Alors le simulateur MSSanté accepte le message
+    Alors la messagerie MSSanté accepte le message
     Et l'archive IHE_XDM.ZIP du message contient 2 documents CDA
     Et les en-têtes X-MSS du message correspondent au document CDA
 
@@ -41,7 +41,7 @@ Fonctionnalité: Envoi par MSSanté des différents types de documents
   @exigence:MSS-ENVOI-FIN
   Scénario: Le message vers Mon espace santé porte X-MSS-MES: FIN
     Quand le DUI envoie le document "DLU" de la personne à sa messagerie Mon espace santé sans possibilité de réponse
-    Alors le simulateur MSSanté accepte le message
+    Alors la messagerie MSSanté accepte le message
     Et le message est adressé à la messagerie Mon espace santé de la personne
     Et le message porte l'en-tête X-MSS-MES: FIN
 
@@ -49,7 +49,7 @@ Fonctionnalité: Envoi par MSSanté des différents types de documents
   Scénario: Le DUI signale qu'une boîte aux lettres pleine a refusé le message
     Soit la messagerie "jean.dupont@medecin.mssante.fr" est pleine
     Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
-    Alors le simulateur MSSanté refuse le message avec le code "552 5.2.2"
+    Alors la messagerie MSSanté refuse le message avec le code "552 5.2.2"
     Et le DUI signale l'échec de l'envoi
 
   @exigence:MSS-ANNUAIRE

@@ -11,21 +11,21 @@ Fonctionnalité: Incidents d'envoi MSSanté : le DUI attend le serveur, ou signa
 
   @exigence:MSS-SERVEUR-LENT
   Scénario: Le serveur MSSanté met 2 secondes à accepter le message et le DUI l'attend
-    Soit le simulateur MSSanté répondra en 2 secondes au prochain message
+    Soit la messagerie MSSanté répondra en 2 secondes au prochain message
     Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
-    Alors le simulateur MSSanté accepte le message
+    Alors la messagerie MSSanté accepte le message
     Et le DUI indique que le message est envoyé
 
   @exigence:MSS-TLS
   Scénario: Le serveur MSSanté exige TLS : le DUI signale le refus 530 5.7.0
-    Soit le simulateur MSSanté exigera TLS au prochain envoi
+    Soit la messagerie MSSanté exigera TLS au prochain envoi
     Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
-    Alors le simulateur MSSanté refuse le message avec le code "530 5.7.0"
+    Alors la messagerie MSSanté refuse le message avec le code "530 5.7.0"
     Et le DUI signale l'échec de l'envoi
 
   @exigence:MSS-TLS
   Scénario: La négociation TLS avec le serveur MSSanté échoue : le DUI signale que le message n'est pas parti
-    Soit le simulateur MSSanté refusera le prochain certificat client
+    Soit la messagerie MSSanté refusera le prochain certificat client
     Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté
     Alors la messagerie MSSanté refuse la négociation TLS du DUI
     Et le DUI signale l'échec de l'envoi

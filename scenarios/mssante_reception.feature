@@ -15,7 +15,7 @@ Fonctionnalité: Réception de documents par MSSanté et accusés de lecture (MD
   Scénario: Le DUI intègre un document reçu et renvoie un accusé MDN « processed »
     Soit le professionnel "jean.dupont@medecin.mssante.fr" envoie au DUI le document "DLU" de la personne avec demande d'accusé de lecture
     Quand le DUI relève sa messagerie MSSanté
-    Alors le simulateur MSSanté reçoit un accusé de lecture MDN "processed" pour ce message
+    Alors la messagerie MSSanté reçoit un accusé de lecture MDN "processed" pour ce message
     Et le message est marqué lu dans la messagerie du DUI
     Et le DUI ne s'est jamais authentifié sur IMAP sans TLS
 
@@ -24,17 +24,17 @@ Fonctionnalité: Réception de documents par MSSanté et accusés de lecture (MD
     Soit le professionnel "claire.bernard@ch-exemple.mssante.fr" envoie au DUI le document "VSM" de la personne avec demande d'accusé de lecture
     Quand le DUI relève sa messagerie MSSanté avec son certificat d'organisation
     Alors le DUI s'est authentifié sur IMAP avec son certificat d'organisation
-    Et le simulateur MSSanté reçoit un accusé de lecture MDN "processed" pour ce message
+    Et la messagerie MSSanté reçoit un accusé de lecture MDN "processed" pour ce message
 
   @exigence:MSS-RECEPTION-902
   Scénario: Un document d'une personne non suivie par l'ESSMS est refusé avec l'erreur 902 (patient inconnu)
     Soit le professionnel "jean.dupont@medecin.mssante.fr" envoie au DUI le document "DLU" d'une personne inconnue de l'ESSMS
     Quand le DUI relève sa messagerie MSSanté
-    Alors le simulateur MSSanté reçoit un accusé de lecture MDN d'erreur "902" pour ce message
+    Alors la messagerie MSSanté reçoit un accusé de lecture MDN d'erreur "902" pour ce message
     Et le message est marqué lu dans la messagerie du DUI
 
   @exigence:MSS-RECEPTION-904
   Scénario: Un document dont les traits d'identité ne correspondent pas à l'INS connu est refusé avec l'erreur 904
     Soit le professionnel "jean.dupont@medecin.mssante.fr" envoie au DUI le document "DLU" de la personne avec des traits d'identité différents
     Quand le DUI relève sa messagerie MSSanté
-    Alors le simulateur MSSanté reçoit un accusé de lecture MDN d'erreur "904" pour ce message
+    Alors la messagerie MSSanté reçoit un accusé de lecture MDN d'erreur "904" pour ce message

@@ -14,17 +14,17 @@ Fonctionnalité: Transmission de documents par HL7 v2 à une plateforme d'intég
   Scénario: Transmission d'un DLU en ORU^R01 vers un professionnel et la messagerie Mon espace santé, avec accusés ZAM
     Quand le DUI transmet le document "DLU" de la personne à la plateforme d'intégration en HL7 v2 (ORU^R01) pour "jean.dupont@medecin.mssante.fr" et sa messagerie Mon espace santé
     Alors la plateforme d'intégration acquitte le message HL7 v2 (AA)
-    Et le simulateur MSSanté remet le document à "jean.dupont@medecin.mssante.fr" et à la messagerie Mon espace santé de la personne
+    Et la messagerie MSSanté remet le document à "jean.dupont@medecin.mssante.fr" et à la messagerie Mon espace santé de la personne
     Et le DUI acquitte les accusés métier ZAM^Z02 et ZAM^Z03 de la plateforme
 
   @exigence:MSS-HL7-MDM
   Scénario: Transmission d'un VSM en MDM^T02 (volet LPS) vers un professionnel
     Quand le DUI transmet le document "VSM" de la personne à la plateforme d'intégration en HL7 v2 (MDM^T02) pour "claire.bernard@ch-exemple.mssante.fr"
     Alors la plateforme d'intégration acquitte le message HL7 v2 (AA)
-    Et le simulateur MSSanté remet le document à "claire.bernard@ch-exemple.mssante.fr"
+    Et la messagerie MSSanté remet le document à "claire.bernard@ch-exemple.mssante.fr"
 
   @exigence:MSS-HL7-IDENTITE
   Scénario: Le DUI identifie la personne par le même INS dans PID-3 et dans le document CDA
     Quand le DUI transmet le document "DLU" de la personne à la plateforme d'intégration en HL7 v2 (ORU^R01) pour "jean.dupont@medecin.mssante.fr"
     Alors le message HL7 v2 identifie la personne par le même INS dans PID-3 et dans le document CDA
-    Et le simulateur MSSanté remet le document à "jean.dupont@medecin.mssante.fr"
+    Et la messagerie MSSanté remet le document à "jean.dupont@medecin.mssante.fr"

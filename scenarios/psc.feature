@@ -14,21 +14,21 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
   Scénario: Un professionnel se connecte avec Pro Santé Connect et le DUI lit son RPPS et son FINESS
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
-    Alors le simulateur PSC a délivré les jetons au DUI avec PKCE S256
+    Alors Pro Santé Connect a délivré les jetons au DUI avec PKCE S256
     Et le DUI a lu les informations du professionnel dans userinfo
-    Et le DUI identifie le professionnel par son RPPS "19900000019" dans l'ESSMS de FINESS "990000016"
+    Et le DUI identifie le professionnel par son RPPS "19900000019" dans l'ESSMS "EHPAD Les Tilleuls"
 
   @exigence:PSC-SOCIAL-SANS-RPPS
   Scénario: Un professionnel du social sans RPPS se connecte avec Pro Santé Connect
     Soit le professionnel "julien.moreau" s'authentifiera auprès de Pro Santé Connect
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
-    Alors le simulateur PSC a délivré les jetons au DUI avec PKCE S256
+    Alors Pro Santé Connect a délivré les jetons au DUI avec PKCE S256
     Et le DUI identifie le professionnel par son identifiant national "3990000016/EDS0042" sans RPPS
 
   @exigence:PSC-AUDIENCE
   Scénario: Le DUI refuse un id token émis pour une autre audience
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect
-    Et le simulateur PSC émettra le prochain id token pour une autre audience
+    Et Pro Santé Connect émettra le prochain id token pour une autre audience
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
     Alors le DUI refuse la connexion du professionnel
     Et le motif du refus mentionne "audience"
@@ -36,7 +36,7 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
   @exigence:PSC-STATE
   Scénario: Le DUI refuse une réponse d'autorisation dont le state a été altéré
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect
-    Et le simulateur PSC renverra un state altéré à la prochaine authentification
+    Et Pro Santé Connect renverra un state altéré à la prochaine authentification
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
     Alors le DUI refuse la connexion du professionnel
     Et le motif du refus mentionne "state"
@@ -44,7 +44,7 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
   @exigence:PSC-ACR
   Scénario: Le DUI refuse une authentification qui n'atteint pas le niveau eidas1
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect
-    Et le simulateur PSC n'atteindra pas le niveau eidas1 à la prochaine authentification
+    Et Pro Santé Connect n'atteindra pas le niveau eidas1 à la prochaine authentification
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
     Alors le DUI refuse la connexion du professionnel
     Et le motif du refus mentionne "eidas1"
@@ -53,16 +53,16 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
   Scénario: Un professionnel sans activité dans l'établissement est refusé
     Soit le professionnel "marc.petit" s'authentifiera auprès de Pro Santé Connect
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
-    Alors le simulateur PSC a délivré les jetons au DUI avec PKCE S256
+    Alors Pro Santé Connect a délivré les jetons au DUI avec PKCE S256
     Et le DUI refuse la connexion du professionnel
-    Et le motif du refus mentionne "990000016"
+    Et le motif du refus mentionne le FINESS de l'ESSMS "EHPAD Les Tilleuls"
 
   @exigence:PSC-ACTIVITE-MISE-A-JOUR
   Scénario: Un professionnel dont l'activité dans l'établissement vient d'être enregistrée est accepté
     Soit le professionnel "marc.petit" s'authentifiera auprès de Pro Santé Connect
     Et le professionnel "marc.petit" exerce aussi dans l'ESSMS "EHPAD Les Tilleuls"
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
-    Alors le DUI identifie le professionnel par son RPPS "19900000027" dans l'ESSMS de FINESS "990000016"
+    Alors le DUI identifie le professionnel par son RPPS "19900000027" dans l'ESSMS "EHPAD Les Tilleuls"
 
   @exigence:PSC-RAFRAICHISSEMENT
   Scénario: La session Pro Santé Connect est rafraîchie avec le refresh token renouvelé
@@ -70,7 +70,7 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
     Et le DUI rafraîchit la session Pro Santé Connect
     Et le DUI rafraîchit la session Pro Santé Connect
-    Alors le simulateur PSC a accepté 2 rafraîchissements de la session
+    Alors Pro Santé Connect a accepté 2 rafraîchissements de la session
     Et le DUI indique que la session est rafraîchie
 
   @exigence:PSC-CODE-USAGE-UNIQUE
@@ -78,8 +78,8 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
     Soit le professionnel "sophie.lambert" s'authentifiera auprès de Pro Santé Connect
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
     Et le DUI rafraîchit la session Pro Santé Connect
-    Alors le simulateur PSC n'a reçu aucun code d'autorisation rejoué
-    Et le simulateur PSC a accepté 1 rafraîchissement de la session
+    Alors Pro Santé Connect n'a reçu aucun code d'autorisation rejoué
+    Et Pro Santé Connect a accepté 1 rafraîchissement de la session
     Et le DUI indique que la session est rafraîchie
 
   @exigence:PSC-DECONNEXION
@@ -87,13 +87,13 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
     Et le professionnel se déconnecte du DUI
-    Alors le simulateur PSC a terminé la session du professionnel
+    Alors Pro Santé Connect a terminé la session du professionnel
 
   @exigence:PSC-ROTATION-CLES
   Scénario: Le DUI suit la rotation des clés de signature de Pro Santé Connect
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
-    Et le simulateur PSC renouvelle ses clés de signature
+    Et Pro Santé Connect renouvelle ses clés de signature
     Et le professionnel se reconnecte au DUI avec Pro Santé Connect
     Alors le DUI indique que le professionnel est connecté
     Et la connexion est vérifiée avec la nouvelle clé de signature

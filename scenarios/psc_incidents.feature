@@ -11,7 +11,7 @@ Fonctionnalité: Incidents de connexion Pro Santé Connect : sans identité PSC 
   @exigence:PSC-INDISPONIBLE
   Scénario: Pro Santé Connect est indisponible : le DUI refuse la connexion au lieu d'ouvrir une session locale
     Soit le professionnel "claire.durand" s'authentifiera auprès de Pro Santé Connect
-    Et le simulateur PSC sera indisponible pour les 3 prochaines requêtes
+    Et Pro Santé Connect sera indisponible pour les 3 prochaines requêtes
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
     Alors le DUI refuse la connexion du professionnel
 
@@ -28,6 +28,6 @@ Fonctionnalité: Incidents de connexion Pro Santé Connect : sans identité PSC 
     Soit le professionnel "sophie.lambert" s'authentifiera auprès de Pro Santé Connect
     Et le professionnel n'aura pas d'activité dans l'ESSMS "EHPAD Les Tilleuls" à sa prochaine connexion
     Quand le professionnel se connecte au DUI avec Pro Santé Connect
-    Alors le simulateur PSC a délivré les jetons au DUI avec PKCE S256
+    Alors Pro Santé Connect a délivré les jetons au DUI avec PKCE S256
     Et le DUI refuse la connexion du professionnel
-    Et le motif du refus mentionne "990000016"
+    Et le motif du refus mentionne le FINESS de l'ESSMS "EHPAD Les Tilleuls"

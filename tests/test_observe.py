@@ -54,11 +54,11 @@ from harness.sut.base import ActionStatus, CdlNotePost, DmpFeed, MssanteSend
 from harness.sut.control_api import to_payload
 from harness.sut.http_driver import session_payload
 
-XDM = "L'archive IHE_XDM.ZIP contient METADATA.XML (une archive sans METADATA.XML est refusée)"
+XDM = "L'archive IHE_XDM.ZIP du message accepté est conforme (METADATA.XML et documents CDA)"
 VSM = "Envoi d'un volet de synthèse médicale (VSM) au médecin traitant"
 DOC_NS = "Envoi d'un document non structuré (CDA R2 niveau 1) à un professionnel"
-DMP_INS = "Le patientId transmis au DMP est un INS à clé valide (un INS à clé erronée est refusé)"
-DMP_SIGNATURE = "Le lot versé contient le document de signature (un lot sans signature est refusé)"
+DMP_INS = "Le patientId transmis au DMP est l'INS de la personne, avec une clé valide"
+DMP_SIGNATURE = "Le lot versé contient le document de signature XAdES relié au lot"
 CDL = "Écriture d'une note dans le cahier de liaison (transaction)"
 
 
@@ -436,12 +436,12 @@ def test_refused_exchanges_fail_and_the_retry_rule_is_an_option(grappe: Grappe) 
         "smtp.submit" in scenario(default, XDM).message
         and "554 5.6.0 MSS-CODECDA-MISMATCH" in scenario(default, XDM).message
     )
-    assert scenario(default, VSM).message.startswith("le simulateur MSSanté a refusé: 554 5.6.0 MSS-CODECDA-MISMATCH")
+    assert scenario(default, VSM).message.startswith("la messagerie MSSanté a refusé: 554 5.6.0 MSS-CODECDA-MISMATCH")
     assert when_steps(default)[VSM].status is Status.FAILED
 
     strict = grappe.observe(start, end, retry="echec", tags="mssante")
     assert statuses(strict) == {XDM: Status.FAILED, VSM: Status.FAILED, DOC_NS: Status.SKIPPED}
-    assert scenario(strict, XDM).message.startswith("le simulateur MSSanté a refusé: 554 5.6.0 MSS-CODECDA-MISMATCH")
+    assert scenario(strict, XDM).message.startswith("la messagerie MSSanté a refusé: 554 5.6.0 MSS-CODECDA-MISMATCH")
 
 
 def test_an_empty_window_exits_4_and_says_nothing_was_observed(grappe: Grappe) -> None:

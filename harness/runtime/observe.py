@@ -46,7 +46,7 @@ SIMULATION_RUN_PREFIX = "sim-"
 EXIT_NOTHING_OBSERVED = 4
 
 #: What a refusal followed by an accepted retry of the same action does to the scenario (option ``observe_retry``,
-#: ``--relance``). The default follows the wording of the steps: « Alors le simulateur MSSanté accepte le
+#: ``--relance``). The default follows the wording of the steps: « Alors la messagerie MSSanté accepte le
 #: message », « Alors le DMP accepte le document », « la plateforme e-Parcours enregistre la note » ask that the
 #: message, the document, the note be accepted in the end — they are, by the retry; the refusal is shown as a
 #: warning. ``echec`` is for a grappe that wants every exchange accepted the first time.

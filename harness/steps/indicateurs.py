@@ -609,6 +609,7 @@ def _tddui_accepted(indicateurs: IndicatorScenario) -> None:
         )
 
 
+@then("le point de réception TDDUI accepte les données transmises sans avertissement")
 @then("le simulateur TDDUI accepte les données transmises sans avertissement")
 @then("the TDDUI simulator accepts the data without warning")
 def tddui_clean(indicateurs: IndicatorScenario) -> None:

@@ -656,6 +656,7 @@ def dui_reports_insi_failure(socle: ScenarioContext) -> None:
         )
 
 
+@then("la messagerie MSSanté ne relève aucun INS non qualifié")
 @then("le simulateur MSSanté ne relève aucun INS non qualifié")
 @then("the MSSanté simulator finds no unqualified INS")
 def no_unqualified_ins(socle: ScenarioContext) -> None:

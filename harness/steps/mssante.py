@@ -55,6 +55,7 @@ def _submissions(socle: ScenarioContext) -> list[Exchange]:
 
 
 # Given -------------------------------------------------------------------------------------------
+@given(parsers.parse('la messagerie MSSanté refusera le prochain message avec la réponse "{reply}"'))
 @given(parsers.parse('le simulateur MSSanté refusera le prochain message avec la réponse "{reply}"'))
 @given(parsers.parse('the MSSanté simulator will reject the next message with the reply "{reply}"'))
 def fault_next_message(socle: ScenarioContext, reply: str) -> None:
@@ -84,6 +85,7 @@ def send_to_patient(socle: ScenarioContext, kind: str) -> None:
 
 
 # Then --------------------------------------------------------------------------------------------
+@then("la messagerie MSSanté accepte le message")
 @then("le simulateur MSSanté accepte le message")
 @then("the MSSanté simulator accepts the message")
 def accepted(socle: ScenarioContext) -> None:
@@ -91,10 +93,11 @@ def accepted(socle: ScenarioContext) -> None:
     refused = [e for e in found if e.outcome is Outcome.REJECTED]
     if refused:
         raise AssertionError(
-            "le simulateur MSSanté a refusé: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused)
+            "la messagerie MSSanté a refusé: " + "; ".join(f"{e.error_code} {e.error_message}" for e in refused)
         )
 
 
+@then(parsers.parse('la messagerie MSSanté refuse le message avec le code "{code}"'))
 @then(parsers.parse('le simulateur MSSanté refuse le message avec le code "{code}"'))
 @then(parsers.parse('the MSSanté simulator rejects the message with code "{code}"'))
 def rejected_with(socle: ScenarioContext, code: str) -> None:
@@ -111,7 +114,7 @@ def tls_refused(socle: ScenarioContext) -> None:
     for exchange in found:
         socle.attach("Échange MSSanté", _describe(exchange), exchange)
     if not any(e.outcome is Outcome.REJECTED for e in found):
-        raise AssertionError(f"aucune négociation TLS refusée par le simulateur MSSanté: {[e.outcome for e in found]}")
+        raise AssertionError(f"aucune négociation TLS refusée par la messagerie MSSanté: {[e.outcome for e in found]}")
 
 
 def _accepted_message(socle: ScenarioContext) -> tuple[Exchange, bytes]:
@@ -370,6 +373,7 @@ def mss_refuses_production_ins(socle: ScenarioContext, request: pytest.FixtureRe
     socle.attach("MSSanté", 'politique INS de production : « refuse » (production_ins = "refuse") pour ce scénario')
 
 
+@given("la messagerie MSSanté exigera TLS au prochain envoi")
 @given("le simulateur MSSanté exigera TLS au prochain envoi")
 @given("the MSSanté simulator will require TLS on the next message")
 def tls_required(socle: ScenarioContext) -> None:
@@ -377,6 +381,7 @@ def tls_required(socle: ScenarioContext) -> None:
     socle.attach("Panne simulée", "prochain MAIL FROM refusé: 530 5.7.0")
 
 
+@given("la messagerie MSSanté refusera le prochain certificat client")
 @given("le simulateur MSSanté refusera le prochain certificat client")
 @given("the MSSanté simulator will refuse the next client certificate")
 def certificate_refused(socle: ScenarioContext) -> None:
@@ -384,6 +389,10 @@ def certificate_refused(socle: ScenarioContext) -> None:
     socle.attach("Panne simulée", "prochaine négociation TLS: certificat client refusé")
 
 
+@given(
+    parsers.re(r"la messagerie MSSanté répondra en (?P<seconds>\d+(?:\.\d+)?) secondes? au prochain message"),
+    converters={"seconds": float},
+)
 @given(
     parsers.re(r"le simulateur MSSanté répondra en (?P<seconds>\d+(?:\.\d+)?) secondes? au prochain message"),
     converters={"seconds": float},
@@ -496,6 +505,7 @@ def _mdn_for_inbound(socle: ScenarioContext) -> Exchange:
     return mine[-1]
 
 
+@then('la messagerie MSSanté reçoit un accusé de lecture MDN "processed" pour ce message')
 @then('le simulateur MSSanté reçoit un accusé de lecture MDN "processed" pour ce message')
 @then('the MSSanté simulator receives a "processed" MDN for that message')
 def mdn_processed(socle: ScenarioContext) -> None:
@@ -506,6 +516,7 @@ def mdn_processed(socle: ScenarioContext) -> None:
         )
 
 
+@then(parsers.parse('la messagerie MSSanté reçoit un accusé de lecture MDN d\'erreur "{code}" pour ce message'))
 @then(parsers.parse('le simulateur MSSanté reçoit un accusé de lecture MDN d\'erreur "{code}" pour ce message'))
 @then(parsers.parse('the MSSanté simulator receives an error MDN "{code}" for that message'))
 def mdn_error(socle: ScenarioContext, code: str) -> None:
@@ -687,6 +698,11 @@ def hl7_accepted(socle: ScenarioContext) -> None:
         )
 
 
+@then(
+    parsers.re(
+        r'la messagerie MSSanté remet le document à "(?P<address>[^"]+)"(?P<patient> et à la messagerie Mon espace santé de la personne)?'
+    )
+)
 @then(
     parsers.re(
         r'le simulateur MSSanté remet le document à "(?P<address>[^"]+)"(?P<patient> et à la messagerie Mon espace santé de la personne)?'

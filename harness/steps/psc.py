@@ -141,18 +141,21 @@ def add_activity(socle: ScenarioContext, request: pytest.FixtureRequest, login: 
     )
 
 
+@given("Pro Santé Connect émettra le prochain id token pour une autre audience")
 @given("le simulateur PSC émettra le prochain id token pour une autre audience")
 @given("the PSC simulator will issue the next id token for another audience")
 def fault_audience(socle: ScenarioContext) -> None:
     _inject(socle, FAULT_WRONG_AUDIENCE, "prochain id token émis avec aud = autre fournisseur de service")
 
 
+@given("Pro Santé Connect renverra un state altéré à la prochaine authentification")
 @given("le simulateur PSC renverra un state altéré à la prochaine authentification")
 @given("the PSC simulator will return an altered state at the next authentication")
 def fault_state(socle: ScenarioContext) -> None:
     _inject(socle, FAULT_WRONG_STATE, "prochaine réponse d'autorisation avec un autre state")
 
 
+@given("Pro Santé Connect n'atteindra pas le niveau eidas1 à la prochaine authentification")
 @given("le simulateur PSC n'atteindra pas le niveau eidas1 à la prochaine authentification")
 @given("the PSC simulator will not reach the eidas1 level at the next authentication")
 def fault_acr(socle: ScenarioContext) -> None:
@@ -165,6 +168,7 @@ def fault_code_expired(socle: ScenarioContext) -> None:
     _inject(socle, FAULT_CODE_EXPIRED, "prochain code d'autorisation déjà expiré")
 
 
+@given(parsers.parse("Pro Santé Connect sera indisponible pour les {count:d} prochaines requêtes"))
 @given(parsers.parse("le simulateur PSC sera indisponible pour les {count:d} prochaines requêtes"))
 @given(parsers.parse("the PSC simulator will be down for the next {count:d} requests"))
 def fault_down(socle: ScenarioContext, count: int) -> None:
@@ -208,6 +212,7 @@ def logout(socle: ScenarioContext) -> None:
     socle.act("déconnexion PSC", socle.sut.psc_logout)
 
 
+@when("Pro Santé Connect renouvelle ses clés de signature")
 @when("le simulateur PSC renouvelle ses clés de signature")
 @when("the PSC simulator rotates its signing keys")
 def rotate(socle: ScenarioContext) -> None:
@@ -216,6 +221,7 @@ def rotate(socle: ScenarioContext) -> None:
 
 
 # Then --------------------------------------------------------------------------------------------
+@then("Pro Santé Connect a délivré les jetons au DUI avec PKCE S256")
 @then("le simulateur PSC a délivré les jetons au DUI avec PKCE S256")
 @then("the PSC simulator issued the tokens to the DUI with PKCE S256")
 def tokens_issued(socle: ScenarioContext) -> None:
@@ -248,9 +254,14 @@ def userinfo_read(socle: ScenarioContext) -> None:
         raise AssertionError("le DUI n'a pas appelé userinfo")
 
 
+@then(parsers.parse('le DUI identifie le professionnel par son RPPS "{rpps}" dans l\'ESSMS "{finess}"'))
 @then(parsers.parse('le DUI identifie le professionnel par son RPPS "{rpps}" dans l\'ESSMS de FINESS "{finess}"'))
+@then(parsers.parse('the DUI identifies the professional by RPPS "{rpps}" in the establishment "{finess}"'))
 @then(parsers.parse('the DUI identifies the professional by RPPS "{rpps}" in the establishment with FINESS "{finess}"'))
 def identified_rpps(socle: ScenarioContext, rpps: str, finess: str) -> None:
+    """The establishment by its name (or its FINESS, the former wording)."""
+    finess = socle.env.testdata.establishment(finess).finess
+
     def check(data: dict) -> str | None:
         socle.attach("Identité lue par le DUI", json.dumps(data, ensure_ascii=False, sort_keys=True))
         if data.get("rpps") != rpps:
@@ -301,6 +312,13 @@ def refused(socle: ScenarioContext) -> None:
     socle.attach("Refus du DUI", socle.last_action.detail if socle.last_action else "")
 
 
+@then(parsers.parse('le motif du refus mentionne le FINESS de l\'ESSMS "{ref}"'))
+@then(parsers.parse('the reason of the refusal mentions the FINESS of the establishment "{ref}"'))
+def refusal_names_establishment(socle: ScenarioContext, ref: str) -> None:
+    """The establishment by its name; the DUI's refusal names its FINESS (the activity PSC did not list)."""
+    refusal_reason(socle, socle.env.testdata.establishment(ref).finess)
+
+
 @then(parsers.parse('le motif du refus mentionne "{text}"'))
 @then(parsers.parse('the reason of the refusal mentions "{text}"'))
 def refusal_reason(socle: ScenarioContext, text: str) -> None:
@@ -313,6 +331,7 @@ def refusal_reason(socle: ScenarioContext, text: str) -> None:
     )
 
 
+@then(parsers.re(r"Pro Santé Connect a accepté (?P<n>\d+) rafraîchissements? de la session"), converters={"n": int})
 @then(parsers.re(r"le simulateur PSC a accepté (?P<n>\d+) rafraîchissements? de la session"), converters={"n": int})
 @then(parsers.re(r"the PSC simulator accepted (?P<n>\d+) session refresh(?:es)?"), converters={"n": int})
 def refreshes_accepted(socle: ScenarioContext, n: int) -> None:
@@ -329,6 +348,7 @@ def refreshes_accepted(socle: ScenarioContext, n: int) -> None:
         )
 
 
+@then("Pro Santé Connect n'a reçu aucun code d'autorisation rejoué")
 @then("le simulateur PSC n'a reçu aucun code d'autorisation rejoué")
 @then("the PSC simulator received no replayed authorization code")
 def no_replayed_code(socle: ScenarioContext) -> None:
@@ -351,6 +371,7 @@ def refreshed(socle: ScenarioContext) -> None:
     )
 
 
+@then("Pro Santé Connect a terminé la session du professionnel")
 @then("le simulateur PSC a terminé la session du professionnel")
 @then("the PSC simulator ended the professional's session")
 def session_ended(socle: ScenarioContext) -> None:

@@ -6,7 +6,7 @@ from catalogue_matrix import English, Matrix
 ENVOI_PRO = "Envoi d'un DLU à un professionnel de santé"
 ENVOI_PATIENT = "Envoi d'un DLU dans la messagerie Mon espace santé de la personne"
 ADRESSE_INCONNUE = "Un message vers une adresse inconnue de l'annuaire est refusé et le DUI le signale"
-XDM = "L'archive IHE_XDM.ZIP contient METADATA.XML (une archive sans METADATA.XML est refusée)"
+XDM = "L'archive IHE_XDM.ZIP du message accepté est conforme (METADATA.XML et documents CDA)"
 REFUS_SERVEUR = "Le DUI signale un refus du serveur MSSanté"
 COMPTAGE = "Le journal compte un message MSSanté envoyé par message accepté et par personne"
 ENVOI_VSM = "Envoi d'un volet de synthèse médicale (VSM) au médecin traitant"
