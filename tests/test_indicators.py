@@ -27,7 +27,8 @@ from harness.analytics.indicators import (
     resolve_readings,
     resolve_targets,
 )
-from harness.core.journal import Direction, Exchange, Outcome, SQLiteJournal
+from harness.analytics.indicators_pg import indicator_engine
+from harness.core.journal import Direction, Exchange, Journal, Outcome, SQLiteJournal, open_journal
 from harness.fields import dui
 
 A, B = "990000016", "990000024"  # two ESSMS
@@ -41,8 +42,8 @@ def _ts(day: str) -> datetime:
 class World:
     """Writes exchanges as the simulators do (socle exchanges, and the TDDUI simulator's DUI facts)."""
 
-    def __init__(self, path: Path) -> None:
-        self.journal = SQLiteJournal(path)
+    def __init__(self, path: Path | Journal) -> None:
+        self.journal: Journal = SQLiteJournal(path) if isinstance(path, Path) else path
         self.pending: list[Exchange] = []
         self.counter = 0
 
@@ -158,7 +159,7 @@ class World:
 
     def report(self, start: str = "2025-01", until: str = "2025-06", **kw):  # noqa: ANN003, ANN201
         self.commit()
-        engine = IndicatorEngine(
+        engine = indicator_engine(
             self.journal,
             kw.pop("targets", None),
             kw.pop("mssante_counting", "messages"),
@@ -167,9 +168,14 @@ class World:
         return engine.compute(campaign_periods(start, until), **kw)
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    w = World(tmp_path / "journal.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
+    """Every test of the engine runs on both journals, with the same expected figures (PostgreSQL:
+    :mod:`harness.analytics.indicators_pg`; skipped, saying so, without the server)."""
+    if request.param == "sqlite":
+        w = World(tmp_path / "journal.sqlite")
+    else:
+        w = World(open_journal(request.getfixturevalue("pg_url")))
     yield w
     w.journal.close()
 
@@ -242,7 +248,7 @@ def test_mssante_rate_counts_messages_as_the_national_instruction_words_it(world
     assert april.value == 150.0 and april.status is TargetStatus.MET  # messages per person: may pass 100 %
     may = report.get("mssante", "2025-05", A)
     assert (may.numerator, may.denominator, may.status) == (1, 4, TargetStatus.NOT_MET)
-    evidence = IndicatorEngine(world.journal).evidence("mssante", april.period, A)
+    evidence = indicator_engine(world.journal).evidence("mssante", april.period, A)
     assert sum(len(i.exchange_ids) for i in evidence.items if i.role == "numerator") == 6
 
 
@@ -255,7 +261,7 @@ def test_mssante_rate_person_counted_once_and_target_when_counting_persons(world
     may = report.get("mssante", "2025-05", A)
     assert (may.numerator, may.denominator, may.status) == (1, 4, TargetStatus.NOT_MET)
     with pytest.raises(ValueError, match="messages ou personnes"):
-        IndicatorEngine(world.journal, mssante_counting="lettres")
+        indicator_engine(world.journal, mssante_counting="lettres")
 
 
 def test_mssante_relay_messages_count_and_a_message_id_counts_once(world: World) -> None:
@@ -276,7 +282,7 @@ def test_mssante_relay_messages_count_and_a_message_id_counts_once(world: World)
     assert report.get("mssante", "2025-05", A).numerator == 0  # r1 counted in April, its first month
     by_person = world.report(mssante_counting="personnes").get("mssante", APRIL, A)
     assert (by_person.numerator, by_person.denominator) == (4, 4)  # P3 through the relay
-    evidence = IndicatorEngine(world.journal).evidence("mssante", april.period, A)
+    evidence = indicator_engine(world.journal).evidence("mssante", april.period, A)
     # per person: P1 (both copies of m1), P2, P3 (relay), P4 (two messages)
     assert sorted(len(i.exchange_ids) for i in evidence.items if i.role == "numerator") == [1, 1, 2, 2]
 
@@ -305,6 +311,23 @@ def test_retracted_stay_and_event_latest_status_decides(world: World) -> None:
     agenda = report.get("agenda", APRIL, A)
     assert (agenda.numerator, agenda.denominator) == (1, 2)  # P2's event cancelled by its latest version
     assert world.report(readings={"agenda": "periode"}).get("agenda", APRIL, A).numerator == 1
+
+
+def test_event_versions_received_out_of_order_the_latest_producer_date_decides(world: World) -> None:
+    """The DUI re-sends an older version after the cancellation (an export replayed): reception order does not
+    decide, the producer's date does."""
+    for p in (P1, P2):
+        world.stay(A, p, "2024-01-01")
+        world.update(A, p, "2025-04-03")
+    world.fact(dui.FactKind.EVENEMENT, A, P1, key="ev1", date="2025-04-15", start="2025-04-11", status="cancelled")
+    world.fact(dui.FactKind.EVENEMENT, A, P1, key="ev1", date="2025-04-01", start="2025-04-11", status="finished")
+    world.fact(dui.FactKind.EVENEMENT, A, P2, key="ev2", date="2025-04-15", start="2025-04-12", status="finished")
+    world.fact(dui.FactKind.EVENEMENT, A, P2, key="ev2", date="2025-04-01", start="2025-04-12", status="cancelled")
+    for reading in ("sans_fenetre", "periode"):
+        agenda = world.report(readings={"agenda": reading}).get("agenda", APRIL, A)
+        assert (agenda.numerator, agenda.denominator) == (1, 2)  # P2 only: P1's latest version is cancelled
+    evidence = indicator_engine(world.journal).evidence("agenda", period_ending("2025-01", APRIL), A)
+    assert [(i.role, i.person) for i in evidence.items if i.role == "numerator"] == [("numerator", P2)]
 
 
 def test_agenda_without_time_window_counts_from_when_the_event_is_recorded(world: World) -> None:
@@ -474,7 +497,7 @@ def test_cahier_de_liaison_counts_notes_exchanged_not_calls(world: World) -> Non
     assert (grappe.numerator, grappe.project_total) == (4, 5)
     first = report.get("cahier_liaison", "2025-03", A)  # January-March
     assert (first.numerator, first.project_total) == (1, 1)
-    evidence = IndicatorEngine(world.journal).evidence("cahier_liaison", period_ending("2025-01", APRIL), A)
+    evidence = indicator_engine(world.journal).evidence("cahier_liaison", period_ending("2025-01", APRIL), A)
     counted = [(i.role, i.person) for i in evidence.items]
     assert counted == [("counted", P2), ("counted", P2), ("counted", P2)]
 
@@ -491,7 +514,7 @@ def test_cahier_de_liaison_reading_appels_counts_every_call(world: World) -> Non
 def test_project_total_counts_from_the_campaign_start_not_the_first_period_asked(world: World) -> None:
     _cahier(world)
     world.commit()
-    engine = IndicatorEngine(world.journal)
+    engine = indicator_engine(world.journal)
     alone = engine.compute([period_ending("2025-01", "2025-05")], campaign_start="2025-01")
     assert alone.get("cahier_liaison", "2025-05", A).project_total == 4
     later = engine.compute([period_ending("2025-01", "2025-05")], campaign_start="2025-04")  # Feb. note excluded
@@ -537,7 +560,7 @@ def test_active_records_projet_personnalise_and_agenda(world: World) -> None:
         ).value
         == 80.0
     )
-    configured = IndicatorEngine(world.journal, {"dossiers_actifs": 75}).compute([period_ending("2025-01", APRIL)])
+    configured = indicator_engine(world.journal, {"dossiers_actifs": 75}).compute([period_ending("2025-01", APRIL)])
     assert configured.get("dossiers_actifs", APRIL, A).status is TargetStatus.MET
 
 
@@ -594,7 +617,7 @@ def test_scope_by_run_and_essms(world: World) -> None:
     world.stay(B, P3, "2024-01-01", run_id="r1")
     report = world.report(scope=Scope(run_id="r1"))
     assert report.get("mssante", APRIL, A).denominator == 1 and report.essms == (A, B)
-    only_b = IndicatorEngine(world.journal).compute([period_ending("2025-01", APRIL)], Scope(essms=(B,)))
+    only_b = indicator_engine(world.journal).compute([period_ending("2025-01", APRIL)], Scope(essms=(B,)))
     assert only_b.essms == (B,) and only_b.get("mssante", APRIL, None).denominator == 1
 
 
@@ -603,7 +626,7 @@ def test_evidence_lists_the_exchanges_behind_a_figure(world: World) -> None:
     sends = [world.mss("2025-04-02", A, P1), world.mss("2025-04-03", A, P1)]
     outsider = world.mss("2025-04-03", A, P5)
     world.commit()
-    engine = IndicatorEngine(world.journal, mssante_counting="personnes")
+    engine = indicator_engine(world.journal, mssante_counting="personnes")
     evidence = engine.evidence("mssante", period_ending("2025-01", APRIL), A)
     assert (evidence.figure.numerator, evidence.figure.denominator) == (1, 2)
     by_role = {(i.role, i.person): set(i.exchange_ids) for i in evidence.items}
@@ -621,7 +644,7 @@ def test_evidence_for_record_indicators(world: World) -> None:
     plan = world.plan(A, P1, "active", "2025-01-01")
     ev = world.event(A, P2, "2025-04-05")
     world.commit()
-    engine = IndicatorEngine(world.journal)
+    engine = indicator_engine(world.journal)
     period = period_ending("2025-01", APRIL)
     pp = engine.evidence("projet_personnalise", period, A)
     roles = {(i.role, i.person): set(i.exchange_ids) for i in pp.items}
@@ -636,8 +659,8 @@ def test_the_engine_refuses_what_it_cannot_read(tmp_path: Path) -> None:
         IndicatorEngine(SQLiteJournal(":memory:"))
     world = World(tmp_path / "j.sqlite")
     with pytest.raises(ValueError, match="chevauchent"):
-        IndicatorEngine(world.journal).compute([Period("2025-03", "2025-01"), Period("2025-03", "2025-03")])
-    assert IndicatorEngine(world.journal).data_span() is None
+        indicator_engine(world.journal).compute([Period("2025-03", "2025-01"), Period("2025-03", "2025-03")])
+    assert indicator_engine(world.journal).data_span() is None
 
 
 # ------------------------------------------------------------------------------------------ properties
@@ -806,9 +829,9 @@ def test_worker_processes_give_the_same_figures_as_one_connection(world: World, 
     world.commit()
     periods = campaign_periods("2025-01", "2025-06")
     for counting in ("messages", "personnes"):
-        alone = IndicatorEngine(world.journal, mssante_counting=counting, workers=1).compute(periods, grappe=(A, B))
+        alone = indicator_engine(world.journal, mssante_counting=counting, workers=1).compute(periods, grappe=(A, B))
         monkeypatch.setattr(indicators.threading, "active_count", lambda: threads)
-        pooled = IndicatorEngine(world.journal, mssante_counting=counting, workers=2, parallel_from=0).compute(
+        pooled = indicator_engine(world.journal, mssante_counting=counting, workers=2, parallel_from=0).compute(
             periods, grappe=(A, B)
         )
         monkeypatch.undo()

@@ -36,13 +36,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.analytics.forecast import Grappe, GrappeEssms, ProjectKind
 from harness.analytics.indicators import (
     INDICATORS,
-    IndicatorEngine,
     IndicatorReport,
     Scope,
     add_months,
     campaign_periods,
     last_day,
 )
+from harness.analytics.indicators_pg import indicator_engine
 from harness.core.config import HarnessConfig
 from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
 from harness.fields.identity import generate_test_ins
@@ -671,7 +671,7 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
 
     store = open_journal(journal_url)
     try:
-        engine = IndicatorEngine(store, base.indicator_targets, base.mssante_counting)
+        engine = indicator_engine(store, base.indicator_targets, base.mssante_counting)
         report = engine.compute(
             campaign_periods(options.start, months[-1]),
             Scope(run_id=run_id),

@@ -33,6 +33,7 @@ from harness.analytics.indicators import (
     period_ending,
     resolve_readings,
 )
+from harness.analytics.indicators_pg import indicator_engine
 from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import open_journal
 from harness.sut.plugins import check_settings
@@ -198,6 +199,8 @@ def find_journal(config: HarnessConfig, explicit: str | None, grappe_file: Path 
     ]
     if path is not None and path.is_file() and _has_data(configured):
         return configured, grappe_file, ""
+    if not configured.startswith("sqlite:") and _has_data(configured):  # a PostgreSQL journal (shared platform)
+        return configured, grappe_file, ""
     if candidates:
         folder = candidates[0]
         url = f"sqlite:///{(folder / 'journal.sqlite').resolve()}"
@@ -223,7 +226,7 @@ def _split_readings(items: list[str] | None) -> tuple[dict[str, str], dict[str, 
 def _has_data(url: str) -> bool:
     store = open_journal(url)
     try:
-        return IndicatorEngine(store).data_span() is not None
+        return indicator_engine(store).data_span() is not None
     except (ValueError, NotImplementedError):
         return True  # not the engine's to judge here: compute() says why
     finally:
@@ -364,7 +367,7 @@ def indicators(
     if found:
         err.print(found, soft_wrap=True)
     try:
-        engine = IndicatorEngine(store, targets, mssante or config.mssante_counting, readings=readings[0])
+        engine = indicator_engine(store, targets, mssante or config.mssante_counting, readings=readings[0])
         scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
         campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
         report = engine.compute(
@@ -492,7 +495,7 @@ def forecast_cmd(
     if found:
         err.print(found, soft_wrap=True)
     try:
-        engine = IndicatorEngine(store, config.indicator_targets, config.mssante_counting, readings=readings[0])
+        engine = indicator_engine(store, config.indicator_targets, config.mssante_counting, readings=readings[0])
         scope = Scope(run_id=grappe.run_id)
         try:
             campaign, periods = _periods(engine, scope, None, month, None, None, grappe)

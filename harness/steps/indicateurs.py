@@ -17,7 +17,6 @@ from pytest_bdd import given, parsers, then, when
 
 from harness.analytics.indicators import (
     BY_KEY,
-    IndicatorEngine,
     Period,
     Scope,
     TargetStatus,
@@ -26,6 +25,7 @@ from harness.analytics.indicators import (
     last_day,
     period_ending,
 )
+from harness.analytics.indicators_pg import indicator_engine
 from harness.core.journal import JournalFilter, Outcome
 from harness.fields import dui
 from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
@@ -187,7 +187,7 @@ class IndicatorScenario:
         return period_ending(self.campaign_start, parse_month_words(words))
 
     def report(self, period: Period):  # noqa: ANN201
-        engine = IndicatorEngine(
+        engine = indicator_engine(
             self.socle.env.journal,
             self.socle.env.config.indicator_targets,
             self.mssante_counting or self.socle.env.config.mssante_counting,
