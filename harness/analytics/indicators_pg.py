@@ -239,6 +239,8 @@ class PostgresIndicatorEngine(IndicatorEngine):
                 [str(dui.FactKind.EVENEMENT), *params],
             )
         )
+        # Projets personnalisés: each version in force from its date to the day before the next version's; a plan
+        # whose latest version is entered-in-error never existed (none of its versions counts).
         statuses = ", ".join(f"'{s}'" for s in dui.PLAN_STATUSES_COUNTED)
         if self.readings["projet_personnalise"] == "fin_de_periode":
             kb = f"CASE WHEN nd IS NULL THEN {n - 1} ELSE {months.first_ending_on_or_after('nd')} - 1 END"
@@ -253,12 +255,14 @@ class PostgresIndicatorEngine(IndicatorEngine):
                   SELECT essms, person, {_range_mask("ka", "kb")} AS mask FROM (
                     SELECT essms, person, {months.first_ending_on_or_after("d")} AS ka, {kb} AS kb
                     FROM (SELECT x.essms AS essms, x.person AS person, x.fact_date AS d, x.fact_status AS st,
-                                 LEAD(x.fact_date) OVER (PARTITION BY x.essms, x.person, x.fact_key
-                                                         ORDER BY x.fact_date, x.seq) AS nd
+                                 LEAD(x.fact_date) OVER versions AS nd,
+                                 LAST_VALUE(x.fact_status) OVER (versions ROWS BETWEEN UNBOUNDED PRECEDING
+                                                                 AND UNBOUNDED FOLLOWING) AS latest
                           FROM exchanges x
                           WHERE {_FACTS} AND x.operation = ? AND x.fact_date IS NOT NULL
-                            AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}) v
-                    WHERE st IN ({statuses})) r) q
+                            AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
+                          WINDOW versions AS (PARTITION BY x.essms, x.person, x.fact_key ORDER BY x.fact_date, x.seq)) v
+                    WHERE st IN ({statuses}) AND latest IS DISTINCT FROM '{dui.PLAN_RETRACTED}') r) q
                 WHERE mask <> 0""",
                 [str(dui.FactKind.PROJET), *params],
             )
