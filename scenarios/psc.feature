@@ -4,8 +4,8 @@ Fonctionnalité: Connexion des professionnels au DUI avec Pro Santé Connect
   Le DUI authentifie les professionnels de santé et du social avec Pro Santé Connect (OpenID Connect: code
   d'autorisation avec PKCE S256, scope "openid scope_all", acr_values "eidas1"). Il vérifie l'id token (signature,
   émetteur, audience, nonce, acr), lit l'identité du professionnel dans userinfo (idNat_PS, RPPS) et n'accepte
-  que les professionnels ayant une activité dans l'établissement (FINESS). Cette identité servira plus tard au
-  DMP (VIHF) et à MSSanté.
+  que les professionnels ayant une activité dans l'établissement (FINESS). La messagerie MSSanté accepte aussi le
+  jeton d'accès Pro Santé Connect pour l'authentification XOAUTH2 des BAL personnelles (SMTP et IMAP).
 
   Contexte:
     Soit l'ESSMS "EHPAD Les Tilleuls" équipé du DUI sous test

@@ -8,6 +8,7 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
+from harness.core.messages import bilingual
 from harness.fields.identity import INS, parse_ins
 
 PATIENT_DOMAIN = "patient.mssante.fr"
@@ -92,7 +93,7 @@ class TestData:
         for e in self.establishments:
             if wanted in {e.finess, e.name.casefold()}:
                 return e
-        raise LookupError(f"ESSMS inconnu dans les fixtures / unknown establishment: {ref!r}")
+        raise LookupError(bilingual("ESSMS inconnu dans les fixtures", "unknown establishment") + f": {ref!r}")
 
     def mailbox(self, address: str) -> Mailbox | None:
         wanted = address.strip().casefold()

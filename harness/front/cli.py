@@ -22,6 +22,7 @@ from harness import __version__
 from harness.core.config import HarnessConfig, load_config
 from harness.core.events import Status
 from harness.core.journal import JournalFilter, Outcome, open_journal
+from harness.core.messages import bilingual
 from harness.front.console import ConsoleReporter
 from harness.front.listening import Listening
 from harness.front.preflight import (
@@ -96,7 +97,7 @@ def _load(config_path: Path | None) -> HarnessConfig:
         check_settings(config.settings)
         return config
     except ValueError as exc:
-        err.print(f"[red]Configuration invalide / invalid configuration:[/] {escape(str(exc))}")
+        err.print(f"[red]{bilingual('Configuration invalide', 'invalid configuration')}:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 

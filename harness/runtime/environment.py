@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from harness.core.config import HarnessConfig
 from harness.core.events import Evidence, OperatorPrompt
 from harness.core.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
+from harness.core.messages import bilingual
 from harness.fields.pki import DEFAULT_HOSTNAMES, TestPKI
 from harness.fields.testdata import Establishment, Person, TestData, load_testdata
 from harness.host.connections import ConnectionLimits
@@ -147,8 +148,11 @@ class ScenarioContext:
         sim = self.env.host.simulators.get(name)
         if sim is None:
             raise LookupError(
-                f"le simulateur « {name} » n'est pas démarré dans cette exécution (voir `services` dans la "
-                "configuration) / simulator not started in this run"
+                bilingual(
+                    f"le simulateur « {name} » n'est pas démarré dans cette exécution (voir `services` dans la "
+                    "configuration)",
+                    "simulator not started in this run",
+                )
             )
         return sim
 
@@ -250,7 +254,9 @@ class ScenarioContext:
             channel.ask(self.scenario_id, question, question, mode="question", choices=("oui", "non"))
         )
         if reply is None:
-            raise StepBlocked("pas de réponse de l'opérateur dans le délai / no answer from the operator in time")
+            raise StepBlocked(
+                bilingual("pas de réponse de l'opérateur dans le délai", "no answer from the operator in time")
+            )
         self.attach("Réponse de l'opérateur", f"{question} → {reply.answer} {reply.comment}".strip())
         return reply.answer == "oui"
 
@@ -314,11 +320,11 @@ def not_observed(reason: str) -> NoReturn:
     (« non observé »), never passed."""
     import pytest
 
-    pytest.skip(f"non observé / not observed: {reason}")
+    pytest.skip(bilingual("non observé", "not observed") + f": {reason}")
 
 
 def not_observable(reason: str) -> NoReturn:
     """Observe-only mode: a check that the journal cannot answer (what the DUI showed, an injected fault)."""
     import pytest
 
-    pytest.skip(f"non vérifiable en observation / not checkable in observe-only mode: {reason}")
+    pytest.skip(bilingual("non vérifiable en observation", "not checkable in observe-only mode") + f": {reason}")

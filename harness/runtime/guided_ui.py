@@ -44,6 +44,7 @@ from harness.core.events import (
     ScenarioStarted,
     StepFinished,
 )
+from harness.core.messages import bilingual
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import MailboxType, load_testdata
 from harness.runtime.guided import OperatorReply, ReplyBox
@@ -146,7 +147,7 @@ class _Countdown:
         self.prompt = prompt
 
     def __rich__(self) -> Text:
-        return Text(f"⏳ {remaining(self.prompt)} s restantes / seconds left", style="bold yellow")
+        return Text(f"⏳ {remaining(self.prompt)} " + bilingual("s restantes", "seconds left"), style="bold yellow")
 
 
 class GuidedConsole:
@@ -175,7 +176,7 @@ class GuidedConsole:
         elif isinstance(event, OperatorPromptClosed | RunFinished):
             self._stop_live()
             if isinstance(event, OperatorPromptClosed) and event.outcome in ("blocked", "timeout"):
-                label = "bloquée" if event.outcome == "blocked" else "délai dépassé / timed out"
+                label = "bloquée" if event.outcome == "blocked" else bilingual("délai dépassé", "timed out")
                 self.console.print(f"[magenta]Étape {label}[/] {event.comment}")
 
     def _stop_live(self) -> None:
@@ -299,7 +300,7 @@ def _summary_html(state: GuidedState) -> str:
     report = (
         '<a id="report" href="/report">Ouvrir le rapport / open the report</a>'
         if state.report is not None and state.report_ready
-        else "Rapport en cours d'écriture… / writing the report…"
+        else bilingual("Rapport en cours d'écriture…", "writing the report…")
     )
     return (
         f'<div id="summary"><h2>Recette terminée <small>finished</small></h2><p>{parts}</p><p>{report}</p>'
@@ -377,21 +378,23 @@ def guided_app(state: GuidedState) -> Starlette:
     async def reply(request: Request) -> Response:
         raw = await request.body()
         if len(raw) > 10_000:
-            return PlainTextResponse("requête trop grande / request too large", status_code=413)
+            return PlainTextResponse(bilingual("requête trop grande", "request too large"), status_code=413)
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         if not state.reply(form.get("prompt_id", ""), form.get("answer", ""), form.get("comment", "")):
-            return PlainTextResponse("cette demande n'est plus ouverte / this prompt is closed", status_code=409)
+            return PlainTextResponse(
+                bilingual("cette demande n'est plus ouverte", "this prompt is closed"), status_code=409
+            )
         return RedirectResponse("/", status_code=303)
 
     async def download(request: Request) -> Response:
         path = state.connection.files.get(request.path_params["name"])
         if path is None or not path.is_file():
-            return PlainTextResponse("fichier inconnu / unknown file", status_code=404)
+            return PlainTextResponse(bilingual("fichier inconnu", "unknown file"), status_code=404)
         return FileResponse(path, media_type="application/x-pem-file", filename=path.name)
 
     async def report(request: Request) -> Response:
         if state.report is None or not state.report_ready or not state.report.is_file():
-            return PlainTextResponse("rapport pas encore écrit / report not written yet", status_code=404)
+            return PlainTextResponse(bilingual("rapport pas encore écrit", "report not written yet"), status_code=404)
         return FileResponse(state.report, media_type="text/html")
 
     async def close(request: Request) -> Response:

@@ -30,6 +30,7 @@ from harness.core.events import (
     Status,
     StepFinished,
 )
+from harness.core.messages import bilingual
 from harness.host.simulator import simulator_names
 from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
@@ -326,7 +327,10 @@ class EventRecorder:
         if isinstance(exception, AssertionError):
             status, message = Status.FAILED, str(exception)
         elif isinstance(exception, StepBlocked):
-            status, message = Status.ERROR, f"étape bloquée par l'opérateur / step blocked by the operator: {exception}"
+            status, message = (
+                Status.ERROR,
+                bilingual("étape bloquée par l'opérateur", "step blocked by the operator") + f": {exception}",
+            )
         elif isinstance(exception, SutUnavailable):
             status, message = Status.ERROR, f"SUT injoignable ou en erreur / SUT unreachable or failing: {exception}"
         else:
@@ -337,7 +341,7 @@ class EventRecorder:
     def pytest_bdd_step_func_lookup_error(
         self, request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, exception: BaseException
     ) -> None:
-        message = f"étape non définie / undefined step: {step.keyword.strip()} {step.name}"
+        message = bilingual("étape non définie", "undefined step") + f": {step.keyword.strip()} {step.name}"
         self._failure[request.node.nodeid] = (Status.ERROR, message)
         self._step_event(request, step, Status.ERROR, message)
 
@@ -366,7 +370,10 @@ class EventRecorder:
             status, message = Status.SKIPPED, str(reason).removeprefix("Skipped: ")[-1500:]
         elif report.passed:
             warnings = self._warnings.pop(sid, [])
-            status, message = Status.PASSED, "".join(f"avertissement / warning : {w}\n" for w in warnings).strip()
+            status, message = (
+                Status.PASSED,
+                "".join(bilingual("avertissement", "warning") + f" : {w}\n" for w in warnings).strip(),
+            )
         else:
             status, message = self._failure.get(sid, (Status.ERROR, str(report.longrepr)[-2000:]))
         self._warnings.pop(sid, None)
@@ -374,7 +381,7 @@ class EventRecorder:
             self.emit(replace(event, status=status, message=message or event.message) if observed else event)
         for index, step in enumerate(scenario.steps[self._steps_done.get(sid, 0) :]):
             skipped_here = index == 0 and report.skipped and report.when == "call"  # the step that skipped
-            why = message if skipped_here else "non exécutée / not run"
+            why = message if skipped_here else bilingual("non exécutée", "not run")
             self.emit(StepFinished(sid, step.keyword.strip(), step.name, Status.SKIPPED, 0.0, why))
         self._counts[status.value] += 1
         self.emit(

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.core.messages import bilingual
+
 REQUIREMENT_PREFIX = "exigence:"
 _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
 
@@ -34,11 +36,13 @@ class TagExpression:
     def parse(cls, text: str) -> TagExpression:
         tokens = [m.group(1) for m in _TOKEN.finditer(text)]
         if not tokens:
-            raise TagExpressionError("expression d'étiquettes vide / empty tag expression")
+            raise TagExpressionError(bilingual("expression d'étiquettes vide", "empty tag expression"))
         parser = _Parser(tokens, text)
         tree = parser.expression()
         if parser.position != len(tokens):
-            raise TagExpressionError(f"{text!r} : « {tokens[parser.position]} » inattendu / unexpected token")
+            raise TagExpressionError(
+                f"{text!r} : « {tokens[parser.position]} » " + bilingual("inattendu", "unexpected token")
+            )
         return cls(text, tree)
 
     def evaluate(self, tags: Iterable[str]) -> bool:
@@ -61,7 +65,7 @@ class _Parser:
     def _take(self) -> str:
         token = self._peek()
         if token is None:
-            raise TagExpressionError(f"{self.text!r} : expression incomplète / incomplete expression")
+            raise TagExpressionError(f"{self.text!r} : " + bilingual("expression incomplète", "incomplete expression"))
         self.position += 1
         return token
 
@@ -89,7 +93,7 @@ class _Parser:
                 raise TagExpressionError(f"{self.text!r} : « ) » attendue / ')' expected")
             return node
         if token in {")", "and", "or"}:
-            raise TagExpressionError(f"{self.text!r} : « {token} » inattendu / unexpected token")
+            raise TagExpressionError(f"{self.text!r} : « {token} » " + bilingual("inattendu", "unexpected token"))
         return ("tag", token.lstrip("@"))
 
 

@@ -27,6 +27,7 @@ from harness.analytics.indicators import (
 )
 from harness.analytics.indicators_pg import indicator_engine
 from harness.core.journal import JournalFilter, Outcome
+from harness.core.messages import bilingual
 from harness.fields import dui
 from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
 from harness.fields.identity import generate_test_ins
@@ -107,7 +108,7 @@ def parse_month_words(text: str) -> str:
         for names in (MONTHS_FR, MONTHS_EN):
             if match.group(1) in names:
                 return f"{match.group(2)}-{names.index(match.group(1)) + 1:02d}"
-    raise ValueError(f"mois non reconnu / unknown month: {text!r} (ex. « avril 2025 » ou 2025-04)")
+    raise ValueError(bilingual("mois non reconnu", "unknown month") + f": {text!r} (ex. « avril 2025 » ou 2025-04)")
 
 
 @dataclass

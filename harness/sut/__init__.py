@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.core.messages import bilingual
 from harness.sut import reference
 from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutDriver, SutEnvironment
 from harness.sut.http_driver import HttpDriver
@@ -58,7 +59,7 @@ def make_driver(
             )
         return assembled.faulty(defects)
     raise ValueError(
-        f"SUT inconnu / unknown SUT {spec!r}: use 'reference', 'faulty:<defect>[,...]', 'manual', "
+        bilingual("SUT inconnu", "unknown SUT") + f" {spec!r}: use 'reference', 'faulty:<defect>[,...]', 'manual', "
         "'observe:<from>/<to>' or "
         "'http:<base URL of the DUI control API>' (contract: docs/control-api.openapi.json)"
     )

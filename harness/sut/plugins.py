@@ -37,6 +37,7 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any
 
+from harness.core.messages import bilingual
 from harness.core.settings import SettingsError, nearest, settings_keys, unknown_keys
 from harness.host.connections import ConnectionLimits
 from harness.host.simulator import FaultSpec, Simulator
@@ -98,7 +99,7 @@ class ServicePlugin:
 
 
 def _fail(plugin: str, message: str) -> PluginError:
-    return PluginError(f"plugin de service « {plugin} » / service plugin {plugin!r}: {message}")
+    return PluginError(bilingual(f"plugin de service « {plugin} »", f"service plugin {plugin!r}") + f": {message}")
 
 
 def _tuple_of(plugin: str, part: str, value: Any, kind: type) -> None:
@@ -214,8 +215,11 @@ def services() -> Mapping[str, ServicePlugin]:
     found = [(ep.name, ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     if not found:
         raise PluginError(
-            f"aucun service enregistré (groupe d'entry points {ENTRY_POINT_GROUP}) : réinstallez le paquet avec "
-            "« pip install -e . » / no service plugin registered: reinstall the package"
+            bilingual(
+                f"aucun service enregistré (groupe d'entry points {ENTRY_POINT_GROUP}) : réinstallez le paquet avec "
+                "« pip install -e . »",
+                "no service plugin registered: reinstall the package",
+            )
         )
     return load(found)
 
@@ -228,18 +232,22 @@ def check_settings(tables: Mapping[str, Any], registry: Mapping[str, ServicePlug
     unknown = sorted(set(tables) - set(owners))
     if unknown:
         raise ValueError(
-            "sections [settings.*] inconnues / unknown settings sections: "
+            bilingual("sections [settings.*] inconnues", "unknown settings sections")
+            + ": "
             + ", ".join(f"[settings.{name}]{nearest(name, owners)}" for name in unknown)
             + f" — sections : {', '.join(sorted(owners))}"
         )
     for name, table in tables.items():
         if not isinstance(table, Mapping):
-            raise ValueError(f"[settings.{name}] doit être une table / must be a table, not {table!r}")
+            raise ValueError(
+                bilingual(f"[settings.{name}] doit être une table", "must be a table") + f", not {table!r}"
+            )
         wrong = unknown_keys(owners[name], table)
         if wrong:
             valid = sorted(key for settings in owners[name] for key in settings_keys(settings))
             raise ValueError(
-                f"clés inconnues dans [settings.{name}] / unknown keys: {', '.join(wrong)} — clés valides : "
+                bilingual(f"clés inconnues dans [settings.{name}]", "unknown keys")
+                + f": {', '.join(wrong)} — clés valides : "
                 + ", ".join(valid)
             )
         for settings in owners[name]:
@@ -247,5 +255,6 @@ def check_settings(tables: Mapping[str, Any], registry: Mapping[str, ServicePlug
                 settings.from_mapping(table)
             except SettingsError as exc:
                 raise ValueError(
-                    f"valeur invalide dans [settings.{name}] / invalid value: {exc.key} : {exc.reason}"
+                    bilingual(f"valeur invalide dans [settings.{name}]", "invalid value")
+                    + f": {exc.key} : {exc.reason}"
                 ) from None

@@ -18,6 +18,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
+from harness.core.messages import bilingual
 from harness.sut.base import Defect, SutEnvironment
 from harness.sut.plugins import services
 
@@ -68,7 +69,10 @@ def drivers() -> Drivers:
         unknown = sorted(defects_on - set(defects))
         if unknown:
             raise ValueError(
-                f"défaut inconnu / unknown defect: {', '.join(unknown)} (disponibles / available: {', '.join(defects)})"
+                bilingual("défaut inconnu", "unknown defect")
+                + f": {', '.join(unknown)} ("
+                + bilingual("disponibles", "available")
+                + f": {', '.join(defects)})"
             )
         self.defects = defects_on
         self.name = "faulty:" + ",".join(sorted(defects_on))

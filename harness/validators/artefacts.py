@@ -39,6 +39,7 @@ from typing import Any
 from cryptography import x509
 from lxml import etree
 
+from harness.core.messages import bilingual
 from harness.fields import hl7v2
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
@@ -209,8 +210,11 @@ def validate_artefact(
         report.findings.append(
             Finding(
                 "ARTEFACT-INCONNU",
-                "type de fichier non reconnu (CDA, XDM, e-mail, MDN, FHIR, VIHF, INSi, HL7 v2, ITI-41) : "
-                "préciser --type / file type not recognised, use --type",
+                bilingual(
+                    "type de fichier non reconnu (CDA, XDM, e-mail, MDN, FHIR, VIHF, INSi, HL7 v2, ITI-41) : "
+                    "préciser --type",
+                    "file type not recognised, use --type",
+                ),
                 location=name,
             )
         )

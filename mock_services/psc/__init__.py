@@ -3,8 +3,10 @@
 Mounted at ``/psc`` on the harness's HTTPS port; the realm is ``/psc/auth/realms/esante-wallet`` (discovery at
 ``.well-known/openid-configuration`` and PSC's ``.well-known/wallet-openid-configuration``). See
 :mod:`mock_services.psc.provider` for the endpoints, flows, faults and specifications followed, and
-:mod:`mock_services.psc.model` for the professionals and their PSC claims. The MSSanté XOAUTH2 and DMP VIHF
-uses of the PSC identity come with later issues.
+:mod:`mock_services.psc.model` for the professionals and their PSC claims. The MSSanté simulator accepts a PSC
+access token for SASL XOAUTH2 (SMTP and IMAP, personal mailboxes), checked in-process through the
+``psc.access_token`` capability this simulator provides; the DMP's VIHF stays the structure's (authentification
+indirecte) and does not carry the PSC identity.
 
 Settings (``[settings.psc]``): ``fixtures_dir`` (folder with ``users.json`` / ``clients.json``; default the
 harness's ``fixtures/psc``) and the fields of :class:`mock_services.psc.realm.Settings`.
