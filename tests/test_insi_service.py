@@ -302,11 +302,21 @@ def test_a_certificate_that_is_not_an_insi_one_is_refused_with_desir_560(env: So
 
 
 def test_unknown_idam_gets_the_real_fault(env: SocleEnvironment) -> None:
+    mark = env.journal.last_seq()
     answer = post(env, request(idam="INCONNU-42", message_id="abc"))
     fault = assert_fault(answer, "Sender", "desir_550", subcode="siram_100")
     assert fault.error_text == "Numéro d'autorisation du logiciel inconnu."
     assert fault.reason.startswith("L'accès par ce progiciel au service n'est pas autorisé.")
     assert b'messageID="uuid:abc"' in answer.body and b'severite="erreur"' in answer.body
+    assert b"socle-harness.toml" not in answer.body  # the hint is the harness's, never in the CNAM answer
+    # the journal (its reason column) says what the operator does: declare the IDAM in the configuration
+    [exchange] = journal_since(env, mark)
+    remedy = (
+        "IDAM « INCONNU-42 » non déclaré au simulateur : si c'est le numéro d'autorisation de votre DUI, "
+        'déclarez-le dans socle-harness.toml, [settings.insi] authorised_idam = ["INCONNU-42"]'
+    )
+    assert (exchange.details["idam_refused"], exchange.details["remedy"]) == ("INCONNU-42", remedy)
+    assert exchange.error_message == (f"env:Sender/siram_100: Numéro d'autorisation du logiciel inconnu. — {remedy}")
 
 
 def test_a_client_certificate_from_another_ca_fails_the_handshake(env: SocleEnvironment, tmp_path: Path) -> None:
@@ -562,7 +572,10 @@ def test_service_unavailable_http_503(env: SocleEnvironment) -> None:
 @pytest.mark.parametrize("code", ["desir_550", "desir_560", "insi_102"])
 def test_injected_cnam_faults(env: SocleEnvironment, code: str) -> None:
     env.host.faults.inject("insi", Fault("insi.faute", {"code": code}))
+    mark = env.journal.last_seq()
     assert post(env, request()).fault.error_code == code
+    [exchange] = journal_since(env, mark)
+    assert "remedy" not in exchange.details  # a fault the scenario asked for is no configuration problem
 
 
 def test_delay_makes_the_client_time_out_but_the_exchange_is_recorded(env: SocleEnvironment) -> None:

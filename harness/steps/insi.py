@@ -163,7 +163,14 @@ def _calls(socle: ScenarioContext) -> list[Exchange]:
 
 
 def _answers(socle: ScenarioContext) -> list[Exchange]:
-    return [e for e in _calls(socle) if e.outcome is Outcome.ACCEPTED]
+    """The accepted calls; none and an IDAM the simulator does not know (``desir_550`` with ``details["remedy"]``,
+    not an injected fault): the verdict says how to declare it instead of « aucune réponse »."""
+    calls = _calls(socle)
+    answers = [e for e in calls if e.outcome is Outcome.ACCEPTED]
+    remedies = [e.details["remedy"] for e in calls if e.outcome is Outcome.REJECTED and e.details.get("remedy")]
+    if not answers and remedies:
+        raise AssertionError(f"le téléservice INSi a refusé l'appel (desir_550) : {remedies[-1]}")
+    return answers
 
 
 def _returned_ins(exchange: Exchange) -> str | None:

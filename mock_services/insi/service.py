@@ -24,6 +24,7 @@ journal before the reply is sent:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -61,6 +62,20 @@ logger = logging.getLogger("socle_harness.insi")
 
 INSI_CERTIFICATE_NAMES = ("INSI-AUTO", "INSI-MANU")
 REFERENCE_DUI_IDAM = "SOCLE-HARNESS-DUI-REF"  # the IDAM the built-in reference DUI presents
+
+
+def idam_remedy(idam: str | None) -> str:
+    """What the operator does when the simulator refuses a DUI's IDAM (``desir_550``): declare it in the harness
+    configuration (an absent IDAM is the DUI's to send, ContexteLPS/LPS/IDAM of the CNAM cahier des charges)."""
+    if not idam:
+        return "le DUI n'envoie aucun IDAM (ContexteLPS/LPS/IDAM) : il doit présenter son numéro d'autorisation"
+    return (
+        f"IDAM « {idam} » non déclaré au simulateur : si c'est le numéro d'autorisation de votre DUI, "
+        "déclarez-le dans socle-harness.toml, "
+        f"[settings.insi] authorised_idam = [{json.dumps(idam, ensure_ascii=False)}]"
+    )
+
+
 OPERATION_PREFIX = "soap."
 DEFAULT_OPERATION = "soap.rechercherInsAvecTraitsIdentite"
 EVIDENCE_PAYLOAD_BYTES = 64 * 1024  # what is kept of an oversized request
@@ -239,6 +254,7 @@ class InsiService:
         idam = lps.idam if lps is not None else None
         if "*" not in self.settings.authorised_idam and idam not in self.settings.authorised_idam:
             extra["idam_refused"] = idam
+            extra["remedy"] = idam_remedy(idam)  # shown in the journal's reason and the scenario's verdict
             return self._refuse(call, request, KNOWN_FAULTS["desir_550"], extra, delay)
         injected = self.ctx.take_fault(FAULT_SOAP)
         if injected is not None:
@@ -340,7 +356,10 @@ class InsiService:
             actor=actor,
             essms=essms,
             error_code=fault.error_code,
-            error_message=f"env:{fault.code}{'/' + fault.subcode if fault.subcode else ''}: {fault.error_text}"[:1000],
+            error_message=(
+                f"env:{fault.code}{'/' + fault.subcode if fault.subcode else ''}: {fault.error_text}"
+                + (f" — {extra['remedy']}" if extra.get("remedy") else "")
+            )[:1000],
             payload=self._payload(call) or None,
             payload_type="application/soap+xml",
             details=details,
@@ -420,4 +439,4 @@ class _Call:
     body_read: bool = True  # False: refused on its certificate before its body was read
 
 
-__all__ = ["INSI_CERTIFICATE_NAMES", "REFERENCE_DUI_IDAM", "InsiService", "InsiSettings", "Reply"]
+__all__ = ["INSI_CERTIFICATE_NAMES", "REFERENCE_DUI_IDAM", "InsiService", "InsiSettings", "Reply", "idam_remedy"]
