@@ -79,12 +79,10 @@ def _relocate(error: FhirError, where: str) -> FhirError:
     return FhirError(error.status, issues, error_code=error.error_code, headers=error.headers)
 
 
-def _plan(server: InteractionProcessor, index: int, entry: Any) -> EntryPlan:
+def _plan(server: InteractionProcessor, index: int, entry: dict[str, Any]) -> EntryPlan:
+    """One entry's plan; ``entry`` is an object: the Bundle passed its structure check (a non-object entry is
+    FHIR-STRUCTURE there)."""
     where = f"Bundle.entry[{index}]"
-    if not isinstance(entry, dict):
-        raise fail(
-            400, IssueCode.STRUCTURE, "entrée de Bundle invalide", expression=where, error_code="FHIR-BUNDLE-ENTRY"
-        )
     request = entry.get("request")
     if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
         raise fail(
