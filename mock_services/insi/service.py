@@ -19,6 +19,10 @@ journal before the reply is sent:
 7. the search in the identity base (:mod:`mock_services.insi.identities`): ``RESULTAT`` CR 00 / 01 / 02.
 
 ``insi.delai`` (``{"seconds": 12}``) delays the answer after the journal commit (a DUI timeout test).
+
+SOAP faults go with HTTP 500, ``env:Sender`` ones included, as the CNAM service does (SOAP 1.2 Part 2 §7.5.2.2 would
+give 400): public clients tested against the CNAM qualification platform read an INSi fault only from a 500 (see
+``docs/specs/insi.md``, "Request checks and faults").
 """
 
 from __future__ import annotations
