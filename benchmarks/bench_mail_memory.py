@@ -10,7 +10,11 @@ The issue's figure: 3,200 messages of 1 MB took the process to 6.96 GB when ever
 Since the mail store keeps bodies once, on disk (:class:`mock_services.mssante.store.BodyStore`), the resident
 memory should not grow with the number of messages.
 
+Throughput is reported too (accepted messages and MB per second, all clients together). ``--full`` is the issue's
+load: 32 clients x 100 messages x 1 MB (several minutes on a loaded 2-core machine).
+
 Run from the repository root:  python benchmarks/bench_mail_memory.py [--clients 8] [--messages 40] [--size-mb 1]
+                               python benchmarks/bench_mail_memory.py --full
 """
 
 from __future__ import annotations
@@ -109,11 +113,13 @@ def run(clients: int, messages: int, size_mb: float) -> dict[str, Any]:
             "rss_mb_before": before["VmRSS"],
             "rss_mb_after": after["VmRSS"],
             "peak_rss_mb": after["VmHWM"],
+            "messages_per_s": round(accepted / elapsed, 1) if elapsed else 0.0,
+            "mb_per_s": round(accepted * len(message) / 1048576 / elapsed, 1) if elapsed else 0.0,
         }
         print(
             f"{clients} clients x {messages} messages of {len(message) / 1048576:.2f} MB: {accepted} accepted, "
             f"{journaled} journaled, {elapsed:.1f} s; RSS {before['VmRSS']} MB -> {after['VmRSS']} MB "
-            f"(peak {after['VmHWM']} MB)"
+            f"(peak {after['VmHWM']} MB); {out['messages_per_s']} messages/s, {out['mb_per_s']} MB/s"
         )
         return out
     finally:
@@ -126,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--messages", type=int, default=40, help="messages per client")
     parser.add_argument("--size-mb", type=float, default=1.0)
+    parser.add_argument("--full", action="store_true", help="the issue's load: 32 clients x 100 messages x 1 MB")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.full:
+        args.clients, args.messages, args.size_mb = 32, 100, 1.0
     out = run(args.clients, args.messages, args.size_mb)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
