@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,6 +96,52 @@ def test_concurrent_writers(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert journal.count() == 200
+
+
+def _until(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_a_group_commit_fails_only_the_batch_at_fault(tmp_path: Path) -> None:
+    path = tmp_path / "g.sqlite"
+    journal = SQLiteJournal(path)
+    journal.record(_exchange(id="dup"))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database: the first record waits
+    results: dict[str, object] = {}
+
+    def write(name: str, exchanges: list[Exchange]) -> None:
+        try:
+            results[name] = [e.id for e in journal.record_many(exchanges)]
+        except sqlite3.IntegrityError as exc:
+            results[name] = exc
+
+    first = threading.Thread(target=write, args=("first", [_exchange(id="a")]))
+    first.start()
+    _until(lambda: journal._lock.locked() and len(journal._pending) == 1)  # it waits for the database
+    queued = [
+        threading.Thread(target=write, args=("good", [_exchange(id="b"), _exchange(id="c", payload=b"kept")])),
+        threading.Thread(target=write, args=("bad", [_exchange(id="d", payload=b"lost"), _exchange(id="dup")])),
+    ]
+    for t in queued:
+        t.start()
+    _until(lambda: len(journal._pending) == 3)  # the calls that arrive meanwhile join its group
+    assert results == {}  # nobody returns before its commit
+    blocker.execute("COMMIT")
+    for t in (first, *queued):
+        t.join(10)
+    assert results["first"] == ["a"] and results["good"] == ["b", "c"]
+    assert isinstance(results["bad"], sqlite3.IntegrityError)
+    assert [e.id for e in journal.query()] == ["dup", "a", "b", "c"]  # the bad batch: all or none
+    assert journal.payload(hashlib.sha256(b"kept").hexdigest()) == b"kept"
+    assert journal.payload(hashlib.sha256(b"lost").hexdigest()) is None
+    journal.record(_exchange(id="e"))  # and the journal goes on
+    assert journal.count() == 5
+    blocker.close()
+    journal.close()
 
 
 @pytest.mark.parametrize("url", ["mysql://x", "sqlite", "nonsense"])

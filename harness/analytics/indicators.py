@@ -948,8 +948,8 @@ class IndicatorEngine:
                 (
                     f"""SELECT x.essms, x.person, {kind},
                            SUM(DISTINCT {months.bit("x.month")}) AS mask
-                    FROM exchanges x INDEXED BY ix_exchanges_usage
-                    WHERE x.service = ? AND {op_sql} AND x.outcome = 'accepted'
+                    FROM exchanges x INDEXED BY ix_exchanges_persons
+                    WHERE x.service IN ('dmp', 'mssante') AND x.service = ? AND {op_sql} AND x.outcome = 'accepted'
                       AND x.essms IS NOT NULL AND x.person IS NOT NULL AND x.month BETWEEN ? AND ?{where}
                     GROUP BY x.essms, x.person HAVING mask <> 0""",
                     [source.service, *op_params, first, last, *params],

@@ -174,17 +174,19 @@ MESSAGE_ID = "message_id"
 _LAYOUT = 1  # PRAGMA user_version of the current journal layout (1: month in French time)
 
 _INDEXES = """
-CREATE INDEX IF NOT EXISTS ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome);
+-- Each index costs a page write per exchange journaled (issue 18: WAL pages per exchange); each one here has a
+-- reader, named. Journal filters: by run (steps), by person (RNIV status, CLI), by service and operation.
 -- A person's exchanges, per run, establishment and service: the RNIV identity status a simulator reads for each
 -- message (harness.fields.identity_status) is a lookup of a few rows whatever the size of the run.
 CREATE INDEX IF NOT EXISTS ix_exchanges_identity ON exchanges (person, run_id, essms, service, outcome);
-CREATE INDEX IF NOT EXISTS ix_exchanges_service_month ON exchanges (service, operation, month);
--- Exchanges of one kind per month and establishment (the counted indicators), index-only in (month, essms) order.
-CREATE INDEX IF NOT EXISTS ix_exchanges_counts ON exchanges (service, operation, outcome, month, essms);
 CREATE INDEX IF NOT EXISTS ix_exchanges_run ON exchanges (run_id, scenario_id);
--- Usage indicators (harness/analytics/indicators.py): persons per establishment and month for an exchange kind, read
--- index-only in (essms, person) order.
-CREATE INDEX IF NOT EXISTS ix_exchanges_usage ON exchanges (service, operation, outcome, essms, person, month);
+-- Exchanges of one kind per month and establishment (the counted indicators of harness/analytics/indicators.py,
+-- index-only in (month, essms) order); also the journal filters by service and operation.
+CREATE INDEX IF NOT EXISTS ix_exchanges_counts ON exchanges (service, operation, outcome, month, essms);
+-- Usage indicators (harness/analytics/indicators.py): persons per establishment and month for an MSSanté or DMP
+-- exchange kind, read index-only in (essms, person) order; the other services' exchanges are not in it.
+CREATE INDEX IF NOT EXISTS ix_exchanges_persons ON exchanges (service, operation, outcome, essms, person, month)
+    WHERE service IN ('dmp', 'mssante');
 -- MSSanté messages by Message-ID per establishment (harness/analytics/indicators.py counts a message journaled
 -- twice, e.g. a retried submission, once), index-only.
 CREATE INDEX IF NOT EXISTS ix_exchanges_message_ids ON exchanges
@@ -199,6 +201,15 @@ CREATE INDEX IF NOT EXISTS ix_exchanges_fact_person ON exchanges
     (service, outcome, essms, person, operation, fact_date, fact_start, fact_status, fact_key)
     WHERE fact_key IS NOT NULL;
 """
+#: Indexes of earlier layouts, dropped on open: no query read them (month first, service and month) or a narrower
+#: index replaced them (person and month: ix_exchanges_identity; usage of every service: ix_exchanges_persons).
+_DROPPED_INDEXES = (
+    "ix_exchanges_messages",
+    "ix_exchanges_person",
+    "ix_exchanges_month_essms",
+    "ix_exchanges_service_month",
+    "ix_exchanges_usage",
+)
 
 _COLUMNS = (
     "seq, id, ts, service, operation, direction, outcome, actor, essms, person, error_code, "
@@ -219,7 +230,9 @@ class SQLiteJournal:
         self.url = f"sqlite:///{self.path}"
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection: one statement, one transaction at a time
+        self._pending_lock = threading.Lock()  # the batches waiting for the next group commit
+        self._pending: list[_Batch] = []
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -276,8 +289,8 @@ class SQLiteJournal:
         expression index that preceded it (SQLite 3.40 re-reads ``details`` for every row of such an index)."""
         present = {row[1] for row in self._db.execute("PRAGMA table_info(exchanges)")}
         with self._lock:
-            self._db.execute("DROP INDEX IF EXISTS ix_exchanges_messages")
-            self._db.execute("DROP INDEX IF EXISTS ix_exchanges_person")  # (person, month): ix_exchanges_identity
+            for name in _DROPPED_INDEXES:
+                self._db.execute(f"DROP INDEX IF EXISTS {name}")
             if MESSAGE_ID in present:
                 return
             self._db.execute("BEGIN IMMEDIATE")
@@ -296,25 +309,67 @@ class SQLiteJournal:
         return self.record_many([exchange])[0]
 
     def record_many(self, exchanges: Sequence[Exchange]) -> list[Exchange]:
-        """Commit several exchanges in one transaction (all or none): a FHIR transaction's entries, a bulk load."""
+        """Commit several exchanges in one transaction (all or none): a FHIR transaction's entries, a bulk load.
+
+        Group commit: the calls that arrive while another thread is committing wait for it, then the first of them
+        writes all of theirs in one transaction (one WAL sync for the group); each call returns only once its own
+        exchanges are committed, and a call that fails (a duplicate id...) fails alone."""
         stamped = [
             replace(e, digest=hashlib.sha256(e.payload).hexdigest()) if e.payload is not None else e for e in exchanges
         ]
-        evidence = {e.digest: e.payload for e in stamped if e.payload is not None}
+        batch = _Batch(stamped)
+        with self._pending_lock:
+            self._pending.append(batch)
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if evidence:
-                    self._db.executemany(
-                        "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)",
-                        [(d, len(p), p) for d, p in evidence.items()],
-                    )
-                self._db.executemany(_INSERT, [_row(e) for e in stamped])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            if not batch.done:  # nobody took it: this thread commits everything pending, its own batch included
+                self._commit_pending()
+        if batch.error is not None:
+            raise batch.error
         return stamped
+
+    def _commit_pending(self) -> None:
+        """Write every pending batch (under ``_lock``): one transaction for all; if it fails, one per batch."""
+        self._db.execute("BEGIN IMMEDIATE")  # taken first: the batches that queue meanwhile join this group
+        with self._pending_lock:
+            group, self._pending = self._pending, []
+        try:
+            for batch in group:
+                self._insert(batch.exchanges)
+            self._db.execute("COMMIT")
+        except Exception as exc:
+            self._rollback()
+            if len(group) == 1:
+                group[0].error = exc
+            else:  # find the culprit(s): each batch alone, all or none
+                for batch in group:
+                    try:
+                        self._db.execute("BEGIN IMMEDIATE")
+                        self._insert(batch.exchanges)
+                        self._db.execute("COMMIT")
+                    except Exception as alone:
+                        self._rollback()
+                        batch.error = alone
+        except BaseException as exc:  # interrupted: nothing of the group is committed
+            self._rollback()
+            for batch in group:
+                batch.error = exc
+            raise
+        finally:
+            for batch in group:
+                batch.done = True
+
+    def _insert(self, stamped: Sequence[Exchange]) -> None:
+        evidence = {e.digest: e.payload for e in stamped if e.payload is not None}
+        if evidence:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)",
+                [(d, len(p), p) for d, p in evidence.items()],
+            )
+        self._db.executemany(_INSERT, [_row(e) for e in stamped])
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _where(self, flt: JournalFilter) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -367,6 +422,15 @@ class SQLiteJournal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One record_many() call waiting for a group commit: ``done`` once its group was written (or failed)."""
+
+    exchanges: list[Exchange]
+    done: bool = False
+    error: BaseException | None = None
 
 
 _INSERT = (
