@@ -288,9 +288,7 @@ def run(sizes: tuple[int, ...], rounds: int) -> dict[str, Any]:
         out["meets_goal"] = {p: r <= 1.0 + GOAL for p, r in out["ratios"].items()}  # no growth beyond 20 %
         print(
             f"\n{largest['exchanges_loaded']} vs {sizes[0]} exchanges: "
-            + ", ".join(
-                f"{p} x{r:.2f} ({'OK' if out['meets_goal'][p] else 'GROWS'})" for p, r in out["ratios"].items()
-            )
+            + ", ".join(f"{p} x{r:.2f} ({'OK' if out['meets_goal'][p] else 'GROWS'})" for p, r in out["ratios"].items())
         )
         return out
     finally:
