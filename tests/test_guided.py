@@ -24,9 +24,10 @@ import pytest
 from harness.core.config import package_root
 from harness.core.events import OperatorPrompt
 from harness.fields.testdata import load_testdata
+from harness.runtime.drivers import make_driver
 from harness.runtime.guided import ReplyBox
 from harness.runtime.guided_ui import GuidedState, guided_app
-from harness.sut import MssanteSend, SutEnvironment, make_driver
+from harness.sut import MssanteSend, SutEnvironment
 
 UNKNOWN = "inconnu@nulle-part.mssante.fr"
 

@@ -32,8 +32,8 @@ from harness.fields.identity_status import (
 )
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import load_testdata
+from harness.runtime.drivers import make_driver
 from harness.runtime.environment import SocleEnvironment
-from harness.sut import make_driver
 from harness.sut.base import ActionStatus, InsiSearch, MssanteSend, SutEnvironment
 from harness.sut.insi_actions import traits_of_person
 from harness.validators import Severity

@@ -34,6 +34,7 @@ from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, op
 from harness.fields.testdata import Establishment, Person, load_testdata
 from harness.front.cli import app
 from harness.front.runner import RunResult, run_catalogue
+from harness.runtime.drivers import make_driver
 from harness.runtime.environment import SocleEnvironment
 from harness.runtime.observe import (
     DEFAULT_RETRY_RULE,
@@ -49,7 +50,6 @@ from harness.runtime.observe import (
     split_activity,
     survey,
 )
-from harness.sut import make_driver
 from harness.sut.base import ActionStatus, CdlNotePost, DmpFeed, MssanteSend
 from harness.sut.control_api import to_payload
 from harness.sut.http_driver import session_payload

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.host.simulator import FaultSpec, Simulator, available_simulators
+from harness.runtime.drivers import make_driver
 from harness.steps import SHARED_STEP_MODULES
-from harness.sut import make_driver
 from harness.sut.base import ActionResult, ActionStatus, Defect
 from harness.sut.control_api import ACTIONS, openapi
 from harness.sut.plugins import (

@@ -47,8 +47,8 @@ from harness.core.config import HarnessConfig
 from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
 from harness.fields.identity import generate_test_ins
 from harness.fields.testdata import Establishment, Person
+from harness.runtime.drivers import make_driver
 from harness.runtime.environment import SocleEnvironment
-from harness.sut import make_driver
 from harness.sut.base import ActionStatus, CdlNotePost, DmpFeed, EprescriptionImport, MssanteSend, TdduiExport
 
 PARIS = ZoneInfo("Europe/Paris")

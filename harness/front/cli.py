@@ -37,13 +37,13 @@ from harness.front.preflight import (
 from harness.front.runner import RunResult, run_catalogue
 from harness.host.admin import write_endpoints_file
 from harness.reports import writers_for
+from harness.runtime.drivers import make_driver
 from harness.runtime.environment import SocleEnvironment
 from harness.runtime.guided import ReplyBox
 from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer, connection_for
 from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, ObservationWindow, check_retry_rule, survey
 from harness.runtime.selection import TagExpression, TagExpressionError, catalogue
 from harness.runtime.selection import select as select_scenarios
-from harness.sut import make_driver
 from harness.sut.plugins import check_settings
 from harness.sut.reference import drivers
 

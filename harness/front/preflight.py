@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from harness.sut import make_driver
+from harness.runtime.drivers import make_driver
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1

@@ -32,11 +32,12 @@ from harness.core.events import (
 )
 from harness.core.messages import bilingual
 from harness.host.simulator import simulator_names
+from harness.runtime.drivers import make_driver
 from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
 from harness.runtime.selection import TagExpression, title_matches
 from harness.steps import SHARED_STEP_MODULES
-from harness.sut import SutDriver, make_driver
+from harness.sut import SutDriver
 from harness.sut.plugins import check_settings, services
 
 # The step libraries: the shared steps, then the step module each service plugin names (harness.sut.plugins).

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from harness.sut.base import ActionResult, ActionStatus, SutEnvironment
 from harness.sut.control_api import ActionSpec, contract
 
-if TYPE_CHECKING:
-    from harness.runtime.guided import OperatorChannel
+
+class OperatorLink(Protocol):
+    """The operator's channel of a guided recette (:class:`harness.runtime.guided.OperatorChannel` is one): the
+    steps ask through it; the driver only needs one to be there."""
+
+    def ask(self, scenario_id: str, step: str, text: str, *, mode: str = ..., choices: tuple[str, ...] = ...) -> Any:
+        """Show the operator one instruction or question."""
 
 
 class ManualDriver:
     name = "manual"
 
-    def __init__(self, channel: OperatorChannel | None) -> None:
+    def __init__(self, channel: OperatorLink | None) -> None:
         self.channel = channel
         self.env: SutEnvironment | None = None
 

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from harness.core.journal import Outcome
-from mock_services.psc import pages
 from mock_services.psc.model import Client, Professional
+from mock_services.psc.pages import error_page, login_page
 from mock_services.psc.params import RequestReader
 from mock_services.psc.realm import (
     FAULT_ACR,
@@ -106,7 +106,7 @@ class AuthorizationEndpoints:
         self.realm.record(
             "oidc.authorize", Outcome.REJECTED, client_id=client_id, error=error, message=description, details=details
         )
-        return HTMLResponse(pages.error_page(error, description), status_code=400, headers=NO_STORE)
+        return HTMLResponse(error_page(error, description), status_code=400, headers=NO_STORE)
 
     def _auth_error_redirect(
         self,
@@ -199,7 +199,7 @@ class AuthorizationEndpoints:
                 details={**details, "login_page": True, "request_id": request_id},
             )
             action = self.realm.ctx.http_base + REALM + "/login-actions/authenticate"
-            return HTMLResponse(pages.login_page(action, request_id, client, self.realm.users()), headers=NO_STORE)
+            return HTMLResponse(login_page(action, request_id, client, self.realm.users()), headers=NO_STORE)
         return self._complete_login(auth, user, source, details)
 
     def _preselected(self, client: Client, login_hint: str | None) -> tuple[str | None, str]:

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from harness.core.journal import Outcome
-from mock_services.psc import pages
 from mock_services.psc.model import Professional
+from mock_services.psc.pages import error_page, logged_out_page
 from mock_services.psc.params import RequestReader
 from mock_services.psc.realm import (
     NO_STORE,
@@ -41,7 +41,7 @@ class LogoutEndpoint:
                 message=description,
                 details=details,
             )
-            return HTMLResponse(pages.error_page("invalid_request", description), status_code=400, headers=NO_STORE)
+            return HTMLResponse(error_page("invalid_request", description), status_code=400, headers=NO_STORE)
 
         try:
             params = await self.reader.form(request) if request.method == "POST" else self.reader.query(request)
@@ -84,4 +84,4 @@ class LogoutEndpoint:
         if redirect is not None:
             return RedirectResponse(with_query(redirect, {"state": state}), status_code=302, headers=NO_STORE)
         text = f"Session de {user.display_name} terminée." if user else "Aucune session à terminer."
-        return HTMLResponse(pages.logged_out_page(text), headers=NO_STORE)
+        return HTMLResponse(logged_out_page(text), headers=NO_STORE)

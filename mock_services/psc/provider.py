@@ -29,13 +29,13 @@ from starlette.routing import Route
 
 from harness.core.journal import Outcome
 from harness.host.simulator import SimulatorContext
-from mock_services.psc import pages
 from mock_services.psc.admin import AdminEndpoints
 from mock_services.psc.authorization import AuthorizationEndpoints
 from mock_services.psc.grants import TokenEndpoint
 from mock_services.psc.keys import KeyRing
 from mock_services.psc.logout import LogoutEndpoint
 from mock_services.psc.model import Client, Professional, PscFixtures
+from mock_services.psc.pages import down_page
 from mock_services.psc.params import RequestReader
 from mock_services.psc.realm import (
     FAULT_ACR,
@@ -207,7 +207,7 @@ class Provider:
                     details={"fault": FAULT_DOWN},
                 )
                 if operation in ("oidc.authorize", "oidc.login", "oidc.logout"):
-                    return HTMLResponse(pages.down_page(), status_code=503, headers={"Retry-After": "30"})
+                    return HTMLResponse(down_page(), status_code=503, headers={"Retry-After": "30"})
                 return JSONResponse(
                     {"error": "temporarily_unavailable", "error_description": "Pro Santé Connect indisponible"},
                     status_code=503,
