@@ -140,7 +140,7 @@ def test_indicators_table_html_and_forecast(journal_url: str, tmp_path: Path) ->
     assert "Indicateurs d'usage — 2025-04" in result.stdout and "première mesure" in result.stdout
     assert "pas encore de simulateur" in result.stdout and "Prévision de financement" in result.stdout
     page = html.read_text(encoding="utf-8")
-    assert page.count("<svg") == 7 and "<script" not in page and "cible 70 %" in page
+    assert page.count("<svg") == 7 * 3 and "<script" not in page and "cible 70 %" in page  # grappe + 2 ESSMS
     assert "Prévision indicative, non contractuelle" in page
     # readings with their quote, the forecast's conditions and sections, the lost target
     assert "Lectures retenues" in page and "sans_fenetre" in page and "ayant au moins un événement d&#39;agenda" in page
@@ -326,7 +326,8 @@ def test_html_charts_are_static_svg(journal_url: str) -> None:
     url = journal_url.removeprefix("sqlite:///")
     report = IndicatorEngine(SQLiteJournal(url)).compute(campaign_periods("2025-01", "2025-04"))
     page = render_indicators_html(report, names={A: "EHPAD <Les> Tilleuls"}).decode()
-    assert page.count("<svg") == 7 and "<script" not in page.lower() and "onload" not in page
+    assert page.count("<svg") == 7 * (1 + len(report.essms)) == 21  # the grappe's charts, then each ESSMS's
+    assert "<script" not in page.lower() and "onload" not in page
     assert "EHPAD &lt;Les&gt; Tilleuls" in page  # escaped
     assert "2025-01..2025-03" in page and "pas de cible" in page
 
