@@ -168,13 +168,25 @@ KNOWN_BAD = {
     # the CR-BIO documents of the HL7 v2 relay examples (v2, replacement and deletion) carry the IHE XD-LAB
     # templates only, not the CI-SIS volet templateId 1.2.250.1.213.1.1.1.55
     "Remplacement ORU/CR_Bio_CDA_Niv3_v2.XML": {"CDA-TEMPLATE-MISSING"},
-    "Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7": {"CDA-TEMPLATE-MISSING"},
+    # ... and these two ORU carry PID-3 279035121518989 (test NIR) but CDA documents about 277076322082910 (.4.8):
+    # the relay's identity rule (tests/test_mssante_hl7.py refuses the replacement with AE 207 / 904)
+    "Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7": {
+        "CDA-TEMPLATE-MISSING",
+        "HL7-PID-INS-DIFFERENT",
+    },
     "Suppression ORU/CR_Bio_CDA_Niv1_v2.XML": {"CDA-TEMPLATE-MISSING"},
     "Suppression ORU/CR_Bio_CDA_Niv3_v2.XML": {"CDA-TEMPLATE-MISSING"},
-    "Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7": {"CDA-TEMPLATE-MISSING"},
-    "MDM/messageDocB64.hl7": {"CDA-TEMPLATE-MISSING"},
+    "Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7": {"CDA-TEMPLATE-MISSING", "HL7-PID-INS-DIFFERENT"},
+    # the two LPS MDM examples have PID-3 276037510669380, whose INS key is 26, not 80
+    "MDM/messageDocB64.hl7": {"CDA-TEMPLATE-MISSING", "HL7-PID-INS-INVALIDE"},
     # the OBX-5 Base64 of this example is cut after 35 characters: the CDA is not XML
-    "MDM/message.hl7": {"XML-MALFORMED"},
+    "MDM/message.hl7": {"XML-MALFORMED", "HL7-PID-INS-INVALIDE"},
+    # the "_N1_N3" / "_N1" examples put a placeholder in OBX-5 (Base64 of « Document medcial au format CDA niveau
+    # 1 »), not a CDA: a relay has no document to send (AE 101)
+    "Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_N3.er7": {"HL7-SANS-DOCUMENT"},
+    "Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7": {"HL7-SANS-DOCUMENT"},
+    "Remplacement MDM/message_MDM__LPS_MSS_CR_Radio_RPLC_N1.er7": {"HL7-SANS-DOCUMENT"},
+    "Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1.er7": {"HL7-SANS-DOCUMENT"},
     # the radiology reports of the MSSanté relay examples have no setId (CI-SIS header, setId 1..1)
     "Remplacement MDM/CR_Radio_CDAN1_v2.XML": {"CDA-SETID"},
     "Suppression MDM/CR_Radio_CDAN1_v2.XML": {"CDA-SETID"},

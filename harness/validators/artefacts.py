@@ -22,7 +22,9 @@ Kinds and the validator each one goes through (the same functions as the simulat
                         metadata, each document's CDA, metadata against the CDA, signature document); a
                         saved envelope, an MTOM body starting with its ``--boundary`` line, or a MIME entity
 ``hl7v2``               HL7 v2.5 structure of the volet « Transmission de documents CDA en HL7 v2 » (MSH,
-                        PID, OBX) and the CDA carried in OBX-5
+                        PID, OBX), the relay's rules of :mod:`harness.validators.hl7v2_relay` (request, PID-3
+                        INS = each CDA's INS, production INS, flag matrix, a document present) and the CDA
+                        carried in OBX-5
 ======================  =====================================================================================
 """
 
@@ -42,9 +44,19 @@ from lxml import etree
 from harness.core.messages import bilingual
 from harness.fields import hl7v2
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
-from harness.validators import Finding, Severity
+from harness.validators import Finding, Severity, production_ins_findings
 from harness.validators.cda import CdaSchema, validate_cda
 from harness.validators.fhir_artefacts import fhir_findings
+from harness.validators.hl7v2_relay import (
+    DOCUMENT_TYPES,
+    document_findings,
+    identity_findings,
+    matrix_findings,
+    message_event,
+    obx_content,
+    person_ins,
+    pid_identity,
+)
 from harness.validators.insi import parse_request, validate_result
 from harness.validators.iti41 import Iti41Policy, looks_like_request, validate_request
 from harness.validators.mdn import is_mdn, validate_mdn
@@ -281,19 +293,26 @@ def _validate_hl7v2(data: bytes, settings: ValidationSettings, report: ArtefactR
         report.findings.append(Finding("HL7-ILLISIBLE", f"message HL7 v2 illisible : {exc}"))
         return
     report.detail = {"type": message.message_type, "version": message.version}
-    for index, document in enumerate(_hl7_documents(message)):
-        where = f"OBX[{index + 1}]-5"
-        cda = validate_cda(document, xsd=settings.cda_schema, schematron=settings.schematron, location=where)
+    content = obx_content(message)
+    cdas = []
+    for set_id, document in content.documents:
+        where = f"OBX-{set_id}" if set_id else "OBX-5"
+        cdas.append(validate_cda(document, xsd=settings.cda_schema, schematron=settings.schematron, location=where))
+    if message.message_type in DOCUMENT_TYPES:  # the relay's rules (harness.validators.hl7v2_relay)
+        event = message_event(message)
+        report.detail.update(event=event.name, volet=event.volet, flags=content.flags)
+        if event.finding is not None:
+            report.findings.append(event.finding)
+        headers = [cda.header for cda in cdas]
+        pid = pid_identity(message)
+        report.findings.extend(identity_findings(pid, headers))
+        report.findings.extend(production_ins_findings(person_ins(pid, headers), location="PID-3"))
+        if message.message_type == "ORU^R01":
+            report.findings.extend(matrix_findings(content.flags, dmp_only=True))
+        if event.name is not None:
+            report.findings.extend(document_findings(event.name, content.documents))
+    for cda in cdas:
         report.findings.extend(cda.findings)
-
-
-def _hl7_documents(message: hl7v2.Hl7Message) -> list[bytes]:
-    documents = []
-    for segment in message.all("OBX"):
-        data = hl7v2.ed_data(segment)
-        if data and data.lstrip().startswith(b"<"):
-            documents.append(data)
-    return documents
 
 
 def _validate_iti41(data: bytes, settings: ValidationSettings, report: ArtefactReport) -> None:

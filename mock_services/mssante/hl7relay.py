@@ -20,6 +20,9 @@ One MLLP listener (endpoint ``mllp``). For each block:
 4. then, on the same connection, one ``ZAM^Z02`` per recipient when ``ACK_RECEPTION`` = Y (MSSanté reception)
    and one ``ZAM^Z03`` per professional recipient when ``ACK_LECTURE_MSS`` = Y (the simulated professionals
    read at once); each must be acknowledged by the DUI (``ACK`` ``AA``), journaled as ``hl7.zam``.
+The message rules (request, PID-3 and CDA identities, flag matrix) are library code shared with
+``socle-harness validate``: :mod:`harness.validators.hl7v2_relay`, whose finding codes the refusals journal in
+``details["findings"]``.
 Bytes outside MLLP blocks are discarded and journaled (``hl7.framing``); an oversize or unterminated block, or a
 block not finished within ``hl7_frame_timeout`` seconds of its start byte (60 s), ends the connection after being
 journaled; the listener goes on serving the other connections.
@@ -44,13 +47,26 @@ from lxml import etree
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.fields import hl7v2
-from harness.fields.identity import INS, INS_OIDS, InsError, parse_ins, production_ins
+from harness.fields.identity import INS, production_ins
 from harness.fields.testdata import MailboxType
 from harness.host.connections import bounded_streams
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
 from harness.validators import xdm as X
 from harness.validators.cda import read_cda_header
+from harness.validators.hl7v2_relay import (
+    ACK_ERRORS,
+    DOCUMENT_TYPES,
+    PidIdentity,
+    cda_identities,
+    document_findings,
+    identity_findings,
+    matrix_findings,
+    message_event,
+    obx_content,
+    person_ins,
+    pid_identity,
+)
 from mock_services.mssante.mailflow import MailFlow
 from mock_services.mssante.settings import Hl7RelaySettings, MssanteSettings
 
@@ -59,21 +75,6 @@ ZAM = "hl7.zam"
 FRAMING = "hl7.framing"
 RELAY = "smtp.relay"
 PFI_NIL = "PFI-SOCLE-HARNESS"
-TYPES = {"ORU^R01", "MDM^T02", "MDM^T10", "MDM^T04"}
-ORC_EVENTS = {
-    "NW": "initial",
-    "RO": "remplacement",
-    "RP": "remplacement",
-    "XO": "remplacement",
-    "CA": "suppression",
-    "OC": "suppression",
-}
-MDM_EVENTS = {"T02": "initial", "T10": "remplacement", "T04": "suppression"}
-# volet v2.0: ORC-1 = SC and the request is read from OBX-11 of the document OBX (F initial, C correction, D deletion)
-V20_ORC = "SC"
-V20_EVENTS = {"F": "initial", "C": "remplacement", "D": "suppression"}
-# volet's applicationErrorCondition table (ERR-5): the identity error of a message whose identities disagree
-INS_MISMATCH = ("904", "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur")
 
 
 @dataclass
@@ -99,118 +100,38 @@ class RelayRefusal(Exception):
         *,
         location: str = "",
         application_error: tuple[str, str] | None = None,
+        finding: Finding | None = None,
     ) -> None:
         super().__init__(message)
         self.ack_code = ack_code
         self.err_code = err_code
         self.location = location
         self.application_error = application_error
+        self.finding = finding  # the validator's finding behind the refusal, when it is one
 
 
-@dataclass(frozen=True)
-class PidIdentity:
-    """The INS of PID-3 (a CX repetition whose assigning authority is an INS OID): parsed, or the error that
-    prevented it (``raw`` keeps the text as sent)."""
-
-    raw: str | None = None
-    ins: INS | None = None
-    error: InsError | None = None
-
-
-def pid_identity(message: hl7v2.Hl7Message) -> PidIdentity:
-    """PID-3 INS per the CI-SIS INS annex / IHE PAM France: ``value^^^ASIP-SANTE-INS-NIR&<OID>&ISO^INS``."""
-    pid = message.first("PID")
-    if pid is None:
-        return PidIdentity()
-    for cx in hl7v2.field_text(pid, 3).split("~"):
-        authority = hl7v2.component(cx, 4)
-        oid = authority.split("&")[1] if "&" in authority else ""
-        if oid in INS_OIDS:
-            raw = hl7v2.component(cx, 1)
-            try:
-                return PidIdentity(raw, parse_ins(raw, oid))
-            except InsError as exc:
-                return PidIdentity(raw, error=exc)
-    return PidIdentity()
+def refusal(finding: Finding) -> RelayRefusal:
+    """The relay's answer to a finding of :mod:`harness.validators.hl7v2_relay` (its :data:`ACK_ERRORS`)."""
+    ack = ACK_ERRORS[finding.code]
+    return RelayRefusal(
+        ack.ack_code,
+        ack.err_code,
+        finding.message,
+        location=ack.location,
+        application_error=ack.application_error,
+        finding=finding,
+    )
 
 
 def check_identities(pid: PidIdentity, documents: list[tuple[bytes, Any]], details: dict[str, Any]) -> INS | None:
-    """Every identity the message carries must agree: the INS of PID-3 is that of each CDA document
-    (``recordTarget/patientRole/id``, OID and matricule). Both are journaled; a mismatch is the volet's identity
-    error (AE, ERR-3 207, ERR-5 904). Returns the person's INS (PID-3, else the documents'), if any."""
-    cda = sorted({(h.ins.value, h.ins.oid) for _, h in documents if h.ins is not None})
+    """Every identity the message carries must agree (:func:`~harness.validators.hl7v2_relay.identity_findings`);
+    both are journaled. Returns the person's INS (PID-3, else the documents'), if any."""
+    headers = [h for _, h in documents]
     details["pid_ins"] = pid.raw
-    details["cda_ins"] = [value for value, _ in cda]
-    if pid.error is not None:
-        raise RelayRefusal("AE", "102", f"INS de PID-3 invalide ({pid.raw}): {pid.error.message}", location="PID^1^3^1")
-    if len(cda) > 1:
-        raise RelayRefusal(
-            "AE",
-            "207",
-            f"les documents CDA du message portent plusieurs INS ({', '.join(v for v, _ in cda)}): un seul patient par message (904)",
-            location="OBX^1^5",
-            application_error=INS_MISMATCH,
-        )
-    if pid.ins is not None and cda and cda[0] != (pid.ins.value, pid.ins.oid):
-        value, oid = cda[0]
-        raise RelayRefusal(
-            "AE",
-            "207",
-            f"INS de PID-3 ({pid.ins.value}, OID {pid.ins.oid}) différent de l'INS du document CDA "
-            f"({value}, OID {oid}): aucun envoi (904)",
-            location="PID^1^3^1",
-            application_error=INS_MISMATCH,
-        )
-    return pid.ins or next((h.ins for _, h in documents if h.ins is not None), None)
-
-
-def _flag_value(fields: list[str]) -> tuple[str, str] | None:
-    """``(code, Y|N)`` of a ``MetaDMPMSS`` OBX, else ``None``."""
-    if len(fields) < 6 or fields[2] not in ("CE", "CWE"):
-        return None
-    code = fields[3]
-    if hl7v2.component(code, 3) != "MetaDMPMSS":
-        return None
-    return hl7v2.component(code, 1), hl7v2.component(fields[5], 1).upper()
-
-
-def _check_matrix(flags: dict[str, str]) -> None:
-    """The volet's management matrix (``regles-gestion-mssante``): every other combination is an error."""
-
-    def y(name: str) -> bool:
-        return flags.get(name, "N") == "Y"
-
-    ps, pat = y("DESTMSSANTEPS"), y("DESTMSSANTEPAT")
-    masked, invisible, legal, secret = (
-        y("MASQUE_PS"),
-        y("INVISIBLE_PATIENT"),
-        y("INVISIBLE_REP_LEGAUX"),
-        y("CONNEXION_SECRETE"),
-    )
-    if ps and pat:
-        ok = not (masked or invisible or legal or secret)
-    elif ps:
-        ok = not masked and invisible and not legal and not secret
-    elif pat:
-        ok = not invisible and not secret and not y("DESTDMP")
-    else:
-        raise RelayRefusal("AE", "207", "aucun destinataire MSSanté (DESTMSSANTEPS et DESTMSSANTEPAT à N)")
-    if not ok:
-        shown = ", ".join(
-            f"{k}={flags.get(k, 'N')}"
-            for k in (
-                "MASQUE_PS",
-                "INVISIBLE_PATIENT",
-                "INVISIBLE_REP_LEGAUX",
-                "CONNEXION_SECRETE",
-                "DESTDMP",
-                "DESTMSSANTEPS",
-                "DESTMSSANTEPAT",
-            )
-        )
-        raise RelayRefusal(
-            "AE", "207", f"combinaison de drapeaux MetaDMPMSS hors de la matrice de gestion MSSanté: {shown}"
-        )
+    details["cda_ins"] = [value for value, _ in cda_identities(headers)]
+    for finding in identity_findings(pid, headers):
+        raise refusal(finding)
+    return person_ins(pid, headers)
 
 
 def _xtn_address(value: str) -> str | None:
@@ -439,6 +360,8 @@ class Hl7Relay:
             location=exc.location,
             application_error=exc.application_error,
         )
+        if exc.finding is not None:  # the validator's finding, as socle-harness validate reports it
+            details["findings"] = [*details.get("findings", []), exc.finding.to_dict()]
         exchange = self.ctx.record(
             DOCUMENT,
             Outcome.REJECTED,
@@ -453,29 +376,15 @@ class Hl7Relay:
         return Routed(ack, exc.ack_code, exchange, header=header)
 
     def _route(self, message: hl7v2.Hl7Message, header: hl7v2.Header, block: bytes, details: dict[str, Any]) -> Routed:
-        if message.message_type not in TYPES:
+        if message.message_type not in DOCUMENT_TYPES:
             raise RelayRefusal("AR", "200", f"type de message non pris en charge: {message.message_type}")
-        event = self._event(message, header, details)
+        event = self._event(message, details)
         details["event"] = event
         pid = pid_identity(message)
         person = pid.ins.value if pid.ins is not None else None
-        flags: dict[str, str] = {}
-        documents: list[tuple[bytes, Any]] = []
-        bodies: dict[str, str] = {}
-        for obx in message.all("OBX"):
-            fields = hl7v2.fields_of(obx)
-            flag = _flag_value(fields)
-            if flag is not None:
-                flags[flag[0]] = flag[1]
-                continue
-            data = hl7v2.ed_data(obx)
-            if data is None:
-                continue
-            code = hl7v2.component(fields[3], 1)
-            if code.startswith("CORPSMAIL") or hl7v2.component(fields[3], 2).startswith("XDM/1.0/DDM"):
-                bodies[code] = data.decode("utf-8", "replace")
-            elif data.lstrip().startswith(b"<"):
-                documents.append((data, read_cda_header(data, location=f"OBX-{fields[1]}")))
+        content = obx_content(message)
+        flags, bodies = content.flags, content.bodies
+        documents = [(data, read_cda_header(data, location=f"OBX-{set_id}")) for set_id, data in content.documents]
         details["flags"] = flags
         identity = check_identities(pid, documents, details)
         verdict = production_ins(identity, self.production_ins) if identity is not None else None
@@ -490,7 +399,8 @@ class Hl7Relay:
         essms = participations["finess"] or (header.sending_facility if header.sending_facility.isdigit() else None)
         details["essms"] = essms
         if message.message_type == "ORU^R01":
-            _check_matrix(flags)
+            for finding in matrix_findings(flags):
+                raise refusal(finding)
             recipients = (
                 [a for a in participations["rct"] if not a.lower().endswith("@patient.mssante.fr")]
                 if flags.get("DESTMSSANTEPS") == "Y"
@@ -505,8 +415,8 @@ class Hl7Relay:
         if not recipients:
             raise RelayRefusal("AE", "101", "aucun destinataire MSSanté (PRT RCT avec adresse X.400)")
         if event != "suppression":
-            if not documents:
-                raise RelayRefusal("AE", "101", "aucun document CDA (OBX de type ED) dans le message")
+            for finding in document_findings(event, content.documents):
+                raise refusal(finding)
             problems = [f for _, h in documents for f in h.findings if str(f.severity) == "error"]
             if problems:
                 raise RelayRefusal("AE", "207", f"document CDA refusé: {problems[0].code}: {problems[0].message}")
@@ -565,40 +475,16 @@ class Hl7Relay:
                     )
         return routed
 
-    def _event(self, message: hl7v2.Hl7Message, header: hl7v2.Header, details: dict[str, Any]) -> str:
-        """The request (initial / replacement / deletion): ORC-1 (volet v2.1), OBX-11 of the document when ORC-1 is
-        ``SC`` (volet v2.0, accepted unless ``hl7_volet_20`` is false), the trigger event for MDM."""
-        if message.message_type != "ORU^R01":
-            return MDM_EVENTS[header.trigger]  # TYPES admits T02 / T10 / T04 only
-        orc = message.first("ORC")
-        orc1 = hl7v2.field_text(orc, 1) if orc is not None else ""
-        if orc1 != V20_ORC:
-            if orc1 not in ORC_EVENTS:
-                raise RelayRefusal(
-                    "AE", "103", f"ORC-1 « {orc1} » non reconnu (NW, RO, RP, XO, CA, OC)", location="ORC^1^1"
-                )
-            details["volet"] = "2.1"
-            return ORC_EVENTS[orc1]
-        details["volet"] = "2.0"
-        if not self.accept_v20:
-            raise RelayRefusal(
-                "AR", "203", "version 2.0 du volet non prise en charge, 2.1 attendue", location="MSH^1^21"
-            )
-        statuses = {
-            hl7v2.field_text(obx, 11)
-            for obx in message.all("OBX")
-            if hl7v2.field_text(obx, 2) == "ED"
-            and not hl7v2.component(hl7v2.field_text(obx, 3), 1).startswith("CORPSMAIL")
-        }
-        events = {V20_EVENTS.get(status, "") for status in statuses}
-        if len(events) != 1 or "" in events:
-            raise RelayRefusal(
-                "AE",
-                "103",
-                f"volet 2.0 (ORC-1 SC): OBX-11 des documents {sorted(statuses) or 'absent'}, attendu F, C ou D",
-                location="OBX^1^11",
-            )
-        return events.pop()
+    def _event(self, message: hl7v2.Hl7Message, details: dict[str, Any]) -> str:
+        """The request (initial / replacement / deletion): :func:`~harness.validators.hl7v2_relay.message_event`,
+        volet v2.0 accepted unless ``hl7_volet_20`` is false."""
+        event = message_event(message, accept_v20=self.accept_v20)
+        if event.volet is not None:
+            details["volet"] = event.volet
+        if event.finding is not None:
+            raise refusal(event.finding)
+        assert event.name is not None  # noqa: S101 - message_event gives a name or a finding
+        return event.name
 
     @staticmethod
     def _participations(message: hl7v2.Hl7Message) -> dict[str, Any]:
