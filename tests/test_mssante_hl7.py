@@ -14,8 +14,8 @@ from harness.core.config import HarnessConfig
 from harness.core.journal import JournalFilter, Outcome
 from harness.fields import hl7v2
 from harness.runtime.environment import SocleEnvironment
-from harness.sut.base import MssanteRelay
-from harness.sut.mssante_hl7 import build_document_message
+from harness.sut.base import ActionStatus, MssanteRelay
+from harness.sut.mssante_hl7 import RelayOptions, build_document_message, relay_document
 
 DOCTOR = "jean.dupont@medecin.mssante.fr"
 FRAME_TIMEOUT = 1.0  # seconds from a block's start byte to its end (setting hl7_frame_timeout)
@@ -132,6 +132,51 @@ def document(env: SocleEnvironment, **overrides: object) -> str:
     }
     fields.update(overrides)
     return build_document_message(MssanteRelay(**fields), "CTRL-1")  # type: ignore[arg-type]
+
+
+def _zam_rows(env: SocleEnvironment, since: int) -> list[tuple[str, Outcome]]:
+    rows = env.journal.query(JournalFilter(run_id=env.run_id, operation="hl7.zam", since_seq=since))
+    return sorted((r.details["trigger"], r.outcome) for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("message_type", "to_patient", "acknowledge", "expected"),
+    [
+        (
+            "ORU^R01",
+            True,
+            True,
+            [("ZAM^Z02", Outcome.ACCEPTED), ("ZAM^Z02", Outcome.ACCEPTED), ("ZAM^Z03", Outcome.ACCEPTED)],
+        ),
+        ("ORU^R01", False, True, [("ZAM^Z02", Outcome.ACCEPTED), ("ZAM^Z03", Outcome.ACCEPTED)]),
+        (
+            "ORU^R01",
+            True,
+            False,
+            [("ZAM^Z02", Outcome.REJECTED), ("ZAM^Z02", Outcome.REJECTED), ("ZAM^Z03", Outcome.REJECTED)],
+        ),
+        ("MDM^T02", False, True, [("ZAM^Z02", Outcome.ACCEPTED)]),  # LPS volet: no flags, no read receipt
+    ],
+)
+def test_reference_dui_relay_returns_once_the_platform_has_journaled_every_zam(
+    env: SocleEnvironment, message_type: str, to_patient: bool, acknowledge: bool, expected: list[tuple[str, Outcome]]
+) -> None:
+    """The reference DUI knows which ZAMs it is owed (one Z02 per recipient, one Z03 per professional): it stops
+    reading when they are in, half-closes, and returns once the platform has closed, i.e. after the last ZAM's
+    journal row: nothing to wait for afterwards (no quiet delay, no late row)."""
+    since = env.journal.last_seq()
+    action = MssanteRelay(
+        env.testdata.person("P001"),
+        env.testdata.establishment("990000016"),
+        "DLU",
+        (DOCTOR,),
+        to_patient=to_patient,
+        message_type=message_type,
+    )
+    result = relay_document(env.sut_environment(), action, RelayOptions(acknowledge_zam=acknowledge))
+    assert result.status is ActionStatus.DONE
+    assert sorted(result.data["zam"]) == [t for t, _ in expected]
+    assert _zam_rows(env, since) == expected  # already journaled when the action reports
 
 
 def test_oru_is_acknowledged_routed_and_followed_by_zams(env: SocleEnvironment) -> None:

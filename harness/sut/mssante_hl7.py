@@ -6,7 +6,9 @@ courriel MSSanté"), reads the ACK, then acknowledges each business acknowledgem
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -128,6 +130,61 @@ def _ack(zam: hl7v2.Hl7Message) -> str:
     return hl7v2.build_ack(hl7v2.Header.of(zam), "AA", control_id=f"DUI{uuid.uuid4().hex[:10]}")
 
 
+ZAM_QUIET_SECONDS = 1.0  # no further ZAM within this delay: the platform sends no more
+CLOSE_WAIT_SECONDS = 2.0  # bound on the wait for the platform to close once the DUI has said all
+
+
+@dataclass
+class _ExpectedZams:
+    """The business acknowledgements the platform owes (``ack-metier-zam``): one ``ZAM^Z02`` per recipient, then,
+    for an ORU^R01 sent with ``ACK_LECTURE_MSS`` = Y (volet « Transmission d'un document CDA-R2 en HL7 v2 »), one
+    ``ZAM^Z03`` per professional recipient whose Z02 says delivered (a patient's mailbox sends no read receipt;
+    an MDM^T02 of the LPS volet carries no MetaDMPMSS flag, so no read receipt is asked). Known once every Z02 is
+    in: the DUI stops waiting then instead of waiting out a quiet delay."""
+
+    professionals: set[str]
+    patient: str | None
+    read_receipts: bool
+    reception: dict[str, bool] = field(default_factory=dict)  # address -> delivered (Z02)
+    read: set[str] = field(default_factory=set)  # addresses of the Z03 received
+
+    def received(self, zam: hl7v2.Hl7Message) -> None:
+        trigger = zam.message_type.partition("^")[2]
+        ok = False
+        for obx in zam.all("OBX"):  # pairs: CWE (Y/N) then XTN (^^X.400^address)
+            value = hl7v2.field_text(obx, 5)
+            if hl7v2.field_text(obx, 2) == "CWE":
+                ok = hl7v2.component(value, 1) == "Y"
+            elif hl7v2.field_text(obx, 2) == "XTN":
+                address = hl7v2.component(value, 4).lower()
+                if trigger == "Z02":
+                    self.reception[address] = ok
+                elif trigger == "Z03":
+                    self.read.add(address)
+
+    def complete(self) -> bool:
+        recipients = self.professionals | ({self.patient} if self.patient else set())
+        if not recipients <= set(self.reception):
+            return False
+        readers = {a for a in self.professionals if self.reception.get(a)} if self.read_receipts else set()
+        return readers <= self.read
+
+
+def _close_after_platform(sock: socket.socket, buffer: bytearray, data: dict[str, Any]) -> None:
+    """Say the DUI has nothing more to send (half-close) and wait, bounded, for the platform to close: it does
+    once it has journaled the last acknowledgement, so the exchange is complete when the action reports. A ZAM
+    still arriving is noted (it can no longer be acknowledged)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+    while (left := deadline - time.monotonic()) > 0:
+        block = _read_block(sock, buffer, left)
+        if block is None:
+            return
+        with contextlib.suppress(hl7v2.Hl7Error):
+            data["zam"].append(hl7v2.parse(block).message_type)
+
+
 def _read_block(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
     sock.settimeout(timeout)
     while True:
@@ -165,14 +222,21 @@ def relay_document(env: SutEnvironment, action: MssanteRelay, options: RelayOpti
             if code != "AA":
                 reason = hl7v2.field_text(err, 3) if err is not None else ""
                 return ActionResult(ActionStatus.FAILED, f"message HL7 refusé par la plateforme: {code} {reason}", data)
-            while True:
-                block = _read_block(sock, buffer, 1.0)
+            expected = _ExpectedZams(
+                {a.lower() for a in action.recipients if a != "patient"},
+                action.person.mailbox.lower() if action.to_patient and options.patient_flag else None,
+                read_receipts=not action.message_type.startswith("MDM"),
+            )
+            while not expected.complete():
+                block = _read_block(sock, buffer, ZAM_QUIET_SECONDS)
                 if block is None:
                     break
                 zam = hl7v2.parse(block)
                 data["zam"].append(zam.message_type)
+                expected.received(zam)
                 if options.acknowledge_zam:
                     sock.sendall(hl7v2.frame(_ack(zam)))
+            _close_after_platform(sock, buffer, data)
     except (OSError, hl7v2.Hl7Error) as exc:
         return ActionResult(ActionStatus.FAILED, f"échange HL7 v2 impossible: {exc}", data)
     return ActionResult(
