@@ -147,3 +147,70 @@ def test_a_caller_without_the_right_certificate_is_refused_before_its_body_is_re
             env.endpoints[service][endpoint], content=b"", headers={"content-type": "application/soap+xml"}
         )
     assert again.status_code == expected(service, "empty", True) and b"Fault" in again.content
+
+
+# MTOM malformations at the DMP repository, authenticated (issue 15 item 9): a SOAP 1.2 fault naming the problem,
+# journaled, the same answer to the same request (the service kept running), and bounded peak memory
+MTOM_TYPE = 'multipart/related; boundary="B"; type="application/xop+xml"; start="<root>"'
+ROOT_PART = (
+    b'--B\r\nContent-Type: application/xop+xml; type="application/soap+xml"\r\nContent-ID: <root>\r\n\r\n'
+    b'<env:Envelope xmlns:env="' + SOAP.encode() + b'"><env:Body/></env:Envelope>\r\n'
+)
+
+
+def _part(cid: str, data: bytes = b"x", extra: bytes = b"") -> bytes:
+    return (
+        b"--B\r\nContent-Type: application/octet-stream\r\nContent-ID: <"
+        + cid.encode()
+        + b">\r\n"
+        + extra
+        + (b"\r\n" + data + b"\r\n")
+    )
+
+
+MTOM_CASES = {
+    "10000-parts": (ROOT_PART + b"".join(_part(f"p{i}") for i in range(10_000)) + b"--B--\r\n", "MTOM-TOO-MANY-PARTS"),
+    "duplicate-content-id": (ROOT_PART + _part("a") + _part("a") + b"--B--\r\n", "MTOM-CONTENT-ID"),
+    "start-names-no-part": (ROOT_PART.replace(b"<root>", b"<autre>") + b"--B--\r\n", "MTOM-START"),
+    "part-header-over-8kb": (
+        ROOT_PART + _part("a", extra=b"X-Long: " + b"h" * 9000 + b"\r\n") + b"--B--\r\n",
+        "MTOM-MALFORMED",
+    ),
+    # parsed whole (under the 64 MB bound), then refused on its empty envelope: WS-Addressing headers missing
+    "30mb-part": (
+        ROOT_PART + _part("big", b"\x00" * 30 * 1024 * 1024) + b"--B--\r\n",
+        "MessageAddressingHeaderRequired",
+    ),
+    "base64-garbage-part": (
+        ROOT_PART
+        + _part("b", b"%%% pas du base64 %%%" * 1000, b"Content-Transfer-Encoding: base64\r\n")
+        + b"--B--\r\n",
+        "MTOM-BASE64",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MTOM_CASES))
+def test_hostile_mtom_at_the_repository(env: SocleEnvironment, case: str) -> None:
+    from pathlib import Path
+
+    body, code = MTOM_CASES[case]
+    url = env.endpoints["dmp"]["repository"]
+
+    def rss() -> dict[str, int]:
+        lines = Path("/proc/self/status").read_text().splitlines()
+        return {k: int(v.split()[0]) for k, _, v in (x.partition(":") for x in lines) if k in ("VmRSS", "VmHWM")}
+
+    mark = env.journal.last_seq()
+    with _client(env, TARGETS[("dmp", "repository")]) as http:
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM), Linux >= 4.0
+        before = rss()["VmRSS"]
+        first = http.post(url, content=body, headers={"content-type": MTOM_TYPE})
+        grown_mb = (rss()["VmHWM"] - before) / 1024
+        again = http.post(url, content=body, headers={"content-type": MTOM_TYPE})
+    assert (first.status_code, again.status_code) == (400, 400)
+    assert first.headers["content-type"].startswith("application/soap+xml") and b"Fault" in first.content
+    rows = env.journal.query(JournalFilter(since_seq=mark, service="dmp"))
+    assert [r.outcome.value for r in rows] == ["rejected", "rejected"]
+    assert [r.error_code for r in rows] == [code, code]
+    assert grown_mb < 8 * len(body) / 1048576 + 48  # a few copies of the body at most (client included)

@@ -440,3 +440,75 @@ def test_wrong_method_is_405_and_journaled(env: SocleEnvironment, rp: RP, method
     response = rp.http.request(method, rp.url(name))
     assert response.status_code == 405 and response.json()["error"] == "invalid_request" and response.headers["allow"]
     assert [e.outcome for e in mark.new()] == [Outcome.REJECTED]
+
+
+# hostile tokens and forms (issue 15 item 9): protocol answer, journaled, bounded memory, a real login right after
+def _peak_rss_growth_mb(action: Callable[[], Any]) -> tuple[Any, float]:
+    """Run ``action``; how far this process's peak RSS (server and client) rose above its RSS before, in MB."""
+    from pathlib import Path
+
+    def status() -> dict[str, int]:
+        lines = Path("/proc/self/status").read_text().splitlines()
+        return {k: int(v.split()[0]) for k, _, v in (x.partition(":") for x in lines) if k in ("VmRSS", "VmHWM")}
+
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux >= 4.0)
+    before = status()["VmRSS"]
+    result = action()
+    return result, (status()["VmHWM"] - before) / 1024
+
+
+HOSTILE_BEARERS = {
+    "header-11kb-kid": _b64(b'{"alg":"RS256","kid":"' + b"k" * 8000 + b'"}') + "." + _b64(b"{}") + "." + _b64(b"s"),
+    "header-nested-json": _b64(b'{"a":' * 60 + b"1" + b"}" * 60) + "." + _b64(b"{}") + "." + _b64(b"s"),
+    "header-not-json": _b64(b"\xff\xfe not json") + "." + _b64(b"{}") + "." + _b64(b"s"),
+    "token-over-16kb": "a" * 20_000,
+    "five-segments": "a.b.c.d.e",
+    "non-ascii": "jeton-é",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_BEARERS))
+def test_hostile_bearer_tokens_are_invalid_token(env: SocleEnvironment, rp: RP, case: str) -> None:
+    mark = JournalMark(env)
+    token = HOSTILE_BEARERS[case]
+    authorization = b"Bearer " + token.encode("utf-8")  # bytes: the non-ASCII case goes on the wire as UTF-8
+    response, grown = _peak_rss_growth_mb(
+        lambda: rp.http.get(rp.url("userinfo"), headers={"Authorization": authorization})
+    )
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_token")
+    assert response.headers["www-authenticate"].startswith('Bearer realm="esante-wallet", error="invalid_token"')
+    assert [(e.outcome, e.error_code) for e in mark.new("oidc.userinfo")] == [(Outcome.REJECTED, "invalid_token")]
+    introspected = rp.http.post(rp.url("introspect"), data={"token": token}, auth=(CLIENT_ID, SECRET))
+    if len(token) <= 2048:  # RFC 7662 §2.2: an unusable token is inactive
+        assert (introspected.status_code, introspected.json()) == (200, {"active": False})
+    else:  # beyond the parameter bound (max_param_chars): the request itself is refused (RFC 6749 §5.2)
+        assert (introspected.status_code, introspected.json()["error"]) == (400, "invalid_request")
+    assert grown < 32
+    assert rp.userinfo(rp.login()["access_token"]).status_code == 200  # a real token right after
+
+
+FORM_BOMBS = {
+    "20000-repeated-parameters": "grant_type=authorization_code" + "&code=c" * 9000,
+    "20000-distinct-parameters": "grant_type=authorization_code&" + "&".join(f"p{i}=" for i in range(9000)),
+    "one-60kb-value": "grant_type=authorization_code&code=" + "c" * 60_000,
+    "only-separators": "&" * 60_000,
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORM_BOMBS))
+def test_form_bombs_at_the_token_endpoint_are_invalid_request(env: SocleEnvironment, rp: RP, case: str) -> None:
+    body = FORM_BOMBS[case]
+    assert len(body) <= 65536  # within the body bound: the parser itself must hold
+    mark = JournalMark(env)
+    response, grown = _peak_rss_growth_mb(
+        lambda: rp.http.post(
+            rp.url("token"),
+            content=body,
+            auth=(CLIENT_ID, SECRET),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    assert [(e.outcome, e.error_code) for e in mark.new("oidc.token")] == [(Outcome.REJECTED, "invalid_request")]
+    assert grown < 32
+    assert "access_token" in rp.login()
