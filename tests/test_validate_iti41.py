@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from harness.core.journal import JournalFilter
 from harness.fhir.access import ensure_establishment_certificates
 from harness.fields.pki import TestPKI
+from harness.fields.testdata import Establishment
 from harness.front.cli import app
 from harness.sut import dmp_messages as M
 from harness.sut.documents import build_cda
@@ -46,14 +47,20 @@ def _credentials(pki: TestPKI) -> M.OrgCredentials:
 
 
 def _request(
-    pki: TestPKI, *, cda: bytes | None = None, vihf: bool = True, action: str = ITI41, **options: object
+    pki: TestPKI,
+    *,
+    cda: bytes | None = None,
+    vihf: bool = True,
+    action: str = ITI41,
+    vihf_structure: Establishment = ESTABLISHMENT,
+    **options: object,
 ) -> tuple[etree._Element, dict[str, bytes]]:
     credentials = _credentials(pki)
     cda = cda or build_cda(PERSON, ESTABLISHMENT, "DLU")
     body, attachments, _, _ = M.build_iti41(
         PERSON, ESTABLISHMENT, "DLU", cda, credentials, options=M.FeedOptions(**options)
     )
-    security = M.build_vihf(PERSON, ESTABLISHMENT, credentials) if vihf else None
+    security = M.build_vihf(PERSON, vihf_structure, credentials) if vihf else None
     return M.envelope(action, "https://dmp.test/repository", body, security), attachments
 
 
@@ -135,6 +142,16 @@ def test_size_hash_and_missing_parts_are_findings(pki: TestPKI) -> None:
 def test_envelope_addressing_and_vihf_problems_are_findings(pki: TestPKI) -> None:
     body, _ = _mtom(*_request(pki, vihf=False))
     assert [f.code for f in validate_artefact(body, settings=_trusted(pki)).errors] == ["VIHF-ABSENT"]
+    other = next(e for e in TESTDATA.establishments if e.finess != ESTABLISHMENT.finess)
+    body, _ = _mtom(*_request(pki, vihf_structure=other))
+    # the VIHF names another structure than its signer: refused; the signature document, signed by the
+    # certificate's structure, is not the one Identifiant_Structure authenticates either
+    chain, signature = validate_artefact(body, settings=_trusted(pki)).errors
+    assert (chain.code, chain.message) == (
+        "VIHF-STRUCTURE",
+        f"structures différentes : signataire du VIHF 1{ESTABLISHMENT.finess}, Identifiant_Structure 1{other.finess}",
+    )
+    assert signature.code == "DSG-SIGNATAIRE"
     body, _ = _mtom(*_request(pki, action="urn:ihe:iti:2007:RegistryStoredQuery"))
     assert [f.code for f in validate_artefact(body, settings=_trusted(pki)).errors] == ["ActionNotSupported"]
     not_iti41 = M.envelope(ITI41, "https://dmp.test", M.build_find_documents(PERSON), None)

@@ -31,7 +31,14 @@ from harness.validators import ebrim as E
 from harness.validators.cda import CdaSchema, validate_cda
 from harness.validators.dsg import verify_submission_signature
 from harness.validators.schematron import SchematronEngine
-from harness.validators.vihf import Strictness, VihfPolicy, VihfReport, check_vihf
+from harness.validators.vihf import (
+    Strictness,
+    VihfPolicy,
+    VihfReport,
+    check_vihf,
+    structure_finding,
+    structure_mismatch,
+)
 from harness.validators.xds_metadata import (
     ValueSets,
     XdsDocumentEntry,
@@ -343,7 +350,7 @@ def validate_request(
 ) -> Iti41Report:
     """A saved ITI-41 request judged as the DMP judges it, minus what needs the DMP's state and the TLS client
     certificate: SOAP 1.2 envelope and MTOM (:mod:`harness.fields.soap12`), WS-Addressing, the VIHF assertion
-    (the structure it authenticates stands for the TLS certificate), XDS metadata, each document and its CDA, the
+    (its signer and ``Identifiant_Structure`` name one structure, which stands for the TLS certificate), XDS metadata, each document and its CDA, the
     signature document. Never raises."""
     report = Iti41Report()
     findings = report.findings
@@ -367,6 +374,9 @@ def validate_request(
         return report
     assert payload is not None  # noqa: S101 - is_provide_and_register
     vihf = check_vihf(soap.security, anchors=list(policy.anchors), policy=vihf_policy)
+    chain = structure_mismatch(vihf, vihf_policy, certificate_structure=None, tls=False)
+    if chain is not None:
+        findings.append(structure_finding(chain))
     submission, metadata = read_provide_and_register(payload, vihf, policy)
     findings.extend(metadata)
     try:

@@ -324,3 +324,38 @@ def check_vihf(
     if policy.require_signature:
         _verify_signature(assertion, anchors, now, report, add, cache)
     return report
+
+
+VIHF_STRUCTURE = "VIHF-STRUCTURE"
+
+
+def structure_mismatch(
+    report: VihfReport, policy: VihfPolicy, *, certificate_structure: str | None, tls: bool = True
+) -> str | None:
+    """One structure per request (DMP integration guide, VIHF indirect authentication): the TLS client certificate
+    (OU ``1`` + FINESS; ``tls`` false when there is no connection, a saved request), the certificate that signed
+    the VIHF and ``Identifiant_Structure`` name the same structure. Returns what each names when they differ (or
+    ``Identifiant_Structure`` is absent), ``None`` when they agree or the VIHF is not checked."""
+    if policy.strictness is Strictness.OFF or not report.present:
+        return None
+    declared = report.first("Identifiant_Structure")
+    signer = None
+    if report.signer is not None:
+        values = report.signer.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATIONAL_UNIT_NAME)
+        signer = str(values[0].value) if values else None
+    named = {
+        **({"certificat TLS": certificate_structure} if tls else {}),
+        "signataire du VIHF": signer,
+        "Identifiant_Structure": declared,
+    }
+    present = {
+        k: v for k, v in named.items() if v is not None and (k != "signataire du VIHF" or policy.require_signature)
+    }
+    if declared is None or len(set(present.values())) > 1:
+        return ", ".join(f"{k} {v or 'absent'}" for k, v in named.items())
+    return None
+
+
+def structure_finding(detail: str) -> Finding:
+    """The finding of :func:`structure_mismatch`."""
+    return Finding(VIHF_STRUCTURE, f"structures différentes : {detail}", Severity.ERROR, "VIHF")

@@ -34,11 +34,18 @@ from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_
 from harness.fields.soap12 import SoapFault, SoapLimits, SoapRequest, addressing_fault, parse_soap_request
 from harness.host.asgi_tls import client_certificate
 from harness.host.simulator import Simulator, SimulatorContext, catalogue_of
-from harness.validators import Finding, Severity
 from harness.validators.cda import CdaSchema
 from harness.validators.iti41 import Iti41Policy
 from harness.validators.schematron import SchematronEngine
-from harness.validators.vihf import SignatureCache, Strictness, VihfPolicy, check_vihf
+from harness.validators.vihf import (
+    VIHF_STRUCTURE,
+    SignatureCache,
+    Strictness,
+    VihfPolicy,
+    check_vihf,
+    structure_finding,
+    structure_mismatch,
+)
 from harness.validators.xds_metadata import ValueSets
 from mock_services.dmp.faults import FAULT_SOAP, FAULT_TIMEOUT, FAULTS
 from mock_services.dmp.settings import DmpSettings
@@ -249,28 +256,14 @@ class DMPSimulator(Simulator):
         """One structure per request: the TLS client certificate (OU ``1`` + FINESS), the certificate that signed the
         VIHF and the VIHF ``Identifiant_Structure`` must name the same structure (DMP integration guide, VIHF
         indirect authentication); a mismatch is the VIHF security fault."""
-        if self.vihf_policy.strictness is Strictness.OFF or not caller.vihf.present:
-            return
-        declared = caller.vihf.first("Identifiant_Structure")
-        signer = _ou(caller.vihf.signer)
-        named = {
-            "certificat TLS": caller.certificate_structure,
-            "signataire du VIHF": signer,
-            "Identifiant_Structure": declared,
-        }
-        present = {
-            k: v
-            for k, v in named.items()
-            if v is not None and (k != "signataire du VIHF" or self.vihf_policy.require_signature)
-        }
-        if declared is None or len(set(present.values())) > 1:
-            detail = ", ".join(f"{k} {v or 'absent'}" for k, v in named.items())
+        detail = structure_mismatch(caller.vihf, self.vihf_policy, certificate_structure=caller.certificate_structure)
+        if detail is not None:
             raise SoapFault(
                 "Sender",
                 f"VIHF refusé: la structure authentifiée n'est pas la même partout ({detail})",
                 subcode="wsse:InvalidSecurity",
-                error_code="VIHF-STRUCTURE",
-                findings=[Finding("VIHF-STRUCTURE", f"structures différentes : {detail}", Severity.ERROR, "VIHF")],
+                error_code=VIHF_STRUCTURE,
+                findings=[structure_finding(detail)],
             )
 
     def _fault(self, fault: SoapFault, endpoint: str, soap: SoapRequest | None, cert: x509.Certificate | None) -> Reply:
