@@ -144,3 +144,31 @@ def test_an_idle_imap_connection_is_logged_out(idle: SocleEnvironment) -> None:
         assert _line(fresh).startswith(b"* CAPABILITY ")
         assert _line(fresh).startswith(b"a1 OK ")
     assert _refusals(idle, mark) == [("imap", "127.0.0.1", IDLE_TIMEOUT)]
+
+
+def test_an_idle_imap_idle_command_is_logged_out_once(idle: SocleEnvironment) -> None:
+    """IDLE (RFC 2177) waiting for DONE longer than the autologout delay: one ``* BYE`` (not pymap's own BYE
+    [SERVERBUG] after it), closed, journaled."""
+    import imaplib
+    import ssl
+
+    class FromAnotherPeer(imaplib.IMAP4):  # its own (listener, peer, reason) row: not coalesced with the tests above
+        def _create_socket(self, timeout: float | None) -> socket.socket:
+            return socket.create_connection((self.host, self.port), timeout, source_address=("127.0.0.2", 0))
+
+    port = int(idle.endpoints["mssante"]["imap"].rpartition(":")[2])
+    client = FromAnotherPeer("127.0.0.1", port)
+    client.starttls(ssl_context=ssl.create_default_context(cafile=str(idle.pki.ca_bundle_path)))
+    client.login("secretariat@ehpad-tilleuls.mssante.fr", "tilleuls-test")
+    client.select("INBOX")
+    mark = idle.journal.last_seq()
+    started = time.monotonic()
+    client.send(b"i1 IDLE\r\n")
+    assert client.readline() == b"+ Idling.\r\n"
+    rest = b""
+    while chunk := client.sock.recv(4096):
+        rest += chunk
+    assert rest == b"* BYE Autologout; idle for too long\r\n"
+    assert IDLE <= time.monotonic() - started < IDLE + 1.5
+    client.shutdown()
+    assert _refusals(idle, mark) == [("imap", "127.0.0.2", IDLE_TIMEOUT)]
