@@ -37,8 +37,7 @@ from harness.validators import Finding, Severity
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-HL7 = "urn:hl7-org:v3"
-NS = {"saml2": SAML, "ds": DS, "wsse": WSSE, "hl7": HL7}
+NS = {"saml2": SAML, "ds": DS, "wsse": WSSE}
 
 ATTR_VERSION = "VIHF_Version"
 ATTR_SECTOR = "Secteur_Activite"
@@ -48,8 +47,6 @@ ATTR_HOMOLOGATION = "LPS_ID_HOMOLOGATION_DMP"
 ATTR_ROLE = "urn:oasis:names:tc:xacml:2.0:subject:role"
 ATTR_AUTH_MODE = "Authentification_Mode"
 ATTR_PURPOSE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
-ATTR_SUBJECT_ID = "urn:oasis:names:tc:xspa:1.0:subject:subject-id"
-ATTR_STRUCTURE = "Identifiant_Structure"
 REQUIRED = (
     ATTR_VERSION,
     ATTR_SECTOR,
