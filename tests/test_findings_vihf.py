@@ -6,11 +6,13 @@ asserting the EXACT findings (codes and severities, in order).
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from harness.core.config import package_root
@@ -67,16 +69,19 @@ def _value(assertion: etree._Element, name: str) -> etree._Element:
     return assertion.find(f"saml2:AttributeStatement/saml2:Attribute[@Name='{name}']/saml2:AttributeValue", NS)
 
 
-def set_text(name: str, text: str) -> Edit:
+def set_text(name: str, text: str | None) -> Edit:
     def edit(assertion: etree._Element) -> None:
         _value(assertion, name).text = text
 
     return edit
 
 
-def set_coded(name: str, attribute: str, value: str) -> Edit:
+def set_coded(name: str, attribute: str, value: str | None) -> Edit:
     def edit(assertion: etree._Element) -> None:
-        _value(assertion, name)[0].set(attribute, value)
+        if value is None:
+            del _value(assertion, name)[0].attrib[attribute]
+        else:
+            _value(assertion, name)[0].set(attribute, value)
 
     return edit
 
@@ -134,6 +139,11 @@ ROWS: list[tuple[str, Edit, list[tuple[str, Severity]]]] = [
     ("purpose without code", set_coded(ATTR_PURPOSE, "code", ""), [("VIHF-PURPOSE", E)]),
     ("resource-id not an INS", set_text(ATTR_RESOURCE_ID, "123^^^&1.2.3&ISO"), [("VIHF-RESOURCE-ID", E)]),
     ("empty version", set_text(ATTR_VERSION, " "), [(f"VIHF-ATTRIBUT-ABSENT:{ATTR_VERSION}", E)]),
+    ("version without text", set_text(ATTR_VERSION, None), [(f"VIHF-ATTRIBUT-ABSENT:{ATTR_VERSION}", E)]),
+    ("role code attribute absent", set_coded(ATTR_ROLE, "code", None), [("VIHF-ROLE", E)]),
+    ("role codeSystem attribute absent", set_coded(ATTR_ROLE, "codeSystem", None), [("VIHF-ROLE", E)]),
+    ("auth mode AUTRE", set_text(ATTR_AUTH_MODE, "AUTRE"), []),
+    ("auth mode DIRECTE", set_text(ATTR_AUTH_MODE, "DIRECTE"), []),
 ]
 
 
@@ -142,11 +152,21 @@ def test_each_deviation_is_named_exactly(pki: TestPKI, edit: Edit, expected: lis
     assertion = M.build_vihf(PERSON, ESTABLISHMENT, _credentials(pki), sign=False)
     assert findings(check_vihf(_security(assertion), anchors=[], policy=NO_SIGNATURE)) == []
     edit(assertion)
-    assert findings(check_vihf(_security(assertion), anchors=[], policy=NO_SIGNATURE)) == expected
+    report = check_vihf(_security(assertion), anchors=[], policy=NO_SIGNATURE)
+    assert findings(report) == expected and report.ok is (expected == [])
+    assert {f.location for f in report.findings} <= {"wsse:Security/saml2:Assertion"}
     lenient = VihfPolicy(strictness=Strictness.LENIENT, require_signature=False)
-    assert findings(check_vihf(_security(assertion), anchors=[], policy=lenient)) == [(c, W) for c, _ in expected]
+    tolerated = check_vihf(_security(assertion), anchors=[], policy=lenient)
+    assert findings(tolerated) == [(c, W) for c, _ in expected] and tolerated.ok
     off = VihfPolicy(strictness=Strictness.OFF)
     assert findings(check_vihf(_security(assertion), anchors=[], policy=off)) == []
+
+
+def test_the_saml_version_finding_quotes_what_was_received(pki: TestPKI) -> None:
+    assertion = M.build_vihf(PERSON, ESTABLISHMENT, _credentials(pki), sign=False)
+    set_attr("Version", "1.1")(assertion)
+    report = check_vihf(_security(assertion), anchors=[], policy=NO_SIGNATURE)
+    assert [f.message for f in report.findings] == ["Version SAML 2.0 attendue, reçu '1.1'"] and report.present
 
 
 def test_the_clock_skew_is_honoured_on_both_sides(pki: TestPKI) -> None:
@@ -179,7 +199,7 @@ def _certificate(assertion: etree._Element) -> etree._Element:
 
 def test_signed_assertion_is_accepted_and_its_signer_known(pki: TestPKI) -> None:
     report = check_vihf(_security(_signed(pki)), anchors=[pki.intermediate.cert])
-    assert findings(report) == [] and report.signed and report.resource_ins == PERSON.ins
+    assert findings(report) == [] and report.signed and report.present and report.resource_ins == PERSON.ins
 
 
 def test_missing_certificate(pki: TestPKI) -> None:
@@ -261,3 +281,104 @@ def test_signature_over_another_element_is_refused(pki: TestPKI) -> None:
     signed = signer.sign(assertion, key=key, cert=[cert], reference_uri="_subject", id_attribute="ID")
     report = check_vihf(_security(signed), anchors=[pki.intermediate.cert])
     assert findings(report) == [("VIHF-SIGNATURE-REFERENCE", E)] and not report.signed
+
+
+# ------------------------------------------------------------------------------------------------- boundaries
+def _at(assertion: etree._Element, issued: datetime) -> etree._Element:
+    assertion.set("IssueInstant", issued.isoformat())
+    return assertion
+
+
+def test_the_default_skew_and_age_are_inclusive_bounds(pki: TestPKI) -> None:
+    """VihfPolicy defaults: 5 minutes of clock skew, 2 hours of age without Conditions; exactly at the bound is
+    still valid, NotOnOrAfter exactly at now - skew is not (SAML 2.0 Core §2.5.1: "on or after")."""
+    skew, age = timedelta(minutes=5), timedelta(hours=2)
+    assert (VihfPolicy().clock_skew, VihfPolicy().max_age) == (skew, age)
+
+    def judged(issued: datetime, edit: Edit | None = None) -> list[tuple[str, Severity]]:
+        assertion = _at(M.build_vihf(PERSON, ESTABLISHMENT, _credentials(pki), sign=False), issued)
+        if edit is not None:
+            edit(assertion)
+        return findings(check_vihf(_security(assertion), anchors=[], policy=NO_SIGNATURE, now=NOW))
+
+    assert judged(NOW + skew) == []
+    assert judged(NOW + skew + timedelta(seconds=1)) == [("VIHF-DANS-LE-FUTUR", E)]
+    assert judged(NOW - age) == []
+    assert judged(NOW - age - timedelta(seconds=1)) == [("VIHF-EXPIREE", E)]
+    assert judged(NOW, conditions(NOW + skew, None)) == []
+    assert judged(NOW, conditions(NOW + skew + timedelta(seconds=1), None)) == [("VIHF-PAS-ENCORE-VALIDE", E)]
+    assert judged(NOW, conditions(None, NOW - skew)) == [("VIHF-EXPIREE", E)]
+    assert judged(NOW, conditions(None, NOW - skew + timedelta(seconds=1))) == []
+    # with Conditions, the age rule does not apply: NotOnOrAfter decides
+    assert judged(NOW - 3 * HOUR, conditions(None, NOW + HOUR)) == []
+
+
+def test_strictness_values_are_the_settings_words() -> None:
+    assert [Strictness(v) for v in ("strict", "lenient", "off")] == [
+        Strictness.STRICT,
+        Strictness.LENIENT,
+        Strictness.OFF,
+    ]
+
+
+def test_nothing_is_present_when_off_or_absent() -> None:
+    assert check_vihf(None, anchors=[], policy=VihfPolicy(strictness=Strictness.OFF)).present is False
+    assert check_vihf(None, anchors=[]).present is False
+
+
+def test_certificate_validity_bounds_are_inclusive(pki: TestPKI) -> None:
+    """Exactly at notBefore and at notAfter the signer is valid (RFC 5280 §4.1.2.5), cached or not."""
+    signer = pki.client(sorted(pki.clients)[0]).cert
+    assertion = _signed(pki)
+    for cache in (None, SignatureCache()):
+        if cache is not None:
+            check_vihf(_security(assertion), anchors=[pki.intermediate.cert], cache=cache)
+        for when, expected in (
+            (signer.not_valid_before_utc, [("VIHF-DANS-LE-FUTUR", E)]),
+            (signer.not_valid_after_utc, [("VIHF-EXPIREE", E)]),
+        ):
+            report = check_vihf(_security(assertion), anchors=[pki.intermediate.cert], now=when, cache=cache)
+            assert findings(report) == expected and report.signed, (cache, when)
+
+
+def test_a_certificate_with_characters_outside_base64_is_unreadable(pki: TestPKI) -> None:
+    """validate=True: a DER certificate with stray characters is not silently repaired."""
+    assertion = _signed(pki)
+    text = "".join(_certificate(assertion).text.split())
+    _certificate(assertion).text = text[:10] + "!" + text[10:]
+    assert findings(check_vihf(_security(assertion), anchors=[pki.intermediate.cert])) == [
+        ("VIHF-CERTIFICAT-ILLISIBLE", E)
+    ]
+
+
+def test_the_cache_remembers_the_signer_and_trusts_its_issuer(pki: TestPKI) -> None:
+    cache = SignatureCache()
+    first = _signed(pki)
+    report = check_vihf(_security(first), anchors=[pki.intermediate.cert], cache=cache)
+    assert report.signed
+    assert cache.signer(hashlib.sha256(etree.tostring(first)).digest()) == report.signer
+    assert cache.issued(report.signer.fingerprint(hashes.SHA256()))
+    # another assertion by the same certificate: its issuer is known, its signature is still verified
+    second = _signed(pki)
+    assert findings(check_vihf(_security(second), anchors=[], cache=cache)) == []
+    set_text(ATTR_AUTH_MODE, "DIRECTE")(second)
+    assert findings(check_vihf(_security(second), anchors=[], cache=cache)) == [("VIHF-SIGNATURE-INVALIDE", E)]
+
+
+def test_signature_cache_bounds() -> None:
+    cert = object()
+    cache = SignatureCache(size=2)
+    cache.remember(b"a", cert)  # type: ignore[arg-type]
+    cache.remember(b"b", cert)  # type: ignore[arg-type]
+    assert cache.signer(b"a") is cert and cache.signer(b"b") is cert  # both kept at the bound
+    assert cache.signer(b"a") is cert  # a is now the most recent
+    cache.remember(b"c", cert)  # type: ignore[arg-type]
+    assert (cache.signer(b"a"), cache.signer(b"b"), cache.signer(b"c")) == (cert, None, cert)
+    trusted = SignatureCache(size=1)
+    trusted.trust(b"f1")
+    trusted.trust(b"f2")  # over the bound: not kept
+    assert (trusted.issued(b"f1"), trusted.issued(b"f2"), trusted.issued(b"f3")) == (True, False, False)
+    default = SignatureCache()
+    for index in range(4097):
+        default.remember(index.to_bytes(2, "big"), cert)  # type: ignore[arg-type]
+    assert default.signer((0).to_bytes(2, "big")) is None and default.signer((1).to_bytes(2, "big")) is cert
