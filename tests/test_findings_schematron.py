@@ -23,6 +23,7 @@ E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741
 ROOT = "1.2.250.1.213.1.1.1.99"  # a document templateId of the CI-SIS arc no real volet uses
 FAMILY, MEMBER, SINGLE = "1.2.250.1.213.1.1.1.98", "1.2.250.1.213.1.1.1.98.1", "1.2.250.1.213.1.1.1.97"
 HEADER = "1.2.250.1.213.1.1.1.1"
+INCLUDED = "1.2.250.1.213.1.1.1.94"
 
 
 def _sch(rules: str, comment: str = "") -> str:
@@ -66,7 +67,23 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
             '<let name="b" value="\'../jeuxDeValeurs/JDV_Absent-CISIS.xml\'"/>' + _requires("1.2.250.1.213.1.1.1.96")
         ),
         "TEST-BROKEN_2024.01": _sch('<assert test="cda:x[">jamais</assert>' + _requires("1.2.250.1.213.1.1.1.95")),
+        # the templateId is required by an included volet specification, not by the top file
+        "TEST-INC_2024.01": _sch('<assert test="true()">x</assert>').replace(
+            '<pattern id="p">', '<include href="include/specificationsVolets/TEST-INC.sch"/><pattern id="p">'
+        ),
+        "TEST-LOST_2024.01": _sch(_requires("1.2.250.1.213.1.1.1.93")).replace(
+            '<pattern id="p">', '<include href="include/absent.sch"/><pattern id="p">'
+        ),
+        # no templateId in the rules: the fallback table names BIO-CR-BIO's root; VSM 1.4's "201310" alias
+        "BIO-CR-BIO_2099.01": _sch('<assert test="true()">x</assert>'),
+        "VSM_1.4_2022.01": _sch(_requires("1.2.250.1.213.1.1.1.92", "2022.01")),
     }
+    volets = schematrons / "include" / "specificationsVolets"
+    volets.mkdir(parents=True)
+    (volets / "TEST-INC.sch").write_text(
+        f'<pattern xmlns="http://purl.oclc.org/dsdl/schematron" id="inc"><rule context="x">{_requires(INCLUDED)}'
+        "</rule></pattern>"
+    )
     for name, text in files.items():
         (schematrons / f"CI-SIS_{name}.sch").write_text(text, encoding="utf-8")
     (base / "jeuxDeValeurs" / "JDV_Absent-CISlS.xml").write_text("<valueSet/>")  # a near name, not the right one
@@ -97,6 +114,13 @@ def test_each_schematron_is_read_for_its_template_and_versions(engine: Schematro
     assert volets["TEST-FAM_2024.01"].template_id == FAMILY
     # no version in the file name, and the commented-out requirement is not read
     assert volets["TEST-ONE"] == SchematronVolet("TEST-ONE", "TEST-ONE", None, SINGLE, (), "CI-SIS_TEST-ONE.sch")
+    assert volets["TEST-INC_2024.01"] == SchematronVolet(
+        "TEST-INC_2024.01", "TEST-INC", "2024.01", INCLUDED, ("2024.01",), "TEST-INC.sch"
+    )
+    assert volets["BIO-CR-BIO_2099.01"] == SchematronVolet(
+        "BIO-CR-BIO_2099.01", "BIO-CR-BIO", "2099.01", "1.2.250.1.213.1.1.1.55", ("2099.01",), "UNNAMED_VOLET_ROOTS"
+    )
+    assert volets["VSM_1.4_2022.01"].declared_versions == ("2022.01", "201310")
     assert sorted(volets) == sorted(p.stem.removeprefix("CI-SIS_") for p in engine.folder.glob("*.sch"))
 
 
@@ -238,7 +262,8 @@ def test_a_schematron_that_cannot_run_is_named(engine: SchematronEngine, volet: 
 def test_status_names_what_each_schematron_lacks(engine: SchematronEngine) -> None:
     status = engine.status()
     assert status["TEST-JDV_2024.01"] == "fichiers absents: jeuxDeValeurs/JDV_Absent-CISIS.xml"
-    assert {name for name, state in status.items() if state != "ok"} == {"TEST-JDV_2024.01"}
+    assert status["TEST-LOST_2024.01"] == "fichiers absents: schematrons/include/absent.sch"
+    assert {name for name, state in status.items() if state != "ok"} == {"TEST-JDV_2024.01", "TEST-LOST_2024.01"}
 
 
 def test_a_missing_folder_is_refused_with_the_setting_name(tmp_path: Path) -> None:
