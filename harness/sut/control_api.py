@@ -27,6 +27,7 @@ from typing import Any
 from harness.fields.dui import DuiRecord
 from harness.fields.testdata import Establishment, Person
 from harness.sut.base import InsiTraits
+from harness.sut.control_api_examples import data_example, data_schema, request_example, vocabularies, with_vocabulary
 from harness.sut.plugins import ActionSpec, services
 
 CONTRACT_VERSION = "1"
@@ -133,6 +134,10 @@ def _schema_of(tp: Any, components: dict[str, Any]) -> dict[str, Any]:
 def _object_schema(cls: type, components: dict[str, Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     props = {f.name: _schema_of(hints[f.name], components) for f in dataclasses.fields(cls)}
+    for name, schema in props.items():
+        vocabulary = vocabularies().get((cls.__name__, name))
+        if vocabulary is not None:
+            props[name] = with_vocabulary(schema, vocabulary)
     required = [
         f.name
         for f in dataclasses.fields(cls)
@@ -179,13 +184,6 @@ def openapi() -> dict[str, Any]:
     components.update(copy.deepcopy(_FIXED_SCHEMAS))
     endpoints = components["Session"]["properties"]["endpoints"]
     endpoints["description"] = endpoints["description"].format(services=", ".join(services()))
-    outcome = {
-        "200": {
-            "description": "What the DUI reports to its user.",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ActionOutcome"}}},
-        },
-        "404": {"description": "Action not implemented by this DUI (reported as a SUT error)."},
-    }
     params = [{"$ref": "#/components/parameters/Contract"}, {"$ref": "#/components/parameters/IdempotencyKey"}]
     paths: dict[str, Any] = {
         f"{PREFIX}/session": {
@@ -210,9 +208,15 @@ def openapi() -> dict[str, Any]:
     }
     for spec in contract().actions:
         if spec.request is None:
-            body = {"type": "object", "maxProperties": 0}
+            body, example = {"type": "object", "maxProperties": 0}, {}
         else:
             body = _schema_of(spec.request, components)
+            example = to_payload(request_example(spec.name, spec.request))
+        data_name = "".join(part.capitalize() for part in spec.name.split("-")) + "Data"
+        components[data_name] = {
+            **data_schema(spec.data),
+            "description": f"`data` of the answer to `{spec.name}`: the facts the harness reads.",
+        }
         description = spec.summary
         if spec.data:
             description += (
@@ -224,8 +228,11 @@ def openapi() -> dict[str, Any]:
                 "summary": spec.summary.split(". ")[0].split(": ")[0],
                 "description": description,
                 "parameters": params,
-                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-                "responses": outcome,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body, "example": example}},
+                },
+                "responses": _responses(spec, data_name),
             }
         }
     return {
@@ -255,6 +262,37 @@ def openapi() -> dict[str, Any]:
             },
             "schemas": dict(sorted(components.items())),
         },
+    }
+
+
+def _responses(spec: ActionSpec, data_name: str) -> dict[str, Any]:
+    """200 with the action's ``data`` schema and a success and a failure example; 404 when not implemented."""
+    schema = {
+        "allOf": [
+            {"$ref": "#/components/schemas/ActionOutcome"},
+            {"type": "object", "properties": {"data": {"$ref": f"#/components/schemas/{data_name}"}}},
+        ]
+    }
+    examples = {
+        "fait": {
+            "summary": "the DUI reports success to its user",
+            "value": {"status": "done", "detail": "Action réalisée.", "data": data_example(spec.data)},
+        },
+        "echec": {
+            "summary": "the DUI reports a refusal to its user (the conformant answer when a service refused)",
+            "value": {
+                "status": "failed",
+                "detail": "Le service a refusé la demande : réessayez plus tard.",
+                "data": {},
+            },
+        },
+    }
+    return {
+        "200": {
+            "description": "What the DUI reports to its user.",
+            "content": {"application/json": {"schema": schema, "examples": examples}},
+        },
+        "404": {"description": "Action not implemented by this DUI (reported as a SUT error)."},
     }
 
 

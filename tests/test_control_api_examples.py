@@ -1,0 +1,103 @@
+"""The control API's OpenAPI document (issue 16 item 13): every action has a request example and a success and a
+failure answer example that validate against their schemas, the closed vocabularies are enumerations taken from
+the modules that own them, and each action's ``data`` has a typed schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema_rs
+import pytest
+
+from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS
+from harness.fields.testdata import MailboxType
+from harness.sut.control_api import ACTIONS, openapi
+from harness.sut.control_api_examples import DATA, data_schema, sample
+from harness.sut.dmp_actions import CHANGES, STATUS_CHANGES
+from harness.validators.cda import DOCUMENT_TYPES
+from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
+
+DOCUMENT = openapi()
+SCHEMAS = DOCUMENT["components"]["schemas"]
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    """A JSON Schema 2020-12 validator of ``schema`` whose ``#/components/...`` references resolve in the document."""
+    return jsonschema_rs.Draft202012Validator({**schema, "components": DOCUMENT["components"]})
+
+
+def _operation(action: str) -> dict[str, Any]:
+    return DOCUMENT["paths"][f"/socle/v1/actions/{action}"]["post"]
+
+
+@pytest.mark.parametrize("action", [spec.name for spec in ACTIONS])
+def test_every_action_has_examples_that_follow_its_schemas(action: str) -> None:
+    operation = _operation(action)
+    body = operation["requestBody"]["content"]["application/json"]
+    assert _validator(body["schema"]).is_valid(body["example"]), list(
+        _validator(body["schema"]).iter_errors(body["example"])
+    )
+    answer = operation["responses"]["200"]["content"]["application/json"]
+    assert sorted(answer["examples"]) == ["echec", "fait"]
+    validator = _validator(answer["schema"])
+    for example in answer["examples"].values():
+        assert validator.is_valid(example["value"]), list(validator.iter_errors(example["value"]))
+    spec = next(s for s in ACTIONS if s.name == action)
+    data_name = answer["schema"]["allOf"][1]["properties"]["data"]["$ref"].rsplit("/", 1)[-1]
+    assert sorted(SCHEMAS[data_name]["properties"]) == sorted(spec.data)
+    assert sorted(answer["examples"]["fait"]["value"]["data"]) == sorted(spec.data)
+
+
+def test_the_examples_are_the_fixtures_as_the_harness_sends_them() -> None:
+    person, establishment = sample().person, sample().establishment
+    example = _operation("mssante-send")["requestBody"]["content"]["application/json"]["example"]
+    assert (example["person"]["ins"], example["person"]["local_id"]) == (person.ins.value, person.id)
+    assert (example["establishment"]["finess"], example["document_kind"]) == (establishment.finess, "DLU")
+    assert (
+        example["recipients"] == [sample().recipient]
+        and sample().recipient.split("@")[1] != establishment.mailbox.split("@")[1]
+    )
+    assert _operation("psc-refresh")["requestBody"]["content"]["application/json"]["example"] == {}
+    retrieve = _operation("dmp-retrieve")["requestBody"]["content"]["application/json"]["example"]
+    assert retrieve["unique_id"] == "2.25.161584537046245364163226004573180318221"
+    tddui = _operation("tddui-export")["requestBody"]["content"]["application/json"]["example"]
+    assert (tddui["exported_at"], tddui["records"][0]["local_id"]) == ("2025-04-30T18:00:00+00:00", person.id)
+
+
+def test_closed_vocabularies_are_enumerations_from_their_owners() -> None:
+    kinds = list(DOCUMENT_TYPES)
+    assert SCHEMAS["MssanteSend"]["properties"]["document_kind"]["enum"] == kinds
+    assert SCHEMAS["MssanteSend"]["properties"]["extra_kinds"]["items"]["enum"] == kinds
+    assert SCHEMAS["DmpFeed"]["properties"]["document_kind"]["enum"] == kinds
+    assert SCHEMAS["MssanteRelay"]["properties"]["message_type"]["enum"] == ["ORU^R01", "MDM^T02"]
+    assert SCHEMAS["DmpUpdate"]["properties"]["change"]["enum"] == [*CHANGES, *STATUS_CHANGES]
+    assert SCHEMAS["CdlNotePost"]["properties"]["note_type"]["enum"] == list(NOTE_TYPES)
+    assert SCHEMAS["CdlNotePost"]["properties"]["visibility"]["anyOf"] == [
+        {"type": "string", "enum": list(VISIBILITY_CODES)},
+        {"type": "null"},
+    ]
+    assert SCHEMAS["InsiSearch"]["properties"]["identity_document"]["anyOf"][0]["enum"] == list(HIGH_TRUST_DOCUMENTS)
+    assert SCHEMAS["DirectoryLookup"]["properties"]["mailbox_type"]["anyOf"][0]["enum"] == ["PER", "ORG", "APP", "CAB"]
+    assert SCHEMAS["MssanteReceive"]["properties"]["auth"]["enum"] == ["password", "certificate"]
+    assert SCHEMAS["InsiTraits"]["properties"]["sex"]["enum"] == ["M", "F"]
+    assert MailboxType.PAT.value not in SCHEMAS["DirectoryLookup"]["properties"]["mailbox_type"]["description"]
+    assert SCHEMAS["DmpUpdate"]["properties"]["change"]["description"].startswith(
+        "`masquer`: confidentialityCode N, MASQUE_PS; "
+    )
+
+
+def test_the_schemas_refuse_what_the_contract_does_not_allow() -> None:
+    operation = _operation("mssante-send")["requestBody"]["content"]["application/json"]
+    wrong_kind = {**operation["example"], "document_kind": "LETTRE"}
+    assert not _validator(operation["schema"]).is_valid(wrong_kind)
+    answer = _operation("insi-verify")["responses"]["200"]["content"]["application/json"]
+    wrong = {"status": "done", "data": {"verifie": "oui"}}  # a boolean is declared
+    assert not _validator(answer["schema"]).is_valid(wrong)
+    assert not _validator(answer["schema"]).is_valid({"status": "fini"})
+
+
+def test_a_data_key_without_a_type_is_refused() -> None:
+    with pytest.raises(KeyError):
+        data_schema({"inconnu": "a key no action declared before"})
+    declared = {key for spec in ACTIONS for key in spec.data}
+    assert declared <= set(DATA), sorted(declared - set(DATA))
