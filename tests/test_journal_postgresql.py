@@ -11,7 +11,13 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -300,3 +306,53 @@ def test_the_journal_command_says_when_the_server_is_unreachable() -> None:
     result = CliRunner().invoke(app, ["journal", "--journal", "postgresql://127.0.0.1:1/absente"])
     assert result.exit_code == 2
     assert "journal PostgreSQL injoignable / unreachable: postgresql://127.0.0.1:1/absente" in result.output
+
+
+CLI = [sys.executable, "-m", "harness.front.cli"]
+
+
+def test_serve_journals_into_postgresql(pg: PostgreSQLJournal, pg_url: str, tmp_path: Path) -> None:
+    endpoints_file = tmp_path / "endpoints.json"
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--ephemeral", "--journal", pg_url, "--endpoints-file", str(endpoints_file)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not endpoints_file.exists():
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "serve did not write its endpoints file"
+            time.sleep(0.05)
+        host, _, port = json.loads(endpoints_file.read_text())["mssante"]["smtp"].rpartition(":")
+        ca = tmp_path / ".socle" / "pki" / "ca-bundle.pem"
+        with smtplib.SMTP(host, int(port), timeout=10) as smtp:
+            smtp.starttls(context=ssl.create_default_context(cafile=str(ca)))
+            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                smtp.login("dui@ehpad-tilleuls.mssante.fr", "pas-le-bon")
+            assert refused.value.smtp_code == 535
+        # each refusal (smtplib tries PLAIN, then LOGIN) was journaled in PostgreSQL before its 535 was sent
+        found = pg.query(JournalFilter(service="mssante", operation="smtp.auth"))
+        assert [(e.outcome, e.error_code) for e in found] == [(Outcome.REJECTED, "535 5.7.8")] * 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+
+
+@pytest.mark.slow
+def test_run_journals_into_postgresql(pg: PostgreSQLJournal, pg_url: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*CLI, "run", "--journal", pg_url, "-t", "exigence:MSS-ENVOI-PRO"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    submitted = pg.query(JournalFilter(service="mssante", operation="smtp.submit"))
+    assert [e.outcome for e in submitted] == [Outcome.ACCEPTED] and submitted[0].run_id
+    assert not (tmp_path / ".socle" / "journal.sqlite").exists()  # nothing went to the default SQLite journal

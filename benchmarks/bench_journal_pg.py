@@ -1,0 +1,248 @@
+"""The PostgreSQL journal beside the SQLite one (issue 19): indicators on a large journal, journal bytes per exchange.
+
+1. **Indicators.** The journal of benchmarks/bench_indicators.py (``Loader``: N exchanges, 500 ESSMS, 12 months,
+   shaped like a year of a big grappe) loaded into a SQLite journal file and into a PostgreSQL journal (the real
+   schemas and indexes; SQLite by ``executemany``, PostgreSQL by ``COPY``, both then ``ANALYZE``). Measured, median
+   of ``--repeat`` runs: ``compute`` of every indicator for the 10 periods of the year x 500 ESSMS + the grappe,
+   on each backend (SQLite: the engine's worker processes; PostgreSQL: mask scans on pooled connections sharing
+   one snapshot), and the PostgreSQL engine on one connection. Baseline, same run, each backend: ``SELECT service,
+   month, COUNT(*) ... GROUP BY`` over every row. The two reports are checked equal. **Goal: <= 1 s at 1,000,000.**
+2. **Bytes per exchange.** Exchanges as the simulators journal them (an SMTP submission, an INSi
+   ``rechercherInsAvecTraitsIdentite``, a FHIR create), taken from a SQLite journal of a catalogue run
+   (``--source``: run ``socle-harness run -t "insi or mssante or eparcours"`` first), recorded ``--copies`` times
+   each through ``Journal.record`` with distinct payloads (a counter appended: distinct messages are not
+   deduplicated), plus a synthetic 1 MB SMTP message (a random 760 KB attachment: the worst case for compression).
+   Bytes: SQLite file growth (after a WAL checkpoint) / copies; PostgreSQL ``pg_total_relation_size`` growth of
+   ``exchanges`` and ``evidence`` (indexes and TOAST included) / copies.
+
+Needs the PostgreSQL server (``--admin``, default postgresql://127.0.0.1:5432/postgres): a database of its own is
+created and dropped.
+
+Run from the repository root:
+    python benchmarks/bench_journal_pg.py [--events N] [--essms K] [--repeat R] [--source sqlite:///…] [--copies C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from bench_indicators import MONTHS, Loader
+
+from harness.analytics.indicators import IndicatorEngine, campaign_periods
+from harness.analytics.indicators_pg import PostgresIndicatorEngine
+from harness.core.journal import _INSERT as INSERT  # the SQLite journal's own row layout (Loader's rows)
+from harness.core.journal import Exchange, JournalFilter, SQLiteJournal, open_journal
+from harness.core.journal_pg import PostgreSQLJournal
+
+GOAL_SECONDS = 1.0
+_COPY_COLUMNS = (
+    "id, ts, month, service, operation, direction, outcome, actor, essms, person, error_code, error_message, digest,"
+    " payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end, fact_status, message_id"
+)
+
+
+@contextmanager
+def database(admin: str) -> Iterator[str]:
+    """A PostgreSQL database of the benchmark's own (random name), dropped at the end."""
+    name = f"socle_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def indicators(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, float]:
+    t0 = time.perf_counter()
+    loader = Loader(args.essms, args.places, args.seed)
+    loader.build(args.events)
+    t1 = time.perf_counter()
+    lite = SQLiteJournal(workdir / "journal.sqlite")
+    con = lite._db  # bulk load under the journal API, as bench_indicators.py does
+    con.execute("BEGIN")
+    con.executemany(INSERT, loader.rows)
+    con.execute("COMMIT")
+    con.execute("ANALYZE")
+    t2 = time.perf_counter()
+    pg = open_journal(url)
+    assert isinstance(pg, PostgreSQLJournal)
+    with pg.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with cur.copy(f"COPY exchanges ({_COPY_COLUMNS}) FROM STDIN") as copy:
+            for row in loader.rows:
+                copy.write_row(row)
+    with pg.connection() as conn:
+        conn.execute("ANALYZE exchanges")
+        conn.execute("VACUUM (ANALYZE) exchanges")  # the visibility map: index-only scans as after autovacuum
+    t3 = time.perf_counter()
+    total = lite.count()
+    assert pg.count() == total
+    print(
+        f"journal: {total:,} exchanges, {args.essms} ESSMS, 12 months — generated in {t1 - t0:.1f} s; loaded into "
+        f"SQLite in {t2 - t1:.1f} s, into PostgreSQL in {t3 - t2:.1f} s (COPY, indexes on, then VACUUM ANALYZE)"
+    )
+    del loader
+    periods = campaign_periods(MONTHS[0], MONTHS[-1])
+    sqlite_engine, pg_engine = IndicatorEngine(lite), PostgresIndicatorEngine(pg)
+    pg_single = PostgresIndicatorEngine(pg, workers=1)
+    baseline_sql = "SELECT service, month, COUNT(*) FROM exchanges GROUP BY service, month"
+
+    def pg_baseline() -> None:
+        with pg.connection() as conn:
+            conn.execute(baseline_sql).fetchall()
+
+    rows: dict[str, float] = {}
+    rows["sqlite_baseline_s"] = statistics.median(
+        timed(lambda: con.execute(baseline_sql).fetchall())[0] for _ in range(args.repeat)
+    )
+    rows["pg_baseline_s"] = statistics.median(timed(pg_baseline)[0] for _ in range(args.repeat))
+    sqlite_runs = [timed(lambda: sqlite_engine.compute(periods)) for _ in range(args.repeat)]
+    pg_runs = [timed(lambda: pg_engine.compute(periods)) for _ in range(args.repeat)]
+    rows["sqlite_all_s"] = statistics.median(r[0] for r in sqlite_runs)
+    rows["pg_all_s"] = statistics.median(r[0] for r in pg_runs)
+    rows["pg_one_connection_s"] = statistics.median(timed(lambda: pg_single.compute(periods))[0] for _ in range(2))
+    same = sqlite_runs[-1][1].to_dict() == pg_runs[-1][1].to_dict()
+    report = pg_runs[-1][1]
+    print(
+        f"\nall indicators, {len(periods)} periods x {len(report.essms)} ESSMS + grappe ({len(report.figures):,} "
+        f"figures), median of {args.repeat}:"
+    )
+    print(f"  SQLite (worker processes):                         {rows['sqlite_all_s']:.3f} s")
+    print(f"  PostgreSQL (pooled connections, one snapshot):     {rows['pg_all_s']:.3f} s")
+    print(f"  PostgreSQL, one connection:                        {rows['pg_one_connection_s']:.3f} s")
+    print(f"  baseline GROUP BY service, month — SQLite:         {rows['sqlite_baseline_s']:.3f} s")
+    print(f"  baseline GROUP BY service, month — PostgreSQL:     {rows['pg_baseline_s']:.3f} s")
+    print(f"  ratio PostgreSQL / its baseline:                   {rows['pg_all_s'] / rows['pg_baseline_s']:.2f}")
+    print(f"  same report on both backends:                      {'yes' if same else 'NO'}")
+    verdict = "OK" if rows["pg_all_s"] <= GOAL_SECONDS else "ABOVE GOAL"
+    print(f"  goal <= {GOAL_SECONDS:.1f} s at 1,000,000 exchanges (here {total:,}), PostgreSQL: {verdict}")
+    lite.close()
+    pg.close()
+    if not same:
+        raise SystemExit("the PostgreSQL report differs from the SQLite one")
+    return rows
+
+
+def _samples(source: str) -> dict[str, Exchange]:
+    """One exchange of each kind, with its payload, from a catalogue run's journal."""
+    journal = open_journal(source)
+    wanted = {
+        "SMTP submission": JournalFilter(service="mssante", operation="smtp.submit"),
+        "INSi request": JournalFilter(service="insi", operation="soap.rechercherInsAvecTraitsIdentite"),
+        "FHIR create": JournalFilter(service="eparcours", operation="fhir.create.Patient"),
+    }
+    found: dict[str, Exchange] = {}
+    for label, flt in wanted.items():
+        candidates = [e for e in journal.query(flt) if e.digest]
+        if not candidates:
+            raise SystemExit(f"{source}: no {label} with a payload — run the catalogue first (see --help)")
+        sample = candidates[-1]
+        found[label] = replace(sample, payload=journal.payload(sample.digest or ""))
+    journal.close()
+    attachment = base64.encodebytes(os.urandom(760 * 1024))
+    big = found["SMTP submission"]
+    found["SMTP message of 1 MB"] = replace(
+        big,
+        payload=(big.payload or b"")
+        + b"\r\n--bench\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + attachment,
+    )
+    return found
+
+
+def sqlite3_checkpoint(path: Path) -> int:
+    """The SQLite journal file's size once its WAL is folded in."""
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+def _pg_bytes(journal: PostgreSQLJournal) -> int:
+    with journal.connection() as conn:
+        row = conn.execute("SELECT pg_total_relation_size('exchanges') + pg_total_relation_size('evidence')").fetchone()
+    return int(row[0])
+
+
+def bytes_per_exchange(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, dict[str, float]]:
+    samples = _samples(args.source)
+    results: dict[str, dict[str, float]] = {}
+    print(f"\njournal bytes per exchange ({args.copies} copies each, distinct payloads):")
+    print(f"  {'exchange':<22} {'payload':>9} {'SQLite':>9} {'PostgreSQL':>11} {'PG/SQLite':>9}")
+    for k, (label, sample) in enumerate(samples.items()):
+        copies = args.copies if len(sample.payload or b"") < 100_000 else max(5, args.copies // 20)
+        lite = SQLiteJournal(workdir / f"bytes{k}.sqlite")
+        lite.record(replace(sample, id=uuid.uuid4().hex))  # the file exists, its pages allocated
+        schema = f"b{k}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        pg = open_journal(f"{url}?options=-csearch_path%3D{schema}")
+        assert isinstance(pg, PostgreSQLJournal)
+        pg.record(replace(sample, id=uuid.uuid4().hex))
+        before = (sqlite3_checkpoint(lite.path), _pg_bytes(pg))
+        for i in range(copies):
+            payload = (sample.payload or b"") + f"\r\n{i:08d}\r\n".encode()
+            for journal in (lite, pg):
+                journal.record(replace(sample, id=uuid.uuid4().hex, payload=payload, digest=None))
+        after = (sqlite3_checkpoint(lite.path), _pg_bytes(pg))
+        per = ((after[0] - before[0]) / copies, (after[1] - before[1]) / copies)
+        size = len(sample.payload or b"")
+        results[label] = {"payload": size, "sqlite": per[0], "postgresql": per[1]}
+        print(f"  {label:<22} {size:>9,} {per[0]:>9,.0f} {per[1]:>11,.0f} {per[1] / per[0]:>9.2f}")
+        lite.close()
+        pg.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--essms", type=int, default=500)
+    parser.add_argument("--places", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument(
+        "--admin", default=os.environ.get("SOCLE_BENCH_POSTGRES", "postgresql://127.0.0.1:5432/postgres")
+    )
+    parser.add_argument("--source", default="sqlite:///.socle/journal.sqlite", help="a catalogue run's journal")
+    parser.add_argument("--copies", type=int, default=200)
+    parser.add_argument("--skip-indicators", action="store_true")
+    parser.add_argument("--skip-bytes", action="store_true")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPU, load average {load:.1f} (figures under that load)")
+    workdir = Path(tempfile.mkdtemp(prefix="socle-bench-pg-"))
+    try:
+        with database(args.admin) as url:
+            if not args.skip_indicators:
+                indicators(args, workdir, url)
+            if not args.skip_bytes:
+                bytes_per_exchange(args, workdir, url)
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
