@@ -23,6 +23,7 @@ from harness.sut.documents import build_cda
 from harness.validators import Finding
 from harness.validators.artefacts import ArtefactKind, ValidationSettings, detect, validate_artefact
 from harness.validators.xds_metadata import ValueSets
+from tests.hostile import BILLION_LAUGHS
 from tests.test_dmp import TESTDATA, Dmp
 
 ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
@@ -187,6 +188,20 @@ def test_the_command_line_judges_a_saved_request(pki: TestPKI, tmp_path: Path) -
     assert CliRunner().invoke(app, ["validate", str(saved), "--lenient", *ca]).exit_code == 0
     result = CliRunner().invoke(app, ["validate", str(saved), "--jdv-dir", str(tmp_path / "absent")])
     assert result.exit_code == 2 and "dossier introuvable" in result.output
+
+
+def test_hostile_requests_give_findings(pki: TestPKI) -> None:
+    bomb = validate_artefact(BILLION_LAUGHS, kind=ArtefactKind.ITI41)
+    assert [(f.code, f.location) for f in bomb.findings] == [("XML-DOCTYPE-FORBIDDEN", "env:Envelope")]
+    parts = b"".join(b"--b\r\nContent-ID: <p%d>\r\n\r\nx\r\n" % i for i in range(100)) + b"--b--\r\n"
+    assert codes(validate_artefact(parts, kind=ArtefactKind.ITI41).findings) == [("MTOM-TOO-MANY-PARTS", "error")]
+    envelope, attachments = _request(pki)
+    body, _ = _mtom(envelope, attachments)
+    xxe = body.replace(
+        b"<?xml version='1.0' encoding='UTF-8'?>", b'<!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]>', 1
+    )
+    assert xxe != body
+    assert codes(validate_artefact(xxe, kind=ArtefactKind.ITI41).findings) == [("XML-DOCTYPE-FORBIDDEN", "error")]
 
 
 # ------------------------------------------------------------------------------------------------ same code
