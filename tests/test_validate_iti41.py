@@ -18,6 +18,7 @@ from harness.fhir.access import ensure_establishment_certificates
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import Establishment
 from harness.front.cli import app
+from harness.front.cli_validate import validate_file
 from harness.sut import dmp_messages as M
 from harness.sut.documents import build_cda
 from harness.validators import Finding
@@ -214,10 +215,16 @@ def dmp(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Iterator[
     running.journal.close()
 
 
-def _submit(dmp: Dmp, data: bytes, content_type: str) -> list[dict[str, str]]:
+def _submit(dmp: Dmp, data: bytes, content_type: str, saved: Path) -> list[dict[str, str]]:
+    """Post a request to the DMP; its journaled findings. ``saved`` receives the request as the journal keeps it
+    (the body, without the HTTP Content-Type)."""
     mark = dmp.journal.last_seq()
     dmp.post(data, content_type)
     (exchange,) = dmp.journal.query(JournalFilter(since_seq=mark, operation="iti41.provide_and_register"))
+    assert exchange.digest is not None
+    payload = dmp.journal.payload(exchange.digest)
+    assert payload == data
+    saved.write_bytes(payload)
     return exchange.details["findings"]
 
 
@@ -236,9 +243,9 @@ def _full(findings: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
     return [(f["code"], f["severity"], f["location"], f["message"]) for f in findings]
 
 
-def test_every_corpus_document_gets_the_dmp_simulator_findings(dmp: Dmp, corpus_dir: Path) -> None:
+def test_every_corpus_document_gets_the_dmp_simulator_findings(dmp: Dmp, corpus_dir: Path, tmp_path: Path) -> None:
     """Each official CDA example in an ITI-41 request posted to the DMP simulator: ``validate`` on the request
-    (as saved in the journal) gives exactly the findings the simulator journals, and ``validate`` on the CDA alone
+    file (the journal's copy of the body) gives exactly the findings the simulator journals, and ``validate`` on the CDA alone
     gives exactly the findings the simulator reports on that document, the metadata-against-CDA ones aside."""
     settings = _settings(dmp)
     examples = sorted((corpus_dir / "cisis-cda" / "examples").glob("*.xml"))
@@ -251,8 +258,9 @@ def test_every_corpus_document_gets_the_dmp_simulator_findings(dmp: Dmp, corpus_
         cda = example.read_bytes()
         body, attachments = dmp.iti41(cda=cda)
         data, content_type = M.mtom(dmp.envelope(body), attachments, ITI41)
-        journaled = _submit(dmp, data, content_type)
-        ours = validate_artefact(data, settings=settings)
+        saved = tmp_path / f"{example.stem}.iti41"
+        journaled = _submit(dmp, data, content_type, saved)
+        ours = validate_file(saved, None, settings)
         assert ours.kind is ArtefactKind.ITI41
         assert _full([f.to_dict() for f in ours.findings]) == _full(journaled), example.name
         entry = ours.detail["documents"][0]["id"]
@@ -268,7 +276,7 @@ def test_every_corpus_document_gets_the_dmp_simulator_findings(dmp: Dmp, corpus_
     assert {"XDSPatientIdDoesNotMatch", "CDA-TEMPLATE-MISSING", "CDA-SETID"} <= seen_errors
 
 
-def test_rejected_requests_get_the_dmp_simulator_findings(dmp: Dmp) -> None:
+def test_rejected_requests_get_the_dmp_simulator_findings(dmp: Dmp, tmp_path: Path) -> None:
     """Requests the DMP refuses for their metadata, their transport or their signature: same findings."""
     settings = _settings(dmp)
     other = build_cda(OTHER, TESTDATA.establishment(OTHER.essms), "DLU")
@@ -278,7 +286,8 @@ def test_rejected_requests_get_the_dmp_simulator_findings(dmp: Dmp) -> None:
         variants.append(M.mtom(dmp.envelope(body), attachments, ITI41))
     body, attachments = dmp.iti41(options=M.FeedOptions(forged_signature=True))
     variants.append(M.inline(dmp.envelope(body), attachments, ITI41))
+    saved = tmp_path / "request"
     for data, content_type in variants:
-        journaled = _submit(dmp, data, content_type)
+        journaled = _submit(dmp, data, content_type, saved)
         assert any(f["severity"] == "error" for f in journaled)
-        assert _full([f.to_dict() for f in validate_artefact(data, settings=settings).findings]) == _full(journaled)
+        assert _full([f.to_dict() for f in validate_file(saved, None, settings).findings]) == _full(journaled)
