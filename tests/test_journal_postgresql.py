@@ -26,6 +26,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from harness.core import journal_pg as J
 from harness.core.journal import (
     Direction,
     Exchange,
@@ -176,22 +177,59 @@ def test_the_schema_is_versioned_and_a_newer_one_refused(pg_url: str) -> None:
     first.record(ex(id="kept"))
     first.close()
     again = open_journal(pg_url)  # opening again changes nothing
-    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 1
+    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 2
     assert [e.id for e in again.query()] == ["kept"]
     again.close()
     with _raw(pg_url) as raw:
-        raw.execute("UPDATE socle_schema SET version = 2 WHERE component = 'journal'")
+        raw.execute("UPDATE socle_schema SET version = 3 WHERE component = 'journal'")
     with pytest.raises(SchemaTooNewError) as refused:
         open_journal(pg_url)
     assert str(refused.value) == (
-        f"le journal PostgreSQL {pg_url} a le schéma version 2, plus récent que celui que connaît cette version de "
-        "socle-harness (1) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
+        f"le journal PostgreSQL {pg_url} a le schéma version 3, plus récent que celui que connaît cette version de "
+        "socle-harness (2) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
         "toutes les machines de la plateforme, ou indiquez une autre base avec --journal. / journal schema newer "
         "than this socle-harness."
     )
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(2,)]  # left as it was
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(3,)]  # left as it was
         assert raw.execute("SELECT id FROM exchanges").fetchall() == [("kept",)]
+
+
+def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
+    """Version 1 (the first PostgreSQL layout) had indexes no query read; version 2 has the SQLite journal's."""
+    with _raw(pg_url) as raw:
+        J._apply_schema(raw, pg_url, target=1)
+        raw.execute(
+            "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, person, details)"
+            " VALUES ('old', '2026-04-30T22:30:00+00:00', '2026-05', 'insi', 'soap.x', 'from_dui', 'accepted',"
+            " '1', '{\"k\": 1}')"
+        )
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(1,)]
+        assert "ix_exchanges_ts" in _indexes(raw)
+    journal = open_journal(pg_url)
+    [old] = journal.query()
+    assert (old.id, old.month, old.person, old.details) == ("old", "2026-05", "1", {"k": 1})
+    journal.record(ex(id="new"))
+    journal.close()
+    with _raw(pg_url) as raw:
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(2,)]
+        assert _indexes(raw) == {
+            "exchanges_pkey",
+            "exchanges_id_key",
+            "evidence_pkey",
+            "socle_schema_pkey",
+            "ix_exchanges_identity",
+            "ix_exchanges_run",
+            "ix_exchanges_counts",
+            "ix_exchanges_persons",
+            "ix_exchanges_message_ids",
+            "ix_exchanges_fact_versions",
+            "ix_exchanges_fact_person",
+        }
+
+
+def _indexes(raw: psycopg.Connection) -> set[str]:
+    return {name for (name,) in raw.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
 
 
 def test_processes_starting_together_create_the_schema_once(pg_url: str) -> None:

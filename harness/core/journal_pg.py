@@ -44,7 +44,7 @@ from harness.core.journal import (
 )
 
 #: Version of the journal schema this code writes (``socle_schema.version`` for component ``journal``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``pg_advisory_xact_lock`` keys: schema creation, and the writers' commit order.
 _SCHEMA_LOCK = 0x50C1E_0001
 _WRITE_LOCK = 0x50C1E_0002
@@ -91,7 +91,7 @@ _DDL = (
 )""",
     # compressed here when worth it: PostgreSQL does not try again (TOAST out of line, uncompressed)
     "ALTER TABLE evidence ALTER COLUMN data SET STORAGE EXTERNAL",
-    # the same access paths as the SQLite journal's indexes (harness.core.journal), for the same readers
+    # version 1's indexes (version 2 replaces some: _MIGRATIONS)
     "CREATE INDEX ix_exchanges_month_essms ON exchanges (month, essms, service, operation, outcome)",
     "CREATE INDEX ix_exchanges_person ON exchanges (person, month)",
     "CREATE INDEX ix_exchanges_service_month ON exchanges (service, operation, month)",
@@ -108,8 +108,22 @@ _DDL = (
     (service, outcome, essms, person, operation, fact_date) INCLUDE (fact_start, fact_status, fact_key)
     WHERE fact_key IS NOT NULL""",
 )
-#: Migrations from version ``v`` to ``v + 1`` (none yet: version 1 is the first PostgreSQL layout).
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+#: Migrations from version ``v`` to ``v + 1``. A new database gets version 1 (:data:`_DDL`) then every step: one
+#: path, the one an existing database takes.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: the SQLite journal's indexes (harness.core.journal, issue 18), each with a named reader; no query
+    # read month-first, (service, operation, month) or time; person lookups are the RNIV identity status's.
+    1: (
+        "DROP INDEX ix_exchanges_month_essms",
+        "DROP INDEX ix_exchanges_service_month",
+        "DROP INDEX ix_exchanges_ts",
+        "DROP INDEX ix_exchanges_person",
+        "DROP INDEX ix_exchanges_usage",
+        "CREATE INDEX ix_exchanges_identity ON exchanges (person, run_id, essms, service, outcome)",
+        """CREATE INDEX ix_exchanges_persons ON exchanges (service, operation, outcome, essms, person, month)
+        WHERE service IN ('dmp', 'mssante')""",
+    ),
+}
 
 _RESTORABLE = ("actor", "essms", "person", "error_code", "error_message", "payload_type", "run_id", "scenario_id")
 _INSERT = (
@@ -291,8 +305,9 @@ class PostgreSQLJournal:
         self._pool.close()
 
 
-def _apply_schema(conn: psycopg.Connection[Any], url: str) -> None:
-    """Create the journal schema, migrate an older one, refuse a newer one (one process at a time)."""
+def _apply_schema(conn: psycopg.Connection[Any], url: str, target: int = SCHEMA_VERSION) -> None:
+    """Create the journal schema, migrate an older one, refuse a newer one (one process at a time); ``target``
+    below :data:`SCHEMA_VERSION` builds an older layout (tests of the migrations)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS socle_schema (component text PRIMARY KEY, version integer NOT NULL)")
@@ -308,15 +323,14 @@ def _apply_schema(conn: psycopg.Connection[Any], url: str) -> None:
         if version == 0:
             for statement in _DDL:
                 conn.execute(statement)
-        else:
-            for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step]:
-                    conn.execute(statement)
-        if version != SCHEMA_VERSION:
+        for step in range(max(version, 1), target):
+            for statement in _MIGRATIONS[step]:
+                conn.execute(statement)
+        if version < target:
             conn.execute(
                 "INSERT INTO socle_schema (component, version) VALUES ('journal', %s) "
                 "ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
-                (SCHEMA_VERSION,),
+                (target,),
             )
 
 
