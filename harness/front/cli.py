@@ -10,7 +10,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,33 +20,16 @@ from rich.table import Table
 
 from harness import __version__
 from harness.core.config import HarnessConfig, load_config
-from harness.core.events import Status
-from harness.core.journal import JournalFilter, Outcome, open_journal
+from harness.core.journal import Outcome
 from harness.core.messages import bilingual
-from harness.front.console import ConsoleReporter
 from harness.front.listening import Listening
-from harness.front.preflight import (
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    PreflightError,
-    check_http_sut,
-    check_journal,
-    check_sut,
-    check_writable_dir,
-)
-from harness.front.runner import RunResult, run_catalogue
-from harness.host.admin import write_endpoints_file
-from harness.reports import writers_for
-from harness.runtime.drivers import make_driver
-from harness.runtime.environment import SocleEnvironment
-from harness.runtime.guided import ReplyBox
-from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer, connection_for
-from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, ObservationWindow, check_retry_rule, survey
-from harness.runtime.selection import TagExpression, TagExpressionError, catalogue
-from harness.runtime.selection import select as select_scenarios
-from harness.sut.plugins import check_settings
-from harness.sut.reference import drivers
 
+if TYPE_CHECKING:
+    from harness.front.runner import RunResult
+    from harness.runtime.observe import ObservationWindow
+
+# Everything else is imported by the command that needs it: ``serve``, ``journal`` or ``list`` never import the
+# run machinery (pytest runner, reports, guided recette, observation, the reference DUI).
 app = typer.Typer(
     name="socle-harness",
     help=(
@@ -92,6 +75,8 @@ JournalOpt = Annotated[
 
 
 def _load(config_path: Path | None) -> HarnessConfig:
+    from harness.sut.plugins import check_settings
+
     try:
         config = load_config(config_path)
         check_settings(config.settings)
@@ -218,6 +203,22 @@ def run(
     Exits 4 (« rien d'observé ») when no scenario passed and none failed; local times the daylight-saving
     changes make ambiguous or non-existent need an explicit offset (exit 2).
     """
+    from harness.front.console import ConsoleReporter
+    from harness.front.preflight import (
+        EXIT_UNREACHABLE,
+        EXIT_USAGE,
+        PreflightError,
+        check_http_sut,
+        check_journal,
+        check_sut,
+        check_writable_dir,
+    )
+    from harness.front.runner import run_catalogue
+    from harness.reports import writers_for
+    from harness.runtime.drivers import make_driver
+    from harness.runtime.observe import check_retry_rule
+    from harness.runtime.selection import TagExpression, TagExpressionError
+
     if (observe_from is None) != (observe_to is None):
         err.print(
             "[red]--from et --to vont ensemble / --from and --to go together[/] (ex. --from 2026-11-23T08:00 --to 2026-11-23T18:00)"
@@ -306,6 +307,10 @@ def _observation_summary(config: HarnessConfig, window: ObservationWindow, resul
     """Beside the verdicts (console and reports/observation.json): what the window held, the harness runs set
     aside, the refusals no scenario can be tied to; « rien d'observé » (exit 4) when no scenario passed and none
     failed."""
+    from harness.core.events import Status
+    from harness.core.journal import open_journal
+    from harness.runtime.observe import EXIT_NOTHING_OBSERVED, RETRY_RULES, survey
+
     journal = open_journal(config.journal)
     try:
         found = survey(journal, window)
@@ -340,6 +345,11 @@ def _run_guided(
     keep_open: bool = False,
 ) -> RunResult:
     """Guided recette: the terminal and a local web page tell the operator what to do in the DUI."""
+    from harness.front.preflight import EXIT_USAGE
+    from harness.front.runner import run_catalogue
+    from harness.runtime.guided import ReplyBox
+    from harness.runtime.guided_ui import GuidedConsole, GuidedState, GuidedWebServer, connection_for
+
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     box = ReplyBox(run_dir / f"operator-{uuid.uuid4().hex[:8]}.jsonl")
@@ -413,6 +423,10 @@ def serve(
     Prints the table of endpoints and, with --endpoints-file, writes them as JSON: one object per service with
     its named endpoints. The test PKI's CA is in the run folder: `socle-harness pki` tells how to trust it.
     """
+    from harness.front.preflight import PreflightError, check_journal, check_writable_dir
+    from harness.host.admin import write_endpoints_file
+    from harness.runtime.environment import SocleEnvironment
+
     listening = Listening(host, public_host, port, smtp_port, imap_port, mllp_port, stable=not ephemeral)
     config, notices = listening.apply(_load(config_path))
     config = config.with_overrides(
@@ -479,6 +493,9 @@ def journal_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
 ) -> None:
     """Liste les échanges enregistrés / list the recorded exchanges."""
+    from harness.core.journal import JournalFilter, open_journal
+    from harness.front.preflight import PreflightError, check_journal
+
     if fmt not in {"table", "json", "csv"}:
         err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
         raise typer.Exit(2)
@@ -553,6 +570,10 @@ def list_scenarios(
     The same selection as `run --tags/--titre`: `socle-harness list --tags "exigence:MSS-ENVOI-PRO"` shows what
     `socle-harness run --tags "exigence:MSS-ENVOI-PRO"` plays.
     """
+    from harness.front.preflight import EXIT_USAGE
+    from harness.runtime.selection import TagExpression, TagExpressionError, catalogue
+    from harness.runtime.selection import select as select_scenarios
+
     config = _load(config_path).with_overrides(scenarios_dir=scenarios)
     try:
         expression = TagExpression.parse(tags) if tags else None
@@ -578,6 +599,8 @@ def list_scenarios(
 @app.command()
 def defects() -> None:
     """Liste les défauts du DUI défectueux de référence / list the faulty reference DUI's defects (--sut faulty:<nom>)."""
+    from harness.sut.reference import drivers
+
     defects = drivers().defects  # assembled from the service plugins: loaded only when this command runs
     table = Table(title=f"Défauts du DUI de référence / faulty DUI defects ({len(defects)})")
     table.add_column("nom / name", no_wrap=True)

@@ -36,7 +36,6 @@ from harness.analytics.indicators import (
 from harness.analytics.indicators_pg import indicator_engine
 from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import open_journal
-from harness.sut.plugins import check_settings
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -51,6 +50,8 @@ FORECAST_READINGS_HELP = "Lecture NOM=CHOIX (répétable), défaut = le texte : 
 
 
 def _load(config_path: Path | None) -> HarnessConfig:
+    from harness.sut.plugins import check_settings  # the service plugins: only when a command runs
+
     try:
         config = load_config(config_path)
         check_settings(config.settings)

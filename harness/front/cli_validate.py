@@ -13,21 +13,19 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from xml.etree import ElementTree
 
 import typer
-from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
 from harness.core.config import HarnessConfig, load_config
-from harness.sut.plugins import check_settings
 from harness.validators import Finding, Severity
-from harness.validators.artefacts import ArtefactKind, ArtefactReport, ValidationSettings, validate_artefact
-from harness.validators.cda import CdaSchema
-from harness.validators.schematron import SchematronEngine
-from harness.validators.xds_metadata import ValueSets
+from harness.validators.artefact_kind import ArtefactKind
+
+if TYPE_CHECKING:  # the validators are imported when the command runs, not at every start of the CLI
+    from harness.validators.artefacts import ArtefactReport, ValidationSettings
 
 #: Below this many files, validate in this process (starting workers costs more than it saves).
 PARALLEL_FROM = 4
@@ -45,6 +43,13 @@ class SettingsSpec:
     jdv_dir: str | None = None  # ANS value sets (JDV_*.xml) the XDS metadata of an ITI-41 request is checked with
 
     def build(self) -> ValidationSettings:
+        from cryptography import x509
+
+        from harness.validators.artefacts import ValidationSettings
+        from harness.validators.cda import CdaSchema
+        from harness.validators.schematron import SchematronEngine
+        from harness.validators.xds_metadata import ValueSets
+
         anchors: list[x509.Certificate] = []
         for name in self.ca_files:
             anchors.extend(x509.load_pem_x509_certificates(Path(name).read_bytes()))
@@ -74,6 +79,8 @@ class _Worker:
 
 
 def validate_file(path: Path, kind: ArtefactKind | None, settings: ValidationSettings) -> ArtefactReport:
+    from harness.validators.artefacts import ArtefactReport, validate_artefact
+
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -239,6 +246,9 @@ def validate(
     if output_format not in {"table", "json", "junit", "html"}:
         err.print(f"[red]--format {output_format!r} inconnu[/] : table, json, junit ou html")
         raise typer.Exit(2)
+    from harness.sut.plugins import check_settings
+    from harness.validators.artefacts import validate_artefact
+
     try:
         config = load_config(config_path)
         check_settings(config.settings)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from harness.sut import reference
 from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutDriver, SutEnvironment
-from harness.sut.http_driver import HttpDriver
-from harness.sut.manual import ManualDriver
+
+#: Imported when first read (PEP 562): a simulator process imports ``harness.sut.plugins`` without the drivers.
+_LAZY = {
+    "HttpDriver": "harness.sut.http_driver",
+    "ManualDriver": "harness.sut.manual",
+    "ReferenceDUI": "harness.sut.reference",
+    "FaultyDUI": "harness.sut.reference",
+    "DEFECTS": "harness.sut.reference",
+}
 
 __all__ = [
     "DEFECTS",
@@ -24,7 +31,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``ReferenceDUI``, ``FaultyDUI`` and ``DEFECTS``, assembled from the service plugins when first read."""
-    if name in ("ReferenceDUI", "FaultyDUI", "DEFECTS"):
-        return getattr(reference, name)
+    """The drivers, imported when first read; ``ReferenceDUI``, ``FaultyDUI`` and ``DEFECTS`` are assembled from
+    the service plugins then."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

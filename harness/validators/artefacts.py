@@ -34,7 +34,6 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from harness.core.messages import bilingual
 from harness.fields import hl7v2
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity, production_ins_findings
+from harness.validators.artefact_kind import ArtefactKind
 from harness.validators.cda import CdaSchema, validate_cda
 from harness.validators.fhir_artefacts import fhir_findings
 from harness.validators.hl7v2_relay import (
@@ -74,37 +74,6 @@ _SAML2 = "urn:oasis:names:tc:SAML:2.0:assertion"
 _HL7 = "urn:hl7-org:v3"
 _FHIR = "http://hl7.org/fhir"
 _HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:", re.MULTILINE)
-
-
-class ArtefactKind(StrEnum):
-    CDA = "cda"
-    XDM = "xdm"
-    EML = "eml"
-    MDN = "mdn"
-    FHIR = "fhir"
-    VIHF = "vihf"
-    INSI_REQUEST = "insi-request"
-    INSI_RESPONSE = "insi-response"
-    HL7V2 = "hl7v2"
-    ITI41 = "iti41"
-
-    @property
-    def label(self) -> str:
-        return _LABELS[self]
-
-
-_LABELS = {
-    ArtefactKind.CDA: "document CDA R2",
-    ArtefactKind.XDM: "archive IHE XDM",
-    ArtefactKind.EML: "message MSSanté (.eml)",
-    ArtefactKind.MDN: "accusé de lecture (MDN)",
-    ArtefactKind.FHIR: "ressource FHIR R4",
-    ArtefactKind.VIHF: "assertion VIHF",
-    ArtefactKind.INSI_REQUEST: "requête INSi",
-    ArtefactKind.INSI_RESPONSE: "réponse INSi",
-    ArtefactKind.HL7V2: "message HL7 v2",
-    ArtefactKind.ITI41: "requête ITI-41 (DMP)",
-}
 
 
 @dataclass(frozen=True)
