@@ -71,8 +71,20 @@ class SoapFault(Exception):
 
 @dataclass
 class MimePart:
+    """One part of a ``multipart/related`` body: its headers and its content, kept as views of the received body
+    where the parser hands them out so (one copy when the content is read, not one per chunk and another then)."""
+
     headers: dict[str, str] = field(default_factory=dict)
-    data: bytearray = field(default_factory=bytearray)
+    chunks: list[bytes | memoryview] = field(default_factory=list)
+
+    @property
+    def data(self) -> bytes:
+        """The part's content (a new ``bytes``)."""
+        return (
+            self.chunks[0].tobytes()
+            if len(self.chunks) == 1 and isinstance(self.chunks[0], memoryview)
+            else (b"".join(self.chunks))
+        )
 
     @property
     def content_id(self) -> str | None:
@@ -106,8 +118,9 @@ class SoapRequest:
 
 
 class _PartCollector:
-    def __init__(self, limits: SoapLimits) -> None:
+    def __init__(self, limits: SoapLimits, body: bytes = b"") -> None:
         self.limits = limits
+        self.body = body  # what the parser is given whole: chunks of it are kept as views
         self.parts: list[MimePart] = []
         self._field = bytearray()
         self._value = bytearray()
@@ -129,7 +142,10 @@ class _PartCollector:
         self.parts.append(MimePart())
 
     def _data(self, data: bytes, start: int, end: int) -> None:
-        self.parts[-1].data.extend(data[start:end])
+        # python-multipart hands out slices of the buffer given to write() (the body), or of its own look-behind
+        # buffer (reused: copied)
+        chunk = memoryview(data)[start:end] if data is self.body else bytes(data[start:end])
+        self.parts[-1].chunks.append(chunk)
 
     def _header_end(self) -> None:
         name = self._field.decode("latin-1").strip().lower()
@@ -181,7 +197,7 @@ def _parse_mtom(params: dict[bytes, bytes], body: bytes, limits: SoapLimits) -> 
             error_code="MTOM-TYPE",
         )
     start = params.get(b"start", b"").decode("latin-1").strip().strip("<>") or None
-    collector = _PartCollector(limits)
+    collector = _PartCollector(limits, body)
     try:
         parser = MultipartParser(boundary, collector.callbacks(), max_header_size=limits.max_header_size)
     except Exception as exc:  # FormParserError: boundary too long
@@ -214,7 +230,7 @@ def _parse_mtom(params: dict[bytes, bytes], body: bytes, limits: SoapLimits) -> 
         if cid in attachments:
             raise SoapFault("Sender", f"Content-ID <{cid}> en double", error_code="MTOM-CONTENT-ID")
         encoding = part.headers.get("content-transfer-encoding", "binary").strip().lower()
-        data = bytes(part.data)
+        data = part.data
         if encoding == "base64":
             try:
                 data = base64.b64decode(b"".join(data.split()), validate=True)
@@ -229,7 +245,7 @@ def _parse_mtom(params: dict[bytes, bytes], body: bytes, limits: SoapLimits) -> 
                 error_code="MTOM-ENCODING",
             )
         attachments[cid] = data
-    return parse_envelope(bytes(root.data), attachments, mtom=True, size=len(body), limits=limits)
+    return parse_envelope(root.data, attachments, mtom=True, size=len(body), limits=limits)
 
 
 def parse_envelope(
