@@ -471,6 +471,12 @@ def test_correct_message_is_accepted_and_journaled_verbatim(env: SocleEnvironmen
     dlu_templates = ["2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1", "1.2.250.1.213.1.1.1.22"]
     assert accepted.details["documents"] == [{"code": "74207-2", "ins": P001_INS, "templates": dlu_templates}]
     assert not [f for f in accepted.details["findings"] if f["severity"] == "error"]
+    # the archive as the service judged it: what the scenario steps read instead of validating the message again
+    assert accepted.details["xdm"] == {
+        "subsets": ["SUBSET01"],
+        "documents": ["IHE_XDM/SUBSET01/DOC0001.XML"],
+        "findings": [],
+    }
     guard.check(added=1)
 
 
@@ -665,6 +671,7 @@ def test_unsafe_zip_path(env: SocleEnvironment, name: str) -> None:
     assert refusal.error_message.startswith("XDM-UNSAFE-PATH")
     unsafe = [f for f in refusal.details["findings"] if f["code"] == "XDM-UNSAFE-PATH"]
     assert [f["location"] for f in unsafe] == [name]
+    assert [(f["code"], f["location"]) for f in refusal.details["xdm"]["findings"]] == [("XDM-UNSAFE-PATH", name)]
     guard.check(added=1)
 
 

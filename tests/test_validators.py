@@ -361,3 +361,17 @@ def test_read_cda_header_with_local_oid_only(p001: tuple[Person, Establishment])
     )
     assert error_codes(header.findings) == ["CDA-NO-INS"]
     assert header.ins is None
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        Finding("XDM-HASH", "empreinte différente", Severity.ERROR, "IHE_XDM/SUBSET01/DOC0001.XML"),
+        Finding("MSS-PDF-MISSING", "pas de PDF", Severity.WARNING),
+        Finding("INS-INFO", "note", Severity.INFO, "Bundle.entry[0]"),
+    ],
+)
+def test_a_journaled_finding_reads_back_as_itself(finding: Finding) -> None:
+    """The scenario steps read the findings a simulator recorded (``details["findings"]``) instead of judging the
+    message again: the journaled form must give the same finding back."""
+    assert Finding.from_dict(finding.to_dict()) == finding

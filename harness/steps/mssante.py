@@ -18,8 +18,8 @@ from harness.host.simulator import Fault
 from harness.runtime.environment import ScenarioContext
 from harness.sut.base import DirectoryLookup, MssanteReceive, MssanteRelay, MssanteSend
 from harness.sut.mssante_messages import build_message as build_multi_message
-from harness.validators import Severity
-from harness.validators.mssante_message import header_value, parse_message, validate_message
+from harness.validators import Finding, Severity
+from harness.validators.mssante_message import header_value, parse_message
 from mock_services.mssante.directory import mailbox_from_mapping
 
 SERVICE = "mssante"
@@ -128,33 +128,41 @@ def _accepted_message(socle: ScenarioContext) -> tuple[Exchange, bytes]:
     return exchange, payload
 
 
+def _accepted_submission(socle: ScenarioContext) -> Exchange:
+    accepted = [e for e in _submissions(socle) if e.outcome is Outcome.ACCEPTED]
+    if not accepted:
+        raise AssertionError("aucun message accepté à examiner")
+    return accepted[-1]
+
+
 @then("l'archive IHE_XDM.ZIP du message est conforme")
 @then("the message's IHE_XDM.ZIP archive is valid")
 def xdm_valid(socle: ScenarioContext) -> None:
-    exchange, payload = _accepted_message(socle)
-    report = validate_message(payload, recipients=[r["address"] for r in exchange.details.get("recipients", [])])
-    if report.xdm is None:
+    """What the MSSanté service found in the archive when it accepted the message (``details["xdm"]``)."""
+    xdm = _accepted_submission(socle).details.get("xdm")
+    if not xdm:
         raise AssertionError("le message ne contient pas de pièce jointe IHE_XDM.ZIP")
-    socle.attach(
-        "Archive XDM",
-        json.dumps(
-            {"lots": report.xdm.subsets, "documents": [d.path for d in report.xdm.documents]}, ensure_ascii=False
-        ),
-    )
-    problems = list(report.xdm.findings)
-    if problems or not report.xdm.documents:
+    socle.attach("Archive XDM", json.dumps({"lots": xdm["subsets"], "documents": xdm["documents"]}, ensure_ascii=False))
+    problems = [Finding.from_dict(f) for f in xdm["findings"]]
+    if problems or not xdm["documents"]:
         raise AssertionError("archive XDM non conforme: " + ("; ".join(str(f) for f in problems) or "aucun document"))
+
+
+#: Findings of the message that are not about its X-MSS headers: the PDF copy, and the patient mailbox (the
+#: recipients, not the headers).
+NOT_HEADERS = frozenset({"MSS-PDF-MISSING", "MSS-PATIENT-MAILBOX"})
 
 
 @then("les en-têtes X-MSS du message correspondent au document CDA")
 @then("the message's X-MSS headers match the CDA document")
 def headers_match(socle: ScenarioContext) -> None:
-    exchange, payload = _accepted_message(socle)
-    report = validate_message(payload)
-    header_findings = [f for f in report.findings if f.code.startswith("MSS-") and f.code != "MSS-PDF-MISSING"]
+    """The header findings the MSSanté service recorded when it accepted the message."""
+    details = _accepted_submission(socle).details
+    findings = [Finding.from_dict(f) for f in details.get("findings", [])]
+    header_findings = [f for f in findings if f.code.startswith("MSS-") and f.code not in NOT_HEADERS]
     socle.attach("Contrôle des en-têtes", "\n".join(str(f) for f in header_findings) or "aucune anomalie")
     errors = [f for f in header_findings if f.severity is Severity.ERROR]
-    if errors or not report.cda:
+    if errors or not details.get("documents"):
         raise AssertionError("en-têtes MSSanté non conformes: " + ("; ".join(str(f) for f in errors) or "aucun CDA"))
 
 
@@ -597,9 +605,8 @@ def has_fin(socle: ScenarioContext) -> None:
 @then(parsers.re(r"l'archive IHE_XDM.ZIP du message contient (?P<n>\d+) documents? CDA"), converters={"n": int})
 @then(parsers.re(r"the message's IHE_XDM.ZIP archive holds (?P<n>\d+) CDA documents?"), converters={"n": int})
 def xdm_count(socle: ScenarioContext, n: int) -> None:
-    exchange, payload = _accepted_message(socle)
-    report = validate_message(payload, recipients=[r["address"] for r in exchange.details.get("recipients", [])])
-    codes = [h.code for h in report.cda]
+    """The CDA documents the MSSanté service read in the archive when it accepted the message."""
+    codes = [d.get("code") for d in _accepted_submission(socle).details.get("documents", [])]
     socle.attach("Documents CDA de l'archive", ", ".join(str(c) for c in codes))
     if len(codes) != n:
         raise AssertionError(f"{len(codes)} document(s) CDA dans l'archive, attendu {n}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from harness.fields.identity import INS, InsError, ProductionInsPolicy, parse_ins, production_ins
 
@@ -35,6 +36,16 @@ class Finding:
     def __str__(self) -> str:
         where = f" [{self.location}]" if self.location else ""
         return f"{self.severity.value.upper()} {self.code}{where}: {self.message}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        """A finding back from its journaled form (:meth:`to_dict`): the steps read what a simulator recorded."""
+        return cls(
+            str(data.get("code", "")),
+            str(data.get("message", "")),
+            Severity(str(data.get("severity", Severity.ERROR))),
+            str(data.get("location") or ""),
+        )
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

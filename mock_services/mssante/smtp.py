@@ -303,6 +303,16 @@ class SubmissionHandler(AuthMechanisms):
                 for h in report.cda
             ],
             findings=[f.to_dict() for f in report.findings],
+            # the IHE_XDM.ZIP as judged here (its findings are also in "findings"): the steps read it, not re-judge it
+            xdm=(
+                {
+                    "subsets": list(report.xdm.subsets),
+                    "documents": [d.path for d in report.xdm.documents],
+                    "findings": [f.to_dict() for f in report.xdm.findings],
+                }
+                if report.xdm is not None
+                else None
+            ),
             to_patient_mailbox=any(r["type"] == "PAT" for r in recipients),
             recipient_counts=MailFlow.counts(recipients),
             person=report.person.value if report.person else None,
