@@ -124,3 +124,27 @@ def test_a_message_beyond_the_mime_bounds_is_refused_at_once_and_journaled(env: 
     person = env.testdata.person("P001")
     valid = build_message(person, env.testdata.establishment(person.essms), SENDER, [DOCTOR])
     assert _submit(env, valid.as_bytes(policy=valid.policy.clone(linesep="\r\n")))[0] == 250
+
+
+def test_base64_garbage_in_place_of_the_xdm_archive_is_refused_and_journaled(env: SocleEnvironment) -> None:
+    """The IHE_XDM.ZIP part's base64 replaced by garbage: the email package decodes what it can (RFC 2045 §6.8 lets
+    a decoder ignore characters outside the alphabet), the result is no ZIP: 554 5.6.0 XDM-NOT-ZIP, journaled; the
+    next valid message is accepted."""
+    from harness.sut.documents import build_message
+
+    person = env.testdata.person("P001")
+    establishment = env.testdata.establishment(person.essms)
+    hostile = build_message(person, establishment, SENDER, [DOCTOR])
+    for part in hostile.walk():
+        if (part.get_filename() or "").upper() == "IHE_XDM.ZIP":
+            part.set_payload("%%%% pas du base64 !!!! ****\n" * 50)
+    mark = env.journal.last_seq()
+    code, text = _submit(env, hostile.as_bytes(policy=hostile.policy.clone(linesep="\r\n")))
+    assert (code, text.decode("ascii")) == (
+        554,
+        "5.6.0 XDM-NOT-ZIP: l'archive IHE_XDM.ZIP n'est pas un ZIP lisible: File is not a zip file",
+    )
+    [row] = env.journal.query(JournalFilter(since_seq=mark, service="mssante", operation="smtp.submit"))
+    assert (row.outcome, row.error_code) == (Outcome.REJECTED, "554 5.6.0")
+    valid = build_message(person, establishment, SENDER, [DOCTOR])
+    assert _submit(env, valid.as_bytes(policy=valid.policy.clone(linesep="\r\n")))[0] == 250
