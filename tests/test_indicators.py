@@ -275,16 +275,20 @@ def test_mssante_relay_messages_count_and_a_message_id_counts_once(world: World)
     world.socle("mssante", "smtp.relay", "2025-05-04", A, P3, details={"message_id": "<r1@pfi>"})  # repeat in May
     world.mss("2025-04-05", A, P4)  # no Message-ID journaled: counts on its own
     world.mss("2025-04-05", A, P4)
+    world.mss("2024-12-20", A, P1, details={"message_id": "<old@essms.fr>"})  # before the campaign...
+    world.mss("2025-04-06", A, P1, details={"message_id": "<old@essms.fr>"})  # ...so not an April message
+    world.mss("2025-04-07", B, P1, details={"message_id": "<old@essms.fr>"})  # another ESSMS: its own message
     world.socle("mssante", "smtp.inbound", "2025-04-05", A, P4, details={"message_id": "<in@x>"})  # not sent
     report = world.report()
     april = report.get("mssante", APRIL, A)
     assert (april.numerator, april.denominator, april.value) == (5, 4, 125.0)  # m1, m2, r1, two without id
+    assert report.get("mssante", APRIL, B).numerator == 1
     assert report.get("mssante", "2025-05", A).numerator == 0  # r1 counted in April, its first month
     by_person = world.report(mssante_counting="personnes").get("mssante", APRIL, A)
     assert (by_person.numerator, by_person.denominator) == (4, 4)  # P3 through the relay
     evidence = indicator_engine(world.journal).evidence("mssante", april.period, A)
     # per person: P1 (both copies of m1), P2, P3 (relay), P4 (two messages)
-    assert sorted(len(i.exchange_ids) for i in evidence.items if i.role == "numerator") == [1, 1, 2, 2]
+    assert sorted(len(i.exchange_ids) for i in evidence.items if i.role == "numerator") == [1, 1, 2, 3]
 
 
 def test_retracted_stay_and_event_latest_status_decides(world: World) -> None:
