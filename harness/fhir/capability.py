@@ -8,18 +8,32 @@ resource type its profile, interactions, ``versioning = versioned-update`` (ETag
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.fhir.server import FhirServer
+from harness import __version__
+from harness.fhir.interaction import ResourceType
+from harness.fhir.search import ParamType, SearchRegistry
+from harness.fhir.wire import Limits
+
+
+class CapabilitySource(Protocol):
+    """What the statement describes of a FHIR server (:class:`harness.fhir.server.FhirServer` is one)."""
+
+    resources: Mapping[str, ResourceType]
+    registry: SearchRegistry
+    limits: Limits
+    software: str
+    title: str
+    implementation_guides: tuple[str, ...]
+    system_interactions: tuple[str, ...]
+    base_url: Callable[[], str]
+
 
 _RESOURCE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
 
 
-def capability_statement(server: FhirServer) -> dict[str, Any]:
-    from harness import __version__
-    from harness.fhir.search import ParamType
-
+def capability_statement(server: CapabilitySource) -> dict[str, Any]:
     resources: list[dict[str, Any]] = []
     for rtype in server.resources.values():
         entry: dict[str, Any] = {

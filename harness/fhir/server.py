@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from harness.core.journal import Exchange
 from harness.fhir.access import certificate_finess
 from harness.fhir.bundle import process_bundle
+from harness.fhir.capability import capability_statement
 from harness.fhir.interaction import (
     FhirHooks,
     FhirInteraction,
@@ -369,8 +370,6 @@ class FhirServer:
         )
 
     def _capabilities(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
-        from harness.fhir.capability import capability_statement
-
         item.response = capability_statement(self)
         return item
 

@@ -145,8 +145,6 @@ def shared_backoff(ctx: Any) -> AuthBackoff:
     holds it: created on first use from ``[settings.mssante] auth_backoff``)."""
     found = ctx.services.get(SERVICE_KEY)
     if found is None:
-        from mock_services.mssante.settings import MssanteSettings  # settings imports this module
-
-        found = AuthBackoff(MssanteSettings.from_mapping(ctx.settings).auth_backoff)
+        found = AuthBackoff(BackoffPolicy.from_mapping(ctx.settings.get("auth_backoff") or {}))
         ctx.services.provide(SERVICE_KEY, found)
     return found
