@@ -227,7 +227,11 @@ def services() -> Mapping[str, ServicePlugin]:
 def check_settings(tables: Mapping[str, Any], registry: Mapping[str, ServicePlugin] | None = None) -> None:
     """Refuse (ValueError, French and English) what the ``[settings.*]`` tables would silently get wrong: a table
     for no registered service, a key no settings type of its service declares (with the nearest valid one) and a
-    value of the wrong type (with its key), by building every settings type as the simulator will."""
+    value of the wrong type (with its key), by building every settings type as the simulator will. Without any
+    table there is nothing to refuse: the service plugins are not loaded (``socle-harness run`` checks its
+    configuration in a process that never starts a simulator)."""
+    if not tables:
+        return
     owners = {name: plugin.settings for name, plugin in (registry or services()).items()} | dict(HOST_SETTINGS)
     unknown = sorted(set(tables) - set(owners))
     if unknown:
