@@ -394,3 +394,23 @@ def test_run_journals_into_postgresql(pg: PostgreSQLJournal, pg_url: str, tmp_pa
     submitted = pg.query(JournalFilter(service="mssante", operation="smtp.submit"))
     assert [e.outcome for e in submitted] == [Outcome.ACCEPTED] and submitted[0].run_id
     assert not (tmp_path / ".socle" / "journal.sqlite").exists()  # nothing went to the default SQLite journal
+
+
+@pytest.mark.parametrize("command", [["serve", "--ephemeral"], ["run"], ["journal"]])
+def test_commands_stop_before_starting_when_postgresql_is_unreachable(command: list[str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [*command, "--journal", "postgresql://127.0.0.1:1/absente"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("journal PostgreSQL injoignable / unreachable: postgresql://127.0.0.1:1/absente")
+
+
+@pytest.mark.parametrize("command", [["serve", "--ephemeral"], ["run"], ["journal"]])
+def test_commands_refuse_a_newer_journal_schema_before_starting(
+    command: list[str], pg: PostgreSQLJournal, pg_url: str
+) -> None:
+    with _raw(pg_url) as raw:
+        raw.execute("UPDATE socle_schema SET version = %s", (SCHEMA_VERSION + 1,))
+    result = CliRunner().invoke(app, [*command, "--journal", pg_url], env={"COLUMNS": "400"})
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.output.split()) == " ".join(J._too_new(pg_url, SCHEMA_VERSION + 1).split())
+    with _raw(pg_url) as raw:
+        assert raw.execute("SELECT count(*) FROM exchanges").fetchone() == (0,)  # nothing written

@@ -314,12 +314,7 @@ def _apply_schema(conn: psycopg.Connection[Any], url: str, target: int = SCHEMA_
         row = conn.execute("SELECT version FROM socle_schema WHERE component = 'journal'").fetchone()
         version = 0 if row is None else int(row[0])
         if version > SCHEMA_VERSION:
-            raise SchemaTooNewError(
-                f"le journal PostgreSQL {redact(url)} a le schéma version {version}, plus récent que celui que "
-                f"connaît cette version de socle-harness ({SCHEMA_VERSION}) : elle n'y écrira pas. Mettez "
-                "socle-harness à jour (pip install -U socle-harness) sur toutes les machines de la plateforme, ou "
-                "indiquez une autre base avec --journal. / journal schema newer than this socle-harness."
-            )
+            raise SchemaTooNewError(_too_new(url, version))
         if version == 0:
             for statement in _DDL:
                 conn.execute(statement)
@@ -419,6 +414,37 @@ def _row_to_exchange(row: Sequence[Any]) -> Exchange:
         digest=digest,
         details=json.loads(details),
         **values,
+    )
+
+
+def probe(url: str, timeout: float = 5.0) -> None:
+    """Check, without writing, that the journal at ``url`` can be opened: the server answers and the journal's
+    schema is not newer than this code's (the checks a command makes before starting anything)."""
+    conninfo, _ = _split_options(url)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(2, int(timeout))) as conn:
+            held = conn.execute("SELECT to_regclass('socle_schema') IS NOT NULL").fetchone()
+            row = (
+                conn.execute("SELECT version FROM socle_schema WHERE component = 'journal'").fetchone()
+                if held and held[0]
+                else None
+            )
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JournalUnavailableError(
+            f"journal PostgreSQL injoignable / unreachable: {redact(url)} ({reason}). Vérifiez que le serveur "
+            "tourne, que la base existe et que l'URL --journal est la bonne."
+        ) from exc
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        raise SchemaTooNewError(_too_new(url, int(row[0])))
+
+
+def _too_new(url: str, version: int) -> str:
+    return (
+        f"le journal PostgreSQL {redact(url)} a le schéma version {version}, plus récent que celui que connaît "
+        f"cette version de socle-harness ({SCHEMA_VERSION}) : elle n'y écrira pas. Mettez socle-harness à jour "
+        "(pip install -U socle-harness) sur toutes les machines de la plateforme, ou indiquez une autre base avec "
+        "--journal. / journal schema newer than this socle-harness."
     )
 
 

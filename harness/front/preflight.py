@@ -71,9 +71,18 @@ def check_writable_dir(path: Path, what: str) -> None:
 
 
 def check_journal(url: str, *, create: bool = True) -> None:
-    """A ``sqlite:///`` journal can be opened (its folder created when ``create``); other URLs are left to
+    """A ``sqlite:///`` journal can be opened (its folder created when ``create``); a ``postgresql://`` one answers
+    and its schema is not newer than this code's (:func:`harness.core.journal_pg.probe`); other URLs are left to
     :func:`harness.core.journal.open_journal`, which says what it supports."""
     parsed = urlparse(url)
+    if parsed.scheme in {"postgresql", "postgres"}:
+        from harness.core.journal_pg import JournalUnavailableError, SchemaTooNewError, probe  # psycopg: only here
+
+        try:
+            probe(url)
+        except (JournalUnavailableError, SchemaTooNewError) as exc:
+            raise PreflightError(str(exc)) from exc
+        return
     if parsed.scheme != "sqlite":
         return
     raw = unquote(parsed.path)
