@@ -144,6 +144,21 @@ def test_a_group_commit_fails_only_the_batch_at_fault(tmp_path: Path) -> None:
     journal.close()
 
 
+def test_a_call_the_database_refuses_is_not_committed_later(tmp_path: Path) -> None:
+    path = tmp_path / "busy.sqlite"
+    journal = SQLiteJournal(path)
+    journal._db.execute("PRAGMA busy_timeout=50")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        journal.record(_exchange(id="refused"))  # the caller is told: nothing was recorded
+    blocker.execute("COMMIT")
+    journal.record(_exchange(id="next"))
+    assert [e.id for e in journal.query()] == ["next"]
+    blocker.close()
+    journal.close()
+
+
 @pytest.mark.parametrize("url", ["mysql://x", "sqlite", "nonsense"])
 def test_unknown_urls_are_refused_clearly(url: str) -> None:
     with pytest.raises(ValueError, match="journal|sqlite"):

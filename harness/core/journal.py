@@ -322,7 +322,13 @@ class SQLiteJournal:
             self._pending.append(batch)
         with self._lock:
             if not batch.done:  # nobody took it: this thread commits everything pending, its own batch included
-                self._commit_pending()
+                try:
+                    self._commit_pending()
+                except BaseException:
+                    with self._pending_lock:  # the database refused the transaction: this call fails, and its
+                        # exchanges must not be committed later by another thread's group
+                        self._pending = [b for b in self._pending if b is not batch]
+                    raise
         if batch.error is not None:
             raise batch.error
         return stamped
@@ -424,7 +430,7 @@ class SQLiteJournal:
             self._db.close()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Batch:
     """One record_many() call waiting for a group commit: ``done`` once its group was written (or failed)."""
 
