@@ -113,7 +113,39 @@ def test_refusal_rows_are_coalesced_per_listener_peer_and_reason(tmp_path: Path)
         ("mllp", 1000, "r1"),
         ("https", 1, "r1"),
     ]
+    for _ in range(7):  # held back in the open window ...
+        refusals.refused("https", "10.0.0.9", OVER_LISTENER)
+    refusals.flush()  # ... written when the host stops
+    refusals.flush()  # once
+    rows = journal.query(JournalFilter(service="harness"))
+    assert [(r.details["listener"], r.details["count"]) for r in rows[3:]] == [("https", 7)]
+    assert sum(r.details["count"] for r in rows) == 1000 + 1 + 1 + 7
     assert ConnectionLimits().refusal(513, 1) == OVER_LISTENER and ConnectionLimits().refusal(2, 65) == OVER_PEER
+    journal.close()
+
+
+def test_forgotten_refusal_keys_journal_what_they_held_back(tmp_path: Path) -> None:
+    from harness.core.journal import SQLiteJournal
+
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    clock = [0.0]
+    refusals = RefusalJournal(journal, window=5.0, clock=lambda: clock[0], max_keys=4)
+    for peer in ("a", "b", "c", "d"):
+        clock[0] += 0.1
+        refusals.refused("smtp", peer, OVER_PEER)
+        refusals.refused("smtp", peer, OVER_PEER)  # held back
+    clock[0] += 0.1
+    refusals.refused("smtp", "e", OVER_PEER)  # a fifth key: "a" and "b" are forgotten, their held-back one written
+    rows = journal.query(JournalFilter(service="harness"))
+    assert [(r.actor, r.details["count"]) for r in rows] == [
+        ("a", 1),
+        ("b", 1),
+        ("c", 1),
+        ("d", 1),
+        ("e", 1),
+        ("a", 1),
+        ("b", 1),
+    ]
     journal.close()
 
 

@@ -59,27 +59,49 @@ class ConnectionLimits:
 
 @dataclass
 class RefusalJournal:
-    """Journals refused connections, at most one row per (listener, peer, reason) per ``window`` seconds."""
+    """Journals refused connections, at most one row per (listener, peer, reason) per ``window`` seconds; each
+    row's ``count`` is the refusals it stands for (those held back since the key's last row, itself included), and
+    :meth:`flush` writes what is still held back, so the counts add up to every refusal."""
 
     journal: Journal
     run_id: Callable[[], str | None] = lambda: None
     window: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000  # keys remembered; beyond, the oldest half is forgotten
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _last: dict[tuple[str, str, str], tuple[float, int]] = field(default_factory=dict, repr=False)
 
     def refused(self, listener: str, peer: str, reason: str, **details: Any) -> None:
         key = (listener, peer, reason)
         now = self.clock()
+        evicted: list[tuple[tuple[str, str, str], int]] = []
         with self._lock:
             last, pending = self._last.get(key, (float("-inf"), 0))
             if now - last < self.window:
                 self._last[key] = (last, pending + 1)
                 return
             self._last[key] = (now, 0)
-            if len(self._last) > 10_000:  # bounded: forget the oldest keys
-                for old in sorted(self._last, key=lambda k: self._last[k][0])[:5_000]:
+            if len(self._last) > self.max_keys:  # bounded: forget the oldest keys, journaling what they still hold
+                for old in sorted(self._last, key=lambda k: self._last[k][0])[: self.max_keys // 2]:
+                    if self._last[old][1]:
+                        evicted.append((old, self._last[old][1]))
                     del self._last[old]
+        self._write(key, pending + 1, details)
+        for old, count in evicted:
+            self._write(old, count, {})
+
+    def flush(self) -> None:
+        """Journal the refusals still held back in an open window (one row per key, ``count`` = how many), so that
+        the rows' counts add up to every refusal: called when the host stops."""
+        with self._lock:
+            held = [(key, pending) for key, (_, pending) in self._last.items() if pending]
+            for key, _ in held:
+                self._last[key] = (self._last[key][0], 0)
+        for key, count in held:
+            self._write(key, count, {})
+
+    def _write(self, key: tuple[str, str, str], count: int, details: dict[str, Any]) -> None:
+        listener, peer, reason = key
         self.journal.record(
             Exchange(
                 service="harness",
@@ -90,7 +112,7 @@ class RefusalJournal:
                 run_id=self.run_id(),
                 error_code=reason,
                 error_message=f"connexion refusée par {listener} : {reason}",
-                details={"listener": listener, "count": pending + 1, **details},
+                details={"listener": listener, "count": count, **details},
             )
         )
 

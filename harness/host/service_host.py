@@ -222,6 +222,7 @@ class ServiceHost:
             with contextlib.suppress(Exception):
                 await sim.stop()
         self.simulators.clear()
+        self.refusals.flush()  # the refusals still held back by the coalescing window
 
     async def _health(self, request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "services": sorted(self.simulators)})
