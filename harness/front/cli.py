@@ -644,9 +644,9 @@ from harness.front.cli_indicators import register as _register_indicators  # noq
 
 _register_indicators(app)
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
 from harness.front.cli_validate import register as _register_validate  # noqa: E402
 
 _register_validate(app)
+
+if __name__ == "__main__":  # pragma: no cover  (last: every command registered first)
+    app()
