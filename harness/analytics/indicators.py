@@ -63,6 +63,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.core.journal import Journal, SQLiteJournal
+from harness.core.messages import bilingual
 from harness.fields import dui
 
 # ------------------------------------------------------------------------------------------ definitions
@@ -197,7 +198,10 @@ def resolve_readings(overrides: Mapping[str, Any] | None = None) -> dict[str, st
         reading = READING_BY_NAME.get(name)
         if reading is None:
             raise ValueError(
-                f"lecture inconnue / unknown reading {name!r} (connues / known: {', '.join(READING_BY_NAME)})"
+                bilingual("lecture inconnue", "unknown reading")
+                + f" {name!r} ("
+                + bilingual("connues", "known")
+                + f": {', '.join(READING_BY_NAME)})"
             )
         text = str(value).strip().lower()
         if text not in reading.choices:

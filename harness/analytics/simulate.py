@@ -44,6 +44,7 @@ from harness.analytics.indicators import (
 )
 from harness.analytics.indicators_pg import indicator_engine
 from harness.core.config import HarnessConfig
+from harness.core.messages import bilingual
 from harness.fields.dui import AgendaEvent, DuiRecord, EventStatus, PersonalPlan, PlanStatus, Stay
 from harness.fields.identity import generate_test_ins
 from harness.fields.testdata import Establishment, Person
@@ -554,7 +555,7 @@ def run_simulation(base: HarnessConfig, options: SimulationOptions, console: Con
             console=console,
             transient=False,
         ) as progress:
-            t_months = progress.add_task("Mois simulés / months", total=len(months))
+            t_months = progress.add_task(bilingual("Mois simulés", "months"), total=len(months))
             t_sends = progress.add_task("Messages MSSanté", total=total_sends)
             t_dmp = progress.add_task("Documents versés au DMP", total=sum(len(p.dmp_feeds) for _, p in people))
             t_ep = progress.add_task(

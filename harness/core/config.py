@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from harness.core.messages import bilingual
 from harness.core.settings import nearest
 
 DEFAULT_CONFIG_FILE = "socle-harness.toml"
@@ -103,9 +104,11 @@ def load_config(path: Path | None = None) -> HarnessConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ValueError(f"fichier de configuration introuvable / config file not found: {path}") from exc
+        raise ValueError(
+            bilingual("fichier de configuration introuvable", "config file not found") + f": {path}"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"configuration TOML invalide / invalid TOML in {path}: {exc}") from exc
+        raise ValueError(bilingual("configuration TOML invalide", f"invalid TOML in {path}") + f": {exc}") from exc
     known = {f.name for f in fields(HarnessConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:

@@ -86,7 +86,7 @@ class TestData:
             keys = {p.id, p.display_name, f"{p.family} {p.given}", p.family, p.ins.value}
             if wanted in {k.casefold() for k in keys}:
                 return p
-        raise LookupError(f"personne inconnue dans les fixtures / unknown person: {ref!r}")
+        raise LookupError(bilingual("personne inconnue dans les fixtures", "unknown person") + f": {ref!r}")
 
     def establishment(self, ref: str) -> Establishment:
         wanted = ref.strip().casefold()

@@ -7,12 +7,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.core.events import Event, RunFinished, RunStarted, ScenarioFinished, ScenarioStarted, Status, StepFinished
+from harness.core.messages import bilingual
 
 _MARK = {
-    Status.PASSED: "[green]✔ réussi / passed[/]",
-    Status.FAILED: "[red]✘ échoué / failed[/]",
-    Status.ERROR: "[magenta]⚠ erreur / error[/]",
-    Status.SKIPPED: "[yellow]– ignoré / skipped[/]",
+    Status.PASSED: f"[green]✔ {bilingual('réussi', 'passed')}[/]",
+    Status.FAILED: f"[red]✘ {bilingual('échoué', 'failed')}[/]",
+    Status.ERROR: f"[magenta]⚠ {bilingual('erreur', 'error')}[/]",
+    Status.SKIPPED: f"[yellow]– {bilingual('ignoré', 'skipped')}[/]",
 }
 
 
@@ -30,7 +31,9 @@ class ConsoleReporter:
     def handle(self, event: Event) -> None:
         c = self.console
         if isinstance(event, RunStarted):
-            c.print(f"[bold]socle-harness {event.harness_version}[/] — exécution / run [cyan]{event.run_id}[/]")
+            c.print(
+                f"[bold]socle-harness {event.harness_version}[/] — {bilingual('exécution', 'run')} [cyan]{event.run_id}[/]"
+            )
             c.print(f"  SUT: [bold]{event.sut}[/]   journal: {event.journal_url}")
             self._total = event.scenarios_total
             for service, endpoints in sorted(event.endpoints.items()):
@@ -54,13 +57,13 @@ class ConsoleReporter:
             elif event.message:  # why a scenario was skipped (« non observé »), a passed verdict's warning
                 c.print(f"      [yellow]{escape(event.message)}[/]", soft_wrap=True)
         elif isinstance(event, RunFinished):
-            table = Table(title="Résumé / Summary", show_header=True)
+            table = Table(title=bilingual("Résumé", "Summary"), show_header=True)
             for label in (
-                "réussis / passed",
-                "échoués / failed",
-                "erreurs / errors",
-                "ignorés / skipped",
-                "durée / time",
+                bilingual("réussis", "passed"),
+                bilingual("échoués", "failed"),
+                bilingual("erreurs", "errors"),
+                bilingual("ignorés", "skipped"),
+                bilingual("durée", "time"),
             ):
                 table.add_column(label, justify="right")
             counts = event.counts

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.core.config import HarnessConfig
+from harness.core.messages import bilingual
 
 STABLE_PORTS = {"https": 8443, "smtp": 2587, "imap": 2143, "mllp": 2575}
 _ANY_ADDRESS = {"0.0.0.0", "::", ""}
@@ -56,8 +57,8 @@ class Listening:
             )
         elif bind.strip("[]") not in _LOOPBACK and bind.strip("[]") not in _ANY_ADDRESS:
             warnings.append(
-                f"--host {bind} : les simulateurs sont joignables au-delà de cette machine / reachable beyond "
-                "this machine"
+                f"--host {bind} : "
+                + bilingual("les simulateurs sont joignables au-delà de cette machine", "reachable beyond this machine")
             )
         overrides: dict[str, Any] = {
             "bind_host": bind,

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
+from harness.core.messages import bilingual
 from harness.runtime.drivers import make_driver
 
 EXIT_PASSED = 0
@@ -93,8 +94,8 @@ def check_journal(url: str, *, create: bool = True) -> None:
     if create:
         check_writable_dir(path.parent if str(path.parent) else Path("."), "journal")
     elif not path.is_file():
-        raise PreflightError(f"journal introuvable / journal not found: {path} (option --journal)")
+        raise PreflightError(bilingual("journal introuvable", "journal not found") + f": {path} (option --journal)")
     try:
         sqlite3.connect(f"file:{path}?mode={'rwc' if create else 'ro'}", uri=True).close()
     except sqlite3.Error as exc:
-        raise PreflightError(f"journal {path} illisible / cannot be opened: {exc}") from exc
+        raise PreflightError(bilingual(f"journal {path} illisible", "cannot be opened") + f": {exc}") from exc

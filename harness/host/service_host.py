@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from harness.core.journal import Direction, Exchange, Journal, Outcome
+from harness.core.messages import bilingual
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal, new_admin_token
@@ -102,8 +103,10 @@ class ServiceHost:
         unknown = [name for name in wanted if name not in registry]
         if unknown:
             raise ValueError(
-                f"simulateur inconnu / unknown simulator: {', '.join(unknown)} "
-                f"(disponibles / available: {', '.join(registry) or 'none'})"
+                bilingual("simulateur inconnu", "unknown simulator")
+                + f": {', '.join(unknown)} ("
+                + bilingual("disponibles", "available")
+                + f": {', '.join(registry) or 'none'})"
             )
         return {name: registry[name] for name in wanted}
 

@@ -20,8 +20,9 @@ from harness.core.events import (
     Status,
     StepFinished,
 )
+from harness.core.messages import bilingual
 
-UNFINISHED = "scénario interrompu / scenario did not finish"
+UNFINISHED = bilingual("scénario interrompu", "scenario did not finish")
 
 
 @dataclass

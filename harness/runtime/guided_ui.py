@@ -249,7 +249,7 @@ def _prompt_html(prompt: OperatorPrompt | None, finished: bool, waiting: str) ->
             '<form method="post" action="/reply">'
             f'<input type="hidden" name="prompt_id" value="{html.escape(prompt.prompt_id)}">'
             '<input type="hidden" name="answer" value="blocked">'
-            "<button>Rien n'arrive : bloquer l'étape / block</button></form>"
+            "<button>" + bilingual("Rien n'arrive : bloquer l'étape", "block") + "</button></form>"
         )
         return (
             '<div class="waiting" id="waiting"><h2>En attente de l\'échange… <small>waiting for the '
