@@ -123,6 +123,16 @@ def test_the_fault_catalogue_is_what_the_simulator_takes(name: str) -> None:
     assert declared == _fault_kinds_taken(REPO / "mock_services" / name)
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_declares_its_faults_for_the_host(name: str) -> None:
+    """Each service's faults are named ``<service>.<fault>`` and are all in its simulator's ``fault_catalogue``, which
+    ``/_harness/faults`` lists and injects (a former name, such as TDDUI's ``fhir.reply``, is only an alias)."""
+    plugin = services()[name]
+    named = {f.name for f in plugin.faults if f.name.startswith(f"{name}.")}
+    assert set(plugin.simulator.fault_catalogue) == named != set()
+    assert [f.name for f in plugin.faults if f.name not in named] == (["fhir.reply"] if name == "tddui" else [])
+
+
 def test_the_steps_inject_only_declared_faults() -> None:
     catalogue = {name: {f.name for f in p.faults} for name, p in services().items()}
     pattern = re.compile(r'SERVICE, Fault\("([a-z_.-]+)"')
