@@ -813,6 +813,32 @@ def test_journals_from_before_the_fact_columns_are_migrated(tmp_path: Path) -> N
     check.close()
 
 
+def test_worker_processes_when_left_to_the_engine_only_on_idle_cores(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import harness.analytics.indicators as indicators
+
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    journal.record(
+        Exchange(service="mssante", operation="smtp.submit", direction=Direction.FROM_DUI, outcome=Outcome.ACCEPTED)
+    )
+    pools: list[int] = []
+    real_pool = indicators._pool
+    monkeypatch.setattr(indicators, "_pool", lambda workers: pools.append(workers) or real_pool(workers))
+    periods = campaign_periods("2025-01", "2025-06")
+    for idle, workers, expected in (
+        (0.5, None, []),  # busy machine, the engine chooses: one connection
+        (1.5, None, [2]),  # an idle core: worker processes
+        (0.5, 2, [2]),  # workers asked for: worker processes whatever the load
+        (1.5, 1, []),  # one worker asked for: one connection
+    ):
+        pools.clear()
+        monkeypatch.setattr(indicators, "_idle_cores", lambda idle=idle: idle)
+        engine = IndicatorEngine(journal, workers=workers, parallel_from=0)
+        engine.workers = engine.workers if workers is not None else 2  # whatever the cores of the machine running this
+        engine.compute(periods)
+        assert pools == expected, (idle, workers)
+    journal.close()
+
+
 @pytest.mark.parametrize("threads", [1, 3])  # a lone thread forks its workers, a threaded process uses a fork server
 def test_worker_processes_give_the_same_figures_as_one_connection(world: World, threads: int, monkeypatch) -> None:  # noqa: ANN001
     import harness.analytics.indicators as indicators
