@@ -367,11 +367,15 @@ def _scan_volet(path: Path) -> SchematronVolet:
             if extension:
                 required[root_oid].add(extension)
             sources.setdefault(root_oid, file.name)
-    # the most specific: CSE requires both 1.2.250.1.213.1.1.1.5 (family) and 1.2.250.1.213.1.1.1.5.3 (CS24)
-    specific = [r for r in required if not any(o != r and o.startswith(r + ".") for o in required)]
-    template = max(specific, key=len) if specific else UNNAMED_VOLET_ROOTS.get(volet)
-    source = sources.get(template, "") if specific else ("UNNAMED_VOLET_ROOTS" if template else "")
-    declared = tuple(sorted(required.get(template, set()) if template in required else set()))
+    # the most specific: CSE requires both 1.2.250.1.213.1.1.1.5 (family) and 1.2.250.1.213.1.1.1.5.3 (CS24); a
+    # member's OID extends its family's, so the longest required root is the most specific one
+    if required:
+        template: str | None = max(required, key=len)
+        source = sources[template]
+    else:
+        template = UNNAMED_VOLET_ROOTS.get(volet)
+        source = "UNNAMED_VOLET_ROOTS" if template else ""
+    declared = tuple(sorted(required.get(template or "", set())))
     if not declared:
         declared = tuple(v for v in (version,) if v)
     declared = (*declared, *DECLARED_VERSION_ALIASES.get(name, ()))
