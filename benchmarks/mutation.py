@@ -116,6 +116,8 @@ TARGETS: dict[str, Target] = {
     ),
     "journal": Target("harness.core.journal", ("tests/test_journal_contract.py", "tests/test_journal.py")),
     "vihf": Target("harness.validators.vihf", ("tests/test_findings_vihf.py",)),
+    "tddui": Target("harness.validators.tddui", ("tests/test_findings_tddui.py", "tests/test_tddui.py")),
+    "insi": Target("harness.validators.insi", ("tests/test_findings_insi.py", "tests/test_insi_validator.py")),
     "schematron": Target(
         "harness.validators.schematron",
         ("tests/test_findings_schematron.py",),

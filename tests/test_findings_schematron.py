@@ -42,7 +42,7 @@ def _requires(root: str, extension: str | None = None) -> str:
 
 
 RT_RULES = (
-    '<assert test="xs:integer(string(cda:code/@code)) gt 0">code positif attendu</assert>'
+    '<assert test="xs:integer(string(cda:code/@code)) gt 0">code <emph>positif</emph> attendu</assert>'
     '<report test="cda:title" role="warning">titre présent</report>'
     '<report test="cda:id" role="info">identifiant présent</report>'
     '<assert test="cda:effectiveTime" role="fatal">effectiveTime attendu</assert>'
@@ -77,15 +77,28 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # no templateId in the rules: the fallback table names BIO-CR-BIO's root; VSM 1.4's "201310" alias
         "BIO-CR-BIO_2099.01": _sch('<assert test="true()">x</assert>'),
         "VSM_1.4_2022.01": _sch(_requires("1.2.250.1.213.1.1.1.92", "2022.01")),
+        # the rule's extension, not the file name, says which version it checks
+        "TEST-EXT_2021.01": _sch(_requires("1.2.250.1.213.1.1.1.91", "2021.03")),
+        # every document requires the CI-SIS header template: it never names the volet
+        "TEST-HDR_2024.01": _sch(_requires(HEADER) + _requires("1.2.250.1.213.1.1.1.8")),
+        # no templateId, no fallback: it can never be chosen
+        "TEST-NOTPL_2024.01": _sch('<assert test="true()">x</assert>'),
+        # an include cycle, and a comment in Latin-1 (read with replacement characters)
+        "TEST-CYCLE_2024.01": _sch(_requires("1.2.250.1.213.1.1.1.90"), comment="<!-- résumé -->").replace(
+            '<pattern id="p">', '<include href="include/cycle.sch"/><pattern id="p">'
+        ),
     }
     volets = schematrons / "include" / "specificationsVolets"
-    volets.mkdir(parents=True)
-    (volets / "TEST-INC.sch").write_text(
-        f'<pattern xmlns="http://purl.oclc.org/dsdl/schematron" id="inc"><rule context="x">{_requires(INCLUDED)}'
-        "</rule></pattern>"
+    volets.mkdir(parents=True, exist_ok=True)
+    (volets / "TEST-INC.sch").write_bytes(  # a volet specification in Latin-1 (read with replacement characters)
+        f'<pattern xmlns="http://purl.oclc.org/dsdl/schematron" id="inc"><!-- spécification -->'
+        f'<rule context="x">{_requires(INCLUDED)}</rule></pattern>'.encode("latin-1")
     )
     for name, text in files.items():
-        (schematrons / f"CI-SIS_{name}.sch").write_text(text, encoding="utf-8")
+        (schematrons / f"CI-SIS_{name}.sch").write_bytes(text.encode("latin-1" if "CYCLE" in name else "utf-8"))
+    (schematrons / "include" / "cycle.sch").write_text(
+        '<pattern xmlns="http://purl.oclc.org/dsdl/schematron"><include href="cycle.sch"/></pattern>'
+    )
     (base / "jeuxDeValeurs" / "JDV_Absent-CISlS.xml").write_text("<valueSet/>")  # a near name, not the right one
     return schematrons
 
@@ -121,6 +134,12 @@ def test_each_schematron_is_read_for_its_template_and_versions(engine: Schematro
         "BIO-CR-BIO_2099.01", "BIO-CR-BIO", "2099.01", "1.2.250.1.213.1.1.1.55", ("2099.01",), "UNNAMED_VOLET_ROOTS"
     )
     assert volets["VSM_1.4_2022.01"].declared_versions == ("2022.01", "201310")
+    assert volets["TEST-EXT_2021.01"].declared_versions == ("2021.03",)
+    assert volets["TEST-NOTPL_2024.01"] == SchematronVolet(
+        "TEST-NOTPL_2024.01", "TEST-NOTPL", "2024.01", None, ("2024.01",), ""
+    )
+    assert volets["TEST-CYCLE_2024.01"].template_id == "1.2.250.1.213.1.1.1.90"
+    assert volets["TEST-HDR_2024.01"].template_id == "1.2.250.1.213.1.1.1.8"
     assert sorted(volets) == sorted(p.stem.removeprefix("CI-SIS_") for p in engine.folder.glob("*.sch"))
 
 
@@ -191,6 +210,13 @@ SELECTIONS = [
         SchematronChoice(None, "aucun schématron CI-SIS du dossier ne porte sur les templateId déclarés (aucun)"),
     ),
     (
+        "templateId without root",
+        etree.fromstring(
+            b'<ClinicalDocument xmlns="urn:hl7-org:v3"><templateId extension="2024.01"/></ClinicalDocument>'
+        ),
+        SchematronChoice(None, "aucun schématron CI-SIS du dossier ne porte sur les templateId déclarés (aucun)"),
+    ),
+    (
         "unknown volet",
         document(("1.2.250.1.213.1.1.1.5", None), ("", None)),
         SchematronChoice(
@@ -227,12 +253,38 @@ def test_asserts_and_reports_become_findings_with_their_role(engine: SchematronE
     ]
 
 
+def test_findings_carry_no_location_unless_given(engine: SchematronEngine) -> None:
+    findings = engine.validate(document((ROOT, "2023.01"), code="0", extra="<effectiveTime/>"), "TEST-RT_2023.01")
+    assert [(f.code, f.location) for f in findings] == [("SCH-TEST-RT_2023.01", "/ClinicalDocument")]
+    missing = engine.validate(document((ROOT, "2023.01")), "TEST-NONE_2024.01")
+    assert [(f.code, f.location) for f in missing] == [("SCH-UNAVAILABLE", "")]
+
+
 def test_a_dynamic_error_is_a_runtime_warning(engine: SchematronEngine) -> None:
     """xs:integer('abc') raises FORG0001 while the validator runs: the content is reported not verified."""
     root = document((ROOT, "2024.01"), code="abc", extra='<effectiveTime value="20240101"/>')
     assert _findings(engine, root, "TEST-RT_2024.01") == [("SCH-RUNTIME", W, "doc.xml")]
     # the engine keeps working for the next document
     assert _findings(engine, document((ROOT, "2024.01"), extra="<effectiveTime/>"), "TEST-RT_2024.01") == []
+
+
+def test_svrl_reports_are_read_whole() -> None:
+    """SVRL (ISO/IEC 19757-3 Annex D): the text of every child (svrl:text with emph, diagnostic references) makes
+    the message; the role gives the severity; a namespace-qualified location is shortened to element names."""
+    svrl = (
+        '<svrl:schematron-output xmlns:svrl="http://purl.oclc.org/dsdl/svrl">'
+        "<svrl:failed-assert location=\"/*[local-name()='ClinicalDocument' and namespace-uri()='urn:hl7-org:v3']\" "
+        'role="WARN"><svrl:text>un <svrl:emph>deux</svrl:emph></svrl:text>\n  '
+        '<svrl:diagnostic-reference diagnostic="d">trois</svrl:diagnostic-reference></svrl:failed-assert>'
+        '<svrl:successful-report location="/x" role="information"><svrl:text>quatre</svrl:text></svrl:successful-report>'
+        "<svrl:failed-assert><svrl:text>cinq</svrl:text></svrl:failed-assert>"
+        '<svrl:fired-rule context="x"/></svrl:schematron-output>'
+    )
+    assert [(f.code, f.severity, f.location, f.message) for f in _svrl_findings(svrl, "V", "doc.xml")] == [
+        ("SCH-V", W, "doc.xml /ClinicalDocument", "un deux trois"),
+        ("SCH-V", I, "doc.xml /x", "quatre"),
+        ("SCH-V", E, "doc.xml", "cinq"),
+    ]
 
 
 def test_an_unreadable_svrl_report_is_a_runtime_warning() -> None:
