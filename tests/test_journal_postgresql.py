@@ -232,7 +232,9 @@ def _indexes(raw: psycopg.Connection) -> set[str]:
     return {name for (name,) in raw.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
 
 
-def test_processes_starting_together_create_the_schema_once(pg_url: str) -> None:
+def test_journals_opening_together_create_the_schema_once(pg_url: str) -> None:
+    """Four journals (four pools, as four processes would) open an empty database at once: one creates the
+    schema, the others wait for its lock and find it."""
     opened: list[object] = []
     errors: list[BaseException] = []
 
