@@ -1,9 +1,12 @@
 """The control API's OpenAPI document (issue 16 item 13): every action has a request example and a success and a
 failure answer example that validate against their schemas, the closed vocabularies are enumerations taken from
-the modules that own them, and each action's ``data`` has a typed schema."""
+the modules that own them, and each action's ``data`` has the typed schema its plugin declares (issue 13 item 1),
+with examples the simulators serve for the fixtures where the plugin computes them, marked illustrative
+otherwise."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -12,11 +15,14 @@ import pytest
 from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS
 from harness.fields.testdata import MailboxType
 from harness.sut.control_api import ACTIONS, openapi
-from harness.sut.control_api_examples import DATA, data_schema, sample
+from harness.sut.control_api_examples import sample
 from harness.sut.dmp_actions import CHANGES, STATUS_CHANGES
+from harness.sut.plugins import services
 from harness.validators.cda import DOCUMENT_TYPES
 from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
+from mock_services.eprescription.plugin import example_prescription
 
+REPO = Path(__file__).resolve().parents[1]
 DOCUMENT = openapi()
 SCHEMAS = DOCUMENT["components"]["schemas"]
 
@@ -44,8 +50,9 @@ def test_every_action_has_examples_that_follow_its_schemas(action: str) -> None:
         assert validator.is_valid(example["value"]), list(validator.iter_errors(example["value"]))
     spec = next(s for s in ACTIONS if s.name == action)
     data_name = answer["schema"]["allOf"][1]["properties"]["data"]["$ref"].rsplit("/", 1)[-1]
-    assert sorted(SCHEMAS[data_name]["properties"]) == sorted(spec.data)
-    assert sorted(answer["examples"]["fait"]["value"]["data"]) == sorted(spec.data)
+    assert sorted(SCHEMAS[data_name]["properties"]) == sorted(spec.facts)
+    assert sorted(answer["examples"]["fait"]["value"]["data"]) == sorted(spec.facts)
+    assert "required" not in SCHEMAS[data_name]  # a failure answer carries no data
 
 
 def test_the_examples_are_the_fixtures_as_the_harness_sends_them() -> None:
@@ -60,6 +67,9 @@ def test_the_examples_are_the_fixtures_as_the_harness_sends_them() -> None:
     assert _operation("psc-refresh")["requestBody"]["content"]["application/json"]["example"] == {}
     retrieve = _operation("dmp-retrieve")["requestBody"]["content"]["application/json"]["example"]
     assert retrieve["unique_id"] == "2.25.161584537046245364163226004573180318221"
+    assert (
+        _operation("insi-qualify")["requestBody"]["content"]["application/json"]["example"]["identity_document"] == "CN"
+    )
     tddui = _operation("tddui-export")["requestBody"]["content"]["application/json"]["example"]
     assert (tddui["exported_at"], tddui["records"][0]["local_id"]) == ("2025-04-30T18:00:00+00:00", person.id)
 
@@ -96,8 +106,55 @@ def test_the_schemas_refuse_what_the_contract_does_not_allow() -> None:
     assert not _validator(answer["schema"]).is_valid({"status": "fini"})
 
 
-def test_a_data_key_without_a_type_is_refused() -> None:
-    with pytest.raises(KeyError):
-        data_schema({"inconnu": "a key no action declared before"})
-    declared = {key for spec in ACTIONS for key in spec.data}
-    assert declared <= set(DATA), sorted(declared - set(DATA))
+def _fait(action: str) -> dict[str, Any]:
+    return _operation(action)["responses"]["200"]["content"]["application/json"]["examples"]["fait"]
+
+
+def test_the_answer_examples_are_what_the_simulators_serve_for_the_fixtures() -> None:
+    from mock_services.eprescription.prescriptions import fhir_resources
+    from mock_services.psc.model import load_fixtures
+
+    person, establishment = sample().person, sample().establishment
+    login = _fait("psc-login")["value"]["data"]
+    professional = next(
+        u for u in load_fixtures(REPO / "fixtures" / "psc").users if establishment.finess in u.finess_sites
+    )
+    assert (login["id_nat_ps"], login["rpps"], login["nom"], login["finess"], login["sub"]) == (
+        professional.id_nat_ps,
+        professional.rpps,
+        professional.family_name,
+        establishment.finess,
+        professional.userinfo()["sub"],
+    )
+    # the EPU asked for is the one the simulator's generator gives this person; the lines are its MedicationRequests
+    imported = _fait("eprescription-import")["value"]["data"]
+    asked = _operation("eprescription-import")["requestBody"]["content"]["application/json"]["example"]["identifier"]
+    assert imported["epu"] == asked and len(asked) == 18
+    assert [line["groupIdentifier"]["value"] for line in imported["lignes"]] == [asked]
+    assert imported["lignes"][0]["subject"]["display"] == f"{person.given} {person.family}"
+    assert imported["lignes"] == [
+        r for r in fhir_resources(example_prescription(person)) if r["resourceType"] == "MedicationRequest"
+    ]
+    search = _fait("insi-search")["value"]["data"]
+    assert (search["ins"], search["oid"]) == (person.ins.value, person.ins.oid)
+
+
+def test_illustrative_values_are_marked_so() -> None:
+    assert _fait("psc-login")["description"] == (
+        "`detail` is illustrative (the DUI's own words); so is `data` `kid`, `sid` (not served by the simulators); "
+        "the other `data` values are what the simulators serve for the synthetic fixtures."
+    )
+    assert _fait("eprescription-import")["description"] == (
+        "`detail` is illustrative (the DUI's own words); the `data` values are what the simulators serve for the "
+        "synthetic fixtures."
+    )
+    assert _fait("dmp-update")["description"] == "`detail` is illustrative (the DUI's own words)."
+    assert not any(f.real for f in services()["dmp"].dui.actions[0].facts.values())
+
+
+def test_nothing_service_specific_is_central() -> None:
+    """The examples module only assembles: it names no action, no request field and no data key of a service."""
+    source = (REPO / "harness" / "sut" / "control_api_examples.py").read_text(encoding="utf-8")
+    words = {spec.name for spec in ACTIONS} | {key for spec in ACTIONS for key in spec.facts}
+    words |= {"unique_id", "note_id", "identifier", "EPU", "records", "exported_at"}
+    assert sorted(w for w in words if f'"{w}"' in source) == []

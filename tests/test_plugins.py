@@ -22,6 +22,7 @@ from harness.sut.plugins import (
     PluginError,
     ServicePlugin,
     check_together,
+    fact,
     load,
     services,
     validate,
@@ -184,6 +185,26 @@ class EchoAsk:
     text: str
 
 
+@dataclass(frozen=True)
+class EchoData:
+    text: str = fact("the text repeated", example="bonjour")
+
+
+@dataclass(frozen=True)
+class EchoDataUndeclared:
+    text: str = ""  # not declared with fact(): no description, no example
+
+
+@dataclass(frozen=True)
+class EchoDataUntyped:
+    when: complex = fact("a type JSON cannot carry", example=0)
+
+
+@dataclass(frozen=True)
+class EchoDataEmpty:
+    pass
+
+
 class EchoActions:
     def has(self, defect: str) -> bool:
         raise NotImplementedError
@@ -199,7 +220,17 @@ ECHO = ServicePlugin(
     settings=(EchoSettings,),
     faults=(FaultSpec("echo.muet", "n'écrit rien"),),
     dui=DuiSide(
-        actions=(ActionSpec("echo-ask", "echo", EchoAsk, "Echo.", lambda a, env: f"Répétez « {a.text} »."),),
+        actions=(
+            ActionSpec(
+                "echo-ask",
+                "echo",
+                EchoAsk,
+                "Echo.",
+                lambda a, env: f"Répétez « {a.text} ».",
+                data=EchoData,
+                example=lambda s: {"text": "bonjour"},
+            ),
+        ),
         reference=EchoActions,
         defects=(Defect("echo-muet", "ne répète pas"),),
     ),
@@ -265,10 +296,39 @@ PREFIX = "plugin de service « echo » / service plugin 'echo': "
             replace(ECHO, dui=replace(ECHO.dui, actions=ECHO.dui.actions * 2)),
             "action 'echo-ask' is declared twice",
         ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], data={"text": "x"}),))),
+            "action 'echo-ask': data must be a dataclass of the answer's data or None, not {'text': 'x'}",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], data=EchoDataEmpty),))),
+            "action 'echo-ask': data EchoDataEmpty declares no key (use None)",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], data=EchoDataUndeclared),))),
+            "action 'echo-ask': data key 'text' must be declared with fact(...)",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], data=EchoDataUntyped),))),
+            "action 'echo-ask': data EchoDataUntyped has no JSON schema: no JSON schema for <class 'complex'>",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], example={"text": "x"}),))),
+            "action 'echo-ask': example must be a function of the fixtures' sample",
+        ),
     ],
 )
 def test_an_incomplete_or_mistyped_plugin_is_refused_naming_it(broken: ServicePlugin, message: str) -> None:
     assert _error(broken) == PREFIX + message
+
+
+def test_a_data_key_has_exactly_one_example() -> None:
+    with pytest.raises(TypeError) as neither:
+        fact("sans exemple")
+    with pytest.raises(TypeError) as both:
+        fact("deux exemples", example="a", real=lambda s: "b")
+    assert str(neither.value) == str(both.value).replace("deux exemples", "sans exemple")
+    assert str(neither.value) == "fact 'sans exemple': give exactly one of example= (illustrative) or real="
 
 
 def test_an_entry_point_that_is_not_a_plugin_is_refused() -> None:

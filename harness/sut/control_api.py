@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,7 +25,8 @@ from typing import Any
 from harness.fields.dui import DuiRecord
 from harness.fields.testdata import Establishment, Person
 from harness.sut.base import InsiTraits
-from harness.sut.control_api_examples import data_example, data_schema, request_example, vocabularies, with_vocabulary
+from harness.sut.control_api_examples import data_example, data_schema, illustrative, request_example, vocabularies
+from harness.sut.json_schema import schema_of
 from harness.sut.plugins import ActionSpec, services
 
 CONTRACT_VERSION = "1"
@@ -100,54 +99,12 @@ def to_payload(value: Any) -> Any:
 
 
 # -- OpenAPI --------------------------------------------------------------------------------------------------
+def _vocabulary(cls: type, name: str) -> Mapping[str, str] | None:
+    return vocabularies().get((cls.__name__, name))
+
+
 def _schema_of(tp: Any, components: dict[str, Any]) -> dict[str, Any]:
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        options = [a for a in typing.get_args(tp) if a is not type(None)]
-        inner = _schema_of(options[0], components)
-        return {"anyOf": [inner, {"type": "null"}]}
-    if origin is tuple:
-        return {"type": "array", "items": _schema_of(typing.get_args(tp)[0], components)}
-    if tp is Person:
-        return {"$ref": "#/components/schemas/Person"}
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return {"type": "string", "enum": [m.value for m in tp]}
-    if tp is bool:
-        return {"type": "boolean"}
-    if tp is int:
-        return {"type": "integer"}
-    if tp is str:
-        return {"type": "string"}
-    if tp is datetime:
-        return {"type": "string", "format": "date-time"}
-    if tp is date:
-        return {"type": "string", "format": "date"}
-    if dataclasses.is_dataclass(tp):
-        name = tp.__name__
-        if name not in components:
-            components[name] = {}  # placeholder against recursion
-            components[name] = _object_schema(tp, components)
-        return {"$ref": f"#/components/schemas/{name}"}
-    raise TypeError(f"no JSON schema for {tp!r}")
-
-
-def _object_schema(cls: type, components: dict[str, Any]) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    props = {f.name: _schema_of(hints[f.name], components) for f in dataclasses.fields(cls)}
-    for name, schema in props.items():
-        vocabulary = vocabularies().get((cls.__name__, name))
-        if vocabulary is not None:
-            props[name] = with_vocabulary(schema, vocabulary)
-    required = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    schema: dict[str, Any] = {"type": "object", "required": required, "properties": props}
-    doc = (cls.__doc__ or "").strip()
-    if doc and not doc.startswith(f"{cls.__name__}("):
-        schema["description"] = " ".join(doc.split())
-    return schema
+    return schema_of(tp, components, _vocabulary)
 
 
 PERSON_SCHEMA: dict[str, Any] = {
@@ -211,16 +168,18 @@ def openapi() -> dict[str, Any]:
             body, example = {"type": "object", "maxProperties": 0}, {}
         else:
             body = _schema_of(spec.request, components)
-            example = to_payload(request_example(spec.name, spec.request))
+            example = to_payload(request_example(spec))
         data_name = "".join(part.capitalize() for part in spec.name.split("-")) + "Data"
         components[data_name] = {
-            **data_schema(spec.data),
+            **data_schema(spec, components),
             "description": f"`data` of the answer to `{spec.name}`: the facts the harness reads.",
         }
         description = spec.summary
-        if spec.data:
+        if spec.facts:
             description += (
-                "\n\n`data` read by the harness: " + "; ".join(f"`{k}`: {v}" for k, v in spec.data.items()) + "."
+                "\n\n`data` read by the harness: "
+                + "; ".join(f"`{k}`: {fact.description}" for k, fact in spec.facts.items())
+                + "."
             )
         paths[f"{PREFIX}/actions/{spec.name}"] = {
             "post": {
@@ -265,6 +224,18 @@ def openapi() -> dict[str, Any]:
     }
 
 
+def _provenance(spec: ActionSpec) -> str:
+    """Where the success example's values come from: real values for the fixtures, or illustrative ones."""
+    made_up = illustrative(spec)
+    parts = ["`detail` is illustrative (the DUI's own words)"]
+    if len(made_up) < len(spec.facts):
+        which = "the other `data` values" if made_up else "the `data` values"
+        parts.append(f"{which} are what the simulators serve for the synthetic fixtures")
+    if made_up:
+        parts.insert(1, "so is `data` " + ", ".join(f"`{key}`" for key in made_up) + " (not served by the simulators)")
+    return "; ".join(parts) + "."
+
+
 def _responses(spec: ActionSpec, data_name: str) -> dict[str, Any]:
     """200 with the action's ``data`` schema and a success and a failure example; 404 when not implemented."""
     schema = {
@@ -276,10 +247,12 @@ def _responses(spec: ActionSpec, data_name: str) -> dict[str, Any]:
     examples = {
         "fait": {
             "summary": "the DUI reports success to its user",
-            "value": {"status": "done", "detail": "Action réalisée.", "data": data_example(spec.data)},
+            "description": _provenance(spec),
+            "value": {"status": "done", "detail": "Action réalisée.", "data": data_example(spec)},
         },
         "echec": {
             "summary": "the DUI reports a refusal to its user (the conformant answer when a service refused)",
+            "description": "`detail` is illustrative (the DUI's own words).",
             "value": {
                 "status": "failed",
                 "detail": "Le service a refusé la demande : réessayez plus tard.",

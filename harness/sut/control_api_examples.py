@@ -1,33 +1,31 @@
 """Examples, closed vocabularies and ``data`` schemas of the DUI control API's OpenAPI document
 (:func:`harness.sut.control_api.openapi`).
 
-Every request example is an action dataclass built from the synthetic fixtures (``fixtures/``: a test person with
-a test INS, her establishment, an MSSanté address of another one) and serialised by the harness's own
-:func:`~harness.sut.control_api.to_payload`: the example is what the harness sends. The vocabularies come from
-the modules that own them (CI-SIS document models, JDV_J23 / JDV_J110, FR Core identity documents, ITI-57
-changes), never copied. The ``data`` keys the actions declare (:class:`~harness.sut.plugins.ActionSpec`) are typed
-here by name; a key without a type fails ``tests/test_control_api_examples.py``.
+Only the assembly lives here; what is service-specific is declared by each service plugin's
+:class:`~harness.sut.plugins.ActionSpec`. Every request example is an action dataclass built from the synthetic
+fixtures (``fixtures/``: a test person with a test INS, her establishment, an MSSanté address of another one) and
+the fields the action's ``example`` sets, serialised by the harness's own
+:func:`~harness.sut.control_api.to_payload`: the example is what the harness sends. The answer's ``data`` schema
+and example come from the action's ``data`` dataclass (:func:`~harness.sut.plugins.fact`): a value the simulators
+serve for the fixtures where the plugin computes one, otherwise an illustrative value the document marks so. The
+vocabularies come from the modules that own them (CI-SIS document models, JDV_J23 / JDV_J110, FR Core identity
+documents, ITI-57 changes), never copied.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from harness.core.config import package_root
-from harness.fields.dui import DuiRecord
 from harness.fields.testdata import Establishment, MailboxType, Person, TestData, load_testdata
 from harness.sut.base import InsiTraits
-
-EXPORTED_AT = datetime(2025, 4, 30, 18, 0, tzinfo=UTC)
-DMP_UNIQUE_ID = "2.25.161584537046245364163226004573180318221"  # an XDS uniqueId (OID of a UUID, ITU-T X.667)
-NOTE_ID = "8c4e0f52-6a0b-4d7e-9d1b-2f0c9a7e5b31"
-EPU = "01K7M2P9QX4T8VWZ3F"  # 18 characters, as the e-Prescription simulator's identifiers
+from harness.sut.json_schema import object_schema
+from harness.sut.plugins import ActionSpec
 
 
 @dataclass(frozen=True)
@@ -85,139 +83,53 @@ def vocabularies() -> Mapping[tuple[str, str], Mapping[str, str]]:
     }
 
 
-def with_vocabulary(schema: dict[str, Any], vocabulary: Mapping[str, str]) -> dict[str, Any]:
-    """``schema`` restricted to the codes of ``vocabulary`` (an optional value stays nullable, a list's items are
-    restricted), each code explained in the description."""
-    enum = {"type": "string", "enum": list(vocabulary)}
-    if "anyOf" in schema:
-        schema = {**schema, "anyOf": [enum, *schema["anyOf"][1:]]}
-    elif schema.get("type") == "array":
-        schema = {**schema, "items": enum}
-    else:
-        schema = {**schema, **enum}
-    return {**schema, "description": "; ".join(f"`{code}`: {meaning}" for code, meaning in vocabulary.items())}
-
-
-#: Free values of the action fields, by field name (a field with a default and no entry keeps its default).
-_FIELDS: dict[str, Callable[[Sample], Any]] = {
-    "document_kind": lambda s: "DLU",
-    "recipients": lambda s: (s.recipient,),
-    "unique_id": lambda s: DMP_UNIQUE_ID,
-    "change": lambda s: "masquer",
-    "note_type": lambda s: "OBS",
-    "text": lambda s: "Chute sans gravité ce matin ; surveillance renforcée la nuit prochaine.",
-    "note_id": lambda s: NOTE_ID,
-    "identifier": lambda s: EPU,
-    "query": lambda s: s.recipient.split("@")[0][:6],
-    "ins": lambda s: s.person.ins.value,
-    "oid": lambda s: s.person.ins.oid,
-    "identity_document": lambda s: "CN",
-    "exported_at": lambda s: EXPORTED_AT,
-    "patients": lambda s: (s.person,),
-    "records": lambda s: (DuiRecord(s.person, s.person.id, updates=(EXPORTED_AT,)),),
-}
-#: Optional fields an action's example shows although the request type leaves them empty by default.
-_ACTION_FIELDS: dict[str, tuple[str, ...]] = {
-    "dmp-retrieve": ("unique_id",),
-    "insi-qualify": ("identity_document",),
-}
-
-
-def request_example(action: str, request: type) -> Any:
-    """An instance of ``request`` (an action dataclass) for ``action``, from the fixtures."""
+def request_example(spec: ActionSpec) -> Any:
+    """An instance of the action's request dataclass: the person, the establishment and the INSi traits from the
+    fixtures' sample, the fields the plugin's ``ActionSpec.example`` sets, the other fields' defaults."""
     from harness.sut.insi_actions import traits_of_person
 
     s = sample()
+    request = spec.request
+    if request is None:
+        raise TypeError(f"action {spec.name!r} has no request body")
+    given = dict(spec.example(s)) if spec.example is not None else {}
     hints = typing.get_type_hints(request)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(request):
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        if hints[f.name] is Person:
+        if f.name in given:
+            values[f.name] = given.pop(f.name)
+        elif hints[f.name] is Person:
             values[f.name] = s.person
         elif hints[f.name] is Establishment:
             values[f.name] = s.establishment
         elif hints[f.name] is InsiTraits:
             values[f.name] = traits_of_person(s.person)
-        elif f.name in _FIELDS and (not has_default or f.name in _ACTION_FIELDS.get(action, ())):
-            values[f.name] = _FIELDS[f.name](s)
         elif not has_default:
-            raise TypeError(f"no example for {request.__name__}.{f.name}: add it to control_api_examples._FIELDS")
+            raise TypeError(
+                f"no example for {request.__name__}.{f.name}: set it in the example of the action {spec.name!r}"
+            )
+    if given:
+        raise TypeError(f"the example of the action {spec.name!r} sets unknown fields: {', '.join(sorted(given))}")
     return request(**values)
 
 
-def _list(items: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"type": "array", "description": description, "items": items}
+def data_schema(spec: ActionSpec, components: dict[str, Any]) -> dict[str, Any]:
+    """The schema of an action's ``data``: the keys its ``data`` dataclass declares, typed, none required (other
+    keys are allowed: the DUI may say more); nested dataclasses go to ``components``."""
+    if spec.data is None:
+        return {"type": "object", "properties": {}}
+    schema = object_schema(spec.data, components, required=False)
+    schema.pop("description", None)
+    return schema
 
 
-_STATUS = {"type": "string", "enum": ["provisoire", "récupérée", "validée", "qualifiée"]}
-#: ``data`` keys by name: (JSON schema, example). The description comes from the action's declaration.
-DATA: dict[str, tuple[dict[str, Any], Callable[[Sample], Any]]] = {
-    "unique_id": ({"type": "string"}, lambda s: DMP_UNIQUE_ID),
-    "entry_uuid": ({"type": "string"}, lambda s: "urn:uuid:5b0f8e3a-2c55-4c1e-9a53-0c7f1d2e9b44"),
-    "documents": (
-        _list(
-            {
-                "type": "object",
-                "properties": {
-                    "entry_uuid": {"type": "string"},
-                    "unique_id": {"type": "string"},
-                    "typeCode": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-                    "status": {"type": "string"},
-                    "repository": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-                },
-            },
-            "one object per document found (ITI-18)",
-        ),
-        lambda s: [
-            {
-                "entry_uuid": "urn:uuid:5b0f8e3a-2c55-4c1e-9a53-0c7f1d2e9b44",
-                "unique_id": DMP_UNIQUE_ID,
-                "typeCode": "74207-2",
-                "status": "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
-                "repository": "1.2.250.1.213.1.4.2.2",
-            }
-        ],
-    ),
-    "identical": ({"type": "boolean"}, lambda s: True),
-    "size": ({"type": "integer", "minimum": 0}, lambda s: 18342),
-    "note_id": ({"type": "string"}, lambda s: NOTE_ID),
-    "version": ({"type": "string"}, lambda s: "1"),
-    "notes": (
-        _list({"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}, "notes read"),
-        lambda s: [{"id": NOTE_ID, "type": "OBS", "urgent": False}],
-    ),
-    "urgentes": (_list({"type": "string"}, "ids of the urgent notes"), lambda s: []),
-    "lignes": (_list({"type": "object"}, "prescription lines"), lambda s: [{"medicament": "PARACETAMOL 500 mg"}]),
-    "ins": ({"anyOf": [{"type": "string"}, {"type": "null"}]}, lambda s: s.person.ins.value),
-    "oid": ({"type": "string"}, lambda s: s.person.ins.oid),
-    "statut": (_STATUS, lambda s: "qualifiée"),
-    "verifie": ({"type": "boolean"}, lambda s: True),
-    "piece_identite": ({"anyOf": [{"type": "string"}, {"type": "null"}]}, lambda s: "CN"),
-    "qualification": (
-        {"type": "object", "description": "the data of the INSi search made before sending"},
-        lambda s: {"ins": s.person.ins.value, "oid": s.person.ins.oid, "statut": "qualifiée"},
-    ),
-    "message_id": ({"type": "string"}, lambda s: "<171234.5678@dui.example>"),
-    "messages": (_list({"type": "object"}, "messages handled"), lambda s: [{"de": s.recipient, "mdn": "displayed"}]),
-    "addresses": (_list({"type": "string"}, "addresses proposed"), lambda s: [s.recipient]),
-    "id_nat_ps": ({"type": "string"}, lambda s: "810100000001"),
-    "rpps": ({"anyOf": [{"type": "string"}, {"type": "null"}]}, lambda s: "10000000001"),
-    "finess": ({"type": "string"}, lambda s: s.establishment.finess),
-    "nom": ({"type": "string"}, lambda s: "MARTIN"),
-    "sub": ({"type": "string"}, lambda s: "f:550dc1c8-d97b-4b1e-ac8c-8eb4471cf9dd:810100000001"),
-    "kid": ({"type": "string"}, lambda s: "psc-rs256-1"),
-    "sid": ({"type": "string"}, lambda s: "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
-}
-
-
-def data_schema(declared: Mapping[str, str]) -> dict[str, Any]:
-    """The schema of an action's ``data``: its declared keys, typed (other keys are allowed: the DUI may say more)."""
-    return {
-        "type": "object",
-        "properties": {key: {**DATA[key][0], "description": text} for key, text in declared.items()},
-    }
-
-
-def data_example(declared: Mapping[str, str]) -> dict[str, Any]:
+def data_example(spec: ActionSpec) -> dict[str, Any]:
+    """The ``data`` example of an action's answer, from its declared facts."""
     s = sample()
-    return {key: DATA[key][1](s) for key in declared}
+    return {key: fact.example(s) for key, fact in spec.facts.items()}
+
+
+def illustrative(spec: ActionSpec) -> list[str]:
+    """The ``data`` keys whose example values are illustrative (not what the simulators serve for the fixtures)."""
+    return [key for key, fact in spec.facts.items() if not fact.real]

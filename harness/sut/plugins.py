@@ -11,9 +11,9 @@ entry-point group ``socle_harness.services`` (one line in ``pyproject.toml``; th
 - ``faults``: its fault catalogue, the :class:`~harness.host.simulator.FaultSpec` kinds it takes from the board
   (at least the simulator's own ``fault_catalogue``, which the host's ``/_harness/faults`` injects, every kind
   named ``<service>.<fault>``);
-- ``dui``: the DUI side (:class:`DuiSide`): the control-API actions (:class:`ActionSpec`: request dataclass,
-  summary, ``data`` keys, French guided-recette instruction), the reference DUI's mixin implementing them and
-  the named defects of the faulty DUI;
+- ``dui``: the DUI side (:class:`DuiSide`): the control-API actions (:class:`ActionSpec`: request dataclass and
+  its example, summary, the typed ``data`` of the answer with its examples, French guided-recette instruction),
+  the reference DUI's mixin implementing them and the named defects of the faulty DUI;
 - ``steps``: the module of its bilingual Gherkin steps (a pytest plugin module).
 
 Everything the harness used to list by hand is assembled from the loaded plugins: the reference and faulty
@@ -42,6 +42,7 @@ from harness.core.settings import SettingsError, nearest, settings_keys, unknown
 from harness.host.connections import ConnectionLimits
 from harness.host.simulator import FaultSpec, Simulator
 from harness.sut.base import Defect, SutEnvironment
+from harness.sut.json_schema import object_schema
 
 ENTRY_POINT_GROUP = "socle_harness.services"
 
@@ -59,18 +60,64 @@ class PluginError(TypeError):
     """A service plugin that does not declare what it must (raised when the plugins are loaded)."""
 
 
+#: ``metadata`` key of a field of an action's ``data`` dataclass that holds its :class:`Fact`
+FACT = "socle_fact"
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One key of an action's answer ``data``: what it says and its example in the OpenAPI document.
+
+    ``example`` maps the fixtures' sample (:class:`harness.sut.control_api_examples.Sample`) to the value;
+    ``real``: that value is what the simulators serve for those fixtures (a fixture's INS, a PSC test
+    professional's claims...); otherwise it is illustrative (an identifier a service assigns at run time), and the
+    document says so."""
+
+    description: str
+    example: Callable[[Any], Any]
+    real: bool
+
+
+def fact(description: str, *, example: Any = _UNSET, real: Callable[[Any], Any] | None = None) -> Any:
+    """Declare a field of an action's ``data`` dataclass: ``real(sample)`` gives the value the simulators serve
+    for the fixtures, or ``example`` is an illustrative value (exactly one of the two). No key is required: the
+    field defaults to ``None`` (the dataclass only declares; the DUI may leave a key out, or say more)."""
+    if (example is _UNSET) == (real is None):
+        raise TypeError(f"fact {description!r}: give exactly one of example= (illustrative) or real=")
+    value = Fact(description, real, True) if real is not None else Fact(description, lambda s: example, False)
+    return field(default=None, metadata={FACT: value, "description": description})
+
+
+def facts(data: type | None) -> Mapping[str, Fact]:
+    """The :class:`Fact` of every key of a ``data`` dataclass (none for ``None``)."""
+    if data is None:
+        return MappingProxyType({})
+    return MappingProxyType({f.name: f.metadata[FACT] for f in dataclasses.fields(data)})
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """One action of the DUI control API: URL segment (``mssante-send``), :class:`~harness.sut.base.SutDriver`
     method (``send_mssante``), request dataclass (``None``: empty body), what it asks of the DUI, the French
-    instruction a recette operator follows in guided mode, and the ``data`` keys the harness reads back."""
+    instruction a recette operator follows in guided mode, and the ``data`` the harness reads back.
+
+    ``data``: a dataclass whose fields are the keys of the answer's ``data`` the harness reads, typed as the
+    reference DUI builds them, each declared with :func:`fact` (description and example); ``None``: no key.
+    ``example``: ``sample -> {field: value}``, the request fields its OpenAPI example sets beyond the person, the
+    establishment and the INSi traits (filled from the fixtures' sample) and the fields' defaults."""
 
     name: str
     method: str
     request: type | None
     summary: str
     instruction: Instruction
-    data: Mapping[str, str] = field(default_factory=dict)
+    data: type | None = None
+    example: Callable[[Any], Mapping[str, Any]] | None = None
+
+    @property
+    def facts(self) -> Mapping[str, Fact]:
+        return facts(self.data)
 
 
 @dataclass(frozen=True)
@@ -152,6 +199,9 @@ def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
     for spec in plugin.dui.actions:
         if spec.request is not None and not (isinstance(spec.request, type) and dataclasses.is_dataclass(spec.request)):
             raise _fail(label, f"action {spec.name!r}: request must be a dataclass or None, not {spec.request!r}")
+        _check_data(label, spec)
+        if spec.example is not None and not callable(spec.example):
+            raise _fail(label, f"action {spec.name!r}: example must be a function of the fixtures' sample")
         if not callable(spec.instruction):
             raise _fail(label, f"action {spec.name!r}: instruction must be callable")
         if not callable(getattr(plugin.dui.reference, spec.method, None)):
@@ -163,6 +213,26 @@ def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
         raise _fail(label, f"steps must name an importable module, not {plugin.steps!r}")
     _tuple_of(label, "requires", plugin.requires, str)
     return plugin
+
+
+def _check_data(plugin: str, spec: ActionSpec) -> None:
+    """The ``data`` of an action: a dataclass whose every field is a :func:`fact` of a type JSON Schema can
+    describe (:mod:`harness.sut.json_schema`)."""
+    if spec.data is None:
+        return
+    if not (isinstance(spec.data, type) and dataclasses.is_dataclass(spec.data)):
+        raise _fail(
+            plugin, f"action {spec.name!r}: data must be a dataclass of the answer's data or None, not {spec.data!r}"
+        )
+    if not dataclasses.fields(spec.data):
+        raise _fail(plugin, f"action {spec.name!r}: data {spec.data.__name__} declares no key (use None)")
+    for f in dataclasses.fields(spec.data):
+        if not isinstance(f.metadata.get(FACT), Fact):
+            raise _fail(plugin, f"action {spec.name!r}: data key {f.name!r} must be declared with fact(...)")
+    try:
+        object_schema(spec.data, {}, required=False)
+    except (NameError, TypeError) as exc:
+        raise _fail(plugin, f"action {spec.name!r}: data {spec.data.__name__} has no JSON schema: {exc}") from None
 
 
 def _unique(plugin: str, what: str, names: Iterable[str]) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.dmp_actions import DMP_DEFECTS, DmpActions
-from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from harness.validators.cda import DOCUMENT_TYPES
 from mock_services.dmp import DMPSimulator
 from mock_services.dmp.faults import FAULTS
@@ -49,6 +51,50 @@ def _update(action: base.DmpUpdate, env: SutEnvironment | None) -> str:
     )
 
 
+# identifiers the DMP assigns at run time: the examples are illustrative
+UNIQUE_ID = "2.25.161584537046245364163226004573180318221"  # an XDS uniqueId (OID of a UUID, ITU-T X.667)
+ENTRY_UUID = "urn:uuid:5b0f8e3a-2c55-4c1e-9a53-0c7f1d2e9b44"
+
+
+@dataclass(frozen=True)
+class DmpFeedData:
+    unique_id: str = fact("XDSDocumentEntry.uniqueId of the document sent", example=UNIQUE_ID)
+    entry_uuid: str = fact("its entryUUID", example=ENTRY_UUID)
+
+
+@dataclass(frozen=True)
+class DmpDocumentFound:
+    """One document found (ITI-18 XDSDocumentEntry), as the reference DUI lists it."""
+
+    entry_uuid: str
+    unique_id: str
+    typeCode: str | None  # noqa: N815 (the XDS attribute's name)
+    status: str
+    repository: str | None
+
+
+@dataclass(frozen=True)
+class DmpFindData:
+    documents: tuple[DmpDocumentFound, ...] = fact(
+        "the documents found",
+        example=[
+            {
+                "entry_uuid": ENTRY_UUID,
+                "unique_id": UNIQUE_ID,
+                "typeCode": "74207-2",
+                "status": "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+                "repository": "1.2.250.1.213.1.4.2.2",
+            }
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class DmpRetrieveData:
+    identical: bool = fact("the document retrieved is byte-identical to the one sent", example=True)
+    size: int = fact("size in bytes", example=18342)
+
+
 ACTIONS = (
     ActionSpec(
         name="dmp-feed",
@@ -57,7 +103,8 @@ ACTIONS = (
         summary="Feed the person's DMP with a CDA document (TD0.2 then ITI-41 Provide and Register, SOAP 1.2 + "
         "MTOM, mutual TLS, VIHF 3.0); with `replaces`, a new version of that document (RPLC).",
         instruction=_feed,
-        data={"unique_id": "XDSDocumentEntry.uniqueId of the document sent", "entry_uuid": "its entryUUID"},
+        data=DmpFeedData,
+        example=lambda s: {"document_kind": "DLU"},
     ),
     ActionSpec(
         name="dmp-find",
@@ -65,7 +112,7 @@ ACTIONS = (
         request=base.DmpQuery,
         summary="Find the person's documents in the DMP (ITI-18 FindDocuments).",
         instruction=_find,
-        data={"documents": "the documents found"},
+        data=DmpFindData,
     ),
     ActionSpec(
         name="dmp-retrieve",
@@ -73,10 +120,8 @@ ACTIONS = (
         request=base.DmpQuery,
         summary="Fetch one document from the DMP (ITI-43).",
         instruction=_retrieve,
-        data={
-            "identical": "boolean: the document retrieved is byte-identical to the one sent",
-            "size": "size in bytes",
-        },
+        data=DmpRetrieveData,
+        example=lambda s: {"unique_id": UNIQUE_ID},
     ),
     ActionSpec(
         name="dmp-update",
@@ -84,6 +129,7 @@ ACTIONS = (
         request=base.DmpUpdate,
         summary="Update a document the DUI sent (ITI-57): masquer, demasquer, invisible-patient, archiver, supprimer.",
         instruction=_update,
+        example=lambda s: {"unique_id": UNIQUE_ID, "change": "masquer"},
     ),
 )
 

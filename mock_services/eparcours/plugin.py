@@ -3,11 +3,13 @@ entry point."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
-from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from mock_services.eparcours import EparcoursSimulator
 from mock_services.eparcours.service import EparcoursSettings
 
@@ -35,6 +37,37 @@ def _read(action: base.CdlNotesRead, env: SutEnvironment | None) -> str:
     )
 
 
+NOTE_ID = "8c4e0f52-6a0b-4d7e-9d1b-2f0c9a7e5b31"  # the platform assigns it at run time: illustrative
+TEXT = "Chute sans gravité ce matin ; surveillance renforcée la nuit prochaine."
+
+
+@dataclass(frozen=True)
+class CdlNoteWritten:
+    note_id: str = fact("the platform's id of the note", example=NOTE_ID)
+    version: str = fact("its version (meta.versionId; for an update, the version the update was based on)", example="1")
+
+
+@dataclass(frozen=True)
+class CdlNoteShown:
+    """A note as the DUI shows it (only ``id`` is required)."""
+
+    id: str
+    type: str | None = None
+    urgent: bool = False
+    text: str = ""
+    ins: str | None = None
+    version: str | None = None
+    auteurs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CdlNotesReadData:
+    notes: tuple[CdlNoteShown, ...] = fact(
+        "the notes read", example=[{"id": NOTE_ID, "type": "OBS", "urgent": False, "text": TEXT, "version": "1"}]
+    )
+    urgentes: tuple[str, ...] = fact("ids of the notes shown as urgent", example=[])
+
+
 ACTIONS = (
     ActionSpec(
         name="cdl-note-post",
@@ -43,7 +76,8 @@ ACTIONS = (
         summary="Write a note in the person's cahier de liaison (ans.fhir.fr.cdl 3.0.0 CdLDocumentReference), as "
         "one transaction Bundle or RESTful.",
         instruction=_post,
-        data={"note_id": "the platform's id of the note created", "version": "its version"},
+        data=CdlNoteWritten,
+        example=lambda s: {"note_type": "OBS", "text": TEXT},
     ),
     ActionSpec(
         name="cdl-note-update",
@@ -51,7 +85,8 @@ ACTIONS = (
         request=base.CdlNoteUpdate,
         summary="Change the text of a note the DUI wrote, with the version it last saw (If-Match).",
         instruction=_update,
-        data={"note_id": "the note updated", "version": "the version the update was based on"},
+        data=CdlNoteWritten,
+        example=lambda s: {"note_id": NOTE_ID, "text": TEXT},
     ),
     ActionSpec(
         name="cdl-notes-read",
@@ -59,7 +94,7 @@ ACTIONS = (
         request=base.CdlNotesRead,
         summary="Search the person's notes (optionally of one type, since a date), read each one and show them.",
         instruction=_read,
-        data={"notes": "list of objects with at least `id`", "urgentes": "ids of the notes shown as urgent"},
+        data=CdlNotesReadData,
     ),
 )
 

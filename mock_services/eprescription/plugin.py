@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.fields.testdata import Person
 from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
-from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from mock_services.eprescription import EprescriptionSimulator
 from mock_services.eprescription.service import EprescriptionSettings
 
@@ -22,6 +28,30 @@ def _import(action: base.EprescriptionImport, env: SutEnvironment | None) -> str
     )
 
 
+def example_prescription(person: Person) -> Any:
+    """A one-line prescription for ``person`` from the simulator's own generator and default seed (the first it
+    issues when a scenario asks one line): the control-API document's examples are what the simulator serves."""
+    from mock_services.eprescription.prescriptions import generate
+
+    seed = EprescriptionSettings().seed
+    return generate(person, rng=random.Random(seed), authored=datetime(2025, 4, 30, 18, tzinfo=UTC), lines=1)
+
+
+def _lines(person: Person) -> list[dict[str, Any]]:
+    from mock_services.eprescription.prescriptions import fhir_resources
+
+    resources = fhir_resources(example_prescription(person))
+    return [r for r in resources if r["resourceType"] == "MedicationRequest"]
+
+
+@dataclass(frozen=True)
+class EprescriptionImportData:
+    epu: str = fact("the EPU of the prescription imported", real=lambda s: example_prescription(s.person).epu)
+    lignes: tuple[dict[str, Any], ...] = fact(
+        "the prescription lines shown to the user (FHIR MedicationRequest)", real=lambda s: _lines(s.person)
+    )
+
+
 ACTIONS = (
     ActionSpec(
         name="eprescription-import",
@@ -31,7 +61,8 @@ ACTIONS = (
         "or the CDA eP-MED-DM document when `document`), check it is the person's and not cancelled, integrate "
         "it and confirm the integration (Task).",
         instruction=_import,
-        data={"lignes": "the prescription lines shown to the user (list)"},
+        data=EprescriptionImportData,
+        example=lambda s: {"identifier": example_prescription(s.person).epu},
     ),
 )
 

@@ -6,11 +6,14 @@ requires the ``mssante`` service.
 
 from __future__ import annotations
 
-from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS
+from dataclasses import dataclass
+from typing import Any
+
+from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS, IdentityStatus
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
-from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from mock_services.insi import InsiSimulator
 from mock_services.insi.faults import FAULTS
 from mock_services.insi.service import InsiSettings
@@ -60,6 +63,50 @@ def _send_qualified(action: base.MssanteSend, env: SutEnvironment | None) -> str
     )
 
 
+def _ins(description: str) -> Any:
+    return fact(description, real=lambda s: s.person.ins.value)  # the INS INSi serves for the fixture's traits
+
+
+def _oid() -> Any:
+    return fact(
+        "its OID (1.2.250.1.213.1.4.8 NIR, .9 NIA; .10 / .11 for test identities)", real=lambda s: s.person.ins.oid
+    )
+
+
+@dataclass(frozen=True)
+class InsiSearchData:
+    ins: str | None = _ins("the INS retained (null if none)")
+    oid: str = _oid()
+    statut: IdentityStatus = fact("identity status (RNIV) the DUI records", example="récupérée")
+
+
+@dataclass(frozen=True)
+class InsiVerifyData:
+    ins: str | None = _ins("the INS retained")
+    oid: str = _oid()
+    statut: IdentityStatus = fact("identity status (RNIV)", example="récupérée")
+    verifie: bool = fact("the INS was verified", example=True)
+
+
+@dataclass(frozen=True)
+class InsiQualifyData:
+    ins: str | None = _ins("the INS retained")
+    oid: str = _oid()
+    statut: IdentityStatus = fact("identity status the DUI records", example="qualifiée")
+    piece_identite: str | None = fact(
+        "FR Core code of the identity document the user checked (null if none)", example="CN"
+    )
+
+
+@dataclass(frozen=True)
+class SentQualifiedData:
+    qualification: InsiSearchData | None = fact(
+        "outcome of the INSi call, when one was needed",
+        real=lambda s: {"ins": s.person.ins.value, "oid": s.person.ins.oid, "statut": "qualifiée"},
+    )
+    statut: IdentityStatus = fact("identity status (RNIV)", example="qualifiée")
+
+
 ACTIONS = (
     ActionSpec(
         name="insi-search",
@@ -68,7 +115,7 @@ ACTIONS = (
         summary="Search the INS by traits (INSi rechercherInsAvecTraitsIdentite, mutual TLS with the INSI-AUTO "
         "certificate or `client_certificate`); on CR 02 refine with the birth place.",
         instruction=_search,
-        data={"ins": "the INS retained (null if none)", "oid": "its OID", "statut": "identity status (RNIV)"},
+        data=InsiSearchData,
     ),
     ActionSpec(
         name="insi-verify",
@@ -77,7 +124,8 @@ ACTIONS = (
         summary="Verify the INS the DUI holds by re-sending the traits; a different active INS whose history holds "
         "the INS held replaces it.",
         instruction=_verify,
-        data={"ins": "the INS retained", "oid": "its OID", "statut": "identity status", "verifie": "boolean"},
+        data=InsiVerifyData,
+        example=lambda s: {"ins": s.person.ins.value, "oid": s.person.ins.oid},
     ),
     ActionSpec(
         name="insi-qualify",
@@ -87,12 +135,8 @@ ACTIONS = (
         "(`identity_document`, FR Core code CN, PA, AN or LE; null when none is presented) and obtain the INS from "
         "INSi (search, or search and verification). Without a document the identity is only récupérée.",
         instruction=_qualify,
-        data={
-            "ins": "the INS retained",
-            "oid": "its OID",
-            "statut": "identity status the DUI records: provisoire, récupérée, validée, qualifiée",
-            "piece_identite": "FR Core code of the identity document the user checked (null if none)",
-        },
+        data=InsiQualifyData,
+        example=lambda s: {"identity_document": "CN"},
     ),
     ActionSpec(
         name="mssante-send-qualified",
@@ -102,7 +146,8 @@ ACTIONS = (
         "obtained from INSi; the DUI may call INSi first when the document was checked): otherwise the DUI refuses "
         "the sending (status failed), it never sends a document with an unqualified INS.",
         instruction=_send_qualified,
-        data={"qualification": "outcome of the INSi call, when one was needed", "statut": "identity status (RNIV)"},
+        data=SentQualifiedData,
+        example=lambda s: {"document_kind": "DLU", "recipients": (s.recipient,)},
     ),
 )
 

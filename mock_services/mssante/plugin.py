@@ -7,11 +7,13 @@ simulator modules of this package never import it. The reference DUI's MSSanté 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
 from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
-from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from harness.validators.cda import DOCUMENT_TYPES
 from mock_services.mssante import MSSanteSimulator
 from mock_services.mssante.faults import FAULTS
@@ -61,6 +63,40 @@ def _lookup(action: base.DirectoryLookup, env: SutEnvironment | None) -> str:
     return f"Dans le DUI, cherchez l'adresse MSSanté « {action.query} » dans l'annuaire."
 
 
+MESSAGE_ID = "<171234.5678@dui.example>"  # the DUI writes it at run time: illustrative
+
+
+@dataclass(frozen=True)
+class MssanteSendData:
+    message_id: str = fact("Message-ID of the message sent", example=MESSAGE_ID)
+
+
+@dataclass(frozen=True)
+class MessageHandled:
+    """One message the DUI handled (free form beyond these keys, shown in the report)."""
+
+    message_id: str | None = None
+    person: str | None = None  # the INS of the person whose record received the document
+    result: str | None = None  # processed, or the error code of the volet's receipts
+    mdn: str | None = None  # sent / failed, when a receipt was asked for
+
+
+@dataclass(frozen=True)
+class MssanteReceiveData:
+    messages: tuple[MessageHandled, ...] = fact(
+        "one object per message handled",
+        example=[{"message_id": MESSAGE_ID, "result": "processed", "mdn": "sent"}],
+    )
+
+
+@dataclass(frozen=True)
+class DirectoryLookupData:
+    addresses: tuple[str, ...] = fact(
+        "the addresses the DUI proposes to its user (from the directory the simulator serves)",
+        real=lambda s: [s.recipient],
+    )
+
+
 ACTIONS = (
     ActionSpec(
         name="mssante-send",
@@ -70,7 +106,8 @@ ACTIONS = (
         "IHE_XDM.ZIP (CDA R2 + METADATA.XML) and its PDF rendering, X-MSS-* headers (DST MSSanté v1.7). "
         "`patient` as a recipient means the person's Mon espace santé mailbox.",
         instruction=send_instruction,
-        data={"message_id": "Message-ID of the message sent"},
+        data=MssanteSendData,
+        example=lambda s: {"document_kind": "DLU", "recipients": (s.recipient,)},
     ),
     ActionSpec(
         name="mssante-receive",
@@ -80,7 +117,8 @@ ACTIONS = (
         "AUTHENTICATE EXTERNAL), integrate the documents received into the records of `patients` and "
         "answer each message asking for it with an MDN (RFC 8098, codes 900-906 of the ANS volet).",
         instruction=_receive,
-        data={"messages": "one object per message handled (free form, shown in the report)"},
+        data=MssanteReceiveData,
+        example=lambda s: {"patients": (s.person,)},
     ),
     ActionSpec(
         name="mssante-hl7-relay",
@@ -89,6 +127,7 @@ ACTIONS = (
         summary="Hand the person's document to the integration platform as HL7 v2.5 over MLLP (ORU^R01 or "
         "MDM^T02, MetaDMPMSS), for MSSanté delivery to the recipients, asking for the ZAM receipts.",
         instruction=_relay,
+        example=lambda s: {"document_kind": "DLU", "recipients": (s.recipient,)},
     ),
     ActionSpec(
         name="mssante-directory-lookup",
@@ -96,7 +135,8 @@ ACTIONS = (
         request=base.DirectoryLookup,
         summary="Find MSSanté addresses in the directory (Annuaire Santé FHIR search on PractitionerRole).",
         instruction=_lookup,
-        data={"addresses": "list of the addresses the DUI proposes to its user"},
+        data=DirectoryLookupData,
+        example=lambda s: {"query": s.recipient.split("@")[0][:6]},
     ),
 )
 

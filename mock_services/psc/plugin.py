@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from harness.core.config import package_root
 from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
+from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from harness.sut.psc_actions import PSC_DEFECTS, PscActions
 from mock_services.psc import PSCSimulator
 from mock_services.psc.realm import Settings
@@ -29,6 +33,38 @@ def _logout(action: None, env: SutEnvironment | None) -> str:
     return "Déconnectez-vous du DUI (bouton de déconnexion) : la session Pro Santé Connect doit être fermée aussi."
 
 
+def example_professional(finess: str) -> Any:
+    """The first test professional of the simulator's fixtures (``fixtures/psc/users.json``) working at ``finess``:
+    the control-API document's login example is what the simulator serves for them."""
+    from mock_services.psc.model import load_fixtures
+
+    users = load_fixtures(package_root() / "fixtures" / "psc").users
+    return next(u for u in users if finess in u.finess_sites)
+
+
+def _claim(description: str, read: Any) -> Any:
+    return fact(description, real=lambda s: read(example_professional(s.establishment.finess), s))
+
+
+@dataclass(frozen=True)
+class PscLoginData:
+    id_nat_ps: str = _claim("idNat_PS from the userinfo", lambda p, s: p.id_nat_ps)
+    rpps: str | None = _claim("RPPS (null for a non-RPPS professional)", lambda p, s: p.rpps)
+    finess: str = _claim("FINESS of the activity retained", lambda p, s: s.establishment.finess)
+    nom: str = _claim("family name", lambda p, s: p.family_name)
+    sub: str = _claim("id token sub", lambda p, s: p.sub)
+    kid: str = fact(
+        "kid of the key that verified the id token (RFC 7638 thumbprint of a key the simulator makes at start)",
+        example="NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+    )
+    sid: str = fact("PSC session id", example="8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+
+
+@dataclass(frozen=True)
+class PscLogoutData:
+    sid: str = fact("PSC session id closed", example="8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+
+
 ACTIONS = (
     ActionSpec(
         name="psc-login",
@@ -38,15 +74,7 @@ ACTIONS = (
         "work for the establishment. The professional is pre-selected at the simulator: the DUI follows "
         "the redirects itself, as a browser would.",
         instruction=_login,
-        data={
-            "id_nat_ps": "idNat_PS from the userinfo",
-            "rpps": "RPPS (null for a non-RPPS professional)",
-            "finess": "FINESS of the activity retained",
-            "nom": "family name",
-            "sub": "id token sub",
-            "kid": "kid of the key that verified the id token",
-            "sid": "PSC session id",
-        },
+        data=PscLoginData,
     ),
     ActionSpec(
         name="psc-refresh",
@@ -61,7 +89,7 @@ ACTIONS = (
         request=None,
         summary="Log the professional out: RP-initiated logout at Pro Santé Connect, then close the local session.",
         instruction=_logout,
-        data={"sid": "PSC session id closed"},
+        data=PscLogoutData,
     ),
 )
 

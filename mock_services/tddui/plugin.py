@@ -6,6 +6,9 @@ indicators are computed from, and the scenarios that drive it are the ``@indicat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from harness.fields.dui import DuiRecord
 from harness.host.simulator import FaultSpec, fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
@@ -22,6 +25,8 @@ def _export(action: base.TdduiExport, env: SutEnvironment | None) -> str:
     )
 
 
+EXPORTED_AT = datetime(2025, 4, 30, 18, 0, tzinfo=UTC)
+
 ACTIONS = (
     ActionSpec(
         name="tddui-export",
@@ -30,6 +35,10 @@ ACTIONS = (
         summary="Export the establishment's records as they stand at `exported_at` to the national TDDUI endpoint "
         "(ANS ans.fhir.fr.tddui transaction Bundle: Patient, séjours, projets personnalisés, agenda).",
         instruction=_export,
+        example=lambda s: {
+            "exported_at": EXPORTED_AT,
+            "records": (DuiRecord(s.person, s.person.id, updates=(EXPORTED_AT,)),),
+        },
     ),
 )
 
