@@ -14,7 +14,7 @@ import pytest
 from harness.host.simulator import FaultSpec, Simulator, available_simulators
 from harness.runtime.drivers import make_driver
 from harness.steps import SHARED_STEP_MODULES
-from harness.sut.base import ActionResult, ActionStatus, Defect
+from harness.sut.base import ActionResult, ActionStatus, Defect, MssanteSend
 from harness.sut.control_api import ACTIONS, openapi
 from harness.sut.plugins import (
     ActionSpec,
@@ -316,6 +316,26 @@ PREFIX = "plugin de service « echo » / service plugin 'echo': "
             replace(ECHO, dui=replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], example={"text": "x"}),))),
             "action 'echo-ask': example must be a function of the fixtures' sample",
         ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, vocabularies=[("text", "x")])),
+            "dui.vocabularies must be a mapping, not list",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, vocabularies={"EchoAsk.text": {"x": "y"}})),
+            "dui.vocabularies: 'EchoAsk.text' must be (request dataclass, field name)",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, vocabularies={(EchoAsk, "texte"): {"x": "y"}})),
+            "dui.vocabularies: EchoAsk has no field 'texte'",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, vocabularies={(EchoAsk, "text"): {}})),
+            "dui.vocabularies: EchoAsk.text must map codes to meanings (str -> str)",
+        ),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, vocabularies={(EchoAsk, "text"): {"x": 1}})),
+            "dui.vocabularies: EchoAsk.text must map codes to meanings (str -> str)",
+        ),
     ],
 )
 def test_an_incomplete_or_mistyped_plugin_is_refused_naming_it(broken: ServicePlugin, message: str) -> None:
@@ -348,6 +368,10 @@ def test_what_two_plugins_declare_twice_is_refused_naming_both() -> None:
             "defect 'fin-ignore' is already declared by the plugin 'mssante'",
         ),
         (replace(ECHO, requires=("ror",)), "requires the service(s) ror, not registered"),
+        (
+            replace(ECHO, dui=replace(ECHO.dui, vocabularies={(MssanteSend, "document_kind"): {"X": "x"}})),
+            "vocabulary of 'MssanteSend.document_kind' is already declared by the plugin 'mssante'",
+        ),
     ]
     for plugin, message in cases:
         with pytest.raises(PluginError) as caught:

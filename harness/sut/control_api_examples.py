@@ -23,7 +23,6 @@ from typing import Any
 
 from harness.core.config import package_root
 from harness.fields.testdata import Establishment, MailboxType, Person, TestData, load_testdata
-from harness.sut.base import InsiTraits
 from harness.sut.json_schema import object_schema
 from harness.sut.plugins import ActionSpec
 
@@ -48,46 +47,20 @@ def sample() -> Sample:
     return Sample(person, establishment, recipient)
 
 
-@cache
 def vocabularies() -> Mapping[tuple[str, str], Mapping[str, str]]:
-    """``(request class, field) -> {code: meaning}`` for the action fields whose values are a closed list."""
-    from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS
-    from harness.sut.dmp_actions import CHANGES, STATUS_CHANGES
-    from harness.validators.cda import DOCUMENT_TYPES
-    from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
+    """``(request class name, field) -> {code: meaning}``: the closed lists every service plugin declares."""
+    from harness.sut.plugins import services
 
-    kinds = {kind: f"{t.title} (LOINC {t.code})" for kind, t in DOCUMENT_TYPES.items()}
-    # ITI-57: a confidentiality change (the codes the document then carries) or a status change (its new status)
-    changes = {name: "confidentialityCode " + ", ".join(code for code, _ in codes) for name, codes in CHANGES.items()}
-    changes |= {name: "availabilityStatus " + urn.rsplit(":", 1)[-1] for name, urn in STATUS_CHANGES.items()}
     return {
-        ("MssanteSend", "document_kind"): kinds,
-        ("MssanteSend", "extra_kinds"): kinds,
-        ("MssanteRelay", "document_kind"): kinds,
-        ("DmpFeed", "document_kind"): kinds,
-        ("MssanteReceive", "auth"): {
-            "password": "LOGIN / PLAIN with the mailbox's test password",
-            "certificate": "AUTHENTICATE EXTERNAL with the MSS-<FINESS> organisation certificate",
-        },
-        ("MssanteRelay", "message_type"): {
-            "ORU^R01": "volet « Transmission de documents CDA en HL7 v2 » 2.1",
-            "MDM^T02": "même volet, message de document",
-        },
-        ("DirectoryLookup", "mailbox_type"): {t.value: t.name for t in MailboxType if t is not MailboxType.PAT},
-        ("InsiSearch", "identity_document"): dict(HIGH_TRUST_DOCUMENTS),
-        ("InsiTraits", "sex"): {"M": "masculin", "F": "féminin"},
-        ("DmpUpdate", "change"): changes,
-        ("CdlNotePost", "note_type"): dict(NOTE_TYPES),
-        ("CdlNotesRead", "note_type"): dict(NOTE_TYPES),
-        ("CdlNotePost", "visibility"): dict(VISIBILITY_CODES),
+        (cls.__name__, name): codes
+        for plugin in services().values()
+        for (cls, name), codes in plugin.dui.vocabularies.items()
     }
 
 
 def request_example(spec: ActionSpec) -> Any:
-    """An instance of the action's request dataclass: the person, the establishment and the INSi traits from the
-    fixtures' sample, the fields the plugin's ``ActionSpec.example`` sets, the other fields' defaults."""
-    from harness.sut.insi_actions import traits_of_person
-
+    """An instance of the action's request dataclass: the fields the plugin's ``ActionSpec.example`` sets, the
+    person and the establishment of the fixtures' sample, the other fields' defaults."""
     s = sample()
     request = spec.request
     if request is None:
@@ -103,8 +76,6 @@ def request_example(spec: ActionSpec) -> Any:
             values[f.name] = s.person
         elif hints[f.name] is Establishment:
             values[f.name] = s.establishment
-        elif hints[f.name] is InsiTraits:
-            values[f.name] = traits_of_person(s.person)
         elif not has_default:
             raise TypeError(
                 f"no example for {request.__name__}.{f.name}: set it in the example of the action {spec.name!r}"

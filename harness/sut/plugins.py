@@ -120,14 +120,21 @@ class ActionSpec:
         return facts(self.data)
 
 
+#: ``(request dataclass, field name) -> {code: meaning}``: the closed list of values of a request field
+Vocabularies = Mapping[tuple[type, str], Mapping[str, str]]
+
+
 @dataclass(frozen=True)
 class DuiSide:
     """What a service asks of the DUI: its control-API actions, the reference DUI's mixin that implements each
-    action's method, and the named defects that mixin can switch on (``self.has(name)``)."""
+    action's method, and the named defects that mixin can switch on (``self.has(name)``). ``vocabularies``: the
+    request fields whose values are a closed list, each code explained (enumerations of the OpenAPI document),
+    taken from the modules that own them (a CI-SIS model list, a JDV...), never copied."""
 
     actions: tuple[ActionSpec, ...]
     reference: type
     defects: tuple[Defect, ...]
+    vocabularies: Vocabularies = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,7 @@ def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
             raise _fail(label, f"action {spec.name!r}: instruction must be callable")
         if not callable(getattr(plugin.dui.reference, spec.method, None)):
             raise _fail(label, f"action {spec.name!r}: {plugin.dui.reference.__name__} has no method {spec.method!r}")
+    _check_vocabularies(label, plugin.dui.vocabularies)
     _unique(label, "action", (s.name for s in plugin.dui.actions))
     _unique(label, "driver method", (s.method for s in plugin.dui.actions))
     _unique(label, "defect", (d.name for d in plugin.dui.defects))
@@ -235,6 +243,24 @@ def _check_data(plugin: str, spec: ActionSpec) -> None:
         raise _fail(plugin, f"action {spec.name!r}: data {spec.data.__name__} has no JSON schema: {exc}") from None
 
 
+def _check_vocabularies(plugin: str, vocabularies: object) -> None:
+    """Each key a (request dataclass, one of its fields), each value a non-empty ``{code: meaning}`` of strings."""
+    if not isinstance(vocabularies, Mapping):
+        raise _fail(plugin, f"dui.vocabularies must be a mapping, not {type(vocabularies).__name__}")
+    for key, codes in vocabularies.items():
+        cls, name = key if isinstance(key, tuple) and len(key) == 2 else (None, None)
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise _fail(plugin, f"dui.vocabularies: {key!r} must be (request dataclass, field name)")
+        if name not in {f.name for f in dataclasses.fields(cls)}:
+            raise _fail(plugin, f"dui.vocabularies: {cls.__name__} has no field {name!r}")
+        if not (
+            isinstance(codes, Mapping)
+            and codes
+            and all(isinstance(c, str) and isinstance(m, str) for c, m in codes.items())
+        ):
+            raise _fail(plugin, f"dui.vocabularies: {cls.__name__}.{name} must map codes to meanings (str -> str)")
+
+
 def _unique(plugin: str, what: str, names: Iterable[str]) -> None:
     seen: set[str] = set()
     for name in names:
@@ -261,6 +287,8 @@ def check_together(plugins: Iterable[ServicePlugin]) -> None:
             claim("driver method", spec.method, plugin.name)
         for defect in plugin.dui.defects:
             claim("defect", defect.name, plugin.name)
+        for cls, name in plugin.dui.vocabularies:
+            claim("vocabulary of", f"{cls.__name__}.{name}", plugin.name)
         for attribute in vars(plugin.dui.reference):
             if not attribute.startswith("__") and attribute not in _SHARED_MIXIN_ATTRIBUTES:
                 claim("reference DUI attribute", attribute, plugin.name)

@@ -10,6 +10,7 @@ from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
+from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
 from mock_services.eparcours import EparcoursSimulator
 from mock_services.eparcours.service import EparcoursSettings
 
@@ -98,12 +99,18 @@ ACTIONS = (
     ),
 )
 
+VOCABULARIES = {
+    (base.CdlNotePost, "note_type"): dict(NOTE_TYPES),
+    (base.CdlNotesRead, "note_type"): dict(NOTE_TYPES),
+    (base.CdlNotePost, "visibility"): dict(VISIBILITY_CODES),
+}
+
 PLUGIN = ServicePlugin(
     name="eparcours",
     title=EparcoursSimulator.title,
     simulator=EparcoursSimulator,
     settings=(EparcoursSettings,),
     faults=fault_specs(EparcoursSimulator.fault_catalogue),
-    dui=DuiSide(actions=ACTIONS, reference=EparcoursActions, defects=EPARCOURS_DEFECTS),
+    dui=DuiSide(actions=ACTIONS, reference=EparcoursActions, defects=EPARCOURS_DEFECTS, vocabularies=VOCABULARIES),
     steps="harness.steps.eparcours",
 )

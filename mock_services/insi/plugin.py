@@ -12,7 +12,7 @@ from typing import Any
 from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS, IdentityStatus
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
+from harness.sut.insi_actions import INSI_DEFECTS, InsiActions, traits_of_person
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from mock_services.insi import InsiSimulator
 from mock_services.insi.faults import FAULTS
@@ -116,6 +116,7 @@ ACTIONS = (
         "certificate or `client_certificate`); on CR 02 refine with the birth place.",
         instruction=_search,
         data=InsiSearchData,
+        example=lambda s: {"traits": traits_of_person(s.person)},
     ),
     ActionSpec(
         name="insi-verify",
@@ -125,7 +126,7 @@ ACTIONS = (
         "the INS held replaces it.",
         instruction=_verify,
         data=InsiVerifyData,
-        example=lambda s: {"ins": s.person.ins.value, "oid": s.person.ins.oid},
+        example=lambda s: {"traits": traits_of_person(s.person), "ins": s.person.ins.value, "oid": s.person.ins.oid},
     ),
     ActionSpec(
         name="insi-qualify",
@@ -136,7 +137,7 @@ ACTIONS = (
         "INSi (search, or search and verification). Without a document the identity is only récupérée.",
         instruction=_qualify,
         data=InsiQualifyData,
-        example=lambda s: {"identity_document": "CN"},
+        example=lambda s: {"traits": traits_of_person(s.person), "identity_document": "CN"},
     ),
     ActionSpec(
         name="mssante-send-qualified",
@@ -151,13 +152,18 @@ ACTIONS = (
     ),
 )
 
+VOCABULARIES = {
+    (base.InsiSearch, "identity_document"): dict(HIGH_TRUST_DOCUMENTS),
+    (base.InsiTraits, "sex"): {"M": "masculin", "F": "féminin"},
+}
+
 PLUGIN = ServicePlugin(
     name="insi",
     title=InsiSimulator.title,
     simulator=InsiSimulator,
     settings=(InsiSettings,),
     faults=FAULTS,
-    dui=DuiSide(actions=ACTIONS, reference=InsiActions, defects=INSI_DEFECTS),
+    dui=DuiSide(actions=ACTIONS, reference=InsiActions, defects=INSI_DEFECTS, vocabularies=VOCABULARIES),
     steps="harness.steps.insi",
     requires=("mssante",),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.fields.testdata import MailboxType
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
@@ -140,12 +141,28 @@ ACTIONS = (
     ),
 )
 
+DOCUMENT_KINDS = {kind: f"{t.title} (LOINC {t.code})" for kind, t in DOCUMENT_TYPES.items()}
+VOCABULARIES = {
+    (base.MssanteSend, "document_kind"): DOCUMENT_KINDS,
+    (base.MssanteSend, "extra_kinds"): DOCUMENT_KINDS,
+    (base.MssanteRelay, "document_kind"): DOCUMENT_KINDS,
+    (base.MssanteReceive, "auth"): {
+        "password": "LOGIN / PLAIN with the mailbox's test password",
+        "certificate": "AUTHENTICATE EXTERNAL with the MSS-<FINESS> organisation certificate",
+    },
+    (base.MssanteRelay, "message_type"): {
+        "ORU^R01": "volet « Transmission de documents CDA en HL7 v2 » 2.1",
+        "MDM^T02": "même volet, message de document",
+    },
+    (base.DirectoryLookup, "mailbox_type"): {t.value: t.name for t in MailboxType if t is not MailboxType.PAT},
+}
+
 PLUGIN = ServicePlugin(
     name="mssante",
     title=MSSanteSimulator.title,
     simulator=MSSanteSimulator,
     settings=(SmtpSettings, ImapSettings, Hl7RelaySettings, MssanteSettings),
     faults=FAULTS,
-    dui=DuiSide(actions=ACTIONS, reference=MssanteActions, defects=MSSANTE_DEFECTS),
+    dui=DuiSide(actions=ACTIONS, reference=MssanteActions, defects=MSSANTE_DEFECTS, vocabularies=VOCABULARIES),
     steps="harness.steps.mssante",
 )
