@@ -13,11 +13,13 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
+from joserfc import jwt as jose_jwt
 from psc_helpers import CLIENT_ID, LOGOUT_REDIRECT, RP, JournalMark, pkce, provider, start_env
 
 from harness.core.journal import JournalFilter, Outcome
 from harness.host.simulator import Fault
 from harness.runtime.environment import SocleEnvironment
+from mock_services.psc.keys import KeyRing
 from mock_services.psc.model import Activity, Professional, load_fixtures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +84,21 @@ def test_both_discovery_documents_describe_the_realm(env: SocleEnvironment, rp: 
         assert standard[name] == standard["issuer"] + "/protocol/openid-connect" + suffix
     assert standard["code_challenge_methods_supported"] == ["S256"]
     assert standard["acr_values_supported"] == ["eidas1"]
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_signing_key_compact_jws_verifies_elsewhere_and_a_changed_byte_does_not(alg: str) -> None:
+    key = KeyRing(rsa_bits=2048).current(alg)
+    claims = {"iss": "https://psc.test", "sub": "810002909371", "given_name": "Hélène", "n": 3}
+    token = key.sign_jwt(claims)
+    public = pyjwt.PyJWK.from_dict(key.public_jwk()).key
+    assert pyjwt.get_unverified_header(token) == {"typ": "JWT", "alg": alg, "kid": key.kid}
+    assert pyjwt.decode(token, public, algorithms=[alg], options={"verify_aud": False}) == claims
+    assert dict(jose_jwt.decode(token, key.key, algorithms=[alg]).claims) == claims
+    head, body, signature = token.split(".")
+    changed = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1]
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(f"{head}.{changed}.{signature}", public, algorithms=[alg])
 
 
 def test_jwks_publishes_rs256_and_es256_public_keys(rp: RP) -> None:

@@ -3,6 +3,7 @@ RFC 9700 §2.1.1 / §4.14: single-use codes, PKCE downgrade protection, refresh-
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Any
@@ -38,10 +39,13 @@ class TokenEndpoint:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type absent")
+        # The grant runs in a worker thread: its two signatures (RSA / ECDSA in ``cryptography``) and the journal commit
+        # release the GIL, so that concurrent token requests use more than one core and join one group commit; the
+        # answer still leaves only after its journal row is committed.
         if grant_type == "authorization_code":
-            return self._code_grant(client, method, form)
+            return await asyncio.to_thread(self._code_grant, client, method, form)
         if grant_type == "refresh_token":
-            return self._refresh_grant(client, method, form)
+            return await asyncio.to_thread(self._refresh_grant, client, method, form)
         raise OAuthError("unsupported_grant_type", f"grant_type non pris en charge: {grant_type[:40]}")
 
     def _token_error(

@@ -3,16 +3,28 @@
 Keys are JWKs (RFC 7517) built with joserfc; ``kid`` is the RFC 7638 thumbprint. After a rotation the retired
 keys stay in the published JWKS for ``grace_seconds`` so that tokens signed just before still verify
 (OpenID Connect Core 1.0 §10.1.1, signing key rotation), then disappear.
+
+Signing (:meth:`SigningKey.sign_jwt`) is the JWS compact serialisation of RFC 7515 §7.1 done directly with
+``cryptography`` on the key object prepared once, the protected header segment encoded once per key: RS256 =
+RSASSA-PKCS1-v1_5 with SHA-256, ES256 = ECDSA P-256 with SHA-256 and the 64-byte R || S signature (RFC 7518 §3.3,
+§3.4). The token endpoint signs twice per answer; joserfc's generic path cost about a sixth of each signature.
+Verification stays with joserfc (:mod:`mock_services.psc.tokens`).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 ALGORITHMS = ("RS256", "ES256")
@@ -31,6 +43,29 @@ class SigningKey:
 
     def public_jwk(self) -> dict[str, Any]:
         return {**self.key.as_dict(private=False), "use": "sig", "alg": self.alg}
+
+    @functools.cached_property
+    def _header_segment(self) -> bytes:
+        return _b64(_json({"typ": "JWT", "alg": self.alg, "kid": self.kid})) + b"."
+
+    def sign_jwt(self, claims: dict[str, Any]) -> str:
+        """The compact JWS (RFC 7515 §7.1) of ``claims`` with header ``{"typ": "JWT", "alg", "kid"}``."""
+        signing_input = self._header_segment + _b64(_json(claims))
+        private = self.key.private_key
+        if isinstance(private, ec.EllipticCurvePrivateKey):  # ES256: DER -> R || S, 32 bytes each
+            r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+            signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        else:
+            signature = private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr,call-arg]
+        return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _generate(alg: str, now: float, rsa_bits: int) -> SigningKey:

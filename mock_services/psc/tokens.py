@@ -24,7 +24,7 @@ class TokenService:
 
     def sign(self, claims: dict[str, Any], alg: str) -> tuple[str, str]:
         key = self.realm.keys.current(alg)
-        return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key.key, algorithms=[alg]), key.kid
+        return key.sign_jwt(claims), key.kid
 
     def verify(self, value: str, *, allow_expired: bool = False) -> dict[str, Any]:
         """Verify a JWT this provider issued: known ``kid``, the key's own algorithm, signature, ``iss``, times."""
