@@ -12,8 +12,21 @@ from typing import Any
 import pytest
 from test_tddui import as_bytes, export
 
+from harness.fields.dui import FactKind
 from harness.validators import Severity
-from harness.validators.tddui import validate_bundle
+from harness.validators.tddui import (
+    LOCAL_ID_SYSTEM,
+    MAX_BYTES,
+    PROFILE_BASE,
+    DuiFact,
+    _Bundle,
+    _day,
+    _finess_of_organization,
+    _identifier_key,
+    _infer_kind,
+    _profile_kind,
+    validate_bundle,
+)
 
 E, W = Severity.ERROR, Severity.WARNING
 Bundle = dict[str, Any]
@@ -172,3 +185,140 @@ def test_size_bound_is_exact() -> None:
     assert validate_bundle(data, max_bytes=len(data)).findings == ()
     report = validate_bundle(data, max_bytes=len(data) - 1)
     assert [(f.code, f.severity) for f in report.findings] == [("TDDUI-TAILLE", E)] and report.structural
+
+
+# ------------------------------------------------------------------------------------------ the readers
+# (the helpers every fact goes through, on their own: each branch of the TDDUI guide's identifiers and profiles)
+
+
+def test_the_size_bound_is_50_mib() -> None:
+    assert [f.code for f in validate_bundle(b" " * MAX_BYTES).findings] == ["FHIR-JSON"]
+    assert MAX_BYTES == 50 * 1024 * 1024
+    assert [f.code for f in validate_bundle(b" " * (50 * 1024 * 1024 + 1)).findings] == ["TDDUI-TAILLE"]
+
+
+@pytest.mark.parametrize(
+    ("value", "end", "expected"),
+    [
+        ("2024-03-05T10:00:00+02:00", False, "2024-03-05"),
+        ("2024-02", False, "2024-02-01"),
+        ("2024-02", True, "2024-02-29"),
+        ("2023-02", True, "2023-02-28"),
+        ("2024", False, "2024-01-01"),
+        ("2024", True, "2024-12-31"),
+        ("hier", False, None),
+        (20240305, False, None),
+    ],
+)
+def test_day(value: object, end: bool, expected: str | None) -> None:
+    assert _day(value, end=end) == expected
+    if not end:
+        assert _day(value) == expected
+
+
+def test_profile_kind() -> None:
+    def kind(*profiles: object) -> tuple[FactKind | None, str]:
+        return _profile_kind({"meta": {"profile": list(profiles)}})
+
+    assert kind(PROFILE_BASE + "tddui-patient") == (FactKind.USAGER, "tddui-patient")
+    assert kind(PROFILE_BASE + "tddui-patient-ins|2.0.0") == (FactKind.USAGER, "tddui-patient-ins")
+    assert kind(5, "http://autre/StructureDefinition/x", PROFILE_BASE + "tddui-encounter-sejour") == (
+        FactKind.SEJOUR,
+        "tddui-encounter-sejour",
+    )
+    assert kind(PROFILE_BASE + "tddui-organization") == (None, "tddui-organization")
+    assert kind("http://autre/StructureDefinition/x") == (None, "")
+    assert _profile_kind({}) == (None, "")
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ({"resourceType": "Patient"}, FactKind.USAGER),
+        ({"resourceType": "CarePlan"}, FactKind.PROJET),
+        ({"resourceType": "Encounter", "partOf": {"reference": "x"}}, FactKind.EVENEMENT),
+        ({"resourceType": "Encounter", "serviceProvider": {"reference": "x"}}, FactKind.SEJOUR),
+        (
+            {
+                "resourceType": "Encounter",
+                "identifier": [5, {"system": "https://identifiant-medicosocial-sejour.esante.gouv.fr"}],
+            },
+            FactKind.SEJOUR,
+        ),
+        (
+            {
+                "resourceType": "Encounter",
+                "identifier": [{"system": "https://identifiant-medicosocial-sejour.cnsa.fr"}],
+            },
+            FactKind.SEJOUR,
+        ),
+        ({"resourceType": "Encounter", "identifier": [{"system": "https://autre"}]}, None),
+        ({"resourceType": "Encounter"}, None),
+        ({"resourceType": "Organization"}, None),
+    ],
+)
+def test_kind_without_profile(resource: dict, expected: FactKind | None) -> None:
+    assert _infer_kind(resource) is expected
+
+
+def test_identifier_key() -> None:
+    assert _identifier_key({"identifier": [5, {"system": "s"}, {"system": "s2", "value": "v"}]}, "f") == "s2|v"
+    assert _identifier_key({"identifier": [{"value": "v"}]}, "f") == "|v"
+    assert _identifier_key({"identifier": {"system": "s", "value": "v"}}, "f") == "s|v"
+    assert _identifier_key({"identifier": {"value": "v"}}, "f") == "|v"
+    assert _identifier_key({"identifier": {"system": "s"}}, "f") == "f"
+    assert _identifier_key({}, "urn:uuid:1") == "urn:uuid:1"
+
+
+@pytest.mark.parametrize(
+    ("identifier", "expected"),
+    [
+        ({"system": "urn:oid:1.2.250.1.71.4.2.2", "value": "1990000016"}, "990000016"),
+        ({"system": "urn:oid:1.2.250.1.71.4.2.2", "value": "2990000016"}, None),
+        ({"system": "urn:oid:1.2.250.1.71.4.2.2", "value": "199000001"}, None),
+        ({"system": "https://finess.esante.gouv.fr", "value": "990000016"}, "990000016"),
+        ({"system": "http://finess.esante.gouv.fr", "value": "2A0000016"}, "2A0000016"),
+        ({"system": "urn:oid:1.2.250.1.71.4.2.2.1", "value": "990000016"}, "990000016"),
+        ({"system": "https://finess.esante.gouv.fr", "value": "1990000016"}, None),
+        ({"system": "https://autre", "value": "990000016"}, None),
+        ({"system": "https://finess.esante.gouv.fr"}, None),
+    ],
+)
+def test_finess_of_organization(identifier: dict, expected: str | None) -> None:
+    assert _finess_of_organization({"identifier": [5, identifier]}) == expected
+
+
+def test_a_local_identifier_is_known_by_its_system_alone() -> None:
+    bundle = export()
+    res(bundle, 6)["identifier"] = [{"system": LOCAL_ID_SYSTEM, "value": "3990000016/U9"}]
+    report = validate_bundle(as_bytes(bundle))
+    assert report.findings == ()
+    assert {f.person for f in report.facts if f.kind is FactKind.SEJOUR} == {
+        "238047505612394",
+        "3990000016/U9",
+    }
+
+
+def test_references_inside_the_bundle() -> None:
+    patient = {"resourceType": "Patient", "id": "p1"}
+    anonymous = {"resourceType": "Patient"}
+    bundle = _Bundle(
+        [
+            {"fullUrl": "urn:uuid:vide"},
+            {"fullUrl": 7, "resource": {"resourceType": "Patient", "id": "p7"}},
+            {"fullUrl": "urn:uuid:1", "resource": patient},
+            {"fullUrl": "https://dui/fhir/Patient/p2", "resource": anonymous},
+        ]
+    )
+    assert set(bundle.by_url) == {"urn:uuid:1", "https://dui/fhir/Patient/p2"}
+    assert bundle.resolve({"reference": "urn:uuid:1"}) is patient
+    assert bundle.resolve({"reference": "Patient/p1"}) is patient  # by type and id
+    assert bundle.resolve({"reference": "Patient/p2"}) is anonymous  # by the end of an absolute fullUrl
+    assert bundle.resolve({"reference": "Patient/p7"}) is None
+    for nothing in ({"reference": 5}, {"reference": ""}, {}, "Patient/p1", None):
+        assert bundle.resolve(nothing) is None
+
+
+def test_a_fact_has_no_full_url_nor_profile_unless_given() -> None:
+    fact = DuiFact(FactKind.USAGER, "990000016", "p", "k", None)
+    assert (fact.full_url, fact.profile, fact.start, fact.end, fact.status) == ("", "", None, None, None)
