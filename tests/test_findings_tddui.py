@@ -13,6 +13,7 @@ import pytest
 from test_tddui import as_bytes, export
 
 from harness.fields.dui import FactKind
+from harness.fields.identity import ProductionInsPolicy
 from harness.validators import Severity
 from harness.validators.tddui import (
     LOCAL_ID_SYSTEM,
@@ -322,3 +323,41 @@ def test_references_inside_the_bundle() -> None:
 def test_a_fact_has_no_full_url_nor_profile_unless_given() -> None:
     fact = DuiFact(FactKind.USAGER, "990000016", "p", "k", None)
     assert (fact.full_url, fact.profile, fact.start, fact.end, fact.status) == ("", "", None, None, None)
+
+
+def test_a_production_ins_under_warn_is_a_warning_and_the_person_is_kept() -> None:
+    bundle = export()
+    res(bundle, 1)["identifier"][0]["system"] = "urn:oid:1.2.250.1.213.1.4.8"
+    report = validate_bundle(as_bytes(bundle))
+    assert [(f.code, f.severity) for f in report.findings] == [("INS-PRODUCTION", W)]
+    assert "238047505612394" in {f.person for f in report.facts}
+    refused = validate_bundle(as_bytes(bundle), production_ins=ProductionInsPolicy.REFUSE)
+    assert [(f.code, f.severity) for f in refused.findings] == [("INS-PRODUCTION", E)]
+    assert "238047505612394" not in {f.person for f in refused.facts}
+
+
+def test_a_local_identifier_without_value_is_no_identifier() -> None:
+    bundle = export()
+    res(bundle, 6)["identifier"] = [{"type": {"coding": [{"code": "PLI"}]}, "system": LOCAL_ID_SYSTEM}]
+    assert [f.code for f in validate_bundle(as_bytes(bundle)).findings] == ["TDDUI-USAGER-ID"]
+
+
+def test_an_empty_full_url_is_no_full_url() -> None:
+    bundle = export()
+    bundle["entry"][5]["fullUrl"] = ""
+    assert [(f.code, f.location) for f in validate_bundle(as_bytes(bundle)).findings] == [
+        ("TDDUI-FULLURL", "Bundle.entry[5]")
+    ]
+
+
+def test_structural_findings_quote_what_was_received() -> None:
+    bundle = export()
+    bundle["type"] = "batch"
+    assert [f.message for f in validate_bundle(as_bytes(bundle)).findings] == [
+        "Bundle.type 'transaction' attendu (TDDUIBundle), reçu 'batch'"
+    ]
+    bundle["resourceType"] = "Patient"
+    assert [f.message for f in validate_bundle(as_bytes(bundle)).findings] == [
+        "ressource Bundle attendue, reçu 'Patient'"
+    ]
+    assert [f.message for f in validate_bundle(b"[]").findings] == ["ressource Bundle attendue, reçu 'list'"]
