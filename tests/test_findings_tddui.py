@@ -345,12 +345,17 @@ def test_a_local_identifier_without_value_is_no_identifier() -> None:
 def test_an_empty_full_url_is_no_full_url() -> None:
     bundle = export()
     bundle["entry"][5]["fullUrl"] = ""
-    assert [(f.code, f.location) for f in validate_bundle(as_bytes(bundle)).findings] == [
-        ("TDDUI-FULLURL", "Bundle.entry[5]")
-    ]
+    report = validate_bundle(as_bytes(bundle))
+    assert [(f.code, f.location) for f in report.findings] == [("TDDUI-FULLURL", "Bundle.entry[5]")]
+    assert report.entries[5].full_url == "" and report.entries[4].full_url == bundle["entry"][4]["fullUrl"]
 
 
 def test_structural_findings_quote_what_was_received() -> None:
+    bundle = export()
+    bundle["entry"][1]["request"]["method"] = "PUT"
+    assert [f.message for f in validate_bundle(as_bytes(bundle)).findings] == [
+        "request.method POST attendu (le guide n'autorise que la création), reçu 'PUT'"
+    ]
     bundle = export()
     bundle["type"] = "batch"
     assert [f.message for f in validate_bundle(as_bytes(bundle)).findings] == [
