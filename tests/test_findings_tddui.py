@@ -366,3 +366,51 @@ def test_structural_findings_quote_what_was_received() -> None:
         "ressource Bundle attendue, reçu 'Patient'"
     ]
     assert [f.message for f in validate_bundle(b"[]").findings] == ["ressource Bundle attendue, reçu 'list'"]
+
+
+def test_an_other_tddui_profile_is_not_read_as_a_fact() -> None:
+    """A TDDUI profile that is not one of the fact profiles: the Patient is no usager fact (no guess from its type)."""
+    bundle = export()
+    res(bundle, 6)["meta"]["profile"] = [PROFILE_BASE + "tddui-autre"]
+    report = validate_bundle(as_bytes(bundle))
+    assert report.findings == ()
+    assert {f.person for f in report.facts if f.kind is FactKind.USAGER} == {"238047505612394"}
+    res(bundle, 6).pop("meta")
+    assert [(f.code, f.message) for f in validate_bundle(as_bytes(bundle)).findings] == [
+        ("TDDUI-PROFIL-ABSENT", "meta.profile absent: Patient lu comme usager"),
+        ("TDDUI-DATE-ABSENTE", "usager sans meta.lastUpdated: date de mise à jour du dossier inconnue"),
+    ]
+
+
+def test_a_reference_finding_quotes_the_subject() -> None:
+    bundle = export()
+    res(bundle, JEANNE_STAY)["subject"] = {"reference": "urn:uuid:nowhere"}
+    assert [f.message for f in validate_bundle(as_bytes(bundle)).findings] == [
+        "subject {'reference': 'urn:uuid:nowhere'} ne désigne aucun Patient du Bundle"
+    ]
+
+
+@pytest.mark.parametrize("errors", [20, 21])
+def test_structure_findings_are_capped_at_20(errors: int) -> None:
+    bundle = export()
+    res(bundle, 1)["identifier"] = [{"value": n} for n in range(errors)]  # a number where a string is due
+    findings = validate_bundle(as_bytes(bundle)).findings
+    assert [(f.code, f.location) for f in findings[:2]] == [
+        ("FHIR-STRUCTURE", "Bundle.entry.1.resource.identifier.0.value"),
+        ("FHIR-STRUCTURE", "Bundle.entry.1.resource.identifier.1.value"),
+    ]
+    assert findings[0].message == "Input should be a valid string"
+    assert len(findings) == min(errors, 21) and {f.code for f in findings} == {"FHIR-STRUCTURE"}
+    assert (findings[-1].message == "… et 1 autres erreurs") is (errors == 21)
+
+
+def test_an_unknown_resource_type_is_one_structure_finding() -> None:
+    for rtype in ("Nope", "N" * 400):
+        data = json.dumps(
+            {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": rtype}}]}
+        )
+        [finding] = validate_bundle(data.encode()).findings
+        assert (finding.code, finding.severity, finding.location) == ("FHIR-STRUCTURE", E, "Bundle")
+        assert finding.message.startswith("ressource non reconnue (KeyError: ")
+        assert len(finding.message) <= len("ressource non reconnue (KeyError: ") + 300 + 1
+    assert len(finding.message) == len("ressource non reconnue (KeyError: ") + 300 + 1  # the long one, cut at 300
