@@ -143,6 +143,20 @@ Fonctionnalité: Indicateurs d'usage ESMS numérique calculés à partir des éc
     Et le DUI transmet ses données TDDUI de fin avril 2025
     Alors pour avril 2025 le taux d'utilisation de la MSSanté de l'ESSMS "EHPAD Les Tilleuls" est de 75 % et la cible est atteinte
 
+  @exigence:IND-MSS-RENVOI
+  Scénario: Un message renvoyé après une réponse perdue est compté une fois
+    Soit les personnes accompagnées par l'ESSMS "EHPAD Les Tilleuls":
+      | personne      | admission  |
+      | Jeanne MARTIN | 2024-06-01 |
+      | Paul LEROY    | 2024-09-15 |
+      | Lucie BONNET  | 2023-01-10 |
+      | Marcel BLANC  | 2024-11-02 |
+    Et la messagerie MSSanté perdra sa réponse au prochain message
+    Quand en avril 2025 le DUI envoie par MSSanté un document pour "Jeanne MARTIN"
+    Et le DUI transmet ses données TDDUI de fin avril 2025
+    Alors la messagerie MSSanté a accepté 2 exemplaires du message, sous le même Message-ID
+    Et pour avril 2025 le taux d'utilisation de la MSSanté de l'ESSMS "EHPAD Les Tilleuls" est de 25 % et la cible n'est pas atteinte
+
   @exigence:IND-CDL-NOTES
   Scénario: Le cahier de liaison compte les notes échangées, pas les consultations, et leur total sur la durée du projet
     Soit les personnes accompagnées par l'ESSMS "EHPAD Les Tilleuls":

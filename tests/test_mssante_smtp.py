@@ -933,6 +933,57 @@ def test_injected_fault_applies_to_the_next_data_only(env: SocleEnvironment) -> 
     guard.check(added=1)  # the following submission is accepted again
 
 
+def test_lost_reply_accepts_and_delivers_then_closes_without_the_250(env: SocleEnvironment) -> None:
+    """Fault mssante.reply_lost: the message is accepted (journaled, delivered), its 250 never sent, the
+    connection closed (RFC 5321 §3.8); the client's resend of the same bytes is a second accepted copy."""
+    sim = env.host.simulators["mssante"]
+    guard = JournalGuard(env)
+    env.host.faults.inject("mssante", Fault("mssante.reply_lost"))
+    msg = message(env)
+    data = to_bytes(msg)
+    smtp = connect(env)
+    try:
+        assert smtp.mail(SENDER)[0] == 250
+        assert smtp.rcpt(DOCTOR)[0] == 250
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            smtp.data(data)
+    finally:
+        smtp.close()
+    (lost,) = guard.new()
+    assert (lost.operation, lost.outcome, lost.error_code) == ("smtp.submit", Outcome.ACCEPTED, None)
+    assert lost.details["fault"] is True
+    assert lost.details["reply_withheld"] == (
+        "réponse 250 retenue par la panne simulée mssante.reply_lost : connexion fermée après la fin du DATA"
+    )
+    assert lost.details["message_id"] == str(msg["Message-ID"]).strip()
+    assert env.journal.payload(lost.digest) == data
+    assert [m.exchange_id for m in sim.store.messages(DOCTOR) if m.exchange_id == lost.id] == [lost.id]  # type: ignore[attr-defined]
+    resent = submit(env, data)  # the fault is spent: the resend gets its 250
+    assert (resent.stage, resent.code) == ("DATA", 250)
+    copies = guard.new()
+    assert [(e.outcome, e.details["message_id"], "reply_withheld" in e.details) for e in copies] == [
+        (Outcome.ACCEPTED, lost.details["message_id"], True),
+        (Outcome.ACCEPTED, lost.details["message_id"], False),
+    ]
+    assert resent.text.endswith(copies[1].id)
+    guard.check(added=2)
+
+
+def test_lost_reply_is_kept_for_the_next_accepted_message(env: SocleEnvironment) -> None:
+    """A refused message does not spend the fault: only an accepted message has a 250 to lose."""
+    guard = JournalGuard(env)
+    env.host.faults.inject("mssante", Fault("mssante.reply_lost"))
+    refused = submit(env, good_bytes(env), recipients=("nobody@nowhere.mssante.fr",))
+    assert (refused.stage, refused.code) == ("RCPT", 550)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        submit(env, good_bytes(env))
+    assert [(e.outcome, "reply_withheld" in e.details) for e in guard.new()] == [
+        (Outcome.REJECTED, False),
+        (Outcome.ACCEPTED, True),
+    ]
+    guard.check(added=2)
+
+
 def test_concurrent_submissions_are_all_journaled(env: SocleEnvironment) -> None:
     guard = JournalGuard(env)
     persons = ["P001", "P002", "P005"]  # the Tilleuls residents

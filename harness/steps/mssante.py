@@ -245,6 +245,36 @@ def count_for_establishment(socle: ScenarioContext, n: int, name: str) -> None:
         raise AssertionError(f"{got} message(s) MSSanté compté(s) pour {essms.name}, attendu {n}")
 
 
+@then(
+    parsers.re(r"la messagerie MSSanté a accepté (?P<n>\d+) exemplaires du message, sous le même Message-ID"),
+    converters={"n": int},
+)
+@then(
+    parsers.re(r"the MSSanté simulator accepted (?P<n>\d+) copies of the message under the same Message-ID"),
+    converters={"n": int},
+)
+def copies_of_one_message(socle: ScenarioContext, n: int) -> None:
+    """A resend after a lost reply (RFC 5321 §3.8) is the same message: same Message-ID (RFC 5322 §3.6.4). Reads
+    every message the scenario's messaging accepted, not only since the last action."""
+    flt = JournalFilter(
+        service=SERVICE,
+        operation=SUBMIT,
+        outcome=Outcome.ACCEPTED,
+        run_id=socle.env.run_id,
+        scenario_id=socle.scenario_id,
+    )
+    found = socle.env.journal.query(flt)
+    for exchange in found:
+        socle.attach(
+            "Échange MSSanté", f"{_describe(exchange)}\nMessage-ID: {exchange.details.get('message_id')}", exchange
+        )
+    ids = [str(e.details.get("message_id")) for e in found]
+    if len(found) != n:
+        raise AssertionError(f"{len(found)} exemplaire(s) accepté(s) par la messagerie MSSanté, attendu {n}: {ids}")
+    if len(set(ids)) != 1:
+        raise AssertionError(f"les exemplaires du message portent des Message-ID différents: {ids}")
+
+
 # =============================================================================================================
 # Mail to the DUI, receipts (MDN), IMAP, directory, faults, more outbound cases
 # =============================================================================================================
@@ -395,6 +425,14 @@ def tls_required(socle: ScenarioContext) -> None:
 def certificate_refused(socle: ScenarioContext) -> None:
     socle.env.host.faults.inject(SERVICE, Fault("mssante.tls_certificate_refused"))
     socle.attach("Panne simulée", "prochaine négociation TLS: certificat client refusé")
+
+
+@given("la messagerie MSSanté perdra sa réponse au prochain message")
+@given("le simulateur MSSanté perdra sa réponse au prochain message")
+@given("the MSSanté simulator will lose its reply to the next message")
+def reply_lost(socle: ScenarioContext) -> None:
+    socle.env.host.faults.inject(SERVICE, Fault("mssante.reply_lost"))
+    socle.attach("Panne simulée", "prochain message accepté: connexion fermée sans la réponse 250 (réponse perdue)")
 
 
 @given(

@@ -2,6 +2,9 @@
 
 - send documents by SMTP submission (STARTTLS + AUTH), one or several CDA documents per message, structured
   or not (CDA N1), to professionals and to the person's Mon espace santé mailbox (``X-MSS-MES: FIN`` on demand);
+  a connection lost after the end of DATA, before the reply, leaves the outcome unknown (RFC 5321 §4.5.3.2.6):
+  treated as a 451 (§3.8), the message is resent once, the same bytes under the same Message-ID (RFC 5322
+  §3.6.4), so that the copies are recognisably one message;
 - read the establishment's mailbox over IMAP4rev1 (STARTTLS, then a password or ``AUTHENTICATE EXTERNAL`` with
   the organisation certificate), integrate each received ``IHE_XDM.ZIP`` into the record of a known person
   and return the MDN (RFC 8098) the ANS volet asks for: ``processed``, or ``processed/error`` with the
@@ -26,6 +29,7 @@ from dataclasses import dataclass, replace
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
+from email.utils import make_msgid
 from typing import Any
 
 from harness.fields.identity import INS, INS_OIDS, OID_INS_NIR
@@ -81,10 +85,31 @@ MSSANTE_DEFECTS = (
         "attente-smtp-trop-courte",
         "abandonne l'envoi après 1 s sans réponse du serveur (la RFC 5321 §4.5.3.2 laisse 10 minutes après le DATA)",
     ),
+    Defect(
+        "renvoi-nouveau-message-id",
+        "renvoie sous un nouveau Message-ID le message dont la réponse au DATA s'est perdue (RFC 5322 §3.6.4)",
+    ),
 )
 
 SMTP_TIMEOUT = 30.0  # seconds the reference DUI waits for each SMTP reply
 SHORT_SMTP_TIMEOUT = 1.0  # the faulty DUI's "attente-smtp-trop-courte"
+RESENT = "renvoyé une fois : connexion perdue après la fin du DATA, avant la réponse du serveur (RFC 5321 §3.8)"
+
+
+class _ReplyLost(Exception):
+    """The connection closed after the end of DATA and before its reply: delivered or not, nobody can tell."""
+
+
+class _Submission(smtplib.SMTP):
+    """smtplib's client that knows whether the end of DATA (``<CRLF>.<CRLF>``, RFC 5321 §4.1.1.4) went out."""
+
+    data_ended = False
+
+    def send(self, s: bytes | str) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.data_ended = True
+
 
 #: Integration codes the reference DUI returns (ANS volet, table applicationErrorCondition).
 UNKNOWN_PATIENT = ("902", "Identifiant patient inconnu")
@@ -225,15 +250,42 @@ class MssanteActions:
         wire: bytes | None = None,
     ) -> ActionResult:
         """SMTP submission: STARTTLS, AUTH (PLAIN with the password, or EXTERNAL with the certificate), send
-        (``wire``: exact bytes for DATA, dot-stuffed here, RFC 5321 §4.5.2)."""
+        (``wire``: exact bytes for DATA, dot-stuffed here, RFC 5321 §4.5.2); resent once, unchanged, when the
+        reply to the end of DATA is lost (RFC 5321 §3.8: a lost connection is a 451)."""
         env = self._env()
         password = env.credentials.get(sender)
         if password is None and certificate is None:
             return ActionResult(ActionStatus.ERROR, f"aucun mot de passe MSSanté configuré pour {sender}")
-        host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+        try:
+            return self._submit_once(msg, sender, recipients, password, certificate=certificate, wire=wire)
+        except _ReplyLost:
+            pass
+        if self.has("renvoi-nouveau-message-id"):
+            msg.replace_header("Message-ID", make_msgid(domain=sender.rpartition("@")[2] or "dui.test"))
+        try:
+            result = self._submit_once(msg, sender, recipients, password, certificate=certificate, wire=wire)
+        except _ReplyLost:
+            return ActionResult(ActionStatus.FAILED, "envoi incertain: connexion perdue deux fois après la fin du DATA")
+        if result.status is ActionStatus.DONE:
+            return ActionResult(ActionStatus.DONE, f"message envoyé ({RESENT})", {**result.data, "resent": True})
+        return result
+
+    def _submit_once(
+        self,
+        msg: Message,
+        sender: str,
+        recipients: list[str],
+        password: str | None,
+        *,
+        certificate: str | None,
+        wire: bytes | None,
+    ) -> ActionResult:
+        """One SMTP session; raises :class:`_ReplyLost` when the connection drops after the end of DATA."""
+        host, _, port = self._env().endpoints["mssante"]["smtp"].rpartition(":")
+        smtp: _Submission | None = None
         try:
             timeout = SHORT_SMTP_TIMEOUT if self.has("attente-smtp-trop-courte") else SMTP_TIMEOUT
-            with smtplib.SMTP(host.strip("[]"), int(port), timeout=timeout) as smtp:
+            with _Submission(host.strip("[]"), int(port), timeout=timeout) as smtp:
                 smtp.ehlo("dui-reference.test")
                 smtp.starttls(context=self._tls(certificate))
                 smtp.ehlo("dui-reference.test")
@@ -255,6 +307,11 @@ class MssanteActions:
                 exc.smtp_error.decode("ascii", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             )
             return ActionResult(ActionStatus.FAILED, f"refus du serveur MSSanté: {exc.smtp_code} {text}")
+        except smtplib.SMTPServerDisconnected as exc:
+            # the server closed after the end of DATA; a reply this DUI stopped waiting for is not a lost one
+            if smtp is not None and smtp.data_ended and not isinstance(exc.__context__, TimeoutError):
+                raise _ReplyLost from exc
+            return ActionResult(ActionStatus.FAILED, f"envoi impossible: {exc}")
         except (OSError, smtplib.SMTPException) as exc:
             return ActionResult(ActionStatus.FAILED, f"envoi impossible: {exc}")
         if refused:

@@ -12,7 +12,11 @@ Behaviour:
   the size limit (RFC 1870) — 552 5.3.4; then the content is validated by
   :func:`harness.validators.mssante_message.validate_message`; in strict mode (default) an ERROR finding refuses the
   message with 554 5.6.0 and the finding's code. A message without Message-ID gets one from the server, which
-  RFC 6409 §8.3 allows (RFC 5322 §3.6.4 makes it a SHOULD), with a warning finding.
+  RFC 6409 §8.3 allows (RFC 5322 §3.6.4 makes it a SHOULD), with a warning finding;
+- fault ``mssante.reply_lost``: the next accepted message is journaled (accepted, ``reply_withheld``) and delivered,
+  then the connection is closed without the 250 reply. The client cannot tell it was delivered: RFC 5321 §3.8 has
+  it treat the lost connection as a 451 and retry, which delivers a second copy of a message the server had
+  already taken responsibility for (§6.1; §4.5.3.2.6 names these multiple copies), journaled as a second row.
 Every acceptance and refusal — including the 530 of a DUI trying to work before STARTTLS or AUTH and what aiosmtpd
 answers by itself (501 / 503 / 504, the 500 of an unreadable command line) — is committed to the journal *before* the
 reply is sent.
@@ -46,7 +50,7 @@ from harness.validators import Finding, Severity
 from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
 from mock_services.mssante.directory import MailboxDirectory
-from mock_services.mssante.faults import FAULT_SLOW, FAULT_SMTP_REPLY, FAULT_TLS_REFUSED
+from mock_services.mssante.faults import FAULT_REPLY_LOST, FAULT_SLOW, FAULT_SMTP_REPLY, FAULT_TLS_REFUSED
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
 from mock_services.mssante.settings import MssanteSettings, SmtpSettings
 from mock_services.mssante.smtp_auth import AuthMechanisms, PasswordAuthenticator, refusing_context
@@ -54,6 +58,7 @@ from mock_services.mssante.smtp_auth import AuthMechanisms, PasswordAuthenticato
 SUBMIT = "smtp.submit"
 COMMAND = "smtp.command"  # a command refused by the session rules (530 before STARTTLS / AUTH)
 NULL_SENDER = "<>"  # the null reverse-path of MAIL FROM:<>
+REPLY_WITHHELD = "réponse 250 retenue par la panne simulée mssante.reply_lost : connexion fermée après la fin du DATA"
 AUTH_LINE = 12288  # RFC 4954 §4: an AUTH line with an initial response (a PSC bearer token) may reach 12288 octets
 MAX_LINE = 998  # RFC 5321 §4.5.3.1.6: 1000 octets with the CRLF
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -244,7 +249,7 @@ class SubmissionHandler(AuthMechanisms):
         if slow is not None:
             await asyncio.sleep(float(slow.params.get("seconds", 2.0)))
         try:
-            return await asyncio.to_thread(self._data, login, envelope)
+            reply, withheld = await asyncio.to_thread(self._data, login, envelope)
         except Exception as exc:  # a validator bug must not leak a traceback nor skip the journal
             return await asyncio.to_thread(
                 self._reject,
@@ -253,8 +258,13 @@ class SubmissionHandler(AuthMechanisms):
                 message=f"erreur interne du simulateur ({type(exc).__name__}); message non accepte, reessayez",
                 details={"stage": "data", "from": envelope.mail_from, "internal_error": repr(exc)[:500]},
             )
+        if withheld and isinstance(server, MssanteSMTP):
+            server.reply_lost = True  # push() closes the connection instead of sending the reply
+        return reply
 
-    def _data(self, login: str, envelope: Envelope) -> str:
+    def _data(self, login: str, envelope: Envelope) -> tuple[str, bool]:
+        """Judge and journal one message: ``(reply, withheld)``, ``withheld`` when fault ``mssante.reply_lost``
+        takes the reply of this accepted message."""
         content = envelope.original_content or envelope.content
         data = content if isinstance(content, bytes) else str(content).encode("utf-8", "surrogateescape")
         recipients = [
@@ -265,23 +275,28 @@ class SubmissionHandler(AuthMechanisms):
         if fault is not None:
             code = str(fault.params.get("code", "554 5.6.0"))
             text = str(fault.params.get("message", "Message refuse (panne simulee)"))
-            return self._reject(code=code, message=text, actor=login, details={**details, "fault": True}, payload=data)
+            refusal = self._reject(
+                code=code, message=text, actor=login, details={**details, "fault": True}, payload=data
+            )
+            return refusal, False
         problem = wire_problem(data)
         if problem is not None:
-            return self._reject(
+            refusal = self._reject(
                 code="500 5.5.2", message=problem, actor=login, details={**details, "stage": "data"}, payload=data
             )
+            return refusal, False
         if self.flow is not None and looks_like_mdn(data):  # a read receipt (RFC 8098): judged as such
             sender = None if envelope.mail_from == NULL_SENDER else envelope.mail_from
-            return self.flow.receive_mdn(login, sender, list(envelope.rcpt_tos), data)[1]
+            return self.flow.receive_mdn(login, sender, list(envelope.rcpt_tos), data)[1], False
         if envelope.mail_from == NULL_SENDER:
-            return self._reject(
+            refusal = self._reject(
                 code="550 5.7.1",
                 actor=login,
                 details=details,
                 payload=data,
                 message="expediteur vide (MAIL FROM:<>) reserve aux accuses de lecture (RFC 8098)",
             )
+            return refusal, False
         report = validate_message(
             data, recipients=list(envelope.rcpt_tos), limits=self.limits, smtputf8=envelope.smtp_utf8
         )
@@ -320,13 +335,14 @@ class SubmissionHandler(AuthMechanisms):
         if report.errors and (self.settings.strict or (verdict is not None and verdict.refuse)):
             first = report.errors[0]
             more = f" (+{len(report.errors) - 1})" if len(report.errors) > 1 else ""
-            return self._reject(
+            refusal = self._reject(
                 code="554 5.6.0",
                 message=f"{first.code}: {first.message}{more}",
                 actor=login,
                 details=details,
                 payload=data,
             )
+            return refusal, False
         sender = self.directory.get(envelope.mail_from or "")
         # RNIV: only a qualified identity's INS may be used; a warning (never a refusal) when this DUI did not
         # qualify it through INSi in this run (harness.fields.identity_status derives it from the journal).
@@ -337,6 +353,9 @@ class SubmissionHandler(AuthMechanisms):
         )
         if unqualified is not None:
             details["findings"].append(unqualified.to_dict())
+        withheld = self.ctx.take_fault(FAULT_REPLY_LOST) is not None  # accepted all the same: journaled as such
+        if withheld:
+            details.update(fault=True, reply_withheld=REPLY_WITHHELD)
         exchange = self.ctx.record(
             SUBMIT,
             Outcome.ACCEPTED,
@@ -352,7 +371,7 @@ class SubmissionHandler(AuthMechanisms):
                 f"Message-ID: {message_id}\r\n".encode("ascii") + data if details.get("message_id_added") else data
             )
             self.flow.deliver(envelope.mail_from, list(envelope.rcpt_tos), delivered, exchange.id)
-        return f"250 2.0.0 Ok: queued as {exchange.id}"
+        return f"250 2.0.0 Ok: queued as {exchange.id}", withheld
 
 
 def _hook_reached(server: SMTP) -> None:
@@ -374,6 +393,8 @@ class MssanteSMTP(SMTP):
       RFC 5321 rule they break; what aiosmtpd still stops by itself is a message over the size limit, recognised by
       the DATA reply that comes without the envelope's content (``push`` override) and journaled as 552 5.3.4;
     - fault ``tls.certificate_refused``: the next STARTTLS uses a context that trusts no client certificate;
+    - fault ``mssante.reply_lost``: the reply to the end of DATA is not sent, the connection is closed instead
+      (the handler has journaled and delivered the message: ``reply_lost``);
     - bounds (issue 15 item 5): a connection over the listener's or the peer's limit (``connections``) gets the
       greeting ``421 <domain> Service not available...`` and is closed (RFC 5321 §3.1 and §4.2.3: 421 is the
       temporary refusal of a connection; no enhanced status code in a greeting, RFC 2034 §4); a session silent
@@ -399,6 +420,7 @@ class MssanteSMTP(SMTP):
         self.command: str | None = None  # the command being answered (None: aiosmtpd's command-line reader)
         self.hook_reached = False  # whether the handler's hook decides the reply (set by the handler)
         self.journaled_reply = False  # the next reply was journaled by whoever decided it
+        self.reply_lost = False  # fault mssante.reply_lost: close instead of replying to the end of DATA
         self.connections = connections
         self.refused = refused
         self.peer = "?"
@@ -536,6 +558,10 @@ class MssanteSMTP(SMTP):
                 status = await asyncio.to_thread(
                     self.handler.refuse_oversize, session, envelope, int(self.data_size_limit or 0)
                 )
+            elif self.reply_lost and self.transport is not None:
+                self.reply_lost = False
+                self.transport.close()  # the message is accepted and journaled; its 250 never leaves
+                return
         elif self.journaled_reply:
             self.journaled_reply = False
         elif text[:1] in ("4", "5") and session is not None and not self._journaled_elsewhere(text):

@@ -15,6 +15,7 @@ DOSSIERS_ACTIFS = "Dossiers actifs et projets personnalisés d'après les dates 
 AGENDA = "Dossiers actifs ayant au moins un événement d'agenda, un événement annulé ne compte pas"
 TDDUI_FORMAT = "Le DUI transmet ses données au format national TDDUI"
 RELAIS = "Les documents transmis au relais HL7 v2 sont des messages envoyés via la MSSanté"
+RENVOI = "Un message renvoyé après une réponse perdue est compté une fois"
 CDL_NOTES = (
     "Le cahier de liaison compte les notes échangées, pas les consultations, et leur total sur la durée du projet"
 )
@@ -37,12 +38,13 @@ ALL = {
     AGENDA,
     TDDUI_FORMAT,
     RELAIS,
+    RENVOI,
     CDL_NOTES,
     PP_PERIODE,
     AGENDA_SANS_FENETRE,
     RETRAIT,
 }
-MSSANTE_BASED = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, RELAIS}
+MSSANTE_BASED = {MSS_TAUX, MSS_MESSAGES, MSS_PERSONNE, PREMIERE, FILE_ACTIVE, SANS_ACTIVITE, RELAIS, RENVOI}
 
 EXPECTED_FAILURES = {
     "tddui-sans-sorties": {FILE_ACTIVE},
@@ -53,6 +55,7 @@ EXPECTED_FAILURES = {
     "tddui-evenements-du-mois": {AGENDA_SANS_FENETRE},  # the March event never reached the journal
     "xdm-sans-metadata": MSSANTE_BASED,  # an MSSanté defect: the messages are refused, the usage falls to 0
     "note-type-hors-jdv": {CDL_NOTES},  # the platform refuses the DUI's notes: only the platform's note counts
+    "renvoi-nouveau-message-id": {RENVOI},  # two Message-IDs are two messages (the usage would double: 50 %)
 }
 
 ENGLISH_FEATURE = """\

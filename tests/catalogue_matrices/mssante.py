@@ -29,6 +29,7 @@ HL7_IDENTITE = "Le DUI identifie la personne par le même INS dans PID-3 et dans
 LENT = "Le serveur MSSanté met 2 secondes à accepter le message et le DUI l'attend"
 TLS_EXIGE = "Le serveur MSSanté exige TLS : le DUI signale le refus 530 5.7.0"
 TLS_REFUSE = "La négociation TLS avec le serveur MSSanté échoue : le DUI signale que le message n'est pas parti"
+REPONSE_PERDUE = "La réponse du serveur MSSanté au message se perd : le DUI renvoie le même message"
 
 ALL = {
     ENVOI_PRO,
@@ -57,6 +58,7 @@ ALL = {
     LENT,
     TLS_EXIGE,
     TLS_REFUSE,
+    REPONSE_PERDUE,
 }
 
 # every scenario where the DUI sends a CDA document by SMTP, and every scenario where it receives one
@@ -74,6 +76,7 @@ SENT_DOCUMENTS = {
     ENVOI_MESSAGE_ID,
     MSS_INS_PRODUCTION,
     LENT,
+    REPONSE_PERDUE,
 }
 RECEIVED_DOCUMENTS = {RECEPTION_MDN, RECEPTION_MTLS, RECEPTION_902, RECEPTION_904}
 
@@ -97,7 +100,8 @@ EXPECTED_FAILURES = {
     "hl7-zam-ignore": {HL7_ORU},
     "hl7-sans-destinataire-patient": {HL7_ORU},
     "smtp-essai-sans-tls": {ENVOI_TLS},
-    "message-id-absent": {ENVOI_MESSAGE_ID},
+    # the server gives each copy its own Message-ID (RFC 6409 §8.3): the resend is no longer the same message
+    "message-id-absent": {ENVOI_MESSAGE_ID, REPONSE_PERDUE},
     "xdm-type-texte": SENT_DOCUMENTS,
     "smtp-lf-seul": SENT_DOCUMENTS,
     "entetes-8bit": SENT_DOCUMENTS,
@@ -106,6 +110,7 @@ EXPECTED_FAILURES = {
     "hl7-cle-ins-pid-erronee": {HL7_ORU, HL7_MDM, HL7_IDENTITE},
     "annuaire-non-consulte": {ANNUAIRE},
     "attente-smtp-trop-courte": {LENT},
+    "renvoi-nouveau-message-id": {REPONSE_PERDUE},
 }
 
 ENGLISH_FEATURE = """\
@@ -128,6 +133,12 @@ Feature: English aliases of the MSSanté steps
     When the DUI sends the person's "DLU" document to "nobody@nowhere.mssante.fr" by MSSanté
     Then the MSSanté simulator rejects the message with code "550 5.1.1"
     And the DUI reports the sending failure
+
+  Scenario: Lost reply
+    Given the MSSanté simulator will lose its reply to the next message
+    When the DUI sends the person's "DLU" document to "jean.dupont@medecin.mssante.fr" by MSSanté
+    Then the MSSanté simulator accepted 2 copies of the message under the same Message-ID
+    And the DUI reports the message as sent
 """
 
 MATRIX = Matrix(
@@ -135,5 +146,5 @@ MATRIX = Matrix(
     service="mssante",
     scenarios=frozenset(ALL),
     failures={defect: frozenset(failed) for defect, failed in EXPECTED_FAILURES.items()},
-    english=English(ENGLISH_FEATURE, 2, ("xdm-hash-faux", "ignore-refus-smtp")),
+    english=English(ENGLISH_FEATURE, 3, ("xdm-hash-faux", "ignore-refus-smtp")),
 )

@@ -2,7 +2,9 @@
 one PDF per document.
 
 Specifications followed (this module shares no code with the reference DUI):
-- RFC 6409 submission with RFC 3207 STARTTLS and RFC 4954 AUTH; RFC 5322 / RFC 2045-2049 message;
+- RFC 6409 submission with RFC 3207 STARTTLS and RFC 4954 AUTH; RFC 5322 / RFC 2045-2049 message; a connection
+  that closes after the end of DATA and before its reply leaves the delivery unknown (RFC 5321 §4.5.3.2.6);
+  treated as a 451 (§3.8), the same message (same Message-ID, RFC 5322 §3.6.4) is submitted once more;
 - ANS DST MSSanté v1.7 / Référentiel socle MSSanté #2: one person per message, ``IHE_XDM.ZIP`` plus the PDF of
   each document, Subject ``XDM/1.0/DDM+<libellé> <NOM> <prénom> <date de naissance>``, ``X-MSS-CODECDA`` (the
   CDA ``code/@code`` values, comma-separated when there are several documents), ``X-MSS-INS`` (``O``: the
@@ -116,6 +118,21 @@ def mssante_send(session: Session, body: dict[str, Any]) -> Outcome:
 ACTIONS = {"mssante-send": mssante_send}
 
 
+class ReplyLost(Exception):
+    """The server closed the connection after the end of DATA, before its reply."""
+
+
+class Submission(smtplib.SMTP):
+    """smtplib's client, noting when the end of the DATA (``<CRLF>.<CRLF>``, RFC 5321 §4.1.1.4) was sent."""
+
+    data_ended = False
+
+    def send(self, s: bytes | str) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.data_ended = True
+
+
 def submit(
     session: Session,
     message: Message,
@@ -128,10 +145,28 @@ def submit(
     """Submit ``message`` (RFC 6409): STARTTLS, then AUTH PLAIN with the mailbox password, or AUTH EXTERNAL
     (RFC 4422 appendix A) with the organisation certificate presented in TLS; ``envelope_sender`` ``""`` sends
     ``MAIL FROM:<>`` (read receipts, RFC 8098 §3). Returns the French reason of a refusal, ``None`` when every
-    recipient was accepted."""
+    recipient was accepted. A reply lost after the end of DATA: the same message is submitted once more."""
+    for _ in range(2):
+        try:
+            return submit_once(session, message, sender, recipients, certificate, envelope_sender)
+        except ReplyLost:
+            continue
+    return "envoi incertain: connexion coupée deux fois après la fin du DATA, avant la réponse du serveur"
+
+
+def submit_once(
+    session: Session,
+    message: Message,
+    sender: str,
+    recipients: list[str],
+    certificate: str | None,
+    envelope_sender: str | None,
+) -> str | None:
+    """One SMTP session of :func:`submit`; raises :class:`ReplyLost` when the reply to the DATA never came."""
     host, _, port = session.endpoint("mssante", "smtp").rpartition(":")
+    smtp: Submission | None = None
     try:
-        with smtplib.SMTP(host.strip("[]"), int(port), timeout=30) as smtp:
+        with Submission(host.strip("[]"), int(port), timeout=30) as smtp:
             smtp.starttls(context=session.ssl_context(certificate))
             if certificate:
                 smtp.ehlo()
@@ -148,6 +183,10 @@ def submit(
         return f"refus du serveur MSSanté: {exc.smtp_code} {_text(exc.smtp_error)}"
     except KeyError as exc:
         return f"identifiant MSSanté absent de la session (mot de passe ou certificat): {exc}"
+    except smtplib.SMTPServerDisconnected as exc:
+        if smtp is not None and smtp.data_ended and not isinstance(exc.__context__, TimeoutError):
+            raise ReplyLost from exc
+        return f"serveur MSSanté injoignable: {exc}"
     except (OSError, ssl.SSLError, smtplib.SMTPException) as exc:
         return f"serveur MSSanté injoignable: {exc}"
     if refused:
