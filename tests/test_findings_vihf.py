@@ -172,6 +172,7 @@ def test_the_saml_version_finding_quotes_what_was_received(pki: TestPKI) -> None
 def test_the_clock_skew_is_honoured_on_both_sides(pki: TestPKI) -> None:
     """Four minutes ahead or a NotOnOrAfter four minutes ago is inside the default five-minute skew."""
     assertion = M.build_vihf(PERSON, ESTABLISHMENT, _credentials(pki), sign=False)
+    set_attr("IssueInstant", NOW.isoformat())(assertion)  # judged at NOW, not when the suite reached this test
     conditions(NOW + timedelta(minutes=4), NOW - timedelta(minutes=4))(assertion)
     assert findings(check_vihf(_security(assertion), anchors=[], policy=NO_SIGNATURE, now=NOW)) == []
     tight = VihfPolicy(require_signature=False, clock_skew=timedelta(minutes=3))

@@ -48,7 +48,8 @@ class MSSanteSimulator(Simulator):
         settings = SmtpSettings.from_mapping(dict(ctx.settings))
         self.store = MailStore(quota_bytes=MssanteSettings.from_mapping(ctx.settings).mailbox_quota_bytes or None)
         self.directory = MailboxDirectory(ctx)
-        shared_backoff(ctx)  # password back-off shared by SMTP and IMAP (settings.mssante.auth_backoff)
+        # password back-off shared by SMTP and IMAP ([settings.mssante] auth_backoff)
+        shared_backoff(ctx, MssanteSettings.from_mapping(ctx.settings).auth_backoff)
         for mailbox in self.directory.all():
             self.store.ensure_mailbox(mailbox.address)
         self.flow = MailFlow(ctx, self.store, self.directory, strict=settings.strict, hostname=settings.hostname)

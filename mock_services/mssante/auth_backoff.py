@@ -140,11 +140,11 @@ class AuthBackoff:
 SERVICE_KEY = "mssante.auth_backoff"
 
 
-def shared_backoff(ctx: Any) -> AuthBackoff:
+def shared_backoff(ctx: Any, policy: BackoffPolicy) -> AuthBackoff:
     """The back-off of one MSSanté simulator, shared by its SMTP and IMAP listeners (the host's service registry
-    holds it: created on first use from ``[settings.mssante] auth_backoff``)."""
+    holds it: created on first use with ``policy``, the typed ``[settings.mssante] auth_backoff``)."""
     found = ctx.services.get(SERVICE_KEY)
     if found is None:
-        found = AuthBackoff(BackoffPolicy.from_mapping(ctx.settings.get("auth_backoff") or {}))
+        found = AuthBackoff(policy)
         ctx.services.provide(SERVICE_KEY, found)
     return found

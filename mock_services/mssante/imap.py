@@ -79,7 +79,7 @@ from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import IMAP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.faults import FAULT_SLOW, FAULT_TLS_REFUSED
-from mock_services.mssante.settings import ImapSettings
+from mock_services.mssante.settings import ImapSettings, MssanteSettings
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, StoreError
 
 AUTH = "imap.auth"
@@ -476,7 +476,7 @@ class StoreBackend(LoginInterface):
         with contextlib.suppress(LookupError):
             info = socket_info.get()
             peercert, peer = info.peercert, str(info.peername_ip or "?")
-        backoff = shared_backoff(self.ctx)
+        backoff = shared_backoff(self.ctx, MssanteSettings.from_mapping(self.ctx.settings).auth_backoff)
         account = credentials.authcid or credentials.authzid or ""
         if isinstance(credentials, PlainCredentials):
             decision = backoff.check(account, peer)

@@ -31,6 +31,7 @@ from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import SMTP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.imap import certificate_mailboxes, certificate_structure, verify_bearer
+from mock_services.mssante.settings import MssanteSettings
 
 AUTH = "smtp.auth"
 INVALID = "535 5.7.8 Authentication credentials invalid"
@@ -74,7 +75,7 @@ class PasswordAuthenticator:
         login = auth_data.login.decode("utf-8", "replace")
         mailbox = self.directory.get(login)
         peer = str(session.peer[0]) if isinstance(session.peer, tuple) and session.peer else "?"
-        backoff = shared_backoff(self.ctx)
+        backoff = shared_backoff(self.ctx, MssanteSettings.from_mapping(self.ctx.settings).auth_backoff)
         decision = backoff.check(login, peer)
         if decision.refused:  # too many failures: refused without checking the password (RFC 4954 §6: 454 4.7.0)
             record_auth_refusal(
