@@ -47,6 +47,8 @@ class GuidedRun:
                 "inconnue",
                 "--step-timeout",
                 "60",
+                # ephemeral ports: the stable defaults (8443, 2587, ...) may be held by a serve or another run
+                *("--https-port", "0", "--smtp-port", "0", "--imap-port", "0", "--mllp-port", "0"),
                 *args,
             ],
             cwd=cwd,

@@ -267,6 +267,7 @@ def test_a_block_trickled_past_the_frame_deadline_is_cut_off_and_others_are_serv
     other.sendall(hl7v2.frame(document(env, to_patient=False)))
     assert hl7v2.field_text(read_block(other, buffer).first("MSA"), 1) == "AA"  # served while the other trickles
     other.close()
+    served_in = time.monotonic() - started  # the trickle below starts then: a loaded machine may take seconds
     try:
         for _ in range(40):
             slow.sendall(b"x")
@@ -278,7 +279,7 @@ def test_a_block_trickled_past_the_frame_deadline_is_cut_off_and_others_are_serv
         assert slow.recv(100) == b""
         closed_after = time.monotonic() - started
     slow.close()
-    assert FRAME_TIMEOUT <= closed_after < FRAME_TIMEOUT + 1.5
+    assert FRAME_TIMEOUT <= closed_after < max(FRAME_TIMEOUT, served_in) + 1.5
     for _ in range(50):
         framing = [
             (e.outcome, e.error_code, e.error_message)
