@@ -414,3 +414,63 @@ def test_an_unknown_resource_type_is_one_structure_finding() -> None:
         assert finding.message.startswith("ressource non reconnue (KeyError: ")
         assert len(finding.message) <= len("ressource non reconnue (KeyError: ") + 300 + 1
     assert len(finding.message) == len("ressource non reconnue (KeyError: ") + 300 + 1  # the long one, cut at 300
+
+
+def _facts(bundle: Bundle, kind: FactKind) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    report = validate_bundle(as_bytes(bundle))
+    assert report.errors == [], report.findings
+    return sorted((f.essms, f.person, f.start, f.end, f.status) for f in report.facts if f.kind is kind)
+
+
+def test_a_stay_dates_its_entry_by_the_admission_extension_and_ends_at_the_month_end() -> None:
+    bundle = export()
+    stay = res(bundle, PAUL_STAY)
+    stay["period"] = {"end": "2025-04"}
+    stay["extension"] = [
+        {"url": "https://autre/x", "valueDate": "2020-01-01"},
+        {
+            "url": "https://interop.esante.gouv.fr/ig/fhir/tddui/StructureDefinition/tddui-admission-date",
+            "valueDateTime": "2024-09-15T08:00:00+02:00",
+        },
+    ]
+    stay["status"] = "finished"
+    assert ("990000016", "142036912304505", "2024-09-15", "2025-04-30", "finished") in _facts(bundle, FactKind.SEJOUR)
+    stay["extension"] = [{"url": "http://x/tddui-admission-date", "valueDate": "2024-09"}]
+    assert ("990000016", "142036912304505", "2024-09-01", "2025-04-30", "finished") in _facts(bundle, FactKind.SEJOUR)
+
+
+def test_a_usager_is_known_where_its_local_identifier_says() -> None:
+    bundle = export()
+    del bundle["entry"][PAUL_STAY]  # Paul has no stay left: only his local identifier names an establishment
+    paul = res(bundle, 6)
+    paul["identifier"] = [
+        {"system": LOCAL_ID_SYSTEM},
+        {"system": LOCAL_ID_SYSTEM, "value": "3990000024/U2"},
+        {"system": "https://autre", "value": "3990000032/U2"},
+    ]
+    assert [(e, p) for e, p, *_ in _facts(bundle, FactKind.USAGER)] == [
+        ("990000016", "238047505612394"),
+        ("990000024", "3990000024/U2"),
+    ]
+    paul["identifier"][1]["system"] = "https://autre"
+    paul["identifier"][2] = {"system": LOCAL_ID_SYSTEM, "value": "U2"}
+    paul["identifier"].append({"type": {"coding": [{"code": "PLI"}]}, "value": "U2-bis"})
+    report = validate_bundle(as_bytes(bundle))
+    assert {f.person for f in report.facts if f.kind is FactKind.USAGER} == {"238047505612394"}
+
+
+def test_an_event_takes_the_establishment_of_its_stay() -> None:
+    """Jeanne has stays in two establishments: an event without serviceProvider is where its partOf stay is."""
+    bundle = export()
+    organization = json.loads(json.dumps(bundle["entry"][0]))
+    organization["fullUrl"] = "urn:uuid:org-2"
+    organization["resource"]["identifier"][0]["value"] = "1990000024"
+    stay = json.loads(json.dumps(bundle["entry"][JEANNE_STAY]))
+    stay["fullUrl"] = "urn:uuid:stay-2"
+    stay["resource"]["serviceProvider"] = {"reference": "urn:uuid:org-2"}
+    stay["resource"]["identifier"][0]["value"] = "3990000024/U1-SEJOUR-9"
+    bundle["entry"] += [organization, stay]
+    res(bundle, EVENT).pop("serviceProvider")
+    assert [e for e, *_ in _facts(bundle, FactKind.EVENEMENT)] == ["990000016", "990000016"]
+    res(bundle, EVENT)["partOf"] = {"reference": "urn:uuid:stay-2"}
+    assert [e for e, *_ in _facts(bundle, FactKind.EVENEMENT)] == ["990000016", "990000024"]
