@@ -474,3 +474,10 @@ def test_an_event_takes_the_establishment_of_its_stay() -> None:
     assert [e for e, *_ in _facts(bundle, FactKind.EVENEMENT)] == ["990000016", "990000016"]
     res(bundle, EVENT)["partOf"] = {"reference": "urn:uuid:stay-2"}
     assert [e for e, *_ in _facts(bundle, FactKind.EVENEMENT)] == ["990000016", "990000024"]
+
+
+def test_an_event_ends_at_the_end_of_what_its_period_end_names() -> None:
+    bundle = export()
+    res(bundle, EVENT)["period"] = {"start": "2025-04-10T10:00:00+02:00", "end": "2025-04"}
+    events = _facts(bundle, FactKind.EVENEMENT)
+    assert ("990000016", "238047505612394", "2025-04-10", "2025-04-30") in [e[:4] for e in events]
