@@ -481,3 +481,70 @@ def test_an_event_ends_at_the_end_of_what_its_period_end_names() -> None:
     res(bundle, EVENT)["period"] = {"start": "2025-04-10T10:00:00+02:00", "end": "2025-04"}
     events = _facts(bundle, FactKind.EVENEMENT)
     assert ("990000016", "238047505612394", "2025-04-10", "2025-04-30") in [e[:4] for e in events]
+
+
+def test_a_plan_is_dated_by_last_update_then_created_then_period_start() -> None:
+    bundle = export()
+    plan = res(bundle, PLAN)
+    plan["identifier"][0]["value"] = "3990000024/U1-PPER-1"  # its own establishment, from its identifier
+    plan["period"] = {"start": "2024-06", "end": "2025-02"}
+    plan["meta"].pop("lastUpdated", None)
+    plan.pop("created", None)
+
+    def projet() -> tuple[tuple[str, str | None, str | None, str | None, str | None], tuple]:
+        report = validate_bundle(as_bytes(bundle))
+        [fact] = [f for f in report.facts if f.kind is FactKind.PROJET]
+        return (fact.essms, fact.date, fact.start, fact.end, fact.status), tuple(
+            (f.code, f.severity, f.location) for f in report.findings
+        )
+
+    assert projet() == (("990000024", "2024-06-01", "2024-06-01", "2025-02-28", plan.get("status")), ())
+    plan["created"] = "2024-05-20T09:00:00+02:00"
+    assert projet()[0][1] == "2024-05-20"
+    plan["meta"]["lastUpdated"] = "2024-12-01T14:00:00+01:00"
+    assert projet()[0][1] == "2024-12-01"
+    plan["meta"].pop("lastUpdated")
+    plan.pop("created")
+    plan.pop("period")
+    assert projet() == (
+        ("990000024", None, None, None, plan.get("status")),
+        (("TDDUI-DATE-ABSENTE", W, "Bundle.entry[3].resource.meta.lastUpdated"),),
+    )
+
+
+def test_the_operation_outcome_of_findings() -> None:
+    from harness.validators import Finding
+    from harness.validators.tddui import operation_outcome
+
+    findings = [
+        Finding("TDDUI-INS", "INS invalide", Severity.ERROR, "Bundle.entry[1]"),
+        Finding("TDDUI-URL-PROFIL", "toléré", Severity.WARNING),
+        Finding("X-INFO", "pour information", Severity.INFO, "Bundle"),
+        Finding("FHIR-JSON", "illisible", Severity.ERROR),
+        Finding("FHIR-STRUCTURE", "type", Severity.ERROR),
+        Finding("TDDUI-BUNDLE", "pas un Bundle", Severity.ERROR),
+        Finding("TDDUI-BUNDLE-TYPE", "batch", Severity.ERROR),
+    ]
+    assert operation_outcome(findings).to_json() == {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "invalid",
+                "diagnostics": "TDDUI-INS: INS invalide",
+                "expression": ["Bundle.entry[1]"],
+            },
+            {"severity": "warning", "code": "invalid", "diagnostics": "TDDUI-URL-PROFIL: toléré"},
+            {
+                "severity": "information",
+                "code": "invalid",
+                "diagnostics": "X-INFO: pour information",
+                "expression": ["Bundle"],
+            },
+            {"severity": "error", "code": "structure", "diagnostics": "FHIR-JSON: illisible"},
+            {"severity": "error", "code": "structure", "diagnostics": "FHIR-STRUCTURE: type"},
+            {"severity": "error", "code": "structure", "diagnostics": "TDDUI-BUNDLE: pas un Bundle"},
+            {"severity": "error", "code": "structure", "diagnostics": "TDDUI-BUNDLE-TYPE: batch"},
+        ],
+    }
+    assert operation_outcome(findings[:1], code="business-rule").to_json()["issue"][0]["code"] == "business-rule"
