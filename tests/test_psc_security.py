@@ -12,8 +12,10 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -24,6 +26,7 @@ from psc_helpers import CLIENT_ID, LOGOUT_REDIRECT, REDIRECT, RP, SECRET, Journa
 
 from harness.core.journal import Outcome
 from harness.runtime.environment import SocleEnvironment
+from mock_services.psc.realm import TokenInvalid
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +203,47 @@ def test_replayed_code_is_refused_and_revokes_the_tokens(env: SocleEnvironment, 
     tokens = first.json()
     assert rp.userinfo(tokens["access_token"]).status_code == 401
     assert rp.introspect(tokens["refresh_token"]) == {"active": False}
+
+
+def test_concurrent_redemptions_of_one_code_leave_no_live_token(env: SocleEnvironment, rp: RP) -> None:
+    """Grants run in worker threads: eight simultaneous redemptions of one code are one use and seven replays; the
+    replays end the session, so whatever the interleaving no token issued from that code stays usable."""
+    response, verifier = rp.authorize()
+    code = rp.callback(response)["code"]
+    barrier = threading.Barrier(8)
+
+    def redeem() -> httpx.Response:
+        other = RP(env)
+        try:
+            barrier.wait()
+            return other.code_exchange(code, verifier)
+        finally:
+            other.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: redeem(), range(8)))
+    issued = [a.json() for a in answers if a.status_code == 200]
+    assert len(issued) <= 1
+    assert sorted(a.json()["error"] for a in answers if a.status_code != 200) == ["invalid_grant"] * (8 - len(issued))
+    for tokens in issued:
+        assert rp.introspect(tokens["access_token"]) == {"active": False}
+        assert rp.introspect(tokens["refresh_token"]) == {"active": False}
+        refreshed = rp.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+
+
+def test_no_token_is_issued_for_a_session_ended_during_the_grant(env: SocleEnvironment, rp: RP) -> None:
+    tokens = rp.login()
+    realm = provider(env).realm
+    sid = provider(env).verify(tokens["access_token"])["sid"]
+    session = realm.sessions[sid]
+    client = realm.client(CLIENT_ID)
+    assert client is not None
+    realm.revoke_session(sid)  # what a concurrent replay does between the grant's check and the issuing
+    before = (dict(realm.access), dict(realm.refresh))
+    with pytest.raises(TokenInvalid, match="session terminée"):
+        provider(env).tokens.issue(client, session, ("openid", "scope_all"), nonce=None)
+    assert (realm.access, realm.refresh) == before
 
 
 def test_replayed_code_revokes_the_whole_grant_family_and_ends_the_session(env: SocleEnvironment, rp: RP) -> None:

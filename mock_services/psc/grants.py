@@ -19,6 +19,7 @@ from mock_services.psc.realm import (
     NO_STORE,
     OAuthError,
     Realm,
+    TokenInvalid,
     is_pkce_value,
     s256,
 )
@@ -119,9 +120,12 @@ class TokenEndpoint:
         if self.realm.ctx.take_fault(FAULT_WRONG_AUDIENCE) is not None:
             audience = "autre-fournisseur-de-service"
             details["faults"] = [FAULT_WRONG_AUDIENCE]
-        response, _, kid = self.tokens.issue(
-            client, session, grant.request.scope, nonce=grant.request.nonce, audience=audience
-        )
+        try:
+            response, _, kid = self.tokens.issue(
+                client, session, grant.request.scope, nonce=grant.request.nonce, audience=audience
+            )
+        except TokenInvalid:  # a replay of this code ended the session while this redemption was signing
+            return self._token_error(client, "invalid_grant", "session terminée", details, user)
         details.update(
             {
                 "sid": session.sid,
@@ -167,7 +171,10 @@ class TokenEndpoint:
             if not set(asked) <= set(record.scope):
                 return self._token_error(client, "invalid_scope", "scope plus large que celui accordé", details, user)
             scope = asked or record.scope
-        response, _, kid = self.tokens.issue(client, session, scope, nonce=None)
+        try:
+            response, _, kid = self.tokens.issue(client, session, scope, nonce=None)
+        except TokenInvalid:  # the session ended (logout, replay) while this refresh was signing
+            return self._token_error(client, "invalid_grant", "session terminée", details, user)
         details.update({"sid": session.sid, "acr": session.acr, "alg": client.id_token_alg, "kid": kid})
         self.realm.record(
             "oidc.token", Outcome.ACCEPTED, client_id=client.client_id, user=session.user, details=details

@@ -71,7 +71,9 @@ class TokenService:
         nonce: str | None,
         audience: str | None = None,
     ) -> tuple[dict[str, Any], str, str]:
-        """Access token (JWT), id token, refresh token for a session. Returns (response, jti, refresh)."""
+        """Access token (JWT), id token, refresh token for a session. Returns (response, jti, kid of the id token).
+
+        Raises :class:`TokenInvalid` when the session ended meanwhile (nothing recorded)."""
         now = int(time.time())
         s = self.realm.settings
         jti = secrets.token_urlsafe(16)
@@ -118,6 +120,10 @@ class TokenService:
         id_token, kid = self.sign(id_claims, client.id_token_alg)
         refresh = secrets.token_urlsafe(32)
         with self.realm.lock:
+            # Grants run concurrently (worker threads): a replay in another request may have ended the session since
+            # the grant checked it; then nothing is issued (RFC 9700 §4.5, the family stays revoked).
+            if not session.active:
+                raise TokenInvalid("session terminée pendant l'émission des jetons")
             self.realm.access[jti] = AccessRecord(session.sid, client.client_id, scope, now + s.access_ttl)
             self.realm.refresh[refresh] = RefreshRecord(
                 session.sid, client.client_id, scope, time.time() + s.refresh_ttl
