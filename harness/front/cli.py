@@ -44,13 +44,20 @@ app = typer.Typer(
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-HostOpt = Annotated[str | None, typer.Option("--host", help="Adresse d'écoute / bind address (défaut 127.0.0.1).")]
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help=bilingual("Adresse d'écoute", "bind address (défaut 127.0.0.1)."))
+]
 PublicHostOpt = Annotated[
     str | None,
     typer.Option(
         "--public-host",
-        help="Nom que le DUI utilise pour joindre les simulateurs, publié dans les points d'accès et le certificat "
-        "serveur / the name the DUI uses (never 0.0.0.0).",
+        help=bilingual(
+            (
+                "Nom que le DUI utilise pour joindre les simulateurs, publié dans les points d'accès "
+                "et le certificat serveur"
+            ),
+            "the name the DUI uses (never 0.0.0.0).",
+        ),
     ),
 ]
 HttpsPortOpt = Annotated[
@@ -66,11 +73,12 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="Fichier de configuration TOML / TOML config file (default: ./socle-harness.toml if present).",
+        help=bilingual("Fichier de configuration TOML", "TOML config file (default: ./socle-harness.toml if present)."),
     ),
 ]
 JournalOpt = Annotated[
-    str | None, typer.Option("--journal", help="URL du journal / journal URL, e.g. sqlite:///.socle/journal.sqlite.")
+    str | None,
+    typer.Option("--journal", help=bilingual("URL du journal", "journal URL, e.g. sqlite:///.socle/journal.sqlite.")),
 ]
 
 
@@ -117,22 +125,29 @@ def run(
     scenarios: Annotated[
         Path | None,
         typer.Option(
-            help="Dossier des fichiers .feature / folder of .feature files (default: the built-in catalogue)."
+            help=bilingual(
+                "Dossier des fichiers .feature", "folder of .feature files (default: the built-in catalogue)."
+            )
         ),
     ] = None,
     reports: Annotated[
         Path | None,
         typer.Option(
-            help="Dossier des rapports / report folder (junit.xml, results.json, report.html, cucumber.json)."
+            help=bilingual(
+                "Dossier des rapports", "report folder (junit.xml, results.json, report.html, cucumber.json)."
+            )
         ),
     ] = None,
     select: Annotated[
-        str | None, typer.Option("-k", help="Sélection de scénarios (expression pytest -k) / scenario selection.")
+        str | None,
+        typer.Option("-k", help=bilingual("Sélection de scénarios (expression pytest -k)", "scenario selection.")),
     ] = None,
     tags: Annotated[
         str | None,
         typer.Option(
-            "--tags", "-t", help="Sélection par étiquettes Gherkin / tag expression, e.g. 'mssante and not lent'."
+            "--tags",
+            "-t",
+            help=bilingual("Sélection par étiquettes Gherkin", "tag expression, e.g. 'mssante and not lent'."),
         ),
     ] = None,
     title: Annotated[
@@ -140,14 +155,24 @@ def run(
         typer.Option(
             "--titre",
             "--title",
-            help="Jouer les scénarios dont le titre contient ce texte (sans casse ni accents) / select by title.",
+            help=bilingual(
+                "Jouer les scénarios dont le titre contient ce texte (sans casse ni accents)", "select by title."
+            ),
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Afficher chaque étape / show every step.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help=bilingual("Afficher chaque étape", "show every step."))
+    ] = False,
     step_timeout: Annotated[
         float | None,
         typer.Option(
-            help="Attente maximale d'un échange déclenché par une personne ou un DUI externe, en secondes (défaut 10, 300 en recette guidée) / how long a step waits for an exchange."
+            help=bilingual(
+                (
+                    "Attente maximale d'un échange déclenché par une personne ou un DUI externe, en "
+                    "secondes (défaut 10, 300 en recette guidée)"
+                ),
+                "how long a step waits for an exchange.",
+            )
         ),
     ] = None,
     host: HostOpt = None,
@@ -160,33 +185,55 @@ def run(
         bool,
         typer.Option(
             "--keep-open",
-            help="Recette guidée : la page reste ouverte après la fin (résumé, rapport) jusqu'à « Fermer la "
-            "recette » ou Ctrl-C, même hors d'un terminal (dans un terminal, c'est toujours le cas) / guided mode: "
-            "keep the page open at the end.",
+            help=bilingual(
+                (
+                    "Recette guidée : la page reste ouverte après la fin (résumé, rapport) jusqu'à « "
+                    "Fermer la recette » ou Ctrl-C, même hors d'un terminal (dans un terminal, c'est "
+                    "toujours le cas)"
+                ),
+                "guided mode: keep the page open at the end.",
+            ),
         ),
     ] = False,
     guide_port: Annotated[
-        int, typer.Option(help="Recette guidée: port de la page web locale (0 = éphémère) / guided mode web page port.")
+        int,
+        typer.Option(
+            help=bilingual("Recette guidée: port de la page web locale (0 = éphémère)", "guided mode web page port.")
+        ),
     ] = 0,
     observe_from: Annotated[
         str | None,
         typer.Option(
             "--from",
-            help="Mode observation: début de la fenêtre du journal à juger (ISO 8601, heure de Paris si sans fuseau), avec --to / observe-only mode: window start.",
+            help=bilingual(
+                (
+                    "Mode observation: début de la fenêtre du journal à juger (ISO 8601, heure de Paris si "
+                    "sans fuseau), avec --to"
+                ),
+                "observe-only mode: window start.",
+            ),
         ),
     ] = None,
     observe_to: Annotated[
         str | None,
         typer.Option(
-            "--to", help="Mode observation: fin de la fenêtre (exclue) / observe-only mode: window end (exclusive)."
+            "--to",
+            help=bilingual(
+                "Mode observation: fin de la fenêtre (exclue)", "observe-only mode: window end (exclusive)."
+            ),
         ),
     ] = None,
     retry_rule: Annotated[
         str | None,
         typer.Option(
             "--relance",
-            help="Mode observation: un refus suivi d'une relance acceptée fait « avertissement » (défaut : le "
-            "scénario réussit, le refus est montré) ou « echec » / observe-only mode: retry rule (observe_retry).",
+            help=bilingual(
+                (
+                    "Mode observation: un refus suivi d'une relance acceptée fait « avertissement » "
+                    "(défaut : le scénario réussit, le refus est montré) ou « echec »"
+                ),
+                "observe-only mode: retry rule (observe_retry).",
+            ),
         ),
     ] = None,
 ) -> None:
@@ -405,17 +452,22 @@ def serve(
     imap_port: ImapPortOpt = None,
     mllp_port: MllpPortOpt = None,
     ephemeral: Annotated[
-        bool, typer.Option(help="Tous les ports éphémères / every port ephemeral (parallel runs never collide).")
+        bool,
+        typer.Option(help=bilingual("Tous les ports éphémères", "every port ephemeral (parallel runs never collide).")),
     ] = False,
     service: Annotated[
         list[str] | None,
-        typer.Option("--service", "-s", help="Ne démarrer que ces simulateurs / only these simulators (repeatable)."),
+        typer.Option(
+            "--service", "-s", help=bilingual("Ne démarrer que ces simulateurs", "only these simulators (repeatable).")
+        ),
     ] = None,
     endpoints_file: Annotated[
-        Path | None, typer.Option(help="Écrire les points d'accès en JSON / write the endpoints as JSON to this file.")
+        Path | None,
+        typer.Option(help=bilingual("Écrire les points d'accès en JSON", "write the endpoints as JSON to this file.")),
     ] = None,
     no_tls: Annotated[
-        bool, typer.Option("--no-tls", help="HTTP en clair (déconseillé) / plain HTTP for the HTTP simulators.")
+        bool,
+        typer.Option("--no-tls", help=bilingual("HTTP en clair (déconseillé)", "plain HTTP for the HTTP simulators.")),
     ] = False,
 ) -> None:
     """Démarre les simulateurs et attend / start the simulators and wait (Ctrl-C to stop).
@@ -482,14 +534,16 @@ def journal_cmd(
     service: Annotated[
         str | None, typer.Option(help="Service (mssante, dmp, insi, psc, eprescription, eparcours).")
     ] = None,
-    essms: Annotated[str | None, typer.Option(help="FINESS géographique de l'ESSMS / establishment FINESS.")] = None,
-    person: Annotated[
-        str | None, typer.Option(help="INS (15 caractères) ou identifiant local / INS or local id.")
+    essms: Annotated[
+        str | None, typer.Option(help=bilingual("FINESS géographique de l'ESSMS", "establishment FINESS."))
     ] = None,
-    month: Annotated[str | None, typer.Option(help="Mois / month, YYYY-MM.")] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Identifiant d'exécution / run id.")] = None,
-    outcome: Annotated[Outcome | None, typer.Option(help="accepted / rejected.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Nombre maximum de lignes / maximum rows.")] = None,
+    person: Annotated[
+        str | None, typer.Option(help=bilingual("INS (15 caractères) ou identifiant local", "INS or local id."))
+    ] = None,
+    month: Annotated[str | None, typer.Option(help=bilingual("Mois", "month, YYYY-MM."))] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help=bilingual("Identifiant d'exécution", "run id."))] = None,
+    outcome: Annotated[Outcome | None, typer.Option(help=bilingual("accepted", "rejected."))] = None,
+    limit: Annotated[int | None, typer.Option(help=bilingual("Nombre maximum de lignes", "maximum rows."))] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
 ) -> None:
     """Liste les échanges enregistrés / list the recorded exchanges."""
@@ -556,11 +610,11 @@ def journal_cmd(
 def list_scenarios(
     config_path: ConfigOpt = None,
     scenarios: Annotated[
-        Path | None, typer.Option(help="Dossier des fichiers .feature / folder of .feature files.")
+        Path | None, typer.Option(help=bilingual("Dossier des fichiers .feature", "folder of .feature files."))
     ] = None,
     tags: Annotated[
         str | None,
-        typer.Option("--tags", "-t", help="Expression d'étiquettes, exigences comprises / tag expression."),
+        typer.Option("--tags", "-t", help=bilingual("Expression d'étiquettes, exigences comprises", "tag expression.")),
     ] = None,
     title: Annotated[str | None, typer.Option("--titre", "--title", help="Texte contenu dans le titre.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table ou json")] = "table",
@@ -623,7 +677,9 @@ def pki(config_path: ConfigOpt = None) -> None:
 def control_api(
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Écrire dans ce fichier / write to this file (default: stdout)."),
+        typer.Option(
+            "--output", "-o", help=bilingual("Écrire dans ce fichier", "write to this file (default: stdout).")
+        ),
     ] = None,
 ) -> None:
     """Contrat de l'API de pilotage qu'expose le DUI sous test (OpenAPI 3.1) / the DUI control API contract (--sut http:<url>)."""

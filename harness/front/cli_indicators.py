@@ -36,6 +36,7 @@ from harness.analytics.indicators import (
 from harness.analytics.indicators_pg import indicator_engine
 from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import open_journal
+from harness.core.messages import bilingual
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -276,12 +277,14 @@ def _names(config: HarnessConfig, grappe: Grappe | None) -> dict[str, str]:
 
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Fichier de configuration TOML / TOML config file.")
+    Path | None, typer.Option("--config", "-c", help=bilingual("Fichier de configuration TOML", "TOML config file."))
 ]
-JournalOpt = Annotated[str | None, typer.Option("--journal", help="URL du journal / journal URL.")]
+JournalOpt = Annotated[str | None, typer.Option("--journal", help=bilingual("URL du journal", "journal URL."))]
 GrappeOpt = Annotated[
     Path | None,
-    typer.Option("--grappe", help="Composition de la grappe (grappe.json écrit par simulate) / grappe file."),
+    typer.Option(
+        "--grappe", help=bilingual("Composition de la grappe (grappe.json écrit par simulate)", "grappe file.")
+    ),
 ]
 
 
@@ -296,50 +299,69 @@ def indicators(
     journal: JournalOpt = None,
     month: Annotated[
         str | None,
-        typer.Option("--month", help="La mesure de fin de ce mois / the measure at the end of this month (YYYY-MM)."),
+        typer.Option(
+            "--month", help=bilingual("La mesure de fin de ce mois", "the measure at the end of this month (YYYY-MM).")
+        ),
     ] = None,
     first: Annotated[
-        str | None, typer.Option("--from", help="Première fin de période / first period end (YYYY-MM).")
+        str | None, typer.Option("--from", help=bilingual("Première fin de période", "first period end (YYYY-MM)."))
     ] = None,
     last: Annotated[
-        str | None, typer.Option("--to", help="Dernière fin de période / last period end (YYYY-MM).")
+        str | None, typer.Option("--to", help=bilingual("Dernière fin de période", "last period end (YYYY-MM)."))
     ] = None,
     start: Annotated[
         str | None,
         typer.Option(
             "--start",
-            help="Début de campagne (la première mesure couvre 3 mois) / campaign start. Défaut : le début déclaré "
-            "de la grappe (campaign_start), sinon le premier mois du journal ; --from ne fait que choisir les "
-            "périodes affichées.",
+            help=bilingual(
+                "Début de campagne (la première mesure couvre 3 mois)",
+                (
+                    "campaign start. Défaut : le début déclaré de la grappe (campaign_start), sinon le "
+                    "premier mois du journal ; --from ne fait que choisir les périodes affichées."
+                ),
+            ),
         ),
     ] = None,
     essms: Annotated[
         list[str] | None,
-        typer.Option("--essms", help="FINESS géographique (répétable) / establishment FINESS (repeatable)."),
+        typer.Option(
+            "--essms", help=bilingual("FINESS géographique (répétable)", "establishment FINESS (repeatable).")
+        ),
     ] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Seulement cette exécution / only this run id.")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help=bilingual("Seulement cette exécution", "only this run id."))
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
     target: Annotated[
         list[str] | None,
-        typer.Option("--target", help="Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none) / target override."),
+        typer.Option(
+            "--target", help=bilingual("Cible NOM=VALEUR (ex. dossiers_actifs=80, dmp=none)", "target override.")
+        ),
     ] = None,
     mssante: Annotated[
         str | None,
         typer.Option(
             "--mssante",
-            help="Numérateur du taux MSSanté: 'messages' (instruction nationale, défaut) ou 'personnes' (chaque personne une fois) / MSSanté rate numerator.",
+            help=bilingual(
+                (
+                    "Numérateur du taux MSSanté: 'messages' (instruction nationale, défaut) ou 'personnes' "
+                    "(chaque personne une fois)"
+                ),
+                "MSSanté rate numerator.",
+            ),
         ),
     ] = None,
     grappe_file: GrappeOpt = None,
     reading: Annotated[list[str] | None, typer.Option("--lecture", help=READINGS_HELP)] = None,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Écrire le rapport HTML (graphiques SVG) / write the HTML report.")
+        Path | None,
+        typer.Option("--html", help=bilingual("Écrire le rapport HTML (graphiques SVG)", "write the HTML report.")),
     ] = None,
     detail: Annotated[
         str | None,
         typer.Option(
             "--detail",
-            help="Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS) / drill-down.",
+            help=bilingual("Détail des échanges d'un indicateur (avec --month; --essms pour un ESSMS)", "drill-down."),
         ),
     ] = None,
 ) -> None:
@@ -464,13 +486,16 @@ def indicators(
 
 @commands.command("forecast")
 def forecast_cmd(
-    grappe_file: Annotated[Path, typer.Option("--grappe", help="Composition de la grappe (JSON) / grappe file.")],
+    grappe_file: Annotated[
+        Path, typer.Option("--grappe", help=bilingual("Composition de la grappe (JSON)", "grappe file."))
+    ],
     config_path: ConfigOpt = None,
     journal: JournalOpt = None,
     month: Annotated[
         str | None,
         typer.Option(
-            "--month", help="Juger le risque sur la mesure de ce mois / judge the risk on this month's measure."
+            "--month",
+            help=bilingual("Juger le risque sur la mesure de ce mois", "judge the risk on this month's measure."),
         ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
@@ -538,13 +563,13 @@ def simulate(
         str, typer.Option("--profile", help="good (adoption rapide) | lagging (grappe en retard sur les cibles)")
     ] = "good",
     start: Annotated[
-        str, typer.Option("--start", help="Premier mois simulé / first simulated month (YYYY-MM).")
+        str, typer.Option("--start", help=bilingual("Premier mois simulé", "first simulated month (YYYY-MM)."))
     ] = "2025-01",
     out: Annotated[
         Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")
     ] = Path("simulation"),
     sut: Annotated[
-        str, typer.Option("--sut", help="DUI piloté / driven DUI: reference ou faulty:<défaut>.")
+        str, typer.Option("--sut", help=bilingual("DUI piloté", "driven DUI: reference ou faulty:<défaut>."))
     ] = "reference",
     workers: Annotated[
         int,

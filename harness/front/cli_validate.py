@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.core.config import HarnessConfig, load_config
+from harness.core.messages import bilingual
 from harness.validators import Finding, Severity
 from harness.validators.artefact_kind import ArtefactKind
 
@@ -206,7 +207,9 @@ def validate(
     paths: Annotated[list[str], typer.Argument(help="Fichiers ou dossiers à valider, '-' pour l'entrée standard.")],
     kind: Annotated[
         ArtefactKind | None,
-        typer.Option("--type", "-t", help="Type imposé (sinon détecté d'après le contenu) / force the type."),
+        typer.Option(
+            "--type", "-t", help=bilingual("Type imposé (sinon détecté d'après le contenu)", "force the type.")
+        ),
     ] = None,
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="table (défaut), json, junit ou html.")
