@@ -130,10 +130,14 @@ def test_the_answer_examples_are_what_the_simulators_serve_for_the_fixtures() ->
     imported = _fait("eprescription-import")["value"]["data"]
     asked = _operation("eprescription-import")["requestBody"]["content"]["application/json"]["example"]["identifier"]
     assert imported["epu"] == asked and len(asked) == 18
-    assert [line["groupIdentifier"]["value"] for line in imported["lignes"]] == [asked]
-    assert imported["lignes"][0]["subject"]["display"] == f"{person.given} {person.family}"
+    # the lines as the reference DUI shows them from the simulator's FHIR resources: Medication.code.text — dosage
+    resources = fhir_resources(example_prescription(person))
+    medications = {f"Medication/{r['id']}": r for r in resources if r["resourceType"] == "Medication"}
+    requests = [r for r in resources if r["resourceType"] == "MedicationRequest"]
+    assert [r["groupIdentifier"]["value"] for r in requests] == [asked]
     assert imported["lignes"] == [
-        r for r in fhir_resources(example_prescription(person)) if r["resourceType"] == "MedicationRequest"
+        f"{medications[r['medicationReference']['reference']]['code']['text']} — {r['dosageInstruction'][0]['text']}"
+        for r in requests
     ]
     search = _fait("insi-search")["value"]["data"]
     assert (search["ins"], search["oid"]) == (person.ins.value, person.ins.oid)

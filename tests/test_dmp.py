@@ -20,7 +20,9 @@ from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
 from harness.host.simulator import Fault, RunState
 from harness.sut import dmp_messages as M
 from harness.sut.base import ActionStatus, DmpFeed, DmpQuery, DmpUpdate, SutEnvironment
+from harness.sut.control_api import BY_NAME
 from harness.sut.documents import build_cda
+from harness.sut.http_driver import data_errors
 from harness.sut.reference import FaultyDUI, ReferenceDUI
 from mock_services.dmp.store import Authorisation, DmpState
 from tests.conftest import CORPUS
@@ -147,9 +149,13 @@ def test_search_retrieve_replace_mask_archive_delete(dmp: Dmp) -> None:
     assert second.status is ActionStatus.DONE, second.detail
     assert dmp.sim.store.by_unique_id(first.data["unique_id"]).status.endswith("Deprecated")
     found = dmp.dui.dmp_find(DmpQuery(person, establishment))
+    # the reference DUI's answers follow the data schemas its plugin publishes (they cannot drift apart)
+    for name, answer in (("dmp-feed", first), ("dmp-feed", second), ("dmp-find", found)):
+        assert answer.data and data_errors(BY_NAME[name], answer.data) == [], name
     unique_ids = {d["unique_id"] for d in found.data["documents"]}
     assert second.data["unique_id"] in unique_ids and first.data["unique_id"] not in unique_ids
     retrieved = dmp.dui.dmp_retrieve(DmpQuery(person, establishment, unique_id=second.data["unique_id"]))
+    assert data_errors(BY_NAME["dmp-retrieve"], retrieved.data) == []
     assert retrieved.status is ActionStatus.DONE and retrieved.data["identical"]
     assert (
         dmp.dui.dmp_update(DmpUpdate(person, establishment, second.data["unique_id"], "masquer")).status

@@ -29,7 +29,7 @@ from harness.core.events import Status
 from harness.fields.testdata import load_testdata
 from harness.front.runner import RunResult, run_catalogue
 from harness.runtime.selection import catalogue
-from harness.sut.base import ActionStatus, MssanteSend
+from harness.sut.base import ActionResult, ActionStatus, MssanteSend
 from harness.sut.control_api import to_payload
 from harness.sut.http_driver import HttpDriver
 
@@ -171,6 +171,34 @@ def test_outcome_mapping(response: httpx.Response, status: ActionStatus, words: 
     assert result.status is status and words in result.detail
     action_request = seen[-1]
     assert action_request.headers["X-Socle-Contract"] == "1" and len(action_request.headers["Idempotency-Key"]) >= 8
+
+
+def _answer(method: str, data: object, action: object = None) -> ActionResult:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/session"):
+            return httpx.Response(204)
+        return httpx.Response(200, json={"status": "done", "detail": "ok", "data": data})
+
+    return getattr(_driver(handler), method)(*(() if action is None else (action,)))
+
+
+def test_answer_data_outside_the_action_schema_is_a_sut_error_naming_where() -> None:
+    wrong = _answer("send_mssante", {"message_id": 42}, _action())
+    assert (wrong.status, wrong.detail) == (
+        ActionStatus.ERROR,
+        "réponse du DUI hors contrat (mssante-send) : data.message_id / answer outside the contract: "
+        '42 is not of type "string"',
+    )
+    nested = _answer("dmp_find", {"documents": [{"entry_uuid": "urn:uuid:x"}]}, _action())
+    assert nested.status is ActionStatus.ERROR
+    assert nested.detail.startswith("réponse du DUI hors contrat (dmp-find) : data.documents[0] / ")
+    no_session = _answer("psc_logout", {"sid": 7})
+    assert no_session.status is ActionStatus.ERROR and "data.sid" in no_session.detail
+    assert _answer("psc_logout", {"sid": None}).status is ActionStatus.DONE  # declared nullable
+    # more keys than declared, or fewer, are the DUI's right; a declared key of the declared type passes
+    fine = _answer("send_mssante", {"message_id": "<a@b>", "recipients": ["x"]}, _action())
+    assert (fine.status, fine.data) == (ActionStatus.DONE, {"message_id": "<a@b>", "recipients": ["x"]})
+    assert _answer("psc_refresh", {"anything": 1}).status is ActionStatus.DONE
 
 
 def test_connect_errors_are_retried_then_unreachable_but_timeouts_are_not_retried() -> None:

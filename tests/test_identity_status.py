@@ -35,6 +35,8 @@ from harness.fields.testdata import load_testdata
 from harness.runtime.drivers import make_driver
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.base import ActionStatus, InsiSearch, MssanteSend, SutEnvironment
+from harness.sut.control_api import BY_NAME
+from harness.sut.http_driver import data_errors
 from harness.sut.insi_actions import traits_of_person
 from harness.validators import Severity
 
@@ -310,13 +312,15 @@ def test_mssante_warns_about_an_unqualified_ins_and_not_after_qualification(env:
     establishment = env.testdata.establishment(person.essms)
     send = MssanteSend(person, establishment, "DLU", ("jean.dupont@medecin.mssante.fr",))
 
-    assert dui.send_mssante(send).status is ActionStatus.DONE
+    sent = dui.send_mssante(send)
+    assert sent.status is ActionStatus.DONE
     first = _last_submission(env)
     assert first.outcome is Outcome.ACCEPTED and "INS-NON-QUALIFIE" in _codes(first)
     flagged = next(f for f in first.details["findings"] if f["code"] == "INS-NON-QUALIFIE")
     assert flagged["severity"] == "warning"
 
-    assert dui.search_ins(InsiSearch(traits_of_person(person), establishment)).data["statut"] == "récupérée"
+    searched = dui.search_ins(InsiSearch(traits_of_person(person), establishment))
+    assert searched.data["statut"] == "récupérée"
     assert dui.send_mssante(send).status is ActionStatus.DONE
     assert "INS-NON-QUALIFIE" in _codes(_last_submission(env))  # recovered is not enough
 
@@ -327,6 +331,10 @@ def test_mssante_warns_about_an_unqualified_ins_and_not_after_qualification(env:
 
     qualified = dui.qualify_identity(InsiSearch(traits_of_person(person), establishment, identity_document="CN"))
     assert (qualified.data["statut"], qualified.data["piece_identite"]) == ("qualifiée", "CN")
+    # the reference DUI's answers follow the data schemas its plugins publish (they cannot drift apart)
+    answers = {"mssante-send": sent, "insi-search": searched, "insi-qualify": qualified}
+    assert {name: data_errors(BY_NAME[name], a.data) for name, a in answers.items()} == dict.fromkeys(answers, [])
+    assert qualified.data["ins"] == person.ins.value
     env.journal.record(
         document_check_exchange(
             essms=establishment.finess,

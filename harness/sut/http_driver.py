@@ -8,7 +8,8 @@ The contract is published in ``docs/control-api.openapi.json`` (OpenAPI 3.1). In
   ``Idempotency-Key`` header; the DUI performs it against the simulators and answers
   ``{"status": "done" | "failed" | "delegated", "detail": "...", "data": {...}}`` — ``failed`` meaning the DUI
   itself reports the failure to its user (a conformant behaviour when the service refused), not a crash.
-- An unknown action is 404; anything else than 200 with a valid body is a *SUT error*; a connection that cannot
+- An unknown action is 404; anything else than 200 with a valid body (its ``data`` following the action's
+  ``data`` schema, JSON Schema 2020-12, checked with jsonschema-rs) is a *SUT error*; a connection that cannot
   be established (after retries) is *SUT unreachable*. Both are reported as errors, never as conformance
   failures, and the run goes on with the next scenario.
 
@@ -22,13 +23,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import httpx
+import jsonschema_rs
 
+from harness.core.messages import bilingual
 from harness.sut.base import ActionResult, ActionStatus, SutEnvironment
 from harness.sut.control_api import CONTRACT_VERSION, PREFIX, ActionSpec, contract, to_payload
+from harness.sut.control_api_examples import data_schema
 
 _STATUSES = {"done": ActionStatus.DONE, "failed": ActionStatus.FAILED, "delegated": ActionStatus.DELEGATED}
 
@@ -91,7 +95,7 @@ class HttpDriver:
             return ActionResult(
                 ActionStatus.ERROR, f"réponse HTTP {response.status_code} du DUI: {response.text[:300]}"
             )
-        return parse_outcome(response)
+        return parse_outcome(response, contract().by_name.get(action))
 
     def _send_session(self) -> ActionResult | None:
         if self._env is None:
@@ -131,8 +135,27 @@ def _call(driver: HttpDriver, spec: ActionSpec, action: Any = None) -> ActionRes
     return driver.perform(spec.name, {} if spec.request is None else to_payload(action))
 
 
-def parse_outcome(response: httpx.Response) -> ActionResult:
-    """Validate the action outcome body: ``{"status", "detail"?, "data"?}``."""
+@cache
+def _data_validator(spec: ActionSpec) -> Any:
+    """The JSON Schema validator of the ``data`` an action's answer carries (the schema the document publishes)."""
+    components: dict[str, Any] = {}
+    schema = data_schema(spec, components)
+    return jsonschema_rs.Draft202012Validator({**schema, "components": {"schemas": components}})
+
+
+def data_errors(spec: ActionSpec, data: dict[str, Any]) -> list[str]:
+    """Where and why an answer's ``data`` leaves the schema the action declares (``data.documents[0]: ...``);
+    empty when it follows it. The reference DUI's answers are held to it too (tests)."""
+    out = []
+    for error in _data_validator(spec).iter_errors(data):
+        where = "data" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.instance_path)
+        out.append(f"{where}: {error.message}")
+    return out
+
+
+def parse_outcome(response: httpx.Response, spec: ActionSpec | None = None) -> ActionResult:
+    """Validate the action outcome body: ``{"status", "detail"?, "data"?}``, ``data`` against the schema of the
+    action ``spec`` declares."""
     try:
         body = response.json()
     except ValueError:
@@ -145,6 +168,15 @@ def parse_outcome(response: httpx.Response) -> ActionResult:
     if not isinstance(detail, str) or not isinstance(data, dict):
         return ActionResult(
             ActionStatus.ERROR, "réponse du DUI hors contrat: detail doit être une chaîne et data un objet"
+        )
+    errors = data_errors(spec, data) if spec is not None else []
+    if spec is not None and errors:
+        where, message = errors[0].split(": ", 1)
+        return ActionResult(
+            ActionStatus.ERROR,
+            bilingual(
+                f"réponse du DUI hors contrat ({spec.name}) : {where}", f"answer outside the contract: {message}"
+            ),
         )
     return ActionResult(_STATUSES[body["status"]], detail, data)
 

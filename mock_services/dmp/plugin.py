@@ -64,12 +64,12 @@ class DmpFeedData:
 
 @dataclass(frozen=True)
 class DmpDocumentFound:
-    """One document found (ITI-18 XDSDocumentEntry), as the reference DUI lists it."""
+    """One document found (ITI-18 XDSDocumentEntry), as the reference DUI lists it (null: absent from the entry)."""
 
-    entry_uuid: str
-    unique_id: str
+    entry_uuid: str | None
+    unique_id: str | None
     typeCode: str | None  # noqa: N815 (the XDS attribute's name)
-    status: str
+    status: str | None
     repository: str | None
 
 

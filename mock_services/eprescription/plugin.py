@@ -37,18 +37,16 @@ def example_prescription(person: Person) -> Any:
     return generate(person, rng=random.Random(seed), authored=datetime(2025, 4, 30, 18, tzinfo=UTC), lines=1)
 
 
-def _lines(person: Person) -> list[dict[str, Any]]:
-    from mock_services.eprescription.prescriptions import fhir_resources
-
-    resources = fhir_resources(example_prescription(person))
-    return [r for r in resources if r["resourceType"] == "MedicationRequest"]
+def _lines(person: Person) -> list[str]:
+    """The lines as the DUI shows them: the medicine (Medication.code.text) and the posology (dosage text)."""
+    return [f"{line.medicine.display} — {line.posology.text}" for line in example_prescription(person).lines]
 
 
 @dataclass(frozen=True)
 class EprescriptionImportData:
     epu: str = fact("the EPU of the prescription imported", real=lambda s: example_prescription(s.person).epu)
-    lignes: tuple[dict[str, Any], ...] = fact(
-        "the prescription lines shown to the user (FHIR MedicationRequest)", real=lambda s: _lines(s.person)
+    lignes: tuple[str, ...] = fact(
+        "the prescription lines shown to the user: medicine — posology", real=lambda s: _lines(s.person)
     )
 
 

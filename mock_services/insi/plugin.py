@@ -69,21 +69,22 @@ def _ins(description: str) -> Any:
 
 def _oid() -> Any:
     return fact(
-        "its OID (1.2.250.1.213.1.4.8 NIR, .9 NIA; .10 / .11 for test identities)", real=lambda s: s.person.ins.oid
+        "its OID (1.2.250.1.213.1.4.8 NIR, .9 NIA; .10 / .11 for test identities; null without INS)",
+        real=lambda s: s.person.ins.oid,
     )
 
 
 @dataclass(frozen=True)
 class InsiSearchData:
     ins: str | None = _ins("the INS retained (null if none)")
-    oid: str = _oid()
+    oid: str | None = _oid()
     statut: IdentityStatus = fact("identity status (RNIV) the DUI records", example="récupérée")
 
 
 @dataclass(frozen=True)
 class InsiVerifyData:
     ins: str | None = _ins("the INS retained")
-    oid: str = _oid()
+    oid: str | None = _oid()
     statut: IdentityStatus = fact("identity status (RNIV)", example="récupérée")
     verifie: bool = fact("the INS was verified", example=True)
 
@@ -91,7 +92,7 @@ class InsiVerifyData:
 @dataclass(frozen=True)
 class InsiQualifyData:
     ins: str | None = _ins("the INS retained")
-    oid: str = _oid()
+    oid: str | None = _oid()
     statut: IdentityStatus = fact("identity status the DUI records", example="qualifiée")
     piece_identite: str | None = fact(
         "FR Core code of the identity document the user checked (null if none)", example="CN"

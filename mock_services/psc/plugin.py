@@ -53,16 +53,16 @@ class PscLoginData:
     finess: str = _claim("FINESS of the activity retained", lambda p, s: s.establishment.finess)
     nom: str = _claim("family name", lambda p, s: p.family_name)
     sub: str = _claim("id token sub", lambda p, s: p.sub)
-    kid: str = fact(
+    kid: str | None = fact(
         "kid of the key that verified the id token (RFC 7638 thumbprint of a key the simulator makes at start)",
         example="NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
     )
-    sid: str = fact("PSC session id", example="8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+    sid: str | None = fact("PSC session id", example="8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
 
 
 @dataclass(frozen=True)
 class PscLogoutData:
-    sid: str = fact("PSC session id closed", example="8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+    sid: str | None = fact("PSC session id closed", example="8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
 
 
 ACTIONS = (
