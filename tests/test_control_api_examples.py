@@ -122,7 +122,7 @@ def test_the_answer_examples_are_what_the_simulators_serve_for_the_fixtures() ->
     assert (login["id_nat_ps"], login["rpps"], login["nom"], login["finess"], login["sub"]) == (
         professional.id_nat_ps,
         professional.rpps,
-        professional.family_name,
+        professional.display_name,  # as the reference DUI shows it (given and family names)
         establishment.finess,
         professional.userinfo()["sub"],
     )

@@ -51,7 +51,9 @@ class PscLoginData:
     id_nat_ps: str = _claim("idNat_PS from the userinfo", lambda p, s: p.id_nat_ps)
     rpps: str | None = _claim("RPPS (null for a non-RPPS professional)", lambda p, s: p.rpps)
     finess: str = _claim("FINESS of the activity retained", lambda p, s: s.establishment.finess)
-    nom: str = _claim("family name", lambda p, s: p.family_name)
+    nom: str = _claim(
+        "the professional's name the DUI shows (userinfo given_name, family_name)", lambda p, s: p.display_name
+    )
     sub: str = _claim("id token sub", lambda p, s: p.sub)
     kid: str | None = fact(
         "kid of the key that verified the id token (RFC 7638 thumbprint of a key the simulator makes at start)",
