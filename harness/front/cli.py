@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import json
 import signal
 import sys
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from typer.core import TyperGroup
 
 from harness import __version__
 from harness.core.config import HarnessConfig, load_config
@@ -25,12 +28,41 @@ from harness.core.messages import bilingual
 from harness.front.listening import Listening
 
 if TYPE_CHECKING:
+    from typer._click import Command, Context  # typer's own click
+
     from harness.front.runner import RunResult
     from harness.runtime.observe import ObservationWindow
 
 # Everything else is imported by the command that needs it: ``serve``, ``journal`` or ``list`` never import the
 # run machinery (pytest runner, reports, guided recette, observation, the reference DUI).
+# Commands declared in their own modules, imported only when one of them runs or the help lists every command:
+# usage indicators, funding forecast and grappe simulation (harness/front/cli_indicators.py, the analytics) and
+# validate (harness/front/cli_validate.py, every validator). ``serve`` imports neither (issue 18, cold start).
+_LAZY_COMMANDS = {
+    "indicators": "harness.front.cli_indicators",
+    "forecast": "harness.front.cli_indicators",
+    "simulate": "harness.front.cli_indicators",
+    "validate": "harness.front.cli_validate",
+}
+
+
+class _LazyCommands(TyperGroup):
+    """The ``socle-harness`` group: the commands of :data:`_LAZY_COMMANDS` are added when first asked for."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(dict.fromkeys([*super().list_commands(ctx), *_LAZY_COMMANDS]))
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in _LAZY_COMMANDS and cmd_name not in self.commands:
+            commands = typer.Typer(rich_markup_mode="rich")
+            importlib.import_module(_LAZY_COMMANDS[cmd_name]).register(commands)
+            for name, command in typer.main.get_group(commands).commands.items():
+                self.add_command(command, name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
+    cls=_LazyCommands,
     name="socle-harness",
     help=(
         "Simulateurs des services socles et recette d'interopérabilité des DUI (ESMS numérique).\n\n"
@@ -694,15 +726,6 @@ def control_api(
         output.write_text(text, encoding="utf-8")
         console.print(f"contrat écrit dans {output} / contract written")
 
-
-# Usage indicators, funding forecast and grappe simulation (harness/front/cli_indicators.py).
-from harness.front.cli_indicators import register as _register_indicators  # noqa: E402
-
-_register_indicators(app)
-
-from harness.front.cli_validate import register as _register_validate  # noqa: E402
-
-_register_validate(app)
 
 if __name__ == "__main__":  # pragma: no cover  (last: every command registered first)
     app()

@@ -12,10 +12,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import httpx
-
 from harness.core.messages import bilingual
-from harness.runtime.drivers import make_driver
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -36,6 +33,8 @@ def check_sut(spec: str) -> None:
     """The ``--sut`` value names a driver that can be built (unknown defects listed once, not per scenario)."""
     if spec.startswith("observe:") or spec == "manual":
         return
+    from harness.runtime.drivers import make_driver  # the DUI drivers: only for run (serve checks no DUI)
+
     try:
         make_driver(spec)
     except ValueError as exc:
@@ -47,6 +46,8 @@ def check_http_sut(spec: str, *, timeout: float = 5.0) -> None:
     if not spec.startswith("http:"):
         return
     base = spec[len("http:") :]
+    import httpx  # only when a DUI is reached over HTTP (serve never imports it)
+
     try:
         httpx.get(base.rstrip("/") + "/socle/v1/session", timeout=timeout)
     except httpx.HTTPError as exc:

@@ -27,10 +27,10 @@ from harness.host.connections import ConnectionLimits
 from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.host.simulator import RunState, Simulator
 from harness.runtime.guided import OperatorChannel, StepBlocked
-from harness.runtime.observe import apply_retry_rule, describe_exchange, split_activity
 from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the observation machinery (control API, message parsing) is imported when observing only:
+    # ``socle-harness serve`` builds a SocleEnvironment and never observes (issue 18, cold start)
     from harness.runtime.observe import Expectation, ObservationWindow
 
 
@@ -160,6 +160,8 @@ class ScenarioContext:
         """The DUI's exchanges of the window that meet the last action's expectation (README « Mode observation »):
         a harness run's exchanges are set aside and counted; the retry rule (``observe_retry``) may forgive a
         refusal an accepted retry followed, shown as a warning."""
+        from harness.runtime.observe import apply_retry_rule, describe_exchange, split_activity
+
         expectation: Expectation | None = self.last_action.data.get("expectation") if self.last_action else None
         flt = JournalFilter(service=service, ts_from=window.start, ts_to=window.end)
         # observing while the DUI works (the window ends in the future): wait for the exchange, at most step_timeout
