@@ -16,7 +16,7 @@ from catalogue_matrix import Matrix, assert_all_pass, assert_fails_exactly, asse
 
 from harness.core.config import package_root
 from harness.core.events import Status
-from harness.sut.plugins import services
+from harness.sut.plugins import dui_sides
 from harness.sut.reference import DEFECTS
 
 MATRICES = {m.tag: m for m in matrices()}
@@ -46,7 +46,7 @@ def test_the_matrices_name_every_scenario_of_their_tag() -> None:
 @pytest.mark.parametrize("tag", sorted(MATRICES))
 def test_every_scenario_is_failed_by_some_defect(tag: str) -> None:
     matrix = MATRICES[tag]
-    own = {d.name for d in services()[matrix.service].dui.defects}
+    own = {d.name for d in dui_sides()[matrix.service].defects}
     assert_matrix_covers(matrix.failures, matrix.scenarios, own)
     assert set(matrix.failures) <= set(DEFECTS)
 

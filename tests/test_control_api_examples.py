@@ -17,7 +17,7 @@ from harness.fields.testdata import MailboxType
 from harness.sut.control_api import ACTIONS, openapi
 from harness.sut.control_api_examples import sample
 from harness.sut.dmp_actions import CHANGES, STATUS_CHANGES
-from harness.sut.plugins import services
+from harness.sut.plugins import dui_sides
 from harness.validators.cda import DOCUMENT_TYPES
 from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
 from mock_services.eprescription.plugin import example_prescription
@@ -153,7 +153,7 @@ def test_illustrative_values_are_marked_so() -> None:
         "synthetic fixtures."
     )
     assert _fait("dmp-update")["description"] == "`detail` is illustrative (the DUI's own words)."
-    assert not any(f.real for f in services()["dmp"].dui.actions[0].facts.values())
+    assert not any(f.real for f in dui_sides()["dmp"].actions[0].facts.values())
 
 
 def test_nothing_service_specific_is_central() -> None:
@@ -162,7 +162,7 @@ def test_nothing_service_specific_is_central() -> None:
     source = (REPO / "harness" / "sut" / "control_api_examples.py").read_text(encoding="utf-8")
     words = {spec.name for spec in ACTIONS} | {key for spec in ACTIONS for key in spec.facts}
     words |= {spec.request.__name__ for spec in ACTIONS if spec.request is not None}
-    words |= {name for plugin in services().values() for _, name in plugin.dui.vocabularies}
+    words |= {name for side in dui_sides().values() for _, name in side.vocabularies}
     assert len(words) > 40
     quoted = sorted(w for w in words if f'"{w}"' in source)
     named = sorted(

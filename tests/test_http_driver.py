@@ -239,12 +239,12 @@ def test_payloads_follow_the_published_contract() -> None:
 
 def test_published_contract_is_the_generated_one_and_covers_every_driver_action() -> None:
     from harness.sut.control_api import ACTIONS, openapi
-    from harness.sut.plugins import services
+    from harness.sut.plugins import dui_sides
 
     assert json.loads(CONTRACT_FILE.read_text(encoding="utf-8")) == openapi(), (
         "docs/control-api.openapi.json is stale: regenerate it with `socle-harness control-api -o docs/control-api.openapi.json`"
     )
-    declared = [spec.name for plugin in services().values() for spec in plugin.dui.actions]
+    declared = [spec.name for side in dui_sides().values() for spec in side.actions]
     assert [spec.name for spec in ACTIONS] == declared and len(declared) == 20
     assert sorted(p.removeprefix("/socle/v1/actions/") for p in openapi()["paths"] if "/actions/" in p) == sorted(
         declared

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from harness.sut.plugins import (
     PluginError,
     ServicePlugin,
     check_together,
+    dui_side,
+    dui_sides,
     fact,
     load,
     services,
@@ -41,20 +45,22 @@ def test_every_registered_service_declares_all_its_parts() -> None:
         assert plugin.simulator.name == name and issubclass(plugin.simulator, Simulator)
         assert plugin.settings and all(isinstance(s.from_mapping({}), s) for s in plugin.settings), name
         assert all(isinstance(f, FaultSpec) and f.description for f in plugin.faults), name
-        assert plugin.dui.actions and plugin.dui.defects, f"{name}: a service asks something of the DUI"
-        for spec in plugin.dui.actions:
-            assert spec.summary and callable(spec.instruction) and callable(getattr(plugin.dui.reference, spec.method))
-        assert all(d.description for d in plugin.dui.defects), name
+        dui = dui_side(plugin)
+        assert dui is dui_sides()[name]
+        assert dui.actions and dui.defects, f"{name}: a service asks something of the DUI"
+        for spec in dui.actions:
+            assert spec.summary and callable(spec.instruction) and callable(getattr(dui.reference, spec.method))
+        assert all(d.description for d in dui.defects), name
     assert available_simulators() == {name: plugin.simulator for name, plugin in plugins.items()}
 
 
 def test_the_tables_are_assembled_from_the_plugins() -> None:
-    plugins = services().values()
-    assert ACTIONS == tuple(spec for p in plugins for spec in p.dui.actions)
-    assert list(DEFECTS) == [d.name for p in plugins for d in p.dui.defects] and len(DEFECTS) == sum(
-        len(p.dui.defects) for p in plugins
+    sides = dui_sides().values()
+    assert ACTIONS == tuple(spec for side in sides for spec in side.actions)
+    assert list(DEFECTS) == [d.name for side in sides for d in side.defects] and len(DEFECTS) == sum(
+        len(side.defects) for side in sides
     )
-    assert all(issubclass(ReferenceDUI, p.dui.reference) for p in plugins)
+    assert all(issubclass(ReferenceDUI, side.reference) for side in sides)
     assert issubclass(FaultyDUI, ReferenceDUI)
     endpoints = openapi()["components"]["schemas"]["Session"]["properties"]["endpoints"]["description"]
     assert endpoints.startswith("One object per simulator (dmp, eparcours, eprescription, insi, mssante, psc, tddui) ")
@@ -148,7 +154,7 @@ def test_simulator_modules_never_import_the_upper_layers() -> None:
     """Only a service's ``plugin.py`` (its composition root, loaded by entry point) and the DUI-side and step
     modules its plugin names see the layers above the simulators."""
     upper = ("harness.sut", "harness.steps", "harness.runtime", "harness.front", "harness.analytics", "harness.reports")
-    above = {p.steps for p in services().values()} | {p.dui.reference.__module__ for p in services().values()}
+    above = {p.steps for p in services().values()} | {side.reference.__module__ for side in dui_sides().values()}
     for module in (REPO / "mock_services").rglob("*.py"):
         name = ".".join(module.relative_to(REPO).with_suffix("").parts)
         if module.name == "plugin.py" or name in above:
@@ -385,3 +391,67 @@ def test_what_two_plugins_declare_twice_is_refused_naming_both() -> None:
     with pytest.raises(PluginError) as caught:
         check_together([mssante, clash])
     assert str(caught.value) == PREFIX + "reference DUI attribute '_env' is already declared by the plugin 'mssante'"
+
+
+# -- a DUI side declared by a function: resolved and checked where a DUI is driven or described ------------------
+def test_a_dui_side_declared_by_a_function_is_loaded_and_checked_like_an_inline_one() -> None:
+    deferred = replace(ECHO, dui=lambda: ECHO.dui)
+    assert validate(deferred, "echo") is deferred
+    assert dui_side(deferred) is ECHO.dui
+    registry = load([*((n, lambda p=p: p) for n, p in services().items()), ("echo", lambda: deferred)])
+    assert registry["echo"] is deferred
+
+
+def _missing_dui() -> DuiSide:
+    import harness.sut.echo_actions  # noqa: F401  (no such module)
+
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("dui", "message"),
+    [
+        (
+            _missing_dui,
+            "dui: the DUI side cannot be loaded: ModuleNotFoundError: No module named 'harness.sut.echo_actions'",
+        ),
+        (lambda: ECHO.dui.actions, "dui must be a DuiSide, not tuple"),
+        (
+            lambda: replace(ECHO.dui, actions=(replace(ECHO.dui.actions[0], method="crier"),)),
+            "action 'echo-ask': EchoActions has no method 'crier'",
+        ),
+    ],
+)
+def test_a_broken_deferred_dui_side_is_refused_naming_the_plugin_where_it_is_needed(dui: object, message: str) -> None:
+    broken = replace(ECHO, dui=dui)
+    assert validate(broken, "echo") is broken  # the service part alone is sound: serve may start it
+    registry = load([("mssante", lambda: services()["mssante"]), ("echo", lambda: broken)], dui=False)
+    assert registry["echo"] is broken
+    for check in (lambda: dui_side(broken), lambda: load([("echo", lambda: broken)])):
+        with pytest.raises(PluginError) as caught:
+            check()
+        assert str(caught.value) == PREFIX + message
+
+
+@pytest.mark.parametrize("dui", ["mock_services.echo:DUI", EchoActions])
+def test_a_dui_part_that_is_neither_a_dui_side_nor_a_function_is_refused(dui: object) -> None:
+    assert _error(replace(ECHO, dui=dui)) == PREFIX + (
+        f"dui must be a DuiSide or a function returning one, not {type(dui).__name__}"
+    )
+
+
+def test_serve_loads_the_simulators_without_the_dui_side() -> None:
+    """The service host's registry (services, available_simulators) and the scenario environment import no
+    reference-DUI mixin; the control API's contract imports them all (issue 18, cold start)."""
+    code = (
+        "import sys\n"
+        "from harness.host.simulator import available_simulators\n"
+        "from harness.sut.plugins import services\n"
+        "import harness.runtime.environment\n"
+        "services(); available_simulators()\n"
+        "print(sorted(m for m in sys.modules if m.endswith('_actions')))\n"
+        "from harness.sut.control_api import ACTIONS\n"
+        "print(len(sorted(m for m in sys.modules if m.startswith('harness.sut.') and m.endswith('_actions'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", str(len(SERVICES))]

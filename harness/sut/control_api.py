@@ -27,7 +27,7 @@ from harness.fields.testdata import Establishment, Person
 from harness.sut.base import InsiTraits
 from harness.sut.control_api_examples import data_example, data_schema, illustrative, request_example, vocabularies
 from harness.sut.json_schema import schema_of
-from harness.sut.plugins import ActionSpec, services
+from harness.sut.plugins import ActionSpec, dui_sides, services
 
 CONTRACT_VERSION = "1"
 PREFIX = "/socle/v1"
@@ -45,7 +45,7 @@ class Contract:
 @cache
 def contract() -> Contract:
     """The control API's actions: every action each service plugin declares (:mod:`harness.sut.plugins`)."""
-    actions = tuple(spec for plugin in services().values() for spec in plugin.dui.actions)
+    actions = tuple(spec for side in dui_sides().values() for spec in side.actions)
     return Contract(
         actions,
         MappingProxyType({spec.name: spec for spec in actions}),

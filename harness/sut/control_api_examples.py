@@ -49,12 +49,10 @@ def sample() -> Sample:
 
 def vocabularies() -> Mapping[tuple[str, str], Mapping[str, str]]:
     """``(request class name, field) -> {code: meaning}``: the closed lists every service plugin declares."""
-    from harness.sut.plugins import services
+    from harness.sut.plugins import dui_sides
 
     return {
-        (cls.__name__, name): codes
-        for plugin in services().values()
-        for (cls, name), codes in plugin.dui.vocabularies.items()
+        (cls.__name__, name): codes for side in dui_sides().values() for (cls, name), codes in side.vocabularies.items()
     }
 
 

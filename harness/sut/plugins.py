@@ -13,7 +13,9 @@ entry-point group ``socle_harness.services`` (one line in ``pyproject.toml``; th
   named ``<service>.<fault>``);
 - ``dui``: the DUI side (:class:`DuiSide`): the control-API actions (:class:`ActionSpec`: request dataclass and
   its example, summary, the typed ``data`` of the answer with its examples, French guided-recette instruction),
-  the reference DUI's mixin implementing them and the named defects of the faulty DUI;
+  the reference DUI's mixin implementing them and the named defects of the faulty DUI; or a function without
+  argument returning it, called (once) when the reference DUI, the control API or a check first asks for it
+  (:func:`dui_side`): ``socle-harness serve`` starts the simulators without importing the DUI side (issue 18);
 - ``steps``: the module of its bilingual Gherkin steps (a pytest plugin module).
 
 Everything the harness used to list by hand is assembled from the loaded plugins: the reference and faulty
@@ -23,7 +25,10 @@ and the simulator registry (:func:`harness.host.simulator.available_simulators` 
 
 Like pluggy checking hook implementations at registration, :func:`validate` refuses a plugin with a missing or
 mistyped part, and :func:`check_together` refuses duplicate action, method or defect names, two reference mixins
-defining the same attribute, or a dependency on an unregistered service; every error names the plugin.
+defining the same attribute, or a dependency on an unregistered service; every error names the plugin. A DUI side
+declared by a function is checked the same way when it is resolved: by :func:`dui_sides` (the reference DUI, the
+control API, ``socle-harness run``) and by :func:`load` unless told the DUI side is not needed (:func:`services`,
+which the service host reads).
 """
 
 from __future__ import annotations
@@ -147,7 +152,7 @@ class ServicePlugin:
     simulator: type[Simulator]
     settings: tuple[type, ...]
     faults: tuple[FaultSpec, ...]
-    dui: DuiSide
+    dui: DuiSide | Callable[[], DuiSide]
     steps: str
     requires: tuple[str, ...] = ()
 
@@ -197,13 +202,25 @@ def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
     )
     if unprefixed:
         raise _fail(label, f"fault_catalogue kinds are named {plugin.name}.<fault>, not {', '.join(unprefixed)}")
-    if not isinstance(plugin.dui, DuiSide):
-        raise _fail(label, f"dui must be a DuiSide, not {type(plugin.dui).__name__}")
-    _tuple_of(label, "dui.actions", plugin.dui.actions, ActionSpec)
-    _tuple_of(label, "dui.defects", plugin.dui.defects, Defect)
-    if not isinstance(plugin.dui.reference, type):
-        raise _fail(label, f"dui.reference must be the reference DUI's mixin class, not {plugin.dui.reference!r}")
-    for spec in plugin.dui.actions:
+    if isinstance(plugin.dui, DuiSide):
+        _validate_dui(label, plugin.dui)
+    elif isinstance(plugin.dui, type) or not callable(plugin.dui):
+        raise _fail(label, f"dui must be a DuiSide or a function returning one, not {type(plugin.dui).__name__}")
+    if not isinstance(plugin.steps, str) or importlib.util.find_spec(plugin.steps) is None:
+        raise _fail(label, f"steps must name an importable module, not {plugin.steps!r}")
+    _tuple_of(label, "requires", plugin.requires, str)
+    return plugin
+
+
+def _validate_dui(label: str, dui: object) -> DuiSide:
+    """Check one plugin's DUI side (actions, reference mixin, defects, vocabularies); return it."""
+    if not isinstance(dui, DuiSide):
+        raise _fail(label, f"dui must be a DuiSide, not {type(dui).__name__}")
+    _tuple_of(label, "dui.actions", dui.actions, ActionSpec)
+    _tuple_of(label, "dui.defects", dui.defects, Defect)
+    if not isinstance(dui.reference, type):
+        raise _fail(label, f"dui.reference must be the reference DUI's mixin class, not {dui.reference!r}")
+    for spec in dui.actions:
         if spec.request is not None and not (isinstance(spec.request, type) and dataclasses.is_dataclass(spec.request)):
             raise _fail(label, f"action {spec.name!r}: request must be a dataclass or None, not {spec.request!r}")
         _check_data(label, spec)
@@ -211,16 +228,31 @@ def validate(plugin: object, registered_as: str | None = None) -> ServicePlugin:
             raise _fail(label, f"action {spec.name!r}: example must be a function of the fixtures' sample")
         if not callable(spec.instruction):
             raise _fail(label, f"action {spec.name!r}: instruction must be callable")
-        if not callable(getattr(plugin.dui.reference, spec.method, None)):
-            raise _fail(label, f"action {spec.name!r}: {plugin.dui.reference.__name__} has no method {spec.method!r}")
-    _check_vocabularies(label, plugin.dui.vocabularies)
-    _unique(label, "action", (s.name for s in plugin.dui.actions))
-    _unique(label, "driver method", (s.method for s in plugin.dui.actions))
-    _unique(label, "defect", (d.name for d in plugin.dui.defects))
-    if not isinstance(plugin.steps, str) or importlib.util.find_spec(plugin.steps) is None:
-        raise _fail(label, f"steps must name an importable module, not {plugin.steps!r}")
-    _tuple_of(label, "requires", plugin.requires, str)
-    return plugin
+        if not callable(getattr(dui.reference, spec.method, None)):
+            raise _fail(label, f"action {spec.name!r}: {dui.reference.__name__} has no method {spec.method!r}")
+    _check_vocabularies(label, dui.vocabularies)
+    _unique(label, "action", (s.name for s in dui.actions))
+    _unique(label, "driver method", (s.method for s in dui.actions))
+    _unique(label, "defect", (d.name for d in dui.defects))
+    return dui
+
+
+@cache
+def _declared_dui(factory: Callable[[], DuiSide]) -> object:
+    """What a plugin's DUI-side function returns, called once per process (it imports the DUI side)."""
+    return factory()
+
+
+def dui_side(plugin: ServicePlugin) -> DuiSide:
+    """The plugin's DUI side, checked (:class:`PluginError` naming the plugin when its function fails, returns
+    something else than a :class:`DuiSide` or a broken one)."""
+    if isinstance(plugin.dui, DuiSide):
+        return plugin.dui
+    try:
+        declared = _declared_dui(plugin.dui)
+    except Exception as exc:
+        raise _fail(plugin.name, f"dui: the DUI side cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    return _validate_dui(plugin.name, declared)
 
 
 def _check_data(plugin: str, spec: ActionSpec) -> None:
@@ -273,7 +305,6 @@ def check_together(plugins: Iterable[ServicePlugin]) -> None:
     """Refuse what two plugins declare twice (action, driver method, defect, reference mixin attribute) and
     dependencies on services that are not registered. Errors name both plugins."""
     plugins = list(plugins)
-    names = {p.name for p in plugins}
     owners: dict[tuple[str, str], str] = {}
 
     def claim(kind: str, name: str, plugin: str) -> None:
@@ -281,33 +312,46 @@ def check_together(plugins: Iterable[ServicePlugin]) -> None:
         if other != plugin:
             raise _fail(plugin, f"{kind} {name!r} is already declared by the plugin {other!r}")
 
+    _check_requires(plugins)
     for plugin in plugins:
-        for spec in plugin.dui.actions:
+        dui = dui_side(plugin)
+        for spec in dui.actions:
             claim("action", spec.name, plugin.name)
             claim("driver method", spec.method, plugin.name)
-        for defect in plugin.dui.defects:
+        for defect in dui.defects:
             claim("defect", defect.name, plugin.name)
-        for cls, name in plugin.dui.vocabularies:
+        for cls, name in dui.vocabularies:
             claim("vocabulary of", f"{cls.__name__}.{name}", plugin.name)
-        for attribute in vars(plugin.dui.reference):
+        for attribute in vars(dui.reference):
             if not attribute.startswith("__") and attribute not in _SHARED_MIXIN_ATTRIBUTES:
                 claim("reference DUI attribute", attribute, plugin.name)
+
+
+def _check_requires(plugins: Iterable[ServicePlugin]) -> None:
+    plugins = list(plugins)
+    names = {p.name for p in plugins}
+    for plugin in plugins:
         missing = [name for name in plugin.requires if name not in names]
         if missing:
             raise _fail(plugin.name, f"requires the service(s) {', '.join(missing)}, not registered")
 
 
-def load(found: Iterable[tuple[str, Callable[[], object]]]) -> Mapping[str, ServicePlugin]:
-    """Validate ``(registered name, loader)`` pairs into the registry, sorted by name."""
+def load(found: Iterable[tuple[str, Callable[[], object]]], *, dui: bool = True) -> Mapping[str, ServicePlugin]:
+    """Validate ``(registered name, loader)`` pairs into the registry, sorted by name. ``dui=False``: the DUI sides
+    declared by a function are neither imported nor checked here (:func:`dui_sides` does it when they are needed)."""
     plugins = [validate(loader(), name) for name, loader in found]
     _unique("*", "service", (p.name for p in plugins))
-    check_together(plugins)
+    if dui:
+        check_together(plugins)
+    else:
+        _check_requires(plugins)
     return MappingProxyType({p.name: p for p in sorted(plugins, key=lambda p: p.name)})
 
 
 @cache
 def services() -> Mapping[str, ServicePlugin]:
-    """The registered service plugins (entry-point group ``socle_harness.services``), validated, by name.
+    """The registered service plugins (entry-point group ``socle_harness.services``), validated, by name; their
+    DUI sides are checked by :func:`dui_sides`, which everything that drives or describes a DUI goes through.
 
     Loaded once per process: entry points do not change while it runs."""
     found = [(ep.name, ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)]
@@ -319,7 +363,16 @@ def services() -> Mapping[str, ServicePlugin]:
                 "no service plugin registered: reinstall the package",
             )
         )
-    return load(found)
+    return load(found, dui=False)
+
+
+@cache
+def dui_sides() -> Mapping[str, DuiSide]:
+    """Every registered service's DUI side, by service name, each checked and all checked together
+    (:func:`check_together`): what the reference DUI, the control API and the guided recette are built from."""
+    registry = services()
+    check_together(registry.values())
+    return MappingProxyType({name: dui_side(plugin) for name, plugin in registry.items()})
 
 
 def check_settings(tables: Mapping[str, Any], registry: Mapping[str, ServicePlugin] | None = None) -> None:

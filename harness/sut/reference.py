@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.core.messages import bilingual
 from harness.sut.base import Defect, SutEnvironment
-from harness.sut.plugins import services
+from harness.sut.plugins import dui_sides
 
 
 class ReferenceCore:
@@ -55,9 +55,9 @@ class Drivers:
 def drivers() -> Drivers:
     """Compose the reference DUI from every plugin's mixin (in service-name order; the plugins are checked not to
     define the same attribute twice), and the faulty DUI on top of it."""
-    plugins = services().values()
-    defects = MappingProxyType({d.name: d for plugin in plugins for d in plugin.dui.defects})
-    mixins = tuple(plugin.dui.reference for plugin in plugins)
+    sides = dui_sides().values()
+    defects = MappingProxyType({d.name: d for side in sides for d in side.defects})
+    mixins = tuple(side.reference for side in sides)
     reference = type(
         "ReferenceDUI",
         (ReferenceCore, *mixins),

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.dmp_actions import CHANGES, DMP_DEFECTS, STATUS_CHANGES, DmpActions
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from harness.validators.cda import DOCUMENT_TYPES
 from mock_services.dmp import DMPSimulator
@@ -133,13 +132,21 @@ ACTIONS = (
     ),
 )
 
-# ITI-57: a confidentiality change (the codes the document then carries) or a status change (its new status)
-_CHANGES = {name: "confidentialityCode " + ", ".join(code for code, _ in codes) for name, codes in CHANGES.items()}
-VOCABULARIES = {
-    (base.DmpFeed, "document_kind"): {kind: f"{t.title} (LOINC {t.code})" for kind, t in DOCUMENT_TYPES.items()},
-    (base.DmpUpdate, "change"): _CHANGES
-    | {name: "availabilityStatus " + urn.rsplit(":", 1)[-1] for name, urn in STATUS_CHANGES.items()},
-}
+
+def dui() -> DuiSide:
+    """The DUI side: DmpActions is imported when the reference DUI or the control API is built, never by
+    ``socle-harness serve`` (issue 18, cold start)."""
+    from harness.sut.dmp_actions import CHANGES, DMP_DEFECTS, STATUS_CHANGES, DmpActions
+
+    # ITI-57: a confidentiality change (the codes the document then carries) or a status change (its new status)
+    changes = {name: "confidentialityCode " + ", ".join(code for code, _ in codes) for name, codes in CHANGES.items()}
+    vocabularies = {
+        (base.DmpFeed, "document_kind"): {kind: f"{t.title} (LOINC {t.code})" for kind, t in DOCUMENT_TYPES.items()},
+        (base.DmpUpdate, "change"): changes
+        | {name: "availabilityStatus " + urn.rsplit(":", 1)[-1] for name, urn in STATUS_CHANGES.items()},
+    }
+    return DuiSide(actions=ACTIONS, reference=DmpActions, defects=DMP_DEFECTS, vocabularies=vocabularies)
+
 
 PLUGIN = ServicePlugin(
     name="dmp",
@@ -147,6 +154,6 @@ PLUGIN = ServicePlugin(
     simulator=DMPSimulator,
     settings=(DmpSettings,),
     faults=FAULTS,
-    dui=DuiSide(actions=ACTIONS, reference=DmpActions, defects=DMP_DEFECTS, vocabularies=VOCABULARIES),
+    dui=dui,
     steps="harness.steps.dmp",
 )

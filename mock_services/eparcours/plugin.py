@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
 from mock_services.eparcours import EparcoursSimulator
@@ -105,12 +104,21 @@ VOCABULARIES = {
     (base.CdlNotePost, "visibility"): dict(VISIBILITY_CODES),
 }
 
+
+def dui() -> DuiSide:
+    """The DUI side: EparcoursActions is imported when the reference DUI or the control API is built, never by
+    ``socle-harness serve`` (issue 18, cold start)."""
+    from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
+
+    return DuiSide(actions=ACTIONS, reference=EparcoursActions, defects=EPARCOURS_DEFECTS, vocabularies=VOCABULARIES)
+
+
 PLUGIN = ServicePlugin(
     name="eparcours",
     title=EparcoursSimulator.title,
     simulator=EparcoursSimulator,
     settings=(EparcoursSettings,),
     faults=fault_specs(EparcoursSimulator.fault_catalogue),
-    dui=DuiSide(actions=ACTIONS, reference=EparcoursActions, defects=EPARCOURS_DEFECTS, vocabularies=VOCABULARIES),
+    dui=dui,
     steps="harness.steps.eparcours",
 )

@@ -11,7 +11,6 @@ from harness.fields.testdata import Person
 from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from mock_services.eprescription import EprescriptionSimulator
 from mock_services.eprescription.service import EprescriptionSettings
@@ -64,12 +63,21 @@ ACTIONS = (
     ),
 )
 
+
+def dui() -> DuiSide:
+    """The DUI side: EprescriptionActions is imported when the reference DUI or the control API is built, never by
+    ``socle-harness serve`` (issue 18, cold start)."""
+    from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
+
+    return DuiSide(actions=ACTIONS, reference=EprescriptionActions, defects=EPRESCRIPTION_DEFECTS)
+
+
 PLUGIN = ServicePlugin(
     name="eprescription",
     title=EprescriptionSimulator.title,
     simulator=EprescriptionSimulator,
     settings=(EprescriptionSettings,),
     faults=fault_specs(EprescriptionSimulator.fault_catalogue),
-    dui=DuiSide(actions=ACTIONS, reference=EprescriptionActions, defects=EPRESCRIPTION_DEFECTS),
+    dui=dui,
     steps="harness.steps.eprescription",
 )

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS, IdentityStatus
+from harness.fields.testdata import Person
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.insi_actions import INSI_DEFECTS, InsiActions, traits_of_person
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from mock_services.insi import InsiSimulator
 from mock_services.insi.faults import FAULTS
@@ -108,6 +108,14 @@ class SentQualifiedData:
     statut: IdentityStatus = fact("identity status (RNIV)", example="qualifiée")
 
 
+def _person_traits(person: Person) -> base.InsiTraits:
+    """The traits the reference DUI holds for a fixture person (imported with the DUI side, when an example is
+    built)."""
+    from harness.sut.insi_actions import traits_of_person
+
+    return traits_of_person(person)
+
+
 ACTIONS = (
     ActionSpec(
         name="insi-search",
@@ -117,7 +125,7 @@ ACTIONS = (
         "certificate or `client_certificate`); on CR 02 refine with the birth place.",
         instruction=_search,
         data=InsiSearchData,
-        example=lambda s: {"traits": traits_of_person(s.person)},
+        example=lambda s: {"traits": _person_traits(s.person)},
     ),
     ActionSpec(
         name="insi-verify",
@@ -127,7 +135,7 @@ ACTIONS = (
         "the INS held replaces it.",
         instruction=_verify,
         data=InsiVerifyData,
-        example=lambda s: {"traits": traits_of_person(s.person), "ins": s.person.ins.value, "oid": s.person.ins.oid},
+        example=lambda s: {"traits": _person_traits(s.person), "ins": s.person.ins.value, "oid": s.person.ins.oid},
     ),
     ActionSpec(
         name="insi-qualify",
@@ -138,7 +146,7 @@ ACTIONS = (
         "INSi (search, or search and verification). Without a document the identity is only récupérée.",
         instruction=_qualify,
         data=InsiQualifyData,
-        example=lambda s: {"traits": traits_of_person(s.person), "identity_document": "CN"},
+        example=lambda s: {"traits": _person_traits(s.person), "identity_document": "CN"},
     ),
     ActionSpec(
         name="mssante-send-qualified",
@@ -158,13 +166,22 @@ VOCABULARIES = {
     (base.InsiTraits, "sex"): {"M": "masculin", "F": "féminin"},
 }
 
+
+def dui() -> DuiSide:
+    """The DUI side: InsiActions is imported when the reference DUI or the control API is built, never by
+    ``socle-harness serve`` (issue 18, cold start)."""
+    from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
+
+    return DuiSide(actions=ACTIONS, reference=InsiActions, defects=INSI_DEFECTS, vocabularies=VOCABULARIES)
+
+
 PLUGIN = ServicePlugin(
     name="insi",
     title=InsiSimulator.title,
     simulator=InsiSimulator,
     settings=(InsiSettings,),
     faults=FAULTS,
-    dui=DuiSide(actions=ACTIONS, reference=InsiActions, defects=INSI_DEFECTS, vocabularies=VOCABULARIES),
+    dui=dui,
     steps="harness.steps.insi",
     requires=("mssante",),
 )

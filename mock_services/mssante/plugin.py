@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from harness.fields.testdata import MailboxType
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
 from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from harness.validators.cda import DOCUMENT_TYPES
@@ -157,12 +156,21 @@ VOCABULARIES = {
     (base.DirectoryLookup, "mailbox_type"): {t.value: t.name for t in MailboxType if t is not MailboxType.PAT},
 }
 
+
+def dui() -> DuiSide:
+    """The DUI side: MssanteActions is imported when the reference DUI or the control API is built, never by
+    ``socle-harness serve`` (issue 18, cold start)."""
+    from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
+
+    return DuiSide(actions=ACTIONS, reference=MssanteActions, defects=MSSANTE_DEFECTS, vocabularies=VOCABULARIES)
+
+
 PLUGIN = ServicePlugin(
     name="mssante",
     title=MSSanteSimulator.title,
     simulator=MSSanteSimulator,
     settings=(SmtpSettings, ImapSettings, Hl7RelaySettings, MssanteSettings),
     faults=FAULTS,
-    dui=DuiSide(actions=ACTIONS, reference=MssanteActions, defects=MSSANTE_DEFECTS, vocabularies=VOCABULARIES),
+    dui=dui,
     steps="harness.steps.mssante",
 )

@@ -10,7 +10,6 @@ from harness.host.simulator import fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
-from harness.sut.psc_actions import PSC_DEFECTS, PscActions
 from mock_services.psc import PSCSimulator
 from mock_services.psc.realm import Settings
 
@@ -96,12 +95,20 @@ ACTIONS = (
 )
 
 
+def dui() -> DuiSide:
+    """The DUI side: PscActions is imported when the reference DUI or the control API is built, never by
+    ``socle-harness serve`` (issue 18, cold start)."""
+    from harness.sut.psc_actions import PSC_DEFECTS, PscActions
+
+    return DuiSide(actions=ACTIONS, reference=PscActions, defects=PSC_DEFECTS)
+
+
 PLUGIN = ServicePlugin(
     name="psc",
     title=PSCSimulator.title,
     simulator=PSCSimulator,
     settings=(Settings,),
     faults=fault_specs(PSCSimulator.fault_catalogue),
-    dui=DuiSide(actions=ACTIONS, reference=PscActions, defects=PSC_DEFECTS),
+    dui=dui,
     steps="harness.steps.psc",
 )

@@ -13,7 +13,6 @@ from harness.host.simulator import FaultSpec, fault_specs
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin
-from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
 from mock_services.tddui import TdduiSettings, TdduiSimulator
 from mock_services.tddui.service import FAULT_REPLY, FAULT_REPLY_LEGACY
 
@@ -47,12 +46,21 @@ FAULTS = (
     FaultSpec(FAULT_REPLY_LEGACY, f"ancien nom de {FAULT_REPLY}, encore accepté", ("status", "message")),
 )
 
+
+def dui() -> DuiSide:
+    """The DUI side: TdduiActions is imported when the reference DUI or the control API is built, never by
+    ``socle-harness serve`` (issue 18, cold start)."""
+    from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
+
+    return DuiSide(actions=ACTIONS, reference=TdduiActions, defects=TDDUI_DEFECTS)
+
+
 PLUGIN = ServicePlugin(
     name="tddui",
     title=TdduiSimulator.title,
     simulator=TdduiSimulator,
     settings=(TdduiSettings,),
     faults=FAULTS,
-    dui=DuiSide(actions=ACTIONS, reference=TdduiActions, defects=TDDUI_DEFECTS),
+    dui=dui,
     steps="harness.steps.indicateurs",
 )
