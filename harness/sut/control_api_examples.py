@@ -8,8 +8,8 @@ the fields the action's ``example`` sets, serialised by the harness's own
 :func:`~harness.sut.control_api.to_payload`: the example is what the harness sends. The answer's ``data`` schema
 and example come from the action's ``data`` dataclass (:func:`~harness.sut.plugins.fact`): a value the simulators
 serve for the fixtures where the plugin computes one, otherwise an illustrative value the document marks so. The
-vocabularies come from the modules that own them (CI-SIS document models, JDV_J23 / JDV_J110, FR Core identity
-documents, ITI-57 changes), never copied.
+vocabularies are the plugins' ``DuiSide.vocabularies``, taken from the modules that own them (CI-SIS document
+models, JDV_J23 / JDV_J110, FR Core identity documents, ITI-57 changes), never copied.
 """
 
 from __future__ import annotations
