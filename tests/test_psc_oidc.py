@@ -86,6 +86,28 @@ def test_both_discovery_documents_describe_the_realm(env: SocleEnvironment, rp: 
     assert standard["acr_values_supported"] == ["eidas1"]
 
 
+def test_the_first_keys_are_generated_once_when_first_needed_or_warmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated beside the listeners (warm) or by the first request, never twice: the JWKS a DUI fetched first
+    still verifies the tokens signed after (issue 18: serve answers before the RSA key exists)."""
+    from mock_services.psc import keys
+
+    generated: list[str] = []
+    real = keys._generate  # counting the generations
+    monkeypatch.setattr(keys, "_generate", lambda alg, *a: generated.append(alg) or real(alg, *a))
+    ring = KeyRing(rsa_bits=2048)
+    assert generated == []  # nothing generated when the realm is built
+    first = ring.jwks()
+    assert generated == ["RS256", "ES256"] and [k["alg"] for k in first["keys"]] == ["RS256", "ES256"]
+    ring.warm()
+    assert ring.jwks() == first and ring.current("RS256").kid == first["keys"][0]["kid"]
+    assert generated == ["RS256", "ES256"]
+    warmed = KeyRing(rsa_bits=2048)
+    warmed.warm()
+    kids = [k["kid"] for k in warmed.jwks()["keys"]]
+    assert [warmed.current("RS256").kid, warmed.current("ES256").kid] == kids
+    assert warmed.rotate() != kids and [k["kid"] for k in warmed.jwks()["keys"]][:2] == kids  # retired, in grace
+
+
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
 def test_signing_key_compact_jws_verifies_elsewhere_and_a_changed_byte_does_not(alg: str) -> None:
     key = KeyRing(rsa_bits=2048).current(alg)

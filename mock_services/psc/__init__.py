@@ -14,6 +14,7 @@ harness's ``fixtures/psc``) and the fields of :class:`mock_services.psc.realm.Se
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -42,6 +43,12 @@ class PSCSimulator(Simulator):
 
     def http_app(self) -> ASGIApp:
         return Starlette(routes=self.provider.routes())
+
+    async def start(self) -> dict[str, str]:
+        # the signing keys are generated beside the listeners, not before they answer (a request that needs them
+        # first waits on the key ring's lock and gets the same keys)
+        threading.Thread(target=self.provider.keys.warm, name="psc-keys", daemon=True).start()
+        return {}
 
     def http_endpoints(self) -> dict[str, str]:
         return {

@@ -79,7 +79,11 @@ def _generate(alg: str, now: float, rsa_bits: int) -> SigningKey:
 
 
 class KeyRing:
-    """Current and recently retired signing keys; thread-safe."""
+    """Current and recently retired signing keys; thread-safe.
+
+    The first keys are generated when first needed (a token signed, the JWKS published) or by :meth:`warm`, which
+    the simulator runs beside the listeners once they are up: an RSA 2048 key costs tens of milliseconds that
+    ``socle-harness serve`` need not spend before its ports answer (issue 18, cold start)."""
 
     def __init__(
         self, grace_seconds: float = 600.0, rsa_bits: int = 2048, clock: Callable[[], float] = time.time
@@ -88,11 +92,22 @@ class KeyRing:
         self._rsa_bits = rsa_bits
         self._clock = clock
         self._lock = threading.Lock()
-        now = clock()
-        self._keys: list[SigningKey] = [_generate(alg, now, rsa_bits) for alg in ALGORITHMS]
+        self._keys: list[SigningKey] = []  # empty until the first keys are generated (never empty after)
+
+    def _ensure(self) -> None:
+        """Generate the first keys if they were not yet (lock held)."""
+        if not self._keys:
+            now = self._clock()
+            self._keys = [_generate(alg, now, self._rsa_bits) for alg in ALGORITHMS]
+
+    def warm(self) -> None:
+        """Generate the first keys now if nothing asked for them yet."""
+        with self._lock:
+            self._ensure()
 
     def current(self, alg: str) -> SigningKey:
         with self._lock:
+            self._ensure()
             for key in reversed(self._keys):
                 if key.alg == alg and key.retired_at is None:
                     return key
@@ -103,6 +118,7 @@ class KeyRing:
 
     def published(self) -> list[SigningKey]:
         with self._lock:
+            self._ensure()
             return self._published(self._clock())
 
     def find(self, kid: str) -> SigningKey | None:
@@ -117,6 +133,7 @@ class KeyRing:
         now = self._clock()
         fresh = [_generate(alg, now, self._rsa_bits) for alg in ALGORITHMS]
         with self._lock:
+            self._ensure()
             self._keys = [
                 k if k.retired_at is not None else SigningKey(k.alg, k.key, k.created, now)
                 for k in self._published(now)
