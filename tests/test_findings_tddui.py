@@ -16,7 +16,6 @@ from harness.fields.dui import FactKind
 from harness.fields.identity import ProductionInsPolicy
 from harness.validators import Severity
 from harness.validators.tddui import (
-    LOCAL_ID_SYSTEM,
     MAX_BYTES,
     PROFILE_BASE,
     DuiFact,
@@ -30,6 +29,7 @@ from harness.validators.tddui import (
 )
 
 E, W = Severity.ERROR, Severity.WARNING
+LOCAL_ID_SYSTEM = "https://identifiant-medicosocial-localusager.esante.gouv.fr"  # TDDUI guide, local usager id
 Bundle = dict[str, Any]
 # the reference export's entries: 0 Organization, 1 Patient (Jeanne), 2 séjour (Jeanne), 3 CarePlan (Jeanne),
 # 4-5 événements (Jeanne, partOf 2), 6 Patient (Paul), 7 séjour (Paul)
@@ -548,3 +548,15 @@ def test_the_operation_outcome_of_findings() -> None:
         ],
     }
     assert operation_outcome(findings[:1], code="business-rule").to_json()["issue"][0]["code"] == "business-rule"
+
+
+def test_a_local_identifier_is_known_by_its_pli_type_alone() -> None:
+    bundle = export()
+    res(bundle, 6)["identifier"] = [
+        {"type": {"coding": [{"code": "XX"}]}, "system": "https://autre", "value": "U1"},
+        {"type": {"coding": [{"code": "PLI"}]}, "system": "https://autre", "value": "U2"},
+    ]
+    assert {f.person for f in validate_bundle(as_bytes(bundle)).facts if f.kind is FactKind.SEJOUR} == {
+        "238047505612394",
+        "U2",
+    }
