@@ -560,3 +560,32 @@ def test_a_local_identifier_is_known_by_its_pli_type_alone() -> None:
         "238047505612394",
         "U2",
     }
+
+
+def test_a_plan_identifier_may_hold_a_bar() -> None:
+    bundle = export()
+    res(bundle, PLAN)["identifier"][0]["value"] = "3990000024/PP|1"
+    assert {f.essms for f in validate_bundle(as_bytes(bundle)).facts if f.kind is FactKind.PROJET} == {"990000024"}
+
+
+@pytest.mark.parametrize(
+    "rtype",
+    [
+        "CarePlan", "Consent", "DocumentReference", "Encounter", "Goal", "Observation", "Organization", "Patient",
+        "Practitioner", "PractitionerRole", "QuestionnaireResponse", "RelatedPerson", "Schedule", "ServiceRequest",
+        "Slot", "Task",
+    ],
+)  # fmt: skip
+def test_profile_names_stand_for_their_resource_type(rtype: str) -> None:
+    """The guide's profile names are "TDDUI" + resource type + qualifier (the longest type wins)."""
+    from harness.validators.tddui import profile_name_type
+
+    assert profile_name_type(f"TDDUI{rtype}") == rtype
+    assert profile_name_type(f"TDDUI{rtype}Qualifie") == rtype
+    assert profile_name_type(rtype) is None
+
+
+def test_names_that_are_no_profile_name() -> None:
+    from harness.validators.tddui import profile_name_type
+
+    assert [profile_name_type(n) for n in ("TDDUI", "TDDUIAutre", "tdduiPatient")] == [None, None, None]
