@@ -535,6 +535,10 @@ def serve(
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
+    # Ctrl-C / SIGTERM stop cleanly from here on: a caller that reads the endpoints file may stop us at once
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     table = Table(title=f"Simulateurs / simulators — journal {env.journal.url}")
     table.add_column("service")
     table.add_column("point d'accès / endpoint")
@@ -547,9 +551,6 @@ def serve(
     if endpoints_file is not None:  # with the admin token of the /_admin endpoints: owner-only
         write_endpoints_file(endpoints_file, endpoints, env.admin_token)
         console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     console.print("Prêt / ready. Ctrl-C pour arrêter / to stop.")
     try:
         while not stop.wait(0.5):
