@@ -413,6 +413,7 @@ def test_commands_refuse_a_newer_journal_schema_before_starting(
         raw.execute("UPDATE socle_schema SET version = %s", (SCHEMA_VERSION + 1,))
     result = CliRunner().invoke(app, [*command, "--journal", pg_url], env={"COLUMNS": "400"})
     assert result.exit_code == 2, result.output
-    assert " ".join(result.output.split()) == " ".join(J._too_new(pg_url, SCHEMA_VERSION + 1).split())
+    # the console may wrap the line anywhere, inside the URL too: compare without white space
+    assert "".join(result.output.split()) == "".join(J._too_new(pg_url, SCHEMA_VERSION + 1).split())
     with _raw(pg_url) as raw:
         assert raw.execute("SELECT count(*) FROM exchanges").fetchone() == (0,)  # nothing written
