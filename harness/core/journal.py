@@ -107,6 +107,25 @@ class JournalFilter:
     ts_to: datetime | None = None  # exclusive
     limit: int | None = None
 
+    def conditions(self) -> list[tuple[str, str, Any]]:
+        """The filter as ``(column, operator, value)`` conditions, the same for every backend; each backend renders
+        them in its own SQL (placeholder, text and time representation)."""
+        found: list[tuple[str, str, Any]] = []
+        for column in ("service", "operation", "essms", "person", "month", "run_id", "scenario_id"):
+            value = getattr(self, column)
+            if value is not None:
+                found.append((column, "=", value))
+        for column, operator, value in (
+            ("outcome", "=", None if self.outcome is None else str(self.outcome)),
+            ("seq", ">", self.since_seq),
+            ("seq", "<=", self.until_seq),
+            ("ts", ">=", self.ts_from),
+            ("ts", "<", self.ts_to),
+        ):
+            if value is not None:
+                found.append((column, operator, value))
+        return found
+
 
 class Journal(Protocol):
     """What every journal backend provides. All methods are thread-safe."""
@@ -378,28 +397,10 @@ class SQLiteJournal:
             self._db.execute("ROLLBACK")
 
     def _where(self, flt: JournalFilter) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("service", "operation", "essms", "person", "month", "run_id", "scenario_id"):
-            value = getattr(flt, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if flt.outcome is not None:
-            clauses.append("outcome = ?")
-            params.append(str(flt.outcome))
-        if flt.since_seq is not None:
-            clauses.append("seq > ?")
-            params.append(flt.since_seq)
-        if flt.until_seq is not None:
-            clauses.append("seq <= ?")
-            params.append(flt.until_seq)
-        if flt.ts_from is not None:  # ts is stored as UTC ISO 8601 text: the order of the text is the time order
-            clauses.append("ts >= ?")
-            params.append(flt.ts_from.astimezone(UTC).isoformat())
-        if flt.ts_to is not None:
-            clauses.append("ts < ?")
-            params.append(flt.ts_to.astimezone(UTC).isoformat())
+        conditions = flt.conditions()
+        # ts is stored as UTC ISO 8601 text: the order of the text is the time order
+        params = [v.astimezone(UTC).isoformat() if c == "ts" else v for c, _, v in conditions]
+        clauses = [f"{c} {op} ?" for c, op, _ in conditions]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(self, flt: JournalFilter = JournalFilter()) -> list[Exchange]:

@@ -248,28 +248,9 @@ class PostgreSQLJournal:
     # ------------------------------------------------------------------------------------------ reading
     @staticmethod
     def _where(flt: JournalFilter) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("service", "operation", "essms", "person", "month", "run_id", "scenario_id"):
-            value = getattr(flt, column)
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(_text(value))
-        if flt.outcome is not None:
-            clauses.append("outcome = %s")
-            params.append(str(flt.outcome))
-        if flt.since_seq is not None:
-            clauses.append("seq > %s")
-            params.append(flt.since_seq)
-        if flt.until_seq is not None:
-            clauses.append("seq <= %s")
-            params.append(flt.until_seq)
-        if flt.ts_from is not None:
-            clauses.append("ts >= %s")
-            params.append(flt.ts_from)
-        if flt.ts_to is not None:
-            clauses.append("ts < %s")
-            params.append(flt.ts_to)
+        conditions = flt.conditions()
+        params = [_text(v) if isinstance(v, str) else v for _, _, v in conditions]
+        clauses = [f"{c} {op} %s" for c, op, _ in conditions]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(self, flt: JournalFilter = JournalFilter()) -> list[Exchange]:
