@@ -123,6 +123,27 @@ TARGETS: dict[str, Target] = {
         ("tests/test_findings_schematron.py",),
         functions=SCHEMATRON_SELECTION,
     ),
+    # validators of issue 23's second pass: each judged by its own findings tests (adjust per module)
+    "xds_metadata": Target(
+        "harness.validators.xds_metadata", ("tests/test_dmp_validators.py", "tests/test_validate_iti41.py")
+    ),
+    "ebrim": Target("harness.validators.ebrim", ("tests/test_dmp_verdicts.py", "tests/test_findings_coverage.py")),
+    "iti41": Target("harness.validators.iti41", ("tests/test_validate_iti41.py",)),
+    "artefacts": Target("harness.validators.artefacts", ("tests/test_validate.py", "tests/test_validate_iti41.py")),
+    "fhir_artefacts": Target("harness.validators.fhir_artefacts", ("tests/test_validate.py",)),
+    "cda": Target("harness.validators.cda", ("tests/test_findings_cda.py", "tests/test_validators.py")),
+    "dsg": Target("harness.validators.dsg", ("tests/test_dmp_validators.py",)),
+    "frcore": Target("harness.validators.frcore", ("tests/test_findings_fhir_rules.py",)),
+    "artefact_kind": Target("harness.validators.artefact_kind", ("tests/test_validate.py",)),
+    "cdl": Target("harness.validators.cdl", ("tests/test_findings_fhir_rules.py", "tests/test_eparcours.py")),
+    "eprescription": Target(
+        "harness.validators.eprescription", ("tests/test_findings_fhir_rules.py", "tests/test_eprescription.py")
+    ),
+    "mssante_message": Target(
+        "harness.validators.mssante_message",
+        ("tests/test_findings_mssante_message.py", "tests/test_mssante_message.py"),
+    ),
+    "hl7v2_relay": Target("harness.validators.hl7v2_relay", ("tests/test_validate_hl7v2.py",)),
 }
 
 
