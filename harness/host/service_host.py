@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 
 from harness.core.journal import Direction, Exchange, Journal, Outcome
 from harness.core.messages import bilingual
+from harness.core.state import StateHub, state_log_for
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal, new_admin_token
@@ -45,6 +46,7 @@ from harness.host.simulator import (
 
 Endpoints = dict[str, dict[str, str]]
 logger = logging.getLogger(__name__)
+STATE_POLL_SECONDS = 0.5  # shared state: how often a process applies the others' changes without a request
 
 
 class _QuietServer(uvicorn.Server):
@@ -88,6 +90,8 @@ class ServiceHost:
         self.pki = pki
         self.options = options
         self.run = run
+        # simulator state: applied locally, or ordered through the PostgreSQL journal's database (harness.core.state)
+        self.state = StateHub(state_log_for(journal))
         self.faults = FaultBoard()
         self.admin_token = options.admin_token or new_admin_token()  # every /_admin endpoint requires it
         self.refusals = RefusalJournal(journal, run_id=lambda: run.run_id)  # refused connections, coalesced
@@ -96,6 +100,7 @@ class ServiceHost:
         self.endpoints: Endpoints = {}
         self._http_server: _QuietServer | None = None
         self._http_task: asyncio.Task[None] | None = None
+        self._state_poll: asyncio.Task[None] | None = None
 
     def _select(self) -> dict[str, type[Simulator]]:
         registry = self.registry if self.registry is not None else available_simulators()
@@ -143,6 +148,7 @@ class ServiceHost:
                     http_base=f"{http_root}/{name}",
                     faults=self.faults,
                     services=self.services,
+                    state=self.state,
                     run=self.run,
                     testdata=self.testdata,
                     admin_token=self.admin_token,
@@ -203,6 +209,8 @@ class ServiceHost:
                     self._http_task.result()
                     raise RuntimeError("the HTTP server stopped while starting")
                 await asyncio.sleep(0.005)
+            if self.state.shared:
+                self._state_poll = asyncio.create_task(self._poll_state(STATE_POLL_SECONDS))
         except BaseException:
             sock.close()
             await self.stop()
@@ -216,7 +224,22 @@ class ServiceHost:
         refusal = handshake_refusal("tls", "tls.handshake", peer, reason, "https")
         self.journal.record(replace(refusal, run_id=self.run.run_id, scenario_id=self.run.scenario_id))
 
+    async def _poll_state(self, interval: float) -> None:
+        """Shared state only: apply what the other serving processes changed, so that listeners (IMAP IDLE) wake
+        up without a request of their own here."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.state.sync_all)
+            except Exception as exc:  # the database is briefly away: the next round or the next request catches up
+                logger.warning("état partagé : rattrapage impossible (%s) / shared state: catch-up failed", exc)
+
     async def stop(self) -> None:
+        if self._state_poll is not None:
+            self._state_poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._state_poll
+            self._state_poll = None
         if self._http_server is not None and self._http_task is not None:
             self._http_server.should_exit = True
             with contextlib.suppress(Exception):

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from starlette.types import ASGIApp
 
 from harness.core.journal import Direction, Exchange, Journal, Outcome
+from harness.core.state import StateHub
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal
@@ -178,6 +179,9 @@ class SimulatorContext:
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     refused: Callable[[str, str, str], None] | None = None
     public_host: str = ""  # the name published to the DUI (config public_host); empty = bind_host
+    # where the simulator's state changes are ordered: local, or shared by the serving processes of one
+    # PostgreSQL database (harness.core.state: ctx.state.replica(stream, apply, reset))
+    state: StateHub = field(default_factory=StateHub)
 
     def address(self, port: int) -> str:
         """``host:port`` of a TCP listener as the DUI must write it (the public name, IPv6 in brackets)."""
