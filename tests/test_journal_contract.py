@@ -130,6 +130,14 @@ def test_payloads_are_evidence_by_digest(journal: SQLiteJournal) -> None:
     assert empty.digest == J.hashlib.sha256(b"").hexdigest() and journal.payload(empty.digest) == b""
 
 
+def test_a_body_is_put_as_evidence_once_without_an_exchange(journal: SQLiteJournal) -> None:
+    body = b"<ClinicalDocument/>" * 200  # compressible: the PostgreSQL journal stores it zlib-packed
+    digest = journal.put_payload(body)
+    assert digest == J.hashlib.sha256(body).hexdigest() and journal.payload(digest) == body
+    assert journal.put_payload(body) == digest and journal.payload(digest) == body  # a second put is a no-op
+    assert journal.count() == 4  # no exchange was recorded
+
+
 def test_facts_are_mirrored_into_columns(tmp_path: Path) -> None:
     path = tmp_path / "f.sqlite"
     journal = SQLiteJournal(path)

@@ -145,6 +145,10 @@ class Journal(Protocol):
 
     def payload(self, digest: str) -> bytes | None: ...
 
+    def put_payload(self, data: bytes) -> str:
+        """Store ``data`` as evidence without an exchange (a body that shared simulator state refers to); return
+        its SHA-256 digest, which :meth:`payload` reads back (stored once per digest)."""
+
     def last_seq(self) -> int:
         """Sequence number of the newest exchange (0 when empty)."""
 
@@ -421,6 +425,14 @@ class SQLiteJournal:
         with self._lock:
             row = self._db.execute("SELECT data FROM evidence WHERE digest = ?", (digest,)).fetchone()
         return bytes(row[0]) if row else None
+
+    def put_payload(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)", (digest, len(data), data)
+            )
+        return digest
 
     def last_seq(self) -> int:
         with self._lock:

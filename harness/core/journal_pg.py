@@ -273,6 +273,18 @@ class PostgreSQLJournal:
             row = conn.execute("SELECT codec, data FROM evidence WHERE digest = %s", (_text(digest),)).fetchone()
         return None if row is None else _decode(row[0], bytes(row[1]))
 
+    def put_payload(self, data: bytes) -> str:
+        """Store ``data`` as evidence (compressed like an exchange's payload) without an exchange; its digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        with self._pool.connection() as conn:
+            if conn.execute("SELECT 1 FROM evidence WHERE digest = %s", (digest,)).fetchone() is None:
+                conn.execute(
+                    "INSERT INTO evidence (digest, size, codec, data) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (digest) DO NOTHING",
+                    (digest, len(data), *_encode(data)),
+                )
+        return digest
+
     def last_seq(self) -> int:
         with self._pool.connection() as conn:
             row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()
