@@ -501,11 +501,28 @@ def serve(
         bool,
         typer.Option("--no-tls", help=bilingual("HTTP en clair (déconseillé)", "plain HTTP for the HTTP simulators.")),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help=bilingual(
+                (
+                    "Nombre de processus sur les mêmes ports (SO_REUSEPORT, Linux) ; au-delà de 1, journal "
+                    "PostgreSQL obligatoire. L'état des simulateurs (boîtes aux lettres, documents DMP, entrepôts "
+                    "FHIR, codes PSC, pannes) n'est pas encore partagé entre eux"
+                ),
+                "serving processes on the same ports; above 1 a PostgreSQL journal is required; simulator state "
+                "is not shared between them yet.",
+            ),
+        ),
+    ] = 1,
 ) -> None:
     """Démarre les simulateurs et attend / start the simulators and wait (Ctrl-C to stop).
 
     Prints the table of endpoints and, with --endpoints-file, writes them as JSON: one object per service with
     its named endpoints. The test PKI's CA is in the run folder: `socle-harness pki` tells how to trust it.
+    With --workers N, N processes serve the same ports, supervised (a process that dies is restarted).
     """
     from harness.front.preflight import PreflightError, check_journal, check_writable_dir
     from harness.host.admin import write_endpoints_file
@@ -518,12 +535,16 @@ def serve(
     )
     for notice in notices:
         err.print(f"[yellow]{escape(notice)}[/]")
+    if workers > 1:
+        _check_workers(config, workers)
     try:
         check_journal(config.journal)
         check_writable_dir(Path(config.run_dir), "dossier de travail / run folder")
     except PreflightError as exc:
         err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(exc.exit_code) from exc
+    if workers > 1:
+        raise typer.Exit(_serve_workers(config, workers, endpoints_file))
     env = SocleEnvironment(config)
     try:
         endpoints = env.start()
@@ -539,14 +560,7 @@ def serve(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    table = Table(title=f"Simulateurs / simulators — journal {env.journal.url}")
-    table.add_column("service")
-    table.add_column("point d'accès / endpoint")
-    table.add_column("adresse / address")
-    for name, named in endpoints.items():
-        for key, value in named.items():
-            table.add_row(name, key, value)
-    console.print(table)
+    _print_endpoints(endpoints, env.journal.url)
     console.print(f"CA de test / test CA: {env.pki.ca_bundle_path}")
     if endpoints_file is not None:  # with the admin token of the /_admin endpoints: owner-only
         write_endpoints_file(endpoints_file, endpoints, env.admin_token)
@@ -558,6 +572,93 @@ def serve(
     finally:
         console.print("Arrêt des simulateurs / stopping simulators…")
         env.stop()
+
+
+def _print_endpoints(endpoints: dict[str, dict[str, str]], journal_url: str) -> None:
+    table = Table(title=f"Simulateurs / simulators — journal {journal_url}")
+    table.add_column("service")
+    table.add_column("point d'accès / endpoint")
+    table.add_column("adresse / address")
+    for name, named in endpoints.items():
+        for key, value in named.items():
+            table.add_row(name, key, value)
+    console.print(table)
+
+
+def _check_workers(config: HarnessConfig, workers: int) -> None:
+    """``--workers N`` (N > 1) needs a journal several processes write (PostgreSQL) and shared ports."""
+    from harness.front.workers import can_share_ports
+
+    if not config.journal.startswith(("postgresql://", "postgres://")):
+        err.print(
+            f"[red]--workers {workers} demande un journal PostgreSQL partagé :[/] le journal "
+            f"{escape(config.journal)} n'est écrit que par un seul processus. Créez une base (`createdb recette`) "
+            "et relancez avec --journal postgresql://127.0.0.1:5432/recette, ou retirez --workers / "
+            "--workers needs a PostgreSQL journal (--journal postgresql://…)."
+        )
+        raise typer.Exit(2)
+    if not can_share_ports():
+        err.print(
+            "[red]--workers : ce système ne permet pas à plusieurs processus d'écouter le même port "
+            "(SO_REUSEPORT absent) ; lancez un seul processus / SO_REUSEPORT unavailable on this system.[/]"
+        )
+        raise typer.Exit(2)
+
+
+def _serve_workers(config: HarnessConfig, count: int, endpoints_file: Path | None) -> int:
+    """``serve --workers N``: prepare once what the processes share, start them, supervise until SIGINT / SIGTERM
+    (harness.front.workers)."""
+    import time
+
+    from harness.core.journal import open_journal
+    from harness.front.workers import Supervisor, WorkersError, reserve_ports
+    from harness.host.admin import new_admin_token, write_endpoints_file
+    from harness.runtime.environment import ensure_pki
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    open_journal(config.journal).close()  # the schema, applied once before the workers open it together
+    pki = ensure_pki(config)
+    try:
+        config, reservations = reserve_ports(config)
+    except OSError as exc:
+        err.print(
+            f"[red]Impossible de réserver les ports / cannot reserve the ports:[/] {exc}. Port déjà utilisé ? "
+            "Essayez --ephemeral / port in use? try --ephemeral."
+        )
+        return 2
+
+    def log(line: str) -> None:
+        console.print(f"{time.strftime('%H:%M:%S')} {escape(line)}", soft_wrap=True)
+
+    supervisor = Supervisor(config, count, uuid.uuid4().hex[:12], new_admin_token(), log)
+    try:
+        try:
+            endpoints = supervisor.start(stop)
+        except WorkersError as exc:
+            err.print(f"[red]{escape(str(exc))}[/]")
+            return 2
+        if endpoints is None:
+            return 0
+        _print_endpoints(endpoints, config.journal)
+        console.print(f"CA de test / test CA: {pki.ca_bundle_path}")
+        for number, worker in sorted(supervisor.workers.items()):
+            console.print(f"Processus de service n°{number} : pid {worker.pid} / worker {number}: pid {worker.pid}")
+        if endpoints_file is not None:
+            write_endpoints_file(endpoints_file, endpoints, supervisor.admin_token)
+            console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
+        console.print(
+            f"Prêt / ready : {count} processus sur les mêmes ports (état des simulateurs propre à chacun). "
+            "Ctrl-C pour arrêter / to stop."
+        )
+        supervisor.supervise(stop)
+        return 0
+    finally:
+        console.print("Arrêt des processus de service / stopping workers…")
+        supervisor.stop()
+        for sock in reservations:
+            sock.close()
 
 
 @app.command("journal")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -70,6 +71,10 @@ class HostOptions:
     common_settings: dict[str, Any] = field(default_factory=dict)  # every simulator's defaults (production_ins)
     limits: RequestLimits = field(default_factory=RequestLimits)  # request-head bounds (harness.host.limits)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # harness.host.connections
+    # ``serve --workers N``: N processes listen on the same ports (SO_REUSEPORT, the kernel spreads the
+    # connections) and the health answer names this process (its number and pid)
+    reuse_port: bool = False
+    worker: int | None = None
 
 
 class ServiceHost:
@@ -123,6 +128,8 @@ class ServiceHost:
         family = socket.AF_INET6 if ":" in opts.bind_host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if opts.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((opts.bind_host, opts.http_port))
         sock.listen(128)
         sock.setblocking(False)
@@ -156,6 +163,7 @@ class ServiceHost:
                     refused=self.refusals.refused,
                     settings={**opts.common_settings, **opts.settings.get(name, {})},
                     public_host=opts.public_host,
+                    reuse_port=opts.reuse_port,
                 )
                 sim = cls(ctx)
                 self.simulators[name] = sim
@@ -251,7 +259,10 @@ class ServiceHost:
         self.refusals.flush()  # the refusals still held back by the coalescing window
 
     async def _health(self, request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "services": sorted(self.simulators)})
+        answer: dict[str, Any] = {"status": "ok", "services": sorted(self.simulators)}
+        if self.options.worker is not None:  # which of serve's processes answered (serve --workers)
+            answer["worker"] = {"number": self.options.worker, "pid": os.getpid()}
+        return JSONResponse(answer)
 
     async def _endpoints(self, request: Request) -> JSONResponse:
         return JSONResponse(self.endpoints)

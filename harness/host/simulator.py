@@ -182,6 +182,8 @@ class SimulatorContext:
     # where the simulator's state changes are ordered: local, or shared by the serving processes of one
     # PostgreSQL database (harness.core.state: ctx.state.replica(stream, apply, reset))
     state: StateHub = field(default_factory=StateHub)
+    # several processes listen on the same ports (``serve --workers N``): every TCP listener sets SO_REUSEPORT
+    reuse_port: bool = False
 
     def address(self, port: int) -> str:
         """``host:port`` of a TCP listener as the DUI must write it (the public name, IPv6 in brackets)."""

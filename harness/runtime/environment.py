@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # the observation machinery (control API, message parsing) is
     from harness.runtime.observe import Expectation, ObservationWindow
 
 
+def ensure_pki(config: HarnessConfig) -> TestPKI:
+    """The run folder's test PKI, created or completed (its server certificate names ``public_host`` too)."""
+    hostnames = (*DEFAULT_HOSTNAMES, config.public_host) if config.public_host else DEFAULT_HOSTNAMES
+    return TestPKI.ensure(Path(config.pki_dir), hostnames=hostnames)
+
+
 class SutUnavailable(Exception):
     """The SUT could not be driven (unreachable, broken control API): no conformance verdict."""
 
@@ -41,12 +47,20 @@ class SutUnavailable(Exception):
 class SocleEnvironment:
     """Journal + PKI + fixtures + running simulators for one run."""
 
-    def __init__(self, config: HarnessConfig, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        config: HarnessConfig,
+        run_id: str | None = None,
+        *,
+        admin_token: str = "",
+        worker: int | None = None,
+    ) -> None:
+        """``admin_token``: the one a supervising ``serve --workers`` chose for all its processes (empty: a fresh
+        one); ``worker``: this process's number among them, its listeners then sharing the ports (SO_REUSEPORT)."""
         self.config = config
         self.run = RunState(run_id or uuid.uuid4().hex[:12])
         self.journal: Journal = open_journal(config.journal)
-        hostnames = (*DEFAULT_HOSTNAMES, config.public_host) if config.public_host else DEFAULT_HOSTNAMES
-        self.pki = TestPKI.ensure(Path(config.pki_dir), hostnames=hostnames)
+        self.pki = ensure_pki(config)
         self.testdata: TestData = load_testdata(Path(config.fixtures_dir))
         self.host = ServiceHost(
             self.journal,
@@ -62,6 +76,9 @@ class SocleEnvironment:
                 settings=config.settings,
                 common_settings={"production_ins": config.production_ins},
                 connections=ConnectionLimits.from_mapping(config.settings.get("host", {})),
+                admin_token=admin_token,
+                reuse_port=worker is not None,
+                worker=worker,
             ),
             self.run,
         )

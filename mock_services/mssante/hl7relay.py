@@ -241,7 +241,9 @@ class Hl7Relay:
     async def start(self) -> str:
         # bounded: connections per listener and per peer, silence (harness.host.connections; issue 15 item 5)
         connection = bounded_streams(self._connection, self.ctx.connection_limits, self.ctx.refused, "mllp")
-        self._server = await asyncio.start_server(connection, host=self.ctx.bind_host, port=self.ctx.port("mllp"))
+        self._server = await asyncio.start_server(
+            connection, host=self.ctx.bind_host, port=self.ctx.port("mllp"), reuse_port=self.ctx.reuse_port or None
+        )
         port = self._server.sockets[0].getsockname()[1]
         return self.ctx.address(port)
 

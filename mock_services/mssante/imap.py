@@ -901,6 +901,7 @@ class ImapServer:
             host=self.ctx.bind_host,
             port=self.ctx.port("imap"),
             limit=self.settings.max_line_bytes,
+            reuse_port=self.ctx.reuse_port or None,
         )
         port = self._server.sockets[0].getsockname()[1]
         return self.ctx.address(port)

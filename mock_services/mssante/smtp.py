@@ -642,7 +642,9 @@ class SubmissionServer:
     async def start(self) -> str:
         loop = asyncio.get_running_loop()
         self._connections = ConnectionCount(self.ctx.connection_limits)  # this listener's, used from its loop
-        self._server = await loop.create_server(self._protocol, host=self.ctx.bind_host, port=self.ctx.port("smtp"))
+        self._server = await loop.create_server(
+            self._protocol, host=self.ctx.bind_host, port=self.ctx.port("smtp"), reuse_port=self.ctx.reuse_port or None
+        )
         port = self._server.sockets[0].getsockname()[1]
         return self.ctx.address(port)
 
