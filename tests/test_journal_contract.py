@@ -198,7 +198,7 @@ def test_the_month_migration_only_touches_month_ends(tmp_path: Path) -> None:
     reopened.record(ex(id="d", ts=datetime(2026, 6, 2, tzinfo=UTC)))  # the migration left no transaction open
     assert reopened.count(JournalFilter(month="2026-05")) == 1
     reopened.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2  # months (1), sessions (2)
 
 
 def test_summary_is_json_friendly() -> None:
@@ -353,6 +353,9 @@ def test_message_ids_are_mirrored_and_migrated(tmp_path: Path) -> None:
         "ix_exchanges_message_ids",
         "ix_exchanges_persons",
         "ix_exchanges_run",
+        "ix_exchanges_session",
+        "ix_sessions_revision",
+        "ux_session_members_open",
     ]
 
 

@@ -177,26 +177,27 @@ def test_the_schema_is_versioned_and_a_newer_one_refused(pg_url: str) -> None:
     first.record(ex(id="kept"))
     first.close()
     again = open_journal(pg_url)  # opening again changes nothing
-    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 2
+    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 3
     assert [e.id for e in again.query()] == ["kept"]
     again.close()
     with _raw(pg_url) as raw:
-        raw.execute("UPDATE socle_schema SET version = 3 WHERE component = 'journal'")
+        raw.execute("UPDATE socle_schema SET version = 4 WHERE component = 'journal'")
     with pytest.raises(SchemaTooNewError) as refused:
         open_journal(pg_url)
     assert str(refused.value) == (
-        f"le journal PostgreSQL {pg_url} a le schéma version 3, plus récent que celui que connaît cette version de "
-        "socle-harness (2) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
+        f"le journal PostgreSQL {pg_url} a le schéma version 4, plus récent que celui que connaît cette version de "
+        "socle-harness (3) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
         "toutes les machines de la plateforme, ou indiquez une autre base avec --journal. / journal schema newer "
         "than this socle-harness."
     )
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(3,)]  # left as it was
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(4,)]  # left as it was
         assert raw.execute("SELECT id FROM exchanges").fetchall() == [("kept",)]
 
 
 def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
-    """Version 1 (the first PostgreSQL layout) had indexes no query read; version 2 has the SQLite journal's."""
+    """Version 1 (the first PostgreSQL layout) had indexes no query read; version 2 has the SQLite journal's;
+    version 3 the sessions."""
     with _raw(pg_url) as raw:
         J._apply_schema(raw, pg_url, target=1)
         raw.execute(
@@ -212,7 +213,7 @@ def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
     journal.record(ex(id="new"))
     journal.close()
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(2,)]
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(3,)]
         assert _indexes(raw) == {
             "exchanges_pkey",
             "exchanges_id_key",
@@ -225,6 +226,11 @@ def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
             "ix_exchanges_message_ids",
             "ix_exchanges_fact_versions",
             "ix_exchanges_fact_person",
+            "ix_exchanges_session",
+            "sessions_pkey",
+            "ix_sessions_revision",
+            "session_members_pkey",
+            "ux_session_members_open",
         }
 
 

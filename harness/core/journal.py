@@ -27,6 +27,15 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
+from harness.core.sessions import (
+    Members,
+    Session,
+    SessionConflictError,
+    UnknownSessionError,
+    conflict_message,
+    unknown_message,
+)
+
 PARIS = ZoneInfo("Europe/Paris")  # the month of an exchange is a French calendar month (Exchange.month)
 
 
@@ -52,6 +61,7 @@ class Exchange:
     findings...) as JSON-serialisable data. ``details["fact"]``, when present, is the business fact the exchange
     carries, with the producer's own dates: ``{"key", "date", "start", "end", "status"}`` (strings or null);
     the SQLite journal mirrors it into indexed columns (``fact_*``) for analytics (:mod:`harness.analytics.indicators`).
+    ``session_id`` is the open test session one of its identities belongs to (:mod:`harness.core.sessions`).
     """
 
     service: str
@@ -71,6 +81,7 @@ class Exchange:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
     digest: str | None = None
+    session_id: str | None = None  # the test session of its identities (harness.core.sessions), None outside any
 
     @property
     def month(self) -> str:
@@ -101,6 +112,7 @@ class JournalFilter:
     month: str | None = None  # YYYY-MM
     run_id: str | None = None
     scenario_id: str | None = None
+    session: str | None = None  # Exchange.session_id
     since_seq: int | None = None  # exclusive
     until_seq: int | None = None  # inclusive (with since_seq: read what was journaled between two last_seq())
     ts_from: datetime | None = None  # recording time, inclusive (observe-only mode windows)
@@ -116,6 +128,7 @@ class JournalFilter:
             if value is not None:
                 found.append((column, "=", value))
         for column, operator, value in (
+            ("session_id", "=", self.session),
             ("outcome", "=", None if self.outcome is None else str(self.outcome)),
             ("seq", ">", self.since_seq),
             ("seq", "<=", self.until_seq),
@@ -180,13 +193,33 @@ CREATE TABLE IF NOT EXISTS exchanges (
     fact_start    TEXT,
     fact_end      TEXT,
     fact_status   TEXT,
-    message_id    TEXT
+    message_id    TEXT,
+    session_id    TEXT
 );
 CREATE TABLE IF NOT EXISTS evidence (
     digest TEXT PRIMARY KEY,
     size   INTEGER NOT NULL,
     data   BLOB NOT NULL
 );
+-- The session registry (harness.core.sessions): revision changes with every creation and closing.
+CREATE TABLE IF NOT EXISTS sessions (
+    id       TEXT PRIMARY KEY,
+    label    TEXT NOT NULL,
+    dui      TEXT NOT NULL,
+    created  TEXT NOT NULL,
+    closed   TEXT,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_members (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    active     INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (session_id, kind, value)
+);
+-- A member belongs to at most one open session.
+CREATE UNIQUE INDEX IF NOT EXISTS ux_session_members_open ON session_members (kind, value) WHERE active = 1;
+CREATE INDEX IF NOT EXISTS ix_sessions_revision ON sessions (revision);
 """
 
 #: ``details["fact"]`` keys mirrored into the ``fact_*`` columns (see :class:`Exchange`).
@@ -194,7 +227,7 @@ FACT_KEYS = ("key", "date", "start", "end", "status")
 #: ``details["message_id"]`` (an e-mail's Message-ID, RFC 5322) is mirrored into the indexed ``message_id`` column.
 MESSAGE_ID = "message_id"
 
-_LAYOUT = 1  # PRAGMA user_version of the current journal layout (1: month in French time)
+_LAYOUT = 2  # PRAGMA user_version of the current journal layout (1: month in French time; 2: session_id)
 
 _INDEXES = """
 -- Each index costs a page write per exchange journaled (issue 18: WAL pages per exchange); each one here has a
@@ -223,6 +256,9 @@ CREATE INDEX IF NOT EXISTS ix_exchanges_fact_versions ON exchanges
 CREATE INDEX IF NOT EXISTS ix_exchanges_fact_person ON exchanges
     (service, outcome, essms, person, operation, fact_date, fact_start, fact_status, fact_key)
     WHERE fact_key IS NOT NULL;
+-- A session's exchanges (journal --session, indicators --session); partial: an exchange outside any session (the
+-- single-user default) writes no page of it.
+CREATE INDEX IF NOT EXISTS ix_exchanges_session ON exchanges (session_id, seq) WHERE session_id IS NOT NULL;
 """
 #: Indexes of earlier layouts, dropped on open: no query read them (month first, service and month) or a narrower
 #: index replaced them (person and month: ix_exchanges_identity; usage of every service: ix_exchanges_persons).
@@ -236,7 +272,7 @@ _DROPPED_INDEXES = (
 
 _COLUMNS = (
     "seq, id, ts, service, operation, direction, outcome, actor, essms, person, error_code, "
-    "error_message, digest, payload_type, details, run_id, scenario_id"
+    "error_message, digest, payload_type, details, run_id, scenario_id, session_id"
 )
 
 
@@ -265,12 +301,21 @@ class SQLiteJournal:
         self._db.executescript(_INDEXES)
 
     def _migrate(self) -> None:
-        """Bring an older journal to the current layout: ``fact_*`` columns (filled from ``details.fact``) and,
-        from layout 1 on, ``month`` in French time (it was the UTC month)."""
+        """Bring an older journal to the current layout: ``fact_*`` columns (filled from ``details.fact``),
+        from layout 1 on ``month`` in French time (it was the UTC month), from layout 2 on ``session_id``."""
         self._migrate_facts()
         self._migrate_message_ids()
-        if self._db.execute("PRAGMA user_version").fetchone()[0] >= _LAYOUT:
-            return
+        layout = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if layout < 1:
+            self._migrate_months()
+        if layout < 2:
+            with self._lock:
+                present = {row[1] for row in self._db.execute("PRAGMA table_info(exchanges)")}
+                if "session_id" not in present:  # one statement: no rewrite of the rows (a NULL default)
+                    self._db.execute("ALTER TABLE exchanges ADD COLUMN session_id TEXT")
+                self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
+
+    def _migrate_months(self) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -284,7 +329,7 @@ class SQLiteJournal:
                     if (m := datetime.fromisoformat(ts).astimezone(PARIS).strftime("%Y-%m")) != month
                 ]
                 self._db.executemany("UPDATE exchanges SET month = ? WHERE seq = ?", changes)
-                self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
+                self._db.execute("PRAGMA user_version = 1")
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -438,6 +483,87 @@ class SQLiteJournal:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0])
 
+    # ------------------------------------------------------------------ sessions (harness.core.sessions)
+    def create_session(self, session: Session) -> Session:
+        pairs = session.members.pairs()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                held = self._held(pairs)
+                if held:
+                    raise SessionConflictError(conflict_message(held))
+                self._db.execute(
+                    "INSERT INTO sessions (id, label, dui, created, closed, revision) VALUES (?, ?, ?, ?, NULL, "
+                    "(SELECT COALESCE(MAX(revision), 0) + 1 FROM sessions))",
+                    (session.id, session.label, session.dui, session.created.astimezone(UTC).isoformat()),
+                )
+                self._db.executemany(
+                    "INSERT INTO session_members (session_id, kind, value, active) VALUES (?, ?, ?, 1)",
+                    [(session.id, kind, value) for kind, value in pairs],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        return replace(session, members=Members.from_pairs(pairs))
+
+    def _held(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str, Session]]:
+        """The members of ``pairs`` an open session holds, with their session (under ``_lock``)."""
+        wanted = set(pairs)
+        rows = self._db.execute("SELECT session_id, kind, value FROM session_members WHERE active = 1").fetchall()
+        hits = [(kind, value, sid) for sid, kind, value in rows if (kind, value) in wanted]
+        holders = {s.id: s for s in self._read_sessions({sid for _, _, sid in hits})}
+        return [(kind, value, holders[sid]) for kind, value, sid in hits]
+
+    def _read_sessions(self, ids: set[str] | None = None, *, open_only: bool = False) -> list[Session]:
+        sql = "SELECT id, label, dui, created, closed FROM sessions"
+        if open_only:
+            sql += " WHERE closed IS NULL"
+        rows = [r for r in self._db.execute(sql + " ORDER BY created, id").fetchall() if ids is None or r[0] in ids]
+        members: dict[str, list[tuple[str, str]]] = {}
+        for sid, kind, value in self._db.execute("SELECT session_id, kind, value FROM session_members"):
+            members.setdefault(sid, []).append((kind, value))
+        return [
+            Session(
+                id=sid,
+                label=label,
+                dui=dui,
+                created=datetime.fromisoformat(created),
+                closed=None if closed is None else datetime.fromisoformat(closed),
+                members=Members.from_pairs(members.get(sid, [])),
+            )
+            for sid, label, dui, created, closed in rows
+        ]
+
+    def close_session(self, session_id: str, at: datetime | None = None) -> Session:
+        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                found = self._db.execute("SELECT closed FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                if found is None:
+                    raise UnknownSessionError(unknown_message(session_id))
+                if found[0] is None:
+                    self._db.execute(
+                        "UPDATE sessions SET closed = ?, revision = (SELECT MAX(revision) + 1 FROM sessions) "
+                        "WHERE id = ?",
+                        (when, session_id),
+                    )
+                    self._db.execute("UPDATE session_members SET active = 0 WHERE session_id = ?", (session_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            return self._read_sessions({session_id})[0]
+
+    def sessions(self, *, open_only: bool = False) -> list[Session]:
+        with self._lock:
+            return self._read_sessions(open_only=open_only)
+
+    def sessions_revision(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(revision), 0) FROM sessions").fetchone()[0])
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -455,7 +581,8 @@ class _Batch:
 _INSERT = (
     "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, actor, essms, person, error_code,"
     " error_message, digest, payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end,"
-    " fact_status, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " fact_status, message_id, session_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -485,13 +612,14 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         exchange.scenario_id,
         *facts,
         message_id if isinstance(message_id := exchange.details.get(MESSAGE_ID), str) else None,
+        exchange.session_id,
     )
 
 
 def _row_to_exchange(row: Sequence[Any]) -> Exchange:
     (
         _seq, id_, ts, service, operation, direction, outcome, actor, essms, person,
-        error_code, error_message, digest, payload_type, details, run_id, scenario_id,
+        error_code, error_message, digest, payload_type, details, run_id, scenario_id, session_id,
     ) = row  # fmt: skip
     return Exchange(
         id=id_,
@@ -510,6 +638,7 @@ def _row_to_exchange(row: Sequence[Any]) -> Exchange:
         details=json.loads(details),
         run_id=run_id,
         scenario_id=scenario_id,
+        session_id=session_id,
     )
 
 

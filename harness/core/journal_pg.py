@@ -27,7 +27,7 @@ import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -42,12 +42,21 @@ from harness.core.journal import (
     JournalFilter,
     Outcome,
 )
+from harness.core.sessions import (
+    Members,
+    Session,
+    SessionConflictError,
+    UnknownSessionError,
+    conflict_message,
+    unknown_message,
+)
 
 #: Version of the journal schema this code writes (``socle_schema.version`` for component ``journal``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``pg_advisory_xact_lock`` keys: schema creation, and the writers' commit order.
 _SCHEMA_LOCK = 0x50C1E_0001
 _WRITE_LOCK = 0x50C1E_0002
+_SESSION_LOCK = 0x50C1E_0003  # creations and closings of sessions, one at a time (the revision order)
 #: A payload is stored compressed when zlib (level 1: about 100 MB/s) saves at least this fraction.
 _MIN_SAVING = 1 / 8
 _COMPRESS_LEVEL = 1
@@ -123,18 +132,43 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE INDEX ix_exchanges_persons ON exchanges (service, operation, outcome, essms, person, month)
         WHERE service IN ('dmp', 'mssante')""",
     ),
+    # 2 -> 3: sessions (harness.core.sessions): the registry, a member in one open session at most, and the
+    # session of each exchange (a partial index: exchanges outside any session write no entry of it)
+    2: (
+        f"ALTER TABLE exchanges ADD COLUMN session_id text {_C}",
+        "CREATE INDEX ix_exchanges_session ON exchanges (session_id, seq) WHERE session_id IS NOT NULL",
+        f"""CREATE TABLE sessions (
+        id       text {_C} PRIMARY KEY,
+        label    text NOT NULL,
+        dui      text NOT NULL,
+        created  timestamptz NOT NULL,
+        closed   timestamptz,
+        revision bigint NOT NULL
+        )""",
+        "CREATE INDEX ix_sessions_revision ON sessions (revision)",
+        f"""CREATE TABLE session_members (
+        session_id text {_C} NOT NULL REFERENCES sessions (id),
+        kind       text {_C} NOT NULL,
+        value      text {_C} NOT NULL,
+        active     boolean NOT NULL DEFAULT true,
+        PRIMARY KEY (session_id, kind, value)
+        )""",
+        "CREATE UNIQUE INDEX ux_session_members_open ON session_members (kind, value) WHERE active",
+    ),
 }
 
-_RESTORABLE = ("actor", "essms", "person", "error_code", "error_message", "payload_type", "run_id", "scenario_id")
+_RESTORABLE = (
+    "actor", "essms", "person", "error_code", "error_message", "payload_type", "run_id", "scenario_id", "session_id",
+)  # fmt: skip
 _INSERT = (
     "INSERT INTO exchanges (id, ts, month, service, operation, direction, outcome, actor, essms, person, error_code,"
     " error_message, digest, payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end,"
-    " fact_status, message_id, exact) VALUES"
-    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " fact_status, message_id, exact, session_id) VALUES"
+    " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _COLUMNS = (
     "seq, id, ts, service, operation, direction, outcome, actor, essms, person, error_code, "
-    "error_message, digest, payload_type, details::text, run_id, scenario_id, exact::text"
+    "error_message, digest, payload_type, details::text, run_id, scenario_id, exact::text, session_id"
 )
 
 
@@ -290,12 +324,100 @@ class PostgreSQLJournal:
             row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()
         return int(row[0]) if row else 0
 
+    # ------------------------------------------------------------------ sessions (harness.core.sessions)
+    def create_session(self, session: Session) -> Session:
+        pairs = session.members.pairs()
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SESSION_LOCK,))
+            held = _held(cur, pairs)
+            if held:
+                raise SessionConflictError(conflict_message(held))
+            cur.execute(
+                "INSERT INTO sessions (id, label, dui, created, closed, revision) VALUES (%s, %s, %s, %s, NULL, "
+                "(SELECT COALESCE(MAX(revision), 0) + 1 FROM sessions))",
+                (_text(session.id), _text(session.label), _text(session.dui), session.created.astimezone(UTC)),
+            )
+            cur.executemany(
+                "INSERT INTO session_members (session_id, kind, value, active) VALUES (%s, %s, %s, true)",
+                [(_text(session.id), kind, _text(value)) for kind, value in pairs],
+            )
+        return replace(session, members=Members.from_pairs(pairs))
+
+    def close_session(self, session_id: str, at: datetime | None = None) -> Session:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SESSION_LOCK,))
+            cur.execute("SELECT closed FROM sessions WHERE id = %s", (_text(session_id),))
+            found = cur.fetchone()
+            if found is None:
+                raise UnknownSessionError(unknown_message(session_id))
+            if found[0] is None:
+                cur.execute(
+                    "UPDATE sessions SET closed = %s, revision = (SELECT MAX(revision) + 1 FROM sessions) "
+                    "WHERE id = %s",
+                    ((at or datetime.now(UTC)).astimezone(UTC), session_id),
+                )
+                cur.execute("UPDATE session_members SET active = false WHERE session_id = %s", (session_id,))
+            return _read_sessions(cur, [session_id])[0]
+
+    def sessions(self, *, open_only: bool = False) -> list[Session]:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            return _read_sessions(cur, None, open_only=open_only)
+
+    def sessions_revision(self) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(revision), 0) FROM sessions").fetchone()
+        return int(row[0]) if row else 0
+
     def connection(self) -> Any:
         """A pooled connection (context manager), for readers such as the indicator engine."""
         return self._pool.connection()
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _held(cur: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str, Session]]:
+    """The members of ``pairs`` an open session holds, with their session."""
+    if not pairs:
+        return []
+    cur.execute(
+        "SELECT m.kind, m.value, m.session_id FROM session_members m"
+        " JOIN unnest(%s::text[], %s::text[]) AS w(kind, value) ON m.kind = w.kind AND m.value = w.value"
+        " WHERE m.active",
+        ([k for k, _ in pairs], [_text(v) for _, v in pairs]),
+    )
+    hits = cur.fetchall()
+    holders = {s.id: s for s in _read_sessions(cur, sorted({sid for _, _, sid in hits}))}
+    return [(kind, value, holders[sid]) for kind, value, sid in hits]
+
+
+def _read_sessions(cur: Any, ids: list[str] | None, *, open_only: bool = False) -> list[Session]:
+    clauses, params = [], []
+    if ids is not None:
+        clauses.append("id = ANY(%s)")
+        params.append(ids)
+    if open_only:
+        clauses.append("closed IS NULL")
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    cur.execute(f"SELECT id, label, dui, created, closed FROM sessions{where} ORDER BY created, id", params)
+    rows = cur.fetchall()
+    cur.execute(
+        "SELECT session_id, kind, value FROM session_members WHERE session_id = ANY(%s)", ([r[0] for r in rows],)
+    )
+    members: dict[str, list[tuple[str, str]]] = {}
+    for sid, kind, value in cur.fetchall():
+        members.setdefault(sid, []).append((kind, value))
+    return [
+        Session(
+            id=sid,
+            label=label,
+            dui=dui,
+            created=created.astimezone(UTC),
+            closed=None if closed is None else closed.astimezone(UTC),
+            members=Members.from_pairs(members.get(sid, [])),
+        )
+        for sid, label, dui, created, closed in rows
+    ]
 
 
 def _apply_schema(conn: psycopg.Connection[Any], url: str, target: int = SCHEMA_VERSION) -> None:
@@ -377,13 +499,14 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         *facts,
         _text(message_id) if isinstance(message_id, str) else None,
         json.dumps(exact) if exact else None,
+        _text(exchange.session_id),
     )
 
 
 def _row_to_exchange(row: Sequence[Any]) -> Exchange:
     (
         _seq, id_, ts, service, operation, direction, outcome, actor, essms, person,
-        error_code, error_message, digest, payload_type, details, run_id, scenario_id, exact,
+        error_code, error_message, digest, payload_type, details, run_id, scenario_id, exact, session_id,
     ) = row  # fmt: skip
     values = dict(
         actor=actor,
@@ -394,6 +517,7 @@ def _row_to_exchange(row: Sequence[Any]) -> Exchange:
         payload_type=payload_type,
         run_id=run_id,
         scenario_id=scenario_id,
+        session_id=session_id,
     )
     if exact:
         values.update(json.loads(exact))
