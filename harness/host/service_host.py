@@ -97,7 +97,7 @@ class ServiceHost:
         self.run = run
         # simulator state: applied locally, or ordered through the PostgreSQL journal's database (harness.core.state)
         self.state = StateHub(state_log_for(journal))
-        self.faults = FaultBoard()
+        self.faults = FaultBoard(self.state)  # replicated: a fault injected here applies in every process
         self.admin_token = options.admin_token or new_admin_token()  # every /_admin endpoint requires it
         self.refusals = RefusalJournal(journal, run_id=lambda: run.run_id)  # refused connections, coalesced
         self.services = ServiceRegistry()  # capabilities simulators offer each other (PSC token check...)

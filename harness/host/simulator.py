@@ -62,42 +62,81 @@ class Fault:
     remaining: int = 1
 
 
-class FaultBoard:
-    """Per-run, thread-safe queue of injected faults, keyed by service name."""
+FAULTS_STREAM = "harness.faults"  # the replicated state of the host's fault board (harness.core.state)
 
-    def __init__(self) -> None:
+
+class FaultBoard:
+    """Per-run queue of injected faults, keyed by service name, consumed by every simulator; thread-safe.
+
+    A replicated state (stream :data:`FAULTS_STREAM` of the host's :class:`~harness.core.state.StateHub`): with a
+    PostgreSQL journal a fault injected through one serving process applies on the others. :meth:`take` runs on
+    every exchange, so it first looks at the (caught-up) local queue and only asks the log when a matching fault
+    is pending; the operation checks again when it is applied, so that of two processes racing for the last
+    occurrence exactly one gets it. ``guard`` (observe-only mode) stays local to the process.
+    """
+
+    def __init__(self, state: StateHub | None = None) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, deque[Fault]] = {}
         # called before every injection; raises to refuse it (observe-only mode: a past activity has no faults)
         self.guard: Callable[[str, Fault], None] | None = None
+        hub = state if state is not None else StateHub()
+        self._replica = hub.replica(FAULTS_STREAM, self._apply, self._reset)
 
     def inject(self, service: str, fault: Fault) -> None:
         if self.guard is not None:
             self.guard(service, fault)
-        with self._lock:
-            self._faults.setdefault(service, deque()).append(fault)
+        op = {"op": "inject", "service": service, "kind": fault.kind, "params": dict(fault.params)}
+        self._replica.do({**op, "remaining": fault.remaining})
 
     def take(self, service: str, kind: str) -> Fault | None:
         """Consume one occurrence of the first pending fault of ``kind`` for ``service``."""
+        self._replica.sync()
         with self._lock:
             queue = self._faults.get(service)
-            if not queue:
+            if not queue or all(fault.kind != kind for fault in queue):
                 return None
-            for index, fault in enumerate(queue):
-                if fault.kind == kind:
-                    if fault.remaining <= 1:
-                        del queue[index]
-                    else:
-                        queue[index] = replace(fault, remaining=fault.remaining - 1)
-                    return fault
-            return None
+        taken: Fault | None = self._replica.do({"op": "take", "service": service, "kind": kind})
+        return taken
 
     def clear(self, service: str | None = None) -> None:
+        self._replica.do({"op": "clear", "service": service})
+
+    def _apply(self, op: Mapping[str, Any]) -> Fault | None:
+        """Apply one operation of the board's stream; a ``take`` returns the fault it consumed (``None``: another
+        process consumed the last occurrence first)."""
+        action, service = op["op"], op["service"]
         with self._lock:
-            if service is None:
-                self._faults.clear()
+            if action == "inject":
+                fault = Fault(str(op["kind"]), dict(op["params"]), int(op["remaining"]))
+                self._faults.setdefault(service, deque()).append(fault)
+            elif action == "take":
+                return self._consume(self._faults.get(service), str(op["kind"]))
+            elif action == "clear":
+                if service is None:
+                    self._faults.clear()
+                else:
+                    self._faults.pop(service, None)
             else:
-                self._faults.pop(service, None)
+                raise ValueError(f"opération inconnue du tableau des pannes / unknown fault-board operation: {action}")
+        return None
+
+    @staticmethod
+    def _consume(queue: deque[Fault] | None, kind: str) -> Fault | None:
+        if not queue:
+            return None
+        for index, fault in enumerate(queue):
+            if fault.kind == kind:
+                if fault.remaining <= 1:
+                    del queue[index]
+                else:
+                    queue[index] = replace(fault, remaining=fault.remaining - 1)
+                return fault
+        return None
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
 
 class ServiceRegistry:
