@@ -73,7 +73,7 @@ class DMPSimulator(Simulator):
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
         settings = DmpSettings.from_mapping(ctx.settings)
-        self.store = DmpStore(self._initial_persons(dict(settings.persons)))
+        self.store = DmpStore(self._initial_persons(dict(settings.persons)), state=ctx.state, evidence=ctx.journal)
         self.limits = SoapLimits(max_request_bytes=settings.max_request_bytes)
         self.require_client_certificate = settings.require_client_certificate
         self.vihf_policy = VihfPolicy(strictness=Strictness(settings.vihf))

@@ -2,18 +2,29 @@
 
 Kept in memory by the simulator instance (one per run, nothing at module level); the journal stays the record of
 exchanges. Thread-safe: transactions run in worker threads.
+
+Replicated state (issue 19 item 2, :mod:`harness.core.state`), stream ``dmp.registry``: every change is one
+operation — ``person`` (a DMP's state or authorisation), ``register`` (an ITI-41 submission's documents and the
+documents they replace, all or none), ``update`` (ITI-57 status and metadata changes, all or none) — with its
+entryUUIDs, times and new metadata drawn before; :meth:`DmpStore.apply` checks an operation against the state
+before changing anything. Reads catch up with the other serving processes first. With one process the operation
+applies at once and carries the document's bytes; on a PostgreSQL journal the bytes stay in the journal's
+content-addressed evidence — a slice of the ITI-41 request already journaled (the MTOM part as received), else a
+body of their own (:meth:`~harness.core.journal.Journal.put_payload`) — and the operation carries where they are.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
+from harness.core.state import Operation, StateHub
 from harness.fields.identity import INS
-from harness.validators.ebrim import STATUS_APPROVED
+from harness.validators.ebrim import STATUS_APPROVED, STATUS_DEPRECATED
 
 PatientKey = tuple[
     str, str
@@ -25,6 +36,7 @@ def patient_key(ins: INS) -> PatientKey:
     return (ins.value, ins.oid)
 
 
+STREAM = "dmp.registry"
 STATUS_ARCHIVED = "urn:asip:ci-sis:2010:StatusType:Archived"  # DMP TD3.3 archiving (harness reading)
 STATUS_DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"  # DMP TD3.3 deletion (harness reading)
 
@@ -51,6 +63,27 @@ class PersonDmp:
     authorisation: Authorisation = Authorisation.VALID
 
 
+class RegistryConflictError(ValueError):
+    """An operation the registry's current state does not allow (another serving process got there first)."""
+
+
+class Evidence(Protocol):
+    """The journal's content-addressed payload store, as the shared registry uses it."""
+
+    def payload(self, digest: str) -> bytes | None: ...
+
+    def put_payload(self, data: bytes) -> str: ...
+
+
+@dataclass(frozen=True)
+class BodyRef:
+    """Where a shared document's bytes are: ``length`` bytes from ``offset`` of the evidence ``digest``."""
+
+    digest: str
+    offset: int
+    length: int
+
+
 @dataclass
 class StoredDocument:
     entry_uuid: str
@@ -60,7 +93,7 @@ class StoredDocument:
     patient_cx: str
     repository_unique_id: str
     mime_type: str
-    data: bytes = field(repr=False)
+    data: bytes | None = field(repr=False)  # the document; None when it is in the journal's evidence (``body``)
     hash: str
     size: int
     type_code: str
@@ -74,6 +107,7 @@ class StoredDocument:
     replaced: str | None = None  # entryUUID this document replaced (RPLC)
     is_signature: bool = False
     source_id: str = ""  # the entry's id in the submission (symbolic ids are replaced by entry_uuid when queried)
+    body: BodyRef | None = None  # shared state: where ``data`` is in the journal's evidence
 
     @property
     def masked_to_professionals(self) -> bool:
@@ -81,18 +115,28 @@ class StoredDocument:
 
 
 class DmpStore:
-    """The DMPs and documents of one run."""
+    """The DMPs and documents of one run, one replica of the stream ``dmp.registry`` (see the module docstring).
 
-    def __init__(self, persons: Iterable[PersonDmp] = ()) -> None:
-        self._lock = threading.Lock()
-        self._persons: dict[PatientKey, PersonDmp] = {(p.ins, p.oid): p for p in persons}
+    ``state`` is the simulator's :class:`~harness.core.state.StateHub` (a local one when omitted); ``evidence``
+    the journal, where a shared registry keeps the documents' bytes."""
+
+    def __init__(
+        self, persons: Iterable[PersonDmp] = (), *, state: StateHub | None = None, evidence: Evidence | None = None
+    ) -> None:
+        self._initial: dict[PatientKey, PersonDmp] = {(p.ins, p.oid): p for p in persons}
+        self._persons: dict[PatientKey, PersonDmp] = dict(self._initial)
         self._documents: dict[str, StoredDocument] = {}
         self._by_unique: dict[str, str] = {}
+        self._evidence = evidence
+        self._replica = (state or StateHub()).replica(STREAM, self.apply, self._reset)
+        self.shared = self._replica.shared
+        if self.shared and evidence is None:
+            raise ValueError("un registre DMP partagé exige le journal / a shared DMP registry needs the journal")
 
     # persons -----------------------------------------------------------------------------------
     def person(self, ins: INS) -> PersonDmp:
         """The DMP of ``ins`` (absent when the simulator knows no such person under that OID)."""
-        with self._lock:
+        with self._replica.locked():
             return self._persons.get(
                 patient_key(ins), PersonDmp(ins.value, ins.oid, DmpState.ABSENT, Authorisation.NONE)
             )
@@ -100,44 +144,199 @@ class DmpStore:
     def set_person(
         self, ins: INS, *, state: DmpState | None = None, authorisation: Authorisation | None = None
     ) -> PersonDmp:
-        key = patient_key(ins)
-        with self._lock:
-            current = self._persons.get(key, PersonDmp(ins.value, ins.oid, DmpState.ABSENT, Authorisation.NONE))
-            updated = replace(
-                current, state=state or current.state, authorisation=authorisation or current.authorisation
-            )
-            self._persons[key] = updated
-            return updated
+        op = {
+            "op": "person",
+            "ins": ins.value,
+            "oid": ins.oid,
+            "state": state.value if state else None,
+            "authorisation": authorisation.value if authorisation else None,
+        }
+        return self._replica.do(op)
 
     # documents ---------------------------------------------------------------------------------
-    def add(self, document: StoredDocument) -> None:
-        with self._lock:
-            self._documents[document.entry_uuid] = document
-            self._by_unique[document.unique_id] = document.entry_uuid
+    def register(
+        self,
+        documents: list[StoredDocument],
+        *,
+        deprecate: Iterable[str] = (),
+        evidence: tuple[str, bytes] | None = None,
+        session: str | None = None,
+    ) -> None:
+        """Register an ITI-41 submission's documents and deprecate the entries they replace, all or none
+        (:class:`RegistryConflictError` when an entryUUID or uniqueId is taken, or a replaced entry is no longer
+        approved). ``evidence`` is ``(digest, bytes)`` of the journaled request: a shared registry points into it
+        for each document found there as it is, and puts the others in the evidence on their own. ``session`` is
+        the request's test session (``Exchange.session_id``), kept with the operation."""
+        op = {
+            "op": "register",
+            "documents": [self._document_op(d, evidence) for d in documents],
+            "deprecate": list(deprecate),
+        }
+        self._replica.do(op, session=session)
+
+    def change_status(self, entry_uuid: str, status: str) -> None:
+        self.update_all([{"entry_uuid": entry_uuid, "status": status}])
+
+    def update_all(self, changes: list[dict[str, Any]]) -> None:
+        """ITI-57 changes, all or none: ``{"entry_uuid", "status"}``, or ``{"entry_uuid", "version" (the one the
+        change was planned on), "confidentiality" [[code, scheme]...], "metadata" (ebRIM XML text)}``, which makes
+        the next version."""
+        self._replica.do({"op": "update", "changes": changes})
 
     def get(self, entry_uuid: str) -> StoredDocument | None:
-        with self._lock:
+        with self._replica.locked():
             return self._documents.get(entry_uuid)
 
     def by_unique_id(self, unique_id: str) -> StoredDocument | None:
-        with self._lock:
+        with self._replica.locked():
             entry = self._by_unique.get(unique_id)
             return self._documents.get(entry) if entry else None
 
-    def update(self, entry_uuid: str, **changes: object) -> StoredDocument | None:
-        with self._lock:
-            document = self._documents.get(entry_uuid)
-            if document is None:
-                return None
-            for name, value in changes.items():
-                setattr(document, name, value)
-            return document
-
     def documents(self, patient: INS | None = None) -> list[StoredDocument]:
         """The documents of ``patient`` ((value, OID) pair), or all of them."""
-        with self._lock:
+        with self._replica.locked():
             return [
                 d
                 for d in self._documents.values()
                 if patient is None or (d.patient, d.patient_oid) == patient_key(patient)
             ]
+
+    def content(self, document: StoredDocument) -> bytes:
+        """The document's bytes: held here, or read from the journal's evidence (checked against its XDS hash)."""
+        if document.data is not None:
+            return document.data
+        ref = document.body
+        held = self._evidence.payload(ref.digest) if ref is not None and self._evidence is not None else None
+        data = held[ref.offset : ref.offset + ref.length] if held is not None and ref is not None else None
+        if data is None or hashlib.sha1(data).hexdigest() != document.hash:  # noqa: S324 - XDS hash is SHA-1
+            raise RegistryConflictError(f"contenu du document {document.unique_id} introuvable dans le journal")
+        return data
+
+    # operations ----------------------------------------------------------------------------------
+    def _document_op(self, document: StoredDocument, evidence: tuple[str, bytes] | None) -> dict[str, Any]:
+        fields = {
+            "entry_uuid": document.entry_uuid,
+            "unique_id": document.unique_id,
+            "patient": document.patient,
+            "patient_oid": document.patient_oid,
+            "patient_cx": document.patient_cx,
+            "repository_unique_id": document.repository_unique_id,
+            "mime_type": document.mime_type,
+            "hash": document.hash,
+            "size": document.size,
+            "type_code": document.type_code,
+            "metadata": document.metadata.decode(),
+            "essms": document.essms,
+            "status": document.status,
+            "confidentiality": [list(c) for c in document.confidentiality],
+            "version": document.version,
+            "logical_id": document.logical_id,
+            "submitted_at": document.submitted_at.isoformat(),
+            "replaced": document.replaced,
+            "is_signature": document.is_signature,
+            "source_id": document.source_id,
+        }
+        data = document.data if document.data is not None else b""
+        if not self.shared:  # never serialised: the bytes travel as they are
+            return {**fields, "data": data}
+        offset = evidence[1].find(data) if evidence is not None else -1
+        if evidence is not None and offset >= 0:  # the MTOM part as journaled with the request: stored once
+            return {**fields, "body": [evidence[0], offset, len(data)]}
+        assert self._evidence is not None  # noqa: S101 - checked when shared
+        return {**fields, "body": [self._evidence.put_payload(data), 0, len(data)]}
+
+    def apply(self, op: Operation) -> Any:
+        """Apply one operation of the stream (deterministic; raises before any change when it cannot be done)."""
+        kind = op["op"]
+        if kind == "person":
+            key = (op["ins"], op["oid"])
+            current = self._persons.get(key, PersonDmp(op["ins"], op["oid"], DmpState.ABSENT, Authorisation.NONE))
+            state, authorisation = op["state"], op["authorisation"]
+            updated = replace(
+                current,
+                state=DmpState(state) if state else current.state,
+                authorisation=Authorisation(authorisation) if authorisation else current.authorisation,
+            )
+            self._persons[key] = updated
+            return updated
+        if kind == "register":
+            return self._apply_register(op)
+        if kind == "update":
+            return self._apply_update(op["changes"])
+        raise ValueError(f"opération inconnue du registre DMP / unknown DMP registry operation {kind!r}")
+
+    def _apply_register(self, op: Operation) -> None:
+        documents = [_document(d) for d in op["documents"]]
+        seen: set[str] = set()
+        for document in documents:
+            if (
+                document.entry_uuid in self._documents
+                or document.unique_id in self._by_unique
+                or ({document.entry_uuid, document.unique_id} & seen)
+            ):
+                raise RegistryConflictError(f"document {document.unique_id} déjà enregistré")
+            seen |= {document.entry_uuid, document.unique_id}
+        for entry_uuid in op["deprecate"]:
+            target = self._documents.get(entry_uuid)
+            if target is None or target.status != STATUS_APPROVED:
+                raise RegistryConflictError(f"le document remplacé {entry_uuid} n'est plus approuvé")
+        for document in documents:
+            self._documents[document.entry_uuid] = document
+            self._by_unique[document.unique_id] = document.entry_uuid
+        for entry_uuid in op["deprecate"]:
+            self._documents[entry_uuid] = replace(self._documents[entry_uuid], status=STATUS_DEPRECATED)
+
+    def _apply_update(self, changes: list[Mapping[str, Any]]) -> None:
+        for change in changes:
+            target = self._documents.get(change["entry_uuid"])
+            if target is None:
+                raise RegistryConflictError(f"document {change['entry_uuid']} inconnu")
+            if "version" in change and target.version != change["version"]:
+                raise RegistryConflictError(
+                    f"document {target.unique_id} : version {target.version}, la mise à jour visait {change['version']}"
+                )
+        for change in changes:
+            target = self._documents[change["entry_uuid"]]
+            if "status" in change:
+                target = replace(target, status=change["status"])
+            else:
+                target = replace(
+                    target,
+                    confidentiality=tuple((c, s) for c, s in change["confidentiality"]),
+                    metadata=change["metadata"].encode(),
+                    version=target.version + 1,
+                )
+            self._documents[target.entry_uuid] = target
+
+    def _reset(self) -> None:
+        self._persons = dict(self._initial)
+        self._documents = {}
+        self._by_unique = {}
+
+
+def _document(fields: Mapping[str, Any]) -> StoredDocument:
+    body = fields.get("body")
+    return StoredDocument(
+        entry_uuid=fields["entry_uuid"],
+        unique_id=fields["unique_id"],
+        patient=fields["patient"],
+        patient_oid=fields["patient_oid"],
+        patient_cx=fields["patient_cx"],
+        repository_unique_id=fields["repository_unique_id"],
+        mime_type=fields["mime_type"],
+        data=fields.get("data"),
+        hash=fields["hash"],
+        size=fields["size"],
+        type_code=fields["type_code"],
+        metadata=fields["metadata"].encode(),
+        essms=fields["essms"],
+        status=fields["status"],
+        confidentiality=tuple((c, s) for c, s in fields["confidentiality"]),
+        version=fields["version"],
+        logical_id=fields["logical_id"],
+        submitted_at=datetime.fromisoformat(fields["submitted_at"]),
+        replaced=fields["replaced"],
+        is_signature=fields["is_signature"],
+        source_id=fields["source_id"],
+        body=BodyRef(*body) if body else None,
+    )

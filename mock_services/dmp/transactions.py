@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,14 @@ from harness.validators.xds_metadata import (
 )
 from mock_services.dmp.faults import FAULT_AUTHORISATION_REFUSED, FAULT_CLOSED
 from mock_services.dmp.soap import mtom_bytes, soap_bytes
-from mock_services.dmp.store import STATUS_ARCHIVED, STATUS_DELETED, Authorisation, DmpState, StoredDocument
+from mock_services.dmp.store import (
+    STATUS_ARCHIVED,
+    STATUS_DELETED,
+    Authorisation,
+    DmpState,
+    RegistryConflictError,
+    StoredDocument,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from mock_services.dmp import DMPSimulator
@@ -307,7 +313,7 @@ class Transactions:
                 details=details,
             )
             return self._reply(ITI41, soap, registry_response(findings))
-        self.record(
+        recorded = self.record(
             operation,
             Outcome.ACCEPTED,
             caller,
@@ -318,7 +324,10 @@ class Transactions:
             payload_type=payload_type,
             details=details,
         )
-        self._register(submission, contents, essms, replaced)
+        try:
+            self._register(submission, contents, essms, replaced, recorded, raw)
+        except RegistryConflictError as exc:  # another serving process registered or replaced it meanwhile
+            raise SoapFault("Receiver", f"enregistrement concurrent : {exc}", error_code="XDSRegistryBusy") from exc
         return self._reply(ITI41, soap, registry_response(findings))
 
     def _check_replacements(self, submission: XdsSubmission, findings: list[Finding]) -> dict[str, str]:
@@ -369,10 +378,19 @@ class Transactions:
         return replaced
 
     def _register(
-        self, submission: XdsSubmission, contents: dict[str, bytes], essms: str | None, replaced: dict[str, str]
+        self,
+        submission: XdsSubmission,
+        contents: dict[str, bytes],
+        essms: str | None,
+        replaced: dict[str, str],
+        recorded: Exchange,
+        raw: bytes,
     ) -> None:
+        """One registry operation for the whole submission (its documents, the ones they deprecate); ``recorded``
+        is the journaled request (``raw``), where a shared registry finds the documents' bytes."""
         patient = submission.patient
         assert patient is not None  # noqa: S101 - guaranteed: no error was found
+        documents: list[StoredDocument] = []
         for entry in submission.entries:
             data = contents[entry.id]
             entry_uuid = (
@@ -381,7 +399,7 @@ class Transactions:
                 else f"urn:uuid:{uuid.uuid4()}"
             )
             digest = hashlib.sha1(data).hexdigest()  # noqa: S324 - XDS hash is SHA-1
-            self.store.add(
+            documents.append(
                 StoredDocument(
                     entry_uuid=entry_uuid,
                     unique_id=entry.unique_id or entry_uuid,
@@ -403,8 +421,10 @@ class Transactions:
                     source_id=entry.id,
                 )
             )
-            if entry.id in replaced:
-                self._set_status(replaced[entry.id], E.STATUS_DEPRECATED)
+        deprecated = [replaced[e.id] for e in submission.entries if e.id in replaced]
+        self.store.register(
+            documents, deprecate=deprecated, evidence=(recorded.digest or "", raw), session=recorded.session_id
+        )
 
     def _leaf(self, document: StoredDocument) -> etree._Element:
         """The registered DocumentEntry (LeafClass): the submitted ExtrinsicObject with the registry's identifiers,
@@ -431,9 +451,6 @@ class Transactions:
             version_info = etree.SubElement(element, E.rim("VersionInfo"))
         version_info.set("versionName", str(document.version))
         return element
-
-    def _set_status(self, entry_uuid: str, status: str) -> None:
-        self.store.update(entry_uuid, status=status)
 
     # ------------------------------------------------------------------------------------------ ITI-18
     def stored_query(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
@@ -608,7 +625,7 @@ class Transactions:
                 nsmap={"xop": "http://www.w3.org/2004/08/xop/include"},
             )
             include.set("href", f"cid:{cid}")
-            attachments[cid] = document.data
+            attachments[cid] = self.store.content(document)
         self.record(
             operation,
             Outcome.ACCEPTED if found and not errors else Outcome.REJECTED,
@@ -630,7 +647,7 @@ class Transactions:
             raise SoapFault("Sender", "lcm:SubmitObjectsRequest attendu dans env:Body", error_code="XDS-BODY")
         findings: list[Finding] = list(caller.vihf.findings)
         objects = sor.find("rim:RegistryObjectList", E.NS)
-        changes: list[Callable[[], object]] = []
+        changes: list[dict[str, Any]] = []  # the registry operation's changes, applied all or none
         planned: list[dict[str, Any]] = []
         patient: str | None = None
         patient_cx: str | None = None
@@ -667,7 +684,7 @@ class Transactions:
                 findings.append(Finding("XDSMetadataUpdateError", f"NewStatus {new!r} non pris en charge"))
                 continue
             planned.append({"document": target.unique_id, "status": new})
-            changes.append(lambda t=target, n=new: self._set_status(t.entry_uuid, n))
+            changes.append({"entry_uuid": target.entry_uuid, "status": new})
         # metadata updates (confidentiality: masking, visibility)
         for element in objects.findall("rim:ExtrinsicObject", E.NS):
             lid = element.get("lid", "")
@@ -706,7 +723,7 @@ class Transactions:
                 )
                 continue
             planned.append({"document": target.unique_id, "confidentiality": [c for c, _ in codes]})
-            changes.append(lambda t=target, c=codes: self._apply_confidentiality(t, c))
+            changes.append(self._confidentiality_change(target, codes))
         if not changes and not findings:
             findings.append(
                 Finding(
@@ -732,11 +749,14 @@ class Transactions:
             details={"changes": planned, **caller.identities(parse_xds_patient_id(patient_cx) if patient_cx else None)},
         )
         if not errors:
-            for change in changes:
-                change()
+            try:
+                self.store.update_all(changes)
+            except RegistryConflictError as exc:  # another serving process changed the document meanwhile
+                raise SoapFault("Receiver", f"mise à jour concurrente : {exc}", error_code="XDSRegistryBusy") from exc
         return self._reply(ITI57, soap, registry_response(findings))
 
-    def _apply_confidentiality(self, target: StoredDocument, codes: tuple[tuple[str, str], ...]) -> None:
+    def _confidentiality_change(self, target: StoredDocument, codes: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+        """The next version's metadata with ``codes`` as its confidentiality (new Classification ids drawn here)."""
         element = etree.fromstring(target.metadata)
         for old in E.classifications(element, E.CONFIDENTIALITY_CODE):
             element.remove(old)
@@ -753,9 +773,12 @@ class Transactions:
                 etree.SubElement(etree.SubElement(cl, E.rim("Slot"), name="codingScheme"), E.rim("ValueList")),
                 E.rim("Value"),
             ).text = scheme
-        self.store.update(
-            target.entry_uuid, confidentiality=codes, metadata=etree.tostring(element), version=target.version + 1
-        )
+        return {
+            "entry_uuid": target.entry_uuid,
+            "version": target.version,
+            "confidentiality": [list(c) for c in codes],
+            "metadata": etree.tostring(element).decode(),
+        }
 
     # ------------------------------------------------------------------------------------------ TD0.2
     def test_existence(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
