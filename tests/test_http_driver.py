@@ -267,3 +267,89 @@ def test_the_example_dui_implements_every_action_of_the_contract_without_the_har
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not {m for m in imported if m.split(".")[0] in ("harness", "mock_services")}, module.name
+
+
+def _session_driver(handler, tmp_path: Path):  # noqa: ANN001, ANN202
+    """A driver whose environment carries the run's identities and a session registry (a SQLite journal)."""
+    from harness.core.journal import SQLiteJournal
+    from harness.core.sessions import Members, SessionBook
+    from harness.sut.base import SutEnvironment
+
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    book = SessionBook(journal)
+    members = Members(essms=("010000001",), mailboxes=("dui@alpha.mssante.fr",), clients=("dui-alpha",))
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n(test)\n-----END CERTIFICATE-----\n", encoding="ascii")
+    driver = HttpDriver("http://dui.test", retries=0, backoff=0.0, transport=httpx.MockTransport(handler))
+    driver.setup(SutEnvironment({}, ca, {}, {}, members=members, sessions=book))
+    return driver, journal, book
+
+
+def test_the_driver_opens_the_dui_test_session_before_its_own_and_closes_it(tmp_path: Path) -> None:
+    opened: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/session"):
+            opened.append([s.id for s in journal.sessions(open_only=True)])  # already open when the DUI hears
+            return httpx.Response(204)
+        return httpx.Response(200, json={"status": "done"})
+
+    driver, journal, book = _session_driver(handler, tmp_path)
+    assert driver.send_mssante(_action()).status is ActionStatus.DONE
+    assert driver.send_mssante(_action()).status is ActionStatus.DONE  # one session for the run
+    [session] = journal.sessions()
+    assert opened == [[session.id]] and driver.harness_session == session.id
+    assert (session.dui, session.label, session.open) == ("http://dui.test", "http://dui.test", True)
+    assert session.members.pairs() == [
+        ("client", "dui-alpha"),
+        ("essms", "010000001"),
+        ("mailbox", "dui@alpha.mssante.fr"),
+    ]
+    assert book.session_of("mailbox", "DUI@alpha.mssante.fr") == session.id
+    driver.close()
+    assert [s.open for s in journal.sessions()] == [False] and driver.harness_session is None
+    assert book.session_of("mailbox", "dui@alpha.mssante.fr") is None
+    journal.close()
+
+
+def test_a_dui_whose_identities_another_session_holds_is_not_started(tmp_path: Path) -> None:
+    from harness.core.sessions import Members
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(204)
+
+    driver, journal, book = _session_driver(handler, tmp_path)
+    other = book.create("Autre DUI", Members(essms=("010000001",)), label="autre")
+    result = driver.send_mssante(_action())
+    assert result.status is ActionStatus.ERROR and seen == []  # the DUI was never told to start
+    assert result.detail == (
+        f"session refusée : la session « autre » ({other.id}, DUI Autre DUI) détient déjà ESSMS 010000001. "
+        f"Fermez-la (socle-harness session close {other.id}) ou donnez à ce DUI d'autres données de test (un "
+        "membre n'appartient qu'à une session ouverte) / session refused: a member belongs to one open session at "
+        "most"
+    )
+    driver.close()  # nothing of its own to close
+    assert [(s.id, s.open) for s in journal.sessions()] == [(other.id, True)]
+    journal.close()
+
+
+def test_a_run_through_the_http_driver_is_one_session_its_exchanges_carry(tmp_path: Path, serve_app) -> None:  # noqa: ANN001
+    from harness.core.journal import JournalFilter, SQLiteJournal
+
+    url = serve_app(ExampleDUI().app())
+    result = _run(tmp_path, f"http:{url}", ("mssante_envoi.feature",))
+    assert result.scenarios and all(s.status is Status.PASSED for s in result.scenarios)
+    journal = SQLiteJournal(tmp_path / "journal.sqlite")
+    [session] = journal.sessions()
+    data = load_testdata(package_root() / "fixtures")
+    assert (session.dui, session.open) == (url, False)  # closed at the end of the run
+    assert session.members.essms == tuple(sorted(e.finess for e in data.establishments))
+    assert session.members.patients == tuple(sorted(p.ins.value for p in data.persons))
+    assert session.members.clients == ("dui-reference",)
+    submitted = journal.query(JournalFilter(service="mssante", operation="smtp.submit"))
+    assert submitted and {e.session_id for e in submitted} == {session.id}
+    assert journal.count(JournalFilter(session=session.id)) >= len(submitted)
+    journal.close()

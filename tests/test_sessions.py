@@ -238,3 +238,30 @@ def test_the_database_itself_refuses_a_second_open_holder(tmp_path: Path) -> Non
         raw.execute("INSERT INTO session_members VALUES ('s-x', 'essms', '010000001', 1)")
     raw.execute("INSERT INTO session_members VALUES ('s-x', 'essms', '010000001', 0)")  # inactive: allowed
     raw.close()
+
+
+def test_the_simulator_context_stamps_each_exchange_with_its_session(journal: SQLiteJournal) -> None:
+    from harness.host.simulator import FaultBoard, RunState, SimulatorContext
+
+    journal.create_session(session("s-alpha", "Alpha", ALPHA))
+    journal.create_session(session("s-beta", "Beta", BETA))
+    ctx = SimulatorContext(
+        name="mssante",
+        journal=journal,
+        pki=None,  # type: ignore[arg-type]
+        bind_host="127.0.0.1",
+        ports={},
+        http_base="",
+        faults=FaultBoard(),
+        run=RunState("r1"),
+        testdata=None,  # type: ignore[arg-type]
+    )
+    ctx.record("smtp.submit", Outcome.ACCEPTED, actor="dui@alpha.mssante.fr")
+    ctx.record("smtp.submit", Outcome.ACCEPTED, essms="020000002", person="111111111111111")
+    ctx.record("token", Outcome.ACCEPTED, actor="admin", details={"client_id": "dui-alpha"})
+    ctx.record("smtp.submit", Outcome.REJECTED, actor="inconnu@x.fr")
+    ctx.commit(ctx.exchange("iti18", Outcome.ACCEPTED, person="222222222222222"))
+    ctx.record_many([ctx.exchange("fhir.create", Outcome.ACCEPTED, essms="010000001")])
+    assert [e.session_id for e in journal.query()] == ["s-alpha", "s-beta", "s-alpha", None, "s-beta", "s-alpha"]
+    assert ctx.session_of("patient", "222222222222222") == "s-beta"
+    assert ctx.cross_session(("essms", "020000002"), ("essms", "020000002")) is None

@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 
 from harness.core.journal import Direction, Exchange, Journal, Outcome
 from harness.core.messages import bilingual
+from harness.core.sessions import SessionBook
 from harness.core.state import StateHub, state_log_for
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
@@ -101,6 +102,7 @@ class ServiceHost:
         self.admin_token = options.admin_token or new_admin_token()  # every /_admin endpoint requires it
         self.refusals = RefusalJournal(journal, run_id=lambda: run.run_id)  # refused connections, coalesced
         self.services = ServiceRegistry()  # capabilities simulators offer each other (PSC token check...)
+        self.sessions = SessionBook(journal)  # the open test sessions, one cache for every simulator of the host
         self.simulators: dict[str, Simulator] = {}
         self.endpoints: Endpoints = {}
         self._http_server: _QuietServer | None = None
@@ -155,6 +157,7 @@ class ServiceHost:
                     http_base=f"{http_root}/{name}",
                     faults=self.faults,
                     services=self.services,
+                    sessions=self.sessions,
                     state=self.state,
                     run=self.run,
                     testdata=self.testdata,

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from starlette.types import ASGIApp
 
 from harness.core.journal import Direction, Exchange, Journal, Outcome
+from harness.core.sessions import SessionBook
 from harness.core.state import StateHub
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
@@ -212,6 +213,9 @@ class SimulatorContext:
     testdata: TestData  # synthetic persons, establishments and directories shared by all simulators
     settings: Mapping[str, Any] = field(default_factory=dict)
     services: ServiceRegistry = field(default_factory=ServiceRegistry)  # shared by the simulators of one host
+    # the open test sessions of the journal (harness.core.sessions), shared by the simulators of one host; None:
+    # a book of its own over ``journal``
+    sessions: SessionBook | None = None
     admin_token: str = field(default="", repr=False)  # what the /_admin endpoints require (harness.host.admin)
     # bounds of the listeners a simulator opens itself (SMTP, IMAP, MLLP) and where to report what they refuse:
     # refused(listener, peer, reason) journals it, coalesced (harness.host.connections)
@@ -223,6 +227,25 @@ class SimulatorContext:
     state: StateHub = field(default_factory=StateHub)
     # several processes listen on the same ports (``serve --workers N``): every TCP listener sets SO_REUSEPORT
     reuse_port: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = SessionBook(self.journal)
+
+    @property
+    def session_book(self) -> SessionBook:
+        assert self.sessions is not None  # set by __post_init__
+        return self.sessions
+
+    def session_of(self, kind: str, value: str | None) -> str | None:
+        """The open test session holding the member ``(kind, value)`` (``essms``, ``mailbox``, ``patient``,
+        ``client``), or ``None``."""
+        return self.session_book.session_of(kind, value)
+
+    def cross_session(self, caller: tuple[str, str | None], owner: tuple[str, str | None]) -> str | None:
+        """The refusal (French / English) when the authenticated ``caller`` and the ``owner`` of the data asked
+        for belong to two different open sessions; ``None`` when the read is allowed (issue 19 item 4)."""
+        return self.session_book.cross_session(caller, owner)
 
     def address(self, port: int) -> str:
         """``host:port`` of a TCP listener as the DUI must write it (the public name, IPv6 in brackets)."""
@@ -303,7 +326,7 @@ class SimulatorContext:
 
     def commit(self, exchange: Exchange) -> Exchange:
         """Commit an already built exchange (a FHIR interaction, a refused handshake, an oversized request),
-        stamped with the service, run, scenario (and simulated time)."""
+        stamped with the service, run, scenario, the test session of its identities (simulated time)."""
         return self.journal.record(self._stamp(exchange))
 
     def record_many(self, exchanges: list[Exchange]) -> list[Exchange]:
@@ -311,7 +334,19 @@ class SimulatorContext:
         return self.journal.record_many([self._stamp(e) for e in exchanges])
 
     def _stamp(self, exchange: Exchange) -> Exchange:
-        stamped = replace(exchange, service=self.name, run_id=self.run.run_id, scenario_id=self.run.scenario_id)
+        session = exchange.session_id or self.session_book.attribute(
+            actor=exchange.actor,
+            essms=exchange.essms,
+            person=exchange.person,
+            client_id=exchange.details.get("client_id"),
+        )
+        stamped = replace(
+            exchange,
+            service=self.name,
+            run_id=self.run.run_id,
+            scenario_id=self.run.scenario_id,
+            session_id=session,
+        )
         simulated = self.run.now()
         return replace(stamped, ts=simulated) if simulated is not None else stamped
 

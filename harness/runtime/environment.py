@@ -21,6 +21,7 @@ from harness.core.config import HarnessConfig
 from harness.core.events import Evidence, OperatorPrompt
 from harness.core.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
 from harness.core.messages import bilingual
+from harness.core.sessions import Members
 from harness.fields.pki import DEFAULT_HOSTNAMES, TestPKI
 from harness.fields.testdata import Establishment, Person, TestData, load_testdata
 from harness.host.connections import ConnectionLimits
@@ -103,12 +104,22 @@ class SocleEnvironment:
         self.journal.close()
 
     def sut_environment(self) -> SutEnvironment:
+        """What the DUI is given, with the run's test identities: the members of the test session a driver opens
+        for it (the HTTP driver, :mod:`harness.core.sessions`)."""
+        psc = self.psc_client()
         return SutEnvironment(
             endpoints=self.endpoints,
             ca_bundle=self.pki.ca_bundle_path,
             client_certificates={n: (c.cert_path, c.key_path) for n, c in self.pki.clients.items()},
             credentials={m.address: m.password for m in self.testdata.mailboxes if m.password},
-            psc_client=self.psc_client(),
+            psc_client=psc,
+            members=Members(
+                essms=tuple(e.finess for e in self.testdata.establishments),
+                mailboxes=tuple(m.address for m in self.testdata.mailboxes if m.password),
+                patients=tuple(p.ins.value for p in self.testdata.persons),
+                clients=(psc["client_id"],) if psc.get("client_id") else (),
+            ),
+            sessions=self.host.sessions,
         )
 
     def psc_client(self) -> dict[str, str]:

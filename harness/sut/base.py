@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.core.sessions import Members, SessionBook
 from harness.fields.dui import DuiRecord
 from harness.fields.testdata import Establishment, Person
 
@@ -61,6 +62,10 @@ class SutEnvironment:
     client_certificates: dict[str, tuple[Path, Path]]  # name -> (cert, key)
     credentials: dict[str, str]  # MSSanté mailbox address -> password
     psc_client: dict[str, str] = field(default_factory=dict)  # the DUI's registration at Pro Santé Connect
+    # the run's test identities (ESSMS, mailboxes, patients, PSC client) and the registry where a driver opens the
+    # DUI's test session with them (harness.core.sessions; None: no session is opened)
+    members: Members = field(default_factory=Members)
+    sessions: SessionBook | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ The contract is published in ``docs/control-api.openapi.json`` (OpenAPI 3.1). In
 
 - ``POST {base}/socle/v1/session``: the harness gives the DUI the simulators' endpoints, the test CA (PEM),
   the organisation client certificates and the test credentials; the DUI answers 200/204 once configured.
+  Before it, the driver opens the harness's test session of this DUI (:mod:`harness.core.sessions`) with the
+  run's ESSMS, mailboxes, patients and PSC client, and closes it with the driver: the run's exchanges carry it.
 - ``POST {base}/socle/v1/actions/{action}``: one business action (``mssante-send``...), with an
   ``Idempotency-Key`` header; the DUI performs it against the simulators and answers
   ``{"status": "done" | "failed" | "delegated", "detail": "...", "data": {...}}`` — ``failed`` meaning the DUI
@@ -30,6 +32,7 @@ import httpx
 import jsonschema_rs
 
 from harness.core.messages import bilingual
+from harness.core.sessions import SessionConflictError
 from harness.sut.base import ActionResult, ActionStatus, SutEnvironment
 from harness.sut.control_api import CONTRACT_VERSION, PREFIX, ActionSpec, contract, to_payload
 from harness.sut.control_api_examples import data_schema
@@ -61,16 +64,24 @@ class HttpDriver:
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
         self._env: SutEnvironment | None = None
         self._session_sent = False
+        self.harness_session: str | None = None  # the test session opened for this DUI (harness.core.sessions)
 
     # SutDriver ----------------------------------------------------------------------------------
     def setup(self, env: SutEnvironment) -> None:
         """Remember the environment; it is sent lazily before the first action, so that a DUI that is down at
         the start makes each scenario an error of its own instead of aborting the run."""
+        self._close_harness_session()
         self._env = env
         self._session_sent = False
 
     def close(self) -> None:
+        self._close_harness_session()
         self._client.close()
+
+    def _close_harness_session(self) -> None:
+        if self.harness_session is not None and self._env is not None and self._env.sessions is not None:
+            self._env.sessions.close(self.harness_session)
+        self.harness_session = None
 
     def __getattr__(self, method: str) -> Callable[..., ActionResult]:
         spec = contract().by_method.get(method)
@@ -100,6 +111,9 @@ class HttpDriver:
     def _send_session(self) -> ActionResult | None:
         if self._env is None:
             raise RuntimeError("setup() must be called before any action")
+        refused = self._open_harness_session(self._env)
+        if refused is not None:
+            return refused
         response = self._post(f"{PREFIX}/session", session_payload(self._env), {})
         if isinstance(response, ActionResult):
             return response
@@ -109,6 +123,18 @@ class HttpDriver:
                 f"le DUI a refusé la session de test (HTTP {response.status_code}): {response.text[:300]}",
             )
         self._session_sent = True
+        return None
+
+    def _open_harness_session(self, env: SutEnvironment) -> ActionResult | None:
+        """Open the DUI's test session with the run's identities before its own session starts, so that every
+        exchange it makes with them is attributed to it; refused (an error of the scenario, the message naming the
+        session holding a member) when another open session holds one of them."""
+        if self.harness_session is not None or env.sessions is None or not env.members.pairs():
+            return None
+        try:
+            self.harness_session = env.sessions.create(self.base_url, env.members).id
+        except SessionConflictError as exc:
+            return ActionResult(ActionStatus.ERROR, str(exc))
         return None
 
     def _post(self, path: str, payload: dict[str, Any], headers: dict[str, str]) -> httpx.Response | ActionResult:
