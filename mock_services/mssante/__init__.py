@@ -14,6 +14,8 @@ establishment of the fixtures, for ``AUTHENTICATE EXTERNAL`` (mutual TLS).
 
 from __future__ import annotations
 
+from typing import cast
+
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
@@ -28,7 +30,7 @@ from mock_services.mssante.mailflow import MailFlow
 from mock_services.mssante.settings import MssanteSettings
 from mock_services.mssante.smtp import SmtpSettings, SubmissionServer
 from mock_services.mssante.smtp_auth import refusing_context
-from mock_services.mssante.store import MailStore
+from mock_services.mssante.store import BodyStore, MailStore, PayloadStore
 
 
 def certificate_name(finess: str) -> str:
@@ -46,12 +48,18 @@ class MSSanteSimulator(Simulator):
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)
         settings = SmtpSettings.from_mapping(dict(ctx.settings))
-        self.store = MailStore(quota_bytes=MssanteSettings.from_mapping(ctx.settings).mailbox_quota_bytes or None)
+        # mailboxes replicated on stream mssante.mailboxes; with several serving processes (PostgreSQL journal) the
+        # bodies are also kept in the journal's evidence so that every process reads them
+        remote = cast(PayloadStore, ctx.journal) if ctx.state.shared else None
+        self.store = MailStore(
+            bodies=BodyStore(remote=remote),
+            quota_bytes=MssanteSettings.from_mapping(ctx.settings).mailbox_quota_bytes or None,
+            state=ctx.state,
+        )
         self.directory = MailboxDirectory(ctx)
         # password back-off shared by SMTP and IMAP ([settings.mssante] auth_backoff)
         shared_backoff(ctx, MssanteSettings.from_mapping(ctx.settings).auth_backoff)
-        for mailbox in self.directory.all():
-            self.store.ensure_mailbox(mailbox.address)
+        self.store.ensure_mailboxes(mailbox.address for mailbox in self.directory.all())
         self.flow = MailFlow(ctx, self.store, self.directory, strict=settings.strict, hostname=settings.hostname)
         tls = ctx.pki.server_ssl_context()
         refusing = refusing_context(str(ctx.pki.server.chain_path), str(ctx.pki.server.key_path))

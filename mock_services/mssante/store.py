@@ -8,17 +8,24 @@ new mail). The store is plain, protocol-agnostic and thread-safe (one lock): the
 backend (:mod:`mock_services.mssante.imap`) and the harness's own deliveries (other threads) all use it.
 Listeners are told which ``(address, folder)`` changed, so that IMAP ``IDLE`` wakes up.
 
+Shared state (issue 19 item 2): every change is an operation applied through the replica of stream
+``mssante.mailboxes`` (:mod:`harness.core.state`) and every read catches up first. With one process the operation
+applies at once, as a method call did; with several serving processes on one PostgreSQL journal they all apply
+the same operations in the same order, so a message submitted on one is read over IMAP on another with the same
+UID, and a change applied from another process wakes this one's IDLE listeners (the host polls every 0.5 s).
+
 Memory is bounded: message bodies live outside the process heap, in a content-addressed, reference-counted
 :class:`BodyStore` (files), so that a message delivered to a recipient's INBOX and kept in the sender's Sent is
 stored once (issue 15 item 4: 3,200 messages of 1 MB took 6.96 GB when each copy was kept in memory); only the
-per-copy trace headers (``prefix``) and the IMAP state stay in memory. An optional per-mailbox quota
+per-copy trace headers (``prefix``) and the IMAP state stay in memory. Shared, a body is also put in the journal's
+content-addressed evidence (once: the SMTP exchange usually stored it already) before an operation names its
+SHA-256, and a process that does not hold it fetches it from there on first read and keeps it as a file. An optional per-mailbox quota
 (``quota_bytes``) is what the SMTP side answers ``552 5.2.2`` for (RFC 3463 §3.3 "mailbox full").
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import re
 import tempfile
@@ -26,16 +33,20 @@ import threading
 import time
 import uuid
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
+
+from harness.core.state import StateHub
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS = (INBOX, "Sent", "Trash")
 SEEN = "\\Seen"
 HEAD_BYTES = 65536  # where the Message-ID is looked for
 DELETED = "\\Deleted"
+STREAM = "mssante.mailboxes"  # the shared-state stream of the mailboxes (harness.core.state)
 # the field and its continuation lines (RFC 5322 §2.2.3 folding: a long Message-ID often starts on the next line)
 _MESSAGE_ID = re.compile(rb"^Message-ID:((?:.*?)(?:\r?\n[ \t].*?)*)\r?$", re.IGNORECASE | re.MULTILINE)
 
@@ -48,46 +59,98 @@ class MailboxFull(StoreError):
     """Delivery refused: the mailbox is over its quota (RFC 3463 ``5.2.2``)."""
 
 
+class PayloadStore(Protocol):
+    """Where bodies are shared between serving processes: the PostgreSQL journal's evidence, by SHA-256."""
+
+    def payload(self, digest: str) -> bytes | None: ...
+
+    def put_payload(self, data: bytes) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Body:
-    """A message body held by a :class:`BodyStore`: read from disk when needed."""
+    """A message body held by a :class:`BodyStore`: read from disk when needed (fetched by digest from the shared
+    payload store first when another serving process stored it)."""
 
     digest: str
     size: int
     path: Path = field(repr=False)
+    source: BodyStore | None = field(default=None, repr=False, compare=False)
 
     def read(self) -> bytes:
-        return self.path.read_bytes()
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            if self.source is None or self.source.remote is None:
+                raise
+            return self.source.fetch(self)
 
     def head(self, size: int = 65536) -> bytes:
-        with open(self.path, "rb") as handle:
-            return handle.read(size)
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read(size)
+        except FileNotFoundError:
+            if self.source is None or self.source.remote is None:
+                raise
+            return self.source.fetch(self)[:size]
 
 
 class BodyStore:
     """Bodies as files named by their SHA-256, each kept once while some copy references it (thread-safe).
 
-    ``directory`` defaults to a private temporary folder removed by :meth:`close`."""
+    ``directory`` defaults to a private temporary folder removed by :meth:`close`. With ``remote`` (shared state,
+    issue 19), :meth:`put` also stores the body in the shared payload store before any operation names it, and a
+    body another process stored is fetched from there by digest on first read and kept as a file.
 
-    def __init__(self, directory: Path | None = None) -> None:
+    References are counted by the store's operations (:meth:`retain` / :meth:`release`); :meth:`put` *pins* the
+    body until :meth:`unpin`, so that it cannot disappear between the write and the operation that retains it."""
+
+    def __init__(self, directory: Path | None = None, *, remote: PayloadStore | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="socle-mail-") if directory is None else None
         self.directory = Path(self._tmp.name) if self._tmp is not None else Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.remote = remote
         self._lock = threading.Lock()
         self._refs: dict[str, int] = {}
+        self._pins: dict[str, int] = {}
+
+    def _write(self, digest: str, data: bytes) -> None:
+        tmp = self.directory / f".{digest}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, self.directory / digest)
+
+    def body(self, digest: str, size: int) -> Body:
+        """The body of ``digest`` (its file may be absent: then read from the shared payload store)."""
+        return Body(digest, size, self.directory / digest, self)
 
     def put(self, data: bytes) -> Body:
-        """Keep ``data`` (once: a body already held gains a reference)."""
+        """Keep ``data`` (once: a body already held is not written again), pinned until :meth:`unpin`."""
         digest = hashlib.sha256(data).hexdigest()
-        path = self.directory / digest
+        if self.remote is not None:
+            self.remote.put_payload(data)  # durable for the others before an operation names it
         with self._lock:
-            if digest not in self._refs:
-                tmp = self.directory / f".{digest}.{threading.get_ident()}.tmp"
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            self._refs[digest] = self._refs.get(digest, 0) + 1
-        return Body(digest, len(data), path)
+            if digest not in self._refs and digest not in self._pins:
+                self._write(digest, data)
+            self._pins[digest] = self._pins.get(digest, 0) + 1
+        return self.body(digest, len(data))
+
+    def unpin(self, body: Body) -> None:
+        """End the pin of :meth:`put`: the file goes now if no copy retained it."""
+        with self._lock:
+            left = self._pins.get(body.digest, 0) - 1
+            if left > 0:
+                self._pins[body.digest] = left
+                return
+            self._pins.pop(body.digest, None)
+            if body.digest not in self._refs:
+                body.path.unlink(missing_ok=True)
+
+    def pin(self, body: Body) -> Body:
+        """Pin a body already held (a copy being made) until :meth:`unpin`."""
+        with self._lock:
+            self._pins[body.digest] = self._pins.get(body.digest, 0) + 1
+        return body
 
     def retain(self, body: Body) -> Body:
         with self._lock:
@@ -102,7 +165,23 @@ class BodyStore:
                 self._refs[body.digest] = left
                 return
             self._refs.pop(body.digest, None)
-            body.path.unlink(missing_ok=True)
+            if body.digest not in self._pins:
+                body.path.unlink(missing_ok=True)
+
+    def fetch(self, body: Body) -> bytes:
+        """A body this process does not hold as a file: from the shared payload store, checked, kept as a file."""
+        data = self.remote.payload(body.digest) if self.remote is not None else None
+        if data is None or hashlib.sha256(data).hexdigest() != body.digest:
+            raise StoreError(f"corps de message introuvable / message body not found: {body.digest}")
+        with self._lock:
+            if body.digest in self._refs or body.digest in self._pins:
+                self._write(body.digest, data)
+        return data
+
+    def forget(self) -> None:
+        """Drop every reference (the state is being rebuilt; pins stay, files are kept)."""
+        with self._lock:
+            self._refs.clear()
 
     def count(self) -> int:
         """Bodies held (files on disk)."""
@@ -112,6 +191,7 @@ class BodyStore:
     def close(self) -> None:
         with self._lock:
             self._refs.clear()
+            self._pins.clear()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -169,16 +249,27 @@ def message_id_of(data: bytes) -> str | None:
 
 
 class MailStore:
-    """Mailboxes of one simulator instance. Every method is thread-safe."""
+    """Mailboxes of one simulator instance. Every method is thread-safe.
 
-    def __init__(self, *, bodies: BodyStore | None = None, quota_bytes: int | None = None) -> None:
+    Every change is an operation (a JSON object, ``op`` = its kind) applied by :meth:`_apply` through the replica
+    of stream :data:`STREAM` (:mod:`harness.core.state`): ``ensure`` (mailboxes and default folders), ``create``,
+    ``delete``, ``rename``, ``subscribe`` (folders), ``deliver``, ``flags``, ``recent``, ``expunge``, ``copy``
+    (messages). Folder ids, e-mail ids, dates and the lower bound of a new folder's UIDVALIDITY are drawn before
+    and travel in the operation; UIDs, modification sequences, UIDVALIDITY and quota usage follow from the
+    operations in their order, so every serving process computes the same. Reads catch up with the log first."""
+
+    def __init__(
+        self, *, bodies: BodyStore | None = None, quota_bytes: int | None = None, state: StateHub | None = None
+    ) -> None:
         self._lock = threading.RLock()
         self.bodies = bodies or BodyStore()
         self.quota_bytes = quota_bytes  # per mailbox, all folders; None: no quota
         self._usage: dict[str, int] = {}
         self._boxes: dict[str, dict[str, _Folder]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
-        self._validity = itertools.count(int(time.time()))
+        self._next_validity = 0  # the next UIDVALIDITY is at least this (strictly ascending, never reused)
+        self._replica = (state if state is not None else StateHub()).replica(STREAM, self._apply, self._reset)
+        self._sync = self._replica.sync
 
     # -- mailboxes and folders ----------------------------------------------------------------------------------
     @staticmethod
@@ -191,16 +282,23 @@ class MailStore:
 
     def ensure_mailbox(self, address: str) -> None:
         """Create the mailbox with its default folders if it does not exist yet."""
-        with self._lock:
-            box = self._boxes.setdefault(self.key(address), {})
-            for name in DEFAULT_FOLDERS:
-                if name not in box:
-                    box[name] = self._new_folder(name)
+        self.ensure_mailboxes((address,))
 
-    def _new_folder(self, name: str) -> _Folder:
-        return _Folder(name=name, folder_id=uuid.uuid4().hex[:16], uid_validity=next(self._validity))
+    def ensure_mailboxes(self, addresses: Iterable[str]) -> None:
+        """:meth:`ensure_mailbox` for several mailboxes, in one operation (none when all exist)."""
+        self._sync()
+        with self._lock:
+            missing = [
+                [key, name, _new_id()]
+                for key in dict.fromkeys(self.key(a) for a in addresses)
+                for name in DEFAULT_FOLDERS
+                if name not in self._boxes.get(key, {})
+            ]
+        if missing:
+            self._replica.do({"op": "ensure", "folders": missing, "floor": int(time.time())})
 
     def has_mailbox(self, address: str) -> bool:
+        self._sync()
         with self._lock:
             return self.key(address) in self._boxes
 
@@ -217,57 +315,34 @@ class MailStore:
         return found
 
     def folders(self, address: str) -> list[str]:
+        self._sync()
         with self._lock:
             return list(self._box(address))
 
     def subscribed(self, address: str) -> list[str]:
+        self._sync()
         with self._lock:
             return [name for name, f in self._box(address).items() if f.subscribed]
 
     def set_subscribed(self, address: str, folder: str, subscribed: bool) -> None:
-        with self._lock:
-            box = self._box(address)
-            if self._folder_key(folder) in box:
-                box[self._folder_key(folder)].subscribed = subscribed
+        self._replica.do({"op": "subscribe", "box": self.key(address), "name": folder, "on": bool(subscribed)})
 
     def folder_id(self, address: str, folder: str) -> str:
+        self._sync()
         with self._lock:
             return self._folder(address, folder).folder_id
 
     def create_folder(self, address: str, folder: str) -> str:
-        with self._lock:
-            box = self._box(address)
-            name = self._folder_key(folder)
-            if name in box:
-                raise StoreError(f"le dossier {folder} existe déjà")
-            box[name] = created = self._new_folder(name)
-            return created.folder_id
+        op = {"op": "create", "box": self.key(address), "name": folder, "id": _new_id(), "floor": int(time.time())}
+        return self._replica.do(op)
 
     def delete_folder(self, address: str, folder: str) -> None:
-        with self._lock:
-            box = self._box(address)
-            name = self._folder_key(folder)
-            if name == INBOX or name not in box:
-                raise StoreError(f"dossier {folder} impossible à supprimer")
-            del box[name]
+        self._replica.do({"op": "delete", "box": self.key(address), "name": folder})
 
     def rename_folder(self, address: str, before: str, after: str) -> None:
         """Rename a folder (and its children ``before/...``); renaming INBOX moves its messages (RFC 3501 §6.3.5)."""
-        with self._lock:
-            box = self._box(address)
-            old, new = self._folder_key(before), self._folder_key(after)
-            if old not in box or new in box:
-                raise StoreError(f"renommage {before} -> {after} impossible")
-            if old == INBOX:
-                moved = box[INBOX]
-                moved.name = new
-                box[new] = moved
-                box[INBOX] = self._new_folder(INBOX)
-                return
-            for name in [n for n in box if n == old or n.startswith(old + "/")]:
-                folder = box.pop(name)
-                folder.name = new + name[len(old) :]
-                box[folder.name] = folder
+        op = {"op": "rename", "box": self.key(address), "from": before, "to": after, "id": _new_id()}
+        self._replica.do({**op, "floor": int(time.time())})
 
     # -- messages -----------------------------------------------------------------------------------------------
     def deliver(
@@ -287,119 +362,79 @@ class MailStore:
         """Append a message (``prefix`` + ``data``) to a folder (the mailbox is created if needed); returns it with its
         UID. ``data`` is kept once in the body store whatever the number of copies; ``prefix`` (trace headers)
         stays with this copy. ``body`` reuses a body already held (a copy)."""
-        kept = self.bodies.retain(body) if body is not None else self.bodies.put(bytes(data))
-        with self._lock:
+        prefix = bytes(prefix)
+        if body is None:
+            kept = self.bodies.put(bytes(data))
+            head = prefix + bytes(data[:HEAD_BYTES])
+        else:
+            kept = self.bodies.pin(body)
+            head = prefix + body.head()
+        try:
             self.ensure_mailbox(address)
-            target = self._folder(address, folder)
-            target.modseq += 1
-            message = StoredMessage(
-                uid=target.next_uid,
-                body=kept,
-                prefix=bytes(prefix),
-                internal_date=when or datetime.now(UTC),
-                flags=frozenset(flags),
-                modseq=target.modseq,
-                recent=recent,
-                email_id=email_id or uuid.uuid4().hex[:24],
-                message_id=message_id_of(
-                    bytes(prefix) + (kept.head() if body is not None else bytes(data[:HEAD_BYTES]))
-                ),
-                exchange_id=exchange_id,
+            return self._replica.do(
+                {
+                    "op": "deliver",
+                    "box": self.key(address),
+                    "folder": folder,
+                    "digest": kept.digest,
+                    "size": kept.size,
+                    "prefix": prefix.decode("latin-1"),
+                    "flags": sorted(flags),
+                    "when": (when or datetime.now(UTC)).isoformat(),
+                    "recent": recent,
+                    "email_id": email_id or _new_id(24),
+                    "message_id": message_id_of(head),
+                    "exchange_id": exchange_id,
+                }
             )
-            target.next_uid += 1
-            target.messages[message.uid] = message
-            self._usage[self.key(address)] = self._usage.get(self.key(address), 0) + message.size
-            target.changes.append((target.modseq, message.uid, False))
-            name = target.name
-        self._notify(address, name)
-        return message
+        finally:
+            self.bodies.unpin(kept)
 
     def messages(self, address: str, folder: str = INBOX) -> list[StoredMessage]:
         """The folder's messages in UID order (a snapshot)."""
+        self._sync()
         with self._lock:
             return list(self._folder(address, folder).messages.values())
 
     def get(self, address: str, folder: str, uid: int) -> StoredMessage | None:
+        self._sync()
         with self._lock:
             return self._folder(address, folder).messages.get(uid)
 
     def state(self, address: str, folder: str) -> tuple[int, int, int]:
         """``(uid_validity, next_uid, highest_modseq)`` of a folder."""
+        self._sync()
         with self._lock:
             f = self._folder(address, folder)
             return f.uid_validity, f.next_uid, f.modseq
 
     def set_flags(self, address: str, folder: str, uid: int, flags: Iterable[str]) -> StoredMessage | None:
         """Replace the permanent flags of one message; ``None`` if it was expunged meanwhile."""
-        with self._lock:
-            f = self._folder(address, folder)
-            current = f.messages.get(uid)
-            if current is None:
-                return None
-            new_flags = frozenset(flags)
-            if new_flags == current.flags:
-                return current
-            f.modseq += 1
-            updated = replace(current, flags=new_flags, modseq=f.modseq)
-            f.messages[uid] = updated
-            f.changes.append((f.modseq, uid, False))
-            name = f.name
-        self._notify(address, name)
-        return updated
+        op = {"op": "flags", "box": self.key(address), "folder": folder, "uid": uid, "flags": sorted(flags)}
+        return self._replica.do(op)
 
     def claim_recent(self, address: str, folder: str) -> list[int]:
         """Clear ``\\Recent`` on every message that has it and return their UIDs (RFC 3501 §2.3.2: one session
         only sees a message as recent)."""
-        with self._lock:
-            f = self._folder(address, folder)
-            claimed = [m.uid for m in f.messages.values() if m.recent]
-            for uid in claimed:
-                f.messages[uid] = replace(f.messages[uid], recent=False)
-            return claimed
+        with self._replica.locked():
+            with self._lock:
+                if not any(m.recent for m in self._folder(address, folder).messages.values()):
+                    return []
+            return self._replica.do({"op": "recent", "box": self.key(address), "folder": folder})
 
     def expunge(self, address: str, folder: str, uids: Iterable[int]) -> list[int]:
-        with self._lock:
-            f = self._folder(address, folder)
-            gone = [m for m in (f.messages.pop(uid, None) for uid in uids) if m is not None]
-            removed = [m.uid for m in gone]
-            for message in gone:
-                self._usage[self.key(address)] = self._usage.get(self.key(address), 0) - message.size
-                self.bodies.release(message.body)
-            if removed:
-                f.modseq += 1
-                f.changes.extend((f.modseq, uid, True) for uid in removed)
-            name = f.name
-        if removed:
-            self._notify(address, name)
-        return removed
+        return self._replica.do({"op": "expunge", "box": self.key(address), "folder": folder, "uids": list(uids)})
 
     def copy(
         self, address: str, folder: str, uid: int, destination: str, *, move: bool = False, recent: bool = True
     ) -> int | None:
         """Copy (or move) one message to another folder of the same mailbox; returns the new UID."""
-        with self._lock:
-            source = self.get(address, folder, uid)
-            if source is None:
-                return None
-            self._folder(address, destination)  # must exist
-            copied = self.deliver(
-                address,
-                b"",
-                body=source.body,
-                prefix=source.prefix,
-                folder=destination,
-                flags=source.flags,
-                when=source.internal_date,
-                exchange_id=source.exchange_id,
-                recent=recent,
-                email_id=source.email_id,
-            )
-            if move:
-                self.expunge(address, folder, [uid])
-            return copied.uid
+        op = {"op": "copy", "box": self.key(address), "folder": folder, "uid": uid, "to": destination}
+        return self._replica.do({**op, "move": move, "recent": recent})
 
     def changes_since(self, address: str, folder: str, modseq: int) -> tuple[list[StoredMessage], set[int], int]:
         """Messages updated or added after ``modseq``, UIDs expunged after it, and the current highest modseq."""
+        self._sync()
         with self._lock:
             f = self._folder(address, folder)
             start = bisect_left(f.changes, (modseq + 1, -1, False))
@@ -413,6 +448,7 @@ class MailStore:
     def find(self, message_id: str) -> list[tuple[str, str, StoredMessage]]:
         """Every stored copy of a message by ``Message-ID``: ``(mailbox key, folder, message)``."""
         wanted = message_id.strip()
+        self._sync()
         with self._lock:
             return [
                 (address, name, m)
@@ -424,6 +460,7 @@ class MailStore:
 
     def size(self, address: str) -> int:
         """Bytes held by a mailbox (all folders; each copy counts, as a mailbox quota counts them)."""
+        self._sync()
         with self._lock:
             return self._usage.get(self.key(address), 0)
 
@@ -440,9 +477,148 @@ class MailStore:
             self._usage.clear()
         self.bodies.close()
 
+    # -- the operations -----------------------------------------------------------------------------------------
+    def _apply(self, op: Mapping[str, Any]) -> Any:
+        """Apply one operation (deterministic; raises :class:`StoreError` before changing anything when it cannot
+        be done); listeners hear of the folder it changed."""
+        changed: list[str] = []
+        with self._lock:
+            result = getattr(self, "_op_" + op["op"])(op, changed)
+        for folder in changed:
+            self._notify(op["box"], folder)
+        return result
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._boxes.clear()
+            self._usage.clear()
+            self._next_validity = 0
+            self.bodies.forget()
+
+    def _new_folder(self, name: str, folder_id: str, floor: int) -> _Folder:
+        validity = max(self._next_validity, floor)
+        self._next_validity = validity + 1
+        return _Folder(name=name, folder_id=folder_id, uid_validity=validity)
+
+    def _op_ensure(self, op: Mapping[str, Any], changed: list[str]) -> None:
+        for key, name, folder_id in op["folders"]:
+            box = self._boxes.setdefault(key, {})
+            if name not in box:
+                box[name] = self._new_folder(name, folder_id, op["floor"])
+
+    def _op_subscribe(self, op: Mapping[str, Any], changed: list[str]) -> None:
+        box = self._box(op["box"])
+        name = self._folder_key(op["name"])
+        if name in box:
+            box[name].subscribed = op["on"]
+
+    def _op_create(self, op: Mapping[str, Any], changed: list[str]) -> str:
+        box = self._box(op["box"])
+        name = self._folder_key(op["name"])
+        if name in box:
+            raise StoreError(f"le dossier {op['name']} existe déjà")
+        box[name] = self._new_folder(name, op["id"], op["floor"])
+        return op["id"]
+
+    def _op_delete(self, op: Mapping[str, Any], changed: list[str]) -> None:
+        box = self._box(op["box"])
+        name = self._folder_key(op["name"])
+        if name == INBOX or name not in box:
+            raise StoreError(f"dossier {op['name']} impossible à supprimer")
+        del box[name]
+
+    def _op_rename(self, op: Mapping[str, Any], changed: list[str]) -> None:
+        box = self._box(op["box"])
+        old, new = self._folder_key(op["from"]), self._folder_key(op["to"])
+        if old not in box or new in box:
+            raise StoreError(f"renommage {op['from']} -> {op['to']} impossible")
+        if old == INBOX:
+            moved = box[INBOX]
+            moved.name = new
+            box[new] = moved
+            box[INBOX] = self._new_folder(INBOX, op["id"], op["floor"])
+            return
+        for name in [n for n in box if n == old or n.startswith(old + "/")]:
+            folder = box.pop(name)
+            folder.name = new + name[len(old) :]
+            box[folder.name] = folder
+
+    def _place(self, key: str, target: _Folder, message: StoredMessage, changed: list[str]) -> StoredMessage:
+        """Add ``message``, numbered ``target.next_uid`` / ``target.modseq + 1`` by the caller."""
+        target.modseq = message.modseq
+        target.next_uid = message.uid + 1
+        target.messages[message.uid] = message
+        self._usage[key] = self._usage.get(key, 0) + message.size
+        target.changes.append((message.modseq, message.uid, False))
+        self.bodies.retain(message.body)
+        changed.append(target.name)
+        return message
+
+    def _op_deliver(self, op: Mapping[str, Any], changed: list[str]) -> StoredMessage:
+        target = self._folder(op["box"], op["folder"])
+        message = StoredMessage(
+            uid=target.next_uid,
+            body=self.bodies.body(op["digest"], op["size"]),
+            prefix=op["prefix"].encode("latin-1"),
+            internal_date=datetime.fromisoformat(op["when"]),
+            flags=frozenset(op["flags"]),
+            modseq=target.modseq + 1,
+            recent=op["recent"],
+            email_id=op["email_id"],
+            message_id=op["message_id"],
+            exchange_id=op["exchange_id"],
+        )
+        return self._place(op["box"], target, message, changed)
+
+    def _op_flags(self, op: Mapping[str, Any], changed: list[str]) -> StoredMessage | None:
+        f = self._folder(op["box"], op["folder"])
+        uid = op["uid"]
+        current = f.messages.get(uid)
+        new_flags = frozenset(op["flags"])
+        if current is None or new_flags == current.flags:
+            return current
+        f.modseq += 1
+        updated = replace(current, flags=new_flags, modseq=f.modseq)
+        f.messages[uid] = updated
+        f.changes.append((f.modseq, uid, False))
+        changed.append(f.name)
+        return updated
+
+    def _op_recent(self, op: Mapping[str, Any], changed: list[str]) -> list[int]:
+        f = self._folder(op["box"], op["folder"])
+        claimed = [m.uid for m in f.messages.values() if m.recent]
+        for uid in claimed:
+            f.messages[uid] = replace(f.messages[uid], recent=False)
+        return claimed
+
+    def _op_expunge(self, op: Mapping[str, Any], changed: list[str]) -> list[int]:
+        f = self._folder(op["box"], op["folder"])
+        gone = [m for m in (f.messages.pop(uid, None) for uid in op["uids"]) if m is not None]
+        removed = [m.uid for m in gone]
+        for message in gone:
+            self._usage[op["box"]] = self._usage.get(op["box"], 0) - message.size
+            self.bodies.release(message.body)
+        if removed:
+            f.modseq += 1
+            f.changes.extend((f.modseq, uid, True) for uid in removed)
+            changed.append(f.name)
+        return removed
+
+    def _op_copy(self, op: Mapping[str, Any], changed: list[str]) -> int | None:
+        source = self._folder(op["box"], op["folder"]).messages.get(op["uid"])
+        if source is None:
+            return None
+        target = self._folder(op["box"], op["to"])  # must exist
+        copied = replace(source, uid=target.next_uid, modseq=target.modseq + 1, recent=op["recent"])
+        self._place(op["box"], target, copied, changed)
+        if op["move"]:
+            self._op_expunge({"box": op["box"], "folder": op["folder"], "uids": [op["uid"]]}, changed)
+        return copied.uid
+
     # -- change notification ------------------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[str, str], None]) -> None:
-        """``listener(mailbox_key, folder)`` is called (outside the lock) after every change."""
+        """``listener(mailbox_key, folder)`` is called after every change, outside the store's lock but while the
+        change's operation is being applied (it must not block: IMAP schedules a wake-up on its loop)."""
         with self._lock:
             self._listeners.append(listener)
 
@@ -456,3 +632,7 @@ class MailStore:
             listeners = list(self._listeners)
         for listener in listeners:
             listener(self.key(address), folder)
+
+
+def _new_id(length: int = 16) -> str:
+    return uuid.uuid4().hex[:length]
