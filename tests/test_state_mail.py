@@ -1,0 +1,174 @@
+"""The MSSanté mailbox store as shared state (issue 19 item 2): "a message submitted on worker A is read over IMAP
+on worker B".
+
+Two ``SocleEnvironment`` s, each with its own PostgreSQL journal on one database, stand for two serving processes:
+SMTP submission (STARTTLS + AUTH) on A, IMAP on B with the same UIDVALIDITY and UID, the body fetched by B from the
+journal's evidence; a flag set over IMAP on B is seen over IMAP on A; an IMAP IDLE on B wakes up on a delivery
+through A (the host applies the others' operations every 0.5 s). The store's own operations are checked on two
+stores side by side."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+from harness.core.config import HarnessConfig
+from harness.core.journal_pg import PostgreSQLJournal
+from harness.core.state import StateHub, StateLog, state_log_for
+from harness.runtime.environment import SocleEnvironment
+from harness.sut.documents import build_message
+from mock_services.mssante.store import INBOX, STREAM, BodyStore, MailStore, StoreError
+
+DUI = "dui@ehpad-tilleuls.mssante.fr"
+DUI_PASSWORD = "dui-tilleuls-test"
+ORG = "secretariat@ehpad-tilleuls.mssante.fr"
+ORG_PASSWORD = "tilleuls-test"
+
+
+@pytest.fixture()
+def two_hosts(pg_url: str, tmp_path: Path) -> Iterator[tuple[SocleEnvironment, SocleEnvironment]]:
+    envs = [
+        SocleEnvironment(HarnessConfig(run_dir=tmp_path / name, journal=pg_url, services=("mssante",)))
+        for name in ("a", "b")
+    ]
+    started: list[SocleEnvironment] = []
+    try:
+        for env in envs:
+            env.start()
+            started.append(env)
+        yield envs[0], envs[1]
+    finally:
+        for env in started:
+            env.stop()
+
+
+def _endpoint(env: SocleEnvironment, name: str) -> tuple[str, int]:
+    host, _, port = env.endpoints["mssante"][name].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _tls(env: SocleEnvironment) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+
+
+def _submit(env: SocleEnvironment) -> str:
+    """One MSSanté message from the DUI to the establishment's mailbox, through ``env``'s SMTP listener."""
+    msg = build_message(env.testdata.person("P001"), env.testdata.establishment("990000016"), DUI, [ORG], "DLU")
+    with smtplib.SMTP(*_endpoint(env, "smtp"), timeout=15) as smtp:
+        smtp.starttls(context=_tls(env))
+        smtp.login(DUI, DUI_PASSWORD)
+        smtp.send_message(msg, from_addr=DUI, to_addrs=[ORG])
+    return str(msg["Message-ID"])
+
+
+def _imap(env: SocleEnvironment) -> IMAPClient:
+    host, port = _endpoint(env, "imap")
+    client = IMAPClient(host, port=port, ssl=False, timeout=15)
+    client.starttls(_tls(env))
+    client.login(ORG, ORG_PASSWORD)
+    return client
+
+
+def _store(env: SocleEnvironment) -> MailStore:
+    return env.host.simulators["mssante"].store  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_message_submitted_on_a_is_read_over_imap_on_b(two_hosts: tuple[SocleEnvironment, SocleEnvironment]) -> None:
+    a, b = two_hosts
+    message_id = _submit(a)
+    [(folder, on_a)] = [(f, m) for box, f, m in _store(a).find(message_id) if box == ORG]
+    assert folder == INBOX
+    with _imap(b) as client:
+        selected = client.select_folder("INBOX")
+        assert selected[b"UIDVALIDITY"] == _store(a).state(ORG, INBOX)[0]
+        assert client.search(["HEADER", "Message-ID", message_id]) == [on_a.uid]
+        fetched = client.fetch([on_a.uid], ["BODY.PEEK[]", "FLAGS"])[on_a.uid]
+        # B held no file of this body: it fetched it from the journal's evidence, then kept it
+        assert fetched[b"BODY[]"] == on_a.data
+        assert fetched[b"FLAGS"] == (b"\\Recent",)  # B's session is the first to see it
+        assert (_store(b).bodies.directory / on_a.body.digest).read_bytes() == on_a.body.read()
+
+        client.add_flags([on_a.uid], [b"\\Flagged"])
+    with _imap(a) as client:
+        client.select_folder("INBOX")
+        # the flag set on B, and no \Recent: B's session claimed it (RFC 3501 §2.3.2)
+        assert client.get_flags([on_a.uid]) == {on_a.uid: (b"\\Flagged",)}
+    # the Sent copy too, and the quota accounting, agree
+    assert [m.uid for m in _store(b).messages(DUI, "Sent")] == [m.uid for m in _store(a).messages(DUI, "Sent")]
+    assert _store(b).size(ORG) == _store(a).size(ORG) > 0
+
+
+def test_an_idle_on_b_wakes_up_on_a_delivery_through_a(two_hosts: tuple[SocleEnvironment, SocleEnvironment]) -> None:
+    a, b = two_hosts
+    with _imap(b) as client:
+        before = client.select_folder("INBOX")[b"EXISTS"]
+        client.idle()
+        try:
+            message_id = _submit(a)
+            started = time.monotonic()
+            responses = client.idle_check(timeout=5)
+            waited = time.monotonic() - started
+        finally:
+            client.idle_done()
+        assert (before + 1, b"EXISTS") in responses
+        assert waited < 2.0  # the host polls every 0.5 s
+        [on_a] = [m for box, _, m in _store(a).find(message_id) if box == ORG]
+        assert client.search(["HEADER", "Message-ID", message_id]) == [on_a.uid]
+
+
+@pytest.fixture()
+def two_stores(pg_url: str, tmp_path: Path) -> Iterator[tuple[MailStore, MailStore, StateLog]]:
+    journals = [PostgreSQLJournal(pg_url), PostgreSQLJournal(pg_url)]
+    stores = [
+        MailStore(bodies=BodyStore(tmp_path / name, remote=journal), state=StateHub(state_log_for(journal)))
+        for name, journal in zip(("a", "b"), journals, strict=True)
+    ]
+    yield stores[0], stores[1], state_log_for(journals[0])
+    for store, journal in zip(stores, journals, strict=True):
+        store.close()
+        journal.close()
+
+
+def test_folders_copies_and_expunges_replay_the_same_on_both(
+    two_stores: tuple[MailStore, MailStore, StateLog],
+) -> None:
+    a, b, log = two_stores
+    a.ensure_mailbox(ORG)
+    b.ensure_mailbox(ORG)  # already there once caught up: no second set of folders
+    first = a.deliver(ORG, b"Subject: un\r\n\r\ncorps\r\n")
+    second = b.deliver(ORG, b"Subject: deux\r\n\r\ncorps\r\n")
+    assert (first.uid, second.uid) == (1, 2)
+    b.create_folder(ORG, "Archives")
+    with pytest.raises(StoreError, match="existe déjà"):
+        a.create_folder(ORG, "Archives")
+    assert a.copy(ORG, INBOX, 1, "Archives", move=True) == 1
+    a.set_flags(ORG, "Archives", 1, ["\\Seen"])
+    b.rename_folder(ORG, "Archives", "Classés")
+    assert b.expunge(ORG, INBOX, [2]) == [2]
+    a.delete_folder(ORG, "Trash")
+    for store in (a, b):
+        assert store.folders(ORG) == [INBOX, "Sent", "Classés"]
+        assert [m.uid for m in store.messages(ORG)] == []
+        assert store.state(ORG, INBOX)[1:] == (3, 5)  # next UID 3; modseq 1 + 2 deliveries + move + expunge
+        [archived] = store.messages(ORG, "Classés")
+        assert (archived.flags, archived.data) == (frozenset({"\\Seen"}), b"Subject: un\r\n\r\ncorps\r\n")
+        assert store.size(ORG) == len(b"Subject: un\r\n\r\ncorps\r\n")
+    assert [a.state(ORG, name) for name in a.folders(ORG)] == [b.state(ORG, name) for name in b.folders(ORG)]
+    assert a.folder_id(ORG, "Classés") == b.folder_id(ORG, "Classés")
+    assert [op["op"] for _, op in log.read(STREAM, 0)] == [
+        "ensure",
+        "deliver",
+        "deliver",
+        "create",
+        "copy",
+        "flags",
+        "rename",
+        "expunge",
+        "delete",
+    ]
