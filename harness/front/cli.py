@@ -509,11 +509,11 @@ def serve(
             help=bilingual(
                 (
                     "Nombre de processus sur les mêmes ports (SO_REUSEPORT, Linux) ; au-delà de 1, journal "
-                    "PostgreSQL obligatoire. L'état des simulateurs (boîtes aux lettres, documents DMP, entrepôts "
-                    "FHIR, codes PSC, pannes) n'est pas encore partagé entre eux"
+                    "PostgreSQL obligatoire. L'état des simulateurs n'est pas encore tout partagé entre eux "
+                    "(boîtes aux lettres, entrepôts FHIR, codes PSC : voir README « Plateforme partagée »)"
                 ),
                 "serving processes on the same ports; above 1 a PostgreSQL journal is required; simulator state "
-                "is not shared between them yet.",
+                "is not all shared between them yet.",
             ),
         ),
     ] = 1,
@@ -649,8 +649,8 @@ def _serve_workers(config: HarnessConfig, count: int, endpoints_file: Path | Non
             write_endpoints_file(endpoints_file, endpoints, supervisor.admin_token)
             console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
         console.print(
-            f"Prêt / ready : {count} processus sur les mêmes ports (état des simulateurs propre à chacun). "
-            "Ctrl-C pour arrêter / to stop."
+            f"Prêt / ready : {count} processus sur les mêmes ports (état des simulateurs pas encore tout partagé : "
+            "README « Plateforme partagée »). Ctrl-C pour arrêter / to stop."
         )
         supervisor.supervise(stop)
         return 0

@@ -10,10 +10,10 @@ the others after it; the parent then writes the endpoints file once and supervis
 -9``, a crash) is restarted and logged, SIGINT / SIGTERM of the parent stops every worker (SIGTERM, then SIGKILL
 after a delay). A worker whose parent disappears stops by itself.
 
-Several machines serve one platform with the same command pointed at one PostgreSQL database: the journal is
-the only thing they share today (its schema is applied under an advisory lock, its ``seq`` given in commit
-order). The simulators' state (mailboxes, DMP registry, FHIR stores, PSC grants and keys, faults) is still each
-process's own (issue 19 item 2).
+Several machines serve one platform with the same command pointed at one PostgreSQL database: they share the
+journal (its schema applied under an advisory lock, its ``seq`` given in commit order) and the state the
+simulators keep through :mod:`harness.core.state`; what has not moved there yet (issue 19 item 2: mailboxes, FHIR
+stores, PSC grants and keys...) is each process's own.
 """
 
 from __future__ import annotations
