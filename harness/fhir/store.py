@@ -7,6 +7,14 @@ and ``meta.lastUpdated`` are set by the server, the ``ETag`` is ``W/"<versionId>
 One store per simulator per run (nothing global). Writes go through a :class:`UnitOfWork`: changes are staged,
 the simulator commits the journal, then :meth:`UnitOfWork.commit` applies them at once (HTTP 409 if another writer
 changed a resource the unit read in between) — a transaction Bundle is all or nothing.
+
+Replicated state (issue 19 item 2, :mod:`harness.core.state`), stream ``<service>.fhir``: a committed unit of work
+is one operation carrying every version it writes (resource JSON, id, versionId, lastUpdated — ids and times are
+drawn when the unit stages them) and the version each touched resource was read at; :meth:`ResourceStore.apply`
+checks those before changing anything (the 409 above), then adds the versions and updates the indexes (creation
+order, references). With one process the operation applies at once; on a PostgreSQL journal every serving process
+applies the same operations in the same order, an interaction (:meth:`ResourceStore.exclusive`) and every read
+outside one catch up first, and a unit whose resource another process changed meanwhile gets the 409.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.core.state import Operation, StateHub
 from harness.fhir.outcome import IssueCode, fail
 
 _ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -87,15 +96,30 @@ Key = tuple[str, str]
 
 
 class ResourceStore:
-    """Versioned resources of one simulator for one run (thread-safe)."""
+    """Versioned resources of one simulator for one run (thread-safe), one replica of the stream ``stream`` of
+    ``state`` (the simulator's :class:`~harness.core.state.StateHub`; a local one when omitted)."""
 
-    def __init__(self, clock: Callable[[], datetime | None] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime | None] | None = None,
+        *,
+        state: StateHub | None = None,
+        stream: str = "fhir",
+    ) -> None:
         self._lock = threading.RLock()
         self._versions: dict[Key, list[Version]] = {}
         self._by_type: dict[str, dict[str, int]] = {}  # id -> creation rank, per type (insertion-ordered)
         self._order: dict[str, list[str]] = {}  # ids per type in creation order (append-only: index = rank)
         self._refs: dict[str, dict[str, set[str]]] = {}  # type -> "Target/id" -> ids of resources referencing it
         self._clock = clock
+        self._replica = (state or StateHub()).replica(stream, self.apply, self._reset)
+        self.shared = self._replica.shared
+        self._inside = threading.local()  # depth of this thread's exclusive sections (caught up on entry)
+
+    def _catch_up(self) -> None:
+        """Shared: apply the other processes' units first (not inside an interaction, which caught up on entry)."""
+        if self.shared and not getattr(self._inside, "depth", 0):
+            self._replica.sync()
 
     def now(self) -> datetime:
         moment = self._clock() if self._clock is not None else None
@@ -103,6 +127,10 @@ class ResourceStore:
 
     # reads --------------------------------------------------------------------------------------
     def current(self, resource_type: str, resource_id: str) -> Version | None:
+        self._catch_up()
+        return self._current(resource_type, resource_id)
+
+    def _current(self, resource_type: str, resource_id: str) -> Version | None:
         with self._lock:
             history = self._versions.get((resource_type, resource_id))
             return history[-1] if history else None
@@ -113,6 +141,7 @@ class ResourceStore:
         return _readable(found, resource_type, resource_id)
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> Version:
+        self._catch_up()
         with self._lock:
             history = list(self._versions.get((resource_type, resource_id), ()))
         for version in history:
@@ -130,11 +159,13 @@ class ResourceStore:
         )
 
     def history(self, resource_type: str, resource_id: str) -> list[Version]:
+        self._catch_up()
         with self._lock:
             return list(self._versions.get((resource_type, resource_id), ()))
 
     def all(self, resource_type: str) -> list[Version]:
         """Current, non-deleted versions of every resource of a type, in creation order."""
+        self._catch_up()
         with self._lock:
             ids = list(self._by_type.get(resource_type, ()))
             out = [self._versions[(resource_type, i)][-1] for i in ids]
@@ -143,17 +174,19 @@ class ResourceStore:
     def scan(self, resource_type: str) -> Iterator[Version]:
         """:meth:`all`, lazily: the ids are taken at once, each version read when the caller gets to it (a search
         that stops at its page does not read the rest)."""
+        self._catch_up()
         with self._lock:
             order = self._order.get(resource_type, [])
             known = len(order)  # append-only: the first ``known`` ids never change, nothing to copy
         for rank in range(known):
-            version = self.current(resource_type, order[rank])
+            version = self._current(resource_type, order[rank])
             if version is not None and not version.deleted:
                 yield version
 
     def among(self, resource_type: str, ids: set[str]) -> list[Version]:
         """Current, non-deleted versions of the given ids (unknown ones skipped), in creation order: the cost
         follows ``len(ids)``, not the size of the store (a search narrowed by an index)."""
+        self._catch_up()
         with self._lock:
             ranks = self._by_type.get(resource_type, {})
             found = sorted((ranks[i], i) for i in ids if i in ranks)
@@ -162,10 +195,12 @@ class ResourceStore:
 
     def referencing(self, resource_type: str, target: str) -> set[str]:
         """Ids of the current resources of ``resource_type`` that reference ``target`` (``Type/id``) anywhere."""
+        self._catch_up()
         with self._lock:
             return set(self._refs.get(resource_type, {}).get(target, ()))
 
     def count(self, resource_type: str | None = None) -> int:
+        self._catch_up()
         with self._lock:
             types = [resource_type] if resource_type else list(self._by_type)
             return sum(1 for t in types for i in self._by_type.get(t, ()) if not self._versions[(t, i)][-1].deleted)
@@ -178,11 +213,44 @@ class ResourceStore:
     def exclusive(self) -> Iterator[UnitOfWork]:
         """A unit of work inside the store's critical section (the one the server holds while it processes an
         interaction, journals it and applies it): a simulator's own writes (seeding, a partner's note) and their
-        journal entry cannot interleave with a DUI's request. The caller commits."""
-        with self._lock:
-            yield self.begin()
+        journal entry cannot interleave with a DUI's request. The caller commits. Shared, it first catches up with
+        the other processes (once: the reads inside do not query the log again)."""
+        with self._replica.locked(sync=self.shared), self._lock:  # always the replica's lock first, then the store's
+            self._inside.depth = getattr(self._inside, "depth", 0) + 1
+            try:
+                yield self.begin()
+            finally:
+                self._inside.depth -= 1
 
-    def _apply(self, staged: dict[Key, list[Version]], expected: dict[Key, int]) -> None:
+    def _commit(self, staged: dict[Key, list[Version]], expected: dict[Key, int]) -> None:
+        """One operation for a unit of work: the versions as they are locally, as JSON when shared."""
+        if not self.shared:  # never serialised
+            self._replica.do({"op": "commit", "staged": staged, "expected": expected})
+            return
+        self._replica.do(
+            {
+                "op": "commit",
+                "versions": [
+                    [v.resource_type, v.id, v.version_id, v.last_updated.isoformat(), v.resource]
+                    for versions in staged.values()
+                    for v in versions
+                ],
+                "expected": [[rtype, rid, version_id] for (rtype, rid), version_id in expected.items()],
+            }
+        )
+
+    def apply(self, op: Operation) -> None:
+        """Apply one committed unit of work (deterministic; HTTP 409 before any change when a resource it read has
+        another version now)."""
+        if "staged" in op:
+            staged: dict[Key, list[Version]] = op["staged"]
+            expected: dict[Key, int] = op["expected"]
+        else:
+            staged = {}
+            for rtype, rid, version_id, last_updated, resource in op["versions"]:
+                version = Version(rtype, rid, version_id, datetime.fromisoformat(last_updated), resource)
+                staged.setdefault((rtype, rid), []).append(version)
+            expected = {(rtype, rid): version_id for rtype, rid, version_id in op["expected"]}
         with self._lock:
             for key, version_id in expected.items():
                 history = self._versions.get(key)
@@ -207,6 +275,10 @@ class ResourceStore:
                     index.get(target, set()).discard(key[1])
                 for target in reference_targets(versions[-1].resource):
                     index.setdefault(target, set()).add(key[1])
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._versions, self._by_type, self._order, self._refs = {}, {}, {}, {}
 
 
 def reference_targets(resource: Any) -> set[str]:
@@ -393,5 +465,5 @@ class UnitOfWork:
     def commit(self) -> None:
         if self._committed:
             raise RuntimeError("unit of work already committed")
-        self.store._apply(self._staged, self._expected)  # noqa: SLF001 - the store's own commit path
+        self.store._commit(self._staged, self._expected)  # noqa: SLF001 - the store's own commit path
         self._committed = True

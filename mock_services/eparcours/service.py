@@ -260,7 +260,7 @@ class EparcoursService(FhirHooks):
         self.ctx = ctx
         self.settings = settings
         self._lock = threading.Lock()
-        self.store = ResourceStore(clock=ctx.run.now)
+        self.store = ResourceStore(clock=ctx.run.now, state=ctx.state, stream=f"{SERVICE}.fhir")
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
         self.production_ins = settings.production_ins  # harness-wide production-INS policy
         self.fhir = FhirServer(

@@ -217,7 +217,7 @@ class EprescriptionService(FhirHooks):
         self.prescriptions: dict[str, Prescription] = {}
         self.retrieved: set[str] = set()
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
-        self.store = ResourceStore(clock=ctx.run.now)
+        self.store = ResourceStore(clock=ctx.run.now, state=ctx.state, stream=f"{SERVICE}.fhir")
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
         self.production_ins = settings.production_ins  # harness-wide production-INS policy
         self.fhir = FhirServer(

@@ -97,7 +97,7 @@ class TdduiService(FhirHooks):
         self.production_ins = settings.production_ins  # harness-wide production-INS policy
         self.fhir = FhirServer(
             resources=(),
-            store=ResourceStore(clock=ctx.run.now),
+            store=ResourceStore(clock=ctx.run.now, state=ctx.state, stream=f"{SERVICE}.fhir"),
             hooks=self,
             record=ctx.record_many,
             base_url=lambda: ctx.http_base,
