@@ -133,7 +133,7 @@ TARGETS: dict[str, Target] = {
     "fhir_artefacts": Target("harness.validators.fhir_artefacts", ("tests/test_validate.py",)),
     "cda": Target("harness.validators.cda", ("tests/test_findings_cda.py", "tests/test_validators.py")),
     "dsg": Target("harness.validators.dsg", ("tests/test_dmp_validators.py",)),
-    "frcore": Target("harness.validators.frcore", ("tests/test_findings_fhir_rules.py",)),
+    "frcore": Target("harness.validators.frcore", ("tests/test_findings_frcore.py",)),
     "artefact_kind": Target("harness.validators.artefact_kind", ("tests/test_validate.py",)),
     "cdl": Target("harness.validators.cdl", ("tests/test_findings_fhir_rules.py", "tests/test_eparcours.py")),
     "eprescription": Target(

@@ -72,7 +72,9 @@ def check_patient(patient: dict[str, Any], *, where: str = "Patient", require_in
                 )
             )
         return out
-    for index, identifier in enumerate(identifiers):
+    for index, identifier in enumerate(patient.get("identifier") or []):
+        if not (isinstance(identifier, dict) and identifier.get("system") in INS_SYSTEMS):
+            continue  # the location is the identifier's own index in Patient.identifier (FHIRPath)
         at = f"{where}.identifier[{index}]"
         value = str(identifier.get("value", ""))
         try:
