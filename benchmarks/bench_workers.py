@@ -1,7 +1,7 @@
 """``serve --workers N`` on a PostgreSQL journal: throughput with 1 and 3 processes, and one killed mid-load.
 
-A fresh PostgreSQL database (random name, dropped at the end) on ``SOCLE_TEST_POSTGRES`` (default
-``postgresql://127.0.0.1:5432/postgres``). ``socle-harness serve --workers N --service mssante --service tddui``
+Each serve has a fresh PostgreSQL database (random name, dropped at the end; the simulators' shared state
+starts empty) on ``SOCLE_TEST_POSTGRES`` (default ``postgresql://127.0.0.1:5432/postgres``). ``socle-harness serve --workers N --service mssante --service tddui``
 runs as a child process; the clients (``--clients``, default 32) run as threads in 4 client processes:
 
   smtp   SMTP submission: STARTTLS, AUTH PLAIN with the DUI mailbox of P001's establishment, a DLU message with
@@ -14,7 +14,9 @@ runs as a child process; the clients (``--clients``, default 32) run as threads 
 Each measure follows a warm-up of the same load (4 s, not counted, a new connection per exchange so that every
 worker is reached): a worker loads its validators and FHIR models on its first request.
 Figures: acknowledged exchanges per second for 1 worker (``--workers 1``: today's single process, the baseline)
-and 3 workers, the ratio, and the serving processes' CPU seconds per exchange. Then the kill figure: 3 workers,
+and 3 workers, in ``--rounds`` alternating rounds (median), the ratio, and the serving processes' CPU
+milliseconds per exchange (steadier than the rates on a shared machine, where more processes also take a larger
+share of the cores from the neighbours). Then the kill figure: 3 workers,
 half the clients SMTP and half FHIR, ``kill -9`` of worker 2 a third into the run; every acknowledged exchange
 must be in the journal exactly once (Message-ID for SMTP, the Bundle's SHA-256 digest for TDDUI), the other
 workers must acknowledge exchanges while worker 2 is down, and worker 2 must be restarted (its « prêt » line, a
@@ -37,6 +39,7 @@ import re
 import signal
 import smtplib
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -330,13 +333,15 @@ def _health_pids(serve: Serve, tries: int = 30) -> collections.Counter:
 # ------------------------------------------------------------------------------------------------------ main
 
 
-def throughput(url: str, workers: int, seconds: float, clients: int, tmp: Path) -> tuple[dict[str, Any], Serve]:
-    serve = Serve(url, workers, tmp / f"w{workers}")
+def throughput(
+    url: str, workers: int, seconds: float, clients: int, folder: Path, tag: str
+) -> tuple[dict[str, Any], Serve]:
+    serve = Serve(url, workers, folder)
     figures: dict[str, Any] = {"pids": serve.pids}
     for kind in ("smtp", "fhir"):
-        marker = f"t{workers}{kind}"
+        marker = f"{tag}{kind}"
         # not counted: a new connection per exchange, so that every worker serves its first (slow) requests here
-        load(serve, [kind] * clients, WARM_UP, f"w{workers}{kind}", per_connection=1)
+        load(serve, [kind] * clients, WARM_UP, f"w{marker}", per_connection=1)
         result = load(serve, [kind] * clients, seconds, marker)
         acked = len(result["acked"][kind])
         check = journal_check(url, result["acked"], marker)[kind]
@@ -346,12 +351,14 @@ def throughput(url: str, workers: int, seconds: float, clients: int, tmp: Path) 
             "failed": len(result["failed"][kind]),
             "cpu_ms_per_exchange": round(1000 * result["cpu"] / acked, 1) if acked else None,
             "journal_exactly_once": check["ok"],
+            "load_average": round(os.getloadavg()[0], 1),
         }
         first = result["failed"][kind][:1]
         print(
             f"  {workers} worker(s) {kind:<4}: {acked / seconds:7.1f}/s ({acked} acknowledged in {seconds:.0f} s, "
             f"{len(result['failed'][kind])} failed{' e.g. ' + first[0] if first else ''}), serving CPU "
-            f"{figures[kind]['cpu_ms_per_exchange']} ms/exchange, journal exactly once: {check['ok']}"
+            f"{figures[kind]['cpu_ms_per_exchange']} ms/exchange, journal exactly once: {check['ok']}, load average "
+            f"{figures[kind]['load_average']}"
         )
     return figures, serve
 
@@ -408,29 +415,44 @@ def kill_run(url: str, serve: Serve, seconds: float, clients: int) -> dict[str, 
     }
 
 
-def run(seconds: float, clients: int, kill_seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"benchmark": "workers", "cores": os.cpu_count(), "clients": clients}
+def run(seconds: float, clients: int, kill_seconds: float, rounds: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"benchmark": "workers", "cores": os.cpu_count(), "clients": clients, "rounds": []}
     print(
         f"serve --workers on PostgreSQL: {clients} clients (threads in {CLIENT_PROCESSES} processes), {seconds:.0f} s "
-        f"per measure, {os.cpu_count()} core(s) shared by clients, workers and PostgreSQL"
+        f"per measure, {rounds} round(s) alternating 1 and 3 workers, each serve on a fresh database, "
+        f"{os.cpu_count()} core(s) shared by clients, workers and PostgreSQL; load average {os.getloadavg()[0]:.1f} "
+        "at start"
     )
-    with database() as url, tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
         tmp = Path(folder)
-        one, serve = throughput(url, 1, seconds, clients, tmp)
-        serve.stop()
-        three, serve = throughput(url, 3, seconds, clients, tmp)
-        try:
-            out["kill"] = kill_run(url, serve, kill_seconds, clients)
-        finally:
-            code = serve.stop()
-        out["kill"]["clean_stop"] = code == 0
-        out["throughput"] = {"1": one, "3": three}
-        print("\nscaling (3 workers / 1 worker):")
+        for n in range(1, rounds + 1):
+            print(f"round {n}")
+            with database() as url:
+                one, serve = throughput(url, 1, seconds, clients, tmp / f"r{n}w1", f"r{n}w1")
+                serve.stop()
+            with database() as url:
+                three, serve = throughput(url, 3, seconds, clients, tmp / f"r{n}w3", f"r{n}w3")
+                out["rounds"].append({"1": one, "3": three})
+                if n == rounds:  # the last 3-worker serve, warm: the kill run
+                    try:
+                        out["kill"] = kill_run(url, serve, kill_seconds, clients)
+                    finally:
+                        code = serve.stop()
+                    out["kill"]["clean_stop"] = code == 0
+                else:
+                    serve.stop()
+        print("\nscaling (3 workers / 1 worker), median of the rounds (rates per round):")
         for kind in ("smtp", "fhir"):
-            ratio = three[kind]["per_second"] / one[kind]["per_second"] if one[kind]["per_second"] else 0.0
-            out["throughput"][f"ratio_{kind}"] = round(ratio, 2)
-            print(f"  {kind:<4}: {one[kind]['per_second']}/s -> {three[kind]['per_second']}/s = x{ratio:.2f}")
-        print(f"  supervisor stopped cleanly on SIGINT: {code == 0}")
+            rates = {w: [r[w][kind]["per_second"] for r in out["rounds"]] for w in ("1", "3")}
+            cpu = {w: [r[w][kind]["cpu_ms_per_exchange"] for r in out["rounds"]] for w in ("1", "3")}
+            one, three = statistics.median(rates["1"]), statistics.median(rates["3"])
+            ratio = three / one if one else 0.0
+            out[f"ratio_{kind}"] = round(ratio, 2)
+            print(
+                f"  {kind:<4}: {one:.1f}/s {rates['1']} -> {three:.1f}/s {rates['3']} = x{ratio:.2f}; serving CPU "
+                f"ms/exchange {cpu['1']} -> {cpu['3']}"
+            )
+        print(f"  supervisor stopped cleanly on SIGINT: {code == 0}; load average at the end {os.getloadavg()[0]:.1f}")
     return out
 
 
@@ -439,11 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=12.0, help="seconds per throughput measure (default 12)")
     parser.add_argument("--kill-seconds", type=float, default=24.0, help="seconds of the kill run (default 24)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32, even)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of 1 then 3 workers, median (default 2)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
-    if not 2 <= args.clients <= 128 or args.clients % 2 or not 3 <= args.seconds <= 120:
-        parser.error("--clients: an even number within 2..128; --seconds within 3..120")
-    out = run(args.seconds, args.clients, args.kill_seconds)
+    if not 2 <= args.clients <= 128 or args.clients % 2 or not 3 <= args.seconds <= 120 or not 1 <= args.rounds <= 5:
+        parser.error("--clients: an even number within 2..128; --seconds within 3..120; --rounds within 1..5")
+    out = run(args.seconds, args.clients, args.kill_seconds, args.rounds)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str), encoding="utf-8")
     return 0 if out["kill"]["ok"] and out["kill"]["clean_stop"] else 1
