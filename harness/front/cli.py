@@ -510,7 +510,7 @@ def serve(
                 (
                     "Nombre de processus sur les mêmes ports (SO_REUSEPORT, Linux) ; au-delà de 1, journal "
                     "PostgreSQL obligatoire. L'état des simulateurs n'est pas encore tout partagé entre eux "
-                    "(entrepôts FHIR, codes PSC : voir README « Plateforme partagée »)"
+                    "(voir README « Plateforme partagée »)"
                 ),
                 "serving processes on the same ports; above 1 a PostgreSQL journal is required; simulator state "
                 "is not all shared between them yet.",
