@@ -591,12 +591,14 @@ class IndicatorReport:
 
 @dataclass(frozen=True)
 class Scope:
-    """Which exchanges count: a run (and scenario) of the journal, and/or some establishments."""
+    """Which exchanges count: a run (and scenario) of the journal, and/or some establishments, and/or one test
+    session (the exchanges attributed to it, :mod:`harness.core.sessions`)."""
 
     run_id: str | None = None
     scenario_id: str | None = None
     essms: tuple[str, ...] = ()
     max_seq: int | None = None  # a journal snapshot: exchanges recorded up to this sequence number
+    session: str | None = None  # Exchange.session_id
 
     def sql(self, alias: str = "x") -> tuple[str, list[Any]]:
         clauses, params = [], []
@@ -609,6 +611,9 @@ class Scope:
         if self.scenario_id is not None:
             clauses.append(f"{alias}.scenario_id = ?")
             params.append(self.scenario_id)
+        if self.session is not None:
+            clauses.append(f"{alias}.session_id = ?")
+            params.append(self.session)
         if self.essms:
             clauses.append(f"{alias}.essms IN ({', '.join('?' * len(self.essms))})")
             params.extend(self.essms)
@@ -801,7 +806,7 @@ class IndicatorEngine:
                 snapshot = con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0]
                 pool = _pool(self.workers) if self._parallel(snapshot) else None
                 if pool is not None:  # the other processes read exactly this snapshot
-                    scope = Scope(scope.run_id, scope.scenario_id, scope.essms, snapshot)
+                    scope = Scope(scope.run_id, scope.scenario_id, scope.essms, snapshot, scope.session)
                 try:
                     for i in range(0, len(periods), _MAX_BITS):
                         chunk = periods[i : i + _MAX_BITS]
@@ -1103,7 +1108,7 @@ class IndicatorEngine:
             # notes the DUI writes or updates: one each
             plain("cahier_liaison", Source(CAHIER_LIAISON.service, CDL_WRITES))
             # a platform note counts once per ESSMS, in the month the DUI first received it (read or search result)
-            anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, (), scope.max_seq).sql()
+            anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, (), scope.max_seq, scope.session).sql()
             out.append(
                 ("cahier_liaison", *self._cdl_receipts_sql(where, params, anywhere, anywhere_params, first, last))
             )
@@ -1187,7 +1192,7 @@ class IndicatorEngine:
         outside the file active. Exchange ids can be looked up with ``socle-harness journal``."""
         if indicator not in BY_KEY:
             raise ValueError(f"indicateur inconnu / unknown indicator {indicator!r}")
-        narrowed = Scope(scope.run_id, scope.scenario_id, (essms,) if essms else scope.essms)
+        narrowed = Scope(scope.run_id, scope.scenario_id, (essms,) if essms else scope.essms, session=scope.session)
         figure = self.compute([period], narrowed, grappe=(essms,) if essms else (), campaign_start=campaign_start).get(
             indicator, period, essms
         )
@@ -1213,7 +1218,7 @@ class IndicatorEngine:
                         )
                     ]
                     if notes:  # the platform notes first received in the period, with the exchange that did
-                        anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id).sql()
+                        anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, session=scope.session).sql()
                         rows += [
                             ("counted", person, ident)
                             for person, ident in con.execute(

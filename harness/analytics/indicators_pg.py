@@ -292,7 +292,7 @@ class PostgresIndicatorEngine(IndicatorEngine):
             plain("cahier_liaison", CAHIER_LIAISON)
         else:
             plain("cahier_liaison", Source(CAHIER_LIAISON.service, CDL_WRITES))
-            anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, (), scope.max_seq).sql()
+            anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, (), scope.max_seq, scope.session).sql()
             out.append(
                 ("cahier_liaison", *self._cdl_receipts_sql(where, params, anywhere, anywhere_params, first, last))
             )
@@ -372,7 +372,7 @@ class PostgresIndicatorEngine(IndicatorEngine):
         """The journal exchanges behind one figure (see the SQLite engine's); ids in recording order."""
         if indicator not in BY_KEY:
             raise ValueError(f"indicateur inconnu / unknown indicator {indicator!r}")
-        narrowed = Scope(scope.run_id, scope.scenario_id, (essms,) if essms else scope.essms)
+        narrowed = Scope(scope.run_id, scope.scenario_id, (essms,) if essms else scope.essms, session=scope.session)
         figure = self.compute([period], narrowed, grappe=(essms,) if essms else (), campaign_start=campaign_start).get(
             indicator, period, essms
         )
@@ -399,7 +399,7 @@ class PostgresIndicatorEngine(IndicatorEngine):
                         )
                     ]
                     if notes:
-                        anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id).sql()
+                        anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, session=scope.session).sql()
                         rows += [
                             ("counted", person, ident)
                             for person, ident in con.execute(

@@ -43,6 +43,7 @@ _LAZY_COMMANDS = {
     "forecast": "harness.front.cli_indicators",
     "simulate": "harness.front.cli_indicators",
     "validate": "harness.front.cli_validate",
+    "session": "harness.front.cli_sessions",
 }
 
 
@@ -676,6 +677,10 @@ def journal_cmd(
     ] = None,
     month: Annotated[str | None, typer.Option(help=bilingual("Mois", "month, YYYY-MM."))] = None,
     run_id: Annotated[str | None, typer.Option("--run", help=bilingual("Identifiant d'exécution", "run id."))] = None,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", help=bilingual("Session de test (socle-harness session list)", "test session.")),
+    ] = None,
     outcome: Annotated[Outcome | None, typer.Option(help=bilingual("accepted", "rejected."))] = None,
     limit: Annotated[int | None, typer.Option(help=bilingual("Nombre maximum de lignes", "maximum rows."))] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
@@ -711,6 +716,7 @@ def journal_cmd(
                     person=person,
                     month=month,
                     run_id=run_id,
+                    session=session,
                     outcome=outcome,
                     limit=limit,
                 )

@@ -331,6 +331,13 @@ def indicators(
     run_id: Annotated[
         str | None, typer.Option("--run", help=bilingual("Seulement cette exécution", "only this run id."))
     ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            help=bilingual("Seulement les échanges de cette session de test", "only this test session's exchanges."),
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
     target: Annotated[
         list[str] | None,
@@ -391,7 +398,7 @@ def indicators(
         err.print(found, soft_wrap=True)
     try:
         engine = indicator_engine(store, targets, mssante or config.mssante_counting, readings=readings[0])
-        scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()))
+        scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()), session=session)
         campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
         report = engine.compute(
             periods, scope, grappe=tuple(e.finess for e in grappe.essms) if grappe else (), campaign_start=campaign
