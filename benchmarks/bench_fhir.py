@@ -224,7 +224,18 @@ def run(requests: int, clients: int, rounds: int) -> dict[str, Any]:
         context.load_cert_chain(str(client_cert.cert_path), str(client_cert.key_path))
         service = host.simulators["eparcours"].service  # type: ignore[attr-defined]
         seed = service.publish_note(person, note_type="OBS", text="note de départ")
-        subject, author = seed.resource["subject"]["reference"], seed.resource["author"][0]["reference"]
+        subject = seed.resource["subject"]["reference"]
+        # the notes are the caller's: authored by a role of its own establishment (another one's is refused, 403)
+        with service.store.exclusive() as uow:
+            organisation = uow.create(
+                "Organization",
+                {"identifier": [{"system": "http://finess.esante.gouv.fr", "value": establishment.finess}]},
+            )
+            role = uow.create(
+                "PractitionerRole", {"active": True, "organization": {"reference": f"Organization/{organisation.id}"}}
+            )
+            uow.commit()
+        author = f"PractitionerRole/{role.id}"
         note_ids: list[str] = [seed.id]
         BareEndpoint.bodies.update(
             {  # the bare app holds this very dict

@@ -1,7 +1,8 @@
 """The FHIR resource store shared by two serving processes on one PostgreSQL database (issue 19 item 2): a note
 created on A (e-Parcours) is read and found by search on B; an update on B with the If-Match of the version A
 served is refused with 412 once A has updated in between; a unit of work that read a version another process
-changed before its commit gets the 409 of FHIR's version conflict.
+changed before its commit gets the 409 of FHIR's version conflict. e-Prescription's own state (prescriptions,
+retrievals, confirmations) is shared the same way.
 
 Two simulator contexts, each with its own :class:`PostgreSQLJournal` and state hub on the same database, stand for
 two ``serve`` processes (the fixture ``pg_url`` skips, saying why, where PostgreSQL is absent)."""
@@ -23,7 +24,9 @@ from harness.fhir.store import ResourceStore
 from harness.fields.testdata import load_testdata
 from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from mock_services.eparcours import EparcoursSimulator
+from mock_services.eprescription import EprescriptionSimulator
 from tests.test_eparcours import FINESS, JSON, REPO, _restful_note
+from tests.test_eprescription import retrieve, task
 
 TESTDATA = load_testdata(REPO / "fixtures")
 
@@ -107,3 +110,51 @@ def test_a_unit_of_work_overtaken_by_another_process_conflicts(pg_url: str) -> N
     finally:
         for journal in journals:
             journal.close()
+
+
+def _eprescription(url: str, name: str) -> tuple[TestClient, Any, PostgreSQLJournal]:
+    journal = PostgreSQLJournal(url)
+    ctx = SimulatorContext(
+        name="eprescription",
+        journal=journal,
+        pki=None,
+        bind_host="127.0.0.1",
+        ports={},  # type: ignore[arg-type]
+        http_base="https://127.0.0.1/eprescription",
+        faults=FaultBoard(),
+        run=RunState(name),
+        testdata=TESTDATA,
+        state=StateHub(state_log_for(journal)),
+    )
+    simulator = EprescriptionSimulator(ctx)
+    return TestClient(presenting(simulator.http_app(), essms(FINESS))), simulator.service, journal
+
+
+def test_a_prescription_issued_on_a_is_retrieved_on_b_and_confirmed_once_across_both(pg_url: str) -> None:
+    (a, a_service, a_journal), (b, b_service, b_journal) = (
+        _eprescription(pg_url, "ep-a"),
+        _eprescription(pg_url, "ep-b"),
+    )
+    try:
+        with a, b:
+            person = TESTDATA.person("Jeanne MARTIN")
+            issued = a_service.issue(person, lines=2)
+            # the confirmation needs a retrieval first (EP-NON-RECUPEREE): the retrieval on B counts on A
+            found = retrieve(b, issued.epu)
+            assert found["total"] == 2
+            assert b_service.prescription(issued.epu).lines == issued.lines
+            confirmed = a.post("/fhir/Task", json=task(issued.epu, person.ins.value), headers=JSON)
+            assert confirmed.status_code == 201, confirmed.text
+            again = b.post("/fhir/Task", json=task(issued.epu, person.ins.value), headers=JSON)
+            assert again.status_code == 422 and again.json()["issue"][0]["details"]["coding"][0]["code"] == (
+                "EP-DEJA-INTEGREE"
+            )
+            b_service.cancel(issued.epu)
+            assert a_service.prescription(issued.epu).status == "cancelled"
+            statuses = {
+                e["resource"]["status"] for e in retrieve(a, issued.epu)["entry"] if e["search"]["mode"] == "match"
+            }
+            assert statuses == {"cancelled"}
+    finally:
+        a_journal.close()
+        b_journal.close()

@@ -24,7 +24,7 @@ import io
 import json
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -119,6 +119,60 @@ class Prescription:
     @property
     def cancelled(self) -> bool:
         return self.status == "cancelled"
+
+
+def prescription_json(prescription: Prescription) -> dict[str, Any]:
+    """A prescription as JSON (the shared state's operation): lines name their medicine by code and their posology
+    by its rank in the catalogue, which every process has the same."""
+    person = prescription.person
+    return {
+        "epu": prescription.epu,
+        "person": {
+            "id": person.id,
+            "family": person.family,
+            "given": person.given,
+            "sex": person.sex,
+            "birth_date": person.birth_date.isoformat(),
+            "ins": [person.ins.number, person.ins.key, person.ins.oid],
+            "essms": person.essms,
+            "patient_mailbox": person.patient_mailbox,
+        },
+        "prescriber": asdict(prescription.prescriber),
+        "authored": prescription.authored.isoformat(),
+        "lines": [
+            [line.id, line.medicine.code, line.medicine.posologies.index(line.posology)] for line in prescription.lines
+        ],
+        "status": prescription.status,
+        "renewals": prescription.renewals,
+        "ids": dict(prescription.ids),
+    }
+
+
+def prescription_from_json(fields: dict[str, Any]) -> Prescription:
+    """:func:`prescription_json` read back."""
+    medicines = {m.code: m for m in catalogue()}
+    person = fields["person"]
+    return Prescription(
+        epu=fields["epu"],
+        person=Person(
+            id=person["id"],
+            family=person["family"],
+            given=person["given"],
+            sex=person["sex"],
+            birth_date=date.fromisoformat(person["birth_date"]),
+            ins=INS(*person["ins"]),
+            essms=person["essms"],
+            patient_mailbox=person["patient_mailbox"],
+        ),
+        prescriber=Prescriber(**fields["prescriber"]),
+        authored=datetime.fromisoformat(fields["authored"]),
+        lines=tuple(
+            Line(line_id, medicines[code], medicines[code].posologies[rank]) for line_id, code, rank in fields["lines"]
+        ),
+        status=fields["status"],
+        renewals=fields["renewals"],
+        ids=dict(fields["ids"]),
+    )
 
 
 @lru_cache(maxsize=1)

@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from harness.core.journal import Exchange, Outcome
 from harness.core.settings import read_settings
+from harness.core.state import Operation
 from harness.fhir import (
     EstablishmentAccess,
     FhirError,
@@ -76,6 +77,8 @@ from mock_services.eprescription.prescriptions import (
     fhir_resources,
     generate,
     new_epu,
+    prescription_from_json,
+    prescription_json,
     qr_png,
     synthetic_person,
 )
@@ -205,18 +208,23 @@ RESOURCES = (
 
 
 class EprescriptionService(FhirHooks):
-    """The simulator's state for one run: prescriptions, FHIR store, retrievals and confirmations."""
+    """The simulator's state for one run: prescriptions, FHIR store, retrievals and confirmations.
+
+    Both are replicated states (:mod:`harness.core.state`): the FHIR store on stream ``eprescription.fhir``, the
+    prescriptions, retrievals and confirmations on ``eprescription.prescriptions`` (operations ``issue`` — the
+    prescription drawn before, as JSON —, ``cancel``, ``retrieved``, ``confirmed``); reads catch up first."""
 
     service = SERVICE
 
     def __init__(self, ctx: SimulatorContext, settings: EprescriptionSettings) -> None:
         self.ctx = ctx
         self.settings = settings
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the generator of prescriptions (drawn here, before the operation)
         self._rng = random.Random(settings.seed)
         self.prescriptions: dict[str, Prescription] = {}
         self.retrieved: set[str] = set()
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
+        self._replica = ctx.state.replica(f"{SERVICE}.prescriptions", self.apply, self._reset)
         self.store = ResourceStore(clock=ctx.run.now, state=ctx.state, stream=f"{SERVICE}.fhir")
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
         self.production_ins = settings.production_ins  # harness-wide production-INS policy
@@ -248,12 +256,10 @@ class EprescriptionService(FhirHooks):
         """A new prescription for ``person`` (its FHIR resources stored at once), as the prescriber issues it."""
         with self._lock:
             moment = authored or self.ctx.run.now() or datetime.now(UTC)
-            prescription = generate(
-                person, rng=self._rng, authored=moment, lines=lines, status=status, medicines=medicines
-            )
-            while prescription.epu in self.prescriptions:
-                prescription.epu = new_epu(self._rng)
-            self.prescriptions[prescription.epu] = prescription
+            drawn = generate(person, rng=self._rng, authored=moment, lines=lines, status=status, medicines=medicines)
+            while self.prescription(drawn.epu) is not None:
+                drawn.epu = new_epu(self._rng)
+            prescription: Prescription = self._replica.do({"op": "issue", "prescription": prescription_json(drawn)})
         self._store_resources(prescription)
         return prescription
 
@@ -272,9 +278,7 @@ class EprescriptionService(FhirHooks):
 
     def cancel(self, epu: str) -> Prescription:
         """The prescriber cancels the prescription: every line becomes ``cancelled``."""
-        with self._lock:
-            prescription = self.prescriptions[epu]
-            prescription.status = "cancelled"
+        prescription: Prescription = self._replica.do({"op": "cancel", "epu": epu})
         self._store_resources(prescription)
         return prescription
 
@@ -286,12 +290,36 @@ class EprescriptionService(FhirHooks):
         with self._lock:
             while True:
                 epu = new_epu(self._rng)
-                if epu not in self.prescriptions:
+                if self.prescription(epu) is None:
                     return epu
 
     def prescription(self, epu: str) -> Prescription | None:
-        with self._lock:
+        with self._replica.locked():
             return self.prescriptions.get(epu)
+
+    def apply(self, op: Operation) -> Any:
+        """Apply one operation of ``eprescription.prescriptions`` (deterministic; refuses before any change)."""
+        kind = op["op"]
+        if kind == "issue":
+            prescription = prescription_from_json(op["prescription"])
+            if prescription.epu in self.prescriptions:
+                raise ValueError(f"ordonnance {prescription.epu} déjà émise / prescription already issued")
+            self.prescriptions[prescription.epu] = prescription
+            return prescription
+        if kind == "cancel":
+            prescription = self.prescriptions[op["epu"]]  # KeyError before any change: unknown EPU
+            prescription.status = "cancelled"
+            return prescription
+        if kind == "retrieved":
+            self.retrieved.update(e for e in op["epus"] if e in self.prescriptions)
+            return None
+        if kind == "confirmed":
+            self.confirmed.setdefault(op["epu"], op["task"])  # the first integration stays the one named
+            return None
+        raise ValueError(f"opération e-Prescription inconnue / unknown operation {kind!r}")
+
+    def _reset(self) -> None:
+        self.prescriptions, self.retrieved, self.confirmed = {}, set(), {}
 
     # ------------------------------------------------------------------------------------ access
     def unavailable(self, *, request: RequestInfo) -> FhirError | None:
@@ -301,7 +329,7 @@ class EprescriptionService(FhirHooks):
         return self.access.authenticate(certificate)
 
     def _essms_of_ins(self, ins: str | None) -> str | None:
-        with self._lock:
+        with self._replica.locked():
             return next((p.person.essms for p in self.prescriptions.values() if p.person.ins.value == ins), None)
 
     def _may_see(self, caller: str | None, essms: str | None) -> bool:
@@ -369,7 +397,7 @@ class EprescriptionService(FhirHooks):
                     expression="Task.for",
                     error_code="EP-PATIENT-DIFFERENT",
                 )
-            with self._lock:
+            with self._replica.locked():
                 retrieved = prescription.epu in self.retrieved
                 already = self.confirmed.get(prescription.epu)
             if self.settings.require_retrieval and not retrieved:
@@ -393,8 +421,8 @@ class EprescriptionService(FhirHooks):
     def after_interaction(self, item: FhirInteraction, *, uow: UnitOfWork, request: RequestInfo) -> None:
         if item.resource_type == "MedicationRequest" and item.interaction is Interaction.SEARCH:
             epus = {str((m.resource or {}).get("groupIdentifier", {}).get("value")) for m in item.matches}
-            with self._lock:
-                self.retrieved.update(e for e in epus if e in self.prescriptions)
+            if epus:
+                self._replica.do({"op": "retrieved", "epus": sorted(epus)})
         if (
             item.resource_type == "Task"
             and item.interaction is Interaction.CREATE
@@ -403,8 +431,7 @@ class EprescriptionService(FhirHooks):
         ):
             confirmation = read_confirmation(item.result.resource or {})
             if confirmation.integrated and confirmation.epu:
-                with self._lock:
-                    self.confirmed[confirmation.epu] = item.result.id
+                self._replica.do({"op": "confirmed", "epu": confirmation.epu, "task": item.result.id})
 
     def _epu_of_search(self, item: FhirInteraction) -> str | None:
         for value in (item.query or {}).get(GROUP_IDENTIFIER, []):
@@ -534,8 +561,7 @@ class EprescriptionService(FhirHooks):
             fmt = Format.JSON
         self.ctx.record_many([exchange])
         if item.error is None and prescription is not None:
-            with self._lock:
-                self.retrieved.add(epu)
+            self._replica.do({"op": "retrieved", "epus": [epu]})
         if item.error is not None:
             payload = item.error.outcome()
             return Response(
@@ -600,7 +626,7 @@ class EprescriptionService(FhirHooks):
         return HTMLResponse(page)
 
     async def _list_page(self, request: Request) -> Response:
-        with self._lock:
+        with self._replica.locked():
             items = list(self.prescriptions.values())
         e = html.escape
         rows = "".join(
