@@ -8,12 +8,17 @@ access token for SASL XOAUTH2 (SMTP and IMAP, personal mailboxes), checked in-pr
 ``psc.access_token`` capability this simulator provides; the DMP's VIHF stays the structure's (authentification
 indirecte) and does not carry the PSC identity.
 
+With a PostgreSQL journal the realm's state (professionals and next login, pending requests, sessions, codes,
+tokens, signing keys) is shared by the serving processes (:class:`mock_services.psc.realm.Realm`): a code issued
+by one is redeemed once on any.
+
 Settings (``[settings.psc]``): ``fixtures_dir`` (folder with ``users.json`` / ``clients.json``; default the
 harness's ``fixtures/psc``) and the fields of :class:`mock_services.psc.realm.Settings`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -25,6 +30,8 @@ from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.psc.model import load_fixtures
 from mock_services.psc.provider import PROTOCOL, REALM, Provider, Settings
 from mock_services.psc.realm import FAULT_CATALOGUE
+
+logger = logging.getLogger(__name__)
 
 
 class PSCSimulator(Simulator):
@@ -47,8 +54,14 @@ class PSCSimulator(Simulator):
     async def start(self) -> dict[str, str]:
         # the signing keys are generated beside the listeners, not before they answer (a request that needs them
         # first waits on the key ring's lock and gets the same keys)
-        threading.Thread(target=self.provider.keys.warm, name="psc-keys", daemon=True).start()
+        threading.Thread(target=self._warm_keys, name="psc-keys", daemon=True).start()
         return {}
+
+    def _warm_keys(self) -> None:
+        try:
+            self.provider.keys.warm()
+        except Exception as exc:  # the host stopping meanwhile (shared state: its database pool closed)
+            logger.warning("clés PSC non préparées (%s) : la première requête les crée / PSC keys not warmed", exc)
 
     def http_endpoints(self) -> dict[str, str]:
         return {

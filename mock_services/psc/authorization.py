@@ -188,10 +188,7 @@ class AuthorizationEndpoints:
             if "none" in prompt:
                 return redirect_error("login_required", "aucune authentification possible sans interaction")
             request_id = secrets.token_urlsafe(16)
-            with self.realm.lock:
-                if len(self.realm.pending) > 1000:
-                    self.realm.pending.pop(next(iter(self.realm.pending)))
-                self.realm.pending[request_id] = auth
+            self.realm.hold_request(request_id, auth)
             self.realm.record(
                 "oidc.authorize",
                 Outcome.ACCEPTED,
@@ -205,11 +202,9 @@ class AuthorizationEndpoints:
     def _preselected(self, client: Client, login_hint: str | None) -> tuple[str | None, str]:
         if login_hint and self.realm.user(login_hint) is not None:
             return login_hint, "login_hint"
-        with self.realm.lock:
-            if client.client_id in self.realm.next_login:
-                return self.realm.next_login[client.client_id], "next_login"
-            if None in self.realm.next_login:
-                return self.realm.next_login[None], "next_login"
+        preselected = self.realm.preselected(client.client_id)
+        if preselected is not None:
+            return preselected, "next_login"
         if client.default_login:
             return client.default_login, "client_default"
         return None, "page"
@@ -217,8 +212,7 @@ class AuthorizationEndpoints:
     async def login_action(self, request: Request) -> Response:
         """The login page's form: the operator chose a professional (or cancelled)."""
         form = await self.reader.form(request)
-        with self.realm.lock:
-            auth = self.realm.pending.pop(form.get("request_id", ""), None)
+        auth = self.realm.release_request(form.get("request_id", ""))
         if auth is None:
             raise OAuthError("invalid_request", "demande d'authentification inconnue ou expirée")
         details: dict[str, Any] = {"method": "POST", "scope": " ".join(auth.scope), "pkce": auth.code_challenge_method}
@@ -267,9 +261,7 @@ class AuthorizationEndpoints:
         if self.realm.ctx.take_fault(FAULT_WRONG_STATE) is not None:
             state = "etat-altere-" + secrets.token_urlsafe(8)
             faults.append(FAULT_WRONG_STATE)
-        with self.realm.lock:
-            self.realm.sessions[session.sid] = session
-            self.realm.codes[code] = CodeGrant(auth, session.sid, expires)
+        self.realm.open_session(session, code, CodeGrant(auth, session.sid, expires))
         self.realm.record(
             operation,
             Outcome.ACCEPTED,

@@ -20,6 +20,7 @@ from mock_services.psc.realm import (
     OAuthError,
     Realm,
     TokenInvalid,
+    UnknownGrant,
     is_pkce_value,
     s256,
 )
@@ -69,20 +70,15 @@ class TokenEndpoint:
         if not code:
             raise OAuthError("invalid_request", "code absent")
         now = time.time()
-        with self.realm.lock:
-            grant = self.realm.codes.get(code)
-            replay = grant is not None and grant.used
-            if grant is not None:
-                grant.used = True
-        if grant is None:
+        try:
+            grant, session, revoked = self.realm.redeem(code)
+        except UnknownGrant:
             return self._token_error(client, "invalid_grant", "code d'autorisation inconnu", details)
-        session = self.realm.sessions.get(grant.sid)
         user = session.user if session else None
-        if replay:
+        if revoked is not None:
             # RFC 6749 §4.1.2 (« SHOULD revoke (when possible) all tokens previously issued based on that authorization
-            # code ») and RFC 9700 §4.5: the whole grant family goes — tokens of the first exchange and every token
-            # refreshed from them — and the session the code opened ends.
-            revoked = self.realm.revoke_session(grant.sid)
+            # code ») and RFC 9700 §4.5: the whole grant family went — tokens of the first exchange and every token
+            # refreshed from them — and the session the code opened ended (in the same operation as the replay).
             return self._token_error(
                 client,
                 "invalid_grant",
@@ -145,20 +141,15 @@ class TokenEndpoint:
         token = form.get("refresh_token")
         if not token:
             raise OAuthError("invalid_request", "refresh_token absent")
-        with self.realm.lock:
-            record = self.realm.refresh.get(token)
-            session = self.realm.sessions.get(record.sid) if record else None
-            usable = record is not None and record.active and record.client_id == client.client_id
-            if usable and record is not None:
-                record.active, record.rotated = False, True
-        user = session.user if session else None
-        if record is None:
+        try:
+            record, session, status = self.realm.rotate_refresh(token, client.client_id)
+        except UnknownGrant:
             return self._token_error(client, "invalid_grant", "refresh_token inconnu", details)
-        if record.client_id != client.client_id:
+        user = session.user if session else None
+        if status == "other_client":
             return self._token_error(client, "invalid_grant", "refresh_token délivré à un autre client", details, user)
-        if not usable:
-            if record.rotated:  # reuse of a rotated refresh token: revoke the whole session (RFC 9700 §4.14.2)
-                self.realm.revoke_session(record.sid)
+        if status != "rotated":
+            if status == "reused":  # a rotated refresh token again: its session was revoked (RFC 9700 §4.14.2)
                 details["reuse"] = True
             return self._token_error(client, "invalid_grant", "refresh_token déjà utilisé ou révoqué", details, user)
         if record.exp <= time.time():

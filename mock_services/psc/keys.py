@@ -9,6 +9,10 @@ Signing (:meth:`SigningKey.sign_jwt`) is the JWS compact serialisation of RFC 75
 RSASSA-PKCS1-v1_5 with SHA-256, ES256 = ECDSA P-256 with SHA-256 and the 64-byte R || S signature (RFC 7518 §3.3,
 §3.4). The token endpoint signs twice per answer; joserfc's generic path cost about a sixth of each signature.
 Verification stays with joserfc (:mod:`mock_services.psc.tokens`).
+
+The ring is replicated state (stream ``psc.keys``, :mod:`harness.core.state`): keys are generated before the
+operation that installs them and travel in it as private JWKs, so that with a PostgreSQL journal every serving
+process signs with the same keys and verifies the tokens the others signed.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +30,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from harness.core.state import StateHub
 
 ALGORITHMS = ("RS256", "ES256")
 
@@ -78,36 +84,107 @@ def _generate(alg: str, now: float, rsa_bits: int) -> SigningKey:
     return SigningKey(alg=alg, key=key, created=now)
 
 
+KEYS_STREAM = "psc.keys"  # the key ring's replicated state (harness.core.state)
+
+
+class KeyRingReady(Exception):
+    """An ``init`` operation found the first keys already there (another process generated them first)."""
+
+
 class KeyRing:
-    """Current and recently retired signing keys; thread-safe.
+    """Current and recently retired signing keys; thread-safe, and replicated (stream :data:`KEYS_STREAM`).
 
     The first keys are generated when first needed (a token signed, the JWKS published) or by :meth:`warm`, which
     the simulator runs beside the listeners once they are up: an RSA 2048 key costs tens of milliseconds that
-    ``socle-harness serve`` need not spend before its ports answer (issue 18, cold start)."""
+    ``socle-harness serve`` need not spend before its ports answer (issue 18, cold start).
+
+    Keys are drawn before the operation that installs them and travel in it as private JWKs (RFC 7517 §6.3), so
+    that with a PostgreSQL journal every serving process signs with the same keys and verifies the others' tokens;
+    the process that generated them keeps the key objects it built (importing an RSA private JWK checks the key,
+    about a tenth of a second). Of two processes generating the first keys at once, the first appended wins and
+    the other adopts them. Signing uses the caught-up local ring (the host catches up every 0.5 s, and a retired
+    key stays published during the grace); a ``kid`` not found locally is looked up again after catching up."""
 
     def __init__(
-        self, grace_seconds: float = 600.0, rsa_bits: int = 2048, clock: Callable[[], float] = time.time
+        self,
+        grace_seconds: float = 600.0,
+        rsa_bits: int = 2048,
+        clock: Callable[[], float] = time.time,
+        state: StateHub | None = None,
     ) -> None:
         self.grace_seconds = grace_seconds
         self._rsa_bits = rsa_bits
         self._clock = clock
         self._lock = threading.Lock()
+        self._first = threading.Lock()  # one generation of the first keys per process
         self._keys: list[SigningKey] = []  # empty until the first keys are generated (never empty after)
+        self._built: dict[str, RSAKey | ECKey] = {}  # keys this process generated, by kid, until installed
+        hub = state if state is not None else StateHub()
+        self._replica = hub.replica(KEYS_STREAM, self._apply, self._reset)
+
+    def _generate(self, op: str) -> dict[str, Any]:
+        """An operation installing fresh keys for every algorithm (drawn now, carried as private JWKs)."""
+        now = self._clock()
+        fresh = [_generate(alg, now, self._rsa_bits) for alg in ALGORITHMS]
+        with self._lock:
+            self._built.update({k.kid: k.key for k in fresh})
+        return {"op": op, "now": now, "keys": [{"alg": k.alg, "jwk": k.key.as_dict(private=True)} for k in fresh]}
+
+    def _installed(self, op: Mapping[str, Any]) -> list[SigningKey]:
+        """The keys of an operation (lock held): the objects built here, else imported from their JWK."""
+        keys = []
+        for item in op["keys"]:
+            jwk, alg = item["jwk"], item["alg"]
+            key = self._built.pop(jwk["kid"], None)
+            if key is None:
+                key = RSAKey.import_key(jwk) if alg == "RS256" else ECKey.import_key(jwk)
+            keys.append(SigningKey(alg=alg, key=key, created=float(op["now"])))
+        return keys
+
+    def _apply(self, op: Mapping[str, Any]) -> list[str]:
+        action, now = op["op"], float(op["now"])
+        with self._lock:
+            if action == "init":
+                if self._keys:
+                    raise KeyRingReady("les premières clés existent déjà / the first keys exist already")
+                self._keys = self._installed(op)
+            elif action == "rotate":
+                fresh = self._installed(op)
+                self._keys = [
+                    k if k.retired_at is not None else SigningKey(k.alg, k.key, k.created, now)
+                    for k in self._published(now)
+                ]
+                self._keys.extend(fresh)
+            else:
+                raise ValueError(f"opération inconnue du trousseau / unknown key-ring operation: {action}")
+            return [str(item["jwk"]["kid"]) for item in op["keys"]]
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._keys = []
 
     def _ensure(self) -> None:
-        """Generate the first keys if they were not yet (lock held)."""
-        if not self._keys:
-            now = self._clock()
-            self._keys = [_generate(alg, now, self._rsa_bits) for alg in ALGORITHMS]
+        """Generate the first keys if nobody did yet (here or, shared, in another process)."""
+        if self._keys:
+            return
+        with self._first:
+            self._replica.sync()
+            if self._keys:
+                return
+            op = self._generate("init")
+            try:
+                self._replica.do(op)
+            except KeyRingReady:  # another process was first: its keys were applied here while catching up
+                with self._lock:
+                    self._built.clear()
 
     def warm(self) -> None:
         """Generate the first keys now if nothing asked for them yet."""
-        with self._lock:
-            self._ensure()
+        self._ensure()
 
     def current(self, alg: str) -> SigningKey:
+        self._ensure()
         with self._lock:
-            self._ensure()
             for key in reversed(self._keys):
                 if key.alg == alg and key.retired_at is None:
                     return key
@@ -116,30 +193,31 @@ class KeyRing:
     def _published(self, now: float) -> list[SigningKey]:
         return [k for k in self._keys if k.retired_at is None or now - k.retired_at < self.grace_seconds]
 
-    def published(self) -> list[SigningKey]:
+    def _local(self) -> list[SigningKey]:
+        self._ensure()
         with self._lock:
-            self._ensure()
             return self._published(self._clock())
 
+    def published(self) -> list[SigningKey]:
+        self._replica.sync()
+        return self._local()
+
     def find(self, kid: str) -> SigningKey | None:
-        """The published key with this ``kid`` (retired keys past their grace period are not found)."""
-        for key in self.published():
-            if key.kid == kid:
-                return key
+        """The published key with this ``kid`` (retired keys past their grace period are not found); a kid unknown
+        here is looked up again after catching up with the other processes' rotations."""
+        for attempt in (self._local, self.published):
+            for key in attempt():
+                if key.kid == kid:
+                    return key
+            if not self._replica.shared:
+                break
         return None
 
     def rotate(self) -> list[str]:
         """New current keys for every algorithm; the previous ones are retired (still published during the grace)."""
-        now = self._clock()
-        fresh = [_generate(alg, now, self._rsa_bits) for alg in ALGORITHMS]
-        with self._lock:
-            self._ensure()
-            self._keys = [
-                k if k.retired_at is not None else SigningKey(k.alg, k.key, k.created, now)
-                for k in self._published(now)
-            ]
-            self._keys.extend(fresh)
-        return [k.kid for k in fresh]
+        self._ensure()
+        kids: list[str] = self._replica.do(self._generate("rotate"))
+        return kids
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in self.published()]}

@@ -72,7 +72,7 @@ class LogoutEndpoint:
         user: Professional | None = None
         if claims is not None:
             sid = str(claims.get("sid", ""))
-            with self.realm.lock:
+            with self.realm.grants_view():
                 session = self.realm.sessions.get(sid)
             if session is not None:
                 user = session.user

@@ -100,6 +100,10 @@ class Activity:
         )
         return cls(**typed, others=others)
 
+    def fixture(self) -> dict[str, str]:
+        """The fields this activity was read from (:meth:`from_claims` gives it back unchanged)."""
+        return {**dict(self.others), **{name: getattr(self, attr) for name, attr in _TYPED_ACTIVITY_FIELDS.items()}}
+
     def claims(self) -> dict[str, str]:
         """The 30 published fields, in PSC's order."""
         values = dict(self.others)
@@ -216,6 +220,31 @@ class Professional:
                     for e in self.exercices
                 ],
             },
+        }
+
+    def fixture(self) -> dict[str, Any]:
+        """The fixture form of this professional (:meth:`from_fixture` gives it back unchanged): what a shared-state
+        operation carries (a session keeps the professional as they were at login)."""
+        return {
+            "login": self.login,
+            "SubjectNameID": self.id_nat_ps,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "codeCivilite": self.civilite,
+            "SubjectRole": list(self.roles),
+            "Secteur_Activite": self.secteur_activite,
+            "Palier_Authentification": self.palier,
+            "exercices": [
+                {
+                    "codeProfession": e.profession,
+                    "codeCategorieProfessionnelle": e.categorie,
+                    "codeSavoirFaire": e.savoir_faire,
+                    "codeTypeSavoirFaire": e.type_savoir_faire,
+                    "activities": [a.fixture() for a in e.activities],
+                }
+                for e in self.exercices
+            ],
+            "acr": self.acr,
         }
 
     @classmethod

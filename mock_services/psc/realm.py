@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
-import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -95,6 +94,19 @@ class AuthRequest:
     code_challenge_method: str | None
     acr_values: tuple[str, ...]
 
+    def as_op(self) -> dict[str, Any]:
+        """This request in a shared-state operation (the client by its id: clients come from the fixtures)."""
+        return {
+            "client_id": self.client.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": list(self.scope),
+            "state": self.state,
+            "nonce": self.nonce,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": self.code_challenge_method,
+            "acr_values": list(self.acr_values),
+        }
+
 
 @dataclass
 class Session:
@@ -147,6 +159,15 @@ class TokenInvalid(Exception):
     """A JWT presented to the provider failed verification."""
 
 
+class UnknownGrant(LookupError):
+    """A shared-state operation names a code, refresh token or pending request the realm does not know."""
+
+
+GRANTS_STREAM = "psc.grants"  # pending requests, sessions, codes, access and refresh tokens (harness.core.state)
+USERS_STREAM = "psc.users"  # professionals and the admin-set next login
+PURGE_EVERY = 512  # token sets issued between two purges of what expired
+
+
 def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
 
@@ -161,70 +182,256 @@ def with_query(uri: str, params: Mapping[str, str | None]) -> str:
 
 
 class Realm:
-    """The state of one simulated realm (users, clients, pending requests, codes, tokens, sessions) and its
-    journal; thread-safe through :attr:`lock` (re-entrant)."""
+    """The state of one simulated realm (users, clients, pending requests, codes, tokens, sessions) and its journal.
+
+    Replicated state (:mod:`harness.core.state`): the professionals and the next login (stream
+    :data:`USERS_STREAM`), the pending login requests, sessions, codes and tokens (stream :data:`GRANTS_STREAM`)
+    and the signing keys (:data:`mock_services.psc.keys.KEYS_STREAM`) change only through operations carrying
+    everything drawn at random or read from the clock, so that with a PostgreSQL journal a code issued by one
+    serving process is redeemed once on any, a rotated refresh token is refused everywhere and an admin change
+    applies everywhere. Reads catch up first (:meth:`grants_view`, :meth:`users`). The clients are the fixtures'
+    (the same in every process)."""
 
     def __init__(self, ctx: SimulatorContext, fixtures: PscFixtures, settings: Settings) -> None:
         self.ctx = ctx
         self.settings = settings
         self.issuer = ctx.http_base + REALM
-        self.keys = KeyRing(settings.key_grace_seconds, settings.rsa_bits)
-        self.lock = threading.RLock()
-        self.professionals: dict[str, Professional] = {u.login.casefold(): u for u in fixtures.users}
+        self.keys = KeyRing(settings.key_grace_seconds, settings.rsa_bits, state=ctx.state)
+        self._fixture_users = fixtures.users
         self.clients: dict[str, Client] = {c.client_id: c for c in fixtures.clients}
+        self.professionals: dict[str, Professional] = {}
         self.next_login: dict[str | None, str] = {}
+        self._reset_users()
         self.pending: dict[str, AuthRequest] = {}
         self.codes: dict[str, CodeGrant] = {}
         self.access: dict[str, AccessRecord] = {}
         self.refresh: dict[str, RefreshRecord] = {}
         self.sessions: dict[str, Session] = {}
         self.issued = 0
+        self._users = ctx.state.replica(USERS_STREAM, self._apply_users, self._reset_users)
+        self._grants = ctx.state.replica(GRANTS_STREAM, self._apply_grants, self._reset_grants)
 
+    # -- professionals and next login (stream psc.users) ----------------------------------------------------------
     def users(self) -> list[Professional]:
-        with self.lock:
+        with self._users.locked():
             return list(self.professionals.values())
 
     def user(self, ref: str) -> Professional | None:
+        with self._users.locked():
+            return self._find_user(ref)
+
+    def _find_user(self, ref: str) -> Professional | None:
         wanted = ref.strip().casefold()
-        with self.lock:
-            found = self.professionals.get(wanted)
-            if found is not None:
-                return found
-            for user in self.professionals.values():
-                if wanted in (user.id_nat_ps.casefold(), user.display_name.casefold(), (user.rpps or "-")):
-                    return user
+        found = self.professionals.get(wanted)
+        if found is not None:
+            return found
+        for user in self.professionals.values():
+            if wanted in (user.id_nat_ps.casefold(), user.display_name.casefold(), (user.rpps or "-")):
+                return user
         return None
 
     def put_user(self, user: Professional) -> None:
         """Create or replace a professional (by login)."""
-        with self.lock:
-            self.professionals[user.login.casefold()] = user
+        self._users.do({"op": "put_user", "user": user.fixture()})
         self.record("admin.user", Outcome.ACCEPTED, actor="admin", user=user, details={"login": user.login})
 
     def client(self, client_id: str) -> Client | None:
-        with self.lock:
-            return self.clients.get(client_id)
+        return self.clients.get(client_id)
 
     def set_next_login(self, login: str | None, client_id: str | None = None) -> None:
         """Pre-select who authenticates at the next authorizations of ``client_id`` (all clients when None)."""
-        with self.lock:
+        self._users.do({"op": "next_login", "client_id": client_id, "login": login})
+        self.record("admin.next_login", Outcome.ACCEPTED, actor="admin", client_id=client_id, details={"login": login})
+
+    def preselected(self, client_id: str) -> str | None:
+        """The next login set for ``client_id``, else for every client."""
+        with self._users.locked():
+            return self.next_login.get(client_id, self.next_login.get(None))
+
+    def _apply_users(self, op: Mapping[str, Any]) -> None:
+        action = op["op"]
+        if action == "put_user":
+            user = Professional.from_fixture(op["user"])
+            self.professionals[user.login.casefold()] = user
+        elif action == "next_login":
+            login, client_id = op["login"], op["client_id"]
             if login is None:
                 self.next_login.pop(client_id, None)
+            elif self._find_user(login) is None:
+                raise LookupError(f"professionnel inconnu du simulateur PSC: {login!r}")
             else:
-                if self.user(login) is None:
-                    raise LookupError(f"professionnel inconnu du simulateur PSC: {login!r}")
                 self.next_login[client_id] = login
-        self.record("admin.next_login", Outcome.ACCEPTED, actor="admin", client_id=client_id, details={"login": login})
+        else:
+            raise ValueError(f"opération inconnue / unknown operation: {action}")
+
+    def _reset_users(self) -> None:
+        self.professionals = {u.login.casefold(): u for u in self._fixture_users}
+        self.next_login = {}
 
     def rotate_keys(self) -> list[str]:
         kids = self.keys.rotate()
         self.record("admin.rotate_keys", Outcome.ACCEPTED, actor="admin", details={"new_kids": kids})
         return kids
 
+    # -- pending requests, sessions, codes and tokens (stream psc.grants) -----------------------------------------
+    def grants_view(self) -> AbstractContextManager[None]:
+        """Hold the grants' state, caught up, for a consistent read of several of its values."""
+        return self._grants.locked()
+
     def session_active(self, sid: str) -> bool:
-        with self.lock:
+        with self._grants.locked():
             session = self.sessions.get(sid)
             return bool(session and session.active)
+
+    def hold_request(self, request_id: str, auth: AuthRequest) -> None:
+        """Keep an authorization request while the login page is shown (the 1000 most recent)."""
+        self._grants.do({"op": "hold", "request_id": request_id, "request": auth.as_op()})
+
+    def release_request(self, request_id: str) -> AuthRequest | None:
+        """The held request ``request_id``, forgotten (``None``: unknown or already released)."""
+        try:
+            auth: AuthRequest = self._grants.do({"op": "release", "request_id": request_id})
+        except UnknownGrant:
+            return None
+        return auth
+
+    def open_session(self, session: Session, code: str, grant: CodeGrant) -> None:
+        """Record a login: its session and the authorization code that will open it to the client."""
+        self._grants.do(
+            {
+                "op": "login",
+                "sid": session.sid,
+                "user": session.user.fixture(),
+                "client_id": session.client_id,
+                "auth_time": session.auth_time,
+                "acr": session.acr,
+                "nonce": session.nonce,
+                "code": code,
+                "request": grant.request.as_op(),
+                "expires_at": grant.expires_at,
+            }
+        )
+
+    def redeem(self, code: str) -> tuple[CodeGrant, Session | None, dict[str, int] | None]:
+        """Use ``code`` once: its grant, its session and, for a replay, the tokens the revocation of its session
+        found active (RFC 6749 §4.1.2, RFC 9700 §4.5). Raises :class:`UnknownGrant`."""
+        result: tuple[CodeGrant, Session | None, dict[str, int] | None] = self._grants.do(
+            {"op": "redeem", "code": code}
+        )
+        return result
+
+    def rotate_refresh(self, token: str, client_id: str) -> tuple[RefreshRecord, Session | None, str]:
+        """Use refresh token ``token`` for ``client_id``: its record, its session and what happened — ``rotated``
+        (usable, now spent), ``other_client``, ``reused`` (a rotated token again: the session is revoked, RFC 9700
+        §4.14.2) or ``revoked``. Raises :class:`UnknownGrant`."""
+        result: tuple[RefreshRecord, Session | None, str] = self._grants.do(
+            {"op": "refresh", "token": token, "client_id": client_id}
+        )
+        return result
+
+    def add_tokens(
+        self, session: Session, client_id: str, scope: tuple[str, ...], jti: str, refresh: str, now: float
+    ) -> None:
+        """Record an issued access / refresh token pair; raises :class:`TokenInvalid` (nothing recorded) when the
+        session ended meanwhile (a replay or a logout in another request)."""
+        s = self.settings
+        self._grants.do(
+            {
+                "op": "tokens",
+                "sid": session.sid,
+                "client_id": client_id,
+                "scope": list(scope),
+                "jti": jti,
+                "access_exp": int(now) + s.access_ttl,
+                "refresh": refresh,
+                "refresh_exp": now + s.refresh_ttl,
+                "now": now,
+            }
+        )
+
+    def revoke_session(self, sid: str) -> dict[str, int]:
+        """End session ``sid`` and revoke every token issued in it: the whole grant family of the authorization code
+        that opened it, refreshed tokens included. Returns how many tokens were still active."""
+        counts: dict[str, int] = self._grants.do({"op": "revoke", "sid": sid})
+        return counts
+
+    def _auth_request(self, raw: Mapping[str, Any]) -> AuthRequest:
+        client = self.clients.get(raw["client_id"])
+        if client is None:
+            raise UnknownGrant(f"client inconnu: {raw['client_id']}")
+        return AuthRequest(
+            client,
+            raw["redirect_uri"],
+            tuple(raw["scope"]),
+            raw["state"],
+            raw["nonce"],
+            raw["code_challenge"],
+            raw["code_challenge_method"],
+            tuple(raw["acr_values"]),
+        )
+
+    def _apply_grants(self, op: Mapping[str, Any]) -> Any:
+        """Apply one operation of the grants' stream (deterministic; raises before changing anything)."""
+        action = op["op"]
+        if action == "hold":
+            auth = self._auth_request(op["request"])
+            if len(self.pending) >= 1000 and op["request_id"] not in self.pending:
+                self.pending.pop(next(iter(self.pending)))
+            self.pending[op["request_id"]] = auth
+            return None
+        if action == "release":
+            if op["request_id"] not in self.pending:
+                raise UnknownGrant("demande d'authentification inconnue")
+            return self.pending.pop(op["request_id"])
+        if action == "login":
+            auth = self._auth_request(op["request"])
+            user = Professional.from_fixture(op["user"])
+            sid = op["sid"]
+            self.sessions[sid] = Session(sid, user, op["client_id"], op["auth_time"], op["acr"], nonce=op["nonce"])
+            self.codes[op["code"]] = CodeGrant(auth, sid, op["expires_at"])
+            return None
+        if action == "redeem":
+            grant = self.codes.get(op["code"])
+            if grant is None:
+                raise UnknownGrant("code d'autorisation inconnu")
+            replay = grant.used
+            grant.used = True
+            counts = self._revoke(grant.sid) if replay else None
+            return grant, self.sessions.get(grant.sid), counts
+        if action == "refresh":
+            record = self.refresh.get(op["token"])
+            if record is None:
+                raise UnknownGrant("refresh_token inconnu")
+            session = self.sessions.get(record.sid)
+            if record.client_id != op["client_id"]:
+                return record, session, "other_client"
+            if record.active:
+                record.active, record.rotated = False, True
+                return record, session, "rotated"
+            if record.rotated:
+                self._revoke(record.sid)
+                return record, session, "reused"
+            return record, session, "revoked"
+        if action == "tokens":
+            session = self.sessions.get(op["sid"])
+            # Grants run concurrently (worker threads, processes): a replay or a logout elsewhere may have ended the
+            # session since the grant checked it; then nothing is issued (RFC 9700 §4.5, the family stays revoked).
+            if session is None or not session.active:
+                raise TokenInvalid("session terminée pendant l'émission des jetons")
+            scope, client_id = tuple(op["scope"]), op["client_id"]
+            self.access[op["jti"]] = AccessRecord(session.sid, client_id, scope, op["access_exp"])
+            self.refresh[op["refresh"]] = RefreshRecord(session.sid, client_id, scope, op["refresh_exp"])
+            self.issued += 1
+            if self.issued % PURGE_EVERY == 0:
+                self._purge(op["now"])
+            return None
+        if action == "revoke":
+            return self._revoke(op["sid"])
+        raise ValueError(f"opération inconnue / unknown operation: {action}")
+
+    def _reset_grants(self) -> None:
+        self.pending, self.codes, self.access, self.refresh, self.sessions = {}, {}, {}, {}, {}
+        self.issued = 0
 
     def record(
         self,
@@ -263,27 +470,24 @@ class Realm:
             details=info,
         )
 
-    def purge(self) -> None:
-        now = time.time()
+    def _purge(self, now: float) -> None:
+        """Forget what expired (at the time carried by the operation that triggers it)."""
         self.codes = {c: g for c, g in self.codes.items() if g.expires_at > now - 600}
         self.access = {j: a for j, a in self.access.items() if a.exp > now - 600}
         self.refresh = {r: g for r, g in self.refresh.items() if g.exp > now}
         live = {a.sid for a in self.access.values()} | {r.sid for r in self.refresh.values()}
         self.sessions = {sid: sess for sid, sess in self.sessions.items() if sid in live or sess.auth_time > now - 3600}
 
-    def revoke_session(self, sid: str) -> dict[str, int]:
-        """End session ``sid`` and revoke every token issued in it: the whole grant family of the authorization code
-        that opened it, refreshed tokens included. Returns how many tokens were still active."""
+    def _revoke(self, sid: str) -> dict[str, int]:
         counts = {"access_tokens": 0, "refresh_tokens": 0}
-        with self.lock:
-            if sid in self.sessions:
-                self.sessions[sid].active = False
-            for rec in self.access.values():
-                if rec.sid == sid:
-                    counts["access_tokens"] += rec.active
-                    rec.active = False
-            for ref in self.refresh.values():
-                if ref.sid == sid:
-                    counts["refresh_tokens"] += ref.active
-                    ref.active = False
+        if sid in self.sessions:
+            self.sessions[sid].active = False
+        for rec in self.access.values():
+            if rec.sid == sid:
+                counts["access_tokens"] += rec.active
+                rec.active = False
+        for ref in self.refresh.values():
+            if ref.sid == sid:
+                counts["refresh_tokens"] += ref.active
+                ref.active = False
         return counts

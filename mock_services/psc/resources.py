@@ -53,7 +53,7 @@ class ResourceEndpoints:
             claims = self.tokens.verify(token)
         except TokenInvalid as exc:
             raise OAuthError("invalid_token", str(exc), 401, www_authenticate=invalid) from None
-        with self.realm.lock:
+        with self.realm.grants_view():
             record = self.realm.access.get(str(claims.get("jti")))
             session = self.realm.sessions.get(record.sid) if record else None
         if claims.get("typ") != "Bearer" or record is None or session is None:

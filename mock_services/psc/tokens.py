@@ -13,7 +13,7 @@ from joserfc import jws, jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 
 from mock_services.psc.model import Client, Professional
-from mock_services.psc.realm import AccessRecord, Realm, RefreshRecord, Session, TokenInvalid
+from mock_services.psc.realm import Realm, Session, TokenInvalid
 
 
 class TokenService:
@@ -119,18 +119,8 @@ class TokenService:
             id_claims["nonce"] = nonce
         id_token, kid = self.sign(id_claims, client.id_token_alg)
         refresh = secrets.token_urlsafe(32)
-        with self.realm.lock:
-            # Grants run concurrently (worker threads): a replay in another request may have ended the session since
-            # the grant checked it; then nothing is issued (RFC 9700 §4.5, the family stays revoked).
-            if not session.active:
-                raise TokenInvalid("session terminée pendant l'émission des jetons")
-            self.realm.access[jti] = AccessRecord(session.sid, client.client_id, scope, now + s.access_ttl)
-            self.realm.refresh[refresh] = RefreshRecord(
-                session.sid, client.client_id, scope, time.time() + s.refresh_ttl
-            )
-            self.realm.issued += 1
-            if self.realm.issued % 512 == 0:
-                self.realm.purge()
+        # raises TokenInvalid, nothing recorded, when a replay or a logout ended the session while this one signed
+        self.realm.add_tokens(session, client.client_id, scope, jti, refresh, time.time())
         response = {
             "access_token": access_token,
             "token_type": "Bearer",
@@ -157,7 +147,7 @@ class TokenService:
         sid, otherIds, client_id, username, active — no other member). A refresh token (opaque here) gets
         ``typ`` ``Refresh`` as Keycloak says; anything else, revoked or expired is ``{"active": false}``.
         """
-        with self.realm.lock:
+        with self.realm.grants_view():
             ref = self.realm.refresh.get(token)
             if ref is not None:
                 session = self.realm.sessions.get(ref.sid)
@@ -184,7 +174,7 @@ class TokenService:
             claims = self.verify(token)
         except TokenInvalid:
             return {"active": False}, None
-        with self.realm.lock:
+        with self.realm.grants_view():
             record = self.realm.access.get(str(claims.get("jti")))
             session = self.realm.sessions.get(record.sid) if record else None
         if (
