@@ -510,11 +510,11 @@ def serve(
             help=bilingual(
                 (
                     "Nombre de processus sur les mêmes ports (SO_REUSEPORT, Linux) ; au-delà de 1, journal "
-                    "PostgreSQL obligatoire. L'état des simulateurs n'est pas encore tout partagé entre eux "
-                    "(voir README « Plateforme partagée »)"
+                    "PostgreSQL obligatoire, qui porte aussi l'état partagé des simulateurs (voir README "
+                    "« Plateforme partagée »)"
                 ),
-                "serving processes on the same ports; above 1 a PostgreSQL journal is required; simulator state "
-                "is not all shared between them yet.",
+                "serving processes on the same ports; above 1 a PostgreSQL journal is required, which also holds "
+                "the simulators' shared state.",
             ),
         ),
     ] = 1,
@@ -650,8 +650,8 @@ def _serve_workers(config: HarnessConfig, count: int, endpoints_file: Path | Non
             write_endpoints_file(endpoints_file, endpoints, supervisor.admin_token)
             console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
         console.print(
-            f"Prêt / ready : {count} processus sur les mêmes ports (état des simulateurs pas encore tout partagé : "
-            "README « Plateforme partagée »). Ctrl-C pour arrêter / to stop."
+            f"Prêt / ready : {count} processus sur les mêmes ports, état des simulateurs partagé (README "
+            "« Plateforme partagée »). Ctrl-C pour arrêter / to stop."
         )
         supervisor.supervise(stop)
         return 0

@@ -12,8 +12,8 @@ after a delay). A worker whose parent disappears stops by itself.
 
 Several machines serve one platform with the same command pointed at one PostgreSQL database: they share the
 journal (its schema applied under an advisory lock, its ``seq`` given in commit order) and the state the
-simulators keep through :mod:`harness.core.state`; what has not moved there yet (issue 19 item 2: mailboxes, FHIR
-stores, PSC grants and keys...) is each process's own.
+simulators keep through :mod:`harness.core.state` (faults, mailboxes, DMP registry, FHIR stores, e-Prescription,
+PSC: ``docs/ARCHITECTURE.md`` « État partagé »); anything else is each process's own.
 """
 
 from __future__ import annotations
