@@ -5,7 +5,7 @@ Two ``SocleEnvironment`` s, each with its own PostgreSQL journal on one database
 SMTP submission (STARTTLS + AUTH) on A, IMAP on B with the same UIDVALIDITY and UID, the body fetched by B from the
 journal's evidence; a flag set over IMAP on B is seen over IMAP on A; an IMAP IDLE on B wakes up on a delivery
 through A (the host applies the others' operations every 0.5 s). The store's own operations are checked on two
-stores side by side."""
+stores side by side, and the password back-off's count on two back-offs."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from harness.core.journal_pg import PostgreSQLJournal
 from harness.core.state import StateHub, StateLog, state_log_for
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.documents import build_message
+from mock_services.mssante.auth_backoff import AuthBackoff, BackoffPolicy
 from mock_services.mssante.store import INBOX, STREAM, BodyStore, MailStore, StoreError
 
 DUI = "dui@ehpad-tilleuls.mssante.fr"
@@ -172,3 +173,24 @@ def test_folders_copies_and_expunges_replay_the_same_on_both(
         "expunge",
         "delete",
     ]
+
+
+def test_a_guesser_spreading_its_attempts_over_two_processes_meets_one_count(pg_url: str) -> None:
+    journals = [PostgreSQLJournal(pg_url), PostgreSQLJournal(pg_url)]
+    try:
+        policy = BackoffPolicy(free_failures=1, base_delay=0.5, lockout_failures=4)
+        a, b = (AuthBackoff(policy, clock=time.time, state=StateHub(state_log_for(j))) for j in journals)
+        assert [a.failure(DUI, "10.0.0.1").delay, b.failure(DUI, "10.0.0.2").delay] == [0.0, 0.5]
+        assert b.failure(DUI, "10.0.0.2").delay == 1.0  # the account's third failure, wherever it was counted
+        assert a.check(DUI, "10.0.0.1").account_failures == 3
+        b.success(DUI, "10.0.0.2")
+        assert (a.check(DUI, "10.0.0.1").account_failures, a.check(ORG, "10.0.0.2").peer_failures) == (0, 2)
+        for _ in range(2):
+            a.failure(ORG, "10.0.0.2")
+        # the peer failed twice on B (DUI) and twice on A (ORG): locked for every account, on both
+        refused = b.check("autre@ehpad-tilleuls.mssante.fr", "10.0.0.2")
+        assert (refused.refused, refused.locked, refused.peer_failures) == (True, ("peer",), 4)
+        assert a.check(DUI, "10.0.0.1").refused is False
+    finally:
+        for journal in journals:
+            journal.close()

@@ -14,6 +14,11 @@ refusal are here too:
 
 :meth:`Decision.details` is what the listener journals with the refused or failed attempt. Memory is bounded: at
 most ``max_tracked`` accounts and peers are remembered (the oldest forgotten first).
+
+Shared state (issue 19 item 2): failures and successes are operations on stream ``mssante.auth_backoff``
+(:mod:`harness.core.state`) carrying their time, so that a guesser spreading its attempts over several serving
+processes meets one count; a check only reads (after catching up). Shared, the clock is the wall clock (the
+processes may be on several machines); alone, the monotonic clock as before.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.settings import read_settings
+from harness.core.state import StateHub
 
 SMTP_TEMPORARY_REFUSAL = (
     "454 4.7.0 Temporary authentication failure: trop d'echecs, reessayez plus tard"  # 7-bit (RFC 5321)
 )
 IMAP_TEMPORARY_REFUSAL = "NO [UNAVAILABLE] Trop d'échecs d'authentification, réessayez plus tard"
+STREAM = "mssante.auth_backoff"  # the shared-state stream of the failure counts
 
 
 @dataclass(frozen=True)
@@ -86,11 +93,18 @@ class _Track:
 class AuthBackoff:
     """Failure counts per account and per peer, thread-safe (one per listener, or shared by SMTP and IMAP)."""
 
-    def __init__(self, policy: BackoffPolicy | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        policy: BackoffPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        state: StateHub | None = None,
+    ) -> None:
         self.policy = policy or BackoffPolicy()
         self._clock = clock
         self._lock = threading.Lock()
         self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()
+        self._replica = (state if state is not None else StateHub()).replica(STREAM, self._apply, self._reset)
 
     def _track(self, kind: str, key: str, now: float) -> _Track:
         track = self._tracks.get((kind, key))
@@ -105,6 +119,14 @@ class AuthBackoff:
         track.failures = [t for t in track.failures if t > horizon]
         return track
 
+    def _peek(self, kind: str, key: str, now: float) -> _Track:
+        """The track as :meth:`_track` would see it, without changing anything (a check only reads)."""
+        track = self._tracks.get((kind, key))
+        if track is None:
+            return _Track()
+        horizon = now - self.policy.window_seconds
+        return _Track([t for t in track.failures if t > horizon], track.locked_until)
+
     def _decision(self, account: _Track, peer: _Track, now: float, *, delay: float = 0.0) -> Decision:
         locked = tuple(name for name, t in (("account", account), ("peer", peer)) if t.locked_until > now)
         retry = max((t.locked_until - now for t in (account, peer) if t.locked_until > now), default=0.0)
@@ -113,15 +135,32 @@ class AuthBackoff:
     def check(self, account: str, peer: str) -> Decision:
         """Before a password is verified: ``refused`` when the account or the peer is locked."""
         now = self._clock()
+        self._replica.sync()
         with self._lock:
-            return self._decision(self._track("account", account.casefold(), now), self._track("peer", peer, now), now)
+            return self._decision(self._peek("account", account.casefold(), now), self._peek("peer", peer, now), now)
 
     def failure(self, account: str, peer: str) -> Decision:
         """A wrong password: count it, lock what reached the threshold; ``delay`` before answering the failure."""
-        now = self._clock()
+        return self._replica.do({"op": "failure", "account": account.casefold(), "peer": peer, "now": self._clock()})
+
+    def success(self, account: str, peer: str) -> None:
+        """A right password: the account's failures are forgotten (the peer's stay: one peer trying many accounts
+        is still a guesser)."""
+        self._replica.sync()
+        with self._lock:
+            if ("account", account.casefold()) not in self._tracks:
+                return  # nothing to forget: no operation (one per successful login would fill the log)
+        self._replica.do({"op": "success", "account": account.casefold()})
+
+    def _apply(self, op: Mapping[str, Any]) -> Decision | None:
+        if op["op"] == "success":
+            with self._lock:
+                self._tracks.pop(("account", op["account"]), None)
+            return None
+        now = op["now"]
         policy = self.policy
         with self._lock:
-            tracks = (self._track("account", account.casefold(), now), self._track("peer", peer, now))
+            tracks = (self._track("account", op["account"], now), self._track("peer", op["peer"], now))
             for track in tracks:
                 track.failures.append(now)
                 if len(track.failures) >= policy.lockout_failures:
@@ -130,11 +169,9 @@ class AuthBackoff:
             delay = min(policy.max_delay, policy.base_delay * 2 ** (beyond - 1)) if beyond > 0 else 0.0
             return self._decision(*tracks, now, delay=delay)
 
-    def success(self, account: str, peer: str) -> None:
-        """A right password: the account's failures are forgotten (the peer's stay: one peer trying many accounts
-        is still a guesser)."""
+    def _reset(self) -> None:
         with self._lock:
-            self._tracks.pop(("account", account.casefold()), None)
+            self._tracks.clear()
 
 
 SERVICE_KEY = "mssante.auth_backoff"
@@ -142,9 +179,11 @@ SERVICE_KEY = "mssante.auth_backoff"
 
 def shared_backoff(ctx: Any, policy: BackoffPolicy) -> AuthBackoff:
     """The back-off of one MSSanté simulator, shared by its SMTP and IMAP listeners (the host's service registry
-    holds it: created on first use with ``policy``, the typed ``[settings.mssante] auth_backoff``)."""
+    holds it: created on first use with ``policy``, the typed ``[settings.mssante] auth_backoff``) and, through
+    ``ctx.state``, by the serving processes of one PostgreSQL journal."""
     found = ctx.services.get(SERVICE_KEY)
     if found is None:
-        found = AuthBackoff(policy)
+        shared = ctx.state.shared  # several serving processes: one count, on the wall clock they share
+        found = AuthBackoff(policy, clock=time.time if shared else time.monotonic, state=ctx.state)
         ctx.services.provide(SERVICE_KEY, found)
     return found
