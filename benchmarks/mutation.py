@@ -124,9 +124,7 @@ TARGETS: dict[str, Target] = {
         functions=SCHEMATRON_SELECTION,
     ),
     # validators of issue 23's second pass: each judged by its own findings tests (adjust per module)
-    "xds_metadata": Target(
-        "harness.validators.xds_metadata", ("tests/test_dmp_validators.py", "tests/test_validate_iti41.py")
-    ),
+    "xds_metadata": Target("harness.validators.xds_metadata", ("tests/test_findings_xds_metadata.py",)),
     "ebrim": Target("harness.validators.ebrim", ("tests/test_dmp_verdicts.py", "tests/test_findings_coverage.py")),
     "iti41": Target("harness.validators.iti41", ("tests/test_validate_iti41.py",)),
     "artefacts": Target("harness.validators.artefacts", ("tests/test_validate.py", "tests/test_validate_iti41.py")),
