@@ -9,6 +9,7 @@ stores side by side, and the password back-off's count on two back-offs."""
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
 import time
@@ -194,3 +195,41 @@ def test_a_guesser_spreading_its_attempts_over_two_processes_meets_one_count(pg_
     finally:
         for journal in journals:
             journal.close()
+
+
+class Evidence:
+    """A payload store in memory that counts what it is asked."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, bytes] = {}
+        self.puts = 0
+
+    def payload(self, digest: str) -> bytes | None:
+        return self.held.get(digest)
+
+    def put_payload(self, data: bytes) -> str:
+        self.puts += 1
+        digest = hashlib.sha256(data).hexdigest()
+        self.held[digest] = data
+        return digest
+
+
+def test_a_body_goes_to_the_evidence_once_and_is_fetched_where_missing(tmp_path: Path) -> None:
+    evidence = Evidence()
+    here = MailStore(bodies=BodyStore(tmp_path / "a", remote=evidence))
+    data = b"Subject: x\r\n\r\ncorps\r\n"
+    for mailbox in (ORG, DUI, "autre@x.mssante.fr"):
+        here.deliver(mailbox, data)
+    assert evidence.puts == 1 and list(evidence.held.values()) == [data]
+    digest = hashlib.sha256(data).hexdigest()
+    # another process names the body by digest only: read from the evidence, then kept as a file
+    there = BodyStore(tmp_path / "b", remote=evidence)
+    body = there.retain(there.body(digest, len(data)))
+    assert not body.path.exists()
+    assert (body.read(), body.path.read_bytes()) == (data, data)
+    there.release(body)
+    assert not body.path.exists()
+    # a digest the evidence does not hold (or holds with other bytes) is an error, not other bytes
+    evidence.held["0" * 64] = data
+    with pytest.raises(StoreError, match="introuvable"):
+        there.retain(there.body("0" * 64, len(data))).read()

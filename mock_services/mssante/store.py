@@ -127,8 +127,12 @@ class BodyStore:
     def put(self, data: bytes) -> Body:
         """Keep ``data`` (once: a body already held is not written again), pinned until :meth:`unpin`."""
         digest = hashlib.sha256(data).hexdigest()
-        if self.remote is not None:
-            self.remote.put_payload(data)  # durable for the others before an operation names it
+        with self._lock:
+            held = digest in self._refs or digest in self._pins
+        # durable for the others before an operation names it; a body held here is there already (put by this
+        # process, or named by another's operation) and the evidence is never deleted
+        if self.remote is not None and not held:
+            self.remote.put_payload(data)
         with self._lock:
             if digest not in self._refs and digest not in self._pins:
                 self._write(digest, data)
