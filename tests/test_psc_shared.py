@@ -15,9 +15,10 @@ from urllib.parse import urlparse
 import httpx
 import jwt as pyjwt
 import pytest
-from psc_helpers import RP, provider
+from psc_helpers import CLIENT_ID, RP, provider
 
 from harness.core.config import HarnessConfig
+from harness.core.sessions import Members
 from harness.host.admin import admin_headers, new_admin_token
 from harness.runtime.environment import SocleEnvironment
 
@@ -104,8 +105,10 @@ def test_a_code_issued_by_a_is_redeemed_on_b_once(rps: tuple[PinnedRP, PinnedRP]
     assert b.introspect(tokens["refresh_token"]) == {"active": False}
 
 
-def test_a_refresh_token_rotated_on_a_is_refused_on_b(rps: tuple[PinnedRP, PinnedRP]) -> None:
+def test_a_refresh_token_rotated_on_a_is_refused_on_b(two_hosts: Hosts, rps: tuple[PinnedRP, PinnedRP]) -> None:
     a, b = rps
+    alpha = two_hosts[0].host.sessions.create("Logiciel Alpha", Members(clients=(CLIENT_ID,)))
+    two_hosts[1].host.sessions.invalidate()
     tokens = a.login()
     rotated = a.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert rotated.status_code == 200, rotated.text
@@ -115,6 +118,12 @@ def test_a_refresh_token_rotated_on_a_is_refused_on_b(rps: tuple[PinnedRP, Pinne
     assert reused.status_code == 400
     assert reused.json() == {"error": "invalid_grant", "error_description": "refresh_token déjà utilisé ou révoqué"}
     assert a.introspect(fresh["refresh_token"]) == {"active": False}  # reuse revoked the session everywhere
+    with two_hosts[0].journal.connection() as conn:  # type: ignore[attr-defined]
+        log = conn.execute(
+            "SELECT op->>'op', session FROM socle_state_op WHERE stream = 'psc.grants' ORDER BY seq"
+        ).fetchall()
+    # the operations of both processes, in one order, each in the test session holding the client
+    assert log == [(op, alpha.id) for op in ("login", "redeem", "tokens", "refresh", "tokens", "refresh")]
 
 
 def test_admin_changes_and_keys_on_a_apply_on_b(two_hosts: Hosts, rps: tuple[PinnedRP, PinnedRP]) -> None:

@@ -71,7 +71,7 @@ class TokenEndpoint:
             raise OAuthError("invalid_request", "code absent")
         now = time.time()
         try:
-            grant, session, revoked = self.realm.redeem(code)
+            grant, session, revoked = self.realm.redeem(code, client.client_id)
         except UnknownGrant:
             return self._token_error(client, "invalid_grant", "code d'autorisation inconnu", details)
         user = session.user if session else None

@@ -285,7 +285,8 @@ class Realm:
 
     def hold_request(self, request_id: str, auth: AuthRequest) -> None:
         """Keep an authorization request while the login page is shown (the 1000 most recent)."""
-        self._grants.do({"op": "hold", "request_id": request_id, "request": auth.as_op()})
+        op = {"op": "hold", "request_id": request_id, "request": auth.as_op()}
+        self._grants.do(op, session=self._session_of(auth.client.client_id))
 
     def release_request(self, request_id: str) -> AuthRequest | None:
         """The held request ``request_id``, forgotten (``None``: unknown or already released)."""
@@ -309,14 +310,15 @@ class Realm:
                 "code": code,
                 "request": grant.request.as_op(),
                 "expires_at": grant.expires_at,
-            }
+            },
+            session=self._session_of(session.client_id),
         )
 
-    def redeem(self, code: str) -> tuple[CodeGrant, Session | None, dict[str, int] | None]:
-        """Use ``code`` once: its grant, its session and, for a replay, the tokens the revocation of its session
-        found active (RFC 6749 §4.1.2, RFC 9700 §4.5). Raises :class:`UnknownGrant`."""
+    def redeem(self, code: str, client_id: str) -> tuple[CodeGrant, Session | None, dict[str, int] | None]:
+        """Use ``code`` (presented by ``client_id``) once: its grant, its session and, for a replay, the tokens the
+        revocation of its session found active (RFC 6749 §4.1.2, RFC 9700 §4.5). Raises :class:`UnknownGrant`."""
         result: tuple[CodeGrant, Session | None, dict[str, int] | None] = self._grants.do(
-            {"op": "redeem", "code": code}
+            {"op": "redeem", "code": code}, session=self._session_of(client_id)
         )
         return result
 
@@ -325,7 +327,7 @@ class Realm:
         (usable, now spent), ``other_client``, ``reused`` (a rotated token again: the session is revoked, RFC 9700
         §4.14.2) or ``revoked``. Raises :class:`UnknownGrant`."""
         result: tuple[RefreshRecord, Session | None, str] = self._grants.do(
-            {"op": "refresh", "token": token, "client_id": client_id}
+            {"op": "refresh", "token": token, "client_id": client_id}, session=self._session_of(client_id)
         )
         return result
 
@@ -346,7 +348,8 @@ class Realm:
                 "refresh": refresh,
                 "refresh_exp": now + s.refresh_ttl,
                 "now": now,
-            }
+            },
+            session=self._session_of(client_id),
         )
 
     def revoke_session(self, sid: str) -> dict[str, int]:
@@ -354,6 +357,10 @@ class Realm:
         that opened it, refreshed tokens included. Returns how many tokens were still active."""
         counts: dict[str, int] = self._grants.do({"op": "revoke", "sid": sid})
         return counts
+
+    def _session_of(self, client_id: str) -> str | None:
+        """The open test session holding this PSC client (issue 19 item 4), which the operation belongs to."""
+        return self.ctx.session_of("client", client_id)
 
     def _auth_request(self, raw: Mapping[str, Any]) -> AuthRequest:
         client = self.clients.get(raw["client_id"])
