@@ -30,12 +30,38 @@ from cryptography.x509.oid import NameOID
 
 from harness.fhir.outcome import FhirError, IssueCode, fail
 from harness.fields.testdata import Establishment
+from harness.validators.frcore import FINESS_SYSTEMS, INS_SYSTEMS, OID_IDNST
 
 CERTIFICATE_PREFIX = "ESSMS-"
 ABSENT = "FHIR-CERTIFICAT-ABSENT"
 NOT_ESSMS = "FHIR-CERTIFICAT-NON-ESSMS"
 UNKNOWN = "FHIR-ESSMS-INCONNU"
 OTHER_ESSMS = "FHIR-FINESS-AUTRE-ESSMS"
+OTHER_SESSION = "FHIR-AUTRE-SESSION"  # the resource belongs to another open test session (harness.core.sessions)
+
+
+def identified_owners(resource: Any) -> list[tuple[str, str]]:
+    """Whose a resource is, as session members (:mod:`harness.core.sessions`): every patient INS (FR Core INS
+    identifier systems) and every establishment FINESS (``http://finess.esante.gouv.fr``, or the structure id
+    ``urn:oid:1.2.250.1.71.4.2.2`` = ``1`` + FINESS) its Identifiers name, contained resources and logical
+    references included. A resource that names its patient only by a literal reference names no one here."""
+    found: list[tuple[str, str]] = []
+    pending = [resource]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            system, value = node.get("system"), node.get("value")
+            if isinstance(system, str) and isinstance(value, str):
+                if system in INS_SYSTEMS:
+                    found.append(("patient", value))
+                elif system in FINESS_SYSTEMS:
+                    found.append(("essms", value))
+                elif system == f"urn:oid:{OID_IDNST}" and len(value) == 10 and value.startswith("1"):
+                    found.append(("essms", value[1:]))
+            pending.extend(v for v in node.values() if isinstance(v, dict | list))
+    return sorted(set(found))
 
 
 def establishment_certificate(finess: str) -> str:

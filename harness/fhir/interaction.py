@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from cryptography import x509
 
 from harness.core.journal import Direction, Exchange, Outcome
-from harness.fhir.access import certificate_finess
+from harness.fhir.access import certificate_finess, identified_owners
 from harness.fhir.outcome import FhirError
 from harness.fhir.search import SearchParam, SearchQuery, SearchRegistry
 from harness.fhir.store import UnitOfWork, Version
@@ -135,6 +135,12 @@ class FhirHooks:
     def visible(self, version: Version, *, request: RequestInfo) -> bool:
         """Whether a read or search may return this resource."""
         return True
+
+    def owners(self, version: Version) -> list[tuple[str, str]]:
+        """Whose the resource is, as test-session members (``("patient", INS)``, ``("essms", FINESS)``): a read
+        by an establishment of another open session is refused (:mod:`harness.core.sessions`). Default: the
+        identifiers it names (:func:`harness.fhir.access.identified_owners`)."""
+        return identified_owners(version.resource)
 
     def unavailable(self, *, request: RequestInfo) -> FhirError | None:
         """An injected outage for this request (checked once the caller is authenticated): the error to answer."""

@@ -30,7 +30,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from harness.core.journal import Exchange
-from harness.fhir.access import certificate_finess
+from harness.core.sessions import SessionBook
+from harness.fhir.access import OTHER_SESSION, certificate_finess, identified_owners
 from harness.fhir.bundle import process_bundle
 from harness.fhir.capability import capability_statement
 from harness.fhir.interaction import (
@@ -123,8 +124,12 @@ class FhirServer:
         implementation_guides: Sequence[str] = (),
         transaction: Callable[[FhirInteraction, RequestInfo, UnitOfWork], FhirInteraction] | None = None,
         system_interactions: Sequence[str] = ("transaction", "batch"),
+        sessions: SessionBook | None = None,
     ) -> None:
         self.resources = {r.name: r for r in resources}
+        # the open test sessions (harness.core.sessions): an establishment of one session reads nothing whose owner
+        # (FhirHooks.owners) belongs to another; None: no session check
+        self.sessions = sessions
         self.store = store
         self.hooks = hooks
         self.record = record
@@ -516,6 +521,8 @@ class FhirServer:
         latest = uow.current(item.resource_type or "", rid)  # deleted versions included
         if latest is not None and not self.hooks.visible(latest, request=info):  # hidden: unknown, even if deleted
             raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{rid} inconnu", error_code="FHIR-NOT-FOUND")
+        if latest is not None:
+            self._require_same_session(latest, info)
         version = uow.read(item.resource_type or "", rid)
         item.result, item.response = version, version.body()
         return item
@@ -530,6 +537,7 @@ class FhirServer:
                 f"{item.resource_type}/{item.resource_id} inconnu",
                 error_code="FHIR-NOT-FOUND",
             )
+        self._require_same_session(version, info)
         item.result, item.response = version, version.body()
         return item
 
@@ -543,6 +551,8 @@ class FhirServer:
                 f"{item.resource_type}/{item.resource_id} inconnu",
                 error_code="FHIR-NOT-FOUND",
             )
+        for version in versions:
+            self._require_same_session(version, info)
         base = self.base_url()
         entries = []
         for v in reversed(versions):
@@ -693,9 +703,23 @@ class FhirServer:
         candidates = uow.scan(query.resource_type) if narrowed is None else uow.among(query.resource_type, narrowed)
         if query.count is None:
             query.count = self.limits.max_search_results
-        found = run_search(query, candidates, matcher, lambda v: self.hooks.visible(v, request=info))
+        if self._in_a_session(info):  # another session's resources are left out of the results
+            found = run_search(
+                query,
+                candidates,
+                matcher,
+                lambda v: self.hooks.visible(v, request=info) and self.session_refusal(v, info) is None,
+            )
+        else:
+            found = run_search(query, candidates, matcher, lambda v: self.hooks.visible(v, request=info))
         matches = found.matches
         included = matcher.included([m.resource for m in matches if m.resource is not None], query.includes)
+        if self._in_a_session(info):
+            assert self.sessions is not None
+            caller = ("essms", info.caller_finess)
+            included = [
+                r for r in included if all(self.sessions.cross_session(caller, o) is None for o in identified_owners(r))
+            ]
         item.matches, item.included, item.total, item.query = matches, included, found.total, describe_criteria(query)
         item.warnings.extend(Finding("FHIR-SEARCH-PARAM", w.diagnostics, Severity.WARNING) for w in query.warnings)
         base = self.base_url()
@@ -713,6 +737,26 @@ class FhirServer:
             next_url=next_url,
         )
         return item
+
+    def _in_a_session(self, info: RequestInfo) -> bool:
+        return self.sessions is not None and self.sessions.session_of("essms", info.caller_finess) is not None
+
+    def session_refusal(self, version: Version, info: RequestInfo) -> str | None:
+        """Why the calling establishment may not read ``version``: one of its owners belongs to another open test
+        session than the caller's (``None``: it may; always ``None`` when the caller is in no session)."""
+        if not self._in_a_session(info):
+            return None
+        assert self.sessions is not None
+        for owner in self.hooks.owners(version):
+            refusal = self.sessions.cross_session(("essms", info.caller_finess), owner)
+            if refusal is not None:
+                return refusal
+        return None
+
+    def _require_same_session(self, version: Version, info: RequestInfo) -> None:
+        refusal = self.session_refusal(version, info)
+        if refusal is not None:
+            raise fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
 
     def _by_reference(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> set[str] | None:
         """Ids that can match the reference criteria (chains resolved on the target type first), from the store's

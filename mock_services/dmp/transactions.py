@@ -452,6 +452,16 @@ class Transactions:
         version_info.set("versionName", str(document.version))
         return element
 
+    def _other_session(self, requested: INS | None, caller: Caller, what: str) -> list[Finding]:
+        """A structure of one open test session reading the DMP of a patient of another is refused with the DMP's
+        access-denied error (issue 19 item 4, :mod:`harness.core.sessions`)."""
+        if requested is None:
+            return []
+        refusal = self.ctx.cross_session(("essms", caller.structure), ("patient", requested.value))
+        if refusal is None:
+            return []
+        return [Finding("DMPAccessDenied", f"{what} refusée : {refusal}", location="patientId")]
+
     # ------------------------------------------------------------------------------------------ ITI-18
     def stored_query(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
         operation = OPERATIONS[ITI18]
@@ -489,7 +499,9 @@ class Transactions:
                 except InsError as exc:
                     findings.append(Finding("XDSUnknownPatientId", f"$XDSDocumentEntryPatientId {cx!r}: {exc.message}"))
                 if patient is not None:
-                    bound = self._bound_to_vihf(patient, caller, "recherche des documents")
+                    bound = self._bound_to_vihf(patient, caller, "recherche des documents") or self._other_session(
+                        patient, caller, "recherche des documents"
+                    )
                     findings.extend(bound or self._person_findings(patient, caller, feeding=False))
                     type_codes = {
                         _unquote(s).split("^")[0]
@@ -520,9 +532,8 @@ class Transactions:
             found = [d for d in (self.store.by_unique_id(w) or self.store.get(w) for w in wanted) if d is not None]
             for document in found:
                 requested = parse_xds_patient_id(document.patient_cx)
-                bound = self._bound_to_vihf(
-                    requested, caller, f"lecture des métadonnées du document {document.unique_id}"
-                )
+                what = f"lecture des métadonnées du document {document.unique_id}"
+                bound = self._bound_to_vihf(requested, caller, what) or self._other_session(requested, caller, what)
                 if patient is None or bound:
                     patient = requested
                 findings.extend(bound)
@@ -598,7 +609,10 @@ class Transactions:
                 continue
             patient = document.patient
             requested_patient = parse_xds_patient_id(document.patient_cx)
-            bound = self._bound_to_vihf(requested_patient, caller, f"récupération du document {unique_id}")
+            what = f"récupération du document {unique_id}"
+            bound = self._bound_to_vihf(requested_patient, caller, what) or self._other_session(
+                requested_patient, caller, what
+            )
             state_findings = bound or self._person_findings(requested_patient, caller, feeding=False)
             if state_findings:
                 findings.extend(state_findings)

@@ -42,7 +42,7 @@ from harness.fhir import (
     ResourceType,
     Version,
 )
-from harness.fhir.access import denied
+from harness.fhir.access import denied, identified_owners
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
@@ -271,6 +271,7 @@ class EparcoursService(FhirHooks):
             base_url=self.base_url,
             limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
             software="socle-harness e-Parcours",
+            sessions=ctx.session_book,
             title="Simulateur e-Parcours : gestionnaire de cahier de liaison",
             implementation_guides=(C.IMPLEMENTATION_GUIDE,),
         )
@@ -352,6 +353,13 @@ class EparcoursService(FhirHooks):
             ins = patient_ins(self._resolve(None, resource.get("patient")))
             return self._accompanies(caller, ins.value if ins else None)
         return True
+
+    def owners(self, version: Version) -> list[tuple[str, str]]:
+        """The identifiers a resource names, and a note's person even when its subject is a literal reference."""
+        found = identified_owners(version.resource)
+        if version.resource_type == "DocumentReference" and (ins := self.person_of(version.resource)) is not None:
+            found.append(("patient", ins))
+        return found
 
     def _require_author(self, note: dict[str, Any] | None, uow: UnitOfWork, request: RequestInfo, *, what: str) -> None:
         """A note written (or about to be changed) by another establishment: 404 when hidden from the caller, else

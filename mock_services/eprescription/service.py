@@ -236,6 +236,7 @@ class EprescriptionService(FhirHooks):
             base_url=self.base_url,
             limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
             software="socle-harness e-Prescription",
+            sessions=ctx.session_book,
             title="Simulateur e-Prescription (ordonnance numérique)",
             implementation_guides=(IMPLEMENTATION_GUIDE,),
         )

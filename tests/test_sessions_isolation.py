@@ -1,0 +1,104 @@
+"""No session reads another's data (issue 19 item 4): a DMP consultation (ITI-18, ITI-43) of a patient of another
+open session and a FHIR read or search of a resource whose owner is in another session are refused in the
+service's own error shape and journaled; without sessions, or once the other session is closed, the same reads
+are served as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir_access import essms, presenting
+from starlette.testclient import TestClient
+from test_dmp import TESTDATA, Dmp
+from test_eparcours import FINESS, JSON, _context, _restful_note, testdata  # noqa: F401 - fixture
+
+from harness.core.journal import JournalFilter, Outcome
+from harness.core.sessions import Members
+from harness.fields.testdata import TestData
+from harness.sut.base import ActionStatus, DmpFeed, DmpQuery
+from mock_services.eparcours import EparcoursSimulator
+
+INS = "238047505612394"  # the patient of tests/test_eparcours.py's notes
+
+
+@pytest.fixture
+def eparcours(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, Any]]:  # noqa: F811
+    ctx, journal = _context(tmp_path, testdata)
+    simulator = EparcoursSimulator(ctx)
+    with TestClient(presenting(simulator.http_app(), essms(FINESS))) as client:
+        yield client, ctx, journal
+    journal.close()
+
+
+def test_a_fhir_resource_of_another_session_is_refused_to_read_and_left_out_of_searches(eparcours) -> None:  # noqa: ANN001
+    client, ctx, journal = eparcours
+    note_id, _ = _restful_note(client)  # written before any session: the EHPAD's note about the patient
+    search = f"/fhir/DocumentReference?patient.identifier=urn:oid:1.2.250.1.213.1.4.10|{INS}"
+    assert client.get(f"/fhir/DocumentReference/{note_id}").status_code == 200
+    assert client.get(search).json()["total"] == 1
+    mine = ctx.session_book.create("DUI de l'EHPAD", Members(essms=(FINESS,)))
+    theirs = ctx.session_book.create("Autre DUI", Members(patients=(INS,)))
+    refused = client.get(f"/fhir/DocumentReference/{note_id}")
+    assert refused.status_code == 403
+    [issue] = refused.json()["issue"]
+    assert (issue["code"], issue["details"]["coding"][0]["code"]) == ("forbidden", "FHIR-AUTRE-SESSION")
+    assert issue["diagnostics"] == (
+        f"patient (INS) {INS} appartient à une autre session de test que ESSMS {FINESS} (session {mine.id}) : ses "
+        "données ne lui sont pas accessibles / the data belongs to another test session"
+    )
+    assert client.get(f"/fhir/DocumentReference/{note_id}/_history/1").status_code == 403
+    assert client.get(f"/fhir/DocumentReference/{note_id}/_history").status_code == 403
+    found = client.get(search).json()
+    assert (found["total"], found.get("entry", [])) == (0, [])
+    [journaled] = journal.query(JournalFilter(service="eparcours", outcome=Outcome.REJECTED))[:1]
+    assert (journaled.error_code, journaled.essms, journaled.session_id) == ("FHIR-AUTRE-SESSION", FINESS, mine.id)
+    ctx.session_book.close(theirs.id)  # the patient is free again: served as before
+    assert client.get(f"/fhir/DocumentReference/{note_id}").status_code == 200
+    assert client.get(search).json()["total"] == 1
+
+
+@pytest.fixture(scope="module")
+def dmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dmp]:
+    running = Dmp(tmp_path_factory.mktemp("dmp-sessions"))
+    yield running
+    running.background.stop()
+    running.journal.close()
+
+
+def test_a_dmp_consultation_of_a_patient_of_another_session_is_refused(dmp: Dmp) -> None:
+    person = TESTDATA.persons[0]
+    author = TESTDATA.establishment(person.essms)
+    other = next(e for e in TESTDATA.establishments if e.finess != author.finess)
+    fed = dmp.dui.dmp_feed(DmpFeed(person, author, "DLU"))
+    assert fed.status is ActionStatus.DONE, fed.detail
+    unique_id = fed.data["unique_id"]
+    assert dmp.dui.dmp_find(DmpQuery(person, author)).status is ActionStatus.DONE  # the DUI learns the repository
+    book = dmp.host.sessions
+    theirs = book.create("DUI A", Members(essms=(author.finess,), patients=(person.ins.value,)))
+    mine = book.create("DUI B", Members(essms=(other.finess,)))
+    found = dmp.dui.dmp_find(DmpQuery(person, other))
+    retrieved = dmp.dui.dmp_retrieve(DmpQuery(person, other, unique_id=unique_id))
+    assert (found.status, retrieved.status) == (ActionStatus.FAILED, ActionStatus.FAILED)
+    refusals = dmp.journal.query(JournalFilter(service="dmp", session=mine.id, outcome=Outcome.REJECTED))
+    refusal = (
+        f"patient (INS) {person.ins.value} appartient à une autre session de test que ESSMS {other.finess} (session "
+        f"{mine.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session"
+    )
+    assert [(e.operation, e.error_code, e.error_message) for e in refusals] == [
+        ("iti18.registry_stored_query", "DMPAccessDenied", f"recherche des documents refusée : {refusal}"),
+        (
+            "iti43.retrieve_document_set",
+            "DMPAccessDenied",
+            f"récupération du document {unique_id} refusée : {refusal}",
+        ),
+    ]
+    own = dmp.dui.dmp_find(DmpQuery(person, author))  # the session of the patient reads it
+    assert own.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in own.data["documents"]}
+    assert {e.session_id for e in dmp.journal.query(JournalFilter(service="dmp"))[-1:]} == {theirs.id}
+    book.close(theirs.id)
+    again = dmp.dui.dmp_find(DmpQuery(person, other))  # no other session holds the patient any more
+    assert again.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in again.data["documents"]}
+    book.close(mine.id)
