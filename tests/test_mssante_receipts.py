@@ -298,6 +298,29 @@ def test_smtp_faults_give_the_protocol_reply_and_are_journaled(
     env.host.faults.clear()
 
 
+def test_a_mailbox_full_fault_for_another_recipient_keeps_exactly_its_occurrences(env: SocleEnvironment) -> None:
+    """``mailbox_full`` for DOCTOR, twice: a message to someone else first takes and gives back one occurrence;
+    DOCTOR is then refused exactly twice, and the third message goes through (the occurrence given back used to
+    carry the count from before the take: 2 + 2 occurrences)."""
+    env.host.faults.inject("mssante", Fault("mssante.mailbox_full", {"address": DOCTOR}, remaining=2))
+    other = "secretariat@ehpad-tilleuls.mssante.fr"
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+
+    def rcpt(address: str) -> int:
+        with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+            smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
+            smtp.login(DUI, DUI_PASSWORD)
+            smtp.mail(DUI)
+            code, _ = smtp.rcpt(address)
+            smtp.rset()
+            return code
+
+    try:
+        assert [rcpt(other), rcpt(DOCTOR), rcpt(DOCTOR), rcpt(DOCTOR)] == [250, 552, 552, 250]
+    finally:
+        env.host.faults.clear()
+
+
 def _timed_data(env: SocleEnvironment, data: bytes) -> tuple[int, float]:
     """Submit one message; the SMTP reply code to DATA and the seconds that reply took."""
     host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")

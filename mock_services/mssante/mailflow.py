@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesHeaderParser
@@ -93,7 +93,8 @@ class MailFlow:
             return None
         wanted = str(fault.params.get("address") or "")
         if wanted and wanted.casefold() != address.casefold():
-            self.ctx.faults.inject(self.ctx.name, fault)  # not this recipient: keep it for the right one
+            # not this recipient: give back the one occurrence taken (the board kept the others), for the right one
+            self.ctx.faults.inject(self.ctx.name, replace(fault, remaining=1))
             return None
         return "552 5.2.2", f"{address}: boite aux lettres pleine (panne simulee)"
 
