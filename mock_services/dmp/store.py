@@ -16,6 +16,7 @@ body of their own (:meth:`~harness.core.journal.Journal.put_payload`) — and th
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -123,6 +124,7 @@ class DmpStore:
     def __init__(
         self, persons: Iterable[PersonDmp] = (), *, state: StateHub | None = None, evidence: Evidence | None = None
     ) -> None:
+        self._lock = threading.RLock()  # taken after the replica's (inside apply), never before it
         self._initial: dict[PatientKey, PersonDmp] = {(p.ins, p.oid): p for p in persons}
         self._persons: dict[PatientKey, PersonDmp] = dict(self._initial)
         self._documents: dict[str, StoredDocument] = {}
@@ -133,10 +135,16 @@ class DmpStore:
         if self.shared and evidence is None:
             raise ValueError("un registre DMP partagé exige le journal / a shared DMP registry needs the journal")
 
+    def _catch_up(self) -> None:
+        """Shared: apply the other processes' operations before a read (outside the store's lock)."""
+        if self.shared:
+            self._replica.sync()
+
     # persons -----------------------------------------------------------------------------------
     def person(self, ins: INS) -> PersonDmp:
         """The DMP of ``ins`` (absent when the simulator knows no such person under that OID)."""
-        with self._replica.locked():
+        self._catch_up()
+        with self._lock:
             return self._persons.get(
                 patient_key(ins), PersonDmp(ins.value, ins.oid, DmpState.ABSENT, Authorisation.NONE)
             )
@@ -169,7 +177,8 @@ class DmpStore:
         the request's test session (``Exchange.session_id``), kept with the operation."""
         op = {
             "op": "register",
-            "documents": [self._document_op(d, evidence) for d in documents],
+            # locally the operation is never serialised: the documents themselves, bytes included
+            "documents": [self._document_op(d, evidence) for d in documents] if self.shared else list(documents),
             "deprecate": list(deprecate),
         }
         self._replica.do(op, session=session)
@@ -184,17 +193,20 @@ class DmpStore:
         self._replica.do({"op": "update", "changes": changes})
 
     def get(self, entry_uuid: str) -> StoredDocument | None:
-        with self._replica.locked():
+        self._catch_up()
+        with self._lock:
             return self._documents.get(entry_uuid)
 
     def by_unique_id(self, unique_id: str) -> StoredDocument | None:
-        with self._replica.locked():
+        self._catch_up()
+        with self._lock:
             entry = self._by_unique.get(unique_id)
             return self._documents.get(entry) if entry else None
 
     def documents(self, patient: INS | None = None) -> list[StoredDocument]:
         """The documents of ``patient`` ((value, OID) pair), or all of them."""
-        with self._replica.locked():
+        self._catch_up()
+        with self._lock:
             return [
                 d
                 for d in self._documents.values()
@@ -214,6 +226,7 @@ class DmpStore:
 
     # operations ----------------------------------------------------------------------------------
     def _document_op(self, document: StoredDocument, evidence: tuple[str, bytes] | None) -> dict[str, Any]:
+        """A document as JSON for the shared log, its bytes replaced by where they are in the evidence."""
         fields = {
             "entry_uuid": document.entry_uuid,
             "unique_id": document.unique_id,
@@ -237,8 +250,6 @@ class DmpStore:
             "source_id": document.source_id,
         }
         data = document.data if document.data is not None else b""
-        if not self.shared:  # never serialised: the bytes travel as they are
-            return {**fields, "data": data}
         offset = evidence[1].find(data) if evidence is not None else -1
         if evidence is not None and offset >= 0:  # the MTOM part as journaled with the request: stored once
             return {**fields, "body": [evidence[0], offset, len(data)]}
@@ -247,6 +258,10 @@ class DmpStore:
 
     def apply(self, op: Operation) -> Any:
         """Apply one operation of the stream (deterministic; raises before any change when it cannot be done)."""
+        with self._lock:
+            return self._apply(op)
+
+    def _apply(self, op: Operation) -> Any:
         kind = op["op"]
         if kind == "person":
             key = (op["ins"], op["oid"])
@@ -266,7 +281,7 @@ class DmpStore:
         raise ValueError(f"opération inconnue du registre DMP / unknown DMP registry operation {kind!r}")
 
     def _apply_register(self, op: Operation) -> None:
-        documents = [_document(d) for d in op["documents"]]
+        documents = [d if isinstance(d, StoredDocument) else _document(d) for d in op["documents"]]
         seen: set[str] = set()
         for document in documents:
             if (
@@ -309,6 +324,10 @@ class DmpStore:
             self._documents[target.entry_uuid] = target
 
     def _reset(self) -> None:
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
         self._persons = dict(self._initial)
         self._documents = {}
         self._by_unique = {}
