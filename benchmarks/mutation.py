@@ -133,7 +133,7 @@ TARGETS: dict[str, Target] = {
     "dsg": Target("harness.validators.dsg", ("tests/test_dmp_validators.py",)),
     "frcore": Target("harness.validators.frcore", ("tests/test_findings_frcore.py",)),
     "artefact_kind": Target("harness.validators.artefact_kind", ("tests/test_validate.py",)),
-    "cdl": Target("harness.validators.cdl", ("tests/test_findings_fhir_rules.py", "tests/test_eparcours.py")),
+    "cdl": Target("harness.validators.cdl", ("tests/test_findings_cdl.py", "tests/test_findings_fhir_rules.py")),
     "eprescription": Target(
         "harness.validators.eprescription", ("tests/test_findings_fhir_rules.py", "tests/test_eprescription.py")
     ),

@@ -228,7 +228,7 @@ def check_bundle(bundle: dict[str, Any], *, update: bool | None = None) -> list[
                 out.append(
                     Finding(
                         "CDL-REQ-MET-1",
-                        f"acteur {rtype} : POST si nouvel élément, PUT s'il existe (reçu {method})",
+                        f"acteur {rtype} : POST si nouvel élément, PUT s'il existe (reçu {method or 'rien'})",
                         Severity.ERROR,
                         f"Bundle.entry[{index}].request.method",
                     )
