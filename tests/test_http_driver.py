@@ -353,3 +353,21 @@ def test_a_run_through_the_http_driver_is_one_session_its_exchanges_carry(tmp_pa
     assert submitted and {e.session_id for e in submitted} == {session.id}
     assert journal.count(JournalFilter(session=session.id)) >= len(submitted)
     journal.close()
+
+
+def test_a_session_an_interrupted_run_of_the_same_dui_left_open_is_replaced(tmp_path: Path) -> None:
+    from harness.core.sessions import Members
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return (
+            httpx.Response(204)
+            if request.url.path.endswith("/session")
+            else httpx.Response(200, json={"status": "done"})
+        )
+
+    driver, journal, book = _session_driver(handler, tmp_path)
+    stale = book.create("http://dui.test", Members(essms=("010000001",)))  # the same DUI's run, never closed
+    assert driver.send_mssante(_action()).status is ActionStatus.DONE
+    assert [(s.id, s.open) for s in journal.sessions()] == [(stale.id, False), (driver.harness_session, True)]
+    driver.close()
+    journal.close()

@@ -1,5 +1,5 @@
-"""No session reads another's data (issue 19 item 4): a DMP consultation (ITI-18, ITI-43) of a patient of another
-open session and a FHIR read or search of a resource whose owner is in another session are refused in the
+"""No session reads another's data (issue 19 item 4): a DMP consultation (ITI-18, ITI-43) or feed (ITI-41) of a
+patient of another open session and a FHIR read or search of a resource whose owner is in another session are refused in the
 service's own error shape and journaled; without sessions, or once the other session is closed, the same reads
 are served as before."""
 
@@ -98,6 +98,16 @@ def test_a_dmp_consultation_of_a_patient_of_another_session_is_refused(dmp: Dmp)
     own = dmp.dui.dmp_find(DmpQuery(person, author))  # the session of the patient reads it
     assert own.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in own.data["documents"]}
     assert {e.session_id for e in dmp.journal.query(JournalFilter(service="dmp"))[-1:]} == {theirs.id}
+    fed_elsewhere = dmp.dui.dmp_feed(DmpFeed(person, other, "DLU"))  # feeding it is refused too
+    assert fed_elsewhere.status is ActionStatus.FAILED
+    [feed_refusal] = dmp.journal.query(
+        JournalFilter(service="dmp", operation="iti41.provide_and_register", session=mine.id)
+    )
+    assert (feed_refusal.outcome, feed_refusal.error_code, feed_refusal.error_message) == (
+        Outcome.REJECTED,
+        "DMPAccessDenied",
+        f"alimentation du DMP refusée : {refusal}",
+    )
     book.close(theirs.id)
     again = dmp.dui.dmp_find(DmpQuery(person, other))  # no other session holds the patient any more
     assert again.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in again.data["documents"]}

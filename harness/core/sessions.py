@@ -210,6 +210,10 @@ class SessionBook:
         self.invalidate()
         return closed
 
+    def open_sessions(self) -> list[Session]:
+        """The open sessions, read from the registry (not the cache)."""
+        return [] if self._store is None else self._store.sessions(open_only=True)
+
     def invalidate(self) -> None:
         with self._lock:
             self._checked = float("-inf")

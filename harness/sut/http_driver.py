@@ -128,9 +128,13 @@ class HttpDriver:
     def _open_harness_session(self, env: SutEnvironment) -> ActionResult | None:
         """Open the DUI's test session with the run's identities before its own session starts, so that every
         exchange it makes with them is attributed to it; refused (an error of the scenario, the message naming the
-        session holding a member) when another open session holds one of them."""
+        session holding a member) when another open session holds one of them. A session of this same DUI (its
+        URL) still open is an earlier run that could not close it (interrupted): it is closed and replaced."""
         if self.harness_session is not None or env.sessions is None or not env.members.pairs():
             return None
+        for stale in env.sessions.open_sessions():
+            if stale.dui == self.base_url:
+                env.sessions.close(stale.id)
         try:
             self.harness_session = env.sessions.create(self.base_url, env.members).id
         except SessionConflictError as exc:

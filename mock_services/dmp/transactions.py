@@ -272,7 +272,10 @@ class Transactions:
         policy = self.sim.iti41_policy
         submission, findings = read_provide_and_register(payload, caller.vihf, policy)
         patient = submission.patient
-        findings.extend(self._person_findings(patient, caller, feeding=True))
+        findings.extend(
+            self._other_session(patient, caller, "alimentation du DMP")
+            or self._person_findings(patient, caller, feeding=True)
+        )
         structure = caller.certificate_structure or caller.vihf.first("Identifiant_Structure")
         checked = check_contents(
             payload, submission, soap.attachments, mtom=soap.mtom, structure=structure, policy=policy
