@@ -322,6 +322,13 @@ class EprescriptionService(FhirHooks):
     def _reset(self) -> None:
         self.prescriptions, self.retrieved, self.confirmed = {}, set(), {}
 
+    def _retrieved(self, epus: set[str]) -> None:
+        """Note the prescriptions a DUI retrieved (one operation, only for those not noted yet)."""
+        with self._replica.locked():
+            new = sorted(e for e in epus if e in self.prescriptions and e not in self.retrieved)
+        if new:
+            self._replica.do({"op": "retrieved", "epus": new})
+
     # ------------------------------------------------------------------------------------ access
     def unavailable(self, *, request: RequestInfo) -> FhirError | None:
         return simulated_unavailability(self.ctx, FAULT_UNAVAILABLE)
@@ -421,9 +428,7 @@ class EprescriptionService(FhirHooks):
 
     def after_interaction(self, item: FhirInteraction, *, uow: UnitOfWork, request: RequestInfo) -> None:
         if item.resource_type == "MedicationRequest" and item.interaction is Interaction.SEARCH:
-            epus = {str((m.resource or {}).get("groupIdentifier", {}).get("value")) for m in item.matches}
-            if epus:
-                self._replica.do({"op": "retrieved", "epus": sorted(epus)})
+            self._retrieved({str((m.resource or {}).get("groupIdentifier", {}).get("value")) for m in item.matches})
         if (
             item.resource_type == "Task"
             and item.interaction is Interaction.CREATE
@@ -562,7 +567,7 @@ class EprescriptionService(FhirHooks):
             fmt = Format.JSON
         self.ctx.record_many([exchange])
         if item.error is None and prescription is not None:
-            self._replica.do({"op": "retrieved", "epus": [epu]})
+            self._retrieved({epu})
         if item.error is not None:
             payload = item.error.outcome()
             return Response(
