@@ -130,7 +130,7 @@ TARGETS: dict[str, Target] = {
     "artefacts": Target("harness.validators.artefacts", ("tests/test_validate.py", "tests/test_validate_iti41.py")),
     "fhir_artefacts": Target("harness.validators.fhir_artefacts", ("tests/test_validate.py",)),
     "cda": Target("harness.validators.cda", ("tests/test_findings_cda.py", "tests/test_validators.py")),
-    "dsg": Target("harness.validators.dsg", ("tests/test_dmp_validators.py",)),
+    "dsg": Target("harness.validators.dsg", ("tests/test_findings_dsg.py",)),
     "frcore": Target("harness.validators.frcore", ("tests/test_findings_frcore.py",)),
     "artefact_kind": Target("harness.validators.artefact_kind", ("tests/test_validate.py",)),
     "cdl": Target("harness.validators.cdl", ("tests/test_findings_cdl.py", "tests/test_findings_fhir_rules.py")),

@@ -124,7 +124,9 @@ def verify_submission_signature(
         )
     referenced: dict[str, etree._Element] = {}
     for reference in manifest.findall("ds:Reference", NS):
-        uri = reference.get("URI", "")
+        uri = reference.get("URI")
+        if uri is None:
+            continue  # a Reference without URI (optional in XML-DSig) names no document
         referenced[uri.removeprefix("urn:oid:")] = reference
     for unique_id, content in documents.items():
         reference = referenced.get(unique_id)
