@@ -132,7 +132,7 @@ TARGETS: dict[str, Target] = {
     "cda": Target("harness.validators.cda", ("tests/test_findings_cda.py", "tests/test_validators.py")),
     "dsg": Target("harness.validators.dsg", ("tests/test_findings_dsg.py",)),
     "frcore": Target("harness.validators.frcore", ("tests/test_findings_frcore.py",)),
-    "artefact_kind": Target("harness.validators.artefact_kind", ("tests/test_validate.py",)),
+    "artefact_kind": Target("harness.validators.artefact_kind", ("tests/test_artefact_kind.py",)),
     "cdl": Target("harness.validators.cdl", ("tests/test_findings_cdl.py", "tests/test_findings_fhir_rules.py")),
     "eprescription": Target(
         "harness.validators.eprescription", ("tests/test_findings_fhir_rules.py", "tests/test_eprescription.py")
