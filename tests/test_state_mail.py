@@ -21,6 +21,7 @@ from imapclient import IMAPClient
 
 from harness.core.config import HarnessConfig
 from harness.core.journal_pg import PostgreSQLJournal
+from harness.core.sessions import Members, new_session
 from harness.core.state import StateHub, StateLog, state_log_for
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.documents import build_message
@@ -83,7 +84,16 @@ def _store(env: SocleEnvironment) -> MailStore:
 
 def test_a_message_submitted_on_a_is_read_over_imap_on_b(two_hosts: tuple[SocleEnvironment, SocleEnvironment]) -> None:
     a, b = two_hosts
+    session = a.journal.create_session(new_session("DUI en recette", Members(mailboxes=(DUI,))))  # type: ignore[attr-defined]
+    time.sleep(0.6)  # the hosts' session books look again at most every 0.5 s
     message_id = _submit(a)
+    with a.journal.connection() as conn:  # type: ignore[attr-defined]
+        deliveries = conn.execute(
+            "SELECT session, op->>'box', op->>'folder' FROM socle_state_op WHERE stream = %s AND op->>'op' = 'deliver'"
+            " ORDER BY seq",
+            (STREAM,),
+        ).fetchall()
+    assert deliveries == [(session.id, ORG, INBOX), (session.id, DUI, "Sent")]  # the submission's session
     [(folder, on_a)] = [(f, m) for box, f, m in _store(a).find(message_id) if box == ORG]
     assert folder == INBOX
     with _imap(b) as client:

@@ -567,5 +567,5 @@ class Hl7Relay:
                 "message_id": str(msg["Message-ID"]),
             },
         )
-        delivered = self.flow.deliver(from_address, known, data, exchange.id)
+        delivered = self.flow.deliver(from_address, known, data, exchange.id, session=exchange.session_id)
         return set(delivered) | {r for r in known if r.casefold() in {d.casefold() for d in delivered}}

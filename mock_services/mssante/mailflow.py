@@ -100,9 +100,16 @@ class MailFlow:
 
     # -- delivery -----------------------------------------------------------------------------------------------
     def deliver(
-        self, sender: str | None, recipients: list[str], data: bytes, exchange_id: str | None
+        self,
+        sender: str | None,
+        recipients: list[str],
+        data: bytes,
+        exchange_id: str | None,
+        *,
+        session: str | None = None,
     ) -> dict[str, int]:
-        """Deliver an accepted submission to each recipient's INBOX; returns ``{address: uid}``."""
+        """Deliver an accepted submission to each recipient's INBOX (``session``: the exchange's test session);
+        returns ``{address: uid}``."""
         delivered: dict[str, int] = {}
         for rcpt in recipients:
             mailbox = self.directory.get(rcpt)
@@ -113,10 +120,19 @@ class MailFlow:
                 data,  # the body, kept once for every recipient and the Sent copy
                 prefix=trace_headers(sender, mailbox.address, self.hostname, exchange_id),
                 exchange_id=exchange_id,
+                session=session,
             )
             delivered[mailbox.address] = stored.uid
         if sender is not None and self.directory.get(sender) is not None:
-            self.store.deliver(sender, data, folder="Sent", flags=("\\Seen",), exchange_id=exchange_id, recent=False)
+            self.store.deliver(
+                sender,
+                data,
+                folder="Sent",
+                flags=("\\Seen",),
+                exchange_id=exchange_id,
+                recent=False,
+                session=session,
+            )
         return delivered
 
     @staticmethod
@@ -205,7 +221,7 @@ class MailFlow:
             details=details,
             essms=self.directory.get(sender).finess if sender and self.directory.get(sender) else None,
         )
-        self.deliver(sender, recipients, data, exchange.id)
+        self.deliver(sender, recipients, data, exchange.id, session=exchange.session_id)
         return exchange, f"250 2.0.0 Ok: MDN queued as {exchange.id}"
 
     # -- mail sent by the harness to the DUI --------------------------------------------------------------------
@@ -265,6 +281,7 @@ class MailFlow:
             prefix=trace_headers(sender, target.address, self.hostname, exchange.id),
             folder=INBOX,
             exchange_id=exchange.id,
+            session=exchange.session_id,
         )
         return Inbound(exchange, stored, target.address)
 

@@ -370,7 +370,9 @@ class SubmissionHandler(AuthMechanisms):
             delivered = (
                 f"Message-ID: {message_id}\r\n".encode("ascii") + data if details.get("message_id_added") else data
             )
-            self.flow.deliver(envelope.mail_from, list(envelope.rcpt_tos), delivered, exchange.id)
+            self.flow.deliver(
+                envelope.mail_from, list(envelope.rcpt_tos), delivered, exchange.id, session=exchange.session_id
+            )
         return f"250 2.0.0 Ok: queued as {exchange.id}", withheld
 
 

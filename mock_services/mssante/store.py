@@ -362,10 +362,12 @@ class MailStore:
         email_id: str | None = None,
         prefix: bytes = b"",
         body: Body | None = None,
+        session: str | None = None,
     ) -> StoredMessage:
         """Append a message (``prefix`` + ``data``) to a folder (the mailbox is created if needed); returns it with its
         UID. ``data`` is kept once in the body store whatever the number of copies; ``prefix`` (trace headers)
-        stays with this copy. ``body`` reuses a body already held (a copy)."""
+        stays with this copy. ``body`` reuses a body already held (a copy). ``session``: the test session of the
+        exchange that delivers it (``Exchange.session_id``), kept with the shared operation."""
         prefix = bytes(prefix)
         if body is None:
             kept = self.bodies.put(bytes(data))
@@ -389,7 +391,8 @@ class MailStore:
                     "email_id": email_id or _new_id(24),
                     "message_id": message_id_of(head),
                     "exchange_id": exchange_id,
-                }
+                },
+                session=session,
             )
         finally:
             self.bodies.unpin(kept)
