@@ -69,6 +69,41 @@ def test_a_reserved_port_is_shared_by_the_workers_listeners_only() -> None:
             sock.close()
 
 
+def _serve(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "serve", "--workers", "2", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+
+
+def test_a_port_taken_stops_serve_workers_before_any_worker(pg_url: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = _serve(["--ephemeral", "--https-port", str(port), "--journal", pg_url], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"Impossible de réserver les ports / cannot reserve the ports: [Errno {errno.EADDRINUSE}] 127.0.0.1:{port} : "
+        "Address already in use. Port déjà utilisé ? Essayez --ephemeral"
+    ), result.stderr
+    assert "Processus de service" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_stops_serve_workers(pg_url: str, tmp_path: Path) -> None:
+    result = _serve(["--ephemeral", "--service", "inexistant", "--journal", pg_url], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "le processus de service n°1 n'a pas démarré : ValueError: simulateur inconnu / unknown simulator: inexistant"
+    ), result.stderr
+    assert result.stdout == "Arrêt des processus de service / stopping workers…\n"
+
+
 def test_how_a_worker_ended_is_said_in_french() -> None:
     assert [describe_end(code) for code in (-9, -15, 2, None)] == [
         "le signal SIGKILL",
@@ -149,11 +184,15 @@ def test_workers_share_the_ports_and_a_killed_one_is_restarted(pg_url: str, tmp_
                 served_meanwhile[worker] += 1
         assert served_meanwhile[(1, started[1])] > 0  # worker 1 kept answering while worker 2 was down
         assert set(served_meanwhile) <= {(1, started[1]), (2, started[2])}
+        ready = f"Processus de service n°2 prêt : pid {restarted}"
+        deadline = time.monotonic() + 10  # the worker listens a moment before the supervisor reads its message
+        while ready not in "".join(lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
         log = "".join(lines)
         assert (
             f"Processus de service n°2 (pid {started[2]}) arrêté par le signal SIGKILL : redémarrage maintenant" in log
         )
-        assert f"Processus de service n°2 prêt : pid {restarted}" in log
+        assert ready in log
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
@@ -162,3 +201,38 @@ def test_workers_share_the_ports_and_a_killed_one_is_restarted(pg_url: str, tmp_
     for pid in (started[1], restarted):
         with pytest.raises(ProcessLookupError):  # stopped and reaped with the supervisor
             os.kill(pid, 0)
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie nobody reaped yet counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_supervisor_is_killed(pg_url: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--workers", "2", "--ephemeral", "--service", "tddui", "--journal", pg_url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while not any(line.startswith("Prêt / ready") for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+    workers = [int(p) for p in re.findall(r"Processus de service n°\d : pid (\d+)", "".join(lines))]
+    assert len(workers) == 2 and not any(_gone(pid) for pid in workers)
+    proc.kill()
+    proc.wait(10)
+    deadline = time.monotonic() + 15
+    while not all(_gone(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their supervisor"
+        time.sleep(0.1)

@@ -3,12 +3,13 @@
 The parent prepares what every process must share — the journal schema (PostgreSQL, applied once), the test PKI
 and the organisation certificates, the admin token, the run id and the listening ports (an ephemeral port is
 chosen once, then held by a bound, non-listening reservation socket for the parent's lifetime) — and starts the
-workers (``multiprocessing`` spawn). Each worker runs the whole service host with ``SO_REUSEPORT`` on every
+workers, forked from a ``multiprocessing`` fork server that imported the service host and the simulators once
+(a restarted worker does not import them again). Each worker runs the whole service host with ``SO_REUSEPORT`` on every
 listener (HTTPS, SMTP, IMAP, MLLP): Linux spreads the incoming connections over the listening sockets of the
 group (``socket(7)``, SO_REUSEPORT). Worker 1 starts first (it issues the missing organisation certificates),
 the others after it; the parent then writes the endpoints file once and supervises: a worker that dies (``kill
 -9``, a crash) is restarted and logged, SIGINT / SIGTERM of the parent stops every worker (SIGTERM, then SIGKILL
-after a delay). A worker whose parent disappears stops by itself.
+after a delay). A worker whose supervisor disappears (``kill -9``) stops by itself.
 
 Several machines serve one platform with the same command pointed at one PostgreSQL database: they share the
 journal (its schema applied under an advisory lock, its ``seq`` given in commit order) and the state the
@@ -27,9 +28,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
 from typing import Any
 
 from harness.core.config import HarnessConfig
+from harness.host.simulator import ENTRY_POINT_GROUP
 
 #: How long a worker may take to start (imports, PKI, listeners) before the parent gives up on it.
 START_TIMEOUT = 120.0
@@ -37,6 +40,8 @@ START_TIMEOUT = 120.0
 #: the first death is restarted at once.
 QUICK_DEATH = 10.0
 MAX_BACKOFF = 30.0
+#: What the fork server imports before forking workers (with every service plugin's module: its simulator).
+PRELOAD = ("harness.front.workers", "harness.runtime.environment")
 #: After SIGTERM, how long a worker has to close its listeners and journal before SIGKILL.
 STOP_GRACE = 15.0
 
@@ -60,17 +65,17 @@ def reserve_port(host: str, port: int) -> socket.socket:
     that fails when anything listens there already — another ``serve --workers`` of this user included, whose
     group the workers would otherwise join. Raises :class:`OSError` (EADDRINUSE) then. The reservation never
     sets ``SO_REUSEADDR``: with it, Linux refuses the workers' bind (``inet_csk_bind_conflict``)."""
-    if port:
-        with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
+        if port:
+            with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise OSError(exc.errno, f"{host}:{port} : {exc.strerror}") from exc
     return sock
 
 
@@ -100,18 +105,21 @@ def reserve_ports(config: HarnessConfig) -> tuple[HarnessConfig, list[socket.soc
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What one worker process is given (pickled to the spawned process)."""
+    """What one worker process is given (pickled to the forked process)."""
 
     config: HarnessConfig
     number: int
     run_id: str
     admin_token: str = field(repr=False)
-    parent_pid: int
 
 
-def serve_worker(spec: WorkerSpec, conn: multiprocessing.connection.Connection) -> None:
-    """A worker process: the service host with shared ports until SIGINT / SIGTERM or the parent's death. Sends
-    ``("ready", pid, endpoints)`` once listening, or ``("failed", reason)``."""
+def serve_worker(
+    spec: WorkerSpec, conn: multiprocessing.connection.Connection, lifeline: multiprocessing.connection.Connection
+) -> None:
+    """A worker process: the service host with shared ports until SIGINT / SIGTERM or the supervisor's end. Sends
+    ``("ready", pid, endpoints)`` on ``conn`` once listening, or ``("failed", reason)``. ``lifeline`` is the read
+    end of a pipe only the supervisor writes to: it reads as closed when the supervisor is gone, however it ended
+    (the parent pid cannot tell: a fork server's child keeps the fork server as its parent)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -130,8 +138,8 @@ def serve_worker(spec: WorkerSpec, conn: multiprocessing.connection.Connection) 
             raise SystemExit(2) from exc
         conn.send(("ready", os.getpid(), endpoints))
         conn.close()
-        while not stop.wait(0.5):
-            if os.getppid() != spec.parent_pid:  # the supervisor is gone: nobody would stop us
+        while not stop.is_set():
+            if lifeline.poll(0.5):  # end of file: the supervisor is gone, nobody would stop us
                 break
     finally:
         env.stop()
@@ -142,8 +150,9 @@ class Worker:
     """One supervised process (replaced by a new one at each restart)."""
 
     number: int
-    process: Any  # multiprocessing.context.SpawnProcess
+    process: Any  # multiprocessing.context.ForkServerProcess
     conn: multiprocessing.connection.Connection
+    lifeline: multiprocessing.connection.Connection  # the write end, closed when the worker is given up
     started: float
     pid: int | None = None  # once ready
     ready: bool = False
@@ -174,17 +183,23 @@ class Supervisor:
         self.log = log
         self.workers: dict[int, Worker] = {}
         self.restarts = 0
-        self._context = multiprocessing.get_context("spawn")
+        # Workers are forked from a fork server that imported the service host once (a restart does not import it
+        # again); it is single-threaded, unlike this process, and ends when this process ends.
+        self._context = multiprocessing.get_context("forkserver")
+        plugins = [entry.module for entry in entry_points(group=ENTRY_POINT_GROUP)]
+        self._context.set_forkserver_preload([*PRELOAD, *plugins])
         self._failures: dict[int, int] = {}  # quick deaths in a row, per worker number (restart delay)
         self._due: dict[int, float] = {}  # worker number -> when to restart it
 
     def _spawn(self, number: int) -> Worker:
         receiver, sender = self._context.Pipe(duplex=False)
-        spec = WorkerSpec(self.config, number, self.run_id, self.admin_token, os.getpid())
-        process = self._context.Process(target=serve_worker, args=(spec, sender), name=f"socle-serve-{number}")
+        life_r, life_w = self._context.Pipe(duplex=False)
+        spec = WorkerSpec(self.config, number, self.run_id, self.admin_token)
+        process = self._context.Process(target=serve_worker, args=(spec, sender, life_r), name=f"socle-serve-{number}")
         process.start()
         sender.close()
-        worker = Worker(number, process, receiver, time.monotonic())
+        life_r.close()
+        worker = Worker(number, process, receiver, life_w, time.monotonic())
         self.workers[number] = worker
         return worker
 
@@ -281,8 +296,9 @@ class Supervisor:
                     f"Processus de service n°{worker.number} (pid {worker.process.pid}) arrêté par "
                     f"{describe_end(worker.process.exitcode)} : redémarrage {when} / worker died, restarting"
                 )
-                if not worker.conn.closed:
-                    worker.conn.close()
+                for end in (worker.conn, worker.lifeline):
+                    if not end.closed:
+                        end.close()
                 self._due[worker.number] = time.monotonic() + delay
                 return
 
@@ -300,5 +316,6 @@ class Supervisor:
                 process.kill()
                 process.join(5)
         for worker in self.workers.values():
-            if not worker.conn.closed:
-                worker.conn.close()
+            for end in (worker.conn, worker.lifeline):
+                if not end.closed:
+                    end.close()
