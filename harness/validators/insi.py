@@ -605,6 +605,13 @@ def _check_traits(element: etree._Element, findings: list[Finding], today: date 
     before = len(findings)
     name = _leaf(found, f"{{{ns}}}NomNaissance", loc, "INSI-CORPS-INVALIDE", findings)
     first_names = [_text(e) or "" for e in found[f"{{{ns}}}Prenom"]]
+    for index, element in enumerate(found[f"{{{ns}}}Prenom"], start=1):
+        if any(isinstance(child.tag, str) for child in element):  # Prenom is an xsd:string (INSi_RECSANS_INS.xsd)
+            findings.append(
+                Finding(
+                    "INSI-CORPS-INVALIDE", "Prenom doit être un texte simple", Severity.ERROR, f"{loc}/Prenom[{index}]"
+                )
+            )
     sex = _leaf(found, f"{{{ns}}}Sexe", loc, "INSI-CORPS-INVALIDE", findings)
     birth_date = _leaf(found, f"{{{ns}}}DateNaissance", loc, "INSI-CORPS-INVALIDE", findings)
     birth_place = _leaf(found, f"{{{ns}}}LieuNaissance", loc, "INSI-CORPS-INVALIDE", findings)
