@@ -20,6 +20,7 @@ import pytest
 from imapclient import IMAPClient
 
 from harness.core.config import HarnessConfig
+from harness.core.journal import JournalFilter
 from harness.core.journal_pg import PostgreSQLJournal
 from harness.core.sessions import Members, new_session
 from harness.core.state import StateHub, StateLog, state_log_for
@@ -243,3 +244,28 @@ def test_a_body_goes_to_the_evidence_once_and_is_fetched_where_missing(tmp_path:
     evidence.held["0" * 64] = data
     with pytest.raises(StoreError, match="introuvable"):
         there.retain(there.body("0" * 64, len(data))).read()
+
+
+def test_a_message_id_added_by_the_server_stays_with_each_copy_and_the_body_is_the_journaled_one(
+    tmp_path: Path,
+) -> None:
+    env = SocleEnvironment(HarnessConfig(run_dir=tmp_path, journal=f"sqlite:///{tmp_path}/j.db", services=("mssante",)))
+    env.start()
+    try:
+        msg = build_message(env.testdata.person("P001"), env.testdata.establishment("990000016"), DUI, [ORG], "DLU")
+        del msg["Message-ID"]
+        data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+        with smtplib.SMTP(*_endpoint(env, "smtp"), timeout=15) as smtp:
+            smtp.starttls(context=_tls(env))
+            smtp.login(DUI, DUI_PASSWORD)
+            smtp.sendmail(DUI, [ORG], data)
+        [accepted] = env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.submit"))
+        added = f"Message-ID: {accepted.details['message_id']}\r\n".encode("ascii")
+        [(_, inbox), (_, sent)] = sorted(
+            ((box, m) for box, _, m in _store(env).find(accepted.details["message_id"])), key=lambda x: x[0] != ORG
+        )
+        assert inbox.body.digest == sent.body.digest == accepted.digest  # one body: the bytes the journal holds
+        assert inbox.data.endswith(added + data) and inbox.data.startswith(b"Return-Path: <" + DUI.encode())
+        assert sent.data == added + data
+    finally:
+        env.stop()

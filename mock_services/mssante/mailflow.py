@@ -107,9 +107,11 @@ class MailFlow:
         exchange_id: str | None,
         *,
         session: str | None = None,
+        added: bytes = b"",
     ) -> dict[str, int]:
         """Deliver an accepted submission to each recipient's INBOX (``session``: the exchange's test session);
-        returns ``{address: uid}``."""
+        returns ``{address: uid}``. ``added``: header fields the server added in front of ``data`` (a Message-ID),
+        kept with each copy so that the body stays the bytes the journal holds (stored once when shared)."""
         delivered: dict[str, int] = {}
         for rcpt in recipients:
             mailbox = self.directory.get(rcpt)
@@ -118,7 +120,7 @@ class MailFlow:
             stored = self.store.deliver(
                 mailbox.address,
                 data,  # the body, kept once for every recipient and the Sent copy
-                prefix=trace_headers(sender, mailbox.address, self.hostname, exchange_id),
+                prefix=trace_headers(sender, mailbox.address, self.hostname, exchange_id) + added,
                 exchange_id=exchange_id,
                 session=session,
             )
@@ -127,6 +129,7 @@ class MailFlow:
             self.store.deliver(
                 sender,
                 data,
+                prefix=added,
                 folder="Sent",
                 flags=("\\Seen",),
                 exchange_id=exchange_id,

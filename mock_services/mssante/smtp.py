@@ -367,11 +367,9 @@ class SubmissionHandler(AuthMechanisms):
             details=details,
         )
         if self.flow is not None:
-            delivered = (
-                f"Message-ID: {message_id}\r\n".encode("ascii") + data if details.get("message_id_added") else data
-            )
+            added = f"Message-ID: {message_id}\r\n".encode("ascii") if details.get("message_id_added") else b""
             self.flow.deliver(
-                envelope.mail_from, list(envelope.rcpt_tos), delivered, exchange.id, session=exchange.session_id
+                envelope.mail_from, list(envelope.rcpt_tos), data, exchange.id, session=exchange.session_id, added=added
             )
         return f"250 2.0.0 Ok: queued as {exchange.id}", withheld
 
