@@ -19,8 +19,9 @@ Memory is bounded: message bodies live outside the process heap, in a content-ad
 stored once (issue 15 item 4: 3,200 messages of 1 MB took 6.96 GB when each copy was kept in memory); only the
 per-copy trace headers (``prefix``) and the IMAP state stay in memory. Shared, a body is also put in the journal's
 content-addressed evidence (once: the SMTP exchange usually stored it already) before an operation names its
-SHA-256, and a process that does not hold it fetches it from there on first read and keeps it as a file. An optional per-mailbox quota
-(``quota_bytes``) is what the SMTP side answers ``552 5.2.2`` for (RFC 3463 §3.3 "mailbox full").
+SHA-256, and a process that does not hold it fetches it from there on first read and keeps it as a file. An
+optional per-mailbox quota (``quota_bytes``) is what the SMTP side answers ``552 5.2.2`` for (RFC 3463 §3.3
+"mailbox full").
 """
 
 from __future__ import annotations
