@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from harness.analytics.indicators import Period, Scope
 from harness.analytics.indicators_pg import indicator_engine
 from harness.core.journal import Direction, Exchange, Outcome, SQLiteJournal, open_journal
+from harness.core.sessions import Members, Session, new_session
 from harness.front.cli import app
 
 runner = CliRunner()
@@ -38,6 +39,9 @@ def _message(essms: str, person: str, session: str | None, month: int) -> Exchan
 
 def _record(url: str) -> None:
     journal = open_journal(url)
+    for sid, essms_, person in (("s-a", A, PA), ("s-b", B, PB)):
+        made = new_session(f"DUI {sid}", Members(essms=(essms_,), patients=(person,)))
+        journal.create_session(Session(sid, made.label, made.dui, made.created, made.members))
     journal.record_many(
         [
             _message(A, PA, "s-a", 1),
@@ -113,8 +117,9 @@ def test_journal_filters_by_session(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     rows = json.loads(shown.stdout)
     assert [(r["essms"], r["session_id"], r["month"]) for r in rows] == [(A, "s-a", "2025-01"), (A, "s-a", "2025-02")]
-    none = runner.invoke(app, ["journal", "--journal", url, "--session", "s-z", "--format", "json"])
-    assert json.loads(none.stdout) == []
+    unknown = runner.invoke(app, ["journal", "--journal", url, "--session", "s-z", "--format", "json"])
+    assert (unknown.exit_code, unknown.stdout) == (2, "")
+    assert unknown.stderr.strip() == "session inconnue « s-z » (socle-harness session list) / unknown session 's-z'"
 
 
 def test_indicators_cli_filters_by_session(tmp_path: Path) -> None:
@@ -128,6 +133,9 @@ def test_indicators_cli_filters_by_session(tmp_path: Path) -> None:
     assert {r["essms"] for r in everything} == {A, B, "grappe"}
     assert {(r["essms"], r["indicator"]): r["numerator"] for r in everything}[(A, "mssante")] == "3"
     assert counted[(A, "mssante")] == "2"  # the March message is outside the session
+    unknown = runner.invoke(app, [*args, "--session", "s-z"])
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip() == "session inconnue « s-z » (socle-harness session list) / unknown session 's-z'"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

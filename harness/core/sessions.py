@@ -158,6 +158,15 @@ def unknown_message(session_id: str) -> str:
     )
 
 
+def require_known(journal: Any, session_id: str | None) -> None:
+    """Raise :class:`UnknownSessionError` when ``session_id`` names no session of ``journal`` (a filter by a
+    mistyped id would otherwise show an empty journal)."""
+    if session_id is None or not isinstance(journal, SessionStore):
+        return
+    if all(s.id != session_id for s in journal.sessions()):
+        raise UnknownSessionError(unknown_message(session_id))
+
+
 @runtime_checkable
 class SessionStore(Protocol):
     """The session registry a journal keeps in its database (SQLite and PostgreSQL journals)."""

@@ -687,6 +687,7 @@ def journal_cmd(
 ) -> None:
     """Liste les échanges enregistrés / list the recorded exchanges."""
     from harness.core.journal import JournalFilter, open_journal
+    from harness.core.sessions import UnknownSessionError, require_known
     from harness.front.preflight import PreflightError, check_journal
 
     if fmt not in {"table", "json", "csv"}:
@@ -705,6 +706,12 @@ def journal_cmd(
         store = open_journal(config.journal)
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    try:
+        require_known(store, session)
+    except UnknownSessionError as exc:
+        store.close()
+        err.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from exc
     try:
         rows = [

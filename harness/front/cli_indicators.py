@@ -37,6 +37,7 @@ from harness.analytics.indicators_pg import indicator_engine
 from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import open_journal
 from harness.core.messages import bilingual
+from harness.core.sessions import UnknownSessionError, require_known
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -397,6 +398,7 @@ def indicators(
     if found:
         err.print(found, soft_wrap=True)
     try:
+        require_known(store, session)
         engine = indicator_engine(store, targets, mssante or config.mssante_counting, readings=readings[0])
         scope = Scope(run_id=run_id or (grappe.run_id if grappe else None), essms=tuple(essms or ()), session=session)
         campaign, periods = _periods(engine, scope, start, month, first, last, grappe)
@@ -408,7 +410,7 @@ def indicators(
             if len(periods) != 1:
                 raise ValueError("--detail demande --month / --detail needs --month")
             evidence = engine.evidence(detail, periods[0], essms[0] if essms else None, scope, campaign_start=campaign)
-    except (ValueError, NotImplementedError) as exc:
+    except (ValueError, NotImplementedError, UnknownSessionError) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     finally:
