@@ -134,9 +134,7 @@ TARGETS: dict[str, Target] = {
     "frcore": Target("harness.validators.frcore", ("tests/test_findings_frcore.py",)),
     "artefact_kind": Target("harness.validators.artefact_kind", ("tests/test_artefact_kind.py",)),
     "cdl": Target("harness.validators.cdl", ("tests/test_findings_cdl.py", "tests/test_findings_fhir_rules.py")),
-    "eprescription": Target(
-        "harness.validators.eprescription", ("tests/test_findings_fhir_rules.py", "tests/test_eprescription.py")
-    ),
+    "eprescription": Target("harness.validators.eprescription", ("tests/test_findings_eprescription.py",)),
     "mssante_message": Target(
         "harness.validators.mssante_message",
         ("tests/test_findings_mssante_message.py", "tests/test_mssante_message.py"),

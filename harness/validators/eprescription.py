@@ -31,7 +31,7 @@ from harness.validators.frcore import INS_SYSTEMS, identifier_finess
 
 OID_EPU = "1.2.250.1.215.500.1.1"
 EPU_SYSTEM = f"urn:oid:{OID_EPU}"
-EPU_RE = re.compile(r"^[0-9A-Z]{18}$")
+EPU_RE = re.compile(r"[0-9A-Z]{18}")  # the whole value (fullmatch): "$" would also let a trailing newline through
 PROFILE_MEDICATION_REQUEST = (
     "https://interop.esante.gouv.fr/ig/fhir/eprescription/StructureDefinition/fr-medicationrequest"
 )
@@ -55,7 +55,8 @@ NS = {"hl7": HL7}
 
 
 def is_epu(value: str | None) -> bool:
-    return bool(value and EPU_RE.match(value))
+    """An EPU's shape: exactly 18 digits or capital letters (the eP-MED-DM example's extension), nothing after."""
+    return bool(value and EPU_RE.fullmatch(value))
 
 
 def check_medication_request(line: dict[str, Any], *, where: str = "MedicationRequest") -> list[Finding]:
