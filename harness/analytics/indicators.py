@@ -813,8 +813,10 @@ class IndicatorEngine:
                         pending = self._start_masks(pool, chunk, scope) if pool is not None else None
                         if i == 0:  # the counts of every period at once (their project totals start earlier)
                             essms_seen |= self._count_exchanges(con, periods, scope, numbers, campaign)
-                        masks = self._collect_masks(pending) if pending is not None else self._masks(con, chunk, scope)
-                        essms_seen |= _count_masks(masks, chunk, numbers)
+                        if pending is not None:
+                            essms_seen |= _count_masks(self._collect_masks(pending), chunk, numbers)
+                        else:
+                            essms_seen |= self._count_persons(con, chunk, scope, numbers)
                     observed = self._observed(con, scope)
                 finally:
                     if pool is not None:
@@ -904,6 +906,13 @@ class IndicatorEngine:
                 for (essms, person), mask in masks.items()
             ],
         )
+
+    def _count_persons(
+        self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope, numbers: dict[tuple[str, str, str], int]
+    ) -> set[str]:
+        """The measures of :data:`_MEASURES` counted per ESSMS and period from the masks of ``periods``, into
+        ``numbers``; returns the ESSMS seen."""
+        return _count_masks(self._masks(con, periods, scope), periods, numbers)
 
     def _masks(
         self, con: sqlite3.Connection, periods: Sequence[Period], scope: Scope

@@ -2,16 +2,19 @@
 PostgreSQL journal (:mod:`harness.core.journal_pg`, issue 19).
 
 Same method and same definitions (seed 003 §6.1 to §6.3, docs/specs/indicators.md): per (ESSMS, person) one bit
-mask per kind of fact with a bit per period, summed lane-wise per ESSMS in Python (``_count_masks``, shared),
-and counts per month and ESSMS for the counted indicators. Only the SQL differs where the two dialects do:
+mask per kind of fact with a bit per period, and counts per month and ESSMS for the counted indicators. The bits
+are counted per ESSMS and period in the server (``_count_persons``: one statement, one row per ESSMS back) where
+the SQLite engine fetches every mask and sums them in Python (``_count_masks``). Otherwise only the SQL differs
+where the two dialects do:
 
-- the latest version of a fact (SQLite: the bare columns of ``MAX(version)``) is ``DISTINCT ON`` / an ordered
-  ``array_agg`` on the very same version key (``COALESCE(fact_date, '') || '#' || seq`` on 19 digits, in byte
+- the latest version of a fact (SQLite: the bare columns of ``MAX(version)``) is ``DISTINCT ON`` / the ``MAX``
+  of an array led by the very same version key (unique: it decides alone) (``COALESCE(fact_date, '') || '#' || seq`` on 19 digits, in byte
   order: the journal's text columns are ``COLLATE "C"``);
 - ``SUM(DISTINCT bit)`` is ``bit_or(bit)``; ``json_extract`` / ``json_each`` are ``->>`` /
   ``json_array_elements``; ``group_concat`` is ``string_agg`` (ids in recording order);
-- one ``REPEATABLE READ`` transaction is the snapshot every statement reads; the mask scans run on several
-  pooled connections that import that snapshot (``pg_export_snapshot``), instead of SQLite's worker processes.
+- one ``REPEATABLE READ`` transaction is the snapshot every statement reads; the drill-down's mask scans run on
+  several pooled connections that import that snapshot (``pg_export_snapshot``), instead of SQLite's worker
+  processes.
 
 :func:`indicator_engine` picks the engine for a journal; tests/test_indicators_postgresql.py checks that both
 give the same report for the same generated grappe.
@@ -27,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.analytics.indicators import (
     _AGENDA,
+    _DMP,
     _FA,
     _FACTS,
+    _MEASURES,
     _MSSANTE,
     _PLAN,
     _RETRACTED,
@@ -167,6 +172,52 @@ class PostgresIndicatorEngine(IndicatorEngine):
             futures = {kind: pool.submit(scan, kind) for kind in order}
             return {kind: futures[kind].result() for kind in kinds}
 
+    def _count_persons(
+        self, con: Any, periods: Sequence[Period], scope: Scope, numbers: dict[tuple[str, str, str], int]
+    ) -> set[str]:
+        """What ``_count_masks`` counts, counted in the server: the mask scans joined per (ESSMS, person), the
+        measure masks of :data:`_MEASURES` built there and their bits counted per ESSMS and period, so that one
+        row per ESSMS travels instead of one per person and kind."""
+        kinds = (_FA, *self._usage_kinds(), _UPDATED, _AGENDA, _PLAN)
+        queries = self._mask_queries(periods, scope)
+        scans = " UNION ALL ".join(f"({sql})" for sql, _ in queries)
+
+        def mask(kind: int) -> str:
+            if kind not in kinds:
+                return "CAST(0 AS BIGINT)"
+            return f"COALESCE(bit_or(u.mask) FILTER (WHERE u.kind = {kind}), 0)"
+
+        measures = (  # per person, in the order of _MEASURES (see _count_masks)
+            "fa",
+            "fa & ms",
+            "fa & dm",
+            "fa & upd",
+            "fa & upd & pp",
+            "fa & upd & ag",
+            "ms & ~fa",
+            "dm & ~fa",
+        )
+        assert len(measures) == len(_MEASURES)
+        counts = ", ".join(
+            f"COUNT(*) FILTER (WHERE (m{i} & {1 << k}) <> 0)" for i in range(len(measures)) for k in range(len(periods))
+        )
+        sql = f"""SELECT essms, {counts} FROM (
+                    SELECT essms, {", ".join(f"{m} AS m{i}" for i, m in enumerate(measures))} FROM (
+                      SELECT u.essms AS essms, {mask(_FA)} AS fa, {mask(_MSSANTE)} AS ms, {mask(_DMP)} AS dm,
+                             {mask(_UPDATED)} AS upd, {mask(_PLAN)} AS pp, {mask(_AGENDA)} AS ag
+                      FROM ({scans}) u(essms, person, kind, mask)
+                      GROUP BY u.essms, u.person) p) q
+                  GROUP BY essms"""
+        seen: set[str] = set()
+        n = len(periods)
+        for essms, *found in con.execute(sql, [p for _, params in queries for p in params]).fetchall():
+            seen.add(essms)
+            for i, measure in enumerate(_MEASURES):
+                for k, period in enumerate(periods):
+                    if found[i * n + k]:
+                        numbers[(measure, period.label, essms)] = found[i * n + k]
+        return seen
+
     def _mask_queries(self, periods: Sequence[Period], scope: Scope) -> list[tuple[str, list[Any]]]:
         """The SQLite engine's mask statements (same order, same meaning) in PostgreSQL."""
         queries: list[tuple[str, list[Any]]] = []
@@ -227,8 +278,8 @@ class PostgresIndicatorEngine(IndicatorEngine):
                 f"""SELECT essms, person, {_AGENDA}, mask FROM (
                   SELECT essms, person, {per_person} AS mask FROM (
                     SELECT x.essms AS essms, x.person AS person,
-                           (array_agg(x.fact_status ORDER BY {_VERSION} DESC))[1] AS status,
-                           (array_agg(x.fact_start ORDER BY {_VERSION} DESC))[1] AS st,
+                           (MAX(ARRAY[{_VERSION}, x.fact_status, x.fact_start]))[2] AS status,
+                           (MAX(ARRAY[{_VERSION}, x.fact_status, x.fact_start]))[3] AS st,
                            bit_or(CAST(1 AS BIGINT) << {months.first_ending_on_or_after("x.fact_date")}) AS recorded
                     FROM exchanges x
                     WHERE {_FACTS} AND x.operation = ? AND x.essms IS NOT NULL AND x.person IS NOT NULL{where}
