@@ -128,7 +128,7 @@ TARGETS: dict[str, Target] = {
     "ebrim": Target("harness.validators.ebrim", ("tests/test_dmp_verdicts.py", "tests/test_findings_coverage.py")),
     "iti41": Target("harness.validators.iti41", ("tests/test_validate_iti41.py",)),
     "artefacts": Target("harness.validators.artefacts", ("tests/test_validate.py", "tests/test_validate_iti41.py")),
-    "fhir_artefacts": Target("harness.validators.fhir_artefacts", ("tests/test_validate.py",)),
+    "fhir_artefacts": Target("harness.validators.fhir_artefacts", ("tests/test_findings_fhir_artefacts.py",)),
     "cda": Target("harness.validators.cda", ("tests/test_findings_cda.py", "tests/test_validators.py")),
     "dsg": Target("harness.validators.dsg", ("tests/test_findings_dsg.py",)),
     "frcore": Target("harness.validators.frcore", ("tests/test_findings_frcore.py",)),
