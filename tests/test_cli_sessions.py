@@ -117,6 +117,12 @@ def test_journal_filters_by_session(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     rows = json.loads(shown.stdout)
     assert [(r["essms"], r["session_id"], r["month"]) for r in rows] == [(A, "s-a", "2025-01"), (A, "s-a", "2025-02")]
+    as_csv = list(
+        csv.DictReader(io.StringIO(runner.invoke(app, ["journal", "--journal", url, "--format", "csv"]).stdout))
+    )
+    assert [r["session_id"] for r in as_csv] == ["s-a", "s-a", "s-b", ""]
+    table = runner.invoke(app, ["journal", "--journal", url, "--session", "s-b"], env={"COLUMNS": "250"}).stdout
+    assert "session_id" in table and "s-b" in table
     unknown = runner.invoke(app, ["journal", "--journal", url, "--session", "s-z", "--format", "json"])
     assert (unknown.exit_code, unknown.stdout) == (2, "")
     assert unknown.stderr.strip() == "session inconnue « s-z » (socle-harness session list) / unknown session 's-z'"

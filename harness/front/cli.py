@@ -735,18 +735,19 @@ def journal_cmd(
     if fmt == "json":
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
     elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=[*columns, "error_message"], extrasaction="ignore")
+        writer = csv.DictWriter(sys.stdout, fieldnames=[*columns, "error_message", "session_id"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     else:
-        shown = [*columns[:-1], "error_message"]
+        # the test session, when one of the rows has one (a shared platform: socle-harness session)
+        shown = [*columns[:-1], *(["session_id"] if any(r.get("session_id") for r in rows) else []), "error_message"]
         table = Table(title=f"Journal — {len(rows)} échange(s) / exchange(s)")
         for column in shown:
             table.add_column(
                 "motif / reason" if column == "error_message" else column,
                 # identifiers are never cut: they fold onto a second line instead
                 overflow="fold",
-                no_wrap=column in {"essms", "person", "id", "run_id"},
+                no_wrap=column in {"essms", "person", "id", "run_id", "session_id"},
             )
         for row in rows:
             table.add_row(*(str(row.get(c) or "") for c in shown))
