@@ -139,7 +139,7 @@ TARGETS: dict[str, Target] = {
         "harness.validators.mssante_message",
         ("tests/test_findings_mssante_message.py", "tests/test_mssante_message.py"),
     ),
-    "hl7v2_relay": Target("harness.validators.hl7v2_relay", ("tests/test_validate_hl7v2.py",)),
+    "hl7v2_relay": Target("harness.validators.hl7v2_relay", ("tests/test_findings_hl7v2_relay.py",)),
 }
 
 
