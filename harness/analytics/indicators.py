@@ -48,6 +48,7 @@ processes, all bounded by the snapshot of the engine's read transaction (``seq``
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import os
 import re
@@ -1071,24 +1072,36 @@ class IndicatorEngine:
         seen: set[str] = set()
         first, last = min(campaign_start, periods[0].start), periods[-1].end
         period_of = {month: k for k, p in enumerate(periods) for month in p.months}
+        labels, ends = [p.label for p in periods], [p.end for p in periods]
         per_month: dict[str, dict[tuple[str, str], int]] = {}  # measure -> (month, essms) -> n
         for key, sql, params in self._count_queries(scope, first, last):
             cells = per_month.setdefault(key, {})
-            for month, essms, count in con.execute(sql, params):
+            for month, essms, count in con.execute(sql, params).fetchall():
                 cells[(month, essms)] = cells.get((month, essms), 0) + count
         for key, cells in per_month.items():
+            # « pendant la durée du projet »: a month counts for every period ending on/after it, i.e. from the
+            # first such period on (ends are sorted): essms -> [n added from period k on, for each k]
+            since: dict[str, list[int | None]] | None = {} if key in PROJECT_TOTALS else None
             for (month, essms), count in cells.items():
                 k = period_of.get(month)
                 if k is not None:
-                    cell = (key, periods[k].label, essms)
+                    cell = (key, labels[k], essms)
                     numbers[cell] = numbers.get(cell, 0) + count
                     seen.add(essms)
-                if key in PROJECT_TOTALS:  # « pendant la durée du projet »: every period ending on/after month
-                    for p in periods:
-                        if month >= campaign_start and month <= p.end:
-                            cell = (f"total_{key}", p.label, essms)
-                            numbers[cell] = numbers.get(cell, 0) + count
-                            seen.add(essms)
+                if since is not None and month >= campaign_start:
+                    k = bisect.bisect_left(ends, month)
+                    if k < len(periods):
+                        row = since.setdefault(essms, [None] * len(periods))
+                        row[k] = (row[k] or 0) + count
+                        seen.add(essms)
+            for essms, row in (since or {}).items():
+                running: int | None = None
+                for k, added in enumerate(row):
+                    if added is not None:
+                        running = (running or 0) + added
+                    if running is not None:
+                        cell = (f"total_{key}", labels[k], essms)
+                        numbers[cell] = numbers.get(cell, 0) + running
         return seen
 
     def _count_queries(self, scope: Scope, first: str, last: str) -> list[tuple[str, str, list[Any]]]:
