@@ -125,7 +125,7 @@ TARGETS: dict[str, Target] = {
     ),
     # validators of issue 23's second pass: each judged by its own findings tests (adjust per module)
     "xds_metadata": Target("harness.validators.xds_metadata", ("tests/test_findings_xds_metadata.py",)),
-    "ebrim": Target("harness.validators.ebrim", ("tests/test_dmp_verdicts.py", "tests/test_findings_coverage.py")),
+    "ebrim": Target("harness.validators.ebrim", ("tests/test_findings_ebrim.py",)),
     "iti41": Target("harness.validators.iti41", ("tests/test_findings_iti41.py",)),
     "artefacts": Target("harness.validators.artefacts", ("tests/test_validate.py", "tests/test_validate_iti41.py")),
     "fhir_artefacts": Target("harness.validators.fhir_artefacts", ("tests/test_findings_fhir_artefacts.py",)),
