@@ -12,7 +12,8 @@ archived / deleted statuses are the harness's reading of the DMP integration gui
 was not available); everything else follows IHE.
 
 Each handler is synchronous (it runs in a worker thread): it validates, **records the exchange**, updates the
-store, then returns the reply.
+registry (one operation of the replicated ``dmp.registry``, :mod:`mock_services.dmp.store`), then returns the
+reply.
 """
 
 from __future__ import annotations
