@@ -11,6 +11,7 @@ import json
 import random
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -78,6 +79,8 @@ def test_simulated_grappe_same_indicators_on_both_journals(simulated: tuple[str,
             mine = indicator_engine(pg, readings=readings).compute(periods, grappe=essms, campaign_start="2025-01")
             theirs = IndicatorEngine(copy, readings=readings).compute(periods, grappe=essms, campaign_start="2025-01")
             assert mine.to_dict() == theirs.to_dict()
+            split = _split_engine(pg, 3, 2, readings=readings).compute(periods, grappe=essms, campaign_start="2025-01")
+            assert split.to_dict() == theirs.to_dict()
             assert any(f.numerator for f in mine.figures if f.indicator == "cahier_liaison")  # not all zeros
             assert any(f.numerator for f in mine.figures if f.indicator == "projet_personnalise")
         for indicator in ("mssante", "dmp", "cahier_liaison", "agenda", "projet_personnalise", "dossiers_actifs"):
@@ -98,6 +101,20 @@ def test_simulated_grappe_same_indicators_on_both_journals(simulated: tuple[str,
         assert result.exit_code == 0, result.output
         outputs.append(json.loads(result.stdout))
     assert outputs[0] == outputs[1] and len(outputs[0]["figures"]) == 7 * 3 * 4  # 7 indicators x (3 ESSMS + grappe)
+
+
+def _split_engine(
+    journal: PostgreSQLJournal, workers: int, cuts: int | None = None, **kwargs: object
+) -> PostgresIndicatorEngine:
+    """The engine counting the persons in ESSMS ranges at once (``workers`` at most), as on a large journal (the
+    table analysed: the ranges come from its statistics); ``cuts``: the number of cuts expected."""
+    with journal.connection() as conn:
+        conn.execute("ANALYZE exchanges")
+    engine = PostgresIndicatorEngine(journal, workers=workers, parallel_from=0, **kwargs)  # type: ignore[arg-type]
+    if cuts is not None:
+        with closing(engine._connect()) as con:
+            assert len(engine._essms_bounds(con)) == cuts
+    return engine
 
 
 def _items(evidence: object) -> list[tuple[str, str | None, tuple[str, ...]]]:
@@ -157,8 +174,10 @@ def test_random_journals_same_figures_in_postgresql(
             periods = campaign_periods("2025-01", "2025-06")
             theirs = IndicatorEngine(lite.journal, readings=readings).compute(periods, grappe=(A, B))
             mine = indicator_engine(pg, readings=readings).compute(periods, grappe=(A, B))
+            split = _split_engine(pg, 2, readings=readings).compute(periods, grappe=(A, B))
             lite.journal.close()
         assert _numbers(mine) == _numbers(theirs)
+        assert _numbers(split) == _numbers(theirs)
     finally:
         pg.close()
         with psycopg.connect(pg_database, autocommit=True) as conn:

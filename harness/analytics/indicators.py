@@ -1074,9 +1074,10 @@ class IndicatorEngine:
         period_of = {month: k for k, p in enumerate(periods) for month in p.months}
         labels, ends = [p.label for p in periods], [p.end for p in periods]
         per_month: dict[str, dict[tuple[str, str], int]] = {}  # measure -> (month, essms) -> n
-        for key, sql, params in self._count_queries(scope, first, last):
+        queries = self._count_queries(scope, first, last)
+        for (key, _, _), rows in zip(queries, self._fetch_all(con, [q[1:] for q in queries]), strict=True):
             cells = per_month.setdefault(key, {})
-            for month, essms, count in con.execute(sql, params).fetchall():
+            for month, essms, count in rows:
                 cells[(month, essms)] = cells.get((month, essms), 0) + count
         for key, cells in per_month.items():
             # « pendant la durée du projet »: a month counts for every period ending on/after it, i.e. from the
@@ -1103,6 +1104,11 @@ class IndicatorEngine:
                         cell = (f"total_{key}", labels[k], essms)
                         numbers[cell] = numbers.get(cell, 0) + running
         return seen
+
+    @staticmethod
+    def _fetch_all(con: sqlite3.Connection, jobs: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """The rows of each statement, in ``con``'s read transaction."""
+        return [con.execute(sql, params).fetchall() for sql, params in jobs]
 
     def _count_queries(self, scope: Scope, first: str, last: str) -> list[tuple[str, str, list[Any]]]:
         """``(measure, SELECT month, essms, n, params)`` for the counted measures, months ``first``..``last``."""

@@ -212,18 +212,65 @@ class PostgresIndicatorEngine(IndicatorEngine):
                       SELECT u.essms AS essms, {mask(_FA)} AS fa, {mask(_MSSANTE)} AS ms, {mask(_DMP)} AS dm,
                              {mask(_UPDATED)} AS upd, {mask(_PLAN)} AS pp, {mask(_AGENDA)} AS ag
                       FROM ({scans}) u(essms, person, kind, mask)
+                      WHERE {{range}}
                       GROUP BY u.essms, u.person) p) q
                   GROUP BY essms"""
+        params = [p for _, params in queries for p in params]
+        # ESSMS ranges, one statement each, run at once (the condition reaches every scan's index)
+        bounds = self._essms_bounds(con)
+        ranges = [("u.essms < ?", [bounds[0]])] if bounds else [("TRUE", [])]
+        ranges += [("u.essms >= ? AND u.essms < ?", [low, high]) for low, high in zip(bounds, bounds[1:], strict=False)]
+        ranges += [("u.essms >= ?", [bounds[-1]])] if bounds else []
+        jobs = [(sql.replace("{range}", condition), [*params, *values]) for condition, values in ranges]
         seen: set[str] = set()
         n = len(periods)
         labels = [p.label for p in periods]
-        for essms, *found in con.execute(sql, [p for _, params in queries for p in params]).fetchall():
+        for essms, *found in (row for rows in self._fetch_all(con, jobs) for row in rows):
             seen.add(essms)
             for i, measure in enumerate(_MEASURES):
                 for k, label in enumerate(labels):
                     if found[i * n + k]:
                         numbers[(measure, label, essms)] = found[i * n + k]
         return seen
+
+    def _essms_bounds(self, con: Any) -> list[str]:
+        """Where to cut the ESSMS into :attr:`workers` ranges of about as many exchanges (from the planner's
+        statistics of the column): none below ``threads_from`` exchanges, on one worker or before the table was
+        analysed. Any cut gives the same figures."""
+        if self.workers <= 1:
+            return []
+        size = con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0]
+        if size < self.threads_from:
+            return []
+        row = con.execute(
+            "SELECT CAST(CAST(histogram_bounds AS text) AS text[]), CAST(CAST(most_common_vals AS text) AS text[])"
+            " FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'exchanges' AND attname = 'essms'"
+        ).fetchone()
+        values = sorted((row[0] or row[1] or []) if row else [])  # few ESSMS: no histogram, the common values
+        cuts = {values[len(values) * k // self.workers] for k in range(1, self.workers)} if values else set()
+        return sorted(cuts)
+
+    def _fetch_all(self, con: Any, jobs: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        """The rows of each statement, all in ``con``'s snapshot: the first on ``con``, the others at the same time
+        on pooled connections that import the snapshot (``SET TRANSACTION SNAPSHOT``), :attr:`workers` at most."""
+        if len(jobs) <= 1 or self.workers <= 1:
+            return [con.execute(sql, params).fetchall() for sql, params in jobs]
+        snapshot = con.execute("SELECT pg_export_snapshot()").fetchone()[0]
+
+        def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            with closing(self._connect()) as other:
+                other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                other.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                other.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+                try:
+                    return other.execute(sql, params).fetchall()
+                finally:
+                    other.execute("ROLLBACK")
+
+        with ThreadPoolExecutor(max(1, min(self.workers, len(jobs)) - 1)) as pool:
+            others = [pool.submit(run, sql, params) for sql, params in jobs[1:]]
+            first = con.execute(*jobs[0]).fetchall()
+            return [first, *(future.result() for future in others)]
 
     def _mask_queries(self, periods: Sequence[Period], scope: Scope) -> list[tuple[str, list[Any]]]:
         """The SQLite engine's mask statements (same order, same meaning) in PostgreSQL."""
