@@ -26,6 +26,7 @@ from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import Outcome
 from harness.core.messages import bilingual
 from harness.front.listening import Listening
+from harness.front.terminal import console, err
 
 if TYPE_CHECKING:
     from typer._click import Command, Context  # typer's own click
@@ -74,8 +75,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 HostOpt = Annotated[
     str | None, typer.Option("--host", help=bilingual("Adresse d'écoute", "bind address (défaut 127.0.0.1)."))
@@ -123,13 +122,13 @@ def _load(config_path: Path | None) -> HarnessConfig:
         check_settings(config.settings)
         return config
     except ValueError as exc:
-        err.print(f"[red]{bilingual('Configuration invalide', 'invalid configuration')}:[/] {escape(str(exc))}")
+        err().print(f"[red]{bilingual('Configuration invalide', 'invalid configuration')}:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"socle-harness {__version__}")
+        console().print(f"socle-harness {__version__}")
         raise typer.Exit()
 
 
@@ -300,13 +299,13 @@ def run(
     from harness.runtime.selection import TagExpression, TagExpressionError
 
     if (observe_from is None) != (observe_to is None):
-        err.print(
+        err().print(
             "[red]--from et --to vont ensemble / --from and --to go together[/] (ex. --from 2026-11-23T08:00 --to 2026-11-23T18:00)"
         )
         raise typer.Exit(2)
     if observe_from is not None:
         if sut is not None:
-            err.print("[red]--from/--to (mode observation) remplacent --sut / replace --sut[/]")
+            err().print("[red]--from/--to (mode observation) remplacent --sut / replace --sut[/]")
             raise typer.Exit(2)
         sut = f"observe:{observe_from}/{observe_to}"
     config = _load(config_path).with_overrides(
@@ -322,7 +321,7 @@ def run(
     listening = Listening(host, public_host, https_port, smtp_port, imap_port, mllp_port, stable=config.sut == "manual")
     config, notices = listening.apply(config)
     for notice in notices:
-        err.print(f"[yellow]{escape(notice)}[/]")
+        err().print(f"[yellow]{escape(notice)}[/]")
     try:
         if tags:
             TagExpression.parse(tags)
@@ -332,7 +331,7 @@ def run(
         check_journal(config.journal)
         check_http_sut(config.sut)
     except (PreflightError, TagExpressionError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(getattr(exc, "exit_code", EXIT_USAGE)) from exc
     window: ObservationWindow | None = None
     if config.sut.startswith("observe"):
@@ -340,16 +339,16 @@ def run(
             window = getattr(make_driver(config.sut), "window", None)
             check_retry_rule(config.observe_retry)
         except ValueError as exc:
-            err.print(f"[red]{exc}[/]")
+            err().print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
-        console.print(
+        console().print(
             "Mode observation: seuls les scénarios @observable sont joués sur le journal "
             f"{config.journal} / observe-only mode: @observable scenarios only."
         )
     if not Path(config.scenarios_dir).is_dir():
-        err.print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
+        err().print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
         raise typer.Exit(2)
-    handlers: list = [ConsoleReporter(console, verbose=verbose), *writers_for(Path(config.reports_dir))]
+    handlers: list = [ConsoleReporter(console(), verbose=verbose), *writers_for(Path(config.reports_dir))]
     if config.sut == "manual":
         if step_timeout is None and config.step_timeout == HarnessConfig.step_timeout:
             config = config.with_overrides(step_timeout=300.0)
@@ -357,7 +356,7 @@ def run(
             config, handlers, config_path, select, tags, guide_port, title, keep_open or sys.stdin.isatty()
         )
     else:
-        with console.status(
+        with console().status(
             "Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…",
             spinner="dots",
         ):
@@ -365,18 +364,20 @@ def run(
     for handler in handlers:
         handler.close()
     if result.interrupted:
-        err.print("[yellow]Exécution interrompue[/] / interrupted: rapports partiels écrits, marqués « interrompue ».")
+        err().print(
+            "[yellow]Exécution interrompue[/] / interrupted: rapports partiels écrits, marqués « interrompue »."
+        )
         raise typer.Exit(130)
-    console.print(
+    console().print(
         f"Rapports / reports: {Path(config.reports_dir).resolve()}/{{junit.xml, results.json, report.html, cucumber.json}}"
     )
     if not result.counts and result.exit_code != 0:
-        err.print(
+        err().print(
             f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); log: {result.log_path}"
         )
         raise typer.Exit(EXIT_UNREACHABLE)
     if result.exit_code == 5 or not result.scenarios:
-        err.print("[yellow]Aucun scénario sélectionné / no scenario selected.[/]")
+        err().print("[yellow]Aucun scénario sélectionné / no scenario selected.[/]")
         raise typer.Exit(5)
     if window is not None:
         _observation_summary(config, window, result)
@@ -396,7 +397,7 @@ def _observation_summary(config: HarnessConfig, window: ObservationWindow, resul
         found = survey(journal, window)
     finally:
         journal.close()
-    console.print(
+    console().print(
         f"Mode observation — règle de relance « {config.observe_retry} » : {RETRY_RULES[config.observe_retry]}"
     )
     report = {"retry_rule": config.observe_retry, **found.to_dict()}
@@ -404,10 +405,10 @@ def _observation_summary(config: HarnessConfig, window: ObservationWindow, resul
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     for line in found.lines():
-        console.print(("[yellow]" if line.startswith("refus") else "") + escape(line), soft_wrap=True)
+        console().print(("[yellow]" if line.startswith("refus") else "") + escape(line), soft_wrap=True)
     passed = sum(1 for s in result.scenarios if s.status is Status.PASSED)
     if passed == 0 and result.ok:
-        err.print(
+        err().print(
             "[yellow]Rien d'observé[/] / nothing observed: aucun scénario réussi ni échoué dans la fenêtre "
             f"{window.describe()} (code de sortie {EXIT_NOTHING_OBSERVED})"
         )
@@ -437,10 +438,10 @@ def _run_guided(
     try:
         web = GuidedWebServer(state, guide_port)
     except OSError as exc:
-        err.print(f"[red]Port de la page guidée indisponible / guide page port unavailable[/] ({guide_port}): {exc}")
+        err().print(f"[red]Port de la page guidée indisponible / guide page port unavailable[/] ({guide_port}): {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
     url = web.start()
-    console.print(
+    console().print(
         Panel(
             f"Recette guidée : suivez les instructions ici ou sur [bold]{url}[/] (page locale).\n"
             f"Chaque étape attend l'échange jusqu'à {config.step_timeout:.0f} s. Entrée = fait, o/n = réponses, "
@@ -451,7 +452,7 @@ def _run_guided(
     try:
         result = run_catalogue(
             config,
-            [state, GuidedConsole(state, console), *handlers],
+            [state, GuidedConsole(state, console()), *handlers],
             config_file=config_path,
             select=select,
             tags=tags,
@@ -463,7 +464,7 @@ def _run_guided(
         handlers.clear()
         state.report_ready = True
         if keep_open and not result.interrupted:
-            console.print(
+            console().print(
                 f"La page {url} reste ouverte : résumé et rapport. « Fermer la recette » ou Ctrl-C pour finir / "
                 "the page stays open until closed or Ctrl-C."
             )
@@ -535,14 +536,14 @@ def serve(
         journal=journal, services=tuple(service) if service else None, tls=False if no_tls else None
     )
     for notice in notices:
-        err.print(f"[yellow]{escape(notice)}[/]")
+        err().print(f"[yellow]{escape(notice)}[/]")
     if workers > 1:
         _check_workers(config, workers)
     try:
         check_journal(config.journal)
         check_writable_dir(Path(config.run_dir), "dossier de travail / run folder")
     except PreflightError as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(exc.exit_code) from exc
     if workers > 1:
         raise typer.Exit(_serve_workers(config, workers, endpoints_file))
@@ -550,28 +551,28 @@ def serve(
     try:
         endpoints = env.start()
     except OSError as exc:
-        err.print(
+        err().print(
             f"[red]Impossible de démarrer / cannot start:[/] {exc}. Port déjà utilisé ? Essayez --ephemeral / port in use? try --ephemeral."
         )
         raise typer.Exit(2) from exc
     except ValueError as exc:
-        err.print(f"[red]{exc}[/]")
+        err().print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     # Ctrl-C / SIGTERM stop cleanly from here on: a caller that reads the endpoints file may stop us at once
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     _print_endpoints(endpoints, env.journal.url)
-    console.print(f"CA de test / test CA: {env.pki.ca_bundle_path}")
+    console().print(f"CA de test / test CA: {env.pki.ca_bundle_path}")
     if endpoints_file is not None:  # with the admin token of the /_admin endpoints: owner-only
         write_endpoints_file(endpoints_file, endpoints, env.admin_token)
-        console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
-    console.print("Prêt / ready. Ctrl-C pour arrêter / to stop.")
+        console().print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
+    console().print("Prêt / ready. Ctrl-C pour arrêter / to stop.")
     try:
         while not stop.wait(0.5):
             pass
     finally:
-        console.print("Arrêt des simulateurs / stopping simulators…")
+        console().print("Arrêt des simulateurs / stopping simulators…")
         env.stop()
 
 
@@ -583,7 +584,7 @@ def _print_endpoints(endpoints: dict[str, dict[str, str]], journal_url: str) -> 
     for name, named in endpoints.items():
         for key, value in named.items():
             table.add_row(name, key, value)
-    console.print(table)
+    console().print(table)
 
 
 def _check_workers(config: HarnessConfig, workers: int) -> None:
@@ -591,7 +592,7 @@ def _check_workers(config: HarnessConfig, workers: int) -> None:
     from harness.front.workers import can_share_ports
 
     if not config.journal.startswith(("postgresql://", "postgres://")):
-        err.print(
+        err().print(
             f"[red]--workers {workers} demande un journal PostgreSQL partagé :[/] le journal "
             f"{escape(config.journal)} n'est écrit que par un seul processus. Créez une base (`createdb recette`) "
             "et relancez avec --journal postgresql://127.0.0.1:5432/recette, ou retirez --workers / "
@@ -599,7 +600,7 @@ def _check_workers(config: HarnessConfig, workers: int) -> None:
         )
         raise typer.Exit(2)
     if not can_share_ports():
-        err.print(
+        err().print(
             "[red]--workers : ce système ne permet pas à plusieurs processus d'écouter le même port "
             "(SO_REUSEPORT absent) ; lancez un seul processus / SO_REUSEPORT unavailable on this system.[/]"
         )
@@ -624,39 +625,39 @@ def _serve_workers(config: HarnessConfig, count: int, endpoints_file: Path | Non
     try:
         config, reservations = reserve_ports(config)
     except OSError as exc:
-        err.print(
+        err().print(
             f"[red]Impossible de réserver les ports / cannot reserve the ports:[/] {exc}. Port déjà utilisé ? "
             "Essayez --ephemeral / port in use? try --ephemeral."
         )
         return 2
 
     def log(line: str) -> None:
-        console.print(f"{time.strftime('%H:%M:%S')} {escape(line)}", soft_wrap=True)
+        console().print(f"{time.strftime('%H:%M:%S')} {escape(line)}", soft_wrap=True)
 
     supervisor = Supervisor(config, count, uuid.uuid4().hex[:12], new_admin_token(), log)
     try:
         try:
             endpoints = supervisor.start(stop)
         except WorkersError as exc:
-            err.print(f"[red]{escape(str(exc))}[/]")
+            err().print(f"[red]{escape(str(exc))}[/]")
             return 2
         if endpoints is None:
             return 0
         _print_endpoints(endpoints, config.journal)
-        console.print(f"CA de test / test CA: {pki.ca_bundle_path}")
+        console().print(f"CA de test / test CA: {pki.ca_bundle_path}")
         for number, worker in sorted(supervisor.workers.items()):
-            console.print(f"Processus de service n°{number} : pid {worker.pid} / worker {number}: pid {worker.pid}")
+            console().print(f"Processus de service n°{number} : pid {worker.pid} / worker {number}: pid {worker.pid}")
         if endpoints_file is not None:
             write_endpoints_file(endpoints_file, endpoints, supervisor.admin_token)
-            console.print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
-        console.print(
+            console().print(f"Jeton d'administration / admin token: {endpoints_file} (harness.admin_token, mode 0600)")
+        console().print(
             f"Prêt / ready : {count} processus sur les mêmes ports, état des simulateurs partagé (README "
             "« Plateforme partagée »). Ctrl-C pour arrêter / to stop."
         )
         supervisor.supervise(stop)
         return 0
     finally:
-        console.print("Arrêt des processus de service / stopping workers…")
+        console().print("Arrêt des processus de service / stopping workers…")
         supervisor.stop()
         for sock in reservations:
             sock.close()
@@ -691,27 +692,27 @@ def journal_cmd(
     from harness.front.preflight import PreflightError, check_journal
 
     if fmt not in {"table", "json", "csv"}:
-        err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
+        err().print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
         raise typer.Exit(2)
     if month is not None and not (len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit()):
-        err.print(f"[red]--month attend AAAA-MM / expects YYYY-MM, reçu / got {month!r}[/]")
+        err().print(f"[red]--month attend AAAA-MM / expects YYYY-MM, reçu / got {month!r}[/]")
         raise typer.Exit(2)
     config = _load(config_path).with_overrides(journal=journal)
     try:
         check_journal(config.journal, create=False)
     except PreflightError as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(exc.exit_code) from exc
     try:
         store = open_journal(config.journal)
     except ValueError as exc:
-        err.print(f"[red]{exc}[/]")
+        err().print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     try:
         require_known(store, session)
     except UnknownSessionError as exc:
         store.close()
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from exc
     try:
         rows = [
@@ -780,10 +781,10 @@ def list_scenarios(
     try:
         expression = TagExpression.parse(tags) if tags else None
     except TagExpressionError as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(EXIT_USAGE) from exc
     if not Path(config.scenarios_dir).is_dir():
-        err.print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
+        err().print(f"[red]Dossier de scénarios introuvable / scenarios folder not found:[/] {config.scenarios_dir}")
         raise typer.Exit(EXIT_USAGE)
     found = select_scenarios(catalogue(Path(config.scenarios_dir)), tags=expression, title=title)
     if fmt == "json":
@@ -809,7 +810,7 @@ def defects() -> None:
     table.add_column("ce que fait le DUI / what the DUI does wrong")
     for defect in defects.values():
         table.add_row(defect.name, defect.description)
-    console.print(table)
+    console().print(table)
 
 
 @app.command()
@@ -818,7 +819,7 @@ def pki(config_path: ConfigOpt = None) -> None:
     from harness.fields.pki import TestPKI
 
     config = _load(config_path)
-    console.print(TestPKI.ensure(Path(config.pki_dir)).trust_instructions(), soft_wrap=True)
+    console().print(TestPKI.ensure(Path(config.pki_dir)).trust_instructions(), soft_wrap=True)
 
 
 @app.command("control-api")
@@ -840,7 +841,7 @@ def control_api(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        console.print(f"contrat écrit dans {output} / contract written")
+        console().print(f"contrat écrit dans {output} / contract written")
 
 
 if __name__ == "__main__":  # pragma: no cover  (last: every command registered first)

@@ -38,9 +38,8 @@ from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import open_journal
 from harness.core.messages import bilingual
 from harness.core.sessions import UnknownSessionError, require_known
+from harness.front.terminal import console, err
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 UNOBSERVED_NOTE = "pas encore de simulateur ou aucun échange observé / no simulator yet or nothing observed"
 SIMULATION_DIR = Path("simulation")  # simulate --out's default: where indicators / forecast look for its journal
 READINGS_HELP = "Lecture NOM=CHOIX (répétable), défaut = le texte de l'appel à projets : " + " ; ".join(
@@ -59,7 +58,7 @@ def _load(config_path: Path | None) -> HarnessConfig:
         check_settings(config.settings)
         return config
     except ValueError as exc:
-        err.print(f"[red]Configuration invalide / invalid configuration:[/] {exc}")
+        err().print(f"[red]Configuration invalide / invalid configuration:[/] {exc}")
         raise typer.Exit(2) from exc
 
 
@@ -76,8 +75,9 @@ def _cell(figure) -> str:  # noqa: ANN001
     return f"[dim]{text}[/]" if figure.status is TargetStatus.NOT_COMPUTABLE else text
 
 
-def print_report(report: IndicatorReport, names: dict[str, str], out: Console = console) -> None:
+def print_report(report: IndicatorReport, names: dict[str, str], out: Console | None = None) -> None:
     """One rich table per period: ESSMS (and the grappe) x the seven indicators, targets marked ✓ / ✗."""
+    out = out if out is not None else console()
     for period in report.periods:
         title = f"Indicateurs d'usage — {period.label}" + (" (première mesure, 3 mois)" if period.initial else "")
         table = Table(
@@ -110,8 +110,9 @@ def print_report(report: IndicatorReport, names: dict[str, str], out: Console = 
     print_readings(report, out)
 
 
-def print_readings(report: IndicatorReport, out: Console = console) -> None:
+def print_readings(report: IndicatorReport, out: Console | None = None) -> None:
     """The readings in effect, each with the seed's words it reads (and whether it is the default)."""
+    out = out if out is not None else console()
     out.print("[bold]Lectures retenues / readings[/] (défaut = le texte de l'appel à projets) :")
     for r in READINGS:
         choice = report.readings.get(r.name, r.default)
@@ -119,8 +120,9 @@ def print_readings(report: IndicatorReport, out: Console = console) -> None:
         out.print(f"- {r.name} = {choice} ({flag}) : {r.choices[choice]} — {r.section} : {r.quote}")
 
 
-def print_forecast(result: FundingForecast, out: Console = console) -> None:
+def print_forecast(result: FundingForecast, out: Console | None = None) -> None:
     """Every amount with its condition and seed section, the balance at risk and the measure that decides it."""
+    out = out if out is not None else console()
     table = Table(title=f"Prévision de financement — {result.grappe.name}", caption=result.notes[0])
     table.add_column("Poste / item")
     table.add_column("k€", justify="right")
@@ -382,7 +384,7 @@ def indicators(
     call for projects can be read two ways, --lecture chooses; the report lists the readings with the quote.
     """
     if fmt not in {"table", "json", "csv"}:
-        err.print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
+        err().print("[red]--format doit valoir table, json ou csv / must be table, json or csv[/]")
         raise typer.Exit(2)
     config = _load(config_path)
     try:
@@ -393,10 +395,10 @@ def indicators(
         readings = _split_readings(reading)
         store = open_journal(config.journal)
     except ValueError as exc:
-        err.print(f"[red]{exc}[/]")
+        err().print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     if found:
-        err.print(found, soft_wrap=True)
+        err().print(found, soft_wrap=True)
     try:
         require_known(store, session)
         engine = indicator_engine(store, targets, mssante or config.mssante_counting, readings=readings[0])
@@ -411,7 +413,7 @@ def indicators(
                 raise ValueError("--detail demande --month / --detail needs --month")
             evidence = engine.evidence(detail, periods[0], essms[0] if essms else None, scope, campaign_start=campaign)
     except (ValueError, NotImplementedError, UnknownSessionError) as exc:
-        err.print(f"[red]{exc}[/]")
+        err().print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     finally:
         store.close()
@@ -484,13 +486,13 @@ def indicators(
                 table.add_column(column)
             for item in evidence.items:
                 table.add_row(item.role, item.person or "", ", ".join(item.exchange_ids))
-            console.print(table)
+            console().print(table)
             if evidence.truncated:
-                console.print("[dim](liste tronquée / truncated)[/]")
+                console().print("[dim](liste tronquée / truncated)[/]")
         if funding is not None:
             print_forecast(funding)
         if html is not None:
-            console.print(f"Rapport HTML / HTML report: {html.resolve()}")
+            console().print(f"Rapport HTML / HTML report: {html.resolve()}")
 
 
 @commands.command("forecast")
@@ -525,10 +527,10 @@ def forecast_cmd(
         readings = _split_readings(reading)
         store = open_journal(config.journal)
     except ValueError as exc:
-        err.print(f"[red]{exc}[/]")
+        err().print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     if found:
-        err.print(found, soft_wrap=True)
+        err().print(found, soft_wrap=True)
     try:
         engine = indicator_engine(store, config.indicator_targets, config.mssante_counting, readings=readings[0])
         scope = Scope(run_id=grappe.run_id)
@@ -548,7 +550,7 @@ def forecast_cmd(
     try:
         result = forecast(grappe, report, readings[1])
     except ValueError as exc:
-        err.print(f"[red]{exc}[/]")
+        err().print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     if fmt == "json":
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -600,7 +602,7 @@ def simulate(
     from harness.analytics.simulate import SimulationOptions, run_simulation
 
     if profile not in {"good", "lagging"}:
-        err.print("[red]--profile doit valoir good ou lagging[/]")
+        err().print("[red]--profile doit valoir good ou lagging[/]")
         raise typer.Exit(2)
     base = _load(config_path)
     options = SimulationOptions(
@@ -616,23 +618,23 @@ def simulate(
         journal=journal,
     )
     try:
-        result = run_simulation(base, options, console)
+        result = run_simulation(base, options, console())
     except (ValueError, OSError) as exc:
-        err.print(f"[red]Simulation impossible:[/] {exc}")
+        err().print(f"[red]Simulation impossible:[/] {exc}")
         raise typer.Exit(2) from exc
     print_report(result.report, result.grappe.names)
     print_forecast(forecast(result.grappe, result.report))
-    console.print(
+    console().print(
         f"Échanges pilotés / driven: {result.messages} messages MSSanté, {result.dmp_feeds} versements DMP, "
         f"{result.prescriptions} imports d'ordonnances, {result.notes} notes du cahier de liaison, "
         f"{result.exports} exports TDDUI ; actions en échec / failed: {result.failed_actions}"
     )
     if result.unobserved:
-        console.print(
+        console().print(
             f"[yellow]Indicateurs sans aucun échange observé / nothing observed:[/] {', '.join(result.unobserved)}"
         )
-    console.print(f"Journal: {result.journal_url}\nGrappe: {result.grappe_path}\nRapport HTML: {result.html_path}")
-    console.print(
+    console().print(f"Journal: {result.journal_url}\nGrappe: {result.grappe_path}\nRapport HTML: {result.html_path}")
+    console().print(
         f"Rejouer / again: socle-harness indicators --journal {result.journal_url} --grappe {result.grappe_path}"
     )
 

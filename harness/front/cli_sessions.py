@@ -24,8 +24,7 @@ from harness.core.sessions import (
     UnknownSessionError,
     new_session,
 )
-
-err = Console(stderr=True, highlight=False)
+from harness.front.terminal import err
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help=bilingual("Fichier de configuration TOML", "TOML config file."))
@@ -51,11 +50,11 @@ def _store(config_path: Path | None, journal: str | None, *, create: bool = Fals
         check_journal(config.journal, create=create)
         store = open_journal(config.journal)
     except (ValueError, PreflightError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from exc
     if not isinstance(store, SessionStore):  # pragma: no cover - both built-in journals keep sessions
         store.close()
-        err.print(f"[red]{bilingual('ce journal ne tient pas de sessions', 'this journal keeps no sessions')}[/]")
+        err().print(f"[red]{bilingual('ce journal ne tient pas de sessions', 'this journal keeps no sessions')}[/]")
         raise typer.Exit(2)
     return store, store
 
@@ -86,7 +85,7 @@ def _print(found: list[Session], fmt: str, title: str) -> None:
 
 def _check_format(fmt: str) -> None:
     if fmt not in {"table", "json"}:
-        err.print("[red]--format doit valoir table ou json / must be table or json[/]")
+        err().print("[red]--format doit valoir table ou json / must be table or json[/]")
         raise typer.Exit(2)
 
 
@@ -127,7 +126,7 @@ def create(
     try:
         created = registry.create_session(new_session(dui, members, label=label))
     except (SessionConflictError, ValueError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        err().print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from exc
     finally:
         store.close()
@@ -135,7 +134,7 @@ def create(
         sys.stdout.write(json.dumps(created.summary(), ensure_ascii=False, indent=2) + "\n")
     else:
         sys.stdout.write(f"{created.id}\n")
-        err.print(
+        err().print(
             f"session {created.id} ouverte / opened: {created.label} — {len(created.members)} membre(s) / "
             f"member(s). Fermez-la avec / close it with: socle-harness session close {created.id}",
             soft_wrap=True,
@@ -172,7 +171,7 @@ def close(
     try:
         closed = registry.close_session(session_id)
     except UnknownSessionError as exc:
-        err.print(f"[red]{escape(str(exc))}[/]")
+        err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from exc
     finally:
         store.close()
