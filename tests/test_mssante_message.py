@@ -66,6 +66,8 @@ def test_two_message_ids_stay_an_error() -> None:
         ("text/plain", [("MSS-XDM-CONTENT-TYPE", Severity.ERROR)]),
         ("application/pdf", [("MSS-XDM-CONTENT-TYPE", Severity.ERROR)]),
         ("application/x-zip-compressed", [("MSS-XDM-CONTENT-TYPE", Severity.WARNING)]),
+        ("application/x-zip", [("MSS-XDM-CONTENT-TYPE", Severity.WARNING)]),
+        ("application/x-zip-compresse", [("MSS-XDM-CONTENT-TYPE", Severity.ERROR)]),
         ("application/octet-stream", [("MSS-XDM-CONTENT-TYPE", Severity.WARNING)]),
     ],
 )

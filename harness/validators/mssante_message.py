@@ -341,16 +341,11 @@ def _check_headers(msg: Message, report: MessageReport, cda_codes: list[str]) ->
 def _check_person(report: MessageReport, recipients: list[str]) -> None:
     """One person per message: every INS in the documents, metadata and patient mailboxes must agree."""
     f = report.findings
-    seen: dict[str, str] = {}
-    for header in report.cda:
-        if header.ins:
-            seen.setdefault(header.ins.value, "CDA")
+    seen = {header.ins.value for header in report.cda if header.ins}  # the CDA documents' recordTarget
     if report.xdm:
-        for doc in report.xdm.documents:
-            if doc.patient:
-                seen.setdefault(doc.patient.value, "METADATA.XML")
+        seen.update(doc.patient.value for doc in report.xdm.documents if doc.patient)  # METADATA.XML
         if report.xdm.submission_patient:
-            seen.setdefault(report.xdm.submission_patient.value, "SubmissionSet")
+            seen.add(report.xdm.submission_patient.value)  # the SubmissionSet's patientId
     if len(seen) > 1:
         f.append(
             Finding(
