@@ -127,7 +127,7 @@ TARGETS: dict[str, Target] = {
     "xds_metadata": Target("harness.validators.xds_metadata", ("tests/test_findings_xds_metadata.py",)),
     "ebrim": Target("harness.validators.ebrim", ("tests/test_findings_ebrim.py",)),
     "iti41": Target("harness.validators.iti41", ("tests/test_findings_iti41.py",)),
-    "artefacts": Target("harness.validators.artefacts", ("tests/test_validate.py", "tests/test_validate_iti41.py")),
+    "artefacts": Target("harness.validators.artefacts", ("tests/test_findings_artefacts.py",)),
     "fhir_artefacts": Target("harness.validators.fhir_artefacts", ("tests/test_findings_fhir_artefacts.py",)),
     "cda": Target("harness.validators.cda", ("tests/test_findings_cda.py", "tests/test_validators.py")),
     "dsg": Target("harness.validators.dsg", ("tests/test_findings_dsg.py",)),

@@ -155,7 +155,8 @@ def _detect_xml(data: bytes) -> ArtefactKind | None:
     if qname.namespace == _FHIR:
         return ArtefactKind.FHIR
     if qname.namespace in _SOAP_NS and qname.localname == "Envelope":
-        body = next((c for c in root if etree.QName(c).localname == "Body"), None)
+        # only elements: a comment may stand anywhere outside markup (XML 1.0 §2.5) and has no QName
+        body = next((c for c in root.iterchildren(etree.Element) if etree.QName(c).localname == "Body"), None)
         payload = next((c for c in body if isinstance(c.tag, str)), None) if body is not None else None
         name = etree.QName(payload).localname if payload is not None else ""
         if name in {"RECSANSVITALE", "RECSANSVITALEHISTO", "RECAVECVITALE"}:
@@ -168,7 +169,8 @@ def _detect_xml(data: bytes) -> ArtefactKind | None:
 
 
 def _is_insi(envelope: etree._Element) -> bool:
-    return any("cnamts.fr" in (ns or "") for el in envelope.iter() for ns in (etree.QName(el).namespace,))
+    """Whether an element of the envelope is in a CNAM namespace (``*.cnamts.fr``); comments are skipped."""
+    return any("cnamts.fr" in (etree.QName(el).namespace or "") for el in envelope.iter(etree.Element))
 
 
 def validate_artefact(
