@@ -101,6 +101,7 @@ class Loader:
                 None,
                 *(fact.get(k) if fact else None for k in FACT_KEYS),
                 details.get("message_id"),
+                None,  # session_id: outside any test session
             )
         )
         self.counts[service] = self.counts.get(service, 0) + 1

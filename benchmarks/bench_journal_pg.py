@@ -52,7 +52,7 @@ from harness.core.journal_pg import PostgreSQLJournal
 GOAL_SECONDS = 1.0
 _COPY_COLUMNS = (
     "id, ts, month, service, operation, direction, outcome, actor, essms, person, error_code, error_message, digest,"
-    " payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end, fact_status, message_id"
+    " payload_type, details, run_id, scenario_id, fact_key, fact_date, fact_start, fact_end, fact_status, message_id, session_id"
 )
 
 

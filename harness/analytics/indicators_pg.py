@@ -155,28 +155,16 @@ class PostgresIndicatorEngine(IndicatorEngine):
 
     # -------------------------------------------------------------------------------------- compute
     def _masks(self, con: Any, periods: Sequence[Period], scope: Scope) -> dict[int, dict[tuple[str, str], int]]:
-        """The mask scans of the SQLite engine, in ``con``'s snapshot: on ``con`` alone for a small journal, else
-        spread over pooled connections that import the snapshot (``SET TRANSACTION SNAPSHOT``)."""
+        """The mask scans of the SQLite engine (drill-down), in ``con``'s snapshot: on ``con`` alone for a small
+        journal, else at once on pooled connections that import the snapshot (:meth:`_fetch_all`)."""
         kinds = (_FA, *self._usage_kinds(), _UPDATED, _AGENDA, _PLAN)
         queries = dict(zip(kinds, self._mask_queries(periods, scope), strict=True))
         size = con.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0]
         if self.workers <= 1 or size < self.threads_from:
             return {kind: _by_person(con.execute(*queries[kind]).fetchall()) for kind in kinds}
-        snapshot = con.execute("SELECT pg_export_snapshot()").fetchone()[0]
-
-        def scan(kind: int) -> dict[tuple[str, str], int]:
-            with closing(self._connect()) as other:
-                other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                other.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                try:
-                    return _by_person(other.execute(*queries[kind]).fetchall())
-                finally:
-                    other.execute("ROLLBACK")
-
-        order = sorted(kinds, key=lambda k: (k != _UPDATED, k != _AGENDA, k != _PLAN))
-        with ThreadPoolExecutor(min(self.workers, len(order))) as pool:
-            futures = {kind: pool.submit(scan, kind) for kind in order}
-            return {kind: futures[kind].result() for kind in kinds}
+        order = sorted(kinds, key=lambda k: (k != _UPDATED, k != _AGENDA, k != _PLAN))  # the costliest first
+        rows = dict(zip(order, self._fetch_all(con, [queries[kind] for kind in order]), strict=True))
+        return {kind: _by_person(rows[kind]) for kind in kinds}
 
     def _count_persons(
         self, con: Any, periods: Sequence[Period], scope: Scope, numbers: dict[tuple[str, str, str], int]
