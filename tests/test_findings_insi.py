@@ -996,6 +996,17 @@ REPEATS = [
         "LieuNaissance",
     ),
     ("Header", changed(("<soap:Body>", "<soap:Header/><soap:Body>")), "/Envelope", "Header"),
+    (
+        "bam DateRef",
+        changed(
+            (
+                "<ctxbam:COUVERTURE/>",
+                "<ctxbam:DateRef>2024-01-01T10:00:00Z</ctxbam:DateRef>" * 2 + "<ctxbam:COUVERTURE/>",
+            )
+        ),
+        CB,
+        "DateRef",
+    ),
 ]
 
 
@@ -1111,3 +1122,100 @@ def test_each_trait_is_a_simple_text(old: str, name: str) -> None:
 def test_no_traits_are_kept_from_a_refused_body(data: bytes) -> None:
     report = parse_request(data)
     assert report.traits is None and not report.ok
+
+
+def test_an_ins_without_key_is_its_number() -> None:
+    result = parse_result(answer(("<Cle>89</Cle>", "")))
+    assert isinstance(result, InsiResult) and result.active is not None
+    assert (result.active.key, result.active.value) == (None, "1090763220834")
+
+
+RESPONSE_REPEATS = [
+    ("<CR><CodeCR>00</CodeCR><LibelleCR>OK</LibelleCR></CR>", "RESULTAT", "CR"),
+    (f"<INDIVIDU><INSACTIF>{ENTRY}</INSACTIF>{HISTO}{TIQ}</INDIVIDU>", "RESULTAT", "INDIVIDU"),
+    ("<CodeCR>00</CodeCR>", "RESULTAT/CR", "CodeCR"),
+    ("<LibelleCR>OK</LibelleCR>", "RESULTAT/CR", "LibelleCR"),
+    (f"<INSACTIF>{ENTRY}</INSACTIF>", IND, "INSACTIF"),
+    (TIQ, IND, "TIQ"),
+    ("<IdIndividu><NumIdentifiant>1090763220834</NumIdentifiant><Cle>89</Cle></IdIndividu>", ACT, "IdIndividu"),
+    ("<OID>1.2.250.1.213.1.4.8</OID></INSACTIF>", ACT, "OID"),
+    ("<NumIdentifiant>1090763220834</NumIdentifiant>", f"{ACT}/IdIndividu", "NumIdentifiant"),
+    ("<Cle>89</Cle>", f"{ACT}/IdIndividu", "Cle"),
+    ("<DateDeb>2019-03-01</DateDeb>", H1, "DateDeb"),
+    ("<DateFin>2019-02-28</DateFin>", H1, "DateFin"),
+]
+
+
+@pytest.mark.parametrize(("element", "location", "name"), RESPONSE_REPEATS, ids=[r[2] for r in RESPONSE_REPEATS])
+def test_each_response_element_of_at_most_one_occurrence_is_refused_twice(
+    element: str, location: str, name: str
+) -> None:
+    """maxOccurs 1 of the sequences of INSi_RESULTAT_INS.xsd (CR, INDIVIDU, INSACTIF, IdIndividu...)."""
+    head = element.removesuffix("</INSACTIF>") if name == "OID" else element  # OID: doubled inside INSACTIF
+    data = answer((element, head + element))
+    found = [f for f in validate_result(data) if f.location == location and f.code == S]
+    assert [f.message for f in found] == [f"élément {name} répété 2 fois (au plus 1)"]
+
+
+def test_a_type_matricule_is_at_most_once() -> None:
+    data = answer(
+        ("<Cle>89</Cle>", "<Cle>89</Cle><TypeMatricule>NIR</TypeMatricule><TypeMatricule>NIR</TypeMatricule>")
+    )
+    assert [(f.code, f.message, f.location) for f in validate_result(data)] == [
+        (S, "élément TypeMatricule répété 2 fois (au plus 1)", f"{ACT}/IdIndividu")
+    ]
+
+
+def test_the_envelope_has_one_body_and_at_most_one_header() -> None:
+    for data, name in (
+        (changed(("</soap:Envelope>", "<soap:Body/></soap:Envelope>")), "Body"),
+        (changed(("<soap:Body>", "<soap:Header/><soap:Body>")), "Header"),
+    ):
+        found = [f for f in parse_request(data).findings if f.location == "/Envelope"]
+        assert [(f.code, f.message) for f in found] == [
+            ("INSI-SOAP-ENVELOPPE", f"élément {name} répété 2 fois (au plus 1)")
+        ]
+
+
+def test_must_understand_comes_first_whatever_was_found_before() -> None:
+    data = changed(
+        (' Version="01_02"', ' Version="9"'), ("</soap:Header>", _header_block("Autre", "true") + "</soap:Header>")
+    )
+    assert triples(parse_request(data).findings) == [
+        ("INSI-MUST-UNDERSTAND", E, "Header"),
+        ("INSI-ENTETE-INVALIDE", E, CB),
+    ]
+
+
+def test_the_action_mismatch_is_located_on_the_action() -> None:
+    report = parse_request(changed(), content_action="urn:autre")
+    assert triples(report.findings) == [("INSI-ACTION-INCONNUE", E, "Header/Action")] * 2
+
+
+def test_an_incomplete_cr_is_read_as_empty() -> None:
+    result = parse_result(answer(("<CodeCR>00</CodeCR>", ""), ("<LibelleCR>OK</LibelleCR>", "")))
+    assert isinstance(result, InsiResult) and (result.code, result.label) == ("", "")
+    assert [(f.message, f.location) for f in result.findings] == [
+        ("élément CodeCR obligatoire absent", "RESULTAT/CR"),
+        ("élément LibelleCR obligatoire absent", "RESULTAT/CR"),
+        ("CodeCR '' : 00, 01 ou 02 attendu", "RESULTAT/CR"),
+    ]
+    result = parse_result(answer(("<LibelleCR>OK</LibelleCR>", "<LibelleCR><b>OK</b></LibelleCR>")))
+    assert isinstance(result, InsiResult) and triples(result.findings) == [(S, E, "RESULTAT/CR/LibelleCR")]
+
+
+def test_an_end_date_is_named() -> None:
+    assert [f.message for f in validate_result(answer((">2019-02-28<", ">fin<")))] == [
+        "DateFin 'fin' n'est pas un xsd:date"
+    ]
+
+
+def test_each_tiq_trait_is_once_and_a_simple_text() -> None:
+    data = answer(("<Sexe>M</Sexe>", "<Sexe>M</Sexe><Sexe>M</Sexe>"))
+    assert [(f.code, f.message, f.location) for f in validate_result(data)] == [
+        (S, "élément Sexe répété 2 fois (au plus 1)", TQ)
+    ]
+    data = answer(("<NomNaissance>ECETINSI</NomNaissance>", "<NomNaissance><b>ECETINSI</b></NomNaissance>"))
+    assert [(f.code, f.message, f.location) for f in validate_result(data)] == [
+        (S, "NomNaissance doit être un texte simple", f"{TQ}/NomNaissance")
+    ]
