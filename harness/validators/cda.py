@@ -33,8 +33,6 @@ NS = {"hl7": HL7}
 LOINC = "2.16.840.1.113883.6.1"
 TRE_A05 = "1.2.250.1.213.1.1.4.12"  # ANS "types de documents" code system (SYNTH...)
 HL7_CONFIDENTIALITY = "2.16.840.1.113883.5.25"
-OID_IDNPS = "1.2.250.1.71.4.2.1"  # identifiant national de professionnel de santé
-OID_IDNST = "1.2.250.1.71.4.2.2"  # identifiant national de structure
 CDA_TYPE_ID = ("2.16.840.1.113883.1.3", "POCD_HD000040")
 HEADER_TEMPLATES = ("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1")  # HL7 France + CI-SIS header model
 MAX_CDA_BYTES = 30 * 1024 * 1024
@@ -75,7 +73,7 @@ DOCUMENT_TYPES = MappingProxyType(
         "VSM": DocumentType(
             "VSM",
             "SYNTH",
-            "1.2.250.1.213.1.1.4.12",
+            TRE_A05,
             "Synthèse",
             "1.2.250.1.213.1.1.1.13",
             "201310",
@@ -285,8 +283,9 @@ class CdaReport:
         return not any(f.severity is Severity.ERROR for f in self.findings)
 
 
-def _ids(root: etree._Element, path: str) -> list[tuple[str, str]]:
-    return [(e.get("root", ""), e.get("extension", "")) for e in root.findall(path, NS)]
+def _roots(root: etree._Element, path: str) -> list[str]:
+    """The ``@root`` of the ids at ``path`` ('' when absent)."""
+    return [e.get("root", "") for e in root.findall(path, NS)]
 
 
 def check_french_header(root: etree._Element, *, location: str = "") -> list[Finding]:
@@ -336,16 +335,15 @@ def check_french_header(root: etree._Element, *, location: str = "") -> list[Fin
     for index, author in enumerate(authors, start=1):
         where = f"author[{index}]"
         need(author.find("hl7:time[@value]", NS) is not None, "CDA-AUTHOR", f"{where}: time absent")
-        ids = _ids(author, "hl7:assignedAuthor/hl7:id")
-        need(any(r for r, _ in ids), "CDA-AUTHOR", f"{where}: assignedAuthor/id absent")
+        need(any(_roots(author, "hl7:assignedAuthor/hl7:id")), "CDA-AUTHOR", f"{where}: assignedAuthor/id absent")
         need(
             author.find("hl7:assignedAuthor/hl7:assignedPerson", NS) is not None
             or author.find("hl7:assignedAuthor/hl7:assignedAuthoringDevice", NS) is not None,
             "CDA-AUTHOR",
             f"{where}: ni assignedPerson ni assignedAuthoringDevice",
         )
-    custodian = _ids(root, "hl7:custodian/hl7:assignedCustodian/hl7:representedCustodianOrganization/hl7:id")
-    need(any(r for r, _ in custodian), "CDA-CUSTODIAN", "custodian/.../representedCustodianOrganization/id absent")
+    custodian = _roots(root, "hl7:custodian/hl7:assignedCustodian/hl7:representedCustodianOrganization/hl7:id")
+    need(any(custodian), "CDA-CUSTODIAN", "custodian/.../representedCustodianOrganization/id absent")
     need(
         root.find("hl7:legalAuthenticator/hl7:assignedEntity/hl7:id", NS) is not None,
         "CDA-LEGAL-AUTHENTICATOR",
