@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -38,9 +39,10 @@ READING_SETS = [
 def simulated(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``socle-harness simulate --journal postgresql://…``: a grappe driven through the simulators, journaled in
     PostgreSQL (a schema of its own)."""
-    schema = "sim_module"
+    # a name of its own per set-up: with --dist worksteal a module's tests may be split and this fixture set up
+    # again in the same worker, while the previous set-up's connections may still be closing
+    schema = f"sim_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.execute(f"CREATE SCHEMA {schema}")
     url = f"{pg_database}?options=-csearch_path%3D{schema}&pool_max=4"
     out = tmp_path_factory.mktemp("sim")
