@@ -33,6 +33,7 @@ from harness.core.sessions import (
     SessionConflictError,
     UnknownSessionError,
     conflict_message,
+    sessions_from_rows,
     unknown_message,
 )
 
@@ -520,20 +521,8 @@ class SQLiteJournal:
         if open_only:
             sql += " WHERE closed IS NULL"
         rows = [r for r in self._db.execute(sql + " ORDER BY created, id").fetchall() if ids is None or r[0] in ids]
-        members: dict[str, list[tuple[str, str]]] = {}
-        for sid, kind, value in self._db.execute("SELECT session_id, kind, value FROM session_members"):
-            members.setdefault(sid, []).append((kind, value))
-        return [
-            Session(
-                id=sid,
-                label=label,
-                dui=dui,
-                created=datetime.fromisoformat(created),
-                closed=None if closed is None else datetime.fromisoformat(closed),
-                members=Members.from_pairs(members.get(sid, [])),
-            )
-            for sid, label, dui, created, closed in rows
-        ]
+        members = self._db.execute("SELECT session_id, kind, value FROM session_members").fetchall()
+        return sessions_from_rows(rows, members, datetime.fromisoformat)
 
     def close_session(self, session_id: str, at: datetime | None = None) -> Session:
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()

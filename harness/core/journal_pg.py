@@ -48,6 +48,7 @@ from harness.core.sessions import (
     SessionConflictError,
     UnknownSessionError,
     conflict_message,
+    sessions_from_rows,
     unknown_message,
 )
 
@@ -404,20 +405,7 @@ def _read_sessions(cur: Any, ids: list[str] | None, *, open_only: bool = False) 
     cur.execute(
         "SELECT session_id, kind, value FROM session_members WHERE session_id = ANY(%s)", ([r[0] for r in rows],)
     )
-    members: dict[str, list[tuple[str, str]]] = {}
-    for sid, kind, value in cur.fetchall():
-        members.setdefault(sid, []).append((kind, value))
-    return [
-        Session(
-            id=sid,
-            label=label,
-            dui=dui,
-            created=created.astimezone(UTC),
-            closed=None if closed is None else closed.astimezone(UTC),
-            members=Members.from_pairs(members.get(sid, [])),
-        )
-        for sid, label, dui, created, closed in rows
-    ]
+    return sessions_from_rows(rows, cur.fetchall(), lambda stamp: stamp.astimezone(UTC))
 
 
 def _apply_schema(conn: psycopg.Connection[Any], url: str, target: int = SCHEMA_VERSION) -> None:

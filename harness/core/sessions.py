@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -121,6 +121,29 @@ def new_session(dui: str, members: Members, *, label: str = "", now: datetime | 
         created=now or datetime.now(UTC),
         members=Members.from_pairs(members.pairs()),
     )
+
+
+def sessions_from_rows(
+    rows: Iterable[tuple[str, str, str, Any, Any]],
+    member_rows: Iterable[tuple[str, str, str]],
+    to_time: Callable[[Any], datetime],
+) -> list[Session]:
+    """Sessions as a journal reads them back: ``(id, label, dui, created, closed)`` rows and ``(session_id, kind,
+    value)`` member rows; ``to_time`` turns the backend's stored time into an aware UTC datetime."""
+    members: dict[str, list[tuple[str, str]]] = {}
+    for sid, kind, value in member_rows:
+        members.setdefault(sid, []).append((kind, value))
+    return [
+        Session(
+            id=sid,
+            label=label,
+            dui=dui,
+            created=to_time(created),
+            closed=None if closed is None else to_time(closed),
+            members=Members.from_pairs(members.get(sid, [])),
+        )
+        for sid, label, dui, created, closed in rows
+    ]
 
 
 class SessionConflictError(ValueError):
