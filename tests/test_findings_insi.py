@@ -1219,3 +1219,20 @@ def test_each_tiq_trait_is_once_and_a_simple_text() -> None:
     assert [(f.code, f.message, f.location) for f in validate_result(data)] == [
         (S, "NomNaissance doit être un texte simple", f"{TQ}/NomNaissance")
     ]
+
+
+def test_the_traits_are_journaled_under_their_french_names() -> None:
+    """The INSi simulator journals the request's traits with :meth:`Traits.as_dict` (``details["request"]``)."""
+    assert Traits("MARTIN", ("JEANNE", "MARIE"), "F", "1938-04-12", None).as_dict() == {
+        "nom_naissance": "MARTIN",
+        "prenoms": ["JEANNE", "MARIE"],
+        "sexe": "F",
+        "date_naissance": "1938-04-12",
+        "lieu_naissance": None,
+    }
+
+
+def test_a_fault_without_code_has_an_empty_code() -> None:
+    data = changed((FAULT[FAULT.index("<soap:Code>") : FAULT.index("<soap:Reason>")], ""), text=FAULT)
+    fault = parse_fault(data)
+    assert fault is not None and (fault.code, fault.subcode, fault.error_code) == ("", None, "desir_550")
