@@ -269,3 +269,23 @@ def test_a_xades_signature_with_its_signed_properties_is_read(pki: TestPKI) -> N
     assert len(etree.fromstring(data).findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")) > 1
     assert verify(pki, data) == []
     assert triples(verify(pki, data, {"9.9": b""})) == [("DSG-REFERENCE", E, "L")]
+
+
+def test_with_two_signed_manifests_the_first_is_checked(pki: TestPKI) -> None:
+    """A detached signature over two ``ds:Manifest`` (moved into the Signature's ``ds:Object``): the documents are
+    checked against the first one the signature references, not against the last."""
+    issued = pki.client("DSG-A")
+    holder = etree.Element(f"{{{DS}}}Signature", nsmap={"ds": DS})
+    for manifest_id, docs in (("M1", {"1.2.3.4": b"x"}), ("M2", {"1.2.3.5": b"y"})):
+        element = manifest(docs)
+        element.set("Id", manifest_id)
+        etree.SubElement(holder, f"{{{DS}}}Object").append(element)
+    signer = XMLSigner(method=methods.detached, signature_algorithm="ecdsa-sha256", digest_algorithm="sha256")
+    signature = signer.sign(holder, key=issued.key_path.read_bytes(), cert=[issued.cert], reference_uri=["#M1", "#M2"])
+    for element in holder.findall(f"{{{DS}}}Object"):
+        signature.append(element)
+    data = etree.tostring(signature)
+    assert verify(pki, data, {"1.2.3.4": b"x"}) == []
+    assert [f.message for f in verify(pki, data, {"1.2.3.5": b"y"})] == [
+        "document 1.2.3.5 absent du manifeste de la signature"
+    ]
