@@ -10,7 +10,8 @@ mutant, far too slow on a shared 2-core machine). For one target module it:
    ``X`` appended) and ``delete`` (an expression statement, ``raise``, ``continue``, ``break`` or augmented
    assignment replaced by ``pass``). Docstrings, annotations and the text of f-strings are never mutated;
 2. runs the module's own tests once, unmutated, tracing which lines of the module they execute (a mutant on a
-   line no test executes survives without being run: it is reported as ``survived (not covered)``);
+   line no test executes survives without being run: it is reported as ``survived (not covered)``; a mutant
+   inside a multi-line statement, such as a value-set table, is covered when any line of that statement ran);
 3. for every other mutant forks a child that drops the project's modules from ``sys.modules``, installs the
    mutated module under its real name and file (so ``package_root()`` and friends still work) and runs the
    tests with ``pytest.main(["-x", ...])``; a failing run *kills* the mutant, a passing one lets it *survive*,
@@ -156,6 +157,14 @@ class Mutant:
     before: str
     after: str
     index: int  # position in the module's mutation-point list (to rebuild the tree)
+    # lines of the innermost simple statement holding the mutant: Python traces a multi-line literal (a value-set
+    # table) on the statement's first line only, so a mutant on line 40 of a table assigned on line 12 is covered
+    # when line 12 ran
+    statement: tuple[int, int] = (0, 0)
+
+    def covered_by(self, lines: set[int]) -> bool:
+        first, last = self.statement
+        return self.line in lines or any(line in lines for line in range(first, last + 1))
 
 
 _COMPARE_SWAPS: dict[type, type] = {
@@ -301,6 +310,7 @@ def list_mutants(source: str, functions: tuple[str, ...] = ()) -> list[Mutant]:
     points.visit(tree)
     mutants: list[Mutant] = []
     seen: dict[str, int] = {}
+    holder = _simple_statements(tree)
     for index, (node, kind, sub, function) in enumerate(points.points):
         new = _apply(node, kind, sub)
         if kind == "compare":
@@ -310,8 +320,24 @@ def list_mutants(source: str, functions: tuple[str, ...] = ()) -> list[Mutant]:
             before, after = _short(node), _short(new)
         base = f"{function}:{kind}:{before}->{after}"
         seen[base] = seen.get(base, 0) + 1
-        mutants.append(Mutant(f"{base}#{seen[base]}", kind, getattr(node, "lineno", 0), function, before, after, index))
+        line = getattr(node, "lineno", 0)
+        mutant = Mutant(
+            f"{base}#{seen[base]}", kind, line, function, before, after, index, holder.get(id(node), (0, 0))
+        )
+        mutants.append(mutant)
     return mutants
+
+
+def _simple_statements(tree: ast.AST) -> dict[int, tuple[int, int]]:
+    """``id(node) -> (first, last line)`` of the innermost simple statement (no body of its own) holding it."""
+    spans: dict[int, tuple[int, int]] = {}
+    for statement in ast.walk(tree):
+        if not isinstance(statement, ast.stmt) or hasattr(statement, "body"):
+            continue
+        span = (statement.lineno, statement.end_lineno or statement.lineno)
+        for node in ast.walk(statement):
+            spans[id(node)] = span
+    return spans
 
 
 class _Replace(ast.NodeTransformer):
@@ -573,7 +599,7 @@ def run_target(
         if mutant.key in equivalents:
             score.equivalent += 1
             continue
-        if mutant.line not in covered:
+        if not mutant.covered_by(covered):
             score.survived += 1
             score.not_covered += 1
             score.survivors.append(f"{target.module}:{mutant.line}: {mutant.key}  (not covered)")
