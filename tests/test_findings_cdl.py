@@ -437,6 +437,8 @@ def test_posted_id_references() -> None:
     odd["entry"][1:1] = ["x", {"resource": "Patient/p"}]
     odd["entry"][3]["fullUrl"] = "urn:uuid:pat"
     assert triples(C.posted_id_references(odd)) == triples(got)
+    odd["entry"].append({"resource": [{"reference": "Patient/p"}]})  # not a resource: its references are not read
+    assert triples(C.posted_id_references(odd)) == triples(got)
 
 
 def test_check_transaction_gathers_the_bundle_the_entries_and_the_references() -> None:
