@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 
@@ -162,6 +163,61 @@ def _nested(depth: int) -> bytes:
     ]
     closing = [b"--b%d--\r\n" % level for level in reversed(range(depth))]
     return b"".join((head, *opening, b"Content-Type: text/plain\r\n\r\nx\r\n", *closing))  # joined once: linear
+
+
+@pytest.mark.parametrize(
+    ("damage", "defect", "expected"),
+    [
+        (lambda b64: b64[:8] + b"*" + b64[8:], "InvalidBase64CharactersDefect", ("MIME-WARNING", W)),  # ignored
+        (lambda b64: b64.rstrip(b"=\r\n")[:-2] + b"A", "InvalidBase64PaddingDefect", ("MIME-DEFECT", E)),
+        (lambda b64: b64.rstrip(b"=\r\n")[:-3] + b"A", "InvalidBase64LengthDefect", ("MIME-DEFECT", E)),
+    ],
+)
+def test_a_base64_part_that_does_not_decode_is_a_mime_defect(
+    p001: tuple[Person, Establishment], damage: Any, defect: str, expected: tuple[str, Severity]
+) -> None:
+    """RFC 2045 §6.8: the email package notes base64 defects only when a part is decoded; the validator decodes
+    every base64 leaf part so that a damaged attachment is not accepted unread (it was, before). Characters
+    outside the alphabet are to be ignored (a warning); a body that does not complete its last quantum is an
+    error."""
+    data = message(p001).as_bytes(policy=policy.SMTP)
+    head, _, rest = data.partition(b"Content-Type: application/pdf")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    b64, boundary, tail = body.partition(b"\r\n--")
+    damaged = head + b"Content-Type: application/pdf" + headers + b"\r\n\r\n" + damage(b64) + boundary + tail
+    report = validate_message(damaged, recipients=[DOCTOR])
+    assert findings(report.findings) == [expected]
+    assert report.findings[0].message == f"{defect}: base64 invalide (RFC 2045 §6.8)"
+
+
+_HEAD = (
+    b"From: a@x.mssante.fr\r\nTo: b@y.mssante.fr\r\nDate: Mon, 1 Dec 2026 10:00:00 +0100\r\nMessage-ID: <1@x>\r\n"
+    b"Subject: t\r\nMIME-Version: 1.0\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            _HEAD + b"Content-Type: multipart/mixed\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--\r\n",
+            [
+                "NoBoundaryInMultipartDefect: type multipart sans paramètre boundary (RFC 2046 §5.1.1)",
+                "MultipartInvariantViolationDefect: type multipart sans parties lisibles (RFC 2046 §5.1)",
+            ],
+        ),
+        (
+            _HEAD + b"Content-Type: multipart/mixed; boundary=B\r\n\r\nrien ici\r\n",
+            [
+                "StartBoundaryNotFoundDefect: aucun délimiteur de partie dans le corps (RFC 2046 §5.1.1)",
+                "MultipartInvariantViolationDefect: type multipart sans parties lisibles (RFC 2046 §5.1)",
+            ],
+        ),
+    ],
+)
+def test_a_multipart_without_usable_boundaries_is_a_mime_defect(data: bytes, expected: list[str]) -> None:
+    mime = [f for f in validate_message(data, recipients=[DOCTOR]).findings if f.code.startswith("MIME")]
+    assert [(f.code, f.severity, f.message) for f in mime] == [("MIME-DEFECT", E, text) for text in expected]
 
 
 def test_a_message_beyond_the_parsing_bounds_is_not_parsed() -> None:

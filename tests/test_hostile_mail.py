@@ -127,9 +127,9 @@ def test_a_message_beyond_the_mime_bounds_is_refused_at_once_and_journaled(env: 
 
 
 def test_base64_garbage_in_place_of_the_xdm_archive_is_refused_and_journaled(env: SocleEnvironment) -> None:
-    """The IHE_XDM.ZIP part's base64 replaced by garbage: the email package decodes what it can (RFC 2045 §6.8 lets
-    a decoder ignore characters outside the alphabet), the result is no ZIP: 554 5.6.0 XDM-NOT-ZIP, journaled; the
-    next valid message is accepted."""
+    """The IHE_XDM.ZIP part's base64 replaced by garbage: the characters outside the alphabet are ignored (RFC 2045
+    §6.8), what remains does not complete its last 4-character quantum: 554 5.6.0 MIME-DEFECT (padding), then the
+    decoded bytes are no ZIP either (XDM-NOT-ZIP, the "+1"); journaled; the next valid message is accepted."""
     from harness.sut.documents import build_message
 
     person = env.testdata.person("P001")
@@ -142,9 +142,10 @@ def test_base64_garbage_in_place_of_the_xdm_archive_is_refused_and_journaled(env
     code, text = _submit(env, hostile.as_bytes(policy=hostile.policy.clone(linesep="\r\n")))
     assert (code, text.decode("ascii")) == (
         554,
-        "5.6.0 XDM-NOT-ZIP: l'archive IHE_XDM.ZIP n'est pas un ZIP lisible: File is not a zip file",
+        "5.6.0 MIME-DEFECT: InvalidBase64PaddingDefect: base64 invalide (RFC 2045 6.8) (+1)",
     )
     [row] = env.journal.query(JournalFilter(since_seq=mark, service="mssante", operation="smtp.submit"))
+    assert [f["code"] for f in row.details["findings"] if f["severity"] == "error"] == ["MIME-DEFECT", "XDM-NOT-ZIP"]
     assert (row.outcome, row.error_code) == (Outcome.REJECTED, "554 5.6.0")
     valid = build_message(person, establishment, SENDER, [DOCTOR])
     assert _submit(env, valid.as_bytes(policy=valid.policy.clone(linesep="\r\n")))[0] == 250

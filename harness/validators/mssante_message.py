@@ -26,6 +26,7 @@ known only second-hand are warnings).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -51,13 +52,21 @@ ZIP_TYPE = "application/zip"
 # labels some mail clients give a ZIP: still a binary archive, but not the registered type
 _ZIP_ALIASES = frozenset({"application/x-zip-compressed", "application/x-zip", "application/octet-stream"})
 
-# Defects that make the MIME structure unusable (the other defects are reported as warnings).
+# Defects that make the MIME structure unusable (the other defects are reported as warnings). Characters outside
+# the base64 alphabet are not among them: RFC 2045 §6.8 has decoders ignore them; a body whose length or padding
+# does not complete the last 4-character quantum cannot be decoded as written.
+# what a defect means when the email package gives it no text of its own
+_DEFECT_TEXT = {
+    "NoBoundaryInMultipartDefect": "type multipart sans paramètre boundary (RFC 2046 §5.1.1)",
+    "StartBoundaryNotFoundDefect": "aucun délimiteur de partie dans le corps (RFC 2046 §5.1.1)",
+    "CloseBoundaryNotFoundDefect": "délimiteur de fin absent (RFC 2046 §5.1.1)",
+    "MultipartInvariantViolationDefect": "type multipart sans parties lisibles (RFC 2046 §5.1)",
+}
 _FATAL_DEFECTS = {
     "StartBoundaryNotFoundDefect",
     "CloseBoundaryNotFoundDefect",
     "MultipartInvariantViolationDefect",
     "NoBoundaryInMultipartDefect",
-    "InvalidBase64CharactersDefect",
     "InvalidBase64PaddingDefect",
     "InvalidBase64LengthDefect",
 }
@@ -169,9 +178,20 @@ def raw_8bit_headers(parts: list[Message]) -> list[Finding]:
     return found
 
 
+def _defect_text(name: str) -> str:
+    if "Base64" in name:
+        return "base64 invalide (RFC 2045 §6.8)"
+    return _DEFECT_TEXT.get(name, "défaut de structure MIME")
+
+
 def _defects(msg: Message) -> list[MessageDefect]:
+    """Every part's defects, base64 ones included: the email package registers those (invalid characters, padding,
+    length: RFC 2045 §6.8) only when a part is decoded, so each base64 leaf part is decoded here once."""
     found: list[MessageDefect] = []
     for part in msg.walk():
+        if not part.is_multipart() and str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+            with contextlib.suppress(Exception):  # a part that cannot be decoded at all is reported where it is read
+                part.get_payload(decode=True)
         found.extend(part.defects)
     return found
 
@@ -196,7 +216,7 @@ def validate_message(
         f.append(
             Finding(
                 "MIME-DEFECT" if fatal else "MIME-WARNING",
-                f"{name}: {defect}",
+                f"{name}: {str(defect) or _defect_text(name)}",
                 Severity.ERROR if fatal else Severity.WARNING,
             )
         )
