@@ -207,6 +207,10 @@ _HEAD = (
             ],
         ),
         (
+            _HEAD + b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nx\r\n",
+            ["CloseBoundaryNotFoundDefect: délimiteur de fin absent (RFC 2046 §5.1.1)"],
+        ),
+        (
             _HEAD + b"Content-Type: multipart/mixed; boundary=B\r\n\r\nrien ici\r\n",
             [
                 "StartBoundaryNotFoundDefect: aucun délimiteur de partie dans le corps (RFC 2046 §5.1.1)",
