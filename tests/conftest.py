@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +54,26 @@ def pg_url(pg_database: str) -> str:
     with psycopg.connect(pg_database, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     return f"{pg_database}?options=-csearch_path%3D{schema}&pool_max=4"
+
+
+@pytest.fixture()
+def start_environments() -> Iterator[Callable[..., list[Any]]]:
+    """``start(*configs)`` starts one :class:`SocleEnvironment` per configuration, in order, and returns them; every
+    environment started is stopped at the end of the test, whatever happened (two "serving processes" on one
+    database, say)."""
+    from harness.runtime.environment import SocleEnvironment
+
+    started: list[SocleEnvironment] = []
+
+    def start(*configs: Any) -> list[SocleEnvironment]:
+        envs = []
+        for config in configs:
+            env = SocleEnvironment(config)
+            env.start()
+            started.append(env)
+            envs.append(env)
+        return envs
+
+    yield start
+    for env in started:
+        env.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,17 +32,11 @@ def test_a_local_board_queues_and_consumes_in_order() -> None:
 
 
 @pytest.fixture()
-def two_hosts(pg_url: str, tmp_path: Path) -> Iterator[tuple[SocleEnvironment, SocleEnvironment]]:
-    envs = [SocleEnvironment(HarnessConfig(run_dir=tmp_path, journal=pg_url, services=("psc",))) for _ in range(2)]
-    started: list[SocleEnvironment] = []
-    try:
-        for env in envs:
-            env.start()
-            started.append(env)
-        yield envs[0], envs[1]
-    finally:
-        for env in started:
-            env.stop()
+def two_hosts(
+    pg_url: str, tmp_path: Path, start_environments: Callable[..., list[SocleEnvironment]]
+) -> tuple[SocleEnvironment, SocleEnvironment]:
+    a, b = start_environments(*(HarnessConfig(run_dir=tmp_path, journal=pg_url, services=("psc",)) for _ in range(2)))
+    return a, b
 
 
 def _http(env: SocleEnvironment) -> httpx.Client:

@@ -13,7 +13,7 @@ import hashlib
 import smtplib
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,20 +36,13 @@ ORG_PASSWORD = "tilleuls-test"
 
 
 @pytest.fixture()
-def two_hosts(pg_url: str, tmp_path: Path) -> Iterator[tuple[SocleEnvironment, SocleEnvironment]]:
-    envs = [
-        SocleEnvironment(HarnessConfig(run_dir=tmp_path / name, journal=pg_url, services=("mssante",)))
-        for name in ("a", "b")
-    ]
-    started: list[SocleEnvironment] = []
-    try:
-        for env in envs:
-            env.start()
-            started.append(env)
-        yield envs[0], envs[1]
-    finally:
-        for env in started:
-            env.stop()
+def two_hosts(
+    pg_url: str, tmp_path: Path, start_environments: Callable[..., list[SocleEnvironment]]
+) -> tuple[SocleEnvironment, SocleEnvironment]:
+    a, b = start_environments(
+        *(HarnessConfig(run_dir=tmp_path / name, journal=pg_url, services=("mssante",)) for name in ("a", "b"))
+    )
+    return a, b
 
 
 def _endpoint(env: SocleEnvironment, name: str) -> tuple[str, int]:
