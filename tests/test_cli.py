@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import smtplib
 import ssl
@@ -18,6 +19,7 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from harness.core.journal import Direction, Exchange, Outcome, open_journal
+from harness.core.messages import SEPARATOR
 from harness.front.cli import app
 
 CLI = [sys.executable, "-m", "harness.front.cli"]
@@ -132,6 +134,29 @@ def test_help_is_bilingual() -> None:
     result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "reference" in result.stdout and "faulty" in result.stdout and "scénarios" in result.stdout
+
+
+NEUTRAL_HELP = re.compile(r"^[a-z0-9 |]+$")
+
+
+def test_every_option_help_is_french_then_english() -> None:
+    """Each parameter's help, of every command (the lazily added ones included), says it in French and in English
+    (``bilingual``: « … / … ») or is language-neutral (``table | json``): the users of the recette are French."""
+    import click
+    import typer.main
+
+    group = typer.main.get_command(app)
+    ctx = click.Context(group)
+    one_language = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        commands = [command, *getattr(command, "commands", {}).values()]
+        for each in commands:
+            for param in each.params:
+                text = getattr(param, "help", None)
+                if text and SEPARATOR not in text and not NEUTRAL_HELP.match(text):
+                    one_language.append(f"{name} {param.name}: {text}")
+    assert one_language == []
 
 
 def test_pki_prints_trust_instructions(tmp_path: Path) -> None:

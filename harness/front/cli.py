@@ -94,11 +94,30 @@ PublicHostOpt = Annotated[
 ]
 HttpsPortOpt = Annotated[
     int | None,
-    typer.Option("--https-port", "--port", help="Port HTTPS des simulateurs HTTP (défaut 8443, 0 = éphémère)."),
+    typer.Option(
+        "--https-port",
+        "--port",
+        help=bilingual(
+            "Port HTTPS des simulateurs HTTP (défaut 8443, 0 = éphémère)",
+            "HTTPS port of the HTTP simulators (default 8443, 0 = ephemeral).",
+        ),
+    ),
 ]
-SmtpPortOpt = Annotated[int | None, typer.Option("--smtp-port", help="Port SMTP MSSanté (défaut 2587).")]
-ImapPortOpt = Annotated[int | None, typer.Option("--imap-port", help="Port IMAP MSSanté (défaut 2143).")]
-MllpPortOpt = Annotated[int | None, typer.Option("--mllp-port", help="Port MLLP du relais HL7 v2 (défaut 2575).")]
+SmtpPortOpt = Annotated[
+    int | None,
+    typer.Option("--smtp-port", help=bilingual("Port SMTP MSSanté (défaut 2587)", "MSSanté SMTP port (default 2587).")),
+]
+ImapPortOpt = Annotated[
+    int | None,
+    typer.Option("--imap-port", help=bilingual("Port IMAP MSSanté (défaut 2143)", "MSSanté IMAP port (default 2143).")),
+]
+MllpPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--mllp-port",
+        help=bilingual("Port MLLP du relais HL7 v2 (défaut 2575)", "HL7 v2 relay MLLP port (default 2575)."),
+    ),
+]
 
 ConfigOpt = Annotated[
     Path | None,
@@ -135,7 +154,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help=bilingual("Affiche la version", "print the version.")
+        ),
     ] = False,
 ) -> None:
     """socle-harness."""
@@ -668,7 +690,8 @@ def journal_cmd(
     config_path: ConfigOpt = None,
     journal: JournalOpt = None,
     service: Annotated[
-        str | None, typer.Option(help="Service (mssante, dmp, insi, psc, eprescription, eparcours).")
+        str | None,
+        typer.Option(help=bilingual("Service (mssante, dmp, insi, psc, eprescription, eparcours)", "service.")),
     ] = None,
     essms: Annotated[
         str | None, typer.Option(help=bilingual("FINESS géographique de l'ESSMS", "establishment FINESS."))
@@ -765,8 +788,13 @@ def list_scenarios(
         str | None,
         typer.Option("--tags", "-t", help=bilingual("Expression d'étiquettes, exigences comprises", "tag expression.")),
     ] = None,
-    title: Annotated[str | None, typer.Option("--titre", "--title", help="Texte contenu dans le titre.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table ou json")] = "table",
+    title: Annotated[
+        str | None,
+        typer.Option(
+            "--titre", "--title", help=bilingual("Texte contenu dans le titre", "text contained in the title.")
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Liste les scénarios, leurs étiquettes et exigences / list scenarios, tags and requirement ids.
 

@@ -42,11 +42,15 @@ from harness.front.terminal import console, err
 
 UNOBSERVED_NOTE = "pas encore de simulateur ou aucun échange observé / no simulator yet or nothing observed"
 SIMULATION_DIR = Path("simulation")  # simulate --out's default: where indicators / forecast look for its journal
-READINGS_HELP = "Lecture NOM=CHOIX (répétable), défaut = le texte de l'appel à projets : " + " ; ".join(
-    r.help() for r in READINGS
+READINGS_HELP = bilingual(
+    "Lecture NOM=CHOIX (répétable), défaut = le texte de l'appel à projets : " + " ; ".join(r.help() for r in READINGS),
+    "reading NAME=CHOICE (repeatable), default = the call's literal wording.",
 )
-FORECAST_READINGS_HELP = "Lecture NOM=CHOIX (répétable), défaut = le texte : " + " ; ".join(
-    r.help() for r in funding_rules.READINGS
+FORECAST_READINGS_HELP = bilingual(
+    "Lecture NOM=CHOIX (répétable), défaut = le texte : "
+    + " ; ".join(r.help() for r in funding_rules.READINGS)
+    + " ; et celles d'indicators",
+    "reading NAME=CHOICE (repeatable), default = the literal wording; and those of indicators.",
 )
 
 
@@ -510,9 +514,7 @@ def forecast_cmd(
         ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
-    reading: Annotated[
-        list[str] | None, typer.Option("--lecture", help=f"{FORECAST_READINGS_HELP} ; et celles d'indicators")
-    ] = None,
+    reading: Annotated[list[str] | None, typer.Option("--lecture", help=FORECAST_READINGS_HELP)] = None,
 ) -> None:
     """Prévision du financement et du solde à risque / funding forecast and balance at risk (indicative).
 
@@ -563,21 +565,62 @@ def simulate(
     config_path: ConfigOpt = None,
     journal: JournalOpt = None,
     essms: Annotated[
-        int, typer.Option("--essms", min=1, max=400, help="Nombre d'ESSMS de la grappe synthétique.")
+        int,
+        typer.Option(
+            "--essms",
+            min=1,
+            max=400,
+            help=bilingual("Nombre d'ESSMS de la grappe synthétique", "ESSMS in the synthetic grappe."),
+        ),
     ] = 20,
-    persons: Annotated[int, typer.Option("--persons", min=1, max=500, help="Personnes accompagnées par ESSMS.")] = 60,
+    persons: Annotated[
+        int,
+        typer.Option(
+            "--persons", min=1, max=500, help=bilingual("Personnes accompagnées par ESSMS", "persons per ESSMS.")
+        ),
+    ] = 60,
     months: Annotated[
-        int, typer.Option("--months", min=3, max=36, help="Mois d'activité (la première mesure en couvre 3).")
+        int,
+        typer.Option(
+            "--months",
+            min=3,
+            max=36,
+            help=bilingual(
+                "Mois d'activité (la première mesure en couvre 3)", "months of activity (the first reading covers 3)."
+            ),
+        ),
     ] = 6,
-    seed: Annotated[int, typer.Option("--seed", help="Graine: même graine, mêmes données et mêmes indicateurs.")] = 1,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help=bilingual(
+                "Graine : même graine, mêmes données et mêmes indicateurs", "seed: same seed, same data and indicators."
+            ),
+        ),
+    ] = 1,
     profile: Annotated[
-        str, typer.Option("--profile", help="good (adoption rapide) | lagging (grappe en retard sur les cibles)")
+        str,
+        typer.Option(
+            "--profile",
+            help=bilingual(
+                "good (adoption rapide) | lagging (grappe en retard sur les cibles)",
+                "good (fast adoption) | lagging (behind the targets).",
+            ),
+        ),
     ] = "good",
     start: Annotated[
         str, typer.Option("--start", help=bilingual("Premier mois simulé", "first simulated month (YYYY-MM)."))
     ] = "2025-01",
     out: Annotated[
-        Path, typer.Option("--out", help="Dossier de la simulation (fixtures, journal, grappe.json, rapport).")
+        Path,
+        typer.Option(
+            "--out",
+            help=bilingual(
+                "Dossier de la simulation (fixtures, journal, grappe.json, rapport)",
+                "simulation folder (fixtures, journal, grappe.json, report).",
+            ),
+        ),
     ] = Path("simulation"),
     sut: Annotated[
         str, typer.Option("--sut", help=bilingual("DUI piloté", "driven DUI: reference ou faulty:<défaut>."))
@@ -588,7 +631,9 @@ def simulate(
             "--workers",
             min=1,
             max=32,
-            help="Actions du DUI en parallèle (MSSanté, DMP, e-Prescription, e-Parcours).",
+            help=bilingual(
+                "Actions du DUI en parallèle (MSSanté, DMP, e-Prescription, e-Parcours)", "DUI actions run in parallel."
+            ),
         ),
     ] = 8,
 ) -> None:

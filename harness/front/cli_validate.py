@@ -204,7 +204,15 @@ def _default_ca(config: HarnessConfig) -> tuple[str, ...]:
 
 
 def validate(
-    paths: Annotated[list[str], typer.Argument(help="Fichiers ou dossiers à valider, '-' pour l'entrée standard.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help=bilingual(
+                "Fichiers ou dossiers à valider, '-' pour l'entrée standard",
+                "files or folders to validate, '-' for standard input.",
+            )
+        ),
+    ],
     kind: Annotated[
         ArtefactKind | None,
         typer.Option(
@@ -212,33 +220,78 @@ def validate(
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", "-f", help="table (défaut), json, junit ou html.")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help=bilingual("table (défaut), json, junit ou html", "table (default), json, junit or html."),
+        ),
     ] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Écrire le rapport dans ce fichier.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help=bilingual("Écrire le rapport dans ce fichier", "write the report to this file.")
+        ),
+    ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict/--lenient", help="Sévérité des simulateurs : strict (défaut) ou tolérant.")
+        bool,
+        typer.Option(
+            "--strict/--lenient",
+            help=bilingual(
+                "Sévérité des simulateurs : strict (défaut) ou tolérant",
+                "simulators' severity: strict (default) or lenient.",
+            ),
+        ),
     ] = True,
     cda_xsd_dir: Annotated[
-        Path | None, typer.Option(help="Dossier de CDA_extended.xsd (défaut : [settings.dmp] cda_xsd_dir).")
+        Path | None,
+        typer.Option(
+            help=bilingual(
+                "Dossier de CDA_extended.xsd (défaut : [settings.dmp] cda_xsd_dir)", "folder of CDA_extended.xsd."
+            )
+        ),
     ] = None,
     schematron_dir: Annotated[
-        Path | None, typer.Option(help="Dossier des schématrons CI-SIS (défaut : [settings.dmp] schematron_dir).")
+        Path | None,
+        typer.Option(
+            help=bilingual(
+                "Dossier des schématrons CI-SIS (défaut : [settings.dmp] schematron_dir)",
+                "folder of the CI-SIS schematrons.",
+            )
+        ),
     ] = None,
     jdv_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Dossier des jeux de valeurs ANS JDV_*.xml (défaut : [settings.dmp] jdv_dir, sinon jeuxDeValeurs "
-            "à côté des schématrons)."
+            help=bilingual(
+                "Dossier des jeux de valeurs ANS JDV_*.xml (défaut : [settings.dmp] jdv_dir, sinon jeuxDeValeurs "
+                "à côté des schématrons)",
+                "folder of the ANS JDV_*.xml value sets.",
+            )
         ),
     ] = None,
     ca: Annotated[
         list[Path] | None,
-        typer.Option(help="Certificat(s) CA (PEM) pour vérifier les signatures VIHF (défaut : la PKI de test)."),
+        typer.Option(
+            help=bilingual(
+                "Certificat(s) CA (PEM) pour vérifier les signatures VIHF (défaut : la PKI de test)",
+                "CA certificate(s) (PEM) to verify VIHF signatures (default: the test PKI).",
+            )
+        ),
     ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processus parallèles pour les dossiers.")] = (
-        os.cpu_count() or 1
-    ),
-    config_path: Annotated[Path | None, typer.Option("--config", "-c", help="Fichier de configuration TOML.")] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help=bilingual("Processus parallèles pour les dossiers", "parallel processes for folders."),
+        ),
+    ] = (os.cpu_count() or 1),
+    config_path: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help=bilingual("Fichier de configuration TOML", "TOML configuration file.")),
+    ] = None,
 ) -> None:
     """Valider des fichiers comme les simulateurs les jugent / validate files as the simulators judge them.
 

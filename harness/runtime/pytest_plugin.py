@@ -46,36 +46,92 @@ pytest_plugins = list(dict.fromkeys([*SHARED_STEP_MODULES, *(plugin.steps for pl
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("socle", "socle-harness (DUI conformance)")
-    group.addoption("--socle-sut", default=None, help="SUT driver: reference (default) or faulty:<defect>[,...]")
-    group.addoption("--socle-config", default=None, help="socle-harness TOML configuration file")
-    group.addoption("--socle-journal", default=None, help="journal URL, e.g. sqlite:///.socle/journal.sqlite")
-    group.addoption("--socle-run-dir", default=None, help="folder for the journal, PKI and run files")
-    group.addoption("--socle-run-id", default=None, help="identifier of this run in the journal")
-    group.addoption("--socle-events", default=None, help="write the run's event stream (JSON lines) to this file")
+    group.addoption(
+        "--socle-sut",
+        default=None,
+        help=bilingual(
+            "DUI testé : reference (défaut) ou faulty:<défaut>[,...]",
+            "SUT driver: reference (default) or faulty:<defect>[,...]",
+        ),
+    )
+    group.addoption(
+        "--socle-config",
+        default=None,
+        help=bilingual("Fichier de configuration TOML", "socle-harness TOML configuration file"),
+    )
+    group.addoption(
+        "--socle-journal",
+        default=None,
+        help=bilingual("URL du journal", "journal URL, e.g. sqlite:///.socle/journal.sqlite"),
+    )
+    group.addoption(
+        "--socle-run-dir",
+        default=None,
+        help=bilingual(
+            "Dossier du journal, de la PKI et des fichiers du run", "folder for the journal, PKI and run files"
+        ),
+    )
+    group.addoption(
+        "--socle-run-id",
+        default=None,
+        help=bilingual("Identifiant de ce run dans le journal", "identifier of this run in the journal"),
+    )
+    group.addoption(
+        "--socle-events",
+        default=None,
+        help=bilingual(
+            "Écrit le flux d'événements du run (JSON lines) dans ce fichier",
+            "write the run's event stream (JSON lines) to this file",
+        ),
+    )
     group.addoption(
         "--socle-step-timeout",
         default=None,
         type=float,
-        help="seconds a step waits for an exchange triggered by a person or an external DUI",
+        help=bilingual(
+            "Secondes d'attente d'une étape pour un échange déclenché par une personne ou un DUI externe",
+            "seconds a step waits for an exchange triggered by a person or an external DUI",
+        ),
     )
     group.addoption(
         "--socle-observe-retry",
         default=None,
-        help="observe-only mode: what a refusal followed by an accepted retry does (avertissement | echec)",
+        help=bilingual(
+            "Mode observation : effet d'un refus suivi d'une nouvelle tentative acceptée (avertissement | echec)",
+            "observe-only mode: what a refusal followed by an accepted retry does",
+        ),
     )
     group.addoption(
         "--socle-tags",
         default=None,
-        help="tag expression over the Gherkin tags, requirement ids included: 'exigence:MSS-ENVOI-PRO or dmp'",
+        help=bilingual(
+            "Expression sur les étiquettes Gherkin, exigences comprises : 'exigence:MSS-ENVOI-PRO or dmp'",
+            "tag expression over the Gherkin tags, requirement ids included",
+        ),
     )
     group.addoption(
         "--socle-listening",
         default=None,
-        help='where the simulators listen, JSON: {"bind_host", "public_host", "http_port", "ports"}',
+        help=bilingual(
+            'Où écoutent les simulateurs, JSON : {"bind_host", "public_host", "http_port", "ports"}',
+            "where the simulators listen",
+        ),
     )
-    group.addoption("--socle-title", default=None, help="play only the scenarios whose title contains this text")
     group.addoption(
-        "--socle-operator-replies", default=None, help="guided recette: file the operator's replies are appended to"
+        "--socle-title",
+        default=None,
+        help=bilingual(
+            "Ne joue que les scénarios dont le titre contient ce texte",
+            "play only the scenarios whose title contains this text",
+        ),
+    )
+    group.addoption(
+        "--socle-operator-replies",
+        default=None,
+        help=bilingual(
+            "Recette guidée : fichier où s'ajoutent les réponses de l'opérateur",
+            "guided recette: file the operator's replies are appended to",
+        ),
     )
 
 
