@@ -18,7 +18,8 @@ from test_eparcours import FINESS, JSON, _context, _restful_note, testdata  # no
 from harness.core.journal import JournalFilter, Outcome
 from harness.core.sessions import Members
 from harness.fields.testdata import TestData
-from harness.sut.base import ActionStatus, DmpFeed, DmpQuery
+from harness.sut.base import ActionStatus, DmpFeed, DmpQuery, DmpUpdate
+from harness.sut.reference import FaultyDUI
 from mock_services.eparcours import EparcoursSimulator
 
 INS = "238047505612394"  # the patient of tests/test_eparcours.py's notes
@@ -98,16 +99,24 @@ def test_a_dmp_consultation_of_a_patient_of_another_session_is_refused(dmp: Dmp)
     own = dmp.dui.dmp_find(DmpQuery(person, author))  # the session of the patient reads it
     assert own.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in own.data["documents"]}
     assert {e.session_id for e in dmp.journal.query(JournalFilter(service="dmp"))[-1:]} == {theirs.id}
-    fed_elsewhere = dmp.dui.dmp_feed(DmpFeed(person, other, "DLU"))  # feeding it is refused too
-    assert fed_elsewhere.status is ActionStatus.FAILED
-    [feed_refusal] = dmp.journal.query(
-        JournalFilter(service="dmp", operation="iti41.provide_and_register", session=mine.id)
-    )
-    assert (feed_refusal.outcome, feed_refusal.error_code, feed_refusal.error_message) == (
+    skipping_td02 = FaultyDUI(frozenset({"ignore-dmp-ferme"}))  # goes on to ITI-41 whatever TD0.2 answers
+    skipping_td02.setup(dmp.env)
+    fed_elsewhere = skipping_td02.dmp_feed(DmpFeed(person, other, "DLU"))  # feeding it is refused too
+    assert fed_elsewhere.status is ActionStatus.DONE and "DMPAccessDenied" in fed_elsewhere.data["hidden_failure"]
+    feed_refusals = dmp.journal.query(JournalFilter(service="dmp", session=mine.id, outcome=Outcome.REJECTED))[2:]
+    assert [(e.operation, e.outcome, e.error_code, e.error_message) for e in feed_refusals] == [
+        ("td02.test_existence", Outcome.REJECTED, "DMPAccessDenied", f"test d'existence du DMP refusée : {refusal}"),
+        ("iti41.provide_and_register", Outcome.REJECTED, "DMPAccessDenied", f"alimentation du DMP refusée : {refusal}"),
+    ]
+    masked = dmp.dui.dmp_update(DmpUpdate(person, other, unique_id, "masquer"))  # and so is an ITI-57 update
+    assert masked.status is ActionStatus.FAILED
+    [update_refusal] = dmp.journal.query(JournalFilter(service="dmp", operation="iti57.update_document_set"))
+    assert (update_refusal.outcome, update_refusal.error_code, update_refusal.error_message) == (
         Outcome.REJECTED,
         "DMPAccessDenied",
-        f"alimentation du DMP refusée : {refusal}",
+        f"mise à jour du document {unique_id} refusée : {refusal}",
     )
+    assert (update_refusal.session_id, dmp.sim.store.by_unique_id(unique_id).version) == (mine.id, 1)
     book.close(theirs.id)
     again = dmp.dui.dmp_find(DmpQuery(person, other))  # no other session holds the patient any more
     assert again.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in again.data["documents"]}

@@ -466,6 +466,13 @@ class Transactions:
             return []
         return [Finding("DMPAccessDenied", f"{what} refusée : {refusal}", location="patientId")]
 
+    def _other_session_document(self, target: StoredDocument, caller: Caller) -> list[Finding]:
+        """An ITI-57 update of a document whose patient is held by another open session than the caller's
+        structure: the DMP's access-denied error, before any check that would tell its status or version."""
+        return self._other_session(
+            parse_xds_patient_id(target.patient_cx), caller, f"mise à jour du document {target.unique_id}"
+        )
+
     # ------------------------------------------------------------------------------------------ ITI-18
     def stored_query(self, soap: SoapRequest, caller: Caller, raw: bytes, payload_type: str) -> Reply:
         operation = OPERATIONS[ITI18]
@@ -690,6 +697,9 @@ class Transactions:
                 continue
             patient, patient_cx = target.patient, target.patient_cx
             targets.add(target.patient_cx)
+            if refused := self._other_session_document(target, caller):  # before any check that would reveal it
+                findings.extend(refused)
+                continue
             if original != target.status:
                 findings.append(
                     Finding(
@@ -714,6 +724,9 @@ class Transactions:
                 continue
             patient, patient_cx = target.patient, target.patient_cx
             targets.add(target.patient_cx)
+            if refused := self._other_session_document(target, caller):
+                findings.extend(refused)
+                continue
             cx = E.external_id(element, E.DOC_PATIENT_ID)
             if cx != target.patient_cx:
                 findings.append(
@@ -753,7 +766,7 @@ class Transactions:
             f for cx in sorted(targets) for f in self._bound_to_vihf(parse_xds_patient_id(cx), caller, "mise à jour")
         ]
         findings.extend(bound)
-        if patient_cx is not None and not bound:
+        if patient_cx is not None and not bound and not any(f.code == "DMPAccessDenied" for f in findings):
             findings.extend(self._person_findings(parse_xds_patient_id(patient_cx), caller, feeding=True))
         errors = [f for f in findings if f.severity is Severity.ERROR]
         self.record(
@@ -822,9 +835,12 @@ class Transactions:
                         f"identifiant {value.get('extension')!r} / {value.get('root')!r}: {exc.message}",
                     )
                 )
-        findings.extend(self._bound_to_vihf(ins, caller, "test d'existence du DMP"))
+        refused = self._bound_to_vihf(ins, caller, "test d'existence du DMP") or self._other_session(
+            ins, caller, "test d'existence du DMP"
+        )
+        findings.extend(refused)
         findings.extend(self._production_ins(ins, "patientIdentifier"))
-        person = self.store.person(ins) if ins else None
+        person = self.store.person(ins) if ins and not refused else None  # a refused caller learns nothing of it
         state = person.state if person else DmpState.ABSENT
         authorisation = person.authorisation if person else Authorisation.NONE
         errors = [f for f in findings if f.severity is Severity.ERROR]
