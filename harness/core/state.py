@@ -19,43 +19,124 @@ That is state machine replication:
 Large bodies (messages, documents) are not in the log: they go to the journal's content-addressed, compressed
 payload store (``evidence``), and operations carry their digest.
 
-The log's schema is versioned in ``socle_schema`` (component ``state``) like the journal's.
+**Snapshots and compaction** (schema 2). A replica that knows how to (``snapshot``/``restore``: the store's whole
+state as JSON, bodies still referenced by digest) writes a snapshot of its stream to ``socle_state_snapshot`` —
+zlib-compressed JSON, at the sequence of the last operation it covers — every :data:`SNAPSHOT_EVERY` operations of
+the stream, inside the transaction that appends the operation which reaches the count (so under the stream's lock:
+the snapshot is exactly the state after that operation), or on demand (:meth:`Replica.checkpoint`). A replica that
+starts (a new or restarted worker) restores the latest snapshot and applies only the operations after it. Writing
+a snapshot compacts the stream: the operations up to the *previous* snapshot are deleted (a replica less than one
+interval behind still catches up from the log), the older snapshots too, and ``socle_state_horizon`` records up
+to where the stream was deleted; a replica that looks after a sequence below the horizon (it would miss operations)
+is told so in the same query and restores the latest snapshot instead. A checkpoint compacts up to itself.
+
+The log's schema is versioned in ``socle_schema`` (component ``state``) like the journal's; a newer layout is
+refused, an older one is migrated (1 → 2: the snapshot and horizon tables).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 Operation = Mapping[str, Any]
 ApplyFn = Callable[[Operation], Any]
+SnapshotFn = Callable[[], Any]  # the store's whole state, JSON-serialisable
+RestoreFn = Callable[[Any], None]  # replaces the store's whole state by what a SnapshotFn returned
 
-STATE_SCHEMA_VERSION = 1
+STATE_SCHEMA_VERSION = 2
+SNAPSHOT_EVERY = 1000  # operations of one stream between two snapshots (the appending process writes it)
+SNAPSHOT_FORMAT = 1  # socle_state_snapshot.format: 1 = zlib-compressed UTF-8 JSON
+_RESTORE_ATTEMPTS = 5  # a reader without the lock may see the stream compacted again while it restores
 _STATE_SCHEMA_LOCK = 0x50C1E_0010
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS socle_state_op ("
-    " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    " stream text NOT NULL,"
-    " session text,"
-    " op jsonb NOT NULL,"
-    " at timestamptz NOT NULL DEFAULT now())",
-    "CREATE INDEX IF NOT EXISTS socle_state_op_stream ON socle_state_op (stream, seq)",
+# layout version -> its statements (each idempotent); a database at version v gets every layout above v
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE IF NOT EXISTS socle_state_op ("
+        " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " stream text NOT NULL,"
+        " session text,"
+        " op jsonb NOT NULL,"
+        " at timestamptz NOT NULL DEFAULT now())",
+        "CREATE INDEX IF NOT EXISTS socle_state_op_stream ON socle_state_op (stream, seq)",
+    ),
+    2: (
+        "CREATE TABLE IF NOT EXISTS socle_state_snapshot ("
+        " stream text NOT NULL,"
+        " seq bigint NOT NULL,"
+        " format smallint NOT NULL,"
+        " state bytea NOT NULL,"
+        " at timestamptz NOT NULL DEFAULT now(),"
+        " PRIMARY KEY (stream, seq))",
+        # operations of ``stream`` up to ``seq`` (included) were deleted: a replica behind it must restore
+        "CREATE TABLE IF NOT EXISTS socle_state_horizon (stream text PRIMARY KEY, seq bigint NOT NULL)",
+    ),
+}
+# the operations after ``after`` and, first (seq 0), a marker row when the stream was compacted beyond ``after``
+_TAIL = (
+    "SELECT seq, op FROM socle_state_op WHERE stream = %(stream)s AND seq > %(after)s"
+    " UNION ALL SELECT 0, NULL FROM socle_state_horizon WHERE stream = %(stream)s AND seq > %(after)s"
+    " ORDER BY 1"
 )
+_LATEST = "SELECT seq, format, state FROM socle_state_snapshot WHERE stream = %s ORDER BY seq DESC LIMIT 1"
 
 
 class StateSchemaTooNewError(RuntimeError):
     """The database's state log was written by a newer socle-harness."""
 
 
+class StateCompactedError(LookupError):
+    """The operations a replica still needs were deleted by a compaction: it must restore the latest snapshot."""
+
+
+def encode_snapshot(state: Any) -> bytes:
+    """A snapshot's stored form (:data:`SNAPSHOT_FORMAT`): compact JSON, zlib-compressed."""
+    return zlib.compress(json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 1)
+
+
+def decode_snapshot(fmt: int, data: bytes) -> Any:
+    if fmt != SNAPSHOT_FORMAT:
+        raise StateSchemaTooNewError(
+            f"instantané d'état au format {fmt} inconnu : mettez socle-harness à jour. / "
+            f"unknown state snapshot format {fmt}."
+        )
+    return json.loads(zlib.decompress(bytes(data)).decode("utf-8"))
+
+
+def _tail(rows: list[tuple[Any, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    if rows and int(rows[0][0]) == 0:
+        raise StateCompactedError("flux compacté / stream compacted")
+    return [(int(seq), op) for seq, op in rows]
+
+
+def _latest(row: tuple[Any, Any, Any] | None) -> tuple[int, Any] | None:
+    return None if row is None else (int(row[0]), decode_snapshot(int(row[1]), row[2]))
+
+
 class StateTransaction(Protocol):
     """What a :class:`Replica` does inside one locked transaction of its stream."""
 
-    def since(self, after: int) -> list[tuple[int, dict[str, Any]]]: ...
+    def since(self, after: int) -> list[tuple[int, dict[str, Any]]]:
+        """The operations after ``after``; :class:`StateCompactedError` when some of them were deleted."""
+        ...
 
     def append(self, op: Operation, session: str | None) -> int: ...
+
+    def latest_snapshot(self) -> tuple[int, Any] | None:
+        """``(seq, state)`` of the stream's latest snapshot, or ``None``."""
+        ...
+
+    def since_snapshot(self) -> int:
+        """How many operations of the stream follow its latest snapshot (all of them when there is none)."""
+        ...
+
+    def write_snapshot(self, seq: int, state: Any, *, compact_to: int) -> None:
+        """Store ``state`` as of ``seq``; delete the snapshots before it and the operations up to ``compact_to``."""
+        ...
 
 
 class StateLog(Protocol):
@@ -67,7 +148,12 @@ class StateLog(Protocol):
         ...
 
     def read(self, stream: str, after: int) -> list[tuple[int, dict[str, Any]]]:
-        """The operations of ``stream`` after sequence ``after``, in order (no lock)."""
+        """The operations of ``stream`` after sequence ``after``, in order (no lock); :class:`StateCompactedError`
+        when some of them were deleted."""
+        ...
+
+    def latest_snapshot(self, stream: str) -> tuple[int, Any] | None:
+        """``(seq, state)`` of the latest snapshot of ``stream`` (no lock), or ``None``."""
         ...
 
     def transaction(self, stream: str) -> Any:
@@ -83,6 +169,9 @@ class LocalStateLog:
     def read(self, stream: str, after: int) -> list[tuple[int, dict[str, Any]]]:
         return []
 
+    def latest_snapshot(self, stream: str) -> tuple[int, Any] | None:
+        return None
+
     @contextmanager
     def transaction(self, stream: str) -> Iterator[StateTransaction]:  # pragma: no cover - not used locally
         raise RuntimeError("un journal d'état local n'a pas de transaction / a local state log has no transaction")
@@ -95,10 +184,8 @@ class _PgTransaction:
         self._stream = stream
 
     def since(self, after: int) -> list[tuple[int, dict[str, Any]]]:
-        self._cursor.execute(
-            "SELECT seq, op FROM socle_state_op WHERE stream = %s AND seq > %s ORDER BY seq", (self._stream, after)
-        )
-        return [(int(seq), op) for seq, op in self._cursor.fetchall()]
+        self._cursor.execute(_TAIL, {"stream": self._stream, "after": after})
+        return _tail(self._cursor.fetchall())
 
     def append(self, op: Operation, session: str | None) -> int:
         self._cursor.execute(
@@ -106,6 +193,34 @@ class _PgTransaction:
             (self._stream, session, json.dumps(op, separators=(",", ":"), ensure_ascii=False)),
         )
         return int(self._cursor.fetchone()[0])
+
+    def latest_snapshot(self) -> tuple[int, Any] | None:
+        self._cursor.execute(_LATEST, (self._stream,))
+        return _latest(self._cursor.fetchone())
+
+    def since_snapshot(self) -> int:
+        self._cursor.execute(
+            "SELECT count(*) FROM socle_state_op WHERE stream = %(stream)s AND seq > COALESCE("
+            "(SELECT max(seq) FROM socle_state_snapshot WHERE stream = %(stream)s), 0)",
+            {"stream": self._stream},
+        )
+        return int(self._cursor.fetchone()[0])
+
+    def write_snapshot(self, seq: int, state: Any, *, compact_to: int) -> None:
+        cur, stream = self._cursor, self._stream
+        cur.execute(
+            "INSERT INTO socle_state_snapshot (stream, seq, format, state) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (stream, seq) DO UPDATE SET format = EXCLUDED.format, state = EXCLUDED.state",
+            (stream, seq, SNAPSHOT_FORMAT, encode_snapshot(state)),
+        )
+        cur.execute("DELETE FROM socle_state_snapshot WHERE stream = %s AND seq < %s", (stream, seq))
+        if compact_to > 0:
+            cur.execute("DELETE FROM socle_state_op WHERE stream = %s AND seq <= %s", (stream, compact_to))
+            cur.execute(
+                "INSERT INTO socle_state_horizon (stream, seq) VALUES (%s, %s) ON CONFLICT (stream) "
+                "DO UPDATE SET seq = GREATEST(socle_state_horizon.seq, EXCLUDED.seq)",
+                (stream, compact_to),
+            )
 
 
 class PostgreSQLStateLog:
@@ -123,10 +238,12 @@ class PostgreSQLStateLog:
 
     def read(self, stream: str, after: int) -> list[tuple[int, dict[str, Any]]]:
         with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT seq, op FROM socle_state_op WHERE stream = %s AND seq > %s ORDER BY seq", (stream, after)
-            ).fetchall()
-        return [(int(seq), op) for seq, op in rows]
+            rows = conn.execute(_TAIL, {"stream": stream, "after": after}).fetchall()
+        return _tail(rows)
+
+    def latest_snapshot(self, stream: str) -> tuple[int, Any] | None:
+        with self._connection() as conn:
+            return _latest(conn.execute(_LATEST, (stream,)).fetchone())
 
     @contextmanager
     def transaction(self, stream: str) -> Iterator[StateTransaction]:
@@ -136,7 +253,7 @@ class PostgreSQLStateLog:
 
 
 def apply_state_schema(conn: Any, url: str = "") -> None:
-    """Create the state log's table (one process at a time), refuse a newer layout."""
+    """Create or migrate the state log's tables (one process at a time), refuse a newer layout."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_STATE_SCHEMA_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS socle_schema (component text PRIMARY KEY, version integer NOT NULL)")
@@ -148,8 +265,10 @@ def apply_state_schema(conn: Any, url: str = "") -> None:
                 f"socle-harness ({STATE_SCHEMA_VERSION}) : mettez socle-harness à jour. / The shared state schema "
                 f"is newer ({version}) than this version knows ({STATE_SCHEMA_VERSION})."
             )
-        for statement in _DDL:
-            conn.execute(statement)
+        for layout in range(1, STATE_SCHEMA_VERSION + 1):
+            if layout > version:
+                for statement in _MIGRATIONS[layout]:
+                    conn.execute(statement)
         if version < STATE_SCHEMA_VERSION:
             conn.execute(
                 "INSERT INTO socle_schema (component, version) VALUES ('state', %s) "
@@ -163,17 +282,37 @@ class Replica:
 
     ``apply(op)`` changes the in-memory state for one operation and returns what the caller needs; it must be
     deterministic and raise *before* changing anything when the operation cannot be done. ``reset()`` empties
-    the state (used to rebuild it from the log). All calls are serialised by the replica's lock, which the
-    caller's own reads may share through :meth:`locked`.
+    the state (used to rebuild it from the log). ``snapshot()`` returns the whole state as JSON-serialisable
+    values and ``restore(state)`` replaces the whole state by such a value, so that restoring a snapshot gives
+    exactly the state replaying the operations it covers gives; without them the stream is never snapshotted nor
+    compacted. All calls are serialised by the replica's lock, which the caller's own reads may share through
+    :meth:`locked`.
     """
 
-    def __init__(self, log: StateLog, stream: str, apply: ApplyFn, reset: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        log: StateLog,
+        stream: str,
+        apply: ApplyFn,
+        reset: Callable[[], None],
+        snapshot: SnapshotFn | None = None,
+        restore: RestoreFn | None = None,
+        *,
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> None:
+        if (snapshot is None) != (restore is None):
+            raise ValueError("snapshot et restore vont ensemble / snapshot and restore go together")
         self.log = log
         self.stream = stream
         self._apply = apply
         self._reset = reset
+        self._snapshot = snapshot
+        self._restore = restore
+        self.snapshot_every = max(1, snapshot_every)
         self._lock = threading.RLock()
         self._seq = 0
+        self._started = False  # the latest snapshot was looked for (once, before the first catch-up)
+        self._since_snapshot = 0  # operations applied here since the latest snapshot this replica knows of
 
     @property
     def shared(self) -> bool:
@@ -184,19 +323,59 @@ class Replica:
         """The last operation of the log this replica has applied (0 when local or empty)."""
         return self._seq
 
-    def sync(self) -> int:
-        """Apply what other processes appended since the last look; return how many operations that was."""
-        if not self.log.shared:
-            return 0
-        with self._lock:
-            pending = self.log.read(self.stream, self._seq)
+    def _restore_latest(self, latest: tuple[int, Any] | None) -> bool:
+        """Replace the state by the latest snapshot (or empty it when there is none); True when it changed."""
+        if self._restore is None:
+            raise StateCompactedError(
+                f"le flux {self.stream} a été compacté et ce réplica ne sait pas restaurer d'instantané / "
+                f"stream {self.stream} was compacted and this replica cannot restore a snapshot"
+            )
+        if latest is None:
+            if self._seq == 0:
+                return False
+            self._reset()
+            self._seq = 0
+        else:
+            self._restore(latest[1])
+            self._seq = latest[0]
+        self._since_snapshot = 0
+        return True
+
+    def _catch_up(self, since: Callable[[int], list[tuple[int, dict[str, Any]]]], latest: Callable[[], Any]) -> int:
+        """Apply what follows ``self._seq`` (from the latest snapshot first when starting or when the operations
+        needed were compacted away); return how many operations that was (plus one for a snapshot restored)."""
+        restored = 0
+        if not self._started and self._seq == 0 and self._restore is not None:
+            restored = int(self._restore_latest(latest()))
+        self._started = True
+        for attempt in range(_RESTORE_ATTEMPTS):
+            try:
+                pending = since(self._seq)
+            except StateCompactedError:
+                if attempt == _RESTORE_ATTEMPTS - 1:
+                    raise
+                restored = int(self._restore_latest(latest())) or restored
+                continue
             for seq, op in pending:
                 self._apply(op)
                 self._seq = seq
-            return len(pending)
+                self._since_snapshot += 1
+            return len(pending) + restored
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def sync(self) -> int:
+        """Apply what other processes appended since the last look; return how many operations that was (a
+        snapshot restored counts for one)."""
+        if not self.log.shared:
+            return 0
+        with self._lock:
+            return self._catch_up(
+                lambda after: self.log.read(self.stream, after), lambda: self.log.latest_snapshot(self.stream)
+            )
 
     def do(self, op: Operation, *, session: str | None = None) -> Any:
-        """Apply ``op`` here and, when shared, everywhere: appended to the log in the stream's order."""
+        """Apply ``op`` here and, when shared, everywhere: appended to the log in the stream's order; the
+        operation that reaches :attr:`snapshot_every` since the latest snapshot also writes one."""
         if not self.log.shared:
             with self._lock:
                 return self._apply(op)
@@ -204,18 +383,56 @@ class Replica:
             applied_here = False
             try:
                 with self.log.transaction(self.stream) as tx:
-                    for seq, other in tx.since(self._seq):
-                        self._apply(other)
-                        self._seq = seq
+                    self._catch_up(tx.since, lambda: tx.latest_snapshot())
                     result = self._apply(op)
                     applied_here = True
                     seq = tx.append(op, session)
+                    self._since_snapshot += 1
+                    if self._snapshot is not None and self._since_snapshot >= self.snapshot_every:
+                        self._since_snapshot = tx.since_snapshot()  # another process may have written one
+                        if self._since_snapshot >= self.snapshot_every:
+                            self._write_snapshot(tx, seq, compact_to=-1)
             except BaseException:
                 if applied_here:  # applied locally but not committed: the others never saw it
                     self.rebuild()
                 raise
             self._seq = seq
             return result
+
+    def _write_snapshot(self, tx: StateTransaction, seq: int, *, compact_to: int) -> None:
+        """Under the stream's lock, the state being the one after ``seq``: snapshot it and compact the stream up
+        to ``compact_to`` (-1: up to the previous snapshot)."""
+        assert self._snapshot is not None
+        if compact_to < 0:
+            previous = tx.latest_snapshot()
+            compact_to = 0 if previous is None else previous[0]
+        tx.write_snapshot(seq, self._snapshot(), compact_to=compact_to)
+        self._since_snapshot = 0
+
+    def checkpoint(self) -> int:
+        """Snapshot the stream now and delete every operation before the snapshot (on demand; shared streams
+        that know how to snapshot only). Return the snapshot's sequence, 0 when nothing was written."""
+        if not self.log.shared or self._snapshot is None:
+            return 0
+        with self._lock:
+            try:
+                with self.log.transaction(self.stream) as tx:
+                    self._catch_up(tx.since, lambda: tx.latest_snapshot())
+                    if self._seq == 0:
+                        return 0
+                    self._write_snapshot(tx, self._seq, compact_to=self._seq)
+            except BaseException:
+                self.rebuild()
+                raise
+            return self._seq
+
+    def state(self) -> Any:
+        """The state as a snapshot would hold it, after catching up (``None`` when the store cannot snapshot)."""
+        if self._snapshot is None:
+            return None
+        with self._lock:
+            self.sync()
+            return self._snapshot()
 
     @contextmanager
     def locked(self, *, sync: bool = True) -> Iterator[None]:
@@ -226,18 +443,23 @@ class Replica:
             yield
 
     def rebuild(self) -> None:
-        """Forget the in-memory state and apply the whole stream again."""
+        """Forget the in-memory state and take it again from the log: the latest snapshot, then what follows."""
         with self._lock:
             self._reset()
             self._seq = 0
+            self._started = False
+            self._since_snapshot = 0
             self.sync()
 
 
 class StateHub:
-    """The replicas of one serving process, on one log; :meth:`sync_all` lets a poller wake listeners (IMAP IDLE)."""
+    """The replicas of one serving process, on one log; :meth:`sync_all` lets a poller wake listeners (IMAP IDLE).
 
-    def __init__(self, log: StateLog | None = None) -> None:
+    ``snapshot_every``: operations of a stream between two snapshots (:data:`SNAPSHOT_EVERY`)."""
+
+    def __init__(self, log: StateLog | None = None, *, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.log: StateLog = log if log is not None else LocalStateLog()
+        self.snapshot_every = snapshot_every
         self._lock = threading.Lock()
         self._replicas: dict[str, Replica] = {}
 
@@ -245,12 +467,19 @@ class StateHub:
     def shared(self) -> bool:
         return self.log.shared
 
-    def replica(self, stream: str, apply: ApplyFn, reset: Callable[[], None]) -> Replica:
+    def replica(
+        self,
+        stream: str,
+        apply: ApplyFn,
+        reset: Callable[[], None],
+        snapshot: SnapshotFn | None = None,
+        restore: RestoreFn | None = None,
+    ) -> Replica:
         """The replica of ``stream`` (one per stream and process: a second registration is refused)."""
         with self._lock:
             if stream in self._replicas:
                 raise ValueError(f"flux d'état déjà enregistré / state stream already registered: {stream}")
-            replica = Replica(self.log, stream, apply, reset)
+            replica = Replica(self.log, stream, apply, reset, snapshot, restore, snapshot_every=self.snapshot_every)
             self._replicas[stream] = replica
             return replica
 
@@ -258,6 +487,20 @@ class StateHub:
         with self._lock:
             replicas = list(self._replicas.values())
         return sum(replica.sync() for replica in replicas)
+
+    def states(self) -> dict[str, Any]:
+        """:meth:`Replica.state` of every stream of this process that can snapshot, by stream."""
+        with self._lock:
+            replicas = list(self._replicas.values())
+        states = {replica.stream: replica.state() for replica in replicas}
+        return {stream: state for stream, state in states.items() if state is not None}
+
+    def checkpoint_all(self) -> dict[str, int]:
+        """:meth:`Replica.checkpoint` every stream of this process: ``{stream: snapshot seq}`` of those written."""
+        with self._lock:
+            replicas = list(self._replicas.values())
+        written = {replica.stream: replica.checkpoint() for replica in replicas}
+        return {stream: seq for stream, seq in written.items() if seq}
 
 
 def state_log_for(journal: object) -> StateLog:

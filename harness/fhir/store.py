@@ -112,7 +112,7 @@ class ResourceStore:
         self._order: dict[str, list[str]] = {}  # ids per type in creation order (append-only: index = rank)
         self._refs: dict[str, dict[str, set[str]]] = {}  # type -> "Target/id" -> ids of resources referencing it
         self._clock = clock
-        self._replica = (state or StateHub()).replica(stream, self.apply, self._reset)
+        self._replica = (state or StateHub()).replica(stream, self.apply, self._reset, self.snapshot, self.restore)
         self.shared = self._replica.shared
         self._inside = threading.local()  # depth of this thread's exclusive sections (caught up on entry)
 
@@ -279,6 +279,36 @@ class ResourceStore:
     def _reset(self) -> None:
         with self._lock:
             self._versions, self._by_type, self._order, self._refs = {}, {}, {}, {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole store as JSON (harness.core.state snapshot): per type, in creation order, each resource's
+        history ``[versionId, lastUpdated, resource or None]``; the indexes follow from it."""
+        with self._lock:
+            return {
+                rtype: [
+                    [
+                        rid,
+                        [[v.version_id, v.last_updated.isoformat(), v.resource] for v in self._versions[(rtype, rid)]],
+                    ]
+                    for rid in order
+                ]
+                for rtype, order in self._order.items()
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the whole store by a :meth:`snapshot` (indexes rebuilt from the current versions)."""
+        with self._lock:
+            self._reset()
+            for rtype, resources in state.items():
+                ranks, order, index = self._by_type.setdefault(rtype, {}), self._order.setdefault(rtype, []), {}
+                for rid, history in resources:
+                    versions = [Version(rtype, rid, int(n), datetime.fromisoformat(at), res) for n, at, res in history]
+                    self._versions[(rtype, rid)] = versions
+                    ranks[rid] = len(ranks)
+                    order.append(rid)
+                    for target in reference_targets(versions[-1].resource):
+                        index.setdefault(target, set()).add(rid)
+                self._refs[rtype] = index
 
 
 def reference_targets(resource: Any) -> set[str]:

@@ -82,7 +82,7 @@ class FaultBoard:
         # called before every injection; raises to refuse it (observe-only mode: a past activity has no faults)
         self.guard: Callable[[str, Fault], None] | None = None
         hub = state if state is not None else StateHub()
-        self._replica = hub.replica(FAULTS_STREAM, self._apply, self._reset)
+        self._replica = hub.replica(FAULTS_STREAM, self._apply, self._reset, self.snapshot, self.restore)
 
     def inject(self, service: str, fault: Fault) -> None:
         if self.guard is not None:
@@ -138,6 +138,22 @@ class FaultBoard:
     def _reset(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The pending faults as JSON (harness.core.state snapshot): ``{service: [[kind, params, remaining]]}``."""
+        with self._lock:
+            return {
+                service: [[f.kind, dict(f.params), f.remaining] for f in queue]
+                for service, queue in self._faults.items()
+            }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Replace the pending faults by a :meth:`snapshot`."""
+        with self._lock:
+            self._faults = {
+                service: deque(Fault(str(kind), dict(params), int(remaining)) for kind, params, remaining in queue)
+                for service, queue in state.items()
+            }
 
 
 class ServiceRegistry:

@@ -15,6 +15,7 @@ body of their own (:meth:`~harness.core.journal.Journal.put_payload`) — and th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping
@@ -130,7 +131,7 @@ class DmpStore:
         self._documents: dict[str, StoredDocument] = {}
         self._by_unique: dict[str, str] = {}
         self._evidence = evidence
-        self._replica = (state or StateHub()).replica(STREAM, self.apply, self._reset)
+        self._replica = (state or StateHub()).replica(STREAM, self.apply, self._reset, self.snapshot, self.restore)
         self.shared = self._replica.shared
         if self.shared and evidence is None:
             raise ValueError("un registre DMP partagé exige le journal / a shared DMP registry needs the journal")
@@ -227,34 +228,43 @@ class DmpStore:
     # operations ----------------------------------------------------------------------------------
     def _document_op(self, document: StoredDocument, evidence: tuple[str, bytes] | None) -> dict[str, Any]:
         """A document as JSON for the shared log, its bytes replaced by where they are in the evidence."""
-        fields = {
-            "entry_uuid": document.entry_uuid,
-            "unique_id": document.unique_id,
-            "patient": document.patient,
-            "patient_oid": document.patient_oid,
-            "patient_cx": document.patient_cx,
-            "repository_unique_id": document.repository_unique_id,
-            "mime_type": document.mime_type,
-            "hash": document.hash,
-            "size": document.size,
-            "type_code": document.type_code,
-            "metadata": document.metadata.decode(),
-            "essms": document.essms,
-            "status": document.status,
-            "confidentiality": [list(c) for c in document.confidentiality],
-            "version": document.version,
-            "logical_id": document.logical_id,
-            "submitted_at": document.submitted_at.isoformat(),
-            "replaced": document.replaced,
-            "is_signature": document.is_signature,
-            "source_id": document.source_id,
-        }
+        fields = _document_fields(document)
         data = document.data if document.data is not None else b""
         offset = evidence[1].find(data) if evidence is not None else -1
         if evidence is not None and offset >= 0:  # the MTOM part as journaled with the request: stored once
             return {**fields, "body": [evidence[0], offset, len(data)]}
         assert self._evidence is not None  # noqa: S101 - checked when shared
         return {**fields, "body": [self._evidence.put_payload(data), 0, len(data)]}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole registry as JSON (harness.core.state snapshot): persons and documents in insertion order; a
+        shared document's bytes stay in the evidence (its ``body`` reference), a local one's are inlined (base64)."""
+        with self._lock:
+            return {
+                "persons": [[p.ins, p.oid, p.state.value, p.authorisation.value] for p in self._persons.values()],
+                "documents": [
+                    {
+                        **_document_fields(d),
+                        "body": [d.body.digest, d.body.offset, d.body.length] if d.body is not None else None,
+                        "data": base64.b64encode(d.data).decode("ascii") if d.data is not None else None,
+                    }
+                    for d in self._documents.values()
+                ],
+            }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Replace the whole registry by a :meth:`snapshot`."""
+        with self._lock:
+            self._persons = {
+                (ins, oid): PersonDmp(ins, oid, DmpState(st), Authorisation(auth))
+                for ins, oid, st, auth in state["persons"]
+            }
+            documents = [
+                _document({**d, "data": base64.b64decode(d["data"]) if d["data"] is not None else None})
+                for d in state["documents"]
+            ]
+            self._documents = {d.entry_uuid: d for d in documents}
+            self._by_unique = {d.unique_id: d.entry_uuid for d in documents}
 
     def apply(self, op: Operation) -> Any:
         """Apply one operation of the stream (deterministic; raises before any change when it cannot be done)."""
@@ -331,6 +341,32 @@ class DmpStore:
         self._persons = dict(self._initial)
         self._documents = {}
         self._by_unique = {}
+
+
+def _document_fields(document: StoredDocument) -> dict[str, Any]:
+    """A document's metadata as JSON (without its bytes nor where they are)."""
+    return {
+        "entry_uuid": document.entry_uuid,
+        "unique_id": document.unique_id,
+        "patient": document.patient,
+        "patient_oid": document.patient_oid,
+        "patient_cx": document.patient_cx,
+        "repository_unique_id": document.repository_unique_id,
+        "mime_type": document.mime_type,
+        "hash": document.hash,
+        "size": document.size,
+        "type_code": document.type_code,
+        "metadata": document.metadata.decode(),
+        "essms": document.essms,
+        "status": document.status,
+        "confidentiality": [list(c) for c in document.confidentiality],
+        "version": document.version,
+        "logical_id": document.logical_id,
+        "submitted_at": document.submitted_at.isoformat(),
+        "replaced": document.replaced,
+        "is_signature": document.is_signature,
+        "source_id": document.source_id,
+    }
 
 
 def _document(fields: Mapping[str, Any]) -> StoredDocument:

@@ -224,7 +224,9 @@ class EprescriptionService(FhirHooks):
         self.prescriptions: dict[str, Prescription] = {}
         self.retrieved: set[str] = set()
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
-        self._replica = ctx.state.replica(f"{SERVICE}.prescriptions", self.apply, self._reset)
+        self._replica = ctx.state.replica(
+            f"{SERVICE}.prescriptions", self.apply, self._reset, self.snapshot, self.restore
+        )
         self.store = ResourceStore(clock=ctx.run.now, state=ctx.state, stream=f"{SERVICE}.fhir")
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
         self.production_ins = settings.production_ins  # harness-wide production-INS policy
@@ -321,6 +323,22 @@ class EprescriptionService(FhirHooks):
 
     def _reset(self) -> None:
         self.prescriptions, self.retrieved, self.confirmed = {}, set(), {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The prescriptions, retrievals and confirmations as JSON (harness.core.state snapshot); called and
+        :meth:`restore` under the replica's lock, like :meth:`apply`."""
+        return {
+            "prescriptions": [prescription_json(p) for p in self.prescriptions.values()],
+            "retrieved": sorted(self.retrieved),
+            "confirmed": dict(self.confirmed),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the prescriptions, retrievals and confirmations by a :meth:`snapshot`."""
+        prescriptions = [prescription_from_json(p) for p in state["prescriptions"]]
+        self.prescriptions = {p.epu: p for p in prescriptions}
+        self.retrieved = set(state["retrieved"])
+        self.confirmed = dict(state["confirmed"])
 
     def _retrieved(self, epus: set[str]) -> None:
         """Note the prescriptions a DUI retrieved (one operation, only for those not noted yet)."""

@@ -104,7 +104,8 @@ class AuthBackoff:
         self._clock = clock
         self._lock = threading.Lock()
         self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()
-        self._replica = (state if state is not None else StateHub()).replica(STREAM, self._apply, self._reset)
+        hub = state if state is not None else StateHub()
+        self._replica = hub.replica(STREAM, self._apply, self._reset, self.snapshot, self.restore)
 
     def _track(self, kind: str, key: str, now: float) -> _Track:
         track = self._tracks.get((kind, key))
@@ -172,6 +173,20 @@ class AuthBackoff:
     def _reset(self) -> None:
         with self._lock:
             self._tracks.clear()
+
+    def snapshot(self) -> list[list[Any]]:
+        """The tracks as JSON (harness.core.state snapshot), least recently used first:
+        ``[kind, key, failures, locked_until]``."""
+        with self._lock:
+            return [[kind, key, list(t.failures), t.locked_until] for (kind, key), t in self._tracks.items()]
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Replace the tracks by a :meth:`snapshot` (in the same order)."""
+        with self._lock:
+            self._tracks = OrderedDict(
+                ((kind, key), _Track([float(t) for t in failures], float(locked)))
+                for kind, key, failures, locked in state
+            )
 
 
 SERVICE_KEY = "mssante.auth_backoff"

@@ -273,7 +273,8 @@ class MailStore:
         self._boxes: dict[str, dict[str, _Folder]] = {}
         self._listeners: list[Callable[[str, str], None]] = []
         self._next_validity = 0  # the next UIDVALIDITY is at least this (strictly ascending, never reused)
-        self._replica = (state if state is not None else StateHub()).replica(STREAM, self._apply, self._reset)
+        hub = state if state is not None else StateHub()
+        self._replica = hub.replica(STREAM, self._apply, self._reset, self.snapshot, self.restore)
         self._sync = self._replica.sync
 
     # -- mailboxes and folders ----------------------------------------------------------------------------------
@@ -502,6 +503,91 @@ class MailStore:
             self._usage.clear()
             self._next_validity = 0
             self.bodies.forget()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole store as JSON (harness.core.state snapshot); bodies by digest and size (their bytes stay in
+        the body store and, shared, in the journal's evidence). Per mailbox, per folder (in order):
+        ``[key, name, id, uidvalidity, next_uid, modseq, subscribed, changes, messages]``, a message
+        ``[uid, digest, size, internal date, flags, modseq, recent, email id, Message-ID, exchange, prefix]``."""
+        with self._lock:
+            return {
+                "next_validity": self._next_validity,
+                "usage": dict(self._usage),
+                "boxes": {
+                    box: [
+                        [
+                            key,
+                            f.name,
+                            f.folder_id,
+                            f.uid_validity,
+                            f.next_uid,
+                            f.modseq,
+                            f.subscribed,
+                            [list(change) for change in f.changes],
+                            [
+                                [
+                                    m.uid,
+                                    m.body.digest,
+                                    m.body.size,
+                                    m.internal_date.isoformat(),
+                                    sorted(m.flags),
+                                    m.modseq,
+                                    m.recent,
+                                    m.email_id,
+                                    m.message_id,
+                                    m.exchange_id,
+                                    m.prefix.decode("latin-1"),
+                                ]
+                                for m in f.messages.values()
+                            ],
+                        ]
+                        for key, f in folders.items()
+                    ]
+                    for box, folders in self._boxes.items()
+                },
+            }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Replace the whole store by a :meth:`snapshot` (body references counted again); listeners hear of every
+        folder."""
+        with self._lock:
+            self._reset()
+            self._next_validity = int(state["next_validity"])
+            self._usage = {box: int(size) for box, size in state["usage"].items()}
+            for box, folders in state["boxes"].items():
+                restored = self._boxes.setdefault(box, {})
+                for key, name, folder_id, validity, next_uid, modseq, subscribed, changes, messages in folders:
+                    folder = _Folder(name, folder_id, validity, next_uid, modseq, subscribed=subscribed)
+                    folder.changes = [(int(m), int(u), bool(x)) for m, u, x in changes]
+                    for (
+                        uid,
+                        digest,
+                        size,
+                        when,
+                        flags,
+                        mseq,
+                        recent,
+                        email_id,
+                        message_id,
+                        exchange,
+                        prefix,
+                    ) in messages:
+                        folder.messages[uid] = StoredMessage(
+                            uid=uid,
+                            body=self.bodies.retain(self.bodies.body(digest, size)),
+                            internal_date=datetime.fromisoformat(when),
+                            flags=frozenset(flags),
+                            modseq=mseq,
+                            recent=recent,
+                            email_id=email_id,
+                            message_id=message_id,
+                            exchange_id=exchange,
+                            prefix=prefix.encode("latin-1"),
+                        )
+                    restored[key] = folder
+            changed = [(box, key) for box, folders in self._boxes.items() for key in folders]
+        for box, key in changed:
+            self._notify(box, key)
 
     def _new_folder(self, name: str, folder_id: str, floor: int) -> _Folder:
         validity = max(self._next_validity, floor)

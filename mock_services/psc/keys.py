@@ -120,7 +120,7 @@ class KeyRing:
         self._keys: list[SigningKey] = []  # empty until the first keys are generated (never empty after)
         self._built: dict[str, RSAKey | ECKey] = {}  # keys this process generated, by kid, until installed
         hub = state if state is not None else StateHub()
-        self._replica = hub.replica(KEYS_STREAM, self._apply, self._reset)
+        self._replica = hub.replica(KEYS_STREAM, self._apply, self._reset, self.snapshot, self.restore)
 
     def _generate(self, op: str) -> dict[str, Any]:
         """An operation installing fresh keys for every algorithm (drawn now, carried as private JWKs)."""
@@ -162,6 +162,23 @@ class KeyRing:
     def _reset(self) -> None:
         with self._lock:
             self._keys = []
+
+    def snapshot(self) -> list[list[Any]]:
+        """The ring as JSON (harness.core.state snapshot): ``[alg, private JWK, created, retired_at]`` in order."""
+        with self._lock:
+            return [[k.alg, k.key.as_dict(private=True), k.created, k.retired_at] for k in self._keys]
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Replace the ring by a :meth:`snapshot` (a key held here already is kept, not imported again)."""
+        with self._lock:
+            held = {k.kid: k.key for k in self._keys}
+            keys = []
+            for alg, jwk, created, retired_at in state:
+                key = held.get(jwk["kid"]) or self._built.pop(jwk["kid"], None)
+                if key is None:
+                    key = RSAKey.import_key(jwk) if alg == "RS256" else ECKey.import_key(jwk)
+                keys.append(SigningKey(alg, key, float(created), None if retired_at is None else float(retired_at)))
+            self._keys = keys
 
     def _ensure(self) -> None:
         """Generate the first keys if nobody did yet (here or, shared, in another process)."""

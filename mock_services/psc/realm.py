@@ -208,8 +208,12 @@ class Realm:
         self.refresh: dict[str, RefreshRecord] = {}
         self.sessions: dict[str, Session] = {}
         self.issued = 0
-        self._users = ctx.state.replica(USERS_STREAM, self._apply_users, self._reset_users)
-        self._grants = ctx.state.replica(GRANTS_STREAM, self._apply_grants, self._reset_grants)
+        self._users = ctx.state.replica(
+            USERS_STREAM, self._apply_users, self._reset_users, self.snapshot_users, self.restore_users
+        )
+        self._grants = ctx.state.replica(
+            GRANTS_STREAM, self._apply_grants, self._reset_grants, self.snapshot_grants, self.restore_grants
+        )
 
     # -- professionals and next login (stream psc.users) ----------------------------------------------------------
     def users(self) -> list[Professional]:
@@ -267,6 +271,18 @@ class Realm:
     def _reset_users(self) -> None:
         self.professionals = {u.login.casefold(): u for u in self._fixture_users}
         self.next_login = {}
+
+    def snapshot_users(self) -> dict[str, Any]:
+        """The professionals (fixtures included, as replaced) and the next logins as JSON (harness.core.state
+        snapshot; called under the replica's lock, like :meth:`restore_users`)."""
+        return {
+            "professionals": [[key, user.fixture()] for key, user in self.professionals.items()],
+            "next_login": [[client_id, login] for client_id, login in self.next_login.items()],
+        }
+
+    def restore_users(self, state: Mapping[str, Any]) -> None:
+        self.professionals = {key: Professional.from_fixture(user) for key, user in state["professionals"]}
+        self.next_login = {client_id: login for client_id, login in state["next_login"]}
 
     def rotate_keys(self) -> list[str]:
         kids = self.keys.rotate()
@@ -439,6 +455,44 @@ class Realm:
     def _reset_grants(self) -> None:
         self.pending, self.codes, self.access, self.refresh, self.sessions = {}, {}, {}, {}, {}
         self.issued = 0
+
+    def snapshot_grants(self) -> dict[str, Any]:
+        """Pending requests, sessions, codes, access and refresh tokens as JSON (harness.core.state snapshot; called
+        under the replica's lock, like :meth:`restore_grants`), each in insertion order."""
+        return {
+            "pending": [[rid, auth.as_op()] for rid, auth in self.pending.items()],
+            "sessions": [
+                [s.sid, s.user.fixture(), s.client_id, s.auth_time, s.acr, s.active, s.nonce]
+                for s in self.sessions.values()
+            ],
+            "codes": [[code, g.request.as_op(), g.sid, g.expires_at, g.used] for code, g in self.codes.items()],
+            "access": [[jti, a.sid, a.client_id, list(a.scope), a.exp, a.active] for jti, a in self.access.items()],
+            "refresh": [
+                [token, r.sid, r.client_id, list(r.scope), r.exp, r.nonce_free, r.active, r.rotated]
+                for token, r in self.refresh.items()
+            ],
+            "issued": self.issued,
+        }
+
+    def restore_grants(self, state: Mapping[str, Any]) -> None:
+        self.pending = {rid: self._auth_request(raw) for rid, raw in state["pending"]}
+        self.sessions = {
+            sid: Session(sid, Professional.from_fixture(user), client_id, auth_time, acr, active, nonce)
+            for sid, user, client_id, auth_time, acr, active, nonce in state["sessions"]
+        }
+        self.codes = {
+            code: CodeGrant(self._auth_request(raw), sid, expires_at, used)
+            for code, raw, sid, expires_at, used in state["codes"]
+        }
+        self.access = {
+            jti: AccessRecord(sid, client_id, tuple(scope), exp, active)
+            for jti, sid, client_id, scope, exp, active in state["access"]
+        }
+        self.refresh = {
+            token: RefreshRecord(sid, client_id, tuple(scope), exp, nonce_free, active, rotated)
+            for token, sid, client_id, scope, exp, nonce_free, active, rotated in state["refresh"]
+        }
+        self.issued = int(state["issued"])
 
     def record(
         self,
