@@ -5,7 +5,9 @@ are served as before."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ from harness.core.sessions import Members
 from harness.fields.testdata import TestData
 from harness.sut.base import ActionStatus, DmpFeed, DmpQuery, DmpUpdate
 from harness.sut.reference import FaultyDUI
+from harness.validators.eprescription import EPU_SYSTEM
 from mock_services.eparcours import EparcoursSimulator
+from mock_services.eprescription import EprescriptionSimulator
 
 INS = "238047505612394"  # the patient of tests/test_eparcours.py's notes
 
@@ -121,3 +125,61 @@ def test_a_dmp_consultation_of_a_patient_of_another_session_is_refused(dmp: Dmp)
     again = dmp.dui.dmp_find(DmpQuery(person, other))  # no other session holds the patient any more
     assert again.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in again.data["documents"]}
     book.close(mine.id)
+
+
+@pytest.fixture
+def eprescription(tmp_path: Path, testdata: TestData) -> Iterator[tuple[TestClient, Any, Any]]:  # noqa: F811
+    ctx, journal = _context(tmp_path, testdata)
+    ctx = replace(ctx, name="eprescription", http_base="https://127.0.0.1/eprescription")
+    simulator = EprescriptionSimulator(ctx)
+    with TestClient(presenting(simulator.http_app(), essms(FINESS))) as client:
+        yield client, simulator.service, journal
+    journal.close()
+
+
+def _forbidden(response: Any) -> str:
+    """The diagnostics of a 403 OperationOutcome ``forbidden`` / ``FHIR-AUTRE-SESSION`` (fails on anything else)."""
+    assert response.status_code == 403, response.status_code
+    [issue] = response.json()["issue"]
+    assert (issue["code"], issue["details"]["coding"][0]["code"]) == ("forbidden", "FHIR-AUTRE-SESSION")
+    return str(issue["diagnostics"])
+
+
+def test_a_prescription_of_another_session_is_refused_as_cda_page_qr_and_lines(eprescription, testdata) -> None:  # noqa: ANN001, F811
+    client, service, journal = eprescription
+    prescription = service.issue(testdata.person("P001"), lines=2)
+    epu, line = prescription.epu, prescription.lines[0].id
+    lines = f"/fhir/MedicationRequest?group-identifier={EPU_SYSTEM}|{epu}"
+    served = [
+        client.get(f"/fhir/Binary/{epu}").status_code,
+        client.get(f"/ordonnances/{epu}").status_code,
+        client.get(f"/ordonnances/{epu}/qr.png").status_code,
+        client.get(f"/fhir/MedicationRequest/{line}").status_code,
+        client.get(lines).json()["total"],
+    ]
+    assert served == [200, 200, 200, 200, 2] and epu in client.get("/ordonnances").text
+    mine = service.ctx.session_book.create("DUI de l'EHPAD", Members(essms=(FINESS,)))
+    theirs = service.ctx.session_book.create("Autre DUI", Members(patients=(INS,)))
+    refusal = (
+        f"patient (INS) {INS} appartient à une autre session de test que ESSMS {FINESS} (session {mine.id}) : ses "
+        "données ne lui sont pas accessibles / the data belongs to another test session"
+    )
+    assert _forbidden(client.get(f"/fhir/Binary/{epu}")) == refusal
+    [journaled] = journal.query(JournalFilter(operation="eprescription.retrieve"))[-1:]
+    assert (journaled.outcome, journaled.error_code, journaled.session_id) == (
+        Outcome.REJECTED,
+        "FHIR-AUTRE-SESSION",
+        mine.id,
+    )
+    page, qr = client.get(f"/ordonnances/{epu}"), client.get(f"/ordonnances/{epu}/qr.png")
+    assert (page.status_code, qr.status_code, qr.text) == (403, 403, f"FHIR-AUTRE-SESSION : {refusal}")
+    assert f"<p>{html.escape(refusal)}</p>" in page.text and prescription.person.family not in page.text
+    assert epu not in client.get("/ordonnances").text
+    # the lines name their patient only by a literal reference (subject Patient/<id>, no INS): read in the store
+    assert _forbidden(client.get(f"/fhir/MedicationRequest/{line}")) == refusal
+    found = client.get(lines).json()
+    assert (found["total"], found.get("entry", [])) == (0, [])
+    service.ctx.session_book.close(theirs.id)  # the patient is free again: served as before
+    assert client.get(f"/fhir/Binary/{epu}").status_code == 200
+    assert client.get(f"/fhir/MedicationRequest/{line}").status_code == 200
+    assert (client.get(lines).json()["total"], client.get(f"/ordonnances/{epu}").status_code) == (2, 200)

@@ -21,7 +21,7 @@ The FINESS the journal records (``essms``) is always the authenticated one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from harness.fhir.outcome import FhirError, IssueCode, fail
+from harness.fhir.store import Version, reference_targets
 from harness.fields.testdata import Establishment
 from harness.validators.frcore import FINESS_SYSTEMS, INS_SYSTEMS, OID_IDNST
 
@@ -44,7 +45,8 @@ def identified_owners(resource: Any) -> list[tuple[str, str]]:
     """Whose a resource is, as session members (:mod:`harness.core.sessions`): every patient INS (FR Core INS
     identifier systems) and every establishment FINESS (``http://finess.esante.gouv.fr``, or the structure id
     ``urn:oid:1.2.250.1.71.4.2.2`` = ``1`` + FINESS) its Identifiers name, contained resources and logical
-    references included. A resource that names its patient only by a literal reference names no one here."""
+    references included. A resource that names its patient only by a literal reference names no one here
+    (:func:`referenced_patients` reads those in the store)."""
     found: list[tuple[str, str]] = []
     pending = [resource]
     while pending:
@@ -61,6 +63,22 @@ def identified_owners(resource: Any) -> list[tuple[str, str]]:
                 elif system == f"urn:oid:{OID_IDNST}" and len(value) == 10 and value.startswith("1"):
                     found.append(("essms", value[1:]))
             pending.extend(v for v in node.values() if isinstance(v, dict | list))
+    return sorted(set(found))
+
+
+def referenced_patients(resource: Any, current: Callable[[str, str], Version | None]) -> list[tuple[str, str]]:
+    """The patients (``("patient", INS)``) a resource names only by a literal reference (``Patient/123``, absolute
+    or ``/_history/n``; FHIR R4 §2.3.0 Resource references), read in the store with ``current(type, id)``: an
+    e-Prescription ``MedicationRequest.subject`` belongs to the session of the Patient it points at. A reference
+    to an unknown or deleted Patient, or to one without an INS identifier, names no one."""
+    found: list[tuple[str, str]] = []
+    for target in sorted(reference_targets(resource)):
+        resource_type, _, resource_id = target.partition("/")
+        if resource_type != "Patient":
+            continue
+        patient = current(resource_type, resource_id)
+        if patient is not None and patient.resource is not None:
+            found.extend(o for o in identified_owners(patient.resource) if o[0] == "patient")
     return sorted(set(found))
 
 

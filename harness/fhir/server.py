@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 
 from harness.core.journal import Exchange
 from harness.core.sessions import SessionBook
-from harness.fhir.access import OTHER_SESSION, certificate_finess, identified_owners
+from harness.fhir.access import OTHER_SESSION, certificate_finess, identified_owners, referenced_patients
 from harness.fhir.bundle import process_bundle
 from harness.fhir.capability import capability_statement
 from harness.fhir.interaction import (
@@ -522,7 +522,7 @@ class FhirServer:
         if latest is not None and not self.hooks.visible(latest, request=info):  # hidden: unknown, even if deleted
             raise fail(404, IssueCode.NOT_FOUND, f"{item.resource_type}/{rid} inconnu", error_code="FHIR-NOT-FOUND")
         if latest is not None:
-            self._require_same_session(latest, info)
+            self._require_same_session(latest, info, uow)
         version = uow.read(item.resource_type or "", rid)
         item.result, item.response = version, version.body()
         return item
@@ -537,7 +537,7 @@ class FhirServer:
                 f"{item.resource_type}/{item.resource_id} inconnu",
                 error_code="FHIR-NOT-FOUND",
             )
-        self._require_same_session(version, info)
+        self._require_same_session(version, info, uow)
         item.result, item.response = version, version.body()
         return item
 
@@ -552,7 +552,7 @@ class FhirServer:
                 error_code="FHIR-NOT-FOUND",
             )
         for version in versions:
-            self._require_same_session(version, info)
+            self._require_same_session(version, info, uow)
         base = self.base_url()
         entries = []
         for v in reversed(versions):
@@ -708,7 +708,7 @@ class FhirServer:
                 query,
                 candidates,
                 matcher,
-                lambda v: self.hooks.visible(v, request=info) and self.session_refusal(v, info) is None,
+                lambda v: self.hooks.visible(v, request=info) and self.session_refusal(v, info, uow) is None,
             )
         else:
             found = run_search(query, candidates, matcher, lambda v: self.hooks.visible(v, request=info))
@@ -718,7 +718,12 @@ class FhirServer:
             assert self.sessions is not None
             caller = ("essms", info.caller_finess)
             included = [
-                r for r in included if all(self.sessions.cross_session(caller, o) is None for o in identified_owners(r))
+                r
+                for r in included
+                if all(
+                    self.sessions.cross_session(caller, o) is None
+                    for o in identified_owners(r) + referenced_patients(r, uow.current)
+                )
             ]
         item.matches, item.included, item.total, item.query = matches, included, found.total, describe_criteria(query)
         item.warnings.extend(Finding("FHIR-SEARCH-PARAM", w.diagnostics, Severity.WARNING) for w in query.warnings)
@@ -741,20 +746,21 @@ class FhirServer:
     def _in_a_session(self, info: RequestInfo) -> bool:
         return self.sessions is not None and self.sessions.session_of("essms", info.caller_finess) is not None
 
-    def session_refusal(self, version: Version, info: RequestInfo) -> str | None:
-        """Why the calling establishment may not read ``version``: one of its owners belongs to another open test
-        session than the caller's (``None``: it may; always ``None`` when the caller is in no session)."""
+    def session_refusal(self, version: Version, info: RequestInfo, uow: UnitOfWork) -> str | None:
+        """Why the calling establishment may not read ``version``: one of its owners (:meth:`FhirHooks.owners`, and
+        the patients it names by a literal reference, read in ``uow``) belongs to another open test session than
+        the caller's (``None``: it may; always ``None`` when the caller is in no session)."""
         if not self._in_a_session(info):
             return None
         assert self.sessions is not None
-        for owner in self.hooks.owners(version):
+        for owner in self.hooks.owners(version) + referenced_patients(version.resource, uow.current):
             refusal = self.sessions.cross_session(("essms", info.caller_finess), owner)
             if refusal is not None:
                 return refusal
         return None
 
-    def _require_same_session(self, version: Version, info: RequestInfo) -> None:
-        refusal = self.session_refusal(version, info)
+    def _require_same_session(self, version: Version, info: RequestInfo, uow: UnitOfWork) -> None:
+        refusal = self.session_refusal(version, info, uow)
         if refusal is not None:
             raise fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
 

@@ -51,6 +51,7 @@ from harness.fhir import (
     ResourceStore,
     ResourceType,
 )
+from harness.fhir.access import OTHER_SESSION
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
@@ -361,6 +362,21 @@ class EprescriptionService(FhirHooks):
     def _may_see(self, caller: str | None, essms: str | None) -> bool:
         return essms is not None and self.access.may_act_for(caller, essms)
 
+    def _other_session(self, caller: str | None, prescription: Prescription | None) -> str | None:
+        """Why the establishment ``caller`` may not read ``prescription``: its person is a patient of another open
+        test session than the caller's (issue 19 item 4, :mod:`harness.core.sessions`); ``None`` when it may."""
+        if prescription is None:
+            return None
+        return self.ctx.cross_session(("essms", caller), ("patient", prescription.person.ins.value))
+
+    def _page_caller(self, request: Request) -> str | None:
+        """The establishment a printable page is opened by: the FINESS of the organisation certificate presented,
+        if any (the pages are for manual recette and ask for none)."""
+        try:
+            return self.access.authenticate(client_certificate(request.scope))
+        except FhirError:
+            return None
+
     def visible(self, version: Version, *, request: RequestInfo) -> bool:
         """A prescription (its lines, its patient) is visible to the establishment that accompanies its person (or
         one of the same organisme gestionnaire when the grappe declares it); a confirmation (Task) to the
@@ -541,6 +557,9 @@ class EprescriptionService(FhirHooks):
             prescription = self.prescription(epu)
             if prescription is not None and not self._may_see(info.caller_finess, prescription.person.essms):
                 prescription = None  # another establishment's person: as unknown
+            refusal = self._other_session(info.caller_finess, prescription)
+            if refusal is not None:
+                raise fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
         except FhirError as exc:
             item.error = exc
         wants_fhir = request.query_params.get("_format") is not None or any(
@@ -616,9 +635,14 @@ class EprescriptionService(FhirHooks):
         )
 
     def _find(self, request: Request) -> Prescription:
+        """The prescription of the page's EPU: :class:`LookupError` when unknown, :class:`PermissionError` (the
+        refusal) when the certificate presented is of an establishment of another test session than its person's."""
         prescription = self.prescription(request.path_params["epu"])
         if prescription is None:
             raise LookupError(request.path_params["epu"])
+        refusal = self._other_session(self._page_caller(request), prescription)
+        if refusal is not None:
+            raise PermissionError(refusal)
         return prescription
 
     async def _qr(self, request: Request) -> Response:
@@ -626,15 +650,23 @@ class EprescriptionService(FhirHooks):
             prescription = self._find(request)
         except LookupError:
             return Response("ordonnance inconnue", status_code=404, media_type="text/plain; charset=utf-8")
+        except PermissionError as refused:
+            return Response(f"{OTHER_SESSION} : {refused}", status_code=403, media_type="text/plain; charset=utf-8")
         return Response(qr_png(prescription.epu), media_type="image/png")
 
     async def _page(self, request: Request) -> Response:
         """A printable page for manual recette: the QR code to scan at the DUI, the lines, the status."""
+        e = html.escape
         try:
             p = self._find(request)
         except LookupError:
             return HTMLResponse("<p>Ordonnance inconnue</p>", status_code=404)
-        e = html.escape
+        except PermissionError as refused:
+            return HTMLResponse(
+                "<!doctype html><html lang='fr'><meta charset='utf-8'><title>Ordonnance d'une autre session</title>"
+                f"<body><h1>Accès refusé ({OTHER_SESSION})</h1><p>{e(str(refused))}</p></body></html>",
+                status_code=403,
+            )
         rows = "".join(
             f"<tr><td>{e(line.medicine.display)}</td><td>{e(line.posology.text)}</td></tr>" for line in p.lines
         )
@@ -650,8 +682,12 @@ class EprescriptionService(FhirHooks):
         return HTMLResponse(page)
 
     async def _list_page(self, request: Request) -> Response:
+        """Every prescription, less those of another test session than the certificate's establishment."""
         with self._replica.locked():
             items = list(self.prescriptions.values())
+        caller = self._page_caller(request)
+        if caller is not None:
+            items = [p for p in items if self._other_session(caller, p) is None]
         e = html.escape
         rows = "".join(
             f"<li><a href='ordonnances/{e(p.epu)}'>{e(p.epu)}</a> — {e(p.person.given)} {e(p.person.family)}"
