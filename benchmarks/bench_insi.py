@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import shutil
+import sqlite3
 import ssl
 import statistics
 import sys
@@ -172,6 +173,30 @@ def certificate_identity(pki: TestPKI, calls: int = 20000) -> dict[str, float]:
     return figures
 
 
+def journal_bytes(path: Path) -> dict[str, float]:
+    """What the journal holds per INSi exchange, after a WAL checkpoint: the row's ``details`` JSON (mean bytes),
+    the whole file divided by the exchanges, and the evidence bodies (request and answer, stored once per digest)."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows, details = db.execute(
+            "SELECT count(*), avg(length(details)) FROM exchanges WHERE service = 'insi'"
+        ).fetchone()
+        evidence, evidence_bytes = db.execute("SELECT count(*), COALESCE(sum(size), 0) FROM evidence").fetchone()
+        file_bytes = db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+    figures = {
+        "exchanges": rows,
+        "details_bytes_per_exchange": round(details or 0.0, 1),
+        "file_bytes_per_exchange": round(file_bytes / rows, 1) if rows else 0.0,
+        "evidence_bodies": evidence,
+        "evidence_bytes": evidence_bytes,
+    }
+    print(
+        f"journal bytes per INSi exchange: details {figures['details_bytes_per_exchange']:.0f} B, whole file "
+        f"{figures['file_bytes_per_exchange']:.0f} B ({rows} exchanges; {evidence} evidence bodies, {evidence_bytes} B)"
+    )
+    return figures
+
+
 def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-insi-"))
     out: dict[str, Any] = {"benchmark": "insi", "modes": {}}
@@ -251,6 +276,7 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
             f"\njournal check: {recorded} accepted INSi exchange(s) recorded, {sim_ok} CR 00 answer(s) received, "
             f"{rejected} rejected -> {'OK' if consistent else 'MISMATCH'}"
         )
+        out["journal_bytes"] = journal_bytes(tmp / "journal.sqlite")
         out["journal"] = {
             "accepted_recorded": recorded,
             "answers_received": sim_ok,

@@ -4,8 +4,9 @@
 When several threads record at once, the calls that arrive while a commit is under way are written together in the
 next transaction (group commit). Measured on a fresh journal file per case, with rows shaped like the simulators':
 
-  insi   an INSi ``rechercherInsAvecTraitsIdentite`` answer (request payload deduplicated, CR 00, the SOAP answer in
-         ``details["response"]`` as the INSi simulator writes it today: about 2 KB of details)
+  insi   an INSi ``rechercherInsAvecTraitsIdentite`` answer (request payload deduplicated, CR 00, the SOAP answer an
+         attachment named by ``details["response_digest"]`` as the INSi simulator writes it since issue 18: one
+         body per identity, 300 identities; before, a 2 KB copy in ``details["response"]`` of every row)
   fhir   a cahier de liaison ``cdl.create`` (a new payload each time, small details)
 
 For each: microseconds per exchange, exchanges per transaction, WAL frames (pages) and WAL bytes per exchange (no
@@ -29,13 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.core.journal import Direction, Exchange, Outcome, SQLiteJournal
+from harness.core.journal import RESPONSE_DIGEST, Direction, Exchange, Outcome, SQLiteJournal, payload_digest
 
 RESPONSE = "<soap:Envelope>" + "r" * 1800 + "</soap:Envelope>"  # about the size of a CR 00 answer
 
 
 def insi(i: int) -> Exchange:
     ins = f"{i % 300:015d}"
+    answer = (RESPONSE + ins).encode()
     return Exchange(
         service="insi",
         operation="soap.rechercherInsAvecTraitsIdentite",
@@ -53,8 +55,9 @@ def insi(i: int) -> Exchange:
             "request": {"nom_naissance": "MARTIN", "prenoms": ["JEANNE"]},
             "message_id": f"m{i}",
             "client_cn": "INSI-AUTO",
-            "response": RESPONSE,
+            RESPONSE_DIGEST: payload_digest(answer),
         },
+        attachments=(answer,),
     )
 
 

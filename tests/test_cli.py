@@ -18,7 +18,7 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
-from harness.core.journal import Direction, Exchange, Outcome, open_journal
+from harness.core.journal import RESPONSE_DIGEST, Direction, Exchange, Outcome, open_journal, payload_digest
 from harness.core.messages import SEPARATOR
 from harness.front.cli import app
 
@@ -103,6 +103,8 @@ def test_journal_formats(tmp_path: Path) -> None:
             outcome=Outcome.ACCEPTED,
             essms="990000016",
             person="238047505612394",
+            details={RESPONSE_DIGEST: payload_digest(b"<answer/>")},
+            attachments=(b"<answer/>",),
         )
     )
     journal.record(
@@ -121,6 +123,8 @@ def test_journal_formats(tmp_path: Path) -> None:
     assert as_json.exit_code == 0, as_json.output
     rows = json.loads(as_json.stdout)
     assert [r["person"] for r in rows] == ["238047505612394"]
+    # the answer kept as evidence by digest is shown in full, as when it was a copy in details
+    assert rows[0]["details"] == {"response_digest": payload_digest(b"<answer/>"), "response": "<answer/>"}
     as_csv = runner.invoke(app, ["journal", "--journal", url, "--format", "csv", "--outcome", "rejected"])
     lines = as_csv.stdout.strip().splitlines()
     assert lines[0].startswith("ts,service,operation") and len(lines) == 2 and "550 5.1.1" in lines[1]

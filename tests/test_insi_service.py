@@ -16,7 +16,7 @@ import pytest
 from hostile import BILLION_LAUGHS
 
 from harness.core.config import HarnessConfig
-from harness.core.journal import Exchange, JournalFilter, Outcome
+from harness.core.journal import Exchange, JournalFilter, Outcome, response_of
 from harness.fields.xmlsafe import parse_xml
 from harness.host.simulator import Fault
 from harness.runtime.environment import SocleEnvironment
@@ -218,7 +218,9 @@ def test_search_returns_one_identity_and_is_journaled_before_the_answer(env: Soc
     assert exchange.operation == "soap.rechercherInsAvecTraitsIdentite"
     assert exchange.actor and exchange.actor.startswith(REFERENCE_IDAM + "/")
     assert exchange.details["client_cn"] == "INSI-AUTO" and exchange.details["cr"] == "00"
-    assert exchange.details["response"].encode() == answer.body
+    # the answer is evidence named by its digest, not a copy in details (issue 18: a 2 KB row per search before)
+    assert "response" not in exchange.details and exchange.details["response_bytes"] == len(answer.body)
+    assert response_of(env.journal, exchange) == answer.body
     assert env.journal.payload(exchange.digest or "") == request_body_of(exchange, env)
 
 
@@ -499,6 +501,7 @@ def test_a_soap_11_envelope_gets_a_soap_11_version_mismatch(env: SocleEnvironmen
     assert exchange.outcome is Outcome.REJECTED and exchange.error_code == "INSI-SOAP-VERSION"
     assert exchange.details["fault"]["soap_code"] == "env:VersionMismatch"
     assert exchange.details["fault"]["soap_version"] == "1.1"
+    assert response_of(env.journal, exchange) == answer.body  # the fault sent is evidence too
     assert post(env, request()).result.code == "00"
 
 
@@ -543,8 +546,8 @@ def test_concurrent_hostile_and_valid_requests_lose_nothing(env: SocleEnvironmen
     recorded = journal_since(env, mark)
     assert len(recorded) == len(bodies)
     assert sum(a.status == 200 for a in answers) == 40 == sum(e.outcome is Outcome.ACCEPTED for e in recorded)
-    assert sorted(e.details["response"] for e in recorded if e.outcome is Outcome.ACCEPTED) == sorted(
-        a.body.decode() for a in answers if a.status == 200
+    assert sorted(response_of(env.journal, e) for e in recorded if e.outcome is Outcome.ACCEPTED) == sorted(
+        a.body for a in answers if a.status == 200
     )
     assert post(env, request()).result.code == "00"
 

@@ -138,6 +138,27 @@ def test_a_body_is_put_as_evidence_once_without_an_exchange(journal: SQLiteJourn
     assert journal.count() == 4  # no exchange was recorded
 
 
+def test_attachments_are_evidence_committed_with_their_exchange(journal: SQLiteJournal) -> None:
+    answer, other = b"<RESULTAT>00</RESULTAT>" * 50, b"<Fault/>"
+    digest = J.payload_digest(answer)
+    assert digest == J.hashlib.sha256(answer).hexdigest()
+    recorded = journal.record_many(
+        [
+            ex(id="a1", payload=b"req", details={J.RESPONSE_DIGEST: digest}, attachments=(answer,)),
+            ex(id="a2", details={J.RESPONSE_DIGEST: digest}, attachments=(answer, other)),  # the same answer again
+        ]
+    )
+    assert recorded[0].attachments == (answer,) and "attachments" not in recorded[0].summary()
+    assert journal.payload(digest) == answer and journal.payload(J.payload_digest(other)) == other
+    [a1, a2] = [e for e in journal.query() if e.id in {"a1", "a2"}]
+    assert a1.attachments == () and J.response_of(journal, a1) == answer == J.response_of(journal, a2)
+    assert J.response_of(journal, journal.query(JournalFilter(limit=1))[0]) is None  # no response_digest
+    lost = b"<never stored/>"
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        journal.record(ex(id="a1", attachments=(lost,)))  # a duplicate id: nothing of it is committed
+    assert journal.payload(J.payload_digest(lost)) is None
+
+
 def test_facts_are_mirrored_into_columns(tmp_path: Path) -> None:
     path = tmp_path / "f.sqlite"
     journal = SQLiteJournal(path)

@@ -63,6 +63,9 @@ class Exchange:
     carries, with the producer's own dates: ``{"key", "date", "start", "end", "status"}`` (strings or null);
     the SQLite journal mirrors it into indexed columns (``fact_*``) for analytics (:mod:`harness.analytics.indicators`).
     ``session_id`` is the open test session one of its identities belongs to (:mod:`harness.core.sessions`).
+    ``attachments`` are further evidence bodies committed with the exchange, in the same transaction, stored once
+    per digest like ``payload`` (an answer the simulator sent: ``details`` names it by :func:`payload_digest`, e.g.
+    ``details["response_digest"]``, and :meth:`Journal.payload` reads it back); they are not read back with the row.
     """
 
     service: str
@@ -83,6 +86,7 @@ class Exchange:
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
     digest: str | None = None
     session_id: str | None = None  # the test session of its identities (harness.core.sessions), None outside any
+    attachments: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def month(self) -> str:
@@ -94,6 +98,7 @@ class Exchange:
         """JSON-friendly view without the payload bytes (for reports and the CLI)."""
         data = asdict(self)
         data.pop("payload")
+        data.pop("attachments")
         data["ts"] = self.ts.isoformat()
         data["month"] = self.month
         data["direction"] = str(self.direction)
@@ -227,6 +232,9 @@ CREATE INDEX IF NOT EXISTS ix_sessions_revision ON sessions (revision);
 FACT_KEYS = ("key", "date", "start", "end", "status")
 #: ``details["message_id"]`` (an e-mail's Message-ID, RFC 5322) is mirrored into the indexed ``message_id`` column.
 MESSAGE_ID = "message_id"
+#: ``details["response_digest"]``: the answer the simulator sent, kept as evidence (an attachment of the exchange,
+#: stored once per digest: the same answer twice costs one body), read back with :func:`response_of`.
+RESPONSE_DIGEST = "response_digest"
 
 _LAYOUT = 2  # PRAGMA user_version of the current journal layout (1: month in French time; 2: session_id)
 
@@ -383,9 +391,7 @@ class SQLiteJournal:
         Group commit: the calls that arrive while another thread is committing wait for it, then the first of them
         writes all of theirs in one transaction (one WAL sync for the group); each call returns only once its own
         exchanges are committed, and a call that fails (a duplicate id...) fails alone."""
-        stamped = [
-            replace(e, digest=hashlib.sha256(e.payload).hexdigest()) if e.payload is not None else e for e in exchanges
-        ]
+        stamped = [replace(e, digest=payload_digest(e.payload)) if e.payload is not None else e for e in exchanges]
         batch = _Batch(stamped)
         with self._pending_lock:
             self._pending.append(batch)
@@ -434,7 +440,7 @@ class SQLiteJournal:
                 batch.done = True
 
     def _insert(self, stamped: Sequence[Exchange]) -> None:
-        evidence = {e.digest: e.payload for e in stamped if e.payload is not None}
+        evidence = evidence_of(stamped)
         if evidence:
             self._db.executemany(
                 "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)",
@@ -473,7 +479,7 @@ class SQLiteJournal:
         return bytes(row[0]) if row else None
 
     def put_payload(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = payload_digest(data)
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO evidence (digest, size, data) VALUES (?, ?, ?)", (digest, len(data), data)
@@ -556,6 +562,29 @@ class SQLiteJournal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def payload_digest(data: bytes) -> str:
+    """The key of an evidence body in every journal: its SHA-256, lowercase hexadecimal."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def response_of(journal: Journal, exchange: Exchange) -> bytes | None:
+    """The answer the simulator sent for ``exchange`` (``details["response_digest"]``), ``None`` if it kept none."""
+    digest = exchange.details.get(RESPONSE_DIGEST)
+    return journal.payload(digest) if isinstance(digest, str) else None
+
+
+def evidence_of(exchanges: Sequence[Exchange]) -> dict[str, bytes]:
+    """The evidence bodies a commit of ``exchanges`` (stamped: ``digest`` set) writes, by digest: each payload and
+    each attachment, once."""
+    evidence: dict[str, bytes] = {}
+    for e in exchanges:
+        if e.payload is not None and e.digest is not None:
+            evidence[e.digest] = e.payload
+        for attachment in e.attachments:
+            evidence.setdefault(payload_digest(attachment), attachment)
+    return evidence
 
 
 @dataclass(slots=True, eq=False)

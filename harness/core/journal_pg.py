@@ -22,7 +22,6 @@ place and its exact value kept in ``exact`` (JSON), from which :meth:`PostgreSQL
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from collections.abc import Sequence
@@ -41,6 +40,8 @@ from harness.core.journal import (
     Exchange,
     JournalFilter,
     Outcome,
+    evidence_of,
+    payload_digest,
 )
 from harness.core.sessions import (
     Members,
@@ -254,12 +255,10 @@ class PostgreSQLJournal:
 
     def record_many(self, exchanges: Sequence[Exchange]) -> list[Exchange]:
         """Commit several exchanges in one transaction (all or none); return them once committed."""
-        stamped = [
-            replace(e, digest=hashlib.sha256(e.payload).hexdigest()) if e.payload is not None else e for e in exchanges
-        ]
+        stamped = [replace(e, digest=payload_digest(e.payload)) if e.payload is not None else e for e in exchanges]
         if not stamped:
             return []
-        evidence = {e.digest: e.payload for e in stamped if e.payload is not None and e.digest is not None}
+        evidence = evidence_of(stamped)
         rows = [_row(e) for e in stamped]
         with self._pool.connection() as conn:
             if evidence:  # compress only what the database does not hold yet (outside the writers' lock)
@@ -310,7 +309,7 @@ class PostgreSQLJournal:
 
     def put_payload(self, data: bytes) -> str:
         """Store ``data`` as evidence (compressed like an exchange's payload) without an exchange; its digest."""
-        digest = hashlib.sha256(data).hexdigest()
+        digest = payload_digest(data)
         with self._pool.connection() as conn:
             if conn.execute("SELECT 1 FROM evidence WHERE digest = %s", (digest,)).fetchone() is None:
                 conn.execute(

@@ -710,7 +710,7 @@ def journal_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
 ) -> None:
     """Liste les échanges enregistrés / list the recorded exchanges."""
-    from harness.core.journal import JournalFilter, open_journal
+    from harness.core.journal import JournalFilter, open_journal, response_of
     from harness.core.sessions import UnknownSessionError, require_known
     from harness.front.preflight import PreflightError, check_journal
 
@@ -738,21 +738,23 @@ def journal_cmd(
         err().print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from exc
     try:
-        rows = [
-            e.summary()
-            for e in store.query(
-                JournalFilter(
-                    service=service,
-                    essms=essms,
-                    person=person,
-                    month=month,
-                    run_id=run_id,
-                    session=session,
-                    outcome=outcome,
-                    limit=limit,
-                )
+        exchanges = store.query(
+            JournalFilter(
+                service=service,
+                essms=essms,
+                person=person,
+                month=month,
+                run_id=run_id,
+                session=session,
+                outcome=outcome,
+                limit=limit,
             )
-        ]
+        )
+        rows = [e.summary() for e in exchanges]
+        if fmt == "json":  # the answer a simulator sent, kept as evidence by digest, shown in full as before
+            for row, exchange in zip(rows, exchanges, strict=True):
+                if (answer := response_of(store, exchange)) is not None:
+                    row["details"]["response"] = answer.decode("utf-8", "replace")
     finally:
         store.close()
     columns = ["ts", "service", "operation", "outcome", "error_code", "essms", "person", "actor", "run_id", "id"]

@@ -288,10 +288,13 @@ class SimulatorContext:
         payload_type: str | None = None,
         details: dict[str, Any] | None = None,
         digest: str | None = None,
+        attachments: tuple[bytes, ...] = (),
     ) -> Exchange:
         """One exchange of this service, built but not yet journaled (for :meth:`record_many`): the service name
         is this simulator's, the direction ``from_dui`` unless told; :meth:`commit` stamps run and time. ``digest``
-        points a row without payload at evidence another row of the same commit carries (a TDDUI fact's Bundle)."""
+        points a row without payload at evidence another row of the same commit carries (a TDDUI fact's Bundle);
+        ``attachments`` are further evidence bodies committed with it (the answer sent, named in ``details`` by its
+        :func:`harness.core.journal.payload_digest`)."""
         return Exchange(
             service=self.name,
             operation=operation,
@@ -306,6 +309,7 @@ class SimulatorContext:
             payload_type=payload_type,
             details=details if details is not None else {},
             digest=digest,
+            attachments=attachments,
         )
 
     def record(
@@ -322,6 +326,7 @@ class SimulatorContext:
         payload: bytes | None = None,
         payload_type: str | None = None,
         details: dict[str, Any] | None = None,
+        attachments: tuple[bytes, ...] = (),
     ) -> Exchange:
         """Journal one exchange of this service (built by :meth:`exchange`, stamped by :meth:`commit`); returns it
         with its payload digest set. Every simulator journals through here, so every row has the same shape."""
@@ -337,6 +342,7 @@ class SimulatorContext:
             payload=payload,
             payload_type=payload_type,
             details=details,
+            attachments=attachments,
         )
         return self.commit(built)
 

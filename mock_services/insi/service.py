@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.core.journal import Outcome
+from harness.core.journal import RESPONSE_DIGEST, Outcome, payload_digest
 from harness.core.settings import read_settings
 from harness.host.asgi_tls import client_common_name
 from harness.host.simulator import SimulatorContext
@@ -352,7 +352,7 @@ class InsiService:
                 "code": fault.error_code,
                 "http_status": fault.http_status,
             },
-            "response": body.decode("utf-8"),
+            **_response(body),
         }
         self.ctx.record(
             self._operation(request),
@@ -367,6 +367,7 @@ class InsiService:
             payload=self._payload(call) or None,
             payload_type="application/soap+xml",
             details=details,
+            attachments=(body,),
         )
         return Reply(fault.http_status, body, media_type=media_type, delay=delay)
 
@@ -417,7 +418,7 @@ class InsiService:
             details["identity_source"] = identity.source
             if identity.flags:
                 details["identity_flags"] = list(identity.flags)
-        details["response"] = body.decode("utf-8")
+        details.update(_response(body))
         actor, essms = self._who(request, call)
         self.ctx.record(
             self._operation(request),
@@ -428,8 +429,16 @@ class InsiService:
             payload=call.body,
             payload_type="application/soap+xml",
             details=details,
+            attachments=(body,),
         )
         return Reply(200, body, delay=delay)
+
+
+def _response(body: bytes) -> dict[str, Any]:
+    """Where the journal row finds the SOAP answer: in the evidence store by digest (an attachment of the exchange,
+    :data:`harness.core.journal.RESPONSE_DIGEST`), not in ``details`` (a 2 KB row per search before): answers to the
+    same identity are stored once."""
+    return {RESPONSE_DIGEST: payload_digest(body), "response_bytes": len(body)}
 
 
 @dataclass(frozen=True)
