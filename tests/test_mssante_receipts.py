@@ -7,6 +7,7 @@ import json
 import smtplib
 import ssl
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from email import policy
@@ -17,6 +18,8 @@ import pytest
 
 from harness.core.config import HarnessConfig
 from harness.core.journal import JournalFilter, Outcome
+from harness.core.sessions import Members
+from harness.host.admin import admin_headers
 from harness.host.simulator import Fault
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.mssante_messages import MdnOptions, build_mdn, build_message
@@ -390,3 +393,90 @@ def test_mdn_for_another_mailbox_is_refused_as_sent_by_the_wrong_mailbox(env: So
     ]
     assert judged.outcome is Outcome.REJECTED
     assert [(f["code"], f["severity"]) for f in judged.details["findings"]] == [("MDN-FROM", "error")]
+
+
+def _rcpt(env: SocleEnvironment, address: str, sender: str = DUI, password: str = DUI_PASSWORD) -> int:
+    """The reply code to ``RCPT TO:<address>`` in a transaction of ``sender`` (then RSET)."""
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=str(env.pki.ca_bundle_path)))
+        smtp.login(sender, password)
+        smtp.mail(sender)
+        code, _ = smtp.rcpt(address)
+        smtp.rset()
+        return code
+
+
+def test_two_mailbox_full_faults_for_two_recipients_each_refuse_their_own(env: SocleEnvironment) -> None:
+    """The second recipient's fault is taken at its first RCPT: a fault aimed at another recipient is passed over,
+    not taken (the board used to take DOCTOR's, put it back, and let OTHER through: 250)."""
+    other = "secretariat@ehpad-tilleuls.mssante.fr"
+    env.host.faults.inject("mssante", Fault("mssante.mailbox_full", {"address": DOCTOR}))
+    env.host.faults.inject("mssante", Fault("mssante.mailbox_full", {"address": other}))
+    try:
+        assert [_rcpt(env, other), _rcpt(env, DOCTOR), _rcpt(env, other), _rcpt(env, DOCTOR)] == [552, 552, 250, 250]
+    finally:
+        env.host.faults.clear()
+
+
+def _inject(env: SocleEnvironment, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        env.endpoints["harness"]["base"] + "/_harness/faults",
+        data=json.dumps(body).encode(),
+        headers={**admin_headers(env.admin_token), "Content-Type": "application/json"},
+        method="POST",
+    )
+    context = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_a_fault_aimed_at_a_session_is_taken_by_that_sessions_transactions_only(env: SocleEnvironment) -> None:
+    """``/_harness/faults`` with ``session``: the mailbox is full for the DUI of that session only; another mailbox
+    (in no session, or in another one) still reaches the recipient. The injection is journaled in the session."""
+    secretariat, password = "secretariat@ehpad-tilleuls.mssante.fr", "tilleuls-test"
+    mine = env.host.sessions.create("DUI A", Members(mailboxes=(DUI,)))
+    try:
+        status, answer = _inject(
+            env,
+            {"service": "mssante", "kind": "mssante.mailbox_full", "params": {"address": DOCTOR}, "session": mine.id},
+        )
+        assert (status, answer) == (
+            201,
+            {"service": "mssante", "kind": "mssante.mailbox_full", "count": 1, "session": mine.id},
+        )
+        [journaled] = env.journal.query(JournalFilter(service="harness", session=mine.id))
+        assert (journaled.operation, journaled.outcome) == ("admin.fault", Outcome.ACCEPTED)
+        assert _rcpt(env, DOCTOR, secretariat, password) == 250  # a mailbox of no session
+        theirs = env.host.sessions.create("DUI B", Members(mailboxes=(secretariat,)))
+        assert _rcpt(env, DOCTOR, secretariat, password) == 250  # of another session
+        env.host.sessions.close(theirs.id)
+        assert [_rcpt(env, DOCTOR), _rcpt(env, DOCTOR)] == [552, 250]  # the session's own: once
+    finally:
+        env.host.faults.clear()
+        env.host.sessions.close(mine.id)
+
+
+def test_a_fault_aimed_at_a_session_is_refused_when_it_cannot_be_told_apart(env: SocleEnvironment) -> None:
+    mine = env.host.sessions.create("DUI A", Members(mailboxes=(DUI,)))
+    try:
+        assert _inject(env, {"service": "mssante", "kind": "mssante.slow_server", "session": mine.id}) == (
+            400,
+            {
+                "erreur": "la panne mssante.slow_server survient avant que le DUI ne s'identifie : elle ne peut viser "
+                "une session (pannes de mssante qui le peuvent : ['mssante.mailbox_full', 'mssante.reply_lost', "
+                "'mssante.smtp_reply', 'mssante.tls_required'])"
+            },
+        )
+        assert _inject(env, {"service": "mssante", "kind": "mssante.tls_required", "session": "nulle-part"}) == (
+            400,
+            {
+                "erreur": "session « nulle-part » : aucune session de test ouverte de ce nom (socle-harness session list)"
+            },
+        )
+    finally:
+        env.host.sessions.close(mine.id)
+    assert _rcpt(env, DOCTOR) == 250  # nothing was injected

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -83,3 +84,71 @@ def test_a_cleared_board_is_cleared_everywhere(two_hosts: tuple[SocleEnvironment
     b.host.faults.inject("psc", Fault("psc.acr-not-met", remaining=3))
     a.host.faults.clear()
     assert b.host.faults.take("psc", "psc.acr-not-met") is None
+
+
+def test_a_fault_aimed_at_a_session_applies_to_that_session_only() -> None:
+    """Issue 19 item 4: a fault with a session is taken by that session's exchanges only; one without, by all."""
+    board = FaultBoard()
+    board.inject("dmp", Fault("dmp.timeout", {"seconds": 1}, remaining=2, session="s-a"))
+    assert board.take("dmp", "dmp.timeout") is None  # an exchange of no session
+    assert board.take("dmp", "dmp.timeout", session="s-b") is None  # of another session
+    assert board.take("dmp", "dmp.timeout", session=lambda: "s-a") == Fault(
+        "dmp.timeout", {"seconds": 1}, remaining=2, session="s-a"
+    )
+    board.inject("dmp", Fault("dmp.soap_fault"))
+    assert board.take("dmp", "dmp.soap_fault", session="s-b") == Fault("dmp.soap_fault")  # unscoped: everyone's
+    assert board.take("dmp", "dmp.timeout", session="s-a") == Fault("dmp.timeout", {"seconds": 1}, session="s-a")
+    assert board.take("dmp", "dmp.timeout", session="s-a") is None
+
+
+def test_the_session_of_the_exchange_is_looked_up_only_for_a_fault_aimed_at_one() -> None:
+    """Without sessions nothing changes, at the same cost: the exchange's session is not even computed."""
+    board = FaultBoard()
+    asked: list[str] = []
+
+    def session() -> str | None:
+        asked.append("asked")
+        return None
+
+    board.inject("psc", Fault("psc.down"))
+    assert board.take("psc", "psc.down", session=session) == Fault("psc.down")
+    assert board.take("psc", "psc.down", session=session) is None
+    assert asked == []
+
+
+def test_a_fault_whose_parameters_do_not_match_is_not_taken() -> None:
+    """``take(..., match=...)``: a ``mailbox_full`` aimed at another recipient stays whole and in its place (it used
+    to be taken and one occurrence put back at the end of the queue)."""
+    board = FaultBoard()
+    board.inject("mssante", Fault("mssante.mailbox_full", {"address": "a@x.fr"}, remaining=2))
+    board.inject("mssante", Fault("mssante.mailbox_full", {"address": "b@x.fr"}))
+    board.inject("mssante", Fault("mssante.mailbox_full"))  # any recipient
+    assert board.take("mssante", "mssante.mailbox_full", match={"address": "B@X.fr"}) == Fault(
+        "mssante.mailbox_full", {"address": "b@x.fr"}
+    )
+    assert board.take("mssante", "mssante.mailbox_full", match={"address": "c@x.fr"}) == Fault("mssante.mailbox_full")
+    assert board.take("mssante", "mssante.mailbox_full", match={"address": "c@x.fr"}) is None
+    taken = [board.take("mssante", "mssante.mailbox_full", match={"address": "a@x.fr"}) for _ in range(3)]
+    assert [f.remaining if f else None for f in taken] == [2, 1, None]
+
+
+def test_a_fault_that_does_not_apply_writes_nothing_to_the_shared_log(
+    two_hosts: tuple[SocleEnvironment, SocleEnvironment],
+) -> None:
+    a, b = two_hosts
+    a.host.faults.inject("psc", Fault("psc.down", {"address": "a@x.fr"}, remaining=2, session="s-a"))
+
+    def ops() -> list[tuple[str, str | None]]:
+        with a.journal.connection() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT op->>'op', op->>'session' FROM socle_state_op WHERE stream = 'harness.faults' ORDER BY seq"
+            ).fetchall()
+        return [(str(op), session) for op, session in rows]
+
+    assert b.host.faults.take("psc", "psc.down", session="s-b") is None
+    assert b.host.faults.take("psc", "psc.down", session="s-a", match={"address": "z@x.fr"}) is None
+    assert ops() == [("inject", "s-a")]
+    taken = b.host.faults.take("psc", "psc.down", session="s-a", match={"address": "A@x.fr"})
+    assert taken == Fault("psc.down", {"address": "a@x.fr"}, remaining=2, session="s-a")
+    assert ops() == [("inject", "s-a"), ("take", "s-a")]
+    assert a.host.faults.take("psc", "psc.down", session="s-a") == replace(taken, remaining=1)  # A sees B's take

@@ -84,10 +84,11 @@ from harness.validators import Finding, Severity
 logger = logging.getLogger("socle_harness.fhir")
 
 
-def simulated_unavailability(ctx: SimulatorContext, kind: str) -> FhirError | None:
+def simulated_unavailability(ctx: SimulatorContext, kind: str, caller_finess: str | None = None) -> FhirError | None:
     """The answer of a FHIR service while the fault ``kind`` is injected: 503 (or the fault's ``status``),
-    OperationOutcome ``transient``, ``Retry-After`` (RFC 9110 §10.2.3); ``None`` when no such fault is pending."""
-    fault = ctx.take_fault(kind)
+    OperationOutcome ``transient``, ``Retry-After`` (RFC 9110 §10.2.3); ``None`` when no such fault is pending
+    for this caller (``caller_finess``, its certificate's: a fault aimed at another test session is left)."""
+    fault = ctx.take_fault(kind, essms=caller_finess)
     if fault is None:
         return None
     return fail(

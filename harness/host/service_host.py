@@ -270,7 +270,10 @@ class ServiceHost:
     async def _endpoints(self, request: Request) -> JSONResponse:
         return JSONResponse(self.endpoints)
 
-    def _record_admin(self, outcome: Outcome, details: dict[str, Any], error: str | None = None) -> None:
+    def _record_admin(
+        self, outcome: Outcome, details: dict[str, Any], error: str | None = None, session: str | None = None
+    ) -> None:
+        """Journal one ``/_harness/faults`` call (a fault aimed at a test session is journaled in that session)."""
         self.journal.record(
             Exchange(
                 service="harness",
@@ -281,12 +284,14 @@ class ServiceHost:
                 run_id=self.run.run_id,
                 error_code=error,
                 details=details,
+                session_id=session,
             )
         )
 
     async def _faults(self, request: Request) -> JSONResponse:
-        """``GET``: every simulator's declared fault catalogue; ``POST {"service", "kind", "count", "params"}``:
-        inject a declared fault. The admin token always (harness.host.admin); journaled (``harness`` /
+        """``GET``: every simulator's declared fault catalogue; ``POST {"service", "kind", "count", "params",
+        "session"}``: inject a declared fault, for the exchanges of one open test session when ``session`` is given
+        (:meth:`_fault_session`). The admin token always (harness.host.admin); journaled (``harness`` /
         ``admin.fault``)."""
         refused = admin_refusal(request.headers, self.admin_token)
         if refused is not None:
@@ -312,12 +317,33 @@ class ServiceHost:
                 )
             if not 1 <= count <= 10_000 or not isinstance(params, dict):
                 raise ValueError("count entre 1 et 10000, params objet JSON")
+            session = self._fault_session(service, kind, raw.get("session"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._record_admin(Outcome.REJECTED, {"erreur": str(exc)[:300]}, "400")
             return JSONResponse({"erreur": str(exc)[:300]}, status_code=400)
-        self.faults.inject(service, Fault(kind, params, count))
-        self._record_admin(Outcome.ACCEPTED, {"service": service, "kind": kind, "count": count})
-        return JSONResponse({"service": service, "kind": kind, "count": count}, status_code=201)
+        self.faults.inject(service, Fault(kind, params, count, session))
+        injected = {"service": service, "kind": kind, "count": count, **({"session": session} if session else {})}
+        self._record_admin(Outcome.ACCEPTED, injected, session=session)
+        return JSONResponse(injected, status_code=201)
+
+    def _fault_session(self, service: str, kind: str, session: Any) -> str | None:
+        """The test session a fault is aimed at (``session`` of the ``/_harness/faults`` body, issue 19 item 4):
+        absent, the fault applies to every exchange as before; else an open session, and a kind the service takes
+        with the exchange's identities (``Simulator.session_faults``): one taken before the DUI names itself (a TLS
+        handshake, a greeting) could never be told apart, so it is refused rather than never applied."""
+        if session is None:
+            return None
+        if not isinstance(session, str) or session not in {s.id for s in self.sessions.open_sessions()}:
+            raise ValueError(
+                f"session « {session} » : aucune session de test ouverte de ce nom (socle-harness session list)"
+            )
+        scoped = type(self.simulators[service]).session_faults
+        if kind not in scoped:
+            raise ValueError(
+                f"la panne {kind} survient avant que le DUI ne s'identifie : elle ne peut viser une session "
+                f"(pannes de {service} qui le peuvent : {sorted(scoped)})"
+            )
+        return session
 
 
 class BackgroundHost:

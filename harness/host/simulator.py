@@ -61,6 +61,21 @@ class Fault:
     kind: str
     params: Mapping[str, Any] = field(default_factory=dict)
     remaining: int = 1
+    # the open test session whose exchanges it applies to (issue 19 item 4); ``None``: every exchange, as before
+    session: str | None = None
+
+    def matches(self, match: Mapping[str, str] | None) -> bool:
+        """Whether the exchange described by ``match`` (parameter -> the exchange's value, e.g. ``{"address":
+        recipient}``) is one this fault aims at: each of those parameters the fault sets (non-empty) equals the
+        exchange's value, compared without case (mailbox addresses); a parameter the fault leaves out matches
+        any exchange."""
+        if not match:
+            return True
+        for key, value in match.items():
+            wanted = self.params.get(key)
+            if wanted not in (None, "") and str(wanted).casefold() != str(value).casefold():
+                return False
+        return True
 
 
 FAULTS_STREAM = "harness.faults"  # the replicated state of the host's fault board (harness.core.state)
@@ -88,16 +103,40 @@ class FaultBoard:
         if self.guard is not None:
             self.guard(service, fault)
         op = {"op": "inject", "service": service, "kind": fault.kind, "params": dict(fault.params)}
+        if fault.session is not None:
+            op["session"] = fault.session
         self._replica.do({**op, "remaining": fault.remaining})
 
-    def take(self, service: str, kind: str) -> Fault | None:
-        """Consume one occurrence of the first pending fault of ``kind`` for ``service``."""
+    def take(
+        self,
+        service: str,
+        kind: str,
+        *,
+        session: str | Callable[[], str | None] | None = None,
+        match: Mapping[str, str] | None = None,
+    ) -> Fault | None:
+        """Consume one occurrence of the first pending fault of ``kind`` for ``service`` that applies to this
+        exchange: not aimed at another session than ``session`` (the exchange's test session, or a function giving
+        it, called only when a pending fault of ``kind`` is aimed at a session: without sessions nothing is looked
+        up), and whose parameters :meth:`Fault.matches` ``match``. A fault that does not apply is left in place,
+        untouched: no operation is written for it."""
         self._replica.sync()
         with self._lock:
             queue = self._faults.get(service)
-            if not queue or all(fault.kind != kind for fault in queue):
+            candidates = [f for f in queue if f.kind == kind and f.matches(match)] if queue else []
+        if not candidates:
+            return None
+        asking: str | None = None
+        if any(f.session is not None for f in candidates):
+            asking = session() if callable(session) else session
+            if all(f.session not in (None, asking) for f in candidates):
                 return None
-        taken: Fault | None = self._replica.do({"op": "take", "service": service, "kind": kind})
+        op: dict[str, Any] = {"op": "take", "service": service, "kind": kind}
+        if asking is not None:
+            op["session"] = asking
+        if match:
+            op["match"] = dict(match)
+        taken: Fault | None = self._replica.do(op)
         return taken
 
     def clear(self, service: str | None = None) -> None:
@@ -109,10 +148,11 @@ class FaultBoard:
         action, service = op["op"], op["service"]
         with self._lock:
             if action == "inject":
-                fault = Fault(str(op["kind"]), dict(op["params"]), int(op["remaining"]))
+                session = op.get("session")
+                fault = Fault(str(op["kind"]), dict(op["params"]), int(op["remaining"]), session)
                 self._faults.setdefault(service, deque()).append(fault)
             elif action == "take":
-                return self._consume(self._faults.get(service), str(op["kind"]))
+                return self._consume(self._faults.get(service), str(op["kind"]), op.get("session"), op.get("match"))
             elif action == "clear":
                 if service is None:
                     self._faults.clear()
@@ -123,11 +163,13 @@ class FaultBoard:
         return None
 
     @staticmethod
-    def _consume(queue: deque[Fault] | None, kind: str) -> Fault | None:
+    def _consume(
+        queue: deque[Fault] | None, kind: str, session: str | None, match: Mapping[str, str] | None
+    ) -> Fault | None:
         if not queue:
             return None
         for index, fault in enumerate(queue):
-            if fault.kind == kind:
+            if fault.kind == kind and fault.session in (None, session) and fault.matches(match):
                 if fault.remaining <= 1:
                     del queue[index]
                 else:
@@ -375,8 +417,26 @@ class SimulatorContext:
     def port(self, name: str) -> int:
         return int(self.ports.get(name, 0))
 
-    def take_fault(self, kind: str) -> Fault | None:
-        return self.faults.take(self.name, kind)
+    def take_fault(
+        self,
+        kind: str,
+        *,
+        match: Mapping[str, str] | None = None,
+        actor: str | None = None,
+        essms: str | None = None,
+        person: str | None = None,
+        client_id: str | None = None,
+    ) -> Fault | None:
+        """Take one occurrence of a pending fault of ``kind`` that applies to the exchange in progress: its
+        identities (those known so far: ``actor``, ``essms``, ``person``, ``client_id``) give its test session as
+        :meth:`commit` will stamp it, and a fault aimed at another session is left alone; ``match``: the
+        exchange's values of the fault's parameters (:meth:`Fault.matches`). A simulator that passes identities
+        for a kind lists it in :attr:`Simulator.session_faults`."""
+
+        def session() -> str | None:
+            return self.session_book.attribute(actor=actor, essms=essms, person=person, client_id=client_id)
+
+        return self.faults.take(self.name, kind, session=session, match=match)
 
 
 class Simulator:
@@ -393,6 +453,10 @@ class Simulator:
     #: The faults it understands, ``<service>.<fault>`` -> what it does (the host's ``/_harness/faults`` injects
     #: only these; issue 13 item 2)
     fault_catalogue: ClassVar[Mapping[str, str]] = {}
+    #: The kinds of its catalogue it takes with the identities of the exchange in progress
+    #: (:meth:`SimulatorContext.take_fault`), so that ``/_harness/faults`` may aim them at one test session; the
+    #: others come before the DUI names itself (a TLS handshake, a greeting) and apply to every session.
+    session_faults: ClassVar[frozenset[str]] = frozenset()
     #: How its protocol answers an oversized request (:func:`harness.host.limits.error_response`): ``oauth``,
     #: ``fhir``, ``soap12`` or ``text``.
     http_error_shape: ClassVar[str] = "text"

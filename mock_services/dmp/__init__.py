@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from harness.core.journal import Outcome
-from harness.fhir.access import ensure_establishment_certificates
+from harness.fhir.access import certificate_finess, ensure_establishment_certificates
 from harness.fields.identity import INS, OID_INS_NIR_TEST, parse_ins, parse_xds_patient_id
 from harness.fields.soap12 import SoapFault, SoapLimits, SoapRequest, addressing_fault, parse_soap_request
 from harness.host.asgi_tls import client_certificate
@@ -68,6 +68,9 @@ class DMPSimulator(Simulator):
     title = "DMP (XDS.b, SOAP 1.2 + MTOM, VIHF)"
     http_error_shape = "soap12"
     fault_catalogue = catalogue_of(FAULTS)
+    # taken with the structure of the client certificate: they may be aimed at one test session (the feed's
+    # dmp.closed / dmp.authorisation_refused are not yet)
+    session_faults = frozenset({FAULT_SOAP, FAULT_TIMEOUT})
     repository_unique_id = "1.2.250.1.213.4.1.1.2"  # the simulator's repositoryUniqueId (fictitious)
 
     def __init__(self, ctx: SimulatorContext) -> None:
@@ -171,7 +174,7 @@ class DMPSimulator(Simulator):
             reply = await loop.run_in_executor(executor, self._fault, fault, endpoint, None, cert)
             return _response(reply)
         content_type = request.headers.get("content-type", "")
-        timeout = self.ctx.take_fault(FAULT_TIMEOUT)
+        timeout = self.ctx.take_fault(FAULT_TIMEOUT, essms=certificate_finess(cert))
         if timeout is not None:
             seconds = float(timeout.params.get("seconds", 30))
             await loop.run_in_executor(executor, self._record_timeout, cert, seconds)
@@ -187,7 +190,7 @@ class DMPSimulator(Simulator):
             addressing = addressing_fault(soap, ENDPOINT_ACTIONS[endpoint], endpoint)
             if addressing is not None:
                 raise addressing
-            fault = self.ctx.take_fault(FAULT_SOAP)
+            fault = self.ctx.take_fault(FAULT_SOAP, essms=certificate_finess(cert))
             if fault is not None:
                 raise SoapFault(
                     str(fault.params.get("code", "Receiver")),

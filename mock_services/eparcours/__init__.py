@@ -35,6 +35,7 @@ from mock_services.eparcours.service import FAULTS, EparcoursService, EparcoursS
 
 class EparcoursSimulator(Simulator):
     fault_catalogue = FAULTS
+    session_faults = frozenset(FAULTS)  # taken once the caller's certificate is read (harness.fhir.server)
     name = "eparcours"
     title = "e-Parcours (cahier de liaison)"
     http_error_shape = "fhir"

@@ -314,7 +314,7 @@ class EparcoursService(FhirHooks):
 
     # ------------------------------------------------------------------------------------ access
     def unavailable(self, *, request: RequestInfo) -> FhirError | None:
-        return simulated_unavailability(self.ctx, FAULT_UNAVAILABLE)
+        return simulated_unavailability(self.ctx, FAULT_UNAVAILABLE, request.caller_finess)
 
     def authenticate(self, certificate: x509.Certificate | None, *, request: RequestInfo) -> str | None:
         return self.access.authenticate(certificate)

@@ -47,6 +47,7 @@ from mock_services.eprescription.service import FAULTS, EprescriptionService, Ep
 
 class EprescriptionSimulator(Simulator):
     fault_catalogue = FAULTS
+    session_faults = frozenset(FAULTS)  # taken once the caller's certificate is read (harness.fhir.server)
     name = "eprescription"
     title = "e-Prescription (ordonnance numérique)"
     http_error_shape = "fhir"

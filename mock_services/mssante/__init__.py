@@ -23,7 +23,13 @@ from harness.fields.identity import ProductionInsPolicy
 from harness.host.simulator import Simulator, SimulatorContext, catalogue_of
 from mock_services.mssante.auth_backoff import shared_backoff
 from mock_services.mssante.directory import DirectoryApi, MailboxDirectory
-from mock_services.mssante.faults import FAULTS
+from mock_services.mssante.faults import (
+    FAULT_MAILBOX_FULL,
+    FAULT_REPLY_LOST,
+    FAULT_SMTP_REPLY,
+    FAULT_TLS_REQUIRED,
+    FAULTS,
+)
 from mock_services.mssante.hl7relay import Hl7Relay
 from mock_services.mssante.imap import ImapServer
 from mock_services.mssante.mailflow import MailFlow
@@ -44,6 +50,9 @@ class MSSanteSimulator(Simulator):
     http_error_shape = "fhir"
     tcp_ports = ("smtp", "imap", "mllp")
     fault_catalogue = catalogue_of(FAULTS)
+    # taken once the SMTP client has authenticated (MAIL, RCPT, DATA): they may be aimed at one test session; the
+    # TLS handshake refusal and the slow server (an IMAP greeting) come before any identity
+    session_faults = frozenset({FAULT_MAILBOX_FULL, FAULT_TLS_REQUIRED, FAULT_SMTP_REPLY, FAULT_REPLY_LOST})
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesHeaderParser
@@ -77,24 +78,22 @@ class MailFlow:
         self.hostname = hostname
 
     # -- faults on the SMTP dialogue --------------------------------------------------------------------------------
-    def refuse_sender(self) -> tuple[str, str] | None:
-        if self.ctx.take_fault(FAULT_TLS_REQUIRED) is not None:
+    def refuse_sender(self, caller: Mapping[str, str | None] | None = None) -> tuple[str, str] | None:
+        """``caller``: the identities of the transaction (the authenticated mailbox, its establishment), which a
+        fault aimed at a test session is matched on (:meth:`SimulatorContext.take_fault`)."""
+        if self.ctx.take_fault(FAULT_TLS_REQUIRED, **(caller or {})) is not None:
             return "530 5.7.0", "Must issue a STARTTLS command first (TLS requis, panne simulee)"
         return None
 
-    def refuse_recipient(self, address: str) -> tuple[str, str] | None:
+    def refuse_recipient(self, address: str, caller: Mapping[str, str | None] | None = None) -> tuple[str, str] | None:
         if self.store.over_quota(address):  # [settings.mssante] mailbox_quota_bytes (RFC 3463 §3.3 X.2.2)
             return (
                 "552 5.2.2",
                 f"{address}: boite aux lettres pleine (quota de {self.store.quota_bytes} octets atteint)",
             )
-        fault = self.ctx.take_fault(FAULT_MAILBOX_FULL)
+        # a fault aimed at another recipient (params.address) or another session is not taken: it stays whole
+        fault = self.ctx.take_fault(FAULT_MAILBOX_FULL, match={"address": address}, **(caller or {}))
         if fault is None:
-            return None
-        wanted = str(fault.params.get("address") or "")
-        if wanted and wanted.casefold() != address.casefold():
-            # not this recipient: give back the one occurrence taken (the board kept the others), for the right one
-            self.ctx.faults.inject(self.ctx.name, replace(fault, remaining=1))
             return None
         return "552 5.2.2", f"{address}: boite aux lettres pleine (panne simulee)"
 

@@ -125,6 +125,11 @@ class SubmissionHandler(AuthMechanisms):
         self.identities = IdentityStatusBook(ctx.journal)  # RNIV status per (run, ESSMS, INS), kept incrementally
         self.limits = XdmLimits(max_total_bytes=max(settings.max_message_bytes * 4, 1024 * 1024))
 
+    def _caller(self, login: str | None) -> dict[str, str | None]:
+        """The authenticated mailbox and its establishment: the identities a fault aimed at a session is matched on."""
+        mailbox = self.directory.get(login) if login else None
+        return {"actor": login or None, "essms": mailbox.finess if mailbox else None}
+
     def _reject(
         self, *, code: str, message: str, actor: str | None, details: dict[str, Any], payload: bytes | None = None
     ) -> str:
@@ -192,7 +197,7 @@ class SubmissionHandler(AuthMechanisms):
     ) -> str:
         _hook_reached(server)
         login = str(session.auth_data or "")
-        refusal = self.flow.refuse_sender() if self.flow is not None else None
+        refusal = self.flow.refuse_sender(self._caller(login)) if self.flow is not None else None
         if refusal is not None:
             return await asyncio.to_thread(
                 self._reject,
@@ -229,7 +234,11 @@ class SubmissionHandler(AuthMechanisms):
                 message=f"{address}: adresse inconnue de l'annuaire MSSante",
                 details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address},
             )
-        full = self.flow.refuse_recipient(address) if self.flow is not None else None
+        full = (
+            self.flow.refuse_recipient(address, self._caller(str(session.auth_data or "")))
+            if self.flow is not None
+            else None
+        )
         if full is not None:
             return await asyncio.to_thread(
                 self._reject,
@@ -245,7 +254,7 @@ class SubmissionHandler(AuthMechanisms):
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         _hook_reached(server)
         login = str(session.auth_data or "")
-        slow = self.ctx.take_fault(FAULT_SLOW)
+        slow = self.ctx.take_fault(FAULT_SLOW, **self._caller(login))
         if slow is not None:
             await asyncio.sleep(float(slow.params.get("seconds", 2.0)))
         try:
@@ -271,7 +280,7 @@ class SubmissionHandler(AuthMechanisms):
             {"address": r, "type": str(m.type) if (m := self.directory.get(r)) else "?"} for r in envelope.rcpt_tos
         ]
         details: dict[str, Any] = {"from": envelope.mail_from, "recipients": recipients}
-        fault = self.ctx.take_fault(FAULT_SMTP_REPLY)
+        fault = self.ctx.take_fault(FAULT_SMTP_REPLY, **self._caller(login))
         if fault is not None:
             code = str(fault.params.get("code", "554 5.6.0"))
             text = str(fault.params.get("message", "Message refuse (panne simulee)"))
@@ -353,7 +362,9 @@ class SubmissionHandler(AuthMechanisms):
         )
         if unqualified is not None:
             details["findings"].append(unqualified.to_dict())
-        withheld = self.ctx.take_fault(FAULT_REPLY_LOST) is not None  # accepted all the same: journaled as such
+        withheld = (
+            self.ctx.take_fault(FAULT_REPLY_LOST, **self._caller(login)) is not None
+        )  # accepted all the same: journaled as such
         if withheld:
             details.update(fault=True, reply_withheld=REPLY_WITHHELD)
         exchange = self.ctx.record(

@@ -32,6 +32,7 @@ __all__ = ["FAULTS", "TdduiService", "TdduiSettings", "TdduiSimulator"]
 class TdduiSimulator(Simulator):
     name = "tddui"
     fault_catalogue = FAULTS
+    session_faults = frozenset(FAULTS)  # taken once the caller's certificate is read
     title = "TDDUI (transfert de données DUI, FHIR)"
     http_error_shape = "fhir"
 

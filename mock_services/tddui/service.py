@@ -115,13 +115,15 @@ class TdduiService(FhirHooks):
     def authenticate(self, certificate: x509.Certificate | None, *, request: RequestInfo) -> str | None:
         return self.access.authenticate(certificate)
 
-    def _fault(self) -> Any:
-        return self.ctx.take_fault(FAULT_REPLY) or self.ctx.take_fault(FAULT_REPLY_LEGACY)
+    def _fault(self, caller_finess: str | None) -> Any:
+        return self.ctx.take_fault(FAULT_REPLY, essms=caller_finess) or self.ctx.take_fault(
+            FAULT_REPLY_LEGACY, essms=caller_finess
+        )
 
     def transaction(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         """Validate the TDDUIBundle, check its establishments are the caller's, prepare the journal and answer."""
         parsed = self.fhir.parse_body(info)  # 415 media type, 400 JSON / XML, 413 entries: as every FHIR endpoint
-        fault = self._fault()
+        fault = self._fault(info.caller_finess)
         if fault is not None:
             status = int(fault.params.get("status", 503))
             message = str(fault.params.get("message", "service indisponible (panne simulée)"))
