@@ -16,15 +16,19 @@ from typing import Any
 
 import pytest
 
+from harness.core.config import HarnessConfig
 from harness.core.journal_pg import PostgreSQLJournal
 from harness.core.state import StateHub, state_log_for
 from harness.fhir.store import ResourceStore
 from harness.fields.testdata import load_testdata
 from harness.host.simulator import Fault, FaultBoard
+from harness.runtime.environment import SocleEnvironment
 from mock_services.dmp.store import Authorisation, DmpState, DmpStore, StoredDocument
 from mock_services.mssante.auth_backoff import AuthBackoff, BackoffPolicy
 from mock_services.mssante.store import INBOX, BodyStore, MailStore
 from mock_services.psc.keys import KeyRing
+from mock_services.psc.realm import AuthRequest, CodeGrant, Session
+from tests.test_state_mail import _submit
 
 ORG = "secretariat@ehpad-tilleuls.mssante.fr"
 
@@ -235,3 +239,45 @@ def test_the_psc_signing_keys(journals: list[PostgreSQLJournal]) -> None:
         lambda ring: ring.jwks(),
     )
     assert [retired is None for _, _, _, retired in state] == [False] * (len(state) // 2) + [True] * (len(state) // 2)
+
+
+def test_host_b_started_after_compaction_sees_the_state_of_host_a(
+    pg_url: str, tmp_path: Path, start_environments: Callable[..., list[SocleEnvironment]]
+) -> None:
+    """Two serving processes on one database: A serves traffic and checkpoints every stream (its log deleted); B,
+    started afterwards, holds the same state from the snapshots alone and serves it."""
+
+    def config(name: str) -> HarnessConfig:
+        return HarnessConfig(run_dir=tmp_path / name, journal=pg_url, services=("mssante", "psc", "eprescription"))
+
+    [a] = start_environments(config("a"))
+    message_id = _submit(a)
+    a.host.faults.inject("psc", Fault("psc.down", {"n": 1}, remaining=2))
+    a.host.simulators["eprescription"].service.issue(a.testdata.person("P001"))  # type: ignore[attr-defined]
+    realm = a.host.simulators["psc"].provider.realm  # type: ignore[attr-defined]
+    realm.set_next_login(realm.users()[0].login)
+    client = next(iter(realm.clients.values()))
+    auth = AuthRequest(client, client.redirect_uris[0], ("openid",), "st", "no", None, None, ())
+    realm.hold_request("held", auth)
+    session = Session("sid-1", realm.users()[0], client.client_id, 1_700_000_000, "eidas1", nonce="no")
+    realm.open_session(session, "code-1", CodeGrant(auth, session.sid, time.time() + 60))
+    realm.redeem("code-1", client.client_id)
+    realm.add_tokens(session, client.client_id, ("openid",), "jti-1", "refresh-1", time.time())
+    realm.rotate_refresh("refresh-1", client.client_id)
+
+    written = a.host.state.checkpoint_all()
+    streams = {"harness.faults", "mssante.mailboxes", "psc.users", "psc.grants", "psc.keys"}
+    streams |= {"eprescription.prescriptions", "eprescription.fhir"}
+    assert streams <= set(written)
+    with a.journal.connection() as conn:  # type: ignore[attr-defined]
+        left = conn.execute("SELECT count(*) FROM socle_state_op WHERE seq <= %s", (max(written.values()),))
+        assert left.fetchone()[0] == 0
+
+    [b] = start_environments(config("b"))
+    on_a, on_b = a.host.state.states(), b.host.state.states()
+    assert {s: on_b[s] for s in streams} == {s: on_a[s] for s in streams}
+    assert [m.data for _, _, m in b.host.simulators["mssante"].store.find(message_id)] == [  # type: ignore[attr-defined]
+        m.data
+        for _, _, m in a.host.simulators["mssante"].store.find(message_id)  # type: ignore[attr-defined]
+    ]
+    assert b.host.faults.take("psc", "psc.down") == Fault("psc.down", {"n": 1}, remaining=2)
