@@ -13,7 +13,11 @@ and starlette, starts a plain aiosmtpd server on an ephemeral port and writes th
 difference is what socle-harness adds (typer/rich CLI, harness imports, PKI, journal, fixtures, uvicorn
 start-up, the endpoints table).
 
-Run from the repository root:  python benchmarks/bench_cold_start.py [--repeat N]
+With ``--tree DIR`` (a source tree, e.g. ``git archive main`` unpacked), the serve of that tree is measured too,
+interleaved with the two others (same interpreter and packages, ``PYTHONPATH=DIR``): a before/after of the same
+minutes.
+
+Run from the repository root:  python benchmarks/bench_cold_start.py [--repeat N] [--tree DIR]
 """
 
 from __future__ import annotations
@@ -116,12 +120,13 @@ def _read_greeting(host: str, port: int) -> bytes:
     return data
 
 
-def _one(kind: str) -> Sample:
+def _one(kind: str, tree: Path | None = None) -> Sample:
     work = Path(tempfile.mkdtemp(prefix=f"bench-cold-{kind}-"))
     ready = work / "ready.json"
     log = (work / "server.log").open("wb")
     try:
-        if kind == "harness":
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"COLUMNS": "120"}
+        if kind in ("harness", "tree"):
             config = work / "socle-harness.bench.toml"
             config.write_text(
                 f'journal = "sqlite:///{work / "run" / "journal.sqlite"}"\n'
@@ -129,12 +134,15 @@ def _one(kind: str) -> Sample:
                 f'reports_dir = "{work / "reports"}"\n',
                 encoding="utf-8",
             )
-            cmd = [*_cli(), "serve", "--ephemeral", "--endpoints-file", str(ready), "--config", str(config)]
+            cli = _cli() if kind == "harness" else [sys.executable, "-c", "from harness.front.cli import app; app()"]
+            cmd = [*cli, "serve", "--ephemeral", "--endpoints-file", str(ready), "--config", str(config)]
+            if kind == "tree":
+                env["PYTHONPATH"] = str(tree)
         else:
             cmd = [sys.executable, "-c", BASELINE_SERVER, str(ready)]
         # Bytecode as an installed package has it (pip compiles it; the untimed first start writes it here): with
-        # PYTHONDONTWRITEBYTECODE inherited, every start would compile some 90 modules and measure that instead.
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"COLUMNS": "120"}
+        # PYTHONDONTWRITEBYTECODE inherited, every start would compile some 90 modules and measure that instead
+        # (``env`` above).
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         try:
@@ -148,13 +156,13 @@ def _one(kind: str) -> Sample:
                     raise RuntimeError(f"{kind} server not ready after {START_TIMEOUT}s")
                 time.sleep(0.002)
             t_ready = time.perf_counter() - start
-            if kind == "harness":
+            if kind != "baseline":
                 host, port = _smtp_address_from_endpoints(ready)
             else:
                 host, port = "127.0.0.1", int(ready.read_text(encoding="utf-8"))
             _read_greeting(host, port)
             t_greeting = time.perf_counter() - start
-            if kind == "harness":
+            if kind != "baseline":
                 for address in _endpoint_addresses(ready):
                     socket.create_connection(address, timeout=10).close()
             t_every = time.perf_counter() - start
@@ -189,15 +197,16 @@ def _import_only() -> float:
     return time.perf_counter() - start
 
 
-def run(repeat: int) -> dict[str, Any]:
-    samples: dict[str, list[Sample]] = {"harness": [], "baseline": []}
+def run(repeat: int, tree: Path | None = None) -> dict[str, Any]:
+    kinds = ("baseline", "harness", "tree") if tree is not None else ("baseline", "harness")
+    samples: dict[str, list[Sample]] = {kind: [] for kind in kinds}
     imports: list[float] = []
     # One untimed start of each to warm the OS page cache and __pycache__.
-    _one("baseline")
-    _one("harness")
+    for kind in kinds:
+        _one(kind, tree)
     for _ in range(repeat):
-        for kind in ("baseline", "harness"):
-            samples[kind].append(_one(kind))
+        for kind in kinds:
+            samples[kind].append(_one(kind, tree))
         imports.append(_import_only())
 
     print(f"Cold start to the first SMTP greeting — {repeat} repetition(s) each, fresh temp cwd every time")
@@ -205,8 +214,9 @@ def run(repeat: int) -> dict[str, Any]:
     labels = {
         "harness": "socle-harness serve --ephemeral",
         "baseline": "bare python + aiosmtpd/uvicorn/starlette",
+        "tree": f"serve from {tree}",
     }
-    for kind in ("baseline", "harness"):
+    for kind in kinds:
         greet = [s.to_greeting for s in samples[kind]]
         every = [s.to_every_port for s in samples[kind]]
         ready = [s.to_ready_file for s in samples[kind]]
@@ -218,7 +228,7 @@ def run(repeat: int) -> dict[str, Any]:
             f"min {min(greet) * 1000:6.0f} ms  (file ready median {statistics.median(ready) * 1000:.0f} ms; "
             f"SIGINT exit codes {codes}, stop max {max(stops):.2f} s)"
         )
-        if kind == "harness":
+        if kind != "baseline":
             print(f"  {'':<42} every port answering median {statistics.median(every) * 1000:7.0f} ms (goal 500 ms)")
         out[kind] = {
             "median_s": round(statistics.median(greet), 4),
@@ -234,6 +244,10 @@ def run(repeat: int) -> dict[str, Any]:
     print(f"  harness / baseline = {ratio:.2f}x  (+{extra * 1000:.0f} ms)")
     print(f"  (informational) python -c 'import harness.front.cli': median {statistics.median(imports) * 1000:.0f} ms")
     out["ratio"] = round(ratio, 3)
+    if tree is not None:
+        after = out["harness"]["every_port_median_s"] / out["tree"]["every_port_median_s"]
+        print(f"  every port answering, this tree / {tree.name} = {after:.2f}x")
+        out["every_port_vs_tree"] = round(after, 3)
     out["import_cli_median_s"] = round(statistics.median(imports), 4)
     if not out["harness"]["clean_exit"]:
         print(
@@ -245,11 +259,14 @@ def run(repeat: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5, help="repetitions of each (default 5, max 20)")
+    parser.add_argument(
+        "--tree", type=Path, default=None, help="also measure serve from this source tree (before/after, PYTHONPATH)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
     if not 1 <= args.repeat <= 20:
         parser.error("--repeat must be within 1..20")
-    out = run(args.repeat)
+    out = run(args.repeat, args.tree)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0 if out["harness"]["clean_exit"] and out["baseline"]["clean_exit"] else 1

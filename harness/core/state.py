@@ -37,6 +37,7 @@ refused, an older one is migrated (1 → 2: the snapshot and horizon tables).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -504,9 +505,12 @@ class StateHub:
 
 
 def state_log_for(journal: object) -> StateLog:
-    """The state log that goes with a journal: shared in its PostgreSQL database, local otherwise."""
-    from harness.core.journal_pg import PostgreSQLJournal  # psycopg only when a PostgreSQL journal is in use
+    """The state log that goes with a journal: shared in its PostgreSQL database, local otherwise.
 
-    if isinstance(journal, PostgreSQLJournal):
+    A PostgreSQL journal exists only once :mod:`harness.core.journal_pg` has been imported (``open_journal`` loads
+    it for a ``postgresql://`` URL): when it has not, the journal is not one and psycopg is not imported for the
+    question (some 60 ms of ``serve``'s cold start, issue 18)."""
+    pg = sys.modules.get("harness.core.journal_pg")
+    if pg is not None and isinstance(journal, pg.PostgreSQLJournal):
         return PostgreSQLStateLog(journal.connection)
     return LocalStateLog()
