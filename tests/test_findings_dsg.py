@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from lxml import etree
 from signxml import XMLSigner, methods
 from signxml.xades import XAdESSigner
@@ -21,6 +22,7 @@ from signxml.xades import XAdESSigner
 from harness.fields.pki import TestPKI
 from harness.validators import Finding, Severity
 from harness.validators.dsg import verify_submission_signature
+from harness.validators.vihf import SignatureCache
 
 E = Severity.ERROR
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -163,6 +165,30 @@ def test_the_signer_certificate_must_be_valid_then(pki: TestPKI) -> None:
     assert [f.message for f in verify(pki, data, now=cert.not_valid_after_utc + timedelta(days=1))] == [
         "signature périmée : le certificat signataire n'est pas valide à cette date"
     ]
+
+
+def test_the_trusted_signer_cache_changes_no_verdict(pki: TestPKI, other_pki: TestPKI) -> None:
+    """A certificate found issued by the anchors is remembered (by fingerprint): the next submission it signs
+    skips that check only; another signer, stale dates, a tampered signature are still refused."""
+    cache = SignatureCache()
+    data = sign(pki, manifest())
+    cert = pki.client("DSG-A").cert
+    assert verify(pki, data, cache=cache) == []
+    assert cache.issued(cert.fingerprint(hashes.SHA256()))
+    assert verify(pki, sign(pki, manifest()), cache=cache) == []
+    foreign = sign(other_pki, manifest(), client="DSG-B")
+    subject = other_pki.client("DSG-B").cert.subject.rfc4514_string()
+    assert [(f.code, f.message) for f in verify(pki, foreign, cache=cache, structure=None)] == [
+        ("DSG-CERTIFICAT", f"le certificat signataire ({subject}) n'est pas émis par l'IGC de test")
+    ]
+    assert not cache.issued(other_pki.client("DSG-B").cert.fingerprint(hashes.SHA256()))
+    late = cert.not_valid_after_utc + timedelta(days=1)
+    assert triples(verify(pki, data, cache=cache, now=late)) == [("DSG-CERTIFICAT", E, "L")]
+
+    def tamper(root: etree._Element) -> None:
+        root.find(f".//{{{DS}}}Manifest/{{{DS}}}Reference").set("URI", "urn:oid:9.9.9")
+
+    assert triples(verify(pki, _edit(data, tamper), cache=cache)) == [("DSG-SIGNATURE-INVALIDE", E, "L")]
 
 
 def test_a_tampered_signature_is_refused(pki: TestPKI) -> None:

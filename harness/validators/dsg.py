@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding
+from harness.validators.vihf import SignatureCache
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 NS = {"ds": DS}
@@ -61,9 +63,13 @@ def verify_submission_signature(
     structure: str | None,
     now: datetime | None = None,
     location: str = "",
+    cache: SignatureCache | None = None,
 ) -> list[Finding]:
     """Findings about the signature document ``data`` of a submission whose documents are ``documents`` (XDS
-    uniqueId -> bytes); ``structure`` is the authenticated structure identifier (``1`` + FINESS), ``None`` to skip."""
+    uniqueId -> bytes); ``structure`` is the authenticated structure identifier (``1`` + FINESS), ``None`` to skip.
+    ``cache`` remembers the certificates already found issued by ``anchors`` (by SHA-256 of their DER: the same
+    certificate against the same anchors gives the same answer), so that a structure signing every submission with
+    one certificate has its chain checked once; the validity dates and the signature itself are checked every time."""
     now = now or datetime.now(UTC)
 
     def finding(code: str, message: str) -> list[Finding]:
@@ -82,11 +88,16 @@ def verify_submission_signature(
         cert = x509.load_der_x509_certificate(base64.b64decode("".join(cert_text.split()), validate=True))
     except (ValueError, TypeError):
         return finding("DSG-CERTIFICAT", "le certificat de la signature n'est pas un X.509 DER/base64 lisible")
-    if not _issued_by(cert, anchors):
+    fingerprint = cert.fingerprint(hashes.SHA256())
+    if cache is not None and cache.issued(fingerprint):
+        pass
+    elif not _issued_by(cert, anchors):
         return finding(
             "DSG-CERTIFICAT",
             f"le certificat signataire ({cert.subject.rfc4514_string()}) n'est pas émis par l'IGC de test",
         )
+    elif cache is not None:
+        cache.trust(fingerprint)
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
         return finding("DSG-CERTIFICAT", "signature périmée : le certificat signataire n'est pas valide à cette date")
     from signxml import DigestAlgorithm, SignatureMethod, XMLVerifier
@@ -101,7 +112,8 @@ def verify_submission_signature(
         digest_algorithms=frozenset(DigestAlgorithm),
     )
     try:
-        verified = XMLVerifier().verify(etree.tostring(root), x509_cert=cert, expect_config=config)
+        # the bytes as received: parse_xml accepted them (no DOCTYPE, no entity), signxml parses them itself
+        verified = XMLVerifier().verify(data, x509_cert=cert, expect_config=config)
     except (XmlInvalidSignature, InvalidInput, ValueError) as exc:
         return finding("DSG-SIGNATURE-INVALIDE", f"signature XML du lot invalide: {exc}")
     manifest = None

@@ -32,6 +32,7 @@ from harness.validators.cda import CdaSchema, validate_cda
 from harness.validators.dsg import verify_submission_signature
 from harness.validators.schematron import SchematronEngine
 from harness.validators.vihf import (
+    SignatureCache,
     Strictness,
     VihfPolicy,
     VihfReport,
@@ -140,11 +141,13 @@ def check_contents(
     mtom: bool,
     structure: str | None,
     policy: Iti41Policy,
+    cache: SignatureCache | None = None,
 ) -> ContentCheck:
     """Transport and documents of a ``ProvideAndRegisterDocumentSetRequest``: MTOM, the declared author institution
     against the authenticated ``structure`` (``1`` + FINESS), each ``xdsb:Document`` against its DocumentEntry and
     as a CDA, the signature document. Raises :class:`~harness.fields.soap12.SoapFault` on an unusable
-    ``xop:Include`` or base64 (as the DMP answers)."""
+    ``xop:Include`` or base64 (as the DMP answers). ``cache``: the certificates already found issued by the trust
+    anchors (:class:`~harness.validators.vihf.SignatureCache`, one per receiver)."""
     result = ContentCheck()
     findings = result.findings
     findings.extend(mtom_findings(mtom, policy.mtom))
@@ -168,7 +171,7 @@ def check_contents(
             document_findings, summary = check_document(entry, data, policy)
             findings.extend(document_findings)
             result.checked.append(summary)
-    findings.extend(signature_findings(submission, result.contents, structure, policy.anchors))
+    findings.extend(signature_findings(submission, result.contents, structure, policy.anchors, cache))
     return result
 
 
@@ -282,9 +285,10 @@ def signature_findings(
     contents: Mapping[str, bytes],
     structure: str | None,
     anchors: Sequence[x509.Certificate],
+    cache: SignatureCache | None = None,
 ) -> list[Finding]:
     """IHE DSG: each signature document verified against ``anchors``, signed by the authenticated ``structure``
-    (``1`` + FINESS), with the digests of the submission's documents."""
+    (``1`` + FINESS), with the digests of the submission's documents; ``cache`` as for :func:`check_contents`."""
     documents = {e.unique_id: contents[e.id] for e in submission.documents if e.unique_id and e.id in contents}
     findings: list[Finding] = []
     for entry in submission.entries:
@@ -296,6 +300,7 @@ def signature_findings(
                     anchors=anchors,
                     structure=structure,
                     location=f"DocumentEntry {entry.id}",
+                    cache=cache,
                 )
             )
     return findings

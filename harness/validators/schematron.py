@@ -132,6 +132,7 @@ class SchematronEngine:
         self._failed: dict[str, str] = {}
         self._processor = None
         self._skeleton: tuple[object, object, object] | None = None
+        self._builders = threading.local()  # one Saxon DocumentBuilder per thread (s9api builders are not shared)
         self._volets: tuple[SchematronVolet, ...] | None = None
 
     # ------------------------------------------------------------------ which schematron checks what
@@ -216,6 +217,16 @@ class SchematronEngine:
             self._processor = processor
         return self._processor
 
+    def _builder(self):  # noqa: ANN202 - saxonche types
+        """This thread's Saxon document builder for the documents to validate: line numbering off (the SVRL
+        locations are XPaths, never line numbers), same processor and so the same parser settings (no DOCTYPE)."""
+        builder = getattr(self._builders, "builder", None)
+        if builder is None:
+            builder = self._saxon().new_document_builder()
+            builder.set_line_numbering(False)
+            self._builders.builder = builder
+        return builder
+
     def path_of(self, volet: str) -> Path:
         return self.folder / f"CI-SIS_{volet}.sch"
 
@@ -298,6 +309,9 @@ class SchematronEngine:
                 phases[0] if len(phases) == 1 else "#ALL",
             )
             svrl.set_parameter("phase", processor.make_string_value(phase))
+            # svrl:fired-rule elements are not read (only failed-assert / successful-report are findings): not
+            # generating them makes every report smaller to write and to read back
+            svrl.set_parameter("generate-fired-rule", processor.make_string_value("false"))
             generated = svrl.transform_to_string(xdm_node=processor.parse_xml(xml_text=etree.tostring(schema).decode()))
             stylesheet = etree.fromstring(generated.encode("utf-8"))
             stylesheet.set("version", "2.0")
@@ -320,10 +334,10 @@ class SchematronEngine:
             ]
         from saxonche import PySaxonApiError
 
-        processor = self._saxon()
+        builder = self._builder()
         text = etree.tostring(root.getroottree(), encoding="unicode")  # re-serialised: no DOCTYPE, no entity
         try:
-            node = processor.parse_xml(xml_text=text)
+            node = builder.parse_xml(xml_text=text, encoding="UTF-8")
             output = compiled.executable.transform_to_string(xdm_node=node)  # type: ignore[attr-defined]
         except PySaxonApiError as exc:
             return [

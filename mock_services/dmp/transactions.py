@@ -279,7 +279,13 @@ class Transactions:
         )
         structure = caller.certificate_structure or caller.vihf.first("Identifiant_Structure")
         checked = check_contents(
-            payload, submission, soap.attachments, mtom=soap.mtom, structure=structure, policy=policy
+            payload,
+            submission,
+            soap.attachments,
+            mtom=soap.mtom,
+            structure=structure,
+            policy=policy,
+            cache=self.sim.signatures,
         )
         findings.extend(checked.findings)
         contents = checked.contents
