@@ -152,3 +152,15 @@ def test_a_fault_that_does_not_apply_writes_nothing_to_the_shared_log(
     assert taken == Fault("psc.down", {"address": "a@x.fr"}, remaining=2, session="s-a")
     assert ops() == [("inject", "s-a"), ("take", "s-a")]
     assert a.host.faults.take("psc", "psc.down", session="s-a") == replace(taken, remaining=1)  # A sees B's take
+
+
+def test_a_snapshot_keeps_the_session_a_fault_is_aimed_at() -> None:
+    board = FaultBoard()
+    board.inject("dmp", Fault("dmp.timeout", {"seconds": 1}, remaining=2, session="s-a"))
+    board.inject("dmp", Fault("dmp.soap_fault"))
+    snapshot = board.snapshot()
+    assert snapshot == {"dmp": [["dmp.timeout", {"seconds": 1}, 2, "s-a"], ["dmp.soap_fault", {}, 1]]}
+    restored = FaultBoard()
+    restored.restore(snapshot)
+    assert restored.take("dmp", "dmp.timeout", session="s-b") is None
+    assert restored.take("dmp", "dmp.timeout", session="s-a") == Fault("dmp.timeout", {"seconds": 1}, 2, "s-a")

@@ -182,10 +182,11 @@ class FaultBoard:
             self._faults.clear()
 
     def snapshot(self) -> dict[str, Any]:
-        """The pending faults as JSON (harness.core.state snapshot): ``{service: [[kind, params, remaining]]}``."""
+        """The pending faults as JSON (harness.core.state snapshot): ``{service: [[kind, params, remaining]]}``,
+        a fault aimed at a test session with the session as a fourth item."""
         with self._lock:
             return {
-                service: [[f.kind, dict(f.params), f.remaining] for f in queue]
+                service: [[f.kind, dict(f.params), f.remaining, *([f.session] if f.session else [])] for f in queue]
                 for service, queue in self._faults.items()
             }
 
@@ -193,7 +194,10 @@ class FaultBoard:
         """Replace the pending faults by a :meth:`snapshot`."""
         with self._lock:
             self._faults = {
-                service: deque(Fault(str(kind), dict(params), int(remaining)) for kind, params, remaining in queue)
+                service: deque(
+                    Fault(str(item[0]), dict(item[1]), int(item[2]), str(item[3]) if len(item) > 3 else None)
+                    for item in queue
+                )
                 for service, queue in state.items()
             }
 
@@ -331,12 +335,14 @@ class SimulatorContext:
         details: dict[str, Any] | None = None,
         digest: str | None = None,
         attachments: tuple[bytes, ...] = (),
+        session: str | None = None,
     ) -> Exchange:
         """One exchange of this service, built but not yet journaled (for :meth:`record_many`): the service name
         is this simulator's, the direction ``from_dui`` unless told; :meth:`commit` stamps run and time. ``digest``
         points a row without payload at evidence another row of the same commit carries (a TDDUI fact's Bundle);
         ``attachments`` are further evidence bodies committed with it (the answer sent, named in ``details`` by its
-        :func:`harness.core.journal.payload_digest`)."""
+        :func:`harness.core.journal.payload_digest`); ``session``: the test session to journal it in when it is not
+        the one its identities name (the refusal of a caller asking for another session's data is the caller's)."""
         return Exchange(
             service=self.name,
             operation=operation,
@@ -352,6 +358,7 @@ class SimulatorContext:
             details=details if details is not None else {},
             digest=digest,
             attachments=attachments,
+            session_id=session,
         )
 
     def record(
@@ -369,6 +376,7 @@ class SimulatorContext:
         payload_type: str | None = None,
         details: dict[str, Any] | None = None,
         attachments: tuple[bytes, ...] = (),
+        session: str | None = None,
     ) -> Exchange:
         """Journal one exchange of this service (built by :meth:`exchange`, stamped by :meth:`commit`); returns it
         with its payload digest set. Every simulator journals through here, so every row has the same shape."""
@@ -385,6 +393,7 @@ class SimulatorContext:
             payload_type=payload_type,
             details=details,
             attachments=attachments,
+            session=session,
         )
         return self.commit(built)
 
