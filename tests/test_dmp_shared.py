@@ -16,7 +16,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from harness.core.journal import JournalFilter
+from harness.core.journal import Exchange, JournalFilter, Outcome
 from harness.core.journal_pg import PostgreSQLJournal
 from harness.core.state import StateHub, state_log_for
 from harness.fields.pki import TestPKI
@@ -44,7 +44,14 @@ class Worker:
         self.sim = self.host.simulators["dmp"]
 
     def send(self, body: etree._Element, action: str, service: str, attachments: dict[str, bytes] | None = None):  # noqa: ANN201
-        """One MTOM request for the first test person, VIHF and TLS with their establishment's certificate."""
+        """One MTOM request for the first test person, VIHF and TLS with their establishment's certificate; the
+        answer read."""
+        response = self.post(body, action, service, attachments)
+        return M.read_response(response.headers["content-type"], response.content)
+
+    def post(
+        self, body: etree._Element, action: str, service: str, attachments: dict[str, bytes] | None = None
+    ) -> httpx.Response:
         person = TESTDATA.persons[0]
         establishment = TESTDATA.establishment(person.essms)
         own = self.credentials(establishment.finess)
@@ -54,8 +61,7 @@ class Worker:
         context = ssl.create_default_context(cafile=str(self.pki.ca_bundle_path))
         context.load_cert_chain(own.cert_path, own.key_path)
         with httpx.Client(verify=context, timeout=30.0) as client:
-            response = client.post(url, content=content, headers={"Content-Type": content_type})
-        return M.read_response(response.headers["content-type"], response.content)
+            return client.post(url, content=content, headers={"Content-Type": content_type})
 
     def credentials(self, finess: str) -> M.OrgCredentials:
         issued = self.pki.client(f"ESSMS-{finess}")
@@ -171,3 +177,73 @@ def test_a_body_not_in_the_request_is_put_once_and_a_taken_unique_id_is_refused(
     finally:
         for journal in journals:
             journal.close()
+
+
+def _submission(worker: Worker) -> tuple[etree._Element, dict[str, bytes], str]:
+    person = TESTDATA.persons[0]
+    establishment = TESTDATA.establishment(person.essms)
+    cda = build_cda(person, establishment, "DLU")
+    body, attachments, _, unique_id = M.build_iti41(
+        person, establishment, "DLU", cda, worker.credentials(establishment.finess)
+    )
+    return body, attachments, unique_id
+
+
+def test_of_two_racing_submissions_of_one_unique_id_one_is_accepted_the_other_refused(
+    workers: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B registers the same submission after A checked it and before A registers it: exactly one ITI-41 is
+    journaled accepted (B's), A's is journaled rejected with the error a second submission gets, and answered so."""
+    a, b = workers
+    body, attachments, unique_id = _submission(a)
+    register, answers = a.sim.store.register, []
+
+    def b_gets_there_first(*args: object, **kwargs: object) -> None:
+        if not answers:  # once: A has checked the uniqueId is free, B submits it now
+            answers.append(b.send(body, ITI41, "repository", attachments)[0])
+        register(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a.sim.store, "register", b_gets_there_first)
+    answer, _ = a.send(body, ITI41, "repository", attachments)
+    [b_answer] = answers
+    assert M.registry_errors(b_answer)[0].endswith(":Success")
+    status, errors = M.registry_errors(answer)
+    duplicate = f"uniqueId {unique_id} déjà enregistré dans le DMP"
+    assert status.endswith(":Failure") and [(c, x) for c, x, s in errors if s == "Error"][:1] == [
+        ("XDSDocumentUniqueIdError", duplicate)
+    ]
+    fed = a.journal.query(JournalFilter(service="dmp", operation="iti41.provide_and_register"))
+    assert [(e.run_id, e.outcome, e.error_code, e.error_message) for e in fed] == [
+        ("shared-b", Outcome.ACCEPTED, None, None),
+        ("shared-a", Outcome.REJECTED, "XDSDocumentUniqueIdError", duplicate),
+    ]
+    assert a.journal.count(JournalFilter(service="dmp")) == 2  # no SOAP fault journaled besides
+    assert [d.unique_id for d in b.sim.store.documents() if not d.is_signature] == [unique_id]
+
+
+def test_a_submission_that_cannot_be_journaled_is_not_kept_registered(
+    workers: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registered first, then journaled: when the journal refuses the accepted exchange, a compensating operation
+    takes the documents out of the shared registry (the other process sees none)."""
+    a, b = workers
+    body, attachments, unique_id = _submission(a)
+    commit = a.sim.ctx.commit
+
+    def journal_down(exchange: Exchange) -> Exchange:
+        if exchange.operation == "iti41.provide_and_register" and exchange.outcome is Outcome.ACCEPTED:
+            raise RuntimeError("journal indisponible")
+        return commit(exchange)
+
+    monkeypatch.setattr(a.sim.ctx, "commit", journal_down)
+    assert a.post(body, ITI41, "repository", attachments).status_code == 500
+    assert (b.sim.store.by_unique_id(unique_id), a.sim.store.documents()) == (None, [])
+    with a.journal.connection() as conn:
+        ops = [
+            op["op"]
+            for (op,) in conn.execute("SELECT op FROM socle_state_op WHERE stream = %s ORDER BY seq", (STREAM,))
+        ]
+    assert ops == ["register", "unregister"]
+    monkeypatch.setattr(a.sim.ctx, "commit", commit)
+    answer, _ = b.send(body, ITI41, "repository", attachments)  # the uniqueId is free again
+    assert M.registry_errors(answer)[0].endswith(":Success")

@@ -400,13 +400,16 @@ class SimulatorContext:
     def commit(self, exchange: Exchange) -> Exchange:
         """Commit an already built exchange (a FHIR interaction, a refused handshake, an oversized request),
         stamped with the service, run, scenario, the test session of its identities (simulated time)."""
-        return self.journal.record(self._stamp(exchange))
+        return self.journal.record(self.stamp(exchange))
 
     def record_many(self, exchanges: list[Exchange]) -> list[Exchange]:
         """Commit several exchanges atomically (a FHIR transaction and its entries), stamped like :meth:`commit`."""
-        return self.journal.record_many([self._stamp(e) for e in exchanges])
+        return self.journal.record_many([self.stamp(e) for e in exchanges])
 
-    def _stamp(self, exchange: Exchange) -> Exchange:
+    def stamp(self, exchange: Exchange) -> Exchange:
+        """``exchange`` with this service, the run, the scenario, the test session of its identities and the
+        simulated time, as :meth:`commit` journals it: a handler that must act on the session before journaling
+        (the DMP registers an ITI-41 first) stamps it, then commits the stamped exchange."""
         session = exchange.session_id or self.session_book.attribute(
             actor=exchange.actor,
             essms=exchange.essms,

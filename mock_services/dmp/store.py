@@ -5,12 +5,14 @@ exchanges. Thread-safe: transactions run in worker threads.
 
 Replicated state (issue 19 item 2, :mod:`harness.core.state`), stream ``dmp.registry``: every change is one
 operation — ``person`` (a DMP's state or authorisation), ``register`` (an ITI-41 submission's documents and the
-documents they replace, all or none), ``update`` (ITI-57 status and metadata changes, all or none) — with its
-entryUUIDs, times and new metadata drawn before; :meth:`DmpStore.apply` checks an operation against the state
-before changing anything. Reads catch up with the other serving processes first. With one process the operation
-applies at once and carries the document's bytes; on a PostgreSQL journal the bytes stay in the journal's
-content-addressed evidence — a slice of the ITI-41 request already journaled (the MTOM part as received), else a
-body of their own (:meth:`~harness.core.journal.Journal.put_payload`) — and the operation carries where they are.
+documents they replace, all or none; ``unregister`` undoes one whose exchange could not be journaled), ``update``
+(ITI-57 status and metadata changes, all or none) — with its entryUUIDs, times and new metadata drawn before;
+:meth:`DmpStore.apply` checks an operation against the state before changing anything. Reads catch up with the
+other serving processes first. With one process the operation applies at once and carries the document's bytes;
+on a PostgreSQL journal the bytes stay in the journal's content-addressed evidence — a slice of the ITI-41
+request, put there before the registration under the digest its exchange is then journaled with (the MTOM part as
+received), else a body of their own (:meth:`~harness.core.journal.Journal.put_payload`) — and the operation
+carries where they are.
 """
 
 from __future__ import annotations
@@ -168,21 +170,33 @@ class DmpStore:
         documents: list[StoredDocument],
         *,
         deprecate: Iterable[str] = (),
-        evidence: tuple[str, bytes] | None = None,
+        evidence: bytes | None = None,
         session: str | None = None,
     ) -> None:
         """Register an ITI-41 submission's documents and deprecate the entries they replace, all or none
         (:class:`RegistryConflictError` when an entryUUID or uniqueId is taken, or a replaced entry is no longer
-        approved). ``evidence`` is ``(digest, bytes)`` of the journaled request: a shared registry points into it
-        for each document found there as it is, and puts the others in the evidence on their own. ``session`` is
-        the request's test session (``Exchange.session_id``), kept with the operation."""
+        approved). ``evidence`` is the request as it will be journaled (registration comes first, so that the
+        journal never shows accepted a submission the registry refused): a shared registry stores it in the
+        journal's evidence now, under the digest the journal gives it (the journal then finds it held and does
+        not write it again), and points into it for each document found there as it is; the others go in the
+        evidence on their own. ``session`` is the request's test session (``Exchange.session_id``), kept with the
+        operation."""
+        held: tuple[str, bytes] | None = None
+        if self.shared and evidence is not None:  # journaled with the exchange anyway: stored once
+            assert self._evidence is not None  # noqa: S101 - checked when shared
+            held = (self._evidence.put_payload(evidence), evidence)
         op = {
             "op": "register",
             # locally the operation is never serialised: the documents themselves, bytes included
-            "documents": [self._document_op(d, evidence) for d in documents] if self.shared else list(documents),
+            "documents": [self._document_op(d, held) for d in documents] if self.shared else list(documents),
             "deprecate": list(deprecate),
         }
         self._replica.do(op, session=session)
+
+    def unregister(self, documents: Iterable[str], *, restore: Iterable[str] = ()) -> None:
+        """Undo a :meth:`register` whose exchange could not be journaled (a compensating operation): the entries
+        ``documents`` are forgotten and the entries ``restore`` they had deprecated are approved again."""
+        self._replica.do({"op": "unregister", "documents": list(documents), "restore": list(restore)})
 
     def change_status(self, entry_uuid: str, status: str) -> None:
         self.update_all([{"entry_uuid": entry_uuid, "status": status}])
@@ -288,6 +302,16 @@ class DmpStore:
             return self._apply_register(op)
         if kind == "update":
             return self._apply_update(op["changes"])
+        if kind == "unregister":
+            for entry_uuid in op["documents"]:
+                gone = self._documents.pop(entry_uuid, None)
+                if gone is not None and self._by_unique.get(gone.unique_id) == entry_uuid:
+                    del self._by_unique[gone.unique_id]
+            for entry_uuid in op["restore"]:
+                target = self._documents.get(entry_uuid)
+                if target is not None and target.status == STATUS_DEPRECATED:
+                    self._documents[entry_uuid] = replace(target, status=STATUS_APPROVED)
+            return None
         raise ValueError(f"opération inconnue du registre DMP / unknown DMP registry operation {kind!r}")
 
     def _apply_register(self, op: Operation) -> None:

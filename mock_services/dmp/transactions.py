@@ -13,7 +13,8 @@ was not available); everything else follows IHE.
 
 Each handler is synchronous (it runs in a worker thread): it validates, **records the exchange**, updates the
 registry (one operation of the replicated ``dmp.registry``, :mod:`mock_services.dmp.store`), then returns the
-reply.
+reply; an accepted ITI-41 is registered before it is journaled (a registration refused because another process got
+there first is journaled rejected, never accepted then failed).
 """
 
 from __future__ import annotations
@@ -181,9 +182,40 @@ class Transactions:
         error: Finding | None = None,
         details: dict[str, Any] | None = None,
     ) -> Exchange:
+        """Journal one exchange of this DMP (built by :meth:`exchange`)."""
+        return self.ctx.commit(
+            self.exchange(
+                operation,
+                outcome,
+                caller,
+                person=person,
+                essms=essms,
+                findings=findings,
+                payload=payload,
+                payload_type=payload_type,
+                error=error,
+                details=details,
+            )
+        )
+
+    def exchange(
+        self,
+        operation: str,
+        outcome: Outcome,
+        caller: Caller,
+        *,
+        person: str | None = None,
+        essms: str | None = None,
+        findings: list[Finding] | None = None,
+        payload: bytes | None = None,
+        payload_type: str | None = None,
+        error: Finding | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Exchange:
+        """One exchange, built but not journaled: the caller's identities, the XDS error code of the first error."""
         findings = findings or []
         error = error or (_first_error(findings) if outcome is Outcome.REJECTED else None)
-        return self.ctx.record(
+        return self.ctx.exchange(
             operation,
             outcome,
             actor=caller.actor,
@@ -323,21 +355,48 @@ class Transactions:
                 details=details,
             )
             return self._reply(ITI41, soap, registry_response(findings))
-        recorded = self.record(
-            operation,
-            Outcome.ACCEPTED,
-            caller,
-            person=person,
-            essms=essms,
-            findings=findings,
-            payload=raw,
-            payload_type=payload_type,
-            details=details,
+        accepted = self.ctx.stamp(  # its session is the registry operation's
+            self.exchange(
+                operation,
+                Outcome.ACCEPTED,
+                caller,
+                person=person,
+                essms=essms,
+                findings=findings,
+                payload=raw,
+                payload_type=payload_type,
+                details=details,
+            )
         )
+        # registered before it is journaled, so that the journal never shows accepted a submission the registry
+        # refused: two submissions of one uniqueId racing (two serving processes, or two threads) pass the checks
+        # above, one registers, the other is refused here and journaled rejected with the registry's error
         try:
-            self._register(submission, contents, essms, replaced, recorded, raw)
-        except RegistryConflictError as exc:  # another serving process registered or replaced it meanwhile
-            raise SoapFault("Receiver", f"enregistrement concurrent : {exc}", error_code="XDSRegistryBusy") from exc
+            registered = self._register(submission, contents, essms, replaced, raw, accepted.session_id)
+        except RegistryConflictError as exc:
+            conflicts: list[Finding] = []
+            self._check_replacements(submission, conflicts)  # the state now holds what got there first
+            findings.extend(
+                [f for f in conflicts if f.severity is Severity.ERROR]
+                or [Finding("XDSRegistryError", f"enregistrement concurrent refusé : {exc}")]
+            )
+            self.record(
+                operation,
+                Outcome.REJECTED,
+                caller,
+                person=person,
+                essms=essms,
+                findings=findings,
+                payload=raw,
+                payload_type=payload_type,
+                details=details,
+            )
+            return self._reply(ITI41, soap, registry_response(findings))
+        try:
+            self.ctx.commit(accepted)
+        except BaseException:  # not journaled: the registry forgets it (a compensating operation)
+            self.store.unregister(registered, restore=replaced.values())
+            raise
         return self._reply(ITI41, soap, registry_response(findings))
 
     def _check_replacements(self, submission: XdsSubmission, findings: list[Finding]) -> dict[str, str]:
@@ -393,11 +452,12 @@ class Transactions:
         contents: dict[str, bytes],
         essms: str | None,
         replaced: dict[str, str],
-        recorded: Exchange,
         raw: bytes,
-    ) -> None:
-        """One registry operation for the whole submission (its documents, the ones they deprecate); ``recorded``
-        is the journaled request (``raw``), where a shared registry finds the documents' bytes."""
+        session: str | None,
+    ) -> list[str]:
+        """One registry operation for the whole submission (its documents, the ones they deprecate); ``raw`` is
+        the request about to be journaled, where a shared registry finds the documents' bytes. Returns the
+        registered entryUUIDs."""
         patient = submission.patient
         assert patient is not None  # noqa: S101 - guaranteed: no error was found
         documents: list[StoredDocument] = []
@@ -432,9 +492,8 @@ class Transactions:
                 )
             )
         deprecated = [replaced[e.id] for e in submission.entries if e.id in replaced]
-        self.store.register(
-            documents, deprecate=deprecated, evidence=(recorded.digest or "", raw), session=recorded.session_id
-        )
+        self.store.register(documents, deprecate=deprecated, evidence=raw, session=session)
+        return [d.entry_uuid for d in documents]
 
     def _leaf(self, document: StoredDocument) -> etree._Element:
         """The registered DocumentEntry (LeafClass): the submitted ExtrinsicObject with the registry's identifiers,
