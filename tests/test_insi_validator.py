@@ -3,6 +3,7 @@ simulator's answers and the reference DUI's requests against the same schemas.""
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import date
 from pathlib import Path
@@ -345,3 +346,13 @@ def test_normalisation_is_idempotent_upper_and_ascii(value: str) -> None:
 def test_normalisation_examples() -> None:
     assert normalise_trait("  de  Vinci ") == "DE VINCI"
     assert normalise_trait("Hélène-Zoé d’Arc") == "HELENE-ZOE D'ARC"
+    assert normalise_trait("d`Arc\tde\nla  Tour") == "D'ARC DE LA TOUR"  # the ASCII path folds the backquote too
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
+def test_ascii_normalisation_is_the_unicode_one(value: str) -> None:
+    """The ASCII fast path of normalise_trait gives what NFKD + combining marks + apostrophes give."""
+    folded = unicodedata.normalize("NFKD", value.replace("`", "'"))
+    assert normalise_trait(value) == " ".join(
+        "".join(c for c in folded if not unicodedata.combining(c)).upper().split()
+    )

@@ -267,6 +267,8 @@ class InsiFault:
 def normalise_trait(value: str) -> str:
     """A trait as the INS reference base compares it: upper case, no diacritics, one space between words,
     typographic apostrophes folded to ``'``."""
+    if value.isascii():  # the usual trait: NFKD leaves ASCII as it is, the only ASCII fold is the backquote
+        return " ".join(value.replace("`", "'").upper().split())
     folded = unicodedata.normalize("NFKD", value.translate(_APOSTROPHES))
     stripped = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return " ".join(stripped.upper().split())
