@@ -15,10 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 import typer.main
-from rich.console import Console
-from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 from typer.core import TyperGroup
 
 from harness import __version__
@@ -26,7 +22,7 @@ from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import Outcome
 from harness.core.messages import bilingual
 from harness.front.listening import Listening
-from harness.front.terminal import console, err
+from harness.front.terminal import console, err, escape
 
 if TYPE_CHECKING:
     from typer._click import Command, Context  # typer's own click
@@ -448,6 +444,8 @@ def _run_guided(
     keep_open: bool = False,
 ) -> RunResult:
     """Guided recette: the terminal and a local web page tell the operator what to do in the DUI."""
+    from rich.panel import Panel
+
     from harness.front.preflight import EXIT_USAGE
     from harness.front.runner import run_catalogue
     from harness.runtime.guided import ReplyBox
@@ -605,6 +603,8 @@ def serve(
 
 
 def _print_endpoints(endpoints: dict[str, dict[str, str]], journal_url: str) -> None:
+    from rich.table import Table
+
     table = Table(title=f"Simulateurs / simulators — journal {journal_url}")
     table.add_column("service")
     table.add_column("point d'accès / endpoint")
@@ -773,6 +773,9 @@ def journal_cmd(
     else:
         # the test session, when one of the rows has one (a shared platform: socle-harness session)
         shown = [*columns[:-1], *(["session_id"] if any(r.get("session_id") for r in rows) else []), "error_message"]
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=f"Journal — {len(rows)} échange(s) / exchange(s)")
         for column in shown:
             table.add_column(
@@ -826,6 +829,9 @@ def list_scenarios(
     if fmt == "json":
         sys.stdout.write(json.dumps([s.to_dict() for s in found], ensure_ascii=False, indent=2) + "\n")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{len(found)} scénario(s) / scenario(s)")
     for column in ("fichier / file", "scénario / scenario", "exigences / requirements", "étiquettes / tags"):
         table.add_column(column, overflow="fold")
@@ -838,6 +844,8 @@ def list_scenarios(
 @app.command()
 def defects() -> None:
     """Liste les défauts du DUI défectueux de référence / list the faulty reference DUI's defects (--sut faulty:<nom>)."""
+    from rich.table import Table
+
     from harness.sut.reference import drivers
 
     defects = drivers().defects  # assembled from the service plugins: loaded only when this command runs

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from harness.fields.testdata import MailboxType
 from harness.sut import base
 from harness.sut.base import SutEnvironment
-from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
 from harness.sut.plugins import ActionSpec, DuiSide, ServicePlugin, fact
 from harness.validators.cda import DOCUMENT_TYPES
 from mock_services.mssante import MSSanteSimulator
@@ -22,6 +21,10 @@ from mock_services.mssante.settings import Hl7RelaySettings, ImapSettings, Mssan
 
 def send_instruction(action: base.MssanteSend, env: SutEnvironment | None = None) -> str:
     """What a recette operator does for ``mssante-send`` (also the second half of ``mssante-send-qualified``)."""
+    # the DUI side's message builders (e-mail MIME): imported when an instruction is written, not when serve
+    # loads the plugin for its simulator (issue 18, cold start)
+    from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
+
     person = action.person
     doc = DOCUMENT_TYPES.get(action.document_kind) or UNSTRUCTURED_TYPE
     recipients = [
