@@ -150,11 +150,12 @@ def run_catalogue(
     if operator_replies is not None:
         cmd += ["--socle-operator-replies", str(operator_replies.resolve())]
     cmd += ["--socle-step-timeout", str(config.step_timeout)]
+    # The child inherits the user's PYTHONDONTWRITEBYTECODE: forcing it made every run of a source checkout
+    # compile the ~150 modules only the child imports (steps, simulators, validators: about 0.5 s CPU, issue 18).
     env = {
         **os.environ,
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         "SOCLE_SCENARIOS_DIR": str(Path(config.scenarios_dir).resolve()),
-        "PYTHONDONTWRITEBYTECODE": "1",
     }
     result = RunResult(run_id=run_id, exit_code=-1, events_path=events_path, log_path=log_path)
     with log_path.open("w", encoding="utf-8") as log, events_path.open("r", encoding="utf-8") as events:

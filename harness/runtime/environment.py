@@ -258,6 +258,20 @@ class ScenarioContext:
             self.prompt = channel.ask(self.scenario_id, action, result.detail)
         return result
 
+    def _settle_timeout(self, delegated: bool) -> float:
+        """How long a step waits for exchanges the last action may still cause (a check that finds fewer than it
+        asks for, e.g. « the DUI never sent X », waits all of it).
+
+        - the in-process reference DUI (``settled_on_return``): 0 — its action returned after the answers to all
+          its requests, and the simulators journal before they answer, so the journal is complete (a barrier);
+        - another synchronous driver (``http:`` DUI behind the control API, the faulty DUI): 1 s — the control API
+          may answer before the DUI's exchanges end, and nothing tells the harness when they do, so a short wait is
+          the only correct option;
+        - a delegated action without an operator channel (an external system): the configured step timeout."""
+        if delegated:
+            return self.env.config.step_timeout
+        return 0.0 if getattr(self.sut, "settled_on_return", False) else 1.0
+
     def take_observation_actions(self) -> int:
         """Observe-only mode: how many actions became expectations since the last call (the recorder gives those
         steps their scenario's verdict: a ``Quand`` is what was observed, or not)."""
@@ -322,11 +336,7 @@ class ScenarioContext:
         delegated = self.last_action is not None and self.last_action.status is ActionStatus.DELEGATED
         prompt, channel = self.prompt, self._channel()
         if not (delegated and prompt is not None and channel is not None):
-            # A synchronous driver has finished its exchange when it reports; a delegated action without an
-            # operator channel (an external system) gets the configured step timeout.
-            return wait_for(
-                self.env.journal, flt, count=count, timeout=self.env.config.step_timeout if delegated else 1.0
-            )
+            return wait_for(self.env.journal, flt, count=count, timeout=self._settle_timeout(delegated))
         self.prompt = None
         deadline = prompt.asked_at + prompt.timeout
         while True:

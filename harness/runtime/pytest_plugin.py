@@ -32,6 +32,7 @@ from harness.core.events import (
 )
 from harness.core.messages import bilingual
 from harness.host.simulator import simulator_names
+from harness.runtime import bdd_lookup
 from harness.runtime.drivers import make_driver
 from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
@@ -142,6 +143,11 @@ def pytest_configure(config: pytest.Config) -> None:
     events = config.getoption("--socle-events", default=None)
     if events:
         config.pluginmanager.register(EventRecorder(Path(events)), "socle-harness-events")
+    bdd_lookup.install()  # pytest-bdd's step lookup once per step text (harness.runtime.bdd_lookup, issue 18)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    bdd_lookup.uninstall()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -259,7 +259,12 @@ class SutDriver(Protocol):
     plugins (``send_mssante(MssanteSend)``, ``psc_refresh()``..., see :mod:`harness.sut.plugins`), each returning
     an :class:`ActionResult`. The action methods are assembled from the plugins, not listed here: the reference
     DUI composes the plugins' mixins, the HTTP, manual and observe drivers answer every method of the action table
-    (:func:`harness.sut.control_api.contract`). An action a driver cannot do reports :attr:`ActionStatus.ERROR`."""
+    (:func:`harness.sut.control_api.contract`). An action a driver cannot do reports :attr:`ActionStatus.ERROR`.
+
+    A driver may also declare ``settled_on_return = True`` (read with ``getattr``, default ``False``): when one of
+    its actions returns, every exchange that action caused has been answered by the simulators, hence journaled
+    (they commit before they answer, docs/ARCHITECTURE.md « Commit before acknowledgement »). Only the in-process
+    reference DUI can promise it; a DUI behind the control API may answer before its exchanges end."""
 
     name: str
 

@@ -28,6 +28,11 @@ class ReferenceCore:
 
     name = "reference"
     defects: frozenset[str] = frozenset()
+    #: Every action waits for the answers to all its requests (SMTP replies, HTTP responses, the HL7 relay closing
+    #: its connection after its last ZAM is journaled) and never gives up early: when it returns, the journal holds
+    #: all it caused (:class:`~harness.sut.base.SutDriver`). The faulty DUI does not promise it: one of its defects
+    #: abandons a send after 1 s while the server may still accept the message.
+    settled_on_return = True
 
     def __init__(self) -> None:
         self.env: SutEnvironment | None = None
@@ -84,6 +89,7 @@ def drivers() -> Drivers:
             "__doc__": "The reference DUI with named defects switched on (see ``DEFECTS``).",
             "__module__": __name__,
             "__init__": faulty_init,
+            "settled_on_return": False,
         },
     )
     return Drivers(reference, faulty, defects)
