@@ -247,3 +247,76 @@ def test_a_submission_that_cannot_be_journaled_is_not_kept_registered(
     monkeypatch.setattr(a.sim.ctx, "commit", commit)
     answer, _ = b.send(body, ITI41, "repository", attachments)  # the uniqueId is free again
     assert M.registry_errors(answer)[0].endswith(":Success")
+
+
+ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
+MASKED = [("N", "2.16.840.1.113883.5.25"), ("MASQUE_PS", "1.2.250.1.213.1.1.4.13")]
+
+
+def test_of_two_racing_updates_of_one_version_one_is_accepted_the_other_refused(
+    workers: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ITI-57 as ITI-41: B makes version 2 after A checked its update against version 1 and before A applies it;
+    A's update is journaled and answered rejected (XDSMetadataVersionError), never accepted then failed."""
+    a, b = workers
+    _, _, unique_id = _feed(a)
+    person = TESTDATA.persons[0]
+    establishment = TESTDATA.establishment(person.essms)
+    stored = a.sim.store.by_unique_id(unique_id)
+    body = M.build_confidentiality_update(
+        person, establishment, stored.entry_uuid, stored.version, unique_id, stored.type_code, MASKED
+    )
+    update_all, answers = a.sim.store.update_all, []
+
+    def b_gets_there_first(*args: object, **kwargs: object) -> object:
+        if not answers:
+            answers.append(b.send(body, ITI57, "registry")[0])
+        return update_all(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a.sim.store, "update_all", b_gets_there_first)
+    answer, _ = a.send(body, ITI57, "registry")
+    assert M.registry_errors(answers[0])[0].endswith(":Success")
+    status, errors = M.registry_errors(answer)
+    conflict = f"mise à jour concurrente refusée : document {unique_id} : version 2, la mise à jour visait 1"
+    assert status.endswith(":Failure") and [(c, x) for c, x, s in errors if s == "Error"] == [
+        ("XDSMetadataVersionError", conflict)
+    ]
+    updates = a.journal.query(JournalFilter(service="dmp", operation="iti57.update_document_set"))
+    assert [(e.run_id, e.outcome, e.error_code, e.error_message) for e in updates] == [
+        ("shared-b", Outcome.ACCEPTED, None, None),
+        ("shared-a", Outcome.REJECTED, "XDSMetadataVersionError", conflict),
+    ]
+    assert b.sim.store.by_unique_id(unique_id).version == 2
+
+
+def test_an_update_that_cannot_be_journaled_is_taken_back(
+    workers: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = workers
+    _, _, unique_id = _feed(a)
+    person = TESTDATA.persons[0]
+    establishment = TESTDATA.establishment(person.essms)
+    stored = a.sim.store.by_unique_id(unique_id)
+    masking = M.build_confidentiality_update(
+        person, establishment, stored.entry_uuid, stored.version, unique_id, stored.type_code, MASKED
+    )
+    archiving = M.build_status_update(
+        person, establishment, stored.entry_uuid, stored.status, "urn:asip:ci-sis:2010:StatusType:Archived"
+    )
+    commit = a.sim.ctx.commit
+
+    def journal_down(exchange: Exchange) -> Exchange:
+        if exchange.operation == "iti57.update_document_set" and exchange.outcome is Outcome.ACCEPTED:
+            raise RuntimeError("journal indisponible")
+        return commit(exchange)
+
+    monkeypatch.setattr(a.sim.ctx, "commit", journal_down)
+    for body in (masking, archiving):
+        assert a.post(body, ITI57, "registry").status_code == 500
+    after = b.sim.store.by_unique_id(unique_id)
+    assert (after.version, after.status, after.confidentiality, after.metadata) == (
+        stored.version,
+        stored.status,
+        stored.confidentiality,
+        stored.metadata,
+    )

@@ -5,14 +5,14 @@ exchanges. Thread-safe: transactions run in worker threads.
 
 Replicated state (issue 19 item 2, :mod:`harness.core.state`), stream ``dmp.registry``: every change is one
 operation — ``person`` (a DMP's state or authorisation), ``register`` (an ITI-41 submission's documents and the
-documents they replace, all or none; ``unregister`` undoes one whose exchange could not be journaled), ``update``
-(ITI-57 status and metadata changes, all or none) — with its entryUUIDs, times and new metadata drawn before;
-:meth:`DmpStore.apply` checks an operation against the state before changing anything. Reads catch up with the
-other serving processes first. With one process the operation applies at once and carries the document's bytes;
-on a PostgreSQL journal the bytes stay in the journal's content-addressed evidence — a slice of the ITI-41
-request, put there before the registration under the digest its exchange is then journaled with (the MTOM part as
-received), else a body of their own (:meth:`~harness.core.journal.Journal.put_payload`) — and the operation
-carries where they are.
+documents they replace, all or none), ``update`` (ITI-57 status and metadata changes, all or none), and
+``unregister`` / ``revert``, which undo a ``register`` / ``update`` whose exchange could not be journaled — with
+its entryUUIDs, times and new metadata drawn before; :meth:`DmpStore.apply` checks an operation against the state
+before changing anything. Reads catch up with the other serving processes first. With one process the operation
+applies at once and carries the document's bytes; on a PostgreSQL journal the bytes stay in the journal's
+content-addressed evidence — a slice of the ITI-41 request, put there before the registration under the digest
+its exchange is then journaled with (the MTOM part as received), else a body of their own
+(:meth:`~harness.core.journal.Journal.put_payload`) — and the operation carries where they are.
 """
 
 from __future__ import annotations
@@ -68,7 +68,12 @@ class PersonDmp:
 
 
 class RegistryConflictError(ValueError):
-    """An operation the registry's current state does not allow (another serving process got there first)."""
+    """An operation the registry's current state does not allow (another serving process got there first);
+    ``code`` is the XDS error the registry answers it with (IHE ITI TF-3 §4.2.4.1)."""
+
+    def __init__(self, message: str, code: str = "XDSRegistryError") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Evidence(Protocol):
@@ -201,11 +206,17 @@ class DmpStore:
     def change_status(self, entry_uuid: str, status: str) -> None:
         self.update_all([{"entry_uuid": entry_uuid, "status": status}])
 
-    def update_all(self, changes: list[dict[str, Any]]) -> None:
-        """ITI-57 changes, all or none: ``{"entry_uuid", "status"}``, or ``{"entry_uuid", "version" (the one the
-        change was planned on), "confidentiality" [[code, scheme]...], "metadata" (ebRIM XML text)}``, which makes
-        the next version."""
-        self._replica.do({"op": "update", "changes": changes})
+    def update_all(self, changes: list[dict[str, Any]], *, session: str | None = None) -> list[dict[str, Any]]:
+        """ITI-57 changes, all or none: ``{"entry_uuid", "status", "original" (the status it was planned on,
+        optional)}``, or ``{"entry_uuid", "version" (the one the change was planned on), "confidentiality" [[code,
+        scheme]...], "metadata" (ebRIM XML text)}``, which makes the next version. Returns what the changed entries
+        were before (for :meth:`revert`); ``session`` is kept with the operation."""
+        return self._replica.do({"op": "update", "changes": changes}, session=session)  # type: ignore[no-any-return]
+
+    def revert(self, previous: list[dict[str, Any]]) -> None:
+        """Undo an :meth:`update_all` whose exchange could not be journaled (a compensating operation): each entry
+        gets back the status, confidentiality, metadata and version ``update_all`` returned."""
+        self._replica.do({"op": "revert", "entries": previous})
 
     def get(self, entry_uuid: str) -> StoredDocument | None:
         self._catch_up()
@@ -302,6 +313,8 @@ class DmpStore:
             return self._apply_register(op)
         if kind == "update":
             return self._apply_update(op["changes"])
+        if kind == "revert":
+            return self._apply_revert(op["entries"])
         if kind == "unregister":
             for entry_uuid in op["documents"]:
                 gone = self._documents.pop(entry_uuid, None)
@@ -323,27 +336,51 @@ class DmpStore:
                 or document.unique_id in self._by_unique
                 or ({document.entry_uuid, document.unique_id} & seen)
             ):
-                raise RegistryConflictError(f"document {document.unique_id} déjà enregistré")
+                raise RegistryConflictError(
+                    f"document {document.unique_id} déjà enregistré", code="XDSDocumentUniqueIdError"
+                )
             seen |= {document.entry_uuid, document.unique_id}
         for entry_uuid in op["deprecate"]:
             target = self._documents.get(entry_uuid)
             if target is None or target.status != STATUS_APPROVED:
-                raise RegistryConflictError(f"le document remplacé {entry_uuid} n'est plus approuvé")
+                raise RegistryConflictError(
+                    f"le document remplacé {entry_uuid} n'est plus approuvé", code="UnresolvedReferenceException"
+                )
         for document in documents:
             self._documents[document.entry_uuid] = document
             self._by_unique[document.unique_id] = document.entry_uuid
         for entry_uuid in op["deprecate"]:
             self._documents[entry_uuid] = replace(self._documents[entry_uuid], status=STATUS_DEPRECATED)
 
-    def _apply_update(self, changes: list[Mapping[str, Any]]) -> None:
+    def _apply_update(self, changes: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        previous: dict[str, dict[str, Any]] = {}
         for change in changes:
             target = self._documents.get(change["entry_uuid"])
             if target is None:
-                raise RegistryConflictError(f"document {change['entry_uuid']} inconnu")
+                raise RegistryConflictError(
+                    f"document {change['entry_uuid']} inconnu", code="UnresolvedReferenceException"
+                )
             if "version" in change and target.version != change["version"]:
                 raise RegistryConflictError(
-                    f"document {target.unique_id} : version {target.version}, la mise à jour visait {change['version']}"
+                    f"document {target.unique_id} : version {target.version}, la mise à jour visait {change['version']}",
+                    code="XDSMetadataVersionError",
                 )
+            if change.get("original") is not None and target.status != change["original"]:
+                raise RegistryConflictError(
+                    f"document {target.unique_id} : statut {target.status}, la mise à jour partait de "
+                    f"{change['original']}",
+                    code="XDSMetadataUpdateError",
+                )
+            previous.setdefault(
+                target.entry_uuid,
+                {
+                    "entry_uuid": target.entry_uuid,
+                    "status": target.status,
+                    "confidentiality": [list(c) for c in target.confidentiality],
+                    "metadata": target.metadata.decode(),
+                    "version": target.version,
+                },
+            )
         for change in changes:
             target = self._documents[change["entry_uuid"]]
             if "status" in change:
@@ -356,6 +393,19 @@ class DmpStore:
                     version=target.version + 1,
                 )
             self._documents[target.entry_uuid] = target
+        return list(previous.values())
+
+    def _apply_revert(self, entries: list[Mapping[str, Any]]) -> None:
+        for entry in entries:
+            target = self._documents.get(entry["entry_uuid"])
+            if target is not None:
+                self._documents[target.entry_uuid] = replace(
+                    target,
+                    status=entry["status"],
+                    confidentiality=tuple((c, s) for c, s in entry["confidentiality"]),
+                    metadata=entry["metadata"].encode(),
+                    version=entry["version"],
+                )
 
     def _reset(self) -> None:
         with self._lock:

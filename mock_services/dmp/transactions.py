@@ -777,7 +777,7 @@ class Transactions:
                 findings.append(Finding("XDSMetadataUpdateError", f"NewStatus {new!r} non pris en charge"))
                 continue
             planned.append({"document": target.unique_id, "status": new})
-            changes.append({"entry_uuid": target.entry_uuid, "status": new})
+            changes.append({"entry_uuid": target.entry_uuid, "status": new, "original": target.status})
         # metadata updates (confidentiality: masking, visibility)
         for element in objects.findall("rim:ExtrinsicObject", E.NS):
             lid = element.get("lid", "")
@@ -834,21 +834,28 @@ class Transactions:
         if patient_cx is not None and not bound and not any(f.code == "DMPAccessDenied" for f in findings):
             findings.extend(self._person_findings(parse_xds_patient_id(patient_cx), caller, feeding=True))
         errors = [f for f in findings if f.severity is Severity.ERROR]
-        self.record(
-            operation,
-            Outcome.REJECTED if errors else Outcome.ACCEPTED,
-            caller,
-            person=patient,
-            findings=findings,
-            payload=raw,
-            payload_type=payload_type,
-            details={"changes": planned, **caller.identities(parse_xds_patient_id(patient_cx) if patient_cx else None)},
-        )
-        if not errors:
-            try:
-                self.store.update_all(changes)
-            except RegistryConflictError as exc:  # another serving process changed the document meanwhile
-                raise SoapFault("Receiver", f"mise à jour concurrente : {exc}", error_code="XDSRegistryBusy") from exc
+        details = {"changes": planned, **caller.identities(parse_xds_patient_id(patient_cx) if patient_cx else None)}
+        journaled: dict[str, Any] = {
+            "person": patient,
+            "payload": raw,
+            "payload_type": payload_type,
+            "details": details,
+        }
+        if errors:
+            self.record(operation, Outcome.REJECTED, caller, findings=findings, **journaled)
+            return self._reply(ITI57, soap, registry_response(findings))
+        accepted = self.ctx.stamp(self.exchange(operation, Outcome.ACCEPTED, caller, findings=findings, **journaled))
+        try:  # changed before it is journaled, as ITI-41 registers first: the journal matches every answer
+            previous = self.store.update_all(changes, session=accepted.session_id)
+        except RegistryConflictError as exc:  # another process or thread changed the document since the checks
+            findings.append(Finding(exc.code, f"mise à jour concurrente refusée : {exc}"))
+            self.record(operation, Outcome.REJECTED, caller, findings=findings, **journaled)
+            return self._reply(ITI57, soap, registry_response(findings))
+        try:
+            self.ctx.commit(accepted)
+        except BaseException:  # not journaled: the registry takes the change back (a compensating operation)
+            self.store.revert(previous)
+            raise
         return self._reply(ITI57, soap, registry_response(findings))
 
     def _confidentiality_change(self, target: StoredDocument, codes: tuple[tuple[str, str], ...]) -> dict[str, Any]:
