@@ -5,7 +5,9 @@ autologout ``* BYE``, RFC 9051 §5.4), every refusal journaled, and the listener
 
 from __future__ import annotations
 
+import imaplib
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +174,20 @@ def test_an_idle_imap_idle_command_is_logged_out_once(idle: SocleEnvironment) ->
     assert IDLE <= time.monotonic() - started < IDLE + 1.5
     client.shutdown()
     assert _refusals(idle, mark) == [("imap", "127.0.0.2", IDLE_TIMEOUT)]
+
+
+def test_imap_connections_cut_after_starttls_are_released(capped: SocleEnvironment) -> None:
+    """A TLS connection the client cuts (no LOGOUT) is counted out: its writer no longer answers ``peername``
+    once the TLS transport is gone, so the peer used to stay counted and be refused at its limit (two here)."""
+    host, _, port = capped.endpoints["mssante"]["imap"].rpartition(":")
+    context = ssl.create_default_context(cafile=str(capped.pki.ca_bundle_path))
+    for _ in range(3):
+        imap = imaplib.IMAP4(host, int(port), timeout=5)
+        imap.starttls(ssl_context=context)
+        imap.shutdown()
+        time.sleep(0.1)  # the server sees the end of the connection
+    sock = _open(capped, "imap")
+    try:
+        assert _line(sock).startswith(b"* OK ")
+    finally:
+        sock.close()

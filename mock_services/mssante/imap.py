@@ -32,6 +32,7 @@ import re
 import ssl
 from argparse import Namespace
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -79,6 +80,7 @@ from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import IMAP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.faults import FAULT_SLOW, FAULT_TLS_REFUSED
+from mock_services.mssante.isolation import AUTH_TEXT, connection_caller, mailbox_refusal, structure_finess
 from mock_services.mssante.settings import ImapSettings, MssanteSettings
 from mock_services.mssante.store import INBOX, MailStore, StoredMessage, StoreError
 
@@ -104,9 +106,9 @@ def certificate_structure(peercert: dict[str, Any] | None) -> str | None:
 
 def certificate_mailboxes(directory: MailboxDirectory, structure: str | None) -> list[Mailbox]:
     """ORG / APP mailboxes an organisation certificate (``OU`` = ``1`` + FINESS) may open, APP first."""
-    if not structure:
+    finess = structure_finess(structure)
+    if not finess:
         return []
-    finess = structure[1:] if len(structure) == 10 and structure.startswith("1") else structure
     found = [m for m in directory.all() if m.type in (MailboxType.APP, MailboxType.ORG) and m.finess == finess]
     return sorted(found, key=lambda m: (m.type is not MailboxType.APP, m.address))
 
@@ -492,6 +494,7 @@ class StoreBackend(LoginInterface):
                     extra={**decision.details(), "peer": peer},
                 )
                 raise _Unavailable(IMAP_TEMPORARY_REFUSAL.removeprefix("NO [UNAVAILABLE] "))
+        client_id: str | None = None  # the PSC client of an XOAUTH2 token
         try:
             if isinstance(credentials, PlainCredentials):
                 mailbox = self._password(credentials)
@@ -505,7 +508,7 @@ class StoreBackend(LoginInterface):
                 if token is None:
                     mailbox, method = self._certificate(credentials.authzid, peercert), "tls-client-certificate"
                 else:
-                    mailbox, method = self._bearer(credentials.authzid, token), "xoauth2"
+                    (mailbox, client_id), method = self._bearer(credentials.authzid, token), "xoauth2"
             else:
                 raise _Refused("mécanisme d'authentification non pris en charge")
         except _Refused as exc:
@@ -526,6 +529,22 @@ class StoreBackend(LoginInterface):
             if delay:
                 await asyncio.sleep(delay)
             raise InvalidAuth(_ascii(str(exc))) from None
+        caller = connection_caller(
+            self.ctx, finess=structure_finess(certificate_structure(peercert)), client_id=client_id
+        )
+        refusal = mailbox_refusal(self.ctx, caller, mailbox)
+        if refusal is not None:  # another session's mailbox (mock_services.mssante.isolation): not a failure to count
+            await asyncio.to_thread(
+                self.record_auth,
+                Outcome.REJECTED,
+                mailbox.address,
+                mechanism,
+                refusal,
+                None,
+                extra={"autre_session": True, "peer": peer},
+                session=self.ctx.session_of(*caller) if caller else None,
+            )
+            raise InvalidAuth(AUTH_TEXT)
         if isinstance(credentials, PlainCredentials):
             backoff.success(account, peer)
         await asyncio.to_thread(self.record_auth, Outcome.ACCEPTED, mailbox.address, mechanism, method, mailbox)
@@ -557,16 +576,17 @@ class StoreBackend(LoginInterface):
             raise _Refused(f"le certificat d'organisation ne donne pas accès à {authzid}")
         return chosen
 
-    def _bearer(self, user: str, token: str) -> Mailbox:
+    def _bearer(self, user: str, token: str) -> tuple[Mailbox, str | None]:
+        """The PER mailbox an XOAUTH2 token opens, and the PSC client the token was issued to."""
         mailbox = self.directory.get(user)
         if mailbox is None or mailbox.type is not MailboxType.PER:
             raise _Refused("XOAUTH2 est réservé aux BAL personnelles (PER) de l'annuaire")
-        id_nat_ps = verify_bearer(self.ctx, token)
-        if id_nat_ps is None:
+        bearer = verify_bearer(self.ctx, token)
+        if bearer is None:
             raise _Refused("jeton Pro Santé Connect invalide, expiré ou révoqué")
-        if mailbox not in self.directory.for_professional(id_nat_ps):
-            raise _Refused(f"la BAL {mailbox.address} n'appartient pas au professionnel {id_nat_ps}")
-        return mailbox
+        if mailbox not in self.directory.for_professional(bearer.id_nat_ps):
+            raise _Refused(f"la BAL {mailbox.address} n'appartient pas au professionnel {bearer.id_nat_ps}")
+        return mailbox, bearer.client_id
 
     def _record_read(self, address: str, folder: str, stored: StoredMessage) -> None:
         mailbox = self.directory.get(address)
@@ -595,8 +615,10 @@ class StoreBackend(LoginInterface):
         *,
         error_code: str = "NO [AUTHENTICATIONFAILED]",
         extra: dict[str, Any] | None = None,
+        session: str | None = None,
     ) -> None:
-        """Journal one IMAP authentication (``imap.auth``); public: the connection state records LOGIN refusals."""
+        """Journal one IMAP authentication (``imap.auth``); public: the connection state records LOGIN refusals.
+        ``session``: the caller's test session, when the mailbox is another session's."""
         self.ctx.record(
             AUTH,
             outcome,
@@ -610,6 +632,7 @@ class StoreBackend(LoginInterface):
                 "method": detail if mailbox else None,
                 **(extra or {}),
             },
+            session=session,
         )
 
 
@@ -634,8 +657,17 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
-def verify_bearer(ctx: SimulatorContext, token: str) -> str | None:
-    """The idNat_PS of an active Pro Santé Connect access token, asking the PSC simulator in-process."""
+@dataclass(frozen=True)
+class Bearer:
+    """Whose an active Pro Santé Connect access token is: the professional, and the client it was issued to."""
+
+    id_nat_ps: str
+    client_id: str | None
+
+
+def verify_bearer(ctx: SimulatorContext, token: str) -> Bearer | None:
+    """The professional (idNat_PS) and PSC client of an active access token, asking the PSC simulator in-process
+    (RFC 7662 introspection answer: ``SubjectNameID`` or ``username``, ``client_id``)."""
     verifier = ctx.services.get(PSC_TOKEN_VERIFIER) if hasattr(ctx, "services") else None
     if verifier is None or not token:
         return None
@@ -645,7 +677,8 @@ def verify_bearer(ctx: SimulatorContext, token: str) -> str | None:
     ):  # PSC introspection: typ, not token_type
         return None
     value = answer.get("SubjectNameID") or answer.get("username")
-    return str(value) if value else None
+    client = answer.get("client_id")
+    return Bearer(str(value), str(client) if client else None) if value else None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -804,7 +837,10 @@ class _Server(IMAPServer):
         self.owner = owner
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sock_info: SocketInfo) -> None:
-        if not self.owner.admit(writer):  # over the listener's or the peer's limit: BYE greeting, closed
+        # read once: after a TLS connection is cut, its writer no longer answers get_extra_info (the count of the
+        # peer would never be released, and the peer refused once at its limit)
+        peer = peer_of(writer.get_extra_info("peername"))
+        if not self.owner.admit(writer, peer):  # over the listener's or the peer's limit: BYE greeting, closed
             writer.write(b"* BYE [UNAVAILABLE] Trop de connexions, reessayez plus tard\r\n")
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
@@ -813,7 +849,7 @@ class _Server(IMAPServer):
         try:
             await self._serve(reader, writer, sock_info)
         finally:
-            self.owner.release(writer)
+            self.owner.release(peer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sock_info: SocketInfo) -> None:
         conn = _Connection(self.commands, self._config, reader, writer, sock_info)
@@ -852,15 +888,15 @@ class ImapServer:
         self._server: asyncio.base_events.Server | None = None
         self._connections = ConnectionCount(ctx.connection_limits)  # used from the listener's event loop only
 
-    def admit(self, writer: asyncio.StreamWriter) -> bool:
-        """Count a new connection in, or journal why it is refused (:mod:`harness.host.connections`)."""
-        reason = self._connections.admit(peer_of(writer.get_extra_info("peername")))
+    def admit(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """Count a new connection of ``peer`` in, or journal why it is refused (:mod:`harness.host.connections`)."""
+        reason = self._connections.admit(peer)
         if reason is not None:
             self.report(writer, reason)
         return reason is None
 
-    def release(self, writer: asyncio.StreamWriter) -> None:
-        self._connections.release(peer_of(writer.get_extra_info("peername")))
+    def release(self, peer: str) -> None:
+        self._connections.release(peer)
 
     def report(self, writer: asyncio.StreamWriter, reason: str) -> None:
         """Tell the host's coalesced refusal journal (off the event loop: the commit blocks)."""

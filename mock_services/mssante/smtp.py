@@ -51,9 +51,17 @@ from harness.validators.mssante_message import validate_message
 from harness.validators.xdm import XdmLimits
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.faults import FAULT_REPLY_LOST, FAULT_SLOW, FAULT_SMTP_REPLY, FAULT_TLS_REFUSED
+from mock_services.mssante.imap import certificate_structure
+from mock_services.mssante.isolation import (
+    RCPT_TEXT,
+    connection_caller,
+    mailbox_refusal,
+    sender_caller,
+    structure_finess,
+)
 from mock_services.mssante.mailflow import MailFlow, looks_like_mdn
 from mock_services.mssante.settings import MssanteSettings, SmtpSettings
-from mock_services.mssante.smtp_auth import AuthMechanisms, PasswordAuthenticator, refusing_context
+from mock_services.mssante.smtp_auth import AuthMechanisms, PasswordAuthenticator, peer_certificate, refusing_context
 
 SUBMIT = "smtp.submit"
 COMMAND = "smtp.command"  # a command refused by the session rules (530 before STARTTLS / AUTH)
@@ -131,7 +139,14 @@ class SubmissionHandler(AuthMechanisms):
         return {"actor": login or None, "essms": mailbox.finess if mailbox else None}
 
     def _reject(
-        self, *, code: str, message: str, actor: str | None, details: dict[str, Any], payload: bytes | None = None
+        self,
+        *,
+        code: str,
+        message: str,
+        actor: str | None,
+        details: dict[str, Any],
+        payload: bytes | None = None,
+        session: str | None = None,
     ) -> str:
         sender = self.directory.get(details.get("from", "") or "")
         self.ctx.record(
@@ -145,6 +160,7 @@ class SubmissionHandler(AuthMechanisms):
             payload_type="message/rfc822" if payload else None,
             details=details,
             person=details.get("person"),
+            session=session,
         )
         return ascii_reply(f"{code} {message}")
 
@@ -226,7 +242,8 @@ class SubmissionHandler(AuthMechanisms):
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         _hook_reached(server)
-        if self.directory.get(address) is None:
+        recipient = self.directory.get(address)
+        if recipient is None:
             return await asyncio.to_thread(
                 self._reject,
                 code="550 5.1.1",
@@ -234,16 +251,26 @@ class SubmissionHandler(AuthMechanisms):
                 message=f"{address}: adresse inconnue de l'annuaire MSSante",
                 details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address},
             )
-        full = (
-            self.flow.refuse_recipient(address, self._caller(str(session.auth_data or "")))
-            if self.flow is not None
-            else None
+        login = str(session.auth_data or "")
+        caller = sender_caller(self.ctx, self.directory.get(login)) or connection_caller(
+            self.ctx, finess=structure_finess(certificate_structure(peer_certificate(server)))
         )
+        refusal = mailbox_refusal(self.ctx, caller, recipient)
+        if refusal is not None:  # another test session's mailbox: before its quota or faults tell anything of it
+            return await asyncio.to_thread(
+                self._reject,
+                code="550 5.7.1",
+                actor=login,
+                message=f"{address}: {RCPT_TEXT}",
+                details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address, "autre_session": refusal},
+                session=self.ctx.session_of(*caller) if caller else None,
+            )
+        full = self.flow.refuse_recipient(address, self._caller(login)) if self.flow is not None else None
         if full is not None:
             return await asyncio.to_thread(
                 self._reject,
                 code=full[0],
-                actor=str(session.auth_data or ""),
+                actor=login,
                 message=full[1],
                 details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address, "fault": True},
             )

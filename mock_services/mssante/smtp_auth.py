@@ -31,10 +31,12 @@ from harness.host.simulator import SimulatorContext
 from mock_services.mssante.auth_backoff import SMTP_TEMPORARY_REFUSAL, shared_backoff
 from mock_services.mssante.directory import MailboxDirectory
 from mock_services.mssante.imap import certificate_mailboxes, certificate_structure, verify_bearer
+from mock_services.mssante.isolation import AUTH_TEXT, connection_caller, mailbox_refusal, structure_finess
 from mock_services.mssante.settings import MssanteSettings
 
 AUTH = "smtp.auth"
 INVALID = "535 5.7.8 Authentication credentials invalid"
+OTHER_SESSION = f"535 5.7.8 {AUTH_TEXT}"  # the mailbox is another test session's (issue 19 item 4)
 _XOAUTH2 = re.compile(rb"^user=(?P<user>[^\x01]*)\x01auth=[Bb]earer (?P<token>[^\x01]*)\x01\x01$")
 
 
@@ -47,8 +49,10 @@ def record_auth_refusal(
     essms: str | None = None,
     error_code: str = "535 5.7.8",
     extra: dict[str, Any] | None = None,
+    session: str | None = None,
 ) -> None:
-    """Journal one refused AUTH (never the secret)."""
+    """Journal one refused AUTH (never the secret); ``session``: the caller's test session, when the refusal is
+    that the mailbox is another session's (:mod:`mock_services.mssante.isolation`)."""
     ctx.record(
         AUTH,
         Outcome.REJECTED,
@@ -57,6 +61,26 @@ def record_auth_refusal(
         error_code=error_code,
         error_message=reason,
         details={"mechanism": mechanism, **(extra or {})},
+        session=session,
+    )
+
+
+def refuse_other_session(
+    ctx: SimulatorContext,
+    caller: tuple[str, str] | None,
+    mailbox: Mailbox,
+    refusal: str,
+    mechanism: str,
+    extra: dict[str, Any],
+) -> None:
+    """Journal the AUTH refused because the mailbox is another open session's, in the caller's session."""
+    record_auth_refusal(
+        ctx,
+        mailbox.address,
+        refusal,
+        mechanism=mechanism,
+        extra={**extra, "autre_session": True},
+        session=ctx.session_of(*caller) if caller else None,
     )
 
 
@@ -90,6 +114,13 @@ class PasswordAuthenticator:
             return AuthResult(success=False, handled=False, message=SMTP_TEMPORARY_REFUSAL)
         password = auth_data.password.decode("utf-8", "replace")
         if mailbox is not None and mailbox.password is not None and password == mailbox.password:
+            caller = connection_caller(
+                self.ctx, finess=structure_finess(certificate_structure(peer_certificate(server)))
+            )
+            refusal = mailbox_refusal(self.ctx, caller, mailbox)
+            if refusal is not None:  # the right password, but of another session's mailbox: not a failure to count
+                refuse_other_session(self.ctx, caller, mailbox, refusal, mechanism, {"peer": peer})
+                return AuthResult(success=False, handled=False, message=OTHER_SESSION)
             backoff.success(login, peer)
             return AuthResult(success=True, auth_data=mailbox.address)
         decision = backoff.failure(login, peer)
@@ -160,7 +191,7 @@ class AuthMechanisms:
                 "aucun certificat client reconnu pour cette BAL" if peercert else "aucun certificat client présenté"
             )
             return await self._refuse_auth("EXTERNAL", authzid, reason)
-        return AuthResult(success=True, auth_data=chosen.address)
+        return await self._other_session("EXTERNAL", chosen, certificate_structure(peercert), None)
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's hook name
         blob = await initial_or_challenge(server, args)
@@ -173,14 +204,27 @@ class AuthMechanisms:
         mailbox = self.directory.get(user)
         if mailbox is None or mailbox.type is not MailboxType.PER:
             return await self._refuse_auth("XOAUTH2", user, "XOAUTH2 est réservé aux BAL personnelles (PER)")
-        id_nat_ps = verify_bearer(self.ctx, match["token"].decode("ascii", "replace"))
-        if id_nat_ps is None:
+        bearer = verify_bearer(self.ctx, match["token"].decode("ascii", "replace"))
+        if bearer is None:
             return await self._refuse_auth("XOAUTH2", user, "jeton Pro Santé Connect invalide, expiré ou révoqué")
-        if mailbox not in self.directory.for_professional(id_nat_ps):
+        if mailbox not in self.directory.for_professional(bearer.id_nat_ps):
             return await self._refuse_auth(
-                "XOAUTH2", user, f"la BAL {user} n'appartient pas au professionnel {id_nat_ps}"
+                "XOAUTH2", user, f"la BAL {user} n'appartient pas au professionnel {bearer.id_nat_ps}"
             )
-        return AuthResult(success=True, auth_data=mailbox.address)
+        structure = certificate_structure(peer_certificate(server))
+        return await self._other_session("XOAUTH2", mailbox, structure, bearer.client_id)
+
+    async def _other_session(
+        self, mechanism: str, mailbox: Mailbox, structure: str | None, client_id: str | None
+    ) -> AuthResult:
+        """Accept ``mailbox``, unless the connection (its certificate, its token's PSC client) is in another open
+        test session than the mailbox: ``535 5.7.8``, journaled in the connection's session."""
+        caller = connection_caller(self.ctx, finess=structure_finess(structure), client_id=client_id)
+        refusal = mailbox_refusal(self.ctx, caller, mailbox)
+        if refusal is None:
+            return AuthResult(success=True, auth_data=mailbox.address)
+        await asyncio.to_thread(refuse_other_session, self.ctx, caller, mailbox, refusal, mechanism, {})
+        return AuthResult(success=False, handled=False, message=OTHER_SESSION)
 
     async def _refuse_auth(self, mechanism: str, actor: str, reason: str) -> AuthResult:
         await asyncio.to_thread(record_auth_refusal, self.ctx, actor, reason, mechanism=mechanism)
