@@ -20,15 +20,17 @@ Large bodies (messages, documents) are not in the log: they go to the journal's 
 payload store (``evidence``), and operations carry their digest.
 
 **Snapshots and compaction** (schema 2). A replica that knows how to (``snapshot``/``restore``: the store's whole
-state as JSON, bodies still referenced by digest) writes a snapshot of its stream to ``socle_state_snapshot`` —
+state as JSON, bodies still referenced by digest) snapshots its stream to ``socle_state_snapshot`` —
 zlib-compressed JSON, at the sequence of the last operation it covers — every :data:`SNAPSHOT_EVERY` operations of
-the stream, inside the transaction that appends the operation which reaches the count (so under the stream's lock:
-the snapshot is exactly the state after that operation), or on demand (:meth:`Replica.checkpoint`). A replica that
-starts (a new or restarted worker) restores the latest snapshot and applies only the operations after it. Writing
-a snapshot compacts the stream: the operations up to the *previous* snapshot are deleted (a replica less than one
-interval behind still catches up from the log), the older snapshots too, and ``socle_state_horizon`` records up
-to where the stream was deleted; a replica that looks after a sequence below the horizon (it would miss operations)
-is told so in the same query and restores the latest snapshot instead. A checkpoint compacts up to itself.
+the stream: the process whose operation reaches the count (checked against the log under the stream's lock)
+captures its state under the replica's lock right after the commit, so exactly the state after that operation,
+then encodes and writes it outside the locks; or on demand (:meth:`Replica.checkpoint`, under the stream's lock).
+A replica that starts (a new or restarted worker) restores the latest snapshot and applies only the operations
+after it. Writing a snapshot compacts the stream: the operations up to the *previous* snapshot are deleted (a
+replica less than one interval behind still catches up from the log), the older snapshots too, and
+``socle_state_horizon`` records up to where the stream was deleted; a replica that looks after a sequence below
+the horizon (it would miss operations) is told so in the same query and restores the latest snapshot instead. A
+checkpoint compacts up to itself.
 
 The log's schema is versioned in ``socle_schema`` (component ``state``) like the journal's; a newer layout is
 refused, an older one is migrated (1 → 2: the snapshot and horizon tables).
@@ -36,13 +38,17 @@ refused, an older one is migrated (1 → 2: the snapshot and horizon tables).
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 Operation = Mapping[str, Any]
 ApplyFn = Callable[[Operation], Any]
@@ -52,6 +58,7 @@ RestoreFn = Callable[[Any], None]  # replaces the store's whole state by what a 
 STATE_SCHEMA_VERSION = 2
 SNAPSHOT_EVERY = 1000  # operations of one stream between two snapshots (the appending process writes it)
 SNAPSHOT_FORMAT = 1  # socle_state_snapshot.format: 1 = zlib-compressed UTF-8 JSON
+_BULK = 1000  # a catch-up of at least this many operations pauses the cyclic garbage collector (_gc_paused)
 _RESTORE_ATTEMPTS = 5  # a reader without the lock may see the stream compacted again while it restores
 _STATE_SCHEMA_LOCK = 0x50C1E_0010
 # layout version -> its statements (each idempotent); a database at version v gets every layout above v
@@ -108,6 +115,20 @@ def decode_snapshot(fmt: int, data: bytes) -> Any:
     return json.loads(zlib.decompress(bytes(data)).decode("utf-8"))
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """A bulk load (a snapshot restored, a long catch-up) allocates many objects that all live on: the cyclic
+    collector's passes over the growing heap would cost about as much as the load itself (measured on the mail
+    store: a restore twice as fast without them). Paused for the load only; collected again afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _tail(rows: list[tuple[Any, Any]]) -> list[tuple[int, dict[str, Any]]]:
     if rows and int(rows[0][0]) == 0:
         raise StateCompactedError("flux compacté / stream compacted")
@@ -157,6 +178,11 @@ class StateLog(Protocol):
         """``(seq, state)`` of the latest snapshot of ``stream`` (no lock), or ``None``."""
         ...
 
+    def store_snapshot(self, stream: str, seq: int, state: Any) -> None:
+        """Store ``state`` as of ``seq`` in a transaction of its own (no stream lock) and compact the stream up to
+        the snapshot before it."""
+        ...
+
     def transaction(self, stream: str) -> Any:
         """A context manager yielding a :class:`StateTransaction` that holds the stream's lock until it ends."""
         ...
@@ -172,6 +198,9 @@ class LocalStateLog:
 
     def latest_snapshot(self, stream: str) -> tuple[int, Any] | None:
         return None
+
+    def store_snapshot(self, stream: str, seq: int, state: Any) -> None:  # pragma: no cover - never shared
+        raise RuntimeError("un journal d'état local n'a pas d'instantané / a local state log has no snapshot")
 
     @contextmanager
     def transaction(self, stream: str) -> Iterator[StateTransaction]:  # pragma: no cover - not used locally
@@ -208,20 +237,28 @@ class _PgTransaction:
         return int(self._cursor.fetchone()[0])
 
     def write_snapshot(self, seq: int, state: Any, *, compact_to: int) -> None:
-        cur, stream = self._cursor, self._stream
+        _write_snapshot(self._cursor, self._stream, seq, encode_snapshot(state), compact_to)
+
+
+def _write_snapshot(cur: Any, stream: str, seq: int, data: bytes, compact_to: int) -> None:
+    """Insert the snapshot, delete the older ones and the operations up to ``compact_to`` (-1: up to the latest
+    snapshot before this one), record the horizon; all in the caller's transaction."""
+    if compact_to < 0:
+        cur.execute("SELECT max(seq) FROM socle_state_snapshot WHERE stream = %s AND seq < %s", (stream, seq))
+        compact_to = int(cur.fetchone()[0] or 0)
+    cur.execute(
+        "INSERT INTO socle_state_snapshot (stream, seq, format, state) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (stream, seq) DO UPDATE SET format = EXCLUDED.format, state = EXCLUDED.state",
+        (stream, seq, SNAPSHOT_FORMAT, data),
+    )
+    cur.execute("DELETE FROM socle_state_snapshot WHERE stream = %s AND seq < %s", (stream, seq))
+    if compact_to > 0:
+        cur.execute("DELETE FROM socle_state_op WHERE stream = %s AND seq <= %s", (stream, compact_to))
         cur.execute(
-            "INSERT INTO socle_state_snapshot (stream, seq, format, state) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (stream, seq) DO UPDATE SET format = EXCLUDED.format, state = EXCLUDED.state",
-            (stream, seq, SNAPSHOT_FORMAT, encode_snapshot(state)),
+            "INSERT INTO socle_state_horizon (stream, seq) VALUES (%s, %s) ON CONFLICT (stream) "
+            "DO UPDATE SET seq = GREATEST(socle_state_horizon.seq, EXCLUDED.seq)",
+            (stream, compact_to),
         )
-        cur.execute("DELETE FROM socle_state_snapshot WHERE stream = %s AND seq < %s", (stream, seq))
-        if compact_to > 0:
-            cur.execute("DELETE FROM socle_state_op WHERE stream = %s AND seq <= %s", (stream, compact_to))
-            cur.execute(
-                "INSERT INTO socle_state_horizon (stream, seq) VALUES (%s, %s) ON CONFLICT (stream) "
-                "DO UPDATE SET seq = GREATEST(socle_state_horizon.seq, EXCLUDED.seq)",
-                (stream, compact_to),
-            )
 
 
 class PostgreSQLStateLog:
@@ -245,6 +282,11 @@ class PostgreSQLStateLog:
     def latest_snapshot(self, stream: str) -> tuple[int, Any] | None:
         with self._connection() as conn:
             return _latest(conn.execute(_LATEST, (stream,)).fetchone())
+
+    def store_snapshot(self, stream: str, seq: int, state: Any) -> None:
+        data = encode_snapshot(state)
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            _write_snapshot(cur, stream, seq, data, -1)
 
     @contextmanager
     def transaction(self, stream: str) -> Iterator[StateTransaction]:
@@ -344,24 +386,29 @@ class Replica:
 
     def _catch_up(self, since: Callable[[int], list[tuple[int, dict[str, Any]]]], latest: Callable[[], Any]) -> int:
         """Apply what follows ``self._seq`` (from the latest snapshot first when starting or when the operations
-        needed were compacted away); return how many operations that was (plus one for a snapshot restored)."""
-        restored = 0
-        if not self._started and self._seq == 0 and self._restore is not None:
-            restored = int(self._restore_latest(latest()))
-        self._started = True
-        for attempt in range(_RESTORE_ATTEMPTS):
-            try:
-                pending = since(self._seq)
-            except StateCompactedError:
-                if attempt == _RESTORE_ATTEMPTS - 1:
-                    raise
-                restored = int(self._restore_latest(latest())) or restored
-                continue
-            for seq, op in pending:
-                self._apply(op)
-                self._seq = seq
-                self._since_snapshot += 1
-            return len(pending) + restored
+        needed were compacted away); return how many operations that was (plus one for a snapshot restored).
+        The first catch-up (a start: a snapshot and its tail, or the whole log) is a bulk load (:func:`_gc_paused`)."""
+        starting = not self._started
+        with _gc_paused() if starting else nullcontext():
+            restored = 0
+            if starting and self._seq == 0 and self._restore is not None:
+                restored = int(self._restore_latest(latest()))
+            self._started = True
+            for attempt in range(_RESTORE_ATTEMPTS):
+                try:
+                    pending = since(self._seq)
+                except StateCompactedError:
+                    if attempt == _RESTORE_ATTEMPTS - 1:
+                        raise
+                    with _gc_paused():
+                        restored = int(self._restore_latest(latest())) or restored
+                    continue
+                with _gc_paused() if len(pending) >= _BULK else nullcontext():
+                    for seq, op in pending:
+                        self._apply(op)
+                        self._seq = seq
+                        self._since_snapshot += 1
+                return len(pending) + restored
         raise AssertionError("unreachable")  # pragma: no cover
 
     def sync(self) -> int:
@@ -375,13 +422,20 @@ class Replica:
             )
 
     def do(self, op: Operation, *, session: str | None = None) -> Any:
-        """Apply ``op`` here and, when shared, everywhere: appended to the log in the stream's order; the
-        operation that reaches :attr:`snapshot_every` since the latest snapshot also writes one."""
+        """Apply ``op`` here and, when shared, everywhere: appended to the log in the stream's order.
+
+        The operation that reaches :attr:`snapshot_every` since the stream's latest snapshot also takes one: the
+        state is captured (``snapshot()``) under the replica's lock right after the commit, so it is exactly the
+        state after that operation; it is then encoded and written, with the compaction, in a transaction of its
+        own, outside both locks, so that neither this process's other threads nor the other processes' writers of
+        the stream wait for the encoding. A snapshot that cannot be written is logged; the next operation due
+        tries again (the operation itself was committed)."""
         if not self.log.shared:
             with self._lock:
                 return self._apply(op)
+        captured: Any = None
         with self._lock:
-            applied_here = False
+            applied_here = due = False
             try:
                 with self.log.transaction(self.stream) as tx:
                     self._catch_up(tx.since, lambda: tx.latest_snapshot())
@@ -391,23 +445,33 @@ class Replica:
                     self._since_snapshot += 1
                     if self._snapshot is not None and self._since_snapshot >= self.snapshot_every:
                         self._since_snapshot = tx.since_snapshot()  # another process may have written one
-                        if self._since_snapshot >= self.snapshot_every:
-                            self._write_snapshot(tx, seq, compact_to=-1)
+                        due = self._since_snapshot >= self.snapshot_every
             except BaseException:
                 if applied_here:  # applied locally but not committed: the others never saw it
                     self.rebuild()
                 raise
             self._seq = seq
-            return result
+            if due:
+                assert self._snapshot is not None  # noqa: S101 - due only with one
+                with _gc_paused():
+                    captured = self._snapshot()
+                self._since_snapshot = 0
+        if due:
+            try:
+                with _gc_paused():
+                    self.log.store_snapshot(self.stream, seq, captured)
+            except Exception as exc:  # noqa: BLE001 - the operation is committed; a later one snapshots
+                logger.warning(
+                    "état partagé : instantané de %s non écrit (%s) / state snapshot not written", self.stream, exc
+                )
+        return result
 
     def _write_snapshot(self, tx: StateTransaction, seq: int, *, compact_to: int) -> None:
         """Under the stream's lock, the state being the one after ``seq``: snapshot it and compact the stream up
-        to ``compact_to`` (-1: up to the previous snapshot)."""
-        assert self._snapshot is not None
-        if compact_to < 0:
-            previous = tx.latest_snapshot()
-            compact_to = 0 if previous is None else previous[0]
-        tx.write_snapshot(seq, self._snapshot(), compact_to=compact_to)
+        to ``compact_to`` (:meth:`checkpoint`)."""
+        assert self._snapshot is not None  # noqa: S101 - checked by the caller
+        with _gc_paused():
+            tx.write_snapshot(seq, self._snapshot(), compact_to=compact_to)
         self._since_snapshot = 0
 
     def checkpoint(self) -> int:
