@@ -103,12 +103,19 @@ def test_a_dmp_consultation_of_a_patient_of_another_session_is_refused(dmp: Dmp)
     own = dmp.dui.dmp_find(DmpQuery(person, author))  # the session of the patient reads it
     assert own.status is ActionStatus.DONE and unique_id in {d["unique_id"] for d in own.data["documents"]}
     assert {e.session_id for e in dmp.journal.query(JournalFilter(service="dmp"))[-1:]} == {theirs.id}
+    stopped = dmp.dui.dmp_feed(DmpFeed(person, other, "DLU"))  # the reference DUI stops at TD0.2's refusal
+    assert (stopped.status, stopped.detail, stopped.data["td02"]["query_response"]) == (
+        ActionStatus.FAILED,
+        "accès au DMP refusé (DMPAccessDenied) : document non versé",
+        "AE",
+    )
     skipping_td02 = FaultyDUI(frozenset({"ignore-dmp-ferme"}))  # goes on to ITI-41 whatever TD0.2 answers
     skipping_td02.setup(dmp.env)
     fed_elsewhere = skipping_td02.dmp_feed(DmpFeed(person, other, "DLU"))  # feeding it is refused too
     assert fed_elsewhere.status is ActionStatus.DONE and "DMPAccessDenied" in fed_elsewhere.data["hidden_failure"]
     feed_refusals = dmp.journal.query(JournalFilter(service="dmp", session=mine.id, outcome=Outcome.REJECTED))[2:]
     assert [(e.operation, e.outcome, e.error_code, e.error_message) for e in feed_refusals] == [
+        ("td02.test_existence", Outcome.REJECTED, "DMPAccessDenied", f"test d'existence du DMP refusée : {refusal}"),
         ("td02.test_existence", Outcome.REJECTED, "DMPAccessDenied", f"test d'existence du DMP refusée : {refusal}"),
         ("iti41.provide_and_register", Outcome.REJECTED, "DMPAccessDenied", f"alimentation du DMP refusée : {refusal}"),
     ]

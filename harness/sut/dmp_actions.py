@@ -235,6 +235,10 @@ class DmpActions:
             return ActionResult(
                 ActionStatus.FAILED, "le DMP de la personne est fermé : document non versé", {"td02": facts}
             )
+        if facts["detail"] == "DMPAccessDenied":  # the VIHF names another patient, or another test session's
+            return ActionResult(
+                ActionStatus.FAILED, "accès au DMP refusé (DMPAccessDenied) : document non versé", {"td02": facts}
+            )
         if facts["query_response"] != "OK":
             return ActionResult(ActionStatus.FAILED, "la personne n'a pas de DMP : document non versé", {"td02": facts})
         if facts["authorisation"] != "VALIDE":
