@@ -220,6 +220,8 @@ class ServiceHost:
                     self._http_task.result()
                     raise RuntimeError("the HTTP server stopped while starting")
                 await asyncio.sleep(0.005)
+            for sim in self.simulators.values():  # every port answers: what may wait until then (PSC's keys)
+                sim.serving()
             if self.state.shared:
                 self._state_poll = asyncio.create_task(self._poll_state(STATE_POLL_SECONDS))
         except BaseException:

@@ -486,6 +486,12 @@ class Simulator:
     async def start(self) -> dict[str, str]:
         return {}
 
+    def serving(self) -> None:
+        """Called once every listener of the host answers: preparation a first request would otherwise do (and
+        that must then still be correct without it), started here so that it does not delay the ports answering
+        (issue 18, cold start). Must return at once: start a thread for anything long."""
+        return None
+
     async def stop(self) -> None:
         return None
 

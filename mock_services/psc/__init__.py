@@ -51,11 +51,10 @@ class PSCSimulator(Simulator):
     def http_app(self) -> ASGIApp:
         return Starlette(routes=self.provider.routes())
 
-    async def start(self) -> dict[str, str]:
-        # the signing keys are generated beside the listeners, not before they answer (a request that needs them
-        # first waits on the key ring's lock and gets the same keys)
+    def serving(self) -> None:
+        # the signing keys (RSA 2048: ~0.1 s of CPU) are generated once every port answers, not before: a request
+        # that needs them first waits on the key ring's lock and gets the same keys
         threading.Thread(target=self._warm_keys, name="psc-keys", daemon=True).start()
-        return {}
 
     def _warm_keys(self) -> None:
         try:
