@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from test_indicators import A, B, World, _load, _numbers, worlds
 from typer.testing import CliRunner
 
-from harness.analytics.indicators import IndicatorEngine, campaign_periods
+from harness.analytics.indicators import IndicatorEngine, Scope, campaign_periods
 from harness.analytics.indicators_pg import PostgresIndicatorEngine, indicator_engine
-from harness.core.journal import SQLiteJournal, open_journal
+from harness.core.journal import MESSAGE_ID, Outcome, SQLiteJournal, open_journal
 from harness.core.journal_pg import PostgreSQLJournal
 from harness.front.cli import app
 
@@ -197,3 +197,72 @@ def test_a_configured_postgresql_journal_is_read_without_journal_option(
     explicit = runner.invoke(app, [*args, "--journal", url])
     assert configured.exit_code == 0, configured.output
     assert json.loads(configured.stdout) == json.loads(explicit.stdout)
+
+
+def _aggregates_world(world: World) -> None:
+    """Two batches of exchanges the aggregates of schema 4 keep at insert time, with their edge cases."""
+    world.stay(A, "P1", "2024-11-20", date="2024-10-01")
+    world.update(A, "P1", "2024-13-05")  # not a month: outside every month, inside the first period's bounds
+    world.update(A, "P1", "inconnue")
+    world.stay(A, "P2", "2025-01-03")
+    world.update(A, "P2", "2025-02-10")
+    world.event(A, "P2", "2025-02-11", key="ev|late", date="2025-03-01")
+    world.stay(B, "P3", "2025-01-15", "2025-03-10")
+    world.update(B, "P3", "2025-01-20")
+    world.event(B, "P3", "2025-01-21", key="ev|b")
+    world.event(B, "P3", "2025-01-25", key="ev|b2")
+    for essms, person, day in ((A, "P1", "2025-01-05"), (A, "P2", "2024-12-20"), (B, "P3", "2025-02-02")):
+        world.socle("dmp", "iti41.provide_and_register", day, essms, person)
+    world.socle("dmp", "iti41.provide_and_register", "2025-01-06", A, "P1", outcome=Outcome.REJECTED)
+    world.mss("2025-02-04", A, "P1", details={MESSAGE_ID: "<m1@a>"})
+    world.mss("2025-01-09", B, None, details={MESSAGE_ID: "<m2@b>"})
+    world.mss("2025-01-10", B, "P3")  # no Message-ID: each exchange counts
+    world.commit()
+    # second batch: an earlier producer date recorded later (not the latest version), a retraction, a Message-ID
+    # seen again in an earlier month (the message moves there) and in a later one (nothing changes)
+    world.event(A, "P2", "2025-02-11", key="ev|late", date="2025-01-02", status="cancelled")
+    world.event(B, "P3", "2025-01-21", key="ev|b", date="2025-02-15", status="entered-in-error")
+    world.stay(B, "P3", "2025-01-15", "2025-02-01", date="2025-03-12")
+    world.event(B, "P3", "2025-01-25", key="ev|b2", date="2025-03-02")  # recorded since January all the same
+    world.mss("2025-01-07", A, "P1", details={MESSAGE_ID: "<m1@a>"})
+    world.mss("2025-03-07", A, "P1", details={MESSAGE_ID: "<m1@a>"})
+    world.mss("2025-02-08", A, "P2", details={MESSAGE_ID: "<m3@a>"}, outcome=Outcome.REJECTED)
+    world.commit()
+
+
+def test_the_aggregates_give_the_figures_of_the_exchanges(pg_url: str, tmp_path: Path) -> None:
+    """Schema 4's incremental aggregates (harness.core.journal_pg, read by the engine over the whole journal) give
+    the figures the SQLite engine takes from every exchange, and the PostgreSQL engine without them: producer
+    dates that are not months, two years, versions recorded out of order, retractions, a Message-ID seen first in
+    a later month. A scope by run reads the exchanges (the aggregates hold every run)."""
+    lite, post = World(tmp_path / "a.sqlite"), World(open_journal(pg_url))
+    _aggregates_world(lite)
+    _aggregates_world(post)
+    periods = campaign_periods("2024-11", "2025-04")
+    try:
+        for readings in READING_SETS:
+            theirs = IndicatorEngine(lite.journal, readings=readings).compute(periods, grappe=(A, B))
+            mine = PostgresIndicatorEngine(post.journal, readings=readings).compute(periods, grappe=(A, B))
+            plain = PostgresIndicatorEngine(post.journal, readings=readings, aggregates=False)
+            assert mine.to_dict() == theirs.to_dict() == plain.compute(periods, grappe=(A, B)).to_dict()
+        figures = _numbers(PostgresIndicatorEngine(post.journal).compute(periods, grappe=(A, B)))
+        first = periods[0].label
+        # P1 in the file active from November, its record updated in the first period by "2024-13-05" only
+        assert figures[("dossiers_actifs", first, A)] == (2, 2)
+        assert figures[("dossiers_actifs", "2025-02", A)] == (1, 2)  # P2 alone
+        assert figures[("mssante", first, A)] == (1, 2)  # <m1@a> counts in January, once
+        assert figures[("mssante", "2025-02", A)] == (0, 2)
+        assert figures[("mssante", first, B)] == (2, 1)  # <m2@b> and the message without Message-ID
+        assert figures[("dmp", first, A)] == (2, 2)
+        # the cancelled version of P2's event is dated before the latest (not cancelled): recorded from January
+        assert figures[("agenda", first, A)] == (1, 2)
+        assert figures[("agenda", "2025-02", A)] == (1, 1)
+        assert figures[("agenda", first, B)] == (1, 1)  # ev|b2 (ev|b: its latest version entered-in-error)
+        assert figures[("dossiers_actifs", "2025-03", B)] == (0, 0)  # the séjour's latest version ends in February
+        scoped = Scope(run_id="other")
+        assert _numbers(PostgresIndicatorEngine(post.journal).compute(periods, scoped, grappe=(A,))) == _numbers(
+            IndicatorEngine(lite.journal).compute(periods, scoped, grappe=(A,))
+        )
+    finally:
+        lite.journal.close()
+        post.journal.close()

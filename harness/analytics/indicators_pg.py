@@ -12,6 +12,13 @@ where the two dialects do:
   order: the journal's text columns are ``COLLATE "C"``);
 - ``SUM(DISTINCT bit)`` is ``bit_or(bit)``; ``json_extract`` / ``json_each`` are ``->>`` /
   ``json_array_elements``; ``group_concat`` is ``string_agg`` (ids in recording order);
+- over the whole journal (no run, scenario, session or sequence bound; some ESSMS or all), the MSSanté / DMP usage
+  and record-updated masks, the file active and agenda masks and the MSSanté messages counted by Message-ID are
+  read from the journal's incremental aggregates (schema 4, kept at insert time: :mod:`harness.core.journal_pg`)
+  instead of every exchange: a row per person and year, per séjour / événement (its latest version) and per ESSMS
+  and month, where the exchanges have a row per version and message (1,000,000 exchanges: about 1.8 s -> 1.0 s of
+  CPU, benchmarks/README.md). Same figures (tests/test_indicators_postgresql.py compares them with the SQLite
+  engine's and with ``aggregates=False``, which reads every exchange as before);
 - one ``REPEATABLE READ`` transaction is the snapshot every statement reads; the drill-down's mask scans run on
   several pooled connections that import that snapshot (``pg_export_snapshot``), instead of SQLite's worker
   processes.
@@ -22,6 +29,7 @@ give the same report for the same generated grappe.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -135,6 +143,7 @@ class PostgresIndicatorEngine(IndicatorEngine):
         readings: Mapping[str, Any] | None = None,
         workers: int | None = None,
         parallel_from: int = 50_000,
+        aggregates: bool = True,
     ) -> None:
         from harness.core.journal_pg import PostgreSQLJournal  # psycopg is loaded for a PostgreSQL journal only
 
@@ -147,6 +156,9 @@ class PostgresIndicatorEngine(IndicatorEngine):
         # snapshot on pooled connections instead (_masks), from threads_from exchanges on
         self.parallel_from = sys.maxsize
         self.threads_from = parallel_from
+        # read the journal's incremental aggregates where they answer (False: every measure from the exchanges,
+        # the engine before schema 4; benchmarks compare the two)
+        self.aggregates = aggregates
         self.readings = resolve_readings({"mssante": str(mssante_counting), **(readings or {})})
         self.mssante_counting = MssanteCounting(self.readings["mssante"])
 
@@ -174,6 +186,9 @@ class PostgresIndicatorEngine(IndicatorEngine):
         row per ESSMS travels instead of one per person and kind."""
         kinds = (_FA, *self._usage_kinds(), _UPDATED, _AGENDA, _PLAN)
         queries = self._mask_queries(periods, scope)
+        aggregated = _aggregate_masks(periods, scope, self._usage_kinds(), self.readings) if self.aggregates else None
+        if aggregated is not None:  # the same masks from the journal's aggregates (schema 4)
+            queries = [aggregated.get(kind, query) for kind, query in zip(kinds, queries, strict=True)]
         scans = " UNION ALL ".join(f"({sql})" for sql, _ in queries)
 
         def mask(kind: int) -> str:
@@ -394,6 +409,24 @@ class PostgresIndicatorEngine(IndicatorEngine):
             base = f"""FROM exchanges x
                        WHERE x.service = 'mssante' AND x.operation IN ({ops}) AND x.outcome = 'accepted'
                          AND x.essms IS NOT NULL AND x.month <= ?{where}"""
+            if self.aggregates and _aggregated(scope):
+                # the messages per ESSMS and first month of their Message-ID are counted at insert time
+                # (indicator_message_counts): the first month up to ``last`` is that month when it is not after
+                # ``last``, else there is none
+                essms_where, essms_params = scope.sql("m")
+                out.append(
+                    (
+                        "mssante_messages",
+                        f"""SELECT m.month, m.essms, m.n FROM indicator_message_counts m
+                            WHERE m.month BETWEEN ? AND ? AND m.n <> 0{essms_where}
+                            UNION ALL
+                            SELECT x.month, x.essms, COUNT(*) {base}
+                              AND x.message_id IS NULL AND x.month >= ?
+                            GROUP BY x.month, x.essms""",
+                        [first, last, *essms_params, last, *params, first],
+                    )
+                )
+                return out
             out.append(
                 (
                     "mssante_messages",
@@ -582,6 +615,96 @@ class PostgresIndicatorEngine(IndicatorEngine):
                 con.execute("ROLLBACK")
         items = [EvidenceItem(role, person, tuple(ids.split(",")) if ids else ()) for role, person, ids in rows]
         return Evidence(figure, tuple(items[:limit]), truncated=len(items) > limit)
+
+
+def _aggregated(scope: Scope) -> bool:
+    """Whether the journal's aggregates (:data:`harness.core.journal_pg.USAGE_OPERATIONS`, schema 4) answer for
+    ``scope``: they hold every exchange up to the latest, whatever its run, scenario or session, per ESSMS."""
+    return scope.run_id is None and scope.scenario_id is None and scope.session is None and scope.max_seq is None
+
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _aggregate_masks(
+    periods: Sequence[Period], scope: Scope, usage_kinds: Sequence[int], readings: Mapping[str, str]
+) -> dict[int, tuple[str, list[Any]]] | None:
+    """The MSSanté / DMP usage and record-updated mask statements of :meth:`PostgresIndicatorEngine._mask_queries`
+    read from ``indicator_person_months`` (one row per ESSMS, person and year, a 12-bit mask of months per kind)
+    and ``indicator_person_odd_months`` (months that are not ``YYYY-MM``, as text, looked up as the exchanges' are),
+    instead of every exchange and fact; ``None`` when they do not answer for ``scope``. A person may come back in
+    several rows (years, odd months): their masks are OR-ed where they are joined. Same masks: a period's bit is
+    set when one of its months is, and a date falls in a period's month bounds exactly when its first 7
+    characters do (the bounds are ``YYYY-MM``, compared byte by byte)."""
+    months_of = [p.months for p in periods]
+    if not _aggregated(scope) or not all(_MONTH.match(m) for ms in months_of for m in ms):
+        return None
+    per_year: dict[int, dict[int, int]] = {}  # year -> period index -> bits of its months in that year
+    for k, months in enumerate(months_of):
+        for month in months:
+            bits = per_year.setdefault(int(month[:4]), {})
+            bits[k] = bits.get(k, 0) | 1 << (int(month[5:7]) - 1)
+
+    def year_mask(column: str) -> str:
+        cases = " ".join(
+            f"WHEN {year} THEN "
+            + " | ".join(f"(CASE WHEN {column} & {bits} <> 0 THEN {1 << k} ELSE 0 END)" for k, bits in by_k.items())
+            for year, by_k in sorted(per_year.items())
+        )
+        return f"CAST(CASE p.year {cases} ELSE 0 END AS BIGINT)"
+
+    where_p, params_p = scope.sql("p")
+    where_o, params_o = scope.sql("o")
+    lookup = _Months(periods)
+    years = ", ".join(str(y) for y in sorted(per_year))
+    columns = {_MSSANTE: "mssante", _DMP: "dmp", _UPDATED: "updated"}
+    out: dict[int, tuple[str, list[Any]]] = {}
+    for kind in (*usage_kinds, _UPDATED):
+        column = columns[kind]
+        out[kind] = (
+            f"""SELECT essms, person, {kind}, mask FROM (
+                  SELECT p.essms AS essms, p.person AS person, {year_mask(f"p.{column}")} AS mask
+                  FROM indicator_person_months p WHERE p.{column} <> 0 AND p.year IN ({years}){where_p}
+                  UNION ALL
+                  SELECT o.essms, o.person, {lookup.bit("o.month")} FROM indicator_person_odd_months o
+                  WHERE o.kind = '{column}'{where_o}) q
+                WHERE mask <> 0""",
+            [*params_p, *params_o],
+        )
+    n = len(periods)
+    where_f, params_f = scope.sql("f")
+    # File active and agenda from the latest version of each séjour / événement (indicator_facts), as their
+    # statements in _mask_queries take it from every version
+    out[_FA] = (
+        f"""SELECT essms, person, {_FA}, mask FROM (
+              SELECT essms, person, {_range_mask("ka", "kb")} AS mask FROM (
+                SELECT f.essms AS essms, f.person AS person, {lookup.first_ending_on_or_after("f.start")} AS ka,
+                       CASE WHEN f."end" IS NULL THEN {n - 1}
+                            ELSE {lookup.last_starting_on_or_before('f."end"')} END AS kb
+                FROM indicator_facts f
+                WHERE f.operation = ? AND f.start IS NOT NULL
+                  AND (f.status IS NULL OR f.status NOT IN ({_RETRACTED})){where_f}) r) q
+            WHERE mask <> 0""",
+        [str(dui.FactKind.SEJOUR), *params_f],
+    )
+    if readings["agenda"] == "periode":
+        per_person = f"bit_or({lookup.bit('f.start')})"
+        dated = ""
+    else:
+        # every period from the first ending on or after the person's earliest first-recorded event (the masks of
+        # the events are nested: their OR is the one of the earliest)
+        per_person = _range_mask(lookup.first_ending_on_or_after("MIN(f.first_date)"), str(n - 1))
+        dated = " AND f.first_date IS NOT NULL"
+    out[_AGENDA] = (
+        f"""SELECT essms, person, {_AGENDA}, mask FROM (
+              SELECT f.essms AS essms, f.person AS person, {per_person} AS mask
+              FROM indicator_facts f
+              WHERE f.operation = ? AND (f.status IS NULL OR f.status NOT IN ({_RETRACTED})){dated}{where_f}
+              GROUP BY f.essms, f.person) a
+            WHERE mask <> 0""",
+        [str(dui.FactKind.EVENEMENT), *params_f],
+    )
+    return out
 
 
 def indicator_engine(journal: Journal, *args: Any, **kwargs: Any) -> IndicatorEngine:

@@ -13,7 +13,9 @@ polling (``wait_for``, the observe-only mode) misses nothing, whatever the numbe
 
 Schema: versioned in the table ``socle_schema`` (component ``journal``), created at start under an advisory lock
 (processes starting together do not race). A database whose journal schema is newer than this code's is refused
-with a message that says what to do (:class:`SchemaTooNewError`), never written to.
+with a message that says what to do (:class:`SchemaTooNewError`), never written to. Version 4 adds the indicator
+engine's incremental aggregates (:data:`_AGGREGATE_TABLES`), kept by a statement trigger on ``exchanges`` and filled
+from the exchanges already there when an older journal is migrated.
 
 PostgreSQL text cannot hold the NUL character: a text column value containing one is stored with U+FFFD in its
 place and its exact value kept in ``exact`` (JSON), from which :meth:`PostgreSQLJournal.query` restores it; the
@@ -54,7 +56,7 @@ from harness.core.sessions import (
 )
 
 #: Version of the journal schema this code writes (``socle_schema.version`` for component ``journal``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``pg_advisory_xact_lock`` keys: schema creation, and the writers' commit order.
 _SCHEMA_LOCK = 0x50C1E_0001
 _WRITE_LOCK = 0x50C1E_0002
@@ -119,6 +121,133 @@ _DDL = (
     (service, outcome, essms, person, operation, fact_date) INCLUDE (fact_start, fact_status, fact_key)
     WHERE fact_key IS NOT NULL""",
 )
+#: The indicator engine's incremental aggregates (schema 4; read by harness.analytics.indicators_pg, issue 19):
+#: what it would otherwise recompute from every exchange at each computation, kept up to date by a statement trigger
+#: in the writer's transaction (a reader's snapshot sees them and the exchanges alike). They hold the exchanges
+#: whatever their run, scenario or session: the engine reads them for the whole journal (or some ESSMS) only.
+#:
+#: - ``indicator_person_months``: per (ESSMS, person, year), one 12-bit mask of months (bit m-1 = month m) per
+#:   kind: ``mssante`` (accepted MSSanté messages), ``dmp`` (accepted DMP documents), both by the exchange's month,
+#:   and ``updated`` (any accepted DUI fact, by the month of its producer's date: the first 7 characters of
+#:   ``fact_date``, all that the month bounds compare); a month that is not ``YYYY-MM`` (an odd producer date)
+#:   goes to ``indicator_person_odd_months`` as its text, looked up as the exchanges' are;
+#: - ``indicator_messages`` / ``indicator_message_counts``: the first month of each (ESSMS, Message-ID) of accepted
+#:   MSSanté messages, and the number of messages per ESSMS and first month;
+#: - ``indicator_facts``: the latest version of each séjour and événement (by the engine's version key) and the
+#:   first producer date of its versions.
+#:
+#: The journal's exchanges are never updated or deleted, so an insert only adds to them (OR of bits, earlier month,
+#: later version); writers hold the journal's write lock, so two inserts never update them at once.
+#: The version key of a fact (its latest version decides, harness.analytics.indicators): the producer's date, then
+#: the recording order, in one text compared byte by byte.
+VERSION_KEY = "(COALESCE(x.fact_date, '') || '#' || lpad(x.seq::text, 19, '0')) COLLATE \"C\""
+#: The facts whose latest version ``indicator_facts`` keeps (harness.fields.dui.FactKind: séjour, événement).
+VERSIONED_FACTS = ("fhir.create.sejour", "fhir.create.evenement")
+#: The operations of the usage masks (harness.analytics.indicators.MSSANTE and DMP).
+USAGE_OPERATIONS = {"mssante": ("smtp.submit", "smtp.relay"), "dmp": ("iti41.provide_and_register",)}
+_MONTH_FORMAT = "'^[0-9]{4}-(0[1-9]|1[0-2])$'"
+_AGGREGATE_TABLES = (
+    f"""CREATE TABLE indicator_person_months (
+    essms   text {_C} NOT NULL,
+    person  text {_C} NOT NULL,
+    year    integer NOT NULL,
+    mssante integer NOT NULL,
+    dmp     integer NOT NULL,
+    updated integer NOT NULL,
+    PRIMARY KEY (essms, person, year)
+    )""",
+    f"""CREATE TABLE indicator_person_odd_months (
+    essms  text {_C} NOT NULL,
+    person text {_C} NOT NULL,
+    kind   text {_C} NOT NULL,
+    month  text {_C} NOT NULL,
+    PRIMARY KEY (essms, person, kind, month)
+    )""",
+    f"""CREATE TABLE indicator_messages (
+    essms      text {_C} NOT NULL,
+    message_id text {_C} NOT NULL,
+    month      text {_C} NOT NULL,
+    PRIMARY KEY (essms, message_id)
+    )""",
+    f"""CREATE TABLE indicator_message_counts (
+    essms text {_C} NOT NULL,
+    month text {_C} NOT NULL,
+    n     bigint NOT NULL,
+    PRIMARY KEY (essms, month)
+    )""",
+    f"""CREATE TABLE indicator_facts (
+    operation  text {_C} NOT NULL,
+    essms      text {_C} NOT NULL,
+    person     text {_C} NOT NULL,
+    fact_key   text {_C} NOT NULL,
+    version    text {_C} NOT NULL,
+    status     text {_C},
+    start      text {_C},
+    "end"      text {_C},
+    first_date text {_C},
+    PRIMARY KEY (operation, essms, person, fact_key)
+    )""",
+)
+_OPS = {k: ", ".join(f"'{op}'" for op in ops) for k, ops in USAGE_OPERATIONS.items()}
+#: (ESSMS, person, kind, month text) of every exchange the person masks read, from ``{source}``
+_PERSON_MONTHS = f"""SELECT x.essms AS essms, x.person AS person, k.kind AS kind, left(k.value, 7) AS month
+    FROM {{source}} x, LATERAL (SELECT CASE WHEN x.service = 'tddui' THEN 'updated' ELSE x.service END AS kind,
+                                       CASE WHEN x.service = 'tddui' THEN x.fact_date ELSE x.month END AS value) k
+    WHERE x.outcome = 'accepted' AND x.essms IS NOT NULL AND x.person IS NOT NULL
+      AND ((x.service = 'mssante' AND x.operation IN ({_OPS["mssante"]}))
+           OR (x.service = 'dmp' AND x.operation IN ({_OPS["dmp"]}))
+           OR (x.service = 'tddui' AND x.fact_key IS NOT NULL AND x.fact_date IS NOT NULL))"""
+_AGGREGATE_INSERTS = (
+    f"""INSERT INTO indicator_person_months AS t (essms, person, year, mssante, dmp, updated)
+    SELECT essms, person, CAST(left(month, 4) AS integer),
+           {", ".join(f"COALESCE(bit_or(1 << (CAST(substr(month, 6, 2) AS integer) - 1)) FILTER (WHERE kind = '{k}'), 0)" for k in ("mssante", "dmp", "updated"))}
+    FROM ({_PERSON_MONTHS}) r
+    WHERE month ~ {_MONTH_FORMAT}
+    GROUP BY essms, person, left(month, 4)
+    ON CONFLICT (essms, person, year) DO UPDATE
+    SET mssante = t.mssante | EXCLUDED.mssante, dmp = t.dmp | EXCLUDED.dmp, updated = t.updated | EXCLUDED.updated""",
+    f"""INSERT INTO indicator_person_odd_months (essms, person, kind, month)
+    SELECT DISTINCT essms, person, kind, month FROM ({_PERSON_MONTHS}) r
+    WHERE month !~ {_MONTH_FORMAT}
+    ON CONFLICT DO NOTHING""",
+    # a message counts in the first month of its (ESSMS, Message-ID): +1 there when it is new, moved when an
+    # earlier month comes (the statement's sub-statements all see the tables as they were before it)
+    f"""WITH incoming AS (
+      SELECT x.essms AS essms, x.message_id AS message_id, MIN(x.month) AS month FROM {{source}} x
+      WHERE x.service = 'mssante' AND x.operation IN ({_OPS["mssante"]}) AND x.outcome = 'accepted'
+        AND x.essms IS NOT NULL AND x.message_id IS NOT NULL
+      GROUP BY x.essms, x.message_id),
+    moved AS (
+      SELECT i.essms, i.message_id, i.month, m.month AS was FROM incoming i
+      LEFT JOIN indicator_messages m ON m.essms = i.essms AND m.message_id = i.message_id
+      WHERE m.month IS NULL OR i.month < m.month),
+    kept AS (
+      INSERT INTO indicator_messages (essms, message_id, month) SELECT essms, message_id, month FROM moved
+      ON CONFLICT (essms, message_id) DO UPDATE SET month = EXCLUDED.month)
+    INSERT INTO indicator_message_counts AS c (essms, month, n)
+    SELECT essms, month, SUM(d) FROM (
+      SELECT essms, month, 1 AS d FROM moved
+      UNION ALL
+      SELECT essms, was, -1 FROM moved WHERE was IS NOT NULL) z
+    GROUP BY essms, month
+    ON CONFLICT (essms, month) DO UPDATE SET n = c.n + EXCLUDED.n""",
+    # the latest version of each séjour and événement (by the version key) and its first producer date
+    f"""INSERT INTO indicator_facts AS t (operation, essms, person, fact_key, version, status, start, "end", first_date)
+    SELECT operation, essms, person, fact_key, v[1], v[2], v[3], v[4], first_date FROM (
+      SELECT x.operation AS operation, x.essms AS essms, x.person AS person, x.fact_key AS fact_key,
+             MAX(ARRAY[{VERSION_KEY}, x.fact_status, x.fact_start, x.fact_end]) AS v, MIN(x.fact_date) AS first_date
+      FROM {{source}} x
+      WHERE x.service = 'tddui' AND x.outcome = 'accepted' AND x.fact_key IS NOT NULL
+        AND x.operation IN ({", ".join(f"'{op}'" for op in VERSIONED_FACTS)})
+        AND x.essms IS NOT NULL AND x.person IS NOT NULL
+      GROUP BY x.operation, x.essms, x.person, x.fact_key) f
+    ON CONFLICT (operation, essms, person, fact_key) DO UPDATE SET
+      version = GREATEST(t.version, EXCLUDED.version),
+      status = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED.status ELSE t.status END,
+      start = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED.start ELSE t.start END,
+      "end" = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED."end" ELSE t."end" END,
+      first_date = LEAST(t.first_date, EXCLUDED.first_date)""",
+)
 #: Migrations from version ``v`` to ``v + 1``. A new database gets version 1 (:data:`_DDL`) then every step: one
 #: path, the one an existing database takes.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -156,6 +285,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         PRIMARY KEY (session_id, kind, value)
         )""",
         "CREATE UNIQUE INDEX ux_session_members_open ON session_members (kind, value) WHERE active",
+    ),
+    # 3 -> 4: the indicator engine's incremental aggregates (harness.analytics.indicators_pg), kept by a trigger
+    # in the writer's transaction and filled from the exchanges already there
+    3: (
+        *_AGGREGATE_TABLES,
+        *(sql.replace("{source}", "exchanges") for sql in _AGGREGATE_INSERTS),
+        f"""CREATE FUNCTION socle_indicator_aggregates() RETURNS trigger LANGUAGE plpgsql
+        SET search_path FROM CURRENT AS $$
+        BEGIN
+        {"; ".join(sql.replace("{source}", "new_rows") for sql in _AGGREGATE_INSERTS)};
+        RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER exchanges_indicator_aggregates AFTER INSERT ON exchanges REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION socle_indicator_aggregates()""",
     ),
 }
 
