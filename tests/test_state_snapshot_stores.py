@@ -8,6 +8,7 @@ applied on B and on C after that leaves them equal again (counters such as the n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -120,7 +121,8 @@ def test_a_fhir_store(journals: list[PostgreSQLJournal]) -> None:
     state = _check(
         journals, lambda j, hub, name: ResourceStore(state=hub, stream="t.fhir"), "t.fhir", work, more, reads
     )
-    assert [rid for rid, _ in state["DocumentReference"]] == ["d0", "d1", "d2"]
+    assert [rid for rid, _ in state["resources"]["DocumentReference"]] == ["d0", "d1", "d2"]
+    assert state["refs"]["DocumentReference"] == {"Patient/p1": ["d0"], "Patient/p2": ["d1"]}
 
 
 def _document(unique_id: str, data: bytes) -> StoredDocument:
@@ -168,6 +170,8 @@ def test_the_dmp_registry(journals: list[PostgreSQLJournal]) -> None:
         reads,
     )
     assert [d["data"] for d in state["documents"]] == [None, None]  # bodies stay in the evidence, by digest
+    # every field of a document is in its snapshot (a field added later and forgotten would be lost on restore)
+    assert set(state["documents"][0]) == {f.name for f in dataclasses.fields(StoredDocument)}
 
 
 def test_the_mailboxes(journals: list[PostgreSQLJournal], tmp_path: Path) -> None:

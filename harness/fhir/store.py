@@ -282,33 +282,42 @@ class ResourceStore:
 
     def snapshot(self) -> dict[str, Any]:
         """The whole store as JSON (harness.core.state snapshot): per type, in creation order, each resource's
-        history ``[versionId, lastUpdated, resource or None]``; the indexes follow from it."""
+        history ``[versionId, lastUpdated, resource or None]``; and the reference index (``{type: {target: ids}}``,
+        kept rather than walked again through every resource on restore)."""
         with self._lock:
             return {
-                rtype: [
-                    [
-                        rid,
-                        [[v.version_id, v.last_updated.isoformat(), v.resource] for v in self._versions[(rtype, rid)]],
+                "resources": {
+                    rtype: [
+                        [
+                            rid,
+                            [
+                                [v.version_id, v.last_updated.isoformat(), v.resource]
+                                for v in self._versions[(rtype, rid)]
+                            ],
+                        ]
+                        for rid in order
                     ]
-                    for rid in order
-                ]
-                for rtype, order in self._order.items()
+                    for rtype, order in self._order.items()
+                },
+                "refs": {
+                    rtype: {target: sorted(ids) for target, ids in index.items()} for rtype, index in self._refs.items()
+                },
             }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Replace the whole store by a :meth:`snapshot` (indexes rebuilt from the current versions)."""
+        """Replace the whole store by a :meth:`snapshot`."""
         with self._lock:
             self._reset()
-            for rtype, resources in state.items():
-                ranks, order, index = self._by_type.setdefault(rtype, {}), self._order.setdefault(rtype, []), {}
+            for rtype, resources in state["resources"].items():
+                ranks, order = self._by_type.setdefault(rtype, {}), self._order.setdefault(rtype, [])
                 for rid, history in resources:
                     versions = [Version(rtype, rid, int(n), datetime.fromisoformat(at), res) for n, at, res in history]
                     self._versions[(rtype, rid)] = versions
                     ranks[rid] = len(ranks)
                     order.append(rid)
-                    for target in reference_targets(versions[-1].resource):
-                        index.setdefault(target, set()).add(rid)
-                self._refs[rtype] = index
+            self._refs = {
+                rtype: {target: set(ids) for target, ids in index.items()} for rtype, index in state["refs"].items()
+            }
 
 
 def reference_targets(resource: Any) -> set[str]:
