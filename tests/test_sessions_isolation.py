@@ -16,6 +16,7 @@ from fhir_access import essms, presenting
 from starlette.testclient import TestClient
 from test_dmp import TESTDATA, Dmp
 from test_eparcours import FINESS, JSON, _context, _restful_note, testdata  # noqa: F401 - fixture
+from test_eprescription import task
 
 from harness.core.journal import JournalFilter, Outcome
 from harness.core.sessions import Members
@@ -186,6 +187,9 @@ def test_a_prescription_of_another_session_is_refused_as_cda_page_qr_and_lines(e
     assert _forbidden(client.get(f"/fhir/MedicationRequest/{line}")) == refusal
     found = client.get(lines).json()
     assert (found["total"], found.get("entry", [])) == (0, [])
+    # nor may it confirm (integrate) it: the prescription's state is the other session's
+    assert _forbidden(client.post("/fhir/Task", json=task(epu, INS), headers=JSON)) == refusal
+    assert service.confirmed == {}
     service.ctx.session_book.close(theirs.id)  # the patient is free again: served as before
     assert client.get(f"/fhir/Binary/{epu}").status_code == 200
     assert client.get(f"/fhir/MedicationRequest/{line}").status_code == 200

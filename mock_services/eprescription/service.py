@@ -413,6 +413,9 @@ class EprescriptionService(FhirHooks):
         confirmation = read_confirmation(resource)
         self.access.require(request.caller_finess, confirmation.finess, expression="Task.owner", what="confirmation :")
         prescription = self.prescription(confirmation.epu or "")
+        refusal = self._other_session(request.caller_finess, prescription)
+        if refusal is not None:  # another test session's prescription: its state is not the caller's to change
+            raise fail(403, IssueCode.FORBIDDEN, refusal, expression="Task.focus", error_code=OTHER_SESSION)
         if prescription is None or not self._may_see(request.caller_finess, prescription.person.essms):
             raise fail(
                 422,
