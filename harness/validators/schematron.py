@@ -312,6 +312,11 @@ class SchematronEngine:
             # svrl:fired-rule elements are not read (only failed-assert / successful-report are findings): not
             # generating them makes every report smaller to write and to read back
             svrl.set_parameter("generate-fired-rule", processor.make_string_value("false"))
+            # each pattern selects its rules' contexts with one XPath 2.0 expression, //(context1|context2...),
+            # instead of walking every node and attribute of the document in each pattern's mode: the skeleton's
+            # own XSLT 2 option (select-contexts), same nodes in the same document order, the same rule (the
+            # first matching, by priority) fires on each; 3.5x faster on the FLUDT volet
+            svrl.set_parameter("select-contexts", processor.make_string_value("//"))
             generated = svrl.transform_to_string(xdm_node=processor.parse_xml(xml_text=etree.tostring(schema).decode()))
             stylesheet = etree.fromstring(generated.encode("utf-8"))
             stylesheet.set("version", "2.0")
