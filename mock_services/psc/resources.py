@@ -113,6 +113,16 @@ class ResourceEndpoints:
             details["faults"] = [FAULT_INACTIVE]
         else:
             answer, user = self.tokens.introspection(token)
+        # issue 19 item 4: a token of a client of another open test session is not this client's to introspect;
+        # RFC 7662 §2.2: "the protected resource is not allowed to introspect this particular token" -> active false
+        other = (
+            self.realm.ctx.cross_session(("client", client.client_id), ("client", str(answer.get("client_id"))))
+            if answer.get("active")
+            else None
+        )
+        if other is not None:
+            answer, user = {"active": False}, None
+            details["autre_session"] = other
         details.update({"active": answer["active"], "typ": answer.get("typ")})
         self.realm.record("oidc.introspect", Outcome.ACCEPTED, client_id=client.client_id, user=user, details=details)
         return JSONResponse(answer, headers=NO_STORE)
