@@ -14,10 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 from imapclient import IMAPClient
-from psc_helpers import RP
+from psc_helpers import CLIENT_ID, RP
 
 from harness.core.config import HarnessConfig
 from harness.core.journal import JournalFilter, Outcome
+from harness.core.sessions import Members
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.documents import build_message
 
@@ -352,4 +353,48 @@ def test_broken_mime_message_is_still_served(env: SocleEnvironment) -> None:
     last = client.uid("SEARCH", None, "ALL")[1][0].split()[-1].decode()
     typ, data = client.uid("FETCH", last, "(BODYSTRUCTURE ENVELOPE BODY.PEEK[1])")
     assert typ == "OK"
+    client.logout()
+
+
+def test_xoauth2_token_of_a_client_in_another_session_than_the_mailbox_is_refused(env: SocleEnvironment) -> None:
+    """Issue 19 item 4: the PSC client the token was issued to is the connection's session; a personal mailbox of
+    another open session is refused on IMAP and SMTP, journaled in the client's session."""
+
+    rp = RP(env)
+    try:
+        token = rp.login("claire.durand")["access_token"]
+    finally:
+        rp.close()
+    sasl = f"user={PSC_DOCTOR}\x01auth=Bearer {token}\x01\x01".encode()
+    mine = env.host.sessions.create("DUI A", Members(clients=(CLIENT_ID,)))
+    theirs = env.host.sessions.create("DUI B", Members(mailboxes=(PSC_DOCTOR,)))
+    try:
+        client = imap(env)
+        with pytest.raises(imaplib.IMAP4.error) as refused:
+            client.authenticate("XOAUTH2", lambda _: sasl)
+        client.logout()
+        assert str(refused.value) == (
+            "[AUTHENTICATIONFAILED] Authentication credentials invalid: BAL d'une autre session de test"
+        )
+        with smtplib.SMTP(*endpoint(env, "smtp"), timeout=15) as smtp:
+            smtp.starttls(context=context(env))
+            smtp.ehlo()
+            assert smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(sasl).decode()) == (
+                535,
+                b"5.7.8 Authentication credentials invalid: BAL d'une autre session de test",
+            )
+        reason = (
+            f"boîte aux lettres {PSC_DOCTOR} appartient à une autre session de test que client PSC {CLIENT_ID} "
+            f"(session {mine.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session"
+        )
+        rows = env.journal.query(JournalFilter(service="mssante", session=mine.id, outcome=Outcome.REJECTED))
+        assert [(r.operation, r.error_code, r.error_message) for r in rows] == [
+            ("imap.auth", "NO [AUTHENTICATIONFAILED]", reason),
+            ("smtp.auth", "535 5.7.8", reason),
+        ]
+    finally:
+        env.host.sessions.close(theirs.id)
+        env.host.sessions.close(mine.id)
+    client = imap(env)
+    assert client.authenticate("XOAUTH2", lambda _: sasl)[0] == "OK"  # sessions closed: as before
     client.logout()
