@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness.core.config import HarnessConfig
-from harness.core.events import Evidence, OperatorPrompt
 from harness.core.journal import Exchange, Journal, JournalFilter, open_journal, wait_for
 from harness.core.messages import bilingual
 from harness.core.sessions import Members
@@ -27,11 +26,13 @@ from harness.fields.testdata import Establishment, Person, TestData, load_testda
 from harness.host.connections import ConnectionLimits
 from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.host.simulator import RunState, Simulator
-from harness.runtime.guided import OperatorChannel, StepBlocked
 from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
 
-if TYPE_CHECKING:  # the observation machinery (control API, message parsing) is imported when observing only:
-    # ``socle-harness serve`` builds a SocleEnvironment and never observes (issue 18, cold start)
+if TYPE_CHECKING:  # the observation machinery (control API, message parsing) is imported when observing only,
+    # the run events and the guided recette's channel when a step needs them: ``socle-harness serve`` builds a
+    # SocleEnvironment and never runs a step (issue 18, cold start)
+    from harness.core.events import Evidence, OperatorPrompt
+    from harness.runtime.guided import OperatorChannel
     from harness.runtime.observe import Expectation, ObservationWindow
 
 
@@ -165,6 +166,8 @@ class ScenarioContext:
     observation_actions: int = 0  # observe-only mode: actions made since the recorder last looked
 
     def attach(self, label: str, text: str = "", exchange: Exchange | None = None) -> None:
+        from harness.core.events import Evidence
+
         self.evidence.append(Evidence(label=label, text=text, exchange_id=exchange.id if exchange else None))
 
     def drain_evidence(self) -> list[Evidence]:
@@ -298,6 +301,8 @@ class ScenarioContext:
             channel.ask(self.scenario_id, question, question, mode="question", choices=("oui", "non"))
         )
         if reply is None:
+            from harness.runtime.guided import StepBlocked
+
             raise StepBlocked(
                 bilingual("pas de réponse de l'opérateur dans le délai", "no answer from the operator in time")
             )
@@ -348,6 +353,8 @@ class ScenarioContext:
             if reply is not None and reply.answer == "blocked":
                 channel.close(prompt, "blocked", reply.comment)
                 self.attach("Étape bloquée par l'opérateur", reply.comment)
+                from harness.runtime.guided import StepBlocked
+
                 raise StepBlocked(reply.comment or "sans commentaire")
             if time.time() >= deadline:
                 channel.close(prompt, "timeout")
