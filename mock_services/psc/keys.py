@@ -24,14 +24,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from harness.core.state import StateHub
+
+if TYPE_CHECKING:  # joserfc is imported with the first key built or read (issue 18: not before serve's ports answer)
+    from joserfc.jwk import ECKey, KeySet, RSAKey
 
 ALGORITHMS = ("RS256", "ES256")
 
@@ -75,6 +77,8 @@ def _b64(data: bytes) -> bytes:
 
 
 def _generate(alg: str, now: float, rsa_bits: int) -> SigningKey:
+    from joserfc.jwk import ECKey, RSAKey
+
     if alg == "RS256":
         key: RSAKey | ECKey = RSAKey.generate_key(rsa_bits, auto_kid=True)
     elif alg == "ES256":
@@ -82,6 +86,13 @@ def _generate(alg: str, now: float, rsa_bits: int) -> SigningKey:
     else:  # pragma: no cover - ALGORITHMS is closed
         raise ValueError(alg)
     return SigningKey(alg=alg, key=key, created=now)
+
+
+def _imported(alg: str, jwk: Mapping[str, Any]) -> RSAKey | ECKey:
+    """The key of a private JWK that another process (or an earlier snapshot) generated."""
+    from joserfc.jwk import ECKey, RSAKey
+
+    return RSAKey.import_key(jwk) if alg == "RS256" else ECKey.import_key(jwk)
 
 
 KEYS_STREAM = "psc.keys"  # the key ring's replicated state (harness.core.state)
@@ -137,7 +148,7 @@ class KeyRing:
             jwk, alg = item["jwk"], item["alg"]
             key = self._built.pop(jwk["kid"], None)
             if key is None:
-                key = RSAKey.import_key(jwk) if alg == "RS256" else ECKey.import_key(jwk)
+                key = _imported(alg, jwk)
             keys.append(SigningKey(alg=alg, key=key, created=float(op["now"])))
         return keys
 
@@ -176,7 +187,7 @@ class KeyRing:
             for alg, jwk, created, retired_at in state:
                 key = held.get(jwk["kid"]) or self._built.pop(jwk["kid"], None)
                 if key is None:
-                    key = RSAKey.import_key(jwk) if alg == "RS256" else ECKey.import_key(jwk)
+                    key = _imported(alg, jwk)
                 keys.append(SigningKey(alg, key, float(created), None if retired_at is None else float(retired_at)))
             self._keys = keys
 
@@ -240,4 +251,6 @@ class KeyRing:
         return {"keys": [k.public_jwk() for k in self.published()]}
 
     def public_keyset(self) -> KeySet:
+        from joserfc.jwk import KeySet
+
         return KeySet.import_key_set(self.jwks())  # type: ignore[arg-type]

@@ -9,9 +9,6 @@ import secrets
 import time
 from typing import Any
 
-from joserfc import jws, jwt
-from joserfc.errors import ExpiredTokenError, JoseError
-
 from mock_services.psc.model import Client, Professional
 from mock_services.psc.realm import Realm, Session, TokenInvalid
 
@@ -28,6 +25,10 @@ class TokenService:
 
     def verify(self, value: str, *, allow_expired: bool = False) -> dict[str, Any]:
         """Verify a JWT this provider issued: known ``kid``, the key's own algorithm, signature, ``iss``, times."""
+        # joserfc is loaded by the first verification (or key), not before serve's ports answer (issue 18)
+        from joserfc import jws, jwt
+        from joserfc.errors import ExpiredTokenError, JoseError
+
         if not value or len(value) > 16384:
             raise TokenInvalid("jeton absent ou trop long")
         try:
