@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from harness.core.config import HarnessConfig
@@ -22,6 +24,7 @@ from harness.core.journal_pg import PostgreSQLJournal
 from harness.core.state import StateHub, state_log_for
 from harness.fhir.store import ResourceStore
 from harness.fields.testdata import load_testdata
+from harness.host.admin import admin_headers
 from harness.host.simulator import Fault, FaultBoard
 from harness.runtime.environment import SocleEnvironment
 from mock_services.dmp.store import Authorisation, DmpState, DmpStore, StoredDocument
@@ -269,7 +272,12 @@ def test_host_b_started_after_compaction_sees_the_state_of_host_a(
     realm.add_tokens(session, client.client_id, ("openid",), "jti-1", "refresh-1", time.time())
     realm.rotate_refresh("refresh-1", client.client_id)
 
-    written = a.host.state.checkpoint_all()
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(a.pki.ca_bundle_path)), timeout=15) as http:
+        url = a.endpoints["harness"]["base"] + "/_harness/state/checkpoint"
+        assert http.post(url).status_code == 401  # the admin token always
+        answer = http.post(url, headers=admin_headers(a.admin_token))
+    assert answer.status_code == 200
+    written = answer.json()["snapshots"]
     streams = {"harness.faults", "mssante.mailboxes", "psc.users", "psc.grants", "psc.keys"}
     streams |= {"eprescription.prescriptions", "eprescription.fhir"}
     assert streams <= set(written)

@@ -145,6 +145,7 @@ class ServiceHost:
             Route("/_harness/health", self._health),
             Route("/_harness/endpoints", self._endpoints),
             Route("/_harness/faults", self._faults, methods=["GET", "POST"]),
+            Route("/_harness/state/checkpoint", self._checkpoint, methods=["POST"]),
         ]
         try:
             for name, cls in selected.items():
@@ -271,6 +272,20 @@ class ServiceHost:
 
     async def _endpoints(self, request: Request) -> JSONResponse:
         return JSONResponse(self.endpoints)
+
+    async def _checkpoint(self, request: Request) -> JSONResponse:
+        """``POST``: snapshot every shared state stream now and delete the operations before the snapshots
+        (:meth:`harness.core.state.StateHub.checkpoint_all`); ``{stream: seq}`` of the snapshots written (none with
+        one process, whose state is not in a log). The admin token always."""
+        refused = admin_refusal(request.headers, self.admin_token)
+        if refused is not None:
+            return JSONResponse(
+                {"error": refused[0], "error_description": "jeton d'administration absent ou invalide"},
+                status_code=401,
+                headers={"WWW-Authenticate": refused[1]},
+            )
+        written = await asyncio.to_thread(self.state.checkpoint_all)
+        return JSONResponse({"snapshots": written})
 
     def _record_admin(
         self, outcome: Outcome, details: dict[str, Any], error: str | None = None, session: str | None = None
