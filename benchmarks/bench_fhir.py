@@ -10,10 +10,11 @@ pre-built JSON body of the same shape. Three interactions, keep-alive connection
   read    GET  DocumentReference/<id> (200)
   search  GET  DocumentReference?patient.identifier=<INS>&type=OBS&_include=DocumentReference:author&_count=10
 
-Goal: simulator >= 10 % of the bare endpoint's requests/s for create and read (the bare endpoint does nothing; the
-figure shows what a validated, journaled FHIR interaction costs). The search has no goal: it runs after the create
-phase, so it matches every note the benchmark wrote for the person (about a thousand, a worst case: the total
-needs every match evaluated) — its figure is printed with that count.
+Goal (issue 18): simulator >= 50 % of the bare endpoint's requests/s for each interaction (the bare endpoint does
+nothing; the figure shows what a validated, journaled FHIR interaction costs; it was 10 % for create and read and
+none for the search before). The search runs after the create phase, so it matches every note the benchmark wrote
+for the person (about a thousand, a worst case: the total needs every match evaluated) — its figure is printed
+with that count.
 
 Run from the repository root:  python benchmarks/bench_fhir.py [--requests N] [--clients K] [--rounds R] [--json FILE]
 """
@@ -52,8 +53,8 @@ from harness.host.simulator import RunState, Simulator
 from harness.validators import cdl as C
 from mock_services.eparcours import EparcoursSimulator
 
-GOAL = 0.10
-GOALS = {"create": GOAL, "read": GOAL, "search": None}
+GOAL = 0.50
+GOALS: dict[str, float | None] = {"create": GOAL, "read": GOAL, "search": GOAL}
 TIME_CAP = 20.0
 WARMUP = 20
 JSON_HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -259,7 +260,7 @@ def run(requests: int, clients: int, rounds: int) -> dict[str, Any]:
         )
         print(
             f"FHIR requests/s — e-Parcours cahier de liaison vs bare Starlette, {clients} client thread(s), keep-alive TLS "
-            f"with {certificate}, {requests} requests x {rounds} round(s), goal simulator >= {GOAL:.0%} of bare for create and read"
+            f"with {certificate}, {requests} requests x {rounds} round(s), goal simulator >= {GOAL:.0%} of bare"
         )
         received = 0
         for interaction in INTERACTIONS:
