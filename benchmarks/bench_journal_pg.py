@@ -5,8 +5,13 @@
    schemas and indexes; SQLite by ``executemany``, PostgreSQL by ``COPY``, both then ``ANALYZE``). Measured, median
    of ``--repeat`` runs: ``compute`` of every indicator for the 10 periods of the year x 500 ESSMS + the grappe,
    on each backend (SQLite: the engine's worker processes; PostgreSQL: mask scans on pooled connections sharing
-   one snapshot), and the PostgreSQL engine on one connection. Baseline, same run, each backend: ``SELECT service,
-   month, COUNT(*) ... GROUP BY`` over every row. The two reports are checked equal. **Goal: <= 1 s at 1,000,000.**
+   one snapshot), and the PostgreSQL engine on one connection. Baselines, same run: on each backend ``SELECT
+   service, month, COUNT(*) ... GROUP BY`` over every row; on PostgreSQL, the engine without the journal's
+   incremental aggregates (``aggregates=False``: every measure from the exchanges, the engine before schema 4).
+   The reports are checked equal. **Goal: <= 1 s at 1,000,000.**
+   Write cost of the aggregates (schema 4's trigger): ``--writes`` of the journal's exchanges, each committed
+   alone as ``Journal.record`` does, into a journal with the trigger and into one without (disabled), alternated
+   by batches; and the COPY of the first 200,000 rows into each.
 2. **Bytes per exchange.** Exchanges as the simulators journal them (an SMTP submission, an INSi
    ``rechercherInsAvecTraitsIdentite``, a FHIR create), taken from a SQLite journal of a catalogue run
    (``--source``: run ``socle-harness run -t "insi or mssante or eparcours"`` first), recorded ``--copies`` times
@@ -20,6 +25,7 @@ created and dropped.
 
 Run from the repository root:
     python benchmarks/bench_journal_pg.py [--events N] [--essms K] [--repeat R] [--source sqlite:///…] [--copies C]
+        [--writes W]
 """
 
 from __future__ import annotations
@@ -124,10 +130,16 @@ def indicators(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, f
         f"journal: {total:,} exchanges, {args.essms} ESSMS, 12 months — generated in {t1 - t0:.1f} s; loaded into "
         f"SQLite in {t2 - t1:.1f} s, into PostgreSQL in {t3 - t2:.1f} s (COPY, indexes on, then VACUUM ANALYZE)"
     )
+    if args.writes:
+        write_cost(args, url, loader.rows)
     del loader
     periods = campaign_periods(MONTHS[0], MONTHS[-1])
     sqlite_engine, pg_engine = IndicatorEngine(lite), PostgresIndicatorEngine(pg)
     pg_single = PostgresIndicatorEngine(pg, workers=1)
+    pg_plain, pg_plain_single = (
+        PostgresIndicatorEngine(pg, aggregates=False),
+        PostgresIndicatorEngine(pg, workers=1, aggregates=False),
+    )
     baseline_sql = "SELECT service, month, COUNT(*) FROM exchanges GROUP BY service, month"
 
     def pg_baseline() -> None:
@@ -140,16 +152,24 @@ def indicators(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, f
     )
     rows["pg_baseline_s"] = statistics.median(timed(pg_baseline)[0] for _ in range(args.repeat))
     sqlite_runs = [timed(lambda: sqlite_engine.compute(periods)) for _ in range(args.repeat)]
-    pg_runs = [timed(lambda: pg_engine.compute(periods)) for _ in range(args.repeat)]
+    pg_runs, plain_runs = [], []
+    for _ in range(args.repeat):  # alternated: the same minutes of load for both
+        pg_runs.append(timed(lambda: pg_engine.compute(periods)))
+        plain_runs.append(timed(lambda: pg_plain.compute(periods)))
     rows["sqlite_all_s"] = statistics.median(r[0] for r in sqlite_runs)
     rows["pg_all_s"] = statistics.median(r[0] for r in pg_runs)
+    rows["pg_plain_all_s"] = statistics.median(r[0] for r in plain_runs)
     rows["pg_one_connection_s"] = statistics.median(timed(lambda: pg_single.compute(periods))[0] for _ in range(2))
     with pg.connection() as conn:  # the pool's server processes (pool_min = pool_max: all open from the start)
         pids = [p for (p,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
     sqlite_single = IndicatorEngine(lite, workers=1)
     rows["sqlite_cpu_s"] = statistics.median(cpu_timed(lambda: sqlite_single.compute(periods), []) for _ in range(2))
-    rows["pg_cpu_s"] = statistics.median(cpu_timed(lambda: pg_single.compute(periods), pids) for _ in range(2))
-    same = sqlite_runs[-1][1].to_dict() == pg_runs[-1][1].to_dict()
+    cpu, plain_cpu = [], []
+    for _ in range(max(2, args.repeat)):
+        cpu.append(cpu_timed(lambda: pg_single.compute(periods), pids))
+        plain_cpu.append(cpu_timed(lambda: pg_plain_single.compute(periods), pids))
+    rows["pg_cpu_s"], rows["pg_plain_cpu_s"] = statistics.median(cpu), statistics.median(plain_cpu)
+    same = sqlite_runs[-1][1].to_dict() == pg_runs[-1][1].to_dict() == plain_runs[-1][1].to_dict()
     report = pg_runs[-1][1]
     print(
         f"\nall indicators, {len(periods)} periods x {len(report.essms)} ESSMS + grappe ({len(report.figures):,} "
@@ -157,14 +177,16 @@ def indicators(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, f
     )
     print(f"  SQLite (worker processes):                         {rows['sqlite_all_s']:.3f} s")
     print(f"  PostgreSQL (pooled connections, one snapshot):     {rows['pg_all_s']:.3f} s")
+    print(f"  PostgreSQL without the aggregates (3 connections): {rows['pg_plain_all_s']:.3f} s")
     print(f"  PostgreSQL, one connection:                        {rows['pg_one_connection_s']:.3f} s")
     print("  CPU time of one computation on one connection (this process + the PostgreSQL backends):")
     print(f"    SQLite (no worker process):                      {rows['sqlite_cpu_s']:.3f} s")
     print(f"    PostgreSQL:                                      {rows['pg_cpu_s']:.3f} s")
+    print(f"    PostgreSQL without the aggregates:               {rows['pg_plain_cpu_s']:.3f} s")
     print(f"  baseline GROUP BY service, month — SQLite:         {rows['sqlite_baseline_s']:.3f} s")
     print(f"  baseline GROUP BY service, month — PostgreSQL:     {rows['pg_baseline_s']:.3f} s")
     print(f"  ratio PostgreSQL / its baseline:                   {rows['pg_all_s'] / rows['pg_baseline_s']:.2f}")
-    print(f"  same report on both backends:                      {'yes' if same else 'NO'}")
+    print(f"  same report (SQLite, PostgreSQL with and without): {'yes' if same else 'NO'}")
     if total >= 1_000_000:
         verdict = "OK" if rows["pg_all_s"] <= GOAL_SECONDS else "ABOVE GOAL"
     else:
@@ -175,6 +197,57 @@ def indicators(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, f
     if not same:
         raise SystemExit("the PostgreSQL report differs from the SQLite one")
     return rows
+
+
+def write_cost(args: argparse.Namespace, url: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert cost with and without schema 4's aggregate trigger (disabled in the second journal), same rows."""
+
+    def journal(schema: str, trigger: bool) -> PostgreSQLJournal:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        opened = open_journal(f"{url}?options=-csearch_path%3D{schema}&pool_min=1&pool_max=1")
+        assert isinstance(opened, PostgreSQLJournal)
+        if not trigger:
+            with opened.connection() as conn:
+                conn.execute("ALTER TABLE exchanges DISABLE TRIGGER exchanges_indicator_aggregates")
+        return opened
+
+    journals = {"with": journal("w_with", True), "without": journal("w_without", False)}
+    step = max(1, len(rows) // args.writes)
+    sample = [rows[i] for i in range(0, len(rows), step)][: args.writes]  # every kind of exchange, spread out
+    insert = f"INSERT INTO exchanges ({_COPY_COLUMNS}) VALUES ({', '.join(['%s'] * len(_COPY_COLUMNS.split(',')))})"
+    spent = {name: [0.0, 0.0] for name in journals}  # wall, backend CPU
+    for start in range(0, len(sample), 250):
+        for name, opened in journals.items():
+            with opened.connection() as conn:
+                (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+                cpu0, t0 = _backend_cpu([pid]), time.perf_counter()
+                for row in sample[start : start + 250]:
+                    with conn.transaction():  # one exchange per commit, as Journal.record
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x50C1E_0002,))
+                        conn.execute(insert, row)
+                spent[name][0] += time.perf_counter() - t0
+                spent[name][1] += _backend_cpu([pid]) - cpu0
+    for opened in journals.values():
+        opened.close()
+    bulk = {}
+    for name in journals:
+        copied = journal(f"c_{name}", name == "with")
+        with copied.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            t0 = time.perf_counter()
+            with cur.copy(f"COPY exchanges ({_COPY_COLUMNS}) FROM STDIN") as copy:
+                for row in rows[:200_000]:
+                    copy.write_row(row)
+            bulk[name] = time.perf_counter() - t0
+        copied.close()
+    n = len(sample)
+    print(f"\nwrite cost of the aggregates ({n:,} exchanges, one commit each; then COPY of 200,000 rows):")
+    for name in journals:
+        wall, cpu = spent[name]
+        print(
+            f"  {name + ' the trigger':<20} {wall / n * 1e6:8.0f} us wall, {cpu / n * 1e6:8.0f} us server CPU per exchange;"
+            f" COPY {bulk[name]:.1f} s"
+        )
 
 
 def _samples(source: str) -> dict[str, Exchange]:
@@ -261,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=200)
     parser.add_argument("--skip-indicators", action="store_true")
     parser.add_argument("--skip-bytes", action="store_true")
+    parser.add_argument("--writes", type=int, default=5000, help="exchanges committed one by one (write cost)")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPU, load average {load:.1f} (figures under that load)")

@@ -189,30 +189,32 @@ _AGGREGATE_TABLES = (
     )""",
 )
 _OPS = {k: ", ".join(f"'{op}'" for op in ops) for k, ops in USAGE_OPERATIONS.items()}
-#: (ESSMS, person, kind, month text) of every exchange the person masks read, from ``{source}``
-_PERSON_MONTHS = f"""SELECT x.essms AS essms, x.person AS person, k.kind AS kind, left(k.value, 7) AS month
-    FROM {{source}} x, LATERAL (SELECT CASE WHEN x.service = 'tddui' THEN 'updated' ELSE x.service END AS kind,
-                                       CASE WHEN x.service = 'tddui' THEN x.fact_date ELSE x.month END AS value) k
-    WHERE x.outcome = 'accepted' AND x.essms IS NOT NULL AND x.person IS NOT NULL
-      AND ((x.service = 'mssante' AND x.operation IN ({_OPS["mssante"]}))
-           OR (x.service = 'dmp' AND x.operation IN ({_OPS["dmp"]}))
-           OR (x.service = 'tddui' AND x.fact_key IS NOT NULL AND x.fact_date IS NOT NULL))"""
-_AGGREGATE_INSERTS = (
-    f"""INSERT INTO indicator_person_months AS t (essms, person, year, mssante, dmp, updated)
-    SELECT essms, person, CAST(left(month, 4) AS integer),
-           {", ".join(f"COALESCE(bit_or(1 << (CAST(substr(month, 6, 2) AS integer) - 1)) FILTER (WHERE kind = '{k}'), 0)" for k in ("mssante", "dmp", "updated"))}
-    FROM ({_PERSON_MONTHS}) r
-    WHERE month ~ {_MONTH_FORMAT}
-    GROUP BY essms, person, left(month, 4)
-    ON CONFLICT (essms, person, year) DO UPDATE
-    SET mssante = t.mssante | EXCLUDED.mssante, dmp = t.dmp | EXCLUDED.dmp, updated = t.updated | EXCLUDED.updated""",
-    f"""INSERT INTO indicator_person_odd_months (essms, person, kind, month)
-    SELECT DISTINCT essms, person, kind, month FROM ({_PERSON_MONTHS}) r
-    WHERE month !~ {_MONTH_FORMAT}
-    ON CONFLICT DO NOTHING""",
-    # a message counts in the first month of its (ESSMS, Message-ID): +1 there when it is new, moved when an
-    # earlier month comes (the statement's sub-statements all see the tables as they were before it)
-    f"""WITH incoming AS (
+#: One statement (one executor start for the trigger) updating every aggregate from the exchanges of ``{source}``:
+#: the months of the person masks (ESSMS, person, kind, first 7 characters of the date), the MSSanté messages (one
+#: counts in the first month of its (ESSMS, Message-ID): +1 there when it is new, moved when an earlier month comes;
+#: every part sees the tables as they were before the statement), the latest séjour / événement versions.
+_AGGREGATE_UPDATE = f"""WITH
+    months AS (
+      SELECT x.essms AS essms, x.person AS person, k.kind AS kind, left(k.value, 7) AS month
+      FROM {{source}} x, LATERAL (SELECT CASE WHEN x.service = 'tddui' THEN 'updated' ELSE x.service END AS kind,
+                                         CASE WHEN x.service = 'tddui' THEN x.fact_date ELSE x.month END AS value) k
+      WHERE x.outcome = 'accepted' AND x.essms IS NOT NULL AND x.person IS NOT NULL
+        AND ((x.service = 'mssante' AND x.operation IN ({_OPS["mssante"]}))
+             OR (x.service = 'dmp' AND x.operation IN ({_OPS["dmp"]}))
+             OR (x.service = 'tddui' AND x.fact_key IS NOT NULL AND x.fact_date IS NOT NULL))),
+    person_months AS (
+      INSERT INTO indicator_person_months AS t (essms, person, year, mssante, dmp, updated)
+      SELECT essms, person, CAST(left(month, 4) AS integer),
+             {", ".join(f"COALESCE(bit_or(1 << (CAST(substr(month, 6, 2) AS integer) - 1)) FILTER (WHERE kind = '{k}'), 0)" for k in ("mssante", "dmp", "updated"))}
+      FROM months WHERE month ~ {_MONTH_FORMAT}
+      GROUP BY essms, person, left(month, 4)
+      ON CONFLICT (essms, person, year) DO UPDATE
+      SET mssante = t.mssante | EXCLUDED.mssante, dmp = t.dmp | EXCLUDED.dmp, updated = t.updated | EXCLUDED.updated),
+    odd_months AS (
+      INSERT INTO indicator_person_odd_months (essms, person, kind, month)
+      SELECT DISTINCT essms, person, kind, month FROM months WHERE month !~ {_MONTH_FORMAT}
+      ON CONFLICT DO NOTHING),
+    incoming AS (
       SELECT x.essms AS essms, x.message_id AS message_id, MIN(x.month) AS month FROM {{source}} x
       WHERE x.service = 'mssante' AND x.operation IN ({_OPS["mssante"]}) AND x.outcome = 'accepted'
         AND x.essms IS NOT NULL AND x.message_id IS NOT NULL
@@ -221,18 +223,18 @@ _AGGREGATE_INSERTS = (
       SELECT i.essms, i.message_id, i.month, m.month AS was FROM incoming i
       LEFT JOIN indicator_messages m ON m.essms = i.essms AND m.message_id = i.message_id
       WHERE m.month IS NULL OR i.month < m.month),
-    kept AS (
+    messages AS (
       INSERT INTO indicator_messages (essms, message_id, month) SELECT essms, message_id, month FROM moved
-      ON CONFLICT (essms, message_id) DO UPDATE SET month = EXCLUDED.month)
-    INSERT INTO indicator_message_counts AS c (essms, month, n)
-    SELECT essms, month, SUM(d) FROM (
-      SELECT essms, month, 1 AS d FROM moved
-      UNION ALL
-      SELECT essms, was, -1 FROM moved WHERE was IS NOT NULL) z
-    GROUP BY essms, month
-    ON CONFLICT (essms, month) DO UPDATE SET n = c.n + EXCLUDED.n""",
-    # the latest version of each séjour and événement (by the version key) and its first producer date
-    f"""INSERT INTO indicator_facts AS t (operation, essms, person, fact_key, version, status, start, "end", first_date)
+      ON CONFLICT (essms, message_id) DO UPDATE SET month = EXCLUDED.month),
+    counts AS (
+      INSERT INTO indicator_message_counts AS c (essms, month, n)
+      SELECT essms, month, SUM(d) FROM (
+        SELECT essms, month, 1 AS d FROM moved
+        UNION ALL
+        SELECT essms, was, -1 FROM moved WHERE was IS NOT NULL) z
+      GROUP BY essms, month
+      ON CONFLICT (essms, month) DO UPDATE SET n = c.n + EXCLUDED.n)
+    INSERT INTO indicator_facts AS t (operation, essms, person, fact_key, version, status, start, "end", first_date)
     SELECT operation, essms, person, fact_key, v[1], v[2], v[3], v[4], first_date FROM (
       SELECT x.operation AS operation, x.essms AS essms, x.person AS person, x.fact_key AS fact_key,
              MAX(ARRAY[{VERSION_KEY}, x.fact_status, x.fact_start, x.fact_end]) AS v, MIN(x.fact_date) AS first_date
@@ -246,8 +248,7 @@ _AGGREGATE_INSERTS = (
       status = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED.status ELSE t.status END,
       start = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED.start ELSE t.start END,
       "end" = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED."end" ELSE t."end" END,
-      first_date = LEAST(t.first_date, EXCLUDED.first_date)""",
-)
+      first_date = LEAST(t.first_date, EXCLUDED.first_date)"""
 #: Migrations from version ``v`` to ``v + 1``. A new database gets version 1 (:data:`_DDL`) then every step: one
 #: path, the one an existing database takes.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -290,11 +291,14 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # in the writer's transaction and filled from the exchanges already there
     3: (
         *_AGGREGATE_TABLES,
-        *(sql.replace("{source}", "exchanges") for sql in _AGGREGATE_INSERTS),
+        _AGGREGATE_UPDATE.replace("{source}", "exchanges"),
         f"""CREATE FUNCTION socle_indicator_aggregates() RETURNS trigger LANGUAGE plpgsql
         SET search_path FROM CURRENT AS $$
         BEGIN
-        {"; ".join(sql.replace("{source}", "new_rows") for sql in _AGGREGATE_INSERTS)};
+        IF EXISTS (SELECT 1 FROM new_rows x WHERE x.outcome = 'accepted' AND x.service IN ('mssante', 'dmp', 'tddui'))
+        THEN
+        {_AGGREGATE_UPDATE.replace("{source}", "new_rows")};
+        END IF;
         RETURN NULL;
         END $$""",
         """CREATE TRIGGER exchanges_indicator_aggregates AFTER INSERT ON exchanges REFERENCING NEW TABLE AS new_rows
