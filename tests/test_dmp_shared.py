@@ -320,3 +320,43 @@ def test_an_update_that_cannot_be_journaled_is_taken_back(
         stored.confidentiality,
         stored.metadata,
     )
+
+
+def test_of_two_racing_replacements_of_one_document_one_is_accepted_the_other_refused(
+    workers: tuple[Worker, Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two new versions (RPLC) of one document: B's deprecates it after A checked it was approved and before A
+    registers; A's is journaled and answered rejected with UnresolvedReferenceException, as a later one is."""
+    a, b = workers
+    _, _, original = _feed(a)
+    target = a.sim.store.by_unique_id(original).entry_uuid
+    person = TESTDATA.persons[0]
+    establishment = TESTDATA.establishment(person.essms)
+    credentials = a.credentials(establishment.finess)
+    mine, theirs = (
+        M.build_iti41(
+            person, establishment, "DLU", build_cda(person, establishment, "DLU"), credentials, replaces_entry=target
+        )
+        for _ in range(2)
+    )
+    register, answers = a.sim.store.register, []
+
+    def b_gets_there_first(*args: object, **kwargs: object) -> None:
+        if not answers:
+            answers.append(b.send(theirs[0], ITI41, "repository", theirs[1])[0])
+        register(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a.sim.store, "register", b_gets_there_first)
+    answer, _ = a.send(mine[0], ITI41, "repository", mine[1])
+    assert M.registry_errors(answers[0])[0].endswith(":Success")
+    status, errors = M.registry_errors(answer)
+    refused = f"RPLC: le document remplacé {target!r} est inconnu ou n'est plus approuvé"
+    assert status.endswith(":Failure") and [(c, x) for c, x, s in errors if s == "Error"] == [
+        ("UnresolvedReferenceException", refused)
+    ]
+    fed = a.journal.query(JournalFilter(service="dmp", operation="iti41.provide_and_register"))[1:]
+    assert [(e.run_id, e.outcome, e.error_code, e.error_message) for e in fed] == [
+        ("shared-b", Outcome.ACCEPTED, None, None),
+        ("shared-a", Outcome.REJECTED, "UnresolvedReferenceException", refused),
+    ]
+    assert a.sim.store.by_unique_id(mine[3]) is None and b.sim.store.by_unique_id(theirs[3]) is not None

@@ -378,7 +378,7 @@ class Transactions:
             self._check_replacements(submission, conflicts)  # the state now holds what got there first
             findings.extend(
                 [f for f in conflicts if f.severity is Severity.ERROR]
-                or [Finding("XDSRegistryError", f"enregistrement concurrent refusé : {exc}")]
+                or [Finding(exc.code, f"enregistrement concurrent refusé : {exc}")]
             )
             self.record(
                 operation,
