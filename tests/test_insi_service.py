@@ -17,6 +17,7 @@ from hostile import BILLION_LAUGHS
 
 from harness.core.config import HarnessConfig
 from harness.core.journal import Exchange, JournalFilter, Outcome, response_of
+from harness.core.sessions import Members
 from harness.fields.xmlsafe import parse_xml
 from harness.host.simulator import Fault
 from harness.runtime.environment import SocleEnvironment
@@ -561,6 +562,22 @@ def test_service_unavailable_soap_fault(env: SocleEnvironment) -> None:
     fault = assert_fault(post(env, request()), "Receiver", "insi_102", subcode="siram_40")
     assert fault.severity == "fatale" and fault.reason.startswith("Le service est temporairement inaccessible.")
     assert post(env, request()).result.code == "00"
+
+
+def test_a_fault_aimed_at_a_session_is_taken_by_its_establishments_requests_only(env: SocleEnvironment) -> None:
+    """Issue 19 item 4: the establishment the request's Emetteur names is the exchange's session."""
+    book = env.host.sessions
+    other = book.create("DUI du SSIAD", Members(essms=("990000024",)))
+    mine = book.create("DUI de l'EHPAD", Members(essms=(TILLEULS,)))
+    try:
+        env.host.faults.inject("insi", Fault("insi.indisponible", session=other.id))
+        assert post(env, request()).result.code == "00"  # the EHPAD's request: not taken
+        env.host.faults.inject("insi", Fault("insi.indisponible", session=mine.id))
+        assert_fault(post(env, request()), "Receiver", "insi_102", subcode="siram_40")
+        assert post(env, request()).result.code == "00"
+    finally:
+        book.close(mine.id)
+        book.close(other.id)
 
 
 def test_service_unavailable_http_503(env: SocleEnvironment) -> None:

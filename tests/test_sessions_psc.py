@@ -57,3 +57,35 @@ def test_a_token_of_another_sessions_client_is_inactive_to_introspection(env: So
         book.close(mine.id)
     finally:
         rp.close()
+
+
+def _inject(rp: RP, body: dict[str, Any]) -> Any:
+    return rp.admin.post(rp.env.endpoints["harness"]["base"] + "/_harness/faults", json=body)
+
+
+def test_a_psc_fault_aimed_at_a_session_is_taken_by_its_clients_only(env: SocleEnvironment) -> None:
+    rp = RP(env)
+    book = env.host.sessions
+    other = book.create("DUI de recette", Members(clients=(OTHER,)))
+    try:
+        injected = _inject(rp, {"service": "psc", "kind": "psc.wrong-state", "session": other.id})
+        assert (injected.status_code, injected.json()["session"]) == (201, other.id)
+        assert rp.callback(rp.authorize()[0])["state"] == "etat-1"  # dui-reference is in no session: not taken
+        mine = book.create("DUI de référence", Members(clients=(CLIENT_ID,)))
+        assert rp.callback(rp.authorize()[0])["state"] == "etat-1"  # in another session: not taken either
+        aimed = _inject(rp, {"service": "psc", "kind": "psc.wrong-state", "session": mine.id})
+        assert aimed.status_code == 201
+        assert rp.callback(rp.authorize()[0])["state"].startswith("etat-altere-")  # its own session's
+        assert rp.callback(rp.authorize()[0])["state"] == "etat-1"
+        down = _inject(rp, {"service": "psc", "kind": "psc.down", "session": mine.id})
+        assert (down.status_code, down.json()["erreur"]) == (
+            400,
+            "la panne psc.down survient avant que le DUI ne s'identifie : elle ne peut viser une session (pannes de "
+            "psc qui le peuvent : ['psc.acr-not-met', 'psc.code-expired', 'psc.introspection-inactive', "
+            "'psc.no-activity', 'psc.wrong-audience', 'psc.wrong-state'])",
+        )
+        book.close(mine.id)
+    finally:
+        book.close(other.id)
+        env.host.faults.clear()
+        rp.close()

@@ -25,6 +25,8 @@ class InsiSimulator(Simulator):
     title = "INSi (téléservice INS de l'Assurance Maladie)"
     http_error_shape = "soap12"
     fault_catalogue = catalogue_of(FAULTS)
+    # taken with the establishment the request's Emetteur names (after reading it): they may be aimed at a session
+    session_faults = frozenset(catalogue_of(FAULTS))
 
     def __init__(self, ctx: SimulatorContext) -> None:
         super().__init__(ctx)

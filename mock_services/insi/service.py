@@ -209,10 +209,6 @@ class InsiService:
             return self._refuse(call, None, fault, {"internal_error": repr(exc)[:500]})
 
     def _decide(self, call: _Call) -> Reply:
-        delay_fault = self.ctx.take_fault(FAULT_DELAY)
-        delay = 0.0
-        if delay_fault is not None:
-            delay = max(0.0, min(float(delay_fault.params.get("seconds", 30.0)), self.settings.max_delay_seconds))
         media, params = _media_type(call.content_type)
         simulated = self.ctx.run.now()
         today = simulated.date() if simulated is not None else None
@@ -221,9 +217,15 @@ class InsiService:
             if call.body_read and not call.too_large
             else InsiRequest()
         )
+        # the software and the establishment the request names: a fault aimed at a test session is theirs
+        actor, essms = self._who(request, call)
+        delay_fault = self.ctx.take_fault(FAULT_DELAY, actor=actor, essms=essms)
+        delay = 0.0
+        if delay_fault is not None:
+            delay = max(0.0, min(float(delay_fault.params.get("seconds", 30.0)), self.settings.max_delay_seconds))
         extra: dict[str, Any] = {"delay_seconds": delay} if delay else {}
 
-        unavailable = self.ctx.take_fault(FAULT_UNAVAILABLE)
+        unavailable = self.ctx.take_fault(FAULT_UNAVAILABLE, actor=actor, essms=essms)
         if unavailable is not None:
             extra["fault_injected"] = FAULT_UNAVAILABLE
             if str(unavailable.params.get("mode", "soap")) == "http":
@@ -260,7 +262,7 @@ class InsiService:
             extra["idam_refused"] = idam
             extra["remedy"] = idam_remedy(idam)  # shown in the journal's reason and the scenario's verdict
             return self._refuse(call, request, KNOWN_FAULTS["desir_550"], extra, delay)
-        injected = self.ctx.take_fault(FAULT_SOAP)
+        injected = self.ctx.take_fault(FAULT_SOAP, actor=actor, essms=essms)
         if injected is not None:
             code = str(injected.params.get("code", "insi_102"))
             fault = KNOWN_FAULTS.get(code) or request_fault(code, str(injected.params.get("message", "faute simulée")))

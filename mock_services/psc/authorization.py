@@ -242,23 +242,23 @@ class AuthorizationEndpoints:
         operation: str = "oidc.authorize",
     ) -> Response:
         faults: list[str] = []
-        no_activity = self.realm.ctx.take_fault(FAULT_NO_ACTIVITY)
+        no_activity = self.realm.ctx.take_fault(FAULT_NO_ACTIVITY, client_id=auth.client.client_id)
         if no_activity is not None:
             user = user.without_activity_at(no_activity.params.get("finess"))
             faults.append(FAULT_NO_ACTIVITY)
         acr = user.acr
-        if self.realm.ctx.take_fault(FAULT_ACR) is not None:
+        if self.realm.ctx.take_fault(FAULT_ACR, client_id=auth.client.client_id) is not None:
             acr = LOWER_ACR
             faults.append(FAULT_ACR)
         now = time.time()
         session = Session(secrets.token_urlsafe(16), user, auth.client.client_id, int(now), acr, nonce=auth.nonce)
         code = secrets.token_urlsafe(32)
         expires = now + self.realm.settings.code_ttl
-        if self.realm.ctx.take_fault(FAULT_CODE_EXPIRED) is not None:
+        if self.realm.ctx.take_fault(FAULT_CODE_EXPIRED, client_id=auth.client.client_id) is not None:
             expires = now - 1
             faults.append(FAULT_CODE_EXPIRED)
         state = auth.state
-        if self.realm.ctx.take_fault(FAULT_WRONG_STATE) is not None:
+        if self.realm.ctx.take_fault(FAULT_WRONG_STATE, client_id=auth.client.client_id) is not None:
             state = "etat-altere-" + secrets.token_urlsafe(8)
             faults.append(FAULT_WRONG_STATE)
         self.realm.open_session(session, code, CodeGrant(auth, session.sid, expires))

@@ -113,7 +113,7 @@ class TokenEndpoint:
         if session is None or not session.active:
             return self._token_error(client, "invalid_grant", "session terminée", details, user)
         audience = None
-        if self.realm.ctx.take_fault(FAULT_WRONG_AUDIENCE) is not None:
+        if self.realm.ctx.take_fault(FAULT_WRONG_AUDIENCE, client_id=client.client_id) is not None:
             audience = "autre-fournisseur-de-service"
             details["faults"] = [FAULT_WRONG_AUDIENCE]
         try:

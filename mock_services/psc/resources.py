@@ -109,7 +109,7 @@ class ResourceEndpoints:
         details: dict[str, Any] = {"auth_method": method, "hint": form.get("token_type_hint")}
         answer: dict[str, Any] = {"active": False}
         user: Professional | None = None
-        if self.realm.ctx.take_fault(FAULT_INACTIVE) is not None:
+        if self.realm.ctx.take_fault(FAULT_INACTIVE, client_id=client.client_id) is not None:
             details["faults"] = [FAULT_INACTIVE]
         else:
             answer, user = self.tokens.introspection(token)
