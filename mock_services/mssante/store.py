@@ -75,8 +75,13 @@ class Body:
 
     digest: str
     size: int
-    path: Path = field(repr=False)
+    directory: Path = field(repr=False)  # the file is ``directory / digest`` (joined when read: a restore of
+    # the shared state builds one Body per message, and a pathlib join cost half of it)
     source: BodyStore | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self.digest
 
     def read(self) -> bytes:
         try:
@@ -123,7 +128,7 @@ class BodyStore:
 
     def body(self, digest: str, size: int) -> Body:
         """The body of ``digest`` (its file may be absent: then read from the shared payload store)."""
-        return Body(digest, size, self.directory / digest, self)
+        return Body(digest, size, self.directory, self)
 
     def put(self, data: bytes) -> Body:
         """Keep ``data`` (once: a body already held is not written again), pinned until :meth:`unpin`."""
