@@ -14,6 +14,7 @@ from lxml import etree
 
 from harness.core.config import package_root
 from harness.core.journal import JournalFilter, Outcome, open_journal
+from harness.core.sessions import Members
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import load_testdata
 from harness.host.service_host import BackgroundHost, HostOptions, ServiceHost
@@ -247,6 +248,29 @@ def test_faults_on_demand_soap_fault_and_timeout(dmp: Dmp) -> None:
     assert response.status_code == 504 and time.monotonic() - started >= 0.3
     [last] = dmp.journal.query(JournalFilter(service="dmp"))[-1:]
     assert last.error_code == "SIMULATED-TIMEOUT"
+
+
+def test_a_feed_fault_aimed_at_a_session_is_taken_by_that_sessions_feed_only(dmp: Dmp) -> None:
+    """Issue 19 item 4: ``dmp.authorisation_refused`` aimed at a session; the feed of a structure of no session, then
+    of another session, does not take it; the session's own feed does."""
+    person, establishment = _person(4)
+    other = next(e for e in TESTDATA.establishments if e.finess != establishment.finess)
+    book = dmp.host.sessions
+    theirs = book.create("DUI B", Members(essms=(other.finess,)))
+    try:
+        dmp.host.faults.inject("dmp", Fault("dmp.authorisation_refused", session=theirs.id))
+        assert dmp.dui.dmp_feed(DmpFeed(person, establishment, "DLU")).status is ActionStatus.DONE
+        mine = book.create("DUI A", Members(essms=(establishment.finess,)))
+        assert dmp.dui.dmp_feed(DmpFeed(person, establishment, "DLU")).status is ActionStatus.DONE
+        dmp.host.faults.inject("dmp", Fault("dmp.authorisation_refused", session=mine.id))
+        refused = dmp.dui.dmp_feed(DmpFeed(person, establishment, "DLU"))
+        assert refused.status is ActionStatus.FAILED and "DMPAccessDenied" in refused.detail
+        [last] = dmp.journal.query(JournalFilter(service="dmp", operation="iti41.provide_and_register"))[-1:]
+        assert (last.outcome, last.session_id) == (Outcome.REJECTED, mine.id)
+        book.close(mine.id)
+    finally:
+        book.close(theirs.id)
+        dmp.host.faults.clear()
 
 
 # --------------------------------------------------------------------------------------------- VIHF and transport

@@ -68,9 +68,9 @@ class DMPSimulator(Simulator):
     title = "DMP (XDS.b, SOAP 1.2 + MTOM, VIHF)"
     http_error_shape = "soap12"
     fault_catalogue = catalogue_of(FAULTS)
-    # taken with the structure of the client certificate: they may be aimed at one test session (the feed's
-    # dmp.closed / dmp.authorisation_refused are not yet)
-    session_faults = frozenset({FAULT_SOAP, FAULT_TIMEOUT})
+    # taken with the structure of the client certificate (and the feed's with its patient): they may be aimed at
+    # one test session
+    session_faults = frozenset(catalogue_of(FAULTS))
     repository_unique_id = "1.2.250.1.213.4.1.1.2"  # the simulator's repositoryUniqueId (fictitious)
 
     def __init__(self, ctx: SimulatorContext) -> None:

@@ -246,9 +246,11 @@ class Transactions:
             return []
         person = self.store.person(ins)
         state, authorisation = person.state, person.authorisation
-        if feeding and self.ctx.take_fault(FAULT_CLOSED) is not None:  # faults on demand target the next feed
+        # faults on demand target the next feed (of the exchange's test session, when aimed at one)
+        who = {"actor": caller.actor, "essms": caller.structure, "person": ins.value}
+        if feeding and self.ctx.take_fault(FAULT_CLOSED, **who) is not None:
             state = DmpState.CLOSED
-        if feeding and self.ctx.take_fault(FAULT_AUTHORISATION_REFUSED) is not None:
+        if feeding and self.ctx.take_fault(FAULT_AUTHORISATION_REFUSED, **who) is not None:
             authorisation = Authorisation.FORBIDDEN
         if state is DmpState.ABSENT:
             return [Finding("XDSUnknownPatientId", f"aucun DMP pour l'INS {ins.value}", location="patientId")]
