@@ -15,7 +15,7 @@ import pytest
 from fhir_access import essms, presenting
 from starlette.testclient import TestClient
 from test_dmp import TESTDATA, Dmp
-from test_eparcours import FINESS, JSON, _context, _restful_note, testdata  # noqa: F401 - fixture
+from test_eparcours import FINESS, JSON, _context, _restful_note, actors, note, testdata  # noqa: F401 - fixture
 from test_eprescription import task
 
 from harness.core.journal import JournalFilter, Outcome
@@ -64,6 +64,42 @@ def test_a_fhir_resource_of_another_session_is_refused_to_read_and_left_out_of_s
     ctx.session_book.close(theirs.id)  # the patient is free again: served as before
     assert client.get(f"/fhir/DocumentReference/{note_id}").status_code == 200
     assert client.get(search).json()["total"] == 1
+
+
+def test_a_fhir_resource_of_another_session_is_not_written(eparcours) -> None:  # noqa: ANN001
+    """Creating a resource that names another session's patient (by its INS, or by a literal reference to its
+    Patient), replacing or deleting one it owns: 403 FHIR-AUTRE-SESSION, nothing written."""
+    client, ctx, journal = eparcours
+    note_id, ids = _restful_note(client)
+    existing = client.get(f"/fhir/DocumentReference/{note_id}").json()
+    mine = ctx.session_book.create("DUI de l'EHPAD", Members(essms=(FINESS,)))
+    theirs = ctx.session_book.create("Autre DUI", Members(patients=(INS,)))
+    refusal = (
+        f"patient (INS) {INS} appartient à une autre session de test que ESSMS {FINESS} (session {mine.id}) : ses "
+        "données ne lui sont pas accessibles / the data belongs to another test session"
+    )
+    written = [
+        client.post("/fhir/Patient", json=actors()["Patient"], headers=JSON),  # names the INS
+        client.post(  # names it only as Patient/<id>
+            "/fhir/DocumentReference",
+            json=note(f"Patient/{ids['Patient']}", f"PractitionerRole/{ids['PractitionerRole']}"),
+            headers=JSON,
+        ),
+        client.put(f"/fhir/DocumentReference/{note_id}", json=existing, headers=JSON),
+        client.delete(f"/fhir/DocumentReference/{note_id}"),
+        client.post(  # a conditional create would answer with the Patient it matches
+            "/fhir/Patient",
+            json=actors()["Patient"],
+            headers={**JSON, "If-None-Exist": f"identifier=urn:oid:1.2.250.1.213.1.4.10|{INS}"},
+        ),
+    ]
+    assert [_forbidden(r) for r in written] == [refusal] * 5
+    assert [e.error_code for e in journal.query(JournalFilter(service="eparcours", session=mine.id))] == [
+        "FHIR-AUTRE-SESSION"
+    ] * 5
+    ctx.session_book.close(theirs.id)
+    assert client.get(f"/fhir/DocumentReference/{note_id}").json()["meta"]["versionId"] == "1"
+    assert client.delete(f"/fhir/DocumentReference/{note_id}").status_code == 200
 
 
 @pytest.fixture(scope="module")

@@ -454,6 +454,7 @@ class FhirServer:
             structure = structure_findings(resource, location=where)
             if structure:
                 raise FhirError(400, issues_from_findings(structure), error_code=structure[0].code)
+        self._require_same_session_content(resource, info, uow)
         findings = self.hooks.validate(rtype, resource, uow=uow, interaction=item.interaction)
         item.warnings.extend(f for f in findings if f.severity is not Severity.ERROR)
         errors = [f for f in findings if f.severity is Severity.ERROR]
@@ -496,6 +497,7 @@ class FhirServer:
                     error_code="FHIR-CONDITIONAL",
                 )
             if existing:
+                self._require_same_session(existing[0], info, uow)  # the answer would show it
                 item.result, item.resource_id, item.noop, item.status = existing[0], existing[0].id, True, 200
                 item.response = existing[0].body()
                 return item
@@ -607,6 +609,9 @@ class FhirServer:
                 expression=f"{where or rtype}.id",
                 error_code="FHIR-ID",
             )
+        current = uow.current(rtype, rid)
+        if current is not None and current.resource is not None:  # what it replaces must be the caller's to change
+            self._require_same_session(current, info, uow)
         prepared = self.prepare_write(item, resource, uow, info, structure_checked=structure_checked, where=where)
         if check_refs:
             self.check_references(prepared, uow, where or rtype)
@@ -626,6 +631,8 @@ class FhirServer:
         before = uow.current(item.resource_type or "", item.resource_id or "")
         if before is not None:
             self.hooks.before_delete(item, before, uow=uow, request=info)
+            if before.resource is not None:
+                self._require_same_session(before, info, uow)
         version = uow.delete(item.resource_type or "", item.resource_id or "", if_match=if_match)
         item.noop = version is None
         item.result = version
@@ -759,6 +766,19 @@ class FhirServer:
             if refusal is not None:
                 return refusal
         return None
+
+    def _require_same_session_content(self, resource: dict[str, Any], info: RequestInfo, uow: UnitOfWork) -> None:
+        """A resource about to be written (create, update) that names a patient or an establishment of another open
+        test session than the caller's (its identifiers, or a Patient it references literally): 403
+        ``FHIR-AUTRE-SESSION``; no check when the caller is in no session."""
+        if not self._in_a_session(info):
+            return
+        assert self.sessions is not None  # checked by _in_a_session
+        caller = ("essms", info.caller_finess)
+        for owner in identified_owners(resource) + referenced_patients(resource, uow.current):
+            refusal = self.sessions.cross_session(caller, owner)
+            if refusal is not None:
+                raise fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
 
     def _require_same_session(self, version: Version, info: RequestInfo, uow: UnitOfWork) -> None:
         refusal = self.session_refusal(version, info, uow)
