@@ -46,6 +46,8 @@ def connection_caller(
 ) -> tuple[str, str] | None:
     """The identity of a connection that is a member of an open session, as ``(kind, value)``: the PSC client of its
     access token first, then the establishment of its certificate; ``None`` when neither is (or none is known)."""
+    if ctx.session_book.attribute(actor=None, essms=finess, person=None, client_id=client_id) is None:
+        return None  # one lookup, none at all without open sessions
     for kind, value in (("client", client_id), ("essms", finess)):
         if value and ctx.session_of(kind, value) is not None:
             return kind, value
@@ -64,8 +66,8 @@ def mailbox_refusal(ctx: SimulatorContext, caller: tuple[str, str] | None, mailb
 def sender_caller(ctx: SimulatorContext, login: Mailbox | None) -> tuple[str, str] | None:
     """The identity an authenticated SMTP transaction is attributed by: its mailbox if a member, else its
     establishment; ``None`` when neither is in an open session."""
-    if login is None:
-        return None
+    if login is None or ctx.session_book.attribute(actor=login.address, essms=login.finess, person=None) is None:
+        return None  # one lookup, none at all without open sessions
     if ctx.session_of("mailbox", login.address) is not None:
         return "mailbox", login.address
     if login.finess and ctx.session_of("essms", login.finess) is not None:
