@@ -185,7 +185,9 @@ class KeyRing:
             held = {k.kid: k.key for k in self._keys}
             keys = []
             for alg, jwk, created, retired_at in state:
-                key = held.get(jwk["kid"]) or self._built.pop(jwk["kid"], None)
+                key = held.get(jwk["kid"])
+                if key is None:
+                    key = self._built.pop(jwk["kid"], None)
                 if key is None:
                     key = _imported(alg, jwk)
                 keys.append(SigningKey(alg, key, float(created), None if retired_at is None else float(retired_at)))
