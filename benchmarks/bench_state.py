@@ -24,8 +24,9 @@ Two logs per size:
 
 Figure: the time a fresh replica takes to be usable (the store built and caught up: ``Replica.sync``), the median
 of ``--repeat`` starts, for each size, replay vs snapshot + tail, in the same run; also what writing the
-snapshot costs the process that appends (``Replica.checkpoint`` on a caught-up replica, inside the stream lock)
-and its compressed size. Exactness is checked: both starts reach the same state (``snapshot()`` equal).
+snapshot costs: ``checkpoint`` (on demand: ``StateHub.checkpoint_all`` on a caught-up process, under each stream's
+lock: capture, encode, write, delete), ``capture`` (``snapshot()``: what the operation reaching the count does
+under the replica's lock) and ``encode`` (JSON + zlib, done after, outside the locks); and the compressed size. Exactness is checked: both starts reach the same state (``snapshot()`` equal).
 
 Run from the repository root:  nice python benchmarks/bench_state.py [--sizes 1000,10000,100000] [--json F]
 """
@@ -49,7 +50,7 @@ from typing import Any
 import psycopg
 
 from harness.core.journal_pg import PostgreSQLJournal
-from harness.core.state import StateHub, state_log_for
+from harness.core.state import StateHub, encode_snapshot, state_log_for
 from harness.fhir.store import ResourceStore
 from harness.host.simulator import FAULTS_STREAM, FaultBoard
 from mock_services.mssante.store import STREAM as MAIL_STREAM
@@ -229,6 +230,13 @@ def measure(database: str, workload: str, n: int, repeat: int, tmp: Path) -> dic
         hub, mail_store = stores(snap_journal, tmp)  # the appending process, caught up, snapshots
         hub.sync_all()
         begin = time.perf_counter()
+        captured = hub.states()  # what the K-th operation does under the replica's lock: snapshot()
+        capture = time.perf_counter() - begin
+        begin = time.perf_counter()
+        for state in captured.values():  # then outside the locks: encode (and write)
+            encode_snapshot(state)
+        encode = time.perf_counter() - begin
+        begin = time.perf_counter()
         written = hub.checkpoint_all()
         checkpoint = time.perf_counter() - begin
         mail_store.close()
@@ -255,6 +263,8 @@ def measure(database: str, workload: str, n: int, repeat: int, tmp: Path) -> dic
             "snapshot_tail_s": statistics.median(snapshot),
             "speedup": statistics.median(replay) / statistics.median(snapshot),
             "checkpoint_s": checkpoint,
+            "capture_s": capture,
+            "encode_s": encode,
             "snapshot_bytes": int(size),
             "ops_left": int(left),
             "streams": sorted(written),
@@ -293,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{workload:8} {r['history']:>7} ops: replay {r['replay_s'] * 1000:8.1f} ms | snapshot + {2 * TAIL} ops "
                 f"{r['snapshot_tail_s'] * 1000:7.1f} ms | x{r['speedup']:5.1f} | checkpoint "
-                f"{r['checkpoint_s'] * 1000:7.1f} ms, {r['snapshot_bytes'] / 1024:8.1f} KiB"
+                f"{r['checkpoint_s'] * 1000:7.1f} ms (capture {r['capture_s'] * 1000:6.1f} + encode "
+                f"{r['encode_s'] * 1000:6.1f}), {r['snapshot_bytes'] / 1024:8.1f} KiB"
             )
     print(f"load average after: {os.getloadavg()}", file=sys.stderr)
     if args.json:
