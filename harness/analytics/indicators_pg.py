@@ -16,7 +16,7 @@ where the two dialects do:
   and record-updated masks, the file active and agenda masks and the MSSanté messages counted by Message-ID are
   read from the journal's incremental aggregates (schema 4, kept at insert time: :mod:`harness.core.journal_pg`)
   instead of every exchange: a row per person and year, per séjour / événement (its latest version) and per ESSMS
-  and month, where the exchanges have a row per version and message (1,000,000 exchanges: about 1.8 s -> 1.0 s of
+  and month, where the exchanges have a row per version and message (1,000,000 exchanges: 1.90 s -> 1.18 s of
   CPU, benchmarks/README.md). Same figures (tests/test_indicators_postgresql.py compares them with the SQLite
   engine's and with ``aggregates=False``, which reads every exchange as before);
 - one ``REPEATABLE READ`` transaction is the snapshot every statement reads; the drill-down's mask scans run on
