@@ -10,13 +10,14 @@ import imaplib
 import smtplib
 import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from harness.core.journal import Exchange, JournalFilter, Outcome
 from harness.core.sessions import Members, Session
 from harness.host.simulator import Fault
-from harness.runtime.environment import SocleEnvironment
+from harness.runtime.environment import ScenarioContext, SocleEnvironment
 
 TILLEULS = "990000016"  # the EHPAD: certificate MSS-990000016
 DUI = "dui@ehpad-tilleuls.mssante.fr"  # APP mailbox of the EHPAD
@@ -199,3 +200,29 @@ def test_rcpt_to_a_mailbox_of_another_session_is_550_5_7_1(env: SocleEnvironment
     )
     assert _rcpt(env, DOCTOR)[0] == 250  # a professional of no session is still reachable
     assert env.host.faults.take("mssante", "mssante.mailbox_full", match={"address": SSIAD}) is not None  # untold
+
+
+def test_a_scenario_aims_its_faults_at_the_session_of_its_establishment(
+    env: SocleEnvironment, sessions: list[Session]
+) -> None:
+    """The steps inject through ``ScenarioContext.inject_fault``: without sessions, for everyone as before; with the
+    scenario's establishment in an open session, aimed at it (a kind that cannot be aimed stays for everyone)."""
+    socle = ScenarioContext(env=env, sut=None, scenario_id="s", establishment=env.testdata.establishment(TILLEULS))  # type: ignore[arg-type]
+
+    def inject() -> Any:
+        socle.inject_fault("mssante", Fault("mssante.mailbox_full", {"address": DOCTOR}))
+        socle.inject_fault("mssante", Fault("mssante.slow_server", {"seconds": 1}))
+        snapshot = env.host.faults.snapshot()
+        env.host.faults.clear()
+        return snapshot
+
+    assert inject() == {
+        "mssante": [["mssante.mailbox_full", {"address": DOCTOR}, 1], ["mssante.slow_server", {"seconds": 1}, 1]]
+    }
+    mine = _open(env, sessions, "DUI", Members(essms=(TILLEULS,)))
+    assert inject() == {
+        "mssante": [
+            ["mssante.mailbox_full", {"address": DOCTOR}, 1, mine.id],
+            ["mssante.slow_server", {"seconds": 1}, 1],
+        ]
+    }

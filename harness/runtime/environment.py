@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -25,7 +25,7 @@ from harness.fields.pki import DEFAULT_HOSTNAMES, TestPKI
 from harness.fields.testdata import Establishment, Person, TestData, load_testdata
 from harness.host.connections import ConnectionLimits
 from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
-from harness.host.simulator import RunState, Simulator
+from harness.host.simulator import Fault, RunState, Simulator
 from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
 
 if TYPE_CHECKING:  # the observation machinery (control API, message parsing) is imported when observing only,
@@ -173,6 +173,19 @@ class ScenarioContext:
     def drain_evidence(self) -> list[Evidence]:
         drained, self.evidence = self.evidence, []
         return drained
+
+    def inject_fault(self, service: str, fault: Fault) -> None:
+        """Inject a fault for the exchanges this scenario causes: on a shared platform, aimed at the open test session
+        of the scenario's establishment when there is one and the kind can be aimed (``Simulator.session_faults``),
+        so that the other DUIs under test do not take it; else, and without sessions, for every exchange as before
+        (issue 19 item 4)."""
+        sim = self.env.host.simulators.get(service)
+        if fault.session is None and sim is not None and fault.kind in type(sim).session_faults:
+            finess = self.establishment.finess if self.establishment is not None else None
+            session = self.env.host.sessions.session_of("essms", finess)
+            if session is not None:
+                fault = replace(fault, session=session)
+        self.env.host.faults.inject(service, fault)
 
     def simulator(self, name: str) -> Simulator:
         """The running simulator ``name``; a configuration that did not start it is an error, not a verdict."""

@@ -91,14 +91,14 @@ def closed_dmp(socle: ScenarioContext) -> None:
 @given("le DMP refusera le prochain versement : DMP fermé entre-temps")
 @given("the DMP will refuse the next feed: DMP closed in the meantime")
 def closed_on_next(socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("dmp.closed", remaining=1))
+    socle.inject_fault(SERVICE, Fault("dmp.closed", remaining=1))
     socle.attach("Panne simulée", "prochaine requête DMP: DMPClosed")
 
 
 @given(parsers.parse('le DMP répondra à la prochaine requête par une faute SOAP "{reason}"'))
 @given(parsers.parse('the DMP will answer the next request with a SOAP fault "{reason}"'))
 def soap_fault_next(socle: ScenarioContext, reason: str) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("dmp.soap_fault", {"code": "Receiver", "reason": reason}))
+    socle.inject_fault(SERVICE, Fault("dmp.soap_fault", {"code": "Receiver", "reason": reason}))
     socle.attach("Panne simulée", f"prochaine requête DMP: faute SOAP {reason}")
 
 

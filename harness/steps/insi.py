@@ -230,14 +230,14 @@ def other_certificate(insi_scene: InsiScene, socle: ScenarioContext, name: str) 
 @given("le téléservice INSi ne reconnaît pas le numéro d'autorisation (IDAM) du logiciel")
 @given("the INSi teleservice does not know the software's authorisation number (IDAM)")
 def unknown_idam(insi_scene: InsiScene, socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("insi.faute", {"code": "desir_550"}))
+    socle.inject_fault(SERVICE, Fault("insi.faute", {"code": "desir_550"}))
     socle.attach("Panne simulée INSi", "IDAM inconnu : prochaine requête refusée (siram_100 / desir_550)")
 
 
 @given("le téléservice INSi est indisponible")
 @given("the INSi teleservice is unavailable")
 def unavailable(insi_scene: InsiScene, socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("insi.indisponible", {"mode": "soap"}, remaining=3))
+    socle.inject_fault(SERVICE, Fault("insi.indisponible", {"mode": "soap"}, remaining=3))
     socle.attach("Panne simulée INSi", "service indisponible : env:Receiver / siram_40 / insi_102")
 
 

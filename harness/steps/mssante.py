@@ -61,7 +61,7 @@ def _submissions(socle: ScenarioContext) -> list[Exchange]:
 def fault_next_message(socle: ScenarioContext, reply: str) -> None:
     code = " ".join(reply.split()[:2])
     message = " ".join(reply.split()[2:]) or "Message refuse"
-    socle.env.host.faults.inject(SERVICE, Fault("mssante.smtp_reply", {"code": code, "message": message}))
+    socle.inject_fault(SERVICE, Fault("mssante.smtp_reply", {"code": code, "message": message}))
     socle.attach("Panne simulée", f"prochain DATA refusé: {reply}")
 
 
@@ -394,7 +394,7 @@ def directory_adds(socle: ScenarioContext, address: str, kind: str) -> None:
 @given(parsers.parse('la messagerie "{address}" est pleine'))
 @given(parsers.parse('the mailbox "{address}" is full'))
 def mailbox_full(socle: ScenarioContext, address: str) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("mssante.mailbox_full", {"address": address}))
+    socle.inject_fault(SERVICE, Fault("mssante.mailbox_full", {"address": address}))
     socle.attach("Panne simulée", f"{address}: boîte pleine (552 5.2.2)")
 
 
@@ -415,7 +415,7 @@ def mss_refuses_production_ins(socle: ScenarioContext, request: pytest.FixtureRe
 @given("le simulateur MSSanté exigera TLS au prochain envoi")
 @given("the MSSanté simulator will require TLS on the next message")
 def tls_required(socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("mssante.tls_required"))
+    socle.inject_fault(SERVICE, Fault("mssante.tls_required"))
     socle.attach("Panne simulée", "prochain MAIL FROM refusé: 530 5.7.0")
 
 
@@ -423,7 +423,7 @@ def tls_required(socle: ScenarioContext) -> None:
 @given("le simulateur MSSanté refusera le prochain certificat client")
 @given("the MSSanté simulator will refuse the next client certificate")
 def certificate_refused(socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("mssante.tls_certificate_refused"))
+    socle.inject_fault(SERVICE, Fault("mssante.tls_certificate_refused"))
     socle.attach("Panne simulée", "prochaine négociation TLS: certificat client refusé")
 
 
@@ -431,7 +431,7 @@ def certificate_refused(socle: ScenarioContext) -> None:
 @given("le simulateur MSSanté perdra sa réponse au prochain message")
 @given("the MSSanté simulator will lose its reply to the next message")
 def reply_lost(socle: ScenarioContext) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("mssante.reply_lost"))
+    socle.inject_fault(SERVICE, Fault("mssante.reply_lost"))
     socle.attach("Panne simulée", "prochain message accepté: connexion fermée sans la réponse 250 (réponse perdue)")
 
 
@@ -448,7 +448,7 @@ def reply_lost(socle: ScenarioContext) -> None:
     converters={"seconds": float},
 )
 def slow_server(socle: ScenarioContext, seconds: float) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault("mssante.slow_server", {"seconds": seconds}))
+    socle.inject_fault(SERVICE, Fault("mssante.slow_server", {"seconds": seconds}))
     socle.attach("Panne simulée", f"réponse au prochain DATA après {seconds} s")
 
 

@@ -72,7 +72,7 @@ def _exchanges(socle: ScenarioContext, operation: str, *, whole_scenario: bool =
 
 
 def _inject(socle: ScenarioContext, kind: str, text: str, params: dict[str, str] | None = None, count: int = 1) -> None:
-    socle.env.host.faults.inject(SERVICE, Fault(kind, params or {}, count))
+    socle.inject_fault(SERVICE, Fault(kind, params or {}, count))
     socle.attach("Panne simulée PSC", text)
 
 
