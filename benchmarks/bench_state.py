@@ -50,7 +50,7 @@ from typing import Any
 import psycopg
 
 from harness.core.journal_pg import PostgreSQLJournal
-from harness.core.state import StateHub, encode_snapshot, state_log_for
+from harness.core.state import StateHub, encode_snapshot, gc_paused, state_log_for
 from harness.fhir.store import ResourceStore
 from harness.host.simulator import FAULTS_STREAM, FaultBoard
 from mock_services.mssante.store import STREAM as MAIL_STREAM
@@ -229,13 +229,14 @@ def measure(database: str, workload: str, n: int, repeat: int, tmp: Path) -> dic
             copy_ops(snap_journal, stream, ops[:-TAIL])
         hub, mail_store = stores(snap_journal, tmp)  # the appending process, caught up, snapshots
         hub.sync_all()
-        begin = time.perf_counter()
-        captured = hub.states()  # what the K-th operation does under the replica's lock: snapshot()
-        capture = time.perf_counter() - begin
-        begin = time.perf_counter()
-        for state in captured.values():  # then outside the locks: encode (and write)
-            encode_snapshot(state)
-        encode = time.perf_counter() - begin
+        with gc_paused():  # as Replica.do does both
+            begin = time.perf_counter()
+            captured = hub.states()  # what the K-th operation does under the replica's lock: snapshot()
+            capture = time.perf_counter() - begin
+            begin = time.perf_counter()
+            for state in captured.values():  # then outside the locks: encode (and write)
+                encode_snapshot(state)
+            encode = time.perf_counter() - begin
         begin = time.perf_counter()
         written = hub.checkpoint_all()
         checkpoint = time.perf_counter() - begin

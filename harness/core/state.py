@@ -58,7 +58,7 @@ RestoreFn = Callable[[Any], None]  # replaces the store's whole state by what a 
 STATE_SCHEMA_VERSION = 2
 SNAPSHOT_EVERY = 1000  # operations of one stream between two snapshots (the appending process writes it)
 SNAPSHOT_FORMAT = 1  # socle_state_snapshot.format: 1 = zlib-compressed UTF-8 JSON
-_BULK = 1000  # a catch-up of at least this many operations pauses the cyclic garbage collector (_gc_paused)
+_BULK = 1000  # a catch-up of at least this many operations pauses the cyclic garbage collector (gc_paused)
 _RESTORE_ATTEMPTS = 5  # a reader without the lock may see the stream compacted again while it restores
 _STATE_SCHEMA_LOCK = 0x50C1E_0010
 # layout version -> its statements (each idempotent); a database at version v gets every layout above v
@@ -116,7 +116,7 @@ def decode_snapshot(fmt: int, data: bytes) -> Any:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """A bulk load (a snapshot restored, a long catch-up) allocates many objects that all live on: the cyclic
     collector's passes over the growing heap would cost about as much as the load itself (measured on the mail
     store: a restore twice as fast without them). Paused for the load only; collected again afterwards."""
@@ -387,9 +387,9 @@ class Replica:
     def _catch_up(self, since: Callable[[int], list[tuple[int, dict[str, Any]]]], latest: Callable[[], Any]) -> int:
         """Apply what follows ``self._seq`` (from the latest snapshot first when starting or when the operations
         needed were compacted away); return how many operations that was (plus one for a snapshot restored).
-        The first catch-up (a start: a snapshot and its tail, or the whole log) is a bulk load (:func:`_gc_paused`)."""
+        The first catch-up (a start: a snapshot and its tail, or the whole log) is a bulk load (:func:`gc_paused`)."""
         starting = not self._started
-        with _gc_paused() if starting else nullcontext():
+        with gc_paused() if starting else nullcontext():
             restored = 0
             if starting and self._seq == 0 and self._restore is not None:
                 restored = int(self._restore_latest(latest()))
@@ -400,10 +400,10 @@ class Replica:
                 except StateCompactedError:
                     if attempt == _RESTORE_ATTEMPTS - 1:
                         raise
-                    with _gc_paused():
+                    with gc_paused():
                         restored = int(self._restore_latest(latest())) or restored
                     continue
-                with _gc_paused() if len(pending) >= _BULK else nullcontext():
+                with gc_paused() if len(pending) >= _BULK else nullcontext():
                     for seq, op in pending:
                         self._apply(op)
                         self._seq = seq
@@ -453,12 +453,12 @@ class Replica:
             self._seq = seq
             if due:
                 assert self._snapshot is not None  # noqa: S101 - due only with one
-                with _gc_paused():
+                with gc_paused():
                     captured = self._snapshot()
                 self._since_snapshot = 0
         if due:
             try:
-                with _gc_paused():
+                with gc_paused():
                     self.log.store_snapshot(self.stream, seq, captured)
             except Exception as exc:  # noqa: BLE001 - the operation is committed; a later one snapshots
                 logger.warning(
@@ -470,7 +470,7 @@ class Replica:
         """Under the stream's lock, the state being the one after ``seq``: snapshot it and compact the stream up
         to ``compact_to`` (:meth:`checkpoint`)."""
         assert self._snapshot is not None  # noqa: S101 - checked by the caller
-        with _gc_paused():
+        with gc_paused():
             tx.write_snapshot(seq, self._snapshot(), compact_to=compact_to)
         self._since_snapshot = 0
 
