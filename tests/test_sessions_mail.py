@@ -226,3 +226,29 @@ def test_a_scenario_aims_its_faults_at_the_session_of_its_establishment(
             ["mssante.slow_server", {"seconds": 1}, 1],
         ]
     }
+
+
+def test_mail_from_a_mailbox_of_another_session_is_550_5_7_1(env: SocleEnvironment, sessions: list[Session]) -> None:
+    """The EHPAD's APP mailbox may send for its ORG mailbox, unless another session holds that one (its Sent copy
+    would be delivered there)."""
+    secretariat = "secretariat@ehpad-tilleuls.mssante.fr"
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+
+    def mail_from() -> tuple[int, str]:
+        with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+            smtp.starttls(context=_tls(env))
+            smtp.login(DUI, DUI_PASSWORD)
+            code, text = smtp.mail(secretariat)
+            return code, text.decode("ascii")
+
+    assert mail_from()[0] == 250
+    mine = _open(env, sessions, "DUI A", Members(mailboxes=(DUI,)))
+    _open(env, sessions, "DUI B", Members(mailboxes=(secretariat,)))
+    assert mail_from() == (550, f"5.7.1 expediteur {secretariat}: BAL d'une autre session de test, envoi non autorise")
+    refused = _last(env, "smtp.submit")
+    assert (refused.error_code, refused.session_id, refused.details["autre_session"]) == (
+        "550 5.7.1",
+        mine.id,
+        f"boîte aux lettres {secretariat} appartient à une autre session de test que boîte aux lettres {DUI} "
+        f"(session {mine.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session",
+    )

@@ -21,6 +21,9 @@ the book's dictionary, and the answers are the ones before):
   message refused: the sender is not authorized to send to the destination (per-host or per-recipient
   filtering)". Not ``5.1.1`` (the mailbox exists: the directory publishes it) nor ``5.2.x`` (its state must not be
   told: the refusal comes before the quota and the faults).
+- ``MAIL FROM`` a mailbox of another session (an APP mailbox may send for the ORG mailbox of its establishment,
+  which another session may hold: its Sent copy would go there): ``550 5.7.1`` as any sender the account may not
+  use (RFC 3463 X.7.1).
 Each refusal is journaled in the caller's session.
 """
 
@@ -32,6 +35,7 @@ from harness.host.simulator import SimulatorContext
 #: The text after ``535 5.7.8`` / ``NO [AUTHENTICATIONFAILED]`` / ``550 5.7.1`` (ASCII: SMTP and IMAP replies).
 AUTH_TEXT = "Authentication credentials invalid: BAL d'une autre session de test"
 RCPT_TEXT = "destinataire d'une autre session de test, remise non autorisee"
+SENDER_TEXT = "BAL d'une autre session de test, envoi non autorise"
 
 
 def structure_finess(structure: str | None) -> str | None:

@@ -54,6 +54,7 @@ from mock_services.mssante.faults import FAULT_REPLY_LOST, FAULT_SLOW, FAULT_SMT
 from mock_services.mssante.imap import certificate_structure
 from mock_services.mssante.isolation import (
     RCPT_TEXT,
+    SENDER_TEXT,
     connection_caller,
     mailbox_refusal,
     sender_caller,
@@ -234,9 +235,28 @@ class SubmissionHandler(AuthMechanisms):
                 message=f"expediteur {address} non autorise pour le compte {login}",
                 details={"stage": "mail", "from": address},
             )
+        sender = self.directory.get(address) if address != NULL_SENDER else None
+        caller = self._session_caller(server, login) if sender is not None else None
+        other = mailbox_refusal(self.ctx, caller, sender) if sender is not None else None
+        if other is not None:  # a mailbox of its establishment held by another session: its Sent copy would leak
+            return await asyncio.to_thread(
+                self._reject,
+                code="550 5.7.1",
+                actor=login,
+                message=f"expediteur {address}: {SENDER_TEXT}",
+                details={"stage": "mail", "from": address, "autre_session": other},
+                session=self.ctx.session_of(*caller) if caller else None,
+            )
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
+
+    def _session_caller(self, server: SMTP, login: str) -> tuple[str, str] | None:
+        """Who the transaction is, for the test sessions: the authenticated mailbox or its establishment, else the
+        certificate presented at STARTTLS (:mod:`mock_services.mssante.isolation`)."""
+        return sender_caller(self.ctx, self.directory.get(login)) or connection_caller(
+            self.ctx, finess=structure_finess(certificate_structure(peer_certificate(server)))
+        )
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -252,9 +272,7 @@ class SubmissionHandler(AuthMechanisms):
                 details={"stage": "rcpt", "from": envelope.mail_from, "recipient": address},
             )
         login = str(session.auth_data or "")
-        caller = sender_caller(self.ctx, self.directory.get(login)) or connection_caller(
-            self.ctx, finess=structure_finess(certificate_structure(peer_certificate(server)))
-        )
+        caller = self._session_caller(server, login)
         refusal = mailbox_refusal(self.ctx, caller, recipient)
         if refusal is not None:  # another test session's mailbox: before its quota or faults tell anything of it
             return await asyncio.to_thread(
