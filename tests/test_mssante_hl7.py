@@ -12,6 +12,7 @@ import pytest
 
 from harness.core.config import HarnessConfig
 from harness.core.journal import JournalFilter, Outcome
+from harness.core.sessions import Members
 from harness.fields import hl7v2
 from harness.runtime.environment import SocleEnvironment
 from harness.sut.base import ActionStatus, MssanteRelay
@@ -545,3 +546,40 @@ def test_production_ins_follows_the_harness_policy(env: SocleEnvironment, policy
         assert hl7v2.field_text(ack.first("MSA"), 1) == "AE"
         assert err(ack) == ["PID^1^3^1", "207", "E", ""]
         assert (exchange.error_code, exchange.error_message) == ("AE 207", refused)
+
+
+def test_a_recipient_of_another_session_is_not_delivered_and_its_zam_z02_says_so(env: SocleEnvironment) -> None:
+    """Issue 19 item 4: the relaying establishment in one open session, the doctor's mailbox in another: the e-mail
+    goes to the patient only, the doctor's ZAM^Z02 reports no reception (and no Z03), the relay row says why."""
+    book = env.host.sessions
+    mine = book.create("DUI de l'EHPAD", Members(essms=("990000016",)))
+    theirs = book.create("Autre DUI", Members(mailboxes=(DOCTOR,)))
+    try:
+        sock, buffer = connect(env), bytearray()
+        sock.sendall(hl7v2.frame(document(env)))
+        assert hl7v2.field_text(read_block(sock, buffer).first("MSA"), 1) == "AA"
+        received: dict[str, str] = {}  # recipient -> OBX-5 of ACK_RECEPTION_MSS (Y / N)
+        for _ in range(2):  # one Z02 per recipient; no Z03: the doctor received nothing
+            zam = read_block(sock, buffer)
+            assert zam.message_type == "ZAM^Z02"
+            lines = zam.to_er7().replace("\n", "\r").split("\r")
+            answer = next(line.split("|")[5] for line in lines if "ACK_RECEPTION_MSS" in line)
+            address = next(line.split("|")[5].rpartition("^")[2] for line in lines if "^X.400^" in line)
+            received[address] = answer
+            sock.sendall(hl7v2.frame(hl7v2.build_ack(hl7v2.Header.of(zam), "AA", control_id="DUI-ACK")))
+        sock.close()
+        assert received == {
+            DOCTOR: "N^^expandedYes-NoIndicator",
+            f"{env.testdata.person('P001').ins.value}@patient.mssante.fr": "Y^^expandedYes-NoIndicator",
+        }
+        relayed = env.journal.query(JournalFilter(run_id=env.run_id, operation="smtp.relay"))[-1]
+        doctor = next(r for r in relayed.details["recipients"] if r["address"] == DOCTOR)
+        assert doctor["autre_session"] == (
+            f"boîte aux lettres {DOCTOR} appartient à une autre session de test que ESSMS 990000016 (session "
+            f"{mine.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session"
+        )
+        sim = env.host.simulators["mssante"]
+        assert not any(m.exchange_id == relayed.id for m in sim.store.messages(DOCTOR))  # type: ignore[attr-defined]
+    finally:
+        book.close(theirs.id)
+        book.close(mine.id)

@@ -67,6 +67,7 @@ from harness.validators.hl7v2_relay import (
     person_ins,
     pid_identity,
 )
+from mock_services.mssante.isolation import connection_caller, mailbox_refusal
 from mock_services.mssante.mailflow import MailFlow
 from mock_services.mssante.settings import Hl7RelaySettings, MssanteSettings
 
@@ -550,6 +551,14 @@ class Hl7Relay:
         data = msg.as_bytes()
         known = [r for r in recipients if directory.get(r) is not None]
         counts = MailFlow.counts([{"address": r, "type": str(directory.get(r).type)} for r in known])  # type: ignore[union-attr]
+        # a mailbox of another open test session than the relaying establishment's is not delivered (its ZAM^Z02
+        # says so): mock_services.mssante.isolation
+        caller = connection_caller(self.ctx, finess=essms)
+        withheld = {
+            r: why
+            for r in known
+            if (box := directory.get(r)) is not None and (why := mailbox_refusal(self.ctx, caller, box)) is not None
+        }
         exchange = self.ctx.record(
             RELAY,
             Outcome.ACCEPTED,
@@ -560,12 +569,16 @@ class Hl7Relay:
             payload_type="message/rfc822",
             details={
                 "from": from_address,
-                "recipients": [{"address": r, "known": r in known} for r in recipients],
+                "recipients": [
+                    {"address": r, "known": r in known, **({"autre_session": withheld[r]} if r in withheld else {})}
+                    for r in recipients
+                ],
                 "recipient_counts": counts,
                 "document": document_exchange.id,
                 "flags": flags,
                 "message_id": str(msg["Message-ID"]),
             },
         )
-        delivered = self.flow.deliver(from_address, known, data, exchange.id, session=exchange.session_id)
-        return set(delivered) | {r for r in known if r.casefold() in {d.casefold() for d in delivered}}
+        reachable = [r for r in known if r not in withheld]
+        delivered = self.flow.deliver(from_address, reachable, data, exchange.id, session=exchange.session_id)
+        return set(delivered) | {r for r in reachable if r.casefold() in {d.casefold() for d in delivered}}
