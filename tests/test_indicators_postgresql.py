@@ -217,6 +217,10 @@ def _aggregates_world(world: World) -> None:
     world.mss("2025-02-04", A, "P1", details={MESSAGE_ID: "<m1@a>"})
     world.mss("2025-01-09", B, None, details={MESSAGE_ID: "<m2@b>"})
     world.mss("2025-01-10", B, "P3")  # no Message-ID: each exchange counts
+    # cahier de liaison: notes received (read, or listed by a search) before and after the platform's note
+    world.socle("eparcours", "cdl.read", "2025-02-03", A, None, details={"note": {"id": "n1"}})
+    world.socle("eparcours", "cdl.search", "2025-03-03", A, None, details={"notes": [{"id": "n1"}, {"id": "n2"}]})
+    world.socle("eparcours", "platform.note", "2025-01-03", None, None, details={"note": {"id": "n2"}})
     world.commit()
     # second batch: an earlier producer date recorded later (not the latest version), a retraction, a Message-ID
     # seen again in an earlier month (the message moves there) and in a later one (nothing changes)
@@ -227,6 +231,9 @@ def _aggregates_world(world: World) -> None:
     world.mss("2025-01-07", A, "P1", details={MESSAGE_ID: "<m1@a>"})
     world.mss("2025-03-07", A, "P1", details={MESSAGE_ID: "<m1@a>"})
     world.mss("2025-02-08", A, "P2", details={MESSAGE_ID: "<m3@a>"}, outcome=Outcome.REJECTED)
+    world.socle("eparcours", "platform.note", "2025-02-01", None, None, details={"note": {"id": "n1"}})
+    world.socle("eparcours", "cdl.read", "2025-01-20", B, None, details={"note": {"id": "n1"}})
+    world.socle("eparcours", "cdl.read", "2025-01-21", B, None, details={"note": {"id": "n2"}}, run_id="other")
     world.commit()
 
 
@@ -259,6 +266,10 @@ def test_the_aggregates_give_the_figures_of_the_exchanges(pg_url: str, tmp_path:
         assert figures[("agenda", "2025-02", A)] == (1, 1)
         assert figures[("agenda", first, B)] == (1, 1)  # ev|b2 (ev|b: its latest version entered-in-error)
         assert figures[("dossiers_actifs", "2025-03", B)] == (0, 0)  # the séjour's latest version ends in February
+        # n1 read by A in February, before the platform's note was journaled; n2 listed in March; B read n1 in
+        # January, and n2 in another run (another note)
+        cdl = [figures[("cahier_liaison", p.label, e)][0] for e in (A, B) for p in periods]
+        assert cdl == [0, 1, 1, 0, 1, 0, 0, 0]
         scoped = Scope(run_id="other")
         assert _numbers(PostgresIndicatorEngine(post.journal).compute(periods, scoped, grappe=(A,))) == _numbers(
             IndicatorEngine(lite.journal).compute(periods, scoped, grappe=(A,))

@@ -177,27 +177,27 @@ def test_the_schema_is_versioned_and_a_newer_one_refused(pg_url: str) -> None:
     first.record(ex(id="kept"))
     first.close()
     again = open_journal(pg_url)  # opening again changes nothing
-    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 4
+    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 5
     assert [e.id for e in again.query()] == ["kept"]
     again.close()
     with _raw(pg_url) as raw:
-        raw.execute("UPDATE socle_schema SET version = 5 WHERE component = 'journal'")
+        raw.execute("UPDATE socle_schema SET version = 6 WHERE component = 'journal'")
     with pytest.raises(SchemaTooNewError) as refused:
         open_journal(pg_url)
     assert str(refused.value) == (
-        f"le journal PostgreSQL {pg_url} a le schéma version 5, plus récent que celui que connaît cette version de "
-        "socle-harness (4) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
+        f"le journal PostgreSQL {pg_url} a le schéma version 6, plus récent que celui que connaît cette version de "
+        "socle-harness (5) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
         "toutes les machines de la plateforme, ou indiquez une autre base avec --journal. / journal schema newer "
         "than this socle-harness."
     )
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(5,)]  # left as it was
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(6,)]  # left as it was
         assert raw.execute("SELECT id FROM exchanges").fetchall() == [("kept",)]
 
 
 def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
     """Version 1 (the first PostgreSQL layout) had indexes no query read; version 2 has the SQLite journal's;
-    version 3 the sessions; version 4 the indicator engine's aggregates."""
+    version 3 the sessions; versions 4 and 5 the indicator engine's aggregates."""
     with _raw(pg_url) as raw:
         J._apply_schema(raw, pg_url, target=1)
         raw.execute(
@@ -213,7 +213,7 @@ def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
     journal.record(ex(id="new"))
     journal.close()
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(4,)]
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(5,)]
         assert _indexes(raw) == {
             "exchanges_pkey",
             "exchanges_id_key",
@@ -236,6 +236,8 @@ def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
             "indicator_messages_pkey",
             "indicator_message_counts_pkey",
             "indicator_facts_pkey",
+            "indicator_cdl_platform_notes_pkey",
+            "indicator_cdl_receipts_pkey",
         }
 
 
@@ -440,16 +442,21 @@ def _aggregates(raw: psycopg.Connection) -> dict[str, list[tuple]]:
             'SELECT operation, essms, person, fact_key, status, start, "end", first_date FROM indicator_facts'
             " ORDER BY 1, 2, 3, 4"
         ).fetchall(),
+        "platform notes": raw.execute("SELECT * FROM indicator_cdl_platform_notes ORDER BY 1").fetchall(),
+        "receipts": raw.execute("SELECT * FROM indicator_cdl_receipts ORDER BY 1, 2").fetchall(),
     }
 
 
 def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
-    """Version 4 adds the indicator engine's aggregates (harness.analytics.indicators_pg): filled from the exchanges
-    a version 3 journal holds when it is migrated, then kept by every insert."""
+    """Versions 4 and 5 add the indicator engine's aggregates (harness.analytics.indicators_pg): filled from the
+    exchanges a version 3 journal holds when it is migrated, then kept by every insert."""
 
     def fact(op: str, key: str, date: str | None, ts: datetime, status: str = "finished", **kw: object) -> Exchange:
         fact = {"key": key, "date": date, "start": "2026-01-02", "end": None, "status": status}
         return ex(service="tddui", operation=op, essms="E1", person="P1", ts=ts, details={"fact": fact}, **kw)
+
+    def cdl(op: str, ts: datetime, details: dict, **kw: object) -> Exchange:
+        return ex(service="eparcours", operation=op, essms="E1", ts=ts, run_id="r", details=details, **kw)
 
     event = "fhir.create.evenement"
     before = [
@@ -466,6 +473,9 @@ def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
         fact(event, "ev1", "2026-02-10", T0),
         fact(event, "ev1", "2026-01-05", T0, status="cancelled"),  # an older version, recorded later
         fact("fhir.create.usager", "pat", "2025-13-01", T0),  # not a month
+        cdl("cdl.read", T0, {"note": {"id": "n1"}}),  # read before the platform's note is journaled
+        cdl("cdl.search", T0 + timedelta(days=20), {"notes": [{"id": "n2"}, {"id": "n1"}, {"x": 1}]}),
+        cdl("cdl.search", T0, {"notes": {"id": "n3"}}),  # not a list: nothing received
     ]
     with _raw(pg_url) as raw:
         J._apply_schema(raw, pg_url, target=3)
@@ -474,19 +484,25 @@ def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
         assert raw.execute("SELECT to_regclass('indicator_facts')").fetchone() == (None,)
     journal = open_journal(pg_url)
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(4,)]
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(5,)]
         assert _aggregates(raw) == {
             "months": [("E1", "P1", 2026, 1 << 3, 1 << 2, 1 << 1 | 1 << 0)],  # MSSanté April, DMP March, facts
             "odd": [("E1", "P1", "updated", "2025-13")],
             "messages": [("E1", "<m@x>", "2026-04")],
             "counts": [("E1", "2026-04", 1)],
             "facts": [(event, "E1", "P1", "ev1", "finished", "2026-01-02", None, "2026-01-05")],
+            "platform notes": [],
+            "receipts": [("E1", "r|n1", "2026-03"), ("E1", "r|n2", "2026-04")],
         }
     journal.record_many(
         [
             ex(essms="E1", person="P1", ts=T0 - timedelta(days=40), details={"message_id": "<m@x>"}),  # February
             ex(essms="E1", person="P1", ts=T0 + timedelta(days=300), details={"message_id": "<n@x>"}),  # 2027-01
             fact(event, "ev1", "2026-02-11", T0, status="entered-in-error"),
+            cdl("platform.note", T0, {"note": {"id": "n1"}}, outcome=Outcome.REJECTED),
+            cdl("cdl.read", T0 - timedelta(days=40), {"note": {"id": "n2"}}),  # February
+            cdl("cdl.read", T0 + timedelta(days=40), {"note": {"id": "n1"}}),  # May: n1 stays in March
+            cdl("cdl.read", T0 - timedelta(days=40), {"note": {"id": "n2"}}, outcome=Outcome.REJECTED),
         ]
     )
     journal.close()
@@ -497,6 +513,8 @@ def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
             "messages": [("E1", "<m@x>", "2026-02"), ("E1", "<n@x>", "2027-01")],
             "counts": [("E1", "2026-02", 1), ("E1", "2026-04", 0), ("E1", "2027-01", 1)],
             "facts": [(event, "E1", "P1", "ev1", "entered-in-error", "2026-01-02", None, "2026-01-05")],
+            "platform notes": [("r|n1",)],
+            "receipts": [("E1", "r|n1", "2026-03"), ("E1", "r|n2", "2026-02")],
         }
 
 
@@ -508,3 +526,4 @@ def test_the_aggregates_follow_the_indicator_engine() -> None:
     assert J.USAGE_OPERATIONS == {"mssante": indicators.MSSANTE.operations, "dmp": indicators.DMP.operations}
     assert J.VERSIONED_FACTS == (str(dui.FactKind.SEJOUR), str(dui.FactKind.EVENEMENT))
     assert J.VERSION_KEY == indicators_pg._VERSION
+    assert J.CDL_OPERATIONS == (indicators.CDL_READ, indicators.CDL_SEARCH, indicators.CDL_PLATFORM_NOTE)

@@ -401,9 +401,24 @@ class PostgresIndicatorEngine(IndicatorEngine):
         else:
             plain("cahier_liaison", Source(CAHIER_LIAISON.service, CDL_WRITES))
             anywhere, anywhere_params = Scope(scope.run_id, scope.scenario_id, (), scope.max_seq, scope.session).sql()
-            out.append(
-                ("cahier_liaison", *self._cdl_receipts_sql(where, params, anywhere, anywhere_params, first, last))
-            )
+            if self.aggregates and _aggregated(scope):
+                # the first month each ESSMS received each note is kept at insert time (indicator_cdl_receipts,
+                # schema 5): as for the messages, the first month up to ``last`` is that month if not after it
+                essms_where, essms_params = scope.sql("r")
+                out.append(
+                    (
+                        "cahier_liaison",
+                        f"""SELECT r.month, r.essms, COUNT(*) FROM indicator_cdl_receipts r
+                            WHERE r.month BETWEEN ? AND ?{essms_where}
+                              AND r.note IN (SELECT p.note FROM indicator_cdl_platform_notes p)
+                            GROUP BY r.month, r.essms""",
+                        [first, last, *essms_params],
+                    )
+                )
+            else:
+                out.append(
+                    ("cahier_liaison", *self._cdl_receipts_sql(where, params, anywhere, anywhere_params, first, last))
+                )
         if self.mssante_counting is MssanteCounting.MESSAGES:
             ops = ", ".join(f"'{op}'" for op in MSSANTE.operations)
             base = f"""FROM exchanges x

@@ -56,7 +56,7 @@ from harness.core.sessions import (
 )
 
 #: Version of the journal schema this code writes (``socle_schema.version`` for component ``journal``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: ``pg_advisory_xact_lock`` keys: schema creation, and the writers' commit order.
 _SCHEMA_LOCK = 0x50C1E_0001
 _WRITE_LOCK = 0x50C1E_0002
@@ -249,6 +249,45 @@ _AGGREGATE_UPDATE = f"""WITH
       start = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED.start ELSE t.start END,
       "end" = CASE WHEN EXCLUDED.version > t.version THEN EXCLUDED."end" ELSE t."end" END,
       first_date = LEAST(t.first_date, EXCLUDED.first_date)"""
+#: The cahier de liaison's operations (harness.analytics.indicators: CDL_READ, CDL_SEARCH, CDL_PLATFORM_NOTE).
+CDL_OPERATIONS = ("cdl.read", "cdl.search", "platform.note")
+_CDL_OPS = ", ".join(f"'{op}'" for op in CDL_OPERATIONS)
+#: Schema 5: the notes of the cahier de liaison received by the DUI (``run|note id``, as the engine names them):
+#: ``indicator_cdl_platform_notes`` those the platform wrote (any ESSMS, any outcome), ``indicator_cdl_receipts``
+#: the first month each ESSMS read one or found it in a search (accepted), whether the platform wrote it or not
+#: (its note may come later). Monotone like the others.
+_CDL_TABLES = (
+    f"""CREATE TABLE indicator_cdl_platform_notes (
+    note text {_C} PRIMARY KEY
+    )""",
+    f"""CREATE TABLE indicator_cdl_receipts (
+    essms text {_C} NOT NULL,
+    note  text {_C} NOT NULL,
+    month text {_C} NOT NULL,
+    PRIMARY KEY (essms, note)
+    )""",
+)
+_NOTE_ID = "(COALESCE(x.run_id, '') || '|' || (x.details -> 'note' ->> 'id'))"
+_CDL_UPDATE = f"""WITH
+    platform AS (
+      INSERT INTO indicator_cdl_platform_notes (note)
+      SELECT DISTINCT {_NOTE_ID} FROM {{source}} x
+      WHERE x.service = 'eparcours' AND x.operation = '{CDL_OPERATIONS[2]}' AND {_NOTE_ID} IS NOT NULL
+      ON CONFLICT DO NOTHING)
+    INSERT INTO indicator_cdl_receipts AS t (essms, note, month)
+    SELECT essms, note, MIN(month) FROM (
+      SELECT x.essms AS essms, {_NOTE_ID} AS note, x.month AS month FROM {{source}} x
+      WHERE x.service = 'eparcours' AND x.operation = '{CDL_OPERATIONS[0]}' AND x.outcome = 'accepted'
+        AND x.essms IS NOT NULL
+      UNION ALL
+      SELECT x.essms, COALESCE(x.run_id, '') || '|' || (j.value ->> 'id'), x.month
+      FROM {{source}} x,
+           json_array_elements(CASE WHEN json_typeof(x.details -> 'notes') = 'array' THEN x.details -> 'notes' END) j(value)
+      WHERE x.service = 'eparcours' AND x.operation = '{CDL_OPERATIONS[1]}' AND x.outcome = 'accepted'
+        AND x.essms IS NOT NULL) g
+    WHERE note IS NOT NULL
+    GROUP BY essms, note
+    ON CONFLICT (essms, note) DO UPDATE SET month = LEAST(t.month, EXCLUDED.month)"""
 #: Migrations from version ``v`` to ``v + 1``. A new database gets version 1 (:data:`_DDL`) then every step: one
 #: path, the one an existing database takes.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -303,6 +342,24 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         END $$""",
         """CREATE TRIGGER exchanges_indicator_aggregates AFTER INSERT ON exchanges REFERENCING NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION socle_indicator_aggregates()""",
+    ),
+    # 4 -> 5: the cahier de liaison's platform notes and their first receipt per ESSMS, kept by the same trigger
+    4: (
+        *_CDL_TABLES,
+        _CDL_UPDATE.replace("{source}", "exchanges"),
+        f"""CREATE OR REPLACE FUNCTION socle_indicator_aggregates() RETURNS trigger LANGUAGE plpgsql
+        SET search_path FROM CURRENT AS $$
+        BEGIN
+        IF EXISTS (SELECT 1 FROM new_rows x WHERE x.outcome = 'accepted' AND x.service IN ('mssante', 'dmp', 'tddui'))
+        THEN
+        {_AGGREGATE_UPDATE.replace("{source}", "new_rows")};
+        END IF;
+        IF EXISTS (SELECT 1 FROM new_rows x WHERE x.service = 'eparcours' AND x.operation IN ({_CDL_OPS}))
+        THEN
+        {_CDL_UPDATE.replace("{source}", "new_rows")};
+        END IF;
+        RETURN NULL;
+        END $$""",
     ),
 }
 
