@@ -82,34 +82,72 @@ class Step(SimpleNamespace):
     pass
 
 
-def test_the_memo_answers_what_pytest_bdd_answers_once_per_step_text_and_parent() -> None:
-    calls: list[tuple[str, str, str]] = []
+def _context_of(kind: str | None, pattern: str) -> SimpleNamespace:
+    return SimpleNamespace(type=kind, parser=SimpleNamespace(is_matching=lambda text: text.startswith(pattern)))
+
+
+def test_the_visible_step_definitions_are_pytest_bdds_in_its_order() -> None:
+    """pytest-bdd's walk: every fixture name, the definitions pytest says are visible, only step definitions."""
+    funcs = {name: object() for name in ("f1", "f2", "f3", "plain")}
+    registry = {funcs["f1"]: _context_of("then", "x"), funcs["f2"]: _context_of(None, "x"), funcs["f3"]: "c3"}
+    definitions = {
+        "b": [SimpleNamespace(func=funcs["f2"])],
+        "a": [SimpleNamespace(func=funcs["f1"]), SimpleNamespace(func=funcs["plain"])],  # not a step definition
+        "hidden": None,  # not visible to the node
+        "c": [SimpleNamespace(func=funcs["f3"])],
+    }
+    seen: list[tuple[str, str]] = []
+
+    def getfixturedefs(fixturemanager: Any, name: str, node: Any) -> Any:
+        seen.append((name, node.nodeid))
+        return definitions[name]
+
+    node = SimpleNamespace(nodeid="m.py::t")
+    visible = bdd_lookup.visible_steps("fm", node, lambda fm: list(definitions), getfixturedefs, registry)
+    assert [(d.func, c) for d, c in visible.pairs] == [
+        (funcs["f2"], registry[funcs["f2"]]),
+        (funcs["f1"], registry[funcs["f1"]]),
+        (funcs["f3"], "c3"),
+    ]
+    assert seen == [("b", "m.py::t"), ("a", "m.py::t"), ("hidden", "m.py::t"), ("c", "m.py::t")]
+
+    only_steps = bdd_lookup.StepDefinitions(visible.pairs[:2])
+    assert [d.func for d in only_steps.matching(Step(type="then", name="x1"))] == [funcs["f2"], funcs["f1"]]
+    assert [d.func for d in only_steps.matching(Step(type="given", name="x1"))] == [funcs["f2"]]  # any type
+    assert only_steps.matching(Step(type="then", name="y")) == []
+
+
+def test_the_memo_lists_the_definitions_once_per_parent_and_matches_each_step_text_once() -> None:
+    listed: list[str] = []
     names = ["a", "b"]
+    matched: list[str] = []
 
-    def find(*, step: Any, fixturemanager: Any, node: Any) -> list[str]:
-        calls.append((step.type, step.name, node.nodeid))
-        return [f"{step.type}:{step.name}"]
+    def context(pattern: str) -> SimpleNamespace:
+        def is_matching(text: str) -> bool:
+            matched.append(text)
+            return text.startswith(pattern)
 
-    module = SimpleNamespace(nodeid="catalogue.py")
-    other = SimpleNamespace(nodeid="other.py")
-    manager = object()
-    lookup = bdd_lookup.memoized(find, lambda fm: names)
+        return SimpleNamespace(type=None, parser=SimpleNamespace(is_matching=is_matching))
+
+    def list_visible(fixturemanager: Any, node: Any) -> bdd_lookup.StepDefinitions:
+        listed.append(node.nodeid)
+        return bdd_lookup.StepDefinitions([("def-x", context("x")), ("def-y", context("y"))])
+
+    module, other = SimpleNamespace(nodeid="catalogue.py"), SimpleNamespace(nodeid="other.py")
     first = SimpleNamespace(nodeid="catalogue.py::test_1", parent=module)
     second = SimpleNamespace(nodeid="catalogue.py::test_2", parent=module)
     elsewhere = SimpleNamespace(nodeid="other.py::test_3", parent=other)
+    lookup = bdd_lookup.memoized(list_visible, lambda fm: names)
+    manager = object()
 
-    assert lookup(Step(type="then", name="x"), manager, first) == ["then:x"]
-    assert lookup(Step(type="then", name="x"), manager, second) == ["then:x"]  # same text, same parent: reused
-    assert lookup(Step(type="given", name="x"), manager, second) == ["given:x"]
-    assert lookup(Step(type="then", name="x"), manager, elsewhere) == ["then:x"]
-    names.append("c")  # a fixture registered meanwhile: computed again
-    assert lookup(Step(type="then", name="x"), manager, first) == ["then:x"]
-    assert calls == [
-        ("then", "x", "catalogue.py::test_1"),
-        ("given", "x", "catalogue.py::test_2"),
-        ("then", "x", "other.py::test_3"),
-        ("then", "x", "catalogue.py::test_1"),
-    ]
+    assert lookup(Step(type="then", name="x1"), manager, first) == ["def-x"]
+    assert lookup(Step(type="then", name="x1"), manager, second) == ["def-x"]  # same parent, same text: reused
+    assert lookup(Step(type="then", name="y1"), manager, second) == ["def-y"]
+    assert lookup(Step(type="then", name="x1"), manager, elsewhere) == ["def-x"]
+    names.append("c")  # a fixture registered meanwhile: listed again
+    assert lookup(Step(type="then", name="x1"), manager, first) == ["def-x"]
+    assert listed == ["catalogue.py::test_1", "other.py::test_3", "catalogue.py::test_1"]
+    assert matched == ["x1", "x1", "y1", "y1", "x1", "x1", "x1", "x1"]
 
 
 def test_the_memo_is_installed_once_and_removed() -> None:

@@ -312,8 +312,6 @@ def run(
     )
     from harness.front.runner import run_catalogue
     from harness.reports import writers_for
-    from harness.runtime.drivers import make_driver
-    from harness.runtime.observe import check_retry_rule
     from harness.runtime.selection import TagExpression, TagExpressionError
 
     if (observe_from is None) != (observe_to is None):
@@ -353,6 +351,9 @@ def run(
         raise typer.Exit(getattr(exc, "exit_code", EXIT_USAGE)) from exc
     window: ObservationWindow | None = None
     if config.sut.startswith("observe"):
+        from harness.runtime.drivers import make_driver  # the drivers and observation: observe-only mode only
+        from harness.runtime.observe import check_retry_rule
+
         try:
             window = getattr(make_driver(config.sut), "window", None)
             check_retry_rule(config.observe_retry)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from harness.core.config import HarnessConfig
 from harness.core.events import Event, EventHandler, RunFinished, ScenarioFinished, Status, event_from_json
-from harness.runtime.observe import OBSERVABLE_TAG
 
 CATALOGUE_MODULE = Path(__file__).resolve().parents[1] / "runtime" / "catalogue.py"  # imported by the child pytest only
 
@@ -141,6 +140,9 @@ def run_catalogue(
     if select:
         cmd += ["-k", select]
     if config.sut.startswith("observe:"):  # observe-only mode judges only the scenarios that can be observed
+        # imported here only: observe brings the control API and the plugins (0.2 s before the child could start)
+        from harness.runtime.observe import OBSERVABLE_TAG
+
         tags = f"({tags}) and {OBSERVABLE_TAG}" if tags else OBSERVABLE_TAG
         cmd += ["--socle-observe-retry", config.observe_retry]
     if tags:

@@ -17,6 +17,7 @@ Defects of the faulty DUI for this capability are declared here and checked with
 from __future__ import annotations
 
 import base64
+import ssl
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,7 @@ from harness.sut.base import (
     SutEnvironment,
 )
 from harness.sut.documents import AUTHOR, author_id
-from harness.sut.fhir_client import FhirClient
+from harness.sut.fhir_client import FhirClient, organisation_certificate
 
 EPARCOURS_DEFECTS = (
     Defect("note-type-hors-jdv", "type de note codé avec une nomenclature locale au lieu du JDV_J23 (TRE_R234)"),
@@ -104,6 +105,9 @@ class EparcoursActions:
     def has(self, defect: str) -> bool:  # provided by ReferenceDUI
         raise NotImplementedError
 
+    def tls_context(self, certificate: str | None = None) -> ssl.SSLContext:  # provided by ReferenceDUI
+        raise NotImplementedError
+
     def _cdl_memory(self) -> dict[str, dict[str, Any]]:
         """The notes this DUI wrote: platform id -> {"resource": as last sent/seen, "version": "n"}."""
         memory = getattr(self, "_cdl_notes", None)
@@ -115,7 +119,16 @@ class EparcoursActions:
     def _cdl_client(self, establishment: Establishment) -> FhirClient | None:
         assert self.env is not None  # noqa: S101
         base = self.env.endpoints.get("eparcours", {}).get("fhir")
-        return FhirClient(self.env, base, establishment.finess) if base else None
+        return (
+            FhirClient(
+                self.env,
+                base,
+                establishment.finess,
+                tls=self.tls_context(organisation_certificate(self.env, establishment.finess)),
+            )
+            if base
+            else None
+        )
 
     def _note(self, action: CdlNotePost, subject: str, author: str) -> dict[str, Any]:
         coding = (

@@ -17,12 +17,13 @@ Defects of the faulty DUI for this capability are declared here and checked with
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from harness.sut.base import ActionResult, ActionStatus, Defect, EprescriptionImport, SutEnvironment
-from harness.sut.fhir_client import FhirClient, FhirReply
+from harness.sut.fhir_client import FhirClient, FhirReply, organisation_certificate
 
 EPRESCRIPTION_DEFECTS = (
     Defect("sans-confirmation", "intègre l'ordonnance sans confirmer l'intégration au service e-Prescription"),
@@ -64,13 +65,21 @@ class EprescriptionActions:
     def has(self, defect: str) -> bool:  # provided by ReferenceDUI
         raise NotImplementedError
 
+    def tls_context(self, certificate: str | None = None) -> ssl.SSLContext:  # provided by ReferenceDUI
+        raise NotImplementedError
+
     def import_eprescription(self, action: EprescriptionImport) -> ActionResult:
         assert self.env is not None  # noqa: S101
         base = self.env.endpoints.get("eprescription", {}).get("fhir")
         if not base:
             return ActionResult(ActionStatus.FAILED, "service e-Prescription non configuré (point d'accès FHIR absent)")
         epu = action.identifier.strip()
-        with FhirClient(self.env, base, action.establishment.finess) as client:
+        with FhirClient(
+            self.env,
+            base,
+            action.establishment.finess,
+            tls=self.tls_context(organisation_certificate(self.env, action.establishment.finess)),
+        ) as client:
             got = _fetch_document(client, epu) if action.document else _fetch_lines(client, epu)
             data: dict[str, Any] = {"epu": epu, "lignes": got.lines, "format": "cda" if action.document else "fhir"}
             if got.error is not None:

@@ -47,15 +47,33 @@ class FhirReply:
         return f"HTTP {self.status}" + (f" : {'; '.join(str(i) for i in issues if i)}" if issues else "")
 
 
+def organisation_certificate(env: SutEnvironment, finess: str) -> str | None:
+    """The name of the establishment's organisation certificate ``ESSMS-<finess>`` in ``env``, if it has one."""
+    name = f"ESSMS-{finess}"
+    return name if name in env.client_certificates else None
+
+
 class FhirClient:
     """Calls one FHIR base URL on behalf of one establishment."""
 
-    def __init__(self, env: SutEnvironment, base: str, finess: str, *, certificate: bool = True) -> None:
-        context = ssl.create_default_context(cafile=str(env.ca_bundle))
-        name = f"ESSMS-{finess}"
-        if certificate and name in env.client_certificates:
-            cert, key = env.client_certificates[name]
-            context.load_cert_chain(str(cert), str(key))
+    def __init__(
+        self,
+        env: SutEnvironment,
+        base: str,
+        finess: str,
+        *,
+        certificate: bool = True,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls``: the DUI's TLS context when it keeps one (the reference DUI's ``tls_context``); else one is built
+        trusting the environment's test PKI, with the ``ESSMS-<finess>`` organisation certificate if it has one."""
+        context = tls
+        if context is None:
+            context = ssl.create_default_context(cafile=str(env.ca_bundle))
+            name = f"ESSMS-{finess}"
+            if certificate and name in env.client_certificates:
+                cert, key = env.client_certificates[name]
+                context.load_cert_chain(str(cert), str(key))
         self.base = base.rstrip("/")
         self._client = httpx.Client(verify=context, timeout=TIMEOUT)
 

@@ -227,21 +227,17 @@ class InsiActions:
     def has(self, defect: str) -> bool:  # provided by ReferenceDUI
         raise NotImplementedError
 
+    def tls_context(self, certificate: str | None = None) -> ssl.SSLContext:  # provided by ReferenceDUI
+        raise NotImplementedError
+
     # -------------------------------------------------------------------------------------- transport
 
     def _insi_context(self, certificate: str | None) -> ssl.SSLContext:
         assert self.env is not None
-        context = ssl.create_default_context(cafile=str(self.env.ca_bundle))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
         name = certificate or INSI_CERTIFICATE
         if self.has("certificat-non-insi"):
             name = next((n for n in sorted(self.env.client_certificates) if not n.startswith("INSI-")), name)
-        if not self.has("sans-certificat-client"):
-            if name not in self.env.client_certificates:
-                raise LookupError(f"certificat client {name} absent de l'environnement du DUI")
-            cert, key = self.env.client_certificates[name]
-            context.load_cert_chain(str(cert), str(key))
-        return context
+        return self.tls_context(None if self.has("sans-certificat-client") else name)
 
     def _insi_call(
         self, traits: InsiTraits, establishment_finess: str, certificate: str | None, **shape: bool

@@ -187,6 +187,9 @@ class MssanteActions:
     def has(self, defect: str) -> bool:  # provided by ReferenceDUI
         raise NotImplementedError
 
+    def tls_context(self, certificate: str | None = None) -> ssl.SSLContext:  # provided by ReferenceDUI
+        raise NotImplementedError
+
     # -- sending ------------------------------------------------------------------------------------------------
     def _mss_options(self) -> BuildOptions:
         return BuildOptions(
@@ -213,13 +216,8 @@ class MssanteActions:
         return self.env
 
     def _tls(self, certificate: str | None = None) -> ssl.SSLContext:
-        env = self._env()
-        context = ssl.create_default_context(cafile=str(env.ca_bundle))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if certificate is not None:
-            cert, key = env.client_certificates[certificate]
-            context.load_cert_chain(cert, key)
-        return context
+        self._env()
+        return self.tls_context(certificate)
 
     def _wire_bytes(self, msg: Message) -> bytes | None:
         """What a faulty DUI puts on the wire instead of letting smtplib render the message (RFC 5321 / 5322)."""

@@ -58,7 +58,7 @@ Instruction = Callable[[Any, SutEnvironment | None], str]
 HOST_SETTINGS: Mapping[str, tuple[type, ...]] = MappingProxyType({"host": (ConnectionLimits,)})
 
 # attributes every reference mixin may declare (the shared driver state and the defect predicate)
-_SHARED_MIXIN_ATTRIBUTES = frozenset({"has", "env"})
+_SHARED_MIXIN_ATTRIBUTES = frozenset({"has", "env", "tls_context"})
 
 
 class PluginError(TypeError):

@@ -99,13 +99,14 @@ class PscActions:
     def has(self, defect: str) -> bool:  # provided by ReferenceDUI
         raise NotImplementedError
 
+    def tls_context(self, certificate: str | None = None) -> ssl.SSLContext:  # provided by ReferenceDUI
+        raise NotImplementedError
+
     # -- plumbing -----------------------------------------------------------------------------------------------
     def _psc_ssl(self) -> ssl.SSLContext:
         if self.env is None:
             raise RuntimeError("setup() must be called before any action")
-        context = ssl.create_default_context(cafile=str(self.env.ca_bundle))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
+        return self.tls_context()
 
     def _psc_client(self, metadata: dict[str, Any] | None = None, token: dict[str, Any] | None = None) -> OAuth2Client:
         cfg = REFERENCE_PSC_CLIENT

@@ -12,6 +12,7 @@ read, because the plugins themselves import the mixin modules of this package.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -36,15 +37,37 @@ class ReferenceCore:
 
     def __init__(self) -> None:
         self.env: SutEnvironment | None = None
+        self._tls_contexts: dict[str | None, ssl.SSLContext] = {}
 
     def has(self, defect: str) -> bool:
         return defect in self.defects
 
     def setup(self, env: SutEnvironment) -> None:
         self.env = env
+        self._tls_contexts = {}
 
     def close(self) -> None:
         self.env = None
+        self._tls_contexts = {}
+
+    def tls_context(self, certificate: str | None = None) -> ssl.SSLContext:
+        """The client TLS context of the DUI: trusts the test PKI of its environment (``ca_bundle``), TLS 1.2 at
+        least (RFC 8996 retires 1.0 and 1.1), and presents the client certificate ``certificate`` of the
+        environment (``client_certificates``) when one is named. Built once per certificate and setup, as a DUI
+        configures its TLS client once: loading the trust store and the key took 5-10 ms per action (issue 18)."""
+        if self.env is None:
+            raise RuntimeError("setup() must be called before any action")
+        context = self._tls_contexts.get(certificate)
+        if context is None:
+            context = ssl.create_default_context(cafile=str(self.env.ca_bundle))
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if certificate is not None:
+                if certificate not in self.env.client_certificates:
+                    raise LookupError(f"certificat client {certificate} absent de l'environnement du DUI")
+                cert, key = self.env.client_certificates[certificate]
+                context.load_cert_chain(str(cert), str(key))
+            self._tls_contexts[certificate] = context
+        return context
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,9 @@ class TdduiActions:
     def has(self, defect: str) -> bool:  # provided by ReferenceDUI
         raise NotImplementedError
 
+    def tls_context(self, certificate: str | None = None) -> ssl.SSLContext:  # provided by ReferenceDUI
+        raise NotImplementedError
+
     def export_tddui(self, action: TdduiExport) -> ActionResult:
         if self.env is None:
             raise RuntimeError("setup() must be called before any action")
@@ -282,10 +285,9 @@ class TdduiActions:
             month_events_only=self.has("tddui-evenements-du-mois"),
         )
         body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
-        context = ssl.create_default_context(cafile=str(self.env.ca_bundle))
-        certificate = self.env.client_certificates.get(f"ESSMS-{action.establishment.finess}")
-        if certificate is not None:  # the establishment's organisation certificate: the endpoint knows who sends
-            context.load_cert_chain(str(certificate[0]), str(certificate[1]))
+        name = f"ESSMS-{action.establishment.finess}"
+        # the establishment's organisation certificate: the endpoint knows who sends
+        context = self.tls_context(name if name in self.env.client_certificates else None)
         try:
             with httpx.Client(verify=context, timeout=60) as client:
                 response = client.post(
