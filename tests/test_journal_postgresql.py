@@ -177,27 +177,27 @@ def test_the_schema_is_versioned_and_a_newer_one_refused(pg_url: str) -> None:
     first.record(ex(id="kept"))
     first.close()
     again = open_journal(pg_url)  # opening again changes nothing
-    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 5
+    assert isinstance(again, PostgreSQLJournal) and again.schema_version() == SCHEMA_VERSION == 6
     assert [e.id for e in again.query()] == ["kept"]
     again.close()
     with _raw(pg_url) as raw:
-        raw.execute("UPDATE socle_schema SET version = 6 WHERE component = 'journal'")
+        raw.execute("UPDATE socle_schema SET version = 7 WHERE component = 'journal'")
     with pytest.raises(SchemaTooNewError) as refused:
         open_journal(pg_url)
     assert str(refused.value) == (
-        f"le journal PostgreSQL {pg_url} a le schéma version 6, plus récent que celui que connaît cette version de "
-        "socle-harness (5) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
+        f"le journal PostgreSQL {pg_url} a le schéma version 7, plus récent que celui que connaît cette version de "
+        "socle-harness (6) : elle n'y écrira pas. Mettez socle-harness à jour (pip install -U socle-harness) sur "
         "toutes les machines de la plateforme, ou indiquez une autre base avec --journal. / journal schema newer "
         "than this socle-harness."
     )
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(6,)]  # left as it was
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(7,)]  # left as it was
         assert raw.execute("SELECT id FROM exchanges").fetchall() == [("kept",)]
 
 
 def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
     """Version 1 (the first PostgreSQL layout) had indexes no query read; version 2 has the SQLite journal's;
-    version 3 the sessions; versions 4 and 5 the indicator engine's aggregates."""
+    version 3 the sessions; versions 4 to 6 the indicator engine's aggregates."""
     with _raw(pg_url) as raw:
         J._apply_schema(raw, pg_url, target=1)
         raw.execute(
@@ -213,7 +213,7 @@ def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
     journal.record(ex(id="new"))
     journal.close()
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(5,)]
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(6,)]
         assert _indexes(raw) == {
             "exchanges_pkey",
             "exchanges_id_key",
@@ -238,6 +238,7 @@ def test_a_version_1_journal_is_migrated_at_start(pg_url: str) -> None:
             "indicator_facts_pkey",
             "indicator_cdl_platform_notes_pkey",
             "indicator_cdl_receipts_pkey",
+            "indicator_agenda_pkey",
         }
 
 
@@ -444,11 +445,12 @@ def _aggregates(raw: psycopg.Connection) -> dict[str, list[tuple]]:
         ).fetchall(),
         "platform notes": raw.execute("SELECT * FROM indicator_cdl_platform_notes ORDER BY 1").fetchall(),
         "receipts": raw.execute("SELECT * FROM indicator_cdl_receipts ORDER BY 1, 2").fetchall(),
+        "agenda": raw.execute("SELECT * FROM indicator_agenda ORDER BY 1, 2").fetchall(),
     }
 
 
 def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
-    """Versions 4 and 5 add the indicator engine's aggregates (harness.analytics.indicators_pg): filled from the
+    """Versions 4 to 6 add the indicator engine's aggregates (harness.analytics.indicators_pg): filled from the
     exchanges a version 3 journal holds when it is migrated, then kept by every insert."""
 
     def fact(op: str, key: str, date: str | None, ts: datetime, status: str = "finished", **kw: object) -> Exchange:
@@ -484,7 +486,7 @@ def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
         assert raw.execute("SELECT to_regclass('indicator_facts')").fetchone() == (None,)
     journal = open_journal(pg_url)
     with _raw(pg_url) as raw:
-        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(5,)]
+        assert raw.execute("SELECT version FROM socle_schema").fetchall() == [(6,)]
         assert _aggregates(raw) == {
             "months": [("E1", "P1", 2026, 1 << 3, 1 << 2, 1 << 1 | 1 << 0)],  # MSSanté April, DMP March, facts
             "odd": [("E1", "P1", "updated", "2025-13")],
@@ -493,6 +495,7 @@ def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
             "facts": [(event, "E1", "P1", "ev1", "finished", "2026-01-02", None, "2026-01-05")],
             "platform notes": [],
             "receipts": [("E1", "r|n1", "2026-03"), ("E1", "r|n2", "2026-04")],
+            "agenda": [("E1", "P1", "2026-01-05")],  # first recorded by its older (cancelled) version
         }
     journal.record_many(
         [
@@ -515,6 +518,7 @@ def test_a_version_3_journal_gets_the_indicator_aggregates(pg_url: str) -> None:
             "facts": [(event, "E1", "P1", "ev1", "entered-in-error", "2026-01-02", None, "2026-01-05")],
             "platform notes": [("r|n1",)],
             "receipts": [("E1", "r|n1", "2026-03"), ("E1", "r|n2", "2026-02")],
+            "agenda": [("E1", "P1", None)],  # its only événement retracted
         }
 
 
@@ -527,3 +531,4 @@ def test_the_aggregates_follow_the_indicator_engine() -> None:
     assert J.VERSIONED_FACTS == (str(dui.FactKind.SEJOUR), str(dui.FactKind.EVENEMENT))
     assert J.VERSION_KEY == indicators_pg._VERSION
     assert J.CDL_OPERATIONS == (indicators.CDL_READ, indicators.CDL_SEARCH, indicators.CDL_PLATFORM_NOTE)
+    assert J.RETRACTED_EVENTS == dui.EVENT_STATUSES_NOT_COUNTED

@@ -703,22 +703,28 @@ def _aggregate_masks(
         [str(dui.FactKind.SEJOUR), *params_f],
     )
     if readings["agenda"] == "periode":
-        per_person = f"bit_or({lookup.bit('f.start')})"
-        dated = ""
+        out[_AGENDA] = (
+            f"""SELECT essms, person, {_AGENDA}, mask FROM (
+                  SELECT f.essms AS essms, f.person AS person, bit_or({lookup.bit("f.start")}) AS mask
+                  FROM indicator_facts f
+                  WHERE f.operation = ? AND (f.status IS NULL OR f.status NOT IN ({_RETRACTED})){where_f}
+                  GROUP BY f.essms, f.person) a
+                WHERE mask <> 0""",
+            [str(dui.FactKind.EVENEMENT), *params_f],
+        )
     else:
-        # every period from the first ending on or after the person's earliest first-recorded event (the masks of
-        # the events are nested: their OR is the one of the earliest)
-        per_person = _range_mask(lookup.first_ending_on_or_after("MIN(f.first_date)"), str(n - 1))
-        dated = " AND f.first_date IS NOT NULL"
-    out[_AGENDA] = (
-        f"""SELECT essms, person, {_AGENDA}, mask FROM (
-              SELECT f.essms AS essms, f.person AS person, {per_person} AS mask
-              FROM indicator_facts f
-              WHERE f.operation = ? AND (f.status IS NULL OR f.status NOT IN ({_RETRACTED})){dated}{where_f}
-              GROUP BY f.essms, f.person) a
-            WHERE mask <> 0""",
-        [str(dui.FactKind.EVENEMENT), *params_f],
-    )
+        # every period from the first ending on or after the person's earliest first-recorded événement not
+        # retracted (the masks of the events are nested: their OR is the earliest's), kept per person
+        # (indicator_agenda, schema 6)
+        where_a, params_a = scope.sql("a")
+        first = lookup.first_ending_on_or_after("a.first_date")
+        out[_AGENDA] = (
+            f"""SELECT essms, person, {_AGENDA}, mask FROM (
+                  SELECT a.essms AS essms, a.person AS person, {_range_mask(first, str(n - 1))} AS mask
+                  FROM indicator_agenda a WHERE a.first_date IS NOT NULL{where_a}) q
+                WHERE mask <> 0""",
+            params_a,
+        )
     return out
 
 

@@ -56,7 +56,7 @@ from harness.core.sessions import (
 )
 
 #: Version of the journal schema this code writes (``socle_schema.version`` for component ``journal``).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: ``pg_advisory_xact_lock`` keys: schema creation, and the writers' commit order.
 _SCHEMA_LOCK = 0x50C1E_0001
 _WRITE_LOCK = 0x50C1E_0002
@@ -288,6 +288,41 @@ _CDL_UPDATE = f"""WITH
     WHERE note IS NOT NULL
     GROUP BY essms, note
     ON CONFLICT (essms, note) DO UPDATE SET month = LEAST(t.month, EXCLUDED.month)"""
+#: The événement statuses that retract it (harness.fields.dui.EVENT_STATUSES_NOT_COUNTED).
+RETRACTED_EVENTS = ("cancelled", "entered-in-error")
+_EVENTS = f"""SELECT x.essms, x.person FROM {{source}} x
+      WHERE x.service = 'tddui' AND x.outcome = 'accepted' AND x.fact_key IS NOT NULL
+        AND x.operation = '{VERSIONED_FACTS[1]}' AND x.essms IS NOT NULL AND x.person IS NOT NULL"""
+_AGENDA_UPDATE = f"""INSERT INTO indicator_agenda AS t (essms, person, first_date)
+    SELECT f.essms, f.person,
+           MIN(f.first_date) FILTER (WHERE f.status IS NULL OR f.status NOT IN ({", ".join(f"'{s}'" for s in RETRACTED_EVENTS)}))
+    FROM indicator_facts f
+    WHERE f.operation = '{VERSIONED_FACTS[1]}' AND (f.essms, f.person) IN ({_EVENTS})
+    GROUP BY f.essms, f.person
+    ON CONFLICT (essms, person) DO UPDATE SET first_date = EXCLUDED.first_date"""
+#: (condition on the inserted rows, statement) run by the trigger, in this order
+_USAGE_PART = (
+    "x.outcome = 'accepted' AND x.service IN ('mssante', 'dmp', 'tddui')",
+    _AGGREGATE_UPDATE.replace("{source}", "new_rows"),
+)
+_AGENDA_PART = (
+    f"x.outcome = 'accepted' AND x.service = 'tddui' AND x.operation = '{VERSIONED_FACTS[1]}'",
+    _AGENDA_UPDATE.replace("{source}", "new_rows"),
+)
+_CDL_PART = (f"x.service = 'eparcours' AND x.operation IN ({_CDL_OPS})", _CDL_UPDATE.replace("{source}", "new_rows"))
+
+
+def _trigger_function(*parts: tuple[str, str]) -> str:
+    """The trigger function updating the aggregates: each statement when some inserted row meets its condition."""
+    body = "\n".join(f"IF EXISTS (SELECT 1 FROM new_rows x WHERE {when}) THEN\n{sql};\nEND IF;" for when, sql in parts)
+    return f"""CREATE OR REPLACE FUNCTION socle_indicator_aggregates() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+    {body}
+    RETURN NULL;
+    END $$"""
+
+
 #: Migrations from version ``v`` to ``v + 1``. A new database gets version 1 (:data:`_DDL`) then every step: one
 #: path, the one an existing database takes.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -331,15 +366,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: (
         *_AGGREGATE_TABLES,
         _AGGREGATE_UPDATE.replace("{source}", "exchanges"),
-        f"""CREATE FUNCTION socle_indicator_aggregates() RETURNS trigger LANGUAGE plpgsql
-        SET search_path FROM CURRENT AS $$
-        BEGIN
-        IF EXISTS (SELECT 1 FROM new_rows x WHERE x.outcome = 'accepted' AND x.service IN ('mssante', 'dmp', 'tddui'))
-        THEN
-        {_AGGREGATE_UPDATE.replace("{source}", "new_rows")};
-        END IF;
-        RETURN NULL;
-        END $$""",
+        _trigger_function(_USAGE_PART),
         """CREATE TRIGGER exchanges_indicator_aggregates AFTER INSERT ON exchanges REFERENCING NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION socle_indicator_aggregates()""",
     ),
@@ -347,19 +374,19 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: (
         *_CDL_TABLES,
         _CDL_UPDATE.replace("{source}", "exchanges"),
-        f"""CREATE OR REPLACE FUNCTION socle_indicator_aggregates() RETURNS trigger LANGUAGE plpgsql
-        SET search_path FROM CURRENT AS $$
-        BEGIN
-        IF EXISTS (SELECT 1 FROM new_rows x WHERE x.outcome = 'accepted' AND x.service IN ('mssante', 'dmp', 'tddui'))
-        THEN
-        {_AGGREGATE_UPDATE.replace("{source}", "new_rows")};
-        END IF;
-        IF EXISTS (SELECT 1 FROM new_rows x WHERE x.service = 'eparcours' AND x.operation IN ({_CDL_OPS}))
-        THEN
-        {_CDL_UPDATE.replace("{source}", "new_rows")};
-        END IF;
-        RETURN NULL;
-        END $$""",
+        _trigger_function(_USAGE_PART, _CDL_PART),
+    ),
+    # 5 -> 6: per person, the first producer date of their événements not retracted (the agenda's « sans_fenetre »
+    # reading), recomputed from indicator_facts for the persons of each insert, after it
+    5: (
+        f"""CREATE TABLE indicator_agenda (
+        essms      text {_C} NOT NULL,
+        person     text {_C} NOT NULL,
+        first_date text {_C},
+        PRIMARY KEY (essms, person)
+        )""",
+        _AGENDA_UPDATE.replace("{source}", "exchanges"),
+        _trigger_function(_USAGE_PART, _AGENDA_PART, _CDL_PART),
     ),
 }
 
