@@ -117,6 +117,7 @@ def run_catalogue(
         "-rN",
         "--socle-events",
         str(events_path),
+        "--socle-exit-when-done",
         "--socle-run-id",
         run_id,
         "--socle-run-dir",

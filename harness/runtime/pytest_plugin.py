@@ -9,8 +9,12 @@ bilingual step library. With ``--socle-events FILE`` it writes the run's typed e
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
+import logging
+import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import fields, replace
@@ -128,6 +132,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ),
     )
     group.addoption(
+        "--socle-exit-when-done",
+        action="store_true",
+        default=False,
+        help=bilingual(
+            "Quitter dès la fin de la session (processus enfant de socle-harness run)",
+            "exit as soon as the session is over (the child process of socle-harness run)",
+        ),
+    )
+    group.addoption(
         "--socle-operator-replies",
         default=None,
         help=bilingual(
@@ -144,6 +157,8 @@ def pytest_configure(config: pytest.Config) -> None:
     events = config.getoption("--socle-events", default=None)
     if events:
         config.pluginmanager.register(EventRecorder(Path(events)), "socle-harness-events")
+    if config.getoption("--socle-exit-when-done", default=False):
+        config.pluginmanager.register(ExitWhenDone(), "socle-harness-exit")
     bdd_lookup.install()  # pytest-bdd's step lookup once per step text (harness.runtime.bdd_lookup, issue 18)
     _long_lived()  # the plugins, the step libraries and their imports
 
@@ -288,6 +303,33 @@ def _now() -> str:
 def _archived_config(config: HarnessConfig) -> dict[str, Any]:
     """The configuration a recette archive records (every field, paths as text; no secrets live there)."""
     return {f.name: (str(v) if isinstance(v, Path) else v) for f in fields(config) for v in [getattr(config, f.name)]}
+
+
+class ExitWhenDone:
+    """``socle-harness run``'s child skips the interpreter's teardown (``--socle-exit-when-done``).
+
+    When Python runs its exit handlers the run is over: the simulators are stopped and the journal closed
+    (``socle_env``), the event stream closed (``RunFinished``), pytest has written its summary and run its own
+    clean-ups, the threads are joined. What remained was freeing the ~10^5 objects of the simulators, modules and
+    run one by one (0.1-0.4 s during which the parent only waited for the exit code, issue 18): the last exit
+    handler flushes the output streams and ends the process with pytest's exit status (``os._exit``)."""
+
+    def __init__(self) -> None:
+        self._session: pytest.Session | None = None
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._session = session
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._session is not None:  # registered last, run first among the exit handlers (atexit is LIFO)
+            atexit.register(_exit_now, int(self._session.exitstatus))
+
+
+def _exit_now(status: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 class EventRecorder:
