@@ -264,7 +264,10 @@ class SutDriver(Protocol):
     A driver may also declare ``settled_on_return = True`` (read with ``getattr``, default ``False``): when one of
     its actions returns, every exchange that action caused has been answered by the simulators, hence journaled
     (they commit before they answer, docs/ARCHITECTURE.md « Commit before acknowledgement »). Only the in-process
-    reference DUI can promise it; a DUI behind the control API may answer before its exchanges end."""
+    reference DUI can promise it; a DUI behind the control API may answer before its exchanges end. One kind of row
+    is outside the promise: a refused TLS handshake is journaled by the listener after the client has read the alert
+    (``harness.host.asgi_tls.handshake_refusal``), so it may land after the action returned; no check asks for the
+    absence of such a row."""
 
     name: str
 
