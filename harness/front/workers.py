@@ -14,7 +14,9 @@ after a delay). A worker whose supervisor disappears (``kill -9``) stops by itse
 Several machines serve one platform with the same command pointed at one PostgreSQL database: they share the
 journal (its schema applied under an advisory lock, its ``seq`` given in commit order) and the state the
 simulators keep through :mod:`harness.core.state` (faults, mailboxes, DMP registry, FHIR stores, e-Prescription,
-PSC: ``docs/ARCHITECTURE.md`` « État partagé »); anything else is each process's own.
+PSC: ``docs/ARCHITECTURE.md`` « État partagé »); anything else is each process's own. A worker that starts or
+restarts takes that state from each stream's latest snapshot and the operations after it, not from the whole
+history (``socle_state_snapshot``, written every 1,000 operations of a stream).
 """
 
 from __future__ import annotations
