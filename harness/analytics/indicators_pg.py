@@ -13,12 +13,13 @@ where the two dialects do:
 - ``SUM(DISTINCT bit)`` is ``bit_or(bit)``; ``json_extract`` / ``json_each`` are ``->>`` /
   ``json_array_elements``; ``group_concat`` is ``string_agg`` (ids in recording order);
 - over the whole journal (no run, scenario, session or sequence bound; some ESSMS or all), the MSSanté / DMP usage
-  and record-updated masks, the file active and agenda masks and the MSSanté messages counted by Message-ID are
-  read from the journal's incremental aggregates (schema 4, kept at insert time: :mod:`harness.core.journal_pg`)
-  instead of every exchange: a row per person and year, per séjour / événement (its latest version) and per ESSMS
-  and month, where the exchanges have a row per version and message (1,000,000 exchanges: 1.90 s -> 1.18 s of
-  CPU, benchmarks/README.md). Same figures (tests/test_indicators_postgresql.py compares them with the SQLite
-  engine's and with ``aggregates=False``, which reads every exchange as before);
+  and record-updated masks, the file active and agenda masks, the MSSanté messages counted by Message-ID and the
+  cahier de liaison's receipts are read from the journal's incremental aggregates (schemas 4 to 6, kept at insert
+  time: :mod:`harness.core.journal_pg`) instead of every exchange: a row per person (and year), per séjour (its
+  latest version), per note received and per ESSMS and month, where the exchanges have a row per version, message
+  and read (benchmarks/README.md: 1,000,000 exchanges in about half the CPU). Same figures
+  (tests/test_indicators_postgresql.py compares them with the SQLite engine's and with ``aggregates=False``, which
+  reads every exchange as before); the projets personnalisés are still read from every version;
 - one ``REPEATABLE READ`` transaction is the snapshot every statement reads; the drill-down's mask scans run on
   several pooled connections that import that snapshot (``pg_export_snapshot``), instead of SQLite's worker
   processes.

@@ -13,9 +13,10 @@ polling (``wait_for``, the observe-only mode) misses nothing, whatever the numbe
 
 Schema: versioned in the table ``socle_schema`` (component ``journal``), created at start under an advisory lock
 (processes starting together do not race). A database whose journal schema is newer than this code's is refused
-with a message that says what to do (:class:`SchemaTooNewError`), never written to. Version 4 adds the indicator
-engine's incremental aggregates (:data:`_AGGREGATE_TABLES`), kept by a statement trigger on ``exchanges`` and filled
-from the exchanges already there when an older journal is migrated.
+with a message that says what to do (:class:`SchemaTooNewError`), never written to. Versions 4 to 6 add the
+indicator engine's incremental aggregates (:data:`_AGGREGATE_TABLES`, :data:`_CDL_TABLES`, ``indicator_agenda``),
+kept by a statement trigger on ``exchanges`` and filled from the exchanges already there when an older journal is
+migrated (benchmarks/README.md: their write cost).
 
 PostgreSQL text cannot hold the NUL character: a text column value containing one is stored with U+FFFD in its
 place and its exact value kept in ``exact`` (JSON), from which :meth:`PostgreSQLJournal.query` restores it; the
@@ -134,10 +135,15 @@ _DDL = (
 #: - ``indicator_messages`` / ``indicator_message_counts``: the first month of each (ESSMS, Message-ID) of accepted
 #:   MSSanté messages, and the number of messages per ESSMS and first month;
 #: - ``indicator_facts``: the latest version of each séjour and événement (by the engine's version key) and the
-#:   first producer date of its versions.
+#:   first producer date of its versions;
+#: - schema 5, ``indicator_cdl_platform_notes`` / ``indicator_cdl_receipts`` (:data:`_CDL_TABLES`);
+#: - schema 6, ``indicator_agenda``: per (ESSMS, person), the first producer date of their événements whose latest
+#:   version is not retracted (recomputed from ``indicator_facts`` for the persons of an insert: a retraction
+#:   removes an événement).
 #:
 #: The journal's exchanges are never updated or deleted, so an insert only adds to them (OR of bits, earlier month,
-#: later version); writers hold the journal's write lock, so two inserts never update them at once.
+#: later version; ``indicator_agenda`` is recomputed); writers hold the journal's write lock, so two inserts never
+#: update them at once (a bulk load outside :meth:`PostgreSQLJournal.record_many` must be the only writer).
 #: The version key of a fact (its latest version decides, harness.analytics.indicators): the producer's date, then
 #: the recording order, in one text compared byte by byte.
 VERSION_KEY = "(COALESCE(x.fact_date, '') || '#' || lpad(x.seq::text, 19, '0')) COLLATE \"C\""
