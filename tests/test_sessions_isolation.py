@@ -17,9 +17,13 @@ from starlette.testclient import TestClient
 from test_dmp import TESTDATA, Dmp
 from test_eparcours import FINESS, JSON, _context, _restful_note, actors, note, testdata  # noqa: F401 - fixture
 from test_eprescription import task
+from test_tddui import EST, JEANNE, as_bytes, export
+from test_tddui import HEADERS as TDDUI_HEADERS
+from test_tddui import _sim as _tddui_sim
 
 from harness.core.journal import JournalFilter, Outcome
 from harness.core.sessions import Members
+from harness.fields import dui
 from harness.fields.testdata import TestData
 from harness.sut.base import ActionStatus, DmpFeed, DmpQuery, DmpUpdate
 from harness.sut.reference import FaultyDUI
@@ -230,3 +234,35 @@ def test_a_prescription_of_another_session_is_refused_as_cda_page_qr_and_lines(e
     assert client.get(f"/fhir/Binary/{epu}").status_code == 200
     assert client.get(f"/fhir/MedicationRequest/{line}").status_code == 200
     assert (client.get(lines).json()["total"], client.get(f"/ordonnances/{epu}").status_code) == (2, 200)
+
+
+@pytest.fixture
+def tddui(tmp_path: Path) -> Iterator[tuple[TestClient, Any, Any]]:
+    yield from _tddui_sim(tmp_path, {})
+
+
+def test_a_tddui_bundle_about_another_sessions_person_is_refused(tddui) -> None:  # noqa: ANN001
+    """TDDUI writes: a Bundle naming a person (INS) of another open session than the sending establishment's is
+    refused (403 forbidden, FHIR-AUTRE-SESSION), none of its facts journaled; served once that session is closed."""
+    client, journal, ctx = tddui
+    mine = ctx.session_book.create("DUI de l'EHPAD", Members(essms=(EST.finess,)))
+    theirs = ctx.session_book.create("Autre DUI", Members(patients=(JEANNE.ins.value,)))
+    refused = client.post("/", content=as_bytes(export()), headers=TDDUI_HEADERS)
+    refusal = (
+        f"patient (INS) {JEANNE.ins.value} appartient à une autre session de test que ESSMS {EST.finess} (session "
+        f"{mine.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session"
+    )
+    assert refused.status_code == 403
+    assert [(i["code"], i["diagnostics"]) for i in refused.json()["issue"]] == [
+        ("forbidden", f"FHIR-AUTRE-SESSION: {refusal}")
+    ]
+    [journaled] = journal.query(JournalFilter())  # the Bundle's refusal, none of its facts
+    assert (journaled.operation, journaled.outcome, journaled.error_code, journaled.session_id) == (
+        dui.OP_TRANSACTION,
+        Outcome.REJECTED,
+        "403",  # TDDUI journals the HTTP status, the finding in its details and message
+        mine.id,
+    )
+    assert journaled.error_message == f"FHIR-AUTRE-SESSION: {refusal}"
+    ctx.session_book.close(theirs.id)
+    assert client.post("/", content=as_bytes(export()), headers=TDDUI_HEADERS).status_code == 200

@@ -21,6 +21,7 @@ from cryptography import x509
 from harness.core.journal import Exchange, Outcome
 from harness.core.settings import read_settings
 from harness.fhir import EstablishmentAccess, FhirHooks, FhirInteraction, FhirServer, Interaction, Limits, RequestInfo
+from harness.fhir.access import OTHER_SESSION, identified_owners
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity
 from harness.fhir.store import ResourceStore, UnitOfWork
@@ -120,6 +121,18 @@ class TdduiService(FhirHooks):
             FAULT_REPLY_LEGACY, essms=caller_finess
         )
 
+    def _other_session(self, caller: str | None, bundle: Any) -> str | None:
+        """Why an establishment of an open test session may not send this Bundle: it names a person (INS) or an
+        establishment of another open session (issue 19 item 4); ``None`` when it may, or the caller is in no
+        session (checked first: without sessions nothing else is read)."""
+        if self.ctx.session_of("essms", caller) is None:
+            return None
+        for owner in identified_owners(bundle):
+            refusal = self.ctx.cross_session(("essms", caller), owner)
+            if refusal is not None:
+                return refusal
+        return None
+
     def transaction(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         """Validate the TDDUIBundle, check its establishments are the caller's, prepare the journal and answer."""
         parsed = self.fhir.parse_body(info)  # 415 media type, 400 JSON / XML, 413 entries: as every FHIR endpoint
@@ -142,6 +155,14 @@ class TdduiService(FhirHooks):
         for finess in report.essms:
             self.access.require(
                 info.caller_finess, finess, expression="Bundle.entry.resource.identifier", what="TDDUI :"
+            )
+        refusal = self._other_session(info.caller_finess, parsed)
+        if refusal is not None:
+            raise TdduiRefusal(
+                403,
+                [Finding(OTHER_SESSION, refusal, location="Bundle.entry.resource.identifier")],
+                code="forbidden",
+                report=report,
             )
         now = datetime.now(UTC)
         bundle = self.ctx.exchange(
