@@ -272,6 +272,34 @@ def test_qr_code_and_recette_pages(sim, testdata: TestData) -> None:  # noqa: AN
     assert client.get("/ordonnances/INCONNU/qr.png").status_code == 404
 
 
+def test_recette_pages_require_the_establishment_certificate(sim, testdata: TestData) -> None:  # noqa: ANN001
+    """The printable pages authenticate like the rest of the API (issue 19: every endpoint): without a client
+    certificate, 403 OperationOutcome ``login`` journaled ``eprescription.page``; with another establishment's
+    certificate, the prescription of its person is as unknown (404, left out of the list), as for ``Binary``."""
+    from fhir_access import SSIAD
+
+    client, service, journal = sim
+    prescription = service.issue(testdata.person("P001"))
+    epu = prescription.epu
+    paths = ("/ordonnances", f"/ordonnances/{epu}", f"/ordonnances/{epu}/qr.png")
+    with TestClient(presenting(service.app(), None)) as anonymous:
+        answers = [anonymous.get(path) for path in paths]
+    assert [(a.status_code, a.headers["content-type"]) for a in answers] == [
+        (403, "application/fhir+json; charset=utf-8")
+    ] * 3
+    assert {a.json()["issue"][0]["code"] for a in answers} == {"login"}
+    assert all(epu not in a.text and prescription.person.family not in a.text for a in answers)
+    rows = journal.query(JournalFilter(operation="eprescription.page"))
+    assert [(r.outcome, r.essms, r.error_code, r.details["path"]) for r in rows] == [
+        (Outcome.REJECTED, None, "FHIR-CERTIFICAT-ABSENT", path) for path in paths
+    ]
+    with TestClient(presenting(service.app(), essms(SSIAD))) as other:
+        assert [other.get(path).status_code for path in paths[1:]] == [404, 404]
+        assert epu not in other.get("/ordonnances").text
+    assert [client.get(path).status_code for path in paths] == [200, 200, 200]  # its own establishment's
+    assert len(journal.query(JournalFilter(operation="eprescription.page"))) == 3  # served pages are not journaled
+
+
 def test_corpus_eprescription_documents_are_read(corpus_dir: Path) -> None:
     for name in ("eP-MED-DM_2024.01_PosoStruct.xml", "eP-MED-DM_2024.01_PosoNonStruct.xml"):
         path = corpus_dir / "cisis-cda" / "examples" / name

@@ -154,7 +154,14 @@ ENDPOINTS = {
         ("POST", "/fhir"),
         ("GET", "/openapi.json"),
     ],
-    "eprescription": [("GET", "/fhir/MedicationRequest"), ("GET", "/fhir/Binary/0123"), ("POST", "/fhir/Task")],
+    "eprescription": [
+        ("GET", "/fhir/MedicationRequest"),
+        ("GET", "/fhir/Binary/0123"),
+        ("POST", "/fhir/Task"),
+        ("GET", "/ordonnances"),  # the printable pages of manual recette too (issue 19: every endpoint)
+        ("GET", "/ordonnances/0123"),
+        ("GET", "/ordonnances/0123/qr.png"),
+    ],
     "tddui": [("POST", "/"), ("GET", "/metadata")],
 }
 

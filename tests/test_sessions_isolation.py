@@ -5,7 +5,6 @@ are served as before."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -220,8 +219,12 @@ def test_a_prescription_of_another_session_is_refused_as_cda_page_qr_and_lines(e
         mine.id,
     )
     page, qr = client.get(f"/ordonnances/{epu}"), client.get(f"/ordonnances/{epu}/qr.png")
-    assert (page.status_code, qr.status_code, qr.text) == (403, 403, f"FHIR-AUTRE-SESSION : {refusal}")
-    assert f"<p>{html.escape(refusal)}</p>" in page.text and prescription.person.family not in page.text
+    assert (_forbidden(page), _forbidden(qr)) == (refusal, refusal) and prescription.person.family not in page.text
+    assert page.headers["content-type"] == "application/fhir+json; charset=utf-8"
+    refused_pages = journal.query(JournalFilter(operation="eprescription.page"))
+    assert [(r.outcome, r.error_code, r.essms, r.person, r.session_id, r.details["epu"]) for r in refused_pages] == [
+        (Outcome.REJECTED, "FHIR-AUTRE-SESSION", FINESS, INS, mine.id, epu)
+    ] * 2
     assert epu not in client.get("/ordonnances").text
     # the lines name their patient only by a literal reference (subject Patient/<id>, no INS): read in the store
     assert _forbidden(client.get(f"/fhir/MedicationRequest/{line}")) == refusal

@@ -31,9 +31,14 @@ Endpoints (FHIR R4 4.0.1, base ``https://host:port/eprescription/fhir``; JSON or
 - ``GET [base]/metadata`` (CapabilityStatement), ``GET /eprescription/openapi.json`` (OpenAPI of the FHIR API).
 - Manual recette: ``GET /eprescription/ordonnances`` and ``/ordonnances/<EPU>`` (printable page with the QR code to
   scan), ``/ordonnances/<EPU>/qr.png``, ``POST /eprescription/_admin/ordonnances`` (``{"personne": "P001"}``).
+  The pages show the prescriptions of the presenting establishment's persons (another's: 404, as ``Binary``).
 
 The DUI authenticates with its establishment's organisation certificate of the test PKI (``ESSMS-<FINESS>``, OU
-``1`` + FINESS, issued at start): the journal's ``essms`` comes from it.
+``1`` + FINESS, issued at start): the journal's ``essms`` comes from it. Every endpoint requires it, the printable
+pages included (a browser presents it once ``client-ESSMS-<FINESS>.pem`` / ``.key`` are imported, e.g. as PKCS#12):
+without it, 403 OperationOutcome ``login`` ``FHIR-CERTIFICAT-ABSENT``, journaled (``eprescription.page`` for the
+pages). The CNAM teleservice is reached only by authenticated professionals and structures (its API is not public);
+the simulator asks the DUI's establishment certificate, as the ANS services it models beside it (DMP, MSSanté).
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ operation                              exchange
 ``eprescription.import_confirmed``     the DUI confirms the integration (``POST Task``, ``status`` completed):
                                        **the import the usage indicator counts** (accepted ones)
 ``eprescription.import_refused``       the DUI tells it refused the prescription (``Task`` ``rejected``)
+``eprescription.page``                 a printable page (``/ordonnances``...) refused: no or another
+                                       certificate than an ESSMS one (403 ``login`` / ``forbidden``), or a
+                                       prescription of another test session (403 ``FHIR-AUTRE-SESSION``);
+                                       pages served are not journaled
 ``fhir.<interaction>.<Type>``          any other FHIR request (reads of Patient, Medication...)
 =====================================  =====================================================================
 
@@ -57,7 +61,7 @@ from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam
 from harness.fhir.server import simulated_unavailability
 from harness.fhir.store import UnitOfWork, Version
-from harness.fhir.wire import Format, render, response_format
+from harness.fhir.wire import Format, render, rendered_mime, response_format
 from harness.fields.identity import ProductionInsPolicy
 from harness.fields.testdata import Person
 from harness.host.asgi_tls import client_certificate
@@ -93,6 +97,7 @@ FAULTS = {
 OP_RETRIEVE = "eprescription.retrieve"
 OP_CONFIRMED = "eprescription.import_confirmed"
 OP_REFUSED = "eprescription.import_refused"
+OP_PAGE = "eprescription.page"  # a printable page (manual recette) refused: journaled, never counted
 OP_ADMIN_ISSUE = "admin.ordonnance"  # an operator issues a prescription for manual recette (never counted)
 CDA_MEDIA_TYPE = "application/xml"
 GROUP_IDENTIFIER = "group-identifier"
@@ -369,13 +374,10 @@ class EprescriptionService(FhirHooks):
             return None
         return self.ctx.cross_session(("essms", caller), ("patient", prescription.person.ins.value))
 
-    def _page_caller(self, request: Request) -> str | None:
+    def _page_caller(self, request: Request) -> str:
         """The establishment a printable page is opened by: the FINESS of the organisation certificate presented,
-        if any (the pages are for manual recette and ask for none)."""
-        try:
-            return self.access.authenticate(client_certificate(request.scope))
-        except FhirError:
-            return None
+        which :meth:`FhirServer.guarded` required before (403 OperationOutcome otherwise, as every endpoint)."""
+        return self.access.authenticate(client_certificate(request.scope))
 
     def visible(self, version: Version, *, request: RequestInfo) -> bool:
         """A prescription (its lines, its patient) is visible to the establishment that accompanies its person (or
@@ -536,9 +538,9 @@ class EprescriptionService(FhirHooks):
             routes=[
                 Route("/fhir/Binary/{epu}", self._binary, methods=["GET"]),
                 Route("/openapi.json", self.fhir.guarded(self._openapi, "fhir.openapi"), methods=["GET"]),
-                Route("/ordonnances", self._list_page, methods=["GET"]),
-                Route("/ordonnances/{epu}", self._page, methods=["GET"]),
-                Route("/ordonnances/{epu}/qr.png", self._qr, methods=["GET"]),
+                Route("/ordonnances", self.fhir.guarded(self._list_page, OP_PAGE), methods=["GET"]),
+                Route("/ordonnances/{epu}", self.fhir.guarded(self._page, OP_PAGE), methods=["GET"]),
+                Route("/ordonnances/{epu}/qr.png", self.fhir.guarded(self._qr, OP_PAGE), methods=["GET"]),
                 Route("/_admin/ordonnances", self._admin_issue, methods=["POST"]),
                 *self.fhir.routes("/fhir"),
             ]
@@ -637,39 +639,51 @@ class EprescriptionService(FhirHooks):
             openapi_document(self.fhir, title="e-Prescription (simulateur FHIR)", server_url=self.base_url())
         )
 
-    def _find(self, request: Request) -> Prescription:
-        """The prescription of the page's EPU: :class:`LookupError` when unknown, :class:`PermissionError` (the
-        refusal) when the certificate presented is of an establishment of another test session than its person's."""
-        prescription = self.prescription(request.path_params["epu"])
+    def _find(self, request: Request) -> Prescription | Response:
+        """The prescription of the page's EPU for the establishment whose certificate was presented (checked by
+        :meth:`FhirServer.guarded` before): 404 when unknown or of another establishment's person (as
+        ``Binary``), 403 OperationOutcome ``FHIR-AUTRE-SESSION`` (journaled ``eprescription.page``) when its
+        person is in another open test session than the caller's."""
+        epu = request.path_params["epu"]
+        caller = self._page_caller(request)
+        prescription = self.prescription(epu)
+        if prescription is not None and not self._may_see(caller, prescription.person.essms):
+            prescription = None  # another establishment's person: as unknown
         if prescription is None:
-            raise LookupError(request.path_params["epu"])
-        refusal = self._other_session(self._page_caller(request), prescription)
-        if refusal is not None:
-            raise PermissionError(refusal)
-        return prescription
+            return Response("ordonnance inconnue", status_code=404, media_type="text/plain; charset=utf-8")
+        refusal = self._other_session(caller, prescription)
+        if refusal is None:
+            return prescription
+        info = RequestInfo(
+            "GET", request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()}
+        )
+        item = FhirInteraction(Interaction.READ, "GET", status=403)
+        item.error = fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
+        exchange = default_exchange(
+            item,
+            request=replace(info, caller_finess=caller),
+            body=b"",
+            operation=OP_PAGE,
+            details={"epu": epu},
+            person=prescription.person.ins.value,
+        )
+        self.ctx.record_many([exchange])
+        return Response(
+            render(item.error.outcome(), Format.JSON), status_code=403, media_type=rendered_mime({}, Format.JSON, b"")
+        )
 
     async def _qr(self, request: Request) -> Response:
-        try:
-            prescription = self._find(request)
-        except LookupError:
-            return Response("ordonnance inconnue", status_code=404, media_type="text/plain; charset=utf-8")
-        except PermissionError as refused:
-            return Response(f"{OTHER_SESSION} : {refused}", status_code=403, media_type="text/plain; charset=utf-8")
-        return Response(qr_png(prescription.epu), media_type="image/png")
+        found = self._find(request)
+        if isinstance(found, Response):
+            return found
+        return Response(qr_png(found.epu), media_type="image/png")
 
     async def _page(self, request: Request) -> Response:
         """A printable page for manual recette: the QR code to scan at the DUI, the lines, the status."""
         e = html.escape
-        try:
-            p = self._find(request)
-        except LookupError:
-            return HTMLResponse("<p>Ordonnance inconnue</p>", status_code=404)
-        except PermissionError as refused:
-            return HTMLResponse(
-                "<!doctype html><html lang='fr'><meta charset='utf-8'><title>Ordonnance d'une autre session</title>"
-                f"<body><h1>Accès refusé ({OTHER_SESSION})</h1><p>{e(str(refused))}</p></body></html>",
-                status_code=403,
-            )
+        p = self._find(request)
+        if isinstance(p, Response):
+            return p
         rows = "".join(
             f"<tr><td>{e(line.medicine.display)}</td><td>{e(line.posology.text)}</td></tr>" for line in p.lines
         )
@@ -685,12 +699,11 @@ class EprescriptionService(FhirHooks):
         return HTMLResponse(page)
 
     async def _list_page(self, request: Request) -> Response:
-        """Every prescription, less those of another test session than the certificate's establishment."""
+        """The prescriptions of the certificate's establishment's persons, less those of another test session."""
         with self._replica.locked():
             items = list(self.prescriptions.values())
         caller = self._page_caller(request)
-        if caller is not None:
-            items = [p for p in items if self._other_session(caller, p) is None]
+        items = [p for p in items if self._may_see(caller, p.person.essms) and self._other_session(caller, p) is None]
         e = html.escape
         rows = "".join(
             f"<li><a href='ordonnances/{e(p.epu)}'>{e(p.epu)}</a> — {e(p.person.given)} {e(p.person.family)}"
