@@ -89,3 +89,50 @@ def test_a_psc_fault_aimed_at_a_session_is_taken_by_its_clients_only(env: SocleE
         book.close(other.id)
         env.host.faults.clear()
         rp.close()
+
+
+def test_the_psc_admin_fault_endpoint_aims_at_a_session_as_the_host_does(env: SocleEnvironment) -> None:
+    """``/psc/_admin/faults`` takes the same optional ``session`` as ``/_harness/faults``: the fault is taken by the
+    clients of that open session only and its injection journaled there; psc.down or an unknown session: 400."""
+    rp = RP(env)
+    book = env.host.sessions
+    other = book.create("DUI de recette", Members(clients=(OTHER,)))
+    url = rp.url("admin") + "/faults"
+    try:
+        injected = rp.admin.post(url, json={"kind": "psc.wrong-state", "session": other.id})
+        assert (injected.status_code, injected.json()) == (
+            200,
+            {"kind": "psc.wrong-state", "count": 1, "session": other.id},
+        )
+        [journaled] = env.journal.query(JournalFilter(service="psc", operation="admin.fault"))[-1:]
+        assert (journaled.outcome.value, journaled.session_id, journaled.details["session"]) == (
+            "accepted",
+            other.id,
+            other.id,
+        )
+        assert rp.callback(rp.authorize()[0])["state"] == "etat-1"  # dui-reference is in no session: not taken
+        mine = book.create("DUI de référence", Members(clients=(CLIENT_ID,)))
+        assert rp.callback(rp.authorize()[0])["state"] == "etat-1"  # in another session: not taken either
+        assert rp.admin.post(url, json={"kind": "psc.wrong-state", "session": mine.id}).status_code == 200
+        assert rp.callback(rp.authorize()[0])["state"].startswith("etat-altere-")  # its own session's
+        assert rp.callback(rp.authorize()[0])["state"] == "etat-1"
+        down = rp.admin.post(url, json={"kind": "psc.down", "session": mine.id})
+        assert (down.status_code, down.json()["error"], down.json()["error_description"]) == (
+            400,
+            "invalid_request",
+            "la panne psc.down survient avant que le DUI ne s'identifie : elle ne peut viser une session (pannes de "
+            "psc qui le peuvent : ['psc.acr-not-met', 'psc.code-expired', 'psc.introspection-inactive', "
+            "'psc.no-activity', 'psc.wrong-audience', 'psc.wrong-state'])",
+        )
+        unknown = rp.admin.post(url, json={"kind": "psc.wrong-state", "session": "pas-une-session"})
+        assert (unknown.status_code, unknown.json()["error_description"]) == (
+            400,
+            "session « pas-une-session » : aucune session de test ouverte de ce nom (socle-harness session list)",
+        )
+        refused = env.journal.query(JournalFilter(service="psc", operation="admin.fault"))[-2:]
+        assert [(r.outcome.value, r.error_code) for r in refused] == [("rejected", "invalid_request")] * 2
+        book.close(mine.id)
+    finally:
+        book.close(other.id)
+        env.host.faults.clear()
+        rp.close()

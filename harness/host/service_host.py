@@ -43,6 +43,7 @@ from harness.host.simulator import (
     ServiceRegistry,
     Simulator,
     SimulatorContext,
+    aimed_session,
     available_simulators,
 )
 
@@ -344,23 +345,9 @@ class ServiceHost:
         return JSONResponse(injected, status_code=201)
 
     def _fault_session(self, service: str, kind: str, session: Any) -> str | None:
-        """The test session a fault is aimed at (``session`` of the ``/_harness/faults`` body, issue 19 item 4):
-        absent, the fault applies to every exchange as before; else an open session, and a kind the service takes
-        with the exchange's identities (``Simulator.session_faults``): one taken before the DUI names itself (a TLS
-        handshake, a greeting) could never be told apart, so it is refused rather than never applied."""
-        if session is None:
-            return None
-        if not isinstance(session, str) or session not in {s.id for s in self.sessions.open_sessions()}:
-            raise ValueError(
-                f"session « {session} » : aucune session de test ouverte de ce nom (socle-harness session list)"
-            )
-        scoped = type(self.simulators[service]).session_faults
-        if kind not in scoped:
-            raise ValueError(
-                f"la panne {kind} survient avant que le DUI ne s'identifie : elle ne peut viser une session "
-                f"(pannes de {service} qui le peuvent : {sorted(scoped)})"
-            )
-        return session
+        """The test session a fault is aimed at (``session`` of the ``/_harness/faults`` body): see
+        :func:`harness.host.simulator.aimed_session`."""
+        return aimed_session(self.sessions, service, kind, type(self.simulators[service]).session_faults, session)
 
 
 class BackgroundHost:

@@ -451,6 +451,26 @@ class SimulatorContext:
         return self.faults.take(self.name, kind, session=session, match=match)
 
 
+def aimed_session(sessions: SessionBook, service: str, kind: str, scoped: frozenset[str], session: Any) -> str | None:
+    """The test session a fault injection is aimed at (its ``session`` field, issue 19 item 4), for the host's
+    ``/_harness/faults`` and a simulator's own fault endpoint alike: absent, ``None`` (every exchange, as before);
+    else an open session and a kind of ``scoped`` (:attr:`Simulator.session_faults`), the kinds taken with the
+    exchange's identities — one taken before the DUI names itself could never be told apart, so it is refused
+    rather than never applied. :class:`ValueError` (French, the answer's 400 text) otherwise."""
+    if session is None:
+        return None
+    if not isinstance(session, str) or session not in {s.id for s in sessions.open_sessions()}:
+        raise ValueError(
+            f"session « {session} » : aucune session de test ouverte de ce nom (socle-harness session list)"
+        )
+    if kind not in scoped:
+        raise ValueError(
+            f"la panne {kind} survient avant que le DUI ne s'identifie : elle ne peut viser une session "
+            f"(pannes de {service} qui le peuvent : {sorted(scoped)})"
+        )
+    return session
+
+
 class Simulator:
     """Base class of every socle-service simulator.
 

@@ -29,15 +29,14 @@ from harness.core.config import package_root
 from harness.host.simulator import Simulator, SimulatorContext
 from mock_services.psc.model import load_fixtures
 from mock_services.psc.provider import PROTOCOL, REALM, Provider, Settings
-from mock_services.psc.realm import FAULT_CATALOGUE, FAULT_DOWN
+from mock_services.psc.realm import FAULT_CATALOGUE, SESSION_FAULTS
 
 logger = logging.getLogger(__name__)
 
 
 class PSCSimulator(Simulator):
     fault_catalogue = FAULT_CATALOGUE
-    # taken once the OIDC client is known (all but psc.down, which answers before any request is read)
-    session_faults = frozenset(FAULT_CATALOGUE) - {FAULT_DOWN}
+    session_faults = SESSION_FAULTS  # all but psc.down, which answers before any request is read
     name = "psc"
     title = "Pro Santé Connect (fournisseur d'identité OpenID Connect des professionnels)"
     http_error_shape = "oauth"

@@ -7,11 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from harness.core.journal import Outcome
-from harness.host.simulator import Fault
+from harness.host.simulator import Fault, aimed_session
 from mock_services.psc.model import FixtureError, Professional
 from mock_services.psc.params import RequestReader
 from mock_services.psc.realm import (
     FAULT_KINDS,
+    SESSION_FAULTS,
     OAuthError,
     Realm,
 )
@@ -67,6 +68,12 @@ class AdminEndpoints:
         params = raw.get("params", {})
         if not isinstance(params, dict):
             raise OAuthError("invalid_request", "params doit être un objet")
-        self.realm.ctx.faults.inject(self.realm.ctx.name, Fault(raw["kind"], params, count))
-        self.realm.record("admin.fault", Outcome.ACCEPTED, actor="admin", details={"kind": raw["kind"], "count": count})
-        return JSONResponse({"kind": raw["kind"], "count": count})
+        ctx = self.realm.ctx
+        try:  # aimed at one open test session as through the host's /_harness/faults (issue 19 item 4)
+            session = aimed_session(ctx.session_book, ctx.name, raw["kind"], SESSION_FAULTS, raw.get("session"))
+        except ValueError as exc:
+            raise OAuthError("invalid_request", str(exc)) from None
+        ctx.faults.inject(ctx.name, Fault(raw["kind"], params, count, session))
+        injected = {"kind": raw["kind"], "count": count, **({"session": session} if session else {})}
+        self.realm.record("admin.fault", Outcome.ACCEPTED, actor="admin", details=injected, session=session)
+        return JSONResponse(injected)

@@ -45,6 +45,9 @@ FAULT_CATALOGUE = {
     FAULT_INACTIVE: "la prochaine introspection répond active=false",
     FAULT_WRONG_AUDIENCE: "le prochain id token est émis pour une autre audience",
 }
+#: The kinds taken once the OIDC client is known, which may so be aimed at one test session (all but psc.down,
+#: which answers before any request is read): ``Simulator.session_faults``
+SESSION_FAULTS = frozenset(FAULT_CATALOGUE) - {FAULT_DOWN}
 FAULT_KINDS = (
     FAULT_DOWN,
     FAULT_CODE_EXPIRED,
@@ -507,6 +510,7 @@ class Realm:
         details: Mapping[str, Any] | None = None,
         payload: bytes | None = None,
         payload_type: str | None = None,
+        session: str | None = None,
     ) -> None:
         info: dict[str, Any] = dict(details or {})
         if client_id:
@@ -529,6 +533,7 @@ class Realm:
             payload=payload,
             payload_type=payload_type,
             details=info,
+            session=session,
         )
 
     def _purge(self, now: float) -> None:
