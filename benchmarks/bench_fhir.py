@@ -13,8 +13,9 @@ pre-built JSON body of the same shape. Three interactions, keep-alive connection
 Goal (issue 18): simulator >= 50 % of the bare endpoint's requests/s for each interaction (the bare endpoint does
 nothing; the figure shows what a validated, journaled FHIR interaction costs; it was 10 % for create and read and
 none for the search before). The search runs after the create phase, so it matches every note the benchmark wrote
-for the person (about a thousand, a worst case: the total needs every match evaluated) — its figure is printed
-with that count.
+for the person (about a thousand) — its figure is printed with that count. No ``_total`` is sent: since
+3 Dec 2026 the simulator then gives no ``Bundle.total`` (``search_total = "none"``) and reads the notes only until
+the page and one more match; before, it counted (matched and checked the visibility of) every note.
 
 Run from the repository root:  python benchmarks/bench_fhir.py [--requests N] [--clients K] [--rounds R] [--json FILE]
 """

@@ -7,7 +7,7 @@ and 50 000 by default; one person has exactly 10 notes. Searches, each timed ove
   chain   DocumentReference?patient.identifier=<INS>&type=OBS&_count=10   (10 matches)
   ref     DocumentReference?subject=Patient/<id>&_count=10                 (10 matches)
   page    DocumentReference?type=OBS&_count=10&_total=none                 (every note matches; first page only)
-  counted DocumentReference?type=OBS&_count=10                             (every note matches; total counted)
+  counted DocumentReference?type=OBS&_count=10&_total=accurate            (every note matches; total counted)
 
 Each is run on the server as it is (**index**: the reference index gives the candidate ids, read directly; a chain
 resolved on the target type is not evaluated again; ``_total=none`` stops at the page) and on a **scan** server
@@ -34,7 +34,16 @@ from starlette.testclient import TestClient
 
 from harness.fhir import FhirHooks, FhirServer, Interaction, ResourceStore, ResourceType
 from harness.fhir.interaction import FhirInteraction, RequestInfo
-from harness.fhir.search import Matcher, ParamType, SearchParam, SearchQuery, resolver_of, run_search, searchset
+from harness.fhir.search import (
+    Matcher,
+    ParamType,
+    SearchParam,
+    SearchQuery,
+    Total,
+    resolver_of,
+    run_search,
+    searchset,
+)
 from harness.fhir.store import UnitOfWork, instant
 
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
@@ -47,7 +56,7 @@ SEARCHES = {
     "chain": "patient.identifier={system}%7C{ins}&type=OBS&_count=10",
     "ref": "subject=Patient/{pid}&_count=10",
     "page": "type=OBS&_count=10&_total=none",
-    "counted": "type=OBS&_count=10",
+    "counted": "type=OBS&_count=10&_total=accurate",
 }
 FLAT = ("chain", "ref", "page")
 
@@ -67,8 +76,7 @@ class ScanServer(FhirServer):
         candidates = [v for v in candidates if self.hooks.visible(v, request=info)]
         if query.count is None:
             query.count = self.limits.max_search_results
-        query.total = True
-        found = run_search(query, candidates, matcher)
+        found = run_search(query, candidates, matcher, total=Total.ACCURATE)
         item.matches, item.total = found.matches, found.total
         item.response = searchset(
             self.base_url(),

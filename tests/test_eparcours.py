@@ -14,11 +14,14 @@ from fhir_access import essms, presenting
 from starlette.testclient import TestClient
 
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
+from harness.core.settings import SettingsError
+from harness.fhir import Total
 from harness.fields.testdata import TestData, load_testdata
 from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from harness.validators import Severity
 from harness.validators import cdl as C
 from mock_services.eparcours import EparcoursSimulator
+from mock_services.eparcours.service import EparcoursSettings
 
 REPO = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/fhir+json"}
@@ -278,6 +281,25 @@ def test_restful_update_with_etags_and_deletion(sim) -> None:  # noqa: ANN001
     assert people == {"238047505612394"}
 
 
+def test_search_total_setting_counts_every_search(tmp_path: Path, testdata: TestData) -> None:
+    """``[settings.eparcours] search_total = "accurate"``: Bundle.total without ``_total`` (default: none, above);
+    the client's ``_total=none`` still wins."""
+    ctx, journal = _context(tmp_path, testdata, {"search_total": "accurate"})
+    with TestClient(presenting(EparcoursSimulator(ctx).http_app(), essms(FINESS))) as client:
+        a, _ = _restful_note(client, code="OBS")
+        b, _ = _restful_note(client, code="GEN")
+        person = {"patient.identifier": f"{INS_SYSTEM}|238047505612394", "_count": "1"}
+        counted = client.get("/fhir/DocumentReference", params=person).json()
+        assert (counted["total"], [e["resource"]["id"] for e in counted["entry"]]) == (2, [a])
+        uncounted = client.get("/fhir/DocumentReference", params={**person, "_total": "none"}).json()
+        assert ("total" in uncounted, [e["resource"]["id"] for e in uncounted["entry"]]) == (False, [a])
+    journal.close()
+    assert b
+    assert EparcoursSettings.from_mapping({}).search_total is Total.NONE
+    with pytest.raises(SettingsError, match="search_total"):
+        EparcoursSettings.from_mapping({"search_total": "parfois"})
+
+
 def test_update_without_if_match_can_be_required(tmp_path: Path, testdata: TestData) -> None:
     ctx, journal = _context(tmp_path, testdata, {"require_if_match": "true"})
     with TestClient(presenting(EparcoursSimulator(ctx).http_app(), essms(FINESS))) as client:
@@ -290,29 +312,32 @@ def test_update_without_if_match_can_be_required(tmp_path: Path, testdata: TestD
 
 def test_search_by_person_author_type_date_label_with_include(sim, testdata: TestData) -> None:  # noqa: ANN001
     client, service, journal = sim
-    _restful_note(client, code="OBS", label="INVISIBLE_PATIENT", text="a")
-    _restful_note(client, code="GEN", text="b")
-    service.publish_note(testdata.person("Paul LEROY"), note_type="OBS", text="autre personne")
-    service.publish_note(testdata.person("Jeanne MARTIN"), note_type="INST", text="urgent", urgent=True)
+    a, _ = _restful_note(client, code="OBS", label="INVISIBLE_PATIENT", text="a")
+    b, _ = _restful_note(client, code="GEN", text="b")
+    other = service.publish_note(testdata.person("Paul LEROY"), note_type="OBS", text="autre personne").id
+    urgent = service.publish_note(testdata.person("Jeanne MARTIN"), note_type="INST", text="urgent", urgent=True).id
 
     def search(params: list[tuple[str, str]]) -> dict[str, Any]:
         response = client.get("/fhir/DocumentReference", params=params)
         assert response.status_code == 200, response.text
         return response.json()
 
+    def found(params: list[tuple[str, str]]) -> list[str]:
+        """The matches, in order; no Bundle.total (``[settings.eparcours] search_total`` is ``none`` by default)."""
+        bundle = search(params)
+        assert "total" not in bundle, bundle
+        return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
+
     person = ("patient.identifier", f"{INS_SYSTEM}|238047505612394")
-    assert search([person])["total"] == 3
-    assert search([("subject:Patient.identifier", "238047505612394")])["total"] == 3
-    assert search([("subject.identifier", "142036912304505")])["total"] == 1
-    assert search([person, ("type", f"{C.TRE_R234}|OBS")])["total"] == 1
-    assert search([person, ("security-label", "INVISIBLE_PATIENT")])["total"] == 1
-    assert (
-        search([("author:Practitioner.identifier", "810001234567")])["total"] == 0
-    )  # the author is a PractitionerRole
-    assert (
-        search([("author:PractitionerRole.practitioner.identifier", "x")])["total"] == 4
-    )  # not a supported chain: ignored, warned
-    assert search([person, ("date", "ge2025-02-03"), ("date", "lt2025-02-04")])["total"] == 2
+    assert found([person]) == [a, b, urgent]
+    assert found([("subject:Patient.identifier", "238047505612394")]) == [a, b, urgent]
+    assert found([("subject.identifier", "142036912304505")]) == [other]
+    assert found([person, ("type", f"{C.TRE_R234}|OBS")]) == [a]
+    assert found([person, ("security-label", "INVISIBLE_PATIENT")]) == [a]
+    assert found([("author:Practitioner.identifier", "810001234567")]) == []  # the author is a PractitionerRole
+    assert found([("author:PractitionerRole.practitioner.identifier", "x")]) == [a, b, other, urgent]  # ignored
+    assert found([person, ("date", "ge2025-02-03"), ("date", "lt2025-02-04")]) == [a, b]
+    assert search([person, ("_total", "accurate")])["total"] == 3
     included = search([person, ("type", "GEN"), ("_include", "*")])
     assert sorted(e["resource"]["resourceType"] for e in included["entry"] if e["search"]["mode"] == "include") == [
         "Patient",

@@ -356,8 +356,11 @@ def test_a_prescription_is_seen_by_the_establishment_of_its_person(ep: Service, 
     theirs = service.issue(grappe.person("P003"))  # the SSIAD's person
     ehpad, ssiad = ep.as_(essms(EHPAD)), ep.as_(essms(SSIAD))
     params = [("group-identifier", f"{EPU_SYSTEM}|{theirs.epu}"), ("_include", "MedicationRequest:subject")]
-    assert ehpad.get("/fhir/MedicationRequest", params=params).json()["total"] == 0
-    assert ssiad.get("/fhir/MedicationRequest", params=params).json()["total"] == len(theirs.lines)
+    assert "entry" not in ehpad.get("/fhir/MedicationRequest", params=params).json()  # nothing, includes neither
+    seen = ssiad.get("/fhir/MedicationRequest", params=params).json()
+    assert [e["resource"]["id"] for e in seen["entry"] if e["search"]["mode"] == "match"] == [
+        line.id for line in theirs.lines
+    ]
     assert _issue(ehpad.get(f"/fhir/Binary/{theirs.epu}"))[::2] == (404, "EP-ORDONNANCE-INCONNUE")
     assert ssiad.get(f"/fhir/Binary/{theirs.epu}").status_code == 200
 

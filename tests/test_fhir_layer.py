@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from harness.core.journal import Exchange, Outcome
 from harness.fhir import FhirHooks, FhirServer, Interaction, Limits, ResourceStore, ResourceType
-from harness.fhir.search import ParamType, SearchParam, date_range
+from harness.fhir.search import ParamType, SearchParam, Total, date_range
 
 JSON = {"content-type": "application/fhir+json"}
 XML = {"content-type": "application/fhir+xml"}
@@ -39,7 +39,8 @@ class Recorder:
 TEST_LIMITS = Limits(max_body_bytes=256 * 1024, max_bundle_entries=50)
 
 
-def make_server(limits: Limits = TEST_LIMITS) -> tuple[FhirServer, Recorder]:
+def make_server(limits: Limits = TEST_LIMITS, search_total: Total | None = None) -> tuple[FhirServer, Recorder]:
+    """The test server; ``search_total`` None: the FhirServer's own default."""
     recorder = Recorder()
     server = FhirServer(
         resources=[
@@ -73,6 +74,7 @@ def make_server(limits: Limits = TEST_LIMITS) -> tuple[FhirServer, Recorder]:
         record=recorder,
         base_url=lambda: "https://test/fhir",
         limits=limits,
+        **({} if search_total is None else {"search_total": search_total}),
     )
     return server, recorder
 
@@ -346,16 +348,16 @@ def seeded(fhir):  # noqa: ANN001, ANN201
         },
         headers=JSON,
     ).json()["id"]
-    for code, when, who in (
-        ("OBS", "2024-03-05T10:00:00+01:00", "Dupré"),
-        ("GEN", "2024-04-01T08:00:00Z", "Dupré"),
-        ("OBS", "2023-12-31T09:00:00Z", "Leroy"),
+    for name, code, when, who in (
+        ("n1", "OBS", "2024-03-05T10:00:00+01:00", "Dupré"),
+        ("n2", "GEN", "2024-04-01T08:00:00Z", "Dupré"),
+        ("n3", "OBS", "2023-12-31T09:00:00Z", "Leroy"),
     ):
-        client.post(
+        ids[name] = client.post(
             "/DocumentReference",
             json=note(f"Patient/{ids[who]}", code=code, date=when, author=f"Practitioner/{ids['dr']}"),
             headers=JSON,
-        )
+        ).json()["id"]
     return client, ids
 
 
@@ -363,28 +365,37 @@ def _ids(bundle: dict[str, Any], mode: str = "match") -> list[str]:
     return [e["resource"]["resourceType"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode]
 
 
+def _matched(bundle: dict[str, Any]) -> list[str]:
+    """The ids of a searchset's matches, in order."""
+    return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def _found(client: TestClient, path: str, params: Any) -> list[str]:
+    """The ids a search matches; the Bundle carries no ``total`` (none asked: the server's default ``none``)."""
+    bundle = client.get(path, params=params).json()
+    assert bundle["type"] == "searchset" and "total" not in bundle, bundle
+    return _matched(bundle)
+
+
 def test_search_by_token_string_date_chain_and_include(seeded) -> None:  # noqa: ANN001
     client, ids = seeded
-    assert (
-        client.get("/Patient", params={"family": "dupre"}).json()["total"] == 1
-    )  # accent- and case-insensitive prefix
-    assert client.get("/Patient", params={"family:exact": "dupre"}).json()["total"] == 0
-    assert client.get("/Patient", params={"name": "lis"}).json()["total"] == 0
-    assert client.get("/Patient", params={"name:contains": "lis"}).json()["total"] == 2
-    assert client.get("/Patient", params={"identifier": f"{INS['system']}|142036912304505"}).json()["total"] == 1
-    assert client.get("/Patient", params={"identifier": "142036912304505,238047505612394"}).json()["total"] == 2
-    assert client.get("/Patient", params={"birthdate": "lt1940"}).json()["total"] == 1
-    chained = client.get("/DocumentReference", params={"patient.identifier": f"{INS['system']}|238047505612394"}).json()
-    assert chained["total"] == 2
-    assert client.get("/DocumentReference", params={"subject:Patient.family": "leroy"}).json()["total"] == 1
-    assert (
-        client.get("/DocumentReference", params={"author:Practitioner.identifier": "810000000001"}).json()["total"] == 3
-    )
-    assert client.get("/DocumentReference", params={"date": "ge2024-03", "type": "OBS"}).json()["total"] == 1
-    assert client.get("/DocumentReference", params={"date": "2024"}).json()["total"] == 2
-    assert client.get("/DocumentReference", params={"date": "sa2024-03-31"}).json()["total"] == 1
-    assert client.get("/DocumentReference", params={"subject": f"Patient/{ids['Leroy']}"}).json()["total"] == 1
-    assert client.get("/DocumentReference", params={"subject": ids["Leroy"]}).json()["total"] == 1
+    dupre, leroy, n1, n2, n3 = ids["Dupré"], ids["Leroy"], ids["n1"], ids["n2"], ids["n3"]
+    assert _found(client, "/Patient", {"family": "dupre"}) == [dupre]  # accent- and case-insensitive prefix
+    assert _found(client, "/Patient", {"family:exact": "dupre"}) == []
+    assert _found(client, "/Patient", {"name": "lis"}) == []
+    assert _found(client, "/Patient", {"name:contains": "lis"}) == [dupre, leroy]
+    assert _found(client, "/Patient", {"identifier": f"{INS['system']}|142036912304505"}) == [leroy]
+    assert _found(client, "/Patient", {"identifier": "142036912304505,238047505612394"}) == [dupre, leroy]
+    assert _found(client, "/Patient", {"birthdate": "lt1940"}) == [dupre]
+    chained = {"patient.identifier": f"{INS['system']}|238047505612394"}
+    assert _found(client, "/DocumentReference", chained) == [n1, n2]
+    assert _found(client, "/DocumentReference", {"subject:Patient.family": "leroy"}) == [n3]
+    assert _found(client, "/DocumentReference", {"author:Practitioner.identifier": "810000000001"}) == [n1, n2, n3]
+    assert _found(client, "/DocumentReference", {"date": "ge2024-03", "type": "OBS"}) == [n1]
+    assert _found(client, "/DocumentReference", {"date": "2024"}) == [n1, n2]
+    assert _found(client, "/DocumentReference", {"date": "sa2024-03-31"}) == [n2]
+    assert _found(client, "/DocumentReference", {"subject": f"Patient/{leroy}"}) == [n3]
+    assert _found(client, "/DocumentReference", {"subject": leroy}) == [n3]
     included = client.get(
         "/DocumentReference",
         params=[
@@ -396,13 +407,13 @@ def test_search_by_token_string_date_chain_and_include(seeded) -> None:  # noqa:
     assert sorted(_ids(included, "include")) == ["Patient", "Practitioner"]  # each included resource once
     star = client.get("/DocumentReference", params={"_include": "*", "type": "GEN"}).json()
     assert sorted(_ids(star, "include")) == ["Patient", "Practitioner"]
-    counted = client.get("/DocumentReference", params={"_count": "1", "_sort": "-date"}).json()
-    assert counted["total"] == 3 and len(_ids(counted)) == 1
-    assert counted["entry"][0]["resource"]["date"] == "2024-04-01T08:00:00Z"
+    assert _found(client, "/DocumentReference", {"_count": "1", "_sort": "-date"}) == [n2]  # the latest note
+    counted = client.get("/DocumentReference", params={"_count": "1", "_sort": "-date", "_total": "accurate"}).json()
+    assert (counted["total"], _matched(counted)) == (3, [n2])
     posted = client.post(
         "/DocumentReference/_search", content="type=GEN", headers={"content-type": "application/x-www-form-urlencoded"}
-    )
-    assert posted.json()["total"] == 1
+    ).json()
+    assert "total" not in posted and _matched(posted) == [n2]
 
 
 def _links(bundle: dict[str, Any]) -> dict[str, str]:
@@ -419,17 +430,18 @@ def test_search_pages_follow_next_links_to_the_last_page(seeded) -> None:  # noq
     client, ids = seeded
     every = [e["resource"]["id"] for e in client.get("/DocumentReference").json()["entry"]]
     assert len(every) == 3
+    assert every == [ids["n1"], ids["n2"], ids["n3"]]
     first = client.get("/DocumentReference", params={"_count": "1"}).json()
-    assert first["total"] == 3 and [e["resource"]["id"] for e in first["entry"]] == every[:1]
+    assert "total" not in first and [e["resource"]["id"] for e in first["entry"]] == every[:1]
     assert _links(first)["self"] == "https://test/fhir/DocumentReference?_count=1"
     assert _links(first)["next"] == "https://test/fhir/DocumentReference?_count=1&_offset=1"
     second = _page(client, _links(first)["next"])
-    assert second["total"] == 3 and [e["resource"]["id"] for e in second["entry"]] == every[1:2]
+    assert "total" not in second and [e["resource"]["id"] for e in second["entry"]] == every[1:2]
     last = _page(client, _links(second)["next"])
     assert [e["resource"]["id"] for e in last["entry"]] == every[2:]
     assert set(_links(last)) == {"self"}  # the last page has no next link
     beyond = _page(client, "/DocumentReference?_count=1&_offset=7")
-    assert beyond["total"] == 3 and "entry" not in beyond and set(_links(beyond)) == {"self"}
+    assert "total" not in beyond and "entry" not in beyond and set(_links(beyond)) == {"self"}
     # a page of two, sorted: the next link keeps the criteria and the sort
     sorted_page = client.get("/DocumentReference", params={"_count": "2", "_sort": "date"}).json()
     assert [e["resource"]["date"] for e in sorted_page["entry"]] == [
@@ -444,7 +456,7 @@ def test_search_pages_follow_next_links_to_the_last_page(seeded) -> None:  # noq
         content=f"subject=Patient/{ids['Dupré']}&_count=1",
         headers={"content-type": "application/x-www-form-urlencoded"},
     ).json()
-    assert posted["total"] == 2
+    assert "total" not in posted and _matched(posted) == [ids["n1"]]
     nxt = _links(posted)["next"]
     assert nxt == f"https://test/fhir/DocumentReference?subject=Patient%2F{ids['Dupré']}&_count=1&_offset=1"
     assert _page(client, nxt)["entry"][0]["resource"]["subject"] == {"reference": f"Patient/{ids['Dupré']}"}
@@ -457,10 +469,17 @@ def test_search_total_none_count_zero_and_bad_paging_parameters(seeded) -> None:
     assert _links(uncounted)["next"] == "https://test/fhir/DocumentReference?_count=1&_total=none&_offset=1"
     last = _page(client, "/DocumentReference?_count=1&_total=none&_offset=2")
     assert "total" not in last and len(last["entry"]) == 1 and set(_links(last)) == {"self"}
-    assert client.get("/DocumentReference", params={"_total": "accurate"}).json()["total"] == 3
-    assert client.get("/DocumentReference", params={"_total": "estimate"}).json()["total"] == 3
+    accurate = client.get("/DocumentReference", params={"_count": "1", "_total": "accurate"}).json()
+    assert (accurate["total"], len(accurate["entry"])) == (3, 1)
+    assert _links(accurate)["next"] == "https://test/fhir/DocumentReference?_count=1&_total=accurate&_offset=1"
+    assert _page(client, _links(accurate)["next"])["total"] == 3  # every page of an accurate search is counted
+    # estimate without an index narrowing the candidates: every note is read, the count is exact
+    assert client.get("/DocumentReference", params={"_count": "1", "_total": "estimate"}).json()["total"] == 3
+    # _count=0 is _summary=count (R4 search.html §3.1.1.5.3): counted although the client sends no _total
     only_count = client.get("/DocumentReference", params={"_count": "0"}).json()
     assert only_count["total"] == 3 and "entry" not in only_count and set(_links(only_count)) == {"self"}
+    nothing = client.get("/DocumentReference", params={"_count": "0", "_total": "none"}).json()
+    assert "total" not in nothing and "entry" not in nothing and set(_links(nothing)) == {"self"}
     for params in ({"_count": "abc"}, {"_count": "1.5"}, {"_offset": "-2"}, {"_offset": "x"}, {"_total": "maybe"}):
         response = client.get("/DocumentReference", params=params)
         assert response.status_code == 400, params
@@ -472,16 +491,48 @@ def test_chained_search_narrowed_by_the_index_still_reads_the_parameter_path(see
     chained ``patient.identifier`` must still not find it."""
     client, ids = seeded
     elsewhere = note(f"Patient/{ids['Leroy']}", author=f"Patient/{ids['Dupré']}")
-    assert client.post("/DocumentReference", json=elsewhere, headers=JSON).status_code == 201
-    chained = client.get("/DocumentReference", params={"patient.identifier": f"{INS['system']}|238047505612394"})
-    assert chained.json()["total"] == 2
-    assert client.get("/DocumentReference", params={"author:Patient.family": "dupre"}).json()["total"] == 1
+    n4 = client.post("/DocumentReference", json=elsewhere, headers=JSON).json()["id"]
+    chained = {"patient.identifier": f"{INS['system']}|238047505612394"}
+    assert _found(client, "/DocumentReference", chained) == [ids["n1"], ids["n2"]]
+    assert _found(client, "/DocumentReference", {"author:Patient.family": "dupre"}) == [n4]
+    # _total=estimate stops at the page + 1 like none and gives the index superset (the three notes referencing
+    # Dupré anywhere), an upper bound of the two that match; accurate counts them
+    by_ref = {"subject": f"Patient/{ids['Dupré']}", "_count": "1"}
+    estimated = client.get("/DocumentReference", params={**by_ref, "_total": "estimate"}).json()
+    assert (estimated["total"], _matched(estimated), "next" in _links(estimated)) == (3, [ids["n1"]], True)
+    accurate = client.get("/DocumentReference", params={**by_ref, "_total": "accurate"}).json()
+    assert (accurate["total"], _matched(accurate)) == (2, [ids["n1"]])
+    # a short result is read to its end: the estimate is then exact
+    short = client.get("/DocumentReference", params={**by_ref, "_count": "5", "_total": "estimate"}).json()
+    assert (short["total"], _matched(short)) == (2, [ids["n1"], ids["n2"]])
+
+
+@pytest.mark.parametrize(("option", "total"), [(None, None), (Total.NONE, None), (Total.ACCURATE, 3)])
+def test_search_total_option_decides_the_count_when_the_client_asks_none(
+    option: Total | None, total: int | None
+) -> None:
+    """Issue 18: no full count unless asked, by default; ``search_total="accurate"`` counts every search. Either way
+    the client's own ``_total`` wins, and the page is the same."""
+    server, _ = make_server(search_total=option)
+    with TestClient(server.app()) as client:
+        pid = client.post("/Patient", json=patient(), headers=JSON).json()["id"]
+        notes = [
+            client.post("/DocumentReference", json=note(f"Patient/{pid}"), headers=JSON).json()["id"] for _ in "abc"
+        ]
+        page = client.get("/DocumentReference", params={"subject": f"Patient/{pid}", "_count": "2"}).json()
+        assert (page.get("total"), _matched(page)) == (total, notes[:2])
+        assert _links(page)["next"].endswith(f"?subject=Patient%2F{pid}&_count=2&_offset=2")
+        asked = client.get("/DocumentReference", params={"_count": "2", "_total": "none"}).json()
+        assert ("total" in asked, _matched(asked)) == (False, notes[:2])
+        asked = client.get("/DocumentReference", params={"_count": "2", "_total": "accurate"}).json()
+        assert (asked["total"], _matched(asked)) == (3, notes[:2])
 
 
 def test_unknown_search_parameters_are_warned_or_refused_when_strict(seeded) -> None:  # noqa: ANN001
-    client, _ = seeded
+    client, ids = seeded
     lenient = client.get("/Patient", params={"shoe-size": "42"}).json()
-    assert lenient["total"] == 2 and _ids(lenient, "outcome") == ["OperationOutcome"]
+    assert "total" not in lenient and _ids(lenient, "outcome") == ["OperationOutcome"]
+    assert _matched(lenient) == [ids["Dupré"], ids["Leroy"]]
     strict = client.get("/Patient", params={"shoe-size": "42"}, headers={"prefer": "handling=strict"})
     assert strict.status_code == 400 and outcome_of(strict)["issue"][0]["code"] == "not-supported"
 

@@ -30,7 +30,7 @@ from harness.fhir.interaction import (
     default_exchange,
 )
 from harness.fhir.outcome import FhirError, Issue, IssueCode, IssueSeverity, fail, operation_outcome
-from harness.fhir.search import ParamType, SearchParam
+from harness.fhir.search import ParamType, SearchParam, Total
 from harness.fhir.server import FhirServer
 from harness.fhir.store import ResourceStore, UnitOfWork, Version
 from harness.fhir.wire import Format, Limits
@@ -52,6 +52,7 @@ __all__ = [
     "ResourceStore",
     "ResourceType",
     "SearchParam",
+    "Total",
     "UnitOfWork",
     "Version",
     "default_exchange",

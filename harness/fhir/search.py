@@ -6,7 +6,7 @@ FHIR R4 (4.0.1) search (http://hl7.org/fhir/R4/search.html): parameter types ``t
 (``Type/id``, ``id``, absolute URL; ``:Type`` modifier) and ``uri``; chained parameters (``subject.identifier``,
 ``author:Practitioner.identifier``); a comma is OR, a repeated parameter is AND. Result parameters: ``_include``
 (``Type:param[:Target]`` and ``*``), ``_count``, ``_sort`` on a date parameter or ``_lastUpdated``, ``_total``
-(``accurate`` by default, ``estimate`` counted all the same, ``none``: no count, the search stops at the page).
+(see :class:`Total`).
 Paging (R4 http.html §3.1.0.1.x "Paging", search.html ``_count``): a page of ``_count`` matches with a
 ``Bundle.link`` of relation ``next`` when more follow; the link carries the query and ``_offset`` (a server
 parameter: links are opaque to the client).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -44,6 +44,23 @@ RESULT_PARAMETERS = frozenset(
         "_containedType",
     }
 )
+
+
+class Total(StrEnum):
+    """``_total`` (R4 search.html §3.1.1.5.2 "Total number of matching resources", trial-use): ``none`` "There is
+    no need to populate the total count; the client will not use it", ``estimate`` "A rough estimate of the number
+    of matching resources is sufficient", ``accurate`` "The client requests that the server provide an exact total";
+    "the servers can ignore the ``_total`` parameter: it is just an optimization hint". Here: ``none`` leaves
+    ``Bundle.total`` out and reads candidates only until the page and one more match; ``accurate`` reads and counts
+    every match; ``estimate`` stops like ``none`` and gives the size of the candidate set the store's reference
+    index returned (an upper bound: every candidate has not been matched on the other criteria nor checked for
+    visibility), the exact count when every candidate was read anyway (a short result, ``_sort``) or when no index
+    narrowed the search. A server picks the mode of a search whose client sends no ``_total``
+    (:class:`harness.fhir.server.FhirServer` ``search_total``)."""
+
+    NONE = "none"
+    ESTIMATE = "estimate"
+    ACCURATE = "accurate"
 
 
 class ParamType(StrEnum):
@@ -289,7 +306,7 @@ class SearchQuery:
     includes: list[tuple[str, str, str | None]] = field(default_factory=list)  # (source type, param or "*", target)
     count: int | None = None
     offset: int = 0  # first match of the page (``_offset``, from a ``next`` link)
-    total: bool = True  # ``_total=none`` turns the count off
+    total: Total | None = None  # ``_total`` as sent (None: not sent, the server's default applies)
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (param name, descending)
     warnings: list[Issue] = field(default_factory=list)
     items: list[tuple[str, str]] = field(default_factory=list)  # the query as sent (to build the page links)
@@ -337,7 +354,7 @@ def parse_query(
                     f"_total invalide : {raw!r} (attendu none, estimate ou accurate)",
                     error_code="FHIR-SEARCH-TOTAL",
                 )
-            query.total = raw != "none"
+            query.total = Total(raw)
             continue
         if key == "_sort":
             for name in raw.split(","):
@@ -577,7 +594,8 @@ class Matcher:
 
 
 class SearchResult(NamedTuple):
-    """One page of a search: its matches, the total (``None`` under ``_total=none``), whether more follow."""
+    """One page of a search: its matches, the total (``None`` when not counted: ``_total=none``), whether more
+    follow."""
 
     matches: list[Version]
     total: int | None
@@ -589,12 +607,18 @@ def run_search(
     candidates: Iterable[Version],
     matcher: Matcher,
     visible: Callable[[Version], bool] | None = None,
+    *,
+    total: Total = Total.ACCURATE,
 ) -> SearchResult:
-    """The page of matching (and ``visible``) versions: sorted, from ``_offset``, cut at ``_count``. Without a sort
-    and with ``_total=none``, the candidates are read only until the page and one more match are found."""
+    """The page of matching (and ``visible``) versions: sorted, from ``_offset``, cut at ``_count``, with the
+    ``total`` the :class:`Total` mode gives. Unless the count must be exact or a sort needs every match, the
+    candidates are read only until the page and one more match are found."""
     page_end = None if query.count is None else query.offset + query.count
-    stop_early = not query.total and not query.sort and page_end is not None
+    superset = len(candidates) if isinstance(candidates, Sized) else None
+    exact = total is Total.ACCURATE or (total is Total.ESTIMATE and superset is None)
+    stop_early = not exact and not query.sort and page_end is not None
     hits: list[Version] = []
+    stopped = False
     for v in candidates:
         if v.resource is None or not all(matcher.matches(v.resource, c) for c in query.criteria):
             continue
@@ -602,6 +626,7 @@ def run_search(
             continue
         hits.append(v)
         if stop_early and page_end is not None and len(hits) > page_end:
+            stopped = True
             break
     for name, descending in reversed(query.sort):
         param = matcher.registry.of(query.resource_type)[name]
@@ -611,11 +636,11 @@ def run_search(
             return min(r[0] for r in ranges) if ranges else datetime.min.replace(tzinfo=UTC)
 
         hits.sort(key=key, reverse=descending)
-    total = len(hits)
+    reported = None if total is Total.NONE else superset if stopped else len(hits)
     if page_end is None:
-        return SearchResult(hits[query.offset :], total if query.total else None, False)
-    more = bool(query.count) and total > page_end  # _count=0: the count only, no page to follow
-    return SearchResult(hits[query.offset : page_end], total if query.total else None, more)
+        return SearchResult(hits[query.offset :], reported, False)
+    more = bool(query.count) and len(hits) > page_end  # _count=0: the count only, no page to follow
+    return SearchResult(hits[query.offset : page_end], reported, more)
 
 
 def page_link(base: str, query: SearchQuery, offset: int) -> str:
@@ -704,6 +729,7 @@ __all__ = [
     "SearchQuery",
     "SearchRegistry",
     "SearchResult",
+    "Total",
     "date_range",
     "describe_criteria",
     "normalise",

@@ -58,6 +58,7 @@ from harness.fhir.search import (
     ParamType,
     SearchQuery,
     SearchRegistry,
+    Total,
     describe_criteria,
     page_link,
     parse_query,
@@ -126,6 +127,7 @@ class FhirServer:
         transaction: Callable[[FhirInteraction, RequestInfo, UnitOfWork], FhirInteraction] | None = None,
         system_interactions: Sequence[str] = ("transaction", "batch"),
         sessions: SessionBook | None = None,
+        search_total: Total = Total.NONE,
     ) -> None:
         self.resources = {r.name: r for r in resources}
         # the open test sessions (harness.core.sessions): an establishment of one session reads nothing whose owner
@@ -143,6 +145,9 @@ class FhirServer:
         # Bundles its own way (TDDUI: validated and journaled, not stored)
         self.transaction = transaction
         self.system_interactions = tuple(system_interactions)
+        # the ``_total`` of a search whose client sends none (issue 18: "a full count only when asked"; ``_count=0``
+        # is a count, R4 search.html §3.1.1.5.3): see harness.fhir.search.Total
+        self.search_total = search_total
         self.registry = SearchRegistry()
         for r in resources:
             self.registry.add(r.name, r.search_params)
@@ -709,6 +714,7 @@ class FhirServer:
         matcher = Matcher(self.registry, resolver_of(uow.current))
         narrowed = self._by_reference(query, uow, matcher)
         candidates = uow.scan(query.resource_type) if narrowed is None else uow.among(query.resource_type, narrowed)
+        total = query.total or (Total.ACCURATE if query.count == 0 else self.search_total)
         if query.count is None:
             query.count = self.limits.max_search_results
         if self._in_a_session(info):  # another session's resources are left out of the results
@@ -717,9 +723,10 @@ class FhirServer:
                 candidates,
                 matcher,
                 lambda v: self.hooks.visible(v, request=info) and self.session_refusal(v, info, uow) is None,
+                total=total,
             )
         else:
-            found = run_search(query, candidates, matcher, lambda v: self.hooks.visible(v, request=info))
+            found = run_search(query, candidates, matcher, lambda v: self.hooks.visible(v, request=info), total=total)
         matches = found.matches
         included = matcher.included([m.resource for m in matches if m.resource is not None], query.includes)
         if self._in_a_session(info):

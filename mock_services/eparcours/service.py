@@ -45,7 +45,7 @@ from harness.fhir import (
 from harness.fhir.access import denied, identified_owners
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
-from harness.fhir.search import ParamType, SearchParam
+from harness.fhir.search import ParamType, SearchParam, Total
 from harness.fhir.server import simulated_unavailability
 from harness.fhir.store import UnitOfWork
 from harness.fields.identity import ProductionInsPolicy
@@ -231,6 +231,9 @@ class EparcoursSettings:
     # [supprimée] que par son auteur » — the default follows the recommendation (403 for another establishment)
     author_only_changes: bool = True
     production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN  # harness-wide unless the table overrides it
+    # the ``_total`` of a search that sends none: ``none`` (no Bundle.total unless asked, issue 18), ``estimate``
+    # or ``accurate`` (every search counted, as before 3 Dec 2026); harness.fhir.search.Total
+    search_total: Total = Total.NONE
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> EparcoursSettings:
@@ -270,6 +273,7 @@ class EparcoursService(FhirHooks):
             record=ctx.record_many,
             base_url=self.base_url,
             limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
+            search_total=settings.search_total,
             software="socle-harness e-Parcours",
             sessions=ctx.session_book,
             title="Simulateur e-Parcours : gestionnaire de cahier de liaison",

@@ -58,7 +58,7 @@ from harness.fhir import (
 from harness.fhir.access import OTHER_SESSION
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
-from harness.fhir.search import ParamType, SearchParam
+from harness.fhir.search import ParamType, SearchParam, Total
 from harness.fhir.server import simulated_unavailability
 from harness.fhir.store import UnitOfWork, Version
 from harness.fhir.wire import Format, render, rendered_mime, response_format
@@ -113,6 +113,9 @@ class EprescriptionSettings:
     max_bundle_entries: int = 100
     require_retrieval: bool = True  # a confirmation must follow a retrieval of the same prescription
     production_ins: ProductionInsPolicy = ProductionInsPolicy.WARN  # harness-wide unless the table overrides it
+    # the ``_total`` of a search that sends none: ``none`` (no Bundle.total unless asked, issue 18), ``estimate``
+    # or ``accurate`` (every search counted, as before 3 Dec 2026); harness.fhir.search.Total
+    search_total: Total = Total.NONE
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> EprescriptionSettings:
@@ -243,6 +246,7 @@ class EprescriptionService(FhirHooks):
             record=ctx.record_many,
             base_url=self.base_url,
             limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
+            search_total=settings.search_total,
             software="socle-harness e-Prescription",
             sessions=ctx.session_book,
             title="Simulateur e-Prescription (ordonnance numérique)",
