@@ -202,3 +202,75 @@ def test_a_version_1_state_log_is_migrated_and_keeps_its_operations(pg_url: str)
             apply_state_schema(conn)  # again: nothing to do
     finally:
         journal.close()
+
+
+# ------------------------------------------------------------------------------------ the interval, an option
+def test_the_snapshot_interval_is_read_from_the_configuration(tmp_path: Any) -> None:
+    from harness.core.config import HarnessConfig, load_config
+    from harness.core.state import SNAPSHOT_EVERY
+
+    assert HarnessConfig().state_snapshot_every == SNAPSHOT_EVERY == 1000
+    (tmp_path / "a.toml").write_text("state_snapshot_every = 50\n", encoding="utf-8")
+    assert load_config(tmp_path / "a.toml").state_snapshot_every == 50
+    (tmp_path / "b.toml").write_text("state_snapshot_every = 0\n", encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        load_config(tmp_path / "b.toml")
+    assert str(refused.value) == (
+        f"{tmp_path / 'b.toml'} : state_snapshot_every doit valoir au moins 1 (reçu 0) / "
+        "state_snapshot_every must be at least 1"
+    )
+
+
+def test_serve_hands_its_snapshot_interval_option_to_the_environment(tmp_path: Any, monkeypatch: Any) -> None:
+    """``serve --state-snapshot-every N`` overrides the configuration (0 is a usage error)."""
+    from typer.testing import CliRunner
+
+    import harness.runtime.environment as environment
+    from harness.front.cli import app
+
+    seen: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    class Recording:
+        def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+            seen.append(config.state_snapshot_every)
+            raise Stop
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(environment, "SocleEnvironment", Recording)
+    journal = f"sqlite:///{tmp_path}/j.sqlite"
+    (tmp_path / "socle-harness.toml").write_text("state_snapshot_every = 40\n", encoding="utf-8")
+    runner = CliRunner()
+    for args, expected in (([], 40), (["--state-snapshot-every", "25"], 25)):
+        result = runner.invoke(app, ["serve", "--ephemeral", "--journal", journal, *args])
+        assert isinstance(result.exception, Stop), result.output
+        assert seen[-1] == expected
+    assert runner.invoke(app, ["serve", "--ephemeral", "--state-snapshot-every", "0"]).exit_code == 2
+    assert seen == [40, 25]
+
+
+def test_the_hosts_state_is_snapshotted_at_the_configured_interval(pg_url: str, tmp_path: Any) -> None:
+    """The configured interval reaches the host's replicas: the fault board's stream (harness.faults) is
+    snapshotted after 3 operations with ``state_snapshot_every = 3``, not with the default."""
+    from harness.core.config import HarnessConfig
+    from harness.host.simulator import FAULTS_STREAM, Fault
+    from harness.runtime.environment import SocleEnvironment
+
+    snapshots = f"SELECT count(*), max(seq) FROM socle_state_snapshot WHERE stream = '{FAULTS_STREAM}'"
+    seen = []
+    for every in (3, None):  # two hosts one after the other on one database: operations 1-4, then 5-8
+        config = HarnessConfig(journal=pg_url, run_dir=tmp_path / "run")
+        env = SocleEnvironment(config if every is None else config.with_overrides(state_snapshot_every=every))
+        try:
+            assert env.host.state.snapshot_every == (every or 1000)
+            for _ in range(3):
+                seen.append(_rows(env.journal, snapshots)[0])
+                env.host.faults.inject("psc", Fault("psc.wrong-state"))
+            env.host.faults.clear()
+            seen.append(_rows(env.journal, snapshots)[0])
+        finally:
+            env.journal.close()
+    # every 3: one snapshot after operation 3; the default (1000) writes none after 6 (where 3 would have)
+    assert seen == [(0, None), (0, None), (0, None), (1, 3), (1, 3), (1, 3), (1, 3), (1, 3)]

@@ -24,6 +24,8 @@ The file (``socle-harness.toml`` in the working directory, or ``--config PATH``)
     observe_retry = "avertissement"  # observe-only mode: a refusal then an accepted retry passes with a warning
                                      # ("echec": it fails); see harness.runtime.observe.RETRY_RULES
     production_ins = "warn"  # an INS under a production OID (.4.8, .4.9): "warn" (finding) or "refuse", every service
+    state_snapshot_every = 1000  # PostgreSQL shared state: operations of a stream between two snapshots
+                                 # (harness.core.state; `serve --state-snapshot-every`)
 
     [indicator_targets]      # usage-indicator targets in % (harness.analytics.indicators); "none" = no target
     dossiers_actifs = 80
@@ -38,6 +40,7 @@ from typing import Any
 
 from harness.core.messages import bilingual
 from harness.core.settings import nearest
+from harness.core.state import SNAPSHOT_EVERY
 
 DEFAULT_CONFIG_FILE = "socle-harness.toml"
 
@@ -77,6 +80,9 @@ class HarnessConfig:
     # One production-INS policy for every simulator (harness.fields.identity.production_ins): "warn" or "refuse";
     # handed to each simulator as its setting "production_ins" unless [settings.<service>] overrides it.
     production_ins: str = "warn"
+    # Shared simulator state (PostgreSQL journal, harness.core.state): a stream is snapshotted, and its log compacted,
+    # every this many operations (SNAPSHOT_EVERY); fewer: quicker starts, more snapshot writes. At least 1.
+    state_snapshot_every: int = SNAPSHOT_EVERY
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:  # accept str paths from callers and TOML alike
@@ -130,6 +136,11 @@ def load_config(path: Path | None = None) -> HarnessConfig:
         values[key] = value
     config = replace(HarnessConfig(), **values)
     check_types(config, path)
+    if config.state_snapshot_every < 1:
+        raise ValueError(
+            f"{path} : state_snapshot_every doit valoir au moins 1 (reçu {config.state_snapshot_every}) / "
+            "state_snapshot_every must be at least 1"
+        )
     return config
 
 

@@ -22,7 +22,8 @@ payload store (``evidence``), and operations carry their digest.
 **Snapshots and compaction** (schema 2). A replica that knows how to (``snapshot``/``restore``: the store's whole
 state as JSON, bodies still referenced by digest) snapshots its stream to ``socle_state_snapshot`` —
 zlib-compressed JSON, at the sequence of the last operation it covers — every :data:`SNAPSHOT_EVERY` operations of
-the stream: the process whose operation reaches the count (checked against the log under the stream's lock)
+the stream (``StateHub(snapshot_every=)``: the configuration's ``state_snapshot_every``, ``serve
+--state-snapshot-every``): the process whose operation reaches the count (checked against the log under the stream's lock)
 captures its state under the replica's lock right after the commit, so exactly the state after that operation,
 then encodes and writes it outside the locks; or on demand (:meth:`Replica.checkpoint`, under the stream's lock).
 A replica that starts (a new or restarted worker) restores the latest snapshot and applies only the operations

@@ -540,6 +540,21 @@ def serve(
             ),
         ),
     ] = 1,
+    state_snapshot_every: Annotated[
+        int | None,
+        typer.Option(
+            "--state-snapshot-every",
+            min=1,
+            help=bilingual(
+                (
+                    "État partagé (journal PostgreSQL) : nombre d'opérations d'un flux entre deux instantanés "
+                    "(1000 par défaut, ou state_snapshot_every dans socle-harness.toml) ; moins : démarrages plus "
+                    "rapides, instantanés plus fréquents"
+                ),
+                "shared state (PostgreSQL journal): operations of a stream between two snapshots (default 1000).",
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Démarre les simulateurs et attend / start the simulators and wait (Ctrl-C to stop).
 
@@ -554,7 +569,10 @@ def serve(
     listening = Listening(host, public_host, port, smtp_port, imap_port, mllp_port, stable=not ephemeral)
     config, notices = listening.apply(_load(config_path))
     config = config.with_overrides(
-        journal=journal, services=tuple(service) if service else None, tls=False if no_tls else None
+        journal=journal,
+        services=tuple(service) if service else None,
+        tls=False if no_tls else None,
+        state_snapshot_every=state_snapshot_every,
     )
     for notice in notices:
         err().print(f"[yellow]{escape(notice)}[/]")

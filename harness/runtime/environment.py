@@ -81,6 +81,7 @@ class SocleEnvironment:
                 admin_token=admin_token,
                 reuse_port=worker is not None,
                 worker=worker,
+                state_snapshot_every=config.state_snapshot_every,
             ),
             self.run,
         )
