@@ -46,21 +46,47 @@ def normalise(raw: bytes | str) -> str:
     return text.replace("\r\n", "\r").replace("\n", "\r").strip("\r")
 
 
+@dataclass(frozen=True)
+class Er7Segment:
+    """A segment kept as its ER7 text (:func:`scan`): what :func:`fields_of` reads, as from an hl7apy segment."""
+
+    name: str
+    text: str
+
+    def to_er7(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Er7Segments:
+    """The segments of a scanned message, in order (the flat view ``parse`` asks hl7apy for)."""
+
+    children: tuple[Er7Segment, ...]
+
+    @property
+    def msh(self) -> Er7Segment:
+        return self.children[0]
+
+    def to_er7(self) -> str:
+        return "\r".join(s.text for s in self.children)
+
+
 @dataclass
 class Hl7Message:
-    """A parsed message: the hl7apy tree (flat segments) and the version it declares."""
+    """A parsed message: the hl7apy tree (flat segments), or the segments' text (:func:`scan`), and the version it
+    declares."""
 
-    message: Message
+    message: Message | Er7Segments
     version: str
 
     @property
-    def segments(self) -> list[Segment]:
+    def segments(self) -> list[Segment | Er7Segment]:
         return list(self.message.children)
 
-    def all(self, name: str) -> list[Segment]:
+    def all(self, name: str) -> list[Segment | Er7Segment]:
         return [s for s in self.message.children if s.name == name]
 
-    def first(self, name: str) -> Segment | None:
+    def first(self, name: str) -> Segment | Er7Segment | None:
         found = self.all(name)
         return found[0] if found else None
 
@@ -84,8 +110,8 @@ class Hl7Message:
         return "|".join(fields) + sep + rest
 
 
-def parse(raw: bytes | str) -> Hl7Message:
-    """Parse ER7 text (see the module docstring); raises :class:`Hl7Error` on unusable input."""
+def _header(raw: bytes | str) -> tuple[str, list[str], str, str]:
+    """(text, MSH fields, separator, the segments after MSH) of ER7 text; :class:`Hl7Error` when MSH is unusable."""
     text = normalise(raw)
     if not text.startswith("MSH|") or len(text) < 8:
         raise Hl7Error("100", "le message ne commence pas par un segment MSH")
@@ -93,6 +119,12 @@ def parse(raw: bytes | str) -> Hl7Message:
     fields = head.split("|")
     if len(fields) < 12:
         raise Hl7Error("101", "MSH incomplet (MSH-12 version absente)")
+    return text, fields, sep, rest
+
+
+def parse(raw: bytes | str) -> Hl7Message:
+    """Parse ER7 text (see the module docstring); raises :class:`Hl7Error` on unusable input."""
+    _, fields, sep, rest = _header(raw)
     version = fields[11].split("^")[0] or "2.5"
     fields[11] = PARSE_VERSION
     try:
@@ -104,13 +136,23 @@ def parse(raw: bytes | str) -> Hl7Message:
     return Hl7Message(message, version)
 
 
-def field_text(segment: Segment, number: int) -> str:
+def scan(raw: bytes | str) -> Hl7Message:
+    """ER7 text split into its segments, without hl7apy's tree (which costs 10-30 ms even for a two-segment ACK,
+    issue 18): for a reader that only takes fields by number (:func:`field_text`, :func:`fields_of`,
+    :meth:`Header.of`), such as the reference DUI reading the platform's ACK and ZAMs. Checks only the MSH
+    (:class:`Hl7Error` as :func:`parse`); judging a message stays :func:`parse`'s work."""
+    text, fields, _, _ = _header(raw)
+    segments = tuple(Er7Segment(line[:3], line) for line in text.split("\r") if line)
+    return Hl7Message(Er7Segments(segments), fields[11].split("^")[0] or "2.5")
+
+
+def field_text(segment: Segment | Er7Segment, number: int) -> str:
     """ER7 text of field ``number`` of a segment ('' when absent)."""
     found = fields_of(segment)
     return found[number] if number < len(found) else ""
 
 
-def fields_of(segment: Segment) -> list[str]:
+def fields_of(segment: Segment | Er7Segment) -> list[str]:
     """Every field of a segment as ER7 text, index = field number (0 = segment name)."""
     return segment.to_er7().split("|") if segment.name != "MSH" else ["MSH", "|", *segment.to_er7().split("|")[1:]]
 

@@ -182,7 +182,7 @@ def _close_after_platform(sock: socket.socket, buffer: bytearray, data: dict[str
         if block is None:
             return
         with contextlib.suppress(hl7v2.Hl7Error):
-            data["zam"].append(hl7v2.parse(block).message_type)
+            data["zam"].append(hl7v2.scan(block).message_type)
 
 
 def _read_block(sock: socket.socket, buffer: bytearray, timeout: float) -> bytes | None:
@@ -215,7 +215,7 @@ def relay_document(env: SutEnvironment, action: MssanteRelay, options: RelayOpti
             block = _read_block(sock, buffer, 30)
             if block is None:
                 return ActionResult(ActionStatus.FAILED, "pas d'acquittement HL7 de la plateforme d'intégration", data)
-            ack = hl7v2.parse(block)
+            ack = hl7v2.scan(block)  # the answers are read by field number: no hl7apy tree (issue 18)
             msa, err = ack.first("MSA"), ack.first("ERR")
             code = hl7v2.field_text(msa, 1) if msa is not None else ""
             data["ack"] = code
@@ -231,7 +231,7 @@ def relay_document(env: SutEnvironment, action: MssanteRelay, options: RelayOpti
                 block = _read_block(sock, buffer, ZAM_QUIET_SECONDS)
                 if block is None:
                     break
-                zam = hl7v2.parse(block)
+                zam = hl7v2.scan(block)
                 data["zam"].append(zam.message_type)
                 expected.received(zam)
                 if options.acknowledge_zam:
