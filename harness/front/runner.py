@@ -112,6 +112,11 @@ def run_catalogue(
         "harness.runtime.pytest_plugin",
         "-p",
         "no:cacheprovider",
+        # pytest's unraisable-exception plugin collects the whole heap twice as the child ends (0.2-0.4 s on the
+        # run's critical path, issue 18) to turn exceptions raised in finalizers into warnings, which a run never
+        # reports; without it they go to the child's log (pytest-<run>.log) as Python prints them
+        "-p",
+        "no:unraisableexception",
         "-q",
         "--no-header",
         "-rN",
