@@ -252,3 +252,34 @@ def test_mail_from_a_mailbox_of_another_session_is_550_5_7_1(env: SocleEnvironme
         f"boîte aux lettres {secretariat} appartient à une autre session de test que boîte aux lettres {DUI} "
         f"(session {mine.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session",
     )
+
+
+def test_a_password_login_without_certificate_is_its_mailboxs_session(
+    env: SocleEnvironment, sessions: list[Session]
+) -> None:
+    """The rule of docs/ARCHITECTURE.md « Sessions »: a password names its mailbox only, so a login with it and no
+    certificate is that mailbox's session's — journaled there, and held to it: it reaches no mailbox of another."""
+    mine = _open(env, sessions, "DUI de l'EHPAD", Members(essms=(TILLEULS,)))  # the EHPAD's mailboxes with it
+    theirs = _open(env, sessions, "DUI du SSIAD", Members(mailboxes=(SSIAD,)))
+    assert _imap(env, None, SSIAD, SSIAD_PASSWORD) == "OK"
+    accepted = _last(env, "imap.auth")
+    assert (accepted.outcome, accepted.actor, accepted.session_id) == (Outcome.ACCEPTED, SSIAD, theirs.id)
+    host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+    with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+        smtp.starttls(context=_tls(env))  # no certificate
+        smtp.login(SSIAD, SSIAD_PASSWORD)
+        assert smtp.mail(SSIAD)[0] == 250
+        code, text = smtp.rcpt(DUI)  # the EHPAD's APP mailbox: the other session's
+        smtp.rset()
+    assert (code, text.decode("ascii")) == (
+        550,
+        f"5.7.1 {DUI}: destinataire d'une autre session de test, remise non autorisee",
+    )
+    refused = _last(env, "smtp.submit")
+    assert (refused.outcome, refused.session_id, refused.details["autre_session"]) == (
+        Outcome.REJECTED,
+        theirs.id,
+        f"ESSMS {TILLEULS} appartient à une autre session de test que boîte aux lettres {SSIAD} (session "
+        f"{theirs.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session",
+    )
+    assert mine.id != theirs.id
