@@ -266,6 +266,24 @@ def test_the_clean_archive_is_read_completely(good: Entries) -> None:
     assert report.submission_patient == doc.patient
 
 
+def test_a_submission_set_id_is_matched_as_a_value_not_as_xpath(good: Entries) -> None:
+    """The SubmissionSet classified beside it (``classifiedObject``) is found whatever its id holds: an id with an
+    apostrophe once broke the XPath built around it (an internal error instead of a verdict)."""
+
+    def rename(root: etree._Element) -> None:
+        (package,) = root.xpath("//rim:RegistryPackage", namespaces=NS)
+        old, new = package.get("id"), "Lot d'O'Brien"
+        package.set("id", new)
+        for attribute in ("classifiedObject", "sourceObject"):
+            for element in root.xpath(f"//*[@{attribute}=$old]", namespaces=NS, old=old):
+                element.set(attribute, new)
+
+    entries = dict(good)
+    meta(rename)(entries)
+    report = validate_xdm(make_zip(entries))
+    assert findings(report.findings) == [] and report.submission_patient is not None
+
+
 def test_files_outside_a_submission_set_folder_are_no_submission_set(good: Entries) -> None:
     """Only ``IHE_XDM/<lot>/...`` makes a submission set: neither a file directly in IHE_XDM/ nor another tree."""
     entries = dict(good) | {"IHE_XDM/NOTES.TXT": b"x", "DOCS/SUBSET02/METADATA.XML": b"<x/>", "SUBSET03/A.XML": b"y"}

@@ -18,6 +18,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 
+from lxml import etree
+
 from harness.fields.identity import INS, InsError, parse_xds_patient_id
 from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 from harness.validators import Finding, Severity
@@ -48,6 +50,25 @@ from harness.validators.ebrim import external_id as _external_id
 from harness.validators.ebrim import slot as _slot
 
 NS = {"lcm": LCM, "rim": RIM}
+
+# The METADATA.XML paths validate_subset reads, compiled once (lxml's XPath objects serialise their own evaluation:
+# safe to share between threads); a string given to ``element.xpath()`` is compiled again on every call.
+_REGISTRY_PACKAGES = etree.XPath("rim:RegistryObjectList/rim:RegistryPackage", namespaces=NS)
+# a RegistryPackage is the SubmissionSet when classified as such, inside it or beside it (ITI TF-3 §4.2.1.2)
+_SUBMISSION_SET_CLASSIFICATION = etree.XPath(
+    f"rim:Classification[@classificationNode='{SUBMISSION_SET_NODE}']", namespaces=NS
+)
+_SUBMISSION_SET_CLASSIFIED = etree.XPath(
+    f"rim:RegistryObjectList/rim:Classification[@classificationNode='{SUBMISSION_SET_NODE}']"
+    "[@classifiedObject=$package]",
+    namespaces=NS,
+)
+_DOCUMENT_ENTRIES = etree.XPath(
+    f"rim:RegistryObjectList/rim:ExtrinsicObject[@objectType='{DOC_ENTRY_OBJECT_TYPE}']", namespaces=NS
+)
+_MEMBER_TARGETS = etree.XPath(
+    f"rim:RegistryObjectList/rim:Association[@associationType='{HAS_MEMBER}']/@targetObject", namespaces=NS
+)
 
 
 @dataclass(frozen=True)
@@ -180,13 +201,9 @@ def validate_subset(subset: str, files: dict[str, bytes], report: XdmReport) -> 
         return
     packages = [
         p
-        for p in root.xpath("rim:RegistryObjectList/rim:RegistryPackage", namespaces=NS)
-        if p.xpath(f"rim:Classification[@classificationNode='{SUBMISSION_SET_NODE}']", namespaces=NS)
-        or root.xpath(
-            f"rim:RegistryObjectList/rim:Classification[@classificationNode='{SUBMISSION_SET_NODE}']"
-            f"[@classifiedObject='{p.get('id')}']",
-            namespaces=NS,
-        )
+        for p in _REGISTRY_PACKAGES(root)
+        if _SUBMISSION_SET_CLASSIFICATION(p)
+        or (p.get("id") is not None and _SUBMISSION_SET_CLASSIFIED(root, package=p.get("id")))
     ]
     if len(packages) != 1:
         findings.append(
@@ -203,17 +220,12 @@ def validate_subset(subset: str, files: dict[str, bytes], report: XdmReport) -> 
                 findings.append(Finding("XDM-SUBMISSION-SET", f"SubmissionSet sans {label}", location=meta_path))
         report.submission_patient = _patient(_external_id(package, SS_PATIENT_ID), "SubmissionSet", meta_path, findings)
 
-    entries = root.xpath(
-        f"rim:RegistryObjectList/rim:ExtrinsicObject[@objectType='{DOC_ENTRY_OBJECT_TYPE}']", namespaces=NS
-    )
+    entries = _DOCUMENT_ENTRIES(root)
     if not entries:
         findings.append(
             Finding("XDM-NO-DOCUMENT", "aucun DocumentEntry (ExtrinsicObject) dans METADATA.XML", location=meta_path)
         )
-    members = {
-        a.get("targetObject")
-        for a in root.xpath(f"rim:RegistryObjectList/rim:Association[@associationType='{HAS_MEMBER}']", namespaces=NS)
-    }
+    members = set(_MEMBER_TARGETS(root))
     for entry in entries:
         entry_id = entry.get("id", "?")
         where = f"{meta_path}#{entry_id}"
