@@ -68,6 +68,10 @@ def ids(found: list[Exchange]) -> list[str]:
     [
         (JournalFilter(), ["e1", "e2", "e3", "e4"]),
         (JournalFilter(service="dmp"), ["e3"]),
+        (JournalFilter(services=("dmp", "none")), ["e3"]),  # any of them, in journal order
+        (JournalFilter(services=("dmp", "mssante"), essms="A"), ["e1", "e4"]),
+        (JournalFilter(services=("mssante", "dmp"), since_seq=1), ["e2", "e3", "e4"]),
+        (JournalFilter(services=()), []),
         (JournalFilter(operation="smtp.submit"), ["e1", "e2", "e4"]),
         (JournalFilter(outcome=Outcome.REJECTED), ["e3"]),
         (JournalFilter(outcome=Outcome.ACCEPTED, essms="A"), ["e1", "e4"]),

@@ -111,6 +111,7 @@ class JournalFilter:
     """Selection of exchanges; every field left ``None`` matches everything."""
 
     service: str | None = None
+    services: tuple[str, ...] | None = None  # any of these services (one query where it would take one per service)
     operation: str | None = None
     outcome: Outcome | None = None
     essms: str | None = None
@@ -127,12 +128,14 @@ class JournalFilter:
 
     def conditions(self) -> list[tuple[str, str, Any]]:
         """The filter as ``(column, operator, value)`` conditions, the same for every backend; each backend renders
-        them in its own SQL (placeholder, text and time representation)."""
+        them in its own SQL (placeholder, text and time representation). Operator ``in``: the value is a tuple."""
         found: list[tuple[str, str, Any]] = []
         for column in ("service", "operation", "essms", "person", "month", "run_id", "scenario_id"):
             value = getattr(self, column)
             if value is not None:
                 found.append((column, "=", value))
+        if self.services is not None:
+            found.append(("service", "in", tuple(self.services)))
         for column, operator, value in (
             ("session_id", "=", self.session),
             ("outcome", "=", None if self.outcome is None else str(self.outcome)),
@@ -453,10 +456,16 @@ class SQLiteJournal:
             self._db.execute("ROLLBACK")
 
     def _where(self, flt: JournalFilter) -> tuple[str, list[Any]]:
-        conditions = flt.conditions()
-        # ts is stored as UTC ISO 8601 text: the order of the text is the time order
-        params = [v.astimezone(UTC).isoformat() if c == "ts" else v for c, _, v in conditions]
-        clauses = [f"{c} {op} ?" for c, op, _ in conditions]
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, operator, value in flt.conditions():
+            if operator == "in":
+                clauses.append(f"{column} IN ({', '.join('?' * len(value))})")
+                params.extend(value)
+            else:
+                clauses.append(f"{column} {operator} ?")
+                # ts is stored as UTC ISO 8601 text: the order of the text is the time order
+                params.append(value.astimezone(UTC).isoformat() if column == "ts" else value)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(self, flt: JournalFilter = JournalFilter()) -> list[Exchange]:

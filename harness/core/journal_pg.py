@@ -520,8 +520,10 @@ class PostgreSQLJournal:
     @staticmethod
     def _where(flt: JournalFilter) -> tuple[str, list[Any]]:
         conditions = flt.conditions()
-        params = [_text(v) if isinstance(v, str) else v for _, _, v in conditions]
-        clauses = [f"{c} {op} %s" for c, op, _ in conditions]
+        params = [
+            [_text(x) for x in v] if op == "in" else _text(v) if isinstance(v, str) else v for _, op, v in conditions
+        ]
+        clauses = [f"{c} = ANY(%s)" if op == "in" else f"{c} {op} %s" for c, op, _ in conditions]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(self, flt: JournalFilter = JournalFilter()) -> list[Exchange]:

@@ -232,23 +232,19 @@ def _evidence_exchanges(
     journal: Journal, run_id: str | None, essms: str, ins_value: str, since: int | None = None, until: int | None = None
 ) -> list[Exchange]:
     """The accepted INSi answers and document checks of ``ins_value`` for ``essms`` in ``run_id``, journaled after
-    seq ``since`` up to seq ``until`` (the journal's person index: a few rows whatever the size of the run)."""
-    found: list[Exchange] = []
-    for service in (INSI_SERVICE, DOCUMENT_SERVICE):
-        found.extend(
-            journal.query(
-                JournalFilter(
-                    service=service,
-                    run_id=run_id,
-                    essms=essms,
-                    person=ins_value,
-                    outcome=Outcome.ACCEPTED,
-                    since_seq=since,
-                    until_seq=until,
-                )
-            )
+    seq ``since`` up to seq ``until``, in journal order: one query on the journal's person index (a few rows whatever
+    the size of the run)."""
+    return journal.query(
+        JournalFilter(
+            services=(INSI_SERVICE, DOCUMENT_SERVICE),
+            run_id=run_id,
+            essms=essms,
+            person=ins_value,
+            outcome=Outcome.ACCEPTED,
+            since_seq=since,
+            until_seq=until,
         )
-    return found
+    )
 
 
 def ins_status(journal: Journal, *, run_id: str | None, essms: str | None, ins_value: str) -> IdentityStatus:
