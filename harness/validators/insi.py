@@ -301,6 +301,8 @@ def is_lunar_date(value: str, *, today: date | None = None) -> bool:
 
 def trait_characters_problem(value: str) -> str | None:
     """The characters of a name trait outside the INSi character set (:data:`INSI_ALPHABET` after folding)."""
+    if value.isascii() and INSI_ALPHABET.issuperset(value.upper()):  # the usual trait: no character to fold
+        return None
     bad: list[str] = []
     for ch in value:
         folded = normalise_trait(ch) or " "
