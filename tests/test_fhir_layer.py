@@ -670,3 +670,25 @@ def test_a_narrative_smuggling_a_doctype_in_json_is_refused(fhir) -> None:  # no
     }
     created = client.post("/Patient", json=safe, headers={**JSON, "accept": "application/fhir+xml"})
     assert created.status_code == 201 and b'<div xmlns="http://www.w3.org/1999/xhtml">' in created.content
+
+
+def test_among_reads_the_indexed_ids_lazily_in_creation_order() -> None:
+    """``ResourceStore.among``: creation order whatever the set's order, unknown and deleted ids skipped, ``len`` the
+    ids known (the estimate's upper bound), each version read only when reached (a later write is seen)."""
+    store = ResourceStore()
+    with store.exclusive() as uow:
+        ids = [uow.create("Patient", patient(f"P{n}")).id for n in range(5)]
+        uow.commit()
+    with store.exclusive() as uow:
+        uow.delete("Patient", ids[3])
+        uow.commit()
+    found = store.among("Patient", {ids[4], ids[0], ids[3], ids[2], "unknown"})
+    assert len(found) == 4
+    first = iter(found)
+    assert next(first).id == ids[0]
+    with store.exclusive() as uow:
+        uow.update("Patient", ids[2], {**patient("Changed"), "id": ids[2]})
+        uow.commit()
+    rest = list(first)
+    assert [v.id for v in rest] == [ids[2], ids[4]]
+    assert rest[0].resource is not None and rest[0].resource["name"][0]["family"] == "Changed"

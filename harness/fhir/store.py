@@ -183,15 +183,16 @@ class ResourceStore:
             if version is not None and not version.deleted:
                 yield version
 
-    def among(self, resource_type: str, ids: set[str]) -> list[Version]:
-        """Current, non-deleted versions of the given ids (unknown ones skipped), in creation order: the cost
-        follows ``len(ids)``, not the size of the store (a search narrowed by an index)."""
+    def among(self, resource_type: str, ids: set[str]) -> Among:
+        """Current, non-deleted versions of the given ids (unknown ones skipped), in creation order, read lazily as
+        :meth:`scan` does (a search that stops at its page reads only that far): the cost follows ``len(ids)``, not
+        the size of the store (a search narrowed by an index)."""
         self._catch_up()
         with self._lock:
             ranks = self._by_type.get(resource_type, {})
-            found = sorted((ranks[i], i) for i in ids if i in ranks)
-            out = [self._versions[(resource_type, i)][-1] for _, i in found]
-        return [v for v in out if not v.deleted]
+            order = self._order.get(resource_type, [])
+            found = [order[rank] for rank in sorted(ranks[i] for i in ids if i in ranks)]
+        return Among(self._current, resource_type, found)
 
     def referencing(self, resource_type: str, target: str) -> set[str]:
         """Ids of the current resources of ``resource_type`` that reference ``target`` (``Type/id``) anywhere."""
@@ -320,6 +321,23 @@ class ResourceStore:
             }
 
 
+class Among:
+    """:meth:`ResourceStore.among`: ids in creation order, each current version read when the caller gets to it
+    (deleted ones skipped); ``len`` is the number of ids, an upper bound of the versions iterated."""
+
+    def __init__(self, read: Callable[[str, str], Version | None], resource_type: str, ids: list[str]) -> None:
+        self.read, self.resource_type, self.ids = read, resource_type, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[Version]:
+        for resource_id in self.ids:
+            version = self.read(self.resource_type, resource_id)
+            if version is not None and not version.deleted:
+                yield version
+
+
 def reference_targets(resource: Any) -> set[str]:
     """Every ``Type/id`` a resource references (absolute URLs and ``/_history`` reduced; contained ones ignored)."""
     found: set[str] = set()
@@ -409,9 +427,9 @@ class UnitOfWork:
             return iter(self.all(resource_type))
         return self.store.scan(resource_type)
 
-    def among(self, resource_type: str, ids: set[str]) -> list[Version]:
+    def among(self, resource_type: str, ids: set[str]) -> Among | list[Version]:
         """:meth:`ResourceStore.among` seen through this unit (staged writes of the type come last, as in
-        :meth:`all`)."""
+        :meth:`all`; then a list)."""
         base = (
             self.parent.among(resource_type, ids) if self.parent is not None else self.store.among(resource_type, ids)
         )
