@@ -130,11 +130,13 @@ JournalOpt = Annotated[
 
 
 def _load(config_path: Path | None) -> HarnessConfig:
-    from harness.sut.plugins import check_settings
-
     try:
         config = load_config(config_path)
-        check_settings(config.settings)
+        if config.settings:  # without [settings.*] tables there is nothing to check: the service plugins (0.1-0.2 s
+            # of imports before `run` can start its child, issue 18) are not imported for nothing
+            from harness.sut.plugins import check_settings
+
+            check_settings(config.settings)
         return config
     except ValueError as exc:
         err().print(f"[red]{bilingual('Configuration invalide', 'invalid configuration')}:[/] {escape(str(exc))}")
