@@ -118,6 +118,20 @@ def test_every_documented_kind_of_table_is_accepted(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_a_configuration_without_settings_tables_loads_without_the_service_plugins(tmp_path: Path) -> None:
+    """``run`` loads its configuration before it can start its child: with no ``[settings.*]`` table there is nothing
+    to check, and the service plugins (simulators, DUI sides: 0.1-0.2 s of imports, issue 18) stay unimported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from harness.front.cli import _load; _load(None); "
+        "print(sorted(m for m in sys.modules if m.startswith(('harness.sut.plugins', 'harness.host.simulator'))))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stderr
+
+
 def test_check_settings_builds_what_the_simulators_build() -> None:
     check_settings({})
     with pytest.raises(ValueError) as refused:
