@@ -1,7 +1,7 @@
 """DMP ITI-41 throughput with full validation, vs a bare Starlette endpoint measured in the same run.
 
 Both servers run in a :class:`harness.host.service_host.ServiceHost` (same uvicorn, same mutual TLS with the test PKI, same
-h11 protocol) and receive the same pre-built ITI-41 requests (SOAP 1.2 + WS-Addressing + MTOM, VIHF signed by the
+httptools protocol) and receive the same pre-built ITI-41 requests (SOAP 1.2 + WS-Addressing + MTOM, VIHF signed by the
 organisation certificate, XAdES signature document). The sink reads the whole ``multipart/related`` body and
 answers a fixed RegistryResponse; the DMP simulator parses MTOM, checks VIHF (XML signature), the French XDS
 metadata, validates the CDA (XSD + French header, and the volet's schematron when configured), journals the

@@ -1,7 +1,7 @@
 """INSi searches/s: the INSi simulator vs a bare Starlette endpoint returning a fixed SOAP body, same run, same TLS.
 
 Both endpoints run in the *same* service host (one uvicorn server, one HTTPS port, mutual TLS with the test PKI's
-INSI-AUTO client certificate, the same TLS-aware h11 protocol): ``/insi/lps`` is the simulator, ``/bare/lps`` a
+INSI-AUTO client certificate, the same TLS-aware httptools protocol): ``/insi/lps`` is the simulator, ``/bare/lps`` a
 Starlette route that reads the request and answers a pre-built ``RESULTAT`` (CR 00 for Jeanne MARTIN). The client
 posts the same pre-built ``rechercherInsAvecTraitsIdentite`` request to both. The ratio simulator/bare is the cost
 of what the simulator adds: SOAP parsing and structural checks, mTLS/IDAM checks, the identity search, the

@@ -1,7 +1,7 @@
 """Test helpers: call an ASGI app as a mutual-TLS client presenting a certificate of a throw-away test PKI.
 
 The FHIR services read the client certificate from the ASGI TLS extension (``scope["extensions"]["tls"]``, what
-:class:`harness.host.asgi_tls.TLSAwareH11Protocol` puts there once the handshake verified it); Starlette's
+:class:`harness.host.asgi_tls.TLSAwareHttpToolsProtocol` puts there once the handshake verified it); Starlette's
 ``TestClient`` has no TLS, so :func:`presenting` adds that extension as uvicorn would.
 """
 

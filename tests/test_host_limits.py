@@ -3,8 +3,10 @@ simulator (harness.host.limits), instead of uvicorn's plain-text 400 or a droppe
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import ssl
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -14,7 +16,7 @@ import pytest
 
 from harness.core.config import HarnessConfig
 from harness.core.journal import JournalFilter, Outcome
-from harness.host.limits import RequestLimits, error_response
+from harness.host.limits import MAX_HEAD_BYTES, RequestLimits, error_response
 from harness.runtime.environment import SocleEnvironment
 
 BIG_HEADER = {"X-Remplissage": "a" * 60_000}
@@ -128,3 +130,45 @@ def test_the_services_keep_serving_after_oversized_requests(env: SocleEnvironmen
     discovery = env.endpoints["psc"]["discovery"]
     assert client.get(discovery).status_code == 200
     assert client.get(env.endpoints["tddui"]["base"] + "/metadata").status_code in (200, 403)
+
+
+def _raw_exchange(env: SocleEnvironment, service: str, payload: bytes) -> bytes:
+    """Send ``payload`` as is on a fresh TLS connection to ``service``'s port; everything read until the server closes."""
+    parts = urlsplit(_url(env, service))
+    context = ssl.create_default_context(cafile=str(env.pki.ca_bundle_path))
+    with (
+        socket.create_connection((parts.hostname or "", parts.port or 443), timeout=60) as raw,
+        context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+    ):
+        with contextlib.suppress(OSError):  # the server may close while the head is still being sent
+            tls.sendall(payload)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := tls.recv(65536):
+                answer += chunk
+        return answer
+
+
+def test_a_head_over_the_host_bound_gets_uvicorns_plain_400_and_the_connection_closes(env: SocleEnvironment) -> None:
+    path = urlsplit(_url(env, "psc")).path
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Remplissage: ".encode() + b"a" * (MAX_HEAD_BYTES + 1)
+    answer = _raw_exchange(env, "psc", head)
+    message = b"Invalid HTTP request received."
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"content-type: text/plain; charset=utf-8\r\n" in answer and b"connection: close\r\n" in answer
+    assert answer.endswith(b"\r\n\r\n" + message)  # then the server closed (recv returned b"")
+
+
+def test_the_head_bound_does_not_count_bodies_nor_earlier_requests(env: SocleEnvironment) -> None:
+    """A 3 MiB body after a small head, and three such requests on one keep-alive connection: none is refused (the
+    bound is on the head of each request, not on the bytes of the connection)."""
+    path = urlsplit(_url(env, "dmp")).path
+    body = b"grant_type=password&x=" + b"c" * (3 * 1024 * 1024)
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    last = request.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n", 1)
+    answer = _raw_exchange(env, "dmp", request * 2 + last)
+    assert answer.count(b"HTTP/1.1 ") == 3 and b"400 Bad Request" not in answer
+    assert answer.count(b"HTTP/1.1 404 Not Found\r\n") == 3  # the mount's own answer: each head was parsed

@@ -1,19 +1,26 @@
 """The client certificate of a mutual-TLS connection, handed to ASGI apps (ASGI "TLS extension" 0.2).
 
 uvicorn 0.54 verifies an optional client certificate when configured with ``ssl_cert_reqs=ssl.CERT_OPTIONAL``
-and ``ssl_ca_certs=...``, but none of its HTTP protocols puts the peer certificate in the ASGI scope (its h11
-protocol builds ``scope`` without ``extensions``). :class:`TLSAwareH11Protocol` is uvicorn's h11 protocol with
-one addition: when a connection is made (asyncio calls ``connection_made`` once the TLS handshake, client
-certificate included, has completed), it reads the certificate from the transport's ``ssl_object`` and wraps
-this connection's app so that every request scope carries ``scope["extensions"]["tls"]`` as the ASGI TLS
-extension specifies (asgiref "TLS Extension"):
+and ``ssl_ca_certs=...``, but none of its HTTP protocols puts the peer certificate in the ASGI scope (its protocols
+build ``scope`` without ``extensions``). :class:`TLSAwareHttpToolsProtocol` is uvicorn's httptools (llhttp)
+protocol with two additions. (1) When a connection is made (asyncio calls ``connection_made`` once the TLS
+handshake, client certificate included, has completed), it reads the certificate from the transport's
+``ssl_object`` and wraps this connection's app so that every request scope carries ``scope["extensions"]["tls"]``
+as the ASGI TLS extension specifies (asgiref "TLS Extension"):
 
     {"server_cert": None, "client_cert_chain": [<leaf PEM>], "client_cert_name": "CN=INSI-AUTO,...",
      "client_cert_error": None, "tls_version": 0x0304, "cipher_suite": None}
 
+(2) A bound on the request head, which llhttp does not have: past :data:`harness.host.limits.MAX_HEAD_BYTES`
+received before the head is complete, uvicorn's own ``400 Invalid HTTP request received.`` (plain text) and the
+connection closed, as uvicorn's h11 protocol does past ``h11_max_incomplete_event_size``; a request target over
+64 KiB (``httptools.parse_url``'s bound) is split into path and query here, so that a long query still reaches the
+simulator's guard (a path over 64 KiB gets the plain 400). httptools replaced h11 for speed (issue 18: h11's
+pure-Python parser was about a sixth of the PSC token endpoint's GIL time).
+
 Python 3.11's ``ssl`` gives the leaf only (``get_verified_chain`` arrived in 3.13), so the chain holds the leaf.
 A connection without a client certificate gets ``client_cert_chain == []``. Use it with
-``uvicorn.Config(..., http=TLSAwareH11Protocol)``; plain-HTTP connections get no ``tls`` extension.
+``uvicorn.Config(..., http=TLSAwareHttpToolsProtocol)``; plain-HTTP connections get no ``tls`` extension.
 
 The certificate is parsed once per connection: each request scope of the connection also carries the parsed leaf
 under :data:`PARSED_KEY` and its subject CN under :data:`CN_KEY` (scope keys outside the ASGI extension, which stays
@@ -29,13 +36,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography import x509
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from harness.core.journal import Direction, Exchange, Outcome
 from harness.host.connections import HEADER_TIMEOUT, ConnectionLimits
+from harness.host.limits import MAX_HEAD_BYTES
 
 __all__ = [
-    "TLSAwareH11Protocol",
+    "TLSAwareHttpToolsProtocol",
     "bounded_protocol",
     "client_certificate",
     "client_common_name",
@@ -46,6 +54,8 @@ __all__ = [
 
 PARSED_KEY = "socle.client_cert"  # scope key: the parsed leaf (cryptography x509.Certificate), once per connection
 CN_KEY = "socle.client_cert_cn"  # scope key: its subject CN ("" without one, None without a certificate)
+
+_PARSE_URL_MAX = 65535  # httptools.parse_url's bound on a request target (llhttp's URL offsets are 16-bit)
 
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -102,14 +112,47 @@ class _WithTLSExtension:
         await self.app(scope, receive, send)
 
 
-class TLSAwareH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus the ASGI TLS extension (client certificate) in every request scope."""
+class TLSAwareHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the ASGI TLS extension (client certificate) in every request scope and a
+    bound on the request head (see module)."""
+
+    max_head_bytes = MAX_HEAD_BYTES
+    _head_bytes = 0  # bytes received since the current request began, while its head is incomplete
+    _in_body = False  # between the end of a request's head and the end of its body
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         facts = _tls_facts(transport)
         if facts is not None:
             self.app = _WithTLSExtension(self.app, *facts)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        if not self._in_body:
+            self._head_bytes += len(data)  # may count the first body bytes too: a bound, not a measure
+            if self._head_bytes > self.max_head_bytes:
+                self.send_400_response("Invalid HTTP request received.")  # uvicorn's own answer (h11 did the same)
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        self._head_bytes = 0
+        if len(self.url) <= _PARSE_URL_MAX:
+            super().on_headers_complete()
+            return
+        # httptools.parse_url refuses targets over 64 KiB (a 400 before any app): split the origin-form target
+        # (RFC 9112 §3.2.1, path "?" query) here, so that a long query reaches the simulator's guard (414, journaled).
+        path, _, query = self.url.partition(b"?")
+        self.url = path
+        super().on_headers_complete()
+        if "query_string" in self.scope:  # the ASGI task reads the scope once this callback has returned
+            self.scope["query_string"] = query
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
 
 
 def client_certificate(scope: Mapping[str, Any]) -> x509.Certificate | None:
@@ -251,13 +294,13 @@ _REFUSALS = {
 
 def bounded_protocol(
     limits: ConnectionLimits, on_refusal: Callable[[str, str, str], None], listener: str = "https"
-) -> type[TLSAwareH11Protocol]:
-    """:class:`TLSAwareH11Protocol` bounded by ``limits`` (:mod:`harness.host.connections`): a connection over the
+) -> type[TLSAwareHttpToolsProtocol]:
+    """:class:`TLSAwareHttpToolsProtocol` bounded by ``limits`` (:mod:`harness.host.connections`): a connection over the
     listener's or the peer's limit is answered 503 and closed, a request whose header section is not complete
     ``header_timeout`` seconds after the connection (or after the previous response) is answered 408 and closed;
     ``on_refusal(listener, peer, reason)`` is told each time. Idle keep-alive is uvicorn's ``timeout_keep_alive``."""
 
-    class BoundedH11Protocol(TLSAwareH11Protocol):
+    class BoundedHTTPProtocol(TLSAwareHttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
 
         def _peer(self) -> str:
@@ -308,4 +351,4 @@ def bounded_protocol(
             self._disarm()
             super().connection_lost(exc)
 
-    return BoundedH11Protocol
+    return BoundedHTTPProtocol

@@ -1,11 +1,12 @@
 """Bounded request heads for every HTTP simulator: an oversized request is answered in the simulator's own error
 shape and journaled, instead of uvicorn's plain-text 400 or a dropped connection.
 
-uvicorn (h11) refuses a request head larger than ``h11_max_incomplete_event_size`` (16 KiB by default) before any
-application sees it: a 60 KB header got ``400 Invalid HTTP request received.`` in plain text, a 1 MB query a reset
-connection, and neither reached the journal. The service host raises that h11 limit to :data:`H11_MAX_HEAD_BYTES`
-(the bound past which uvicorn's own answer remains) and wraps each simulator's ASGI app in
-:class:`RequestLimitGuard`, which refuses, before the app runs:
+uvicorn's h11 protocol refused a request head larger than ``h11_max_incomplete_event_size`` (16 KiB by default)
+before any application saw it: a 60 KB header got ``400 Invalid HTTP request received.`` in plain text, a 1 MB query
+a reset connection, and neither reached the journal. The service host's HTTP protocol
+(:class:`harness.host.asgi_tls.TLSAwareHttpToolsProtocol`) lets heads up to :data:`MAX_HEAD_BYTES` through (the bound
+past which uvicorn's own plain 400 answers) and wraps each simulator's ASGI app in :class:`RequestLimitGuard`, which
+refuses, before the app runs:
 
 - a query string longer than ``max_query_bytes``: HTTP 414 URI Too Long (RFC 9110 §15.5.15);
 - header fields larger than ``max_header_bytes`` in total: HTTP 431 Request Header Fields Too Large (RFC 6585 §5);
@@ -29,10 +30,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from harness.core.journal import Direction, Exchange, Outcome
 
-__all__ = ["H11_MAX_HEAD_BYTES", "RequestLimitGuard", "RequestLimits", "error_response"]
+__all__ = ["MAX_HEAD_BYTES", "RequestLimitGuard", "RequestLimits", "error_response"]
 
-#: uvicorn's h11 bound on a request head: larger heads still get uvicorn's own 400 (documented limit).
-H11_MAX_HEAD_BYTES = 2 * 1024 * 1024
+#: The host's bound on a request head: larger heads get uvicorn's own plain 400 and the connection closed.
+MAX_HEAD_BYTES = 2 * 1024 * 1024
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
 

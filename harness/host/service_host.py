@@ -35,7 +35,7 @@ from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal, new_admin_token
 from harness.host.asgi_tls import bounded_protocol, handshake_journaling, handshake_refusal
 from harness.host.connections import ConnectionLimits, RefusalJournal
-from harness.host.limits import H11_MAX_HEAD_BYTES, RequestLimitGuard, RequestLimits
+from harness.host.limits import RequestLimitGuard, RequestLimits
 from harness.host.simulator import (
     Fault,
     FaultBoard,
@@ -186,6 +186,8 @@ class ServiceHost:
             # Mutual TLS, optional: a client certificate of the test PKI is verified when presented and reaches the
             # apps as scope["extensions"]["tls"] (see harness.host.asgi_tls; INSi needs INSI-AUTO). The handshake is
             # done by harness.host.asgi_tls.handshake_journaling so that a refused one is journaled (peer, reason).
+            # httptools (llhttp) parses HTTP/1.1, with the head bound of harness.host.limits: heads up to MAX_HEAD_BYTES
+            # reach the simulators, whose guard answers an oversized one in the protocol's error shape, journaled.
             bounded = bounded_protocol(opts.connections, self.refusals.refused)  # per listener / peer, header time
             http: Any = bounded
             if opts.tls:
@@ -210,9 +212,6 @@ class ServiceHost:
                 access_log=False,
                 lifespan="off",
                 http=http,
-                # Heads up to this size reach the simulators, whose guard answers an oversized one in the protocol's
-                # error shape, journaled (harness.host.limits); beyond it uvicorn's plain 400 remains.
-                h11_max_incomplete_event_size=H11_MAX_HEAD_BYTES,
                 timeout_graceful_shutdown=5,  # an idle keep-alive TLS client must not block stop() forever
                 timeout_keep_alive=max(1, int(opts.connections.idle_timeout)),
             )
