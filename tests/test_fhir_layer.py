@@ -692,3 +692,21 @@ def test_among_reads_the_indexed_ids_lazily_in_creation_order() -> None:
     rest = list(first)
     assert [v.id for v in rest] == [ids[2], ids[4]]
     assert rest[0].resource is not None and rest[0].resource["name"][0]["family"] == "Changed"
+
+
+def test_a_version_body_is_an_independent_deep_copy() -> None:
+    """``Version.body`` (and the copy a write stores) share no dict or list with the store: a caller changing what
+    it got, or what it wrote, leaves the stored resource as it was."""
+    store = ResourceStore()
+    written = {**patient("Dupré"), "extension": [{"url": "x", "valueCodeableConcept": {"coding": [{"code": "a"}]}}]}
+    with store.exclusive() as uow:
+        pid = uow.create("Patient", written).id
+        uow.commit()
+    written["name"][0]["given"].append("écrit")
+    body = store.read("Patient", pid).body()
+    body["name"][0]["given"].append("lu")
+    body["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] = "b"
+    stored = store.read("Patient", pid).resource
+    assert stored is not None and stored["name"][0]["given"] == ["Élise"]
+    assert stored["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "a"
+    assert store.read("Patient", pid).body() == {**stored}
