@@ -25,8 +25,9 @@ Two logs per size:
 Figure: the time a fresh replica takes to be usable (the store built and caught up: ``Replica.sync``), the median
 of ``--repeat`` starts, for each size, replay vs snapshot + tail, in the same run; also what writing the
 snapshot costs: ``checkpoint`` (on demand: ``StateHub.checkpoint_all`` on a caught-up process, under each stream's
-lock: capture, encode, write, delete), ``capture`` (``snapshot()``: what the operation reaching the count does
-under the replica's lock) and ``encode`` (JSON + zlib, done after, outside the locks); and the compressed size. Exactness is checked: both starts reach the same state (``snapshot()`` equal).
+lock: capture, encode, write, delete), ``capture`` (``Replica.capture``: what the operation reaching the count
+does under the replica's lock — a store's whole ``snapshot()``, or the cheap copy of a ``Deferred``, the mailboxes')
+and ``encode`` (the ``Deferred`` built, JSON + zlib, done after, outside the locks); and the compressed size. Exactness is checked: both starts reach the same state (``snapshot()`` equal).
 
 Run from the repository root:  nice python benchmarks/bench_state.py [--sizes 1000,10000,100000] [--json F]
 """
@@ -231,10 +232,10 @@ def measure(database: str, workload: str, n: int, repeat: int, tmp: Path) -> dic
         hub.sync_all()
         with gc_paused():  # as Replica.do does both
             begin = time.perf_counter()
-            captured = hub.states()  # what the K-th operation does under the replica's lock: snapshot()
+            captured = hub.captures()  # what the K-th operation does under the replica's lock: capture
             capture = time.perf_counter() - begin
             begin = time.perf_counter()
-            for state in captured.values():  # then outside the locks: encode (and write)
+            for state in captured.values():  # then outside the locks: build (a Deferred), encode (and write)
                 encode_snapshot(state)
             encode = time.perf_counter() - begin
         begin = time.perf_counter()

@@ -710,3 +710,30 @@ def test_a_version_body_is_an_independent_deep_copy() -> None:
     assert stored is not None and stored["name"][0]["given"] == ["Élise"]
     assert stored["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "a"
     assert store.read("Patient", pid).body() == {**stored}
+
+
+def test_a_captured_store_snapshot_is_the_state_at_capture_time() -> None:
+    """``ResourceStore.capture()`` (taken under the replica's lock, harness.core.state) copies the histories and
+    the reference index: its ``build()``, run afterwards outside the locks, gives the state at capture time."""
+    from harness.core.state import Deferred
+
+    store = ResourceStore()
+
+    def put(rid: str, target: str) -> None:
+        with store.exclusive() as uow:
+            note = {"resourceType": "DocumentReference", "id": rid, "subject": {"reference": target}}
+            uow.update("DocumentReference", rid, note)
+            uow.commit()
+
+    put("d0", "Patient/p1")
+    put("d1", "Patient/p1")
+    before = store.snapshot()
+    captured = store.capture()
+    assert isinstance(captured, Deferred)
+    put("d1", "Patient/p2")  # a new version of d1, the reference index changed
+    put("d2", "Patient/p1")  # a new resource, p1's index set grows
+    with store.exclusive() as uow:
+        uow.delete("DocumentReference", "d0")
+        uow.commit()
+    assert captured.build() == before != store.snapshot()
+    assert before["refs"] == {"DocumentReference": {"Patient/p1": ["d0", "d1"]}}

@@ -78,3 +78,26 @@ def test_a_full_mailbox_is_answered_552_5_2_2(tmp_path: Path) -> None:
         assert [r.error_code for r in rows] == ["552 5.2.2"]
     finally:
         env.stop()
+
+
+def test_a_captured_snapshot_is_the_state_at_capture_time(tmp_path: Path) -> None:
+    """``capture()`` (taken under the replica's lock, harness.core.state) copies what later changes would alter:
+    its ``build()``, run afterwards outside the locks, gives the state at capture time, not the current one."""
+    from harness.core.state import Deferred, encode_snapshot
+
+    org = "secretariat@ehpad-tilleuls.mssante.fr"
+    store = MailStore(bodies=BodyStore(tmp_path / "bodies"))
+    store.ensure_mailbox(org)
+    store.deliver(org, BODY)
+    store.deliver(org, b"Subject: deux\r\n\r\ncorps\r\n", flags=["\\Seen"])
+    before = store.snapshot()
+    captured = store.capture()
+    assert isinstance(captured, Deferred)
+    store.deliver(org, b"Subject: trois\r\n\r\ncorps\r\n")  # a message, a change-log entry, usage
+    store.set_flags(org, "INBOX", 1, ["\\Flagged"])  # replaces a message, bumps the folder's modseq
+    store.expunge(org, "INBOX", [2])
+    store.create_folder(org, "Archives")
+    store.rename_folder(org, "Archives", "Classés")
+    built = captured.build()
+    assert built == before != store.snapshot()
+    assert encode_snapshot(captured) == encode_snapshot(before)  # what Replica.do writes

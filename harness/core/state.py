@@ -102,9 +102,26 @@ class StateCompactedError(LookupError):
     """The operations a replica still needs were deleted by a compaction: it must restore the latest snapshot."""
 
 
+class Deferred:
+    """A snapshot captured as a copy that costs little to take under the replica's lock — references to values the
+    store never changes in place (frozen records, tuples, containers copied) — and ``build()`` turns into its JSON
+    form later, outside the locks (:meth:`Replica.do`). A store's ``snapshot`` function may return one."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self.build = build
+
+
+def materialize(state: Any) -> Any:
+    """The JSON form of a captured snapshot (:class:`Deferred` built, any other value as it is)."""
+    return state.build() if isinstance(state, Deferred) else state
+
+
 def encode_snapshot(state: Any) -> bytes:
-    """A snapshot's stored form (:data:`SNAPSHOT_FORMAT`): compact JSON, zlib-compressed."""
-    return zlib.compress(json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 1)
+    """A snapshot's stored form (:data:`SNAPSHOT_FORMAT`): compact JSON, zlib-compressed (a :class:`Deferred` is
+    built first)."""
+    return zlib.compress(json.dumps(materialize(state), separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 1)
 
 
 def decode_snapshot(fmt: int, data: bytes) -> Any:
@@ -327,7 +344,8 @@ class Replica:
     ``apply(op)`` changes the in-memory state for one operation and returns what the caller needs; it must be
     deterministic and raise *before* changing anything when the operation cannot be done. ``reset()`` empties
     the state (used to rebuild it from the log). ``snapshot()`` returns the whole state as JSON-serialisable
-    values and ``restore(state)`` replaces the whole state by such a value, so that restoring a snapshot gives
+    values (or a :class:`Deferred` that builds them: a cheap copy taken under the lock, encoded outside) and
+    ``restore(state)`` replaces the whole state by such a value, so that restoring a snapshot gives
     exactly the state replaying the operations it covers gives; without them the stream is never snapshotted nor
     compacted. All calls are serialised by the replica's lock, which the caller's own reads may share through
     :meth:`locked`.
@@ -498,6 +516,15 @@ class Replica:
             return None
         with self._lock:
             self.sync()
+            return materialize(self._snapshot())
+
+    def capture(self) -> Any:
+        """What the operation reaching :attr:`snapshot_every` takes under the replica's lock (the store's
+        ``snapshot()``, possibly a :class:`Deferred` built later), after catching up; ``None`` when it cannot."""
+        if self._snapshot is None:
+            return None
+        with self._lock:
+            self.sync()
             return self._snapshot()
 
     @contextmanager
@@ -560,6 +587,13 @@ class StateHub:
             replicas = list(self._replicas.values())
         states = {replica.stream: replica.state() for replica in replicas}
         return {stream: state for stream, state in states.items() if state is not None}
+
+    def captures(self) -> dict[str, Any]:
+        """:meth:`Replica.capture` of every stream of this process that can snapshot, by stream."""
+        with self._lock:
+            replicas = list(self._replicas.values())
+        captured = {replica.stream: replica.capture() for replica in replicas}
+        return {stream: value for stream, value in captured.items() if value is not None}
 
     def checkpoint_all(self) -> dict[str, int]:
         """:meth:`Replica.checkpoint` every stream of this process: ``{stream: snapshot seq}`` of those written."""

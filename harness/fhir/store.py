@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.core.state import Operation, StateHub
+from harness.core.state import Deferred, Operation, StateHub
 from harness.fhir.outcome import IssueCode, fail
 
 _ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -128,7 +128,7 @@ class ResourceStore:
         self._order: dict[str, list[str]] = {}  # ids per type in creation order (append-only: index = rank)
         self._refs: dict[str, dict[str, set[str]]] = {}  # type -> "Target/id" -> ids of resources referencing it
         self._clock = clock
-        self._replica = (state or StateHub()).replica(stream, self.apply, self._reset, self.snapshot, self.restore)
+        self._replica = (state or StateHub()).replica(stream, self.apply, self._reset, self.capture, self.restore)
         self.shared = self._replica.shared
         self._inside = threading.local()  # depth of this thread's exclusive sections (caught up on entry)
 
@@ -301,25 +301,34 @@ class ResourceStore:
         """The whole store as JSON (harness.core.state snapshot): per type, in creation order, each resource's
         history ``[versionId, lastUpdated, resource or None]``; and the reference index (``{type: {target: ids}}``,
         kept rather than walked again through every resource on restore)."""
+        return self.capture().build()
+
+    def capture(self) -> Deferred:
+        """:meth:`snapshot` in two steps: under the store's lock, a copy of its containers (a :class:`Version` is
+        frozen and its resource never changed once stored, so their references suffice); the JSON built by
+        :meth:`Deferred.build`, which :class:`~harness.core.state.Replica` runs outside its locks."""
         with self._lock:
+            resources = [
+                (rtype, [(rid, list(self._versions[(rtype, rid)])) for rid in order])
+                for rtype, order in self._order.items()
+            ]
+            refs = [
+                (rtype, [(target, list(ids)) for target, ids in index.items()]) for rtype, index in self._refs.items()
+            ]
+
+        def build() -> dict[str, Any]:
             return {
                 "resources": {
                     rtype: [
-                        [
-                            rid,
-                            [
-                                [v.version_id, v.last_updated.isoformat(), v.resource]
-                                for v in self._versions[(rtype, rid)]
-                            ],
-                        ]
-                        for rid in order
+                        [rid, [[v.version_id, v.last_updated.isoformat(), v.resource] for v in versions]]
+                        for rid, versions in history
                     ]
-                    for rtype, order in self._order.items()
+                    for rtype, history in resources
                 },
-                "refs": {
-                    rtype: {target: sorted(ids) for target, ids in index.items()} for rtype, index in self._refs.items()
-                },
+                "refs": {rtype: {target: sorted(ids) for target, ids in index} for rtype, index in refs},
             }
+
+        return Deferred(build)
 
     def restore(self, state: dict[str, Any]) -> None:
         """Replace the whole store by a :meth:`snapshot`."""

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.core.state import StateHub
+from harness.core.state import Deferred, StateHub
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS = (INBOX, "Sent", "Trash")
@@ -279,7 +279,7 @@ class MailStore:
         self._listeners: list[Callable[[str, str], None]] = []
         self._next_validity = 0  # the next UIDVALIDITY is at least this (strictly ascending, never reused)
         hub = state if state is not None else StateHub()
-        self._replica = hub.replica(STREAM, self._apply, self._reset, self.snapshot, self.restore)
+        self._replica = hub.replica(STREAM, self._apply, self._reset, self.capture, self.restore)
         self._sync = self._replica.sync
 
     # -- mailboxes and folders ----------------------------------------------------------------------------------
@@ -514,21 +514,39 @@ class MailStore:
         the body store and, shared, in the journal's evidence). Per mailbox, per folder (in order):
         ``[key, name, id, uidvalidity, next_uid, modseq, subscribed, changes, messages]``, a message
         ``[uid, digest, size, internal date, flags, modseq, recent, email id, Message-ID, exchange, prefix]``."""
+        return self.capture().build()
+
+    def capture(self) -> Deferred:
+        """:meth:`snapshot` in two steps: under the store's lock, a copy of its containers — the messages are frozen
+        (a flag change replaces one) and the change log's entries tuples, so their references suffice —; the JSON
+        built from it by :meth:`Deferred.build`, which :class:`~harness.core.state.Replica` runs outside its locks
+        (at 100,000 messages the build is most of the cost)."""
         with self._lock:
+            next_validity, usage = self._next_validity, dict(self._usage)
+            boxes = [
+                (
+                    box,
+                    [
+                        (
+                            (key, f.name, f.folder_id, f.uid_validity, f.next_uid, f.modseq, f.subscribed),
+                            list(f.changes),
+                            list(f.messages.values()),
+                        )
+                        for key, f in folders.items()
+                    ],
+                )
+                for box, folders in self._boxes.items()
+            ]
+
+        def build() -> dict[str, Any]:
             return {
-                "next_validity": self._next_validity,
-                "usage": dict(self._usage),
+                "next_validity": next_validity,
+                "usage": usage,
                 "boxes": {
                     box: [
                         [
-                            key,
-                            f.name,
-                            f.folder_id,
-                            f.uid_validity,
-                            f.next_uid,
-                            f.modseq,
-                            f.subscribed,
-                            [list(change) for change in f.changes],
+                            *folder,
+                            [list(change) for change in changes],
                             [
                                 [
                                     m.uid,
@@ -543,14 +561,16 @@ class MailStore:
                                     m.exchange_id,
                                     m.prefix.decode("latin-1"),
                                 ]
-                                for m in f.messages.values()
+                                for m in messages
                             ],
                         ]
-                        for key, f in folders.items()
+                        for folder, changes, messages in folders
                     ]
-                    for box, folders in self._boxes.items()
+                    for box, folders in boxes
                 },
             }
+
+        return Deferred(build)
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace the whole store by a :meth:`snapshot` (body references counted again); listeners hear of every
