@@ -81,7 +81,8 @@ def _issue(socle: ScenarioContext, scene: PrescriptionScene, person, *, status: 
         f"EPU {prescription.epu} — {person.display_name} (INS {person.ins.value}) — "
         f"{'ANNULÉE' if status == 'cancelled' else 'valide'}\n"
         + "\n".join(f"- {line.medicine.display} : {line.posology.text}" for line in prescription.lines)
-        + f"\nPage à scanner (recette manuelle) : {socle.env.endpoints.get(SERVICE, {}).get('base', '')}/ordonnances/{prescription.epu}",
+        + f"\nPage à scanner (recette manuelle, navigateur muni du certificat client-ESSMS-{person.essms} de l'IGC "
+        f"de test) : {socle.env.endpoints.get(SERVICE, {}).get('base', '')}/ordonnances/{prescription.epu}",
     )
 
 

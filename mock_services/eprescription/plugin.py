@@ -22,7 +22,8 @@ def _import(action: base.EprescriptionImport, env: SutEnvironment | None) -> str
     return (
         f"Dans le DUI de « {action.establishment.name} », ouvrez le dossier de {action.person.display_name} (INS "
         f"{action.person.ins.value}) et scannez le QR code de l'ordonnance numérique {action.identifier} (page à "
-        f"afficher ou imprimer : {base_url}/ordonnances/{action.identifier}). Importez {form} si elle est valide et "
+        f"afficher ou imprimer : {base_url}/ordonnances/{action.identifier}, dans un navigateur muni du certificat "
+        f"client-ESSMS-{action.establishment.finess} de l'IGC de test). Importez {form} si elle est valide et "
         "celle de la personne ; sinon le DUI doit le signaler."
     )
 
