@@ -283,3 +283,30 @@ def test_a_password_login_without_certificate_is_its_mailboxs_session(
         f"{theirs.id}) : ses données ne lui sont pas accessibles / the data belongs to another test session",
     )
     assert mine.id != theirs.id
+
+
+def test_smtp_plain_refuses_an_authorization_identity_other_than_the_login(env: SocleEnvironment) -> None:
+    """RFC 4616 §2: the credentials must "permit the client to act as" the authzid — here the login only, as IMAP —
+    so a PLAIN login with the EHPAD's password naming the SSIAD's mailbox as authzid is 535, journaled, uncounted
+    (aiosmtpd's built-in PLAIN dropped the authzid and logged the EHPAD in)."""
+
+    def plain(authzid: str) -> tuple[int, str]:
+        host, _, port = env.endpoints["mssante"]["smtp"].rpartition(":")
+        with smtplib.SMTP(host, int(port), timeout=15) as smtp:
+            smtp.starttls(context=_tls(env))
+            smtp.ehlo()
+            blob = base64.b64encode(f"{authzid}\0{DUI}\0{DUI_PASSWORD}".encode()).decode()
+            code, text = smtp.docmd("AUTH", f"PLAIN {blob}")
+            return code, text.decode("ascii")
+
+    assert plain(SSIAD) == (535, "5.7.8 Authentication credentials invalid")
+    refused = _last(env, "smtp.auth")
+    assert (refused.outcome, refused.actor, refused.error_code, refused.error_message, refused.details) == (
+        Outcome.REJECTED,
+        DUI,
+        "535 5.7.8",
+        f"identité d'autorisation {SSIAD} différente du compte authentifié",
+        {"mechanism": "PLAIN", "authzid": SSIAD},
+    )
+    assert plain(DUI.upper())[0] == 235  # the login itself (addresses compare without case)
+    assert plain("")[0] == 235  # none: the login

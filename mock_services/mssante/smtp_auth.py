@@ -1,8 +1,9 @@
 """AUTH of the MSSanté SMTP submission, through aiosmtpd's documented AUTH API (aiosmtpd 1.4, ``docs/auth.rst``):
 
-- ``PLAIN`` / ``LOGIN`` (RFC 4616, draft-murchison-sasl-login): aiosmtpd's built-in mechanisms call the
-  :class:`PasswordAuthenticator` callback (``authenticator=`` of ``SMTP``) with the login and password, checked
-  against the test directory;
+- ``PLAIN`` / ``LOGIN`` (RFC 4616, draft-murchison-sasl-login): the :class:`PasswordAuthenticator` callback
+  (``authenticator=`` of ``SMTP``) checks the login and password against the test directory; ``LOGIN`` is
+  aiosmtpd's built-in mechanism, ``PLAIN`` a hook of the handler that first refuses an authorization identity other
+  than the login (aiosmtpd's drops it);
 - ``EXTERNAL`` (RFC 4954 + RFC 4422 appendix A) and ``XOAUTH2`` are *AUTH mechanism hooks* of the handler
   (:class:`AuthMechanisms`, mixed into the submission handler): ``auth_<MECHANISM>(server, args) -> AuthResult``,
   talking to the client only through ``server.challenge_auth`` and ``server.push``.
@@ -171,6 +172,32 @@ class AuthMechanisms:
 
     ctx: SimulatorContext
     directory: MailboxDirectory
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's hook name
+        """``PLAIN`` (RFC 4616 §2: ``[authzid] NUL authcid NUL passwd``) in place of aiosmtpd's built-in one, which
+        drops the authorization identity: one given must be an identity the credentials "permit the client to act
+        as" — here the login itself, as IMAP (``authorize``) —, else ``535 5.7.8``, journaled, not counted as a
+        password failure. The login and password then go to :class:`PasswordAuthenticator` as before."""
+        blob = await initial_or_challenge(server, args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = (part.decode("utf-8", "replace") for part in parts)
+        if authzid and authzid.casefold() != login.casefold():
+            record_auth_refusal(
+                self.ctx,
+                login,
+                f"identité d'autorisation {authzid[:200]} différente du compte authentifié",
+                mechanism="PLAIN",
+                extra={"authzid": authzid[:200]},
+            )
+            return AuthResult(success=False, handled=False, message=INVALID)
+        return PasswordAuthenticator(self.ctx, self.directory)(
+            server, server.session, server.envelope, "PLAIN", LoginPassword(parts[1], parts[2])
+        )
 
     async def auth_EXTERNAL(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's hook name
         blob = await initial_or_challenge(server, args)
