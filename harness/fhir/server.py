@@ -109,6 +109,18 @@ def caller_finess(scope: dict[str, Any]) -> str | None:
 Recorder = Callable[[list[Exchange]], object]
 
 
+def request_info(request: Request) -> RequestInfo:
+    """What the hooks and the journal need of a Starlette request: method, path, query, the headers by lower-case
+    name, the Content-Type."""
+    return RequestInfo(
+        request.method,
+        request.url.path,
+        request.url.query,
+        {k.lower(): v for k, v in request.headers.items()},
+        content_type=request.headers.get("content-type"),
+    )
+
+
 class FhirServer:
     """The FHIR REST endpoints of one simulator (mount :meth:`app` where the FHIR base should be)."""
 
@@ -175,23 +187,37 @@ class FhirServer:
         ones: a refused caller gets the OperationOutcome and the refusal is journaled as ``operation``."""
 
         async def checked(request: Request) -> Response:
-            info = RequestInfo(
-                request.method, request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()}
-            )
+            info = request_info(request)
             try:
                 self.hooks.authenticate(client_certificate(request.scope), request=info)
             except FhirError as exc:
-                item = FhirInteraction(Interaction.INVALID, request.method, status=exc.status)
-                item.error = exc
-                self.record([default_exchange(item, request=info, body=b"", operation=operation)])
-                return Response(
-                    render(exc.outcome(), Format.JSON),
-                    status_code=exc.status,
-                    media_type=rendered_mime({}, Format.JSON, b""),
-                )
+                return self.refusal(info, exc, operation)
             return await endpoint(request)
 
         return checked
+
+    def refusal(
+        self,
+        info: RequestInfo,
+        error: FhirError,
+        operation: str,
+        *,
+        interaction: Interaction = Interaction.INVALID,
+        person: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Response:
+        """A refused request to a non-FHIR endpoint of the service, journaled as ``operation`` and answered with its
+        OperationOutcome in JSON: :meth:`guarded`'s refusal, and a service's own past it (e-Prescription's pages)."""
+        item = FhirInteraction(interaction, info.method, status=error.status)
+        item.error = error
+        self.record(
+            [default_exchange(item, request=info, body=b"", operation=operation, person=person, details=details)]
+        )
+        return Response(
+            render(error.outcome(), Format.JSON),
+            status_code=error.status,
+            media_type=rendered_mime({}, Format.JSON, b""),
+        )
 
     def routes(self, prefix: str = "/fhir") -> list[Route | Mount]:
         """Routes mounting the server at ``prefix`` (``POST [base]`` answered without a trailing slash too)."""
@@ -264,13 +290,7 @@ class FhirServer:
     ) -> Response:
         item = FhirInteraction(interaction, request.method, rtype, rid)
         body = b""
-        info = RequestInfo(
-            request.method,
-            request.url.path,
-            request.url.query,
-            {k.lower(): v for k, v in request.headers.items()},
-            content_type=request.headers.get("content-type"),
-        )
+        info = request_info(request)
         try:  # who calls, before anything of the body is read
             info = replace(info, caller_finess=self.hooks.authenticate(client_certificate(request.scope), request=info))
         except FhirError as exc:

@@ -59,9 +59,9 @@ from harness.fhir.access import OTHER_SESSION
 from harness.fhir.interaction import default_exchange
 from harness.fhir.outcome import IssueCode, fail
 from harness.fhir.search import ParamType, SearchParam, Total
-from harness.fhir.server import simulated_unavailability
+from harness.fhir.server import request_info, simulated_unavailability
 from harness.fhir.store import UnitOfWork, Version
-from harness.fhir.wire import Format, render, rendered_mime, response_format
+from harness.fhir.wire import Format, render, response_format
 from harness.fields.identity import ProductionInsPolicy
 from harness.fields.testdata import Person
 from harness.host.asgi_tls import client_certificate
@@ -553,12 +553,7 @@ class EprescriptionService(FhirHooks):
     async def _binary(self, request: Request) -> Response:
         """``GET [base]/Binary/<EPU>``: the eP-MED-DM document (native CDA, or a FHIR Binary when FHIR is asked)."""
         epu = request.path_params["epu"]
-        info = RequestInfo(
-            "GET",
-            request.url.path,
-            request.url.query,
-            {k.lower(): v for k, v in request.headers.items()},
-        )
+        info = request_info(request)
         item = FhirInteraction(Interaction.READ, "GET", "Binary", epu)
         prescription = None
         try:
@@ -658,22 +653,13 @@ class EprescriptionService(FhirHooks):
         refusal = self._other_session(caller, prescription)
         if refusal is None:
             return prescription
-        info = RequestInfo(
-            "GET", request.url.path, request.url.query, {k.lower(): v for k, v in request.headers.items()}
-        )
-        item = FhirInteraction(Interaction.READ, "GET", status=403)
-        item.error = fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
-        exchange = default_exchange(
-            item,
-            request=replace(info, caller_finess=caller),
-            body=b"",
-            operation=OP_PAGE,
-            details={"epu": epu},
+        return self.fhir.refusal(
+            replace(request_info(request), caller_finess=caller),
+            fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION),
+            OP_PAGE,
+            interaction=Interaction.READ,
             person=prescription.person.ins.value,
-        )
-        self.ctx.record_many([exchange])
-        return Response(
-            render(item.error.outcome(), Format.JSON), status_code=403, media_type=rendered_mime({}, Format.JSON, b"")
+            details={"epu": epu},
         )
 
     async def _qr(self, request: Request) -> Response:
