@@ -511,12 +511,10 @@ class Replica:
             return self._seq
 
     def state(self) -> Any:
-        """The state as a snapshot would hold it, after catching up (``None`` when the store cannot snapshot)."""
-        if self._snapshot is None:
-            return None
-        with self._lock:
-            self.sync()
-            return materialize(self._snapshot())
+        """The state as a snapshot would hold it, after catching up (``None`` when the store cannot snapshot): the
+        :meth:`capture` built."""
+        captured = self.capture()
+        return None if captured is None else materialize(captured)
 
     def capture(self) -> Any:
         """What the operation reaching :attr:`snapshot_every` takes under the replica's lock (the store's
@@ -583,10 +581,7 @@ class StateHub:
 
     def states(self) -> dict[str, Any]:
         """:meth:`Replica.state` of every stream of this process that can snapshot, by stream."""
-        with self._lock:
-            replicas = list(self._replicas.values())
-        states = {replica.stream: replica.state() for replica in replicas}
-        return {stream: state for stream, state in states.items() if state is not None}
+        return {stream: materialize(captured) for stream, captured in self.captures().items()}
 
     def captures(self) -> dict[str, Any]:
         """:meth:`Replica.capture` of every stream of this process that can snapshot, by stream."""
