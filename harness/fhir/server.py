@@ -737,19 +737,17 @@ class FhirServer:
         total = query.total or (Total.ACCURATE if query.count == 0 else self.search_total)
         if query.count is None:
             query.count = self.limits.max_search_results
-        if self._in_a_session(info):  # another session's resources are left out of the results
-            found = run_search(
-                query,
-                candidates,
-                matcher,
-                lambda v: self.hooks.visible(v, request=info) and self.session_refusal(v, info, uow) is None,
-                total=total,
+        in_session = self._in_a_session(info)  # another session's resources are left out of the results
+
+        def visible(v: Version) -> bool:
+            return self.hooks.visible(v, request=info) and (
+                not in_session or self.session_refusal(v, info, uow) is None
             )
-        else:
-            found = run_search(query, candidates, matcher, lambda v: self.hooks.visible(v, request=info), total=total)
+
+        found = run_search(query, candidates, matcher, visible, total=total)
         matches = found.matches
         included = matcher.included([m.resource for m in matches if m.resource is not None], query.includes)
-        if self._in_a_session(info):
+        if in_session:
             assert self.sessions is not None
             caller = ("essms", info.caller_finess)
             included = [
