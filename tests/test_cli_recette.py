@@ -226,6 +226,41 @@ def test_only_the_last_runs_files_are_kept(tmp_path: Path) -> None:
     assert (tmp_path / "journal.sqlite").exists() and (tmp_path / "events-12.jsonl").exists()
 
 
+def test_a_parallel_runs_files_count_as_one_run(tmp_path: Path) -> None:
+    """``run --jobs 2`` writes two event streams, two logs and a claims folder: they are one run's files, kept or
+    removed together (the one-per-file count kept 5 parallel runs out of 10 and split a run's files)."""
+    for index in range(4):
+        names = [f"events-r{index}.jsonl", f"events-r{index}.2.jsonl", f"pytest-r{index}.log", f"pytest-r{index}.2.log"]
+        for name in names:
+            (tmp_path / name).write_text("x")
+            os.utime(tmp_path / name, (1_000_000 + index, 1_000_000 + index))
+        claims = tmp_path / f"claims-r{index}"
+        claims.mkdir()
+        (claims / "0").write_text("")
+        os.utime(claims, (1_000_000 + index, 1_000_000 + index))
+    removed = prune_run_files(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == sorted(
+        [
+            *(f"events-r{i}.jsonl" for i in (0, 1)),
+            *(f"events-r{i}.2.jsonl" for i in (0, 1)),
+            *(f"pytest-r{i}.log" for i in (0, 1)),
+            *(f"pytest-r{i}.2.log" for i in (0, 1)),
+            "claims-r0",
+            "claims-r1",
+        ]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [
+            *(f"events-r{i}.jsonl" for i in (2, 3)),
+            *(f"events-r{i}.2.jsonl" for i in (2, 3)),
+            *(f"pytest-r{i}.log" for i in (2, 3)),
+            *(f"pytest-r{i}.2.log" for i in (2, 3)),
+            "claims-r2",
+            "claims-r3",
+        ]
+    )
+
+
 # ------------------------------------------------------------------------------------------------ configuration
 def test_configuration_errors_name_the_key_and_the_nearest_valid_one(tmp_path: Path) -> None:
     cases = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 
@@ -159,3 +160,15 @@ class EventHandler(Protocol):
     def handle(self, event: Event) -> None: ...
 
     def close(self) -> None: ...
+
+
+#: In a parallel run's shared folder (:mod:`harness.runtime.claims`): the selected scenarios' ids in catalogue order.
+ORDER_FILE = "order.json"
+
+
+def read_order(folder: Path) -> list[str]:
+    """The scenario order the children of a parallel run collected ([] until one of them has written it)."""
+    try:
+        return list(json.loads((folder / ORDER_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return []

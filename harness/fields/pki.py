@@ -32,6 +32,7 @@ Private keys are written unencrypted with 0600 permissions.  A PKI can be re-ope
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import ipaddress
 import os
@@ -39,7 +40,8 @@ import re
 import secrets
 import shlex
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -314,18 +316,23 @@ class TestPKI:
         hostnames = tuple(hostnames)
         organisation_clients = tuple(organisation_clients)
         now = _utc(now)
-        try:
-            pki = cls.load(directory)
-        except (OSError, ValueError):
-            pki = None
-        if pki is not None and pki._reusable(hostnames, now + min_remaining):  # noqa: SLF001 - own class
-            for name in organisation_clients:
-                if name not in pki.clients:
-                    pki.issue_client(name, now=now)
-            return pki
-        return cls.create(
-            directory, hostnames=hostnames, organisation_clients=organisation_clients, valid_days=valid_days, now=now
-        )
+        with _exclusive(Path(directory)):  # two processes starting at once (a parallel run, run beside serve)
+            try:
+                pki = cls.load(directory)
+            except (OSError, ValueError):
+                pki = None
+            if pki is not None and pki._reusable(hostnames, now + min_remaining):  # noqa: SLF001 - own class
+                for name in organisation_clients:
+                    if name not in pki.clients:
+                        pki.issue_client(name, now=now)
+                return pki
+            return cls.create(
+                directory,
+                hostnames=hostnames,
+                organisation_clients=organisation_clients,
+                valid_days=valid_days,
+                now=now,
+            )
 
     def _reusable(self, hostnames: tuple[str, ...], valid_until: dt.datetime) -> bool:
         certs = (self.root.cert, self.intermediate.cert, self.server.cert)
@@ -696,3 +703,16 @@ def _check_key_matches(key_path: Path, cert: x509.Certificate) -> None:
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if key.public_key() != cert.public_key():
         raise ValueError(f"{key_path.name} does not match its certificate")
+
+
+@contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold ``directory/.lock`` (``flock``) so that one process at a time checks, creates or completes the PKI;
+    the others then load what it wrote instead of writing a second PKI over it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -233,6 +233,22 @@ def run(
     smtp_port: SmtpPortOpt = None,
     imap_port: ImapPortOpt = None,
     mllp_port: MllpPortOpt = None,
+    jobs: Annotated[
+        str,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help=bilingual(
+                (
+                    "Nombre de processus qui se partagent les scénarios, chacun avec ses simulateurs et son DUI "
+                    "de référence : auto (défaut : 2 avec le DUI de référence ou faulty: sur des ports "
+                    "éphémères et au moins 2 cœurs, sinon 1) ou un nombre ; 1 avec un DUI externe, la recette "
+                    "guidée ou le mode observation"
+                ),
+                "processes sharing the scenarios (auto | N).",
+            ),
+        ),
+    ] = "auto",
     keep_open: Annotated[
         bool,
         typer.Option(
@@ -311,6 +327,7 @@ def run(
         check_journal,
         check_sut,
         check_writable_dir,
+        parallel_jobs,
     )
     from harness.front.runner import run_catalogue
     from harness.reports import writers_for
@@ -344,6 +361,7 @@ def run(
         if tags:
             TagExpression.parse(tags)
         check_sut(config.sut)
+        processes = parallel_jobs(config, jobs)
         check_writable_dir(Path(config.reports_dir), "rapports / reports")
         check_writable_dir(Path(config.run_dir), "dossier de travail / run folder")
         check_journal(config.journal)
@@ -381,7 +399,9 @@ def run(
             "Démarrage des simulateurs et exécution des scénarios… / starting simulators and running scenarios…",
             spinner="dots",
         ):
-            result = run_catalogue(config, handlers, config_file=config_path, select=select, tags=tags, title=title)
+            result = run_catalogue(
+                config, handlers, config_file=config_path, select=select, tags=tags, title=title, jobs=processes
+            )
     for handler in handlers:
         handler.close()
     if result.interrupted:

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from harness.core.config import HarnessConfig
 from harness.core.messages import bilingual
 
 EXIT_PASSED = 0
@@ -103,3 +104,40 @@ def check_journal(url: str, *, create: bool = True) -> None:
         sqlite3.connect(f"file:{path}?mode={'rwc' if create else 'ro'}", uri=True).close()
     except sqlite3.Error as exc:
         raise PreflightError(bilingual(f"journal {path} illisible", "cannot be opened") + f": {exc}") from exc
+
+
+#: ``run --jobs auto``: the built-in DUIs on ephemeral ports share the catalogue between this many processes at most.
+AUTO_JOBS = 2
+
+
+def parallel_jobs(config: HarnessConfig, requested: str) -> int:
+    """How many child processes play the catalogue (``run --jobs``, :mod:`harness.runtime.claims`).
+
+    Each child starts its own simulators and its own DUI, so more than one needs a built-in DUI (``reference``,
+    ``faulty:``) and ephemeral ports: an external DUI is configured with one set of endpoints, a person follows one
+    scenario at a time, the observe-only mode judges one journal window. ``auto`` takes :data:`AUTO_JOBS` when all
+    of that holds and the machine has that many cores, else 1."""
+    built_in = config.sut == "reference" or config.sut.startswith("faulty:")
+    ephemeral = not config.http_port and not any(port for named in config.ports.values() for port in named.values())
+    if requested == "auto":
+        return AUTO_JOBS if built_in and ephemeral and (os.cpu_count() or 1) >= AUTO_JOBS else 1
+    try:
+        jobs = int(requested)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise PreflightError(
+            f"--jobs {requested} : « auto » ou un nombre de processus >= 1 / « auto » or a number of processes >= 1"
+        )
+    if jobs > 1 and not built_in:
+        raise PreflightError(
+            f"--jobs {jobs} : le DUI sous test {config.sut} se joue dans un seul processus (un DUI externe n'a qu'un "
+            "jeu de points d'accès, la recette guidée une personne, le mode observation un journal) ; utilisez "
+            "--jobs 1 / only the built-in DUIs (reference, faulty:) can be played by several processes"
+        )
+    if jobs > 1 and not ephemeral:
+        raise PreflightError(
+            f"--jobs {jobs} : des ports fixes sont configurés (ports / http_port, --smtp-port…) et chaque processus "
+            "démarre ses propres simulateurs ; retirez-les ou utilisez --jobs 1 / fixed ports need --jobs 1"
+        )
+    return jobs

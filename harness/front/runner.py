@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.core.config import HarnessConfig
-from harness.core.events import Event, EventHandler, RunFinished, ScenarioFinished, Status, event_from_json
+from harness.core.events import (
+    Event,
+    EventHandler,
+    RunFinished,
+    ScenarioFinished,
+    Status,
+    event_from_json,
+    read_order,
+)
+from harness.front.ordered_events import OrderedMerge
 
 CATALOGUE_MODULE = Path(__file__).resolve().parents[1] / "runtime" / "catalogue.py"  # imported by the child pytest only
 
@@ -37,7 +48,8 @@ class RunResult:
     exit_code: int  # the child pytest's exit code
     counts: dict[str, int] = field(default_factory=dict)
     events_path: Path | None = None
-    log_path: Path | None = None
+    log_path: Path | None = None  # the first child's pytest output
+    log_paths: list[Path] = field(default_factory=list)  # every child's, in a parallel run
     scenarios: list[ScenarioFinished] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C: the scenarios seen so far were reported, marked « interrompue »
 
@@ -53,21 +65,38 @@ class RunResult:
 
 #: How many runs' event streams, pytest logs and operator files ``run_dir`` keeps (older ones are deleted).
 KEEP_RUNS = 10
-_RUN_FILES = ("events-*.jsonl", "pytest-*.log", "operator-*")
+_RUN_FILES = ("events-*.jsonl", "pytest-*.log", "operator-*", "claims-*")
 
 
 def prune_run_files(run_dir: Path, keep: int = KEEP_RUNS) -> list[Path]:
-    """Delete the per-run files of all but the ``keep`` most recent runs (the journal is never touched)."""
+    """Delete the per-run files of all but the ``keep`` most recent runs (the journal is never touched).
+
+    A run's files share the name's part between the first ``-`` and the first ``.`` (``events-<run>.jsonl``,
+    ``events-<run>.2.jsonl`` and ``pytest-<run>.2.log`` of a parallel run's second child, its ``claims-<run>``
+    folder), so a parallel run counts once."""
+    runs: dict[tuple[str, str], list[Path]] = {}
+    for pattern in _RUN_FILES:
+        for path in run_dir.glob(pattern):
+            run = path.name.partition("-")[2].partition(".")[0]
+            runs.setdefault((pattern, run), []).append(path)
     removed: list[Path] = []
     for pattern in _RUN_FILES:
-        files = sorted(run_dir.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in files[keep:]:
+        groups = [paths for (kind, _), paths in runs.items() if kind == pattern]
+        groups.sort(key=lambda paths: max(_mtime(p) for p in paths), reverse=True)
+        for old in (path for paths in groups[keep:] for path in paths):
             try:
-                old.unlink()
+                shutil.rmtree(old) if old.is_dir() else old.unlink()  # claims-<run>: a parallel run's folder
             except OSError:
                 continue
             removed.append(old)
     return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def run_catalogue(
@@ -81,12 +110,15 @@ def run_catalogue(
     title: str | None = None,
     operator_replies: Path | None = None,
     timeout: float = 3600.0,
+    jobs: int = 1,
 ) -> RunResult:
     """Run every scenario of ``config.scenarios_dir`` against ``config.sut``; feed ``handlers`` live.
 
     ``select`` is a pytest ``-k`` expression over scenario test names, ``tags`` a tag expression over the
     Gherkin tags, requirement ids included (``"mssante and not dmp"``, ``"exigence:MSS-ENVOI-PRO"``,
     :mod:`harness.runtime.selection`), ``title`` a text the scenario title must contain; all optional.
+    ``jobs`` > 1 plays the catalogue in that many child processes, each with its own simulators and DUI
+    (:mod:`harness.runtime.claims`), reported as one run in catalogue order (:mod:`harness.front.ordered_events`).
     """
     run_id = run_id or uuid.uuid4().hex[:12]
     run_dir = Path(config.run_dir).resolve()
@@ -165,46 +197,117 @@ def run_catalogue(
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         "SOCLE_SCENARIOS_DIR": str(Path(config.scenarios_dir).resolve()),
     }
-    result = RunResult(run_id=run_id, exit_code=-1, events_path=events_path, log_path=log_path)
-    with log_path.open("w", encoding="utf-8") as log, events_path.open("r", encoding="utf-8") as events:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        started = time.monotonic()
-        deadline = started + timeout
-        buffer = ""
+    if jobs <= 1:
+        return _play([cmd], [events_path], [log_path], env, handlers, run_id, timeout, merge=None)
+    claims = run_dir / f"claims-{run_id}"
+    commands, streams, logs = [], [], []
+    for part in range(jobs):
+        stream = events_path if part == 0 else run_dir / f"events-{run_id}.{part + 1}.jsonl"
+        stream.write_text("", encoding="utf-8")
+        commands.append([*cmd, "--socle-claims", str(claims)])
+        commands[-1][commands[-1].index("--socle-events") + 1] = str(stream)
+        streams.append(stream)
+        logs.append(log_path if part == 0 else run_dir / f"pytest-{run_id}.{part + 1}.log")
+    try:
+        return _play(commands, streams, logs, env, handlers, run_id, timeout, merge=claims)
+    finally:
+        shutil.rmtree(claims, ignore_errors=True)
+
+
+def _play(
+    commands: list[list[str]],
+    streams: list[Path],
+    logs: list[Path],
+    env: dict[str, str],
+    handlers: Sequence[EventHandler],
+    run_id: str,
+    timeout: float,
+    merge: Path | None,
+) -> RunResult:
+    """Start one child per command, follow their event streams until they have all exited, hand the events on
+    (through :class:`OrderedMerge` when there are several children); Ctrl-C stops them all."""
+    result = RunResult(run_id=run_id, exit_code=-1, events_path=streams[0], log_path=logs[0], log_paths=list(logs))
+
+    def emit(event: Event) -> None:
+        _dispatch(event, handlers, result)
+
+    merger = OrderedMerge(len(commands), lambda: read_order(merge), emit) if merge is not None else None
+    started = time.monotonic()
+    deadline = started + timeout
+    with ExitStack() as stack:
+        procs = []
+        for command, log_file in zip(commands, logs, strict=True):
+            log = stack.enter_context(log_file.open("w", encoding="utf-8"))
+            procs.append(
+                subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            )
+        readers = [stack.enter_context(stream.open("r", encoding="utf-8")) for stream in streams]
+        buffers = [""] * len(procs)
+        ended = [False] * len(procs)
         try:
-            while True:
-                finished = proc.poll() is not None
-                chunk = events.read()
-                if chunk:
-                    buffer += chunk
-                    *lines, buffer = buffer.split("\n")
-                    for line in lines:
-                        if line.strip():
-                            _dispatch(event_from_json(line), handlers, result)
-                if finished:
+            while not all(ended):
+                for part, (proc, reader) in enumerate(zip(procs, readers, strict=True)):
+                    if ended[part]:
+                        continue
+                    finished = proc.poll() is not None
+                    chunk = reader.read()
+                    if chunk:
+                        buffers[part] += chunk
+                        *lines, buffers[part] = buffers[part].split("\n")
+                        for line in lines:
+                            if line.strip():
+                                event = event_from_json(line)
+                                if merger is not None:
+                                    merger.feed(part, event)
+                                else:
+                                    emit(event)
+                    if finished:
+                        ended[part] = True
+                        if merger is not None:
+                            merger.child_ended(part)
+                if all(ended):
                     break
                 if time.monotonic() > deadline:
-                    proc.kill()
-                    proc.wait()
+                    for proc in procs:
+                        proc.kill()
+                        proc.wait()
                     break
                 time.sleep(0.05)
+            if merger is not None:
+                merger.finish(time.monotonic() - started)
         except KeyboardInterrupt:
-            _interrupt(proc, handlers, result, run_id, time.monotonic() - started)
-        result.exit_code = proc.returncode
+            _interrupt(procs, handlers, result, run_id, time.monotonic() - started)
+    result.exit_code = _combined_exit_code([proc.returncode for proc in procs])
     return result
 
 
+def _combined_exit_code(codes: list[int | None]) -> int:
+    """One exit code for the children (pytest's codes): a usage or internal error first, then a failure, then
+    « no test » only if every child had none, else 0."""
+    known = [-1 if code is None else code for code in codes]
+    if len(known) == 1:
+        return known[0]
+    worst = [code for code in known if code not in (0, 1, 5)]
+    if worst:
+        return worst[0]
+    if 1 in known:
+        return 1
+    return 5 if all(code == 5 for code in known) else 0
+
+
 def _interrupt(
-    proc: subprocess.Popen, handlers: Sequence[EventHandler], result: RunResult, run_id: str, duration: float
+    procs: list[subprocess.Popen], handlers: Sequence[EventHandler], result: RunResult, run_id: str, duration: float
 ) -> None:
     """Ctrl-C: stop the child, then close the run for every handler so the reports are written, partial and
     marked interrupted (the scenarios judged so far keep their verdicts)."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     counts = {s.value: 0 for s in Status}
     for scenario in result.scenarios:
         counts[scenario.status.value] += 1

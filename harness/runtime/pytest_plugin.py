@@ -38,6 +38,7 @@ from harness.core.events import (
 from harness.core.messages import bilingual
 from harness.host.simulator import simulator_names
 from harness.runtime import bdd_lookup
+from harness.runtime.claims import ScenarioClaims
 from harness.runtime.drivers import make_driver
 from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
@@ -141,6 +142,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ),
     )
     group.addoption(
+        "--socle-claims",
+        default=None,
+        help=bilingual(
+            "Dossier partagé par les processus d'un run en parallèle : chacun joue les scénarios qu'il réserve",
+            "folder shared by the processes of a parallel run: each plays the scenarios it claims",
+        ),
+    )
+    group.addoption(
         "--socle-operator-replies",
         default=None,
         help=bilingual(
@@ -157,6 +166,9 @@ def pytest_configure(config: pytest.Config) -> None:
     events = config.getoption("--socle-events", default=None)
     if events:
         config.pluginmanager.register(EventRecorder(Path(events)), "socle-harness-events")
+    claims = config.getoption("--socle-claims", default=None)
+    if claims:
+        config.pluginmanager.register(ScenarioClaims(Path(claims)), "socle-harness-claims")
     if config.getoption("--socle-exit-when-done", default=False):
         config.pluginmanager.register(ExitWhenDone(), "socle-harness-exit")
     bdd_lookup.install()  # pytest-bdd's step lookup once per step text (harness.runtime.bdd_lookup, issue 18)

@@ -1,0 +1,272 @@
+"""``socle-harness run --jobs N``: the catalogue shared by N child processes, reported as one run (issue 18).
+
+The merge of the children's event streams (catalogue order, the head scenario live, one RunStarted, one RunFinished
+with the summed counts), the exclusive claims, the choice of ``--jobs auto``, the PKI created once when the
+children start together, and a real two-process run whose reports equal a one-process run's.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+
+from harness.core.config import HarnessConfig
+from harness.core.events import (
+    ORDER_FILE,
+    Event,
+    RunFinished,
+    RunStarted,
+    ScenarioFinished,
+    ScenarioStarted,
+    Status,
+    StepFinished,
+    read_order,
+)
+from harness.fields.pki import TestPKI
+from harness.front.ordered_events import OrderedMerge
+from harness.front.preflight import PreflightError, parallel_jobs
+from harness.front.runner import run_catalogue
+from harness.runtime.claims import ScenarioClaims
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def _started(run_id: str = "r1", port: int = 1000) -> RunStarted:
+    return RunStarted(
+        run_id=run_id,
+        started_at="2026-12-03T08:00:00+00:00",
+        sut="reference",
+        journal_url="sqlite:///j",
+        harness_version="0",
+        scenarios_dir="s",
+        endpoints={"insi": {"soap": f"https://h:{port}/insi"}} if run_id else {},
+        scenarios_total=3,
+    )
+
+
+def _scenario(sid: str, status: Status = Status.PASSED) -> list[Event]:
+    return [
+        ScenarioStarted(sid, "F", sid),
+        StepFinished(sid, "Soit", "x", status, 0.1),
+        ScenarioFinished(sid, "F", sid, status, 0.1),
+    ]
+
+
+def _finished(passed: int, failed: int = 0) -> RunFinished:
+    return RunFinished("r1", "2026-12-03T08:00:05+00:00", 1.0, {"passed": passed, "failed": failed})
+
+
+def _shape(events: list[Event]) -> list[tuple[str, str]]:
+    return [(e.kind, getattr(e, "scenario_id", "")) for e in events]
+
+
+def test_the_merged_stream_is_in_catalogue_order_with_the_head_scenario_live() -> None:
+    out: list[Event] = []
+    merge = OrderedMerge(2, lambda: ["a", "b", "c"], out.append)
+    merge.feed(0, _started(port=1000))
+    a_started, a_step, a_done = _scenario("a")
+    merge.feed(0, a_started)
+    assert out == []  # the merged RunStarted waits for the second child
+    merge.feed(1, _started(port=2000))
+    assert _shape(out) == [("run_started", ""), ("scenario_started", "a")]
+    assert out[0].endpoints == {
+        "insi": {"soap": "https://h:1000/insi"},
+        "processus 2": {"insi.soap": "https://h:2000/insi"},
+    }
+    assert out[0].scenarios_total == 3
+    for event in _scenario("b", Status.FAILED):  # played by the second child while a is still running
+        merge.feed(1, event)
+    merge.feed(0, a_step)
+    assert _shape(out)[-1] == ("step_finished", "a")  # the head scenario goes on live, b is held
+    merge.feed(0, a_done)
+    merge.feed(1, _finished(0, 1))
+    for event in _scenario("c"):
+        merge.feed(0, event)
+    merge.feed(0, _finished(2))
+    merge.child_ended(0)
+    merge.child_ended(1)
+    merged = merge.finish(4.5)
+    assert _shape(out) == [
+        ("run_started", ""),
+        *[(kind, "a") for kind in ("scenario_started", "step_finished", "scenario_finished")],
+        *[(kind, "b") for kind in ("scenario_started", "step_finished", "scenario_finished")],
+        *[(kind, "c") for kind in ("scenario_started", "step_finished", "scenario_finished")],
+        ("run_finished", ""),
+    ]
+    assert merged == out[-1]
+    assert merged.counts == {"passed": 2, "failed": 1, "error": 0, "skipped": 0}
+    assert merged.duration == 4.5 and merged.run_id == "r1"
+
+
+def test_a_child_that_played_nothing_adds_no_endpoints_and_the_run_starts_when_it_ends() -> None:
+    out: list[Event] = []
+    merge = OrderedMerge(2, lambda: ["a"], out.append)
+    merge.feed(0, _started())
+    for event in _scenario("a"):
+        merge.feed(0, event)
+    assert out == []
+    merge.child_ended(1)  # ended before sending anything (the other child had taken every scenario)
+    assert _shape(out)[:2] == [("run_started", ""), ("scenario_started", "a")]
+    assert out[0].endpoints == {"insi": {"soap": "https://h:1000/insi"}}
+    merge.feed(0, _finished(1))
+    merge.child_ended(0)
+    assert merge.finish(1.0) is None  # the second child never finished its session: the run did not complete
+    assert _shape(out)[-1] == ("scenario_finished", "a")
+
+
+def test_a_child_without_scenarios_sends_an_empty_run_started_that_the_others_override() -> None:
+    out: list[Event] = []
+    merge = OrderedMerge(2, lambda: ["a"], out.append)
+    merge.feed(1, _started(run_id=""))  # a child that claimed nothing starts its run at its session's end
+    merge.feed(1, RunFinished("", "2026-12-03T08:00:01+00:00", 0.5, {"passed": 0}))
+    merge.feed(0, _started())
+    assert out[0].run_id == "r1" and set(out[0].endpoints) == {"insi"}
+    for event in _scenario("a"):
+        merge.feed(0, event)
+    merge.feed(0, _finished(1))
+    merged = merge.finish(2.0)
+    assert merged is not None and merged.run_id == "r1" and merged.counts["passed"] == 1
+
+
+def test_events_before_the_order_is_known_wait_for_it() -> None:
+    out: list[Event] = []
+    order: list[str] = []
+    merge = OrderedMerge(1, lambda: list(order), out.append)
+    merge.feed(0, _started())
+    first = _scenario("b")
+    merge.feed(0, first[0])
+    assert _shape(out) == [("run_started", "")]
+    order.extend(["a", "b"])
+    for event in _scenario("a"):
+        merge.feed(0, event)
+    assert _shape(out)[1:] == [
+        *[(kind, "a") for kind in ("scenario_started", "step_finished", "scenario_finished")],
+        ("scenario_started", "b"),
+    ]
+
+
+def test_a_scenario_is_claimed_once(tmp_path: Path) -> None:
+    first, second = ScenarioClaims(tmp_path / "claims"), ScenarioClaims(tmp_path / "claims")
+    assert [first.claim(0), second.claim(0), second.claim(1), first.claim(1)] == [True, False, True, False]
+    assert read_order(tmp_path / "claims") == []
+    (tmp_path / "claims" / ORDER_FILE).write_text('["x", "y"]', encoding="utf-8")
+    assert read_order(tmp_path / "claims") == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("sut", "requested", "cores", "ports", "expected"),
+    [
+        ("reference", "auto", 2, {}, 2),
+        ("faulty:insi-sans-traits", "auto", 8, {"mssante": {"smtp": 0}}, 2),
+        ("reference", "auto", 1, {}, 1),
+        ("reference", "auto", 2, {"mssante": {"smtp": 2525}}, 1),
+        ("http:http://127.0.0.1:9", "auto", 2, {}, 1),
+        ("manual", "auto", 2, {}, 1),
+        ("observe:2026-01-01/2026-01-02", "auto", 2, {}, 1),
+        ("reference", "3", 2, {}, 3),
+        ("http:http://127.0.0.1:9", "1", 2, {}, 1),
+    ],
+)
+def test_jobs_auto_and_explicit(
+    monkeypatch: pytest.MonkeyPatch, sut: str, requested: str, cores: int, ports: dict, expected: int
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert parallel_jobs(HarnessConfig(sut=sut, ports=ports), requested) == expected
+
+
+@pytest.mark.parametrize(
+    ("sut", "requested", "ports", "http_port", "says"),
+    [
+        ("reference", "0", {}, 0, "« auto » ou un nombre de processus >= 1"),
+        ("reference", "deux", {}, 0, "« auto » ou un nombre de processus >= 1"),
+        ("manual", "2", {}, 0, "se joue dans un seul processus"),
+        ("http:http://127.0.0.1:9", "2", {}, 0, "se joue dans un seul processus"),
+        ("reference", "2", {"mssante": {"smtp": 2525}}, 0, "des ports fixes sont configurés"),
+        ("reference", "2", {}, 8443, "des ports fixes sont configurés"),
+    ],
+)
+def test_jobs_that_cannot_work_are_refused_with_what_to_do(
+    sut: str, requested: str, ports: dict, http_port: int, says: str
+) -> None:
+    with pytest.raises(PreflightError, match=says) as refused:
+        parallel_jobs(HarnessConfig(sut=sut, ports=ports, http_port=http_port), requested)
+    assert "--jobs" in str(refused.value) and refused.value.exit_code == 2
+
+
+def _roots_of(directories: list[str], together: Any, queue: multiprocessing.Queue) -> None:
+    for directory in directories:
+        together.wait(timeout=60)
+        queue.put((directory, TestPKI.ensure(directory).root.cert.fingerprint(hashes.SHA256())))
+
+
+def test_processes_ensuring_a_new_pki_at_once_share_one(tmp_path: Path) -> None:
+    """The children of a first parallel run create the PKI at the same moment: one creates it, the others wait
+    and load it (without the lock each wrote its own, and a child's DUI trusted another child's root)."""
+    context = multiprocessing.get_context("spawn")
+    queue, together = context.Queue(), context.Barrier(4)
+    directories = [str(tmp_path / f"pki-{round_}") for round_ in range(6)]
+    children = [context.Process(target=_roots_of, args=(directories, together, queue)) for _ in range(4)]
+    for child in children:
+        child.start()
+    roots: dict[str, set[bytes]] = {}
+    for _ in range(4 * len(directories)):
+        directory, root = queue.get(timeout=120)
+        roots.setdefault(directory, set()).add(root)
+    for child in children:
+        child.join(timeout=60)
+    assert {d: len(r) for d, r in roots.items()} == dict.fromkeys(directories, 1)
+    for directory in directories:
+        assert TestPKI.load(directory).root.cert.fingerprint(hashes.SHA256()) in roots[directory]
+
+
+@pytest.mark.slow
+def test_two_processes_report_the_same_run_as_one(tmp_path: Path) -> None:
+    """The INSi and PSC features (25 scenarios) played by one process, then by two: same scenarios, same order,
+    same verdicts, steps and messages; each scenario played once; two event streams and one merged report."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    for name in ("insi.feature", "psc.feature"):
+        shutil.copy(SCENARIOS / name, scenarios / name)
+
+    def played(folder: str, jobs: int) -> tuple[list[tuple], list[Event]]:
+        config = HarnessConfig(
+            run_dir=tmp_path / folder, journal=f"sqlite:///{tmp_path}/{folder}.sqlite", scenarios_dir=scenarios
+        )
+        events: list[Event] = []
+
+        class Keep:
+            def handle(self, event: Event) -> None:
+                events.append(event)
+
+        result = run_catalogue(config, [Keep()], timeout=300, jobs=jobs)
+        assert result.ok and result.exit_code == 0, [
+            (s.name, s.message) for s in result.scenarios if s.status is not Status.PASSED
+        ]
+        verdicts = [(s.scenario_id, s.name, s.status, s.message) for s in result.scenarios]
+        return verdicts, events
+
+    alone, alone_events = played("one", 1)
+    shared, shared_events = played("two", 2)
+    assert shared == alone and len(alone) == 25
+    steps = [(e.scenario_id, e.text, e.status, e.message) for e in shared_events if isinstance(e, StepFinished)]
+    assert steps == [(e.scenario_id, e.text, e.status, e.message) for e in alone_events if isinstance(e, StepFinished)]
+    kinds = [e.kind for e in shared_events]
+    assert kinds[0] == "run_started" and kinds.count("run_started") == 1
+    assert kinds[-1] == "run_finished" and kinds.count("run_finished") == 1
+    assert shared_events[-1].counts == {"passed": 25, "failed": 0, "error": 0, "skipped": 0}
+    streams = sorted((tmp_path / "two").glob("events-*.jsonl"))
+    assert len(streams) == 2
+    started = [
+        json.loads(line)["scenario_id"]
+        for stream in streams
+        for line in stream.read_text(encoding="utf-8").splitlines()
+        if json.loads(line)["kind"] == "scenario_started"
+    ]
+    assert sorted(started) == sorted(s[0] for s in alone)  # every scenario played once, by one of the children
+    assert not list((tmp_path / "two").glob("claims-*"))  # the shared folder is removed after the run
