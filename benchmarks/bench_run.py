@@ -15,6 +15,9 @@ also timed.
 Every command runs with its bytecode written (``PYTHONDONTWRITEBYTECODE`` is dropped, as in bench_cold_start.py;
 the untimed first run writes it): a shell that sets it would make every run compile the modules it imports.
 
+``socle-harness run`` plays the catalogue in two child processes by default on a 2-core machine (``--jobs auto``);
+the same command with ``--jobs 1`` (one child, as before issue 18's last step) is timed interleaved with it.
+
 ``--tree DIR`` also runs ``socle-harness run`` from another source tree (``PYTHONPATH=DIR``, e.g.
 ``git archive main | tar -x -C DIR``), interleaved with this one, so that a change is measured before and after
 in the same minutes. Besides the wall time, the CPU time of the run (parent + child pytest, user + system, from
@@ -78,13 +81,13 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str], expect: set[int]) -> 
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def harness_run(tree: Path | None = None) -> tuple[float, float, int, float]:
-    """One cold ``socle-harness run`` (from source tree ``tree`` when given): (wall seconds, CPU seconds,
-    scenarios, the run's own duration from results.json)."""
+def harness_run(tree: Path | None = None, *options: str) -> tuple[float, float, int, float]:
+    """One cold ``socle-harness run`` (from source tree ``tree`` when given, with ``options``): (wall seconds,
+    CPU seconds, scenarios, the run's own duration from results.json)."""
     work = Path(tempfile.mkdtemp(prefix="bench-run-"))
     try:
         env = _env(COLUMNS="120", **({"PYTHONPATH": str(tree)} if tree is not None else {}))
-        wall, cpu = _timed([*_cli(), "run"], work, env, {0})
+        wall, cpu = _timed([*_cli(), "run", *options], work, env, {0})
         results = json.loads((work / "reports" / "results.json").read_text(encoding="utf-8"))
         counts = results["run"]["counts"]
         if counts.get("passed") != counts.get("total"):
@@ -116,7 +119,7 @@ def _line(label: str, walls: list[float], cpus: list[float], inner: list[float],
     )
 
 
-def run(repeat: int, with_autoload: bool, tree: Path | None = None) -> dict[str, Any]:
+def run(repeat: int, with_autoload: bool, tree: Path | None = None, one_process: bool = True) -> dict[str, Any]:
     harness_run()  # untimed warm-up: page cache, __pycache__
     if tree is not None:
         harness_run(tree)
@@ -125,6 +128,7 @@ def run(repeat: int, with_autoload: bool, tree: Path | None = None) -> dict[str,
     cpus: list[float] = []
     inner: list[float] = []
     other: tuple[list[float], list[float], list[float]] = ([], [], [])
+    alone: tuple[list[float], list[float], list[float]] = ([], [], [])
     bare: list[float] = []
     auto: list[float] = []
     scenarios = other_scenarios = 0
@@ -138,6 +142,10 @@ def run(repeat: int, with_autoload: bool, tree: Path | None = None) -> dict[str,
             wall, cpu, other_scenarios, duration = harness_run(tree)
             for figures, value in zip(other, (wall, cpu, duration), strict=True):
                 figures.append(value)
+        if one_process:
+            wall, cpu, _, duration = harness_run(None, "--jobs", "1")
+            for figures, value in zip(alone, (wall, cpu, duration), strict=True):
+                figures.append(value)
         if with_autoload:
             auto.append(pytest_collect(True))
 
@@ -147,6 +155,8 @@ def run(repeat: int, with_autoload: bool, tree: Path | None = None) -> dict[str,
     print(_line("socle-harness run", walls, cpus, inner, scenarios))
     if tree is not None:
         print(_line(f"socle-harness run from {tree}", *other, other_scenarios))
+    if one_process:
+        print(_line("socle-harness run --jobs 1", *alone, scenarios))
     print(
         f"  baseline: bare pytest --collect-only    median {med_bare:6.2f} s  min {min(bare):5.2f} s  "
         "(empty test file, PYTEST_DISABLE_PLUGIN_AUTOLOAD=1)"
@@ -165,6 +175,12 @@ def run(repeat: int, with_autoload: bool, tree: Path | None = None) -> dict[str,
         "bare_pytest_median_s": round(med_bare, 3),
         "ratio": round(med_wall / med_bare, 2),
     }
+    if one_process:
+        out["one_process"] = {
+            "run_median_s": round(statistics.median(alone[0]), 3),
+            "run_min_s": round(min(alone[0]), 3),
+            "run_cpu_median_s": round(statistics.median(alone[1]), 3),
+        }
     if tree is not None:
         other_wall = statistics.median(other[0])
         print(
@@ -193,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (default 3, max 10)")
     parser.add_argument("--no-autoload-figure", action="store_true", help="skip the informational autoload timing")
+    parser.add_argument(
+        "--no-one-process", action="store_true", help="skip the interleaved `run --jobs 1` figure (one child process)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     parser.add_argument(
         "--tree", type=Path, default=None, help="also run from this source tree (PYTHONPATH), interleaved"
@@ -200,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.repeat <= 10:
         parser.error("--repeat must be within 1..10")
-    out = run(args.repeat, not args.no_autoload_figure, args.tree.resolve() if args.tree else None)
+    out = run(
+        args.repeat, not args.no_autoload_figure, args.tree.resolve() if args.tree else None, not args.no_one_process
+    )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0
