@@ -12,7 +12,7 @@ Fonctionnalité: Incidents d'envoi MSSanté : le DUI attend le serveur, ou signa
     Soit l'ESSMS "EHPAD Les Tilleuls" équipé du DUI sous test
     Et la personne accompagnée "Jeanne MARTIN"
 
-  @exigence:MSS-SERVEUR-LENT
+  @exigence:MSS-SERVEUR-LENT @lent
   Scénario: Le serveur MSSanté met 2 secondes à accepter le message et le DUI l'attend
     Soit la messagerie MSSanté répondra en 2 secondes au prochain message
     Quand le DUI envoie le document "DLU" de la personne à l'adresse "jean.dupont@medecin.mssante.fr" par MSSanté

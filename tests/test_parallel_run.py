@@ -32,7 +32,7 @@ from harness.fields.pki import TestPKI
 from harness.front.ordered_events import OrderedMerge
 from harness.front.preflight import PreflightError, parallel_jobs
 from harness.front.runner import run_catalogue
-from harness.runtime.claims import ScenarioClaims
+from harness.runtime.claims import ScenarioClaims, claim_order
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -159,6 +159,22 @@ def test_a_scenario_is_claimed_once(tmp_path: Path) -> None:
     assert read_order(tmp_path / "claims") == ["x", "y"]
 
 
+class _Tagged:
+    """A collected scenario as :func:`claim_order` sees it: its Gherkin tags as ``socle_tag`` marks."""
+
+    def __init__(self, *tags: str) -> None:
+        self.tags = tags
+
+    def iter_markers(self, name: str) -> list[pytest.Mark]:
+        return [pytest.mark.socle_tag(tag).mark for tag in self.tags] if name == "socle_tag" else []
+
+
+def test_the_slow_scenarios_are_claimed_first_then_the_catalogue_order() -> None:
+    items = [_Tagged("mssante"), _Tagged("exigence:MSS-SERVEUR-LENT", "lent"), _Tagged(), _Tagged("lent")]
+    assert claim_order(items) == [1, 3, 0, 2]  # type: ignore[arg-type]
+    assert claim_order([_Tagged("lenteur"), _Tagged()]) == [0, 1]  # type: ignore[list-item]
+
+
 @pytest.mark.parametrize(
     ("sut", "requested", "cores", "ports", "expected"),
     [
@@ -227,11 +243,12 @@ def test_processes_ensuring_a_new_pki_at_once_share_one(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_report_the_same_run_as_one(tmp_path: Path) -> None:
-    """The INSi and PSC features (25 scenarios) played by one process, then by two: same scenarios, same order,
-    same verdicts, steps and messages; each scenario played once; two event streams and one merged report."""
+    """The INSi and MSSanté incident features (18 scenarios, the 2-second ``@lent`` one claimed first) played by
+    one process, then by two: same scenarios, same order, same verdicts, steps and messages; each scenario played
+    once; two event streams and one merged report."""
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    for name in ("insi.feature", "psc.feature"):
+    for name in ("insi.feature", "mssante_incidents.feature"):
         shutil.copy(SCENARIOS / name, scenarios / name)
 
     def played(folder: str, jobs: int) -> tuple[list[tuple], list[Event]]:
@@ -253,13 +270,13 @@ def test_two_processes_report_the_same_run_as_one(tmp_path: Path) -> None:
 
     alone, alone_events = played("one", 1)
     shared, shared_events = played("two", 2)
-    assert shared == alone and len(alone) == 25
+    assert shared == alone and len(alone) == 18
     steps = [(e.scenario_id, e.text, e.status, e.message) for e in shared_events if isinstance(e, StepFinished)]
     assert steps == [(e.scenario_id, e.text, e.status, e.message) for e in alone_events if isinstance(e, StepFinished)]
     kinds = [e.kind for e in shared_events]
     assert kinds[0] == "run_started" and kinds.count("run_started") == 1
     assert kinds[-1] == "run_finished" and kinds.count("run_finished") == 1
-    assert shared_events[-1].counts == {"passed": 25, "failed": 0, "error": 0, "skipped": 0}
+    assert shared_events[-1].counts == {"passed": 18, "failed": 0, "error": 0, "skipped": 0}
     streams = sorted((tmp_path / "two").glob("events-*.jsonl"))
     assert len(streams) == 2
     started = [

@@ -4,7 +4,7 @@ Every child collects the same scenarios in the same order, then plays only the s
 catalogue in order and claims scenario *i* by creating the file ``<folder>/<i>`` exclusively (``O_CREAT |
 O_EXCL``, atomic on a local POSIX file system), so that each scenario is played exactly once and a child that
 finishes early takes the next free one (a scenario that waits on purpose, such as the 2-second slow MSSanté
-server, does not hold the others back). The first child to finish collecting writes ``order.json``, the
+server, does not hold the others back). Scenarios tagged ``@lent`` are asked for first (:func:`claim_order`). The first child to finish collecting writes ``order.json``, the
 catalogue order the parent uses to report the scenarios in the order of a one-process run, whichever child
 played them.
 
@@ -22,6 +22,17 @@ from pathlib import Path
 import pytest
 
 from harness.core.events import ORDER_FILE
+
+#: Gherkin tag of a scenario that waits on purpose (``@lent``: the 2-second slow MSSanté server): claimed first.
+SLOW_TAG = "lent"
+
+
+def claim_order(items: list[pytest.Item]) -> list[int]:
+    """The catalogue indexes in the order the children ask for them: the ``@lent`` scenarios first, so that their
+    wait overlaps the other scenarios instead of ending the run, then the catalogue's order (the reports keep the
+    catalogue's order whatever the claim order)."""
+    slow = [i for i, item in enumerate(items) if any(SLOW_TAG in m.args for m in item.iter_markers("socle_tag"))]
+    return [*slow, *(i for i in range(len(items)) if i not in set(slow))]
 
 
 class ScenarioClaims:
@@ -52,18 +63,20 @@ class ScenarioClaims:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         """pytest's own loop (``_pytest.main.pytest_runtestloop``) over the claimed scenarios only.
 
-        ``nextitem`` stays the next scenario of the catalogue: all of them live in one module, so it only tells
-        pytest to keep the session's fixtures (simulators, DUI) up; the last claimed scenario's successor may be
-        played by another child, and pytest tears the session down at its end in any case."""
+        ``nextitem`` is a neighbour in the catalogue, never None (unless the catalogue has one scenario): all
+        scenarios live in one module, so it only tells pytest to keep the session's fixtures (simulators, DUI) up
+        for whatever this child claims next; pytest tears the session down when it finishes
+        (``_pytest.runner.pytest_sessionfinish``), as after a last scenario."""
         if session.testsfailed and not session.config.option.continue_on_collection_errors:
             raise session.Interrupted(f"{session.testsfailed} erreur(s) de collecte / collection error(s)")
         if session.config.option.collectonly:
             return True
         items = session.items
-        for index, item in enumerate(items):
+        for index in claim_order(items):
             if not self.claim(index):
                 continue
-            nextitem = items[index + 1] if index + 1 < len(items) else None
+            item = items[index]
+            nextitem = next((other for other in (items[index + 1 : index + 2] or items[index - 1 : index])), None)
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             if session.shouldfail:
                 raise session.Failed(session.shouldfail)
