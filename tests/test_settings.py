@@ -15,7 +15,7 @@ from harness.core.settings import SettingsError, read_settings, settings_keys, u
 from harness.fields.identity import ProductionInsPolicy
 from harness.front.cli import app
 from harness.host.connections import ConnectionLimits
-from harness.sut.plugins import PluginError, check_settings, services, validate
+from harness.sut.plugins import HOST_SETTINGS, PluginError, check_settings, services, validate
 from mock_services.insi.service import InsiSettings
 from mock_services.mssante.auth_backoff import BackoffPolicy
 from mock_services.mssante.settings import Hl7RelaySettings, ImapSettings, MssanteSettings, SmtpSettings
@@ -166,6 +166,50 @@ def test_the_typed_readers_keep_what_the_tables_allowed_before() -> None:
     assert ConnectionLimits.from_mapping({"max_per_peer": "3"}).max_per_peer == 3
 
 
+def _all_settings_types() -> list[type]:
+    found = [settings_type for plugin in services().values() for settings_type in plugin.settings]
+    found.extend(settings_type for types in HOST_SETTINGS.values() for settings_type in types)
+    found.append(BackoffPolicy)  # MSSanté's nested table
+    return found
+
+
+def test_a_table_read_without_pydantic_is_what_pydantic_reads() -> None:
+    """Plain values (exact scalars, a string enumeration's value) are read without pydantic (issue 18, cold start):
+    every settings type, from an empty table and from a table of each field's default written as TOML would, is
+    built equal, with fields of the same types, to what pydantic validates from the same table; a value needing a
+    conversion (an int for a float, a list for a tuple, a non-member) still goes through pydantic."""
+    from enum import Enum
+
+    from pydantic import TypeAdapter
+
+    def as_written(value: object) -> object:
+        return value.value if isinstance(value, Enum) else value
+
+    for settings_type in _all_settings_types():
+        scalars = {
+            f.name: as_written(getattr(settings_type(), f.name))
+            for f in fields(settings_type)
+            if isinstance(getattr(settings_type(), f.name), (str, int, float, bool))
+        }
+        for values in ({}, scalars):
+            keys = dict(zip((f.name for f in fields(settings_type)), settings_keys(settings_type), strict=True))
+            raw = {keys[name]: value for name, value in values.items()}
+            plain, validated = read_settings(settings_type, raw), TypeAdapter(settings_type).validate_python(values)
+            assert plain == validated, settings_type
+            for f in fields(settings_type):
+                assert type(getattr(plain, f.name)) is type(getattr(validated, f.name)), (settings_type, f.name)
+    assert MssanteSettings.from_mapping({"production_ins": "refuse"}).production_ins is ProductionInsPolicy.REFUSE
+    smtp = SmtpSettings.from_mapping({"max_message_bytes": 10, "strict": False, "hostname": "mx.test"})
+    assert smtp == SmtpSettings(strict=False, max_message_bytes=10, hostname="mx.test")
+    converted = Hl7RelaySettings.from_mapping({"hl7_ack_timeout": 2})  # an int for a float: pydantic converts it
+    assert converted.ack_timeout == 2.0 and type(converted.ack_timeout) is float
+    with pytest.raises(SettingsError) as wrong:
+        MssanteSettings.from_mapping({"production_ins": "parfois"})
+    assert wrong.value.key == "production_ins"
+    as_bool = SmtpSettings.from_mapping({"max_message_bytes": True})  # a bool is not a plain int: pydantic's
+    assert as_bool.max_message_bytes == 1 and type(as_bool.max_message_bytes) is int
+
+
 def test_a_wrong_value_raises_a_settings_error_naming_the_table_key() -> None:
     with pytest.raises(SettingsError) as wrong:
         read_settings(Hl7RelaySettings, {"hl7_volet_20": "peut-être"})
@@ -218,3 +262,40 @@ def test_simulators_read_their_settings_only_through_their_settings_types() -> N
         ]
         assert [ast.unparse(n) for n in reads if id(n) not in allowed] == [], module
     assert [f.name for f in fields(MssanteSettings)] == ["production_ins", "mailbox_quota_bytes", "auth_backoff"]
+
+
+# -------------------------------------------------------------------------------------- the configuration's types
+def test_the_configuration_types_are_checked_with_or_without_pydantic(tmp_path: Path) -> None:
+    """A usual configuration (exact scalars, paths, lists of names, tables of ports) is accepted without pydantic
+    (issue 18, cold start); a value needing a conversion is pydantic's to accept, and a wrong one is still refused
+    naming its key."""
+    from harness.core.config import load_config
+
+    plain = tmp_path / "plain.toml"
+    plain.write_text(
+        'journal = "sqlite:///j.sqlite"\nrun_dir = "run"\nhttp_port = 8443\ntls = true\nservices = ["insi"]\n'
+        "step_timeout = 2.5\n[ports.mssante]\nsmtp = 2587\n[settings.insi]\nseed = 7\n",
+        encoding="utf-8",
+    )
+    config = load_config(plain)
+    assert (config.http_port, config.services, config.ports, config.run_dir) == (
+        8443,
+        ("insi",),
+        {"mssante": {"smtp": 2587}},
+        tmp_path / "run",
+    )
+    converted = tmp_path / "converted.toml"
+    converted.write_text("step_timeout = 5\n", encoding="utf-8")  # an int for a float: pydantic accepts it
+    assert load_config(converted).step_timeout == 5
+    for line, key in (
+        ('http_port = "abc"', "http_port"),
+        ('tls = "oui"', "tls"),
+        ("services = [1]", "services.0"),
+        ('step_timeout = "vite"', "step_timeout"),
+        ('[ports.mssante]\nsmtp = "x"', "ports.mssante.smtp"),
+    ):
+        wrong = tmp_path / "wrong.toml"
+        wrong.write_text(line + "\n", encoding="utf-8")
+        with pytest.raises(ValueError) as refused:
+            load_config(wrong)
+        assert str(refused.value).startswith(f"valeurs invalides dans {wrong} / invalid values: {key} : "), line

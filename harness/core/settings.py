@@ -8,13 +8,18 @@ field's metadata ``{"key": "smtp_idle_timeout"}``), its annotations their types.
 each with the nearest valid one, so that a misspelt key is refused at load instead of silently ignored.
 
 The simulators read their settings with the same function the configuration check uses: what the check accepts
-is exactly what the simulator receives.
+is exactly what the simulator receives. A table whose values already have their fields' types (a string for a
+``str``, an integer for an ``int``, a member's value for a string enumeration; absent keys keep their defaults) is
+read without pydantic: that is what ``serve`` meets at start (``production_ins`` handed to every simulator, or no
+table at all), and importing pydantic and building its validators for it was some 15 % of the start (issue 18,
+cold start). Any other value goes through pydantic, which converts it or names the key it refuses.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -56,13 +61,58 @@ def _adapter(settings_type: type) -> Any:
     return TypeAdapter(settings_type)
 
 
+@cache
+def _defaulted_hints(settings_type: type) -> dict[str, Any] | None:
+    """The field annotations of ``settings_type`` when every field is an ``__init__`` argument with a default
+    (what :func:`_plain_values` needs to build it without pydantic), else ``None``."""
+    if not all(
+        f.init and (f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)
+        for f in dataclasses.fields(settings_type)
+    ):
+        return None
+    try:
+        return typing.get_type_hints(settings_type)
+    except NameError:  # an annotation only a type checker resolves: pydantic reads this type
+        return None
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_value(value: Any, annotation: Any) -> Any:
+    """``value`` as pydantic would validate it for ``annotation`` when that needs no conversion (an exact ``str``,
+    ``int``, ``float`` or ``bool``; a member of a string enumeration, or its value as a string), else
+    ``_NOT_PLAIN``: every other case (an ``int`` for a ``float``, a list for a tuple, a nested table...) is pydantic's."""
+    if annotation in (str, int, float, bool):
+        return value if type(value) is annotation else _NOT_PLAIN
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum) and issubclass(annotation, str):
+        if isinstance(value, annotation):
+            return value
+        if type(value) is str:
+            return next((member for member in annotation if member.value == value), _NOT_PLAIN)
+    return _NOT_PLAIN
+
+
+def _plain_values(settings_type: type, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``__init__`` arguments of ``settings_type`` for ``values`` (field name -> value) when every value is
+    plain (:func:`_plain_value`), else ``None``."""
+    hints = _defaulted_hints(settings_type)
+    if hints is None:
+        return None
+    plain = {name: _plain_value(value, hints[name]) for name, value in values.items()}
+    return None if any(value is _NOT_PLAIN for value in plain.values()) else plain
+
+
 def read_settings(settings_type: type[T], raw: Mapping[str, Any]) -> T:
     """``settings_type`` built from the keys of ``raw`` it declares (absent keys keep their defaults, other keys
     are not its business); a value of the wrong type raises :class:`SettingsError` naming the key."""
-    from pydantic import ValidationError
-
     keys = _keys(settings_type)
     values = {name: raw[key] for name, key in keys.items() if key in raw}
+    plain = _plain_values(settings_type, values)
+    if plain is not None:  # the values pydantic would return unchanged: no pydantic (issue 18, cold start)
+        return settings_type(**plain)
+    from pydantic import ValidationError
+
     try:
         return _adapter(settings_type).validate_python(values)
     except ValidationError as exc:

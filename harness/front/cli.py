@@ -22,10 +22,11 @@ from harness.core.config import HarnessConfig, load_config
 from harness.core.journal import Outcome
 from harness.core.messages import bilingual
 from harness.front.listening import Listening
+from harness.front.plain_options import PlainOptionsCommand
 from harness.front.terminal import console, err, escape
 
 if TYPE_CHECKING:
-    from typer._click import Command, Context  # typer's own click
+    from typer._click import Command, Context, Parameter  # typer's own click
 
     from harness.front.runner import RunResult
     from harness.runtime.observe import ObservationWindow
@@ -49,6 +50,15 @@ class _LazyCommands(TyperGroup):
 
     def list_commands(self, ctx: Context) -> list[str]:
         return list(dict.fromkeys([*super().list_commands(ctx), *_LAZY_COMMANDS]))
+
+    def get_help_option(self, ctx: Context) -> Parameter | None:
+        """The group's ``--help``, defaulting to ``False`` rather than ``None``: typer leaves a boolean flag's
+        boolean value as it is but converts ``None`` through pydantic, which every command would then import
+        (some 0.05 s of ``serve``'s start, issue 18). ``--help`` shows the help whatever its default."""
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name in _LAZY_COMMANDS and cmd_name not in self.commands:
@@ -518,7 +528,7 @@ def _run_guided(
         web.stop()
 
 
-@app.command()
+@app.command(cls=PlainOptionsCommand)  # its usual options are read without pydantic (issue 18, cold start)
 def serve(
     config_path: ConfigOpt = None,
     journal: JournalOpt = None,

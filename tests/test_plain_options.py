@@ -1,0 +1,90 @@
+"""``serve``'s plain options are read without typer's pydantic coercion (issue 18, cold start), into exactly the
+values typer reads, and every other command line is typer's as before."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.core import TyperCommand
+
+from harness.front.cli import app
+from harness.front.plain_options import PlainOptionsCommand, plain_values
+
+PLAIN = [
+    [],
+    ["--ephemeral", "--endpoints-file", "ready.json", "--config", "c.toml"],
+    ["-c", "c.toml", "--journal", "sqlite:///j.sqlite", "--host", "0.0.0.0", "--public-host", "dui.test"],
+    ["--https-port", "8443", "--smtp-port=2587", "--imap-port", "0", "--mllp-port", "2575", "--no-tls"],
+    ["--port", "9443", "-s", "insi", "--service", "dmp", "--workers", "2", "--state-snapshot-every", "50"],
+    ["--no-ephemeral", "--ephemeral", "--endpoints-file", "/tmp/x/ready.json"],
+]
+NOT_PLAIN = [
+    ["--help"],
+    ["--bogus"],
+    ["extra"],
+    ["--https-port", "abc"],
+    ["--https-port", "08443"],  # leading zero: typer (pydantic) decides
+    ["--https-port", "-1"],
+    ["--workers", "0"],  # below the option's minimum: typer refuses it
+    ["--config", ""],
+    ["--journal"],  # missing value
+]
+
+
+def _serve() -> TyperCommand:
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    assert isinstance(command, PlainOptionsCommand)
+    return command
+
+
+def _typer_params(command: TyperCommand, args: list[str]) -> dict[str, Any]:
+    ctx = command.context_class(command, info_name="serve")
+    TyperCommand.parse_args(command, ctx, list(args))  # typer's own reading, pydantic coercion included
+    return ctx.params
+
+
+@pytest.mark.parametrize("args", PLAIN)
+def test_plain_options_are_read_as_typer_reads_them(args: list[str]) -> None:
+    command = _serve()
+    plain = plain_values(command, command.context_class(command, info_name="serve"), list(args))
+    assert plain is not None
+    expected = _typer_params(command, args)
+    assert plain == expected
+    assert {name: type(value) for name, value in plain.items()} == {
+        name: type(value) for name, value in expected.items()
+    }
+
+
+@pytest.mark.parametrize("args", NOT_PLAIN)
+def test_other_command_lines_are_left_to_typer(args: list[str]) -> None:
+    command = _serve()
+    assert plain_values(command, command.context_class(command, info_name="serve"), list(args)) is None
+
+
+def test_serve_reads_its_options_and_configuration_without_pydantic(tmp_path: Path) -> None:
+    """Up to the start of the simulators, ``serve`` with a usual command line and configuration file never
+    imports pydantic (some 0.05 s of its start); a value to convert still goes through it."""
+    (tmp_path / "c.toml").write_text(f'run_dir = "{tmp_path / "run"}"\nhttp_port = 8443\n', encoding="utf-8")
+    code = (
+        "import sys\n"
+        "import harness.front.preflight as preflight\n"
+        "def stop(url, **kw):\n"
+        "    raise preflight.PreflightError('stop before the simulators')\n"
+        "preflight.check_journal = stop\n"
+        "from harness.front.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, 'pydantic' in sys.modules)\n"
+    )
+    usual = ["serve", "--ephemeral", "--endpoints-file", "r.json", "--config", "c.toml", "-s", "insi"]
+    for args, imported in ((usual, "False"), ([*usual, "--https-port", "08443"], "True")):
+        found = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True, check=True
+        )
+        assert found.stdout.split()[-2:] == ["2", imported], found.stdout + found.stderr
