@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +137,22 @@ def test_a_child_without_scenarios_sends_an_empty_run_started_that_the_others_ov
     merge.feed(0, _finished(1))
     merged = merge.finish(2.0)
     assert merged is not None and merged.run_id == "r1" and merged.counts["passed"] == 1
+
+
+def test_ctrl_c_passes_on_the_scenarios_held_behind_a_running_one() -> None:
+    out: list[Event] = []
+    merge = OrderedMerge(2, lambda: ["a", "b"], out.append)
+    merge.feed(0, _started())
+    merge.feed(1, _started(port=2000))
+    merge.feed(0, _scenario("a")[0])
+    for event in _scenario("b"):
+        merge.feed(1, event)
+    assert _shape(out)[-1] == ("scenario_started", "a")
+    merge.flush()
+    assert _shape(out)[1:] == [
+        ("scenario_started", "a"),
+        *[(kind, "b") for kind in ("scenario_started", "step_finished", "scenario_finished")],
+    ]
 
 
 def test_events_before_the_order_is_known_wait_for_it() -> None:
@@ -287,3 +308,44 @@ def test_two_processes_report_the_same_run_as_one(tmp_path: Path) -> None:
     ]
     assert sorted(started) == sorted(s[0] for s in alone)  # every scenario played once, by one of the children
     assert not list((tmp_path / "two").glob("claims-*"))  # the shared folder is removed after the run
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_both_children_and_reports_what_they_finished(tmp_path: Path) -> None:
+    """SIGINT while one child waits in the 2-second ``@lent`` scenario and the other goes on: exit 130, both
+    children stopped, the partial report lists every scenario either of them finished, once, marked interrupted."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.front.cli", "run", "--jobs", "2", "--tags", "mssante"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    deadline = time.monotonic() + 120
+    finished: list[str] = []
+    while time.monotonic() < deadline:
+        lines = [line for stream in (tmp_path / ".socle").glob("events-*.jsonl") for line in _lines(stream)]
+        slow_started = any(e["kind"] == "scenario_started" and "lent" in e["tags"] for e in lines)
+        finished = [e["scenario_id"] for e in lines if e["kind"] == "scenario_finished"]
+        if slow_started and len(finished) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    results = json.loads((tmp_path / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert results["run"]["interrupted"] is True
+    reported = [s["id"] for s in results["scenarios"]]
+    assert len(reported) == len(set(reported)) and set(finished) <= set(reported)
+    assert subprocess.run(["pgrep", "-f", "--", f"--socle-run-dir {tmp_path}"], capture_output=True).returncode == 1
+
+
+def _lines(stream: Path) -> list[dict]:
+    events = []
+    for line in stream.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # a line being written
+            continue
+    return events

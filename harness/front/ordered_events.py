@@ -52,11 +52,15 @@ class OrderedMerge:
         self._ended.add(part)
         self._maybe_start()
 
+    def flush(self) -> None:
+        """Pass on every event held so far, in catalogue order (the run ends: finished, or stopped by Ctrl-C)."""
+        self._maybe_start(force=True)
+        self._advance(flush=True)
+
     def finish(self, duration: float) -> RunFinished | None:
         """Every child has exited: pass on what is left and the merged ``RunFinished`` (None, and no
         ``RunFinished`` passed on, if a child ended without its own: that run could not complete)."""
-        self._maybe_start(force=True)
-        self._advance(flush=True)
+        self.flush()
         if len(self._finished) < self._parts:
             return None
         counts = {status.value: 0 for status in Status}

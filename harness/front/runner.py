@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from harness.core.config import HarnessConfig
 from harness.core.events import (
@@ -241,26 +242,23 @@ def _play(
             procs.append(
                 subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
             )
-        readers = [stack.enter_context(stream.open("r", encoding="utf-8")) for stream in streams]
-        buffers = [""] * len(procs)
+        follow = _Follow([stack.enter_context(stream.open("r", encoding="utf-8")) for stream in streams])
+
+        def hand_on(part: int, event: Event) -> None:
+            if merger is not None:
+                merger.feed(part, event)
+            else:
+                emit(event)
+
         ended = [False] * len(procs)
         try:
             while not all(ended):
-                for part, (proc, reader) in enumerate(zip(procs, readers, strict=True)):
+                for part, proc in enumerate(procs):
                     if ended[part]:
                         continue
                     finished = proc.poll() is not None
-                    chunk = reader.read()
-                    if chunk:
-                        buffers[part] += chunk
-                        *lines, buffers[part] = buffers[part].split("\n")
-                        for line in lines:
-                            if line.strip():
-                                event = event_from_json(line)
-                                if merger is not None:
-                                    merger.feed(part, event)
-                                else:
-                                    emit(event)
+                    for event in follow.new_events(part):
+                        hand_on(part, event)
                     if finished:
                         ended[part] = True
                         if merger is not None:
@@ -276,7 +274,14 @@ def _play(
             if merger is not None:
                 merger.finish(time.monotonic() - started)
         except KeyboardInterrupt:
-            _interrupt(procs, handlers, result, run_id, time.monotonic() - started)
+            _stop(procs)
+            for part in range(len(procs)):  # what the children wrote since the last look, their own end aside
+                for event in follow.new_events(part):
+                    if not isinstance(event, RunFinished):
+                        hand_on(part, event)
+            if merger is not None:  # the scenarios a child finished behind a running one are reported too
+                merger.flush()
+            _interrupt(handlers, result, run_id, time.monotonic() - started)
     result.exit_code = _combined_exit_code([proc.returncode for proc in procs])
     return result
 
@@ -295,11 +300,22 @@ def _combined_exit_code(codes: list[int | None]) -> int:
     return 5 if all(code == 5 for code in known) else 0
 
 
-def _interrupt(
-    procs: list[subprocess.Popen], handlers: Sequence[EventHandler], result: RunResult, run_id: str, duration: float
-) -> None:
-    """Ctrl-C: stop the child, then close the run for every handler so the reports are written, partial and
-    marked interrupted (the scenarios judged so far keep their verdicts)."""
+class _Follow:
+    """Reads the children's event streams as they grow: whole JSON lines only, a partial last line kept."""
+
+    def __init__(self, readers: list[TextIO]) -> None:
+        self._readers = readers
+        self._partial = [""] * len(readers)
+
+    def new_events(self, part: int) -> list[Event]:
+        chunk = self._readers[part].read()
+        if not chunk:
+            return []
+        *lines, self._partial[part] = (self._partial[part] + chunk).split("\n")
+        return [event_from_json(line) for line in lines if line.strip()]
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         proc.terminate()
     for proc in procs:
@@ -308,6 +324,11 @@ def _interrupt(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _interrupt(handlers: Sequence[EventHandler], result: RunResult, run_id: str, duration: float) -> None:
+    """Ctrl-C (the children stopped): close the run for every handler so the reports are written, partial and
+    marked interrupted (the scenarios judged so far keep their verdicts)."""
     counts = {s.value: 0 for s in Status}
     for scenario in result.scenarios:
         counts[scenario.status.value] += 1
