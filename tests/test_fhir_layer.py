@@ -692,6 +692,8 @@ def test_among_reads_the_indexed_ids_lazily_in_creation_order() -> None:
     rest = list(first)
     assert [v.id for v in rest] == [ids[2], ids[4]]
     assert rest[0].resource is not None and rest[0].resource["name"][0]["family"] == "Changed"
+    assert [v.id for v in found] == [ids[0], ids[2], ids[4]]  # read again from the start: each iteration its own
+    assert [v.id for v in store.among("Patient", {ids[4], ids[1]})] == [ids[1], ids[4]]  # every id known
 
 
 def test_a_version_body_is_an_independent_deep_copy() -> None:

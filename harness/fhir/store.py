@@ -20,6 +20,7 @@ outside one catch up first, and a unit whose resource another process changed me
 from __future__ import annotations
 
 import copy
+import heapq
 import re
 import threading
 import uuid
@@ -202,13 +203,18 @@ class ResourceStore:
     def among(self, resource_type: str, ids: set[str]) -> Among:
         """Current, non-deleted versions of the given ids (unknown ones skipped), in creation order, read lazily as
         :meth:`scan` does (a search that stops at its page reads only that far): the cost follows ``len(ids)``, not
-        the size of the store (a search narrowed by an index)."""
+        the size of the store (a search narrowed by an index). The creation ranks are heaped, not sorted: a page
+        of ``k`` costs ``k`` pops of ``log n`` (a full sort of 921 ranks was a quarter of a search)."""
         self._catch_up()
         with self._lock:
             ranks = self._by_type.get(resource_type, {})
-            order = self._order.get(resource_type, [])
-            found = [order[rank] for rank in sorted(ranks[i] for i in ids if i in ranks)]
-        return Among(self._current, resource_type, found)
+            order = self._order.get(resource_type, [])  # append-only: the ranks taken here stay valid
+            try:  # the ids of the reference index are all known: no intersection to build (half the cost)
+                heap = list(map(ranks.__getitem__, ids))
+            except KeyError:
+                heap = list(map(ranks.__getitem__, ranks.keys() & ids))
+        heapq.heapify(heap)
+        return Among(self._current, resource_type, order, heap)
 
     def referencing(self, resource_type: str, target: str) -> set[str]:
         """Ids of the current resources of ``resource_type`` that reference ``target`` (``Type/id``) anywhere."""
@@ -348,17 +354,21 @@ class ResourceStore:
 
 class Among:
     """:meth:`ResourceStore.among`: ids in creation order, each current version read when the caller gets to it
-    (deleted ones skipped); ``len`` is the number of ids, an upper bound of the versions iterated."""
+    (deleted ones skipped); ``len`` is the number of ids, an upper bound of the versions iterated. ``ranks`` is a
+    heap (:mod:`heapq`) of creation ranks, indexes into ``order`` (the type's ids in creation order)."""
 
-    def __init__(self, read: Callable[[str, str], Version | None], resource_type: str, ids: list[str]) -> None:
-        self.read, self.resource_type, self.ids = read, resource_type, ids
+    def __init__(
+        self, read: Callable[[str, str], Version | None], resource_type: str, order: list[str], ranks: list[int]
+    ) -> None:
+        self.read, self.resource_type, self.order, self.ranks = read, resource_type, order, ranks
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.ranks)
 
     def __iter__(self) -> Iterator[Version]:
-        for resource_id in self.ids:
-            version = self.read(self.resource_type, resource_id)
+        heap = list(self.ranks)  # each iteration pops its own copy, in creation order
+        while heap:
+            version = self.read(self.resource_type, self.order[heapq.heappop(heap)])
             if version is not None and not version.deleted:
                 yield version
 

@@ -493,7 +493,8 @@ class EparcoursService(FhirHooks):
                     None  # another resource sent to the DocumentReference endpoint (refused 400): no note to describe
                 )
             if item.interaction is Interaction.SEARCH:
-                persons = {self.person_of(m.resource, uow) for m in item.matches}
+                of = [self.person_of(m.resource, uow) for m in item.matches]  # once per match (an INS parse each)
+                persons = set(of)
                 person = self._searched_ins(item) or (persons.pop() if len(persons) == 1 else None)
                 details: dict[str, Any] = {
                     "notes": [
@@ -501,9 +502,9 @@ class EparcoursService(FhirHooks):
                             "id": m.id,
                             "type": C.note_type(m.resource or {}),
                             "urgent": C.is_emergency(m.resource or {}),
-                            "person": self.person_of(m.resource, uow),
+                            "person": match_person,
                         }
-                        for m in item.matches
+                        for m, match_person in zip(item.matches, of, strict=True)
                     ]
                 }
                 return default_exchange(
