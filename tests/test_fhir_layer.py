@@ -3,10 +3,12 @@ input answered with an OperationOutcome and the right HTTP status — every requ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -39,7 +41,9 @@ class Recorder:
 TEST_LIMITS = Limits(max_body_bytes=256 * 1024, max_bundle_entries=50)
 
 
-def make_server(limits: Limits = TEST_LIMITS, search_total: Total | None = None) -> tuple[FhirServer, Recorder]:
+def make_server(
+    limits: Limits = TEST_LIMITS, search_total: Total | None = None, *, group_commit: bool = False
+) -> tuple[FhirServer, Recorder]:
     """The test server; ``search_total`` None: the FhirServer's own default."""
     recorder = Recorder()
     server = FhirServer(
@@ -74,14 +78,17 @@ def make_server(limits: Limits = TEST_LIMITS, search_total: Total | None = None)
         record=recorder,
         base_url=lambda: "https://test/fhir",
         limits=limits,
+        group_commit=group_commit,
         **({} if search_total is None else {"search_total": search_total}),
     )
     return server, recorder
 
 
-@pytest.fixture
-def fhir() -> Iterator[tuple[TestClient, FhirServer, Recorder]]:
-    server, recorder = make_server()
+@pytest.fixture(params=[False, True], ids=["direct", "grouped"])
+def fhir(request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, FhirServer, Recorder]]:
+    """The test server and its client, creates journaled in their own commit or through the group commit (one
+    request at a time: groups of one, the same answers and rows)."""
+    server, recorder = make_server(group_commit=request.param)
     with TestClient(server.app()) as client:
         yield client, server, recorder
 
@@ -304,6 +311,43 @@ def test_a_journal_failure_is_a_500_and_leaves_the_store_untouched(fhir) -> None
     assert server.store.count("Patient") == 0
     recorder.fail = False
     assert client.post("/Patient", json=patient(), headers=JSON).status_code == 201
+
+
+def test_concurrent_interactions_share_one_journal_commit_and_creates_are_seen_only_once_committed() -> None:
+    """``group_commit``: the creates and searches that arrive together are journaled in one commit; no create is in
+    the store while its row is being written, each is answered once stored; a batch the journal refuses fails alone
+    (500, not stored) and the others are committed; a search of the same moment does not see the creates not yet
+    answered; an interaction that cannot share the commit (a conditional create) first commits those waiting, so
+    it sees them and its row follows theirs."""
+    server, _ = make_server(group_commit=True)
+    calls: list[list[str]] = []
+    seen: list[int] = []
+
+    def record(exchanges: list[Exchange]) -> None:
+        seen.append(server.store.count("Patient"))
+        names = [json.loads(e.payload or b"{}").get("name", [{}])[0].get("family", "") for e in exchanges]
+        calls.append(names)
+        if "Refusé" in names:
+            raise OSError("disk full")
+
+    server.record = record
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=server.app())
+        async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+            requests = [client.post("/Patient", json=patient(name), headers=JSON) for name in ("A", "Refusé", "B")]
+            requests.append(client.get("/Patient?identifier=238047505612394"))
+            condition = {**JSON, "if-none-exist": "identifier=urn:oid:1.2.250.1.213.1.4.10|238047505612394"}
+            requests.append(client.post("/Patient", json=patient("C"), headers=condition))
+            return list(await asyncio.gather(*requests))
+
+    a, refused, b, search, conditional = asyncio.run(scenario())
+    assert [r.status_code for r in (a, refused, b, search, conditional)] == [201, 500, 201, 200, 412]
+    assert calls == [["A", "Refusé", "B", ""], ["A"], ["Refusé"], ["B"], [""], ["C"]]  # one commit, then each alone
+    assert seen == [0, 0, 0, 0, 0, 2]  # nothing stored before its row was committed
+    assert server.store.count("Patient") == 2
+    assert "entry" not in search.json()  # processed before the creates were answered
+    assert {v.id for v in server.store.all("Patient")} == {a.json()["id"], b.json()["id"]}
 
 
 # ------------------------------------------------------------------------------------------ formats

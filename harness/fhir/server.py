@@ -9,16 +9,20 @@ error with the HTTP status of the specification (400 bad syntax, 404 unknown typ
 
 A simulator describes its resources (:class:`ResourceType`) and plugs its rules in :class:`FhirHooks`: profile
 validation, business rules before a write, and the journal entries of each interaction. Every interaction is
-committed to the journal **before** the answer, with the store change applied in the same critical section: a
-journal failure leaves the store untouched and answers 500.
+committed to the journal **before** the answer, and its store change applied only once it is: a journal failure
+leaves the store untouched and answers 500. By default the commit and the change happen in the store's critical
+section; with ``group_commit`` the reads, searches and creates (without condition) that arrive together share one
+journal transaction, their creates applied after it (:class:`GroupCommit`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -121,6 +125,90 @@ def request_info(request: Request) -> RequestInfo:
     )
 
 
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    """An interaction whose journal exchanges wait for the next group commit, with its unit of work when it writes
+    (new resources only); ``done`` gets ``None`` once committed (and stored), or the error that refused it."""
+
+    exchanges: list[Exchange]
+    uow: UnitOfWork | None
+    done: asyncio.Future[BaseException | None]
+
+
+class GroupCommit:
+    """Group commit of the interactions that arrive together on an event loop (issue 18): the reads, searches and
+    creates (without condition) of the same moment share one journal transaction.
+
+    Such an interaction is processed in the store's critical section as any other, then, instead of committing its
+    journal row there, waits here; the first one to wait schedules :meth:`flush` on its loop, which runs after the
+    requests already ready on that loop: one journal transaction for all of them (each batch alone when that fails,
+    so that one refused batch fails alone), then each create applied to the store, then each answered — never
+    before its row is committed. Until then no reader sees the created resources, and nobody else can change them
+    (their ids are new: :attr:`UnitOfWork.only_created`); a read that does not see them is one that came first.
+    Every other interaction (update, delete, transaction...) calls :meth:`flush` first, so that it sees and follows
+    them. A simulator's own writes outside the server (its notes, from another thread) are ordered before the
+    creates still waiting, which read only what such writes do not remove (the subject and author of a note)."""
+
+    def __init__(self, record: Recorder) -> None:
+        self.record = record
+        self._lock = threading.Lock()  # one list per event loop serving this server
+        self._waiting: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
+
+    def add(self, exchanges: list[Exchange], uow: UnitOfWork | None) -> asyncio.Future[BaseException | None]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+        with self._lock:
+            queue = self._waiting.setdefault(loop, [])
+            queue.append(_Waiting(exchanges, uow, done))
+            first = len(queue) == 1
+        if first:
+            loop.call_soon(self.flush, loop)
+        return done
+
+    def flush(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Commit (and apply) the interactions waiting on ``loop`` (the running one by default)."""
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+        with self._lock:
+            group = self._waiting.pop(loop, [])
+        if not group:
+            return
+        failures: list[BaseException | None] = [None] * len(group)
+        try:
+            try:
+                self.record([e for waiting in group for e in waiting.exchanges])
+            except Exception as exc:  # noqa: BLE001 - each batch alone: one refused batch fails alone
+                if len(group) == 1:
+                    failures[0] = exc
+                else:
+                    for index, waiting in enumerate(group):
+                        try:
+                            self.record(waiting.exchanges)
+                        except Exception as alone:  # noqa: BLE001 - answered 500 (or its FhirError)
+                            failures[index] = alone
+            for index, waiting in enumerate(group):
+                if failures[index] is None and waiting.uow is not None:
+                    try:
+                        waiting.uow.commit()
+                    except Exception as exc:  # noqa: BLE001 - answered as the synchronous path does
+                        failures[index] = exc
+        except BaseException as exc:
+            failures = [failure or exc for failure in failures]
+            raise
+        finally:
+            for waiting, failure in zip(group, failures, strict=True):
+                if not waiting.done.done():
+                    waiting.done.set_result(failure)
+
+
+_READS = frozenset(
+    {Interaction.READ, Interaction.VREAD, Interaction.SEARCH, Interaction.HISTORY, Interaction.CAPABILITIES}
+)
+
+
 class FhirServer:
     """The FHIR REST endpoints of one simulator (mount :meth:`app` where the FHIR base should be)."""
 
@@ -140,6 +228,7 @@ class FhirServer:
         system_interactions: Sequence[str] = ("transaction", "batch"),
         sessions: SessionBook | None = None,
         search_total: Total = Total.NONE,
+        group_commit: bool = False,
     ) -> None:
         self.resources = {r.name: r for r in resources}
         # the open test sessions (harness.core.sessions): an establishment of one session reads nothing whose owner
@@ -163,6 +252,10 @@ class FhirServer:
         self.registry = SearchRegistry()
         for r in resources:
             self.registry.add(r.name, r.search_params)
+        # reads, searches and creates answered after one shared journal commit (see _handle and GroupCommit); the
+        # services whose create rules read only resources a concurrent write cannot change (e-Parcours) turn it on
+        self.group_commit = group_commit
+        self.groups = GroupCommit(lambda exchanges: self.record(exchanges))  # the server's recorder, even replaced
 
     # --------------------------------------------------------------------------------------------- routing
     def app(self) -> Starlette:
@@ -310,6 +403,16 @@ class FhirServer:
             except FhirError as exc:
                 item.error = exc
         info = replace(info, body=body)
+        # a read, a search or a create without condition may share its journal commit with those of the same moment
+        # (below); any other interaction first commits and applies those waiting, so that it sees and follows them
+        groupable = (
+            self.group_commit
+            and not self.store.shared
+            and (interaction in _READS or (interaction is Interaction.CREATE and "if-none-exist" not in info.headers))
+        )
+        if not groupable:
+            self.groups.flush()
+        waiting: asyncio.Future[BaseException | None] | None = None
         with self.store.exclusive() as uow:
             if item.error is None:
                 try:
@@ -330,18 +433,32 @@ class FhirServer:
                 item.status = item.error.status
                 item.response = item.error.outcome()
             try:
-                self.record(self.hooks.exchanges(item, request=info, body=body, uow=uow))
-                if item.error is None:
-                    uow.commit()
-            except FhirError as exc:
-                item.error, item.status, item.response = exc, exc.status, exc.outcome()
+                exchanges = self.hooks.exchanges(item, request=info, body=body, uow=uow)
+                if groupable and (item.error is not None or not uow.changes):  # its row is all it writes
+                    waiting = self.groups.add(exchanges, None)
+                elif groupable and uow.only_created:
+                    waiting = self.groups.add(exchanges, uow)
+                else:
+                    self.record(exchanges)
+                    if item.error is None:
+                        uow.commit()
             except Exception as exc:  # noqa: BLE001 - journal down: refuse rather than acknowledge unrecorded
-                logger.exception("journal write failed")
-                error = fail(
-                    500, IssueCode.EXCEPTION, f"journal indisponible : {type(exc).__name__}", error_code="JOURNAL"
-                )
-                item.error, item.status, item.response = error, 500, error.outcome()
+                self._failed(item, exc)
+        if waiting is not None:  # answered once its journal row is committed and the resource stored
+            failure = await waiting
+            if failure is not None:
+                self._failed(item, failure)
         return self._respond(item, fmt, info)
+
+    @staticmethod
+    def _failed(item: FhirInteraction, exc: BaseException) -> None:
+        """The answer of an interaction whose journal row or store change failed: its FhirError (409...), else 500."""
+        if isinstance(exc, FhirError):
+            item.error, item.status, item.response = exc, exc.status, exc.outcome()
+            return
+        logger.error("journal write failed", exc_info=exc)
+        error = fail(500, IssueCode.EXCEPTION, f"journal indisponible : {type(exc).__name__}", error_code="JOURNAL")
+        item.error, item.status, item.response = error, 500, error.outcome()
 
     def _respond(self, item: FhirInteraction, fmt: Format, info: RequestInfo) -> Response:
         headers: dict[str, str] = {}

@@ -414,6 +414,7 @@ class UnitOfWork:
         self.parent = parent
         self._staged: dict[Key, list[Version]] = {}
         self._expected: dict[Key, int] = {}  # store version each touched key was read at (conflict check)
+        self._fresh: set[Key] = set()  # keys of the resources created here under a server-assigned id
         self._committed = False
         self.now = parent.now if parent is not None else store.now()
 
@@ -425,6 +426,7 @@ class UnitOfWork:
             self._staged.setdefault(key, []).extend(versions)
         for key, version_id in child._expected.items():
             self._expected.setdefault(key, version_id)
+        self._fresh |= child._fresh
 
     def current(self, resource_type: str, resource_id: str) -> Version | None:
         staged = self._staged.get((resource_type, resource_id))
@@ -510,7 +512,10 @@ class UnitOfWork:
     def create(self, resource_type: str, resource: dict[str, Any], *, resource_id: str | None = None) -> Version:
         """A new resource with a server-assigned id (the ``id`` sent by the client is ignored, FHIR §3.1.0.5)."""
         new_id = resource_id or str(uuid.uuid4())
-        return self._stage(resource_type, new_id, resource)
+        version = self._stage(resource_type, new_id, resource)
+        if resource_id is None:
+            self._fresh.add((resource_type, new_id))
+        return version
 
     def update(
         self, resource_type: str, resource_id: str, resource: dict[str, Any], *, if_match: str | None = None
@@ -549,6 +554,13 @@ class UnitOfWork:
         """Types with staged writes here or in a parent unit (an index of the store does not see them)."""
         own = {rtype for rtype, _ in self._staged}
         return own | (self.parent.staged_types() if self.parent is not None else set())
+
+    @property
+    def only_created(self) -> bool:
+        """Whether every write staged here creates a resource under an id the server has just drawn (and no write is
+        staged at all otherwise): no other unit can read, change or conflict with these resources before this one
+        is committed (the id is known to nobody else)."""
+        return bool(self._staged) and self._staged.keys() <= self._fresh
 
     @property
     def changes(self) -> list[Version]:

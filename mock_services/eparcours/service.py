@@ -274,6 +274,7 @@ class EparcoursService(FhirHooks):
             base_url=self.base_url,
             limits=Limits(max_body_bytes=settings.max_body_bytes, max_bundle_entries=settings.max_bundle_entries),
             search_total=settings.search_total,
+            group_commit=True,  # a note's create reads only its subject and author, which no concurrent create changes
             software="socle-harness e-Parcours",
             sessions=ctx.session_book,
             title="Simulateur e-Parcours : gestionnaire de cahier de liaison",
