@@ -190,6 +190,25 @@ def test_a_base64_part_that_does_not_decode_is_a_mime_defect(
     assert report.findings[0].message == f"{defect}: base64 invalide (RFC 2045 §6.8)"
 
 
+def test_each_base64_part_is_decoded_once(p001: tuple[Person, Establishment], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The IHE_XDM.ZIP is read from the bytes decoded for the base64 defect check (issue 18: it was decoded twice),
+    and the verdict is the same: the conformant message has no finding."""
+    from email.message import Message
+
+    original = Message.get_payload
+    decoded: list[str] = []
+
+    def counting(self: Message, i: int | None = None, decode: bool = False) -> object:
+        if decode:
+            decoded.append(self.get_content_type())
+        return original(self, i, decode)
+
+    monkeypatch.setattr(Message, "get_payload", counting)
+    report = validate_message(message(p001).as_bytes(policy=policy.SMTP), recipients=[DOCTOR])
+    assert report.findings == [] and report.xdm is not None and len(report.cda) == 1
+    assert sorted(decoded) == ["application/pdf", "application/zip"]
+
+
 _HEAD = (
     b"From: a@x.mssante.fr\r\nTo: b@y.mssante.fr\r\nDate: Mon, 1 Dec 2026 10:00:00 +0100\r\nMessage-ID: <1@x>\r\n"
     b"Subject: t\r\nMIME-Version: 1.0\r\n"

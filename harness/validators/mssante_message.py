@@ -190,16 +190,20 @@ def _defect_text(name: str) -> str:
     return _DEFECT_TEXT.get(name, "défaut de structure MIME")
 
 
-def _defects(msg: Message) -> list[MessageDefect]:
+def _defects(parts: list[Message]) -> tuple[list[MessageDefect], dict[int, bytes]]:
     """Every part's defects, base64 ones included: the email package registers those (invalid characters, padding,
-    length: RFC 2045 §6.8) only when a part is decoded, so each base64 leaf part is decoded here once."""
+    length: RFC 2045 §6.8) only when a part is decoded, so each base64 leaf part is decoded here once; with the
+    decoded bytes of those parts, by position in ``parts`` (the IHE_XDM.ZIP is read from them, not decoded again)."""
     found: list[MessageDefect] = []
-    for part in msg.walk():
+    decoded: dict[int, bytes] = {}
+    for index, part in enumerate(parts):
         if not part.is_multipart() and str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
             with contextlib.suppress(Exception):  # a part that cannot be decoded at all is reported where it is read
-                part.get_payload(decode=True)
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    decoded[index] = payload
         found.extend(part.defects)
-    return found
+    return found, decoded
 
 
 def validate_message(
@@ -216,7 +220,8 @@ def validate_message(
         code = "MIME-TOO-COMPLEX" if isinstance(exc, TooComplexError) else "MIME-UNPARSABLE"
         f.append(Finding(code, str(exc) if code == "MIME-TOO-COMPLEX" else f"message MIME illisible: {exc}"))
         return report
-    for defect in _defects(msg):
+    defects, decoded = _defects(parts)
+    for defect in defects:
         name = type(defect).__name__
         fatal = name in _FATAL_DEFECTS
         f.append(
@@ -247,23 +252,23 @@ def validate_message(
     if not smtputf8:
         f.extend(raw_8bit_headers(parts))
 
-    xdm_parts = []
+    xdm_parts: list[tuple[int, Message]] = []  # (position in parts, part)
     pdf_count = 0
-    for part in parts:
+    for index, part in enumerate(parts):
         if part.is_multipart():
             continue
         filename = part.get_filename()
         if filename:
             report.attachments.append(filename)
         if filename and filename.upper() == XDM_NAME:
-            xdm_parts.append(part)
+            xdm_parts.append((index, part))
         elif part.get_content_type() == "application/pdf":
             pdf_count += 1
 
     if len(xdm_parts) > 1:
         f.append(Finding("MSS-XDM-MULTIPLE", "plusieurs pièces jointes IHE_XDM.ZIP (une seule attendue)"))
     if xdm_parts:
-        content_type = xdm_parts[0].get_content_type()
+        content_type = xdm_parts[0][1].get_content_type()
         if content_type != ZIP_TYPE:
             f.append(
                 Finding(
@@ -275,8 +280,9 @@ def validate_message(
             )
     cda_codes: list[str] = []
     if xdm_parts:
+        index, part = xdm_parts[0]
         try:
-            payload = xdm_parts[0].get_payload(decode=True)
+            payload = decoded[index] if index in decoded else part.get_payload(decode=True)
         except Exception as exc:
             payload = None
             f.append(Finding("MIME-DEFECT", f"pièce jointe IHE_XDM.ZIP non décodable: {exc}"))

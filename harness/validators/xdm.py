@@ -9,7 +9,6 @@ sizes and compression ratio are bounded; absolute paths, ``..`` and backslashes 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import lzma
@@ -142,12 +141,13 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
             continue
         # Never trust the declared size: zipfile stops at ``file_size`` (and checks the CRC only there), so an entry
         # whose stream holds more than declared, with the CRC of the declared prefix, would be silently cut short.
-        # Read it through a copy declaring one byte more than the bound: the stream itself says where it ends.
-        probe = copy.copy(info)
-        probe.file_size = limits.max_entry_bytes + 1
+        # Read it declaring one byte more than the bound: the stream itself says where it ends. The entry's own
+        # ZipInfo is changed (no copy: 2.7 µs an entry, issue 18): the archive is this function's, read once.
+        declared = info.file_size
+        info.file_size = limits.max_entry_bytes + 1
         try:
-            with archive.open(probe) as handle:
-                content = handle.read(info.file_size)
+            with archive.open(info) as handle:
+                content = handle.read(declared)
                 beyond = handle.read(1)
         except (
             zipfile.BadZipFile,
@@ -164,8 +164,8 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
         if beyond:
             findings.append(Finding("XDM-ZIP-BOMB", "entrée plus grande que déclarée", location=info.filename))
             continue
-        if len(content) < info.file_size:
-            message = f"entrée plus courte que déclarée ({len(content)} octets sur {info.file_size})"
+        if len(content) < declared:
+            message = f"entrée plus courte que déclarée ({len(content)} octets sur {declared})"
             findings.append(Finding("XDM-ENTRY-UNREADABLE", message, location=info.filename))
             continue
         files[info.filename.upper()] = content
