@@ -6,11 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import typer.main
 from typer.core import TyperCommand
+from typer.testing import CliRunner
 
 from harness.front.cli import app
 from harness.front.plain_options import PlainOptionsCommand, plain_values
@@ -64,6 +65,33 @@ def test_plain_options_are_read_as_typer_reads_them(args: list[str]) -> None:
 def test_other_command_lines_are_left_to_typer(args: list[str]) -> None:
     command = _serve()
     assert plain_values(command, command.context_class(command, info_name="serve"), list(args)) is None
+
+
+def test_options_read_from_elsewhere_than_the_command_line_are_left_to_typer() -> None:
+    """A prompt, an environment variable or a computed default is typer's to read, whatever the command line."""
+    other = typer.Typer()
+
+    @other.command(cls=PlainOptionsCommand)
+    def prompted(name: Annotated[str, typer.Option(prompt=True)] = "anonyme") -> None:
+        typer.echo(f"name {name}")
+
+    @other.command(cls=PlainOptionsCommand)
+    def environment(token: Annotated[str | None, typer.Option(envvar="PLAIN_TOKEN")] = None) -> None:
+        typer.echo(f"token {token}")
+
+    @other.command(cls=PlainOptionsCommand)
+    def computed(when: Annotated[str, typer.Option(default_factory=lambda: "now")]) -> None:
+        typer.echo(f"when {when}")
+
+    group = typer.main.get_command(other)
+    for name in ("prompted", "environment", "computed"):
+        command = group.commands[name]  # type: ignore[attr-defined]
+        assert isinstance(command, PlainOptionsCommand)
+        assert plain_values(command, command.context_class(command, info_name=name), []) is None, name
+    runner = CliRunner()
+    assert runner.invoke(other, ["prompted"], input="Zoé\n").output.endswith("name Zoé\n")
+    assert runner.invoke(other, ["environment"], env={"PLAIN_TOKEN": "t"}).output == "token t\n"
+    assert runner.invoke(other, ["computed"]).output == "when now\n"
 
 
 def test_serve_reads_its_options_and_configuration_without_pydantic(tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ with ``cls=PlainOptionsCommand`` parses its arguments with the same click parser
 (:func:`plain_value`), hands the command exactly what typer would have: the string, the integer of a decimal
 number within the option's bounds, the ``Path`` of a readable or absent path, the list of strings of a repeated
 option, the flag as parsed, the default of an absent option. Anything else (``--help``, an unknown option, a
-missing or extra argument, a value to convert or refuse, an option with a callback, an environment variable or a
-parser of its own) is parsed by typer as before, which converts it or reports the error as before.
+missing or extra argument, a value to convert or refuse, an option with a callback, a prompt, an environment
+variable, a computed default or a parser of its own) is parsed by typer as before, which converts it or reports the
+error as before.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class PlainOptionsCommand(TyperCommand):
 def plain_values(command: TyperCommand, ctx: Context, args: list[str]) -> dict[str, Any] | None:
     """The values typer would hand ``command`` for ``args`` (parameter name → value) when every one is plain,
     else ``None`` (typer must parse them)."""
-    if ctx.resilient_parsing or ctx.default_map or command.callback is None:
+    if ctx.resilient_parsing or ctx.default_map or ctx.auto_envvar_prefix or command.callback is None:
         return None
     try:
         options, rest, _ = command.make_parser(ctx).parse_args(args=list(args))
@@ -64,8 +65,10 @@ def plain_values(command: TyperCommand, ctx: Context, args: list[str]) -> dict[s
             if given is not None:
                 return None
             continue
-        if param.name not in hints or param.callback is not None or getattr(param, "envvar", None):
+        if param.name not in hints or param.callback is not None or callable(param.default):
             return None
+        if any(getattr(param, name, None) for name in ("envvar", "prompt", "deprecated")):
+            return None  # a value from the environment or the terminal, a warning: typer's
         value = plain_value(param, hints[param.name], given)
         if value is _NOT_PLAIN:
             return None
