@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,12 @@ class Measure:
     seconds: float
     cpu: float = 0.0  # CPU seconds of this process (clients and servers) during the measure
     bad: int = 0
+    latencies: list[float] = field(default_factory=list)  # seconds, each request as its client saw it
+
+    def latency_ms(self, quantile: float) -> float:
+        """The ``quantile`` (0.5, 0.99...) of the requests' wall times, in milliseconds."""
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] * 1000.0 if ordered else 0.0
 
     @property
     def rate(self) -> float:
@@ -111,7 +117,14 @@ def _post(connection: http.client.HTTPSConnection, path: str, body: bytes) -> bo
 
 
 def _client(
-    port: int, path: str, context: ssl.SSLContext, body: bytes, count: int, mode: str, deadline: float
+    port: int,
+    path: str,
+    context: ssl.SSLContext,
+    body: bytes,
+    count: int,
+    mode: str,
+    deadline: float,
+    latencies: list[float],
 ) -> tuple[int, int]:
     ok = bad = 0
     connection = _connection(port, context) if mode == "a" else None
@@ -122,7 +135,10 @@ def _client(
             if mode == "b":
                 connection = _connection(port, context)
             assert connection is not None
-            if _post(connection, path, body):
+            start = time.perf_counter()
+            answered = _post(connection, path, body)
+            latencies.append(time.perf_counter() - start)
+            if answered:
                 ok += 1
             else:
                 bad += 1
@@ -140,11 +156,12 @@ def measure(
     shares = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
     results: list[tuple[int, int]] = [(0, 0)] * clients
     errors: list[BaseException] = []
+    latencies: list[list[float]] = [[] for _ in range(clients)]
     deadline = time.monotonic() + TIME_CAP
 
     def work(i: int) -> None:
         try:
-            results[i] = _client(port, path, context, body, shares[i], mode, deadline)
+            results[i] = _client(port, path, context, body, shares[i], mode, deadline, latencies[i])
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -157,7 +174,9 @@ def measure(
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     if errors:
         raise RuntimeError(f"{server} mode {mode}: client error {errors[0]!r}") from errors[0]
-    return Measure(server, mode, sum(r[0] for r in results), elapsed, cpu, sum(r[1] for r in results))
+    measured = Measure(server, mode, sum(r[0] for r in results), elapsed, cpu, sum(r[1] for r in results))
+    measured.latencies = [t for times in latencies for t in times]
+    return measured
 
 
 def certificate_identity(pki: TestPKI, calls: int = 20000) -> dict[str, float]:
@@ -262,7 +281,13 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
             for name in ("bare", "simulator"):
                 rates = ", ".join(f"{m.rate:.0f}" for m in runs[name])
                 median = statistics.median(m.rate for m in runs[name])
-                print(f"  {name:<9} {median:8.1f} req/s  ({1000.0 / median:.2f} ms/req; rounds: {rates})")
+                p50 = statistics.median(m.latency_ms(0.5) for m in runs[name])
+                p99 = statistics.median(m.latency_ms(0.99) for m in runs[name])
+                worst = max(m.latency_ms(1.0) for m in runs[name])
+                print(
+                    f"  {name:<9} {median:8.1f} req/s  ({1000.0 / median:.2f} ms/req; rounds: {rates}); "
+                    f"latency p50 {p50:.2f} ms, p99 {p99:.2f} ms (medians of the rounds), max {worst:.1f} ms"
+                )
             print(
                 f"  ratio simulator/bare = {ratio:.1%}  (goal >= {GOAL:.0%}: {'OK' if ratio >= GOAL else 'BELOW GOAL'})"
             )
@@ -282,6 +307,14 @@ def run(modes: list[str], requests: int | None, clients: int, rounds: int) -> di
                 "ratio": round(ratio, 4),
                 "cpu_ms_per_answer": {"simulator": round(cpu_sim, 3), "bare": round(cpu_base, 3)},
                 "cpu_ratio": round(cpu_ratio, 4),
+                "latency_ms": {
+                    name: {
+                        "p50": round(statistics.median(m.latency_ms(0.5) for m in runs[name]), 3),
+                        "p99": round(statistics.median(m.latency_ms(0.99) for m in runs[name]), 3),
+                        "max": round(max(m.latency_ms(1.0) for m in runs[name]), 3),
+                    }
+                    for name in ("bare", "simulator")
+                },
                 "goal": GOAL,
                 "meets_goal": ratio >= GOAL,
             }

@@ -12,17 +12,25 @@ validation, business rules before a write, and the journal entries of each inter
 committed to the journal **before** the answer, and its store change applied only once it is: a journal failure
 leaves the store untouched and answers 500. By default the commit and the change happen in the store's critical
 section; with ``group_commit`` the reads, searches and creates (without condition) that arrive together share one
-journal transaction, their creates applied after it (:class:`GroupCommit`).
+journal transaction, their creates applied after it (:class:`harness.core.group_commit.GroupCommit`).
+
+Such an interaction is processed in the store's critical section as any other, then, instead of committing its
+journal row there, waits for the group's commit; its create is applied to the store after that commit, and it is
+answered after that — never before its row is committed. Until then no reader sees the created resources, and
+nobody else can change them (their ids are new: :attr:`UnitOfWork.only_created`); a read that does not see them is
+one that came first. Every other interaction (update, delete, transaction...) flushes the waiting group first, so
+that it sees and follows them. A simulator's own writes outside the server (its notes, from another thread) are
+ordered before the creates still waiting, which read only what such writes do not remove (the subject and author
+of a note).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -33,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from harness.core.journal import Exchange
+from harness.core.group_commit import GroupCommit, Recorder
 from harness.core.sessions import SessionBook
 from harness.fhir.access import OTHER_SESSION, certificate_finess, identified_owners, referenced_patients
 from harness.fhir.bundle import process_bundle
@@ -110,9 +118,6 @@ def caller_finess(scope: dict[str, Any]) -> str | None:
     return certificate_finess(client_certificate(scope))
 
 
-Recorder = Callable[[list[Exchange]], object]
-
-
 def request_info(request: Request) -> RequestInfo:
     """What the hooks and the journal need of a Starlette request: method, path, query, the headers by lower-case
     name, the Content-Type."""
@@ -123,85 +128,6 @@ def request_info(request: Request) -> RequestInfo:
         {k.lower(): v for k, v in request.headers.items()},
         content_type=request.headers.get("content-type"),
     )
-
-
-@dataclass(eq=False, slots=True)
-class _Waiting:
-    """An interaction whose journal exchanges wait for the next group commit, with its unit of work when it writes
-    (new resources only); ``done`` gets ``None`` once committed (and stored), or the error that refused it."""
-
-    exchanges: list[Exchange]
-    uow: UnitOfWork | None
-    done: asyncio.Future[BaseException | None]
-
-
-class GroupCommit:
-    """Group commit of the interactions that arrive together on an event loop (issue 18): the reads, searches and
-    creates (without condition) of the same moment share one journal transaction.
-
-    Such an interaction is processed in the store's critical section as any other, then, instead of committing its
-    journal row there, waits here; the first one to wait schedules :meth:`flush` on its loop, which runs after the
-    requests already ready on that loop: one journal transaction for all of them (each batch alone when that fails,
-    so that one refused batch fails alone), then each create applied to the store, then each answered — never
-    before its row is committed. Until then no reader sees the created resources, and nobody else can change them
-    (their ids are new: :attr:`UnitOfWork.only_created`); a read that does not see them is one that came first.
-    Every other interaction (update, delete, transaction...) calls :meth:`flush` first, so that it sees and follows
-    them. A simulator's own writes outside the server (its notes, from another thread) are ordered before the
-    creates still waiting, which read only what such writes do not remove (the subject and author of a note)."""
-
-    def __init__(self, record: Recorder) -> None:
-        self.record = record
-        self._lock = threading.Lock()  # one list per event loop serving this server
-        self._waiting: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
-
-    def add(self, exchanges: list[Exchange], uow: UnitOfWork | None) -> asyncio.Future[BaseException | None]:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[BaseException | None] = loop.create_future()
-        with self._lock:
-            queue = self._waiting.setdefault(loop, [])
-            queue.append(_Waiting(exchanges, uow, done))
-            first = len(queue) == 1
-        if first:
-            loop.call_soon(self.flush, loop)
-        return done
-
-    def flush(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Commit (and apply) the interactions waiting on ``loop`` (the running one by default)."""
-        if loop is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-        with self._lock:
-            group = self._waiting.pop(loop, [])
-        if not group:
-            return
-        failures: list[BaseException | None] = [None] * len(group)
-        try:
-            try:
-                self.record([e for waiting in group for e in waiting.exchanges])
-            except Exception as exc:  # noqa: BLE001 - each batch alone: one refused batch fails alone
-                if len(group) == 1:
-                    failures[0] = exc
-                else:
-                    for index, waiting in enumerate(group):
-                        try:
-                            self.record(waiting.exchanges)
-                        except Exception as alone:  # noqa: BLE001 - answered 500 (or its FhirError)
-                            failures[index] = alone
-            for index, waiting in enumerate(group):
-                if failures[index] is None and waiting.uow is not None:
-                    try:
-                        waiting.uow.commit()
-                    except Exception as exc:  # noqa: BLE001 - answered as the synchronous path does
-                        failures[index] = exc
-        except BaseException as exc:
-            failures = [failure or exc for failure in failures]
-            raise
-        finally:
-            for waiting, failure in zip(group, failures, strict=True):
-                if not waiting.done.done():
-                    waiting.done.set_result(failure)
 
 
 _READS = frozenset(
@@ -437,7 +363,7 @@ class FhirServer:
                 if groupable and (item.error is not None or not uow.changes):  # its row is all it writes
                     waiting = self.groups.add(exchanges, None)
                 elif groupable and uow.only_created:
-                    waiting = self.groups.add(exchanges, uow)
+                    waiting = self.groups.add(exchanges, uow.commit)
                 else:
                     self.record(exchanges)
                     if item.error is None:

@@ -3,7 +3,8 @@
 Behaviour (WSDL ``DESIR_ICIR_EXP_1.5.0``, operation ``rechercherInsAvecTraitsIdentite``; the same operation serves
 the *verification* of an INS the DUI already holds: it re-sends the identity's complete traits and compares the INS
 returned). Each request is decided in this order, and every outcome — answer or fault — is committed to the
-journal before the reply is sent:
+journal before the reply is sent (with a SQLite journal, decided on the event loop and committed with the other
+requests of the same loop turn, :class:`~harness.core.group_commit.GroupCommit`; in a worker thread otherwise):
 
 1. a fault injected by the scenario (``insi.indisponible``: ``env:Receiver`` / ``siram_40`` / ``insi_102`` with
    HTTP 500, or a bare HTTP 503 with ``{"mode": "http"}``);
@@ -40,7 +41,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.core.journal import RESPONSE_DIGEST, Outcome, payload_digest
+from harness.core.group_commit import GroupCommit
+from harness.core.journal import RESPONSE_DIGEST, Exchange, Outcome, SQLiteJournal, payload_digest
 from harness.core.settings import read_settings
 from harness.host.asgi_tls import client_common_name
 from harness.host.simulator import SimulatorContext
@@ -112,10 +114,12 @@ class InsiSettings:
 
 @dataclass
 class Reply:
-    """What the handler decided: status, headers and body, plus a delay to apply after the journal commit."""
+    """What the handler decided: status, headers and body, the journal row to commit before sending them, and a
+    delay to apply after that commit."""
 
     status: int
     body: bytes
+    exchange: Exchange
     media_type: str = CONTENT_TYPE
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
@@ -140,6 +144,10 @@ class InsiService:
         self._base_lock = threading.Lock()
         self._essms_by_emitter = {e.finess: e.finess for e in ctx.testdata.establishments}
         self._essms_by_emitter.update({m.address.casefold(): m.finess for m in ctx.testdata.mailboxes if m.finess})
+        # a local (SQLite) journal: decide on the event loop and share the commit of the requests of one loop turn
+        # (issue 18: no worker thread taking the GIL in turn with the loop); a remote one (PostgreSQL: a network
+        # round trip per commit, and the fault board's log) keeps the worker thread, not to stall the loop
+        self.groups = GroupCommit(ctx.record_many) if isinstance(ctx.journal, SQLiteJournal) else None
 
     # ------------------------------------------------------------------------------------------- state
 
@@ -180,7 +188,7 @@ class InsiService:
                     too_large = True
                     break
                 chunks.append(chunk)
-        call = _Call(
+        call = InsiCall(
             body=b"".join(chunks),
             size=size,
             too_large=too_large,
@@ -189,7 +197,10 @@ class InsiService:
             tls=bool((request.scope.get("extensions") or {}).get("tls")),
             body_read=known,
         )
-        reply = await asyncio.to_thread(self.handle, call)
+        if self.groups is None:
+            reply = await asyncio.to_thread(self.handle, call)
+        else:
+            reply = await self.handle_on_loop(call, self.groups)
         if reply.delay > 0:
             await asyncio.sleep(reply.delay)
         headers = dict(reply.headers)
@@ -199,16 +210,43 @@ class InsiService:
 
     # ------------------------------------------------------------------------------------------- decision
 
-    def handle(self, call: _Call) -> Reply:
-        """Decide, record, and return the reply (runs in a worker thread: the journal commit blocks)."""
+    def handle(self, call: InsiCall) -> Reply:
+        """Decide, record, and return the reply (in a worker thread: the journal commit blocks)."""
+        reply = self.decide(call)
+        try:
+            self.ctx.commit(reply.exchange)
+        except Exception as exc:  # the journal refused the row: answer the internal fault, journaled itself
+            reply = self._internal_error(call, exc)
+            self.ctx.commit(reply.exchange)
+        return reply
+
+    async def handle_on_loop(self, call: InsiCall, groups: GroupCommit) -> Reply:
+        """:meth:`handle` on the event loop, its row committed with those of the requests of the same loop turn (one
+        SQLite transaction: :class:`~harness.core.group_commit.GroupCommit`), still before the answer is sent."""
+        if self._base is None:  # built once, off the loop (Faker)
+            await asyncio.to_thread(lambda: self.base)
+        reply = self.decide(call)
+        failure = await groups.add([reply.exchange])
+        if failure is not None:  # the journal refused the row: answer the internal fault, journaled itself
+            reply = self._internal_error(call, failure)
+            failure = await groups.add([reply.exchange])
+            if failure is not None:
+                raise failure
+        return reply
+
+    def decide(self, call: InsiCall) -> Reply:
+        """The reply and its journal row, not yet committed."""
         try:
             return self._decide(call)
         except Exception as exc:  # a simulator bug must neither lose the exchange nor take the service down
-            logger.exception("INSi: erreur interne")
-            fault = request_fault("INSI-ERREUR-INTERNE", f"erreur interne du simulateur ({type(exc).__name__})")
-            return self._refuse(call, None, fault, {"internal_error": repr(exc)[:500]})
+            return self._internal_error(call, exc)
 
-    def _decide(self, call: _Call) -> Reply:
+    def _internal_error(self, call: InsiCall, exc: BaseException) -> Reply:
+        logger.error("INSi: erreur interne", exc_info=exc)
+        fault = request_fault("INSI-ERREUR-INTERNE", f"erreur interne du simulateur ({type(exc).__name__})")
+        return self._refuse(call, None, fault, {"internal_error": repr(exc)[:500]})
+
+    def _decide(self, call: InsiCall) -> Reply:
         media, params = _media_type(call.content_type)
         simulated = self.ctx.run.now()
         today = simulated.date() if simulated is not None else None
@@ -278,7 +316,7 @@ class InsiService:
 
     # ------------------------------------------------------------------------------------------- outcomes
 
-    def _common(self, call: _Call, request: InsiRequest | None) -> dict[str, Any]:
+    def _common(self, call: InsiCall, request: InsiRequest | None) -> dict[str, Any]:
         details: dict[str, Any] = {
             "client_cn": call.client_cn,
             "tls": call.tls,
@@ -308,7 +346,7 @@ class InsiService:
             details["findings"] = [f.to_dict(max_message=500) for f in request.findings]
         return details
 
-    def _who(self, request: InsiRequest | None, call: _Call) -> tuple[str | None, str | None]:
+    def _who(self, request: InsiRequest | None, call: InsiCall) -> tuple[str | None, str | None]:
         """(actor, essms): the software (IDAM/instance) and the establishment named in the contexts' Emetteur."""
         actor = call.client_cn
         essms = None
@@ -325,14 +363,14 @@ class InsiService:
                         break
         return actor, essms
 
-    def _payload(self, call: _Call) -> bytes:
+    def _payload(self, call: InsiCall) -> bytes:
         return call.body[:EVIDENCE_PAYLOAD_BYTES] if call.too_large else call.body
 
     def _operation(self, request: InsiRequest | None) -> str:
         return OPERATION_PREFIX + request.operation if request is not None and request.operation else DEFAULT_OPERATION
 
     def _refuse(
-        self, call: _Call, request: InsiRequest | None, fault: FaultSpec, extra: dict[str, Any], delay: float = 0.0
+        self, call: InsiCall, request: InsiRequest | None, fault: FaultSpec, extra: dict[str, Any], delay: float = 0.0
     ) -> Reply:
         if fault is SOAP11_VERSION_MISMATCH:
             body, media_type = soap11_version_mismatch_envelope(), SOAP11_CONTENT_TYPE
@@ -356,7 +394,7 @@ class InsiService:
             },
             **_response(body),
         }
-        self.ctx.record(
+        exchange = self.ctx.exchange(
             self._operation(request),
             Outcome.REJECTED,
             actor=actor,
@@ -371,13 +409,13 @@ class InsiService:
             details=details,
             attachments=(body,),
         )
-        return Reply(fault.http_status, body, media_type=media_type, delay=delay)
+        return Reply(fault.http_status, body, exchange, media_type=media_type, delay=delay)
 
     def _refuse_http(
-        self, call: _Call, request: InsiRequest, status: int, text: str, extra: dict[str, Any], delay: float
+        self, call: InsiCall, request: InsiRequest, status: int, text: str, extra: dict[str, Any], delay: float
     ) -> Reply:
         actor, essms = self._who(request, call)
-        self.ctx.record(
+        exchange = self.ctx.exchange(
             self._operation(request),
             Outcome.REJECTED,
             actor=actor,
@@ -389,10 +427,15 @@ class InsiService:
             details={**self._common(call, request), **extra, "fault": {"http_status": status}},
         )
         return Reply(
-            status, f"{status} {text}\n".encode(), media_type="text/plain", headers={"Retry-After": "30"}, delay=delay
+            status,
+            f"{status} {text}\n".encode(),
+            exchange,
+            media_type="text/plain",
+            headers={"Retry-After": "30"},
+            delay=delay,
         )
 
-    def _answer(self, call: _Call, request: InsiRequest, extra: dict[str, Any], delay: float) -> Reply:
+    def _answer(self, call: InsiCall, request: InsiRequest, extra: dict[str, Any], delay: float) -> Reply:
         assert request.traits is not None
         match = self.base.search(request.traits)
         identity = match.identity
@@ -422,7 +465,7 @@ class InsiService:
                 details["identity_flags"] = list(identity.flags)
         details.update(_response(body))
         actor, essms = self._who(request, call)
-        self.ctx.record(
+        exchange = self.ctx.exchange(
             self._operation(request),
             Outcome.ACCEPTED,
             actor=actor,
@@ -433,7 +476,7 @@ class InsiService:
             details=details,
             attachments=(body,),
         )
-        return Reply(200, body, delay=delay)
+        return Reply(200, body, exchange, delay=delay)
 
 
 def _response(body: bytes) -> dict[str, Any]:
@@ -444,7 +487,9 @@ def _response(body: bytes) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Call:
+class InsiCall:
+    """One request as the endpoint read it: what :meth:`InsiService.decide` needs of the HTTP and TLS layers."""
+
     body: bytes
     size: int
     too_large: bool
@@ -454,4 +499,12 @@ class _Call:
     body_read: bool = True  # False: refused on its certificate before its body was read
 
 
-__all__ = ["INSI_CERTIFICATE_NAMES", "REFERENCE_DUI_IDAM", "InsiService", "InsiSettings", "Reply", "idam_remedy"]
+__all__ = [
+    "INSI_CERTIFICATE_NAMES",
+    "REFERENCE_DUI_IDAM",
+    "InsiCall",
+    "InsiService",
+    "InsiSettings",
+    "Reply",
+    "idam_remedy",
+]
