@@ -783,3 +783,53 @@ def test_a_captured_store_snapshot_is_the_state_at_capture_time() -> None:
         uow.commit()
     assert captured.build() == before != store.snapshot()
     assert before["refs"] == {"DocumentReference": {"Patient/p1": ["d0", "d1"]}}
+
+
+def test_a_read_answers_its_version_as_stored_and_renders_it_once(fhir) -> None:  # noqa: ANN001
+    """The JSON of a version read is rendered once (issue 18), byte for byte what rendering the resource gives, in
+    read and vread, and an update's new version gets its own."""
+    client, server, _ = fhir
+    pid = client.post("/Patient", json=patient(), headers=JSON).json()["id"]
+    stored = server.store.read("Patient", pid)
+    expected = json.dumps(stored.resource, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    first, again = client.get(f"/Patient/{pid}"), client.get(f"/Patient/{pid}/_history/1")
+    assert first.content == again.content == expected
+    assert stored.derived("fhir.json", lambda _: b"not computed again") == expected
+    changed = {**first.json(), "active": True}
+    assert client.put(f"/Patient/{pid}", json=changed, headers={**JSON, "If-Match": 'W/"1"'}).status_code == 200
+    assert client.get(f"/Patient/{pid}").json()["active"] is True
+    assert client.get(f"/Patient/{pid}/_history/1").content == expected
+    assert b"<Patient" in client.get(f"/Patient/{pid}", headers={"Accept": "application/fhir+xml"}).content
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/Patient/1", b""),
+        ("/Patient/é", b"name=Dupr%C3%A9&_format=json"),
+        ("/a?b", b""),
+        ("/a#b", b"x"),
+        ("/a\\b", b""),
+        ("/a\tb\n", b"q=\r1"),
+        ("/a", b"x#y"),
+        ("//double", b""),
+        ("no-slash", b"a=b"),
+    ],
+)
+def test_request_path_and_query_are_what_the_starlette_url_gives(path: str, query: bytes) -> None:
+    from starlette.requests import Request
+
+    from harness.fhir.server import path_and_query
+
+    for server_address in (("127.0.0.1", 8443), None):
+        for host in (b"localhost:8443", b"bad host"):
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "scheme": "https",
+                "path": path,
+                "query_string": query,
+                "headers": [(b"host", host)],
+                "server": server_address,
+            }
+            assert path_and_query(Request(scope)) == (Request(scope).url.path, Request(scope).url.query)

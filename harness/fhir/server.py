@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -118,17 +119,46 @@ def caller_finess(scope: dict[str, Any]) -> str | None:
     return certificate_finess(client_certificate(scope))
 
 
+# what makes Starlette's ``request.url`` differ from the ASGI path and query: escaped (``?``, ``#``, ``\\``) or split
+# off (``#``, after ``?``) by Starlette, removed by urllib.parse.urlsplit (tab, CR, LF)
+_URL_ALTERED = re.compile(r"[?#\\\t\r\n]")
+
+
+def path_and_query(request: Request) -> tuple[str, str]:
+    """``request.url.path`` and ``request.url.query`` without building the URL (issue 18: a tenth of a read's
+    handler): the ASGI path and query string themselves when the URL would not alter them, else the URL's."""
+    scope = request.scope
+    path: str = scope["path"]
+    raw: bytes = scope.get("query_string", b"")
+    if (
+        scope.get("server") is not None  # the URL then has a host, and its path is not re-read as one
+        and path.startswith("/")
+        and _URL_ALTERED.search(path) is None
+        and _URL_ALTERED.search(raw.decode("latin-1")) is None
+    ):
+        return path, raw.decode()
+    return request.url.path, request.url.query
+
+
 def request_info(request: Request) -> RequestInfo:
     """What the hooks and the journal need of a Starlette request: method, path, query, the headers by lower-case
     name, the Content-Type."""
+    path, query = path_and_query(request)
     return RequestInfo(
         request.method,
-        request.url.path,
-        request.url.query,
+        path,
+        query,
         {k.lower(): v for k, v in request.headers.items()},
         content_type=request.headers.get("content-type"),
     )
 
+
+def _json_rendering(resource: dict[str, Any]) -> bytes:
+    return render(resource, Format.JSON)
+
+
+# a read or vread answers its version's resource unchanged (Version.body), whose JSON is rendered once per version
+_VERSION_READS = frozenset({Interaction.READ, Interaction.VREAD})
 
 _READS = frozenset(
     {Interaction.READ, Interaction.VREAD, Interaction.SEARCH, Interaction.HISTORY, Interaction.CAPABILITIES}
@@ -328,7 +358,8 @@ class FhirServer:
                 body = await read_body(request, self.limits)
             except FhirError as exc:
                 item.error = exc
-        info = replace(info, body=body)
+        if body:
+            info = replace(info, body=body)
         # a read, a search or a create without condition may share its journal commit with those of the same moment
         # (below); any other interaction first commits and applies those waiting, so that it sees and follows them
         groupable = (
@@ -402,7 +433,10 @@ class FhirServer:
             return Response(status_code=item.status, headers=headers)
         if info.prefer_minimal and item.error is None and item.interaction in (Interaction.CREATE, Interaction.UPDATE):
             return Response(status_code=item.status, headers=headers)
-        body = render(payload, fmt)
+        if fmt is Format.JSON and item.error is None and item.interaction in _VERSION_READS and item.result is not None:
+            body = item.result.derived("fhir.json", _json_rendering)  # the version read, as stored: rendered once
+        else:
+            body = render(payload, fmt)
         return Response(body, status_code=item.status, headers=headers, media_type=rendered_mime(payload, fmt, body))
 
     # --------------------------------------------------------------------------------------------- helpers

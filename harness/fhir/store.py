@@ -20,6 +20,7 @@ outside one catch up first, and a unit whose resource another process changed me
 from __future__ import annotations
 
 import copy
+import functools
 import heapq
 import re
 import threading
@@ -28,11 +29,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.core.state import Deferred, Operation, StateHub
 from harness.fhir.outcome import IssueCode, fail
 
+_T = TypeVar("_T")
 _ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG_RE = re.compile(r'^\s*(?:W/)?"?([^"]*)"?\s*$')
 
@@ -107,6 +109,23 @@ class Version:
         if self.resource is None:
             raise ValueError("deleted version has no body")
         return json_copy(self.resource)
+
+    @functools.cached_property
+    def _derived(self) -> dict[str, Any]:
+        return {}
+
+    def derived(self, name: str, compute: Callable[[dict[str, Any]], _T]) -> _T:
+        """``compute(resource)``, computed once for this version (issue 18: a version never changes, so what is
+        derived from it, its JSON rendering or the INS of a Patient, need not be derived again on every read).
+        ``name`` says what is derived (one name, one ``compute``); not for a deletion. A race may compute twice."""
+        if self.resource is None:
+            raise ValueError("deleted version has no body")
+        memo = self._derived
+        try:
+            return memo[name]  # type: ignore[no-any-return]
+        except KeyError:
+            value = memo[name] = compute(self.resource)
+            return value
 
 
 Key = tuple[str, str]

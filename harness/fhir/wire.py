@@ -88,7 +88,8 @@ def body_format(content_type: str | None) -> Format:
 
 def response_format(request: Request) -> Format:
     """``_format`` (query) first, then ``Accept``; JSON by default. An unknown ``_format`` is HTTP 406."""
-    requested = request.query_params.get("_format")
+    # no query string, no _format: its parsing is skipped on the reads (issue 18)
+    requested = request.query_params.get("_format") if request.scope.get("query_string") else None
     if requested is not None:
         known = _FORMAT_ALIASES.get(requested.strip().lower())
         if known is None:

@@ -254,6 +254,12 @@ def _ref_target(reference: Any) -> tuple[str, str] | None:
     return (parts[-2], parts[-1]) if len(parts) >= 2 else None
 
 
+def _ins_value(patient: dict[str, Any]) -> str | None:
+    """The INS (15 characters) of a Patient resource, or ``None``."""
+    ins = patient_ins(patient)
+    return ins.value if ins else None
+
+
 class EparcoursService(FhirHooks):
     """The cahier de liaison manager of one run."""
 
@@ -296,8 +302,13 @@ class EparcoursService(FhirHooks):
         """The INS (15 characters) of a note's subject."""
         if not isinstance(note, dict):
             return None
-        ins = patient_ins(self._resolve(uow, note.get("subject")))
-        return ins.value if ins else None
+        target = _ref_target(note.get("subject"))
+        if target is None:
+            return None
+        version = uow.current(*target) if uow is not None else self.store.current(*target)
+        if version is None or version.resource is None:
+            return None
+        return version.derived("eparcours.ins", _ins_value)  # once per Patient version (an INS parse each)
 
     def author_finess(self, note: dict[str, Any] | None, uow: UnitOfWork | None = None) -> str | None:
         """The FINESS of a note author's organisation (author Organization, or PractitionerRole.organization)."""
