@@ -36,7 +36,7 @@ from harness.core.events import (
 from harness.fields.pki import TestPKI
 from harness.front.ordered_events import OrderedMerge
 from harness.front.preflight import PreflightError, parallel_jobs
-from harness.front.runner import run_catalogue
+from harness.front.runner import RunResult, play_children, run_catalogue
 from harness.runtime.claims import ScenarioClaims, claim_order
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -349,3 +349,73 @@ def _lines(stream: Path) -> list[dict]:
         except ValueError:  # a line being written
             continue
     return events
+
+
+_FAKE_CHILD = """
+import json, sys, time
+stream, claims, behaviour = sys.argv[1], sys.argv[2], sys.argv[3]
+from pathlib import Path
+Path(claims).mkdir(exist_ok=True)
+(Path(claims) / "order.json").write_text(json.dumps(["a", "b"]))
+def emit(**event):
+    with open(stream, "a", encoding="utf-8") as out:
+        out.write(json.dumps(event) + "\\n")
+emit(kind="run_started", run_id="r1", started_at="t", sut="reference", journal_url="j", harness_version="0",
+     scenarios_dir="s", endpoints={}, config={}, scenarios_total=2)
+sid = "a" if behaviour == "a" else "b"
+emit(kind="scenario_started", scenario_id=sid, feature="F", name=sid)
+if behaviour == "dies":
+    print("child 2 died here")
+    sys.exit(1)
+emit(kind="scenario_finished", scenario_id=sid, feature="F", name=sid, status="passed", duration=0.1)
+emit(kind="run_finished", run_id="r1", finished_at="t", duration=0.2, counts={"passed": 1})
+"""
+
+
+def _fake_children(tmp_path: Path, second: str) -> tuple[RunResult, list[Event]]:
+    claims = tmp_path / "claims"
+    script = tmp_path / "child.py"
+    script.write_text(_FAKE_CHILD, encoding="utf-8")
+    streams = [tmp_path / "events.jsonl", tmp_path / "events.2.jsonl"]
+    logs = [tmp_path / "pytest.log", tmp_path / "pytest.2.log"]
+    for stream in streams:
+        stream.write_text("", encoding="utf-8")
+    commands = [[sys.executable, str(script), str(streams[0]), str(claims), "a"]]
+    commands.append([sys.executable, str(script), str(streams[1]), str(claims), second])
+    events: list[Event] = []
+
+    class Keep:
+        def handle(self, event: Event) -> None:
+            events.append(event)
+
+    result = play_children(commands, streams, logs, dict(os.environ), [Keep()], "r1", 60.0, merge=claims)
+    return result, events
+
+
+def test_two_children_that_finish_make_one_run(tmp_path: Path) -> None:
+    result, events = _fake_children(tmp_path, "b")
+    assert _shape(events) == [
+        ("run_started", ""),
+        ("scenario_started", "a"),
+        ("scenario_finished", "a"),
+        ("scenario_started", "b"),
+        ("scenario_finished", "b"),
+        ("run_finished", ""),
+    ]
+    assert result.ok and result.exit_code == 0 and result.counts["passed"] == 2
+    assert result.log_paths == [tmp_path / "pytest.log", tmp_path / "pytest.2.log"]
+
+
+def test_a_child_that_dies_leaves_the_run_incomplete_and_names_its_log(tmp_path: Path) -> None:
+    """The second child dies in its scenario: no RunFinished is made up (the CLI says the run could not complete,
+    exit 3), the scenarios that did finish are still handed on, and its own log is among the logs named."""
+    result, events = _fake_children(tmp_path, "dies")
+    assert _shape(events) == [
+        ("run_started", ""),
+        ("scenario_started", "a"),
+        ("scenario_finished", "a"),
+        ("scenario_started", "b"),
+    ]
+    assert not result.ok and result.exit_code == 1 and result.counts == {}
+    assert "child 2 died here" in (tmp_path / "pytest.2.log").read_text(encoding="utf-8")
+    assert tmp_path / "pytest.2.log" in result.log_paths

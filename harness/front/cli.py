@@ -424,7 +424,8 @@ def run(
     )
     if not result.counts and result.exit_code != 0:
         err().print(
-            f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); log: {result.log_path}"
+            f"[red]L'exécution n'a pas pu aboutir / the run could not complete[/] (pytest exit {result.exit_code}); "
+            f"log: {', '.join(str(path) for path in result.log_paths or [result.log_path])}"
         )
         raise typer.Exit(EXIT_UNREACHABLE)
     if result.exit_code == 5 or not result.scenarios:

@@ -199,7 +199,7 @@ def run_catalogue(
         "SOCLE_SCENARIOS_DIR": str(Path(config.scenarios_dir).resolve()),
     }
     if jobs <= 1:
-        return _play([cmd], [events_path], [log_path], env, handlers, run_id, timeout, merge=None)
+        return play_children([cmd], [events_path], [log_path], env, handlers, run_id, timeout, merge=None)
     claims = run_dir / f"claims-{run_id}"
     commands, streams, logs = [], [], []
     for part in range(jobs):
@@ -210,12 +210,12 @@ def run_catalogue(
         streams.append(stream)
         logs.append(log_path if part == 0 else run_dir / f"pytest-{run_id}.{part + 1}.log")
     try:
-        return _play(commands, streams, logs, env, handlers, run_id, timeout, merge=claims)
+        return play_children(commands, streams, logs, env, handlers, run_id, timeout, merge=claims)
     finally:
         shutil.rmtree(claims, ignore_errors=True)
 
 
-def _play(
+def play_children(
     commands: list[list[str]],
     streams: list[Path],
     logs: list[Path],
