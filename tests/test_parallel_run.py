@@ -217,6 +217,19 @@ def test_jobs_auto_and_explicit(
     assert parallel_jobs(HarnessConfig(sut=sut, ports=ports), requested) == expected
 
 
+def test_a_postgresql_journal_keeps_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulators' state (injected faults, mailboxes) is shared through a PostgreSQL journal: two children
+    on one took each other's faults (« Un message renvoyé après une réponse perdue est compté une fois » failed,
+    its reply_lost fault taken by the other child's message)."""
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    config = HarnessConfig(journal="postgresql://127.0.0.1:5432/socle")
+    assert parallel_jobs(config, "auto") == 1
+    with pytest.raises(PreflightError, match="avec un journal PostgreSQL, les processus partagent") as refused:
+        parallel_jobs(config, "2")
+    assert refused.value.exit_code == 2
+    assert parallel_jobs(config.with_overrides(journal="sqlite:///j.sqlite"), "auto") == 2
+
+
 @pytest.mark.parametrize(
     ("sut", "requested", "ports", "http_port", "says"),
     [
