@@ -217,17 +217,33 @@ def test_jobs_auto_and_explicit(
     assert parallel_jobs(HarnessConfig(sut=sut, ports=ports), requested) == expected
 
 
-def test_a_postgresql_journal_keeps_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The simulators' state (injected faults, mailboxes) is shared through a PostgreSQL journal: two children
-    on one took each other's faults (« Un message renvoyé après une réponse perdue est compté une fois » failed,
-    its reply_lost fault taken by the other child's message)."""
+def test_a_runs_simulators_keep_their_state_on_a_postgresql_journal(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two children of a parallel run on one PostgreSQL journal: a fault one injects is not taken by the other
+    (with the shared state of ``serve`` it was: « Un message renvoyé après une réponse perdue est compté une fois »
+    failed, its mssante.reply_lost fault taken by the other child's message). ``serve``'s processes still share it."""
+    from harness.host.simulator import Fault
+    from harness.runtime.environment import SocleEnvironment
+
+    def environment(name: str, share_state: bool) -> SocleEnvironment:
+        return SocleEnvironment(HarnessConfig(journal=pg_url, run_dir=tmp_path / name), share_state=share_state)
+
+    pairs = {
+        False: (environment("a", False), environment("b", False)),
+        True: (environment("c", True), environment("d", True)),
+    }
+    try:
+        for shared, (first, second) in pairs.items():
+            first.host.faults.inject("mssante", Fault("mssante.reply_lost", remaining=1))
+            assert (second.host.faults.take("mssante", "mssante.reply_lost") is not None) is shared
+            assert (first.host.faults.take("mssante", "mssante.reply_lost") is not None) is not shared
+    finally:
+        for pair in pairs.values():
+            for env in pair:
+                env.journal.close()
     monkeypatch.setattr("os.cpu_count", lambda: 8)
-    config = HarnessConfig(journal="postgresql://127.0.0.1:5432/socle")
-    assert parallel_jobs(config, "auto") == 1
-    with pytest.raises(PreflightError, match="avec un journal PostgreSQL, les processus partagent") as refused:
-        parallel_jobs(config, "2")
-    assert refused.value.exit_code == 2
-    assert parallel_jobs(config.with_overrides(journal="sqlite:///j.sqlite"), "auto") == 2
+    assert parallel_jobs(HarnessConfig(journal=pg_url), "auto") == 2
 
 
 @pytest.mark.parametrize(

@@ -252,8 +252,8 @@ def run(
                 (
                     "Nombre de processus qui se partagent les scénarios, chacun avec ses simulateurs et son DUI "
                     "de référence : auto (défaut : 2 avec le DUI de référence ou faulty: sur des ports "
-                    "éphémères, un journal SQLite et au moins 2 cœurs, sinon 1) ou un nombre ; 1 avec un DUI "
-                    "externe, la recette guidée, le mode observation ou un journal PostgreSQL"
+                    "éphémères et au moins 2 cœurs, sinon 1) ou un nombre ; 1 avec un DUI externe, la recette "
+                    "guidée ou le mode observation"
                 ),
                 "processes sharing the scenarios (auto | N).",
             ),

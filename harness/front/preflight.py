@@ -115,16 +115,13 @@ def parallel_jobs(config: HarnessConfig, requested: str) -> int:
 
     Each child starts its own simulators and its own DUI, so more than one needs a built-in DUI (``reference``,
     ``faulty:``) and ephemeral ports: an external DUI is configured with one set of endpoints, a person follows one
-    scenario at a time, the observe-only mode judges one journal window; and a SQLite journal, since a PostgreSQL one
-    shares the simulators' state (injected faults included) between every process on it. ``auto`` takes
+    scenario at a time, the observe-only mode judges one journal window. A PostgreSQL journal is fine: a run's
+    simulators keep their state in their own process (``HostOptions.share_state``). ``auto`` takes
     :data:`AUTO_JOBS` when all of that holds and the machine has that many cores, else 1."""
     built_in = config.sut == "reference" or config.sut.startswith("faulty:")
     ephemeral = not config.http_port and not any(port for named in config.ports.values() for port in named.values())
-    # a PostgreSQL journal carries the simulators' shared state (harness.core.state: injected faults, mailboxes,
-    # stores) to every process on it: one child would take the fault another child's scenario injected
-    local = urlparse(config.journal).scheme not in {"postgresql", "postgres"}
     if requested == "auto":
-        return AUTO_JOBS if built_in and ephemeral and local and (os.cpu_count() or 1) >= AUTO_JOBS else 1
+        return AUTO_JOBS if built_in and ephemeral and (os.cpu_count() or 1) >= AUTO_JOBS else 1
     try:
         jobs = int(requested)
     except ValueError:
@@ -138,12 +135,6 @@ def parallel_jobs(config: HarnessConfig, requested: str) -> int:
             f"--jobs {jobs} : le DUI sous test {config.sut} se joue dans un seul processus (un DUI externe n'a qu'un "
             "jeu de points d'accès, la recette guidée une personne, le mode observation un journal) ; utilisez "
             "--jobs 1 / only the built-in DUIs (reference, faulty:) can be played by several processes"
-        )
-    if jobs > 1 and not local:
-        raise PreflightError(
-            f"--jobs {jobs} : avec un journal PostgreSQL, les processus partagent l'état des simulateurs (pannes "
-            "injectées, boîtes aux lettres) et l'un prendrait la panne d'un scénario de l'autre ; utilisez --jobs 1 "
-            "ou un journal SQLite / a PostgreSQL journal shares the simulators' state: use --jobs 1"
         )
     if jobs > 1 and not ephemeral:
         raise PreflightError(

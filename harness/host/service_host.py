@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from harness.core.journal import Direction, Exchange, Journal, Outcome
 from harness.core.messages import bilingual
 from harness.core.sessions import SessionBook
-from harness.core.state import SNAPSHOT_EVERY, StateHub, state_log_for
+from harness.core.state import SNAPSHOT_EVERY, LocalStateLog, StateHub, state_log_for
 from harness.fields.pki import TestPKI
 from harness.fields.testdata import TestData
 from harness.host.admin import admin_refusal, new_admin_token
@@ -114,6 +114,10 @@ class HostOptions:
     reuse_port: bool = False
     worker: int | None = None
     state_snapshot_every: int = SNAPSHOT_EVERY  # shared state: operations of a stream between two snapshots
+    # False: this host's simulators keep their state to themselves even on a PostgreSQL journal (``run`` starts
+    # simulators of its own: another run, a ``serve`` or a second child on the same database must not take its
+    # injected faults nor see its mailboxes); True: ``serve``, whose processes share one platform's state
+    share_state: bool = True
 
 
 class ServiceHost:
@@ -135,7 +139,8 @@ class ServiceHost:
         self.options = options
         self.run = run
         # simulator state: applied locally, or ordered through the PostgreSQL journal's database (harness.core.state)
-        self.state = StateHub(state_log_for(journal), snapshot_every=options.state_snapshot_every)
+        log = state_log_for(journal) if options.share_state else LocalStateLog()
+        self.state = StateHub(log, snapshot_every=options.state_snapshot_every)
         self.faults = FaultBoard(self.state)  # replicated: a fault injected here applies in every process
         self.admin_token = options.admin_token or new_admin_token()  # every /_admin endpoint requires it
         self.refusals = RefusalJournal(journal, run_id=lambda: run.run_id)  # refused connections, coalesced

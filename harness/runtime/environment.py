@@ -56,9 +56,12 @@ class SocleEnvironment:
         *,
         admin_token: str = "",
         worker: int | None = None,
+        share_state: bool = True,
     ) -> None:
         """``admin_token``: the one a supervising ``serve --workers`` chose for all its processes (empty: a fresh
-        one); ``worker``: this process's number among them, its listeners then sharing the ports (SO_REUSEPORT)."""
+        one); ``worker``: this process's number among them, its listeners then sharing the ports (SO_REUSEPORT);
+        ``share_state``: False keeps the simulators' state in this process even on a PostgreSQL journal
+        (``HostOptions.share_state``: ``run``)."""
         self.config = config
         self.run = RunState(run_id or uuid.uuid4().hex[:12])
         self.journal: Journal = open_journal(config.journal)
@@ -82,6 +85,7 @@ class SocleEnvironment:
                 reuse_port=worker is not None,
                 worker=worker,
                 state_snapshot_every=config.state_snapshot_every,
+                share_state=share_state,
             ),
             self.run,
         )

@@ -248,7 +248,8 @@ def socle_config(pytestconfig: pytest.Config) -> HarnessConfig:
 
 @pytest.fixture(scope="session")
 def socle_env(socle_config: HarnessConfig, pytestconfig: pytest.Config) -> Iterator[SocleEnvironment]:
-    env = SocleEnvironment(socle_config, run_id=pytestconfig.getoption("--socle-run-id"))
+    # the run's own simulators: their state stays in this process, whatever the journal (HostOptions.share_state)
+    env = SocleEnvironment(socle_config, run_id=pytestconfig.getoption("--socle-run-id"), share_state=False)
     env.start()
     _long_lived()
     try:
