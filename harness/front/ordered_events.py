@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from harness.core.events import Event, RunFinished, RunStarted, ScenarioFinished, Status
+from harness.core.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    ScenarioFinished,
+    ScenarioStarted,
+    Status,
+    StepFinished,
+)
 
 
 class OrderedMerge:
@@ -39,7 +47,8 @@ class OrderedMerge:
             self._maybe_start()
         elif isinstance(event, RunFinished):
             self._finished[part] = event
-        elif (scenario := getattr(event, "scenario_id", None)) is not None and not self._is_prompt(event):
+        elif isinstance(event, ScenarioStarted | StepFinished | ScenarioFinished):
+            scenario = event.scenario_id
             self._events.setdefault(scenario, []).append(event)
             if isinstance(event, ScenarioFinished):
                 self._done.add(scenario)
@@ -79,23 +88,16 @@ class OrderedMerge:
         return merged
 
     # internals -------------------------------------------------------------------------------------
-    @staticmethod
-    def _is_prompt(event: Event) -> bool:
-        return event.kind.startswith("operator_")
-
     def _run_id(self) -> str:
         return next((s.run_id for s in self._started.values() if s.run_id), "")
 
     def _maybe_start(self, force: bool = False) -> None:
         if self._run_started:
             return
-        waiting = [p for p in range(self._parts) if p not in self._started and p not in self._ended]
-        if waiting and not force:
+        waiting = any(p not in self._started and p not in self._ended for p in range(self._parts))
+        if not force and (waiting or not self._started):
             return
-        if not self._started:
-            if not force:
-                return
-        else:
+        if self._started:
             self._emit(self._merged_start())
         self._run_started = True
         for event in self._held:

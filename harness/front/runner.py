@@ -153,8 +153,6 @@ def run_catalogue(
         "-q",
         "--no-header",
         "-rN",
-        "--socle-events",
-        str(events_path),
         "--socle-exit-when-done",
         "--socle-run-id",
         run_id,
@@ -199,16 +197,14 @@ def run_catalogue(
         "SOCLE_SCENARIOS_DIR": str(Path(config.scenarios_dir).resolve()),
     }
     if jobs <= 1:
-        return play_children([cmd], [events_path], [log_path], env, handlers, run_id, timeout, merge=None)
+        command = [*cmd, "--socle-events", str(events_path)]
+        return play_children([command], [events_path], [log_path], env, handlers, run_id, timeout, merge=None)
     claims = run_dir / f"claims-{run_id}"
-    commands, streams, logs = [], [], []
-    for part in range(jobs):
-        stream = events_path if part == 0 else run_dir / f"events-{run_id}.{part + 1}.jsonl"
+    streams = [events_path, *(run_dir / f"events-{run_id}.{part}.jsonl" for part in range(2, jobs + 1))]
+    logs = [log_path, *(run_dir / f"pytest-{run_id}.{part}.log" for part in range(2, jobs + 1))]
+    for stream in streams[1:]:
         stream.write_text("", encoding="utf-8")
-        commands.append([*cmd, "--socle-claims", str(claims)])
-        commands[-1][commands[-1].index("--socle-events") + 1] = str(stream)
-        streams.append(stream)
-        logs.append(log_path if part == 0 else run_dir / f"pytest-{run_id}.{part + 1}.log")
+    commands = [[*cmd, "--socle-events", str(stream), "--socle-claims", str(claims)] for stream in streams]
     try:
         return play_children(commands, streams, logs, env, handlers, run_id, timeout, merge=claims)
     finally:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.events import ORDER_FILE
+from harness.runtime.selection import item_tags
 
 #: Gherkin tag of a scenario that waits on purpose (``@lent``: the 2-second slow MSSanté server): claimed first.
 SLOW_TAG = "lent"
@@ -31,8 +32,9 @@ def claim_order(items: list[pytest.Item]) -> list[int]:
     """The catalogue indexes in the order the children ask for them: the ``@lent`` scenarios first, so that their
     wait overlaps the other scenarios instead of ending the run, then the catalogue's order (the reports keep the
     catalogue's order whatever the claim order)."""
-    slow = [i for i, item in enumerate(items) if any(SLOW_TAG in m.args for m in item.iter_markers("socle_tag"))]
-    return [*slow, *(i for i in range(len(items)) if i not in set(slow))]
+    slow = [i for i, item in enumerate(items) if SLOW_TAG in item_tags(item)]
+    rest = set(range(len(items))).difference(slow)
+    return [*slow, *sorted(rest)]
 
 
 class ScenarioClaims:
@@ -76,7 +78,7 @@ class ScenarioClaims:
             if not self.claim(index):
                 continue
             item = items[index]
-            nextitem = next((other for other in (items[index + 1 : index + 2] or items[index - 1 : index])), None)
+            nextitem = items[index + 1] if index + 1 < len(items) else items[index - 1] if index else None
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             if session.shouldfail:
                 raise session.Failed(session.shouldfail)

@@ -42,7 +42,7 @@ from harness.runtime.claims import ScenarioClaims
 from harness.runtime.drivers import make_driver
 from harness.runtime.environment import ScenarioContext, SocleEnvironment, SutUnavailable, not_observable
 from harness.runtime.guided import OperatorChannel, ReplyBox, StepBlocked
-from harness.runtime.selection import TagExpression, title_matches
+from harness.runtime.selection import TagExpression, item_tags, title_matches
 from harness.steps import SHARED_STEP_MODULES
 from harness.sut import SutDriver
 from harness.sut.plugins import check_settings, services
@@ -198,7 +198,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     expression = TagExpression.parse(text) if text else None
     kept, dropped = [], []
     for item in items:
-        tags = [m.args[0] for m in item.iter_markers("socle_tag") if m.args]
+        tags = item_tags(item)
         doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
         scenario_title = doc.partition(": ")[2] or item.name
         wanted = (expression is None or expression.evaluate(tags)) and (

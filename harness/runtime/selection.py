@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.core.messages import bilingual
 
@@ -108,6 +109,11 @@ def _evaluate(node: tuple, present: set[str]) -> bool:
         case ("or", left, right):
             return _evaluate(left, present) or _evaluate(right, present)
     raise TagExpressionError(f"noeud inconnu {node!r}")
+
+
+def item_tags(item: Any) -> list[str]:
+    """The Gherkin tags of a collected scenario (a pytest item), kept as ``socle_tag`` marks by the plugin."""
+    return [mark.args[0] for mark in item.iter_markers("socle_tag") if mark.args]
 
 
 def fold(text: str) -> str:
