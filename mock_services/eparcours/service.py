@@ -291,21 +291,22 @@ class EparcoursService(FhirHooks):
         return f"{self.ctx.http_base}/fhir"
 
     # ------------------------------------------------------------------------------------ resolution
-    def _resolve(self, uow: UnitOfWork | None, reference: Any) -> dict[str, Any] | None:
+    def _version(self, uow: UnitOfWork | None, reference: Any) -> Version | None:
+        """The current version of the referenced resource (in ``uow`` when given), ``None`` when there is none."""
         target = _ref_target(reference)
         if target is None:
             return None
-        version = uow.current(*target) if uow is not None else self.store.current(*target)
+        return uow.current(*target) if uow is not None else self.store.current(*target)
+
+    def _resolve(self, uow: UnitOfWork | None, reference: Any) -> dict[str, Any] | None:
+        version = self._version(uow, reference)
         return version.resource if version is not None else None
 
     def person_of(self, note: dict[str, Any] | None, uow: UnitOfWork | None = None) -> str | None:
         """The INS (15 characters) of a note's subject."""
         if not isinstance(note, dict):
             return None
-        target = _ref_target(note.get("subject"))
-        if target is None:
-            return None
-        version = uow.current(*target) if uow is not None else self.store.current(*target)
+        version = self._version(uow, note.get("subject"))
         if version is None or version.resource is None:
             return None
         return version.derived("eparcours.ins", _ins_value)  # once per Patient version (an INS parse each)
