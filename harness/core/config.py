@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.messages import bilingual
-from harness.core.settings import nearest
+from harness.core.settings import nearest, plainly_valid
 from harness.core.state import SNAPSHOT_EVERY
 
 DEFAULT_CONFIG_FILE = "socle-harness.toml"
@@ -145,32 +145,13 @@ def load_config(path: Path | None = None) -> HarnessConfig:
     return config
 
 
-def _plainly_valid(value: Any, annotation: Any) -> bool:
-    """Whether ``value`` certainly passes pydantic's validation as ``annotation`` (an exact ``str``, ``int``,
-    ``float`` or ``bool``, a ``Path``, a tuple or a dict of such); ``False`` when pydantic must decide."""
-    if annotation is Any:
-        return True
-    if annotation in (str, int, float, bool):
-        return type(value) is annotation
-    if annotation is Path:
-        return isinstance(value, Path)
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return type(value) is tuple and all(_plainly_valid(item, args[0]) for item in value)
-    if origin is dict and len(args) == 2:
-        return type(value) is dict and all(
-            _plainly_valid(key, args[0]) and _plainly_valid(item, args[1]) for key, item in value.items()
-        )
-    return False
-
-
 def check_types(config: HarnessConfig, path: Path | str = "configuration") -> None:
     """Every field of the configuration has its declared type (pydantic validates the dataclass): a port written
     ``"abc"`` or a table where a value is expected is refused here, with the key, not later in every scenario.
-    A configuration whose values plainly have their types (:func:`_plainly_valid`, what a usual file holds) is not
+    A configuration whose values plainly have their types (:func:`harness.core.settings.plainly_valid`, what a usual file holds) is not
     handed to pydantic, whose import and validator cost some 0.03 s of ``serve``'s start (issue 18, cold start)."""
     hints = typing.get_type_hints(HarnessConfig)
-    if all(_plainly_valid(getattr(config, f.name), hints[f.name]) for f in fields(config)):
+    if all(plainly_valid(getattr(config, f.name), hints[f.name]) for f in fields(config)):
         return
     from pydantic import TypeAdapter, ValidationError
 

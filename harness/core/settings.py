@@ -24,6 +24,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -80,17 +81,37 @@ _NOT_PLAIN = object()
 
 
 def _plain_value(value: Any, annotation: Any) -> Any:
-    """``value`` as pydantic would validate it for ``annotation`` when that needs no conversion (an exact ``str``,
-    ``int``, ``float`` or ``bool``; a member of a string enumeration, or its value as a string), else
-    ``_NOT_PLAIN``: every other case (an ``int`` for a ``float``, a list for a tuple, a nested table...) is pydantic's."""
+    """``value`` as pydantic would validate it for ``annotation`` when that needs no conversion (``Any``; an exact
+    ``str``, ``int``, ``float`` or ``bool``; a ``Path``; a member of a string enumeration, or its value as a string;
+    a tuple ``tuple[X, ...]`` or a dict ``dict[K, V]`` whose items are such values unchanged), else ``_NOT_PLAIN``:
+    every other case (an ``int`` for a ``float``, a list for a tuple, a nested table...) is pydantic's."""
+    if annotation is Any:
+        return value
     if annotation in (str, int, float, bool):
         return value if type(value) is annotation else _NOT_PLAIN
+    if annotation is Path:
+        return value if isinstance(value, Path) else _NOT_PLAIN
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum) and issubclass(annotation, str):
         if isinstance(value, annotation):
             return value
         if type(value) is str:
             return next((member for member in annotation if member.value == value), _NOT_PLAIN)
+        return _NOT_PLAIN
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and type(value) is tuple:
+        return value if all(_plain_value(item, args[0]) is item for item in value) else _NOT_PLAIN
+    if origin is dict and len(args) == 2 and type(value) is dict:
+        unchanged = all(
+            _plain_value(key, args[0]) is key and _plain_value(item, args[1]) is item for key, item in value.items()
+        )
+        return value if unchanged else _NOT_PLAIN
     return _NOT_PLAIN
+
+
+def plainly_valid(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` certainly passes pydantic's validation as ``annotation`` (:func:`_plain_value`: what a usual
+    TOML file holds), so that a check need not import pydantic; ``False`` when pydantic must decide."""
+    return _plain_value(value, annotation) is not _NOT_PLAIN
 
 
 def _plain_values(settings_type: type, values: Mapping[str, Any]) -> dict[str, Any] | None:
