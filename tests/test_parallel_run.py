@@ -35,7 +35,7 @@ from harness.core.events import (
 )
 from harness.fields.pki import TestPKI
 from harness.front.ordered_events import OrderedMerge
-from harness.front.preflight import PreflightError, parallel_jobs
+from harness.front.preflight import AUTO_SPREAD_FROM, PreflightError, parallel_jobs, spread_from
 from harness.front.runner import RunResult, play_children, run_catalogue
 from harness.runtime.claims import ScenarioClaims, claim_order
 
@@ -393,6 +393,9 @@ emit(kind="run_started", run_id="r1", started_at="t", sut="reference", journal_u
      scenarios_dir="s", endpoints={}, config={}, scenarios_total=2)
 sid = "a" if behaviour == "a" else "b"
 emit(kind="scenario_started", scenario_id=sid, feature="F", name=sid)
+hold = Path(claims).parent / "hold"  # the first child waits in its scenario until the test lets it go
+while sid == "a" and hold.exists() and not (Path(claims).parent / "go").exists():
+    time.sleep(0.01)
 if behaviour == "dies":
     print("child 2 died here")
     sys.exit(1)
@@ -401,7 +404,7 @@ emit(kind="run_finished", run_id="r1", finished_at="t", duration=0.2, counts={"p
 """
 
 
-def _fake_children(tmp_path: Path, second: str) -> tuple[RunResult, list[Event]]:
+def _fake_children(tmp_path: Path, second: str, spread: Any = None) -> tuple[RunResult, list[Event]]:
     claims = tmp_path / "claims"
     script = tmp_path / "child.py"
     script.write_text(_FAKE_CHILD, encoding="utf-8")
@@ -417,7 +420,7 @@ def _fake_children(tmp_path: Path, second: str) -> tuple[RunResult, list[Event]]
         def handle(self, event: Event) -> None:
             events.append(event)
 
-    result = play_children(commands, streams, logs, dict(os.environ), [Keep()], "r1", 60.0, merge=claims)
+    result = play_children(commands, streams, logs, dict(os.environ), [Keep()], "r1", 60.0, merge=claims, spread=spread)
     return result, events
 
 
@@ -448,3 +451,82 @@ def test_a_child_that_dies_leaves_the_run_incomplete_and_names_its_log(tmp_path:
     assert not result.ok and result.exit_code == 1 and result.counts == {}
     assert "child 2 died here" in (tmp_path / "pytest.2.log").read_text(encoding="utf-8")
     assert tmp_path / "pytest.2.log" in result.log_paths
+
+
+@pytest.mark.parametrize(
+    ("requested", "processes", "selection", "expected"),
+    [
+        ("auto", 2, ("x", None, None), AUTO_SPREAD_FROM),  # --select
+        ("auto", 2, (None, "dmp", None), AUTO_SPREAD_FROM),  # --tags
+        ("auto", 2, (None, None, "perdue"), AUTO_SPREAD_FROM),  # --titre
+        ("auto", 2, (None, None, None), None),  # the whole catalogue: both at once
+        ("2", 2, (None, "dmp", None), None),  # asked for: both at once
+        ("auto", 1, (None, "dmp", None), None),
+    ],
+)
+def test_jobs_auto_spreads_a_selection_only_once_it_is_big_enough(
+    requested: str, processes: int, selection: tuple, expected: int | None
+) -> None:
+    assert spread_from(requested, processes, *selection) == expected
+
+
+def test_a_small_selection_is_played_by_the_first_child_alone(tmp_path: Path) -> None:
+    """``spread`` says no: the second child never starts (no log), the first one's run is the whole run."""
+    asked: list[int] = []
+
+    def spread() -> bool | None:
+        asked.append(1)
+        return None if len(asked) < 3 else False
+
+    result, events = _fake_children(tmp_path, "b", spread)
+    assert _shape(events) == [
+        ("run_started", ""),
+        ("scenario_started", "a"),
+        ("scenario_finished", "a"),
+        ("run_finished", ""),
+    ]
+    assert result.ok and result.exit_code == 0 and result.counts["passed"] == 1
+    assert result.log_paths == [tmp_path / "pytest.log"]
+    assert not (tmp_path / "pytest.2.log").exists()
+
+
+def test_the_other_children_start_when_spread_says_so(tmp_path: Path) -> None:
+    asked: list[int] = []
+    (tmp_path / "hold").touch()  # the first child stays in its scenario until spread has said yes
+
+    def spread() -> bool | None:
+        asked.append(1)
+        if len(asked) < 3:
+            return None
+        (tmp_path / "go").touch()
+        return True
+
+    result, events = _fake_children(tmp_path, "b", spread)
+    assert _shape(events) == [
+        ("run_started", ""),
+        ("scenario_started", "a"),
+        ("scenario_finished", "a"),
+        ("scenario_started", "b"),
+        ("scenario_finished", "b"),
+        ("run_finished", ""),
+    ]
+    assert result.ok and result.counts["passed"] == 2 and len(asked) == 3
+    assert result.log_paths == [tmp_path / "pytest.log", tmp_path / "pytest.2.log"]
+
+
+def test_the_others_never_start_when_the_first_child_ends_undecided(tmp_path: Path) -> None:
+    """The first child exits (its selection played, or an error) before ``spread`` could tell: the run ends with it."""
+    result, events = _fake_children(tmp_path, "b", lambda: None)
+    assert [kind for kind, _ in _shape(events)][-1] == "run_finished"
+    assert result.ok and result.counts["passed"] == 1
+    assert not (tmp_path / "pytest.2.log").exists()
+
+
+def test_run_catalogue_plays_a_selection_below_the_threshold_in_one_process(tmp_path: Path) -> None:
+    """The real children: ``spread_from`` above the selection's size, only the first child runs, the claims and
+    the merge still make one complete run of it."""
+    config = HarnessConfig(scenarios_dir=str(SCENARIOS), reports_dir=str(tmp_path / "r"), run_dir=str(tmp_path / "run"))
+    result = run_catalogue(config, tags="dmp", title="DMP actif", jobs=2, spread_from=10_000)
+    assert result.ok, result.log_path.read_text(encoding="utf-8")
+    assert len(result.log_paths) == 1 and result.counts["passed"] >= 1
+    assert not list((tmp_path / "run").glob("pytest-*.2.log"))

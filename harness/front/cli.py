@@ -252,8 +252,9 @@ def run(
                 (
                     "Nombre de processus qui se partagent les scénarios, chacun avec ses simulateurs et son DUI "
                     "de référence : auto (défaut : 2 avec le DUI de référence ou faulty: sur des ports "
-                    "éphémères et au moins 2 cœurs, sinon 1) ou un nombre ; 1 avec un DUI externe, la recette "
-                    "guidée ou le mode observation"
+                    "éphémères et au moins 2 cœurs, sinon 1 ; avec une sélection, le second ne démarre que si elle "
+                    "compte au moins 20 scénarios) ou un nombre ; 1 avec un DUI externe, la recette guidée ou le "
+                    "mode observation"
                 ),
                 "processes sharing the scenarios (auto | N).",
             ),
@@ -338,6 +339,7 @@ def run(
         check_sut,
         check_writable_dir,
         parallel_jobs,
+        spread_from,
     )
     from harness.front.runner import run_catalogue
     from harness.reports import writers_for
@@ -410,7 +412,14 @@ def run(
             spinner="dots",
         ):
             result = run_catalogue(
-                config, handlers, config_file=config_path, select=select, tags=tags, title=title, jobs=processes
+                config,
+                handlers,
+                config_file=config_path,
+                select=select,
+                tags=tags,
+                title=title,
+                jobs=processes,
+                spread_from=spread_from(jobs, processes, select, tags, title),
             )
     for handler in handlers:
         handler.close()

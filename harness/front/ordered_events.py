@@ -61,6 +61,11 @@ class OrderedMerge:
         self._ended.add(part)
         self._maybe_start()
 
+    def only_first(self, parts: int) -> None:
+        """The children after the first ``parts`` were never started (``run --jobs auto`` on a small selection)."""
+        self._parts = parts
+        self._maybe_start()
+
     def flush(self) -> None:
         """Pass on every event held so far, in catalogue order (the run ends: finished, or stopped by Ctrl-C)."""
         self._maybe_start(force=True)

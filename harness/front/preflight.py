@@ -108,6 +108,17 @@ def check_journal(url: str, *, create: bool = True) -> None:
 
 #: ``run --jobs auto``: the built-in DUIs on ephemeral ports share the catalogue between this many processes at most.
 AUTO_JOBS = 2
+#: ``run --jobs auto`` with a selection (--select, --tags, --titre): the second process starts once the first has
+#: collected at least this many scenarios. Starting one costs about a second of CPU (interpreter, imports,
+#: collection, its own simulators) and it plays nothing before then: fewer scenarios never pay it back.
+AUTO_SPREAD_FROM = 20
+
+
+def spread_from(requested: str, processes: int, *selection: str | None) -> int | None:
+    """``run_catalogue``'s ``spread_from``: :data:`AUTO_SPREAD_FROM` for ``--jobs auto`` on several processes when a
+    selection is given (``--select``, ``--tags``, ``--titre``), else None (all the processes start at once: the whole
+    catalogue, or a number of processes asked for)."""
+    return AUTO_SPREAD_FROM if requested == "auto" and processes > 1 and any(selection) else None
 
 
 def parallel_jobs(config: HarnessConfig, requested: str) -> int:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from typing import TextIO
 
 from harness.core.config import HarnessConfig
 from harness.core.events import (
+    ORDER_FILE,
     Event,
     EventHandler,
     RunFinished,
@@ -112,6 +113,7 @@ def run_catalogue(
     operator_replies: Path | None = None,
     timeout: float = 3600.0,
     jobs: int = 1,
+    spread_from: int | None = None,
 ) -> RunResult:
     """Run every scenario of ``config.scenarios_dir`` against ``config.sut``; feed ``handlers`` live.
 
@@ -120,6 +122,9 @@ def run_catalogue(
     :mod:`harness.runtime.selection`), ``title`` a text the scenario title must contain; all optional.
     ``jobs`` > 1 plays the catalogue in that many child processes, each with its own simulators and DUI
     (:mod:`harness.runtime.claims`), reported as one run in catalogue order (:mod:`harness.front.ordered_events`).
+    ``spread_from``: the first child starts alone and the others only once it has collected at least that many
+    scenarios (``run --jobs auto`` with a selection: a second process costs about a second of CPU for its start,
+    which a few scenarios never pay back and a busy machine feels); None starts them all at once.
     """
     run_id = run_id or uuid.uuid4().hex[:12]
     run_dir = Path(config.run_dir).resolve()
@@ -205,8 +210,14 @@ def run_catalogue(
     for stream in streams[1:]:
         stream.write_text("", encoding="utf-8")
     commands = [[*cmd, "--socle-events", str(stream), "--socle-claims", str(claims)] for stream in streams]
+    spread = None
+    if spread_from is not None:
+
+        def spread() -> bool | None:
+            return len(read_order(claims)) >= spread_from if (claims / ORDER_FILE).exists() else None
+
     try:
-        return play_children(commands, streams, logs, env, handlers, run_id, timeout, merge=claims)
+        return play_children(commands, streams, logs, env, handlers, run_id, timeout, merge=claims, spread=spread)
     finally:
         shutil.rmtree(claims, ignore_errors=True)
 
@@ -220,9 +231,13 @@ def play_children(
     run_id: str,
     timeout: float,
     merge: Path | None,
+    spread: Callable[[], bool | None] | None = None,
 ) -> RunResult:
     """Start one child per command, follow their event streams until they have all exited, hand the events on
-    (through :class:`OrderedMerge` when there are several children); Ctrl-C stops them all."""
+    (through :class:`OrderedMerge` when there are several children); Ctrl-C stops them all.
+
+    With ``spread``, the first child starts alone and the others when ``spread()`` says True (None: not known
+    yet, asked again); False, or the first child ending first, means they never start."""
     result = RunResult(run_id=run_id, exit_code=-1, events_path=streams[0], log_path=logs[0], log_paths=list(logs))
 
     def emit(event: Event) -> None:
@@ -232,12 +247,8 @@ def play_children(
     started = time.monotonic()
     deadline = started + timeout
     with ExitStack() as stack:
-        procs = []
-        for command, log_file in zip(commands, logs, strict=True):
-            log = stack.enter_context(log_file.open("w", encoding="utf-8"))
-            procs.append(
-                subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-            )
+        children = _Children(commands, logs, env, stack, spread)
+        procs, ended = children.procs, children.ended
         follow = _Follow([stack.enter_context(stream.open("r", encoding="utf-8")) for stream in streams])
 
         def hand_on(part: int, event: Event) -> None:
@@ -246,9 +257,15 @@ def play_children(
             else:
                 emit(event)
 
-        ended = [False] * len(procs)
+        def settle() -> None:
+            if children.settle():  # a small selection, or the first child already gone: it played alone
+                result.log_paths = logs[:1]
+                if merger is not None:
+                    merger.only_first(1)
+
         try:
             while not all(ended):
+                settle()
                 for part, proc in enumerate(procs):
                     if ended[part]:
                         continue
@@ -267,6 +284,7 @@ def play_children(
                         proc.wait()
                     break
                 time.sleep(0.05)
+            settle()
             if merger is not None:
                 merger.finish(time.monotonic() - started)
         except KeyboardInterrupt:
@@ -280,6 +298,46 @@ def play_children(
             _interrupt(handlers, result, run_id, time.monotonic() - started)
     result.exit_code = _combined_exit_code([proc.returncode for proc in procs])
     return result
+
+
+class _Children:
+    """The child processes of a run: all started at once, or, with ``spread``, the first alone and the others when
+    ``spread()`` says True (None: not known yet, asked again); False, or the first child ending first, means never."""
+
+    def __init__(
+        self,
+        commands: list[list[str]],
+        logs: list[Path],
+        env: dict[str, str],
+        stack: ExitStack,
+        spread: Callable[[], bool | None] | None,
+    ) -> None:
+        self._commands, self._logs, self._env, self._stack = commands, logs, env, stack
+        self._waiting = spread
+        self.procs: list[subprocess.Popen] = []
+        self.ended: list[bool] = []  # per started child: its process has exited and its stream has been read
+        self._start(1 if spread is not None else len(commands))
+
+    def _start(self, count: int) -> None:
+        first = len(self.procs)
+        for command, log_file in zip(self._commands[first:count], self._logs[first:count], strict=True):
+            log = self._stack.enter_context(log_file.open("w", encoding="utf-8"))
+            self.procs.append(
+                subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env)
+            )
+            self.ended.append(False)
+
+    def settle(self) -> bool:
+        """Start the other children if ``spread`` now says so; True the one time it is decided they never will."""
+        if self._waiting is None:
+            return False
+        wanted = False if self.ended[0] else self._waiting()
+        if wanted is None:
+            return False
+        self._waiting = None
+        if wanted:
+            self._start(len(self._commands))
+        return not wanted
 
 
 def _combined_exit_code(codes: list[int | None]) -> int:
