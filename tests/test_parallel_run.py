@@ -404,6 +404,17 @@ emit(kind="run_finished", run_id="r1", finished_at="t", duration=0.2, counts={"p
 """
 
 
+#: the merged stream of the two fake children when both play their scenario
+BOTH_PLAYED = [
+    ("run_started", ""),
+    ("scenario_started", "a"),
+    ("scenario_finished", "a"),
+    ("scenario_started", "b"),
+    ("scenario_finished", "b"),
+    ("run_finished", ""),
+]
+
+
 def _fake_children(tmp_path: Path, second: str, spread: Any = None) -> tuple[RunResult, list[Event]]:
     claims = tmp_path / "claims"
     script = tmp_path / "child.py"
@@ -426,14 +437,7 @@ def _fake_children(tmp_path: Path, second: str, spread: Any = None) -> tuple[Run
 
 def test_two_children_that_finish_make_one_run(tmp_path: Path) -> None:
     result, events = _fake_children(tmp_path, "b")
-    assert _shape(events) == [
-        ("run_started", ""),
-        ("scenario_started", "a"),
-        ("scenario_finished", "a"),
-        ("scenario_started", "b"),
-        ("scenario_finished", "b"),
-        ("run_finished", ""),
-    ]
+    assert _shape(events) == BOTH_PLAYED
     assert result.ok and result.exit_code == 0 and result.counts["passed"] == 2
     assert result.log_paths == [tmp_path / "pytest.log", tmp_path / "pytest.2.log"]
 
@@ -502,14 +506,7 @@ def test_the_other_children_start_when_spread_says_so(tmp_path: Path) -> None:
         return True
 
     result, events = _fake_children(tmp_path, "b", spread)
-    assert _shape(events) == [
-        ("run_started", ""),
-        ("scenario_started", "a"),
-        ("scenario_finished", "a"),
-        ("scenario_started", "b"),
-        ("scenario_finished", "b"),
-        ("run_finished", ""),
-    ]
+    assert _shape(events) == BOTH_PLAYED
     assert result.ok and result.counts["passed"] == 2 and len(asked) == 3
     assert result.log_paths == [tmp_path / "pytest.log", tmp_path / "pytest.2.log"]
 
