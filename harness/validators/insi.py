@@ -340,21 +340,37 @@ def _text(element: etree._Element | None) -> str | None:
     return "".join(element.itertext()).strip()
 
 
+@dataclass(frozen=True)
+class _Sequence:
+    """An ``xsd:sequence`` of element children: (Clark name, minOccurs, maxOccurs) in schema order, with each
+    name's position (built once per schema, not per request)."""
+
+    spec: tuple[tuple[str, int, int | None], ...]
+    order: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order", {name: index for index, (name, _, _) in enumerate(self.spec)})
+
+
 def _check_sequence(
     parent: etree._Element,
-    spec: Sequence[tuple[str, int, int | None]],
+    spec: Sequence[tuple[str, int, int | None]] | _Sequence,
     location: str,
     code: str,
     findings: list[Finding],
 ) -> dict[str, list[etree._Element]]:
     """Check ``parent``'s element children against an ``xsd:sequence`` (Clark name, minOccurs, maxOccurs)."""
-    order = {name: index for index, (name, _, _) in enumerate(spec)}
+    sequence = spec if isinstance(spec, _Sequence) else _Sequence(tuple(spec))
+    order = sequence.order
     found: dict[str, list[etree._Element]] = {name: [] for name in order}
     position = 0
-    stray_text = bool(parent.text and parent.text.strip())
+    text = parent.text
+    stray_text = bool(text and text.strip())
     for child in parent:
-        if not stray_text and child.tail and child.tail.strip():
-            stray_text = True
+        if not stray_text:
+            tail = child.tail
+            if tail and tail.strip():
+                stray_text = True
         tag = child.tag
         if not isinstance(tag, str):
             continue  # comments and processing instructions
@@ -375,7 +391,7 @@ def _check_sequence(
         else:
             position = index
         found[tag].append(child)
-    for name, minimum, maximum in spec:
+    for name, minimum, maximum in sequence.spec:
         count = len(found[name])
         if count < minimum:
             findings.append(Finding(code, f"élément {_local(name)} obligatoire absent", Severity.ERROR, location))
@@ -403,10 +419,13 @@ def _leaf(
     found: dict[str, list[etree._Element]], name: str, location: str, code: str, findings: list[Finding]
 ) -> str | None:
     """Text of a simple-content element; child elements inside it are an error."""
-    element = _first(found, name)
-    if element is None:
+    items = found.get(name)
+    if not items:
         return None
-    if len(element) and any(isinstance(child.tag, str) for child in element):
+    element = items[0]
+    if not len(element):
+        return (element.text or "").strip()  # _text() of an element without children
+    if any(isinstance(child.tag, str) for child in element):
         findings.append(
             Finding(code, f"{_local(name)} doit être un texte simple", Severity.ERROR, f"{location}/{_local(name)}")
         )
@@ -432,6 +451,41 @@ def _is_xsd_date(value: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- requests
+
+# The request's sequences and element names (Clark notation), built once rather than on every request.
+_BAM, _LPS, _RECSANS = NS["ctxbam"], NS["ctxlps"], NS["recsans"]
+_ENVELOPE_TAG, _HEADER_TAG, _BODY_TAG = (f"{{{SOAP12}}}{name}" for name in ("Envelope", "Header", "Body"))
+_ENVELOPE_SEQUENCE = _Sequence(((_HEADER_TAG, 0, 1), (_BODY_TAG, 1, 1)))
+_BAM_SEQUENCE = _Sequence(
+    (
+        (f"{{{_BAM}}}Id", 1, 1),
+        (f"{{{_BAM}}}Temps", 1, 1),
+        (f"{{{_BAM}}}Emetteur", 0, 1),
+        (f"{{{_BAM}}}DateRef", 0, 1),
+        (f"{{{_BAM}}}COUVERTURE", 1, 1),
+    )
+)
+_COUVERTURE_SEQUENCE = _Sequence(
+    tuple((f"{{{_BAM}}}{n}", 0, 1) for n in ("GrandRegime", "Organisme", "CodeCentre", "ASSURE", "BENEFICIAIRE"))
+)
+_LPS_CONTEXT_SEQUENCE = _Sequence(
+    ((f"{{{_LPS}}}Id", 1, 1), (f"{{{_LPS}}}Temps", 1, 1), (f"{{{_LPS}}}Emetteur", 0, 1), (f"{{{_LPS}}}LPS", 0, 1))
+)
+_LPS_SEQUENCE = _Sequence(
+    ((f"{{{_LPS}}}IDAM", 0, 1), (f"{{{_LPS}}}Version", 0, 1), (f"{{{_LPS}}}Instance", 0, 1), (f"{{{_LPS}}}Nom", 0, 1))
+)
+_TRAITS_SEQUENCE = _Sequence(
+    (
+        (f"{{{_RECSANS}}}NomNaissance", 0, 1),
+        (f"{{{_RECSANS}}}Prenom", 0, MAX_FIRST_NAMES),
+        (f"{{{_RECSANS}}}Sexe", 0, 1),
+        (f"{{{_RECSANS}}}DateNaissance", 0, 1),
+        (f"{{{_RECSANS}}}LieuNaissance", 0, 1),
+    )
+)
+_BAM_TAG, _LPS_TAG = f"{{{_BAM}}}ContexteBAM", f"{{{_LPS}}}ContexteLPS"
+_ACTION_TAG, _MESSAGE_ID_TAG = _q("wsa", "Action"), _q("wsa", "MessageID")
+_RECSANS_TAG, _RECVIT_TAG = _q("recsans", "RECSANSVITALE"), _q("recvit", "RECVITALE")
 
 
 def _context_common(
@@ -475,20 +529,8 @@ def _context_common(
 def _check_bam(element: etree._Element, findings: list[Finding]) -> ContexteBAM:
     loc = "Header/ContexteBAM"
     code = "INSI-ENTETE-INVALIDE"
-    ns = NS["ctxbam"]
-    found = _check_sequence(
-        element,
-        [
-            (f"{{{ns}}}Id", 1, 1),
-            (f"{{{ns}}}Temps", 1, 1),
-            (f"{{{ns}}}Emetteur", 0, 1),
-            (f"{{{ns}}}DateRef", 0, 1),
-            (f"{{{ns}}}COUVERTURE", 1, 1),
-        ],
-        loc,
-        code,
-        findings,
-    )
+    ns = _BAM
+    found = _check_sequence(element, _BAM_SEQUENCE, loc, code, findings)
     version, nature, temps = _context_common(element, found, ns, "CTXBAM", loc, code, findings)
     date_ref = _leaf(found, f"{{{ns}}}DateRef", loc, code, findings)
     if date_ref is not None and not _is_datetime(date_ref):
@@ -497,13 +539,7 @@ def _check_bam(element: etree._Element, findings: list[Finding]) -> ContexteBAM:
         )
     couverture = _first(found, f"{{{ns}}}COUVERTURE")
     if couverture is not None:
-        _check_sequence(
-            couverture,
-            [(f"{{{ns}}}{n}", 0, 1) for n in ("GrandRegime", "Organisme", "CodeCentre", "ASSURE", "BENEFICIAIRE")],
-            f"{loc}/COUVERTURE",
-            code,
-            findings,
-        )
+        _check_sequence(couverture, _COUVERTURE_SEQUENCE, f"{loc}/COUVERTURE", code, findings)
     return ContexteBAM(
         version=version or "",
         id=_leaf(found, f"{{{ns}}}Id", loc, code, findings) or "",
@@ -516,14 +552,8 @@ def _check_bam(element: etree._Element, findings: list[Finding]) -> ContexteBAM:
 def _check_lps(element: etree._Element, findings: list[Finding]) -> ContexteLPS:
     loc = "Header/ContexteLPS"
     code = "INSI-ENTETE-INVALIDE"
-    ns = NS["ctxlps"]
-    found = _check_sequence(
-        element,
-        [(f"{{{ns}}}Id", 1, 1), (f"{{{ns}}}Temps", 1, 1), (f"{{{ns}}}Emetteur", 0, 1), (f"{{{ns}}}LPS", 0, 1)],
-        loc,
-        code,
-        findings,
-    )
+    ns = _LPS
+    found = _check_sequence(element, _LPS_CONTEXT_SEQUENCE, loc, code, findings)
     version, nature, temps = _context_common(element, found, ns, "CTXLPS", loc, code, findings)
     logiciel: Logiciel | None = None
     lps = _first(found, f"{{{ns}}}LPS")
@@ -538,13 +568,7 @@ def _check_lps(element: etree._Element, findings: list[Finding]) -> ContexteLPS:
         )
     else:
         lps_loc = f"{loc}/LPS"
-        inner = _check_sequence(
-            lps,
-            [(f"{{{ns}}}IDAM", 0, 1), (f"{{{ns}}}Version", 0, 1), (f"{{{ns}}}Instance", 0, 1), (f"{{{ns}}}Nom", 0, 1)],
-            lps_loc,
-            code,
-            findings,
-        )
+        inner = _check_sequence(lps, _LPS_SEQUENCE, lps_loc, code, findings)
         idam_element = _first(inner, f"{{{ns}}}IDAM")
         logiciel = Logiciel(
             idam=_leaf(inner, f"{{{ns}}}IDAM", lps_loc, code, findings),
@@ -592,20 +616,8 @@ def _check_lps(element: etree._Element, findings: list[Finding]) -> ContexteLPS:
 
 def _check_traits(element: etree._Element, findings: list[Finding], today: date | None = None) -> Traits | None:
     loc = "Body/RECSANSVITALE"
-    ns = NS["recsans"]
-    found = _check_sequence(
-        element,
-        [
-            (f"{{{ns}}}NomNaissance", 0, 1),
-            (f"{{{ns}}}Prenom", 0, MAX_FIRST_NAMES),
-            (f"{{{ns}}}Sexe", 0, 1),
-            (f"{{{ns}}}DateNaissance", 0, 1),
-            (f"{{{ns}}}LieuNaissance", 0, 1),
-        ],
-        loc,
-        "INSI-CORPS-INVALIDE",
-        findings,
-    )
+    ns = _RECSANS
+    found = _check_sequence(element, _TRAITS_SEQUENCE, loc, "INSI-CORPS-INVALIDE", findings)
     before = len(findings)
     name = _leaf(found, f"{{{ns}}}NomNaissance", loc, "INSI-CORPS-INVALIDE", findings)
     first_names = [_text(e) or "" for e in found[f"{{{ns}}}Prenom"]]
@@ -672,25 +684,26 @@ def _read_headers(header: etree._Element | None, report: InsiRequest) -> str | N
     action_text: str | None = None
     if header is not None:
         for block in header:
-            if not isinstance(block.tag, str):
+            tag = block.tag  # lxml builds a new string on each read
+            if not isinstance(tag, str):
                 continue
-            if block.tag not in _UNDERSTOOD_HEADERS:
+            if tag not in _UNDERSTOOD_HEADERS:
                 if _must_understand(block):
-                    report.not_understood.append(block.tag)
+                    report.not_understood.append(tag)
                 continue
-            if block.tag == _q("ctxbam", "ContexteBAM"):
+            if tag == _BAM_TAG:
                 if report.bam is not None:
                     findings.append(Finding("INSI-ENTETE-INVALIDE", "ContexteBAM répété", Severity.ERROR, "Header"))
                 else:
                     report.bam = _check_bam(block, findings)
-            elif block.tag == _q("ctxlps", "ContexteLPS"):
+            elif tag == _LPS_TAG:
                 if report.lps is not None:
                     findings.append(Finding("INSI-ENTETE-INVALIDE", "ContexteLPS répété", Severity.ERROR, "Header"))
                 else:
                     report.lps = _check_lps(block, findings)
-            elif block.tag == _q("wsa", "Action"):
+            elif tag == _ACTION_TAG:
                 action_text = _text(block)
-            elif block.tag == _q("wsa", "MessageID"):
+            elif tag == _MESSAGE_ID_TAG:
                 report.message_id = (_text(block) or "")[:200] or None
     if report.not_understood:
         names = ", ".join(_clark_to_text(t) for t in report.not_understood)
@@ -761,14 +774,14 @@ def parse_request(
     except XMLSafetyError as exc:
         findings.append(Finding(_XML_CODES.get(exc.code, "INSI-XML-MALFORME"), exc.message_fr, Severity.ERROR, "/"))
         return report
-    if not isinstance(root.tag, str) or _local(root.tag) != "Envelope":
+    if root.tag != _ENVELOPE_TAG and (not isinstance(root.tag, str) or _local(root.tag) != "Envelope"):
         findings.append(
             Finding(
                 "INSI-SOAP-ENVELOPPE", f"élément racine {_local(root.tag)} : soap:Envelope attendu", Severity.ERROR, "/"
             )
         )
         return report
-    if etree.QName(root).namespace != SOAP12:
+    if root.tag != _ENVELOPE_TAG and etree.QName(root).namespace != SOAP12:
         namespace = etree.QName(root).namespace or "(aucun)"
         hint = " (SOAP 1.1)" if namespace == SOAP11 else ""
         report.soap11 = namespace == SOAP11
@@ -781,11 +794,9 @@ def parse_request(
             )
         )
         return report
-    found = _check_sequence(
-        root, [(_q("env", "Header"), 0, 1), (_q("env", "Body"), 1, 1)], "/Envelope", "INSI-SOAP-ENVELOPPE", findings
-    )
-    header = _first(found, _q("env", "Header"))
-    body = _first(found, _q("env", "Body"))
+    found = _check_sequence(root, _ENVELOPE_SEQUENCE, "/Envelope", "INSI-SOAP-ENVELOPPE", findings)
+    header = _first(found, _HEADER_TAG)
+    body = _first(found, _BODY_TAG)
     if body is None:
         return report
 
@@ -806,10 +817,11 @@ def parse_request(
         )
         return report
     element = payload[0]
-    if element.tag == _q("recsans", "RECSANSVITALE"):
+    tag = element.tag
+    if tag == _RECSANS_TAG:
         report.operation = OPERATIONS[ACTION_TRAITS]
         report.traits = _check_traits(element, findings, today)
-    elif element.tag == _q("recvit", "RECVITALE"):
+    elif tag == _RECVIT_TAG:
         report.operation = OPERATIONS[ACTION_CARTE_VITALE]
     else:
         qname = etree.QName(element)
