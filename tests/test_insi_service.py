@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from hostile import BILLION_LAUGHS
+from starlette.requests import Request
 
 from harness.core.config import HarnessConfig
 from harness.core.journal import Exchange, JournalFilter, Outcome, response_of
@@ -24,7 +25,7 @@ from harness.runtime.environment import SocleEnvironment
 from harness.sut.base import InsiTraits
 from harness.sut.insi_actions import REFERENCE_IDAM, build_request
 from harness.validators.insi import InsiFault, InsiResult, parse_result, validate_result
-from mock_services.insi.service import REFERENCE_DUI_IDAM
+from mock_services.insi.service import REFERENCE_DUI_IDAM, content_type_of
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 ACTION = "urn:ServiceIdentiteCertifiee:1.0.0:rechercherInsAvecTraitsIdentite"
@@ -284,6 +285,39 @@ def test_flagged_corpus_identity_is_served_as_given_and_flagged_in_the_journal(e
     flags = exchange.details["identity_flags"]
     assert any(f.startswith("CLE-NON-CONFORME: 1810363220456 60") for f in flags)
     assert any(f.startswith("CLE-NON-CONFORME: 2810363220456 10") for f in flags)
+
+
+def test_a_repeated_search_gets_the_same_answer_and_row_as_the_first(env: SocleEnvironment) -> None:
+    """The answer of an identity is built once (issue 18): the second search of it, and of a CR 01, gets the same
+    bytes and the same answer facts in its row as the first."""
+    hermann = InsiTraits("HERMANN", ("GATIEN",), "M", "1981-03-24")
+    nobody = InsiTraits("PERSONNE", ("AUCUN",), "M", "1950-01-01")
+    for traits, code in ((hermann, "00"), (nobody, "01"), (MARTIN, "00")):
+        mark = env.journal.last_seq()
+        first, second = post(env, request(traits)), post(env, request(traits))
+        assert first.status == second.status == 200 and first.body == second.body
+        assert first.result.code == code
+        rows = journal_since(env, mark)
+        assert len(rows) == 2
+        facts = [
+            {k: row.details.get(k) for k in ("cr", "ins", "history", "tiq", "identity_flags", "response_bytes")}
+            for row in rows
+        ]
+        assert facts[0] == facts[1] and rows[0].person == rows[1].person
+        assert bool(facts[0]["identity_flags"]) is (traits is hermann)  # a flagged identity's flags, kept too
+        assert [response_of(env.journal, row) for row in rows] == [first.body, first.body]
+
+
+def test_the_content_type_is_read_as_starlette_reads_it() -> None:
+    """:func:`mock_services.insi.service.content_type_of`: the first ``content-type`` header, ``""`` without one."""
+    for raw in (
+        [(b"host", b"x"), (b"content-type", b'application/soap+xml; action="a"'), (b"content-type", b"text/xml")],
+        [(b"host", b"x")],
+        [],
+        [(b"content-type", b"caf\xe9")],
+    ):
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": raw}
+        assert content_type_of(scope) == Request(scope).headers.get("content-type", "")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from harness.core.group_commit import GroupCommit
 from harness.core.journal import RESPONSE_DIGEST, Exchange, Outcome, SQLiteJournal, payload_digest
@@ -49,6 +50,7 @@ from harness.host.simulator import SimulatorContext
 from harness.validators.insi import InsiRequest, parse_request
 from mock_services.insi.faults import FAULT_DELAY, FAULT_SOAP, FAULT_UNAVAILABLE
 from mock_services.insi.identities import (
+    Identity,
     IdentityBase,
     build_identity_base,
 )
@@ -85,6 +87,7 @@ def idam_remedy(idam: str | None) -> str:
 OPERATION_PREFIX = "soap."
 DEFAULT_OPERATION = "soap.rechercherInsAvecTraitsIdentite"
 EVIDENCE_PAYLOAD_BYTES = 64 * 1024  # what is kept of an oversized request
+ANSWER_CACHE_SIZE = 4096  # answers kept per simulator (issue 18: built once per identity, not per search)
 
 
 @dataclass(frozen=True)
@@ -125,13 +128,23 @@ class Reply:
     delay: float = 0.0
 
 
-def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
+def content_type_of(scope: Scope) -> str:
+    """The request's Content-Type, ``""`` without one: the first ``content-type`` header, as
+    ``Request.headers.get`` reads it (ASGI header names are lower case), without building the headers mapping."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return ""
+
+
+def _media_type(content_type: str) -> tuple[str, str | None]:
+    """The media type of a Content-Type (lower case) and its ``action`` parameter (SOAP 1.2 HTTP binding)."""
     main, *params = content_type.split(";")
     parsed: dict[str, str] = {}
     for param in params:
         name, _, value = param.partition("=")
         parsed[name.strip().lower()] = value.strip().strip('"')
-    return main.strip().lower(), parsed
+    return main.strip().lower(), parsed.get("action")
 
 
 class InsiService:
@@ -148,6 +161,9 @@ class InsiService:
         # (issue 18: no worker thread taking the GIL in turn with the loop); a remote one (PostgreSQL: a network
         # round trip per commit, and the fault board's log) keeps the worker thread, not to stall the loop
         self.groups = GroupCommit(ctx.record_many) if isinstance(ctx.journal, SQLiteJournal) else None
+        # what the answer of a search is, by CR and identity (the base does not change once built)
+        self._answers: dict[tuple[str, int], _Answer] = {}
+        self._media_types: dict[str, tuple[str, str | None]] = {}  # a DUI sends the same Content-Type each time
 
     # ------------------------------------------------------------------------------------------- state
 
@@ -192,7 +208,7 @@ class InsiService:
             body=b"".join(chunks),
             size=size,
             too_large=too_large,
-            content_type=request.headers.get("content-type", ""),
+            content_type=content_type_of(request.scope),
             client_cn=client_cn,
             tls=bool((request.scope.get("extensions") or {}).get("tls")),
             body_read=known,
@@ -247,11 +263,11 @@ class InsiService:
         return self._refuse(call, None, fault, {"internal_error": repr(exc)[:500]})
 
     def _decide(self, call: InsiCall) -> Reply:
-        media, params = _media_type(call.content_type)
+        media, action = self._media_type(call.content_type)
         simulated = self.ctx.run.now()
         today = simulated.date() if simulated is not None else None
         request = (
-            parse_request(call.body, content_action=params.get("action"), today=today)
+            parse_request(call.body, content_action=action, today=today)
             if call.body_read and not call.too_large
             else InsiRequest()
         )
@@ -439,7 +455,8 @@ class InsiService:
         assert request.traits is not None
         match = self.base.search(request.traits)
         identity = match.identity
-        body = result_envelope(match.code, identity)
+        answer = self._answer_of(match.code, identity)
+        body = answer.body
         details = {**self._common(call, request), **extra, "cr": match.code, "candidates": match.candidates}
         if match.trigger:
             details["qualification_trigger"] = match.trigger
@@ -461,9 +478,9 @@ class InsiService:
                 "lieu_naissance": identity.birth_place,
             }
             details["identity_source"] = identity.source
-            if identity.flags:
-                details["identity_flags"] = list(identity.flags)
-        details.update(_response(body))
+            if answer.flags:
+                details["identity_flags"] = list(answer.flags)
+        details.update(answer.response)
         actor, essms = self._who(request, call)
         exchange = self.ctx.exchange(
             self._operation(request),
@@ -477,6 +494,38 @@ class InsiService:
             attachments=(body,),
         )
         return Reply(200, body, exchange, delay=delay)
+
+    def _media_type(self, content_type: str) -> tuple[str, str | None]:
+        """:func:`_media_type`, kept for the (short) Content-Types seen, :data:`ANSWER_CACHE_SIZE` at most."""
+        known = self._media_types.get(content_type)
+        if known is None:
+            known = _media_type(content_type)
+            if len(content_type) <= 256 and len(self._media_types) < ANSWER_CACHE_SIZE:
+                self._media_types[content_type] = known
+        return known
+
+    def _answer_of(self, code: str, identity: Identity | None) -> _Answer:
+        """The ``RESULTAT`` of CR ``code`` for ``identity``, where the journal finds it and the identity's flags:
+        the same for every search that finds it, so built once (:data:`ANSWER_CACHE_SIZE` kept)."""
+        key = (code, id(identity))
+        cached = self._answers.get(key)
+        if cached is not None and cached.identity is identity:
+            return cached
+        body = result_envelope(code, identity)
+        answer = _Answer(identity, body, _response(body), identity.flags if identity is not None else ())
+        if len(self._answers) < ANSWER_CACHE_SIZE:
+            self._answers[key] = answer
+        return answer
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The answer to a search, as :meth:`InsiService._answer_of` keeps it."""
+
+    identity: Identity | None  # kept: the key holds its id
+    body: bytes
+    response: dict[str, Any]  # _response(body), copied into each row's details
+    flags: tuple[str, ...]  # Identity.flags
 
 
 def _response(body: bytes) -> dict[str, Any]:
@@ -506,5 +555,6 @@ __all__ = [
     "InsiService",
     "InsiSettings",
     "Reply",
+    "content_type_of",
     "idam_remedy",
 ]
