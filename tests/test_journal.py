@@ -6,8 +6,9 @@ import hashlib
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -61,6 +62,23 @@ def test_the_month_is_the_french_calendar_month_and_older_journals_are_migrated(
     assert [e.month for e in journal.query()] == ["2026-04", "2026-07", "2026-03"]
     assert journal.count(JournalFilter(month="2026-04")) == 1
     journal.close()
+
+
+def test_the_month_of_a_utc_time_is_its_paris_month_around_every_month_end() -> None:
+    """:attr:`Exchange.month` skips the zone conversion out of the last two hours of a UTC month (issue 18): the
+    same month as the conversion, at each month's end from 1890 to 2100, summer and winter time, other zones."""
+    paris = ZoneInfo("Europe/Paris")
+    for year in (*range(1890, 2101), 2, 999):
+        for month in range(1, 13):
+            start = datetime(year, month, 1, tzinfo=UTC)
+            for hours in (-26, -2.5, -2, -1.5, -1, -1 / 3600, 0, 1, 2, 22, 24 * 27 + 21.99):
+                ts = start + timedelta(hours=hours)
+                assert _exchange(ts=ts).month == ts.astimezone(paris).strftime("%Y-%m"), ts
+    plus_one = datetime(2026, 3, 31, 23, 30, tzinfo=timezone(timedelta(hours=1)))  # 1 April 00:30 in Paris
+    assert (
+        _exchange(ts=plus_one).month == "2026-04"
+        and _exchange(ts=datetime(2026, 6, 30, 22, 15, tzinfo=UTC)).month == "2026-07"
+    )
 
 
 def test_evidence_is_deduplicated_and_survives_reopen(tmp_path: Path) -> None:

@@ -92,7 +92,12 @@ class Exchange:
     def month(self) -> str:
         """The month of the exchange in French time (Europe/Paris): the months of the ESMS numérique indicators
         are calendar months in France (a message sent on 1 April at 00:30 in Paris is an April message)."""
-        return self.ts.astimezone(PARIS).strftime("%Y-%m")
+        ts = self.ts
+        if ts.tzinfo is UTC and (ts.day < 28 or ts.hour < 22):
+            # Europe/Paris has always been UTC+0 to UTC+2 (LMT, WET, CET, CEST, WEMT): out of the last two hours of
+            # a UTC month, its month is the UTC one — what the conversion below gives, without the zone lookup
+            return f"{ts.year}-{ts.month:02d}"
+        return ts.astimezone(PARIS).strftime("%Y-%m")
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly view without the payload bytes (for reports and the CLI)."""
@@ -613,6 +618,11 @@ _INSERT = (
 )
 
 
+#: The ``details`` column's text: ``json.dumps(details, ensure_ascii=False, sort_keys=True, default=str)``, its
+#: encoder built once rather than on every row (it holds only these options).
+_DETAILS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+
+
 def _row(exchange: Exchange) -> tuple[Any, ...]:
     """The ``exchanges`` row of an exchange (``fact_*`` mirrored from ``details["fact"]``)."""
     fact = exchange.details.get("fact")
@@ -634,7 +644,7 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         exchange.error_message,
         exchange.digest,
         exchange.payload_type,
-        json.dumps(exchange.details, ensure_ascii=False, sort_keys=True, default=str),
+        _DETAILS_JSON.encode(exchange.details),
         exchange.run_id,
         exchange.scenario_id,
         *facts,
