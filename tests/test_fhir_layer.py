@@ -14,7 +14,10 @@ from starlette.testclient import TestClient
 
 from harness.core.journal import Exchange, Outcome
 from harness.fhir import FhirHooks, FhirServer, Interaction, Limits, ResourceStore, ResourceType
+from harness.fhir.model import narrative_findings
+from harness.fhir.outcome import FhirError
 from harness.fhir.search import ParamType, SearchParam, Total, date_range
+from harness.fhir.wire import parse_json
 
 JSON = {"content-type": "application/fhir+json"}
 XML = {"content-type": "application/fhir+xml"}
@@ -714,6 +717,25 @@ def test_a_narrative_smuggling_a_doctype_in_json_is_refused(fhir) -> None:  # no
     }
     created = client.post("/Patient", json=safe, headers={**JSON, "accept": "application/fhir+xml"})
     assert created.status_code == 201 and b'<div xmlns="http://www.w3.org/1999/xhtml">' in created.content
+
+
+def test_json_nesting_and_narratives_are_checked_whatever_the_shortcuts() -> None:
+    """``parse_json`` refuses a nesting beyond 100 (not 100 itself), also when strings hold more brackets than the
+    value nests; ``narrative_findings`` finds an unsafe ``div`` wherever it is, and nothing without one."""
+    nested = lambda depth: b"[" * depth + b"]" * depth  # noqa: E731
+    with pytest.raises(FhirError) as refused:
+        parse_json(b'{"resourceType":"Basic","x":' + nested(100) + b"}")
+    assert refused.value.error_code == "FHIR-JSON-PROFONDEUR"
+    assert parse_json(b'{"resourceType":"Basic","x":' + nested(99) + b"}")["resourceType"] == "Basic"
+    brackets = json.dumps({"resourceType": "Basic", "text": "{[" * 200, "x": [[{"y": [1]}]]}).encode()
+    assert parse_json(brackets)["text"] == "{[" * 200
+    unsafe = '<!DOCTYPE div [<!ENTITY e "x">]><div xmlns="http://www.w3.org/1999/xhtml">&e;</div>'
+    resource = {"resourceType": "Patient", "contained": [{"resourceType": "Basic", "text": {"div": unsafe}}]}
+    assert [f.location for f in narrative_findings(resource, "Patient")] == ["Patient.contained[0].text.div"]
+    assert narrative_findings({**resource, "contained": [{"text": {"div": {"div": unsafe}}}]}, "P")[0].location == (
+        "P.contained[0].text.div.div"
+    )
+    assert narrative_findings({"resourceType": "Patient", "contained": [{"text": {"status": "empty"}}]}) == []
 
 
 def test_among_reads_the_indexed_ids_lazily_in_creation_order() -> None:

@@ -29,7 +29,27 @@ def model_class(resource_type: str) -> type | None:
 
 def narrative_findings(resource: Any, path: str = "") -> list[Finding]:
     """Narrative ``div`` strings that the hardened XML parser refuses (a DOCTYPE or entity smuggled in JSON would
-    otherwise reach lxml's default parser when the resource is rendered as XML by the R4B models)."""
+    otherwise reach lxml's default parser when the resource is rendered as XML by the R4B models). Without any
+    ``div`` key, nothing to find: the walk that names each element is skipped (issue 18: it was a twelfth of a
+    note's create)."""
+    return _narrative_findings(resource, path) if _names_a_div(resource) else []
+
+
+def _names_a_div(value: Any) -> bool:
+    """Whether a ``div`` key appears anywhere in ``value`` (iterative, no path built)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "div" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _narrative_findings(resource: Any, path: str) -> list[Finding]:
     from harness.fields.xmlsafe import XMLSafetyError, parse_xml
 
     out: list[Finding] = []
@@ -42,10 +62,10 @@ def narrative_findings(resource: Any, path: str = "") -> list[Finding]:
                 except XMLSafetyError as exc:
                     out.append(Finding(exc.code, f"narratif XHTML refusé : {exc.message_fr}", Severity.ERROR, where))
             else:
-                out.extend(narrative_findings(value, where))
+                out.extend(_narrative_findings(value, where))
     elif isinstance(resource, list):
         for index, item in enumerate(resource):
-            out.extend(narrative_findings(item, f"{path}[{index}]"))
+            out.extend(_narrative_findings(item, f"{path}[{index}]"))
     return out
 
 

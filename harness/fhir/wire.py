@@ -179,8 +179,9 @@ def parse_json(data: bytes) -> dict[str, Any]:
         value = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise fail(400, IssueCode.STRUCTURE, f"JSON invalide : {str(exc)[:300]}", error_code="FHIR-JSON") from None
-    depth = nesting_depth(value, MAX_JSON_DEPTH)
-    if depth > MAX_JSON_DEPTH:
+    # each object or array of the value opened with a bracket of the text: no more brackets, no deeper nesting (the
+    # walk was a twentieth of a note's create, issue 18)
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH and nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise fail(
             400,
             IssueCode.STRUCTURE,
