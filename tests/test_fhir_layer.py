@@ -762,6 +762,43 @@ def test_among_reads_the_indexed_ids_lazily_in_creation_order() -> None:
     assert [v.id for v in store.among("Patient", {ids[4], ids[1]})] == [ids[1], ids[4]]  # every id known
 
 
+def test_among_referencing_follows_the_reference_index_as_it_changes() -> None:
+    """``ResourceStore.among_referencing``: what ``among`` gives for the ids of ``referencing``, also once its
+    sorted ranks are kept and the index changes after them (a new referrer, one moved to another target, a deletion,
+    one moved back), and through a unit of work with staged writes of the type."""
+    store = ResourceStore()
+
+    def observation(subject: str) -> dict[str, Any]:
+        return {"resourceType": "Observation", "status": "final", "subject": {"reference": subject}}
+
+    def same(target: str) -> list[str]:
+        expected = [v.id for v in store.among("Observation", store.referencing("Observation", target))]
+        assert [v.id for v in store.among_referencing("Observation", target)] == expected
+        assert len(store.among_referencing("Observation", target)) == len(store.referencing("Observation", target))
+        return expected
+
+    with store.exclusive() as uow:
+        ids = [uow.create("Observation", observation(f"Patient/p{n % 2}")).id for n in range(6)]
+        uow.commit()
+    assert same("Patient/p0") == [ids[0], ids[2], ids[4]] and same("Patient/p1") == [ids[1], ids[3], ids[5]]
+    with store.exclusive() as uow:
+        ids.append(uow.create("Observation", observation("Patient/p0")).id)
+        uow.update("Observation", ids[0], {**observation("Patient/p1"), "id": ids[0]})
+        uow.delete("Observation", ids[2])
+        uow.commit()
+    assert same("Patient/p0") == [ids[4], ids[6]] and same("Patient/p1") == [ids[0], ids[1], ids[3], ids[5]]
+    with store.exclusive() as uow:
+        uow.update("Observation", ids[0], {**observation("Patient/p0"), "id": ids[0]})
+        uow.commit()
+    assert same("Patient/p0") == [ids[0], ids[4], ids[6]] and same("Patient/p9") == []
+    with store.exclusive() as uow:
+        staged = uow.create("Observation", observation("Patient/p0")).id
+        uow.update("Observation", ids[4], {**observation("Patient/p1"), "id": ids[4]})
+        seen = [v.id for v in uow.among_referencing("Observation", "Patient/p0")]
+        assert seen == [v.id for v in uow.among("Observation", store.referencing("Observation", "Patient/p0"))]
+        assert seen == [ids[0], ids[4], ids[6]] and staged not in seen  # the store's index, read through the unit
+
+
 def test_a_version_body_is_an_independent_deep_copy() -> None:
     """``Version.body`` (and the copy a write stores) share no dict or list with the store: a caller changing what
     it got, or what it wrote, leaves the stored resource as it was."""

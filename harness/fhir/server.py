@@ -30,7 +30,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC
 from email.utils import format_datetime
@@ -809,8 +809,20 @@ class FhirServer:
         reference index gives, read directly: the cost follows the matches, not the size of the store; the
         visibility rule runs on matches only."""
         matcher = Matcher(self.registry, resolver_of(uow.current))
-        narrowed = self._by_reference(query, uow, matcher)
-        candidates = uow.scan(query.resource_type) if narrowed is None else uow.among(query.resource_type, narrowed)
+        narrowing = self._by_reference(query, uow, matcher)
+        candidates: Iterable[Version]
+        if narrowing is None:
+            candidates = uow.scan(query.resource_type)
+        elif len(narrowing) == 1 and len(narrowing[0]) == 1:  # one target (a person's notes): its ranks are kept
+            candidates = uow.among_referencing(query.resource_type, next(iter(narrowing[0])))
+        else:
+            ids = set.intersection(
+                *(
+                    {i for target in targets for i in self.store.referencing(query.resource_type, target)}
+                    for targets in narrowing
+                )
+            )
+            candidates = uow.among(query.resource_type, ids)
         total = query.total or (Total.ACCURATE if query.count == 0 else self.search_total)
         if query.count is None:
             query.count = self.limits.max_search_results
@@ -887,13 +899,14 @@ class FhirServer:
         if refusal is not None:
             raise fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
 
-    def _by_reference(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> set[str] | None:
-        """Ids that can match the reference criteria (chains resolved on the target type first), from the store's
-        reference index; ``None`` when no criterion allows narrowing (or writes are staged: the index lags). A
-        chained criterion resolved here is settled in the matcher (not evaluated again per candidate)."""
+    def _by_reference(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> list[set[str]] | None:
+        """The targets (``Type/id``) of each reference criterion that allows narrowing (chains resolved on the target
+        type first): the candidates are the ids of the store's reference index that reference one target of every
+        criterion; ``None`` when no criterion allows narrowing (or writes are staged: the index lags). A chained
+        criterion resolved here is settled in the matcher (not evaluated again per candidate)."""
         if query.resource_type in uow.staged_types():
             return None
-        narrowed: set[str] | None = None
+        narrowing: list[set[str]] = []
         for criterion in query.criteria:
             param = criterion.param
             if param.type is not ParamType.REFERENCE or criterion.modifier in ("missing", "identifier"):
@@ -925,11 +938,8 @@ class FhirServer:
                         }
                 if not targets:
                     continue
-            ids: set[str] = set()
-            for target in targets:
-                ids |= self.store.referencing(query.resource_type, target)
-            narrowed = ids if narrowed is None else narrowed & ids
-        return narrowed
+            narrowing.append(targets)
+        return narrowing or None
 
     def _bundle(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         if self.transaction is not None:
