@@ -16,8 +16,9 @@ from harness.core.journal import Exchange, Outcome
 from harness.fhir import FhirHooks, FhirServer, Interaction, Limits, ResourceStore, ResourceType
 from harness.fhir.model import narrative_findings
 from harness.fhir.outcome import FhirError
-from harness.fhir.search import ParamType, SearchParam, Total, date_range
-from harness.fhir.wire import parse_json
+from harness.fhir.search import ParamType, SearchParam, Total, date_range, searchset
+from harness.fhir.server import searchset_json
+from harness.fhir.wire import Format, parse_json, render
 
 JSON = {"content-type": "application/fhir+json"}
 XML = {"content-type": "application/fhir+xml"}
@@ -461,6 +462,34 @@ def test_search_by_token_string_date_chain_and_include(seeded) -> None:  # noqa:
         "/DocumentReference/_search", content="type=GEN", headers={"content-type": "application/x-www-form-urlencoded"}
     ).json()
     assert "total" not in posted and _matched(posted) == [n2]
+
+
+def test_a_json_searchset_is_rendered_with_each_match_rendered_once_per_version(seeded) -> None:  # noqa: ANN001
+    """The JSON of a searchset answer is ``render`` of its Bundle, byte for byte (matches, includes, an outcome entry,
+    non-ASCII text), its matches' JSON taken from their versions' rendering (the one a read answers)."""
+    client, ids = seeded
+    params = [
+        ("patient.identifier", "238047505612394"),
+        ("_include", "DocumentReference:subject"),
+        ("_include", "DocumentReference:author"),
+        ("unknown-param", "x"),
+    ]
+    first, again = (client.get("/DocumentReference", params=params) for _ in range(2))
+    for response in (first, again):
+        bundle = response.json()
+        assert response.content == render(bundle, Format.JSON)
+        assert [e["search"]["mode"] for e in bundle["entry"]] == ["match", "match", "include", "include", "outcome"]
+        assert _matched(bundle) == [ids["n1"], ids["n2"]]
+    read = client.get(f"/Patient/{ids['Dupré']}")
+    searched = client.get("/Patient", params={"family": "dupré", "_format": "json"})
+    assert searched.content == render(searched.json(), Format.JSON) and read.content in searched.content
+    store = ResourceStore()
+    with store.exclusive() as uow:
+        versions = [uow.create("Patient", patient(family)) for family in ("Çà", "Öß")]
+        uow.commit()
+    bundle = searchset("https://b/fhir", "x=1", "Patient", versions, [patient("Inclus")], None, [], "id", "now")
+    assert searchset_json(bundle, versions) == render(bundle, Format.JSON)
+    assert searchset_json({"resourceType": "Bundle", "entry": []}, []) == b'{"resourceType":"Bundle","entry":[]}'
 
 
 def _links(bundle: dict[str, Any]) -> dict[str, str]:

@@ -87,6 +87,7 @@ from harness.fhir.wire import (
     parse_resource,
     read_body,
     render,
+    render_json,
     rendered_mime,
     response_format,
 )
@@ -155,6 +156,40 @@ def request_info(request: Request) -> RequestInfo:
 
 def _json_rendering(resource: dict[str, Any]) -> bytes:
     return render(resource, Format.JSON)
+
+
+def searchset_json(bundle: dict[str, Any], matches: Sequence[Version]) -> bytes:
+    """``render(bundle, Format.JSON)`` of a searchset whose entries hold the matches' stored resources themselves
+    (:func:`harness.fhir.search.searchset`): the same bytes, each match's JSON taken from its version's rendering
+    (rendered once per version, as a read's: issue 18, the ten notes of a page were most of the Bundle's encoding).
+    Any other value, an included resource or an outcome, is rendered as it is; the member names and the entries'
+    ``search`` modes, the same on every entry, once."""
+    known = {id(v.resource): v for v in matches if v.resource is not None}
+    names: dict[str, bytes] = {}
+    flat: dict[tuple[tuple[str, str], ...], bytes] = {}  # objects of strings: an entry's search mode
+
+    def json_of(value: Any) -> bytes:
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            key = tuple(value.items())
+            if key not in flat:
+                flat[key] = render_json(value)
+            return flat[key]
+        return render_json(value)
+
+    def member(key: str, value: Any) -> bytes:
+        if key not in names:
+            names[key] = render_json(key) + b":"
+        version = known.get(id(value)) if key == "resource" else None
+        if version is not None and version.resource is value:
+            return names[key] + version.derived("fhir.json", _json_rendering)
+        if key == "entry" and isinstance(value, list) and all(isinstance(e, dict) for e in value):
+            return names[key] + b"[" + b",".join(map(members, value)) + b"]"
+        return names[key] + json_of(value)
+
+    def members(item: dict[str, Any]) -> bytes:
+        return b"{" + b",".join([member(k, v) for k, v in item.items()]) + b"}"
+
+    return members(bundle)
 
 
 # a read or vread answers its version's resource unchanged (Version.body), whose JSON is rendered once per version
@@ -435,6 +470,8 @@ class FhirServer:
             return Response(status_code=item.status, headers=headers)
         if fmt is Format.JSON and item.error is None and item.interaction in _VERSION_READS and item.result is not None:
             body = item.result.derived("fhir.json", _json_rendering)  # the version read, as stored: rendered once
+        elif fmt is Format.JSON and item.error is None and item.interaction is Interaction.SEARCH and item.matches:
+            body = searchset_json(payload, item.matches)
         else:
             body = render(payload, fmt)
         return Response(body, status_code=item.status, headers=headers, media_type=rendered_mime(payload, fmt, body))

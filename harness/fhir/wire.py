@@ -281,7 +281,18 @@ def render(resource: dict[str, Any], fmt: Format) -> bytes:
                 return xml if isinstance(xml, bytes) else xml.encode("utf-8")
             except Exception:  # noqa: BLE001 - a resource the R4B model refuses is sent as JSON rather than lost
                 pass
-    return json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return render_json(resource)
+
+
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")) builds this encoder on every call (a JSONEncoder
+# keeps only its options: one serves every thread)
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def render_json(value: Any) -> bytes:
+    """The compact UTF-8 JSON :func:`render` gives, of any JSON value (a resource, or a part of one: a Bundle
+    rendered by parts gives the same bytes)."""
+    return _JSON_ENCODER.encode(value).encode("utf-8")
 
 
 def rendered_mime(resource: dict[str, Any], fmt: Format, body: bytes) -> str:
