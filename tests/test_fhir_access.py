@@ -21,6 +21,7 @@ from fhir_access import EHPAD, SSIAD, STRANGER, certificate, essms, presenting
 from starlette.testclient import TestClient
 
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
+from harness.fhir import RequestInfo
 from harness.fhir.access import ABSENT, NOT_ESSMS, OTHER_ESSMS, UNKNOWN, EstablishmentAccess
 from harness.fhir.outcome import FhirError
 from harness.fields.pki import IssuedCert
@@ -310,6 +311,26 @@ def test_notes_are_seen_by_the_establishments_that_accompany_the_person(cdl: Ser
         ("cdl.read", SSIAD, "FHIR-NOT-FOUND"),
         ("fhir.read.Patient", SSIAD, "FHIR-NOT-FOUND"),
     ]
+
+
+def test_a_search_finds_each_author_once_with_the_same_visibility(cdl: Service, grappe: TestData) -> None:
+    """``visibility`` (one search) sees each note as ``visible`` does, its authors' FINESS found once per search:
+    notes sharing an author (the partner's, one of them masked), the caller's own, another establishment's."""
+    ehpad = cdl.as_(essms(EHPAD))
+    post_note(ehpad, EHPAD, JEANNE, "note de l'EHPAD")
+    post_note(ehpad, EHPAD, JEANNE, "note masquée de l'EHPAD", label="MASQUE_PS")
+    service = cdl.simulator.service
+    for text, label in (("a", None), ("b", "MASQUE_PS"), ("c", None), ("d", "CONNEXION_SECRETE")):
+        service.publish_note(grappe.person("P001"), text=text, visibility=label)
+    service.publish_note(grappe.person("P003"), text="note sur une personne du SSIAD")
+    notes = service.store.all("DocumentReference")
+    for caller in (EHPAD, SSIAD, STRANGER, None):
+        request = RequestInfo("GET", "/fhir/DocumentReference", "", {}, caller_finess=caller)
+        expected = [service.visible(v, request=request) for v in notes]
+        seen = service.visibility(request=request)
+        assert [seen(v) for v in notes + notes] == expected + expected, caller
+    request = RequestInfo("GET", "/fhir/DocumentReference", "", {}, caller_finess=EHPAD)
+    assert [service.visible(v, request=request) for v in notes] == [True, True, True, False, True, False, False]
 
 
 def test_a_note_for_another_establishment_is_refused(cdl: Service) -> None:

@@ -8,7 +8,9 @@ interaction (:func:`default_exchange`) and :class:`InteractionProcessor`, the pu
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -135,6 +137,11 @@ class FhirHooks:
     def visible(self, version: Version, *, request: RequestInfo) -> bool:
         """Whether a read or search may return this resource."""
         return True
+
+    def visibility(self, *, request: RequestInfo) -> Callable[[Version], bool]:
+        """:meth:`visible` for the matches of one search (the store does not change meanwhile: a hook may keep what
+        it resolved for one match, e.g. an author, for the next ones)."""
+        return functools.partial(self.visible, request=request)
 
     def owners(self, version: Version) -> list[tuple[str, str]]:
         """Whose the resource is, as test-session members (``("patient", INS)``, ``("essms", FINESS)``): a read

@@ -864,11 +864,10 @@ class FhirServer:
         if query.count is None:
             query.count = self.limits.max_search_results
         in_session = self._in_a_session(info)  # another session's resources are left out of the results
+        seen = self.hooks.visibility(request=info)
 
         def visible(v: Version) -> bool:
-            return self.hooks.visible(v, request=info) and (
-                not in_session or self.session_refusal(v, info, uow) is None
-            )
+            return seen(v) and (not in_session or self.session_refusal(v, info, uow) is None)
 
         found = run_search(query, candidates, matcher, visible, total=total)
         matches = found.matches

@@ -13,10 +13,11 @@ platform's own notes (a partner writes in the cahier) are ``platform.note`` / ``
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -311,10 +312,29 @@ class EparcoursService(FhirHooks):
             return None
         return version.derived("eparcours.ins", _ins_value)  # once per Patient version (an INS parse each)
 
-    def author_finess(self, note: dict[str, Any] | None, uow: UnitOfWork | None = None) -> str | None:
-        """The FINESS of a note author's organisation (author Organization, or PractitionerRole.organization)."""
+    def author_finess(
+        self,
+        note: dict[str, Any] | None,
+        uow: UnitOfWork | None = None,
+        known: dict[tuple[str, ...], str | None] | None = None,
+    ) -> str | None:
+        """The FINESS of a note author's organisation (author Organization, or PractitionerRole.organization);
+        ``known``: the FINESS already found for the same author references (kept there too), while the store
+        does not change (one search)."""
         if not isinstance(note, dict):
             return None
+        authors = note.get("author")
+        key = None
+        if known is not None and isinstance(authors, list):
+            key = tuple(a.get("reference") if isinstance(a, dict) else None for a in authors)
+            if all(isinstance(ref, str) for ref in key):
+                if key in known:
+                    return known[key]
+                known[key] = found = self._author_finess(note, uow)
+                return found
+        return self._author_finess(note, uow)
+
+    def _author_finess(self, note: dict[str, Any], uow: UnitOfWork | None) -> str | None:
         for author in note.get("author") or []:
             resource = self._resolve(uow, author)
             if resource is None:
@@ -343,26 +363,38 @@ class EparcoursService(FhirHooks):
             p.ins.value == ins and self.access.may_act_for(caller, p.essms) for p in self.ctx.testdata.persons
         )
 
-    def _note_visible(self, note: dict[str, Any], caller: str | None, uow: UnitOfWork | None) -> bool:
-        author = self.author_finess(note, uow)
+    def _note_visible(
+        self,
+        note: dict[str, Any],
+        caller: str | None,
+        uow: UnitOfWork | None,
+        authors: dict[tuple[str, ...], str | None] | None = None,
+    ) -> bool:
+        author = self.author_finess(note, uow, authors)
         if author is not None and self.access.may_act_for(caller, author):
             return True  # its own notes, whatever their audience
         if C.visibility(note) in HIDDEN_FROM_OTHERS:
             return False
         return self._accompanies(caller, self.person_of(note, uow))
 
-    def visible(self, version: Version, *, request: RequestInfo) -> bool:
+    def visible(
+        self,
+        version: Version,
+        *,
+        request: RequestInfo,
+        authors: dict[tuple[str, ...], str | None] | None = None,
+    ) -> bool:
         """What an establishment may read or find in the cahier de liaison: its own notes; the other notes of the
         persons it accompanies, except those whose audience (securityLabel, JDV_J110) excludes the professionals
         (``MASQUE_PS``) or that were written under a secret connection (``CONNEXION_SECRETE``); the patients it
         accompanies and their related persons; the directory actors (professionals, roles, organisations,
-        devices)."""
+        devices). ``authors``: see :meth:`author_finess`."""
         resource = version.resource or self._last_known(version.id, version.resource_type)
         if resource is None:
             return False
         caller = request.caller_finess
         if version.resource_type == "DocumentReference":
-            return self._note_visible(resource, caller, None)
+            return self._note_visible(resource, caller, None, authors)
         if version.resource_type == "Patient":
             ins = patient_ins(resource)
             return self._accompanies(caller, ins.value if ins else None)
@@ -370,6 +402,12 @@ class EparcoursService(FhirHooks):
             ins = patient_ins(self._resolve(None, resource.get("patient")))
             return self._accompanies(caller, ins.value if ins else None)
         return True
+
+    def visibility(self, *, request: RequestInfo) -> Callable[[Version], bool]:
+        """:meth:`visible` for the matches of one search, each author's FINESS found once (issue 18: resolving the
+        author role and its organisation for every note was a tenth of a search)."""
+        authors: dict[tuple[str, ...], str | None] = {}
+        return functools.partial(self.visible, request=request, authors=authors)
 
     def owners(self, version: Version) -> list[tuple[str, str]]:
         """The identifiers a resource names, and a note's person even when its subject is a literal reference."""
