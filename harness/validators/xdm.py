@@ -13,7 +13,6 @@ import hashlib
 import io
 import lzma
 import posixpath
-import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -125,12 +124,6 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
         return {}, [
             Finding("XDM-TOO-LARGE", f"{declared_total} octets décompressés (maximum {limits.max_total_bytes})")
         ]
-    # where each entry's stream must end for _read_plain: the next entry's header, else the central directory (what
-    # zipfile checks as "overlapped entries" since Python 3.11.8); entries sharing an offset are left to zipfile
-    offsets = sorted(i.header_offset for i in infos)
-    ends = (
-        dict(zip(offsets, [*offsets[1:], archive.start_dir], strict=False)) if len(set(offsets)) == len(offsets) else {}
-    )
     files: dict[str, bytes] = {}
     findings: list[Finding] = []
     for info in infos:
@@ -146,92 +139,37 @@ def read_zip(data: bytes, limits: XdmLimits = XdmLimits()) -> tuple[dict[str, by
                 Finding("XDM-ZIP-BOMB", "entrée trop grande ou taux de compression suspect", location=info.filename)
             )
             continue
-        end = ends.get(info.header_offset)
-        content = _read_plain(data, info, end) if end is not None else None
-        read = content if content is not None else _read_entry(archive, info, limits)
-        if isinstance(read, Finding):
-            findings.append(read)
-            continue
-        files[info.filename.upper()] = read
-    return files, findings
-
-
-_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # APPNOTE.TXT §4.3.7: local file header, 30 bytes
-_LOCAL_SIGNATURE = b"PK\x03\x04"
-_ENCRYPTED_OR_PATCHED = 0x61  # general purpose flags: bit 0 encrypted, bit 5 patched data, bit 6 strong encryption
-_UTF8_NAME = 0x800  # general purpose flag bit 11: the name is UTF-8 (else CP437)
-
-
-def _read_plain(data: bytes, info: zipfile.ZipInfo, end: int) -> bytes | None:
-    """A stored or deflated, unencrypted entry read straight from ``data``, when everything zipfile checks holds:
-    local header signature, the same name as the central directory's, the stream within ``end`` and complete (a
-    whole deflate stream, nothing after it), exactly the declared size and CRC-32. Then these are the bytes
-    :func:`_read_entry` would return, without zipfile's per-entry reader objects (issue 18: half the cost of
-    :func:`read_zip` on an MSSanté archive); ``None`` otherwise, and :func:`_read_entry` says what is wrong."""
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & _ENCRYPTED_OR_PATCHED:
-        return None
-    offset = info.header_offset
-    header = data[offset : offset + _LOCAL_HEADER.size]
-    if len(header) != _LOCAL_HEADER.size:
-        return None
-    fields = _LOCAL_HEADER.unpack(header)
-    if fields[0] != _LOCAL_SIGNATURE:
-        return None
-    start = offset + _LOCAL_HEADER.size + fields[10] + fields[11]  # + name + extra field
-    name = data[offset + _LOCAL_HEADER.size : offset + _LOCAL_HEADER.size + fields[10]]
-    try:
-        if name.decode("utf-8" if fields[3] & _UTF8_NAME else "cp437") != info.orig_filename:
-            return None
-    except UnicodeDecodeError:
-        return None
-    stop = start + info.compress_size
-    if stop > end or stop > len(data):
-        return None
-    stream = memoryview(data)[start:stop]
-    if info.compress_type == zipfile.ZIP_DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as zipfile
+        # Never trust the declared size: zipfile stops at ``file_size`` (and checks the CRC only there), so an entry
+        # whose stream holds more than declared, with the CRC of the declared prefix, would be silently cut short.
+        # Read it declaring one byte more than the bound: the stream itself says where it ends. The entry's own
+        # ZipInfo is changed (no copy: 2.7 µs an entry, issue 18): the archive is this function's, read once.
+        declared = info.file_size
+        info.file_size = limits.max_entry_bytes + 1
         try:
-            content = inflater.decompress(stream, info.file_size + 1)
-        except zlib.error:
-            return None
-        if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
-            return None
-    else:
-        content = bytes(stream)
-    if len(content) != info.file_size or zlib.crc32(content) != info.CRC:
-        return None
-    return content
-
-
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: XdmLimits) -> bytes | Finding:
-    """An entry read through zipfile: its bytes, or the finding that says why they cannot be taken."""
-    # Never trust the declared size: zipfile stops at ``file_size`` (and checks the CRC only there), so an entry
-    # whose stream holds more than declared, with the CRC of the declared prefix, would be silently cut short.
-    # Read it declaring one byte more than the bound: the stream itself says where it ends. The entry's own
-    # ZipInfo is changed (no copy: 2.7 µs an entry, issue 18): the archive is read_zip's, read once.
-    declared = info.file_size
-    info.file_size = limits.max_entry_bytes + 1
-    try:
-        with archive.open(info) as handle:
-            content = handle.read(declared)
-            beyond = handle.read(1)
-    except (
-        zipfile.BadZipFile,
-        NotImplementedError,
-        RuntimeError,
-        EOFError,
-        ValueError,
-        zlib.error,
-        lzma.LZMAError,
-        OSError,  # corrupt deflate / LZMA / bzip2 stream (bz2 raises OSError)
-    ) as exc:
-        return Finding("XDM-ENTRY-UNREADABLE", str(exc), location=info.filename)
-    if beyond:
-        return Finding("XDM-ZIP-BOMB", "entrée plus grande que déclarée", location=info.filename)
-    if len(content) < declared:
-        message = f"entrée plus courte que déclarée ({len(content)} octets sur {declared})"
-        return Finding("XDM-ENTRY-UNREADABLE", message, location=info.filename)
-    return content
+            with archive.open(info) as handle:
+                content = handle.read(declared)
+                beyond = handle.read(1)
+        except (
+            zipfile.BadZipFile,
+            NotImplementedError,
+            RuntimeError,
+            EOFError,
+            ValueError,
+            zlib.error,
+            lzma.LZMAError,
+            OSError,  # corrupt deflate / LZMA / bzip2 stream (bz2 raises OSError)
+        ) as exc:
+            findings.append(Finding("XDM-ENTRY-UNREADABLE", str(exc), location=info.filename))
+            continue
+        if beyond:
+            findings.append(Finding("XDM-ZIP-BOMB", "entrée plus grande que déclarée", location=info.filename))
+            continue
+        if len(content) < declared:
+            message = f"entrée plus courte que déclarée ({len(content)} octets sur {declared})"
+            findings.append(Finding("XDM-ENTRY-UNREADABLE", message, location=info.filename))
+            continue
+        files[info.filename.upper()] = content
+    return files, findings
 
 
 def _patient(value: str | None, what: str, location: str, findings: list[Finding]) -> INS | None:
