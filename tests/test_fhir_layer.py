@@ -16,7 +16,16 @@ from harness.core.journal import Exchange, Outcome
 from harness.fhir import FhirHooks, FhirServer, Interaction, Limits, ResourceStore, ResourceType
 from harness.fhir.model import narrative_findings
 from harness.fhir.outcome import FhirError
-from harness.fhir.search import ParamType, SearchParam, Total, date_range, searchset
+from harness.fhir.search import (
+    Criterion,
+    Matcher,
+    ParamType,
+    SearchParam,
+    SearchRegistry,
+    Total,
+    date_range,
+    searchset,
+)
 from harness.fhir.server import searchset_json
 from harness.fhir.wire import Format, parse_json, render
 
@@ -765,6 +774,33 @@ def test_json_nesting_and_narratives_are_checked_whatever_the_shortcuts() -> Non
         "P.contained[0].text.div.div"
     )
     assert narrative_findings({"resourceType": "Patient", "contained": [{"text": {"status": "empty"}}]}) == []
+
+
+def test_a_settled_chain_and_includes_read_each_reference_once_with_the_same_results() -> None:
+    """``Matcher``: a settled chain matches by the ``Type/id`` of a reference (relative, absolute, versioned; not a
+    contained or untyped one), worked out once per reference; ``included`` resolves a reference shared by several
+    matches once and still gives each target once, never a match."""
+    resolved: list[tuple[str, str]] = []
+    store = {("Patient", "p1"): {"resourceType": "Patient", "id": "p1"}, ("Device", "d1"): {"resourceType": "Device"}}
+
+    def resolve(rtype: str, rid: str) -> dict[str, Any] | None:
+        resolved.append((rtype, rid))
+        return store.get((rtype, rid))
+
+    registry = SearchRegistry()
+    subject = SearchParam("subject", ParamType.REFERENCE, ("subject",), ("Patient",))
+    registry.add("Observation", [subject])
+    criterion = Criterion(subject, None, ("x",), "identifier")
+    matcher = Matcher(registry, resolve)
+    matcher.settle(criterion, ["Patient/p1"])
+    refs = ["Patient/p1", "https://b/fhir/Patient/p1/_history/2", "Patient/p2", "#p1", "p1", "Patient/p1"]
+    notes = [{"resourceType": "Observation", "id": f"o{n}", "subject": {"reference": r}} for n, r in enumerate(refs)]
+    assert [matcher.matches(n, criterion) for n in notes] == [True, True, False, False, False, True]
+    included = matcher.included([*notes, {"resourceType": "Patient", "id": "p1"}], [("Observation", "subject", None)])
+    assert included == []  # p1 is a match itself: not included
+    assert resolved == [("Patient", "p1"), ("Patient", "p1"), ("Patient", "p2")]  # once per reference written
+    included = matcher.included(notes, [("Observation", "subject", None)])
+    assert included == [store[("Patient", "p1")]] and len(resolved) == 6
 
 
 def test_among_reads_the_indexed_ids_lazily_in_creation_order() -> None:

@@ -438,6 +438,7 @@ class Matcher:
         self.resolve = resolve
         self._chain_cache: dict[tuple[str, str, str | None, str], bool] = {}  # one search: the store does not change
         self._settled: dict[Criterion, frozenset[str]] = {}
+        self._literals: dict[str, str | None] = {}  # reference -> its "Type/id" (the candidates share their targets)
 
     def settle(self, criterion: Criterion, targets: Iterable[str]) -> None:
         """A chained criterion already resolved on its target type (``Type/id`` of every matching target, from the
@@ -452,8 +453,7 @@ class Matcher:
             for path in param.paths:
                 for v in values_at(resource, path):
                     ref = v.get("reference") if isinstance(v, dict) else None
-                    target = _reference_target(ref) if isinstance(ref, str) else None
-                    if target is not None and f"{target[0]}/{target[1]}" in settled:
+                    if isinstance(ref, str) and self._literal(ref) in settled:
                         return True
             return False
         found = (
@@ -462,6 +462,15 @@ class Matcher:
             else [v for path in param.paths for v in values_at(resource, path)]
         )
         return any(self._matches_value(resource, criterion, value, found) for value in criterion.values)
+
+    def _literal(self, reference: str) -> str | None:
+        """``Type/id`` of a reference (:func:`_reference_target`), once per reference and search."""
+        try:
+            return self._literals[reference]
+        except KeyError:
+            target = _reference_target(reference)
+            literal = self._literals[reference] = f"{target[0]}/{target[1]}" if target is not None else None
+            return literal
 
     def _matches_value(
         self, resource: dict[str, Any], criterion: Criterion, raw: str, found: list[Any] | None = None
@@ -571,6 +580,7 @@ class Matcher:
         """Resources ``_include`` asks for (each once, never one of the matches)."""
         seen = {(m.get("resourceType"), m.get("id")) for m in matches}
         out: list[dict[str, Any]] = []
+        resolved: dict[str, dict[str, Any] | None] = {}  # the matches share their authors, subjects...
         for source_type, name, target_type in includes:
             table = self.registry.of(source_type)
             params = [p for p in table.values() if p.type is ParamType.REFERENCE] if name == "*" else [table[name]]
@@ -583,7 +593,9 @@ class Matcher:
                         ref = v.get("reference") if isinstance(v, dict) else None
                         if not isinstance(ref, str) or ref.startswith("#"):
                             continue
-                        target = self.deref(resource, ref)
+                        if ref not in resolved:
+                            resolved[ref] = self.deref(resource, ref)  # not contained: the same for every match
+                        target = resolved[ref]
                         if target is None or (target_type and target.get("resourceType") != target_type):
                             continue
                         key = (target.get("resourceType"), target.get("id"))
