@@ -346,6 +346,14 @@ def test_search_by_person_author_type_date_label_with_include(sim, testdata: Tes
     searches = journal.query(JournalFilter(operation="cdl.search"))
     assert searches[0].person == "238047505612394" and searches[0].outcome is Outcome.ACCEPTED
     assert searches[2].person == "142036912304505"  # the only person of the results
+    mixed = searches[6]  # [a, b, other, urgent]: each note's person in the row, none for the search itself
+    assert [(n["id"], n["person"]) for n in mixed.details["notes"]] == [
+        (a, "238047505612394"),
+        (b, "238047505612394"),
+        (other, "142036912304505"),
+        (urgent, "238047505612394"),
+    ]
+    assert mixed.person is None
 
 
 def test_xml_note_creation_and_search(sim) -> None:  # noqa: ANN001

@@ -312,6 +312,22 @@ class EparcoursService(FhirHooks):
             return None
         return version.derived("eparcours.ins", _ins_value)  # once per Patient version (an INS parse each)
 
+    def persons_of(self, notes: list[dict[str, Any] | None], uow: UnitOfWork | None = None) -> list[str | None]:
+        """:meth:`person_of` of each note, each subject reference resolved once (a search's notes share their
+        person: issue 18, resolving it for each match was a third of the search's journal row)."""
+        known: dict[str, str | None] = {}
+        out: list[str | None] = []
+        for note in notes:
+            subject = note.get("subject") if isinstance(note, dict) else None
+            reference = subject.get("reference") if isinstance(subject, dict) else None
+            if not isinstance(reference, str):
+                out.append(self.person_of(note, uow))
+                continue
+            if reference not in known:
+                known[reference] = self.person_of(note, uow)
+            out.append(known[reference])
+        return out
+
     def author_finess(
         self,
         note: dict[str, Any] | None,
@@ -544,7 +560,7 @@ class EparcoursService(FhirHooks):
                     None  # another resource sent to the DocumentReference endpoint (refused 400): no note to describe
                 )
             if item.interaction is Interaction.SEARCH:
-                of = [self.person_of(m.resource, uow) for m in item.matches]  # once per match (an INS parse each)
+                of = self.persons_of([m.resource for m in item.matches], uow)
                 persons = set(of)
                 person = self._searched_ins(item) or (persons.pop() if len(persons) == 1 else None)
                 details: dict[str, Any] = {
