@@ -538,3 +538,16 @@ def test_every_endpoint_call_is_journaled(env: SocleEnvironment, rp: RP) -> None
         "oidc.logout",
     ]
     assert env.journal.count(JournalFilter(service="psc", since_seq=mark.seq)) == len(ops)
+
+
+def test_the_reference_dui_catches_the_http_errors_of_the_package_authlib_runs_on() -> None:
+    """authlib's OAuth2Client runs on ``httpx2`` when that package is installed, else on ``httpx``: the reference
+    DUI's PSC actions must catch that package's HTTPError (with httpx2 installed and only httpx.HTTPError caught, a
+    503 of the PSC simulator escaped as an error in 12 catalogue scenarios). Meaningful where httpx2 is installed
+    (authlib is deprecating its httpx fallback)."""
+    import sys
+
+    from harness.sut.psc_actions import HTTP_ERRORS, OAuth2Client
+
+    transport = next(c for c in OAuth2Client.__mro__ if c.__name__ == "Client" and c.__module__.startswith("httpx"))
+    assert sys.modules[transport.__module__.split(".")[0]].HTTPError in HTTP_ERRORS

@@ -33,6 +33,14 @@ with warnings.catch_warnings():  # authlib prefers the httpx2 package and warns 
     from authlib.integrations.httpx_client import OAuth2Client
     from authlib.oauth2.rfc6749.errors import MismatchingStateException, OAuth2Error
 
+try:  # authlib's OAuth2Client runs on the httpx2 package when it is installed (its own choice), else on httpx
+    import httpx2
+
+    #: what the OAuth 2.0 client may raise for a transport error or an error status, whichever package it runs on
+    HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError)
+except ImportError:
+    HTTP_ERRORS = (httpx.HTTPError,)
+
 PSC_DEFECTS = (
     Defect("psc-sans-pkce", "n'envoie pas de code_challenge PKCE à Pro Santé Connect"),
     Defect("psc-audience-non-verifiee", "accepte un id token émis pour une autre audience"),
@@ -238,7 +246,7 @@ class PscActions:
                 session = self._psc_do_login(client, metadata, action)
         except PscRefused as exc:
             return ActionResult(ActionStatus.FAILED, f"connexion PSC refusée: {exc}")
-        except httpx.HTTPError as exc:
+        except HTTP_ERRORS as exc:
             if self.has("psc-connexion-locale-si-indisponible"):
                 return ActionResult(ActionStatus.DONE, "connecté avec un compte local (Pro Santé Connect indisponible)")
             return ActionResult(ActionStatus.FAILED, f"connexion PSC impossible: {type(exc).__name__}: {exc}")
@@ -352,7 +360,7 @@ class PscActions:
             return ActionResult(ActionStatus.FAILED, f"rafraîchissement PSC refusé: {exc}")
         except (OAuth2Error, OAuthError) as exc:
             return ActionResult(ActionStatus.FAILED, f"rafraîchissement PSC refusé: {exc.error}: {exc.description}")
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except (*HTTP_ERRORS, ValueError, KeyError) as exc:
             return ActionResult(ActionStatus.FAILED, f"rafraîchissement PSC impossible: {type(exc).__name__}: {exc}")
         if userinfo.get("sub") != session.id_claims.get("sub"):
             return ActionResult(ActionStatus.FAILED, "rafraîchissement PSC: userinfo d'un autre professionnel")
