@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from harness.core.state import Operation, StateHub
+from harness.core.state import Deferred, Operation, StateHub
 from harness.fields.identity import INS
 from harness.validators.ebrim import STATUS_APPROVED, STATUS_DEPRECATED
 
@@ -93,8 +93,11 @@ class BodyRef:
     length: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class StoredDocument:
+    """A registry entry; frozen: every change (status, metadata update) stores a replaced copy (``apply``), so a
+    snapshot's capture may keep the references (:meth:`DmpStore.capture`)."""
+
     entry_uuid: str
     unique_id: str
     patient: str  # INS value
@@ -138,7 +141,7 @@ class DmpStore:
         self._documents: dict[str, StoredDocument] = {}
         self._by_unique: dict[str, str] = {}
         self._evidence = evidence
-        self._replica = (state or StateHub()).replica(STREAM, self.apply, self._reset, self.snapshot, self.restore)
+        self._replica = (state or StateHub()).replica(STREAM, self.apply, self._reset, self.capture, self.restore)
         self.shared = self._replica.shared
         if self.shared and evidence is None:
             raise ValueError("un registre DMP partagé exige le journal / a shared DMP registry needs the journal")
@@ -264,18 +267,30 @@ class DmpStore:
     def snapshot(self) -> dict[str, Any]:
         """The whole registry as JSON (harness.core.state snapshot): persons and documents in insertion order; a
         shared document's bytes stay in the evidence (its ``body`` reference), a local one's are inlined (base64)."""
+        return self.capture().build()
+
+    def capture(self) -> Deferred:
+        """:meth:`snapshot` in two steps: under the store's lock, a copy of its two dictionaries' values — a
+        :class:`PersonDmp` and a :class:`StoredDocument` are frozen (``apply`` replaces them), so their references
+        suffice —; the JSON built by :meth:`Deferred.build`, which :class:`~harness.core.state.Replica` runs outside
+        its locks (issue 18: the lock was held for the whole registry's JSON)."""
         with self._lock:
+            persons, documents = list(self._persons.values()), list(self._documents.values())
+
+        def build() -> dict[str, Any]:
             return {
-                "persons": [[p.ins, p.oid, p.state.value, p.authorisation.value] for p in self._persons.values()],
+                "persons": [[p.ins, p.oid, p.state.value, p.authorisation.value] for p in persons],
                 "documents": [
                     {
                         **_document_fields(d),
                         "body": [d.body.digest, d.body.offset, d.body.length] if d.body is not None else None,
                         "data": base64.b64encode(d.data).decode("ascii") if d.data is not None else None,
                     }
-                    for d in self._documents.values()
+                    for d in documents
                 ],
             }
+
+        return Deferred(build)
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace the whole registry by a :meth:`snapshot`."""
