@@ -9,14 +9,17 @@ that grows or shrinks a container — does not show in what is built."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.core.state import Deferred, encode_snapshot
+from harness.core.journal import SQLiteJournal
+from harness.core.state import Deferred, StateHub, encode_snapshot
 from harness.fields.testdata import TestData, load_testdata
+from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from mock_services.dmp.store import (
     STATUS_DEPRECATED,
     Authorisation,
@@ -26,6 +29,8 @@ from mock_services.dmp.store import (
     PersonDmp,
     StoredDocument,
 )
+from mock_services.psc.model import load_fixtures
+from mock_services.psc.realm import AuthRequest, CodeGrant, Realm, Session, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,6 +38,21 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def testdata() -> TestData:
     return load_testdata(REPO / "fixtures")
+
+
+def _context(tmp_path: Path, name: str, testdata: TestData) -> SimulatorContext:
+    return SimulatorContext(
+        name=name,
+        journal=SQLiteJournal(tmp_path / f"{name}.sqlite"),
+        pki=None,  # type: ignore[arg-type]
+        bind_host="127.0.0.1",
+        ports={},
+        http_base=f"https://127.0.0.1/{name}",
+        faults=FaultBoard(),
+        run=RunState("run1"),
+        testdata=testdata,
+        state=StateHub(),
+    )
 
 
 # DMP registry ------------------------------------------------------------------------------------------------------
@@ -126,3 +146,75 @@ def test_the_dmp_registry_capture_builds_the_state_at_capture_time(testdata: Tes
     again = DmpStore()
     again.restore(built)
     assert again.snapshot() == before
+
+
+# PSC realm ---------------------------------------------------------------------------------------------------------
+def _grants_reference(realm: Realm) -> dict[str, Any]:
+    """The grants' snapshot as it was built under the lock before the capture (the stored format)."""
+    return {
+        "pending": [[rid, auth.as_op()] for rid, auth in realm.pending.items()],
+        "sessions": [
+            [s.sid, s.user.fixture(), s.client_id, s.auth_time, s.acr, s.active, s.nonce]
+            for s in realm.sessions.values()
+        ],
+        "codes": [[code, g.request.as_op(), g.sid, g.expires_at, g.used] for code, g in realm.codes.items()],
+        "access": [[jti, a.sid, a.client_id, list(a.scope), a.exp, a.active] for jti, a in realm.access.items()],
+        "refresh": [
+            [token, r.sid, r.client_id, list(r.scope), r.exp, r.nonce_free, r.active, r.rotated]
+            for token, r in realm.refresh.items()
+        ],
+        "issued": realm.issued,
+    }
+
+
+def _users_reference(realm: Realm) -> dict[str, Any]:
+    return {
+        "professionals": [[key, user.fixture()] for key, user in realm.professionals.items()],
+        "next_login": [[client_id, login] for client_id, login in realm.next_login.items()],
+    }
+
+
+def _login(realm: Realm, n: int, now: float) -> Session:
+    client = realm.clients["dui-reference"]
+    auth = AuthRequest(client, client.redirect_uris[0], ("openid",), f"st{n}", f"no{n}", None, None, ())
+    session = Session(f"sid-{n}", realm.users()[n], client.client_id, 1_700_000_000 + n, "eidas1", nonce=f"no{n}")
+    realm.open_session(session, f"code-{n}", CodeGrant(auth, session.sid, now + 60))
+    return session
+
+
+def test_the_psc_realm_captures_build_the_state_at_capture_time(tmp_path: Path, testdata: TestData) -> None:
+    realm = Realm(_context(tmp_path, "psc", testdata), load_fixtures(REPO / "fixtures" / "psc"), Settings())
+    client = realm.clients["dui-reference"]
+    now = 1_700_000_000.0
+    realm.hold_request("held-1", AuthRequest(client, client.redirect_uris[0], ("openid",), "s", "n", None, None, ()))
+    first, second = _login(realm, 0, now), _login(realm, 1, now)
+    for n, session in enumerate((first, second)):
+        realm.redeem(f"code-{n}", client.client_id)
+        realm.add_tokens(session, client.client_id, ("openid",), f"jti-{n}", f"refresh-{n}", now)
+    _login(realm, 2, now)  # a code not redeemed yet
+    realm.set_next_login(realm.users()[0].login, client.client_id)
+    grants, users = _grants_reference(realm), _users_reference(realm)
+    assert [(s[0], s[5]) for s in grants["sessions"]] == [("sid-0", True), ("sid-1", True), ("sid-2", True)]
+    assert [(c[0], c[4]) for c in grants["codes"]] == [("code-0", True), ("code-1", True), ("code-2", False)]
+    assert [r[6:] for r in grants["refresh"]] == [[True, False], [True, False]]
+
+    captured_grants, captured_users = realm.capture_grants(), realm.capture_users()
+    assert isinstance(captured_grants, Deferred) and isinstance(captured_users, Deferred)
+    realm.redeem("code-2", client.client_id)  # a code used in place
+    realm.rotate_refresh("refresh-1", client.client_id)  # a refresh token spent in place
+    assert realm.revoke_session("sid-0") == {"access_tokens": 1, "refresh_tokens": 1}  # a session ended in place
+    realm.release_request("held-1")  # the pending requests shrink
+    realm.hold_request("held-2", AuthRequest(client, client.redirect_uris[0], ("openid",), "t", "m", None, None, ()))
+    realm.add_tokens(second, client.client_id, ("openid",), "jti-9", "refresh-9", now)  # the tokens grow
+    realm.set_next_login(None, client.client_id)
+    realm.put_user(replace(realm.users()[3], given_name="Zoé"))  # replaced under its key
+    realm.put_user(replace(realm.users()[3], login="nouveau.venu"))  # a professional added
+
+    built_grants, built_users = captured_grants.build(), captured_users.build()
+    assert built_grants == grants != _grants_reference(realm)
+    assert built_users == users != _users_reference(realm)
+    assert built_grants["issued"] == 2 and built_users["next_login"] == [["dui-reference", realm.users()[0].login]]
+    again = Realm(_context(tmp_path, "psc2", testdata), load_fixtures(REPO / "fixtures" / "psc"), Settings())
+    again.restore_grants(built_grants)
+    again.restore_users(built_users)
+    assert (again.snapshot_grants(), again.snapshot_users()) == (grants, users)

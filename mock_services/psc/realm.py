@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from harness.core.journal import Outcome
 from harness.core.settings import read_settings
+from harness.core.state import Deferred
 from harness.host.simulator import SimulatorContext
 from mock_services.psc.keys import KeyRing
 from mock_services.psc.model import Client, Professional, PscFixtures
@@ -212,10 +213,10 @@ class Realm:
         self.sessions: dict[str, Session] = {}
         self.issued = 0
         self._users = ctx.state.replica(
-            USERS_STREAM, self._apply_users, self._reset_users, self.snapshot_users, self.restore_users
+            USERS_STREAM, self._apply_users, self._reset_users, self.capture_users, self.restore_users
         )
         self._grants = ctx.state.replica(
-            GRANTS_STREAM, self._apply_grants, self._reset_grants, self.snapshot_grants, self.restore_grants
+            GRANTS_STREAM, self._apply_grants, self._reset_grants, self.capture_grants, self.restore_grants
         )
 
     # -- professionals and next login (stream psc.users) ----------------------------------------------------------
@@ -277,11 +278,22 @@ class Realm:
 
     def snapshot_users(self) -> dict[str, Any]:
         """The professionals (fixtures included, as replaced) and the next logins as JSON (harness.core.state
-        snapshot; called under the replica's lock, like :meth:`restore_users`)."""
-        return {
-            "professionals": [[key, user.fixture()] for key, user in self.professionals.items()],
-            "next_login": [[client_id, login] for client_id, login in self.next_login.items()],
-        }
+        snapshot)."""
+        return self.capture_users().build()
+
+    def capture_users(self) -> Deferred:
+        """:meth:`snapshot_users` in two steps: under the replica's lock (like :meth:`restore_users`), a copy of
+        both dictionaries — a :class:`Professional` is frozen, so its reference suffices —; the JSON built by
+        :meth:`Deferred.build`, which :class:`~harness.core.state.Replica` runs outside its locks."""
+        professionals, next_login = list(self.professionals.items()), list(self.next_login.items())
+
+        def build() -> dict[str, Any]:
+            return {
+                "professionals": [[key, user.fixture()] for key, user in professionals],
+                "next_login": [[client_id, login] for client_id, login in next_login],
+            }
+
+        return Deferred(build)
 
     def restore_users(self, state: Mapping[str, Any]) -> None:
         self.professionals = {key: Professional.from_fixture(user) for key, user in state["professionals"]}
@@ -460,22 +472,42 @@ class Realm:
         self.issued = 0
 
     def snapshot_grants(self) -> dict[str, Any]:
-        """Pending requests, sessions, codes, access and refresh tokens as JSON (harness.core.state snapshot; called
-        under the replica's lock, like :meth:`restore_grants`), each in insertion order."""
-        return {
-            "pending": [[rid, auth.as_op()] for rid, auth in self.pending.items()],
-            "sessions": [
-                [s.sid, s.user.fixture(), s.client_id, s.auth_time, s.acr, s.active, s.nonce]
-                for s in self.sessions.values()
-            ],
-            "codes": [[code, g.request.as_op(), g.sid, g.expires_at, g.used] for code, g in self.codes.items()],
-            "access": [[jti, a.sid, a.client_id, list(a.scope), a.exp, a.active] for jti, a in self.access.items()],
-            "refresh": [
-                [token, r.sid, r.client_id, list(r.scope), r.exp, r.nonce_free, r.active, r.rotated]
-                for token, r in self.refresh.items()
-            ],
-            "issued": self.issued,
-        }
+        """Pending requests, sessions, codes, access and refresh tokens as JSON (harness.core.state snapshot), each
+        in insertion order."""
+        return self.capture_grants().build()
+
+    def capture_grants(self) -> Deferred:
+        """:meth:`snapshot_grants` in two steps: under the replica's lock (like :meth:`restore_grants`), a copy of
+        the dictionaries and, of each record, the reference and the fields ``apply`` changes in place
+        (``Session.active``, ``CodeGrant.used``, ``AccessRecord.active``, ``RefreshRecord.active`` and
+        ``rotated``; their other fields are never reassigned, an :class:`AuthRequest` and a
+        :class:`Professional` are frozen); the JSON built by :meth:`Deferred.build`, which
+        :class:`~harness.core.state.Replica` runs outside its locks (issue 18: the lock was held for the JSON of
+        every token)."""
+        pending = list(self.pending.items())
+        sessions = [(s, s.active) for s in self.sessions.values()]
+        codes = [(code, g, g.used) for code, g in self.codes.items()]
+        access = [(jti, a, a.active) for jti, a in self.access.items()]
+        refresh = [(token, r, r.active, r.rotated) for token, r in self.refresh.items()]
+        issued = self.issued
+
+        def build() -> dict[str, Any]:
+            return {
+                "pending": [[rid, auth.as_op()] for rid, auth in pending],
+                "sessions": [
+                    [s.sid, s.user.fixture(), s.client_id, s.auth_time, s.acr, active, s.nonce]
+                    for s, active in sessions
+                ],
+                "codes": [[code, g.request.as_op(), g.sid, g.expires_at, used] for code, g, used in codes],
+                "access": [[jti, a.sid, a.client_id, list(a.scope), a.exp, active] for jti, a, active in access],
+                "refresh": [
+                    [token, r.sid, r.client_id, list(r.scope), r.exp, r.nonce_free, active, rotated]
+                    for token, r, active, rotated in refresh
+                ],
+                "issued": issued,
+            }
+
+        return Deferred(build)
 
     def restore_grants(self, state: Mapping[str, Any]) -> None:
         self.pending = {rid: self._auth_request(raw) for rid, raw in state["pending"]}
