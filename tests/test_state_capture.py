@@ -1,4 +1,4 @@
-"""The stores' snapshots taken in two steps (harness.core.state, issue 18):
+"""The DMP registry's, PSC realm's and e-Prescription's snapshots taken in two steps (harness.core.state, issue 18):
 ``capture()`` under the replica's lock, ``Deferred.build()`` outside it.
 
 For each store: the built JSON is exactly what the snapshot built in one step under the lock gave (the reference
@@ -9,7 +9,8 @@ that grows or shrinks a container — does not show in what is built."""
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
+import random
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from mock_services.dmp.store import (
     PersonDmp,
     StoredDocument,
 )
+from mock_services.eprescription.prescriptions import Prescription, fhir_resources, generate, prescription_json
+from mock_services.eprescription.service import EprescriptionService, EprescriptionSettings
 from mock_services.psc.model import load_fixtures
 from mock_services.psc.realm import AuthRequest, CodeGrant, Realm, Session, Settings
 
@@ -218,3 +221,52 @@ def test_the_psc_realm_captures_build_the_state_at_capture_time(tmp_path: Path, 
     again.restore_grants(built_grants)
     again.restore_users(built_users)
     assert (again.snapshot_grants(), again.snapshot_users()) == (grants, users)
+
+
+# e-Prescription ----------------------------------------------------------------------------------------------------
+def _prescriptions_reference(service: EprescriptionService) -> dict[str, Any]:
+    """The prescriptions' snapshot as it was built under the lock before the capture (the stored format)."""
+    return {
+        "prescriptions": [prescription_json(p) for p in service.prescriptions.values()],
+        "retrieved": sorted(service.retrieved),
+        "confirmed": dict(service.confirmed),
+    }
+
+
+def test_the_eprescriptions_capture_builds_the_state_at_capture_time(tmp_path: Path, testdata: TestData) -> None:
+    service = EprescriptionService(_context(tmp_path, "eprescription", testdata), EprescriptionSettings())
+    rng, when = random.Random(7), datetime(2026, 3, 1, 10, tzinfo=UTC)
+
+    def issue(n: int) -> Prescription:
+        drawn = generate(testdata.persons[n], rng=rng, authored=when, lines=2)
+        drawn.epu = f"EPU-{n}"
+        prescription: Prescription = service.apply({"op": "issue", "prescription": prescription_json(drawn)})
+        return prescription
+
+    first, second, third = issue(0), issue(1), issue(2)
+    fhir_resources(first)  # the FHIR ids, filled in place as issue() does
+    service.apply({"op": "retrieved", "epus": ["EPU-1"]})
+    service.apply({"op": "confirmed", "epu": "EPU-1", "task": "task-1"})
+    before = _prescriptions_reference(service)
+    assert [(p["epu"], p["status"], sorted(p["ids"])) for p in before["prescriptions"]] == [
+        ("EPU-0", "active", ["patient", "practitioner"]),
+        ("EPU-1", "active", []),
+        ("EPU-2", "active", []),
+    ]
+    assert before["prescriptions"][1]["prescriber"] == asdict(second.prescriber)
+
+    captured = service.capture()
+    assert isinstance(captured, Deferred)
+    service.apply({"op": "cancel", "epu": "EPU-2"})  # a status changed in place
+    fhir_resources(second)  # ids filled in place
+    issue(3)  # the prescriptions grow
+    service.apply({"op": "retrieved", "epus": ["EPU-0", "EPU-2"]})
+    service.apply({"op": "confirmed", "epu": "EPU-0", "task": "task-0"})
+
+    built = captured.build()
+    assert third.status == "cancelled" and sorted(second.ids) == ["patient", "practitioner"]
+    assert built == before != _prescriptions_reference(service)
+    assert (built["retrieved"], built["confirmed"]) == (["EPU-1"], {"EPU-1": "task-1"})
+    again = EprescriptionService(_context(tmp_path, "eprescription2", testdata), EprescriptionSettings())
+    again.restore(built)
+    assert again.snapshot() == before

@@ -42,7 +42,7 @@ from starlette.routing import Route
 
 from harness.core.journal import Exchange, Outcome
 from harness.core.settings import read_settings
-from harness.core.state import Operation
+from harness.core.state import Deferred, Operation
 from harness.fhir import (
     EstablishmentAccess,
     FhirError,
@@ -234,7 +234,7 @@ class EprescriptionService(FhirHooks):
         self.retrieved: set[str] = set()
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
         self._replica = ctx.state.replica(
-            f"{SERVICE}.prescriptions", self.apply, self._reset, self.snapshot, self.restore
+            f"{SERVICE}.prescriptions", self.apply, self._reset, self.capture, self.restore
         )
         self.store = ResourceStore(clock=ctx.run.now, state=ctx.state, stream=f"{SERVICE}.fhir")
         self.access = EstablishmentAccess(ctx.testdata.establishments, og_shared=ctx.testdata.og_shared)
@@ -335,13 +335,29 @@ class EprescriptionService(FhirHooks):
         self.prescriptions, self.retrieved, self.confirmed = {}, set(), {}
 
     def snapshot(self) -> dict[str, Any]:
-        """The prescriptions, retrievals and confirmations as JSON (harness.core.state snapshot); called and
-        :meth:`restore` under the replica's lock, like :meth:`apply`."""
-        return {
-            "prescriptions": [prescription_json(p) for p in self.prescriptions.values()],
-            "retrieved": sorted(self.retrieved),
-            "confirmed": dict(self.confirmed),
-        }
+        """The prescriptions, retrievals and confirmations as JSON (harness.core.state snapshot)."""
+        return self.capture().build()
+
+    def capture(self) -> Deferred:
+        """:meth:`snapshot` in two steps: under the replica's lock (like :meth:`apply` and :meth:`restore`), a copy
+        of the containers and, of each prescription, the reference, its ``status`` (a cancellation changes it in
+        place) and a copy of its ``ids`` (filled in place when its FHIR resources are made); its other fields are
+        never reassigned and hold frozen values; the JSON built by :meth:`Deferred.build`, which
+        :class:`~harness.core.state.Replica` runs outside its locks (issue 18: the lock was held for the JSON of
+        every prescription)."""
+        prescriptions = [(p, p.status, dict(p.ids)) for p in self.prescriptions.values()]
+        retrieved, confirmed = list(self.retrieved), dict(self.confirmed)
+
+        def build() -> dict[str, Any]:
+            return {
+                "prescriptions": [
+                    {**prescription_json(p), "status": status, "ids": ids} for p, status, ids in prescriptions
+                ],
+                "retrieved": sorted(retrieved),
+                "confirmed": confirmed,
+            }
+
+        return Deferred(build)
 
     def restore(self, state: dict[str, Any]) -> None:
         """Replace the prescriptions, retrievals and confirmations by a :meth:`snapshot`."""
