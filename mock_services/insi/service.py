@@ -88,6 +88,7 @@ OPERATION_PREFIX = "soap."
 DEFAULT_OPERATION = "soap.rechercherInsAvecTraitsIdentite"
 EVIDENCE_PAYLOAD_BYTES = 64 * 1024  # what is kept of an oversized request
 ANSWER_CACHE_SIZE = 4096  # answers kept per simulator (issue 18: built once per identity, not per search)
+MEDIA_TYPE_CACHE_SIZE = 4096  # parsed Content-Types kept per simulator (a DUI sends the same one each time)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ class InsiService:
         return self._refuse(call, None, fault, {"internal_error": repr(exc)[:500]})
 
     def _decide(self, call: InsiCall) -> Reply:
-        media, action = self._media_type(call.content_type)
+        media, action = self._cached_media_type(call.content_type)
         simulated = self.ctx.run.now()
         today = simulated.date() if simulated is not None else None
         request = (
@@ -495,12 +496,12 @@ class InsiService:
         )
         return Reply(200, body, exchange, delay=delay)
 
-    def _media_type(self, content_type: str) -> tuple[str, str | None]:
-        """:func:`_media_type`, kept for the (short) Content-Types seen, :data:`ANSWER_CACHE_SIZE` at most."""
+    def _cached_media_type(self, content_type: str) -> tuple[str, str | None]:
+        """:func:`_media_type`, kept for the (short) Content-Types seen, :data:`MEDIA_TYPE_CACHE_SIZE` at most."""
         known = self._media_types.get(content_type)
         if known is None:
             known = _media_type(content_type)
-            if len(content_type) <= 256 and len(self._media_types) < ANSWER_CACHE_SIZE:
+            if len(content_type) <= 256 and len(self._media_types) < MEDIA_TYPE_CACHE_SIZE:
                 self._media_types[content_type] = known
         return known
 
