@@ -261,6 +261,86 @@ def _ins_value(patient: dict[str, Any]) -> str | None:
     return ins.value if ins else None
 
 
+class _Resolutions:
+    """What the references of cahier de liaison notes (ANS ``ans.fhir.fr.cdl`` 3.0.0, ``DocumentReference``) resolve
+    to, read in ``uow`` when given, else in the store: ``subject`` to the person's INS (the FR Core INS identifier of
+    the Patient), ``author`` to the FINESS of the author's organisation (an ``Organization``, or a
+    ``PractitionerRole``'s ``organization``).
+
+    With ``memo`` — one search, while the store does not change: the visibility of its matches
+    (:meth:`EparcoursService.visibility`) and its journal row — each subject reference and each list of author
+    references is resolved once: a search's notes share their person and their few authors (issue 18: resolving
+    them for every match was a third of the search's journal row, and the authors a tenth of the search). Without
+    it nothing is kept: the form for a read or a write, where the store may change between two questions."""
+
+    __slots__ = ("_current", "_ins", "_finess")
+
+    def __init__(self, store: ResourceStore, uow: UnitOfWork | None = None, *, memo: bool = False) -> None:
+        self._current = uow.current if uow is not None else store.current
+        self._ins: dict[str, str | None] | None = {} if memo else None
+        self._finess: dict[tuple[str, ...], str | None] | None = {} if memo else None
+
+    def version(self, reference: Any) -> Version | None:
+        """The current version of the referenced resource, ``None`` when there is none."""
+        target = _ref_target(reference)
+        return self._current(*target) if target is not None else None
+
+    def resource(self, reference: Any) -> dict[str, Any] | None:
+        """The current content of the referenced resource, ``None`` when there is none (or it is deleted)."""
+        version = self.version(reference)
+        return version.resource if version is not None else None
+
+    def person_of(self, note: dict[str, Any] | None) -> str | None:
+        """The INS (15 characters) of a note's subject, ``None`` when it names no Patient carrying one."""
+        if not isinstance(note, dict):
+            return None
+        subject = note.get("subject")
+        if self._ins is None:
+            return self._subject_ins(subject)
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if not isinstance(reference, str):
+            return self._subject_ins(subject)
+        if reference not in self._ins:
+            self._ins[reference] = self._subject_ins(subject)
+        return self._ins[reference]
+
+    def _subject_ins(self, subject: Any) -> str | None:
+        version = self.version(subject)
+        if version is None or version.resource is None:
+            return None
+        return version.derived("eparcours.ins", _ins_value)  # once per Patient version (an INS parse each)
+
+    def author_finess(self, note: dict[str, Any] | None) -> str | None:
+        """The FINESS of a note author's organisation: the first author (``Organization``, or
+        ``PractitionerRole.organization``) that names one, ``None`` when none does."""
+        if not isinstance(note, dict):
+            return None
+        authors = note.get("author")
+        if self._finess is None or not isinstance(authors, list):
+            return self._authors_finess(authors)
+        key = tuple(a.get("reference") if isinstance(a, dict) else None for a in authors)
+        if not all(isinstance(ref, str) for ref in key):
+            return self._authors_finess(authors)
+        if key not in self._finess:
+            self._finess[key] = self._authors_finess(authors)
+        return self._finess[key]
+
+    def _authors_finess(self, authors: Any) -> str | None:
+        for author in authors or []:
+            resource = self.resource(author)
+            if resource is None:
+                continue
+            if resource.get("resourceType") == "Organization":
+                found = organization_finess(resource)
+            elif resource.get("resourceType") == "PractitionerRole":
+                found = organization_finess(self.resource(resource.get("organization")))
+            else:
+                found = None
+            if found:
+                return found
+        return None
+
+
 class EparcoursService(FhirHooks):
     """The cahier de liaison manager of one run."""
 
@@ -292,78 +372,13 @@ class EparcoursService(FhirHooks):
         return f"{self.ctx.http_base}/fhir"
 
     # ------------------------------------------------------------------------------------ resolution
-    def _version(self, uow: UnitOfWork | None, reference: Any) -> Version | None:
-        """The current version of the referenced resource (in ``uow`` when given), ``None`` when there is none."""
-        target = _ref_target(reference)
-        if target is None:
-            return None
-        return uow.current(*target) if uow is not None else self.store.current(*target)
-
-    def _resolve(self, uow: UnitOfWork | None, reference: Any) -> dict[str, Any] | None:
-        version = self._version(uow, reference)
-        return version.resource if version is not None else None
-
     def person_of(self, note: dict[str, Any] | None, uow: UnitOfWork | None = None) -> str | None:
-        """The INS (15 characters) of a note's subject."""
-        if not isinstance(note, dict):
-            return None
-        version = self._version(uow, note.get("subject"))
-        if version is None or version.resource is None:
-            return None
-        return version.derived("eparcours.ins", _ins_value)  # once per Patient version (an INS parse each)
+        """The INS (15 characters) of a note's subject, read in ``uow`` when given (nothing kept: one question)."""
+        return _Resolutions(self.store, uow).person_of(note)
 
-    def persons_of(self, notes: list[dict[str, Any] | None], uow: UnitOfWork | None = None) -> list[str | None]:
-        """:meth:`person_of` of each note, each subject reference resolved once (a search's notes share their
-        person: issue 18, resolving it for each match was a third of the search's journal row)."""
-        known: dict[str, str | None] = {}
-        out: list[str | None] = []
-        for note in notes:
-            subject = note.get("subject") if isinstance(note, dict) else None
-            reference = subject.get("reference") if isinstance(subject, dict) else None
-            if not isinstance(reference, str):
-                out.append(self.person_of(note, uow))
-                continue
-            if reference not in known:
-                known[reference] = self.person_of(note, uow)
-            out.append(known[reference])
-        return out
-
-    def author_finess(
-        self,
-        note: dict[str, Any] | None,
-        uow: UnitOfWork | None = None,
-        known: dict[tuple[str, ...], str | None] | None = None,
-    ) -> str | None:
-        """The FINESS of a note author's organisation (author Organization, or PractitionerRole.organization);
-        ``known``: the FINESS already found for the same author references (kept there too), while the store
-        does not change (one search)."""
-        if not isinstance(note, dict):
-            return None
-        authors = note.get("author")
-        key = None
-        if known is not None and isinstance(authors, list):
-            key = tuple(a.get("reference") if isinstance(a, dict) else None for a in authors)
-            if all(isinstance(ref, str) for ref in key):
-                if key in known:
-                    return known[key]
-                known[key] = found = self._author_finess(note, uow)
-                return found
-        return self._author_finess(note, uow)
-
-    def _author_finess(self, note: dict[str, Any], uow: UnitOfWork | None) -> str | None:
-        for author in note.get("author") or []:
-            resource = self._resolve(uow, author)
-            if resource is None:
-                continue
-            if resource.get("resourceType") == "Organization":
-                found = organization_finess(resource)
-            elif resource.get("resourceType") == "PractitionerRole":
-                found = organization_finess(self._resolve(uow, resource.get("organization")))
-            else:
-                found = None
-            if found:
-                return found
-        return None
+    def author_finess(self, note: dict[str, Any] | None, uow: UnitOfWork | None = None) -> str | None:
+        """The FINESS of a note author's organisation, read in ``uow`` when given (nothing kept: one question)."""
+        return _Resolutions(self.store, uow).author_finess(note)
 
     # ------------------------------------------------------------------------------------ access
     def unavailable(self, *, request: RequestInfo) -> FhirError | None:
@@ -379,51 +394,40 @@ class EparcoursService(FhirHooks):
             p.ins.value == ins and self.access.may_act_for(caller, p.essms) for p in self.ctx.testdata.persons
         )
 
-    def _note_visible(
-        self,
-        note: dict[str, Any],
-        caller: str | None,
-        uow: UnitOfWork | None,
-        authors: dict[tuple[str, ...], str | None] | None = None,
-    ) -> bool:
-        author = self.author_finess(note, uow, authors)
+    def _note_visible(self, note: dict[str, Any], caller: str | None, resolutions: _Resolutions) -> bool:
+        author = resolutions.author_finess(note)
         if author is not None and self.access.may_act_for(caller, author):
             return True  # its own notes, whatever their audience
         if C.visibility(note) in HIDDEN_FROM_OTHERS:
             return False
-        return self._accompanies(caller, self.person_of(note, uow))
+        return self._accompanies(caller, resolutions.person_of(note))
 
-    def visible(
-        self,
-        version: Version,
-        *,
-        request: RequestInfo,
-        authors: dict[tuple[str, ...], str | None] | None = None,
-    ) -> bool:
+    def visible(self, version: Version, *, request: RequestInfo, resolutions: _Resolutions | None = None) -> bool:
         """What an establishment may read or find in the cahier de liaison: its own notes; the other notes of the
         persons it accompanies, except those whose audience (securityLabel, JDV_J110) excludes the professionals
         (``MASQUE_PS``) or that were written under a secret connection (``CONNEXION_SECRETE``); the patients it
         accompanies and their related persons; the directory actors (professionals, roles, organisations,
-        devices). ``authors``: see :meth:`author_finess`."""
+        devices. ``resolutions``: those of the search (:meth:`visibility`), else read in the store, nothing kept."""
         resource = version.resource or self._last_known(version.id, version.resource_type)
         if resource is None:
             return False
+        if resolutions is None:
+            resolutions = _Resolutions(self.store)
         caller = request.caller_finess
         if version.resource_type == "DocumentReference":
-            return self._note_visible(resource, caller, None, authors)
+            return self._note_visible(resource, caller, resolutions)
         if version.resource_type == "Patient":
             ins = patient_ins(resource)
             return self._accompanies(caller, ins.value if ins else None)
         if version.resource_type == "RelatedPerson":
-            ins = patient_ins(self._resolve(None, resource.get("patient")))
+            ins = patient_ins(resolutions.resource(resource.get("patient")))
             return self._accompanies(caller, ins.value if ins else None)
         return True
 
     def visibility(self, *, request: RequestInfo) -> Callable[[Version], bool]:
-        """:meth:`visible` for the matches of one search, each author's FINESS found once (issue 18: resolving the
-        author role and its organisation for every note was a tenth of a search)."""
-        authors: dict[tuple[str, ...], str | None] = {}
-        return functools.partial(self.visible, request=request, authors=authors)
+        """:meth:`visible` for the matches of one search, each note's subject and authors resolved once for them all
+        (:class:`_Resolutions` kept for the search)."""
+        return functools.partial(self.visible, request=request, resolutions=_Resolutions(self.store, memo=True))
 
     def owners(self, version: Version) -> list[tuple[str, str]]:
         """The identifiers a resource names, and a note's person even when its subject is a literal reference."""
@@ -438,11 +442,12 @@ class EparcoursService(FhirHooks):
         if not isinstance(note, dict):
             return
         caller = request.caller_finess
-        if not self._note_visible(note, caller, uow):
+        resolutions = _Resolutions(self.store, uow)
+        if not self._note_visible(note, caller, resolutions):
             raise fail(
                 404, IssueCode.NOT_FOUND, f"DocumentReference/{note.get('id')} inconnu", error_code="FHIR-NOT-FOUND"
             )
-        author = self.author_finess(note, uow)
+        author = resolutions.author_finess(note)
         if self.settings.author_only_changes and author is not None and not self.access.may_act_for(caller, author):
             raise denied(caller, author, expression="DocumentReference.author", what=what)
 
@@ -462,6 +467,7 @@ class EparcoursService(FhirHooks):
     def _bundle_author_finess(self, bundle: dict[str, Any], note: dict[str, Any]) -> str | None:
         """The FINESS of a Bundle note's author organisation, references resolved in the Bundle (``fullUrl``) first,
         then in the store."""
+        in_store = _Resolutions(self.store)
         by_url = {
             e.get("fullUrl"): e.get("resource")
             for e in bundle.get("entry") or []
@@ -472,7 +478,7 @@ class EparcoursService(FhirHooks):
             ref = reference.get("reference") if isinstance(reference, dict) else None
             if isinstance(ref, str) and ref in by_url:
                 return by_url[ref]
-            return self._resolve(None, reference)
+            return in_store.resource(reference)
 
         for author in note.get("author") or []:
             resource = resolve(author)
@@ -560,7 +566,8 @@ class EparcoursService(FhirHooks):
                     None  # another resource sent to the DocumentReference endpoint (refused 400): no note to describe
                 )
             if item.interaction is Interaction.SEARCH:
-                of = self.persons_of([m.resource for m in item.matches], uow)
+                resolutions = _Resolutions(self.store, uow, memo=True)  # the search's notes share their person
+                of = [resolutions.person_of(m.resource) for m in item.matches]
                 persons = set(of)
                 person = self._searched_ins(item) or (persons.pop() if len(persons) == 1 else None)
                 details: dict[str, Any] = {
@@ -839,10 +846,12 @@ class EparcoursService(FhirHooks):
 
     def notes_for(self, ins: str, note_type: str | None = None) -> list[Version]:
         """The current notes whose subject carries ``ins`` (of ``note_type`` when given)."""
+        resolutions = _Resolutions(self.store)
         return [
             v
             for v in self.store.all("DocumentReference")
-            if self.person_of(v.resource) == ins and (note_type is None or C.note_type(v.resource or {}) == note_type)
+            if resolutions.person_of(v.resource) == ins
+            and (note_type is None or C.note_type(v.resource or {}) == note_type)
         ]
 
     # ------------------------------------------------------------------------------------ HTTP app
