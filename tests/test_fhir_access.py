@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -331,6 +332,44 @@ def test_a_search_finds_each_author_once_with_the_same_visibility(cdl: Service, 
         assert [seen(v) for v in notes + notes] == expected + expected, caller
     request = RequestInfo("GET", "/fhir/DocumentReference", "", {}, caller_finess=EHPAD)
     assert [service.visible(v, request=request) for v in notes] == [True, True, True, False, True, False, False]
+
+
+def test_one_search_resolves_each_subject_and_author_reference_once(
+    cdl: Service, grappe: TestData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One search reads each author reference (PractitionerRole, then its Organization) once in the store, and the
+    notes' subject once for their visibility and once for the journal row (the search's ``_Resolutions``), where
+    ``visible`` alone reads them again for every note: the EHPAD's note and three of the partner's on Jeanne."""
+    ehpad = cdl.as_(essms(EHPAD))
+    post_note(ehpad, EHPAD, JEANNE, "note de l'EHPAD")
+    service = cdl.simulator.service
+    for text in ("a", "b", "c"):
+        service.publish_note(grappe.person("P001"), text=text)
+    notes = service.store.all("DocumentReference")
+    subject = notes[0].resource["subject"]["reference"]
+    roles = [n.resource["author"][0]["reference"] for n in notes]
+    assert {n.resource["subject"]["reference"] for n in notes} == {subject} and len(set(roles)) == 2
+
+    def target(reference: str) -> tuple[str, str]:
+        resource_type, _, resource_id = reference.partition("/")
+        return resource_type, resource_id
+
+    expected = {target(subject): 2}
+    for role in dict.fromkeys(roles):
+        organization = service.store.read(*target(role)).body()["organization"]["reference"]
+        expected |= {target(role): 1, target(organization): 1}
+    reads: list[tuple[str, str]] = []
+    current = service.store.current
+
+    def counted(resource_type: str, resource_id: str) -> Any:
+        reads.append((resource_type, resource_id))
+        return current(resource_type, resource_id)
+
+    monkeypatch.setattr(service.store, "current", counted)
+    response = ehpad.get("/fhir/DocumentReference", params={"patient": subject})
+    assert [e["resource"]["id"] for e in response.json()["entry"]] == [n.id for n in notes]
+    assert Counter(reads) == expected
+    assert cdl.rows(operation="cdl.search")[0].person == JEANNE
 
 
 def test_a_note_for_another_establishment_is_refused(cdl: Service) -> None:
