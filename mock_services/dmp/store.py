@@ -140,6 +140,9 @@ class DmpStore:
         self._persons: dict[PatientKey, PersonDmp] = dict(self._initial)
         self._documents: dict[str, StoredDocument] = {}
         self._by_unique: dict[str, str] = {}
+        # each patient's entryUUIDs, in registration order (a set kept as dict keys): FindDocuments reads only the
+        # patient's documents, whatever the registry holds for the others (issue 18)
+        self._by_patient: dict[PatientKey, dict[str, None]] = {}
         self._evidence = evidence
         self._replica = (state or StateHub()).replica(STREAM, self.apply, self._reset, self.capture, self.restore)
         self.shared = self._replica.shared
@@ -233,14 +236,13 @@ class DmpStore:
             return self._documents.get(entry) if entry else None
 
     def documents(self, patient: INS | None = None) -> list[StoredDocument]:
-        """The documents of ``patient`` ((value, OID) pair), or all of them."""
+        """The documents of ``patient`` ((value, OID) pair), or all of them, in registration order; a patient's
+        come from its index (the cost follows its documents, not the registry's size)."""
         self._catch_up()
         with self._lock:
-            return [
-                d
-                for d in self._documents.values()
-                if patient is None or (d.patient, d.patient_oid) == patient_key(patient)
-            ]
+            if patient is None:
+                return list(self._documents.values())
+            return [self._documents[e] for e in self._by_patient.get(patient_key(patient), ())]
 
     def content(self, document: StoredDocument) -> bytes:
         """The document's bytes: held here, or read from the journal's evidence (checked against its XDS hash)."""
@@ -305,6 +307,9 @@ class DmpStore:
             ]
             self._documents = {d.entry_uuid: d for d in documents}
             self._by_unique = {d.unique_id: d.entry_uuid for d in documents}
+            self._by_patient = {}
+            for d in self._documents.values():
+                self._by_patient.setdefault((d.patient, d.patient_oid), {})[d.entry_uuid] = None
 
     def apply(self, op: Operation) -> Any:
         """Apply one operation of the stream (deterministic; raises before any change when it cannot be done)."""
@@ -335,6 +340,8 @@ class DmpStore:
                 gone = self._documents.pop(entry_uuid, None)
                 if gone is not None and self._by_unique.get(gone.unique_id) == entry_uuid:
                     del self._by_unique[gone.unique_id]
+                if gone is not None:
+                    self._by_patient[(gone.patient, gone.patient_oid)].pop(entry_uuid, None)
             for entry_uuid in op["restore"]:
                 target = self._documents.get(entry_uuid)
                 if target is not None and target.status == STATUS_DEPRECATED:
@@ -364,6 +371,7 @@ class DmpStore:
         for document in documents:
             self._documents[document.entry_uuid] = document
             self._by_unique[document.unique_id] = document.entry_uuid
+            self._by_patient.setdefault((document.patient, document.patient_oid), {})[document.entry_uuid] = None
         for entry_uuid in op["deprecate"]:
             self._documents[entry_uuid] = replace(self._documents[entry_uuid], status=STATUS_DEPRECATED)
 
@@ -430,6 +438,7 @@ class DmpStore:
         self._persons = dict(self._initial)
         self._documents = {}
         self._by_unique = {}
+        self._by_patient = {}
 
 
 def _document_fields(document: StoredDocument) -> dict[str, Any]:
