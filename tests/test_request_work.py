@@ -1,9 +1,10 @@
 """Per-request work that does not grow with data that is not the request's own (issue 18: a flat cost per request
-as the run's data grows): other persons' DMP documents.
+as the run's data grows): other persons' DMP documents, other establishments' prescriptions.
 
 Each test counts the work a request does on records that are not its own — attribute reads of other persons'
 documents — never a wall time: the count is zero whatever the store holds, and an index that would fall behind
-the store (an operation applied, a restore, a reset) shows as a wrong answer."""
+the store (an operation applied, a restore, a reset) shows as a wrong answer; the prescriptions of the run are
+watched as a whole (any pass over them counts)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fhir_access import essms, presenting
+from starlette.testclient import TestClient
+
+from harness.core.journal import SQLiteJournal
 from harness.fields.identity import INS
 from harness.fields.testdata import load_testdata
+from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from mock_services.dmp.store import DmpStore, StoredDocument
+from mock_services.eprescription import EprescriptionSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = load_testdata(REPO / "fixtures")
@@ -77,3 +84,62 @@ def test_find_documents_reads_none_of_the_other_patients_documents() -> None:
     assert len(again.documents()) == 202
     again.restore({"persons": [], "documents": []})
     assert (again.documents(mine), again.documents()) == ([], [])
+
+
+# e-Prescription: a Patient read resolves its establishment without going through the run's prescriptions -----------
+class Passes(dict):  # type: ignore[type-arg]
+    """The prescriptions of the run, counting every pass over them."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.passes = 0
+
+    def __iter__(self) -> Any:
+        self.passes += 1
+        return super().__iter__()
+
+    def values(self) -> Any:
+        self.passes += 1
+        return super().values()
+
+    def items(self) -> Any:
+        self.passes += 1
+        return super().items()
+
+
+def test_a_patient_read_goes_through_none_of_the_runs_prescriptions(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "journal.sqlite")
+    ctx = SimulatorContext(
+        name="eprescription",
+        journal=journal,
+        pki=None,  # type: ignore[arg-type]
+        bind_host="127.0.0.1",
+        ports={},
+        http_base="https://127.0.0.1/eprescription",
+        faults=FaultBoard(),
+        run=RunState("run1"),
+        testdata=TESTDATA,
+    )
+    simulator = EprescriptionSimulator(ctx)
+    service = simulator.service
+    mine = TESTDATA.persons[0]
+    elsewhere = next(e.finess for e in TESTDATA.establishments if e.finess != mine.essms)
+    others = [service.issue(service.other_person(elsewhere), lines=1) for _ in range(30)]
+    first = service.issue(mine, lines=1)
+    service.issue(mine, lines=1)
+    service.prescriptions = Passes(service.prescriptions)
+    try:
+        with TestClient(presenting(simulator.http_app(), essms(mine.essms))) as client:
+            assert client.get(f"/fhir/Patient/{first.ids['patient']}").status_code == 200
+            assert client.get(f"/fhir/Patient/{others[-1].ids['patient']}").status_code == 404  # another's person
+        assert service.prescriptions.passes == 0
+
+        snapshot = service.snapshot()  # a restored state (another serving process's) resolves the same way
+        service.restore({"prescriptions": [], "retrieved": [], "confirmed": {}})
+        with TestClient(presenting(simulator.http_app(), essms(mine.essms))) as client:
+            assert client.get(f"/fhir/Patient/{first.ids['patient']}").status_code == 404  # no prescription now
+            service.restore(snapshot)
+            assert client.get(f"/fhir/Patient/{first.ids['patient']}").status_code == 200
+            assert client.get(f"/fhir/Patient/{others[0].ids['patient']}").status_code == 404
+    finally:
+        journal.close()

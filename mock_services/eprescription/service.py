@@ -233,6 +233,9 @@ class EprescriptionService(FhirHooks):
         self.prescriptions: dict[str, Prescription] = {}
         self.retrieved: set[str] = set()
         self.confirmed: dict[str, str] = {}  # EPU -> Task id
+        # INS -> the establishment of the person's first prescription: a Patient read or search finds it without
+        # going through every prescription of the run (issue 18); kept by apply, restore and reset
+        self._essms_by_ins: dict[str, str] = {}
         self._replica = ctx.state.replica(
             f"{SERVICE}.prescriptions", self.apply, self._reset, self.capture, self.restore
         )
@@ -318,6 +321,7 @@ class EprescriptionService(FhirHooks):
             if prescription.epu in self.prescriptions:
                 raise ValueError(f"ordonnance {prescription.epu} déjà émise / prescription already issued")
             self.prescriptions[prescription.epu] = prescription
+            self._essms_by_ins.setdefault(prescription.person.ins.value, prescription.person.essms)
             return prescription
         if kind == "cancel":
             prescription = self.prescriptions[op["epu"]]  # KeyError before any change: unknown EPU
@@ -333,6 +337,7 @@ class EprescriptionService(FhirHooks):
 
     def _reset(self) -> None:
         self.prescriptions, self.retrieved, self.confirmed = {}, set(), {}
+        self._essms_by_ins = {}
 
     def snapshot(self) -> dict[str, Any]:
         """The prescriptions, retrievals and confirmations as JSON (harness.core.state snapshot)."""
@@ -363,6 +368,9 @@ class EprescriptionService(FhirHooks):
         """Replace the prescriptions, retrievals and confirmations by a :meth:`snapshot`."""
         prescriptions = [prescription_from_json(p) for p in state["prescriptions"]]
         self.prescriptions = {p.epu: p for p in prescriptions}
+        self._essms_by_ins = {}
+        for p in self.prescriptions.values():
+            self._essms_by_ins.setdefault(p.person.ins.value, p.person.essms)
         self.retrieved = set(state["retrieved"])
         self.confirmed = dict(state["confirmed"])
 
@@ -382,7 +390,7 @@ class EprescriptionService(FhirHooks):
 
     def _essms_of_ins(self, ins: str | None) -> str | None:
         with self._replica.locked():
-            return next((p.person.essms for p in self.prescriptions.values() if p.person.ins.value == ins), None)
+            return self._essms_by_ins.get(ins) if isinstance(ins, str) else None  # an INS value is a string
 
     def _may_see(self, caller: str | None, essms: str | None) -> bool:
         return essms is not None and self.access.may_act_for(caller, essms)
