@@ -1,8 +1,9 @@
 """Per-request work that does not grow with data that is not the request's own (issue 18: a flat cost per request
-as the run's data grows): other persons' DMP documents, other establishments' prescriptions.
+as the run's data grows): other persons' DMP documents, other establishments' prescriptions, the messages the
+run sent before the one an MDN answers.
 
 Each test counts the work a request does on records that are not its own — attribute reads of other persons'
-documents — never a wall time: the count is zero whatever the store holds, and an index that would fall behind
+documents, journal rows read — never a wall time: the count is zero whatever the store holds, and an index that would fall behind
 the store (an operation applied, a restore, a reset) shows as a wrong answer; the prescriptions of the run are
 watched as a whole (any pass over them counts)."""
 
@@ -15,12 +16,13 @@ from typing import Any
 from fhir_access import essms, presenting
 from starlette.testclient import TestClient
 
-from harness.core.journal import SQLiteJournal
+from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, SQLiteJournal
 from harness.fields.identity import INS
 from harness.fields.testdata import load_testdata
 from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from mock_services.dmp.store import DmpStore, StoredDocument
 from mock_services.eprescription import EprescriptionSimulator
+from mock_services.mssante.mailflow import INBOUND, InboundIndex
 
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = load_testdata(REPO / "fixtures")
@@ -141,5 +143,65 @@ def test_a_patient_read_goes_through_none_of_the_runs_prescriptions(tmp_path: Pa
             service.restore(snapshot)
             assert client.get(f"/fhir/Patient/{first.ids['patient']}").status_code == 200
             assert client.get(f"/fhir/Patient/{others[0].ids['patient']}").status_code == 404
+    finally:
+        journal.close()
+
+
+# MSSanté: the original of an MDN is found without reading the run's earlier messages again ------------------------
+class Rows:
+    """A journal that counts the exchanges its queries return."""
+
+    def __init__(self, journal: SQLiteJournal) -> None:
+        self.journal = journal
+        self.read = 0
+
+    def query(self, flt: JournalFilter) -> list[Exchange]:
+        found = self.journal.query(flt)
+        self.read += len(found)
+        return found
+
+    def last_seq(self) -> int:
+        return self.journal.last_seq()
+
+
+def _inbound(run: str, message_id: str, operation: str = INBOUND) -> Exchange:
+    return Exchange(
+        service="mssante",
+        operation=operation,
+        direction=Direction.TO_DUI,
+        outcome=Outcome.ACCEPTED,
+        run_id=run,
+        details={"message_id": message_id, "to": "dui@ehpad-tilleuls.mssante.fr"},
+    )
+
+
+def test_the_original_of_an_mdn_is_read_from_what_was_journaled_since_the_previous_mdn(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "journal.sqlite")
+    try:
+        journal.record_many([_inbound("r1", f"<{n}@x>") for n in range(300)])
+        journal.record_many([_inbound("r2", f"<{n}@x>") for n in range(100)])  # another run, the same Message-IDs
+        journal.record_many([_inbound("r1", f"<{n}@x>", "smtp.submit") for n in range(100)])  # not inbound
+        rows = Rows(journal)
+        index = InboundIndex(rows, "mssante")  # type: ignore[arg-type]
+
+        def journal_answer(run: str, message_id: str) -> list[str]:  # what MailFlow.originals read before
+            run_inbound = journal.query(JournalFilter(service="mssante", operation=INBOUND, run_id=run))
+            return [e.id for e in run_inbound if e.details.get("message_id") == message_id]
+
+        [first] = index.find("r1", "<7@x>")
+        assert [first.id] == journal_answer("r1", "<7@x>")
+        assert rows.read == 300  # the run's inbound exchanges, once
+
+        sent = journal.record(_inbound("r1", "<new@x>"))
+        journal.record_many([_inbound("r1", "<mdn@x>", "smtp.mdn"), _inbound("r2", "<new@x>")])
+        again = journal.record(_inbound("r1", "<7@x>"))  # the same message sent again
+        rows.read = 0
+        assert [e.id for e in index.find("r1", "<new@x>")] == [sent.id] == journal_answer("r1", "<new@x>")
+        assert [e.id for e in index.find("r1", "<7@x>")] == [first.id, again.id] == journal_answer("r1", "<7@x>")
+        assert rows.read == 4  # what was journaled since the first MDN, not the run's 300 inbound exchanges
+
+        assert index.find("r1", "<unknown@x>") == []  # none known: the run is read again, the journal's answer
+        assert [e.id for e in index.find("r2", "<new@x>")] == journal_answer("r2", "<new@x>")  # another run
+        assert [e.run_id for e in index.find("r1", "<3@x>")] == ["r1"]
     finally:
         journal.close()

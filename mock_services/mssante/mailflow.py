@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 from typing import Any
 
-from harness.core.journal import Direction, Exchange, JournalFilter, Outcome
+from harness.core.journal import Direction, Exchange, Journal, JournalFilter, Outcome
 from harness.fields.testdata import MailboxType
 from harness.host.simulator import SimulatorContext
 from harness.validators import Finding, Severity
@@ -67,6 +68,58 @@ class Inbound:
     mailbox: str
 
 
+class InboundIndex:
+    """The inbound exchanges (``smtp.inbound``, harness -> DUI) of one run by Message-ID, read from the journal
+    incrementally, so judging an MDN (RFC 8098 ``Original-Message-ID``) costs the same however many messages the
+    run sent before (issue 18: it read every inbound exchange of the run per MDN).
+
+    The first lookup of a run reads the run's inbound exchanges (the query each MDN made before); each next one
+    reads only the exchanges journaled since the previous lookup, by their seq alone (``since_seq`` /
+    ``until_seq`` bound it to what the journal held at that moment, as
+    :class:`~harness.fields.identity_status.IdentityStatusBook` does): a range of the journal's key, where a filter
+    on the service, operation or run would make the journal walk every inbound exchange of the run again. The
+    cost of a lookup follows what was journaled since the previous one, not the size of the run. It holds the
+    run's inbound exchanges, as the mail store holds their messages; another run starts it again. Thread-safe."""
+
+    def __init__(self, journal: Journal, service: str) -> None:
+        self.journal = journal
+        self.service = service
+        self._lock = threading.Lock()
+        self._run: str | None = None
+        self._seen = 0  # the journal's last seq read
+        self._by_message_id: dict[str, list[Exchange]] = {}
+
+    def _filter(self, run_id: str, until: int | None = None) -> JournalFilter:
+        return JournalFilter(service=self.service, operation=INBOUND, run_id=run_id, until_seq=until)
+
+    def find(self, run_id: str, message_id: str) -> list[Exchange]:
+        """The inbound exchanges of ``run_id`` that sent ``message_id``, in journal order. None known: the whole
+        run is read again (an unknown Message-ID, or an exchange another serving process committed under a seq
+        this index had already read past), so the answer is the journal's."""
+        with self._lock:
+            mark = self.journal.last_seq()
+            if run_id != self._run:
+                self._run, self._by_message_id = run_id, {}
+                read = self.journal.query(self._filter(run_id, until=mark))
+            elif mark > self._seen:
+                read = [
+                    e
+                    for e in self.journal.query(JournalFilter(since_seq=self._seen, until_seq=mark))
+                    if (e.service, e.operation, e.run_id) == (self.service, INBOUND, run_id)
+                ]
+            else:
+                read = []
+            for exchange in read:
+                key = exchange.details.get("message_id")
+                if isinstance(key, str):
+                    self._by_message_id.setdefault(key, []).append(exchange)
+            self._seen = mark
+            found = list(self._by_message_id.get(message_id, ()))
+        if found:
+            return found
+        return [e for e in self.journal.query(self._filter(run_id)) if e.details.get("message_id") == message_id]
+
+
 class MailFlow:
     def __init__(
         self, ctx: SimulatorContext, store: MailStore, directory: MailboxDirectory, *, strict: bool, hostname: str
@@ -76,6 +129,7 @@ class MailFlow:
         self.directory = directory
         self.strict = strict
         self.hostname = hostname
+        self.inbound = InboundIndex(ctx.journal, ctx.name)
 
     # -- faults on the SMTP dialogue --------------------------------------------------------------------------------
     def refuse_sender(self, caller: Mapping[str, str | None] | None = None) -> tuple[str, str] | None:
@@ -145,11 +199,8 @@ class MailFlow:
 
     # -- MDN ----------------------------------------------------------------------------------------------------
     def originals(self, message_id: str) -> list[Exchange]:
-        """The inbound exchanges (harness -> DUI) of this run that sent ``message_id``."""
-        found = self.ctx.journal.query(
-            JournalFilter(service=self.ctx.name, operation=INBOUND, run_id=self.ctx.run.run_id)
-        )
-        return [e for e in found if e.details.get("message_id") == message_id]
+        """The inbound exchanges (harness -> DUI) of this run that sent ``message_id`` (:class:`InboundIndex`)."""
+        return self.inbound.find(self.ctx.run.run_id, message_id)
 
     def receive_mdn(self, login: str, sender: str | None, recipients: list[str], data: bytes) -> tuple[Exchange, str]:
         """Judge and journal an MDN submission; returns the exchange and the SMTP reply."""
