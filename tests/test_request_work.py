@@ -1,15 +1,15 @@
 """Per-request work that does not grow with data that is not the request's own (issue 18: a flat cost per request
 as the run's data grows): other persons' DMP documents, other establishments' prescriptions, the messages the
-run sent before the one an MDN answers.
+run sent before the one an MDN answers, the other sessions' tokens of a PSC logout.
 
 Each test counts the work a request does on records that are not its own — attribute reads of other persons'
 documents, journal rows read — never a wall time: the count is zero whatever the store holds, and an index that would fall behind
-the store (an operation applied, a restore, a reset) shows as a wrong answer; the prescriptions of the run are
-watched as a whole (any pass over them counts)."""
+the store (an operation applied, a restore, a reset) shows as a wrong answer; the prescriptions of the run and
+the realm's tokens are watched as a whole (any pass over them counts)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,15 @@ from fhir_access import essms, presenting
 from starlette.testclient import TestClient
 
 from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, SQLiteJournal
+from harness.core.state import StateHub
 from harness.fields.identity import INS
 from harness.fields.testdata import load_testdata
 from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from mock_services.dmp.store import DmpStore, StoredDocument
 from mock_services.eprescription import EprescriptionSimulator
 from mock_services.mssante.mailflow import INBOUND, InboundIndex
+from mock_services.psc.model import load_fixtures
+from mock_services.psc.realm import AuthRequest, CodeGrant, Realm, Session, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = load_testdata(REPO / "fixtures")
@@ -203,5 +206,56 @@ def test_the_original_of_an_mdn_is_read_from_what_was_journaled_since_the_previo
         assert index.find("r1", "<unknown@x>") == []  # none known: the run is read again, the journal's answer
         assert [e.id for e in index.find("r2", "<new@x>")] == journal_answer("r2", "<new@x>")  # another run
         assert [e.run_id for e in index.find("r1", "<3@x>")] == ["r1"]
+    finally:
+        journal.close()
+
+
+# PSC: a logout revokes the session's tokens without going through every live token of the realm ---------------------
+def test_a_logout_goes_through_the_sessions_tokens_only(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "journal.sqlite")
+    ctx = SimulatorContext(
+        name="psc",
+        journal=journal,
+        pki=None,  # type: ignore[arg-type]
+        bind_host="127.0.0.1",
+        ports={},
+        http_base="https://127.0.0.1/psc",
+        faults=FaultBoard(),
+        run=RunState("run1"),
+        testdata=TESTDATA,
+    )
+    try:
+        realm = Realm(ctx, load_fixtures(REPO / "fixtures" / "psc"), Settings())
+        client = realm.clients["dui-reference"]
+        now = 1_700_000_000.0
+        sessions = []
+        for n in range(40):
+            auth = AuthRequest(client, client.redirect_uris[0], ("openid",), f"st{n}", f"no{n}", None, None, ())
+            session = Session(f"sid-{n}", realm.users()[n % 4], client.client_id, int(now), "eidas1", nonce=f"no{n}")
+            realm.open_session(session, f"code-{n}", CodeGrant(auth, session.sid, now + 60))
+            realm.redeem(f"code-{n}", client.client_id)
+            realm.add_tokens(session, client.client_id, ("openid",), f"jti-{n}", f"refresh-{n}", now)
+            sessions.append(session)
+        realm.add_tokens(sessions[3], client.client_id, ("openid",), "jti-3b", "refresh-3b", now)  # a refresh
+        realm.rotate_refresh("refresh-3", client.client_id)  # spent: no longer active
+        realm.add_tokens(sessions[5], client.client_id, ("openid",), "jti-3b", "refresh-5b", now)  # jti issued again
+        realm.access, realm.refresh = Passes(realm.access), Passes(realm.refresh)
+
+        assert realm.revoke_session("sid-3") == {"access_tokens": 1, "refresh_tokens": 1}
+        assert realm.revoke_session("sid-3") == {"access_tokens": 0, "refresh_tokens": 0}
+        assert realm.revoke_session("sid-unknown") == {"access_tokens": 0, "refresh_tokens": 0}
+        assert (realm.access.passes, realm.refresh.passes) == (0, 0)
+        assert [j for j, a in realm.access.items() if not a.active] == ["jti-3"]
+        assert [t for t, r in realm.refresh.items() if not r.active] == ["refresh-3", "refresh-3b"]
+
+        again = Realm(
+            replace(ctx, state=StateHub()), load_fixtures(REPO / "fixtures" / "psc"), Settings()
+        )  # another process's restore
+        again.restore_grants(realm.snapshot_grants())
+        again.access, again.refresh = Passes(again.access), Passes(again.refresh)
+        assert again.revoke_session("sid-5") == {"access_tokens": 2, "refresh_tokens": 2}
+        assert (again.access.passes, again.refresh.passes) == (0, 0)
+        again.restore_grants({**realm.snapshot_grants(), "access": [], "refresh": []})
+        assert again.revoke_session("sid-6") == {"access_tokens": 0, "refresh_tokens": 0}
     finally:
         journal.close()

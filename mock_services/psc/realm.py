@@ -211,6 +211,10 @@ class Realm:
         self.access: dict[str, AccessRecord] = {}
         self.refresh: dict[str, RefreshRecord] = {}
         self.sessions: dict[str, Session] = {}
+        # each session's access and refresh tokens (sets kept as dict keys): a revocation (logout, code replay,
+        # refresh reuse) goes through the session's tokens, not every live token of the realm (issue 18); kept by
+        # apply (tokens, purge), restore and reset
+        self._tokens_of: dict[str, tuple[dict[str, None], dict[str, None]]] = {}
         self.issued = 0
         self._users = ctx.state.replica(
             USERS_STREAM, self._apply_users, self._reset_users, self.capture_users, self.restore_users
@@ -459,6 +463,8 @@ class Realm:
             scope, client_id = tuple(op["scope"]), op["client_id"]
             self.access[op["jti"]] = AccessRecord(session.sid, client_id, scope, op["access_exp"])
             self.refresh[op["refresh"]] = RefreshRecord(session.sid, client_id, scope, op["refresh_exp"])
+            access, refresh = self._tokens_of.setdefault(session.sid, ({}, {}))
+            access[op["jti"]], refresh[op["refresh"]] = None, None
             self.issued += 1
             if self.issued % PURGE_EVERY == 0:
                 self._purge(op["now"])
@@ -469,6 +475,7 @@ class Realm:
 
     def _reset_grants(self) -> None:
         self.pending, self.codes, self.access, self.refresh, self.sessions = {}, {}, {}, {}, {}
+        self._tokens_of = {}
         self.issued = 0
 
     def snapshot_grants(self) -> dict[str, Any]:
@@ -528,6 +535,7 @@ class Realm:
             for token, sid, client_id, scope, exp, nonce_free, active, rotated in state["refresh"]
         }
         self.issued = int(state["issued"])
+        self._index_tokens()
 
     def record(
         self,
@@ -575,17 +583,27 @@ class Realm:
         self.refresh = {r: g for r, g in self.refresh.items() if g.exp > now}
         live = {a.sid for a in self.access.values()} | {r.sid for r in self.refresh.values()}
         self.sessions = {sid: sess for sid, sess in self.sessions.items() if sid in live or sess.auth_time > now - 3600}
+        self._index_tokens()
+
+    def _index_tokens(self) -> None:
+        """Each session's tokens again, from ``access`` and ``refresh`` (after a purge or a restore)."""
+        self._tokens_of = {}
+        for jti, rec in self.access.items():
+            self._tokens_of.setdefault(rec.sid, ({}, {}))[0][jti] = None
+        for token, ref in self.refresh.items():
+            self._tokens_of.setdefault(ref.sid, ({}, {}))[1][token] = None
 
     def _revoke(self, sid: str) -> dict[str, int]:
         counts = {"access_tokens": 0, "refresh_tokens": 0}
         if sid in self.sessions:
             self.sessions[sid].active = False
-        for rec in self.access.values():
-            if rec.sid == sid:
+        access, refresh = self._tokens_of.get(sid, ({}, {}))
+        for rec in (self.access.get(jti) for jti in access):
+            if rec is not None and rec.sid == sid:  # a token id issued again for another session is no longer its
                 counts["access_tokens"] += rec.active
                 rec.active = False
-        for ref in self.refresh.values():
-            if ref.sid == sid:
+        for ref in (self.refresh.get(token) for token in refresh):
+            if ref is not None and ref.sid == sid:
                 counts["refresh_tokens"] += ref.active
                 ref.active = False
         return counts
