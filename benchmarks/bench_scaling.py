@@ -12,6 +12,9 @@ one request at a time on a keep-alive connection:
           after judging the INS status of P001 for this establishment in this run: issue 18 item 1)
   insi    rechercherInsAvecTraitsIdentite for MARTIN JEANNE (INSI-AUTO certificate), CR 00
   search  GET DocumentReference?patient.identifier=<P001>&type=OBS&_count=10: always the same 10 notes of P001
+  mdn     (with ``--mdn``) the MDN of the DUI for a message the simulator sent it (``smtp.inbound``), submitted in
+          the SMTP session: the simulator finds the original by its Message-ID among the run's inbound exchanges,
+          of which the journal then holds as many more (other messages) as exchanges
 
 Goal (issue 18): each per-request time within 20 % of its value at 1 k from 1 k to 100 k, judged on the CPU time
 of this process per request (client and servers share it), which the other processes of a shared machine move
@@ -19,7 +22,7 @@ far less than the wall time (both are printed). The baseline column is
 the empty journal (and store) of the same run, measured first. Each figure is the best mean of ``--rounds`` rounds:
 on a shared, loaded machine the best round is the one least disturbed by the other processes.
 
-Run from the repository root:  python benchmarks/bench_scaling.py [--large] [--rounds R] [--json FILE]
+Run from the repository root:  python benchmarks/bench_scaling.py [--large] [--mdn] [--rounds R] [--json FILE]
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from harness.host.simulator import RunState
 from harness.sut.base import InsiTraits
 from harness.sut.documents import build_message
 from harness.sut.insi_actions import REFERENCE_IDAM, build_request
+from harness.sut.mssante_messages import build_mdn
+from harness.sut.mssante_messages import build_message as build_mail
 from mock_services.eparcours import EparcoursSimulator
 from mock_services.insi import InsiSimulator
 from mock_services.mssante import MSSanteSimulator
@@ -63,7 +68,7 @@ FHIR_HEADERS = {"Accept": "application/fhir+json"}
 SIZES = (1_000, 10_000)
 LARGE = 100_000
 GOAL = 0.20  # within 20 % of the 1 k figure
-REQUESTS = {"smtp": 20, "insi": 50, "search": 20}
+REQUESTS = {"smtp": 20, "insi": 50, "search": 20, "mdn": 20}
 MATCHES = 10
 CHUNK = 5_000
 TIME_CAP = 20.0  # seconds per measured round
@@ -120,6 +125,26 @@ def _fill_journal(journal: Any, run_id: str, essms: str, ins: str, start: int, s
         journal.record_many(rows)
 
 
+def _fill_inbound(journal: Any, run_id: str, essms: str, start: int, stop: int) -> None:
+    """Messages ``start``..``stop`` the simulator sent the DUI (``smtp.inbound`` exchanges of the run), for ``--mdn``."""
+    for base in range(start, stop, CHUNK):
+        journal.record_many(
+            [
+                Exchange(
+                    service="mssante",
+                    operation="smtp.inbound",
+                    direction=Direction.TO_DUI,
+                    outcome=Outcome.ACCEPTED,
+                    essms=essms,
+                    person=f"2{i % 1000:014d}",
+                    run_id=run_id,
+                    details={"message_id": f"<inbound.{i}@bench.test>", "to": LOGIN, "from": RECIPIENT},
+                )
+                for i in range(base, min(stop, base + CHUNK))
+            ]
+        )
+
+
 def _fill_store(service: Any, template: dict[str, Any], count: int) -> None:
     """``count`` more notes of another person in the cahier de liaison store (one unit of work per chunk)."""
     for base in range(0, count, CHUNK):
@@ -152,6 +177,7 @@ class Clients:
 
     def __init__(self, ports: dict[str, int], pki: TestPKI, message: bytes, insi_body: bytes, ins: str) -> None:
         self.message = message
+        self.mdn = b""  # set with --mdn
         self.insi_body = insi_body
         self.search = (
             f"/eparcours/fhir/DocumentReference?patient.identifier=urn:oid:1.2.250.1.213.1.4.10%7C{ins}"
@@ -173,7 +199,7 @@ class Clients:
 
     def reconnect(self, path: str) -> None:
         """A fresh connection for ``path`` before it is timed (the servers close idle connections)."""
-        if path == "smtp":
+        if path in ("smtp", "mdn"):
             self._quit()
             self.smtp = self._session()
         else:
@@ -188,6 +214,9 @@ class Clients:
 
     def send_smtp(self) -> bool:
         return not self.smtp.sendmail(LOGIN, [RECIPIENT], self.message)
+
+    def send_mdn(self) -> bool:
+        return not self.smtp.sendmail(LOGIN, [RECIPIENT], self.mdn)
 
     def send_insi(self) -> bool:
         self.insi.request("POST", "/insi/lps", body=self.insi_body, headers=INSI_HEADERS)
@@ -212,7 +241,7 @@ class Clients:
         self.fhir.close()
 
 
-def run(sizes: tuple[int, ...], rounds: int) -> dict[str, Any]:
+def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
     testdata = load_testdata(package_root() / "fixtures")
     person, other = testdata.person("P001"), testdata.person("P002")
@@ -261,6 +290,13 @@ def run(sizes: tuple[int, ...], rounds: int) -> dict[str, Any]:
             "insi": clients.send_insi,
             "search": clients.send_search,
         }
+        if mdn:  # a message the simulator sends the DUI, then the DUI's MDN for it, submitted again and again
+            original = build_mail(person, establishment, RECIPIENT, [LOGIN], ("DLU",), read_receipt_to=RECIPIENT)
+            flow = host.simulators["mssante"].flow  # type: ignore[attr-defined]
+            inbound = flow.send_to_dui(original.as_bytes(), sender=RECIPIENT, mailbox=LOGIN, person=person.ins.value)
+            report = build_mdn(inbound.message.data, reporter=LOGIN, reporter_name=establishment.name)
+            clients.mdn = report.as_bytes(policy=report.policy.clone(linesep="\r\n"))
+            paths["mdn"] = clients.send_mdn
         for send in paths.values():  # warm-up: TLS, imports, the identity base, SQLite pages
             _timed(5, send)
         print(
@@ -276,6 +312,8 @@ def run(sizes: tuple[int, ...], rounds: int) -> dict[str, Any]:
         for size in (0, *sizes):
             started = time.perf_counter()
             _fill_journal(journal, run_state.run_id, establishment.finess, person.ins.value, filled, size)
+            if mdn:
+                _fill_inbound(journal, run_state.run_id, establishment.finess, filled, size)
             _fill_store(cdl, template, size - filled)
             fill_s = time.perf_counter() - started
             filled = size
@@ -326,10 +364,11 @@ def _load() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--large", action="store_true", help=f"add the {LARGE:,} point (a few minutes)")
+    parser.add_argument("--mdn", action="store_true", help="add the MDN path (its own inbound exchanges, as many)")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds per point, the best kept (default 5)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    out = run((*SIZES, LARGE) if args.large else SIZES, args.rounds)
+    out = run((*SIZES, LARGE) if args.large else SIZES, args.rounds, mdn=args.mdn)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0
