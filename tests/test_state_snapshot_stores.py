@@ -98,18 +98,29 @@ def test_a_fhir_store(journals: list[PostgreSQLJournal]) -> None:
             uow.commit()
         for n in range(3):
             with store.exclusive() as uow:
-                note = {"resourceType": "DocumentReference", "id": f"d{n}", "subject": {"reference": "Patient/p1"}}
+                note = {
+                    "resourceType": "DocumentReference",
+                    "id": f"d{n}",
+                    "subject": {"reference": "Patient/p1"},
+                    "identifier": [{"system": "urn:s", "value": f"n{n % 2}"}],
+                }
                 uow.update("DocumentReference", f"d{n}", note)
                 uow.commit()
         with store.exclusive() as uow:  # d1 now points elsewhere: the reference index follows
-            moved = {"resourceType": "DocumentReference", "id": "d1", "subject": {"reference": "Patient/p2"}}
+            moved = {
+                "resourceType": "DocumentReference",
+                "id": "d1",
+                "subject": {"reference": "Patient/p2"},
+                "identifier": [{"system": "urn:s", "value": "n0"}],
+            }
             uow.update("DocumentReference", "d1", moved)
             uow.delete("DocumentReference", "d2")
             uow.commit()
 
     def more(store: ResourceStore) -> None:
         with store.exclusive() as uow:
-            uow.update("DocumentReference", "d3", {"resourceType": "DocumentReference", "id": "d3"})
+            note = {"resourceType": "DocumentReference", "id": "d3", "identifier": [{"value": "n1"}]}
+            uow.update("DocumentReference", "d3", note)
             uow.commit()
 
     def reads(store: ResourceStore) -> Any:
@@ -117,6 +128,8 @@ def test_a_fhir_store(journals: list[PostgreSQLJournal]) -> None:
             [(v.id, v.version_id, v.resource) for v in store.all("DocumentReference")],
             sorted(store.referencing("DocumentReference", "Patient/p1")),
             sorted(store.referencing("DocumentReference", "Patient/p2")),
+            sorted(store.identified("DocumentReference", ("identifier", "urn:s", "n0"))),
+            sorted(store.identified("DocumentReference", ("identifier", None, "n1"))),
             [v.version_id for v in store.history("DocumentReference", "d2")],
             store.count(),
         )
@@ -126,6 +139,9 @@ def test_a_fhir_store(journals: list[PostgreSQLJournal]) -> None:
     )
     assert [rid for rid, _ in state["resources"]["DocumentReference"]] == ["d0", "d1", "d2"]
     assert state["refs"]["DocumentReference"] == {"Patient/p1": ["d0"], "Patient/p2": ["d1"]}
+    b = ResourceStore(state=StateHub(state_log_for(journals[0])), stream="t.fhir")  # the log, after A's and B's
+    assert sorted(b.identified("DocumentReference", ("identifier", "urn:s", "n0"))) == ["d0", "d1"]  # d1 changed
+    assert sorted(b.identified("DocumentReference", ("identifier", None, "n1"))) == ["d3"]  # d2 deleted, d3 added
 
 
 def _document(unique_id: str, data: bytes) -> StoredDocument:

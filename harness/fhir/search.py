@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from harness.fhir.outcome import Issue, IssueCode, IssueSeverity, fail
-from harness.fhir.store import Version
+from harness.fhir.store import Version, token_pairs
 
 RESULT_PARAMETERS = frozenset(
     {
@@ -52,9 +52,9 @@ class Total(StrEnum):
     of matching resources is sufficient", ``accurate`` "The client requests that the server provide an exact total";
     "the servers can ignore the ``_total`` parameter: it is just an optimization hint". Here: ``none`` leaves
     ``Bundle.total`` out and reads candidates only until the page and one more match; ``accurate`` reads and counts
-    every match; ``estimate`` stops like ``none`` and gives the size of the candidate set the store's reference
-    index returned (an upper bound: every candidate has not been matched on the other criteria nor checked for
-    visibility), the exact count when every candidate was read anyway (a short result, ``_sort``) or when no index
+    every match; ``estimate`` stops like ``none`` and gives the size of the candidate set the store's indexes
+    (references, identifiers) returned (an upper bound: every candidate has not been matched on the other criteria
+    nor checked for visibility), the exact count when every candidate was read anyway (a short result, ``_sort``) or when no index
     narrowed the search. A server picks the mode of a search whose client sends no ``_total``
     (:class:`harness.fhir.server.FhirServer` ``search_total``)."""
 
@@ -225,20 +225,7 @@ def _date_matches(prefix: str, wanted: tuple[datetime, datetime], have: tuple[da
 # ------------------------------------------------------------------------------------------------ matching
 def _token_matches(value: Any, system: str | None, code: str | None) -> bool:
     """``system`` None = any system; ``""`` = no system; ``code`` None = any code of the system."""
-    candidates: list[tuple[str | None, str | None]] = []
-    if isinstance(value, dict):
-        if "coding" in value:
-            candidates.extend(
-                (c.get("system"), c.get("code")) for c in value.get("coding") or [] if isinstance(c, dict)
-            )
-        if "value" in value or "system" in value:  # Identifier (or ContactPoint)
-            candidates.append((value.get("system"), value.get("value") if "value" in value else value.get("code")))
-        if "code" in value and "coding" not in value:  # Coding
-            candidates.append((value.get("system"), value.get("code")))
-    elif isinstance(value, bool):
-        candidates.append((None, "true" if value else "false"))
-    elif isinstance(value, str | int | float):
-        candidates.append((None, str(value)))
+    candidates = token_pairs(value)
     for have_system, have_code in candidates:
         if system is not None and (have_system or "") != system:
             continue
@@ -248,7 +235,7 @@ def _token_matches(value: Any, system: str | None, code: str | None) -> bool:
     return False
 
 
-def _split_token(text: str) -> tuple[str | None, str | None]:
+def split_token(text: str) -> tuple[str | None, str | None]:
     if "|" in text:
         system, _, code = text.partition("|")
         return system, (code or None)
@@ -504,7 +491,7 @@ class Matcher:
                     return True
             return False
         if param.type is ParamType.TOKEN:
-            system, code = _split_token(raw)
+            system, code = split_token(raw)
             hit = any(_token_matches(v, system, code) for v in found)
             return (not hit) if criterion.modifier == "not" else hit
         if param.type is ParamType.STRING:
@@ -524,7 +511,7 @@ class Matcher:
             return any(r is not None and _date_matches(prefix, wanted_range, r) for r in map(_value_range, found))
         if param.type is ParamType.REFERENCE:
             if criterion.modifier == "identifier":
-                system, code = _split_token(raw)
+                system, code = split_token(raw)
                 return any(
                     isinstance(v, dict) and _token_matches(v.get("identifier") or {}, system, code) for v in found
                 )
@@ -753,5 +740,6 @@ __all__ = [
     "resolver_of",
     "run_search",
     "searchset",
+    "split_token",
     "values_at",
 ]

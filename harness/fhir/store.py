@@ -12,7 +12,7 @@ Replicated state (issue 19 item 2, :mod:`harness.core.state`), stream ``<service
 is one operation carrying every version it writes (resource JSON, id, versionId, lastUpdated — ids and times are
 drawn when the unit stages them) and the version each touched resource was read at; :meth:`ResourceStore.apply`
 checks those before changing anything (the 409 above), then adds the versions and updates the indexes (creation
-order, references). With one process the operation applies at once; on a PostgreSQL journal every serving process
+order, references, identifiers). With one process the operation applies at once; on a PostgreSQL journal every serving process
 applies the same operations in the same order, an interaction (:meth:`ResourceStore.exclusive`) and every read
 outside one catch up first, and a unit whose resource another process changed meanwhile gets the 409.
 """
@@ -130,6 +130,7 @@ class Version:
 
 
 Key = tuple[str, str]
+Token = tuple[str, str | None, str | None]  # (element, system, code) as a token search value gives them
 
 
 class ResourceStore:
@@ -151,6 +152,7 @@ class ResourceStore:
         # (type, "Target/id") -> the creation ranks of _refs[type][target], sorted: made by the first search through
         # that target (among_referencing), then kept up to date by apply
         self._ranked: dict[Key, list[int]] = {}
+        self._tokens: dict[str, dict[Token, set[str]]] = {}  # type -> identifier token -> ids (identifier_tokens)
         self._clock = clock
         self._replica = (state or StateHub()).replica(stream, self.apply, self._reset, self.capture, self.restore)
         self.shared = self._replica.shared
@@ -259,6 +261,14 @@ class ResourceStore:
                 ranked = self._ranked[(resource_type, target)] = sorted(ranks[i] for i in ids if i in ranks)
             return Among(self._current, resource_type, self._order.get(resource_type, []), list(ranked))
 
+    def identified(self, resource_type: str, token: Token) -> set[str]:
+        """Ids of the current resources of ``resource_type`` that have ``token`` (:func:`identifier_tokens`: an
+        element of :data:`IDENTIFIER_ELEMENTS` and a ``system|code`` as a token search sends it): exactly the
+        resources a token criterion on that element matches for that value, whatever the size of the store."""
+        self._catch_up()
+        with self._lock:
+            return set(self._tokens.get(resource_type, {}).get(token, ()))
+
     def count(self, resource_type: str | None = None) -> int:
         self._catch_up()
         with self._lock:
@@ -338,6 +348,22 @@ class ResourceStore:
                     index.setdefault(target, set()).add(key[1])
                 for target in targets[0] | targets[1]:
                     self._rerank(key, target, ranks[key[1]], key[1] in index.get(target, ()))
+                self._index_tokens(key, before, versions[-1].resource)
+
+    def _index_tokens(self, key: Key, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        """The identifier index as it now is for ``key`` (its resource was ``before``, is ``after``)."""
+        old, new = identifier_tokens(before), identifier_tokens(after)
+        if old == new:  # no identifier, or the same ones (most updates)
+            return
+        index = self._tokens.setdefault(key[0], {})
+        for token in old - new:
+            ids = index.get(token)
+            if ids is not None:
+                ids.discard(key[1])
+                if not ids:
+                    del index[token]
+        for token in new - old:
+            index.setdefault(token, set()).add(key[1])
 
     def _rerank(self, key: Key, target: str, rank: int, referencing: bool) -> None:
         """Keep the sorted ranks of ``target`` (when a search made them) as the index now is for ``key``."""
@@ -354,6 +380,7 @@ class ResourceStore:
     def _reset(self) -> None:
         with self._lock:
             self._versions, self._by_type, self._order, self._refs, self._ranked = {}, {}, {}, {}, {}
+            self._tokens = {}
 
     def snapshot(self) -> dict[str, Any]:
         """The whole store as JSON (harness.core.state snapshot): per type, in creation order, each resource's
@@ -389,7 +416,9 @@ class ResourceStore:
         return Deferred(build)
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Replace the whole store by a :meth:`snapshot`."""
+        """Replace the whole store by a :meth:`snapshot`. The identifier index is not in it: it is made again from
+        the current versions (a few top-level elements of each, not a walk of the whole resource as the references
+        would take), so a snapshot keeps its form, taken before the index existed or after."""
         with self._lock:
             self._reset()
             for rtype, resources in state["resources"].items():
@@ -399,6 +428,7 @@ class ResourceStore:
                     self._versions[(rtype, rid)] = versions
                     ranks[rid] = len(ranks)
                     order.append(rid)
+                    self._index_tokens((rtype, rid), None, versions[-1].resource)
             self._refs = {
                 rtype: {target: set(ids) for target, ids in index.items()} for rtype, index in state["refs"].items()
             }
@@ -444,6 +474,67 @@ def reference_targets(resource: Any) -> set[str]:
                 walk(item)
 
     walk(resource)
+    return found
+
+
+IDENTIFIER_ELEMENTS = frozenset({"identifier", "groupIdentifier", "masterIdentifier"})
+"""The top-level elements of type ``Identifier`` the store indexes, by their token values (:func:`token_pairs`).
+
+FHIR R4 search §3.1.1.4.10 (token): on an ``Identifier``, ``[system]|[code]`` matches ``Identifier.system`` and
+``Identifier.value``, ``|[code]`` a value without a system, ``[code]`` a value in any system, ``[system]|`` any
+value of the system. These elements are the paths of the identifier search parameters the simulators declare:
+``identifier`` (``Resource.identifier``: Patient-, Organization-, Device-, RelatedPerson-, PractitionerRole-identifier;
+with ``DocumentReference.masterIdentifier``: clinical-identifier) and the e-Prescription's ``group-identifier``
+(``MedicationRequest.groupIdentifier``, the EPU). A search on one of them is answered by the index
+(:meth:`ResourceStore.identified`) instead of a pass over every resource of the type (issue 18). Other token
+parameters (``status``, ``type``: a few codes shared by most resources) are not indexed: they narrow little."""
+
+
+def token_pairs(value: Any) -> list[tuple[Any, Any]]:
+    """The ``(system, code)`` pairs a token search compares with one value of an element (FHIR R4 search
+    §3.1.1.4.10): the codings of a ``CodeableConcept``, the system and value of an ``Identifier`` (or
+    ``ContactPoint``), the system and code of a ``Coding``; a ``code``, ``boolean`` or other scalar has no system.
+    One definition for the search (:mod:`harness.fhir.search`) and the store's identifier index."""
+    candidates: list[tuple[Any, Any]] = []
+    if isinstance(value, dict):
+        if "coding" in value:
+            candidates.extend(
+                (c.get("system"), c.get("code")) for c in value.get("coding") or [] if isinstance(c, dict)
+            )
+        if "value" in value or "system" in value:  # Identifier (or ContactPoint)
+            candidates.append((value.get("system"), value.get("value") if "value" in value else value.get("code")))
+        if "code" in value and "coding" not in value:  # Coding
+            candidates.append((value.get("system"), value.get("code")))
+    elif isinstance(value, bool):
+        candidates.append((None, "true" if value else "false"))
+    elif isinstance(value, str | int | float):
+        candidates.append((None, str(value)))
+    return candidates
+
+
+def identifier_tokens(resource: dict[str, Any] | None) -> set[Token]:
+    """Every token value a search on an element of :data:`IDENTIFIER_ELEMENTS` matches ``resource`` with, as
+    ``(element, system, code)`` in the form the search value gives them (``harness.fhir.search``): ``system|code``
+    -> ``(system, code)``, ``|code`` -> ``("", code)``, ``code`` -> ``(None, code)``, ``system|`` ->
+    ``(system, None)``. A pair with no system, or a system that is not a string (it equals no searched system),
+    is keyed accordingly: a lookup of the search value finds exactly the resources it matches."""
+    found: set[Token] = set()
+    if resource is None:
+        return found
+    for element in IDENTIFIER_ELEMENTS:
+        value = resource.get(element)
+        if value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            for have_system, have_code in token_pairs(item):
+                system = have_system or ""
+                code = None if have_code is None else str(have_code)
+                if code is not None:
+                    found.add((element, None, code))
+                if isinstance(system, str):
+                    found.add((element, system, None))
+                    if code is not None:
+                        found.add((element, system, code))
     return found
 
 
