@@ -78,8 +78,17 @@ from harness.fhir.search import (
     resolver_of,
     run_search,
     searchset,
+    split_token,
 )
-from harness.fhir.store import ResourceStore, UnitOfWork, Version, instant, parse_etag, valid_id
+from harness.fhir.store import (
+    IDENTIFIER_ELEMENTS,
+    ResourceStore,
+    UnitOfWork,
+    Version,
+    instant,
+    parse_etag,
+    valid_id,
+)
 from harness.fhir.wire import (
     Format,
     Limits,
@@ -653,7 +662,8 @@ class FhirServer:
         if not query.criteria:
             raise fail(400, IssueCode.INVALID, f"condition vide : {condition!r}", error_code="FHIR-CONDITIONAL")
         matcher = Matcher(self.registry, resolver_of(uow.current))
-        return run_search(query, uow.all(rtype), matcher).matches
+        candidates = self._narrowed(query, uow, matcher)
+        return run_search(query, uow.all(rtype) if candidates is None else candidates, matcher).matches
 
     def read(self, item: FhirInteraction, info: RequestInfo, uow: UnitOfWork) -> FhirInteraction:
         self.type_of(item.resource_type, Interaction.READ)
@@ -842,24 +852,13 @@ class FhirServer:
     def do_search(
         self, item: FhirInteraction, query: SearchQuery, uow: UnitOfWork, info: RequestInfo, *, query_string: str
     ) -> FhirInteraction:
-        """A type-level search. With reference criteria (plain or chained), the candidates are the ids the store's
-        reference index gives, read directly: the cost follows the matches, not the size of the store; the
-        visibility rule runs on matches only."""
+        """A type-level search. With reference criteria (plain or chained) or identifier criteria, the candidates are
+        the ids the store's indexes give (:meth:`_narrowed`), read directly: the cost follows the matches, not the
+        size of the store; the visibility rule runs on matches only."""
         matcher = Matcher(self.registry, resolver_of(uow.current))
-        narrowing = self._by_reference(query, uow, matcher)
-        candidates: Iterable[Version]
-        if narrowing is None:
+        candidates = self._narrowed(query, uow, matcher)
+        if candidates is None:
             candidates = uow.scan(query.resource_type)
-        elif len(narrowing) == 1 and len(narrowing[0]) == 1:  # one target (a person's notes): its ranks are kept
-            candidates = uow.among_referencing(query.resource_type, next(iter(narrowing[0])))
-        else:
-            ids = set.intersection(
-                *(
-                    {i for target in targets for i in self.store.referencing(query.resource_type, target)}
-                    for targets in narrowing
-                )
-            )
-            candidates = uow.among(query.resource_type, ids)
         total = query.total or (Total.ACCURATE if query.count == 0 else self.search_total)
         if query.count is None:
             query.count = self.limits.max_search_results
@@ -935,6 +934,53 @@ class FhirServer:
         if refusal is not None:
             raise fail(403, IssueCode.FORBIDDEN, refusal, error_code=OTHER_SESSION)
 
+    def _narrowed(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> Iterable[Version] | None:
+        """The candidates of a search as the store's indexes give them, in creation order: the resources that
+        reference a target of every reference criterion (:meth:`_by_reference`) and have a token of every identifier
+        criterion (:meth:`_by_identifier`); ``None`` when no criterion narrows (then every resource of the type is
+        a candidate). A superset of the matches: the matcher still judges each candidate on every criterion."""
+        narrowing = self._by_reference(query, uow, matcher)
+        identified = self._by_identifier(query, uow)
+        if narrowing is None and identified is None:
+            return None
+        if identified is None and narrowing is not None and len(narrowing) == 1 and len(narrowing[0]) == 1:
+            return uow.among_referencing(query.resource_type, next(iter(narrowing[0])))  # its ranks are kept
+        sets = [
+            {i for target in targets for i in self.store.referencing(query.resource_type, target)}
+            for targets in narrowing or ()
+        ]
+        return uow.among(query.resource_type, set.intersection(*sets, *(identified or ())))
+
+    def _identified(self, resource_type: str, criterion: Criterion) -> set[str] | None:
+        """The ids of the store's identifier index (:meth:`ResourceStore.identified`) that match one value of a plain
+        token ``criterion`` on elements of :data:`~harness.fhir.store.IDENTIFIER_ELEMENTS` (a comma is OR: their
+        union); ``None`` for any other criterion (a modifier — ``:not``, ``:missing``, ``:of-type``, ``:text`` —,
+        a chain, another parameter): the index does not answer it."""
+        param = criterion.param
+        if (
+            param.type is not ParamType.TOKEN
+            or criterion.modifier is not None
+            or criterion.chain is not None
+            or not param.paths
+            or not IDENTIFIER_ELEMENTS.issuperset(param.paths)
+        ):
+            return None
+        ids: set[str] = set()
+        for raw in criterion.values:
+            system, code = split_token(raw)
+            for element in param.paths:
+                ids |= self.store.identified(resource_type, (element, system, code))
+        return ids
+
+    def _by_identifier(self, query: SearchQuery, uow: UnitOfWork) -> list[set[str]] | None:
+        """For each identifier criterion (:meth:`_identified`; a repeated parameter is AND: one set each), the ids
+        of the resources it matches; ``None`` when there is none (or writes of the type are staged: the index does
+        not see them yet, as :meth:`_by_reference`)."""
+        if query.resource_type in uow.staged_types():
+            return None
+        found = [ids for c in query.criteria if (ids := self._identified(query.resource_type, c)) is not None]
+        return found or None
+
     def _by_reference(self, query: SearchQuery, uow: UnitOfWork, matcher: Matcher) -> list[set[str]] | None:
         """The targets (``Type/id``) of each reference criterion that allows narrowing (chains resolved on the target
         type first): the candidates are the ids of the store's reference index that reference one target of every
@@ -957,9 +1003,11 @@ class FhirServer:
                     if chained is None:
                         continue
                     sub = Criterion(chained, None, criterion.values)
+                    indexed = self._identified(target_type, sub)  # patient.identifier: the Patients it names
+                    pool = uow.all(target_type) if indexed is None else uow.among(target_type, indexed)
                     targets |= {
                         f"{target_type}/{v.id}"
-                        for v in uow.all(target_type)
+                        for v in pool
                         if v.resource is not None and matcher.matches(v.resource, sub)
                     }
                 matcher.settle(criterion, targets)
