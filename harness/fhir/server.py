@@ -952,8 +952,8 @@ class FhirServer:
         return uow.among(query.resource_type, set.intersection(*sets, *(identified or ())))
 
     def _identified(self, resource_type: str, criterion: Criterion) -> set[str] | None:
-        """The ids of the store's identifier index (:meth:`ResourceStore.identified`) that match one value of a plain
-        token ``criterion`` on elements of :data:`~harness.fhir.store.IDENTIFIER_ELEMENTS` (a comma is OR: their
+        """The ids of the store's identifier index (:meth:`ResourceStore.identified`) that may match one value of a
+        plain token ``criterion`` on elements of :data:`~harness.fhir.store.IDENTIFIER_ELEMENTS` (a comma is OR: their
         union); ``None`` for any other criterion (a modifier — ``:not``, ``:missing``, ``:of-type``, ``:text`` —,
         a chain, another parameter): the index does not answer it."""
         param = criterion.param
