@@ -15,6 +15,9 @@ one request at a time on a keep-alive connection:
   mdn     (with ``--mdn``) the MDN of the DUI for a message the simulator sent it (``smtp.inbound``), submitted in
           the SMTP session: the simulator finds the original by its Message-ID among the run's inbound exchanges,
           of which the journal then holds as many more (other messages) as exchanges
+  epu     (with ``--eprescription``) GET MedicationRequest?group-identifier=<EPU>&_include=… x3: the e-Prescription
+          of P001 (3 lines) fetched by its EPU, while the simulator holds as many more prescriptions (2 lines each)
+          of persons of another establishment as exchanges (found by the FHIR store's identifier index)
 
 Goal (issue 18): each per-request time within 20 % of its value at 1 k from 1 k to 100 k, judged on the CPU time
 of this process per request (client and servers share it), which the other processes of a shared machine move
@@ -22,7 +25,8 @@ far less than the wall time (both are printed). The baseline column is
 the empty journal (and store) of the same run, measured first. Each figure is the best mean of ``--rounds`` rounds:
 on a shared, loaded machine the best round is the one least disturbed by the other processes.
 
-Run from the repository root:  python benchmarks/bench_scaling.py [--large] [--mdn] [--rounds R] [--json FILE]
+Run from the repository root:
+  python benchmarks/bench_scaling.py [--large] [--mdn] [--eprescription] [--rounds R] [--json FILE]
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from harness.sut.insi_actions import REFERENCE_IDAM, build_request
 from harness.sut.mssante_messages import build_mdn
 from harness.sut.mssante_messages import build_message as build_mail
 from mock_services.eparcours import EparcoursSimulator
+from mock_services.eprescription import EprescriptionSimulator
 from mock_services.insi import InsiSimulator
 from mock_services.mssante import MSSanteSimulator
 
@@ -68,7 +73,9 @@ FHIR_HEADERS = {"Accept": "application/fhir+json"}
 SIZES = (1_000, 10_000)
 LARGE = 100_000
 GOAL = 0.20  # within 20 % of the 1 k figure
-REQUESTS = {"smtp": 20, "insi": 50, "search": 20, "mdn": 20}
+REQUESTS = {"smtp": 20, "insi": 50, "search": 20, "mdn": 20, "epu": 20}
+EPU_SYSTEM = "urn:oid:1.2.250.1.215.500.1.1"
+EPU_LINES = 3
 MATCHES = 10
 CHUNK = 5_000
 TIME_CAP = 20.0  # seconds per measured round
@@ -178,6 +185,7 @@ class Clients:
     def __init__(self, ports: dict[str, int], pki: TestPKI, message: bytes, insi_body: bytes, ins: str) -> None:
         self.message = message
         self.mdn = b""  # set with --mdn
+        self.epu = ""  # set with --eprescription: the path of the search by EPU
         self.insi_body = insi_body
         self.search = (
             f"/eparcours/fhir/DocumentReference?patient.identifier=urn:oid:1.2.250.1.213.1.4.10%7C{ins}"
@@ -215,6 +223,12 @@ class Clients:
     def send_smtp(self) -> bool:
         return not self.smtp.sendmail(LOGIN, [RECIPIENT], self.message)
 
+    def send_epu(self) -> bool:
+        self.fhir.request("GET", self.epu, headers=FHIR_HEADERS)
+        response = self.fhir.getresponse()
+        entries = json.loads(response.read()).get("entry") or ()
+        return response.status == 200 and sum(e["search"]["mode"] == "match" for e in entries) == EPU_LINES
+
     def send_mdn(self) -> bool:
         return not self.smtp.sendmail(LOGIN, [RECIPIENT], self.mdn)
 
@@ -241,7 +255,13 @@ class Clients:
         self.fhir.close()
 
 
-def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False) -> dict[str, Any]:
+def _fill_prescriptions(service: Any, essms: str, count: int) -> None:
+    """``count`` more prescriptions (2 lines each) of persons of the establishment ``essms``, for ``--eprescription``."""
+    for _ in range(count):
+        service.issue(service.other_person(essms), lines=2)
+
+
+def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False, eprescription: bool = False) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
     testdata = load_testdata(package_root() / "fixtures")
     person, other = testdata.person("P001"), testdata.person("P002")
@@ -256,7 +276,12 @@ def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False) -> dict[str, 
         testdata,
         HostOptions(),
         run_state,
-        registry={"mssante": MSSanteSimulator, "insi": InsiSimulator, "eparcours": EparcoursSimulator},
+        registry={
+            "mssante": MSSanteSimulator,
+            "insi": InsiSimulator,
+            "eparcours": EparcoursSimulator,
+            **({"eprescription": EprescriptionSimulator} if eprescription else {}),
+        },
     )
     background = BackgroundHost(host)
     out: dict[str, Any] = {"benchmark": "scaling", "points": []}
@@ -297,6 +322,14 @@ def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False) -> dict[str, 
             report = build_mdn(inbound.message.data, reporter=LOGIN, reporter_name=establishment.name)
             clients.mdn = report.as_bytes(policy=report.policy.clone(linesep="\r\n"))
             paths["mdn"] = clients.send_mdn
+        other_essms = next(e.finess for e in testdata.establishments if e.finess != person.essms)
+        if eprescription:  # the same port serves /eprescription/fhir; the measured prescription is P001's
+            prescriber = host.simulators["eprescription"].service  # type: ignore[attr-defined]
+            epu = prescriber.issue(person, lines=EPU_LINES).epu
+            clients.epu = f"/eprescription/fhir/MedicationRequest?group-identifier={EPU_SYSTEM}%7C{epu}" + "".join(
+                f"&_include=MedicationRequest:{p}" for p in ("medication", "subject", "requester")
+            )
+            paths["epu"] = clients.send_epu
         for send in paths.values():  # warm-up: TLS, imports, the identity base, SQLite pages
             _timed(5, send)
         print(
@@ -315,6 +348,8 @@ def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False) -> dict[str, 
             if mdn:
                 _fill_inbound(journal, run_state.run_id, establishment.finess, filled, size)
             _fill_store(cdl, template, size - filled)
+            if eprescription:
+                _fill_prescriptions(prescriber, other_essms, size - filled)
             fill_s = time.perf_counter() - started
             filled = size
             point: dict[str, Any] = {"exchanges_loaded": size, "fill_seconds": round(fill_s, 1)}
@@ -365,10 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--large", action="store_true", help=f"add the {LARGE:,} point (a few minutes)")
     parser.add_argument("--mdn", action="store_true", help="add the MDN path (its own inbound exchanges, as many)")
+    parser.add_argument(
+        "--eprescription", action="store_true", help="add the e-Prescription fetch by EPU (as many prescriptions)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds per point, the best kept (default 5)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    out = run((*SIZES, LARGE) if args.large else SIZES, args.rounds, mdn=args.mdn)
+    out = run((*SIZES, LARGE) if args.large else SIZES, args.rounds, mdn=args.mdn, eprescription=args.eprescription)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0
