@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from fhir_access import EHPAD, SSIAD, STRANGER, certificate, essms, presenting
+from simulator_context import bare_context
 from starlette.testclient import TestClient
 
 from harness.core.journal import JournalFilter, Outcome, SQLiteJournal
@@ -27,7 +28,6 @@ from harness.fhir.access import ABSENT, NOT_ESSMS, OTHER_ESSMS, UNKNOWN, Establi
 from harness.fhir.outcome import FhirError
 from harness.fields.pki import IssuedCert
 from harness.fields.testdata import TestData, load_testdata
-from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from harness.validators import cdl as C
 from harness.validators.eprescription import EPU_SYSTEM, TASK_CODE_INTEGRATION, TASK_CODE_SYSTEM
 from mock_services.eparcours import EparcoursSimulator
@@ -52,17 +52,7 @@ class Service:
 
     def __init__(self, tmp_path: Path, testdata: TestData, cls: type, name: str) -> None:
         self.journal = SQLiteJournal(tmp_path / f"{name}.sqlite")
-        self.ctx = SimulatorContext(
-            name=name,
-            journal=self.journal,
-            pki=None,  # type: ignore[arg-type]
-            bind_host="127.0.0.1",
-            ports={},
-            http_base=f"https://127.0.0.1/{name}",
-            faults=FaultBoard(),
-            run=RunState("run1"),
-            testdata=testdata,
-        )
+        self.ctx = bare_context(name, self.journal, testdata)
         self.simulator = cls(self.ctx)
         self.app = self.simulator.http_app()
         self._clients: list[TestClient] = []

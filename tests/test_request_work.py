@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from fhir_access import essms, presenting
+from simulator_context import bare_context
 from starlette.testclient import TestClient
 
 from harness.core.journal import Direction, Exchange, JournalFilter, Outcome, SQLiteJournal
 from harness.core.state import StateHub
 from harness.fields.identity import INS
 from harness.fields.testdata import load_testdata
-from harness.host.simulator import FaultBoard, RunState, SimulatorContext
 from mock_services.dmp.store import DmpStore, StoredDocument
 from mock_services.eprescription import EprescriptionSimulator
 from mock_services.mssante.mailflow import INBOUND, InboundIndex
@@ -114,17 +114,7 @@ class Passes(dict):  # type: ignore[type-arg]
 
 def test_a_patient_read_goes_through_none_of_the_runs_prescriptions(tmp_path: Path) -> None:
     journal = SQLiteJournal(tmp_path / "journal.sqlite")
-    ctx = SimulatorContext(
-        name="eprescription",
-        journal=journal,
-        pki=None,  # type: ignore[arg-type]
-        bind_host="127.0.0.1",
-        ports={},
-        http_base="https://127.0.0.1/eprescription",
-        faults=FaultBoard(),
-        run=RunState("run1"),
-        testdata=TESTDATA,
-    )
+    ctx = bare_context("eprescription", journal, TESTDATA)
     simulator = EprescriptionSimulator(ctx)
     service = simulator.service
     mine = TESTDATA.persons[0]
@@ -213,17 +203,7 @@ def test_the_original_of_an_mdn_is_read_from_what_was_journaled_since_the_previo
 # PSC: a logout revokes the session's tokens without going through every live token of the realm ---------------------
 def test_a_logout_goes_through_the_sessions_tokens_only(tmp_path: Path) -> None:
     journal = SQLiteJournal(tmp_path / "journal.sqlite")
-    ctx = SimulatorContext(
-        name="psc",
-        journal=journal,
-        pki=None,  # type: ignore[arg-type]
-        bind_host="127.0.0.1",
-        ports={},
-        http_base="https://127.0.0.1/psc",
-        faults=FaultBoard(),
-        run=RunState("run1"),
-        testdata=TESTDATA,
-    )
+    ctx = bare_context("psc", journal, TESTDATA)
     try:
         realm = Realm(ctx, load_fixtures(REPO / "fixtures" / "psc"), Settings())
         client = realm.clients["dui-reference"]

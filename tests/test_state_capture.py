@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from simulator_context import bare_context
 
 from harness.core.journal import SQLiteJournal
 from harness.core.state import Deferred, StateHub, encode_snapshot
 from harness.fields.testdata import TestData, load_testdata
-from harness.host.simulator import FaultBoard, RunState, SimulatorContext
+from harness.host.simulator import SimulatorContext
 from mock_services.dmp.store import (
     STATUS_DEPRECATED,
     Authorisation,
@@ -44,18 +45,7 @@ def testdata() -> TestData:
 
 
 def _context(tmp_path: Path, name: str, testdata: TestData) -> SimulatorContext:
-    return SimulatorContext(
-        name=name,
-        journal=SQLiteJournal(tmp_path / f"{name}.sqlite"),
-        pki=None,  # type: ignore[arg-type]
-        bind_host="127.0.0.1",
-        ports={},
-        http_base=f"https://127.0.0.1/{name}",
-        faults=FaultBoard(),
-        run=RunState("run1"),
-        testdata=testdata,
-        state=StateHub(),
-    )
+    return bare_context(name, SQLiteJournal(tmp_path / f"{name}.sqlite"), testdata, state=StateHub())
 
 
 # DMP registry ------------------------------------------------------------------------------------------------------
