@@ -22,6 +22,7 @@ from harness.core.state import StateHub
 from harness.fields.identity import INS
 from harness.fields.testdata import load_testdata
 from mock_services.dmp.store import DmpStore, StoredDocument
+from mock_services.eparcours.service import EparcoursService, EparcoursSettings
 from mock_services.eprescription import EprescriptionSimulator
 from mock_services.mssante.mailflow import INBOUND, InboundIndex
 from mock_services.psc.model import load_fixtures
@@ -237,5 +238,46 @@ def test_a_logout_goes_through_the_sessions_tokens_only(tmp_path: Path) -> None:
         assert (again.access.passes, again.refresh.passes) == (0, 0)
         again.restore_grants({**realm.snapshot_grants(), "access": [], "refresh": []})
         assert again.revoke_session("sid-6") == {"access_tokens": 0, "refresh_tokens": 0}
+    finally:
+        journal.close()
+
+
+# e-Parcours: a partner's note finds the platform's Patient through the identifier index, not every Patient ------------
+def test_a_partner_note_goes_through_none_of_the_other_patients(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "journal.sqlite")
+    try:
+        service = EparcoursService(bare_context("eparcours", journal, TESTDATA), EparcoursSettings())
+        person = TESTDATA.persons[0]
+        with service.store.exclusive() as uow:  # other persons of the cahier de liaison, one with the same INS value
+            for n in range(300):  # under another system: the index is looked up by value, the system checked after
+                uow.create(
+                    "Patient",
+                    {
+                        "resourceType": "Patient",
+                        "identifier": [{"system": "urn:oid:1.2.3", "value": person.ins.value if n == 7 else f"x{n}"}],
+                    },
+                )
+        reads: list[str] = []
+        whole = service.store.all
+
+        def all_of(resource_type: str) -> list[Any]:
+            reads.append(resource_type)
+            return whole(resource_type)
+
+        service.store.all = all_of  # type: ignore[method-assign]
+        first = service.publish_note(person, text="Chute ce matin, pas de blessure.")
+        second = service.publish_note(person, text="Repas pris en entier.")
+
+        assert reads == []
+        assert first.resource["subject"] == second.resource["subject"]
+        ins = person.ins.to_fhir_identifier()
+        patients = [
+            v.id
+            for v in whole("Patient")
+            if any(
+                i.get("system") == ins["system"] and i.get("value") == ins["value"] for i in v.resource["identifier"]
+            )
+        ]
+        assert [f"Patient/{i}" for i in patients] == [first.resource["subject"]["reference"]]
     finally:
         journal.close()
