@@ -257,6 +257,8 @@ def test_a_partner_note_goes_through_none_of_the_other_patients(tmp_path: Path) 
                         "identifier": [{"system": "urn:oid:1.2.3", "value": person.ins.value if n == 7 else f"x{n}"}],
                     },
                 )
+            uow.commit()
+        assert service.store.count("Patient") == 300
         reads: list[str] = []
         whole = service.store.all
 
