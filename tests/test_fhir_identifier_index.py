@@ -371,3 +371,22 @@ def test_a_conditional_create_sees_a_patient_staged_earlier_in_the_same_batch(ha
         )
     assert again.status_code == 200 and again.json()["id"] == next(iter(created))
     assert store.visited - before == 1
+
+
+def test_a_unit_of_work_finds_by_identifier_through_the_index_or_its_staged_writes() -> None:
+    store = CountingStore()
+    with store.exclusive() as uow:
+        for n in range(50):
+            uow.create("Patient", {"resourceType": "Patient", "identifier": [{"system": "urn:s", "value": f"v{n}"}]})
+        uow.commit()
+    store.visited = 0
+    with store.exclusive() as uow:
+        found = [
+            v.resource["identifier"][0]["value"] for v in uow.among_identified("Patient", ("identifier", None, "v7"))
+        ]
+        assert (found, store.visited) == (["v7"], 1)  # the index's one id, read alone
+        uow.create("Patient", {"resourceType": "Patient", "identifier": [{"system": "urn:s", "value": "v7"}]})
+        store.visited = 0
+        staged = list(uow.among_identified("Patient", ("identifier", None, "v7")))  # the index does not see it yet
+        assert (len(staged), store.visited) == (51, 50)  # every Patient, the staged one among them (last)
+        assert [v.resource["identifier"][0]["value"] for v in staged[-1:]] == ["v7"]

@@ -649,6 +649,14 @@ class UnitOfWork:
             return self.among(resource_type, self.store.referencing(resource_type, target))
         return self.store.among_referencing(resource_type, target)
 
+    def among_identified(self, resource_type: str, token: Token) -> Among | list[Version]:
+        """:meth:`among` of the ids the store's identifier index gives for ``token`` (:meth:`ResourceStore.identified`:
+        a superset of the resources it names, the caller still compares the identifiers), or every resource of the
+        type (:meth:`all`) when writes of it are staged here or in a parent: the index does not see them yet."""
+        if resource_type in self.staged_types():
+            return self.all(resource_type)
+        return self.among(resource_type, self.store.identified(resource_type, token))
+
     def _touch(self, key: Key) -> int:
         """Remember the store version of ``key`` (conflict check) and return the version the next write follows."""
         if key not in self._expected:

@@ -694,15 +694,9 @@ class EparcoursService(FhirHooks):
     # ------------------------------------------------------------------------------------ the platform's own notes
     def _ensure(self, uow: UnitOfWork, resource_type: str, system: str, value: str, resource: dict[str, Any]) -> str:
         """The id of the first created ``resource_type`` whose identifier is ``system`` | ``value``, else of the one
-        ``resource`` creates. The candidates come from the store's identifier index (issue 18: a partner's note cost
-        a pass over every Patient of the cahier de liaison), all of the type only when writes of it are staged in
-        ``uow`` (the index does not see them yet)."""
-        candidates = (
-            uow.all(resource_type)
-            if resource_type in uow.staged_types()
-            else uow.among(resource_type, self.store.identified(resource_type, ("identifier", system, value)))
-        )
-        for version in candidates:
+        ``resource`` creates. The candidates come from the store's identifier index (:meth:`UnitOfWork.among_identified`;
+        issue 18: a partner's note cost a pass over every Patient of the cahier de liaison)."""
+        for version in uow.among_identified(resource_type, ("identifier", system, value)):
             if any(
                 i.get("system") == system and i.get("value") == value
                 for i in (version.resource or {}).get("identifier") or []
