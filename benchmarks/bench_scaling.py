@@ -153,7 +153,8 @@ def _fill_inbound(journal: Any, run_id: str, essms: str, start: int, stop: int) 
 
 
 def _fill_store(service: Any, template: dict[str, Any], count: int) -> None:
-    """``count`` more notes of another person in the cahier de liaison store (one unit of work per chunk)."""
+    """``count`` more notes of another person in the cahier de liaison store (one unit of work per chunk, committed)."""
+    before = service.store.count("DocumentReference")
     for base in range(0, count, CHUNK):
         with service.store.exclusive() as uow:
             for _ in range(min(CHUNK, count - base)):
@@ -161,6 +162,9 @@ def _fill_store(service: Any, template: dict[str, Any], count: int) -> None:
                     template, masterIdentifier={"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"}
                 )
                 uow.create("DocumentReference", note)
+            uow.commit()
+    if service.store.count("DocumentReference") != before + count:  # else the search figures measure an empty store
+        raise RuntimeError("notes du cahier de liaison non chargées / cahier de liaison notes not loaded")
 
 
 def _timed(count: int, one: Callable[[], bool]) -> tuple[float, float]:
