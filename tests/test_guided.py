@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from processes import interruptible
 
 from harness.core.config import package_root
 from harness.core.events import OperatorPrompt
@@ -57,6 +58,7 @@ class GuidedRun:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "COLUMNS": "160"},
+            preexec_fn=interruptible,  # test_ctrl_c_* stops it with SIGINT
         )
 
     def events(self) -> list[dict[str, Any]]:

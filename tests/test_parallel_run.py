@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
+from processes import interruptible
 
 from harness.core.config import HarnessConfig
 from harness.core.events import (
@@ -350,6 +351,7 @@ def test_ctrl_c_stops_both_children_and_reports_what_they_finished(tmp_path: Pat
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 120
     finished: list[str] = []
