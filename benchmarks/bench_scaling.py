@@ -1,12 +1,13 @@
 """Per-request time as the data grows: SMTP submission, INSi search and FHIR search with a fixed number of matches,
 with 1 k, 10 k (and, with ``--large``, 100 k) existing exchanges, against an empty journal measured in the same run.
 
-One service host (one uvicorn server, mutual TLS with the test PKI) runs the MSSanté, INSi and e-Parcours simulators
-on one SQLite journal, exactly as ``serve`` does. Before each point the benchmark loads the journal with exchanges of
-*the same run* (``record_many`` in chunks, shaped like a run's traffic: ``smtp.submit`` of the measured establishment
-for a thousand persons, one in ten for the measured person P001; INSi answers for other persons; cahier de liaison
-reads) and the cahier de liaison store with notes of *another* person (as many as exchanges), then times, one client,
-one request at a time on a keep-alive connection:
+Each size (and the empty baseline) has its own process, its own service host (one uvicorn server, mutual TLS with
+the test PKI) running the MSSanté, INSi and e-Parcours simulators on its own SQLite journal, exactly as ``serve``
+does. Each process loads its journal with exchanges of *the same run* (``record_many`` in chunks, shaped like a
+run's traffic: ``smtp.submit`` of the measured establishment for a thousand persons, one in ten for the measured
+person P001; INSi answers for other persons; cahier de liaison reads) and its cahier de liaison store with notes of
+*another* person (as many as exchanges), then times, when the parent asks, one round of one client, one request at
+a time on a keep-alive connection:
 
   smtp    a real MSSanté message (DLU of P001) submitted in one STARTTLS + AUTH session (the simulator journals it
           after judging the INS status of P001 for this establishment in this run: issue 18 item 1)
@@ -20,13 +21,17 @@ one request at a time on a keep-alive connection:
           of persons of another establishment as exchanges (found by the FHIR store's identifier index)
 
 Goal (issue 18): each per-request time within 20 % of its value at 1 k from 1 k to 100 k, judged on the CPU time
-of this process per request (client and servers share it), which the other processes of a shared machine move
-far less than the wall time (both are printed). The baseline column is
-the empty journal (and store) of the same run, measured first. Each figure is the best mean of ``--rounds`` rounds:
-on a shared, loaded machine the best round is the one least disturbed by the other processes.
+of the size's process per request (client and servers share it), which the other processes of a shared machine move
+far less than the wall time (both are printed). The rounds alternate between the sizes, the order rotated from round
+to round, and each round lasts at least ``--round-seconds``: the verdict is the median, over the rounds, of the
+ratio of two rounds run side by side. Measuring one size after the other, in rounds of 50 requests (until
+3 December), confused a machine whose speed drifts over minutes with growth: INSi x1.39 and x1.53 at 100 k in two
+such runs, x0.57 to x1.23 in four more (rounds of 50 requests or of 1 s), while 15 s of INSi requests at 1 k and at 100 k cost 2.46 and 2.41 ms of
+CPU each. The table gives each size's best round (on a loaded machine, the round least disturbed).
 
 Run from the repository root:
-  python benchmarks/bench_scaling.py [--large] [--mdn] [--eprescription] [--rounds R] [--json FILE]
+  python benchmarks/bench_scaling.py [--large] [--mdn] [--eprescription] [--rounds R] [--round-seconds S]
+                                     [--json FILE]
 """
 
 from __future__ import annotations
@@ -35,14 +40,18 @@ import argparse
 import base64
 import http.client
 import json
+import multiprocessing
 import shutil
 import smtplib
 import ssl
+import statistics
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +88,7 @@ EPU_LINES = 3
 MATCHES = 10
 CHUNK = 5_000
 TIME_CAP = 20.0  # seconds per measured round
+ROUND_SECONDS = 1.0  # each measured round lasts at least this long (see _timed)
 
 
 def _fill_journal(journal: Any, run_id: str, essms: str, ins: str, start: int, stop: int) -> None:
@@ -167,18 +177,21 @@ def _fill_store(service: Any, template: dict[str, Any], count: int) -> None:
         raise RuntimeError("notes du cahier de liaison non chargées / cahier de liaison notes not loaded")
 
 
-def _timed(count: int, one: Callable[[], bool]) -> tuple[float, float]:
-    """Mean wall and CPU seconds per request over ``count`` requests (stops at TIME_CAP); raises on a wrong answer.
+def _timed(count: int, one: Callable[[], bool], seconds: float = 0.0) -> tuple[float, float]:
+    """Mean wall and CPU seconds per request over at least ``count`` requests and at least ``seconds`` (stops at
+    TIME_CAP); raises on a wrong answer.
 
     CPU is this process's (client and servers share it): what the requests cost whatever the other processes of
-    the machine do."""
+    the machine do. A round of a few requests (50 INSi searches: 0.1 s) is decided by whether a WAL checkpoint or a
+    collection of the heap falls in it; a round of ``seconds`` pays its share of them, as a day of traffic does."""
     start, cpu = time.perf_counter(), time.process_time()
     done = 0
-    for _ in range(count):
+    while True:
         if not one():
             raise RuntimeError("réponse inattendue / unexpected answer")
         done += 1
-        if time.perf_counter() - start > TIME_CAP:
+        elapsed = time.perf_counter() - start
+        if (done >= count and elapsed >= seconds) or elapsed > TIME_CAP:
             break
     return (time.perf_counter() - start) / done, (time.process_time() - cpu) / done
 
@@ -265,33 +278,35 @@ def _fill_prescriptions(service: Any, essms: str, count: int) -> None:
         service.issue(service.other_person(essms), lines=2)
 
 
-def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False, eprescription: bool = False) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
-    testdata = load_testdata(package_root() / "fixtures")
-    person, other = testdata.person("P001"), testdata.person("P002")
-    establishment = testdata.establishment(person.essms)
-    pki = TestPKI.ensure(tmp / "pki", organisation_clients=("INSI-AUTO",))
-    pki.issue_client(establishment_certificate("990000016"), structure_id="1990000016")
-    journal = open_journal(f"sqlite:///{tmp}/journal.sqlite")
-    run_state = RunState(uuid.uuid4().hex[:12])
-    host = ServiceHost(
-        journal,
-        pki,
-        testdata,
-        HostOptions(),
-        run_state,
-        registry={
-            "mssante": MSSanteSimulator,
-            "insi": InsiSimulator,
-            "eparcours": EparcoursSimulator,
-            **({"eprescription": EprescriptionSimulator} if eprescription else {}),
-        },
-    )
-    background = BackgroundHost(host)
-    out: dict[str, Any] = {"benchmark": "scaling", "points": []}
-    clients: Clients | None = None
-    try:
-        endpoints = background.start()
+class _Point:
+    """One size: a service host on its own journal and stores, loaded with ``size`` exchanges (and notes,
+    prescriptions...), and its clients. Built in the process that measures it (see :func:`_point_process`)."""
+
+    def __init__(self, size: int, *, mdn: bool, eprescription: bool) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
+        testdata = load_testdata(package_root() / "fixtures")
+        person, other = testdata.person("P001"), testdata.person("P002")
+        establishment = testdata.establishment(person.essms)
+        pki = TestPKI.ensure(self.tmp / "pki", organisation_clients=("INSI-AUTO",))
+        pki.issue_client(establishment_certificate("990000016"), structure_id="1990000016")
+        self.journal = open_journal(f"sqlite:///{self.tmp}/journal.sqlite")
+        run_state = RunState(uuid.uuid4().hex[:12])
+        host = ServiceHost(
+            self.journal,
+            pki,
+            testdata,
+            HostOptions(),
+            run_state,
+            registry={
+                "mssante": MSSanteSimulator,
+                "insi": InsiSimulator,
+                "eparcours": EparcoursSimulator,
+                **({"eprescription": EprescriptionSimulator} if eprescription else {}),
+            },
+        )
+        self.background = BackgroundHost(host)
+        self.clients: Clients | None = None
+        endpoints = self.background.start()
         ports = {
             "smtp": int(endpoints["mssante"]["smtp"].rpartition(":")[2]),
             "insi": int(endpoints["insi"]["soap"].split(":")[2].split("/")[0]),
@@ -313,8 +328,8 @@ def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False, eprescription
             instance=str(uuid.uuid4()),
             message_id=str(uuid.uuid4()),
         )
-        clients = Clients(ports, pki, message, insi_body, person.ins.value)
-        paths: dict[str, Callable[[], bool]] = {
+        clients = self.clients = Clients(ports, pki, message, insi_body, person.ins.value)
+        self.paths: dict[str, Callable[[], bool]] = {
             "smtp": clients.send_smtp,
             "insi": clients.send_insi,
             "search": clients.send_search,
@@ -325,7 +340,7 @@ def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False, eprescription
             inbound = flow.send_to_dui(original.as_bytes(), sender=RECIPIENT, mailbox=LOGIN, person=person.ins.value)
             report = build_mdn(inbound.message.data, reporter=LOGIN, reporter_name=establishment.name)
             clients.mdn = report.as_bytes(policy=report.policy.clone(linesep="\r\n"))
-            paths["mdn"] = clients.send_mdn
+            self.paths["mdn"] = clients.send_mdn
         other_essms = next(e.finess for e in testdata.establishments if e.finess != person.essms)
         if eprescription:  # the same port serves /eprescription/fhir; the measured prescription is P001's
             prescriber = host.simulators["eprescription"].service  # type: ignore[attr-defined]
@@ -333,64 +348,149 @@ def run(sizes: tuple[int, ...], rounds: int, *, mdn: bool = False, eprescription
             clients.epu = f"/eprescription/fhir/MedicationRequest?group-identifier={EPU_SYSTEM}%7C{epu}" + "".join(
                 f"&_include=MedicationRequest:{p}" for p in ("medication", "subject", "requester")
             )
-            paths["epu"] = clients.send_epu
-        for send in paths.values():  # warm-up: TLS, imports, the identity base, SQLite pages
+            self.paths["epu"] = clients.send_epu
+        for send in self.paths.values():  # warm-up: TLS, imports, the identity base, SQLite pages
             _timed(5, send)
+        started = time.perf_counter()
+        _fill_journal(self.journal, run_state.run_id, establishment.finess, person.ins.value, 0, size)
+        if mdn:
+            _fill_inbound(self.journal, run_state.run_id, establishment.finess, 0, size)
+        _fill_store(cdl, template, size)
+        if eprescription:
+            _fill_prescriptions(prescriber, other_essms, size)
+        self.fill_seconds = time.perf_counter() - started
+
+    def round(self, path: str, seconds: float) -> tuple[float, float]:
+        """One measured round of ``path`` on a fresh connection (the servers close idle ones; its TLS handshake and
+        first requests untimed): mean wall and CPU seconds per request."""
+        assert self.clients is not None
+        send = self.paths[path]
+        self.clients.reconnect(path)
+        _timed(3, send)
+        return _timed(REQUESTS[path], send, seconds)
+
+    def close(self) -> None:
+        if self.clients is not None:
+            self.clients.close()
+        self.background.stop()
+        self.journal.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _point_process(size: int, mdn: bool, eprescription: bool, conn: Connection) -> None:
+    """A child process: one :class:`_Point`, then the rounds the parent asks for, one at a time, until ``None``.
+    Each size has its own process, so the heap a request's garbage collections walk is that size's alone."""
+    try:
+        point = _Point(size, mdn=mdn, eprescription=eprescription)
+    except BaseException:  # noqa: BLE001 - reported to the parent, which stops
+        conn.send(("error", traceback.format_exc()))
+        return
+    try:
+        conn.send(("ready", point.fill_seconds, list(point.paths)))
+        while (asked := conn.recv()) is not None:
+            path, seconds = asked
+            try:
+                conn.send(("round", *point.round(path, seconds)))
+            except BaseException:  # noqa: BLE001
+                conn.send(("error", traceback.format_exc()))
+                return
+    finally:
+        point.close()
+
+
+def run(
+    sizes: tuple[int, ...],
+    rounds: int,
+    *,
+    mdn: bool = False,
+    eprescription: bool = False,
+    round_seconds: float = ROUND_SECONDS,
+) -> dict[str, Any]:
+    """Every size (and the empty baseline) loaded in its own process at once, then ``rounds`` rounds of each path
+    on every size in turn, the order rotated from round to round: a machine whose speed drifts over minutes (seen
+    here: x0.6 to x1.4 between two points measured a minute apart, whatever their size) slows the sizes alike, and
+    the ratio of two sizes is taken between rounds run side by side."""
+    context = multiprocessing.get_context("spawn")
+    all_sizes = (0, *sizes)
+    children: list[tuple[int, Any, Connection]] = []
+    out: dict[str, Any] = {"benchmark": "scaling", "round_seconds": round_seconds, "points": []}
+    try:
+        for size in all_sizes:
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_point_process, args=(size, mdn, eprescription, child_end), daemon=True)
+            process.start()
+            child_end.close()
+            children.append((size, process, parent_end))
+        fills: dict[int, float] = {}
+        paths: list[str] = []
+        for size, _, conn in children:
+            answer = conn.recv()
+            if answer[0] != "ready":
+                raise RuntimeError(f"taille {size} / size {size}:\n{answer[1]}")
+            fills[size], paths = answer[1], answer[2]
         print(
-            f"Per-request time as the data grows — one client, keep-alive; best of {rounds} round(s); "
-            f"goal within {GOAL:.0%} of the 1 k figure"
+            f"Per-request time as the data grows — one client, keep-alive, each size in its own process; {rounds} "
+            f"round(s) of at least {round_seconds:g} s per size, the sizes alternated; goal within {GOAL:.0%} of the "
+            "1 k figure"
         )
+        timings: dict[tuple[int, str], list[tuple[float, float]]] = {(s, p): [] for s in all_sizes for p in paths}
+        for r in range(rounds):
+            for path in paths:
+                turn = r % len(children)
+                for size, _, conn in children[turn:] + children[:turn]:
+                    conn.send((path, round_seconds))
+                    answer = conn.recv()
+                    if answer[0] != "round":
+                        raise RuntimeError(f"taille {size} / size {size}, {path}:\n{answer[1]}")
+                    timings[size, path].append((answer[1], answer[2]))
+            print(f"  round {r + 1}/{rounds} done  (load {_load()})", flush=True)
         print(
             f"  {'exchanges':>10} "
             + " ".join(f"{p + ' ms':>10} {'cpu':>6}" for p in paths)
-            + "   (ms per request: wall, best round / CPU of this process, best round)   load"
+            + "   (ms per request: wall, best round / CPU of its process, best round)"
         )
-        filled = 0
-        for size in (0, *sizes):
-            started = time.perf_counter()
-            _fill_journal(journal, run_state.run_id, establishment.finess, person.ins.value, filled, size)
-            if mdn:
-                _fill_inbound(journal, run_state.run_id, establishment.finess, filled, size)
-            _fill_store(cdl, template, size - filled)
-            if eprescription:
-                _fill_prescriptions(prescriber, other_essms, size - filled)
-            fill_s = time.perf_counter() - started
-            filled = size
-            point: dict[str, Any] = {"exchanges_loaded": size, "fill_seconds": round(fill_s, 1)}
-            for path, send in paths.items():
-                clients.reconnect(path)
-                _timed(3, send)  # the new connection's TLS handshake, untimed
-                timings = [_timed(REQUESTS[path], send) for _ in range(rounds)]
-                point[path] = round(min(t[0] for t in timings) * 1000.0, 3)
-                point[f"{path}_cpu"] = round(min(t[1] for t in timings) * 1000.0, 3)
-            point["load"] = _load()
+        for size in all_sizes:
+            point: dict[str, Any] = {"exchanges_loaded": size, "fill_seconds": round(fills[size], 1)}
+            for path in paths:
+                point[path] = round(min(t[0] for t in timings[size, path]) * 1000.0, 3)
+                point[f"{path}_cpu"] = round(min(t[1] for t in timings[size, path]) * 1000.0, 3)
             out["points"].append(point)
             print(
                 f"  {size:>10} "
                 + " ".join(f"{point[p]:>10.2f} {point[p + '_cpu']:>6.2f}" for p in paths)
-                + f"   {point['load']}  (filled in {fill_s:.1f} s)"
+                + f"   (filled in {fills[size]:.1f} s)"
             )
-        reference = next(p for p in out["points"] if p["exchanges_loaded"] == sizes[0])
-        largest = out["points"][-1]
-        out["ratios"] = {p: round(largest[p] / reference[p], 3) for p in paths}
-        out["cpu_ratios"] = {p: round(largest[f"{p}_cpu"] / reference[f"{p}_cpu"], 3) for p in paths}
+        reference, largest = sizes[0], all_sizes[-1]
+
+        def paired(path: str, index: int) -> list[float]:
+            """The ratio largest / reference of each round (run side by side), sorted."""
+            return sorted(
+                a[index] / b[index] for a, b in zip(timings[largest, path], timings[reference, path], strict=True)
+            )
+
+        out["ratios"] = {p: round(statistics.median(paired(p, 0)), 3) for p in paths}
+        out["cpu_ratios"] = {p: round(statistics.median(paired(p, 1)), 3) for p in paths}
+        out["cpu_ratios_per_round"] = {p: [round(x, 3) for x in paired(p, 1)] for p in paths}
         # no growth beyond 20 % in CPU time (the other processes of a shared machine move the wall time more)
         out["meets_goal"] = {p: out["cpu_ratios"][p] <= 1.0 + GOAL for p in paths}
         print(
-            f"\n{largest['exchanges_loaded']} vs {sizes[0]} exchanges: "
+            f"\n{largest} vs {reference} exchanges, median of the {rounds} paired rounds: "
             + ", ".join(
-                f"{p} x{out['cpu_ratios'][p]:.2f} CPU, x{out['ratios'][p]:.2f} wall "
-                f"({'OK' if out['meets_goal'][p] else 'GROWS'})"
+                f"{p} x{out['cpu_ratios'][p]:.2f} CPU (rounds {min(paired(p, 1)):.2f}-{max(paired(p, 1)):.2f}), "
+                f"x{out['ratios'][p]:.2f} wall ({'OK' if out['meets_goal'][p] else 'GROWS'})"
                 for p in paths
             )
         )
         return out
     finally:
-        if clients is not None:
-            clients.close()
-        background.stop()
-        journal.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        for _, process, conn in children:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
 
 
 def _load() -> str:
@@ -407,10 +507,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--eprescription", action="store_true", help="add the e-Prescription fetch by EPU (as many prescriptions)"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per point, the best kept (default 5)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="measured rounds per size, alternated (default 5): the best in the table, the median paired ratio in the verdict",
+    )
+    parser.add_argument(
+        "--round-seconds",
+        type=float,
+        default=ROUND_SECONDS,
+        help=f"minimum length of a measured round, in seconds (default {ROUND_SECONDS}; 0: {REQUESTS['insi']} INSi "
+        "searches, 20 of each other path, the rounds before 3 December)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    out = run((*SIZES, LARGE) if args.large else SIZES, args.rounds, mdn=args.mdn, eprescription=args.eprescription)
+    out = run(
+        (*SIZES, LARGE) if args.large else SIZES,
+        args.rounds,
+        mdn=args.mdn,
+        eprescription=args.eprescription,
+        round_seconds=args.round_seconds,
+    )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0
