@@ -161,6 +161,16 @@ QUERIES = [
     ("DocumentReference", "identifier=d3"),  # both
     ("DocumentReference", f"subject.identifier={S1}|v3"),  # chained: the Patients by the index
     ("DocumentReference", "subject.identifier=|v3,v9"),
+    ("Patient", "_id=p3"),  # _id: the ids themselves
+    ("Patient", "_id=p3,p5,nope"),
+    ("Patient", "_id=p3&_id=p5"),  # AND: nothing
+    ("Patient", f"_id=p3,p4&identifier={S1}|v3"),  # with the identifier index
+    ("Patient", "_id=|p3"),
+    ("Patient", f"_id={S1}|p3"),  # an id has no system
+    ("Patient", f"_id={S1}|"),  # no code: the scan
+    ("Patient", "_id:not=p3"),
+    ("MedicationRequest", "_id=m3-0,m3-1,m4-0&subject=Patient/p3"),  # with the reference index
+    ("DocumentReference", "subject._id=p3,p4"),  # chained
 ]
 
 
@@ -242,6 +252,20 @@ def test_each_form_finds_the_patients_worked_out_by_hand_reading_only_them(hand:
     assert patients(hand, f"identifier={S1}|x&identifier={S2}|x") == ["visited 4"]
     assert patients(hand, "identifier=z") == ["visited 0"]
     assert patients(hand, f"identifier:not={S1}|x") == ["b", "c", "e", "f", "visited 6"]
+
+
+def test_a_search_by_id_reads_the_resources_it_names_only(hand: FhirServer) -> None:
+    """``_id`` (FHIR R4 §3.1.1.4.1, Resource-id: a token on the logical id) names its candidates: the search reads
+    those, not every resource of the type; an unknown id reads nothing, ``:not`` and a value without a code
+    (``system|``) still scan."""
+    assert patients(hand, "_id=c") == ["c", "visited 1"]
+    assert patients(hand, "_id=c,a,zz") == ["a", "c", "visited 2"]
+    assert patients(hand, "_id=zz") == ["visited 0"]
+    assert patients(hand, "_id=a&_id=b") == ["visited 0"]
+    assert patients(hand, "_id=a,b&identifier=x") == ["a", "b", "visited 2"]
+    assert patients(hand, f"_id={S1}|a") == ["visited 1"]
+    assert patients(hand, f"_id={S1}|") == ["visited 6"]
+    assert patients(hand, "_id:not=a") == ["b", "c", "d", "e", "f", "visited 6"]
 
 
 def test_the_index_follows_updates_deletions_transactions_and_a_restore(hand: FhirServer) -> None:

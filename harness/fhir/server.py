@@ -955,15 +955,15 @@ class FhirServer:
         """The ids of the store's identifier index (:meth:`ResourceStore.identified`) that may match one value of a
         plain token ``criterion`` on elements of :data:`~harness.fhir.store.IDENTIFIER_ELEMENTS` (a comma is OR: their
         union); ``None`` for any other criterion (a modifier — ``:not``, ``:missing``, ``:of-type``, ``:text`` —,
-        a chain, another parameter): the index does not answer it."""
+        a chain, another parameter): the index does not answer it. ``_id`` (the path ``id``) needs no index: its
+        values are the ids (a value without a code, ``system|``, is left to the scan)."""
         param = criterion.param
-        if (
-            param.type is not ParamType.TOKEN
-            or criterion.modifier is not None
-            or criterion.chain is not None
-            or not param.paths
-            or not IDENTIFIER_ELEMENTS.issuperset(param.paths)
-        ):
+        if param.type is not ParamType.TOKEN or criterion.modifier is not None or criterion.chain is not None:
+            return None
+        if param.paths == ("id",):
+            codes = {split_token(raw)[1] for raw in criterion.values}
+            return None if None in codes else {str(code) for code in codes}
+        if not param.paths or not IDENTIFIER_ELEMENTS.issuperset(param.paths):
             return None
         ids: set[str] = set()
         for raw in criterion.values:
