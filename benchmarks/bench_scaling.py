@@ -26,8 +26,9 @@ far less than the wall time (both are printed). The rounds alternate between the
 to round, and each round lasts at least ``--round-seconds``: the verdict is the median, over the rounds, of the
 ratio of two rounds run side by side. Measuring one size after the other, in rounds of 50 requests (until
 3 December), confused a machine whose speed drifts over minutes with growth: INSi x1.39 and x1.53 at 100 k in two
-such runs, x0.57 to x1.23 in four more (rounds of 50 requests or of 1 s), while 15 s of INSi requests at 1 k and at 100 k cost 2.46 and 2.41 ms of
-CPU each. The table gives each size's best round (on a loaded machine, the round least disturbed).
+such runs, x0.57 to x1.23 in four more (rounds of 50 requests or of 1 s), while 15 s of INSi requests at 1 k and
+at 100 k cost 2.46 and 2.41 ms of CPU each. The table gives each size's best round (on a loaded machine, the round
+least disturbed).
 
 Run from the repository root:
   python benchmarks/bench_scaling.py [--large] [--mdn] [--eprescription] [--rounds R] [--round-seconds S]
@@ -285,18 +286,15 @@ class _Point:
     def __init__(self, size: int, *, mdn: bool, eprescription: bool) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
         testdata = load_testdata(package_root() / "fixtures")
-        person, other = testdata.person("P001"), testdata.person("P002")
-        establishment = testdata.establishment(person.essms)
         pki = TestPKI.ensure(self.tmp / "pki", organisation_clients=("INSI-AUTO",))
         pki.issue_client(establishment_certificate("990000016"), structure_id="1990000016")
         self.journal = open_journal(f"sqlite:///{self.tmp}/journal.sqlite")
-        run_state = RunState(uuid.uuid4().hex[:12])
         host = ServiceHost(
             self.journal,
             pki,
             testdata,
             HostOptions(),
-            run_state,
+            RunState(uuid.uuid4().hex[:12]),
             registry={
                 "mssante": MSSanteSimulator,
                 "insi": InsiSimulator,
@@ -306,6 +304,18 @@ class _Point:
         )
         self.background = BackgroundHost(host)
         self.clients: Clients | None = None
+        try:
+            self._load(host, pki, size, mdn=mdn, eprescription=eprescription)
+        except BaseException:
+            self.close()  # the host's server thread would keep the process alive
+            raise
+
+    def _load(self, host: ServiceHost, pki: TestPKI, size: int, *, mdn: bool, eprescription: bool) -> None:
+        """Start the host, build the clients and paths, warm them up, then load ``size`` exchanges and records."""
+        testdata = host.testdata
+        person, other = testdata.person("P001"), testdata.person("P002")
+        establishment = testdata.establishment(person.essms)
+        run_state = host.run
         endpoints = self.background.start()
         ports = {
             "smtp": int(endpoints["mssante"]["smtp"].rpartition(":")[2]),
