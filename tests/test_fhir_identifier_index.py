@@ -76,6 +76,14 @@ def make_server(store: ResourceStore) -> FhirServer:
                     SearchParam("subject", ParamType.REFERENCE, ("subject",), ("Patient",)),
                 ),
             ),
+            ResourceType(  # the e-Prescription's confirmations: the EPU in a logical reference
+                "Task",
+                ALL,
+                (
+                    SearchParam("focus-identifier", ParamType.TOKEN, ("focus.identifier",)),
+                    SearchParam("status", ParamType.TOKEN, ("status",)),
+                ),
+            ),
         ],
         store=store,
         hooks=FhirHooks(),
@@ -126,7 +134,26 @@ def seed(store: ResourceStore, n: int = 300) -> None:
             if i % 3:
                 document["identifier"] = [{"system": S2, "value": f"d{i % 20}"}]
             uow.update("DocumentReference", f"d{i}", document)
+            uow.update(
+                "Task", f"t{i}", {"resourceType": "Task", "status": "completed" if i % 2 else "failed", **focus(i)}
+            )
         uow.commit()
+
+
+def focus(n: int) -> dict[str, Any]:
+    """The shapes of ``Task.focus`` (a Reference, its ``identifier`` the EPU), valid or not."""
+    epu = f"E{n % 100}"
+    shapes: list[dict[str, Any]] = [
+        {"focus": {"identifier": {"system": EPU, "value": epu}}},
+        {"focus": {"reference": f"MedicationRequest/m{n}-0", "identifier": {"system": EPU, "value": epu}}},
+        {"focus": {"reference": f"MedicationRequest/m{n}-0"}},  # no identifier
+        {"focus": {"identifier": {"value": epu}}},  # no system
+        {"focus": [{"identifier": [{"system": EPU, "value": epu}, {"system": S1, "value": "x"}]}]},  # lists
+        {"focus": {"identifier": {"system": EPU}}},  # a system, no value
+        {"focus": None},
+        {},
+    ]
+    return shapes[n % len(shapes)]
 
 
 QUERIES = [
@@ -171,6 +198,14 @@ QUERIES = [
     ("Patient", "_id:not=p3"),
     ("MedicationRequest", "_id=m3-0,m3-1,m4-0&subject=Patient/p3"),  # with the reference index
     ("DocumentReference", "subject._id=p3,p4"),  # chained
+    ("Task", f"focus-identifier={EPU}|E7"),  # Task.focus.identifier
+    ("Task", f"focus-identifier={EPU}|E8"),
+    ("Task", "focus-identifier=E1"),
+    ("Task", "focus-identifier=|E3"),
+    ("Task", f"focus-identifier={EPU}|"),
+    ("Task", f"focus-identifier={S1}|x"),
+    ("Task", f"focus-identifier={EPU}|E7,{EPU}|E8&status=completed"),
+    ("Task", f"focus-identifier:not={EPU}|E7"),
 ]
 
 
@@ -348,6 +383,24 @@ def test_an_e_prescription_by_its_epu_reads_its_lines_only(seeded) -> None:  # n
     assert ids == ["d20"] and store.visited - before == 2  # p20, then d20
 
 
+def test_a_confirmation_by_its_epu_reads_its_tasks_only(seeded) -> None:  # noqa: ANN001
+    """300 Tasks (the DUI's confirmations of e-Prescriptions, :func:`focus`): a search by EPU reads the Tasks whose
+    ``focus.identifier`` has its value (whatever their system; the matcher then judges it), not the 300 (the scan,
+    as ``:not`` still does)."""
+    client, server = seeded
+    store = server.store
+    for query_string, wanted, visits in [
+        (f"focus-identifier={EPU}|E8", ["t8", "t108", "t208"], 3),  # a Reference, a list, a Reference
+        (f"focus-identifier={EPU}|E3", [], 2),  # t3 and t203 carry E3 without a system; t103 has no focus
+        ("focus-identifier=E3", ["t3", "t203"], 2),
+        (f"focus-identifier:not={EPU}|E8", None, 300),
+    ]:
+        before = store.visited
+        ids, _ = searched(client, "Task", query_string)
+        assert store.visited - before == visits, query_string
+        assert ids == (wanted if wanted is not None else expected(server, "Task", query_string))
+
+
 def test_identifier_tokens_are_the_lookup_keys_of_each_form() -> None:
     """``identifier_tokens``: for each (system, value) the keys ``value`` and ``system|`` (``""`` for no system);
     a system that is no string not at all; nothing outside ``IDENTIFIER_ELEMENTS``."""
@@ -355,6 +408,7 @@ def test_identifier_tokens_are_the_lookup_keys_of_each_form() -> None:
         "identifier": [{"system": S1, "value": "x"}, {"value": 7}, {"system": 5, "value": "y"}],
         "groupIdentifier": {"system": EPU},
         "subject": {"identifier": {"system": S1, "value": "not indexed"}},
+        "focus": {"reference": "MedicationRequest/m1", "identifier": {"system": EPU, "value": "E1"}},
         "status": "active",
     }
     assert identifier_tokens(resource) == {
@@ -364,6 +418,8 @@ def test_identifier_tokens_are_the_lookup_keys_of_each_form() -> None:
         ("identifier", "", None),
         ("identifier", None, "y"),
         ("groupIdentifier", EPU, None),
+        ("focus.identifier", None, "E1"),
+        ("focus.identifier", EPU, None),
     }
     assert identifier_tokens(None) == set()
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from harness.fhir.outcome import Issue, IssueCode, IssueSeverity, fail
-from harness.fhir.store import Version, token_pairs
+from harness.fhir.store import Version, token_pairs, values_at
 
 RESULT_PARAMETERS = frozenset(
     {
@@ -120,19 +120,6 @@ class SearchRegistry:
 
 
 # ------------------------------------------------------------------------------------------------ element access
-def values_at(resource: Any, path: str) -> list[Any]:
-    """Values at a dotted path, lists flattened (``name.given`` -> every given name)."""
-    current: list[Any] = [resource]
-    for step in path.split("."):
-        nxt: list[Any] = []
-        for item in current:
-            if isinstance(item, dict) and step in item:
-                value = item[step]
-                nxt.extend(value if isinstance(value, list) else [value])
-        current = nxt
-    return current
-
-
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form for string search."""
     decomposed = unicodedata.normalize("NFKD", text)

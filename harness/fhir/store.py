@@ -492,15 +492,17 @@ def reference_targets(resource: Any) -> set[str]:
     return found
 
 
-IDENTIFIER_ELEMENTS = frozenset({"identifier", "groupIdentifier", "masterIdentifier"})
-"""The top-level elements of type ``Identifier`` the store indexes, by their token values (:func:`token_pairs`).
+IDENTIFIER_ELEMENTS = frozenset({"identifier", "groupIdentifier", "masterIdentifier", "focus.identifier"})
+"""The elements of type ``Identifier`` the store indexes (dotted paths, as search parameters give them), by their
+token values (:func:`token_pairs`).
 
 FHIR R4 search §3.1.1.4.10 (token): on an ``Identifier``, ``[system]|[code]`` matches ``Identifier.system`` and
 ``Identifier.value``, ``|[code]`` a value without a system, ``[code]`` a value in any system, ``[system]|`` any
 value of the system. These elements are the paths of the identifier search parameters the simulators declare:
 ``identifier`` (``Resource.identifier``: Patient-, Organization-, Device-, RelatedPerson-, PractitionerRole-identifier;
-with ``DocumentReference.masterIdentifier``: clinical-identifier) and the e-Prescription's ``group-identifier``
-(``MedicationRequest.groupIdentifier``, the EPU). A search on one of them is answered by the index
+with ``DocumentReference.masterIdentifier``: clinical-identifier), and the e-Prescription's ``group-identifier``
+(``MedicationRequest.groupIdentifier``, the EPU) and ``focus-identifier`` (``Task.focus.identifier``, the EPU a DUI's
+confirmation names: a logical reference, R4 Reference.identifier). A search on one of them is answered by the index
 (:meth:`ResourceStore.identified`) instead of a pass over every resource of the type (issue 18). Other token
 parameters (``status``, ``type``: a few codes shared by most resources) are not indexed: they narrow little."""
 
@@ -538,10 +540,7 @@ def identifier_tokens(resource: dict[str, Any] | None) -> set[Token]:
     if resource is None:
         return found
     for element in IDENTIFIER_ELEMENTS:
-        value = resource.get(element)
-        if value is None:
-            continue
-        for item in value if isinstance(value, list) else [value]:
+        for item in values_at(resource, element):
             for have_system, have_code in token_pairs(item):
                 system = have_system or ""
                 code = None if have_code is None else str(have_code)
@@ -550,6 +549,21 @@ def identifier_tokens(resource: dict[str, Any] | None) -> set[Token]:
                 if isinstance(system, str):
                     found.add((element, system, None))
     return found
+
+
+def values_at(resource: Any, path: str) -> list[Any]:
+    """Values at a dotted path, lists flattened (``name.given`` -> every given name): what a search parameter's
+    path reads (:mod:`harness.fhir.search`) and what the identifier index keys (``focus.identifier`` -> the
+    identifier of the Reference(s) in focus)."""
+    current: list[Any] = [resource]
+    for step in path.split("."):
+        nxt: list[Any] = []
+        for item in current:
+            if isinstance(item, dict) and step in item:
+                value = item[step]
+                nxt.extend(value if isinstance(value, list) else [value])
+        current = nxt
+    return current
 
 
 def _readable(found: Version | None, resource_type: str, resource_id: str) -> Version:
