@@ -305,12 +305,12 @@ class _Point:
         self.background = BackgroundHost(host)
         self.clients: Clients | None = None
         try:
-            self._load(host, pki, size, mdn=mdn, eprescription=eprescription)
+            self._start_and_fill(host, pki, size, mdn=mdn, eprescription=eprescription)
         except BaseException:
             self.close()  # the host's server thread would keep the process alive
             raise
 
-    def _load(self, host: ServiceHost, pki: TestPKI, size: int, *, mdn: bool, eprescription: bool) -> None:
+    def _start_and_fill(self, host: ServiceHost, pki: TestPKI, size: int, *, mdn: bool, eprescription: bool) -> None:
         """Start the host, build the clients and paths, warm them up, then load ``size`` exchanges and records."""
         testdata = host.testdata
         person, other = testdata.person("P001"), testdata.person("P002")

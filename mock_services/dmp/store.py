@@ -305,11 +305,9 @@ class DmpStore:
                 _document({**d, "data": base64.b64decode(d["data"]) if d["data"] is not None else None})
                 for d in state["documents"]
             ]
-            self._documents = {d.entry_uuid: d for d in documents}
-            self._by_unique = {d.unique_id: d.entry_uuid for d in documents}
-            self._by_patient = {}
-            for d in self._documents.values():
-                self._by_patient.setdefault((d.patient, d.patient_oid), {})[d.entry_uuid] = None
+            self._documents, self._by_unique, self._by_patient = {}, {}, {}
+            for document in documents:
+                self._add(document)
 
     def apply(self, op: Operation) -> Any:
         """Apply one operation of the stream (deterministic; raises before any change when it cannot be done)."""
@@ -369,11 +367,15 @@ class DmpStore:
                     f"le document remplacé {entry_uuid} n'est plus approuvé", code="UnresolvedReferenceException"
                 )
         for document in documents:
-            self._documents[document.entry_uuid] = document
-            self._by_unique[document.unique_id] = document.entry_uuid
-            self._by_patient.setdefault((document.patient, document.patient_oid), {})[document.entry_uuid] = None
+            self._add(document)
         for entry_uuid in op["deprecate"]:
             self._documents[entry_uuid] = replace(self._documents[entry_uuid], status=STATUS_DEPRECATED)
+
+    def _add(self, document: StoredDocument) -> None:
+        """Register ``document`` and index it by uniqueId and patient (a registration, or a restored snapshot)."""
+        self._documents[document.entry_uuid] = document
+        self._by_unique[document.unique_id] = document.entry_uuid
+        self._by_patient.setdefault((document.patient, document.patient_oid), {})[document.entry_uuid] = None
 
     def _apply_update(self, changes: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         previous: dict[str, dict[str, Any]] = {}
