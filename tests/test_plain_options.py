@@ -1,5 +1,6 @@
-"""``serve``'s plain options are read without typer's pydantic coercion (issue 18, cold start), into exactly the
-values typer reads, and every other command line is typer's as before."""
+"""``serve``'s and ``run``'s plain options are read without typer's pydantic coercion (issue 18: the cold start of
+``serve``, the start of ``run``'s scenario processes), into exactly the values typer reads, and every other command
+line is typer's as before."""
 
 from __future__ import annotations
 
@@ -16,6 +17,30 @@ from typer.testing import CliRunner
 from harness.front.cli import app
 from harness.front.plain_options import PlainOptionsCommand, plain_values
 
+PLAIN_RUN = [
+    [],
+    ["--sut", "reference", "-k", "insi", "--tags", "mssante and not lent", "--jobs", "2", "--reports", "r"],
+    ["--titre", "DLU", "-v", "--guide-port", "8080", "--keep-open", "--from", "2026-11-23T08:00", "--to", "2026-11-23"],
+    ["-c", "c.toml", "--journal", "sqlite:///j.sqlite", "--scenarios", "s", "--host", "0.0.0.0", "--relance", "echec"],
+    [
+        "--https-port",
+        "8443",
+        "--smtp-port=2587",
+        "--imap-port",
+        "0",
+        "--mllp-port",
+        "2575",
+        "--public-host",
+        "dui.test",
+    ],
+]
+NOT_PLAIN_RUN = [
+    ["--help"],
+    ["--step-timeout", "5"],  # a float: typer (pydantic) converts it
+    ["--guide-port", "x"],
+    ["--jobs"],  # missing value
+    ["--sut", "reference", "catalogue"],  # an argument run does not take
+]
 PLAIN = [
     [],
     ["--ephemeral", "--endpoints-file", "ready.json", "--config", "c.toml"],
@@ -37,22 +62,22 @@ NOT_PLAIN = [
 ]
 
 
-def _serve() -> TyperCommand:
-    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+def _command(name: str) -> TyperCommand:
+    command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
     assert isinstance(command, PlainOptionsCommand)
     return command
 
 
 def _typer_params(command: TyperCommand, args: list[str]) -> dict[str, Any]:
-    ctx = command.context_class(command, info_name="serve")
+    ctx = command.context_class(command, info_name=command.name)
     TyperCommand.parse_args(command, ctx, list(args))  # typer's own reading, pydantic coercion included
     return ctx.params
 
 
-@pytest.mark.parametrize("args", PLAIN)
-def test_plain_options_are_read_as_typer_reads_them(args: list[str]) -> None:
-    command = _serve()
-    plain = plain_values(command, command.context_class(command, info_name="serve"), list(args))
+@pytest.mark.parametrize(("name", "args"), [("serve", args) for args in PLAIN] + [("run", args) for args in PLAIN_RUN])
+def test_plain_options_are_read_as_typer_reads_them(name: str, args: list[str]) -> None:
+    command = _command(name)
+    plain = plain_values(command, command.context_class(command, info_name=name), list(args))
     assert plain is not None
     expected = _typer_params(command, args)
     assert plain == expected
@@ -61,10 +86,12 @@ def test_plain_options_are_read_as_typer_reads_them(args: list[str]) -> None:
     }
 
 
-@pytest.mark.parametrize("args", NOT_PLAIN)
-def test_other_command_lines_are_left_to_typer(args: list[str]) -> None:
-    command = _serve()
-    assert plain_values(command, command.context_class(command, info_name="serve"), list(args)) is None
+@pytest.mark.parametrize(
+    ("name", "args"), [("serve", args) for args in NOT_PLAIN] + [("run", args) for args in NOT_PLAIN_RUN]
+)
+def test_other_command_lines_are_left_to_typer(name: str, args: list[str]) -> None:
+    command = _command(name)
+    assert plain_values(command, command.context_class(command, info_name=name), list(args)) is None
 
 
 def test_options_read_from_elsewhere_than_the_command_line_are_left_to_typer() -> None:
@@ -94,9 +121,22 @@ def test_options_read_from_elsewhere_than_the_command_line_are_left_to_typer() -
     assert runner.invoke(other, ["computed"]).output == "when now\n"
 
 
-def test_serve_reads_its_options_and_configuration_without_pydantic(tmp_path: Path) -> None:
-    """Up to the start of the simulators, ``serve`` with a usual command line and configuration file never
-    imports pydantic (some 0.05 s of its start); a value to convert still goes through it."""
+@pytest.mark.parametrize(
+    ("usual", "converted"),
+    [
+        (
+            ["serve", "--ephemeral", "--endpoints-file", "r.json", "--config", "c.toml", "-s", "insi"],
+            "--https-port=08443",
+        ),
+        (["run", "--config", "c.toml", "--reports", "reports", "--jobs", "2"], "--step-timeout=5"),
+    ],
+)
+def test_usual_command_lines_read_their_options_and_configuration_without_pydantic(
+    tmp_path: Path, usual: list[str], converted: str
+) -> None:
+    """Up to the start of the simulators (``serve``) or of the scenario processes (``run``), a usual command line
+    and configuration file never import pydantic (some 0.05-0.15 s of the start); a value to convert still goes
+    through it."""
     (tmp_path / "c.toml").write_text(f'run_dir = "{tmp_path / "run"}"\nhttp_port = 8443\n', encoding="utf-8")
     code = (
         "import sys\n"
@@ -110,8 +150,7 @@ def test_serve_reads_its_options_and_configuration_without_pydantic(tmp_path: Pa
         "except SystemExit as exc:\n"
         "    print(exc.code, 'pydantic' in sys.modules)\n"
     )
-    usual = ["serve", "--ephemeral", "--endpoints-file", "r.json", "--config", "c.toml", "-s", "insi"]
-    for args, imported in ((usual, "False"), ([*usual, "--https-port", "08443"], "True")):
+    for args, imported in ((usual, "False"), ([*usual, converted], "True")):
         found = subprocess.run(
             [sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True, check=True
         )

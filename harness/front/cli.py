@@ -174,7 +174,7 @@ def main(
 _DEFECT_HELP = "see `socle-harness defects`"
 
 
-@app.command()
+@app.command(cls=PlainOptionsCommand)  # plain options without pydantic: the children start sooner (issue 18)
 def run(
     config_path: ConfigOpt = None,
     sut: Annotated[
