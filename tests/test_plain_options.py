@@ -122,28 +122,35 @@ def test_options_read_from_elsewhere_than_the_command_line_are_left_to_typer() -
 
 
 @pytest.mark.parametrize(
-    ("usual", "converted"),
+    ("usual", "converted", "stop_at", "settings"),
     [
         (
             ["serve", "--ephemeral", "--endpoints-file", "r.json", "--config", "c.toml", "-s", "insi"],
             "--https-port=08443",
+            "harness.front.preflight:check_journal",  # the last step before the simulators are imported
+            "http_port = 8443\n",
         ),
-        (["run", "--config", "c.toml", "--reports", "reports", "--jobs", "2"], "--step-timeout=5"),
+        (
+            ["run", "--config", "c.toml", "--reports", "reports", "--jobs", "2"],
+            "--step-timeout=5",
+            "harness.front.runner:play_children",  # spawns the scenario processes
+            "",  # ephemeral ports: fixed ones would need --jobs 1 (a usage error, before the spawn)
+        ),
     ],
 )
 def test_usual_command_lines_read_their_options_and_configuration_without_pydantic(
-    tmp_path: Path, usual: list[str], converted: str
+    tmp_path: Path, usual: list[str], converted: str, stop_at: str, settings: str
 ) -> None:
     """Up to the start of the simulators (``serve``) or of the scenario processes (``run``), a usual command line
     and configuration file never import pydantic (some 0.05-0.15 s of the start); a value to convert still goes
     through it."""
-    (tmp_path / "c.toml").write_text(f'run_dir = "{tmp_path / "run"}"\nhttp_port = 8443\n', encoding="utf-8")
+    (tmp_path / "c.toml").write_text(f'run_dir = "{tmp_path / "run"}"\n{settings}', encoding="utf-8")
+    module, name = stop_at.split(":")
     code = (
-        "import sys\n"
-        "import harness.front.preflight as preflight\n"
-        "def stop(url, **kw):\n"
-        "    raise preflight.PreflightError('stop before the simulators')\n"
-        "preflight.check_journal = stop\n"
+        "import importlib, sys\n"
+        "def stop(*args, **kwargs):\n"
+        "    raise SystemExit(97)\n"  # reached: not a usage error (2) on the way
+        f"setattr(importlib.import_module({module!r}), {name!r}, stop)\n"
         "from harness.front.cli import app\n"
         "try:\n"
         "    app(sys.argv[1:])\n"
@@ -154,4 +161,4 @@ def test_usual_command_lines_read_their_options_and_configuration_without_pydant
         found = subprocess.run(
             [sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True, check=True
         )
-        assert found.stdout.split()[-2:] == ["2", imported], found.stdout + found.stderr
+        assert found.stdout.split()[-2:] == ["97", imported], found.stdout + found.stderr
