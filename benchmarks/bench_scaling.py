@@ -479,6 +479,7 @@ def run(
             )
 
         cpu_rounds = {p: paired(p, 1) for p in paths}
+        out["reference"], out["largest"] = reference, largest
         out["ratios"] = {p: round(statistics.median(paired(p, 0)), 3) for p in paths}
         out["cpu_ratios"] = {p: round(statistics.median(cpu_rounds[p]), 3) for p in paths}
         out["cpu_ratios_per_round"] = {p: [round(x, 3) for x in cpu_rounds[p]] for p in paths}
