@@ -133,6 +133,50 @@ def _ratio_rows(
     return rows
 
 
+def _absolute_row(goal: str, why_missing: str, figure: tuple[str, str, str, bool, str] | None) -> GoalRow:
+    """The row of a goal on an absolute figure; ``figure`` = (measured, baseline, ratio, met, note) or None."""
+    return _missing(goal, why_missing) if figure is None else GoalRow(goal, *figure)
+
+
+def _dmp(dmp: Mapping[str, Any] | None) -> tuple[str, str, str, bool, str] | None:
+    schematron, sink = (dmp or {}).get("xsd+schematron DLU"), (dmp or {}).get("sink")
+    if not schematron or not sink:
+        return None
+    rate, bare = schematron["per_second"], sink["per_second"]
+    return (
+        f"{rate:.0f}/s",
+        f"{bare:.0f}/s (sink)",
+        f"{rate / bare:.1%}" if bare else "-",
+        rate >= 200.0,
+        "absolute: follows the machine",
+    )
+
+
+def _run_goal(run: Mapping[str, Any] | None) -> tuple[str, str, str, bool, str] | None:
+    if not run:
+        return None
+    return (
+        f"{run['run_median_s']:.2f} s",
+        f"{run['bare_pytest_median_s']:.2f} s (bare pytest)",
+        f"{run['ratio']:.1f}x",
+        run["run_median_s"] <= 5.0,
+        f"{run['scenarios']} scenarios (the issue counted 66); CPU {run['run_cpu_median_s']:.1f} s",
+    )
+
+
+def _cold(cold: Mapping[str, Any] | None) -> tuple[str, str, str, bool, str] | None:
+    if not cold:
+        return None
+    every, bare = cold["harness"]["every_port_median_s"], cold["baseline"]["median_s"]
+    return (
+        f"{every * 1000:.0f} ms",
+        f"{bare * 1000:.0f} ms (bare aiosmtpd)",
+        f"{every / bare:.2f}x" if bare else "-",
+        every <= 0.5,
+        "absolute: follows the machine",
+    )
+
+
 def goal_rows(results: Mapping[str, Mapping[str, Any] | None]) -> list[GoalRow]:
     """Every goal of issue 18 from the JSON figures of its benchmarks (``results[name]``, None if absent)."""
     rows = [
@@ -184,50 +228,17 @@ def goal_rows(results: Mapping[str, Mapping[str, Any] | None]) -> list[GoalRow]:
                 "goal >= 1x in requests/s",
             )
         )
-    dmp = results.get("dmp") or {}
-    schematron, sink = dmp.get("xsd+schematron DLU"), dmp.get("sink")
-    if not schematron or not sink:
-        rows.append(_missing("DMP ITI-41, XSD + schematron >= 200 documents/s", "bench_dmp.py: no figure (corpus?)"))
-    else:
-        rows.append(
-            GoalRow(
-                "DMP ITI-41, XSD + schematron >= 200 documents/s",
-                f"{schematron['per_second']:.0f}/s",
-                f"{sink['per_second']:.0f}/s (sink)",
-                f"{schematron['per_second'] / sink['per_second']:.1%}" if sink["per_second"] else "-",
-                schematron["per_second"] >= 200.0,
-                "absolute: follows the machine",
-            )
-        )
-    run = results.get("run")
-    if not run:
-        rows.append(_missing("socle-harness run <= 5 s", "bench_run.py: no figure"))
-    else:
-        rows.append(
-            GoalRow(
-                "socle-harness run <= 5 s",
-                f"{run['run_median_s']:.2f} s",
-                f"{run['bare_pytest_median_s']:.2f} s (bare pytest)",
-                f"{run['ratio']:.1f}x",
-                run["run_median_s"] <= 5.0,
-                f"{run['scenarios']} scenarios (the issue counted 66); CPU {run['run_cpu_median_s']:.1f} s",
-            )
-        )
-    cold = results.get("cold_start")
-    if not cold:
-        rows.append(_missing("serve, every port answering <= 0.5 s", "bench_cold_start.py: no figure"))
-    else:
-        every, bare = cold["harness"]["every_port_median_s"], cold["baseline"]["median_s"]
-        rows.append(
-            GoalRow(
-                "serve, every port answering <= 0.5 s",
-                f"{every * 1000:.0f} ms",
-                f"{bare * 1000:.0f} ms (bare aiosmtpd)",
-                f"{every / bare:.2f}x" if bare else "-",
-                every <= 0.5,
-                "absolute: follows the machine",
-            )
-        )
+    rows += [
+        _absolute_row(
+            "DMP ITI-41, XSD + schematron >= 200 documents/s",
+            "bench_dmp.py: no figure (no corpus, or the script failed)",
+            _dmp(results.get("dmp")),
+        ),
+        _absolute_row("socle-harness run <= 5 s", "bench_run.py: no figure", _run_goal(results.get("run"))),
+        _absolute_row(
+            "serve, every port answering <= 0.5 s", "bench_cold_start.py: no figure", _cold(results.get("cold_start"))
+        ),
+    ]
     scaling = results.get("scaling") or {}
     at = {p["exchanges_loaded"]: p for p in scaling.get("points") or []}
     reference, largest = at.get(scaling.get("reference")), at.get(scaling.get("largest"))
@@ -262,6 +273,7 @@ def machine_speed() -> float:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print ``rows`` under ``headers``, columns padded to their widest cell."""
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     line = "  ".join("-" * w for w in widths)
     print(line)
@@ -397,16 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
-    headers = ("figure", "socle-harness", "baseline", "ratio", "goal / note")
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    line = "  ".join("-" * w for w in widths)
     print("\nSummary (baselines measured in this run, on this machine)")
-    print(line)
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    print(line)
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    print(line)
+    _table(("figure", "socle-harness", "baseline", "ratio", "goal / note"), rows)
     print(
         f"benchmark wall times: smtp {t_smtp:.1f} s, cold start {t_cold:.1f} s, run {t_run:.1f} s; "
         f"total {time.perf_counter() - total_start:.1f} s"

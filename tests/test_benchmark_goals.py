@@ -168,7 +168,7 @@ def test_a_benchmark_without_figures_is_not_measured_never_met() -> None:
         "bench_insi.py: no figure",
         "bench_fhir.py: no figure",
         "bench_psc.py: no figure",
-        "bench_dmp.py: no figure (corpus?)",
+        "bench_dmp.py: no figure (no corpus, or the script failed)",
         "bench_run.py: no figure",
         "bench_cold_start.py: no figure",
         "bench_scaling.py: no figure",
