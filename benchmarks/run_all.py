@@ -3,8 +3,8 @@
 Run from the repository root:  python benchmarks/run_all.py [--quick] [--goals [--large]] [--json FILE]
 
 Without ``--goals``: the SMTP, cold start and ``run`` benchmarks (about 30 s on 2 cores). With ``--goals``: every
-goal of issue 18 (performance), one benchmark after the other (about 5 minutes; ``--large`` adds the 100,000-exchange
-point of the scaling goal, a few minutes more), then one table: each goal, the figure, its baseline measured by the
+goal of issue 18 (performance), one benchmark after the other (about 4 minutes on 2 cores with ``--large``, which
+adds the 100,000-exchange point that the scaling goal names), then one table: each goal, the figure, its baseline measured by the
 same script in the same run, and whether the goal is met. A goal missed is reported, not treated as a failure; a
 benchmark that fails or times out is (exit 1).
 
@@ -71,7 +71,7 @@ GOAL_BENCHMARKS = (
     GoalBenchmark("smtp", "bench_smtp.py", ("--mode", "both"), ("--messages", "40", "--rounds", "1"), 300),
     GoalBenchmark("insi", "bench_insi.py", ("--mode", "both"), ("--requests", "60", "--rounds", "1"), 300),
     GoalBenchmark("fhir", "bench_fhir.py", (), ("--requests", "40", "--rounds", "1"), 300),
-    # installs oidc-provider with npm the first time (cached in the user's npm cache afterwards)
+    # installs oidc-provider with npm into its temporary folder at every run (npm's own cache makes it quick)
     GoalBenchmark(
         "psc", "bench_psc.py", ("--peer-only",), ("--peer-only", "--peer-requests", "60", "--rounds", "1"), 900
     ),
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="fewer messages / repetitions (smoke check of the scripts)"
     )
     parser.add_argument(
-        "--goals", action="store_true", help="every goal of issue 18, one benchmark after the other (about 5 minutes)"
+        "--goals", action="store_true", help="every goal of issue 18, one benchmark after the other (about 4 minutes)"
     )
     parser.add_argument("--large", action="store_true", help="with --goals: the scaling goal up to 100,000 exchanges")
     parser.add_argument("--json", type=Path, default=None, help="with --goals: write the goals and figures as JSON")
