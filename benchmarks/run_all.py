@@ -88,6 +88,11 @@ GOAL_BENCHMARKS = (
 )
 
 
+# Issue 18 measured bare aiosmtpd's cold start at 0.12 s on the machine where it set the 0.5 s goal for `serve`
+# (« Cold start 0.76-1.2 s against 0.12 s for bare aiosmtpd »): printed beside the verdict, which stays absolute.
+ISSUE_BARE_COLD_START_S = 0.12
+
+
 @dataclass(frozen=True)
 class GoalRow:
     """One goal of issue 18 as measured: ``met`` is None when its benchmark gave no figure."""
@@ -173,7 +178,8 @@ def _cold(cold: Mapping[str, Any] | None) -> tuple[str, str, str, bool, str] | N
         f"{bare * 1000:.0f} ms (bare aiosmtpd)",
         f"{every / bare:.2f}x" if bare else "-",
         every <= 0.5,
-        "absolute: follows the machine",
+        f"absolute; the issue set 0.5 s where bare aiosmtpd took {ISSUE_BARE_COLD_START_S:.2f} s "
+        f"(x{0.5 / ISSUE_BARE_COLD_START_S:.1f})",
     )
 
 
