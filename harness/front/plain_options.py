@@ -1,17 +1,16 @@
 """A command whose plain options are read without typer's coercion (issue 18: the cold start of ``serve``, the
 spawn of ``run``'s scenario processes).
 
-Typer (0.29) converts every option's value, ``None`` included, through a pydantic ``TypeAdapter`` it builds for
-the option: importing pydantic and building those validators was some 15 % of ``socle-harness serve``'s start,
-and delayed ``run``'s children by 0.15 s, although the options of both are usually strings, integers, paths, names
-and flags given as they are. A command declared with ``cls=PlainOptionsCommand`` parses its arguments with the same
-click parser and, when every value is plain
-(:func:`plain_value`), hands the command exactly what typer would have: the string, the integer of a decimal
-number within the option's bounds, the ``Path`` of a readable or absent path, the list of strings of a repeated
-option, the flag as parsed, the default of an absent option. Anything else (``--help``, an unknown option, a
-missing or extra argument, a value to convert or refuse, an option with a callback, a prompt, an environment
-variable, a computed default or a parser of its own) is parsed by typer as before, which converts it or reports the
-error as before.
+Typer (0.29) converts every option's value, ``None`` included, through a pydantic ``TypeAdapter`` it builds for the
+option: importing pydantic and building those validators was some 15 % of ``socle-harness serve``'s start, and
+delayed ``run``'s children by 0.15 s, although the options of both are usually strings, integers, paths, names and
+flags given as they are. A command declared with ``cls=PlainOptionsCommand`` parses its arguments with the same
+click parser and, when every value is plain (:func:`plain_value`), hands the command exactly what typer would have:
+the string, the integer of a decimal number within the option's bounds, the ``Path`` of a readable or absent path,
+the list of strings of a repeated option, the flag as parsed, the default of an absent option. Anything else
+(``--help``, an unknown option, a missing or extra argument, a value to convert or refuse, an option with a
+callback, a prompt, an environment variable, a computed default or a parser of its own) is parsed by typer as
+before, which converts it or reports the error as before.
 """
 
 from __future__ import annotations
