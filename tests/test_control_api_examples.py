@@ -20,7 +20,7 @@ from harness.sut.dmp_actions import CHANGES, STATUS_CHANGES
 from harness.sut.plugins import dui_sides
 from harness.validators.cda import DOCUMENT_TYPES
 from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
-from mock_services.eprescription.plugin import example_prescription
+from mock_services.eprescription.dui_side import example_prescription
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENT = openapi()

@@ -151,18 +151,19 @@ def test_the_steps_inject_only_declared_faults() -> None:
 
 
 def test_simulator_modules_never_import_the_upper_layers() -> None:
-    """Only a service's ``plugin.py`` (its composition root, loaded by entry point) and the DUI-side and step
-    modules its plugin names see the layers above the simulators."""
+    """Only a service's ``plugin.py`` (its composition root, loaded by entry point), its ``dui_side.py`` (the DUI
+    side that ``plugin.py`` imports when asked for) and the DUI-side and step modules its plugin names see the
+    layers above the simulators; no other simulator module imports a plugin or a DUI side."""
     upper = ("harness.sut", "harness.steps", "harness.runtime", "harness.front", "harness.analytics", "harness.reports")
     above = {p.steps for p in services().values()} | {side.reference.__module__ for side in dui_sides().values()}
     for module in (REPO / "mock_services").rglob("*.py"):
         name = ".".join(module.relative_to(REPO).with_suffix("").parts)
-        if module.name == "plugin.py" or name in above:
+        if module.name in ("plugin.py", "dui_side.py") or name in above:
             continue
         tree = ast.parse(module.read_text(encoding="utf-8"))
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert not {m for m in imported if m.startswith(upper) or m.endswith(".plugin")}, module
+        assert not {m for m in imported if m.startswith(upper) or m.endswith((".plugin", ".dui_side"))}, module
 
 
 # -- validation of a plugin, as pluggy validates hook implementations ------------------------------------------
@@ -442,16 +443,19 @@ def test_a_dui_part_that_is_neither_a_dui_side_nor_a_function_is_refused(dui: ob
 
 def test_serve_loads_the_simulators_without_the_dui_side() -> None:
     """The service host's registry (services, available_simulators) and the scenario environment import no
-    reference-DUI mixin; the control API's contract imports them all (issue 18, cold start)."""
+    reference-DUI mixin, no DUI side of a plugin and not the DUI's action types; the control API's contract
+    imports them all (issue 18, cold start)."""
+    dui_modules = "m.endswith(('_actions', '.dui_side')) or m == 'harness.sut.base'"
     code = (
         "import sys\n"
         "from harness.host.simulator import available_simulators\n"
         "from harness.sut.plugins import services\n"
         "import harness.runtime.environment\n"
         "services(); available_simulators()\n"
-        "print(sorted(m for m in sys.modules if m.endswith('_actions')))\n"
+        f"print(sorted(m for m in sys.modules if {dui_modules}))\n"
         "from harness.sut.control_api import ACTIONS\n"
         "print(len(sorted(m for m in sys.modules if m.startswith('harness.sut.') and m.endswith('_actions'))))\n"
+        "print(len(sorted(m for m in sys.modules if m.endswith('.dui_side'))), 'harness.sut.base' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == ["[]", str(len(SERVICES))]
+    assert out.splitlines() == ["[]", str(len(SERVICES)), f"{len(SERVICES)} True"]

@@ -26,7 +26,7 @@ from harness.fields.testdata import Establishment, Person, TestData, load_testda
 from harness.host.connections import ConnectionLimits
 from harness.host.service_host import BackgroundHost, Endpoints, HostOptions, ServiceHost
 from harness.host.simulator import Fault, RunState, Simulator
-from harness.sut.base import ActionResult, ActionStatus, SutDriver, SutEnvironment
+from harness.sut.contract import ActionResult, ActionStatus, SutEnvironment
 
 if TYPE_CHECKING:  # the observation machinery (control API, message parsing) is imported when observing only,
     # the run events and the guided recette's channel when a step needs them: ``socle-harness serve`` builds a
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the observation machinery (control API, message parsing) is
     from harness.core.events import Evidence, OperatorPrompt
     from harness.runtime.guided import OperatorChannel
     from harness.runtime.observe import Expectation, ObservationWindow
+    from harness.sut.base import SutDriver  # with the action request types: not imported by serve (issue 18)
 
 
 def ensure_pki(config: HarnessConfig) -> TestPKI:

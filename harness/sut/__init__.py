@@ -5,10 +5,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from harness.sut.base import ActionResult, ActionStatus, MssanteSend, SutDriver, SutEnvironment
-
-#: Imported when first read (PEP 562): a simulator process imports ``harness.sut.plugins`` without the drivers.
+#: Imported when first read (PEP 562): a simulator process imports ``harness.sut.plugins`` (the service plugins'
+#: declarations) without the drivers and without the DUI's action types (``socle-harness serve``, issue 18).
 _LAZY = {
+    "ActionResult": "harness.sut.contract",
+    "ActionStatus": "harness.sut.contract",
+    "MssanteSend": "harness.sut.base",
+    "SutDriver": "harness.sut.base",
+    "SutEnvironment": "harness.sut.contract",
     "HttpDriver": "harness.sut.http_driver",
     "ManualDriver": "harness.sut.manual",
     "ReferenceDUI": "harness.sut.reference",

@@ -46,7 +46,7 @@ from harness.core.messages import bilingual
 from harness.core.settings import SettingsError, nearest, settings_keys, unknown_keys
 from harness.host.connections import ConnectionLimits
 from harness.host.simulator import FaultSpec, Simulator
-from harness.sut.base import Defect, SutEnvironment
+from harness.sut.contract import Defect, SutEnvironment
 from harness.sut.json_schema import object_schema
 
 ENTRY_POINT_GROUP = "socle_harness.services"
