@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from harness.sut import base
 from harness.sut.base import SutEnvironment
+from harness.sut.dmp_actions import CHANGES, DMP_DEFECTS, STATUS_CHANGES, DmpActions
 from harness.sut.plugins import ActionSpec, DuiSide, fact
 from harness.validators.cda import DOCUMENT_TYPES
 
@@ -135,10 +136,7 @@ ACTIONS = (
 
 
 def side() -> DuiSide:
-    """The DUI side: DmpActions is imported when the reference DUI or the control API is built, never by
-    ``socle-harness serve`` (issue 18, cold start)."""
-    from harness.sut.dmp_actions import CHANGES, DMP_DEFECTS, STATUS_CHANGES, DmpActions
-
+    """The DUI side: the actions above, the reference DUI's mixin and its named defects."""
     # ITI-57: a confidentiality change (the codes the document then carries) or a status change (its new status)
     changes = {name: "confidentialityCode " + ", ".join(code for code, _ in codes) for name, codes in CHANGES.items()}
     vocabularies = {

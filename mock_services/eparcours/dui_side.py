@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from harness.sut import base
 from harness.sut.base import SutEnvironment
+from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
 from harness.sut.plugins import ActionSpec, DuiSide, fact
 from harness.validators.cdl import NOTE_TYPES, VISIBILITY_CODES
 
@@ -107,8 +108,5 @@ VOCABULARIES = {
 
 
 def side() -> DuiSide:
-    """The DUI side: EparcoursActions is imported when the reference DUI or the control API is built, never by
-    ``socle-harness serve`` (issue 18, cold start)."""
-    from harness.sut.eparcours_actions import EPARCOURS_DEFECTS, EparcoursActions
-
+    """The DUI side: the actions above, the reference DUI's mixin and its named defects."""
     return DuiSide(actions=ACTIONS, reference=EparcoursActions, defects=EPARCOURS_DEFECTS, vocabularies=VOCABULARIES)

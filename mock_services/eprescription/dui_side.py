@@ -12,6 +12,7 @@ from typing import Any
 from harness.fields.testdata import Person
 from harness.sut import base
 from harness.sut.base import SutEnvironment
+from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
 from harness.sut.plugins import ActionSpec, DuiSide, fact
 from mock_services.eprescription.service import EprescriptionSettings
 
@@ -66,8 +67,5 @@ ACTIONS = (
 
 
 def side() -> DuiSide:
-    """The DUI side: EprescriptionActions is imported when the reference DUI or the control API is built, never by
-    ``socle-harness serve`` (issue 18, cold start)."""
-    from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
-
+    """The DUI side: the actions above, the reference DUI's mixin and its named defects."""
     return DuiSide(actions=ACTIONS, reference=EprescriptionActions, defects=EPRESCRIPTION_DEFECTS)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.fields.identity_status import HIGH_TRUST_DOCUMENTS, IdentityStatus
-from harness.fields.testdata import Person
 from harness.sut import base
 from harness.sut.base import SutEnvironment
+from harness.sut.insi_actions import INSI_DEFECTS, InsiActions, traits_of_person
 from harness.sut.plugins import ActionSpec, DuiSide, fact
 from mock_services.mssante.dui_side import send_instruction
 
@@ -103,14 +103,6 @@ class SentQualifiedData:
     statut: IdentityStatus = fact("identity status (RNIV)", example="qualifiée")
 
 
-def _person_traits(person: Person) -> base.InsiTraits:
-    """The traits the reference DUI holds for a fixture person (imported with the DUI side, when an example is
-    built)."""
-    from harness.sut.insi_actions import traits_of_person
-
-    return traits_of_person(person)
-
-
 ACTIONS = (
     ActionSpec(
         name="insi-search",
@@ -120,7 +112,7 @@ ACTIONS = (
         "certificate or `client_certificate`); on CR 02 refine with the birth place.",
         instruction=_search,
         data=InsiSearchData,
-        example=lambda s: {"traits": _person_traits(s.person)},
+        example=lambda s: {"traits": traits_of_person(s.person)},
     ),
     ActionSpec(
         name="insi-verify",
@@ -130,7 +122,7 @@ ACTIONS = (
         "the INS held replaces it.",
         instruction=_verify,
         data=InsiVerifyData,
-        example=lambda s: {"traits": _person_traits(s.person), "ins": s.person.ins.value, "oid": s.person.ins.oid},
+        example=lambda s: {"traits": traits_of_person(s.person), "ins": s.person.ins.value, "oid": s.person.ins.oid},
     ),
     ActionSpec(
         name="insi-qualify",
@@ -141,7 +133,7 @@ ACTIONS = (
         "INSi (search, or search and verification). Without a document the identity is only récupérée.",
         instruction=_qualify,
         data=InsiQualifyData,
-        example=lambda s: {"traits": _person_traits(s.person), "identity_document": "CN"},
+        example=lambda s: {"traits": traits_of_person(s.person), "identity_document": "CN"},
     ),
     ActionSpec(
         name="mssante-send-qualified",
@@ -164,8 +156,5 @@ VOCABULARIES = {
 
 
 def side() -> DuiSide:
-    """The DUI side: InsiActions is imported when the reference DUI or the control API is built, never by
-    ``socle-harness serve`` (issue 18, cold start)."""
-    from harness.sut.insi_actions import INSI_DEFECTS, InsiActions
-
+    """The DUI side: the actions above, the reference DUI's mixin and its named defects."""
     return DuiSide(actions=ACTIONS, reference=InsiActions, defects=INSI_DEFECTS, vocabularies=VOCABULARIES)

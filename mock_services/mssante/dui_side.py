@@ -9,16 +9,14 @@ from dataclasses import dataclass
 from harness.fields.testdata import MailboxType
 from harness.sut import base
 from harness.sut.base import SutEnvironment
+from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
+from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
 from harness.sut.plugins import ActionSpec, DuiSide, fact
 from harness.validators.cda import DOCUMENT_TYPES
 
 
 def send_instruction(action: base.MssanteSend, env: SutEnvironment | None = None) -> str:
     """What a recette operator does for ``mssante-send`` (also the second half of ``mssante-send-qualified``)."""
-    # the DUI side's message builders (e-mail MIME): imported when an instruction is written, not when serve
-    # loads the plugin for its simulator (issue 18, cold start)
-    from harness.sut.mssante_messages import UNSTRUCTURED_TYPE
-
     person = action.person
     doc = DOCUMENT_TYPES.get(action.document_kind) or UNSTRUCTURED_TYPE
     recipients = [
@@ -158,8 +156,5 @@ VOCABULARIES = {
 
 
 def side() -> DuiSide:
-    """The DUI side: MssanteActions is imported when the reference DUI or the control API is built, never by
-    ``socle-harness serve`` (issue 18, cold start)."""
-    from harness.sut.mssante_actions import MSSANTE_DEFECTS, MssanteActions
-
+    """The DUI side: the actions above, the reference DUI's mixin and its named defects."""
     return DuiSide(actions=ACTIONS, reference=MssanteActions, defects=MSSANTE_DEFECTS, vocabularies=VOCABULARIES)

@@ -11,6 +11,7 @@ from harness.core.config import package_root
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, fact
+from harness.sut.psc_actions import PSC_DEFECTS, PscActions
 
 
 def _login(action: base.PscLogin, env: SutEnvironment | None) -> str:
@@ -95,8 +96,5 @@ ACTIONS = (
 
 
 def side() -> DuiSide:
-    """The DUI side: PscActions is imported when the reference DUI or the control API is built, never by
-    ``socle-harness serve`` (issue 18, cold start)."""
-    from harness.sut.psc_actions import PSC_DEFECTS, PscActions
-
+    """The DUI side: the actions above, the reference DUI's mixin and its named defects."""
     return DuiSide(actions=ACTIONS, reference=PscActions, defects=PSC_DEFECTS)

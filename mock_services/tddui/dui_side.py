@@ -10,6 +10,7 @@ from harness.fields.dui import DuiRecord
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide
+from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
 
 
 def _export(action: base.TdduiExport, env: SutEnvironment | None) -> str:
@@ -39,8 +40,5 @@ ACTIONS = (
 
 
 def side() -> DuiSide:
-    """The DUI side: TdduiActions is imported when the reference DUI or the control API is built, never by
-    ``socle-harness serve`` (issue 18, cold start)."""
-    from harness.sut.tddui_actions import TDDUI_DEFECTS, TdduiActions
-
+    """The DUI side: the actions above, the reference DUI's mixin and its named defects."""
     return DuiSide(actions=ACTIONS, reference=TdduiActions, defects=TDDUI_DEFECTS)
