@@ -11,7 +11,10 @@ benchmark that fails or times out is (exit 1).
 Each figure is compared with a baseline measured in the same run on the same machine; absolute numbers from
 different machines are not comparable, the ratios roughly are. That is why the goals table starts with the
 machine's speed (a pure Python loop of 10 M additions, best of 3) and its load average: the absolute goals (``run``
-in 5 s, ``serve`` in 0.5 s, 200 DMP documents/s) follow the machine.
+in 5 s, ``serve`` in 0.5 s, 200 DMP documents/s) follow the machine. Beside each benchmark's wall time, where Linux's
+``/proc/stat`` is readable: the share of CPU time the hypervisor gave to other machines (*steal*: on a virtual
+machine whose host is busy, the same code runs slower with no process of this machine to blame) and the CPU that
+processes not started by this run used meanwhile, in cores (the machine's busy time minus this run's children's).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,6 +52,51 @@ def _run(
         return json.loads(json_path.read_text(encoding="utf-8")), elapsed, code
     except (OSError, ValueError):
         return None, elapsed, code
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """The machine's CPU counters (``/proc/stat``'s ``cpu`` line, all cores, clock ticks) and this process's waited
+    children's CPU seconds, read at one instant; two samples give the shares of :func:`competition`."""
+
+    busy: int  # user + nice + system + irq + softirq
+    steal: int
+    total: int  # the above + idle + iowait
+    children_s: float
+
+
+def cpu_sample(stat: Path = Path("/proc/stat")) -> CpuSample | None:
+    """The counters now, or None where ``/proc/stat`` is not readable (not Linux)."""
+    try:
+        first = stat.read_text(encoding="ascii").splitlines()[0].split()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    if first[:1] != ["cpu"] or len(first) < 9:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = user + nice + system + irq + softirq
+    return CpuSample(busy, steal, busy + idle + iowait + steal, usage.ru_utime + usage.ru_stime)
+
+
+def competition(before: CpuSample | None, after: CpuSample | None, wall_s: float) -> dict[str, float] | None:
+    """Between two samples: ``steal`` (share of the machine's CPU time the hypervisor gave elsewhere) and
+    ``others_cores`` (CPU that processes not started by this run used, in cores over ``wall_s``); None without
+    samples or time."""
+    if before is None or after is None or after.total <= before.total or wall_s <= 0:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    others_s = (after.busy - before.busy) / ticks - (after.children_s - before.children_s)
+    return {
+        "steal": (after.steal - before.steal) / (after.total - before.total),
+        "others_cores": max(0.0, others_s) / wall_s,
+    }
+
+
+def _competition_text(shares: dict[str, float] | None) -> str:
+    if shares is None:
+        return ""
+    return f" (steal {shares['steal']:.0%}, other processes {shares['others_cores']:.2f} cores)"
 
 
 def _pct(x: float) -> str:
@@ -296,14 +345,16 @@ def run_goals(quick: bool, large: bool, json_out: Path | None) -> int:
     speed, load_before = machine_speed(), os.getloadavg()
     print(f"machine: a Python loop of 10 M additions takes {speed:.2f} s; load average {load_before[0]:.1f}")
     results: dict[str, dict[str, Any] | None] = {}
-    failures, times = [], {}
+    failures, times, shares = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-goals-") as tmp:
         for bench in GOAL_BENCHMARKS:
             args = list(bench.quick_args if quick else bench.args)
             if bench.name == "scaling" and large:
                 args.append("--large")
+            before = cpu_sample()
             figures, elapsed, code = _run(bench.script, args, Path(tmp) / f"{bench.name}.json", bench.timeout)
             results[bench.name], times[bench.name] = figures, elapsed
+            shares[bench.name] = competition(before, cpu_sample(), elapsed)
             if code != 0:
                 failures.append(f"{bench.script} exited {code}")
     rows = goal_rows(results)
@@ -324,11 +375,12 @@ def run_goals(quick: bool, large: bool, json_out: Path | None) -> int:
         f"{met} of {len(rows)} goals met"
         + (" (--quick: smoke figures, not a measurement)" if quick else "")
         + "; benchmark wall times: "
-        + ", ".join(f"{name} {t:.0f} s" for name, t in times.items())
+        + ", ".join(f"{name} {t:.0f} s{_competition_text(shares[name])}" for name, t in times.items())
     )
     if json_out is not None:
         summary = {
             "machine": {"loop_10m_s": round(speed, 3), "load_before": load_before[0], "load_after": load_after[0]},
+            "competition": shares,
             "quick": quick,
             "goals": [asdict(r) for r in rows],
             "figures": results,

@@ -203,3 +203,31 @@ def test_a_scaling_run_short_of_100000_says_so() -> None:
         ("1.90 ms at 10,000", "the goal asks for 100,000 exchanges (--large)"),
         ("2.10 ms at 10,000", "the goal asks for 100,000 exchanges (--large)"),
     ]
+
+
+def test_the_machine_counters_come_from_proc_stat_and_are_absent_elsewhere(tmp_path: Path) -> None:
+    tool = _tool()
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 5 20 800 10 1 2 30 7 0\ncpu0 50 2 10 400 5 0 1 15 3 0\nintr 1\n", encoding="ascii")
+    sample = tool.cpu_sample(stat)
+    assert (sample.busy, sample.steal, sample.total) == (128, 30, 968)  # guest time is already in user
+    assert sample.children_s >= 0
+    stat.write_text("intr 1\n", encoding="ascii")
+    assert tool.cpu_sample(stat) is None
+    assert tool.cpu_sample(tmp_path / "absent") is None
+
+
+def test_steal_and_the_other_processes_share_between_two_samples() -> None:
+    tool = _tool()
+    ticks = tool.os.sysconf("SC_CLK_TCK")
+    before = tool.CpuSample(busy=1000, steal=50, total=5000, children_s=2.0)
+    # 4 s of wall time: the machine was busy 6 s of CPU, 3 s of it this run's children; 1 of 20 s stolen
+    after = tool.CpuSample(busy=1000 + 6 * ticks, steal=50 + ticks, total=5000 + 20 * ticks, children_s=5.0)
+    assert tool.competition(before, after, 4.0) == {"steal": 0.05, "others_cores": 0.75}
+    assert tool._competition_text({"steal": 0.05, "others_cores": 0.75}) == " (steal 5%, other processes 0.75 cores)"
+    busier_children = tool.CpuSample(busy=1000 + ticks, steal=50, total=5000 + 4 * ticks, children_s=9.0)
+    assert tool.competition(before, busier_children, 1.0) == {"steal": 0.0, "others_cores": 0.0}
+    assert tool.competition(None, after, 4.0) is None
+    assert tool.competition(before, before, 4.0) is None
+    assert tool.competition(before, after, 0.0) is None
+    assert tool._competition_text(None) == ""
