@@ -7,13 +7,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from harness.fields.testdata import Person
 from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.eprescription_actions import EPRESCRIPTION_DEFECTS, EprescriptionActions
 from harness.sut.plugins import ActionSpec, DuiSide, fact
+from mock_services.eprescription.prescriptions import Prescription, generate
 from mock_services.eprescription.service import EprescriptionSettings
 
 
@@ -29,11 +29,9 @@ def _import(action: base.EprescriptionImport, env: SutEnvironment | None) -> str
     )
 
 
-def example_prescription(person: Person) -> Any:
+def example_prescription(person: Person) -> Prescription:
     """A one-line prescription for ``person`` from the simulator's own generator and default seed (the first it
     issues when a scenario asks one line): the control-API document's examples are what the simulator serves."""
-    from mock_services.eprescription.prescriptions import generate
-
     seed = EprescriptionSettings().seed
     return generate(person, rng=random.Random(seed), authored=datetime(2025, 4, 30, 18, tzinfo=UTC), lines=1)
 

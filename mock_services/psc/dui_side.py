@@ -12,6 +12,7 @@ from harness.sut import base
 from harness.sut.base import SutEnvironment
 from harness.sut.plugins import ActionSpec, DuiSide, fact
 from harness.sut.psc_actions import PSC_DEFECTS, PscActions
+from mock_services.psc.model import Professional, load_fixtures
 
 
 def _login(action: base.PscLogin, env: SutEnvironment | None) -> str:
@@ -32,11 +33,9 @@ def _logout(action: None, env: SutEnvironment | None) -> str:
     return "Déconnectez-vous du DUI (bouton de déconnexion) : la session Pro Santé Connect doit être fermée aussi."
 
 
-def example_professional(finess: str) -> Any:
+def example_professional(finess: str) -> Professional:
     """The first test professional of the simulator's fixtures (``fixtures/psc/users.json``) working at ``finess``:
     the control-API document's login example is what the simulator serves for them."""
-    from mock_services.psc.model import load_fixtures
-
     users = load_fixtures(package_root() / "fixtures" / "psc").users
     return next(u for u in users if finess in u.finess_sites)
 
